@@ -1,0 +1,96 @@
+"""The ``orders.events`` schema: round trips exactly, refuses malformed records by name."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trading.order_events import EventKind, Fill, OrderEvent, OrderEventError, decode, encode
+
+
+def _event(**overrides: object) -> OrderEvent:
+    fields: dict[str, object] = dict(
+        event_id="e-1",
+        command_id="c-1",
+        parent_id="iceberg-7",
+        kind=EventKind.PARTIALLY_FILLED,
+        account="DU100",
+        symbol="AAPL",
+        agent_id="sniper",
+        side="BUY",
+        quantity=300,
+        filled_qty=100,
+        avg_fill_price=Decimal("187.255"),
+        last_fill=Fill("0001.01", 100, Decimal("187.255")),
+        reason=None,
+        ts=datetime(2026, 11, 24, 14, 30, tzinfo=UTC),
+        limit_price=Decimal("187.26"),
+        tif="DAY",
+        broker_order_id=42,
+    )
+    fields.update(overrides)
+    return OrderEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field_and_decimal_exactness() -> None:
+    event = _event()
+    assert decode(encode(event)) == event
+    raw = json.loads(encode(event))
+    assert raw["avg_fill_price"] == "187.255" and raw["last_fill"]["price"] == "187.255"
+
+
+@given(
+    filled=st.integers(min_value=0, max_value=1000),
+    price=st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4),
+)
+def test_round_trip_property(filled: int, price: Decimal) -> None:
+    event = _event(
+        quantity=1000, filled_qty=filled, avg_fill_price=price,
+        kind=EventKind.SUBMITTED, last_fill=None,
+    )
+    assert decode(encode(event)) == event
+
+
+def test_unknown_keys_are_ignored_for_forward_compatibility() -> None:
+    raw = json.loads(encode(_event()))
+    raw["venue_latency_us"] = 12
+    assert decode(json.dumps(raw)) == _event()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("quantity", 1.5, "quantity"),
+        ("quantity", True, "quantity"),
+        ("avg_fill_price", 187.25, "avg_fill_price"),
+        ("avg_fill_price", "NaN", "avg_fill_price"),
+        ("kind", "exploded", "exploded"),
+        ("ts", "yesterday", "ts"),
+        ("event_id", None, "event_id"),
+    ],
+)
+def test_malformed_field_is_refused_by_name(key: str, value: object, named: str) -> None:
+    raw = json.loads(encode(_event()))
+    raw[key] = value
+    with pytest.raises(OrderEventError, match=named):
+        decode(json.dumps(raw))
+
+
+def test_inconsistent_events_are_refused() -> None:
+    with pytest.raises(OrderEventError, match="filled_qty"):
+        _event(filled_qty=301)
+    with pytest.raises(OrderEventError, match="last_fill"):
+        _event(last_fill=None)
+    with pytest.raises(OrderEventError, match="filled event"):
+        _event(kind=EventKind.FILLED, filled_qty=100)
+    with pytest.raises(OrderEventError, match="side"):
+        _event(side="buy")
+    with pytest.raises(OrderEventError, match="timezone"):
+        _event(ts=datetime(2026, 1, 1))
+    with pytest.raises(OrderEventError, match="JSON"):
+        decode(b"{not json")
