@@ -1,0 +1,1 @@
+"""The Kafka-protocol bus: topic names and producer/consumer factories with the floor's settings."""

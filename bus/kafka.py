@@ -1,0 +1,85 @@
+"""Every producer the floor owns is made here, so none can forget durability or add latency.
+
+aiokafka defaults to ``acks=1`` without idempotence and may batch; the floor wants each record
+on every in-sync replica, exactly once per producer session, and sent at once (``linger_ms=0``).
+
+The embedded Tansu 0.6 broker answers aiokafka's InitProducerId (v0, the only version aiokafka
+speaks) with UNKNOWN_SERVER_ERROR, so against it :func:`start_producer` falls back to
+``acks='all'`` without idempotence and says so in the log. Nothing is lost by that: a resent
+command is refused by the ledger's unique command id / signature hash, and consumers dedupe
+events by their ids.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, UnknownError
+
+from bus.topics import ALL_TOPICS
+
+log = logging.getLogger(__name__)
+
+
+def producer(bootstrap: str, client_id: str = "floor", *, idempotent: bool = True) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=idempotent,
+        linger_ms=0,
+    )
+
+
+async def start_producer(bootstrap: str, client_id: str = "floor") -> AIOKafkaProducer:
+    """A started producer: idempotent where the broker supports it, ``acks='all'`` always."""
+    first = producer(bootstrap, client_id)
+    try:
+        await first.start()
+        return first
+    except UnknownError:
+        await first.stop()
+    log.warning(
+        "broker %s refused an idempotent producer id; producing with acks=all, no idempotence "
+        "(consumers and the ledger dedupe)",
+        bootstrap,
+    )
+    fallback = producer(bootstrap, client_id, idempotent=False)
+    await fallback.start()
+    return fallback
+
+
+def consumer(
+    bootstrap: str, *topics: str, group_id: str | None, from_start: bool = True
+) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        auto_offset_reset="earliest" if from_start else "latest",
+        enable_auto_commit=group_id is not None,
+    )
+
+
+async def ensure_topics(
+    bootstrap: str, topics: tuple[str, ...] = ALL_TOPICS, partitions: int = 1
+) -> None:
+    """Create the floor's topics if they are missing (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(t, num_partitions=partitions, replication_factor=1)
+            for t in topics
+            if t not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()

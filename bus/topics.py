@@ -1,0 +1,11 @@
+"""The floor's topics. Keys are ``account/symbol`` so partitions spread load without reordering
+one instrument's commands."""
+
+from __future__ import annotations
+
+AGENT_COMMANDS = "agent.commands"
+ORDERS_EVENTS = "orders.events"
+MARKET_DEPTH = "market.depth"
+SECURITY_EVENTS = "security.events"
+
+ALL_TOPICS: tuple[str, ...] = (AGENT_COMMANDS, ORDERS_EVENTS, MARKET_DEPTH, SECURITY_EVENTS)

@@ -1,0 +1,126 @@
+"""The ``floor`` command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from floor.settings import FloorSettings
+from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, start_floor, urls
+from floor.supervisor import ServiceFailed, Supervisor, stop_process_group, tcp_probe
+
+app = typer.Typer(help="Execution Floor: signed trading commands to broker orders.", no_args_is_help=True)
+console = Console()
+
+
+def _table(rows: tuple[ProcessRow, ...] | list[ProcessRow], links: dict[str, str]) -> Table:
+    table = Table(title="Execution Floor", title_justify="left")
+    table.add_column("process")
+    table.add_column("address", overflow="fold")
+    table.add_column("pid", justify="right")
+    table.add_column("status")
+    for row in rows:
+        healthy = (row.pid is None or pid_alive(row.pid)) and tcp_probe(row.host, row.port)()
+        status = "[green]healthy[/]" if healthy else "[red]down[/]"
+        pid = str(row.pid) if row.pid is not None else "external"
+        table.add_row(row.name, row.address, pid, status)
+    for name, url in links.items():
+        table.add_row(f"[bold]{name}[/]", url, "", "")
+    return table
+
+
+def _running_state(settings: FloorSettings) -> FloorState | None:
+    state = FloorState.load(settings.var_dir)
+    if state is not None and pid_alive(state.supervisor_pid):
+        return state
+    return None
+
+
+@app.command()
+def up() -> None:
+    """Start every process on embedded defaults (or the deployments named in the environment)."""
+    settings = FloorSettings()
+    running = _running_state(settings)
+    if running is not None:
+        console.print(
+            f"[yellow]The floor is already running[/] (supervisor pid {running.supervisor_pid}, "
+            f"HUD at {running.urls['HUD']}). `floor status` shows it; `floor down` stops it."
+        )
+        raise typer.Exit(1)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    supervisor = Supervisor(settings.log_dir)
+    try:
+        with console.status("starting the floor") as status:
+            rows = start_floor(settings, supervisor, lambda msg: status.update(msg))
+    except ServiceFailed as exc:
+        console.print(f"[red bold]floor up failed[/]: {exc}")
+        console.print(f"Logs are under {settings.log_dir}/.")
+        raise typer.Exit(1) from exc
+
+    links = urls(settings)
+    FloorState(os.getpid(), time.time(), tuple(rows), links).save(settings.var_dir)
+    console.print(_table(rows, links))
+    console.print("Ctrl-C stops everything.")
+    try:
+        while not stop.wait(1.0):
+            for service in supervisor.running:
+                if service.process.returncode is None and not service.alive():
+                    console.print(
+                        f"[red]{service.spec.name} exited with code {service.process.returncode}[/]; "
+                        f"see {service.log_path}"
+                    )
+    finally:
+        with console.status("stopping the floor"):
+            supervisor.stop_all()
+        remove_state(settings.var_dir)
+        console.print("The floor is stopped.")
+
+
+@app.command()
+def status() -> None:
+    """Show each process, its address and whether it answers."""
+    settings = FloorSettings()
+    state = _running_state(settings)
+    if state is None:
+        console.print("The floor is not running. Start it with `make up` (or `floor up`).")
+        raise typer.Exit(1)
+    console.print(_table(state.processes, state.urls))
+
+
+@app.command()
+def down() -> None:
+    """Stop a floor started by `floor up` in another terminal."""
+    settings = FloorSettings()
+    state = FloorState.load(settings.var_dir)
+    if state is None:
+        console.print("The floor is not running.")
+        return
+    if pid_alive(state.supervisor_pid):
+        stop_process_group_of_supervisor(state.supervisor_pid)
+    # A supervisor killed with SIGKILL leaves its children; stop them from the state file.
+    for row in reversed(state.processes):
+        if row.pid is not None and pid_alive(row.pid):
+            stop_process_group(row.pid)
+    remove_state(settings.var_dir)
+    console.print("The floor is stopped.")
+
+
+def stop_process_group_of_supervisor(pid: int, timeout: float = 30.0) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    app()

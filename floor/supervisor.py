@@ -1,0 +1,230 @@
+"""Start child processes in order, each only once the one before answers, and stop them all.
+
+``floor up`` and the test fixtures share this code, so the tests exercise exactly the start-up
+path a user runs. Every child gets its own process group (Ctrl-C in the terminal reaches only
+the supervisor, which then stops the children in reverse order) and its own log file under
+``var/log/``; a failure names the service, shows the last lines of that log and says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Probe = Callable[[], bool]
+"""Answers True once a service serves requests. Must return quickly (well under a second)."""
+
+POLL_INTERVAL = 0.05
+STOP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 20
+
+
+class ServiceFailed(RuntimeError):
+    """A service did not come up: which one, why, the end of its log and what to do."""
+
+    def __init__(self, service: str, reason: str, hint: str, log_tail: str = "") -> None:
+        self.service = service
+        self.reason = reason
+        self.hint = hint
+        self.log_tail = log_tail
+        message = f"{service}: {reason}\n  what to do: {hint}"
+        if log_tail:
+            message += f"\n  last lines of its log:\n{_indent(log_tail)}"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    argv: Sequence[str]
+    address: str
+    probe: Probe
+    ports: tuple[tuple[str, int], ...] = ()
+    env: Mapping[str, str | None] | None = None
+    """Added to the supervisor's environment; a None value removes that variable."""
+    ready_timeout: float = 30.0
+    user: str | None = None
+    hint: str = ""
+
+
+@dataclass
+class RunningService:
+    spec: ServiceSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@dataclass
+class Supervisor:
+    log_dir: Path
+    running: list[RunningService] = field(default_factory=list)
+
+    def start(self, spec: ServiceSpec) -> RunningService:
+        """Start one service and return once its probe answers; raise ServiceFailed otherwise."""
+        for host, port in spec.ports:
+            if not port_is_free(host, port):
+                raise ServiceFailed(
+                    spec.name,
+                    f"port {port} on {host} is already in use",
+                    spec.hint or "stop the process holding it or choose another port in the settings",
+                )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{spec.name}.log"
+        env = dict(os.environ)
+        for key, value in (spec.env or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        with log_path.open("ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {spec.name}\n".encode())
+            log.flush()
+            try:
+                process = subprocess.Popen(
+                    list(spec.argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    user=spec.user,
+                )
+            except OSError as exc:
+                raise ServiceFailed(
+                    spec.name,
+                    f"cannot run {spec.argv[0]}: {exc.strerror}",
+                    "run `make install` to (re)install the floor's packages",
+                ) from exc
+        service = RunningService(spec, process, log_path)
+        self.running.append(service)
+        self._await_ready(service)
+        return service
+
+    def _await_ready(self, service: RunningService) -> None:
+        spec = service.spec
+        deadline = time.monotonic() + spec.ready_timeout
+        while True:
+            if not service.alive():
+                raise ServiceFailed(
+                    spec.name,
+                    f"exited with code {service.process.returncode} before it was ready",
+                    spec.hint or f"read {service.log_path}",
+                    tail(service.log_path),
+                )
+            if spec.probe():
+                return
+            if time.monotonic() > deadline:
+                raise ServiceFailed(
+                    spec.name,
+                    f"not ready after {spec.ready_timeout:.0f} s at {spec.address}",
+                    spec.hint or f"read {service.log_path}",
+                    tail(service.log_path),
+                )
+            time.sleep(POLL_INTERVAL)
+
+    def stop_all(self) -> None:
+        """Stop every started service, newest first: SIGTERM to its group, then SIGKILL."""
+        while self.running:
+            stop_process_group(self.running.pop().process.pid)
+
+
+def stop_process_group(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return
+        time.sleep(POLL_INTERVAL)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while _group_alive(pid):
+        time.sleep(POLL_INTERVAL)
+
+
+def _group_alive(pgid: int) -> bool:
+    # Reap the leader if it is our child: a zombie still counts as a member of its group.
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for tests: every service on its own free port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tcp_probe(host: str, port: int) -> Probe:
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def command_probe(argv: Sequence[str], timeout: float = 5.0) -> Probe:
+    """Ready when the command exits 0 (e.g. ``pg_isready``)."""
+
+    def probe() -> bool:
+        try:
+            result = subprocess.run(
+                list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return result.returncode == 0
+
+    return probe
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines())

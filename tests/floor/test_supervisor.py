@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from floor.supervisor import (
+    ServiceFailed,
+    ServiceSpec,
+    Supervisor,
+    free_port,
+    port_is_free,
+    tcp_probe,
+)
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+LISTENER = (
+    "import socket,sys,signal;"
+    "s=socket.socket();s.bind(('127.0.0.1',int(sys.argv[1])));s.listen();"
+    "print('listening',flush=True);signal.pause()"
+)
+
+
+def test_service_is_started_and_stopped_with_its_children(tmp_path: Path) -> None:
+    port = free_port()
+    sup = Supervisor(tmp_path)
+    spec = ServiceSpec("echo", [*_python(LISTENER), str(port)], f"127.0.0.1:{port}",
+                       tcp_probe("127.0.0.1", port), ports=(("127.0.0.1", port),))
+    service = sup.start(spec)
+    assert service.alive()
+    assert not port_is_free("127.0.0.1", port)
+    sup.stop_all()
+    assert not service.alive()
+    assert port_is_free("127.0.0.1", port)
+    assert "starting echo" in (tmp_path / "echo.log").read_text()
+
+
+def test_port_already_taken_names_the_service_and_the_port(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        spec = ServiceSpec("kafka", _python("pass"), f"127.0.0.1:{port}", tcp_probe("127.0.0.1", port),
+                           ports=(("127.0.0.1", port),), hint="set FLOOR_KAFKA_PORT")
+        with pytest.raises(ServiceFailed) as err:
+            Supervisor(tmp_path).start(spec)
+    assert err.value.service == "kafka"
+    assert f"port {port}" in err.value.reason
+    assert "FLOOR_KAFKA_PORT" in str(err.value)
+
+
+def test_service_that_dies_reports_the_end_of_its_log(tmp_path: Path) -> None:
+    spec = ServiceSpec("broken", _python("import sys; print('bad config: no key'); sys.exit(3)"),
+                       "nowhere", lambda: False)
+    with pytest.raises(ServiceFailed) as err:
+        Supervisor(tmp_path).start(spec)
+    assert "exited with code 3" in err.value.reason
+    assert "bad config: no key" in err.value.log_tail
+
+
+def test_service_that_never_answers_times_out_and_is_stopped(tmp_path: Path) -> None:
+    sup = Supervisor(tmp_path)
+    spec = ServiceSpec("mute", _python("import signal; signal.pause()"), "nowhere", lambda: False,
+                       ready_timeout=0.5)
+    with pytest.raises(ServiceFailed) as err:
+        sup.start(spec)
+    assert "not ready after" in err.value.reason
+    process = sup.running[-1].process
+    sup.stop_all()
+    assert process.poll() is not None
+
+
+def test_missing_binary_says_what_to_do(tmp_path: Path) -> None:
+    spec = ServiceSpec("ghost", [str(tmp_path / "no-such-binary")], "nowhere", lambda: True)
+    with pytest.raises(ServiceFailed) as err:
+        Supervisor(tmp_path).start(spec)
+    assert "cannot run" in err.value.reason
+    assert "make install" in err.value.hint
