@@ -36,6 +36,12 @@ class FloorSettings(BaseSettings):
     ib_port: int = Field(default=4002, validation_alias="IB_PORT")
     ib_standby_port: int = Field(default=4012, validation_alias="IB_STANDBY_PORT")
     paper_seed: int = 7
+    hotpath_health_port: int = 8010
+    worker_health_port: int = 8011
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.var_dir / "keys"
 
     @property
     def log_dir(self) -> Path:
