@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -34,10 +35,18 @@ def floor_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     subprocess.run([*FLOOR, "down"], env=env, capture_output=True, timeout=60)
 
 
+async def _run(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, [*FLOOR, command], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path: Path) -> None:
     var_dir = Path(floor_env["FLOOR_VAR_DIR"])
     out = (tmp_path / "up.out").open("w+")
-    up = subprocess.Popen([*FLOOR, "up"], env=floor_env, stdout=out, stderr=subprocess.STDOUT)
+    up = await asyncio.to_thread(
+        subprocess.Popen, [*FLOOR, "up"], env=floor_env, stdout=out, stderr=subprocess.STDOUT
+    )
     try:
         state = await eventually(lambda: FloorState.load(var_dir), timeout=120)
         assert state.supervisor_pid == up.pid
@@ -47,11 +56,11 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         assert "Temporal UI" in printed and floor_env["FLOOR_TEMPORAL_UI_PORT"] in printed
         assert "HUD" in printed and printed.count("healthy") >= 3
 
-        status = subprocess.run([*FLOOR, "status"], env=floor_env, capture_output=True, text=True)
+        status = await _run(floor_env, "status")
         assert status.returncode == 0
         assert status.stdout.count("healthy") == len(state.processes)
 
-        again = subprocess.run([*FLOOR, "up"], env=floor_env, capture_output=True, text=True)
+        again = await _run(floor_env, "up")
         assert again.returncode == 1
         assert "already running" in again.stdout and str(up.pid) in again.stdout
 
