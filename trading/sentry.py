@@ -1,0 +1,256 @@
+"""Sentry: may this signed command enter the floor at all?
+
+One pure decision shared by the API door and the hot path (Kafka is not a trust boundary, so
+both ask the same question). The checks run in a fixed order and the first failure names the
+refusal:
+
+1. ``sentry.no_signature``        the envelope carries no signature
+2. ``sentry.unknown_key``         no registered key has the envelope's key id
+3. ``sentry.revoked_key``         the key was revoked
+4. ``sentry.bad_signature``       the signature does not verify over the canonical bytes
+5. ``sentry.signer_mismatch``     the key belongs to another agent than the command names
+6. ``sentry.account_not_allowed`` the agent may not trade the command's account
+7. ``sentry.stale``               ``issued_at`` is outside the acceptance window
+8. ``sentry.replayed_nonce``      this agent already used this nonce
+9. ``sentry.replayed_signature``  this exact signature was already presented
+
+Signature checks come before the window and replay checks so that an attacker learns nothing
+about which nonces are taken without holding a valid key.
+
+Only the window needs a clock; it is passed in. The replay sets are held by
+:class:`ReplayGuard`, which forgets entries once they are older than the window: a command that
+old is refused as stale before its nonce is looked at, so remembering it would buy nothing. The
+ledger's unique indexes on ``signature_hash`` and ``(agent, nonce)`` remain the last guard.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from trading.signing import (
+    EnvelopeInvalid,
+    SignatureInvalid,
+    SignedCommand,
+    public_key_from_bytes,
+    verify_bytes,
+)
+
+NO_SIGNATURE = "sentry.no_signature"
+UNKNOWN_KEY = "sentry.unknown_key"
+REVOKED_KEY = "sentry.revoked_key"
+BAD_SIGNATURE = "sentry.bad_signature"
+SIGNER_MISMATCH = "sentry.signer_mismatch"
+ACCOUNT_NOT_ALLOWED = "sentry.account_not_allowed"
+STALE = "sentry.stale"
+REPLAYED_NONCE = "sentry.replayed_nonce"
+REPLAYED_SIGNATURE = "sentry.replayed_signature"
+
+ANY_ACCOUNT = "*"
+"""In :attr:`RegisteredKey.accounts`: the agent may trade every account."""
+
+DEFAULT_MAX_AGE = timedelta(seconds=30)
+DEFAULT_MAX_SKEW = timedelta(seconds=5)
+
+
+class Severity(enum.StrEnum):
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+SEVERITY: Mapping[str, Severity] = {
+    NO_SIGNATURE: Severity.CRITICAL,
+    UNKNOWN_KEY: Severity.CRITICAL,
+    REVOKED_KEY: Severity.CRITICAL,
+    BAD_SIGNATURE: Severity.CRITICAL,
+    SIGNER_MISMATCH: Severity.CRITICAL,
+    ACCOUNT_NOT_ALLOWED: Severity.ERROR,
+    # Usually a slow or skewed clock, not an attack; a replay inside the window is the attack.
+    STALE: Severity.WARNING,
+    REPLAYED_NONCE: Severity.CRITICAL,
+    REPLAYED_SIGNATURE: Severity.CRITICAL,
+}
+
+REASONS: tuple[str, ...] = tuple(SEVERITY)
+
+
+@dataclass(frozen=True)
+class RegisteredKey:
+    """One entry of the key registry as the sentry needs it."""
+
+    key_id: str
+    agent_id: str
+    public_key: bytes
+    """Raw 32-byte Ed25519 public key."""
+    accounts: frozenset[str]
+    """Accounts the agent may trade; :data:`ANY_ACCOUNT` allows all."""
+    revoked: bool = False
+
+    def allows(self, account: str) -> bool:
+        return ANY_ACCOUNT in self.accounts or account in self.accounts
+
+
+@dataclass(frozen=True)
+class Window:
+    """``issued_at`` must lie in ``[now - max_age, now + max_skew]``."""
+
+    max_age: timedelta = DEFAULT_MAX_AGE
+    max_skew: timedelta = DEFAULT_MAX_SKEW
+
+    def contains(self, issued_at: datetime, now: datetime) -> bool:
+        return now - self.max_age <= issued_at <= now + self.max_skew
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``reason`` is None when the command may enter; otherwise a name from :data:`REASONS`."""
+
+    reason: str | None
+    agent_id: str | None = None
+    """The registered key's agent, when the key is known."""
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+    @property
+    def severity(self) -> Severity | None:
+        return None if self.reason is None else SEVERITY[self.reason]
+
+
+ACCEPTED = Verdict(None)
+
+
+@dataclass
+class ReplayGuard:
+    """Nonces and signature hashes seen within the window, in memory.
+
+    Warm it from the ledger at start (:meth:`remember` every entry issued within the window),
+    then :meth:`remember` each command the sentry lets through, before anything else happens
+    to it, so a duplicate arriving a microsecond later is refused.
+    """
+
+    window: Window = field(default_factory=Window)
+    _nonces: set[tuple[str, str]] = field(default_factory=set)
+    _signatures: set[str] = field(default_factory=set)
+    _expiry: list[tuple[datetime, str, str, str]] = field(default_factory=list)
+
+    def seen_nonce(self, agent_id: str, nonce: str) -> bool:
+        return (agent_id, nonce) in self._nonces
+
+    def seen_signature(self, signature_hash: str) -> bool:
+        return signature_hash in self._signatures
+
+    def remember(self, agent_id: str, nonce: str, signature_hash: str, issued_at: datetime) -> None:
+        self._nonces.add((agent_id, nonce))
+        self._signatures.add(signature_hash)
+        heapq.heappush(self._expiry, (issued_at, agent_id, nonce, signature_hash))
+
+    def forget_older_than_window(self, now: datetime) -> int:
+        """Drop entries a stale check would refuse anyway; return how many went."""
+        horizon = now - self.window.max_age
+        dropped = 0
+        while self._expiry and self._expiry[0][0] < horizon:
+            _, agent_id, nonce, sig = heapq.heappop(self._expiry)
+            self._nonces.discard((agent_id, nonce))
+            self._signatures.discard(sig)
+            dropped += 1
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self._nonces)
+
+
+def check(
+    envelope: SignedCommand | None,
+    key: RegisteredKey | None,
+    replay: ReplayGuard,
+    now: datetime,
+    window: Window | None = None,
+) -> Verdict:
+    """Decide whether ``envelope`` may enter. Pure: nothing is remembered here.
+
+    ``envelope`` is None when the caller received a command with no signature at all; ``key``
+    is the registry's entry for ``envelope.signer`` (None when there is none).
+    """
+    window = window or replay.window
+    if envelope is None or not envelope.signature:
+        return Verdict(NO_SIGNATURE, detail="the command carries no signature")
+    if key is None or key.key_id != envelope.signer:
+        return Verdict(UNKNOWN_KEY, detail=f"no registered key {envelope.signer}")
+    if key.revoked:
+        return Verdict(REVOKED_KEY, key.agent_id, f"key {key.key_id} was revoked")
+    try:
+        verify_bytes(public_key_from_bytes(key.public_key), envelope.canonical, envelope.signature)
+    except SignatureInvalid:
+        return Verdict(BAD_SIGNATURE, key.agent_id, f"signature does not verify with key {key.key_id}")
+    command = envelope.command
+    if command.agent_id != key.agent_id:
+        return Verdict(
+            SIGNER_MISMATCH, key.agent_id, f"key of {key.agent_id} signed a command of {command.agent_id}"
+        )
+    if not key.allows(command.account):
+        return Verdict(ACCOUNT_NOT_ALLOWED, key.agent_id, f"{key.agent_id} may not trade {command.account}")
+    if not window.contains(command.issued_at, now):
+        return Verdict(STALE, key.agent_id, f"issued_at {command.issued_at.isoformat()} outside the window")
+    if replay.seen_nonce(command.agent_id, command.nonce):
+        return Verdict(REPLAYED_NONCE, key.agent_id, f"nonce {command.nonce} already used")
+    if replay.seen_signature(envelope.signature_hash):
+        return Verdict(REPLAYED_SIGNATURE, key.agent_id, "signature already presented")
+    return Verdict(None, key.agent_id)
+
+
+def admit(
+    envelope: SignedCommand,
+    key: RegisteredKey | None,
+    replay: ReplayGuard,
+    now: datetime,
+) -> Verdict:
+    """:func:`check`, and on acceptance :meth:`ReplayGuard.remember` the command at once."""
+    verdict = check(envelope, key, replay, now)
+    if verdict.accepted:
+        replay.remember(
+            envelope.command.agent_id,
+            envelope.command.nonce,
+            envelope.signature_hash,
+            envelope.command.issued_at,
+        )
+    return verdict
+
+
+class Refused(Exception):
+    """An envelope refused before it could even be decoded (no or malformed signature/signer)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"{verdict.reason}: {verdict.detail}")
+        self.verdict = verdict
+
+
+def read_envelope(data: Any) -> SignedCommand:
+    """Decode a wire envelope (already parsed JSON), telling security failures from bad input.
+
+    Raises :class:`Refused` for a missing or empty signature (``sentry.no_signature``), a
+    signature that is not 64 bytes of hex (``sentry.bad_signature``) or a missing/malformed
+    signer (``sentry.unknown_key``): these are refusals, not schema errors, because a forger
+    produces exactly them. Anything else wrong raises :class:`~trading.signing.EnvelopeInvalid`
+    or :class:`~trading.commands.CommandInvalid` naming the field.
+    """
+    if not isinstance(data, dict):
+        raise EnvelopeInvalid("envelope", "must be a JSON object")
+    signature = data.get("signature")
+    if signature is None or signature == "":
+        raise Refused(Verdict(NO_SIGNATURE, detail="the command carries no signature"))
+    try:
+        return SignedCommand.from_wire_dict(data)
+    except EnvelopeInvalid as exc:
+        if exc.field == "signature":
+            raise Refused(Verdict(BAD_SIGNATURE, detail=f"malformed signature: {exc.reason}")) from None
+        if exc.field == "signer":
+            raise Refused(Verdict(UNKNOWN_KEY, detail=f"malformed signer: {exc.reason}")) from None
+        raise
