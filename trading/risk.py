@@ -1,0 +1,114 @@
+"""Pre-trade risk gate: a pure function of the account's profile, its trading state and one
+proposed order. It never touches the network; the hot path feeds it a snapshot.
+
+Trading state is also the kill switch:
+
+* ``ACTIVE`` — every check below applies.
+* ``REDUCING`` — only orders that shrink the symbol's absolute position pass.
+* ``HALTED`` — nothing new passes (the circuit breaker tripped or a trader halted the floor);
+  cancels are not orders and are never gated.
+
+Refusal reasons are dotted names, recorded verbatim in ``orders.events`` and the ledger.
+Checks run in a fixed order and the first failure is the reason, so the same inputs always
+name the same rule.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+
+from trading.commands import Side
+from trading.sizing import RiskProfile
+
+
+class TradingState(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class Refusal(enum.StrEnum):
+    HALTED = "breaker.halted"
+    REDUCING_ONLY = "risk.reducing_only"
+    STALE_PRICE = "risk.stale_price"
+    MAX_TRADE_SIZE = "risk.max_trade_size"
+    MAX_DOLLAR_RISK = "risk.max_dollar_risk"
+    MAX_POSITION = "risk.max_position"
+    MAX_GROSS_EXPOSURE = "risk.max_gross_exposure"
+    MAX_OPEN_ORDERS = "risk.max_open_orders"
+
+
+@dataclass(frozen=True)
+class ProposedOrder:
+    symbol: str
+    side: Side
+    quantity: int
+    price: Decimal
+    """Expected fill price: the limit price, or the current reference price for MKT/STP."""
+    stop_price: Decimal | None = None
+    """Where the loss is measured to; None for an exit, which has no new risk to the stop."""
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    trading_state: TradingState
+    position: int
+    """Signed shares held in the order's symbol (negative: short)."""
+    gross_exposure: Decimal
+    """Sum over all symbols of |position| x price, in dollars, including this symbol."""
+    open_orders: int
+    """Orders working at the broker now."""
+    price_age_ms: int
+    """Milliseconds since the reference price was observed."""
+
+
+@dataclass(frozen=True)
+class RiskDecision:
+    approved: bool
+    reason: Refusal | None = None
+
+    @classmethod
+    def approve(cls) -> RiskDecision:
+        return cls(True, None)
+
+    @classmethod
+    def refuse(cls, reason: Refusal) -> RiskDecision:
+        return cls(False, reason)
+
+
+def reduces_position(position: int, side: Side, quantity: int) -> bool:
+    """True when the order moves the position toward zero without crossing past it."""
+    after = position + side.sign * quantity
+    return abs(after) < abs(position) and (after == 0 or (after > 0) == (position > 0))
+
+
+def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:
+    """Approve or refuse one order. Order of checks: state, staleness, trade size, dollar risk,
+    position, gross exposure, open orders. Position and exposure limits do not block an order
+    that reduces the position (getting smaller is always allowed unless halted)."""
+    if account.trading_state is TradingState.HALTED:
+        return RiskDecision.refuse(Refusal.HALTED)
+    reducing = reduces_position(account.position, order.side, order.quantity)
+    if account.trading_state is TradingState.REDUCING and not reducing:
+        return RiskDecision.refuse(Refusal.REDUCING_ONLY)
+    if account.price_age_ms > profile.staleness_ms:
+        return RiskDecision.refuse(Refusal.STALE_PRICE)
+    notional = order.quantity * order.price
+    if notional > profile.max_trade_size:
+        return RiskDecision.refuse(Refusal.MAX_TRADE_SIZE)
+    if order.stop_price is not None:
+        loss = order.quantity * abs(order.price - order.stop_price)
+        if loss > profile.max_dollar_risk:
+            return RiskDecision.refuse(Refusal.MAX_DOLLAR_RISK)
+    if not reducing:
+        after = account.position + order.side.sign * order.quantity
+        if abs(after) > profile.max_position:
+            return RiskDecision.refuse(Refusal.MAX_POSITION)
+        exposure_after = account.gross_exposure + (abs(after) - abs(account.position)) * order.price
+        if exposure_after > profile.max_gross_exposure:
+            return RiskDecision.refuse(Refusal.MAX_GROSS_EXPOSURE)
+    if account.open_orders + 1 > profile.max_open_orders:
+        return RiskDecision.refuse(Refusal.MAX_OPEN_ORDERS)
+    return RiskDecision.approve()

@@ -1,0 +1,75 @@
+"""Trailing-stop arithmetic for the Exit Manager.
+
+A trailing stop protects a position: for a long position it sits ``trail`` below the best
+price seen and only ever rises; for a short it sits ``trail`` above and only ever falls. The
+trail is an absolute amount or a percentage of the price.
+
+Rounding: a candidate stop is placed on the tick grid *away from the price* (down for a long,
+up for a short), so the distance to the price is never less than the trail. The stop moves only
+when the candidate beats the current stop by at least ``min_step`` (default one tick), so a
+jittering price does not spray the broker with one-tick modifications.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from trading.commands import Side
+
+
+def round_to_tick(price: Decimal, tick: Decimal, *, up: bool) -> Decimal:
+    """Snap to a multiple of ``tick`` (up or down); exact Decimal."""
+    if tick <= 0:
+        raise ValueError(f"tick must be positive, got {tick}")
+    steps = (price / tick).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return steps * tick
+
+
+@dataclass(frozen=True)
+class TrailingStop:
+    position_side: Side
+    """BUY for a long position (the stop sells below), SELL for a short (stop buys above)."""
+    tick: Decimal
+    stop: Decimal
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+    min_step: Decimal | None = None
+    """Smallest improvement that moves the stop; None means one tick."""
+
+    def __post_init__(self) -> None:
+        if (self.trail_amount is None) == (self.trail_percent is None):
+            raise ValueError("exactly one of trail_amount, trail_percent is required")
+        if self.trail_amount is not None and self.trail_amount <= 0:
+            raise ValueError("trail_amount must be positive")
+        if self.trail_percent is not None and not 0 < self.trail_percent < 100:
+            raise ValueError("trail_percent must be in (0, 100)")
+
+    def candidate(self, price: Decimal) -> Decimal:
+        """Where the stop would sit if ``price`` were the best price so far."""
+        distance = (
+            self.trail_amount if self.trail_amount is not None else price * self.trail_percent / 100  # type: ignore[operator]
+        )
+        if self.position_side is Side.BUY:
+            return round_to_tick(price - distance, self.tick, up=False)
+        return round_to_tick(price + distance, self.tick, up=True)
+
+    def on_price(self, price: Decimal) -> TrailingStop | None:
+        """The stop moved by this price, or None if it stays (it never moves backward)."""
+        step = self.min_step if self.min_step is not None else self.tick
+        new = self.candidate(price)
+        if self.position_side is Side.BUY:
+            moved = new - self.stop >= step
+        else:
+            moved = self.stop - new >= step
+        if not moved or new <= 0:
+            return None
+        return TrailingStop(
+            self.position_side, self.tick, new, self.trail_amount, self.trail_percent, self.min_step
+        )
+
+    def triggered(self, price: Decimal) -> bool:
+        """True when ``price`` has reached the stop."""
+        if self.position_side is Side.BUY:
+            return price <= self.stop
+        return price >= self.stop
