@@ -66,6 +66,7 @@ def prepare_postgres(settings: FloorSettings) -> str | None:
         assert entry is not None
         ensure_prefix_permissions(pg_dir)
         bin_dir = postgres_bin("postgres").parent
+        ensure_prefix_permissions(bin_dir)
         ensure_folder_permissions(bin_dir, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
         ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
         shutil.chown(pg_dir, entry.pw_uid, entry.pw_gid)

@@ -48,7 +48,11 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         subprocess.Popen, [*FLOOR, "up"], env=floor_env, stdout=out, stderr=subprocess.STDOUT
     )
     try:
-        state = await eventually(lambda: FloorState.load(var_dir), timeout=120)
+        def started() -> FloorState | None:
+            assert up.poll() is None, f"floor up exited: {Path(out.name).read_text()}"
+            return FloorState.load(var_dir)
+
+        state = await eventually(started, timeout=120)
         assert state.supervisor_pid == up.pid
         assert [p.name for p in state.processes][:3] == ["postgres", "kafka", "temporal"]
         printed = await eventually(lambda: "Ctrl-C" in Path(out.name).read_text()
