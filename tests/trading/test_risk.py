@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trading.commands import Side
+from trading.risk import (
+    AccountSnapshot,
+    ProposedOrder,
+    Refusal,
+    TradingState,
+    check_order,
+    reduces_position,
+)
+from trading.sizing import RiskProfile
+
+PROFILE = RiskProfile(
+    max_trade_size=Decimal("10000"),
+    max_dollar_risk=Decimal("500"),
+    max_position=300,
+    max_gross_exposure=Decimal("50000"),
+    max_open_orders=3,
+    staleness_ms=1000,
+)
+
+
+def snap(**kw: object) -> AccountSnapshot:
+    base: dict[str, object] = dict(
+        trading_state=TradingState.ACTIVE,
+        position=0,
+        gross_exposure=Decimal(0),
+        open_orders=0,
+        price_age_ms=10,
+    )
+    base.update(kw)
+    return AccountSnapshot(**base)  # type: ignore[arg-type]
+
+
+def buy(qty: int, price: str = "100", stop: str | None = "99") -> ProposedOrder:
+    return ProposedOrder("AAPL", Side.BUY, qty, Decimal(price), None if stop is None else Decimal(stop))
+
+
+@pytest.mark.parametrize(
+    ("order", "account", "reason"),
+    [
+        (buy(10), snap(trading_state=TradingState.HALTED), Refusal.HALTED),
+        (buy(10), snap(trading_state=TradingState.REDUCING), Refusal.REDUCING_ONLY),
+        (buy(10), snap(price_age_ms=1001), Refusal.STALE_PRICE),
+        (buy(101), snap(), Refusal.MAX_TRADE_SIZE),
+        (buy(60, stop="90"), snap(), Refusal.MAX_DOLLAR_RISK),
+        (buy(10), snap(position=295), Refusal.MAX_POSITION),
+        (buy(50), snap(gross_exposure=Decimal("45001")), Refusal.MAX_GROSS_EXPOSURE),
+        (buy(10), snap(open_orders=3), Refusal.MAX_OPEN_ORDERS),
+    ],
+)
+def test_each_limit_refuses_with_its_name(
+    order: ProposedOrder, account: AccountSnapshot, reason: Refusal
+) -> None:
+    decision = check_order(PROFILE, order, account)
+    assert not decision.approved
+    assert decision.reason is reason
+
+
+def test_limits_are_inclusive() -> None:
+    assert check_order(PROFILE, buy(100), snap()).approved  # exactly 10000 notional
+    assert check_order(PROFILE, buy(50, stop="90"), snap()).approved  # exactly 500 risk
+    assert check_order(PROFILE, buy(10), snap(position=290)).approved  # exactly 300 shares
+    assert check_order(PROFILE, buy(10), snap(price_age_ms=1000)).approved
+    assert check_order(PROFILE, buy(10), snap(open_orders=2)).approved
+
+
+def test_reducing_state_lets_exits_through_and_halted_stops_everything() -> None:
+    sell = ProposedOrder("AAPL", Side.SELL, 50, Decimal("100"))
+    assert check_order(PROFILE, sell, snap(trading_state=TradingState.REDUCING, position=100)).approved
+    flip = ProposedOrder("AAPL", Side.SELL, 150, Decimal("100"))
+    assert check_order(PROFILE, flip, snap(trading_state=TradingState.REDUCING, position=100)).reason is (
+        Refusal.REDUCING_ONLY
+    )
+    assert (
+        check_order(PROFILE, sell, snap(trading_state=TradingState.HALTED, position=100)).reason
+        is Refusal.HALTED
+    )
+
+
+def test_reducing_order_passes_position_and_exposure_limits() -> None:
+    sell = ProposedOrder("AAPL", Side.SELL, 50, Decimal("100"))
+    account = snap(position=400, gross_exposure=Decimal("90000"))
+    assert check_order(PROFILE, sell, account).approved
+
+
+def test_exit_without_stop_has_no_dollar_risk_check() -> None:
+    assert check_order(PROFILE, buy(60, stop=None), snap()).approved
+
+
+@given(st.integers(-1000, 1000), st.sampled_from(Side), st.integers(1, 2000))
+def test_reduces_position_means_abs_shrinks_without_flipping(position: int, side: Side, qty: int) -> None:
+    after = position + side.sign * qty
+    expected = abs(after) < abs(position) and (after == 0 or (after > 0) == (position > 0))
+    assert reduces_position(position, side, qty) is expected
+    if reduces_position(position, side, qty):
+        assert position != 0 and abs(after) < abs(position)
