@@ -472,17 +472,20 @@ class Broker(Protocol):
         the order_ref is known with different order fields."""
         ...
 
-    def cancel(self, order_ref: str) -> None:
-        """Request cancellation; the outcome arrives as :class:`OrderStatusChanged`
+    def cancel(self, order_ref: str) -> int:
+        """Request cancellation; returns the ``perf_counter_ns()`` of the socket write (0 when
+        nothing was written: held order, or no session up — then the cancel is sent on
+        reconnect). The outcome arrives as :class:`OrderStatusChanged`
         (``CANCELLED``) or :class:`OrderRejected` (category ``cancel_refused``). A held order is
         cancelled locally (never sent) with an ``OrderStatusChanged(CANCELLED)``. Raises
         :class:`UnknownOrderRef`."""
         ...
 
-    def cancel_all(self) -> None:
+    def cancel_all(self) -> int:
         """Global cancel: every open order of every client on the account (IB
         ``reqGlobalCancel``), plus every held order. Written before returning; this is what
-        the circuit breaker calls."""
+        the circuit breaker calls. Returns the ``perf_counter_ns()`` of the socket write (0 when
+        no session is up: then it is sent first thing on reconnect)."""
         ...
 
     def modify(
