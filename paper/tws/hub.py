@@ -1,0 +1,539 @@
+"""The gateway's state: connected clients, routing of venue events, and request handling.
+
+One hub per gateway process. It owns the venue connection (through ``VenueClient``), knows
+which session holds which client id, and turns each decoded client message into venue calls
+and TWS replies. Order events go to the client id that placed the order and to the master
+client (id 0), as at IB; executions and commissions follow the same route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from paper.tws import incoming as im
+from paper.tws import outgoing
+from paper.tws.market import MarketData
+from paper.tws.orders import Refusal, to_venue
+from paper.tws.session import ClientSession, State
+from paper.venue import messages as vm
+from paper.venue.client import UnknownSymbol, VenueClient, VenueDisconnected, VenueError
+
+log = logging.getLogger(__name__)
+
+MASTER_CLIENT_ID = 0
+
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+CONNECTIVITY_LOST = 1100
+CONNECTIVITY_RESTORED_DATA_LOST = 1101
+CONNECTIVITY_RESTORED = 1102
+ERR_NO_SECURITY = 200
+ERR_CANCELLED = 202
+ERR_NOT_SUPPORTED = 322
+ERR_CANT_FIND_TICKER = 300
+ERR_READING_REQUEST = 320
+DEFAULT_TICK = Decimal("0.01")
+NO_SECURITY_TEXT = "No security definition has been found for the request"
+
+Handler = Callable[[ClientSession, Any], Coroutine[Any, Any, None] | None]
+
+
+class Hub:
+    def __init__(
+        self,
+        venue: VenueClient,
+        name: str,
+        *,
+        trusted: frozenset[str] = frozenset({"127.0.0.1"}),
+        pacing: bool = True,
+    ) -> None:
+        self.venue = venue
+        self.name = name
+        self.trusted = trusted
+        self.pacing = pacing
+        assert venue.welcome is not None
+        self.accounts: tuple[str, ...] = venue.welcome.accounts
+        self.sessions: set[ClientSession] = set()
+        self.by_client: dict[int, ClientSession] = {}
+        self.contracts: dict[str, vm.ContractInfo] = {}
+        self.by_con_id: dict[int, vm.ContractInfo] = {}
+        self.market = MarketData(venue)
+        self.position_subs: set[ClientSession] = set()
+        self.account_subs: set[ClientSession] = set()
+        self.account_multi_subs: dict[tuple[ClientSession, int], str] = {}
+        self.exec_route: dict[str, int] = {}
+        self.frozen_until = 0.0
+        self.venue_up = True
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remove_listener = venue.add_listener(self.on_venue_event)
+        self._handlers: dict[type, Handler] = {
+            im.PlaceOrder: self._place_order,
+            im.CancelOrder: self._cancel_order,
+            im.ReqGlobalCancel: self._global_cancel,
+            im.ReqOpenOrders: self._open_orders,
+            im.ReqAllOpenOrders: self._all_open_orders,
+            im.ReqAutoOpenOrders: _ignore,
+            im.ReqCompletedOrders: self._completed_orders,
+            im.ReqExecutions: self._executions,
+            im.ReqIds: self._req_ids,
+            im.ReqManagedAccts: self._managed_accounts,
+            im.ReqCurrentTime: self._current_time,
+            im.ReqMarketDataType: _ignore,
+            im.ReqContractDetails: self._contract_details,
+            im.ReqPositions: self._positions,
+            im.CancelPositions: self._cancel_positions,
+            im.ReqPositionsMulti: self._positions_multi,
+            im.CancelPositionsMulti: _ignore,
+            im.ReqAccountUpdates: self._account_updates,
+            im.ReqAccountUpdatesMulti: self._account_updates_multi,
+            im.CancelAccountUpdatesMulti: self._cancel_account_updates_multi,
+            im.ReqAccountSummary: self._account_summary,
+            im.CancelAccountSummary: _ignore,
+            im.ReqMktData: self._mkt_data,
+            im.CancelMktData: self._cancel_mkt_data,
+            im.ReqMktDepth: self._mkt_depth,
+            im.CancelMktDepth: self._cancel_mkt_depth,
+            im.Unsupported: self._unsupported,
+            im.StartApi: self._second_start_api,
+        }
+
+    async def load_contracts(self) -> None:
+        for contract in await self.venue.contracts():
+            self._remember(contract)
+
+    def _remember(self, contract: vm.ContractInfo) -> None:
+        self.contracts[contract.symbol] = contract
+        self.by_con_id[contract.con_id] = contract
+
+    # ------------------------------------------------------------------ sessions
+
+    def attach(self, session: ClientSession) -> None:
+        self.sessions.add(session)
+
+    def detach(self, session: ClientSession) -> None:
+        self.sessions.discard(session)
+        if self.by_client.get(session.client_id) is session:
+            del self.by_client[session.client_id]
+        self.position_subs.discard(session)
+        self.account_subs.discard(session)
+        for key in [k for k in self.account_multi_subs if k[0] is session]:
+            del self.account_multi_subs[key]
+        self.market.drop_session(session)
+
+    def claim_client_id(self, session: ClientSession) -> bool:
+        holder = self.by_client.get(session.client_id)
+        if holder is not None and holder.state is not State.CLOSED:
+            return False
+        self.by_client[session.client_id] = session
+        return True
+
+    def start_api(self, session: ClientSession) -> None:
+        async def greet() -> None:
+            next_id = await self.venue.next_valid_id(session.client_id)
+            frames = [outgoing.managed_accounts(self.accounts), outgoing.next_valid_id(next_id)]
+            frames += [outgoing.error(-1, code, text) for code, text in FARM_NOTICES]
+            if not self.venue_up:
+                frames.append(outgoing.error(-1, CONNECTIVITY_LOST, LOST_TEXT))
+            session.send_many(frames)
+            log.info("%r connected (server version %d)", session, session.server_version)
+
+        self._run(session, -1, greet())
+
+    def handle(self, session: ClientSession, message: im.ClientMessage) -> None:
+        handler = self._handlers[type(message)]
+        result = handler(session, message)
+        if result is not None:
+            self._run(session, _request_id(message), result)
+
+    def _run(self, session: ClientSession, req_id: int, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(self._guard(session, req_id, coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guard(
+        self, session: ClientSession, req_id: int, coro: Coroutine[Any, Any, None]
+    ) -> None:
+        try:
+            await coro
+        except UnknownSymbol:
+            session.send(outgoing.error(req_id, ERR_NO_SECURITY, NO_SECURITY_TEXT))
+        except VenueDisconnected:
+            session.send(outgoing.error(req_id, CONNECTIVITY_LOST, LOST_TEXT))
+        except VenueError as exc:
+            session.send(outgoing.error(req_id, exc.code or ERR_NOT_SUPPORTED, exc.message))
+        except Exception:
+            log.exception("%r: request %d failed", session, req_id)
+            session.send(outgoing.error(req_id, ERR_NOT_SUPPORTED, "Error processing request"))
+
+    # ------------------------------------------------------------------ routing
+
+    def _order_targets(self, client_id: int) -> list[ClientSession]:
+        targets = []
+        owner = self.by_client.get(client_id)
+        if owner is not None:
+            targets.append(owner)
+        if client_id != MASTER_CLIENT_ID:
+            master = self.by_client.get(MASTER_CLIENT_ID)
+            if master is not None:
+                targets.append(master)
+        return targets
+
+    def contract_for(self, symbol: str, con_id: int) -> vm.ContractInfo:
+        contract = self.contracts.get(symbol) or self.by_con_id.get(con_id)
+        if contract is None:
+            contract = vm.ContractInfo(symbol, con_id, "SMART", "", "USD", DEFAULT_TICK, 1, symbol)
+            self._remember(contract)
+        return contract
+
+    def _order_frames(self, u: vm.OrderUpdate, sv: int) -> list[bytes]:
+        contract = self.contract_for(u.symbol, u.con_id)
+        return [outgoing.open_order(u, contract, sv), outgoing.order_status(u)]
+
+    def on_venue_event(self, event: vm.VenueEvent) -> None:
+        if isinstance(event, vm.DepthEvent):
+            self.market.on_depth(event)
+        elif isinstance(event, vm.TickEvent):
+            self.market.on_tick(event.tick)
+        elif isinstance(event, vm.OrderEvent):
+            u = event.update
+            for session in self._order_targets(u.client_id):
+                frames = self._order_frames(u, session.server_version)
+                if u.status == "Cancelled" and session.client_id == u.client_id:
+                    frames.append(outgoing.error(u.order_id, ERR_CANCELLED, "Order Canceled - reason:"))
+                session.send_many(frames)
+        elif isinstance(event, vm.ExecutionEvent):
+            e = event.execution
+            self.exec_route[e.exec_id] = e.client_id
+            contract = self.contract_for(e.symbol, e.con_id)
+            for session in self._order_targets(e.client_id):
+                session.send(outgoing.exec_details(-1, e, contract, session.server_version))
+        elif isinstance(event, vm.CommissionEvent):
+            client_id = self.exec_route.pop(event.report.exec_id, None)
+            if client_id is not None:
+                frame = outgoing.commission_report(event.report)
+                for session in self._order_targets(client_id):
+                    session.send(frame)
+        elif isinstance(event, vm.PositionEvent):
+            self._on_position(event.position)
+        elif isinstance(event, vm.AccountEvent):
+            self._on_account(event.snapshot)
+        elif isinstance(event, vm.DepthSnapshotEvent):
+            self.market.on_depth_snapshot(event.snapshot)
+        elif isinstance(event, (vm.DropClients, vm.FreezeGateway, vm.KillGateway)):
+            if event.gateway == self.name:
+                self._on_control(event)
+        elif isinstance(event, vm.VenueReset):
+            log.warning("venue reset to seed %d", event.seed)
+
+    def _on_position(self, p: vm.Position) -> None:
+        contract = self.contract_for(p.symbol, p.con_id)
+        if self.position_subs:
+            frame = outgoing.position(p, contract)
+            for session in self.position_subs:
+                session.send(frame)
+        if self.account_subs:
+            frame = outgoing.update_portfolio(p, contract)
+            for session in self.account_subs:
+                session.send(frame)
+
+    def _on_account(self, snap: vm.AccountSnapshot) -> None:
+        if self.account_subs:
+            frames = _account_value_frames(snap)
+            for session in self.account_subs:
+                session.send_many(frames)
+        for (session, req_id), account in self.account_multi_subs.items():
+            if account in ("", snap.account):
+                session.send_many(
+                    outgoing.account_update_multi(req_id, snap.account, v.key, v.value, v.currency)
+                    for v in snap.values
+                )
+
+    def _on_control(self, event: vm.DropClients | vm.FreezeGateway | vm.KillGateway) -> None:
+        if isinstance(event, vm.KillGateway):
+            log.warning("control: kill")
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif isinstance(event, vm.DropClients):
+            log.warning("control: dropping %d client connection(s)", len(self.sessions))
+            for session in list(self.sessions):
+                session.close()
+        else:
+            log.warning("control: freezing for %.3f s", event.seconds)
+            loop = asyncio.get_running_loop()
+            self.frozen_until = loop.time() + event.seconds
+            for session in list(self.sessions):
+                session.freeze(event.seconds)
+
+    # ------------------------------------------------------------------ venue connectivity
+
+    def venue_lost(self) -> None:
+        self.venue_up = False
+        self.market.clear()
+        frame = outgoing.error(-1, CONNECTIVITY_LOST, LOST_TEXT)
+        for session in self.sessions:
+            if session.state is State.READY:
+                session.send(frame)
+
+    def venue_restored(self, venue: VenueClient) -> None:
+        self._remove_listener()
+        self.venue = venue
+        self.market = MarketData(venue)
+        self._remove_listener = venue.add_listener(self.on_venue_event)
+        self.venue_up = True
+        # Market data subscriptions lived on the old connection: clients must re-request.
+        frame = outgoing.error(
+            -1,
+            CONNECTIVITY_RESTORED_DATA_LOST,
+            "Connectivity between IB and Trader Workstation has been restored - data lost.",
+        )
+        for session in self.sessions:
+            if session.state is State.READY:
+                session.send(frame)
+
+    # ------------------------------------------------------------------ orders
+
+    async def _place_order(self, session: ClientSession, msg: im.PlaceOrder) -> None:
+        request = to_venue(msg, session.client_id)
+        if isinstance(request, Refusal):
+            session.send(outgoing.error(msg.order_id, request.code, request.message))
+            return
+        reply = await self.venue.place_order(request)
+        if isinstance(reply, vm.OrderReject):
+            session.send(outgoing.error(msg.order_id, reply.code, reply.message))
+
+    async def _cancel_order(self, session: ClientSession, msg: im.CancelOrder) -> None:
+        result = await self.venue.cancel_order(session.client_id, msg.order_id)
+        if not result.ok:
+            session.send(outgoing.error(msg.order_id, result.code, result.message))
+
+    async def _global_cancel(self, session: ClientSession, msg: im.ReqGlobalCancel) -> None:
+        count = await self.venue.global_cancel()
+        log.info("%r: global cancel cancelled %d order(s)", session, count)
+
+    async def _send_open_orders(self, session: ClientSession, client_id: int | None) -> None:
+        orders = await self.venue.open_orders(client_id)
+        frames: list[bytes] = []
+        for u in orders:
+            frames += self._order_frames(u, session.server_version)
+        frames.append(outgoing.open_order_end())
+        session.send_many(frames)
+
+    def _open_orders(self, session: ClientSession, msg: im.ReqOpenOrders) -> Coroutine[Any, Any, None]:
+        master = session.client_id == MASTER_CLIENT_ID
+        return self._send_open_orders(session, None if master else session.client_id)
+
+    def _all_open_orders(
+        self, session: ClientSession, msg: im.ReqAllOpenOrders
+    ) -> Coroutine[Any, Any, None]:
+        return self._send_open_orders(session, None)
+
+    def _completed_orders(self, session: ClientSession, msg: im.ReqCompletedOrders) -> None:
+        session.send(outgoing.completed_orders_end())
+
+    async def _executions(self, session: ClientSession, msg: im.ReqExecutions) -> None:
+        client_filter: int | None = msg.client_id or None
+        if session.client_id != MASTER_CLIENT_ID:
+            # A client sees its own executions; only the master client sees everyone's.
+            if client_filter not in (None, session.client_id):
+                session.send(outgoing.exec_details_end(msg.req_id))
+                return
+            client_filter = session.client_id
+        side = {"BUY": "BOT", "SELL": "SLD"}.get(msg.side.upper(), msg.side.upper())
+        try:
+            since_ns = parse_filter_time(msg.time)
+        except ValueError as exc:
+            session.send(outgoing.error(msg.req_id, ERR_READING_REQUEST, f"Error reading request: {exc}"))
+            return
+        flt = vm.ExecutionFilter(
+            client_id=client_filter,
+            account=msg.account,
+            since_ns=since_ns,
+            symbol=msg.symbol,
+            side=side,
+        )
+        reports = await self.venue.executions(flt)
+        frames: list[bytes] = []
+        for report in reports:
+            e = report.execution
+            if msg.sec_type not in ("", "STK") or msg.exchange not in ("", e.exchange):
+                continue
+            contract = self.contract_for(e.symbol, e.con_id)
+            frames.append(outgoing.exec_details(msg.req_id, e, contract, session.server_version))
+            frames.append(outgoing.commission_report(report.commission))
+        frames.append(outgoing.exec_details_end(msg.req_id))
+        session.send_many(frames)
+
+    # ------------------------------------------------------------------ session requests
+
+    async def _req_ids(self, session: ClientSession, msg: im.ReqIds) -> None:
+        session.send(outgoing.next_valid_id(await self.venue.next_valid_id(session.client_id)))
+
+    def _managed_accounts(self, session: ClientSession, msg: im.ReqManagedAccts) -> None:
+        session.send(outgoing.managed_accounts(self.accounts))
+
+    async def _current_time(self, session: ClientSession, msg: im.ReqCurrentTime) -> None:
+        session.send(outgoing.current_time(await self.venue.current_time()))
+
+    async def _resolve(self, ref: im.ContractRef) -> vm.ContractInfo:
+        if ref.sec_type not in ("", "STK"):
+            raise UnknownSymbol(ERR_NO_SECURITY, NO_SECURITY_TEXT)
+        contract = self.by_con_id.get(ref.con_id) if ref.con_id else self.contracts.get(ref.symbol)
+        if contract is None:
+            if ref.con_id:
+                contract = await self.venue.contract_by_con_id(ref.con_id)
+            else:
+                contract = await self.venue.contract(ref.symbol)
+            self._remember(contract)
+        if ref.currency not in ("", contract.currency):
+            raise UnknownSymbol(ERR_NO_SECURITY, NO_SECURITY_TEXT)
+        return contract
+
+    async def _contract_details(self, session: ClientSession, msg: im.ReqContractDetails) -> None:
+        contract = await self._resolve(msg.contract)
+        session.send_many(
+            (outgoing.contract_details(msg.req_id, contract), outgoing.contract_details_end(msg.req_id))
+        )
+
+    def _unsupported(self, session: ClientSession, msg: im.Unsupported) -> None:
+        if msg.req_id is not None:
+            session.send(
+                outgoing.error(
+                    msg.req_id, ERR_NOT_SUPPORTED, f"Error processing request: message {msg.msg_id} "
+                    "is not supported by the paper venue"
+                )
+            )
+
+    def _second_start_api(self, session: ClientSession, msg: im.StartApi) -> None:
+        session.send(outgoing.error(-1, ERR_NOT_SUPPORTED, "Error processing request: already started"))
+
+    # ------------------------------------------------------------------ positions and account
+
+    async def _positions(self, session: ClientSession, msg: im.ReqPositions) -> None:
+        self.position_subs.add(session)
+        positions = await self.venue.positions()
+        frames = [outgoing.position(p, self.contract_for(p.symbol, p.con_id)) for p in positions]
+        frames.append(outgoing.position_end())
+        session.send_many(frames)
+
+    def _cancel_positions(self, session: ClientSession, msg: im.CancelPositions) -> None:
+        self.position_subs.discard(session)
+
+    async def _positions_multi(self, session: ClientSession, msg: im.ReqPositionsMulti) -> None:
+        positions = await self.venue.positions(msg.account)
+        frames = [
+            outgoing.position_multi(msg.req_id, p, self.contract_for(p.symbol, p.con_id))
+            for p in positions
+        ]
+        frames.append(outgoing.position_multi_end(msg.req_id))
+        session.send_many(frames)
+
+    async def _account_updates(self, session: ClientSession, msg: im.ReqAccountUpdates) -> None:
+        if not msg.subscribe:
+            self.account_subs.discard(session)
+            return
+        account = msg.account or self.accounts[0]
+        snap = await self.venue.account_values(account)
+        positions = await self.venue.positions(account)
+        frames = _account_value_frames(snap)
+        frames += [outgoing.update_portfolio(p, self.contract_for(p.symbol, p.con_id)) for p in positions]
+        frames.append(outgoing.update_account_time(snap.time_ns))
+        frames.append(outgoing.account_download_end(account))
+        session.send_many(frames)
+        self.account_subs.add(session)
+
+    async def _account_updates_multi(
+        self, session: ClientSession, msg: im.ReqAccountUpdatesMulti
+    ) -> None:
+        snap = await self.venue.account_values(msg.account)
+        frames = [
+            outgoing.account_update_multi(msg.req_id, snap.account, v.key, v.value, v.currency)
+            for v in snap.values
+        ]
+        frames.append(outgoing.account_update_multi_end(msg.req_id))
+        session.send_many(frames)
+        self.account_multi_subs[(session, msg.req_id)] = msg.account
+
+    def _cancel_account_updates_multi(
+        self, session: ClientSession, msg: im.CancelAccountUpdatesMulti
+    ) -> None:
+        self.account_multi_subs.pop((session, msg.req_id), None)
+
+    async def _account_summary(self, session: ClientSession, msg: im.ReqAccountSummary) -> None:
+        tags = {t.strip() for t in msg.tags.split(",") if t.strip()}
+        snap = await self.venue.account_values()
+        frames = [
+            outgoing.account_summary(msg.req_id, snap.account, v.key, v.value, v.currency)
+            for v in snap.values
+            if v.key in tags and v.currency != "BASE"
+        ]
+        frames.append(outgoing.account_summary_end(msg.req_id))
+        session.send_many(frames)
+
+    # ------------------------------------------------------------------ market data
+
+    async def _mkt_data(self, session: ClientSession, msg: im.ReqMktData) -> None:
+        contract = await self._resolve(msg.contract)
+        await self.market.subscribe_ticks(session, msg.req_id, contract, msg.snapshot)
+
+    def _cancel_mkt_data(self, session: ClientSession, msg: im.CancelMktData) -> None:
+        self.market.unsubscribe_ticks(session, msg.req_id)
+
+    async def _mkt_depth(self, session: ClientSession, msg: im.ReqMktDepth) -> None:
+        contract = await self._resolve(msg.contract)
+        await self.market.subscribe_depth(session, msg.req_id, contract, msg.num_rows)
+
+    async def _cancel_mkt_depth(self, session: ClientSession, msg: im.CancelMktDepth) -> None:
+        await self.market.unsubscribe_depth(session, msg.req_id)
+
+
+LOST_TEXT = "Connectivity between IB and Trader Workstation has been lost."
+
+
+def _ignore(session: ClientSession, msg: object) -> None:
+    return None
+
+
+def _request_id(message: im.ClientMessage) -> int:
+    for attr in ("order_id", "req_id"):
+        value = getattr(message, attr, None)
+        if isinstance(value, int):
+            return value
+    return -1
+
+
+def _account_value_frames(snap: vm.AccountSnapshot) -> list[bytes]:
+    return [outgoing.update_account_value(v.key, v.value, v.currency, snap.account) for v in snap.values]
+
+
+def parse_filter_time(text: str) -> int | None:
+    """ExecutionFilter time to ns since the epoch.
+
+    TWS accepts ``yyyymmdd hh:mm:ss`` optionally followed by a time zone name, and
+    ``yyyymmdd-hh:mm:ss`` meaning UTC. Without a zone the time is read as UTC (the paper
+    venue's clock has no other zone). Unparsable text raises ValueError.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    zone: Any = UTC
+    if "-" in text[:9]:
+        stamp = datetime.strptime(text, "%Y%m%d-%H:%M:%S")
+    else:
+        parts = text.split(" ", 2)
+        stamp = datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")
+        if len(parts) == 3:
+            try:
+                zone = ZoneInfo(parts[2])
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {parts[2]!r}") from None
+    return int(stamp.replace(tzinfo=zone).timestamp()) * 1_000_000_000

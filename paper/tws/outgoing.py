@@ -1,0 +1,267 @@
+"""Server -> client messages at server version 178 (tws-protocol.md section 6), as frames.
+
+Each function returns one complete frame (bytes) ready to write; sessions concatenate frames
+and write a batch at once. Field counts are exact where ib_async tuple-unpacks (tickPrice 7,
+position 16, updatePortfolio 20, commissionReport 8) — an extra field would make it drop the
+message. Prices are Decimal written without exponent; quantities are ints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from paper.tws.codec import Field, encode_frame
+from paper.venue.messages import CommissionReport, ContractInfo, Execution, OrderUpdate, Position
+
+SERVER_VERSION = 178
+MIN_CLIENT_VERSION = 170
+"""Oldest client version whose layouts these encoders produce (see the ``sv`` branches)."""
+
+UNSET_DOUBLE = "1.7976931348623157E308"
+UNSET_INT = 2147483647
+
+
+def handshake_reply(version: int, connection_time: str) -> bytes:
+    return encode_frame((version, connection_time))
+
+
+def managed_accounts(accounts: Iterable[str]) -> bytes:
+    return encode_frame((15, 1, ",".join(accounts)))
+
+
+def next_valid_id(order_id: int) -> bytes:
+    return encode_frame((9, 1, order_id))
+
+
+def error(req_id: int, code: int, message: str) -> bytes:
+    # Kept ASCII: real TWS escapes non-ASCII, and ib_async would not un-escape it here.
+    text = message.encode("ascii", "backslashreplace").decode("ascii")
+    return encode_frame((4, 2, req_id, code, text, ""))
+
+
+def current_time(epoch_seconds: int) -> bytes:
+    return encode_frame((49, 1, epoch_seconds))
+
+
+def order_status(u: OrderUpdate) -> bytes:
+    return encode_frame(
+        (
+            3,
+            u.order_id,
+            u.status,
+            u.filled,
+            u.remaining,
+            u.avg_fill_price or Decimal(0),
+            u.perm_id,
+            0,
+            u.last_fill_price or Decimal(0),
+            u.client_id,
+            u.why_held,
+            "0.0",
+        )
+    )
+
+
+def open_order(u: OrderUpdate, contract: ContractInfo, sv: int = SERVER_VERSION) -> bytes:
+    """The 127-field openOrder of tws-protocol.md 6.3 (126 + faProfile below version 177)."""
+    o = u.order
+    head: list[Field] = [
+        5, u.order_id, contract.con_id, contract.symbol, contract.sec_type, "", "0.0", "", "",
+        contract.exchange, contract.currency, contract.symbol, contract.symbol,
+        o.action, o.total_qty, o.order_type, o.lmt_price, o.aux_price, o.tif, "", u.account,
+        "", 0, o.order_ref, u.client_id, u.perm_id, o.outside_rth, 0, 0, "", "", "", "", "",
+    ]
+    if sv < 177:
+        head.append("")  # faProfile
+    body: list[Field] = [
+        "", "", "", "", "",  # modelCode goodTillDate rule80A percentOffset settlingFirm
+        0, "", -1, 0,  # shortSaleSlot designatedLocation exemptCode auctionStrategy
+        "", "", "", "", "",  # startingPrice stockRefPrice delta stockRangeLower/Upper
+        0, 0, 0, 0, "", 0, 0, 0, "",  # displaySize blockOrder sweep AON minQty ocaType eTrade firmQuote nbbo
+        0, 0,  # parentId triggerMethod
+        "", 0, "", "",  # volatility volatilityType deltaNeutralOrderType deltaNeutralAuxPrice
+        0, 0,  # continuousUpdate referencePriceType
+        o.trail_stop_price, o.trailing_percent,
+        "", "", "",  # basisPoints basisPointsType comboLegsDescrip
+        0, 0, 0,  # comboLegCount orderComboLegCount smartComboRoutingParamCount
+        "", "", "",  # scaleInitLevelSize scaleSubsLevelSize scalePriceIncrement
+        "",  # hedgeType
+        0, "", "", 0,  # optOutSmartRouting clearingAccount clearingIntent notHeld
+        0,  # deltaNeutralContract present
+        "",  # algoStrategy
+        0, 0,  # solicited whatIf
+        u.status,
+        "", "", "", "", "", "", "", "", "",  # margin before/change/after
+        "", "", "", "", "",  # commission min max currency warningText
+        0, 0,  # randomizeSize randomizePrice
+        0,  # conditionCount
+        "", "", o.trail_stop_price, "", "", "", "", 0,  # adjusted-order fields
+        "", "", "",  # softDollarTier
+        "",  # cashQty
+        0, 0, 0, 0,  # dontUseAutoPriceForHedge isOmsContainer discretionaryUpToLimit usePriceMgmt
+    ]
+    if sv >= 158:
+        body.append("")  # duration
+    if sv >= 160:
+        body.append("")  # postToAts
+    if sv >= 162:
+        body.append(0)  # autoCancelParent
+    if sv >= 170:
+        body += ["", "", "", "", ""]  # minTradeQty minCompeteSize competeAgainst midOffsets
+    return encode_frame(head + body)
+
+
+def open_order_end() -> bytes:
+    return encode_frame((53, 1))
+
+
+def completed_orders_end() -> bytes:
+    return encode_frame((102,))
+
+
+def exec_time(time_ns: int) -> str:
+    """``yyyymmdd HH:MM:SS UTC``: explicit zone, so ib_async never guesses local time."""
+    return datetime.fromtimestamp(time_ns / 1e9, UTC).strftime("%Y%m%d %H:%M:%S") + " UTC"
+
+
+def exec_details(
+    req_id: int, e: Execution, contract: ContractInfo, sv: int = SERVER_VERSION
+) -> bytes:
+    fields: list[Field] = [
+        11, req_id, e.order_id, contract.con_id, contract.symbol, contract.sec_type, "", "0.0",
+        "", "", e.exchange, contract.currency, contract.symbol, contract.symbol,
+        e.exec_id, exec_time(e.time_ns), e.account, e.exchange, e.side, e.shares, e.price,
+        e.perm_id, e.client_id, 0, e.cum_qty, e.avg_price, e.order_ref, "", "", "",
+        e.liquidity,
+    ]
+    if sv >= 178:
+        fields.append(0)  # pendingPriceRevision
+    return encode_frame(fields)
+
+
+def exec_details_end(req_id: int) -> bytes:
+    return encode_frame((55, 1, req_id))
+
+
+def commission_report(r: CommissionReport) -> bytes:
+    pnl: Field = r.realized_pnl if r.realized_pnl is not None else UNSET_DOUBLE
+    return encode_frame((59, 1, r.exec_id, r.commission, r.currency, pnl, UNSET_DOUBLE, ""))
+
+
+def position(p: Position, contract: ContractInfo) -> bytes:
+    return encode_frame(
+        (
+            61, 3, p.account, contract.con_id, contract.symbol, contract.sec_type, "", "0.0", "",
+            "", contract.primary_exchange, contract.currency, contract.symbol, contract.symbol,
+            p.position, p.avg_cost,
+        )
+    )
+
+
+def position_end() -> bytes:
+    return encode_frame((62, 1))
+
+
+def update_account_value(key: str, value: str, currency: str, account: str) -> bytes:
+    return encode_frame((6, 2, key, value, currency, account))
+
+
+def update_portfolio(p: Position, contract: ContractInfo) -> bytes:
+    return encode_frame(
+        (
+            7, 8, contract.con_id, contract.symbol, contract.sec_type, "", "0.0", "", "",
+            contract.primary_exchange, contract.currency, contract.symbol, contract.symbol,
+            p.position, p.market_price, p.market_value, p.avg_cost, p.unrealized_pnl,
+            p.realized_pnl, p.account,
+        )
+    )
+
+
+def update_account_time(time_ns: int) -> bytes:
+    return encode_frame((8, 1, datetime.fromtimestamp(time_ns / 1e9, UTC).strftime("%H:%M")))
+
+
+def account_download_end(account: str) -> bytes:
+    return encode_frame((54, 1, account))
+
+
+def account_summary(req_id: int, account: str, tag: str, value: str, currency: str) -> bytes:
+    return encode_frame((63, 1, req_id, account, tag, value, currency))
+
+
+def account_summary_end(req_id: int) -> bytes:
+    return encode_frame((64, 1, req_id))
+
+
+def account_update_multi(
+    req_id: int, account: str, key: str, value: str, currency: str
+) -> bytes:
+    return encode_frame((73, 1, req_id, account, "", key, value, currency))
+
+
+def account_update_multi_end(req_id: int) -> bytes:
+    return encode_frame((74, 1, req_id))
+
+
+def position_multi(req_id: int, p: Position, contract: ContractInfo) -> bytes:
+    return encode_frame(
+        (
+            71, 1, req_id, p.account, contract.con_id, contract.symbol, contract.sec_type, "",
+            "0.0", "", "", contract.primary_exchange, contract.currency, contract.symbol,
+            contract.symbol, p.position, p.avg_cost, "",
+        )
+    )
+
+
+def position_multi_end(req_id: int) -> bytes:
+    return encode_frame((72, 1, req_id))
+
+
+def contract_details(req_id: int, c: ContractInfo) -> bytes:
+    """40 fields (no secIds) at version >= 164."""
+    return encode_frame(
+        (
+            10, req_id, c.symbol, c.sec_type, "", "0.0", "", c.exchange, c.currency, c.symbol,
+            c.symbol, c.symbol, c.con_id, c.tick_size, "", "ACTIVETIM,LMT,MKT,STP,STPLMT,TRAIL",
+            f"{c.exchange},{c.primary_exchange}", 1, 0, c.long_name, c.primary_exchange, "",
+            "", "", "", "UTC", "", "", "", "", 0, 1, "", "", "", "", "COMMON",
+            c.lot_size, c.lot_size, c.lot_size,
+        )
+    )
+
+
+def contract_details_end(req_id: int) -> bytes:
+    return encode_frame((52, 1, req_id))
+
+
+def tick_req_params(req_id: int, min_tick: Decimal, bbo_exchange: str) -> bytes:
+    return encode_frame((81, req_id, min_tick, bbo_exchange, 3))
+
+
+def market_data_type(req_id: int, data_type: int) -> bytes:
+    return encode_frame((58, 1, req_id, data_type))
+
+
+# IB tick type ids.
+BID_SIZE, BID, ASK, ASK_SIZE, LAST, LAST_SIZE, VOLUME, CLOSE = 0, 1, 2, 3, 4, 5, 8, 9
+
+
+def tick_price(req_id: int, tick_type: int, price: Decimal | None, size: int) -> bytes:
+    """Exactly 7 fields. An empty side is price -1 size 0, as TWS sends it."""
+    shown: Field = price if price is not None else "-1.0"
+    return encode_frame((1, 6, req_id, tick_type, shown, 0 if price is None else size, 0))
+
+
+def tick_size(req_id: int, tick_type: int, size: int) -> bytes:
+    return encode_frame((2, 6, req_id, tick_type, size))
+
+
+def tick_snapshot_end(req_id: int) -> bytes:
+    return encode_frame((57, 1, req_id))
+
+
+def update_mkt_depth(req_id: int, position: int, operation: int, side: int, price: str, size: int) -> bytes:
+    """``price`` is pre-formatted text: the depth path formats each price once per level."""
+    return encode_frame((12, 1, req_id, position, operation, side, price, size))
