@@ -35,6 +35,8 @@ class FloorSettings(BaseSettings):
     venue_control_port: int = 4101
     ib_port: int = Field(default=4002, validation_alias="IB_PORT")
     ib_standby_port: int = Field(default=4012, validation_alias="IB_STANDBY_PORT")
+    ib_client_id: int = Field(default=1, validation_alias="IB_CLIENT_ID")
+    ib_source_address: str | None = Field(default=None, validation_alias="IB_SOURCE_ADDRESS")
     paper_seed: int = 7
     hotpath_health_port: int = 8010
     worker_health_port: int = 8011

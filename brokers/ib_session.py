@@ -1,0 +1,254 @@
+"""One ib_async session to one gateway, kept alive: connect, watch, reconnect with backoff.
+
+A :class:`GatewaySession` owns a fresh ``ib_async.IB`` per connection (ib_async clears its state
+on disconnect anyway), bound to the configured source address through
+:mod:`brokers.ib_transport`. While connected it watches two things:
+
+* the socket: a closed connection (gateway killed, dropped) ends the session at once;
+* a heartbeat: whenever nothing has arrived for ``heartbeat_interval`` it sends
+  ``reqCurrentTime`` and declares the session dead if no answer comes within
+  ``heartbeat_timeout`` (a frozen gateway keeps its socket open but answers nothing).
+
+Every change is reported to a :class:`SessionListener` (the facade); the session itself decides
+nothing about orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ib_async import IB
+from ib_async.ib import StartupFetch, StartupFetchALL
+
+from brokers.base import SessionRole, SourceAddressRefused
+from brokers.ib_transport import BoundConnection, OrderWriteHook, install
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    host: str
+    port: int
+    client_id: int
+    role: SessionRole
+    source_address: str | None = None
+    connect_timeout: float = 4.0
+    heartbeat_interval: float = 0.25
+    heartbeat_timeout: float = 0.5
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+    max_requests_per_s: int = 45
+    """ib_async's client-side throttle (IB allows 50/s); 0 disables it."""
+
+    @property
+    def gateway(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class SessionListener(Protocol):
+    def session_up(self, session: GatewaySession) -> None: ...
+    def session_down(self, session: GatewaySession, cause: str) -> None: ...
+    def session_failed(self, session: GatewaySession, error: BaseException) -> None: ...
+    def wire(self, session: GatewaySession, ib: IB) -> None:
+        """Subscribe to ``ib``'s events (called before each connection attempt)."""
+        ...
+
+
+class GatewaySession:
+    def __init__(
+        self, config: SessionConfig, listener: SessionListener, on_order_write: OrderWriteHook
+    ) -> None:
+        self.config = config
+        self._listener = listener
+        self._on_order_write = on_order_write
+        self.ib: IB | None = None
+        self.conn: BoundConnection | None = None
+        self.up = False
+        self.last_error: BaseException | None = None
+        self._down = asyncio.Event()
+        self._down_cause = ""
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._first_attempt: asyncio.Future[None] | None = None
+
+    @property
+    def gateway(self) -> str:
+        return self.config.gateway
+
+    @property
+    def role(self) -> SessionRole:
+        return self.config.role
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.role.value} {self.config.gateway}"
+
+    def __repr__(self) -> str:
+        return f"<GatewaySession {self.label} up={self.up}>"
+
+    def start(self) -> asyncio.Future[None]:
+        """Start the keep-alive loop; the returned future settles after the first attempt
+        (result None when connected, the exception otherwise)."""
+        loop = asyncio.get_running_loop()
+        self._first_attempt = loop.create_future()
+        self._task = loop.create_task(self._run(), name=f"ib-session-{self.label}")
+        return self._first_attempt
+
+    async def close(self) -> None:
+        self._closing = True
+        self._mark_down("closed")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._teardown()
+
+    def kill(self, cause: str) -> None:
+        """Declare the session dead now (e.g. the gateway reported lost connectivity)."""
+        self._mark_down(cause)
+
+    # --- loop -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = self.config.backoff_initial
+        while not self._closing:
+            try:
+                await self._connect()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - any failure is retried with backoff
+                self._teardown()
+                self.last_error = exc
+                self._settle_first(exc)
+                self._listener.session_failed(self, exc)
+                # Backoff between reconnect attempts; no event exists that says "try again now".
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+                continue
+            backoff = self.config.backoff_initial
+            self.last_error = None
+            self.up = True
+            self._settle_first(None)
+            self._listener.session_up(self)
+            cause = await self._watch()
+            self.up = False
+            self._teardown()
+            if not self._closing:
+                self._listener.session_down(self, cause)
+
+    def _settle_first(self, exc: BaseException | None) -> None:
+        fut = self._first_attempt
+        if fut is not None and not fut.done():
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+
+    async def _connect(self) -> None:
+        cfg = self.config
+        ib = IB()
+        ib.client.MaxRequests = cfg.max_requests_per_s
+        conn = install(ib, cfg.source_address)
+        conn.on_order_write = self._on_order_write
+        self.ib, self.conn = ib, conn
+        self._down = asyncio.Event()
+        self._down_cause = ""
+        closed_early: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def on_socket_closed(msg: str) -> None:
+            if not closed_early.done():
+                closed_early.set_result(msg or "connection closed by the gateway")
+            self._mark_down(msg or "connection closed by the gateway")
+
+        conn.disconnected += on_socket_closed
+        ib.disconnectedEvent += lambda: self._mark_down("disconnected")
+        self._listener.wire(self, ib)
+        fetch: Any = StartupFetchALL & ~StartupFetch.ORDERS_COMPLETE
+        try:
+            connecting = asyncio.ensure_future(
+                ib.connectAsync(
+                    cfg.host, cfg.port, cfg.client_id, timeout=cfg.connect_timeout, fetchFields=fetch
+                )
+            )
+            done, _ = await asyncio.wait({connecting, closed_early}, return_when=asyncio.FIRST_COMPLETED)
+            if connecting not in done:
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                raise self._refusal(ib, closed_early.result())
+            connecting.result()
+        except OSError as exc:
+            if cfg.source_address and exc.errno in (99, 49):  # EADDRNOTAVAIL on Linux / macOS
+                raise SourceAddressRefused(cfg.source_address, cfg.gateway, str(exc)) from exc
+            raise
+        if not ib.isConnected() or self._down.is_set():
+            raise ConnectionError(f"{self.label}: connection lost during synchronisation: {self._down_cause}")
+
+    def _refusal(self, ib: IB, detail: str) -> BaseException:
+        # A gateway that refuses the client's address closes the socket before the handshake
+        # reply; one that refuses the client id (326) closes it after.
+        if ib.client.serverVersion() == 0:
+            return SourceAddressRefused(
+                self.config.source_address or "(default)", self.config.gateway, detail
+            )
+        return ConnectionError(f"{self.label}: {detail}")
+
+    async def _watch(self) -> str:
+        cfg = self.config
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(down), cfg.heartbeat_interval)
+                    return self._down_cause
+                except TimeoutError:
+                    pass
+                conn, ib = self.conn, self.ib
+                assert conn is not None and ib is not None
+                if time.monotonic() - conn.last_recv < cfg.heartbeat_interval:
+                    continue
+                try:
+                    beat = asyncio.ensure_future(ib.reqCurrentTimeAsync())
+                    done, _ = await asyncio.wait({beat, down}, timeout=cfg.heartbeat_timeout)
+                except ConnectionError as exc:
+                    return f"heartbeat failed: {exc}"
+                if down in done:
+                    beat.cancel()
+                    return self._down_cause
+                if beat not in done:
+                    beat.cancel()
+                    if time.monotonic() - conn.last_recv >= cfg.heartbeat_timeout:
+                        return f"missed heartbeat ({cfg.heartbeat_timeout * 1000:.0f} ms without data)"
+                elif beat.exception() is not None:
+                    return f"heartbeat failed: {beat.exception()}"
+        finally:
+            down.cancel()
+
+    def _mark_down(self, cause: str) -> None:
+        if not self._down.is_set():
+            self._down_cause = cause
+            self._down.set()
+
+    def _teardown(self) -> None:
+        ib = self.ib
+        self.up = False
+        if ib is not None:
+            with contextlib.suppress(Exception):
+                ib.disconnect()
+            if self.conn is not None and self.conn.transport is not None:
+                # A frozen gateway never answers the FIN: drop the socket outright.
+                self.conn.transport.abort()
+
+
+def call_safely(fn: Callable[..., None], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - a consumer's bug must not stop the broker session
+        log.exception("broker event handler failed")

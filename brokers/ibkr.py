@@ -1,0 +1,689 @@
+"""Interactive Brokers through ib_async: the :class:`~brokers.base.Broker` the hot path uses.
+
+Layers: :mod:`brokers.ib_transport` (bound, timestamped socket) -> ib_async (codec) ->
+:mod:`brokers.ib_session` (one kept-alive session per gateway) and :mod:`brokers.ib_orders`
+(the floor's own order map) -> this facade.
+
+Two sessions run at all times, one per gateway (primary and hot standby), with the same client
+id by default: IB ties an order to the client id that placed it, so the standby can see, modify
+and cancel what the primary placed. One session is *active* and carries orders. When it goes
+down (socket closed, or a missed heartbeat) the other takes over at once (``FAILED_OVER``); when
+both are down orders are held in memory (``DISCONNECTED``) and sent when one is back
+(``RECONNECTED``). The floor does not fail back: the session that took over stays active.
+
+Every change of active session opens a new epoch that starts with a reconciliation, during
+which new orders are held: the new session's open orders, completed orders and executions are
+asked fresh; orders it already has are adopted (matched by ``orderRef`` = command id), missed
+executions are reported, orders lost in flight and held orders are sent exactly once, and
+cancels requested meanwhile go out. Then orders flow again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ib_async import IB, Contract, ExecutionFilter, Ticker, Trade
+from ib_async.objects import AccountValue, CommissionReport, Fill
+
+from brokers import ib_codes
+from brokers import ib_convert as cv
+from brokers.base import (
+    BrokerEvent,
+    BrokerNotice,
+    BrokerOrder,
+    BrokerOrderStatus,
+    CommissionReported,
+    DepthSnapshot,
+    DuplicateOrderRef,
+    EventHandler,
+    Executed,
+    NotConnected,
+    OpenOrder,
+    OrderAccepted,
+    OrderInvalid,
+    OrderRejected,
+    OrderStatusChanged,
+    Placement,
+    Position,
+    Quote,
+    SessionChange,
+    SessionChanged,
+    SessionRole,
+    SourceAddressRefused,
+    Subscription,
+    UnknownOrderRef,
+)
+from brokers.ib_market import MarketData
+from brokers.ib_orders import OrderMap, OrderRecord
+from brokers.ib_session import GatewaySession, SessionConfig, call_safely
+
+log = logging.getLogger(__name__)
+
+_LOCAL_STATUSES = frozenset({"PendingSubmit", "PendingCancel", "ApiPending", "ValidationError"})
+"""Statuses ib_async sets on its own, without the gateway saying so."""
+
+
+@dataclass(frozen=True)
+class IbkrConfig:
+    host: str
+    port: int
+    standby_port: int | None = None
+    standby_host: str | None = None
+    client_id: int = 1
+    standby_client_id: int | None = None
+    """Defaults to ``client_id`` so the standby may manage the primary's orders."""
+    source_address: str | None = None
+    connect_timeout: float = 4.0
+    heartbeat_interval: float = 0.25
+    heartbeat_timeout: float = 0.5
+    reconcile_timeout: float = 4.0
+    max_requests_per_s: int = 45
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> IbkrConfig:
+        """From :class:`floor.settings.FloorSettings` (``ib_gateway_host``, ``ib_port``,
+        ``ib_standby_port``, ``ib_client_id``, ``ib_source_address``)."""
+        values: dict[str, Any] = {
+            "host": settings.ib_gateway_host,
+            "port": settings.ib_port,
+            "standby_port": settings.ib_standby_port,
+            "client_id": getattr(settings, "ib_client_id", 1),
+            "source_address": getattr(settings, "ib_source_address", None),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def sessions(self) -> list[SessionConfig]:
+        common = {
+            "source_address": self.source_address,
+            "connect_timeout": self.connect_timeout,
+            "heartbeat_interval": self.heartbeat_interval,
+            "heartbeat_timeout": self.heartbeat_timeout,
+            "max_requests_per_s": self.max_requests_per_s,
+        }
+        out = [SessionConfig(self.host, self.port, self.client_id, SessionRole.PRIMARY, **common)]  # type: ignore[arg-type]
+        if self.standby_port is not None:
+            cid = self.client_id if self.standby_client_id is None else self.standby_client_id
+            host = self.standby_host or self.host
+            out.append(SessionConfig(host, self.standby_port, cid, SessionRole.STANDBY, **common))  # type: ignore[arg-type]
+        return out
+
+
+def _drop(_: BrokerEvent) -> None:
+    pass
+
+
+class IbkrBroker:
+    """The ib_async adapter; see the module docstring and :class:`brokers.base.Broker`."""
+
+    name = "ibkr"
+
+    def __init__(self, config: IbkrConfig) -> None:
+        self.config = config
+        self._orders = OrderMap()
+        self._handler: EventHandler = _drop
+        self._sessions = [
+            GatewaySession(sc, self, self._write_hook(sc.client_id)) for sc in config.sessions()
+        ]
+        self._active: GatewaySession | None = None
+        self._ready = False
+        self._ready_event = asyncio.Event()
+        self._epoch = 0
+        self._ever_active = False
+        self._closing = False
+        self._next_order_id = 0
+        self._global_cancel_pending = False
+        self._reconcile_task: asyncio.Task[None] | None = None
+        self._contracts: dict[str, Contract] = {}
+        self._market = MarketData()
+        self._net_liq: dict[str, Decimal] = {}
+        self.last_cancel_all_ns = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def set_event_handler(self, handler: EventHandler) -> None:
+        self._handler = handler
+
+    @property
+    def connected(self) -> bool:
+        return self._ready and self._active is not None and self._active.up
+
+    @property
+    def active_gateway(self) -> str | None:
+        return self._active.gateway if self._active is not None else None
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    async def connect(self) -> None:
+        firsts = [s.start() for s in self._sessions]
+        errors: list[BaseException] = []
+        for fut in firsts:
+            try:
+                await fut
+            except Exception as exc:  # noqa: BLE001 - collected and reported below
+                errors.append(exc)
+            else:
+                break
+        else:
+            refused = [e for e in errors if isinstance(e, SourceAddressRefused)]
+            await self.close(emit=False)
+            if refused:
+                raise refused[0]
+            raise ConnectionError(f"no IB gateway reachable: {'; '.join(map(str, errors))}")
+        await asyncio.wait_for(
+            self._ready_event.wait(), self.config.reconcile_timeout + self.config.connect_timeout
+        )
+
+    async def close(self, emit: bool = True) -> None:
+        self._closing = True
+        self._ready = False
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+        previous = self._active
+        for s in self._sessions:
+            await s.close()
+        self._active = None
+        if emit and previous is not None:
+            self._session_event(SessionChange.CLOSED, previous, "close() called")
+
+    # --- order path: synchronous ----------------------------------------------------------
+
+    def place(self, order: BrokerOrder) -> Placement:
+        rec = self._orders.get(order.order_ref)
+        if rec is not None:
+            if rec.original != order:
+                raise DuplicateOrderRef(f"order_ref {order.order_ref!r} is already used by a different order")
+            return self._placement(rec, duplicate=True)
+        cv.validate(order)
+        rec = self._orders.add(order)
+        session = self._active
+        if self._ready and session is not None and session.up:
+            self._send(rec, session)
+        return self._placement(rec)
+
+    def cancel(self, order_ref: str) -> int:
+        rec = self._orders.get(order_ref)
+        if rec is None:
+            raise UnknownOrderRef(order_ref)
+        if rec.done:
+            return 0
+        if rec.held:
+            rec.cancel_requested = True
+            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
+                self._emit_status(rec)
+            return 0
+        session = self._active
+        if not (self._ready and session is not None and session.up and session.ib is not None):
+            rec.cancel_requested = True
+            return 0
+        assert rec.order_id is not None
+        try:
+            session.ib.client.cancelOrder(rec.order_id, "")
+        except ConnectionError:
+            rec.cancel_requested = True
+            return 0
+        return rec.write_ns
+
+    def cancel_all(self) -> int:
+        for rec in self._orders.held():
+            rec.cancel_requested = True
+            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
+                self._emit_status(rec)
+        session = self._active
+        if not (self._ready and session is not None and session.up and session.ib is not None):
+            self._global_cancel_pending = True
+            return 0
+        try:
+            session.ib.reqGlobalCancel()
+        except ConnectionError:
+            self._global_cancel_pending = True
+            return 0
+        assert session.conn is not None
+        self.last_cancel_all_ns = session.conn.last_write_ns
+        return self.last_cancel_all_ns
+
+    def modify(
+        self,
+        order_ref: str,
+        *,
+        quantity: int | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trailing_amount: Decimal | None = None,
+        trailing_percent: Decimal | None = None,
+    ) -> int:
+        rec = self._orders.get(order_ref)
+        if rec is None:
+            raise UnknownOrderRef(order_ref)
+        if rec.done:
+            raise OrderInvalid("order_ref", f"order {order_ref} is {rec.status.value}; nothing to modify")
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("quantity", quantity),
+                ("limit_price", limit_price),
+                ("stop_price", stop_price),
+                ("trailing_amount", trailing_amount),
+                ("trailing_percent", trailing_percent),
+            )
+            if v is not None
+        }
+        new = dataclasses.replace(rec.order, **changes)
+        cv.validate(new)
+        rec.order = new
+        session = self._active
+        if rec.held or rec.order_id is None:
+            return 0
+        if not (self._ready and session is not None and session.up and session.ib is not None):
+            rec.modify_pending = True
+            return 0
+        session.ib.client.placeOrder(rec.order_id, cv.contract_for(new), cv.ib_order(new, rec.order_id))
+        return rec.write_ns
+
+    def last_write_ns(self, order_ref: str) -> int:
+        rec = self._orders.get(order_ref)
+        return rec.write_ns if rec is not None else 0
+
+    def _send(self, rec: OrderRecord, session: GatewaySession) -> None:
+        ib = session.ib
+        assert ib is not None
+        client = ib.client
+        client.updateReqId(self._next_order_id)
+        try:
+            order_id = client.getReqId()
+        except ConnectionError:
+            return
+        self._next_order_id = order_id + 1
+        self._orders.bind(rec, session.config.client_id, order_id, session.label)
+        rec.status = BrokerOrderStatus.PENDING_SUBMIT
+        rec.accepted = False
+        rec.sent_count += 1
+        try:
+            ib.placeOrder(self._contract(rec.order), cv.ib_order(rec.order, order_id))
+        except ConnectionError:
+            rec.status = BrokerOrderStatus.HELD
+            rec.sent_count -= 1
+
+    def _placement(self, rec: OrderRecord, duplicate: bool = False) -> Placement:
+        sent = not rec.held
+        return Placement(
+            order_ref=rec.order.order_ref,
+            sent=sent,
+            write_ns=rec.write_ns if sent else 0,
+            session=rec.session,
+            client_id=rec.client_id if sent else None,
+            order_id=rec.order_id if sent else None,
+            duplicate=duplicate,
+        )
+
+    def _contract(self, order: BrokerOrder) -> Contract:
+        key = f"{order.symbol}/{order.exchange}/{order.currency}"
+        contract = self._contracts.get(key)
+        if contract is None:
+            contract = self._contracts[key] = cv.contract_for(order)
+        return contract
+
+    def _write_hook(self, client_id: int) -> Callable[[int, int], None]:
+        by_id = self._orders.by_order_id
+
+        def hook(order_id: int, write_ns: int) -> None:
+            rec = by_id(client_id, order_id)
+            if rec is not None:
+                rec.write_ns = write_ns
+
+        return hook
+
+    # --- sessions (SessionListener) -------------------------------------------------------
+
+    def wire(self, session: GatewaySession, ib: IB) -> None:
+        ib.openOrderEvent += lambda trade: self._on_trade(session, trade)
+        ib.orderStatusEvent += lambda trade: self._on_trade(session, trade)
+        ib.execDetailsEvent += lambda trade, fill: self._on_fill(fill)
+        ib.commissionReportEvent += lambda trade, fill, report: self._on_commission(fill, report)
+        ib.errorEvent += lambda req_id, code, msg, contract: self._on_error(session, req_id, code, msg)
+        ib.pendingTickersEvent += lambda tickers: self._on_tickers(session, tickers)
+        ib.accountValueEvent += self._on_account_value
+
+    def session_up(self, session: GatewaySession) -> None:
+        assert session.ib is not None
+        self._next_order_id = max(self._next_order_id, session.ib.client._reqIdSeq)
+        for value in session.ib.accountValues():
+            self._on_account_value(value)
+        if self._closing:
+            return
+        if self._active is None:
+            change = SessionChange.RECONNECTED if self._ever_active else SessionChange.CONNECTED
+            self._activate(session, change, "connected", None)
+        else:
+            self._session_event(SessionChange.STANDBY_UP, session, "connected")
+
+    def session_down(self, session: GatewaySession, cause: str) -> None:
+        if self._closing:
+            return
+        if session is not self._active:
+            self._session_event(SessionChange.STANDBY_DOWN, session, cause)
+            return
+        self._active = None
+        self._ready = False
+        self._ready_event.clear()
+        other = next((s for s in self._sessions if s is not session and s.up), None)
+        if other is not None:
+            self._activate(other, SessionChange.FAILED_OVER, cause, session)
+        else:
+            self._session_event(SessionChange.DISCONNECTED, session, cause)
+
+    def session_failed(self, session: GatewaySession, error: BaseException) -> None:
+        log.info("%s: connection attempt failed: %s", session.label, error)
+
+    def _activate(
+        self, session: GatewaySession, change: SessionChange, cause: str, previous: GatewaySession | None
+    ) -> None:
+        self._active = session
+        self._ever_active = True
+        self._epoch += 1
+        self._ready = False
+        self._session_event(change, session, cause, previous)
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile(session, self._epoch))
+
+    def _session_event(
+        self,
+        change: SessionChange,
+        session: GatewaySession,
+        cause: str,
+        previous: GatewaySession | None = None,
+    ) -> None:
+        self._emit(
+            SessionChanged(
+                change=change,
+                gateway=session.gateway,
+                role=session.role,
+                cause=cause,
+                epoch=self._epoch,
+                time=datetime.now(UTC),
+                previous_gateway=previous.gateway if previous is not None else None,
+                held_orders=len(self._orders.held()),
+            )
+        )
+
+    async def _reconcile(self, session: GatewaySession, epoch: int) -> None:
+        ib = session.ib
+        assert ib is not None
+        timeout = self.config.reconcile_timeout
+        try:
+            open_trades = await asyncio.wait_for(ib.reqOpenOrdersAsync(), timeout)
+            try:
+                completed = await asyncio.wait_for(ib.reqCompletedOrdersAsync(True), timeout)
+            except TimeoutError:
+                completed = []
+            # Executions only after the open orders are in, so fills attach to known orders.
+            fills = await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), timeout)
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("%s: reconciliation failed (%s); the session is restarted", session.label, exc)
+            session.kill(f"reconciliation failed: {exc}")
+            return
+        if epoch != self._epoch or session is not self._active:
+            return
+        at_broker: set[str] = set()
+        for trade in [*open_trades, *completed]:
+            if trade.order.orderRef:
+                at_broker.add(trade.order.orderRef)
+            self._on_trade(session, trade, adopt=True)
+        for fill in fills:
+            at_broker.add(fill.execution.orderRef)
+            self._on_fill(fill, adopt=True)
+            stored = ib.wrapper.fills.get(fill.execution.execId)
+            if stored is not None and stored.commissionReport.execId:
+                self._on_commission(stored, stored.commissionReport)
+        self._next_order_id = max(self._next_order_id, ib.client._reqIdSeq)
+        if self._global_cancel_pending:
+            self._global_cancel_pending = False
+            ib.reqGlobalCancel()
+            assert session.conn is not None
+            self.last_cancel_all_ns = session.conn.last_write_ns
+        for rec in self._orders.live():
+            ref = rec.order.order_ref
+            if rec.held:
+                if ref in at_broker:
+                    continue  # adopted above: it reached the broker after all
+                self._send(rec, session)
+            elif ref not in at_broker and rec.sent_count > 0 and rec.session != session.label:
+                # Written to a session that died before the broker had it: lost in flight.
+                self._send(rec, session)
+            elif rec.cancel_requested and rec.order_id is not None:
+                ib.client.cancelOrder(rec.order_id, "")
+            elif rec.modify_pending and rec.order_id is not None:
+                rec.modify_pending = False
+                ib.client.placeOrder(
+                    rec.order_id, self._contract(rec.order), cv.ib_order(rec.order, rec.order_id)
+                )
+        self._market.resubscribe(ib)
+        self._ready = True
+        self._ready_event.set()
+
+    # --- inbound: orders ------------------------------------------------------------------
+
+    def _on_trade(self, session: GatewaySession, trade: Trade, adopt: bool = False) -> None:
+        order, st = trade.order, trade.orderStatus
+        if st.status in _LOCAL_STATUSES or (trade.log and trade.log[-1].errorCode):
+            return
+        client_id = order.clientId or st.clientId
+        rec = self._orders.find(order.orderRef, client_id, order.orderId, order.permId or st.permId)
+        if rec is None:
+            return
+        if adopt and (rec.held or rec.order_id != order.orderId) and order.orderId > 0:
+            self._orders.bind(rec, client_id, order.orderId, session.label)
+            if rec.held:
+                rec.status = BrokerOrderStatus.PENDING_SUBMIT
+        self._orders.bind_perm(rec, order.permId or st.permId)
+        status = cv.status(st.status)
+        if status in (BrokerOrderStatus.PRE_SUBMITTED, BrokerOrderStatus.SUBMITTED) and not rec.accepted:
+            rec.accepted = True
+            self._emit(
+                OrderAccepted(
+                    order_ref=rec.order.order_ref,
+                    status=status,
+                    client_id=rec.client_id or client_id,
+                    order_id=rec.order_id or order.orderId,
+                    perm_id=rec.perm_id,
+                    time=datetime.now(UTC),
+                )
+            )
+        filled = cv.shares(st.filled)
+        avg = cv.price(st.avgFillPrice) if filled > 0 else None
+        if self._orders.apply_status(rec, status, filled, avg):
+            self._emit_status(rec)
+
+    def _emit_status(self, rec: OrderRecord) -> None:
+        self._emit(
+            OrderStatusChanged(
+                order_ref=rec.order.order_ref,
+                status=rec.status,
+                filled=rec.filled,
+                remaining=rec.remaining,
+                avg_fill_price=rec.avg_fill_price,
+                client_id=rec.client_id or 0,
+                order_id=rec.order_id or 0,
+                perm_id=rec.perm_id,
+                time=datetime.now(UTC),
+            )
+        )
+
+    def _on_fill(self, fill: Fill, adopt: bool = False) -> None:
+        ex = fill.execution
+        if ex.execId in self._orders.seen_exec:
+            return
+        rec = self._orders.find(ex.orderRef, ex.clientId, ex.orderId, ex.permId)
+        if rec is None and not adopt:
+            return
+        self._orders.seen_exec.add(ex.execId)
+        if rec is not None:
+            rec.exec_ids.add(ex.execId)
+            self._orders.bind_perm(rec, ex.permId)
+        self._emit(self._executed(fill))
+
+    def _executed(self, fill: Fill) -> Executed:
+        ex = fill.execution
+        return Executed(
+            order_ref=ex.orderRef,
+            exec_id=ex.execId,
+            account=ex.acctNumber,
+            symbol=fill.contract.symbol,
+            side=cv.side_of_execution(ex.side),
+            quantity=cv.shares(ex.shares),
+            price=cv.price(ex.price) or Decimal(0),
+            cum_quantity=cv.shares(ex.cumQty),
+            avg_price=cv.price(ex.avgPrice) or Decimal(0),
+            time=cv.utc(ex.time),
+            perm_id=ex.permId,
+            order_id=ex.orderId,
+            client_id=ex.clientId,
+        )
+
+    def _on_commission(self, fill: Fill, report: CommissionReport) -> None:
+        exec_id = report.execId or fill.execution.execId
+        if exec_id in self._orders.seen_commission:
+            return
+        if exec_id not in self._orders.seen_exec:
+            self._on_fill(fill, adopt=True)
+        self._orders.seen_commission.add(exec_id)
+        pnl = cv.money(report.realizedPNL)
+        self._emit(
+            CommissionReported(
+                exec_id=exec_id,
+                order_ref=fill.execution.orderRef,
+                commission=cv.money(report.commission),
+                currency=report.currency,
+                realized_pnl=pnl if pnl else None,
+                time=datetime.now(UTC),
+            )
+        )
+
+    def _on_error(self, session: GatewaySession, req_id: int, code: int, message: str) -> None:
+        now = datetime.now(UTC)
+        if code in ib_codes.CONNECTIVITY_LOST:
+            session.kill(f"gateway reported lost connectivity ({code}: {message})")
+        rec = self._orders.by_order_id(session.config.client_id, req_id) if req_id > 0 else None
+        order_codes = ib_codes.ORDER_REJECTED | ib_codes.MODIFY_REFUSED | ib_codes.CANCEL_REFUSED
+        if rec is not None and code in order_codes and rec.session == session.label:
+            category = ib_codes.category(code)
+            still_working = rec.accepted and not rec.done
+            self._emit(
+                OrderRejected(
+                    order_ref=rec.order.order_ref,
+                    code=code,
+                    reason=message,
+                    category=category,
+                    order_still_working=still_working,
+                    time=now,
+                )
+            )
+            if category == "order_rejected" and not rec.accepted:
+                if self._orders.apply_status(rec, BrokerOrderStatus.INACTIVE, rec.filled, rec.avg_fill_price):
+                    self._emit_status(rec)
+            return
+        if code in ib_codes.ORDER_CANCELLED_NOTICE and rec is not None:
+            return
+        self._emit(BrokerNotice(code=code, message=message, req_id=req_id, session=session.label, time=now))
+
+    def _on_tickers(self, session: GatewaySession, tickers: Iterable[Ticker]) -> None:
+        if session is self._active and session.conn is not None:
+            self._market.on_tickers(tickers, session.conn.last_recv_ns)
+
+    def _on_account_value(self, value: AccountValue) -> None:
+        if value.tag == "NetLiquidation" and value.currency in ("USD", "BASE", ""):
+            try:
+                self._net_liq[value.account] = Decimal(value.value)
+            except ArithmeticError:
+                log.warning("unparseable NetLiquidation %r", value.value)
+
+    def _emit(self, event: BrokerEvent) -> None:
+        call_safely(self._handler, event)
+
+    # --- queries --------------------------------------------------------------------------
+
+    def _ib(self) -> IB:
+        session = self._active
+        if session is None or not session.up or session.ib is None:
+            raise NotConnected("no IB gateway session is up")
+        return session.ib
+
+    async def net_liquidation(self, account: str) -> Decimal:
+        if account in self._net_liq:
+            return self._net_liq[account]
+        ib = self._ib()
+        for value in await ib.accountSummaryAsync(account):
+            self._on_account_value(value)
+        if account not in self._net_liq:
+            raise NotConnected(f"the broker has not reported NetLiquidation for {account}")
+        return self._net_liq[account]
+
+    async def open_orders(self) -> list[OpenOrder]:
+        trades = await self._ib().reqAllOpenOrdersAsync()
+        out = []
+        for t in trades:
+            o, st = t.order, t.orderStatus
+            filled = cv.shares(st.filled)
+            out.append(
+                OpenOrder(
+                    order_ref=o.orderRef,
+                    account=o.account,
+                    symbol=t.contract.symbol,
+                    side=cv.side_of_execution(o.action),
+                    quantity=cv.shares(o.totalQuantity),
+                    order_type=o.orderType,
+                    limit_price=cv.price(o.lmtPrice),
+                    stop_price=cv.price(o.auxPrice),
+                    status=cv.status(st.status),
+                    filled=filled,
+                    remaining=cv.shares(st.remaining),
+                    client_id=o.clientId,
+                    order_id=o.orderId,
+                    perm_id=o.permId,
+                )
+            )
+        return out
+
+    async def executions(self, since: datetime | None = None) -> list[Executed]:
+        fills = await self._ib().reqExecutionsAsync(ExecutionFilter())
+        out = [self._executed(f) for f in fills]
+        return [e for e in out if since is None or e.time >= since]
+
+    async def positions(self) -> list[Position]:
+        positions = await self._ib().reqPositionsAsync()
+        return [
+            Position(
+                account=p.account,
+                symbol=p.contract.symbol,
+                quantity=cv.shares(p.position),
+                avg_cost=cv.money(p.avgCost),
+            )
+            for p in positions
+        ]
+
+    # --- market data ---------------------------------------------------------------------
+
+    async def subscribe_quotes(self, symbol: str, handler: Callable[[Quote], None]) -> Subscription:
+        return self._market.subscribe_quotes(symbol, handler, self._md_ib())
+
+    async def subscribe_depth(
+        self, symbol: str, handler: Callable[[DepthSnapshot], None], rows: int = 10
+    ) -> Subscription:
+        return self._market.subscribe_depth(symbol, handler, rows, self._md_ib())
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        self._market.unsubscribe(subscription, self._md_ib())
+
+    def _md_ib(self) -> IB | None:
+        session = self._active
+        return session.ib if self.connected and session is not None else None
