@@ -1,0 +1,226 @@
+"""The venue's control API: small JSON-over-HTTP on 127.0.0.1 for scripted scenarios.
+
+==========================================  ==================================================
+``GET  /status``                            seed, clock, symbols (bid/ask/mid/last), open
+                                            orders, connected gateways
+``POST /symbols/{SYM}/move``                ``{"pct": -10, "ms": 200}``: move the price
+``POST /symbols/{SYM}/flash-crash``         ``{"pct": 10, "ms": 200}``: drop it by ``pct``
+``POST /symbols/{SYM}/rate``                ``{"rate": 5000}``: model events per second
+``POST /rate``                              ``{"rate": 5000}``: the same for every symbol
+``POST /gateways/{NAME}/drop``              close that gateway's API client connections
+``POST /gateways/{NAME}/freeze``            ``{"seconds": 5}``: gateway goes silent
+``POST /gateways/{NAME}/kill``              gateway process exits
+``POST /reset``                             ``{"seed": 7, "paused": false, "time_ns": null}``
+``POST /clock``                             ``{"paused": true, "advance_ms": 0, "time_scale": 1}``
+``POST /session/close``                     expire DAY orders (end of the trading day)
+==========================================  ==================================================
+
+Replies are JSON; errors are ``{"error": "..."}`` with 400 (bad body), 404 (unknown symbol or
+gateway) or 405. The server is deliberately tiny (stdlib asyncio, HTTP/1.1, one request per
+connection) so the venue process has nothing else to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from paper.venue.messages import DropClients, FreezeGateway, KillGateway
+from paper.venue.server import UnknownGateway, VenueServer
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Error"}
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class NotFound(LookupError):
+    pass
+
+
+def _number(body: dict[str, Any], key: str, default: float | None = None) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"{key!r} must be a number")
+    return float(value)
+
+
+def _decimal(body: dict[str, Any], key: str) -> Decimal:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BadRequest(f"{key!r} must be a number")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise BadRequest(f"{key!r} must be a number") from exc
+    if not result.is_finite():
+        raise BadRequest(f"{key!r} must be finite")
+    return result
+
+
+class ControlApi:
+    def __init__(self, venue: VenueServer) -> None:
+        self.venue = venue
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, payload = await self._read_and_route(reader)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        body = json.dumps(payload).encode()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        try:
+            writer.write(head + body)
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _read_and_route(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
+        request_line = (await reader.readline()).decode("latin-1").strip()
+        parts = request_line.split()
+        if len(parts) != 3:
+            return 400, {"error": "malformed request line"}
+        method, path = parts[0].upper(), parts[1].split("?", 1)[0]
+        length = 0
+        while True:
+            line = (await reader.readline()).decode("latin-1").strip()
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                try:
+                    length = int(value.strip())
+                except ValueError:
+                    return 400, {"error": "bad Content-Length"}
+        if length > MAX_BODY or length < 0:
+            return 400, {"error": "body too large"}
+        raw = await reader.readexactly(length) if length else b""
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return 400, {"error": "body is not JSON"}
+        if not isinstance(body, dict):
+            return 400, {"error": "body must be a JSON object"}
+        try:
+            return 200, self.route(method, path, body)
+        except BadRequest as exc:
+            return 400, {"error": str(exc)}
+        except (NotFound, UnknownGateway) as exc:
+            return 404, {"error": f"not found: {exc}"}
+        except Exception as exc:
+            log.exception("control request %s %s failed", method, path)
+            return 500, {"error": str(exc)}
+
+    def route(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        """Apply one control request; returns the JSON reply."""
+        v = self.venue
+        parts = [p for p in path.split("/") if p]
+        if parts == ["status"]:
+            if method != "GET":
+                raise BadRequest("use GET")
+            return v.status()
+        if method != "POST":
+            raise BadRequest("use POST")
+        match parts:
+            case ["symbols", symbol, action]:
+                if v.venue.contract(symbol) is None:
+                    raise NotFound(symbol)
+                symbol = symbol.upper()
+                if action == "move":
+                    pct = _decimal(body, "pct")
+                    if not -100 < pct <= 1000:
+                        raise BadRequest("'pct' must be in (-100, 1000]")
+                    v.move_price(symbol, pct, self._duration(body))
+                elif action == "flash-crash":
+                    pct = _decimal(body, "pct")
+                    if not 0 < pct < 100:
+                        raise BadRequest("'pct' must be between 0 and 100")
+                    v.move_price(symbol, -pct, self._duration(body))
+                elif action == "rate":
+                    v.set_rate(symbol, self._rate(body))
+                else:
+                    raise NotFound(path)
+                return {"ok": True, "status": v.status()}
+            case ["rate"]:
+                v.set_rate(None, self._rate(body))
+                return {"ok": True}
+            case ["gateways", name, action]:
+                if action == "drop":
+                    v.send_control(DropClients(name))
+                elif action == "freeze":
+                    seconds = _number(body, "seconds")
+                    if not 0 < seconds <= 3600:
+                        raise BadRequest("'seconds' must be in (0, 3600]")
+                    v.send_control(FreezeGateway(name, seconds))
+                elif action == "kill":
+                    v.send_control(KillGateway(name))
+                else:
+                    raise NotFound(path)
+                return {"ok": True}
+            case ["reset"]:
+                seed = body.get("seed", v.venue.seed)
+                if isinstance(seed, bool) or not isinstance(seed, int):
+                    raise BadRequest("'seed' must be an integer")
+                paused = body.get("paused")
+                if paused is not None and not isinstance(paused, bool):
+                    raise BadRequest("'paused' must be a boolean")
+                time_ns = body.get("time_ns")
+                if time_ns is not None and (isinstance(time_ns, bool) or not isinstance(time_ns, int)):
+                    raise BadRequest("'time_ns' must be an integer")
+                v.reset(seed, paused=paused, time_ns=time_ns)
+                return {"ok": True, "status": v.status()}
+            case ["clock"]:
+                paused = body.get("paused")
+                if paused is not None and not isinstance(paused, bool):
+                    raise BadRequest("'paused' must be a boolean")
+                advance = _number(body, "advance_ms", 0.0)
+                if advance < 0:
+                    raise BadRequest("the market clock does not go backwards")
+                scale = body.get("time_scale")
+                if scale is not None:
+                    scale = _number(body, "time_scale")
+                    if scale <= 0:
+                        raise BadRequest("'time_scale' must be positive")
+                v.set_clock(paused=paused, advance_ms=advance, time_scale=scale)
+                return {"ok": True, "status": v.status()}
+            case ["session", "close"]:
+                return {"ok": True, "expired": v.session_close()}
+        raise NotFound(path)
+
+    @staticmethod
+    def _duration(body: dict[str, Any]) -> float:
+        ms = _number(body, "ms", 0.0)
+        if not 0 <= ms <= 3_600_000:
+            raise BadRequest("'ms' must be in [0, 3600000]")
+        return ms
+
+    @staticmethod
+    def _rate(body: dict[str, Any]) -> float:
+        rate = _number(body, "rate")
+        if not 0 <= rate <= 1_000_000:
+            raise BadRequest("'rate' must be in [0, 1000000]")
+        return rate
