@@ -17,7 +17,7 @@ from floor.settings import FloorSettings
 from floor.supervisor import Supervisor, free_port
 from ledger.migrate import apply_migrations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,39 @@
+"""``POST /v1/commands``: the REST door for signed commands."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import ClientAddress, DoorDep
+from api.door import Published
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post(
+    "/commands",
+    status_code=202,
+    responses={
+        202: {"description": "Verified and published to agent.commands"},
+        403: {"description": "Refused by the sentry; `error` names the reason"},
+        422: {"description": "Malformed JSON or schema violation; `field` names the culprit"},
+    },
+)
+async def submit_command(request: Request, door: DoorDep, client: ClientAddress) -> JSONResponse:
+    """Body: the signed envelope of ``trading.signing.SignedCommand`` (raw JSON)."""
+    outcome = await door.submit(await request.body(), client)
+    if isinstance(outcome, Published):
+        return JSONResponse(
+            {
+                "status": "published",
+                "command_id": outcome.command_id,
+                "partition": outcome.partition,
+                "offset": outcome.offset,
+            },
+            status_code=202,
+        )
+    body: dict[str, str] = {"error": outcome.error, "detail": outcome.detail}
+    if outcome.field is not None:
+        body["field"] = outcome.field
+    return JSONResponse(body, status_code=outcome.status)

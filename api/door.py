@@ -1,0 +1,137 @@
+"""The REST door for signed commands: verify at the edge, then publish to ``agent.commands``.
+
+The door asks the sentry the same question the hot path asks again later (Kafka is not a trust
+boundary). Its replay memory is its own :class:`~trading.sentry.ReplayGuard` (commands it
+published and the hot path may not have ledgered yet) plus the ledger (everything committed).
+Nothing refused here is produced to Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from observability.security import SecurityLog, refusal_event
+from trading import sentry
+from trading.commands import CommandInvalid
+from trading.sentry import RegisteredKey, ReplayGuard, Verdict
+from trading.signing import EnvelopeInvalid, SignedCommand
+
+
+class KeyLookup(Protocol):
+    async def registered_key(self, key_id: str) -> RegisteredKey | None: ...
+
+
+class ReplayLookup(Protocol):
+    async def already_ledgered(self, agent_id: str, nonce: str, signature_hash: str) -> str | None:
+        """The refusal reason if the ledger already holds this nonce or signature, else None."""
+        ...
+
+
+class Publisher(Protocol):
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Published:
+    command_id: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The door refused: ``status`` is the HTTP status (403 security, 422 bad input)."""
+
+    status: int
+    error: str
+    field: str | None = None
+    detail: str = ""
+
+
+class Door:
+    def __init__(
+        self,
+        keys: KeyLookup,
+        ledger: ReplayLookup,
+        publisher: Publisher,
+        security: SecurityLog,
+        topic: str,
+        replay: ReplayGuard | None = None,
+    ) -> None:
+        self._keys = keys
+        self._ledger = ledger
+        self._publisher = publisher
+        self._security = security
+        self._topic = topic
+        self._replay = replay or ReplayGuard()
+
+    async def submit(self, body: bytes, source_address: str | None) -> Published | Rejected:
+        try:
+            data = json.loads(body, parse_float=_refuse_float)
+        except _FloatRefused as exc:
+            return Rejected(422, "schema", "command", f"JSON numbers with fractions are not allowed: {exc}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return Rejected(422, "malformed_json", "body", str(exc))
+        try:
+            envelope = sentry.read_envelope(data)
+        except sentry.Refused as exc:
+            return await self._refuse(exc.verdict, data, None, source_address)
+        except (EnvelopeInvalid, CommandInvalid) as exc:
+            return Rejected(422, "schema", exc.field, exc.reason)
+
+        now = datetime.now(UTC)
+        self._replay.forget_older_than_window(now)
+        key = await self._keys.registered_key(envelope.signer)
+        verdict = sentry.check(envelope, key, self._replay, now)
+        if verdict.accepted:
+            command = envelope.command
+            ledgered = await self._ledger.already_ledgered(
+                command.agent_id, command.nonce, envelope.signature_hash
+            )
+            if ledgered is not None:
+                verdict = Verdict(ledgered, key.agent_id if key else None, "already in the ledger")
+        if not verdict.accepted:
+            return await self._refuse(verdict, data, envelope, source_address)
+
+        command = envelope.command
+        # Remember before the produce so a concurrent duplicate request is refused while this one
+        # is still in flight.
+        self._replay.remember(command.agent_id, command.nonce, envelope.signature_hash, command.issued_at)
+        record = await self._publisher.send_and_wait(
+            self._topic, envelope.to_wire(), key=f"{command.account}/{command.symbol or ''}".encode()
+        )
+        return Published(command.command_id, int(record.partition), int(record.offset))
+
+    async def _refuse(
+        self, verdict: Verdict, data: Any, envelope: SignedCommand | None, source_address: str | None
+    ) -> Rejected:
+        assert verdict.reason is not None and verdict.severity is not None
+        raw_command = data.get("command") if isinstance(data, dict) else None
+        claimed = raw_command.get("agent_id") if isinstance(raw_command, dict) else None
+        command_id = raw_command.get("command_id") if isinstance(raw_command, dict) else None
+        signer = data.get("signer") if isinstance(data, dict) else None
+        event = refusal_event(
+            reason=verdict.reason,
+            severity=verdict.severity.value,
+            source="api",
+            source_address=source_address,
+            agent_id=verdict.agent_id,
+            key_id=signer if isinstance(signer, str) else None,
+            command_id=command_id if isinstance(command_id, str) else None,
+            claimed_agent_id=claimed if isinstance(claimed, str) else None,
+            detail=verdict.detail,
+        )
+        await self._security.record(event)
+        return Rejected(403, verdict.reason, None, verdict.detail)
+
+
+class _FloatRefused(ValueError):
+    pass
+
+
+def _refuse_float(text: str) -> Any:
+    # A binary float never enters the floor: prices are decimal strings.
+    raise _FloatRefused(text)

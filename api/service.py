@@ -1,0 +1,30 @@
+"""The API as a supervised process."""
+
+from __future__ import annotations
+
+import sys
+
+from floor.settings import FloorSettings
+from floor.supervisor import ServiceSpec, tcp_probe
+
+
+def api_spec(settings: FloorSettings, *, env: dict[str, str | None] | None = None) -> ServiceSpec:
+    """Ready when uvicorn accepts connections, which it does only after the app's start-up
+    (database pool and Kafka producer open) succeeded."""
+    port = settings.api_port
+    return ServiceSpec(
+        name="api",
+        argv=[sys.executable, "-m", "api", "--port", str(port)],
+        address=f"http://{settings.host}:{port}",
+        probe=tcp_probe(settings.host, port),
+        ports=((settings.host, port),),
+        env={
+            "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
+            "FLOOR_HOST": settings.host,
+            "DATABASE_URL": settings.db_url,
+            "KAFKA_BOOTSTRAP": settings.kafka,
+            "FLOOR_API_PORT": str(port),
+            **(env or {}),
+        },
+        hint="set FLOOR_API_PORT to a free port; the API needs Postgres and Kafka",
+    )

@@ -1,0 +1,202 @@
+"""The security-event log: every refusal by the sentry, written three ways.
+
+A security event is recorded in Postgres (the durable record ops and auditors query), on the
+``security.events`` topic (for the HUD and alerting) and as a log line (for whoever tails the
+process log). The Postgres write comes first and is awaited: an event that is not in the table
+did not happen as far as an audit is concerned. Kafka and the log line follow; a Kafka failure
+is logged and does not lose the event, which is already in the table.
+
+Titles: a refusal that means someone holds, forged or replays a signature is a
+``Critical Security Breach``; the rest (a stale clock, an account the agent may not trade) are
+``Security Refusal``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+log = logging.getLogger("floor.security")
+
+CRITICAL_BREACH = "Critical Security Breach"
+SECURITY_REFUSAL = "Security Refusal"
+
+
+class Severity(enum.StrEnum):
+    """Same names as :class:`trading.sentry.Severity` (observability imports nothing of the floor)."""
+
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+_LOG_LEVEL = {
+    Severity.WARNING: logging.WARNING,
+    Severity.ERROR: logging.ERROR,
+    Severity.CRITICAL: logging.CRITICAL,
+}
+
+
+@dataclass(frozen=True)
+class SecurityEvent:
+    event_id: str
+    ts: datetime
+    title: str
+    reason: str
+    """The sentry's refusal name, e.g. ``sentry.bad_signature``."""
+    severity: Severity
+    source: str
+    """Which process refused: ``api`` or ``hotpath``."""
+    source_address: str | None
+    """The client's address (API) or the Kafka partition/offset (hot path)."""
+    agent_id: str | None = None
+    key_id: str | None = None
+    command_id: str | None = None
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "ts": self.ts.astimezone(UTC).isoformat(),
+            "title": self.title,
+            "reason": self.reason,
+            "severity": self.severity.value,
+            "source": self.source,
+            "source_address": self.source_address,
+            "agent_id": self.agent_id,
+            "key_id": self.key_id,
+            "command_id": self.command_id,
+            "detail": dict(self.detail),
+        }
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> SecurityEvent:
+        data = json.loads(raw)
+        return cls(
+            event_id=data["event_id"],
+            ts=datetime.fromisoformat(data["ts"]),
+            title=data["title"],
+            reason=data["reason"],
+            severity=Severity(data["severity"]),
+            source=data["source"],
+            source_address=data.get("source_address"),
+            agent_id=data.get("agent_id"),
+            key_id=data.get("key_id"),
+            command_id=data.get("command_id"),
+            detail=data.get("detail") or {},
+        )
+
+
+def refusal_event(
+    *,
+    reason: str,
+    severity: str,
+    source: str,
+    source_address: str | None,
+    agent_id: str | None = None,
+    key_id: str | None = None,
+    command_id: str | None = None,
+    claimed_agent_id: str | None = None,
+    detail: str = "",
+    now: datetime | None = None,
+) -> SecurityEvent:
+    """The event for a sentry refusal. ``agent_id`` is the registered key's owner (None when the
+    key is unknown); ``claimed_agent_id`` is the agent the command names, kept in the detail
+    when it differs, since that is who the sender pretended to be."""
+    level = Severity(severity)
+    details = {"detail": detail} if detail else {}
+    if claimed_agent_id is not None and claimed_agent_id != agent_id:
+        details["claimed_agent_id"] = claimed_agent_id
+    return SecurityEvent(
+        event_id=uuid.uuid4().hex,
+        ts=now or datetime.now(UTC),
+        title=CRITICAL_BREACH if level is Severity.CRITICAL else SECURITY_REFUSAL,
+        reason=reason,
+        severity=level,
+        source=source,
+        source_address=source_address,
+        agent_id=agent_id or claimed_agent_id,
+        key_id=key_id,
+        command_id=command_id,
+        detail=details,
+    )
+
+
+class SecurityEventStore(Protocol):
+    """Where security events are kept durably (the ledger's Postgres table)."""
+
+    async def record_security_event(self, event: SecurityEvent) -> None: ...
+
+
+class Executor(Protocol):
+    """An asyncpg connection or pool (only ``execute`` is used)."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+
+class PostgresSecurityStore:
+    """Inserts into the ledger database's append-only ``security_events`` table."""
+
+    def __init__(self, db: Executor) -> None:
+        self._db = db
+
+    async def record_security_event(self, event: SecurityEvent) -> None:
+        detail = {"title": event.title, "event_id": event.event_id, **event.detail}
+        await self._db.execute(
+            "INSERT INTO security_events (ts, severity, reason, source, agent_id, key_id, command_id,"
+            " remote_addr, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
+            event.ts.astimezone(UTC),
+            event.severity.value,
+            event.reason,
+            event.source,
+            event.agent_id,
+            event.key_id,
+            event.command_id,
+            event.source_address,
+            json.dumps(detail),
+        )
+
+
+class Producer(Protocol):
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...
+
+
+class SecurityLog:
+    """Records each event in the store, on ``security.events`` and in the log."""
+
+    def __init__(self, store: SecurityEventStore, producer: Producer | None, topic: str) -> None:
+        self._store = store
+        self._producer = producer
+        self._topic = topic
+
+    async def record(self, event: SecurityEvent) -> None:
+        await self._store.record_security_event(event)
+        log.log(
+            _LOG_LEVEL[event.severity],
+            "%s: %s from %s via %s (agent=%s key=%s command=%s) %s",
+            event.title,
+            event.reason,
+            event.source_address,
+            event.source,
+            event.agent_id,
+            event.key_id,
+            event.command_id,
+            dict(event.detail),
+        )
+        if self._producer is None:
+            return
+        try:
+            await self._producer.send_and_wait(
+                self._topic, event.encode(), key=(event.agent_id or "unknown").encode()
+            )
+        except Exception:
+            log.exception("security event %s is in the table but not on %s", event.event_id, self._topic)
