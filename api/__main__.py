@@ -16,7 +16,7 @@ from api.ledger_access import LedgerAccess
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from floor.settings import FloorSettings
-from observability.security import PostgresSecurityStore, SecurityLog
+from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
 
 
@@ -29,8 +29,9 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
         try:
             producer = await start_producer(settings.kafka, "api")
             try:
-                security = SecurityLog(PostgresSecurityStore(pool), producer, SECURITY_EVENTS)
-                yield Door(LedgerAccess(pool), LedgerAccess(pool), producer, security, AGENT_COMMANDS)
+                ledger = LedgerAccess(pool)
+                security = SecurityLog(ledger, producer, SECURITY_EVENTS)
+                yield Door(ledger, ledger, producer, security, AGENT_COMMANDS)
             finally:
                 await producer.stop()
         finally:

@@ -121,6 +121,7 @@ class Door:
             agent_id=verdict.agent_id,
             key_id=signer if isinstance(signer, str) else None,
             command_id=command_id if isinstance(command_id, str) else None,
+            signature_hash=envelope.signature_hash if envelope is not None else None,
             claimed_agent_id=claimed if isinstance(claimed, str) else None,
             detail=verdict.detail,
         )

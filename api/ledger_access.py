@@ -1,9 +1,11 @@
-"""The door's read access to the ledger: the key registry and the replay indexes."""
+"""The door's access to the ledger: the key registry, the replay indexes, security events."""
 
 from __future__ import annotations
 
+from ledger import security_events
 from ledger.db import Db
 from ledger.keys import get_key
+from observability.security import SecurityEvent
 from trading import sentry
 from trading.sentry import RegisteredKey
 
@@ -27,3 +29,19 @@ class LedgerAccess:
         if row is None:
             return None
         return sentry.REPLAYED_SIGNATURE if row["same_signature"] else sentry.REPLAYED_NONCE
+
+    async def record_security_event(self, event: SecurityEvent) -> None:
+        await security_events.record_security_event(
+            self._db,
+            security_events.SecurityEvent(
+                reason=event.reason,
+                severity=security_events.Severity(event.severity.value),
+                source=event.source,
+                agent_id=event.agent_id,
+                key_id=event.key_id,
+                command_id=event.command_id,
+                signature_hash=event.signature_hash,
+                remote_addr=event.source_address,
+                detail=event.stored_detail(),
+            ),
+        )

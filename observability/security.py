@@ -58,7 +58,12 @@ class SecurityEvent:
     agent_id: str | None = None
     key_id: str | None = None
     command_id: str | None = None
+    signature_hash: str | None = None
     detail: Mapping[str, str] = field(default_factory=dict)
+
+    def stored_detail(self) -> dict[str, str]:
+        """What the table's ``detail`` column keeps beyond its own columns."""
+        return {"title": self.title, "event_id": self.event_id, **self.detail}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +77,7 @@ class SecurityEvent:
             "agent_id": self.agent_id,
             "key_id": self.key_id,
             "command_id": self.command_id,
+            "signature_hash": self.signature_hash,
             "detail": dict(self.detail),
         }
 
@@ -92,6 +98,7 @@ class SecurityEvent:
             agent_id=data.get("agent_id"),
             key_id=data.get("key_id"),
             command_id=data.get("command_id"),
+            signature_hash=data.get("signature_hash"),
             detail=data.get("detail") or {},
         )
 
@@ -105,6 +112,7 @@ def refusal_event(
     agent_id: str | None = None,
     key_id: str | None = None,
     command_id: str | None = None,
+    signature_hash: str | None = None,
     claimed_agent_id: str | None = None,
     detail: str = "",
     now: datetime | None = None,
@@ -127,6 +135,7 @@ def refusal_event(
         agent_id=agent_id or claimed_agent_id,
         key_id=key_id,
         command_id=command_id,
+        signature_hash=signature_hash,
         detail=details,
     )
 
@@ -135,35 +144,6 @@ class SecurityEventStore(Protocol):
     """Where security events are kept durably (the ledger's Postgres table)."""
 
     async def record_security_event(self, event: SecurityEvent) -> None: ...
-
-
-class Executor(Protocol):
-    """An asyncpg connection or pool (only ``execute`` is used)."""
-
-    async def execute(self, query: str, *args: Any) -> str: ...
-
-
-class PostgresSecurityStore:
-    """Inserts into the ledger database's append-only ``security_events`` table."""
-
-    def __init__(self, db: Executor) -> None:
-        self._db = db
-
-    async def record_security_event(self, event: SecurityEvent) -> None:
-        detail = {"title": event.title, "event_id": event.event_id, **event.detail}
-        await self._db.execute(
-            "INSERT INTO security_events (ts, severity, reason, source, agent_id, key_id, command_id,"
-            " remote_addr, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
-            event.ts.astimezone(UTC),
-            event.severity.value,
-            event.reason,
-            event.source,
-            event.agent_id,
-            event.key_id,
-            event.command_id,
-            event.source_address,
-            json.dumps(detail),
-        )
 
 
 class Producer(Protocol):
