@@ -70,7 +70,8 @@ def test_clients_of_both_kinds_see_the_top_rows_after_any_changes(
             client.apply(row)
     for seq, (side, ticks, size) in enumerate(steps, start=1):
         # Bids at or below 99.99, asks at or above 100.00: a book that never crosses.
-        price = Decimal("99.99") - Decimal(ticks) / 100 if side == BID else Decimal("100.00") + Decimal(ticks) / 100
+        offset = Decimal(ticks) / 100
+        price = Decimal("99.99") - offset if side == BID else Decimal("100.00") + offset
         moved = apply_change(book, LevelChange(seq, side, price, size))
         if moved is None:
             continue
