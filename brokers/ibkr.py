@@ -138,6 +138,7 @@ class IbkrBroker:
         self._epoch = 0
         self._ever_active = False
         self._closing = False
+        self._starting = False
         self._next_order_id = 0
         self._global_cancel_pending = False
         self._reconcile_task: asyncio.Task[None] | None = None
@@ -155,6 +156,11 @@ class IbkrBroker:
     def connected(self) -> bool:
         return self._ready and self._active is not None and self._active.up
 
+    async def wait_connected(self) -> None:
+        """Return once orders are written to a socket again (not held)."""
+        while not self.connected:
+            await self._ready_event.wait()
+
     @property
     def active_gateway(self) -> str | None:
         return self._active.gateway if self._active is not None else None
@@ -164,8 +170,10 @@ class IbkrBroker:
         return self._epoch
 
     async def connect(self) -> None:
+        self._starting = True
         firsts = [s.start() for s in self._sessions]
         errors: list[BaseException] = []
+        # The primary gets the first chance to be active; the standby only if it cannot connect.
         for fut in firsts:
             try:
                 await fut
@@ -179,6 +187,12 @@ class IbkrBroker:
             if refused:
                 raise refused[0]
             raise ConnectionError(f"no IB gateway reachable: {'; '.join(map(str, errors))}")
+        self._starting = False
+        up = [s for s in self._sessions if s.up]
+        if up:
+            self._activate(up[0], SessionChange.CONNECTED, "connected", None)
+            for other in up[1:]:
+                self._session_event(SessionChange.STANDBY_UP, other, "connected")
         await asyncio.wait_for(
             self._ready_event.wait(), self.config.reconcile_timeout + self.config.connect_timeout
         )
@@ -358,7 +372,7 @@ class IbkrBroker:
         self._next_order_id = max(self._next_order_id, session.ib.client._reqIdSeq)
         for value in session.ib.accountValues():
             self._on_account_value(value)
-        if self._closing:
+        if self._closing or self._starting:
             return
         if self._active is None:
             change = SessionChange.RECONNECTED if self._ever_active else SessionChange.CONNECTED
@@ -367,7 +381,7 @@ class IbkrBroker:
             self._session_event(SessionChange.STANDBY_UP, session, "connected")
 
     def session_down(self, session: GatewaySession, cause: str) -> None:
-        if self._closing:
+        if self._closing or self._starting:
             return
         if session is not self._active:
             self._session_event(SessionChange.STANDBY_DOWN, session, cause)

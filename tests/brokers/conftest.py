@@ -61,17 +61,17 @@ class PaperStack:
         self.supervisor.running.remove(service)
 
 
-def _stack(tmp: Path, **kw: object) -> PaperStack:
-    stack = PaperStack(
-        Supervisor(tmp / "log"),
-        free_port(),
-        free_port(),
-        {"primary": free_port(), "standby": free_port()},
-        **kw,  # type: ignore[arg-type]
-    )
-    stack.start_venue()
-    stack.start_gateway("primary")
-    stack.start_gateway("standby")
+def make_stack(tmp: Path, trusted: str = HOST, no_pacing: bool = False) -> PaperStack:
+    """Start a venue and both gateways on free ports (stop with ``stack.supervisor.stop_all()``)."""
+    ports = {"primary": free_port(), "standby": free_port()}
+    stack = PaperStack(Supervisor(tmp / "log"), free_port(), free_port(), ports, trusted, no_pacing)
+    try:
+        stack.start_venue()
+        stack.start_gateway("primary")
+        stack.start_gateway("standby")
+    except BaseException:
+        stack.supervisor.stop_all()
+        raise
     return stack
 
 
@@ -79,7 +79,7 @@ def _stack(tmp: Path, **kw: object) -> PaperStack:
 def paper() -> Iterator[PaperStack]:
     """Venue + gateways shared by a module's non-destructive tests."""
     with tempfile.TemporaryDirectory(prefix="brokers-") as tmp:
-        stack = _stack(Path(tmp))
+        stack = make_stack(Path(tmp))
         try:
             yield stack
         finally:
@@ -90,7 +90,7 @@ def paper() -> Iterator[PaperStack]:
 def fresh_paper() -> Iterator[PaperStack]:
     """Venue + gateways of one test's own, for tests that kill gateways."""
     with tempfile.TemporaryDirectory(prefix="brokers-") as tmp:
-        stack = _stack(Path(tmp))
+        stack = make_stack(Path(tmp))
         try:
             yield stack
         finally:

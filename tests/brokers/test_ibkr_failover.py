@@ -1,0 +1,182 @@
+"""Failover, outage and reconnect against real gateway processes killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from brokers.base import (
+    BrokerOrder,
+    BrokerOrderStatus,
+    OrderAccepted,
+    OrderStatusChanged,
+    OrderType,
+    SessionChange,
+    SessionChanged,
+    SessionRole,
+    Side,
+    SourceAddressRefused,
+)
+from brokers.ibkr import IbkrBroker, IbkrConfig
+from tests.brokers.conftest import HOST, PaperStack, make_stack
+from tests.brokers.recorder import Recorder
+
+ACCOUNT = "DU1234567"
+_client_ids = itertools.count(51)
+
+
+def resting(price: str = "100.00") -> BrokerOrder:
+    return BrokerOrder(
+        f"cmd-{uuid.uuid4().hex[:12]}",
+        ACCOUNT,
+        "AAPL",
+        Side.BUY,
+        5,
+        OrderType.LMT,
+        limit_price=Decimal(price),
+    )
+
+
+@pytest.fixture()
+async def broker(fresh_paper: PaperStack) -> AsyncIterator[tuple[IbkrBroker, Recorder]]:
+    b = IbkrBroker(
+        IbkrConfig(
+            HOST, fresh_paper.ports["primary"], fresh_paper.ports["standby"], client_id=next(_client_ids)
+        )
+    )
+    rec = Recorder()
+    b.set_event_handler(rec)
+    await b.connect()
+    yield b, rec
+    await b.close()
+
+
+async def test_killed_primary_fails_over_and_standby_serves_the_resting_order(
+    fresh_paper: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    order = resting()
+    b.place(order)
+    await rec.next(OrderAccepted, order_ref=order.order_ref)
+
+    killed_at = time.monotonic()
+    fresh_paper.kill_gateway("primary")
+    change = await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    took = time.monotonic() - killed_at
+    assert change.gateway == f"{HOST}:{fresh_paper.ports['standby']}"
+    assert change.previous_gateway == f"{HOST}:{fresh_paper.ports['primary']}"
+    assert change.role is SessionRole.STANDBY and change.epoch == 2
+    assert took < 2.0
+
+    # Placing the same command again (an idempotent resend) writes nothing new.
+    assert b.place(order).duplicate
+    # The standby session can manage the order the primary placed.
+    await asyncio.wait_for(b.wait_connected(), 5)
+    mine = [o for o in await b.open_orders() if o.order_ref == order.order_ref]
+    assert len(mine) == 1
+    assert b.cancel(order.order_ref) > 0
+    await rec.next(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED)
+    # A new order goes out through the standby at once.
+    after = resting("99.00")
+    assert b.place(after).sent
+    await rec.next(OrderAccepted, order_ref=after.order_ref)
+    assert len(rec.of(OrderAccepted, order_ref=order.order_ref)) == 1
+
+
+async def test_orders_placed_while_both_gateways_are_down_are_sent_once_on_reconnect(
+    fresh_paper: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    fresh_paper.kill_gateway("primary")
+    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    fresh_paper.kill_gateway("standby")
+    down = await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    assert down.held_orders == 0
+    assert not b.connected
+
+    held = [resting("100.00"), resting("100.01"), resting("100.02")]
+    placements = [b.place(o) for o in held]
+    assert all(not p.sent and p.write_ns == 0 and p.order_id is None for p in placements)
+    assert all(b.place(o).duplicate for o in held)
+    cancelled = resting("100.03")
+    b.place(cancelled)
+    b.cancel(cancelled.order_ref)  # cancelled while held: never sent
+    await rec.next(OrderStatusChanged, order_ref=cancelled.order_ref, status=BrokerOrderStatus.CANCELLED)
+
+    await asyncio.to_thread(fresh_paper.start_gateway, "standby")
+    back = await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=15)
+    assert back.held_orders == 3
+    for o in held:
+        await rec.next(OrderAccepted, order_ref=o.order_ref)
+    await asyncio.wait_for(b.wait_connected(), 5)
+    at_broker = [o.order_ref for o in await b.open_orders()]
+    for o in held:
+        assert at_broker.count(o.order_ref) == 1
+    assert cancelled.order_ref not in at_broker
+    assert not rec.of(OrderAccepted, order_ref=cancelled.order_ref)
+    b.cancel_all()
+
+
+async def test_frozen_primary_misses_heartbeats_and_fails_over(
+    fresh_paper: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(
+            f"http://{HOST}:{fresh_paper.control_port}/gateways/primary/freeze", json={"seconds": 5}
+        )
+        assert reply.status_code == 200, reply.text
+    frozen_at = time.monotonic()
+    change = await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    assert "heartbeat" in change.cause
+    assert time.monotonic() - frozen_at < 2.0
+    await asyncio.wait_for(b.wait_connected(), 5)
+    order = resting()
+    assert b.place(order).sent
+    await rec.next(OrderAccepted, order_ref=order.order_ref)
+    b.cancel(order.order_ref)
+
+
+@pytest.fixture()
+def trusting_127_0_0_2() -> Iterator[PaperStack]:
+    """Gateways whose only trusted client address is 127.0.0.2."""
+    with tempfile.TemporaryDirectory(prefix="brokers-") as tmp:
+        stack = make_stack(Path(tmp), trusted="127.0.0.2")
+        try:
+            yield stack
+        finally:
+            stack.supervisor.stop_all()
+
+
+async def test_sockets_bind_to_the_configured_source_address(trusting_127_0_0_2: PaperStack) -> None:
+    ports = trusting_127_0_0_2.ports
+    refused = IbkrBroker(
+        IbkrConfig(HOST, ports["primary"], ports["standby"], client_id=71, source_address=HOST)
+    )
+    with pytest.raises(SourceAddressRefused) as info:
+        await refused.connect()
+    assert info.value.source_address == HOST
+
+    bound = IbkrBroker(
+        IbkrConfig(HOST, ports["primary"], ports["standby"], client_id=72, source_address="127.0.0.2")
+    )
+    await bound.connect()
+    try:
+        assert bound.connected
+        for session in bound._sessions:
+            assert session.conn is not None and session.conn.transport is not None
+            assert session.conn.transport.get_extra_info("sockname")[0] == "127.0.0.2"
+    finally:
+        await bound.close()
