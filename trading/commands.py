@@ -419,3 +419,14 @@ def _enum_value(value: enum.StrEnum | None) -> str | None:
 
 def _opt(convert: Any, value: Any) -> Any:
     return None if value is None else convert(value)
+
+
+def format_timestamp_ms(value: datetime) -> str:
+    """UTC millisecond timestamp in the wire form of ``issued_at`` (``...T04:48:34.123Z``)."""
+    return _format_issued_at(value)
+
+
+def parse_timestamp_ms(value: str) -> datetime:
+    """Inverse of :func:`format_timestamp_ms`; raises :class:`CommandInvalid` on any other form."""
+    _check_issued_at(value)
+    return _parse_issued_at(value)

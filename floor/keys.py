@@ -1,0 +1,152 @@
+"""``floor keys``: make, register, list and revoke Ed25519 signing keys.
+
+The private key is written to ``<var>/keys/AGENT.key`` (PKCS#8 PEM, mode 0600, never
+overwritten); only the public key goes to the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import asyncpg
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.console import Console
+from rich.table import Table
+
+from floor.settings import FloorSettings
+from ledger import keys as registry
+from trading.signing import (
+    generate_private_key,
+    private_key_from_pem,
+    private_key_to_pem,
+    public_key_bytes,
+)
+
+app = typer.Typer(help="Signing keys of agents and operators.", no_args_is_help=True)
+console = Console()
+
+
+def key_path(settings: FloorSettings, agent_id: str) -> Path:
+    return settings.keys_dir / f"{agent_id}.key"
+
+
+def load_private_key(settings: FloorSettings, agent_id: str) -> Ed25519PrivateKey:
+    """Read ``<var>/keys/AGENT.key``; raises FileNotFoundError if there is none."""
+    return private_key_from_pem(key_path(settings, agent_id).read_bytes())
+
+
+def _write_private(path: Path, pem: bytes) -> None:
+    # O_EXCL: never clobber an existing key; 0600 from creation, not chmod'ed afterwards.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _split_accounts(values: list[str]) -> list[str]:
+    return sorted({a.strip() for v in values for a in v.split(",") if a.strip()})
+
+
+@app.command("new")
+def new(
+    agent: Annotated[str, typer.Argument(help="Agent (or operator) id the key belongs to.")],
+    accounts: Annotated[
+        list[str],
+        typer.Option("--accounts", "-a", help="Accounts it may trade (repeat or comma-separate; * = all)."),
+    ],
+    role: Annotated[
+        str, typer.Option("--role", "-r", help="agent, operator or service.")
+    ] = registry.ROLE_AGENT,
+) -> None:
+    """Make a key pair: private key to var/keys/AGENT.key (0600), public key registered."""
+    settings = FloorSettings()
+    settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    final = key_path(settings, agent)
+    if final.exists():
+        console.print(f"[red]{final} already exists[/]; revoke the agent and move the file away first.")
+        raise typer.Exit(1)
+    key = generate_private_key()
+    staging = final.with_suffix(f".key.new-{os.getpid()}")
+    _write_private(staging, private_key_to_pem(key))
+    try:
+        record = asyncio.run(
+            _register(settings.db_url, agent, public_key_bytes(key), role, _split_accounts(accounts))
+        )
+    except registry.KeyRegistryError as exc:
+        staging.unlink()
+        console.print(f"[red]not registered[/]: {exc}")
+        raise typer.Exit(1) from None
+    except BaseException:
+        staging.unlink()
+        raise
+    os.link(staging, final)
+    staging.unlink()
+    console.print(
+        f"key [bold]{record.key_id}[/] registered for [bold]{agent}[/] (role {record.role}, "
+        f"accounts {', '.join(sorted(record.accounts))}); private key in {final}"
+    )
+
+
+async def _register(
+    dsn: str, agent: str, public: bytes, role: str, accounts: list[str]
+) -> registry.KeyRecord:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await registry.register_key(conn, agent, public, role, accounts)
+    finally:
+        await conn.close()
+
+
+@app.command("revoke")
+def revoke(agent: str = typer.Argument(..., help="Agent whose active key is revoked.")) -> None:
+    """Revoke the agent's active key: its commands are refused from now on."""
+    settings = FloorSettings()
+
+    async def run() -> registry.KeyRecord:
+        conn = await asyncpg.connect(settings.db_url)
+        try:
+            return await registry.revoke_agent(conn, agent)
+        finally:
+            await conn.close()
+
+    try:
+        record = asyncio.run(run())
+    except registry.UnknownAgent as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"key [bold]{record.key_id}[/] of [bold]{agent}[/] revoked at {record.revoked_at:%Y-%m-%d %H:%M:%S}Z"
+    )
+
+
+@app.command("list")
+def list_keys() -> None:
+    """Every registered key, revoked ones included."""
+    settings = FloorSettings()
+
+    async def run() -> dict[str, registry.KeyRecord]:
+        conn = await asyncpg.connect(settings.db_url)
+        try:
+            return await registry.load_keys(conn)
+        finally:
+            await conn.close()
+
+    table = Table(title="Signing keys", title_justify="left")
+    for column in ("agent", "key id", "role", "accounts", "created", "status"):
+        table.add_column(column)
+    for rec in asyncio.run(run()).values():
+        status = "[red]revoked[/]" if rec.revoked else "[green]active[/]"
+        table.add_row(
+            rec.agent_id,
+            rec.key_id,
+            rec.role,
+            ", ".join(sorted(rec.accounts)),
+            f"{rec.created_at:%Y-%m-%d %H:%M:%S}",
+            status,
+        )
+    console.print(table)

@@ -1,0 +1,83 @@
+"""``floor ledger``: check the ledger's chain and signatures, look at its newest entries."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from floor.settings import FloorSettings
+from ledger.verify import VerifyReport, verify_ledger
+
+app = typer.Typer(help="The hash-chained ledger.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("verify")
+def verify() -> None:
+    """Re-check every signature and the whole chain; name the first bad entry (exit 1)."""
+    settings = FloorSettings()
+    with Progress(
+        TextColumn("verifying ledger"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verify", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report: VerifyReport = asyncio.run(verify_ledger(settings.db_url, progress))
+    if report.first_bad is not None:
+        console.print(
+            f"[red bold]ledger NOT intact[/]: first bad entry is seq {report.first_bad.seq}: "
+            f"{report.first_bad.problem}"
+        )
+        console.print(f"{report.entries} entries before it verified.")
+        raise typer.Exit(1)
+    if report.problems:
+        for problem in report.problems:
+            console.print(f"[red bold]ledger NOT intact[/]: {problem}")
+        raise typer.Exit(1)
+    console.print(f"[green bold]ledger intact[/]: {report.entries} entries, chain and signatures verified.")
+
+
+@app.command("tail")
+def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest entries.")) -> None:
+    """The newest entries, newest last."""
+    settings = FloorSettings()
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(settings.db_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT seq, recorded_at, kind, account, agent_id, command_id, decision, reason"
+                " FROM ledger_entries ORDER BY seq DESC LIMIT $1",
+                n,
+            )
+            return list(reversed(rows))
+        finally:
+            await conn.close()
+
+    table = Table(title="Ledger", title_justify="left")
+    for column in ("seq", "recorded", "kind", "account", "agent", "command", "decision"):
+        table.add_column(column)
+    for r in asyncio.run(run()):
+        decision = r["decision"] + (f" ({r['reason']})" if r["reason"] else "")
+        table.add_row(
+            str(r["seq"]),
+            f"{r['recorded_at']:%H:%M:%S.%f}"[:-3],
+            r["kind"],
+            r["account"] or "",
+            r["agent_id"] or "",
+            r["command_id"] or "",
+            decision,
+        )
+    console.print(table)

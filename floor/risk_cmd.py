@@ -1,0 +1,151 @@
+"""``floor risk``: show and change accounts' risk profiles. Every change is a signed ledger
+entry, signed with an operator key made by ``floor keys new NAME --role operator``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from floor.keys import load_private_key
+from floor.settings import FloorSettings
+from ledger import risk_profiles
+from trading.sizing import ProfileInvalid, RiskProfile
+
+app = typer.Typer(help="Per-account risk profiles (Position Sizer and risk limits).", no_args_is_help=True)
+console = Console()
+
+_FIELDS = (
+    ("max_trade_size", "Max Trade Size ($)"),
+    ("max_dollar_risk", "Max Dollar Risk per trade ($)"),
+    ("kelly_fraction", "Kelly fraction"),
+    ("max_position", "Max position per symbol (shares)"),
+    ("max_gross_exposure", "Max gross exposure ($)"),
+    ("max_open_orders", "Max open orders"),
+    ("staleness_ms", "Price staleness window (ms)"),
+)
+
+
+def _dec(name: str, raw: str | None) -> Decimal | None:
+    if raw is None:
+        return None
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        raise typer.BadParameter(
+            f"{raw!r} is not a decimal", param_hint=f"--{name.replace('_', '-')}"
+        ) from None
+
+
+@app.command("show")
+def show(account: str | None = typer.Argument(None, help="One account (default: all).")) -> None:
+    """Current profile(s), with the ledger entry that set each."""
+    settings = FloorSettings()
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(settings.db_url)
+        try:
+            return await conn.fetch(
+                "SELECT account, ledger_seq, updated_at FROM risk_profiles"
+                " WHERE $1::text IS NULL OR account = $1 ORDER BY account",
+                account,
+            )
+        finally:
+            await conn.close()
+
+    async def profiles() -> dict[str, RiskProfile]:
+        conn = await asyncpg.connect(settings.db_url)
+        try:
+            return await risk_profiles.all_profiles(conn)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(run())
+    if not rows:
+        console.print(f"no risk profile for {account}" if account else "no risk profiles yet")
+        raise typer.Exit(1 if account else 0)
+    current = asyncio.run(profiles())
+    for r in rows:
+        profile = current[r["account"]]
+        table = Table(
+            title=f"{r['account']} (ledger entry {r['ledger_seq']}, {r['updated_at']:%Y-%m-%d %H:%M:%S}Z)",
+            title_justify="left",
+        )
+        table.add_column("limit")
+        table.add_column("value", justify="right")
+        for name, label in _FIELDS:
+            table.add_row(label, str(getattr(profile, name)))
+        console.print(table)
+
+
+@app.command("set")
+def set_(
+    account: str = typer.Argument(..., help="Broker account id."),
+    max_trade_size: str | None = typer.Option(None, help="Dollars."),
+    max_dollar_risk: str | None = typer.Option(None, help="Dollars lost at the stop, per trade."),
+    kelly_fraction: str | None = typer.Option(None, help="Multiplier on Kelly, in (0, 1]."),
+    max_position: int | None = typer.Option(None, help="Shares per symbol."),
+    max_gross_exposure: str | None = typer.Option(None, help="Dollars."),
+    max_open_orders: int | None = typer.Option(None),
+    staleness_ms: int | None = typer.Option(None, help="Milliseconds."),
+    operator: str = typer.Option(
+        "operator", "--as", help="Operator whose key (var/keys/NAME.key) signs the change."
+    ),
+) -> None:
+    """Change some or all limits; unspecified ones keep their current value."""
+    settings = FloorSettings()
+    try:
+        key = load_private_key(settings, operator)
+    except FileNotFoundError:
+        console.print(f"[red]no key for {operator}[/]: run `floor keys new {operator} --role operator` first")
+        raise typer.Exit(1) from None
+    given: dict[str, Any] = {
+        "max_trade_size": _dec("max_trade_size", max_trade_size),
+        "max_dollar_risk": _dec("max_dollar_risk", max_dollar_risk),
+        "kelly_fraction": _dec("kelly_fraction", kelly_fraction),
+        "max_position": max_position,
+        "max_gross_exposure": _dec("max_gross_exposure", max_gross_exposure),
+        "max_open_orders": max_open_orders,
+        "staleness_ms": staleness_ms,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+
+    async def run() -> tuple[int, RiskProfile]:
+        conn = await asyncpg.connect(settings.db_url)
+        try:
+            current = await risk_profiles.get_profile(conn, account)
+            if current is None:
+                missing = [
+                    f"--{n.replace('_', '-')}" for n, _ in _FIELDS if n not in given and n != "kelly_fraction"
+                ]
+                if missing:
+                    raise ProfileInvalid(
+                        missing[0].lstrip("-"), f"first profile of {account} needs {', '.join(missing)}"
+                    )
+                profile = RiskProfile(**given)
+            else:
+                profile = replace(current, **given)
+            record = await risk_profiles.set_profile(
+                conn, account, profile, operator_id=operator, operator_key=key
+            )
+            return record.seq, profile
+        finally:
+            await conn.close()
+
+    try:
+        seq, profile = asyncio.run(run())
+    except ProfileInvalid as exc:
+        console.print(f"[red]refused[/]: {exc}")
+        raise typer.Exit(1) from None
+    except risk_profiles.OperatorNotAuthorised as exc:
+        console.print(f"[red]refused[/]: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"risk profile of [bold]{account}[/] set (ledger entry {seq}):")
+    for name, label in _FIELDS:
+        console.print(f"  {label}: {getattr(profile, name)}")

@@ -1,0 +1,261 @@
+"""Append to the ledger: one statement, one round trip, committed when it returns.
+
+Write-ahead rule: the hot path calls :func:`append_command` with ``Decision.ACCEPTED`` and
+awaits it *before* the broker call; when it returns (outside an explicit transaction) the entry
+is durable. The database assigns ``seq`` (gapless, in commit order), ``recorded_at`` and the
+chained hash (see :mod:`ledger.chain`) inside ``ledger_append()``.
+
+Replays cannot be appended: the same authenticated signature, the same (agent, nonce) or the
+same command id a second time raises :class:`ReplayRefused` naming which, and nothing is
+written.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ledger.db import Db
+from trading.commands import Command
+from trading.signing import SignedCommand, signature_hash
+
+_APPEND_SQL = (
+    "SELECT seq, entry_hash, recorded_at"
+    " FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+)
+
+_UNIQUE_FIELDS = {
+    "ledger_entries_signature_hash": "signature_hash",
+    "ledger_entries_agent_nonce": "nonce",
+    "ledger_entries_command_id": "command_id",
+}
+
+KIND_UNVERIFIED = "unverified"
+"""``kind`` of an entry whose payload could not be authenticated (a sentry refusal)."""
+
+
+class Decision(enum.StrEnum):
+    ACCEPTED = "accepted"
+    """Passed sentry, sizing and risk; the order may now go to the broker."""
+    REJECTED = "rejected"
+    """Refused by the floor; ``reason`` names the rule."""
+    APPLIED = "applied"
+    """An administrative change (a risk profile) that took effect."""
+
+
+class LedgerError(Exception):
+    """Base of the ledger's named errors."""
+
+
+class ReplayRefused(LedgerError):
+    """The ledger already holds this signature / (agent, nonce) / command id."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field} already in the ledger: {detail}")
+        self.field = field
+
+
+class EntryInvalid(LedgerError):
+    """An entry the ledger's rules refuse (e.g. a rejection without a reason)."""
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    seq: int
+    entry_hash: bytes
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class ReplayKey:
+    """What the sentry remembers per accepted command (see ``trading.sentry.ReplayGuard``)."""
+
+    agent_id: str
+    nonce: str
+    signature_hash: str
+    issued_at: datetime
+
+
+async def append_command(
+    db: Db,
+    signed: SignedCommand,
+    *,
+    decision: Decision,
+    reason: str | None = None,
+    received_at: datetime | None = None,
+) -> LedgerRecord:
+    """Record a verified command and the floor's decision on it.
+
+    Only call this for an envelope whose signature the sentry verified: the entry is marked
+    authenticated and ``floor ledger verify`` will re-check the signature.
+    """
+    if decision is Decision.APPLIED:
+        raise EntryInvalid("a command is accepted or rejected, not applied")
+    command: Command = signed.command
+    return await append_signed(
+        db,
+        kind=command.kind.value,
+        payload=signed.canonical,
+        signer=signed.signer,
+        scheme=signed.scheme,
+        signature=signed.signature,
+        account=command.account,
+        agent_id=command.agent_id,
+        command_id=command.command_id,
+        nonce=command.nonce,
+        issued_at=command.issued_at,
+        decision=decision,
+        reason=reason,
+        received_at=received_at,
+    )
+
+
+async def append_signed(
+    db: Db,
+    *,
+    kind: str,
+    payload: bytes,
+    signer: str,
+    scheme: str,
+    signature: bytes,
+    account: str | None,
+    agent_id: str,
+    command_id: str,
+    nonce: str,
+    issued_at: datetime,
+    decision: Decision,
+    reason: str | None = None,
+    received_at: datetime | None = None,
+) -> LedgerRecord:
+    """Record any authenticated signed document (commands, risk profile changes).
+
+    The columns (account, agent_id, command_id, nonce, issued_at) must be the payload's own
+    values; ``floor ledger verify`` checks that they are.
+    """
+    return await _append(
+        db,
+        kind,
+        account,
+        agent_id,
+        command_id,
+        nonce,
+        issued_at,
+        payload,
+        signer,
+        scheme,
+        signature,
+        True,
+        decision,
+        reason,
+        received_at,
+    )
+
+
+async def append_refusal(
+    db: Db,
+    *,
+    payload: bytes,
+    signer: str,
+    signature: bytes,
+    reason: str,
+    scheme: str = "ed25519",
+    received_at: datetime | None = None,
+) -> LedgerRecord:
+    """Record input the sentry refused because it could not be authenticated (unknown key,
+    bad signature). The raw payload is kept as evidence; the entry is ``rejected`` and
+    unauthenticated, so it never blocks a genuine command's signature, nonce or id."""
+    return await _append(
+        db,
+        KIND_UNVERIFIED,
+        None,
+        None,
+        None,
+        None,
+        None,
+        payload,
+        signer,
+        scheme,
+        signature,
+        False,
+        Decision.REJECTED,
+        reason,
+        received_at,
+    )
+
+
+async def _append(
+    db: Db,
+    kind: str,
+    account: str | None,
+    agent_id: str | None,
+    command_id: str | None,
+    nonce: str | None,
+    issued_at: datetime | None,
+    payload: bytes,
+    signer: str,
+    scheme: str,
+    signature: bytes,
+    authenticated: bool,
+    decision: Decision,
+    reason: str | None,
+    received_at: datetime | None,
+) -> LedgerRecord:
+    if decision is Decision.REJECTED and not reason:
+        raise EntryInvalid("a rejected entry needs a reason")
+    if reason == "":
+        raise EntryInvalid("reason must be None or non-empty")
+    try:
+        row = await db.fetchrow(
+            _APPEND_SQL,
+            kind,
+            account,
+            agent_id,
+            command_id,
+            nonce,
+            issued_at,
+            payload,
+            signer,
+            scheme,
+            signature,
+            signature_hash(signature),
+            authenticated,
+            decision.value,
+            reason,
+            received_at or datetime.now(UTC),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        field = _UNIQUE_FIELDS.get(exc.constraint_name or "")
+        if field is None:
+            raise
+        raise ReplayRefused(field, f"agent {agent_id}, command {command_id}") from None
+    except asyncpg.CheckViolationError as exc:
+        raise EntryInvalid(str(exc)) from None
+    return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
+
+
+async def load_replay_keys(db: Db, since: datetime) -> list[ReplayKey]:
+    """Authenticated entries issued at or after ``since``, oldest first: warm the sentry's
+    replay guard with these at start-up (``since`` = now minus the acceptance window)."""
+    rows = await db.fetch(
+        "SELECT agent_id, nonce, signature_hash, issued_at FROM ledger_entries"
+        " WHERE authenticated AND issued_at >= $1 ORDER BY issued_at",
+        since,
+    )
+    return [ReplayKey(r["agent_id"], r["nonce"], r["signature_hash"], r["issued_at"]) for r in rows]
+
+
+async def ledger_head(db: Db) -> tuple[int, bytes]:
+    """(seq, entry_hash) of the newest entry; (0, 32 zero bytes) for an empty ledger."""
+    row = await db.fetchrow("SELECT seq, entry_hash FROM ledger_head")
+    return int(row["seq"]), bytes(row["entry_hash"])
+
+
+async def entries_for_command(db: Db, command_id: str) -> list[int]:
+    """Sequence numbers of the authenticated entries for ``command_id`` (at most one)."""
+    rows = await db.fetch(
+        "SELECT seq FROM ledger_entries WHERE command_id = $1 AND authenticated ORDER BY seq", command_id
+    )
+    return [int(r["seq"]) for r in rows]

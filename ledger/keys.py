@@ -1,0 +1,145 @@
+"""The key registry: Ed25519 public keys, the agent each belongs to, its role and the accounts
+it may trade. Keys are never deleted or edited; revoking is the only change, and a revoked key
+still verifies the ledger entries it signed before it was revoked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from ledger.db import Db
+from trading.sentry import ANY_ACCOUNT, RegisteredKey
+from trading.signing import PUBLIC_KEY_BYTES, key_id
+
+ROLE_AGENT = "agent"
+"""Trading agents (including the Sniper): sign enter / exit / cancel / iceberg commands."""
+ROLE_OPERATOR = "operator"
+"""People and tools that change risk profiles."""
+ROLE_SERVICE = "service"
+"""Floor services that sign on their own behalf."""
+ROLES = frozenset({ROLE_AGENT, ROLE_OPERATOR, ROLE_SERVICE})
+
+
+class KeyRegistryError(Exception):
+    """Base of the registry's named errors."""
+
+
+class KeyConflict(KeyRegistryError):
+    """The agent already has an active key, or this public key is already registered."""
+
+
+class UnknownAgent(KeyRegistryError):
+    """No active key for this agent."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    agent_id: str
+    public_key: bytes
+    role: str
+    accounts: frozenset[str]
+    """Accounts the key may trade; ``*`` means all."""
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def allows(self, account: str) -> bool:
+        return ANY_ACCOUNT in self.accounts or account in self.accounts
+
+    def registered(self) -> RegisteredKey:
+        """The sentry's view of this key."""
+        return RegisteredKey(self.key_id, self.agent_id, self.public_key, self.accounts, self.revoked)
+
+
+_COLUMNS = "key_id, agent_id, public_key, role, accounts, created_at, revoked_at"
+
+
+def _record(row: asyncpg.Record) -> KeyRecord:
+    return KeyRecord(
+        key_id=row["key_id"],
+        agent_id=row["agent_id"],
+        public_key=bytes(row["public_key"]),
+        role=row["role"],
+        accounts=frozenset(row["accounts"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+async def register_key(db: Db, agent_id: str, public_key: bytes, role: str, accounts: list[str]) -> KeyRecord:
+    """Register ``public_key`` (raw 32 bytes) as ``agent_id``'s active key."""
+    if len(public_key) != PUBLIC_KEY_BYTES:
+        raise KeyRegistryError(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes, got {len(public_key)}")
+    if role not in ROLES:
+        raise KeyRegistryError(f"role must be one of {sorted(ROLES)}, got {role!r}")
+    if not accounts or any(not a for a in accounts):
+        raise KeyRegistryError("at least one account (or '*') is required")
+    try:
+        row = await db.fetchrow(
+            f"INSERT INTO agent_keys (key_id, agent_id, public_key, role, accounts)"
+            f" VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
+            key_id(public_key),
+            agent_id,
+            public_key,
+            role,
+            sorted(set(accounts)),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "agent_keys_one_active":
+            raise KeyConflict(f"{agent_id} already has an active key; revoke it first") from None
+        raise KeyConflict("this public key is already registered") from None
+    except asyncpg.CheckViolationError as exc:
+        raise KeyRegistryError(f"refused by the registry: {exc}") from None
+    return _record(row)
+
+
+async def revoke_agent(db: Db, agent_id: str) -> KeyRecord:
+    """Revoke the agent's active key; raises :class:`UnknownAgent` if it has none."""
+    row = await db.fetchrow(
+        "UPDATE agent_keys SET revoked_at = now() WHERE agent_id = $1 AND revoked_at IS NULL"
+        f" RETURNING {_COLUMNS}",
+        agent_id,
+    )
+    if row is None:
+        raise UnknownAgent(f"no active key for {agent_id}")
+    return _record(row)
+
+
+async def revoke_key(db: Db, key: str) -> KeyRecord:
+    row = await db.fetchrow(
+        "UPDATE agent_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL"
+        f" RETURNING {_COLUMNS}",
+        key,
+    )
+    if row is None:
+        raise UnknownAgent(f"no active key {key}")
+    return _record(row)
+
+
+async def get_key(db: Db, key: str) -> KeyRecord | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM agent_keys WHERE key_id = $1", key)
+    return None if row is None else _record(row)
+
+
+async def active_key_for(db: Db, agent_id: str) -> KeyRecord | None:
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM agent_keys WHERE agent_id = $1 AND revoked_at IS NULL", agent_id
+    )
+    return None if row is None else _record(row)
+
+
+async def load_keys(db: Db) -> dict[str, KeyRecord]:
+    """Every key ever registered, by key id (revoked ones included, flagged)."""
+    rows = await db.fetch(f"SELECT {_COLUMNS} FROM agent_keys ORDER BY created_at")
+    return {r["key_id"]: _record(r) for r in rows}
+
+
+async def load_registered(db: Db) -> dict[str, RegisteredKey]:
+    """The sentry's key map: key id -> :class:`trading.sentry.RegisteredKey`."""
+    return {k: rec.registered() for k, rec in (await load_keys(db)).items()}

@@ -1,0 +1,227 @@
+"""Re-check the whole ledger: the chain, every signature, and that stored columns say what the
+signed payload says. Stops at, and names, the first bad entry.
+
+Reads one consistent snapshot (a read-only REPEATABLE READ transaction) in pages of
+:data:`PAGE` entries by ``seq``, so memory stays flat on a big ledger; after each page it calls
+``progress(done, total)`` so a CLI can draw a bar.
+
+Per entry, in order (the first failing check is the reported problem):
+
+1. ``seq`` is the previous one plus 1 (no gap, starting at 1);
+2. ``prev_hash`` is the previous entry's hash (the genesis hash for the first);
+3. ``entry_hash`` is :func:`ledger.chain.compute_entry_hash` of the row;
+4. ``signature_hash`` is SHA-256 of ``signature``;
+5. authenticated entries: the signer is a registered key, not revoked before the entry was
+   recorded, of the agent the entry names; the scheme is Ed25519; the signature verifies
+   over ``payload``; the payload parses (a command, or a risk profile change signed by an
+   operator key) and its fields equal the stored columns;
+6. unauthenticated entries are rejections (a refused forgery kept as evidence).
+
+Then the head row must point at the last entry, and each ``risk_profiles`` row must be the
+newest change the ledger holds for its account.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from ledger.append import KIND_UNVERIFIED
+from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
+from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
+from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
+from trading.commands import Command, CommandInvalid, CommandKind
+from trading.signing import (
+    SCHEME_ED25519,
+    SignatureInvalid,
+    public_key_from_bytes,
+    signature_hash,
+    verify_bytes,
+)
+from trading.sizing import RiskProfile
+
+PAGE = 2000
+
+Progress = Callable[[int, int], None]
+
+_COMMAND_KINDS = frozenset(k.value for k in CommandKind)
+_ROW_COLUMNS = ", ".join(LedgerRow.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class BadEntry:
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"entry {self.seq}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: int
+    """Entries checked (all of them when ``ok``)."""
+    head_seq: int
+    first_bad: BadEntry | None
+    problems: tuple[str, ...] = ()
+    """Problems outside the chain (head row, risk profile projection)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None and not self.problems
+
+
+class _Bad(Exception):
+    pass
+
+
+async def verify_ledger(
+    dsn_or_conn: str | asyncpg.Connection, progress: Progress | None = None
+) -> VerifyReport:
+    if isinstance(dsn_or_conn, str):
+        conn = await asyncpg.connect(dsn_or_conn)
+        try:
+            return await _verify(conn, progress)
+        finally:
+            await conn.close()
+    return await _verify(dsn_or_conn, progress)
+
+
+async def _verify(conn: asyncpg.Connection, progress: Progress | None) -> VerifyReport:
+    if conn.is_in_transaction():
+        # The caller's transaction is the snapshot (e.g. an investigation inside a transaction).
+        return await _verify_snapshot(conn, progress)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _verify_snapshot(conn, progress)
+
+
+async def _verify_snapshot(conn: asyncpg.Connection, progress: Progress | None) -> VerifyReport:
+    keys = await load_keys(conn)
+    head = await conn.fetchrow("SELECT seq, entry_hash FROM ledger_head")
+    total = int(await conn.fetchval("SELECT count(*) FROM ledger_entries"))
+    checker = _Checker(keys)
+    done = 0
+    if progress:
+        progress(0, total)
+    last_seq = 0
+    while True:
+        rows = await conn.fetch(
+            f"SELECT {_ROW_COLUMNS} FROM ledger_entries WHERE seq > $1 ORDER BY seq LIMIT $2", last_seq, PAGE
+        )
+        if not rows:
+            break
+        for record in rows:
+            row = _row(record)
+            try:
+                checker.check(row)
+            except _Bad as bad:
+                return VerifyReport(done, int(head["seq"]), BadEntry(row.seq, str(bad)))
+            done += 1
+        last_seq = int(rows[-1]["seq"])
+        if progress:
+            progress(done, total)
+
+    problems: list[str] = []
+    if int(head["seq"]) != checker.prev_seq or bytes(head["entry_hash"]) != checker.prev_hash:
+        problems.append(
+            f"ledger_head says seq {head['seq']} but the chain ends at seq {checker.prev_seq}"
+            " (entries removed or head altered)"
+        )
+    for r in await conn.fetch("SELECT account, profile, ledger_seq FROM risk_profiles ORDER BY account"):
+        latest = checker.latest_profile.get(r["account"])
+        stored = RiskProfile.from_json_dict(json.loads(r["profile"]))
+        if latest is None or latest[0] != r["ledger_seq"] or latest[1] != stored:
+            problems.append(f"risk profile of {r['account']} is not the newest ledgered change")
+    return VerifyReport(done, int(head["seq"]), None, tuple(problems))
+
+
+def _row(record: Any) -> LedgerRow:
+    values = dict(record)
+    for name in ("prev_hash", "entry_hash", "payload", "signature"):
+        values[name] = bytes(values[name])
+    return LedgerRow(**values)
+
+
+class _Checker:
+    def __init__(self, keys: dict[str, KeyRecord]) -> None:
+        self.keys = keys
+        self.prev_seq = 0
+        self.prev_hash = GENESIS_HASH
+        self.latest_profile: dict[str, tuple[int, RiskProfile]] = {}
+
+    def check(self, row: LedgerRow) -> None:
+        if row.seq != self.prev_seq + 1:
+            raise _Bad(f"sequence gap: expected seq {self.prev_seq + 1}")
+        if row.prev_hash != self.prev_hash:
+            raise _Bad("prev_hash does not match the previous entry's hash (chain broken)")
+        if compute_entry_hash(self.prev_hash, row) != row.entry_hash:
+            raise _Bad("entry_hash does not match the entry's contents (entry altered)")
+        if signature_hash(row.signature) != row.signature_hash:
+            raise _Bad("signature_hash is not SHA-256 of the signature")
+        if row.authenticated:
+            self._check_authenticated(row)
+        elif row.decision != "rejected" or row.kind != KIND_UNVERIFIED:
+            raise _Bad("an unauthenticated entry must be a rejected 'unverified' entry")
+        self.prev_seq = row.seq
+        self.prev_hash = row.entry_hash
+
+    def _check_authenticated(self, row: LedgerRow) -> None:
+        key = self.keys.get(row.signer)
+        if key is None:
+            raise _Bad(f"signer {row.signer} is not a registered key")
+        if key.revoked_at is not None and key.revoked_at <= row.recorded_at:
+            raise _Bad(f"key {row.signer} was revoked before the entry was recorded")
+        if key.agent_id != row.agent_id:
+            raise _Bad(f"key {row.signer} belongs to {key.agent_id}, entry names {row.agent_id}")
+        if row.scheme != SCHEME_ED25519:
+            raise _Bad(f"unsupported signature scheme {row.scheme!r}")
+        try:
+            verify_bytes(public_key_from_bytes(key.public_key), row.payload, row.signature)
+        except SignatureInvalid:
+            raise _Bad("signature does not verify over the payload") from None
+        fields = self._payload_fields(row, key)
+        stored = (row.kind, row.account, row.agent_id, row.command_id, row.nonce, row.issued_at)
+        if fields != stored:
+            raise _Bad("stored columns differ from the signed payload")
+
+    def _payload_fields(self, row: LedgerRow, key: KeyRecord) -> tuple[Any, ...]:
+        try:
+            data = json.loads(row.payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Bad("payload is not JSON") from None
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if kind in _COMMAND_KINDS:
+            try:
+                command = Command.from_json_dict(data)
+            except CommandInvalid as exc:
+                raise _Bad(f"payload is not a valid command ({exc})") from None
+            return (
+                command.kind.value,
+                command.account,
+                command.agent_id,
+                command.command_id,
+                command.nonce,
+                command.issued_at,
+            )
+        if kind == KIND_RISK_PROFILE_SET:
+            try:
+                change = RiskProfileChange.from_json_dict(data)
+            except ChangeInvalid as exc:
+                raise _Bad(f"payload is not a valid risk profile change ({exc})") from None
+            if key.role != ROLE_OPERATOR:
+                raise _Bad(f"risk profile change signed by a {key.role} key, not an operator key")
+            if row.decision == "applied":
+                self.latest_profile[change.account] = (row.seq, change.profile)
+            return (
+                KIND_RISK_PROFILE_SET,
+                change.account,
+                change.agent_id,
+                change.command_id,
+                change.nonce,
+                change.issued_at,
+            )
+        raise _Bad(f"unknown payload kind {kind!r}")

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from ledger.append import (
+    Decision,
+    EntryInvalid,
+    ReplayRefused,
+    append_command,
+    append_refusal,
+    ledger_head,
+    load_replay_keys,
+)
+from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
+from ledger.verify import verify_ledger
+from tests.ledger.helpers import registered_agent, signed_enter
+from trading.signing import generate_private_key, sign_command
+
+
+async def rows(db: asyncpg.Connection) -> list[LedgerRow]:
+    records = await db.fetch(
+        f"SELECT {', '.join(LedgerRow.__dataclass_fields__)} FROM ledger_entries ORDER BY seq"
+    )
+    return [LedgerRow(**dict(r)) for r in records]
+
+
+async def test_appends_chain_in_order_and_verify_passes_with_progress(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    alpha = await registered_agent(db, "alpha")
+    records = []
+    for i in range(5):
+        decision = Decision.ACCEPTED if i % 2 == 0 else Decision.REJECTED
+        reason = None if decision is Decision.ACCEPTED else "risk.max_dollar_risk"
+        records.append(await append_command(db, signed_enter(alpha), decision=decision, reason=reason))
+    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+    stored = await rows(db)
+    prev = GENESIS_HASH
+    for row in stored:
+        assert row.prev_hash == prev
+        assert compute_entry_hash(prev, row) == row.entry_hash  # the database and Python agree
+        prev = row.entry_hash
+    assert stored[1].decision == "rejected" and stored[1].reason == "risk.max_dollar_risk"
+    assert await ledger_head(db) == (5, prev)
+    assert [r.recorded_at for r in stored] == sorted(r.recorded_at for r in stored)
+
+    calls: list[tuple[int, int]] = []
+    report = await verify_ledger(ledger_dsn, lambda done, total: calls.append((done, total)))
+    assert report.ok and report.entries == 5 and report.first_bad is None
+    assert calls[0] == (0, 5) and calls[-1] == (5, 5)
+
+
+async def test_empty_ledger_verifies(ledger_dsn: str) -> None:
+    report = await verify_ledger(ledger_dsn)
+    assert report.ok and report.entries == 0
+
+
+async def test_replays_cannot_be_appended_and_leave_nothing(db: asyncpg.Connection) -> None:
+    alpha = await registered_agent(db)
+    signed = signed_enter(alpha, nonce="n-1", command_id="cmd-1")
+    await append_command(db, signed, decision=Decision.ACCEPTED)
+    with pytest.raises(ReplayRefused) as same:
+        await append_command(db, signed, decision=Decision.ACCEPTED)
+    assert same.value.field == "signature_hash"
+    with pytest.raises(ReplayRefused) as nonce:
+        await append_command(db, signed_enter(alpha, nonce="n-1"), decision=Decision.REJECTED, reason="x.y")
+    assert nonce.value.field == "nonce"
+    with pytest.raises(ReplayRefused) as command:
+        await append_command(db, signed_enter(alpha, command_id="cmd-1"), decision=Decision.ACCEPTED)
+    assert command.value.field == "command_id"
+    assert (await ledger_head(db))[0] == 1
+    # The chain stayed whole: the next append follows entry 1.
+    record = await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    assert record.seq == 2
+
+
+async def test_refused_forgery_is_evidence_and_does_not_block_the_genuine_command(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    alpha = await registered_agent(db)
+    genuine = signed_enter(alpha)
+    # A forger replays the genuine signature over an altered payload; the sentry refuses it.
+    forged_payload = genuine.canonical.replace(b'"DU100"', b'"DU666"')
+    await append_refusal(
+        db,
+        payload=forged_payload,
+        signer=genuine.signer,
+        signature=genuine.signature,
+        reason="sentry.bad_signature",
+    )
+    await append_command(db, genuine, decision=Decision.ACCEPTED)
+    report = await verify_ledger(ledger_dsn)
+    assert report.ok, report
+
+
+async def test_rejection_needs_a_reason(db: asyncpg.Connection) -> None:
+    alpha = await registered_agent(db)
+    with pytest.raises(EntryInvalid):
+        await append_command(db, signed_enter(alpha), decision=Decision.REJECTED)
+    with pytest.raises(EntryInvalid):
+        await append_command(db, signed_enter(alpha), decision=Decision.APPLIED)
+
+
+async def test_recent_replay_keys_load_for_the_sentry(db: asyncpg.Connection) -> None:
+    alpha = await registered_agent(db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    old = signed_enter(alpha, issued_at=now - timedelta(minutes=5))
+    new = signed_enter(alpha, issued_at=now - timedelta(seconds=1))
+    for signed in (old, new):
+        await append_command(db, signed, decision=Decision.ACCEPTED)
+    keys = await load_replay_keys(db, now - timedelta(seconds=30))
+    assert [(k.agent_id, k.nonce, k.signature_hash) for k in keys] == [
+        ("alpha", new.command.nonce, new.signature_hash)
+    ]
+    assert keys[0].issued_at == new.command.issued_at
+
+
+async def test_concurrent_appends_keep_a_gapless_valid_chain(db: asyncpg.Connection, ledger_dsn: str) -> None:
+    alpha = await registered_agent(db)
+    pool = await asyncpg.create_pool(ledger_dsn, min_size=8, max_size=8)
+    try:
+        signed = [signed_enter(alpha) for _ in range(200)]
+        records = await asyncio.gather(*(append_command(pool, s, decision=Decision.ACCEPTED) for s in signed))
+    finally:
+        await pool.close()
+    assert sorted(r.seq for r in records) == list(range(1, 201))
+    report = await verify_ledger(ledger_dsn)
+    assert report.ok and report.entries == 200
+
+
+async def test_entry_signed_by_unregistered_key_fails_verify(db: asyncpg.Connection, ledger_dsn: str) -> None:
+    alpha = await registered_agent(db)
+    await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    stranger = sign_command(signed_enter(alpha).command, generate_private_key())
+    await append_command(db, stranger, decision=Decision.ACCEPTED)
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None and report.first_bad.seq == 2
+    assert "not a registered key" in report.first_bad.problem
