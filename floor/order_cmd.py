@@ -1,0 +1,151 @@
+"""``floor order submit``: sign a command with an agent's key and post it to the API door.
+
+The private key is read from ``<keys_dir>/<agent>.pem`` (what ``floor keys new AGENT`` writes).
+The command is built and validated locally, so a schema mistake is reported before anything is
+sent; the API answers 202 (published), 403 (refused by the sentry) or 422 (bad field).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from floor.settings import FloorSettings
+from trading.commands import (
+    Command,
+    CommandInvalid,
+    CommandKind,
+    Edge,
+    OrderType,
+    Side,
+    TimeInForce,
+    utc_now_ms,
+)
+from trading.signing import KeyInvalid, SignedCommand, private_key_from_pem, sign_command
+
+app = typer.Typer(help="Place orders through the API door, signed with an agent's key.", no_args_is_help=True)
+
+
+def key_path(keys_dir: Path, agent: str) -> Path:
+    return keys_dir / f"{agent}.pem"
+
+
+def build_command(
+    *,
+    agent: str,
+    account: str,
+    symbol: str,
+    side: str,
+    order_type: str,
+    limit: Decimal | None,
+    stop_price: Decimal | None,
+    p: Decimal,
+    b: Decimal,
+    stop: Decimal,
+    quantity: int | None,
+    tif: str,
+) -> Command:
+    """An ``enter`` command with a fresh command id and nonce, issued now."""
+    return Command(
+        kind=CommandKind.ENTER,
+        command_id=f"cli-{uuid.uuid4().hex}",
+        agent_id=agent,
+        account=account,
+        nonce=uuid.uuid4().hex,
+        issued_at=utc_now_ms(),
+        symbol=symbol,
+        side=Side(side),
+        order_type=OrderType(order_type),
+        limit_price=limit,
+        stop_price=stop_price,
+        edge=Edge(p=p, b=b, stop_price=stop),
+        tif=TimeInForce(tif),
+        quantity=quantity,
+    )
+
+
+def sign_with_agent_key(command: Command, keys_dir: Path) -> SignedCommand:
+    path = key_path(keys_dir, command.agent_id)
+    try:
+        key = private_key_from_pem(path.read_bytes())
+    except FileNotFoundError:
+        raise typer.BadParameter(
+            f"no key for agent {command.agent_id!r} at {path}; "
+            f"create one with `floor keys new {command.agent_id}`",
+            param_hint="--agent",
+        ) from None
+    except KeyInvalid as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint="--agent") from None
+    return sign_command(command, key)
+
+
+def post(envelope: SignedCommand, api_url: str, timeout: float = 10.0) -> httpx.Response:
+    return httpx.post(
+        f"{api_url.rstrip('/')}/v1/commands",
+        content=envelope.to_wire(),
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+    )
+
+
+def _decimal(value: str | None, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise typer.BadParameter(f"not a decimal: {value!r}", param_hint=name) from None
+
+
+@app.command()
+def submit(
+    agent: Annotated[str, typer.Option(help="Agent whose key signs the command")],
+    account: Annotated[str, typer.Option(help="Broker account")],
+    symbol: Annotated[str, typer.Option(help="Instrument, e.g. AAPL")],
+    side: Annotated[str, typer.Option(help="BUY or SELL")],
+    p: Annotated[str, typer.Option("--p", help="Claimed win probability, 0 < p < 1")],
+    b: Annotated[str, typer.Option("--b", help="Claimed payoff ratio (win / loss)")],
+    stop: Annotated[str, typer.Option("--stop", help="Where the trade is wrong (the edge's stop)")],
+    order_type: Annotated[str, typer.Option("--type", help="MKT, LMT, STP, STP_LMT")] = "LMT",
+    limit: Annotated[str | None, typer.Option(help="Limit price (LMT, STP_LMT)")] = None,
+    stop_price: Annotated[str | None, typer.Option(help="Stop trigger of a STP / STP_LMT order")] = None,
+    quantity: Annotated[int | None, typer.Option(help="Upper bound on the sized quantity")] = None,
+    tif: Annotated[str, typer.Option(help="DAY, GTC or IOC")] = "DAY",
+    api: Annotated[str | None, typer.Option(help="API base URL (default: from the settings)")] = None,
+) -> None:
+    """Sign an enter command with AGENT's key and post it; prints the API's answer."""
+    settings = FloorSettings()
+    try:
+        command = build_command(
+            agent=agent,
+            account=account,
+            symbol=symbol,
+            side=side.upper(),
+            order_type=order_type.upper(),
+            limit=_decimal(limit, "--limit"),
+            stop_price=_decimal(stop_price, "--stop-price"),
+            p=_decimal(p, "--p") or Decimal(0),
+            b=_decimal(b, "--b") or Decimal(0),
+            stop=_decimal(stop, "--stop") or Decimal(0),
+            quantity=quantity,
+            tif=tif.upper(),
+        )
+    except (CommandInvalid, ValueError) as exc:
+        typer.echo(f"invalid command: {exc}", err=True)
+        raise typer.Exit(2) from None
+    envelope = sign_with_agent_key(command, settings.keys_dir)
+    url = api or f"http://{settings.host}:{settings.api_port}"
+    try:
+        response = post(envelope, url)
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach the API at {url}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"http_status": response.status_code, **response.json()}))
+    if response.status_code != 202:
+        raise typer.Exit(1)

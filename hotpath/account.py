@@ -1,0 +1,86 @@
+"""The hot path's own view of each account: positions, working orders and last prices.
+
+Kept in memory because the risk gate needs it on every command and the broker cannot be asked
+on the critical path. Seeded from the broker at start (positions) and kept current from broker
+events (fills, terminal states) and quotes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trading.commands import Side
+
+NEVER_MS = 10**12
+"""Price age reported for a symbol with no quote yet: older than any staleness limit."""
+
+
+@dataclass(frozen=True)
+class LastPrice:
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    recv_ns: int
+
+    def reference(self, side: Side) -> Decimal | None:
+        """The touch a market order on ``side`` would take, else the last trade."""
+        touch = self.ask if side is Side.BUY else self.bid
+        return touch if touch is not None else self.last
+
+    def mark(self) -> Decimal | None:
+        """Mid if both sides are quoted, else the last trade (for exposure and the breaker)."""
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) / 2
+        return self.last if self.last is not None else (self.bid or self.ask)
+
+
+@dataclass
+class AccountBook:
+    positions: dict[tuple[str, str], int] = field(default_factory=dict)
+    avg_costs: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    working: dict[str, set[str]] = field(default_factory=dict)
+    """account -> command ids of orders at (or held for) the broker and not yet done."""
+    prices: dict[str, LastPrice] = field(default_factory=dict)
+
+    def position(self, account: str, symbol: str) -> int:
+        return self.positions.get((account, symbol), 0)
+
+    def set_position(self, account: str, symbol: str, quantity: int, avg_cost: Decimal) -> None:
+        self.positions[(account, symbol)] = quantity
+        self.avg_costs[(account, symbol)] = avg_cost
+
+    def on_fill(self, account: str, symbol: str, side: Side, quantity: int) -> None:
+        key = (account, symbol)
+        self.positions[key] = self.positions.get(key, 0) + side.sign * quantity
+
+    def open_orders(self, account: str) -> int:
+        return len(self.working.get(account, ()))
+
+    def order_working(self, account: str, command_id: str) -> None:
+        self.working.setdefault(account, set()).add(command_id)
+
+    def order_done(self, account: str, command_id: str) -> None:
+        self.working.get(account, set()).discard(command_id)
+
+    def gross_exposure(self, account: str) -> Decimal:
+        """Sum over the account's symbols of |position| x mark (average cost if unquoted)."""
+        total = Decimal(0)
+        for (acct, symbol), qty in self.positions.items():
+            if acct != account or qty == 0:
+                continue
+            last = self.prices.get(symbol)
+            mark = last.mark() if last is not None else None
+            total += abs(qty) * (mark if mark is not None else self.avg_costs.get((acct, symbol), Decimal(0)))
+        return total
+
+    def on_quote(self, symbol: str, price: LastPrice) -> None:
+        self.prices[symbol] = price
+
+    def price_age_ms(self, symbol: str, now_ns: int | None = None) -> int:
+        last = self.prices.get(symbol)
+        if last is None:
+            return NEVER_MS
+        now_ns = time.perf_counter_ns() if now_ns is None else now_ns
+        return max(0, (now_ns - last.recv_ns) // 1_000_000)

@@ -1,0 +1,143 @@
+"""Broker callbacks to ledger state rows and ``orders.events`` records.
+
+The broker calls :meth:`BrokerEvents.on_event` synchronously from its socket reader; it only
+updates the in-memory order map and position book (so the next command's risk check sees the
+fill at once) and queues the I/O, which :meth:`BrokerEvents.run` drains in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from brokers.base import (
+    BrokerEvent,
+    BrokerOrderStatus,
+    CommissionReported,
+    Executed,
+    OrderAccepted,
+    OrderRejected,
+    OrderStatusChanged,
+    SessionChanged,
+)
+from hotpath.account import AccountBook
+from hotpath.floor_orders import FloorOrder
+from hotpath.intake import publish_order_event
+from hotpath.ports import EventProducer, HotLedger
+from observability.telemetry import Metrics
+from trading.order_events import EventKind, OrderEvent
+
+log = logging.getLogger(__name__)
+
+_Work = tuple[str, str, Mapping[str, Any], OrderEvent | None]
+"""(command_id, broker state name, detail, orders.events record or None)."""
+
+
+class BrokerEvents:
+    def __init__(
+        self,
+        orders: dict[str, FloorOrder],
+        book: AccountBook,
+        ledger: HotLedger,
+        producer: EventProducer,
+        metrics: Metrics,
+    ) -> None:
+        self._orders = orders
+        self._book = book
+        self._ledger = ledger
+        self._producer = producer
+        self._metrics = metrics
+        self._queue: asyncio.Queue[_Work] = asyncio.Queue()
+        self.sessions: list[SessionChanged] = []
+
+    def on_event(self, event: BrokerEvent) -> None:
+        self._metrics.broker_events.add(1, {"type": type(event).__name__})
+        if isinstance(event, SessionChanged):
+            self.sessions.append(event)
+            log.warning(
+                "broker session %s: %s (%s), epoch %d", event.change, event.gateway, event.cause, event.epoch
+            )
+            return
+        order_ref = getattr(event, "order_ref", None)
+        order = self._orders.get(order_ref) if order_ref else None
+        if order is None:
+            # Not ours (another client on the account) or from before a restart: ledger only.
+            if order_ref:
+                self._queue.put_nowait((order_ref, _state_name(event), _detail(event), None))
+            return
+        self._queue.put_nowait(self._translate(order, event))
+
+    def _translate(self, order: FloorOrder, event: BrokerEvent) -> _Work:
+        detail = _detail(event)
+        record: OrderEvent | None = None
+        if isinstance(event, OrderAccepted):
+            order.broker_order_id = event.order_id
+            record = order.event(EventKind.SUBMITTED)
+        elif isinstance(event, Executed):
+            fill = order.apply_fill(event.exec_id, event.quantity, event.price)
+            if fill is not None:
+                self._book.on_fill(order.account, order.symbol, order.side, fill.qty)
+                kind = EventKind.FILLED if order.filled_qty == order.quantity else EventKind.PARTIALLY_FILLED
+                if kind is EventKind.FILLED:
+                    self._book.order_done(order.account, order.command_id)
+                record = order.event(kind, last_fill=fill)
+        elif isinstance(event, OrderStatusChanged):
+            if event.status is BrokerOrderStatus.CANCELLED and not order.done:
+                order.done = True
+                self._book.order_done(order.account, order.command_id)
+                record = order.event(EventKind.CANCELLED, reason="broker.cancelled")
+            elif event.status is BrokerOrderStatus.INACTIVE and not order.done:
+                order.done = True
+                self._book.order_done(order.account, order.command_id)
+                record = order.event(EventKind.REJECTED, reason="broker.inactive")
+        elif isinstance(event, OrderRejected):
+            if not event.order_still_working and not order.done:
+                order.done = True
+                self._book.order_done(order.account, order.command_id)
+                record = order.event(EventKind.REJECTED, reason=f"broker.{event.category}")
+        return (order.command_id, _state_name(event), detail, record)
+
+    async def run(self) -> None:
+        """Drain the queue forever: ledger state row first, then the ``orders.events`` record.
+
+        Callbacks that change no order state (commissions, acknowledgements of orders from
+        before a restart) are logged with their detail; the order's fills carry the rest."""
+        while True:
+            command_id, state, detail, record = await self._queue.get()
+            try:
+                if record is None:
+                    log.info("broker %s for %s: %s", state, command_id, dict(detail))
+                else:
+                    await self._ledger.record_order_event(record)
+                    await publish_order_event(self._producer, record)
+            except Exception:
+                log.exception("could not record broker event %s for %s", state, command_id)
+            finally:
+                self._queue.task_done()
+
+    async def drained(self) -> None:
+        await self._queue.join()
+
+
+def _state_name(event: BrokerEvent) -> str:
+    if isinstance(event, OrderAccepted):
+        return "submitted"
+    if isinstance(event, Executed):
+        return "execution"
+    if isinstance(event, CommissionReported):
+        return "commission"
+    if isinstance(event, OrderRejected):
+        return "broker_rejected"
+    if isinstance(event, OrderStatusChanged):
+        return f"status:{event.status.value}"
+    return type(event).__name__
+
+
+def _detail(event: BrokerEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in getattr(event, "__dataclass_fields__", {}):
+        value = getattr(event, name)
+        out[name] = value if isinstance(value, int | bool | type(None)) else str(value)
+    return out

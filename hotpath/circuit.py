@@ -1,0 +1,89 @@
+"""Circuit Breaker (agent 4.6): on a flash crash cancel every open order and halt intake.
+
+Fed straight from the broker's L1 callback, so the global cancel is written to the broker
+socket inside the tick handler that saw the crash, with no await in between. Intake stays
+``HALTED`` until a trader re-arms (``floor breaker arm``); re-arming clears every detector's
+history so the reference high rebuilds from fresh ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from trading.breaker import CrashDetector, CrashSignal
+from trading.risk import TradingState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DROP_PCT = Decimal(10)
+DEFAULT_WINDOW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Trip:
+    symbol: str
+    signal: CrashSignal
+    tick_recv_ns: int
+    """When the crashing tick's bytes arrived (``perf_counter_ns``)."""
+    cancel_written_ns: int
+    """Right after the global cancel was written to the broker socket."""
+    at: datetime
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        cancel_all: Callable[[], object],
+        on_trip: Callable[[Trip], None],
+        drop_pct: Decimal = DEFAULT_DROP_PCT,
+        window_ms: int = DEFAULT_WINDOW_MS,
+    ) -> None:
+        self._cancel_all = cancel_all
+        self._on_trip = on_trip
+        self.drop_pct = drop_pct
+        self.window_ms = window_ms
+        self._detectors: dict[str, CrashDetector] = {}
+        self.state = TradingState.ACTIVE
+        self.last_trip: Trip | None = None
+
+    @property
+    def halted(self) -> bool:
+        return self.state is TradingState.HALTED
+
+    def on_price(self, symbol: str, ts_ms: int, price: Decimal, recv_ns: int) -> Trip | None:
+        detector = self._detectors.get(symbol)
+        if detector is None:
+            detector = self._detectors[symbol] = CrashDetector(self.drop_pct, self.window_ms)
+        signal = detector.on_tick(ts_ms, price)
+        if signal is None:
+            return None
+        return self.trip(symbol, signal, recv_ns)
+
+    def trip(self, symbol: str, signal: CrashSignal, recv_ns: int) -> Trip:
+        # Halt first: a command processed between the cancel and the halt would slip through.
+        self.state = TradingState.HALTED
+        self._cancel_all()
+        trip = Trip(symbol, signal, recv_ns, time.perf_counter_ns(), datetime.now(UTC))
+        self.last_trip = trip
+        log.critical(
+            "circuit breaker tripped on %s: %s -> %s (-%s%%); every open order cancelled, intake halted",
+            symbol,
+            signal.reference_high,
+            signal.price,
+            signal.drop_pct,
+        )
+        self._on_trip(trip)
+        return trip
+
+    def arm(self) -> bool:
+        """Re-arm after a trip; returns whether the breaker was halted."""
+        was_halted = self.halted
+        for detector in self._detectors.values():
+            detector.rearm()
+        self.state = TradingState.ACTIVE
+        return was_halted

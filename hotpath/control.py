@@ -1,0 +1,72 @@
+"""The hot path's health and control port: a few plain-HTTP routes on 127.0.0.1.
+
+Kept off the order path's event-loop budget by being trivial: no framework, one short JSON
+answer per connection.
+
+* ``GET /health``        200 when intake is consuming; the trading state and broker link
+* ``GET /stats``         latency stamps of recent orders (for ``bench/hotpath.py``)
+* ``POST /breaker/arm``  re-arm the circuit breaker after a trip (``floor breaker arm``)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Route = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+
+
+class ControlServer:
+    def __init__(self, routes: dict[tuple[str, str], Route]) -> None:
+        self._routes = routes
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request_line.decode("latin-1").split()
+            if len(parts) < 2:
+                return
+            method, path = parts[0], parts[1].split("?", 1)[0]
+            route = self._routes.get((method, path))
+            if route is None:
+                known = any(p == path for _, p in self._routes)
+                status, body = (
+                    (405, {"error": "method not allowed"}) if known else (404, {"error": "not found"})
+                )
+            else:
+                try:
+                    status, body = await route()
+                except Exception as exc:
+                    log.exception("control route %s %s failed", method, path)
+                    status, body = 500, {"error": str(exc)}
+            payload = json.dumps(body).encode()
+            writer.write(
+                f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()

@@ -1,0 +1,107 @@
+"""The floor's own map of the orders it sent, and their ``orders.events`` records.
+
+``ib_async`` forgets its orders on disconnect; the floor does not. Each :class:`FloorOrder`
+accumulates fills (deduplicated on the broker's execution id) and produces the
+:class:`~trading.order_events.OrderEvent` for each change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from trading.commands import Command, Side
+from trading.order_events import EventKind, Fill, OrderEvent
+
+
+@dataclass
+class FloorOrder:
+    command_id: str
+    agent_id: str
+    account: str
+    symbol: str
+    side: Side
+    quantity: int
+    limit_price: Decimal | None
+    tif: str | None
+    parent_id: str | None
+    broker_order_id: int | None = None
+    filled_qty: int = 0
+    filled_notional: Decimal = Decimal(0)
+    exec_ids: set[str] = field(default_factory=set)
+    done: bool = False
+
+    @classmethod
+    def from_command(cls, command: Command, quantity: int) -> FloorOrder:
+        assert command.symbol is not None and command.side is not None
+        return cls(
+            command_id=command.command_id,
+            agent_id=command.agent_id,
+            account=command.account,
+            symbol=command.symbol,
+            side=command.side,
+            quantity=quantity,
+            limit_price=command.limit_price,
+            tif=command.tif.value if command.tif is not None else None,
+            parent_id=command.parent_id,
+        )
+
+    @property
+    def avg_fill_price(self) -> Decimal | None:
+        """Quantity-weighted average of the fills, exact (a Decimal quotient at 28 digits)."""
+        if self.filled_qty == 0:
+            return None
+        return self.filled_notional / self.filled_qty
+
+    def apply_fill(self, exec_id: str, qty: int, price: Decimal) -> Fill | None:
+        """Record one execution; None if it was already applied (a re-reported execution)."""
+        if exec_id in self.exec_ids:
+            return None
+        self.exec_ids.add(exec_id)
+        qty = min(qty, self.quantity - self.filled_qty)
+        if qty <= 0:
+            return None
+        self.filled_qty += qty
+        self.filled_notional += qty * price
+        if self.filled_qty == self.quantity:
+            self.done = True
+        return Fill(exec_id, qty, price)
+
+    def event(
+        self, kind: EventKind, *, reason: str | None = None, last_fill: Fill | None = None
+    ) -> OrderEvent:
+        return OrderEvent(
+            event_id=uuid.uuid4().hex,
+            command_id=self.command_id,
+            parent_id=self.parent_id,
+            kind=kind,
+            account=self.account,
+            symbol=self.symbol,
+            agent_id=self.agent_id,
+            side=self.side.value,
+            quantity=self.quantity,
+            filled_qty=self.filled_qty,
+            avg_fill_price=self.avg_fill_price,
+            last_fill=last_fill,
+            reason=reason,
+            ts=datetime.now(UTC),
+            limit_price=self.limit_price,
+            tif=self.tif,
+            broker_order_id=self.broker_order_id,
+        )
+
+
+def refusal_event(command: Command, reason: str, quantity: int | None = None) -> OrderEvent | None:
+    """The ``rejected`` record of a command the floor refused, or None for a command that names
+    no order (cancel, cancel_all): those are answered in the ledger and the security log only.
+
+    The record schema requires a positive quantity; a command refused before it was sized
+    carries its requested bound, or 1 when it named none (``filled_qty`` is 0 either way).
+    """
+    if command.symbol is None or command.side is None:
+        return None
+    qty = quantity or command.quantity or 1
+    order = FloorOrder.from_command(command, qty)
+    return order.event(EventKind.REJECTED, reason=reason)

@@ -1,0 +1,430 @@
+"""The hot path's intake: one signed command from ``agent.commands`` to a broker socket write.
+
+Steps, in order, each refusal named: sentry → circuit-breaker state → Kelly sizer → risk
+limits → ledger append, committed (write-ahead) → broker ``place`` → ``orders.events``.
+
+Where refusals are recorded:
+
+* Sentry refusals (forged, unknown, revoked, replayed, stale) go to the security-event log and,
+  when the command names an order, to ``orders.events``. They are not appended to the hash
+  chain: the chain holds only commands whose signature verifies, so ``floor ledger verify``
+  can re-check every entry, and a replay cannot be appended twice anyway.
+* Every later refusal (``breaker.halted``, ``sizing.*``, ``risk.*``, ``broker.*``) is a
+  ledger entry with the reason and a ``rejected`` record on ``orders.events``.
+
+Nothing here awaits Temporal or the API; the only awaits between intake and the socket write
+are the broker's cached net liquidation and the ledger commit (write-ahead is the point).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from brokers.base import Broker, BrokerOrder, NotConnected, OrderInvalid, UnknownOrderRef
+from bus.topics import ORDERS_EVENTS
+from hotpath.account import AccountBook
+from hotpath.circuit import CircuitBreaker
+from hotpath.floor_orders import FloorOrder, refusal_event
+from hotpath.ports import DuplicateInLedger, EventProducer, HotLedger
+from observability.security import SecurityLog
+from observability.security import refusal_event as security_refusal
+from observability.telemetry import Metrics
+from trading import sentry
+from trading.commands import Command, CommandInvalid, CommandKind, OrderType
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order
+from trading.sentry import RegisteredKey, ReplayGuard, Verdict
+from trading.signing import EnvelopeInvalid, SignedCommand
+from trading.sizing import NO_BANKROLL, RiskProfile, size_order
+
+log = logging.getLogger(__name__)
+
+MALFORMED = "intake.malformed"
+UNSUPPORTED_KIND = "intake.unsupported_kind"
+NO_PROFILE = "risk.no_profile"
+NO_PRICE = "risk.no_reference_price"
+UNKNOWN_ORDER = "intake.unknown_order"
+BROKER_INVALID = "broker.order_invalid"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency stamps of one command that reached the broker socket."""
+
+    command_id: str
+    produce_ts_ms: int | None
+    """Kafka record timestamp (the producer's wall clock), if the record carried one."""
+    intake_ns: int
+    ledgered_ns: int
+    write_ns: int
+    """``perf_counter_ns()`` right after the socket write (from the broker's Placement)."""
+    write_wall_ns: int
+    """``write_ns`` on the wall clock (``time.time_ns`` scale), comparable to produce_ts_ms."""
+    ledger_seq: int
+
+    @property
+    def intake_to_write_us(self) -> float:
+        return (self.write_ns - self.intake_ns) / 1000
+
+    @property
+    def produce_to_write_us(self) -> float | None:
+        if self.produce_ts_ms is None:
+            return None
+        return (self.write_wall_ns - self.produce_ts_ms * 1_000_000) / 1000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What intake did with one record: ``reason`` None means sent (or held) to the broker."""
+
+    command_id: str | None
+    reason: str | None
+    timing: Timing | None = None
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        ledger: HotLedger,
+        producer: EventProducer,
+        security: SecurityLog,
+        breaker: CircuitBreaker,
+        book: AccountBook,
+        orders: dict[str, FloorOrder],
+        metrics: Metrics,
+        replay: ReplayGuard | None = None,
+        on_timing: Callable[[Timing], None] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.ledger = ledger
+        self.producer = producer
+        self.security = security
+        self.breaker = breaker
+        self.book = book
+        self.orders = orders
+        self.metrics = metrics
+        self.replay = replay or ReplayGuard()
+        self.on_timing = on_timing
+        self._keys: dict[str, RegisteredKey] = {}
+        self._profiles: dict[str, RiskProfile] = {}
+        # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
+        self._wall_offset_ns = time.time_ns() - time.perf_counter_ns()
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    async def warm(self) -> None:
+        """Load keys and the replay window from the ledger (before consuming anything)."""
+        await self.refresh_keys()
+        since = datetime.now(UTC) - self.replay.window.max_age
+        for entry in await self.ledger.recent_commands(since):
+            self.replay.remember(entry.agent_id, entry.nonce, entry.signature_hash, entry.issued_at)
+
+    async def refresh_keys(self) -> None:
+        """Reload the key registry (revocations take effect at the next refresh)."""
+        self._keys = {k.key_id: k for k in await self.ledger.keys()}
+
+    def forget_profiles(self) -> None:
+        self._profiles.clear()
+
+    # --- one record -------------------------------------------------------------------------
+
+    async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> Outcome:
+        intake_ns = time.perf_counter_ns()
+        self.metrics.commands_received.add(1)
+        try:
+            data = json.loads(value)
+            envelope = sentry.read_envelope(data)
+        except sentry.Refused as exc:
+            return await self._sentry_refused(exc.verdict, _loose_command(data), data, source)
+        except (ValueError, EnvelopeInvalid, CommandInvalid) as exc:
+            field = getattr(exc, "field", "envelope")
+            return await self._malformed(f"{field}: {getattr(exc, 'reason', exc)}", source)
+
+        now = datetime.now(UTC)
+        self.replay.forget_older_than_window(now)
+        key = self._keys.get(envelope.signer)
+        if key is None:
+            key = await self.ledger.key(envelope.signer)
+            if key is not None:
+                self._keys[key.key_id] = key
+        verdict = sentry.admit(envelope, key, self.replay, now)
+        if not verdict.accepted:
+            return await self._sentry_refused(verdict, envelope.command, data, source, envelope)
+
+        command = envelope.command
+        if command.kind in (CommandKind.ENTER, CommandKind.EXIT):
+            return await self._order(envelope, intake_ns, produce_ts_ms, source)
+        if command.kind is CommandKind.CANCEL:
+            return await self._cancel(envelope, source)
+        if command.kind is CommandKind.CANCEL_ALL:
+            return await self._cancel_all(envelope, source)
+        return await self._reject(envelope, UNSUPPORTED_KIND, {"kind": command.kind.value})
+
+    # --- the order path ---------------------------------------------------------------------
+
+    async def _order(
+        self, envelope: SignedCommand, intake_ns: int, produce_ts_ms: int | None, source: str
+    ) -> Outcome:
+        command = envelope.command
+        assert command.symbol is not None and command.side is not None
+        if self.breaker.halted:
+            return await self._reject(envelope, Refusal.HALTED.value, {})
+        profile = await self._profile(command.account)
+        if profile is None:
+            return await self._reject(envelope, NO_PROFILE, {"account": command.account})
+        price = self._entry_price(command)
+        if price is None:
+            return await self._reject(envelope, NO_PRICE, {"symbol": command.symbol})
+
+        detail: dict[str, object] = {"entry_price": str(price)}
+        if command.kind is CommandKind.ENTER:
+            assert command.edge is not None
+            try:
+                bankroll = await self.broker.net_liquidation(command.account)
+            except NotConnected:
+                return await self._reject(envelope, NO_BANKROLL, {"detail": "no net liquidation reported"})
+            try:
+                size = size_order(
+                    profile,
+                    bankroll=bankroll,
+                    side=command.side,
+                    entry_price=price,
+                    stop_price=command.edge.stop_price,
+                    p=command.edge.p,
+                    b=command.edge.b,
+                    max_quantity=command.quantity,
+                )
+            except ValueError as exc:
+                return await self._reject(envelope, "sizing.invalid", {"detail": str(exc)})
+            detail.update(bankroll=str(bankroll), binding=size.binding, kelly_f=str(size.f_star))
+            if size.reason is not None:
+                return await self._reject(envelope, size.reason, detail)
+            quantity, stop = size.quantity, command.edge.stop_price
+        else:
+            assert command.quantity is not None
+            quantity, stop = command.quantity, None
+
+        decision = check_order(
+            profile,
+            ProposedOrder(command.symbol, command.side, quantity, price, stop),
+            AccountSnapshot(
+                trading_state=self.breaker.state,
+                position=self.book.position(command.account, command.symbol),
+                gross_exposure=self.book.gross_exposure(command.account),
+                open_orders=self.book.open_orders(command.account),
+                price_age_ms=self.book.price_age_ms(command.symbol),
+            ),
+        )
+        if not decision.approved:
+            assert decision.reason is not None
+            return await self._reject(envelope, decision.reason.value, {**detail, "quantity": quantity})
+
+        try:
+            entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
+        except DuplicateInLedger as exc:
+            return await self._sentry_refused(
+                Verdict(exc.reason, command.agent_id, "refused by the ledger's unique index"),
+                command,
+                None,
+                source,
+                envelope,
+            )
+
+        order = FloorOrder.from_command(command, quantity)
+        self.orders[order.command_id] = order
+        broker_order = BrokerOrder(
+            order_ref=command.command_id,
+            account=command.account,
+            symbol=command.symbol,
+            side=command.side,
+            quantity=quantity,
+            order_type=command.order_type or OrderType.LMT,
+            tif=command.tif or BrokerOrder.tif,
+            limit_price=command.limit_price,
+            stop_price=command.stop_price,
+            trailing_amount=command.trail_amount,
+            trailing_percent=command.trail_percent,
+        )
+        try:
+            placement = self.broker.place(broker_order)
+        except OrderInvalid as exc:
+            order.done = True
+            reason = BROKER_INVALID
+            log.error("broker refused %s as invalid: %s", order.command_id, exc)
+            await self._publish(order.event(EventKind.REJECTED, reason=reason))
+            self.metrics.commands_refused.add(1, {"reason": reason})
+            return Outcome(command.command_id, reason)
+
+        write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
+        order.broker_order_id = placement.order_id
+        self.book.order_working(command.account, command.command_id)
+        timing = Timing(
+            command_id=command.command_id,
+            produce_ts_ms=produce_ts_ms,
+            intake_ns=intake_ns,
+            ledgered_ns=entry.committed_ns,
+            write_ns=write_ns,
+            write_wall_ns=write_ns + self._wall_offset_ns,
+            ledger_seq=entry.seq,
+        )
+        self.metrics.orders_sent.add(1)
+        self.metrics.intake_to_write_us.record(timing.intake_to_write_us)
+        if timing.produce_to_write_us is not None:
+            self.metrics.produce_to_write_us.record(max(0.0, timing.produce_to_write_us))
+        if self.on_timing is not None:
+            self.on_timing(timing)
+        await self._publish(order.event(EventKind.ACCEPTED))
+        return Outcome(command.command_id, None, timing)
+
+    def _entry_price(self, command: Command) -> Decimal | None:
+        """Limit price for limit orders; otherwise the touch (or the stop for a stop order)."""
+        if command.limit_price is not None:
+            return command.limit_price
+        assert command.symbol is not None and command.side is not None
+        last = self.book.prices.get(command.symbol)
+        touch = last.reference(command.side) if last is not None else None
+        return touch if touch is not None else command.stop_price
+
+    async def _profile(self, account: str) -> RiskProfile | None:
+        profile = self._profiles.get(account)
+        if profile is None:
+            profile = await self.ledger.risk_profile(account)
+            if profile is not None:
+                self._profiles[account] = profile
+        return profile
+
+    # --- cancels ----------------------------------------------------------------------------
+
+    async def _cancel(self, envelope: SignedCommand, source: str) -> Outcome:
+        command = envelope.command
+        target = command.target_command_id
+        assert target is not None
+        order = self.orders.get(target)
+        if order is None or order.account != command.account:
+            return await self._reject(envelope, UNKNOWN_ORDER, {"target_command_id": target})
+        await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
+        try:
+            self.broker.cancel(target)
+        except UnknownOrderRef:
+            return Outcome(command.command_id, UNKNOWN_ORDER)
+        return Outcome(command.command_id, None)
+
+    async def _cancel_all(self, envelope: SignedCommand, source: str) -> Outcome:
+        command = envelope.command
+        await self.ledger.append_accepted(envelope, 0, {"symbol": command.symbol})
+        if command.symbol is None:
+            self.broker.cancel_all()
+            return Outcome(command.command_id, None)
+        for order in list(self.orders.values()):
+            if not order.done and order.account == command.account and order.symbol == command.symbol:
+                try:
+                    self.broker.cancel(order.command_id)
+                except UnknownOrderRef:
+                    log.warning("cancel_all: broker does not know %s", order.command_id)
+        return Outcome(command.command_id, None)
+
+    # --- refusals ---------------------------------------------------------------------------
+
+    async def _reject(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
+        command = envelope.command
+        self.metrics.commands_refused.add(1, {"reason": reason})
+        try:
+            await self.ledger.append_rejected(envelope, reason, detail)
+        except DuplicateInLedger as exc:
+            log.warning("rejected command %s already in the ledger (%s)", command.command_id, exc.reason)
+        event = refusal_event(command, reason, _int_or_none(detail.get("quantity")))
+        if event is not None:
+            await self._publish(event)
+        return Outcome(command.command_id, reason)
+
+    async def _sentry_refused(
+        self,
+        verdict: Verdict,
+        command: Command | None,
+        data: object,
+        source: str,
+        envelope: SignedCommand | None = None,
+    ) -> Outcome:
+        assert verdict.reason is not None and verdict.severity is not None
+        self.metrics.commands_refused.add(1, {"reason": verdict.reason})
+        self.metrics.security_events.add(1, {"reason": verdict.reason, "severity": verdict.severity.value})
+        signer = data.get("signer") if isinstance(data, dict) else None
+        await self.security.record(
+            security_refusal(
+                reason=verdict.reason,
+                severity=verdict.severity.value,
+                source="hotpath",
+                source_address=source or None,
+                agent_id=verdict.agent_id,
+                key_id=signer if isinstance(signer, str) else None,
+                command_id=command.command_id if command else None,
+                signature_hash=envelope.signature_hash if envelope is not None else None,
+                claimed_agent_id=command.agent_id if command else None,
+                detail=verdict.detail,
+            )
+        )
+        if command is not None:
+            if envelope is not None:
+                try:
+                    await self.ledger.append_rejected(
+                        envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
+                    )
+                except DuplicateInLedger:
+                    log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
+            event = refusal_event(command, verdict.reason)
+            if event is not None:
+                await self._publish(event)
+        return Outcome(command.command_id if command else None, verdict.reason)
+
+    async def _malformed(self, detail: str, source: str) -> Outcome:
+        self.metrics.commands_refused.add(1, {"reason": MALFORMED})
+        await self.security.record(
+            security_refusal(
+                reason=MALFORMED,
+                severity="error",
+                source="hotpath",
+                source_address=source or None,
+                detail=detail,
+            )
+        )
+        return Outcome(None, MALFORMED)
+
+    async def _publish(self, event: OrderEvent) -> None:
+        await self.ledger.record_order_event(event)
+        await publish_order_event(self.producer, event)
+
+
+async def publish_order_event(producer: EventProducer, event: OrderEvent) -> None:
+    """Enqueue without waiting for the broker's ack: the event is already in the ledger, and the
+    next command must not wait for Kafka. Delivery failures are logged by the callback."""
+    future = await producer.send(ORDERS_EVENTS, encode(event), key=event.key)
+    if hasattr(future, "add_done_callback"):
+        future.add_done_callback(_log_failed_delivery)
+
+
+def _log_failed_delivery(future: object) -> None:
+    exc = future.exception() if hasattr(future, "exception") and not future.cancelled() else None  # type: ignore[attr-defined]
+    if exc is not None:
+        log.error("orders.events record not delivered: %s", exc)
+
+
+def _loose_command(data: object) -> Command | None:
+    """The command inside an envelope refused before decoding, if it decodes on its own."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Command.from_json_dict(data.get("command"))
+    except (CommandInvalid, TypeError, ValueError):
+        return None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None

@@ -1,0 +1,103 @@
+"""The hot path's ledger adapter: :class:`~hotpath.ports.HotLedger` over an asyncpg pool.
+
+Appends go through :mod:`ledger.append` (hash chain, unique indexes); keys, risk profiles,
+order state rows and security events through their :mod:`ledger` modules. Every call outside
+an explicit transaction is committed when it returns, which is what makes the accepted entry a
+write-ahead record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from hotpath.ports import DuplicateInLedger, Ledgered, ReplayKey
+from ledger import security_events
+from ledger.append import Decision, ReplayRefused, append_command, append_refusal, load_replay_keys
+from ledger.db import Db
+from ledger.keys import get_key, load_registered
+from ledger.order_events import record_order_event
+from ledger.risk_profiles import get_profile
+from observability.security import SecurityEvent
+from trading import sentry
+from trading.order_events import OrderEvent
+from trading.sentry import RegisteredKey
+from trading.signing import SignedCommand
+from trading.sizing import RiskProfile
+
+_REPLAY_REASON = {
+    "signature_hash": sentry.REPLAYED_SIGNATURE,
+    "nonce": sentry.REPLAYED_NONCE,
+    "command_id": sentry.REPLAYED_NONCE,
+}
+
+
+class LedgerStore:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def keys(self) -> Sequence[RegisteredKey]:
+        return list((await load_registered(self._db)).values())
+
+    async def key(self, key_id: str) -> RegisteredKey | None:
+        record = await get_key(self._db, key_id)
+        return None if record is None else record.registered()
+
+    async def risk_profile(self, account: str) -> RiskProfile | None:
+        return await get_profile(self._db, account)
+
+    async def recent_commands(self, since: datetime) -> Sequence[ReplayKey]:
+        return [
+            ReplayKey(k.agent_id, k.nonce, k.signature_hash, k.issued_at)
+            for k in await load_replay_keys(self._db, since)
+        ]
+
+    async def append_accepted(
+        self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
+    ) -> Ledgered:
+        try:
+            record = await append_command(self._db, envelope, decision=Decision.ACCEPTED)
+        except ReplayRefused as exc:
+            raise DuplicateInLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE)) from None
+        return Ledgered(record.seq, time.perf_counter_ns())
+
+    async def append_rejected(
+        self, envelope: SignedCommand, reason: str, detail: Mapping[str, Any], *, authenticated: bool = True
+    ) -> Ledgered:
+        try:
+            if authenticated:
+                record = await append_command(self._db, envelope, decision=Decision.REJECTED, reason=reason)
+            else:
+                record = await append_refusal(
+                    self._db,
+                    payload=envelope.canonical,
+                    signer=envelope.signer,
+                    signature=envelope.signature,
+                    reason=reason,
+                    scheme=envelope.scheme,
+                )
+        except ReplayRefused as exc:
+            raise DuplicateInLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE)) from None
+        return Ledgered(record.seq, time.perf_counter_ns())
+
+    async def record_order_event(self, event: OrderEvent) -> None:
+        await record_order_event(self._db, event)
+
+    async def record_security_event(self, event: SecurityEvent) -> None:
+        await security_events.record_security_event(self._db, ledger_security_event(event))
+
+
+def ledger_security_event(event: SecurityEvent) -> security_events.SecurityEvent:
+    return security_events.SecurityEvent(
+        reason=event.reason,
+        severity=security_events.Severity(event.severity.value),
+        source=event.source,
+        agent_id=event.agent_id,
+        key_id=event.key_id,
+        command_id=event.command_id,
+        signature_hash=event.signature_hash,
+        remote_addr=event.source_address,
+        detail=event.stored_detail(),
+    )

@@ -1,0 +1,204 @@
+"""The hot path process: wiring of intake, broker events, market data, breaker and control port.
+
+``python -m hotpath --health-port P [--symbols AAPL,MSFT] [--group-id hotpath]``; everything
+else comes from :class:`~floor.settings.FloorSettings` (the environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+
+from brokers.base import Broker, NotConnected, Quote
+from bus.kafka import consumer, start_producer
+from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
+from floor.settings import FloorSettings
+from hotpath.account import AccountBook, LastPrice
+from hotpath.broker_events import BrokerEvents
+from hotpath.circuit import CircuitBreaker, Trip
+from hotpath.control import ControlServer
+from hotpath.floor_orders import FloorOrder
+from hotpath.intake import Intake, Timing
+from hotpath.ledger_store import LedgerStore
+from observability.security import SecurityLog
+from observability.telemetry import install_global, setup
+
+log = logging.getLogger("hotpath")
+
+KEY_REFRESH_S = 1.0
+"""How soon a key revoked in the registry stops being accepted."""
+TIMINGS_KEPT = 10_000
+
+
+class HotPath:
+    """The running process's parts, for the control port and for tests that run it in-process."""
+
+    def __init__(self, intake: Intake, events: BrokerEvents, breaker: CircuitBreaker, broker: Broker) -> None:
+        self.intake = intake
+        self.events = events
+        self.breaker = breaker
+        self.broker = broker
+        self.timings: deque[Timing] = deque(maxlen=TIMINGS_KEPT)
+        self.consuming = False
+        self.trips: list[Trip] = []
+
+    def on_quote(self, quote: Quote) -> None:
+        price = LastPrice(quote.bid, quote.ask, quote.last, quote.recv_ns)
+        self.intake.book.on_quote(quote.symbol, price)
+        mark = price.last if price.last is not None else price.mark()
+        if mark is not None and mark > 0:
+            self.breaker.on_price(quote.symbol, int(quote.time.timestamp() * 1000), mark, quote.recv_ns)
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        body = {
+            "status": "ok" if self.consuming else "starting",
+            "trading_state": self.breaker.state.value,
+            "broker_connected": self.broker.connected,
+            "orders": len(self.intake.orders),
+        }
+        return (200 if self.consuming else 503), body
+
+    async def stats(self) -> tuple[int, dict[str, Any]]:
+        return 200, {"timings": [asdict(t) for t in self.timings]}
+
+    async def arm(self) -> tuple[int, dict[str, Any]]:
+        was_halted = self.breaker.arm()
+        log.warning("circuit breaker re-armed by a trader (was halted: %s)", was_halted)
+        return 200, {"trading_state": self.breaker.state.value, "was_halted": was_halted}
+
+
+def make_broker(settings: FloorSettings) -> Broker:
+    from brokers.ibkr import IbkrBroker, IbkrConfig  # heavy (ib_async); only in the process
+
+    return IbkrBroker(IbkrConfig.from_settings(settings))
+
+
+async def run(
+    settings: FloorSettings,
+    health_port: int,
+    symbols: Sequence[str],
+    group_id: str,
+    stop: asyncio.Event,
+    broker: Broker | None = None,
+) -> None:
+    telemetry = setup("hotpath")
+    install_global(telemetry)
+    pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+    producer = await start_producer(settings.kafka, "hotpath")
+    broker = broker or make_broker(settings)
+    ledger = LedgerStore(pool)
+    book = AccountBook()
+    orders: dict[str, FloorOrder] = {}
+    events = BrokerEvents(orders, book, ledger, producer, telemetry.metrics)
+    hot: HotPath | None = None
+
+    def on_trip(trip: Trip) -> None:
+        if hot is not None:
+            hot.trips.append(trip)
+
+    breaker = CircuitBreaker(broker.cancel_all, on_trip)
+    intake = Intake(
+        broker=broker,
+        ledger=ledger,
+        producer=producer,
+        security=SecurityLog(ledger, producer, SECURITY_EVENTS),
+        breaker=breaker,
+        book=book,
+        orders=orders,
+        metrics=telemetry.metrics,
+    )
+    hot = HotPath(intake, events, breaker, broker)
+    intake.on_timing = hot.timings.append
+    control = ControlServer(
+        {("GET", "/health"): hot.health, ("GET", "/stats"): hot.stats, ("POST", "/breaker/arm"): hot.arm}
+    )
+    cmd_consumer = consumer(settings.kafka, AGENT_COMMANDS, group_id=group_id)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        broker.set_event_handler(events.on_event)
+        tasks.append(asyncio.create_task(events.run(), name="broker-events"))
+        await broker.connect()
+        for position in await broker.positions():
+            book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
+        for symbol in symbols:
+            try:
+                await broker.subscribe_quotes(symbol, hot.on_quote)
+            except Exception:
+                # Without quotes the risk gate refuses the symbol as stale; intake still runs so
+                # exits, cancels and other symbols keep working.
+                log.exception("cannot stream quotes for %s; its orders will be refused as stale", symbol)
+        await intake.warm()
+        tasks.append(asyncio.create_task(_refresh_keys(intake), name="key-refresh"))
+        await cmd_consumer.start()
+        await control.start(settings.host, health_port)
+        hot.consuming = True
+        log.info("hot path consuming %s as %s; control port %d", AGENT_COMMANDS, group_id, health_port)
+        consume = asyncio.create_task(_consume(intake, cmd_consumer), name="intake")
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({consume, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if consume in done:
+            consume.result()
+        consume.cancel()
+    finally:
+        hot.consuming = False
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await control.close()
+        with contextlib.suppress(Exception):
+            await cmd_consumer.stop()
+        with contextlib.suppress(Exception):
+            await broker.close()
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        await pool.close()
+        telemetry.shutdown()
+
+
+async def _consume(intake: Intake, cmd_consumer: Any) -> None:
+    async for record in cmd_consumer:
+        source = f"{record.topic}[{record.partition}]@{record.offset}"
+        try:
+            await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
+        except NotConnected:
+            log.exception("broker not connected while handling %s", source)
+        except Exception:
+            # One bad record must not stop intake; it is logged with where it sits in Kafka.
+            log.exception("intake failed on %s", source)
+
+
+async def _refresh_keys(intake: Intake) -> None:
+    while True:
+        await asyncio.sleep(KEY_REFRESH_S)
+        try:
+            await intake.refresh_keys()
+            intake.forget_profiles()
+        except Exception:
+            log.exception("key registry refresh failed")
+
+
+def main(health_port: int, symbols: Sequence[str], group_id: str) -> None:
+    import uvloop
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = FloorSettings()
+
+    async def amain() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, health_port, symbols, group_id, stop)
+
+    started = time.monotonic()
+    uvloop.run(amain())
+    log.info("hot path stopped after %.1f s", time.monotonic() - started)

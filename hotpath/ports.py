@@ -1,0 +1,86 @@
+"""What the hot path needs from the ledger and Kafka, as narrow protocols.
+
+The concrete ledger adapter (:mod:`hotpath.ledger_store`) implements :class:`HotLedger`; tests
+of pure pieces may pass something smaller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from observability.security import SecurityEvent
+from trading.order_events import OrderEvent
+from trading.sentry import RegisteredKey
+from trading.signing import SignedCommand
+from trading.sizing import RiskProfile
+
+
+@dataclass(frozen=True)
+class Ledgered:
+    """A committed ledger entry: ``seq`` is its position in the chain."""
+
+    seq: int
+    committed_ns: int
+    """``time.perf_counter_ns()`` right after the commit returned (for the write-ahead proof)."""
+
+
+@dataclass(frozen=True)
+class ReplayKey:
+    agent_id: str
+    nonce: str
+    signature_hash: str
+    issued_at: datetime
+
+
+class HotLedger(Protocol):
+    async def keys(self) -> Sequence[RegisteredKey]:
+        """Every registered key, revoked ones included."""
+        ...
+
+    async def key(self, key_id: str) -> RegisteredKey | None: ...
+
+    async def risk_profile(self, account: str) -> RiskProfile | None: ...
+
+    async def recent_commands(self, since: datetime) -> Sequence[ReplayKey]:
+        """Nonces and signature hashes of entries issued at or after ``since`` (to warm the
+        replay guard)."""
+        ...
+
+    async def append_accepted(
+        self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
+    ) -> Ledgered:
+        """Append the command as accepted (about to be sent); returns once committed.
+
+        Raises :class:`DuplicateInLedger` if the signature hash or (agent, nonce) is already
+        there: the unique indexes are the last replay guard."""
+        ...
+
+    async def append_rejected(
+        self, envelope: SignedCommand, reason: str, detail: Mapping[str, Any], *, authenticated: bool = True
+    ) -> Ledgered:
+        """Append the command as refused with the reason. ``authenticated`` False for a command
+        the sentry refused (its signature is evidence, not authority; replays may repeat)."""
+        ...
+
+    async def record_order_event(self, event: OrderEvent) -> None:
+        """One ``orders.events`` record as a state row of the order (append-only)."""
+        ...
+
+    async def record_security_event(self, event: SecurityEvent) -> None: ...
+
+
+class DuplicateInLedger(Exception):
+    """The ledger's unique index refused the append: the command was seen before."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EventProducer(Protocol):
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...

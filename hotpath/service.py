@@ -1,0 +1,56 @@
+"""The hot path as a supervised process (``floor up`` and the tests start it through this)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from floor.settings import FloorSettings
+from floor.supervisor import ServiceSpec, tcp_probe
+
+DEFAULT_SYMBOLS: tuple[str, ...] = ("AAPL", "MSFT")
+
+
+def hotpath_spec(
+    settings: FloorSettings,
+    *,
+    symbols: Sequence[str] = DEFAULT_SYMBOLS,
+    group_id: str = "hotpath",
+    env: dict[str, str | None] | None = None,
+) -> ServiceSpec:
+    """Ready when the control port answers, which happens only once intake is consuming."""
+    port = settings.hotpath_health_port
+    return ServiceSpec(
+        name="hotpath",
+        argv=[
+            sys.executable,
+            "-m",
+            "hotpath",
+            "--health-port",
+            str(port),
+            "--symbols",
+            ",".join(symbols),
+            "--group-id",
+            group_id,
+        ],
+        address=f"http://{settings.host}:{port}/health",
+        probe=tcp_probe(settings.host, port),
+        ports=((settings.host, port),),
+        env={**_settings_env(settings), **(env or {})},
+        ready_timeout=60.0,
+        hint="read the hot path log; it needs Postgres, Kafka and a broker gateway",
+    )
+
+
+def _settings_env(settings: FloorSettings) -> dict[str, str | None]:
+    """The settings a child must share with this process, as its environment."""
+    return {
+        "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
+        "FLOOR_HOST": settings.host,
+        "DATABASE_URL": settings.db_url,
+        "KAFKA_BOOTSTRAP": settings.kafka,
+        "IB_HOST": settings.ib_gateway_host,
+        "IB_PORT": str(settings.ib_port),
+        "IB_STANDBY_PORT": str(settings.ib_standby_port),
+        "FLOOR_HOTPATH_HEALTH_PORT": str(settings.hotpath_health_port),
+    }

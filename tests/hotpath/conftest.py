@@ -1,0 +1,89 @@
+"""A real hot path process against the session's Postgres, Kafka and paper venue."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bus.kafka import start_producer
+from floor.settings import FloorSettings
+from floor.supervisor import Supervisor, free_port
+from hotpath.service import hotpath_spec
+from ledger.keys import register_key
+from ledger.risk_profiles import set_profile
+from tests.fixtures.paper import PaperStack
+from trading.signing import generate_private_key, public_key_bytes
+from trading.sizing import RiskProfile
+
+VENUE_ACCOUNT = "DU1234567"
+"""The paper venue's account (the only one with a net liquidation)."""
+SYMBOLS = ("AAPL", "MSFT")
+"""Streamed by the hot path; a symbol outside these has no fresh price."""
+
+MAIN_PROFILE = RiskProfile(
+    max_trade_size=Decimal("50000"),
+    max_dollar_risk=Decimal("2000"),
+    max_position=1000,
+    max_gross_exposure=Decimal("500000"),
+    max_open_orders=50,
+    staleness_ms=60_000,
+)
+TIGHT_ACCOUNT = "DU-TIGHT"
+TIGHT_PROFILE = RiskProfile(
+    max_trade_size=Decimal("50000"),
+    max_dollar_risk=Decimal("100"),
+    max_position=15,
+    max_gross_exposure=Decimal("1000"),
+    max_open_orders=50,
+    staleness_ms=60_000,
+)
+
+
+@dataclass(frozen=True)
+class HotPathProcess:
+    control_url: str
+    settings: FloorSettings
+
+    async def health(self) -> dict[str, object]:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            body: dict[str, object] = (await client.get(f"{self.control_url}/health")).json()
+            return body
+
+
+@pytest.fixture(scope="session")
+async def risk_profiles(ledger_pool: asyncpg.Pool) -> None:
+    """Profiles for the venue account and a tight one, each a signed ledger change."""
+    operator_key = generate_private_key()
+    operator_id = f"ops-{uuid.uuid4().hex[:8]}"
+    await register_key(ledger_pool, operator_id, public_key_bytes(operator_key), "operator", ["*"])
+    for account, profile in ((VENUE_ACCOUNT, MAIN_PROFILE), (TIGHT_ACCOUNT, TIGHT_PROFILE)):
+        await set_profile(ledger_pool, account, profile, operator_id=operator_id, operator_key=operator_key)
+
+
+@pytest.fixture(scope="session")
+def hotpath(
+    floor_settings: FloorSettings,
+    supervisor: Supervisor,
+    paper: PaperStack,
+    postgres_url: str,
+    kafka_bootstrap: str,
+    risk_profiles: None,
+) -> HotPathProcess:
+    """The hot path as ``floor up`` starts it: its own process, ready when consuming."""
+    settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
+    supervisor.start(hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}"))
+    return HotPathProcess(f"http://{settings.host}:{settings.hotpath_health_port}", settings)
+
+
+@pytest.fixture(scope="session")
+async def command_producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = await start_producer(kafka_bootstrap, "agent-under-test")
+    yield producer
+    await producer.stop()
