@@ -13,6 +13,7 @@ Prices are integer ticks inside; ``Decimal`` only at the edges (requests and mes
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -675,7 +676,8 @@ class Venue:
         the new price has left behind (filling our resting orders there) and re-quotes."""
         self.advance(t_ns)
         s = self._symbol(symbol)
-        start = s.flow.reference
+        mid = s.mid_ticks()
+        start = mid if mid is not None else s.flow.reference
         target = start * (1.0 + float(pct) / 100.0)
         steps = max(1, min(MAX_MOVE_STEPS, duration_ns // MS))
         for k in range(1, steps + 1):
@@ -686,8 +688,13 @@ class Venue:
 
     def _apply_move(self, s: SymbolState, reference: float) -> None:
         flow = s.flow
+        previous = flow.reference
         flow.move_reference(max(1.0, reference))
-        bid_ref, ask_ref = flow.reference_quotes()
+        # Quote on the side of the move so the mid reaches the target, not half a tick short.
+        half = flow.params.spread_ticks / 2
+        bid_ref = math.floor(reference - half) if reference < previous else math.ceil(reference - half)
+        bid_ref = max(1, bid_ref)
+        ask_ref = bid_ref + flow.params.spread_ticks
         book = s.book
         best_bid, best_ask = book.best_bid(), book.best_ask()
         if best_bid is not None and best_bid > bid_ref:
