@@ -1,0 +1,126 @@
+"""The `floor keys`, `floor risk` and `floor ledger` sub-commands against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner
+
+from floor.keys import app as keys_app
+from floor.ledger_cmd import app as ledger_app
+from floor.risk_cmd import app as risk_app
+from ledger.keys import active_key_for
+from ledger.risk_profiles import get_profile
+from trading.signing import key_id, private_key_from_pem
+
+FULL_PROFILE = [
+    "--max-trade-size", "25000", "--max-dollar-risk", "500", "--max-position", "1000",
+    "--max-gross-exposure", "100000", "--max-open-orders", "20", "--staleness-ms", "1500",
+]  # fmt: skip
+
+
+@pytest.fixture
+def cli(ledger_dsn: str, tmp_path: Path) -> CliRunner:
+    return CliRunner(env={"DATABASE_URL": ledger_dsn, "FLOOR_VAR_DIR": str(tmp_path), "COLUMNS": "200"})
+
+
+def fetch(dsn: str, coro_fn: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await coro_fn(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def test_keys_new_writes_a_private_key_0600_and_registers_its_public_half(
+    cli: CliRunner, ledger_dsn: str, tmp_path: Path
+) -> None:
+    result = cli.invoke(keys_app, ["new", "alpha", "--accounts", "DU1,DU2", "--role", "agent"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "keys" / "alpha.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    private = private_key_from_pem(path.read_bytes())
+    record = fetch(ledger_dsn, lambda c: active_key_for(c, "alpha"))
+    assert record.key_id == key_id(private) and record.accounts == frozenset({"DU1", "DU2"})
+    assert list((tmp_path / "keys").iterdir()) == [path]
+
+    before = path.read_bytes()
+    again = cli.invoke(keys_app, ["new", "alpha", "--accounts", "DU1"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert path.read_bytes() == before
+
+
+def test_keys_new_for_an_agent_with_an_active_key_leaves_no_file(
+    cli: CliRunner, ledger_dsn: str, tmp_path: Path
+) -> None:
+    assert cli.invoke(keys_app, ["new", "alpha", "--accounts", "*"]).exit_code == 0
+    (tmp_path / "keys" / "alpha.key").rename(tmp_path / "alpha.old")
+    result = cli.invoke(keys_app, ["new", "alpha", "--accounts", "*"])
+    assert result.exit_code == 1 and "already has an active key" in result.output
+    assert list((tmp_path / "keys").iterdir()) == []
+
+
+def test_keys_revoke_and_list(cli: CliRunner, ledger_dsn: str) -> None:
+    assert cli.invoke(keys_app, ["new", "alpha", "--accounts", "DU1"]).exit_code == 0
+    result = cli.invoke(keys_app, ["revoke", "alpha"])
+    assert result.exit_code == 0 and "revoked" in result.output
+    assert fetch(ledger_dsn, lambda c: active_key_for(c, "alpha")) is None
+    assert cli.invoke(keys_app, ["revoke", "alpha"]).exit_code == 1
+    listing = cli.invoke(keys_app, ["list"])
+    assert listing.exit_code == 0 and "alpha" in listing.output and "revoked" in listing.output
+
+
+def test_risk_set_show_and_ledger_verify(cli: CliRunner, ledger_dsn: str) -> None:
+    assert cli.invoke(keys_app, ["new", "ops", "--accounts", "*", "--role", "operator"]).exit_code == 0
+    first = cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--as", "ops"])
+    assert first.exit_code == 0, first.output
+    assert "ledger entry 1" in first.output
+    partial = cli.invoke(
+        risk_app, ["set", "DU1", "--max-dollar-risk", "250", "--kelly-fraction", "0.5", "--as", "ops"]
+    )
+    assert partial.exit_code == 0, partial.output
+    profile = fetch(ledger_dsn, lambda c: get_profile(c, "DU1"))
+    assert (profile.max_dollar_risk, profile.kelly_fraction, profile.max_trade_size) == (
+        Decimal("250"),
+        Decimal("0.5"),
+        Decimal("25000"),
+    )
+    shown = cli.invoke(risk_app, ["show", "DU1"])
+    assert shown.exit_code == 0 and "ledger entry 2" in shown.output and "250" in shown.output
+
+    verified = cli.invoke(ledger_app, ["verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "ledger intact: 2 entries" in verified.output
+
+    async def tamper(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute("UPDATE ledger_entries SET reason = 'edited' WHERE seq = 2")
+
+    fetch(ledger_dsn, tamper)
+    broken = cli.invoke(ledger_app, ["verify"])
+    assert broken.exit_code == 1
+    assert "first bad entry is seq 2" in broken.output
+
+
+def test_risk_set_refusals(cli: CliRunner) -> None:
+    missing_key = cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--as", "nobody"])
+    assert missing_key.exit_code == 1 and "floor keys new nobody --role operator" in missing_key.output
+    assert cli.invoke(keys_app, ["new", "alpha", "--accounts", "*"]).exit_code == 0
+    not_operator = cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--as", "alpha"])
+    assert not_operator.exit_code == 1 and "not an operator key" in not_operator.output
+    assert cli.invoke(keys_app, ["new", "ops", "--accounts", "*", "--role", "operator"]).exit_code == 0
+    incomplete = cli.invoke(risk_app, ["set", "DU1", "--max-trade-size", "100", "--as", "ops"])
+    assert incomplete.exit_code == 1 and "--max-dollar-risk" in incomplete.output
+    bad = cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--kelly-fraction", "2", "--as", "ops"])
+    assert bad.exit_code == 1 and "kelly_fraction" in bad.output
+    assert cli.invoke(risk_app, ["show", "DU1"]).exit_code == 1
