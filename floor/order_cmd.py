@@ -1,6 +1,6 @@
 """``floor order submit``: sign a command with an agent's key and post it to the API door.
 
-The private key is read from ``<keys_dir>/<agent>.pem`` (what ``floor keys new AGENT`` writes).
+The private key is read from ``<var>/keys/<agent>.key`` (what ``floor keys new AGENT`` writes).
 The command is built and validated locally, so a schema mistake is reported before anything is
 sent; the API answers 202 (published), 403 (refused by the sentry) or 422 (bad field).
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
 
+from floor.keys import key_path, load_private_key
 from floor.settings import FloorSettings
 from trading.commands import (
     Command,
@@ -27,13 +27,14 @@ from trading.commands import (
     TimeInForce,
     utc_now_ms,
 )
-from trading.signing import KeyInvalid, SignedCommand, private_key_from_pem, sign_command
+from trading.signing import KeyInvalid, SignedCommand, sign_command
 
 app = typer.Typer(help="Place orders through the API door, signed with an agent's key.", no_args_is_help=True)
 
 
-def key_path(keys_dir: Path, agent: str) -> Path:
-    return keys_dir / f"{agent}.pem"
+@app.callback()
+def _group() -> None:
+    """Keeps ``submit`` a sub-command (``floor order submit``) even while it is the only one."""
 
 
 def build_command(
@@ -70,10 +71,10 @@ def build_command(
     )
 
 
-def sign_with_agent_key(command: Command, keys_dir: Path) -> SignedCommand:
-    path = key_path(keys_dir, command.agent_id)
+def sign_with_agent_key(command: Command, settings: FloorSettings) -> SignedCommand:
+    path = key_path(settings, command.agent_id)
     try:
-        key = private_key_from_pem(path.read_bytes())
+        key = load_private_key(settings, command.agent_id)
     except FileNotFoundError:
         raise typer.BadParameter(
             f"no key for agent {command.agent_id!r} at {path}; "
@@ -139,7 +140,7 @@ def submit(
     except (CommandInvalid, ValueError) as exc:
         typer.echo(f"invalid command: {exc}", err=True)
         raise typer.Exit(2) from None
-    envelope = sign_with_agent_key(command, settings.keys_dir)
+    envelope = sign_with_agent_key(command, settings)
     url = api or f"http://{settings.host}:{settings.api_port}"
     try:
         response = post(envelope, url)

@@ -1,0 +1,56 @@
+"""Circuit breaker wiring: one global cancel on the crashing tick, halted until re-armed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hotpath.circuit import CircuitBreaker, Trip
+from trading.risk import TradingState
+
+
+def make() -> tuple[CircuitBreaker, list[str], list[Trip]]:
+    calls: list[str] = []
+    trips: list[Trip] = []
+    breaker = CircuitBreaker(lambda: calls.append("cancel_all"), trips.append, Decimal(10), 1_000)
+    return breaker, calls, trips
+
+
+def test_a_ten_percent_drop_inside_the_window_cancels_everything_once_and_halts() -> None:
+    breaker, calls, trips = make()
+    assert breaker.on_price("AAPL", 0, Decimal("100"), 1) is None
+    assert breaker.on_price("AAPL", 500, Decimal("95"), 2) is None
+    trip = breaker.on_price("AAPL", 900, Decimal("90"), 3)
+    assert trip is not None and trip.symbol == "AAPL" and trip.tick_recv_ns == 3
+    assert trip.cancel_written_ns >= trip.tick_recv_ns
+    assert calls == ["cancel_all"] and trips == [trip]
+    assert breaker.state is TradingState.HALTED and breaker.halted
+    # Further crashing ticks, on any symbol, do not cancel again.
+    breaker.on_price("AAPL", 950, Decimal("80"), 4)
+    assert calls == ["cancel_all"]
+
+
+def test_a_slow_decline_outside_the_window_does_not_trip() -> None:
+    breaker, calls, _ = make()
+    for i, price in enumerate(["100", "97", "94", "91", "89"]):
+        assert breaker.on_price("AAPL", i * 1_001, Decimal(price), i) is None
+    assert calls == [] and breaker.state is TradingState.ACTIVE
+
+
+def test_symbols_are_watched_separately() -> None:
+    breaker, calls, _ = make()
+    breaker.on_price("AAPL", 0, Decimal("100"), 0)
+    assert breaker.on_price("MSFT", 10, Decimal("90"), 0) is None  # MSFT's first tick is its own high
+    assert calls == []
+
+
+def test_arming_resumes_intake_and_forgets_the_old_high() -> None:
+    breaker, calls, _ = make()
+    breaker.on_price("AAPL", 0, Decimal("100"), 0)
+    breaker.on_price("AAPL", 10, Decimal("89"), 0)
+    assert breaker.arm() is True
+    assert breaker.state is TradingState.ACTIVE
+    # 89 is the new reference; 85 is -4.5% from it, no trip although -15% from the old high.
+    breaker.on_price("AAPL", 20, Decimal("89"), 0)
+    assert breaker.on_price("AAPL", 30, Decimal("85"), 0) is None
+    assert calls == ["cancel_all"]
+    assert breaker.arm() is False
