@@ -643,10 +643,15 @@ class IbkrBroker:
         return self._net_liq[account]
 
     async def open_orders(self) -> list[OpenOrder]:
+        """Working orders of every client on the account, asked fresh from the active session."""
         trades = await self._ib().reqAllOpenOrdersAsync()
+        # Live openOrder pushes that arrive during the request land in the same reply list.
+        latest = {(t.order.clientId, t.order.orderId, t.order.permId): t for t in trades}
         out = []
-        for t in trades:
+        for t in latest.values():
             o, st = t.order, t.orderStatus
+            if cv.status(st.status).is_done:
+                continue  # a report that crossed its own cancel or fill
             filled = cv.shares(st.filled)
             out.append(
                 OpenOrder(

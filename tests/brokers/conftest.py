@@ -1,97 +1,57 @@
-"""A real paper venue with primary and standby TWS gateways, for the broker adapter's tests.
+"""Paper stacks for the broker adapter's tests, built on ``tests.fixtures.paper``.
 
-Each gateway can be killed with SIGKILL and started again on the same port, so failover and
-outage scenarios run against real processes.
+Read-only and trading tests share the session ``paper`` stack (each uses its own client id).
+Tests that kill gateways get a stack of their own from :func:`own_stack`.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from floor.supervisor import RunningService, ServiceSpec, Supervisor, free_port, tcp_probe
+from floor.settings import FloorSettings
+from floor.supervisor import Supervisor
+from tests.fixtures.paper import HOST, PaperStack, start_paper_stack
 
-HOST = "127.0.0.1"
-
-
-@dataclass
-class PaperStack:
-    supervisor: Supervisor
-    venue_port: int
-    control_port: int
-    ports: dict[str, int]
-    trusted: str = HOST
-    no_pacing: bool = False
-    gateways: dict[str, RunningService] = field(default_factory=dict)
-
-    def start_venue(self) -> None:
-        self.supervisor.start(
-            ServiceSpec(
-                name="venue",
-                argv=[sys.executable, "-m", "paper.venue", "--port", str(self.venue_port),
-                      "--control-port", str(self.control_port), "--seed", "7"],
-                address=f"{HOST}:{self.venue_port}",
-                probe=tcp_probe(HOST, self.venue_port),
-            )
-        )  # fmt: skip
-
-    def start_gateway(self, name: str) -> None:
-        argv = [sys.executable, "-m", "paper.gateway", "--port", str(self.ports[name]),
-                "--venue", f"{HOST}:{self.venue_port}", "--name", name,
-                "--trusted", self.trusted]  # fmt: skip
-        if self.no_pacing:
-            argv.append("--no-pacing")
-        self.gateways[name] = self.supervisor.start(
-            ServiceSpec(name=f"gateway-{name}", argv=argv, address=f"{HOST}:{self.ports[name]}",
-                        probe=tcp_probe(HOST, self.ports[name]))
-        )  # fmt: skip
-
-    def kill_gateway(self, name: str) -> None:
-        """SIGKILL, like a crashed IB Gateway: no goodbye on any socket."""
-        service = self.gateways.pop(name)
-        os.killpg(service.pid, signal.SIGKILL)
-        service.process.wait()
-        self.supervisor.running.remove(service)
+__all__ = ["HOST", "PaperStack", "kill_gateway", "restart_gateway", "gateway_ports"]
 
 
-def make_stack(tmp: Path, trusted: str = HOST, no_pacing: bool = False) -> PaperStack:
-    """Start a venue and both gateways on free ports (stop with ``stack.supervisor.stop_all()``)."""
-    ports = {"primary": free_port(), "standby": free_port()}
-    stack = PaperStack(Supervisor(tmp / "log"), free_port(), free_port(), ports, trusted, no_pacing)
-    try:
-        stack.start_venue()
-        stack.start_gateway("primary")
-        stack.start_gateway("standby")
-    except BaseException:
-        stack.supervisor.stop_all()
-        raise
-    return stack
+def gateway_ports(stack: PaperStack) -> dict[str, int]:
+    return {"primary": stack.gateway_port, "standby": stack.standby_port}
 
 
-@pytest.fixture(scope="module")
-def paper() -> Iterator[PaperStack]:
-    """Venue + gateways shared by a module's non-destructive tests."""
-    with tempfile.TemporaryDirectory(prefix="brokers-") as tmp:
-        stack = make_stack(Path(tmp))
-        try:
-            yield stack
-        finally:
-            stack.supervisor.stop_all()
+def kill_gateway(stack: PaperStack, name: str) -> None:
+    """SIGKILL, like a crashed IB Gateway: no goodbye on any socket."""
+    service = stack.services.pop(name)
+    os.killpg(service.pid, signal.SIGKILL)
+    service.process.wait()
+    stack.supervisor.running.remove(service)
+
+
+def restart_gateway(stack: PaperStack, name: str, extra: tuple[str, ...] = ()) -> None:
+    stack.start_gateway(name, gateway_ports(stack)[name], extra)
 
 
 @pytest.fixture()
-def fresh_paper() -> Iterator[PaperStack]:
-    """Venue + gateways of one test's own, for tests that kill gateways."""
-    with tempfile.TemporaryDirectory(prefix="brokers-") as tmp:
-        stack = make_stack(Path(tmp))
-        try:
-            yield stack
-        finally:
-            stack.supervisor.stop_all()
+def own_stack(floor_settings: FloorSettings, request: pytest.FixtureRequest) -> Iterator[PaperStack]:
+    """A venue and both gateways for one test that kills or freezes things."""
+    name = request.node.name[:40]
+    supervisor = Supervisor(Path(floor_settings.log_dir) / "brokers" / name)
+    try:
+        yield start_paper_stack(supervisor, prefix=name)
+    finally:
+        supervisor.stop_all()
+
+
+@pytest.fixture()
+def trusting_127_0_0_2(floor_settings: FloorSettings) -> Iterator[PaperStack]:
+    """Gateways whose only trusted client address is 127.0.0.2."""
+    supervisor = Supervisor(Path(floor_settings.log_dir) / "brokers" / "trusted")
+    try:
+        yield start_paper_stack(supervisor, prefix="trusted", gateway_args=("--trusted", "127.0.0.2"))
+    finally:
+        supervisor.stop_all()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +25,7 @@ from brokers.base import (
     SourceAddressRefused,
 )
 from brokers.ibkr import IbkrBroker, IbkrConfig
-from tests.brokers.conftest import HOST, PaperStack, make_stack
+from tests.brokers.conftest import HOST, PaperStack, gateway_ports, kill_gateway, restart_gateway
 from tests.brokers.recorder import Recorder
 
 ACCOUNT = "DU1234567"
@@ -47,11 +45,9 @@ def resting(price: str = "100.00") -> BrokerOrder:
 
 
 @pytest.fixture()
-async def broker(fresh_paper: PaperStack) -> AsyncIterator[tuple[IbkrBroker, Recorder]]:
+async def broker(own_stack: PaperStack) -> AsyncIterator[tuple[IbkrBroker, Recorder]]:
     b = IbkrBroker(
-        IbkrConfig(
-            HOST, fresh_paper.ports["primary"], fresh_paper.ports["standby"], client_id=next(_client_ids)
-        )
+        IbkrConfig(HOST, own_stack.gateway_port, own_stack.standby_port, client_id=next(_client_ids))
     )
     rec = Recorder()
     b.set_event_handler(rec)
@@ -61,7 +57,7 @@ async def broker(fresh_paper: PaperStack) -> AsyncIterator[tuple[IbkrBroker, Rec
 
 
 async def test_killed_primary_fails_over_and_standby_serves_the_resting_order(
-    fresh_paper: PaperStack, broker: tuple[IbkrBroker, Recorder]
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
 ) -> None:
     b, rec = broker
     await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
@@ -70,11 +66,11 @@ async def test_killed_primary_fails_over_and_standby_serves_the_resting_order(
     await rec.next(OrderAccepted, order_ref=order.order_ref)
 
     killed_at = time.monotonic()
-    fresh_paper.kill_gateway("primary")
+    kill_gateway(own_stack, "primary")
     change = await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
     took = time.monotonic() - killed_at
-    assert change.gateway == f"{HOST}:{fresh_paper.ports['standby']}"
-    assert change.previous_gateway == f"{HOST}:{fresh_paper.ports['primary']}"
+    assert change.gateway == f"{HOST}:{own_stack.standby_port}"
+    assert change.previous_gateway == f"{HOST}:{own_stack.gateway_port}"
     assert change.role is SessionRole.STANDBY and change.epoch == 2
     assert took < 2.0
 
@@ -94,13 +90,13 @@ async def test_killed_primary_fails_over_and_standby_serves_the_resting_order(
 
 
 async def test_orders_placed_while_both_gateways_are_down_are_sent_once_on_reconnect(
-    fresh_paper: PaperStack, broker: tuple[IbkrBroker, Recorder]
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
 ) -> None:
     b, rec = broker
     await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
-    fresh_paper.kill_gateway("primary")
+    kill_gateway(own_stack, "primary")
     await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
-    fresh_paper.kill_gateway("standby")
+    kill_gateway(own_stack, "standby")
     down = await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
     assert down.held_orders == 0
     assert not b.connected
@@ -114,7 +110,7 @@ async def test_orders_placed_while_both_gateways_are_down_are_sent_once_on_recon
     b.cancel(cancelled.order_ref)  # cancelled while held: never sent
     await rec.next(OrderStatusChanged, order_ref=cancelled.order_ref, status=BrokerOrderStatus.CANCELLED)
 
-    await asyncio.to_thread(fresh_paper.start_gateway, "standby")
+    await asyncio.to_thread(restart_gateway, own_stack, "standby")
     back = await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=15)
     assert back.held_orders == 3
     for o in held:
@@ -129,14 +125,12 @@ async def test_orders_placed_while_both_gateways_are_down_are_sent_once_on_recon
 
 
 async def test_frozen_primary_misses_heartbeats_and_fails_over(
-    fresh_paper: PaperStack, broker: tuple[IbkrBroker, Recorder]
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
 ) -> None:
     b, rec = broker
     await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
     async with httpx.AsyncClient() as http:
-        reply = await http.post(
-            f"http://{HOST}:{fresh_paper.control_port}/gateways/primary/freeze", json={"seconds": 5}
-        )
+        reply = await http.post(own_stack.control_url + "/gateways/primary/freeze", json={"seconds": 5})
         assert reply.status_code == 200, reply.text
     frozen_at = time.monotonic()
     change = await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
@@ -149,19 +143,8 @@ async def test_frozen_primary_misses_heartbeats_and_fails_over(
     b.cancel(order.order_ref)
 
 
-@pytest.fixture()
-def trusting_127_0_0_2() -> Iterator[PaperStack]:
-    """Gateways whose only trusted client address is 127.0.0.2."""
-    with tempfile.TemporaryDirectory(prefix="brokers-") as tmp:
-        stack = make_stack(Path(tmp), trusted="127.0.0.2")
-        try:
-            yield stack
-        finally:
-            stack.supervisor.stop_all()
-
-
 async def test_sockets_bind_to_the_configured_source_address(trusting_127_0_0_2: PaperStack) -> None:
-    ports = trusting_127_0_0_2.ports
+    ports = gateway_ports(trusting_127_0_0_2)
     refused = IbkrBroker(
         IbkrConfig(HOST, ports["primary"], ports["standby"], client_id=71, source_address=HOST)
     )

@@ -49,9 +49,7 @@ def market(qty: int = 10, side: Side = Side.BUY) -> BrokerOrder:
 
 @pytest.fixture()
 async def broker(paper: PaperStack) -> AsyncIterator[tuple[IbkrBroker, Recorder]]:
-    b = IbkrBroker(
-        IbkrConfig(HOST, paper.ports["primary"], paper.ports["standby"], client_id=next(_client_ids))
-    )
+    b = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, paper.standby_port, client_id=next(_client_ids)))
     rec = Recorder()
     b.set_event_handler(rec)
     await b.connect()
