@@ -249,7 +249,10 @@ class Command:
                 p=Decimal(edge_raw["p"]), b=Decimal(edge_raw["b"]), stop_price=Decimal(edge_raw["stop_price"])
             )
         )
-        return cls(
+        # Validated above: build without re-running __post_init__'s validation (the hot path
+        # decodes every command; validating twice would double the cost).
+        command = object.__new__(cls)
+        fields = dict(
             kind=CommandKind(data["kind"]),
             command_id=data["command_id"],
             agent_id=data["agent_id"],
@@ -270,6 +273,9 @@ class Command:
             parent_id=data.get("parent_id"),
             target_command_id=data.get("target_command_id"),
         )
+        for name, value in fields.items():
+            object.__setattr__(command, name, value)
+        return command
 
 
 def canonical_bytes(command: Command) -> bytes:
@@ -392,7 +398,17 @@ def _check_issued_at(value: Any) -> None:
 
 
 def _parse_issued_at(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # Fixed layout (checked by _ISSUED_AT_RE): slicing is ~20x faster than strptime.
+    return datetime(
+        int(value[0:4]),
+        int(value[5:7]),
+        int(value[8:10]),
+        int(value[11:13]),
+        int(value[14:16]),
+        int(value[17:19]),
+        int(value[20:23]) * 1000,
+        tzinfo=UTC,
+    )
 
 
 def _format_issued_at(value: datetime) -> str:

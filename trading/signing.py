@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -127,11 +128,12 @@ class SignedCommand:
         if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_BYTES:
             raise EnvelopeInvalid("signature", f"must be {SIGNATURE_BYTES} bytes")
 
-    @property
+    @cached_property
     def canonical(self) -> bytes:
+        """The signed bytes (computed once per envelope)."""
         return canonical_bytes(self.command)
 
-    @property
+    @cached_property
     def signature_hash(self) -> str:
         return signature_hash(self.signature)
 
