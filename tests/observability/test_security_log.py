@@ -1,0 +1,104 @@
+"""The security-event log writes each event to Postgres, ``security.events`` and the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+import asyncpg
+import pytest
+
+from api.ledger_access import LedgerAccess
+from bus.kafka import start_producer
+from bus.topics import SECURITY_EVENTS
+from observability.security import (
+    CRITICAL_BREACH,
+    SECURITY_REFUSAL,
+    SecurityEvent,
+    SecurityLog,
+    refusal_event,
+)
+from observability.telemetry import counter_value, setup
+from tests.fixtures.hotpath import read_until
+
+
+async def test_a_breach_is_in_the_table_on_the_topic_and_in_the_log(
+    ledger_pool: asyncpg.Pool, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    producer = await start_producer(kafka_bootstrap, "test-security")
+    command_id = f"cmd-{uuid.uuid4().hex}"
+    event = refusal_event(
+        reason="sentry.bad_signature",
+        severity="critical",
+        source="api",
+        source_address="10.1.2.3",
+        agent_id=None,
+        key_id="ab" * 16,
+        command_id=command_id,
+        claimed_agent_id="alpha",
+        detail="signature does not verify",
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="floor.security"):
+            await SecurityLog(LedgerAccess(ledger_pool), producer, SECURITY_EVENTS).record(event)
+    finally:
+        await producer.stop()
+
+    assert event.title == CRITICAL_BREACH and event.agent_id == "alpha"
+    row = await ledger_pool.fetchrow("SELECT * FROM security_events WHERE command_id = $1", command_id)
+    assert (row["severity"], row["reason"], row["source"], row["remote_addr"], row["key_id"]) == (
+        "critical",
+        "sentry.bad_signature",
+        "api",
+        "10.1.2.3",
+        "ab" * 16,
+    )
+    detail = json.loads(row["detail"])
+    assert detail["title"] == CRITICAL_BREACH and detail["claimed_agent_id"] == "alpha"
+    assert detail["event_id"] == event.event_id
+
+    records = await read_until(kafka_bootstrap, SECURITY_EVENTS, lambda raw: b"bad_signature" in raw and
+                               SecurityEvent.decode(raw).event_id == event.event_id)  # fmt: skip
+    assert SecurityEvent.decode(records[-1]) == event
+
+    [line] = [r for r in caplog.records if command_id in r.getMessage()]
+    assert line.levelno == logging.CRITICAL
+    assert line.getMessage().startswith("Critical Security Breach: sentry.bad_signature from 10.1.2.3")
+
+
+def test_a_stale_clock_is_a_refusal_not_a_breach() -> None:
+    event = refusal_event(reason="sentry.stale", severity="warning", source="hotpath", source_address=None)
+    assert event.title == SECURITY_REFUSAL
+
+
+async def test_a_kafka_outage_does_not_lose_the_event(ledger_pool: asyncpg.Pool) -> None:
+    class DownProducer:
+        async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+            raise ConnectionError("kafka down")
+
+    command_id = f"cmd-{uuid.uuid4().hex}"
+    event = refusal_event(
+        reason="sentry.replayed_nonce", severity="critical", source="hotpath", source_address="p0@1",
+        command_id=command_id,
+    )  # fmt: skip
+    await SecurityLog(LedgerAccess(ledger_pool), DownProducer(), SECURITY_EVENTS).record(event)
+    assert (
+        await ledger_pool.fetchval("SELECT count(*) FROM security_events WHERE command_id = $1", command_id)
+        == 1
+    )
+
+
+def test_metrics_are_readable_in_process() -> None:
+    telemetry = setup("test")
+    try:
+        telemetry.metrics.commands_refused.add(1, {"reason": "risk.max_position"})
+        telemetry.metrics.commands_refused.add(2, {"reason": "sentry.stale"})
+        reader = telemetry.reader
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        assert isinstance(reader, InMemoryMetricReader)
+        assert counter_value(reader, "floor.commands.refused", reason="sentry.stale") == 2
+        assert counter_value(reader, "floor.commands.refused") == 3
+    finally:
+        telemetry.shutdown()
