@@ -370,11 +370,11 @@ class VenueServer:
         permIds carry over, so ids never go backwards and permIds stay unique."""
         self.flush()
         old = self.venue
-        if time_ns is not None:
-            self.clock.set(time_ns)
         if paused is True:
             self.clock.pause()
-        elif paused is False:
+        if time_ns is not None:
+            self.clock.set(time_ns)
+        if paused is False:
             self.clock.resume()
         self.epoch += 1
         self.venue = Venue(

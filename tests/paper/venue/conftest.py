@@ -1,0 +1,54 @@
+"""A real venue process for the client/server and control API suites, on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from floor.paper_cmd import control_request, venue_spec
+from floor.settings import FloorSettings
+from floor.supervisor import Supervisor, free_port
+from paper.venue.client import VenueClient
+
+
+@dataclass(frozen=True)
+class VenueProcess:
+    host: str
+    port: int
+    control_port: int
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.host}:{self.control_port}"
+
+    def control(self, method: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        result: dict[str, object] = control_request(self.control_url, method, path, body)
+        return result
+
+
+@pytest.fixture(scope="session")
+def venue_process(floor_settings: FloorSettings) -> Iterator[VenueProcess]:
+    settings = floor_settings.model_copy(
+        update={"venue_port": free_port(), "venue_control_port": free_port()}
+    )
+    supervisor = Supervisor(Path(floor_settings.log_dir) / "venue-tests")
+    supervisor.start(venue_spec(settings, seed=11, name="venue-under-test"))
+    try:
+        yield VenueProcess(settings.host, settings.venue_port, settings.venue_control_port)
+    finally:
+        supervisor.stop_all()
+
+
+@pytest.fixture
+async def venue(venue_process: VenueProcess) -> AsyncIterator[VenueClient]:
+    """A fresh venue (reset to seed 11, clock running) and a gateway connection to it."""
+    venue_process.control("POST", "/reset", {"seed": 11, "paused": False})
+    venue_process.control("POST", "/rate", {"rate": 20})
+    client = await VenueClient.connect(venue_process.host, venue_process.port, "gw-test")
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -1,0 +1,194 @@
+"""The control API and ``floor paper`` commands against a real venue process."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from floor.paper_cmd import PaperControlError, app
+from paper.venue.client import VenueClient
+from paper.venue.messages import (
+    DropClients,
+    ExecutionFilter,
+    FreezeGateway,
+    KillGateway,
+    OrderAck,
+    OrderSpec,
+    PlaceOrder,
+    TickEvent,
+    VenueEvent,
+    VenueReset,
+)
+from tests.helpers import eventually
+from tests.paper.venue.conftest import VenueProcess
+
+runner = CliRunner()
+
+
+def mid(tick_bid: Decimal | None, tick_ask: Decimal | None) -> Decimal:
+    assert tick_bid is not None and tick_ask is not None
+    return (tick_bid + tick_ask) / 2
+
+
+async def test_flash_crash_moves_the_mid_by_at_least_the_percentage_and_emits_ticks(
+    venue: VenueClient, venue_process: VenueProcess
+) -> None:
+    ticks: list[TickEvent] = []
+    venue.add_listener(
+        lambda e: ticks.append(e) if isinstance(e, TickEvent) and e.tick.symbol == "JPM" else None
+    )
+    before = await venue.subscribe_ticks("JPM")
+    start = mid(before.bid, before.ask)
+    result = runner.invoke(
+        app, ["flash-crash", "JPM", "10", "--ms", "150", "--url", venue_process.control_url]
+    )
+    assert result.exit_code == 0, result.output
+    target = start * Decimal("0.90")
+    await eventually(lambda: any(mid(t.tick.bid, t.tick.ask) <= target for t in ticks), timeout=10)
+    assert len(ticks) >= 2, "the fall is visible tick by tick"
+    # Resting bids are swept step by step on the way down, so trades print far below the start.
+    assert min(t.tick.last for t in ticks if t.tick.last is not None) <= start * Decimal("0.92")
+
+
+async def test_reset_clears_orders_and_positions_but_not_order_ids(
+    venue: VenueClient, venue_process: VenueProcess
+) -> None:
+    events: list[VenueEvent] = []
+    venue.add_listener(events.append)
+    order_id = await venue.next_valid_id(5)
+    tick = await venue.subscribe_ticks("AAPL")
+    assert tick.ask is not None
+    await venue.place_order(PlaceOrder(5, order_id, OrderSpec("BUY", 10, "MKT"), symbol="AAPL"))
+    await venue.place_order(
+        PlaceOrder(5, order_id + 1, OrderSpec("BUY", 10, "LMT", lmt_price=tick.ask - 5), symbol="AAPL")
+    )
+    assert await venue.positions() and await venue.open_orders()
+    result = runner.invoke(app, ["reset", "--seed", "99", "--url", venue_process.control_url])
+    assert result.exit_code == 0, result.output
+    await eventually(lambda: any(isinstance(e, VenueReset) and e.seed == 99 for e in events))
+    assert await venue.open_orders() == ()
+    assert await venue.positions() == ()
+    assert await venue.executions(ExecutionFilter()) == ()
+    assert await venue.next_valid_id(5) == order_id + 2
+    assert venue_process.control("GET", "/status")["seed"] == 99
+
+
+async def test_gateway_controls_reach_only_the_named_gateway(
+    venue: VenueClient, venue_process: VenueProcess
+) -> None:
+    other = await VenueClient.connect(venue_process.host, venue_process.port, "gw-other")
+    mine: list[VenueEvent] = []
+    theirs: list[VenueEvent] = []
+    venue.add_listener(mine.append)
+    other.add_listener(theirs.append)
+    try:
+        url = venue_process.control_url
+        assert "gw-other" in venue_process.control("GET", "/status")["gateways"]  # type: ignore[operator]
+        for args in (["drop", "gw-test"], ["freeze", "gw-test", "2.5"], ["kill", "gw-test"]):
+            result = runner.invoke(app, [*args, "--url", url])
+            assert result.exit_code == 0, result.output
+        expected = [DropClients("gw-test"), FreezeGateway("gw-test", 2.5), KillGateway("gw-test")]
+        await eventually(
+            lambda: [e for e in mine if type(e) in (DropClients, FreezeGateway, KillGateway)] == expected
+        )
+        await other.current_time_ns()  # everything sent before this reply has arrived
+        assert not [e for e in theirs if type(e) in (DropClients, FreezeGateway, KillGateway)]
+        missing = runner.invoke(app, ["kill", "no-such-gateway", "--url", url])
+        assert missing.exit_code == 1 and "not found" in missing.output
+    finally:
+        await other.close()
+
+
+def test_bad_control_requests_get_400_or_404_and_change_nothing(venue_process: VenueProcess) -> None:
+    before = venue_process.control("GET", "/status")
+    url = venue_process.control_url
+    cases = [
+        ("POST", "/symbols/AAPL/flash-crash", {"pct": 150}, 400),
+        ("POST", "/symbols/AAPL/flash-crash", {"pct": "abc"}, 400),
+        ("POST", "/symbols/AAPL/move", {"pct": -10, "ms": -1}, 400),
+        ("POST", "/symbols/ZZZZ/move", {"pct": 5}, 404),
+        ("POST", "/gateways/x/freeze", {"seconds": "long"}, 400),
+        ("POST", "/reset", {"seed": "seven"}, 400),
+        ("POST", "/clock", {"advance_ms": -5}, 400),
+        ("POST", "/rate", {"rate": -1}, 400),
+        ("GET", "/symbols/AAPL/move", None, 400),
+        ("POST", "/nowhere", {}, 404),
+    ]
+    for method, path, body, status in cases:
+        response = httpx.request(method, url + path, json=body, timeout=5)
+        assert response.status_code == status, (path, body, response.text)
+        assert "error" in response.json()
+    response = httpx.post(url + "/reset", content=b"{not json", timeout=5)
+    assert response.status_code == 400
+    after = venue_process.control("GET", "/status")
+    assert after["seed"] == before["seed"] and after["epoch"] == before["epoch"]
+    with pytest.raises(PaperControlError):
+        from floor.paper_cmd import control_request
+
+        control_request("http://127.0.0.1:9", "GET", "/status")
+
+
+async def test_paused_clock_steps_exactly_and_replays_a_seed_with_identical_fills(
+    venue: VenueClient, venue_process: VenueProcess
+) -> None:
+    t0 = 1_800_000_000_000_000_000
+
+    async def session() -> list[tuple[object, ...]]:
+        venue_process.control("POST", "/reset", {"seed": 1234, "paused": True, "time_ns": t0})
+        assert await venue.current_time_ns() == t0
+        tick = await venue.subscribe_ticks("AMZN")
+        assert tick.bid is not None and tick.ask is not None
+        first = await venue.next_valid_id(8)
+        orders = [
+            OrderSpec("BUY", 300, "MKT"),
+            OrderSpec("SELL", 100, "LMT", lmt_price=tick.ask),
+            OrderSpec("SELL", 150, "TRAIL", aux_price=Decimal("0.03")),
+            OrderSpec("BUY", 200, "LMT", lmt_price=tick.bid),
+        ]
+        for i, spec in enumerate(orders):
+            assert isinstance(
+                await venue.place_order(PlaceOrder(8, first + i, spec, symbol="AMZN")), OrderAck
+            )
+        result = runner.invoke(app, ["clock", "--advance-ms", "30000", "--url", venue_process.control_url])
+        assert result.exit_code == 0, result.output
+        assert await venue.current_time_ns() == t0 + 30_000_000_000
+        reports = await venue.executions(ExecutionFilter(symbol="AMZN"))
+        return [
+            (
+                r.execution.side,
+                r.execution.shares,
+                r.execution.price,
+                r.execution.time_ns,
+                r.commission.commission,
+            )
+            for r in reports
+        ]
+
+    try:
+        first = await session()
+        second = await session()
+    finally:
+        venue_process.control("POST", "/clock", {"paused": False})
+    assert len(first) >= 3
+    assert first == second
+
+
+async def test_time_scale_speeds_up_the_market_clock(venue: VenueClient, venue_process: VenueProcess) -> None:
+    venue_process.control("POST", "/clock", {"time_scale": 20})
+    try:
+        start = await venue.current_time_ns()
+        wall = asyncio.get_running_loop().time()
+
+        async def two_market_seconds_passed() -> bool:
+            return await venue.current_time_ns() - start >= 2_000_000_000
+
+        await eventually(two_market_seconds_passed, timeout=5)  # type: ignore[arg-type]
+        assert asyncio.get_running_loop().time() - wall < 1.5
+    finally:
+        venue_process.control("POST", "/clock", {"time_scale": 1})
+    status = runner.invoke(app, ["status", "--url", venue_process.control_url])
+    assert status.exit_code == 0 and "AAPL" in status.output and "gw-test" in status.output
