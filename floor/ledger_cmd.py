@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import asyncpg
 import typer
@@ -11,16 +12,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from floor.settings import FloorSettings
-from ledger.verify import VerifyReport, verify_ledger
+from ledger.append import ledger_head
+from ledger.verify import Anchor, VerifyReport, verify_ledger
 
 app = typer.Typer(help="The hash-chained ledger.", no_args_is_help=True)
 console = Console()
 
 
 @app.command("verify")
-def verify() -> None:
+def verify(
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option("--anchor", help="SEQ:HASH printed earlier by `floor ledger head` (repeatable)."),
+    ] = None,
+) -> None:
     """Re-check every signature and the whole chain; name the first bad entry (exit 1)."""
     settings = FloorSettings()
+    try:
+        anchors = tuple(Anchor.parse(a) for a in anchor or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--anchor") from None
     with Progress(
         TextColumn("verifying ledger"),
         BarColumn(),
@@ -34,7 +45,7 @@ def verify() -> None:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report: VerifyReport = asyncio.run(verify_ledger(settings.db_url, progress))
+        report: VerifyReport = asyncio.run(verify_ledger(settings.db_url, progress, anchors))
     if report.first_bad is not None:
         console.print(
             f"[red bold]ledger NOT intact[/]: first bad entry is seq {report.first_bad.seq}: "
@@ -81,3 +92,23 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
             decision,
         )
     console.print(table)
+
+
+@app.command("head")
+def head() -> None:
+    """Print the newest entry as SEQ:HASH. Keep it somewhere else (a ticket, a chat, paper):
+    `floor ledger verify --anchor SEQ:HASH` later proves history up to it was not rewritten."""
+    settings = FloorSettings()
+
+    async def run() -> tuple[int, bytes]:
+        conn = await asyncpg.connect(settings.db_url)
+        try:
+            return await ledger_head(conn)
+        finally:
+            await conn.close()
+
+    seq, digest = asyncio.run(run())
+    if seq == 0:
+        console.print("the ledger is empty")
+        raise typer.Exit(1)
+    print(Anchor(seq, digest))

@@ -17,7 +17,8 @@ Per entry, in order (the first failing check is the reported problem):
    operator key) and its fields equal the stored columns;
 6. unauthenticated entries are rejections (a refused forgery kept as evidence).
 
-Then the head row must point at the last entry, and each ``risk_profiles`` row must be the
+Entries at the seq of a given :class:`Anchor` must carry its hash. Then the head row must point
+at the last entry, every anchor must lie within the chain, and each ``risk_profiles`` row must be the
 newest change the ledger holds for its account.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -79,31 +81,66 @@ class _Bad(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """A (seq, entry_hash) pair recorded outside the database (``floor ledger head``).
+
+    A superuser who rewrites an entry *and* re-chains everything after it produces a ledger
+    that is internally consistent; only a hash kept elsewhere exposes that. Pass anchors taken
+    earlier and verify checks the ledger still holds them.
+    """
+
+    seq: int
+    entry_hash: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """``SEQ:HEX`` as printed by ``floor ledger head``."""
+        seq, _, digest = text.partition(":")
+        try:
+            anchor = cls(int(seq), bytes.fromhex(digest))
+        except ValueError:
+            raise ValueError(f"an anchor is SEQ:HEX (64 hex digits), got {text!r}") from None
+        if anchor.seq < 1 or len(anchor.entry_hash) != 32:
+            raise ValueError(f"an anchor is SEQ:HEX (64 hex digits), got {text!r}")
+        return anchor
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.entry_hash.hex()}"
+
+
 async def verify_ledger(
-    dsn_or_conn: str | asyncpg.Connection, progress: Progress | None = None
+    dsn_or_conn: str | asyncpg.Connection,
+    progress: Progress | None = None,
+    anchors: tuple[Anchor, ...] = (),
 ) -> VerifyReport:
+    """Verify the ledger behind a DSN or an open connection (see the module docstring)."""
     if isinstance(dsn_or_conn, str):
         conn = await asyncpg.connect(dsn_or_conn)
         try:
-            return await _verify(conn, progress)
+            return await _verify(conn, progress, anchors)
         finally:
             await conn.close()
-    return await _verify(dsn_or_conn, progress)
+    return await _verify(dsn_or_conn, progress, anchors)
 
 
-async def _verify(conn: asyncpg.Connection, progress: Progress | None) -> VerifyReport:
+async def _verify(
+    conn: asyncpg.Connection, progress: Progress | None, anchors: tuple[Anchor, ...]
+) -> VerifyReport:
     if conn.is_in_transaction():
         # The caller's transaction is the snapshot (e.g. an investigation inside a transaction).
-        return await _verify_snapshot(conn, progress)
+        return await _verify_snapshot(conn, progress, anchors)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        return await _verify_snapshot(conn, progress)
+        return await _verify_snapshot(conn, progress, anchors)
 
 
-async def _verify_snapshot(conn: asyncpg.Connection, progress: Progress | None) -> VerifyReport:
+async def _verify_snapshot(
+    conn: asyncpg.Connection, progress: Progress | None, anchors: tuple[Anchor, ...]
+) -> VerifyReport:
     keys = await load_keys(conn)
     head = await conn.fetchrow("SELECT seq, entry_hash FROM ledger_head")
     total = int(await conn.fetchval("SELECT count(*) FROM ledger_entries"))
-    checker = _Checker(keys)
+    checker = _Checker(keys, anchors)
     done = 0
     if progress:
         progress(0, total)
@@ -126,6 +163,9 @@ async def _verify_snapshot(conn: asyncpg.Connection, progress: Progress | None) 
             progress(done, total)
 
     problems: list[str] = []
+    for anchor in anchors:
+        if anchor.seq > checker.prev_seq:
+            problems.append(f"anchor {anchor.seq} is beyond the end of the chain (entries removed)")
     if int(head["seq"]) != checker.prev_seq or bytes(head["entry_hash"]) != checker.prev_hash:
         problems.append(
             f"ledger_head says seq {head['seq']} but the chain ends at seq {checker.prev_seq}"
@@ -139,6 +179,10 @@ async def _verify_snapshot(conn: asyncpg.Connection, progress: Progress | None) 
     return VerifyReport(done, int(head["seq"]), None, tuple(problems))
 
 
+def _floor_ms(ts: datetime) -> datetime:
+    return ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
+
+
 def _row(record: Any) -> LedgerRow:
     values = dict(record)
     for name in ("prev_hash", "entry_hash", "payload", "signature"):
@@ -147,8 +191,9 @@ def _row(record: Any) -> LedgerRow:
 
 
 class _Checker:
-    def __init__(self, keys: dict[str, KeyRecord]) -> None:
+    def __init__(self, keys: dict[str, KeyRecord], anchors: tuple[Anchor, ...] = ()) -> None:
         self.keys = keys
+        self.anchors = {a.seq: a.entry_hash for a in anchors}
         self.prev_seq = 0
         self.prev_hash = GENESIS_HASH
         self.latest_profile: dict[str, tuple[int, RiskProfile]] = {}
@@ -160,6 +205,9 @@ class _Checker:
             raise _Bad("prev_hash does not match the previous entry's hash (chain broken)")
         if compute_entry_hash(self.prev_hash, row) != row.entry_hash:
             raise _Bad("entry_hash does not match the entry's contents (entry altered)")
+        anchored = self.anchors.get(row.seq)
+        if anchored is not None and anchored != row.entry_hash:
+            raise _Bad("entry_hash differs from the anchor recorded earlier (history rewritten)")
         if signature_hash(row.signature) != row.signature_hash:
             raise _Bad("signature_hash is not SHA-256 of the signature")
         if row.authenticated:
@@ -173,6 +221,9 @@ class _Checker:
         key = self.keys.get(row.signer)
         if key is None:
             raise _Bad(f"signer {row.signer} is not a registered key")
+        # recorded_at is floored to the millisecond; compare at that resolution.
+        if _floor_ms(key.created_at) > row.recorded_at:
+            raise _Bad(f"key {row.signer} was registered after the entry was recorded")
         if key.revoked_at is not None and key.revoked_at <= row.recorded_at:
             raise _Bad(f"key {row.signer} was revoked before the entry was recorded")
         if key.agent_id != row.agent_id:

@@ -124,3 +124,18 @@ def test_risk_set_refusals(cli: CliRunner) -> None:
     bad = cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--kelly-fraction", "2", "--as", "ops"])
     assert bad.exit_code == 1 and "kelly_fraction" in bad.output
     assert cli.invoke(risk_app, ["show", "DU1"]).exit_code == 1
+
+
+def test_ledger_head_anchor_round_trip(cli: CliRunner, ledger_dsn: str) -> None:
+    assert cli.invoke(ledger_app, ["head"]).exit_code == 1  # empty ledger
+    assert cli.invoke(keys_app, ["new", "ops", "--accounts", "*", "--role", "operator"]).exit_code == 0
+    assert cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--as", "ops"]).exit_code == 0
+    head = cli.invoke(ledger_app, ["head"])
+    assert head.exit_code == 0
+    anchor = head.output.strip()
+    assert anchor.startswith("1:") and len(anchor) == 2 + 64
+    assert cli.invoke(ledger_app, ["verify", "--anchor", anchor]).exit_code == 0
+    wrong = "1:" + "00" * 32
+    result = cli.invoke(ledger_app, ["verify", "--anchor", wrong])
+    assert result.exit_code == 1 and "anchor" in result.output
+    assert cli.invoke(ledger_app, ["verify", "--anchor", "nonsense"]).exit_code == 2

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.append import Decision, append_command, ledger_head
 from ledger.keys import revoke_agent
-from ledger.verify import verify_ledger
+from ledger.verify import Anchor, verify_ledger
 from tests.ledger.helpers import registered_agent, signed_enter
 
 
@@ -112,33 +112,87 @@ async def test_verify_names_the_first_tampered_entry(
     assert report.entries == bad_seq - 1 - (1 if "DELETE" in statement else 0)
 
 
+RECHAIN_FROM_2 = """
+DO $$
+DECLARE r record; prev bytea; h bytea;
+BEGIN
+    FOR r IN SELECT * FROM ledger_entries WHERE seq >= 2 ORDER BY seq LOOP
+        SELECT entry_hash INTO prev FROM ledger_entries WHERE seq = r.seq - 1;
+        h := ledger_entry_hash(prev, r.seq, r.kind, r.account, r.agent_id, r.command_id,
+            r.nonce, r.issued_at, r.payload, r.signer, r.scheme, r.signature, r.signature_hash,
+            r.authenticated, r.decision, r.reason, r.received_at, r.recorded_at);
+        UPDATE ledger_entries SET prev_hash = prev, entry_hash = h WHERE seq = r.seq;
+    END LOOP;
+    UPDATE ledger_head SET entry_hash = h;
+END $$;
+"""
+
+
 async def test_rehashed_forgery_is_caught_by_the_signature(db: asyncpg.Connection, ledger_dsn: str) -> None:
     await ledger_of(db, 4)
-    # A careful forger edits the payload and recomputes this entry's hash, the next entry's
-    # prev_hash and hash, ... to the head. Only the signature is out of reach.
+    # A careful forger edits the payload and re-chains every later entry and the head. Only
+    # the signature is out of reach.
     await tamper(
         db,
-        """
-        DO $$
-        DECLARE r record; prev bytea; h bytea;
-        BEGIN
-            UPDATE ledger_entries
-                SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '"BUY"', '"SELL"'), 'UTF8')
-                WHERE seq = 2;
-            FOR r IN SELECT * FROM ledger_entries WHERE seq >= 2 ORDER BY seq LOOP
-                SELECT entry_hash INTO prev FROM ledger_entries WHERE seq = r.seq - 1;
-                h := ledger_entry_hash(prev, r.seq, r.kind, r.account, r.agent_id, r.command_id,
-                    r.nonce, r.issued_at, r.payload, r.signer, r.scheme, r.signature, r.signature_hash,
-                    r.authenticated, r.decision, r.reason, r.received_at, r.recorded_at);
-                UPDATE ledger_entries SET prev_hash = prev, entry_hash = h WHERE seq = r.seq;
-            END LOOP;
-            UPDATE ledger_head SET entry_hash = h, seq = seq + 0;
-        END $$;
-        """,
+        "UPDATE ledger_entries"
+        " SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '\"BUY\"', '\"SELL\"'), 'UTF8')"
+        " WHERE seq = 2;" + RECHAIN_FROM_2,
     )
     report = await verify_ledger(ledger_dsn)
     assert report.first_bad is not None and report.first_bad.seq == 2
     assert "signature does not verify" in report.first_bad.problem
+
+
+async def test_rechained_edit_of_an_unsigned_column_needs_an_anchor_to_be_caught(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    await ledger_of(db, 4)
+    seq, digest = await ledger_head(db)
+    anchor = Anchor(seq, digest)
+    assert Anchor.parse(str(anchor)) == anchor
+    # Entry 2 was a rejection; the forger makes it look accepted and re-chains.
+    await tamper(
+        db, "UPDATE ledger_entries SET decision = 'accepted', reason = NULL WHERE seq = 2;" + RECHAIN_FROM_2
+    )
+    assert (await verify_ledger(ledger_dsn)).ok  # internally consistent: this is what anchors are for
+    report = await verify_ledger(ledger_dsn, anchors=(anchor,))
+    assert report.first_bad is not None and report.first_bad.seq == 4
+    assert "anchor" in report.first_bad.problem
+
+
+async def test_anchor_beyond_the_chain_means_entries_were_removed(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    await ledger_of(db, 3)
+    seq, digest = await ledger_head(db)
+    await tamper(
+        db,
+        "DELETE FROM ledger_entries WHERE seq = 3; UPDATE ledger_head SET seq = 2, entry_hash ="
+        " (SELECT entry_hash FROM ledger_entries WHERE seq = 2)",
+    )
+    report = await verify_ledger(ledger_dsn, anchors=(Anchor(seq, digest),))
+    assert report.first_bad is None
+    assert report.problems == ("anchor 3 is beyond the end of the chain (entries removed)",)
+
+
+def test_anchor_parse_refuses_garbage() -> None:
+    for text in ("", "3", "x:00", "0:" + "00" * 32, "3:" + "00" * 31):
+        with pytest.raises(ValueError):
+            Anchor.parse(text)
+
+
+async def test_verify_pages_through_a_big_ledger_with_progress(
+    db: asyncpg.Connection, ledger_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ledger_of(db, 7)
+    monkeypatch.setattr("ledger.verify.PAGE", 3)
+    calls: list[tuple[int, int]] = []
+    report = await verify_ledger(ledger_dsn, lambda done, total: calls.append((done, total)))
+    assert report.ok and report.entries == 7
+    assert calls == [(0, 7), (3, 7), (6, 7), (7, 7)]
+    await tamper(db, "UPDATE ledger_entries SET reason = 'x' WHERE seq = 5")
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None and report.first_bad.seq == 5 and report.entries == 4
 
 
 class _Rollback(Exception):
