@@ -45,6 +45,7 @@ from paper.venue.messages import (
     AccountValuesRequest,
     CancelOrder,
     CancelResult,
+    CompletedOrdersRequest,
     ContractInfo,
     ContractList,
     ContractRequest,
@@ -237,6 +238,10 @@ class VenueClient:
     async def open_orders(self, client_id: int | None = None) -> tuple[OrderUpdate, ...]:
         """Open orders placed by ``client_id``, or all of them for ``None`` (master client)."""
         return (await self._request(OpenOrdersRequest(client_id), OrderList)).orders
+
+    async def completed_orders(self, client_id: int | None = None) -> tuple[OrderUpdate, ...]:
+        """Orders that ended since the last reset (Filled/Cancelled/Inactive), oldest first."""
+        return (await self._request(CompletedOrdersRequest(client_id), OrderList)).orders
 
     async def executions(self, filter: ExecutionFilter | None = None) -> tuple[ExecutionReport, ...]:
         """Executions (with their commission reports) matching ``filter``, oldest first."""

@@ -729,6 +729,13 @@ class Venue:
             self._update(wo) for wo in self.open.values() if client_id is None or wo.client_id == client_id
         )
 
+    def completed_orders(self, client_id: int | None = None) -> tuple[OrderUpdate, ...]:
+        return tuple(
+            self._update(wo)
+            for wo in self.orders.values()
+            if not wo.is_open and (client_id is None or wo.client_id == client_id)
+        )
+
     def order(self, client_id: int, order_id: int) -> OrderUpdate | None:
         wo = self.orders.get((client_id, order_id))
         return self._update(wo) if wo else None

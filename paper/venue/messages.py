@@ -501,6 +501,14 @@ class OrderList:
 
 
 @dataclass(frozen=True, slots=True)
+class CompletedOrdersRequest:
+    """Orders that ended (Filled, Cancelled, Inactive) since the last reset, oldest first, for
+    ``client_id`` or all of them for ``None`` (TWS ``reqCompletedOrders``)."""
+
+    client_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionsRequest:
     filter: ExecutionFilter = field(default_factory=ExecutionFilter)
 
@@ -582,6 +590,7 @@ Request = (
     | CancelOrder
     | GlobalCancel
     | OpenOrdersRequest
+    | CompletedOrdersRequest
     | ExecutionsRequest
     | PositionsRequest
     | AccountValuesRequest

@@ -27,6 +27,7 @@ from paper.venue.messages import (
     AccountEvent,
     AccountValuesRequest,
     CancelOrder,
+    CompletedOrdersRequest,
     ContractList,
     ContractRequest,
     ContractsRequest,
@@ -154,6 +155,7 @@ class VenueServer:
                 self.venue.global_cancel(self.clock.now_ns(), m.account)
             ),
             OpenOrdersRequest: lambda c, m: OrderList(self.venue.open_orders(m.client_id)),
+            CompletedOrdersRequest: lambda c, m: OrderList(self.venue.completed_orders(m.client_id)),
             ExecutionsRequest: lambda c, m: ExecutionList(self.venue.executions_matching(m.filter)),
             PositionsRequest: lambda c, m: PositionList(self.venue.positions(m.account)),
             AccountValuesRequest: lambda c, m: self.venue.account_snapshot(m.account),

@@ -104,6 +104,8 @@ async def test_resting_order_cancel_and_ib_error_codes_over_the_wire(venue: Venu
     assert (await venue.cancel_order(2, order_id)).code == ERR_CANCEL_NOT_CANCELLABLE
     assert (await venue.cancel_order(2, order_id + 1000)).code == ERR_CANCEL_NOT_FOUND
     assert await venue.open_orders(2) == ()
+    (done,) = await venue.completed_orders(2)
+    assert (done.order_id, done.status, done.filled, done.remaining) == (order_id, "Cancelled", 0, 10)
 
 
 async def test_global_cancel_with_a_thousand_open_orders(venue: VenueClient) -> None:
