@@ -13,10 +13,13 @@ written.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import rfc8785
 
 from ledger.db import Db
 from trading.commands import Command
@@ -24,7 +27,7 @@ from trading.signing import SignedCommand, signature_hash
 
 _APPEND_SQL = (
     "SELECT seq, entry_hash, recorded_at"
-    " FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    " FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 )
 
 _UNIQUE_FIELDS = {
@@ -86,11 +89,16 @@ async def append_command(
     decision: Decision,
     reason: str | None = None,
     received_at: datetime | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> LedgerRecord:
     """Record a verified command and the floor's decision on it.
 
     Only call this for an envelope whose signature the sentry verified: the entry is marked
     authenticated and ``floor ledger verify`` will re-check the signature.
+
+    ``detail`` is what the floor worked out (for an accepted order at least ``quantity``, the
+    shares sent; also entry price, bankroll, binding limit ...): JSON values only, decimals as
+    strings. It is stored as canonical JSON and covered by the chain.
     """
     if decision is Decision.APPLIED:
         raise EntryInvalid("a command is accepted or rejected, not applied")
@@ -110,6 +118,7 @@ async def append_command(
         decision=decision,
         reason=reason,
         received_at=received_at,
+        detail=detail,
     )
 
 
@@ -129,6 +138,7 @@ async def append_signed(
     decision: Decision,
     reason: str | None = None,
     received_at: datetime | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> LedgerRecord:
     """Record any authenticated signed document (commands, risk profile changes).
 
@@ -151,6 +161,7 @@ async def append_signed(
         decision,
         reason,
         received_at,
+        detail,
     )
 
 
@@ -163,6 +174,7 @@ async def append_refusal(
     reason: str,
     scheme: str = "ed25519",
     received_at: datetime | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> LedgerRecord:
     """Record input the sentry refused because it could not be authenticated (unknown key,
     bad signature). The raw payload is kept as evidence; the entry is ``rejected`` and
@@ -183,6 +195,7 @@ async def append_refusal(
         Decision.REJECTED,
         reason,
         received_at,
+        detail,
     )
 
 
@@ -202,6 +215,7 @@ async def _append(
     decision: Decision,
     reason: str | None,
     received_at: datetime | None,
+    detail: Mapping[str, Any] | None,
 ) -> LedgerRecord:
     if decision is Decision.REJECTED and not reason:
         raise EntryInvalid("a rejected entry needs a reason")
@@ -225,6 +239,7 @@ async def _append(
             decision.value,
             reason,
             received_at or datetime.now(UTC),
+            _canonical_detail(detail),
         )
     except asyncpg.UniqueViolationError as exc:
         field = _UNIQUE_FIELDS.get(exc.constraint_name or "")
@@ -234,6 +249,15 @@ async def _append(
     except asyncpg.CheckViolationError as exc:
         raise EntryInvalid(str(exc)) from None
     return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
+
+
+def _canonical_detail(detail: Mapping[str, Any] | None) -> str | None:
+    if detail is None:
+        return None
+    try:
+        return rfc8785.dumps(dict(detail)).decode()
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EntryInvalid(f"detail must hold JSON values only (decimals as strings): {exc}") from None
 
 
 async def load_replay_keys(db: Db, since: datetime) -> list[ReplayKey]:

@@ -6,11 +6,13 @@ Each entry's hash is::
                           || F(command_id) || F(nonce) || F(issued_at_ms) || F(payload)
                           || F(signer) || F(scheme) || F(signature) || F(signature_hash)
                           || F(authenticated) || F(decision) || F(reason)
-                          || F(received_at_ms) || F(recorded_at_ms) )
+                          || F(received_at_ms) || F(recorded_at_ms) [|| F(detail)] )
 
 where ``F(x)`` is a 4-byte big-endian signed length followed by the bytes of ``x`` (text as
 UTF-8, integers and millisecond timestamps as ASCII decimal, ``authenticated`` as ``t``/``f``),
-and ``F(NULL)`` is the length -1 with no bytes, so NULL and the empty string differ. The first
+and ``F(NULL)`` is the length -1 with no bytes, so NULL and the empty string differ.
+``F(detail)`` is appended only when ``detail`` is not NULL (it was added by migration 0004;
+entries without it keep the hashes they were written with). The first
 entry's ``prev_hash`` is :data:`GENESIS_HASH` (32 zero bytes); ``seq`` starts at 1.
 
 The database computes the same function (``ledger_entry_hash`` in
@@ -57,6 +59,8 @@ class LedgerRow:
     reason: str | None
     received_at: datetime
     recorded_at: datetime
+    detail: str | None = None
+    """The floor's particulars of the decision, RFC 8785 canonical JSON (an object), or None."""
 
 
 def _field(value: bytes | None) -> bytes:
@@ -96,4 +100,6 @@ def compute_entry_hash(prev_hash: bytes, row: LedgerRow) -> bytes:
         _ms(row.recorded_at),
     ):
         h.update(part)
+    if row.detail is not None:
+        h.update(_text(row.detail))
     return h.digest()

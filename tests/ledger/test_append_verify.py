@@ -140,3 +140,42 @@ async def test_entry_signed_by_unregistered_key_fails_verify(db: asyncpg.Connect
     report = await verify_ledger(ledger_dsn)
     assert report.first_bad is not None and report.first_bad.seq == 2
     assert "not a registered key" in report.first_bad.problem
+
+
+async def test_decision_detail_is_stored_canonically_and_chained(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    alpha = await registered_agent(db)
+    detail = {"quantity": 120, "entry_price": "189.50", "binding": "kelly", "bankroll": "100000.00"}
+    await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED, detail=detail)
+    await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    stored = await rows(db)
+    assert (
+        stored[0].detail == '{"bankroll":"100000.00","binding":"kelly","entry_price":"189.50","quantity":120}'
+    )
+    assert stored[1].detail is None
+    # Without detail the hash is exactly the pre-detail layout (the 18-argument SQL function).
+    legacy = await db.fetchval(
+        "SELECT ledger_entry_hash(prev_hash, seq, kind, account, agent_id, command_id, nonce, issued_at,"
+        " payload, signer, scheme, signature, signature_hash, authenticated, decision, reason, received_at,"
+        " recorded_at) FROM ledger_entries WHERE seq = 2"
+    )
+    assert legacy == stored[1].entry_hash
+    assert (await verify_ledger(ledger_dsn)).ok
+
+    await db.execute("SET session_replication_role = replica")
+    await db.execute("""UPDATE ledger_entries SET detail = replace(detail, '120', '1200') WHERE seq = 1""")
+    await db.execute("SET session_replication_role = DEFAULT")
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None and report.first_bad.seq == 1
+
+
+async def test_detail_must_be_plain_json(db: asyncpg.Connection) -> None:
+    from decimal import Decimal
+
+    alpha = await registered_agent(db)
+    with pytest.raises(EntryInvalid):
+        await append_command(
+            db, signed_enter(alpha), decision=Decision.ACCEPTED, detail={"price": Decimal("1.5")}
+        )
+    assert (await ledger_head(db))[0] == 0
