@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.book import BookError, L2Book, Level, RowOp
@@ -51,6 +51,7 @@ def test_crossed_book_is_flagged_and_bad_input_refused() -> None:
         book.set_level(Side.BUY, Decimal("1"), -1)
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(Side), st.integers(1, 50), st.integers(0, 5)), max_size=80))
 def test_book_matches_a_plain_dict_model(updates: list[tuple[Side, int, int]]) -> None:
     book = L2Book("X")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.breaker import CrashDetector
@@ -63,6 +63,7 @@ ticks = st.lists(
 )
 
 
+@settings(deadline=None)
 @given(ticks, st.sampled_from([Decimal("5"), Decimal("10"), Decimal("20")]), st.integers(1, 2000))
 def test_matches_brute_force_rolling_high(
     steps: list[tuple[int, Decimal]], pct: Decimal, window: int

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.commands import (
@@ -250,6 +250,7 @@ def test_constructor_validates_and_coerces_enums() -> None:
 prices = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("99999999"), places=4)
 
 
+@settings(deadline=None)
 @given(
     limit=prices,
     stop=prices,

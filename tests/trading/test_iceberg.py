@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.commands import Side
@@ -52,6 +52,7 @@ def test_slice_quantity_jitter_bounds_and_remaining() -> None:
         slice_quantity(100, 10, 1.0)
 
 
+@settings(deadline=None)
 @given(st.integers(1, 10_000), st.integers(1, 100_000), st.floats(0, 1, exclude_max=True))
 def test_slice_quantity_is_within_jitter_and_remaining(display: int, remaining: int, u: float) -> None:
     q = slice_quantity(display, remaining, u)
@@ -60,6 +61,7 @@ def test_slice_quantity_is_within_jitter_and_remaining(display: int, remaining: 
         assert abs(q - display) <= display * Decimal("0.05") + Decimal("0.5")
 
 
+@settings(deadline=None)
 @given(st.floats(0, 1, exclude_max=True))
 def test_slice_delay_between_3_and_7_seconds(u: float) -> None:
     assert 3000 <= slice_delay_ms(u) < 7000

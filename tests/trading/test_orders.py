@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.commands import Side
@@ -121,6 +121,7 @@ def events_st() -> st.SearchStrategy[OrderEvent]:
     )
 
 
+@settings(deadline=None)
 @given(st.lists(events_st(), max_size=30))
 def test_any_event_sequence_keeps_invariants(events: list[OrderEvent]) -> None:
     order = new(100)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.commands import Side
@@ -95,6 +95,7 @@ def test_exit_without_stop_has_no_dollar_risk_check() -> None:
     assert check_order(PROFILE, buy(60, stop=None), snap()).approved
 
 
+@settings(deadline=None)
 @given(st.integers(-1000, 1000), st.sampled_from(Side), st.integers(1, 2000))
 def test_reduces_position_means_abs_shrinks_without_flipping(position: int, side: Side, qty: int) -> None:
     after = position + side.sign * qty

@@ -5,7 +5,7 @@ from fractions import Fraction
 from math import floor
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from trading.commands import Side
@@ -165,6 +165,7 @@ def run(s: dict[str, object], **over: object) -> int:
     return size_order(prof, **args).quantity  # type: ignore[arg-type]
 
 
+@settings(deadline=None)
 @given(scenarios())
 def test_size_never_exceeds_max_trade_size_or_max_dollar_risk(s: dict[str, object]) -> None:
     q = run(s)
@@ -176,18 +177,21 @@ def test_size_never_exceeds_max_trade_size_or_max_dollar_risk(s: dict[str, objec
     assert q * abs(entry - stop) <= prof.max_dollar_risk
 
 
+@settings(deadline=None)
 @given(scenarios(), prob)
 def test_size_is_monotone_in_p(s: dict[str, object], other_p: Decimal) -> None:
     lo, hi = sorted((s["p"], other_p))  # type: ignore[type-var]
     assert run(s, p=lo) <= run(s, p=hi)
 
 
+@settings(deadline=None)
 @given(scenarios(), ratio)
 def test_size_is_monotone_in_b(s: dict[str, object], other_b: Decimal) -> None:
     lo, hi = sorted((s["b"], other_b))  # type: ignore[type-var]
     assert run(s, b=lo) <= run(s, b=hi)
 
 
+@settings(deadline=None)
 @given(scenarios())
 def test_equals_textbook_kelly_where_no_cap_binds(s: dict[str, object]) -> None:
     huge = profile(
@@ -204,6 +208,7 @@ def test_equals_textbook_kelly_where_no_cap_binds(s: dict[str, object]) -> None:
     assert run(s, profile=huge) == textbook
 
 
+@settings(deadline=None)
 @given(scenarios())
 def test_quantity_is_the_largest_that_fits(s: dict[str, object]) -> None:
     prof: RiskProfile = s["profile"]  # type: ignore[assignment]

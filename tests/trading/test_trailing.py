@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.commands import Side
@@ -48,6 +48,7 @@ def test_round_to_tick() -> None:
     assert round_to_tick(Decimal("1.25"), Decimal("0.05"), up=True) == Decimal("1.25")
 
 
+@settings(deadline=None)
 @given(
     st.sampled_from(Side),
     st.lists(
