@@ -217,7 +217,7 @@ class Venue:
         self.out: list[object] = []
         self._exec_seq = 0
         self._exec_prefix = f"{seed & 0xFFFF:04x}{epoch & 0xFFFF:04x}"
-        self._moves: list[tuple[int, int, int, float]] = []
+        self._moves: list[tuple[int, int, int, float, bool]] = []
         self._move_seq = 0
         self._dirty_positions: set[str] = set()
         self._account_dirty = False
@@ -245,9 +245,9 @@ class Venue:
                 if s.flow.next_ns < best_t:
                     best, best_t = s, s.flow.next_ns
             if moves and moves[0][0] < best_t:
-                when, _, index, reference = heapq.heappop(moves)
+                when, _, index, reference, final = heapq.heappop(moves)
                 self.now_ns = max(self.now_ns, when)
-                self._apply_move(states[index], reference)
+                self._apply_move(states[index], reference, final)
                 continue
             if best is None:
                 break
@@ -683,10 +683,11 @@ class Venue:
         for k in range(1, steps + 1):
             self._move_seq += 1
             when = self.now_ns + duration_ns * k // steps
-            heapq.heappush(self._moves, (when, self._move_seq, s.index, start + (target - start) * k / steps))
+            reference = start + (target - start) * k / steps
+            heapq.heappush(self._moves, (when, self._move_seq, s.index, reference, k == steps))
         self.advance(self.now_ns)
 
-    def _apply_move(self, s: SymbolState, reference: float) -> None:
+    def _apply_move(self, s: SymbolState, reference: float, final: bool) -> None:
         flow = s.flow
         previous = flow.reference
         flow.move_reference(max(1.0, reference))
@@ -707,14 +708,18 @@ class Venue:
                 book.remove(order)
             elif order.side == BID and order.price < bid_ref - reach:
                 book.remove(order)
-        for i in range(3):
+        # On the way quotes are thin; at the end the book is rebuilt to its usual depth.
+        per_level = max(1, round(flow.params.orders_per_level)) if final else 1
+        for i in range(reach if final else 3):
             bid_price, ask_price = bid_ref - i, ask_ref + i
             top_ask, top_bid = book.best_ask(), book.best_bid()
             bid_free = top_ask is None or bid_price < top_ask
             if bid_price >= 1 and bid_free and not book.size_at(BID, bid_price):
-                book.insert(Resting(BID, bid_price, flow.size()))
+                for _ in range(per_level):
+                    book.insert(Resting(BID, bid_price, flow.size()))
             if not book.size_at(ASK, ask_price) and (top_bid is None or ask_price > top_bid):
-                book.insert(Resting(ASK, ask_price, flow.size()))
+                for _ in range(per_level):
+                    book.insert(Resting(ASK, ask_price, flow.size()))
 
     # ================================================================== queries
 
