@@ -102,6 +102,13 @@ async def append_command(
     """
     if decision is Decision.APPLIED:
         raise EntryInvalid("a command is accepted or rejected, not applied")
+    in_transaction = getattr(db, "is_in_transaction", None)
+    if decision is Decision.ACCEPTED and in_transaction is not None and in_transaction():
+        # Inside a caller's transaction the entry is not durable when this returns, so a broker
+        # call made next would break the write-ahead rule.
+        raise EntryInvalid(
+            "append an accepted command outside any transaction: it must be committed on return"
+        )
     command: Command = signed.command
     return await append_signed(
         db,

@@ -179,3 +179,11 @@ async def test_detail_must_be_plain_json(db: asyncpg.Connection) -> None:
             db, signed_enter(alpha), decision=Decision.ACCEPTED, detail={"price": Decimal("1.5")}
         )
     assert (await ledger_head(db))[0] == 0
+
+
+async def test_accepted_command_cannot_be_appended_inside_an_open_transaction(db: asyncpg.Connection) -> None:
+    alpha = await registered_agent(db)
+    async with db.transaction():
+        with pytest.raises(EntryInvalid, match="outside any transaction"):
+            await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    assert (await ledger_head(db))[0] == 0

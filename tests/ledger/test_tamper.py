@@ -64,9 +64,11 @@ async def test_writer_role_has_no_privilege_to_change_or_insert_directly(
 
 async def test_writer_role_appends_through_the_function(db: asyncpg.Connection, ledger_dsn: str) -> None:
     alpha = await registered_agent(db)
-    async with db.transaction():
-        await db.execute("SET LOCAL ROLE floor_writer")
+    await db.execute("SET ROLE floor_writer")
+    try:
         record = await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    finally:
+        await db.execute("RESET ROLE")
     assert record.seq == 1
     assert (await verify_ledger(ledger_dsn)).ok
 
