@@ -19,6 +19,11 @@ from brokers import ib_convert as cv
 from brokers.base import DepthLevel, DepthSnapshot, Quote, Subscription
 from brokers.ib_session import call_safely
 
+
+class UnknownSymbol(LookupError):
+    """The gateway has no contract for this symbol."""
+
+
 QuoteHandler = Callable[[Quote], None]
 DepthHandler = Callable[[DepthSnapshot], None]
 
@@ -33,20 +38,35 @@ class MarketData:
         self._rows: dict[str, int] = {}
 
     def contract(self, symbol: str) -> Contract:
-        # One Contract object per symbol: ib_async keys its tickers by the contract object.
+        """The qualified contract (market data needs the ``conId``); see :meth:`qualify`."""
+        return self._contracts[symbol]
+
+    async def qualify(self, symbol: str, ib: IB) -> Contract:
+        """Ask the gateway for ``symbol``'s contract once; raise :class:`UnknownSymbol`."""
         contract = self._contracts.get(symbol)
         if contract is None:
-            contract = self._contracts[symbol] = Stock(symbol, self._exchange, self._currency)
+            candidate = Stock(symbol, self._exchange, self._currency)
+            await ib.qualifyContractsAsync(candidate)
+            if not candidate.conId:
+                raise UnknownSymbol(symbol)
+            # One Contract object per symbol: ib_async keys its tickers by the contract.
+            contract = self._contracts[symbol] = candidate
         return contract
 
-    def subscribe_quotes(self, symbol: str, handler: QuoteHandler, ib: IB | None) -> Subscription:
+    async def subscribe_quotes(self, symbol: str, handler: QuoteHandler, ib: IB | None) -> Subscription:
+        if ib is not None:
+            await self.qualify(symbol, ib)
         handlers = self._quotes.setdefault(symbol, [])
         handlers.append(handler)
         if len(handlers) == 1 and ib is not None:
             ib.reqMktData(self.contract(symbol))
         return Subscription("quotes", symbol, id(handler))
 
-    def subscribe_depth(self, symbol: str, handler: DepthHandler, rows: int, ib: IB | None) -> Subscription:
+    async def subscribe_depth(
+        self, symbol: str, handler: DepthHandler, rows: int, ib: IB | None
+    ) -> Subscription:
+        if ib is not None:
+            await self.qualify(symbol, ib)
         handlers = self._depth.setdefault(symbol, [])
         handlers.append(handler)
         self._rows[symbol] = max(rows, self._rows.get(symbol, 0))
@@ -56,6 +76,8 @@ class MarketData:
 
     def unsubscribe(self, subscription: Subscription, ib: IB | None) -> None:
         symbol = subscription.symbol
+        if symbol not in self._contracts:
+            ib = None  # never reached the gateway
         if subscription.kind == "quotes":
             before = self._quotes.get(symbol, [])
             self._quotes[symbol] = [h for h in before if id(h) != subscription.key]
@@ -67,13 +89,14 @@ class MarketData:
             if before_d and not self._depth[symbol] and ib is not None:
                 ib.cancelMktDepth(self.contract(symbol))
 
-    def resubscribe(self, ib: IB) -> None:
+    async def resubscribe(self, ib: IB) -> None:
+        """Subscribe everything again on a new session (ib_async forgot the old ones)."""
         for symbol, quote_handlers in self._quotes.items():
             if quote_handlers:
-                ib.reqMktData(self.contract(symbol))
+                ib.reqMktData(await self.qualify(symbol, ib))
         for symbol, depth_handlers in self._depth.items():
             if depth_handlers:
-                ib.reqMktDepth(self.contract(symbol), self._rows[symbol])
+                ib.reqMktDepth(await self.qualify(symbol, ib), self._rows[symbol])
 
     def on_tickers(self, tickers: Iterable[Ticker], recv_ns: int) -> None:
         now = datetime.now(UTC)

@@ -89,13 +89,14 @@ class IbkrConfig:
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> IbkrConfig:
         """From :class:`floor.settings.FloorSettings` (``ib_gateway_host``, ``ib_port``,
-        ``ib_standby_port``, ``ib_client_id``, ``ib_source_address``)."""
+        ``ib_standby_port``, ``ib_client_id``, ``ib_source_address``, ``ib_max_requests_per_s``)."""
         values: dict[str, Any] = {
             "host": settings.ib_gateway_host,
             "port": settings.ib_port,
             "standby_port": settings.ib_standby_port,
             "client_id": getattr(settings, "ib_client_id", 1),
             "source_address": getattr(settings, "ib_source_address", None),
+            "max_requests_per_s": getattr(settings, "ib_max_requests_per_s", 45),
         }
         values.update(overrides)
         return cls(**values)
@@ -481,9 +482,12 @@ class IbkrBroker:
                 ib.client.placeOrder(
                     rec.order_id, self._contract(rec.order), cv.ib_order(rec.order, rec.order_id)
                 )
-        self._market.resubscribe(ib)
         self._ready = True
         self._ready_event.set()
+        try:
+            await self._market.resubscribe(ib)
+        except Exception:  # noqa: BLE001 - orders must flow even if market data cannot resume
+            log.exception("%s: market data resubscription failed", session.label)
 
     # --- inbound: orders ------------------------------------------------------------------
 
@@ -693,12 +697,12 @@ class IbkrBroker:
     # --- market data ---------------------------------------------------------------------
 
     async def subscribe_quotes(self, symbol: str, handler: Callable[[Quote], None]) -> Subscription:
-        return self._market.subscribe_quotes(symbol, handler, self._md_ib())
+        return await self._market.subscribe_quotes(symbol, handler, self._md_ib())
 
     async def subscribe_depth(
         self, symbol: str, handler: Callable[[DepthSnapshot], None], rows: int = 10
     ) -> Subscription:
-        return self._market.subscribe_depth(symbol, handler, rows, self._md_ib())
+        return await self._market.subscribe_depth(symbol, handler, rows, self._md_ib())
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         self._market.unsubscribe(subscription, self._md_ib())

@@ -37,6 +37,7 @@ class FloorSettings(BaseSettings):
     ib_standby_port: int = Field(default=4012, validation_alias="IB_STANDBY_PORT")
     ib_client_id: int = Field(default=1, validation_alias="IB_CLIENT_ID")
     ib_source_address: str | None = Field(default=None, validation_alias="IB_SOURCE_ADDRESS")
+    ib_max_requests_per_s: int = Field(default=45, validation_alias="IB_MAX_REQUESTS_PER_S")
     paper_seed: int = 7
     hotpath_health_port: int = 8010
     worker_health_port: int = 8011

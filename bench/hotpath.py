@@ -1,0 +1,427 @@
+"""Hot-path latency benchmark: signed commands through Kafka to the paper gateway.
+
+    python -m bench.hotpath [--n 2000] [--rate 40] [--load-factor 5] [--only steady|load]
+                            [--baseline-only]
+
+Starts its own embedded Postgres, Kafka (Tansu), paper venue, primary and standby gateways and
+the hot path (the same supervisor specs ``floor up`` uses), on free ports under a scratch
+``var/bench-*`` directory that is removed afterwards. Then, for each run:
+
+* **baseline** — a bare ib_async script (:mod:`bench.hotpath_baseline`) places the same orders
+  on the same gateway with no checks: decide -> socket write;
+* **hot path** — the same orders as signed ``enter`` commands produced to ``agent.commands``
+  (``acks=all``, ``linger.ms=0``) at the same steady rate; the hot path verifies, sizes, checks
+  risk, commits each to the ledger and places it. From its ``/stats`` timings:
+  (a) produce -> broker socket write (end to end; the produce stamp is this process's
+  ``time.time_ns()`` just before ``send``, the write stamp the hot path's ``perf_counter_ns``
+  mapped to the wall clock — same machine, same clock) and (b) hot-path intake -> socket write
+  (in process, ledger commit included).
+
+The *steady* run stays inside IB's pacing (50 msg/s per client; ib_async throttles at 45), so
+the figures are latency, not queueing. The *load* run goes ``--load-factor`` times faster with
+the gateways' pacing and ib_async's throttle off, to show how latency grows with load.
+
+Orders are 1-share limit buys well below the market, so they rest and nothing fills: every
+run measures the same path. All orders are cancelled (global cancel) after each phase.
+Goals: (b) p99 <= 1 ms, (a) p99 <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.hotpath_baseline import BenchOrder, run_baseline
+from floor import services
+from floor.paper_cmd import venue_spec
+from floor.settings import FloorSettings
+from floor.supervisor import RunningService, ServiceSpec, Supervisor, free_port, stop_process_group, tcp_probe
+
+console = Console()
+
+ACCOUNT = "DU1234567"
+"""The paper venue's account."""
+SYMBOL = "AAPL"
+BASELINE_CLIENT_ID = 90
+GOAL_IN_PROCESS_P99_US = 1_000
+GOAL_END_TO_END_P99_US = 5_000
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    n: int
+    p50_us: float
+    p99_us: float
+    max_us: float
+
+    @classmethod
+    def of(cls, samples_ns: Sequence[int]) -> Figures:
+        """Nearest-rank percentiles (no interpolation) of integer nanosecond samples."""
+        if not samples_ns:
+            return cls(0, float("nan"), float("nan"), float("nan"))
+        ordered = sorted(samples_ns)
+
+        def rank(q: float) -> float:
+            index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
+            return ordered[index] / 1000
+
+        return cls(len(ordered), rank(0.50), rank(0.99), ordered[-1] / 1000)
+
+
+@dataclass
+class RunResult:
+    name: str
+    rate: float
+    baseline: Figures | None = None
+    in_process: Figures | None = None
+    end_to_end: Figures | None = None
+    missing: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# --- the orders -----------------------------------------------------------------------------
+
+
+def bench_orders(n: int) -> list[BenchOrder]:
+    """``n`` resting 1-share limit buys, ~35% under AAPL's opening price (229.87)."""
+    return [BenchOrder(SYMBOL, "BUY", 1, Decimal("150.00") + Decimal(i % 100) / 100) for i in range(n)]
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+def bench_settings(var_dir: Path) -> FloorSettings:
+    return FloorSettings(
+        var_dir=var_dir,
+        pg_port=free_port(),
+        kafka_port=free_port(),
+        temporal_port=free_port(),
+        temporal_ui_port=free_port(),
+        api_port=free_port(),
+        venue_port=free_port(),
+        venue_control_port=free_port(),
+        ib_port=free_port(),
+        ib_standby_port=free_port(),
+        hotpath_health_port=free_port(),
+    )
+
+
+def gateway_spec(settings: FloorSettings, name: str, port: int, *, pacing: bool) -> ServiceSpec:
+    argv = [sys.executable, "-m", "paper.gateway", "--port", str(port),
+            "--venue", f"{settings.host}:{settings.venue_port}", "--name", name]  # fmt: skip
+    if not pacing:
+        argv.append("--no-pacing")
+    return ServiceSpec(
+        name=f"gateway-{name}",
+        argv=argv,
+        address=f"{settings.host}:{port}",
+        probe=tcp_probe(settings.host, port),
+        ports=((settings.host, port),),
+        ready_timeout=20.0,
+    )
+
+
+class Stack:
+    """The processes of one benchmark invocation."""
+
+    def __init__(self, settings: FloorSettings, step: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.supervisor = Supervisor(settings.log_dir)
+        self.step = step
+        self.per_run: list[RunningService] = []
+
+    def start_infra(self) -> None:
+        s = self.settings
+        for spec in (services.postgres_spec(s), services.kafka_spec(s), venue_spec(s)):
+            self.step(f"starting {spec.name}")
+            self.supervisor.start(spec)
+
+    def start_run(self, *, pacing: bool, hotpath: bool, max_requests_per_s: int) -> None:
+        from hotpath.service import hotpath_spec
+
+        s = self.settings
+        for name, port in (("primary", s.ib_port), ("standby", s.ib_standby_port)):
+            self.step(f"starting gateway {name} (pacing {'on' if pacing else 'off'})")
+            self.per_run.append(self.supervisor.start(gateway_spec(s, name, port, pacing=pacing)))
+        if hotpath:
+            self.step("starting the hot path")
+            spec = hotpath_spec(
+                s,
+                symbols=(SYMBOL,),
+                group_id=f"bench-{uuid.uuid4().hex[:8]}",
+                env={"IB_MAX_REQUESTS_PER_S": str(max_requests_per_s)},
+            )
+            self.per_run.append(self.supervisor.start(spec))
+
+    def stop_run(self) -> None:
+        """Stop the hot path and gateways (newest first); the venue keeps its state."""
+        while self.per_run:
+            service = self.per_run.pop()
+            stop_process_group(service.pid)
+            self.supervisor.running.remove(service)
+
+    def stop_all(self) -> None:
+        self.per_run.clear()
+        self.supervisor.stop_all()
+
+
+async def prepare_ledger(settings: FloorSettings) -> Any:
+    """Topics, migrations, an agent key and the account's risk profile; returns the agent key."""
+    import asyncpg
+
+    from bus.kafka import ensure_topics
+    from ledger.keys import register_key
+    from ledger.migrate import apply_migrations
+    from ledger.risk_profiles import set_profile
+    from trading.signing import generate_private_key, public_key_bytes
+    from trading.sizing import RiskProfile
+
+    await ensure_topics(settings.kafka)
+    await apply_migrations(settings.db_url)
+    agent_key = generate_private_key()
+    operator_key = generate_private_key()
+    conn = await asyncpg.connect(settings.db_url)
+    try:
+        await register_key(conn, "bench-agent", public_key_bytes(agent_key), "agent", [ACCOUNT])
+        await register_key(conn, "bench-operator", public_key_bytes(operator_key), "operator", ["*"])
+        profile = RiskProfile(
+            max_trade_size=Decimal("50000"),
+            max_dollar_risk=Decimal("5000"),
+            max_position=1_000_000,
+            max_gross_exposure=Decimal("100000000"),
+            max_open_orders=1_000_000,
+            staleness_ms=60_000,
+        )
+        await set_profile(conn, ACCOUNT, profile, operator_id="bench-operator", operator_key=operator_key)
+    finally:
+        await conn.close()
+    return agent_key
+
+
+# --- the hot-path half ----------------------------------------------------------------------
+
+
+async def run_hotpath(
+    settings: FloorSettings,
+    agent_key: Any,
+    orders: Sequence[BenchOrder],
+    rate: float,
+    on_progress: Callable[[int], None],
+) -> tuple[list[int], list[int], int]:
+    """Produce the orders as signed commands; return (in-process ns, end-to-end ns, missing)."""
+    from bus.kafka import start_producer
+    from bus.topics import AGENT_COMMANDS
+    from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
+    from trading.signing import sign_command
+
+    producer = await start_producer(settings.kafka, "bench-agent")
+    produced_ns: dict[str, int] = {}
+    deliveries = []
+    loop = asyncio.get_running_loop()
+    run_id = uuid.uuid4().hex[:8]
+    try:
+        start = loop.time()
+        for i, spec in enumerate(orders):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            command = Command(
+                kind=CommandKind.ENTER,
+                command_id=f"bench-{run_id}-{i}",
+                agent_id="bench-agent",
+                account=ACCOUNT,
+                nonce=uuid.uuid4().hex,
+                issued_at=utc_now_ms(),
+                symbol=spec.symbol,
+                side=Side(spec.side),
+                order_type=OrderType.LMT,
+                limit_price=spec.limit_price,
+                edge=Edge(p=Decimal("0.55"), b=Decimal("1.5"), stop_price=spec.limit_price - Decimal("5")),
+                tif=TimeInForce.DAY,
+                quantity=spec.quantity,
+            )
+            wire = sign_command(command, agent_key).to_wire()
+            key = f"{ACCOUNT}/{spec.symbol}".encode()
+            produced_ns[command.command_id] = time.time_ns()
+            deliveries.append(await producer.send(AGENT_COMMANDS, wire, key=key))
+            on_progress(i + 1)
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+
+    timings = await _collect_timings(settings, set(produced_ns), deadline_s=30.0)
+    in_process = [t["write_ns"] - t["intake_ns"] for t in timings]
+    end_to_end = [t["write_wall_ns"] - produced_ns[t["command_id"]] for t in timings]
+    return in_process, end_to_end, len(produced_ns) - len(timings)
+
+
+async def _collect_timings(
+    settings: FloorSettings, wanted: set[str], deadline_s: float
+) -> list[dict[str, Any]]:
+    url = f"http://{settings.host}:{settings.hotpath_health_port}/stats"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        while True:
+            body = (await client.get(url)).json()
+            found = [t for t in body["timings"] if t["command_id"] in wanted]
+            if len(found) >= len(wanted) or loop.time() > deadline:
+                return found
+            await asyncio.sleep(0.2)  # the hot path publishes no "done" signal for a batch
+
+
+async def cancel_everything(settings: FloorSettings) -> None:
+    """Global cancel through a short bare session, so each phase starts from an empty book."""
+    from ib_async import IB
+
+    ib = IB()
+    await ib.connectAsync(settings.ib_gateway_host, settings.ib_port, BASELINE_CLIENT_ID + 1, timeout=10)
+    try:
+        ib.reqGlobalCancel()
+        await ib.reqCurrentTimeAsync()
+    finally:
+        ib.disconnect()
+
+
+# --- driver ---------------------------------------------------------------------------------
+
+
+def run_all(args: argparse.Namespace) -> list[RunResult]:
+    root = Path(__file__).resolve().parent.parent / "var"
+    root.mkdir(exist_ok=True)
+    var_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=root))
+    settings = bench_settings(var_dir)
+    orders = bench_orders(args.n)
+    plans = [("steady", args.rate, True), ("load", args.rate * args.load_factor, False)]
+    if args.only:
+        plans = [p for p in plans if p[0] == args.only]
+    results: list[RunResult] = []
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:  # fmt: skip
+        setup = progress.add_task("services", total=None)
+        stack = Stack(settings, lambda text: progress.update(setup, description=text))
+        try:
+            stack.start_infra()
+            progress.update(setup, description="topics, migrations, keys, risk profile")
+            agent_key = None if args.baseline_only else asyncio.run(prepare_ledger(settings))
+            progress.update(setup, description="services ready", total=1, completed=1)
+            for name, rate, pacing in plans:
+                result = RunResult(name, rate)
+                results.append(result)
+                throttle = 45 if pacing else 0
+                stack.start_run(pacing=pacing, hotpath=not args.baseline_only, max_requests_per_s=throttle)
+                base_task = progress.add_task(f"{name}: baseline @ {rate:g}/s", total=len(orders))
+                latencies = asyncio.run(
+                    run_baseline(
+                        settings.ib_gateway_host, settings.ib_port, BASELINE_CLIENT_ID, ACCOUNT, orders, rate,
+                        throttle=pacing, on_progress=_advance(progress, base_task),
+                    )
+                )  # fmt: skip
+                result.baseline = Figures.of(latencies)
+                if not args.baseline_only:
+                    hot_task = progress.add_task(f"{name}: hot path @ {rate:g}/s", total=len(orders))
+                    in_process, end_to_end, missing = asyncio.run(
+                        run_hotpath(
+                            settings, agent_key, orders, rate,
+                            _advance(progress, hot_task),
+                        )
+                    )  # fmt: skip
+                    result.in_process = Figures.of(in_process)
+                    result.end_to_end = Figures.of(end_to_end)
+                    result.missing = missing
+                    asyncio.run(cancel_everything(settings))
+                stack.stop_run()
+        finally:
+            stack.stop_all()
+            if not args.keep_var:
+                shutil.rmtree(var_dir, ignore_errors=True)
+            else:
+                console.print(f"logs kept under {settings.log_dir}")
+    return results
+
+
+def _advance(progress: Progress, task: TaskID) -> Callable[[int], None]:
+    return lambda done: progress.update(task, completed=done)
+
+
+def _row(table: Table, label: str, f: Figures | None, goal_us: float | None) -> None:
+    if f is None:
+        return
+    verdict = ""
+    if goal_us is not None:
+        ok = f.p99_us <= goal_us
+        colour, word = ("green", "met") if ok else ("red", "missed")
+        verdict = f"[{colour}]p99 <= {goal_us / 1000:g} ms {word}[/]"
+    table.add_row(label, str(f.n), f"{f.p50_us:,.1f}", f"{f.p99_us:,.1f}", f"{f.max_us:,.1f}", verdict)
+
+
+def report(results: Sequence[RunResult]) -> None:
+    for r in results:
+        table = Table(title=f"{r.name} run: {r.rate:g} commands/s", title_justify="left")
+        for col in ("measure", "n", "p50 µs", "p99 µs", "max µs", "goal"):
+            table.add_column(col, justify="right" if col != "measure" else "left")
+        _row(table, "baseline: bare ib_async, decide -> socket write", r.baseline, None)
+        _row(table, "(b) hot path intake -> socket write", r.in_process, GOAL_IN_PROCESS_P99_US)
+        _row(table, "(a) command produce -> socket write", r.end_to_end, GOAL_END_TO_END_P99_US)
+        console.print(table)
+        if r.baseline and r.baseline.n:
+            for label, f in (("(b)", r.in_process), ("(a)", r.end_to_end)):
+                if f is not None and f.n:
+                    console.print(
+                        f"  overhead {label} vs baseline: p50 x{f.p50_us / r.baseline.p50_us:,.1f}, "
+                        f"p99 x{f.p99_us / r.baseline.p99_us:,.1f}"
+                    )
+        if r.missing:
+            console.print(
+                f"  [yellow]{r.missing} commands produced but not timed (refused or still queued)[/]"
+            )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="commands per run (default 2000)")
+    parser.add_argument("--rate", type=float, default=40.0, help="steady rate, commands/s (default 40)")
+    parser.add_argument("--load-factor", type=float, default=5.0, help="load run = rate x this (default 5)")
+    parser.add_argument("--only", choices=("steady", "load"), help="run one of the two")
+    parser.add_argument("--baseline-only", action="store_true", help="skip the hot path half")
+    parser.add_argument("--keep-var", action="store_true", help="keep the scratch var dir (logs)")
+    args = parser.parse_args(argv)
+    if args.n <= 0 or args.rate <= 0 or args.load_factor <= 0:
+        parser.error("--n, --rate and --load-factor must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    # ib_async logs every cancel confirmation as an error; the figures are the output here.
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    started = time.monotonic()
+    results = run_all(args)
+    report(results)
+    console.print(f"done in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The baseline: a bare ib_async script placing the benchmark's orders with no checks at all.
+
+No signature, no sizing, no risk, no ledger, no Kafka: ``IB.placeOrder`` at the same steady
+rate, on the same gateway, for the same orders. What it measures is the floor of the figure the
+hot path reports: from the moment the script decides to place an order to the moment its bytes
+are written to the socket (``time.perf_counter_ns()`` right after ``transport.write``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ib_async import IB, Order, Stock
+
+_PLACE_ORDER = b"3\x00"
+
+
+@dataclass(frozen=True)
+class BenchOrder:
+    """One order of the benchmark, shared by the baseline and the hot-path run."""
+
+    symbol: str
+    side: str
+    quantity: int
+    limit_price: Decimal
+
+
+async def run_baseline(
+    host: str,
+    port: int,
+    client_id: int,
+    account: str,
+    orders: Sequence[BenchOrder],
+    rate: float,
+    *,
+    throttle: bool = True,
+    on_progress: Callable[[int], None] = lambda _: None,
+) -> list[int]:
+    """Place ``orders`` at ``rate`` per second; return decide-to-socket-write latencies (ns).
+
+    With ``throttle`` ib_async's own 45 msg/s limit stays on (its default); the latency then
+    includes any time an order waits in ib_async's queue, exactly as a script would see it.
+    """
+    ib = IB()
+    if not throttle:
+        ib.client.MaxRequests = 0
+    await ib.connectAsync(host, port, client_id, timeout=10)
+    # ib_async's startup requests count against its 45 msg/s throttle; start with a clear window
+    # so the first orders are not queued behind them.
+    await asyncio.sleep(ib.client.RequestsInterval)
+    conn = ib.client.conn
+    pending: deque[int] = deque()
+    latencies: list[int] = []
+    write = conn.sendMsg
+
+    def stamped(msg: bytes) -> None:
+        write(msg)
+        if msg[4:6] == _PLACE_ORDER and pending:
+            latencies.append(time.perf_counter_ns() - pending.popleft())
+
+    conn.sendMsg = stamped  # type: ignore[method-assign]
+    contracts = {o.symbol: Stock(o.symbol, "SMART", "USD") for o in orders}
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        for i, spec in enumerate(orders):
+            # Steady pacing: each order has its own due time, so a slow one does not shift the rest.
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            order = Order(
+                action=spec.side,
+                totalQuantity=spec.quantity,  # an int prints as "1"
+                orderType="LMT",
+                lmtPrice=spec.limit_price,
+                account=account,
+                orderRef=f"baseline-{i}",
+            )
+            pending.append(time.perf_counter_ns())
+            ib.placeOrder(contracts[spec.symbol], order)
+            on_progress(i + 1)
+        if pending and ib.client._isThrottling:
+            # Orders still queued inside ib_async's throttle leave on its own timer.
+            await asyncio.wait_for(ib.client.throttleEnd, timeout=len(pending) + 10)
+        ib.reqGlobalCancel()
+        await ib.reqCurrentTimeAsync()  # a round trip: the cancel was read before we hang up
+    finally:
+        ib.disconnect()
+    return latencies

@@ -1,0 +1,88 @@
+"""L1 and L2 streams through the adapter, from the paper venue's order-flow model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+import pytest
+
+from brokers.base import DepthSnapshot, Quote, SessionChange, SessionChanged
+from brokers.ib_market import UnknownSymbol
+from brokers.ibkr import IbkrBroker, IbkrConfig
+from tests.brokers.conftest import HOST, PaperStack, kill_gateway
+from tests.brokers.recorder import Recorder
+
+T = TypeVar("T")
+
+
+class Stream(Generic[T]):
+    def __init__(self) -> None:
+        self.items: asyncio.Queue[T] = asyncio.Queue()
+
+    def __call__(self, item: T) -> None:
+        self.items.put_nowait(item)
+
+    async def next(self) -> T:
+        return await asyncio.wait_for(self.items.get(), 10)
+
+
+@pytest.fixture()
+async def broker(paper: PaperStack) -> AsyncIterator[IbkrBroker]:
+    b = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, paper.standby_port, client_id=31))
+    await b.connect()
+    yield b
+    await b.close()
+
+
+async def test_quotes_stream_with_exact_prices(broker: IbkrBroker) -> None:
+    quotes: Stream[Quote] = Stream()
+    await broker.subscribe_quotes("AAPL", quotes)
+    q = await quotes.next()
+    while q.bid is None or q.ask is None:
+        q = await quotes.next()
+    assert q.symbol == "AAPL" and q.bid < q.ask
+    assert q.bid == q.bid.quantize(Decimal("0.01"))  # on the venue's cent grid, exactly
+    assert q.recv_ns > 0
+
+
+async def test_depth_stream_delivers_the_whole_book_sorted(broker: IbkrBroker) -> None:
+    books: Stream[DepthSnapshot] = Stream()
+    sub = await broker.subscribe_depth("MSFT", books, rows=5)
+    book = await books.next()
+    while not (book.bids and book.asks):
+        book = await books.next()
+    assert book.symbol == "MSFT"
+    assert len(book.bids) <= 5 and len(book.asks) <= 5
+    assert [lv.price for lv in book.bids] == sorted((lv.price for lv in book.bids), reverse=True)
+    assert [lv.price for lv in book.asks] == sorted(lv.price for lv in book.asks)
+    assert book.bids[0].price < book.asks[0].price
+    await broker.unsubscribe(sub)
+
+
+async def test_unknown_symbol_is_named(broker: IbkrBroker) -> None:
+    with pytest.raises(UnknownSymbol):
+        await broker.subscribe_quotes("ZZZZ", Stream[Quote]())
+
+
+async def test_quotes_resume_on_the_standby_after_failover(own_stack: PaperStack) -> None:
+    rec = Recorder()
+    b = IbkrBroker(IbkrConfig(HOST, own_stack.gateway_port, own_stack.standby_port, client_id=32))
+    b.set_event_handler(rec)
+    await b.connect()
+    try:
+        quotes: Stream[Quote] = Stream()
+        await b.subscribe_quotes("AAPL", quotes)
+        await quotes.next()
+        kill_gateway(own_stack, "primary")
+        await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+        await b.wait_connected()
+        while not quotes.items.empty():
+            quotes.items.get_nowait()
+        after = await quotes.next()
+        assert after.symbol == "AAPL"
+        assert b.active_gateway == f"{HOST}:{own_stack.standby_port}"
+    finally:
+        await b.close()
