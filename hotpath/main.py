@@ -64,6 +64,7 @@ class HotPath:
             "trading_state": self.breaker.state.value,
             "broker_connected": self.broker.connected,
             "orders": len(self.intake.orders),
+            "last_trip": None if self.breaker.last_trip is None else _trip_dict(self.breaker.last_trip),
         }
         return (200 if self.consuming else 503), body
 
@@ -74,6 +75,17 @@ class HotPath:
         was_halted = self.breaker.arm()
         log.warning("circuit breaker re-armed by a trader (was halted: %s)", was_halted)
         return 200, {"trading_state": self.breaker.state.value, "was_halted": was_halted}
+
+
+def _trip_dict(trip: Trip) -> dict[str, Any]:
+    return {
+        "symbol": trip.symbol,
+        "reference_high": str(trip.signal.reference_high),
+        "price": str(trip.signal.price),
+        "drop_pct": str(trip.signal.drop_pct),
+        "tick_to_cancel_us": (trip.cancel_written_ns - trip.tick_recv_ns) / 1000,
+        "at": trip.at.isoformat(),
+    }
 
 
 def make_broker(settings: FloorSettings) -> Broker:
