@@ -69,7 +69,7 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
         conn = await asyncpg.connect(settings.db_url)
         try:
             rows = await conn.fetch(
-                "SELECT seq, recorded_at, kind, account, agent_id, command_id, decision, reason"
+                "SELECT seq, recorded_at, kind, account, agent_id, command_id, decision, reason, detail"
                 " FROM ledger_entries ORDER BY seq DESC LIMIT $1",
                 n,
             )
@@ -78,7 +78,7 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
             await conn.close()
 
     table = Table(title="Ledger", title_justify="left")
-    for column in ("seq", "recorded", "kind", "account", "agent", "command", "decision"):
+    for column in ("seq", "recorded", "kind", "account", "agent", "command", "decision", "detail"):
         table.add_column(column)
     for r in asyncio.run(run()):
         decision = r["decision"] + (f" ({r['reason']})" if r["reason"] else "")
@@ -90,6 +90,7 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
             r["agent_id"] or "",
             r["command_id"] or "",
             decision,
+            r["detail"] or "",
         )
     console.print(table)
 

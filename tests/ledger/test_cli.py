@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 from floor.keys import app as keys_app
 from floor.ledger_cmd import app as ledger_app
 from floor.risk_cmd import app as risk_app
+from ledger.append import Decision, append_command
 from ledger.keys import active_key_for
 from ledger.risk_profiles import get_profile
+from tests.ledger.helpers import registered_agent, signed_enter
 from trading.signing import key_id, private_key_from_pem
 
 FULL_PROFILE = [
@@ -139,3 +141,24 @@ def test_ledger_head_anchor_round_trip(cli: CliRunner, ledger_dsn: str) -> None:
     result = cli.invoke(ledger_app, ["verify", "--anchor", wrong])
     assert result.exit_code == 1 and "anchor" in result.output
     assert cli.invoke(ledger_app, ["verify", "--anchor", "nonsense"]).exit_code == 2
+
+
+def test_ledger_tail_shows_newest_entries_with_detail(cli: CliRunner, ledger_dsn: str) -> None:
+    async def seed(conn: asyncpg.Connection) -> None:
+        alpha = await registered_agent(conn, "alpha")
+        await append_command(
+            conn, signed_enter(alpha, command_id="cmd-a"), decision=Decision.ACCEPTED, detail={"quantity": 37}
+        )
+        await append_command(
+            conn,
+            signed_enter(alpha, command_id="cmd-b"),
+            decision=Decision.REJECTED,
+            reason="risk.max_position",
+        )
+
+    fetch(ledger_dsn, seed)
+    result = cli.invoke(ledger_app, ["tail", "-n", "1"])
+    assert result.exit_code == 0
+    assert "cmd-b" in result.output and "risk.max_position" in result.output and "cmd-a" not in result.output
+    both = cli.invoke(ledger_app, ["tail"]).output
+    assert both.index("cmd-a") < both.index("cmd-b") and '"quantity":37' in both
