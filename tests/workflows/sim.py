@@ -1,0 +1,101 @@
+"""A scripted stand-in for intake + broker, for workflow tests only: activities with the
+production names that answer each command the way a venue would, by signalling the workflow
+exactly as the bridge does. Real Temporal, real workflow code; only the far side is scripted."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from temporalio import activity
+
+from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
+from activities.market import QuoteRequest, QuoteResult
+from trading.order_events import EventKind, Fill, OrderEvent
+
+Behaviour = str
+"""``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
+``reject``, ``ignore-cancel`` (rests and never confirms the first cancel)."""
+
+
+@dataclass
+class SimVenue:
+    bid: Decimal = Decimal("100.00")
+    ask: Decimal = Decimal("100.04")
+    script: Callable[[int], Behaviour] = lambda n: "fill"
+    orders: list[OrderCommandRequest] = field(default_factory=list)
+    cancels: list[CancelCommandRequest] = field(default_factory=list)
+    filled: dict[str, int] = field(default_factory=dict)
+    duplicate_events: bool = True
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def activities(self) -> list[Callable[..., object]]:
+        @activity.defn(name="get_quote")
+        async def get_quote(req: QuoteRequest) -> QuoteResult:
+            return QuoteResult(req.symbol, self.bid, self.ask, Decimal("0.01"), datetime.now(UTC))
+
+        @activity.defn(name="publish_order")
+        async def publish_order(req: OrderCommandRequest) -> PublishResult:
+            first = all(o.command_id != req.command_id for o in self.orders)
+            self.orders.append(req)
+            if first:
+                await self._answer_order(req)
+            return PublishResult(req.command_id, 0, len(self.orders))
+
+        @activity.defn(name="publish_cancel")
+        async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
+            self.cancels.append(req)
+            order = next(o for o in self.orders if o.command_id == req.target_command_id)
+            if self._behaviour(order) == "ignore-cancel" and req.command_id.endswith("cancel1"):
+                return PublishResult(req.command_id, 0, len(self.cancels))
+            await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
+            return PublishResult(req.command_id, 0, len(self.cancels))
+
+        return [get_quote, publish_order, publish_cancel]
+
+    def _behaviour(self, order: OrderCommandRequest) -> Behaviour:
+        return self.script(int(order.command_id.rsplit(".s", 1)[1]))
+
+    async def _answer_order(self, order: OrderCommandRequest) -> None:
+        behaviour = self._behaviour(order)
+        if behaviour == "reject":
+            await self._send(order, EventKind.REJECTED, None, reason="risk.max_dollar_risk")
+            return
+        await self._send(order, EventKind.SUBMITTED, None)
+        if behaviour == "fill":
+            await self._send(order, EventKind.FILLED, order.quantity)
+        elif behaviour.startswith("partial:"):
+            await self._send(order, EventKind.PARTIALLY_FILLED, int(behaviour.split(":")[1]))
+
+    async def _send(
+        self, order: OrderCommandRequest, kind: EventKind, qty: int | None, reason: str | None = None
+    ) -> None:
+        n = next(self._ids)
+        filled = self.filled.get(order.command_id, 0) + (qty or 0)
+        self.filled[order.command_id] = filled
+        event = OrderEvent(
+            event_id=f"ev-{n}",
+            command_id=order.command_id,
+            parent_id=order.parent_id,
+            kind=kind,
+            account=order.account,
+            symbol=order.symbol,
+            agent_id=order.agent_id,
+            side=order.side,
+            quantity=order.quantity,
+            filled_qty=filled,
+            avg_fill_price=order.limit_price if filled else None,
+            last_fill=Fill(f"x-{n}", qty, order.limit_price) if qty else None,
+            reason=reason,
+            ts=datetime.now(UTC),
+            limit_price=order.limit_price,
+        )
+        assert order.parent_id is not None
+        handle = activity.client().get_workflow_handle(order.parent_id)
+        await handle.signal("slice_event", event)
+        if self.duplicate_events:
+            # Kafka redelivers: the same event twice must change nothing.
+            await handle.signal("slice_event", event)

@@ -1,0 +1,461 @@
+"""Iceberg (the Sniper, agent 4.1): work a parent order as a sequence of small slices.
+
+Each slice is the display size (optionally jittered a few percent), priced at the near touch,
+improved by a tick when the spread allows and never through the parent's limit, and sent as a
+command signed by the sniper's key through the normal intake path. Slices are sent
+``3 + 4 * random()`` seconds apart; a slice not filled by then is cancelled and the remainder
+repriced into the next slice.
+
+No overfill, by construction: at most one slice works at a time, and the next slice is sized
+from the parent's quantity minus the fills already received only once the previous slice is
+over (filled, cancelled, rejected or expired, as the broker reports it). A cancel the broker
+has not confirmed holds the next slice back, however long that takes.
+
+Slice events reach the workflow from the bridge (``orders.events`` with ``parent_id`` = this
+workflow's id) as the ``slice_event`` signal; events dedupe on event id, fills on execution id.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.commands import (
+        CancelCommandRequest,
+        CommandActivities,
+        OrderCommandRequest,
+    )
+    from activities.market import MarketActivities, QuoteRequest
+    from trading.order_events import EventKind, OrderEvent
+    from workflows import search
+    from workflows.slicing import (
+        FillQuality,
+        Quote,
+        SliceFill,
+        cancel_command_id,
+        fill_quality,
+        slice_command_id,
+        slice_price,
+        slice_qty,
+    )
+
+MIN_GAP_S = 3.0
+GAP_SPREAD_S = 4.0
+MAX_CONSECUTIVE_REJECTS = 3
+
+QUOTE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=2), maximum_attempts=5
+)
+PUBLISH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10)
+"""A publish retries with the same command id, which intake dedupes; bounded all the same."""
+
+
+class IcebergStatus(enum.StrEnum):
+    WORKING = "Working"
+    PAUSED = "Paused"
+    COMPLETED = "Completed"
+    CANCELLED = "Cancelled"
+    REJECTED = "Rejected"
+
+
+@dataclass(frozen=True)
+class IcebergInput:
+    account: str
+    symbol: str
+    side: str
+    total_qty: int
+    display_qty: int
+    limit_price: Decimal | None = None
+    agent_id: str = "sniper"
+    tif: str = "DAY"
+    jitter_pct: int = 0
+    """Move each slice's size by up to this many percent (0: exactly the display size)."""
+    cancel_confirm_timeout_s: float = 30.0
+    """Re-send a slice cancel the broker has not confirmed after this long."""
+
+
+@dataclass(frozen=True)
+class PauseRequest:
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    request_id: str = ""
+    reason: str = "trader"
+
+
+@dataclass(frozen=True)
+class AmendRequest:
+    request_id: str
+    total_qty: int | None = None
+    display_qty: int | None = None
+    limit_price: Decimal | None = None
+
+
+@dataclass
+class SliceRecord:
+    slice_no: int
+    command_id: str
+    qty: int
+    price: Decimal
+    mid_at_send: Decimal
+    sent_at: datetime
+    filled_qty: int = 0
+    notional: Decimal = Decimal(0)
+    done: bool = False
+    outcome: str = "working"
+    cancel_attempts: int = 0
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        return self.notional / self.filled_qty if self.filled_qty else None
+
+
+@dataclass(frozen=True)
+class SliceReport:
+    slice_no: int
+    command_id: str
+    qty: int
+    price: Decimal
+    mid_at_send: Decimal
+    sent_at: datetime
+    filled_qty: int
+    avg_price: Decimal | None
+    outcome: str
+
+
+@dataclass(frozen=True)
+class ProgressQuery:
+    """Empty today; a place for options without changing the query's signature."""
+
+
+@dataclass(frozen=True)
+class IcebergProgress:
+    status: IcebergStatus
+    total_qty: int
+    display_qty: int
+    limit_price: Decimal | None
+    filled_qty: int
+    working_qty: int
+    slices_sent: int
+    avg_fill_price: Decimal | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IcebergResult:
+    status: IcebergStatus
+    account: str
+    symbol: str
+    side: str
+    total_qty: int
+    filled_qty: int
+    started_at: datetime
+    finished_at: datetime
+    slices: list[SliceReport]
+    quality: FillQuality | None
+    notes: list[str] = field(default_factory=list)
+
+
+@workflow.defn(name="Iceberg")
+class Iceberg:
+    @workflow.init
+    def __init__(self, inp: IcebergInput) -> None:
+        self._inp = inp
+        self._total = inp.total_qty
+        self._display = inp.display_qty
+        self._limit = inp.limit_price
+        self._slices: list[SliceRecord] = []
+        self._by_command: dict[str, SliceRecord] = {}
+        self._seen_events: set[str] = set()
+        self._seen_execs: set[str] = set()
+        self._seen_requests: set[str] = set()
+        self._paused = False
+        self._cancel_reason: str | None = None
+        self._status = IcebergStatus.WORKING
+        self._notes: list[str] = []
+        self._consecutive_rejects = 0
+
+    @workflow.run
+    async def run(self, inp: IcebergInput) -> IcebergResult:
+        started = workflow.now()
+        self._validate_input(inp)
+        self._publish_search_attributes()
+        while self._filled < self._total and self._cancel_reason is None:
+            await workflow.wait_condition(lambda: not self._paused or self._cancel_reason is not None)
+            if self._cancel_reason is not None:
+                break
+            if self._consecutive_rejects >= MAX_CONSECUTIVE_REJECTS:
+                self._status = IcebergStatus.REJECTED
+                self._notes.append(f"stopped after {MAX_CONSECUTIVE_REJECTS} rejected slices in a row")
+                break
+            await self._work_one_slice()
+        if self._status is not IcebergStatus.REJECTED:
+            self._status = IcebergStatus.COMPLETED if self._filled >= self._total else IcebergStatus.CANCELLED
+        self._publish_search_attributes()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return IcebergResult(
+            status=self._status,
+            account=inp.account,
+            symbol=inp.symbol,
+            side=inp.side,
+            total_qty=self._total,
+            filled_qty=self._filled,
+            started_at=started,
+            finished_at=workflow.now(),
+            slices=[self._report(s) for s in self._slices],
+            quality=fill_quality(inp.side, self._slice_fills()),
+            notes=list(self._notes),
+        )
+
+    async def _work_one_slice(self) -> None:
+        inp = self._inp
+        quote = await workflow.execute_activity_method(
+            MarketActivities.get_quote,
+            QuoteRequest(symbol=inp.symbol),
+            start_to_close_timeout=timedelta(seconds=5),
+            retry_policy=QUOTE_RETRY,
+        )
+        book = Quote(bid=quote.bid, ask=quote.ask, tick=quote.tick)
+        rng = workflow.random()
+        qty = slice_qty(self._display, self._total - self._filled, inp.jitter_pct, rng.random())
+        slice_no = len(self._slices) + 1
+        record = SliceRecord(
+            slice_no=slice_no,
+            command_id=slice_command_id(workflow.info().workflow_id, slice_no),
+            qty=qty,
+            price=slice_price(inp.side, book, self._limit),
+            mid_at_send=book.mid,
+            sent_at=workflow.now(),
+        )
+        self._slices.append(record)
+        self._by_command[record.command_id] = record
+        await workflow.execute_activity_method(
+            CommandActivities.publish_order,
+            OrderCommandRequest(
+                command_id=record.command_id,
+                parent_id=workflow.info().workflow_id,
+                agent_id=inp.agent_id,
+                account=inp.account,
+                symbol=inp.symbol,
+                side=inp.side,
+                quantity=record.qty,
+                limit_price=record.price,
+                tif=inp.tif,
+                issued_at=record.sent_at,
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=PUBLISH_RETRY,
+        )
+        gap = MIN_GAP_S + GAP_SPREAD_S * rng.random()
+        next_send = record.sent_at + timedelta(seconds=gap)
+        try:
+            await workflow.wait_condition(
+                lambda: record.done or self._must_pull(record), timeout=self._until(next_send)
+            )
+        except TimeoutError:
+            pass
+        if not record.done:
+            await self._cancel_slice(record)
+        if self._filled < self._total and self._cancel_reason is None:
+            # A slice that filled early still waits out its interval before the next one.
+            try:
+                await workflow.wait_condition(
+                    lambda: self._cancel_reason is not None, timeout=self._until(next_send)
+                )
+            except TimeoutError:
+                pass
+
+    def _must_pull(self, record: SliceRecord) -> bool:
+        """Cancel the working slice early: the iceberg was cancelled or amended below it."""
+        return (
+            self._cancel_reason is not None or self._filled + (record.qty - record.filled_qty) > self._total
+        )
+
+    async def _cancel_slice(self, record: SliceRecord) -> None:
+        while not record.done:
+            record.cancel_attempts += 1
+            await workflow.execute_activity_method(
+                CommandActivities.publish_cancel,
+                CancelCommandRequest(
+                    command_id=cancel_command_id(record.command_id, record.cancel_attempts),
+                    target_command_id=record.command_id,
+                    agent_id=self._inp.agent_id,
+                    account=self._inp.account,
+                    symbol=self._inp.symbol,
+                    reason="sniper.reprice" if self._cancel_reason is None else "sniper.cancel",
+                    issued_at=workflow.now(),
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=PUBLISH_RETRY,
+            )
+            try:
+                await workflow.wait_condition(
+                    lambda: record.done, timeout=timedelta(seconds=self._inp.cancel_confirm_timeout_s)
+                )
+            except TimeoutError:
+                self._notes.append(
+                    f"slice {record.slice_no}: cancel not confirmed after "
+                    f"{self._inp.cancel_confirm_timeout_s} s (attempt {record.cancel_attempts})"
+                )
+
+    @staticmethod
+    def _until(when: datetime) -> float:
+        return max(0.0, (when - workflow.now()).total_seconds())
+
+    @property
+    def _filled(self) -> int:
+        return sum(s.filled_qty for s in self._slices)
+
+    def _slice_fills(self) -> list[SliceFill]:
+        return [
+            SliceFill(qty=s.filled_qty, price=s.notional / s.filled_qty, mid_at_send=s.mid_at_send)
+            for s in self._slices
+            if s.filled_qty
+        ]
+
+    @workflow.signal(name="slice_event")
+    def on_slice_event(self, event: OrderEvent) -> None:
+        if event.event_id in self._seen_events:
+            return
+        self._seen_events.add(event.event_id)
+        record = self._by_command.get(event.command_id)
+        if record is None:
+            self._notes.append(f"event {event.event_id} for unknown slice {event.command_id}")
+            return
+        fill = event.last_fill
+        if fill is not None and fill.exec_id not in self._seen_execs:
+            self._seen_execs.add(fill.exec_id)
+            record.filled_qty += fill.qty
+            record.notional += fill.price * fill.qty
+            if record.filled_qty > record.qty:
+                self._notes.append(f"slice {record.slice_no} overfilled: {record.filled_qty} of {record.qty}")
+        if event.kind is EventKind.REJECTED:
+            self._consecutive_rejects += 1
+            self._notes.append(f"slice {record.slice_no} rejected: {event.reason}")
+        elif fill is not None:
+            self._consecutive_rejects = 0
+        if event.terminal or record.filled_qty >= record.qty:
+            record.done = True
+            record.outcome = "filled" if record.filled_qty >= record.qty else event.kind.value
+
+    @workflow.signal(name="pause")
+    def pause(self, req: PauseRequest) -> None:
+        if self._first_time(req.request_id) and self._cancel_reason is None:
+            self._paused = True
+            self._status = IcebergStatus.PAUSED
+            self._publish_search_attributes()
+
+    @workflow.signal(name="resume")
+    def resume(self, req: ResumeRequest) -> None:
+        if self._first_time(req.request_id) and self._cancel_reason is None:
+            self._paused = False
+            self._status = IcebergStatus.WORKING
+            self._publish_search_attributes()
+
+    @workflow.signal(name="cancel")
+    def cancel(self, req: CancelRequest) -> None:
+        if self._first_time(req.request_id) and self._cancel_reason is None:
+            self._cancel_reason = req.reason or "trader"
+            self._notes.append(f"cancel requested: {self._cancel_reason}")
+
+    @workflow.signal(name="amend")
+    def amend(self, req: AmendRequest) -> None:
+        if not self._first_time(req.request_id):
+            return
+        problem = self._amend_problem(req)
+        if problem:
+            self._notes.append(f"amend {req.request_id} refused: {problem}")
+            return
+        if req.total_qty is not None:
+            self._total = req.total_qty
+        if req.display_qty is not None:
+            self._display = req.display_qty
+        if req.limit_price is not None:
+            self._limit = req.limit_price
+        self._notes.append(f"amend {req.request_id} applied")
+
+    def _amend_problem(self, req: AmendRequest) -> str | None:
+        if req.total_qty is not None and req.total_qty < self._filled:
+            return f"total {req.total_qty} is below the {self._filled} already filled"
+        if req.total_qty is not None and req.total_qty <= 0:
+            return "total must be positive"
+        if req.display_qty is not None and req.display_qty <= 0:
+            return "display size must be positive"
+        if req.limit_price is not None and req.limit_price <= 0:
+            return "limit must be positive"
+        return None
+
+    @workflow.query(name="progress")
+    def progress(self, _: ProgressQuery) -> IcebergProgress:
+        working = sum(s.qty - s.filled_qty for s in self._slices if not s.done)
+        filled = self._filled
+        notional = sum((s.notional for s in self._slices), Decimal(0))
+        return IcebergProgress(
+            status=self._status,
+            total_qty=self._total,
+            display_qty=self._display,
+            limit_price=self._limit,
+            filled_qty=filled,
+            working_qty=working,
+            slices_sent=len(self._slices),
+            avg_fill_price=notional / filled if filled else None,
+            notes=list(self._notes),
+        )
+
+    def _first_time(self, request_id: str) -> bool:
+        if not request_id:
+            return True
+        if request_id in self._seen_requests:
+            return False
+        self._seen_requests.add(request_id)
+        return True
+
+    def _validate_input(self, inp: IcebergInput) -> None:
+        problems = []
+        if inp.side not in ("BUY", "SELL"):
+            problems.append(f"side {inp.side!r}")
+        if inp.total_qty <= 0 or inp.display_qty <= 0:
+            problems.append("quantities must be positive")
+        if inp.limit_price is not None and inp.limit_price <= 0:
+            problems.append("limit must be positive")
+        if problems:
+            raise ApplicationError(
+                "invalid iceberg: " + ", ".join(problems), type="InvalidIceberg", non_retryable=True
+            )
+
+    def _report(self, s: SliceRecord) -> SliceReport:
+        return SliceReport(
+            slice_no=s.slice_no,
+            command_id=s.command_id,
+            qty=s.qty,
+            price=s.price,
+            mid_at_send=s.mid_at_send,
+            sent_at=s.sent_at,
+            filled_qty=s.filled_qty,
+            avg_price=s.avg_price,
+            outcome=s.outcome,
+        )
+
+    def _publish_search_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                search.SYMBOL.value_set(self._inp.symbol),
+                search.ACCOUNT.value_set(self._inp.account),
+                search.AGENT.value_set(self._inp.agent_id),
+                search.STATE.value_set(self._status.value),
+            ]
+        )

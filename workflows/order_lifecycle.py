@@ -1,0 +1,265 @@
+"""OrderLifecycle: one workflow per order (workflow id = command id), driven by broker events.
+
+Staged -> Pending -> PartiallyFilled -> Filled, or Cancelled / Rejected / Expired. The bridge
+starts it with signal-with-start from ``orders.events``; each event arrives as the ``event``
+signal. Kafka delivers at least once, so events dedupe on ``event_id`` and fills on the
+broker's execution id. A DAY order still open at the session close is cancelled through the
+intake path (a signed cancel command), and its end is then reported as Expired.
+
+After reaching a terminal state the workflow lingers for ``linger_seconds`` so a late fill
+(a real venue can fill an order it has just confirmed cancelled) is still recorded here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.commands import CancelCommandRequest, CommandActivities
+    from trading.order_events import EventKind, OrderEvent
+    from workflows import search
+    from workflows.slicing import cancel_command_id
+
+CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
+"""Publishing a cancel is idempotent (same command id every attempt), so retrying is safe."""
+
+EXPIRY_CANCEL_REASON = "tif.day_expired"
+
+
+class LifecycleState(enum.StrEnum):
+    STAGED = "Staged"
+    PENDING = "Pending"
+    PARTIALLY_FILLED = "PartiallyFilled"
+    FILLED = "Filled"
+    CANCELLED = "Cancelled"
+    REJECTED = "Rejected"
+    EXPIRED = "Expired"
+
+
+TERMINAL = frozenset(
+    {LifecycleState.FILLED, LifecycleState.CANCELLED, LifecycleState.REJECTED, LifecycleState.EXPIRED}
+)
+_RANK = {LifecycleState.STAGED: 0, LifecycleState.PENDING: 1, LifecycleState.PARTIALLY_FILLED: 2}
+
+_STATE_OF = {
+    EventKind.ACCEPTED: LifecycleState.STAGED,
+    EventKind.SUBMITTED: LifecycleState.PENDING,
+    EventKind.PARTIALLY_FILLED: LifecycleState.PARTIALLY_FILLED,
+    EventKind.FILLED: LifecycleState.FILLED,
+    EventKind.CANCELLED: LifecycleState.CANCELLED,
+    EventKind.REJECTED: LifecycleState.REJECTED,
+    EventKind.EXPIRED: LifecycleState.EXPIRED,
+}
+
+
+@dataclass(frozen=True)
+class LifecycleInput:
+    command_id: str
+    account: str
+    symbol: str
+    agent_id: str
+    side: str
+    quantity: int
+    parent_id: str | None = None
+    tif: str = "DAY"
+    expires_at: datetime | None = None
+    """When a DAY order must be gone (the session close); None: no time limit here."""
+    canceller_agent_id: str = "floor-lifecycle"
+    """Whose key signs the expiry cancel."""
+    linger_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    ts: datetime
+    what: str
+    """The event kind, or a workflow action such as ``cancel_requested``."""
+    state: LifecycleState
+    event_id: str | None = None
+    filled_qty: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    command_id: str
+    state: LifecycleState
+    quantity: int
+    filled_qty: int
+    avg_fill_price: Decimal | None
+    history: list[HistoryEntry] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Empty today; a place for filters without changing the query's signature."""
+
+
+@workflow.defn(name="OrderLifecycle")
+class OrderLifecycle:
+    @workflow.init
+    def __init__(self, inp: LifecycleInput) -> None:
+        # Input in the constructor: signal-with-start runs the signal handler before run().
+        self._inp = inp
+        self._state = LifecycleState.STAGED
+        self._seen_events: set[str] = set()
+        self._fills: dict[str, tuple[int, Decimal]] = {}
+        self._history: list[HistoryEntry] = []
+        self._anomalies: list[str] = []
+        self._expiry_cancel_sent = False
+
+    @workflow.run
+    async def run(self, inp: LifecycleInput) -> LifecycleView:
+        self._publish_search_attributes()
+        while not self._terminal:
+            timeout = self._time_to_expiry()
+            try:
+                await workflow.wait_condition(lambda: self._terminal, timeout=timeout)
+            except TimeoutError:
+                await self._cancel_for_expiry()
+        # Late fills after a terminal state are still recorded while we linger.
+        await workflow.sleep(timedelta(seconds=inp.linger_seconds))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.history(HistoryQuery())
+
+    @workflow.signal(name="event")
+    def on_event(self, event: OrderEvent) -> None:
+        self._apply(event)
+
+    @workflow.query(name="history")
+    def history(self, _: HistoryQuery) -> LifecycleView:
+        inp = self._require_input()
+        return LifecycleView(
+            command_id=inp.command_id,
+            state=self._state,
+            quantity=inp.quantity,
+            filled_qty=self._filled_qty,
+            avg_fill_price=self._avg_price,
+            history=list(self._history),
+            anomalies=list(self._anomalies),
+        )
+
+    @property
+    def _terminal(self) -> bool:
+        return self._state in TERMINAL
+
+    @property
+    def _filled_qty(self) -> int:
+        return sum(q for q, _ in self._fills.values())
+
+    @property
+    def _avg_price(self) -> Decimal | None:
+        qty = self._filled_qty
+        if qty == 0:
+            return None
+        return sum((p * q for q, p in self._fills.values()), Decimal(0)) / qty
+
+    def _require_input(self) -> LifecycleInput:
+        return self._inp
+
+    def _apply(self, event: OrderEvent) -> None:
+        inp = self._require_input()
+        if event.event_id in self._seen_events:
+            return
+        self._seen_events.add(event.event_id)
+        if event.command_id != inp.command_id:
+            self._anomalies.append(f"event {event.event_id} is for order {event.command_id}")
+            return
+        note: str | None = None
+        fill = event.last_fill
+        if fill is not None:
+            if fill.exec_id in self._fills:
+                note = f"duplicate execution {fill.exec_id} ignored"
+            else:
+                self._fills[fill.exec_id] = (fill.qty, fill.price)
+                if self._filled_qty > inp.quantity:
+                    self._anomalies.append(
+                        f"overfill: {self._filled_qty} filled of {inp.quantity} (execution {fill.exec_id})"
+                    )
+        before = self._state
+        self._state = self._next_state(before, event)
+        if before in TERMINAL and fill is not None and note is None:
+            note = f"late fill after {before}"
+        if event.reason:
+            note = f"{note}; {event.reason}" if note else event.reason
+        self._history.append(
+            HistoryEntry(
+                ts=event.ts,
+                what=event.kind.value,
+                state=self._state,
+                event_id=event.event_id,
+                filled_qty=self._filled_qty,
+                note=note,
+            )
+        )
+        if self._state != before:
+            self._publish_search_attributes()
+
+    def _next_state(self, current: LifecycleState, event: OrderEvent) -> LifecycleState:
+        inp = self._require_input()
+        target = _STATE_OF[event.kind]
+        if self._filled_qty >= inp.quantity:
+            # Complete by our own count of distinct executions, whatever the event says.
+            return LifecycleState.FILLED
+        if current in TERMINAL:
+            # A late partial fill after a cancel: the order is still over.
+            return current
+        if target is LifecycleState.CANCELLED and self._expiry_cancel_sent:
+            return LifecycleState.EXPIRED
+        if target in TERMINAL:
+            return target
+        if target is LifecycleState.PENDING and self._filled_qty > 0:
+            return LifecycleState.PARTIALLY_FILLED
+        # Events can arrive out of order across a reconnect; never move backwards.
+        return target if _RANK[target] >= _RANK[current] else current
+
+    def _time_to_expiry(self) -> float | None:
+        inp = self._require_input()
+        if inp.expires_at is None or self._expiry_cancel_sent:
+            return None
+        return max(0.0, (inp.expires_at - workflow.now()).total_seconds())
+
+    async def _cancel_for_expiry(self) -> None:
+        inp = self._require_input()
+        self._expiry_cancel_sent = True
+        self._history.append(
+            HistoryEntry(
+                ts=workflow.now(),
+                what="cancel_requested",
+                state=self._state,
+                filled_qty=self._filled_qty,
+                note=EXPIRY_CANCEL_REASON,
+            )
+        )
+        await workflow.execute_activity_method(
+            CommandActivities.publish_cancel,
+            CancelCommandRequest(
+                command_id=cancel_command_id(inp.command_id, 1),
+                target_command_id=inp.command_id,
+                agent_id=inp.canceller_agent_id,
+                account=inp.account,
+                symbol=inp.symbol,
+                reason=EXPIRY_CANCEL_REASON,
+                issued_at=workflow.now(),
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=CANCEL_RETRY,
+        )
+
+    def _publish_search_attributes(self) -> None:
+        inp = self._require_input()
+        workflow.upsert_search_attributes(
+            [
+                search.SYMBOL.value_set(inp.symbol),
+                search.ACCOUNT.value_set(inp.account),
+                search.AGENT.value_set(inp.agent_id),
+                search.STATE.value_set(self._state.value),
+            ]
+        )
