@@ -11,11 +11,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from floor import breaker_cmd, keys, ledger_cmd, order_cmd, paper_cmd, risk_cmd
 from floor.settings import FloorSettings
 from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, start_floor, urls
 from floor.supervisor import ServiceFailed, Supervisor, stop_process_group, tcp_probe
 
 app = typer.Typer(help="Execution Floor: signed trading commands to broker orders.", no_args_is_help=True)
+app.add_typer(keys.app, name="keys")
+app.add_typer(risk_cmd.app, name="risk")
+app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(order_cmd.app, name="order")
+app.add_typer(breaker_cmd.app, name="breaker")
+app.add_typer(paper_cmd.app, name="paper")
 console = Console()
 
 

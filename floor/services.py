@@ -149,3 +149,27 @@ def temporal_spec(settings: FloorSettings, *, ui: bool = True) -> ServiceSpec:
         hint="set FLOOR_TEMPORAL_PORT / FLOOR_TEMPORAL_UI_PORT to free ports, "
         "or TEMPORAL_ADDRESS to use an existing Temporal",
     )
+
+
+def gateway_spec(
+    settings: FloorSettings, name: str, port: int, *, pacing: bool = True, prefix: str = "paper"
+) -> ServiceSpec:
+    """A paper TWS-API gateway (``primary`` or ``standby``) fronting the settings' venue."""
+    argv = [
+        sys.executable, "-m", "paper.gateway",
+        "--host", settings.host,
+        "--port", str(port),
+        "--venue", f"{settings.host}:{settings.venue_port}",
+        "--name", name,
+    ]  # fmt: skip
+    if not pacing:
+        argv.append("--no-pacing")
+    return ServiceSpec(
+        name=f"{prefix}-gateway-{name}",
+        argv=argv,
+        address=f"{settings.host}:{port}",
+        probe=tcp_probe(settings.host, port),
+        ports=((settings.host, port),),
+        ready_timeout=20.0,
+        hint=f"set {'IB_PORT' if name == 'primary' else 'IB_STANDBY_PORT'} to a free port",
+    )

@@ -89,8 +89,23 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
 
 
 def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
-    """The floor's own processes, started after the infrastructure."""
-    return []
+    """The floor's own processes, started after the infrastructure, each needing the ones before.
+
+    With ``IB_HOST`` set the broker is a real IB Gateway / TWS: no paper venue is started.
+    """
+    from api.service import api_spec
+    from floor.paper_cmd import venue_spec
+    from hotpath.service import hotpath_spec
+
+    specs: list[ServiceSpec] = []
+    if not settings.ib_host:
+        specs += [
+            venue_spec(settings),
+            services.gateway_spec(settings, "primary", settings.ib_port),
+            services.gateway_spec(settings, "standby", settings.ib_standby_port),
+        ]
+    specs += [hotpath_spec(settings), api_spec(settings)]
+    return specs
 
 
 Progress = Callable[[str], None]
@@ -100,11 +115,11 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
     """Start everything not supplied by a real deployment; on failure stop what was started."""
     rows: list[ProcessRow] = []
 
-    def run(spec: ServiceSpec, default_port: int) -> None:
+    def run(spec: ServiceSpec) -> None:
         progress(f"starting {spec.name}")
         started = time.monotonic()
         service = supervisor.start(spec)
-        host, port = host_port(spec.address, default_port)
+        host, port = spec.ports[0] if spec.ports else host_port(spec.address, 0)
         rows.append(ProcessRow(spec.name, spec.address, service.pid, host, port))
         progress(f"{spec.name} ready in {time.monotonic() - started:.1f} s")
 
@@ -116,19 +131,19 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
         if settings.database_url:
             external("postgres", settings.database_url, 5432)
         else:
-            run(services.postgres_spec(settings), settings.pg_port)
+            run(services.postgres_spec(settings))
         if settings.kafka_bootstrap:
             external("kafka", settings.kafka_bootstrap, 9092)
         else:
-            run(services.kafka_spec(settings), settings.kafka_port)
+            run(services.kafka_spec(settings))
         if settings.temporal_address:
             external("temporal", settings.temporal_address, 7233)
         else:
-            run(services.temporal_spec(settings, ui=True), settings.temporal_port)
+            run(services.temporal_spec(settings, ui=True))
         progress("creating topics and applying migrations")
         asyncio.run(_prepare_data(settings))
         for spec in floor_process_specs(settings):
-            run(spec, 0)
+            run(spec)
     except ServiceFailed:
         supervisor.stop_all()
         raise
