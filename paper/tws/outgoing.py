@@ -8,17 +8,19 @@ message. Prices are Decimal written without exponent; quantities are ints.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from paper.tws.codec import Field, encode_frame
+from paper.tws.codec import Field, encode_field, encode_frame, frame
 from paper.venue.messages import CommissionReport, ContractInfo, Execution, OrderUpdate, Position
 
 SERVER_VERSION = 178
 MIN_CLIENT_VERSION = 170
 """Oldest client version whose layouts these encoders produce (see the ``sv`` branches)."""
 
+_LEN = struct.Struct(">I")
 UNSET_DOUBLE = "1.7976931348623157E308"
 UNSET_INT = 2147483647
 
@@ -64,53 +66,71 @@ def order_status(u: OrderUpdate) -> bytes:
     )
 
 
+def _const(*fields: Field) -> str:
+    """A run of constant fields pre-joined, so per-message work is only the variable fields."""
+    return "\0".join(encode_field(f) for f in fields)
+
+
+# openOrder's constant runs (tws-protocol.md 6.3), named by the fields they start at.
+_OO_7_9 = _const("0.0", "", "")  # strike right multiplier
+_OO_28_34 = _const(0, 0, "", "", "", "", "")  # hidden .. faPercentage
+_OO_35_65 = _const(
+    "", "", "", "", "",  # modelCode goodTillDate rule80A percentOffset settlingFirm
+    0, "", -1, 0,  # shortSaleSlot designatedLocation exemptCode auctionStrategy
+    "", "", "", "", "",  # startingPrice stockRefPrice delta stockRangeLower/Upper
+    0, 0, 0, 0, "", 0, 0, 0, "",  # displaySize block sweep AON minQty ocaType eTrade firmQuote nbbo
+    0, 0,  # parentId triggerMethod
+    "", 0, "", "",  # volatility volatilityType deltaNeutralOrderType deltaNeutralAuxPrice
+    0, 0,  # continuousUpdate referencePriceType
+)  # fmt: skip
+_OO_68_85 = _const(
+    "", "", "",  # basisPoints basisPointsType comboLegsDescrip
+    0, 0, 0,  # comboLegCount orderComboLegCount smartComboRoutingParamCount
+    "", "", "",  # scaleInitLevelSize scaleSubsLevelSize scalePriceIncrement
+    "",  # hedgeType
+    0, "", "", 0,  # optOutSmartRouting clearingAccount clearingIntent notHeld
+    0,  # deltaNeutralContract present
+    "",  # algoStrategy
+    0, 0,  # solicited whatIf
+)  # fmt: skip
+_OO_87_105 = _const(
+    "", "", "", "", "", "", "", "", "",  # margin before/change/after
+    "", "", "", "", "",  # commission min max currency warningText
+    0, 0,  # randomizeSize randomizePrice
+    0,  # conditionCount
+    "", "",  # adjustedOrderType triggerPrice
+)  # fmt: skip
+_OO_107_END = _const(
+    "", "", "", "", 0,  # lmtPriceOffset adjustedStop/StopLimit/TrailingAmount adjustableTrailingUnit
+    "", "", "",  # softDollarTier
+    "",  # cashQty
+    0, 0, 0, 0,  # dontUseAutoPriceForHedge isOmsContainer discretionaryUpToLimit usePriceMgmt
+    "", "", 0,  # duration postToAts autoCancelParent (>= 158/160/162)
+    "", "", "", "", "",  # minTradeQty minCompeteSize competeAgainstBestOffset midOffsets (>= 170)
+)  # fmt: skip
+
+
 def open_order(u: OrderUpdate, contract: ContractInfo, sv: int = SERVER_VERSION) -> bytes:
-    """The 127-field openOrder of tws-protocol.md 6.3 (126 + faProfile below version 177)."""
+    """The 127-field openOrder of tws-protocol.md 6.3 (plus faProfile below version 177).
+
+    Only the fields that vary are formatted per message; the constant runs are joined once
+    at import (this message is on the order-acknowledgement path).
+    """
     o = u.order
-    head: list[Field] = [
-        5, u.order_id, contract.con_id, contract.symbol, contract.sec_type, "", "0.0", "", "",
-        contract.exchange, contract.currency, contract.symbol, contract.symbol,
-        o.action, o.total_qty, o.order_type, o.lmt_price, o.aux_price, o.tif, "", u.account,
-        "", 0, o.order_ref, u.client_id, u.perm_id, o.outside_rth, 0, 0, "", "", "", "", "",
-    ]
+    f = encode_field
+    trail_stop = f(o.trail_stop_price)
+    parts = [
+        "5", str(u.order_id), str(contract.con_id), contract.symbol, contract.sec_type, "",
+        _OO_7_9, contract.exchange, contract.currency, contract.symbol, contract.symbol,
+        o.action, str(o.total_qty), o.order_type, f(o.lmt_price), f(o.aux_price), o.tif, "",
+        u.account, "", "0", o.order_ref, str(u.client_id), str(u.perm_id),
+        "1" if o.outside_rth else "0", _OO_28_34,
+    ]  # fmt: skip
     if sv < 177:
-        head.append("")  # faProfile
-    body: list[Field] = [
-        "", "", "", "", "",  # modelCode goodTillDate rule80A percentOffset settlingFirm
-        0, "", -1, 0,  # shortSaleSlot designatedLocation exemptCode auctionStrategy
-        "", "", "", "", "",  # startingPrice stockRefPrice delta stockRangeLower/Upper
-        0, 0, 0, 0, "", 0, 0, 0, "",  # displaySize blockOrder sweep AON minQty ocaType eTrade firmQuote nbbo
-        0, 0,  # parentId triggerMethod
-        "", 0, "", "",  # volatility volatilityType deltaNeutralOrderType deltaNeutralAuxPrice
-        0, 0,  # continuousUpdate referencePriceType
-        o.trail_stop_price, o.trailing_percent,
-        "", "", "",  # basisPoints basisPointsType comboLegsDescrip
-        0, 0, 0,  # comboLegCount orderComboLegCount smartComboRoutingParamCount
-        "", "", "",  # scaleInitLevelSize scaleSubsLevelSize scalePriceIncrement
-        "",  # hedgeType
-        0, "", "", 0,  # optOutSmartRouting clearingAccount clearingIntent notHeld
-        0,  # deltaNeutralContract present
-        "",  # algoStrategy
-        0, 0,  # solicited whatIf
-        u.status,
-        "", "", "", "", "", "", "", "", "",  # margin before/change/after
-        "", "", "", "", "",  # commission min max currency warningText
-        0, 0,  # randomizeSize randomizePrice
-        0,  # conditionCount
-        "", "", o.trail_stop_price, "", "", "", "", 0,  # adjusted-order fields
-        "", "", "",  # softDollarTier
-        "",  # cashQty
-        0, 0, 0, 0,  # dontUseAutoPriceForHedge isOmsContainer discretionaryUpToLimit usePriceMgmt
-    ]
-    if sv >= 158:
-        body.append("")  # duration
-    if sv >= 160:
-        body.append("")  # postToAts
-    if sv >= 162:
-        body.append(0)  # autoCancelParent
-    if sv >= 170:
-        body += ["", "", "", "", ""]  # minTradeQty minCompeteSize competeAgainst midOffsets
-    return encode_frame(head + body)
+        parts.append("")  # faProfile
+    parts += [_OO_35_65, trail_stop, f(o.trailing_percent), _OO_68_85, u.status, _OO_87_105, trail_stop]
+    parts.append(_OO_107_END)
+    return frame(("\0".join(parts) + "\0").encode())
 
 
 def open_order_end() -> bytes:
@@ -263,5 +283,10 @@ def tick_snapshot_end(req_id: int) -> bytes:
 
 
 def update_mkt_depth(req_id: int, position: int, operation: int, side: int, price: str, size: int) -> bytes:
-    """``price`` is pre-formatted text: the depth path formats each price once per level."""
-    return encode_frame((12, 1, req_id, position, operation, side, price, size))
+    """``price`` is pre-formatted text: the depth path formats each price once per level.
+
+    Hand-formatted (this runs for every row of every depth subscriber): the same bytes as
+    ``encode_frame((12, 1, req_id, position, operation, side, price, size))``.
+    """
+    payload = f"12\x001\x00{req_id}\x00{position}\x00{operation}\x00{side}\x00{price}\x00{size}\x00".encode()
+    return _LEN.pack(len(payload)) + payload

@@ -101,13 +101,14 @@ class ClientSession(asyncio.Protocol):
     # ------------------------------------------------------------------ transport callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        # uvloop's transports are not asyncio.Transport subclasses, but offer the same methods.
+        self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
         if self.peer not in self.hub.trusted:
             log.warning("refused API client from %s: not a trusted IP", self.peer)
             self.state = State.CLOSED
-            transport.abort()
+            self.transport.abort()  # type: ignore[union-attr]
             return
         sock = transport.get_extra_info("socket")
         if sock is not None:

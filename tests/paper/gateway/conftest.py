@@ -31,8 +31,8 @@ async def connected(port: int, client_id: int, *, throttle: bool = True) -> Asyn
 
 async def stock(ib: IB, symbol: str = "AAPL") -> Stock:
     contract = Stock(symbol, "SMART", "USD")
-    qualified = await ib.qualifyContractsAsync(contract)
-    assert qualified and qualified[0].conId, f"{symbol} did not qualify"
+    await ib.qualifyContractsAsync(contract)
+    assert contract.conId, f"{symbol} did not qualify"
     return contract
 
 

@@ -22,7 +22,7 @@ from tests.paper.gateway.conftest import HOST
 WAIT = 10.0
 
 
-class App(EWrapper, EClient):  # type: ignore[misc]
+class App(EWrapper, EClient):
     def __init__(self) -> None:
         EWrapper.__init__(self)
         EClient.__init__(self, self)

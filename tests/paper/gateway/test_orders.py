@@ -135,10 +135,13 @@ async def test_sell_stops_wait_then_trigger_on_a_fall(private_paper: PaperStack)
         for trade in stops:
             await status_of(trade, {"PreSubmitted"})
         triggered: set[int] = set()
+
+        def on_status(t: Trade) -> None:
+            if t.orderStatus.status == "Submitted":
+                triggered.add(t.order.orderId)
+
         for trade in stops:
-            trade.statusEvent += lambda t: (
-                t.orderStatus.status == "Submitted" and triggered.add(t.order.orderId)
-            )
+            trade.statusEvent += on_status
         await private_paper.acontrol("POST", "/symbols/NVDA/move", {"pct": -2, "ms": 1000})
         for trade in stops:
             await status_of(trade, {"Filled", "Cancelled"})

@@ -1,0 +1,91 @@
+"""Order acknowledgement latency through the paper gateway, as ib_async sees it.
+
+    python -m bench.paper_ack [--orders 2000] [--warmup 200]
+
+Measures placeOrder (the call that writes the order to the socket) -> orderStatus
+``Submitted`` delivered to ib_async's ``orderStatusEvent``, one order at a time, for resting
+limit orders far from the market. The gateway runs with pacing off and ib_async's own
+throttle is disabled: at IB's 50 msgs/s the figure would be the pacing interval, not latency.
+Prints p50 / p99 / max in microseconds; the goal is p99 under 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import uvloop
+from ib_async import IB, LimitOrder, Stock, Trade
+from rich.console import Console
+from rich.progress import Progress
+
+from bench.paper_stack import HOST, paper_stack, percentile
+
+
+async def measure(port: int, orders: int, warmup: int) -> tuple[list[float], list[float]]:
+    ib = IB()
+    await ib.connectAsync(HOST, port, clientId=1, timeout=10)
+    ib.client.MaxRequests = 0
+    contract = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(contract)
+    [ticker] = await ib.reqTickersAsync(contract)
+    price = round(ticker.bid * 0.5, 2)
+    acked = asyncio.Event()
+    waiting: dict[int, float] = {}
+    received: list[float] = []
+    delivered: list[float] = []
+    original = ib.wrapper.orderStatus
+
+    def on_wire(order_id: int, status: str, *rest: object) -> None:
+        # The decoder hands orderStatus to the wrapper here: "received by ib_async".
+        started = waiting.get(order_id)
+        if started is not None and status == "Submitted":
+            received.append(time.perf_counter() - started)
+        original(order_id, status, *rest)  # type: ignore[arg-type]
+
+    def on_status(trade: Trade) -> None:
+        started = waiting.pop(trade.order.orderId, None)
+        if started is not None and trade.orderStatus.status == "Submitted":
+            delivered.append(time.perf_counter() - started)
+            acked.set()
+
+    ib.wrapper.orderStatus = on_wire  # type: ignore[method-assign,assignment]
+    ib.orderStatusEvent += on_status
+    with Progress(transient=True) as progress:
+        task = progress.add_task("placing orders", total=orders + warmup)
+        for _ in range(orders + warmup):
+            acked.clear()
+            order = LimitOrder("BUY", 1, price)
+            order.orderId = ib.client.getReqId()
+            waiting[order.orderId] = time.perf_counter()
+            ib.placeOrder(contract, order)
+            await asyncio.wait_for(acked.wait(), 5)
+            progress.advance(task)
+    ib.reqGlobalCancel()
+    ib.disconnect()
+    return received[warmup:], delivered[warmup:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args()
+    console = Console()
+    with paper_stack(gateway_args=["--no-pacing"]) as stack:
+        received, delivered = uvloop.run(measure(stack.gateway_port, args.orders, args.warmup))
+    for label, samples in (
+        ("received (wire -> ib_async wrapper.orderStatus)", received),
+        ("delivered (ib_async orderStatusEvent)", delivered),
+    ):
+        us = sorted(s * 1e6 for s in samples)
+        verdict = "[green]p99 < 1 ms[/]" if percentile(us, 99) < 1000 else "[red]p99 >= 1 ms[/]"
+        console.print(
+            f"order ack {label}, {len(us)} orders: p50 {percentile(us, 50):.0f} us, "
+            f"p99 {percentile(us, 99):.0f} us, max {us[-1]:.0f} us  {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
