@@ -262,7 +262,11 @@ class Venue:
             assert order is not None
             book.remove(order)
         elif kind == MARKET:
-            self._model_take(s, side, qty, None)
+            # As in CST, a market order consumes (part of) the best queue only; the book is
+            # walked by limit orders priced through it and by scripted moves.
+            best = book.best_ask() if side == BID else book.best_bid()
+            if best is not None:
+                self._model_take(s, side, min(qty, book.size_at(1 - side, best)), best)
         else:
             opposite = book.best_ask() if side == BID else book.best_bid()
             if opposite is not None and (price >= opposite if side == BID else price <= opposite):

@@ -12,7 +12,8 @@ The model, per symbol (parameters in :class:`paper.venue.symbols.FlowParams`):
     a random side at distance ``i`` ticks behind the reference quote, ``i`` drawn
     with probability proportional to ``(i + 1) ** -alpha`` (CST's power-law arrival rate
     ``lambda(i)``); a limit order that crosses the book trades first, as on a real exchange;
-  * a **market order** (probability ``market_fraction``) on a random side;
+  * a **market order** (probability ``market_fraction``) on a random side, taking at most
+    the best queue (CST's market orders hit the best quote);
   * a **cancellation** of one resting model order. CST cancel each order at rate ``theta(i)``;
     here the cancellation share of events grows with the number of resting model orders
     ``n`` as ``n / (n + target)`` (``target = 2 * depth_levels * orders_per_level``), which holds
