@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import pickle
 import time
 from typing import Any
 
@@ -47,18 +49,35 @@ def expected_rows(snapshot: DepthSnapshot, events: list[DepthEvent], rows: int) 
     return out
 
 
+def observe(venue_port: int, ready: Any, stop: Any, out: Any) -> None:
+    """Child process: record the venue's depth batches (so recording costs the client nothing)."""
+
+    async def run() -> None:
+        observer = await VenueClient.connect(HOST, venue_port, "bench-observer")
+        batches: list[DepthEvent] = []
+
+        def on_event(event: VenueEvent) -> None:
+            if isinstance(event, DepthEvent):
+                batches.append(event)
+
+        observer.add_listener(on_event)
+        snapshots = {s: await observer.subscribe_depth(s) for s in SYMBOLS}
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        await observer.close()
+        out.put(pickle.dumps((snapshots, batches)))
+
+    uvloop.run(run())
+
+
 async def measure(stack: Any, rate: float, seconds: float, rows: int, console: Console) -> None:
     control = httpx.AsyncClient(base_url=f"http://{HOST}:{stack.control_port}", timeout=10)
     await control.post("/clock", json={"paused": True})
-    observer = await VenueClient.connect(HOST, stack.venue_port, "bench-observer")
-    batches: list[DepthEvent] = []
-
-    def on_event(event: VenueEvent) -> None:
-        if isinstance(event, DepthEvent):
-            batches.append(event)
-
-    observer.add_listener(on_event)
-    snapshots = {s: await observer.subscribe_depth(s) for s in SYMBOLS}
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    child = ctx.Process(target=observe, args=(stack.venue_port, ready, stop, out), daemon=True)
+    child.start()
+    await asyncio.to_thread(ready.wait, 30)
 
     ib = IB()
     await ib.connectAsync(HOST, stack.gateway_port, clientId=1, timeout=10)
@@ -69,18 +88,18 @@ async def measure(stack: Any, rate: float, seconds: float, rows: int, console: C
                *_: Any) -> None:
         received.append((now_ns(), req_id, position, op, side, price, size))
 
+    ib.wrapper.updateMktDepthL2 = on_row  # type: ignore[method-assign,assignment]
     tickers = {}
     for symbol in SYMBOLS:
         contract = Stock(symbol, "SMART", "USD")
         await ib.qualifyContractsAsync(contract)
         tickers[symbol] = ib.reqMktDepth(contract, numRows=rows)
-    # Snapshot rows (paused market): wait until every book is shown, then start counting.
-    want = sum(min(rows, len(s.bids)) + min(rows, len(s.asks)) for s in snapshots.values())
-    while sum(len(t.domBids) + len(t.domAsks) for t in tickers.values()) < want:
-        await ib.updateEvent
     req_ids = {symbol: next(r for r, t in ib.wrapper.reqId2Ticker.items() if t is tickers[symbol])
                for symbol in SYMBOLS}
-    ib.wrapper.updateMktDepthL2 = on_row  # type: ignore[method-assign,assignment]
+    # The market is paused: each subscription's snapshot rows arrive in one write; once every
+    # symbol has some, the gateway's books start from the same sequence as the observer's.
+    while {r[1] for r in received} != set(req_ids.values()):
+        await ib.updateEvent
 
     await control.post("/rate", json={"rate": rate})
     await control.post("/clock", json={"paused": False})
@@ -97,7 +116,9 @@ async def measure(stack: Any, rate: float, seconds: float, rows: int, console: C
         last = len(received)
         await asyncio.sleep(0.5)
     ib.disconnect()
-    await observer.close()
+    stop.set()
+    snapshots, batches = pickle.loads(await asyncio.to_thread(out.get, True, 60))
+    child.join(10)
     await control.post("/rate", json={"rate": 20})
     await control.aclose()
 
@@ -109,7 +130,8 @@ async def measure(stack: Any, rate: float, seconds: float, rows: int, console: C
         events = [b for b in batches if b.symbol == symbol]
         total_changes += sum(len(e.changes) for e in events)
         expected = expected_rows(snapshots[symbol], events, rows)
-        got = [r for r in received if r[1] == req_ids[symbol]]
+        skip = len(GatewayBook(snapshots[symbol]).snapshot_rows(rows))
+        got = [r for r in received if r[1] == req_ids[symbol]][skip:]
         missing += max(0, len(expected) - len(got))
         for (row, sent_ns), (recv_ns, _, position, op, side, price, size) in zip(expected, got, strict=False):
             e_pos, e_op, e_side, e_price, e_size = row
@@ -137,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=5000.0, help="updates/s per symbol")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rows", type=int, default=10, help="numRows of each subscription")
+    parser.add_argument("--rows", type=int, default=5, help="numRows per subscription (ib_async's default)")
     args = parser.parse_args()
     console = Console()
     with paper_stack() as stack:
