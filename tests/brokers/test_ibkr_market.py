@@ -76,6 +76,7 @@ async def test_quotes_resume_on_the_standby_after_failover(own_stack: PaperStack
         quotes: Stream[Quote] = Stream()
         await b.subscribe_quotes("AAPL", quotes)
         await quotes.next()
+        await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
         kill_gateway(own_stack, "primary")
         await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
         await b.wait_connected()
