@@ -14,7 +14,7 @@ from paper.venue.book import Book, Resting
 from paper.venue.engine import Venue, VenueConfig
 from paper.venue.messages import ASK, BID, ExecutionFilter, OrderAck, OrderSpec, PlaceOrder
 from paper.venue.symbols import DEFAULT_SYMBOLS, with_event_rate
-from tests.paper.venue.support import MS, T0
+from tests.paper.venue.support import MS, T0, Trader, quiet_venue
 
 # ---------------------------------------------------------------------------------- the book
 
@@ -289,3 +289,51 @@ def test_depth_changes_applied_to_a_snapshot_reproduce_the_book_after_10000_upda
     assert final.seq == seq
     assert mirror[BID] == {lv.price: lv.size for lv in final.bids}
     assert mirror[ASK] == {lv.price: lv.size for lv in final.asks}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(action, max_size=30), st.integers(0, 2**32))
+def test_any_input_sequence_replays_identically(actions: list[tuple[Any, ...]], seed: int) -> None:
+    def replay() -> tuple[object, ...]:
+        venue = Venue(busy_config(), seed=seed, start_ns=T0)
+        run(venue, actions)
+        return venue.executions_matching(ExecutionFilter()), venue.drain(), venue.depth_snapshot("MSFT")
+
+    assert replay() == replay()
+
+
+modify = st.tuples(st.integers(0, 4), st.sampled_from(["smaller", "larger", "reprice", "same"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 100), min_size=1, max_size=5), st.lists(modify, max_size=12))
+def test_modify_keeps_priority_only_for_a_size_decrease(
+    sizes: list[int], changes: list[tuple[int, str]]
+) -> None:
+
+    v = quiet_venue()
+    trader = Trader(v)
+    acks = [trader.place("BUY", qty, lmt_price="9.99") for qty in sizes]
+    expected = [a.perm_id for a in acks]  # queue at 9.99, oldest first
+    for index, change in changes:
+        ack = acks[index % len(acks)]
+        current = v.order(1, ack.update.order_id)
+        assert current is not None
+        spec = current.order
+        if change == "smaller":
+            reply = trader.modify(ack, total_qty=max(1, spec.total_qty - 1))
+        elif change == "larger":
+            reply = trader.modify(ack, total_qty=spec.total_qty + 1)
+            expected.remove(ack.perm_id)
+            expected.append(ack.perm_id)
+        elif change == "reprice":
+            trader.modify(ack, lmt_price="9.98")
+            reply = trader.modify(ack, lmt_price="9.99")
+            expected.remove(ack.perm_id)
+            expected.append(ack.perm_id)
+        else:
+            reply = trader.modify(ack, total_qty=spec.total_qty)
+        assert isinstance(reply, OrderAck)
+        level = v.by_symbol["AAPL"].book.levels[BID][999]
+        assert [o.owner.perm_id for o in level.orders.values()] == expected
+        assert level.size == sum(o.qty for o in level.orders.values())
