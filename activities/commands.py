@@ -1,29 +1,33 @@
 """Publishing signed commands to ``agent.commands``: how workflows act on the market.
 
 Workflows never talk to the broker. An iceberg slice or a time-in-force cancel is a command
-like any agent's: canonical JSON, signed with the issuing agent's Ed25519 key, produced to
-``agent.commands`` and verified, sized, risk-checked and ledgered by the hot path. So every
-order the floor sends is in the ledger, whoever issued it.
+like any agent's (:class:`trading.commands.Command`), signed with the issuing agent's Ed25519
+key (:func:`trading.signing.sign_command`) and produced to ``agent.commands``, where the hot
+path verifies, sizes, risk-checks and ledgers it. So every order the floor sends is in the
+ledger, whoever issued it.
 
-Every field of a command comes from the request (the workflow supplies ``issued_at`` from
-``workflow.now()`` and a command id derived from its own id), so a retried activity produces
-byte-identical records and intake dedupes them on the command id.
+Every field of a command comes from the request: the workflow supplies ``issued_at`` from
+``workflow.now()`` and a command id derived from its own id, and the nonce derives from the
+command id. A retried activity therefore produces the very same command, which the ledger's
+unique (agent, nonce) index admits once.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.envelope import cancel_command, order_command, sign_command
 from bus.topics import AGENT_COMMANDS
+from trading.commands import Command, CommandInvalid, CommandKind, Edge, OrderType
+from trading.signing import sign_command
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class OrderCommandRequest:
     quantity: int
     limit_price: Decimal
     tif: str
+    edge: Edge
     issued_at: datetime
 
 
@@ -47,8 +52,10 @@ class CancelCommandRequest:
     agent_id: str
     account: str
     symbol: str
-    reason: str
+    """The target's symbol: the record's Kafka key, so the cancel queues behind its order."""
     issued_at: datetime
+    reason: str = ""
+    """Why, for the workflow's own history; the cancel command itself carries no reason."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,53 @@ class UnknownSigner(ApplicationError):
         )
 
 
-class Producer:
-    """The narrow part of ``AIOKafkaProducer`` this module uses."""
+class Producer(Protocol):
+    """The part of ``AIOKafkaProducer`` used here (see :func:`bus.kafka.producer`)."""
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> object: ...
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None
+    ) -> object: ...
+
+
+def nonce_for(command_id: str) -> str:
+    return hashlib.sha256(command_id.encode()).hexdigest()[:32]
+
+
+def whole_ms(ts: datetime) -> datetime:
+    """Commands carry UTC with millisecond precision; truncate (never round into the future)."""
+    ts = ts.astimezone(UTC)
+    return ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
+
+
+def order_command(req: OrderCommandRequest) -> Command:
+    return Command(
+        kind=CommandKind.ENTER,
+        command_id=req.command_id,
+        agent_id=req.agent_id,
+        account=req.account,
+        nonce=nonce_for(req.command_id),
+        issued_at=whole_ms(req.issued_at),
+        symbol=req.symbol,
+        side=req.side,  # type: ignore[arg-type]  # Command converts str to Side
+        order_type=OrderType.LMT,
+        limit_price=req.limit_price,
+        edge=req.edge,
+        tif=req.tif,  # type: ignore[arg-type]
+        quantity=req.quantity,
+        parent_id=req.parent_id,
+    )
+
+
+def cancel_command(req: CancelCommandRequest) -> Command:
+    return Command(
+        kind=CommandKind.CANCEL,
+        command_id=req.command_id,
+        agent_id=req.agent_id,
+        account=req.account,
+        nonce=nonce_for(req.command_id),
+        issued_at=whole_ms(req.issued_at),
+        target_command_id=req.target_command_id,
+    )
 
 
 class CommandActivities:
@@ -77,26 +127,39 @@ class CommandActivities:
     def __init__(self, producer: Producer, keys: Mapping[str, Ed25519PrivateKey]) -> None:
         self._producer = producer
         self._keys = dict(keys)
-        self._lock = asyncio.Lock()
 
     @activity.defn(name="publish_order")
     async def publish_order(self, req: OrderCommandRequest) -> PublishResult:
-        return await self._publish(req.agent_id, req.account, req.symbol, order_command(req))
+        try:
+            command = order_command(req)
+        except CommandInvalid as exc:
+            raise _refused(exc) from exc
+        return await self._publish(command, req.symbol)
 
     @activity.defn(name="publish_cancel")
     async def publish_cancel(self, req: CancelCommandRequest) -> PublishResult:
-        return await self._publish(req.agent_id, req.account, req.symbol, cancel_command(req))
+        try:
+            command = cancel_command(req)
+        except CommandInvalid as exc:
+            raise _refused(exc) from exc
+        return await self._publish(command, req.symbol)
 
-    async def _publish(
-        self, agent_id: str, account: str, symbol: str, command: dict[str, object]
-    ) -> PublishResult:
-        key = self._keys.get(agent_id)
+    async def _publish(self, command: Command, symbol: str) -> PublishResult:
+        key = self._keys.get(command.agent_id)
         if key is None:
-            raise UnknownSigner(agent_id)
-        record = sign_command(command, agent_id, key)
-        meta = await self._producer.send_and_wait(AGENT_COMMANDS, record, key=f"{account}/{symbol}".encode())
+            raise UnknownSigner(command.agent_id)
+        envelope = sign_command(command, key)
+        meta = await self._producer.send_and_wait(
+            AGENT_COMMANDS, envelope.to_wire(), key=f"{command.account}/{symbol}".encode()
+        )
         return PublishResult(
-            command_id=str(command["command_id"]),
+            command_id=command.command_id,
             partition=int(getattr(meta, "partition", -1)),
             offset=int(getattr(meta, "offset", -1)),
         )
+
+
+def _refused(exc: CommandInvalid) -> ApplicationError:
+    return ApplicationError(
+        f"command refused by the schema: {exc}", type="CommandInvalid", non_retryable=True
+    )

@@ -33,21 +33,12 @@ with workflow.unsafe.imports_passed_through():
         OrderCommandRequest,
     )
     from activities.market import MarketActivities, QuoteRequest
+    from trading.commands import Edge, Side, TimeInForce
+    from trading.iceberg import SliceFill, slice_delay_ms, slice_price, slice_quantity
     from trading.order_events import EventKind, OrderEvent
     from workflows import search
-    from workflows.slicing import (
-        FillQuality,
-        Quote,
-        SliceFill,
-        cancel_command_id,
-        fill_quality,
-        slice_command_id,
-        slice_price,
-        slice_qty,
-    )
+    from workflows.slicing import FillQuality, cancel_command_id, fill_quality, slice_command_id
 
-MIN_GAP_S = 3.0
-GAP_SPREAD_S = 4.0
 MAX_CONSECUTIVE_REJECTS = 3
 
 QUOTE_RETRY = RetryPolicy(
@@ -69,14 +60,16 @@ class IcebergStatus(enum.StrEnum):
 class IcebergInput:
     account: str
     symbol: str
-    side: str
+    side: Side
     total_qty: int
     display_qty: int
+    edge: Edge
+    """The parent's claimed edge; each slice carries it to the sizer (which may size it down)."""
     limit_price: Decimal | None = None
     agent_id: str = "sniper"
-    tif: str = "DAY"
-    jitter_pct: int = 0
-    """Move each slice's size by up to this many percent (0: exactly the display size)."""
+    tif: TimeInForce = TimeInForce.DAY
+    jitter: Decimal = Decimal(0)
+    """Move each slice's size by up to this fraction of the display size (0.05: ±5 %)."""
     cancel_confirm_timeout_s: float = 30.0
     """Re-send a slice cancel the broker has not confirmed after this long."""
 
@@ -160,7 +153,7 @@ class IcebergResult:
     status: IcebergStatus
     account: str
     symbol: str
-    side: str
+    side: Side
     total_qty: int
     filled_qty: int
     started_at: datetime
@@ -229,16 +222,15 @@ class Iceberg:
             start_to_close_timeout=timedelta(seconds=5),
             retry_policy=QUOTE_RETRY,
         )
-        book = Quote(bid=quote.bid, ask=quote.ask, tick=quote.tick)
         rng = workflow.random()
-        qty = slice_qty(self._display, self._total - self._filled, inp.jitter_pct, rng.random())
+        qty = slice_quantity(self._display, self._total - self._filled, rng.random(), inp.jitter)
         slice_no = len(self._slices) + 1
         record = SliceRecord(
             slice_no=slice_no,
             command_id=slice_command_id(workflow.info().workflow_id, slice_no),
             qty=qty,
-            price=slice_price(inp.side, book, self._limit),
-            mid_at_send=book.mid,
+            price=slice_price(inp.side, quote.bid, quote.ask, quote.tick, self._limit),
+            mid_at_send=(quote.bid + quote.ask) / 2,
             sent_at=workflow.now(),
         )
         self._slices.append(record)
@@ -251,17 +243,17 @@ class Iceberg:
                 agent_id=inp.agent_id,
                 account=inp.account,
                 symbol=inp.symbol,
-                side=inp.side,
+                side=inp.side.value,
                 quantity=record.qty,
                 limit_price=record.price,
-                tif=inp.tif,
+                tif=inp.tif.value,
+                edge=inp.edge,
                 issued_at=record.sent_at,
             ),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=PUBLISH_RETRY,
         )
-        gap = MIN_GAP_S + GAP_SPREAD_S * rng.random()
-        next_send = record.sent_at + timedelta(seconds=gap)
+        next_send = record.sent_at + timedelta(milliseconds=slice_delay_ms(rng.random()))
         try:
             await workflow.wait_condition(
                 lambda: record.done or self._must_pull(record), timeout=self._until(next_send)
@@ -322,7 +314,7 @@ class Iceberg:
 
     def _slice_fills(self) -> list[SliceFill]:
         return [
-            SliceFill(qty=s.filled_qty, price=s.notional / s.filled_qty, mid_at_send=s.mid_at_send)
+            SliceFill(qty=s.filled_qty, price=s.notional / s.filled_qty, mid=s.mid_at_send)
             for s in self._slices
             if s.filled_qty
         ]
@@ -336,6 +328,9 @@ class Iceberg:
         if record is None:
             self._notes.append(f"event {event.event_id} for unknown slice {event.command_id}")
             return
+        if event.kind is EventKind.ACCEPTED and event.quantity < record.qty and not record.done:
+            # The sizer may send less than asked; the rest goes in a later slice.
+            record.qty = event.quantity
         fill = event.last_fill
         if fill is not None and fill.exec_id not in self._seen_execs:
             self._seen_execs.add(fill.exec_id)
@@ -426,8 +421,6 @@ class Iceberg:
 
     def _validate_input(self, inp: IcebergInput) -> None:
         problems = []
-        if inp.side not in ("BUY", "SELL"):
-            problems.append(f"side {inp.side!r}")
         if inp.total_qty <= 0 or inp.display_qty <= 0:
             problems.append("quantities must be positive")
         if inp.limit_price is not None and inp.limit_price <= 0:

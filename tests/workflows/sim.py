@@ -5,7 +5,7 @@ exactly as the bridge does. Real Temporal, real workflow code; only the far side
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +30,8 @@ class SimVenue:
     cancels: list[CancelCommandRequest] = field(default_factory=list)
     filled: dict[str, int] = field(default_factory=dict)
     duplicate_events: bool = True
+    on_slice: Callable[[int, OrderCommandRequest], Awaitable[None]] | None = None
+    """Called after each new slice is answered: lets a test signal the workflow mid-run."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def activities(self) -> list[Callable[..., object]]:
@@ -43,13 +45,17 @@ class SimVenue:
             self.orders.append(req)
             if first:
                 await self._answer_order(req)
+                if self.on_slice is not None:
+                    await self.on_slice(int(req.command_id.rsplit(".s", 1)[1]), req)
             return PublishResult(req.command_id, 0, len(self.orders))
 
         @activity.defn(name="publish_cancel")
         async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
             self.cancels.append(req)
             order = next(o for o in self.orders if o.command_id == req.target_command_id)
-            if self._behaviour(order) == "ignore-cancel" and req.command_id.endswith("cancel1"):
+            if self.filled.get(order.command_id, 0) >= order.quantity:
+                return PublishResult(req.command_id, 0, len(self.cancels))
+            if self._behaviour(order) == "ignore-cancel" and req.command_id.endswith(".x1"):
                 return PublishResult(req.command_id, 0, len(self.cancels))
             await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
             return PublishResult(req.command_id, 0, len(self.cancels))
@@ -93,9 +99,9 @@ class SimVenue:
             ts=datetime.now(UTC),
             limit_price=order.limit_price,
         )
-        assert order.parent_id is not None
-        handle = activity.client().get_workflow_handle(order.parent_id)
-        await handle.signal("slice_event", event)
+        target, signal = (order.parent_id, "slice_event") if order.parent_id else (order.command_id, "event")
+        handle = activity.client().get_workflow_handle(target)
+        await handle.signal(signal, event)
         if self.duplicate_events:
             # Kafka redelivers: the same event twice must change nothing.
-            await handle.signal("slice_event", event)
+            await handle.signal(signal, event)

@@ -6,13 +6,27 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+from temporalio.activity import client as activity_client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from tests.helpers import eventually
 from tests.workflows.sim import SimVenue
-from workflows.iceberg import Iceberg, IcebergInput, IcebergResult, IcebergStatus
+from trading.commands import Edge, Side
+from workflows.iceberg import (
+    AmendRequest,
+    CancelRequest,
+    Iceberg,
+    IcebergInput,
+    IcebergResult,
+    IcebergStatus,
+    PauseRequest,
+    ProgressQuery,
+    ResumeRequest,
+)
 
 QUEUE = "iceberg-test"
+EDGE = Edge(p=Decimal("0.55"), b=Decimal("2"), stop_price=Decimal("95"))
 
 
 async def _run(env: WorkflowEnvironment, venue: SimVenue, inp: IcebergInput) -> IcebergResult:
@@ -30,7 +44,9 @@ async def test_slices_fill_the_parent_exactly_with_randomized_3_to_7_second_gaps
     skipping_env: WorkflowEnvironment,
 ) -> None:
     venue = SimVenue(script=lambda n: "partial:40" if n % 3 == 0 else "fill")
-    inp = IcebergInput(account="DU1", symbol="AAPL", side="BUY", total_qty=1000, display_qty=100)
+    inp = IcebergInput(
+        account="DU1", symbol="AAPL", side=Side.BUY, total_qty=1000, display_qty=100, edge=EDGE
+    )
     result = await _run(skipping_env, venue, inp)
 
     assert result.status is IcebergStatus.COMPLETED
@@ -48,3 +64,116 @@ async def test_slices_fill_the_parent_exactly_with_randomized_3_to_7_second_gaps
     partials = [s for s in result.slices if s.slice_no % 3 == 0]
     assert partials and all(s.outcome == "cancelled" and s.filled_qty == 40 for s in partials)
     assert len(venue.cancels) == len(partials)
+
+
+def _inp(total: int = 1000, display: int = 100, **kw: object) -> IcebergInput:
+    return IcebergInput(
+        account="DU1", symbol="AAPL", side=Side.BUY, total_qty=total, display_qty=display, edge=EDGE, **kw
+    )  # type: ignore[arg-type]
+
+
+async def test_unconfirmed_cancel_holds_the_next_slice_back_so_nothing_overfills(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    venue = SimVenue(script=lambda n: "ignore-cancel" if n == 1 else "fill")
+    result = await _run(skipping_env, venue, _inp(total=300, cancel_confirm_timeout_s=30.0))
+
+    assert result.filled_qty == 300 == sum(s.filled_qty for s in result.slices)
+    first, second = result.slices[0], result.slices[1]
+    assert first.filled_qty == 0 and first.outcome == "cancelled"
+    assert [c.command_id for c in venue.cancels] == [f"{first.command_id}.x1", f"{first.command_id}.x2"]
+    # The second slice waited for the confirmed cancel (re-sent after 30 s), not just the interval.
+    assert (second.sent_at - first.sent_at).total_seconds() >= 33
+    assert any("cancel not confirmed" in n for n in result.notes)
+
+
+async def test_cancel_signal_pulls_the_working_slice_and_ends_cancelled(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    async def cancel_at_third(n: int, req: object) -> None:
+        if n == 3:
+            await (
+                activity_client()
+                .get_workflow_handle(req.parent_id)
+                .signal(  # type: ignore[attr-defined]
+                    "cancel", CancelRequest(request_id="c1", reason="trader")
+                )
+            )
+
+    venue = SimVenue(script=lambda n: "fill" if n < 3 else "rest", on_slice=cancel_at_third)
+    result = await _run(skipping_env, venue, _inp())
+
+    assert result.status is IcebergStatus.CANCELLED
+    assert result.filled_qty == 200 and len(result.slices) == 3
+    assert result.slices[2].outcome == "cancelled"
+    assert [c.target_command_id for c in venue.cancels] == [result.slices[2].command_id]
+
+
+async def test_amend_shrinks_the_parent_and_it_completes_at_the_new_total(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    async def amend_at_first(n: int, req: object) -> None:
+        if n == 1:
+            handle = activity_client().get_workflow_handle(req.parent_id)  # type: ignore[attr-defined]
+            await handle.signal("amend", AmendRequest(request_id="a1", total_qty=250, display_qty=60))
+            await handle.signal("amend", AmendRequest(request_id="a2", total_qty=50))  # below filled
+
+    venue = SimVenue(on_slice=amend_at_first)
+    result = await _run(skipping_env, venue, _inp())
+
+    assert result.status is IcebergStatus.COMPLETED
+    assert result.total_qty == 250 == result.filled_qty
+    assert [s.qty for s in result.slices] == [100, 60, 60, 30]
+    assert any("a2 refused" in n for n in result.notes)
+
+
+async def test_repeated_rejections_stop_the_iceberg_as_rejected(skipping_env: WorkflowEnvironment) -> None:
+    venue = SimVenue(script=lambda n: "reject")
+    result = await _run(skipping_env, venue, _inp())
+    assert result.status is IcebergStatus.REJECTED
+    assert result.filled_qty == 0 and len(result.slices) == 3
+    assert result.quality is None
+
+
+async def test_pause_holds_slices_until_resume(skipping_env: WorkflowEnvironment) -> None:
+    async def pause_at_second(n: int, req: object) -> None:
+        if n == 2:
+            await (
+                activity_client()
+                .get_workflow_handle(req.parent_id)
+                .signal(  # type: ignore[attr-defined]
+                    "pause", PauseRequest(request_id="p1")
+                )
+            )
+
+    venue = SimVenue(on_slice=pause_at_second)
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
+    ):
+        handle = await skipping_env.client.start_workflow(
+            Iceberg.run, _inp(total=400), id=f"iceberg-{uuid.uuid4()}", task_queue=QUEUE
+        )
+
+        async def paused() -> bool:
+            p = await handle.query(Iceberg.progress, ProgressQuery())
+            return p.status is IcebergStatus.PAUSED and p.working_qty == 0
+
+        await eventually(paused, timeout=20)
+        assert len(venue.orders) == 2
+        await skipping_env.sleep(60)  # an hour of market time would not move a paused iceberg either
+        assert len(venue.orders) == 2
+        await handle.signal(Iceberg.resume, ResumeRequest(request_id="r1"))
+        result = await handle.result()
+    assert result.status is IcebergStatus.COMPLETED and result.filled_qty == 400
+
+
+async def test_fill_quality_compares_vwap_with_the_mid_at_each_send(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    venue = SimVenue(bid=Decimal("100.00"), ask=Decimal("100.04"))
+    result = await _run(skipping_env, venue, _inp(total=300, display=100))
+    q = result.quality
+    assert q is not None
+    # Every slice bought at 100.01 against a mid of 100.02: 1 cent better than mid.
+    assert q.vwap == Decimal("100.01") and q.benchmark_mid == Decimal("100.02")
+    assert q.cost_bps == Decimal("-1.00") and q.diff_bps == Decimal("-1.00")
