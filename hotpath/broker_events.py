@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from brokers.base import (
@@ -43,7 +43,9 @@ class BrokerEvents:
         ledger: HotLedger,
         producer: EventProducer,
         metrics: Metrics,
+        on_done: Callable[[FloorOrder], None] | None = None,
     ) -> None:
+        self._on_done = on_done
         self._orders = orders
         self._book = book
         self._ledger = ledger
@@ -67,7 +69,10 @@ class BrokerEvents:
             if order_ref:
                 self._queue.put_nowait((order_ref, _state_name(event), _detail(event), None))
             return
+        was_done = order.done
         self._queue.put_nowait(self._translate(order, event))
+        if order.done and not was_done and self._on_done is not None:
+            self._on_done(order)
 
     def _translate(self, order: FloorOrder, event: BrokerEvent) -> _Work:
         detail = _detail(event)

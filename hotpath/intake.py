@@ -30,13 +30,14 @@ from brokers.base import Broker, BrokerOrder, NotConnected, OrderInvalid, Unknow
 from bus.topics import ORDERS_EVENTS
 from hotpath.account import AccountBook
 from hotpath.circuit import CircuitBreaker
+from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder, refusal_event
 from hotpath.ports import DuplicateInLedger, EventProducer, HotLedger
 from observability.security import SecurityLog
 from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading import sentry
-from trading.commands import Command, CommandInvalid, CommandKind, OrderType
+from trading.commands import Command, CommandInvalid, CommandKind, OrderType, TimeInForce
 from trading.order_events import EventKind, OrderEvent, encode
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order
 from trading.sentry import RegisteredKey, ReplayGuard, Verdict
@@ -102,6 +103,7 @@ class Intake:
         metrics: Metrics,
         replay: ReplayGuard | None = None,
         on_timing: Callable[[Timing], None] | None = None,
+        exits: ExitManager | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -113,6 +115,7 @@ class Intake:
         self.metrics = metrics
         self.replay = replay or ReplayGuard()
         self.on_timing = on_timing
+        self.exits = exits
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
@@ -227,6 +230,15 @@ class Intake:
             assert decision.reason is not None
             return await self._reject(envelope, decision.reason.value, {**detail, "quantity": quantity})
 
+        trail_stop: Decimal | None = None
+        if command.order_type is OrderType.TRAIL:
+            if self.exits is None:
+                return await self._reject(envelope, UNSUPPORTED_KIND, {"order_type": "TRAIL"})
+            trail_stop = command.stop_price or self.exits.initial_stop(
+                command.side, price, trail_amount=command.trail_amount, trail_percent=command.trail_percent
+            )
+            detail["initial_stop"] = str(trail_stop)
+
         try:
             entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
         except DuplicateInLedger as exc:
@@ -240,19 +252,7 @@ class Intake:
 
         order = FloorOrder.from_command(command, quantity)
         self.orders[order.command_id] = order
-        broker_order = BrokerOrder(
-            order_ref=command.command_id,
-            account=command.account,
-            symbol=command.symbol,
-            side=command.side,
-            quantity=quantity,
-            order_type=command.order_type or OrderType.LMT,
-            tif=command.tif or BrokerOrder.tif,
-            limit_price=command.limit_price,
-            stop_price=command.stop_price,
-            trailing_amount=command.trail_amount,
-            trailing_percent=command.trail_percent,
-        )
+        broker_order = _broker_order(command, quantity, trail_stop)
         try:
             placement = self.broker.place(broker_order)
         except OrderInvalid as exc:
@@ -265,6 +265,15 @@ class Intake:
 
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
         order.broker_order_id = placement.order_id
+        if trail_stop is not None and self.exits is not None:
+            self.exits.track(
+                command.command_id,
+                command.symbol,
+                command.side,
+                trail_stop,
+                trail_amount=command.trail_amount,
+                trail_percent=command.trail_percent,
+            )
         self.book.order_working(command.account, command.command_id)
         timing = Timing(
             command_id=command.command_id,
@@ -400,6 +409,36 @@ class Intake:
     async def _publish(self, event: OrderEvent) -> None:
         await self.ledger.record_order_event(event)
         await publish_order_event(self.producer, event)
+
+
+def _broker_order(command: Command, quantity: int, trail_stop: Decimal | None) -> BrokerOrder:
+    """The order the broker sees. A TRAIL command goes out as a STP order at its initial stop;
+    the Exit Manager trails it (see :mod:`hotpath.exit_manager`)."""
+    assert command.symbol is not None and command.side is not None
+    if trail_stop is not None:
+        return BrokerOrder(
+            order_ref=command.command_id,
+            account=command.account,
+            symbol=command.symbol,
+            side=command.side,
+            quantity=quantity,
+            order_type=OrderType.STP,
+            tif=command.tif or TimeInForce.DAY,
+            stop_price=trail_stop,
+        )
+    return BrokerOrder(
+        order_ref=command.command_id,
+        account=command.account,
+        symbol=command.symbol,
+        side=command.side,
+        quantity=quantity,
+        order_type=command.order_type or OrderType.LMT,
+        tif=command.tif or TimeInForce.DAY,
+        limit_price=command.limit_price,
+        stop_price=command.stop_price,
+        trailing_amount=command.trail_amount,
+        trailing_percent=command.trail_percent,
+    )
 
 
 async def publish_order_event(producer: EventProducer, event: OrderEvent) -> None:

@@ -26,6 +26,7 @@ from hotpath.account import AccountBook, LastPrice
 from hotpath.broker_events import BrokerEvents
 from hotpath.circuit import CircuitBreaker, Trip
 from hotpath.control import ControlServer
+from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake, Timing
 from hotpath.ledger_store import LedgerStore
@@ -48,6 +49,7 @@ class HotPath:
         self.breaker = breaker
         self.broker = broker
         self.timings: deque[Timing] = deque(maxlen=TIMINGS_KEPT)
+        self.trail_moves: deque[StopMoved] = deque(maxlen=TIMINGS_KEPT)
         self.consuming = False
         self.trips: list[Trip] = []
 
@@ -57,6 +59,8 @@ class HotPath:
         mark = price.last if price.last is not None else price.mark()
         if mark is not None and mark > 0:
             self.breaker.on_price(quote.symbol, int(quote.time.timestamp() * 1000), mark, quote.recv_ns)
+            if self.intake.exits is not None and not self.breaker.halted:
+                self.intake.exits.on_price(quote.symbol, mark, quote.recv_ns)
 
     async def health(self) -> tuple[int, dict[str, Any]]:
         body = {
@@ -69,7 +73,13 @@ class HotPath:
         return (200 if self.consuming else 503), body
 
     async def stats(self) -> tuple[int, dict[str, Any]]:
-        return 200, {"timings": [asdict(t) for t in self.timings]}
+        return 200, {
+            "timings": [asdict(t) for t in self.timings],
+            "trail_moves": [
+                {**{k: str(v) for k, v in asdict(m).items()}, "tick_to_write_us": m.tick_to_write_us}
+                for m in self.trail_moves
+            ],
+        }
 
     async def arm(self) -> tuple[int, dict[str, Any]]:
         was_halted = self.breaker.arm()
@@ -110,8 +120,21 @@ async def run(
     ledger = LedgerStore(pool)
     book = AccountBook()
     orders: dict[str, FloorOrder] = {}
-    events = BrokerEvents(orders, book, ledger, producer, telemetry.metrics)
     hot: HotPath | None = None
+
+    def on_move(move: StopMoved) -> None:
+        if hot is not None:
+            hot.trail_moves.append(move)
+
+    exits = ExitManager(lambda ref, stop: broker.modify(ref, stop_price=stop), on_move)
+    events = BrokerEvents(
+        orders,
+        book,
+        ledger,
+        producer,
+        telemetry.metrics,
+        on_done=lambda o: exits.forget(o.symbol, o.command_id),
+    )
 
     def on_trip(trip: Trip) -> None:
         if hot is not None:
@@ -127,6 +150,7 @@ async def run(
         book=book,
         orders=orders,
         metrics=telemetry.metrics,
+        exits=exits,
     )
     hot = HotPath(intake, events, breaker, broker)
     intake.on_timing = hot.timings.append

@@ -1,0 +1,72 @@
+"""Exit Manager: trailing stops move the working stop order in place, never backwards."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from brokers.base import UnknownOrderRef
+from hotpath.exit_manager import ExitManager, StopMoved
+from trading.commands import Side
+
+
+class Venue:
+    """Records modifies the way the broker's ``modify`` would receive them."""
+
+    def __init__(self) -> None:
+        self.modifies: list[tuple[str, Decimal]] = []
+        self.gone: set[str] = set()
+
+    def modify(self, order_ref: str, stop: Decimal) -> int:
+        if order_ref in self.gone:
+            raise UnknownOrderRef(order_ref)
+        self.modifies.append((order_ref, stop))
+        return 42
+
+
+def test_a_sell_stop_trails_up_behind_the_price_and_never_down() -> None:
+    venue = Venue()
+    moves: list[StopMoved] = []
+    exits = ExitManager(venue.modify, moves.append)
+    start = exits.initial_stop(Side.SELL, Decimal("100.00"), trail_amount=Decimal("0.50"), trail_percent=None)
+    assert start == Decimal("99.50")
+    exits.track("c1", "AAPL", Side.SELL, start, trail_amount=Decimal("0.50"), trail_percent=None)
+
+    assert exits.on_price("AAPL", Decimal("100.004"), 1) == []  # less than a tick better
+    [move] = exits.on_price("AAPL", Decimal("101.237"), 7)
+    assert (move.old_stop, move.new_stop, move.tick_recv_ns, move.modify_write_ns) == (
+        Decimal("99.50"),
+        Decimal("100.73"),
+        7,
+        42,
+    )
+    assert exits.on_price("AAPL", Decimal("100.00"), 8) == []  # the price falls: the stop stays
+    assert venue.modifies == [("c1", Decimal("100.73"))] and moves == [move]
+    assert exits.stop_of("AAPL", "c1") == Decimal("100.73")
+
+
+def test_a_buy_stop_protecting_a_short_trails_down_with_a_percentage() -> None:
+    venue = Venue()
+    exits = ExitManager(venue.modify)
+    start = exits.initial_stop(Side.BUY, Decimal("200"), trail_amount=None, trail_percent=Decimal("1"))
+    assert start == Decimal("202.00")
+    exits.track("c2", "MSFT", Side.BUY, start, trail_amount=None, trail_percent=Decimal("1"))
+    [move] = exits.on_price("MSFT", Decimal("190"), 1)
+    assert move.new_stop == Decimal("191.90")
+    assert exits.on_price("AAPL", Decimal("1"), 1) == []  # other symbols leave it alone
+
+
+def test_a_stop_the_broker_no_longer_knows_is_dropped() -> None:
+    venue = Venue()
+    exits = ExitManager(venue.modify)
+    exits.track("c3", "AAPL", Side.SELL, Decimal("99"), trail_amount=Decimal("1"), trail_percent=None)
+    venue.gone.add("c3")
+    assert exits.on_price("AAPL", Decimal("150"), 1) == []
+    assert exits.stop_of("AAPL", "c3") is None
+
+
+def test_forgetting_a_done_order_stops_its_trailing() -> None:
+    venue = Venue()
+    exits = ExitManager(venue.modify)
+    exits.track("c4", "AAPL", Side.SELL, Decimal("99"), trail_amount=Decimal("1"), trail_percent=None)
+    exits.forget("AAPL", "c4")
+    assert exits.on_price("AAPL", Decimal("150"), 1) == [] and venue.modifies == []

@@ -1,0 +1,77 @@
+"""Exit Manager end to end: a TRAIL exit rests at the venue as a stop, follows the price up,
+and fills when the price turns down through it."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from tests.fixtures.hotpath import Agent, enter_command
+from tests.fixtures.paper import PaperStack
+from tests.helpers import eventually
+from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
+from tests.hotpath.test_hotpath_flow import CENT, await_event, quote, send
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
+from trading.order_events import EventKind
+
+
+async def moves_of(hotpath: HotPathProcess, command_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        stats = (await client.get(f"{hotpath.control_url}/stats")).json()
+    return [m for m in stats["trail_moves"] if m["command_id"] == command_id]
+
+
+async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(
+    hotpath: HotPathProcess,
+    paper: PaperStack,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    _, ask = await quote(paper, "AAPL")
+    limit = (ask * Decimal("1.01")).quantize(CENT, ROUND_DOWN)
+    entry = agent.sign(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=limit, stop=limit - 5, quantity=5)
+    )
+    await send(command_producer, entry)
+    filled = await await_event(
+        kafka_bootstrap, entry.command.command_id, EventKind.FILLED, EventKind.REJECTED
+    )
+    assert filled.kind is EventKind.FILLED, filled.reason
+
+    trail = Command(
+        kind=CommandKind.EXIT, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent.agent_id,
+        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="AAPL",
+        side=Side.SELL, order_type=OrderType.TRAIL, trail_amount=Decimal("1.00"), tif=TimeInForce.DAY,
+        quantity=5,
+    )  # fmt: skip
+    exit_env = agent.sign(trail)
+    await send(command_producer, exit_env)
+    working = await await_event(kafka_bootstrap, trail.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
+    assert working.kind is EventKind.SUBMITTED, working.reason
+
+    await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 3, "ms": 300})
+    moves = await eventually(lambda: _moved_by(hotpath, trail.command_id, Decimal("3")), timeout=15.0)
+    stops = [Decimal(m["new_stop"]) for m in moves]
+    assert stops == sorted(stops), "a trailing stop never moves back"
+    assert all(m["tick_to_write_us"] is not None and m["tick_to_write_us"] < 1_000_000 for m in moves)
+
+    await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": -3, "ms": 300})
+    done = await await_event(kafka_bootstrap, trail.command_id, EventKind.FILLED, EventKind.CANCELLED)
+    assert done.kind is EventKind.FILLED and done.filled_qty == 5
+    assert done.avg_fill_price is not None
+    # A stop fills near where it was last moved to, not near the original stop.
+    assert done.avg_fill_price > Decimal(moves[0]["old_stop"])
+
+
+async def _moved_by(
+    hotpath: HotPathProcess, command_id: str, at_least: Decimal
+) -> list[dict[str, Any]] | None:
+    moves = await moves_of(hotpath, command_id)
+    if moves and Decimal(moves[-1]["new_stop"]) - Decimal(moves[0]["old_stop"]) >= at_least:
+        return moves
+    return None
