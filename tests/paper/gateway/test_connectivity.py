@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
-from floor.supervisor import ServiceSpec, tcp_probe
-from tests.fixtures.paper import HOST, PaperStack
+from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.paper.gateway.conftest import connected
 
@@ -20,19 +18,7 @@ async def test_venue_loss_and_return_reach_clients_as_1100_and_1101(private_pape
         os.kill(venue.pid, signal.SIGKILL)
         await eventually(lambda: 1100 in codes)
         assert ib.isConnected()  # the gateway stays up for its clients
-        restarted = private_paper.supervisor.start(
-            ServiceSpec(
-                name=f"{private_paper.prefix}-venue",
-                argv=[
-                    sys.executable, "-m", "paper.venue",
-                    "--port", str(private_paper.venue_port),
-                    "--control-port", str(private_paper.control_port),
-                ],
-                address=f"{HOST}:{private_paper.venue_port}",
-                probe=tcp_probe(HOST, private_paper.venue_port),
-            )  # fmt: skip
-        )
-        private_paper.services["venue"] = restarted
+        private_paper.start_venue()
         await eventually(lambda: 1101 in codes, timeout=15)
         assert codes.index(1101) > codes.index(1100)
         assert (await ib.reqCurrentTimeAsync()).year >= 2020

@@ -13,7 +13,7 @@ from tests.paper.gateway.conftest import HOST, connected, quote, stock
 async def test_global_cancel_cancels_1000_open_orders_of_every_client(private_paper: PaperStack) -> None:
     # Pacing off on this gateway and in the client: 1,000 orders at IB's 50/s would take 20 s.
     port = free_port(HOST)
-    private_paper.start_gateway("bulk", port, ["--no-pacing"])
+    private_paper.start_gateway("bulk", port, pacing=False)
     async with (
         connected(port, 81, throttle=False) as ib,
         connected(port, 82, throttle=False) as other,
