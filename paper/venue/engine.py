@@ -146,7 +146,7 @@ class WorkingOrder:
     __slots__ = (
         "perm_id", "client_id", "order_id", "account", "sym", "spec", "status", "filled",
         "cum_value", "last_fill", "resting", "stop", "limit", "triggered", "commission",
-        "buy", "time_ns",
+        "buy", "time_ns", "client_stop",
     )  # fmt: skip
 
     def __init__(self, perm_id: int, req: PlaceOrder, account: str, sym: SymbolState, t_ns: int) -> None:
@@ -167,6 +167,8 @@ class WorkingOrder:
         self.commission = Decimal(0)
         self.buy = req.order.action == "BUY"
         self.time_ns = t_ns
+        # The trail stop the client last sent: clients echo it on every modify.
+        self.client_stop = req.order.trail_stop_price
 
     @property
     def remaining(self) -> int:
@@ -601,12 +603,14 @@ class Venue:
                 ERR_ORDER_REJECTED,
                 f"Order rejected - reason:Quantity {new.total_qty} not above filled {wo.filled}",
             )
-        if new.order_type == "TRAIL" and new.trail_stop_price is None:
-            # No stop given: keep the current one unless the trailing distance changed, in
-            # which case it restarts from the last trade.
-            trail_changed = new.aux_price != old.aux_price or new.trailing_percent != old.trailing_percent
-            if not trail_changed:
-                new = replace(new, trail_stop_price=old.trail_stop_price)
+        if new.order_type == "TRAIL":
+            given = new.trail_stop_price
+            if given is None or given == wo.client_stop:
+                # No new stop (none, or the one the client sent before): keep the ratcheted
+                # stop unless the trailing distance changed; then it restarts from the last trade.
+                trail_changed = new.aux_price != old.aux_price or new.trailing_percent != old.trailing_percent
+                new = replace(new, trail_stop_price=None if trail_changed else old.trail_stop_price)
+            wo.client_stop = given
         grew = new.total_qty > old.total_qty
         wo.spec = new
         if not wo.triggered and new.order_type in STOP_TYPES:

@@ -163,6 +163,22 @@ def test_trailing_stop_by_amount_follows_the_price_up_and_triggers_on_the_way_do
     assert fills(v, ack.perm_id) == [(10, Decimal("10.04"))]
 
 
+def test_modifying_a_trailing_stop_keeps_its_ratcheted_stop_when_the_client_echoes_the_old_one() -> None:
+    v = quiet_venue()
+    trade_at(v, "10.00")
+    trader = Trader(v)
+    ack = trader.place("SELL", 10, "TRAIL", aux_price="0.05", trail_stop_price="9.90")
+    trade_at(v, "10.10")
+    assert v.order(1, ack.update.order_id).order.trail_stop_price == Decimal("10.05")  # type: ignore[union-attr]
+    trader.modify(ack, total_qty=8)  # resends trail_stop_price 9.90 as first sent
+    assert v.order(1, ack.update.order_id).order.trail_stop_price == Decimal("10.05")  # type: ignore[union-attr]
+    # An explicit new stop tighter than the trail holds (a looser one would ratchet at once).
+    trader.modify(ack, total_qty=8, trail_stop_price="10.07")
+    assert v.order(1, ack.update.order_id).order.trail_stop_price == Decimal("10.07")  # type: ignore[union-attr]
+    trader.modify(ack, total_qty=8, trail_stop_price="10.07", aux_price="0.02")
+    assert v.order(1, ack.update.order_id).order.trail_stop_price == Decimal("10.08")  # type: ignore[union-attr]
+
+
 def test_trailing_stop_by_percent_buy_trails_below() -> None:
     v = quiet_venue()
     trade_at(v, "100.00")
