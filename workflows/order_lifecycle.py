@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.commands import CancelCommandRequest, CommandActivities
@@ -30,6 +31,9 @@ CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attemp
 """Publishing a cancel is idempotent (same command id every attempt), so retrying is safe."""
 
 EXPIRY_CANCEL_REASON = "tif.day_expired"
+CANCEL_RETRY_AFTER = timedelta(minutes=1)
+"""After the cancel activity has exhausted its retries, try again this much later, for as long
+as the order is open: an order past its time in force must not be left working."""
 
 
 class LifecycleState(enum.StrEnum):
@@ -114,6 +118,8 @@ class OrderLifecycle:
         self._history: list[HistoryEntry] = []
         self._anomalies: list[str] = []
         self._expiry_cancel_sent = False
+        self._cancel_attempts = 0
+        self._retry_cancel_at: datetime | None = None
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> LifecycleView:
@@ -222,13 +228,16 @@ class OrderLifecycle:
 
     def _time_to_expiry(self) -> float | None:
         inp = self._require_input()
-        if inp.expires_at is None or self._expiry_cancel_sent:
+        due = self._retry_cancel_at if self._expiry_cancel_sent else inp.expires_at
+        if due is None:
             return None
-        return max(0.0, (inp.expires_at - workflow.now()).total_seconds())
+        return max(0.0, (due - workflow.now()).total_seconds())
 
     async def _cancel_for_expiry(self) -> None:
         inp = self._require_input()
         self._expiry_cancel_sent = True
+        self._retry_cancel_at = None
+        self._cancel_attempts += 1
         self._history.append(
             HistoryEntry(
                 ts=workflow.now(),
@@ -238,10 +247,19 @@ class OrderLifecycle:
                 note=EXPIRY_CANCEL_REASON,
             )
         )
+        try:
+            await self._publish_cancel(inp)
+        except ActivityError as exc:
+            self._retry_cancel_at = workflow.now() + CANCEL_RETRY_AFTER
+            self._anomalies.append(
+                f"expiry cancel attempt {self._cancel_attempts} failed: {exc.cause or exc}"
+            )
+
+    async def _publish_cancel(self, inp: LifecycleInput) -> None:
         await workflow.execute_activity_method(
             CommandActivities.publish_cancel,
             CancelCommandRequest(
-                command_id=cancel_command_id(inp.command_id, 1),
+                command_id=cancel_command_id(inp.command_id, self._cancel_attempts),
                 target_command_id=inp.command_id,
                 agent_id=inp.canceller_agent_id,
                 account=inp.account,

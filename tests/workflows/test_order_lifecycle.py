@@ -1,0 +1,182 @@
+"""OrderLifecycle on the time-skipping server: states, dedupe, DAY expiry, late fills."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.commands import CancelCommandRequest, PublishResult
+from trading.order_events import EventKind, Fill, OrderEvent
+from workflows.order_lifecycle import (
+    HistoryQuery,
+    LifecycleInput,
+    LifecycleState,
+    LifecycleView,
+    OrderLifecycle,
+)
+
+QUEUE = "lifecycle-test"
+
+
+def _event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None) -> OrderEvent:
+    return OrderEvent(
+        event_id=f"{cid}-e{n}",
+        command_id=cid,
+        parent_id=None,
+        kind=kind,
+        account="DU1",
+        symbol="MSFT",
+        agent_id="alpha",
+        side="SELL",
+        quantity=300,
+        filled_qty=filled,
+        avg_fill_price=fill.price if fill else None,
+        last_fill=fill,
+        reason=None,
+        ts=datetime(2026, 11, 24, 15, 0, tzinfo=UTC) + timedelta(seconds=n),
+    )
+
+
+def _input(cid: str, **kw: object) -> LifecycleInput:
+    return LifecycleInput(
+        command_id=cid,
+        account="DU1",
+        symbol="MSFT",
+        agent_id="alpha",
+        side="SELL",
+        quantity=300,
+        linger_seconds=60,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+class Canceller:
+    """Stands in for intake + broker for the expiry cancel: records it and confirms it the way
+    the bridge would deliver the broker's answer."""
+
+    def __init__(self) -> None:
+        self.requests: list[CancelCommandRequest] = []
+
+    @activity.defn(name="publish_cancel")
+    async def publish_cancel(self, req: CancelCommandRequest) -> PublishResult:
+        self.requests.append(req)
+        handle = activity.client().get_workflow_handle(req.target_command_id)
+        await handle.signal("event", _event(req.target_command_id, 99, EventKind.CANCELLED, 0))
+        return PublishResult(req.command_id, 0, 1)
+
+
+async def _start(env: WorkflowEnvironment, inp: LifecycleInput, first: OrderEvent) -> WorkflowHandle:
+    return await env.client.start_workflow(
+        OrderLifecycle.run,
+        inp,
+        id=inp.command_id,
+        task_queue=QUEUE,
+        start_signal="event",
+        start_signal_args=[first],
+    )
+
+
+async def test_events_drive_states_and_duplicates_change_nothing(skipping_env: WorkflowEnvironment) -> None:
+    cid = f"ord-{uuid.uuid4()}"
+    f1 = Fill("x1", 100, Decimal("50.10"))
+    f2 = Fill("x2", 200, Decimal("50.04"))
+    async with Worker(skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[]):
+        handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.ACCEPTED, 0))
+        events = [
+            _event(cid, 2, EventKind.SUBMITTED, 0),
+            _event(cid, 3, EventKind.PARTIALLY_FILLED, 100, f1),
+            _event(cid, 3, EventKind.PARTIALLY_FILLED, 100, f1),  # redelivered record
+            _event(cid, 4, EventKind.PARTIALLY_FILLED, 100, f1),  # new record, same execution
+            _event(cid, 5, EventKind.SUBMITTED, 100),  # stale status after a fill
+        ]
+        for e in events:
+            await handle.signal(OrderLifecycle.on_event, e)
+        mid = await handle.query(OrderLifecycle.history, HistoryQuery())
+        assert mid.state is LifecycleState.PARTIALLY_FILLED and mid.filled_qty == 100
+        await handle.signal(OrderLifecycle.on_event, _event(cid, 6, EventKind.FILLED, 300, f2))
+        view: LifecycleView = await handle.result()
+
+    assert view.state is LifecycleState.FILLED and view.filled_qty == 300
+    assert view.avg_fill_price == (Decimal("50.10") * 100 + Decimal("50.04") * 200) / 300
+    assert [h.state for h in view.history] == [
+        LifecycleState.STAGED,
+        LifecycleState.PENDING,
+        LifecycleState.PARTIALLY_FILLED,
+        LifecycleState.PARTIALLY_FILLED,
+        LifecycleState.PARTIALLY_FILLED,
+        LifecycleState.FILLED,
+    ]
+    assert "duplicate execution x1" in (view.history[3].note or "")
+    assert view.anomalies == []
+
+
+async def test_day_order_open_at_the_close_is_cancelled_and_ends_expired(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    cid = f"ord-{uuid.uuid4()}"
+    canceller = Canceller()
+    close = (await _now(skipping_env)) + timedelta(hours=6)
+    started = time.monotonic()
+    async with Worker(
+        skipping_env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[canceller.publish_cancel],
+    ):
+        handle = await _start(
+            skipping_env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0)
+        )
+        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
+        view: LifecycleView = await handle.result()
+
+    assert time.monotonic() - started < 10  # six hours of session, skipped
+    assert view.state is LifecycleState.EXPIRED
+    [req] = canceller.requests
+    assert req.target_command_id == cid and req.reason == "tif.day_expired"
+    assert req.issued_at >= close
+    assert [h.what for h in view.history] == ["accepted", "submitted", "cancel_requested", "cancelled"]
+
+
+async def test_order_filled_before_the_close_is_not_cancelled(skipping_env: WorkflowEnvironment) -> None:
+    cid = f"ord-{uuid.uuid4()}"
+    canceller = Canceller()
+    close = (await _now(skipping_env)) + timedelta(hours=6)
+    async with Worker(
+        skipping_env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[canceller.publish_cancel],
+    ):
+        handle = await _start(
+            skipping_env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0)
+        )
+        await handle.signal(
+            OrderLifecycle.on_event, _event(cid, 2, EventKind.FILLED, 300, Fill("x9", 300, Decimal("50")))
+        )
+        view: LifecycleView = await handle.result()
+    assert view.state is LifecycleState.FILLED and canceller.requests == []
+
+
+async def test_late_fill_after_cancel_is_recorded(skipping_env: WorkflowEnvironment) -> None:
+    cid = f"ord-{uuid.uuid4()}"
+    async with Worker(skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[]):
+        handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.SUBMITTED, 0))
+        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.CANCELLED, 0))
+        await handle.signal(
+            OrderLifecycle.on_event,
+            _event(cid, 3, EventKind.PARTIALLY_FILLED, 100, Fill("late", 100, Decimal("50.2"))),
+        )
+        view: LifecycleView = await handle.result()
+    assert view.state is LifecycleState.CANCELLED and view.filled_qty == 100
+    assert view.history[-1].note == "late fill after Cancelled"
+
+
+async def _now(env: WorkflowEnvironment) -> datetime:
+    return await env.get_current_time()
