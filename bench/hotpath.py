@@ -33,7 +33,6 @@ import asyncio
 import logging
 import math
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -52,9 +51,9 @@ from bench.hotpath_baseline import BenchOrder, run_baseline
 from floor import services
 from floor.paper_cmd import venue_spec
 from floor.settings import FloorSettings
-from floor.supervisor import RunningService, ServiceSpec, Supervisor, free_port, stop_process_group, tcp_probe
+from floor.supervisor import RunningService, Supervisor, free_port, stop_process_group
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 120)
 
 ACCOUNT = "DU1234567"
 """The paper venue's account."""
@@ -95,6 +94,8 @@ class RunResult:
     baseline: Figures | None = None
     in_process: Figures | None = None
     end_to_end: Figures | None = None
+    to_ledger: Figures | None = None
+    ledger_to_write: Figures | None = None
     missing: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -126,21 +127,6 @@ def bench_settings(var_dir: Path) -> FloorSettings:
     )
 
 
-def gateway_spec(settings: FloorSettings, name: str, port: int, *, pacing: bool) -> ServiceSpec:
-    argv = [sys.executable, "-m", "paper.gateway", "--port", str(port),
-            "--venue", f"{settings.host}:{settings.venue_port}", "--name", name]  # fmt: skip
-    if not pacing:
-        argv.append("--no-pacing")
-    return ServiceSpec(
-        name=f"gateway-{name}",
-        argv=argv,
-        address=f"{settings.host}:{port}",
-        probe=tcp_probe(settings.host, port),
-        ports=((settings.host, port),),
-        ready_timeout=20.0,
-    )
-
-
 class Stack:
     """The processes of one benchmark invocation."""
 
@@ -162,7 +148,7 @@ class Stack:
         s = self.settings
         for name, port in (("primary", s.ib_port), ("standby", s.ib_standby_port)):
             self.step(f"starting gateway {name} (pacing {'on' if pacing else 'off'})")
-            self.per_run.append(self.supervisor.start(gateway_spec(s, name, port, pacing=pacing)))
+            self.per_run.append(self.supervisor.start(services.gateway_spec(s, name, port, pacing=pacing)))
         if hotpath:
             self.step("starting the hot path")
             spec = hotpath_spec(
@@ -227,8 +213,9 @@ async def run_hotpath(
     orders: Sequence[BenchOrder],
     rate: float,
     on_progress: Callable[[int], None],
-) -> tuple[list[int], list[int], int]:
-    """Produce the orders as signed commands; return (in-process ns, end-to-end ns, missing)."""
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Produce the orders as signed commands; return the hot path's timings of them and this
+    process's produce stamps (``time.time_ns()``) by command id."""
     from bus.kafka import start_producer
     from bus.topics import AGENT_COMMANDS
     from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
@@ -270,9 +257,7 @@ async def run_hotpath(
         await producer.stop()
 
     timings = await _collect_timings(settings, set(produced_ns), deadline_s=30.0)
-    in_process = [t["write_ns"] - t["intake_ns"] for t in timings]
-    end_to_end = [t["write_wall_ns"] - produced_ns[t["command_id"]] for t in timings]
-    return in_process, end_to_end, len(produced_ns) - len(timings)
+    return timings, produced_ns
 
 
 async def _collect_timings(
@@ -342,15 +327,19 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
                 result.baseline = Figures.of(latencies)
                 if not args.baseline_only:
                     hot_task = progress.add_task(f"{name}: hot path @ {rate:g}/s", total=len(orders))
-                    in_process, end_to_end, missing = asyncio.run(
+                    timings, produced_ns = asyncio.run(
                         run_hotpath(
                             settings, agent_key, orders, rate,
                             _advance(progress, hot_task),
                         )
                     )  # fmt: skip
-                    result.in_process = Figures.of(in_process)
-                    result.end_to_end = Figures.of(end_to_end)
-                    result.missing = missing
+                    result.in_process = Figures.of([t["write_ns"] - t["intake_ns"] for t in timings])
+                    result.end_to_end = Figures.of(
+                        [t["write_wall_ns"] - produced_ns[t["command_id"]] for t in timings]
+                    )
+                    result.to_ledger = Figures.of([t["ledgered_ns"] - t["intake_ns"] for t in timings])
+                    result.ledger_to_write = Figures.of([t["write_ns"] - t["ledgered_ns"] for t in timings])
+                    result.missing = len(produced_ns) - len(timings)
                     asyncio.run(cancel_everything(settings))
                 stack.stop_run()
         finally:
@@ -385,6 +374,8 @@ def report(results: Sequence[RunResult]) -> None:
         _row(table, "baseline: bare ib_async, decide -> socket write", r.baseline, None)
         _row(table, "(b) hot path intake -> socket write", r.in_process, GOAL_IN_PROCESS_P99_US)
         _row(table, "(a) command produce -> socket write", r.end_to_end, GOAL_END_TO_END_P99_US)
+        _row(table, "    (b) part: intake -> ledger committed", r.to_ledger, None)
+        _row(table, "    (b) part: ledger committed -> socket write", r.ledger_to_write, None)
         console.print(table)
         if r.baseline and r.baseline.n:
             for label, f in (("(b)", r.in_process), ("(a)", r.end_to_end)):

@@ -1,11 +1,12 @@
 """Paper stacks for the broker adapter's tests, built on ``tests.fixtures.paper``.
 
-Read-only and trading tests share the session ``paper`` stack (each uses its own client id).
-Tests that kill gateways get a stack of their own from :func:`own_stack`.
+Trading and market-data tests share the session ``paper`` stack (each uses its own client id).
+Tests that kill gateways get a stack of their own (:func:`own_stack`), on fresh ports.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections.abc import Iterator
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from floor import services
 from floor.settings import FloorSettings
-from floor.supervisor import Supervisor
+from floor.supervisor import Supervisor, free_port
 from tests.fixtures.paper import HOST, PaperStack, start_paper_stack
 
 __all__ = ["HOST", "PaperStack", "kill_gateway", "restart_gateway", "gateway_ports"]
@@ -32,8 +34,19 @@ def kill_gateway(stack: PaperStack, name: str) -> None:
     stack.supervisor.running.remove(service)
 
 
-def restart_gateway(stack: PaperStack, name: str, extra: tuple[str, ...] = ()) -> None:
-    stack.start_gateway(name, gateway_ports(stack)[name], extra)
+def restart_gateway(stack: PaperStack, name: str) -> None:
+    stack.start_gateway(name, gateway_ports(stack)[name])
+
+
+def _fresh_settings(base: FloorSettings) -> FloorSettings:
+    return base.model_copy(
+        update={
+            "venue_port": free_port(),
+            "venue_control_port": free_port(),
+            "ib_port": free_port(),
+            "ib_standby_port": free_port(),
+        }
+    )
 
 
 @pytest.fixture()
@@ -42,16 +55,23 @@ def own_stack(floor_settings: FloorSettings, request: pytest.FixtureRequest) -> 
     name = request.node.name[:40]
     supervisor = Supervisor(Path(floor_settings.log_dir) / "brokers" / name)
     try:
-        yield start_paper_stack(supervisor, prefix=name)
+        yield start_paper_stack(supervisor, _fresh_settings(floor_settings), prefix=name)
     finally:
         supervisor.stop_all()
 
 
 @pytest.fixture()
 def trusting_127_0_0_2(floor_settings: FloorSettings) -> Iterator[PaperStack]:
-    """Gateways whose only trusted client address is 127.0.0.2."""
+    """Gateways whose only trusted client address is 127.0.0.2 (IB Gateway's Trusted IPs)."""
+    settings = _fresh_settings(floor_settings)
     supervisor = Supervisor(Path(floor_settings.log_dir) / "brokers" / "trusted")
+    stack = PaperStack(supervisor, settings, "trusted")
     try:
-        yield start_paper_stack(supervisor, prefix="trusted", gateway_args=("--trusted", "127.0.0.2"))
+        stack.start_venue()
+        for name, port in gateway_ports(stack).items():
+            spec = services.gateway_spec(settings, name, port, prefix="trusted")
+            spec = dataclasses.replace(spec, argv=[*spec.argv, "--trusted", "127.0.0.2"])
+            stack.services[name] = supervisor.start(spec)
+        yield stack
     finally:
         supervisor.stop_all()
