@@ -782,7 +782,7 @@ class Venue:
             avg_cost=state.avg_cost() if state else Decimal(0),
             market_price=mark,
             market_value=qty * mark,
-            unrealized_pnl=state.unrealized(mark) if state else Decimal(0),
+            unrealized_pnl=state.unrealized(mark) if state and qty else Decimal(0),
             realized_pnl=state.realized if state else Decimal(0),
         )
 
