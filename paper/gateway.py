@@ -6,8 +6,9 @@
 Speaks the TWS socket protocol (server version 178) to API clients such as ib_async and
 IB's own ``ibapi`` and turns their requests into calls on the venue, the way IB Gateway
 fronts IB's servers: the gateway holds no order state of its own, so killing it loses nothing.
-If the venue connection drops, clients get 1100, the gateway reconnects with backoff and
-clients get 1101 (market data must be re-requested) once it is back.
+If the venue connection drops, clients get 1100; the gateway reconnects with backoff, renews
+every market-data subscription and sends 1102 (or 1101 if some could not be renewed and
+must be re-requested).
 """
 
 from __future__ import annotations

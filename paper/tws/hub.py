@@ -278,7 +278,6 @@ class Hub:
 
     def venue_lost(self) -> None:
         self.venue_up = False
-        self.market.clear()
         frame = outgoing.error(-1, CONNECTIVITY_LOST, LOST_TEXT)
         for session in self.sessions:
             if session.state is State.READY:
@@ -287,18 +286,26 @@ class Hub:
     def venue_restored(self, venue: VenueClient) -> None:
         self._remove_listener()
         self.venue = venue
-        self.market = MarketData(venue)
+        old_market, self.market = self.market, MarketData(venue)
         self._remove_listener = venue.add_listener(self.on_venue_event)
         self.venue_up = True
-        # Market data subscriptions lived on the old connection: clients must re-request.
-        frame = outgoing.error(
-            -1,
-            CONNECTIVITY_RESTORED_DATA_LOST,
-            "Connectivity between IB and Trader Workstation has been restored - data lost.",
-        )
-        for session in self.sessions:
-            if session.state is State.READY:
-                session.send(frame)
+
+        async def restore() -> None:
+            # Subscriptions lived on the old venue connection: renew them, then tell clients
+            # whether their market data carried over (1102) or must be re-requested (1101).
+            maintained = await self.market.adopt(old_market)
+            frame = (
+                outgoing.error(-1, CONNECTIVITY_RESTORED, RESTORED_TEXT)
+                if maintained
+                else outgoing.error(-1, CONNECTIVITY_RESTORED_DATA_LOST, RESTORED_LOST_TEXT)
+            )
+            for session in self.sessions:
+                if session.state is State.READY:
+                    session.send(frame)
+
+        task = asyncio.ensure_future(restore())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ orders
 
@@ -497,6 +504,8 @@ class Hub:
 
 
 LOST_TEXT = "Connectivity between IB and Trader Workstation has been lost."
+RESTORED_TEXT = "Connectivity between IB and Trader Workstation has been restored - data maintained."
+RESTORED_LOST_TEXT = "Connectivity between IB and Trader Workstation has been restored - data lost."
 
 
 def _ignore(session: ClientSession, msg: object) -> None:

@@ -241,13 +241,41 @@ class MarketData:
             if before != len(feed.subscribers):
                 self._spawn(self._maybe_release_depth(symbol, feed))
 
-    def symbols(self) -> tuple[list[str], list[str]]:
-        return list(self.ticks), list(self.depth)
-
-    def clear(self) -> None:
-        """Forget every subscription (the venue connection they lived on is gone)."""
-        self.ticks.clear()
-        self.depth.clear()
+    async def adopt(self, old: MarketData) -> bool:
+        """Take over ``old``'s subscribers after a venue reconnect: subscribe again on this
+        connection and bring every subscriber up to date (317 reset plus fresh rows for
+        depth, changed ticks for L1). False if any symbol could not be restored; its
+        subscribers are dropped and must re-request."""
+        restored = True
+        for symbol, tick_feed in old.ticks.items():
+            if not tick_feed.subscribers:
+                continue
+            try:
+                tick = await self.venue.subscribe_ticks(symbol)
+            except Exception as exc:
+                log.warning("L1 %s not restored: %s", symbol, exc)
+                restored = False
+                continue
+            self.ticks[symbol] = TickFeed(symbol, tick, list(tick_feed.subscribers))
+            for session, req_id in tick_feed.subscribers:
+                frames = _tick_frames(req_id, tick_feed.last, tick)
+                if frames:
+                    session.send_many(frames)
+        for symbol, depth_feed in old.depth.items():
+            if not depth_feed.subscribers:
+                continue
+            feed = self.depth[symbol] = DepthFeed(symbol, pending=[])
+            try:
+                snapshot = await self.venue.subscribe_depth(symbol)
+            except Exception as exc:
+                log.warning("L2 %s not restored: %s", symbol, exc)
+                del self.depth[symbol]
+                restored = False
+                continue
+            feed.subscribers = list(depth_feed.subscribers)
+            self._load(feed, snapshot)
+            self._send_reset(feed)
+        return restored
 
     _tasks: set[asyncio.Task[None]] = set()
 
