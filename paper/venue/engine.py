@@ -538,6 +538,9 @@ class Venue:
         def reject(reason: str) -> OrderRefused:
             return OrderRefused(ERR_ORDER_REJECTED, f"Order rejected - reason:{reason}")
 
+        for value in (spec.lmt_price, spec.aux_price, spec.trailing_percent, spec.trail_stop_price):
+            if value is not None and not value.is_finite():
+                raise reject(f"Invalid price {value}")
         if spec.action not in ACTIONS:
             raise reject(f"Invalid action {spec.action!r}")
         if spec.order_type not in ORDER_TYPES:

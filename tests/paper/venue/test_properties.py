@@ -12,7 +12,18 @@ from hypothesis import strategies as st
 
 from paper.venue.book import Book, Resting
 from paper.venue.engine import Venue, VenueConfig
-from paper.venue.messages import ASK, BID, ExecutionFilter, OrderAck, OrderSpec, PlaceOrder
+from paper.venue.messages import (
+    ASK,
+    BID,
+    CANCEL_FAILURE_CODES,
+    CODE_ORDER_CANCELLED,
+    ORDER_REJECT_CODES,
+    ExecutionFilter,
+    OrderAck,
+    OrderReject,
+    OrderSpec,
+    PlaceOrder,
+)
 from paper.venue.symbols import DEFAULT_SYMBOLS, with_event_rate
 from tests.paper.venue.support import MS, T0, Trader, quiet_venue
 
@@ -337,3 +348,41 @@ def test_modify_keeps_priority_only_for_a_size_decrease(
         level = v.by_symbol["AAPL"].book.levels[BID][999]
         assert [o.owner.perm_id for o in level.orders.values()] == expected
         assert level.size == sum(o.qty for o in level.orders.values())
+
+
+any_decimal = st.one_of(
+    st.none(),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.decimals(min_value=Decimal("-5"), max_value=Decimal("500"), places=3),
+)
+any_spec = st.builds(
+    OrderSpec,
+    action=st.sampled_from(["BUY", "SELL", "buy", "", "SSHORT"]),
+    total_qty=st.integers(-(2**63), 2**63),
+    order_type=st.sampled_from(["MKT", "LMT", "STP", "STP LMT", "TRAIL", "MOC", ""]),
+    lmt_price=any_decimal,
+    aux_price=any_decimal,
+    trailing_percent=any_decimal,
+    trail_stop_price=any_decimal,
+    tif=st.sampled_from(["DAY", "GTC", "IOC", "FOK", ""]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(-2, 40), any_spec, st.text(max_size=5)), max_size=12)
+)
+def test_any_order_input_is_acked_or_refused_with_a_code_and_breaks_nothing(
+    orders: list[tuple[int, int, OrderSpec, str]],
+) -> None:
+    venue = Venue(busy_config(), seed=3, start_ns=T0)
+    t = T0
+    for client_id, order_id, spec, symbol in orders:
+        t += MS
+        reply = venue.place(PlaceOrder(client_id, order_id, spec, symbol=symbol or "AAPL"), t)
+        assert isinstance(reply, OrderAck | OrderReject)
+        if isinstance(reply, OrderReject):
+            assert reply.code in ORDER_REJECT_CODES and reply.message
+        result = venue.cancel(client_id, order_id + 1, t)
+        assert result.code in CANCEL_FAILURE_CODES | {CODE_ORDER_CANCELLED}
+    check_invariants(venue)
