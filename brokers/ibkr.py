@@ -142,6 +142,7 @@ class IbkrBroker:
         self._starting = False
         self._next_order_id = 0
         self._global_cancel_pending = False
+        self._late_cancelled: set[tuple[int, int]] = set()
         self._reconcile_task: asyncio.Task[None] | None = None
         self._contracts: dict[str, Contract] = {}
         self._market = MarketData()
@@ -499,6 +500,14 @@ class IbkrBroker:
         rec = self._orders.find(order.orderRef, client_id, order.orderId, order.permId or st.permId)
         if rec is None:
             return
+        if (
+            not adopt
+            and order.orderId > 0
+            and rec.order_id is not None
+            and (client_id, order.orderId) != (rec.client_id, rec.order_id)
+        ):
+            self._late_duplicate(rec, client_id, order.orderId, cv.status(st.status))
+            return
         if adopt and (rec.held or rec.order_id != order.orderId) and order.orderId > 0:
             self._orders.bind(rec, client_id, order.orderId, session.label)
             if rec.held:
@@ -521,6 +530,29 @@ class IbkrBroker:
         avg = cv.price(st.avgFillPrice) if filled > 0 else None
         if self._orders.apply_status(rec, status, filled, avg):
             self._emit_status(rec)
+
+    def _late_duplicate(
+        self, rec: OrderRecord, client_id: int, order_id: int, status: BrokerOrderStatus
+    ) -> None:
+        """An order carrying ``rec``'s order_ref under another order id: the original of an
+        order that was resent after a failover reached the broker after all (a frozen gateway
+        passed it on late). The resend is the one the floor tracks; the late one is cancelled."""
+        if status.is_done or (client_id, order_id) in self._late_cancelled:
+            return
+        session = self._active
+        if session is None or session.ib is None or session.config.client_id != client_id:
+            return
+        self._late_cancelled.add((client_id, order_id))
+        session.ib.client.cancelOrder(order_id, "")
+        self._emit(
+            BrokerNotice(
+                code=0,
+                message=f"cancelled a late duplicate of {rec.order.order_ref} (order id {order_id})",
+                req_id=order_id,
+                session=session.label,
+                time=datetime.now(UTC),
+            )
+        )
 
     def _emit_status(self, rec: OrderRecord) -> None:
         self._emit(

@@ -27,6 +27,7 @@ from brokers.base import (
 from brokers.ibkr import IbkrBroker, IbkrConfig
 from tests.brokers.conftest import HOST, PaperStack, gateway_ports, kill_gateway, restart_gateway
 from tests.brokers.recorder import Recorder
+from tests.helpers import eventually
 
 ACCOUNT = "DU1234567"
 _client_ids = itertools.count(51)
@@ -163,3 +164,32 @@ async def test_sockets_bind_to_the_configured_source_address(trusting_127_0_0_2:
             assert session.conn.transport.get_extra_info("sockname")[0] == "127.0.0.2"
     finally:
         await bound.close()
+
+
+async def test_order_written_to_a_frozen_primary_is_resent_once_and_not_duplicated(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    await own_stack.acontrol("POST", "/gateways/primary/freeze", {"seconds": 1.5})
+    order = resting()
+    first = b.place(order)  # written into the frozen gateway's socket; it never answers
+    assert first.sent
+    change = await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    assert "heartbeat" in change.cause
+    accepted = await rec.next(OrderAccepted, order_ref=order.order_ref)
+    assert accepted.order_id != first.order_id  # resent through the standby under a new id
+    # The primary thaws and comes back as the standby; whatever it passed on late is cancelled.
+    await rec.next(
+        SessionChanged,
+        timeout=15,
+        change=SessionChange.STANDBY_UP,
+        gateway=f"{HOST}:{own_stack.gateway_port}",
+    )
+
+    async def exactly_one_working() -> bool:
+        return [o.order_ref for o in await b.open_orders()].count(order.order_ref) == 1
+
+    await eventually(exactly_one_working)  # type: ignore[arg-type]
+    working = [o for o in await b.open_orders() if o.order_ref == order.order_ref]
+    assert working[0].order_id == accepted.order_id
