@@ -1,0 +1,134 @@
+"""BrokerSession on the time-skipping server: epochs, one reconciliation per epoch, dedupe,
+continue-as-new carrying the state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.broker_session import ReconcileReport, ReconcileRequest
+from tests.helpers import eventually
+from workflows.broker_session import (
+    BrokerSession,
+    BrokerSessionInput,
+    BrokerSessionView,
+    Change,
+    SessionChange,
+    SessionViewQuery,
+)
+
+QUEUE = "broker-session-test"
+T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+class Reconciler:
+    def __init__(self) -> None:
+        self.requests: list[ReconcileRequest] = []
+
+    @activity.defn(name="reconcile_account")
+    async def reconcile_account(self, req: ReconcileRequest) -> ReconcileReport:
+        self.requests.append(req)
+        return ReconcileReport(
+            account=req.account,
+            epoch=req.epoch,
+            as_of=datetime.now(UTC),
+            missed_fills=[f"x-{req.epoch}"],
+            last_exec_time=T0 + timedelta(minutes=req.epoch),
+        )
+
+
+def _change(n: int, change: Change, epoch: int, gateway: str = "127.0.0.1:4002") -> SessionChange:
+    return SessionChange(
+        event_id=f"s{n}",
+        change=change,
+        gateway=gateway,
+        cause=f"cause {n}",
+        epoch=epoch,
+        ts=T0 + timedelta(seconds=n),
+    )
+
+
+async def _view(handle: WorkflowHandle) -> BrokerSessionView:
+    return await handle.query(BrokerSession.view, SessionViewQuery())
+
+
+async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_execution(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    rec = Reconciler()
+    account = f"DU{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
+    ):
+        handle = await skipping_env.client.start_workflow(
+            BrokerSession.run,
+            BrokerSessionInput(account=account),
+            id=f"broker-session/{account}",
+            task_queue=QUEUE,
+        )
+        for s in [
+            _change(1, Change.CONNECTED, 0),
+            _change(2, Change.DISCONNECTED, 0),
+            _change(3, Change.RECONNECTED, 1),
+            _change(3, Change.RECONNECTED, 1),  # redelivered
+            _change(4, Change.FAILED_OVER, 2, gateway="127.0.0.1:4012"),
+            _change(5, Change.RECONNECTED, 2),  # stale epoch: recorded, not reconciled again
+        ]:
+            await handle.signal(BrokerSession.on_session, s)
+
+        async def five_epochs() -> BrokerSessionView | None:
+            v = await _view(handle)
+            return v if len(v.epochs) == 5 else None
+
+        view = await eventually(five_epochs, timeout=20)
+        await handle.terminate()
+
+    assert [r.epoch for r in rec.requests] == [0, 1, 2]
+    assert [r.since for r in rec.requests] == [None, T0, T0 + timedelta(minutes=1)]
+    assert [e.change for e in view.epochs] == [
+        Change.CONNECTED,
+        Change.DISCONNECTED,
+        Change.RECONNECTED,
+        Change.FAILED_OVER,
+        Change.RECONNECTED,
+    ]
+    reconnect = view.epochs[2]
+    assert reconnect.outage_started_at == T0 + timedelta(seconds=2)
+    assert reconnect.reconcile is not None and reconnect.reconcile.missed_fills == ["x-1"]
+    assert view.epochs[4].reconcile is None
+    assert view.connected and view.gateway == "127.0.0.1:4002" and view.last_epoch == 2
+
+
+async def test_continue_as_new_keeps_epochs_and_last_execution(skipping_env: WorkflowEnvironment) -> None:
+    rec = Reconciler()
+    account = f"DU{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
+    ):
+        handle = await skipping_env.client.start_workflow(
+            BrokerSession.run,
+            BrokerSessionInput(account=account, continue_after_signals=3),
+            id=f"broker-session/{account}",
+            task_queue=QUEUE,
+        )
+        first_run = (await handle.describe()).run_id
+        for n in range(1, 8):
+            change = Change.DISCONNECTED if n % 2 else Change.RECONNECTED
+            await handle.signal(BrokerSession.on_session, _change(n, change, n))
+        latest = skipping_env.client.get_workflow_handle(f"broker-session/{account}")
+
+        async def settled() -> BrokerSessionView | None:
+            v = await _view(latest)
+            return v if len(v.epochs) == 7 else None
+
+        view = await eventually(settled, timeout=20)
+        assert (await latest.describe()).run_id != first_run
+        await latest.terminate()
+    assert [r.epoch for r in rec.requests] == [2, 4, 6]
+    assert view.last_exec_time == T0 + timedelta(minutes=6)
+    assert not view.connected

@@ -1,0 +1,216 @@
+"""BrokerSession: one long-running workflow per broker account (id ``broker-session/<account>``).
+
+Every change of connectivity (``session`` signal: disconnected, reconnected, failed over)
+is recorded as an epoch with its times, gateway and cause; after every reconnect or failover
+the workflow runs the reconciliation activity (broker open orders and executions since the
+last one seen, compared with the ledger). Signals dedupe on ``event_id``, and a change whose
+epoch number is not newer than the last one handled is recorded but not reconciled again.
+
+The history is kept short with continue-as-new: the carried state is the last
+:data:`KEEP_EPOCHS` epochs, the time of the last reconciled execution and the connection
+state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.broker_session import BrokerSessionActivities, ReconcileReport, ReconcileRequest
+    from workflows import search
+
+KEEP_EPOCHS = 20
+KEEP_EVENT_IDS = 200
+CONTINUE_AFTER_SIGNALS = 500
+
+RECONCILE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=5
+)
+"""Reconciliation is idempotent (see :mod:`activities.broker_session`), so it may retry; bounded
+so a dead gateway shows up as a failed epoch, and the next reconnect reconciles again."""
+
+
+class Change(enum.StrEnum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTED = "reconnected"
+    FAILED_OVER = "failed_over"
+
+
+RECONCILE_AFTER = frozenset({Change.CONNECTED, Change.RECONNECTED, Change.FAILED_OVER})
+
+
+@dataclass(frozen=True)
+class SessionChange:
+    """One connectivity change, as the broker session reports it
+    (:class:`brokers.base.SessionChanged`)."""
+
+    event_id: str
+    change: Change
+    gateway: str
+    cause: str
+    epoch: int
+    ts: datetime
+    previous_gateway: str | None = None
+
+
+@dataclass(frozen=True)
+class Epoch:
+    number: int
+    change: Change
+    gateway: str
+    cause: str
+    started_at: datetime
+    previous_gateway: str | None = None
+    outage_started_at: datetime | None = None
+    """For a reconnect: when the preceding disconnect was reported."""
+    reconcile: ReconcileReport | None = None
+    reconcile_error: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerSessionInput:
+    account: str
+    connected: bool = False
+    gateway: str = ""
+    last_epoch: int = -1
+    last_exec_time: datetime | None = None
+    disconnected_at: datetime | None = None
+    epochs: list[Epoch] = field(default_factory=list)
+    seen_event_ids: list[str] = field(default_factory=list)
+    continue_after_signals: int = CONTINUE_AFTER_SIGNALS
+
+
+@dataclass(frozen=True)
+class SessionViewQuery:
+    """Empty today; a place for options without changing the query's signature."""
+
+
+@dataclass(frozen=True)
+class BrokerSessionView:
+    account: str
+    connected: bool
+    gateway: str
+    last_epoch: int
+    last_exec_time: datetime | None
+    epochs: list[Epoch]
+
+
+@workflow.defn(name="BrokerSession")
+class BrokerSession:
+    @workflow.init
+    def __init__(self, inp: BrokerSessionInput) -> None:
+        self._account = inp.account
+        self._connected = inp.connected
+        self._gateway = inp.gateway
+        self._last_epoch = inp.last_epoch
+        self._last_exec_time = inp.last_exec_time
+        self._disconnected_at = inp.disconnected_at
+        self._epochs = list(inp.epochs)
+        self._seen = list(inp.seen_event_ids)
+        self._queue: list[SessionChange] = []
+        self._handled = 0
+        self._continue_after = inp.continue_after_signals
+
+    @workflow.run
+    async def run(self, inp: BrokerSessionInput) -> None:
+        self._publish_search_attributes()
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._queue) or workflow.info().is_continue_as_new_suggested()
+            )
+            while self._queue:
+                await self._handle(self._queue.pop(0))
+            if self._handled >= self._continue_after or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._queue:
+                    workflow.continue_as_new(self._carry())
+
+    @workflow.signal(name="session")
+    def on_session(self, change: SessionChange) -> None:
+        if change.event_id in self._seen:
+            return
+        self._seen.append(change.event_id)
+        del self._seen[:-KEEP_EVENT_IDS]
+        self._queue.append(change)
+
+    @workflow.query(name="view")
+    def view(self, _: SessionViewQuery) -> BrokerSessionView:
+        return BrokerSessionView(
+            account=self._account,
+            connected=self._connected,
+            gateway=self._gateway,
+            last_epoch=self._last_epoch,
+            last_exec_time=self._last_exec_time,
+            epochs=list(self._epochs),
+        )
+
+    async def _handle(self, change: SessionChange) -> None:
+        self._handled += 1
+        epoch = Epoch(
+            number=change.epoch,
+            change=change.change,
+            gateway=change.gateway,
+            cause=change.cause,
+            started_at=change.ts,
+            previous_gateway=change.previous_gateway,
+        )
+        if change.change is Change.DISCONNECTED:
+            self._connected = False
+            self._disconnected_at = change.ts
+            self._remember(epoch)
+            self._publish_search_attributes()
+            return
+        self._connected = True
+        self._gateway = change.gateway
+        epoch = replace(epoch, outage_started_at=self._disconnected_at)
+        self._disconnected_at = None
+        self._publish_search_attributes()
+        if change.change not in RECONCILE_AFTER or change.epoch <= self._last_epoch:
+            self._remember(epoch)
+            return
+        self._last_epoch = change.epoch
+        try:
+            report = await workflow.execute_activity_method(
+                BrokerSessionActivities.reconcile_account,
+                ReconcileRequest(account=self._account, epoch=change.epoch, since=self._last_exec_time),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RECONCILE_RETRY,
+            )
+        except ActivityError as exc:
+            self._remember(replace(epoch, reconcile_error=str(exc.cause or exc)))
+            return
+        if report.last_exec_time is not None:
+            self._last_exec_time = report.last_exec_time
+        self._remember(replace(epoch, reconcile=report))
+
+    def _remember(self, epoch: Epoch) -> None:
+        self._epochs.append(epoch)
+        del self._epochs[:-KEEP_EPOCHS]
+
+    def _carry(self) -> BrokerSessionInput:
+        return BrokerSessionInput(
+            account=self._account,
+            connected=self._connected,
+            gateway=self._gateway,
+            last_epoch=self._last_epoch,
+            last_exec_time=self._last_exec_time,
+            disconnected_at=self._disconnected_at,
+            epochs=list(self._epochs),
+            seen_event_ids=list(self._seen),
+            continue_after_signals=self._continue_after,
+        )
+
+    def _publish_search_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                search.ACCOUNT.value_set(self._account),
+                search.STATE.value_set("Connected" if self._connected else "Disconnected"),
+            ]
+        )
