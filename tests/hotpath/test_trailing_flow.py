@@ -55,17 +55,23 @@ async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(
     assert working.kind is EventKind.SUBMITTED, working.reason
 
     await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 3, "ms": 300})
-    moves = await eventually(lambda: _moved_by(hotpath, trail.command_id, Decimal("3")), timeout=15.0)
+    try:
+        moves = await eventually(lambda: _moved_by(hotpath, trail.command_id, Decimal("3")), timeout=20.0)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"stop did not follow: moves={await moves_of(hotpath, trail.command_id)}, "
+            f"quote={await quote(paper, 'AAPL')}"
+        ) from exc
     stops = [Decimal(m["new_stop"]) for m in moves]
     assert stops == sorted(stops), "a trailing stop never moves back"
     assert all(m["tick_to_write_us"] is not None and m["tick_to_write_us"] < 1_000_000 for m in moves)
 
     await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": -3, "ms": 300})
     done = await await_event(kafka_bootstrap, trail.command_id, EventKind.FILLED, EventKind.CANCELLED)
-    assert done.kind is EventKind.FILLED and done.filled_qty == 5
+    assert done.kind is EventKind.FILLED and done.filled_qty == 5, done
     assert done.avg_fill_price is not None
     # A stop fills near where it was last moved to, not near the original stop.
-    assert done.avg_fill_price > Decimal(moves[0]["old_stop"])
+    assert done.avg_fill_price > Decimal(moves[0]["old_stop"]), (done, moves)
 
 
 async def _moved_by(
