@@ -245,7 +245,72 @@ def _start_api(f: Fields) -> StartApi:
     return StartApi(client_id, caps)
 
 
+PLAIN_ORDER_FIELDS = 114
+"""A placeOrder at server version 178 without any optional block (tws-protocol.md 5.5)."""
+
+
 def _place_order(f: Fields) -> PlaceOrder:
+    fields = f.fields
+    if (
+        len(fields) == PLAIN_ORDER_FIELDS
+        and fields[4] != "BAG"
+        and fields[64] == ""  # deltaNeutralOrderType
+        and fields[72] in _NO_SCALE  # scalePriceIncrement
+        and fields[76] == ""  # hedgeType
+        and fields[81] in ("", "0")  # deltaNeutralContract
+        and fields[82] == ""  # algoStrategy
+        and fields[89] in ("", "0")  # conditionCount
+        and fields[18].replace(" ", "") != "PEGBENCH"
+    ):
+        return _plain_order(f)
+    return _any_order(f)
+
+
+_NO_SCALE = frozenset({"", "0", "0.0", "1.7976931348623157e+308", "1.7976931348623157E308"})
+
+
+def _plain_order(f: Fields) -> PlaceOrder:
+    """The common case read by position: the same result as ``_any_order`` (a property test
+    holds them to that), without walking 114 fields one call at a time."""
+    x = f.fields
+
+    def number(index: int, name: str) -> Decimal | None:
+        f.pos = index
+        return f.decimal(name)
+
+    def flag(index: int, name: str) -> bool:
+        f.pos = index
+        return f.bool(name)
+
+    f.pos = 1
+    order_id = f.int("orderId")
+    con_id = f.int("conId", default=0)
+    f.pos = 28
+    parent_id = f.int("parentId", default=0)
+    f.pos = len(x)
+    return PlaceOrder(
+        order_id=order_id,
+        contract=ContractRef(con_id, x[3], x[4], x[9], x[10], x[11], x[12]),
+        action=x[16],
+        total_qty=number(17, "totalQuantity"),
+        order_type=x[18],
+        lmt_price=number(19, "lmtPrice"),
+        aux_price=number(20, "auxPrice"),
+        tif=x[21],
+        account=x[23],
+        order_ref=x[26],
+        transmit=flag(27, "transmit"),
+        parent_id=parent_id,
+        outside_rth=flag(33, "outsideRth"),
+        trail_stop_price=number(68, "trailStopPrice"),
+        trailing_percent=number(69, "trailingPercent"),
+        what_if=flag(84, "whatIf"),
+        has_combo_legs=False,
+        has_conditions=False,
+    )
+
+
+def _any_order(f: Fields) -> PlaceOrder:
     # Layout in tws-protocol.md section 5.5; conditional blocks are consumed so that the
     # fields behind them (whatIf, conditions) are read from the right place.
     order_id = f.int("orderId")

@@ -48,22 +48,14 @@ def current_time(epoch_seconds: int) -> bytes:
 
 
 def order_status(u: OrderUpdate) -> bytes:
-    return encode_frame(
-        (
-            3,
-            u.order_id,
-            u.status,
-            u.filled,
-            u.remaining,
-            u.avg_fill_price or Decimal(0),
-            u.perm_id,
-            0,
-            u.last_fill_price or Decimal(0),
-            u.client_id,
-            u.why_held,
-            "0.0",
-        )
-    )
+    """orderStatus (12 fields; on the acknowledgement path, so formatted by hand)."""
+    avg = "0" if u.avg_fill_price is None else format(u.avg_fill_price, "f")
+    last = "0" if u.last_fill_price is None else format(u.last_fill_price, "f")
+    payload = (
+        f"3\0{u.order_id}\0{u.status}\0{u.filled}\0{u.remaining}\0{avg}\0{u.perm_id}\0"
+        f"0\0{last}\0{u.client_id}\0{u.why_held}\0" + "0.0\0"
+    ).encode()
+    return _LEN.pack(len(payload)) + payload
 
 
 def _const(*fields: Field) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from paper.tws import incoming as im
 from paper.tws.codec import (
     BadPrefix,
     FieldError,
+    Fields,
     FrameDecoder,
     FrameTooLarge,
     MalformedFrame,
@@ -196,3 +198,42 @@ def test_fuzz_truncated_and_padded_orders(cut: int, pad: int) -> None:
     # Trailing fields beyond the layout (a newer client's extras) are tolerated.
     msg = im.decode(MKT_ORDER + [""] * pad)
     assert isinstance(msg, im.PlaceOrder)
+
+
+order_values = st.fixed_dictionaries(
+    {
+        1: st.sampled_from(["8", "123456", "x", ""]),
+        2: st.sampled_from(["0", "265598", "", "abc"]),
+        16: st.sampled_from(["BUY", "SELL"]),
+        17: st.sampled_from(["100", "100.0", "0.5", "", "lots"]),
+        18: st.sampled_from(["MKT", "LMT", "STP", "STP LMT", "TRAIL", "PEG BENCH"]),
+        19: st.sampled_from(["", "150.05", "1.7976931348623157e+308", "x"]),
+        20: st.sampled_from(["", "0.0", "2.5"]),
+        21: st.sampled_from(["", "DAY", "GTC", "IOC"]),
+        27: st.sampled_from(["1", "0", "2"]),
+        28: st.sampled_from(["0", "", "7"]),
+        33: st.sampled_from(["0", "1"]),
+        68: st.sampled_from(["", "99.5"]),
+        69: st.sampled_from(["", "1.5"]),
+        72: st.sampled_from(["", "0.0", "0.5"]),
+        84: st.sampled_from(["0", "1"]),
+        89: st.sampled_from(["0", ""]),
+    }
+)
+
+
+@settings(max_examples=400)
+@given(order_values)
+def test_plain_order_fast_path_agrees_with_the_field_walker(values: dict[int, str]) -> None:
+    fields = list(MKT_ORDER)
+    for index, value in values.items():
+        fields[index] = value
+
+    def outcome(read: Callable[[], object]) -> object:
+        try:
+            return read()
+        except FieldError as exc:
+            return ("FieldError", exc.name)
+
+    # decode() takes the positional fast path whenever the order has no optional block.
+    assert outcome(lambda: im.decode(fields)) == outcome(lambda: im._any_order(Fields(fields)))
