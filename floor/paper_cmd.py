@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -43,11 +44,15 @@ def venue_spec(
     depth_rates: Mapping[str, float] | None = None,
     paused: bool = False,
     name: str = VENUE_SERVICE,
+    counters_file: Path | None = None,
 ) -> ServiceSpec:
     """Supervisor spec for ``python -m paper.venue`` on the settings' venue ports.
 
-    ``depth_rates`` maps a symbol (or ``"*"`` for all) to model events per second.
+    ``depth_rates`` maps a symbol (or ``"*"`` for all) to model events per second. permIds and
+    order-id high-water marks persist in ``counters_file`` (default under ``var_dir``), so they
+    keep increasing across venue restarts.
     """
+    counters = counters_file or settings.var_dir / "paper" / "venue-counters.json"
     argv = [
         sys.executable,
         "-m",
@@ -67,6 +72,7 @@ def venue_spec(
         argv += ["--depth-rate", repr(rate) if symbol == "*" else f"{symbol}={rate!r}"]
     if paused:
         argv.append("--paused")
+    argv += ["--counters-file", str(counters)]
     return ServiceSpec(
         name=name,
         argv=argv,

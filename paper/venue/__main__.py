@@ -13,6 +13,7 @@ import gc
 import logging
 import signal
 from decimal import Decimal
+from pathlib import Path
 
 from paper.venue.control import ControlApi
 from paper.venue.engine import VenueConfig
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cash", default="1000000.00", help="initial cash (USD)")
     parser.add_argument("--paused", action="store_true", help="start with the market clock stopped")
     parser.add_argument("--start-ns", type=int, default=None, help="market clock origin (ns since epoch)")
+    parser.add_argument(
+        "--counters-file", type=Path, default=None, help="keep permId/order-id high-water marks here"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     try:
@@ -64,7 +68,12 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"--depth-rate names unknown symbols: {', '.join(sorted(unknown))}")
     config = VenueConfig(symbols=symbols, account=args.account, initial_cash=Decimal(args.cash))
     venue = VenueServer(
-        config, args.seed, time_scale=args.time_scale, paused=args.paused, start_ns=args.start_ns
+        config,
+        args.seed,
+        time_scale=args.time_scale,
+        paused=args.paused,
+        start_ns=args.start_ns,
+        counters_path=args.counters_file,
     )
     control = ControlApi(venue)
     # Start-up objects never die; keeping them out of collections keeps pauses off the order path.

@@ -201,6 +201,7 @@ class Venue:
         epoch: int = 0,
         first_perm_id: int = 1_000_001,
         highest_order_ids: dict[int, int] | None = None,
+        first_exec_seq: int = 0,
     ) -> None:
         self.config = config
         self.seed = seed
@@ -217,8 +218,11 @@ class Venue:
         self.next_perm_id = first_perm_id
         self.executions: list[ExecutionReport] = []
         self.out: list[object] = []
-        self._exec_seq = 0
-        self._exec_prefix = f"{seed & 0xFFFF:04x}{epoch & 0xFFFF:04x}"
+        self.exec_seq = first_exec_seq
+        # Execution ids must never repeat, not even across venue restarts (the floor dedupes
+        # fills on them): the start time (an input, so replays still match) and the reset epoch.
+        self._exec_prefix = f"{(start_ns // 1_000_000) & 0xFFFFFFFF:08x}"
+        self._exec_suffix = f"{epoch & 0xFF:02x}.01"
         self._moves: list[tuple[int, int, int, float, bool]] = []
         self._move_seq = 0
         self._dirty_positions: set[str] = set()
@@ -339,8 +343,8 @@ class Venue:
         commission = total_commission - wo.commission
         wo.commission = total_commission
         realized = self.account.apply_fill(s.symbol, qty if wo.buy else -qty, price_d, commission)
-        self._exec_seq += 1
-        exec_id = f"{self._exec_prefix}.{self._exec_seq:08x}.01.01"
+        self.exec_seq += 1
+        exec_id = f"{self._exec_prefix}.{self.exec_seq:08x}.{self._exec_suffix}"
         execution = Execution(
             exec_id=exec_id,
             perm_id=wo.perm_id,

@@ -16,10 +16,12 @@ import socket
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from paper.venue import codec, wire
+from paper.venue import codec, counters, wire
 from paper.venue.clock import MarketClock
+from paper.venue.counters import Counters
 from paper.venue.engine import NEVER, SymbolState, Venue, VenueConfig
 from paper.venue.messages import (
     ERR_BAD_REQUEST,
@@ -61,6 +63,7 @@ from paper.venue.symbols import with_event_rate
 
 log = logging.getLogger(__name__)
 
+COUNTERS_SAVE_INTERVAL = 1.0
 MIN_SLEEP = 0.001
 MAX_SLEEP = 0.05
 MAX_BUFFERED = 256 * 1024 * 1024
@@ -140,11 +143,25 @@ class VenueServer:
         time_scale: float = 1.0,
         paused: bool = False,
         start_ns: int | None = None,
+        counters_path: Path | None = None,
     ) -> None:
         self.config = config
         self.clock = MarketClock(time_scale, origin_ns=start_ns, paused=paused)
         self.epoch = 0
-        self.venue = Venue(config, seed, self.clock.now_ns())
+        self.counters_path = counters_path
+        start = Counters()
+        if counters_path is not None and counters_path.exists():
+            start = counters.load(counters_path).after_restart()
+        self.venue = Venue(
+            config,
+            seed,
+            self.clock.now_ns(),
+            first_perm_id=start.next_perm_id,
+            highest_order_ids=start.highest_order_ids,
+            first_exec_seq=start.exec_seq,
+        )
+        self._saved: Counters | None = None
+        self._saved_at = 0.0
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
         self._driver: asyncio.Task[None] | None = None
@@ -183,6 +200,7 @@ class VenueServer:
     async def stop(self) -> None:
         if self._driver is not None:
             self._driver.cancel()
+        self.save_counters(force=True)
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
@@ -193,6 +211,7 @@ class VenueServer:
             try:
                 self.venue.advance(self.clock.now_ns())
                 self.flush()
+                self.save_counters()
             except Exception:
                 log.exception("venue step failed")
             due = self.venue.next_due_ns()
@@ -204,6 +223,19 @@ class VenueServer:
             timer = loop.call_later(delay, _settle, wake)
             await wake
             timer.cancel()
+
+    def save_counters(self, *, force: bool = False) -> None:
+        """Persist permId and order-id high-water marks, at most once a second."""
+        if self.counters_path is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._saved_at < COUNTERS_SAVE_INTERVAL:
+            return
+        self._saved_at = now
+        current = Counters(self.venue.next_perm_id, dict(self.venue.highest_ids), self.venue.exec_seq)
+        if current != self._saved:
+            counters.save(self.counters_path, current)
+            self._saved = current
 
     def wake(self) -> None:
         """Re-plan the driver's sleep (the rate or the clock changed)."""
@@ -393,6 +425,7 @@ class VenueServer:
             epoch=self.epoch,
             first_perm_id=old.next_perm_id,
             highest_order_ids=old.highest_ids,
+            first_exec_seq=old.exec_seq,
         )
         self._sent_ticks.clear()
         for conn in self.connections:
