@@ -577,10 +577,18 @@ class IbkrBroker:
         if rec is None and not adopt:
             return
         self._orders.seen_exec.add(ex.execId)
+        executed = self._executed(fill)
         if rec is not None:
             rec.exec_ids.add(ex.execId)
             self._orders.bind_perm(rec, ex.permId)
-        self._emit(self._executed(fill))
+        self._emit(executed)
+        if rec is not None and adopt:
+            # A fill missed during an outage: the broker no longer lists a filled order among
+            # the open ones, so its progress is taken from the execution's cumulative figures.
+            cum = executed.cum_quantity
+            status = BrokerOrderStatus.FILLED if cum >= rec.order.quantity else rec.status
+            if self._orders.apply_status(rec, status, cum, executed.avg_price):
+                self._emit_status(rec)
 
     def _executed(self, fill: Fill) -> Executed:
         ex = fill.execution

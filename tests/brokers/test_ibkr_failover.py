@@ -15,6 +15,8 @@ import pytest
 from brokers.base import (
     BrokerOrder,
     BrokerOrderStatus,
+    CommissionReported,
+    Executed,
     OrderAccepted,
     OrderStatusChanged,
     OrderType,
@@ -193,3 +195,41 @@ async def test_order_written_to_a_frozen_primary_is_resent_once_and_not_duplicat
     await eventually(exactly_one_working)  # type: ignore[arg-type]
     working = [o for o in await b.open_orders() if o.order_ref == order.order_ref]
     assert working[0].order_id == accepted.order_id
+
+
+async def test_fills_during_an_outage_are_recovered_on_reconnect(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    status = await own_stack.acontrol("GET", "/status")
+    bid = Decimal(next(s for s in status["symbols"] if s["symbol"] == "AAPL")["bid"])
+    order = resting(str(bid - Decimal("1.00")))
+    b.place(order)
+    await rec.next(OrderAccepted, order_ref=order.order_ref)
+
+    kill_gateway(own_stack, "primary")
+    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    kill_gateway(own_stack, "standby")
+    await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    # The market falls through the resting buy while the floor sees nothing.
+    await own_stack.acontrol("POST", "/symbols/AAPL/move", {"pct": -5, "ms": 50})
+
+    async def filled_at_venue() -> bool:
+        return (await own_stack.acontrol("GET", "/status"))["open_orders"] == 0
+
+    await eventually(filled_at_venue)  # type: ignore[arg-type]
+    assert not rec.of(Executed, order_ref=order.order_ref)
+
+    await asyncio.to_thread(restart_gateway, own_stack, "primary")
+    await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=15)
+    done = await rec.next(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.FILLED)
+    assert done.filled == 5
+    fills = rec.of(Executed, order_ref=order.order_ref)
+    assert sum(f.quantity for f in fills) == 5
+    assert all(f.price <= bid - Decimal("1.00") for f in fills)
+    for f in fills:
+        await rec.next(CommissionReported, exec_id=f.exec_id)
+    # Asked again, the broker reports the same executions; nothing new is emitted.
+    again = [e for e in await b.executions() if e.order_ref == order.order_ref]
+    assert {e.exec_id for e in again} == {f.exec_id for f in fills}
