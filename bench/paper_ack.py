@@ -2,10 +2,12 @@
 
     python -m bench.paper_ack [--orders 2000] [--warmup 200]
 
-Measures placeOrder (the call that writes the order to the socket) -> orderStatus
-``Submitted`` delivered to ib_async's ``orderStatusEvent``, one order at a time, for resting
-limit orders far from the market. The gateway runs with pacing off and ib_async's own
-throttle is disabled: at IB's 50 msgs/s the figure would be the pacing interval, not latency.
+Measures the placeOrder bytes leaving ib_async's socket -> the orderStatus ``Submitted`` for
+that order reaching ib_async's wrapper ("received"; it has decoded the openOrder that TWS
+sends first) and its ``orderStatusEvent`` ("delivered"; after ib_async's own bookkeeping),
+one order at a time, for resting limit orders far from the market. The gateway runs with
+pacing off and ib_async's own throttle is disabled: at IB's 50 msgs/s the figure would be
+the pacing interval, not latency.
 Prints p50 / p99 / max in microseconds; the goal is p99 under 1 ms.
 """
 
@@ -51,14 +53,23 @@ async def measure(port: int, orders: int, warmup: int) -> tuple[list[float], lis
             acked.set()
 
     ib.wrapper.orderStatus = on_wire  # type: ignore[method-assign,assignment]
+    conn = ib.client.conn
+    send = conn.sendMsg
+    pending_id: list[int] = [0]
+
+    def stamped_send(msg: bytes) -> None:
+        send(msg)
+        if msg[4:6] == b"3\0":  # a placeOrder frame: the clock starts when it is written
+            waiting[pending_id[0]] = time.perf_counter()
+
+    conn.sendMsg = stamped_send  # type: ignore[method-assign]
     ib.orderStatusEvent += on_status
     with Progress(transient=True) as progress:
         task = progress.add_task("placing orders", total=orders + warmup)
         for _ in range(orders + warmup):
             acked.clear()
             order = LimitOrder("BUY", 1, price)
-            order.orderId = ib.client.getReqId()
-            waiting[order.orderId] = time.perf_counter()
+            order.orderId = pending_id[0] = ib.client.getReqId()
             ib.placeOrder(contract, order)
             await asyncio.wait_for(acked.wait(), 5)
             progress.advance(task)
