@@ -59,7 +59,7 @@ def load(path: Path) -> Counters:
 def save(path: Path, counters: Counters) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     payload = {
         "next_perm_id": counters.next_perm_id,
         "highest_order_ids": {str(k): v for k, v in sorted(counters.highest_order_ids.items())},

@@ -234,7 +234,11 @@ class VenueServer:
         self._saved_at = now
         current = Counters(self.venue.next_perm_id, dict(self.venue.highest_ids), self.venue.exec_seq)
         if current != self._saved:
-            counters.save(self.counters_path, current)
+            try:
+                counters.save(self.counters_path, current)
+            except OSError as exc:  # a full disk must not stop the market; retried next second
+                log.error("cannot save venue counters to %s: %s", self.counters_path, exc)
+                return
             self._saved = current
 
     def wake(self) -> None:

@@ -35,7 +35,8 @@ def venue_process(floor_settings: FloorSettings) -> Iterator[VenueProcess]:
         update={"venue_port": free_port(), "venue_control_port": free_port()}
     )
     supervisor = Supervisor(Path(floor_settings.log_dir) / "venue-tests")
-    supervisor.start(venue_spec(settings, seed=11, name="venue-under-test"))
+    counters_file = Path(floor_settings.var_dir) / "venue-tests" / "counters.json"
+    supervisor.start(venue_spec(settings, seed=11, name="venue-under-test", counters_file=counters_file))
     try:
         yield VenueProcess(settings.host, settings.venue_port, settings.venue_control_port)
     finally:
