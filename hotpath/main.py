@@ -30,6 +30,7 @@ from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake, Timing
 from hotpath.ledger_store import LedgerStore
+from hotpath.recovery import restore_orders
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
 
@@ -160,9 +161,26 @@ async def run(
     cmd_consumer = consumer(settings.kafka, AGENT_COMMANDS, group_id=group_id)
     tasks: list[asyncio.Task[None]] = []
     try:
+        # The order map comes back before the broker connects, so the callbacks of orders that
+        # were working before a restart are recognised as the floor's.
+        restored = await restore_orders(pool, orders, book)
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
         await broker.connect()
+        for order in restored.to_send:
+            placement = broker.place(order)
+            log.warning(
+                "re-sent %s, ledgered before the last stop (%s)",
+                order.order_ref,
+                "already at the broker" if placement.duplicate else "sent now",
+            )
+        log.info(
+            "restored %d working orders, re-sent %d, %d trailing stops need re-issuing, %d refused",
+            restored.working,
+            len(restored.to_send),
+            len(restored.unsendable),
+            len(restored.refused),
+        )
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         for symbol in symbols:

@@ -1,0 +1,70 @@
+"""Start-up recovery against real Postgres and the paper venue: an order the ledger accepted
+but the broker never got is sent on start; a state row the ledger does not back never is."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import ROUND_DOWN, Decimal
+
+import asyncpg
+
+from brokers.ibkr import IbkrBroker, IbkrConfig
+from floor.settings import FloorSettings
+from hotpath.account import AccountBook
+from hotpath.floor_orders import FloorOrder
+from hotpath.recovery import NOT_LEDGERED, restore_orders
+from ledger.append import Decision, append_command
+from ledger.order_events import order_state, record_order_event
+from tests.fixtures.hotpath import Agent, enter_command
+from tests.fixtures.paper import PaperStack
+from tests.helpers import eventually
+from tests.hotpath.conftest import VENUE_ACCOUNT
+from tests.hotpath.test_hotpath_flow import CENT, quote
+from trading.order_events import EventKind
+
+
+async def test_an_accepted_unsent_order_is_sent_on_start_and_an_unledgered_one_is_refused(
+    floor_settings: FloorSettings, paper: PaperStack, agent: Agent, ledger_pool: asyncpg.Pool
+) -> None:
+    bid, _ = await quote(paper, "AAPL")
+    resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
+    # As the hot path leaves them when it stops between the ledger commit and the socket write.
+    ledgered = agent.sign(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5)
+    )
+    await append_command(ledger_pool, ledgered, decision=Decision.ACCEPTED)
+    await record_order_event(
+        ledger_pool, FloorOrder.from_command(ledgered.command, 3).event(EventKind.ACCEPTED)
+    )
+    orphan = enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5)
+    await record_order_event(ledger_pool, FloorOrder.from_command(orphan, 4).event(EventKind.ACCEPTED))
+
+    orders: dict[str, FloorOrder] = {}
+    book = AccountBook()
+    restored = await restore_orders(ledger_pool, orders, book)
+
+    [resend] = [o for o in restored.to_send if o.order_ref == ledgered.command.command_id]
+    assert (resend.quantity, resend.limit_price, resend.account) == (3, resting, VENUE_ACCOUNT)
+    assert orphan.command_id in restored.refused
+    assert orphan.command_id not in {o.order_ref for o in restored.to_send}
+    state = await order_state(ledger_pool, orphan.command_id)
+    assert state is not None and (state.kind, state.reason) == (EventKind.REJECTED, NOT_LEDGERED)
+    assert ledgered.command.command_id in orders and book.open_orders(VENUE_ACCOUNT) >= 1
+
+    broker = IbkrBroker(IbkrConfig.from_settings(floor_settings, client_id=70 + uuid.uuid4().int % 20))
+    before = (await paper.acontrol("GET", "/status"))["open_orders"]
+    await broker.connect()
+    try:
+        placement = broker.place(resend)
+        assert placement.sent and not placement.duplicate
+        await eventually(lambda: _open_orders_are(paper, before + 1), timeout=10.0)
+        # Sending again (a second restart before any callback) writes nothing new.
+        assert broker.place(resend).duplicate
+        broker.cancel(resend.order_ref)
+        await eventually(lambda: _open_orders_are(paper, before), timeout=10.0)
+    finally:
+        await broker.close()
+
+
+async def _open_orders_are(paper: PaperStack, expected: int) -> bool:
+    return bool((await paper.acontrol("GET", "/status"))["open_orders"] == expected)
