@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 PACING_LIMIT = 50
 """Messages per second a client may send, as TWS enforces it (error 100 beyond)."""
 
+MAX_UNREAD = 64 * 1024 * 1024
+"""A client that leaves this much unread (say, depth it never consumes) is cut off rather
+than let the gateway's memory grow for everyone."""
+
 ERR_MAX_RATE = 100
 ERR_READING_REQUEST = 320
 ERR_UNKNOWN_MESSAGE = 505
@@ -238,6 +242,9 @@ class ClientSession(asyncio.Protocol):
         data = b"".join(self._out)
         self._out.clear()
         self.transport.write(data)
+        if self.transport.get_write_buffer_size() > MAX_UNREAD:
+            log.warning("%r stopped reading (%d bytes unsent); closing it", self, MAX_UNREAD)
+            self.close()
 
     def close(self, *, flush: bool = False) -> None:
         if flush:
