@@ -50,8 +50,11 @@ def test_round_trip_keeps_every_field_and_decimal_exactness() -> None:
 )
 def test_round_trip_property(filled: int, price: Decimal) -> None:
     event = _event(
-        quantity=1000, filled_qty=filled, avg_fill_price=price,
-        kind=EventKind.SUBMITTED, last_fill=None,
+        quantity=1000,
+        filled_qty=filled,
+        avg_fill_price=price,
+        kind=EventKind.SUBMITTED,
+        last_fill=None,
     )
     assert decode(encode(event)) == event
 

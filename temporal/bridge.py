@@ -1,0 +1,163 @@
+"""The ``orders.events`` -> Temporal bridge, off the hot path.
+
+For every record: signal-with-start the order's ``OrderLifecycle`` (workflow id = command id;
+the start input is built from the record, so whichever record comes first starts it), and for
+an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. Offsets are committed
+only after a batch has been delivered, so a crash re-delivers rather than loses; the workflows
+dedupe on event id and execution id.
+
+A record that cannot be decoded is logged with its offset and skipped (it stays in the topic
+for inspection); a record for an order whose workflow has already finished is logged and
+skipped (the ledger has it). Run with ``python -m temporal.bridge``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from bus.topics import ORDERS_EVENTS
+from floor.settings import FloorSettings
+from temporal.client import connect
+from temporal.config import TASK_QUEUE, lifecycle_workflow_id
+from temporal.session_calendar import SessionCalendar
+from trading.order_events import OrderEvent, OrderEventError, decode
+from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "temporal-bridge"
+
+
+@dataclass
+class BridgeStats:
+    delivered: int = 0
+    undecodable: int = 0
+    finished: int = 0
+    orphan_slices: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Bridge:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str = TASK_QUEUE,
+        calendar: SessionCalendar | None = None,
+        linger_seconds: float = 300.0,
+    ) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._calendar = calendar or SessionCalendar()
+        self._linger = linger_seconds
+        self.stats = BridgeStats()
+
+    def lifecycle_input(self, event: OrderEvent) -> LifecycleInput:
+        day = event.tif in (None, "DAY")
+        return LifecycleInput(
+            command_id=event.command_id,
+            account=event.account,
+            symbol=event.symbol,
+            agent_id=event.agent_id,
+            side=event.side,
+            quantity=event.quantity,
+            parent_id=event.parent_id,
+            tif=event.tif or "DAY",
+            expires_at=self._calendar.close_after(event.ts) if day else None,
+            linger_seconds=self._linger,
+        )
+
+    async def deliver(self, event: OrderEvent) -> None:
+        """Drive the workflows this record concerns (idempotent: safe to call again)."""
+        try:
+            await self._client.start_workflow(
+                OrderLifecycle.run,
+                self.lifecycle_input(event),
+                id=lifecycle_workflow_id(event.command_id),
+                task_queue=self._task_queue,
+                start_signal="event",
+                start_signal_args=[event],
+                # A finished order's id is not reused: a late record must not start a second
+                # lifecycle that knows only that record.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            self.stats.finished += 1
+            log.info("event %s for finished order %s: ledger only", event.event_id, event.command_id)
+        if event.parent_id is not None:
+            parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
+            try:
+                await parent.signal("slice_event", event)
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                self.stats.orphan_slices += 1
+                log.warning("slice event %s: iceberg %s is not running", event.event_id, event.parent_id)
+        self.stats.delivered += 1
+
+    async def deliver_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
+        for where, raw in records:
+            try:
+                event = decode(raw)
+            except OrderEventError as exc:
+                self.stats.undecodable += 1
+                log.error("undecodable orders.events record at %s: %s", where, exc)
+                continue
+            await self.deliver(event)
+
+    async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                await self.deliver_raw(
+                    (f"{tp.topic}[{tp.partition}]@{r.offset}", r.value)
+                    for r in records
+                    if r.value is not None
+                )
+            if batches:
+                await consumer.commit()
+
+
+def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        ORDERS_EVENTS,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+
+
+async def main(argv: list[str] | None = None) -> None:
+    settings = FloorSettings()
+    parser = argparse.ArgumentParser(prog="python -m temporal.bridge", description=__doc__)
+    parser.add_argument("--temporal", default=settings.temporal)
+    parser.add_argument("--namespace", default=settings.temporal_namespace)
+    parser.add_argument("--kafka", default=settings.kafka)
+    parser.add_argument("--group-id", default=GROUP_ID)
+    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client = await connect(args.temporal, args.namespace)
+    consumer = bridge_consumer(args.kafka, args.group_id)
+    await consumer.start()
+    try:
+        log.info("bridging %s to Temporal %s (%s)", ORDERS_EVENTS, args.temporal, args.task_queue)
+        await Bridge(client, task_queue=args.task_queue).run(consumer)
+    finally:
+        await consumer.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,130 @@
+"""The Temporal worker: runs ``workflows/`` and ``activities/`` on one task queue.
+
+``python -m temporal.worker`` connects to Temporal, registers the floor's search attributes,
+loads the signing keys of the agents it acts for (``<agent_id>.pem`` files in ``--keys-dir``,
+unencrypted PKCS#8, e.g. ``sniper.pem`` and ``floor-lifecycle.pem``), starts the Kafka producer,
+the ledger pool and a read-only broker connection (the master API client, which sees every
+client's executions, for reconciliation and quotes) and polls until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.broker_session import BrokerSessionActivities, BrokerView
+from activities.commands import CommandActivities, Producer
+from activities.market import MarketActivities, QuoteSource
+from activities.quotes import StreamingQuotes
+from bus.kafka import start_producer
+from floor.settings import FloorSettings
+from ledger.db import Db
+from temporal.client import connect
+from temporal.config import TASK_QUEUE
+from temporal.search_attributes import ensure_search_attributes
+from trading.signing import private_key_from_pem
+from workflows.broker_session import BrokerSession
+from workflows.iceberg import Iceberg
+from workflows.order_lifecycle import OrderLifecycle
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS = [OrderLifecycle, Iceberg, BrokerSession]
+RECONCILE_CLIENT_ID = 0
+"""The master API client: the only one that sees every client's executions."""
+
+
+class KeysMissing(RuntimeError):
+    pass
+
+
+def load_keys(keys_dir: Path) -> dict[str, Ed25519PrivateKey]:
+    """Every ``<agent_id>.pem`` in ``keys_dir``; the file name is the agent id."""
+    if not keys_dir.is_dir():
+        raise KeysMissing(f"signing keys directory {keys_dir} does not exist")
+    keys = {p.stem: private_key_from_pem(p.read_bytes()) for p in sorted(keys_dir.glob("*.pem"))}
+    if not keys:
+        raise KeysMissing(f"no <agent_id>.pem signing keys in {keys_dir}")
+    return keys
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    producer: Producer
+    keys: Mapping[str, Ed25519PrivateKey]
+    quotes: QuoteSource
+    broker: BrokerView
+    db: Db
+
+
+def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
+    commands = CommandActivities(deps.producer, deps.keys)
+    market = MarketActivities(deps.quotes)
+    session = BrokerSessionActivities(deps.broker, deps.db, deps.producer)
+    return [commands.publish_order, commands.publish_cancel, market.get_quote, session.reconcile_account]
+
+
+def build_worker(client: Client, deps: Dependencies, task_queue: str = TASK_QUEUE) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities_for(deps))
+
+
+@asynccontextmanager
+async def live_dependencies(
+    settings: FloorSettings, keys_dir: Path, client_id: int
+) -> AsyncIterator[Dependencies]:
+    from brokers.ibkr import IbkrBroker, IbkrConfig
+
+    keys = load_keys(keys_dir)
+    async with AsyncExitStack() as stack:
+        producer = await start_producer(settings.kafka, "temporal-worker")
+        stack.push_async_callback(producer.stop)
+        pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+        stack.push_async_callback(pool.close)
+        broker = IbkrBroker(
+            IbkrConfig.from_settings(settings, client_id=client_id, standby_client_id=client_id)
+        )
+        await broker.connect()
+        stack.push_async_callback(broker.close)
+        yield Dependencies(producer, keys, StreamingQuotes(broker), broker, pool)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    settings = FloorSettings()
+    parser = argparse.ArgumentParser(prog="python -m temporal.worker", description=__doc__)
+    parser.add_argument("--temporal", default=settings.temporal)
+    parser.add_argument("--namespace", default=settings.temporal_namespace)
+    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    parser.add_argument("--keys-dir", type=Path, default=settings.var_dir / "keys")
+    parser.add_argument("--ib-client-id", type=int, default=RECONCILE_CLIENT_ID)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    client = await connect(args.temporal, args.namespace)
+    added = await ensure_search_attributes(client)
+    if added:
+        log.info("registered search attributes %s", ", ".join(added))
+    async with live_dependencies(settings, args.keys_dir, args.ib_client_id) as deps:
+        worker = build_worker(client, deps, args.task_queue)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            log.info("worker polling %s on %s", args.task_queue, args.temporal)
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

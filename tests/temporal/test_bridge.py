@@ -1,0 +1,180 @@
+"""The orders.events -> Temporal bridge against real Kafka (Tansu) and a real Temporal dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
+from activities.market import QuoteRequest, QuoteResult
+from bus.topics import ORDERS_EVENTS
+from tests.helpers import eventually
+from temporal.bridge import Bridge, bridge_consumer
+from trading.commands import Edge, Side
+from trading.order_events import EventKind, Fill, OrderEvent, encode
+from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
+from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
+
+
+@dataclass
+class RunningBridge:
+    bridge: Bridge
+    queue: str
+
+
+@pytest.fixture
+async def running(temporal_client: Client, kafka_bootstrap: str) -> AsyncIterator[RunningBridge]:
+    queue = f"bridge-{uuid.uuid4().hex[:8]}"
+    bridge = Bridge(temporal_client, task_queue=queue, linger_seconds=1.0)
+    consumer = bridge_consumer(kafka_bootstrap, group_id=f"bridge-test-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(consumer, stop))
+    try:
+        yield RunningBridge(bridge, queue)
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+
+
+def _event(
+    cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None, **kw: object
+) -> OrderEvent:
+    fields: dict[str, object] = dict(
+        event_id=f"{cid}-{n}",
+        command_id=cid,
+        parent_id=None,
+        kind=kind,
+        account="DU1",
+        symbol="SYM",
+        agent_id="alpha",
+        side="BUY",
+        quantity=200,
+        filled_qty=filled,
+        avg_fill_price=fill.price if fill else None,
+        last_fill=fill,
+        reason=None,
+        ts=datetime.now(UTC),
+        tif="GTC",
+    )
+    fields.update(kw)
+    return OrderEvent(**fields)  # type: ignore[arg-type]
+
+
+async def _produce(producer: AIOKafkaProducer, *events: OrderEvent | bytes) -> None:
+    for e in events:
+        if isinstance(e, bytes):
+            await producer.send_and_wait(ORDERS_EVENTS, e, key=b"DU1/SYM")
+        else:
+            await producer.send_and_wait(ORDERS_EVENTS, encode(e), key=e.key)
+
+
+async def test_records_drive_one_lifecycle_per_order_findable_by_search_attributes(
+    running: RunningBridge, temporal_client: Client, events_producer: AIOKafkaProducer
+) -> None:
+    cid = f"ord-{uuid.uuid4().hex}"
+    symbol = f"Z{uuid.uuid4().hex[:6].upper()}"
+    f1, f2 = Fill(f"{cid}-x1", 50, Decimal("10.01")), Fill(f"{cid}-x2", 150, Decimal("10.02"))
+    accepted = _event(cid, 1, EventKind.ACCEPTED, 0, symbol=symbol)
+    async with Worker(temporal_client, task_queue=running.queue, workflows=[OrderLifecycle]):
+        await _produce(
+            events_producer,
+            accepted,
+            b'{"kind": "filled"}',  # undecodable: skipped, logged, nothing lost downstream
+            _event(cid, 2, EventKind.SUBMITTED, 0, symbol=symbol),
+            _event(cid, 3, EventKind.PARTIALLY_FILLED, 50, f1, symbol=symbol),
+            _event(cid, 3, EventKind.PARTIALLY_FILLED, 50, f1, symbol=symbol),
+        )
+        handle = temporal_client.get_workflow_handle_for(OrderLifecycle.run, cid)
+
+        async def partially_filled() -> bool:
+            try:
+                view = await handle.query(OrderLifecycle.history, HistoryQuery())
+            except Exception:
+                return False
+            return view.state is LifecycleState.PARTIALLY_FILLED
+
+        await eventually(partially_filled, timeout=20)
+
+        async def found() -> list[str]:
+            query = (
+                f'Symbol = "{symbol}" AND State = "PartiallyFilled" AND Account = "DU1" AND Agent = "alpha"'
+            )
+            return [w.id async for w in temporal_client.list_workflows(query)]
+
+        assert await eventually(found, timeout=20) == [cid]
+        await _produce(events_producer, _event(cid, 4, EventKind.FILLED, 200, f2, symbol=symbol))
+        view = await handle.result()
+        assert view.state is LifecycleState.FILLED and view.filled_qty == 200
+        assert len(view.history) == 4
+        # A record after the workflow finished does not start a second lifecycle.
+        finished_before = running.bridge.stats.finished
+        await _produce(events_producer, _event(cid, 5, EventKind.FILLED, 200, f2, symbol=symbol))
+        await eventually(lambda: running.bridge.stats.finished > finished_before, timeout=20)
+    assert running.bridge.stats.undecodable >= 1
+    runs = [w async for w in temporal_client.list_workflows(f'WorkflowId = "{cid}"')]
+    assert len(runs) == 1
+
+
+async def test_slice_records_reach_the_iceberg_through_kafka(
+    running: RunningBridge, temporal_client: Client, events_producer: AIOKafkaProducer
+) -> None:
+    """The venue side answers each slice by producing orders.events records; only the bridge
+    carries them to the Iceberg workflow."""
+
+    @activity.defn(name="get_quote")
+    async def get_quote(req: QuoteRequest) -> QuoteResult:
+        return QuoteResult(req.symbol, Decimal("20.00"), Decimal("20.01"), Decimal("0.01"), datetime.now(UTC))
+
+    @activity.defn(name="publish_order")
+    async def publish_order(req: OrderCommandRequest) -> PublishResult:
+        base = dict(parent_id=req.parent_id, quantity=req.quantity, symbol=req.symbol, agent_id=req.agent_id)
+        fill = Fill(f"{req.command_id}-x", req.quantity, req.limit_price)
+        await _produce(
+            events_producer,
+            _event(req.command_id, 1, EventKind.ACCEPTED, 0, **base),
+            _event(req.command_id, 2, EventKind.FILLED, req.quantity, fill, **base),
+        )
+        return PublishResult(req.command_id, 0, 0)
+
+    @activity.defn(name="publish_cancel")
+    async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
+        raise AssertionError("no slice should need cancelling")
+
+    iceberg_id = f"ice-{uuid.uuid4().hex}"
+    inp = IcebergInput(
+        account="DU1",
+        symbol="SYM",
+        side=Side.BUY,
+        total_qty=200,
+        display_qty=100,
+        edge=Edge(Decimal("0.6"), Decimal("1.5"), Decimal("19")),
+    )
+    async with Worker(
+        temporal_client,
+        task_queue=running.queue,
+        workflows=[OrderLifecycle, Iceberg],
+        activities=[get_quote, publish_order, publish_cancel],
+    ):
+        result = await temporal_client.execute_workflow(
+            Iceberg.run, inp, id=iceberg_id, task_queue=running.queue, execution_timeout=timedelta(minutes=2)
+        )
+        assert result.status is IcebergStatus.COMPLETED and result.filled_qty == 200
+        # Gaps are real seconds here (no time skipping): still between 3 and 7.
+        gap = (result.slices[1].sent_at - result.slices[0].sent_at).total_seconds()
+        assert 3.0 <= gap <= 7.5
+        # Each slice also has its own lifecycle, started by the same records.
+        for s in result.slices:
+            view = await temporal_client.get_workflow_handle_for(OrderLifecycle.run, s.command_id).result()
+            assert view.state is LifecycleState.FILLED
