@@ -43,6 +43,8 @@ class OrderRecord:
     sent_count: int = 0
     """How many times the order was written as a new order (more than 1 only when a resend
     followed a reconciliation that did not find it at the broker)."""
+    sent_epoch: int = 0
+    """The broker session epoch of the latest send."""
     accepted: bool = False
     cancel_requested: bool = False
     modify_pending: bool = False

@@ -256,16 +256,21 @@ class IbkrBroker:
                 self._emit_status(rec)
         session = self._active
         if not (self._ready and session is not None and session.up and session.ib is not None):
-            self._global_cancel_pending = True
-            return 0
+            return self._cancel_all_later()
         try:
             session.ib.reqGlobalCancel()
         except ConnectionError:
-            self._global_cancel_pending = True
-            return 0
+            return self._cancel_all_later()
         assert session.conn is not None
         self.last_cancel_all_ns = session.conn.last_write_ns
         return self.last_cancel_all_ns
+
+    def _cancel_all_later(self) -> int:
+        # Only what is live now: an order placed after this call must survive the reconnect.
+        self._global_cancel_pending = True
+        for rec in self._orders.live():
+            rec.cancel_requested = True
+        return 0
 
     def modify(
         self,
@@ -323,6 +328,7 @@ class IbkrBroker:
         rec.status = BrokerOrderStatus.PENDING_SUBMIT
         rec.accepted = False
         rec.sent_count += 1
+        rec.sent_epoch = self._epoch
         try:
             ib.placeOrder(self._contract(rec.order), cv.ib_order(rec.order, order_id))
         except ConnectionError:
@@ -462,33 +468,49 @@ class IbkrBroker:
             if stored is not None and stored.commissionReport.execId:
                 self._on_commission(stored, stored.commissionReport)
         self._next_order_id = max(self._next_order_id, ib.client._reqIdSeq)
-        if self._global_cancel_pending:
-            self._global_cancel_pending = False
+        cancelling_all = self._global_cancel_pending
+        self._global_cancel_pending = False
+        if cancelling_all:
             ib.reqGlobalCancel()
             assert session.conn is not None
             self.last_cancel_all_ns = session.conn.last_write_ns
         for rec in self._orders.live():
-            ref = rec.order.order_ref
-            if rec.held:
-                if ref in at_broker:
-                    continue  # adopted above: it reached the broker after all
-                self._send(rec, session)
-            elif ref not in at_broker and rec.sent_count > 0 and rec.session != session.label:
-                # Written to a session that died before the broker had it: lost in flight.
-                self._send(rec, session)
-            elif rec.cancel_requested and rec.order_id is not None:
-                ib.client.cancelOrder(rec.order_id, "")
-            elif rec.modify_pending and rec.order_id is not None:
-                rec.modify_pending = False
-                ib.client.placeOrder(
-                    rec.order_id, self._contract(rec.order), cv.ib_order(rec.order, rec.order_id)
-                )
+            self._settle(rec, rec.order.order_ref in at_broker, session, cancelling_all)
         self._ready = True
         self._ready_event.set()
         try:
             await self._market.resubscribe(ib)
         except Exception:  # noqa: BLE001 - orders must flow even if market data cannot resume
             log.exception("%s: market data resubscription failed", session.label)
+
+    def _settle(
+        self, rec: OrderRecord, at_broker: bool, session: GatewaySession, cancelling_all: bool
+    ) -> None:
+        """Bring one live order in line with what the new session's broker view says."""
+        ib = session.ib
+        assert ib is not None
+        if at_broker:
+            if rec.cancel_requested and not cancelling_all and rec.order_id is not None:
+                ib.client.cancelOrder(rec.order_id, "")
+            elif rec.modify_pending and rec.order_id is not None:
+                rec.modify_pending = False
+                order = cv.ib_order(rec.order, rec.order_id)
+                ib.client.placeOrder(rec.order_id, self._contract(rec.order), order)
+            return
+        if rec.accepted:
+            # The broker had it and now lists it neither open nor filled: it was cancelled or
+            # expired while the floor could not hear it. Never send it again.
+            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
+                self._emit_status(rec)
+            return
+        if rec.cancel_requested:
+            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
+                self._emit_status(rec)
+            return
+        if rec.held or rec.sent_epoch < self._epoch:
+            # Held, or written to a session that died before the broker acknowledged it and
+            # the broker does not have it: lost in flight. Sent now, once.
+            self._send(rec, session)
 
     # --- inbound: orders ------------------------------------------------------------------
 

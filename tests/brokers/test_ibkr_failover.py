@@ -233,3 +233,34 @@ async def test_fills_during_an_outage_are_recovered_on_reconnect(
     # Asked again, the broker reports the same executions; nothing new is emitted.
     again = [e for e in await b.executions() if e.order_ref == order.order_ref]
     assert {e.exec_id for e in again} == {f.exec_id for f in fills}
+
+
+async def test_cancel_all_while_disconnected_is_sent_on_reconnect_and_spares_later_orders(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    working = resting("100.00")
+    b.place(working)
+    await rec.next(OrderAccepted, order_ref=working.order_ref)
+    kill_gateway(own_stack, "primary")
+    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    kill_gateway(own_stack, "standby")
+    await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+
+    before = resting("100.01")
+    b.place(before)
+    assert b.cancel_all() == 0  # nothing to write to yet
+    await rec.next(OrderStatusChanged, order_ref=before.order_ref, status=BrokerOrderStatus.CANCELLED)
+    after = resting("100.02")
+    assert not b.place(after).sent
+
+    await asyncio.to_thread(restart_gateway, own_stack, "standby")
+    await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=15)
+    await rec.next(OrderStatusChanged, order_ref=working.order_ref, status=BrokerOrderStatus.CANCELLED)
+    await rec.next(OrderAccepted, order_ref=after.order_ref)
+    refs = [o.order_ref for o in await b.open_orders()]
+    assert refs.count(after.order_ref) == 1
+    assert working.order_ref not in refs and before.order_ref not in refs
+    assert not rec.of(OrderAccepted, order_ref=before.order_ref)
+    assert b.last_cancel_all_ns > 0
