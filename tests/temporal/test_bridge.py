@@ -18,8 +18,8 @@ from temporalio.worker import Worker
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.market import QuoteRequest, QuoteResult
 from bus.topics import ORDERS_EVENTS
-from tests.helpers import eventually
 from temporal.bridge import Bridge, bridge_consumer
+from tests.helpers import eventually
 from trading.commands import Edge, Side
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
