@@ -291,10 +291,15 @@ class VenueClient:
         self._next_rid += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
-        self._outbox.append([wire.REQUEST, rid, codec.encode_message(message)])
-        if not self._flush_scheduled:
+        item = [wire.REQUEST, rid, codec.encode_message(message)]
+        if self._flush_scheduled:
+            self._outbox.append(item)
+        else:
+            # The first request of a loop turn goes out at once (latency); any others issued in
+            # the same turn share one frame at the end of it (throughput).
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
+            self._transport.write(wire.encode_frame([item]))
         reply = await future
         if isinstance(reply, RequestFailed):
             if reply.code == ERR_NO_SECURITY_DEFINITION:

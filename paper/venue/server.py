@@ -265,6 +265,7 @@ class VenueServer:
                 reply = RequestFailed(ERR_BAD_REQUEST, f"Error processing request: {exc}")
             conn.send([wire.REPLY, rid, codec.encode_message(reply)])
             self._collect()
+        conn.write_out()  # the requester first: its reply is what someone is waiting for
         self._write_all()
 
     def _answer(self, conn: Connection, message: Any) -> Any:
