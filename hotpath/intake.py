@@ -53,6 +53,8 @@ NO_PROFILE = "risk.no_profile"
 NO_PRICE = "risk.no_reference_price"
 UNKNOWN_ORDER = "intake.unknown_order"
 BROKER_INVALID = "broker.order_invalid"
+DUPLICATE_DELIVERY = "intake.duplicate_delivery"
+_REPLAYS = frozenset({sentry.REPLAYED_NONCE, sentry.REPLAYED_SIGNATURE})
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ class Intake:
             if key is not None:
                 self._keys[key.key_id] = key
         verdict = sentry.admit(envelope, key, self.replay, now)
+        if verdict.reason in _REPLAYS and await self.ledger.holds_signature(envelope.signature_hash):
+            return await self._redelivered(envelope, source)
         if not verdict.accepted:
             return await self._sentry_refused(verdict, envelope.command, data, source, envelope)
 
@@ -406,6 +410,29 @@ class Intake:
             if event is not None:
                 await self._publish(event)
         return Outcome(command.command_id if command else None, verdict.reason)
+
+    async def _redelivered(self, envelope: SignedCommand, source: str) -> Outcome:
+        """The very envelope the ledger already decided on: Kafka delivering it again (after a
+        restart or a rebalance), or someone replaying a captured record. Either way the decision
+        stands and the order's own events already tell its story; publishing a rejection would
+        contradict them. A warning-level security event keeps the replay visible."""
+        command = envelope.command
+        self.metrics.commands_refused.add(1, {"reason": DUPLICATE_DELIVERY})
+        log.warning("%s redelivered at %s; already in the ledger", command.command_id, source)
+        await self.security.record(
+            security_refusal(
+                reason=DUPLICATE_DELIVERY,
+                severity="warning",
+                source="hotpath",
+                source_address=source or None,
+                agent_id=command.agent_id,
+                key_id=envelope.signer,
+                command_id=command.command_id,
+                signature_hash=envelope.signature_hash,
+                detail="identical to an envelope already in the ledger",
+            )
+        )
+        return Outcome(command.command_id, DUPLICATE_DELIVERY)
 
     async def _malformed(self, detail: str, source: str) -> Outcome:
         self.metrics.commands_refused.add(1, {"reason": MALFORMED})

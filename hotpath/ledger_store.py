@@ -54,6 +54,14 @@ class LedgerStore:
             for k in await load_replay_keys(self._db, since)
         ]
 
+    async def holds_signature(self, signature_hash: str) -> bool:
+        return bool(
+            await self._db.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE signature_hash = $1 AND authenticated)",
+                signature_hash,
+            )
+        )
+
     async def append_accepted(
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
     ) -> Ledgered:

@@ -49,6 +49,10 @@ class HotLedger(Protocol):
         replay guard)."""
         ...
 
+    async def holds_signature(self, signature_hash: str) -> bool:
+        """True when an authenticated entry with this signature hash is in the ledger."""
+        ...
+
     async def append_accepted(
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
     ) -> Ledgered:

@@ -315,3 +315,49 @@ async def test_an_order_the_ledger_refuses_never_reaches_the_broker(
     await await_event(kafka_bootstrap, sentinel.command.command_id, EventKind.SUBMITTED)
     assert (await paper.acontrol("GET", "/status"))["open_orders"] == before + 1
     assert EventKind.SUBMITTED.value not in await kinds_of(ledger_pool, env.command.command_id)
+
+
+async def test_the_same_envelope_delivered_twice_is_decided_once(
+    hotpath: HotPathProcess,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    env = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
+    await send(command_producer, env)
+    await send(command_producer, env)  # Kafka redelivers after a restart: the identical record
+    sentinel = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
+    await send(command_producer, sentinel)
+    records = await read_until(
+        kafka_bootstrap, ORDERS_EVENTS, lambda raw: decode(raw).command_id == sentinel.command.command_id
+    )
+    mine = [decode(r) for r in records if decode(r).command_id == env.command.command_id]
+    assert [(e.kind, e.reason) for e in mine] == [(EventKind.REJECTED, "risk.no_profile")]
+    row = await eventually(
+        lambda: ledger_pool.fetchrow(
+            "SELECT severity FROM security_events"
+            " WHERE command_id = $1 AND reason = 'intake.duplicate_delivery'",
+            env.command.command_id,
+        )
+    )
+    assert row["severity"] == "warning"
+    assert await kinds_of(ledger_pool, env.command.command_id) == ["rejected"]
+
+
+async def test_a_record_that_is_not_a_command_is_logged_and_intake_goes_on(
+    hotpath: HotPathProcess,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    meta = await command_producer.send_and_wait(AGENT_COMMANDS, b"\xffnot json", key=b"x/y")
+    source = f"{AGENT_COMMANDS}[{meta.partition}]@{meta.offset}"
+    sentinel = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
+    await send(command_producer, sentinel)
+    await await_event(kafka_bootstrap, sentinel.command.command_id, EventKind.REJECTED)
+    row = await ledger_pool.fetchrow(
+        "SELECT severity, reason FROM security_events WHERE remote_addr = $1", source
+    )
+    assert (row["severity"], row["reason"]) == ("error", "intake.malformed")
