@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -73,6 +74,7 @@ class Hub:
         self.account_subs: set[ClientSession] = set()
         self.account_multi_subs: dict[tuple[ClientSession, int], str] = {}
         self.exec_route: dict[str, int] = {}
+        self.completed: OrderedDict[int, vm.OrderUpdate] = OrderedDict()
         self.frozen_until = 0.0
         self.venue_up = True
         self._tasks: set[asyncio.Task[None]] = set()
@@ -207,6 +209,8 @@ class Hub:
             self.market.on_tick(event.tick)
         elif isinstance(event, vm.OrderEvent):
             u = event.update
+            if u.status in vm.DONE_STATUSES:
+                self._remember_completed(u)
             for session in self._order_targets(u.client_id):
                 frames = self._order_frames(u, session.server_version)
                 if u.status == "Cancelled" and session.client_id == u.client_id:
@@ -344,8 +348,21 @@ class Hub:
     ) -> Coroutine[Any, Any, None]:
         return self._send_open_orders(session, None)
 
+    def _remember_completed(self, u: vm.OrderUpdate) -> None:
+        self.completed[u.perm_id] = u
+        self.completed.move_to_end(u.perm_id)
+        while len(self.completed) > MAX_COMPLETED:
+            self.completed.popitem(last=False)
+
     def _completed_orders(self, session: ClientSession, msg: im.ReqCompletedOrders) -> None:
-        session.send(outgoing.completed_orders_end())
+        # The orders this gateway saw end (every gateway sees every order's events).
+        frames = [
+            outgoing.completed_order(u, self.contract_for(u.symbol, u.con_id), session.server_version)
+            for u in self.completed.values()
+            if session.client_id in (MASTER_CLIENT_ID, u.client_id)
+        ]
+        frames.append(outgoing.completed_orders_end())
+        session.send_many(frames)
 
     async def _executions(self, session: ClientSession, msg: im.ReqExecutions) -> None:
         client_filter: int | None = msg.client_id or None
@@ -503,6 +520,8 @@ class Hub:
         await self.market.unsubscribe_depth(session, msg.req_id)
 
 
+MAX_COMPLETED = 10_000
+"""Completed orders kept for reqCompletedOrders, newest last."""
 LOST_TEXT = "Connectivity between IB and Trader Workstation has been lost."
 RESTORED_TEXT = "Connectivity between IB and Trader Workstation has been restored - data maintained."
 RESTORED_LOST_TEXT = "Connectivity between IB and Trader Workstation has been restored - data lost."

@@ -129,6 +129,40 @@ def open_order_end() -> bytes:
     return encode_frame((53, 1))
 
 
+def completed_order(u: OrderUpdate, contract: ContractInfo, sv: int = SERVER_VERSION) -> bytes:
+    """completedOrder (101): no order id or client id, the order identified by permId and
+    orderRef; layout as ib_async 2.1.0 and ibapi decode it at version 178."""
+    o = u.order
+    fields: list[Field] = [
+        101, contract.con_id, contract.symbol, contract.sec_type, "", "0.0", "", "",
+        contract.exchange, contract.currency, contract.symbol, contract.symbol,
+        o.action, o.total_qty, o.order_type, o.lmt_price, o.aux_price, o.tif, "", u.account,
+        "", 0, o.order_ref, u.perm_id, o.outside_rth, 0, 0, "", "", "", "",
+    ]  # fmt: skip
+    if sv < 177:
+        fields.append("")  # faProfile
+    fields += [
+        "", "", "", "", "",  # modelCode goodTillDate rule80A percentOffset settlingFirm
+        0, "", -1,  # shortSaleSlot designatedLocation exemptCode
+        "", "", "", "", "",  # startingPrice stockRefPrice delta stockRangeLower/Upper
+        0, 0, 0, "", 0, 0,  # displaySize sweepToFill allOrNone minQty ocaType triggerMethod
+        "", 0, "", "",  # volatility volatilityType deltaNeutralOrderType/AuxPrice
+        0, 0, o.trail_stop_price, o.trailing_percent, "",  # ... comboLegsDescrip
+        0, 0, 0,  # combo legs, order combo legs, smart combo routing params
+        "", "", "",  # scaleInitLevelSize scaleSubsLevelSize scalePriceIncrement
+        "",  # hedgeType
+        "", "", 0, 0,  # clearingAccount clearingIntent notHeld deltaNeutralContract
+        "",  # algoStrategy
+        0, u.status, 0, 0,  # solicited status randomizeSize randomizePrice
+        0,  # conditionCount
+        o.trail_stop_price, "", "", 0, 0, "", u.filled, 0, 0, "", 0, 0, 0,
+        exec_time(u.time_ns), u.status,
+    ]  # fmt: skip
+    if sv >= 170:
+        fields += ["", "", "", "", ""]
+    return encode_frame(fields)
+
+
 def completed_orders_end() -> bytes:
     return encode_frame((102,))
 

@@ -33,6 +33,8 @@ class App(EWrapper, EClient):
         self.executions: dict[int, list[Execution]] = {}
         self.ended: set[int] = set()
         self.errors: list[tuple[int, int, str]] = []
+        self.completed: list[tuple[Order, OrderState]] = []
+        self.completed_end = False
 
     def wait_for(self, predicate: Callable[[], Any], what: str) -> Any:
         with self.lock:
@@ -58,6 +60,14 @@ class App(EWrapper, EClient):
 
     def execDetails(self, reqId: int, contract: Contract, execution: Execution) -> None:
         self.executions.setdefault(reqId, []).append(execution)
+        self._changed()
+
+    def completedOrder(self, contract: Contract, order: Order, orderState: OrderState) -> None:
+        self.completed.append((order, orderState))
+        self._changed()
+
+    def completedOrdersEnd(self) -> None:
+        self.completed_end = True
         self._changed()
 
     def execDetailsEnd(self, reqId: int) -> None:
@@ -133,6 +143,12 @@ def test_official_client_places_modifies_cancels_and_reads_executions(app: App) 
     app.wait_for(lambda: 7001 in app.ended, "execDetailsEnd")
     queried = {e.execId for e in app.executions.get(7001, [])}
     assert {e.execId for e in live if e.orderId == market} <= queried
+
+    app.reqCompletedOrders(True)
+    app.wait_for(lambda: app.completed_end, "completedOrdersEnd")
+    ended = {order.permId: state.status for order, state in app.completed}
+    assert ended[app.open_orders[resting][0].permId] == "Cancelled"
+    assert ended[app.open_orders[market][0].permId] == "Filled"
 
 
 def _cancel_args() -> Any:

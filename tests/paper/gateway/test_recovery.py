@@ -83,3 +83,22 @@ async def test_account_values_and_summary(paper: PaperStack) -> None:
         # Cash moves with the fill, pushed to the reqAccountUpdates subscriber.
         await eventually(lambda: _cash(ib) != before)
         await eventually(lambda: any(p.contract.symbol == "AAPL" for p in ib.portfolio()))
+
+
+async def test_completed_orders_recovered_after_reconnect(paper: PaperStack) -> None:
+    async with connected(paper.gateway_port, 46) as ib:
+        contract = await stock(ib)
+        bid, _ = await quote(ib, contract)
+        cancelled = ib.placeOrder(contract, LimitOrder("BUY", 3, round(bid * 0.5, 2), orderRef="cx-46"))
+        filled = ib.placeOrder(contract, MarketOrder("BUY", 4, orderRef="fx-46"))
+        await status_of(cancelled, {"Submitted"})
+        ib.cancelOrder(cancelled.order)
+        await status_of(cancelled, {"Cancelled"})
+        await status_of(filled, {"Filled"})
+    async with connected(paper.standby_port, 46) as ib:
+        done = {t.order.orderRef: t for t in await ib.reqCompletedOrdersAsync(apiOnly=True)}
+        assert done["cx-46"].orderStatus.status == "Cancelled"
+        assert done["fx-46"].orderStatus.status == "Filled"
+        assert done["fx-46"].order.permId == filled.order.permId
+        assert done["fx-46"].order.filledQuantity == 4
+        assert done["cx-46"].order.lmtPrice == round(bid * 0.5, 2)
