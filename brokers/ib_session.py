@@ -31,6 +31,9 @@ from brokers.ib_transport import BoundConnection, OrderWriteHook, install
 
 log = logging.getLogger(__name__)
 
+MIN_HEALTHY_UPTIME = 1.0
+"""Seconds a session must stay up before its reconnect backoff starts over."""
+
 
 @dataclass(frozen=True)
 class SessionConfig:
@@ -132,9 +135,9 @@ class GatewaySession:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.backoff_max)
                 continue
-            backoff = self.config.backoff_initial
             self.last_error = None
             self.up = True
+            up_at = time.monotonic()
             self._settle_first(None)
             self._listener.session_up(self)
             cause = await self._watch()
@@ -142,6 +145,13 @@ class GatewaySession:
             self._teardown()
             if not self._closing:
                 self._listener.session_down(self, cause)
+            if time.monotonic() - up_at < MIN_HEALTHY_UPTIME:
+                # A gateway that accepts and then drops us at once (e.g. it lost its own
+                # upstream) must not be hammered: keep backing off.
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+            else:
+                backoff = self.config.backoff_initial
 
     def _settle_first(self, exc: BaseException | None) -> None:
         fut = self._first_attempt
