@@ -13,7 +13,7 @@ import pytest
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from ledger.keys import revoke_agent
 from observability.security import CRITICAL_BREACH, SecurityEvent
-from tests.fixtures.hotpath import Agent, enter_command, new_agent, read_until
+from tests.fixtures.hotpath import Agent, command_id_of, enter_command, new_agent, read_until
 from trading import sentry
 from trading.signing import SignedCommand
 
@@ -21,11 +21,6 @@ from trading.signing import SignedCommand
 async def post(api_url: str, body: bytes) -> httpx.Response:
     async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as client:
         return await client.post("/v1/commands", content=body, headers={"Content-Type": "application/json"})
-
-
-def command_id_of(raw: bytes) -> str | None:
-    data = json.loads(raw)
-    return data.get("command", {}).get("command_id")
 
 
 async def publish_sentinel(api_url: str, agent: Agent) -> str:

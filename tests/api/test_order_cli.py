@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
 from floor.order_cmd import app
-from tests.fixtures.hotpath import new_agent, read_until, register
+from tests.fixtures.hotpath import command_id_of, new_agent, read_until, register
 from trading.signing import SignedCommand, private_key_to_pem
 
 ARGS = ["--account", "DU100", "--symbol", "AAPL", "--side", "BUY", "--type", "LMT", "--limit", "189.50",
@@ -45,7 +45,7 @@ async def test_submit_signs_with_the_agents_key_and_the_command_is_published(
     records = await read_until(
         kafka_bootstrap,
         AGENT_COMMANDS,
-        lambda raw: json.loads(raw)["command"]["command_id"] == answer["command_id"],
+        lambda raw: command_id_of(raw) == answer["command_id"],
     )
     env = SignedCommand.from_wire(records[-1])
     assert env.signer == agent.key_id
