@@ -264,3 +264,19 @@ async def test_cancel_all_while_disconnected_is_sent_on_reconnect_and_spares_lat
     assert working.order_ref not in refs and before.order_ref not in refs
     assert not rec.of(OrderAccepted, order_ref=before.order_ref)
     assert b.last_cancel_all_ns > 0
+
+
+async def test_gateways_losing_the_venue_take_the_session_down_until_it_is_back(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    kill_gateway(own_stack, "venue")  # both gateways stay up but lose their upstream (1100)
+    down = await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    assert "1100" in down.cause
+    held = resting()
+    assert not b.place(held).sent
+
+    await asyncio.to_thread(own_stack.start_venue)
+    await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=20)
+    await rec.next(OrderAccepted, order_ref=held.order_ref, timeout=10)
