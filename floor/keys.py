@@ -39,7 +39,7 @@ def load_private_key(settings: FloorSettings, agent_id: str) -> Ed25519PrivateKe
     return private_key_from_pem(key_path(settings, agent_id).read_bytes())
 
 
-def _write_private(path: Path, pem: bytes) -> None:
+def write_private_key(path: Path, pem: bytes) -> None:
     # O_EXCL: never clobber an existing key; 0600 from creation, not chmod'ed afterwards.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -72,7 +72,7 @@ def new(
         raise typer.Exit(1)
     key = generate_private_key()
     staging = final.with_suffix(f".key.new-{os.getpid()}")
-    _write_private(staging, private_key_to_pem(key))
+    write_private_key(staging, private_key_to_pem(key))
     try:
         record = asyncio.run(
             _register(settings.db_url, agent, public_key_bytes(key), role, _split_accounts(accounts))

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from bus.kafka import ensure_topics
 from floor import services
+from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceFailed, ServiceSpec, Supervisor
 from ledger.migrate import apply_migrations
@@ -140,13 +141,17 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
             external("temporal", settings.temporal_address, 7233)
         else:
             run(services.temporal_spec(settings, ui=True))
-        progress("creating topics and applying migrations")
-        asyncio.run(_prepare_data(settings))
+        progress("creating topics, applying migrations, provisioning keys")
+        for line in asyncio.run(_prepare_data(settings)):
+            progress(line)
         for spec in floor_process_specs(settings):
             run(spec)
     except ServiceFailed:
         supervisor.stop_all()
         raise
+    except ProvisionError as exc:
+        supervisor.stop_all()
+        raise ServiceFailed("set-up", "first-run provisioning stopped", str(exc)) from exc
     except Exception as exc:
         supervisor.stop_all()
         raise ServiceFailed(
@@ -155,9 +160,10 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
     return rows
 
 
-async def _prepare_data(settings: FloorSettings) -> None:
+async def _prepare_data(settings: FloorSettings) -> list[str]:
     await ensure_topics(settings.kafka)
     await apply_migrations(settings.db_url)
+    return await provision(settings, paper_account=None if settings.ib_host else PAPER_ACCOUNT)
 
 
 def redact(url: str) -> str:

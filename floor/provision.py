@@ -1,0 +1,96 @@
+"""First-run set-up that ``floor up`` does so a fresh floor can trade at once.
+
+- The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller and
+  an operator (risk-profile changes). Each private key lives in ``var/keys/<id>.key`` (0600) and
+  its public key is registered; a key file whose public key the database does not know (a new
+  database under an old ``var/``) is registered again.
+- A conservative risk profile for the paper account, only where the account has none, signed by
+  the operator key like every other profile change. Traders change it with ``floor risk set``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+from floor.keys import key_path, write_private_key
+from floor.settings import FloorSettings
+from ledger import keys as registry
+from ledger.risk_profiles import get_profile, set_profile
+from trading.signing import (
+    generate_private_key,
+    key_id,
+    private_key_from_pem,
+    private_key_to_pem,
+    public_key_bytes,
+)
+from trading.sizing import RiskProfile
+
+OPERATOR = "operator"
+
+
+class ProvisionError(RuntimeError):
+    """First-run set-up cannot proceed without an operator's decision; the message says which."""
+
+
+@dataclass(frozen=True)
+class ServiceKey:
+    agent_id: str
+    role: str
+
+
+SERVICE_KEYS: tuple[ServiceKey, ...] = (
+    ServiceKey("sniper", registry.ROLE_SERVICE),
+    ServiceKey("floor-lifecycle", registry.ROLE_SERVICE),
+    ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
+)
+
+PAPER_ACCOUNT = "DU1234567"
+PAPER_PROFILE = RiskProfile(
+    max_trade_size=Decimal("50000"),
+    max_dollar_risk=Decimal("1000"),
+    max_position=5000,
+    max_gross_exposure=Decimal("500000"),
+    max_open_orders=200,
+    staleness_ms=5000,
+)
+
+
+async def provision(settings: FloorSettings, *, paper_account: str | None = PAPER_ACCOUNT) -> list[str]:
+    """Create what is missing; return one line per thing done (empty when nothing was)."""
+    done: list[str] = []
+    settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conn = await asyncpg.connect(settings.db_url)
+    try:
+        registered = await registry.load_keys(conn)
+        for service in SERVICE_KEYS:
+            path = key_path(settings, service.agent_id)
+            if path.exists():
+                key = private_key_from_pem(path.read_bytes())
+            else:
+                key = generate_private_key()
+                write_private_key(path, private_key_to_pem(key))
+                done.append(f"made key {path}")
+            if key_id(key) not in registered:
+                try:
+                    await registry.register_key(
+                        conn, service.agent_id, public_key_bytes(key), service.role, ["*"]
+                    )
+                except registry.KeyConflict:
+                    raise ProvisionError(
+                        f"{path} is not the key registered for {service.agent_id}: restore the "
+                        f"registered key file, or run `floor keys revoke {service.agent_id}` and "
+                        "start again to register this one"
+                    ) from None
+                done.append(f"registered {service.agent_id} ({service.role})")
+        if paper_account and await get_profile(conn, paper_account) is None:
+            operator = private_key_from_pem(key_path(settings, OPERATOR).read_bytes())
+            await set_profile(
+                conn, paper_account, PAPER_PROFILE, operator_id=OPERATOR, operator_key=operator
+            )
+            done.append(f"default risk profile for {paper_account}")
+    finally:
+        await conn.close()
+    return done
