@@ -1,0 +1,212 @@
+"""Record the workflow histories the replay tests check (run after a deliberate workflow change,
+then review the diff): ``python -m tests.workflows.record_histories``.
+
+Runs each workflow on a real Temporal dev server with the scripted venue of ``sim.py`` and
+writes ``histories/<name>.json``, plus ``histories/iceberg_nondeterministic.json``: the Iceberg
+history with its first activity renamed, i.e. what a worker running different code would have
+written, which replay must refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.broker_session import ReconcileReport, ReconcileRequest
+from activities.commands import CancelCommandRequest, PublishResult
+from floor.services import venv_bin
+from temporal.config import DATA_CONVERTER
+from temporal.search_attributes import ensure_search_attributes
+from tests.workflows.sim import SimVenue
+from trading.commands import Edge, Side
+from trading.order_events import EventKind, Fill, OrderEvent
+from workflows.broker_session import (
+    BrokerSession,
+    BrokerSessionInput,
+    Change,
+    SessionChange,
+    SessionViewQuery,
+)
+from workflows.iceberg import Iceberg, IcebergInput, ProgressQuery
+from workflows.order_lifecycle import HistoryQuery, LifecycleInput, OrderLifecycle
+
+HISTORIES = Path(__file__).parent / "histories"
+WORKFLOW_IDS = {
+    "iceberg": "ice-replay",
+    "order_lifecycle": "ord-replay-1",
+    "order_lifecycle_expiry": "ord-replay-2",
+    "broker_session": "broker-session/DUREPLAY",
+}
+"""Replay must use the recorded workflow id: the Iceberg derives its slice ids from it."""
+QUEUE = "record"
+
+
+@activity.defn(name="reconcile_account")
+async def reconcile_account(req: ReconcileRequest) -> ReconcileReport:
+    return ReconcileReport(req.account, req.epoch, datetime.now(UTC), missed_fills=[f"x{req.epoch}"])
+
+
+def lifecycle_event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None) -> OrderEvent:
+    return OrderEvent(
+        event_id=f"{cid}-{n}",
+        command_id=cid,
+        parent_id=None,
+        kind=kind,
+        account="DU1",
+        symbol="MSFT",
+        agent_id="alpha",
+        side="BUY",
+        quantity=200,
+        filled_qty=filled,
+        avg_fill_price=fill.price if fill else None,
+        last_fill=fill,
+        reason=None,
+        ts=datetime.now(UTC),
+    )
+
+
+async def record_iceberg(client: Client) -> WorkflowHandle:
+    handle = await client.start_workflow(
+        Iceberg.run,
+        IcebergInput(
+            account="DU1",
+            symbol="AAPL",
+            side=Side.BUY,
+            total_qty=300,
+            display_qty=100,
+            edge=Edge(Decimal("0.55"), Decimal("2"), Decimal("95")),
+            jitter=Decimal("0.05"),
+        ),
+        id=WORKFLOW_IDS["iceberg"],
+        task_queue=QUEUE,
+    )
+    await handle.result()
+    await handle.query(Iceberg.progress, ProgressQuery())
+    return handle
+
+
+async def record_lifecycle(client: Client) -> WorkflowHandle:
+    cid = WORKFLOW_IDS["order_lifecycle"]
+    handle = await client.start_workflow(
+        OrderLifecycle.run,
+        LifecycleInput(cid, "DU1", "MSFT", "alpha", "BUY", 200, linger_seconds=1),
+        id=cid,
+        task_queue=QUEUE,
+        start_signal="event",
+        start_signal_args=[lifecycle_event(cid, 1, EventKind.ACCEPTED, 0)],
+    )
+    for event in (
+        lifecycle_event(cid, 2, EventKind.SUBMITTED, 0),
+        lifecycle_event(cid, 3, EventKind.PARTIALLY_FILLED, 50, Fill("x1", 50, Decimal("10.5"))),
+        lifecycle_event(cid, 3, EventKind.PARTIALLY_FILLED, 50, Fill("x1", 50, Decimal("10.5"))),
+        lifecycle_event(cid, 4, EventKind.FILLED, 200, Fill("x2", 150, Decimal("10.4"))),
+    ):
+        await handle.signal(OrderLifecycle.on_event, event)
+    await handle.result()
+    return handle
+
+
+async def record_expiry(client: Client) -> WorkflowHandle:
+    """A DAY order open at the close: the workflow cancels it through the cancel activity."""
+    cid = WORKFLOW_IDS["order_lifecycle_expiry"]
+
+    handle = await client.start_workflow(
+        OrderLifecycle.run,
+        LifecycleInput(
+            cid,
+            "DU1",
+            "MSFT",
+            "alpha",
+            "BUY",
+            200,
+            linger_seconds=1,
+            expires_at=datetime.now(UTC) + timedelta(seconds=2),
+        ),
+        id=cid,
+        task_queue=QUEUE,
+        start_signal="event",
+        start_signal_args=[lifecycle_event(cid, 1, EventKind.SUBMITTED, 0)],
+    )
+    await handle.result()
+    await handle.query(OrderLifecycle.history, HistoryQuery())
+    return handle
+
+
+async def record_broker_session(client: Client) -> WorkflowHandle:
+    account = "DUREPLAY"
+    handle = await client.start_workflow(
+        BrokerSession.run,
+        BrokerSessionInput(account=account),
+        id=f"broker-session/{account}",
+        task_queue=QUEUE,
+    )
+    t0 = datetime.now(UTC)
+    for n, (change, epoch) in enumerate(
+        [(Change.CONNECTED, 0), (Change.DISCONNECTED, 0), (Change.RECONNECTED, 1), (Change.FAILED_OVER, 2)]
+    ):
+        await handle.signal(
+            BrokerSession.on_session,
+            SessionChange(f"s{n}", change, "127.0.0.1:4002", "test", epoch, t0 + timedelta(seconds=n)),
+        )
+    while len((await handle.query(BrokerSession.view, SessionViewQuery())).epochs) < 4:
+        await asyncio.sleep(0.1)
+    await handle.terminate("recorded")
+    return handle
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(venv_bin("temporal")), data_converter=DATA_CONVERTER
+    )
+    try:
+        await ensure_search_attributes(env.client)
+        venue = SimVenue(script=lambda n: "partial:30" if n == 2 else "fill")
+
+        get_quote, publish_order, sim_cancel = venue.activities()
+
+        @activity.defn(name="publish_cancel")
+        async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
+            if not req.target_command_id.startswith("ord-"):
+                return await sim_cancel(req)  # type: ignore[operator, no-any-return]
+            # The expiry cancel of a stand-alone order: confirmed as the bridge would deliver it.
+            handle = activity.client().get_workflow_handle(req.target_command_id)
+            await handle.signal("event", lifecycle_event(req.target_command_id, 9, EventKind.CANCELLED, 0))
+            return PublishResult(req.command_id, 0, 0)
+
+        async with Worker(
+            env.client,
+            task_queue=QUEUE,
+            workflows=[Iceberg, OrderLifecycle, BrokerSession],
+            activities=[get_quote, publish_order, publish_cancel, reconcile_account],
+        ):
+            recorded = {
+                "iceberg": await record_iceberg(env.client),
+                "order_lifecycle": await record_lifecycle(env.client),
+                "order_lifecycle_expiry": await record_expiry(env.client),
+                "broker_session": await record_broker_session(env.client),
+            }
+        HISTORIES.mkdir(exist_ok=True)
+        for name, handle in recorded.items():
+            history = await handle.fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+        broken = json.loads((HISTORIES / "iceberg.json").read_text())
+        for event in broken["events"]:
+            attrs = event.get("activityTaskScheduledEventAttributes")
+            if attrs:
+                attrs["activityType"]["name"] = "get_quote_v0"
+                break
+        (HISTORIES / "iceberg_nondeterministic.json").write_text(json.dumps(broken, indent=2))
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
