@@ -25,6 +25,7 @@ from activities.commands import CancelCommandRequest, PublishResult
 from floor.services import venv_bin
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
+from tests.helpers import eventually
 from tests.workflows.sim import SimVenue
 from trading.commands import Edge, Side
 from trading.order_events import EventKind, Fill, OrderEvent
@@ -156,8 +157,11 @@ async def record_broker_session(client: Client) -> WorkflowHandle:
             BrokerSession.on_session,
             SessionChange(f"s{n}", change, "127.0.0.1:4002", "test", epoch, t0 + timedelta(seconds=n)),
         )
-    while len((await handle.query(BrokerSession.view, SessionViewQuery())).epochs) < 4:
-        await asyncio.sleep(0.1)
+
+    async def four_epochs() -> bool:
+        return len((await handle.query(BrokerSession.view, SessionViewQuery())).epochs) == 4
+
+    await eventually(four_epochs, timeout=30)
     await handle.terminate("recorded")
     return handle
 
