@@ -20,6 +20,7 @@ from brokers.base import (
     OrderAccepted,
     OrderRejected,
     OrderStatusChanged,
+    SessionChange,
     SessionChanged,
 )
 from hotpath.account import AccountBook
@@ -30,6 +31,13 @@ from observability.telemetry import Metrics
 from trading.order_events import EventKind, OrderEvent
 
 log = logging.getLogger(__name__)
+
+_SESSION_SEVERITY = {
+    SessionChange.DISCONNECTED: "error",
+    SessionChange.FAILED_OVER: "warning",
+    SessionChange.STANDBY_DOWN: "warning",
+    SessionChange.RECONNECTED: "warning",
+}
 
 _Work = tuple[str, str, Mapping[str, Any], OrderEvent | None]
 """(command_id, broker state name, detail, orders.events record or None)."""
@@ -52,6 +60,7 @@ class BrokerEvents:
         self._producer = producer
         self._metrics = metrics
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
+        self._background: set[asyncio.Task[None]] = set()
         self.sessions: list[SessionChanged] = []
 
     def on_event(self, event: BrokerEvent) -> None:
@@ -103,6 +112,18 @@ class BrokerEvents:
                 self._book.order_done(order.account, order.command_id)
                 record = order.event(EventKind.REJECTED, reason=f"broker.{event.category}")
         return (order.command_id, _state_name(event), detail, record)
+
+    def record_ops(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        """Record an ops event without blocking the caller (a socket or tick callback)."""
+        task = asyncio.get_running_loop().create_task(self._record_ops(kind, severity, detail))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _record_ops(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        try:
+            await self._ledger.record_ops_event(kind, severity, detail)
+        except Exception:
+            log.exception("ops event %s not recorded", kind)
 
     async def run(self) -> None:
         """Drain the queue forever: ledger state row first, then the ``orders.events`` record.

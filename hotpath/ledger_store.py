@@ -8,6 +8,7 @@ write-ahead record.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -92,6 +93,14 @@ class LedgerStore:
 
     async def record_order_event(self, event: OrderEvent) -> None:
         await record_order_event(self._db, event)
+
+    async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT INTO ops_events (source, kind, severity, detail) VALUES ('hotpath', $1, $2, $3::jsonb)",
+            kind,
+            severity,
+            json.dumps(dict(detail), default=str),
+        )
 
     async def record_security_event(self, event: SecurityEvent) -> None:
         await security_events.record_security_event(self._db, ledger_security_event(event))

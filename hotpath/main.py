@@ -20,12 +20,13 @@ import asyncpg
 
 from brokers.base import Broker, NotConnected, Quote
 from bus.kafka import consumer, start_producer
-from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
+from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
 from hotpath.broker_events import BrokerEvents
 from hotpath.circuit import CircuitBreaker, Trip
 from hotpath.control import ControlServer
+from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake, Timing
@@ -85,6 +86,8 @@ class HotPath:
     async def arm(self) -> tuple[int, dict[str, Any]]:
         was_halted = self.breaker.arm()
         log.warning("circuit breaker re-armed by a trader (was halted: %s)", was_halted)
+        if was_halted:
+            await self.intake.ledger.record_ops_event("breaker.armed", "warning", {"by": "floor breaker arm"})
         return 200, {"trading_state": self.breaker.state.value, "was_halted": was_halted}
 
 
@@ -140,6 +143,7 @@ async def run(
     def on_trip(trip: Trip) -> None:
         if hot is not None:
             hot.trips.append(trip)
+        events.record_ops("breaker.tripped", "critical", _trip_dict(trip))
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
     intake = Intake(
@@ -154,6 +158,7 @@ async def run(
         exits=exits,
     )
     hot = HotPath(intake, events, breaker, broker)
+    depth = DepthPublisher(producer, MARKET_DEPTH)
     intake.on_timing = hot.timings.append
     control = ControlServer(
         {("GET", "/health"): hot.health, ("GET", "/stats"): hot.stats, ("POST", "/breaker/arm"): hot.arm}
@@ -183,7 +188,12 @@ async def run(
         )
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
+        tasks.append(asyncio.create_task(depth.run(), name="depth"))
         for symbol in symbols:
+            try:
+                await broker.subscribe_depth(symbol, depth.on_depth)
+            except Exception:
+                log.exception("cannot stream depth for %s; the HUD will show no book for it", symbol)
             try:
                 await broker.subscribe_quotes(symbol, hot.on_quote)
             except Exception:

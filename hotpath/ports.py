@@ -75,6 +75,10 @@ class HotLedger(Protocol):
 
     async def record_security_event(self, event: SecurityEvent) -> None: ...
 
+    async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        """An operational event (broker session change, breaker trip) for ops to read."""
+        ...
+
 
 class DuplicateInLedger(Exception):
     """The ledger's unique index refused the append: the command was seen before."""

@@ -63,6 +63,13 @@ async def test_a_flash_crash_cancels_every_open_order_and_halts_until_rearmed(
         await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 17.65, "ms": 0})
     assert result.exit_code == 0 and "re-armed" in result.output, result.output
     assert (await hotpath.health())["trading_state"] == "ACTIVE"
+    ops = await ledger_pool.fetch(
+        "SELECT kind, severity FROM ops_events WHERE source = 'hotpath' AND kind LIKE 'breaker.%' ORDER BY id"
+    )
+    assert [(r["kind"], r["severity"]) for r in ops][-2:] == [
+        ("breaker.tripped", "critical"),
+        ("breaker.armed", "warning"),
+    ]
 
     accepted = agent.sign(
         enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=1)

@@ -1,0 +1,68 @@
+"""L2 depth from the broker session to ``market.depth``, for the HUD.
+
+The broker calls :meth:`DepthPublisher.on_depth` on the event loop for every book update; it
+only keeps the newest snapshot per symbol and wakes the sender. The sender publishes whatever
+is newest when it gets to run, so under load the HUD gets fewer, fresher books instead of a
+growing backlog, and the order path never waits for Kafka.
+
+Record (key = symbol, UTF-8 JSON; prices are decimal strings)::
+
+    {"v": 1, "symbol": "AAPL", "ts": "2026-11-24T05:00:00.123456+00:00",
+     "bids": [{"price": "229.86", "size": 300}, ...], "asks": [...]}
+
+Best level first on each side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC
+from typing import Any
+
+from brokers.base import DepthSnapshot
+from hotpath.ports import EventProducer
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+def to_dict(snapshot: DepthSnapshot) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "symbol": snapshot.symbol,
+        "ts": snapshot.time.astimezone(UTC).isoformat(),
+        "bids": [{"price": str(level.price), "size": level.size} for level in snapshot.bids],
+        "asks": [{"price": str(level.price), "size": level.size} for level in snapshot.asks],
+    }
+
+
+def encode(snapshot: DepthSnapshot) -> bytes:
+    return json.dumps(to_dict(snapshot), separators=(",", ":")).encode()
+
+
+class DepthPublisher:
+    def __init__(self, producer: EventProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._latest: dict[str, DepthSnapshot] = {}
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def on_depth(self, snapshot: DepthSnapshot) -> None:
+        self._latest[snapshot.symbol] = snapshot
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._latest = self._latest, {}
+            for symbol, snapshot in batch.items():
+                try:
+                    await self._producer.send(self._topic, encode(snapshot), key=symbol.encode())
+                    self.published += 1
+                except Exception:
+                    log.exception("depth of %s not published", symbol)
