@@ -4,7 +4,9 @@ paper venue; every refusal named in orders.events and the ledger; write-ahead.""
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
+from collections.abc import Awaitable
 from decimal import ROUND_DOWN, Decimal
 
 import asyncpg
@@ -13,7 +15,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from bus.topics import AGENT_COMMANDS, ORDERS_EVENTS, SECURITY_EVENTS
+from hotpath.main import KEY_REFRESH_S
 from ledger.append import Decision, append_command
+from ledger.keys import revoke_agent
 from ledger.verify import verify_ledger
 from observability.security import SecurityEvent
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, read_until
@@ -361,3 +365,26 @@ async def test_a_record_that_is_not_a_command_is_logged_and_intake_goes_on(
         "SELECT severity, reason FROM security_events WHERE remote_addr = $1", source
     )
     assert (row["severity"], row["reason"]) == ("error", "intake.malformed")
+
+
+async def test_a_revoked_key_stops_being_accepted_within_the_registry_refresh(
+    hotpath: HotPathProcess,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    async def outcome() -> str | None:
+        env = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
+        await send(command_producer, env)
+        return (await await_event(kafka_bootstrap, env.command.command_id, EventKind.REJECTED)).reason
+
+    assert await outcome() == "risk.no_profile"  # the key is good: refused only further down
+    await revoke_agent(ledger_pool, agent.agent_id)
+    started = time.monotonic()
+    await eventually(lambda: _is(outcome(), sentry.REVOKED_KEY), timeout=10.0)
+    assert time.monotonic() - started < KEY_REFRESH_S + 5
+
+
+async def _is(value: Awaitable[str | None], expected: str) -> bool:
+    return await value == expected
