@@ -15,6 +15,7 @@ import logging
 import re
 import socket
 import time
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -95,6 +96,10 @@ class ClientSession(asyncio.Protocol):
         self.server_version = outgoing.SERVER_VERSION
         self.pacer: Pacer | None = Pacer() if hub.pacing else None
         self.frozen = False
+        self.pace_api = False
+        """The client asked TWS to pace its requests (connect option ``+PACEAPI``): excess
+        messages wait their turn instead of being refused with error 100."""
+        self._backlog: deque[ClientMessage] = deque()
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -155,6 +160,7 @@ class ClientSession(asyncio.Protocol):
             self.close()
             return
         self.server_version = version
+        self.pace_api = "+PACEAPI" in fields[0].split(" ", 1)[-1]
         stamp = datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
         self.send(outgoing.handshake_reply(version, stamp))
         self.state = State.START
@@ -206,7 +212,14 @@ class ClientSession(asyncio.Protocol):
                 )
             )
             return
+        if self._backlog:
+            self._backlog.append(message)  # keep order behind messages already waiting
+            return
         if self.pacer is not None and not self.pacer.allow():
+            if self.pace_api:
+                self._backlog.append(message)
+                self._loop.call_later(1.0 / self.pacer.limit, self._drain)
+                return
             self.send(
                 outgoing.error(
                     _message_id(message),
@@ -216,6 +229,13 @@ class ClientSession(asyncio.Protocol):
             )
             return
         self.hub.handle(self, message)
+
+    def _drain(self) -> None:
+        assert self.pacer is not None
+        while self._backlog and self.state is State.READY and self.pacer.allow():
+            self.hub.handle(self, self._backlog.popleft())
+        if self._backlog and self.state is State.READY:
+            self._loop.call_later(1.0 / self.pacer.limit, self._drain)
 
     # ------------------------------------------------------------------ output
 

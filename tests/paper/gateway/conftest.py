@@ -87,18 +87,15 @@ class RawClient:
     def read_until(self, match: object, limit: int = 10_000) -> list[str]:
         """Read frames until one satisfies ``match`` (a callable); return it."""
         assert callable(match)
-        for frame in self.frames:
-            if match(frame):
-                self.frames.remove(frame)
-                return frame
         for _ in range(limit):
+            for index, frame in enumerate(self.frames):
+                if match(frame):
+                    del self.frames[index]
+                    return frame
             data = self.sock.recv(65536)
             if not data:
                 raise ConnectionError("gateway closed the connection")
-            for frame in self.decoder.feed(data):
-                if match(frame):
-                    return frame
-                self.frames.append(frame)
+            self.frames += self.decoder.feed(data)
         raise AssertionError("no matching frame")
 
     def closed_by_peer(self) -> bool:

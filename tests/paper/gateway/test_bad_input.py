@@ -100,3 +100,18 @@ async def test_pacing_over_50_messages_per_second_gets_error_100(
     times = [f for f in client.frames if f[0] == "49"]
     assert len(times) <= 51
     await _others_still_served(paper)
+
+
+async def test_paceapi_clients_are_paced_not_refused(paper: PaperStack, raw_factory: RawFactory) -> None:
+    from paper.tws.codec import encode_frame as frame_of
+    from paper.tws.codec import encode_hello
+
+    client = raw_factory(paper.gateway_port)
+    client.send(encode_hello(157, 178, "+PACEAPI"))
+    client.read_until(lambda f: len(f) == 2)
+    client.send_fields(71, 2, 78, "")
+    client.read_until(lambda f: f[0] == "9")
+    client.send(b"".join(frame_of(["49", "1"]) for _ in range(80)))
+    replies = [client.read_until(lambda f: f[0] == "49") for _ in range(80)]
+    assert len(replies) == 80
+    assert not [f for f in client.frames if f[0] == "4" and f[3] == "100"]
