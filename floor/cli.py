@@ -33,7 +33,9 @@ def _table(rows: tuple[ProcessRow, ...] | list[ProcessRow], links: dict[str, str
     table.add_column("pid", justify="right")
     table.add_column("status")
     for row in rows:
-        healthy = (row.pid is None or pid_alive(row.pid)) and tcp_probe(row.host, row.port)()
+        # A process without a port of its own (a worker) is healthy while it runs.
+        answers = tcp_probe(row.host, row.port)() if row.port else True
+        healthy = (row.pid is None or pid_alive(row.pid)) and answers
         status = "[green]healthy[/]" if healthy else "[red]down[/]"
         pid = str(row.pid) if row.pid is not None else "external"
         table.add_row(row.name, row.address, pid, status)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from floor.settings import FloorSettings
-from floor.supervisor import ServiceSpec, command_probe, tcp_probe
+from floor.supervisor import ServiceSpec, command_probe, log_probe, tcp_probe
 
 PG_SYSTEM_USER = "embedded_postgres"
 """Postgres refuses to run as root; as root we run it as this unprivileged user."""
@@ -172,4 +172,46 @@ def gateway_spec(
         ports=((settings.host, port),),
         ready_timeout=20.0,
         hint=f"set {'IB_PORT' if name == 'primary' else 'IB_STANDBY_PORT'} to a free port",
+    )
+
+
+def _child_env(settings: FloorSettings) -> dict[str, str | None]:
+    """Settings a child process must share with this one, as its environment."""
+    return {
+        "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
+        "FLOOR_HOST": settings.host,
+        "DATABASE_URL": settings.db_url,
+        "KAFKA_BOOTSTRAP": settings.kafka,
+        "TEMPORAL_ADDRESS": settings.temporal,
+        "IB_HOST": settings.ib_gateway_host,
+        "IB_PORT": str(settings.ib_port),
+        "IB_STANDBY_PORT": str(settings.ib_standby_port),
+    }
+
+
+def worker_spec(settings: FloorSettings) -> ServiceSpec:
+    """The Temporal worker running ``workflows/`` and ``activities/``."""
+    name = "temporal-worker"
+    return ServiceSpec(
+        name=name,
+        argv=[sys.executable, "-m", "temporal.worker", "--keys-dir", str(settings.keys_dir.resolve())],
+        address=f"task queue floor on {settings.temporal}",
+        probe=log_probe(settings.log_dir / f"{name}.log", "worker polling"),
+        env=_child_env(settings),
+        ready_timeout=60.0,
+        hint="the worker needs Temporal, Postgres, Kafka, a broker gateway and the keys in var/keys",
+    )
+
+
+def bridge_spec(settings: FloorSettings) -> ServiceSpec:
+    """The ``orders.events`` -> Temporal bridge (signal-with-start of order lifecycles)."""
+    name = "temporal-bridge"
+    return ServiceSpec(
+        name=name,
+        argv=[sys.executable, "-m", "temporal.bridge"],
+        address=f"orders.events -> {settings.temporal}",
+        probe=log_probe(settings.log_dir / f"{name}.log", "bridging"),
+        env=_child_env(settings),
+        ready_timeout=60.0,
+        hint="the bridge needs Kafka and Temporal",
     )

@@ -105,7 +105,12 @@ def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
             services.gateway_spec(settings, "primary", settings.ib_port),
             services.gateway_spec(settings, "standby", settings.ib_standby_port),
         ]
-    specs += [hotpath_spec(settings), api_spec(settings)]
+    specs += [
+        hotpath_spec(settings),
+        services.worker_spec(settings),
+        services.bridge_spec(settings),
+        api_spec(settings),
+    ]
     return specs
 
 
@@ -120,7 +125,7 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
         progress(f"starting {spec.name}")
         started = time.monotonic()
         service = supervisor.start(spec)
-        host, port = spec.ports[0] if spec.ports else host_port(spec.address, 0)
+        host, port = spec.ports[0] if spec.ports else ("", 0)
         rows.append(ProcessRow(spec.name, spec.address, service.pid, host, port))
         progress(f"{spec.name} ready in {time.monotonic() - started:.1f} s")
 

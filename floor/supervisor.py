@@ -23,6 +23,7 @@ Probe = Callable[[], bool]
 POLL_INTERVAL = 0.05
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 20
+START_MARKER = "--- starting"
 
 
 class ServiceFailed(RuntimeError):
@@ -90,7 +91,7 @@ class Supervisor:
             else:
                 env[key] = value
         with log_path.open("ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {spec.name}\n".encode())
+            log.write(f"{START_MARKER} {time.strftime('%Y-%m-%d %H:%M:%S')} {spec.name}\n".encode())
             log.flush()
             try:
                 process = subprocess.Popen(
@@ -214,6 +215,22 @@ def command_probe(argv: Sequence[str], timeout: float = 5.0) -> Probe:
         except (OSError, subprocess.TimeoutExpired):
             return False
         return result.returncode == 0
+
+    return probe
+
+
+def log_probe(path: Path, text: str) -> Probe:
+    """Ready once ``text`` appears in the log after this start's marker line.
+
+    For workers that serve no port of their own: they log a line once they are polling.
+    """
+
+    def probe() -> bool:
+        try:
+            content = path.read_text(errors="replace")
+        except OSError:
+            return False
+        return text in content[content.rfind(START_MARKER) :]
 
     return probe
 

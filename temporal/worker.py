@@ -1,8 +1,9 @@
 """The Temporal worker: runs ``workflows/`` and ``activities/`` on one task queue.
 
 ``python -m temporal.worker`` connects to Temporal, registers the floor's search attributes,
-loads the signing keys of the agents it acts for (``<agent_id>.pem`` files in ``--keys-dir``,
-unencrypted PKCS#8, e.g. ``sniper.pem`` and ``floor-lifecycle.pem``), starts the Kafka producer,
+loads the signing keys of the agents it acts for (``<agent_id>.key`` files in ``--keys-dir``,
+unencrypted PKCS#8 as ``floor keys new`` and ``floor up`` write them, e.g. ``sniper.key`` and
+``floor-lifecycle.key``), starts the Kafka producer,
 the ledger pool and a read-only broker connection (the master API client, which sees every
 client's executions, for reconciliation and quotes) and polls until interrupted.
 """
@@ -51,12 +52,12 @@ class KeysMissing(RuntimeError):
 
 
 def load_keys(keys_dir: Path) -> dict[str, Ed25519PrivateKey]:
-    """Every ``<agent_id>.pem`` in ``keys_dir``; the file name is the agent id."""
+    """Every ``<agent_id>.key`` in ``keys_dir``; the file name is the agent id."""
     if not keys_dir.is_dir():
         raise KeysMissing(f"signing keys directory {keys_dir} does not exist")
-    keys = {p.stem: private_key_from_pem(p.read_bytes()) for p in sorted(keys_dir.glob("*.pem"))}
+    keys = {p.stem: private_key_from_pem(p.read_bytes()) for p in sorted(keys_dir.glob("*.key"))}
     if not keys:
-        raise KeysMissing(f"no <agent_id>.pem signing keys in {keys_dir}")
+        raise KeysMissing(f"no <agent_id>.key signing keys in {keys_dir}")
     return keys
 
 

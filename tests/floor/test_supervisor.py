@@ -38,7 +38,7 @@ def test_service_is_started_and_stopped_with_its_children(tmp_path: Path) -> Non
     sup.stop_all()
     assert not service.alive()
     assert port_is_free("127.0.0.1", port)
-    assert "starting echo" in (tmp_path / "echo.log").read_text()
+    assert "--- starting" in (tmp_path / "echo.log").read_text()
 
 
 def test_port_already_taken_names_the_service_and_the_port(tmp_path: Path) -> None:
@@ -82,3 +82,19 @@ def test_missing_binary_says_what_to_do(tmp_path: Path) -> None:
         Supervisor(tmp_path).start(spec)
     assert "cannot run" in err.value.reason
     assert "make install" in err.value.hint
+
+
+def test_log_probe_ignores_lines_from_an_earlier_start(tmp_path: Path) -> None:
+    from floor.supervisor import log_probe
+
+    log = tmp_path / "worker.log"
+    log.write_text("--- starting 2026-01-01 worker\nworker polling\n")
+    sup = Supervisor(tmp_path)
+    probe = log_probe(log, "worker polling")
+    assert probe(), "the earlier start's line is there"
+    spec = ServiceSpec("worker", _python("import signal; signal.pause()"), "nowhere", probe,
+                       ready_timeout=0.5)
+    with pytest.raises(ServiceFailed, match="not ready"):
+        sup.start(spec)
+    sup.stop_all()
+    assert not probe(), "a new start must not be satisfied by the old line"
