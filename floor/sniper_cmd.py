@@ -1,0 +1,211 @@
+"""``floor sniper report``: fill quality of finished icebergs, and a plot of fills against the mid.
+
+Reads finished ``Iceberg`` workflows from Temporal (their results carry every slice: send time,
+mid at send, quantity, average fill) and prints, per iceberg, VWAP against the fill-weighted
+mid at each slice's send time, in basis points, then the distribution over all of them and the
+share within the Sniper's goal (0.05 % = 5 bps). ``--plot`` writes a PNG: slice fill prices and
+the mid at send time, over time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client
+
+from floor.settings import FloorSettings
+from temporal.client import connect
+from workflows.iceberg import Iceberg, IcebergResult
+
+app = typer.Typer(help="The Sniper (iceberg orders): fill-quality reports.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Keep ``report`` a sub-command even while it is the only one."""
+
+
+GOAL_BPS = Decimal(5)
+"""The Sniper's goal: average fill within 0.05 % of the mid."""
+
+
+@dataclass(frozen=True)
+class FinishedIceberg:
+    workflow_id: str
+    result: IcebergResult
+
+
+@dataclass(frozen=True)
+class QualitySummary:
+    icebergs: int
+    with_fills: int
+    cost_bps: list[Decimal]
+    """Side-adjusted VWAP - mid, in bps, one per iceberg with fills (positive: worse than mid)."""
+
+    @property
+    def within_goal(self) -> int:
+        return sum(1 for c in self.cost_bps if abs(c) <= GOAL_BPS)
+
+    @property
+    def share_within_goal(self) -> Decimal | None:
+        return None if not self.cost_bps else Decimal(self.within_goal) / len(self.cost_bps)
+
+    def percentile(self, q: int) -> Decimal | None:
+        """Nearest-rank percentile (no interpolation, so the figure is one that occurred)."""
+        if not self.cost_bps:
+            return None
+        ordered = sorted(self.cost_bps)
+        rank = max(1, -(-q * len(ordered) // 100))
+        return ordered[rank - 1]
+
+
+def summarize(finished: list[FinishedIceberg]) -> QualitySummary:
+    costs = [f.result.quality.cost_bps for f in finished if f.result.quality is not None]
+    return QualitySummary(icebergs=len(finished), with_fills=len(costs), cost_bps=costs)
+
+
+async def fetch_finished(
+    client: Client, limit: int = 50, workflow_id: str | None = None
+) -> list[FinishedIceberg]:
+    """The most recently closed, completed or cancelled icebergs (newest first)."""
+    query = 'WorkflowType = "Iceberg" AND ExecutionStatus = "Completed"'
+    if workflow_id:
+        query += f' AND WorkflowId = "{workflow_id}"'
+    out = []
+    async for wf in client.list_workflows(query, limit=limit):
+        handle = client.get_workflow_handle_for(Iceberg.run, wf.id, run_id=wf.run_id)
+        out.append(FinishedIceberg(wf.id, await handle.result()))
+    return out
+
+
+def table(finished: list[FinishedIceberg]) -> Table:
+    t = Table(title="Finished icebergs", title_justify="left")
+    for col in (
+        "iceberg",
+        "symbol",
+        "side",
+        "filled",
+        "slices",
+        "VWAP",
+        "mid at send",
+        "diff bps",
+        "cost bps",
+    ):
+        t.add_column(col, justify="left" if col in ("iceberg", "symbol", "side") else "right")
+    for f in finished:
+        r, q = f.result, f.result.quality
+        t.add_row(
+            f.workflow_id,
+            r.symbol,
+            r.side.value,
+            f"{r.filled_qty}/{r.total_qty}",
+            str(len(r.slices)),
+            str(q.vwap) if q else "-",
+            str(q.benchmark_mid) if q else "-",
+            str(q.diff_bps) if q else "-",
+            _cost(q.cost_bps) if q else "-",
+        )
+    return t
+
+
+def _cost(bps: Decimal) -> str:
+    return f"[green]{bps}[/]" if abs(bps) <= GOAL_BPS else f"[red]{bps}[/]"
+
+
+def plot(finished: list[FinishedIceberg], path: Path, max_panels: int = 6) -> int:
+    """Write the PNG; returns the number of panels drawn (one per iceberg with fills)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [f for f in finished if any(s.filled_qty for s in f.result.slices)][:max_panels]
+    if not shown:
+        return 0
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.8 * len(shown)), squeeze=False)
+    for ax, f in zip(axes[:, 0], shown, strict=True):
+        slices = f.result.slices
+        # Plotting only: the exact Decimals are in the table and the workflow result.
+        ax.step(
+            [s.sent_at for s in slices],
+            [float(s.mid_at_send) for s in slices],
+            where="post",
+            color="0.5",
+            label="mid at send",
+        )
+        filled = [s for s in slices if s.avg_price is not None]
+        ax.scatter(
+            [s.sent_at for s in filled],
+            [float(s.avg_price) for s in filled if s.avg_price is not None],
+            s=[12 + 40 * s.filled_qty / max(x.filled_qty for x in filled) for s in filled],
+            color="tab:blue" if f.result.side.value == "BUY" else "tab:red",
+            label="slice fill (avg)",
+        )
+        q = f.result.quality
+        title = f"{f.workflow_id}  {f.result.side.value} {f.result.filled_qty} {f.result.symbol}"
+        if q is not None:
+            title += f"  VWAP {q.vwap}  vs mid {q.benchmark_mid}: {q.cost_bps} bps"
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("price")
+        ax.legend(fontsize=7, loc="best")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return len(shown)
+
+
+@app.command()
+def report(
+    limit: int = typer.Option(50, help="How many finished icebergs, newest first."),
+    workflow_id: str | None = typer.Option(None, "--id", help="Only this iceberg (its workflow id)."),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write a PNG of fills vs mid here."),
+    temporal_address: str | None = typer.Option(
+        None, "--temporal", help="Temporal address (default: settings)."
+    ),
+) -> None:
+    """Fill quality of finished icebergs: VWAP against the mid at each slice's send time."""
+    settings = FloorSettings()
+    console = Console()
+
+    async def load() -> list[FinishedIceberg]:
+        client = await connect(temporal_address or settings.temporal, settings.temporal_namespace)
+        return await fetch_finished(client, limit, workflow_id)
+
+    try:
+        finished = asyncio.run(load())
+    except RuntimeError as exc:
+        typer.echo(
+            f"cannot read icebergs from Temporal at {temporal_address or settings.temporal}: {exc}", err=True
+        )
+        raise typer.Exit(1) from None
+    if not finished:
+        typer.echo("no finished icebergs")
+        raise typer.Exit(0)
+    console.print(table(finished))
+    s = summarize(finished)
+    share = s.share_within_goal
+    console.print(
+        f"{s.icebergs} icebergs, {s.with_fills} with fills; cost bps "
+        f"median {_fmt(s.percentile(50))}, p90 {_fmt(s.percentile(90))}, "
+        f"mean {_fmt(_mean(s.cost_bps))}; within {GOAL_BPS} bps: "
+        f"{s.within_goal}/{len(s.cost_bps)}" + (f" ({share * 100:.1f} %)" if share is not None else "")
+    )
+    if plot_path is not None:
+        panels = plot(finished, plot_path)
+        console.print(f"plot: {plot_path} ({panels} icebergs)")
+
+
+def _mean(values: list[Decimal]) -> Decimal | None:
+    return None if not values else sum(values, Decimal(0)) / len(values)
+
+
+def _fmt(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
