@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -164,12 +165,16 @@ def plot(finished: list[FinishedIceberg], path: Path, max_panels: int = 6) -> in
 
 @app.command()
 def report(
-    limit: int = typer.Option(50, help="How many finished icebergs, newest first."),
-    workflow_id: str | None = typer.Option(None, "--id", help="Only this iceberg (its workflow id)."),
-    plot_path: Path | None = typer.Option(None, "--plot", help="Write a PNG of fills vs mid here."),
-    temporal_address: str | None = typer.Option(
-        None, "--temporal", help="Temporal address (default: settings)."
-    ),
+    limit: Annotated[int, typer.Option(help="How many finished icebergs, newest first.")] = 50,
+    workflow_id: Annotated[
+        str | None, typer.Option("--id", help="Only this iceberg (its workflow id).")
+    ] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of fills vs mid here.")
+    ] = None,
+    temporal_address: Annotated[
+        str | None, typer.Option("--temporal", help="Temporal address (default: settings).")
+    ] = None,
 ) -> None:
     """Fill quality of finished icebergs: VWAP against the mid at each slice's send time."""
     settings = FloorSettings()
