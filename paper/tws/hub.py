@@ -142,7 +142,15 @@ class Hub:
 
     def start_api(self, session: ClientSession) -> None:
         async def greet() -> None:
-            next_id = await self.venue.next_valid_id(session.client_id)
+            try:
+                next_id = await self.venue.next_valid_id(session.client_id)
+            except (VenueDisconnected, VenueError) as exc:
+                # Without the venue there is no safe next order id (it must never go
+                # backwards): refuse the connection rather than guess; the client retries.
+                log.warning("%r refused: venue unavailable (%s)", session, exc)
+                session.send(outgoing.error(-1, CONNECTIVITY_LOST, LOST_TEXT))
+                session.close(flush=True)
+                return
             frames = [outgoing.managed_accounts(self.accounts), outgoing.next_valid_id(next_id)]
             frames += [outgoing.error(-1, code, text) for code, text in FARM_NOTICES]
             if not self.venue_up:
@@ -173,7 +181,10 @@ class Hub:
         except VenueDisconnected:
             session.send(outgoing.error(req_id, CONNECTIVITY_LOST, LOST_TEXT))
         except VenueError as exc:
-            session.send(outgoing.error(req_id, exc.code or ERR_NOT_SUPPORTED, exc.message))
+            # The venue's 321 (malformed) is a warning to ib_async and would leave the request
+            # open; report it as the read error it is.
+            code = ERR_READING_REQUEST if exc.code in (0, 321) else exc.code
+            session.send(outgoing.error(req_id, code, exc.message))
         except Exception:
             log.exception("%r: request %d failed", session, req_id)
             session.send(outgoing.error(req_id, ERR_NOT_SUPPORTED, "Error processing request"))

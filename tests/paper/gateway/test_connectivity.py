@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+from ib_async import IB
+
 from paper.venue.client import VenueClient
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
@@ -22,6 +25,15 @@ async def test_venue_loss_and_return_reach_clients_as_1100_and_1102(private_pape
         os.kill(private_paper.services["venue"].pid, signal.SIGKILL)
         await eventually(lambda: 1100 in codes)
         assert ib.isConnected()  # the gateway stays up for its clients
+        # A new client cannot be given a next order id without the venue: it is refused.
+        late = IB()
+        late_codes: list[int] = []
+        late.errorEvent += lambda req_id, code, *_: late_codes.append(code)
+        with pytest.raises((ConnectionError, TimeoutError)):
+            # ib_async waits out its timeout even after the gateway hangs up, as with TWS.
+            await late.connectAsync("127.0.0.1", private_paper.gateway_port, clientId=98, timeout=1)
+        late.disconnect()
+        assert 1100 in late_codes
         private_paper.start_venue()
         await eventually(lambda: 1102 in codes, timeout=15)
         assert codes.index(1102) > codes.index(1100)
