@@ -60,6 +60,7 @@ class MarketData:
         self.venue = venue
         self.depth: dict[str, DepthFeed] = {}
         self.ticks: dict[str, TickFeed] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ L2
 
@@ -276,8 +277,6 @@ class MarketData:
             self._load(feed, snapshot)
             self._send_reset(feed)
         return restored
-
-    _tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
