@@ -157,7 +157,9 @@ class Placement:
 
     ``sent`` is True when the order was written to a broker socket inside the call; then
     ``write_ns`` is the ``time.perf_counter_ns()`` taken immediately after the socket write
-    and ``order_id``/``client_id`` are the broker's per-session ids. ``sent`` is False when no
+    and ``order_id``/``client_id`` are the broker's per-session ids. (``write_ns`` is 0 if the
+    broker's client-side pacing throttle queued the write: IB allows 50 messages/s per client;
+    :meth:`Broker.last_write_ns` reports the write once it happened.) ``sent`` is False when no
     session was up and the order is held in memory, to be sent (once) on reconnect; then
     ``write_ns`` is 0 and ``order_id`` is None. ``duplicate`` is True when the order_ref was
     already known and nothing new was written (idempotent resend).

@@ -121,6 +121,16 @@ def _drop(_: BrokerEvent) -> None:
     pass
 
 
+def _written(session: GatewaySession, send: Callable[[IB], None]) -> int:
+    """Run ``send`` on the session's ``IB``; the ``perf_counter_ns()`` of the resulting socket
+    write, or 0 when ib_async's pacing throttle queued the message instead."""
+    ib, conn = session.ib, session.conn
+    assert ib is not None and conn is not None
+    before = conn.numMsgSent
+    send(ib)
+    return conn.last_write_ns if conn.numMsgSent > before else 0
+
+
 class IbkrBroker:
     """The ib_async adapter; see the module docstring and :class:`brokers.base.Broker`."""
 
@@ -242,12 +252,12 @@ class IbkrBroker:
             rec.cancel_requested = True
             return 0
         assert rec.order_id is not None
+        order_id = rec.order_id
         try:
-            session.ib.client.cancelOrder(rec.order_id, "")
+            return _written(session, lambda ib: ib.client.cancelOrder(order_id, ""))
         except ConnectionError:
             rec.cancel_requested = True
             return 0
-        return rec.write_ns
 
     def cancel_all(self) -> int:
         for rec in self._orders.held():
@@ -258,11 +268,9 @@ class IbkrBroker:
         if not (self._ready and session is not None and session.up and session.ib is not None):
             return self._cancel_all_later()
         try:
-            session.ib.reqGlobalCancel()
+            self.last_cancel_all_ns = _written(session, lambda ib: ib.reqGlobalCancel())
         except ConnectionError:
             return self._cancel_all_later()
-        assert session.conn is not None
-        self.last_cancel_all_ns = session.conn.last_write_ns
         return self.last_cancel_all_ns
 
     def _cancel_all_later(self) -> int:
@@ -307,8 +315,9 @@ class IbkrBroker:
         if not (self._ready and session is not None and session.up and session.ib is not None):
             rec.modify_pending = True
             return 0
-        session.ib.client.placeOrder(rec.order_id, cv.contract_for(new), cv.ib_order(new, rec.order_id))
-        return rec.write_ns
+        order_id = rec.order_id
+        contract, ib_order = self._contract(new), cv.ib_order(new, order_id)
+        return _written(session, lambda ib: ib.client.placeOrder(order_id, contract, ib_order))
 
     def last_write_ns(self, order_ref: str) -> int:
         rec = self._orders.get(order_ref)

@@ -13,6 +13,7 @@ import pytest
 
 from brokers.base import (
     Broker,
+    BrokerNotice,
     BrokerOrder,
     BrokerOrderStatus,
     CommissionReported,
@@ -185,3 +186,35 @@ async def test_net_liquidation_is_reported_exactly(broker: tuple[IbkrBroker, Rec
     b, _ = broker
     value = await b.net_liquidation(ACCOUNT)
     assert isinstance(value, Decimal) and value > 0
+
+
+async def test_a_late_duplicate_of_a_resent_order_is_cancelled_and_does_not_touch_the_order(
+    broker: tuple[IbkrBroker, Recorder],
+) -> None:
+    from ib_async import Order, OrderStatus, Stock, Trade
+
+    b, rec = broker
+    order = limit("100.00")
+    placed = b.place(order)
+    await rec.next(OrderAccepted, order_ref=order.order_ref)
+    session = b._active
+    assert session is not None and placed.order_id is not None
+    # What the broker would report if an earlier copy of this order (sent before a failover,
+    # under another order id) surfaced late.
+    stray_id = placed.order_id + 1000
+    stray = Trade(
+        Stock("AAPL", "SMART", "USD"),
+        Order(orderId=stray_id, clientId=placed.client_id or 0, permId=0, orderRef=order.order_ref),
+        OrderStatus(orderId=stray_id, status="Submitted", clientId=placed.client_id or 0),
+    )
+    written_before = session.conn.numMsgSent if session.conn else 0
+    b._on_trade(session, stray)
+    notice = await rec.next(BrokerNotice, code=0)
+    assert str(stray_id) in notice.message and order.order_ref in notice.message
+    assert session.conn is not None and session.conn.numMsgSent == written_before + 1
+    # The tracked order is untouched: still working under its own id.
+    mine = [o for o in await b.open_orders() if o.order_ref == order.order_ref]
+    assert [o.order_id for o in mine] == [placed.order_id]
+    assert not rec.of(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED)
+    b.cancel(order.order_ref)
+    await rec.next(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED)
