@@ -51,14 +51,19 @@ class KeysMissing(RuntimeError):
     pass
 
 
-def load_keys(keys_dir: Path) -> dict[str, Ed25519PrivateKey]:
-    """Every ``<agent_id>.key`` in ``keys_dir``; the file name is the agent id."""
-    if not keys_dir.is_dir():
-        raise KeysMissing(f"signing keys directory {keys_dir} does not exist")
-    keys = {p.stem: private_key_from_pem(p.read_bytes()) for p in sorted(keys_dir.glob("*.key"))}
-    if not keys:
-        raise KeysMissing(f"no <agent_id>.key signing keys in {keys_dir}")
-    return keys
+WORKFLOW_AGENTS = ("sniper", "floor-lifecycle")
+"""The agents whose commands workflows issue: iceberg slices, and expiry cancels. No other key
+in the directory (the operator's, say) is read by the worker."""
+
+
+def load_keys(keys_dir: Path, agents: tuple[str, ...] = WORKFLOW_AGENTS) -> dict[str, Ed25519PrivateKey]:
+    """``<agent_id>.key`` for each agent; fails at start-up, not at the first slice."""
+    missing = [a for a in agents if not (keys_dir / f"{a}.key").is_file()]
+    if missing:
+        raise KeysMissing(
+            f"no signing key for {', '.join(missing)} in {keys_dir} (`floor up` provisions them)"
+        )
+    return {a: private_key_from_pem((keys_dir / f"{a}.key").read_bytes()) for a in agents}
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,11 @@ def build_worker(client: Client, deps: Dependencies, task_queue: str = TASK_QUEU
 
 @asynccontextmanager
 async def live_dependencies(
-    settings: FloorSettings, keys_dir: Path, client_id: int
+    settings: FloorSettings, keys_dir: Path, client_id: int, agents: tuple[str, ...] = WORKFLOW_AGENTS
 ) -> AsyncIterator[Dependencies]:
     from brokers.ibkr import IbkrBroker, IbkrConfig
 
-    keys = load_keys(keys_dir)
+    keys = load_keys(keys_dir, agents)
     async with AsyncExitStack() as stack:
         producer = await start_producer(settings.kafka, "temporal-worker")
         stack.push_async_callback(producer.stop)
@@ -109,6 +114,12 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task-queue", default=TASK_QUEUE)
     parser.add_argument("--keys-dir", type=Path, default=settings.var_dir / "keys")
     parser.add_argument("--ib-client-id", type=int, default=RECONCILE_CLIENT_ID)
+    parser.add_argument(
+        "--agent",
+        action="append",
+        dest="agents",
+        help="an agent to sign for (repeatable; default: " + ", ".join(WORKFLOW_AGENTS) + ")",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -116,7 +127,8 @@ async def main(argv: list[str] | None = None) -> None:
     added = await ensure_search_attributes(client)
     if added:
         log.info("registered search attributes %s", ", ".join(added))
-    async with live_dependencies(settings, args.keys_dir, args.ib_client_id) as deps:
+    agents = tuple(args.agents) if args.agents else WORKFLOW_AGENTS
+    async with live_dependencies(settings, args.keys_dir, args.ib_client_id, agents) as deps:
         worker = build_worker(client, deps, args.task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

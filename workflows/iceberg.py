@@ -72,6 +72,9 @@ class IcebergInput:
     """Move each slice's size by up to this fraction of the display size (0.05: ±5 %)."""
     cancel_confirm_timeout_s: float = 30.0
     """Re-send a slice cancel the broker has not confirmed after this long."""
+    interval_scale: Decimal = Decimal(1)
+    """Multiplies the 3-7 s interval. 1 in production; a venue whose market clock runs N times
+    faster than real time is matched with 1/N, so both run on the same time base."""
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,8 @@ class Iceberg:
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=PUBLISH_RETRY,
         )
-        next_send = record.sent_at + timedelta(milliseconds=slice_delay_ms(rng.random()))
+        delay_ms = slice_delay_ms(rng.random()) * inp.interval_scale
+        next_send = record.sent_at + timedelta(milliseconds=float(delay_ms))
         try:
             await workflow.wait_condition(
                 lambda: record.done or self._must_pull(record), timeout=self._until(next_send)
@@ -425,6 +429,8 @@ class Iceberg:
             problems.append("quantities must be positive")
         if inp.limit_price is not None and inp.limit_price <= 0:
             problems.append("limit must be positive")
+        if inp.interval_scale <= 0:
+            problems.append("interval scale must be positive")
         if problems:
             raise ApplicationError(
                 "invalid iceberg: " + ", ".join(problems), type="InvalidIceberg", non_retryable=True
