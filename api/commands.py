@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1")
         202: {"description": "Verified and published to agent.commands"},
         403: {"description": "Refused by the sentry; `error` names the reason"},
         422: {"description": "Malformed JSON or schema violation; `field` names the culprit"},
+        503: {"description": "Kafka did not take the command; nothing was published, retry"},
     },
 )
 async def submit_command(request: Request, door: DoorDep, client: ClientAddress) -> JSONResponse:

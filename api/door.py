@@ -9,6 +9,7 @@ Nothing refused here is produced to Kafka.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,6 +19,10 @@ from trading import sentry
 from trading.commands import CommandInvalid
 from trading.sentry import RegisteredKey, ReplayGuard, Verdict
 from trading.signing import EnvelopeInvalid, SignedCommand
+
+log = logging.getLogger(__name__)
+
+AGENT_UNAVAILABLE = "the command bus did not take the command; send it again"
 
 
 class KeyLookup(Protocol):
@@ -43,7 +48,8 @@ class Published:
 
 @dataclass(frozen=True)
 class Rejected:
-    """The door refused: ``status`` is the HTTP status (403 security, 422 bad input)."""
+    """The door refused: ``status`` is the HTTP status (403 security, 422 bad input, 503 the
+    bus is down and nothing was published)."""
 
     status: int
     error: str
@@ -100,9 +106,15 @@ class Door:
         # Remember before the produce so a concurrent duplicate request is refused while this one
         # is still in flight.
         self._replay.remember(command.agent_id, command.nonce, envelope.signature_hash, command.issued_at)
-        record = await self._publisher.send_and_wait(
-            self._topic, envelope.to_wire(), key=f"{command.account}/{command.symbol or ''}".encode()
-        )
+        try:
+            record = await self._publisher.send_and_wait(
+                self._topic, envelope.to_wire(), key=f"{command.account}/{command.symbol or ''}".encode()
+            )
+        except Exception as exc:
+            # Not published, so not a replay if the client sends it again.
+            self._replay.release(command.agent_id, command.nonce, envelope.signature_hash)
+            log.exception("command %s not published", command.command_id)
+            return Rejected(503, "bus_unavailable", None, f"{AGENT_UNAVAILABLE}: {type(exc).__name__}")
         return Published(command.command_id, int(record.partition), int(record.offset))
 
     async def _refuse(

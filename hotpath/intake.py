@@ -345,17 +345,19 @@ class Intake:
         return Outcome(command.command_id, None)
 
     async def _cancel_all(self, envelope: SignedCommand, source: str) -> Outcome:
+        """Cancel the account's working orders (of one symbol, if named). Never the broker's
+        global cancel: that reaches every account on the connection and belongs to the breaker."""
         command = envelope.command
         await self.ledger.append_accepted(envelope, 0, {"symbol": command.symbol})
-        if command.symbol is None:
-            self.broker.cancel_all()
-            return Outcome(command.command_id, None)
         for order in list(self.orders.values()):
-            if not order.done and order.account == command.account and order.symbol == command.symbol:
-                try:
-                    self.broker.cancel(order.command_id)
-                except UnknownOrderRef:
-                    log.warning("cancel_all: broker does not know %s", order.command_id)
+            if order.done or order.account != command.account:
+                continue
+            if command.symbol is not None and order.symbol != command.symbol:
+                continue
+            try:
+                self.broker.cancel(order.command_id)
+            except UnknownOrderRef:
+                log.warning("cancel_all: broker does not know %s", order.command_id)
         return Outcome(command.command_id, None)
 
     # --- refusals ---------------------------------------------------------------------------

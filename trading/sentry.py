@@ -152,6 +152,12 @@ class ReplayGuard:
         self._signatures.add(signature_hash)
         heapq.heappush(self._expiry, (issued_at, agent_id, nonce, signature_hash))
 
+    def release(self, agent_id: str, nonce: str, signature_hash: str) -> None:
+        """Forget a remembered command that was never acted on (it could not be published), so
+        the sender's retry of the very same command is not taken for a replay."""
+        self._nonces.discard((agent_id, nonce))
+        self._signatures.discard(signature_hash)
+
     def forget_older_than_window(self, now: datetime) -> int:
         """Drop entries a stale check would refuse anyway; return how many went."""
         horizon = now - self.window.max_age

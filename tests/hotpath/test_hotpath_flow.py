@@ -388,3 +388,89 @@ async def test_a_revoked_key_stops_being_accepted_within_the_registry_refresh(
 
 async def _is(value: Awaitable[str | None], expected: str) -> bool:
     return await value == expected
+
+
+def cancel_command(agent_id: str, target: str, *, account: str = VENUE_ACCOUNT) -> Command:
+    return Command(
+        kind=CommandKind.CANCEL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent_id, account=account,
+        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), target_command_id=target,
+    )  # fmt: skip
+
+
+async def test_a_cancel_command_cancels_the_working_order_and_is_ledgered(
+    hotpath: HotPathProcess,
+    paper: PaperStack,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    bid, _ = await quote(paper, "AAPL")
+    resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
+    order = agent.sign(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=1)
+    )
+    await send(command_producer, order)
+    await await_event(kafka_bootstrap, order.command.command_id, EventKind.SUBMITTED)
+
+    # Another account's agent cannot cancel it: the order is not theirs to name.
+    foreign = agent.sign(cancel_command(agent.agent_id, order.command.command_id, account="DU-OTHER"))
+    cancel = agent.sign(cancel_command(agent.agent_id, order.command.command_id))
+    await send(command_producer, foreign)
+    await send(command_producer, cancel)
+    cancelled = await await_event(kafka_bootstrap, order.command.command_id, EventKind.CANCELLED)
+    assert cancelled.filled_qty == 0
+    decisions = {
+        r["command_id"]: (r["decision"], r["reason"])
+        for r in await ledger_pool.fetch(
+            "SELECT command_id, decision, reason FROM ledger_entries WHERE command_id = ANY($1::text[])",
+            [foreign.command.command_id, cancel.command.command_id],
+        )
+    }
+    assert decisions == {
+        foreign.command.command_id: ("rejected", "intake.unknown_order"),
+        cancel.command.command_id: ("accepted", None),
+    }
+
+
+async def test_cancel_all_for_a_symbol_cancels_only_that_symbol(
+    hotpath: HotPathProcess,
+    paper: PaperStack,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    before = (await paper.acontrol("GET", "/status"))["open_orders"]
+    envs = {}
+    for symbol in ("AAPL", "MSFT"):
+        bid, _ = await quote(paper, symbol)
+        resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
+        envs[symbol] = agent.sign(
+            enter_command(agent.agent_id, account=VENUE_ACCOUNT, symbol=symbol, limit=resting,
+                          stop=resting - 5, quantity=1)
+        )  # fmt: skip
+        await send(command_producer, envs[symbol])
+        await await_event(kafka_bootstrap, envs[symbol].command.command_id, EventKind.SUBMITTED)
+    after = await paper.acontrol("GET", "/status")
+    assert after["open_orders"] == before + 2, after
+
+    cancel_all = Command(
+        kind=CommandKind.CANCEL_ALL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent.agent_id,
+        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="AAPL",
+    )  # fmt: skip
+    await send(command_producer, agent.sign(cancel_all))
+    await await_event(kafka_bootstrap, envs["AAPL"].command.command_id, EventKind.CANCELLED)
+    sentinel = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
+    await send(command_producer, sentinel)
+    await await_event(kafka_bootstrap, sentinel.command.command_id, EventKind.REJECTED)
+    # Every AAPL order of the account went (other tests' too); MSFT is still at the venue, so
+    # cancelling it now takes exactly one more order off the book.
+    remaining = (await paper.acontrol("GET", "/status"))["open_orders"]
+    assert remaining < after["open_orders"]
+    await send(command_producer, agent.sign(cancel_command(agent.agent_id, envs["MSFT"].command.command_id)))
+    await await_event(kafka_bootstrap, envs["MSFT"].command.command_id, EventKind.CANCELLED)
+    await eventually(lambda: _open_orders_are(paper, remaining - 1), timeout=10.0)
+
+
+async def _open_orders_are(paper: PaperStack, expected: int) -> bool:
+    return bool((await paper.acontrol("GET", "/status"))["open_orders"] == expected)

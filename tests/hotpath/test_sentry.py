@@ -175,3 +175,13 @@ def test_reading_an_envelope_with_a_bad_command_names_the_field() -> None:
     assert env_exc.value.field == "extra"
     decoded = read_envelope(wire)
     assert decoded.signer == agent.key_id and decoded.to_wire_dict() == wire
+
+
+def test_a_released_command_may_be_presented_again() -> None:
+    agent = new_agent()
+    guard = ReplayGuard()
+    env = agent.sign(enter_command(agent.agent_id))
+    assert admit(env, agent.registered, guard, utc_now_ms()).accepted
+    guard.release(agent.agent_id, env.command.nonce, env.signature_hash)
+    assert admit(env, agent.registered, guard, utc_now_ms()).accepted
+    assert admit(env, agent.registered, guard, utc_now_ms()).reason == sentry.REPLAYED_NONCE
