@@ -7,6 +7,7 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from brokers.base import (
     OrderRejected,
     OrderStatusChanged,
     OrderType,
+    Position,
     SessionChange,
     SessionChanged,
     Side,
@@ -218,3 +220,22 @@ async def test_a_late_duplicate_of_a_resent_order_is_cancelled_and_does_not_touc
     assert not rec.of(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED)
     b.cancel(order.order_ref)
     await rec.next(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED)
+
+
+async def test_positions_and_executions_since_reflect_a_fill(broker: tuple[IbkrBroker, Recorder]) -> None:
+    b, rec = broker
+
+    def aapl(positions: list[Position]) -> int:
+        return sum(p.quantity for p in positions if p.symbol == "AAPL" and p.account == ACCOUNT)
+
+    before = aapl(await b.positions())
+    since = datetime.now(UTC).replace(microsecond=0)
+    order = market(qty=3)
+    b.place(order)
+    await rec.next(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.FILLED)
+    assert aapl(await b.positions()) == before + 3
+    recent = await b.executions(since=since)
+    mine = [e for e in recent if e.order_ref == order.order_ref]
+    assert sum(e.quantity for e in mine) == 3
+    assert all(e.time >= since for e in recent)
+    assert {e.exec_id for e in mine} == {e.exec_id for e in rec.of(Executed, order_ref=order.order_ref)}
