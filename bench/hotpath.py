@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import logging
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -416,6 +417,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("ib_async").setLevel(logging.CRITICAL)
     started = time.monotonic()
     results = run_all(args)
+    load1, load5, _ = os.getloadavg()
+    console.print(
+        f"{args.n} commands per run on {os.cpu_count()} CPUs, load average {load1:.1f} (5 min {load5:.1f}); "
+        "figures on a shared machine carry its noise"
+    )
     report(results)
     console.print(f"done in {time.monotonic() - started:.0f} s")
 
