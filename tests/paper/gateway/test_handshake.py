@@ -82,10 +82,25 @@ async def test_untrusted_source_address_is_refused_and_logged(
         assert (await ib.reqCurrentTimeAsync()).year >= 2020
 
 
-async def test_current_time_and_req_ids(paper: PaperStack) -> None:
+async def test_current_time(paper: PaperStack) -> None:
     async with connected(paper.gateway_port, 25) as ib:
         now = await ib.reqCurrentTimeAsync()
         assert abs(now.timestamp() - time.time()) < 120
-        before = ib.client.getReqId()
-        ib.client.reqIds(1)
-        await eventually(lambda: ib.client._reqIdSeq >= before)
+
+
+async def test_req_ids_answers_above_every_order_id_used(paper: PaperStack, raw_factory: RawFactory) -> None:
+    client = raw_factory(paper.gateway_port)
+    client.handshake(26)
+    contract = (0, "AAPL", "STK", "", "0.0", "", "", "SMART", "", "USD", "", "")
+    # A resting order with a large id (ids need not be contiguous), then reqIds.
+    from tests.paper.gateway.test_codec import MKT_ORDER
+
+    order = list(MKT_ORDER)
+    order[1], order[18], order[19] = "5000", "LMT", "1.00"
+    order[2:14] = [str(f) for f in contract]
+    client.send_fields(*order)
+    client.read_until(lambda f: f[0] == "3" and f[1] == "5000")
+    client.send_fields(8, 1, 1)
+    assert int(client.read_until(lambda f: f[0] == "9")[2]) == 5001
+    client.send_fields(4, 1, 5000, "")
+    client.read_until(lambda f: f[0] == "3" and f[1] == "5000" and f[2] == "Cancelled")
