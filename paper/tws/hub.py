@@ -106,6 +106,7 @@ class Hub:
             im.CancelMktData: self._cancel_mkt_data,
             im.ReqMktDepth: self._mkt_depth,
             im.CancelMktDepth: self._cancel_mkt_depth,
+            im.ReqMktDepthExchanges: self._mkt_depth_exchanges,
             im.Unsupported: self._unsupported,
             im.StartApi: self._second_start_api,
         }
@@ -526,6 +527,10 @@ class Hub:
     async def _mkt_depth(self, session: ClientSession, msg: im.ReqMktDepth) -> None:
         contract = await self._resolve(msg.contract)
         await self.market.subscribe_depth(session, msg.req_id, contract, msg.num_rows)
+
+    def _mkt_depth_exchanges(self, session: ClientSession, msg: im.ReqMktDepthExchanges) -> None:
+        listings = sorted({c.primary_exchange for c in self.contracts.values() if c.primary_exchange})
+        session.send(outgoing.mkt_depth_exchanges(("SMART", "STK", x, "Deep", 1) for x in listings))
 
     async def _cancel_mkt_depth(self, session: ClientSession, msg: im.CancelMktDepth) -> None:
         await self.market.unsubscribe_depth(session, msg.req_id)

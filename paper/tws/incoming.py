@@ -208,6 +208,11 @@ class ReqManagedAccts:
 
 
 @dataclass(frozen=True, slots=True)
+class ReqMktDepthExchanges:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Unsupported:
     """A message TWS knows that this venue does not serve; ``req_id`` None if it has none."""
 
@@ -221,7 +226,7 @@ ClientMessage = (
     | ReqAutoOpenOrders | ReqCompletedOrders | ReqAccountUpdates | ReqAccountUpdatesMulti
     | CancelAccountUpdatesMulti | ReqAccountSummary | CancelAccountSummary | ReqPositions
     | CancelPositions | ReqPositionsMulti | CancelPositionsMulti | ReqCurrentTime
-    | ReqGlobalCancel | ReqMarketDataType | ReqManagedAccts | Unsupported
+    | ReqGlobalCancel | ReqMarketDataType | ReqManagedAccts | ReqMktDepthExchanges | Unsupported
 )
 
 
@@ -500,6 +505,7 @@ _DECODERS: dict[int, Callable[[Fields], ClientMessage]] = {
         lambda f: ReqAccountUpdatesMulti(f.int("reqId"), f.text("account"), f.text("modelCode"))
     ),
     77: _versioned(_req_id_only(CancelAccountUpdatesMulti)),
+    82: lambda f: ReqMktDepthExchanges(),
     99: lambda f: ReqCompletedOrders(f.bool("apiOnly")),
 }
 
@@ -511,7 +517,7 @@ _UNSUPPORTED_UNVERSIONED_WITH_ID = frozenset(
     {20, 22, 78, 79, 81, 83, 84, 86, 87, 88, 92, 94, 96, 97, 100, 102, 104}
 )
 _UNSUPPORTED_NO_ID = frozenset(
-    {12, 13, 14, 18, 19, 23, 24, 25, 51, 53, 56, 57, 65, 66, 70, 72, 73, 80, 82, 85, 89, 90, 93,
+    {12, 13, 14, 18, 19, 23, 24, 25, 51, 53, 56, 57, 65, 66, 70, 72, 73, 80, 85, 89, 90, 93,
      95, 98, 101, 103}
 )
 # reqHistoricalData (20) and reqScannerSubscription (22) have no version field; cancels of

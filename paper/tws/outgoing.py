@@ -282,6 +282,12 @@ def contract_details_end(req_id: int) -> bytes:
     return encode_frame((52, 1, req_id))
 
 
+def mkt_depth_exchanges(entries: Iterable[tuple[str, str, str, str, int]]) -> bytes:
+    """(exchange, secType, listingExch, serviceDataType, aggGroup) per depth source."""
+    rows = list(entries)
+    return encode_frame([80, len(rows), *(f for row in rows for f in row)])
+
+
 def tick_req_params(req_id: int, min_tick: Decimal, bbo_exchange: str) -> bytes:
     return encode_frame((81, req_id, min_tick, bbo_exchange, 3))
 

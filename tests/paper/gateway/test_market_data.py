@@ -89,3 +89,10 @@ async def test_unknown_symbol_gets_200(paper: PaperStack) -> None:
         ib.errorEvent += lambda req_id, code, *_: codes.append(code)
         assert not any(await ib.qualifyContractsAsync(Stock("NOPE", "SMART", "USD")))
         await eventually(lambda: 200 in codes)
+
+
+async def test_depth_exchanges_list_the_venue_listings(paper: PaperStack) -> None:
+    async with connected(paper.gateway_port, 66) as ib:
+        descriptions = await ib.reqMktDepthExchangesAsync()
+        assert {d.listingExch for d in descriptions} == {"NASDAQ", "NYSE"}
+        assert all(d.secType == "STK" and d.serviceDataType == "Deep" for d in descriptions)
