@@ -24,6 +24,7 @@ from paper.tws import outgoing
 from paper.tws.market import MarketData
 from paper.tws.orders import Refusal, to_venue
 from paper.tws.session import ClientSession, State
+from paper.tws.what_if import estimate
 from paper.venue import messages as vm
 from paper.venue.client import UnknownSymbol, VenueClient, VenueDisconnected, VenueError
 
@@ -330,9 +331,34 @@ class Hub:
         if isinstance(request, Refusal):
             session.send(outgoing.error(msg.order_id, request.code, request.message))
             return
+        if msg.what_if:
+            await self._what_if(session, msg, request)
+            return
         reply = await self.venue.place_order(request)
         if isinstance(reply, vm.OrderReject):
             session.send(outgoing.error(msg.order_id, reply.code, reply.message))
+
+    async def _what_if(self, session: ClientSession, msg: im.PlaceOrder, request: vm.PlaceOrder) -> None:
+        contract = await self._resolve(msg.contract)
+        tick = await self.market.current_tick(contract.symbol)
+        positions = await self.venue.positions(request.account)
+        held = sum(p.position for p in positions if p.symbol == contract.symbol)
+        snap = await self.venue.account_values(request.account)
+        values: dict[str, Decimal] = {}
+        for v in snap.values:
+            if v.currency in ("USD", "") and v.key not in values:
+                try:
+                    values[v.key] = Decimal(v.value)
+                except ArithmeticError:
+                    continue
+        state = estimate(request.order, tick, held, values)
+        update = vm.OrderUpdate(
+            account=snap.account, client_id=session.client_id, order_id=msg.order_id, perm_id=0,
+            symbol=contract.symbol, con_id=contract.con_id, order=request.order,
+            status="PreSubmitted", filled=0, remaining=request.order.total_qty,
+            avg_fill_price=None, last_fill_price=None, time_ns=snap.time_ns,
+        )  # fmt: skip
+        session.send(outgoing.what_if_order(update, contract, state.fields(), session.server_version))
 
     async def _cancel_order(self, session: ClientSession, msg: im.CancelOrder) -> None:
         result = await self.venue.cancel_order(session.client_id, msg.order_id)

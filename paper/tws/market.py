@@ -213,6 +213,16 @@ class MarketData:
             feed.subscribers.append((session, req_id))
         session.send_many(frames)
 
+    async def current_tick(self, symbol: str) -> Tick:
+        """The latest L1 of ``symbol``: from a live feed, else asked of the venue once."""
+        feed = self.ticks.get(symbol)
+        if feed is not None and feed.last is not None:
+            return feed.last
+        tick = await self.venue.subscribe_ticks(symbol)
+        if symbol not in self.ticks:
+            await self.venue.unsubscribe_ticks(symbol)
+        return tick
+
     def unsubscribe_ticks(self, session: ClientSession, req_id: int) -> bool:
         found = False
         for feed in self.ticks.values():

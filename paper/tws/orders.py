@@ -4,8 +4,9 @@ Rules (each refusal names its reason in the error text, as TWS does):
 - quantities are whole shares; ``100.0`` from ib_async is 100, ``0.5`` is refused;
 - a price field the order type does not use is dropped: ib_async re-sends echoed values such
   as ``auxPrice 0.0`` when it modifies an order;
-- combo, conditional, bracket (parentId), untransmitted and what-if orders are refused — the
-  paper venue does not model them.
+- combo, conditional, bracket (parentId) and untransmitted orders are refused — the paper
+  venue does not model them. What-if orders are validated here like any other and then
+  answered by the gateway (:mod:`paper.tws.what_if`) without reaching the venue.
 """
 
 from __future__ import annotations
@@ -42,8 +43,6 @@ def to_venue(msg: PlaceOrder, client_id: int) -> vm.PlaceOrder | Refusal:
         return _rejected("Combination orders are not supported by the paper venue")
     if msg.has_conditions:
         return _rejected("Conditional orders are not supported by the paper venue")
-    if msg.what_if:
-        return _rejected("What-if orders are not supported by the paper venue")
     if not msg.transmit:
         return _rejected("Orders with transmit=0 are not supported by the paper venue")
     if msg.parent_id:

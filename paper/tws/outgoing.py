@@ -9,7 +9,7 @@ message. Prices are Decimal written without exponent; quantities are ints.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -123,6 +123,18 @@ def open_order(u: OrderUpdate, contract: ContractInfo, sv: int = SERVER_VERSION)
     parts += [_OO_35_65, trail_stop, f(o.trailing_percent), _OO_68_85, u.status, _OO_87_105, trail_stop]
     parts.append(_OO_107_END)
     return frame(("\0".join(parts) + "\0").encode())
+
+
+def what_if_order(
+    u: OrderUpdate, contract: ContractInfo, state: Sequence[str], sv: int = SERVER_VERSION
+) -> bytes:
+    """openOrder answering a what-if: whatIf=1 and ``state`` (fields 87-100: margins,
+    commission, min/max commission, currency, warning) in place of the empty order state."""
+    fields = open_order(u, contract, sv)[4:-1].decode().split("\0")
+    what_if = 84 if sv >= 177 else 85  # faProfile sits before it below 177
+    fields[what_if] = "1"
+    fields[what_if + 2 : what_if + 2 + len(state)] = state
+    return encode_frame(fields)
 
 
 def open_order_end() -> bytes:

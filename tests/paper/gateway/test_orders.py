@@ -204,3 +204,20 @@ async def test_cancel_of_unknown_order_gets_10147(private_paper: PaperStack) -> 
         ib.errorEvent += lambda req_id, code, *_: codes.append((req_id, code))
         ib.client.cancelOrder(987654, "")
         await eventually(lambda: (987654, 10147) in codes)
+
+
+async def test_what_if_reports_margin_and_commission_without_placing(private_paper: PaperStack) -> None:
+    async with connected(private_paper.gateway_port, 10) as ib:
+        contract = await stock(ib, "MSFT")
+        before = (await private_paper.acontrol("GET", "/status"))["open_orders"]
+        bid, ask = await quote(ib, contract)
+        state = await ib.whatIfOrderAsync(contract, LimitOrder("BUY", 1000, round(bid * 0.5, 2)))
+        mid = (bid + ask) / 2
+        # 25% initial margin on the new position at the mark; fixed-rate commission 0.005/share.
+        assert abs(float(state.initMarginChange) - 0.25 * 1000 * mid) < 0.25 * 1000 * 0.05
+        after = Decimal(state.initMarginBefore) + Decimal(state.initMarginChange)
+        assert Decimal(state.initMarginAfter) == after
+        assert state.commission == 5.0 and state.commissionCurrency == "USD"
+        assert float(state.equityWithLoanChange) == -5.0
+        assert (await private_paper.acontrol("GET", "/status"))["open_orders"] == before
+        assert not [t for t in ib.openTrades() if t.order.totalQuantity == 1000]
