@@ -10,8 +10,10 @@ from tests.paper.gateway.conftest import connected, quote, status_of, stock
 
 
 async def test_executions_and_positions_recovered_by_a_later_connection(paper: PaperStack) -> None:
+    # AMZN: a symbol the other suites sharing this stack leave alone, so the position moves
+    # only with these fills.
     async with connected(paper.gateway_port, 41) as ib:
-        contract = await stock(ib, "MSFT")
+        contract = await stock(ib, "AMZN")
         before = {p.contract.symbol: p.position for p in await ib.reqPositionsAsync()}
         buys = [ib.placeOrder(contract, MarketOrder("BUY", 30)) for _ in range(2)]
         for trade in buys:
@@ -25,9 +27,9 @@ async def test_executions_and_positions_recovered_by_a_later_connection(paper: P
         recovered = {f.execution.execId for f in ib.fills()}
         assert exec_ids | sell_ids <= recovered
         positions = {p.contract.symbol: p.position for p in ib.positions()}
-        assert positions["MSFT"] == before.get("MSFT", 0) + 50
+        assert positions["AMZN"] == before.get("AMZN", 0) + 50
         # ... and filtered on request.
-        sells = await ib.reqExecutionsAsync(ExecutionFilter(side="SELL", symbol="MSFT"))
+        sells = await ib.reqExecutionsAsync(ExecutionFilter(side="SELL", symbol="AMZN"))
         assert sell_ids <= {f.execution.execId for f in sells}
         assert not exec_ids & {f.execution.execId for f in sells}
         later = await ib.reqExecutionsAsync(ExecutionFilter(time="20991231 00:00:00"))
