@@ -156,23 +156,32 @@ def stop_process_group(pid: int, timeout: float = STOP_TIMEOUT) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    while _group_alive(pid):
+    deadline = time.monotonic() + timeout
+    while _group_alive(pid) and time.monotonic() < deadline:
         time.sleep(POLL_INTERVAL)
 
 
 def _group_alive(pgid: int) -> bool:
-    # Reap the leader if it is our child: a zombie still counts as a member of its group.
+    """True while any process of the group is running (zombies do not count).
+
+    A group whose supervisor was killed has no parent left to reap it, and where nothing reaps
+    orphans its zombies linger: ``killpg(pgid, 0)`` would call it alive for ever.
+    """
     try:
-        os.waitpid(pgid, os.WNOHANG)
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our child
     except ChildProcessError:
         pass
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -10,11 +11,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from temporalio.service import RPCError
 
+from floor.provision import PAPER_ACCOUNT
 from floor.stack import FloorState
 from floor.supervisor import free_port, port_is_free
+from temporal.client import connect as temporal_connect
 from tests.helpers import eventually
+from workflows.order_lifecycle import HistoryQuery, OrderLifecycle
 
 FLOOR = [sys.executable, "-m", "floor.cli"]
 
@@ -29,15 +35,20 @@ def floor_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "FLOOR_TEMPORAL_PORT": str(free_port()),
         "FLOOR_TEMPORAL_UI_PORT": str(free_port()),
         "FLOOR_API_PORT": str(free_port()),
+        "FLOOR_VENUE_PORT": str(free_port()),
+        "FLOOR_VENUE_CONTROL_PORT": str(free_port()),
+        "IB_PORT": str(free_port()),
+        "IB_STANDBY_PORT": str(free_port()),
+        "FLOOR_HOTPATH_HEALTH_PORT": str(free_port()),
         "COLUMNS": "200",
     }
     yield env
     subprocess.run([*FLOOR, "down"], env=env, capture_output=True, timeout=60)
 
 
-async def _run(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+async def _run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
-        subprocess.run, [*FLOOR, command], env=env, capture_output=True, text=True, timeout=120
+        subprocess.run, [*FLOOR, *command], env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -68,6 +79,8 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         assert again.returncode == 1
         assert "already running" in again.stdout and str(up.pid) in again.stdout
 
+        await _trade_end_to_end(floor_env, state)
+
         up.send_signal(signal.SIGINT)  # what Ctrl-C does
         assert up.wait(timeout=60) == 0
         assert FloorState.load(var_dir) is None
@@ -76,6 +89,55 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
     finally:
         if up.poll() is None:
             up.kill()
+
+
+async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:
+    """What a trader does first: a key, a signed order, then the fill everywhere it should be."""
+    made = await _run(env, "keys", "new", "alpha", "--accounts", PAPER_ACCOUNT)
+    assert made.returncode == 0, made.stdout + made.stderr
+    submitted = await _run(
+        env, "order", "submit", "--agent", "alpha", "--account", PAPER_ACCOUNT, "--symbol", "AAPL",
+        "--side", "BUY", "--type", "MKT", "--p", "0.55", "--b", "1.5", "--stop", "150",
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    command_id = json.loads(submitted.stdout)["command_id"]
+
+    db_url = f"postgresql://postgres@127.0.0.1:{env['FLOOR_PG_PORT']}/postgres"
+    conn = await asyncpg.connect(db_url)
+    try:
+        async def filled() -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT kind, filled_qty FROM order_states WHERE command_id = $1 AND kind = 'filled'",
+                command_id,
+            )
+
+        row = await eventually(filled, timeout=30)
+        # The default paper profile caps a trade at $50,000: a Kelly-sized AAPL buy fills > 0
+        # shares and never more than that notional allows.
+        assert 0 < row["filled_qty"] <= 50_000 // 150
+        accepted = await conn.fetchval(
+            "SELECT count(*) FROM ledger_entries WHERE command_id = $1 AND decision = 'accepted'",
+            command_id,
+        )
+        assert accepted == 1
+    finally:
+        await conn.close()
+
+    verified = await _run(env, "ledger", "verify")
+    assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout
+
+    client = await temporal_connect(f"127.0.0.1:{env['FLOOR_TEMPORAL_PORT']}")
+
+    async def lifecycle_state() -> str | None:
+        try:
+            view = await client.get_workflow_handle(command_id).query(
+                OrderLifecycle.history, HistoryQuery()
+            )
+        except RPCError:
+            return None
+        return view.state.value if view.state.value == "Filled" else None
+
+    assert await eventually(lifecycle_state, timeout=30) == "Filled"
 
 
 def test_up_with_a_taken_port_names_the_service_and_stops_the_rest(floor_env: dict[str, str]) -> None:

@@ -98,3 +98,38 @@ def test_log_probe_ignores_lines_from_an_earlier_start(tmp_path: Path) -> None:
         sup.start(spec)
     sup.stop_all()
     assert not probe(), "a new start must not be satisfied by the old line"
+
+
+def test_floor_down_stops_children_of_a_killed_supervisor_promptly(tmp_path: Path) -> None:
+    """The supervisor itself dies (kill -9); its children must still stop at once on request."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from floor.supervisor import stop_process_group
+
+    port = free_port()
+    script = (
+        "import sys; from pathlib import Path;"
+        "from floor.supervisor import Supervisor, ServiceSpec, tcp_probe;"
+        f"sup = Supervisor(Path({str(tmp_path)!r}));"
+        f"svc = sup.start(ServiceSpec('echo', {[*_python(LISTENER), str(port)]!r}, 'x',"
+        f" tcp_probe('127.0.0.1', {port})));"
+        "print(svc.pid, flush=True); import signal; signal.pause()"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    started = time.monotonic()
+    stop_process_group(child)
+    assert time.monotonic() - started < 5, "waited for a timeout instead of seeing the exit"
+    assert port_is_free("127.0.0.1", port)
+    try:
+        os.kill(child, 0)
+        state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert state == "Z"
+    except ProcessLookupError:
+        pass
