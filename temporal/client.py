@@ -1,12 +1,110 @@
 """Connecting to Temporal with the floor's data converter, and the calls other processes make
-on running workflows (the API, the CLI, ops scripts)."""
+on the floor's workflows (the API, the CLI, the hot path's session reporter, ops scripts)."""
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from decimal import Decimal
 
-from temporal.config import DATA_CONVERTER
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+
+from temporal.config import DATA_CONVERTER, TASK_QUEUE, broker_session_workflow_id, iceberg_workflow_id
+from trading.commands import Command, CommandKind, TimeInForce
+from workflows.broker_session import BrokerSession, BrokerSessionInput, SessionChange
+from workflows.iceberg import (
+    AmendRequest,
+    CancelRequest,
+    Iceberg,
+    IcebergInput,
+    IcebergProgress,
+    IcebergResult,
+    PauseRequest,
+    ProgressQuery,
+    ResumeRequest,
+)
+
+
+class NotAnIceberg(ValueError):
+    """The command given to :func:`start_iceberg` is not a complete iceberg command."""
 
 
 async def connect(address: str, namespace: str = "default") -> Client:
     return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+
+
+def iceberg_input(
+    command: Command, *, agent_id: str = "sniper", jitter: Decimal = Decimal(0)
+) -> IcebergInput:
+    """The Iceberg workflow's input for a verified ``iceberg`` command. Slices are signed by
+    ``agent_id`` (the Sniper), not by the command's author."""
+    if command.kind is not CommandKind.ICEBERG:
+        raise NotAnIceberg(f"command {command.command_id} is a {command.kind.value} command")
+    if command.symbol is None or command.side is None or command.edge is None:
+        raise NotAnIceberg(f"iceberg {command.command_id} lacks symbol, side or edge")
+    if command.quantity is None or command.display_size is None:
+        raise NotAnIceberg(f"iceberg {command.command_id} lacks quantity or display_size")
+    return IcebergInput(
+        account=command.account,
+        symbol=command.symbol,
+        side=command.side,
+        total_qty=command.quantity,
+        display_qty=command.display_size,
+        edge=command.edge,
+        limit_price=command.limit_price,
+        agent_id=agent_id,
+        tif=command.tif or TimeInForce.DAY,
+        jitter=jitter,
+    )
+
+
+async def start_iceberg(
+    client: Client, command: Command, *, task_queue: str = TASK_QUEUE, agent_id: str = "sniper"
+) -> WorkflowHandle[Iceberg, IcebergResult]:
+    """Start the Sniper on a verified, ledgered iceberg command (workflow id = command id).
+    Starting the same command twice is refused by Temporal (``WorkflowAlreadyStartedError``)."""
+    return await client.start_workflow(
+        Iceberg.run,
+        iceberg_input(command, agent_id=agent_id),
+        id=iceberg_workflow_id(command.command_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+
+
+def iceberg(client: Client, workflow_id: str) -> WorkflowHandle[Iceberg, IcebergResult]:
+    return client.get_workflow_handle_for(Iceberg.run, workflow_id)
+
+
+async def iceberg_progress(client: Client, workflow_id: str) -> IcebergProgress:
+    return await iceberg(client, workflow_id).query(Iceberg.progress, ProgressQuery())
+
+
+async def pause_iceberg(client: Client, workflow_id: str, request_id: str) -> None:
+    await iceberg(client, workflow_id).signal(Iceberg.pause, PauseRequest(request_id))
+
+
+async def resume_iceberg(client: Client, workflow_id: str, request_id: str) -> None:
+    await iceberg(client, workflow_id).signal(Iceberg.resume, ResumeRequest(request_id))
+
+
+async def cancel_iceberg(client: Client, workflow_id: str, request_id: str, reason: str = "trader") -> None:
+    await iceberg(client, workflow_id).signal(Iceberg.cancel, CancelRequest(request_id, reason))
+
+
+async def amend_iceberg(client: Client, workflow_id: str, amend: AmendRequest) -> None:
+    await iceberg(client, workflow_id).signal(Iceberg.amend, amend)
+
+
+async def report_session_change(
+    client: Client, account: str, change: SessionChange, *, task_queue: str = TASK_QUEUE
+) -> None:
+    """Deliver a broker connectivity change to the account's BrokerSession workflow, starting
+    it if it is not running (signal-with-start; the workflow dedupes on ``event_id``)."""
+    await client.start_workflow(
+        BrokerSession.run,
+        BrokerSessionInput(account=account),
+        id=broker_session_workflow_id(account),
+        task_queue=task_queue,
+        start_signal="session",
+        start_signal_args=[change],
+    )
