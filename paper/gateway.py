@@ -73,7 +73,7 @@ async def keep_venue(hub: Hub, host: str, port: int, name: str) -> None:
             attempt += 1
             try:
                 venue = await VenueClient.connect(host, port, name)
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:  # whatever the failure, keep trying: clients wait on it
                 log.info("venue still unreachable: %s", exc)
                 continue
             hub.venue_restored(venue)
