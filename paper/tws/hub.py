@@ -303,6 +303,8 @@ class Hub:
     def venue_restored(self, venue: VenueClient) -> None:
         self._remove_listener()
         self.venue = venue
+        if venue.welcome is not None:
+            self.accounts = venue.welcome.accounts
         old_market, self.market = self.market, MarketData(venue)
         self._remove_listener = venue.add_listener(self.on_venue_event)
         self.venue_up = True
