@@ -96,3 +96,22 @@ async def test_depth_exchanges_list_the_venue_listings(paper: PaperStack) -> Non
         descriptions = await ib.reqMktDepthExchangesAsync()
         assert {d.listingExch for d in descriptions} == {"NASDAQ", "NYSE"}
         assert all(d.secType == "STK" and d.serviceDataType == "Deep" for d in descriptions)
+
+
+async def test_venue_reset_resets_subscribers_books(private_paper: PaperStack) -> None:
+    observer = await VenueClient.connect("127.0.0.1", private_paper.venue_port, "observer-reset")
+    try:
+        async with connected(private_paper.gateway_port, 67) as ib:
+            codes: list[int] = []
+            ib.errorEvent += lambda req_id, code, *_: codes.append(code)
+            ticker = ib.reqMktDepth(await stock(ib, "JPM"), numRows=5)
+            await eventually(lambda: ticker.domBids and ticker.domAsks)
+            await private_paper.acontrol("POST", "/reset", {"seed": 3, "paused": True})
+            await eventually(lambda: 317 in codes)
+            book = await observer.subscribe_depth("JPM")
+            bids = [(float(lv.price), float(lv.size)) for lv in book.bids[:5]]
+            asks = [(float(lv.price), float(lv.size)) for lv in book.asks[:5]]
+            await eventually(lambda: _view(ticker) == (bids, asks))
+    finally:
+        await private_paper.acontrol("POST", "/clock", {"paused": False})
+        await observer.close()
