@@ -84,8 +84,9 @@ async def measure(stack: Any, rate: float, seconds: float, rows: int, console: C
     received: list[tuple[int, int, int, int, int, float, float]] = []
     now_ns = time.time_ns
 
-    def on_row(req_id: int, position: int, _mm: str, op: int, side: int, price: float, size: float,
-               *_: Any) -> None:
+    def on_row(
+        req_id: int, position: int, _mm: str, op: int, side: int, price: float, size: float, *_: Any
+    ) -> None:
         received.append((now_ns(), req_id, position, op, side, price, size))
 
     ib.wrapper.updateMktDepthL2 = on_row  # type: ignore[method-assign,assignment]
@@ -94,8 +95,10 @@ async def measure(stack: Any, rate: float, seconds: float, rows: int, console: C
         contract = Stock(symbol, "SMART", "USD")
         await ib.qualifyContractsAsync(contract)
         tickers[symbol] = ib.reqMktDepth(contract, numRows=rows)
-    req_ids = {symbol: next(r for r, t in ib.wrapper.reqId2Ticker.items() if t is tickers[symbol])
-               for symbol in SYMBOLS}
+    req_ids = {
+        symbol: next(r for r, t in ib.wrapper.reqId2Ticker.items() if t is tickers[symbol])
+        for symbol in SYMBOLS
+    }
     # The market is paused: each subscription's snapshot rows arrive in one write; once every
     # symbol has some, the gateway's books start from the same sequence as the observer's.
     while {r[1] for r in received} != set(req_ids.values()):
@@ -149,8 +152,10 @@ async def measure(stack: Any, rate: float, seconds: float, rows: int, console: C
         f"p99 {percentile(lags, 99):.2f} ms, max {lags[-1] if lags else float('nan'):.2f} ms"
     )
     ok = mismatched == 0 and missing == 0
-    console.print(f"rows matching the venue's book: {'[green]all[/]' if ok else '[red]NOT all[/]'} "
-                  f"({mismatched} mismatched, {missing} missing)")
+    console.print(
+        f"rows matching the venue's book: {'[green]all[/]' if ok else '[red]NOT all[/]'} "
+        f"({mismatched} mismatched, {missing} missing)"
+    )
     goal = percentile(lags, 99) < 5.0
     console.print(f"goal p99 < 5 ms: {'[green]met[/]' if goal else '[red]missed[/]'}")
 
