@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ib_async import IB
+from ib_async import IB, Trade
 from ib_async.ib import StartupFetch, StartupFetchALL
 
 from brokers.base import SessionRole, SourceAddressRefused
@@ -255,6 +255,25 @@ class GatewaySession:
             if self.conn is not None and self.conn.transport is not None:
                 # A frozen gateway never answers the FIN: drop the socket outright.
                 self.conn.transport.abort()
+
+
+def _compact_trade_repr(trade: Trade) -> str:
+    order, status = trade.order, trade.orderStatus
+    return (
+        f"Trade(orderId={order.orderId}, clientId={order.clientId}, permId={order.permId}, "
+        f"orderRef={order.orderRef!r}, status={status.status}, filled={status.filled})"
+    )
+
+
+def compact_trade_logs() -> None:
+    """Make ib_async's ``Trade`` print in one short line.
+
+    ib_async formats whole trades (contract, order with ~150 fields, log) into f-strings for
+    its info logs on every order event, whatever the log level: ~40 µs each, several per order
+    and session, all on the event loop the order path shares. The short form keeps the ids a
+    log reader needs. Process-wide and idempotent.
+    """
+    Trade.__repr__ = _compact_trade_repr  # type: ignore[method-assign,assignment]
 
 
 def call_safely(fn: Callable[..., None], *args: Any) -> None:

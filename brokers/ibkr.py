@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ib_async import IB, Contract, ExecutionFilter, Ticker, Trade
+from ib_async import IB, Client, ExecutionFilter, Ticker, Trade
 from ib_async.objects import AccountValue, CommissionReport, Fill
 
 from brokers import ib_codes
@@ -60,9 +60,10 @@ from brokers.base import (
     Subscription,
     UnknownOrderRef,
 )
+from brokers.ib_encode import PlaceOrderEncoder
 from brokers.ib_market import MarketData
 from brokers.ib_orders import OrderMap, OrderRecord
-from brokers.ib_session import GatewaySession, SessionConfig, call_safely
+from brokers.ib_session import GatewaySession, SessionConfig, call_safely, compact_trade_logs
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class IbkrBroker:
     name = "ibkr"
 
     def __init__(self, config: IbkrConfig) -> None:
+        compact_trade_logs()
         self.config = config
         self._orders = OrderMap()
         self._handler: EventHandler = _drop
@@ -154,7 +156,7 @@ class IbkrBroker:
         self._global_cancel_pending = False
         self._late_cancelled: set[tuple[int, int]] = set()
         self._reconcile_task: asyncio.Task[None] | None = None
-        self._contracts: dict[str, Contract] = {}
+        self._encoders: dict[int, PlaceOrderEncoder] = {}
         self._market = MarketData()
         self._net_liq: dict[str, Decimal] = {}
         self.last_cancel_all_ns = 0
@@ -316,8 +318,7 @@ class IbkrBroker:
             rec.modify_pending = True
             return 0
         order_id = rec.order_id
-        contract, ib_order = self._contract(new), cv.ib_order(new, order_id)
-        return _written(session, lambda ib: ib.client.placeOrder(order_id, contract, ib_order))
+        return _written(session, lambda ib: ib.client.sendMsg(self._encoder(ib.client).encode(new, order_id)))
 
     def last_write_ns(self, order_ref: str) -> int:
         rec = self._orders.get(order_ref)
@@ -339,7 +340,9 @@ class IbkrBroker:
         rec.sent_count += 1
         rec.sent_epoch = self._epoch
         try:
-            ib.placeOrder(self._contract(rec.order), cv.ib_order(rec.order, order_id))
+            # ib_async's placeOrder would also work; this writes the identical bytes faster
+            # (brokers.ib_encode). ib_async learns the trade from the broker's openOrder reply.
+            client.sendMsg(self._encoder(client).encode(rec.order, order_id))
         except ConnectionError:
             rec.status = BrokerOrderStatus.HELD
             rec.sent_count -= 1
@@ -356,12 +359,13 @@ class IbkrBroker:
             duplicate=duplicate,
         )
 
-    def _contract(self, order: BrokerOrder) -> Contract:
-        key = f"{order.symbol}/{order.exchange}/{order.currency}"
-        contract = self._contracts.get(key)
-        if contract is None:
-            contract = self._contracts[key] = cv.contract_for(order)
-        return contract
+    def _encoder(self, client: Client) -> PlaceOrderEncoder:
+        version = client.serverVersion()
+        encoder = self._encoders.get(version)
+        if encoder is None:
+            encoder = self._encoders[version] = PlaceOrderEncoder(version)
+            encoder.warm()
+        return encoder
 
     def _write_hook(self, client_id: int) -> Callable[[int, int], None]:
         by_id = self._orders.by_order_id
@@ -386,6 +390,7 @@ class IbkrBroker:
 
     def session_up(self, session: GatewaySession) -> None:
         assert session.ib is not None
+        self._encoder(session.ib.client)  # templates built now, not on the first order
         self._next_order_id = max(self._next_order_id, session.ib.client._reqIdSeq)
         for value in session.ib.accountValues():
             self._on_account_value(value)
@@ -503,8 +508,7 @@ class IbkrBroker:
                 ib.client.cancelOrder(rec.order_id, "")
             elif rec.modify_pending and rec.order_id is not None:
                 rec.modify_pending = False
-                order = cv.ib_order(rec.order, rec.order_id)
-                ib.client.placeOrder(rec.order_id, self._contract(rec.order), order)
+                ib.client.sendMsg(self._encoder(ib.client).encode(rec.order, rec.order_id))
             return
         if rec.accepted:
             # The broker had it and now lists it neither open nor filled: it was cancelled or
