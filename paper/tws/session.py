@@ -16,7 +16,7 @@ import re
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -54,15 +54,16 @@ class State(enum.Enum):
 class Pacer:
     """Token bucket: ``limit`` messages per second with a burst of ``limit``."""
 
-    __slots__ = ("limit", "stamp", "tokens")
+    __slots__ = ("clock", "limit", "stamp", "tokens")
 
-    def __init__(self, limit: int = PACING_LIMIT) -> None:
+    def __init__(self, limit: int = PACING_LIMIT, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
+        self.clock = clock
         self.tokens = float(limit)
-        self.stamp = time.monotonic()
+        self.stamp = clock()
 
     def allow(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         self.tokens = min(self.limit, self.tokens + (now - self.stamp) * self.limit)
         self.stamp = now
         if self.tokens >= 1.0:
