@@ -74,7 +74,9 @@ class SimVenue:
         if behaviour == "fill":
             await self._send(order, EventKind.FILLED, order.quantity)
         elif behaviour.startswith("partial:"):
-            await self._send(order, EventKind.PARTIALLY_FILLED, int(behaviour.split(":")[1]))
+            part = min(int(behaviour.split(":")[1]), order.quantity - 1)
+            if part > 0:
+                await self._send(order, EventKind.PARTIALLY_FILLED, part)
 
     async def _send(
         self, order: OrderCommandRequest, kind: EventKind, qty: int | None, reason: str | None = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from temporalio.activity import client as activity_client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -177,3 +179,25 @@ async def test_fill_quality_compares_vwap_with_the_mid_at_each_send(
     # Every slice bought at 100.01 against a mid of 100.02: 1 cent better than mid.
     assert q.vwap == Decimal("100.01") and q.benchmark_mid == Decimal("100.02")
     assert q.cost_bps == Decimal("-1.00") and q.diff_bps == Decimal("-1.00")
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_random_venue_behaviour_never_overfills(skipping_env: WorkflowEnvironment, seed: int) -> None:
+    rng = random.Random(seed)
+    choices = ["fill", "partial:30", "partial:70", "rest", "ignore-cancel", "reject"]
+    script = {n: rng.choice(choices) for n in range(1, 200)}
+    # Never three rejections in a row, so the parent can always complete.
+    for n in range(3, 200):
+        if script[n] == script[n - 1] == script[n - 2] == "reject":
+            script[n] = "fill"
+    venue = SimVenue(script=lambda n: script[n])
+    total = rng.randrange(150, 700)
+    result = await _run(
+        skipping_env, venue, _inp(total=total, display=rng.choice([50, 100, 120]), jitter=Decimal("0.05"))
+    )
+
+    assert result.status is IcebergStatus.COMPLETED
+    assert result.filled_qty == total == sum(venue.filled.get(s.command_id, 0) for s in result.slices)
+    assert all(s.filled_qty <= s.qty for s in result.slices)
+    # At most one slice worked at a time: each was sent after the previous one was over.
+    assert len({o.command_id for o in venue.orders}) == len(result.slices)
