@@ -6,6 +6,11 @@ signal. Kafka delivers at least once, so events dedupe on ``event_id`` and fills
 broker's execution id. A DAY order still open at the session close is cancelled through the
 intake path (a signed cancel command), and its end is then reported as Expired.
 
+Why a command and not a direct broker cancel: the hot path owns the broker session and the
+floor's order map, and every instruction to the broker is in the ledger first; a second writer
+to the broker would bypass both. The cancel command is signed by ``floor-lifecycle``, so the
+ledger says who cancelled and why.
+
 After reaching a terminal state the workflow lingers for ``linger_seconds`` so a late fill
 (a real venue can fill an order it has just confirmed cancelled) is still recorded here.
 """
