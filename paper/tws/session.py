@@ -38,6 +38,7 @@ than let the gateway's memory grow for everyone."""
 
 ERR_MAX_RATE = 100
 ERR_READING_REQUEST = 320
+ERR_PROCESSING = 322
 ERR_UNKNOWN_MESSAGE = 505
 ERR_CLIENT_ID_IN_USE = 326
 
@@ -229,12 +230,19 @@ class ClientSession(asyncio.Protocol):
                 )
             )
             return
-        self.hub.handle(self, message)
+        self._dispatch(message)
+
+    def _dispatch(self, message: ClientMessage) -> None:
+        try:
+            self.hub.handle(self, message)
+        except Exception:  # a bug in one request must not take the connection down
+            log.exception("%r: %s failed", self, type(message).__name__)
+            self.send(outgoing.error(_message_id(message), ERR_PROCESSING, "Error processing request"))
 
     def _drain(self) -> None:
         assert self.pacer is not None
         while self._backlog and self.state is State.READY and self.pacer.allow():
-            self.hub.handle(self, self._backlog.popleft())
+            self._dispatch(self._backlog.popleft())
         if self._backlog and self.state is State.READY:
             self._loop.call_later(1.0 / self.pacer.limit, self._drain)
 
