@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import signal
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -75,7 +74,6 @@ class Hub:
         self.account_subs: set[ClientSession] = set()
         self.account_multi_subs: dict[tuple[ClientSession, int], str] = {}
         self.exec_route: dict[str, int] = {}
-        self.completed: OrderedDict[int, vm.OrderUpdate] = OrderedDict()
         self.frozen_until = 0.0
         self.venue_up = True
         self._tasks: set[asyncio.Task[None]] = set()
@@ -222,8 +220,6 @@ class Hub:
             self.market.on_tick(event.tick)
         elif isinstance(event, vm.OrderEvent):
             u = event.update
-            if u.status in vm.DONE_STATUSES:
-                self._remember_completed(u)
             for session in self._order_targets(u.client_id):
                 frames = self._order_frames(u, session.server_version)
                 if u.status == "Cancelled" and session.client_id == u.client_id:
@@ -388,18 +384,12 @@ class Hub:
     ) -> Coroutine[Any, Any, None]:
         return self._send_open_orders(session, None)
 
-    def _remember_completed(self, u: vm.OrderUpdate) -> None:
-        self.completed[u.perm_id] = u
-        self.completed.move_to_end(u.perm_id)
-        while len(self.completed) > MAX_COMPLETED:
-            self.completed.popitem(last=False)
-
-    def _completed_orders(self, session: ClientSession, msg: im.ReqCompletedOrders) -> None:
-        # The orders this gateway saw end (every gateway sees every order's events).
+    async def _completed_orders(self, session: ClientSession, msg: im.ReqCompletedOrders) -> None:
+        master = session.client_id == MASTER_CLIENT_ID
+        done = await self.venue.completed_orders(None if master else session.client_id)
         frames = [
             outgoing.completed_order(u, self.contract_for(u.symbol, u.con_id), session.server_version)
-            for u in self.completed.values()
-            if session.client_id in (MASTER_CLIENT_ID, u.client_id)
+            for u in done
         ]
         frames.append(outgoing.completed_orders_end())
         session.send_many(frames)
@@ -564,8 +554,6 @@ class Hub:
         await self.market.unsubscribe_depth(session, msg.req_id)
 
 
-MAX_COMPLETED = 10_000
-"""Completed orders kept for reqCompletedOrders, newest last."""
 LOST_TEXT = "Connectivity between IB and Trader Workstation has been lost."
 RESTORED_TEXT = "Connectivity between IB and Trader Workstation has been restored - data maintained."
 RESTORED_LOST_TEXT = "Connectivity between IB and Trader Workstation has been restored - data lost."

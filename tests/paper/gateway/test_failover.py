@@ -38,6 +38,10 @@ async def test_kill_9_primary_with_orders_resting_then_standby_shows_them(privat
     private_paper.start_gateway("primary", private_paper.gateway_port)
     async with connected(private_paper.gateway_port, 51) as again:
         assert again.client.getReqId() > max(order_id for order_id, _, _ in placed)
+        # ... and, new as it is, reports the orders that ended while it was gone.
+        done = {t.order.permId: t.orderStatus.status for t in await again.reqCompletedOrdersAsync(True)}
+        assert {perm_id for _, perm_id, _ in placed} <= set(done)
+        assert {done[perm_id] for _, perm_id, _ in placed} == {"Cancelled"}
 
 
 async def test_control_drop_closes_client_connections(private_paper: PaperStack) -> None:
