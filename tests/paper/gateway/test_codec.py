@@ -143,6 +143,7 @@ def test_huge_length_and_unterminated_payload_are_protocol_errors() -> None:
         FrameDecoder().feed(b"\x00\x00\x00\x00")
 
 
+@settings(deadline=None)  # a shared CI machine must not fail on a slow example
 @given(st.lists(st.lists(text_field, min_size=1, max_size=8), max_size=10), st.data())
 def test_frames_round_trip_through_any_chunking(messages: list[list[str]], data: st.DataObject) -> None:
     stream = encode_hello(157, 178) + b"".join(encode_frame(m) for m in messages)
@@ -157,7 +158,7 @@ def test_frames_round_trip_through_any_chunking(messages: list[list[str]], data:
     assert decoder.buffered == 0
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=300), st.booleans())
 def test_fuzz_frame_decoder_raises_only_protocol_errors(data: bytes, prefix: bool) -> None:
     decoder = FrameDecoder(expect_prefix=prefix)
@@ -168,7 +169,7 @@ def test_fuzz_frame_decoder_raises_only_protocol_errors(data: bytes, prefix: boo
     assert all(isinstance(f, str) for frame in frames for f in frame)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(
     st.one_of(
         st.lists(text_field, min_size=1, max_size=130),
@@ -188,7 +189,7 @@ def test_fuzz_message_decoder_raises_only_named_errors(fields: list[str]) -> Non
     assert type(message).__module__ == im.__name__
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(0, len(MKT_ORDER) - 1), st.integers(1, 30))
 def test_fuzz_truncated_and_padded_orders(cut: int, pad: int) -> None:
     try:
@@ -222,7 +223,7 @@ order_values = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(order_values)
 def test_plain_order_fast_path_agrees_with_the_field_walker(values: dict[int, str]) -> None:
     fields = list(MKT_ORDER)

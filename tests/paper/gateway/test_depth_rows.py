@@ -55,7 +55,7 @@ changes = st.lists(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(changes, st.integers(1, 6))
 def test_clients_of_both_kinds_see_the_top_rows_after_any_changes(
     steps: list[tuple[int, int, int]], num_rows: int
