@@ -17,7 +17,9 @@ def lifecycle_workflow_id(command_id: str) -> str:
 
 
 def iceberg_workflow_id(command_id: str) -> str:
-    return command_id
+    """Not the bare command id: a record about the iceberg command itself (a refusal, say) would
+    start an OrderLifecycle under that id, and the two must never collide."""
+    return f"iceberg-{command_id}"
 
 
 def broker_session_workflow_id(account: str) -> str:

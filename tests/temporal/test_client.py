@@ -79,3 +79,9 @@ async def test_session_changes_start_and_then_signal_one_broker_session(temporal
         runs = [w async for w in temporal_client.list_workflows(f'WorkflowId = "broker-session/{account}"')]
         await handle.terminate()
     assert len(runs) == 1
+
+
+def test_iceberg_and_lifecycle_ids_of_one_command_differ() -> None:
+    from temporal.config import iceberg_workflow_id, lifecycle_workflow_id
+
+    assert iceberg_workflow_id("ice-77") != lifecycle_workflow_id("ice-77")
