@@ -101,6 +101,8 @@ class GatewaySession:
         (result None when connected, the exception otherwise)."""
         loop = asyncio.get_running_loop()
         self._first_attempt = loop.create_future()
+        # Nobody may await the standby's first attempt; its failure is reported to the listener.
+        self._first_attempt.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._task = loop.create_task(self._run(), name=f"ib-session-{self.label}")
         return self._first_attempt
 

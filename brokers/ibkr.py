@@ -155,6 +155,7 @@ class IbkrBroker:
         self._next_order_id = 0
         self._global_cancel_pending = False
         self._late_cancelled: set[tuple[int, int]] = set()
+        self._reported_down: set[str] = set()
         self._reconcile_task: asyncio.Task[None] | None = None
         self._encoders: dict[int, PlaceOrderEncoder] = {}
         self._market = MarketData()
@@ -400,12 +401,14 @@ class IbkrBroker:
             change = SessionChange.RECONNECTED if self._ever_active else SessionChange.CONNECTED
             self._activate(session, change, "connected", None)
         else:
+            self._reported_down.discard(session.label)
             self._session_event(SessionChange.STANDBY_UP, session, "connected")
 
     def session_down(self, session: GatewaySession, cause: str) -> None:
         if self._closing or self._starting:
             return
         if session is not self._active:
+            self._reported_down.add(session.label)
             self._session_event(SessionChange.STANDBY_DOWN, session, cause)
             return
         self._active = None
@@ -419,11 +422,18 @@ class IbkrBroker:
 
     def session_failed(self, session: GatewaySession, error: BaseException) -> None:
         log.info("%s: connection attempt failed: %s", session.label, error)
+        if self._closing or self._starting or session is self._active or self._active is None:
+            return
+        if session.label not in self._reported_down:
+            # A standby that never came up (or cannot come back) is news once, not per retry.
+            self._reported_down.add(session.label)
+            self._session_event(SessionChange.STANDBY_DOWN, session, f"cannot connect: {error}")
 
     def _activate(
         self, session: GatewaySession, change: SessionChange, cause: str, previous: GatewaySession | None
     ) -> None:
         self._active = session
+        self._reported_down.discard(session.label)
         self._ever_active = True
         self._epoch += 1
         self._ready = False

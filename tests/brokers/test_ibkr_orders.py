@@ -239,3 +239,23 @@ async def test_positions_and_executions_since_reflect_a_fill(broker: tuple[IbkrB
     assert sum(e.quantity for e in mine) == 3
     assert all(e.time >= since for e in recent)
     assert {e.exec_id for e in mine} == {e.exec_id for e in rec.of(Executed, order_ref=order.order_ref)}
+
+
+async def test_an_unreachable_standby_is_reported_and_orders_still_flow(paper: PaperStack) -> None:
+    from floor.supervisor import free_port
+
+    b = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, free_port(), client_id=next(_client_ids)))
+    rec = Recorder()
+    b.set_event_handler(rec)
+    await b.connect()
+    try:
+        down = await rec.next(SessionChanged, change=SessionChange.STANDBY_DOWN)
+        assert "cannot connect" in down.cause
+        order = limit("100.00")
+        assert b.place(order).sent
+        await rec.next(OrderAccepted, order_ref=order.order_ref)
+        b.cancel(order.order_ref)
+        await rec.next(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED)
+        assert len(rec.of(SessionChanged, change=SessionChange.STANDBY_DOWN)) == 1
+    finally:
+        await b.close()
