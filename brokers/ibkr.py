@@ -12,10 +12,21 @@ both are down orders are held in memory (``DISCONNECTED``) and sent when one is 
 (``RECONNECTED``). The floor does not fail back: the session that took over stays active.
 
 Every change of active session opens a new epoch that starts with a reconciliation, during
-which new orders are held: the new session's open orders, completed orders and executions are
-asked fresh; orders it already has are adopted (matched by ``orderRef`` = command id), missed
-executions are reported, orders lost in flight and held orders are sent exactly once, and
-cancels requested meanwhile go out. Then orders flow again.
+which new orders are held: the new session's open orders and executions are asked fresh (the
+executions after the open orders are in), then, per live order of the floor's map:
+
+* at the broker (open, or with executions): adopted, matched by ``orderRef`` = command id;
+  executions the floor had not seen are reported (``Executed``, ``CommissionReported``, and the
+  status from the execution's cumulative quantity); a cancel or modify asked meanwhile goes out;
+* not at the broker but acknowledged earlier: it ended while the floor could not hear it, and is
+  marked cancelled, never sent again;
+* not at the broker and never acknowledged (held, or written to a session that died first):
+  sent now, exactly once; if the original surfaces later anyway (a frozen gateway passing it
+  on), that late copy is cancelled;
+* a ``cancel_all`` asked while disconnected goes out first, covering only what was live then.
+
+Then orders flow again. Orders are encoded by :mod:`brokers.ib_encode` (ib_async's own bytes,
+faster) and written through ib_async's client, so its pacing throttle still applies.
 """
 
 from __future__ import annotations
