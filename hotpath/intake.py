@@ -18,7 +18,6 @@ are the broker's cached net liquidation and the ledger commit (write-ahead is th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -244,31 +243,19 @@ class Intake:
             )
             detail["initial_stop"] = str(trail_stop)
 
-        order = FloorOrder.from_command(command, quantity)
-        accepted = order.event(EventKind.ACCEPTED)
-        # The accepted state row carries the sized quantity, which the command alone does not:
-        # written alongside the ledger entry (two connections, one round trip of latency) so a
-        # restart can re-send an order that was ledgered but never reached the broker.
-        appended, recorded = await asyncio.gather(
-            self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity}),
-            self.ledger.record_order_event(accepted),
-            return_exceptions=True,
-        )
-        if isinstance(appended, DuplicateInLedger):
+        try:
+            # Write-ahead: committed when this returns, sized quantity included, before the
+            # broker sees anything. A restart re-sends from this entry alone.
+            entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
+        except DuplicateInLedger as exc:
             return await self._sentry_refused(
-                Verdict(appended.reason, command.agent_id, "refused by the ledger's unique index"),
+                Verdict(exc.reason, command.agent_id, "refused by the ledger's unique index"),
                 command,
                 None,
                 source,
                 envelope,
             )
-        if isinstance(appended, BaseException):
-            raise appended
-        if isinstance(recorded, BaseException):
-            log.error(
-                "accepted state of %s not recorded (%s); the ledger entry stands", order.command_id, recorded
-            )
-        entry = appended
+        order = FloorOrder.from_command(command, quantity)
         self.orders[order.command_id] = order
         broker_order = _broker_order(command, quantity, trail_stop)
         try:
@@ -308,7 +295,7 @@ class Intake:
             self.metrics.produce_to_write_us.record(max(0.0, timing.produce_to_write_us))
         if self.on_timing is not None:
             self.on_timing(timing)
-        await publish_order_event(self.producer, accepted)
+        await self._publish(order.event(EventKind.ACCEPTED))
         return Outcome(command.command_id, None, timing)
 
     def _entry_price(self, command: Command) -> Decimal | None:

@@ -67,7 +67,9 @@ class LedgerStore:
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
     ) -> Ledgered:
         try:
-            record = await append_command(self._db, envelope, decision=Decision.ACCEPTED)
+            record = await append_command(
+                self._db, envelope, decision=Decision.ACCEPTED, detail=_json(detail)
+            )
         except ReplayRefused as exc:
             raise DuplicateInLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE)) from None
         return Ledgered(record.seq, time.perf_counter_ns())
@@ -77,7 +79,9 @@ class LedgerStore:
     ) -> Ledgered:
         try:
             if authenticated:
-                record = await append_command(self._db, envelope, decision=Decision.REJECTED, reason=reason)
+                record = await append_command(
+                    self._db, envelope, decision=Decision.REJECTED, reason=reason, detail=_json(detail)
+                )
             else:
                 record = await append_refusal(
                     self._db,
@@ -86,6 +90,7 @@ class LedgerStore:
                     signature=envelope.signature,
                     reason=reason,
                     scheme=envelope.scheme,
+                    detail=_json(detail),
                 )
         except ReplayRefused as exc:
             raise DuplicateInLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE)) from None
@@ -118,3 +123,8 @@ def ledger_security_event(event: SecurityEvent) -> security_events.SecurityEvent
         remote_addr=event.source_address,
         detail=event.stored_detail(),
     )
+
+
+def _json(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """The ledger's detail holds JSON values only: decimals (and anything else) as strings."""
+    return {k: v if isinstance(v, str | int | bool | type(None)) else str(v) for k, v in detail.items()}

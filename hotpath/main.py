@@ -40,6 +40,7 @@ log = logging.getLogger("hotpath")
 KEY_REFRESH_S = 1.0
 """How soon a key revoked in the registry stops being accepted."""
 TIMINGS_KEPT = 10_000
+FETCH_MAX_WAIT_MS = 5
 
 
 class HotPath:
@@ -164,6 +165,10 @@ async def run(
         {("GET", "/health"): hot.health, ("GET", "/stats"): hot.stats, ("POST", "/breaker/arm"): hot.arm}
     )
     cmd_consumer = consumer(settings.kafka, AGENT_COMMANDS, group_id=group_id)
+    # aiokafka waits up to fetch_max_wait_ms (500 ms by default) for a fetch to fill, and Tansu
+    # holds every fetch that long: a command would sit in the broker for half a second.
+    # bus.kafka.consumer takes no such option yet, so it is set before start() reads it.
+    cmd_consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
     tasks: list[asyncio.Task[None]] = []
     try:
         # The order map comes back before the broker connects, so the callbacks of orders that
@@ -172,18 +177,27 @@ async def run(
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
         await broker.connect()
-        for order in restored.to_send:
-            placement = broker.place(order)
+        for resend in restored.to_send:
+            placement = broker.place(resend.order)
+            command = resend.command
+            if resend.trail_stop is not None and command.symbol is not None and command.side is not None:
+                exits.track(
+                    command.command_id,
+                    command.symbol,
+                    command.side,
+                    resend.trail_stop,
+                    trail_amount=command.trail_amount,
+                    trail_percent=command.trail_percent,
+                )
             log.warning(
                 "re-sent %s, ledgered before the last stop (%s)",
-                order.order_ref,
+                resend.order.order_ref,
                 "already at the broker" if placement.duplicate else "sent now",
             )
         log.info(
-            "restored %d working orders, re-sent %d, %d trailing stops need re-issuing, %d refused",
+            "restored %d working orders, re-sent %d, refused %d not in the ledger",
             restored.working,
             len(restored.to_send),
-            len(restored.unsendable),
             len(restored.refused),
         )
         for position in await broker.positions():

@@ -1,11 +1,16 @@
 """Start-up recovery: the floor's order map from the ledger, and orders that were ledgered but
 never reached the broker sent now.
 
-An order whose newest state row is ``accepted`` was committed to the ledger and then the process
-stopped before (or while) writing it to the broker. ``place`` is idempotent per ``order_ref``
-(the command id), so sending it again is safe whether or not the broker got it the first time.
-Orders that are working at the broker are only put back in the order map, so their callbacks
-are recognised as the floor's.
+The hot path commits each order to the ledger (with its sized quantity in the entry's detail)
+before writing it to the broker. An accepted ``enter``/``exit`` entry that has no broker-side
+state row yet (submitted, filled, cancelled, rejected ...) may never have been sent: the process
+stopped between the commit and the socket write, or the order was held while the broker was
+down. ``place`` is idempotent per ``order_ref`` (the command id), so sending it again is safe
+whether or not the broker got it the first time.
+
+Only entries issued within :data:`RESEND_HORIZON` are re-sent: an intent older than a trading
+day is not executed on a restart. Orders already working at the broker are only put back in the
+order map, so their callbacks are recognised as the floor's.
 """
 
 from __future__ import annotations
@@ -13,38 +18,49 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from brokers.base import BrokerOrder
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from ledger.db import Db
 from ledger.order_events import open_orders, order_history, record_order_event
-from trading.commands import Command, CommandInvalid, OrderType, Side
+from trading.commands import Command, CommandInvalid, CommandKind, OrderType, Side, TimeInForce
 from trading.order_events import EventKind
 
 log = logging.getLogger(__name__)
 
+RESEND_HORIZON = timedelta(hours=24)
 NOT_LEDGERED = "intake.not_ledgered"
 """An accepted state row with no accepted ledger entry behind it: never sent, now refused."""
+
+_BROKER_KINDS = ("submitted", "partially_filled", "filled", "cancelled", "rejected", "expired")
+
+
+@dataclass(frozen=True)
+class Resend:
+    order: BrokerOrder
+    command: Command
+    trail_stop: Decimal | None
+    """For a TRAIL command: the stop it was sent at, to trail again from."""
 
 
 @dataclass(frozen=True)
 class Restored:
     working: int
     """Orders back in the map that the broker already has."""
-    to_send: tuple[BrokerOrder, ...]
-    """Accepted but possibly never sent: send each (idempotently) once the broker is up."""
-    unsendable: tuple[str, ...]
-    """Trailing stops accepted but not sent: their trail state is gone, so they are left for a
-    trader to re-issue rather than sent at a stale stop."""
+    to_send: tuple[Resend, ...]
+    """Ledgered, maybe never sent: send each (idempotently) once the broker is up."""
     refused: tuple[str, ...]
     """Accepted state rows without an accepted ledger entry: recorded as rejected now."""
 
 
-async def restore_orders(db: Db, orders: dict[str, FloorOrder], book: AccountBook) -> Restored:
+async def restore_orders(
+    db: Db, orders: dict[str, FloorOrder], book: AccountBook, now: datetime | None = None
+) -> Restored:
     working = 0
-    to_send: list[BrokerOrder] = []
-    unsendable: list[str] = []
     refused: list[str] = []
     for state in await open_orders(db):
         order = FloorOrder(
@@ -66,47 +82,76 @@ async def restore_orders(db: Db, orders: dict[str, FloorOrder], book: AccountBoo
         book.order_working(order.account, order.command_id)
         if state.kind is not EventKind.ACCEPTED:
             working += 1
-            continue
-        command = await _ledgered_command(db, state.command_id)
-        if command is None:
+        elif not await _is_ledgered(db, state.command_id):
             # Write-ahead: what the ledger does not hold never goes to the broker.
             order.done = True
             book.order_done(order.account, order.command_id)
             await record_order_event(db, order.event(EventKind.REJECTED, reason=NOT_LEDGERED))
             refused.append(state.command_id)
+
+    to_send: list[Resend] = []
+    since = (now or datetime.now(UTC)) - RESEND_HORIZON
+    for row in await db.fetch(
+        "SELECT e.payload, e.detail FROM ledger_entries e"
+        " WHERE e.authenticated AND e.decision = 'accepted' AND e.kind = ANY($1::text[])"
+        " AND e.issued_at >= $2"
+        " AND NOT EXISTS (SELECT 1 FROM order_events o"
+        "                 WHERE o.command_id = e.command_id AND o.kind = ANY($3::text[]))"
+        " ORDER BY e.seq",
+        [CommandKind.ENTER.value, CommandKind.EXIT.value],
+        since,
+        list(_BROKER_KINDS),
+    ):
+        resend = _resend(row)
+        if resend is None:
             continue
-        if command.order_type is OrderType.TRAIL:
-            log.error("trailing stop %s was accepted but not sent; re-issue it", state.command_id)
-            unsendable.append(state.command_id)
-            continue
-        to_send.append(
-            BrokerOrder(
-                order_ref=command.command_id,
-                account=command.account,
-                symbol=order.symbol,
-                side=order.side,
-                quantity=order.quantity,
-                order_type=command.order_type or OrderType.LMT,
-                tif=command.tif or BrokerOrder.tif,
-                limit_price=command.limit_price,
-                stop_price=command.stop_price,
-                trailing_amount=command.trail_amount,
-                trailing_percent=command.trail_percent,
-            )
+        command_id = resend.command.command_id
+        if command_id not in orders:
+            order = FloorOrder.from_command(resend.command, resend.order.quantity)
+            orders[command_id] = order
+            book.order_working(order.account, command_id)
+            await record_order_event(db, order.event(EventKind.ACCEPTED))
+        to_send.append(resend)
+    return Restored(working, tuple(to_send), tuple(refused))
+
+
+async def _is_ledgered(db: Db, command_id: str) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM ledger_entries"
+            " WHERE command_id = $1 AND authenticated AND decision = 'accepted')",
+            command_id,
         )
-    return Restored(working, tuple(to_send), tuple(unsendable), tuple(refused))
-
-
-async def _ledgered_command(db: Db, command_id: str) -> Command | None:
-    payload = await db.fetchval(
-        "SELECT payload FROM ledger_entries"
-        " WHERE command_id = $1 AND authenticated AND decision = 'accepted'",
-        command_id,
     )
-    if payload is None:
-        return None
+
+
+def _resend(row: Any) -> Resend | None:
     try:
-        return Command.from_json_dict(json.loads(bytes(payload)))
-    except (CommandInvalid, ValueError) as exc:
-        log.error("ledger entry of %s does not decode as a command: %s", command_id, exc)
+        command = Command.from_json_dict(json.loads(bytes(row["payload"])))
+        detail = json.loads(row["detail"]) if row["detail"] else {}
+        quantity = int(detail["quantity"])
+    except (CommandInvalid, ValueError, KeyError, TypeError) as exc:
+        log.error("accepted ledger entry cannot be re-sent (%s): %r", exc, row["detail"])
         return None
+    assert command.symbol is not None and command.side is not None
+    trail_stop = Decimal(detail["initial_stop"]) if command.order_type is OrderType.TRAIL else None
+    common: dict[str, Any] = {
+        "order_ref": command.command_id,
+        "account": command.account,
+        "symbol": command.symbol,
+        "side": command.side,
+        "quantity": quantity,
+        "tif": command.tif or TimeInForce.DAY,
+    }
+    if trail_stop is not None:
+        order = BrokerOrder(**common, order_type=OrderType.STP, stop_price=trail_stop)
+    else:
+        order = BrokerOrder(
+            **common,
+            order_type=command.order_type or OrderType.LMT,
+            limit_price=command.limit_price,
+            stop_price=command.stop_price,
+            trailing_amount=command.trail_amount,
+            trailing_percent=command.trail_percent,
+        )
+    return Resend(order, command, trail_stop)

@@ -28,13 +28,12 @@ async def test_an_accepted_unsent_order_is_sent_on_start_and_an_unledgered_one_i
 ) -> None:
     bid, _ = await quote(paper, "AAPL")
     resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
-    # As the hot path leaves them when it stops between the ledger commit and the socket write.
+    # As the hot path leaves it when it stops between the ledger commit and the socket write.
     ledgered = agent.sign(
         enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5)
     )
-    await append_command(ledger_pool, ledgered, decision=Decision.ACCEPTED)
-    await record_order_event(
-        ledger_pool, FloorOrder.from_command(ledgered.command, 3).event(EventKind.ACCEPTED)
+    await append_command(
+        ledger_pool, ledgered, decision=Decision.ACCEPTED, detail={"quantity": 3, "entry_price": str(resting)}
     )
     orphan = enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5)
     await record_order_event(ledger_pool, FloorOrder.from_command(orphan, 4).event(EventKind.ACCEPTED))
@@ -43,10 +42,14 @@ async def test_an_accepted_unsent_order_is_sent_on_start_and_an_unledgered_one_i
     book = AccountBook()
     restored = await restore_orders(ledger_pool, orders, book)
 
-    [resend] = [o for o in restored.to_send if o.order_ref == ledgered.command.command_id]
+    [again] = [r for r in restored.to_send if r.order.order_ref == ledgered.command.command_id]
+    resend = again.order
     assert (resend.quantity, resend.limit_price, resend.account) == (3, resting, VENUE_ACCOUNT)
     assert orphan.command_id in restored.refused
-    assert orphan.command_id not in {o.order_ref for o in restored.to_send}
+    assert orphan.command_id not in {r.order.order_ref for r in restored.to_send}
+    # The resent order is visible as accepted from now on, like any other.
+    accepted = await order_state(ledger_pool, ledgered.command.command_id)
+    assert accepted is not None and (accepted.kind, accepted.quantity) == (EventKind.ACCEPTED, 3)
     state = await order_state(ledger_pool, orphan.command_id)
     assert state is not None and (state.kind, state.reason) == (EventKind.REJECTED, NOT_LEDGERED)
     assert ledgered.command.command_id in orders and book.open_orders(VENUE_ACCOUNT) >= 1
