@@ -83,6 +83,12 @@ class BrokerEvents:
         if order.done and not was_done and self._on_done is not None:
             self._on_done(order)
 
+    def emit(self, record: OrderEvent) -> None:
+        """Queue a record the floor itself produced (accepted, rejected) behind the broker's, so
+        one order's records reach the ledger and Kafka in the order they happened, and intake
+        goes on to the next command without waiting for either."""
+        self._queue.put_nowait((record.command_id, record.kind.value, {}, record))
+
     def _translate(self, order: FloorOrder, event: BrokerEvent) -> _Work:
         detail = _detail(event)
         record: OrderEvent | None = None

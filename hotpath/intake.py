@@ -106,6 +106,7 @@ class Intake:
         replay: ReplayGuard | None = None,
         on_timing: Callable[[Timing], None] | None = None,
         exits: ExitManager | None = None,
+        emit: Callable[[OrderEvent], None] | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -118,6 +119,8 @@ class Intake:
         self.replay = replay or ReplayGuard()
         self.on_timing = on_timing
         self.exits = exits
+        self.emit = emit
+        """Queues an ``orders.events`` record for the ledger and Kafka (None: write it inline)."""
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
@@ -437,6 +440,9 @@ class Intake:
         return Outcome(None, MALFORMED)
 
     async def _publish(self, event: OrderEvent) -> None:
+        if self.emit is not None:
+            self.emit(event)
+            return
         await self.ledger.record_order_event(event)
         await publish_order_event(self.producer, event)
 

@@ -157,6 +157,7 @@ async def run(
         orders=orders,
         metrics=telemetry.metrics,
         exits=exits,
+        emit=events.emit,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
