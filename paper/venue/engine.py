@@ -703,6 +703,16 @@ class Venue:
         self.advance(self.now_ns)
 
     def _apply_move(self, s: SymbolState, reference: float, final: bool) -> None:
+        # Stops triggered by the sweep must meet the re-quoted book, not the emptied side.
+        busy, self._stops_busy = self._stops_busy, True
+        try:
+            self._move_book(s, reference, final)
+        finally:
+            self._stops_busy = busy
+        if s.stops and not busy:
+            self._check_stops(s)
+
+    def _move_book(self, s: SymbolState, reference: float, final: bool) -> None:
         flow = s.flow
         previous = flow.reference
         flow.move_reference(max(1.0, reference))
@@ -723,8 +733,9 @@ class Venue:
                 book.remove(order)
             elif order.side == BID and order.price < bid_ref - reach:
                 book.remove(order)
-        # On the way quotes are thin; at the end the book is rebuilt to its usual depth.
-        per_level = max(1, round(flow.params.orders_per_level)) if final else 1
+        # On the way the book is quoted three levels deep at the usual size per level (stops
+        # triggered by the move sell into it); at the end it is rebuilt to its usual depth.
+        per_level = max(1, round(flow.params.orders_per_level))
         for i in range(reach if final else 3):
             bid_price, ask_price = bid_ref - i, ask_ref + i
             top_ask, top_bid = book.best_ask(), book.best_bid()

@@ -145,6 +145,8 @@ async def test_sell_stops_wait_then_trigger_on_a_fall(private_paper: PaperStack)
         await private_paper.acontrol("POST", "/symbols/NVDA/move", {"pct": -2, "ms": 1000})
         for trade in stops:
             await status_of(trade, {"Filled", "Cancelled"})
+        # A stop triggered by the move sells into the re-quoted book, not the side it swept.
+        assert [t.orderStatus.status for t in stops] == ["Filled"] * len(stops)
         # Each stop went live (Submitted) once the price fell through it, and sold no higher.
         assert triggered == {t.order.orderId for t in stops}
         assert all(f.execution.price <= stop for f in stp.fills)
