@@ -27,7 +27,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bus.topics import ORDERS_EVENTS
 from floor.settings import FloorSettings
-from temporal.client import connect
+from temporal import session_records
+from temporal.client import connect, report_session_change
 from temporal.config import TASK_QUEUE, lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
 from trading.order_events import OrderEvent, OrderEventError, decode
@@ -44,6 +45,7 @@ class BridgeStats:
     undecodable: int = 0
     finished: int = 0
     orphan_slices: int = 0
+    session_changes: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -115,23 +117,41 @@ class Bridge:
                 continue
             await self.deliver(event)
 
+    async def deliver_session_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
+        for where, raw in records:
+            try:
+                account, change = session_records.decode(raw)
+            except session_records.SessionRecordError as exc:
+                self.stats.undecodable += 1
+                log.error("undecodable %s record at %s: %s", session_records.SESSIONS_TOPIC, where, exc)
+                continue
+            await report_session_change(self._client, account, change, task_queue=self._task_queue)
+            self.stats.session_changes += 1
+
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200)
             for tp, records in batches.items():
-                await self.deliver_raw(
+                raw = [
                     (f"{tp.topic}[{tp.partition}]@{r.offset}", r.value)
                     for r in records
                     if r.value is not None
-                )
+                ]
+                if tp.topic == session_records.SESSIONS_TOPIC:
+                    await self.deliver_session_raw(raw)
+                else:
+                    await self.deliver_raw(raw)
             if batches:
                 await consumer.commit()
 
 
-def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID) -> AIOKafkaConsumer:
+def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID, *, sessions: bool = False) -> AIOKafkaConsumer:
+    """Consumes ``orders.events``, and ``broker.sessions`` too when ``sessions`` (the topic must
+    exist: it is not among the floor's default topics yet)."""
+    topics = (ORDERS_EVENTS, session_records.SESSIONS_TOPIC) if sessions else (ORDERS_EVENTS,)
     return AIOKafkaConsumer(
-        ORDERS_EVENTS,
+        *topics,
         bootstrap_servers=bootstrap,
         group_id=group_id,
         auto_offset_reset="earliest",
@@ -147,10 +167,15 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kafka", default=settings.kafka)
     parser.add_argument("--group-id", default=GROUP_ID)
     parser.add_argument("--task-queue", default=TASK_QUEUE)
+    parser.add_argument(
+        "--sessions",
+        action="store_true",
+        help=f"also bridge {session_records.SESSIONS_TOPIC} to BrokerSession",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     client = await connect(args.temporal, args.namespace)
-    consumer = bridge_consumer(args.kafka, args.group_id)
+    consumer = bridge_consumer(args.kafka, args.group_id, sessions=args.sessions)
     await consumer.start()
     try:
         log.info("bridging %s to Temporal %s (%s)", ORDERS_EVENTS, args.temporal, args.task_queue)

@@ -15,13 +15,17 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.broker_session import ReconcileReport, ReconcileRequest
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.market import QuoteRequest, QuoteResult
+from bus.kafka import ensure_topics
 from bus.topics import ORDERS_EVENTS
+from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer
 from tests.helpers import eventually
 from trading.commands import Edge, Side
 from trading.order_events import EventKind, Fill, OrderEvent, encode
+from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
 
@@ -178,3 +182,56 @@ async def test_slice_records_reach_the_iceberg_through_kafka(
         for s in result.slices:
             view = await temporal_client.get_workflow_handle_for(OrderLifecycle.run, s.command_id).result()
             assert view.state is LifecycleState.FILLED
+
+
+async def test_session_records_drive_the_account_broker_session(
+    temporal_client: Client, kafka_bootstrap: str, events_producer: AIOKafkaProducer
+) -> None:
+    await ensure_topics(kafka_bootstrap, (session_records.SESSIONS_TOPIC,))
+    account = f"DU{uuid.uuid4().hex[:6]}"
+    queue = f"sessions-{uuid.uuid4().hex[:6]}"
+    reconciled: list[ReconcileRequest] = []
+
+    @activity.defn(name="reconcile_account")
+    async def reconcile_account(req: ReconcileRequest) -> ReconcileReport:
+        reconciled.append(req)
+        return ReconcileReport(req.account, req.epoch, datetime.now(UTC))
+
+    bridge = Bridge(temporal_client, task_queue=queue)
+    consumer = bridge_consumer(kafka_bootstrap, group_id=f"sessions-{uuid.uuid4().hex[:6]}", sessions=True)
+    await consumer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(consumer, stop))
+    t0 = datetime.now(UTC)
+    try:
+        async with Worker(
+            temporal_client, task_queue=queue, workflows=[BrokerSession], activities=[reconcile_account]
+        ):
+            for n, (change, epoch) in enumerate([(Change.DISCONNECTED, 0), (Change.FAILED_OVER, 1)]):
+                record = SessionChange(
+                    f"{account}-{n}", change, "127.0.0.1:4012", "heartbeat missed", epoch, t0
+                )
+                await events_producer.send_and_wait(
+                    session_records.SESSIONS_TOPIC,
+                    session_records.encode(account, record),
+                    key=account.encode(),
+                )
+            await events_producer.send_and_wait(session_records.SESSIONS_TOPIC, b'{"change": "exploded"}')
+            handle = temporal_client.get_workflow_handle_for(BrokerSession.run, f"broker-session/{account}")
+
+            async def reconciled_once() -> bool:
+                try:
+                    view = await handle.query(BrokerSession.view, SessionViewQuery())
+                except Exception:
+                    return False
+                return len(view.epochs) == 2 and view.epochs[1].reconcile is not None
+
+            await eventually(reconciled_once, timeout=20)
+            await eventually(lambda: bridge.stats.undecodable >= 1, timeout=20)
+            await handle.terminate()
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+    assert [r.epoch for r in reconciled] == [1]
+    assert bridge.stats.session_changes == 2
