@@ -161,6 +161,7 @@ def gateway_spec(
         "--port", str(port),
         "--venue", f"{settings.host}:{settings.venue_port}",
         "--name", name,
+        "--trusted", settings.paper_trusted_ips,
     ]  # fmt: skip
     if not pacing:
         argv.append("--no-pacing")

@@ -39,6 +39,8 @@ class FloorSettings(BaseSettings):
     ib_source_address: str | None = Field(default=None, validation_alias="IB_SOURCE_ADDRESS")
     ib_max_requests_per_s: int = Field(default=45, validation_alias="IB_MAX_REQUESTS_PER_S")
     paper_seed: int = 7
+    paper_trusted_ips: str = "127.0.0.1"
+    """Client addresses the paper gateways accept (comma-separated), like IB Gateway's Trusted IPs."""
     hotpath_health_port: int = 8010
     worker_health_port: int = 8011
 
