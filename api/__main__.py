@@ -31,7 +31,7 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
             try:
                 ledger = LedgerAccess(pool)
                 security = SecurityLog(ledger, producer, SECURITY_EVENTS)
-                yield Door(ledger, ledger, producer, security, AGENT_COMMANDS)
+                yield Door(ledger, ledger, producer, security, AGENT_COMMANDS, metrics=telemetry.metrics)
             finally:
                 await producer.stop()
         finally:

@@ -7,10 +7,10 @@ Routers are plain ``APIRouter``s included here, so the GraphQL endpoint (a Straw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from api import commands, health
 from api.door import Door
@@ -18,9 +18,10 @@ from api.door import Door
 DoorFactory = Callable[[], AbstractAsyncContextManager[Door]]
 
 
-def create_app(open_door: DoorFactory) -> FastAPI:
+def create_app(open_door: DoorFactory, routers: Sequence[APIRouter] = ()) -> FastAPI:
     """``open_door`` opens the door's resources (database pool, Kafka producer) for the app's
-    lifetime and closes them at shutdown."""
+    lifetime and closes them at shutdown. ``routers`` are mounted after the REST door (the
+    GraphQL router carries its own prefix)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,4 +32,6 @@ def create_app(open_door: DoorFactory) -> FastAPI:
     app = FastAPI(title="Execution Floor", lifespan=lifespan)
     app.include_router(health.router)
     app.include_router(commands.router)
+    for router in routers:
+        app.include_router(router)
     return app

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from observability.security import SecurityLog, refusal_event
+from observability.telemetry import Metrics
 from trading import sentry
 from trading.commands import CommandInvalid
 from trading.sentry import RegisteredKey, ReplayGuard, Verdict
@@ -66,6 +67,7 @@ class Door:
         security: SecurityLog,
         topic: str,
         replay: ReplayGuard | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._keys = keys
         self._ledger = ledger
@@ -73,8 +75,17 @@ class Door:
         self._security = security
         self._topic = topic
         self._replay = replay or ReplayGuard()
+        self._metrics = metrics
 
     async def submit(self, body: bytes, source_address: str | None) -> Published | Rejected:
+        outcome = await self._submit(body, source_address)
+        if self._metrics is not None:
+            self._metrics.commands_received.add(1, {"door": "rest"})
+            if isinstance(outcome, Rejected):
+                self._metrics.commands_refused.add(1, {"reason": outcome.error})
+        return outcome
+
+    async def _submit(self, body: bytes, source_address: str | None) -> Published | Rejected:
         try:
             data = json.loads(body, parse_float=_refuse_float)
         except _FloatRefused as exc:
@@ -138,6 +149,8 @@ class Door:
             detail=verdict.detail,
         )
         await self._security.record(event)
+        if self._metrics is not None:
+            self._metrics.security_events.add(1, {"reason": event.reason, "severity": event.severity.value})
         return Rejected(403, verdict.reason, None, verdict.detail)
 
 

@@ -70,6 +70,9 @@ class Timing:
     write_wall_ns: int
     """``write_ns`` on the wall clock (``time.time_ns`` scale), comparable to produce_ts_ms."""
     ledger_seq: int
+    decided_ns: int = 0
+    """``perf_counter_ns()`` once sentry, sizer and risk had passed, before the ledger append:
+    ``decided_ns - intake_ns`` is the floor's own work, ``ledgered_ns - decided_ns`` the commit."""
 
     @property
     def intake_to_write_us(self) -> float:
@@ -246,6 +249,7 @@ class Intake:
             )
             detail["initial_stop"] = str(trail_stop)
 
+        decided_ns = time.perf_counter_ns()
         try:
             # Write-ahead: committed when this returns, sized quantity included, before the
             # broker sees anything. A restart re-sends from this entry alone.
@@ -291,6 +295,7 @@ class Intake:
             write_ns=write_ns,
             write_wall_ns=write_ns + self._wall_offset_ns,
             ledger_seq=entry.seq,
+            decided_ns=decided_ns,
         )
         self.metrics.orders_sent.add(1)
         self.metrics.intake_to_write_us.record(timing.intake_to_write_us)

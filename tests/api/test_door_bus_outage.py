@@ -6,12 +6,14 @@ from typing import Any
 
 import asyncpg
 from aiokafka.errors import KafkaConnectionError
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from api.door import Door, Published, Rejected
 from api.ledger_access import LedgerAccess
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from observability.security import SecurityLog
+from observability.telemetry import counter_value, setup
 from tests.fixtures.hotpath import Agent, enter_command
 
 
@@ -33,11 +35,11 @@ async def test_a_command_the_bus_refused_can_be_sent_again(
     ledger_pool: asyncpg.Pool, kafka_bootstrap: str, agent: Agent
 ) -> None:
     producer = await start_producer(kafka_bootstrap, "test-door")
+    telemetry = setup("api-test")
     try:
         ledger = LedgerAccess(ledger_pool)
-        door = Door(
-            ledger, ledger, FlakyBus(producer), SecurityLog(ledger, producer, SECURITY_EVENTS), AGENT_COMMANDS
-        )
+        security = SecurityLog(ledger, producer, SECURITY_EVENTS)
+        door = Door(ledger, ledger, FlakyBus(producer), security, AGENT_COMMANDS, metrics=telemetry.metrics)
         body = agent.sign(enter_command(agent.agent_id)).to_wire()
         first = await door.submit(body, "127.0.0.1")
         assert isinstance(first, Rejected) and (first.status, first.error) == (503, "bus_unavailable")
@@ -45,5 +47,11 @@ async def test_a_command_the_bus_refused_can_be_sent_again(
         assert isinstance(second, Published)
         third = await door.submit(body, "127.0.0.1")
         assert isinstance(third, Rejected) and (third.status, third.error) == (403, "sentry.replayed_nonce")
+        reader = telemetry.reader
+        assert isinstance(reader, InMemoryMetricReader)
+        assert counter_value(reader, "floor.commands.received") == 3
+        assert counter_value(reader, "floor.commands.refused", reason="bus_unavailable") == 1
+        assert counter_value(reader, "floor.security.events", reason="sentry.replayed_nonce") == 1
     finally:
+        telemetry.shutdown()
         await producer.stop()
