@@ -37,7 +37,13 @@ with workflow.unsafe.imports_passed_through():
     from trading.iceberg import SliceFill, slice_delay_ms, slice_price, slice_quantity
     from trading.order_events import EventKind, OrderEvent
     from workflows import search
-    from workflows.slicing import FillQuality, cancel_command_id, fill_quality, slice_command_id
+    from workflows.slicing import (
+        FillQuality,
+        cancel_command_id,
+        fill_quality,
+        is_duplicate_refusal,
+        slice_command_id,
+    )
 
 MAX_CONSECUTIVE_REJECTS = 3
 
@@ -114,6 +120,8 @@ class SliceRecord:
     done: bool = False
     outcome: str = "working"
     cancel_attempts: int = 0
+    acknowledged: bool = False
+    """Intake accepted it (or the broker reported on it): it exists, whatever comes later."""
 
     @property
     def avg_price(self) -> Decimal | None:
@@ -332,6 +340,13 @@ class Iceberg:
         if record is None:
             self._notes.append(f"event {event.event_id} for unknown slice {event.command_id}")
             return
+        if is_duplicate_refusal(event, record.acknowledged):
+            self._notes.append(
+                f"slice {record.slice_no}: repeated delivery refused ({event.reason}); the order stands"
+            )
+            return
+        if event.kind is not EventKind.REJECTED:
+            record.acknowledged = True
         if event.kind is EventKind.ACCEPTED and event.quantity < record.qty and not record.done:
             # The sizer may send less than asked; the rest goes in a later slice.
             record.qty = event.quantity

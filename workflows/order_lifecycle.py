@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.commands import CancelCommandRequest, CommandActivities
     from trading.order_events import EventKind, OrderEvent
     from workflows import search
-    from workflows.slicing import cancel_command_id
+    from workflows.slicing import cancel_command_id, is_duplicate_refusal
 
 CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
 """Publishing a cancel is idempotent (same command id every attempt), so retrying is safe."""
@@ -123,6 +123,7 @@ class OrderLifecycle:
         self._history: list[HistoryEntry] = []
         self._anomalies: list[str] = []
         self._expiry_cancel_sent = False
+        self._acknowledged = False
         self._cancel_attempts = 0
         self._retry_cancel_at: datetime | None = None
 
@@ -183,6 +184,20 @@ class OrderLifecycle:
         if event.command_id != inp.command_id:
             self._anomalies.append(f"event {event.event_id} is for order {event.command_id}")
             return
+        if is_duplicate_refusal(event, self._acknowledged):
+            self._history.append(
+                HistoryEntry(
+                    ts=event.ts,
+                    what=event.kind.value,
+                    state=self._state,
+                    event_id=event.event_id,
+                    filled_qty=self._filled_qty,
+                    note=f"refusal of a repeated delivery ignored ({event.reason})",
+                )
+            )
+            return
+        if event.kind is not EventKind.REJECTED:
+            self._acknowledged = True
         note: str | None = None
         fill = event.last_fill
         if fill is not None:

@@ -18,7 +18,8 @@ from trading.order_events import EventKind, Fill, OrderEvent
 
 Behaviour = str
 """``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
-``reject``, ``ignore-cancel`` (rests and never confirms the first cancel)."""
+``reject``, ``ignore-cancel`` (rests and never confirms the first cancel), ``stale-copy``
+(rests; a refusal of a repeated delivery of it arrives)."""
 
 
 @dataclass
@@ -71,6 +72,9 @@ class SimVenue:
             await self._send(order, EventKind.REJECTED, None, reason="risk.max_dollar_risk")
             return
         await self._send(order, EventKind.SUBMITTED, None)
+        if behaviour == "stale-copy":
+            # The same command delivered again and refused by intake, while the order works on.
+            await self._send(order, EventKind.REJECTED, None, reason="sentry.stale")
         if behaviour == "fill":
             await self._send(order, EventKind.FILLED, order.quantity)
         elif behaviour.startswith("partial:"):

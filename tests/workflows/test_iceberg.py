@@ -201,3 +201,16 @@ async def test_random_venue_behaviour_never_overfills(skipping_env: WorkflowEnvi
     assert all(s.filled_qty <= s.qty for s in result.slices)
     # At most one slice worked at a time: each was sent after the previous one was over.
     assert len({o.command_id for o in venue.orders}) == len(result.slices)
+
+
+async def test_refusal_of_a_repeated_delivery_does_not_end_a_live_slice(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    venue = SimVenue(script=lambda n: "stale-copy" if n == 1 else "fill")
+    result = await _run(skipping_env, venue, _inp(total=300))
+
+    first = result.slices[0]
+    # Still live at the broker: the iceberg cancelled it before sending the next slice.
+    assert [c.target_command_id for c in venue.cancels] == [first.command_id]
+    assert first.outcome == "cancelled" and result.filled_qty == 300
+    assert any("repeated delivery refused" in n for n in result.notes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -180,3 +181,22 @@ async def test_late_fill_after_cancel_is_recorded(skipping_env: WorkflowEnvironm
 
 async def _now(env: WorkflowEnvironment) -> datetime:
     return await env.get_current_time()
+
+
+async def test_refusal_of_a_repeated_delivery_is_not_the_end_of_the_order(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    cid = f"ord-{uuid.uuid4()}"
+    async with Worker(skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[]):
+        handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.ACCEPTED, 0))
+        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
+        stale = _event(cid, 3, EventKind.REJECTED, 0)
+        await handle.signal(OrderLifecycle.on_event, replace(stale, reason="sentry.stale"))
+        mid = await handle.query(OrderLifecycle.history, HistoryQuery())
+        assert mid.state is LifecycleState.PENDING
+        await handle.signal(
+            OrderLifecycle.on_event, replace(_event(cid, 4, EventKind.REJECTED, 0), reason="broker.inactive")
+        )
+        view: LifecycleView = await handle.result()
+    assert view.state is LifecycleState.REJECTED
+    assert "repeated delivery ignored" in (view.history[2].note or "")
