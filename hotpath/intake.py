@@ -134,6 +134,7 @@ class Intake:
     async def warm(self) -> None:
         """Load keys and the replay window from the ledger (before consuming anything)."""
         await self.refresh_keys()
+        await self.refresh_profiles()
         since = datetime.now(UTC) - self.replay.window.max_age
         for entry in await self.ledger.recent_commands(since):
             self.replay.remember(entry.agent_id, entry.nonce, entry.signature_hash, entry.issued_at)
@@ -142,8 +143,9 @@ class Intake:
         """Reload the key registry (revocations take effect at the next refresh)."""
         self._keys = {k.key_id: k for k in await self.ledger.keys()}
 
-    def forget_profiles(self) -> None:
-        self._profiles.clear()
+    async def refresh_profiles(self) -> None:
+        """Reload every account's risk profile (a change takes effect at the next refresh)."""
+        self._profiles = dict(await self.ledger.risk_profiles())
 
     # --- one record -------------------------------------------------------------------------
 
@@ -155,7 +157,7 @@ class Intake:
             envelope = sentry.read_envelope(data)
         except sentry.Refused as exc:
             return await self._sentry_refused(exc.verdict, _loose_command(data), data, source)
-        except (ValueError, EnvelopeInvalid, CommandInvalid) as exc:
+        except (ValueError, TypeError, EnvelopeInvalid, CommandInvalid) as exc:
             field = getattr(exc, "field", "envelope")
             return await self._malformed(f"{field}: {getattr(exc, 'reason', exc)}", source)
 

@@ -20,7 +20,7 @@ from ledger.append import Decision, ReplayRefused, append_command, append_refusa
 from ledger.db import Db
 from ledger.keys import get_key, load_registered
 from ledger.order_events import record_order_event
-from ledger.risk_profiles import get_profile
+from ledger.risk_profiles import all_profiles, get_profile
 from observability.security import SecurityEvent
 from trading import sentry
 from trading.order_events import OrderEvent
@@ -48,6 +48,9 @@ class LedgerStore:
 
     async def risk_profile(self, account: str) -> RiskProfile | None:
         return await get_profile(self._db, account)
+
+    async def risk_profiles(self) -> Mapping[str, RiskProfile]:
+        return await all_profiles(self._db)
 
     async def recent_commands(self, since: datetime) -> Sequence[ReplayKey]:
         return [

@@ -44,6 +44,10 @@ class HotLedger(Protocol):
 
     async def risk_profile(self, account: str) -> RiskProfile | None: ...
 
+    async def risk_profiles(self) -> Mapping[str, RiskProfile]:
+        """Every account's current risk profile."""
+        ...
+
     async def recent_commands(self, since: datetime) -> Sequence[ReplayKey]:
         """Nonces and signature hashes of entries issued at or after ``since`` (to warm the
         replay guard)."""
