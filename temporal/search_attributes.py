@@ -43,3 +43,25 @@ async def ensure_search_attributes(client: Client, namespace: str | None = None)
             if exc.status is not RPCStatusCode.ALREADY_EXISTS:
                 raise
     return sorted(added)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    """``python -m temporal.search_attributes [--temporal ADDRESS] [--namespace NS]``"""
+    import argparse
+
+    from floor.settings import FloorSettings
+    from temporal.client import connect
+
+    settings = FloorSettings()
+    parser = argparse.ArgumentParser(prog="python -m temporal.search_attributes", description=__doc__)
+    parser.add_argument("--temporal", default=settings.temporal)
+    parser.add_argument("--namespace", default=settings.temporal_namespace)
+    args = parser.parse_args(argv)
+    added = await ensure_search_attributes(await connect(args.temporal, args.namespace))
+    print("added: " + ", ".join(added) if added else "all present: " + ", ".join(k.name for k in ALL_KEYS))
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(main())
