@@ -42,6 +42,9 @@ class FloorSettings(BaseSettings):
     paper_trusted_ips: str = "127.0.0.1"
     """Client addresses the paper gateways accept (comma-separated), like IB Gateway's Trusted IPs."""
     hotpath_health_port: int = 8010
+    hotpath_symbols: str = "AAPL,MSFT,NVDA,AMZN,JPM"
+    """Comma-separated symbols the hot path streams (L1 for risk, breaker and trailing stops; L2
+    for the HUD). Orders in any other symbol are refused as having no fresh price."""
     worker_health_port: int = 8011
 
     @property

@@ -8,18 +8,19 @@ from collections.abc import Sequence
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
 
-DEFAULT_SYMBOLS: tuple[str, ...] = ("AAPL", "MSFT")
-
 
 def hotpath_spec(
     settings: FloorSettings,
     *,
-    symbols: Sequence[str] = DEFAULT_SYMBOLS,
+    symbols: Sequence[str] | None = None,
     group_id: str = "hotpath",
     env: dict[str, str | None] | None = None,
 ) -> ServiceSpec:
-    """Ready when the control port answers, which happens only once intake is consuming."""
+    """Ready when the control port answers, which happens only once intake is consuming.
+    ``symbols`` defaults to ``settings.hotpath_symbols``."""
     port = settings.hotpath_health_port
+    if symbols is None:
+        symbols = [s.strip() for s in settings.hotpath_symbols.split(",") if s.strip()]
     return ServiceSpec(
         name="hotpath",
         argv=[
@@ -52,5 +53,7 @@ def _settings_env(settings: FloorSettings) -> dict[str, str | None]:
         "IB_HOST": settings.ib_gateway_host,
         "IB_PORT": str(settings.ib_port),
         "IB_STANDBY_PORT": str(settings.ib_standby_port),
+        "IB_CLIENT_ID": str(settings.ib_client_id),
+        "IB_SOURCE_ADDRESS": settings.ib_source_address,
         "FLOOR_HOTPATH_HEALTH_PORT": str(settings.hotpath_health_port),
     }
