@@ -78,6 +78,10 @@ from brokers.ib_session import GatewaySession, SessionConfig, call_safely, compa
 
 log = logging.getLogger(__name__)
 
+_PLACE_ORDER = "3\0"
+_GLOBAL_CANCEL = b"58\x001\x00"
+"""reqGlobalCancel at server version 178: id 58, version 1 (what ib_async's own sends)."""
+
 _LOCAL_STATUSES = frozenset({"PendingSubmit", "PendingCancel", "ApiPending", "ValidationError"})
 """Statuses ib_async sets on its own, without the gateway saying so."""
 
@@ -258,8 +262,7 @@ class IbkrBroker:
             return 0
         if rec.held:
             rec.cancel_requested = True
-            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
-                self._emit_status(rec)
+            self._cancel_locally(rec)
             return 0
         session = self._active
         if not (self._ready and session is not None and session.up and session.ib is not None):
@@ -274,18 +277,46 @@ class IbkrBroker:
             return 0
 
     def cancel_all(self) -> int:
+        session = self._active
+        written: int | None = None
+        if self._ready and session is not None and session.up and session.ib is not None:
+            try:
+                written = self.last_cancel_all_ns = self._global_cancel_now(session)
+            except ConnectionError:
+                written = None
         for rec in self._orders.held():
             rec.cancel_requested = True
-            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
-                self._emit_status(rec)
-        session = self._active
-        if not (self._ready and session is not None and session.up and session.ib is not None):
+            self._cancel_locally(rec)
+        if written is None:
             return self._cancel_all_later()
-        try:
-            self.last_cancel_all_ns = _written(session, lambda ib: ib.reqGlobalCancel())
-        except ConnectionError:
-            return self._cancel_all_later()
-        return self.last_cancel_all_ns
+        return written
+
+    def _global_cancel_now(self, session: GatewaySession) -> int:
+        """Write ``reqGlobalCancel`` at once, ahead of ib_async's pacing queue.
+
+        The circuit breaker cannot wait up to a second behind the throttle. New orders still
+        waiting in that queue would reach the broker after the cancel and survive it, so they
+        are taken out and cancelled here, unsent; everything else in the queue keeps its place.
+        """
+        ib, conn = session.ib, session.conn
+        assert ib is not None and conn is not None
+        client = ib.client
+        if not client.isConnected():
+            raise ConnectionError("not connected")
+        unsent: list[int] = []
+        if client._msgQ:
+            kept = [m for m in client._msgQ if not m.startswith(_PLACE_ORDER)]
+            unsent = [int(m[2 : m.index("\0", 2)]) for m in client._msgQ if m.startswith(_PLACE_ORDER)]
+            client._msgQ.clear()
+            client._msgQ.extend(kept)
+        conn.sendMsg(client._prefix(_GLOBAL_CANCEL))
+        written = conn.last_write_ns
+        for order_id in unsent:
+            rec = self._orders.by_order_id(session.config.client_id, order_id)
+            # A queued modify of a working order is moot: the global cancel covers that order.
+            if rec is not None and not rec.accepted:
+                self._cancel_locally(rec)
+        return written
 
     def _cancel_all_later(self) -> int:
         # Only what is live now: an order placed after this call must survive the reconnect.
@@ -506,9 +537,7 @@ class IbkrBroker:
         cancelling_all = self._global_cancel_pending
         self._global_cancel_pending = False
         if cancelling_all:
-            ib.reqGlobalCancel()
-            assert session.conn is not None
-            self.last_cancel_all_ns = session.conn.last_write_ns
+            self.last_cancel_all_ns = self._global_cancel_now(session)
         for rec in self._orders.live():
             self._settle(rec, rec.order.order_ref in at_broker, session, cancelling_all)
         self._ready = True
@@ -534,12 +563,10 @@ class IbkrBroker:
         if rec.accepted:
             # The broker had it and now lists it neither open nor filled: it was cancelled or
             # expired while the floor could not hear it. Never send it again.
-            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
-                self._emit_status(rec)
+            self._cancel_locally(rec)
             return
         if rec.cancel_requested:
-            if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
-                self._emit_status(rec)
+            self._cancel_locally(rec)
             return
         if rec.held or rec.sent_epoch < self._epoch:
             # Held, or written to a session that died before the broker acknowledged it and
@@ -609,6 +636,11 @@ class IbkrBroker:
                 time=datetime.now(UTC),
             )
         )
+
+    def _cancel_locally(self, rec: OrderRecord) -> None:
+        """Mark an order the broker never had (or no longer has) cancelled, and say so."""
+        if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
+            self._emit_status(rec)
 
     def _emit_status(self, rec: OrderRecord) -> None:
         self._emit(

@@ -259,3 +259,32 @@ async def test_an_unreachable_standby_is_reported_and_orders_still_flow(paper: P
         assert len(rec.of(SessionChanged, change=SessionChange.STANDBY_DOWN)) == 1
     finally:
         await b.close()
+
+
+async def test_cancel_all_overtakes_orders_queued_by_the_pacing_throttle(paper: PaperStack) -> None:
+    b = IbkrBroker(
+        IbkrConfig(HOST, paper.gateway_port, None, client_id=next(_client_ids), max_requests_per_s=4)
+    )
+    rec = Recorder()
+    b.set_event_handler(rec)
+    await b.connect()
+    try:
+        orders = [limit(f"100.{i:02d}") for i in range(10)]
+        placements = [b.place(o) for o in orders]
+        assert all(p.sent for p in placements)
+        queued = [o for o, p in zip(orders, placements, strict=True) if p.write_ns == 0]
+        written = [o for o, p in zip(orders, placements, strict=True) if p.write_ns > 0]
+        assert queued, "the throttle should have queued some orders"
+
+        started = time.perf_counter_ns()
+        assert b.cancel_all() > started  # written now, not after the throttle's second
+        for o in queued:
+            await rec.next(OrderStatusChanged, order_ref=o.order_ref, status=BrokerOrderStatus.CANCELLED)
+        for o in written:
+            await rec.next(OrderStatusChanged, order_ref=o.order_ref, status=BrokerOrderStatus.CANCELLED)
+        refs = {o.order_ref for o in await b.open_orders()}
+        assert not refs & {o.order_ref for o in orders}
+        assert not any(rec.of(OrderAccepted, order_ref=o.order_ref) for o in queued)
+        assert all(b.last_write_ns(o.order_ref) == 0 for o in queued)
+    finally:
+        await b.close()
