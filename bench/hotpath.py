@@ -15,7 +15,8 @@ the hot path (the same supervisor specs ``floor up`` uses), on free ports under 
   (a) produce -> broker socket write (end to end; the produce stamp is this process's
   ``time.time_ns()`` just before ``send``, the write stamp the hot path's ``perf_counter_ns``
   mapped to the wall clock — same machine, same clock) and (b) hot-path intake -> socket write
-  (in process, ledger commit included).
+  (in process, ledger commit included), each also split at the intake and at the ledger
+  commit, plus the hot path's achieved throughput against the offered rate.
 
 The *steady* run stays inside IB's pacing (50 msg/s per client; ib_async throttles at 45), so
 the figures are latency, not queueing. The *load* run goes ``--load-factor`` times faster with
