@@ -85,3 +85,15 @@ def test_iceberg_and_lifecycle_ids_of_one_command_differ() -> None:
     from temporal.config import iceberg_workflow_id, lifecycle_workflow_id
 
     assert iceberg_workflow_id("ice-77") != lifecycle_workflow_id("ice-77")
+
+
+async def test_search_attributes_registration_is_idempotent(temporal_client: Client) -> None:
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    from temporal.search_attributes import ensure_search_attributes
+
+    assert await ensure_search_attributes(temporal_client) == []
+    listed = await temporal_client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=temporal_client.namespace)
+    )
+    assert {"Symbol", "Account", "Agent", "State"} <= set(listed.custom_attributes)
