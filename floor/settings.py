@@ -45,6 +45,9 @@ class FloorSettings(BaseSettings):
     hotpath_symbols: str = "AAPL,MSFT,NVDA,AMZN,JPM"
     """Comma-separated symbols the hot path streams (L1 for risk, breaker and trailing stops; L2
     for the HUD). Orders in any other symbol are refused as having no fresh price."""
+    broker_accounts: str = "DU1234567"
+    """Comma-separated accounts the broker connection serves (the paper venue's by default):
+    each gets the connection's session changes for its BrokerSession workflow."""
     worker_health_port: int = 8011
 
     @property

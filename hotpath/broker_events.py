@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from brokers.base import (
@@ -27,6 +27,8 @@ from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import publish_order_event
 from hotpath.ports import EventProducer, HotLedger
+from hotpath.sessions import SESSIONS_TOPIC
+from hotpath.sessions import records as session_records
 from observability.telemetry import Metrics
 from trading.order_events import EventKind, OrderEvent
 
@@ -52,7 +54,9 @@ class BrokerEvents:
         producer: EventProducer,
         metrics: Metrics,
         on_done: Callable[[FloorOrder], None] | None = None,
+        accounts: Sequence[str] = (),
     ) -> None:
+        self._accounts = tuple(accounts)
         self._on_done = on_done
         self._orders = orders
         self._book = book
@@ -70,6 +74,10 @@ class BrokerEvents:
             log.warning(
                 "broker session %s: %s (%s), epoch %d", event.change, event.gateway, event.cause, event.epoch
             )
+            severity = _SESSION_SEVERITY.get(event.change, "info")
+            self.record_ops(f"broker.{event.change.value}", severity, _detail(event))
+            for key, value in session_records(event, self._accounts):
+                self._spawn(self._publish_session(key, value))
             return
         order_ref = getattr(event, "order_ref", None)
         order = self._orders.get(order_ref) if order_ref else None
@@ -121,9 +129,18 @@ class BrokerEvents:
 
     def record_ops(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
         """Record an ops event without blocking the caller (a socket or tick callback)."""
-        task = asyncio.get_running_loop().create_task(self._record_ops(kind, severity, detail))
+        self._spawn(self._record_ops(kind, severity, detail))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _publish_session(self, key: bytes, value: bytes) -> None:
+        try:
+            await self._producer.send_and_wait(SESSIONS_TOPIC, value, key=key)
+        except Exception:
+            log.exception("session change not published on %s", SESSIONS_TOPIC)
 
     async def _record_ops(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
         try:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from brokers.base import Broker, NotConnected, Quote
-from bus.kafka import consumer, start_producer
+from bus.kafka import consumer, ensure_topics, start_producer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
@@ -32,6 +32,7 @@ from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake, Timing
 from hotpath.ledger_store import LedgerStore
 from hotpath.recovery import restore_orders
+from hotpath.sessions import SESSIONS_TOPIC
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
 
@@ -122,6 +123,7 @@ async def run(
     install_global(telemetry)
     pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
     producer = await start_producer(settings.kafka, "hotpath")
+    await ensure_topics(settings.kafka, (SESSIONS_TOPIC,))
     broker = broker or make_broker(settings)
     ledger = LedgerStore(pool)
     book = AccountBook()
@@ -140,6 +142,7 @@ async def run(
         producer,
         telemetry.metrics,
         on_done=lambda o: exits.forget(o.symbol, o.command_id),
+        accounts=[a.strip() for a in settings.broker_accounts.split(",") if a.strip()],
     )
 
     def on_trip(trip: Trip) -> None:

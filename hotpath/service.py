@@ -56,4 +56,5 @@ def _settings_env(settings: FloorSettings) -> dict[str, str | None]:
         "IB_CLIENT_ID": str(settings.ib_client_id),
         "IB_SOURCE_ADDRESS": settings.ib_source_address,
         "FLOOR_HOTPATH_HEALTH_PORT": str(settings.hotpath_health_port),
+        "FLOOR_BROKER_ACCOUNTS": settings.broker_accounts,
     }
