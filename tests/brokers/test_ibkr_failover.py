@@ -280,3 +280,36 @@ async def test_gateways_losing_the_venue_take_the_session_down_until_it_is_back(
     await asyncio.to_thread(own_stack.start_venue)
     await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=20)
     await rec.next(OrderAccepted, order_ref=held.order_ref, timeout=10)
+
+
+async def test_an_order_that_ended_during_an_outage_is_not_sent_again(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    day_order = resting()
+    b.place(day_order)
+    await rec.next(OrderAccepted, order_ref=day_order.order_ref)
+    kill_gateway(own_stack, "primary")
+    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    kill_gateway(own_stack, "standby")
+    await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    # The close of the trading day expires the DAY order while the floor hears nothing.
+    await own_stack.acontrol("POST", "/session/close")
+    # A modify of a held order changes what will be sent.
+    held = resting("100.00")
+    b.place(held)
+    assert b.modify(held.order_ref, limit_price=Decimal("99.50"), quantity=4) == 0
+
+    await asyncio.to_thread(restart_gateway, own_stack, "primary")
+    await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=15)
+    ended = await rec.next(
+        OrderStatusChanged, order_ref=day_order.order_ref, status=BrokerOrderStatus.CANCELLED
+    )
+    assert ended.filled == 0
+    await rec.next(OrderAccepted, order_ref=held.order_ref)
+    at_broker = {o.order_ref: o for o in await b.open_orders()}
+    assert day_order.order_ref not in at_broker
+    assert len(rec.of(OrderAccepted, order_ref=day_order.order_ref)) == 1
+    sent = at_broker[held.order_ref]
+    assert (sent.limit_price, sent.quantity) == (Decimal("99.50"), 4)
