@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -143,7 +144,9 @@ async def test_slice_records_reach_the_iceberg_through_kafka(
 
     @activity.defn(name="publish_order")
     async def publish_order(req: OrderCommandRequest) -> PublishResult:
-        base = dict(parent_id=req.parent_id, quantity=req.quantity, symbol=req.symbol, agent_id=req.agent_id)
+        base: dict[str, Any] = dict(
+            parent_id=req.parent_id, quantity=req.quantity, symbol=req.symbol, agent_id=req.agent_id
+        )
         fill = Fill(f"{req.command_id}-x", req.quantity, req.limit_price)
         await _produce(
             events_producer,

@@ -50,7 +50,7 @@ async def test_report_prints_quality_and_writes_a_plot(
         found = [f for wid in ids for f in await fetch_finished(temporal_client, 5, wid)]
         return found if len(found) == 2 else []
 
-    finished = await eventually(both, timeout=20)
+    finished: list[sniper_cmd.FinishedIceberg] = await eventually(both, timeout=20)
     summary = summarize(finished)
     # Bought at 50.01 against a mid of 50.05: 4 cents better, -7.99 bps (side-adjusted).
     assert summary.cost_bps == [Decimal("-7.99"), Decimal("-7.99")]

@@ -179,7 +179,8 @@ async def main() -> None:
         @activity.defn(name="publish_cancel")
         async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
             if not req.target_command_id.startswith("ord-"):
-                return await sim_cancel(req)  # type: ignore[operator, no-any-return]
+                result: PublishResult = await sim_cancel(req)  # type: ignore[misc]
+                return result
             # The expiry cancel of a stand-alone order: confirmed as the bridge would deliver it.
             handle = activity.client().get_workflow_handle(req.target_command_id)
             await handle.signal("event", lifecycle_event(req.target_command_id, 9, EventKind.CANCELLED, 0))

@@ -85,7 +85,7 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
             v = await _view(handle)
             return v if len(v.epochs) == 5 else None
 
-        view = await eventually(five_epochs, timeout=20)
+        view: BrokerSessionView = await eventually(five_epochs, timeout=20)
         await handle.terminate()
 
     assert [r.epoch for r in rec.requests] == [0, 1, 2]
@@ -126,7 +126,7 @@ async def test_continue_as_new_keeps_epochs_and_last_execution(skipping_env: Wor
             v = await _view(latest)
             return v if len(v.epochs) == 7 else None
 
-        view = await eventually(settled, timeout=20)
+        view: BrokerSessionView = await eventually(settled, timeout=20)
         assert (await latest.describe()).run_id != first_run
         await latest.terminate()
     assert [r.epoch for r in rec.requests] == [2, 4, 6]

@@ -6,12 +6,14 @@ import random
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from temporalio.activity import client as activity_client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.commands import OrderCommandRequest
 from tests.helpers import eventually
 from tests.workflows.sim import SimVenue
 from trading.commands import Edge, Side
@@ -68,10 +70,10 @@ async def test_slices_fill_the_parent_exactly_with_randomized_3_to_7_second_gaps
     assert len(venue.cancels) == len(partials)
 
 
-def _inp(total: int = 1000, display: int = 100, **kw: object) -> IcebergInput:
+def _inp(total: int = 1000, display: int = 100, **kw: Any) -> IcebergInput:
     return IcebergInput(
         account="DU1", symbol="AAPL", side=Side.BUY, total_qty=total, display_qty=display, edge=EDGE, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_unconfirmed_cancel_holds_the_next_slice_back_so_nothing_overfills(
@@ -92,14 +94,12 @@ async def test_unconfirmed_cancel_holds_the_next_slice_back_so_nothing_overfills
 async def test_cancel_signal_pulls_the_working_slice_and_ends_cancelled(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    async def cancel_at_third(n: int, req: object) -> None:
+    async def cancel_at_third(n: int, req: OrderCommandRequest) -> None:
         if n == 3:
             await (
                 activity_client()
-                .get_workflow_handle(req.parent_id)
-                .signal(  # type: ignore[attr-defined]
-                    "cancel", CancelRequest(request_id="c1", reason="trader")
-                )
+                .get_workflow_handle(str(req.parent_id))
+                .signal("cancel", CancelRequest(request_id="c1", reason="trader"))
             )
 
     venue = SimVenue(script=lambda n: "fill" if n < 3 else "rest", on_slice=cancel_at_third)
@@ -114,9 +114,9 @@ async def test_cancel_signal_pulls_the_working_slice_and_ends_cancelled(
 async def test_amend_shrinks_the_parent_and_it_completes_at_the_new_total(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    async def amend_at_first(n: int, req: object) -> None:
+    async def amend_at_first(n: int, req: OrderCommandRequest) -> None:
         if n == 1:
-            handle = activity_client().get_workflow_handle(req.parent_id)  # type: ignore[attr-defined]
+            handle = activity_client().get_workflow_handle(str(req.parent_id))
             await handle.signal("amend", AmendRequest(request_id="a1", total_qty=250, display_qty=60))
             await handle.signal("amend", AmendRequest(request_id="a2", total_qty=50))  # below filled
 
@@ -138,14 +138,12 @@ async def test_repeated_rejections_stop_the_iceberg_as_rejected(skipping_env: Wo
 
 
 async def test_pause_holds_slices_until_resume(skipping_env: WorkflowEnvironment) -> None:
-    async def pause_at_second(n: int, req: object) -> None:
+    async def pause_at_second(n: int, req: OrderCommandRequest) -> None:
         if n == 2:
             await (
                 activity_client()
-                .get_workflow_handle(req.parent_id)
-                .signal(  # type: ignore[attr-defined]
-                    "pause", PauseRequest(request_id="p1")
-                )
+                .get_workflow_handle(str(req.parent_id))
+                .signal("pause", PauseRequest(request_id="p1"))
             )
 
     venue = SimVenue(on_slice=pause_at_second)

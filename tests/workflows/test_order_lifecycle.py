@@ -7,6 +7,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
@@ -45,7 +46,7 @@ def _event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = N
     )
 
 
-def _input(cid: str, **kw: object) -> LifecycleInput:
+def _input(cid: str, **kw: Any) -> LifecycleInput:
     return LifecycleInput(
         command_id=cid,
         account="DU1",
@@ -55,7 +56,7 @@ def _input(cid: str, **kw: object) -> LifecycleInput:
         quantity=300,
         linger_seconds=60,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 class Canceller:
