@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from floor import breaker_cmd, keys, ledger_cmd, order_cmd, paper_cmd, risk_cmd
+from floor import breaker_cmd, keys, ledger_cmd, order_cmd, paper_cmd, risk_cmd, sniper_cmd
 from floor.settings import FloorSettings
 from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, start_floor, urls
 from floor.supervisor import ServiceFailed, Supervisor, stop_process_group, tcp_probe
@@ -23,6 +23,7 @@ app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(order_cmd.app, name="order")
 app.add_typer(breaker_cmd.app, name="breaker")
 app.add_typer(paper_cmd.app, name="paper")
+app.add_typer(sniper_cmd.app, name="sniper")
 console = Console()
 
 
