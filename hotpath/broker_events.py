@@ -25,8 +25,8 @@ from brokers.base import (
 )
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake import publish_order_event
 from hotpath.ports import EventProducer, HotLedger
+from hotpath.publish import publish_order_event
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.sessions import records as session_records
 from observability.telemetry import Metrics

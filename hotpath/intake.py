@@ -3,14 +3,7 @@
 Steps, in order, each refusal named: sentry → circuit-breaker state → Kelly sizer → risk
 limits → ledger append, committed (write-ahead) → broker ``place`` → ``orders.events``.
 
-Where refusals are recorded:
-
-* Sentry refusals (forged, unknown, revoked, replayed, stale) go to the security-event log and,
-  when the command names an order, to ``orders.events``. They are not appended to the hash
-  chain: the chain holds only commands whose signature verifies, so ``floor ledger verify``
-  can re-check every entry, and a replay cannot be appended twice anyway.
-* Every later refusal (``breaker.halted``, ``sizing.*``, ``risk.*``, ``broker.*``) is a
-  ledger entry with the reason and a ``rejected`` record on ``orders.events``.
+Where each refusal is recorded is :mod:`hotpath.refusals`' business.
 
 Nothing here awaits Temporal or the API; the only awaits between intake and the socket write
 are the broker's cached net liquidation and the ledger commit (write-ahead is the point).
@@ -22,23 +15,23 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from brokers.base import Broker, BrokerOrder, NotConnected, OrderInvalid, UnknownOrderRef
-from bus.topics import ORDERS_EVENTS
 from hotpath.account import AccountBook
 from hotpath.circuit import CircuitBreaker
 from hotpath.exit_manager import ExitManager
-from hotpath.floor_orders import FloorOrder, refusal_event
+from hotpath.floor_orders import FloorOrder
+from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import DuplicateInLedger, EventProducer, HotLedger
+from hotpath.publish import publish_order_event
+from hotpath.refusals import Refusals, loose_command
 from observability.security import SecurityLog
-from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading import sentry
 from trading.commands import Command, CommandInvalid, CommandKind, OrderType, TimeInForce
-from trading.order_events import EventKind, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order
 from trading.sentry import RegisteredKey, ReplayGuard, Verdict
 from trading.signing import EnvelopeInvalid, SignedCommand
@@ -46,52 +39,12 @@ from trading.sizing import NO_BANKROLL, RiskProfile, size_order
 
 log = logging.getLogger(__name__)
 
-MALFORMED = "intake.malformed"
 UNSUPPORTED_KIND = "intake.unsupported_kind"
 NO_PROFILE = "risk.no_profile"
 NO_PRICE = "risk.no_reference_price"
 UNKNOWN_ORDER = "intake.unknown_order"
 BROKER_INVALID = "broker.order_invalid"
-DUPLICATE_DELIVERY = "intake.duplicate_delivery"
 _REPLAYS = frozenset({sentry.REPLAYED_NONCE, sentry.REPLAYED_SIGNATURE})
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Latency stamps of one command that reached the broker socket."""
-
-    command_id: str
-    produce_ts_ms: int | None
-    """Kafka record timestamp (the producer's wall clock), if the record carried one."""
-    intake_ns: int
-    ledgered_ns: int
-    write_ns: int
-    """``perf_counter_ns()`` right after the socket write (from the broker's Placement)."""
-    write_wall_ns: int
-    """``write_ns`` on the wall clock (``time.time_ns`` scale), comparable to produce_ts_ms."""
-    ledger_seq: int
-    decided_ns: int = 0
-    """``perf_counter_ns()`` once sentry, sizer and risk had passed, before the ledger append:
-    ``decided_ns - intake_ns`` is the floor's own work, ``ledgered_ns - decided_ns`` the commit."""
-
-    @property
-    def intake_to_write_us(self) -> float:
-        return (self.write_ns - self.intake_ns) / 1000
-
-    @property
-    def produce_to_write_us(self) -> float | None:
-        if self.produce_ts_ms is None:
-            return None
-        return (self.write_wall_ns - self.produce_ts_ms * 1_000_000) / 1000
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What intake did with one record: ``reason`` None means sent (or held) to the broker."""
-
-    command_id: str | None
-    reason: str | None
-    timing: Timing | None = None
 
 
 class Intake:
@@ -124,6 +77,7 @@ class Intake:
         self.exits = exits
         self.emit = emit
         """Queues an ``orders.events`` record for the ledger and Kafka (None: write it inline)."""
+        self.refusals = Refusals(ledger, security, metrics, self._publish)
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
@@ -156,10 +110,10 @@ class Intake:
             data = json.loads(value)
             envelope = sentry.read_envelope(data)
         except sentry.Refused as exc:
-            return await self._sentry_refused(exc.verdict, _loose_command(data), data, source)
+            return await self.refusals.sentry(exc.verdict, loose_command(data), data, source)
         except (ValueError, TypeError, EnvelopeInvalid, CommandInvalid) as exc:
             field = getattr(exc, "field", "envelope")
-            return await self._malformed(f"{field}: {getattr(exc, 'reason', exc)}", source)
+            return await self.refusals.malformed(f"{field}: {getattr(exc, 'reason', exc)}", source)
 
         now = datetime.now(UTC)
         self.replay.forget_older_than_window(now)
@@ -170,9 +124,9 @@ class Intake:
                 self._keys[key.key_id] = key
         verdict = sentry.admit(envelope, key, self.replay, now)
         if verdict.reason in _REPLAYS and await self.ledger.holds_signature(envelope.signature_hash):
-            return await self._redelivered(envelope, source)
+            return await self.refusals.redelivered(envelope, source)
         if not verdict.accepted:
-            return await self._sentry_refused(verdict, envelope.command, data, source, envelope)
+            return await self.refusals.sentry(verdict, envelope.command, data, source, envelope)
 
         command = envelope.command
         if command.kind in (CommandKind.ENTER, CommandKind.EXIT):
@@ -181,7 +135,7 @@ class Intake:
             return await self._cancel(envelope, source)
         if command.kind is CommandKind.CANCEL_ALL:
             return await self._cancel_all(envelope, source)
-        return await self._reject(envelope, UNSUPPORTED_KIND, {"kind": command.kind.value})
+        return await self.refusals.floor(envelope, UNSUPPORTED_KIND, {"kind": command.kind.value})
 
     # --- the order path ---------------------------------------------------------------------
 
@@ -191,13 +145,13 @@ class Intake:
         command = envelope.command
         assert command.symbol is not None and command.side is not None
         if self.breaker.halted:
-            return await self._reject(envelope, Refusal.HALTED.value, {})
+            return await self.refusals.floor(envelope, Refusal.HALTED.value, {})
         profile = await self._profile(command.account)
         if profile is None:
-            return await self._reject(envelope, NO_PROFILE, {"account": command.account})
+            return await self.refusals.floor(envelope, NO_PROFILE, {"account": command.account})
         price = self._entry_price(command)
         if price is None:
-            return await self._reject(envelope, NO_PRICE, {"symbol": command.symbol})
+            return await self.refusals.floor(envelope, NO_PRICE, {"symbol": command.symbol})
 
         detail: dict[str, object] = {"entry_price": str(price)}
         if command.kind is CommandKind.ENTER:
@@ -205,7 +159,9 @@ class Intake:
             try:
                 bankroll = await self.broker.net_liquidation(command.account)
             except NotConnected:
-                return await self._reject(envelope, NO_BANKROLL, {"detail": "no net liquidation reported"})
+                return await self.refusals.floor(
+                    envelope, NO_BANKROLL, {"detail": "no net liquidation reported"}
+                )
             try:
                 size = size_order(
                     profile,
@@ -218,10 +174,10 @@ class Intake:
                     max_quantity=command.quantity,
                 )
             except ValueError as exc:
-                return await self._reject(envelope, "sizing.invalid", {"detail": str(exc)})
+                return await self.refusals.floor(envelope, "sizing.invalid", {"detail": str(exc)})
             detail.update(bankroll=str(bankroll), binding=size.binding, kelly_f=str(size.f_star))
             if size.reason is not None:
-                return await self._reject(envelope, size.reason, detail)
+                return await self.refusals.floor(envelope, size.reason, detail)
             quantity, stop = size.quantity, command.edge.stop_price
         else:
             assert command.quantity is not None
@@ -240,12 +196,14 @@ class Intake:
         )
         if not decision.approved:
             assert decision.reason is not None
-            return await self._reject(envelope, decision.reason.value, {**detail, "quantity": quantity})
+            return await self.refusals.floor(
+                envelope, decision.reason.value, {**detail, "quantity": quantity}
+            )
 
         trail_stop: Decimal | None = None
         if command.order_type is OrderType.TRAIL:
             if self.exits is None:
-                return await self._reject(envelope, UNSUPPORTED_KIND, {"order_type": "TRAIL"})
+                return await self.refusals.floor(envelope, UNSUPPORTED_KIND, {"order_type": "TRAIL"})
             trail_stop = command.stop_price or self.exits.initial_stop(
                 command.side, price, trail_amount=command.trail_amount, trail_percent=command.trail_percent
             )
@@ -257,7 +215,7 @@ class Intake:
             # broker sees anything. A restart re-sends from this entry alone.
             entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
         except DuplicateInLedger as exc:
-            return await self._sentry_refused(
+            return await self.refusals.sentry(
                 Verdict(exc.reason, command.agent_id, "refused by the ledger's unique index"),
                 command,
                 None,
@@ -333,7 +291,7 @@ class Intake:
         assert target is not None
         order = self.orders.get(target)
         if order is None or order.account != command.account:
-            return await self._reject(envelope, UNKNOWN_ORDER, {"target_command_id": target})
+            return await self.refusals.floor(envelope, UNKNOWN_ORDER, {"target_command_id": target})
         await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
         try:
             self.broker.cancel(target)
@@ -356,95 +314,6 @@ class Intake:
             except UnknownOrderRef:
                 log.warning("cancel_all: broker does not know %s", order.command_id)
         return Outcome(command.command_id, None)
-
-    # --- refusals ---------------------------------------------------------------------------
-
-    async def _reject(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
-        command = envelope.command
-        self.metrics.commands_refused.add(1, {"reason": reason})
-        try:
-            await self.ledger.append_rejected(envelope, reason, detail)
-        except DuplicateInLedger as exc:
-            log.warning("rejected command %s already in the ledger (%s)", command.command_id, exc.reason)
-        event = refusal_event(command, reason, _int_or_none(detail.get("quantity")))
-        if event is not None:
-            await self._publish(event)
-        return Outcome(command.command_id, reason)
-
-    async def _sentry_refused(
-        self,
-        verdict: Verdict,
-        command: Command | None,
-        data: object,
-        source: str,
-        envelope: SignedCommand | None = None,
-    ) -> Outcome:
-        assert verdict.reason is not None and verdict.severity is not None
-        self.metrics.commands_refused.add(1, {"reason": verdict.reason})
-        self.metrics.security_events.add(1, {"reason": verdict.reason, "severity": verdict.severity.value})
-        signer = data.get("signer") if isinstance(data, dict) else None
-        await self.security.record(
-            security_refusal(
-                reason=verdict.reason,
-                severity=verdict.severity.value,
-                source="hotpath",
-                source_address=source or None,
-                agent_id=verdict.agent_id,
-                key_id=signer if isinstance(signer, str) else None,
-                command_id=command.command_id if command else None,
-                signature_hash=envelope.signature_hash if envelope is not None else None,
-                claimed_agent_id=command.agent_id if command else None,
-                detail=verdict.detail,
-            )
-        )
-        if command is not None:
-            if envelope is not None:
-                try:
-                    await self.ledger.append_rejected(
-                        envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
-                    )
-                except DuplicateInLedger:
-                    log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
-            event = refusal_event(command, verdict.reason)
-            if event is not None:
-                await self._publish(event)
-        return Outcome(command.command_id if command else None, verdict.reason)
-
-    async def _redelivered(self, envelope: SignedCommand, source: str) -> Outcome:
-        """The very envelope the ledger already decided on: Kafka delivering it again (after a
-        restart or a rebalance), or someone replaying a captured record. Either way the decision
-        stands and the order's own events already tell its story; publishing a rejection would
-        contradict them. A warning-level security event keeps the replay visible."""
-        command = envelope.command
-        self.metrics.commands_refused.add(1, {"reason": DUPLICATE_DELIVERY})
-        log.warning("%s redelivered at %s; already in the ledger", command.command_id, source)
-        await self.security.record(
-            security_refusal(
-                reason=DUPLICATE_DELIVERY,
-                severity="warning",
-                source="hotpath",
-                source_address=source or None,
-                agent_id=command.agent_id,
-                key_id=envelope.signer,
-                command_id=command.command_id,
-                signature_hash=envelope.signature_hash,
-                detail="identical to an envelope already in the ledger",
-            )
-        )
-        return Outcome(command.command_id, DUPLICATE_DELIVERY)
-
-    async def _malformed(self, detail: str, source: str) -> Outcome:
-        self.metrics.commands_refused.add(1, {"reason": MALFORMED})
-        await self.security.record(
-            security_refusal(
-                reason=MALFORMED,
-                severity="error",
-                source="hotpath",
-                source_address=source or None,
-                detail=detail,
-            )
-        )
-        return Outcome(None, MALFORMED)
 
     async def _publish(self, event: OrderEvent) -> None:
         if self.emit is not None:
@@ -482,31 +351,3 @@ def _broker_order(command: Command, quantity: int, trail_stop: Decimal | None) -
         trailing_amount=command.trail_amount,
         trailing_percent=command.trail_percent,
     )
-
-
-async def publish_order_event(producer: EventProducer, event: OrderEvent) -> None:
-    """Enqueue without waiting for the broker's ack: the event is already in the ledger, and the
-    next command must not wait for Kafka. Delivery failures are logged by the callback."""
-    future = await producer.send(ORDERS_EVENTS, encode(event), key=event.key)
-    if hasattr(future, "add_done_callback"):
-        future.add_done_callback(_log_failed_delivery)
-
-
-def _log_failed_delivery(future: object) -> None:
-    exc = future.exception() if hasattr(future, "exception") and not future.cancelled() else None  # type: ignore[attr-defined]
-    if exc is not None:
-        log.error("orders.events record not delivered: %s", exc)
-
-
-def _loose_command(data: object) -> Command | None:
-    """The command inside an envelope refused before decoding, if it decodes on its own."""
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Command.from_json_dict(data.get("command"))
-    except (CommandInvalid, TypeError, ValueError):
-        return None
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) else None

@@ -29,8 +29,9 @@ from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake import Intake, Timing
+from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
+from hotpath.outcomes import Timing
 from hotpath.recovery import restore_orders
 from hotpath.sessions import SESSIONS_TOPIC
 from observability.security import SecurityLog

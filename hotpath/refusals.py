@@ -1,0 +1,150 @@
+"""Recording the hot path's refusals: every one named, in the ledger, and where it concerns an
+order on ``orders.events``; those that smell of forgery or replay also as security events.
+
+* Sentry refusals (forged, unknown, revoked, replayed, stale, ...) are security events, and
+  the envelope is appended to the ledger *unauthenticated*, as evidence: such an entry never
+  occupies a genuine command's signature, nonce or id, and ``floor ledger verify`` does not
+  take its signature for authority.
+* Every later refusal (``breaker.halted``, ``sizing.*``, ``risk.*``) is an authenticated
+  ledger entry with the reason (the command was genuine; the floor said no).
+* An envelope the ledger already decided on, delivered again, changes nothing: a warning-level
+  security event and no record that could contradict the order's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from hotpath.floor_orders import refusal_event
+from hotpath.outcomes import Outcome
+from hotpath.ports import DuplicateInLedger, HotLedger
+from observability.security import SecurityLog
+from observability.security import refusal_event as security_refusal
+from observability.telemetry import Metrics
+from trading.commands import Command, CommandInvalid
+from trading.order_events import OrderEvent
+from trading.sentry import Verdict
+from trading.signing import SignedCommand
+
+log = logging.getLogger(__name__)
+
+MALFORMED = "intake.malformed"
+DUPLICATE_DELIVERY = "intake.duplicate_delivery"
+
+
+class Refusals:
+    def __init__(
+        self,
+        ledger: HotLedger,
+        security: SecurityLog,
+        metrics: Metrics,
+        publish: Callable[[OrderEvent], Awaitable[None]],
+    ) -> None:
+        self._ledger = ledger
+        self._security = security
+        self._metrics = metrics
+        self._publish = publish
+
+    async def floor(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
+        """A genuine command the floor said no to (breaker, sizing, risk, unsupported)."""
+        command = envelope.command
+        self._metrics.commands_refused.add(1, {"reason": reason})
+        try:
+            await self._ledger.append_rejected(envelope, reason, detail)
+        except DuplicateInLedger as exc:
+            log.warning("rejected command %s already in the ledger (%s)", command.command_id, exc.reason)
+        event = refusal_event(command, reason, _int_or_none(detail.get("quantity")))
+        if event is not None:
+            await self._publish(event)
+        return Outcome(command.command_id, reason)
+
+    async def sentry(
+        self,
+        verdict: Verdict,
+        command: Command | None,
+        data: object,
+        source: str,
+        envelope: SignedCommand | None = None,
+    ) -> Outcome:
+        """A command the sentry refused; ``envelope`` is None when it did not even decode."""
+        assert verdict.reason is not None and verdict.severity is not None
+        self._metrics.commands_refused.add(1, {"reason": verdict.reason})
+        self._metrics.security_events.add(1, {"reason": verdict.reason, "severity": verdict.severity.value})
+        signer = data.get("signer") if isinstance(data, dict) else None
+        await self._security.record(
+            security_refusal(
+                reason=verdict.reason,
+                severity=verdict.severity.value,
+                source="hotpath",
+                source_address=source or None,
+                agent_id=verdict.agent_id,
+                key_id=signer if isinstance(signer, str) else None,
+                command_id=command.command_id if command else None,
+                signature_hash=envelope.signature_hash if envelope is not None else None,
+                claimed_agent_id=command.agent_id if command else None,
+                detail=verdict.detail,
+            )
+        )
+        if command is not None:
+            if envelope is not None:
+                try:
+                    await self._ledger.append_rejected(
+                        envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
+                    )
+                except DuplicateInLedger:
+                    log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
+            event = refusal_event(command, verdict.reason)
+            if event is not None:
+                await self._publish(event)
+        return Outcome(command.command_id if command else None, verdict.reason)
+
+    async def redelivered(self, envelope: SignedCommand, source: str) -> Outcome:
+        """The very envelope the ledger already decided on: Kafka delivering it again (after a
+        restart or a rebalance), or someone replaying a captured record. Either way the decision
+        stands and the order's own events already tell its story; publishing a rejection would
+        contradict them. A warning-level security event keeps the replay visible."""
+        command = envelope.command
+        self._metrics.commands_refused.add(1, {"reason": DUPLICATE_DELIVERY})
+        log.warning("%s redelivered at %s; already in the ledger", command.command_id, source)
+        await self._security.record(
+            security_refusal(
+                reason=DUPLICATE_DELIVERY,
+                severity="warning",
+                source="hotpath",
+                source_address=source or None,
+                agent_id=command.agent_id,
+                key_id=envelope.signer,
+                command_id=command.command_id,
+                signature_hash=envelope.signature_hash,
+                detail="identical to an envelope already in the ledger",
+            )
+        )
+        return Outcome(command.command_id, DUPLICATE_DELIVERY)
+
+    async def malformed(self, detail: str, source: str) -> Outcome:
+        self._metrics.commands_refused.add(1, {"reason": MALFORMED})
+        await self._security.record(
+            security_refusal(
+                reason=MALFORMED,
+                severity="error",
+                source="hotpath",
+                source_address=source or None,
+                detail=detail,
+            )
+        )
+        return Outcome(None, MALFORMED)
+
+
+def loose_command(data: object) -> Command | None:
+    """The command inside an envelope refused before decoding, if it decodes on its own."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Command.from_json_dict(data.get("command"))
+    except (CommandInvalid, TypeError, ValueError):
+        return None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None
