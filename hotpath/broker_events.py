@@ -151,12 +151,15 @@ class BrokerEvents:
     async def run(self) -> None:
         """Drain the queue forever: ledger state row first, then the ``orders.events`` record.
 
-        Callbacks that change no order state (commissions, acknowledgements of orders from
-        before a restart) are logged with their detail; the order's fills carry the rest."""
+        Commissions become ops events (``broker.commission``, with the execution id); other
+        callbacks that change no order state are logged with their detail."""
         while True:
             command_id, state, detail, record = await self._queue.get()
             try:
-                if record is None:
+                if state == "commission":
+                    # orders.events has no commission field; ops keeps it beside the fills.
+                    await self._ledger.record_ops_event("broker.commission", "info", detail)
+                elif record is None:
                     log.info("broker %s for %s: %s", state, command_id, dict(detail))
                 else:
                     await self._ledger.record_order_event(record)

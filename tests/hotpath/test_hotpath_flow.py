@@ -113,6 +113,15 @@ async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
     assert kinds[0] == "accepted" and kinds[-1] == "filled"
     report = await verify_ledger(postgres_url)
     assert report.ok, report
+    assert filled.last_fill is not None
+    commission = await eventually(
+        lambda: ledger_pool.fetchval(
+            "SELECT detail->>'commission' FROM ops_events WHERE kind = 'broker.commission'"
+            " AND detail->>'exec_id' = $1",
+            filled.last_fill.exec_id,  # type: ignore[union-attr]
+        )
+    )
+    assert Decimal(commission) > 0
 
     async with httpx.AsyncClient() as client:
         stats = (await client.get(f"{hotpath.control_url}/stats")).json()["timings"]
