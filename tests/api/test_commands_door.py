@@ -203,3 +203,37 @@ async def test_health_answers(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as client:
         response = await client.get("/health")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "severity"),
+    [
+        ("stale", sentry.STALE, "warning"),
+        ("account", sentry.ACCOUNT_NOT_ALLOWED, "error"),
+        ("impersonation", sentry.SIGNER_MISMATCH, "critical"),
+    ],
+)
+async def test_other_sentry_refusals_are_403_with_their_severity(
+    api_url: str, ledger_pool: asyncpg.Pool, case: str, reason: str, severity: str
+) -> None:
+    from datetime import timedelta
+
+    from tests.fixtures.hotpath import register
+    from trading.commands import utc_now_ms
+
+    agent = new_agent(accounts=frozenset({"DU100"}))
+    await register(ledger_pool, agent)
+    if case == "stale":
+        command = enter_command(agent.agent_id, issued_at=utc_now_ms() - timedelta(minutes=2))
+    elif case == "account":
+        command = enter_command(agent.agent_id, account="DU999")
+    else:
+        command = enter_command("someone-else")
+    response = await post(api_url, agent.sign(command).to_wire())
+    assert response.status_code == 403 and response.json()["error"] == reason
+    row = await ledger_pool.fetchrow(
+        "SELECT severity, remote_addr, detail FROM security_events WHERE command_id = $1", command.command_id
+    )
+    assert (row["severity"], row["remote_addr"]) == (severity, "127.0.0.1")
+    expected_title = CRITICAL_BREACH if severity == "critical" else "Security Refusal"
+    assert json.loads(row["detail"])["title"] == expected_title
