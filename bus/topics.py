@@ -7,5 +7,13 @@ AGENT_COMMANDS = "agent.commands"
 ORDERS_EVENTS = "orders.events"
 MARKET_DEPTH = "market.depth"
 SECURITY_EVENTS = "security.events"
+BROKER_SESSIONS = "broker.sessions"
+"""Broker connectivity changes (one record per session epoch), for the BrokerSession workflows."""
 
-ALL_TOPICS: tuple[str, ...] = (AGENT_COMMANDS, ORDERS_EVENTS, MARKET_DEPTH, SECURITY_EVENTS)
+ALL_TOPICS: tuple[str, ...] = (
+    AGENT_COMMANDS,
+    ORDERS_EVENTS,
+    MARKET_DEPTH,
+    SECURITY_EVENTS,
+    BROKER_SESSIONS,
+)

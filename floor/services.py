@@ -209,7 +209,7 @@ def bridge_spec(settings: FloorSettings) -> ServiceSpec:
     name = "temporal-bridge"
     return ServiceSpec(
         name=name,
-        argv=[sys.executable, "-m", "temporal.bridge"],
+        argv=[sys.executable, "-m", "temporal.bridge", "--sessions"],
         address=f"orders.events -> {settings.temporal}",
         probe=log_probe(settings.log_dir / f"{name}.log", "bridging"),
         env=_child_env(settings),

@@ -19,9 +19,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from bus.topics import BROKER_SESSIONS
 from workflows.broker_session import Change, SessionChange
 
-SESSIONS_TOPIC = "broker.sessions"
+SESSIONS_TOPIC = BROKER_SESSIONS
 
 
 class SessionRecordError(ValueError):
