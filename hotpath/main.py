@@ -44,6 +44,7 @@ KEY_REFRESH_S = 1.0
 applies): both are reloaded in the background, never on the order path."""
 TIMINGS_KEPT = 10_000
 FETCH_MAX_WAIT_MS = 5
+DRAIN_TIMEOUT_S = 5.0
 
 
 class HotPath:
@@ -234,6 +235,9 @@ async def run(
         consume.cancel()
     finally:
         hot.consuming = False
+        # Records already decided on reach the ledger and Kafka before the process goes.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(events.drained(), DRAIN_TIMEOUT_S)
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
