@@ -5,6 +5,7 @@ answer per connection.
 
 * ``GET /health``        200 when intake is consuming; the trading state and broker link
 * ``GET /stats``         latency stamps of recent orders (for ``bench/hotpath.py``)
+* ``GET /metrics``       the process's OpenTelemetry metrics as JSON
 * ``POST /breaker/arm``  re-arm the circuit breaker after a trip (``floor breaker arm``)
 """
 

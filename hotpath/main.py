@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 import asyncpg
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
 from brokers.base import Broker, NotConnected, Quote
 from bus.kafka import consumer, ensure_topics, start_producer
@@ -35,7 +36,7 @@ from hotpath.outcomes import Timing
 from hotpath.recovery import restore_orders
 from hotpath.sessions import SESSIONS_TOPIC
 from observability.security import SecurityLog
-from observability.telemetry import install_global, setup
+from observability.telemetry import install_global, setup, snapshot
 
 log = logging.getLogger("hotpath")
 
@@ -59,6 +60,7 @@ class HotPath:
         self.trail_moves: deque[StopMoved] = deque(maxlen=TIMINGS_KEPT)
         self.consuming = False
         self.trips: list[Trip] = []
+        self.reader: MetricReader | None = None
 
     def on_quote(self, quote: Quote) -> None:
         price = LastPrice(quote.bid, quote.ask, quote.last, quote.recv_ns)
@@ -87,6 +89,11 @@ class HotPath:
                 for m in self.trail_moves
             ],
         }
+
+    async def metrics(self) -> tuple[int, dict[str, Any]]:
+        if not isinstance(self.reader, InMemoryMetricReader):
+            return 404, {"error": "metrics are exported, not kept in process"}
+        return 200, snapshot(self.reader)
 
     async def arm(self) -> tuple[int, dict[str, Any]]:
         was_halted = self.breaker.arm()
@@ -168,8 +175,14 @@ async def run(
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
     intake.on_timing = hot.timings.append
+    hot.reader = telemetry.reader
     control = ControlServer(
-        {("GET", "/health"): hot.health, ("GET", "/stats"): hot.stats, ("POST", "/breaker/arm"): hot.arm}
+        {
+            ("GET", "/health"): hot.health,
+            ("GET", "/stats"): hot.stats,
+            ("GET", "/metrics"): hot.metrics,
+            ("POST", "/breaker/arm"): hot.arm,
+        }
     )
     cmd_consumer = consumer(settings.kafka, AGENT_COMMANDS, group_id=group_id)
     # aiokafka waits up to fetch_max_wait_ms (500 ms by default) for a fetch to fill, and Tansu

@@ -86,3 +86,25 @@ def counter_value(reader: InMemoryMetricReader, name: str, **attributes: str) ->
                     if all(attrs.get(k) == v for k, v in attributes.items()):
                         total += int(getattr(point, "value", 0))
     return total
+
+
+def snapshot(reader: InMemoryMetricReader) -> dict[str, list[dict[str, object]]]:
+    """Every metric's data points as plain JSON values (for a process's ``/metrics`` route):
+    counters as ``value``, histograms as ``count``, ``sum``, ``min`` and ``max``."""
+    out: dict[str, list[dict[str, object]]] = {}
+    data = reader.get_metrics_data()
+    if data is None:
+        return out
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points = out.setdefault(metric.name, [])
+                for point in metric.data.data_points:
+                    entry: dict[str, object] = {"attributes": dict(point.attributes or {})}
+                    if hasattr(point, "value"):
+                        entry["value"] = point.value
+                    else:
+                        for field in ("count", "sum", "min", "max"):
+                            entry[field] = getattr(point, field, None)
+                    points.append(entry)
+    return out
