@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,12 +14,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from bus.kafka import start_producer
+from bus.topics import AGENT_COMMANDS
 from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port
+from floor.supervisor import Supervisor, free_port, stop_process_group
 from hotpath.service import hotpath_spec
 from ledger.keys import register_key
 from ledger.risk_profiles import set_profile
+from tests.fixtures.hotpath import new_agent, register
 from tests.fixtures.paper import PaperStack
+from tests.helpers import eventually
+from trading.commands import Command, CommandKind, utc_now_ms
 from trading.signing import generate_private_key, public_key_bytes
 from trading.sizing import RiskProfile
 
@@ -67,19 +72,46 @@ async def risk_profiles(ledger_pool: asyncpg.Pool) -> None:
         await set_profile(ledger_pool, account, profile, operator_id=operator_id, operator_key=operator_key)
 
 
-@pytest.fixture(scope="session")
-def hotpath(
+@pytest.fixture(scope="package")
+async def hotpath(
     floor_settings: FloorSettings,
     supervisor: Supervisor,
     paper: PaperStack,
     postgres_url: str,
     kafka_bootstrap: str,
     risk_profiles: None,
-) -> HotPathProcess:
-    """The hot path as ``floor up`` starts it: its own process, ready when consuming."""
+    ledger_pool: asyncpg.Pool,
+    command_producer: AIOKafkaProducer,
+) -> AsyncIterator[HotPathProcess]:
+    """The hot path as ``floor up`` starts it: its own process, ready when consuming.
+
+    Afterwards its orders still working at the shared paper venue are cancelled and the process
+    stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
-    supervisor.start(hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}"))
-    return HotPathProcess(f"http://{settings.host}:{settings.hotpath_health_port}", settings)
+    service = supervisor.start(
+        hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}")
+    )
+    yield HotPathProcess(f"http://{settings.host}:{settings.hotpath_health_port}", settings)
+
+    closer = new_agent()
+    await register(ledger_pool, closer)
+    cancel_all = closer.sign(
+        Command(
+            kind=CommandKind.CANCEL_ALL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=closer.agent_id,
+            account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
+        )
+    )  # fmt: skip
+    await command_producer.send_and_wait(
+        AGENT_COMMANDS, cancel_all.to_wire(), key=f"{VENUE_ACCOUNT}/".encode()
+    )
+    with contextlib.suppress(AssertionError):
+        await eventually(lambda: _no_open_orders(paper), timeout=10.0)
+    supervisor.running.remove(service)
+    stop_process_group(service.pid)
+
+
+async def _no_open_orders(paper: PaperStack) -> bool:
+    return bool((await paper.acontrol("GET", "/status"))["open_orders"] == 0)
 
 
 @pytest.fixture(scope="session")
