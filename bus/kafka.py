@@ -52,14 +52,26 @@ async def start_producer(bootstrap: str, client_id: str = "floor") -> AIOKafkaPr
 
 
 def consumer(
-    bootstrap: str, *topics: str, group_id: str | None, from_start: bool = True
+    bootstrap: str,
+    *topics: str,
+    group_id: str | None,
+    from_start: bool = True,
+    auto_commit: bool = True,
+    fetch_max_wait_ms: int = 500,
 ) -> AIOKafkaConsumer:
+    """A consumer of the floor's topics.
+
+    ``fetch_max_wait_ms`` bounds how long the broker may hold a fetch open waiting for data;
+    Tansu holds every fetch that long, so a latency-critical consumer (the hot path) passes a
+    few milliseconds and accepts the extra idle fetches.
+    """
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
         group_id=group_id,
         auto_offset_reset="earliest" if from_start else "latest",
-        enable_auto_commit=group_id is not None,
+        enable_auto_commit=auto_commit and group_id is not None,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
 
 

@@ -184,11 +184,11 @@ async def run(
             ("POST", "/breaker/arm"): hot.arm,
         }
     )
-    cmd_consumer = consumer(settings.kafka, AGENT_COMMANDS, group_id=group_id)
-    # aiokafka waits up to fetch_max_wait_ms (500 ms by default) for a fetch to fill, and Tansu
-    # holds every fetch that long: a command would sit in the broker for half a second.
-    # bus.kafka.consumer takes no such option yet, so it is set before start() reads it.
-    cmd_consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+    # Tansu holds every fetch for fetch_max_wait_ms (500 ms by default): a command would sit
+    # in the broker for half a second.
+    cmd_consumer = consumer(
+        settings.kafka, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+    )
     tasks: list[asyncio.Task[None]] = []
     try:
         # The order map comes back before the broker connects, so the callbacks of orders that

@@ -25,6 +25,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bus.kafka import consumer
 from bus.topics import ORDERS_EVENTS
 from floor.settings import FloorSettings
 from temporal import session_records
@@ -147,16 +148,10 @@ class Bridge:
 
 
 def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID, *, sessions: bool = False) -> AIOKafkaConsumer:
-    """Consumes ``orders.events``, and ``broker.sessions`` too when ``sessions`` (the topic must
-    exist: it is not among the floor's default topics yet)."""
+    """Consumes ``orders.events``, and ``broker.sessions`` too when ``sessions``; offsets are
+    committed after delivery to Temporal, not automatically."""
     topics = (ORDERS_EVENTS, session_records.SESSIONS_TOPIC) if sessions else (ORDERS_EVENTS,)
-    return AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    return consumer(bootstrap, *topics, group_id=group_id, auto_commit=False, fetch_max_wait_ms=50)
 
 
 async def main(argv: list[str] | None = None) -> None:
