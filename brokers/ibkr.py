@@ -811,7 +811,11 @@ class IbkrBroker:
         return [e for e in out if since is None or e.time >= since]
 
     async def positions(self) -> list[Position]:
-        positions = await self._ib().reqPositionsAsync()
+        ib = self._ib()
+        # The request's own list also collects the streamed updates that arrive while it is
+        # open (a fill's position push), so one symbol can appear twice; ib_async's position
+        # map, refreshed by the request, holds exactly one entry per account and contract.
+        await ib.reqPositionsAsync()
         return [
             Position(
                 account=p.account,
@@ -819,7 +823,7 @@ class IbkrBroker:
                 quantity=cv.shares(p.position),
                 avg_cost=cv.money(p.avgCost),
             )
-            for p in positions
+            for p in ib.positions()
         ]
 
     # --- market data ---------------------------------------------------------------------
