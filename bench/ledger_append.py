@@ -1,6 +1,7 @@
 """Ledger append latency against a plain durable INSERT, measured in the same run.
 
     python -m bench.ledger_append [--n 2000] [--block 100] [--repeat 1] [--migrations-upto NNNN]
+                                  [--background K [--every-ms 2]]
 
 Starts its own embedded Postgres (the supervisor spec ``floor up`` uses) on a free port under a
 scratch ``var/bench-ledger-*`` directory that is removed afterwards, applies the migrations,
@@ -11,27 +12,31 @@ then times, one at a time and each committed when it returns:
 * **append (pool)** — :func:`ledger.append.append_command` with ``Decision.ACCEPTED`` and a
   detail mapping, exactly as ``hotpath.ledger_store.LedgerStore.append_accepted`` calls it, on
   the asyncpg pool ``hotpath/main.py`` opens;
-* **append (dedicated)** — the same call on a :class:`ledger.db.DedicatedConnection`.
+* **append (dedicated)** — the same call on a :class:`ledger.db.DedicatedConnection`;
+* **SELECT 1** — one round trip, on a connection and through the pool (acquire, query,
+  release with its reset query), to show what the pool adds to every call.
 
 The baseline runs on a dedicated connection (the best a durable single-row insert gets) and,
 for comparison with the pooled append, on the pool.
 
-The two alternate in blocks of ``--block`` so that load from other processes on a shared
-machine falls on both alike; commands are signed before timing starts. Prints p50 / p99 / max
-(nearest rank, microseconds) and the ratio to the baseline, plus the server settings that
-decide what a commit costs.
+With ``--background K`` other writers share the pool meanwhile, as the hot path's order-event
+and ops-event rows do. The series alternate in blocks of ``--block`` so that load from other
+processes on a shared machine falls on all alike; commands are signed before timing starts.
+Prints p50 / p99 / max (nearest rank, microseconds) and the ratio to the baseline, plus the
+server settings that decide what a commit costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -138,10 +143,14 @@ SERIES = (
     "baseline INSERT (pool)",
     "append_command (pool)",
     "append_command (dedicated)",
+    "SELECT 1 (conn)",
+    "SELECT 1 (pool)",
 )
 
 
-async def run_once(dsn: str, n: int, block: int, progress: Progress, label: str) -> dict[str, Figures]:
+async def run_once(
+    dsn: str, n: int, block: int, progress: Progress, label: str, background: int = 0, every_ms: float = 2.0
+) -> dict[str, Figures]:
     key = generate_private_key()
     agent_id = f"bench-{uuid.uuid4().hex[:8]}"
     signed = [sign_command(bench_command(agent_id), key) for _ in range(2 * n + 40)]
@@ -174,32 +183,71 @@ async def run_once(dsn: str, n: int, block: int, progress: Progress, label: str)
 
             return append
 
+        def round_trip_on(
+            db: asyncpg.Connection | asyncpg.Pool,
+        ) -> Callable[[SignedCommand], Awaitable[object]]:
+            async def select_one(_: SignedCommand) -> object:
+                return await db.fetchval("SELECT 1")
+
+            return select_one
+
         calls = dict(
             zip(
                 SERIES,
-                (baseline_on(conn), baseline_on(pool), append_on(pool), append_on(writer)),
+                (
+                    baseline_on(conn),
+                    baseline_on(pool),
+                    append_on(pool),
+                    append_on(writer),
+                    round_trip_on(conn),
+                    round_trip_on(pool),
+                ),
                 strict=True,
             )
         )
         appends = iter(signed)
+        baseline_rows = itertools.cycle(signed)  # the plain table has no unique columns
+
+        def rows_for(name: str) -> Iterator[SignedCommand]:
+            return appends if name.startswith("append") else baseline_rows
+
+        stop = asyncio.Event()
+
+        async def other_writers() -> None:
+            # What else the hot path commits on its pool: order state rows, ops events.
+            async def one() -> None:
+                await pool.execute(
+                    "INSERT INTO ops_events (source, kind, severity, detail)"
+                    " VALUES ('bench', 'load', 'info', $1::jsonb)",
+                    '{"bench": true}',
+                )
+
+            while not stop.is_set():
+                await asyncio.gather(*(one() for _ in range(background)))
+                await asyncio.sleep(every_ms / 1000)  # offered load, not waiting for a condition
+
+        load = asyncio.create_task(other_writers()) if background else None
+
         # Warm every path (connections, prepared statements, plpgsql caches) outside the figures.
-        for call in calls.values():
+        for name, call in calls.items():
             for _ in range(10):
-                await call(next(appends))
-        baseline_rows = iter(signed)
+                await call(next(rows_for(name)))
 
         samples: dict[str, list[int]] = {name: [] for name in SERIES}
         task = progress.add_task(label, total=len(SERIES) * n)
         for start in range(0, n, block):
             count = min(block, n - start)
             for name, call in calls.items():
-                rows = baseline_rows if name.startswith("baseline") else appends
+                rows = rows_for(name)
                 for _ in range(count):
                     s = next(rows)
                     t0 = time.perf_counter_ns()
                     await call(s)
                     samples[name].append(time.perf_counter_ns() - t0)
                 progress.advance(task, count)
+        stop.set()
+        if load is not None:
+            await load
         return {name: Figures.of(v) for name, v in samples.items()}
     finally:
         await writer.close()
@@ -215,8 +263,14 @@ async def server_settings(dsn: str) -> dict[str, str]:
         await conn.close()
 
 
-def report(results: list[dict[str, Figures]], settings: dict[str, str], applied: list[str]) -> None:
+def report(
+    results: list[dict[str, Figures]], settings: dict[str, str], applied: list[str], args: argparse.Namespace
+) -> None:
     console.print("server: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    if args.background:
+        console.print(
+            f"meanwhile: {args.background} concurrent ops_events inserts on the pool every {args.every_ms} ms"
+        )
     console.print("migrations: " + ", ".join(applied))
     table = Table(title="ledger append vs. plain durable INSERT (µs, sequential, each committed)")
     for col in ("run", "what", "n", "p50", "p99", "max", "p50 ×base", "p99 ×base"):
@@ -244,6 +298,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--block", type=int, default=100, help="calls of one kind before switching")
     parser.add_argument("--repeat", type=int, default=1, help="runs, each on fresh commands")
     parser.add_argument(
+        "--background",
+        type=int,
+        default=0,
+        metavar="K",
+        help="meanwhile, K concurrent durable inserts into ops_events on the pool every --every-ms",
+    )
+    parser.add_argument("--every-ms", type=float, default=2.0)
+    parser.add_argument(
         "--migrations-upto",
         metavar="NNNN",
         help="apply migrations up to this number only (e.g. 0004 to measure the ledger before 0005)",
@@ -261,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 apply_migrations(settings.db_url, _migrations(var_dir, args.migrations_upto))
             )
         results = asyncio.run(_runs(settings.db_url, args))
-        report(results, asyncio.run(server_settings(settings.db_url)), applied)
+        report(results, asyncio.run(server_settings(settings.db_url)), applied, args)
     finally:
         supervisor.stop_all()
         shutil.rmtree(var_dir, ignore_errors=True)
@@ -288,7 +350,11 @@ async def _runs(dsn: str, args: argparse.Namespace) -> list[dict[str, Figures]]:
         console=console,
     ) as progress:
         for run in range(1, args.repeat + 1):
-            results.append(await run_once(dsn, args.n, args.block, progress, f"run {run}"))
+            results.append(
+                await run_once(
+                    dsn, args.n, args.block, progress, f"run {run}", args.background, args.every_ms
+                )
+            )
     return results
 
 
