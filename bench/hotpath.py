@@ -53,7 +53,7 @@ from bench.hotpath_baseline import BenchOrder, run_baseline
 from floor import services
 from floor.paper_cmd import venue_spec
 from floor.settings import FloorSettings
-from floor.supervisor import RunningService, Supervisor, free_port, stop_process_group
+from floor.supervisor import RunningService, Supervisor, stop_process_group
 
 console = Console(width=None if Console().is_terminal else 120)
 
@@ -116,19 +116,7 @@ def bench_orders(n: int) -> list[BenchOrder]:
 
 
 def bench_settings(var_dir: Path) -> FloorSettings:
-    return FloorSettings(
-        var_dir=var_dir,
-        pg_port=free_port(),
-        kafka_port=free_port(),
-        temporal_port=free_port(),
-        temporal_ui_port=free_port(),
-        api_port=free_port(),
-        venue_port=free_port(),
-        venue_control_port=free_port(),
-        ib_port=free_port(),
-        ib_standby_port=free_port(),
-        hotpath_health_port=free_port(),
-    )
+    return FloorSettings.on_free_ports(var_dir)
 
 
 class Stack:

@@ -54,6 +54,17 @@ class FloorSettings(BaseSettings):
     def keys_dir(self) -> Path:
         return self.var_dir / "keys"
 
+    @classmethod
+    def on_free_ports(cls, var_dir: Path) -> FloorSettings:
+        """Every embedded service on a port free right now: for tests and benchmarks, which
+        must not clash with a running floor or with each other, and must never reach a real
+        deployment named in the environment."""
+        from floor.supervisor import free_port
+
+        ports = {name: free_port() for name in _PORT_FIELDS}
+        deployments = dict.fromkeys(("DATABASE_URL", "KAFKA_BOOTSTRAP", "TEMPORAL_ADDRESS", "IB_HOST"))
+        return cls.model_validate({"var_dir": var_dir, **deployments, **ports})
+
     @property
     def log_dir(self) -> Path:
         return self.var_dir / "log"
@@ -81,3 +92,6 @@ class FloorSettings(BaseSettings):
     @property
     def ib_gateway_host(self) -> str:
         return self.ib_host or self.host
+
+
+_PORT_FIELDS = tuple(name for name in FloorSettings.model_fields if name.endswith("_port"))

@@ -14,7 +14,7 @@ import pytest
 from bus.kafka import ensure_topics
 from floor import services
 from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port
+from floor.supervisor import Supervisor
 from ledger.migrate import apply_migrations
 
 pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper"]
@@ -26,18 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def floor_settings() -> Iterator[FloorSettings]:
     (ROOT / "var").mkdir(exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="test-", dir=ROOT / "var"))
-    yield FloorSettings(
-        var_dir=var_dir,
-        pg_port=free_port(),
-        kafka_port=free_port(),
-        temporal_port=free_port(),
-        temporal_ui_port=free_port(),
-        api_port=free_port(),
-        venue_port=free_port(),
-        venue_control_port=free_port(),
-        ib_port=free_port(),
-        ib_standby_port=free_port(),
-    )
+    yield FloorSettings.on_free_ports(var_dir)
     shutil.rmtree(var_dir, ignore_errors=True)
 
 
