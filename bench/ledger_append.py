@@ -1,7 +1,7 @@
 """Ledger append latency against a plain durable INSERT, measured in the same run.
 
     python -m bench.ledger_append [--n 2000] [--block 100] [--repeat 1] [--migrations-upto NNNN]
-                                  [--background K [--every-ms 2]]
+                                  [--background K [--every-ms 2]] [--hold-snapshot]
 
 Starts its own embedded Postgres (the supervisor spec ``floor up`` uses) on a free port under a
 scratch ``var/bench-ledger-*`` directory that is removed afterwards, applies the migrations,
@@ -149,7 +149,14 @@ SERIES = (
 
 
 async def run_once(
-    dsn: str, n: int, block: int, progress: Progress, label: str, background: int = 0, every_ms: float = 2.0
+    dsn: str,
+    n: int,
+    block: int,
+    progress: Progress,
+    label: str,
+    background: int = 0,
+    every_ms: float = 2.0,
+    hold_snapshot: bool = False,
 ) -> dict[str, Figures]:
     key = generate_private_key()
     agent_id = f"bench-{uuid.uuid4().hex[:8]}"
@@ -227,6 +234,13 @@ async def run_once(
                 await asyncio.sleep(every_ms / 1000)  # offered load, not waiting for a condition
 
         load = asyncio.create_task(other_writers()) if background else None
+        # A long reader (``floor ledger verify`` pages through one snapshot) keeps every dead
+        # version of the ledger_head row alive, and each append scans past all of them.
+        reader = await asyncpg.connect(dsn) if hold_snapshot else None
+        snapshot = reader.transaction(isolation="repeatable_read") if reader is not None else None
+        if reader is not None and snapshot is not None:
+            await snapshot.start()
+            await reader.fetchval("SELECT count(*) FROM ledger_entries")
 
         # Warm every path (connections, prepared statements, plpgsql caches) outside the figures.
         for name, call in calls.items():
@@ -248,6 +262,9 @@ async def run_once(
         stop.set()
         if load is not None:
             await load
+        if reader is not None and snapshot is not None:
+            await snapshot.rollback()
+            await reader.close()
         return {name: Figures.of(v) for name, v in samples.items()}
     finally:
         await writer.close()
@@ -267,6 +284,8 @@ def report(
     results: list[dict[str, Figures]], settings: dict[str, str], applied: list[str], args: argparse.Namespace
 ) -> None:
     console.print("server: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    if args.hold_snapshot:
+        console.print("meanwhile: a repeatable-read snapshot held open on another connection")
     if args.background:
         console.print(
             f"meanwhile: {args.background} concurrent ops_events inserts on the pool every {args.every_ms} ms"
@@ -305,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="meanwhile, K concurrent durable inserts into ops_events on the pool every --every-ms",
     )
     parser.add_argument("--every-ms", type=float, default=2.0)
+    parser.add_argument(
+        "--hold-snapshot",
+        action="store_true",
+        help="keep a repeatable-read snapshot open on another connection meanwhile (a long reader)",
+    )
     parser.add_argument(
         "--migrations-upto",
         metavar="NNNN",
