@@ -36,8 +36,11 @@ _REPLAY_REASON = {
 
 
 class LedgerStore:
-    def __init__(self, db: Db) -> None:
+    def __init__(self, db: Db, writer: Db | None = None) -> None:
+        """``writer`` takes the ledger appends (the write-ahead step on the order path); ``db``
+        everything else."""
         self._db = db
+        self._writer = writer or db
 
     async def keys(self) -> Sequence[RegisteredKey]:
         return list((await load_registered(self._db)).values())
@@ -71,7 +74,7 @@ class LedgerStore:
     ) -> Ledgered:
         try:
             record = await append_command(
-                self._db, envelope, decision=Decision.ACCEPTED, detail=_json(detail)
+                self._writer, envelope, decision=Decision.ACCEPTED, detail=_json(detail)
             )
         except ReplayRefused as exc:
             raise DuplicateInLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE)) from None
@@ -83,11 +86,11 @@ class LedgerStore:
         try:
             if authenticated:
                 record = await append_command(
-                    self._db, envelope, decision=Decision.REJECTED, reason=reason, detail=_json(detail)
+                    self._writer, envelope, decision=Decision.REJECTED, reason=reason, detail=_json(detail)
                 )
             else:
                 record = await append_refusal(
-                    self._db,
+                    self._writer,
                     payload=envelope.canonical,
                     signer=envelope.signer,
                     signature=envelope.signature,

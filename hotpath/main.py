@@ -35,6 +35,7 @@ from hotpath.ledger_store import LedgerStore
 from hotpath.outcomes import Timing
 from hotpath.recovery import restore_orders
 from hotpath.sessions import SESSIONS_TOPIC
+from ledger.db import DedicatedConnection
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
 
@@ -131,10 +132,14 @@ async def run(
     telemetry = setup("hotpath")
     install_global(telemetry)
     pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+    # Ledger appends get a connection of their own: through the pool each call pays a reset
+    # round trip and queues behind the order and ops event writes.
+    writer = DedicatedConnection(settings.db_url)
+    await writer.connect()
     producer = await start_producer(settings.kafka, "hotpath")
     await ensure_topics(settings.kafka, (SESSIONS_TOPIC,))
     broker = broker or make_broker(settings)
-    ledger = LedgerStore(pool)
+    ledger = LedgerStore(pool, writer)
     book = AccountBook()
     orders: dict[str, FloorOrder] = {}
     hot: HotPath | None = None
@@ -261,6 +266,7 @@ async def run(
             await broker.close()
         with contextlib.suppress(Exception):
             await producer.stop()
+        await writer.close()
         await pool.close()
         telemetry.shutdown()
 
