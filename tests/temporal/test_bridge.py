@@ -230,11 +230,15 @@ async def test_session_records_drive_the_account_broker_session(
                 return len(view.epochs) == 2 and view.epochs[1].reconcile is not None
 
             await eventually(reconciled_once, timeout=20)
+            view = await handle.query(BrokerSession.view, SessionViewQuery())
             await eventually(lambda: bridge.stats.undecodable >= 1, timeout=20)
             await handle.terminate()
     finally:
         stop.set()
         await task
         await consumer.stop()
-    assert [r.epoch for r in reconciled] == [1]
+    # Activities run at least once (a busy worker may see one retried); what matters is that
+    # only the failover epoch was reconciled and the workflow recorded it once.
+    assert reconciled and {r.epoch for r in reconciled} == {1}
+    assert [e.reconcile is not None for e in view.epochs] == [False, True]
     assert bridge.stats.session_changes == 2

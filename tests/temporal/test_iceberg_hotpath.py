@@ -10,28 +10,45 @@ the parent here is 1,000 shares in 100-share slices (10,000 needs a profile that
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from typer.testing import CliRunner
 
+from bus.topics import AGENT_COMMANDS
+from floor.breaker_cmd import app as breaker_app
 from floor.services import _child_env
 from floor.settings import FloorSettings
+from floor.sniper_cmd import app as sniper_app
 from floor.supervisor import RunningService, ServiceSpec, Supervisor, log_probe
+from hotpath.refusals import DUPLICATE_DELIVERY
 from ledger.keys import register_key
+from temporal.config import iceberg_workflow_id
+from tests.fixtures.hotpath import Agent
+from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     VENUE_ACCOUNT,
     HotPathProcess,
+    command_producer,
     hotpath,
     risk_profiles,
 )
-from trading.commands import Edge, Side
+from tests.hotpath.test_hotpath_flow import await_event, send
+from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
+from trading.order_events import EventKind
 from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 
@@ -41,6 +58,12 @@ REFERENCE = Decimal("418.52")
 TOTAL = int(os.environ.get("FLOOR_ICEBERG_IT_TOTAL", "1000"))
 DISPLAY = 100
 MAX_POSITION = 1000
+
+
+def _pred(check: Callable[[], Awaitable[bool]]) -> Callable[[], bool | Awaitable[bool]]:
+    """An async predicate as :func:`eventually` types it (its TypeVar cannot be solved from a
+    bare coroutine function)."""
+    return check
 
 
 def _process(settings: FloorSettings, name: str, argv: list[str], ready: str) -> ServiceSpec:
@@ -64,47 +87,70 @@ async def _position(pool: asyncpg.Pool) -> int:
     return sum(int(r["q"]) * (1 if r["side"] == "BUY" else -1) for r in rows)
 
 
-async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
-    hotpath: HotPathProcess,  # noqa: F811
-    floor_settings: FloorSettings,
-    supervisor: Supervisor,
-    ledger_pool: asyncpg.Pool,
-    temporal_client: Client,
-    tmp_path: Path,
-) -> None:
-    tag = uuid.uuid4().hex[:8]
-    agent_id = f"sniper-{tag}"
-    key = generate_private_key()
-    keys_dir = tmp_path / "keys"
-    keys_dir.mkdir()
-    (keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
-    await register_key(ledger_pool, agent_id, public_key_bytes(key), "service", [VENUE_ACCOUNT])
+@dataclass
+class SniperStack:
+    """The bridge and a worker as processes, on a task queue of their own, with a sniper agent
+    whose key the worker signs slices with (and whose name the bridge gives new icebergs)."""
 
-    queue = f"it-{tag}"
-    settings = hotpath.settings
-    bridge = _process(
-        settings,
-        f"bridge-{tag}",
-        ["temporal.bridge", "--group-id", f"bridge-{tag}", "--task-queue", queue],
-        "bridging",
-    )
+    agent_id: str
+    queue: str
+    keys_dir: Path
+    settings: FloorSettings
+    supervisor: Supervisor
+    worker: RunningService | None = None
 
-    def worker(client_id: int) -> ServiceSpec:
+    def worker_spec(self, client_id: int) -> ServiceSpec:
         argv = [
             "temporal.worker",
             "--keys-dir",
-            str(keys_dir),
+            str(self.keys_dir),
             "--agent",
-            agent_id,
+            self.agent_id,
             "--task-queue",
-            queue,
+            self.queue,
             "--ib-client-id",
             str(client_id),
         ]
-        return _process(settings, f"worker-{tag}", argv, "worker polling")
+        return _process(self.settings, f"worker-{self.queue}", argv, "worker polling")
 
+    async def start_worker(self, client_id: int) -> RunningService:
+        self.worker = await asyncio.to_thread(self.supervisor.start, self.worker_spec(client_id))
+        return self.worker
+
+
+@pytest.fixture(scope="module")
+async def sniper(
+    hotpath: HotPathProcess,  # noqa: F811
+    supervisor: Supervisor,
+    ledger_pool: asyncpg.Pool,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> SniperStack:
+    tag = uuid.uuid4().hex[:8]
+    agent_id = f"sniper-{tag}"
+    key = generate_private_key()
+    keys_dir = tmp_path_factory.mktemp("keys")
+    (keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
+    await register_key(ledger_pool, agent_id, public_key_bytes(key), "service", [VENUE_ACCOUNT])
+    stack = SniperStack(agent_id, f"it-{tag}", keys_dir, hotpath.settings, supervisor)
+    bridge = _process(
+        stack.settings,
+        f"bridge-{tag}",
+        ["temporal.bridge", "--group-id", f"bridge-{tag}", "--task-queue", stack.queue,
+         "--sniper-agent", agent_id],
+        "bridging",
+    )  # fmt: skip
     await asyncio.to_thread(supervisor.start, bridge)
-    first: RunningService = await asyncio.to_thread(supervisor.start, worker(61))
+    await stack.start_worker(61)
+    return stack
+
+
+async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
+    sniper: SniperStack,
+    ledger_pool: asyncpg.Pool,
+    temporal_client: Client,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    agent_id, queue = sniper.agent_id, sniper.queue
 
     position = await _position(ledger_pool)
     side = Side.SELL if position >= 0 else Side.BUY
@@ -129,10 +175,12 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     async def slices_sent(n: int) -> bool:
         return (await handle.query(Iceberg.progress, ProgressQuery())).slices_sent >= n
 
-    await eventually(lambda: slices_sent(3), timeout=120)
+    await eventually(_pred(lambda: slices_sent(3)), timeout=120)
+    first = sniper.worker
+    assert first is not None
     os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the worker just vanishes
     await asyncio.to_thread(first.process.wait)
-    await asyncio.to_thread(supervisor.start, worker(62))
+    await sniper.start_worker(62)
 
     result = await asyncio.wait_for(handle.result(), timeout=600)
     assert result.status is IcebergStatus.COMPLETED, result.notes
@@ -159,3 +207,183 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     ]
     assert min(gaps) >= 3.0
     assert result.quality is not None
+
+
+# --- an agent's iceberg command through intake -----------------------------------------------
+
+PARENT_TOTAL = 300
+
+
+def _iceberg_command(agent_id: str, side: Side, **overrides: object) -> Command:
+    stop = REFERENCE - 20 if side is Side.BUY else REFERENCE + 20
+    fields: dict[str, object] = dict(
+        kind=CommandKind.ICEBERG, command_id=f"ice-cmd-{uuid.uuid4().hex}", agent_id=agent_id,
+        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=SYMBOL,
+        side=side, edge=Edge(Decimal("0.55"), Decimal("2"), stop), tif=TimeInForce.DAY,
+        quantity=PARENT_TOTAL, display_size=DISPLAY,
+    )  # fmt: skip
+    fields.update(overrides)
+    return Command(**fields)  # type: ignore[arg-type]
+
+
+async def _exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def _parent_entries(pool: asyncpg.Pool, command_id: str) -> list[tuple[str, str, dict[str, object]]]:
+    rows = await pool.fetch(
+        "SELECT kind, decision, detail FROM ledger_entries WHERE command_id = $1 ORDER BY seq", command_id
+    )
+    return [(r["kind"], r["decision"], json.loads(r["detail"] or "{}")) for r in rows]
+
+
+async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_filled_exactly(
+    sniper: SniperStack,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,  # noqa: F811
+    ledger_pool: asyncpg.Pool,
+    temporal_client: Client,
+    temporal_address: str,
+) -> None:
+    position = await _position(ledger_pool)
+    side = Side.SELL if position >= 0 else Side.BUY
+    envelope = agent.sign(_iceberg_command(agent.agent_id, side))
+    cid = envelope.command.command_id
+    workflow_id = iceberg_workflow_id(cid)
+    await send(command_producer, envelope)
+
+    await eventually(_pred(lambda: _exists(temporal_client, workflow_id)), timeout=30)
+    handle = temporal_client.get_workflow_handle_for(Iceberg.run, workflow_id)
+    result = await asyncio.wait_for(handle.result(), timeout=240)
+    assert result.status is IcebergStatus.COMPLETED, result.notes
+    assert (result.account, result.symbol, result.side) == (VENUE_ACCOUNT, SYMBOL, side)
+    assert result.filled_qty == PARENT_TOTAL == sum(s.filled_qty for s in result.slices)
+    assert all(s.filled_qty <= s.qty <= DISPLAY for s in result.slices)
+    # What the venue filled for the parent's slices, from the floor's own records: no overfill.
+    filled = await ledger_pool.fetchval(
+        "SELECT coalesce(sum(fill_qty), 0) FROM order_events WHERE parent_id = $1 AND exec_id IS NOT NULL",
+        workflow_id,
+    )
+    assert filled == PARENT_TOTAL
+    # The slices were signed by the sniper, not by the parent's author.
+    signers = await ledger_pool.fetch(
+        "SELECT DISTINCT agent_id FROM order_events WHERE parent_id = $1", workflow_id
+    )
+    assert [r["agent_id"] for r in signers] == [sniper.agent_id]
+
+    # The parent: one accepted ledger entry naming it a parent, and no order of its own.
+    assert await _parent_entries(ledger_pool, cid) == [
+        ("iceberg", "accepted",
+         {"role": "iceberg_parent", "quantity": PARENT_TOTAL, "display_size": DISPLAY,
+          "reference_price": ANY_PRICE}),
+    ]  # fmt: skip
+    assert await ledger_pool.fetchval("SELECT count(*) FROM order_events WHERE command_id = $1", cid) == 0
+
+    # Kafka delivering the parent again changes nothing: a duplicate delivery, one entry, one run.
+    await send(command_producer, envelope)
+
+    async def duplicate_seen() -> bool:
+        return bool(
+            await ledger_pool.fetchval(
+                "SELECT count(*) FROM security_events WHERE command_id = $1 AND reason = $2",
+                cid,
+                DUPLICATE_DELIVERY,
+            )
+        )
+
+    await eventually(_pred(duplicate_seen), timeout=20)
+    assert len(await _parent_entries(ledger_pool, cid)) == 1
+    runs = [w async for w in temporal_client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    assert len(runs) == 1
+
+    status = CliRunner().invoke(sniper_app, ["status", cid, "--temporal", temporal_address])
+    assert status.exit_code == 0, status.output
+    assert "Completed" in status.output and f"filled {PARENT_TOTAL}/{PARENT_TOTAL}" in status.output
+
+
+class _AnyPrice:
+    """Equal to any positive decimal string (the touch when the parent was accepted)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and Decimal(other) > 0
+
+    def __repr__(self) -> str:
+        return "<any price>"
+
+
+ANY_PRICE = _AnyPrice()
+
+
+async def _refused_without_an_iceberg(
+    kafka_bootstrap: str, temporal_client: Client, command_id: str, reason: str
+) -> None:
+    refused = await await_event(kafka_bootstrap, command_id, *EventKind)
+    assert (refused.kind, refused.reason, refused.iceberg_envelope) == (EventKind.REJECTED, reason, None)
+    # The bridge has handled the refusal once the refusal's lifecycle exists; by then it would
+    # have started the iceberg, had the record been an accepted parent.
+    await eventually(_pred(lambda: _exists(temporal_client, command_id)), timeout=20)
+    assert not await _exists(temporal_client, iceberg_workflow_id(command_id))
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "tampered"])
+async def test_an_unsigned_or_tampered_iceberg_is_refused_by_the_sentry_and_starts_nothing(
+    forgery: str,
+    sniper: SniperStack,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,  # noqa: F811
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+    temporal_client: Client,
+) -> None:
+    envelope = agent.sign(_iceberg_command(agent.agent_id, Side.BUY))
+    cid = envelope.command.command_id
+    wire = envelope.to_wire_dict()
+    if forgery == "unsigned":
+        del wire["signature"]
+        reason = "sentry.no_signature"
+    else:
+        wire["command"]["quantity"] = 900  # the signature covered 300
+        reason = "sentry.bad_signature"
+    await command_producer.send_and_wait(
+        AGENT_COMMANDS, json.dumps(wire).encode(), key=f"{VENUE_ACCOUNT}/{SYMBOL}".encode()
+    )
+    await _refused_without_an_iceberg(kafka_bootstrap, temporal_client, cid, reason)
+    assert all(decision == "rejected" for _, decision, _ in await _parent_entries(ledger_pool, cid))
+
+
+async def test_an_iceberg_while_the_breaker_is_halted_is_refused_and_starts_nothing(
+    sniper: SniperStack,
+    hotpath: HotPathProcess,  # noqa: F811
+    paper: PaperStack,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,  # noqa: F811
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+    temporal_client: Client,
+) -> None:
+    await paper.acontrol("POST", "/symbols/AAPL/flash-crash", {"pct": 15, "ms": 300})
+    try:
+        await eventually(_pred(lambda: _halted(hotpath)), timeout=20)
+        envelope = agent.sign(_iceberg_command(agent.agent_id, Side.BUY))
+        cid = envelope.command.command_id
+        await send(command_producer, envelope)
+        await _refused_without_an_iceberg(kafka_bootstrap, temporal_client, cid, "breaker.halted")
+        assert await _parent_entries(ledger_pool, cid) == [("iceberg", "rejected", {})]
+    finally:
+        armed = CliRunner().invoke(
+            breaker_app, ["arm"], env={"FLOOR_HOTPATH_HEALTH_PORT": str(hotpath.settings.hotpath_health_port)}
+        )
+        # Restore the price for the rest of the session (up 1/0.85 - 1 = 17.65%).
+        await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 17.65, "ms": 0})
+    assert armed.exit_code == 0, armed.output
+    assert (await hotpath.health())["trading_state"] == "ACTIVE"
+
+
+async def _halted(process: HotPathProcess) -> bool:
+    return (await process.health())["trading_state"] == "HALTED"
