@@ -8,7 +8,10 @@ sends first) and its ``orderStatusEvent`` ("delivered"; after ib_async's own boo
 one order at a time, for resting limit orders far from the market. The gateway runs with
 pacing off and ib_async's own throttle is disabled: at IB's 50 msgs/s the figure would be
 the pacing interval, not latency.
-Prints p50 / p99 / max in microseconds; the goal is p99 under 1 ms.
+Prints p50 / p99 / max in microseconds; the goal is p99 under 1 ms. The baseline, measured in
+the same run on the same connection: ``reqCurrentTime`` round trips, which the gateway answers
+without the venue, so the ratio shows what order handling adds to the bare socket and decoding
+path of this machine at this moment.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from rich.progress import Progress
 from bench.paper_stack import HOST, paper_stack, percentile
 
 
-async def measure(port: int, orders: int, warmup: int) -> tuple[list[float], list[float]]:
+async def measure(
+    port: int, orders: int, warmup: int
+) -> tuple[list[float], list[float], list[float]]:
     ib = IB()
     await ib.connectAsync(HOST, port, clientId=1, timeout=10)
     ib.client.MaxRequests = 0
@@ -69,7 +74,14 @@ async def measure(port: int, orders: int, warmup: int) -> tuple[list[float], lis
     # gateway latency; it is paused while measuring. The gateway keeps its own running.
     gc.collect()
     gc.disable()
+    baseline: list[float] = []
     with Progress(transient=True) as progress:
+        task = progress.add_task("baseline: reqCurrentTime round trips", total=orders + warmup)
+        for _ in range(orders + warmup):
+            started = time.perf_counter()
+            await ib.reqCurrentTimeAsync()
+            baseline.append(time.perf_counter() - started)
+            progress.advance(task)
         task = progress.add_task("placing orders", total=orders + warmup)
         for _ in range(orders + warmup):
             acked.clear()
@@ -81,7 +93,7 @@ async def measure(port: int, orders: int, warmup: int) -> tuple[list[float], lis
     gc.enable()
     ib.reqGlobalCancel()
     ib.disconnect()
-    return received[warmup:], delivered[warmup:]
+    return baseline[warmup:], received[warmup:], delivered[warmup:]
 
 
 def main() -> None:
@@ -91,7 +103,14 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     with paper_stack(gateway_args=["--no-pacing"]) as stack:
-        received, delivered = uvloop.run(measure(stack.gateway_port, args.orders, args.warmup))
+        baseline, received, delivered = uvloop.run(
+            measure(stack.gateway_port, args.orders, args.warmup)
+        )
+    base = sorted(s * 1e6 for s in baseline)
+    console.print(
+        f"baseline reqCurrentTime round trip, {len(base)}: p50 {percentile(base, 50):.0f} us, "
+        f"p99 {percentile(base, 99):.0f} us, max {base[-1]:.0f} us"
+    )
     for label, samples in (
         ("received (wire -> ib_async wrapper.orderStatus)", received),
         ("delivered (ib_async orderStatusEvent)", delivered),
@@ -100,7 +119,9 @@ def main() -> None:
         verdict = "[green]p99 < 1 ms[/]" if percentile(us, 99) < 1000 else "[red]p99 >= 1 ms[/]"
         console.print(
             f"order ack {label}, {len(us)} orders: p50 {percentile(us, 50):.0f} us, "
-            f"p99 {percentile(us, 99):.0f} us, max {us[-1]:.0f} us  {verdict}"
+            f"p99 {percentile(us, 99):.0f} us, max {us[-1]:.0f} us  {verdict}  "
+            f"(x{percentile(us, 50) / percentile(base, 50):.1f} baseline at p50, "
+            f"x{percentile(us, 99) / percentile(base, 99):.1f} at p99)"
         )
 
 
