@@ -1,21 +1,19 @@
 """``floor order submit``: sign a command with an agent's key and post it to the API door.
 
-The private key is read from ``<var>/keys/<agent>.key`` (what ``floor keys new AGENT`` writes).
 The command is built and validated locally, so a schema mistake is reported before anything is
-sent; the API answers 202 (published), 403 (refused by the sentry) or 422 (bad field).
+sent; signing and posting are :mod:`floor.door_client`'s.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
-import httpx
 import typer
 
-from floor.keys import key_path, load_private_key
+from floor.door_client import decimal_option as _decimal
+from floor.door_client import submit as submit_signed
 from floor.settings import FloorSettings
 from trading.commands import (
     Command,
@@ -27,7 +25,6 @@ from trading.commands import (
     TimeInForce,
     utc_now_ms,
 )
-from trading.signing import KeyInvalid, SignedCommand, sign_command
 
 app = typer.Typer(help="Place orders through the API door, signed with an agent's key.", no_args_is_help=True)
 
@@ -71,39 +68,6 @@ def build_command(
     )
 
 
-def sign_with_agent_key(command: Command, settings: FloorSettings) -> SignedCommand:
-    path = key_path(settings, command.agent_id)
-    try:
-        key = load_private_key(settings, command.agent_id)
-    except FileNotFoundError:
-        raise typer.BadParameter(
-            f"no key for agent {command.agent_id!r} at {path}; "
-            f"create one with `floor keys new {command.agent_id}`",
-            param_hint="--agent",
-        ) from None
-    except KeyInvalid as exc:
-        raise typer.BadParameter(f"{path}: {exc}", param_hint="--agent") from None
-    return sign_command(command, key)
-
-
-def post(envelope: SignedCommand, api_url: str, timeout: float = 10.0) -> httpx.Response:
-    return httpx.post(
-        f"{api_url.rstrip('/')}/v1/commands",
-        content=envelope.to_wire(),
-        headers={"Content-Type": "application/json"},
-        timeout=timeout,
-    )
-
-
-def _decimal(value: str | None, name: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return Decimal(value)
-    except InvalidOperation:
-        raise typer.BadParameter(f"not a decimal: {value!r}", param_hint=name) from None
-
-
 @app.command()
 def submit(
     agent: Annotated[str, typer.Option(help="Agent whose key signs the command")],
@@ -140,13 +104,4 @@ def submit(
     except (CommandInvalid, ValueError) as exc:
         typer.echo(f"invalid command: {exc}", err=True)
         raise typer.Exit(2) from None
-    envelope = sign_with_agent_key(command, settings)
-    url = api or f"http://{settings.host}:{settings.api_port}"
-    try:
-        response = post(envelope, url)
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach the API at {url}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(json.dumps({"http_status": response.status_code, **response.json()}))
-    if response.status_code != 202:
-        raise typer.Exit(1)
+    submit_signed(command, settings, api)

@@ -1,4 +1,10 @@
-"""``floor sniper report``: fill quality of finished icebergs, and a plot of fills against the mid.
+"""``floor sniper start|status|report``: the Sniper (iceberg orders) from the command line.
+
+``start`` signs an ``iceberg`` command with the agent's key and posts it to the API door (the hot
+path ledgers the parent; the bridge starts the ``Iceberg`` workflow, id ``iceberg-<command id>``).
+``status`` prints a running or finished iceberg's progress (the workflow's progress query).
+
+``report``: fill quality of finished icebergs, and a plot of fills against the mid.
 
 Reads finished ``Iceberg`` workflows from Temporal (their results carry every slice: send time,
 mid at send, quantity, average fill) and prints, per iceberg, VWAP against the fill-weighted
@@ -10,6 +16,7 @@ the mid at send time, over time.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -19,17 +26,135 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from floor.door_client import decimal_option, submit
 from floor.settings import FloorSettings
-from temporal.client import connect
-from workflows.iceberg import Iceberg, IcebergResult
+from temporal.client import connect, iceberg_progress
+from temporal.config import iceberg_workflow_id
+from trading.commands import Command, CommandInvalid, CommandKind, Edge, Side, TimeInForce, utc_now_ms
+from workflows.iceberg import Iceberg, IcebergProgress, IcebergResult
 
-app = typer.Typer(help="The Sniper (iceberg orders): fill-quality reports.", no_args_is_help=True)
+app = typer.Typer(
+    help="The Sniper (iceberg orders): start, status, fill-quality reports.", no_args_is_help=True
+)
 
 
 @app.callback()
 def _group() -> None:
-    """Keep ``report`` a sub-command even while it is the only one."""
+    """The Sniper's sub-commands."""
+
+
+def build_iceberg(
+    *,
+    agent: str,
+    account: str,
+    symbol: str,
+    side: str,
+    total: int,
+    display: int,
+    limit: Decimal | None,
+    p: Decimal,
+    b: Decimal,
+    stop: Decimal,
+    tif: str,
+) -> Command:
+    """An ``iceberg`` command with a fresh command id and nonce, issued now."""
+    return Command(
+        kind=CommandKind.ICEBERG,
+        command_id=f"cli-{uuid.uuid4().hex}",
+        agent_id=agent,
+        account=account,
+        nonce=uuid.uuid4().hex,
+        issued_at=utc_now_ms(),
+        symbol=symbol,
+        side=Side(side),
+        edge=Edge(p=p, b=b, stop_price=stop),
+        tif=TimeInForce(tif),
+        quantity=total,
+        display_size=display,
+        limit_price=limit,
+    )
+
+
+@app.command()
+def start(
+    agent: Annotated[str, typer.Option(help="Agent whose key signs the iceberg command")],
+    account: Annotated[str, typer.Option(help="Broker account")],
+    symbol: Annotated[str, typer.Option(help="Instrument, e.g. AAPL")],
+    side: Annotated[str, typer.Option(help="BUY or SELL")],
+    total: Annotated[int, typer.Option(help="Total shares of the parent order")],
+    display: Annotated[int, typer.Option(help="Shares shown per slice")],
+    p: Annotated[str, typer.Option("--p", help="Claimed win probability, 0 < p < 1 (sizes each slice)")],
+    b: Annotated[str, typer.Option("--b", help="Claimed payoff ratio (win / loss)")],
+    stop: Annotated[str, typer.Option("--stop", help="Where the trade is wrong (the edge's stop)")],
+    limit: Annotated[str | None, typer.Option(help="Worst price any slice may pay")] = None,
+    tif: Annotated[str, typer.Option(help="DAY, GTC or IOC")] = "DAY",
+    api: Annotated[str | None, typer.Option(help="API base URL (default: from the settings)")] = None,
+) -> None:
+    """Sign an iceberg command with AGENT's key and post it; prints the API's answer and the
+    iceberg's workflow id (for ``floor sniper status``)."""
+    settings = FloorSettings()
+    try:
+        command = build_iceberg(
+            agent=agent,
+            account=account,
+            symbol=symbol,
+            side=side.upper(),
+            total=total,
+            display=display,
+            limit=decimal_option(limit, "--limit"),
+            p=decimal_option(p, "--p") or Decimal(0),
+            b=decimal_option(b, "--b") or Decimal(0),
+            stop=decimal_option(stop, "--stop") or Decimal(0),
+            tif=tif.upper(),
+        )
+    except (CommandInvalid, ValueError) as exc:
+        typer.echo(f"invalid command: {exc}", err=True)
+        raise typer.Exit(2) from None
+    submit(command, settings, api, workflow_id=iceberg_workflow_id(command.command_id))
+
+
+def progress_lines(workflow_id: str, progress: IcebergProgress) -> list[str]:
+    avg = "-" if progress.avg_fill_price is None else str(progress.avg_fill_price)
+    limit = "-" if progress.limit_price is None else str(progress.limit_price)
+    lines = [
+        f"{workflow_id}: {progress.status.value}",
+        f"filled {progress.filled_qty}/{progress.total_qty}, working {progress.working_qty},"
+        f" display {progress.display_qty}, limit {limit}",
+        f"slices sent {progress.slices_sent}, average fill {avg}",
+    ]
+    return lines + [f"note: {n}" for n in progress.notes]
+
+
+@app.command()
+def status(
+    iceberg_id: Annotated[str, typer.Argument(help="The iceberg command id, or its workflow id")],
+    temporal_address: Annotated[
+        str | None, typer.Option("--temporal", help="Temporal address (default: settings).")
+    ] = None,
+) -> None:
+    """Progress of an iceberg: filled, working, slices sent, average fill."""
+    settings = FloorSettings()
+    workflow_id = iceberg_id if iceberg_id.startswith("iceberg-") else iceberg_workflow_id(iceberg_id)
+
+    async def load() -> IcebergProgress:
+        client = await connect(temporal_address or settings.temporal, settings.temporal_namespace)
+        return await iceberg_progress(client, workflow_id)
+
+    try:
+        progress = asyncio.run(load())
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            typer.echo(f"no iceberg {workflow_id}", err=True)
+        else:
+            typer.echo(f"cannot query {workflow_id}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except RuntimeError as exc:
+        typer.echo(f"cannot reach Temporal at {temporal_address or settings.temporal}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for line in progress_lines(workflow_id, progress):
+        typer.echo(line)
 
 
 GOAL_BPS = Decimal(5)

@@ -3,6 +3,12 @@
 Steps, in order, each refusal named: sentry → circuit-breaker state → Kelly sizer → risk
 limits → ledger append, committed (write-ahead) → broker ``place`` → ``orders.events``.
 
+An ``iceberg`` command is a parent, not an order: sentry → breaker → the parent's risk check
+(:func:`trading.risk.check_parent`, the total against the position limits) → ledger append →
+one ``accepted`` record carrying the signed envelope, from which the Temporal bridge starts the
+Sniper. No sizing and no broker call: each slice is an ``enter`` command of its own and goes
+through the whole path above, per-order limits and sizer included.
+
 Where each refusal is recorded is :mod:`hotpath.refusals`' business.
 
 Nothing here awaits Temporal or the API; the only awaits between intake and the socket write
@@ -11,6 +17,7 @@ are the broker's cached net liquidation and the ledger commit (write-ahead is th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -32,7 +39,7 @@ from observability.telemetry import Metrics
 from trading import sentry
 from trading.commands import Command, CommandInvalid, CommandKind, OrderType, TimeInForce
 from trading.order_events import EventKind, OrderEvent
-from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order
+from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
 from trading.sentry import RegisteredKey, ReplayGuard, Verdict
 from trading.signing import EnvelopeInvalid, SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
@@ -44,7 +51,8 @@ NO_PROFILE = "risk.no_profile"
 NO_PRICE = "risk.no_reference_price"
 UNKNOWN_ORDER = "intake.unknown_order"
 BROKER_INVALID = "broker.order_invalid"
-_REPLAYS = frozenset({sentry.REPLAYED_NONCE, sentry.REPLAYED_SIGNATURE})
+ICEBERG_PARENT = "iceberg_parent"
+"""``role`` in the ledger detail of an accepted iceberg command: a parent, never sent itself."""
 
 
 class Intake:
@@ -123,7 +131,10 @@ class Intake:
             if key is not None:
                 self._keys[key.key_id] = key
         verdict = sentry.admit(envelope, key, self.replay, now)
-        if verdict.reason in _REPLAYS and await self.ledger.holds_signature(envelope.signature_hash):
+        # A copy of a ledgered envelope is a duplicate delivery, however old: see sentry's notes.
+        if verdict.reason in sentry.REDELIVERY_SUSPECTS and await self.ledger.holds_signature(
+            envelope.signature_hash
+        ):
             return await self.refusals.redelivered(envelope, source)
         if not verdict.accepted:
             return await self.refusals.sentry(verdict, envelope.command, data, source, envelope)
@@ -135,6 +146,8 @@ class Intake:
             return await self._cancel(envelope, source)
         if command.kind is CommandKind.CANCEL_ALL:
             return await self._cancel_all(envelope, source)
+        if command.kind is CommandKind.ICEBERG:
+            return await self._iceberg(envelope)
         return await self.refusals.floor(envelope, UNSUPPORTED_KIND, {"kind": command.kind.value})
 
     # --- the order path ---------------------------------------------------------------------
@@ -265,6 +278,60 @@ class Intake:
             self.on_timing(timing)
         await self._publish(order.event(EventKind.ACCEPTED))
         return Outcome(command.command_id, None, timing)
+
+    # --- iceberg parents -----------------------------------------------------------------------
+
+    async def _iceberg(self, envelope: SignedCommand) -> Outcome:
+        command = envelope.command
+        assert command.symbol is not None and command.side is not None and command.quantity is not None
+        if self.breaker.halted:
+            return await self.refusals.floor(envelope, Refusal.HALTED.value, {})
+        profile = await self._profile(command.account)
+        if profile is None:
+            return await self.refusals.floor(envelope, NO_PROFILE, {"account": command.account})
+        price = self._entry_price(command)
+        if price is None:
+            return await self.refusals.floor(envelope, NO_PRICE, {"symbol": command.symbol})
+        total = command.quantity
+        detail: dict[str, object] = {
+            "role": ICEBERG_PARENT,
+            "quantity": total,
+            "display_size": command.display_size,
+            "reference_price": str(price),
+        }
+        decision = check_parent(
+            profile,
+            ProposedOrder(command.symbol, command.side, total, price),
+            AccountSnapshot(
+                trading_state=self.breaker.state,
+                position=self.book.position(command.account, command.symbol),
+                gross_exposure=self.book.gross_exposure(command.account),
+                open_orders=self.book.open_orders(command.account),
+                price_age_ms=self.book.price_age_ms(command.symbol),
+            ),
+        )
+        if not decision.approved:
+            assert decision.reason is not None
+            return await self.refusals.floor(envelope, decision.reason.value, detail)
+        try:
+            await self.ledger.append_accepted(envelope, total, detail)
+        except DuplicateInLedger as exc:
+            return await self.refusals.sentry(
+                Verdict(exc.reason, command.agent_id, "refused by the ledger's unique index"),
+                command,
+                None,
+                "",
+                envelope,
+            )
+        record = dataclasses.replace(
+            FloorOrder.from_command(command, total).event(EventKind.ACCEPTED),
+            iceberg_envelope=envelope.to_wire().decode(),
+        )
+        # Kafka only, not the order-state rows: the parent never reaches the broker, so a state
+        # row would read as an order working forever (to recovery and reconciliation alike).
+        # The ledger entry committed above is the parent's durable record.
+        await publish_order_event(self.producer, record)
+        return Outcome(command.command_id, None)
 
     def _entry_price(self, command: Command) -> Decimal | None:
         """Limit price for limit orders; otherwise the touch (or the stop for a stop order)."""

@@ -2,7 +2,10 @@
 
 For every record: signal-with-start the order's ``OrderLifecycle`` (workflow id = command id;
 the start input is built from the record, so whichever record comes first starts it), and for
-an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. Offsets are committed
+an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. The ``accepted`` record
+of an iceberg parent (``iceberg_envelope`` set) starts the ``Iceberg`` workflow instead (id
+``iceberg-<command id>``, refused by Temporal if it ever ran, so a redelivered record starts
+nothing); the parent is no broker order, so it gets no lifecycle. Offsets are committed
 only after a batch has been delivered, so a crash re-delivers rather than loses; the workflows
 dedupe on event id and execution id.
 
@@ -29,10 +32,12 @@ from bus.kafka import consumer
 from bus.topics import ORDERS_EVENTS
 from floor.settings import FloorSettings
 from temporal import session_records
-from temporal.client import connect, report_session_change
+from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE, lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
+from trading.commands import CommandInvalid
 from trading.order_events import OrderEvent, OrderEventError, decode
+from trading.signing import EnvelopeInvalid, SignedCommand
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,8 @@ class BridgeStats:
     finished: int = 0
     orphan_slices: int = 0
     session_changes: int = 0
+    icebergs_started: int = 0
+    icebergs_already_started: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -58,8 +65,10 @@ class Bridge:
         task_queue: str = TASK_QUEUE,
         calendar: SessionCalendar | None = None,
         linger_seconds: float = 300.0,
+        sniper_agent: str = "sniper",
     ) -> None:
         self._client = client
+        self._sniper = sniper_agent
         self._task_queue = task_queue
         self._calendar = calendar or SessionCalendar()
         self._linger = linger_seconds
@@ -82,6 +91,10 @@ class Bridge:
 
     async def deliver(self, event: OrderEvent) -> None:
         """Drive the workflows this record concerns (idempotent: safe to call again)."""
+        if event.iceberg_parent:
+            await self._start_iceberg(event)
+            self.stats.delivered += 1
+            return
         try:
             await self._client.start_workflow(
                 OrderLifecycle.run,
@@ -107,6 +120,28 @@ class Bridge:
                 self.stats.orphan_slices += 1
                 log.warning("slice event %s: iceberg %s is not running", event.event_id, event.parent_id)
         self.stats.delivered += 1
+
+    async def _start_iceberg(self, event: OrderEvent) -> None:
+        assert event.iceberg_envelope is not None
+        try:
+            command = SignedCommand.from_wire(event.iceberg_envelope).command
+            if command.command_id != event.command_id:
+                raise NotAnIceberg(f"envelope carries {command.command_id}, record names {event.command_id}")
+            handle = await start_iceberg(
+                self._client, command, task_queue=self._task_queue, agent_id=self._sniper
+            )
+        except (EnvelopeInvalid, CommandInvalid, NotAnIceberg) as exc:
+            self.stats.undecodable += 1
+            log.error("iceberg parent record %s cannot start a workflow: %s", event.event_id, exc)
+            return
+        except WorkflowAlreadyStartedError:
+            self.stats.icebergs_already_started += 1
+            log.info(
+                "iceberg %s already started: record %s delivered again", event.command_id, event.event_id
+            )
+            return
+        self.stats.icebergs_started += 1
+        log.info("iceberg %s started as %s", event.command_id, handle.id)
 
     async def deliver_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
         for where, raw in records:
@@ -163,6 +198,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group-id", default=GROUP_ID)
     parser.add_argument("--task-queue", default=TASK_QUEUE)
     parser.add_argument(
+        "--sniper-agent", default="sniper", help="the agent whose key signs iceberg slices (the worker's)"
+    )
+    parser.add_argument(
         "--sessions",
         action="store_true",
         help=f"also bridge {session_records.SESSIONS_TOPIC} to BrokerSession",
@@ -174,7 +212,7 @@ async def main(argv: list[str] | None = None) -> None:
     await consumer.start()
     try:
         log.info("bridging %s to Temporal %s (%s)", ORDERS_EVENTS, args.temporal, args.task_queue)
-        await Bridge(client, task_queue=args.task_queue).run(consumer)
+        await Bridge(client, task_queue=args.task_queue, sniper_agent=args.sniper_agent).run(consumer)
     finally:
         await consumer.stop()
 

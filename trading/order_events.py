@@ -84,6 +84,11 @@ class OrderEvent:
     tif: str | None = None
     """Time in force: ``DAY``, ``GTC``, ``IOC`` (None: the broker's default, DAY)."""
     broker_order_id: int | None = None
+    iceberg_envelope: str | None = None
+    """Only on the ``accepted`` record of an iceberg parent: the parent's signed wire envelope
+    (JSON text), from which the bridge starts the ``Iceberg`` workflow. A parent is never sent
+    to the broker itself; its slices are orders of their own. None on every other record (and
+    on records written before the field existed)."""
 
     def __post_init__(self) -> None:
         if not self.event_id or not self.command_id:
@@ -102,6 +107,8 @@ class OrderEvent:
             raise OrderEventError(f"{self.kind} event needs last_fill")
         if self.kind is EventKind.FILLED and self.filled_qty != self.quantity:
             raise OrderEventError("filled event must have filled_qty == quantity")
+        if self.iceberg_envelope is not None and (self.kind is not EventKind.ACCEPTED or self.parent_id):
+            raise OrderEventError("iceberg_envelope belongs on an accepted record of a parent order")
 
     @property
     def remaining(self) -> int:
@@ -110,6 +117,11 @@ class OrderEvent:
     @property
     def terminal(self) -> bool:
         return self.kind in TERMINAL_KINDS
+
+    @property
+    def iceberg_parent(self) -> bool:
+        """The accepted record of an iceberg parent (the bridge starts its workflow)."""
+        return self.iceberg_envelope is not None
 
     @property
     def key(self) -> bytes:
@@ -143,6 +155,7 @@ def to_dict(event: OrderEvent) -> dict[str, Any]:
         "limit_price": _dec_out(event.limit_price),
         "tif": event.tif,
         "broker_order_id": event.broker_order_id,
+        "iceberg_envelope": event.iceberg_envelope,
     }
 
 
@@ -201,6 +214,7 @@ def from_dict(data: dict[str, Any]) -> OrderEvent:
         limit_price=_opt_dec(data, "limit_price"),
         tif=_opt_str(data, "tif"),
         broker_order_id=broker_order_id,
+        iceberg_envelope=_opt_str(data, "iceberg_envelope"),
     )
 
 

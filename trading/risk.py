@@ -112,3 +112,30 @@ def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnap
     if account.open_orders + 1 > profile.max_open_orders:
         return RiskDecision.refuse(Refusal.MAX_OPEN_ORDERS)
     return RiskDecision.approve()
+
+
+def check_parent(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:
+    """Approve or refuse an iceberg parent: the whole quantity, worked later as slices.
+
+    The parent is never an order at the broker, so only the limits that speak about where the
+    account ends up apply to its total: state, price staleness, position and gross exposure
+    (as in :func:`check_order`, a parent that only shrinks the position passes both). The
+    per-order limits (trade size, dollar risk to the stop, open orders) are about one order
+    at the broker; each slice meets them at intake like any other order, so checking them on
+    the total would refuse every parent larger than one order may be, which is the very case
+    an iceberg exists for. ``order.stop_price`` is not used here."""
+    if account.trading_state is TradingState.HALTED:
+        return RiskDecision.refuse(Refusal.HALTED)
+    reducing = reduces_position(account.position, order.side, order.quantity)
+    if account.trading_state is TradingState.REDUCING and not reducing:
+        return RiskDecision.refuse(Refusal.REDUCING_ONLY)
+    if account.price_age_ms > profile.staleness_ms:
+        return RiskDecision.refuse(Refusal.STALE_PRICE)
+    if not reducing:
+        after = account.position + order.side.sign * order.quantity
+        if abs(after) > profile.max_position:
+            return RiskDecision.refuse(Refusal.MAX_POSITION)
+        exposure_after = account.gross_exposure + (abs(after) - abs(account.position)) * order.price
+        if exposure_after > profile.max_gross_exposure:
+            return RiskDecision.refuse(Refusal.MAX_GROSS_EXPOSURE)
+    return RiskDecision.approve()

@@ -10,12 +10,19 @@ refusal:
 4. ``sentry.bad_signature``       the signature does not verify over the canonical bytes
 5. ``sentry.signer_mismatch``     the key belongs to another agent than the command names
 6. ``sentry.account_not_allowed`` the agent may not trade the command's account
-7. ``sentry.stale``               ``issued_at`` is outside the acceptance window
-8. ``sentry.replayed_nonce``      this agent already used this nonce
-9. ``sentry.replayed_signature``  this exact signature was already presented
+7. ``sentry.replayed_nonce``      this agent already used this nonce
+8. ``sentry.replayed_signature``  this exact signature was already presented
+9. ``sentry.stale``               ``issued_at`` is outside the acceptance window
 
 Signature checks come before the window and replay checks so that an attacker learns nothing
 about which nonces are taken without holding a valid key.
+
+Replay comes before staleness because an envelope presented again is first of all a copy:
+Kafka redelivering it, or a publisher retrying the very same signed command (an iceberg slice
+retried by its activity), however long after the first delivery. Named stale, such a copy
+would read as a refusal of the order the first delivery created. The in-memory guard forgets
+entries older than the window, so the caller asks the ledger too, for every refusal in
+:data:`REDELIVERY_SUSPECTS` (and only then, so the common path does no lookup).
 
 Only the window needs a clock; it is passed in. The replay sets are held by
 :class:`ReplayGuard`, which forgets entries once they are older than the window: a command that
@@ -77,6 +84,11 @@ SEVERITY: Mapping[str, Severity] = {
 }
 
 REASONS: tuple[str, ...] = tuple(SEVERITY)
+
+REDELIVERY_SUSPECTS = frozenset({REPLAYED_SIGNATURE, REPLAYED_NONCE, STALE})
+"""Refusals that an exact copy of an envelope already in the ledger can draw (the guard may
+have forgotten it, leaving only its age). On one of these the caller asks the ledger whether
+it holds this very signature; if it does, the copy is a duplicate delivery, not a refusal."""
 
 
 @dataclass(frozen=True)
@@ -203,12 +215,12 @@ def check(
         )
     if not key.allows(command.account):
         return Verdict(ACCOUNT_NOT_ALLOWED, key.agent_id, f"{key.agent_id} may not trade {command.account}")
-    if not window.contains(command.issued_at, now):
-        return Verdict(STALE, key.agent_id, f"issued_at {command.issued_at.isoformat()} outside the window")
     if replay.seen_nonce(command.agent_id, command.nonce):
         return Verdict(REPLAYED_NONCE, key.agent_id, f"nonce {command.nonce} already used")
     if replay.seen_signature(envelope.signature_hash):
         return Verdict(REPLAYED_SIGNATURE, key.agent_id, "signature already presented")
+    if not window.contains(command.issued_at, now):
+        return Verdict(STALE, key.agent_id, f"issued_at {command.issued_at.isoformat()} outside the window")
     return Verdict(None, key.agent_id)
 
 

@@ -185,3 +185,25 @@ def test_a_released_command_may_be_presented_again() -> None:
     guard.release(agent.agent_id, env.command.nonce, env.signature_hash)
     assert admit(env, agent.registered, guard, utc_now_ms()).accepted
     assert admit(env, agent.registered, guard, utc_now_ms()).reason == sentry.REPLAYED_NONCE
+
+
+def test_a_copy_presented_after_the_window_is_a_replay_not_stale() -> None:
+    # The slice retried long after its first publish: the same envelope, now older than the
+    # window. While the guard still holds it, it is named for what it is, a copy.
+    agent = new_agent()
+    guard = ReplayGuard()
+    first = utc_now_ms()
+    env = agent.sign(enter_command(agent.agent_id, issued_at=first))
+    assert admit(env, agent.registered, guard, first).accepted
+    later = first + guard.window.max_age + timedelta(seconds=1)
+    verdict = check(env, agent.registered, guard, later)
+    assert verdict.reason in sentry.REDELIVERY_SUSPECTS
+    assert verdict.reason == sentry.REPLAYED_NONCE
+
+
+def test_every_refusal_a_forgotten_copy_can_draw_is_a_redelivery_suspect() -> None:
+    agent = new_agent()
+    env = agent.sign(enter_command(agent.agent_id))
+    later = env.command.issued_at + ReplayGuard().window.max_age + timedelta(seconds=1)
+    assert check(env, agent.registered, ReplayGuard(), later).reason in sentry.REDELIVERY_SUSPECTS
+    assert sentry.REDELIVERY_SUSPECTS == {sentry.STALE, sentry.REPLAYED_NONCE, sentry.REPLAYED_SIGNATURE}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,8 +25,10 @@ from bus.kafka import ensure_topics
 from bus.topics import ORDERS_EVENTS
 from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer
+from temporal.config import iceberg_workflow_id
+from tests.fixtures.hotpath import new_agent
 from tests.helpers import eventually
-from trading.commands import Edge, Side
+from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
@@ -242,3 +246,53 @@ async def test_session_records_drive_the_account_broker_session(
     assert reconciled and {r.epoch for r in reconciled} == {1}
     assert [e.reconcile is not None for e in view.epochs] == [False, True]
     assert bridge.stats.session_changes == 2
+
+
+def _iceberg_parent_record(agent: Any, cid: str, n: int) -> OrderEvent:
+    command = Command(
+        kind=CommandKind.ICEBERG, command_id=cid, agent_id=agent.agent_id, account="DU1",
+        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="SYM", side=Side.BUY,
+        edge=Edge(Decimal("0.6"), Decimal("1.5"), Decimal("19")), tif=TimeInForce.DAY,
+        quantity=300, display_size=100, limit_price=Decimal("20.05"),
+    )  # fmt: skip
+    return _event(
+        cid, n, EventKind.ACCEPTED, 0, quantity=300, tif="DAY",
+        iceberg_envelope=agent.sign(command).to_wire().decode(),
+    )  # fmt: skip
+
+
+async def test_an_accepted_iceberg_parent_starts_one_iceberg_however_often_it_is_delivered(
+    running: RunningBridge, temporal_client: Client, events_producer: AIOKafkaProducer
+) -> None:
+    agent = new_agent()
+    cid = f"ice-cmd-{uuid.uuid4().hex}"
+    record = _iceberg_parent_record(agent, cid, 1)
+    bad = _iceberg_parent_record(agent, f"ice-bad-{uuid.uuid4().hex}", 1)
+    bad = dataclasses.replace(bad, iceberg_envelope=bad.iceberg_envelope.replace('"iceberg"', '"nope"'))  # type: ignore[union-attr]
+    undecodable_before = running.bridge.stats.undecodable
+    # Delivered twice (a redelivery after a bridge restart), and a broken parent in between:
+    # the bridge starts one workflow, shrugs off the copy, and keeps going.
+    await _produce(events_producer, record, bad, record)
+    await eventually(lambda: running.bridge.stats.icebergs_already_started >= 1, timeout=20)
+    assert running.bridge.stats.undecodable > undecodable_before
+
+    handle = temporal_client.get_workflow_handle_for(Iceberg.run, iceberg_workflow_id(cid))
+    try:
+        description = await handle.describe()
+        assert description.workflow_type == "Iceberg" and description.task_queue == running.queue
+        runs = [w async for w in temporal_client.list_workflows(f'WorkflowId = "{iceberg_workflow_id(cid)}"')]
+        assert len(runs) == 1
+        # The parent is no broker order: no lifecycle under its command id.
+        assert [w async for w in temporal_client.list_workflows(f'WorkflowId = "{cid}"')] == []
+        history = await handle.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        payload = json.loads(started.input.payloads[0].data)
+        assert (payload["total_qty"], payload["display_qty"], payload["limit_price"]) == (300, 100, "20.05")
+        assert payload["agent_id"] == "sniper"
+    finally:
+        await handle.terminate("test over")
+    ids = [
+        w.id
+        async for w in temporal_client.list_workflows(f'WorkflowId = "{iceberg_workflow_id(bad.command_id)}"')
+    ]
+    assert ids == []

@@ -302,7 +302,10 @@ async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_f
     runs = [w async for w in temporal_client.list_workflows(f'WorkflowId = "{workflow_id}"')]
     assert len(runs) == 1
 
-    status = CliRunner().invoke(sniper_app, ["status", cid, "--temporal", temporal_address])
+    # The CLI runs its own event loop: give it a thread.
+    status = await asyncio.to_thread(
+        CliRunner().invoke, sniper_app, ["status", cid, "--temporal", temporal_address]
+    )
     assert status.exit_code == 0, status.output
     assert "Completed" in status.output and f"filled {PARENT_TOTAL}/{PARENT_TOTAL}" in status.output
 

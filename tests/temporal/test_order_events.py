@@ -97,3 +97,50 @@ def test_inconsistent_events_are_refused() -> None:
         _event(ts=datetime(2026, 1, 1))
     with pytest.raises(OrderEventError, match="JSON"):
         decode(b"{not json")
+
+
+def _parent(**overrides: object) -> OrderEvent:
+    fields: dict[str, object] = dict(
+        parent_id=None,
+        kind=EventKind.ACCEPTED,
+        filled_qty=0,
+        avg_fill_price=None,
+        last_fill=None,
+        broker_order_id=None,
+        iceberg_envelope='{"command":{"kind":"iceberg"},"signer":"k","signature":"00"}',
+    )
+    fields.update(overrides)
+    return _event(**fields)
+
+
+def test_an_iceberg_parent_record_round_trips_with_its_envelope() -> None:
+    parent = _parent()
+    assert parent.iceberg_parent
+    assert decode(encode(parent)) == parent
+
+
+def test_a_record_written_before_iceberg_envelope_existed_still_decodes() -> None:
+    old = json.loads(encode(_event()))
+    del old["iceberg_envelope"]
+    event = decode(json.dumps(old))
+    assert event.iceberg_envelope is None and not event.iceberg_parent
+    assert event == _event()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"kind": EventKind.REJECTED, "reason": "risk.max_position"},
+        {"parent_id": "iceberg-elsewhere"},
+    ],
+)
+def test_an_iceberg_envelope_only_rides_on_an_accepted_parent_record(overrides: dict[str, object]) -> None:
+    with pytest.raises(OrderEventError, match="iceberg_envelope"):
+        _parent(**overrides)
+
+
+def test_a_non_string_iceberg_envelope_is_refused_by_name() -> None:
+    raw = json.loads(encode(_parent()))
+    raw["iceberg_envelope"] = {"command": {}}
+    with pytest.raises(OrderEventError, match="iceberg_envelope"):
+        decode(json.dumps(raw))

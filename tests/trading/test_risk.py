@@ -13,6 +13,7 @@ from trading.risk import (
     Refusal,
     TradingState,
     check_order,
+    check_parent,
     reduces_position,
 )
 from trading.sizing import RiskProfile
@@ -103,3 +104,33 @@ def test_reduces_position_means_abs_shrinks_without_flipping(position: int, side
     assert reduces_position(position, side, qty) is expected
     if reduces_position(position, side, qty):
         assert position != 0 and abs(after) < abs(position)
+
+
+def test_a_parent_larger_than_one_order_may_be_passes_when_the_position_allows_it() -> None:
+    # 250 x 100 = 25,000 notional, far over max_trade_size and (stop 99) max_dollar_risk, and
+    # the account already has max_open_orders working: none of that binds a parent.
+    parent = buy(250)
+    assert not check_order(PROFILE, parent, snap()).approved
+    assert check_parent(PROFILE, parent, snap(open_orders=3)).approved
+
+
+@pytest.mark.parametrize(
+    ("order", "account", "reason"),
+    [
+        (buy(100), snap(trading_state=TradingState.HALTED), Refusal.HALTED),
+        (buy(100), snap(trading_state=TradingState.REDUCING), Refusal.REDUCING_ONLY),
+        (buy(100), snap(price_age_ms=5000), Refusal.STALE_PRICE),
+        (buy(301), snap(), Refusal.MAX_POSITION),
+        (buy(101), snap(position=200), Refusal.MAX_POSITION),
+        (buy(200, price="300"), snap(gross_exposure=Decimal("0")), Refusal.MAX_GROSS_EXPOSURE),
+    ],
+)
+def test_a_parent_is_refused_on_state_staleness_and_its_total_against_position_limits(
+    order: ProposedOrder, account: AccountSnapshot, reason: Refusal
+) -> None:
+    assert check_parent(PROFILE, order, account).reason is reason
+
+
+def test_a_parent_that_only_reduces_the_position_passes_position_limits_even_when_reducing() -> None:
+    sell = ProposedOrder("AAPL", Side.SELL, 300, Decimal("100"))
+    assert check_parent(PROFILE, sell, snap(position=300, trading_state=TradingState.REDUCING)).approved
