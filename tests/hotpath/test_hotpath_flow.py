@@ -157,7 +157,7 @@ async def _has_all(pool: asyncpg.Pool, command_id: str, wanted: set[str]) -> lis
         ("max_trade_size", "risk.max_trade_size"),
         ("max_position", "risk.max_position"),
         ("max_gross_exposure", "risk.max_gross_exposure"),
-        ("unsupported_kind", "intake.unsupported_kind"),
+        ("iceberg_max_position", "risk.max_position"),
     ],
 )
 async def test_each_floor_refusal_is_named_in_orders_events_and_the_ledger(
@@ -184,8 +184,9 @@ async def test_each_floor_refusal_is_named_in_orders_events_and_the_ledger(
                                              limit=Decimal("1")),
         "max_gross_exposure": lambda: exit_command(a, account=TIGHT, side=Side.BUY, quantity=10,
                                                    limit=bid),
-        "unsupported_kind": lambda: Command(
-            kind=CommandKind.ICEBERG, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=a, account=VENUE_ACCOUNT,
+        # An iceberg parent is held to the position limit on its total (15 on the tight account).
+        "iceberg_max_position": lambda: Command(
+            kind=CommandKind.ICEBERG, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=a, account=TIGHT,
             nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="AAPL", side=Side.BUY,
             edge=enter_command(a).edge, tif=TimeInForce.DAY, quantity=100, display_size=10,
         ),

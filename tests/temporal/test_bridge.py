@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.broker_session import ReconcileReport, ReconcileRequest
@@ -248,6 +249,16 @@ async def test_session_records_drive_the_account_broker_session(
     assert bridge.stats.session_changes == 2
 
 
+async def _exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
 def _iceberg_parent_record(agent: Any, cid: str, n: int) -> OrderEvent:
     command = Command(
         kind=CommandKind.ICEBERG, command_id=cid, agent_id=agent.agent_id, account="DU1",
@@ -269,12 +280,15 @@ async def test_an_accepted_iceberg_parent_starts_one_iceberg_however_often_it_is
     record = _iceberg_parent_record(agent, cid, 1)
     bad = _iceberg_parent_record(agent, f"ice-bad-{uuid.uuid4().hex}", 1)
     bad = dataclasses.replace(bad, iceberg_envelope=bad.iceberg_envelope.replace('"iceberg"', '"nope"'))  # type: ignore[union-attr]
+    # Same key (DU1/SYM) as the records above, so the bridge reaches it after them.
+    after = _event(f"ord-{uuid.uuid4().hex}", 1, EventKind.ACCEPTED, 0)
     undecodable_before = running.bridge.stats.undecodable
     # Delivered twice (a redelivery after a bridge restart), and a broken parent in between:
-    # the bridge starts one workflow, shrugs off the copy, and keeps going.
-    await _produce(events_producer, record, bad, record)
-    await eventually(lambda: running.bridge.stats.icebergs_already_started >= 1, timeout=20)
+    # the bridge starts one workflow, shrugs off the copy and the broken one, and keeps going.
+    await _produce(events_producer, record, bad, record, after)
+    assert await eventually(lambda: _exists(temporal_client, after.command_id), timeout=30)
     assert running.bridge.stats.undecodable > undecodable_before
+    assert running.bridge.stats.icebergs_already_started >= 1
 
     handle = temporal_client.get_workflow_handle_for(Iceberg.run, iceberg_workflow_id(cid))
     try:
@@ -291,6 +305,7 @@ async def test_an_accepted_iceberg_parent_starts_one_iceberg_however_often_it_is
         assert payload["agent_id"] == "sniper"
     finally:
         await handle.terminate("test over")
+        await temporal_client.get_workflow_handle(after.command_id).terminate("test over")
     ids = [
         w.id
         async for w in temporal_client.list_workflows(f'WorkflowId = "{iceberg_workflow_id(bad.command_id)}"')
