@@ -32,7 +32,7 @@ from tests.brokers.recorder import Recorder
 from tests.helpers import eventually
 
 ACCOUNT = "DU1234567"
-_client_ids = itertools.count(51)
+_client_ids = itertools.count(1500)  # apart from every other suite's ids
 
 
 def resting(price: str = "100.00") -> BrokerOrder:

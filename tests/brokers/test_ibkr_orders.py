@@ -35,7 +35,7 @@ from tests.brokers.conftest import HOST, PaperStack
 from tests.brokers.recorder import Recorder
 
 ACCOUNT = "DU1234567"
-_client_ids = itertools.count(11)
+_client_ids = itertools.count(1100)  # apart from every other suite's ids
 
 
 def ref() -> str:
@@ -263,12 +263,17 @@ async def test_an_unreachable_standby_is_reported_and_orders_still_flow(paper: P
 
 async def test_cancel_all_overtakes_orders_queued_by_the_pacing_throttle(paper: PaperStack) -> None:
     b = IbkrBroker(
-        IbkrConfig(HOST, paper.gateway_port, None, client_id=next(_client_ids), max_requests_per_s=4)
+        IbkrConfig(
+            HOST, paper.gateway_port, None, client_id=next(_client_ids), max_requests_per_s=4,
+            # At 4 messages/s the start-up sync and the heartbeats queue behind the throttle;
+            # on a busy machine the defaults would call the session dead while it is not.
+            connect_timeout=20.0, reconcile_timeout=20.0, heartbeat_timeout=10.0,
+        )  # fmt: skip
     )
     rec = Recorder()
     b.set_event_handler(rec)
-    await b.connect()
     try:
+        await b.connect()
         orders = [limit(f"100.{i:02d}") for i in range(10)]
         placements = [b.place(o) for o in orders]
         assert all(p.sent for p in placements)
