@@ -22,6 +22,13 @@ pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The time-skipping workflow tests go first, before the end-to-end suites have started
+    their processes: the Java test server answers within fixed RPC deadlines that a loaded
+    2-core machine can miss."""
+    items.sort(key=lambda item: 0 if item.path.parent.name == "workflows" else 1)
+
+
 @pytest.fixture(scope="session")
 def floor_settings() -> Iterator[FloorSettings]:
     (ROOT / "var").mkdir(exist_ok=True)

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +32,7 @@ from floor.breaker_cmd import app as breaker_app
 from floor.services import _child_env
 from floor.settings import FloorSettings
 from floor.sniper_cmd import app as sniper_app
-from floor.supervisor import RunningService, ServiceSpec, Supervisor, log_probe
+from floor.supervisor import RunningService, ServiceSpec, Supervisor, log_probe, stop_process_group
 from hotpath.refusals import DUPLICATE_DELIVERY
 from ledger.keys import register_key
 from temporal.config import iceberg_workflow_id
@@ -124,7 +124,7 @@ async def sniper(
     supervisor: Supervisor,
     ledger_pool: asyncpg.Pool,
     tmp_path_factory: pytest.TempPathFactory,
-) -> SniperStack:
+) -> AsyncIterator[SniperStack]:
     tag = uuid.uuid4().hex[:8]
     agent_id = f"sniper-{tag}"
     key = generate_private_key()
@@ -139,9 +139,14 @@ async def sniper(
          "--sniper-agent", agent_id],
         "bridging",
     )  # fmt: skip
-    await asyncio.to_thread(supervisor.start, bridge)
+    bridge_service = await asyncio.to_thread(supervisor.start, bridge)
     await stack.start_worker(61)
-    return stack
+    yield stack
+    # Later suites need the machine: the bridge and worker stop with this module.
+    for service in (stack.worker, bridge_service):
+        if service is not None and service in supervisor.running:
+            supervisor.running.remove(service)
+            await asyncio.to_thread(stop_process_group, service.pid)
 
 
 async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
