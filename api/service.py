@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
 
@@ -18,13 +19,6 @@ def api_spec(settings: FloorSettings, *, env: dict[str, str | None] | None = Non
         address=f"http://{settings.host}:{port}",
         probe=tcp_probe(settings.host, port),
         ports=((settings.host, port),),
-        env={
-            "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
-            "FLOOR_HOST": settings.host,
-            "DATABASE_URL": settings.db_url,
-            "KAFKA_BOOTSTRAP": settings.kafka,
-            "FLOOR_API_PORT": str(port),
-            **(env or {}),
-        },
+        env={**child_env(settings), "FLOOR_API_PORT": str(port), **(env or {})},
         hint="set FLOOR_API_PORT to a free port; the API needs Postgres and Kafka",
     )

@@ -176,8 +176,9 @@ def gateway_spec(
     )
 
 
-def _child_env(settings: FloorSettings) -> dict[str, str | None]:
-    """Settings a child process must share with this one, as its environment."""
+def child_env(settings: FloorSettings) -> dict[str, str | None]:
+    """Settings a child process must share with this one, as its environment (a None value
+    removes the variable, so an unset optional setting is unset in the child too)."""
     return {
         "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
         "FLOOR_HOST": settings.host,
@@ -187,6 +188,9 @@ def _child_env(settings: FloorSettings) -> dict[str, str | None]:
         "IB_HOST": settings.ib_gateway_host,
         "IB_PORT": str(settings.ib_port),
         "IB_STANDBY_PORT": str(settings.ib_standby_port),
+        "IB_CLIENT_ID": str(settings.ib_client_id),
+        "IB_SOURCE_ADDRESS": settings.ib_source_address,
+        "FLOOR_BROKER_ACCOUNTS": settings.broker_accounts,
     }
 
 
@@ -198,7 +202,7 @@ def worker_spec(settings: FloorSettings) -> ServiceSpec:
         argv=[sys.executable, "-m", "temporal.worker", "--keys-dir", str(settings.keys_dir.resolve())],
         address=f"task queue floor on {settings.temporal}",
         probe=log_probe(settings.log_dir / f"{name}.log", "worker polling"),
-        env=_child_env(settings),
+        env=child_env(settings),
         ready_timeout=60.0,
         hint="the worker needs Temporal, Postgres, Kafka, a broker gateway and the keys in var/keys",
     )
@@ -212,7 +216,7 @@ def bridge_spec(settings: FloorSettings) -> ServiceSpec:
         argv=[sys.executable, "-m", "temporal.bridge", "--sessions"],
         address=f"orders.events -> {settings.temporal}",
         probe=log_probe(settings.log_dir / f"{name}.log", "bridging"),
-        env=_child_env(settings),
+        env=child_env(settings),
         ready_timeout=60.0,
         hint="the bridge needs Kafka and Temporal",
     )

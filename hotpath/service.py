@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
 
@@ -37,24 +38,11 @@ def hotpath_spec(
         address=f"http://{settings.host}:{port}/health",
         probe=tcp_probe(settings.host, port),
         ports=((settings.host, port),),
-        env={**_settings_env(settings), **(env or {})},
+        env={
+            **child_env(settings),
+            "FLOOR_HOTPATH_HEALTH_PORT": str(port),
+            **(env or {}),
+        },
         ready_timeout=60.0,
         hint="read the hot path log; it needs Postgres, Kafka and a broker gateway",
     )
-
-
-def _settings_env(settings: FloorSettings) -> dict[str, str | None]:
-    """The settings a child must share with this process, as its environment."""
-    return {
-        "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
-        "FLOOR_HOST": settings.host,
-        "DATABASE_URL": settings.db_url,
-        "KAFKA_BOOTSTRAP": settings.kafka,
-        "IB_HOST": settings.ib_gateway_host,
-        "IB_PORT": str(settings.ib_port),
-        "IB_STANDBY_PORT": str(settings.ib_standby_port),
-        "IB_CLIENT_ID": str(settings.ib_client_id),
-        "IB_SOURCE_ADDRESS": settings.ib_source_address,
-        "FLOOR_HOTPATH_HEALTH_PORT": str(settings.hotpath_health_port),
-        "FLOOR_BROKER_ACCOUNTS": settings.broker_accounts,
-    }

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from datetime import UTC
 
 from brokers.base import SessionChange, SessionChanged
+from bus.topics import BROKER_SESSIONS
 
-SESSIONS_TOPIC = "broker.sessions"
+SESSIONS_TOPIC = BROKER_SESSIONS
 EPOCH_CHANGES = frozenset(
     {
         SessionChange.CONNECTED,

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
 from floor.breaker_cmd import app as breaker_app
-from floor.services import _child_env
+from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.sniper_cmd import app as sniper_app
 from floor.supervisor import RunningService, ServiceSpec, Supervisor, log_probe, stop_process_group
@@ -72,7 +72,7 @@ def _process(settings: FloorSettings, name: str, argv: list[str], ready: str) ->
         argv=[sys.executable, "-m", *argv],
         address=name,
         probe=log_probe(settings.log_dir / f"{name}.log", ready),
-        env=_child_env(settings),
+        env=child_env(settings),
         ready_timeout=60.0,
     )
 
