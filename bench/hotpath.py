@@ -9,6 +9,9 @@ the hot path (the same supervisor specs ``floor up`` uses), on free ports under 
 
 * **baseline** — a bare ib_async script (:mod:`bench.hotpath_baseline`) places the same orders
   on the same gateway with no checks: decide -> socket write;
+* **durable commit** — single-row INSERTs, each committed, at the same rate on the same
+  Postgres (:func:`bench.hotpath_baseline.run_commit_floor`): what the write-ahead append
+  alone cannot go below on this machine (``--commit-floor-n``, 600 by default);
 * **hot path** — the same orders as signed ``enter`` commands produced to ``agent.commands``
   (``acks=all``, ``linger.ms=0``) at the same steady rate; the hot path verifies, sizes, checks
   risk, commits each to the ledger and places it. From its ``/stats`` timings:
@@ -49,7 +52,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.hotpath_baseline import BenchOrder, run_baseline
+from bench.hotpath_baseline import BenchOrder, run_baseline, run_commit_floor
 from floor import services
 from floor.paper_cmd import venue_spec
 from floor.settings import FloorSettings
@@ -94,9 +97,12 @@ class RunResult:
     name: str
     rate: float
     baseline: Figures | None = None
+    commit_floor: Figures | None = None
     in_process: Figures | None = None
     end_to_end: Figures | None = None
     to_ledger: Figures | None = None
+    to_decision: Figures | None = None
+    decision_to_ledger: Figures | None = None
     ledger_to_write: Figures | None = None
     before_intake: Figures | None = None
     throughput: float | None = None
@@ -317,6 +323,16 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
                     )
                 )  # fmt: skip
                 result.baseline = Figures.of(latencies)
+                floor_n = min(len(orders), args.commit_floor_n)
+                if floor_n:
+                    floor_task = progress.add_task(f"{name}: durable commit @ {rate:g}/s", total=floor_n)
+                    result.commit_floor = Figures.of(
+                        asyncio.run(
+                            run_commit_floor(
+                                settings.db_url, floor_n, rate, on_progress=_advance(progress, floor_task)
+                            )
+                        )
+                    )
                 if not args.baseline_only:
                     hot_task = progress.add_task(f"{name}: hot path @ {rate:g}/s", total=len(orders))
                     timings, produced_ns = asyncio.run(
@@ -330,6 +346,10 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
                         [t["write_wall_ns"] - produced_ns[t["command_id"]] for t in timings]
                     )
                     result.to_ledger = Figures.of([t["ledgered_ns"] - t["intake_ns"] for t in timings])
+                    result.to_decision = Figures.of([t["decided_ns"] - t["intake_ns"] for t in timings])
+                    result.decision_to_ledger = Figures.of(
+                        [t["ledgered_ns"] - t["decided_ns"] for t in timings]
+                    )
                     result.ledger_to_write = Figures.of([t["write_ns"] - t["ledgered_ns"] for t in timings])
                     result.before_intake = Figures.of(
                         [_intake_wall_ns(t) - produced_ns[t["command_id"]] for t in timings]
@@ -382,10 +402,13 @@ def report(results: Sequence[RunResult]) -> None:
         for col in ("measure", "n", "p50 µs", "p99 µs", "max µs", "goal"):
             table.add_column(col, justify="right" if col != "measure" else "left")
         _row(table, "baseline: bare ib_async, decide -> socket write", r.baseline, None)
+        _row(table, "baseline: one durable INSERT + commit, same Postgres", r.commit_floor, None)
         _row(table, "(b) hot path intake -> socket write", r.in_process, GOAL_IN_PROCESS_P99_US)
         _row(table, "(a) command produce -> socket write", r.end_to_end, GOAL_END_TO_END_P99_US)
         _row(table, "    (a) part: produce -> hot-path intake", r.before_intake, None)
         _row(table, "    (b) part: intake -> ledger committed", r.to_ledger, None)
+        _row(table, "        of which intake -> checks passed", r.to_decision, None)
+        _row(table, "        of which checks passed -> ledger committed", r.decision_to_ledger, None)
         _row(table, "    (b) part: ledger committed -> socket write", r.ledger_to_write, None)
         console.print(table)
         if r.baseline and r.baseline.n:
@@ -395,6 +418,14 @@ def report(results: Sequence[RunResult]) -> None:
                         f"  overhead {label} vs baseline: p50 x{f.p50_us / r.baseline.p50_us:,.1f}, "
                         f"p99 x{f.p99_us / r.baseline.p99_us:,.1f}"
                     )
+        if r.baseline and r.commit_floor and r.in_process and r.in_process.n:
+            # What no write-ahead floor can beat on this machine: placing plus one durable commit.
+            p50 = r.baseline.p50_us + r.commit_floor.p50_us
+            p99 = r.baseline.p99_us + r.commit_floor.p99_us
+            console.print(
+                f"  (b) vs bare ib_async + one durable commit (p50 {p50:,.0f} µs, p99 {p99:,.0f} µs):"
+                f" p50 x{r.in_process.p50_us / p50:,.2f}, p99 x{r.in_process.p99_us / p99:,.2f}"
+            )
         if r.throughput is not None:
             kept_up = r.throughput >= 0.95 * r.rate
             verdict = "kept up" if kept_up else "fell behind: (a) includes the backlog"
@@ -415,6 +446,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-factor", type=float, default=5.0, help="load run = rate x this (default 5)")
     parser.add_argument("--only", choices=("steady", "load"), help="run one of the two")
     parser.add_argument("--baseline-only", action="store_true", help="skip the hot path half")
+    parser.add_argument(
+        "--commit-floor-n",
+        type=int,
+        default=600,
+        help="paced durable INSERTs timed as the ledger's baseline, per run (0 to skip; default 600)",
+    )
     parser.add_argument("--keep-var", action="store_true", help="keep the scratch var dir (logs)")
     args = parser.parse_args(argv)
     if args.n <= 0 or args.rate <= 0 or args.load_factor <= 0:

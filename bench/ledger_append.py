@@ -157,6 +157,7 @@ async def run_once(
     background: int = 0,
     every_ms: float = 2.0,
     hold_snapshot: bool = False,
+    pace_ms: float = 0.0,
 ) -> dict[str, Figures]:
     key = generate_private_key()
     agent_id = f"bench-{uuid.uuid4().hex[:8]}"
@@ -255,6 +256,8 @@ async def run_once(
                 rows = rows_for(name)
                 for _ in range(count):
                     s = next(rows)
+                    if pace_ms:
+                        await asyncio.sleep(pace_ms / 1000)  # offered rate, as commands arrive
                     t0 = time.perf_counter_ns()
                     await call(s)
                     samples[name].append(time.perf_counter_ns() - t0)
@@ -330,6 +333,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="keep a repeatable-read snapshot open on another connection meanwhile (a long reader)",
     )
     parser.add_argument(
+        "--pace-ms",
+        type=float,
+        default=0.0,
+        help="idle this long before each call (25 = the hot path bench's 40 commands/s); "
+        "default back to back",
+    )
+    parser.add_argument(
         "--migrations-upto",
         metavar="NNNN",
         help="apply migrations up to this number only (e.g. 0004 to measure the ledger before 0005)",
@@ -376,7 +386,8 @@ async def _runs(dsn: str, args: argparse.Namespace) -> list[dict[str, Figures]]:
         for run in range(1, args.repeat + 1):
             results.append(
                 await run_once(
-                    dsn, args.n, args.block, progress, f"run {run}", args.background, args.every_ms
+                    dsn, args.n, args.block, progress, f"run {run}", args.background, args.every_ms,
+                    pace_ms=args.pace_ms,
                 )
             )
     return results

@@ -113,7 +113,13 @@ class Intake:
 
     async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> Outcome:
         intake_ns = time.perf_counter_ns()
-        self.metrics.commands_received.add(1)
+        try:
+            return await self._handle(value, intake_ns, produce_ts_ms, source)
+        finally:
+            # Counted once the record is dealt with: the counter costs ~20 µs, not on the path.
+            self.metrics.commands_received.add(1)
+
+    async def _handle(self, value: bytes, intake_ns: int, produce_ts_ms: int | None, source: str) -> Outcome:
         try:
             data = json.loads(value)
             envelope = sentry.read_envelope(data)
