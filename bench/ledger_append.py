@@ -387,6 +387,7 @@ async def _runs(dsn: str, args: argparse.Namespace) -> list[dict[str, Figures]]:
             results.append(
                 await run_once(
                     dsn, args.n, args.block, progress, f"run {run}", args.background, args.every_ms,
+                    hold_snapshot=args.hold_snapshot,
                     pace_ms=args.pace_ms,
                 )
             )
