@@ -61,10 +61,15 @@ def consumer(
 ) -> AIOKafkaConsumer:
     """A consumer of the floor's topics.
 
-    ``fetch_max_wait_ms`` bounds how long the broker may hold a fetch open waiting for data;
-    Tansu holds every fetch that long, so a latency-critical consumer (the hot path) passes a
-    few milliseconds and accepts the extra idle fetches.
+    ``fetch_max_wait_ms`` bounds how long the broker may hold a fetch open waiting for data.
+    Tansu does not wake a waiting fetch when a record is produced: it reads the log when the
+    fetch arrives and again as the wait runs out, so a record produced meanwhile waits up to
+    the whole wait. A latency-critical consumer (the hot path) passes a few milliseconds and
+    accepts the idle fetches that costs. It must be at least 1: Tansu answers a 0 ms fetch at
+    once without reading the log, so such a consumer spins and receives nothing.
     """
+    if fetch_max_wait_ms < 1:
+        raise ValueError(f"fetch_max_wait_ms must be at least 1 ms, not {fetch_max_wait_ms}")
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,

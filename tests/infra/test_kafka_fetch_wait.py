@@ -1,0 +1,42 @@
+"""The hot path's short fetch wait works on the embedded broker, and a wait Tansu cannot serve
+is refused up front."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from bus import kafka
+from hotpath.main import FETCH_MAX_WAIT_MS
+
+
+def test_a_zero_fetch_wait_is_refused() -> None:
+    # Tansu answers a 0 ms fetch at once without reading the log: such a consumer would spin
+    # and never receive a record, so it must not be constructible.
+    with pytest.raises(ValueError, match="fetch_max_wait_ms"):
+        kafka.consumer("127.0.0.1:1", "t", group_id=None, fetch_max_wait_ms=0)
+
+
+async def test_the_hot_paths_fetch_wait_delivers_records_produced_while_it_polls(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"test.fetchwait.{uuid.uuid4().hex[:8]}"
+    await kafka.ensure_topics(kafka_bootstrap, (topic,))
+    consumer = kafka.consumer(kafka_bootstrap, topic, group_id=None, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+    producer = await kafka.start_producer(kafka_bootstrap, "test-fetchwait")
+    await consumer.start()
+    try:
+        # Nothing to read yet: the consumer is polling with the short wait when these arrive.
+        assert await consumer.getmany(timeout_ms=50) == {}
+        payloads = [f"cmd-{i}".encode() for i in range(3)]
+        got: list[bytes] = []
+        for payload in payloads:
+            await producer.send_and_wait(topic, payload)
+            batch = await consumer.getmany(timeout_ms=5000)
+            assert batch, f"{payload!r} not received within 5 s"
+            got.extend(r.value for records in batch.values() for r in records if r.value is not None)
+        assert got == payloads
+    finally:
+        await producer.stop()
+        await consumer.stop()
