@@ -31,7 +31,7 @@ from hotpath.circuit import CircuitBreaker
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.outcomes import Outcome, Timing
-from hotpath.ports import DuplicateInLedger, EventProducer, HotLedger
+from hotpath.ports import EventProducer, HotLedger, RefusedByLedger
 from hotpath.publish import publish_order_event
 from hotpath.refusals import Refusals, loose_command
 from observability.security import SecurityLog
@@ -233,14 +233,8 @@ class Intake:
             # Write-ahead: committed when this returns, sized quantity included, before the
             # broker sees anything. A restart re-sends from this entry alone.
             entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
-        except DuplicateInLedger as exc:
-            return await self.refusals.sentry(
-                Verdict(exc.reason, command.agent_id, "refused by the ledger's unique index"),
-                command,
-                None,
-                source,
-                envelope,
-            )
+        except RefusedByLedger as exc:
+            return await self._refused_by_ledger(exc, envelope, source)
         order = FloorOrder.from_command(command, quantity)
         self.orders[order.command_id] = order
         broker_order = _broker_order(command, quantity, trail_stop)
@@ -321,14 +315,8 @@ class Intake:
             return await self.refusals.floor(envelope, decision.reason.value, detail)
         try:
             await self.ledger.append_accepted(envelope, total, detail)
-        except DuplicateInLedger as exc:
-            return await self.refusals.sentry(
-                Verdict(exc.reason, command.agent_id, "refused by the ledger's unique index"),
-                command,
-                None,
-                "",
-                envelope,
-            )
+        except RefusedByLedger as exc:
+            return await self._refused_by_ledger(exc, envelope, "")
         record = dataclasses.replace(
             FloorOrder.from_command(command, total).event(EventKind.ACCEPTED),
             iceberg_envelope=envelope.to_wire().decode(),
@@ -338,6 +326,15 @@ class Intake:
         # The ledger entry committed above is the parent's durable record.
         await publish_order_event(self.producer, record)
         return Outcome(command.command_id, None)
+
+    async def _refused_by_ledger(self, exc: RefusedByLedger, envelope: SignedCommand, source: str) -> Outcome:
+        if exc.reason == sentry.REVOKED_KEY:
+            # The cached registry was behind the database: read this key afresh next time.
+            self._keys.pop(envelope.signer, None)
+        command = envelope.command
+        return await self.refusals.sentry(
+            Verdict(exc.reason, command.agent_id, exc.detail), command, None, source, envelope
+        )
 
     def _entry_price(self, command: Command) -> Decimal | None:
         """Limit price for limit orders; otherwise the touch (or the stop for a stop order)."""
@@ -365,7 +362,10 @@ class Intake:
         order = self.orders.get(target)
         if order is None or order.account != command.account:
             return await self.refusals.floor(envelope, UNKNOWN_ORDER, {"target_command_id": target})
-        await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
+        try:
+            await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
+        except RefusedByLedger as exc:
+            return await self._refused_by_ledger(exc, envelope, source)
         try:
             self.broker.cancel(target)
         except UnknownOrderRef:
@@ -376,7 +376,10 @@ class Intake:
         """Cancel the account's working orders (of one symbol, if named). Never the broker's
         global cancel: that reaches every account on the connection and belongs to the breaker."""
         command = envelope.command
-        await self.ledger.append_accepted(envelope, 0, {"symbol": command.symbol})
+        try:
+            await self.ledger.append_accepted(envelope, 0, {"symbol": command.symbol})
+        except RefusedByLedger as exc:
+            return await self._refused_by_ledger(exc, envelope, source)
         for order in list(self.orders.values()):
             if order.done or order.account != command.account:
                 continue

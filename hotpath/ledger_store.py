@@ -14,9 +14,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from hotpath.ports import DuplicateInLedger, Ledgered, ReplayKey
+from hotpath.ports import Ledgered, RefusedByLedger, ReplayKey
 from ledger import security_events
-from ledger.append import Decision, ReplayRefused, append_command, append_refusal, load_replay_keys
+from ledger.append import (
+    Decision,
+    ReplayRefused,
+    SignerRevoked,
+    append_command,
+    append_refusal,
+    load_replay_keys,
+)
 from ledger.db import Db
 from ledger.keys import get_key, load_registered
 from ledger.order_events import record_order_event
@@ -76,8 +83,8 @@ class LedgerStore:
             record = await append_command(
                 self._writer, envelope, decision=Decision.ACCEPTED, detail=_json(detail)
             )
-        except ReplayRefused as exc:
-            raise DuplicateInLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE)) from None
+        except (ReplayRefused, SignerRevoked) as exc:
+            raise _refused(exc) from None
         return Ledgered(record.seq, time.perf_counter_ns())
 
     async def append_rejected(
@@ -98,8 +105,8 @@ class LedgerStore:
                     scheme=envelope.scheme,
                     detail=_json(detail),
                 )
-        except ReplayRefused as exc:
-            raise DuplicateInLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE)) from None
+        except (ReplayRefused, SignerRevoked) as exc:
+            raise _refused(exc) from None
         return Ledgered(record.seq, time.perf_counter_ns())
 
     async def record_order_event(self, event: OrderEvent) -> None:
@@ -129,6 +136,12 @@ def ledger_security_event(event: SecurityEvent) -> security_events.SecurityEvent
         remote_addr=event.source_address,
         detail=event.stored_detail(),
     )
+
+
+def _refused(exc: ReplayRefused | SignerRevoked) -> RefusedByLedger:
+    if isinstance(exc, SignerRevoked):
+        return RefusedByLedger(sentry.REVOKED_KEY, str(exc))
+    return RefusedByLedger(_REPLAY_REASON.get(exc.field, sentry.REPLAYED_NONCE), str(exc))
 
 
 def _json(detail: Mapping[str, Any]) -> dict[str, Any]:

@@ -62,8 +62,9 @@ class HotLedger(Protocol):
     ) -> Ledgered:
         """Append the command as accepted (about to be sent); returns once committed.
 
-        Raises :class:`DuplicateInLedger` if the signature hash or (agent, nonce) is already
-        there: the unique indexes are the last replay guard."""
+        Raises :class:`RefusedByLedger` if the signature hash or (agent, nonce) is already
+        there (the unique indexes are the last replay guard) or the signer's key is revoked
+        (the ledger checks the registry itself, whatever this process has cached)."""
         ...
 
     async def append_rejected(
@@ -84,12 +85,14 @@ class HotLedger(Protocol):
         ...
 
 
-class DuplicateInLedger(Exception):
-    """The ledger's unique index refused the append: the command was seen before."""
+class RefusedByLedger(Exception):
+    """The ledger refused the append: a sentry ``reason`` (a replay caught by a unique index,
+    or a revoked signer) and what the ledger said."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 class EventProducer(Protocol):

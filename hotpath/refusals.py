@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from hotpath.floor_orders import refusal_event
 from hotpath.outcomes import Outcome
-from hotpath.ports import DuplicateInLedger, HotLedger
+from hotpath.ports import HotLedger, RefusedByLedger
 from observability.security import SecurityLog
 from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading.commands import Command, CommandInvalid
 from trading.order_events import OrderEvent
-from trading.sentry import Verdict
+from trading.sentry import REVOKED_KEY, Verdict
 from trading.signing import SignedCommand
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,15 @@ class Refusals:
     async def floor(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
         """A genuine command the floor said no to (breaker, sizing, risk, unsupported)."""
         command = envelope.command
-        self._metrics.commands_refused.add(1, {"reason": reason})
         try:
             await self._ledger.append_rejected(envelope, reason, detail)
-        except DuplicateInLedger as exc:
-            log.warning("rejected command %s already in the ledger (%s)", command.command_id, exc.reason)
+        except RefusedByLedger as exc:
+            if exc.reason == REVOKED_KEY:
+                # Revoked since the registry was last loaded: that, not ``reason``, is the news.
+                verdict = Verdict(exc.reason, command.agent_id, exc.detail)
+                return await self.sentry(verdict, command, None, "", envelope)
+            log.warning("rejected command %s already in the ledger: %s", command.command_id, exc)
+        self._metrics.commands_refused.add(1, {"reason": reason})
         event = refusal_event(command, reason, _int_or_none(detail.get("quantity")))
         if event is not None:
             await self._publish(event)
@@ -92,7 +96,7 @@ class Refusals:
                     await self._ledger.append_rejected(
                         envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
                     )
-                except DuplicateInLedger:
+                except RefusedByLedger:
                     log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
             event = refusal_event(command, verdict.reason)
             if event is not None:

@@ -7,7 +7,8 @@ chained hash (see :mod:`ledger.chain`) inside ``ledger_append()``.
 
 Replays cannot be appended: the same authenticated signature, the same (agent, nonce) or the
 same command id a second time raises :class:`ReplayRefused` naming which, and nothing is
-written.
+written. Nor can a revoked key's word: an authenticated entry whose signer's key is revoked
+raises :class:`SignerRevoked`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ class ReplayRefused(LedgerError):
     def __init__(self, field: str, detail: str) -> None:
         super().__init__(f"{field} already in the ledger: {detail}")
         self.field = field
+
+
+class SignerRevoked(LedgerError):
+    """The signer's key is revoked: the ledger appends no authenticated entry it signed (see
+    migration 0006); record the refusal with :func:`append_refusal`."""
+
+
+SIGNER_REVOKED_SQLSTATE = "FLK01"
 
 
 class EntryInvalid(LedgerError):
@@ -255,6 +264,10 @@ async def _append(
         raise ReplayRefused(field, f"agent {agent_id}, command {command_id}") from None
     except asyncpg.CheckViolationError as exc:
         raise EntryInvalid(str(exc)) from None
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == SIGNER_REVOKED_SQLSTATE:
+            raise SignerRevoked(str(exc)) from None
+        raise
     return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
 
 

@@ -10,12 +10,14 @@ from ledger.append import (
     Decision,
     EntryInvalid,
     ReplayRefused,
+    SignerRevoked,
     append_command,
     append_refusal,
     ledger_head,
     load_replay_keys,
 )
 from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
+from ledger.keys import revoke_agent
 from ledger.verify import verify_ledger
 from tests.ledger.helpers import registered_agent, signed_enter
 from trading.signing import generate_private_key, sign_command
@@ -187,3 +189,32 @@ async def test_accepted_command_cannot_be_appended_inside_an_open_transaction(db
         with pytest.raises(EntryInvalid, match="outside any transaction"):
             await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
     assert (await ledger_head(db))[0] == 0
+
+
+async def test_a_revoked_signer_gets_no_accepted_entry_but_its_refusal_is_kept(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    """The database checks the registry under the head lock, so a writer whose cached registry
+    still holds the key (the hot path between reloads) cannot ledger, and so cannot send, an
+    order the revoked key signed."""
+    alpha = await registered_agent(db, "alpha")
+    beta = await registered_agent(db, "beta")
+    before = await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    await revoke_agent(db, "alpha")
+
+    with pytest.raises(SignerRevoked, match="revoked"):
+        await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    assert await ledger_head(db) == (before.seq, before.entry_hash)  # nothing written, no gap
+
+    # The refusal is kept as evidence (unauthenticated); another agent's key is unaffected.
+    with pytest.raises(SignerRevoked):
+        await append_command(db, signed_enter(alpha), decision=Decision.REJECTED, reason="sentry.revoked_key")
+    late = signed_enter(alpha)
+    refused = await append_refusal(
+        db, payload=late.canonical, signer=late.signer, signature=late.signature, reason="sentry.revoked_key"
+    )
+    accepted = await append_command(db, signed_enter(beta), decision=Decision.ACCEPTED)
+    assert (refused.seq, accepted.seq) == (before.seq + 1, before.seq + 2)
+    # What alpha signed before the revocation still verifies with its (now revoked) key.
+    report = await verify_ledger(ledger_dsn)
+    assert report.ok and report.entries == 3

@@ -3,11 +3,12 @@ it is caught by verify, which names the first bad entry."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 import pytest
 
 from ledger.append import Decision, append_command, ledger_head
-from ledger.keys import revoke_agent
 from ledger.verify import Anchor, verify_ledger
 from tests.ledger.helpers import registered_agent, signed_enter
 
@@ -228,10 +229,16 @@ async def test_removing_the_newest_entry_is_caught_by_the_head(
 async def test_entry_recorded_after_its_key_was_revoked_fails_verify(
     db: asyncpg.Connection, ledger_dsn: str
 ) -> None:
+    """The ledger refuses such an append (tests/ledger/test_append_verify.py); a revocation
+    backdated by hand to before an entry makes one, and verify must still name it."""
     alpha = await registered_agent(db)
-    await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
-    await revoke_agent(db, "alpha")
-    await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    beta = await registered_agent(db, "beta")
+    await append_command(db, signed_enter(beta), decision=Decision.ACCEPTED)
+    second = await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    await db.execute(
+        "UPDATE agent_keys SET revoked_at = $1 WHERE agent_id = 'alpha'",
+        second.recorded_at - timedelta(milliseconds=1),
+    )
     report = await verify_ledger(ledger_dsn)
     assert report.first_bad is not None and report.first_bad.seq == 2
     assert "revoked" in report.first_bad.problem

@@ -1,0 +1,136 @@
+"""A key revoked between two reloads of the hot path's registry cannot get an order out.
+
+The hot path checks revocation against the registry it holds in memory and reloads every
+``KEY_REFRESH_S``; the ledger checks the database's registry under its head lock. Intake here
+runs over the real ledger (Postgres) with its registry loaded *before* the revocation, so the
+sentry still finds the key good and only the ledger can stop the order; the broker must not be
+reached, which :class:`_BankrollOnly` enforces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from bus.topics import SECURITY_EVENTS
+from hotpath.account import AccountBook, LastPrice
+from hotpath.circuit import CircuitBreaker
+from hotpath.intake import Intake
+from hotpath.ledger_store import LedgerStore
+from ledger.keys import revoke_agent
+from observability.security import SecurityLog
+from observability.telemetry import setup
+from tests.fixtures.hotpath import Agent, enter_command
+from tests.hotpath.conftest import VENUE_ACCOUNT
+from trading import sentry
+from trading.order_events import EventKind, OrderEvent
+
+
+class _BankrollOnly:
+    """Reports a net liquidation, as the broker session does; anything else is a failure."""
+
+    async def net_liquidation(self, account: str) -> Decimal:
+        return Decimal("1000000")
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        raise AssertionError(f"intake reached the broker ({name}) for a command it must not send")
+
+
+async def _entries(pool: asyncpg.Pool, command_id: str) -> list[tuple[str, bool, str | None]]:
+    rows = await pool.fetch(
+        "SELECT decision, authenticated, reason FROM ledger_entries WHERE command_id = $1 ORDER BY seq",
+        command_id,
+    )
+    return [(r["decision"], r["authenticated"], r["reason"]) for r in rows]
+
+
+async def _unauthenticated_refusals(pool: asyncpg.Pool, signature: bytes) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT reason FROM ledger_entries WHERE signature = $1 AND NOT authenticated ORDER BY seq", signature
+    )
+    return [r["reason"] for r in rows]
+
+
+@dataclass
+class _Stale:
+    intake: Intake
+    emitted: list[OrderEvent]
+
+
+@pytest.fixture
+async def stale(agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None) -> _Stale:
+    """Intake whose registry was loaded before ``agent``'s key was revoked."""
+    ledger = LedgerStore(ledger_pool)
+    emitted: list[OrderEvent] = []
+    book = AccountBook()
+    book.on_quote("AAPL", LastPrice(Decimal("189.40"), Decimal("189.50"), None, time.perf_counter_ns()))
+    intake = Intake(
+        broker=_BankrollOnly(),  # type: ignore[arg-type]
+        ledger=ledger,
+        producer=None,  # type: ignore[arg-type]  # records go to `emit`
+        security=SecurityLog(ledger, None, SECURITY_EVENTS),
+        breaker=CircuitBreaker(lambda: None, lambda trip: None),
+        book=book,
+        orders={},
+        metrics=setup("revocation-test").metrics,
+        emit=emitted.append,
+    )
+    await intake.warm()  # the registry as it was: the key is good
+    await revoke_agent(ledger_pool, agent.agent_id)
+    return _Stale(intake, emitted)
+
+
+async def test_an_order_signed_by_a_key_revoked_after_the_registry_loaded_is_refused_by_the_ledger(
+    stale: _Stale, agent: Agent, ledger_pool: asyncpg.Pool
+) -> None:
+    intake, emitted = stale.intake, stale.emitted
+    first = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
+    outcome = await intake.handle(first.to_wire(), source="test")
+
+    assert outcome.reason == sentry.REVOKED_KEY
+    assert intake.orders == {}  # nothing working, nothing sent
+    assert [(e.command_id, e.kind, e.reason) for e in emitted] == [
+        (first.command.command_id, EventKind.REJECTED, sentry.REVOKED_KEY)
+    ]
+    # No authenticated entry: only the refusal, kept as unauthenticated evidence.
+    assert await _entries(ledger_pool, first.command.command_id) == []
+    assert await _unauthenticated_refusals(ledger_pool, first.signature) == [sentry.REVOKED_KEY]
+    reasons = await ledger_pool.fetch(
+        "SELECT reason, severity FROM security_events WHERE command_id = $1", first.command.command_id
+    )
+    assert [(r["reason"], r["severity"]) for r in reasons] == [(sentry.REVOKED_KEY, "critical")]
+
+    assert "ledger" in await _security_detail(ledger_pool, first.command.command_id)
+
+    # The refusal also corrected the cached registry: the next command stops at the sentry.
+    second = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
+    assert (await intake.handle(second.to_wire(), source="test")).reason == sentry.REVOKED_KEY
+    assert await _unauthenticated_refusals(ledger_pool, second.signature) == [sentry.REVOKED_KEY]
+    assert "ledger" not in await _security_detail(ledger_pool, second.command.command_id)
+
+
+async def _security_detail(pool: asyncpg.Pool, command_id: str) -> str:
+    """The security event's detail text: the ledger's words when the ledger refused."""
+    return str(
+        await pool.fetchval("SELECT detail->>'detail' FROM security_events WHERE command_id = $1", command_id)
+    )
+
+
+async def test_a_command_the_floor_would_refuse_anyway_is_refused_for_the_revoked_key(
+    stale: _Stale, agent: Agent, ledger_pool: asyncpg.Pool
+) -> None:
+    """Refused by the floor (no risk profile for the account), its ledger entry then refused for
+    the revoked signer: the revocation is what gets reported, as a security event."""
+    command = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE", quantity=5))
+    outcome = await stale.intake.handle(command.to_wire(), source="test")
+
+    assert outcome.reason == sentry.REVOKED_KEY
+    assert [(e.kind, e.reason) for e in stale.emitted] == [(EventKind.REJECTED, sentry.REVOKED_KEY)]
+    assert await _entries(ledger_pool, command.command.command_id) == []
+    assert await _unauthenticated_refusals(ledger_pool, command.signature) == [sentry.REVOKED_KEY]
+    assert "ledger" in await _security_detail(ledger_pool, command.command.command_id)
