@@ -65,8 +65,9 @@ def consumer(
     Tansu does not wake a waiting fetch when a record is produced: it reads the log when the
     fetch arrives and again as the wait runs out, so a record produced meanwhile waits up to
     the whole wait. A latency-critical consumer (the hot path) passes a few milliseconds and
-    accepts the idle fetches that costs. It must be at least 1: Tansu answers a 0 ms fetch at
-    once without reading the log, so such a consumer spins and receives nothing.
+    accepts the idle fetches that costs (aiokafka sends the next fetch as soon as an empty one
+    returns, with no backoff). It must be at least 1: Tansu answers a 0 ms fetch at once
+    without reading the log, so such a consumer spins and receives nothing.
     """
     if fetch_max_wait_ms < 1:
         raise ValueError(f"fetch_max_wait_ms must be at least 1 ms, not {fetch_max_wait_ms}")
