@@ -191,6 +191,8 @@ def child_env(settings: FloorSettings) -> dict[str, str | None]:
         "IB_CLIENT_ID": str(settings.ib_client_id),
         "IB_SOURCE_ADDRESS": settings.ib_source_address,
         "FLOOR_BROKER_ACCOUNTS": settings.broker_accounts,
+        # Resolved here: the child always gets KAFKA_BOOTSTRAP, so it cannot tell embedded apart.
+        "FLOOR_KAFKA_FETCH_WAIT_MS": str(settings.command_fetch_wait_ms),
     }
 
 

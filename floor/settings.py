@@ -11,6 +11,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+EMBEDDED_FETCH_WAIT_MS = 1
+EXTERNAL_FETCH_WAIT_MS = 100
+
 
 class FloorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLOOR_", extra="ignore", populate_by_name=True)
@@ -49,6 +52,16 @@ class FloorSettings(BaseSettings):
     """Comma-separated accounts the broker connection serves (the paper venue's by default):
     each gets the connection's session changes for its BrokerSession workflow."""
     worker_health_port: int = 8011
+    kafka_fetch_wait_ms: int | None = None
+    """How long the hot path's command fetch may wait at the broker. Unset: 1 ms against the
+    embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),
+    and 100 ms against a Kafka named by ``KAFKA_BOOTSTRAP``, which does."""
+
+    @property
+    def command_fetch_wait_ms(self) -> int:
+        if self.kafka_fetch_wait_ms is not None:
+            return self.kafka_fetch_wait_ms
+        return EMBEDDED_FETCH_WAIT_MS if self.kafka_bootstrap is None else EXTERNAL_FETCH_WAIT_MS
 
     @property
     def keys_dir(self) -> Path:

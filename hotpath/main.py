@@ -45,13 +45,14 @@ KEY_REFRESH_S = 1.0
 """How soon a key revoked in the registry stops being accepted (and a changed risk profile
 applies): both are reloaded in the background, never on the order path."""
 TIMINGS_KEPT = 10_000
-FETCH_MAX_WAIT_MS = 1
-"""Tansu wakes no waiting fetch on produce: a fetch that found nothing reads the log again
-only as its wait runs out, so a command waits for the fetch in flight to end. 1 ms is the
-shortest wait that works (Tansu answers 0 ms fetches empty without reading); its timer makes
-that a ~1.7 ms fetch cycle. Against 5 ms it took produce -> intake p50 from ~2.9 to ~2.3 ms
-(``python -m bench.hotpath``; ``python -m bench.kafka_hop`` isolates the hop), for ~500 idle
-fetches/s costing ~12% of a core in this process and ~10% in the broker (~5% each at 5 ms)."""
+# FloorSettings.command_fetch_wait_ms sets the command fetch's wait. Tansu wakes no waiting
+# fetch on produce: a fetch that found nothing reads the log again only as its wait runs out,
+# so a command waits for the fetch in flight to end. 1 ms is the shortest wait that works
+# (Tansu answers 0 ms fetches empty without reading); its timer makes that a ~1.7 ms fetch
+# cycle. Against 5 ms it took produce -> intake p50 from ~2.9 to ~2.3 ms (python -m
+# bench.hotpath; python -m bench.kafka_hop isolates the hop), for ~500 idle fetches/s costing
+# ~12% of a core in this process and ~10% in the broker (~5% each at 5 ms). A real Kafka
+# answers a waiting fetch when a record arrives, so there a long wait costs no latency.
 DRAIN_TIMEOUT_S = 5.0
 
 
@@ -195,10 +196,8 @@ async def run(
             ("POST", "/breaker/arm"): hot.arm,
         }
     )
-    # Tansu holds every fetch for fetch_max_wait_ms (500 ms by default): a command would sit
-    # in the broker for half a second.
     cmd_consumer = consumer(
-        settings.kafka, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+        settings.kafka, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=settings.command_fetch_wait_ms
     )
     tasks: list[asyncio.Task[None]] = []
     try:

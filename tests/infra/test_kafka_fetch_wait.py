@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from bus import kafka
-from hotpath.main import FETCH_MAX_WAIT_MS
+from floor.services import child_env
+from floor.settings import EMBEDDED_FETCH_WAIT_MS, EXTERNAL_FETCH_WAIT_MS, FloorSettings
 
 
 def test_a_zero_fetch_wait_is_refused() -> None:
@@ -23,7 +24,7 @@ async def test_the_hot_paths_fetch_wait_delivers_records_produced_while_it_polls
 ) -> None:
     topic = f"test.fetchwait.{uuid.uuid4().hex[:8]}"
     await kafka.ensure_topics(kafka_bootstrap, (topic,))
-    consumer = kafka.consumer(kafka_bootstrap, topic, group_id=None, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+    consumer = kafka.consumer(kafka_bootstrap, topic, group_id=None, fetch_max_wait_ms=EMBEDDED_FETCH_WAIT_MS)
     producer = await kafka.start_producer(kafka_bootstrap, "test-fetchwait")
     await consumer.start()
     try:
@@ -40,3 +41,17 @@ async def test_the_hot_paths_fetch_wait_delivers_records_produced_while_it_polls
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+def test_the_hot_path_waits_briefly_on_the_embedded_broker_only(tmp_path: object) -> None:
+    embedded = FloorSettings(var_dir=tmp_path)
+    external = FloorSettings(var_dir=tmp_path, kafka_bootstrap="kafka.internal:9092")
+    assert embedded.command_fetch_wait_ms == EMBEDDED_FETCH_WAIT_MS
+    assert external.command_fetch_wait_ms == EXTERNAL_FETCH_WAIT_MS
+    chosen = FloorSettings(var_dir=tmp_path, kafka_bootstrap="kafka.internal:9092", kafka_fetch_wait_ms=20)
+    assert chosen.command_fetch_wait_ms == 20
+    # A child always gets KAFKA_BOOTSTRAP, so the parent's choice travels with it.
+    for settings in (embedded, external, chosen):
+        env = child_env(settings)
+        assert env["KAFKA_BOOTSTRAP"] == settings.kafka
+        assert env["FLOOR_KAFKA_FETCH_WAIT_MS"] == str(settings.command_fetch_wait_ms)
