@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -52,6 +51,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.figures import Figures
 from bench.hotpath_baseline import BenchOrder, run_baseline, run_commit_floor
 from floor import services
 from floor.paper_cmd import venue_spec
@@ -69,27 +69,6 @@ GOAL_END_TO_END_P99_US = 5_000
 
 
 # --- figures --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Figures:
-    n: int
-    p50_us: float
-    p99_us: float
-    max_us: float
-
-    @classmethod
-    def of(cls, samples_ns: Sequence[int]) -> Figures:
-        """Nearest-rank percentiles (no interpolation) of integer nanosecond samples."""
-        if not samples_ns:
-            return cls(0, float("nan"), float("nan"), float("nan"))
-        ordered = sorted(samples_ns)
-
-        def rank(q: float) -> float:
-            index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
-            return ordered[index] / 1000
-
-        return cls(len(ordered), rank(0.50), rank(0.99), ordered[-1] / 1000)
 
 
 @dataclass

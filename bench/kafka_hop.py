@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import multiprocessing
 import os
 import shutil
@@ -43,6 +42,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.figures import Figures
 from floor import services
 from floor.settings import FloorSettings
 from floor.supervisor import Supervisor
@@ -77,31 +77,6 @@ CONFIGS: tuple[ConsumerConfig, ...] = (
 
 
 # --- figures --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Figures:
-    n: int
-    p50_us: float
-    p99_us: float
-    max_us: float
-
-    @classmethod
-    def of(cls, samples_ns: Sequence[int]) -> Figures:
-        """Nearest-rank percentiles (no interpolation) of integer nanosecond samples."""
-        if not samples_ns:
-            return cls(0, math.nan, math.nan, math.nan)
-        ordered = sorted(samples_ns)
-
-        def rank(q: float) -> float:
-            index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
-            return ordered[index] / 1000
-
-        return cls(len(ordered), rank(0.50), rank(0.99), ordered[-1] / 1000)
-
-    def cells(self) -> str:
-        """``p50 / p99 / max`` in milliseconds."""
-        return " / ".join(f"{v / 1000:.2f}" for v in (self.p50_us, self.p99_us, self.max_us))
 
 
 @dataclass

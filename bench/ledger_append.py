@@ -31,13 +31,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import math
 import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -47,6 +45,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.figures import Figures
 from floor import services
 from floor.settings import FloorSettings
 from floor.supervisor import Supervisor, free_port
@@ -89,25 +88,6 @@ _SETTINGS = (
     "wal_compression",
     "shared_buffers",
 )
-
-
-@dataclass(frozen=True)
-class Figures:
-    n: int
-    p50_us: float
-    p99_us: float
-    max_us: float
-
-    @classmethod
-    def of(cls, samples_ns: Sequence[int]) -> Figures:
-        """Nearest-rank percentiles (no interpolation) of integer nanosecond samples."""
-        ordered = sorted(samples_ns)
-
-        def rank(q: float) -> float:
-            index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
-            return ordered[index] / 1000
-
-        return cls(len(ordered), rank(0.50), rank(0.99), ordered[-1] / 1000)
 
 
 def bench_command(agent_id: str) -> Command:
@@ -386,7 +366,13 @@ async def _runs(dsn: str, args: argparse.Namespace) -> list[dict[str, Figures]]:
         for run in range(1, args.repeat + 1):
             results.append(
                 await run_once(
-                    dsn, args.n, args.block, progress, f"run {run}", args.background, args.every_ms,
+                    dsn,
+                    args.n,
+                    args.block,
+                    progress,
+                    f"run {run}",
+                    args.background,
+                    args.every_ms,
                     hold_snapshot=args.hold_snapshot,
                     pace_ms=args.pace_ms,
                 )

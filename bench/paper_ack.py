@@ -26,12 +26,11 @@ from ib_async import IB, LimitOrder, Stock, Trade
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.paper_stack import HOST, paper_stack, percentile
+from bench.figures import percentile
+from bench.paper_stack import HOST, paper_stack
 
 
-async def measure(
-    port: int, orders: int, warmup: int
-) -> tuple[list[float], list[float], list[float]]:
+async def measure(port: int, orders: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
     ib = IB()
     await ib.connectAsync(HOST, port, clientId=1, timeout=10)
     ib.client.MaxRequests = 0
@@ -103,9 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     with paper_stack(gateway_args=["--no-pacing"]) as stack:
-        baseline, received, delivered = uvloop.run(
-            measure(stack.gateway_port, args.orders, args.warmup)
-        )
+        baseline, received, delivered = uvloop.run(measure(stack.gateway_port, args.orders, args.warmup))
     base = sorted(s * 1e6 for s in baseline)
     console.print(
         f"baseline reqCurrentTime round trip, {len(base)}: p50 {percentile(base, 50):.0f} us, "

@@ -28,7 +28,8 @@ from ib_async import IB, Stock
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.paper_stack import HOST, paper_stack, percentile
+from bench.figures import percentile
+from bench.paper_stack import HOST, paper_stack
 from paper.tws.depth import GatewayBook, Row, apply_change, rows_for_change
 from paper.venue.client import VenueClient
 from paper.venue.messages import DepthEvent, DepthSnapshot, VenueEvent

@@ -71,11 +71,3 @@ def paper_stack(venue_args: Sequence[str] = (), gateway_args: Sequence[str] = ()
         yield BenchStack(venue_port, control_port, gateway_port, log_dir)
     finally:
         supervisor.stop_all()
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
