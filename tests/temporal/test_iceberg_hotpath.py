@@ -1,10 +1,12 @@
 """The Sniper end to end: Temporal worker and bridge as processes, slices through Kafka and the
-real hot path to the paper venue, fills back through ``orders.events``; the worker is killed
-mid-iceberg and restarted, and the iceberg carries on without sending any slice twice.
+real hot path to the paper venue, fills back through ``orders.events``.
 
-Size: the shared hot-path fixture trades under a risk profile with ``max_position`` 1,000, so
-the parent here is 1,000 shares in 100-share slices (10,000 needs a profile that allows it; set
-``FLOOR_ICEBERG_IT_TOTAL`` with such a profile to run that size).
+The large run: an iceberg of 10,000 shares in 100-share slices fills completely with no
+overfill, and the worker, killed (SIGKILL) a third of the way in and restarted, carries on
+without sending any slice twice. It trades AAPL under a profile with room for it, in a market
+made eight times as active as usual with the slice intervals scaled to an eighth (about two
+minutes in all), and leaves the account as it found it (``tests/temporal/large_iceberg.py``).
+The other tests send iceberg commands through intake.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,6 +50,15 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     risk_profiles,
 )
 from tests.hotpath.test_hotpath_flow import await_event, send
+from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
+    BUSY_FACTOR,
+    STOP_DISTANCE,
+    IcebergRoom,
+    large_iceberg_room,
+    touch,
+)
+from tests.temporal.large_iceberg import SYMBOL as LARGE_SYMBOL
+from tests.temporal.large_iceberg import position as _position
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind
 from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
@@ -55,9 +67,13 @@ from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuer
 SYMBOL = "MSFT"
 REFERENCE = Decimal("418.52")
 """The paper venue's initial MSFT price; the edge's stop sits well away from it."""
-TOTAL = int(os.environ.get("FLOOR_ICEBERG_IT_TOTAL", "1000"))
+TOTAL = 10_000
 DISPLAY = 100
-MAX_POSITION = 1000
+INTERVAL_SCALE = Decimal(1) / BUSY_FACTOR
+"""The slices' 3-7 s intervals at the pace of a market BUSY_FACTOR times as active."""
+INTERVAL_SCALE_F = float(INTERVAL_SCALE)
+TIMER_SLACK_S = 1.0
+"""How much later than its interval a slice may typically go out: Temporal timers fire late."""
 
 
 def _pred(check: Callable[[], Awaitable[bool]]) -> Callable[[], bool | Awaitable[bool]]:
@@ -75,16 +91,6 @@ def _process(settings: FloorSettings, name: str, argv: list[str], ready: str) ->
         env=child_env(settings),
         ready_timeout=60.0,
     )
-
-
-async def _position(pool: asyncpg.Pool) -> int:
-    rows = await pool.fetch(
-        "SELECT side, coalesce(sum(fill_qty), 0) AS q FROM order_events"
-        " WHERE account = $1 AND symbol = $2 AND exec_id IS NOT NULL GROUP BY side",
-        VENUE_ACCOUNT,
-        SYMBOL,
-    )
-    return sum(int(r["q"]) * (1 if r["side"] == "BUY" else -1) for r in rows)
 
 
 @dataclass
@@ -151,66 +157,84 @@ async def sniper(
 
 async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     sniper: SniperStack,
+    large_iceberg_room: IcebergRoom,  # noqa: F811
+    paper: PaperStack,
     ledger_pool: asyncpg.Pool,
     temporal_client: Client,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     agent_id, queue = sniper.agent_id, sniper.queue
-
-    position = await _position(ledger_pool)
-    side = Side.SELL if position >= 0 else Side.BUY
-    assert abs(position + (TOTAL if side is Side.BUY else -TOTAL)) <= MAX_POSITION, position
-    stop = REFERENCE - 20 if side is Side.BUY else REFERENCE + 20
+    start = large_iceberg_room.start_position
+    side = Side.SELL if start >= 0 else Side.BUY
+    bid, ask = await touch(paper, LARGE_SYMBOL)
+    stop = (bid + ask) / 2 - side.sign * STOP_DISTANCE
     iceberg_id = f"ice-it-{tag}"
     handle = await temporal_client.start_workflow(
         Iceberg.run,
         IcebergInput(
             account=VENUE_ACCOUNT,
-            symbol=SYMBOL,
+            symbol=LARGE_SYMBOL,
             side=side,
             total_qty=TOTAL,
             display_qty=DISPLAY,
-            edge=Edge(Decimal("0.55"), Decimal("2"), stop),
+            edge=Edge(Decimal("0.55"), Decimal("2"), stop.quantize(Decimal("0.01"))),
             agent_id=agent_id,
+            interval_scale=INTERVAL_SCALE,
         ),
         id=iceberg_id,
         task_queue=queue,
     )
+    large_iceberg_room.icebergs.append(handle)
 
-    async def slices_sent(n: int) -> bool:
-        return (await handle.query(Iceberg.progress, ProgressQuery())).slices_sent >= n
+    async def a_third_filled() -> bool:
+        return (await handle.query(Iceberg.progress, ProgressQuery())).filled_qty >= TOTAL // 3
 
-    await eventually(_pred(lambda: slices_sent(3)), timeout=120)
+    await eventually(_pred(a_third_filled), timeout=120, interval=0.2)
     first = sniper.worker
     assert first is not None
     os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the worker just vanishes
     await asyncio.to_thread(first.process.wait)
     await sniper.start_worker(62)
 
-    result = await asyncio.wait_for(handle.result(), timeout=600)
+    result = await asyncio.wait_for(handle.result(), timeout=300)
     assert result.status is IcebergStatus.COMPLETED, result.notes
     assert result.filled_qty == TOTAL == sum(s.filled_qty for s in result.slices)
-    assert all(s.filled_qty <= s.qty <= DISPLAY for s in result.slices)
+    # Display-size slices (the sizer cut none), the last ones sized to what was left, and
+    # none filled beyond its size.
+    filled_before = 0
+    for s in result.slices:
+        assert s.qty == min(DISPLAY, TOTAL - filled_before), (s, filled_before)
+        assert s.filled_qty <= s.qty, s
+        filled_before += s.filled_qty
+    assert not [n for n in result.notes if "overfilled" in n], result.notes
 
     # The ledger saw each slice command exactly once (a resent slice would be a second entry
-    # or a replay refusal), and the venue's fills add up to the parent, no more.
-    slice_ids = [s.command_id for s in result.slices]
+    # or a replay refusal), and the venue's fills add up to the parent, no more, slice by slice.
+    slice_qty = {s.command_id: s.qty for s in result.slices}
     accepted = await ledger_pool.fetch(
         "SELECT command_id, count(*) AS n FROM order_events WHERE parent_id = $1 AND kind = 'accepted'"
         " GROUP BY command_id",
         iceberg_id,
     )
-    assert {r["command_id"]: r["n"] for r in accepted} == dict.fromkeys(slice_ids, 1)
-    filled = await ledger_pool.fetchval(
-        "SELECT coalesce(sum(fill_qty), 0) FROM order_events WHERE parent_id = $1 AND exec_id IS NOT NULL",
+    assert {r["command_id"]: r["n"] for r in accepted} == dict.fromkeys(slice_qty, 1)
+    fills = await ledger_pool.fetch(
+        "SELECT command_id, sum(fill_qty) AS q FROM order_events WHERE parent_id = $1 AND exec_id IS NOT NULL"
+        " GROUP BY command_id",
         iceberg_id,
     )
-    assert filled == TOTAL
+    assert sum(int(r["q"]) for r in fills) == TOTAL
+    assert all(int(r["q"]) <= slice_qty[r["command_id"]] for r in fills), fills
+    assert await _position(ledger_pool, LARGE_SYMBOL) == start + side.sign * TOTAL
+
+    # Slices at the scaled 3-7 s intervals: never sooner than the scaled 3 s; typically within
+    # the scaled 7 s plus the dev server's timer lateness (0.2-0.7 s here) and the quote. The gap
+    # across the restart and those behind a cancel are longer, hence the median.
     gaps = [
         (b.sent_at - a.sent_at).total_seconds()
         for a, b in zip(result.slices, result.slices[1:], strict=False)
     ]
-    assert min(gaps) >= 3.0
+    assert min(gaps) >= 3 * INTERVAL_SCALE_F, gaps
+    assert statistics.median(gaps) <= 7 * INTERVAL_SCALE_F + TIMER_SLACK_S, gaps
     assert result.quality is not None
 
 
@@ -256,7 +280,7 @@ async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_f
     temporal_client: Client,
     temporal_address: str,
 ) -> None:
-    position = await _position(ledger_pool)
+    position = await _position(ledger_pool, SYMBOL)
     side = Side.SELL if position >= 0 else Side.BUY
     envelope = agent.sign(_iceberg_command(agent.agent_id, side))
     cid = envelope.command.command_id
