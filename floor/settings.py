@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EMBEDDED_FETCH_WAIT_MS = 1
+EMBEDDED_FETCH_WAIT_MS = 5
 EXTERNAL_FETCH_WAIT_MS = 100
 
 
@@ -53,7 +53,7 @@ class FloorSettings(BaseSettings):
     each gets the connection's session changes for its BrokerSession workflow."""
     worker_health_port: int = 8011
     kafka_fetch_wait_ms: int | None = None
-    """How long the hot path's command fetch may wait at the broker. Unset: 1 ms against the
+    """How long the hot path's command fetch may wait at the broker. Unset: 5 ms against the
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),
     and 100 ms against a Kafka named by ``KAFKA_BOOTSTRAP``, which does."""
 

@@ -47,12 +47,12 @@ applies): both are reloaded in the background, never on the order path."""
 TIMINGS_KEPT = 10_000
 # FloorSettings.command_fetch_wait_ms sets the command fetch's wait. Tansu wakes no waiting
 # fetch on produce: a fetch that found nothing reads the log again only as its wait runs out,
-# so a command waits for the fetch in flight to end. 1 ms is the shortest wait that works
-# (Tansu answers 0 ms fetches empty without reading); its timer makes that a ~1.7 ms fetch
-# cycle. Against 5 ms it took produce -> intake p50 from ~2.9 to ~2.3 ms (python -m
-# bench.hotpath; python -m bench.kafka_hop isolates the hop), for ~500 idle fetches/s costing
-# ~12% of a core in this process and ~10% in the broker (~5% each at 5 ms). A real Kafka
-# answers a waiting fetch when a record arrives, so there a long wait costs no latency.
+# so a command waits for the fetch in flight to end (python -m bench.kafka_hop isolates the
+# hop). 5 ms it is against the embedded Tansu: 1 ms took ~0.6 ms off the hop's median in short
+# runs, but within two minutes of steady commands Tansu's CPU climbed to ~75% and commands
+# stopped arriving (bench.hotpath with 2,000 commands; bench.kafka_hop --n 4000); 2 ms held
+# for 100 s with a p99 twice 5 ms's. 5 ms costs ~5% of a core here and in the broker. A real
+# Kafka answers a waiting fetch when a record arrives, so there a long wait costs no latency.
 DRAIN_TIMEOUT_S = 5.0
 
 
