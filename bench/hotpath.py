@@ -112,6 +112,10 @@ class Stack:
         self.supervisor = Supervisor(settings.log_dir)
         self.step = step
         self.per_run: list[RunningService] = []
+        # One consumer group for every run, as a restarted hot path keeps its own: the next
+        # run's hot path resumes after the commands the last one handled instead of re-reading
+        # them all as duplicate deliveries ahead of its own.
+        self.group_id = f"bench-{uuid.uuid4().hex[:8]}"
 
     def start_infra(self) -> None:
         s = self.settings
@@ -131,7 +135,7 @@ class Stack:
             spec = hotpath_spec(
                 s,
                 symbols=(SYMBOL,),
-                group_id=f"bench-{uuid.uuid4().hex[:8]}",
+                group_id=self.group_id,
                 env={"IB_MAX_REQUESTS_PER_S": str(max_requests_per_s)},
             )
             self.per_run.append(self.supervisor.start(spec))
