@@ -115,11 +115,19 @@ class BrokerEvents:
             if event.status is BrokerOrderStatus.CANCELLED and not order.done:
                 order.done = True
                 self._book.order_done(order.account, order.command_id)
-                record = order.event(EventKind.CANCELLED, reason="broker.cancelled")
+                record = order.event(
+                    EventKind.CANCELLED,
+                    reason="broker.cancelled",
+                    broker_filled_qty=_broker_filled(order, event),
+                )
             elif event.status is BrokerOrderStatus.INACTIVE and not order.done:
                 order.done = True
                 self._book.order_done(order.account, order.command_id)
-                record = order.event(EventKind.REJECTED, reason="broker.inactive")
+                record = order.event(
+                    EventKind.REJECTED,
+                    reason="broker.inactive",
+                    broker_filled_qty=_broker_filled(order, event),
+                )
         elif isinstance(event, OrderRejected):
             if not event.order_still_working and not order.done:
                 order.done = True
@@ -193,3 +201,9 @@ def _detail(event: BrokerEvent) -> dict[str, Any]:
         value = getattr(event, name)
         out[name] = value if isinstance(value, int | bool | type(None)) else str(value)
     return out
+
+
+def _broker_filled(order: FloorOrder, event: OrderStatusChanged) -> int:
+    """What the broker says had filled when it ended the order: at least what the floor has
+    seen, and more while executions racing the cancel are still on their way."""
+    return max(order.filled_qty, min(event.filled, order.quantity))

@@ -70,7 +70,12 @@ class FloorOrder:
         return Fill(exec_id, qty, price)
 
     def event(
-        self, kind: EventKind, *, reason: str | None = None, last_fill: Fill | None = None
+        self,
+        kind: EventKind,
+        *,
+        reason: str | None = None,
+        last_fill: Fill | None = None,
+        broker_filled_qty: int | None = None,
     ) -> OrderEvent:
         return OrderEvent(
             event_id=uuid.uuid4().hex,
@@ -90,6 +95,7 @@ class FloorOrder:
             limit_price=self.limit_price,
             tif=self.tif,
             broker_order_id=self.broker_order_id,
+            broker_filled_qty=broker_filled_qty,
         )
 
 

@@ -89,6 +89,11 @@ class OrderEvent:
     (JSON text), from which the bridge starts the ``Iceberg`` workflow. A parent is never sent
     to the broker itself; its slices are orders of their own. None on every other record (and
     on records written before the field existed)."""
+    broker_filled_qty: int | None = None
+    """On a terminal record the broker ended (cancelled, inactive): the cumulative quantity the
+    broker reported filled when it did. More than ``filled_qty`` while executions are still on
+    their way (a fill racing the cancel): whoever sizes what comes next counts these shares as
+    filled already. None elsewhere (and on records written before the field existed)."""
 
     def __post_init__(self) -> None:
         if not self.event_id or not self.command_id:
@@ -109,6 +114,12 @@ class OrderEvent:
             raise OrderEventError("filled event must have filled_qty == quantity")
         if self.iceberg_envelope is not None and (self.kind is not EventKind.ACCEPTED or self.parent_id):
             raise OrderEventError("iceberg_envelope belongs on an accepted record of a parent order")
+        if self.broker_filled_qty is not None and not (
+            self.terminal and 0 <= self.broker_filled_qty <= self.quantity
+        ):
+            raise OrderEventError(
+                f"broker_filled_qty {self.broker_filled_qty}: only on a terminal record, in [0, quantity]"
+            )
 
     @property
     def remaining(self) -> int:
@@ -156,6 +167,7 @@ def to_dict(event: OrderEvent) -> dict[str, Any]:
         "tif": event.tif,
         "broker_order_id": event.broker_order_id,
         "iceberg_envelope": event.iceberg_envelope,
+        "broker_filled_qty": event.broker_filled_qty,
     }
 
 
@@ -215,6 +227,7 @@ def from_dict(data: dict[str, Any]) -> OrderEvent:
         tif=_opt_str(data, "tif"),
         broker_order_id=broker_order_id,
         iceberg_envelope=_opt_str(data, "iceberg_envelope"),
+        broker_filled_qty=None if data.get("broker_filled_qty") is None else _int(data, "broker_filled_qty"),
     )
 
 

@@ -122,6 +122,14 @@ class SliceRecord:
     cancel_attempts: int = 0
     acknowledged: bool = False
     """Intake accepted it (or the broker reported on it): it exists, whatever comes later."""
+    broker_filled: int = 0
+    """What the broker said had filled when it ended the slice; above ``filled_qty`` until the
+    executions racing the cancel arrive."""
+
+    @property
+    def committed(self) -> int:
+        """Shares this slice has taken, counting fills still on their way."""
+        return max(self.filled_qty, self.broker_filled)
 
     @property
     def avg_price(self) -> Decimal | None:
@@ -198,7 +206,7 @@ class Iceberg:
         started = workflow.now()
         self._validate_input(inp)
         self._publish_search_attributes()
-        while self._filled < self._total and self._cancel_reason is None:
+        while self._committed < self._total and self._cancel_reason is None:
             await workflow.wait_condition(lambda: not self._paused or self._cancel_reason is not None)
             if self._cancel_reason is not None:
                 break
@@ -207,6 +215,19 @@ class Iceberg:
                 self._notes.append(f"stopped after {MAX_CONSECUTIVE_REJECTS} rejected slices in a row")
                 break
             await self._work_one_slice()
+        if self._filled < self._committed:
+            # Executions that raced a cancel: the broker has reported them filled, so the parent
+            # waits for them rather than end short (or send a slice that would overfill).
+            try:
+                await workflow.wait_condition(
+                    lambda: self._filled >= self._committed,
+                    timeout=timedelta(seconds=self._inp.cancel_confirm_timeout_s),
+                )
+            except TimeoutError:
+                self._notes.append(
+                    f"{self._committed - self._filled} shares the broker reported filled never arrived"
+                    " as executions; reconciliation will record them"
+                )
         if self._status is not IcebergStatus.REJECTED:
             self._status = IcebergStatus.COMPLETED if self._filled >= self._total else IcebergStatus.CANCELLED
         self._publish_search_attributes()
@@ -234,7 +255,7 @@ class Iceberg:
             retry_policy=QUOTE_RETRY,
         )
         rng = workflow.random()
-        qty = slice_quantity(self._display, self._total - self._filled, rng.random(), inp.jitter)
+        qty = slice_quantity(self._display, self._total - self._committed, rng.random(), inp.jitter)
         slice_no = len(self._slices) + 1
         record = SliceRecord(
             slice_no=slice_no,
@@ -274,7 +295,7 @@ class Iceberg:
             pass
         if not record.done:
             await self._cancel_slice(record)
-        if self._filled < self._total and self._cancel_reason is None:
+        if self._committed < self._total and self._cancel_reason is None:
             # A slice that filled early still waits out its interval before the next one.
             try:
                 await workflow.wait_condition(
@@ -286,7 +307,7 @@ class Iceberg:
     def _must_pull(self, record: SliceRecord) -> bool:
         """Cancel the working slice early: the iceberg was cancelled or amended below it."""
         return (
-            self._cancel_reason is not None or self._filled + (record.qty - record.filled_qty) > self._total
+            self._cancel_reason is not None or self._committed + (record.qty - record.committed) > self._total
         )
 
     async def _cancel_slice(self, record: SliceRecord) -> None:
@@ -324,6 +345,12 @@ class Iceberg:
     def _filled(self) -> int:
         return sum(s.filled_qty for s in self._slices)
 
+    @property
+    def _committed(self) -> int:
+        """Filled, plus what the broker reported filled on ended slices whose executions are
+        still on their way: what the next slice is sized against, so nothing overfills."""
+        return sum(s.committed for s in self._slices)
+
     def _slice_fills(self) -> list[SliceFill]:
         return [
             SliceFill(qty=s.filled_qty, price=s.notional / s.filled_qty, mid=s.mid_at_send)
@@ -347,6 +374,8 @@ class Iceberg:
             return
         if event.kind is not EventKind.REJECTED:
             record.acknowledged = True
+        if event.broker_filled_qty is not None:
+            record.broker_filled = max(record.broker_filled, min(event.broker_filled_qty, record.qty))
         if event.kind is EventKind.ACCEPTED and event.quantity < record.qty and not record.done:
             # The sizer may send less than asked; the rest goes in a later slice.
             record.qty = event.quantity
@@ -403,8 +432,8 @@ class Iceberg:
         self._notes.append(f"amend {req.request_id} applied")
 
     def _amend_problem(self, req: AmendRequest) -> str | None:
-        if req.total_qty is not None and req.total_qty < self._filled:
-            return f"total {req.total_qty} is below the {self._filled} already filled"
+        if req.total_qty is not None and req.total_qty < self._committed:
+            return f"total {req.total_qty} is below the {self._committed} already filled"
         if req.total_qty is not None and req.total_qty <= 0:
             return "total must be positive"
         if req.display_qty is not None and req.display_qty <= 0:

@@ -144,3 +144,40 @@ def test_a_non_string_iceberg_envelope_is_refused_by_name() -> None:
     raw["iceberg_envelope"] = {"command": {}}
     with pytest.raises(OrderEventError, match="iceberg_envelope"):
         decode(json.dumps(raw))
+
+
+def _cancelled(**overrides: object) -> OrderEvent:
+    fields: dict[str, object] = dict(
+        kind=EventKind.CANCELLED, last_fill=None, reason="broker.cancelled", broker_filled_qty=160
+    )
+    fields.update(overrides)
+    return _event(**fields)
+
+
+def test_a_cancel_that_raced_a_fill_round_trips_with_what_the_broker_said_had_filled() -> None:
+    event = _cancelled()
+    assert (event.filled_qty, event.broker_filled_qty) == (100, 160)
+    assert decode(encode(event)) == event
+    old = json.loads(encode(_event()))
+    del old["broker_filled_qty"]  # written before the field existed
+    assert decode(json.dumps(old)).broker_filled_qty is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"kind": EventKind.SUBMITTED, "reason": None},  # only a terminal record carries it
+        {"broker_filled_qty": 301},  # more than the order
+        {"broker_filled_qty": -1},
+    ],
+)
+def test_broker_filled_qty_out_of_place_is_refused(overrides: dict[str, object]) -> None:
+    with pytest.raises(OrderEventError, match="broker_filled_qty"):
+        _cancelled(**overrides)
+
+
+def test_a_non_integer_broker_filled_qty_is_refused_by_name() -> None:
+    raw = json.loads(encode(_cancelled()))
+    raw["broker_filled_qty"] = "160"
+    with pytest.raises(OrderEventError, match="broker_filled_qty"):
+        decode(json.dumps(raw))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from temporalio import activity
+from temporalio.client import Client
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.market import QuoteRequest, QuoteResult
@@ -19,7 +20,9 @@ from trading.order_events import EventKind, Fill, OrderEvent
 Behaviour = str
 """``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
 ``reject``, ``ignore-cancel`` (rests and never confirms the first cancel), ``stale-copy``
-(rests; a refusal of a repeated delivery of it arrives)."""
+(rests; a refusal of a repeated delivery of it arrives), ``late-fill:N`` (rests; N fill as the
+cancel goes in: the cancel confirmation reports them, their execution arrives only after the
+next slice is sent, or when the parent has sent no next slice, once everything else is over)."""
 
 
 @dataclass
@@ -33,6 +36,8 @@ class SimVenue:
     duplicate_events: bool = True
     on_slice: Callable[[int, OrderCommandRequest], Awaitable[None]] | None = None
     """Called after each new slice is answered: lets a test signal the workflow mid-run."""
+    late: list[tuple[OrderCommandRequest, int]] = field(default_factory=list)
+    """Executions racing a cancel, not yet delivered."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def activities(self) -> list[Callable[..., object]]:
@@ -46,6 +51,7 @@ class SimVenue:
             self.orders.append(req)
             if first:
                 await self._answer_order(req)
+                await self.deliver_late_fills()
                 if self.on_slice is not None:
                     await self.on_slice(int(req.command_id.rsplit(".s", 1)[1]), req)
             return PublishResult(req.command_id, 0, len(self.orders))
@@ -58,10 +64,23 @@ class SimVenue:
                 return PublishResult(req.command_id, 0, len(self.cancels))
             if self._behaviour(order) == "ignore-cancel" and req.command_id.endswith(".x1"):
                 return PublishResult(req.command_id, 0, len(self.cancels))
+            behaviour = self._behaviour(order)
+            if behaviour.startswith("late-fill:"):
+                late = min(int(behaviour.split(":")[1]), order.quantity)
+                await self._send(order, EventKind.CANCELLED, None, reason=req.reason, broker_filled=late)
+                self.late.append((order, late))
+                return PublishResult(req.command_id, 0, len(self.cancels))
             await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
             return PublishResult(req.command_id, 0, len(self.cancels))
 
         return [get_quote, publish_order, publish_cancel]
+
+    async def deliver_late_fills(self, client: Client | None = None) -> None:
+        """Send the executions that raced a cancel (``client``: when called outside an activity)."""
+        while self.late:
+            order, qty = self.late.pop(0)
+            kind = EventKind.FILLED if qty == order.quantity else EventKind.PARTIALLY_FILLED
+            await self._send(order, kind, qty, client=client)
 
     def _behaviour(self, order: OrderCommandRequest) -> Behaviour:
         return self.script(int(order.command_id.rsplit(".s", 1)[1]))
@@ -83,7 +102,13 @@ class SimVenue:
                 await self._send(order, EventKind.PARTIALLY_FILLED, part)
 
     async def _send(
-        self, order: OrderCommandRequest, kind: EventKind, qty: int | None, reason: str | None = None
+        self,
+        order: OrderCommandRequest,
+        kind: EventKind,
+        qty: int | None,
+        reason: str | None = None,
+        broker_filled: int | None = None,
+        client: Client | None = None,
     ) -> None:
         n = next(self._ids)
         filled = self.filled.get(order.command_id, 0) + (qty or 0)
@@ -104,9 +129,10 @@ class SimVenue:
             reason=reason,
             ts=datetime.now(UTC),
             limit_price=order.limit_price,
+            broker_filled_qty=broker_filled,
         )
         target, signal = (order.parent_id, "slice_event") if order.parent_id else (order.command_id, "event")
-        handle = activity.client().get_workflow_handle(target)
+        handle = (client or activity.client()).get_workflow_handle(target)
         await handle.signal(signal, event)
         if self.duplicate_events:
             # Kafka redelivers: the same event twice must change nothing.

@@ -212,3 +212,42 @@ async def test_refusal_of_a_repeated_delivery_does_not_end_a_live_slice(
     assert [c.target_command_id for c in venue.cancels] == [first.command_id]
     assert first.outcome == "cancelled" and result.filled_qty == 300
     assert any("repeated delivery refused" in n for n in result.notes)
+
+
+async def test_a_fill_racing_the_cancel_is_counted_before_the_next_slice_is_sized(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """The broker confirms slice 2's cancel saying 40 filled, but that execution arrives only
+    after slice 3 went out: slice 3 must already leave those 40 shares out of its size, or the
+    parent ends 40 over."""
+    venue = SimVenue(script=lambda n: "late-fill:40" if n == 2 else "fill")
+    result = await _run(skipping_env, venue, _inp(total=200))
+
+    assert result.status is IcebergStatus.COMPLETED
+    assert result.filled_qty == 200 == sum(venue.filled.get(s.command_id, 0) for s in result.slices)
+    assert [(s.qty, s.filled_qty) for s in result.slices] == [(100, 100), (100, 40), (60, 60)]
+
+
+async def test_the_parent_waits_for_the_execution_of_a_last_slice_that_filled_as_it_was_cancelled(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """Slice 2 filled whole as its cancel went in: the broker says so with the cancel, and the
+    parent, which needs nothing more, waits for the execution instead of sending a slice."""
+    venue = SimVenue(script=lambda n: "late-fill:100" if n == 2 else "fill")
+
+    async def deliver_when_racing() -> None:
+        await eventually(lambda: bool(venue.late), timeout=30)
+        await venue.deliver_late_fills(skipping_env.client)
+
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
+    ):
+        handle = await skipping_env.client.start_workflow(
+            Iceberg.run, _inp(total=200), id=f"iceberg-{uuid.uuid4()}", task_queue=QUEUE
+        )
+        await deliver_when_racing()
+        result = await handle.result()
+
+    assert result.status is IcebergStatus.COMPLETED
+    assert result.filled_qty == 200 == sum(venue.filled.values())
+    assert [(s.qty, s.filled_qty) for s in result.slices] == [(100, 100), (100, 100)]
