@@ -218,3 +218,23 @@ async def test_a_revoked_signer_gets_no_accepted_entry_but_its_refusal_is_kept(
     # What alpha signed before the revocation still verifies with its (now revoked) key.
     report = await verify_ledger(ledger_dsn)
     assert report.ok and report.entries == 3
+
+
+async def test_verify_holds_no_snapshot_while_it_reads_the_entries(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    """A snapshot held for a whole verify keeps every version of the head row the appends leave
+    meanwhile, and each append steps over them: only the short fixed view is a transaction."""
+    alpha = await registered_agent(db, "alpha")
+    for _ in range(3):
+        await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
+    reader = await asyncpg.connect(ledger_dsn)
+    try:
+        in_transaction: list[tuple[int, bool]] = []
+        report = await verify_ledger(
+            reader, lambda done, total: in_transaction.append((done, reader.is_in_transaction()))
+        )
+    finally:
+        await reader.close()
+    assert report.ok and report.entries == 3
+    assert in_transaction == [(0, False), (3, False)]
