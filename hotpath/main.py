@@ -34,6 +34,7 @@ from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.outcomes import Timing
 from hotpath.recovery import restore_orders
+from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from ledger.db import DedicatedConnection
 from observability.security import SecurityLog
@@ -41,9 +42,6 @@ from observability.telemetry import install_global, setup, snapshot
 
 log = logging.getLogger("hotpath")
 
-KEY_REFRESH_S = 1.0
-"""How soon a key revoked in the registry stops being accepted (and a changed risk profile
-applies): both are reloaded in the background, never on the order path."""
 TIMINGS_KEPT = 10_000
 # FloorSettings.command_fetch_wait_ms sets the command fetch's wait. Tansu wakes no waiting
 # fetch on produce: a fetch that found nothing reads the log again only as its wait runs out,
@@ -245,7 +243,8 @@ async def run(
                 # exits, cancels and other symbols keep working.
                 log.exception("cannot stream quotes for %s; its orders will be refused as stale", symbol)
         await intake.warm()
-        tasks.append(asyncio.create_task(_refresh_keys(intake), name="key-refresh"))
+        # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
+        tasks.append(asyncio.create_task(RegistryWatch(settings.db_url, intake).run(), name="registry"))
         await cmd_consumer.start()
         await control.start(settings.host, health_port)
         hot.consuming = True
@@ -286,16 +285,6 @@ async def _consume(intake: Intake, cmd_consumer: Any) -> None:
         except Exception:
             # One bad record must not stop intake; it is logged with where it sits in Kafka.
             log.exception("intake failed on %s", source)
-
-
-async def _refresh_keys(intake: Intake) -> None:
-    while True:
-        await asyncio.sleep(KEY_REFRESH_S)
-        try:
-            await intake.refresh_keys()
-            await intake.refresh_profiles()
-        except Exception:
-            log.exception("key registry / risk profile refresh failed")
 
 
 def main(health_port: int, symbols: Sequence[str], group_id: str) -> None:

@@ -1,7 +1,8 @@
 """A key revoked between two reloads of the hot path's registry cannot get an order out.
 
-The hot path checks revocation against the registry it holds in memory and reloads every
-``KEY_REFRESH_S``; the ledger checks the database's registry under its head lock. Intake here
+The hot path checks revocation against the registry it holds in memory, reloaded when Postgres
+announces a change (:mod:`hotpath.registry`); the ledger checks the database's registry under its
+head lock. Intake here
 runs over the real ledger (Postgres) with its registry loaded *before* the revocation, so the
 sentry still finds the key good and only the ledger can stop the order; the broker must not be
 reached, which :class:`_BankrollOnly` enforces.
@@ -9,6 +10,7 @@ reached, which :class:`_BankrollOnly` enforces.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +24,11 @@ from hotpath.account import AccountBook, LastPrice
 from hotpath.circuit import CircuitBreaker
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
+from hotpath.registry import RegistryWatch
 from ledger.keys import revoke_agent
 from observability.security import SecurityLog
 from observability.telemetry import setup
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from trading import sentry
 from trading.order_events import EventKind, OrderEvent
@@ -134,3 +137,30 @@ async def test_a_command_the_floor_would_refuse_anyway_is_refused_for_the_revoke
     assert await _entries(ledger_pool, command.command.command_id) == []
     assert await _unauthenticated_refusals(ledger_pool, command.signature) == [sentry.REVOKED_KEY]
     assert "ledger" in await _security_detail(ledger_pool, command.command.command_id)
+
+
+async def test_the_registry_watch_reloads_the_moment_a_revocation_commits(
+    stale: _Stale, agent: Agent, ledger_pool: asyncpg.Pool, postgres_url: str
+) -> None:
+    """Migration 0007 announces the change; with the periodic reload an hour away, only the
+    announcement can have reloaded the registry, and the sentry, not the ledger, refuses."""
+    # The stale fixture revoked the key before the watch started: the watch's first reload
+    # (on connecting) picks that up. Revoke a second agent's key to see an announcement.
+    other = new_agent()
+    await register(ledger_pool, other)
+    reloads = asyncio.Queue[None]()
+    watch = RegistryWatch(
+        postgres_url, stale.intake, refresh_s=3600, on_reload=lambda: reloads.put_nowait(None)
+    )
+    task = asyncio.create_task(watch.run())
+    try:
+        await asyncio.wait_for(reloads.get(), timeout=10)  # the reload on connecting
+        before = other.sign(enter_command(other.agent_id, account="DU-NOPROFILE", quantity=5))
+        assert (await stale.intake.handle(before.to_wire(), source="test")).reason == "risk.no_profile"
+        await revoke_agent(ledger_pool, other.agent_id)
+        await asyncio.wait_for(reloads.get(), timeout=10)
+    finally:
+        task.cancel()
+    command = other.sign(enter_command(other.agent_id, account="DU-NOPROFILE", quantity=5))
+    assert (await stale.intake.handle(command.to_wire(), source="test")).reason == sentry.REVOKED_KEY
+    assert "ledger" not in await _security_detail(ledger_pool, command.command.command_id)
