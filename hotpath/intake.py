@@ -40,7 +40,7 @@ from trading import sentry
 from trading.commands import Command, CommandInvalid, CommandKind, OrderType, TimeInForce
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
-from trading.sentry import RegisteredKey, ReplayGuard, Verdict
+from trading.sentry import RegisteredKey, ReplayGuard
 from trading.signing import EnvelopeInvalid, SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
 
@@ -85,7 +85,7 @@ class Intake:
         self.exits = exits
         self.emit = emit
         """Queues an ``orders.events`` record for the ledger and Kafka (None: write it inline)."""
-        self.refusals = Refusals(ledger, security, metrics, self._publish)
+        self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
@@ -100,6 +100,10 @@ class Intake:
         since = datetime.now(UTC) - self.replay.window.max_age
         for entry in await self.ledger.recent_commands(since):
             self.replay.remember(entry.agent_id, entry.nonce, entry.signature_hash, entry.issued_at)
+
+    def _forget_key(self, key_id: str) -> None:
+        """The ledger refused this key as revoked: read it afresh at its next command."""
+        self._keys.pop(key_id, None)
 
     async def refresh_keys(self) -> None:
         """Reload the key registry (revocations take effect at the next refresh)."""
@@ -234,7 +238,7 @@ class Intake:
             # broker sees anything. A restart re-sends from this entry alone.
             entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
         except RefusedByLedger as exc:
-            return await self._refused_by_ledger(exc, envelope, source)
+            return await self.refusals.by_ledger(exc, envelope, source)
         order = FloorOrder.from_command(command, quantity)
         self.orders[order.command_id] = order
         broker_order = _broker_order(command, quantity, trail_stop)
@@ -316,7 +320,7 @@ class Intake:
         try:
             await self.ledger.append_accepted(envelope, total, detail)
         except RefusedByLedger as exc:
-            return await self._refused_by_ledger(exc, envelope, "")
+            return await self.refusals.by_ledger(exc, envelope, "")
         record = dataclasses.replace(
             FloorOrder.from_command(command, total).event(EventKind.ACCEPTED),
             iceberg_envelope=envelope.to_wire().decode(),
@@ -326,15 +330,6 @@ class Intake:
         # The ledger entry committed above is the parent's durable record.
         await publish_order_event(self.producer, record)
         return Outcome(command.command_id, None)
-
-    async def _refused_by_ledger(self, exc: RefusedByLedger, envelope: SignedCommand, source: str) -> Outcome:
-        if exc.reason == sentry.REVOKED_KEY:
-            # The cached registry was behind the database: read this key afresh next time.
-            self._keys.pop(envelope.signer, None)
-        command = envelope.command
-        return await self.refusals.sentry(
-            Verdict(exc.reason, command.agent_id, exc.detail), command, None, source, envelope
-        )
 
     def _entry_price(self, command: Command) -> Decimal | None:
         """Limit price for limit orders; otherwise the touch (or the stop for a stop order)."""
@@ -365,7 +360,7 @@ class Intake:
         try:
             await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
         except RefusedByLedger as exc:
-            return await self._refused_by_ledger(exc, envelope, source)
+            return await self.refusals.by_ledger(exc, envelope, source)
         try:
             self.broker.cancel(target)
         except UnknownOrderRef:
@@ -379,7 +374,7 @@ class Intake:
         try:
             await self.ledger.append_accepted(envelope, 0, {"symbol": command.symbol})
         except RefusedByLedger as exc:
-            return await self._refused_by_ledger(exc, envelope, source)
+            return await self.refusals.by_ledger(exc, envelope, source)
         for order in list(self.orders.values()):
             if order.done or order.account != command.account:
                 continue

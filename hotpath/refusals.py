@@ -40,11 +40,14 @@ class Refusals:
         security: SecurityLog,
         metrics: Metrics,
         publish: Callable[[OrderEvent], Awaitable[None]],
+        on_revoked: Callable[[str], None] | None = None,
     ) -> None:
         self._ledger = ledger
         self._security = security
         self._metrics = metrics
         self._publish = publish
+        self._on_revoked = on_revoked
+        """Told the key id when the ledger refused a key the caller's registry still held."""
 
     async def floor(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
         """A genuine command the floor said no to (breaker, sizing, risk, unsupported)."""
@@ -54,14 +57,21 @@ class Refusals:
         except RefusedByLedger as exc:
             if exc.reason == REVOKED_KEY:
                 # Revoked since the registry was last loaded: that, not ``reason``, is the news.
-                verdict = Verdict(exc.reason, command.agent_id, exc.detail)
-                return await self.sentry(verdict, command, None, "", envelope)
+                return await self.by_ledger(exc, envelope, "")
             log.warning("rejected command %s already in the ledger: %s", command.command_id, exc)
         self._metrics.commands_refused.add(1, {"reason": reason})
         event = refusal_event(command, reason, _int_or_none(detail.get("quantity")))
         if event is not None:
             await self._publish(event)
         return Outcome(command.command_id, reason)
+
+    async def by_ledger(self, exc: RefusedByLedger, envelope: SignedCommand, source: str) -> Outcome:
+        """The ledger refused an authenticated append the sentry had let through: a replay its
+        unique indexes caught, or a key revoked after the registry was last loaded."""
+        if exc.reason == REVOKED_KEY and self._on_revoked is not None:
+            self._on_revoked(envelope.signer)
+        verdict = Verdict(exc.reason, envelope.command.agent_id, exc.detail)
+        return await self.sentry(verdict, envelope.command, None, source, envelope)
 
     async def sentry(
         self,
@@ -76,6 +86,8 @@ class Refusals:
         self._metrics.commands_refused.add(1, {"reason": verdict.reason})
         self._metrics.security_events.add(1, {"reason": verdict.reason, "severity": verdict.severity.value})
         signer = data.get("signer") if isinstance(data, dict) else None
+        if envelope is not None:
+            signer = envelope.signer
         await self._security.record(
             security_refusal(
                 reason=verdict.reason,

@@ -99,24 +99,27 @@ async def register_key(db: Db, agent_id: str, public_key: bytes, role: str, acco
     return _record(row)
 
 
+_REVOKE = (
+    # Under the ledger's head lock and stamped after taking it: an append either sees the
+    # revocation (and is refused) or committed before it, so no accepted entry is ever recorded
+    # after its key's revocation (what `floor ledger verify` checks).
+    "WITH head AS (SELECT 1 FROM ledger_head WHERE id FOR UPDATE)"
+    " UPDATE agent_keys SET revoked_at = clock_timestamp()"
+    " WHERE {column} = $1 AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM head)"
+    f" RETURNING {_COLUMNS}"
+)
+
+
 async def revoke_agent(db: Db, agent_id: str) -> KeyRecord:
     """Revoke the agent's active key; raises :class:`UnknownAgent` if it has none."""
-    row = await db.fetchrow(
-        "UPDATE agent_keys SET revoked_at = now() WHERE agent_id = $1 AND revoked_at IS NULL"
-        f" RETURNING {_COLUMNS}",
-        agent_id,
-    )
+    row = await db.fetchrow(_REVOKE.format(column="agent_id"), agent_id)
     if row is None:
         raise UnknownAgent(f"no active key for {agent_id}")
     return _record(row)
 
 
 async def revoke_key(db: Db, key: str) -> KeyRecord:
-    row = await db.fetchrow(
-        "UPDATE agent_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL"
-        f" RETURNING {_COLUMNS}",
-        key,
-    )
+    row = await db.fetchrow(_REVOKE.format(column="key_id"), key)
     if row is None:
         raise UnknownAgent(f"no active key {key}")
     return _record(row)

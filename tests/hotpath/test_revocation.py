@@ -2,10 +2,9 @@
 
 The hot path checks revocation against the registry it holds in memory, reloaded when Postgres
 announces a change (:mod:`hotpath.registry`); the ledger checks the database's registry under its
-head lock. Intake here
-runs over the real ledger (Postgres) with its registry loaded *before* the revocation, so the
-sentry still finds the key good and only the ledger can stop the order; the broker must not be
-reached, which :class:`_BankrollOnly` enforces.
+head lock. Intake here runs over the real ledger (Postgres) with its registry loaded *before*
+the revocation, so the sentry still finds the key good and only the ledger can stop the order;
+the broker must not be reached, which :class:`_BankrollOnly` enforces.
 """
 
 from __future__ import annotations
@@ -104,9 +103,11 @@ async def test_an_order_signed_by_a_key_revoked_after_the_registry_loaded_is_ref
     assert await _entries(ledger_pool, first.command.command_id) == []
     assert await _unauthenticated_refusals(ledger_pool, first.signature) == [sentry.REVOKED_KEY]
     reasons = await ledger_pool.fetch(
-        "SELECT reason, severity FROM security_events WHERE command_id = $1", first.command.command_id
+        "SELECT reason, severity, key_id FROM security_events WHERE command_id = $1", first.command.command_id
     )
-    assert [(r["reason"], r["severity"]) for r in reasons] == [(sentry.REVOKED_KEY, "critical")]
+    assert [(r["reason"], r["severity"], r["key_id"]) for r in reasons] == [
+        (sentry.REVOKED_KEY, "critical", agent.key_id)
+    ]
 
     assert "ledger" in await _security_detail(ledger_pool, first.command.command_id)
 
@@ -137,6 +138,10 @@ async def test_a_command_the_floor_would_refuse_anyway_is_refused_for_the_revoke
     assert await _entries(ledger_pool, command.command.command_id) == []
     assert await _unauthenticated_refusals(ledger_pool, command.signature) == [sentry.REVOKED_KEY]
     assert "ledger" in await _security_detail(ledger_pool, command.command.command_id)
+    # This path too corrects the cached registry: the next command stops at the sentry.
+    again = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE", quantity=5))
+    assert (await stale.intake.handle(again.to_wire(), source="test")).reason == sentry.REVOKED_KEY
+    assert "ledger" not in await _security_detail(ledger_pool, again.command.command_id)
 
 
 async def test_the_registry_watch_reloads_the_moment_a_revocation_commits(

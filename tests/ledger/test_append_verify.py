@@ -19,6 +19,7 @@ from ledger.append import (
 from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
 from ledger.keys import revoke_agent
 from ledger.verify import verify_ledger
+from tests.helpers import eventually
 from tests.ledger.helpers import registered_agent, signed_enter
 from trading.signing import generate_private_key, sign_command
 
@@ -238,3 +239,36 @@ async def test_verify_holds_no_snapshot_while_it_reads_the_entries(
         await reader.close()
     assert report.ok and report.entries == 3
     assert in_transaction == [(0, False), (3, False)]
+
+
+async def test_a_revocation_waits_for_an_append_in_flight_and_is_stamped_after_it(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    """An append that checked the registry before a revocation committed must not end up
+    recorded after the revocation's stamp, or verify would call a legitimate entry bad."""
+    alpha = await registered_agent(db, "alpha")
+    appender = await asyncpg.connect(ledger_dsn)
+    try:
+        async with appender.transaction():
+            # The append in flight: it holds the head lock until it commits.
+            entry = await append_command(
+                appender, signed_enter(alpha), decision=Decision.REJECTED, reason="x.y"
+            )
+            revocation = asyncio.create_task(revoke_agent(db, "alpha"))
+
+            async def revocation_waits_on_the_head() -> bool:
+                return bool(
+                    await appender.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE '%ledger_head%' AND pid <> pg_backend_pid()"
+                    )
+                )
+
+            await eventually(revocation_waits_on_the_head, timeout=10)
+            assert not revocation.done()
+        revoked = await revocation
+    finally:
+        await appender.close()
+    assert revoked.revoked_at is not None and revoked.revoked_at > entry.recorded_at
+    report = await verify_ledger(ledger_dsn)
+    assert report.ok and report.entries == 1
