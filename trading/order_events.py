@@ -93,7 +93,9 @@ class OrderEvent:
     """On a terminal record the broker ended (cancelled, inactive): the cumulative quantity the
     broker reported filled when it did. More than ``filled_qty`` while executions are still on
     their way (a fill racing the cancel): whoever sizes what comes next counts these shares as
-    filled already. None elsewhere (and on records written before the field existed)."""
+    filled already. None elsewhere (and on records written before the field existed). Carried
+    on ``orders.events`` for the consumers that size what comes next; the ``order_events`` state
+    rows keep the fills themselves, which is what recovery and reconciliation count."""
 
     def __post_init__(self) -> None:
         if not self.event_id or not self.command_id:

@@ -7,9 +7,11 @@ command signed by the sniper's key through the normal intake path. Slices are se
 repriced into the next slice.
 
 No overfill, by construction: at most one slice works at a time, and the next slice is sized
-from the parent's quantity minus the fills already received only once the previous slice is
-over (filled, cancelled, rejected or expired, as the broker reports it). A cancel the broker
-has not confirmed holds the next slice back, however long that takes.
+only once the previous slice is over (filled, cancelled, rejected or expired, as the broker
+reports it), from the parent's quantity minus what has filled: the fills received, or, for a
+slice the broker ended, what the broker said had filled if that is more (an execution racing
+the cancel, still on its way). A cancel the broker has not confirmed holds the next slice back,
+however long that takes; at the end the parent waits for such racing executions.
 
 Slice events reach the workflow from the bridge (``orders.events`` with ``parent_id`` = this
 workflow's id) as the ``slice_event`` signal; events dedupe on event id, fills on execution id.
@@ -77,7 +79,8 @@ class IcebergInput:
     jitter: Decimal = Decimal(0)
     """Move each slice's size by up to this fraction of the display size (0.05: ±5 %)."""
     cancel_confirm_timeout_s: float = 30.0
-    """Re-send a slice cancel the broker has not confirmed after this long."""
+    """Re-send a slice cancel the broker has not confirmed after this long; also how long the
+    finished parent waits for executions the broker reported filled but has not yet sent."""
     interval_scale: Decimal = Decimal(1)
     """Multiplies the 3-7 s interval. 1 in production; a venue whose market clock runs N times
     faster than real time is matched with 1/N, so both run on the same time base."""

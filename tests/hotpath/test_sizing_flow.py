@@ -58,7 +58,7 @@ async def test_kelly_binds_on_the_brokers_net_liquidation(
             detail = json.loads(raw) if raw else {}
             if event.kind is EventKind.ACCEPTED and detail.get("binding") == "kelly":
                 return {**detail, "sent": str(event.quantity)}
-            return None  # still on the old profile: the hot path reloads profiles every second
+            return None  # still on the old profile: the reload follows the change's announcement
 
         detail = await eventually(sized_by_kelly, timeout=15.0)
     finally:
