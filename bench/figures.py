@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank ``q``-th percentile (0 < q <= 100) of already sorted values; NaN if empty."""
+def percentile(sorted_values: Sequence[T], q: float) -> T | float:
+    """Nearest-rank ``q``-th percentile (0 < q <= 100) of already sorted values (floats,
+    Decimals, ...); NaN if there are none."""
     if not sorted_values:
         return math.nan
     rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))

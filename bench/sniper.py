@@ -37,6 +37,7 @@ from temporalio.worker import Worker
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.market import MarketActivities
 from activities.quotes import StreamingQuotes
+from bench.figures import percentile
 from brokers.base import (
     BrokerEvent,
     BrokerOrder,
@@ -196,13 +197,11 @@ def describe(name: str, costs: list[Decimal], attempted: int) -> str:
         return f"{name}: no fills out of {attempted}"
     ordered = sorted(costs)
 
-    def pct(p: int) -> Decimal:
-        return ordered[max(0, -(-p * len(ordered) // 100) - 1)]
-
     within = sum(1 for c in costs if abs(c) <= GOAL_BPS)
     return (
         f"{name}: {len(costs)}/{attempted} filled; (avg fill - mid) bps, side-adjusted: "
-        f"min {ordered[0]:.2f}  p10 {pct(10):.2f}  p50 {pct(50):.2f}  p90 {pct(90):.2f}  "
+        f"min {ordered[0]:.2f}  p10 {percentile(ordered, 10):.2f}  p50 {percentile(ordered, 50):.2f}  "
+        f"p90 {percentile(ordered, 90):.2f}  "
         f"max {ordered[-1]:.2f}  mean {statistics.fmean(float(c) for c in costs):.2f}; "
         f"within {GOAL_BPS} bps: {within}/{len(costs)} ({100 * within / len(costs):.1f} %)"
     )

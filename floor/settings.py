@@ -52,7 +52,7 @@ class FloorSettings(BaseSettings):
     """Comma-separated accounts the broker connection serves (the paper venue's by default):
     each gets the connection's session changes for its BrokerSession workflow."""
     worker_health_port: int = 8011
-    kafka_fetch_wait_ms: int | None = None
+    kafka_fetch_wait_ms: int | None = Field(default=None, ge=1)
     """How long the hot path's command fetch may wait at the broker. Unset: 5 ms against the
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),
     and 100 ms against a Kafka named by ``KAFKA_BOOTSTRAP``, which does."""

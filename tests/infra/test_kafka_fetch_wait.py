@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from pydantic import ValidationError
 
 from bus import kafka
 from floor.services import child_env
@@ -44,8 +45,11 @@ async def test_the_hot_paths_fetch_wait_delivers_records_produced_while_it_polls
 
 
 def test_the_hot_path_waits_briefly_on_the_embedded_broker_only(tmp_path: object) -> None:
-    embedded = FloorSettings(var_dir=tmp_path)
-    external = FloorSettings(var_dir=tmp_path, kafka_bootstrap="kafka.internal:9092")
+    # Explicit values: a developer's own KAFKA_BOOTSTRAP or FLOOR_KAFKA_FETCH_WAIT_MS stay out.
+    embedded = FloorSettings(var_dir=tmp_path, kafka_bootstrap=None, kafka_fetch_wait_ms=None)
+    external = FloorSettings(
+        var_dir=tmp_path, kafka_bootstrap="kafka.internal:9092", kafka_fetch_wait_ms=None
+    )
     assert embedded.command_fetch_wait_ms == EMBEDDED_FETCH_WAIT_MS
     assert external.command_fetch_wait_ms == EXTERNAL_FETCH_WAIT_MS
     chosen = FloorSettings(var_dir=tmp_path, kafka_bootstrap="kafka.internal:9092", kafka_fetch_wait_ms=20)
@@ -55,3 +59,9 @@ def test_the_hot_path_waits_briefly_on_the_embedded_broker_only(tmp_path: object
         env = child_env(settings)
         assert env["KAFKA_BOOTSTRAP"] == settings.kafka
         assert env["FLOOR_KAFKA_FETCH_WAIT_MS"] == str(settings.command_fetch_wait_ms)
+
+
+def test_a_fetch_wait_below_one_ms_is_refused_when_the_floor_reads_its_settings(tmp_path: object) -> None:
+    # Refused in the process that reads the setting (floor up), not later in the hot path child.
+    with pytest.raises(ValidationError, match="kafka_fetch_wait_ms"):
+        FloorSettings(var_dir=tmp_path, kafka_fetch_wait_ms=0)
