@@ -77,13 +77,26 @@ async def hotpath(
     floor_settings: FloorSettings,
     supervisor: Supervisor,
     paper: PaperStack,
-    postgres_url: str,
-    kafka_bootstrap: str,
     risk_profiles: None,
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,
 ) -> AsyncIterator[HotPathProcess]:
-    """The hot path as ``floor up`` starts it: its own process, ready when consuming.
+    """The hot path as ``floor up`` starts it, for this package's tests."""
+    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
+        yield process
+
+
+@contextlib.asynccontextmanager
+async def running_hotpath(
+    floor_settings: FloorSettings,
+    supervisor: Supervisor,
+    paper: PaperStack,
+    ledger_pool: asyncpg.Pool,
+    command_producer: AIOKafkaProducer,
+) -> AsyncIterator[HotPathProcess]:
+    """The hot path as ``floor up`` starts it: its own process, ready when consuming. (Other
+    packages make their own fixture of it: a fixture imported from here would live for the
+    whole session and hold the broker client id the next one needs.)
 
     Afterwards its orders still working at the shared paper venue are cancelled and the process
     stopped, so suites that run later on the same venue find it as they expect."""
@@ -91,23 +104,24 @@ async def hotpath(
     service = supervisor.start(
         hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}")
     )
-    yield HotPathProcess(f"http://{settings.host}:{settings.hotpath_health_port}", settings)
-
-    closer = new_agent()
-    await register(ledger_pool, closer)
-    cancel_all = closer.sign(
-        Command(
-            kind=CommandKind.CANCEL_ALL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=closer.agent_id,
-            account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
+    try:
+        yield HotPathProcess(f"http://{settings.host}:{settings.hotpath_health_port}", settings)
+    finally:
+        closer = new_agent()
+        await register(ledger_pool, closer)
+        cancel_all = closer.sign(
+            Command(
+                kind=CommandKind.CANCEL_ALL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=closer.agent_id,
+                account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
+            )
+        )  # fmt: skip
+        await command_producer.send_and_wait(
+            AGENT_COMMANDS, cancel_all.to_wire(), key=f"{VENUE_ACCOUNT}/".encode()
         )
-    )  # fmt: skip
-    await command_producer.send_and_wait(
-        AGENT_COMMANDS, cancel_all.to_wire(), key=f"{VENUE_ACCOUNT}/".encode()
-    )
-    with contextlib.suppress(AssertionError):
-        await eventually(lambda: _no_open_orders(paper), timeout=10.0)
-    supervisor.running.remove(service)
-    stop_process_group(service.pid)
+        with contextlib.suppress(AssertionError):
+            await eventually(lambda: _no_open_orders(paper), timeout=10.0)
+        supervisor.running.remove(service)
+        stop_process_group(service.pid)
 
 
 async def _no_open_orders(paper: PaperStack) -> bool:

@@ -46,8 +46,8 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     VENUE_ACCOUNT,
     HotPathProcess,
     command_producer,
-    hotpath,
     risk_profiles,
+    running_hotpath,
 )
 from tests.hotpath.test_hotpath_flow import await_event, send
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
@@ -63,6 +63,21 @@ from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_
 from trading.order_events import EventKind
 from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
+
+
+@pytest.fixture(scope="module")
+async def hotpath(
+    floor_settings: FloorSettings,
+    supervisor: Supervisor,
+    paper: PaperStack,
+    risk_profiles: None,  # noqa: F811
+    ledger_pool: asyncpg.Pool,
+    command_producer: AIOKafkaProducer,  # noqa: F811
+) -> AsyncIterator[HotPathProcess]:
+    """This module's own hot path, stopped when the module ends."""
+    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
+        yield process
+
 
 SYMBOL = "MSFT"
 REFERENCE = Decimal("418.52")
