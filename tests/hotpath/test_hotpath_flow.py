@@ -120,14 +120,24 @@ async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
     report = await verify_ledger(postgres_url)
     assert report.ok, report
     assert filled.last_fill is not None
-    commission = await eventually(
-        lambda: ledger_pool.fetchval(
-            "SELECT detail->>'commission' FROM ops_events WHERE kind = 'broker.commission'"
-            " AND detail->>'exec_id' = $1",
-            filled.last_fill.exec_id,  # type: ignore[union-attr]
+
+    async def order_commission() -> Decimal | None:
+        """The order's commission once every execution's report is in (IB charges an order's
+        minimum on its first fill, so a later fill's own commission may be 0)."""
+        row = await ledger_pool.fetchrow(
+            "WITH execs AS (SELECT DISTINCT exec_id FROM order_events"
+            "  WHERE command_id = $1 AND exec_id IS NOT NULL),"
+            " reports AS (SELECT DISTINCT ON (detail->>'exec_id') (detail->>'commission')::numeric AS c"
+            "  FROM ops_events WHERE kind = 'broker.commission'"
+            "  AND detail->>'exec_id' IN (SELECT exec_id FROM execs))"
+            " SELECT (SELECT count(*) FROM execs) AS executions, count(*) AS reports, sum(c) AS total"
+            " FROM reports",
+            env.command.command_id,
         )
-    )
-    assert Decimal(commission) > 0
+        done = row["executions"] and row["reports"] == row["executions"]
+        return Decimal(row["total"]) if done else None
+
+    assert await eventually(order_commission) > 0
 
     async with httpx.AsyncClient() as client:
         stats = (await client.get(f"{hotpath.control_url}/stats")).json()["timings"]
