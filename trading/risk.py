@@ -88,13 +88,9 @@ def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnap
     """Approve or refuse one order. Order of checks: state, staleness, trade size, dollar risk,
     position, gross exposure, open orders. Position and exposure limits do not block an order
     that reduces the position (getting smaller is always allowed unless halted)."""
-    if account.trading_state is TradingState.HALTED:
-        return RiskDecision.refuse(Refusal.HALTED)
-    reducing = reduces_position(account.position, order.side, order.quantity)
-    if account.trading_state is TradingState.REDUCING and not reducing:
-        return RiskDecision.refuse(Refusal.REDUCING_ONLY)
-    if account.price_age_ms > profile.staleness_ms:
-        return RiskDecision.refuse(Refusal.STALE_PRICE)
+    refusal = _state_refusal(profile, order, account)
+    if refusal is not None:
+        return RiskDecision.refuse(refusal)
     notional = order.quantity * order.price
     if notional > profile.max_trade_size:
         return RiskDecision.refuse(Refusal.MAX_TRADE_SIZE)
@@ -102,13 +98,9 @@ def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnap
         loss = order.quantity * abs(order.price - order.stop_price)
         if loss > profile.max_dollar_risk:
             return RiskDecision.refuse(Refusal.MAX_DOLLAR_RISK)
-    if not reducing:
-        after = account.position + order.side.sign * order.quantity
-        if abs(after) > profile.max_position:
-            return RiskDecision.refuse(Refusal.MAX_POSITION)
-        exposure_after = account.gross_exposure + (abs(after) - abs(account.position)) * order.price
-        if exposure_after > profile.max_gross_exposure:
-            return RiskDecision.refuse(Refusal.MAX_GROSS_EXPOSURE)
+    refusal = _position_refusal(profile, order, account)
+    if refusal is not None:
+        return RiskDecision.refuse(refusal)
     if account.open_orders + 1 > profile.max_open_orders:
         return RiskDecision.refuse(Refusal.MAX_OPEN_ORDERS)
     return RiskDecision.approve()
@@ -124,18 +116,31 @@ def check_parent(profile: RiskProfile, order: ProposedOrder, account: AccountSna
     at the broker; each slice meets them at intake like any other order, so checking them on
     the total would refuse every parent larger than one order may be, which is the very case
     an iceberg exists for. ``order.stop_price`` is not used here."""
+    refusal = _state_refusal(profile, order, account) or _position_refusal(profile, order, account)
+    return RiskDecision.approve() if refusal is None else RiskDecision.refuse(refusal)
+
+
+def _state_refusal(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> Refusal | None:
+    """Trading state (halted; reducing-only unless the order reduces), then price staleness."""
     if account.trading_state is TradingState.HALTED:
-        return RiskDecision.refuse(Refusal.HALTED)
+        return Refusal.HALTED
     reducing = reduces_position(account.position, order.side, order.quantity)
     if account.trading_state is TradingState.REDUCING and not reducing:
-        return RiskDecision.refuse(Refusal.REDUCING_ONLY)
+        return Refusal.REDUCING_ONLY
     if account.price_age_ms > profile.staleness_ms:
-        return RiskDecision.refuse(Refusal.STALE_PRICE)
-    if not reducing:
-        after = account.position + order.side.sign * order.quantity
-        if abs(after) > profile.max_position:
-            return RiskDecision.refuse(Refusal.MAX_POSITION)
-        exposure_after = account.gross_exposure + (abs(after) - abs(account.position)) * order.price
-        if exposure_after > profile.max_gross_exposure:
-            return RiskDecision.refuse(Refusal.MAX_GROSS_EXPOSURE)
-    return RiskDecision.approve()
+        return Refusal.STALE_PRICE
+    return None
+
+
+def _position_refusal(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> Refusal | None:
+    """Where the account ends up: position, then gross exposure; an order that only reduces
+    the position passes both."""
+    if reduces_position(account.position, order.side, order.quantity):
+        return None
+    after = account.position + order.side.sign * order.quantity
+    if abs(after) > profile.max_position:
+        return Refusal.MAX_POSITION
+    exposure_after = account.gross_exposure + (abs(after) - abs(account.position)) * order.price
+    if exposure_after > profile.max_gross_exposure:
+        return Refusal.MAX_GROSS_EXPOSURE
+    return None
