@@ -209,13 +209,7 @@ class Intake:
         decision = check_order(
             profile,
             ProposedOrder(command.symbol, command.side, quantity, price, stop),
-            AccountSnapshot(
-                trading_state=self.breaker.state,
-                position=self.book.position(command.account, command.symbol),
-                gross_exposure=self.book.gross_exposure(command.account),
-                open_orders=self.book.open_orders(command.account),
-                price_age_ms=self.book.price_age_ms(command.symbol),
-            ),
+            self._snapshot(command.account, command.symbol),
         )
         if not decision.approved:
             assert decision.reason is not None
@@ -306,13 +300,7 @@ class Intake:
         decision = check_parent(
             profile,
             ProposedOrder(command.symbol, command.side, total, price),
-            AccountSnapshot(
-                trading_state=self.breaker.state,
-                position=self.book.position(command.account, command.symbol),
-                gross_exposure=self.book.gross_exposure(command.account),
-                open_orders=self.book.open_orders(command.account),
-                price_age_ms=self.book.price_age_ms(command.symbol),
-            ),
+            self._snapshot(command.account, command.symbol),
         )
         if not decision.approved:
             assert decision.reason is not None
@@ -330,6 +318,16 @@ class Intake:
         # The ledger entry committed above is the parent's durable record.
         await publish_order_event(self.producer, record)
         return Outcome(command.command_id, None)
+
+    def _snapshot(self, account: str, symbol: str) -> AccountSnapshot:
+        """The account as the risk gate sees it now."""
+        return AccountSnapshot(
+            trading_state=self.breaker.state,
+            position=self.book.position(account, symbol),
+            gross_exposure=self.book.gross_exposure(account),
+            open_orders=self.book.open_orders(account),
+            price_age_ms=self.book.price_age_ms(symbol),
+        )
 
     def _entry_price(self, command: Command) -> Decimal | None:
         """Limit price for limit orders; otherwise the touch (or the stop for a stop order)."""
