@@ -9,11 +9,13 @@ are written to the socket (``time.perf_counter_ns()`` right after ``transport.wr
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 from ib_async import IB, Order, Stock
 
@@ -143,4 +145,46 @@ async def run_commit_floor(
         await conn.execute("DROP TABLE bench_commit_floor")
     finally:
         await conn.close()
+    return latencies
+
+
+FLUSH_BYTES = 8192
+"""One Postgres WAL page: what a single-row commit writes and flushes at least."""
+
+
+def run_disk_flush(
+    directory: Path,
+    n: int,
+    rate: float,
+    *,
+    on_progress: Callable[[int], None] = lambda _: None,
+) -> list[int]:
+    """The disk on its own: ``n`` writes of one WAL page, each followed by ``fdatasync``, at
+    ``rate`` per second, to a scratch file in ``directory`` (beside the ledger's data directory:
+    the same filesystem and device); return each write+flush latency (ns).
+
+    A durable commit cannot be faster than this: it is the part of the ledger append that no
+    code of the floor's or Postgres's can remove. The file is removed afterwards.
+    """
+    path = directory / f"bench-flush-{os.getpid()}.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    latencies: list[int] = []
+    try:
+        pages = 128
+        os.ftruncate(fd, pages * FLUSH_BYTES)
+        os.fsync(fd)
+        page = bytes(FLUSH_BYTES)
+        start = time.monotonic()
+        for i in range(n):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            t0 = time.perf_counter_ns()
+            os.pwrite(fd, page, (i % pages) * FLUSH_BYTES)
+            os.fdatasync(fd)
+            latencies.append(time.perf_counter_ns() - t0)
+            on_progress(i + 1)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
     return latencies
