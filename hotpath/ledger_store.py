@@ -38,7 +38,7 @@ from trading.sizing import RiskProfile
 _REPLAY_REASON = {
     "signature_hash": sentry.REPLAYED_SIGNATURE,
     "nonce": sentry.REPLAYED_NONCE,
-    "command_id": sentry.REPLAYED_NONCE,
+    "command_id": sentry.REPLAYED_COMMAND_ID,
 }
 
 
@@ -73,6 +73,14 @@ class LedgerStore:
             await self._db.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE signature_hash = $1 AND authenticated)",
                 signature_hash,
+            )
+        )
+
+    async def holds_command(self, command_id: str) -> bool:
+        return bool(
+            await self._db.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE command_id = $1 AND authenticated)",
+                command_id,
             )
         )
 

@@ -57,6 +57,11 @@ class HotLedger(Protocol):
         """True when an authenticated entry with this signature hash is in the ledger."""
         ...
 
+    async def holds_command(self, command_id: str) -> bool:
+        """True when an authenticated entry with this command id is in the ledger (the id
+        belongs to a genuine command, whatever the floor decided on it)."""
+        ...
+
     async def append_accepted(
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
     ) -> Ledgered:

@@ -9,6 +9,10 @@ order on ``orders.events``; those that smell of forgery or replay also as securi
   ledger entry with the reason (the command was genuine; the floor said no).
 * An envelope the ledger already decided on, delivered again, changes nothing: a warning-level
   security event and no record that could contradict the order's own.
+* A refused command never speaks for an order it does not own: when its command id already
+  belongs to a genuine command in the ledger (a retry re-signed under a used id, or a forgery
+  naming a live order's id), no ``rejected`` record is published under that id, or the live
+  order would read as rejected to the order-state rows, recovery and its lifecycle workflow.
 """
 
 from __future__ import annotations
@@ -55,10 +59,9 @@ class Refusals:
         try:
             await self._ledger.append_rejected(envelope, reason, detail)
         except RefusedByLedger as exc:
-            if exc.reason == REVOKED_KEY:
-                # Revoked since the registry was last loaded: that, not ``reason``, is the news.
-                return await self.by_ledger(exc, envelope, "")
-            log.warning("rejected command %s already in the ledger: %s", command.command_id, exc)
+            # A key revoked since the registry was loaded, or a replay only the ledger's unique
+            # indexes caught: that, not ``reason``, is the news.
+            return await self.by_ledger(exc, envelope, "")
         self._metrics.commands_refused.add(1, {"reason": reason})
         event = refusal_event(command, reason, _int_or_none(detail.get("quantity")))
         if event is not None:
@@ -112,7 +115,14 @@ class Refusals:
                     log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
             event = refusal_event(command, verdict.reason)
             if event is not None:
-                await self._publish(event)
+                if await self._ledger.holds_command(command.command_id):
+                    log.warning(
+                        "refused %s (%s): the id belongs to a ledgered command; no record under it",
+                        command.command_id,
+                        verdict.reason,
+                    )
+                else:
+                    await self._publish(event)
         return Outcome(command.command_id if command else None, verdict.reason)
 
     async def redelivered(self, envelope: SignedCommand, source: str) -> Outcome:

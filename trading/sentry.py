@@ -56,6 +56,9 @@ ACCOUNT_NOT_ALLOWED = "sentry.account_not_allowed"
 STALE = "sentry.stale"
 REPLAYED_NONCE = "sentry.replayed_nonce"
 REPLAYED_SIGNATURE = "sentry.replayed_signature"
+REPLAYED_COMMAND_ID = "sentry.replayed_command_id"
+"""Only the ledger catches this one (its unique index on genuine commands' ids): a command
+signed afresh under an id a genuine command already used."""
 
 ANY_ACCOUNT = "*"
 """In :attr:`RegisteredKey.accounts`: the agent may trade every account."""
@@ -81,6 +84,8 @@ SEVERITY: Mapping[str, Severity] = {
     STALE: Severity.WARNING,
     REPLAYED_NONCE: Severity.CRITICAL,
     REPLAYED_SIGNATURE: Severity.CRITICAL,
+    # Usually an agent retrying with a new signature and nonce under the same id, not an attack.
+    REPLAYED_COMMAND_ID: Severity.ERROR,
 }
 
 REASONS: tuple[str, ...] = tuple(SEVERITY)

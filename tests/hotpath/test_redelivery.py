@@ -8,6 +8,7 @@ ledger (Postgres); the broker is never reached, which :class:`_NoBroker` enforce
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from hotpath.ledger_store import LedgerStore
 from hotpath.refusals import DUPLICATE_DELIVERY
 from observability.security import SecurityLog
 from observability.telemetry import setup
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.fixtures.hotpath import Agent, enter_command, new_agent
 from trading import sentry
 from trading.commands import utc_now_ms
 from trading.order_events import EventKind, OrderEvent
@@ -57,6 +58,15 @@ async def _entries(pool: asyncpg.Pool, command_id: str) -> list[tuple[str, bool]
     return [(r["decision"], r["authenticated"]) for r in rows]
 
 
+async def _evidence(pool: asyncpg.Pool, signature_hash: str) -> list[tuple[str, str]]:
+    """Unauthenticated entries (a refused envelope kept as evidence) with this signature hash."""
+    rows = await pool.fetch(
+        "SELECT decision, reason FROM ledger_entries WHERE signature_hash = $1 AND NOT authenticated",
+        signature_hash,
+    )
+    return [(r["decision"], r["reason"]) for r in rows]
+
+
 async def test_a_ledgered_envelope_delivered_after_the_window_is_a_duplicate_not_stale(
     agent: Agent, ledger_pool: asyncpg.Pool
 ) -> None:
@@ -89,3 +99,59 @@ async def test_an_old_envelope_the_ledger_does_not_hold_is_still_stale(
     ]
     # Evidence only: an unauthenticated entry, which never occupies the command's id.
     assert await _entries(ledger_pool, envelope.command.command_id) == []
+
+
+async def test_a_command_re_signed_under_a_used_id_is_refused_without_a_record_under_that_id(
+    agent: Agent, ledger_pool: asyncpg.Pool
+) -> None:
+    """An agent retrying with a fresh nonce and signature but the same command id: only the
+    ledger's unique index on genuine ids catches it. The order the id belongs to stays as it is."""
+    first = agent.sign(enter_command(agent.agent_id, account="DU-NO-PROFILE", quantity=5))
+    cid = first.command.command_id
+    await LedgerStore(ledger_pool).append_accepted(first, 5, {"quantity": 5})
+    retry = agent.sign(enter_command(agent.agent_id, account="DU-NO-PROFILE", quantity=5, command_id=cid))
+    emitted: list[OrderEvent] = []
+
+    outcome = await _intake(ledger_pool, emitted).handle(retry.to_wire(), source="test")
+
+    assert outcome.reason == sentry.REPLAYED_COMMAND_ID
+    assert emitted == []  # a "rejected" record under cid would mark the live order rejected
+    assert await _entries(ledger_pool, cid) == [("accepted", True)]
+    assert await _evidence(ledger_pool, retry.signature_hash) == [("rejected", sentry.REPLAYED_COMMAND_ID)]
+    reasons = await ledger_pool.fetch("SELECT reason FROM security_events WHERE command_id = $1", cid)
+    assert [r["reason"] for r in reasons] == [sentry.REPLAYED_COMMAND_ID]
+
+
+async def test_a_forgery_naming_a_live_orders_id_publishes_nothing_under_it(
+    agent: Agent, ledger_pool: asyncpg.Pool
+) -> None:
+    genuine = agent.sign(enter_command(agent.agent_id, quantity=5))
+    cid = genuine.command.command_id
+    await LedgerStore(ledger_pool).append_accepted(genuine, 5, {"quantity": 5})
+    forger = new_agent(agent.agent_id)  # the same agent name, a key the registry never saw
+    forged = dataclasses.replace(
+        forger.sign(enter_command(agent.agent_id, command_id=cid)), signer=agent.key_id
+    )
+    emitted: list[OrderEvent] = []
+
+    outcome = await _intake(ledger_pool, emitted).handle(forged.to_wire(), source="test")
+
+    assert outcome.reason == sentry.BAD_SIGNATURE
+    assert emitted == []
+    assert await _entries(ledger_pool, cid) == [("accepted", True)]
+    assert await _evidence(ledger_pool, forged.signature_hash) == [("rejected", sentry.BAD_SIGNATURE)]
+
+
+async def test_a_refused_command_with_an_id_of_its_own_still_gets_its_rejected_record(
+    agent: Agent, ledger_pool: asyncpg.Pool
+) -> None:
+    forger = new_agent(agent.agent_id)
+    forged = dataclasses.replace(forger.sign(enter_command(agent.agent_id)), signer=agent.key_id)
+    emitted: list[OrderEvent] = []
+
+    outcome = await _intake(ledger_pool, emitted).handle(forged.to_wire(), source="test")
+
+    assert outcome.reason == sentry.BAD_SIGNATURE
+    assert [(e.command_id, e.kind, e.reason) for e in emitted] == [
+        (forged.command.command_id, EventKind.REJECTED, sentry.BAD_SIGNATURE)
+    ]
