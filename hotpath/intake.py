@@ -206,11 +206,9 @@ class Intake:
             assert command.quantity is not None
             quantity, stop = command.quantity, None
 
-        decision = check_order(
-            profile,
-            ProposedOrder(command.symbol, command.side, quantity, price, stop),
-            self._snapshot(command.account, command.symbol),
-        )
+        proposed = ProposedOrder(command.symbol, command.side, quantity, price, stop)
+        snapshot = self._snapshot(command.account, command.symbol)
+        decision = check_order(profile, proposed, snapshot)
         if not decision.approved:
             assert decision.reason is not None
             return await self.refusals.floor(
@@ -235,16 +233,19 @@ class Intake:
             return await self.refusals.by_ledger(exc, envelope, source)
         order = FloorOrder.from_command(command, quantity)
         self.orders[order.command_id] = order
+        if self.breaker.state is not snapshot.trading_state:
+            # The breaker moved while this order waited for its commit: its cancel-all may
+            # already be out, and an order sent now would outlive it.
+            late = check_order(profile, proposed, self._snapshot(command.account, command.symbol))
+            if not late.approved:
+                assert late.reason is not None
+                return await self._unsent(order, late.reason.value)
         broker_order = _broker_order(command, quantity, trail_stop)
         try:
             placement = self.broker.place(broker_order)
         except OrderInvalid as exc:
-            order.done = True
-            reason = BROKER_INVALID
             log.error("broker refused %s as invalid: %s", order.command_id, exc)
-            await self._publish(order.event(EventKind.REJECTED, reason=reason))
-            self.metrics.commands_refused.add(1, {"reason": reason})
-            return Outcome(command.command_id, reason)
+            return await self._unsent(order, BROKER_INVALID)
 
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
         order.broker_order_id = placement.order_id
@@ -276,6 +277,14 @@ class Intake:
             self.on_timing(timing)
         await self._publish(order.event(EventKind.ACCEPTED))
         return Outcome(command.command_id, None, timing)
+
+    async def _unsent(self, order: FloorOrder, reason: str) -> Outcome:
+        """An order ledgered as accepted that does not go to the broker after all: its
+        ``rejected`` record is what recovery and reconciliation read, so it is never re-sent."""
+        order.done = True
+        await self._publish(order.event(EventKind.REJECTED, reason=reason))
+        self.metrics.commands_refused.add(1, {"reason": reason})
+        return Outcome(order.command_id, reason)
 
     # --- iceberg parents -----------------------------------------------------------------------
 

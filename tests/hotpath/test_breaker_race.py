@@ -1,0 +1,82 @@
+"""An order whose ledger commit is in flight when the circuit breaker trips is not sent.
+
+The trip's cancel-all goes out at once; an order placed after it would outlive it. Intake here
+runs over the real ledger (Postgres); the breaker trips from inside the ledger append, after the
+row is written, which is the window a crash tick arriving during the commit falls into. The
+broker must not be asked to place anything, which :class:`_BankrollOnly` enforces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from bus.topics import SECURITY_EVENTS
+from hotpath.account import AccountBook, LastPrice
+from hotpath.circuit import CircuitBreaker
+from hotpath.intake import Intake
+from hotpath.ledger_store import LedgerStore
+from hotpath.ports import Ledgered
+from observability.security import SecurityLog
+from observability.telemetry import setup
+from tests.fixtures.hotpath import Agent, enter_command
+from tests.hotpath.conftest import VENUE_ACCOUNT
+from tests.hotpath.test_revocation import _BankrollOnly
+from trading.breaker import CrashSignal
+from trading.order_events import EventKind, OrderEvent
+from trading.risk import Refusal, TradingState
+from trading.signing import SignedCommand
+
+
+class _TripsDuringCommit(LedgerStore):
+    def __init__(self, pool: asyncpg.Pool, breaker: CircuitBreaker) -> None:
+        super().__init__(pool)
+        self._breaker = breaker
+
+    async def append_accepted(
+        self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
+    ) -> Ledgered:
+        ledgered = await super().append_accepted(envelope, sized_quantity, detail)
+        crash = CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10"))
+        self._breaker.trip("AAPL", crash, time.perf_counter_ns())
+        return ledgered
+
+
+async def test_an_order_committed_as_the_breaker_trips_is_rejected_not_sent(
+    agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    cancels: list[str] = []
+    breaker = CircuitBreaker(lambda: cancels.append("cancel_all"), lambda trip: None)
+    ledger = _TripsDuringCommit(ledger_pool, breaker)
+    emitted: list[OrderEvent] = []
+    book = AccountBook()
+    book.on_quote("AAPL", LastPrice(Decimal("189.40"), Decimal("189.50"), None, time.perf_counter_ns()))
+    intake = Intake(
+        broker=_BankrollOnly(),  # type: ignore[arg-type]
+        ledger=ledger,
+        producer=None,  # type: ignore[arg-type]  # records go to `emit`
+        security=SecurityLog(ledger, None, SECURITY_EVENTS),
+        breaker=breaker,
+        book=book,
+        orders={},
+        metrics=setup("breaker-race-test").metrics,
+        emit=emitted.append,
+    )
+    await intake.warm()
+    envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
+    cid = envelope.command.command_id
+
+    outcome = await intake.handle(envelope.to_wire(), source="test")
+
+    assert breaker.state is TradingState.HALTED and cancels == ["cancel_all"]
+    assert outcome.reason == Refusal.HALTED.value
+    records = [(e.command_id, e.kind, e.reason) for e in emitted]
+    assert records == [(cid, EventKind.REJECTED, Refusal.HALTED.value)]
+    assert intake.orders[cid].done
+    # The ledger keeps what was decided, and the order-state record says it never went out.
+    rows = await ledger_pool.fetch("SELECT decision FROM ledger_entries WHERE command_id = $1", cid)
+    assert [r["decision"] for r in rows] == ["accepted"]
