@@ -39,7 +39,14 @@ from observability.telemetry import Metrics
 from trading import sentry
 from trading.commands import Command, CommandInvalid, CommandKind, OrderType, TimeInForce
 from trading.order_events import EventKind, OrderEvent
-from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
+from trading.risk import (
+    AccountSnapshot,
+    ProposedOrder,
+    Refusal,
+    check_order,
+    check_parent,
+    expected_fill_price,
+)
 from trading.sentry import RegisteredKey, ReplayGuard
 from trading.signing import EnvelopeInvalid, SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
@@ -339,13 +346,12 @@ class Intake:
         )
 
     def _entry_price(self, command: Command) -> Decimal | None:
-        """Limit price for limit orders; otherwise the touch (or the stop for a stop order)."""
-        if command.limit_price is not None:
-            return command.limit_price
+        """:func:`~trading.risk.expected_fill_price` against the current touch."""
         assert command.symbol is not None and command.side is not None
         last = self.book.prices.get(command.symbol)
         touch = last.reference(command.side) if last is not None else None
-        return touch if touch is not None else command.stop_price
+        limit, stop = command.limit_price, command.stop_price
+        return expected_fill_price(command.side, limit=limit, stop=stop, touch=touch)
 
     async def _profile(self, account: str) -> RiskProfile | None:
         profile = self._profiles.get(account)

@@ -46,9 +46,31 @@ class ProposedOrder:
     side: Side
     quantity: int
     price: Decimal
-    """Expected fill price: the limit price, or the current reference price for MKT/STP."""
+    """Expected fill price, from :func:`expected_fill_price`."""
     stop_price: Decimal | None = None
     """Where the loss is measured to; None for an exit, which has no new risk to the stop."""
+
+
+def expected_fill_price(
+    side: Side, *, limit: Decimal | None, stop: Decimal | None, touch: Decimal | None
+) -> Decimal | None:
+    """The price an entry is sized and risk-checked at: the worst it can plausibly fill at.
+
+    * A limit price (LMT, STP LMT) bounds the fill: that price.
+    * A stop order (STP) fills at its trigger or beyond it: for a buy the higher of the trigger
+      and the touch (the ask), for a sell the lower (a buy stop above the market must not be
+      sized at today's lower ask, or its loss to the stop would exceed Max Dollar Risk).
+    * Otherwise (MKT) the touch.
+
+    None when there is no price to go on (no limit, no stop, no quote).
+    """
+    if limit is not None:
+        return limit
+    if stop is None:
+        return touch
+    if touch is None:
+        return stop
+    return max(stop, touch) if side is Side.BUY else min(stop, touch)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from trading.risk import (
     TradingState,
     check_order,
     check_parent,
+    expected_fill_price,
     reduces_position,
 )
-from trading.sizing import RiskProfile
+from trading.sizing import RiskProfile, size_order
 
 PROFILE = RiskProfile(
     max_trade_size=Decimal("10000"),
@@ -134,3 +135,59 @@ def test_a_parent_is_refused_on_state_staleness_and_its_total_against_position_l
 def test_a_parent_that_only_reduces_the_position_passes_position_limits_even_when_reducing() -> None:
     sell = ProposedOrder("AAPL", Side.SELL, 300, Decimal("100"))
     assert check_parent(PROFILE, sell, snap(position=300, trading_state=TradingState.REDUCING)).approved
+
+
+# --- the price an entry is sized and checked at ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "limit", "stop", "touch", "expected"),
+    [
+        # A limit bounds the fill, whatever the stop or the touch.
+        (Side.BUY, "190", "195", "189.50", "190"),
+        # A buy stop above the market fills at its trigger or higher, never at today's ask.
+        (Side.BUY, None, "195", "189.50", "195"),
+        # ... and once the market is through the trigger, at the ask.
+        (Side.BUY, None, "195", "196.10", "196.10"),
+        # A sell stop below the market fills at its trigger or lower.
+        (Side.SELL, None, "185", "189.40", "185"),
+        (Side.SELL, None, "185", "184.20", "184.20"),
+        # No quote: the trigger; no stop: the touch; neither: nothing to go on.
+        (Side.BUY, None, "195", None, "195"),
+        (Side.BUY, None, None, "189.50", "189.50"),
+        (Side.SELL, None, None, None, None),
+    ],
+)
+def test_expected_fill_price_is_the_worst_plausible_fill(
+    side: Side, limit: str | None, stop: str | None, touch: str | None, expected: str | None
+) -> None:
+    def dec(text: str | None) -> Decimal | None:
+        return None if text is None else Decimal(text)
+
+    price = expected_fill_price(side, limit=dec(limit), stop=dec(stop), touch=dec(touch))
+    assert price == dec(expected)
+
+
+def test_a_buy_stop_above_the_market_is_sized_within_max_dollar_risk_at_its_trigger() -> None:
+    """The case the rule exists for: sized at the ask, 1,111 shares would lose 11,110 at the stop."""
+    profile = RiskProfile(
+        max_trade_size=Decimal("1000000"),
+        max_dollar_risk=Decimal("5000"),
+        max_position=100_000,
+        max_gross_exposure=Decimal("10000000"),
+        max_open_orders=10,
+        staleness_ms=5_000,
+    )
+    price = expected_fill_price(Side.BUY, limit=None, stop=Decimal("195"), touch=Decimal("189.50"))
+    assert price is not None
+    size = size_order(
+        profile,
+        bankroll=Decimal("1000000"),
+        side=Side.BUY,
+        entry_price=price,
+        stop_price=Decimal("185"),
+        p=Decimal("0.55"),
+        b=Decimal("1.5"),
+    )
+    assert size.quantity * (Decimal("195") - Decimal("185")) <= profile.max_dollar_risk
+    assert size.quantity == 500
