@@ -90,8 +90,10 @@ class Door:
             data = json.loads(body, parse_float=_refuse_float)
         except _FloatRefused as exc:
             return Rejected(422, "schema", "command", f"JSON numbers with fractions are not allowed: {exc}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return Rejected(422, "malformed_json", "body", str(exc))
+        except (ValueError, RecursionError) as exc:
+            # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is an integer longer
+            # than Python converts; nesting deeper than the parser recurses is a RecursionError.
+            return Rejected(422, "malformed_json", "body", str(exc) or type(exc).__name__)
         try:
             envelope = sentry.read_envelope(data)
         except sentry.Refused as exc:

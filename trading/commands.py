@@ -317,7 +317,7 @@ def _validate(data: Any) -> None:
         _check_pattern(data, "symbol", _SYMBOL_RE, "1-16 characters of A-Z 0-9 . -")
     _check_issued_at(data["issued_at"])
     for key, enum_type in (("side", Side), ("order_type", OrderType), ("tif", TimeInForce)):
-        if key in data and data[key] not in {m.value for m in enum_type}:
+        if key in data and (not isinstance(data[key], str) or data[key] not in {m.value for m in enum_type}):
             raise CommandInvalid(key, f"must be one of {sorted(m.value for m in enum_type)}")
     prices = {key: _check_decimal(data, key, positive=True) for key in _ORDER_PRICES if key in data}
     for key in ("quantity", "display_size"):

@@ -180,6 +180,22 @@ async def test_malformed_json_is_422_naming_the_body(api_url: str, ledger_pool: 
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        b'{"command": ' + b"9" * 5000 + b"}",  # longer than Python converts to an int
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the parser recurses
+    ],
+    ids=["huge_integer", "deep_nesting"],
+)
+async def test_json_the_parser_cannot_take_is_422_not_500(
+    api_url: str, ledger_pool: asyncpg.Pool, body: bytes
+) -> None:
+    response = await post(api_url, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "body"
+
+
+@pytest.mark.parametrize(
     ("mutate", "field"),
     [
         (lambda w: w["command"].__setitem__("side", "HOLD"), "side"),
@@ -187,6 +203,9 @@ async def test_malformed_json_is_422_naming_the_body(api_url: str, ledger_pool: 
         (lambda w: w["command"]["edge"].__setitem__("p", "1.5"), "edge.p"),
         (lambda w: w["command"].pop("account"), "account"),
         (lambda w: w.__setitem__("extra", "x"), "extra"),
+        # Types a set lookup cannot hash once raised TypeError: a 500 instead of a 422.
+        (lambda w: w["command"].__setitem__("side", ["BUY"]), "side"),
+        (lambda w: w["command"].__setitem__("tif", {}), "tif"),
     ],
 )
 async def test_a_schema_violation_is_422_naming_the_field(
