@@ -37,7 +37,7 @@ from hotpath.refusals import Refusals, loose_command
 from observability.security import SecurityLog
 from observability.telemetry import Metrics
 from trading import sentry
-from trading.commands import Command, CommandInvalid, CommandKind, OrderType, TimeInForce
+from trading.commands import Command, CommandInvalid, CommandKind, OrderType, Side, TimeInForce
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import (
     AccountSnapshot,
@@ -136,7 +136,7 @@ class Intake:
             envelope = sentry.read_envelope(data)
         except sentry.Refused as exc:
             return await self.refusals.sentry(exc.verdict, loose_command(data), data, source)
-        except (ValueError, TypeError, EnvelopeInvalid, CommandInvalid) as exc:
+        except (ValueError, TypeError, RecursionError, EnvelopeInvalid, CommandInvalid) as exc:
             field = getattr(exc, "field", "envelope")
             return await self.refusals.malformed(f"{field}: {getattr(exc, 'reason', exc)}", source)
 
@@ -213,7 +213,8 @@ class Intake:
             assert command.quantity is not None
             quantity, stop = command.quantity, None
 
-        proposed = ProposedOrder(command.symbol, command.side, quantity, price, stop)
+        exit_only = command.kind is CommandKind.EXIT
+        proposed = ProposedOrder(command.symbol, command.side, quantity, price, stop, reduce_only=exit_only)
         snapshot = self._snapshot(command.account, command.symbol)
         decision = check_order(profile, proposed, snapshot)
         if not decision.approved:
@@ -336,13 +337,21 @@ class Intake:
         return Outcome(command.command_id, None)
 
     def _snapshot(self, account: str, symbol: str) -> AccountSnapshot:
-        """The account as the risk gate sees it now."""
+        """The account as the risk gate sees it now, working orders in ``symbol`` included (at
+        most the profile's open-order limit of them, so the loop stays short)."""
+        working = {Side.BUY: 0, Side.SELL: 0}
+        for command_id in self.book.working.get(account, ()):
+            order = self.orders.get(command_id)
+            if order is not None and order.symbol == symbol and not order.done:
+                working[order.side] += order.quantity - order.filled_qty
         return AccountSnapshot(
             trading_state=self.breaker.state,
             position=self.book.position(account, symbol),
             gross_exposure=self.book.gross_exposure(account),
             open_orders=self.book.open_orders(account),
             price_age_ms=self.book.price_age_ms(symbol),
+            working_buy_qty=working[Side.BUY],
+            working_sell_qty=working[Side.SELL],
         )
 
     def _entry_price(self, command: Command) -> Decimal | None:

@@ -38,6 +38,7 @@ class Refusal(enum.StrEnum):
     MAX_POSITION = "risk.max_position"
     MAX_GROSS_EXPOSURE = "risk.max_gross_exposure"
     MAX_OPEN_ORDERS = "risk.max_open_orders"
+    EXIT_EXCEEDS_POSITION = "risk.exit_exceeds_position"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class ProposedOrder:
     """Expected fill price, from :func:`expected_fill_price`."""
     stop_price: Decimal | None = None
     """Where the loss is measured to; None for an exit, which has no new risk to the stop."""
+    reduce_only: bool = False
+    """An exit: it may only shrink the position (see :func:`reduces`), never open or flip it."""
 
 
 def expected_fill_price(
@@ -84,6 +87,10 @@ class AccountSnapshot:
     """Orders working at the broker now."""
     price_age_ms: int
     """Milliseconds since the reference price was observed."""
+    working_buy_qty: int = 0
+    """Shares still to fill on the account's working buy orders in the order's symbol."""
+    working_sell_qty: int = 0
+    """Shares still to fill on the account's working sell orders in the order's symbol."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +113,24 @@ def reduces_position(position: int, side: Side, quantity: int) -> bool:
     return abs(after) < abs(position) and (after == 0 or (after > 0) == (position > 0))
 
 
+def reduces(order: ProposedOrder, account: AccountSnapshot) -> bool:
+    """True when the order shrinks the position even if every working order on its side fills
+    first: three 100-share sells against a long 100 reduce once, not three times."""
+    working = account.working_sell_qty if order.side is Side.SELL else account.working_buy_qty
+    return reduces_position(account.position, order.side, working + order.quantity)
+
+
 def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:
-    """Approve or refuse one order. Order of checks: state, staleness, trade size, dollar risk,
-    position, gross exposure, open orders. Position and exposure limits do not block an order
-    that reduces the position (getting smaller is always allowed unless halted)."""
+    """Approve or refuse one order. Order of checks: state, staleness, an exit that would not
+    reduce, trade size, dollar risk, position, gross exposure, open orders. Position and
+    exposure limits do not block an order that reduces the position (getting smaller is always
+    allowed unless halted); "reduces" counts the working orders on the order's side
+    (:func:`reduces`)."""
     refusal = _state_refusal(profile, order, account)
     if refusal is not None:
         return RiskDecision.refuse(refusal)
+    if order.reduce_only and not reduces(order, account):
+        return RiskDecision.refuse(Refusal.EXIT_EXCEEDS_POSITION)
     notional = order.quantity * order.price
     if notional > profile.max_trade_size:
         return RiskDecision.refuse(Refusal.MAX_TRADE_SIZE)
@@ -146,8 +164,7 @@ def _state_refusal(profile: RiskProfile, order: ProposedOrder, account: AccountS
     """Trading state (halted; reducing-only unless the order reduces), then price staleness."""
     if account.trading_state is TradingState.HALTED:
         return Refusal.HALTED
-    reducing = reduces_position(account.position, order.side, order.quantity)
-    if account.trading_state is TradingState.REDUCING and not reducing:
+    if account.trading_state is TradingState.REDUCING and not reduces(order, account):
         return Refusal.REDUCING_ONLY
     if account.price_age_ms > profile.staleness_ms:
         return Refusal.STALE_PRICE
@@ -155,11 +172,13 @@ def _state_refusal(profile: RiskProfile, order: ProposedOrder, account: AccountS
 
 
 def _position_refusal(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> Refusal | None:
-    """Where the account ends up: position, then gross exposure; an order that only reduces
-    the position passes both."""
-    if reduces_position(account.position, order.side, order.quantity):
+    """Where the account ends up if this order and the working orders on its side fill:
+    position, then gross exposure; an order that only reduces the position passes both."""
+    if reduces(order, account):
         return None
-    after = account.position + order.side.sign * order.quantity
+    # Where the position ends if this order and every working order on its side fill.
+    working = account.working_sell_qty if order.side is Side.SELL else account.working_buy_qty
+    after = account.position + order.side.sign * (working + order.quantity)
     if abs(after) > profile.max_position:
         return Refusal.MAX_POSITION
     exposure_after = account.gross_exposure + (abs(after) - abs(account.position)) * order.price

@@ -191,3 +191,61 @@ def test_a_buy_stop_above_the_market_is_sized_within_max_dollar_risk_at_its_trig
     )
     assert size.quantity * (Decimal("195") - Decimal("185")) <= profile.max_dollar_risk
     assert size.quantity == 500
+
+
+# --- exits, and the working orders on an order's side ---------------------------------------
+
+
+def exit_sell(qty: int) -> ProposedOrder:
+    return ProposedOrder("AAPL", Side.SELL, qty, Decimal("100"), None, reduce_only=True)
+
+
+@pytest.mark.parametrize(
+    ("position", "working_sells", "qty", "approved"),
+    [
+        (100, 0, 100, True),  # closes the position
+        (100, 0, 40, True),  # reduces it
+        (0, 0, 10, False),  # from flat it would open a short
+        (100, 0, 150, False),  # it would flip long 100 to short 50
+        (100, 60, 40, True),  # with the working sells it closes the position exactly
+        (100, 60, 50, False),  # ... one more share and it would go short
+        (100, 100, 1, False),  # the working sells already close it
+        (-100, 0, 10, False),  # a sell never reduces a short
+    ],
+)
+def test_an_exit_only_ever_shrinks_the_position_counting_the_working_sells(
+    position: int, working_sells: int, qty: int, approved: bool
+) -> None:
+    decision = check_order(PROFILE, exit_sell(qty), snap(position=position, working_sell_qty=working_sells))
+    assert decision.approved is approved
+    if not approved:
+        assert decision.reason is Refusal.EXIT_EXCEEDS_POSITION
+
+
+def test_reducing_only_counts_the_working_orders_on_the_orders_side() -> None:
+    """Against a long 100 three 100-share sells would each reduce it on their own."""
+    reducing = snap(trading_state=TradingState.REDUCING, position=100)
+    sell = ProposedOrder("AAPL", Side.SELL, 100, Decimal("100"))
+    assert check_order(PROFILE, sell, reducing).approved
+    refused = check_order(
+        PROFILE, sell, snap(trading_state=TradingState.REDUCING, position=100, working_sell_qty=100)
+    )
+    assert refused.reason is Refusal.REDUCING_ONLY
+    # Working buys do not make a sell any less reducing.
+    assert check_order(
+        PROFILE, sell, snap(trading_state=TradingState.REDUCING, position=100, working_buy_qty=50)
+    ).approved
+
+
+def test_the_position_limit_counts_the_working_orders_on_the_orders_side() -> None:
+    assert check_order(PROFILE, buy(10), snap(position=200, working_buy_qty=90)).approved  # ends at 300
+    refused = check_order(PROFILE, buy(10), snap(position=200, working_buy_qty=91))
+    assert refused.reason is Refusal.MAX_POSITION
+    # Working sells would shrink the position, but may never fill: they do not make room.
+    assert (
+        check_order(PROFILE, buy(10), snap(position=295, working_sell_qty=100)).reason is Refusal.MAX_POSITION
+    )
+    # An iceberg parent is held to the same rule.
+    assert (
+        check_parent(PROFILE, buy(100), snap(position=150, working_buy_qty=60)).reason is Refusal.MAX_POSITION
+    )
