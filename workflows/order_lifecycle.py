@@ -30,13 +30,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.commands import CancelCommandRequest, CommandActivities
     from trading.order_events import EventKind, OrderEvent
     from workflows import search
-    from workflows.slicing import cancel_command_id, is_duplicate_refusal
+    from workflows.slicing import expiry_cancel_command_id, is_duplicate_refusal
 
 CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
 """Publishing a cancel is idempotent (same command id every attempt), so retrying is safe."""
 
 EXPIRY_CANCEL_REASON = "tif.day_expired"
 CANCEL_RETRY_AFTER = timedelta(minutes=1)
+RETRY_SENT_CANCEL_PATCH = "expiry-cancel-retried-after-publish"
+"""Histories recorded before this wait for the order to end after a published cancel."""
 """After the cancel activity has exhausted its retries, try again this much later, for as long
 as the order is open: an order past its time in force must not be left working."""
 
@@ -274,12 +276,17 @@ class OrderLifecycle:
             self._anomalies.append(
                 f"expiry cancel attempt {self._cancel_attempts} failed: {exc.cause or exc}"
             )
+            return
+        if workflow.patched(RETRY_SENT_CANCEL_PATCH):
+            # Published is not done: intake may refuse the cancel, or the broker never confirm
+            # it. If the order is still open a while later, send another (under a new id).
+            self._retry_cancel_at = workflow.now() + CANCEL_RETRY_AFTER
 
     async def _publish_cancel(self, inp: LifecycleInput) -> None:
         await workflow.execute_activity_method(
             CommandActivities.publish_cancel,
             CancelCommandRequest(
-                command_id=cancel_command_id(inp.command_id, self._cancel_attempts),
+                command_id=expiry_cancel_command_id(inp.command_id, self._cancel_attempts),
                 target_command_id=inp.command_id,
                 agent_id=inp.canceller_agent_id,
                 account=inp.account,

@@ -57,6 +57,13 @@ def cancel_command_id(target_command_id: str, attempt: int) -> str:
     return f"{target_command_id}.x{attempt}"
 
 
+def expiry_cancel_command_id(target_command_id: str, attempt: int) -> str:
+    """The id of an OrderLifecycle's DAY-expiry cancel. Not :func:`cancel_command_id`: a slice's
+    Iceberg cancels it under that id when it reprices, and the ledger takes each command id
+    once, so the lifecycle's cancel at the close would be refused as a replay and lost."""
+    return f"{target_command_id}.tif{attempt}"
+
+
 def is_duplicate_refusal(event: OrderEvent, acknowledged: bool) -> bool:
     """A rejection by intake (not by the broker) of an order intake already accepted.
 

@@ -17,12 +17,14 @@ from temporalio.worker import Worker
 from activities.commands import CancelCommandRequest, PublishResult
 from trading.order_events import EventKind, Fill, OrderEvent
 from workflows.order_lifecycle import (
+    CANCEL_RETRY_AFTER,
     HistoryQuery,
     LifecycleInput,
     LifecycleState,
     LifecycleView,
     OrderLifecycle,
 )
+from workflows.slicing import cancel_command_id
 
 QUEUE = "lifecycle-test"
 
@@ -144,6 +146,45 @@ async def test_day_order_open_at_the_close_is_cancelled_and_ends_expired(
     assert req.target_command_id == cid and req.reason == "tif.day_expired"
     assert req.issued_at >= close
     assert [h.what for h in view.history] == ["accepted", "submitted", "cancel_requested", "cancelled"]
+
+
+class DroppingCanceller(Canceller):
+    """Publishes fine, but the first cancel never reaches the broker (intake refused it, say):
+    only the second is confirmed."""
+
+    @activity.defn(name="publish_cancel")
+    async def publish_cancel(self, req: CancelCommandRequest) -> PublishResult:
+        self.requests.append(req)
+        if len(self.requests) >= 2:
+            handle = activity.client().get_workflow_handle(req.target_command_id)
+            await handle.signal("event", _event(req.target_command_id, 99, EventKind.CANCELLED, 0))
+        return PublishResult(req.command_id, 0, 1)
+
+
+async def test_an_expiry_cancel_published_but_never_confirmed_is_sent_again(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    cid = f"ord-{uuid.uuid4()}"
+    canceller = DroppingCanceller()
+    close = (await _now(skipping_env)) + timedelta(hours=6)
+    async with Worker(
+        skipping_env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[canceller.publish_cancel],
+    ):
+        handle = await _start(
+            skipping_env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0)
+        )
+        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
+        view: LifecycleView = await handle.result()
+
+    assert view.state is LifecycleState.EXPIRED
+    first, second = canceller.requests
+    # Each attempt its own id, and never the id an Iceberg gives its slice's cancel.
+    assert [first.command_id, second.command_id] == [f"{cid}.tif1", f"{cid}.tif2"]
+    assert cancel_command_id(cid, 1) not in (first.command_id, second.command_id)
+    assert second.issued_at - first.issued_at >= CANCEL_RETRY_AFTER
 
 
 async def test_order_filled_before_the_close_is_not_cancelled(skipping_env: WorkflowEnvironment) -> None:
