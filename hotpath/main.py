@@ -33,7 +33,7 @@ from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.outcomes import Timing
-from hotpath.recovery import restore_orders
+from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from ledger.db import DedicatedConnection
@@ -204,9 +204,8 @@ async def run(
         restored = await restore_orders(pool, orders, book)
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
-        await broker.connect()
+        await connect_and_resend(broker, restored.to_send)
         for resend in restored.to_send:
-            placement = broker.place(resend.order)
             command = resend.command
             if resend.trail_stop is not None and command.symbol is not None and command.side is not None:
                 exits.track(
@@ -218,9 +217,8 @@ async def run(
                     trail_percent=command.trail_percent,
                 )
             log.warning(
-                "re-sent %s, ledgered before the last stop (%s)",
+                "restored %s, ledgered before the last stop (sent now unless the broker had it)",
                 resend.order.order_ref,
-                "already at the broker" if placement.duplicate else "sent now",
             )
         log.info(
             "restored %d working orders, re-sent %d, refused %d not in the ledger",

@@ -5,8 +5,10 @@ The hot path commits each order to the ledger (with its sized quantity in the en
 before writing it to the broker. An accepted ``enter``/``exit`` entry that has no broker-side
 state row yet (submitted, filled, cancelled, rejected ...) may never have been sent: the process
 stopped between the commit and the socket write, or the order was held while the broker was
-down. ``place`` is idempotent per ``order_ref`` (the command id), so sending it again is safe
-whether or not the broker got it the first time.
+down. Such orders are placed before the broker connects (:func:`connect_and_resend`): held
+until the session is up, then matched by ``order_ref`` (the command id, IB's ``orderRef``)
+against what the broker already has, so one that did reach the broker is adopted, not sent
+twice.
 
 Only entries issued within :data:`RESEND_HORIZON` are re-sent: an intent older than a trading
 day is not executed on a restart. Orders already working at the broker are only put back in the
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from brokers.base import BrokerOrder
+from brokers.base import Broker, BrokerOrder
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from ledger.db import Db
@@ -155,3 +158,17 @@ def _resend(row: Any) -> Resend | None:
             trailing_percent=command.trail_percent,
         )
     return Resend(order, command, trail_stop)
+
+
+async def connect_and_resend(broker: Broker, to_send: Sequence[Resend]) -> None:
+    """Place every restored order, then connect the broker.
+
+    Placed while no session is up, each order is held; the broker's reconciliation at connect
+    matches held orders against the broker's open and completed orders and executions by
+    ``orderRef``: one that reached the broker before the restart is adopted, the rest are sent
+    once. Placed after connect, an order would go out at once: the adapter's order map is empty
+    in a new process, so nothing would tell it the broker already has the order.
+    """
+    for resend in to_send:
+        broker.place(resend.order)
+    await broker.connect()

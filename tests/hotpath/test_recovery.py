@@ -3,6 +3,7 @@ but the broker never got is sent on start; a state row the ledger does not back 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from decimal import ROUND_DOWN, Decimal
 
@@ -12,7 +13,7 @@ from brokers.ibkr import IbkrBroker, IbkrConfig
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
-from hotpath.recovery import NOT_LEDGERED, restore_orders
+from hotpath.recovery import NOT_LEDGERED, connect_and_resend, restore_orders
 from ledger.append import Decision, append_command
 from ledger.order_events import order_state, record_order_event
 from tests.fixtures.hotpath import Agent, enter_command
@@ -71,3 +72,43 @@ async def test_an_accepted_unsent_order_is_sent_on_start_and_an_unledgered_one_i
 
 async def _open_orders_are(paper: PaperStack, expected: int) -> bool:
     return bool((await paper.acontrol("GET", "/status"))["open_orders"] == expected)
+
+
+async def test_an_order_the_broker_got_before_a_restart_is_adopted_not_sent_again(
+    floor_settings: FloorSettings, paper: PaperStack, agent: Agent, ledger_pool: asyncpg.Pool
+) -> None:
+    """The process stopped after the socket write but before any broker callback was stored:
+    the ledger entry has no state row, so recovery lists the order to send. The broker has it."""
+    bid, _ = await quote(paper, "AAPL")
+    resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
+    ledgered = agent.sign(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5)
+    )
+    await append_command(
+        ledger_pool, ledgered, decision=Decision.ACCEPTED, detail={"quantity": 2, "entry_price": str(resting)}
+    )
+    restored = await restore_orders(ledger_pool, {}, AccountBook())
+    [again] = [r for r in restored.to_send if r.order.order_ref == ledgered.command.command_id]
+    config = IbkrConfig.from_settings(floor_settings, client_id=70 + uuid.uuid4().int % 20)
+    before = (await paper.acontrol("GET", "/status"))["open_orders"]
+
+    first_life = IbkrBroker(config)
+    await first_life.connect()
+    assert first_life.place(again.order).sent
+    await eventually(lambda: _open_orders_are(paper, before + 1), timeout=10.0)
+    await first_life.close()  # the process dies; the order rests at the broker
+
+    second_life = IbkrBroker(config)
+    await connect_and_resend(second_life, [again])
+    try:
+        # A later order proves every write of the reconnect reached the venue before counting.
+        sentinel = dataclasses.replace(again.order, order_ref=f"sentinel-{uuid.uuid4().hex}", quantity=1)
+        assert second_life.place(sentinel).sent
+        await eventually(lambda: _open_orders_are(paper, before + 2), timeout=10.0)
+        assert (await paper.acontrol("GET", "/status"))["open_orders"] == before + 2  # not sent twice
+        assert second_life.place(again.order).duplicate  # adopted: the broker's order is this one
+    finally:
+        second_life.cancel(again.order.order_ref)
+        second_life.cancel(sentinel.order_ref)
+        await eventually(lambda: _open_orders_are(paper, before), timeout=10.0)
+        await second_life.close()
