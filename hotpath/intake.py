@@ -156,6 +156,19 @@ class Intake:
         if not verdict.accepted:
             return await self.refusals.sentry(verdict, envelope.command, data, source, envelope)
 
+        try:
+            return await self._admitted(envelope, intake_ns, produce_ts_ms, source)
+        except Exception:
+            # Not decided (the ledger unreachable, say): the same envelope delivered again must
+            # be decided afresh, not refused as a replay. Had its entry been committed after
+            # all, the ledger's unique indexes still catch the copy.
+            command = envelope.command
+            self.replay.release(command.agent_id, command.nonce, envelope.signature_hash)
+            raise
+
+    async def _admitted(
+        self, envelope: SignedCommand, intake_ns: int, produce_ts_ms: int | None, source: str
+    ) -> Outcome:
         command = envelope.command
         if command.kind in (CommandKind.ENTER, CommandKind.EXIT):
             return await self._order(envelope, intake_ns, produce_ts_ms, source)

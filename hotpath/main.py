@@ -36,7 +36,7 @@ from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
-from ledger.db import DedicatedConnection
+from ledger.db import UNREACHABLE, DedicatedConnection
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
 
@@ -52,6 +52,8 @@ TIMINGS_KEPT = 10_000
 # for 100 s with a p99 twice 5 ms's. 5 ms costs ~5% of a core here and in the broker. A real
 # Kafka answers a waiting fetch when a record arrives, so there a long wait costs no latency.
 DRAIN_TIMEOUT_S = 5.0
+LEDGER_RETRY_FIRST_S = 0.1
+LEDGER_RETRY_MAX_S = 5.0
 
 
 class HotPath:
@@ -276,13 +278,23 @@ async def run(
 async def _consume(intake: Intake, cmd_consumer: Any) -> None:
     async for record in cmd_consumer:
         source = f"{record.topic}[{record.partition}]@{record.offset}"
-        try:
-            await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
-        except NotConnected:
-            log.exception("broker not connected while handling %s", source)
-        except Exception:
-            # One bad record must not stop intake; it is logged with where it sits in Kafka.
-            log.exception("intake failed on %s", source)
+        delay = LEDGER_RETRY_FIRST_S
+        while True:
+            try:
+                await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
+            except UNREACHABLE as exc:
+                # Nothing can be decided without the ledger, so nothing after this record either:
+                # hold it (and intake) until Postgres answers again, rather than lose it.
+                log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LEDGER_RETRY_MAX_S)
+                continue
+            except NotConnected:
+                log.exception("broker not connected while handling %s", source)
+            except Exception:
+                # One bad record must not stop intake; it is logged with where it sits in Kafka.
+                log.exception("intake failed on %s", source)
+            break
 
 
 def main(health_port: int, symbols: Sequence[str], group_id: str) -> None:

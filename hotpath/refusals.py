@@ -28,7 +28,7 @@ from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading.commands import Command, CommandInvalid
 from trading.order_events import OrderEvent
-from trading.sentry import REVOKED_KEY, Verdict
+from trading.sentry import REPLAYED_SIGNATURE, REVOKED_KEY, Verdict
 from trading.signing import SignedCommand
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,12 @@ class Refusals:
 
     async def by_ledger(self, exc: RefusedByLedger, envelope: SignedCommand, source: str) -> Outcome:
         """The ledger refused an authenticated append the sentry had let through: a replay its
-        unique indexes caught, or a key revoked after the registry was last loaded."""
+        unique indexes caught, or a key revoked after the registry was last loaded.
+
+        The very signature already ledgered is the very envelope: a delivery retried after a
+        first attempt whose commit went through though its caller never heard back."""
+        if exc.reason == REPLAYED_SIGNATURE:
+            return await self.redelivered(envelope, source)
         if exc.reason == REVOKED_KEY and self._on_revoked is not None:
             self._on_revoked(envelope.signer)
         verdict = Verdict(exc.reason, envelope.command.agent_id, exc.detail)

@@ -8,6 +8,16 @@ from typing import Any, Protocol
 
 import asyncpg
 
+UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
+"""What asyncpg raises when the database cannot be reached or went away mid-call (refused or
+lost connections, a server shutting down or not yet accepting): worth retrying, unlike a
+query the database refused."""
+
 
 class Db(Protocol):
     async def execute(self, query: str, *args: Any) -> str: ...

@@ -1,0 +1,138 @@
+"""The ledger unreachable while intake decides a command: nothing is lost, nothing doubled.
+
+Intake over the real ledger (Postgres), with the append made to fail the way asyncpg fails
+when the connection goes: before the commit (the command was not decided) or after it (the
+entry is in, but intake never heard). The same Kafka record is then handled again, as
+``hotpath.main._consume`` does until Postgres answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from brokers.base import BrokerOrder, Placement
+from bus.topics import SECURITY_EVENTS
+from hotpath import main as hotpath_main
+from hotpath.account import AccountBook, LastPrice
+from hotpath.circuit import CircuitBreaker
+from hotpath.intake import Intake
+from hotpath.ledger_store import LedgerStore
+from hotpath.ports import Ledgered
+from hotpath.refusals import DUPLICATE_DELIVERY
+from observability.security import SecurityLog
+from observability.telemetry import setup
+from tests.fixtures.hotpath import Agent, enter_command
+from tests.hotpath.conftest import VENUE_ACCOUNT
+from trading.order_events import OrderEvent
+from trading.signing import SignedCommand
+
+
+class _Broker:
+    def __init__(self) -> None:
+        self.placed: list[str] = []
+
+    async def net_liquidation(self, account: str) -> Decimal:
+        return Decimal("1000000")
+
+    def place(self, order: BrokerOrder) -> Placement:
+        self.placed.append(order.order_ref)
+        return Placement(order.order_ref, True, time.perf_counter_ns(), "test", 1, len(self.placed))
+
+
+class _FlakyLedger(LedgerStore):
+    """The first append fails as a lost connection does, before or after its commit."""
+
+    def __init__(self, pool: asyncpg.Pool, *, after_commit: bool) -> None:
+        super().__init__(pool)
+        self._after_commit = after_commit
+        self.failures = 0
+
+    async def append_accepted(
+        self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
+    ) -> Ledgered:
+        if self.failures == 0:
+            self.failures += 1
+            if self._after_commit:
+                await super().append_accepted(envelope, sized_quantity, detail)
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        return await super().append_accepted(envelope, sized_quantity, detail)
+
+
+def _intake(ledger: LedgerStore, broker: _Broker, emitted: list[OrderEvent]) -> Intake:
+    book = AccountBook()
+    book.on_quote("AAPL", LastPrice(Decimal("189.40"), Decimal("189.50"), None, time.perf_counter_ns()))
+    return Intake(
+        broker=broker,  # type: ignore[arg-type]
+        ledger=ledger,
+        producer=None,  # type: ignore[arg-type]  # records go to `emit`
+        security=SecurityLog(ledger, None, SECURITY_EVENTS),
+        breaker=CircuitBreaker(lambda: None, lambda trip: None),
+        book=book,
+        orders={},
+        metrics=setup("ledger-outage-test").metrics,
+        emit=emitted.append,
+    )
+
+
+@dataclass
+class _Record:
+    value: bytes
+    topic: str = "agent.commands"
+    partition: int = 0
+    offset: int = 7
+    timestamp: int = 0
+
+
+async def _records(*values: bytes) -> AsyncIterator[_Record]:
+    for value in values:
+        yield _Record(value)
+
+
+async def _security_reasons(pool: asyncpg.Pool, command_id: str) -> list[str]:
+    rows = await pool.fetch("SELECT reason FROM security_events WHERE command_id = $1", command_id)
+    return [r["reason"] for r in rows]
+
+
+async def test_a_record_met_by_an_unreachable_ledger_is_decided_once_it_answers(
+    agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    broker, emitted = _Broker(), []
+    ledger = _FlakyLedger(ledger_pool, after_commit=False)
+    intake = _intake(ledger, broker, emitted)
+    await intake.warm()
+    envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
+
+    await hotpath_main._consume(intake, _records(envelope.to_wire()))
+
+    assert ledger.failures == 1
+    assert broker.placed == [envelope.command.command_id]  # retried, not lost, not refused
+    assert await _security_reasons(ledger_pool, envelope.command.command_id) == []
+
+
+async def test_an_append_committed_though_intake_never_heard_is_not_decided_twice(
+    agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    broker, emitted = _Broker(), []
+    intake = _intake(_FlakyLedger(ledger_pool, after_commit=True), broker, emitted)
+    await intake.warm()
+    envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
+    cid = envelope.command.command_id
+
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+        await intake.handle(envelope.to_wire(), source="test")
+    outcome = await intake.handle(envelope.to_wire(), source="test")
+
+    # The ledgered entry stands (restart recovery sends it); no replay alarm, no second entry.
+    assert outcome.reason == DUPLICATE_DELIVERY
+    assert broker.placed == []
+    assert emitted == []
+    rows = await ledger_pool.fetch("SELECT decision FROM ledger_entries WHERE command_id = $1", cid)
+    assert [r["decision"] for r in rows] == ["accepted"]
+    assert await _security_reasons(ledger_pool, cid) == [DUPLICATE_DELIVERY]
