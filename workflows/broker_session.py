@@ -3,8 +3,11 @@
 Every change of connectivity (``session`` signal: disconnected, reconnected, failed over)
 is recorded as an epoch with its times, gateway and cause; after every reconnect or failover
 the workflow runs the reconciliation activity (broker open orders and executions since the
-last one seen, compared with the ledger). Signals dedupe on ``event_id``, and a change whose
-epoch number is not newer than the last one handled is recorded but not reconciled again.
+last one seen, compared with the ledger). Signals dedupe on ``event_id``, and a change that
+happened no later than the last reconciled one (a stale record delivered late) is recorded but
+not reconciled again. Epoch numbers are not that order: each hot-path process counts them
+from the start again, so after a restart the first connect is epoch 1 however many came
+before, and it must still be reconciled.
 
 The history is kept short with continue-as-new: the carried state is the last
 :data:`KEEP_EPOCHS` epochs, the time of the last reconciled execution and the connection
@@ -85,6 +88,8 @@ class BrokerSessionInput:
     epochs: list[Epoch] = field(default_factory=list)
     seen_event_ids: list[str] = field(default_factory=list)
     continue_after_signals: int = CONTINUE_AFTER_SIGNALS
+    last_reconciled_at: datetime | None = None
+    """``ts`` of the last change reconciled after."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class BrokerSession:
         self._connected = inp.connected
         self._gateway = inp.gateway
         self._last_epoch = inp.last_epoch
+        self._last_reconciled_at = inp.last_reconciled_at
         self._last_exec_time = inp.last_exec_time
         self._disconnected_at = inp.disconnected_at
         self._epochs = list(inp.epochs)
@@ -172,10 +178,12 @@ class BrokerSession:
         epoch = replace(epoch, outage_started_at=self._disconnected_at)
         self._disconnected_at = None
         self._publish_search_attributes()
-        if change.change not in RECONCILE_AFTER or change.epoch <= self._last_epoch:
+        stale = self._last_reconciled_at is not None and change.ts <= self._last_reconciled_at
+        if change.change not in RECONCILE_AFTER or stale:
             self._remember(epoch)
             return
         self._last_epoch = change.epoch
+        self._last_reconciled_at = change.ts
         try:
             report = await workflow.execute_activity_method(
                 BrokerSessionActivities.reconcile_account,
@@ -200,6 +208,7 @@ class BrokerSession:
             connected=self._connected,
             gateway=self._gateway,
             last_epoch=self._last_epoch,
+            last_reconciled_at=self._last_reconciled_at,
             last_exec_time=self._last_exec_time,
             disconnected_at=self._disconnected_at,
             epochs=list(self._epochs),

@@ -4,6 +4,7 @@ continue-as-new carrying the state."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
@@ -77,7 +78,8 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
             _change(3, Change.RECONNECTED, 1),
             _change(3, Change.RECONNECTED, 1),  # redelivered
             _change(4, Change.FAILED_OVER, 2, gateway="127.0.0.1:4012"),
-            _change(5, Change.RECONNECTED, 2),  # stale epoch: recorded, not reconciled again
+            # A stale record delivered late (it happened before the failover): recorded only.
+            replace(_change(5, Change.RECONNECTED, 1), ts=T0 + timedelta(seconds=3, milliseconds=500)),
         ]:
             await handle.signal(BrokerSession.on_session, s)
 
@@ -102,6 +104,42 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
     assert reconnect.reconcile is not None and reconnect.reconcile.missed_fills == ["x-1"]
     assert view.epochs[4].reconcile is None
     assert view.connected and view.gateway == "127.0.0.1:4002" and view.last_epoch == 2
+
+
+async def test_after_a_hot_path_restart_its_epochs_count_from_one_and_are_still_reconciled(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    rec = Reconciler()
+    account = f"DU{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
+    ):
+        handle = await skipping_env.client.start_workflow(
+            BrokerSession.run,
+            BrokerSessionInput(account=account),
+            id=f"broker-session/{account}",
+            task_queue=QUEUE,
+        )
+        for s in [
+            _change(1, Change.CONNECTED, 1),
+            _change(2, Change.DISCONNECTED, 1),
+            _change(3, Change.RECONNECTED, 2),
+            _change(4, Change.FAILED_OVER, 3, gateway="127.0.0.1:4012"),
+            # The hot path restarts: a new process, its epochs counted from 1 again.
+            _change(5, Change.CONNECTED, 1),
+            _change(6, Change.FAILED_OVER, 2, gateway="127.0.0.1:4012"),
+        ]:
+            await handle.signal(BrokerSession.on_session, s)
+
+        async def six_epochs() -> BrokerSessionView | None:
+            v = await _view(handle)
+            return v if len(v.epochs) == 6 else None
+
+        view: BrokerSessionView = await eventually(six_epochs, timeout=20)
+        await handle.terminate()
+
+    assert [r.epoch for r in rec.requests] == [1, 2, 3, 1, 2]
+    assert [e.reconcile is not None for e in view.epochs] == [True, False, True, True, True, True]
 
 
 async def test_continue_as_new_keeps_epochs_and_last_execution(skipping_env: WorkflowEnvironment) -> None:
