@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from hotpath.floor_orders import FloorOrder
 from trading.commands import Side
 
 NEVER_MS = 10**12
@@ -43,6 +44,11 @@ class AccountBook:
     working: dict[str, set[str]] = field(default_factory=dict)
     """account -> command ids of orders at (or held for) the broker and not yet done."""
     prices: dict[str, LastPrice] = field(default_factory=dict)
+    _open: dict[str, tuple[tuple[str, str, Side], int]] = field(default_factory=dict)
+    """command id of a working order -> ((account, symbol, side), shares still to fill)."""
+    _open_qty: dict[tuple[str, str, Side], int] = field(default_factory=dict)
+    """(account, symbol, side) -> shares still to fill on its working orders, kept as orders
+    start, fill and end so the risk gate reads it without walking the orders."""
 
     def position(self, account: str, symbol: str) -> int:
         return self.positions.get((account, symbol), 0)
@@ -51,18 +57,40 @@ class AccountBook:
         self.positions[(account, symbol)] = quantity
         self.avg_costs[(account, symbol)] = avg_cost
 
-    def on_fill(self, account: str, symbol: str, side: Side, quantity: int) -> None:
+    def on_fill(self, account: str, symbol: str, side: Side, quantity: int, command_id: str = "") -> None:
         key = (account, symbol)
         self.positions[key] = self.positions.get(key, 0) + side.sign * quantity
+        if command_id in self._open:
+            self._shrink(command_id, quantity)
 
     def open_orders(self, account: str) -> int:
         return len(self.working.get(account, ()))
 
-    def order_working(self, account: str, command_id: str) -> None:
-        self.working.setdefault(account, set()).add(command_id)
+    def working_qty(self, account: str, symbol: str, side: Side) -> int:
+        """Shares still to fill on the account's working ``side`` orders in ``symbol``."""
+        return self._open_qty.get((account, symbol, side), 0)
+
+    def order_working(self, order: FloorOrder) -> None:
+        if order.command_id in self._open:
+            return
+        self.working.setdefault(order.account, set()).add(order.command_id)
+        key = (order.account, order.symbol, order.side)
+        remaining = max(order.quantity - order.filled_qty, 0)
+        self._open[order.command_id] = (key, remaining)
+        self._open_qty[key] = self._open_qty.get(key, 0) + remaining
 
     def order_done(self, account: str, command_id: str) -> None:
         self.working.get(account, set()).discard(command_id)
+        if command_id in self._open:
+            self._shrink(command_id, None)
+            del self._open[command_id]
+
+    def _shrink(self, command_id: str, filled: int | None) -> None:
+        """Take ``filled`` shares (None: all that remain) off a working order's open quantity."""
+        key, remaining = self._open[command_id]
+        taken = remaining if filled is None else min(filled, remaining)
+        self._open[command_id] = (key, remaining - taken)
+        self._open_qty[key] -= taken
 
     def gross_exposure(self, account: str) -> Decimal:
         """Sum over the account's symbols of |position| x mark (average cost if unquoted)."""

@@ -106,7 +106,7 @@ class BrokerEvents:
         elif isinstance(event, Executed):
             fill = order.apply_fill(event.exec_id, event.quantity, event.price)
             if fill is not None:
-                self._book.on_fill(order.account, order.symbol, order.side, fill.qty)
+                self._book.on_fill(order.account, order.symbol, order.side, fill.qty, order.command_id)
                 kind = EventKind.FILLED if order.filled_qty == order.quantity else EventKind.PARTIALLY_FILLED
                 if kind is EventKind.FILLED:
                     self._book.order_done(order.account, order.command_id)

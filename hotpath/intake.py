@@ -279,7 +279,7 @@ class Intake:
                 trail_amount=command.trail_amount,
                 trail_percent=command.trail_percent,
             )
-        self.book.order_working(command.account, command.command_id)
+        self.book.order_working(order)
         timing = Timing(
             command_id=command.command_id,
             produce_ts_ms=produce_ts_ms,
@@ -350,21 +350,15 @@ class Intake:
         return Outcome(command.command_id, None)
 
     def _snapshot(self, account: str, symbol: str) -> AccountSnapshot:
-        """The account as the risk gate sees it now, working orders in ``symbol`` included (at
-        most the profile's open-order limit of them, so the loop stays short)."""
-        working = {Side.BUY: 0, Side.SELL: 0}
-        for command_id in self.book.working.get(account, ()):
-            order = self.orders.get(command_id)
-            if order is not None and order.symbol == symbol and not order.done:
-                working[order.side] += order.quantity - order.filled_qty
+        """The account as the risk gate sees it now, working orders in ``symbol`` included."""
         return AccountSnapshot(
             trading_state=self.breaker.state,
             position=self.book.position(account, symbol),
             gross_exposure=self.book.gross_exposure(account),
             open_orders=self.book.open_orders(account),
             price_age_ms=self.book.price_age_ms(symbol),
-            working_buy_qty=working[Side.BUY],
-            working_sell_qty=working[Side.SELL],
+            working_buy_qty=self.book.working_qty(account, symbol, Side.BUY),
+            working_sell_qty=self.book.working_qty(account, symbol, Side.SELL),
         )
 
     def _entry_price(self, command: Command) -> Decimal | None:

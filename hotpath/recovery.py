@@ -82,7 +82,7 @@ async def restore_orders(
             if event.last_fill is not None:
                 order.apply_fill(event.last_fill.exec_id, event.last_fill.qty, event.last_fill.price)
         orders[order.command_id] = order
-        book.order_working(order.account, order.command_id)
+        book.order_working(order)
         if state.kind is not EventKind.ACCEPTED:
             working += 1
         elif not await _is_ledgered(db, state.command_id):
@@ -112,7 +112,7 @@ async def restore_orders(
         if command_id not in orders:
             order = FloorOrder.from_command(resend.command, resend.order.quantity)
             orders[command_id] = order
-            book.order_working(order.account, command_id)
+            book.order_working(order)
             await record_order_event(db, order.event(EventKind.ACCEPTED))
         to_send.append(resend)
     return Restored(working, tuple(to_send), tuple(refused))

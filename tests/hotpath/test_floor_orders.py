@@ -71,3 +71,30 @@ def test_price_age_of_an_unquoted_symbol_exceeds_any_limit() -> None:
     assert book.price_age_ms("NVDA") >= 10**12
     book.on_quote("NVDA", LastPrice(None, None, Decimal("1"), recv_ns=1_000_000))
     assert book.price_age_ms("NVDA", now_ns=251_000_000) == 250
+
+
+def test_working_quantity_follows_orders_as_they_start_fill_and_end() -> None:
+    book = AccountBook()
+
+    def order(cid: str, side: Side, qty: int, symbol: str = "AAPL") -> FloorOrder:
+        return FloorOrder(cid, "agent", "DU1", symbol, side, qty, Decimal("100"), "DAY", None)
+
+    a, b, c = order("a", Side.SELL, 100), order("b", Side.SELL, 50), order("c", Side.BUY, 30)
+    for o in (a, b, c, order("d", Side.SELL, 70, symbol="MSFT")):
+        book.order_working(o)
+    book.order_working(a)  # told twice (a restart re-sends it): counted once
+    assert book.working_qty("DU1", "AAPL", Side.SELL) == 150
+    assert book.working_qty("DU1", "AAPL", Side.BUY) == 30
+    assert book.working_qty("DU2", "AAPL", Side.SELL) == 0
+
+    book.on_fill("DU1", "AAPL", Side.SELL, 40, "a")  # partly filled: 60 of a still open
+    assert book.working_qty("DU1", "AAPL", Side.SELL) == 110
+    book.order_done("DU1", "b")  # cancelled with nothing filled
+    assert book.working_qty("DU1", "AAPL", Side.SELL) == 60
+    book.on_fill("DU1", "AAPL", Side.SELL, 60, "a")
+    book.order_done("DU1", "a")  # filled: done after its last fill
+    book.on_fill("DU1", "AAPL", Side.SELL, 5, "a")  # a late report of a done order changes nothing
+    book.order_done("DU1", "a")
+    assert book.working_qty("DU1", "AAPL", Side.SELL) == 0
+    assert book.position("DU1", "AAPL") == -105
+    assert book.open_orders("DU1") == 2  # c and d
