@@ -55,6 +55,13 @@ QUOTE_RETRY = RetryPolicy(
 PUBLISH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10)
 """A publish retries with the same command id, which intake dedupes; bounded all the same."""
 
+RECHECK_AFTER_WAIT_PATCH = "iceberg-recheck-after-wait"
+"""Cancel, pause and the remaining quantity are checked again after each wait before a slice
+goes out. Histories written before sent the slice regardless, and replay that way."""
+AMEND_FLOOR_PATCH = "iceberg-amend-floor-working-slice"
+"""An amend may not take the total below filled plus the working slice's open quantity.
+Histories written before accepted such an amend (and pulled the slice), and replay that way."""
+
 
 class IcebergStatus(enum.StrEnum):
     WORKING = "Working"
@@ -213,6 +220,9 @@ class Iceberg:
             await workflow.wait_condition(lambda: not self._paused or self._cancel_reason is not None)
             if self._cancel_reason is not None:
                 break
+            if self._committed >= self._total and workflow.patched(RECHECK_AFTER_WAIT_PATCH):
+                # Amended down to what has filled while paused: nothing is left to send.
+                break
             if self._consecutive_rejects >= MAX_CONSECUTIVE_REJECTS:
                 self._status = IcebergStatus.REJECTED
                 self._notes.append(f"stopped after {MAX_CONSECUTIVE_REJECTS} rejected slices in a row")
@@ -257,8 +267,16 @@ class Iceberg:
             start_to_close_timeout=timedelta(seconds=5),
             retry_policy=QUOTE_RETRY,
         )
+        # Signals may have landed while the quote was fetched.
+        remaining = self._total - self._committed
+        if remaining <= 0:
+            # No patch needed: code without this check raised here, so no history went on.
+            return
+        if (self._cancel_reason is not None or self._paused) and workflow.patched(RECHECK_AFTER_WAIT_PATCH):
+            # The caller ends or waits for the resume, then prices afresh from a new quote.
+            return
         rng = workflow.random()
-        qty = slice_quantity(self._display, self._total - self._committed, rng.random(), inp.jitter)
+        qty = slice_quantity(self._display, remaining, rng.random(), inp.jitter)
         slice_no = len(self._slices) + 1
         record = SliceRecord(
             slice_no=slice_no,
@@ -354,6 +372,11 @@ class Iceberg:
         still on their way: what the next slice is sized against, so nothing overfills."""
         return sum(s.committed for s in self._slices)
 
+    @property
+    def _working_open(self) -> int:
+        """Shares the working slice (if any) may still fill: asked for, not yet taken."""
+        return sum(max(0, s.qty - s.committed) for s in self._slices if not s.done)
+
     def _slice_fills(self) -> list[SliceFill]:
         return [
             SliceFill(qty=s.filled_qty, price=s.notional / s.filled_qty, mid=s.mid_at_send)
@@ -439,6 +462,15 @@ class Iceberg:
             return f"total {req.total_qty} is below the {self._committed} already filled"
         if req.total_qty is not None and req.total_qty <= 0:
             return "total must be positive"
+        working = self._working_open
+        floor = self._committed + working
+        if req.total_qty is not None and req.total_qty < floor and workflow.patched(AMEND_FLOOR_PATCH):
+            # The working slice may fill whole while its cancel is on the way, so a total below
+            # this could end overfilled.
+            return (
+                f"total {req.total_qty} is below the {self._committed} filled plus the {working}"
+                f" still working; the smallest total accepted now is {floor}"
+            )
         if req.display_qty is not None and req.display_qty <= 0:
             return "display size must be positive"
         if req.limit_price is not None and req.limit_price <= 0:

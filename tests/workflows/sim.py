@@ -36,6 +36,10 @@ class SimVenue:
     duplicate_events: bool = True
     on_slice: Callable[[int, OrderCommandRequest], Awaitable[None]] | None = None
     """Called after each new slice is answered: lets a test signal the workflow mid-run."""
+    on_quote: Callable[[int, str], Awaitable[None]] | None = None
+    """Called during the n-th quote with the workflow id, before the quote is answered: lets a
+    test signal the workflow while it awaits the quote."""
+    quotes: int = 0
     late: list[tuple[OrderCommandRequest, int]] = field(default_factory=list)
     """Executions racing a cancel, not yet delivered."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -43,6 +47,9 @@ class SimVenue:
     def activities(self) -> list[Callable[..., object]]:
         @activity.defn(name="get_quote")
         async def get_quote(req: QuoteRequest) -> QuoteResult:
+            self.quotes += 1
+            if self.on_quote is not None:
+                await self.on_quote(self.quotes, activity.info().workflow_id)
             return QuoteResult(req.symbol, self.bid, self.ask, Decimal("0.01"), datetime.now(UTC))
 
         @activity.defn(name="publish_order")
