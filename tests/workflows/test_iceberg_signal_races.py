@@ -166,10 +166,20 @@ async def test_pause_during_the_quote_holds_the_slice_until_resume(skipping_env:
     ):
         handle = await _start(skipping_env, _inp(total=400))
 
-        async def paused() -> bool:
-            return (await _progress(handle)).status is IcebergStatus.PAUSED
+        async def acted_on_the_second_quote() -> bool:
+            # Quote, slice 1, quote: three activities done, and a workflow task after the last.
+            done, acted = 0, False
+            async for event in handle.fetch_history_events():
+                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                    done, acted = done + 1, False
+                elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                    acted = True
+            return done >= 3 and acted
 
-        await eventually(paused, timeout=20)
+        # Skipping time while the quote is still in flight would time it out instead.
+        await eventually(acted_on_the_second_quote, timeout=20)
+        progress = await _progress(handle)
+        assert progress.status is IcebergStatus.PAUSED and progress.slices_sent == 1
         await skipping_env.sleep(60)  # a minute of skipped time: a paused iceberg sends nothing
         progress = await _progress(handle)
         assert progress.status is IcebergStatus.PAUSED
