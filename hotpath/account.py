@@ -44,11 +44,11 @@ class AccountBook:
     working: dict[str, set[str]] = field(default_factory=dict)
     """account -> command ids of orders at (or held for) the broker and not yet done."""
     prices: dict[str, LastPrice] = field(default_factory=dict)
-    _open: dict[str, tuple[tuple[str, str, Side], int]] = field(default_factory=dict)
-    """command id of a working order -> ((account, symbol, side), shares still to fill)."""
-    _open_qty: dict[tuple[str, str, Side], int] = field(default_factory=dict)
-    """(account, symbol, side) -> shares still to fill on its working orders, kept as orders
-    start, fill and end so the risk gate reads it without walking the orders."""
+    _open: dict[str, tuple[tuple[str, str, Side, bool], int]] = field(default_factory=dict)
+    """command id of a working order -> ((account, symbol, side, exit?), shares still to fill)."""
+    _open_qty: dict[tuple[str, str, Side, bool], int] = field(default_factory=dict)
+    """(account, symbol, side, exit?) -> shares still to fill on those working orders, kept as
+    orders start, fill and end so the risk gate reads it without walking the orders."""
 
     def position(self, account: str, symbol: str) -> int:
         return self.positions.get((account, symbol), 0)
@@ -66,15 +66,17 @@ class AccountBook:
     def open_orders(self, account: str) -> int:
         return len(self.working.get(account, ()))
 
-    def working_qty(self, account: str, symbol: str, side: Side) -> int:
-        """Shares still to fill on the account's working ``side`` orders in ``symbol``."""
-        return self._open_qty.get((account, symbol, side), 0)
+    def working_qty(self, account: str, symbol: str, side: Side, *, exits_only: bool = False) -> int:
+        """Shares still to fill on the account's working ``side`` orders in ``symbol`` (only
+        its ``exit`` orders with ``exits_only``)."""
+        exits = self._open_qty.get((account, symbol, side, True), 0)
+        return exits if exits_only else exits + self._open_qty.get((account, symbol, side, False), 0)
 
     def order_working(self, order: FloorOrder) -> None:
         if order.command_id in self._open:
             return
         self.working.setdefault(order.account, set()).add(order.command_id)
-        key = (order.account, order.symbol, order.side)
+        key = (order.account, order.symbol, order.side, order.reduce_only)
         remaining = max(order.quantity - order.filled_qty, 0)
         self._open[order.command_id] = (key, remaining)
         self._open_qty[key] = self._open_qty.get(key, 0) + remaining

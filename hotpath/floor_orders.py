@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from trading.commands import Command, Side
+from trading.commands import Command, CommandKind, Side
 from trading.order_events import EventKind, Fill, OrderEvent
 
 
@@ -32,6 +32,8 @@ class FloorOrder:
     filled_notional: Decimal = Decimal(0)
     exec_ids: set[str] = field(default_factory=set)
     done: bool = False
+    reduce_only: bool = False
+    """An ``exit``: it may only shrink the position (see :func:`trading.risk.check_order`)."""
 
     @classmethod
     def from_command(cls, command: Command, quantity: int) -> FloorOrder:
@@ -46,6 +48,7 @@ class FloorOrder:
             limit_price=command.limit_price,
             tif=command.tif.value if command.tif is not None else None,
             parent_id=command.parent_id,
+            reduce_only=command.kind is CommandKind.EXIT,
         )
 
     @property

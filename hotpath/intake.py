@@ -359,6 +359,8 @@ class Intake:
             price_age_ms=self.book.price_age_ms(symbol),
             working_buy_qty=self.book.working_qty(account, symbol, Side.BUY),
             working_sell_qty=self.book.working_qty(account, symbol, Side.SELL),
+            exiting_buy_qty=self.book.working_qty(account, symbol, Side.BUY, exits_only=True),
+            exiting_sell_qty=self.book.working_qty(account, symbol, Side.SELL, exits_only=True),
         )
 
     def _entry_price(self, command: Command) -> Decimal | None:

@@ -90,7 +90,13 @@ class HotPath:
         return (200 if self.consuming else 503), body
 
     async def stats(self) -> tuple[int, dict[str, Any]]:
+        book = self.intake.book
+        positions: dict[str, dict[str, int]] = {}
+        for (account, symbol), quantity in book.positions.items():
+            positions.setdefault(account, {})[symbol] = quantity
         return 200, {
+            # The risk gate's view: positions as fills reached the hot path (seeded from the broker).
+            "positions": positions,
             "timings": [asdict(t) for t in self.timings],
             "trail_moves": [
                 {**{k: str(v) for k, v in asdict(m).items()}, "tick_to_write_us": m.tick_to_write_us}

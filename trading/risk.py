@@ -51,7 +51,7 @@ class ProposedOrder:
     stop_price: Decimal | None = None
     """Where the loss is measured to; None for an exit, which has no new risk to the stop."""
     reduce_only: bool = False
-    """An exit: it may only shrink the position (see :func:`reduces`), never open or flip it."""
+    """An exit: it may only shrink the position (see :func:`exit_reduces`), never open or flip it."""
 
 
 def expected_fill_price(
@@ -91,6 +91,10 @@ class AccountSnapshot:
     """Shares still to fill on the account's working buy orders in the order's symbol."""
     working_sell_qty: int = 0
     """Shares still to fill on the account's working sell orders in the order's symbol."""
+    exiting_buy_qty: int = 0
+    """Of ``working_buy_qty``, the shares on working exits."""
+    exiting_sell_qty: int = 0
+    """Of ``working_sell_qty``, the shares on working exits."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,14 @@ def reduces(order: ProposedOrder, account: AccountSnapshot) -> bool:
     return reduces_position(account.position, order.side, working + order.quantity)
 
 
+def exit_reduces(order: ProposedOrder, account: AccountSnapshot) -> bool:
+    """An exit's own rule: it shrinks the position even if every working *exit* on its side
+    fills first. Working entries do not count against it: a resting buy below the market, an
+    order to open, must not stop a short from being closed (the position limit sees them)."""
+    exiting = account.exiting_sell_qty if order.side is Side.SELL else account.exiting_buy_qty
+    return reduces_position(account.position, order.side, exiting + order.quantity)
+
+
 def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:
     """Approve or refuse one order. Order of checks: state, staleness, an exit that would not
     reduce, trade size, dollar risk, position, gross exposure, open orders. Position and
@@ -129,7 +141,7 @@ def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnap
     refusal = _state_refusal(profile, order, account)
     if refusal is not None:
         return RiskDecision.refuse(refusal)
-    if order.reduce_only and not reduces(order, account):
+    if order.reduce_only and not exit_reduces(order, account):
         return RiskDecision.refuse(Refusal.EXIT_EXCEEDS_POSITION)
     notional = order.quantity * order.price
     if notional > profile.max_trade_size:

@@ -61,6 +61,12 @@ class HotPathProcess:
             body: dict[str, object] = (await client.get(f"{self.control_url}/health")).json()
             return body
 
+    async def position(self, account: str, symbol: str) -> int:
+        """The position the hot path's risk gate holds (``/stats``), which exits are checked against."""
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            stats = (await client.get(f"{self.control_url}/stats")).json()
+        return int(stats["positions"].get(account, {}).get(symbol, 0))
+
 
 @pytest.fixture(scope="session")
 async def risk_profiles(ledger_pool: asyncpg.Pool) -> None:

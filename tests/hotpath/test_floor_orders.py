@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from hotpath.account import AccountBook, LastPrice
@@ -91,6 +92,12 @@ def test_working_quantity_follows_orders_as_they_start_fill_and_end() -> None:
     assert book.working_qty("DU1", "AAPL", Side.SELL) == 110
     book.order_done("DU1", "b")  # cancelled with nothing filled
     assert book.working_qty("DU1", "AAPL", Side.SELL) == 60
+    exit_sell = dataclasses.replace(order("e", Side.SELL, 25), reduce_only=True)
+    book.order_working(exit_sell)
+    assert book.working_qty("DU1", "AAPL", Side.SELL) == 85
+    assert book.working_qty("DU1", "AAPL", Side.SELL, exits_only=True) == 25
+    book.order_done("DU1", "e")
+    assert book.working_qty("DU1", "AAPL", Side.SELL, exits_only=True) == 0
     book.on_fill("DU1", "AAPL", Side.SELL, 60, "a")
     book.order_done("DU1", "a")  # filled: done after its last fill
     book.on_fill("DU1", "AAPL", Side.SELL, 5, "a")  # a late report of a done order changes nothing

@@ -123,6 +123,7 @@ class _Floor:
     producer: AIOKafkaProducer
     pool: asyncpg.Pool
     agent: Agent
+    hotpath: HotPathProcess
 
     async def profile_in_force(self) -> str:
         """The reason the hot path gives for refusing a probe parent of :data:`PROBE_QTY`.
@@ -157,10 +158,16 @@ class _Floor:
         await eventually(_pred(in_force), timeout=30, interval=0.2)
 
     async def flatten_to(self, target: int) -> None:
-        """Trade :data:`SYMBOL` back to ``target`` shares with marketable limit ``exit`` orders of
-        at most :data:`FLATTEN_CHUNK` (a percent through the far touch: they take what the book
-        offers and any rest meets the flow that arrives at the touch)."""
-        delta = target - await position(self.pool, SYMBOL)
+        """Trade :data:`SYMBOL` back toward ``target`` shares with marketable limit ``exit``
+        orders of at most :data:`FLATTEN_CHUNK` (a percent through the far touch: they take what
+        the book offers and any rest meets the flow that arrives at the touch).
+
+        Positions here are the hot path's own, the ones its exits are checked against (the
+        venue account also carries trades other tests made on it directly). An exit only ever
+        shrinks a position, so a ``target`` past zero from here leaves the account flat."""
+        current = await self.hotpath.position(VENUE_ACCOUNT, SYMBOL)
+        goal = min(max(target, 0), current) if current >= 0 else max(min(target, 0), current)
+        delta = goal - current
         if delta == 0:
             return
         side = Side.BUY if delta > 0 else Side.SELL
@@ -182,7 +189,7 @@ class _Floor:
             await send(self.producer, self.agent.sign(command))
 
         async def flat() -> bool:
-            return await position(self.pool, SYMBOL) == target
+            return await self.hotpath.position(VENUE_ACCOUNT, SYMBOL) == goal
 
         await eventually(_pred(flat), timeout=60, interval=0.2)
 
@@ -223,13 +230,13 @@ async def large_iceberg_room(
     command_producer: AIOKafkaProducer,
     temporal_client: Client,
 ) -> AsyncIterator[IcebergRoom]:
-    del hotpath, temporal_client  # required running, not used directly
+    del temporal_client  # required running, not used directly
     operator_key = generate_private_key()
     operator_id = f"ops-{uuid.uuid4().hex[:8]}"
     await register_key(ledger_pool, operator_id, public_key_bytes(operator_key), "operator", [VENUE_ACCOUNT])
     trader = new_agent()
     await register(ledger_pool, trader)
-    floor = _Floor(paper, command_producer, ledger_pool, trader)
+    floor = _Floor(paper, command_producer, ledger_pool, trader, hotpath)
 
     async def use(profile: RiskProfile) -> None:
         await set_profile(
@@ -240,13 +247,14 @@ async def large_iceberg_room(
     status = await paper.acontrol("GET", "/status")
     usual_rate = next(s for s in status["symbols"] if s["symbol"] == SYMBOL)["event_rate"]
     room = IcebergRoom(start_position=await position(ledger_pool, SYMBOL))
+    book_start = await hotpath.position(VENUE_ACCOUNT, SYMBOL)
     await floor.await_profile(MAIN_PROFILE)  # the probe tells the profiles apart from here on
     await paper.acontrol("POST", f"/symbols/{SYMBOL}/rate", {"rate": usual_rate * BUSY_FACTOR})
     try:
         await use(LARGE_PROFILE)
         yield room
         await floor.stop_icebergs(room.icebergs)
-        await floor.flatten_to(room.start_position)
+        await floor.flatten_to(book_start)
     finally:
         try:
             await use(MAIN_PROFILE)

@@ -207,19 +207,33 @@ def exit_sell(qty: int) -> ProposedOrder:
         (100, 0, 40, True),  # reduces it
         (0, 0, 10, False),  # from flat it would open a short
         (100, 0, 150, False),  # it would flip long 100 to short 50
-        (100, 60, 40, True),  # with the working sells it closes the position exactly
+        (100, 60, 40, True),  # with the working exits it closes the position exactly
         (100, 60, 50, False),  # ... one more share and it would go short
-        (100, 100, 1, False),  # the working sells already close it
+        (100, 100, 1, False),  # the working exits already close it
         (-100, 0, 10, False),  # a sell never reduces a short
     ],
 )
-def test_an_exit_only_ever_shrinks_the_position_counting_the_working_sells(
+def test_an_exit_only_ever_shrinks_the_position_counting_the_working_exits(
     position: int, working_sells: int, qty: int, approved: bool
 ) -> None:
-    decision = check_order(PROFILE, exit_sell(qty), snap(position=position, working_sell_qty=working_sells))
+    account = snap(position=position, working_sell_qty=working_sells, exiting_sell_qty=working_sells)
+    decision = check_order(PROFILE, exit_sell(qty), account)
     assert decision.approved is approved
     if not approved:
         assert decision.reason is Refusal.EXIT_EXCEEDS_POSITION
+
+
+def test_working_entries_do_not_stop_an_exit() -> None:
+    """A resting sell to open (an entry, above the market) does not stop a long from being
+    closed; the position limit is what speaks about entries."""
+    assert check_order(PROFILE, exit_sell(100), snap(position=100, working_sell_qty=300)).approved
+    # If every sell filled the account would end short 301, over the limit of 300: the limit says no.
+    over = check_order(PROFILE, exit_sell(100), snap(position=100, working_sell_qty=301))
+    assert over.reason is Refusal.MAX_POSITION
+    # ... but working exits do.
+    assert not check_order(
+        PROFILE, exit_sell(100), snap(position=100, working_sell_qty=60, exiting_sell_qty=60)
+    ).approved
 
 
 def test_reducing_only_counts_the_working_orders_on_the_orders_side() -> None:
