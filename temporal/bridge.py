@@ -5,7 +5,8 @@ the start input is built from the record, so whichever record comes first starts
 an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. The ``accepted`` record
 of an iceberg parent (``iceberg_envelope`` set) starts the ``Iceberg`` workflow instead (id
 ``iceberg-<command id>``, refused by Temporal if it ever ran, so a redelivered record starts
-nothing); the parent is no broker order, so it gets no lifecycle. Offsets are committed
+nothing; a DAY parent is given the session close as its expiry); the parent is no broker order,
+so it gets no lifecycle. Offsets are committed
 only after a batch has been delivered, so a crash re-delivers rather than loses; the workflows
 dedupe on event id and execution id.
 
@@ -21,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 from temporalio.client import Client, WorkflowHandle
@@ -35,7 +37,7 @@ from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE, lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
-from trading.commands import CommandInvalid
+from trading.commands import Command, CommandInvalid, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, decode
 from trading.signing import EnvelopeInvalid, SignedCommand
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
@@ -55,6 +57,14 @@ class BridgeStats:
     icebergs_started: int = 0
     icebergs_already_started: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def iceberg_expiry(command: Command, accepted_at: datetime, calendar: SessionCalendar) -> datetime | None:
+    """When an iceberg parent stops sending slices: a DAY parent (the default) at the first
+    session close at or after its acceptance, as its DAY slices' lifecycles expire; any other
+    time in force (GTC), never."""
+    day = (command.tif or TimeInForce.DAY) is TimeInForce.DAY
+    return calendar.close_after(accepted_at) if day else None
 
 
 class Bridge:
@@ -128,7 +138,11 @@ class Bridge:
             if command.command_id != event.command_id:
                 raise NotAnIceberg(f"envelope carries {command.command_id}, record names {event.command_id}")
             handle = await start_iceberg(
-                self._client, command, task_queue=self._task_queue, agent_id=self._sniper
+                self._client,
+                command,
+                task_queue=self._task_queue,
+                agent_id=self._sniper,
+                expires_at=iceberg_expiry(command, event.ts, self._calendar),
             )
         except (EnvelopeInvalid, CommandInvalid, NotAnIceberg) as exc:
             self.stats.undecodable += 1

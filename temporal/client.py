@@ -3,6 +3,7 @@ on the floor's workflows (the API, the CLI, the hot path's session reporter, ops
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from temporalio.client import Client, WorkflowHandle
@@ -33,10 +34,15 @@ async def connect(address: str, namespace: str = "default") -> Client:
 
 
 def iceberg_input(
-    command: Command, *, agent_id: str = "sniper", jitter: Decimal = Decimal(0)
+    command: Command,
+    *,
+    agent_id: str = "sniper",
+    jitter: Decimal = Decimal(0),
+    expires_at: datetime | None = None,
 ) -> IcebergInput:
     """The Iceberg workflow's input for a verified ``iceberg`` command. Slices are signed by
-    ``agent_id`` (the Sniper), not by the command's author."""
+    ``agent_id`` (the Sniper), not by the command's author; ``expires_at`` is when a DAY parent
+    stops sending slices (None: never)."""
     if command.kind is not CommandKind.ICEBERG:
         raise NotAnIceberg(f"command {command.command_id} is a {command.kind.value} command")
     if command.symbol is None or command.side is None or command.edge is None:
@@ -54,17 +60,23 @@ def iceberg_input(
         agent_id=agent_id,
         tif=command.tif or TimeInForce.DAY,
         jitter=jitter,
+        expires_at=expires_at,
     )
 
 
 async def start_iceberg(
-    client: Client, command: Command, *, task_queue: str = TASK_QUEUE, agent_id: str = "sniper"
+    client: Client,
+    command: Command,
+    *,
+    task_queue: str = TASK_QUEUE,
+    agent_id: str = "sniper",
+    expires_at: datetime | None = None,
 ) -> WorkflowHandle[Iceberg, IcebergResult]:
     """Start the Sniper on a verified, ledgered iceberg command (workflow id = command id).
     Starting the same command twice is refused by Temporal (``WorkflowAlreadyStartedError``)."""
     return await client.start_workflow(
         Iceberg.run,
-        iceberg_input(command, agent_id=agent_id),
+        iceberg_input(command, agent_id=agent_id, expires_at=expires_at),
         id=iceberg_workflow_id(command.command_id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

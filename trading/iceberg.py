@@ -20,6 +20,7 @@ significant digits); callers round for display only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from trading.commands import Side
@@ -57,6 +58,15 @@ def slice_delay_ms(u: float | Decimal, low_ms: int = 3000, high_ms: int = 7000) 
     if not 0 <= u_dec < 1:
         raise ValueError(f"u must be in [0, 1), got {u}")
     return low_ms + int((u_dec * (high_ms - low_ms)).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def backoff_after(failures: int, first: timedelta, cap: timedelta) -> timedelta:
+    """The wait before trying again after ``failures`` earlier failed rounds (0 for the first
+    retry): ``first``, doubling each round, never more than ``cap``."""
+    if failures < 0:
+        raise ValueError("failures must not be negative")
+    # Past 2**20 the cap has long been reached; stopping there keeps the product small.
+    return min(first * 2 ** min(failures, 20), cap)
 
 
 def slice_price(

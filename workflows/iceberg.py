@@ -15,18 +15,27 @@ however long that takes; at the end the parent waits for such racing executions.
 
 Slice events reach the workflow from the bridge (``orders.events`` with ``parent_id`` = this
 workflow's id) as the ``slice_event`` signal; events dedupe on event id, fills on execution id.
+
+Outages do not fail the parent: a quote, publish or cancel activity that runs out of retries is
+noted and tried again on a workflow timer, signals still honoured meanwhile. Publishes and
+cancels are retried until they go through (same command id and bytes, which intake dedupes), so
+no slice is left working unowned; quotes are given up after ``QUOTE_OUTAGE_LIMIT`` and the parent
+ends Cancelled, saying why. A DAY parent given ``expires_at`` (the session close) sends nothing
+from then on: it pulls the working slice and ends Expired with what filled.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.commands import (
@@ -34,9 +43,9 @@ with workflow.unsafe.imports_passed_through():
         CommandActivities,
         OrderCommandRequest,
     )
-    from activities.market import MarketActivities, QuoteRequest
+    from activities.market import MarketActivities, QuoteRequest, QuoteResult
     from trading.commands import Edge, Side, TimeInForce
-    from trading.iceberg import SliceFill, slice_delay_ms, slice_price, slice_quantity
+    from trading.iceberg import SliceFill, backoff_after, slice_delay_ms, slice_price, slice_quantity
     from trading.order_events import EventKind, OrderEvent
     from workflows import search
     from workflows.slicing import (
@@ -53,7 +62,15 @@ QUOTE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=2), maximum_attempts=5
 )
 PUBLISH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10)
-"""A publish retries with the same command id, which intake dedupes; bounded all the same."""
+"""A publish retries with the same command id, which intake dedupes; a round that runs out is
+followed by another after a workflow timer (``PUBLISH_BACKOFF``), without end."""
+QUOTE_BACKOFF = (timedelta(seconds=5), timedelta(seconds=60))
+"""Workflow timer between quote rounds that ran out of retries: first wait, and the cap as it
+doubles."""
+QUOTE_OUTAGE_LIMIT = timedelta(minutes=10)
+"""No usable quote for this long (a gateway reconnect takes seconds): the parent stops."""
+PUBLISH_BACKOFF = (timedelta(seconds=5), timedelta(seconds=60))
+"""Workflow timer between publish (order or cancel) rounds that ran out of retries."""
 
 RECHECK_AFTER_WAIT_PATCH = "iceberg-recheck-after-wait"
 """Cancel, pause and the remaining quantity are checked again after each wait before a slice
@@ -61,6 +78,9 @@ goes out. Histories written before sent the slice regardless, and replay that wa
 AMEND_FLOOR_PATCH = "iceberg-amend-floor-working-slice"
 """An amend may not take the total below filled plus the working slice's open quantity.
 Histories written before accepted such an amend (and pulled the slice), and replay that way."""
+OUTAGE_RETRY_PATCH = "iceberg-retry-activity-outage"
+"""A quote, publish or cancel activity that runs out of retries is tried again on a timer.
+Histories written before failed the workflow there, and replay that way."""
 
 
 class IcebergStatus(enum.StrEnum):
@@ -69,6 +89,8 @@ class IcebergStatus(enum.StrEnum):
     COMPLETED = "Completed"
     CANCELLED = "Cancelled"
     REJECTED = "Rejected"
+    EXPIRED = "Expired"
+    """The session closed (``expires_at``) before the parent filled."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,9 @@ class IcebergInput:
     interval_scale: Decimal = Decimal(1)
     """Multiplies the 3-7 s interval. 1 in production; a venue whose market clock runs N times
     faster than real time is matched with 1/N, so both run on the same time base."""
+    expires_at: datetime | None = None
+    """When a DAY parent stops sending slices (the session close, set by the bridge); None for
+    GTC and for inputs written before this field existed."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +215,8 @@ class IcebergResult:
     slices: list[SliceReport]
     quality: FillQuality | None
     notes: list[str] = field(default_factory=list)
+    reason: str | None = None
+    """Why the parent ended short of its total (None when it completed)."""
 
 
 @workflow.defn(name="Iceberg")
@@ -210,6 +237,9 @@ class Iceberg:
         self._status = IcebergStatus.WORKING
         self._notes: list[str] = []
         self._consecutive_rejects = 0
+        self._expires_at = inp.expires_at
+        self._expired = False
+        self._end_reason: str | None = None
 
     @workflow.run
     async def run(self, inp: IcebergInput) -> IcebergResult:
@@ -217,17 +247,20 @@ class Iceberg:
         self._validate_input(inp)
         self._publish_search_attributes()
         while self._committed < self._total and self._cancel_reason is None:
-            await workflow.wait_condition(lambda: not self._paused or self._cancel_reason is not None)
-            if self._cancel_reason is not None:
+            await self._wait(lambda: not self._paused or self._cancel_reason is not None)
+            if self._cancel_reason is not None or self._session_closed():
                 break
             if self._committed >= self._total and workflow.patched(RECHECK_AFTER_WAIT_PATCH):
                 # Amended down to what has filled while paused: nothing is left to send.
                 break
             if self._consecutive_rejects >= MAX_CONSECUTIVE_REJECTS:
                 self._status = IcebergStatus.REJECTED
-                self._notes.append(f"stopped after {MAX_CONSECUTIVE_REJECTS} rejected slices in a row")
+                self._end_reason = f"stopped after {MAX_CONSECUTIVE_REJECTS} rejected slices in a row"
+                self._notes.append(self._end_reason)
                 break
             await self._work_one_slice()
+            if self._session_closed():
+                break
         if self._filled < self._committed:
             # Executions that raced a cancel: the broker has reported them filled, so the parent
             # waits for them rather than end short (or send a slice that would overfill).
@@ -242,7 +275,19 @@ class Iceberg:
                     " as executions; reconciliation will record them"
                 )
         if self._status is not IcebergStatus.REJECTED:
-            self._status = IcebergStatus.COMPLETED if self._filled >= self._total else IcebergStatus.CANCELLED
+            if self._filled >= self._total:
+                self._status = IcebergStatus.COMPLETED
+                self._end_reason = None
+            elif self._expired and self._cancel_reason is None:
+                self._status = IcebergStatus.EXPIRED
+                self._end_reason = (
+                    f"expired at the session close {self._expires_at:%Y-%m-%d %H:%M} UTC"
+                    f" with {self._filled} of {self._total} filled"
+                )
+                self._notes.append(self._end_reason)
+            else:
+                self._status = IcebergStatus.CANCELLED
+                self._end_reason = self._end_reason or f"cancelled: {self._cancel_reason}"
         self._publish_search_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IcebergResult(
@@ -257,16 +302,16 @@ class Iceberg:
             slices=[self._report(s) for s in self._slices],
             quality=fill_quality(inp.side, self._slice_fills()),
             notes=list(self._notes),
+            reason=self._end_reason,
         )
 
     async def _work_one_slice(self) -> None:
         inp = self._inp
-        quote = await workflow.execute_activity_method(
-            MarketActivities.get_quote,
-            QuoteRequest(symbol=inp.symbol),
-            start_to_close_timeout=timedelta(seconds=5),
-            retry_policy=QUOTE_RETRY,
-        )
+        quote = await self._quote()
+        if quote is None or self._session_closed():
+            # Cancelled, paused, amended to nothing or closed while quotes were missing: the
+            # caller sorts it out (no history reached here: such code failed the workflow).
+            return
         # Signals may have landed while the quote was fetched.
         remaining = self._total - self._committed
         if remaining <= 0:
@@ -288,7 +333,7 @@ class Iceberg:
         )
         self._slices.append(record)
         self._by_command[record.command_id] = record
-        await workflow.execute_activity_method(
+        await self._publish(
             CommandActivities.publish_order,
             OrderCommandRequest(
                 command_id=record.command_id,
@@ -303,27 +348,120 @@ class Iceberg:
                 edge=inp.edge,
                 issued_at=record.sent_at,
             ),
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=PUBLISH_RETRY,
+            f"slice {record.slice_no}",
+            lambda: record.acknowledged or record.done,
         )
         delay_ms = slice_delay_ms(rng.random()) * inp.interval_scale
         next_send = record.sent_at + timedelta(milliseconds=float(delay_ms))
-        try:
-            await workflow.wait_condition(
-                lambda: record.done or self._must_pull(record), timeout=self._until(next_send)
-            )
-        except TimeoutError:
-            pass
+        await self._wait(lambda: record.done or self._must_pull(record), next_send)
         if not record.done:
             await self._cancel_slice(record)
-        if self._committed < self._total and self._cancel_reason is None:
+        if self._committed < self._total and self._cancel_reason is None and not self._session_closed():
             # A slice that filled early still waits out its interval before the next one.
+            await self._wait(lambda: self._cancel_reason is not None, next_send)
+
+    async def _wait(self, done: Callable[[], bool], until: datetime | None = None) -> None:
+        """Until ``done()``, ``until`` passes or the session closes, whichever comes first."""
+        deadline = until
+        if self._expires_at is not None:
+            if self._session_closed():
+                return
+            deadline = self._expires_at if deadline is None else min(deadline, self._expires_at)
+        if deadline is None:
+            await workflow.wait_condition(done)
+            return
+        try:
+            await workflow.wait_condition(done, timeout=self._until(deadline))
+        except TimeoutError:
+            pass
+
+    def _session_closed(self) -> bool:
+        """The parent's expiry has passed (never, without one); remembered once seen."""
+        if self._expires_at is not None and not self._expired and workflow.now() >= self._expires_at:
+            self._expired = True
+        return self._expired
+
+    async def _quote(self) -> QuoteResult | None:
+        """The touch, waiting out a quote gap on a workflow timer. None: the wait was cut short
+        (cancel, pause, amend to nothing, the close), or the gap outlasted QUOTE_OUTAGE_LIMIT
+        and the parent is being stopped."""
+        symbol = self._inp.symbol
+        gap_since: datetime | None = None
+        failed_rounds = 0
+        while True:
             try:
-                await workflow.wait_condition(
-                    lambda: self._cancel_reason is not None, timeout=self._until(next_send)
+                quote = await workflow.execute_activity_method(
+                    MarketActivities.get_quote,
+                    QuoteRequest(symbol=symbol),
+                    start_to_close_timeout=timedelta(seconds=5),
+                    retry_policy=QUOTE_RETRY,
                 )
-            except TimeoutError:
-                pass
+            except ActivityError as exc:
+                if isinstance(exc.cause, CancelledError) or not workflow.patched(OUTAGE_RETRY_PATCH):
+                    raise
+                now = workflow.now()
+                if gap_since is None:
+                    gap_since = now
+                    self._notes.append(f"no quote for {symbol} ({_cause(exc)}); retrying")
+                gap = now - gap_since
+                if gap >= QUOTE_OUTAGE_LIMIT:
+                    self._end_reason = (
+                        f"no usable quote for {symbol} for {int(gap.total_seconds())} s; stopped"
+                    )
+                    self._notes.append(self._end_reason)
+                    self._cancel_reason = "no quote"
+                    return None
+                wait = backoff_after(failed_rounds, *QUOTE_BACKOFF)
+                failed_rounds += 1
+                await self._wait(self._quote_not_needed, min(now + wait, gap_since + QUOTE_OUTAGE_LIMIT))
+                if self._quote_not_needed() or self._session_closed():
+                    return None
+                continue
+            if gap_since is not None:
+                gap = workflow.now() - gap_since
+                self._notes.append(f"quotes for {symbol} back after {int(gap.total_seconds())} s")
+            return quote
+
+    def _quote_not_needed(self) -> bool:
+        return self._cancel_reason is not None or self._paused or self._committed >= self._total
+
+    async def _publish(
+        self,
+        activity: Callable[[CommandActivities, Any], Awaitable[Any]],
+        request: OrderCommandRequest | CancelCommandRequest,
+        what: str,
+        through: Callable[[], bool],
+    ) -> None:
+        """Publish ``request`` until intake has it, or ``through()`` shows it already does. Each
+        round sends the same command id and bytes, which intake dedupes, so retrying cannot
+        add an order; giving up could leave a slice working that nothing would ever pull."""
+        failed_rounds = 0
+        while True:
+            try:
+                await workflow.execute_activity_method(
+                    activity,
+                    request,
+                    start_to_close_timeout=timedelta(seconds=10),
+                    retry_policy=PUBLISH_RETRY,
+                )
+            except ActivityError as exc:
+                if isinstance(exc.cause, CancelledError) or not workflow.patched(OUTAGE_RETRY_PATCH):
+                    raise
+                if failed_rounds == 0:
+                    self._notes.append(
+                        f"{what}: {request.command_id} not published ({_cause(exc)}); retrying"
+                    )
+                wait = backoff_after(failed_rounds, *PUBLISH_BACKOFF)
+                failed_rounds += 1
+                try:
+                    await workflow.wait_condition(through, timeout=wait)
+                except TimeoutError:
+                    continue
+            if failed_rounds:
+                self._notes.append(
+                    f"{what}: {request.command_id} through after {failed_rounds} failed rounds"
+                )
+            return
 
     def _must_pull(self, record: SliceRecord) -> bool:
         """Cancel the working slice early: the iceberg was cancelled or amended below it."""
@@ -334,7 +472,13 @@ class Iceberg:
     async def _cancel_slice(self, record: SliceRecord) -> None:
         while not record.done:
             record.cancel_attempts += 1
-            await workflow.execute_activity_method(
+            if self._cancel_reason is not None:
+                reason = "sniper.cancel"
+            elif self._session_closed():
+                reason = "sniper.expired"
+            else:
+                reason = "sniper.reprice"
+            await self._publish(
                 CommandActivities.publish_cancel,
                 CancelCommandRequest(
                     command_id=cancel_command_id(record.command_id, record.cancel_attempts),
@@ -342,11 +486,11 @@ class Iceberg:
                     agent_id=self._inp.agent_id,
                     account=self._inp.account,
                     symbol=self._inp.symbol,
-                    reason="sniper.reprice" if self._cancel_reason is None else "sniper.cancel",
+                    reason=reason,
                     issued_at=workflow.now(),
                 ),
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=PUBLISH_RETRY,
+                f"slice {record.slice_no} cancel",
+                lambda: record.done,
             )
             try:
                 await workflow.wait_condition(
@@ -537,3 +681,7 @@ class Iceberg:
                 search.STATE.value_set(self._status.value),
             ]
         )
+
+
+def _cause(exc: ActivityError) -> str:
+    return str(exc.cause) if exc.cause is not None else str(exc)

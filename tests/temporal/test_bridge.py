@@ -25,8 +25,9 @@ from activities.market import QuoteRequest, QuoteResult
 from bus.kafka import ensure_topics
 from bus.topics import ORDERS_EVENTS
 from temporal import session_records
-from temporal.bridge import Bridge, bridge_consumer
+from temporal.bridge import Bridge, bridge_consumer, iceberg_expiry
 from temporal.config import iceberg_workflow_id
+from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import new_agent
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
@@ -305,6 +306,8 @@ async def test_an_accepted_iceberg_parent_starts_one_iceberg_however_often_it_is
         payload = json.loads(started.input.payloads[0].data)
         assert (payload["total_qty"], payload["display_qty"], payload["limit_price"]) == (300, 100, "20.05")
         assert payload["agent_id"] == "sniper"
+        # A DAY parent stops at the close of the session it was accepted in.
+        assert datetime.fromisoformat(payload["expires_at"]) == SessionCalendar().close_after(record.ts)
     finally:
         await handle.terminate("test over")
         await temporal_client.get_workflow_handle(after.command_id).terminate("test over")
@@ -313,3 +316,44 @@ async def test_an_accepted_iceberg_parent_starts_one_iceberg_however_often_it_is
         async for w in temporal_client.list_workflows(f'WorkflowId = "{iceberg_workflow_id(bad.command_id)}"')
     ]
     assert ids == []
+
+
+def _iceberg_command(tif: TimeInForce | None) -> Command:
+    return Command(
+        kind=CommandKind.ICEBERG, command_id="ice-1", agent_id="alpha", account="DU1",
+        nonce="n-1", issued_at=datetime(2026, 11, 24, 14, 0, tzinfo=UTC), symbol="SYM",
+        side=Side.BUY, edge=Edge(Decimal("0.6"), Decimal("1.5"), Decimal("19")), tif=tif,
+        quantity=300, display_size=100, limit_price=Decimal("20.05"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tif", "accepted", "expires"),
+    [
+        # 09:00 New York time (EST): that day's 16:00 close.
+        (
+            TimeInForce.DAY,
+            datetime(2026, 11, 24, 14, 0, tzinfo=UTC),
+            datetime(2026, 11, 24, 21, 0, tzinfo=UTC),
+        ),
+        # Accepted after the close: the next session's.
+        (
+            TimeInForce.DAY,
+            datetime(2026, 11, 24, 21, 30, tzinfo=UTC),
+            datetime(2026, 11, 25, 21, 0, tzinfo=UTC),
+        ),
+        # Friday evening: Monday's close.
+        (
+            TimeInForce.DAY,
+            datetime(2026, 11, 27, 22, 0, tzinfo=UTC),
+            datetime(2026, 11, 30, 21, 0, tzinfo=UTC),
+        ),
+        # Summer time: 16:00 EDT is 20:00 UTC.
+        (TimeInForce.DAY, datetime(2026, 7, 1, 14, 0, tzinfo=UTC), datetime(2026, 7, 1, 20, 0, tzinfo=UTC)),
+        (TimeInForce.GTC, datetime(2026, 11, 24, 14, 0, tzinfo=UTC), None),
+    ],
+)
+def test_an_iceberg_parent_expires_at_the_close_of_its_session_unless_gtc(
+    tif: TimeInForce | None, accepted: datetime, expires: datetime | None
+) -> None:
+    assert iceberg_expiry(_iceberg_command(tif), accepted, SessionCalendar()) == expires

@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
-from activities.market import QuoteRequest, QuoteResult
+from activities.market import NoQuote, QuoteRequest, QuoteResult
 from trading.order_events import EventKind, Fill, OrderEvent
 
 Behaviour = str
@@ -40,6 +41,12 @@ class SimVenue:
     """Called during the n-th quote with the workflow id, before the quote is answered: lets a
     test signal the workflow while it awaits the quote."""
     quotes: int = 0
+    quote_fails: Callable[[int], bool] = lambda n: False
+    """Whether the n-th quote attempt (each activity retry counts) finds no usable book."""
+    publish_fails: Callable[[str, int], bool] = lambda suffix, n: False
+    """Whether the n-th publish attempt of a command fails as intake unreachable; the command
+    is named by what follows the workflow id (``s0002``, ``s0001.x1``)."""
+    publish_attempts: dict[str, int] = field(default_factory=dict)
     late: list[tuple[OrderCommandRequest, int]] = field(default_factory=list)
     """Executions racing a cancel, not yet delivered."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -50,10 +57,13 @@ class SimVenue:
             self.quotes += 1
             if self.on_quote is not None:
                 await self.on_quote(self.quotes, activity.info().workflow_id)
+            if self.quote_fails(self.quotes):
+                raise NoQuote(req.symbol, "one side of the book is empty")
             return QuoteResult(req.symbol, self.bid, self.ask, Decimal("0.01"), datetime.now(UTC))
 
         @activity.defn(name="publish_order")
         async def publish_order(req: OrderCommandRequest) -> PublishResult:
+            self._maybe_unreachable(req.command_id)
             first = all(o.command_id != req.command_id for o in self.orders)
             self.orders.append(req)
             if first:
@@ -65,6 +75,7 @@ class SimVenue:
 
         @activity.defn(name="publish_cancel")
         async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
+            self._maybe_unreachable(req.command_id)
             self.cancels.append(req)
             order = next(o for o in self.orders if o.command_id == req.target_command_id)
             if self.filled.get(order.command_id, 0) >= order.quantity:
@@ -88,6 +99,12 @@ class SimVenue:
             order, qty = self.late.pop(0)
             kind = EventKind.FILLED if qty == order.quantity else EventKind.PARTIALLY_FILLED
             await self._send(order, kind, qty, client=client)
+
+    def _maybe_unreachable(self, command_id: str) -> None:
+        suffix = command_id.split(".", 1)[1]
+        n = self.publish_attempts[suffix] = self.publish_attempts.get(suffix, 0) + 1
+        if self.publish_fails(suffix, n):
+            raise ApplicationError(f"intake unreachable (attempt {n} of {suffix})", type="Unreachable")
 
     def _behaviour(self, order: OrderCommandRequest) -> Behaviour:
         return self.script(int(order.command_id.rsplit(".s", 1)[1]))
