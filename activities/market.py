@@ -2,8 +2,10 @@
 
 The workflow asks for a quote just before each slice; the quote comes from the broker session's
 market data (ib_async ``reqMktData`` against the gateway). A missing or crossed book is a
-transient condition: the activity raises a retryable error and the workflow's retry policy
-bounds how long it waits.
+transient condition: the activity raises a retryable error. The activity's retry policy rides
+out a short gap; past it the Iceberg waits on workflow timers and asks again, and ends the
+parent with the reason once quotes have been gone for ``QUOTE_OUTAGE_LIMIT``
+(:mod:`workflows.iceberg`).
 """
 
 from __future__ import annotations
