@@ -3,7 +3,7 @@
 The trip's cancel-all goes out at once; an order placed after it would outlive it. Intake here
 runs over the real ledger (Postgres); the breaker trips from inside the ledger append, after the
 row is written, which is the window a crash tick arriving during the commit falls into. The
-broker must not be asked to place anything, which :class:`_BankrollOnly` enforces.
+broker must not be asked to place anything, which :class:`~tests.hotpath.in_process.BankrollOnly` enforces.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from bus.topics import SECURITY_EVENTS
-from hotpath.account import AccountBook, LastPrice
 from hotpath.circuit import CircuitBreaker
-from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
-from observability.security import SecurityLog
-from observability.telemetry import setup
 from tests.fixtures.hotpath import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
-from tests.hotpath.test_revocation import _BankrollOnly
+from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from trading.breaker import CrashSignal
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import Refusal, TradingState
@@ -51,20 +46,9 @@ async def test_an_order_committed_as_the_breaker_trips_is_rejected_not_sent(
 ) -> None:
     cancels: list[str] = []
     breaker = CircuitBreaker(lambda: cancels.append("cancel_all"), lambda trip: None)
-    ledger = _TripsDuringCommit(ledger_pool, breaker)
     emitted: list[OrderEvent] = []
-    book = AccountBook()
-    book.on_quote("AAPL", LastPrice(Decimal("189.40"), Decimal("189.50"), None, time.perf_counter_ns()))
-    intake = Intake(
-        broker=_BankrollOnly(),  # type: ignore[arg-type]
-        ledger=ledger,
-        producer=None,  # type: ignore[arg-type]  # records go to `emit`
-        security=SecurityLog(ledger, None, SECURITY_EVENTS),
-        breaker=breaker,
-        book=book,
-        orders={},
-        metrics=setup("breaker-race-test").metrics,
-        emit=emitted.append,
+    intake = in_process_intake(
+        _TripsDuringCommit(ledger_pool, breaker), BankrollOnly(), emitted, breaker=breaker
     )
     await intake.warm()
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))

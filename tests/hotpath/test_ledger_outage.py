@@ -18,19 +18,13 @@ import asyncpg
 import pytest
 
 from brokers.base import BrokerOrder, Placement
-from bus.topics import SECURITY_EVENTS
 from hotpath import main as hotpath_main
-from hotpath.account import AccountBook, LastPrice
-from hotpath.circuit import CircuitBreaker
-from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
 from hotpath.refusals import DUPLICATE_DELIVERY
-from observability.security import SecurityLog
-from observability.telemetry import setup
 from tests.fixtures.hotpath import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
-from trading.order_events import OrderEvent
+from tests.hotpath.in_process import in_process_intake
 from trading.signing import SignedCommand
 
 
@@ -65,22 +59,6 @@ class _FlakyLedger(LedgerStore):
         return await super().append_accepted(envelope, sized_quantity, detail)
 
 
-def _intake(ledger: LedgerStore, broker: _Broker, emitted: list[OrderEvent]) -> Intake:
-    book = AccountBook()
-    book.on_quote("AAPL", LastPrice(Decimal("189.40"), Decimal("189.50"), None, time.perf_counter_ns()))
-    return Intake(
-        broker=broker,  # type: ignore[arg-type]
-        ledger=ledger,
-        producer=None,  # type: ignore[arg-type]  # records go to `emit`
-        security=SecurityLog(ledger, None, SECURITY_EVENTS),
-        breaker=CircuitBreaker(lambda: None, lambda trip: None),
-        book=book,
-        orders={},
-        metrics=setup("ledger-outage-test").metrics,
-        emit=emitted.append,
-    )
-
-
 @dataclass
 class _Record:
     value: bytes
@@ -105,7 +83,7 @@ async def test_a_record_met_by_an_unreachable_ledger_is_decided_once_it_answers(
 ) -> None:
     broker, emitted = _Broker(), []
     ledger = _FlakyLedger(ledger_pool, after_commit=False)
-    intake = _intake(ledger, broker, emitted)
+    intake = in_process_intake(ledger, broker, emitted)
     await intake.warm()
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
 
@@ -120,7 +98,7 @@ async def test_an_append_committed_though_intake_never_heard_is_not_decided_twic
     agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
 ) -> None:
     broker, emitted = _Broker(), []
-    intake = _intake(_FlakyLedger(ledger_pool, after_commit=True), broker, emitted)
+    intake = in_process_intake(_FlakyLedger(ledger_pool, after_commit=True), broker, emitted)
     await intake.warm()
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
     cid = envelope.command.command_id

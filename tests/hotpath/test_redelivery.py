@@ -14,15 +14,11 @@ from datetime import timedelta
 
 import asyncpg
 
-from bus.topics import SECURITY_EVENTS
-from hotpath.account import AccountBook
-from hotpath.circuit import CircuitBreaker
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.refusals import DUPLICATE_DELIVERY
-from observability.security import SecurityLog
-from observability.telemetry import setup
 from tests.fixtures.hotpath import Agent, enter_command, new_agent
+from tests.hotpath.in_process import in_process_intake
 from trading import sentry
 from trading.commands import utc_now_ms
 from trading.order_events import EventKind, OrderEvent
@@ -37,18 +33,7 @@ class _NoBroker:
 
 
 def _intake(pool: asyncpg.Pool, emitted: list[OrderEvent]) -> Intake:
-    ledger = LedgerStore(pool)
-    return Intake(
-        broker=_NoBroker(),  # type: ignore[arg-type]
-        ledger=ledger,
-        producer=None,  # type: ignore[arg-type]  # records go to `emit`
-        security=SecurityLog(ledger, None, SECURITY_EVENTS),
-        breaker=CircuitBreaker(lambda: None, lambda trip: None),
-        book=AccountBook(),
-        orders={},
-        metrics=setup("redelivery-test").metrics,
-        emit=emitted.append,
-    )
+    return in_process_intake(LedgerStore(pool), _NoBroker(), emitted)
 
 
 async def _entries(pool: asyncpg.Pool, command_id: str) -> list[tuple[str, bool]]:

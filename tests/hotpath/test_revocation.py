@@ -4,43 +4,26 @@ The hot path checks revocation against the registry it holds in memory, reloaded
 announces a change (:mod:`hotpath.registry`); the ledger checks the database's registry under its
 head lock. Intake here runs over the real ledger (Postgres) with its registry loaded *before*
 the revocation, so the sentry still finds the key good and only the ledger can stop the order;
-the broker must not be reached, which :class:`_BankrollOnly` enforces.
+the broker must not be reached, which :class:`~tests.hotpath.in_process.BankrollOnly` enforces.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
 import asyncpg
 import pytest
 
-from bus.topics import SECURITY_EVENTS
-from hotpath.account import AccountBook, LastPrice
-from hotpath.circuit import CircuitBreaker
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.registry import RegistryWatch
 from ledger.keys import revoke_agent
-from observability.security import SecurityLog
-from observability.telemetry import setup
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 from tests.hotpath.conftest import VENUE_ACCOUNT
+from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from trading import sentry
 from trading.order_events import EventKind, OrderEvent
-
-
-class _BankrollOnly:
-    """Reports a net liquidation, as the broker session does; anything else is a failure."""
-
-    async def net_liquidation(self, account: str) -> Decimal:
-        return Decimal("1000000")
-
-    def __getattr__(self, name: str) -> Callable[..., object]:
-        raise AssertionError(f"intake reached the broker ({name}) for a command it must not send")
 
 
 async def _entries(pool: asyncpg.Pool, command_id: str) -> list[tuple[str, bool, str | None]]:
@@ -67,21 +50,8 @@ class _Stale:
 @pytest.fixture
 async def stale(agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None) -> _Stale:
     """Intake whose registry was loaded before ``agent``'s key was revoked."""
-    ledger = LedgerStore(ledger_pool)
     emitted: list[OrderEvent] = []
-    book = AccountBook()
-    book.on_quote("AAPL", LastPrice(Decimal("189.40"), Decimal("189.50"), None, time.perf_counter_ns()))
-    intake = Intake(
-        broker=_BankrollOnly(),  # type: ignore[arg-type]
-        ledger=ledger,
-        producer=None,  # type: ignore[arg-type]  # records go to `emit`
-        security=SecurityLog(ledger, None, SECURITY_EVENTS),
-        breaker=CircuitBreaker(lambda: None, lambda trip: None),
-        book=book,
-        orders={},
-        metrics=setup("revocation-test").metrics,
-        emit=emitted.append,
-    )
+    intake = in_process_intake(LedgerStore(ledger_pool), BankrollOnly(), emitted)
     await intake.warm()  # the registry as it was: the key is good
     await revoke_agent(ledger_pool, agent.agent_id)
     return _Stale(intake, emitted)
