@@ -288,6 +288,9 @@ async def _consume(intake: Intake, cmd_consumer: Any) -> None:
         while True:
             try:
                 await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
+            except NotConnected:
+                # Before UNREACHABLE: it is a ConnectionError too, but of the broker, not the ledger.
+                log.exception("broker not connected while handling %s", source)
             except UNREACHABLE as exc:
                 # Nothing can be decided without the ledger, so nothing after this record either:
                 # hold it (and intake) until Postgres answers again, rather than lose it.
@@ -295,8 +298,6 @@ async def _consume(intake: Intake, cmd_consumer: Any) -> None:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LEDGER_RETRY_MAX_S)
                 continue
-            except NotConnected:
-                log.exception("broker not connected while handling %s", source)
             except Exception:
                 # One bad record must not stop intake; it is logged with where it sits in Kafka.
                 log.exception("intake failed on %s", source)

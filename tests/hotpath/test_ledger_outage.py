@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from brokers.base import BrokerOrder, Placement
+from brokers.base import BrokerOrder, NotConnected, Placement
 from hotpath import main as hotpath_main
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
@@ -114,3 +114,22 @@ async def test_an_append_committed_though_intake_never_heard_is_not_decided_twic
     rows = await ledger_pool.fetch("SELECT decision FROM ledger_entries WHERE command_id = $1", cid)
     assert [r["decision"] for r in rows] == ["accepted"]
     assert await _security_reasons(ledger_pool, cid) == [DUPLICATE_DELIVERY]
+
+
+class _BrokerDown:
+    """Intake that meets a broker with no session: a ConnectionError, but not the ledger's."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> None:
+        self.calls += 1
+        raise NotConnected("no session")
+
+
+async def test_a_broker_without_a_session_is_not_taken_for_an_unreachable_ledger() -> None:
+    """NotConnected is a ConnectionError too; retrying it would hold intake for as long as the
+    broker is down. The record is logged and intake moves on."""
+    intake = _BrokerDown()
+    await hotpath_main._consume(intake, _records(b"{}", b"{}"))  # type: ignore[arg-type]
+    assert intake.calls == 2
