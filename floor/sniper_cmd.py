@@ -199,7 +199,8 @@ def summarize(finished: list[FinishedIceberg]) -> QualitySummary:
 async def fetch_finished(
     client: Client, limit: int = 50, workflow_id: str | None = None
 ) -> list[FinishedIceberg]:
-    """The most recently closed, completed or cancelled icebergs (newest first)."""
+    """The most recently finished icebergs, newest first: completed, cancelled or expired at the
+    close alike (each ends its workflow normally; the result's status says which)."""
     query = 'WorkflowType = "Iceberg" AND ExecutionStatus = "Completed"'
     if workflow_id:
         query += f' AND WorkflowId = "{workflow_id}"'
@@ -214,6 +215,7 @@ def table(finished: list[FinishedIceberg]) -> Table:
     t = Table(title="Finished icebergs", title_justify="left")
     for col in (
         "iceberg",
+        "ended",
         "symbol",
         "side",
         "filled",
@@ -223,11 +225,12 @@ def table(finished: list[FinishedIceberg]) -> Table:
         "diff bps",
         "cost bps",
     ):
-        t.add_column(col, justify="left" if col in ("iceberg", "symbol", "side") else "right")
+        t.add_column(col, justify="left" if col in ("iceberg", "ended", "symbol", "side") else "right")
     for f in finished:
         r, q = f.result, f.result.quality
         t.add_row(
             f.workflow_id,
+            r.status.value,
             r.symbol,
             r.side.value,
             f"{r.filled_qty}/{r.total_qty}",
@@ -237,6 +240,10 @@ def table(finished: list[FinishedIceberg]) -> Table:
             str(q.diff_bps) if q else "-",
             _cost(q.cost_bps) if q else "-",
         )
+    short = [f for f in finished if f.result.reason]
+    if short:
+        t.caption = "\n".join(f"{f.workflow_id}: {f.result.reason}" for f in short)
+        t.caption_justify = "left"
     return t
 
 
