@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from floor.supervisor import (
+    FREE_PORTS_FROM,
     ServiceFailed,
     ServiceSpec,
     Supervisor,
@@ -133,3 +134,14 @@ def test_floor_down_stops_children_of_a_killed_supervisor_promptly(tmp_path: Pat
         assert state == "Z"
     except ProcessLookupError:
         pass
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice() -> None:
+    """An outgoing connection takes its local port from the ephemeral range; a service's port
+    taken from there could be gone before the service binds it ("already in use")."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert all(FREE_PORTS_FROM <= p < low for p in ports)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports[-1]))  # free indeed
