@@ -58,21 +58,39 @@ async def _view(handle: WorkflowHandle) -> BrokerSessionView:
     return await handle.query(BrokerSession.view, SessionViewQuery())
 
 
-async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_execution(
-    skipping_env: WorkflowEnvironment,
-) -> None:
+async def _after(
+    env: WorkflowEnvironment, changes: list[SessionChange], *, epochs: int
+) -> tuple[Reconciler, BrokerSessionView]:
+    """A fresh account's BrokerSession once it has recorded ``epochs`` of ``changes``."""
     rec = Reconciler()
     account = f"DU{uuid.uuid4().hex[:6]}"
     async with Worker(
-        skipping_env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
+        env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
     ):
-        handle = await skipping_env.client.start_workflow(
+        handle = await env.client.start_workflow(
             BrokerSession.run,
             BrokerSessionInput(account=account),
             id=f"broker-session/{account}",
             task_queue=QUEUE,
         )
-        for s in [
+        for change in changes:
+            await handle.signal(BrokerSession.on_session, change)
+
+        async def recorded() -> BrokerSessionView | None:
+            v = await _view(handle)
+            return v if len(v.epochs) == epochs else None
+
+        view: BrokerSessionView = await eventually(recorded, timeout=20)
+        await handle.terminate()
+    return rec, view
+
+
+async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_execution(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    rec, view = await _after(
+        skipping_env,
+        [
             _change(1, Change.CONNECTED, 0),
             _change(2, Change.DISCONNECTED, 0),
             _change(3, Change.RECONNECTED, 1),
@@ -80,15 +98,9 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
             _change(4, Change.FAILED_OVER, 2, gateway="127.0.0.1:4012"),
             # A stale record delivered late (it happened before the failover): recorded only.
             replace(_change(5, Change.RECONNECTED, 1), ts=T0 + timedelta(seconds=3, milliseconds=500)),
-        ]:
-            await handle.signal(BrokerSession.on_session, s)
-
-        async def five_epochs() -> BrokerSessionView | None:
-            v = await _view(handle)
-            return v if len(v.epochs) == 5 else None
-
-        view: BrokerSessionView = await eventually(five_epochs, timeout=20)
-        await handle.terminate()
+        ],
+        epochs=5,
+    )
 
     assert [r.epoch for r in rec.requests] == [0, 1, 2]
     assert [r.since for r in rec.requests] == [None, T0, T0 + timedelta(minutes=1)]
@@ -109,18 +121,9 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
 async def test_after_a_hot_path_restart_its_epochs_count_from_one_and_are_still_reconciled(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    rec = Reconciler()
-    account = f"DU{uuid.uuid4().hex[:6]}"
-    async with Worker(
-        skipping_env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
-    ):
-        handle = await skipping_env.client.start_workflow(
-            BrokerSession.run,
-            BrokerSessionInput(account=account),
-            id=f"broker-session/{account}",
-            task_queue=QUEUE,
-        )
-        for s in [
+    rec, view = await _after(
+        skipping_env,
+        [
             _change(1, Change.CONNECTED, 1),
             _change(2, Change.DISCONNECTED, 1),
             _change(3, Change.RECONNECTED, 2),
@@ -128,15 +131,9 @@ async def test_after_a_hot_path_restart_its_epochs_count_from_one_and_are_still_
             # The hot path restarts: a new process, its epochs counted from 1 again.
             _change(5, Change.CONNECTED, 1),
             _change(6, Change.FAILED_OVER, 2, gateway="127.0.0.1:4012"),
-        ]:
-            await handle.signal(BrokerSession.on_session, s)
-
-        async def six_epochs() -> BrokerSessionView | None:
-            v = await _view(handle)
-            return v if len(v.epochs) == 6 else None
-
-        view: BrokerSessionView = await eventually(six_epochs, timeout=20)
-        await handle.terminate()
+        ],
+        epochs=6,
+    )
 
     assert [r.epoch for r in rec.requests] == [1, 2, 3, 1, 2]
     assert [e.reconcile is not None for e in view.epochs] == [True, False, True, True, True, True]
