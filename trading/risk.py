@@ -96,6 +96,14 @@ class AccountSnapshot:
     exiting_sell_qty: int = 0
     """Of ``working_sell_qty``, the shares on working exits."""
 
+    def working(self, side: Side) -> int:
+        """Shares still to fill on working ``side`` orders."""
+        return self.working_sell_qty if side is Side.SELL else self.working_buy_qty
+
+    def exiting(self, side: Side) -> int:
+        """Shares still to fill on working ``side`` exits."""
+        return self.exiting_sell_qty if side is Side.SELL else self.exiting_buy_qty
+
 
 @dataclass(frozen=True)
 class RiskDecision:
@@ -120,16 +128,14 @@ def reduces_position(position: int, side: Side, quantity: int) -> bool:
 def reduces(order: ProposedOrder, account: AccountSnapshot) -> bool:
     """True when the order shrinks the position even if every working order on its side fills
     first: three 100-share sells against a long 100 reduce once, not three times."""
-    working = account.working_sell_qty if order.side is Side.SELL else account.working_buy_qty
-    return reduces_position(account.position, order.side, working + order.quantity)
+    return reduces_position(account.position, order.side, account.working(order.side) + order.quantity)
 
 
 def exit_reduces(order: ProposedOrder, account: AccountSnapshot) -> bool:
     """An exit's own rule: it shrinks the position even if every working *exit* on its side
     fills first. Working entries do not count against it: a resting buy below the market, an
     order to open, must not stop a short from being closed (the position limit sees them)."""
-    exiting = account.exiting_sell_qty if order.side is Side.SELL else account.exiting_buy_qty
-    return reduces_position(account.position, order.side, exiting + order.quantity)
+    return reduces_position(account.position, order.side, account.exiting(order.side) + order.quantity)
 
 
 def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:
@@ -189,8 +195,7 @@ def _position_refusal(profile: RiskProfile, order: ProposedOrder, account: Accou
     if reduces(order, account):
         return None
     # Where the position ends if this order and every working order on its side fill.
-    working = account.working_sell_qty if order.side is Side.SELL else account.working_buy_qty
-    after = account.position + order.side.sign * (working + order.quantity)
+    after = account.position + order.side.sign * (account.working(order.side) + order.quantity)
     if abs(after) > profile.max_position:
         return Refusal.MAX_POSITION
     exposure_after = account.gross_exposure + (abs(after) - abs(account.position)) * order.price
