@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.market import NoQuote, QuoteRequest, QuoteResult
 from trading.order_events import EventKind, Fill, OrderEvent
+from workflows.iceberg import PauseRequest
 
 Behaviour = str
 """``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
@@ -161,3 +162,27 @@ class SimVenue:
         if self.duplicate_events:
             # Kafka redelivers: the same event twice must change nothing.
             await handle.signal(signal, event)
+
+
+async def _pause(workflow_id: str) -> None:
+    await activity.client().get_workflow_handle(workflow_id).signal("pause", PauseRequest(request_id="p1"))
+
+
+def pause_at_slice(n: int) -> Callable[[int, OrderCommandRequest], Awaitable[None]]:
+    """An ``on_slice`` hook: pause the parent as its slice ``n`` is published."""
+
+    async def hook(slice_no: int, req: OrderCommandRequest) -> None:
+        if slice_no == n:
+            await _pause(str(req.parent_id))
+
+    return hook
+
+
+def pause_at_quote(n: int) -> Callable[[int, str], Awaitable[None]]:
+    """An ``on_quote`` hook: pause the parent while its ``n``-th quote is being answered."""
+
+    async def hook(quote_no: int, workflow_id: str) -> None:
+        if quote_no == n:
+            await _pause(workflow_id)
+
+    return hook

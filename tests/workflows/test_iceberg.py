@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.commands import OrderCommandRequest
 from tests.helpers import eventually
-from tests.workflows.sim import SimVenue
+from tests.workflows.sim import SimVenue, pause_at_slice
 from trading.commands import Edge, Side
 from workflows.iceberg import (
     AmendRequest,
@@ -24,7 +24,6 @@ from workflows.iceberg import (
     IcebergInput,
     IcebergResult,
     IcebergStatus,
-    PauseRequest,
     ProgressQuery,
     ResumeRequest,
 )
@@ -138,15 +137,7 @@ async def test_repeated_rejections_stop_the_iceberg_as_rejected(skipping_env: Wo
 
 
 async def test_pause_holds_slices_until_resume(skipping_env: WorkflowEnvironment) -> None:
-    async def pause_at_second(n: int, req: OrderCommandRequest) -> None:
-        if n == 2:
-            await (
-                activity_client()
-                .get_workflow_handle(str(req.parent_id))
-                .signal("pause", PauseRequest(request_id="p1"))
-            )
-
-    venue = SimVenue(on_slice=pause_at_second)
+    venue = SimVenue(on_slice=pause_at_slice(2))
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):

@@ -12,8 +12,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.commands import OrderCommandRequest
-from tests.workflows.sim import SimVenue
+from tests.workflows.sim import SimVenue, pause_at_slice
 from tests.workflows.test_iceberg import QUEUE, _inp
 from workflows.iceberg import (
     QUOTE_OUTAGE_LIMIT,
@@ -22,7 +21,6 @@ from workflows.iceberg import (
     IcebergInput,
     IcebergResult,
     IcebergStatus,
-    PauseRequest,
 )
 
 EXECUTION_TIMEOUT = timedelta(hours=1)
@@ -170,16 +168,8 @@ async def test_a_day_iceberg_stops_at_the_session_close_pulls_its_slice_and_ends
 async def test_a_paused_day_iceberg_still_ends_expired_at_the_session_close(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    async def pause_at_first(n: int, req: OrderCommandRequest) -> None:
-        if n == 1:
-            await (
-                activity_client()
-                .get_workflow_handle(str(req.parent_id))
-                .signal("pause", PauseRequest(request_id="p1"))
-            )
-
     closes_at = await _soon(skipping_env, seconds=120)
-    venue = SimVenue(on_slice=pause_at_first)
+    venue = SimVenue(on_slice=pause_at_slice(1))
     result, handle = await _run_handle(
         skipping_env, venue, _inp(total=500, expires_at=closes_at), CLOSE_TEST_TIMEOUT
     )

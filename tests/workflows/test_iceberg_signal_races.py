@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.commands import OrderCommandRequest
 from tests.helpers import eventually
-from tests.workflows.sim import SimVenue
+from tests.workflows.sim import SimVenue, pause_at_quote, pause_at_slice
 from tests.workflows.test_iceberg import QUEUE, _inp
 from workflows.iceberg import (
     AmendRequest,
@@ -25,7 +25,6 @@ from workflows.iceberg import (
     IcebergProgress,
     IcebergResult,
     IcebergStatus,
-    PauseRequest,
     ProgressQuery,
     ResumeRequest,
 )
@@ -79,15 +78,7 @@ async def _progress(handle: WorkflowHandle[Iceberg, IcebergResult]) -> IcebergPr
 async def test_amend_to_the_filled_quantity_while_paused_completes_on_resume(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    async def pause_at_first(n: int, req: OrderCommandRequest) -> None:
-        if n == 1:
-            await (
-                activity_client()
-                .get_workflow_handle(str(req.parent_id))
-                .signal("pause", PauseRequest(request_id="p1"))
-            )
-
-    venue = SimVenue(on_slice=pause_at_first)
+    venue = SimVenue(on_slice=pause_at_slice(1))
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):
@@ -152,15 +143,7 @@ async def test_cancel_during_the_quote_sends_no_slice(skipping_env: WorkflowEnvi
 
 
 async def test_pause_during_the_quote_holds_the_slice_until_resume(skipping_env: WorkflowEnvironment) -> None:
-    async def pause_during_second_quote(n: int, workflow_id: str) -> None:
-        if n == 2:
-            await (
-                activity_client()
-                .get_workflow_handle(workflow_id)
-                .signal("pause", PauseRequest(request_id="p1"))
-            )
-
-    venue = SimVenue(on_quote=pause_during_second_quote)
+    venue = SimVenue(on_quote=pause_at_quote(2))
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):
