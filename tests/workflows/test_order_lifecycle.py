@@ -121,24 +121,28 @@ async def test_events_drive_states_and_duplicates_change_nothing(skipping_env: W
     assert view.anomalies == []
 
 
+async def _left_open_past_the_close(
+    env: WorkflowEnvironment, canceller: Canceller
+) -> tuple[str, datetime, LifecycleView]:
+    """A DAY order submitted and never filled, its session closing in six (skipped) hours: its
+    id, the close, and the lifecycle's final view."""
+    cid = f"ord-{uuid.uuid4()}"
+    close = (await _now(env)) + timedelta(hours=6)
+    async with Worker(
+        env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[canceller.publish_cancel]
+    ):
+        handle = await _start(env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0))
+        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
+        view: LifecycleView = await handle.result()
+    return cid, close, view
+
+
 async def test_day_order_open_at_the_close_is_cancelled_and_ends_expired(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    cid = f"ord-{uuid.uuid4()}"
     canceller = Canceller()
-    close = (await _now(skipping_env)) + timedelta(hours=6)
     started = time.monotonic()
-    async with Worker(
-        skipping_env.client,
-        task_queue=QUEUE,
-        workflows=[OrderLifecycle],
-        activities=[canceller.publish_cancel],
-    ):
-        handle = await _start(
-            skipping_env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0)
-        )
-        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
-        view: LifecycleView = await handle.result()
+    cid, close, view = await _left_open_past_the_close(skipping_env, canceller)
 
     assert time.monotonic() - started < 10  # six hours of session, skipped
     assert view.state is LifecycleState.EXPIRED
@@ -164,20 +168,8 @@ class DroppingCanceller(Canceller):
 async def test_an_expiry_cancel_published_but_never_confirmed_is_sent_again(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    cid = f"ord-{uuid.uuid4()}"
     canceller = DroppingCanceller()
-    close = (await _now(skipping_env)) + timedelta(hours=6)
-    async with Worker(
-        skipping_env.client,
-        task_queue=QUEUE,
-        workflows=[OrderLifecycle],
-        activities=[canceller.publish_cancel],
-    ):
-        handle = await _start(
-            skipping_env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0)
-        )
-        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
-        view: LifecycleView = await handle.result()
+    cid, _, view = await _left_open_past_the_close(skipping_env, canceller)
 
     assert view.state is LifecycleState.EXPIRED
     first, second = canceller.requests
