@@ -10,7 +10,8 @@ call. In order:
 2. **Body size** (every path): a ``Content-Length`` over :attr:`DoorLimits.body_limit` is
    answered 413 before a byte of the body is read; a body without one (chunked) is counted as
    it is read and cut off with a 413 as soon as it passes the limit, so at most one limit's
-   worth (plus the chunk that crossed it) is ever held.
+   worth (plus the chunk that crossed it) is ever held. What follows is discarded as it
+   arrives (:data:`DRAIN_LIMIT`).
 
 Each refusal is a security event (``door.rate_limited``, ``door.body_too_large``) through the
 door's flood summary, so a flood costs a few rows per window, not one per request.
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 BODY_LIMIT = 64 * 1024
 """Bytes. A signed command is well under 2 KiB; nothing the door takes comes near this."""
+DRAIN_LIMIT = 1024 * 1024
+"""Bytes. After a refusal the server reads the rest of the body and throws it away (uvicorn does,
+holding none of it), so the connection stays usable and the client reads its answer: a socket
+closed with unread data is reset, and the client sees the reset instead of the 413. A body
+declared larger than this is not worth reading: that 413 closes the connection."""
 DEFAULT_RATE_PER_S = 50.0
 DEFAULT_BURST = 100
 
@@ -86,7 +92,8 @@ class DoorGuard:
         )
         declared = _content_length(scope)
         if declared is not None and declared > limits.body_limit:
-            await _answer(scope, receive, send, 413, BODY_TOO_LARGE, too_large, {"Connection": "close"})
+            close = {"Connection": "close"} if declared > DRAIN_LIMIT else {}
+            await _answer(scope, receive, send, 413, BODY_TOO_LARGE, too_large, close)
             await _record(scope, BODY_TOO_LARGE, source, f"{too_large} (Content-Length {declared})")
             return
 
@@ -112,7 +119,7 @@ class DoorGuard:
         except _BodyTooLarge:
             if started:
                 raise
-            await _answer(scope, receive, send, 413, BODY_TOO_LARGE, too_large, {"Connection": "close"})
+            await _answer(scope, receive, send, 413, BODY_TOO_LARGE, too_large, {})
             await _record(scope, BODY_TOO_LARGE, source, f"{too_large} (cut off at {received} bytes)")
 
 
@@ -129,8 +136,6 @@ def _content_length(scope: Scope) -> int | None:
 async def _answer(
     scope: Scope, receive: Receive, send: Send, status: int, error: str, detail: str, headers: dict[str, str]
 ) -> None:
-    # "Connection: close" on a 413: the rest of that body is not worth reading to reuse the
-    # connection.
     response = JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
     await response(scope, receive, send)
 
