@@ -181,15 +181,19 @@ def bounded(event: SecurityEvent) -> SecurityEvent:
         detail[name] = fit(name, str(value), DETAIL_VALUE_LIMIT) or ""
     if len(event.detail) > DETAIL_KEYS_LIMIT:
         cut.append(f"detail={len(event.detail)} entries")
-    ids = {
-        name: fit(name, getattr(event, name), FIELD_LIMIT)
-        for name in ("source_address", "agent_id", "key_id", "command_id", "signature_hash")
-    }
-    reason = fit("reason", event.reason, FIELD_LIMIT) or ""
-    source = fit("source", event.source, FIELD_LIMIT) or ""
+    bounded_event = dataclasses.replace(
+        event,
+        reason=fit("reason", event.reason, FIELD_LIMIT) or "",
+        source=fit("source", event.source, FIELD_LIMIT) or "",
+        source_address=fit("source_address", event.source_address, FIELD_LIMIT),
+        agent_id=fit("agent_id", event.agent_id, FIELD_LIMIT),
+        key_id=fit("key_id", event.key_id, FIELD_LIMIT),
+        command_id=fit("command_id", event.command_id, FIELD_LIMIT),
+        signature_hash=fit("signature_hash", event.signature_hash, FIELD_LIMIT),
+    )
     if cut:
         detail[TRUNCATED] = ",".join(cut)
-    return dataclasses.replace(event, reason=reason, source=source, detail=detail, **ids)
+    return dataclasses.replace(bounded_event, detail=detail)
 
 
 def _storable(text: str) -> str:

@@ -126,7 +126,7 @@ async def test_a_flood_from_one_source_leaves_a_well_behaved_agent_answered_and_
                 seen[row["reason"]] += int(json.loads(row["detail"]).get(REPEATS, "0")) or 1
             return dict(seen) if dict(seen) == expected else None
 
-        await eventually(accounted, timeout=10.0)
+        await eventually(accounted, timeout=10.0)  # type: ignore[arg-type]
 
     rows = await ledger_pool.fetchval(
         "SELECT count(*) FROM security_events WHERE remote_addr = $1", FLOOD_ADDRESS

@@ -31,6 +31,16 @@ async def _events(pool: asyncpg.Pool, address: str, reason: str) -> list[asyncpg
     )
 
 
+async def _recorded(pool: asyncpg.Pool, address: str, reason: str) -> list[asyncpg.Record]:
+    """The events once there are any (the guard records after it has answered)."""
+
+    async def events() -> list[asyncpg.Record]:
+        return await _events(pool, address, reason)
+
+    found: list[asyncpg.Record] = await eventually(events)
+    return found
+
+
 async def test_a_declared_body_over_64_kib_is_refused_with_413_before_it_is_read(
     api_url: str, ledger_pool: asyncpg.Pool
 ) -> None:
@@ -40,7 +50,7 @@ async def test_a_declared_body_over_64_kib_is_refused_with_413_before_it_is_read
     assert response.status == 413
     assert json.loads(response.body)["error"] == BODY_TOO_LARGE
     assert "send one command per request" in json.loads(response.body)["detail"]
-    [event] = await eventually(lambda: _events(ledger_pool, address, BODY_TOO_LARGE))
+    [event] = await _recorded(ledger_pool, address, BODY_TOO_LARGE)
     assert event["severity"] == "warning" and event["source"] == "api"
 
 
@@ -54,7 +64,7 @@ async def test_a_chunked_body_is_cut_off_with_413_as_it_passes_64_kib(
     response = await raw_post(api_url, address, head, [chunk(b" " * 16 * 1024)] * 5)
     assert response.status == 413
     assert json.loads(response.body)["error"] == BODY_TOO_LARGE
-    [event] = await eventually(lambda: _events(ledger_pool, address, BODY_TOO_LARGE))
+    [event] = await _recorded(ledger_pool, address, BODY_TOO_LARGE)
     assert "cut off at" in json.loads(event["detail"])["detail"]
 
 
@@ -103,7 +113,7 @@ async def test_a_source_over_its_rate_gets_429_with_retry_after_and_other_source
         wire = agent.sign(enter_command(agent.agent_id)).to_wire()
         command = await other.post("/v1/commands", content=wire, headers=JSON)
     assert command.status_code == 202, command.text
-    events = await eventually(lambda: _events(ledger_pool, address, RATE_LIMITED))
+    events = await _recorded(ledger_pool, address, RATE_LIMITED)
     assert events[0]["severity"] == "warning"
 
 
