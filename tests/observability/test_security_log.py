@@ -116,17 +116,22 @@ def test_an_ordinary_event_is_stored_as_it_is() -> None:
     assert bounded(event) == event
 
 
+async def _stored(pool: asyncpg.Pool, marker: str, **fields: str) -> asyncpg.Record:
+    """Record a refusal whose command id starts with ``marker`` through the log; its row."""
+    event = refusal_event(severity="critical", source_address="10.1.2.3", **fields)  # type: ignore[arg-type]
+    await SecurityLog(LedgerAccess(pool), None, SECURITY_EVENTS).record(event)
+    return await pool.fetchrow("SELECT * FROM security_events WHERE command_id LIKE $1", marker + "%")
+
+
 async def test_every_field_is_bounded_before_the_insert_and_the_cut_is_named(
     ledger_pool: asyncpg.Pool,
 ) -> None:
     marker = f"cmd-{uuid.uuid4().hex}"
-    event = refusal_event(
-        reason="sentry.unknown_key", severity="critical", source="hotpath", source_address="p0@1",
+    row = await _stored(
+        ledger_pool, marker, reason="sentry.unknown_key", source="hotpath",
         key_id="k" * 100_000, command_id=marker + "c" * 100_000, claimed_agent_id="a" * 5_000,
         detail="no registered key " + "k" * 100_000,
     )  # fmt: skip
-    await SecurityLog(LedgerAccess(ledger_pool), None, SECURITY_EVENTS).record(event)
-    row = await ledger_pool.fetchrow("SELECT * FROM security_events WHERE command_id LIKE $1", marker + "%")
     assert [len(row[c]) for c in ("command_id", "key_id", "agent_id")] == [FIELD_LIMIT] * 3
     assert row["command_id"].endswith("\u2026")
     detail = json.loads(row["detail"])
@@ -145,12 +150,10 @@ async def test_characters_postgres_text_cannot_hold_are_escaped_not_a_failure(
 ) -> None:
     """A JSON body may carry "\\u0000" or a lone "\\ud800": text Postgres refuses to store."""
     marker = f"cmd-{uuid.uuid4().hex}"
-    event = refusal_event(
-        reason="sentry.no_signature", severity="critical", source="api", source_address="10.1.2.3",
+    row = await _stored(
+        ledger_pool, marker, reason="sentry.no_signature", source="api",
         command_id=marker + "\x00\ud800", claimed_agent_id="\x00", detail="\ud800",
     )  # fmt: skip
-    await SecurityLog(LedgerAccess(ledger_pool), None, SECURITY_EVENTS).record(event)
-    row = await ledger_pool.fetchrow("SELECT * FROM security_events WHERE command_id LIKE $1", marker + "%")
     assert row["command_id"] == marker + "\\x00\\ud800" and row["agent_id"] == "\\x00"
     assert json.loads(row["detail"])["detail"] == "\\ud800"
 
