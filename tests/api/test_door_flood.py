@@ -115,7 +115,7 @@ async def test_a_flood_from_one_source_leaves_a_well_behaved_agent_answered_and_
 
         # Every refusal is in the table, in full or counted in a window's summary: per reason,
         # the rows plus the summaries' repeats are the flood's answers.
-        expected = {error: count for key, count in flood.items() for error in [key.split(":", 1)[1]]}
+        expected = {key.split(":", 1)[1]: count for key, count in flood.items()}
 
         async def accounted() -> dict[str, int] | None:
             rows = await ledger_pool.fetch(
@@ -134,4 +134,4 @@ async def test_a_flood_from_one_source_leaves_a_well_behaved_agent_answered_and_
     # O(windows), not O(requests): per reason and window, the first few in full and one summary.
     windows = math.ceil(elapsed / WINDOW_S) + 1
     assert rows <= len(expected) * windows * (FULL_EVENTS_PER_WINDOW + 1), (rows, flood)
-    assert sum(flood.values()) > 2 * rows, (rows, flood)
+    assert rows < sum(flood.values()), (rows, flood)
