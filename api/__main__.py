@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import asyncpg
 import uvicorn
 
 from api.app import DoorFactory, create_app
 from api.door import Door
+from api.door_guard import DoorLimits
 from api.ledger_access import LedgerAccess
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from floor.settings import FloorSettings
+from observability.flood import FloodSummary
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
+
+DB_CONNECT_TIMEOUT_S = 5.0
+
+
+def limits(settings: FloorSettings) -> DoorLimits:
+    return DoorLimits(rate_per_s=settings.api_rate_per_s, burst=settings.api_rate_burst)
 
 
 def door_factory(settings: FloorSettings) -> DoorFactory:
@@ -25,13 +36,27 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
     async def open_door() -> AsyncIterator[Door]:
         telemetry = setup("api")
         install_global(telemetry)
-        pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+        # A connect timeout, so a request meets an unreachable database with a 503 in seconds,
+        # not after asyncpg's default minute.
+        pool = await asyncpg.create_pool(
+            settings.db_url, min_size=1, max_size=4, timeout=DB_CONNECT_TIMEOUT_S
+        )
         try:
             producer = await start_producer(settings.kafka, "api")
             try:
                 ledger = LedgerAccess(pool)
-                security = SecurityLog(ledger, producer, SECURITY_EVENTS)
-                yield Door(ledger, ledger, producer, security, AGENT_COMMANDS, metrics=telemetry.metrics)
+                security = FloodSummary(
+                    SecurityLog(ledger, producer, SECURITY_EVENTS),
+                    timedelta(seconds=settings.api_flood_window_s),
+                )
+                summaries = asyncio.create_task(security.run())
+                try:
+                    yield Door(ledger, ledger, producer, security, AGENT_COMMANDS, metrics=telemetry.metrics)
+                finally:
+                    summaries.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await summaries
+                    await security.close()
             finally:
                 await producer.stop()
         finally:
@@ -48,13 +73,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = FloorSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(door_factory(settings))
+    app = create_app(door_factory(settings), limits=limits(settings))
     uvicorn.run(
         app,
         host=args.host or settings.host,
         port=args.port or settings.api_port,
         loop="uvloop",
         log_level="info",
+        # The client address is the TCP peer's: with proxy headers on, uvicorn would take any
+        # local process's X-Forwarded-For as the client, and with it the rate limit's bucket and
+        # the address in security events. Behind a TLS proxy, the proxy limits per client.
+        proxy_headers=False,
     )
 
 

@@ -14,14 +14,18 @@ from fastapi import APIRouter, FastAPI
 
 from api import commands, health
 from api.door import Door
+from api.door_guard import DEFAULT_LIMITS, DoorGuard, DoorLimits
 
 DoorFactory = Callable[[], AbstractAsyncContextManager[Door]]
 
 
-def create_app(open_door: DoorFactory, routers: Sequence[APIRouter] = ()) -> FastAPI:
+def create_app(
+    open_door: DoorFactory, routers: Sequence[APIRouter] = (), limits: DoorLimits = DEFAULT_LIMITS
+) -> FastAPI:
     """``open_door`` opens the door's resources (database pool, Kafka producer) for the app's
     lifetime and closes them at shutdown. ``routers`` are mounted after the REST door (the
-    GraphQL router carries its own prefix)."""
+    GraphQL router carries its own prefix). Every request passes the :class:`DoorGuard`
+    (rate and body limits) first."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,6 +34,7 @@ def create_app(open_door: DoorFactory, routers: Sequence[APIRouter] = ()) -> Fas
             yield
 
     app = FastAPI(title="Execution Floor", lifespan=lifespan)
+    app.add_middleware(DoorGuard, limits=limits)
     app.include_router(health.router)
     app.include_router(commands.router)
     for router in routers:

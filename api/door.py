@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from observability.security import SecurityLog, refusal_event
+from ledger.db import UNREACHABLE
+from observability.security import SecurityRecorder, refusal_event
 from observability.telemetry import Metrics
 from trading import sentry
 from trading.commands import CommandInvalid
@@ -24,6 +25,12 @@ from trading.signing import EnvelopeInvalid, SignedCommand
 log = logging.getLogger(__name__)
 
 AGENT_UNAVAILABLE = "the command bus did not take the command; send it again"
+LEDGER_UNAVAILABLE = "ledger_unavailable"
+LEDGER_UNAVAILABLE_DETAIL = (
+    "the ledger's database (Postgres) is unreachable, so the command could not be checked and "
+    "nothing was published: check that Postgres is running (`floor status`, DATABASE_URL) and send "
+    "the command again"
+)
 
 
 class KeyLookup(Protocol):
@@ -50,7 +57,7 @@ class Published:
 @dataclass(frozen=True)
 class Rejected:
     """The door refused: ``status`` is the HTTP status (403 security, 422 bad input, 503 the
-    bus is down and nothing was published)."""
+    bus or the ledger is down and nothing was published)."""
 
     status: int
     error: str
@@ -64,7 +71,7 @@ class Door:
         keys: KeyLookup,
         ledger: ReplayLookup,
         publisher: Publisher,
-        security: SecurityLog,
+        security: SecurityRecorder,
         topic: str,
         replay: ReplayGuard | None = None,
         metrics: Metrics | None = None,
@@ -78,7 +85,13 @@ class Door:
         self._metrics = metrics
 
     async def submit(self, body: bytes, source_address: str | None) -> Published | Rejected:
-        outcome = await self._submit(body, source_address)
+        try:
+            outcome = await self._submit(body, source_address)
+        except UNREACHABLE as exc:
+            # Before anything was remembered or produced: the key lookup, the replay check or
+            # the refusal's security event needed the database.
+            log.error("ledger unreachable answering %s: %s: %s", source_address, type(exc).__name__, exc)
+            outcome = Rejected(503, LEDGER_UNAVAILABLE, None, LEDGER_UNAVAILABLE_DETAIL)
         if self._metrics is not None:
             self._metrics.commands_received.add(1, {"door": "rest"})
             if isinstance(outcome, Rejected):
@@ -129,6 +142,15 @@ class Door:
             log.exception("command %s not published", command.command_id)
             return Rejected(503, "bus_unavailable", None, f"{AGENT_UNAVAILABLE}: {type(exc).__name__}")
         return Published(command.command_id, int(record.partition), int(record.offset))
+
+    async def refused_at_guard(self, reason: str, source_address: str | None, detail: str) -> None:
+        """Record a request the guard (rate or body limit) refused before it reached :meth:`submit`."""
+        event = refusal_event(
+            reason=reason, severity="warning", source="api", source_address=source_address, detail=detail
+        )
+        await self._security.record(event)
+        if self._metrics is not None:
+            self._metrics.commands_refused.add(1, {"reason": reason})
 
     async def _refuse(
         self, verdict: Verdict, data: Any, envelope: SignedCommand | None, source_address: str | None

@@ -2,7 +2,8 @@
 
 Shared by the CLI commands that place commands (``floor order submit``, ``floor sniper
 start``). The key is ``<var>/keys/<agent>.key`` (what ``floor keys new AGENT`` writes); the API
-answers 202 (published), 403 (refused by the sentry) or 422 (bad field).
+answers 202 (published), 403 (refused by the sentry), 422 (bad field), 429 (too many requests
+from this address: the detail says how long to wait) or 503 (Kafka or the ledger unreachable).
 """
 
 from __future__ import annotations

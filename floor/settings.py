@@ -52,6 +52,13 @@ class FloorSettings(BaseSettings):
     """Comma-separated accounts the broker connection serves (the paper venue's by default):
     each gets the connection's session changes for its BrokerSession workflow."""
     worker_health_port: int = 8011
+    api_rate_per_s: float = Field(default=50.0, gt=0)
+    """Requests a second one client address may sustain at the API's command door (429 beyond)."""
+    api_rate_burst: int = Field(default=100, ge=1)
+    """Requests one client address may send at once after a quiet spell."""
+    api_flood_window_s: float = Field(default=60.0, gt=0)
+    """Security events of one reason from one address: the first few per window in full, the
+    rest as one summary row with a count when the window closes."""
     kafka_fetch_wait_ms: int | None = Field(default=None, ge=1)
     """How long the hot path's command fetch may wait at the broker. Unset: 5 ms against the
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),

@@ -13,6 +13,7 @@ Titles: a refusal that means someone holds, forged or replays a signature is a
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -140,6 +141,73 @@ def refusal_event(
     )
 
 
+FIELD_LIMIT = 128
+"""Characters kept of each id column (agent, key, command, signature hash, address, reason,
+source). The floor's own ids are far shorter (a key id is 32 hex digits, a signature hash 64);
+anything longer came from the sender and is evidence only by its start and its length."""
+DETAIL_VALUE_LIMIT = 256
+"""Characters kept of each ``detail`` value (a refusal's explanation may quote the sender's input)."""
+DETAIL_KEYS_LIMIT = 16
+"""``detail`` entries kept; the floor writes fewer than ten."""
+TRUNCATED = "truncated"
+"""The ``detail`` entry naming each cut field and its original length, e.g.
+``command_id=65536,claimed_agent_id=4000``."""
+_ELLIPSIS = "\u2026"
+
+
+def bounded(event: SecurityEvent) -> SecurityEvent:
+    """``event`` with every field short enough to store, and storable at all.
+
+    Rule: a field over its limit keeps its first ``limit - 1`` characters and an ellipsis, and
+    ``detail["truncated"]`` names it with its original length (truncated rather than refused:
+    the refusal is still worth recording, the sender's padding is not). ``detail`` keeps its
+    first :data:`DETAIL_KEYS_LIMIT` entries. Characters Postgres text cannot hold (NUL, lone
+    surrogates from a JSON ``\\ud800`` escape) are written as backslash escapes.
+    """
+    cut: list[str] = []
+
+    def fit(name: str, value: str | None, limit: int) -> str | None:
+        if value is None:
+            return None
+        storable = _storable(value)
+        if len(storable) <= limit:
+            return storable
+        cut.append(f"{name}={len(storable)}")
+        return storable[: limit - 1] + _ELLIPSIS
+
+    detail: dict[str, str] = {}
+    for key, value in list(event.detail.items())[:DETAIL_KEYS_LIMIT]:
+        name = fit("detail key", str(key), FIELD_LIMIT) or ""
+        detail[name] = fit(name, str(value), DETAIL_VALUE_LIMIT) or ""
+    if len(event.detail) > DETAIL_KEYS_LIMIT:
+        cut.append(f"detail={len(event.detail)} entries")
+    bounded_event = dataclasses.replace(
+        event,
+        reason=fit("reason", event.reason, FIELD_LIMIT) or "",
+        source=fit("source", event.source, FIELD_LIMIT) or "",
+        source_address=fit("source_address", event.source_address, FIELD_LIMIT),
+        agent_id=fit("agent_id", event.agent_id, FIELD_LIMIT),
+        key_id=fit("key_id", event.key_id, FIELD_LIMIT),
+        command_id=fit("command_id", event.command_id, FIELD_LIMIT),
+        signature_hash=fit("signature_hash", event.signature_hash, FIELD_LIMIT),
+    )
+    if cut:
+        detail[TRUNCATED] = ",".join(cut)
+    return dataclasses.replace(bounded_event, detail=detail)
+
+
+def _storable(text: str) -> str:
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class SecurityRecorder(Protocol):
+    """Anything that records security events: :class:`SecurityLog`, or a summariser in front of it."""
+
+    async def record(self, event: SecurityEvent) -> None: ...
+
+
 class SecurityEventStore(Protocol):
     """Where security events are kept durably (the ledger's Postgres table)."""
 
@@ -159,6 +227,8 @@ class SecurityLog:
         self._topic = topic
 
     async def record(self, event: SecurityEvent) -> None:
+        """Store, log and publish ``event``, every field bounded first (:func:`bounded`)."""
+        event = bounded(event)
         await self._store.record_security_event(event)
         log.log(
             _LOG_LEVEL[event.severity],
