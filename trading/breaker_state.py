@@ -144,8 +144,9 @@ class TripRecord:
         window = data.get("window_ms")
         if type(window) is not int or window <= 0:
             raise TripRecordInvalid("window_ms", "required: a positive integer")
+        issued_raw: Any = data.get("issued_at")  # checked by parse_timestamp_ms, whatever it is
         try:
-            issued_at = parse_timestamp_ms(data.get("issued_at"))
+            issued_at = parse_timestamp_ms(issued_raw)
         except CommandInvalid as exc:
             raise TripRecordInvalid("issued_at", exc.reason) from None
         return cls(

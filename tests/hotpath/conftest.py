@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -58,12 +58,14 @@ class HotPathProcess:
     supervisor: Supervisor | None = None
     service: RunningService | None = None
 
-    def restart(self) -> None:
-        """Stop the process and start it again as it was (same ports, consumer group, keys),
-        as a crash and ``floor up`` would; returns once the new one is consuming."""
+    async def restart(self, while_down: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Stop the process, run ``while_down``, and start it again as it was (same ports,
+        consumer group, keys), as ``floor up`` would after a crash; returns once it consumes."""
         assert self.supervisor is not None and self.service is not None
         self.supervisor.running.remove(self.service)
         stop_process_group(self.service.pid)
+        if while_down is not None:
+            await while_down()
         self.service = self.supervisor.start(self.service.spec)
 
     async def health(self) -> dict[str, object]:
