@@ -51,6 +51,21 @@ async def rearm(hotpath: HotPathProcess, producer: AIOKafkaProducer, operator: A
         await eventually(lambda: applied(hotpath, arm.command.command_id), timeout=20.0)
 
 
+async def place_resting(
+    paper: PaperStack, agent: Agent, producer: AIOKafkaProducer, bootstrap: str
+) -> tuple[Decimal, SignedCommand]:
+    """A 2-share AAPL buy working at the venue, priced 20% under the bid: below a whole flash
+    crash, so it never fills. Returns its price and envelope."""
+    bid, _ = await quote(paper, "AAPL")
+    resting = (bid * Decimal("0.80")).quantize(CENT, ROUND_DOWN)
+    working = agent.sign(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=2)
+    )
+    await send(producer, working)
+    await await_event(bootstrap, working.command.command_id, EventKind.SUBMITTED)
+    return resting, working
+
+
 async def security_reasons(pool: asyncpg.Pool, command_id: str) -> list[str]:
     rows = await pool.fetch(
         "SELECT reason FROM security_events WHERE command_id = $1 ORDER BY id", command_id
@@ -67,13 +82,7 @@ async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_unti
     kafka_bootstrap: str,
     ledger_pool: asyncpg.Pool,
 ) -> None:
-    bid, _ = await quote(paper, "AAPL")
-    resting = (bid * Decimal("0.80")).quantize(CENT, ROUND_DOWN)  # below the whole crash: never fills
-    working = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=2)
-    )
-    await send(command_producer, working)
-    await await_event(kafka_bootstrap, working.command.command_id, EventKind.SUBMITTED)
+    resting, working = await place_resting(paper, agent, command_producer, kafka_bootstrap)
     assert (await paper.acontrol("GET", "/status"))["open_orders"] >= 1
     crash_from = await ledger_pool.fetchval("SELECT max(seq) FROM ledger_entries")
 
@@ -169,13 +178,7 @@ async def test_an_operators_trip_survives_a_restart_which_sends_no_held_order_un
     api_url: str,
     tmp_path: Path,
 ) -> None:
-    bid, _ = await quote(paper, "AAPL")
-    resting = (bid * Decimal("0.80")).quantize(CENT, ROUND_DOWN)
-    working = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=2)
-    )
-    await send(command_producer, working)
-    await await_event(kafka_bootstrap, working.command.command_id, EventKind.SUBMITTED)
+    resting, working = await place_resting(paper, agent, command_producer, kafka_bootstrap)
     held = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5))
     try:
         trip = await send_breaker(command_producer, operator, CommandKind.BREAKER_TRIP)
@@ -196,7 +199,7 @@ async def test_an_operators_trip_survives_a_restart_which_sends_no_held_order_un
                 ledger_pool,
                 held,
                 decision=Decision.ACCEPTED,
-                detail={"quantity": 1, "entry_price": str(bid)},
+                detail={"quantity": 1, "entry_price": str(resting)},
             )
 
         await hotpath.restart(while_down=ledgered_but_never_sent)
