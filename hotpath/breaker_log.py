@@ -106,7 +106,12 @@ class BreakerLog:
             window_ms=breaker.window_ms,
         )
         breaker.last_change = BreakerChange(KIND_TRIPPED, self._agent_id, record.command_id, record.issued_at)
-        detail = {"tick_to_cancel_us": str((trip.cancel_written_ns - trip.tick_recv_ns) / 1000)}
+        # The signed payload holds the move; the detail repeats it for `floor ledger tail`.
+        detail = {
+            "symbol": trip.symbol,
+            "drop_pct": str(trip.signal.drop_pct),
+            "tick_to_cancel_us": str((trip.cancel_written_ns - trip.tick_recv_ns) / 1000),
+        }
         task = asyncio.get_running_loop().create_task(self._append(record, detail), name=record.command_id)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -132,5 +137,5 @@ class BreakerLog:
 
     async def settled(self) -> None:
         """Return once every trip recorded so far is in the ledger (or given up on)."""
-        while self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        while pending := [task for task in self._pending if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
