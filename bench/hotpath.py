@@ -157,7 +157,8 @@ class Stack:
 
 
 async def prepare_ledger(settings: FloorSettings) -> Any:
-    """Topics, migrations, an agent key and the account's risk profile; returns the agent key."""
+    """Topics, migrations, an agent key, the account's risk profile and the floor's own keys;
+    returns the agent key."""
     import asyncpg
 
     from bus.kafka import ensure_topics
@@ -186,6 +187,10 @@ async def prepare_ledger(settings: FloorSettings) -> Any:
         await set_profile(conn, ACCOUNT, profile, operator_id="bench-operator", operator_key=operator_key)
     finally:
         await conn.close()
+    # The floor's own keys, as `floor up` makes them: the hot path signs its breaker trips.
+    from floor.provision import provision
+
+    await provision(settings, paper_account=None)
     return agent_key
 
 

@@ -1,7 +1,8 @@
 """First-run set-up that ``floor up`` does so a fresh floor can trade at once.
 
-- The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller and
-  an operator (risk-profile changes). Each private key lives in ``var/keys/<id>.key`` (0600) and
+- The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller, the
+  circuit breaker (its automatic trips, ledgered) and an operator (risk-profile changes,
+  tripping and re-arming the breaker). Each private key lives in ``var/keys/<id>.key`` (0600) and
   its public key is registered; a key file whose public key the database does not know (a new
   database under an old ``var/``) is registered again.
 - A conservative risk profile for the paper account, only where the account has none, signed by
@@ -17,6 +18,7 @@ import asyncpg
 
 from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
+from hotpath.breaker_log import BREAKER_AGENT
 from ledger import keys as registry
 from ledger.risk_profiles import get_profile, set_profile
 from trading.signing import (
@@ -44,6 +46,7 @@ class ServiceKey:
 SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("sniper", registry.ROLE_SERVICE),
     ServiceKey("floor-lifecycle", registry.ROLE_SERVICE),
+    ServiceKey(BREAKER_AGENT, registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
 )
 

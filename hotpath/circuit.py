@@ -2,8 +2,13 @@
 
 Fed straight from the broker's L1 callback, so the global cancel is written to the broker
 socket inside the tick handler that saw the crash, with no await in between. Intake stays
-``HALTED`` until a trader re-arms (``floor breaker arm``); re-arming clears every detector's
-history so the reference high rebuilds from fresh ticks.
+``HALTED`` until an operator re-arms it with a signed ``breaker_arm`` command (``floor breaker
+arm``); re-arming clears every detector's history so the reference high rebuilds from fresh
+ticks. An operator's signed ``breaker_trip`` halts the same way (:meth:`CircuitBreaker.halt`).
+
+This object holds the state in memory only; what makes it durable is the ledger (every trip
+and arm is an entry, and a starting hot path takes its state from the newest one: see
+:mod:`hotpath.breaker_log` and :mod:`trading.breaker_state`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,18 @@ class Trip:
     at: datetime
 
 
+@dataclass(frozen=True)
+class BreakerChange:
+    """The ledger entry behind the current trading state, for the control port's ``/health``."""
+
+    kind: str
+    """``breaker_tripped`` (automatic), ``breaker_trip`` or ``breaker_arm`` (an operator's)."""
+    by: str | None
+    """The operator, or the floor's breaker service, whose key signed the entry."""
+    command_id: str | None
+    at: datetime
+
+
 class CircuitBreaker:
     def __init__(
         self,
@@ -50,6 +67,7 @@ class CircuitBreaker:
         self._detectors: dict[str, CrashDetector] = {}
         self.state = TradingState.ACTIVE
         self.last_trip: Trip | None = None
+        self.last_change: BreakerChange | None = None
 
     @property
     def halted(self) -> bool:
@@ -79,6 +97,13 @@ class CircuitBreaker:
         )
         self._on_trip(trip)
         return trip
+
+    def halt(self) -> None:
+        """Halt intake and cancel every open order, with no crash behind it: an operator's
+        ``breaker_trip``, or a hot path starting while the ledger says the floor is halted."""
+        self.state = TradingState.HALTED
+        self._cancel_all()
+        log.critical("circuit breaker halted: every open order cancelled, intake halted")
 
     def arm(self) -> bool:
         """Re-arm after a trip; returns whether the breaker was halted."""

@@ -6,7 +6,10 @@ answer per connection.
 * ``GET /health``        200 when intake is consuming; the trading state and broker link
 * ``GET /stats``         latency stamps of recent orders (for ``bench/hotpath.py``)
 * ``GET /metrics``       the process's OpenTelemetry metrics as JSON
-* ``POST /breaker/arm``  re-arm the circuit breaker after a trip (``floor breaker arm``)
+
+Read-only: the port takes no credentials (any local process, or a web page through the
+browser, can reach 127.0.0.1), so it changes no state. Every other method is refused with 405;
+the breaker is tripped and re-armed by an operator's signed command through intake.
 """
 
 from __future__ import annotations
@@ -22,10 +25,16 @@ log = logging.getLogger(__name__)
 Route = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+READ_ONLY = (
+    "the control port is read-only; trip or re-arm the breaker with an operator's signed command "
+    "(`floor breaker trip` / `floor breaker arm`)"
+)
 
 
 class ControlServer:
     def __init__(self, routes: dict[tuple[str, str], Route]) -> None:
+        if any(method != "GET" for method, _ in routes):
+            raise ValueError("the control port is read-only: GET routes only")
         self._routes = routes
         self._server: asyncio.Server | None = None
 
@@ -49,7 +58,9 @@ class ControlServer:
                 return
             method, path = parts[0], parts[1].split("?", 1)[0]
             route = self._routes.get((method, path))
-            if route is None:
+            if method != "GET":
+                status, body = 405, {"error": READ_ONLY}
+            elif route is None:
                 known = any(p == path for _, p in self._routes)
                 status, body = (
                     (405, {"error": "method not allowed"}) if known else (404, {"error": "not found"})

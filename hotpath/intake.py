@@ -9,6 +9,9 @@ one ``accepted`` record carrying the signed envelope, from which the Temporal br
 Sniper. No sizing and no broker call: each slice is an ``enter`` command of its own and goes
 through the whole path above, per-order limits and sizer included.
 
+A ``breaker_trip`` / ``breaker_arm`` command (an operator's, floor-wide) goes sentry → ledger →
+the breaker's state (:mod:`hotpath.breaker_commands`); the breaker's own state never refuses it.
+
 Where each refusal is recorded is :mod:`hotpath.refusals`' business.
 
 Nothing here awaits Temporal or the API; the only awaits between intake and the socket write
@@ -27,6 +30,8 @@ from decimal import Decimal
 
 from brokers.base import Broker, BrokerOrder, NotConnected, OrderInvalid, UnknownOrderRef
 from hotpath.account import AccountBook
+from hotpath.breaker_commands import BreakerCommands
+from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
@@ -37,7 +42,7 @@ from hotpath.refusals import Refusals, loose_command
 from observability.security import SecurityLog
 from observability.telemetry import Metrics
 from trading import sentry
-from trading.commands import Command, CommandInvalid, CommandKind, OrderType, Side, TimeInForce
+from trading.commands import BREAKER_KINDS, Command, CommandInvalid, CommandKind, OrderType, Side, TimeInForce
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import (
     AccountSnapshot,
@@ -78,6 +83,7 @@ class Intake:
         on_timing: Callable[[Timing], None] | None = None,
         exits: ExitManager | None = None,
         emit: Callable[[OrderEvent], None] | None = None,
+        breaker_log: BreakerLog | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -93,6 +99,7 @@ class Intake:
         self.emit = emit
         """Queues an ``orders.events`` record for the ledger and Kafka (None: write it inline)."""
         self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)
+        self.breaker_commands = BreakerCommands(breaker, ledger, self.refusals, breaker_log)
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
@@ -178,6 +185,8 @@ class Intake:
             return await self._cancel_all(envelope, source)
         if command.kind is CommandKind.ICEBERG:
             return await self._iceberg(envelope)
+        if command.kind in BREAKER_KINDS:
+            return await self.breaker_commands.handle(envelope, source)
         return await self.refusals.floor(envelope, UNSUPPORTED_KIND, {"kind": command.kind.value})
 
     # --- the order path ---------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The hot path process: wiring of intake, broker events, market data, breaker and control port.
 
-``python -m hotpath --health-port P [--symbols AAPL,MSFT] [--group-id hotpath]``; everything
-else comes from :class:`~floor.settings.FloorSettings` (the environment).
+``python -m hotpath --health-port P [--symbols AAPL,MSFT] [--group-id hotpath]
+[--breaker-agent floor-breaker]``; everything else comes from
+:class:`~floor.settings.FloorSettings` (the environment).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from bus.kafka import consumer, ensure_topics, start_producer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
+from hotpath.breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.broker_events import BrokerEvents
-from hotpath.circuit import CircuitBreaker, Trip
+from hotpath.circuit import BreakerChange, CircuitBreaker, Trip
 from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
@@ -37,8 +39,9 @@ from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from ledger.db import UNREACHABLE, DedicatedConnection
-from observability.security import SecurityLog
+from observability.security import SecurityLog, refusal_event
 from observability.telemetry import install_global, setup, snapshot
+from trading.risk import TradingState
 
 log = logging.getLogger("hotpath")
 
@@ -54,6 +57,8 @@ TIMINGS_KEPT = 10_000
 DRAIN_TIMEOUT_S = 5.0
 LEDGER_RETRY_FIRST_S = 0.1
 LEDGER_RETRY_MAX_S = 5.0
+UNVERIFIED_BREAKER_ENTRY = "breaker.unverified_entry"
+"""Security event: the ledger's newest breaker entry does not verify (the hot path starts HALTED)."""
 
 
 class HotPath:
@@ -86,6 +91,7 @@ class HotPath:
             "broker_connected": self.broker.connected,
             "orders": len(self.intake.orders),
             "last_trip": None if self.breaker.last_trip is None else _trip_dict(self.breaker.last_trip),
+            "breaker": None if self.breaker.last_change is None else _change_dict(self.breaker.last_change),
         }
         return (200 if self.consuming else 503), body
 
@@ -109,12 +115,15 @@ class HotPath:
             return 404, {"error": "metrics are exported, not kept in process"}
         return 200, snapshot(self.reader)
 
-    async def arm(self) -> tuple[int, dict[str, Any]]:
-        was_halted = self.breaker.arm()
-        log.warning("circuit breaker re-armed by a trader (was halted: %s)", was_halted)
-        if was_halted:
-            await self.intake.ledger.record_ops_event("breaker.armed", "warning", {"by": "floor breaker arm"})
-        return 200, {"trading_state": self.breaker.state.value, "was_halted": was_halted}
+
+def _change_dict(change: BreakerChange) -> dict[str, Any]:
+    """The ledger entry behind the trading state: what tripped or re-armed it, and who."""
+    return {
+        "kind": change.kind,
+        "by": change.by,
+        "command_id": change.command_id,
+        "at": change.at.isoformat(),
+    }
 
 
 def _trip_dict(trip: Trip) -> dict[str, Any]:
@@ -141,10 +150,15 @@ async def run(
     group_id: str,
     stop: asyncio.Event,
     broker: Broker | None = None,
+    breaker_agent: str = BREAKER_AGENT,
 ) -> None:
     telemetry = setup("hotpath")
     install_global(telemetry)
     pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+    # Before anything else: a hot path that could not ledger its trips must not start.
+    breaker_log = BreakerLog(
+        pool, await load_breaker_key(pool, settings.keys_dir, breaker_agent), breaker_agent
+    )
     # Ledger appends get a connection of their own: through the pool each call pays a reset
     # round trip and queues behind the order and ops event writes.
     writer = DedicatedConnection(settings.db_url)
@@ -176,6 +190,7 @@ async def run(
         if hot is not None:
             hot.trips.append(trip)
         events.record_ops("breaker.tripped", "critical", _trip_dict(trip))
+        breaker_log.record_trip(trip, breaker)
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
     intake = Intake(
@@ -189,6 +204,7 @@ async def run(
         metrics=telemetry.metrics,
         exits=exits,
         emit=events.emit,
+        breaker_log=breaker_log,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
@@ -199,7 +215,6 @@ async def run(
             ("GET", "/health"): hot.health,
             ("GET", "/stats"): hot.stats,
             ("GET", "/metrics"): hot.metrics,
-            ("POST", "/breaker/arm"): hot.arm,
         }
     )
     cmd_consumer = consumer(
@@ -212,8 +227,33 @@ async def run(
         restored = await restore_orders(pool, orders, book)
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
-        await connect_and_resend(broker, restored.to_send)
-        for resend in restored.to_send:
+        # The trading state is the ledger's newest breaker entry: halted stays halted across a
+        # restart, and a halted floor sends none of the orders it held (see connect_and_resend).
+        entry = await breaker_log.restore(breaker)
+        halted = entry is not None and entry.state is TradingState.HALTED
+        if entry is not None and entry.problem is not None:
+            await intake.security.record(
+                refusal_event(
+                    reason=UNVERIFIED_BREAKER_ENTRY,
+                    severity="critical",
+                    source="hotpath",
+                    source_address=f"ledger seq {entry.seq}",
+                    agent_id=entry.agent_id,
+                    command_id=entry.command_id,
+                    detail=f"{entry.problem}; started HALTED",
+                )
+            )
+        await connect_and_resend(broker, restored.to_send, halt=breaker.halt if halted else None)
+        if halted:
+            log.critical(
+                "started HALTED (ledger seq %d, %s by %s): %d held orders cancelled unsent; "
+                "an operator's signed breaker_arm resumes intake",
+                entry.seq if entry else 0,
+                entry.kind if entry else "",
+                entry.agent_id if entry else "",
+                len(restored.to_send),
+            )
+        for resend in () if halted else restored.to_send:
             command = resend.command
             if resend.trail_stop is not None and command.symbol is not None and command.side is not None:
                 exits.track(
@@ -266,6 +306,8 @@ async def run(
         # Records already decided on reach the ledger and Kafka before the process goes.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(events.drained(), DRAIN_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(breaker_log.settled(), DRAIN_TIMEOUT_S)
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
@@ -304,7 +346,7 @@ async def _consume(intake: Intake, cmd_consumer: Any) -> None:
             break
 
 
-def main(health_port: int, symbols: Sequence[str], group_id: str) -> None:
+def main(health_port: int, symbols: Sequence[str], group_id: str, breaker_agent: str = BREAKER_AGENT) -> None:
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -315,7 +357,7 @@ def main(health_port: int, symbols: Sequence[str], group_id: str) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(settings, health_port, symbols, group_id, stop)
+        await run(settings, health_port, symbols, group_id, stop, breaker_agent=breaker_agent)
 
     started = time.monotonic()
     uvloop.run(amain())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -160,8 +160,14 @@ def _resend(row: Any) -> Resend | None:
     return Resend(order, command, trail_stop)
 
 
-async def connect_and_resend(broker: Broker, to_send: Sequence[Resend]) -> None:
+async def connect_and_resend(
+    broker: Broker, to_send: Sequence[Resend], *, halt: Callable[[], object] | None = None
+) -> None:
     """Place every restored order, then connect the broker.
+
+    ``halt`` (the breaker's, when the floor is halted) runs between the two: what a trip does,
+    done before any session is up, so every held order is cancelled unsent and the broker's
+    global cancel goes out as the session comes up (taking any restored order the broker had).
 
     Placed while no session is up, each order is held; the broker's reconciliation at connect
     matches held orders against the broker's open and completed orders and executions by
@@ -171,4 +177,6 @@ async def connect_and_resend(broker: Broker, to_send: Sequence[Resend]) -> None:
     """
     for resend in to_send:
         broker.place(resend.order)
+    if halt is not None:
+        halt()
     await broker.connect()

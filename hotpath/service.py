@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
+from hotpath.breaker_log import BREAKER_AGENT
 
 
 def hotpath_spec(
@@ -16,9 +17,11 @@ def hotpath_spec(
     symbols: Sequence[str] | None = None,
     group_id: str = "hotpath",
     env: dict[str, str | None] | None = None,
+    breaker_agent: str = BREAKER_AGENT,
 ) -> ServiceSpec:
     """Ready when the control port answers, which happens only once intake is consuming.
-    ``symbols`` defaults to ``settings.hotpath_symbols``."""
+    ``symbols`` defaults to ``settings.hotpath_symbols``; ``breaker_agent``'s key in the keys
+    dir signs the breaker's trips."""
     port = settings.hotpath_health_port
     if symbols is None:
         symbols = [s.strip() for s in settings.hotpath_symbols.split(",") if s.strip()]
@@ -34,6 +37,8 @@ def hotpath_spec(
             ",".join(symbols),
             "--group-id",
             group_id,
+            "--breaker-agent",
+            breaker_agent,
         ],
         address=f"http://{settings.host}:{port}/health",
         probe=tcp_probe(settings.host, port),

@@ -15,8 +15,9 @@ Per entry, in order (the first failing check is the reported problem):
 4. ``signature_hash`` is SHA-256 of ``signature``;
 5. authenticated entries: the signer is a registered key, not revoked before the entry was
    recorded, of the agent the entry names; the scheme is Ed25519; the signature verifies
-   over ``payload``; the payload parses (a command, or a risk profile change signed by an
-   operator key) and its fields equal the stored columns;
+   over ``payload``; the payload parses (a command, a risk profile change signed by an
+   operator key, or an automatic breaker trip signed by a service key; a breaker command
+   must be an operator key's) and its fields equal the stored columns;
 6. unauthenticated entries are rejections (a refused forgery kept as evidence).
 
 Entries at the seq of a given :class:`Anchor` must carry its hash. Then the head row must point
@@ -38,7 +39,8 @@ from ledger.append import KIND_UNVERIFIED
 from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
 from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
-from trading.commands import Command, CommandInvalid, CommandKind
+from trading.breaker_state import KIND_TRIPPED, SIGNER_ROLE, TripRecord, TripRecordInvalid
+from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind
 from trading.signing import (
     SCHEME_ED25519,
     SignatureInvalid,
@@ -284,6 +286,7 @@ class _Checker:
                 command = Command.from_json_dict(data)
             except CommandInvalid as exc:
                 raise _Bad(f"payload is not a valid command ({exc})") from None
+            self._check_role(command.kind.value, key)
             return (
                 command.kind.value,
                 command.account,
@@ -309,4 +312,18 @@ class _Checker:
                 change.nonce,
                 change.issued_at,
             )
+        if kind == KIND_TRIPPED:
+            try:
+                trip = TripRecord.from_json_dict(data)
+            except TripRecordInvalid as exc:
+                raise _Bad(f"payload is not a valid breaker trip ({exc})") from None
+            self._check_role(KIND_TRIPPED, key)
+            return (KIND_TRIPPED, FLOOR_WIDE, trip.agent_id, trip.command_id, trip.nonce, trip.issued_at)
         raise _Bad(f"unknown payload kind {kind!r}")
+
+    @staticmethod
+    def _check_role(kind: str, key: KeyRecord) -> None:
+        """Breaker entries carry authority only from the role that may make them."""
+        role = SIGNER_ROLE.get(kind)
+        if role is not None and key.role != role:
+            raise _Bad(f"{kind} needs a key with the {role} role, not {key.role}")

@@ -1,9 +1,10 @@
 """The command schema: what an agent (or a trader) asks the floor to do.
 
 A command is a frozen :class:`Command` whose ``kind`` is one of ``enter``, ``exit``,
-``cancel``, ``cancel_all`` or ``iceberg``. Its JSON form (:meth:`Command.to_json_dict`) is the
-only form that is ever signed: :func:`canonical_bytes` encodes it with RFC 8785 (JCS) so every
-signer and verifier, in any language, hashes the very same bytes.
+``cancel``, ``cancel_all``, ``iceberg``, ``breaker_trip`` or ``breaker_arm``. Its JSON form
+(:meth:`Command.to_json_dict`) is the only form that is ever signed: :func:`canonical_bytes`
+encodes it with RFC 8785 (JCS) so every signer and verifier, in any language, hashes the very
+same bytes.
 
 Wire rules (enforced by :meth:`Command.from_json_dict`, which raises :class:`CommandInvalid`
 naming the offending field):
@@ -32,7 +33,15 @@ cancel        target_command_id (the command whose order is to be cancelled)
 cancel_all    symbol optional (absent: every open order of the account)
 iceberg       symbol, side, edge, tif, quantity (total), display_size; limit_price
               optional (the worst price any slice may pay)
+breaker_trip  nothing more: halt the floor (cancel every open order, refuse new ones)
+breaker_arm   nothing more: re-arm the floor after a trip
 ============  =====================================================================
+
+The breaker kinds are the operator's (:data:`OPERATOR_KINDS`: the sentry refuses them from a
+key without the operator role) and act on the whole floor, not on one account: the breaker's
+cancel is the broker's global cancel and its halt stops intake for every account. Their
+``account`` is therefore always :data:`FLOOR_WIDE` (``"*"``, "every account", as in the key
+registry), so only a key allowed on every account can carry one.
 
 Prices an ``order_type`` needs: ``MKT`` none; ``LMT`` limit_price; ``STP`` stop_price;
 ``STP_LMT`` both; ``TRAIL`` exactly one of trail_amount / trail_percent, stop_price optional
@@ -80,6 +89,15 @@ class CommandKind(enum.StrEnum):
     CANCEL = "cancel"
     CANCEL_ALL = "cancel_all"
     ICEBERG = "iceberg"
+    BREAKER_TRIP = "breaker_trip"
+    BREAKER_ARM = "breaker_arm"
+
+
+BREAKER_KINDS = frozenset({CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM})
+OPERATOR_KINDS = BREAKER_KINDS
+"""Kinds only a key with the operator role may sign (see :mod:`trading.sentry`)."""
+FLOOR_WIDE = "*"
+"""The ``account`` of a breaker command: the whole floor."""
 
 
 class Side(enum.StrEnum):
@@ -133,6 +151,8 @@ _ALLOWED: dict[CommandKind, frozenset[str]] = {
     CommandKind.ICEBERG: frozenset(
         (*_COMMON, "symbol", "side", "edge", "tif", "quantity", "display_size", "limit_price")
     ),
+    CommandKind.BREAKER_TRIP: frozenset(_COMMON),
+    CommandKind.BREAKER_ARM: frozenset(_COMMON),
 }
 _REQUIRED: dict[CommandKind, frozenset[str]] = {
     CommandKind.ENTER: frozenset((*_COMMON, "symbol", "side", "order_type", "edge", "tif")),
@@ -140,6 +160,8 @@ _REQUIRED: dict[CommandKind, frozenset[str]] = {
     CommandKind.CANCEL: frozenset((*_COMMON, "target_command_id")),
     CommandKind.CANCEL_ALL: frozenset(_COMMON),
     CommandKind.ICEBERG: frozenset((*_COMMON, "symbol", "side", "edge", "tif", "quantity", "display_size")),
+    CommandKind.BREAKER_TRIP: frozenset(_COMMON),
+    CommandKind.BREAKER_ARM: frozenset(_COMMON),
 }
 _PRICES_FOR_TYPE: dict[OrderType, tuple[frozenset[str], frozenset[str]]] = {
     # order type -> (required prices, allowed prices)
@@ -312,7 +334,13 @@ def _validate(data: Any) -> None:
     for key in ("command_id", "agent_id", "nonce", "parent_id", "target_command_id"):
         if key in data:
             _check_pattern(data, key, _ID_RE, "1-128 characters of A-Z a-z 0-9 . _ : @ / -")
-    _check_pattern(data, "account", _ACCOUNT_RE, "1-32 characters of A-Z a-z 0-9 _ -")
+    if kind in BREAKER_KINDS:
+        if data["account"] != FLOOR_WIDE:
+            raise CommandInvalid(
+                "account", f"a {kind.value} command acts on the whole floor: account must be {FLOOR_WIDE!r}"
+            )
+    else:
+        _check_pattern(data, "account", _ACCOUNT_RE, "1-32 characters of A-Z a-z 0-9 _ -")
     if "symbol" in data:
         _check_pattern(data, "symbol", _SYMBOL_RE, "1-16 characters of A-Z 0-9 . -")
     _check_issued_at(data["issued_at"])

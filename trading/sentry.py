@@ -9,10 +9,12 @@ refusal:
 3. ``sentry.revoked_key``         the key was revoked
 4. ``sentry.bad_signature``       the signature does not verify over the canonical bytes
 5. ``sentry.signer_mismatch``     the key belongs to another agent than the command names
-6. ``sentry.account_not_allowed`` the agent may not trade the command's account
-7. ``sentry.replayed_nonce``      this agent already used this nonce
-8. ``sentry.replayed_signature``  this exact signature was already presented
-9. ``sentry.stale``               ``issued_at`` is outside the acceptance window
+6. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
+                                  signed by a key without the operator role
+7. ``sentry.account_not_allowed`` the agent may not trade the command's account
+8. ``sentry.replayed_nonce``      this agent already used this nonce
+9. ``sentry.replayed_signature``  this exact signature was already presented
+10. ``sentry.stale``              ``issued_at`` is outside the acceptance window
 
 Signature checks come before the window and replay checks so that an attacker learns nothing
 about which nonces are taken without holding a valid key.
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from trading.commands import OPERATOR_KINDS
 from trading.signing import (
     EnvelopeInvalid,
     SignatureInvalid,
@@ -52,6 +55,7 @@ UNKNOWN_KEY = "sentry.unknown_key"
 REVOKED_KEY = "sentry.revoked_key"
 BAD_SIGNATURE = "sentry.bad_signature"
 SIGNER_MISMATCH = "sentry.signer_mismatch"
+NOT_OPERATOR = "sentry.not_operator"
 ACCOUNT_NOT_ALLOWED = "sentry.account_not_allowed"
 STALE = "sentry.stale"
 REPLAYED_NONCE = "sentry.replayed_nonce"
@@ -62,6 +66,9 @@ signed afresh under an id a genuine command already used."""
 
 ANY_ACCOUNT = "*"
 """In :attr:`RegisteredKey.accounts`: the agent may trade every account."""
+ROLE_AGENT = "agent"
+ROLE_OPERATOR = "operator"
+"""The key registry's roles (``agent_keys.role``, :mod:`ledger.keys`) the sentry tells apart."""
 
 DEFAULT_MAX_AGE = timedelta(seconds=30)
 DEFAULT_MAX_SKEW = timedelta(seconds=5)
@@ -79,6 +86,8 @@ SEVERITY: Mapping[str, Severity] = {
     REVOKED_KEY: Severity.CRITICAL,
     BAD_SIGNATURE: Severity.CRITICAL,
     SIGNER_MISMATCH: Severity.CRITICAL,
+    # A genuine key reaching for the operator's authority (the breaker) it was never given.
+    NOT_OPERATOR: Severity.CRITICAL,
     ACCOUNT_NOT_ALLOWED: Severity.ERROR,
     # Usually a slow or skewed clock, not an attack; a replay inside the window is the attack.
     STALE: Severity.WARNING,
@@ -107,6 +116,8 @@ class RegisteredKey:
     accounts: frozenset[str]
     """Accounts the agent may trade; :data:`ANY_ACCOUNT` allows all."""
     revoked: bool = False
+    role: str = ROLE_AGENT
+    """The registry's role: only :data:`ROLE_OPERATOR` may sign an operator's command."""
 
     def allows(self, account: str) -> bool:
         return ANY_ACCOUNT in self.accounts or account in self.accounts
@@ -217,6 +228,12 @@ def check(
     if command.agent_id != key.agent_id:
         return Verdict(
             SIGNER_MISMATCH, key.agent_id, f"key of {key.agent_id} signed a command of {command.agent_id}"
+        )
+    if command.kind in OPERATOR_KINDS and key.role != ROLE_OPERATOR:
+        return Verdict(
+            NOT_OPERATOR,
+            key.agent_id,
+            f"{command.kind.value} needs a key with the operator role; {key.agent_id}'s is {key.role!r}",
         )
     if not key.allows(command.account):
         return Verdict(ACCOUNT_NOT_ALLOWED, key.agent_id, f"{key.agent_id} may not trade {command.account}")

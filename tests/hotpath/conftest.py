@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,15 +16,15 @@ from aiokafka import AIOKafkaProducer
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
 from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port, stop_process_group
+from floor.supervisor import RunningService, Supervisor, free_port, stop_process_group
 from hotpath.service import hotpath_spec
-from ledger.keys import register_key
+from ledger.keys import ROLE_SERVICE, register_key
 from ledger.risk_profiles import set_profile
 from tests.fixtures.hotpath import new_agent, register
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, utc_now_ms
-from trading.signing import generate_private_key, public_key_bytes
+from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
 from trading.sizing import RiskProfile
 
 VENUE_ACCOUNT = "DU1234567"
@@ -51,10 +51,22 @@ TIGHT_PROFILE = RiskProfile(
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class HotPathProcess:
     control_url: str
     settings: FloorSettings
+    supervisor: Supervisor | None = None
+    service: RunningService | None = None
+
+    async def restart(self, while_down: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Stop the process, run ``while_down``, and start it again as it was (same ports,
+        consumer group, keys), as ``floor up`` would after a crash; returns once it consumes."""
+        assert self.supervisor is not None and self.service is not None
+        self.supervisor.running.remove(self.service)
+        stop_process_group(self.service.pid)
+        if while_down is not None:
+            await while_down()
+        self.service = self.supervisor.start(self.service.spec)
 
     async def health(self) -> dict[str, object]:
         async with httpx.AsyncClient(timeout=5.0) as client:
@@ -107,12 +119,20 @@ async def running_hotpath(
     Afterwards its orders still working at the shared paper venue are cancelled and the process
     stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
+    breaker_agent = await breaker_key(ledger_pool, settings)
     service = supervisor.start(
-        hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}")
+        hotpath_spec(
+            settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}", breaker_agent=breaker_agent
+        )
+    )
+    process = HotPathProcess(
+        f"http://{settings.host}:{settings.hotpath_health_port}", settings, supervisor, service
     )
     try:
-        yield HotPathProcess(f"http://{settings.host}:{settings.hotpath_health_port}", settings)
+        yield process
     finally:
+        service = process.service
+        assert service is not None
         closer = new_agent()
         await register(ledger_pool, closer)
         cancel_all = closer.sign(
@@ -128,6 +148,17 @@ async def running_hotpath(
             await eventually(lambda: _no_open_orders(paper), timeout=10.0)
         supervisor.running.remove(service)
         stop_process_group(service.pid)
+
+
+async def breaker_key(pool: asyncpg.Pool, settings: FloorSettings) -> str:
+    """A breaker service key of its own for one hot path (as ``floor up`` provisions
+    ``floor-breaker``), written to the keys dir and registered; returns its agent id."""
+    agent_id = f"floor-breaker-{uuid.uuid4().hex[:8]}"
+    key = generate_private_key()
+    settings.keys_dir.mkdir(parents=True, exist_ok=True)
+    (settings.keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
+    await register_key(pool, agent_id, public_key_bytes(key), ROLE_SERVICE, ["*"])
+    return agent_id
 
 
 async def _no_open_orders(paper: PaperStack) -> bool:

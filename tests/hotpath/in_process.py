@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from bus.topics import SECURITY_EVENTS
 from hotpath.account import AccountBook, LastPrice
+from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
 from hotpath.intake import Intake
 from hotpath.ports import HotLedger
@@ -34,6 +35,7 @@ def in_process_intake(
     emitted: list[OrderEvent],
     *,
     breaker: CircuitBreaker | None = None,
+    breaker_log: BreakerLog | None = None,
 ) -> Intake:
     """Intake over ``ledger`` and ``broker`` with a fresh AAPL quote, appending every record it
     would publish to ``emitted``."""
@@ -49,4 +51,5 @@ def in_process_intake(
         orders={},
         metrics=setup("in-process-intake").metrics,
         emit=emitted.append,
+        breaker_log=breaker_log,
     )

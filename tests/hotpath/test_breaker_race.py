@@ -9,22 +9,28 @@ broker must not be asked to place anything, which :class:`~tests.hotpath.in_proc
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
+from floor.breaker_cmd import breaker_command
+from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
+from ledger.breaker import newest_breaker_entry
+from ledger.keys import ROLE_SERVICE, register_key
 from tests.fixtures.hotpath import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from trading.breaker import CrashSignal
+from trading.commands import CommandKind
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import Refusal, TradingState
-from trading.signing import SignedCommand
+from trading.signing import SignedCommand, generate_private_key, public_key_bytes
 
 
 class _TripsDuringCommit(LedgerStore):
@@ -64,3 +70,39 @@ async def test_an_order_committed_as_the_breaker_trips_is_rejected_not_sent(
     # The ledger keeps what was decided, and the order-state record says it never went out.
     rows = await ledger_pool.fetch("SELECT decision FROM ledger_entries WHERE command_id = $1", cid)
     assert [r["decision"] for r in rows] == ["accepted"]
+
+
+async def test_an_arm_right_after_an_automatic_trip_is_ledgered_after_that_trip(
+    operator: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    """The trip's entry is appended off the tick handler; an arm handled before that append
+    lands must still follow it in the ledger, or a restart would find the trip newest and come
+    up halted although the operator had re-armed."""
+    key = generate_private_key()
+    agent_id = f"floor-breaker-{uuid.uuid4().hex[:8]}"
+    await register_key(ledger_pool, agent_id, public_key_bytes(key), ROLE_SERVICE, ["*"])
+    breaker_log = BreakerLog(ledger_pool, key, agent_id)
+    breaker = CircuitBreaker(lambda: None, lambda trip: breaker_log.record_trip(trip, breaker))
+    intake = in_process_intake(
+        LedgerStore(ledger_pool), BankrollOnly(), [], breaker=breaker, breaker_log=breaker_log
+    )
+    await intake.warm()
+    arm = operator.sign(breaker_command(CommandKind.BREAKER_ARM, operator.agent_id))
+
+    breaker.trip(
+        "AAPL", CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10")), time.perf_counter_ns()
+    )
+    outcome = await intake.handle(arm.to_wire(), source="test")
+
+    assert outcome.reason is None and breaker.state is TradingState.ACTIVE
+    entry = await newest_breaker_entry(ledger_pool)
+    assert entry is not None and (entry.kind, entry.command_id) == ("breaker_arm", arm.command.command_id)
+    assert entry.state is TradingState.ACTIVE
+    kinds = await ledger_pool.fetch(
+        "SELECT kind, agent_id FROM ledger_entries WHERE agent_id = ANY($1::text[]) ORDER BY seq",
+        [agent_id, operator.agent_id],
+    )
+    assert [(r["kind"], r["agent_id"]) for r in kinds] == [
+        ("breaker_tripped", agent_id),
+        ("breaker_arm", operator.agent_id),
+    ]

@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from brokers.base import DepthLevel, DepthSnapshot, SessionChange, SessionChanged, SessionRole
 from hotpath import depth, sessions
-from hotpath.control import ControlServer
+from hotpath.control import READ_ONLY, ControlServer
 from temporal.session_records import decode as decode_session
 
 
@@ -67,5 +68,22 @@ async def test_the_control_port_answers_known_routes_and_names_the_rest() -> Non
             assert (await client.get("/health")).json() == {"status": "ok"}
             assert (await client.post("/health")).status_code == 405
             assert (await client.get("/nothing")).status_code == 404
+    finally:
+        await server.close()
+
+
+async def test_the_control_port_is_read_only_whatever_the_method_or_path() -> None:
+    async def ok() -> tuple[int, dict[str, Any]]:
+        return 200, {"status": "ok"}
+
+    with pytest.raises(ValueError, match="read-only"):
+        ControlServer({("POST", "/breaker/arm"): ok})
+    server = ControlServer({("GET", "/health"): ok})
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for method, path in (("POST", "/breaker/arm"), ("PUT", "/health"), ("DELETE", "/anything")):
+                answer = await client.request(method, path)
+                assert (answer.status_code, answer.json()) == (405, {"error": READ_ONLY})
     finally:
         await server.close()

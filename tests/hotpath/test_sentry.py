@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from floor.breaker_cmd import breaker_command
 from tests.fixtures.hotpath import enter_command, new_agent
 from trading import sentry
-from trading.commands import CommandInvalid, utc_now_ms
+from trading.commands import CommandInvalid, CommandKind, utc_now_ms
 from trading.sentry import ReplayGuard, Window, admit, check, read_envelope
 from trading.signing import EnvelopeInvalid, SignedCommand
 
@@ -207,3 +208,24 @@ def test_every_refusal_a_forgotten_copy_can_draw_is_a_redelivery_suspect() -> No
     later = env.command.issued_at + ReplayGuard().window.max_age + timedelta(seconds=1)
     assert check(env, agent.registered, ReplayGuard(), later).reason in sentry.REDELIVERY_SUSPECTS
     assert sentry.REDELIVERY_SUSPECTS == {sentry.STALE, sentry.REPLAYED_NONCE, sentry.REPLAYED_SIGNATURE}
+
+
+def test_a_breaker_command_signed_without_the_operator_role_is_refused_as_not_operator() -> None:
+    agent = new_agent()  # an agent's key, allowed on every account: still not an operator
+    for kind in (CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM):
+        env = agent.sign(breaker_command(kind, agent.agent_id))
+        verdict = check(env, agent.registered, ReplayGuard(), utc_now_ms())
+        assert verdict.reason == sentry.NOT_OPERATOR and verdict.severity is sentry.Severity.CRITICAL
+        assert "operator role" in verdict.detail
+
+
+def test_an_operator_key_may_trip_and_arm_the_floor_but_only_one_allowed_on_every_account() -> None:
+    ops = new_agent()
+    registered = dataclasses.replace(ops.registered, role=sentry.ROLE_OPERATOR)
+    for kind in (CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM):
+        env = ops.sign(breaker_command(kind, ops.agent_id))
+        assert check(env, registered, ReplayGuard(), utc_now_ms()).accepted
+    # The breaker halts every account, so an operator limited to one may not pull it.
+    one_account = dataclasses.replace(registered, accounts=frozenset({"DU100"}))
+    env = ops.sign(breaker_command(CommandKind.BREAKER_TRIP, ops.agent_id))
+    assert check(env, one_account, ReplayGuard(), utc_now_ms()).reason == sentry.ACCOUNT_NOT_ALLOWED

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+
 import asyncpg
 
 from ledger.keys import register_key
 from tests.fixtures.hotpath import Agent, enter_command, new_agent
+from trading.breaker_state import TripRecord
+from trading.commands import utc_now_ms
 from trading.signing import SignedCommand, public_key_bytes
 
 
@@ -17,3 +22,19 @@ async def registered_agent(db: asyncpg.Connection, agent_id: str = "alpha", role
 
 def signed_enter(agent: Agent, **kw: object) -> SignedCommand:
     return agent.sign(enter_command(agent.agent_id, **kw))  # type: ignore[arg-type]
+
+
+def trip_record(agent_id: str, symbol: str = "AAPL") -> TripRecord:
+    """An automatic trip as the hot path records it: AAPL down 15% from 200."""
+    return TripRecord(
+        command_id=f"trip-{uuid.uuid4().hex}",
+        agent_id=agent_id,
+        nonce=uuid.uuid4().hex,
+        issued_at=utc_now_ms(),
+        symbol=symbol,
+        reference_high=Decimal("200"),
+        price=Decimal("170"),
+        drop_pct=Decimal("15"),
+        threshold_pct=Decimal("10"),
+        window_ms=60_000,
+    )

@@ -31,7 +31,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
-from floor.breaker_cmd import app as breaker_app
 from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.sniper_cmd import app as sniper_app
@@ -49,6 +48,7 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     risk_profiles,
     running_hotpath,
 )
+from tests.hotpath.test_breaker_flow import rearm
 from tests.hotpath.test_hotpath_flow import await_event, send
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
     BUSY_FACTOR,
@@ -409,6 +409,7 @@ async def test_an_iceberg_while_the_breaker_is_halted_is_refused_and_starts_noth
     hotpath: HotPathProcess,  # noqa: F811
     paper: PaperStack,
     agent: Agent,
+    operator: Agent,
     command_producer: AIOKafkaProducer,  # noqa: F811
     kafka_bootstrap: str,
     ledger_pool: asyncpg.Pool,
@@ -423,12 +424,9 @@ async def test_an_iceberg_while_the_breaker_is_halted_is_refused_and_starts_noth
         await _refused_without_an_iceberg(kafka_bootstrap, temporal_client, cid, "breaker.halted")
         assert await _parent_entries(ledger_pool, cid) == [("iceberg", "rejected", {})]
     finally:
-        armed = CliRunner().invoke(
-            breaker_app, ["arm"], env={"FLOOR_HOTPATH_HEALTH_PORT": str(hotpath.settings.hotpath_health_port)}
-        )
+        await rearm(hotpath, command_producer, operator)
         # Restore the price for the rest of the session (up 1/0.85 - 1 = 17.65%).
         await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 17.65, "ms": 0})
-    assert armed.exit_code == 0, armed.output
     assert (await hotpath.health())["trading_state"] == "ACTIVE"
 
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.commands import (
+    FLOOR_WIDE,
     Command,
     CommandInvalid,
     CommandKind,
@@ -213,6 +214,30 @@ def test_kind_specific_fields_are_refused_elsewhere() -> None:
             }
         )
     assert err.value.field == "display_size"
+
+
+def test_a_breaker_command_acts_on_the_whole_floor_and_carries_nothing_else() -> None:
+    base = {
+        "v": 1,
+        "command_id": "c",
+        "agent_id": "ops",
+        "nonce": "n",
+        "issued_at": "2026-01-02T03:04:05.006Z",
+    }
+    for kind in ("breaker_trip", "breaker_arm"):
+        data = base | {"kind": kind, "account": "*"}
+        command = Command.from_json_dict(data)
+        assert command.to_json_dict() == data and command.account == FLOOR_WIDE
+        with pytest.raises(CommandInvalid) as err:
+            Command.from_json_dict(base | {"kind": kind, "account": "DU1"})
+        assert err.value.field == "account" and "whole floor" in err.value.reason
+        with pytest.raises(CommandInvalid) as err:
+            Command.from_json_dict(base | {"kind": kind, "account": "*", "symbol": "AAPL"})
+        assert err.value.field == "symbol"
+    # Everywhere else "*" is no account.
+    with pytest.raises(CommandInvalid) as err:
+        Command.from_json_dict(base | {"kind": "cancel_all", "account": "*"})
+    assert err.value.field == "account"
 
 
 def test_constructor_validates_and_coerces_enums() -> None:

@@ -1,0 +1,111 @@
+"""The circuit breaker in the ledger: the floor's signed record of an automatic trip, and the
+newest breaker entry, which a hot path starting up reads to know whether it is halted.
+
+See :mod:`trading.breaker_state` for which entries halt and which re-arm, and why an entry that
+does not verify counts as a trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.append import Decision, LedgerRecord, append_signed
+from ledger.db import Db
+from trading.breaker_state import BREAKER_KINDS, KIND_TRIPPED, SIGNER_ROLE, TripRecord, state_after
+from trading.commands import FLOOR_WIDE
+from trading.risk import TradingState
+from trading.signing import (
+    SCHEME_ED25519,
+    SignatureInvalid,
+    key_id,
+    public_key_from_bytes,
+    sign_bytes,
+    verify_bytes,
+)
+
+
+async def append_trip(
+    db: Db, record: TripRecord, key: Ed25519PrivateKey, detail: Mapping[str, Any] | None = None
+) -> LedgerRecord:
+    """Sign ``record`` with the breaker's service key and ledger it (decision ``applied``)."""
+    payload = record.canonical()
+    return await append_signed(
+        db,
+        kind=KIND_TRIPPED,
+        payload=payload,
+        signer=key_id(key),
+        scheme=SCHEME_ED25519,
+        signature=sign_bytes(key, payload),
+        account=FLOOR_WIDE,
+        agent_id=record.agent_id,
+        command_id=record.command_id,
+        nonce=record.nonce,
+        issued_at=record.issued_at,
+        decision=Decision.APPLIED,
+        detail=detail,
+    )
+
+
+@dataclass(frozen=True)
+class BreakerEntry:
+    """The newest breaker entry in the ledger, checked."""
+
+    seq: int
+    kind: str
+    agent_id: str | None
+    """Who tripped or re-armed: the operator, or the floor's breaker service."""
+    command_id: str | None
+    recorded_at: datetime
+    problem: str | None
+    """Why the entry does not verify (it then counts as a trip), or None."""
+
+    @property
+    def state(self) -> TradingState:
+        return TradingState.HALTED if self.problem is not None else state_after(self.kind)
+
+
+_NEWEST = (
+    "SELECT e.seq, e.kind, e.agent_id, e.command_id, e.payload, e.signer, e.signature, e.recorded_at,"
+    " k.agent_id AS key_agent, k.public_key, k.role, k.revoked_at"
+    " FROM ledger_entries e LEFT JOIN agent_keys k ON k.key_id = e.signer"
+    " WHERE e.account = $1 AND e.kind = ANY($2::text[]) AND e.authenticated"
+    " AND e.decision IN ('accepted', 'applied')"
+    " ORDER BY e.seq DESC LIMIT 1"
+)
+
+
+async def newest_breaker_entry(db: Db) -> BreakerEntry | None:
+    """The newest accepted breaker entry (None on a floor that never tripped)."""
+    row = await db.fetchrow(_NEWEST, FLOOR_WIDE, sorted(BREAKER_KINDS))
+    if row is None:
+        return None
+    return BreakerEntry(
+        seq=int(row["seq"]),
+        kind=row["kind"],
+        agent_id=row["agent_id"],
+        command_id=row["command_id"],
+        recorded_at=row["recorded_at"],
+        problem=_problem(row),
+    )
+
+
+def _problem(row: Any) -> str | None:
+    if row["public_key"] is None:
+        return f"signer {row['signer']} is not a registered key"
+    if row["key_agent"] != row["agent_id"]:
+        return f"key {row['signer']} belongs to {row['key_agent']}, the entry names {row['agent_id']}"
+    if row["revoked_at"] is not None and row["revoked_at"] <= row["recorded_at"]:
+        return f"key {row['signer']} was revoked before the entry was recorded"
+    if row["role"] != SIGNER_ROLE[row["kind"]]:
+        return f"{row['kind']} needs a key with the {SIGNER_ROLE[row['kind']]} role, not {row['role']}"
+    try:
+        public_key = public_key_from_bytes(bytes(row["public_key"]))
+        verify_bytes(public_key, bytes(row["payload"]), bytes(row["signature"]))
+    except SignatureInvalid:
+        return "signature does not verify over the payload"
+    return None

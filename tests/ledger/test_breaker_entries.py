@@ -1,0 +1,79 @@
+"""The breaker's entries in a ledger of their own: the newest decides the trading state a hot
+path starts in, an entry that does not verify counts as a trip, and ``floor ledger verify``
+takes a breaker entry only from the role that may make it."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from floor.breaker_cmd import breaker_command
+from ledger.append import Decision, append_command
+from ledger.breaker import append_trip, newest_breaker_entry
+from ledger.verify import verify_ledger
+from tests.ledger.helpers import registered_agent, trip_record
+from trading.breaker_state import KIND_TRIPPED
+from trading.commands import CommandKind
+from trading.risk import TradingState
+from trading.signing import SignedCommand
+
+
+async def test_the_newest_breaker_entry_is_the_trading_state_and_each_verifies(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    assert await newest_breaker_entry(db) is None  # a floor that never tripped trades
+    breaker = await registered_agent(db, "floor-breaker", role="service")
+    ops = await registered_agent(db, "ops", role="operator")
+
+    await append_trip(db, trip_record("floor-breaker"), breaker.private_key)
+    entry = await newest_breaker_entry(db)
+    assert entry is not None and (entry.kind, entry.agent_id) == (KIND_TRIPPED, "floor-breaker")
+    assert entry.problem is None
+    assert entry.state is TradingState.HALTED
+
+    arm = ops.sign(breaker_command(CommandKind.BREAKER_ARM, "ops"))
+    await append_command(db, arm, decision=Decision.ACCEPTED, detail={"trading_state": "ACTIVE"})
+    entry = await newest_breaker_entry(db)
+    assert entry is not None and entry.state is TradingState.ACTIVE and entry.agent_id == "ops"
+
+    trip = ops.sign(breaker_command(CommandKind.BREAKER_TRIP, "ops"))
+    await append_command(db, trip, decision=Decision.ACCEPTED, detail={"trading_state": "HALTED"})
+    entry = await newest_breaker_entry(db)
+    assert entry is not None and entry.state is TradingState.HALTED
+    assert entry.command_id == trip.command.command_id
+    assert (await verify_ledger(ledger_dsn)).ok
+
+
+async def test_an_arm_signed_without_the_operator_role_counts_as_a_trip_and_fails_verify(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    """What a writer who reached ``ledger_append`` without the operator's key could leave."""
+    agent = await registered_agent(db, "alpha")
+    arm = agent.sign(breaker_command(CommandKind.BREAKER_ARM, "alpha"))
+    await append_command(db, arm, decision=Decision.ACCEPTED)
+
+    entry = await newest_breaker_entry(db)
+    assert entry is not None and entry.state is TradingState.HALTED
+    assert entry.problem is not None and "needs a key with the operator role, not agent" in entry.problem
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None and report.first_bad.seq == 1
+    assert "breaker_arm needs a key with the operator role" in report.first_bad.problem
+
+
+async def test_a_forged_signature_on_an_arm_counts_as_a_trip(db: asyncpg.Connection) -> None:
+    ops = await registered_agent(db, "ops", role="operator")
+    arm = ops.sign(breaker_command(CommandKind.BREAKER_ARM, "ops"))
+    forged = SignedCommand(arm.command, arm.signer, bytes(64))
+    await append_command(db, forged, decision=Decision.ACCEPTED)
+    entry = await newest_breaker_entry(db)
+    assert entry is not None and entry.state is TradingState.HALTED
+    assert entry.problem == "signature does not verify over the payload"
+
+
+async def test_an_automatic_trip_signed_by_an_operator_key_fails_verify(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    ops = await registered_agent(db, "ops", role="operator")
+    await append_trip(db, trip_record("ops"), ops.private_key)
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None
+    assert "breaker_tripped needs a key with the service role" in report.first_bad.problem
