@@ -32,6 +32,10 @@ WINDOW_S = 1.0
 FLOODERS = 12
 """Concurrent connections of the flooding source."""
 AGENT_EVERY_S = 0.1
+RATE_PER_S = 20
+"""The door's per-source rate for this test: low enough that a flood on a loaded 2-core machine
+still outruns it (at the default 50/s, burst 100, a slow flood never met the limit), and still
+twice the well-behaved agent's 10 commands a second."""
 FLOOD_ADDRESS, AGENT_ADDRESS = "127.0.0.41", "127.0.0.42"
 
 
@@ -92,7 +96,11 @@ async def test_a_flood_from_one_source_leaves_a_well_behaved_agent_answered_and_
     ledger_pool: asyncpg.Pool,
     agent: Agent,
 ) -> None:
-    env = {"FLOOR_API_FLOOD_WINDOW_S": str(WINDOW_S)}
+    env = {
+        "FLOOR_API_FLOOD_WINDOW_S": str(WINDOW_S),
+        "FLOOR_API_RATE_PER_S": str(RATE_PER_S),
+        "FLOOR_API_RATE_BURST": str(RATE_PER_S),
+    }
     with api_process(floor_settings, supervisor, "api-flood", env) as (api_url, _):
         started = time.monotonic()
         until = started + FLOOD_S
