@@ -18,6 +18,7 @@ from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
+from trading.symbols import parse_symbols
 
 
 def door_factory(settings: FloorSettings) -> DoorFactory:
@@ -31,7 +32,15 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
             try:
                 ledger = LedgerAccess(pool)
                 security = SecurityLog(ledger, producer, SECURITY_EVENTS)
-                yield Door(ledger, ledger, producer, security, AGENT_COMMANDS, metrics=telemetry.metrics)
+                yield Door(
+                    ledger,
+                    ledger,
+                    producer,
+                    security,
+                    AGENT_COMMANDS,
+                    metrics=telemetry.metrics,
+                    symbols=parse_symbols(settings.hotpath_symbols),
+                )
             finally:
                 await producer.stop()
         finally:

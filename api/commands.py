@@ -17,7 +17,10 @@ router = APIRouter(prefix="/v1")
     responses={
         202: {"description": "Verified and published to agent.commands"},
         403: {"description": "Refused by the sentry; `error` names the reason"},
-        422: {"description": "Malformed JSON or schema violation; `field` names the culprit"},
+        422: {
+            "description": "Malformed JSON, a schema violation, or an order in a symbol the floor "
+            "does not trade (`unknown_symbol`); `field` names the culprit"
+        },
         503: {"description": "Kafka did not take the command; nothing was published, retry"},
     },
 )

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
-from brokers.base import Broker, NotConnected, Quote
+from brokers.base import Broker, NotConnected, Quote, UnknownSymbol
 from bus.kafka import consumer, ensure_topics, start_producer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from floor.settings import FloorSettings
@@ -189,6 +189,7 @@ async def run(
         metrics=telemetry.metrics,
         exits=exits,
         emit=events.emit,
+        symbols=symbols,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
@@ -240,6 +241,12 @@ async def run(
         for symbol in symbols:
             try:
                 await broker.subscribe_depth(symbol, depth.on_depth)
+            except UnknownSymbol:
+                # The broker has no contract for it: no order in it can be placed or priced.
+                log.error("the broker has no contract for %s; its commands are refused as unknown", symbol)
+                assert intake.symbols is not None
+                intake.symbols = intake.symbols - {symbol}
+                continue
             except Exception:
                 log.exception("cannot stream depth for %s; the HUD will show no book for it", symbol)
             try:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
+from trading.symbols import parse_symbols
 
 
 def hotpath_spec(
@@ -21,7 +22,7 @@ def hotpath_spec(
     ``symbols`` defaults to ``settings.hotpath_symbols``."""
     port = settings.hotpath_health_port
     if symbols is None:
-        symbols = [s.strip() for s in settings.hotpath_symbols.split(",") if s.strip()]
+        symbols = parse_symbols(settings.hotpath_symbols)
     return ServiceSpec(
         name="hotpath",
         argv=[
