@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from hotpath.exit_manager import DEFAULT_TICK, ExitManager
 from trading.commands import OrderType, Side
-from trading.fill_prices import STOP_WRONG_SIDE, fill_range
+from trading.fill_prices import STOP_WRONG_SIDE, FillRange, fill_range
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, TradingState, check_order
-from trading.sizing import RiskProfile, size_order
+from trading.sizing import RiskProfile, SizeDecision, size_order
 
 CENT = Decimal("0.01")
 
@@ -176,15 +176,7 @@ def test_the_issues_sell_limit_through_the_bid_is_refused_not_sized_at_its_limit
     filled at 10 (5,000 shares) and filled at the bid, 1,000,000 notional."""
     fills = fill_range(Side.SELL, OrderType.LMT, limit=Decimal("10.00"), stop=None, touch=Decimal("200"))
     assert fills is not None
-    size = size_order(
-        _paper_profile(),
-        bankroll=Decimal("1000000"),
-        side=Side.SELL,
-        entry_price=fills,
-        stop_price=Decimal("10.20"),
-        p=Decimal("0.55"),
-        b=Decimal("1.5"),
-    )
+    size = _paper_size(Side.SELL, fills, stop=Decimal("10.20"))
     assert (size.quantity, size.reason) == (0, STOP_WRONG_SIDE)
 
 
@@ -197,25 +189,24 @@ def test_the_issues_trail_is_sized_at_the_stop_it_is_sent_with() -> None:
     assert stop == Decimal("300.00")
     fills = fill_range(Side.BUY, OrderType.TRAIL, limit=None, stop=stop, touch=Decimal("200"))
     assert fills is not None
-    size = size_order(
-        _paper_profile(),
-        bankroll=Decimal("1000000"),
-        side=Side.BUY,
-        entry_price=fills,
-        stop_price=Decimal("199"),
-        p=Decimal("0.55"),
-        b=Decimal("1.5"),
-    )
+    size = _paper_size(Side.BUY, fills, stop=Decimal("199"))
     assert size.quantity == 9  # floor(1,000 / 101)
     assert size.quantity * (stop - Decimal("199")) <= Decimal("1000")
 
 
-def _paper_profile() -> RiskProfile:
-    return RiskProfile(
-        max_trade_size=Decimal("50000"),
-        max_dollar_risk=Decimal("1000"),
-        max_position=100_000,
-        max_gross_exposure=Decimal("10000000"),
-        max_open_orders=50,
-        staleness_ms=5_000,
-    )
+PAPER_PROFILE = RiskProfile(
+    max_trade_size=Decimal("50000"),
+    max_dollar_risk=Decimal("1000"),
+    max_position=100_000,
+    max_gross_exposure=Decimal("10000000"),
+    max_open_orders=50,
+    staleness_ms=5_000,
+)
+"""The issue's paper profile: Max Trade Size 50,000, Max Dollar Risk 1,000."""
+
+
+def _paper_size(side: Side, fills: FillRange, *, stop: Decimal) -> SizeDecision:
+    return size_order(
+        PAPER_PROFILE, bankroll=Decimal("1000000"), side=side, entry_price=fills, stop_price=stop,
+        p=Decimal("0.55"), b=Decimal("1.5"),
+    )  # fmt: skip
