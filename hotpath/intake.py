@@ -1,7 +1,11 @@
 """The hot path's intake: one signed command from ``agent.commands`` to a broker socket write.
 
-Steps, in order, each refusal named: sentry → circuit-breaker state → Kelly sizer → risk
-limits → ledger append, committed (write-ahead) → broker ``place`` → ``orders.events``.
+Steps, in order, each refusal named: sentry → circuit-breaker state → the symbol (one the
+floor does not trade is ``unknown_symbol``) → Kelly sizer → risk limits → ledger append,
+committed (write-ahead) → broker ``place`` → ``orders.events``. The sizer and the risk limits
+both work over every price the order can fill at given the touch
+(:mod:`trading.fill_prices`); a TRAIL's initial stop is computed first, and the order sized
+at it.
 
 An ``iceberg`` command is a parent, not an order: sentry → breaker → the parent's risk check
 (:func:`trading.risk.check_parent`, the total against the position limits) → ledger append →
