@@ -146,10 +146,9 @@ def exit_reduces(order: ProposedOrder, account: AccountSnapshot) -> bool:
 def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:
     """Approve or refuse one order. Order of checks: state, staleness, an exit that would not
     reduce, a stop on the wrong side, trade size, dollar risk, position, gross exposure, open
-    orders. Position and
-    exposure limits do not block an order that reduces the position (getting smaller is always
-    allowed unless halted); "reduces" counts the working orders on the order's side
-    (:func:`reduces`)."""
+    orders. Position and exposure limits do not block an order that reduces the position
+    (getting smaller is always allowed unless halted); "reduces" counts the working orders on
+    the order's side (:func:`reduces`)."""
     refusal = _state_refusal(profile, order, account)
     if refusal is not None:
         return RiskDecision.refuse(refusal)
