@@ -58,6 +58,8 @@ NO_PRICE = "risk.no_reference_price"
 UNKNOWN_ORDER = "intake.unknown_order"
 BROKER_INVALID = "broker.order_invalid"
 SIZING_INVALID = "sizing.invalid"
+TRAIL_STOP_NOT_POSITIVE = "risk.trail_stop_not_positive"
+"""A TRAIL whose trail, taken from the touch, puts its initial stop at or below zero."""
 ICEBERG_PARENT = "iceberg_parent"
 """``role`` in the ledger detail of an accepted iceberg command: a parent, never sent itself."""
 
@@ -213,6 +215,10 @@ class Intake:
                     trail_amount=command.trail_amount,
                     trail_percent=command.trail_percent,
                 )
+            if trail_stop is not None and trail_stop <= 0:
+                # A trail as wide as the price: a stop no broker takes, and no loss to size from.
+                stop_detail = {"initial_stop": str(trail_stop), "touch": str(touch)}
+                return await self.refusals.floor(envelope, TRAIL_STOP_NOT_POSITIVE, stop_detail)
             if trail_stop is not None:
                 detail["initial_stop"] = str(trail_stop)
         fills = self._fills(command, trail_stop)

@@ -40,6 +40,7 @@ from hotpath.intake import (
     NO_PRICE,
     NO_PROFILE,
     SIZING_INVALID,
+    TRAIL_STOP_NOT_POSITIVE,
     UNKNOWN_ORDER,
     UNSUPPORTED_KIND,
     Intake,
@@ -347,6 +348,15 @@ async def unsupported_kind(w: Walk) -> str | None:
     return await w.send(command)
 
 
+async def trail_stop_not_positive(w: Walk) -> str | None:
+    # A SELL trailing 200 below a bid of 189.40 would start its stop below zero.
+    command = dataclasses.replace(
+        baseline(w.agent.agent_id, side=Side.SELL), order_type=OrderType.TRAIL, limit_price=None,
+        trail_amount=Decimal(200), edge=Edge(Decimal("0.55"), Decimal("1.5"), Decimal(400)),
+    )  # fmt: skip
+    return await w.send(command)
+
+
 async def unknown_order(w: Walk) -> str | None:
     cancel = Command(
         kind=CommandKind.CANCEL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=w.agent.agent_id,
@@ -401,6 +411,7 @@ CASES: dict[str, Case] = {
     Refusal.EXIT_EXCEEDS_POSITION: exit_exceeds_position,
     SIZING_INVALID: sizing_invalid,
     UNSUPPORTED_KIND: unsupported_kind,
+    TRAIL_STOP_NOT_POSITIVE: trail_stop_not_positive,
     UNKNOWN_ORDER: unknown_order,
     BROKER_INVALID: order_invalid,
     NOT_LEDGERED: not_ledgered,
