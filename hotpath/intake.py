@@ -217,7 +217,7 @@ class Intake:
                 )
             if trail_stop is not None and trail_stop <= 0:
                 # A trail as wide as the price: a stop no broker takes, and no loss to size from.
-                stop_detail = {"initial_stop": str(trail_stop), "touch": str(touch)}
+                stop_detail: dict[str, object] = {"initial_stop": str(trail_stop), "touch": str(touch)}
                 return await self.refusals.floor(envelope, TRAIL_STOP_NOT_POSITIVE, stop_detail)
             if trail_stop is not None:
                 detail["initial_stop"] = str(trail_stop)
