@@ -25,6 +25,7 @@ from paper.venue.client import VenueClient
 from paper.venue.messages import ExecutionFilter
 from tests.fixtures.hotpath import Agent, enter_command
 from tests.fixtures.paper import PaperStack
+from tests.helpers import eventually
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT, HotPathProcess
 from tests.hotpath.test_hotpath_flow import CENT, await_event, quote, send
 from trading.commands import Command, Edge, OrderType, Side
@@ -56,8 +57,8 @@ def orders(agent_id: str, bid: Decimal, ask: Decimal) -> dict[str, Command]:
         "buy market": order(Side.BUY, OrderType.MKT, ask - 2),
         # A sell stop the market is already through fills at the bid, not at its trigger.
         "sell stop already through": order(Side.SELL, OrderType.STP, bid + 3, stop_price=bid + 1),
-        "buy stop-limit already through": order(Side.BUY, OrderType.STP_LMT, ask - 3, stop_price=ask - 1,
-                                                limit_price=ask + 1),
+        "sell stop-limit already through": order(Side.SELL, OrderType.STP_LMT, bid + 3, stop_price=bid + 1,
+                                                 limit_price=bid - 1),
         # The second order: a TRAIL without a stop goes out one trail above the ask.
         "trail buy without a stop": order(Side.BUY, OrderType.TRAIL, ask - Decimal("0.05"),
                                           trail_amount=Decimal(25)),
@@ -75,19 +76,26 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
     bid, ask = await quote(paper, SYMBOL)
     sent = orders(agent.agent_id, bid, ask)
     ended: dict[str, EventKind] = {}
-    for name, command in sent.items():
-        await send(command_producer, agent.sign(command))
-        if command.order_type is OrderType.TRAIL:
-            first = await await_event(kafka_bootstrap, command.command_id, EventKind.ACCEPTED, *ENDED)
-            assert first.kind is EventKind.ACCEPTED, (name, first.reason)
-            # The market rises through the stop (one trail above the ask), which then fills.
-            await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": 7, "ms": 1000})
-        event = await await_event(kafka_bootstrap, command.command_id, *ENDED)
-        ended[name] = event.kind
-        if name == "sell limit far through the bid":
-            assert (event.kind, event.reason) == (EventKind.REJECTED, "risk.stop_wrong_side")
-        else:
-            assert event.kind is EventKind.FILLED, (name, event.kind, event.reason)
+    try:
+        for name, command in sent.items():
+            await send(command_producer, agent.sign(command))
+            if command.order_type is OrderType.TRAIL:
+                first = await await_event(kafka_bootstrap, command.command_id, EventKind.ACCEPTED, *ENDED)
+                assert first.kind is EventKind.ACCEPTED, (name, first.reason)
+                # The market rises through the stop (one trail above the ask), which then fills.
+                await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": 7, "ms": 1000})
+            event = await await_event(kafka_bootstrap, command.command_id, *ENDED)
+            ended[name] = event.kind
+            if name == "sell limit far through the bid":
+                assert (event.kind, event.reason) == (EventKind.REJECTED, "risk.stop_wrong_side")
+            else:
+                assert event.kind is EventKind.FILLED, (name, event.kind, event.reason)
+    finally:
+        # Back where it was, for the suites after this one that price from the venue's seed.
+        now_bid, now_ask = await quote(paper, SYMBOL)
+        back = ((bid + ask) / (now_bid + now_ask) - 1) * 100
+        await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": str(round(back, 4)), "ms": 1000})
+        await eventually(lambda: _near(paper, (bid + ask) / 2), timeout=10.0)
 
     venue = await VenueClient.connect(paper.host, paper.venue_port, "sizing-observer")
     try:
@@ -116,6 +124,11 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
             priced = [(shares, sent_stop) for shares, _ in executions]
         loss = sum(shares * (price - stop) * sign for shares, price in priced)
         assert loss <= MAIN_PROFILE.max_dollar_risk, (name, loss, executions)
+
+
+async def _near(paper: PaperStack, mid: Decimal) -> bool:
+    bid, ask = await quote(paper, SYMBOL)
+    return abs((bid + ask) / 2 - mid) < mid / 100
 
 
 async def initial_stop(pool: asyncpg.Pool, command_id: str) -> Decimal:
