@@ -23,6 +23,7 @@ from floor.settings import FloorSettings
 from observability.flood import FloodSummary
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
+from trading.symbols import parse_symbols
 
 DB_CONNECT_TIMEOUT_S = 5.0
 
@@ -51,7 +52,15 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
                 )
                 summaries = asyncio.create_task(security.run())
                 try:
-                    yield Door(ledger, ledger, producer, security, AGENT_COMMANDS, metrics=telemetry.metrics)
+                    yield Door(
+                        ledger,
+                        ledger,
+                        producer,
+                        security,
+                        AGENT_COMMANDS,
+                        metrics=telemetry.metrics,
+                        symbols=parse_symbols(settings.hotpath_symbols),
+                    )
                 finally:
                     summaries.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -18,7 +18,10 @@ router = APIRouter(prefix="/v1")
         202: {"description": "Verified and published to agent.commands"},
         403: {"description": "Refused by the sentry; `error` names the reason"},
         413: {"description": "Body over 64 KiB (`door.body_too_large`); nothing was read past the limit"},
-        422: {"description": "Malformed JSON or schema violation; `field` names the culprit"},
+        422: {
+            "description": "Malformed JSON, a schema violation, or an order in a symbol the floor "
+            "does not trade (`unknown_symbol`); `field` names the culprit"
+        },
         429: {"description": "Over this address's rate (`door.rate_limited`); retry after `Retry-After` s"},
         503: {
             "description": "Kafka (`bus_unavailable`) or the ledger's Postgres (`ledger_unavailable`) "

@@ -3,13 +3,15 @@
 The door asks the sentry the same question the hot path asks again later (Kafka is not a trust
 boundary). Its replay memory is its own :class:`~trading.sentry.ReplayGuard` (commands it
 published and the hot path may not have ledgered yet) plus the ledger (everything committed).
-Nothing refused here is produced to Kafka.
+Nothing refused here is produced to Kafka. An order in a symbol the floor does not trade is
+refused here too (422 ``unknown_symbol``): the hot path would only refuse it later.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,9 +20,10 @@ from ledger.db import UNREACHABLE
 from observability.security import SecurityRecorder, refusal_event
 from observability.telemetry import Metrics
 from trading import sentry
-from trading.commands import CommandInvalid
+from trading.commands import Command, CommandInvalid, CommandKind
 from trading.sentry import RegisteredKey, ReplayGuard, Verdict
 from trading.signing import EnvelopeInvalid, SignedCommand
+from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ class Door:
         topic: str,
         replay: ReplayGuard | None = None,
         metrics: Metrics | None = None,
+        symbols: Iterable[str] | None = None,
     ) -> None:
         self._keys = keys
         self._ledger = ledger
@@ -83,6 +87,8 @@ class Door:
         self._topic = topic
         self._replay = replay or ReplayGuard()
         self._metrics = metrics
+        self._symbols = None if symbols is None else frozenset(symbols)
+        """The floor's symbol list (``FLOOR_HOTPATH_SYMBOLS``); None: the hot path alone decides."""
 
     async def submit(self, body: bytes, source_address: str | None) -> Published | Rejected:
         try:
@@ -129,6 +135,10 @@ class Door:
             return await self._refuse(verdict, data, envelope, source_address)
 
         command = envelope.command
+        if not self._trades(command):
+            assert command.symbol is not None
+            detail = unknown_symbol_detail(command.symbol, self._symbols or ())
+            return Rejected(422, UNKNOWN_SYMBOL, "symbol", detail)
         # Remember before the produce so a concurrent duplicate request is refused while this one
         # is still in flight.
         self._replay.remember(command.agent_id, command.nonce, envelope.signature_hash, command.issued_at)
@@ -176,6 +186,17 @@ class Door:
         if self._metrics is not None:
             self._metrics.security_events.add(1, {"reason": event.reason, "severity": event.severity.value})
         return Rejected(403, verdict.reason, None, verdict.detail)
+
+
+    def _trades(self, command: Command) -> bool:
+        """False for an order in a symbol the floor's list does not hold: it could only be refused
+        later, so it is refused here, where the sender still waits for the answer."""
+        if self._symbols is None or command.kind not in _ORDER_KINDS:
+            return True
+        return command.symbol in self._symbols
+
+
+_ORDER_KINDS = frozenset({CommandKind.ENTER, CommandKind.EXIT, CommandKind.ICEBERG})
 
 
 class _FloatRefused(ValueError):

@@ -68,6 +68,7 @@ __all__ = [
     "SourceAddressRefused",
     "Subscription",
     "UnknownOrderRef",
+    "UnknownSymbol",
     "NotConnected",
     "OrderType",
     "Side",
@@ -100,6 +101,10 @@ class DuplicateOrderRef(BrokerError):
 
 class UnknownOrderRef(BrokerError, KeyError):
     """``cancel``/``modify`` named an ``order_ref`` the broker session has never seen."""
+
+
+class UnknownSymbol(BrokerError, LookupError):
+    """The broker has no contract for this symbol (a market-data subscription or an order)."""
 
 
 class NotConnected(BrokerError, ConnectionError):

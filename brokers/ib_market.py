@@ -16,12 +16,10 @@ from ib_async import IB, Contract, Stock, Ticker
 from ib_async.objects import DOMLevel
 
 from brokers import ib_convert as cv
-from brokers.base import DepthLevel, DepthSnapshot, Quote, Subscription
+from brokers.base import DepthLevel, DepthSnapshot, Quote, Subscription, UnknownSymbol
 from brokers.ib_session import call_safely
 
-
-class UnknownSymbol(LookupError):
-    """The gateway has no contract for this symbol."""
+__all__ = ["MarketData", "UnknownSymbol"]
 
 
 QuoteHandler = Callable[[Quote], None]

@@ -46,8 +46,9 @@ class FloorSettings(BaseSettings):
     """Client addresses the paper gateways accept (comma-separated), like IB Gateway's Trusted IPs."""
     hotpath_health_port: int = 8010
     hotpath_symbols: str = "AAPL,MSFT,NVDA,AMZN,JPM"
-    """Comma-separated symbols the hot path streams (L1 for risk, breaker and trailing stops; L2
-    for the HUD). Orders in any other symbol are refused as having no fresh price."""
+    """Comma-separated symbols the floor trades: the hot path streams them (L1 for risk, breaker
+    and trailing stops; L2 for the HUD). An order in any other symbol is refused as
+    ``unknown_symbol`` (HTTP 422 at the API door)."""
     broker_accounts: str = "DU1234567"
     """Comma-separated accounts the broker connection serves (the paper venue's by default):
     each gets the connection's session changes for its BrokerSession workflow."""

@@ -1,7 +1,11 @@
 """The hot path's intake: one signed command from ``agent.commands`` to a broker socket write.
 
-Steps, in order, each refusal named: sentry → circuit-breaker state → Kelly sizer → risk
-limits → ledger append, committed (write-ahead) → broker ``place`` → ``orders.events``.
+Steps, in order, each refusal named: sentry → circuit-breaker state → the symbol (one the
+floor does not trade is ``unknown_symbol``) → Kelly sizer → risk limits → ledger append,
+committed (write-ahead) → broker ``place`` → ``orders.events``. The sizer and the risk limits
+both work over every price the order can fill at given the touch
+(:mod:`trading.fill_prices`); a TRAIL's initial stop is computed first, and the order sized
+at it.
 
 An ``iceberg`` command is a parent, not an order: sentry → breaker → the parent's risk check
 (:func:`trading.risk.check_parent`, the total against the position limits) → ledger append →
@@ -24,7 +28,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -43,18 +47,13 @@ from observability.security import SecurityLog
 from observability.telemetry import Metrics
 from trading import sentry
 from trading.commands import BREAKER_KINDS, Command, CommandInvalid, CommandKind, OrderType, Side, TimeInForce
+from trading.fill_prices import FillRange, fill_range
 from trading.order_events import EventKind, OrderEvent
-from trading.risk import (
-    AccountSnapshot,
-    ProposedOrder,
-    Refusal,
-    check_order,
-    check_parent,
-    expected_fill_price,
-)
+from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
 from trading.sentry import RegisteredKey, ReplayGuard
 from trading.signing import EnvelopeInvalid, SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
+from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,9 @@ NO_PROFILE = "risk.no_profile"
 NO_PRICE = "risk.no_reference_price"
 UNKNOWN_ORDER = "intake.unknown_order"
 BROKER_INVALID = "broker.order_invalid"
+SIZING_INVALID = "sizing.invalid"
+TRAIL_STOP_NOT_POSITIVE = "risk.trail_stop_not_positive"
+"""A TRAIL whose trail, taken from the touch, puts its initial stop at or below zero."""
 ICEBERG_PARENT = "iceberg_parent"
 """``role`` in the ledger detail of an accepted iceberg command: a parent, never sent itself."""
 
@@ -84,6 +86,7 @@ class Intake:
         exits: ExitManager | None = None,
         emit: Callable[[OrderEvent], None] | None = None,
         breaker_log: BreakerLog | None = None,
+        symbols: Iterable[str] | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -98,6 +101,8 @@ class Intake:
         self.exits = exits
         self.emit = emit
         """Queues an ``orders.events`` record for the ledger and Kafka (None: write it inline)."""
+        self.symbols: frozenset[str] | None = None if symbols is None else frozenset(symbols)
+        """The symbols the floor trades (None: any); an order in another is ``unknown_symbol``."""
         self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)
         self.breaker_commands = BreakerCommands(breaker, ledger, self.refusals, breaker_log)
         self._keys: dict[str, RegisteredKey] = {}
@@ -198,14 +203,41 @@ class Intake:
         assert command.symbol is not None and command.side is not None
         if self.breaker.halted:
             return await self.refusals.floor(envelope, Refusal.HALTED.value, {})
+        if not self.trades(command.symbol):
+            return await self._unknown_symbol(envelope)
         profile = await self._profile(command.account)
         if profile is None:
             return await self.refusals.floor(envelope, NO_PROFILE, {"account": command.account})
-        price = self._entry_price(command)
-        if price is None:
-            return await self.refusals.floor(envelope, NO_PRICE, {"symbol": command.symbol})
 
-        detail: dict[str, object] = {"entry_price": str(price)}
+        detail: dict[str, object] = {}
+        trail_stop: Decimal | None = None
+        if command.order_type is OrderType.TRAIL:
+            if self.exits is None:
+                return await self.refusals.floor(envelope, UNSUPPORTED_KIND, {"order_type": "TRAIL"})
+            # The stop the broker will get, before sizing: the order is sized at it.
+            trail_stop = command.stop_price
+            touch = self._touch(command.symbol, command.side)
+            if trail_stop is None and touch is not None:
+                trail_stop = self.exits.initial_stop(
+                    command.side,
+                    touch,
+                    trail_amount=command.trail_amount,
+                    trail_percent=command.trail_percent,
+                )
+            if trail_stop is not None and trail_stop <= 0:
+                # A trail as wide as the price: a stop no broker takes, and no loss to size from.
+                stop_detail: dict[str, object] = {"initial_stop": str(trail_stop), "touch": str(touch)}
+                return await self.refusals.floor(envelope, TRAIL_STOP_NOT_POSITIVE, stop_detail)
+            if trail_stop is not None:
+                detail["initial_stop"] = str(trail_stop)
+        fills = self._fills(command, trail_stop)
+        if fills is None:
+            return await self.refusals.floor(envelope, NO_PRICE, {"symbol": command.symbol})
+        price = fills.high
+        detail["entry_price"] = str(price)
+        if fills.low != fills.high:
+            detail["lowest_fill_price"] = str(fills.low)
+
         if command.kind is CommandKind.ENTER:
             assert command.edge is not None
             try:
@@ -219,14 +251,14 @@ class Intake:
                     profile,
                     bankroll=bankroll,
                     side=command.side,
-                    entry_price=price,
+                    entry_price=fills,
                     stop_price=command.edge.stop_price,
                     p=command.edge.p,
                     b=command.edge.b,
                     max_quantity=command.quantity,
                 )
             except ValueError as exc:
-                return await self.refusals.floor(envelope, "sizing.invalid", {"detail": str(exc)})
+                return await self.refusals.floor(envelope, SIZING_INVALID, {"detail": str(exc)})
             detail.update(bankroll=str(bankroll), binding=size.binding, kelly_f=str(size.f_star))
             if size.reason is not None:
                 return await self.refusals.floor(envelope, size.reason, detail)
@@ -236,7 +268,9 @@ class Intake:
             quantity, stop = command.quantity, None
 
         exit_only = command.kind is CommandKind.EXIT
-        proposed = ProposedOrder(command.symbol, command.side, quantity, price, stop, reduce_only=exit_only)
+        proposed = ProposedOrder.over(
+            command.symbol, command.side, quantity, fills, stop, reduce_only=exit_only
+        )
         snapshot = self._snapshot(command.account, command.symbol)
         decision = check_order(profile, proposed, snapshot)
         if not decision.approved:
@@ -244,15 +278,6 @@ class Intake:
             return await self.refusals.floor(
                 envelope, decision.reason.value, {**detail, "quantity": quantity}
             )
-
-        trail_stop: Decimal | None = None
-        if command.order_type is OrderType.TRAIL:
-            if self.exits is None:
-                return await self.refusals.floor(envelope, UNSUPPORTED_KIND, {"order_type": "TRAIL"})
-            trail_stop = command.stop_price or self.exits.initial_stop(
-                command.side, price, trail_amount=command.trail_amount, trail_percent=command.trail_percent
-            )
-            detail["initial_stop"] = str(trail_stop)
 
         decided_ns = time.perf_counter_ns()
         try:
@@ -323,12 +348,15 @@ class Intake:
         assert command.symbol is not None and command.side is not None and command.quantity is not None
         if self.breaker.halted:
             return await self.refusals.floor(envelope, Refusal.HALTED.value, {})
+        if not self.trades(command.symbol):
+            return await self._unknown_symbol(envelope)
         profile = await self._profile(command.account)
         if profile is None:
             return await self.refusals.floor(envelope, NO_PROFILE, {"account": command.account})
-        price = self._entry_price(command)
-        if price is None:
+        fills = self._fills(command, None)
+        if fills is None:
             return await self.refusals.floor(envelope, NO_PRICE, {"symbol": command.symbol})
+        price = fills.high
         total = command.quantity
         detail: dict[str, object] = {
             "role": ICEBERG_PARENT,
@@ -372,13 +400,32 @@ class Intake:
             exiting_sell_qty=self.book.working_qty(account, symbol, Side.SELL, exits_only=True),
         )
 
-    def _entry_price(self, command: Command) -> Decimal | None:
-        """:func:`~trading.risk.expected_fill_price` against the current touch."""
+    def trades(self, symbol: str | None) -> bool:
+        """True when the floor trades ``symbol`` (every symbol when no list was given)."""
+        return self.symbols is None or symbol in self.symbols
+
+    async def _unknown_symbol(self, envelope: SignedCommand) -> Outcome:
+        symbol = envelope.command.symbol or ""
+        detail = unknown_symbol_detail(symbol, self.symbols or ())
+        return await self.refusals.floor(envelope, UNKNOWN_SYMBOL, {"symbol": symbol, "detail": detail})
+
+    def _touch(self, symbol: str, side: Side) -> Decimal | None:
+        """The touch an order on ``side`` would take (the ask for a BUY), else the last trade."""
+        last = self.book.prices.get(symbol)
+        return last.reference(side) if last is not None else None
+
+    def _fills(self, command: Command, trail_stop: Decimal | None) -> FillRange | None:
+        """Every price the order can fill at against the current touch
+        (:func:`trading.fill_prices.fill_range`); a TRAIL at the stop it is sent with."""
         assert command.symbol is not None and command.side is not None
-        last = self.book.prices.get(command.symbol)
-        touch = last.reference(command.side) if last is not None else None
-        limit, stop = command.limit_price, command.stop_price
-        return expected_fill_price(command.side, limit=limit, stop=stop, touch=touch)
+        stop = trail_stop if command.order_type is OrderType.TRAIL else command.stop_price
+        return fill_range(
+            command.side,
+            command.order_type,
+            limit=command.limit_price,
+            stop=stop,
+            touch=self._touch(command.symbol, command.side),
+        )
 
     async def _profile(self, account: str) -> RiskProfile | None:
         profile = self._profiles.get(account)

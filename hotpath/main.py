@@ -38,6 +38,7 @@ from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
+from hotpath.streams import stream_symbols
 from ledger.db import UNREACHABLE, DedicatedConnection
 from observability.security import SecurityLog, refusal_event
 from observability.telemetry import install_global, setup, snapshot
@@ -205,6 +206,7 @@ async def run(
         exits=exits,
         emit=events.emit,
         breaker_log=breaker_log,
+        symbols=symbols,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
@@ -277,17 +279,7 @@ async def run(
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
-        for symbol in symbols:
-            try:
-                await broker.subscribe_depth(symbol, depth.on_depth)
-            except Exception:
-                log.exception("cannot stream depth for %s; the HUD will show no book for it", symbol)
-            try:
-                await broker.subscribe_quotes(symbol, hot.on_quote)
-            except Exception:
-                # Without quotes the risk gate refuses the symbol as stale; intake still runs so
-                # exits, cancels and other symbols keep working.
-                log.exception("cannot stream quotes for %s; its orders will be refused as stale", symbol)
+        intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth)
         await intake.warm()
         # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
         tasks.append(asyncio.create_task(RegistryWatch(settings.db_url, intake).run(), name="registry"))

@@ -9,6 +9,7 @@ from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
 from hotpath.breaker_log import BREAKER_AGENT
+from trading.symbols import parse_symbols
 
 
 def hotpath_spec(
@@ -24,7 +25,7 @@ def hotpath_spec(
     dir signs the breaker's trips."""
     port = settings.hotpath_health_port
     if symbols is None:
-        symbols = [s.strip() for s in settings.hotpath_symbols.split(",") if s.strip()]
+        symbols = parse_symbols(settings.hotpath_symbols)
     return ServiceSpec(
         name="hotpath",
         argv=[

@@ -11,6 +11,11 @@ Trading state is also the kill switch:
 Refusal reasons are dotted names, recorded verbatim in ``orders.events`` and the ledger.
 Checks run in a fixed order and the first failure is the reason, so the same inputs always
 name the same rule.
+
+Prices: an order is checked over every price it can fill at given the touch
+(:mod:`trading.fill_prices`): notional and exposure at the highest, the loss to the stop at
+the worst end for its side, and a stop that is not on the losing side of every one of them is
+refused (``risk.stop_wrong_side``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from trading.commands import Side
+from trading.fill_prices import STOP_WRONG_SIDE, FillRange
 from trading.sizing import RiskProfile
 
 
@@ -39,6 +45,7 @@ class Refusal(enum.StrEnum):
     MAX_GROSS_EXPOSURE = "risk.max_gross_exposure"
     MAX_OPEN_ORDERS = "risk.max_open_orders"
     EXIT_EXCEEDS_POSITION = "risk.exit_exceeds_position"
+    STOP_WRONG_SIDE = STOP_WRONG_SIDE
 
 
 @dataclass(frozen=True)
@@ -47,33 +54,31 @@ class ProposedOrder:
     side: Side
     quantity: int
     price: Decimal
-    """Expected fill price, from :func:`expected_fill_price`."""
+    """The highest price the order can fill at (:attr:`FillRange.high`): notional and exposure."""
     stop_price: Decimal | None = None
     """Where the loss is measured to; None for an exit, which has no new risk to the stop."""
     reduce_only: bool = False
     """An exit: it may only shrink the position (see :func:`exit_reduces`), never open or flip it."""
+    lowest_price: Decimal | None = None
+    """The lowest price it can fill at (:attr:`FillRange.low`); None: ``price`` is the only one."""
 
+    @classmethod
+    def over(
+        cls,
+        symbol: str,
+        side: Side,
+        quantity: int,
+        fills: FillRange,
+        stop_price: Decimal | None = None,
+        *,
+        reduce_only: bool = False,
+    ) -> ProposedOrder:
+        """The order over every price it can fill at."""
+        return cls(symbol, side, quantity, fills.high, stop_price, reduce_only, fills.low)
 
-def expected_fill_price(
-    side: Side, *, limit: Decimal | None, stop: Decimal | None, touch: Decimal | None
-) -> Decimal | None:
-    """The price an entry is sized and risk-checked at: the worst it can plausibly fill at.
-
-    * A limit price (LMT, STP LMT) bounds the fill: that price.
-    * A stop order (STP) fills at its trigger or beyond it: for a buy the higher of the trigger
-      and the touch (the ask), for a sell the lower (a buy stop above the market must not be
-      sized at today's lower ask, or its loss to the stop would exceed Max Dollar Risk).
-    * Otherwise (MKT) the touch.
-
-    None when there is no price to go on (no limit, no stop, no quote).
-    """
-    if limit is not None:
-        return limit
-    if stop is None:
-        return touch
-    if touch is None:
-        return stop
-    return max(stop, touch) if side is Side.BUY else min(stop, touch)
+    @property
+    def fills(self) -> FillRange:
+        return FillRange(self.price if self.lowest_price is None else self.lowest_price, self.price)
 
 
 @dataclass(frozen=True)
@@ -140,20 +145,23 @@ def exit_reduces(order: ProposedOrder, account: AccountSnapshot) -> bool:
 
 def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:
     """Approve or refuse one order. Order of checks: state, staleness, an exit that would not
-    reduce, trade size, dollar risk, position, gross exposure, open orders. Position and
-    exposure limits do not block an order that reduces the position (getting smaller is always
-    allowed unless halted); "reduces" counts the working orders on the order's side
-    (:func:`reduces`)."""
+    reduce, a stop on the wrong side, trade size, dollar risk, position, gross exposure, open
+    orders. Position and exposure limits do not block an order that reduces the position
+    (getting smaller is always allowed unless halted); "reduces" counts the working orders on
+    the order's side (:func:`reduces`)."""
     refusal = _state_refusal(profile, order, account)
     if refusal is not None:
         return RiskDecision.refuse(refusal)
     if order.reduce_only and not exit_reduces(order, account):
         return RiskDecision.refuse(Refusal.EXIT_EXCEEDS_POSITION)
-    notional = order.quantity * order.price
+    fills = order.fills
+    if order.stop_price is not None and not fills.stop_on_losing_side(order.side, order.stop_price):
+        return RiskDecision.refuse(Refusal.STOP_WRONG_SIDE)
+    notional = order.quantity * fills.notional_price
     if notional > profile.max_trade_size:
         return RiskDecision.refuse(Refusal.MAX_TRADE_SIZE)
     if order.stop_price is not None:
-        loss = order.quantity * abs(order.price - order.stop_price)
+        loss = order.quantity * fills.loss_per_share(order.side, order.stop_price)
         if loss > profile.max_dollar_risk:
             return RiskDecision.refuse(Refusal.MAX_DOLLAR_RISK)
     refusal = _position_refusal(profile, order, account)

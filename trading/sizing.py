@@ -10,19 +10,23 @@ stake lost::
 Sizing (all arithmetic on exact rationals, :class:`fractions.Fraction`, so no intermediate is
 ever rounded):
 
+* The order fills somewhere in a range of prices ``[low, high]`` given the touch
+  (:mod:`trading.fill_prices`, which also says why each end is the worst for its limit).
+  ``P = high`` is the price notional is measured at.
 * Kelly dollars ``K = f* x bankroll x kelly_fraction`` (``kelly_fraction`` defaults to 1: strict
   Kelly). ``bankroll`` is the account's net liquidation value as last reported by the broker.
-* Loss per share ``L = |entry_price - stop_price|``; the stop must be on the losing side of
-  the entry (below it for a BUY, above it for a SELL).
-* Quantity ``q = floor(min(K / entry_price, max_trade_size / entry_price,
-  max_dollar_risk / L))``, further capped by an optional requested ``max_quantity``.
+* Loss per share ``L``: the worst over the range, ``high - stop`` for a BUY, ``stop - low`` for
+  a SELL. The stop must be on the losing side of every price of the range (below ``low`` for a
+  BUY, above ``high`` for a SELL), else no trade (:data:`STOP_WRONG_SIDE`).
+* Quantity ``q = floor(min(K / P, max_trade_size / P, max_dollar_risk / L))``, further capped
+  by an optional requested ``max_quantity``.
 
 Rounding rules, written down because money depends on them:
 
 1. The only rounding is the final ``floor`` to whole shares, toward zero. Hence
-   ``q x entry_price <= max_trade_size``, ``q x L <= max_dollar_risk`` and
-   ``q x entry_price <= K`` hold exactly, and ``q`` is the largest integer for which all three
-   hold.
+   ``q x P <= max_trade_size``, ``q x L <= max_dollar_risk`` and ``q x P <= K`` hold exactly
+   at the worst price of the range, so at every price of it, and ``q`` is the largest integer
+   for which all three hold.
 2. A quantity below one share is no trade (reason :data:`NO_SHARE`), never rounded up.
 3. :func:`kelly_fraction` returns ``f*`` as a :class:`~decimal.Decimal` for display and the
    ledger; when ``(1 - p) / b`` does not terminate it is rounded toward negative infinity at
@@ -41,14 +45,16 @@ from typing import Any
 
 from trading.commands import Side
 
+# One name for the rule, shared with the risk gate: a refusal reads the same wherever it is made.
+from trading.fill_prices import STOP_WRONG_SIDE as STOP_WRONG_SIDE
+from trading.fill_prices import FillRange
+
 DISPLAY_DIGITS = 28
 
 NO_EDGE = "sizing.no_edge"
 """f* <= 0: the claimed edge loses money."""
 NO_SHARE = "sizing.below_one_share"
 """Every limit allows less than one whole share."""
-STOP_WRONG_SIDE = "sizing.stop_wrong_side"
-"""The stop is not on the losing side of the entry price (or equals it)."""
 NO_BANKROLL = "sizing.no_bankroll"
 """Net liquidation value is zero or negative."""
 
@@ -175,7 +181,7 @@ def size_order(
     *,
     bankroll: Decimal,
     side: Side,
-    entry_price: Decimal,
+    entry_price: Decimal | FillRange,
     stop_price: Decimal,
     p: Decimal,
     b: Decimal,
@@ -183,20 +189,21 @@ def size_order(
 ) -> SizeDecision:
     """Largest whole share quantity allowed by Kelly and the profile (see the module docstring).
 
-    ``entry_price`` is the price the order is expected to fill at: the limit price of a limit
-    order, otherwise the current reference price (the touch on the side being taken).
+    ``entry_price`` is every price the order can fill at (:func:`trading.fill_prices.fill_range`),
+    or one price when there is only one.
     """
-    if entry_price <= 0 or stop_price <= 0:
+    fills = entry_price if isinstance(entry_price, FillRange) else FillRange.at(entry_price)
+    if fills.low <= 0 or fills.low > fills.high or stop_price <= 0:
         raise ValueError("prices must be positive")
     f_star = kelly_fraction_exact(p, b)
     if f_star <= 0:
         return SizeDecision(0, NO_EDGE, f_star, Fraction(0), None)
     if bankroll <= 0:
         return SizeDecision(0, NO_BANKROLL, f_star, Fraction(0), None)
-    price = Fraction(entry_price)
-    loss_per_share = (price - Fraction(stop_price)) * side.sign
-    if loss_per_share <= 0:
+    if not fills.stop_on_losing_side(side, stop_price):
         return SizeDecision(0, STOP_WRONG_SIDE, f_star, Fraction(0), None)
+    price = Fraction(fills.notional_price)
+    loss_per_share = Fraction(fills.loss_per_share(side, stop_price))
 
     kelly_dollars = f_star * Fraction(bankroll) * Fraction(profile.kelly_fraction)
     limits = [

@@ -16,6 +16,7 @@ from observability.security import CRITICAL_BREACH, SecurityEvent
 from tests.fixtures.hotpath import Agent, command_id_of, enter_command, new_agent, read_until
 from trading import sentry
 from trading.signing import SignedCommand
+from trading.symbols import UNKNOWN_SYMBOL
 
 
 async def post(api_url: str, body: bytes) -> httpx.Response:
@@ -216,6 +217,25 @@ async def test_a_schema_violation_is_422_naming_the_field(
     response = await post(api_url, json.dumps(wire).encode())
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
+
+
+async def test_an_order_in_a_symbol_the_floor_does_not_trade_is_422_unknown_symbol_and_not_published(
+    api_url: str, kafka_bootstrap: str, agent: Agent
+) -> None:
+    env = agent.sign(enter_command(agent.agent_id, symbol="ZZZZ"))
+    response = await post(api_url, env.to_wire())
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert (body["error"], body["field"]) == (UNKNOWN_SYMBOL, "symbol")
+    assert "FLOOR_HOTPATH_SYMBOLS" in body["detail"]
+
+    # The floor's list decides, not the venue's: NVDA is on it and goes through.
+    listed = agent.sign(enter_command(agent.agent_id, symbol="NVDA"))
+    assert (await post(api_url, listed.to_wire())).status_code == 202
+    published = await read_until(
+        kafka_bootstrap, AGENT_COMMANDS, lambda raw: command_id_of(raw) == listed.command.command_id
+    )
+    assert env.command.command_id not in {command_id_of(raw) for raw in published}
 
 
 async def test_health_answers(api_url: str) -> None:

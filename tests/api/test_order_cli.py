@@ -78,3 +78,22 @@ def test_submit_reports_bad_input_before_sending(
 ) -> None:
     code, output = run(tmp_path, api_url, *args)
     assert code == 2 and needle in output
+
+
+async def test_submit_for_a_symbol_the_floor_does_not_trade_says_so_and_what_to_do(
+    api_url: str, ledger_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Published and then refused as risk.stale_price, it sent users looking for a market-data
+    problem; the door knows the floor's symbols and answers at once."""
+    agent = new_agent()
+    await register(ledger_pool, agent)
+    write_key(tmp_path, agent.agent_id, private_key_to_pem(agent.private_key))
+    args = [x if x != "AAPL" else "ZZZZ" for x in ARGS]
+
+    code, output = run(tmp_path, api_url, "--agent", agent.agent_id, *args)
+
+    assert code == 1
+    answer = json.loads(output)
+    assert (answer["http_status"], answer["error"], answer["field"]) == (422, "unknown_symbol", "symbol")
+    assert answer["detail"].startswith("ZZZZ is not a symbol this floor trades (AAPL, AMZN, JPM, MSFT, NVDA)")
+    assert "FLOOR_HOTPATH_SYMBOLS" in answer["detail"]

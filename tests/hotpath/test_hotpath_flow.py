@@ -158,9 +158,9 @@ async def _has_all(pool: asyncpg.Pool, command_id: str, wanted: set[str]) -> lis
     ("name", "expected"),
     [
         ("no_edge", "sizing.no_edge"),
-        ("stop_wrong_side", "sizing.stop_wrong_side"),
+        ("stop_wrong_side", "risk.stop_wrong_side"),
         ("no_profile", "risk.no_profile"),
-        ("stale_price", "risk.stale_price"),
+        ("unknown_symbol", "unknown_symbol"),
         ("exit_exceeds_position", "risk.exit_exceeds_position"),
         ("iceberg_max_position", "risk.max_position"),
         ("iceberg_max_gross_exposure", "risk.max_gross_exposure"),
@@ -190,9 +190,10 @@ async def test_each_floor_refusal_is_named_in_orders_events_and_the_ledger(
         "no_edge": lambda: enter_command(a, account=VENUE_ACCOUNT, limit=bid, p=Decimal("0.3"), b=Decimal(1)),
         "stop_wrong_side": lambda: enter_command(a, account=VENUE_ACCOUNT, limit=bid, stop=bid + 5),
         "no_profile": lambda: enter_command(a, account="DU-NOPROFILE", limit=bid, stop=bid - 5),
-        # NVDA is listed but not streamed by this hot path: its price is never fresh.
-        "stale_price": lambda: enter_command(a, account=VENUE_ACCOUNT, symbol="NVDA", limit=Decimal("100"),
-                                             stop=Decimal("95")),
+        # NVDA is listed at the venue but not among this hot path's symbols: it does not trade it
+        # (not "no fresh price", which would send the sender looking for a market-data problem).
+        "unknown_symbol": lambda: enter_command(a, account=VENUE_ACCOUNT, symbol="NVDA", limit=Decimal("100"),
+                                                stop=Decimal("95")),
         # An exit only shrinks a position; the tight account holds none.
         "exit_exceeds_position": lambda: exit_command(a, account=TIGHT, side=Side.BUY, quantity=9, limit=bid),
         # An iceberg parent is held to the position limit on its total (15 on the tight account),

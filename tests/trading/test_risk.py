@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trading.commands import Side
+from trading.commands import OrderType, Side
+from trading.fill_prices import FillRange, fill_range
 from trading.risk import (
     AccountSnapshot,
     ProposedOrder,
@@ -14,7 +15,6 @@ from trading.risk import (
     TradingState,
     check_order,
     check_parent,
-    expected_fill_price,
     reduces_position,
 )
 from trading.sizing import RiskProfile, size_order
@@ -137,35 +137,75 @@ def test_a_parent_that_only_reduces_the_position_passes_position_limits_even_whe
     assert check_parent(PROFILE, sell, snap(position=300, trading_state=TradingState.REDUCING)).approved
 
 
-# --- the price an entry is sized and checked at ---------------------------------------------
+# --- the prices an order is sized and checked at ---------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("side", "limit", "stop", "touch", "expected"),
+    ("side", "order_type", "limit", "stop", "touch", "low", "high"),
     [
-        # A limit bounds the fill, whatever the stop or the touch.
-        (Side.BUY, "190", "195", "189.50", "190"),
-        # A buy stop above the market fills at its trigger or higher, never at today's ask.
-        (Side.BUY, None, "195", "189.50", "195"),
+        # A limit away from the market rests and trades at its own price.
+        (Side.BUY, OrderType.LMT, "189", None, "189.50", "189", "189"),
+        (Side.SELL, OrderType.LMT, "190", None, "189.40", "190", "190"),
+        # A limit through the market takes the touch, and the book behind it up to its limit.
+        (Side.BUY, OrderType.LMT, "250", None, "200", "200", "250"),
+        (Side.SELL, OrderType.LMT, "10", None, "200", "10", "200"),
+        # A buy stop above the market fills at its trigger or higher, never at today's ask ...
+        (Side.BUY, OrderType.STP, None, "195", "189.50", "195", "195"),
         # ... and once the market is through the trigger, at the ask.
-        (Side.BUY, None, "195", "196.10", "196.10"),
+        (Side.BUY, OrderType.STP, None, "195", "196.10", "196.10", "196.10"),
         # A sell stop below the market fills at its trigger or lower.
-        (Side.SELL, None, "185", "189.40", "185"),
-        (Side.SELL, None, "185", "184.20", "184.20"),
-        # No quote: the trigger; no stop: the touch; neither: nothing to go on.
-        (Side.BUY, None, "195", None, "195"),
-        (Side.BUY, None, None, "189.50", "189.50"),
-        (Side.SELL, None, None, None, None),
+        (Side.SELL, OrderType.STP, None, "185", "189.40", "185", "185"),
+        (Side.SELL, OrderType.STP, None, "185", "184.20", "184.20", "184.20"),
+        # A stop-limit is a limit met at the trigger (or at the touch once through it).
+        (Side.BUY, OrderType.STP_LMT, "197", "195", "189.50", "195", "197"),
+        (Side.BUY, OrderType.STP_LMT, "194", "195", "189.50", "194", "194"),
+        (Side.SELL, OrderType.STP_LMT, "180", "185", "184.20", "180", "184.20"),
+        # A TRAIL at the stop it is sent with.
+        (Side.BUY, OrderType.TRAIL, None, "300", "200", "300", "300"),
+        # MKT: the touch.
+        (Side.BUY, OrderType.MKT, None, None, "189.50", "189.50", "189.50"),
+        # No quote: the limit, the trigger, both for a stop-limit.
+        (Side.BUY, OrderType.LMT, "190", None, None, "190", "190"),
+        (Side.BUY, OrderType.STP, None, "195", None, "195", "195"),
+        (Side.BUY, OrderType.STP_LMT, "194", "195", None, "194", "194"),
+        (Side.SELL, OrderType.STP_LMT, "190", "185", None, "190", "190"),
     ],
 )
-def test_expected_fill_price_is_the_worst_plausible_fill(
-    side: Side, limit: str | None, stop: str | None, touch: str | None, expected: str | None
-) -> None:
+def test_fill_range_holds_every_price_the_order_can_fill_at(
+    side: Side, order_type: OrderType, limit: str | None, stop: str | None, touch: str | None,
+    low: str, high: str,
+) -> None:  # fmt: skip
     def dec(text: str | None) -> Decimal | None:
         return None if text is None else Decimal(text)
 
-    price = expected_fill_price(side, limit=dec(limit), stop=dec(stop), touch=dec(touch))
-    assert price == dec(expected)
+    fills = fill_range(side, order_type, limit=dec(limit), stop=dec(stop), touch=dec(touch))
+    assert fills == FillRange(Decimal(low), Decimal(high))
+
+
+def test_without_a_quote_a_market_order_or_a_trail_without_its_stop_has_no_price() -> None:
+    assert fill_range(Side.SELL, OrderType.MKT, limit=None, stop=None, touch=None) is None
+    assert fill_range(Side.BUY, OrderType.TRAIL, limit=None, stop=None, touch=Decimal("200")) is None
+
+
+def test_the_stop_must_be_on_the_losing_side_of_every_fill_and_the_loss_is_taken_at_the_worst() -> None:
+    """The issue's SELL LMT 10.00 with the bid at 200: the stop at 10.20 is above the limit but
+    below the bid the order really fills at."""
+    through = FillRange(Decimal("10"), Decimal("200"))
+    assert not through.stop_on_losing_side(Side.SELL, Decimal("10.20"))
+    assert through.stop_on_losing_side(Side.SELL, Decimal("200.01"))
+    assert through.loss_per_share(Side.SELL, Decimal("205")) == Decimal("195")  # at the limit
+    assert through.notional_price == Decimal("200")
+    assert not through.stop_on_losing_side(Side.BUY, Decimal("10"))  # equal is not a loss
+    assert through.loss_per_share(Side.BUY, Decimal("9")) == Decimal("191")  # at the limit's end
+
+
+def test_the_risk_gate_refuses_a_stop_on_the_wrong_side_of_any_fill() -> None:
+    through = FillRange(Decimal("10"), Decimal("200"))
+    sell = ProposedOrder.over("AAPL", Side.SELL, 1, through, Decimal("10.20"))
+    assert check_order(PROFILE, sell, snap()).reason is Refusal.STOP_WRONG_SIDE
+    # Notional at the highest fill: 51 x 200 is over 10,000 although 51 x 10 is not.
+    wide = ProposedOrder.over("AAPL", Side.SELL, 51, through, None)
+    assert check_order(PROFILE, wide, snap()).reason is Refusal.MAX_TRADE_SIZE
 
 
 def test_a_buy_stop_above_the_market_is_sized_within_max_dollar_risk_at_its_trigger() -> None:
@@ -178,7 +218,7 @@ def test_a_buy_stop_above_the_market_is_sized_within_max_dollar_risk_at_its_trig
         max_open_orders=10,
         staleness_ms=5_000,
     )
-    price = expected_fill_price(Side.BUY, limit=None, stop=Decimal("195"), touch=Decimal("189.50"))
+    price = fill_range(Side.BUY, OrderType.STP, limit=None, stop=Decimal("195"), touch=Decimal("189.50"))
     assert price is not None
     size = size_order(
         profile,

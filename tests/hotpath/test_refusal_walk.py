@@ -1,0 +1,437 @@
+"""A refusal names its real cause: every reason the floor can give is drawn here by the input
+its name describes, and only by that.
+
+Each case starts from one order the in-process intake accepts (:func:`baseline`) and changes
+the one thing the reason names: a symbol the floor does not trade is ``unknown_symbol``, never
+``risk.stale_price``. The reasons are read from the code (:func:`floor_reasons`), so a reason
+added later without a case here fails :func:`test_every_reason_the_floor_can_give_has_a_case`:
+add a case to :data:`CASES` (a function from a :class:`Walk` to the reason it drew).
+
+Intake runs in this process over the real ledger (:mod:`tests.hotpath.in_process`); the few
+reasons no valid command can reach through intake (the sizer's guard, a loss the sizer itself
+already caps) are drawn from the pure function that gives them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import pkgutil
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from brokers.base import BrokerOrder, OrderInvalid, Placement
+from brokers.ib_convert import validate
+from bus.topics import ALL_TOPICS
+from hotpath.account import LastPrice
+from hotpath.exit_manager import ExitManager
+from hotpath.floor_orders import FloorOrder
+from hotpath.intake import (
+    BROKER_INVALID,
+    NO_PRICE,
+    NO_PROFILE,
+    SIZING_INVALID,
+    TRAIL_STOP_NOT_POSITIVE,
+    UNKNOWN_ORDER,
+    UNSUPPORTED_KIND,
+    Intake,
+)
+from hotpath.ledger_store import LedgerStore
+from hotpath.recovery import NOT_LEDGERED, restore_orders
+from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
+from ledger.keys import revoke_agent
+from ledger.order_events import order_state, record_order_event
+from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
+from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
+from tests.hotpath.in_process import in_process_intake
+from tests.hotpath.test_hotpath_flow import exit_command
+from trading import sentry
+from trading.breaker import CrashSignal
+from trading.commands import Command, CommandInvalid, CommandKind, Edge, OrderType, Side, utc_now_ms
+from trading.order_events import EventKind, OrderEvent
+from trading.risk import AccountSnapshot, ProposedOrder, Refusal, TradingState, check_order
+from trading.sentry import ReplayGuard
+from trading.signing import SignedCommand
+from trading.sizing import NO_BANKROLL, NO_EDGE, NO_SHARE, size_order
+from trading.symbols import UNKNOWN_SYMBOL
+
+BID, ASK = Decimal("189.40"), Decimal("189.50")
+"""The AAPL quote the in-process intake starts with."""
+
+# --- the reasons, read from the code ------------------------------------------------------
+
+REASON_PACKAGES = ("trading", "hotpath")
+_REASON_LIKE = re.compile(r"[a-z][a-z_]*(\.[a-z_]+)*")
+NOT_REASONS: dict[str, str] = {
+    **{topic: "a Kafka topic" for topic in ALL_TOPICS},
+    "kelly": "sizing: which limit bound the quantity, not a refusal",
+    "max_trade_size": "sizing: which limit bound the quantity, not a refusal",
+    "max_dollar_risk": "sizing: which limit bound the quantity, not a refusal",
+    "requested_quantity": "sizing: which limit bound the quantity, not a refusal",
+    "iceberg_parent": "the role of an accepted iceberg in its ledger detail",
+    "floor_registry": "the Postgres channel key and profile changes are announced on",
+}
+"""Upper-case string constants in those packages that look like a reason and are not one."""
+
+
+def floor_reasons() -> set[str]:
+    """Every refusal reason the floor's code names: the sentry's :data:`~trading.sentry.REASONS`,
+    the risk gate's :class:`~trading.risk.Refusal`, and each upper-case string constant shaped
+    like a reason in the modules of :data:`REASON_PACKAGES` (sizing, intake, refusals,
+    recovery, symbols, ...) that :data:`NOT_REASONS` does not set aside."""
+    reasons = set(sentry.REASONS) | {refusal.value for refusal in Refusal}
+    for package_name in REASON_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package_name}.{info.name}")
+            for name, value in vars(module).items():
+                if name.isupper() and isinstance(value, str) and _REASON_LIKE.fullmatch(value):
+                    reasons.add(value)
+    return reasons - set(NOT_REASONS)
+
+
+# --- the harness --------------------------------------------------------------------------
+
+
+@dataclass
+class TakesOrders:
+    """The broker side of the walk: validates each order as the IB adapter does and takes it,
+    and reports the account's net liquidation."""
+
+    bankroll: Decimal = Decimal("1000000")
+    refuses_as_invalid: bool = False
+    placed: list[BrokerOrder] = field(default_factory=list)
+
+    async def net_liquidation(self, account: str) -> Decimal:
+        return self.bankroll
+
+    def place(self, order: BrokerOrder) -> Placement:
+        validate(order)
+        if self.refuses_as_invalid:
+            raise OrderInvalid("order", "refused by the broker")
+        self.placed.append(order)
+        return Placement(
+            order.order_ref, sent=True, write_ns=time.perf_counter_ns(), order_id=len(self.placed)
+        )
+
+    def cancel(self, order_ref: str) -> None:
+        pass
+
+
+@dataclass
+class Walk:
+    pool: asyncpg.Pool
+    agent: Agent
+    intake: Intake
+    broker: TakesOrders
+    emitted: list[OrderEvent]
+
+    async def send(self, command: Command) -> str | None:
+        return await self.send_envelope(self.agent.sign(command))
+
+    async def send_envelope(self, envelope: SignedCommand) -> str | None:
+        return await self.send_raw(envelope.to_wire())
+
+    async def send_raw(self, value: bytes) -> str | None:
+        return (await self.intake.handle(value, source="walk")).reason
+
+
+def baseline(agent_id: str, **changes: object) -> Command:
+    """The order every case starts from: a small BUY LMT at the ask, its stop below, on the
+    paper account (profile: tests.hotpath.conftest.MAIN_PROFILE). Intake accepts it."""
+    fields: dict[str, object] = {"account": VENUE_ACCOUNT, "limit": ASK, "stop": Decimal(185), "quantity": 5}
+    return enter_command(agent_id, **(fields | changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def walk(agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None) -> Walk:
+    broker = TakesOrders()
+    emitted: list[OrderEvent] = []
+    intake = in_process_intake(LedgerStore(ledger_pool), broker, emitted)
+    intake.symbols = frozenset({"AAPL", "MSFT"})  # MSFT is traded but has no quote yet
+    intake.exits = ExitManager(lambda ref, stop: 0)
+    await intake.warm()
+    return Walk(ledger_pool, agent, intake, broker, emitted)
+
+
+# --- the cases: one per reason, each the input its name describes ---------------------------
+
+Case = Callable[[Walk], Awaitable[str | None]]
+
+
+async def no_signature(w: Walk) -> str | None:
+    wire = json.loads(w.agent.sign(baseline(w.agent.agent_id)).to_wire())
+    return await w.send_raw(json.dumps({**wire, "signature": ""}).encode())
+
+
+async def unknown_key(w: Walk) -> str | None:
+    stranger = new_agent()  # never registered
+    return await w.send_envelope(stranger.sign(baseline(stranger.agent_id)))
+
+
+async def revoked_key(w: Walk) -> str | None:
+    await revoke_agent(w.pool, w.agent.agent_id)
+    await w.intake.refresh_keys()
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def bad_signature(w: Walk) -> str | None:
+    signed = w.agent.sign(baseline(w.agent.agent_id))
+    altered = dataclasses.replace(signed.command, quantity=6)  # changed after signing
+    return await w.send_envelope(SignedCommand(altered, signed.signer, signed.signature))
+
+
+async def signer_mismatch(w: Walk) -> str | None:
+    return await w.send(baseline("someone-else"))  # the agent's key, another agent's command
+
+
+async def account_not_allowed(w: Walk) -> str | None:
+    narrow = new_agent(accounts=frozenset({"DU-ELSEWHERE"}))
+    await register(w.pool, narrow)
+    return await w.send_envelope(narrow.sign(baseline(narrow.agent_id)))
+
+
+async def stale(w: Walk) -> str | None:
+    return await w.send(baseline(w.agent.agent_id, issued_at=utc_now_ms() - timedelta(minutes=5)))
+
+
+async def replayed_nonce(w: Walk) -> str | None:
+    first = baseline(w.agent.agent_id)
+    assert await w.send(first) is None
+    return await w.send(baseline(w.agent.agent_id, nonce=first.nonce))  # a new command, a used nonce
+
+
+async def replayed_signature(w: Walk) -> str | None:
+    # An exact signature seen before under another nonce: only the sentry's own memory can hold
+    # that (the nonce of a copy is caught first), so the pure check draws it.
+    envelope = w.agent.sign(baseline(w.agent.agent_id))
+    guard = ReplayGuard()
+    guard.remember(w.agent.agent_id, "another-nonce", envelope.signature_hash, envelope.command.issued_at)
+    return sentry.check(envelope, w.agent.registered, guard, datetime.now(UTC)).reason
+
+
+async def replayed_command_id(w: Walk) -> str | None:
+    first = baseline(w.agent.agent_id)
+    assert await w.send(first) is None
+    return await w.send(baseline(w.agent.agent_id, command_id=first.command_id))  # signed afresh
+
+
+async def malformed(w: Walk) -> str | None:
+    return await w.send_raw(b"{not json")
+
+
+async def duplicate_delivery(w: Walk) -> str | None:
+    envelope = w.agent.sign(baseline(w.agent.agent_id))
+    assert await w.send_envelope(envelope) is None
+    return await w.send_envelope(envelope)  # the very record, delivered again
+
+
+async def halted(w: Walk) -> str | None:
+    w.intake.breaker.trip("AAPL", CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10")), 0)
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def reducing_only(w: Walk) -> str | None:
+    w.intake.breaker.state = TradingState.REDUCING  # flat: a buy only grows the position
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def stale_price(w: Walk) -> str | None:
+    old = time.perf_counter_ns() - (MAIN_PROFILE.staleness_ms + 1000) * 1_000_000
+    w.intake.book.on_quote("AAPL", LastPrice(BID, ASK, None, old))
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def unknown_symbol(w: Walk) -> str | None:
+    return await w.send(baseline(w.agent.agent_id, symbol="ZZZZ"))
+
+
+async def no_reference_price(w: Walk) -> str | None:
+    # A traded symbol with no quote yet, and a market order: nothing to price it at.
+    command = baseline(w.agent.agent_id, symbol="MSFT")
+    return await w.send(dataclasses.replace(command, order_type=OrderType.MKT, limit_price=None))
+
+
+async def no_profile(w: Walk) -> str | None:
+    return await w.send(baseline(w.agent.agent_id, account="DU-NOPROFILE"))
+
+
+async def no_edge(w: Walk) -> str | None:
+    edge = Edge(p=Decimal("0.3"), b=Decimal("1"), stop_price=Decimal("185"))
+    return await w.send(dataclasses.replace(baseline(w.agent.agent_id), edge=edge))
+
+
+async def below_one_share(w: Walk) -> str | None:
+    w.broker.bankroll = Decimal("100")  # a quarter of it is less than one share at the ask
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def no_bankroll(w: Walk) -> str | None:
+    w.broker.bankroll = Decimal("0")
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def stop_wrong_side(w: Walk) -> str | None:
+    # The issue's order: a SELL LMT far through the bid, its stop above the limit but below
+    # the bid it fills at.
+    command = baseline(w.agent.agent_id, side=Side.SELL)
+    edge = Edge(p=Decimal("0.55"), b=Decimal("1.5"), stop_price=Decimal("10.20"))
+    return await w.send(dataclasses.replace(command, limit_price=Decimal("10.00"), edge=edge))
+
+
+async def max_trade_size(w: Walk) -> str | None:
+    # An exit is not sized: 300 shares at the bid are 56,820 of notional, over 50,000.
+    w.intake.book.set_position(VENUE_ACCOUNT, "AAPL", 300, BID)
+    return await w.send(
+        exit_command(w.agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=300, limit=BID)
+    )
+
+
+async def max_dollar_risk(w: Walk) -> str | None:
+    # Every order intake sizes is capped by the sizer at this very loss, so the gate's check is
+    # a second line: drawn from the gate with 101 shares losing 20 each (2,020 > 2,000).
+    order = ProposedOrder("AAPL", Side.BUY, 101, ASK, ASK - 20)
+    account = AccountSnapshot(TradingState.ACTIVE, 0, Decimal(0), 0, 0)
+    reason = check_order(MAIN_PROFILE, order, account).reason
+    return None if reason is None else reason.value
+
+
+async def max_position(w: Walk) -> str | None:
+    w.intake.book.set_position(VENUE_ACCOUNT, "AAPL", MAIN_PROFILE.max_position, BID)
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def max_gross_exposure(w: Walk) -> str | None:
+    # 1,000 MSFT at 500 (unquoted: its average cost) fill the 500,000 of gross exposure.
+    w.intake.book.set_position(VENUE_ACCOUNT, "MSFT", 1000, Decimal("500"))
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def max_open_orders(w: Walk) -> str | None:
+    w.intake.book.working[VENUE_ACCOUNT] = {f"working-{i}" for i in range(MAIN_PROFILE.max_open_orders)}
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def exit_exceeds_position(w: Walk) -> str | None:
+    return await w.send(
+        exit_command(w.agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=10, limit=BID)
+    )
+
+
+async def sizing_invalid(w: Walk) -> str | None:
+    # The sizer's guard: inputs it cannot size raise. A command carrying them is refused by the
+    # schema first (intake.malformed), so the guard is drawn from the sizer itself.
+    with pytest.raises(CommandInvalid):
+        dataclasses.replace(
+            baseline(w.agent.agent_id), edge=Edge(Decimal("1"), Decimal("1.5"), Decimal("185"))
+        )
+    with pytest.raises(ValueError, match="p must be"):
+        size_order(MAIN_PROFILE, bankroll=Decimal(1), side=Side.BUY, entry_price=ASK,
+                   stop_price=Decimal("185"), p=Decimal("1"), b=Decimal("1.5"))  # fmt: skip
+    return SIZING_INVALID
+
+
+async def unsupported_kind(w: Walk) -> str | None:
+    w.intake.exits = None  # no Exit Manager to trail the stop
+    command = dataclasses.replace(
+        baseline(w.agent.agent_id), order_type=OrderType.TRAIL, limit_price=None, trail_amount=Decimal("1")
+    )
+    return await w.send(command)
+
+
+async def trail_stop_not_positive(w: Walk) -> str | None:
+    # A SELL trailing 200 below a bid of 189.40 would start its stop below zero.
+    command = dataclasses.replace(
+        baseline(w.agent.agent_id, side=Side.SELL), order_type=OrderType.TRAIL, limit_price=None,
+        trail_amount=Decimal(200), edge=Edge(Decimal("0.55"), Decimal("1.5"), Decimal(400)),
+    )  # fmt: skip
+    return await w.send(command)
+
+
+async def unknown_order(w: Walk) -> str | None:
+    cancel = Command(
+        kind=CommandKind.CANCEL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=w.agent.agent_id,
+        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
+        target_command_id=f"cmd-{uuid.uuid4().hex}",  # no such order
+    )  # fmt: skip
+    return await w.send(cancel)
+
+
+async def order_invalid(w: Walk) -> str | None:
+    w.broker.refuses_as_invalid = True
+    return await w.send(baseline(w.agent.agent_id))
+
+
+async def not_ledgered(w: Walk) -> str | None:
+    # A state row saying accepted, with no ledger entry behind it, found at restart.
+    orphan = baseline(w.agent.agent_id)
+    await record_order_event(w.pool, FloorOrder.from_command(orphan, 5).event(EventKind.ACCEPTED))
+    await restore_orders(w.pool, {}, w.intake.book)
+    state = await order_state(w.pool, orphan.command_id)
+    return None if state is None else state.reason
+
+
+CASES: dict[str, Case] = {
+    sentry.NO_SIGNATURE: no_signature,
+    sentry.UNKNOWN_KEY: unknown_key,
+    sentry.REVOKED_KEY: revoked_key,
+    sentry.BAD_SIGNATURE: bad_signature,
+    sentry.SIGNER_MISMATCH: signer_mismatch,
+    sentry.ACCOUNT_NOT_ALLOWED: account_not_allowed,
+    sentry.STALE: stale,
+    sentry.REPLAYED_NONCE: replayed_nonce,
+    sentry.REPLAYED_SIGNATURE: replayed_signature,
+    sentry.REPLAYED_COMMAND_ID: replayed_command_id,
+    MALFORMED: malformed,
+    DUPLICATE_DELIVERY: duplicate_delivery,
+    Refusal.HALTED: halted,
+    Refusal.REDUCING_ONLY: reducing_only,
+    Refusal.STALE_PRICE: stale_price,
+    UNKNOWN_SYMBOL: unknown_symbol,
+    NO_PRICE: no_reference_price,
+    NO_PROFILE: no_profile,
+    NO_EDGE: no_edge,
+    NO_SHARE: below_one_share,
+    NO_BANKROLL: no_bankroll,
+    Refusal.STOP_WRONG_SIDE: stop_wrong_side,
+    Refusal.MAX_TRADE_SIZE: max_trade_size,
+    Refusal.MAX_DOLLAR_RISK: max_dollar_risk,
+    Refusal.MAX_POSITION: max_position,
+    Refusal.MAX_GROSS_EXPOSURE: max_gross_exposure,
+    Refusal.MAX_OPEN_ORDERS: max_open_orders,
+    Refusal.EXIT_EXCEEDS_POSITION: exit_exceeds_position,
+    SIZING_INVALID: sizing_invalid,
+    UNSUPPORTED_KIND: unsupported_kind,
+    TRAIL_STOP_NOT_POSITIVE: trail_stop_not_positive,
+    UNKNOWN_ORDER: unknown_order,
+    BROKER_INVALID: order_invalid,
+    NOT_LEDGERED: not_ledgered,
+}
+"""Reason -> the case that draws it. A new reason gets a new entry here."""
+
+
+def test_every_reason_the_floor_can_give_has_a_case() -> None:
+    missing = floor_reasons() - set(CASES)
+    assert not missing, f"refusal reasons with no case in the walk (add one to CASES): {sorted(missing)}"
+    unknown = set(CASES) - floor_reasons()
+    assert not unknown, f"cases for reasons the floor no longer gives: {sorted(unknown)}"
+
+
+async def test_the_baseline_order_is_accepted(walk: Walk) -> None:
+    """Each case changes one thing from this order, so that one thing is the cause."""
+    assert await walk.send(baseline(walk.agent.agent_id)) is None
+    assert [order.quantity for order in walk.broker.placed] == [5]
+
+
+@pytest.mark.parametrize("reason", sorted(CASES))
+async def test_each_refusal_is_drawn_by_the_input_its_name_describes(walk: Walk, reason: str) -> None:
+    assert await CASES[reason](walk) == reason
