@@ -32,6 +32,7 @@ import pytest
 from brokers.base import BrokerOrder, OrderInvalid, Placement
 from brokers.ib_convert import validate
 from bus.topics import ALL_TOPICS
+from floor.breaker_cmd import breaker_command
 from hotpath.account import LastPrice
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
@@ -79,6 +80,10 @@ NOT_REASONS: dict[str, str] = {
     "requested_quantity": "sizing: which limit bound the quantity, not a refusal",
     "iceberg_parent": "the role of an accepted iceberg in its ledger detail",
     "floor_registry": "the Postgres channel key and profile changes are announced on",
+    "agent": "a key's role in the registry",
+    "operator": "a key's role in the registry",
+    "breaker_tripped": "the ledger entry kind of an automatic trip",
+    "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
@@ -198,6 +203,11 @@ async def account_not_allowed(w: Walk) -> str | None:
     narrow = new_agent(accounts=frozenset({"DU-ELSEWHERE"}))
     await register(w.pool, narrow)
     return await w.send_envelope(narrow.sign(baseline(narrow.agent_id)))
+
+
+async def not_operator(w: Walk) -> str | None:
+    # The walk's agent may trade: a floor-wide breaker command needs the operator role too.
+    return await w.send(breaker_command(CommandKind.BREAKER_TRIP, w.agent.agent_id))
 
 
 async def stale(w: Walk) -> str | None:
@@ -387,6 +397,7 @@ CASES: dict[str, Case] = {
     sentry.BAD_SIGNATURE: bad_signature,
     sentry.SIGNER_MISMATCH: signer_mismatch,
     sentry.ACCOUNT_NOT_ALLOWED: account_not_allowed,
+    sentry.NOT_OPERATOR: not_operator,
     sentry.STALE: stale,
     sentry.REPLAYED_NONCE: replayed_nonce,
     sentry.REPLAYED_SIGNATURE: replayed_signature,
