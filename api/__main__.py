@@ -25,7 +25,7 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
     async def open_door() -> AsyncIterator[Door]:
         telemetry = setup("api")
         install_global(telemetry)
-        pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(settings.role_url("api"), min_size=1, max_size=4)
         try:
             producer = await start_producer(settings.kafka, "api")
             try:

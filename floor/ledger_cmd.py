@@ -45,7 +45,7 @@ def verify(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report: VerifyReport = asyncio.run(verify_ledger(settings.db_url, progress, anchors))
+        report: VerifyReport = asyncio.run(verify_ledger(settings.role_url("cli"), progress, anchors))
     if report.first_bad is not None:
         console.print(
             f"[red bold]ledger NOT intact[/]: first bad entry is seq {report.first_bad.seq}: "
@@ -66,7 +66,7 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
     settings = FloorSettings()
 
     async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(settings.db_url)
+        conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             rows = await conn.fetch(
                 "SELECT seq, recorded_at, kind, account, agent_id, command_id, decision, reason, detail"
@@ -102,7 +102,7 @@ def head() -> None:
     settings = FloorSettings()
 
     async def run() -> tuple[int, bytes]:
-        conn = await asyncpg.connect(settings.db_url)
+        conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             return await ledger_head(conn)
         finally:

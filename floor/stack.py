@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 from bus.kafka import ensure_topics
 from floor import services
+from floor.database import prepare_database
 from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceFailed, ServiceSpec, Supervisor
-from ledger.migrate import apply_migrations
 
 STATE_FILE = "floor.json"
 
@@ -167,8 +167,8 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
 
 async def _prepare_data(settings: FloorSettings) -> list[str]:
     await ensure_topics(settings.kafka)
-    await apply_migrations(settings.db_url)
-    return await provision(settings, paper_account=None if settings.ib_host else PAPER_ACCOUNT)
+    done = await prepare_database(settings)
+    return done + await provision(settings, paper_account=None if settings.ib_host else PAPER_ACCOUNT)
 
 
 def redact(url: str) -> str:

@@ -144,10 +144,11 @@ async def run(
 ) -> None:
     telemetry = setup("hotpath")
     install_global(telemetry)
-    pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+    dsn = settings.role_url("hotpath")  # its own role: fails here, naming what to set
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     # Ledger appends get a connection of their own: through the pool each call pays a reset
     # round trip and queues behind the order and ops event writes.
-    writer = DedicatedConnection(settings.db_url)
+    writer = DedicatedConnection(dsn)
     await writer.connect()
     producer = await start_producer(settings.kafka, "hotpath")
     await ensure_topics(settings.kafka, (SESSIONS_TOPIC,))
@@ -250,7 +251,7 @@ async def run(
                 log.exception("cannot stream quotes for %s; its orders will be refused as stale", symbol)
         await intake.warm()
         # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
-        tasks.append(asyncio.create_task(RegistryWatch(settings.db_url, intake).run(), name="registry"))
+        tasks.append(asyncio.create_task(RegistryWatch(dsn, intake).run(), name="registry"))
         await cmd_consumer.start()
         await control.start(settings.host, health_port)
         hot.consuming = True

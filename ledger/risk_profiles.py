@@ -23,14 +23,16 @@ import asyncpg
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.append import Decision, LedgerRecord, append_signed
+from ledger.append import LedgerRecord
 from ledger.db import Db
-from ledger.keys import ROLE_OPERATOR
 from trading.commands import CommandInvalid, format_timestamp_ms, parse_timestamp_ms, utc_now_ms
-from trading.signing import SCHEME_ED25519, key_id, sign_bytes
+from trading.signing import key_id, sign_bytes
 from trading.sizing import ProfileInvalid, RiskProfile
 
 KIND_RISK_PROFILE_SET = "risk_profile_set"
+NOT_OPERATOR_SQLSTATE = "FLK02"
+"""Raised by ``floor_risk_profile_set`` / ``floor_key_change`` (migration 0008)."""
+_SET_SQL = "SELECT seq, entry_hash, recorded_at FROM floor_risk_profile_set($1, $2, $3, now())"
 _KEYS = frozenset({"v", "kind", "command_id", "agent_id", "account", "nonce", "issued_at", "profile"})
 
 
@@ -131,36 +133,17 @@ async def set_profile(
 async def _set(
     conn: asyncpg.Connection, change: RiskProfileChange, payload: bytes, signer: str, signature: bytes
 ) -> LedgerRecord:
-    key = await conn.fetchrow("SELECT agent_id, role, revoked_at FROM agent_keys WHERE key_id = $1", signer)
-    if key is None or key["revoked_at"] is not None:
-        raise OperatorNotAuthorised(f"key {signer} is not registered or was revoked")
-    if key["role"] != ROLE_OPERATOR or key["agent_id"] != change.agent_id:
-        raise OperatorNotAuthorised(f"key {signer} is not an operator key of {change.agent_id}")
-    async with conn.transaction():
-        record = await append_signed(
-            conn,
-            kind=KIND_RISK_PROFILE_SET,
-            payload=payload,
-            signer=signer,
-            scheme=SCHEME_ED25519,
-            signature=signature,
-            account=change.account,
-            agent_id=change.agent_id,
-            command_id=change.command_id,
-            nonce=change.nonce,
-            issued_at=change.issued_at,
-            decision=Decision.APPLIED,
-        )
-        await conn.execute(
-            "INSERT INTO risk_profiles (account, profile, ledger_seq, updated_at) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (account) DO UPDATE SET profile = EXCLUDED.profile,"
-            " ledger_seq = EXCLUDED.ledger_seq, updated_at = EXCLUDED.updated_at",
-            change.account,
-            json.dumps(change.profile.to_json_dict()),
-            record.seq,
-            record.recorded_at,
-        )
-    return record
+    # The database function checks the operator, ledgers the change and makes it current in one
+    # transaction (migration 0008); no runtime role may write risk_profiles itself.
+    try:
+        row = await conn.fetchrow(_SET_SQL, payload, signer, signature)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == NOT_OPERATOR_SQLSTATE:
+            raise OperatorNotAuthorised(
+                f"key {signer} is not an active operator key of {change.agent_id}"
+            ) from None
+        raise
+    return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
 
 
 async def get_profile(db: Db, account: str) -> RiskProfile | None:

@@ -36,6 +36,8 @@ import asyncpg
 
 from ledger.append import KIND_UNVERIFIED
 from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
+from ledger.key_changes import KINDS as KEY_CHANGE_KINDS
+from ledger.key_changes import KeyChange, KeyChangeInvalid
 from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
 from trading.commands import Command, CommandInvalid, CommandKind
@@ -308,5 +310,20 @@ class _Checker:
                 change.command_id,
                 change.nonce,
                 change.issued_at,
+            )
+        if kind in KEY_CHANGE_KINDS:
+            try:
+                key_change = KeyChange.from_canonical(row.payload)
+            except KeyChangeInvalid as exc:
+                raise _Bad(f"payload is not a valid key change ({exc})") from None
+            if key.role != ROLE_OPERATOR:
+                raise _Bad(f"key change signed by a {key.role} key, not an operator key")
+            return (
+                key_change.kind,
+                None,
+                key_change.agent_id,
+                key_change.command_id,
+                key_change.nonce,
+                key_change.issued_at,
             )
         raise _Bad(f"unknown payload kind {kind!r}")
