@@ -22,7 +22,7 @@ from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
 from ledger import keys as registry
 from ledger.key_changes import register_key_signed
-from ledger.risk_profiles import get_profile, set_profile
+from ledger.risk_profiles import OperatorNotAuthorised, get_profile, set_profile
 from trading.signing import (
     generate_private_key,
     key_id,
@@ -96,7 +96,9 @@ async def provision(settings: FloorSettings, *, paper_account: str | None = PAPE
                         operator_id=OPERATOR,
                         operator_key=operator,
                     )
-                except registry.KeyConflict:
+                except (registry.KeyConflict, OperatorNotAuthorised):
+                    # Another key is registered for it (for the operator: another operator key,
+                    # so this one may not sign its own registration).
                     raise ProvisionError(
                         f"{path} is not the key registered for {service.agent_id}: restore the "
                         f"registered key file, or run `floor keys revoke {service.agent_id}` and "

@@ -140,7 +140,7 @@ async def _set(
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == NOT_OPERATOR_SQLSTATE:
             raise OperatorNotAuthorised(
-                f"key {signer} is not an active operator key of {change.agent_id}"
+                f"key {signer} is not an operator key of {change.agent_id}, or was revoked"
             ) from None
         raise
     return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])

@@ -16,6 +16,7 @@ import pytest
 from temporalio.service import RPCError
 
 from floor.provision import PAPER_ACCOUNT
+from floor.settings import FloorSettings
 from floor.stack import FloorState
 from floor.supervisor import free_port, port_is_free
 from temporal.client import connect as temporal_connect
@@ -102,8 +103,9 @@ async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     command_id = json.loads(submitted.stdout)["command_id"]
 
-    db_url = f"postgresql://postgres@127.0.0.1:{env['FLOOR_PG_PORT']}/postgres"
-    conn = await asyncpg.connect(db_url)
+    # As an operator inspecting the database: the superuser, whose password `floor up` made.
+    settings = FloorSettings(var_dir=Path(env["FLOOR_VAR_DIR"]), pg_port=int(env["FLOOR_PG_PORT"]))
+    conn = await asyncpg.connect(settings.embedded_database_url)
     try:
         async def filled() -> asyncpg.Record | None:
             return await conn.fetchrow(
