@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import asyncpg
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from floor.settings import FloorSettings
 from ledger.append import ledger_head
+from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
 from ledger.verify import Anchor, VerifyReport, verify_ledger
 
 app = typer.Typer(help="The hash-chained ledger.", no_args_is_help=True)
@@ -25,9 +27,19 @@ def verify(
         list[str] | None,
         typer.Option("--anchor", help="SEQ:HASH printed earlier by `floor ledger head` (repeatable)."),
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="The floor's signed checkpoints of the ledger head (default: var/ledger/checkpoints.jsonl).",
+        ),
+    ] = None,
 ) -> None:
-    """Re-check every signature and the whole chain; name the first bad entry (exit 1)."""
+    """Re-check every signature and the whole chain, and that the ledger still holds every entry
+    the floor's signed checkpoints saw; name the first bad or missing entry (exit 1)."""
     settings = FloorSettings()
+    # Read before the ledger is: no checkpoint is newer than what verify will see.
+    lines = read_checkpoints(checkpoints or settings.var_dir / CHECKPOINTS_FILE)
     try:
         anchors = tuple(Anchor.parse(a) for a in anchor or [])
     except ValueError as exc:
@@ -45,19 +57,26 @@ def verify(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report: VerifyReport = asyncio.run(verify_ledger(settings.role_url("cli"), progress, anchors))
+        report: VerifyReport = asyncio.run(
+            verify_ledger(settings.role_url("cli"), progress, anchors, lines)
+        )
     if report.first_bad is not None:
         console.print(
             f"[red bold]ledger NOT intact[/]: first bad entry is seq {report.first_bad.seq}: "
             f"{report.first_bad.problem}"
         )
         console.print(f"{report.entries} entries before it verified.")
+        for problem in report.problems:
+            console.print(f"[red bold]also[/]: {problem}")
         raise typer.Exit(1)
     if report.problems:
         for problem in report.problems:
             console.print(f"[red bold]ledger NOT intact[/]: {problem}")
         raise typer.Exit(1)
-    console.print(f"[green bold]ledger intact[/]: {report.entries} entries, chain and signatures verified.")
+    console.print(
+        f"[green bold]ledger intact[/]: {report.entries} entries, chain and signatures verified"
+        f" against {report.checkpoints} signed checkpoints."
+    )
 
 
 @app.command("tail")

@@ -25,6 +25,7 @@ from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
 from hotpath.broker_events import BrokerEvents
+from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit import CircuitBreaker, Trip
 from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
@@ -36,9 +37,11 @@ from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
-from ledger.db import UNREACHABLE, DedicatedConnection
+from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
+from ledger.db import UNREACHABLE, Db, DedicatedConnection
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
+from trading.signing import private_key_from_pem
 
 log = logging.getLogger("hotpath")
 
@@ -128,6 +131,19 @@ def _trip_dict(trip: Trip) -> dict[str, Any]:
     }
 
 
+def ledger_checkpointer(settings: FloorSettings, db: Db, producer: Any) -> LedgerCheckpointer | None:
+    """The checkpointer, signing with ``var/keys/floor-ledger.key`` (made by `floor up`)."""
+    path = settings.keys_dir / f"{CHECKPOINT_AGENT}.key"
+    try:
+        key = private_key_from_pem(path.read_bytes())
+    except FileNotFoundError:
+        log.warning("no %s: the ledger head is not checkpointed (run `floor up` once to make the key)", path)
+        return None
+    return LedgerCheckpointer(
+        db, key, settings.var_dir / CHECKPOINTS_FILE, producer, every=settings.ledger_checkpoint_every
+    )
+
+
 def make_broker(settings: FloorSettings) -> Broker:
     from brokers.ibkr import IbkrBroker, IbkrConfig  # heavy (ib_async); only in the process
 
@@ -206,6 +222,7 @@ async def run(
     cmd_consumer = consumer(
         settings.kafka, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=settings.command_fetch_wait_ms
     )
+    checkpointer = ledger_checkpointer(settings, pool, producer)
     tasks: list[asyncio.Task[None]] = []
     try:
         # The order map comes back before the broker connects, so the callbacks of orders that
@@ -252,6 +269,8 @@ async def run(
         await intake.warm()
         # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
         tasks.append(asyncio.create_task(RegistryWatch(dsn, intake).run(), name="registry"))
+        if checkpointer is not None:
+            tasks.append(asyncio.create_task(checkpointer.run(), name="ledger-checkpoints"))
         await cmd_consumer.start()
         await control.start(settings.host, health_port)
         hot.consuming = True
@@ -275,6 +294,8 @@ async def run(
             await cmd_consumer.stop()
         with contextlib.suppress(Exception):
             await broker.close()
+        if checkpointer is not None:
+            await checkpointer.close()  # the ledger's head as this process leaves it
         with contextlib.suppress(Exception):
             await producer.stop()
         await writer.close()

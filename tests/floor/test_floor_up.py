@@ -19,6 +19,7 @@ from floor.provision import PAPER_ACCOUNT
 from floor.settings import FloorSettings
 from floor.stack import FloorState
 from floor.supervisor import free_port, port_is_free
+from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
 from temporal.client import connect as temporal_connect
 from tests.helpers import eventually
 from workflows.order_lifecycle import HistoryQuery, OrderLifecycle
@@ -85,6 +86,9 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         up.send_signal(signal.SIGINT)  # what Ctrl-C does
         assert up.wait(timeout=60) == 0
         assert FloorState.load(var_dir) is None
+        # The hot path signed the ledger's head as it stopped, outside the database.
+        checkpoints = [line.checkpoint for line in read_checkpoints(var_dir / CHECKPOINTS_FILE)]
+        assert checkpoints and checkpoints[-1] is not None and checkpoints[-1].seq > 1
         for row in state.processes:
             assert port_is_free(row.host, row.port), f"{row.name} still listening after Ctrl-C"
     finally:
