@@ -30,7 +30,7 @@ holds for its account.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -260,7 +260,10 @@ def _row(record: Any) -> LedgerRow:
 
 class _Checker:
     def __init__(
-        self, keys: dict[str, KeyRecord], anchors: tuple[Anchor, ...] = (), checkpoints: list[Checkpoint] = ()
+        self,
+        keys: dict[str, KeyRecord],
+        anchors: tuple[Anchor, ...] = (),
+        checkpoints: Sequence[Checkpoint] = (),
     ) -> None:
         self.keys = keys
         self.anchors = {a.seq: a.entry_hash for a in anchors}
