@@ -17,7 +17,7 @@ from pathlib import Path
 
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, command_probe, log_probe, tcp_probe
-from ledger.roles import new_password
+from ledger.roles import new_password, scram_verifier
 
 PG_SYSTEM_USER = "embedded_postgres"
 """Postgres refuses to run as root; as root we run it as this unprivileged user."""
@@ -89,7 +89,40 @@ def prepare_postgres(settings: FloorSettings) -> str | None:
                 capture_output=True,
                 user=user,
             )
+    elif _trusts_tcp(pg_dir) and not (pg_dir / "postmaster.pid").exists():
+        _require_passwords(settings, pg_dir, user)
     return user
+
+
+def _trusts_tcp(pg_dir: Path) -> bool:
+    """Whether pg_hba.conf lets a TCP connection in without a password (a data directory made
+    before the floor had database roles: then any local process could be the superuser)."""
+    return any(_trusting_host_line(line) for line in (pg_dir / "pg_hba.conf").read_text().splitlines())
+
+
+def _trusting_host_line(line: str) -> bool:
+    fields = line.split("#", 1)[0].split()
+    return bool(fields) and fields[0].startswith("host") and fields[-1] == "trust"
+
+
+def _require_passwords(settings: FloorSettings, pg_dir: Path, user: str | None) -> None:
+    """Give the superuser a password (single-user mode: the server is down) and make every TCP
+    connection present one, as a new data directory does."""
+    verifier = scram_verifier(ensure_password(settings, "postgres"))
+    subprocess.run(
+        [str(postgres_bin("postgres")), "--single", "-D", str(pg_dir), "postgres"],
+        input=f"ALTER ROLE postgres PASSWORD '{verifier}'\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        user=user,
+    )
+    hba = pg_dir / "pg_hba.conf"
+    lines = [
+        line.rsplit("trust", 1)[0] + "scram-sha-256" if _trusting_host_line(line) else line
+        for line in hba.read_text().splitlines()
+    ]
+    hba.write_text("\n".join(lines) + "\n")
 
 
 def ensure_password(settings: FloorSettings, role: str) -> str:
