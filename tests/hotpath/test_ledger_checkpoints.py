@@ -26,6 +26,7 @@ async def test_checkpoints_every_n_entries_to_the_file_and_the_topic(
     producer = await start_producer(kafka_bootstrap, "test-checkpoints")
     path = tmp_path / "checkpoints.jsonl"
     checkpointer = LedgerCheckpointer(ledger_pool, key, path, producer, every=2, poll_s=0.05)
+    await checkpointer.checkpoint()  # the head as it is: the next one is due 2 entries later
     task = asyncio.create_task(checkpointer.run())
     try:
         # Appends made elsewhere (another process, the CLI) count like the hot path's own.
