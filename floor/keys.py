@@ -20,7 +20,7 @@ from rich.table import Table
 from floor.settings import FloorSettings
 from ledger import keys as registry
 from ledger.key_changes import register_key_signed, revoke_key_signed
-from ledger.risk_profiles import OperatorNotAuthorised
+from ledger.operator_changes import OperatorNotAuthorised
 from trading.signing import (
     generate_private_key,
     private_key_from_pem,

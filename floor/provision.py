@@ -22,7 +22,8 @@ from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
 from ledger import keys as registry
 from ledger.key_changes import register_key_signed
-from ledger.risk_profiles import OperatorNotAuthorised, get_profile, set_profile
+from ledger.operator_changes import OperatorNotAuthorised
+from ledger.risk_profiles import get_profile, set_profile
 from trading.signing import (
     generate_private_key,
     key_id,

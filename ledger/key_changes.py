@@ -27,18 +27,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.append import LedgerRecord
 from ledger.db import Db
-from ledger.keys import ROLES, KeyConflict, KeyRecord, KeyRegistryError, UnknownAgent, get_key
-from ledger.risk_profiles import NOT_OPERATOR_SQLSTATE, OperatorNotAuthorised
+from ledger.keys import KeyConflict, KeyRecord, KeyRegistryError, UnknownAgent, check_registration, get_key
+from ledger.operator_changes import apply_operator_change
 from trading.commands import CommandInvalid, format_timestamp_ms, parse_timestamp_ms, utc_now_ms
-from trading.signing import PUBLIC_KEY_BYTES, key_id, sign_bytes
+from trading.signing import key_id
 
 KIND_KEY_REGISTER = "key_register"
 KIND_KEY_REVOKE = "key_revoke"
 KINDS = frozenset({KIND_KEY_REGISTER, KIND_KEY_REVOKE})
 
 NO_ACTIVE_KEY_SQLSTATE = "FLK04"
-
-_CHANGE_SQL = "SELECT seq, entry_hash, recorded_at FROM floor_key_change($1, $2, $3, now())"
 
 
 class KeyChangeInvalid(ValueError):
@@ -122,12 +120,7 @@ async def register_key_signed(
     operator_key: Ed25519PrivateKey,
 ) -> KeyRecord:
     """Register ``public_key`` as ``agent_id``'s active key, signed by ``operator_key``."""
-    if len(public_key) != PUBLIC_KEY_BYTES:
-        raise KeyRegistryError(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes, got {len(public_key)}")
-    if role not in ROLES:
-        raise KeyRegistryError(f"role must be one of {sorted(ROLES)}, got {role!r}")
-    if not accounts or any(not a for a in accounts):
-        raise KeyRegistryError("at least one account (or '*') is required")
+    check_registration(public_key, role, accounts)
     key = {
         "agent_id": agent_id,
         "public_key": public_key.hex(),
@@ -167,12 +160,4 @@ async def revoke_key_signed(
 
 async def _apply(db: Db, change: KeyChange, operator_key: Ed25519PrivateKey) -> LedgerRecord:
     payload = change.canonical()
-    try:
-        row = await db.fetchrow(_CHANGE_SQL, payload, key_id(operator_key), sign_bytes(operator_key, payload))
-    except asyncpg.PostgresError as exc:
-        if exc.sqlstate == NOT_OPERATOR_SQLSTATE:
-            raise OperatorNotAuthorised(
-                f"{exc}: sign with an active operator key (`floor keys new NAME --role operator`)"
-            ) from None
-        raise
-    return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
+    return await apply_operator_change(db, "floor_key_change", payload, change.agent_id, operator_key)

@@ -25,19 +25,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.append import LedgerRecord
 from ledger.db import Db
+from ledger.operator_changes import (
+    OperatorNotAuthorised as OperatorNotAuthorised,  # its callers catch it here
+)
+from ledger.operator_changes import apply_operator_change
 from trading.commands import CommandInvalid, format_timestamp_ms, parse_timestamp_ms, utc_now_ms
-from trading.signing import key_id, sign_bytes
 from trading.sizing import ProfileInvalid, RiskProfile
 
 KIND_RISK_PROFILE_SET = "risk_profile_set"
-NOT_OPERATOR_SQLSTATE = "FLK02"
-"""Raised by ``floor_risk_profile_set`` / ``floor_key_change`` (migration 0008)."""
-_SET_SQL = "SELECT seq, entry_hash, recorded_at FROM floor_risk_profile_set($1, $2, $3, now())"
 _KEYS = frozenset({"v", "kind", "command_id", "agent_id", "account", "nonce", "issued_at", "profile"})
-
-
-class OperatorNotAuthorised(PermissionError):
-    """The signing key is not an active operator key of the named operator."""
 
 
 class ChangeInvalid(ValueError):
@@ -122,28 +118,11 @@ async def set_profile(
         issued_at=utc_now_ms(),
         profile=profile,
     )
-    payload = change.canonical()
-    signature = sign_bytes(operator_key, payload)
-    if isinstance(pool_or_conn, asyncpg.Pool):
-        async with pool_or_conn.acquire() as conn:
-            return await _set(conn, change, payload, key_id(operator_key), signature)
-    return await _set(pool_or_conn, change, payload, key_id(operator_key), signature)
-
-
-async def _set(
-    conn: asyncpg.Connection, change: RiskProfileChange, payload: bytes, signer: str, signature: bytes
-) -> LedgerRecord:
     # The database function checks the operator, ledgers the change and makes it current in one
     # transaction (migration 0008); no runtime role may write risk_profiles itself.
-    try:
-        row = await conn.fetchrow(_SET_SQL, payload, signer, signature)
-    except asyncpg.PostgresError as exc:
-        if exc.sqlstate == NOT_OPERATOR_SQLSTATE:
-            raise OperatorNotAuthorised(
-                f"key {signer} is not an operator key of {change.agent_id}, or was revoked"
-            ) from None
-        raise
-    return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
+    return await apply_operator_change(
+        pool_or_conn, "floor_risk_profile_set", change.canonical(), operator_id, operator_key
+    )
 
 
 async def get_profile(db: Db, account: str) -> RiskProfile | None:
