@@ -126,6 +126,16 @@ async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:
             command_id,
         )
         assert accepted == 1
+        # Every floor process is connected as its own least-privilege role; nothing else is
+        # connected but this inspection (the superuser is for set-up only).
+        users = {
+            r["usename"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+        }
+        assert users == {"floor_hotpath", "floor_api", "floor_worker"}, users
     finally:
         await conn.close()
 
