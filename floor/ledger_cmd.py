@@ -8,13 +8,16 @@ from typing import Annotated
 
 import asyncpg
 import typer
+from aiokafka import TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from bus.kafka import consumer
+from bus.topics import LEDGER_CHECKPOINTS
 from floor.settings import FloorSettings
 from ledger.append import ledger_head
-from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
+from ledger.checkpoints import CHECKPOINTS_FILE, CheckpointLine, parse_checkpoint, read_checkpoints
 from ledger.verify import Anchor, VerifyReport, verify_ledger
 
 app = typer.Typer(help="The hash-chained ledger.", no_args_is_help=True)
@@ -34,12 +37,18 @@ def verify(
             help="The floor's signed checkpoints of the ledger head (default: var/ledger/checkpoints.jsonl).",
         ),
     ] = None,
+    from_kafka: Annotated[
+        bool,
+        typer.Option("--from-kafka", help=f"Also check the checkpoints on the {LEDGER_CHECKPOINTS} topic."),
+    ] = False,
 ) -> None:
     """Re-check every signature and the whole chain, and that the ledger still holds every entry
     the floor's signed checkpoints saw; name the first bad or missing entry (exit 1)."""
     settings = FloorSettings()
     # Read before the ledger is: no checkpoint is newer than what verify will see.
     lines = read_checkpoints(checkpoints or settings.var_dir / CHECKPOINTS_FILE)
+    if from_kafka:
+        lines += asyncio.run(topic_checkpoints(settings.kafka))
     try:
         anchors = tuple(Anchor.parse(a) for a in anchor or [])
     except ValueError as exc:
@@ -57,9 +66,7 @@ def verify(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report: VerifyReport = asyncio.run(
-            verify_ledger(settings.role_url("cli"), progress, anchors, lines)
-        )
+        report: VerifyReport = asyncio.run(verify_ledger(settings.role_url("cli"), progress, anchors, lines))
     if report.first_bad is not None:
         console.print(
             f"[red bold]ledger NOT intact[/]: first bad entry is seq {report.first_bad.seq}: "
@@ -77,6 +84,32 @@ def verify(
         f"[green bold]ledger intact[/]: {report.entries} entries, chain and signatures verified"
         f" against {report.checkpoints} signed checkpoints."
     )
+
+
+async def topic_checkpoints(bootstrap: str) -> list[CheckpointLine]:
+    """Every checkpoint on the topic now, from its first record to its end."""
+    reader = consumer(bootstrap, group_id=None)
+    await reader.start()
+    try:
+        await reader.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = [
+            TopicPartition(LEDGER_CHECKPOINTS, p)
+            for p in reader.partitions_for_topic(LEDGER_CHECKPOINTS) or ()
+        ]
+        if not partitions:
+            return []
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        ends = await reader.end_offsets(partitions)
+        lines: list[CheckpointLine] = []
+        while [tp for tp in partitions if await reader.position(tp) < ends[tp]]:
+            for tp, records in (await reader.getmany(timeout_ms=500)).items():
+                for record in records:
+                    where = f"{LEDGER_CHECKPOINTS}[{tp.partition}] offset {record.offset}"
+                    lines.append(parse_checkpoint(where, record.value or b""))
+        return lines
+    finally:
+        await reader.stop()
 
 
 @app.command("tail")

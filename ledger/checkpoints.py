@@ -117,9 +117,17 @@ def append_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 
 @dataclass(frozen=True)
 class CheckpointLine:
-    number: int
+    where: str
+    """Where it was read, for messages: ``checkpoint line 3``, ``ledger.checkpoints offset 7``."""
     checkpoint: Checkpoint | None
     problem: str | None = None
+
+
+def parse_checkpoint(where: str, raw: bytes) -> CheckpointLine:
+    try:
+        return CheckpointLine(where, Checkpoint.from_json(raw))
+    except CheckpointInvalid as exc:
+        return CheckpointLine(where, None, str(exc))
 
 
 def read_checkpoints(path: Path) -> list[CheckpointLine]:
@@ -130,12 +138,8 @@ def read_checkpoints(path: Path) -> list[CheckpointLine]:
         return []
     out = []
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(CheckpointLine(number, Checkpoint.from_json(line)))
-        except CheckpointInvalid as exc:
-            out.append(CheckpointLine(number, None, str(exc)))
+        if line.strip():
+            out.append(parse_checkpoint(f"checkpoint line {number}", line))
     return out
 
 
@@ -147,7 +151,7 @@ def authentic(
     good: list[Checkpoint] = []
     problems: list[str] = []
     for line in lines:
-        where = f"checkpoint line {line.number}"
+        where = line.where
         if line.checkpoint is None:
             problems.append(f"{where} is unreadable ({line.problem})")
             continue

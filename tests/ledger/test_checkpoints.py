@@ -11,8 +11,11 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from bus.kafka import start_producer
+from bus.topics import LEDGER_CHECKPOINTS
 from floor.keys import write_private_key
 from floor.ledger_cmd import app as ledger_app
+from floor.ledger_cmd import topic_checkpoints
 from floor.settings import FloorSettings
 from hotpath.checkpoints import LedgerCheckpointer
 from ledger.append import Decision, append_command
@@ -166,3 +169,16 @@ async def test_floor_ledger_verify_reads_the_checkpoint_file_and_names_the_missi
     broken = await asyncio.to_thread(cli.invoke, ledger_app, ["verify"])
     assert broken.exit_code == 1
     assert "first bad entry is seq 5: missing" in broken.output
+
+
+async def test_verify_can_read_the_checkpoints_back_from_the_topic(kafka_bootstrap: str) -> None:
+    checkpoint = sign_checkpoint(generate_private_key(), 7, b"\x07" * 32)
+    producer = await start_producer(kafka_bootstrap, "test-topic-checkpoints")
+    try:
+        await producer.send_and_wait(LEDGER_CHECKPOINTS, checkpoint.to_json(), key=b"ledger")
+        await producer.send_and_wait(LEDGER_CHECKPOINTS, b"garbage", key=b"ledger")
+    finally:
+        await producer.stop()
+    lines = await topic_checkpoints(kafka_bootstrap)
+    assert checkpoint in [line.checkpoint for line in lines]
+    assert lines[-1].checkpoint is None and lines[-1].where.startswith(f"{LEDGER_CHECKPOINTS}[0] offset ")
