@@ -8,6 +8,8 @@ import pytest
 
 from floor.services import child_env, ensure_password
 from floor.settings import DatabaseUrlMissing, FloorSettings
+from floor.stack import start_floor
+from floor.supervisor import ServiceFailed, Supervisor
 
 
 def test_real_deployments_come_from_the_operators_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,3 +68,15 @@ def test_a_child_process_gets_its_own_role_url_and_never_the_administrators(tmp_
     assert env["DATABASE_URL"] is None
     assert env["FLOOR_API_DATABASE_URL"] == settings.role_url("api")
     assert env["FLOOR_HOTPATH_DATABASE_URL"] is None and env["FLOOR_CLI_DATABASE_URL"] is None
+
+
+def test_floor_up_against_a_real_database_without_per_process_urls_stops_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    settings = FloorSettings.on_free_ports(tmp_path).model_copy(
+        update={"database_url": "postgresql://floor_owner@db.internal/floor"}
+    )
+    supervisor = Supervisor(settings.log_dir)
+    with pytest.raises(ServiceFailed, match="FLOOR_HOTPATH_DATABASE_URL is not set"):
+        start_floor(settings, supervisor, lambda line: None)
+    assert not supervisor.running
