@@ -31,6 +31,14 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON agent_keys, risk_profiles FROM floor_
 REVOKE UPDATE, DELETE, TRUNCATE ON ledger_entries, ledger_head, order_events, security_events
     FROM floor_writer, floor_reader, PUBLIC;
 
+-- Whether p_signer is an active operator key of the operator p_agent (who the change names).
+CREATE FUNCTION floor_is_operator_key(p_signer text, p_agent text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM agent_keys k
+        WHERE k.key_id = p_signer AND k.revoked_at IS NULL AND k.role = 'operator' AND k.agent_id = p_agent)
+$$;
+
 -- Set an account's risk profile from an operator's signed risk_profile_set document
 -- (ledger/risk_profiles.py): ledger it as 'applied' and make it current, atomically.
 CREATE FUNCTION floor_risk_profile_set(
@@ -40,16 +48,13 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 #variable_conflict use_column
 DECLARE
     v_doc jsonb := convert_from(p_payload, 'UTF8')::jsonb;
-    v_key record;
     v_entry record;
 BEGIN
     IF jsonb_typeof(v_doc) <> 'object' OR v_doc->>'kind' IS DISTINCT FROM 'risk_profile_set'
        OR jsonb_typeof(v_doc->'profile') IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'not a risk_profile_set document' USING ERRCODE = 'FLK03';
     END IF;
-    SELECT k.agent_id, k.role, k.revoked_at INTO v_key FROM agent_keys k WHERE k.key_id = p_signer;
-    IF NOT FOUND OR v_key.revoked_at IS NOT NULL OR v_key.role <> 'operator'
-       OR v_key.agent_id IS DISTINCT FROM v_doc->>'agent_id' THEN
+    IF NOT floor_is_operator_key(p_signer, v_doc->>'agent_id') THEN
         RAISE EXCEPTION 'key % is not an active operator key of %', p_signer, v_doc->>'agent_id'
             USING ERRCODE = 'FLK02';
     END IF;
@@ -81,8 +86,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
     v_doc jsonb := convert_from(p_payload, 'UTF8')::jsonb;
     v_kind text;
-    v_signer record;
-    v_signer_found boolean;
     v_new jsonb;
     v_public bytea;
     v_key_id text;
@@ -95,10 +98,7 @@ BEGIN
     END IF;
     -- Under the ledger's head lock, like every append: the checks below still hold at commit.
     PERFORM 1 FROM ledger_head h WHERE h.id FOR UPDATE;
-    SELECT k.agent_id, k.role, k.revoked_at INTO v_signer FROM agent_keys k WHERE k.key_id = p_signer;
-    v_signer_found := FOUND;
-    v_authorised := v_signer_found AND v_signer.revoked_at IS NULL AND v_signer.role = 'operator'
-        AND v_signer.agent_id IS NOT DISTINCT FROM v_doc->>'agent_id';
+    v_authorised := floor_is_operator_key(p_signer, v_doc->>'agent_id');
     IF v_kind = 'key_register' THEN
         v_new := v_doc->'key';
         IF jsonb_typeof(v_new) IS DISTINCT FROM 'object'
@@ -107,7 +107,7 @@ BEGIN
         END IF;
         v_public := decode(v_new->>'public_key', 'hex');
         v_key_id := left(encode(sha256(v_public), 'hex'), 32);
-        IF NOT v_authorised AND NOT v_signer_found AND v_key_id = p_signer
+        IF NOT v_authorised AND v_key_id = p_signer
            AND v_new->>'role' = 'operator' AND v_new->>'agent_id' IS NOT DISTINCT FROM v_doc->>'agent_id'
            AND NOT EXISTS (SELECT 1 FROM agent_keys k WHERE k.role = 'operator' AND k.revoked_at IS NULL) THEN
             v_authorised := true;
@@ -144,6 +144,7 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION floor_is_operator_key(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION floor_risk_profile_set(bytea, text, bytea, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION floor_key_change(bytea, text, bytea, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION floor_risk_profile_set(bytea, text, bytea, timestamptz) TO floor_registrar;

@@ -59,16 +59,24 @@ async def append(db: asyncpg.Connection, agent: Agent, decisions: str) -> None:
         )
 
 
+async def checkpointed(db: asyncpg.Connection, path: Path, *batches: str) -> Agent:
+    """A ledger of ``batches`` (see :func:`append`), checkpointed after each by the hot path's
+    checkpointer (the last as it stops); returns the agent that signed the entries."""
+    checkpointer = LedgerCheckpointer(db, await floor_ledger_key(db), path, None, every=1)
+    alpha = await registered_agent(db)
+    for batch in batches[:-1]:
+        await append(db, alpha, batch)
+        await checkpointer.checkpoint()
+    await append(db, alpha, batches[-1])
+    await checkpointer.close()
+    return alpha
+
+
 async def test_tail_truncation_is_caught_and_the_first_missing_entry_named(
     db: asyncpg.Connection, ledger_dsn: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "checkpoints.jsonl"
-    checkpointer = LedgerCheckpointer(db, await floor_ledger_key(db), path, None, every=3)
-    alpha = await registered_agent(db)
-    await append(db, alpha, "aaa")
-    await checkpointer.checkpoint()
-    await append(db, alpha, "aaa")
-    await checkpointer.close()  # as the hot path stops
+    await checkpointed(db, path, "aaa", "aaa")
     assert [line.checkpoint.seq for line in read_checkpoints(path) if line.checkpoint] == [3, 6]
 
     await tamper(db, TRUNCATE_TO_4)
@@ -83,12 +91,7 @@ async def test_a_rechained_rewrite_is_caught_at_the_first_checkpoint_after_it(
     db: asyncpg.Connection, ledger_dsn: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "checkpoints.jsonl"
-    checkpointer = LedgerCheckpointer(db, await floor_ledger_key(db), path, None, every=2)
-    alpha = await registered_agent(db)
-    await append(db, alpha, "aa")
-    await checkpointer.checkpoint()
-    await append(db, alpha, "ra")
-    await checkpointer.checkpoint()
+    await checkpointed(db, path, "aa", "ra")
 
     # Entry 3 was a refusal; the attacker makes it look accepted and re-chains 3 and 4 and the head.
     await tamper(
@@ -107,10 +110,7 @@ async def test_a_truncation_that_grew_back_past_the_checkpoint_is_a_rewrite(
     db: asyncpg.Connection, ledger_dsn: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "checkpoints.jsonl"
-    checkpointer = LedgerCheckpointer(db, await floor_ledger_key(db), path, None, every=6)
-    alpha = await registered_agent(db)
-    await append(db, alpha, "aaaaaa")
-    await checkpointer.checkpoint()
+    alpha = await checkpointed(db, path, "aaaaaa")
     await tamper(db, TRUNCATE_TO_4)
     await append(db, alpha, "rr")  # the floor appends on; seq 5 and 6 exist again, different
 
