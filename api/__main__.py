@@ -37,10 +37,10 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
     async def open_door() -> AsyncIterator[Door]:
         telemetry = setup("api")
         install_global(telemetry)
-        # A connect timeout, so a request meets an unreachable database with a 503 in seconds,
-        # not after asyncpg's default minute.
+        # Its own role, and a connect timeout, so a request meets an unreachable database with a
+        # 503 in seconds, not after asyncpg's default minute.
         pool = await asyncpg.create_pool(
-            settings.db_url, min_size=1, max_size=4, timeout=DB_CONNECT_TIMEOUT_S
+            settings.role_url("api"), min_size=1, max_size=4, timeout=DB_CONNECT_TIMEOUT_S
         )
         try:
             producer = await start_producer(settings.kafka, "api")

@@ -19,6 +19,6 @@ def api_spec(settings: FloorSettings, *, env: dict[str, str | None] | None = Non
         address=f"http://{settings.host}:{port}",
         probe=tcp_probe(settings.host, port),
         ports=((settings.host, port),),
-        env={**child_env(settings), "FLOOR_API_PORT": str(port), **(env or {})},
+        env={**child_env(settings, "api"), "FLOOR_API_PORT": str(port), **(env or {})},
         hint="set FLOOR_API_PORT to a free port; the API needs Postgres and Kafka",
     )

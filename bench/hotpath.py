@@ -162,14 +162,14 @@ async def prepare_ledger(settings: FloorSettings) -> Any:
     import asyncpg
 
     from bus.kafka import ensure_topics
+    from floor.database import prepare_database
     from ledger.keys import register_key
-    from ledger.migrate import apply_migrations
     from ledger.risk_profiles import set_profile
     from trading.signing import generate_private_key, public_key_bytes
     from trading.sizing import RiskProfile
 
     await ensure_topics(settings.kafka)
-    await apply_migrations(settings.db_url)
+    await prepare_database(settings)  # the roles too: the hot path connects as floor_hotpath
     agent_key = generate_private_key()
     operator_key = generate_private_key()
     conn = await asyncpg.connect(settings.db_url)

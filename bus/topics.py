@@ -9,6 +9,9 @@ MARKET_DEPTH = "market.depth"
 SECURITY_EVENTS = "security.events"
 BROKER_SESSIONS = "broker.sessions"
 """Broker connectivity changes (one record per session epoch), for the BrokerSession workflows."""
+LEDGER_CHECKPOINTS = "ledger.checkpoints"
+"""The floor's signed checkpoints of the ledger head (ledger/checkpoints.py), kept outside the
+database so a rewritten or truncated ledger is caught."""
 
 ALL_TOPICS: tuple[str, ...] = (
     AGENT_COMMANDS,
@@ -16,4 +19,5 @@ ALL_TOPICS: tuple[str, ...] = (
     MARKET_DEPTH,
     SECURITY_EVENTS,
     BROKER_SESSIONS,
+    LEDGER_CHECKPOINTS,
 )

@@ -19,12 +19,17 @@ from rich.table import Table
 
 from floor.settings import FloorSettings
 from ledger import keys as registry
+from ledger.key_changes import register_key_signed, revoke_key_signed
+from ledger.operator_changes import OperatorNotAuthorised
 from trading.signing import (
     generate_private_key,
     private_key_from_pem,
     private_key_to_pem,
     public_key_bytes,
 )
+
+OPERATOR = "operator"
+"""The operator key ``floor up`` makes (floor/provision.py), the default signer of key changes."""
 
 app = typer.Typer(help="Signing keys of agents and operators.", no_args_is_help=True)
 console = Console()
@@ -62,9 +67,14 @@ def new(
     role: Annotated[
         str, typer.Option("--role", "-r", help="agent, operator or service.")
     ] = registry.ROLE_AGENT,
+    operator: Annotated[
+        str, typer.Option("--as", help="Operator whose key (var/keys/NAME.key) signs the registration.")
+    ] = OPERATOR,
 ) -> None:
-    """Make a key pair: private key to var/keys/AGENT.key (0600), public key registered."""
+    """Make a key pair: private key to var/keys/AGENT.key (0600), public key registered by a
+    ledger entry the operator signs."""
     settings = FloorSettings()
+    operator_key = _operator_key(settings, operator)
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = key_path(settings, agent)
     if final.exists():
@@ -75,9 +85,17 @@ def new(
     write_private_key(staging, private_key_to_pem(key))
     try:
         record = asyncio.run(
-            _register(settings.db_url, agent, public_key_bytes(key), role, _split_accounts(accounts))
+            _register(
+                settings.role_url("cli"),
+                agent,
+                public_key_bytes(key),
+                role,
+                _split_accounts(accounts),
+                operator,
+                operator_key,
+            )
         )
-    except registry.KeyRegistryError as exc:
+    except (registry.KeyRegistryError, OperatorNotAuthorised) as exc:
         staging.unlink()
         console.print(f"[red]not registered[/]: {exc}")
         raise typer.Exit(1) from None
@@ -92,31 +110,61 @@ def new(
     )
 
 
+def _operator_key(settings: FloorSettings, operator: str) -> Ed25519PrivateKey:
+    try:
+        return load_private_key(settings, operator)
+    except FileNotFoundError:
+        console.print(
+            f"[red]no key for {operator}[/] in {settings.keys_dir}: key changes are signed by an "
+            "operator; name one with --as, or start the floor once (`floor up` makes `operator`)"
+        )
+        raise typer.Exit(1) from None
+
+
 async def _register(
-    dsn: str, agent: str, public: bytes, role: str, accounts: list[str]
+    dsn: str,
+    agent: str,
+    public: bytes,
+    role: str,
+    accounts: list[str],
+    operator: str,
+    operator_key: Ed25519PrivateKey,
 ) -> registry.KeyRecord:
     conn = await asyncpg.connect(dsn)
     try:
-        return await registry.register_key(conn, agent, public, role, accounts)
+        return await register_key_signed(
+            conn, agent, public, role, accounts, operator_id=operator, operator_key=operator_key
+        )
     finally:
         await conn.close()
 
 
 @app.command("revoke")
-def revoke(agent: str = typer.Argument(..., help="Agent whose active key is revoked.")) -> None:
+def revoke(
+    agent: str = typer.Argument(..., help="Agent whose active key is revoked."),
+    operator: str = typer.Option(
+        OPERATOR, "--as", help="Operator whose key (var/keys/NAME.key) signs the revocation."
+    ),
+) -> None:
     """Revoke the agent's active key: its commands are refused from now on."""
     settings = FloorSettings()
+    operator_key = _operator_key(settings, operator)
 
     async def run() -> registry.KeyRecord:
-        conn = await asyncpg.connect(settings.db_url)
+        conn = await asyncpg.connect(settings.role_url("cli"))
         try:
-            return await registry.revoke_agent(conn, agent)
+            active = await registry.active_key_for(conn, agent)
+            if active is None:
+                raise registry.UnknownAgent(f"no active key for {agent}")
+            return await revoke_key_signed(
+                conn, active.key_id, operator_id=operator, operator_key=operator_key
+            )
         finally:
             await conn.close()
 
     try:
         record = asyncio.run(run())
-    except registry.UnknownAgent as exc:
+    except (registry.UnknownAgent, OperatorNotAuthorised) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     console.print(
@@ -130,7 +178,7 @@ def list_keys() -> None:
     settings = FloorSettings()
 
     async def run() -> dict[str, registry.KeyRecord]:
-        conn = await asyncpg.connect(settings.db_url)
+        conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             return await registry.load_keys(conn)
         finally:

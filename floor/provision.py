@@ -1,10 +1,11 @@
 """First-run set-up that ``floor up`` does so a fresh floor can trade at once.
 
 - The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller, the
-  circuit breaker (its automatic trips, ledgered) and an operator (risk-profile changes,
-  tripping and re-arming the breaker). Each private key lives in ``var/keys/<id>.key`` (0600) and
-  its public key is registered; a key file whose public key the database does not know (a new
-  database under an old ``var/``) is registered again.
+  circuit breaker (its automatic trips, ledgered), an operator (key and risk-profile changes,
+  tripping and re-arming the breaker; it signs the others' registrations) and ``floor-ledger``
+  (signed checkpoints of the ledger head). Each private key lives in ``var/keys/<id>.key``
+  (0600) and its public key is registered by a signed ledger entry; a key file whose public key
+  the database does not know (a new database under an old ``var/``) is registered again.
 - A conservative risk profile for the paper account, only where the account has none, signed by
   the operator key like every other profile change. Traders change it with ``floor risk set``.
 """
@@ -15,11 +16,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
 from hotpath.breaker_log import BREAKER_AGENT
 from ledger import keys as registry
+from ledger.key_changes import register_key_signed
+from ledger.operator_changes import OperatorNotAuthorised
 from ledger.risk_profiles import get_profile, set_profile
 from trading.signing import (
     generate_private_key,
@@ -48,6 +52,7 @@ SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("floor-lifecycle", registry.ROLE_SERVICE),
     ServiceKey(BREAKER_AGENT, registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
+    ServiceKey("floor-ledger", registry.ROLE_SERVICE),
 )
 
 PAPER_ACCOUNT = "DU1234567"
@@ -61,14 +66,20 @@ PAPER_PROFILE = RiskProfile(
 )
 
 
+def _operator_key(settings: FloorSettings) -> Ed25519PrivateKey:
+    return private_key_from_pem(key_path(settings, OPERATOR).read_bytes())
+
+
 async def provision(settings: FloorSettings, *, paper_account: str | None = PAPER_ACCOUNT) -> list[str]:
     """Create what is missing; return one line per thing done (empty when nothing was)."""
     done: list[str] = []
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    conn = await asyncpg.connect(settings.db_url)
+    # As the owner, like the migrations before it: part of setting the floor up, not run time.
+    conn = await asyncpg.connect(settings.owner_url)
     try:
         registered = await registry.load_keys(conn)
-        for service in SERVICE_KEYS:
+        # The operator first: it signs the other registrations (its own, on a new floor).
+        for service in sorted(SERVICE_KEYS, key=lambda s: s.role != registry.ROLE_OPERATOR):
             path = key_path(settings, service.agent_id)
             if path.exists():
                 key = private_key_from_pem(path.read_bytes())
@@ -78,10 +89,19 @@ async def provision(settings: FloorSettings, *, paper_account: str | None = PAPE
                 done.append(f"made key {path}")
             if key_id(key) not in registered:
                 try:
-                    await registry.register_key(
-                        conn, service.agent_id, public_key_bytes(key), service.role, ["*"]
+                    operator = key if service.agent_id == OPERATOR else _operator_key(settings)
+                    await register_key_signed(
+                        conn,
+                        service.agent_id,
+                        public_key_bytes(key),
+                        service.role,
+                        ["*"],
+                        operator_id=OPERATOR,
+                        operator_key=operator,
                     )
-                except registry.KeyConflict:
+                except (registry.KeyConflict, OperatorNotAuthorised):
+                    # Another key is registered for it (for the operator: another operator key,
+                    # so this one may not sign its own registration).
                     raise ProvisionError(
                         f"{path} is not the key registered for {service.agent_id}: restore the "
                         f"registered key file, or run `floor keys revoke {service.agent_id}` and "
@@ -89,9 +109,8 @@ async def provision(settings: FloorSettings, *, paper_account: str | None = PAPE
                     ) from None
                 done.append(f"registered {service.agent_id} ({service.role})")
         if paper_account and await get_profile(conn, paper_account) is None:
-            operator = private_key_from_pem(key_path(settings, OPERATOR).read_bytes())
             await set_profile(
-                conn, paper_account, PAPER_PROFILE, operator_id=OPERATOR, operator_key=operator
+                conn, paper_account, PAPER_PROFILE, operator_id=OPERATOR, operator_key=_operator_key(settings)
             )
             done.append(f"default risk profile for {paper_account}")
     finally:

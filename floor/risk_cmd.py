@@ -49,7 +49,7 @@ def show(account: str | None = typer.Argument(None, help="One account (default: 
     settings = FloorSettings()
 
     async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(settings.db_url)
+        conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             return await conn.fetch(
                 "SELECT account, ledger_seq, updated_at FROM risk_profiles"
@@ -60,7 +60,7 @@ def show(account: str | None = typer.Argument(None, help="One account (default: 
             await conn.close()
 
     async def profiles() -> dict[str, RiskProfile]:
-        conn = await asyncpg.connect(settings.db_url)
+        conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             return await risk_profiles.all_profiles(conn)
         finally:
@@ -117,7 +117,7 @@ def set_(
     given = {k: v for k, v in given.items() if v is not None}
 
     async def run() -> tuple[int, RiskProfile]:
-        conn = await asyncpg.connect(settings.db_url)
+        conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             current = await risk_profiles.get_profile(conn, account)
             if current is None:

@@ -5,6 +5,7 @@ Each is what a user gets with no configuration; each is skipped when its product
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, command_probe, log_probe, tcp_probe
+from ledger.roles import new_password, scram_verifier
 
 PG_SYSTEM_USER = "embedded_postgres"
 """Postgres refuses to run as root; as root we run it as this unprivileged user."""
@@ -71,14 +73,69 @@ def prepare_postgres(settings: FloorSettings) -> str | None:
         ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
         shutil.chown(pg_dir, entry.pw_uid, entry.pw_gid)
     if not (pg_dir / "PG_VERSION").exists():
-        subprocess.run(
-            [str(postgres_bin("initdb")), "-D", str(pg_dir), "--auth=trust", "--encoding=utf8",
-             "-U", "postgres"],
-            check=True,
-            capture_output=True,
-            user=user,
-        )
+        # Password (SCRAM) authentication on every TCP connection, the superuser's included: each
+        # process's URL is its own (ledger/roles.py). The superuser's password goes to var/db/.
+        password = ensure_password(settings, "postgres")
+        with tempfile.TemporaryDirectory() as tmp:
+            pwfile = Path(tmp) / "pwfile"
+            pwfile.write_text(password + "\n")
+            if user is not None:
+                shutil.chown(tmp, user)
+                shutil.chown(pwfile, user)
+            subprocess.run(
+                [str(postgres_bin("initdb")), "-D", str(pg_dir), "--auth-local=trust",
+                 "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--encoding=utf8", "-U", "postgres"],
+                check=True,
+                capture_output=True,
+                user=user,
+            )
+    elif _trusts_tcp(pg_dir) and not (pg_dir / "postmaster.pid").exists():
+        _require_passwords(settings, pg_dir, user)
     return user
+
+
+def _trusts_tcp(pg_dir: Path) -> bool:
+    """Whether pg_hba.conf lets a TCP connection in without a password (a data directory made
+    before the floor had database roles: then any local process could be the superuser)."""
+    return any(_trusting_host_line(line) for line in (pg_dir / "pg_hba.conf").read_text().splitlines())
+
+
+def _trusting_host_line(line: str) -> bool:
+    fields = line.split("#", 1)[0].split()
+    return bool(fields) and fields[0].startswith("host") and fields[-1] == "trust"
+
+
+def _require_passwords(settings: FloorSettings, pg_dir: Path, user: str | None) -> None:
+    """Give the superuser a password (single-user mode: the server is down) and make every TCP
+    connection present one, as a new data directory does."""
+    verifier = scram_verifier(ensure_password(settings, "postgres"))
+    subprocess.run(
+        [str(postgres_bin("postgres")), "--single", "-D", str(pg_dir), "postgres"],
+        input=f"ALTER ROLE postgres PASSWORD '{verifier}'\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        user=user,
+    )
+    hba = pg_dir / "pg_hba.conf"
+    lines = [
+        line.rsplit("trust", 1)[0] + "scram-sha-256" if _trusting_host_line(line) else line
+        for line in hba.read_text().splitlines()
+    ]
+    hba.write_text("\n".join(lines) + "\n")
+
+
+def ensure_password(settings: FloorSettings, role: str) -> str:
+    """The embedded Postgres password of ``role`` from var/db/ROLE.password, made (0600, never
+    overwritten) on first use."""
+    path = settings.db_secrets_dir / f"{role}.password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(new_password() + "\n")
+    return path.read_text().strip()
 
 
 def postgres_spec(settings: FloorSettings) -> ServiceSpec:
@@ -176,13 +233,22 @@ def gateway_spec(
     )
 
 
-def child_env(settings: FloorSettings) -> dict[str, str | None]:
+def child_env(settings: FloorSettings, database: str | None = None) -> dict[str, str | None]:
     """Settings a child process must share with this one, as its environment (a None value
-    removes the variable, so an unset optional setting is unset in the child too)."""
+    removes the variable, so an unset optional setting is unset in the child too).
+
+    ``database`` names the process kind whose own role the child connects as (``hotpath``,
+    ``api``, ``worker``); the child never gets the administrator's ``DATABASE_URL``."""
+    role_urls: dict[str, str | None] = {
+        f"FLOOR_{p.upper()}_DATABASE_URL": None for p in ("hotpath", "api", "worker", "cli")
+    }
+    if database is not None:
+        role_urls[f"FLOOR_{database.upper()}_DATABASE_URL"] = settings.role_url(database)
     return {
         "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
         "FLOOR_HOST": settings.host,
-        "DATABASE_URL": settings.db_url,
+        "DATABASE_URL": None,
+        **role_urls,
         "KAFKA_BOOTSTRAP": settings.kafka,
         "TEMPORAL_ADDRESS": settings.temporal,
         "IB_HOST": settings.ib_gateway_host,
@@ -204,7 +270,7 @@ def worker_spec(settings: FloorSettings) -> ServiceSpec:
         argv=[sys.executable, "-m", "temporal.worker", "--keys-dir", str(settings.keys_dir.resolve())],
         address=f"task queue floor on {settings.temporal}",
         probe=log_probe(settings.log_dir / f"{name}.log", "worker polling"),
-        env=child_env(settings),
+        env=child_env(settings, "worker"),
         ready_timeout=60.0,
         hint="the worker needs Temporal, Postgres, Kafka, a broker gateway and the keys in var/keys",
     )
@@ -218,7 +284,8 @@ def bridge_spec(settings: FloorSettings) -> ServiceSpec:
         argv=[sys.executable, "-m", "temporal.bridge", "--sessions"],
         address=f"orders.events -> {settings.temporal}",
         probe=log_probe(settings.log_dir / f"{name}.log", "bridging"),
-        env=child_env(settings),
+        # The worker's role: the bridge is the worker's front door.
+        env=child_env(settings, "worker"),
         ready_timeout=60.0,
         hint="the bridge needs Kafka and Temporal",
     )

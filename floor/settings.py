@@ -7,12 +7,17 @@ A service whose URL is set (``DATABASE_URL``, ``KAFKA_BOOTSTRAP``, ``TEMPORAL_AD
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_FETCH_WAIT_MS = 5
 EXTERNAL_FETCH_WAIT_MS = 100
+
+
+class DatabaseUrlMissing(RuntimeError):
+    """A process has no database URL of its own; the message says which variable to set."""
 
 
 class FloorSettings(BaseSettings):
@@ -26,6 +31,14 @@ class FloorSettings(BaseSettings):
     kafka_bootstrap: str | None = Field(default=None, validation_alias="KAFKA_BOOTSTRAP")
     temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
     ib_host: str | None = Field(default=None, validation_alias="IB_HOST")
+    # Each runtime process's own database role (ledger/roles.py). Embedded: made by `floor up`,
+    # passwords in var/db/. With DATABASE_URL (the schema owner, for migrations) each is required.
+    hotpath_database_url: str | None = None
+    api_database_url: str | None = None
+    worker_database_url: str | None = None
+    """The Temporal worker's and the bridge's."""
+    cli_database_url: str | None = None
+    """The `floor` commands' (keys, risk, ledger, first-run provisioning)."""
 
     # Embedded defaults.
     pg_port: int = 5433
@@ -60,6 +73,9 @@ class FloorSettings(BaseSettings):
     api_flood_window_s: float = Field(default=60.0, gt=0)
     """Security events of one reason from one address: the first few per window in full, the
     rest as one summary row with a count when the window closes."""
+    ledger_checkpoint_every: int = Field(default=100, ge=1)
+    """The hot path signs a checkpoint of the ledger head each time the ledger has grown by this
+    many entries (and when it stops)."""
     kafka_fetch_wait_ms: int | None = Field(default=None, ge=1)
     """How long the hot path's command fetch may wait at the broker. Unset: 5 ms against the
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),
@@ -84,6 +100,7 @@ class FloorSettings(BaseSettings):
 
         ports = {name: free_port() for name in _PORT_FIELDS}
         deployments = dict.fromkeys(("DATABASE_URL", "KAFKA_BOOTSTRAP", "TEMPORAL_ADDRESS", "IB_HOST"))
+        deployments |= dict.fromkeys(f"{p}_database_url" for p in ("hotpath", "api", "worker", "cli"))
         return cls.model_validate({"var_dir": var_dir, **deployments, **ports})
 
     @property
@@ -95,12 +112,52 @@ class FloorSettings(BaseSettings):
         return self.var_dir / "pg"
 
     @property
+    def db_secrets_dir(self) -> Path:
+        """Generated passwords of the embedded Postgres's roles, one file each (0600)."""
+        return self.var_dir / "db"
+
+    def embedded_role_url(self, role: str) -> str:
+        """The embedded Postgres as ``role``, with its password from var/db/ when it has one
+        (a data directory made before the floor had passwords has none: it trusts)."""
+        secret = self.db_secrets_dir / f"{role}.password"
+        password = f":{quote(secret.read_text().strip(), safe='')}" if secret.exists() else ""
+        return f"postgresql://{role}{password}@{self.host}:{self.pg_port}/postgres"
+
+    @property
     def embedded_database_url(self) -> str:
-        return f"postgresql://postgres@{self.host}:{self.pg_port}/postgres"
+        """The embedded superuser: for creating the roles, and for tests' set-up and inspection."""
+        return self.embedded_role_url("postgres")
 
     @property
     def db_url(self) -> str:
+        """The administrator's URL: ``DATABASE_URL`` (the schema owner) or the embedded
+        superuser. Never a runtime process's: those use :meth:`role_url`."""
         return self.database_url or self.embedded_database_url
+
+    @property
+    def owner_url(self) -> str:
+        """Who runs the migrations: ``DATABASE_URL``, or the embedded ``floor_owner``."""
+        return self.database_url or self.embedded_role_url("floor_owner")
+
+    def role_url(self, process: str) -> str:
+        """The URL ``process`` (``hotpath``, ``api``, ``worker``, ``cli``) connects with, as its
+        own least-privilege role; raises :class:`DatabaseUrlMissing` saying what to set."""
+        explicit = getattr(self, f"{process}_database_url")
+        if explicit:
+            return str(explicit)
+        variable = f"FLOOR_{process.upper()}_DATABASE_URL"
+        if self.database_url:
+            raise DatabaseUrlMissing(
+                f"{variable} is not set: with DATABASE_URL set, every floor process connects as its own "
+                f"role; create the role floor_{process} (see the README's Security section) and set "
+                f"{variable} to its URL"
+            )
+        if not (self.db_secrets_dir / f"floor_{process}.password").exists():
+            raise DatabaseUrlMissing(
+                f"no password for the database role floor_{process} in {self.db_secrets_dir}: start the "
+                f"floor once with `floor up` (it creates the roles), or set {variable}"
+            )
+        return self.embedded_role_url(f"floor_{process}")
 
     @property
     def kafka(self) -> str:

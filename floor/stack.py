@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 from bus.kafka import ensure_topics
 from floor import services
+from floor.database import prepare_database
 from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
-from floor.settings import FloorSettings
+from floor.settings import DatabaseUrlMissing, FloorSettings
 from floor.supervisor import ServiceFailed, ServiceSpec, Supervisor
-from ledger.migrate import apply_migrations
+from ledger.roles import RUNTIME_ROLES
 
 STATE_FILE = "floor.json"
 
@@ -120,6 +121,13 @@ Progress = Callable[[str], None]
 def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progress) -> list[ProcessRow]:
     """Start everything not supplied by a real deployment; on failure stop what was started."""
     rows: list[ProcessRow] = []
+    try:
+        # Before anything starts: with DATABASE_URL each process needs its own role's URL (the
+        # embedded roles are made below).
+        for role in RUNTIME_ROLES if settings.database_url else ():
+            settings.role_url(role.process)
+    except DatabaseUrlMissing as exc:
+        raise ServiceFailed("set-up", "a floor process has no database URL of its own", str(exc)) from exc
 
     def run(spec: ServiceSpec) -> None:
         progress(f"starting {spec.name}")
@@ -167,8 +175,8 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
 
 async def _prepare_data(settings: FloorSettings) -> list[str]:
     await ensure_topics(settings.kafka)
-    await apply_migrations(settings.db_url)
-    return await provision(settings, paper_account=None if settings.ib_host else PAPER_ACCOUNT)
+    done = await prepare_database(settings)
+    return done + await provision(settings, paper_account=None if settings.ib_host else PAPER_ACCOUNT)
 
 
 def redact(url: str) -> str:

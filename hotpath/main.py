@@ -27,6 +27,7 @@ from floor.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
 from hotpath.breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.broker_events import BrokerEvents
+from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit import BreakerChange, CircuitBreaker, Trip
 from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
@@ -39,10 +40,12 @@ from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.streams import stream_symbols
-from ledger.db import UNREACHABLE, DedicatedConnection
+from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
+from ledger.db import UNREACHABLE, Db, DedicatedConnection
 from observability.security import SecurityLog, refusal_event
 from observability.telemetry import install_global, setup, snapshot
 from trading.risk import TradingState
+from trading.signing import private_key_from_pem
 
 log = logging.getLogger("hotpath")
 
@@ -138,6 +141,19 @@ def _trip_dict(trip: Trip) -> dict[str, Any]:
     }
 
 
+def ledger_checkpointer(settings: FloorSettings, db: Db, producer: Any) -> LedgerCheckpointer | None:
+    """The checkpointer, signing with ``var/keys/floor-ledger.key`` (made by `floor up`)."""
+    path = settings.keys_dir / f"{CHECKPOINT_AGENT}.key"
+    try:
+        key = private_key_from_pem(path.read_bytes())
+    except FileNotFoundError:
+        log.warning("no %s: the ledger head is not checkpointed (run `floor up` once to make the key)", path)
+        return None
+    return LedgerCheckpointer(
+        db, key, settings.var_dir / CHECKPOINTS_FILE, producer, every=settings.ledger_checkpoint_every
+    )
+
+
 def make_broker(settings: FloorSettings) -> Broker:
     from brokers.ibkr import IbkrBroker, IbkrConfig  # heavy (ib_async); only in the process
 
@@ -155,14 +171,15 @@ async def run(
 ) -> None:
     telemetry = setup("hotpath")
     install_global(telemetry)
-    pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+    dsn = settings.role_url("hotpath")  # its own role: fails here, naming what to set
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     # Before anything else: a hot path that could not ledger its trips must not start.
     breaker_log = BreakerLog(
         pool, await load_breaker_key(pool, settings.keys_dir, breaker_agent), breaker_agent
     )
     # Ledger appends get a connection of their own: through the pool each call pays a reset
     # round trip and queues behind the order and ops event writes.
-    writer = DedicatedConnection(settings.db_url)
+    writer = DedicatedConnection(dsn)
     await writer.connect()
     producer = await start_producer(settings.kafka, "hotpath")
     await ensure_topics(settings.kafka, (SESSIONS_TOPIC,))
@@ -222,6 +239,7 @@ async def run(
     cmd_consumer = consumer(
         settings.kafka, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=settings.command_fetch_wait_ms
     )
+    checkpointer = ledger_checkpointer(settings, pool, producer)
     tasks: list[asyncio.Task[None]] = []
     try:
         # The order map comes back before the broker connects, so the callbacks of orders that
@@ -282,7 +300,9 @@ async def run(
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth)
         await intake.warm()
         # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
-        tasks.append(asyncio.create_task(RegistryWatch(settings.db_url, intake).run(), name="registry"))
+        tasks.append(asyncio.create_task(RegistryWatch(dsn, intake).run(), name="registry"))
+        if checkpointer is not None:
+            tasks.append(asyncio.create_task(checkpointer.run(), name="ledger-checkpoints"))
         await cmd_consumer.start()
         await control.start(settings.host, health_port)
         hot.consuming = True
@@ -308,6 +328,8 @@ async def run(
             await cmd_consumer.stop()
         with contextlib.suppress(Exception):
             await broker.close()
+        if checkpointer is not None:
+            await checkpointer.close()  # the ledger's head as this process leaves it
         with contextlib.suppress(Exception):
             await producer.stop()
         await writer.close()

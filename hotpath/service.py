@@ -45,7 +45,7 @@ def hotpath_spec(
         probe=tcp_probe(settings.host, port),
         ports=((settings.host, port),),
         env={
-            **child_env(settings),
+            **child_env(settings, "hotpath"),
             "FLOOR_HOTPATH_HEALTH_PORT": str(port),
             **(env or {}),
         },

@@ -74,14 +74,21 @@ def _record(row: asyncpg.Record) -> KeyRecord:
     )
 
 
-async def register_key(db: Db, agent_id: str, public_key: bytes, role: str, accounts: list[str]) -> KeyRecord:
-    """Register ``public_key`` (raw 32 bytes) as ``agent_id``'s active key."""
+def check_registration(public_key: bytes, role: str, accounts: list[str]) -> None:
+    """What the registry refuses before asking the database, with a message saying why."""
     if len(public_key) != PUBLIC_KEY_BYTES:
         raise KeyRegistryError(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes, got {len(public_key)}")
     if role not in ROLES:
         raise KeyRegistryError(f"role must be one of {sorted(ROLES)}, got {role!r}")
     if not accounts or any(not a for a in accounts):
         raise KeyRegistryError("at least one account (or '*') is required")
+
+
+async def register_key(db: Db, agent_id: str, public_key: bytes, role: str, accounts: list[str]) -> KeyRecord:
+    """Register ``public_key`` (raw 32 bytes) as ``agent_id``'s active key, directly: only the
+    schema owner or a superuser may (set-up and tests). The floor registers keys through
+    :func:`ledger.key_changes.register_key_signed`, which ledgers the change."""
+    check_registration(public_key, role, accounts)
     try:
         row = await db.fetchrow(
             f"INSERT INTO agent_keys (key_id, agent_id, public_key, role, accounts)"
@@ -113,7 +120,9 @@ _REVOKE = (
 
 
 async def revoke_agent(db: Db, agent_id: str) -> KeyRecord:
-    """Revoke the agent's active key; raises :class:`UnknownAgent` if it has none."""
+    """Revoke the agent's active key directly (owner or superuser only; the floor revokes
+    through :func:`ledger.key_changes.revoke_key_signed`); raises :class:`UnknownAgent` if it
+    has none."""
     row = await db.fetchrow(_REVOKE.format(column="agent_id"), agent_id)
     if row is None:
         raise UnknownAgent(f"no active key for {agent_id}")

@@ -23,19 +23,17 @@ import asyncpg
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.append import Decision, LedgerRecord, append_signed
+from ledger.append import LedgerRecord
 from ledger.db import Db
-from ledger.keys import ROLE_OPERATOR
+from ledger.operator_changes import (
+    OperatorNotAuthorised as OperatorNotAuthorised,  # its callers catch it here
+)
+from ledger.operator_changes import apply_operator_change
 from trading.commands import CommandInvalid, format_timestamp_ms, parse_timestamp_ms, utc_now_ms
-from trading.signing import SCHEME_ED25519, key_id, sign_bytes
 from trading.sizing import ProfileInvalid, RiskProfile
 
 KIND_RISK_PROFILE_SET = "risk_profile_set"
 _KEYS = frozenset({"v", "kind", "command_id", "agent_id", "account", "nonce", "issued_at", "profile"})
-
-
-class OperatorNotAuthorised(PermissionError):
-    """The signing key is not an active operator key of the named operator."""
 
 
 class ChangeInvalid(ValueError):
@@ -120,47 +118,11 @@ async def set_profile(
         issued_at=utc_now_ms(),
         profile=profile,
     )
-    payload = change.canonical()
-    signature = sign_bytes(operator_key, payload)
-    if isinstance(pool_or_conn, asyncpg.Pool):
-        async with pool_or_conn.acquire() as conn:
-            return await _set(conn, change, payload, key_id(operator_key), signature)
-    return await _set(pool_or_conn, change, payload, key_id(operator_key), signature)
-
-
-async def _set(
-    conn: asyncpg.Connection, change: RiskProfileChange, payload: bytes, signer: str, signature: bytes
-) -> LedgerRecord:
-    key = await conn.fetchrow("SELECT agent_id, role, revoked_at FROM agent_keys WHERE key_id = $1", signer)
-    if key is None or key["revoked_at"] is not None:
-        raise OperatorNotAuthorised(f"key {signer} is not registered or was revoked")
-    if key["role"] != ROLE_OPERATOR or key["agent_id"] != change.agent_id:
-        raise OperatorNotAuthorised(f"key {signer} is not an operator key of {change.agent_id}")
-    async with conn.transaction():
-        record = await append_signed(
-            conn,
-            kind=KIND_RISK_PROFILE_SET,
-            payload=payload,
-            signer=signer,
-            scheme=SCHEME_ED25519,
-            signature=signature,
-            account=change.account,
-            agent_id=change.agent_id,
-            command_id=change.command_id,
-            nonce=change.nonce,
-            issued_at=change.issued_at,
-            decision=Decision.APPLIED,
-        )
-        await conn.execute(
-            "INSERT INTO risk_profiles (account, profile, ledger_seq, updated_at) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (account) DO UPDATE SET profile = EXCLUDED.profile,"
-            " ledger_seq = EXCLUDED.ledger_seq, updated_at = EXCLUDED.updated_at",
-            change.account,
-            json.dumps(change.profile.to_json_dict()),
-            record.seq,
-            record.recorded_at,
-        )
-    return record
+    # The database function checks the operator, ledgers the change and makes it current in one
+    # transaction (migration 0008); no runtime role may write risk_profiles itself.
+    return await apply_operator_change(
+        pool_or_conn, "floor_risk_profile_set", change.canonical(), operator_id, operator_key
+    )
 
 
 async def get_profile(db: Db, account: str) -> RiskProfile | None:

@@ -20,15 +20,18 @@ Per entry, in order (the first failing check is the reported problem):
    must be an operator key's) and its fields equal the stored columns;
 6. unauthenticated entries are rejections (a refused forgery kept as evidence).
 
-Entries at the seq of a given :class:`Anchor` must carry its hash. Then the head row must point
-at the last entry, every anchor must lie within the chain, and each ``risk_profiles`` row must be the
-newest change the ledger holds for its account.
+Entries at the seq of a given :class:`Anchor` must carry its hash, and so must entries at the seq
+of a signed checkpoint (:mod:`ledger.checkpoints`; a checkpoint line not signed by a registered
+``floor-ledger`` key is itself a problem). Then the head row must point at the last entry, every
+anchor must lie within the chain, no checkpoint may lie beyond its end (the first entry past the
+end is reported missing), and each ``risk_profiles`` row must be the newest change the ledger
+holds for its account.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +40,9 @@ import asyncpg
 
 from ledger.append import KIND_UNVERIFIED
 from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
+from ledger.checkpoints import Checkpoint, CheckpointLine, authentic
+from ledger.key_changes import KINDS as KEY_CHANGE_KINDS
+from ledger.key_changes import KeyChange, KeyChangeInvalid
 from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
 from trading.breaker_state import KIND_TRIPPED, SIGNER_ROLE, TripRecord, TripRecordInvalid
@@ -74,7 +80,9 @@ class VerifyReport:
     head_seq: int
     first_bad: BadEntry | None
     problems: tuple[str, ...] = ()
-    """Problems outside the chain (head row, risk profile projection)."""
+    """Problems outside the chain (head row, risk profile projection, checkpoint lines)."""
+    checkpoints: int = 0
+    """Signed checkpoints the chain was checked against."""
 
     @property
     def ok(self) -> bool:
@@ -117,23 +125,30 @@ async def verify_ledger(
     dsn_or_conn: str | asyncpg.Connection,
     progress: Progress | None = None,
     anchors: tuple[Anchor, ...] = (),
+    checkpoints: list[CheckpointLine] | None = None,
 ) -> VerifyReport:
-    """Verify the ledger behind a DSN or an open connection (see the module docstring)."""
+    """Verify the ledger behind a DSN or an open connection (see the module docstring).
+    ``checkpoints``: the lines of the checkpoint file, read before this is called (so none is
+    newer than the ledger this sees)."""
+    lines = checkpoints or []
     if isinstance(dsn_or_conn, str):
         conn = await asyncpg.connect(dsn_or_conn)
         try:
-            return await _verify(conn, progress, anchors)
+            return await _verify(conn, progress, anchors, lines)
         finally:
             await conn.close()
-    return await _verify(dsn_or_conn, progress, anchors)
+    return await _verify(dsn_or_conn, progress, anchors, lines)
 
 
 async def _verify(
-    conn: asyncpg.Connection, progress: Progress | None, anchors: tuple[Anchor, ...]
+    conn: asyncpg.Connection,
+    progress: Progress | None,
+    anchors: tuple[Anchor, ...],
+    lines: list[CheckpointLine],
 ) -> VerifyReport:
     if conn.is_in_transaction():
         # The caller's transaction is the snapshot (e.g. an investigation inside a transaction).
-        return await _check(conn, await _fixed_view(conn), progress, anchors)
+        return await _check(conn, await _fixed_view(conn), progress, anchors, lines)
     # Only what must agree with itself is read in one snapshot: keys, head, extent, profiles.
     # The entries up to that extent are then read page by page, each page a snapshot of its
     # own: committed entries never change, and a snapshot held for the whole run would keep
@@ -141,7 +156,7 @@ async def _verify(
     # then steps over (on a big ledger, minutes of slower appends on the order path).
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         view = await _fixed_view(conn)
-    return await _check(conn, view, progress, anchors)
+    return await _check(conn, view, progress, anchors, lines)
 
 
 @dataclass(frozen=True)
@@ -171,9 +186,16 @@ async def _fixed_view(conn: asyncpg.Connection) -> _View:
 
 
 async def _check(
-    conn: asyncpg.Connection, view: _View, progress: Progress | None, anchors: tuple[Anchor, ...]
+    conn: asyncpg.Connection,
+    view: _View,
+    progress: Progress | None,
+    anchors: tuple[Anchor, ...],
+    lines: list[CheckpointLine],
 ) -> VerifyReport:
-    checker = _Checker(view.keys, anchors)
+    signed, checkpoint_problems = authentic(
+        lines, {k: (rec.agent_id, rec.public_key) for k, rec in view.keys.items()}
+    )
+    checker = _Checker(view.keys, anchors, signed)
     done = 0
     if progress:
         progress(0, view.total)
@@ -192,13 +214,25 @@ async def _check(
             try:
                 checker.check(row)
             except _Bad as bad:
-                return VerifyReport(done, view.head_seq, BadEntry(row.seq, str(bad)))
+                return VerifyReport(
+                    done, view.head_seq, BadEntry(row.seq, str(bad)), tuple(checkpoint_problems), len(signed)
+                )
             done += 1
         last_seq = int(rows[-1]["seq"])
         if progress:
             progress(done, view.total)
 
-    problems: list[str] = []
+    beyond = [c for c in signed if c.seq > checker.prev_seq]
+    if beyond:
+        last = max(beyond, key=lambda c: c.seq)
+        missing = BadEntry(
+            checker.prev_seq + 1,
+            f"missing: the floor's signed checkpoint of {last.taken_at:%Y-%m-%d %H:%M:%S}Z shows the ledger"
+            f" held entries up to seq {last.seq}, but the chain ends at seq {checker.prev_seq}"
+            " (tail truncated)",
+        )
+        return VerifyReport(done, view.head_seq, missing, tuple(checkpoint_problems), len(signed))
+    problems: list[str] = list(checkpoint_problems)
     for anchor in anchors:
         if anchor.seq > checker.prev_seq:
             problems.append(f"anchor {anchor.seq} is beyond the end of the chain (entries removed)")
@@ -212,7 +246,7 @@ async def _check(
         stored = RiskProfile.from_json_dict(json.loads(r["profile"]))
         if latest is None or latest[0] != r["ledger_seq"] or latest[1] != stored:
             problems.append(f"risk profile of {r['account']} is not the newest ledgered change")
-    return VerifyReport(done, view.head_seq, None, tuple(problems))
+    return VerifyReport(done, view.head_seq, None, tuple(problems), len(signed))
 
 
 def _floor_ms(ts: datetime) -> datetime:
@@ -227,9 +261,19 @@ def _row(record: Any) -> LedgerRow:
 
 
 class _Checker:
-    def __init__(self, keys: dict[str, KeyRecord], anchors: tuple[Anchor, ...] = ()) -> None:
+    def __init__(
+        self,
+        keys: dict[str, KeyRecord],
+        anchors: tuple[Anchor, ...] = (),
+        checkpoints: Sequence[Checkpoint] = (),
+    ) -> None:
         self.keys = keys
         self.anchors = {a.seq: a.entry_hash for a in anchors}
+        self.checkpoints: dict[int, list[Checkpoint]] = {}
+        for checkpoint in checkpoints:
+            self.checkpoints.setdefault(checkpoint.seq, []).append(checkpoint)
+        self.checkpointed = 0
+        """The newest seq a checkpoint confirmed so far."""
         self.prev_seq = 0
         self.prev_hash = GENESIS_HASH
         self.latest_profile: dict[str, tuple[int, RiskProfile]] = {}
@@ -244,6 +288,17 @@ class _Checker:
         anchored = self.anchors.get(row.seq)
         if anchored is not None and anchored != row.entry_hash:
             raise _Bad("entry_hash differs from the anchor recorded earlier (history rewritten)")
+        for checkpoint in self.checkpoints.get(row.seq, ()):
+            if checkpoint.entry_hash != row.entry_hash:
+                # A re-chained ledger is consistent with itself; only the checkpoint sees the
+                # rewrite, somewhere after the last entry a checkpoint still confirms.
+                raise _Bad(
+                    "entry_hash differs from the floor's signed checkpoint of"
+                    f" {checkpoint.taken_at:%Y-%m-%d %H:%M:%S}Z: history rewritten at or before this"
+                    f" entry, after seq {self.checkpointed} (the last entry a checkpoint confirms)"
+                )
+        if row.seq in self.checkpoints:
+            self.checkpointed = row.seq
         if signature_hash(row.signature) != row.signature_hash:
             raise _Bad("signature_hash is not SHA-256 of the signature")
         if row.authenticated:
@@ -319,6 +374,21 @@ class _Checker:
                 raise _Bad(f"payload is not a valid breaker trip ({exc})") from None
             self._check_role(KIND_TRIPPED, key)
             return (KIND_TRIPPED, FLOOR_WIDE, trip.agent_id, trip.command_id, trip.nonce, trip.issued_at)
+        if kind in KEY_CHANGE_KINDS:
+            try:
+                key_change = KeyChange.from_canonical(row.payload)
+            except KeyChangeInvalid as exc:
+                raise _Bad(f"payload is not a valid key change ({exc})") from None
+            if key.role != ROLE_OPERATOR:
+                raise _Bad(f"key change signed by a {key.role} key, not an operator key")
+            return (
+                key_change.kind,
+                None,
+                key_change.agent_id,
+                key_change.command_id,
+                key_change.nonce,
+                key_change.issued_at,
+            )
         raise _Bad(f"unknown payload kind {kind!r}")
 
     @staticmethod

@@ -96,7 +96,7 @@ async def live_dependencies(
     async with AsyncExitStack() as stack:
         producer = await start_producer(settings.kafka, "temporal-worker")
         stack.push_async_callback(producer.stop)
-        pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(settings.role_url("worker"), min_size=1, max_size=4)
         stack.push_async_callback(pool.close)
         broker = IbkrBroker(
             IbkrConfig.from_settings(settings, client_id=client_id, standby_client_id=client_id)

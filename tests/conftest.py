@@ -13,9 +13,9 @@ import pytest
 
 from bus.kafka import ensure_topics
 from floor import services
+from floor.database import prepare_database
 from floor.settings import FloorSettings
 from floor.supervisor import Supervisor
-from ledger.migrate import apply_migrations
 
 pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper"]
 
@@ -46,9 +46,10 @@ def supervisor(floor_settings: FloorSettings) -> Iterator[Supervisor]:
 
 @pytest.fixture(scope="session")
 def postgres_url(floor_settings: FloorSettings, supervisor: Supervisor) -> str:
-    """DSN of a real embedded Postgres with every migration applied."""
+    """DSN (the superuser's, for set-up and inspection) of a real embedded Postgres with the
+    floor's roles made and every migration applied by the owner, as `floor up` does."""
     supervisor.start(services.postgres_spec(floor_settings))
-    asyncio.run(apply_migrations(floor_settings.db_url))
+    asyncio.run(prepare_database(floor_settings))
     return floor_settings.db_url
 
 

@@ -16,8 +16,10 @@ import pytest
 from temporalio.service import RPCError
 
 from floor.provision import PAPER_ACCOUNT
+from floor.settings import FloorSettings
 from floor.stack import FloorState
 from floor.supervisor import free_port, port_is_free
+from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
 from temporal.client import connect as temporal_connect
 from tests.helpers import eventually
 from workflows.order_lifecycle import HistoryQuery, OrderLifecycle
@@ -84,6 +86,9 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         up.send_signal(signal.SIGINT)  # what Ctrl-C does
         assert up.wait(timeout=60) == 0
         assert FloorState.load(var_dir) is None
+        # The hot path signed the ledger's head as it stopped, outside the database.
+        checkpoints = [line.checkpoint for line in read_checkpoints(var_dir / CHECKPOINTS_FILE)]
+        assert checkpoints and checkpoints[-1] is not None and checkpoints[-1].seq > 1
         for row in state.processes:
             assert port_is_free(row.host, row.port), f"{row.name} still listening after Ctrl-C"
     finally:
@@ -102,8 +107,9 @@ async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     command_id = json.loads(submitted.stdout)["command_id"]
 
-    db_url = f"postgresql://postgres@127.0.0.1:{env['FLOOR_PG_PORT']}/postgres"
-    conn = await asyncpg.connect(db_url)
+    # As an operator inspecting the database: the superuser, whose password `floor up` made.
+    settings = FloorSettings(var_dir=Path(env["FLOOR_VAR_DIR"]), pg_port=int(env["FLOOR_PG_PORT"]))
+    conn = await asyncpg.connect(settings.embedded_database_url)
     try:
         async def filled() -> asyncpg.Record | None:
             return await conn.fetchrow(
@@ -120,6 +126,16 @@ async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:
             command_id,
         )
         assert accepted == 1
+        # Every floor process is connected as its own least-privilege role; nothing else is
+        # connected but this inspection (the superuser is for set-up only).
+        users = {
+            r["usename"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+        }
+        assert users == {"floor_hotpath", "floor_api", "floor_worker"}, users
     finally:
         await conn.close()
 

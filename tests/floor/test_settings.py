@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from floor.settings import FloorSettings
+from floor.services import child_env, ensure_password
+from floor.settings import DatabaseUrlMissing, FloorSettings
+from floor.stack import start_floor
+from floor.supervisor import ServiceFailed, Supervisor
 
 
 def test_real_deployments_come_from_the_operators_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,3 +35,48 @@ def test_test_settings_never_reach_a_deployment_named_in_the_environment(
              settings.ib_port, settings.ib_standby_port, settings.venue_port]
     assert len(set(ports)) == len(ports)
     assert settings.var_dir == tmp_path
+
+
+def test_with_database_url_each_process_needs_its_own_role_url_and_is_told_which(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://floor_owner@db.internal/floor")
+    monkeypatch.setenv("FLOOR_HOTPATH_DATABASE_URL", "postgresql://floor_hotpath@db.internal/floor")
+    settings = FloorSettings(var_dir=tmp_path)
+    assert settings.owner_url == "postgresql://floor_owner@db.internal/floor"
+    assert settings.role_url("hotpath") == "postgresql://floor_hotpath@db.internal/floor"
+    with pytest.raises(DatabaseUrlMissing, match="FLOOR_API_DATABASE_URL is not set.*floor_api"):
+        settings.role_url("api")
+
+
+def test_embedded_roles_use_their_generated_passwords_and_say_how_to_get_them(tmp_path: Path) -> None:
+    settings = FloorSettings.on_free_ports(tmp_path)
+    with pytest.raises(DatabaseUrlMissing, match="floor up"):
+        settings.role_url("worker")
+    ensure_password(settings, "floor_worker")
+    secret = settings.db_secrets_dir / "floor_worker.password"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    url = urlsplit(settings.role_url("worker"))
+    assert (url.username, url.password) == ("floor_worker", secret.read_text().strip())
+
+
+def test_a_child_process_gets_its_own_role_url_and_never_the_administrators(tmp_path: Path) -> None:
+    settings = FloorSettings.on_free_ports(tmp_path)
+    for role in ("hotpath", "api", "worker", "cli"):
+        ensure_password(settings, f"floor_{role}")
+    env = child_env(settings, "api")
+    assert env["DATABASE_URL"] is None
+    assert env["FLOOR_API_DATABASE_URL"] == settings.role_url("api")
+    assert env["FLOOR_HOTPATH_DATABASE_URL"] is None and env["FLOOR_CLI_DATABASE_URL"] is None
+
+
+def test_floor_up_against_a_real_database_without_per_process_urls_stops_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    settings = FloorSettings.on_free_ports(tmp_path).model_copy(
+        update={"database_url": "postgresql://floor_owner@db.internal/floor"}
+    )
+    supervisor = Supervisor(settings.log_dir)
+    with pytest.raises(ServiceFailed, match="FLOOR_HOTPATH_DATABASE_URL is not set"):
+        start_floor(settings, supervisor, lambda line: None)
+    assert not supervisor.running

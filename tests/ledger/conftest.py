@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from floor.settings import FloorSettings
 from ledger.migrate import apply_migrations
 
 TEMPLATE = f"ledger_template_{uuid.uuid4().hex[:8]}"
@@ -49,6 +50,11 @@ async def ledger_dsn(postgres_url: str, ledger_template: str) -> AsyncIterator[s
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def as_role(floor_settings: FloorSettings, process: str, dsn: str) -> str:
+    """The database behind ``dsn``, reached as ``process``'s own runtime role."""
+    return with_database(floor_settings.role_url(process), urlsplit(dsn).path.lstrip("/"))
 
 
 @pytest.fixture

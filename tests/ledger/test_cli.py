@@ -14,13 +14,23 @@ import pytest
 from typer.testing import CliRunner
 
 from floor.keys import app as keys_app
+from floor.keys import write_private_key
 from floor.ledger_cmd import app as ledger_app
 from floor.risk_cmd import app as risk_app
+from floor.settings import FloorSettings
 from ledger.append import Decision, append_command
+from ledger.key_changes import register_key_signed
 from ledger.keys import active_key_for
 from ledger.risk_profiles import get_profile
+from tests.ledger.conftest import as_role
 from tests.ledger.helpers import registered_agent, signed_enter
-from trading.signing import key_id, private_key_from_pem
+from trading.signing import (
+    generate_private_key,
+    key_id,
+    private_key_from_pem,
+    private_key_to_pem,
+    public_key_bytes,
+)
 
 FULL_PROFILE = [
     "--max-trade-size", "25000", "--max-dollar-risk", "500", "--max-position", "1000",
@@ -29,8 +39,28 @@ FULL_PROFILE = [
 
 
 @pytest.fixture
-def cli(ledger_dsn: str, tmp_path: Path) -> CliRunner:
-    return CliRunner(env={"DATABASE_URL": ledger_dsn, "FLOOR_VAR_DIR": str(tmp_path), "COLUMNS": "200"})
+async def cli(ledger_dsn: str, floor_settings: FloorSettings, tmp_path: Path) -> CliRunner:
+    """The `floor` commands as an operator runs them: as the floor_cli role, with the floor's
+    operator key (registered first, by itself, as on a new floor) in var/keys/."""
+    operator = generate_private_key()
+    (tmp_path / "keys").mkdir()
+    write_private_key(tmp_path / "keys" / "operator.key", private_key_to_pem(operator))
+    conn = await asyncpg.connect(ledger_dsn)
+    try:
+        await register_key_signed(
+            conn, "operator", public_key_bytes(operator), "operator", ["*"],
+            operator_id="operator", operator_key=operator,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    return CliRunner(
+        env={
+            "DATABASE_URL": ledger_dsn,
+            "FLOOR_CLI_DATABASE_URL": as_role(floor_settings, "cli", ledger_dsn),
+            "FLOOR_VAR_DIR": str(tmp_path),
+            "COLUMNS": "200",
+        }
+    )
 
 
 def fetch(dsn: str, coro_fn: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
@@ -54,7 +84,7 @@ def test_keys_new_writes_a_private_key_0600_and_registers_its_public_half(
     private = private_key_from_pem(path.read_bytes())
     record = fetch(ledger_dsn, lambda c: active_key_for(c, "alpha"))
     assert record.key_id == key_id(private) and record.accounts == frozenset({"DU1", "DU2"})
-    assert list((tmp_path / "keys").iterdir()) == [path]
+    assert sorted((tmp_path / "keys").iterdir()) == [path, tmp_path / "keys" / "operator.key"]
 
     before = path.read_bytes()
     again = cli.invoke(keys_app, ["new", "alpha", "--accounts", "DU1"])
@@ -69,7 +99,7 @@ def test_keys_new_for_an_agent_with_an_active_key_leaves_no_file(
     (tmp_path / "keys" / "alpha.key").rename(tmp_path / "alpha.old")
     result = cli.invoke(keys_app, ["new", "alpha", "--accounts", "*"])
     assert result.exit_code == 1 and "already has an active key" in result.output
-    assert list((tmp_path / "keys").iterdir()) == []
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["operator.key"]
 
 
 def test_keys_revoke_and_list(cli: CliRunner, ledger_dsn: str) -> None:
@@ -86,7 +116,8 @@ def test_risk_set_show_and_ledger_verify(cli: CliRunner, ledger_dsn: str) -> Non
     assert cli.invoke(keys_app, ["new", "ops", "--accounts", "*", "--role", "operator"]).exit_code == 0
     first = cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--as", "ops"])
     assert first.exit_code == 0, first.output
-    assert "ledger entry 1" in first.output
+    # Entries 1 and 2 register the operator and ops keys.
+    assert "ledger entry 3" in first.output
     partial = cli.invoke(
         risk_app, ["set", "DU1", "--max-dollar-risk", "250", "--kelly-fraction", "0.5", "--as", "ops"]
     )
@@ -98,20 +129,20 @@ def test_risk_set_show_and_ledger_verify(cli: CliRunner, ledger_dsn: str) -> Non
         Decimal("25000"),
     )
     shown = cli.invoke(risk_app, ["show", "DU1"])
-    assert shown.exit_code == 0 and "ledger entry 2" in shown.output and "250" in shown.output
+    assert shown.exit_code == 0 and "ledger entry 4" in shown.output and "250" in shown.output
 
     verified = cli.invoke(ledger_app, ["verify"])
     assert verified.exit_code == 0, verified.output
-    assert "ledger intact: 2 entries" in verified.output
+    assert "ledger intact: 4 entries" in verified.output
 
     async def tamper(conn: asyncpg.Connection) -> None:
         await conn.execute("SET session_replication_role = replica")
-        await conn.execute("UPDATE ledger_entries SET reason = 'edited' WHERE seq = 2")
+        await conn.execute("UPDATE ledger_entries SET reason = 'edited' WHERE seq = 4")
 
     fetch(ledger_dsn, tamper)
     broken = cli.invoke(ledger_app, ["verify"])
     assert broken.exit_code == 1
-    assert "first bad entry is seq 2" in broken.output
+    assert "first bad entry is seq 4" in broken.output
 
 
 def test_risk_set_refusals(cli: CliRunner) -> None:
@@ -129,15 +160,14 @@ def test_risk_set_refusals(cli: CliRunner) -> None:
 
 
 def test_ledger_head_anchor_round_trip(cli: CliRunner, ledger_dsn: str) -> None:
-    assert cli.invoke(ledger_app, ["head"]).exit_code == 1  # empty ledger
     assert cli.invoke(keys_app, ["new", "ops", "--accounts", "*", "--role", "operator"]).exit_code == 0
     assert cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--as", "ops"]).exit_code == 0
     head = cli.invoke(ledger_app, ["head"])
     assert head.exit_code == 0
     anchor = head.output.strip()
-    assert anchor.startswith("1:") and len(anchor) == 2 + 64
+    assert anchor.startswith("3:") and len(anchor) == 2 + 64
     assert cli.invoke(ledger_app, ["verify", "--anchor", anchor]).exit_code == 0
-    wrong = "1:" + "00" * 32
+    wrong = "3:" + "00" * 32
     result = cli.invoke(ledger_app, ["verify", "--anchor", wrong])
     assert result.exit_code == 1 and "anchor" in result.output
     assert cli.invoke(ledger_app, ["verify", "--anchor", "nonsense"]).exit_code == 2

@@ -103,7 +103,7 @@ def _process(settings: FloorSettings, name: str, argv: list[str], ready: str) ->
         argv=[sys.executable, "-m", *argv],
         address=name,
         probe=log_probe(settings.log_dir / f"{name}.log", ready),
-        env=child_env(settings),
+        env=child_env(settings, "worker"),
         ready_timeout=60.0,
     )
 
