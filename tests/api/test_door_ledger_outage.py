@@ -21,9 +21,9 @@ import pytest
 from api.door import LEDGER_UNAVAILABLE
 from api.door_guard import BODY_LIMIT
 from floor import services
+from floor.database import prepare_database
 from floor.settings import FloorSettings
 from floor.supervisor import RunningService, Supervisor, free_port
-from ledger.migrate import apply_migrations
 from tests.api.http import JSON, api_process, client_from
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 
@@ -57,7 +57,7 @@ def own_ledger(
     )
     ledger = OwnLedger(settings, supervisor)
     ledger.start()
-    asyncio.run(apply_migrations(settings.db_url))
+    asyncio.run(prepare_database(settings))  # roles and migrations, as `floor up` makes them
     try:
         yield ledger
     finally:
