@@ -30,7 +30,7 @@ from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake import Intake
+from hotpath.intake import FLOOR_CONTROL, Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders
@@ -39,6 +39,7 @@ from hotpath.sessions import SESSIONS_TOPIC
 from ledger.db import UNREACHABLE, DedicatedConnection
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
+from trading.signing import private_key_from_pem
 
 log = logging.getLogger("hotpath")
 
@@ -178,6 +179,14 @@ async def run(
         events.record_ops("breaker.tripped", "critical", _trip_dict(trip))
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
+    control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
+    control_key = private_key_from_pem(control_key_file.read_bytes()) if control_key_file.is_file() else None
+    if control_key is None:
+        log.warning(
+            "no %s: a revoked key's icebergs will have their slices pulled but no stop ledgered;"
+            " `floor up` provisions it",
+            control_key_file,
+        )
     intake = Intake(
         broker=broker,
         ledger=ledger,
@@ -189,6 +198,7 @@ async def run(
         metrics=telemetry.metrics,
         exits=exits,
         emit=events.emit,
+        control_key=control_key,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)

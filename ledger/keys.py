@@ -54,7 +54,9 @@ class KeyRecord:
 
     def registered(self) -> RegisteredKey:
         """The sentry's view of this key."""
-        return RegisteredKey(self.key_id, self.agent_id, self.public_key, self.accounts, self.revoked)
+        return RegisteredKey(
+            self.key_id, self.agent_id, self.public_key, self.accounts, self.revoked, self.role
+        )
 
 
 _COLUMNS = "key_id, agent_id, public_key, role, accounts, created_at, revoked_at"

@@ -1,9 +1,11 @@
 """The command schema: what an agent (or a trader) asks the floor to do.
 
 A command is a frozen :class:`Command` whose ``kind`` is one of ``enter``, ``exit``,
-``cancel``, ``cancel_all`` or ``iceberg``. Its JSON form (:meth:`Command.to_json_dict`) is the
-only form that is ever signed: :func:`canonical_bytes` encodes it with RFC 8785 (JCS) so every
-signer and verifier, in any language, hashes the very same bytes.
+``cancel``, ``cancel_all``, ``iceberg`` or one of the iceberg controls (``iceberg_amend``,
+``iceberg_pause``, ``iceberg_resume``, ``iceberg_cancel``). Its JSON form
+(:meth:`Command.to_json_dict`) is the only form that is ever signed: :func:`canonical_bytes`
+encodes it with RFC 8785 (JCS) so every signer and verifier, in any language, hashes the very
+same bytes.
 
 Wire rules (enforced by :meth:`Command.from_json_dict`, which raises :class:`CommandInvalid`
 naming the offending field):
@@ -32,6 +34,11 @@ cancel        target_command_id (the command whose order is to be cancelled)
 cancel_all    symbol optional (absent: every open order of the account)
 iceberg       symbol, side, edge, tif, quantity (total), display_size; limit_price
               optional (the worst price any slice may pay)
+iceberg_amend parent_id (the iceberg's workflow id, ``iceberg-<command id>``), and at least
+              one of quantity (the new total), display_size, limit_price
+iceberg_pause,
+iceberg_resume,
+iceberg_cancel  parent_id
 ============  =====================================================================
 
 Prices an ``order_type`` needs: ``MKT`` none; ``LMT`` limit_price; ``STP`` stop_price;
@@ -80,6 +87,21 @@ class CommandKind(enum.StrEnum):
     CANCEL = "cancel"
     CANCEL_ALL = "cancel_all"
     ICEBERG = "iceberg"
+    ICEBERG_AMEND = "iceberg_amend"
+    ICEBERG_PAUSE = "iceberg_pause"
+    ICEBERG_RESUME = "iceberg_resume"
+    ICEBERG_CANCEL = "iceberg_cancel"
+
+
+ICEBERG_CONTROLS = frozenset(
+    {
+        CommandKind.ICEBERG_AMEND,
+        CommandKind.ICEBERG_PAUSE,
+        CommandKind.ICEBERG_RESUME,
+        CommandKind.ICEBERG_CANCEL,
+    }
+)
+"""Commands that steer a running iceberg parent (named by ``parent_id``); never orders."""
 
 
 class Side(enum.StrEnum):
@@ -133,6 +155,10 @@ _ALLOWED: dict[CommandKind, frozenset[str]] = {
     CommandKind.ICEBERG: frozenset(
         (*_COMMON, "symbol", "side", "edge", "tif", "quantity", "display_size", "limit_price")
     ),
+    CommandKind.ICEBERG_AMEND: frozenset((*_COMMON, "parent_id", "quantity", "display_size", "limit_price")),
+    CommandKind.ICEBERG_PAUSE: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_RESUME: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_CANCEL: frozenset((*_COMMON, "parent_id")),
 }
 _REQUIRED: dict[CommandKind, frozenset[str]] = {
     CommandKind.ENTER: frozenset((*_COMMON, "symbol", "side", "order_type", "edge", "tif")),
@@ -140,6 +166,10 @@ _REQUIRED: dict[CommandKind, frozenset[str]] = {
     CommandKind.CANCEL: frozenset((*_COMMON, "target_command_id")),
     CommandKind.CANCEL_ALL: frozenset(_COMMON),
     CommandKind.ICEBERG: frozenset((*_COMMON, "symbol", "side", "edge", "tif", "quantity", "display_size")),
+    CommandKind.ICEBERG_AMEND: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_PAUSE: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_RESUME: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_CANCEL: frozenset((*_COMMON, "parent_id")),
 }
 _PRICES_FOR_TYPE: dict[OrderType, tuple[frozenset[str], frozenset[str]]] = {
     # order type -> (required prices, allowed prices)
@@ -180,6 +210,7 @@ class Command:
     display_size: int | None = None
     """iceberg: the nominal size of each visible slice."""
     parent_id: str | None = None
+    """enter: the iceberg a slice belongs to; iceberg_*: the iceberg steered (its workflow id)."""
     target_command_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -330,6 +361,10 @@ def _validate(data: Any) -> None:
         _check_edge(data["edge"])
     if kind is CommandKind.ICEBERG and data["display_size"] > data["quantity"]:
         raise CommandInvalid("display_size", "must not exceed quantity")
+    if kind is CommandKind.ICEBERG_AMEND and not any(
+        k in data for k in ("quantity", "display_size", "limit_price")
+    ):
+        raise CommandInvalid("quantity", "an iceberg_amend names a new quantity, display_size or limit_price")
 
 
 def _check_pattern(data: dict[str, Any], key: str, pattern: re.Pattern[str], rule: str) -> None:

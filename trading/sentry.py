@@ -107,6 +107,8 @@ class RegisteredKey:
     accounts: frozenset[str]
     """Accounts the agent may trade; :data:`ANY_ACCOUNT` allows all."""
     revoked: bool = False
+    role: str = "agent"
+    """The registry's role: ``agent``, ``operator`` or ``service`` (the floor's own keys)."""
 
     def allows(self, account: str) -> bool:
         return ANY_ACCOUNT in self.accounts or account in self.accounts
