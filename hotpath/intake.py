@@ -243,13 +243,8 @@ class Intake:
         assert command.symbol is not None and command.side is not None
         if self.breaker.halted:
             return await self.refusals.floor(envelope, Refusal.HALTED.value, {})
-        if command.parent_id is not None:
-            parent = await self.parents.get(command.parent_id)
-            taken = self.parents.taken(parent) if parent is not None else 0
-            refusal = parents.slice_refusal(command, parent, taken)
-            if refusal is not None:
-                detail = {"parent_id": command.parent_id, "taken": taken, "quantity": command.quantity}
-                return await self._refuse(envelope, refusal, detail)
+        if command.parent_id is not None and (refused := await self._slice_refused(envelope)) is not None:
+            return refused
         profile = await self._profile(command.account)
         if profile is None:
             return await self.refusals.floor(envelope, NO_PROFILE, {"account": command.account})
@@ -412,7 +407,19 @@ class Intake:
         await publish_order_event(self.producer, record)
         return Outcome(command.command_id, None)
 
-    # --- iceberg controls ---------------------------------------------------------------------
+    # --- iceberg slices and controls ---------------------------------------------------------
+
+    async def _slice_refused(self, envelope: SignedCommand) -> Outcome | None:
+        """The refusal of a slice whose parent is unknown, elsewhere, done or too small for it."""
+        command = envelope.command
+        assert command.parent_id is not None
+        parent = await self.parents.get(command.parent_id)
+        taken = self.parents.taken(parent) if parent is not None else 0
+        refusal = parents.slice_refusal(command, parent, taken)
+        if refusal is None:
+            return None
+        detail = {"parent_id": command.parent_id, "taken": taken, "quantity": command.quantity}
+        return await self._refuse(envelope, refusal, detail)
 
     async def _control(self, envelope: SignedCommand, signer_agent: str, role: str, source: str) -> Outcome:
         command = envelope.command

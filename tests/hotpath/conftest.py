@@ -15,16 +15,18 @@ from aiokafka import AIOKafkaProducer
 
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
+from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
 from floor.supervisor import Supervisor, free_port, stop_process_group
+from hotpath.intake import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
-from ledger.keys import register_key
+from ledger.keys import KeyConflict, register_key, revoke_agent
 from ledger.risk_profiles import set_profile
 from tests.fixtures.hotpath import new_agent, register
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, utc_now_ms
-from trading.signing import generate_private_key, public_key_bytes
+from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
 from trading.sizing import RiskProfile
 
 VENUE_ACCOUNT = "DU1234567"
@@ -107,6 +109,7 @@ async def running_hotpath(
     Afterwards its orders still working at the shared paper venue are cancelled and the process
     stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
+    await ensure_control_key(settings, ledger_pool)
     service = supervisor.start(
         hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}")
     )
@@ -128,6 +131,23 @@ async def running_hotpath(
             await eventually(lambda: _no_open_orders(paper), timeout=10.0)
         supervisor.running.remove(service)
         stop_process_group(service.pid)
+
+
+async def ensure_control_key(settings: FloorSettings, pool: asyncpg.Pool) -> None:
+    """The hot path's control key (it signs the stops of a revoked key's icebergs) in the key
+    directory, registered, as ``floor up`` provisions it."""
+    path = key_path(settings, FLOOR_CONTROL)
+    if path.exists():
+        return
+    key = generate_private_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_key(path, private_key_to_pem(key))
+    try:
+        await register_key(pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
+    except KeyConflict:
+        # Another suite provisioned one into this database under its own directory.
+        await revoke_agent(pool, FLOOR_CONTROL)
+        await register_key(pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
 
 
 async def _no_open_orders(paper: PaperStack) -> bool:

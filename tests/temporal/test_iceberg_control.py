@@ -12,42 +12,34 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client, WorkflowHandle
 
 from bus.topics import AGENT_COMMANDS
-from floor.keys import key_path, write_private_key
-from floor.settings import FloorSettings
-from floor.supervisor import Supervisor
 from hotpath.intake import FLOOR_CONTROL
-from ledger.keys import KeyConflict, register_key, revoke_agent
+from ledger.keys import revoke_agent
 from tests.fixtures.hotpath import Agent, new_agent, register
-from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     VENUE_ACCOUNT,
-    HotPathProcess,
     command_producer,
     risk_profiles,
-    running_hotpath,
 )
-from tests.temporal.test_iceberg_hotpath import (  # noqa: F401 - fixture used by name
+from tests.temporal.test_iceberg_hotpath import (  # noqa: F401 - fixtures used by name
     REFERENCE,
     SniperStack,
     _exists,
     _iceberg_command,
     _pred,
+    hotpath,
     sniper,
 )
 from trading import iceberg_parents as parents
 from trading.commands import Command, CommandKind, Edge, Side, utc_now_ms
-from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
 from workflows.iceberg import (
     AmendRequest,
     CancelRequest,
@@ -62,38 +54,6 @@ from workflows.iceberg import (
 RESTING_LIMIT = REFERENCE - 40
 """Far below MSFT's market: every slice rests at the venue until it is pulled."""
 EDGE = Edge(Decimal("0.55"), Decimal("2"), REFERENCE - 60)
-
-
-@pytest.fixture(scope="module")
-async def control_key(floor_settings: FloorSettings, ledger_pool: asyncpg.Pool) -> None:
-    """The floor's control key in the session's key directory, as ``floor up`` provisions it."""
-    path = key_path(floor_settings, FLOOR_CONTROL)
-    if path.exists():
-        return
-    key = generate_private_key()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_private_key(path, private_key_to_pem(key))
-    try:
-        await register_key(ledger_pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
-    except KeyConflict:
-        # Another suite provisioned one into this database under its own directory.
-        await revoke_agent(ledger_pool, FLOOR_CONTROL)
-        await register_key(ledger_pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
-
-
-@pytest.fixture(scope="module")
-async def hotpath(
-    control_key: None,
-    floor_settings: FloorSettings,
-    supervisor: Supervisor,
-    paper: PaperStack,
-    risk_profiles: None,  # noqa: F811
-    ledger_pool: asyncpg.Pool,
-    command_producer: AIOKafkaProducer,  # noqa: F811
-) -> AsyncIterator[HotPathProcess]:
-    """This module's own hot path, holding the control key, stopped when the module ends."""
-    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
-        yield process
 
 
 async def _send(producer: AIOKafkaProducer, signer: Agent, command: Command) -> None:
