@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
@@ -32,6 +32,19 @@ from trading.order_events import EventKind, Fill, OrderEvent
 from workflows.iceberg import ControlSignal, Iceberg, ProgressQuery
 
 
+async def taken_up(handle: WorkflowHandle[Iceberg, Any], command_id: str) -> None:
+    """Until the Iceberg has applied the control ``command_id``, or refused it with a note.
+
+    It reads the control from the ledger by an activity, so not at once: a caller that steers
+    the workflow mid-activity waits until it has, as a signal applied in place used to."""
+
+    async def noted() -> bool:
+        notes = (await handle.query(Iceberg.progress, ProgressQuery())).notes
+        return any(command_id in n for n in notes)
+
+    await eventually(noted, timeout=30)
+
+
 @dataclass(frozen=True)
 class Controller:
     """Steers an Iceberg as the floor does: ``agent`` signs an ``iceberg_*`` command, which is
@@ -42,7 +55,8 @@ class Controller:
     agent: Agent
     account: str = "DU1"
 
-    async def send(self, client: Client, workflow_id: str, kind: CommandKind, **fields: Any) -> str:
+    async def ledgered(self, workflow_id: str, kind: CommandKind, **fields: Any) -> str:
+        """Only intake's part: the control, accepted, in the ledger. Returns its command id."""
         command = Command(
             kind=kind, command_id=f"ctl-{uuid.uuid4().hex}", agent_id=self.agent.agent_id,
             account=self.account, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), parent_id=workflow_id,
@@ -51,18 +65,14 @@ class Controller:
         await append_command(
             self.pool, self.agent.sign(command), decision=Decision.ACCEPTED, detail={"parent_id": workflow_id}
         )
-        handle = client.get_workflow_handle_for(Iceberg.run, workflow_id)
-        await handle.signal(Iceberg.control, ControlSignal(command.command_id))
-
-        async def taken_up() -> bool:
-            # Applied, or refused with a note; either way the workflow has dealt with it.
-            notes = (await handle.query(Iceberg.progress, ProgressQuery())).notes
-            return any(command.command_id in n for n in notes)
-
-        # Read from the ledger by an activity, so not at once: a caller that steers the
-        # workflow mid-activity waits until it has, as a signal applied in place used to.
-        await eventually(taken_up, timeout=30)
         return command.command_id
+
+    async def send(self, client: Client, workflow_id: str, kind: CommandKind, **fields: Any) -> str:
+        command_id = await self.ledgered(workflow_id, kind, **fields)
+        handle = client.get_workflow_handle_for(Iceberg.run, workflow_id)
+        await handle.signal(Iceberg.control, ControlSignal(command_id))
+        await taken_up(handle, command_id)
+        return command_id
 
     async def pause(self, client: Client, workflow_id: str) -> str:
         return await self.send(client, workflow_id, CommandKind.ICEBERG_PAUSE)
