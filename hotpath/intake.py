@@ -415,6 +415,10 @@ class Intake:
         assert command.parent_id is not None
         parent = await self.parents.get(command.parent_id)
         taken = self.parents.taken(parent) if parent is not None else 0
+        author = self._keys.get(parent.signer) if parent is not None else None
+        if parent is not None and author is not None and author.revoked:
+            # Stopped, whether or not the stop was ledgered yet (or could be: no control key).
+            parent = dataclasses.replace(parent, stopped=parents.STOPPED_BY_REVOCATION)
         refusal = parents.slice_refusal(command, parent, taken)
         if refusal is None:
             return None

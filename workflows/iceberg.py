@@ -587,7 +587,8 @@ class Iceberg:
 
     @workflow.signal(name="control")
     async def control(self, req: ControlSignal) -> None:
-        if not self._first_time(f"control:{req.command_id}"):
+        seen = f"control:{req.command_id}"
+        if not self._first_time(seen):
             return
         try:
             ledgered = await workflow.execute_activity_method(
@@ -598,6 +599,9 @@ class Iceberg:
             )
         except ActivityError as exc:
             self._notes.append(f"control {req.command_id} not applied: {_cause(exc)}")
+            # The same control delivered again (the bridge redelivers) is read afresh: the
+            # ledger may have been unreachable this time.
+            self._seen_requests.discard(seen)
             return
         self._apply_control(ledgered)
 

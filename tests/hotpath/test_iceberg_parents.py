@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
-from ledger.keys import register_key
+from ledger.keys import register_key, revoke_agent
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 from tests.hotpath.conftest import TIGHT_ACCOUNT, VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
@@ -200,3 +200,13 @@ async def test_a_control_naming_a_parent_of_another_account_is_refused_as_unknow
     command = control(floor.author.agent_id, CommandKind.ICEBERG_PAUSE, floor.parent_id)
     command = Command(**{**command.__dict__, "account": TIGHT_ACCOUNT})
     assert await floor.handle(floor.author, command) == parents.UNKNOWN_PARENT
+
+
+async def test_a_slice_of_a_parent_whose_author_was_revoked_is_refused_as_parent_done(
+    floor: Floor, ledger_pool: asyncpg.Pool
+) -> None:
+    """Even before (or without) a ledgered stop: this intake holds no control key to sign one."""
+    await revoke_agent(ledger_pool, floor.author.agent_id)
+    await floor.intake.refresh_keys()
+    command = slice_of(floor.sniper.agent_id, floor.parent_id)
+    assert await floor.handle(floor.sniper, command) == parents.PARENT_DONE

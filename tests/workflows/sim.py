@@ -55,10 +55,12 @@ class Controller:
     agent: Agent
     account: str = "DU1"
 
-    async def ledgered(self, workflow_id: str, kind: CommandKind, **fields: Any) -> str:
+    async def ledgered(
+        self, workflow_id: str, kind: CommandKind, command_id: str | None = None, **fields: Any
+    ) -> str:
         """Only intake's part: the control, accepted, in the ledger. Returns its command id."""
         command = Command(
-            kind=kind, command_id=f"ctl-{uuid.uuid4().hex}", agent_id=self.agent.agent_id,
+            kind=kind, command_id=command_id or f"ctl-{uuid.uuid4().hex}", agent_id=self.agent.agent_id,
             account=self.account, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), parent_id=workflow_id,
             **fields,
         )  # fmt: skip

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 from activities.commands import OrderCommandRequest
 from ledger.append import Decision, append_command
 from tests.helpers import eventually
-from tests.workflows.sim import Controller, SimVenue, pause_at_slice
+from tests.workflows.sim import Controller, SimVenue, pause_at_slice, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, utc_now_ms
 from workflows.iceberg import (
     AmendRequest,
@@ -286,3 +286,26 @@ async def test_direct_control_signals_change_nothing_and_a_control_for_another_p
     for name in ("amend", "pause", "cancel"):
         assert f"direct {name} signal ignored" in notes
     assert f"control {elsewhere[0]} not applied" in notes and "iceberg-someone-else" in notes
+
+
+async def test_a_control_that_could_not_be_read_is_read_again_when_delivered_again(
+    skipping_env: WorkflowEnvironment, controller: Controller
+) -> None:
+    """Delivered before the ledger could answer for it (here: before it was there at all), a
+    control is not lost: the bridge's redelivery reads it afresh."""
+    cancel = f"ctl-{uuid.uuid4().hex}"
+
+    async def cancel_at_first(n: int, req: OrderCommandRequest) -> None:
+        if n != 1:
+            return
+        handle = activity_client().get_workflow_handle_for(Iceberg.run, str(req.parent_id))
+        await handle.signal(Iceberg.control, ControlSignal(cancel))
+        await taken_up(handle, cancel)
+        await controller.ledgered(handle.id, CommandKind.ICEBERG_CANCEL, cancel)
+        await handle.signal(Iceberg.control, ControlSignal(cancel))
+
+    venue = SimVenue(script=lambda n: "rest", on_slice=cancel_at_first, ledger=controller.pool)
+    result = await _run(skipping_env, venue, _inp())
+    assert result.status is IcebergStatus.CANCELLED and len(result.slices) == 1
+    notes = " | ".join(result.notes)
+    assert f"control {cancel} not applied" in notes and f"iceberg_cancel {cancel} by" in notes
