@@ -126,6 +126,8 @@ class Intake:
         self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)
         self.parents = IcebergParents(ledger, orders)
         self.control_key = control_key
+        self._revocations_handled: set[str] = set()
+        """Revoked keys whose icebergs this process has stopped (or found none of)."""
         """Signs the stops of a revoked key's icebergs (``floor-control``); None: such parents
         still have their working slices pulled, but no stop can be ledgered."""
         self._keys: dict[str, RegisteredKey] = {}
@@ -148,19 +150,19 @@ class Intake:
         self._keys.pop(key_id, None)
 
     async def refresh_keys(self) -> None:
-        """Reload the key registry (revocations take effect at the next refresh). A key found
-        revoked that this process did not hold as revoked has its running icebergs stopped
-        (at start that is every revoked key: a revocation may have come while it was down)."""
-        before = self._keys
+        """Reload the key registry (revocations take effect at the next refresh). Every revoked
+        key has its running icebergs stopped, once per process (at start that is every revoked
+        key: a revocation may have come while it was down)."""
         self._keys = {k.key_id: k for k in await self.ledger.keys()}
         for key in self._keys.values():
-            known = before.get(key.key_id)
-            if key.revoked and (known is None or not known.revoked):
+            if key.revoked and key.key_id not in self._revocations_handled:
                 try:
                     await self.stop_icebergs_of(key.key_id)
                 except Exception:
                     # The registry reload must go on; the next reload (or restart) tries again.
                     log.exception("could not stop the icebergs of revoked key %s", key.key_id)
+                    continue
+                self._revocations_handled.add(key.key_id)
 
     async def refresh_profiles(self) -> None:
         """Reload every account's risk profile (a change takes effect at the next refresh)."""
