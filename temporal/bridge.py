@@ -110,8 +110,7 @@ class Bridge:
             self.stats.delivered += 1
             return
         if event.control is not None:
-            await self._signal_parent(event, "control", ControlSignal(command_id=event.command_id))
-            self.stats.controls += 1
+            await self._deliver_control(event)
             self.stats.delivered += 1
             return
         try:
@@ -130,19 +129,29 @@ class Bridge:
             self.stats.finished += 1
             log.info("event %s for finished order %s: ledger only", event.event_id, event.command_id)
         if event.parent_id is not None:
-            await self._signal_parent(event, "slice_event", event)
+            parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
+            try:
+                await parent.signal("slice_event", event)
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                self.stats.orphan_slices += 1
+                log.warning("slice event %s: iceberg %s is not running", event.event_id, event.parent_id)
         self.stats.delivered += 1
 
-    async def _signal_parent(self, event: OrderEvent, signal: str, arg: object) -> None:
+    async def _deliver_control(self, event: OrderEvent) -> None:
+        """Name the ledgered control to its Iceberg, which reads the command from the ledger; the
+        record carries no authority of its own."""
         assert event.parent_id is not None
         parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
         try:
-            await parent.signal(signal, arg)
+            await parent.signal("control", ControlSignal(command_id=event.command_id))
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise
-            self.stats.orphan_slices += 1
-            log.warning("%s %s: iceberg %s is not running", signal, event.event_id, event.parent_id)
+            log.warning("control %s: iceberg %s is not running", event.command_id, event.parent_id)
+            return
+        self.stats.controls += 1
 
     async def _start_iceberg(self, event: OrderEvent) -> None:
         assert event.iceberg_envelope is not None
