@@ -1,11 +1,12 @@
 """First-run set-up that ``floor up`` does so a fresh floor can trade at once.
 
 - The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller, the
-  circuit breaker (its automatic trips, ledgered), an operator (key and risk-profile changes,
-  tripping and re-arming the breaker; it signs the others' registrations) and ``floor-ledger``
-  (signed checkpoints of the ledger head). Each private key lives in ``var/keys/<id>.key``
-  (0600) and its public key is registered by a signed ledger entry; a key file whose public key
-  the database does not know (a new database under an old ``var/``) is registered again.
+  circuit breaker (its automatic trips, ledgered), the hot path's control key (stops of a
+  revoked key's icebergs), an operator (key and risk-profile changes, tripping and re-arming the
+  breaker; it signs the others' registrations) and ``floor-ledger`` (signed checkpoints of the
+  ledger head). Each private key lives in ``var/keys/<id>.key`` (0600) and its public key is
+  registered by a signed ledger entry; a key file whose public key the database does not know (a
+  new database under an old ``var/``) is registered again.
 - A conservative risk profile for the paper account, only where the account has none, signed by
   the operator key like every other profile change. Traders change it with ``floor risk set``.
 """
@@ -51,6 +52,8 @@ SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("sniper", registry.ROLE_SERVICE),
     ServiceKey("floor-lifecycle", registry.ROLE_SERVICE),
     ServiceKey(BREAKER_AGENT, registry.ROLE_SERVICE),
+    # The hot path's: it signs the stop of a revoked key's running icebergs.
+    ServiceKey("floor-control", registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
     ServiceKey("floor-ledger", registry.ROLE_SERVICE),
 )

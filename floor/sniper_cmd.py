@@ -1,7 +1,11 @@
-"""``floor sniper start|status|report``: the Sniper (iceberg orders) from the command line.
+"""``floor sniper start|amend|pause|resume|cancel|status|report``: the Sniper (iceberg orders)
+from the command line.
 
 ``start`` signs an ``iceberg`` command with the agent's key and posts it to the API door (the hot
 path ledgers the parent; the bridge starts the ``Iceberg`` workflow, id ``iceberg-<command id>``).
+``amend``, ``pause``, ``resume`` and ``cancel`` sign the matching ``iceberg_*`` command the same
+way: the hot path checks that the signer is the parent's author (or an operator), ledgers it and
+the Iceberg reads it from the ledger. Nothing here signals Temporal: a signal carries no signature.
 ``status`` prints a running or finished iceberg's progress (the workflow's progress query).
 
 ``report``: fill quality of finished icebergs, and a plot of fills against the mid.
@@ -33,6 +37,7 @@ from floor.settings import FloorSettings
 from temporal.client import connect, iceberg_progress
 from temporal.config import iceberg_workflow_id
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, Side, TimeInForce, utc_now_ms
+from trading.iceberg_parents import WORKFLOW_PREFIX
 from workflows.iceberg import Iceberg, IcebergProgress, IcebergResult
 
 app = typer.Typer(
@@ -113,6 +118,85 @@ def start(
         typer.echo(f"invalid command: {exc}", err=True)
         raise typer.Exit(2) from None
     submit(command, settings, api, workflow_id=iceberg_workflow_id(command.command_id))
+
+
+def build_control(
+    kind: CommandKind,
+    *,
+    agent: str,
+    account: str,
+    iceberg_id: str,
+    total: int | None = None,
+    display: int | None = None,
+    limit: Decimal | None = None,
+) -> Command:
+    """An ``iceberg_*`` control for the iceberg ``iceberg_id`` (its command or workflow id)."""
+    parent = iceberg_id if iceberg_id.startswith(WORKFLOW_PREFIX) else iceberg_workflow_id(iceberg_id)
+    return Command(
+        kind=kind,
+        command_id=f"cli-{uuid.uuid4().hex}",
+        agent_id=agent,
+        account=account,
+        nonce=uuid.uuid4().hex,
+        issued_at=utc_now_ms(),
+        parent_id=parent,
+        quantity=total,
+        display_size=display,
+        limit_price=limit,
+    )
+
+
+IcebergId = Annotated[str, typer.Argument(help="The iceberg command id, or its workflow id")]
+AgentOption = Annotated[
+    str, typer.Option(help="Agent whose key signs (the iceberg's author, or an operator)")
+]
+AccountOption = Annotated[str, typer.Option(help="The iceberg's account")]
+ApiOption = Annotated[str | None, typer.Option(help="API base URL (default: from the settings)")]
+
+
+def _send_control(command_kind: CommandKind, api: str | None, **fields: object) -> None:
+    settings = FloorSettings()
+    try:
+        command = build_control(command_kind, **fields)  # type: ignore[arg-type]
+    except (CommandInvalid, ValueError) as exc:
+        typer.echo(f"invalid command: {exc}", err=True)
+        raise typer.Exit(2) from None
+    submit(command, settings, api, workflow_id=command.parent_id)
+
+
+@app.command()
+def amend(
+    iceberg_id: IcebergId,
+    agent: AgentOption,
+    account: AccountOption,
+    total: Annotated[int | None, typer.Option(help="New total shares")] = None,
+    display: Annotated[int | None, typer.Option(help="New display size")] = None,
+    limit: Annotated[str | None, typer.Option(help="New worst price any slice may pay")] = None,
+    api: ApiOption = None,
+) -> None:
+    """Change a running iceberg's total, display size or limit (a signed iceberg_amend)."""
+    _send_control(
+        CommandKind.ICEBERG_AMEND, api, agent=agent, account=account, iceberg_id=iceberg_id,
+        total=total, display=display, limit=decimal_option(limit, "--limit"),
+    )  # fmt: skip
+
+
+@app.command()
+def pause(iceberg_id: IcebergId, agent: AgentOption, account: AccountOption, api: ApiOption = None) -> None:
+    """Hold a running iceberg's next slice until resumed (a signed iceberg_pause)."""
+    _send_control(CommandKind.ICEBERG_PAUSE, api, agent=agent, account=account, iceberg_id=iceberg_id)
+
+
+@app.command()
+def resume(iceberg_id: IcebergId, agent: AgentOption, account: AccountOption, api: ApiOption = None) -> None:
+    """Let a paused iceberg send slices again (a signed iceberg_resume)."""
+    _send_control(CommandKind.ICEBERG_RESUME, api, agent=agent, account=account, iceberg_id=iceberg_id)
+
+
+@app.command()
+def cancel(iceberg_id: IcebergId, agent: AgentOption, account: AccountOption, api: ApiOption = None) -> None:
+    """Stop an iceberg: its working slice is pulled, it ends Cancelled (a signed iceberg_cancel)."""
+    _send_control(CommandKind.ICEBERG_CANCEL, api, agent=agent, account=account, iceberg_id=iceberg_id)
 
 
 def progress_lines(workflow_id: str, progress: IcebergProgress) -> list[str]:

@@ -16,6 +16,14 @@ through the whole path above, per-order limits and sizer included.
 A ``breaker_trip`` / ``breaker_arm`` command (an operator's, floor-wide) goes sentry → ledger →
 the breaker's state (:mod:`hotpath.breaker_commands`); the breaker's own state never refuses it.
 
+A slice (an ``enter`` naming a ``parent_id``) must belong to a live parent of the same account,
+symbol and side and fit in what is left of its total; an iceberg control (``iceberg_amend`` /
+``_pause`` / ``_resume`` / ``_cancel``) must come from the parent's author or an operator: it
+is ledgered and published as a control record for the bridge to hand to the Iceberg, which
+reads it back from the ledger. The floor's own service keys may sign slices and cancels only
+(:mod:`trading.iceberg_parents`). A revoked key's running parents are stopped: a cancel signed
+by the floor's control key is ledgered, their working slices pulled, the Iceberg told.
+
 Where each refusal is recorded is :mod:`hotpath.refusals`' business.
 
 Nothing here awaits Temporal or the API; the only awaits between intake and the socket write
@@ -28,9 +36,12 @@ import dataclasses
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from brokers.base import Broker, BrokerOrder, NotConnected, OrderInvalid, UnknownOrderRef
 from hotpath.account import AccountBook
@@ -39,19 +50,33 @@ from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
+from hotpath.icebergs import IcebergParents, control_record
 from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import EventProducer, HotLedger, RefusedByLedger
 from hotpath.publish import publish_order_event
 from hotpath.refusals import Refusals, loose_command
+from ledger.iceberg_parents import control_detail
 from observability.security import SecurityLog
+from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
+from trading import iceberg_parents as parents
 from trading import sentry
-from trading.commands import BREAKER_KINDS, Command, CommandInvalid, CommandKind, OrderType, Side, TimeInForce
+from trading.commands import (
+    BREAKER_KINDS,
+    ICEBERG_CONTROLS,
+    Command,
+    CommandInvalid,
+    CommandKind,
+    OrderType,
+    Side,
+    TimeInForce,
+    utc_now_ms,
+)
 from trading.fill_prices import FillRange, fill_range
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
 from trading.sentry import RegisteredKey, ReplayGuard
-from trading.signing import EnvelopeInvalid, SignedCommand
+from trading.signing import EnvelopeInvalid, SignedCommand, sign_command
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
 from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
 
@@ -67,6 +92,12 @@ TRAIL_STOP_NOT_POSITIVE = "risk.trail_stop_not_positive"
 """A TRAIL whose trail, taken from the touch, puts its initial stop at or below zero."""
 ICEBERG_PARENT = "iceberg_parent"
 """``role`` in the ledger detail of an accepted iceberg command: a parent, never sent itself."""
+FLOOR_CONTROL = "floor-control"
+"""The floor's own key for the controls it issues itself (stopping a revoked key's icebergs)."""
+SECURITY_REASONS = frozenset(
+    {parents.FLOOR_KEY_OUT_OF_SCOPE, parents.UNKNOWN_PARENT, parents.PARENT_MISMATCH, parents.NOT_ALLOWED}
+)
+"""Refusals that point at a forged, confused or compromised signer: also security events."""
 
 
 class Intake:
@@ -87,6 +118,7 @@ class Intake:
         emit: Callable[[OrderEvent], None] | None = None,
         breaker_log: BreakerLog | None = None,
         symbols: Iterable[str] | None = None,
+        control_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -105,6 +137,12 @@ class Intake:
         """The symbols the floor trades (None: any); an order in another is ``unknown_symbol``."""
         self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)
         self.breaker_commands = BreakerCommands(breaker, ledger, self.refusals, breaker_log)
+        self.parents = IcebergParents(ledger, orders)
+        self.control_key = control_key
+        """Signs the stops of a revoked key's icebergs (``floor-control``); None: such parents
+        still have their working slices pulled, but no stop can be ledgered."""
+        self._revocations_handled: set[str] = set()
+        """Revoked keys whose icebergs this process has stopped (or found none of)."""
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
@@ -125,8 +163,19 @@ class Intake:
         self._keys.pop(key_id, None)
 
     async def refresh_keys(self) -> None:
-        """Reload the key registry (revocations take effect at the next refresh)."""
+        """Reload the key registry (revocations take effect at the next refresh). Every revoked
+        key has its running icebergs stopped, once per process (at start that is every revoked
+        key: a revocation may have come while it was down)."""
         self._keys = {k.key_id: k for k in await self.ledger.keys()}
+        for key in self._keys.values():
+            if key.revoked and key.key_id not in self._revocations_handled:
+                try:
+                    await self.stop_icebergs_of(key.key_id)
+                except Exception:
+                    # The registry reload must go on; the next reload (or restart) tries again.
+                    log.exception("could not stop the icebergs of revoked key %s", key.key_id)
+                    continue
+                self._revocations_handled.add(key.key_id)
 
     async def refresh_profiles(self) -> None:
         """Reload every account's risk profile (a change takes effect at the next refresh)."""
@@ -182,6 +231,14 @@ class Intake:
         self, envelope: SignedCommand, intake_ns: int, produce_ts_ms: int | None, source: str
     ) -> Outcome:
         command = envelope.command
+        key = self._keys.get(envelope.signer)
+        role = key.role if key is not None else "agent"
+        out_of_scope = parents.floor_key_refusal(command, role)
+        if out_of_scope is not None:
+            return await self._refuse(envelope, out_of_scope, {"role": role, "kind": command.kind.value})
+        if command.kind in ICEBERG_CONTROLS:
+            assert key is not None
+            return await self._control(envelope, key.agent_id, role, source)
         if command.kind in (CommandKind.ENTER, CommandKind.EXIT):
             return await self._order(envelope, intake_ns, produce_ts_ms, source)
         if command.kind is CommandKind.CANCEL:
@@ -205,6 +262,8 @@ class Intake:
             return await self.refusals.floor(envelope, Refusal.HALTED.value, {})
         if not self.trades(command.symbol):
             return await self._unknown_symbol(envelope)
+        if command.parent_id is not None and (refused := await self._slice_refused(envelope)) is not None:
+            return refused
         profile = await self._profile(command.account)
         if profile is None:
             return await self.refusals.floor(envelope, NO_PROFILE, {"account": command.account})
@@ -288,6 +347,7 @@ class Intake:
             return await self.refusals.by_ledger(exc, envelope, source)
         order = FloorOrder.from_command(command, quantity)
         self.orders[order.command_id] = order
+        self.parents.slice_accepted(order)
         if self.breaker.state is not snapshot.trading_state:
             # The breaker moved while this order waited for its commit: its cancel-all may
             # already be out, and an order sent now would outlive it.
@@ -376,6 +436,7 @@ class Intake:
             await self.ledger.append_accepted(envelope, total, detail)
         except RefusedByLedger as exc:
             return await self.refusals.by_ledger(exc, envelope, "")
+        self.parents.accepted(parents.Parent.from_command(command, envelope.signer))
         record = dataclasses.replace(
             FloorOrder.from_command(command, total).event(EventKind.ACCEPTED),
             iceberg_envelope=envelope.to_wire().decode(),
@@ -385,6 +446,106 @@ class Intake:
         # The ledger entry committed above is the parent's durable record.
         await publish_order_event(self.producer, record)
         return Outcome(command.command_id, None)
+
+    # --- iceberg slices and controls ---------------------------------------------------------
+
+    async def _slice_refused(self, envelope: SignedCommand) -> Outcome | None:
+        """The refusal of a slice whose parent is unknown, elsewhere, done or too small for it."""
+        command = envelope.command
+        assert command.parent_id is not None
+        parent = await self.parents.get(command.parent_id)
+        taken = self.parents.taken(parent) if parent is not None else 0
+        author = self._keys.get(parent.signer) if parent is not None else None
+        if parent is not None and author is not None and author.revoked:
+            # Stopped, whether or not the stop was ledgered yet (or could be: no control key).
+            parent = dataclasses.replace(parent, stopped=parents.STOPPED_BY_REVOCATION)
+        refusal = parents.slice_refusal(command, parent, taken)
+        if refusal is None:
+            return None
+        detail = {"parent_id": command.parent_id, "taken": taken, "quantity": command.quantity}
+        return await self._refuse(envelope, refusal, detail)
+
+    async def _control(self, envelope: SignedCommand, signer_agent: str, role: str, source: str) -> Outcome:
+        command = envelope.command
+        assert command.parent_id is not None
+        parent = await self.parents.get(command.parent_id)
+        taken = self.parents.taken(parent) if parent is not None else 0
+        refusal = parents.control_refusal(command, parent, taken, signer_agent=signer_agent, signer_role=role)
+        if refusal is not None:
+            return await self._refuse(envelope, refusal, {"parent_id": command.parent_id, "taken": taken})
+        assert parent is not None
+        try:
+            await self.ledger.append_accepted(envelope, 0, control_detail(parent, taken=taken))
+        except RefusedByLedger as exc:
+            return await self.refusals.by_ledger(exc, envelope, source)
+        after = self.parents.apply(parent, command)
+        await publish_order_event(self.producer, control_record(after, command))
+        return Outcome(command.command_id, None)
+
+    async def stop_icebergs_of(self, key_id: str) -> list[str]:
+        """Stop every live iceberg ``key_id`` signed: pull its working slices, ledger an
+        ``iceberg_cancel`` signed by the floor's control key, and tell the Iceberg. Returns the
+        parents' workflow ids. Idempotent: the stop's command id derives from the parent."""
+        stopped: list[str] = []
+        for command_id in await self.ledger.icebergs_signed_by(key_id):
+            parent = await self.parents.get(parents.parent_workflow_id(command_id))
+            if parent is None or parents.done(parent, self.parents.taken(parent)):
+                continue
+            for order in self.parents.working_slices(parent):
+                try:
+                    self.broker.cancel(order.command_id)
+                except UnknownOrderRef:
+                    log.warning("stopping %s: broker does not know %s", parent.workflow_id, order.command_id)
+            stopped.append(parent.workflow_id)
+            if self.control_key is None:
+                log.error(
+                    "no %s key: %s's working slices were pulled but its stop is not ledgered and the"
+                    " Iceberg not told; provision the key (`floor up` does) and restart the hot path",
+                    FLOOR_CONTROL,
+                    parent.workflow_id,
+                )
+                continue
+            stop = Command(
+                kind=CommandKind.ICEBERG_CANCEL,
+                command_id=f"{parent.workflow_id}.stop",
+                agent_id=FLOOR_CONTROL,
+                account=parent.account,
+                nonce=uuid.uuid4().hex,
+                issued_at=utc_now_ms(),
+                parent_id=parent.workflow_id,
+            )
+            envelope = sign_command(stop, self.control_key)
+            detail = control_detail(parent, reason=parents.STOPPED_BY_REVOCATION, revoked_key=key_id)
+            try:
+                await self.ledger.append_accepted(envelope, 0, detail)
+            except RefusedByLedger as exc:
+                log.warning("stop of %s not ledgered again: %s", parent.workflow_id, exc)
+                continue
+            after = self.parents.apply(parent, stop)
+            log.warning("stopped iceberg %s: key %s was revoked", parent.workflow_id, key_id)
+            await publish_order_event(self.producer, control_record(after, stop))
+        return stopped
+
+    async def _refuse(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
+        """A floor refusal; one that points at a forged or compromised signer is also a security
+        event."""
+        outcome = await self.refusals.floor(envelope, reason, detail)
+        if reason in SECURITY_REASONS and outcome.reason == reason:
+            command = envelope.command
+            await self.security.record(
+                security_refusal(
+                    reason=reason,
+                    severity="error",
+                    source="hotpath",
+                    source_address=None,
+                    agent_id=command.agent_id,
+                    key_id=envelope.signer,
+                    command_id=command.command_id,
+                    signature_hash=envelope.signature_hash,
+                    detail=json.dumps(detail, default=str, sort_keys=True),
+                )
+            )
+        return outcome
 
     def _snapshot(self, account: str, symbol: str) -> AccountSnapshot:
         """The account as the risk gate sees it now, working orders in ``symbol`` included."""

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from hotpath.ports import Ledgered, RefusedByLedger, ReplayKey
-from ledger import security_events
+from ledger import iceberg_parents, security_events
 from ledger.append import (
     Decision,
     ReplayRefused,
@@ -30,6 +30,7 @@ from ledger.order_events import record_order_event
 from ledger.risk_profiles import all_profiles, get_profile
 from observability.security import SecurityEvent
 from trading import sentry
+from trading.iceberg_parents import Parent
 from trading.order_events import OrderEvent
 from trading.sentry import RegisteredKey
 from trading.signing import SignedCommand
@@ -83,6 +84,15 @@ class LedgerStore:
                 command_id,
             )
         )
+
+    async def iceberg_parent(self, command_id: str) -> Parent | None:
+        return await iceberg_parents.load_parent(self._db, command_id)
+
+    async def iceberg_slices(self, parent_id: str) -> Sequence[iceberg_parents.SliceState]:
+        return await iceberg_parents.slice_states(self._db, parent_id)
+
+    async def icebergs_signed_by(self, key_id: str) -> Sequence[str]:
+        return await iceberg_parents.parents_signed_by(self._db, key_id)
 
     async def append_accepted(
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]

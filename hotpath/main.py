@@ -33,7 +33,7 @@ from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake import Intake
+from hotpath.intake import FLOOR_CONTROL, Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders
@@ -211,6 +211,14 @@ async def run(
         breaker_log.record_trip(trip, breaker)
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
+    control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
+    control_key = private_key_from_pem(control_key_file.read_bytes()) if control_key_file.is_file() else None
+    if control_key is None:
+        log.warning(
+            "no %s: a revoked key's icebergs will have their slices pulled but no stop ledgered;"
+            " `floor up` provisions it",
+            control_key_file,
+        )
     intake = Intake(
         broker=broker,
         ledger=ledger,
@@ -224,6 +232,7 @@ async def run(
         emit=events.emit,
         breaker_log=breaker_log,
         symbols=symbols,
+        control_key=control_key,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from ledger.iceberg_parents import SliceState
 from observability.security import SecurityEvent
+from trading.iceberg_parents import Parent
 from trading.order_events import OrderEvent
 from trading.sentry import RegisteredKey
 from trading.signing import SignedCommand
@@ -60,6 +62,19 @@ class HotLedger(Protocol):
     async def holds_command(self, command_id: str) -> bool:
         """True when an authenticated entry with this command id is in the ledger (the id
         belongs to a genuine command, whatever the floor decided on it)."""
+        ...
+
+    async def iceberg_parent(self, command_id: str) -> Parent | None:
+        """The accepted iceberg ``command_id``, its accepted controls applied (None: no such
+        parent in the ledger)."""
+        ...
+
+    async def iceberg_slices(self, parent_id: str) -> Sequence[SliceState]:
+        """The slices of ``parent_id`` the order-state rows know."""
+        ...
+
+    async def icebergs_signed_by(self, key_id: str) -> Sequence[str]:
+        """Command ids of the accepted icebergs ``key_id`` signed."""
         ...
 
     async def append_accepted(

@@ -6,7 +6,9 @@ an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. The ``
 of an iceberg parent (``iceberg_envelope`` set) starts the ``Iceberg`` workflow instead (id
 ``iceberg-<command id>``, refused by Temporal if it ever ran, so a redelivered record starts
 nothing; a DAY parent is given the session close as its expiry); the parent is no broker order,
-so it gets no lifecycle. Offsets are committed
+so it gets no lifecycle. The ``accepted`` record of an iceberg control (``control`` set) is handed
+to its parent as the ``control`` signal, naming the command only: the Iceberg reads the command
+from the ledger itself. Offsets are committed
 only after a batch has been delivered, so a crash re-delivers rather than loses; the workflows
 dedupe on event id and execution id.
 
@@ -40,6 +42,7 @@ from temporal.session_calendar import SessionCalendar
 from trading.commands import Command, CommandInvalid, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, decode
 from trading.signing import EnvelopeInvalid, SignedCommand
+from workflows.iceberg import ControlSignal
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class BridgeStats:
     session_changes: int = 0
     icebergs_started: int = 0
     icebergs_already_started: int = 0
+    controls: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -105,6 +109,10 @@ class Bridge:
             await self._start_iceberg(event)
             self.stats.delivered += 1
             return
+        if event.control is not None:
+            await self._deliver_control(event)
+            self.stats.delivered += 1
+            return
         try:
             await self._client.start_workflow(
                 OrderLifecycle.run,
@@ -130,6 +138,20 @@ class Bridge:
                 self.stats.orphan_slices += 1
                 log.warning("slice event %s: iceberg %s is not running", event.event_id, event.parent_id)
         self.stats.delivered += 1
+
+    async def _deliver_control(self, event: OrderEvent) -> None:
+        """Name the ledgered control to its Iceberg, which reads the command from the ledger; the
+        record carries no authority of its own."""
+        assert event.parent_id is not None
+        parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
+        try:
+            await parent.signal("control", ControlSignal(command_id=event.command_id))
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            log.warning("control %s: iceberg %s is not running", event.command_id, event.parent_id)
+            return
+        self.stats.controls += 1
 
     async def _start_iceberg(self, event: OrderEvent) -> None:
         assert event.iceberg_envelope is not None

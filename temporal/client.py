@@ -1,5 +1,8 @@
 """Connecting to Temporal with the floor's data converter, and the calls other processes make
-on the floor's workflows (the API, the CLI, the hot path's session reporter, ops scripts)."""
+on the floor's workflows (the API, the CLI, the hot path's session reporter, ops scripts).
+
+There is no helper to pause, resume, cancel or amend an Iceberg here: those are signed
+``iceberg_*`` commands through intake (``floor sniper pause ...``), never signals."""
 
 from __future__ import annotations
 
@@ -12,17 +15,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporal.config import DATA_CONVERTER, TASK_QUEUE, broker_session_workflow_id, iceberg_workflow_id
 from trading.commands import Command, CommandKind, TimeInForce
 from workflows.broker_session import BrokerSession, BrokerSessionInput, SessionChange
-from workflows.iceberg import (
-    AmendRequest,
-    CancelRequest,
-    Iceberg,
-    IcebergInput,
-    IcebergProgress,
-    IcebergResult,
-    PauseRequest,
-    ProgressQuery,
-    ResumeRequest,
-)
+from workflows.iceberg import Iceberg, IcebergInput, IcebergProgress, IcebergResult, ProgressQuery
 
 
 class NotAnIceberg(ValueError):
@@ -89,22 +82,6 @@ def iceberg(client: Client, workflow_id: str) -> WorkflowHandle[Iceberg, Iceberg
 
 async def iceberg_progress(client: Client, workflow_id: str) -> IcebergProgress:
     return await iceberg(client, workflow_id).query(Iceberg.progress, ProgressQuery())
-
-
-async def pause_iceberg(client: Client, workflow_id: str, request_id: str) -> None:
-    await iceberg(client, workflow_id).signal(Iceberg.pause, PauseRequest(request_id))
-
-
-async def resume_iceberg(client: Client, workflow_id: str, request_id: str) -> None:
-    await iceberg(client, workflow_id).signal(Iceberg.resume, ResumeRequest(request_id))
-
-
-async def cancel_iceberg(client: Client, workflow_id: str, request_id: str, reason: str = "trader") -> None:
-    await iceberg(client, workflow_id).signal(Iceberg.cancel, CancelRequest(request_id, reason))
-
-
-async def amend_iceberg(client: Client, workflow_id: str, amend: AmendRequest) -> None:
-    await iceberg(client, workflow_id).signal(Iceberg.amend, amend)
 
 
 async def report_session_change(

@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 
 from activities.broker_session import BrokerSessionActivities, BrokerView
 from activities.commands import CommandActivities, Producer
+from activities.control import ControlActivities
 from activities.market import MarketActivities, QuoteSource
 from activities.quotes import StreamingQuotes
 from bus.kafka import start_producer
@@ -79,7 +80,14 @@ def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
     commands = CommandActivities(deps.producer, deps.keys)
     market = MarketActivities(deps.quotes)
     session = BrokerSessionActivities(deps.broker, deps.db, deps.producer)
-    return [commands.publish_order, commands.publish_cancel, market.get_quote, session.reconcile_account]
+    control = ControlActivities(deps.db)
+    return [
+        commands.publish_order,
+        commands.publish_cancel,
+        market.get_quote,
+        session.reconcile_account,
+        control.read_control,
+    ]
 
 
 def build_worker(client: Client, deps: Dependencies, task_queue: str = TASK_QUEUE) -> Worker:

@@ -1,10 +1,11 @@
 """The command schema: what an agent (or a trader) asks the floor to do.
 
 A command is a frozen :class:`Command` whose ``kind`` is one of ``enter``, ``exit``,
-``cancel``, ``cancel_all``, ``iceberg``, ``breaker_trip`` or ``breaker_arm``. Its JSON form
-(:meth:`Command.to_json_dict`) is the only form that is ever signed: :func:`canonical_bytes`
-encodes it with RFC 8785 (JCS) so every signer and verifier, in any language, hashes the very
-same bytes.
+``cancel``, ``cancel_all``, ``iceberg``, one of the iceberg controls (``iceberg_amend``,
+``iceberg_pause``, ``iceberg_resume``, ``iceberg_cancel``), ``breaker_trip`` or ``breaker_arm``.
+Its JSON form (:meth:`Command.to_json_dict`) is the only form that is ever signed:
+:func:`canonical_bytes` encodes it with RFC 8785 (JCS) so every signer and verifier, in any
+language, hashes the very same bytes.
 
 Wire rules (enforced by :meth:`Command.from_json_dict`, which raises :class:`CommandInvalid`
 naming the offending field):
@@ -35,6 +36,11 @@ iceberg       symbol, side, edge, tif, quantity (total), display_size; limit_pri
               optional (the worst price any slice may pay)
 breaker_trip  nothing more: halt the floor (cancel every open order, refuse new ones)
 breaker_arm   nothing more: re-arm the floor after a trip
+iceberg_amend parent_id (the iceberg's workflow id, ``iceberg-<command id>``), and at least
+              one of quantity (the new total), display_size, limit_price
+iceberg_pause,
+iceberg_resume,
+iceberg_cancel  parent_id
 ============  =====================================================================
 
 The breaker kinds are the operator's (:data:`OPERATOR_KINDS`: the sentry refuses them from a
@@ -91,6 +97,10 @@ class CommandKind(enum.StrEnum):
     ICEBERG = "iceberg"
     BREAKER_TRIP = "breaker_trip"
     BREAKER_ARM = "breaker_arm"
+    ICEBERG_AMEND = "iceberg_amend"
+    ICEBERG_PAUSE = "iceberg_pause"
+    ICEBERG_RESUME = "iceberg_resume"
+    ICEBERG_CANCEL = "iceberg_cancel"
 
 
 BREAKER_KINDS = frozenset({CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM})
@@ -98,6 +108,16 @@ OPERATOR_KINDS = BREAKER_KINDS
 """Kinds only a key with the operator role may sign (see :mod:`trading.sentry`)."""
 FLOOR_WIDE = "*"
 """The ``account`` of a breaker command: the whole floor."""
+
+ICEBERG_CONTROLS = frozenset(
+    {
+        CommandKind.ICEBERG_AMEND,
+        CommandKind.ICEBERG_PAUSE,
+        CommandKind.ICEBERG_RESUME,
+        CommandKind.ICEBERG_CANCEL,
+    }
+)
+"""Commands that steer a running iceberg parent (named by ``parent_id``); never orders."""
 
 
 class Side(enum.StrEnum):
@@ -153,6 +173,10 @@ _ALLOWED: dict[CommandKind, frozenset[str]] = {
     ),
     CommandKind.BREAKER_TRIP: frozenset(_COMMON),
     CommandKind.BREAKER_ARM: frozenset(_COMMON),
+    CommandKind.ICEBERG_AMEND: frozenset((*_COMMON, "parent_id", "quantity", "display_size", "limit_price")),
+    CommandKind.ICEBERG_PAUSE: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_RESUME: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_CANCEL: frozenset((*_COMMON, "parent_id")),
 }
 _REQUIRED: dict[CommandKind, frozenset[str]] = {
     CommandKind.ENTER: frozenset((*_COMMON, "symbol", "side", "order_type", "edge", "tif")),
@@ -162,6 +186,10 @@ _REQUIRED: dict[CommandKind, frozenset[str]] = {
     CommandKind.ICEBERG: frozenset((*_COMMON, "symbol", "side", "edge", "tif", "quantity", "display_size")),
     CommandKind.BREAKER_TRIP: frozenset(_COMMON),
     CommandKind.BREAKER_ARM: frozenset(_COMMON),
+    CommandKind.ICEBERG_AMEND: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_PAUSE: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_RESUME: frozenset((*_COMMON, "parent_id")),
+    CommandKind.ICEBERG_CANCEL: frozenset((*_COMMON, "parent_id")),
 }
 _PRICES_FOR_TYPE: dict[OrderType, tuple[frozenset[str], frozenset[str]]] = {
     # order type -> (required prices, allowed prices)
@@ -202,6 +230,7 @@ class Command:
     display_size: int | None = None
     """iceberg: the nominal size of each visible slice."""
     parent_id: str | None = None
+    """enter: the iceberg a slice belongs to; iceberg_*: the iceberg steered (its workflow id)."""
     target_command_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -358,6 +387,10 @@ def _validate(data: Any) -> None:
         _check_edge(data["edge"])
     if kind is CommandKind.ICEBERG and data["display_size"] > data["quantity"]:
         raise CommandInvalid("display_size", "must not exceed quantity")
+    if kind is CommandKind.ICEBERG_AMEND and not any(
+        k in data for k in ("quantity", "display_size", "limit_price")
+    ):
+        raise CommandInvalid("quantity", "an iceberg_amend names a new quantity, display_size or limit_price")
 
 
 def _check_pattern(data: dict[str, Any], key: str, pattern: re.Pattern[str], rule: str) -> None:

@@ -96,6 +96,11 @@ class OrderEvent:
     filled already. None elsewhere (and on records written before the field existed). Carried
     on ``orders.events`` for the consumers that size what comes next; the ``order_events`` state
     rows keep the fills themselves, which is what recovery and reconciliation count."""
+    control: str | None = None
+    """Only on the ``accepted`` record of an iceberg control (``iceberg_amend``, ...): its kind.
+    ``command_id`` is the control command's, ``parent_id`` the iceberg it steers; the bridge
+    hands the command id to that Iceberg, which reads the command from the ledger itself (the
+    record is a doorbell, not the authority). Never an order; never an order-state row."""
 
     def __post_init__(self) -> None:
         if not self.event_id or not self.command_id:
@@ -116,6 +121,8 @@ class OrderEvent:
             raise OrderEventError("filled event must have filled_qty == quantity")
         if self.iceberg_envelope is not None and (self.kind is not EventKind.ACCEPTED or self.parent_id):
             raise OrderEventError("iceberg_envelope belongs on an accepted record of a parent order")
+        if self.control is not None and (self.kind is not EventKind.ACCEPTED or not self.parent_id):
+            raise OrderEventError("control belongs on an accepted record naming its parent")
         if self.broker_filled_qty is not None and not (
             self.terminal and 0 <= self.broker_filled_qty <= self.quantity
         ):
@@ -170,6 +177,7 @@ def to_dict(event: OrderEvent) -> dict[str, Any]:
         "broker_order_id": event.broker_order_id,
         "iceberg_envelope": event.iceberg_envelope,
         "broker_filled_qty": event.broker_filled_qty,
+        "control": event.control,
     }
 
 
@@ -230,6 +238,7 @@ def from_dict(data: dict[str, Any]) -> OrderEvent:
         broker_order_id=broker_order_id,
         iceberg_envelope=_opt_str(data, "iceberg_envelope"),
         broker_filled_qty=None if data.get("broker_filled_qty") is None else _int(data, "broker_filled_qty"),
+        control=_opt_str(data, "control"),
     )
 
 

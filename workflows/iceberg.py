@@ -13,6 +13,12 @@ slice the broker ended, what the broker said had filled if that is more (an exec
 the cancel, still on its way). A cancel the broker has not confirmed holds the next slice back,
 however long that takes; at the end the parent waits for such racing executions.
 
+Control (amend, pause, resume, cancel) is a signed ``iceberg_*`` command through intake, which
+ledgers it; the bridge passes its command id as the ``control`` signal and the workflow reads the
+command back from the ledger (:mod:`activities.control`) before acting. The older direct
+``pause`` / ``resume`` / ``cancel`` / ``amend`` signals change nothing (anyone who reaches
+Temporal could send them); histories written before still replay them.
+
 Slice events reach the workflow from the bridge (``orders.events`` with ``parent_id`` = this
 workflow's id) as the ``slice_event`` signal; events dedupe on event id, fills on execution id.
 
@@ -43,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         CommandActivities,
         OrderCommandRequest,
     )
+    from activities.control import ControlActivities, ControlLookup, LedgeredControl
     from activities.market import MarketActivities, QuoteRequest, QuoteResult
     from trading.commands import Edge, Side, TimeInForce
     from trading.iceberg import SliceFill, backoff_after, slice_delay_ms, slice_price, slice_quantity
@@ -78,6 +85,11 @@ goes out. Histories written before sent the slice regardless, and replay that wa
 AMEND_FLOOR_PATCH = "iceberg-amend-floor-working-slice"
 """An amend may not take the total below filled plus the working slice's open quantity.
 Histories written before accepted such an amend (and pulled the slice), and replay that way."""
+LEDGERED_CONTROL_PATCH = "iceberg-control-from-ledger"
+"""Direct pause / resume / cancel / amend signals are ignored: control comes as a ledgered
+command (the ``control`` signal). Histories written before applied them, and replay that way."""
+CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10)
+"""Reading a control from the ledger; a refusal (not ledgered, not for this parent) is final."""
 OUTAGE_RETRY_PATCH = "iceberg-retry-activity-outage"
 """A quote, publish or cancel activity that runs out of retries is tried again on a timer.
 Histories written before failed the workflow there, and replay that way."""
@@ -132,6 +144,14 @@ class ResumeRequest:
 class CancelRequest:
     request_id: str = ""
     reason: str = "trader"
+
+
+@dataclass(frozen=True)
+class ControlSignal:
+    """A control command for this parent was ledgered: its command id (nothing else is taken
+    from the signal)."""
+
+    command_id: str
 
 
 @dataclass(frozen=True)
@@ -565,30 +585,84 @@ class Iceberg:
             record.done = True
             record.outcome = "filled" if record.filled_qty >= record.qty else event.kind.value
 
+    @workflow.signal(name="control")
+    async def control(self, req: ControlSignal) -> None:
+        seen = f"control:{req.command_id}"
+        if not self._first_time(seen):
+            return
+        try:
+            ledgered = await workflow.execute_activity_method(
+                ControlActivities.read_control,
+                ControlLookup(command_id=req.command_id, parent_id=workflow.info().workflow_id),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=CONTROL_RETRY,
+            )
+        except ActivityError as exc:
+            self._notes.append(f"control {req.command_id} not applied: {_cause(exc)}")
+            # The same control delivered again (the bridge redelivers) is read afresh: the
+            # ledger may have been unreachable this time.
+            self._seen_requests.discard(seen)
+            return
+        self._apply_control(ledgered)
+
+    def _apply_control(self, c: LedgeredControl) -> None:
+        self._notes.append(f"{c.kind} {c.command_id} by {c.agent_id}")
+        if c.kind == "iceberg_pause":
+            self._pause()
+        elif c.kind == "iceberg_resume":
+            self._resume()
+        elif c.kind == "iceberg_cancel":
+            self._cancel(c.reason or c.agent_id)
+        elif c.kind == "iceberg_amend":
+            self._amend(AmendRequest(c.command_id, c.total_qty, c.display_qty, c.limit_price))
+
+    def _direct_signal_ignored(self, name: str) -> bool:
+        """A control signal sent straight to Temporal: no authority, so no effect (new runs)."""
+        if not workflow.patched(LEDGERED_CONTROL_PATCH):
+            return False
+        note = f"direct {name} signal ignored: send a signed iceberg_{name} command through intake"
+        if note not in self._notes:
+            self._notes.append(note)
+        return True
+
     @workflow.signal(name="pause")
     def pause(self, req: PauseRequest) -> None:
-        if self._first_time(req.request_id) and self._cancel_reason is None:
+        if not self._direct_signal_ignored("pause") and self._first_time(req.request_id):
+            self._pause()
+
+    def _pause(self) -> None:
+        if self._cancel_reason is None:
             self._paused = True
             self._status = IcebergStatus.PAUSED
             self._publish_search_attributes()
 
     @workflow.signal(name="resume")
     def resume(self, req: ResumeRequest) -> None:
-        if self._first_time(req.request_id) and self._cancel_reason is None:
+        if not self._direct_signal_ignored("resume") and self._first_time(req.request_id):
+            self._resume()
+
+    def _resume(self) -> None:
+        if self._cancel_reason is None:
             self._paused = False
             self._status = IcebergStatus.WORKING
             self._publish_search_attributes()
 
     @workflow.signal(name="cancel")
     def cancel(self, req: CancelRequest) -> None:
-        if self._first_time(req.request_id) and self._cancel_reason is None:
-            self._cancel_reason = req.reason or "trader"
+        if not self._direct_signal_ignored("cancel") and self._first_time(req.request_id):
+            self._cancel(req.reason or "trader")
+
+    def _cancel(self, reason: str) -> None:
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
             self._notes.append(f"cancel requested: {self._cancel_reason}")
 
     @workflow.signal(name="amend")
     def amend(self, req: AmendRequest) -> None:
-        if not self._first_time(req.request_id):
-            return
+        if not self._direct_signal_ignored("amend") and self._first_time(req.request_id):
+            self._amend(req)
+
+    def _amend(self, req: AmendRequest) -> None:
         problem = self._amend_problem(req)
         if problem:
             self._notes.append(f"amend {req.request_id} refused: {problem}")

@@ -17,14 +17,17 @@ from ledger.verify import verify_ledger
 async def test_first_run_makes_and_registers_service_keys_and_a_paper_profile(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    settings = FloorSettings(var_dir=tmp_path, DATABASE_URL=postgres_url)
+    # A database of its own: the session's may already hold the service keys, registered by
+    # suites that provision them for their own processes.
+    url = await _fresh_database(postgres_url, f"p0_{tmp_path.name[-6:].lower()}")
+    settings = FloorSettings(var_dir=tmp_path, DATABASE_URL=url)
     account = f"DU{tmp_path.name[-6:]}"
     done = await provision(settings, paper_account=account)
     assert any("default risk profile" in line for line in done)
     for service in SERVICE_KEYS:
         path = settings.keys_dir / f"{service.agent_id}.key"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    conn = await asyncpg.connect(postgres_url)
+    conn = await asyncpg.connect(url)
     try:
         active = {rec.agent_id: rec for rec in (await registry.load_keys(conn)).values()}
         for service in SERVICE_KEYS:
@@ -32,7 +35,7 @@ async def test_first_run_makes_and_registers_service_keys_and_a_paper_profile(
         assert await get_profile(conn, account) == PAPER_PROFILE
     finally:
         await conn.close()
-    report = await verify_ledger(postgres_url)
+    report = await verify_ledger(url)
     assert report.first_bad is None
 
     # A second run finds everything in place and changes nothing.

@@ -15,10 +15,12 @@ from aiokafka import AIOKafkaProducer
 
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
+from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
 from floor.supervisor import RunningService, Supervisor, free_port, stop_process_group
+from hotpath.intake import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
-from ledger.keys import ROLE_SERVICE, register_key
+from ledger.keys import ROLE_SERVICE, KeyConflict, register_key, revoke_agent
 from ledger.risk_profiles import set_profile
 from tests.fixtures.hotpath import new_agent, register
 from tests.fixtures.paper import PaperStack
@@ -120,6 +122,7 @@ async def running_hotpath(
     stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
     breaker_agent = await breaker_key(ledger_pool, settings)
+    await ensure_control_key(settings, ledger_pool)
     service = supervisor.start(
         hotpath_spec(
             settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}", breaker_agent=breaker_agent
@@ -159,6 +162,23 @@ async def breaker_key(pool: asyncpg.Pool, settings: FloorSettings) -> str:
     (settings.keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
     await register_key(pool, agent_id, public_key_bytes(key), ROLE_SERVICE, ["*"])
     return agent_id
+
+
+async def ensure_control_key(settings: FloorSettings, pool: asyncpg.Pool) -> None:
+    """The hot path's control key (it signs the stops of a revoked key's icebergs) in the key
+    directory, registered, as ``floor up`` provisions it."""
+    path = key_path(settings, FLOOR_CONTROL)
+    if path.exists():
+        return
+    key = generate_private_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_key(path, private_key_to_pem(key))
+    try:
+        await register_key(pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
+    except KeyConflict:
+        # Another suite provisioned one into this database under its own directory.
+        await revoke_agent(pool, FLOOR_CONTROL)
+        await register_key(pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
 
 
 async def _no_open_orders(paper: PaperStack) -> bool:

@@ -13,7 +13,7 @@ from hotpath.account import AccountBook, LastPrice
 from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
 from hotpath.intake import Intake
-from hotpath.ports import HotLedger
+from hotpath.ports import EventProducer, HotLedger
 from observability.security import SecurityLog
 from observability.telemetry import setup
 from trading.order_events import OrderEvent
@@ -36,15 +36,17 @@ def in_process_intake(
     *,
     breaker: CircuitBreaker | None = None,
     breaker_log: BreakerLog | None = None,
+    producer: EventProducer | None = None,
 ) -> Intake:
     """Intake over ``ledger`` and ``broker`` with a fresh AAPL quote, appending every record it
-    would publish to ``emitted``."""
+    would publish to ``emitted``; the records intake sends straight to Kafka (an iceberg parent's
+    or control's) go through ``producer`` (a real one, when the test makes such commands)."""
     book = AccountBook()
     book.on_quote("AAPL", LastPrice(Decimal("189.40"), Decimal("189.50"), None, time.perf_counter_ns()))
     return Intake(
         broker=broker,  # type: ignore[arg-type]
         ledger=ledger,
-        producer=None,  # type: ignore[arg-type]  # records go to `emit`
+        producer=producer,  # type: ignore[arg-type]  # None: records go to `emit` only
         security=SecurityLog(ledger, None, SECURITY_EVENTS),  # type: ignore[arg-type]
         breaker=breaker or CircuitBreaker(lambda: None, lambda trip: None),
         book=book,

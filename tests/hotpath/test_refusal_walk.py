@@ -25,9 +25,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from brokers.base import BrokerOrder, OrderInvalid, Placement
 from brokers.ib_convert import validate
@@ -49,19 +51,29 @@ from hotpath.intake import (
 from hotpath.ledger_store import LedgerStore
 from hotpath.recovery import NOT_LEDGERED, restore_orders
 from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
-from ledger.keys import revoke_agent
+from ledger.keys import register_key, revoke_agent
 from ledger.order_events import order_state, record_order_event
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
 from tests.hotpath.test_hotpath_flow import exit_command
+from trading import iceberg_parents as parents
 from trading import sentry
 from trading.breaker import CrashSignal
-from trading.commands import Command, CommandInvalid, CommandKind, Edge, OrderType, Side, utc_now_ms
+from trading.commands import (
+    Command,
+    CommandInvalid,
+    CommandKind,
+    Edge,
+    OrderType,
+    Side,
+    TimeInForce,
+    utc_now_ms,
+)
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, TradingState, check_order
 from trading.sentry import ReplayGuard
-from trading.signing import SignedCommand
+from trading.signing import SignedCommand, public_key_bytes
 from trading.sizing import NO_BANKROLL, NO_EDGE, NO_SHARE, size_order
 from trading.symbols import UNKNOWN_SYMBOL
 
@@ -83,6 +95,8 @@ NOT_REASONS: dict[str, str] = {
     "agent": "a key's role in the registry",
     "operator": "a key's role in the registry",
     "breaker_tripped": "the ledger entry kind of an automatic trip",
+    "service": "a key's role in the registry",
+    "revoked": "why a revoked key's iceberg was stopped, in the stop's ledger detail",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
@@ -158,10 +172,13 @@ def baseline(agent_id: str, **changes: object) -> Command:
 
 
 @pytest.fixture
-async def walk(agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None) -> Walk:
+async def walk(
+    agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None, command_producer: AIOKafkaProducer
+) -> Walk:
     broker = TakesOrders()
     emitted: list[OrderEvent] = []
-    intake = in_process_intake(LedgerStore(ledger_pool), broker, emitted)
+    # A real producer: an iceberg parent's and a control's records go to Kafka.
+    intake = in_process_intake(LedgerStore(ledger_pool), broker, emitted, producer=command_producer)
     intake.symbols = frozenset({"AAPL", "MSFT"})  # MSFT is traded but has no quote yet
     intake.exits = ExitManager(lambda ref, stop: 0)
     await intake.warm()
@@ -390,6 +407,76 @@ async def not_ledgered(w: Walk) -> str | None:
     return None if state is None else state.reason
 
 
+# --- iceberg slices and controls, and the floor's own keys -------------------------------
+
+PARENT_TOTAL = 300
+
+
+async def live_parent(w: Walk) -> str:
+    """An iceberg of the walk's agent (AAPL, BUY, 300 shares) the ledger holds as accepted;
+    returns the id its slices and controls name."""
+    parent = Command(
+        kind=CommandKind.ICEBERG, **_ids(w.agent.agent_id), symbol="AAPL", side=Side.BUY,
+        edge=Edge(Decimal("0.55"), Decimal("2"), Decimal(185)), tif=TimeInForce.DAY,
+        quantity=PARENT_TOTAL, display_size=100,
+    )  # fmt: skip
+    assert await w.send(parent) is None
+    return parents.parent_workflow_id(parent.command_id)
+
+
+def control(agent_id: str, kind: CommandKind, parent_id: str, **fields: object) -> Command:
+    return Command(kind=kind, **_ids(agent_id), parent_id=parent_id, **fields)  # type: ignore[arg-type]
+
+
+def _ids(agent_id: str) -> dict[str, Any]:
+    return dict(
+        command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent_id, account=VENUE_ACCOUNT,
+        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
+    )  # fmt: skip
+
+
+async def unknown_parent(w: Walk) -> str | None:
+    return await w.send(baseline(w.agent.agent_id, parent_id="iceberg-cmd-nobody-ever-sent"))
+
+
+async def parent_mismatch(w: Walk) -> str | None:
+    parent_id = await live_parent(w)  # a BUY parent: a SELL slice is not one of its slices
+    return await w.send(baseline(w.agent.agent_id, parent_id=parent_id, side=Side.SELL, stop=Decimal(195)))
+
+
+async def over_total(w: Walk) -> str | None:
+    parent_id = await live_parent(w)
+    return await w.send(baseline(w.agent.agent_id, parent_id=parent_id, quantity=PARENT_TOTAL + 1))
+
+
+async def parent_done(w: Walk) -> str | None:
+    parent_id = await live_parent(w)
+    assert await w.send(control(w.agent.agent_id, CommandKind.ICEBERG_CANCEL, parent_id)) is None
+    return await w.send(baseline(w.agent.agent_id, parent_id=parent_id))
+
+
+async def control_not_allowed(w: Walk) -> str | None:
+    parent_id = await live_parent(w)
+    stranger = new_agent()  # may trade the account, but did not author the parent
+    await register(w.pool, stranger)
+    return await w.send_envelope(
+        stranger.sign(control(stranger.agent_id, CommandKind.ICEBERG_PAUSE, parent_id))
+    )
+
+
+async def amend_below_taken(w: Walk) -> str | None:
+    parent_id = await live_parent(w)
+    assert await w.send(baseline(w.agent.agent_id, parent_id=parent_id)) is None  # 5 shares working
+    return await w.send(control(w.agent.agent_id, CommandKind.ICEBERG_AMEND, parent_id, quantity=4))
+
+
+async def floor_key_out_of_scope(w: Walk) -> str | None:
+    sniper = new_agent(f"sniper-{uuid.uuid4().hex[:8]}")  # a service key, allowed on '*'
+    await register_key(w.pool, sniper.agent_id, public_key_bytes(sniper.private_key), "service", ["*"])
+    await w.intake.refresh_keys()
+    return await w.send_envelope(sniper.sign(baseline(sniper.agent_id)))  # an order, not a slice
+
+
 CASES: dict[str, Case] = {
     sentry.NO_SIGNATURE: no_signature,
     sentry.UNKNOWN_KEY: unknown_key,
@@ -426,6 +513,13 @@ CASES: dict[str, Case] = {
     UNKNOWN_ORDER: unknown_order,
     BROKER_INVALID: order_invalid,
     NOT_LEDGERED: not_ledgered,
+    parents.UNKNOWN_PARENT: unknown_parent,
+    parents.PARENT_MISMATCH: parent_mismatch,
+    parents.OVER_TOTAL: over_total,
+    parents.PARENT_DONE: parent_done,
+    parents.NOT_ALLOWED: control_not_allowed,
+    parents.AMEND_BELOW_TAKEN: amend_below_taken,
+    parents.FLOOR_KEY_OUT_OF_SCOPE: floor_key_out_of_scope,
 }
 """Reason -> the case that draws it. A new reason gets a new entry here."""
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
@@ -28,12 +29,13 @@ from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer, iceberg_expiry
 from temporal.config import iceberg_workflow_id
 from temporal.session_calendar import SessionCalendar
-from tests.fixtures.hotpath import new_agent
+from tests.fixtures.hotpath import Agent, new_agent
 from tests.helpers import eventually
+from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
-from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
+from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
 
 
@@ -357,3 +359,44 @@ def test_an_iceberg_parent_expires_at_the_close_of_its_session_unless_gtc(
     tif: TimeInForce | None, accepted: datetime, expires: datetime | None
 ) -> None:
     assert iceberg_expiry(_iceberg_command(tif), accepted, SessionCalendar()) == expires
+
+
+async def test_a_control_record_is_handed_to_its_iceberg_which_acts_only_on_what_the_ledger_holds(
+    running: RunningBridge, temporal_client: Client, ledger_pool: asyncpg.Pool, agent: Agent
+) -> None:
+    """The bridge passes a control record's command id to the parent as the ``control`` signal
+    and starts no lifecycle for it; the Iceberg pauses for the ledgered control and ignores one
+    the ledger does not hold (a forged record)."""
+    controller = Controller(ledger_pool, agent)
+    venue = SimVenue(script=lambda n: "rest", ledger=ledger_pool)
+    iceberg_id = f"iceberg-{uuid.uuid4().hex}"
+    inp = IcebergInput(
+        account="DU1", symbol="SYM", side=Side.BUY, total_qty=300, display_qty=100,
+        edge=Edge(Decimal("0.6"), Decimal("1.5"), Decimal("19")),
+    )  # fmt: skip
+
+    def control_record(command_id: str) -> OrderEvent:
+        return _event(command_id, 1, EventKind.ACCEPTED, 0, parent_id=iceberg_id, control="iceberg_pause")
+
+    async with Worker(
+        temporal_client, task_queue=running.queue, workflows=[Iceberg], activities=venue.activities()
+    ):
+        handle = await temporal_client.start_workflow(
+            Iceberg.run, inp, id=iceberg_id, task_queue=running.queue, execution_timeout=timedelta(minutes=2)
+        )
+        try:
+            forged = f"ctl-forged-{uuid.uuid4().hex}"
+            await running.bridge.deliver(control_record(forged))
+            await taken_up(handle, forged)
+            progress = await handle.query(Iceberg.progress, ProgressQuery())
+            assert progress.status is IcebergStatus.WORKING
+            refused = [n for n in progress.notes if f"control {forged} not applied" in n]
+            assert refused and "not in the ledger" in refused[0]
+
+            pause = await controller.ledgered(iceberg_id, CommandKind.ICEBERG_PAUSE)
+            await running.bridge.deliver(control_record(pause))
+            await taken_up(handle, pause)
+            assert (await handle.query(Iceberg.progress, ProgressQuery())).status is IcebergStatus.PAUSED
+            assert not await _exists(temporal_client, pause) and not await _exists(temporal_client, forged)
+        finally:
+            await handle.terminate("test over")

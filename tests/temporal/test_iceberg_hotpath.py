@@ -36,6 +36,7 @@ from floor.settings import FloorSettings
 from floor.sniper_cmd import app as sniper_app
 from floor.supervisor import RunningService, ServiceSpec, Supervisor, log_probe, stop_process_group
 from hotpath.refusals import DUPLICATE_DELIVERY
+from ledger.append import Decision, append_command
 from ledger.keys import register_key
 from temporal.config import iceberg_workflow_id
 from tests.fixtures.hotpath import Agent
@@ -170,20 +171,34 @@ async def sniper(
             await asyncio.to_thread(stop_process_group, service.pid)
 
 
+async def ledgered_parent(pool: asyncpg.Pool, author: Agent, command: Command) -> str:
+    """Append ``command`` (an iceberg) to the ledger as accepted, as intake does, but publish no
+    record, so no bridge starts it: the caller starts the Iceberg itself (with a faster
+    interval than the bridge would). Returns the parent's workflow id."""
+    await append_command(
+        pool, author.sign(command), decision=Decision.ACCEPTED,
+        detail={"role": "iceberg_parent", "quantity": command.quantity, "display_size": command.display_size},
+    )  # fmt: skip
+    return iceberg_workflow_id(command.command_id)
+
+
 async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     sniper: SniperStack,
     large_iceberg_room: IcebergRoom,  # noqa: F811
     paper: PaperStack,
     ledger_pool: asyncpg.Pool,
     temporal_client: Client,
+    agent: Agent,
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
     agent_id, queue = sniper.agent_id, sniper.queue
     start = large_iceberg_room.start_position
     side = Side.SELL if start >= 0 else Side.BUY
     bid, ask = await touch(paper, LARGE_SYMBOL)
     stop = (bid + ask) / 2 - side.sign * STOP_DISTANCE
-    iceberg_id = f"ice-it-{tag}"
+    edge = Edge(Decimal("0.55"), Decimal("2"), stop.quantize(Decimal("0.01")))
+    # Slices are refused unless the ledger holds their parent.
+    parent = _iceberg_command(agent.agent_id, side, symbol=LARGE_SYMBOL, quantity=TOTAL, edge=edge)
+    iceberg_id = await ledgered_parent(ledger_pool, agent, parent)
     handle = await temporal_client.start_workflow(
         Iceberg.run,
         IcebergInput(
@@ -192,7 +207,7 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
             side=side,
             total_qty=TOTAL,
             display_qty=DISPLAY,
-            edge=Edge(Decimal("0.55"), Decimal("2"), stop.quantize(Decimal("0.01"))),
+            edge=edge,
             agent_id=agent_id,
             interval_scale=INTERVAL_SCALE,
         ),

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
@@ -64,3 +65,48 @@ async def test_status_of_an_iceberg_nobody_started_says_so(temporal_address: str
     missing = f"cli-{uuid.uuid4().hex}"
     code, output = await asyncio.to_thread(run, tmp_path, "status", missing, "--temporal", temporal_address)
     assert code == 1 and f"no iceberg {iceberg_workflow_id(missing)}" in output
+
+
+@pytest.mark.parametrize(
+    ("verb", "extra", "kind"),
+    [
+        ("amend", ["--total", "600", "--limit", "229.75"], CommandKind.ICEBERG_AMEND),
+        ("pause", [], CommandKind.ICEBERG_PAUSE),
+        ("resume", [], CommandKind.ICEBERG_RESUME),
+        ("cancel", [], CommandKind.ICEBERG_CANCEL),
+    ],
+)
+async def test_controls_are_signed_commands_posted_to_the_door_not_signals(
+    verb: str,
+    extra: list[str],
+    kind: CommandKind,
+    api_url: str,
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    agent = new_agent()
+    await register(ledger_pool, agent)
+    write_key(tmp_path, agent.agent_id, private_key_to_pem(agent.private_key))
+    parent = f"cli-{uuid.uuid4().hex}"
+
+    code, output = run(
+        tmp_path, verb, parent, "--agent", agent.agent_id, "--account", "DU100", *extra, "--api", api_url
+    )
+    assert code == 0, output
+    answer = json.loads(output)
+    assert answer["http_status"] == 202 and answer["workflow_id"] == iceberg_workflow_id(parent)
+    records = await read_until(
+        kafka_bootstrap, AGENT_COMMANDS, lambda raw: command_id_of(raw) == answer["command_id"]
+    )
+    envelope = SignedCommand.from_wire(records[-1])
+    envelope.verify(agent.private_key.public_key())
+    command = envelope.command
+    assert (command.kind, command.parent_id, command.account) == (kind, iceberg_workflow_id(parent), "DU100")
+    if kind is CommandKind.ICEBERG_AMEND:
+        assert (command.quantity, str(command.limit_price)) == (600, "229.75")
+
+
+async def test_an_amend_naming_nothing_to_change_is_refused_before_sending(tmp_path: Path) -> None:
+    code, output = run(tmp_path, "amend", "cli-x", "--agent", "a", "--account", "DU100")
+    assert code == 2 and "iceberg_amend names a new quantity" in output

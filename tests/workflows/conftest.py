@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -13,6 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporal.client import connect
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
+from tests.fixtures.hotpath import Agent
+from tests.workflows.sim import Controller
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -34,3 +37,9 @@ async def dev_client(temporal_address: str) -> Client:
     client = await connect(temporal_address)
     await ensure_search_attributes(client)
     return client
+
+
+@pytest.fixture
+async def controller(ledger_pool: asyncpg.Pool, agent: Agent) -> Controller:
+    """Steers Icebergs through the real ledger, as the author ``agent`` (registered)."""
+    return Controller(ledger_pool, agent)

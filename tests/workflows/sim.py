@@ -1,23 +1,93 @@
 """A scripted stand-in for intake + broker, for workflow tests only: activities with the
 production names that answer each command the way a venue would, by signalling the workflow
-exactly as the bridge does. Real Temporal, real workflow code; only the far side is scripted."""
+exactly as the bridge does. Real Temporal, real workflow code; only the far side is scripted.
+
+Control goes the production way: :class:`Controller` appends a signed ``iceberg_*`` command to
+the real ledger as intake would and signals its id as the bridge would, and the workflow reads
+it back through the real ``read_control`` activity (the venue's activities include it)."""
 
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+import asyncpg
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
+from activities.control import ControlActivities
 from activities.market import NoQuote, QuoteRequest, QuoteResult
+from ledger.append import Decision, append_command
+from tests.fixtures.hotpath import Agent
+from tests.helpers import eventually
+from trading.commands import Command, CommandKind, utc_now_ms
 from trading.order_events import EventKind, Fill, OrderEvent
-from workflows.iceberg import PauseRequest
+from workflows.iceberg import ControlSignal, Iceberg, ProgressQuery
+
+
+async def taken_up(handle: WorkflowHandle[Iceberg, Any], command_id: str) -> None:
+    """Until the Iceberg has applied the control ``command_id``, or refused it with a note.
+
+    It reads the control from the ledger by an activity, so not at once: a caller that steers
+    the workflow mid-activity waits until it has, as a signal applied in place used to."""
+
+    async def noted() -> bool:
+        notes = (await handle.query(Iceberg.progress, ProgressQuery())).notes
+        return any(command_id in n for n in notes)
+
+    await eventually(noted, timeout=30)
+
+
+@dataclass(frozen=True)
+class Controller:
+    """Steers an Iceberg as the floor does: ``agent`` signs an ``iceberg_*`` command, which is
+    ledgered as accepted (intake's part) and named to the workflow by the ``control`` signal
+    (the bridge's part)."""
+
+    pool: asyncpg.Pool
+    agent: Agent
+    account: str = "DU1"
+
+    async def ledgered(
+        self, workflow_id: str, kind: CommandKind, command_id: str | None = None, **fields: Any
+    ) -> str:
+        """Only intake's part: the control, accepted, in the ledger. Returns its command id."""
+        command = Command(
+            kind=kind, command_id=command_id or f"ctl-{uuid.uuid4().hex}", agent_id=self.agent.agent_id,
+            account=self.account, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), parent_id=workflow_id,
+            **fields,
+        )  # fmt: skip
+        await append_command(
+            self.pool, self.agent.sign(command), decision=Decision.ACCEPTED, detail={"parent_id": workflow_id}
+        )
+        return command.command_id
+
+    async def send(self, client: Client, workflow_id: str, kind: CommandKind, **fields: Any) -> str:
+        command_id = await self.ledgered(workflow_id, kind, **fields)
+        handle = client.get_workflow_handle_for(Iceberg.run, workflow_id)
+        await handle.signal(Iceberg.control, ControlSignal(command_id))
+        await taken_up(handle, command_id)
+        return command_id
+
+    async def pause(self, client: Client, workflow_id: str) -> str:
+        return await self.send(client, workflow_id, CommandKind.ICEBERG_PAUSE)
+
+    async def resume(self, client: Client, workflow_id: str) -> str:
+        return await self.send(client, workflow_id, CommandKind.ICEBERG_RESUME)
+
+    async def cancel(self, client: Client, workflow_id: str) -> str:
+        return await self.send(client, workflow_id, CommandKind.ICEBERG_CANCEL)
+
+    async def amend(self, client: Client, workflow_id: str, **fields: Any) -> str:
+        return await self.send(client, workflow_id, CommandKind.ICEBERG_AMEND, **fields)
+
 
 Behaviour = str
 """``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
@@ -50,6 +120,8 @@ class SimVenue:
     publish_attempts: dict[str, int] = field(default_factory=dict)
     late: list[tuple[OrderCommandRequest, int]] = field(default_factory=list)
     """Executions racing a cancel, not yet delivered."""
+    ledger: asyncpg.Pool | None = None
+    """Where ``read_control`` reads controls (None: the workflow gets no control activity)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def activities(self) -> list[Callable[..., object]]:
@@ -92,7 +164,8 @@ class SimVenue:
             await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
             return PublishResult(req.command_id, 0, len(self.cancels))
 
-        return [get_quote, publish_order, publish_cancel]
+        controls = [] if self.ledger is None else [ControlActivities(self.ledger).read_control]
+        return [get_quote, publish_order, publish_cancel, *controls]
 
     async def deliver_late_fills(self, client: Client | None = None) -> None:
         """Send the executions that raced a cancel (``client``: when called outside an activity)."""
@@ -164,25 +237,22 @@ class SimVenue:
             await handle.signal(signal, event)
 
 
-async def _pause(workflow_id: str) -> None:
-    await activity.client().get_workflow_handle(workflow_id).signal("pause", PauseRequest(request_id="p1"))
-
-
-def pause_at_slice(n: int) -> Callable[[int, OrderCommandRequest], Awaitable[None]]:
-    """An ``on_slice`` hook: pause the parent as its slice ``n`` is published."""
+def pause_at_slice(n: int, control: Controller) -> Callable[[int, OrderCommandRequest], Awaitable[None]]:
+    """An ``on_slice`` hook: pause the parent (a ledgered iceberg_pause) as its slice ``n`` is
+    published."""
 
     async def hook(slice_no: int, req: OrderCommandRequest) -> None:
         if slice_no == n:
-            await _pause(str(req.parent_id))
+            await control.pause(activity.client(), str(req.parent_id))
 
     return hook
 
 
-def pause_at_quote(n: int) -> Callable[[int, str], Awaitable[None]]:
+def pause_at_quote(n: int, control: Controller) -> Callable[[int, str], Awaitable[None]]:
     """An ``on_quote`` hook: pause the parent while its ``n``-th quote is being answered."""
 
     async def hook(quote_no: int, workflow_id: str) -> None:
         if quote_no == n:
-            await _pause(workflow_id)
+            await control.pause(activity.client(), workflow_id)
 
     return hook

@@ -14,18 +14,20 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.commands import OrderCommandRequest
+from ledger.append import Decision, append_command
 from tests.helpers import eventually
-from tests.workflows.sim import SimVenue, pause_at_slice
-from trading.commands import Edge, Side
+from tests.workflows.sim import Controller, SimVenue, pause_at_slice, taken_up
+from trading.commands import Command, CommandKind, Edge, Side, utc_now_ms
 from workflows.iceberg import (
     AmendRequest,
     CancelRequest,
+    ControlSignal,
     Iceberg,
     IcebergInput,
     IcebergResult,
     IcebergStatus,
+    PauseRequest,
     ProgressQuery,
-    ResumeRequest,
 )
 
 QUEUE = "iceberg-test"
@@ -90,18 +92,16 @@ async def test_unconfirmed_cancel_holds_the_next_slice_back_so_nothing_overfills
     assert any("cancel not confirmed" in n for n in result.notes)
 
 
-async def test_cancel_signal_pulls_the_working_slice_and_ends_cancelled(
-    skipping_env: WorkflowEnvironment,
+async def test_a_ledgered_cancel_pulls_the_working_slice_and_ends_cancelled(
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
     async def cancel_at_third(n: int, req: OrderCommandRequest) -> None:
         if n == 3:
-            await (
-                activity_client()
-                .get_workflow_handle(str(req.parent_id))
-                .signal("cancel", CancelRequest(request_id="c1", reason="trader"))
-            )
+            await controller.cancel(activity_client(), str(req.parent_id))
 
-    venue = SimVenue(script=lambda n: "fill" if n < 3 else "rest", on_slice=cancel_at_third)
+    venue = SimVenue(
+        script=lambda n: "fill" if n < 3 else "rest", on_slice=cancel_at_third, ledger=controller.pool
+    )
     result = await _run(skipping_env, venue, _inp())
 
     assert result.status is IcebergStatus.CANCELLED
@@ -110,22 +110,24 @@ async def test_cancel_signal_pulls_the_working_slice_and_ends_cancelled(
     assert [c.target_command_id for c in venue.cancels] == [result.slices[2].command_id]
 
 
-async def test_amend_shrinks_the_parent_and_it_completes_at_the_new_total(
-    skipping_env: WorkflowEnvironment,
+async def test_a_ledgered_amend_shrinks_the_parent_and_it_completes_at_the_new_total(
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
+    amends: list[str] = []
+
     async def amend_at_first(n: int, req: OrderCommandRequest) -> None:
         if n == 1:
-            handle = activity_client().get_workflow_handle(str(req.parent_id))
-            await handle.signal("amend", AmendRequest(request_id="a1", total_qty=250, display_qty=60))
-            await handle.signal("amend", AmendRequest(request_id="a2", total_qty=50))  # below filled
+            client, parent = activity_client(), str(req.parent_id)
+            amends.append(await controller.amend(client, parent, quantity=250, display_size=60))
+            amends.append(await controller.amend(client, parent, quantity=50))  # below filled
 
-    venue = SimVenue(on_slice=amend_at_first)
+    venue = SimVenue(on_slice=amend_at_first, ledger=controller.pool)
     result = await _run(skipping_env, venue, _inp())
 
     assert result.status is IcebergStatus.COMPLETED
     assert result.total_qty == 250 == result.filled_qty
     assert [s.qty for s in result.slices] == [100, 60, 60, 30]
-    assert any("a2 refused" in n for n in result.notes)
+    assert any(f"{amends[1]} refused" in n for n in result.notes)
 
 
 async def test_repeated_rejections_stop_the_iceberg_as_rejected(skipping_env: WorkflowEnvironment) -> None:
@@ -136,8 +138,10 @@ async def test_repeated_rejections_stop_the_iceberg_as_rejected(skipping_env: Wo
     assert result.quality is None
 
 
-async def test_pause_holds_slices_until_resume(skipping_env: WorkflowEnvironment) -> None:
-    venue = SimVenue(on_slice=pause_at_slice(2))
+async def test_a_ledgered_pause_holds_slices_until_a_ledgered_resume(
+    skipping_env: WorkflowEnvironment, controller: Controller
+) -> None:
+    venue = SimVenue(on_slice=pause_at_slice(2, controller), ledger=controller.pool)
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):
@@ -153,7 +157,7 @@ async def test_pause_holds_slices_until_resume(skipping_env: WorkflowEnvironment
         assert len(venue.orders) == 2
         await skipping_env.sleep(60)  # an hour of market time would not move a paused iceberg either
         assert len(venue.orders) == 2
-        await handle.signal(Iceberg.resume, ResumeRequest(request_id="r1"))
+        await controller.resume(skipping_env.client, handle.id)
         result = await handle.result()
     assert result.status is IcebergStatus.COMPLETED and result.filled_qty == 400
 
@@ -242,3 +246,66 @@ async def test_the_parent_waits_for_the_execution_of_a_last_slice_that_filled_as
     assert result.status is IcebergStatus.COMPLETED
     assert result.filled_qty == 200 == sum(venue.filled.values())
     assert [(s.qty, s.filled_qty) for s in result.slices] == [(100, 100), (100, 100)]
+
+
+async def test_direct_control_signals_change_nothing_and_a_control_for_another_parent_is_refused(
+    skipping_env: WorkflowEnvironment, controller: Controller
+) -> None:
+    """Anyone who reaches Temporal can signal: a signal is no authority. Raising the total,
+    moving the limit, pausing or cancelling by signal leaves the parent as it was; so does a
+    ledgered control naming another parent."""
+    elsewhere: list[str] = []
+
+    async def meddle_at_first(n: int, req: OrderCommandRequest) -> None:
+        if n != 1:
+            return
+        handle = activity_client().get_workflow_handle(str(req.parent_id))
+        await handle.signal("amend", AmendRequest("a1", total_qty=5000, limit_price=Decimal("150")))
+        await handle.signal("pause", PauseRequest("p1"))
+        await handle.signal("cancel", CancelRequest("c1", reason="forged"))
+        other = Controller(controller.pool, controller.agent)
+        command = Command(
+            kind=CommandKind.ICEBERG_CANCEL, command_id=f"ctl-{uuid.uuid4().hex}",
+            agent_id=controller.agent.agent_id, account="DU1", nonce=uuid.uuid4().hex,
+            issued_at=utc_now_ms(), parent_id="iceberg-someone-else",
+        )  # fmt: skip
+        await append_command(
+            other.pool, other.agent.sign(command), decision=Decision.ACCEPTED,
+            detail={"parent_id": "iceberg-someone-else"},
+        )  # fmt: skip
+        elsewhere.append(command.command_id)
+        await handle.signal("control", ControlSignal(command.command_id))
+
+    venue = SimVenue(on_slice=meddle_at_first, ledger=controller.pool)
+    result = await _run(skipping_env, venue, _inp(total=300, limit_price=Decimal("100.02")))
+
+    assert result.status is IcebergStatus.COMPLETED
+    assert result.total_qty == 300 == result.filled_qty
+    assert len(result.slices) == 3 and all(s.price <= Decimal("100.02") for s in result.slices)
+    notes = " | ".join(result.notes)
+    for name in ("amend", "pause", "cancel"):
+        assert f"direct {name} signal ignored" in notes
+    assert f"control {elsewhere[0]} not applied" in notes and "iceberg-someone-else" in notes
+
+
+async def test_a_control_that_could_not_be_read_is_read_again_when_delivered_again(
+    skipping_env: WorkflowEnvironment, controller: Controller
+) -> None:
+    """Delivered before the ledger could answer for it (here: before it was there at all), a
+    control is not lost: the bridge's redelivery reads it afresh."""
+    cancel = f"ctl-{uuid.uuid4().hex}"
+
+    async def cancel_at_first(n: int, req: OrderCommandRequest) -> None:
+        if n != 1:
+            return
+        handle = activity_client().get_workflow_handle_for(Iceberg.run, str(req.parent_id))
+        await handle.signal(Iceberg.control, ControlSignal(cancel))
+        await taken_up(handle, cancel)
+        await controller.ledgered(handle.id, CommandKind.ICEBERG_CANCEL, cancel)
+        await handle.signal(Iceberg.control, ControlSignal(cancel))
+
+    venue = SimVenue(script=lambda n: "rest", on_slice=cancel_at_first, ledger=controller.pool)
+    result = await _run(skipping_env, venue, _inp())
+    assert result.status is IcebergStatus.CANCELLED and len(result.slices) == 1
+    notes = " | ".join(result.notes)
+    assert f"control {cancel} not applied" in notes and f"iceberg_cancel {cancel} by" in notes

@@ -12,11 +12,10 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.workflows.sim import SimVenue, pause_at_slice
+from tests.workflows.sim import Controller, SimVenue, pause_at_slice
 from tests.workflows.test_iceberg import QUEUE, _inp
 from workflows.iceberg import (
     QUOTE_OUTAGE_LIMIT,
-    CancelRequest,
     Iceberg,
     IcebergInput,
     IcebergResult,
@@ -90,21 +89,18 @@ async def test_quotes_that_never_come_back_end_the_parent_with_the_reason_and_no
 
 
 async def test_a_cancel_during_a_quote_gap_ends_the_parent_without_waiting_out_the_gap(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
     async def cancel_in_the_gap(n: int, workflow_id: str) -> None:
         if n == 9:
-            await (
-                activity_client()
-                .get_workflow_handle(workflow_id)
-                .signal("cancel", CancelRequest(request_id="c1", reason="trader"))
-            )
+            await controller.cancel(activity_client(), workflow_id)
 
-    venue = SimVenue(quote_fails=lambda n: n >= 2, on_quote=cancel_in_the_gap)
+    venue = SimVenue(quote_fails=lambda n: n >= 2, on_quote=cancel_in_the_gap, ledger=controller.pool)
     result, handle = await _run_handle(skipping_env, venue, _inp(total=300))
 
     assert await _closed_ok(handle)
-    assert result.status is IcebergStatus.CANCELLED and result.reason == "cancelled: trader"
+    assert result.status is IcebergStatus.CANCELLED
+    assert result.reason == f"cancelled: by {controller.agent.agent_id}"
     assert result.filled_qty == 100 and len(result.slices) == 1
     assert result.finished_at - result.started_at < timedelta(minutes=2)
 
@@ -166,10 +162,10 @@ async def test_a_day_iceberg_stops_at_the_session_close_pulls_its_slice_and_ends
 
 
 async def test_a_paused_day_iceberg_still_ends_expired_at_the_session_close(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
     closes_at = await _soon(skipping_env, seconds=120)
-    venue = SimVenue(on_slice=pause_at_slice(1))
+    venue = SimVenue(on_slice=pause_at_slice(1, controller), ledger=controller.pool)
     result, handle = await _run_handle(
         skipping_env, venue, _inp(total=500, expires_at=closes_at), CLOSE_TEST_TIMEOUT
     )

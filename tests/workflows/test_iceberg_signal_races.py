@@ -1,5 +1,6 @@
-"""Iceberg signals that land while the workflow waits (paused, or fetching a quote) and amends
-against a working slice: nothing is sent that the signals ruled out, and nothing overfills."""
+"""Iceberg controls (ledgered, read back by the workflow) that land while the workflow waits
+(paused, or fetching a quote) and amends against a working slice: nothing is sent that the
+controls ruled out, and nothing overfills."""
 
 from __future__ import annotations
 
@@ -15,18 +16,15 @@ from temporalio.worker import Worker
 
 from activities.commands import OrderCommandRequest
 from tests.helpers import eventually
-from tests.workflows.sim import SimVenue, pause_at_quote, pause_at_slice
+from tests.workflows.sim import Controller, SimVenue, pause_at_quote, pause_at_slice
 from tests.workflows.test_iceberg import QUEUE, _inp
 from workflows.iceberg import (
-    AmendRequest,
-    CancelRequest,
     Iceberg,
     IcebergInput,
     IcebergProgress,
     IcebergResult,
     IcebergStatus,
     ProgressQuery,
-    ResumeRequest,
 )
 
 EXECUTION_TIMEOUT = timedelta(hours=1)
@@ -76,9 +74,9 @@ async def _progress(handle: WorkflowHandle[Iceberg, IcebergResult]) -> IcebergPr
 
 
 async def test_amend_to_the_filled_quantity_while_paused_completes_on_resume(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
-    venue = SimVenue(on_slice=pause_at_slice(1))
+    venue = SimVenue(on_slice=pause_at_slice(1, controller), ledger=controller.pool)
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):
@@ -92,28 +90,24 @@ async def test_amend_to_the_filled_quantity_while_paused_completes_on_resume(
         # Skip past the longest interval (7 s) so the iceberg is waiting on the pause, not the
         # interval after slice 1.
         await skipping_env.sleep(10)
-        await handle.signal(Iceberg.amend, AmendRequest(request_id="a1", total_qty=100))
-        await handle.signal(Iceberg.resume, ResumeRequest(request_id="r1"))
+        amend = await controller.amend(skipping_env.client, handle.id, quantity=100)
+        await controller.resume(skipping_env.client, handle.id)
         result = await _result(handle)
 
     assert result.status is IcebergStatus.COMPLETED
     assert result.total_qty == 100 == result.filled_qty
     assert len(result.slices) == 1 and len(venue.orders) == 1
-    assert any("a1 applied" in n for n in result.notes)
+    assert any(f"{amend} applied" in n for n in result.notes)
 
 
 async def test_amend_to_the_filled_quantity_during_the_quote_sends_nothing_more(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
     async def amend_during_second_quote(n: int, workflow_id: str) -> None:
         if n == 2:
-            await (
-                activity_client()
-                .get_workflow_handle(workflow_id)
-                .signal("amend", AmendRequest(request_id="a1", total_qty=100))
-            )
+            await controller.amend(activity_client(), workflow_id, quantity=100)
 
-    venue = SimVenue(on_quote=amend_during_second_quote)
+    venue = SimVenue(on_quote=amend_during_second_quote, ledger=controller.pool)
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):
@@ -124,16 +118,14 @@ async def test_amend_to_the_filled_quantity_during_the_quote_sends_nothing_more(
     assert len(venue.orders) == 1 and venue.quotes == 2
 
 
-async def test_cancel_during_the_quote_sends_no_slice(skipping_env: WorkflowEnvironment) -> None:
+async def test_cancel_during_the_quote_sends_no_slice(
+    skipping_env: WorkflowEnvironment, controller: Controller
+) -> None:
     async def cancel_during_second_quote(n: int, workflow_id: str) -> None:
         if n == 2:
-            await (
-                activity_client()
-                .get_workflow_handle(workflow_id)
-                .signal("cancel", CancelRequest(request_id="c1", reason="trader"))
-            )
+            await controller.cancel(activity_client(), workflow_id)
 
-    venue = SimVenue(on_quote=cancel_during_second_quote)
+    venue = SimVenue(on_quote=cancel_during_second_quote, ledger=controller.pool)
     result = await _run(skipping_env, venue, _inp(total=400))
 
     assert result.status is IcebergStatus.CANCELLED
@@ -142,8 +134,10 @@ async def test_cancel_during_the_quote_sends_no_slice(skipping_env: WorkflowEnvi
     assert venue.cancels == []
 
 
-async def test_pause_during_the_quote_holds_the_slice_until_resume(skipping_env: WorkflowEnvironment) -> None:
-    venue = SimVenue(on_quote=pause_at_quote(2))
+async def test_pause_during_the_quote_holds_the_slice_until_resume(
+    skipping_env: WorkflowEnvironment, controller: Controller
+) -> None:
+    venue = SimVenue(on_quote=pause_at_quote(2, controller), ledger=controller.pool)
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):
@@ -168,7 +162,7 @@ async def test_pause_during_the_quote_holds_the_slice_until_resume(skipping_env:
         assert progress.status is IcebergStatus.PAUSED
         assert progress.slices_sent == 1 and progress.working_qty == 0
         assert len(venue.orders) == 1
-        await handle.signal(Iceberg.resume, ResumeRequest(request_id="r1"))
+        await controller.resume(skipping_env.client, handle.id)
         result = await _result(handle)
 
     assert result.status is IcebergStatus.COMPLETED and result.filled_qty == 400
@@ -177,20 +171,22 @@ async def test_pause_during_the_quote_holds_the_slice_until_resume(skipping_env:
 
 
 async def test_amend_below_filled_plus_the_working_slice_is_refused_so_nothing_overfills(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
     """100 filled, slice 2 (100) working and filling whole as it is pulled: a total of 150 would
     end 200 of 150, so it is refused, naming 200 as the smallest total it would take."""
 
+    amends: list[str] = []
+
     async def amend_at_second(n: int, req: OrderCommandRequest) -> None:
         if n == 2:
-            await (
-                activity_client()
-                .get_workflow_handle(str(req.parent_id))
-                .signal("amend", AmendRequest(request_id="a1", total_qty=150))
-            )
+            amends.append(await controller.amend(activity_client(), str(req.parent_id), quantity=150))
 
-    venue = SimVenue(script=lambda n: "late-fill:100" if n == 2 else "fill", on_slice=amend_at_second)
+    venue = SimVenue(
+        script=lambda n: "late-fill:100" if n == 2 else "fill",
+        on_slice=amend_at_second,
+        ledger=controller.pool,
+    )
     async with Worker(
         skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
     ):
@@ -205,26 +201,30 @@ async def test_amend_below_filled_plus_the_working_slice_is_refused_so_nothing_o
     assert result.status is IcebergStatus.COMPLETED
     assert result.total_qty == 300 == result.filled_qty == sum(venue.filled.values())
     assert [(s.qty, s.filled_qty) for s in result.slices] == [(100, 100), (100, 100), (100, 100)]
-    refusal = [n for n in result.notes if "a1 refused" in n]
+    refusal = [n for n in result.notes if f"{amends[0]} refused" in n]
     assert refusal and "smallest total accepted now is 200" in refusal[0], result.notes
 
 
 async def test_amend_down_to_filled_plus_the_working_slice_is_accepted(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
+    amends: list[str] = []
+
     async def amend_at_second(n: int, req: OrderCommandRequest) -> None:
         if n == 2:
-            handle = activity_client().get_workflow_handle(str(req.parent_id))
-            await handle.signal("amend", AmendRequest(request_id="a1", total_qty=199))
-            await handle.signal("amend", AmendRequest(request_id="a2", total_qty=200))
+            client, parent = activity_client(), str(req.parent_id)
+            amends.append(await controller.amend(client, parent, quantity=199))
+            amends.append(await controller.amend(client, parent, quantity=200))
 
-    venue = SimVenue(script=lambda n: "rest" if n == 2 else "fill", on_slice=amend_at_second)
+    venue = SimVenue(
+        script=lambda n: "rest" if n == 2 else "fill", on_slice=amend_at_second, ledger=controller.pool
+    )
     result = await _run(skipping_env, venue, _inp(total=1000))
 
     assert result.status is IcebergStatus.COMPLETED
     assert result.total_qty == 200 == result.filled_qty
     notes = " | ".join(result.notes)
-    assert "a1 refused" in notes and "a2 applied" in notes
+    assert f"{amends[0]} refused" in notes and f"{amends[1]} applied" in notes
     # Slice 2 rested to its interval and was repriced into slice 3.
     assert [(s.qty, s.filled_qty, s.outcome) for s in result.slices] == [
         (100, 100, "filled"),
