@@ -91,9 +91,10 @@ async def test_market_order_is_accepted_filled_with_executions_and_commission(
     # Average of the executions, exactly, is the reported average fill price.
     total = sum((f.price * f.quantity for f in fills), Decimal(0))
     assert (total / 25).quantize(Decimal("0.0001")) == filled.avg_fill_price.quantize(Decimal("0.0001"))
-    for f in fills:
-        c = await rec.next(CommissionReported, exec_id=f.exec_id)
-        assert c.commission > 0
+    # Each execution gets its commission report. The venue, like IB, charges an order's minimum
+    # on its first fill, so a later fill's own commission may be 0; the order's total is not.
+    commissions = [(await rec.next(CommissionReported, exec_id=f.exec_id)).commission for f in fills]
+    assert all(c >= 0 for c in commissions) and sum(commissions) > 0, commissions
 
 
 async def test_place_is_idempotent_per_order_ref(broker: tuple[IbkrBroker, Recorder]) -> None:
