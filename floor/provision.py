@@ -1,9 +1,11 @@
 """First-run set-up that ``floor up`` does so a fresh floor can trade at once.
 
-- The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller and
-  an operator (risk-profile changes). Each private key lives in ``var/keys/<id>.key`` (0600) and
-  its public key is registered; a key file whose public key the database does not know (a new
-  database under an old ``var/``) is registered again.
+- The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller, an
+  operator (risk-profile changes), and the keys that sign the records the floor acts on: the hot
+  path's (``orders.events``, ``broker.sessions``) and reconciliation's (missed fills). Each
+  private key lives in ``var/keys/<id>.key`` (0600) and its public key is registered; a key
+  file whose public key the database does not know (a new database under an old ``var/``) is
+  registered again.
 - A conservative risk profile for the paper account, only where the account has none, signed by
   the operator key like every other profile change. Traders change it with ``floor risk set``.
 """
@@ -19,6 +21,7 @@ from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
 from ledger import keys as registry
 from ledger.risk_profiles import get_profile, set_profile
+from trading.record_signing import HOTPATH_WRITER, RECONCILE_WRITER
 from trading.signing import (
     generate_private_key,
     key_id,
@@ -45,6 +48,8 @@ SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("sniper", registry.ROLE_SERVICE),
     ServiceKey("floor-lifecycle", registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
+    ServiceKey(HOTPATH_WRITER, registry.ROLE_SERVICE),
+    ServiceKey(RECONCILE_WRITER, registry.ROLE_SERVICE),
 )
 
 PAPER_ACCOUNT = "DU1234567"

@@ -1,14 +1,21 @@
-"""The ``orders.events`` -> Temporal bridge, off the hot path.
+"""The ``orders.events`` (and ``broker.sessions``) -> Temporal bridge, off the hot path.
 
-For every record: signal-with-start the order's ``OrderLifecycle`` (workflow id = command id;
-the start input is built from the record, so whichever record comes first starts it), and for
-an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. The ``accepted`` record
-of an iceberg parent (``iceberg_envelope`` set) starts the ``Iceberg`` workflow instead (id
-``iceberg-<command id>``, refused by Temporal if it ever ran, so a redelivered record starts
-nothing; a DAY parent is given the session close as its expiry); the parent is no broker order,
-so it gets no lifecycle. Offsets are committed
-only after a batch has been delivered, so a crash re-delivers rather than loses; the workflows
-dedupe on event id and execution id.
+Kafka authenticates nobody, so every record is verified first (:mod:`bus.signed_records`): it
+must carry the signature of a registered, unrevoked service key of a writer of its topic (the
+hot path; reconciliation for missed fills). A record that does not is dropped with a
+``security.events`` record naming the topic and never acted on.
+
+For every verified record: signal-with-start the order's ``OrderLifecycle`` (workflow id =
+command id; the start input is built from the record, so whichever record comes first starts
+it), and for an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too, with the
+record as signed (``slice_record``; the workflow verifies it again). The ``accepted`` record of
+an iceberg parent starts the ``Iceberg`` workflow instead (id ``iceberg-<command id>``, refused
+by Temporal if it ever ran, so a redelivered record starts nothing; a DAY parent is given the
+session close as its expiry), from the parent's entry in the ledger, not from the record: only
+a parent the ledger holds as accepted starts, and with the very command its author signed. The
+parent is no broker order, so it gets no lifecycle. Offsets are committed only after a batch
+has been delivered, so a crash re-delivers rather than loses; the workflows dedupe on event id
+and execution id.
 
 A record that cannot be decoded is logged with its offset and skipped (it stays in the topic
 for inspection); a record for an order whose workflow has already finished is logged and
@@ -19,27 +26,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bus.kafka import consumer
-from bus.topics import ORDERS_EVENTS
+from api.ledger_access import LedgerAccess
+from bus.kafka import consumer, start_producer
+from bus.signed_records import RecordVerifier
+from bus.topics import ORDERS_EVENTS, SECURITY_EVENTS
 from floor.settings import FloorSettings
+from ledger.command_entries import command_entry
+from ledger.db import Db
+from ledger.record_keys import writer_keys
+from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, Severity
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE, lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
 from trading.commands import Command, CommandInvalid, TimeInForce
-from trading.order_events import OrderEvent, OrderEventError, decode
-from trading.signing import EnvelopeInvalid, SignedCommand
+from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
+from trading.record_signing import RecordRefused
+from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
+from workflows.iceberg import SignedSliceEvent
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
 
 log = logging.getLogger(__name__)
@@ -56,6 +75,10 @@ class BridgeStats:
     session_changes: int = 0
     icebergs_started: int = 0
     icebergs_already_started: int = 0
+    unverified: int = 0
+    """Records dropped because no writer of their topic signed them."""
+    parents_not_ledgered: int = 0
+    """Iceberg parent records the ledger does not back (no accepted entry, or not genuine)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -72,12 +95,17 @@ class Bridge:
         self,
         client: Client,
         *,
+        ledger: Db,
+        security: SecurityLog,
         task_queue: str = TASK_QUEUE,
         calendar: SessionCalendar | None = None,
         linger_seconds: float = 300.0,
         sniper_agent: str = "sniper",
     ) -> None:
         self._client = client
+        self._ledger = ledger
+        self._security = security
+        self._verifier = RecordVerifier(lambda: writer_keys(ledger))
         self._sniper = sniper_agent
         self._task_queue = task_queue
         self._calendar = calendar or SessionCalendar()
@@ -99,8 +127,10 @@ class Bridge:
             linger_seconds=self._linger,
         )
 
-    async def deliver(self, event: OrderEvent) -> None:
-        """Drive the workflows this record concerns (idempotent: safe to call again)."""
+    async def deliver(self, event: OrderEvent, signed: bytes | None = None) -> None:
+        """Drive the workflows this verified record concerns (idempotent: safe to call again).
+        ``signed``: the record as its writer signed it, passed on to an iceberg (default: the
+        event encoded, which an iceberg that checks signatures ignores)."""
         if event.iceberg_parent:
             await self._start_iceberg(event)
             self.stats.delivered += 1
@@ -123,7 +153,8 @@ class Bridge:
         if event.parent_id is not None:
             parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
             try:
-                await parent.signal("slice_event", event)
+                record = (signed if signed is not None else encode(event)).decode()
+                await parent.signal("slice_record", SignedSliceEvent(record))
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
                     raise
@@ -132,11 +163,10 @@ class Bridge:
         self.stats.delivered += 1
 
     async def _start_iceberg(self, event: OrderEvent) -> None:
-        assert event.iceberg_envelope is not None
         try:
-            command = SignedCommand.from_wire(event.iceberg_envelope).command
-            if command.command_id != event.command_id:
-                raise NotAnIceberg(f"envelope carries {command.command_id}, record names {event.command_id}")
+            command = await self._ledgered_parent(event)
+            if command is None:
+                return
             handle = await start_iceberg(
                 self._client,
                 command,
@@ -157,18 +187,58 @@ class Bridge:
         self.stats.icebergs_started += 1
         log.info("iceberg %s started as %s", event.command_id, handle.id)
 
+    async def _ledgered_parent(self, event: OrderEvent) -> Command | None:
+        """The parent command as the ledger holds it, if it holds it accepted and signed by its
+        author's registered key; None (logged) otherwise. The record's own copy of the envelope
+        is never used: the ledger entry is what the floor decided on."""
+        entry = await command_entry(self._ledger, event.command_id)
+        problem: str | None = None
+        command: Command | None = None
+        if entry is None or entry.decision != "accepted":
+            problem = "the ledger holds no accepted entry for it"
+        else:
+            envelope = SignedCommand.from_wire_dict(
+                {
+                    "command": json.loads(entry.payload),
+                    "signer": entry.signer,
+                    "scheme": entry.scheme,
+                    "signature": entry.signature.hex(),
+                }
+            )
+            key = self._verifier.keys.get(entry.signer) or (await writer_keys(self._ledger)).get(entry.signer)
+            try:
+                if key is None:
+                    raise SignatureInvalid(f"key {entry.signer} is not registered")
+                envelope.verify(public_key_from_bytes(key.public_key))
+            except SignatureInvalid as exc:
+                problem = f"its ledger entry does not verify ({exc})"
+            else:
+                command = envelope.command
+        if problem is not None:
+            self.stats.parents_not_ledgered += 1
+            log.error(
+                "iceberg parent %s (record %s) not started: %s", event.command_id, event.event_id, problem
+            )
+            return None
+        return command
+
     async def deliver_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
         for where, raw in records:
+            data = await self._verified(ORDERS_EVENTS, where, raw)
+            if data is None:
+                continue
             try:
-                event = decode(raw)
+                event = from_dict(data)
             except OrderEventError as exc:
                 self.stats.undecodable += 1
                 log.error("undecodable orders.events record at %s: %s", where, exc)
                 continue
-            await self.deliver(event)
+            await self.deliver(event, raw)
 
     async def deliver_session_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
         for where, raw in records:
+            if await self._verified(session_records.SESSIONS_TOPIC, where, raw) is None:
+                continue
             try:
                 account, change = session_records.decode(raw)
             except session_records.SessionRecordError as exc:
@@ -177,6 +247,27 @@ class Bridge:
                 continue
             await report_session_change(self._client, account, change, task_queue=self._task_queue)
             self.stats.session_changes += 1
+
+    async def _verified(self, topic: str, where: str, raw: bytes) -> dict[str, Any] | None:
+        """The record if a writer of ``topic`` signed it; else None, and a security event."""
+        try:
+            return await self._verifier.verify(topic, raw)
+        except RecordRefused as exc:
+            self.stats.unverified += 1
+            await self._security.record(
+                SecurityEvent(
+                    event_id=uuid.uuid4().hex,
+                    ts=datetime.now(UTC),
+                    title=CRITICAL_BREACH,
+                    reason=exc.reason,
+                    severity=Severity.CRITICAL,
+                    source="temporal-bridge",
+                    source_address=where,
+                    key_id=exc.signer,
+                    detail={"topic": topic, "detail": exc.detail},
+                )
+            )
+            return None
 
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -209,6 +300,11 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temporal", default=settings.temporal)
     parser.add_argument("--namespace", default=settings.temporal_namespace)
     parser.add_argument("--kafka", default=settings.kafka)
+    parser.add_argument(
+        "--database-url",
+        default=settings.db_url,
+        help="the ledger and key registry records are checked against",
+    )
     parser.add_argument("--group-id", default=GROUP_ID)
     parser.add_argument("--task-queue", default=TASK_QUEUE)
     parser.add_argument(
@@ -222,13 +318,24 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     client = await connect(args.temporal, args.namespace)
+    pool = await asyncpg.create_pool(args.database_url, min_size=1, max_size=2)
+    producer = await start_producer(args.kafka, "temporal-bridge")
     consumer = bridge_consumer(args.kafka, args.group_id, sessions=args.sessions)
     await consumer.start()
     try:
         log.info("bridging %s to Temporal %s (%s)", ORDERS_EVENTS, args.temporal, args.task_queue)
-        await Bridge(client, task_queue=args.task_queue, sniper_agent=args.sniper_agent).run(consumer)
+        bridge = Bridge(
+            client,
+            ledger=pool,
+            security=SecurityLog(LedgerAccess(pool), producer, SECURITY_EVENTS),
+            task_queue=args.task_queue,
+            sniper_agent=args.sniper_agent,
+        )
+        await bridge.run(consumer)
     finally:
         await consumer.stop()
+        await producer.stop()
+        await pool.close()
 
 
 if __name__ == "__main__":

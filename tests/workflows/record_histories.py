@@ -174,7 +174,7 @@ async def main() -> None:
         await ensure_search_attributes(env.client)
         venue = SimVenue(script=lambda n: "partial:30" if n == 2 else "fill")
 
-        get_quote, publish_order, sim_cancel = venue.activities()
+        get_quote, publish_order, sim_cancel, check_parent = venue.activities()
 
         @activity.defn(name="publish_cancel")
         async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
@@ -190,7 +190,7 @@ async def main() -> None:
             env.client,
             task_queue=QUEUE,
             workflows=[Iceberg, OrderLifecycle, BrokerSession],
-            activities=[get_quote, publish_order, publish_cancel, reconcile_account],
+            activities=[get_quote, publish_order, publish_cancel, reconcile_account, check_parent],
         ):
             recorded = {
                 "iceberg": await record_iceberg(env.client),

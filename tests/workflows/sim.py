@@ -15,9 +15,29 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
+from activities.iceberg_parent import ParentCheck, ParentCheckRequest, RecordWriter
 from activities.market import NoQuote, QuoteRequest, QuoteResult
-from trading.order_events import EventKind, Fill, OrderEvent
-from workflows.iceberg import PauseRequest
+from bus.topics import ORDERS_EVENTS
+from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.record_signing import HOTPATH_WRITER, sign_record
+from trading.signing import generate_private_key, key_id, public_key_bytes
+from workflows.iceberg import PauseRequest, SignedSliceEvent
+
+WRITER_KEY = generate_private_key()
+"""Signs the scripted venue's slice records, as the hot path's key signs the real ones."""
+
+
+def signed_slice_event(event: OrderEvent) -> SignedSliceEvent:
+    """The ``slice_record`` signal the bridge sends for ``event``, signed by :data:`WRITER_KEY`."""
+    return SignedSliceEvent(sign_record(ORDERS_EVENTS, encode(event), WRITER_KEY).decode())
+
+
+@activity.defn(name="check_iceberg_parent")
+async def check_iceberg_parent(req: ParentCheckRequest) -> ParentCheck:
+    """The parent check passes (these tests are about working a genuine parent; the check
+    itself is tested against the real ledger) and names :data:`WRITER_KEY` as the writer."""
+    writer = RecordWriter(key_id(WRITER_KEY), HOTPATH_WRITER, public_key_bytes(WRITER_KEY).hex())
+    return ParentCheck(activity.info().workflow_id, None, writers=[writer])
 
 Behaviour = str
 """``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
@@ -92,7 +112,7 @@ class SimVenue:
             await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
             return PublishResult(req.command_id, 0, len(self.cancels))
 
-        return [get_quote, publish_order, publish_cancel]
+        return [get_quote, publish_order, publish_cancel, check_iceberg_parent]
 
     async def deliver_late_fills(self, client: Client | None = None) -> None:
         """Send the executions that raced a cancel (``client``: when called outside an activity)."""
@@ -156,12 +176,13 @@ class SimVenue:
             limit_price=order.limit_price,
             broker_filled_qty=broker_filled,
         )
-        target, signal = (order.parent_id, "slice_event") if order.parent_id else (order.command_id, "event")
+        target = order.parent_id or order.command_id
         handle = (client or activity.client()).get_workflow_handle(target)
-        await handle.signal(signal, event)
+        signal, arg = ("slice_record", signed_slice_event(event)) if order.parent_id else ("event", event)
+        await handle.signal(signal, arg)
         if self.duplicate_events:
             # Kafka redelivers: the same event twice must change nothing.
-            await handle.signal(signal, event)
+            await handle.signal(signal, arg)
 
 
 async def _pause(workflow_id: str) -> None:
