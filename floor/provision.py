@@ -44,12 +44,17 @@ class ServiceKey:
     role: str
 
 
+RECORD_WRITER_KEYS: tuple[ServiceKey, ...] = (
+    ServiceKey(HOTPATH_WRITER, registry.ROLE_SERVICE),
+    ServiceKey(RECONCILE_WRITER, registry.ROLE_SERVICE),
+)
+"""The keys that sign the records the floor acts on (``trading.record_signing``)."""
+
 SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("sniper", registry.ROLE_SERVICE),
     ServiceKey("floor-lifecycle", registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
-    ServiceKey(HOTPATH_WRITER, registry.ROLE_SERVICE),
-    ServiceKey(RECONCILE_WRITER, registry.ROLE_SERVICE),
+    *RECORD_WRITER_KEYS,
 )
 
 PAPER_ACCOUNT = "DU1234567"
@@ -63,14 +68,20 @@ PAPER_PROFILE = RiskProfile(
 )
 
 
-async def provision(settings: FloorSettings, *, paper_account: str | None = PAPER_ACCOUNT) -> list[str]:
-    """Create what is missing; return one line per thing done (empty when nothing was)."""
+async def provision(
+    settings: FloorSettings,
+    *,
+    paper_account: str | None = PAPER_ACCOUNT,
+    services: tuple[ServiceKey, ...] = SERVICE_KEYS,
+) -> list[str]:
+    """Create what is missing; return one line per thing done (empty when nothing was).
+    ``services``: the keys to make (all of the floor's by default)."""
     done: list[str] = []
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     conn = await asyncpg.connect(settings.db_url)
     try:
         registered = await registry.load_keys(conn)
-        for service in SERVICE_KEYS:
+        for service in services:
             path = key_path(settings, service.agent_id)
             if path.exists():
                 key = private_key_from_pem(path.read_bytes())

@@ -17,6 +17,8 @@ from ledger.verify import verify_ledger
 async def test_first_run_makes_and_registers_service_keys_and_a_paper_profile(
     postgres_url: str, tmp_path: Path
 ) -> None:
+    # A database of its own: the session's already holds the record writers' keys.
+    postgres_url = await _fresh_database(postgres_url, f"p0_{tmp_path.name[-6:].lower()}")
     settings = FloorSettings(var_dir=tmp_path, DATABASE_URL=postgres_url)
     account = f"DU{tmp_path.name[-6:]}"
     done = await provision(settings, paper_account=account)

@@ -20,7 +20,7 @@ from floor.supervisor import Supervisor, free_port, stop_process_group
 from hotpath.service import hotpath_spec
 from ledger.keys import register_key
 from ledger.risk_profiles import set_profile
-from tests.fixtures.hotpath import new_agent, register
+from tests.fixtures.hotpath import ensure_record_writers, new_agent, register
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, utc_now_ms
@@ -107,6 +107,7 @@ async def running_hotpath(
     Afterwards its orders still working at the shared paper venue are cancelled and the process
     stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
+    await ensure_record_writers(settings)
     service = supervisor.start(
         hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}")
     )
