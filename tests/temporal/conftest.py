@@ -66,5 +66,7 @@ async def ledgered_iceberg(
     )  # fmt: skip
     values.update(fields)
     command = Command(**values)
-    await append_command(pool, agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": 300})
+    await append_command(
+        pool, agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": command.quantity}
+    )
     return command

@@ -1,5 +1,6 @@
 """Record the workflow histories the replay tests check (run after a deliberate workflow change,
-then review the diff): ``python -m tests.workflows.record_histories``.
+then review the diff): ``python -m tests.workflows.record_histories [NAME ...]`` (default:
+every history; name some to keep the others as older code wrote them).
 
 Runs each workflow on a real Temporal dev server with the scripted venue of ``sim.py`` and
 writes ``histories/<name>.json``, plus ``histories/iceberg_nondeterministic.json``: the Iceberg
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +44,7 @@ from workflows.order_lifecycle import HistoryQuery, LifecycleInput, OrderLifecyc
 HISTORIES = Path(__file__).parent / "histories"
 WORKFLOW_IDS = {
     "iceberg": "ice-replay",
+    "iceberg_ledger_checked": "ice-replay-ledger-checked",
     "order_lifecycle": "ord-replay-1",
     "order_lifecycle_expiry": "ord-replay-2",
     "broker_session": "broker-session/DUREPLAY",
@@ -74,7 +77,7 @@ def lifecycle_event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill |
     )
 
 
-async def record_iceberg(client: Client) -> WorkflowHandle:
+async def record_iceberg(client: Client, name: str = "iceberg") -> WorkflowHandle:
     handle = await client.start_workflow(
         Iceberg.run,
         IcebergInput(
@@ -86,7 +89,7 @@ async def record_iceberg(client: Client) -> WorkflowHandle:
             edge=Edge(Decimal("0.55"), Decimal("2"), Decimal("95")),
             jitter=Decimal("0.05"),
         ),
-        id=WORKFLOW_IDS["iceberg"],
+        id=WORKFLOW_IDS[name],
         task_queue=QUEUE,
     )
     await handle.result()
@@ -166,7 +169,7 @@ async def record_broker_session(client: Client) -> WorkflowHandle:
     return handle
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(venv_bin("temporal")), data_converter=DATA_CONVERTER
     )
@@ -192,16 +195,20 @@ async def main() -> None:
             workflows=[Iceberg, OrderLifecycle, BrokerSession],
             activities=[get_quote, publish_order, publish_cancel, reconcile_account, check_parent],
         ):
-            recorded = {
-                "iceberg": await record_iceberg(env.client),
-                "order_lifecycle": await record_lifecycle(env.client),
-                "order_lifecycle_expiry": await record_expiry(env.client),
-                "broker_session": await record_broker_session(env.client),
+            recorders = {
+                "iceberg": lambda: record_iceberg(env.client),
+                "iceberg_ledger_checked": lambda: record_iceberg(env.client, "iceberg_ledger_checked"),
+                "order_lifecycle": lambda: record_lifecycle(env.client),
+                "order_lifecycle_expiry": lambda: record_expiry(env.client),
+                "broker_session": lambda: record_broker_session(env.client),
             }
+            recorded = {name: await recorders[name]() for name in names or recorders}
         HISTORIES.mkdir(exist_ok=True)
         for name, handle in recorded.items():
             history = await handle.fetch_history()
             (HISTORIES / f"{name}.json").write_text(history.to_json())
+        if "iceberg" not in recorded:
+            return
         broken = json.loads((HISTORIES / "iceberg.json").read_text())
         for event in broken["events"]:
             attrs = event.get("activityTaskScheduledEventAttributes")
@@ -214,4 +221,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
