@@ -22,13 +22,12 @@ from decimal import Decimal
 
 from temporalio import activity
 
+from activities.record_writers import RecordWriter, current_writers
 from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.keys import get_key
-from ledger.record_keys import writer_keys
 from temporal.config import iceberg_workflow_id
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, TimeInForce
-from trading.record_signing import RECORD_WRITERS, ROLE_SERVICE
 from trading.signing import KeyInvalid, SignatureInvalid, public_key_from_bytes, verify_bytes
 
 PARENT_UNKNOWN = "iceberg.parent_unknown"
@@ -40,9 +39,6 @@ AUTHOR_NOT_ALLOWED = "iceberg.author_not_allowed"
 BAD_SIGNATURE = "iceberg.bad_signature"
 INPUT_MISMATCH = "iceberg.input_mismatch"
 WRONG_SLICER = "iceberg.wrong_slicer"
-
-ORDERS_EVENTS = "orders.events"
-
 
 @dataclass(frozen=True)
 class ParentCheckRequest:
@@ -58,16 +54,6 @@ class ParentCheckRequest:
     edge: Edge
     agent_id: str
     """Whose key would sign the slices."""
-
-
-@dataclass(frozen=True)
-class RecordWriter:
-    """A key whose signature on an ``orders.events`` record the workflow accepts."""
-
-    key_id: str
-    agent_id: str
-    public_key: str
-    """Raw Ed25519 public key, hex."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +76,7 @@ class IcebergParentActivities:
 
     @activity.defn(name="check_iceberg_parent")
     async def check_iceberg_parent(self, req: ParentCheckRequest) -> ParentCheck:
-        workflow_id = activity.info().workflow_id
+        workflow_id = activity.info().workflow_id or ""
         prefix = iceberg_workflow_id("")
         command_id = workflow_id[len(prefix) :] if workflow_id.startswith(prefix) else ""
         reason, detail = (
@@ -104,12 +90,7 @@ class IcebergParentActivities:
         if reason is not None:
             activity.logger.warning("iceberg %s refused: %s (%s)", workflow_id, reason, detail)
             return ParentCheck(command_id, reason, detail)
-        writers = [
-            RecordWriter(k.key_id, k.agent_id, k.public_key.hex())
-            for k in (await writer_keys(self._db)).values()
-            if k.agent_id in RECORD_WRITERS[ORDERS_EVENTS] and k.role == ROLE_SERVICE and not k.revoked
-        ]
-        return ParentCheck(command_id, None, writers=writers)
+        return ParentCheck(command_id, None, writers=await current_writers(self._db))
 
     async def _problem(self, command_id: str, req: ParentCheckRequest) -> tuple[str | None, str]:
         entry = await command_entry(self._db, command_id)

@@ -35,9 +35,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
-from activities.iceberg_parent import ParentCheck, ParentCheckRequest, RecordWriter
+from activities.iceberg_parent import ParentCheck, ParentCheckRequest
 from activities.market import MarketActivities
 from activities.quotes import StreamingQuotes
+from activities.record_writers import RecordWriter
 from bench.figures import percentile
 from brokers.base import (
     BrokerEvent,
@@ -60,7 +61,8 @@ from trading.iceberg import BPS
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from trading.record_signing import HOTPATH_WRITER, sign_record
 from trading.signing import generate_private_key, key_id, public_key_bytes
-from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, SignedSliceEvent
+from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
+from workflows.signed_events import SignedOrderEvent
 
 ACCOUNT = "DU1234567"
 SYMBOLS = ("AAPL", "MSFT")
@@ -159,7 +161,7 @@ class PaperDesk:
 
     async def _signal(self, parent_id: str, record: OrderEvent) -> None:
         signed = sign_record(ORDERS_EVENTS, encode(record), self.writer_key).decode()
-        await self.client.get_workflow_handle(parent_id).signal("slice_record", SignedSliceEvent(signed))
+        await self.client.get_workflow_handle(parent_id).signal("slice_record", SignedOrderEvent(signed))
 
     @activity.defn(name="check_iceberg_parent")
     async def check_iceberg_parent(self, req: ParentCheckRequest) -> ParentCheck:
@@ -167,7 +169,7 @@ class PaperDesk:
         passes, and the desk's own key is the one writer of slice records."""
         key = self.writer_key
         writer = RecordWriter(key_id(key), HOTPATH_WRITER, public_key_bytes(key).hex())
-        return ParentCheck(activity.info().workflow_id, None, writers=[writer])
+        return ParentCheck(activity.info().workflow_id or "", None, writers=[writer])
 
     @activity.defn(name="publish_order")
     async def publish_order(self, req: OrderCommandRequest) -> PublishResult:

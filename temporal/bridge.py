@@ -58,8 +58,8 @@ from trading.commands import Command, CommandInvalid, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
 from trading.record_signing import RecordRefused
 from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
-from workflows.iceberg import SignedSliceEvent
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
+from workflows.signed_events import SignedOrderEvent
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Bridge:
             parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
             try:
                 record = (signed if signed is not None else encode(event)).decode()
-                await parent.signal("slice_record", SignedSliceEvent(record))
+                await parent.signal("slice_record", SignedOrderEvent(record))
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
                     raise

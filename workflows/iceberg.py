@@ -34,7 +34,6 @@ from then on: it pulls the working slice and ends Expired with what filled.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,9 +54,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.market import MarketActivities, QuoteRequest, QuoteResult
     from trading.commands import Edge, Side, TimeInForce
     from trading.iceberg import SliceFill, backoff_after, slice_delay_ms, slice_price, slice_quantity
-    from trading.order_events import EventKind, OrderEvent, OrderEventError, from_dict
-    from trading.record_signing import ROLE_SERVICE, WriterKey, verify_record
+    from trading.order_events import EventKind, OrderEvent
+    from trading.record_signing import WriterKey
     from workflows import search
+    from workflows.signed_events import SignedOrderEvent, unchecked_event, verified_event, writer_keys
     from workflows.slicing import (
         FillQuality,
         cancel_command_id,
@@ -101,7 +101,6 @@ PARENT_CHECK_RETRY = RetryPolicy(
 )
 """A read of the ledger, safe to repeat; a ledger down for minutes ends the parent Rejected
 (nothing sent) rather than start it unchecked."""
-SLICE_RECORDS_TOPIC = "orders.events"
 
 
 class IcebergStatus(enum.StrEnum):
@@ -137,13 +136,6 @@ class IcebergInput:
     expires_at: datetime | None = None
     """When a DAY parent stops sending slices (the session close, set by the bridge); None for
     GTC and for inputs written before this field existed."""
-
-
-@dataclass(frozen=True)
-class SignedSliceEvent:
-    """An ``orders.events`` record about one of this parent's slices, as its writer signed it."""
-
-    record: str
 
 
 @dataclass(frozen=True)
@@ -356,10 +348,7 @@ class Iceberg:
             return f"iceberg.parent_unchecked: the ledger could not be read ({_cause(exc)}); nothing sent"
         if check.reason is not None:
             return f"{check.reason}: {check.detail}"
-        self._writers = {
-            w.key_id: WriterKey(w.key_id, w.agent_id, bytes.fromhex(w.public_key), ROLE_SERVICE)
-            for w in check.writers
-        }
+        self._writers = writer_keys(check.writers)
         return None
 
     def _result(self, inp: IcebergInput, started: datetime) -> IcebergResult:
@@ -602,20 +591,19 @@ class Iceberg:
         ]
 
     @workflow.signal(name="slice_record")
-    def on_slice_record(self, signed: SignedSliceEvent) -> None:
+    def on_slice_record(self, signed: SignedOrderEvent) -> None:
         """A slice event as its writer signed it; applied only if the signature verifies with
         a writer key the parent check returned and it is about this parent."""
         try:
             if self._writers is not None:
-                data = verify_record(SLICE_RECORDS_TOPIC, signed.record, self._writers)
+                event = verified_event(signed, self._writers)
             elif self._signed_events is False:
                 # A parent started before records were signed: it takes them as it took
                 # unsigned events, which is all it was ever given.
-                data = verify_record_unchecked(signed.record)
+                event = unchecked_event(signed)
             else:
                 self._notes.append("slice record before the parent was checked: ignored")
                 return
-            event = from_dict(data)
         except (ValueError, TypeError) as exc:
             # RecordRefused and OrderEventError included: a forged or broken record.
             self._notes.append(f"slice record refused: {exc}")
@@ -785,15 +773,6 @@ class Iceberg:
                 search.STATE.value_set(self._status.value),
             ]
         )
-
-
-def verify_record_unchecked(raw: str) -> dict[str, Any]:
-    """The record's fields without checking its proof (only for parents started before records
-    were signed)."""
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise OrderEventError("a record is a JSON object")
-    return data
 
 
 def _cause(exc: ActivityError) -> str:

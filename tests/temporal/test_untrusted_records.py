@@ -41,7 +41,8 @@ from trading.order_events import EventKind, OrderEvent, encode
 from trading.record_signing import sign_record
 from trading.signing import SignedCommand
 from workflows.broker_session import Change, SessionChange
-from workflows.iceberg import Iceberg, IcebergStatus, ProgressQuery, SignedSliceEvent
+from workflows.iceberg import Iceberg, IcebergStatus, ProgressQuery
+from workflows.signed_events import SignedOrderEvent
 
 
 @dataclass
@@ -264,7 +265,7 @@ async def test_forged_cancelled_records_and_signals_do_not_make_the_iceberg_send
             await handle.signal("slice_event", fakes[2])
             await handle.signal(
                 "slice_record",
-                SignedSliceEvent(sign_record(ORDERS_EVENTS, encode(fakes[3]), intruder.private_key).decode()),
+                SignedOrderEvent(sign_record(ORDERS_EVENTS, encode(fakes[3]), intruder.private_key).decode()),
             )
 
             async def refused_everywhere() -> bool:

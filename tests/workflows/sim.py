@@ -15,21 +15,23 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
-from activities.iceberg_parent import ParentCheck, ParentCheckRequest, RecordWriter
+from activities.iceberg_parent import ParentCheck, ParentCheckRequest
 from activities.market import NoQuote, QuoteRequest, QuoteResult
+from activities.record_writers import RecordWriter
 from bus.topics import ORDERS_EVENTS
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from trading.record_signing import HOTPATH_WRITER, sign_record
 from trading.signing import generate_private_key, key_id, public_key_bytes
-from workflows.iceberg import PauseRequest, SignedSliceEvent
+from workflows.iceberg import PauseRequest
+from workflows.signed_events import SignedOrderEvent
 
 WRITER_KEY = generate_private_key()
 """Signs the scripted venue's slice records, as the hot path's key signs the real ones."""
 
 
-def signed_slice_event(event: OrderEvent) -> SignedSliceEvent:
+def signed_slice_event(event: OrderEvent) -> SignedOrderEvent:
     """The ``slice_record`` signal the bridge sends for ``event``, signed by :data:`WRITER_KEY`."""
-    return SignedSliceEvent(sign_record(ORDERS_EVENTS, encode(event), WRITER_KEY).decode())
+    return SignedOrderEvent(sign_record(ORDERS_EVENTS, encode(event), WRITER_KEY).decode())
 
 
 @activity.defn(name="check_iceberg_parent")
@@ -37,7 +39,7 @@ async def check_iceberg_parent(req: ParentCheckRequest) -> ParentCheck:
     """The parent check passes (these tests are about working a genuine parent; the check
     itself is tested against the real ledger) and names :data:`WRITER_KEY` as the writer."""
     writer = RecordWriter(key_id(WRITER_KEY), HOTPATH_WRITER, public_key_bytes(WRITER_KEY).hex())
-    return ParentCheck(activity.info().workflow_id, None, writers=[writer])
+    return ParentCheck(activity.info().workflow_id or "", None, writers=[writer])
 
 Behaviour = str
 """``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
