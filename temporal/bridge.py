@@ -7,8 +7,9 @@ hot path; reconciliation for missed fills). A record that does not is dropped wi
 
 For every verified record: signal-with-start the order's ``OrderLifecycle`` (workflow id =
 command id; the start input is built from the record, so whichever record comes first starts
-it), and for an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too, with the
-record as signed (``slice_record``; the workflow verifies it again). The ``accepted`` record of
+it), and for an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. Both are
+sent the record as signed (``record``, ``slice_record``) and verify it again themselves, since
+anyone who can reach Temporal can signal them. The ``accepted`` record of
 an iceberg parent starts the ``Iceberg`` workflow instead (id ``iceberg-<command id>``, refused
 by Temporal if it ever ran, so a redelivered record starts nothing; a DAY parent is given the
 session close as its expiry), from the parent's entry in the ledger, not from the record: only
@@ -129,20 +130,22 @@ class Bridge:
 
     async def deliver(self, event: OrderEvent, signed: bytes | None = None) -> None:
         """Drive the workflows this verified record concerns (idempotent: safe to call again).
-        ``signed``: the record as its writer signed it, passed on to an iceberg (default: the
-        event encoded, which an iceberg that checks signatures ignores)."""
+        ``signed``: the record as its writer signed it, passed on to the workflows (default: the
+        event encoded, which a workflow that checks signatures ignores)."""
         if event.iceberg_parent:
             await self._start_iceberg(event)
             self.stats.delivered += 1
             return
+        # Workflows verify the record again themselves: they are sent it as it was signed.
+        record = (signed if signed is not None else encode(event)).decode()
         try:
             await self._client.start_workflow(
                 OrderLifecycle.run,
                 self.lifecycle_input(event),
                 id=lifecycle_workflow_id(event.command_id),
                 task_queue=self._task_queue,
-                start_signal="event",
-                start_signal_args=[event],
+                start_signal="record",
+                start_signal_args=[SignedOrderEvent(record)],
                 # A finished order's id is not reused: a late record must not start a second
                 # lifecycle that knows only that record.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -153,7 +156,6 @@ class Bridge:
         if event.parent_id is not None:
             parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
             try:
-                record = (signed if signed is not None else encode(event)).decode()
                 await parent.signal("slice_record", SignedOrderEvent(record))
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:

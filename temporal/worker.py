@@ -31,6 +31,7 @@ from activities.commands import CommandActivities, Producer
 from activities.iceberg_parent import IcebergParentActivities
 from activities.market import MarketActivities, QuoteSource
 from activities.quotes import StreamingQuotes
+from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from bus.signed_records import SigningProducer
 from floor.settings import FloorSettings
@@ -94,6 +95,7 @@ def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
         market.get_quote,
         session.reconcile_account,
         parents.check_iceberg_parent,
+        RecordWriterActivities(deps.db).record_writers,
     ]
 
 

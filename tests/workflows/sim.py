@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.iceberg_parent import ParentCheck, ParentCheckRequest
 from activities.market import NoQuote, QuoteRequest, QuoteResult
-from activities.record_writers import RecordWriter
+from activities.record_writers import RecordWriter, Writers, WritersRequest
 from bus.topics import ORDERS_EVENTS
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from trading.record_signing import HOTPATH_WRITER, sign_record
@@ -29,8 +29,11 @@ WRITER_KEY = generate_private_key()
 """Signs the scripted venue's slice records, as the hot path's key signs the real ones."""
 
 
-def signed_slice_event(event: OrderEvent) -> SignedOrderEvent:
-    """The ``slice_record`` signal the bridge sends for ``event``, signed by :data:`WRITER_KEY`."""
+WRITER = RecordWriter(key_id(WRITER_KEY), HOTPATH_WRITER, public_key_bytes(WRITER_KEY).hex())
+
+
+def signed_event(event: OrderEvent) -> SignedOrderEvent:
+    """The record the bridge sends a workflow for ``event``, signed by :data:`WRITER_KEY`."""
     return SignedOrderEvent(sign_record(ORDERS_EVENTS, encode(event), WRITER_KEY).decode())
 
 
@@ -38,8 +41,14 @@ def signed_slice_event(event: OrderEvent) -> SignedOrderEvent:
 async def check_iceberg_parent(req: ParentCheckRequest) -> ParentCheck:
     """The parent check passes (these tests are about working a genuine parent; the check
     itself is tested against the real ledger) and names :data:`WRITER_KEY` as the writer."""
-    writer = RecordWriter(key_id(WRITER_KEY), HOTPATH_WRITER, public_key_bytes(WRITER_KEY).hex())
-    return ParentCheck(activity.info().workflow_id or "", None, writers=[writer])
+    return ParentCheck(activity.info().workflow_id or "", None, writers=[WRITER])
+
+
+@activity.defn(name="record_writers")
+async def record_writers(_: WritersRequest) -> Writers:
+    """:data:`WRITER_KEY` is the one writer of ``orders.events`` (the registry's answer is tested
+    against the real ledger)."""
+    return Writers([WRITER])
 
 Behaviour = str
 """``fill`` (fills at once), ``partial:N`` (fills N, then rests), ``rest`` (no fill),
@@ -114,7 +123,7 @@ class SimVenue:
             await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
             return PublishResult(req.command_id, 0, len(self.cancels))
 
-        return [get_quote, publish_order, publish_cancel, check_iceberg_parent]
+        return [get_quote, publish_order, publish_cancel, check_iceberg_parent, record_writers]
 
     async def deliver_late_fills(self, client: Client | None = None) -> None:
         """Send the executions that raced a cancel (``client``: when called outside an activity)."""
@@ -180,7 +189,8 @@ class SimVenue:
         )
         target = order.parent_id or order.command_id
         handle = (client or activity.client()).get_workflow_handle(target)
-        signal, arg = ("slice_record", signed_slice_event(event)) if order.parent_id else ("event", event)
+        signal = "slice_record" if order.parent_id else "record"
+        arg = signed_event(event)
         await handle.signal(signal, arg)
         if self.duplicate_events:
             # Kafka redelivers: the same event twice must change nothing.
