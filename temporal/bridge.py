@@ -266,7 +266,7 @@ class Bridge:
                     source="temporal-bridge",
                     source_address=where,
                     key_id=exc.signer,
-                    detail={"topic": topic, "detail": exc.detail},
+                    detail={"topic": topic, "detail": exc.detail, **_claims(raw)},
                 )
             )
             return None
@@ -287,6 +287,26 @@ class Bridge:
                     await self.deliver_raw(raw)
             if batches:
                 await consumer.commit()
+
+
+CLAIM_FIELDS = ("event_id", "command_id", "account")
+CLAIM_MAX_CHARS = 128
+
+
+def _claims(raw: bytes) -> dict[str, str]:
+    """What an unverified record claims to be about, for whoever investigates it: a few fields,
+    each cut to a bounded length (the record itself stays in the topic)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        f"claimed_{name}": str(data[name])[:CLAIM_MAX_CHARS]
+        for name in CLAIM_FIELDS
+        if isinstance(data.get(name), str)
+    }
 
 
 def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID, *, sessions: bool = False) -> AIOKafkaConsumer:

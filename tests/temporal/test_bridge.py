@@ -23,6 +23,7 @@ from activities.broker_session import ReconcileReport, ReconcileRequest
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.iceberg_parent import IcebergParentActivities
 from activities.market import QuoteRequest, QuoteResult
+from activities.record_writers import RecordWriterActivities
 from bus.kafka import ensure_topics
 from bus.signed_records import SigningProducer
 from bus.topics import ORDERS_EVENTS
@@ -101,13 +102,21 @@ async def _produce(producer: SigningProducer, *events: OrderEvent | bytes) -> No
 
 
 async def test_records_drive_one_lifecycle_per_order_findable_by_search_attributes(
-    running: RunningBridge, temporal_client: Client, records_producer: SigningProducer
+    running: RunningBridge,
+    temporal_client: Client,
+    records_producer: SigningProducer,
+    ledger_pool: asyncpg.Pool,
 ) -> None:
     cid = f"ord-{uuid.uuid4().hex}"
     symbol = f"Z{uuid.uuid4().hex[:6].upper()}"
     f1, f2 = Fill(f"{cid}-x1", 50, Decimal("10.01")), Fill(f"{cid}-x2", 150, Decimal("10.02"))
     accepted = _event(cid, 1, EventKind.ACCEPTED, 0, symbol=symbol)
-    async with Worker(temporal_client, task_queue=running.queue, workflows=[OrderLifecycle]):
+    async with Worker(
+        temporal_client,
+        task_queue=running.queue,
+        workflows=[OrderLifecycle],
+        activities=[RecordWriterActivities(ledger_pool).record_writers],
+    ):
         await _produce(
             records_producer,
             accepted,
@@ -189,6 +198,7 @@ async def test_slice_records_reach_the_iceberg_through_kafka(
             publish_order,
             publish_cancel,
             IcebergParentActivities(ledger_pool).check_iceberg_parent,
+            RecordWriterActivities(ledger_pool).record_writers,
         ],
     ):
         result = await temporal_client.execute_workflow(
