@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -13,12 +15,14 @@ from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 
 from api.ledger_access import LedgerAccess
-from bus.kafka import start_producer
+from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import SECURITY_EVENTS
 from ledger.append import Decision, append_command
 from ledger.keys import get_key
 from observability.security import SecurityLog
+from temporal import session_records
+from temporal.bridge import Bridge, bridge_consumer
 from temporal.client import connect
 from temporal.search_attributes import ensure_search_attributes
 from tests.fixtures.hotpath import Agent, RecordWriters, register
@@ -49,6 +53,34 @@ def records_producer(events_producer: AIOKafkaProducer, record_writers: RecordWr
 def bridge_security(ledger_pool: asyncpg.Pool, events_producer: AIOKafkaProducer) -> SecurityLog:
     """Where a bridge under test records the records it refuses: the real table and topic."""
     return SecurityLog(LedgerAccess(ledger_pool), events_producer, SECURITY_EVENTS)
+
+
+@dataclass
+class RunningBridge:
+    bridge: Bridge
+    queue: str
+
+
+@pytest.fixture
+async def running(
+    temporal_client: Client, kafka_bootstrap: str, ledger_pool: asyncpg.Pool, bridge_security: SecurityLog
+) -> AsyncIterator[RunningBridge]:
+    """A bridge of its own (consumer group, task queue) over both topics, as `floor up` runs it."""
+    await ensure_topics(kafka_bootstrap, (session_records.SESSIONS_TOPIC,))
+    queue = f"bridge-{uuid.uuid4().hex[:8]}"
+    bridge = Bridge(
+        temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue, linger_seconds=1.0
+    )
+    consumer = bridge_consumer(kafka_bootstrap, group_id=f"bridge-test-{uuid.uuid4().hex[:8]}", sessions=True)
+    await consumer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(consumer, stop))
+    try:
+        yield RunningBridge(bridge, queue)
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
 
 
 async def ledgered_iceberg(

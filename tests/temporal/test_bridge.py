@@ -6,8 +6,6 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,38 +33,12 @@ from temporal.config import iceberg_workflow_id
 from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import new_agent
 from tests.helpers import eventually
-from tests.temporal.conftest import ledgered_iceberg
+from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergStatus
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
-
-
-@dataclass
-class RunningBridge:
-    bridge: Bridge
-    queue: str
-
-
-@pytest.fixture
-async def running(
-    temporal_client: Client, kafka_bootstrap: str, ledger_pool: asyncpg.Pool, bridge_security: SecurityLog
-) -> AsyncIterator[RunningBridge]:
-    queue = f"bridge-{uuid.uuid4().hex[:8]}"
-    bridge = Bridge(
-        temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue, linger_seconds=1.0
-    )
-    consumer = bridge_consumer(kafka_bootstrap, group_id=f"bridge-test-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(bridge.run(consumer, stop))
-    try:
-        yield RunningBridge(bridge, queue)
-    finally:
-        stop.set()
-        await task
-        await consumer.stop()
 
 
 def _event(

@@ -4,38 +4,32 @@ and a Temporal dev server; the bridge runs in process."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.iceberg_parent import IcebergParentActivities
 from activities.market import QuoteRequest, QuoteResult
-from bus.kafka import ensure_topics
 from bus.signed_records import SigningProducer
 from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
 from ledger.security_events import SecurityEvent, recent_security_events
-from observability.security import SecurityLog
 from temporal import session_records
-from temporal.bridge import Bridge, bridge_consumer
 from temporal.client import iceberg_input
 from temporal.config import broker_session_workflow_id, iceberg_workflow_id
 from tests.fixtures.hotpath import RecordWriters, new_agent, register
 from tests.helpers import eventually
-from tests.temporal.conftest import ledgered_iceberg
+from tests.temporal.conftest import RunningBridge, ledgered_iceberg
+from tests.temporal.test_bridge import _exists
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent, encode
 from trading.record_signing import sign_record
@@ -43,43 +37,6 @@ from trading.signing import SignedCommand
 from workflows.broker_session import Change, SessionChange
 from workflows.iceberg import Iceberg, IcebergStatus, ProgressQuery
 from workflows.signed_events import SignedOrderEvent
-
-
-@dataclass
-class RunningBridge:
-    bridge: Bridge
-    queue: str
-
-
-@pytest.fixture
-async def running(
-    temporal_client: Client, kafka_bootstrap: str, ledger_pool: asyncpg.Pool, bridge_security: SecurityLog
-) -> AsyncIterator[RunningBridge]:
-    await ensure_topics(kafka_bootstrap, (BROKER_SESSIONS,))
-    queue = f"untrusted-{uuid.uuid4().hex[:8]}"
-    bridge = Bridge(
-        temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue, linger_seconds=1.0
-    )
-    consumer = bridge_consumer(kafka_bootstrap, group_id=f"untrusted-{uuid.uuid4().hex[:8]}", sessions=True)
-    await consumer.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(bridge.run(consumer, stop))
-    try:
-        yield RunningBridge(bridge, queue)
-    finally:
-        stop.set()
-        await task
-        await consumer.stop()
-
-
-async def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
 
 
 async def _security_events(pool: asyncpg.Pool, since: datetime) -> list[SecurityEvent]:
