@@ -49,13 +49,14 @@ from bus.topics import ORDERS_EVENTS, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from ledger.command_entries import command_entry
 from ledger.db import Db
+from ledger.keys import get_key
 from ledger.record_keys import writer_keys
 from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, Severity
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE, lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
-from trading.commands import Command, CommandInvalid, TimeInForce
+from trading.commands import Command, CommandInvalid, CommandKind, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
 from trading.record_signing import RecordRefused
 from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
@@ -190,14 +191,14 @@ class Bridge:
         log.info("iceberg %s started as %s", event.command_id, handle.id)
 
     async def _ledgered_parent(self, event: OrderEvent) -> Command | None:
-        """The parent command as the ledger holds it, if it holds it accepted and signed by its
-        author's registered key; None (logged) otherwise. The record's own copy of the envelope
-        is never used: the ledger entry is what the floor decided on."""
+        """The parent command as the ledger holds it, if it holds it as an accepted iceberg
+        signed by its author's registered key; None (logged) otherwise. The record's own copy of
+        the envelope is never used: the ledger entry is what the floor decided on. (The Iceberg
+        checks the entry again, and the author's standing, before it sends anything.)"""
         entry = await command_entry(self._ledger, event.command_id)
-        problem: str | None = None
-        command: Command | None = None
-        if entry is None or entry.decision != "accepted":
-            problem = "the ledger holds no accepted entry for it"
+        problem = None
+        if entry is None or entry.decision != "accepted" or entry.kind != CommandKind.ICEBERG.value:
+            problem = "the ledger holds no accepted iceberg under its command id"
         else:
             envelope = SignedCommand.from_wire_dict(
                 {
@@ -207,7 +208,7 @@ class Bridge:
                     "signature": entry.signature.hex(),
                 }
             )
-            key = self._verifier.keys.get(entry.signer) or (await writer_keys(self._ledger)).get(entry.signer)
+            key = await get_key(self._ledger, entry.signer)
             try:
                 if key is None:
                     raise SignatureInvalid(f"key {entry.signer} is not registered")
@@ -215,14 +216,10 @@ class Bridge:
             except SignatureInvalid as exc:
                 problem = f"its ledger entry does not verify ({exc})"
             else:
-                command = envelope.command
-        if problem is not None:
-            self.stats.parents_not_ledgered += 1
-            log.error(
-                "iceberg parent %s (record %s) not started: %s", event.command_id, event.event_id, problem
-            )
-            return None
-        return command
+                return envelope.command
+        self.stats.parents_not_ledgered += 1
+        log.error("iceberg parent %s (record %s) not started: %s", event.command_id, event.event_id, problem)
+        return None
 
     async def deliver_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
         for where, raw in records:
