@@ -161,7 +161,7 @@ async def prepare_ledger(settings: FloorSettings) -> Any:
     import asyncpg
 
     from bus.kafka import ensure_topics
-    from floor.provision import RECORD_WRITER_KEYS, provision
+    from floor.provision import provision
     from ledger.keys import register_key
     from ledger.migrate import apply_migrations
     from ledger.risk_profiles import set_profile
@@ -171,7 +171,7 @@ async def prepare_ledger(settings: FloorSettings) -> Any:
     await ensure_topics(settings.kafka)
     await apply_migrations(settings.db_url)
     # The hot path signs its records with its own key, made here as `floor up` makes it.
-    await provision(settings, paper_account=None, services=RECORD_WRITER_KEYS)
+    await provision(settings, paper_account=None)
     agent_key = generate_private_key()
     operator_key = generate_private_key()
     conn = await asyncpg.connect(settings.db_url)

@@ -44,17 +44,13 @@ class ServiceKey:
     role: str
 
 
-RECORD_WRITER_KEYS: tuple[ServiceKey, ...] = (
-    ServiceKey(HOTPATH_WRITER, registry.ROLE_SERVICE),
-    ServiceKey(RECONCILE_WRITER, registry.ROLE_SERVICE),
-)
-"""The keys that sign the records the floor acts on (``trading.record_signing``)."""
-
 SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("sniper", registry.ROLE_SERVICE),
     ServiceKey("floor-lifecycle", registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
-    *RECORD_WRITER_KEYS,
+    # They sign the records the floor acts on (trading.record_signing), never commands.
+    ServiceKey(HOTPATH_WRITER, registry.ROLE_SERVICE),
+    ServiceKey(RECONCILE_WRITER, registry.ROLE_SERVICE),
 )
 
 PAPER_ACCOUNT = "DU1234567"
@@ -68,20 +64,14 @@ PAPER_PROFILE = RiskProfile(
 )
 
 
-async def provision(
-    settings: FloorSettings,
-    *,
-    paper_account: str | None = PAPER_ACCOUNT,
-    services: tuple[ServiceKey, ...] = SERVICE_KEYS,
-) -> list[str]:
-    """Create what is missing; return one line per thing done (empty when nothing was).
-    ``services``: the keys to make (all of the floor's by default)."""
+async def provision(settings: FloorSettings, *, paper_account: str | None = PAPER_ACCOUNT) -> list[str]:
+    """Create what is missing; return one line per thing done (empty when nothing was)."""
     done: list[str] = []
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     conn = await asyncpg.connect(settings.db_url)
     try:
         registered = await registry.load_keys(conn)
-        for service in services:
+        for service in SERVICE_KEYS:
             path = key_path(settings, service.agent_id)
             if path.exists():
                 key = private_key_from_pem(path.read_bytes())

@@ -107,7 +107,7 @@ async def running_hotpath(
     Afterwards its orders still working at the shared paper venue are cancelled and the process
     stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
-    await ensure_record_writers(settings)
+    await ensure_record_writers(settings, ledger_pool)
     service = supervisor.start(
         hotpath_spec(settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}")
     )
