@@ -253,6 +253,7 @@ class Bridge:
             return await self._verifier.verify(topic, raw)
         except RecordRefused as exc:
             self.stats.unverified += 1
+            partition, _, offset = where.partition("@")
             await self._security.record(
                 SecurityEvent(
                     event_id=uuid.uuid4().hex,
@@ -261,9 +262,10 @@ class Bridge:
                     reason=exc.reason,
                     severity=Severity.CRITICAL,
                     source="temporal-bridge",
-                    source_address=where,
+                    # The partition, not the offset: a flood from one partition is one source.
+                    source_address=partition,
                     key_id=exc.signer,
-                    detail={"topic": topic, "detail": exc.detail, **_claims(raw)},
+                    detail={"topic": topic, "offset": offset, "detail": exc.detail, **_claims(raw)},
                 )
             )
             return None

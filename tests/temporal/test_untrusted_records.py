@@ -100,6 +100,7 @@ async def test_an_agent_cannot_start_an_iceberg_on_another_account_by_publishing
     events = await eventually(refused, timeout=30)
     assert {e.reason for e in events} >= {"record.unsigned", "record.not_a_writer"}
     assert all(e.source == "temporal-bridge" and e.severity == "critical" for e in events)
+    assert all(e.remote_addr == f"{ORDERS_EVENTS}[0]" and e.detail.get("offset") for e in events)
     assert any(e.key_id == agent.key_id for e in events)
     assert not await _exists(temporal_client, iceberg_workflow_id(forged.command_id))
     assert not await _exists(temporal_client, after.command_id)
