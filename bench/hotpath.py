@@ -163,6 +163,7 @@ async def prepare_ledger(settings: FloorSettings) -> Any:
 
     from bus.kafka import ensure_topics
     from floor.database import prepare_database
+    from floor.provision import provision
     from ledger.keys import register_key
     from ledger.risk_profiles import set_profile
     from trading.signing import generate_private_key, public_key_bytes
@@ -170,6 +171,8 @@ async def prepare_ledger(settings: FloorSettings) -> Any:
 
     await ensure_topics(settings.kafka)
     await prepare_database(settings)  # the roles too: the hot path connects as floor_hotpath
+    # The hot path signs its records with its own key, made here as `floor up` makes it.
+    await provision(settings, paper_account=None)
     agent_key = generate_private_key()
     operator_key = generate_private_key()
     conn = await asyncpg.connect(settings.db_url)

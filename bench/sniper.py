@@ -35,8 +35,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
+from activities.iceberg_parent import ParentCheck, ParentCheckRequest
 from activities.market import MarketActivities
 from activities.quotes import StreamingQuotes
+from activities.record_writers import RecordWriter
 from bench.figures import percentile
 from brokers.base import (
     BrokerEvent,
@@ -47,6 +49,7 @@ from brokers.base import (
     OrderStatusChanged,
 )
 from brokers.ibkr import IbkrBroker, IbkrConfig
+from bus.topics import ORDERS_EVENTS
 from floor.paper_cmd import venue_spec
 from floor.services import gateway_spec, venv_bin
 from floor.settings import FloorSettings
@@ -55,8 +58,11 @@ from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from trading.commands import Edge, OrderType, Side
 from trading.iceberg import BPS
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.record_signing import HOTPATH_WRITER, sign_record
+from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
+from workflows.signed_events import SignedOrderEvent
 
 ACCOUNT = "DU1234567"
 SYMBOLS = ("AAPL", "MSFT")
@@ -87,6 +93,8 @@ class PaperDesk:
         self.broker = broker
         self.client = client
         self.orders: dict[str, Working] = {}
+        self.writer_key = generate_private_key()
+        """Signs the desk's slice records, as the hot path's key signs the floor's."""
         self._tasks: set[asyncio.Task[None]] = set()
         broker.set_event_handler(self._on_event)
 
@@ -152,7 +160,16 @@ class PaperDesk:
             task.add_done_callback(self._tasks.discard)
 
     async def _signal(self, parent_id: str, record: OrderEvent) -> None:
-        await self.client.get_workflow_handle(parent_id).signal("slice_event", record)
+        signed = sign_record(ORDERS_EVENTS, encode(record), self.writer_key).decode()
+        await self.client.get_workflow_handle(parent_id).signal("slice_record", SignedOrderEvent(signed))
+
+    @activity.defn(name="check_iceberg_parent")
+    async def check_iceberg_parent(self, req: ParentCheckRequest) -> ParentCheck:
+        """The bench's parents are in no ledger (it measures fill quality, not trust): each
+        passes, and the desk's own key is the one writer of slice records."""
+        key = self.writer_key
+        writer = RecordWriter(key_id(key), HOTPATH_WRITER, public_key_bytes(key).hex())
+        return ParentCheck(activity.info().workflow_id or "", None, writers=[writer])
 
     @activity.defn(name="publish_order")
     async def publish_order(self, req: OrderCommandRequest) -> PublishResult:
@@ -300,7 +317,7 @@ async def run(args: argparse.Namespace, client: Client, broker: IbkrBroker) -> N
         client,
         task_queue=queue,
         workflows=[Iceberg],
-        activities=[market.get_quote, desk.publish_order, desk.publish_cancel],
+        activities=[market.get_quote, desk.publish_order, desk.publish_cancel, desk.check_iceberg_parent],
         max_concurrent_activities=64,
     ):
         await asyncio.gather(*(one(i) for i in range(args.icebergs)))

@@ -3,10 +3,12 @@
 - The floor's own signing keys: the Sniper (iceberg slices), the order-lifecycle canceller, the
   circuit breaker (its automatic trips, ledgered), the hot path's control key (stops of a
   revoked key's icebergs), an operator (key and risk-profile changes, tripping and re-arming the
-  breaker; it signs the others' registrations) and ``floor-ledger`` (signed checkpoints of the
-  ledger head). Each private key lives in ``var/keys/<id>.key`` (0600) and its public key is
-  registered by a signed ledger entry; a key file whose public key the database does not know (a
-  new database under an old ``var/``) is registered again.
+  breaker; it signs the others' registrations), ``floor-ledger`` (signed checkpoints of the
+  ledger head), and the keys that sign the records the floor acts on: the hot path's
+  (``orders.events``, ``broker.sessions``) and reconciliation's (missed fills). Each private key
+  lives in ``var/keys/<id>.key`` (0600) and its public key is registered by a signed ledger
+  entry; a key file whose public key the database does not know (a new database under an old
+  ``var/``) is registered again.
 - A conservative risk profile for the paper account, only where the account has none, signed by
   the operator key like every other profile change. Traders change it with ``floor risk set``.
 """
@@ -26,6 +28,7 @@ from ledger import keys as registry
 from ledger.key_changes import register_key_signed
 from ledger.operator_changes import OperatorNotAuthorised
 from ledger.risk_profiles import get_profile, set_profile
+from trading.record_signing import HOTPATH_WRITER, RECONCILE_WRITER
 from trading.signing import (
     generate_private_key,
     key_id,
@@ -56,6 +59,9 @@ SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("floor-control", registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
     ServiceKey("floor-ledger", registry.ROLE_SERVICE),
+    # They sign the records the floor acts on (trading.record_signing), never commands.
+    ServiceKey(HOTPATH_WRITER, registry.ROLE_SERVICE),
+    ServiceKey(RECONCILE_WRITER, registry.ROLE_SERVICE),
 )
 
 PAPER_ACCOUNT = "DU1234567"

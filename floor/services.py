@@ -277,7 +277,8 @@ def worker_spec(settings: FloorSettings) -> ServiceSpec:
 
 
 def bridge_spec(settings: FloorSettings) -> ServiceSpec:
-    """The ``orders.events`` -> Temporal bridge (signal-with-start of order lifecycles)."""
+    """The ``orders.events`` / ``broker.sessions`` -> Temporal bridge: verifies each record's
+    signature against the key registry, then drives order lifecycles, icebergs and sessions."""
     name = "temporal-bridge"
     return ServiceSpec(
         name=name,
@@ -287,5 +288,5 @@ def bridge_spec(settings: FloorSettings) -> ServiceSpec:
         # The worker's role: the bridge is the worker's front door.
         env=child_env(settings, "worker"),
         ready_timeout=60.0,
-        hint="the bridge needs Kafka and Temporal",
+        hint="the bridge needs Kafka, Temporal and Postgres (the key registry and the ledger)",
     )

@@ -18,10 +18,12 @@ from dataclasses import asdict
 from typing import Any
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
 from brokers.base import Broker, NotConnected, Quote
 from bus.kafka import consumer, ensure_topics, start_producer
+from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
@@ -44,8 +46,9 @@ from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import UNREACHABLE, Db, DedicatedConnection
 from observability.security import SecurityLog, refusal_event
 from observability.telemetry import install_global, setup, snapshot
+from trading.record_signing import HOTPATH_WRITER
 from trading.risk import TradingState
-from trading.signing import private_key_from_pem
+from trading.signing import KeyInvalid, private_key_from_pem
 
 log = logging.getLogger("hotpath")
 
@@ -63,6 +66,23 @@ LEDGER_RETRY_FIRST_S = 0.1
 LEDGER_RETRY_MAX_S = 5.0
 UNVERIFIED_BREAKER_ENTRY = "breaker.unverified_entry"
 """Security event: the ledger's newest breaker entry does not verify (the hot path starts HALTED)."""
+
+
+class RecordKeyMissing(RuntimeError):
+    """The hot path cannot sign its records; the message says how to provide the key."""
+
+
+def load_record_key(settings: FloorSettings) -> Ed25519PrivateKey:
+    """The hot path's own key (``<var>/keys/floor-hotpath.key``), which signs every record it
+    publishes on ``orders.events`` and ``broker.sessions``: without it no consumer would act on
+    them, so the process refuses to start."""
+    path = settings.keys_dir / f"{HOTPATH_WRITER}.key"
+    try:
+        return private_key_from_pem(path.read_bytes())
+    except (OSError, KeyInvalid) as exc:
+        raise RecordKeyMissing(
+            f"cannot read the hot path's record key {path} ({exc}); `floor up` makes and registers it"
+        ) from exc
 
 
 class HotPath:
@@ -169,6 +189,7 @@ async def run(
     broker: Broker | None = None,
     breaker_agent: str = BREAKER_AGENT,
 ) -> None:
+    record_key = load_record_key(settings)
     telemetry = setup("hotpath")
     install_global(telemetry)
     dsn = settings.role_url("hotpath")  # its own role: fails here, naming what to set
@@ -181,7 +202,8 @@ async def run(
     # round trip and queues behind the order and ops event writes.
     writer = DedicatedConnection(dsn)
     await writer.connect()
-    producer = await start_producer(settings.kafka, "hotpath")
+    kafka_producer = await start_producer(settings.kafka, "hotpath")
+    producer = SigningProducer(kafka_producer, record_key)
     await ensure_topics(settings.kafka, (SESSIONS_TOPIC,))
     broker = broker or make_broker(settings)
     ledger = LedgerStore(pool, writer)

@@ -1,16 +1,24 @@
-"""The ``orders.events`` -> Temporal bridge, off the hot path.
+"""The ``orders.events`` (and ``broker.sessions``) -> Temporal bridge, off the hot path.
 
-For every record: signal-with-start the order's ``OrderLifecycle`` (workflow id = command id;
-the start input is built from the record, so whichever record comes first starts it), and for
-an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. The ``accepted`` record
-of an iceberg parent (``iceberg_envelope`` set) starts the ``Iceberg`` workflow instead (id
-``iceberg-<command id>``, refused by Temporal if it ever ran, so a redelivered record starts
-nothing; a DAY parent is given the session close as its expiry); the parent is no broker order,
-so it gets no lifecycle. The ``accepted`` record of an iceberg control (``control`` set) is handed
-to its parent as the ``control`` signal, naming the command only: the Iceberg reads the command
-from the ledger itself. Offsets are committed
-only after a batch has been delivered, so a crash re-delivers rather than loses; the workflows
-dedupe on event id and execution id.
+Kafka authenticates nobody, so every record is verified first (:mod:`bus.signed_records`): it
+must carry the signature of a registered, unrevoked service key of a writer of its topic (the
+hot path; reconciliation for missed fills). A record that does not is dropped with a
+``security.events`` record naming the topic and never acted on.
+
+For every verified record: signal-with-start the order's ``OrderLifecycle`` (workflow id =
+command id; the start input is built from the record, so whichever record comes first starts
+it), and for an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflow too. Both are
+sent the record as signed (``record``, ``slice_record``) and verify it again themselves, since
+anyone who can reach Temporal can signal them. The ``accepted`` record of
+an iceberg parent starts the ``Iceberg`` workflow instead (id ``iceberg-<command id>``, refused
+by Temporal if it ever ran, so a redelivered record starts nothing; a DAY parent is given the
+session close as its expiry), from the parent's entry in the ledger, not from the record: only
+a parent the ledger holds as accepted starts, and with the very command its author signed. The
+parent is no broker order, so it gets no lifecycle. The ``accepted`` record of an iceberg control
+(``control`` set) is handed to its parent as the ``control`` signal, naming the command only: the
+Iceberg reads the command from the ledger itself. Offsets are committed only after a batch
+has been delivered, so a crash re-delivers rather than loses; the workflows dedupe on event id
+and execution id.
 
 A record that cannot be decoded is logged with its offset and skipped (it stays in the topic
 for inspection); a record for an order whose workflow has already finished is logged and
@@ -21,29 +29,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bus.kafka import consumer
-from bus.topics import ORDERS_EVENTS
+from api.ledger_access import LedgerAccess
+from bus.kafka import consumer, start_producer
+from bus.signed_records import RecordVerifier
+from bus.topics import ORDERS_EVENTS, SECURITY_EVENTS
 from floor.settings import FloorSettings
+from ledger.command_entries import command_entry
+from ledger.db import Db
+from ledger.keys import get_key
+from ledger.record_keys import writer_keys
+from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, Severity
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE, lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
-from trading.commands import Command, CommandInvalid, TimeInForce
-from trading.order_events import OrderEvent, OrderEventError, decode
-from trading.signing import EnvelopeInvalid, SignedCommand
+from trading.commands import Command, CommandInvalid, CommandKind, TimeInForce
+from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
+from trading.record_signing import RecordRefused
+from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
 from workflows.iceberg import ControlSignal
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
+from workflows.signed_events import SignedOrderEvent
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +81,10 @@ class BridgeStats:
     icebergs_started: int = 0
     icebergs_already_started: int = 0
     controls: int = 0
+    unverified: int = 0
+    """Records dropped because no writer of their topic signed them."""
+    parents_not_ledgered: int = 0
+    """Iceberg parent records the ledger does not back (no accepted entry, or not genuine)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -76,12 +101,17 @@ class Bridge:
         self,
         client: Client,
         *,
+        ledger: Db,
+        security: SecurityLog,
         task_queue: str = TASK_QUEUE,
         calendar: SessionCalendar | None = None,
         linger_seconds: float = 300.0,
         sniper_agent: str = "sniper",
     ) -> None:
         self._client = client
+        self._ledger = ledger
+        self._security = security
+        self._verifier = RecordVerifier(lambda: writer_keys(ledger))
         self._sniper = sniper_agent
         self._task_queue = task_queue
         self._calendar = calendar or SessionCalendar()
@@ -103,8 +133,10 @@ class Bridge:
             linger_seconds=self._linger,
         )
 
-    async def deliver(self, event: OrderEvent) -> None:
-        """Drive the workflows this record concerns (idempotent: safe to call again)."""
+    async def deliver(self, event: OrderEvent, signed: bytes | None = None) -> None:
+        """Drive the workflows this verified record concerns (idempotent: safe to call again).
+        ``signed``: the record as its writer signed it, passed on to the workflows (default: the
+        event encoded, which a workflow that checks signatures ignores)."""
         if event.iceberg_parent:
             await self._start_iceberg(event)
             self.stats.delivered += 1
@@ -113,14 +145,16 @@ class Bridge:
             await self._deliver_control(event)
             self.stats.delivered += 1
             return
+        # Workflows verify the record again themselves: they are sent it as it was signed.
+        record = (signed if signed is not None else encode(event)).decode()
         try:
             await self._client.start_workflow(
                 OrderLifecycle.run,
                 self.lifecycle_input(event),
                 id=lifecycle_workflow_id(event.command_id),
                 task_queue=self._task_queue,
-                start_signal="event",
-                start_signal_args=[event],
+                start_signal="record",
+                start_signal_args=[SignedOrderEvent(record)],
                 # A finished order's id is not reused: a late record must not start a second
                 # lifecycle that knows only that record.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -131,7 +165,7 @@ class Bridge:
         if event.parent_id is not None:
             parent: WorkflowHandle = self._client.get_workflow_handle(event.parent_id)
             try:
-                await parent.signal("slice_event", event)
+                await parent.signal("slice_record", SignedOrderEvent(record))
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
                     raise
@@ -154,11 +188,10 @@ class Bridge:
         self.stats.controls += 1
 
     async def _start_iceberg(self, event: OrderEvent) -> None:
-        assert event.iceberg_envelope is not None
         try:
-            command = SignedCommand.from_wire(event.iceberg_envelope).command
-            if command.command_id != event.command_id:
-                raise NotAnIceberg(f"envelope carries {command.command_id}, record names {event.command_id}")
+            command = await self._ledgered_parent(event)
+            if command is None:
+                return
             handle = await start_iceberg(
                 self._client,
                 command,
@@ -179,18 +212,54 @@ class Bridge:
         self.stats.icebergs_started += 1
         log.info("iceberg %s started as %s", event.command_id, handle.id)
 
+    async def _ledgered_parent(self, event: OrderEvent) -> Command | None:
+        """The parent command as the ledger holds it, if it holds it as an accepted iceberg
+        signed by its author's registered key; None (logged) otherwise. The record's own copy of
+        the envelope is never used: the ledger entry is what the floor decided on. (The Iceberg
+        checks the entry again, and the author's standing, before it sends anything.)"""
+        entry = await command_entry(self._ledger, event.command_id)
+        problem = None
+        if entry is None or entry.decision != "accepted" or entry.kind != CommandKind.ICEBERG.value:
+            problem = "the ledger holds no accepted iceberg under its command id"
+        else:
+            envelope = SignedCommand.from_wire_dict(
+                {
+                    "command": json.loads(entry.payload),
+                    "signer": entry.signer,
+                    "scheme": entry.scheme,
+                    "signature": entry.signature.hex(),
+                }
+            )
+            key = await get_key(self._ledger, entry.signer)
+            try:
+                if key is None:
+                    raise SignatureInvalid(f"key {entry.signer} is not registered")
+                envelope.verify(public_key_from_bytes(key.public_key))
+            except SignatureInvalid as exc:
+                problem = f"its ledger entry does not verify ({exc})"
+            else:
+                return envelope.command
+        self.stats.parents_not_ledgered += 1
+        log.error("iceberg parent %s (record %s) not started: %s", event.command_id, event.event_id, problem)
+        return None
+
     async def deliver_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
         for where, raw in records:
+            data = await self._verified(ORDERS_EVENTS, where, raw)
+            if data is None:
+                continue
             try:
-                event = decode(raw)
+                event = from_dict(data)
             except OrderEventError as exc:
                 self.stats.undecodable += 1
                 log.error("undecodable orders.events record at %s: %s", where, exc)
                 continue
-            await self.deliver(event)
+            await self.deliver(event, raw)
 
     async def deliver_session_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
         for where, raw in records:
+            if await self._verified(session_records.SESSIONS_TOPIC, where, raw) is None:
+                continue
             try:
                 account, change = session_records.decode(raw)
             except session_records.SessionRecordError as exc:
@@ -199,6 +268,29 @@ class Bridge:
                 continue
             await report_session_change(self._client, account, change, task_queue=self._task_queue)
             self.stats.session_changes += 1
+
+    async def _verified(self, topic: str, where: str, raw: bytes) -> dict[str, Any] | None:
+        """The record if a writer of ``topic`` signed it; else None, and a security event."""
+        try:
+            return await self._verifier.verify(topic, raw)
+        except RecordRefused as exc:
+            self.stats.unverified += 1
+            partition, _, offset = where.partition("@")
+            await self._security.record(
+                SecurityEvent(
+                    event_id=uuid.uuid4().hex,
+                    ts=datetime.now(UTC),
+                    title=CRITICAL_BREACH,
+                    reason=exc.reason,
+                    severity=Severity.CRITICAL,
+                    source="temporal-bridge",
+                    # The partition, not the offset: a flood from one partition is one source.
+                    source_address=partition,
+                    key_id=exc.signer,
+                    detail={"topic": topic, "offset": offset, "detail": exc.detail, **_claims(raw)},
+                )
+            )
+            return None
 
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -218,6 +310,26 @@ class Bridge:
                 await consumer.commit()
 
 
+CLAIM_FIELDS = ("event_id", "command_id", "account")
+CLAIM_MAX_CHARS = 128
+
+
+def _claims(raw: bytes) -> dict[str, str]:
+    """What an unverified record claims to be about, for whoever investigates it: a few fields,
+    each cut to a bounded length (the record itself stays in the topic)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        f"claimed_{name}": str(data[name])[:CLAIM_MAX_CHARS]
+        for name in CLAIM_FIELDS
+        if isinstance(data.get(name), str)
+    }
+
+
 def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID, *, sessions: bool = False) -> AIOKafkaConsumer:
     """Consumes ``orders.events``, and ``broker.sessions`` too when ``sessions``; offsets are
     committed after delivery to Temporal, not automatically."""
@@ -231,6 +343,11 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temporal", default=settings.temporal)
     parser.add_argument("--namespace", default=settings.temporal_namespace)
     parser.add_argument("--kafka", default=settings.kafka)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="the ledger and key registry records are checked against (default: the worker's role)",
+    )
     parser.add_argument("--group-id", default=GROUP_ID)
     parser.add_argument("--task-queue", default=TASK_QUEUE)
     parser.add_argument(
@@ -244,13 +361,25 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     client = await connect(args.temporal, args.namespace)
+    # The worker's least-privilege role: read the ledger and keys, write security events.
+    pool = await asyncpg.create_pool(args.database_url or settings.role_url("worker"), min_size=1, max_size=2)
+    producer = await start_producer(args.kafka, "temporal-bridge")
     consumer = bridge_consumer(args.kafka, args.group_id, sessions=args.sessions)
     await consumer.start()
     try:
         log.info("bridging %s to Temporal %s (%s)", ORDERS_EVENTS, args.temporal, args.task_queue)
-        await Bridge(client, task_queue=args.task_queue, sniper_agent=args.sniper_agent).run(consumer)
+        bridge = Bridge(
+            client,
+            ledger=pool,
+            security=SecurityLog(LedgerAccess(pool), producer, SECURITY_EVENTS),
+            task_queue=args.task_queue,
+            sniper_agent=args.sniper_agent,
+        )
+        await bridge.run(consumer)
     finally:
         await consumer.stop()
+        await producer.stop()
+        await pool.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``python -m temporal.worker`` connects to Temporal, registers the floor's search attributes,
 loads the signing keys of the agents it acts for (``<agent_id>.key`` files in ``--keys-dir``,
 unencrypted PKCS#8 as ``floor keys new`` and ``floor up`` write them, e.g. ``sniper.key`` and
-``floor-lifecycle.key``), starts the Kafka producer,
+``floor-lifecycle.key``) and the key that signs reconciliation's ``orders.events`` records
+(``floor-reconcile.key``), starts the Kafka producer,
 the ledger pool and a read-only broker connection (the master API client, which sees every
 client's executions, for reconciliation and quotes) and polls until interrupted.
 """
@@ -28,14 +29,18 @@ from temporalio.worker import Worker
 from activities.broker_session import BrokerSessionActivities, BrokerView
 from activities.commands import CommandActivities, Producer
 from activities.control import ControlActivities
+from activities.iceberg_parent import IcebergParentActivities
 from activities.market import MarketActivities, QuoteSource
 from activities.quotes import StreamingQuotes
+from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
+from bus.signed_records import SigningProducer
 from floor.settings import FloorSettings
 from ledger.db import Db
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
+from trading.record_signing import RECONCILE_WRITER
 from trading.signing import private_key_from_pem
 from workflows.broker_session import BrokerSession
 from workflows.iceberg import Iceberg
@@ -74,19 +79,26 @@ class Dependencies:
     quotes: QuoteSource
     broker: BrokerView
     db: Db
+    record_key: Ed25519PrivateKey
+    """Signs the ``orders.events`` records reconciliation writes (``floor-reconcile``)."""
+    slicer_agent: str = "sniper"
+    """The agent whose key signs iceberg slices: the only one an Iceberg may name."""
 
 
 def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
     commands = CommandActivities(deps.producer, deps.keys)
     market = MarketActivities(deps.quotes)
-    session = BrokerSessionActivities(deps.broker, deps.db, deps.producer)
+    session = BrokerSessionActivities(deps.broker, deps.db, SigningProducer(deps.producer, deps.record_key))
     control = ControlActivities(deps.db)
+    parents = IcebergParentActivities(deps.db, deps.slicer_agent)
     return [
         commands.publish_order,
         commands.publish_cancel,
         market.get_quote,
         session.reconcile_account,
         control.read_control,
+        parents.check_iceberg_parent,
+        RecordWriterActivities(deps.db).record_writers,
     ]
 
 
@@ -96,11 +108,16 @@ def build_worker(client: Client, deps: Dependencies, task_queue: str = TASK_QUEU
 
 @asynccontextmanager
 async def live_dependencies(
-    settings: FloorSettings, keys_dir: Path, client_id: int, agents: tuple[str, ...] = WORKFLOW_AGENTS
+    settings: FloorSettings,
+    keys_dir: Path,
+    client_id: int,
+    agents: tuple[str, ...] = WORKFLOW_AGENTS,
+    slicer: str = "sniper",
 ) -> AsyncIterator[Dependencies]:
     from brokers.ibkr import IbkrBroker, IbkrConfig
 
     keys = load_keys(keys_dir, agents)
+    record_key = load_keys(keys_dir, (RECONCILE_WRITER,))[RECONCILE_WRITER]
     async with AsyncExitStack() as stack:
         producer = await start_producer(settings.kafka, "temporal-worker")
         stack.push_async_callback(producer.stop)
@@ -111,7 +128,7 @@ async def live_dependencies(
         )
         await broker.connect()
         stack.push_async_callback(broker.close)
-        yield Dependencies(producer, keys, StreamingQuotes(broker), broker, pool)
+        yield Dependencies(producer, keys, StreamingQuotes(broker), broker, pool, record_key, slicer)
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -128,6 +145,12 @@ async def main(argv: list[str] | None = None) -> None:
         dest="agents",
         help="an agent to sign for (repeatable; default: " + ", ".join(WORKFLOW_AGENTS) + ")",
     )
+    parser.add_argument(
+        "--sniper-agent",
+        default="sniper",
+        help="the agent whose key signs iceberg slices (the bridge's --sniper-agent); an Iceberg"
+        " naming any other is refused",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -136,7 +159,9 @@ async def main(argv: list[str] | None = None) -> None:
     if added:
         log.info("registered search attributes %s", ", ".join(added))
     agents = tuple(args.agents) if args.agents else WORKFLOW_AGENTS
-    async with live_dependencies(settings, args.keys_dir, args.ib_client_id, agents) as deps:
+    async with live_dependencies(
+        settings, args.keys_dir, args.ib_client_id, agents, args.sniper_agent
+    ) as deps:
         worker = build_worker(client, deps, args.task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

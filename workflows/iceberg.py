@@ -20,7 +20,14 @@ command back from the ledger (:mod:`activities.control`) before acting. The olde
 Temporal could send them); histories written before still replay them.
 
 Slice events reach the workflow from the bridge (``orders.events`` with ``parent_id`` = this
-workflow's id) as the ``slice_event`` signal; events dedupe on event id, fills on execution id.
+workflow's id) as the ``slice_record`` signal: the record exactly as its writer signed it, which
+the workflow verifies itself (pure Ed25519, :mod:`trading.record_signing`) with the writer keys
+its first activity read from the registry, so a signal sent straight to Temporal with a made-up
+record changes nothing. Events dedupe on event id, fills on execution id.
+
+Nothing is trusted before that first activity (:mod:`activities.iceberg_parent`) has found the
+parent in the ledger, accepted, signed by an unrevoked key allowed on the account, and equal to
+the workflow's input; otherwise the workflow ends Rejected having sent nothing.
 
 Outages do not fail the parent: a quote, publish or cancel activity that runs out of retries is
 noted and tried again on a workflow timer, signals still honoured meanwhile. Publishes and
@@ -50,11 +57,14 @@ with workflow.unsafe.imports_passed_through():
         OrderCommandRequest,
     )
     from activities.control import ControlActivities, ControlLookup, LedgeredControl
+    from activities.iceberg_parent import IcebergParentActivities, ParentCheck, ParentCheckRequest
     from activities.market import MarketActivities, QuoteRequest, QuoteResult
     from trading.commands import Edge, Side, TimeInForce
     from trading.iceberg import SliceFill, backoff_after, slice_delay_ms, slice_price, slice_quantity
     from trading.order_events import EventKind, OrderEvent
+    from trading.record_signing import WriterKey
     from workflows import search
+    from workflows.signed_events import SignedOrderEvent, unchecked_event, verified_event, writer_keys
     from workflows.slicing import (
         FillQuality,
         cancel_command_id,
@@ -93,6 +103,16 @@ CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximu
 OUTAGE_RETRY_PATCH = "iceberg-retry-activity-outage"
 """A quote, publish or cancel activity that runs out of retries is tried again on a timer.
 Histories written before failed the workflow there, and replay that way."""
+LEDGER_CHECKED_PATCH = "iceberg-ledger-checked-parent-signed-records"
+"""The parent is checked against the ledger before anything else, and slice events are taken
+only as signed records (``slice_record``). Histories written before took the input on trust and
+unsigned ``slice_event`` signals, and replay that way."""
+
+PARENT_CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
+)
+"""A read of the ledger, safe to repeat; a ledger down for minutes ends the parent Rejected
+(nothing sent) rather than start it unchecked."""
 
 
 class IcebergStatus(enum.StrEnum):
@@ -260,11 +280,24 @@ class Iceberg:
         self._expires_at = inp.expires_at
         self._expired = False
         self._end_reason: str | None = None
+        self._writers: dict[str, WriterKey] | None = None
+        """Keys whose signed slice records count; None until the parent check passed."""
+        self._signed_events: bool | None = None
+        """Whether slice events must come signed (None: not known before run starts)."""
 
     @workflow.run
     async def run(self, inp: IcebergInput) -> IcebergResult:
         started = workflow.now()
         self._validate_input(inp)
+        self._signed_events = workflow.patched(LEDGER_CHECKED_PATCH)
+        if self._signed_events:
+            refused = await self._check_parent(inp)
+            if refused is not None:
+                self._status = IcebergStatus.REJECTED
+                self._end_reason = refused
+                self._notes.append(refused)
+                self._publish_search_attributes()
+                return self._result(inp, started)
         self._publish_search_attributes()
         while self._committed < self._total and self._cancel_reason is None:
             await self._wait(lambda: not self._paused or self._cancel_reason is not None)
@@ -310,6 +343,35 @@ class Iceberg:
                 self._end_reason = self._end_reason or f"cancelled: {self._cancel_reason}"
         self._publish_search_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result(inp, started)
+
+    async def _check_parent(self, inp: IcebergInput) -> str | None:
+        """None if the ledger holds this parent as accepted and genuine; else why not."""
+        try:
+            check: ParentCheck = await workflow.execute_activity_method(
+                IcebergParentActivities.check_iceberg_parent,
+                ParentCheckRequest(
+                    account=inp.account,
+                    symbol=inp.symbol,
+                    side=inp.side.value,
+                    total_qty=inp.total_qty,
+                    display_qty=inp.display_qty,
+                    limit_price=inp.limit_price,
+                    tif=inp.tif.value,
+                    edge=inp.edge,
+                    agent_id=inp.agent_id,
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=PARENT_CHECK_RETRY,
+            )
+        except ActivityError as exc:
+            return f"iceberg.parent_unchecked: the ledger could not be read ({_cause(exc)}); nothing sent"
+        if check.reason is not None:
+            return f"{check.reason}: {check.detail}"
+        self._writers = writer_keys(check.writers)
+        return None
+
+    def _result(self, inp: IcebergInput, started: datetime) -> IcebergResult:
         return IcebergResult(
             status=self._status,
             account=inp.account,
@@ -548,8 +610,38 @@ class Iceberg:
             if s.filled_qty
         ]
 
+    @workflow.signal(name="slice_record")
+    def on_slice_record(self, signed: SignedOrderEvent) -> None:
+        """A slice event as its writer signed it; applied only if the signature verifies with
+        a writer key the parent check returned and it is about this parent."""
+        try:
+            if self._writers is not None:
+                event = verified_event(signed, self._writers)
+            elif self._signed_events is False:
+                # A parent started before records were signed: it takes them as it took
+                # unsigned events, which is all it was ever given.
+                event = unchecked_event(signed)
+            else:
+                self._notes.append("slice record before the parent was checked: ignored")
+                return
+        except (ValueError, TypeError) as exc:
+            # RecordRefused and OrderEventError included: a forged or broken record.
+            self._notes.append(f"slice record refused: {exc}")
+            return
+        if event.parent_id != workflow.info().workflow_id or event.account != self._inp.account:
+            self._notes.append(f"record {event.event_id} is not about this parent: ignored")
+            return
+        self._apply_slice_event(event)
+
     @workflow.signal(name="slice_event")
     def on_slice_event(self, event: OrderEvent) -> None:
+        if self._signed_events is not False:
+            # Unsigned: anyone who can reach Temporal could have sent it.
+            self._notes.append(f"unsigned slice event {event.event_id} ignored")
+            return
+        self._apply_slice_event(event)
+
+    def _apply_slice_event(self, event: OrderEvent) -> None:
         if event.event_id in self._seen_events:
             return
         self._seen_events.add(event.event_id)

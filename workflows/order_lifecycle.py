@@ -13,6 +13,14 @@ ledger says who cancelled and why.
 
 After reaching a terminal state the workflow lingers for ``linger_seconds`` so a late fill
 (a real venue can fill an order it has just confirmed cancelled) is still recorded here.
+
+Events count only as records their writer signed (the ``record`` signal, verified in the
+workflow with the writer keys an activity reads at its start, :mod:`workflows.signed_events`):
+a forged ``filled`` sent straight to Temporal cannot end the lifecycle before the close, and a
+lifecycle started by hand cancels nothing, since no genuine record about its order (one whose
+account, symbol and side are the input's) ever reaches it. A DAY order's expiry is never earlier
+than the close of the session its first genuine record belongs to, whatever the input says.
+Records that arrive before the keys are known wait in order and are verified then.
 """
 
 from __future__ import annotations
@@ -28,8 +36,12 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.commands import CancelCommandRequest, CommandActivities
+    from activities.record_writers import RecordWriter, RecordWriterActivities, WritersRequest
+    from temporal.session_calendar import SessionCalendar
     from trading.order_events import EventKind, OrderEvent
+    from trading.record_signing import WriterKey
     from workflows import search
+    from workflows.signed_events import SignedOrderEvent, unchecked_event, verified_event, writer_keys
     from workflows.slicing import expiry_cancel_command_id, is_duplicate_refusal
 
 CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
@@ -41,6 +53,14 @@ RETRY_SENT_CANCEL_PATCH = "expiry-cancel-retried-after-publish"
 """Histories recorded before this wait for the order to end after a published cancel."""
 """After the cancel activity has exhausted its retries, try again this much later, for as long
 as the order is open: an order past its time in force must not be left working."""
+SIGNED_EVENTS_PATCH = "lifecycle-signed-records-only"
+"""Events count only as signed records, and nothing is cancelled before a genuine one arrived.
+Histories written before took unsigned ``event`` signals and the input's expiry on trust, and
+replay that way."""
+WRITERS_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
+)
+"""A read of the key registry, safe to repeat."""
 
 
 class LifecycleState(enum.StrEnum):
@@ -128,24 +148,91 @@ class OrderLifecycle:
         self._acknowledged = False
         self._cancel_attempts = 0
         self._retry_cancel_at: datetime | None = None
+        self._signed: bool | None = None
+        """Whether events must come signed (None: not known yet, so events wait)."""
+        self._writers: dict[str, WriterKey] | None = None
+        self._waiting: list[SignedOrderEvent | OrderEvent] = []
+        """Events that arrived before it was known how to take them, in arrival order."""
+        self._genuine_since: datetime | None = None
+        """When the first genuine record about this order was written (signed events only)."""
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> LifecycleView:
+        signed = workflow.patched(SIGNED_EVENTS_PATCH)
+        if signed:
+            # Events arriving meanwhile keep waiting: none is taken before the keys are known.
+            self._writers = writer_keys(await self._record_writers())
+        self._signed = signed
+        waiting, self._waiting = self._waiting, []
+        for item in waiting:
+            self._take(item)
         self._publish_search_attributes()
         while not self._terminal:
             timeout = self._time_to_expiry()
             try:
                 await workflow.wait_condition(lambda: self._terminal, timeout=timeout)
             except TimeoutError:
+                if self._signed and self._genuine_since is None:
+                    # Started by hand, or no genuine record has come: there is no order to cancel.
+                    self._anomalies.append("no signed record of this order by its expiry: nothing cancelled")
+                    break
                 await self._cancel_for_expiry()
         # Late fills after a terminal state are still recorded while we linger.
         await workflow.sleep(timedelta(seconds=inp.linger_seconds))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.history(HistoryQuery())
 
+    @workflow.signal(name="record")
+    def on_record(self, signed: SignedOrderEvent) -> None:
+        """An event as its writer signed it (what the bridge sends)."""
+        self._take(signed)
+
     @workflow.signal(name="event")
     def on_event(self, event: OrderEvent) -> None:
+        """An unsigned event: counts only in a lifecycle started before records were signed."""
+        self._take(event)
+
+    def _take(self, item: SignedOrderEvent | OrderEvent) -> None:
+        if self._signed is None:
+            self._waiting.append(item)
+            return
+        if isinstance(item, OrderEvent):
+            if self._signed:
+                self._anomalies.append(f"unsigned event {item.event_id} ignored")
+            else:
+                self._apply(item)
+            return
+        try:
+            event = (
+                verified_event(item, self._writers) if self._writers is not None else unchecked_event(item)
+            )
+        except (ValueError, TypeError) as exc:
+            # RecordRefused and OrderEventError included: a forged or broken record.
+            self._anomalies.append(f"record refused: {exc}")
+            return
+        if self._signed:
+            inp = self._require_input()
+            if (event.account, event.symbol, event.side) != (inp.account, inp.symbol, inp.side):
+                self._anomalies.append(f"record {event.event_id} is about another order: ignored")
+                return
+            if self._genuine_since is None and event.command_id == inp.command_id:
+                self._genuine_since = event.ts
         self._apply(event)
+
+    async def _record_writers(self) -> list[RecordWriter]:
+        try:
+            answer = await workflow.execute_activity_method(
+                RecordWriterActivities.record_writers,
+                WritersRequest(),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=WRITERS_RETRY,
+            )
+        except ActivityError as exc:
+            # Without the keys no record verifies: the lifecycle records nothing and cancels
+            # nothing (the ledger still has every event).
+            self._anomalies.append(f"writer keys not read ({exc.cause or exc}): no record can count")
+            return []
+        return list(answer.writers)
 
     @workflow.query(name="history")
     def history(self, _: HistoryQuery) -> LifecycleView:
@@ -250,10 +337,17 @@ class OrderLifecycle:
 
     def _time_to_expiry(self) -> float | None:
         inp = self._require_input()
-        due = self._retry_cancel_at if self._expiry_cancel_sent else inp.expires_at
+        due = self._retry_cancel_at if self._expiry_cancel_sent else self._expires_at(inp)
         if due is None:
             return None
         return max(0.0, (due - workflow.now()).total_seconds())
+
+    def _expires_at(self, inp: LifecycleInput) -> datetime | None:
+        """The input's expiry; with signed events, never before the close of the session of the
+        first genuine record (an input is anyone's to write)."""
+        if not self._signed or inp.expires_at is None or self._genuine_since is None:
+            return inp.expires_at
+        return max(inp.expires_at, SessionCalendar().close_after(self._genuine_since))
 
     async def _cancel_for_expiry(self) -> None:
         inp = self._require_input()

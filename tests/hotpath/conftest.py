@@ -22,7 +22,7 @@ from hotpath.intake import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
 from ledger.keys import ROLE_SERVICE, KeyConflict, register_key, revoke_agent
 from ledger.risk_profiles import set_profile
-from tests.fixtures.hotpath import new_agent, register
+from tests.fixtures.hotpath import ensure_record_writers, new_agent, register
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, utc_now_ms
@@ -123,6 +123,7 @@ async def running_hotpath(
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
     breaker_agent = await breaker_key(ledger_pool, settings)
     await ensure_control_key(settings, ledger_pool)
+    await ensure_record_writers(settings, ledger_pool)
     service = supervisor.start(
         hotpath_spec(
             settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}", breaker_agent=breaker_agent

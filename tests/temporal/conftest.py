@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 
-from bus.kafka import start_producer
+from api.ledger_access import LedgerAccess
+from bus.kafka import ensure_topics, start_producer
+from bus.signed_records import SigningProducer
+from bus.topics import SECURITY_EVENTS
+from ledger.append import Decision, append_command
+from ledger.keys import get_key
+from observability.security import SecurityLog
+from temporal import session_records
+from temporal.bridge import Bridge, bridge_consumer
 from temporal.client import connect
 from temporal.search_attributes import ensure_search_attributes
+from tests.fixtures.hotpath import Agent, RecordWriters, register
+from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +41,64 @@ async def events_producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProduce
     producer = await start_producer(kafka_bootstrap, "bridge-test")
     yield producer
     await producer.stop()
+
+
+@pytest.fixture(scope="session")
+def records_producer(events_producer: AIOKafkaProducer, record_writers: RecordWriters) -> SigningProducer:
+    """Produces records as the hot path does: signed with its floor-hotpath key."""
+    return SigningProducer(events_producer, record_writers.hotpath)
+
+
+@pytest.fixture
+def bridge_security(ledger_pool: asyncpg.Pool, events_producer: AIOKafkaProducer) -> SecurityLog:
+    """Where a bridge under test records the records it refuses: the real table and topic."""
+    return SecurityLog(LedgerAccess(ledger_pool), events_producer, SECURITY_EVENTS)
+
+
+@dataclass
+class RunningBridge:
+    bridge: Bridge
+    queue: str
+
+
+@pytest.fixture
+async def running(
+    temporal_client: Client, kafka_bootstrap: str, ledger_pool: asyncpg.Pool, bridge_security: SecurityLog
+) -> AsyncIterator[RunningBridge]:
+    """A bridge of its own (consumer group, task queue) over both topics, as `floor up` runs it."""
+    await ensure_topics(kafka_bootstrap, (session_records.SESSIONS_TOPIC,))
+    queue = f"bridge-{uuid.uuid4().hex[:8]}"
+    bridge = Bridge(
+        temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue, linger_seconds=1.0
+    )
+    consumer = bridge_consumer(kafka_bootstrap, group_id=f"bridge-test-{uuid.uuid4().hex[:8]}", sessions=True)
+    await consumer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(consumer, stop))
+    try:
+        yield RunningBridge(bridge, queue)
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+
+
+async def ledgered_iceberg(
+    pool: asyncpg.Pool, agent: Agent, *, account: str = "DU1", symbol: str = "SYM", **fields: Any
+) -> Command:
+    """An iceberg command by ``agent`` (registered here if it is not yet), in the ledger as
+    accepted, as intake leaves a parent it approved."""
+    if await get_key(pool, agent.key_id) is None:
+        await register(pool, agent)
+    values: dict[str, Any] = dict(
+        kind=CommandKind.ICEBERG, command_id=f"ice-cmd-{uuid.uuid4().hex}", agent_id=agent.agent_id,
+        account=account, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=symbol, side=Side.BUY,
+        edge=Edge(Decimal("0.6"), Decimal("1.5"), Decimal("19")), tif=TimeInForce.DAY,
+        quantity=300, display_size=100, limit_price=Decimal("20.05"),
+    )  # fmt: skip
+    values.update(fields)
+    command = Command(**values)
+    await append_command(
+        pool, agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": command.quantity}
+    )
+    return command

@@ -6,15 +6,12 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -22,43 +19,27 @@ from temporalio.worker import Worker
 
 from activities.broker_session import ReconcileReport, ReconcileRequest
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
+from activities.iceberg_parent import IcebergParentActivities
 from activities.market import QuoteRequest, QuoteResult
+from activities.record_writers import RecordWriterActivities
 from bus.kafka import ensure_topics
+from bus.signed_records import SigningProducer
 from bus.topics import ORDERS_EVENTS
+from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer, iceberg_expiry
+from temporal.client import iceberg_input
 from temporal.config import iceberg_workflow_id
 from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import Agent, new_agent
 from tests.helpers import eventually
+from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from tests.workflows.sim import Controller, SimVenue, taken_up
-from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
+from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
-
-
-@dataclass
-class RunningBridge:
-    bridge: Bridge
-    queue: str
-
-
-@pytest.fixture
-async def running(temporal_client: Client, kafka_bootstrap: str) -> AsyncIterator[RunningBridge]:
-    queue = f"bridge-{uuid.uuid4().hex[:8]}"
-    bridge = Bridge(temporal_client, task_queue=queue, linger_seconds=1.0)
-    consumer = bridge_consumer(kafka_bootstrap, group_id=f"bridge-test-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(bridge.run(consumer, stop))
-    try:
-        yield RunningBridge(bridge, queue)
-    finally:
-        stop.set()
-        await task
-        await consumer.stop()
 
 
 def _event(
@@ -85,7 +66,7 @@ def _event(
     return OrderEvent(**fields)  # type: ignore[arg-type]
 
 
-async def _produce(producer: AIOKafkaProducer, *events: OrderEvent | bytes) -> None:
+async def _produce(producer: SigningProducer, *events: OrderEvent | bytes) -> None:
     for e in events:
         if isinstance(e, bytes):
             await producer.send_and_wait(ORDERS_EVENTS, e, key=b"DU1/SYM")
@@ -94,15 +75,23 @@ async def _produce(producer: AIOKafkaProducer, *events: OrderEvent | bytes) -> N
 
 
 async def test_records_drive_one_lifecycle_per_order_findable_by_search_attributes(
-    running: RunningBridge, temporal_client: Client, events_producer: AIOKafkaProducer
+    running: RunningBridge,
+    temporal_client: Client,
+    records_producer: SigningProducer,
+    ledger_pool: asyncpg.Pool,
 ) -> None:
     cid = f"ord-{uuid.uuid4().hex}"
     symbol = f"Z{uuid.uuid4().hex[:6].upper()}"
     f1, f2 = Fill(f"{cid}-x1", 50, Decimal("10.01")), Fill(f"{cid}-x2", 150, Decimal("10.02"))
     accepted = _event(cid, 1, EventKind.ACCEPTED, 0, symbol=symbol)
-    async with Worker(temporal_client, task_queue=running.queue, workflows=[OrderLifecycle]):
+    async with Worker(
+        temporal_client,
+        task_queue=running.queue,
+        workflows=[OrderLifecycle],
+        activities=[RecordWriterActivities(ledger_pool).record_writers],
+    ):
         await _produce(
-            events_producer,
+            records_producer,
             accepted,
             b'{"kind": "filled"}',  # undecodable: skipped, logged, nothing lost downstream
             _event(cid, 2, EventKind.SUBMITTED, 0, symbol=symbol),
@@ -127,13 +116,13 @@ async def test_records_drive_one_lifecycle_per_order_findable_by_search_attribut
             return [w.id async for w in temporal_client.list_workflows(query)]
 
         assert await eventually(found, timeout=20) == [cid]
-        await _produce(events_producer, _event(cid, 4, EventKind.FILLED, 200, f2, symbol=symbol))
+        await _produce(records_producer, _event(cid, 4, EventKind.FILLED, 200, f2, symbol=symbol))
         view = await handle.result()
         assert view.state is LifecycleState.FILLED and view.filled_qty == 200
         assert len(view.history) == 4
         # A record after the workflow finished does not start a second lifecycle.
         finished_before = running.bridge.stats.finished
-        await _produce(events_producer, _event(cid, 5, EventKind.FILLED, 200, f2, symbol=symbol))
+        await _produce(records_producer, _event(cid, 5, EventKind.FILLED, 200, f2, symbol=symbol))
         await eventually(lambda: running.bridge.stats.finished > finished_before, timeout=20)
     assert running.bridge.stats.undecodable >= 1
     runs = [w async for w in temporal_client.list_workflows(f'WorkflowId = "{cid}"')]
@@ -141,7 +130,10 @@ async def test_records_drive_one_lifecycle_per_order_findable_by_search_attribut
 
 
 async def test_slice_records_reach_the_iceberg_through_kafka(
-    running: RunningBridge, temporal_client: Client, events_producer: AIOKafkaProducer
+    running: RunningBridge,
+    temporal_client: Client,
+    records_producer: SigningProducer,
+    ledger_pool: asyncpg.Pool,
 ) -> None:
     """The venue side answers each slice by producing orders.events records; only the bridge
     carries them to the Iceberg workflow."""
@@ -157,7 +149,7 @@ async def test_slice_records_reach_the_iceberg_through_kafka(
         )
         fill = Fill(f"{req.command_id}-x", req.quantity, req.limit_price)
         await _produce(
-            events_producer,
+            records_producer,
             _event(req.command_id, 1, EventKind.ACCEPTED, 0, **base),
             _event(req.command_id, 2, EventKind.FILLED, req.quantity, fill, **base),
         )
@@ -167,20 +159,20 @@ async def test_slice_records_reach_the_iceberg_through_kafka(
     async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
         raise AssertionError("no slice should need cancelling")
 
-    iceberg_id = f"ice-{uuid.uuid4().hex}"
-    inp = IcebergInput(
-        account="DU1",
-        symbol="SYM",
-        side=Side.BUY,
-        total_qty=200,
-        display_qty=100,
-        edge=Edge(Decimal("0.6"), Decimal("1.5"), Decimal("19")),
-    )
+    parent = await ledgered_iceberg(ledger_pool, new_agent(), quantity=200, limit_price=None)
+    iceberg_id = iceberg_workflow_id(parent.command_id)
+    inp = iceberg_input(parent)
     async with Worker(
         temporal_client,
         task_queue=running.queue,
         workflows=[OrderLifecycle, Iceberg],
-        activities=[get_quote, publish_order, publish_cancel],
+        activities=[
+            get_quote,
+            publish_order,
+            publish_cancel,
+            IcebergParentActivities(ledger_pool).check_iceberg_parent,
+            RecordWriterActivities(ledger_pool).record_writers,
+        ],
     ):
         result = await temporal_client.execute_workflow(
             Iceberg.run, inp, id=iceberg_id, task_queue=running.queue, execution_timeout=timedelta(minutes=2)
@@ -196,7 +188,11 @@ async def test_slice_records_reach_the_iceberg_through_kafka(
 
 
 async def test_session_records_drive_the_account_broker_session(
-    temporal_client: Client, kafka_bootstrap: str, events_producer: AIOKafkaProducer
+    temporal_client: Client,
+    kafka_bootstrap: str,
+    records_producer: SigningProducer,
+    ledger_pool: asyncpg.Pool,
+    bridge_security: SecurityLog,
 ) -> None:
     await ensure_topics(kafka_bootstrap, (session_records.SESSIONS_TOPIC,))
     account = f"DU{uuid.uuid4().hex[:6]}"
@@ -208,7 +204,7 @@ async def test_session_records_drive_the_account_broker_session(
         reconciled.append(req)
         return ReconcileReport(req.account, req.epoch, datetime.now(UTC))
 
-    bridge = Bridge(temporal_client, task_queue=queue)
+    bridge = Bridge(temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue)
     consumer = bridge_consumer(kafka_bootstrap, group_id=f"sessions-{uuid.uuid4().hex[:6]}", sessions=True)
     await consumer.start()
     stop = asyncio.Event()
@@ -222,12 +218,12 @@ async def test_session_records_drive_the_account_broker_session(
                 record = SessionChange(
                     f"{account}-{n}", change, "127.0.0.1:4012", "heartbeat missed", epoch, t0
                 )
-                await events_producer.send_and_wait(
+                await records_producer.send_and_wait(
                     session_records.SESSIONS_TOPIC,
                     session_records.encode(account, record),
                     key=account.encode(),
                 )
-            await events_producer.send_and_wait(session_records.SESSIONS_TOPIC, b'{"change": "exploded"}')
+            await records_producer.send_and_wait(session_records.SESSIONS_TOPIC, b'{"change": "exploded"}')
             handle = temporal_client.get_workflow_handle_for(BrokerSession.run, f"broker-session/{account}")
 
             async def reconciled_once() -> bool:
@@ -264,35 +260,34 @@ async def _exists(client: Client, workflow_id: str) -> bool:
     return True
 
 
-def _iceberg_parent_record(agent: Any, cid: str, n: int) -> OrderEvent:
-    command = Command(
-        kind=CommandKind.ICEBERG, command_id=cid, agent_id=agent.agent_id, account="DU1",
-        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="SYM", side=Side.BUY,
-        edge=Edge(Decimal("0.6"), Decimal("1.5"), Decimal("19")), tif=TimeInForce.DAY,
-        quantity=300, display_size=100, limit_price=Decimal("20.05"),
-    )  # fmt: skip
+def _iceberg_parent_record(command: Command, n: int, agent: Any) -> OrderEvent:
     return _event(
-        cid, n, EventKind.ACCEPTED, 0, quantity=300, tif="DAY",
+        command.command_id, n, EventKind.ACCEPTED, 0, quantity=300, tif="DAY",
         iceberg_envelope=agent.sign(command).to_wire().decode(),
     )  # fmt: skip
 
 
 async def test_an_accepted_iceberg_parent_starts_one_iceberg_however_often_it_is_delivered(
-    running: RunningBridge, temporal_client: Client, events_producer: AIOKafkaProducer
+    running: RunningBridge,
+    temporal_client: Client,
+    records_producer: SigningProducer,
+    ledger_pool: asyncpg.Pool,
 ) -> None:
     agent = new_agent()
-    cid = f"ice-cmd-{uuid.uuid4().hex}"
-    record = _iceberg_parent_record(agent, cid, 1)
-    bad = _iceberg_parent_record(agent, f"ice-bad-{uuid.uuid4().hex}", 1)
-    bad = dataclasses.replace(bad, iceberg_envelope=bad.iceberg_envelope.replace('"iceberg"', '"nope"'))  # type: ignore[union-attr]
+    command = await ledgered_iceberg(ledger_pool, agent)
+    cid = command.command_id
+    record = _iceberg_parent_record(command, 1, agent)
+    # A genuine record of a parent the ledger does not hold (an envelope nobody ledgered).
+    unledgered = dataclasses.replace(command, command_id=f"ice-bad-{uuid.uuid4().hex}")
+    bad = _iceberg_parent_record(unledgered, 1, agent)
     # Same key (DU1/SYM) as the records above, so the bridge reaches it after them.
     after = _event(f"ord-{uuid.uuid4().hex}", 1, EventKind.ACCEPTED, 0)
-    undecodable_before = running.bridge.stats.undecodable
-    # Delivered twice (a redelivery after a bridge restart), and a broken parent in between:
-    # the bridge starts one workflow, shrugs off the copy and the broken one, and keeps going.
-    await _produce(events_producer, record, bad, record, after)
+    not_ledgered_before = running.bridge.stats.parents_not_ledgered
+    # Delivered twice (a redelivery after a bridge restart), and an unledgered parent in
+    # between: the bridge starts one workflow, shrugs off the copy and the other, and goes on.
+    await _produce(records_producer, record, bad, record, after)
     assert await eventually(lambda: _exists(temporal_client, after.command_id), timeout=30)
-    assert running.bridge.stats.undecodable > undecodable_before
+    assert running.bridge.stats.parents_not_ledgered > not_ledgered_before
     assert running.bridge.stats.icebergs_already_started >= 1
 
     handle = temporal_client.get_workflow_handle_for(Iceberg.run, iceberg_workflow_id(cid))

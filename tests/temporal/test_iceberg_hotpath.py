@@ -12,6 +12,7 @@ The other tests send iceberg commands through intake.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -36,10 +37,10 @@ from floor.settings import FloorSettings
 from floor.sniper_cmd import app as sniper_app
 from floor.supervisor import RunningService, ServiceSpec, Supervisor, log_probe, stop_process_group
 from hotpath.refusals import DUPLICATE_DELIVERY
-from ledger.append import Decision, append_command
 from ledger.keys import register_key
+from temporal.client import iceberg_input
 from temporal.config import iceberg_workflow_id
-from tests.fixtures.hotpath import Agent
+from tests.fixtures.hotpath import Agent, RecordWriters, new_agent
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
@@ -51,6 +52,7 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
 )
 from tests.hotpath.test_breaker_flow import rearm
 from tests.hotpath.test_hotpath_flow import await_event, send
+from tests.temporal.conftest import ledgered_iceberg
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
     BUSY_FACTOR,
     STOP_DISTANCE,
@@ -62,8 +64,9 @@ from tests.temporal.large_iceberg import SYMBOL as LARGE_SYMBOL
 from tests.temporal.large_iceberg import position as _position
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind
+from trading.record_signing import RECONCILE_WRITER
 from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
-from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
+from workflows.iceberg import Iceberg, IcebergStatus, ProgressQuery
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +131,8 @@ class SniperStack:
             str(self.keys_dir),
             "--agent",
             self.agent_id,
+            "--sniper-agent",
+            self.agent_id,
             "--task-queue",
             self.queue,
             "--ib-client-id",
@@ -146,12 +151,15 @@ async def sniper(
     supervisor: Supervisor,
     ledger_pool: asyncpg.Pool,
     tmp_path_factory: pytest.TempPathFactory,
+    record_writers: RecordWriters,
 ) -> AsyncIterator[SniperStack]:
     tag = uuid.uuid4().hex[:8]
     agent_id = f"sniper-{tag}"
     key = generate_private_key()
     keys_dir = tmp_path_factory.mktemp("keys")
     (keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
+    # Reconciliation's records are signed by the floor's own writer key, as under `floor up`.
+    (keys_dir / f"{RECONCILE_WRITER}.key").write_bytes(private_key_to_pem(record_writers.reconcile))
     await register_key(ledger_pool, agent_id, public_key_bytes(key), "service", [VENUE_ACCOUNT])
     stack = SniperStack(agent_id, f"it-{tag}", keys_dir, hotpath.settings, supervisor)
     bridge = _process(
@@ -171,17 +179,6 @@ async def sniper(
             await asyncio.to_thread(stop_process_group, service.pid)
 
 
-async def ledgered_parent(pool: asyncpg.Pool, author: Agent, command: Command) -> str:
-    """Append ``command`` (an iceberg) to the ledger as accepted, as intake does, but publish no
-    record, so no bridge starts it: the caller starts the Iceberg itself (with a faster
-    interval than the bridge would). Returns the parent's workflow id."""
-    await append_command(
-        pool, author.sign(command), decision=Decision.ACCEPTED,
-        detail={"role": "iceberg_parent", "quantity": command.quantity, "display_size": command.display_size},
-    )  # fmt: skip
-    return iceberg_workflow_id(command.command_id)
-
-
 async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     sniper: SniperStack,
     large_iceberg_room: IcebergRoom,  # noqa: F811
@@ -195,22 +192,17 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     side = Side.SELL if start >= 0 else Side.BUY
     bid, ask = await touch(paper, LARGE_SYMBOL)
     stop = (bid + ask) / 2 - side.sign * STOP_DISTANCE
-    edge = Edge(Decimal("0.55"), Decimal("2"), stop.quantize(Decimal("0.01")))
-    # Slices are refused unless the ledger holds their parent.
-    parent = _iceberg_command(agent.agent_id, side, symbol=LARGE_SYMBOL, quantity=TOTAL, edge=edge)
-    iceberg_id = await ledgered_parent(ledger_pool, agent, parent)
+    # The parent as intake leaves one it accepted (the ledger entry the Iceberg checks first);
+    # started here rather than by the bridge, to scale its slice intervals to the busy market.
+    parent = await ledgered_iceberg(
+        ledger_pool, new_agent(accounts=frozenset({VENUE_ACCOUNT})), account=VENUE_ACCOUNT,
+        symbol=LARGE_SYMBOL, side=side, quantity=TOTAL, display_size=DISPLAY, limit_price=None,
+        edge=Edge(Decimal("0.55"), Decimal("2"), stop.quantize(Decimal("0.01"))),
+    )  # fmt: skip
+    iceberg_id = iceberg_workflow_id(parent.command_id)
     handle = await temporal_client.start_workflow(
         Iceberg.run,
-        IcebergInput(
-            account=VENUE_ACCOUNT,
-            symbol=LARGE_SYMBOL,
-            side=side,
-            total_qty=TOTAL,
-            display_qty=DISPLAY,
-            edge=edge,
-            agent_id=agent_id,
-            interval_scale=INTERVAL_SCALE,
-        ),
+        dataclasses.replace(iceberg_input(parent, agent_id=agent_id), interval_scale=INTERVAL_SCALE),
         id=iceberg_id,
         task_queue=queue,
     )

@@ -1,5 +1,6 @@
 """Record the workflow histories the replay tests check (run after a deliberate workflow change,
-then review the diff): ``python -m tests.workflows.record_histories``.
+then review the diff): ``python -m tests.workflows.record_histories [NAME ...]`` (default:
+every history; name some to keep the others as older code wrote them).
 
 Runs each workflow on a real Temporal dev server with the scripted venue of ``sim.py`` and
 writes ``histories/<name>.json``, plus ``histories/iceberg_nondeterministic.json``: the Iceberg
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +28,7 @@ from floor.services import venv_bin
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from tests.helpers import eventually
-from tests.workflows.sim import SimVenue
+from tests.workflows.sim import SimVenue, signed_event
 from trading.commands import Edge, Side
 from trading.order_events import EventKind, Fill, OrderEvent
 from workflows.broker_session import (
@@ -42,8 +44,11 @@ from workflows.order_lifecycle import HistoryQuery, LifecycleInput, OrderLifecyc
 HISTORIES = Path(__file__).parent / "histories"
 WORKFLOW_IDS = {
     "iceberg": "ice-replay",
+    "iceberg_ledger_checked": "ice-replay-ledger-checked",
     "order_lifecycle": "ord-replay-1",
     "order_lifecycle_expiry": "ord-replay-2",
+    "order_lifecycle_signed": "ord-replay-3",
+    "order_lifecycle_expiry_signed": "ord-replay-4",
     "broker_session": "broker-session/DUREPLAY",
 }
 """Replay must use the recorded workflow id: the Iceberg derives its slice ids from it."""
@@ -55,7 +60,9 @@ async def reconcile_account(req: ReconcileRequest) -> ReconcileReport:
     return ReconcileReport(req.account, req.epoch, datetime.now(UTC), missed_fills=[f"x{req.epoch}"])
 
 
-def lifecycle_event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None) -> OrderEvent:
+def lifecycle_event(
+    cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None, ts: datetime | None = None
+) -> OrderEvent:
     return OrderEvent(
         event_id=f"{cid}-{n}",
         command_id=cid,
@@ -70,11 +77,11 @@ def lifecycle_event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill |
         avg_fill_price=fill.price if fill else None,
         last_fill=fill,
         reason=None,
-        ts=datetime.now(UTC),
+        ts=ts or datetime.now(UTC),
     )
 
 
-async def record_iceberg(client: Client) -> WorkflowHandle:
+async def record_iceberg(client: Client, name: str = "iceberg") -> WorkflowHandle:
     handle = await client.start_workflow(
         Iceberg.run,
         IcebergInput(
@@ -86,7 +93,7 @@ async def record_iceberg(client: Client) -> WorkflowHandle:
             edge=Edge(Decimal("0.55"), Decimal("2"), Decimal("95")),
             jitter=Decimal("0.05"),
         ),
-        id=WORKFLOW_IDS["iceberg"],
+        id=WORKFLOW_IDS[name],
         task_queue=QUEUE,
     )
     await handle.result()
@@ -94,15 +101,15 @@ async def record_iceberg(client: Client) -> WorkflowHandle:
     return handle
 
 
-async def record_lifecycle(client: Client) -> WorkflowHandle:
-    cid = WORKFLOW_IDS["order_lifecycle"]
+async def record_lifecycle(client: Client, name: str = "order_lifecycle") -> WorkflowHandle:
+    cid = WORKFLOW_IDS[name]
     handle = await client.start_workflow(
         OrderLifecycle.run,
         LifecycleInput(cid, "DU1", "MSFT", "alpha", "BUY", 200, linger_seconds=1),
         id=cid,
         task_queue=QUEUE,
-        start_signal="event",
-        start_signal_args=[lifecycle_event(cid, 1, EventKind.ACCEPTED, 0)],
+        start_signal="record",
+        start_signal_args=[signed_event(lifecycle_event(cid, 1, EventKind.ACCEPTED, 0))],
     )
     for event in (
         lifecycle_event(cid, 2, EventKind.SUBMITTED, 0),
@@ -110,14 +117,16 @@ async def record_lifecycle(client: Client) -> WorkflowHandle:
         lifecycle_event(cid, 3, EventKind.PARTIALLY_FILLED, 50, Fill("x1", 50, Decimal("10.5"))),
         lifecycle_event(cid, 4, EventKind.FILLED, 200, Fill("x2", 150, Decimal("10.4"))),
     ):
-        await handle.signal(OrderLifecycle.on_event, event)
+        await handle.signal(OrderLifecycle.on_record, signed_event(event))
     await handle.result()
     return handle
 
 
-async def record_expiry(client: Client) -> WorkflowHandle:
-    """A DAY order open at the close: the workflow cancels it through the cancel activity."""
-    cid = WORKFLOW_IDS["order_lifecycle_expiry"]
+async def record_expiry(client: Client, name: str = "order_lifecycle_expiry") -> WorkflowHandle:
+    """A DAY order open at the close: the workflow cancels it through the cancel activity. Its
+    record is from a session long closed, so the expiry is the input's (seconds from now)."""
+    cid = WORKFLOW_IDS[name]
+    accepted = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
     handle = await client.start_workflow(
         OrderLifecycle.run,
@@ -133,8 +142,8 @@ async def record_expiry(client: Client) -> WorkflowHandle:
         ),
         id=cid,
         task_queue=QUEUE,
-        start_signal="event",
-        start_signal_args=[lifecycle_event(cid, 1, EventKind.SUBMITTED, 0)],
+        start_signal="record",
+        start_signal_args=[signed_event(lifecycle_event(cid, 1, EventKind.SUBMITTED, 0, ts=accepted))],
     )
     await handle.result()
     await handle.query(OrderLifecycle.history, HistoryQuery())
@@ -166,7 +175,7 @@ async def record_broker_session(client: Client) -> WorkflowHandle:
     return handle
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(venv_bin("temporal")), data_converter=DATA_CONVERTER
     )
@@ -174,7 +183,7 @@ async def main() -> None:
         await ensure_search_attributes(env.client)
         venue = SimVenue(script=lambda n: "partial:30" if n == 2 else "fill")
 
-        get_quote, publish_order, sim_cancel = venue.activities()
+        get_quote, publish_order, sim_cancel, check_parent, writers = venue.activities()
 
         @activity.defn(name="publish_cancel")
         async def publish_cancel(req: CancelCommandRequest) -> PublishResult:
@@ -183,25 +192,34 @@ async def main() -> None:
                 return result
             # The expiry cancel of a stand-alone order: confirmed as the bridge would deliver it.
             handle = activity.client().get_workflow_handle(req.target_command_id)
-            await handle.signal("event", lifecycle_event(req.target_command_id, 9, EventKind.CANCELLED, 0))
+            cancelled = lifecycle_event(req.target_command_id, 9, EventKind.CANCELLED, 0)
+            await handle.signal("record", signed_event(cancelled))
             return PublishResult(req.command_id, 0, 0)
 
         async with Worker(
             env.client,
             task_queue=QUEUE,
             workflows=[Iceberg, OrderLifecycle, BrokerSession],
-            activities=[get_quote, publish_order, publish_cancel, reconcile_account],
+            activities=[get_quote, publish_order, publish_cancel, reconcile_account, check_parent, writers],
         ):
-            recorded = {
-                "iceberg": await record_iceberg(env.client),
-                "order_lifecycle": await record_lifecycle(env.client),
-                "order_lifecycle_expiry": await record_expiry(env.client),
-                "broker_session": await record_broker_session(env.client),
+            recorders = {
+                "iceberg": lambda: record_iceberg(env.client),
+                "iceberg_ledger_checked": lambda: record_iceberg(env.client, "iceberg_ledger_checked"),
+                "order_lifecycle": lambda: record_lifecycle(env.client),
+                "order_lifecycle_expiry": lambda: record_expiry(env.client),
+                "order_lifecycle_signed": lambda: record_lifecycle(env.client, "order_lifecycle_signed"),
+                "order_lifecycle_expiry_signed": lambda: record_expiry(
+                    env.client, "order_lifecycle_expiry_signed"
+                ),
+                "broker_session": lambda: record_broker_session(env.client),
             }
+            recorded = {name: await recorders[name]() for name in names or recorders}
         HISTORIES.mkdir(exist_ok=True)
         for name, handle in recorded.items():
             history = await handle.fetch_history()
             (HISTORIES / f"{name}.json").write_text(history.to_json())
+        if "iceberg" not in recorded:
+            return
         broken = json.loads((HISTORIES / "iceberg.json").read_text())
         for event in broken["events"]:
             attrs = event.get("activityTaskScheduledEventAttributes")
@@ -214,4 +232,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

@@ -23,13 +23,44 @@ from temporalio.exceptions import ApplicationError
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.control import ControlActivities
+from activities.iceberg_parent import ParentCheck, ParentCheckRequest
 from activities.market import NoQuote, QuoteRequest, QuoteResult
+from activities.record_writers import RecordWriter, Writers, WritersRequest
+from bus.topics import ORDERS_EVENTS
 from ledger.append import Decision, append_command
 from tests.fixtures.hotpath import Agent
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, utc_now_ms
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.record_signing import HOTPATH_WRITER, sign_record
+from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.iceberg import ControlSignal, Iceberg, ProgressQuery
+from workflows.signed_events import SignedOrderEvent
+
+WRITER_KEY = generate_private_key()
+"""Signs the scripted venue's slice records, as the hot path's key signs the real ones."""
+
+
+WRITER = RecordWriter(key_id(WRITER_KEY), HOTPATH_WRITER, public_key_bytes(WRITER_KEY).hex())
+
+
+def signed_event(event: OrderEvent) -> SignedOrderEvent:
+    """The record the bridge sends a workflow for ``event``, signed by :data:`WRITER_KEY`."""
+    return SignedOrderEvent(sign_record(ORDERS_EVENTS, encode(event), WRITER_KEY).decode())
+
+
+@activity.defn(name="check_iceberg_parent")
+async def check_iceberg_parent(req: ParentCheckRequest) -> ParentCheck:
+    """The parent check passes (these tests are about working a genuine parent; the check
+    itself is tested against the real ledger) and names :data:`WRITER_KEY` as the writer."""
+    return ParentCheck(activity.info().workflow_id or "", None, writers=[WRITER])
+
+
+@activity.defn(name="record_writers")
+async def record_writers(_: WritersRequest) -> Writers:
+    """:data:`WRITER_KEY` is the one writer of ``orders.events`` (the registry's answer is tested
+    against the real ledger)."""
+    return Writers([WRITER])
 
 
 async def taken_up(handle: WorkflowHandle[Iceberg, Any], command_id: str) -> None:
@@ -165,7 +196,7 @@ class SimVenue:
             return PublishResult(req.command_id, 0, len(self.cancels))
 
         controls = [] if self.ledger is None else [ControlActivities(self.ledger).read_control]
-        return [get_quote, publish_order, publish_cancel, *controls]
+        return [get_quote, publish_order, publish_cancel, check_iceberg_parent, record_writers, *controls]
 
     async def deliver_late_fills(self, client: Client | None = None) -> None:
         """Send the executions that raced a cancel (``client``: when called outside an activity)."""
@@ -229,12 +260,14 @@ class SimVenue:
             limit_price=order.limit_price,
             broker_filled_qty=broker_filled,
         )
-        target, signal = (order.parent_id, "slice_event") if order.parent_id else (order.command_id, "event")
+        target = order.parent_id or order.command_id
         handle = (client or activity.client()).get_workflow_handle(target)
-        await handle.signal(signal, event)
+        signal = "slice_record" if order.parent_id else "record"
+        arg = signed_event(event)
+        await handle.signal(signal, arg)
         if self.duplicate_events:
             # Kafka redelivers: the same event twice must change nothing.
-            await handle.signal(signal, event)
+            await handle.signal(signal, arg)
 
 
 def pause_at_slice(n: int, control: Controller) -> Callable[[int, OrderCommandRequest], Awaitable[None]]:

@@ -144,14 +144,15 @@ async def test_pause_during_the_quote_holds_the_slice_until_resume(
         handle = await _start(skipping_env, _inp(total=400))
 
         async def acted_on_the_second_quote() -> bool:
-            # Quote, slice 1, quote: three activities done, and a workflow task after the last.
+            # Parent check, quote, slice 1, quote: four activities done, and a workflow task
+            # after the last.
             done, acted = 0, False
             async for event in handle.fetch_history_events():
                 if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                     done, acted = done + 1, False
                 elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                     acted = True
-            return done >= 3 and acted
+            return done >= 4 and acted
 
         # Skipping time while the quote is still in flight would time it out instead.
         await eventually(acted_on_the_second_quote, timeout=20)

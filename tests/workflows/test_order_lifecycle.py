@@ -15,6 +15,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, PublishResult
+from temporal.session_calendar import SessionCalendar
+from tests.helpers import eventually
+from tests.workflows.sim import record_writers, signed_event
 from trading.order_events import EventKind, Fill, OrderEvent
 from workflows.order_lifecycle import (
     CANCEL_RETRY_AFTER,
@@ -72,8 +75,21 @@ class Canceller:
     async def publish_cancel(self, req: CancelCommandRequest) -> PublishResult:
         self.requests.append(req)
         handle = activity.client().get_workflow_handle(req.target_command_id)
-        await handle.signal("event", _event(req.target_command_id, 99, EventKind.CANCELLED, 0))
+        await handle.signal("record", signed_event(_event(req.target_command_id, 99, EventKind.CANCELLED, 0)))
         return PublishResult(req.command_id, 0, 1)
+
+
+async def _history_of(handle: WorkflowHandle, entries: int) -> LifecycleView:
+    """The view once ``entries`` events are in its history: records wait, in order, until the
+    workflow has read the writer keys."""
+
+    async def view() -> LifecycleView | None:
+        current: LifecycleView = await handle.query(OrderLifecycle.history, HistoryQuery())
+        return current if len(current.history) >= entries else None
+
+    found = await eventually(view)
+    assert found is not None
+    return found
 
 
 async def _start(env: WorkflowEnvironment, inp: LifecycleInput, first: OrderEvent) -> WorkflowHandle:
@@ -82,8 +98,8 @@ async def _start(env: WorkflowEnvironment, inp: LifecycleInput, first: OrderEven
         inp,
         id=inp.command_id,
         task_queue=QUEUE,
-        start_signal="event",
-        start_signal_args=[first],
+        start_signal="record",
+        start_signal_args=[signed_event(first)],
     )
 
 
@@ -91,7 +107,9 @@ async def test_events_drive_states_and_duplicates_change_nothing(skipping_env: W
     cid = f"ord-{uuid.uuid4()}"
     f1 = Fill("x1", 100, Decimal("50.10"))
     f2 = Fill("x2", 200, Decimal("50.04"))
-    async with Worker(skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[]):
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[record_writers]
+    ):
         handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.ACCEPTED, 0))
         events = [
             _event(cid, 2, EventKind.SUBMITTED, 0),
@@ -101,10 +119,10 @@ async def test_events_drive_states_and_duplicates_change_nothing(skipping_env: W
             _event(cid, 5, EventKind.SUBMITTED, 100),  # stale status after a fill
         ]
         for e in events:
-            await handle.signal(OrderLifecycle.on_event, e)
-        mid = await handle.query(OrderLifecycle.history, HistoryQuery())
+            await handle.signal(OrderLifecycle.on_record, signed_event(e))
+        mid = await _history_of(handle, 5)
         assert mid.state is LifecycleState.PARTIALLY_FILLED and mid.filled_qty == 100
-        await handle.signal(OrderLifecycle.on_event, _event(cid, 6, EventKind.FILLED, 300, f2))
+        await handle.signal(OrderLifecycle.on_record, signed_event(_event(cid, 6, EventKind.FILLED, 300, f2)))
         view: LifecycleView = await handle.result()
 
     assert view.state is LifecycleState.FILLED and view.filled_qty == 300
@@ -129,10 +147,13 @@ async def _left_open_past_the_close(
     cid = f"ord-{uuid.uuid4()}"
     close = (await _now(env)) + timedelta(hours=6)
     async with Worker(
-        env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[canceller.publish_cancel]
+        env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[canceller.publish_cancel, record_writers],
     ):
         handle = await _start(env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0))
-        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
+        await handle.signal(OrderLifecycle.on_record, signed_event(_event(cid, 2, EventKind.SUBMITTED, 0)))
         view: LifecycleView = await handle.result()
     return cid, close, view
 
@@ -161,7 +182,9 @@ class DroppingCanceller(Canceller):
         self.requests.append(req)
         if len(self.requests) >= 2:
             handle = activity.client().get_workflow_handle(req.target_command_id)
-            await handle.signal("event", _event(req.target_command_id, 99, EventKind.CANCELLED, 0))
+            await handle.signal(
+                "record", signed_event(_event(req.target_command_id, 99, EventKind.CANCELLED, 0))
+            )
         return PublishResult(req.command_id, 0, 1)
 
 
@@ -187,13 +210,14 @@ async def test_order_filled_before_the_close_is_not_cancelled(skipping_env: Work
         skipping_env.client,
         task_queue=QUEUE,
         workflows=[OrderLifecycle],
-        activities=[canceller.publish_cancel],
+        activities=[canceller.publish_cancel, record_writers],
     ):
         handle = await _start(
             skipping_env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0)
         )
         await handle.signal(
-            OrderLifecycle.on_event, _event(cid, 2, EventKind.FILLED, 300, Fill("x9", 300, Decimal("50")))
+            OrderLifecycle.on_record,
+            signed_event(_event(cid, 2, EventKind.FILLED, 300, Fill("x9", 300, Decimal("50")))),
         )
         view: LifecycleView = await handle.result()
     assert view.state is LifecycleState.FILLED and canceller.requests == []
@@ -201,12 +225,14 @@ async def test_order_filled_before_the_close_is_not_cancelled(skipping_env: Work
 
 async def test_late_fill_after_cancel_is_recorded(skipping_env: WorkflowEnvironment) -> None:
     cid = f"ord-{uuid.uuid4()}"
-    async with Worker(skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[]):
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[record_writers]
+    ):
         handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.SUBMITTED, 0))
-        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.CANCELLED, 0))
+        await handle.signal(OrderLifecycle.on_record, signed_event(_event(cid, 2, EventKind.CANCELLED, 0)))
         await handle.signal(
-            OrderLifecycle.on_event,
-            _event(cid, 3, EventKind.PARTIALLY_FILLED, 100, Fill("late", 100, Decimal("50.2"))),
+            OrderLifecycle.on_record,
+            signed_event(_event(cid, 3, EventKind.PARTIALLY_FILLED, 100, Fill("late", 100, Decimal("50.2")))),
         )
         view: LifecycleView = await handle.result()
     assert view.state is LifecycleState.CANCELLED and view.filled_qty == 100
@@ -221,16 +247,86 @@ async def test_refusal_of_a_repeated_delivery_is_not_the_end_of_the_order(
     skipping_env: WorkflowEnvironment,
 ) -> None:
     cid = f"ord-{uuid.uuid4()}"
-    async with Worker(skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[]):
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[record_writers]
+    ):
         handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.ACCEPTED, 0))
-        await handle.signal(OrderLifecycle.on_event, _event(cid, 2, EventKind.SUBMITTED, 0))
+        await handle.signal(OrderLifecycle.on_record, signed_event(_event(cid, 2, EventKind.SUBMITTED, 0)))
         stale = _event(cid, 3, EventKind.REJECTED, 0)
-        await handle.signal(OrderLifecycle.on_event, replace(stale, reason="sentry.stale"))
-        mid = await handle.query(OrderLifecycle.history, HistoryQuery())
+        await handle.signal(OrderLifecycle.on_record, signed_event(replace(stale, reason="sentry.stale")))
+        mid = await _history_of(handle, 3)
         assert mid.state is LifecycleState.PENDING
         await handle.signal(
-            OrderLifecycle.on_event, replace(_event(cid, 4, EventKind.REJECTED, 0), reason="broker.inactive")
+            OrderLifecycle.on_record,
+            signed_event(replace(_event(cid, 4, EventKind.REJECTED, 0), reason="broker.inactive")),
         )
         view: LifecycleView = await handle.result()
     assert view.state is LifecycleState.REJECTED
     assert "repeated delivery ignored" in (view.history[2].note or "")
+
+
+async def test_a_lifecycle_started_by_hand_cancels_nothing_and_forged_events_do_not_count(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """Anyone who can reach Temporal can start a lifecycle or signal it. One started by hand for
+    a live order, due to expire at once, with unsigned events only, sends no cancel; the same
+    order's genuine lifecycle takes no unsigned ``filled`` for the end of the order and cancels
+    it at the close."""
+    canceller = Canceller()
+    env = skipping_env
+    now = await _now(env)
+    async with Worker(
+        env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[canceller.publish_cancel, record_writers],
+    ):
+        forged_id = f"ord-{uuid.uuid4()}"
+        forged = await env.client.start_workflow(
+            OrderLifecycle.run,
+            _input(forged_id, expires_at=now),
+            id=forged_id,
+            task_queue=QUEUE,
+            start_signal="event",
+            start_signal_args=[_event(forged_id, 1, EventKind.SUBMITTED, 0)],
+        )
+        forged_view: LifecycleView = await forged.result()
+
+        cid = f"ord-{uuid.uuid4()}"
+        handle = await _start(
+            env, _input(cid, expires_at=now + timedelta(hours=6)), _event(cid, 1, EventKind.ACCEPTED, 0)
+        )
+        filled = _event(cid, 2, EventKind.FILLED, 300, Fill("forged", 300, Decimal("1")))
+        await handle.signal(OrderLifecycle.on_event, filled)
+        view: LifecycleView = await handle.result()
+
+    assert canceller.requests and all(r.target_command_id == cid for r in canceller.requests)
+    assert forged_view.state is LifecycleState.STAGED and forged_view.history == []
+    assert any("nothing cancelled" in a for a in forged_view.anomalies)
+    assert view.state is LifecycleState.EXPIRED and view.filled_qty == 0
+    assert any("unsigned event" in a for a in view.anomalies)
+
+
+async def test_an_input_expiring_before_the_orders_session_closes_is_held_to_the_close(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """An input is anyone's to write (a lifecycle started by hand before the bridge starts the
+    real one): a DAY order is not cancelled before the close of the session its first genuine
+    record belongs to, whatever expiry the input names."""
+    canceller = Canceller()
+    env = skipping_env
+    now = await _now(env)
+    cid = f"ord-{uuid.uuid4()}"
+    accepted = replace(_event(cid, 1, EventKind.ACCEPTED, 0), ts=now)
+    close = SessionCalendar().close_after(now)
+    async with Worker(
+        env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[canceller.publish_cancel, record_writers],
+    ):
+        handle = await _start(env, _input(cid, expires_at=now + timedelta(seconds=1)), accepted)
+        view: LifecycleView = await handle.result()
+    [req] = canceller.requests
+    assert req.issued_at >= close
+    assert view.state is LifecycleState.EXPIRED
