@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaProducer
 
 from brokers.base import BrokerOrder, OrderInvalid, Placement
 from brokers.ib_convert import validate
-from bus.topics import ALL_TOPICS
+from bus.topics import ALL_TOPICS, ORDERS_EVENTS
 from floor.breaker_cmd import breaker_command
 from hotpath.account import LastPrice
 from hotpath.exit_manager import ExitManager
@@ -58,6 +58,7 @@ from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
 from tests.hotpath.test_hotpath_flow import exit_command
 from trading import iceberg_parents as parents
+from trading import record_signing as records
 from trading import sentry
 from trading.breaker import CrashSignal
 from trading.commands import (
@@ -73,7 +74,7 @@ from trading.commands import (
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, TradingState, check_order
 from trading.sentry import ReplayGuard
-from trading.signing import SignedCommand, public_key_bytes
+from trading.signing import SignedCommand, generate_private_key, key_id, public_key_bytes
 from trading.sizing import NO_BANKROLL, NO_EDGE, NO_SHARE, size_order
 from trading.symbols import UNKNOWN_SYMBOL
 
@@ -97,6 +98,7 @@ NOT_REASONS: dict[str, str] = {
     "breaker_tripped": "the ledger entry kind of an automatic trip",
     "service": "a key's role in the registry",
     "revoked": "why a revoked key's iceberg was stopped, in the stop's ledger detail",
+    "proof": "the key of a signed record's signature",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
@@ -477,6 +479,58 @@ async def floor_key_out_of_scope(w: Walk) -> str | None:
     return await w.send_envelope(sniper.sign(baseline(sniper.agent_id)))  # an order, not a slice
 
 
+# --- signed records: what a consumer of orders.events or broker.sessions refuses -----------
+# No command draws these; they are a record's, drawn from the pure verifier every consumer uses.
+
+
+def _record_refusal(
+    *, proof: object = "sign", agent: str = records.HOTPATH_WRITER, revoked: bool = False,
+    registered: bool = True, tamper: bool = False,
+) -> str | None:
+    """Verify one ``orders.events`` record signed by a fresh key of ``agent`` (a service key),
+    changed in the one way the arguments name."""
+    key = generate_private_key()
+    raw = records.sign_record(ORDERS_EVENTS, b'{"v": 1, "event_id": "e-1", "kind": "filled"}', key)
+    record = json.loads(raw)
+    if proof != "sign":
+        record[records.PROOF] = proof
+        if proof is None:
+            del record[records.PROOF]
+    if tamper:
+        record["kind"] = "cancelled"
+    writer = records.WriterKey(key_id(key), agent, public_key_bytes(key), "service", revoked=revoked)
+    keys = {writer.key_id: writer} if registered else {}
+    try:
+        records.verify_record(ORDERS_EVENTS, json.dumps(record), keys)
+    except records.RecordRefused as exc:
+        return exc.reason
+    return None
+
+
+async def record_unsigned(w: Walk) -> str | None:
+    return _record_refusal(proof=None)
+
+
+async def record_malformed(w: Walk) -> str | None:
+    return _record_refusal(proof="not an object")
+
+
+async def record_unknown_key(w: Walk) -> str | None:
+    return _record_refusal(registered=False)
+
+
+async def record_not_a_writer(w: Walk) -> str | None:
+    return _record_refusal(agent="sniper")  # a floor key, but not a writer of orders.events
+
+
+async def record_key_revoked(w: Walk) -> str | None:
+    return _record_refusal(revoked=True)
+
+
+async def record_bad_signature(w: Walk) -> str | None:
+    return _record_refusal(tamper=True)
+
+
 CASES: dict[str, Case] = {
     sentry.NO_SIGNATURE: no_signature,
     sentry.UNKNOWN_KEY: unknown_key,
@@ -520,6 +574,12 @@ CASES: dict[str, Case] = {
     parents.NOT_ALLOWED: control_not_allowed,
     parents.AMEND_BELOW_TAKEN: amend_below_taken,
     parents.FLOOR_KEY_OUT_OF_SCOPE: floor_key_out_of_scope,
+    records.UNSIGNED: record_unsigned,
+    records.MALFORMED: record_malformed,
+    records.UNKNOWN_KEY: record_unknown_key,
+    records.NOT_A_WRITER: record_not_a_writer,
+    records.KEY_REVOKED: record_key_revoked,
+    records.BAD_SIGNATURE: record_bad_signature,
 }
 """Reason -> the case that draws it. A new reason gets a new entry here."""
 
