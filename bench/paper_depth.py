@@ -78,8 +78,18 @@ def observe(venue_port: int, ready: Any, stop: Any, out: Any) -> None:
     uvloop.run(run())
 
 
+async def _raise_for_status(response: httpx.Response) -> None:
+    response.raise_for_status()
+
+
 async def measure(stack: Any, rate: float, seconds: float, rows: int, console: Console) -> None:
-    control = httpx.AsyncClient(base_url=f"http://{HOST}:{stack.control_port}", timeout=10)
+    control = httpx.AsyncClient(
+        base_url=f"http://{HOST}:{stack.control_port}",
+        headers=stack.control_headers,
+        timeout=10,
+        # A refused control call would leave the market running and the figures meaningless.
+        event_hooks={"response": [_raise_for_status]},
+    )
     await control.post("/clock", json={"paused": True})
     ctx = multiprocessing.get_context("spawn")
     ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floor.supervisor import ServiceSpec, Supervisor, free_port, tcp_probe
+from paper.venue.control_token import authorization, read_token
 
 HOST = "127.0.0.1"
 
@@ -20,6 +21,11 @@ class BenchStack:
     control_port: int
     gateway_port: int
     log_dir: Path
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """The control token the venue made in the log directory, as a request header."""
+        return authorization(read_token(self.log_dir / "control.token"))
 
 
 @contextmanager
@@ -39,6 +45,8 @@ def paper_stack(venue_args: Sequence[str] = (), gateway_args: Sequence[str] = ()
                     str(venue_port),
                     "--control-port",
                     str(control_port),
+                    "--token-file",
+                    str(log_dir / "control.token"),
                     "--log-level",
                     "WARNING",
                     *venue_args,

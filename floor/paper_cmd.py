@@ -7,6 +7,9 @@ Examples::
     floor paper freeze primary 5
     floor paper reset --seed 7
 
+Every request carries the venue's control token, read from ``<var>/paper/control.token``
+(:func:`control_token_path`), which the venue makes at its first start.
+
 Also :func:`venue_spec`, the supervisor spec that starts the venue process (``floor up`` and the
 test fixtures use it).
 """
@@ -24,6 +27,7 @@ import typer
 
 from floor.settings import FloorSettings
 from floor.supervisor import Probe, ServiceSpec, tcp_probe
+from paper.venue.control_token import TokenFileError, authorization, read_token
 
 app = typer.Typer(
     help="Control the paper venue (flash crashes, gateway faults, resets).", no_args_is_help=True
@@ -63,6 +67,8 @@ def venue_spec(
         str(settings.venue_port),
         "--control-port",
         str(settings.venue_control_port),
+        "--token-file",
+        str(control_token_path(settings)),
         "--seed",
         str(settings.paper_seed if seed is None else seed),
         "--time-scale",
@@ -95,10 +101,27 @@ def control_url(settings: FloorSettings) -> str:
     return f"http://{settings.host}:{settings.venue_control_port}"
 
 
-def control_request(url: str, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+def control_token_path(settings: FloorSettings) -> Path:
+    """The venue's control token (0600), made by the venue at its first start."""
+    return settings.var_dir / "paper" / "control.token"
+
+
+def control_token(settings: FloorSettings) -> str:
+    """The token control requests carry; raises :class:`PaperControlError` without one."""
+    try:
+        return read_token(control_token_path(settings))
+    except (TokenFileError, OSError) as exc:
+        raise PaperControlError(str(exc)) from exc
+
+
+def control_request(
+    url: str, method: str, path: str, body: Mapping[str, Any] | None = None, *, token: str
+) -> Any:
     """One control API call; returns the JSON reply or raises :class:`PaperControlError`."""
     try:
-        response = httpx.request(method, url.rstrip("/") + path, json=dict(body or {}), timeout=10.0)
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=dict(body or {}), headers=authorization(token), timeout=10.0
+        )
     except httpx.HTTPError as exc:
         raise PaperControlError(f"cannot reach the paper venue at {url}: {exc}") from exc
     try:
@@ -112,13 +135,17 @@ def control_request(url: str, method: str, path: str, body: Mapping[str, Any] | 
 
 # ------------------------------------------------------------------------------------- commands
 
-UrlOption = Annotated[str | None, typer.Option("--url", help="control API URL (default from settings)")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="control API URL (default from settings; token from FLOOR_VAR_DIR)"),
+]
 
 
 def _call(url: str | None, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-    target = url or control_url(FloorSettings())
+    settings = FloorSettings()
+    target = url or control_url(settings)
     try:
-        return control_request(target, method, path, body)
+        return control_request(target, method, path, body, token=control_token(settings))
     except PaperControlError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -266,6 +293,7 @@ def venue(
         "--host", settings.host,
         "--port", str(settings.venue_port),
         "--control-port", str(settings.venue_control_port),
+        "--token-file", str(control_token_path(settings)),
         "--seed", str(settings.paper_seed if seed is None else seed),
         "--time-scale", repr(time_scale),
     ]  # fmt: skip

@@ -3,11 +3,16 @@
 Every change of connectivity (``session`` signal: disconnected, reconnected, failed over)
 is recorded as an epoch with its times, gateway and cause; after every reconnect or failover
 the workflow runs the reconciliation activity (broker open orders and executions since the
-last one seen, compared with the ledger). Signals dedupe on ``event_id``, and a change that
-happened no later than the last reconciled one (a stale record delivered late) is recorded but
-not reconciled again. Epoch numbers are not that order: each hot-path process counts them
-from the start again, so after a restart the first connect is epoch 1 however many came
-before, and it must still be reconciled.
+last one seen, compared with the ledger). Signals dedupe on ``event_id`` (the last
+:data:`KEEP_EVENT_IDS` changes acted on, so always the newest), and a change that happened
+before the newest one already handled is ignored and takes no place among those ids: a signed
+record copied back onto ``broker.sessions`` once its id has been forgotten is no epoch, moves
+no connection state and starts no reconciliation, nor does a record delivered out of its order
+(it describes a connection that has since changed). Before the :data:`NEWEST_ONLY_PATCH` such a
+change was recorded as an epoch and set the connection state; only a change no later than the
+last reconciled one was kept from reconciling again. Epoch numbers are not that order: each
+hot-path process counts them from the start again, so after a restart the first connect is
+epoch 1 however many came before, and it must still be reconciled.
 
 The history is kept short with continue-as-new: the carried state is the last
 :data:`KEEP_EPOCHS` epochs, the time of the last reconciled execution and the connection
@@ -29,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search
 
 KEEP_EPOCHS = 20
+NEWEST_ONLY_PATCH = "broker-session-newest-change-only"
+"""Changes older than the newest handled one are ignored, not recorded (see the module)."""
 KEEP_EVENT_IDS = 200
 CONTINUE_AFTER_SIGNALS = 500
 
@@ -159,6 +166,16 @@ class BrokerSession:
 
     async def _handle(self, change: SessionChange) -> None:
         self._handled += 1
+        if workflow.patched(NEWEST_ONLY_PATCH) and self._older_than_handled(change):
+            # Not kept among the ids either: a flood of old copies must not push out the ids of
+            # the changes acted on last.
+            if change.event_id in self._seen:
+                self._seen.remove(change.event_id)
+            workflow.logger.warning(
+                "session change %s (%s at %s) is older than one already handled: ignored",
+                change.event_id, change.change.value, change.ts.isoformat(),
+            )  # fmt: skip
+            return
         epoch = Epoch(
             number=change.epoch,
             change=change.change,
@@ -197,6 +214,15 @@ class BrokerSession:
         if report.last_exec_time is not None:
             self._last_exec_time = report.last_exec_time
         self._remember(replace(epoch, reconcile=report))
+
+    def _older_than_handled(self, change: SessionChange) -> bool:
+        # Every change handled is remembered as an epoch, so the newest epoch (carried across
+        # continue-as-new) bounds what has been acted on, however many ids were forgotten since.
+        # Two changes may share an instant; a copy of the newest is caught by its id.
+        handled = [e.started_at for e in self._epochs]
+        if self._last_reconciled_at is not None:
+            handled.append(self._last_reconciled_at)
+        return bool(handled) and change.ts < max(handled)
 
     def _remember(self, epoch: Epoch) -> None:
         self._epochs.append(epoch)

@@ -1,7 +1,9 @@
-"""``python -m paper.venue --port P --control-port C --seed S [--time-scale F] [--depth-rate R]``
+"""``python -m paper.venue --port P --control-port C --token-file F --seed S [--time-scale F] ...``
 
 Runs the venue until SIGTERM/SIGINT. ``--depth-rate`` sets the model's event rate (book updates
-per second) for every symbol (``5000``) or one (``AAPL=5000``); repeat it for several.
+per second) for every symbol (``5000``) or one (``AAPL=5000``); repeat it for several. The
+control API answers only requests carrying the token in ``--token-file`` (made, 0600, if absent;
+the venue refuses to start on one that others may read).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from paper.venue.control import ControlApi
+from paper.venue.control_token import TokenFileError, ensure_token
 from paper.venue.engine import VenueConfig
 from paper.venue.server import VenueServer
 from paper.venue.symbols import DEFAULT_SYMBOLS, with_event_rate
@@ -40,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True, help="gateway connection port")
     parser.add_argument("--control-port", type=int, required=True, help="HTTP control API port")
+    parser.add_argument(
+        "--token-file", type=Path, required=True, help="control API token (made, 0600, if absent)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--time-scale", type=float, default=1.0, help="market seconds per real second")
     parser.add_argument("--depth-rate", action="append", default=[], metavar="[SYMBOL=]RATE")
@@ -62,6 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> None:
+    try:
+        token = ensure_token(args.token_file)
+    except TokenFileError as exc:
+        raise SystemExit(str(exc)) from None
     symbols = with_event_rate(DEFAULT_SYMBOLS, args.rates)
     unknown = set(args.rates) - {"*"} - {s.contract.symbol for s in symbols}
     if unknown:
@@ -75,7 +85,7 @@ async def run(args: argparse.Namespace) -> None:
         start_ns=args.start_ns,
         counters_path=args.counters_file,
     )
-    control = ControlApi(venue)
+    control = ControlApi(venue, token)
     # Start-up objects never die; keeping them out of collections keeps pauses off the order path.
     gc.collect()
     gc.freeze()

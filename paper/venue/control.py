@@ -15,9 +15,16 @@
 ``POST /session/close``                     expire DAY orders (end of the trading day)
 ==========================================  ==================================================
 
-Replies are JSON; errors are ``{"error": "..."}`` with 400 (bad body), 404 (unknown symbol or
-gateway) or 405. The server is deliberately tiny (stdlib asyncio, HTTP/1.1, one request per
-connection) so the venue process has nothing else to start.
+Every request, ``GET /status`` included, carries the venue's control token as
+``Authorization: Bearer <token>`` (:mod:`paper.venue.control_token`; the status names the
+account's orders and the seed that makes the order flow predictable). A request that carries an
+``Origin`` header (a web page's) is refused with 403, one without the right token with 401, and
+one whose body is not declared ``application/json`` (any ``POST`` must declare it) with 415;
+none of them changes anything.
+
+Replies are JSON; errors are ``{"error": "..."}`` with 400 (bad body), 401, 403, 404 (unknown
+symbol or gateway), 405 or 415. The server is deliberately tiny (stdlib asyncio, HTTP/1.1, one
+request per connection) so the venue process has nothing else to start.
 """
 
 from __future__ import annotations
@@ -28,13 +35,33 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from paper.venue import control_token
 from paper.venue.messages import DropClients, FreezeGateway, KillGateway
 from paper.venue.server import UnknownGateway, VenueServer
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Error"}
+MAX_HEADERS = 64
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    415: "Unsupported Media Type",
+    500: "Error",
+}
+
+
+def _one(headers: dict[str, list[str]], name: str) -> str | None:
+    values = headers.get(name)
+    return values[0] if values else None
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 class BadRequest(ValueError):
@@ -66,8 +93,14 @@ def _decimal(body: dict[str, Any], key: str) -> Decimal:
 
 
 class ControlApi:
-    def __init__(self, venue: VenueServer) -> None:
+    """The control API; every request must carry ``token`` (see :mod:`paper.venue.control_token`)."""
+
+    def __init__(self, venue: VenueServer, token: str) -> None:
+        if not token:
+            raise ValueError("the control API needs a token")
         self.venue = venue
+        self._token = token
+        self.refused: dict[str, int] = {}
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -86,9 +119,10 @@ class ControlApi:
             writer.close()
             return
         body = json.dumps(payload).encode()
+        challenge = f"WWW-Authenticate: {control_token.SCHEME}\r\n" if status == 401 else ""
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{challenge}"
             "Connection: close\r\n\r\n"
         ).encode()
         try:
@@ -105,20 +139,27 @@ class ControlApi:
         if len(parts) != 3:
             return 400, {"error": "malformed request line"}
         method, path = parts[0].upper(), parts[1].split("?", 1)[0]
-        length = 0
-        while True:
+        headers: dict[str, list[str]] = {}
+        for _ in range(MAX_HEADERS + 1):
             line = (await reader.readline()).decode("latin-1").strip()
             if not line:
                 break
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                try:
-                    length = int(value.strip())
-                except ValueError:
-                    return 400, {"error": "bad Content-Length"}
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+        else:
+            return 400, {"error": "too many headers"}
+        try:
+            length = int(_one(headers, "content-length") or 0)
+        except ValueError:
+            return 400, {"error": "bad Content-Length"}
         if length > MAX_BODY or length < 0:
             return 400, {"error": "body too large"}
+        # Read before any refusal too: closing on unread bytes resets the connection, and the
+        # caller would see that instead of the answer.
         raw = await reader.readexactly(length) if length else b""
+        refusal = self._refusal(method, headers)
+        if refusal is not None:
+            return refusal
         try:
             body = json.loads(raw) if raw.strip() else {}
         except ValueError:
@@ -134,6 +175,31 @@ class ControlApi:
         except Exception as exc:
             log.exception("control request %s %s failed", method, path)
             return 500, {"error": str(exc)}
+
+    def _refusal(self, method: str, headers: dict[str, list[str]]) -> tuple[int, Any] | None:
+        """Why a request may not be served, before it touches the venue; None if it may.
+
+        A browser adds ``Origin`` to every cross-site POST, and a page may POST only
+        ``text/plain``, form or multipart bodies without asking first (no-cors): refusing both
+        keeps web pages out even before the token is checked.
+        """
+        if "origin" in headers:
+            return self._refused(403, "origin", "requests from web pages are refused")
+        if len(headers.get("authorization", [])) != 1 or not control_token.matches(
+            _one(headers, "authorization"), self._token
+        ):
+            return self._refused(401, "token", "a valid control token is required (Authorization: Bearer)")
+        types = headers.get("content-type", [])
+        if (types or method != "GET") and not (len(types) == 1 and _is_json(types[0])):
+            return self._refused(415, "content_type", "the body must be sent as application/json")
+        return None
+
+    def _refused(self, status: int, reason: str, message: str) -> tuple[int, Any]:
+        # Counted, and logged only now and then: a flood of refusals must not fill the log's disk.
+        count = self.refused[reason] = self.refused.get(reason, 0) + 1
+        if count == 1 or count % 1000 == 0:
+            log.warning("control request refused (%s), %d so far: %s", reason, count, message)
+        return status, {"error": message}
 
     def route(self, method: str, path: str, body: dict[str, Any]) -> Any:
         """Apply one control request; returns the JSON reply."""

@@ -132,7 +132,7 @@ async def test_frozen_primary_misses_heartbeats_and_fails_over(
 ) -> None:
     b, rec = broker
     await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=own_stack.control_headers) as http:
         reply = await http.post(own_stack.control_url + "/gateways/primary/freeze", json={"seconds": 5})
         assert reply.status_code == 200, reply.text
     frozen_at = time.monotonic()

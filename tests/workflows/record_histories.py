@@ -50,6 +50,7 @@ WORKFLOW_IDS = {
     "order_lifecycle_signed": "ord-replay-3",
     "order_lifecycle_expiry_signed": "ord-replay-4",
     "broker_session": "broker-session/DUREPLAY",
+    "broker_session_newest_only": "broker-session/DUREPLAY2",
 }
 """Replay must use the recorded workflow id: the Iceberg derives its slice ids from it."""
 QUEUE = "record"
@@ -150,27 +151,36 @@ async def record_expiry(client: Client, name: str = "order_lifecycle_expiry") ->
     return handle
 
 
-async def record_broker_session(client: Client) -> WorkflowHandle:
-    account = "DUREPLAY"
+async def record_broker_session(client: Client, name: str = "broker_session") -> WorkflowHandle:
+    """Four epochs; for ``broker_session_newest_only`` (the ``broker-session-newest-change-only``
+    patch) also a record delivered after a later one, which is ignored, then a fifth epoch."""
+    newest_only = name == "broker_session_newest_only"
     handle = await client.start_workflow(
         BrokerSession.run,
-        BrokerSessionInput(account=account),
-        id=f"broker-session/{account}",
+        BrokerSessionInput(account=WORKFLOW_IDS[name].removeprefix("broker-session/")),
+        id=WORKFLOW_IDS[name],
         task_queue=QUEUE,
     )
     t0 = datetime.now(UTC)
-    for n, (change, epoch) in enumerate(
-        [(Change.CONNECTED, 0), (Change.DISCONNECTED, 0), (Change.RECONNECTED, 1), (Change.FAILED_OVER, 2)]
-    ):
+    changes = [
+        ("s0", Change.CONNECTED, 0, 0.0),
+        ("s1", Change.DISCONNECTED, 0, 1.0),
+        ("s2", Change.RECONNECTED, 1, 2.0),
+        ("s3", Change.FAILED_OVER, 2, 3.0),
+    ]
+    if newest_only:
+        changes += [("late", Change.RECONNECTED, 1, 2.5), ("s4", Change.DISCONNECTED, 2, 4.0)]
+    for event_id, change, epoch, seconds in changes:
+        ts = t0 + timedelta(seconds=seconds)
         await handle.signal(
-            BrokerSession.on_session,
-            SessionChange(f"s{n}", change, "127.0.0.1:4002", "test", epoch, t0 + timedelta(seconds=n)),
+            BrokerSession.on_session, SessionChange(event_id, change, "127.0.0.1:4002", "test", epoch, ts)
         )
+    epochs = 5 if newest_only else 4
 
-    async def four_epochs() -> bool:
-        return len((await handle.query(BrokerSession.view, SessionViewQuery())).epochs) == 4
+    async def all_epochs() -> bool:
+        return len((await handle.query(BrokerSession.view, SessionViewQuery())).epochs) == epochs
 
-    await eventually(four_epochs, timeout=30)
+    await eventually(all_epochs, timeout=30)
     await handle.terminate("recorded")
     return handle
 
@@ -212,6 +222,9 @@ async def main(names: list[str]) -> None:
                     env.client, "order_lifecycle_expiry_signed"
                 ),
                 "broker_session": lambda: record_broker_session(env.client),
+                "broker_session_newest_only": lambda: record_broker_session(
+                    env.client, "broker_session_newest_only"
+                ),
             }
             recorded = {name: await recorders[name]() for name in names or recorders}
         HISTORIES.mkdir(exist_ok=True)

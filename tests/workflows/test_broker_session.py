@@ -19,6 +19,7 @@ from workflows.broker_session import (
     BrokerSessionInput,
     BrokerSessionView,
     Change,
+    Epoch,
     SessionChange,
     SessionViewQuery,
 )
@@ -59,9 +60,14 @@ async def _view(handle: WorkflowHandle) -> BrokerSessionView:
 
 
 async def _after(
-    env: WorkflowEnvironment, changes: list[SessionChange], *, epochs: int
+    env: WorkflowEnvironment,
+    changes: list[SessionChange],
+    *,
+    epochs: int,
+    carried: BrokerSessionInput | None = None,
 ) -> tuple[Reconciler, BrokerSessionView]:
-    """A fresh account's BrokerSession once it has recorded ``epochs`` of ``changes``."""
+    """A fresh account's BrokerSession (or one continued with ``carried``) once it has
+    recorded ``epochs`` of ``changes``."""
     rec = Reconciler()
     account = f"DU{uuid.uuid4().hex[:6]}"
     async with Worker(
@@ -69,7 +75,7 @@ async def _after(
     ):
         handle = await env.client.start_workflow(
             BrokerSession.run,
-            BrokerSessionInput(account=account),
+            replace(carried or BrokerSessionInput(account=""), account=account),
             id=f"broker-session/{account}",
             task_queue=QUEUE,
         )
@@ -78,7 +84,7 @@ async def _after(
 
         async def recorded() -> BrokerSessionView | None:
             v = await _view(handle)
-            return v if len(v.epochs) == epochs else None
+            return v if len(v.epochs) >= epochs else None
 
         view: BrokerSessionView = await eventually(recorded, timeout=20)
         await handle.terminate()
@@ -96,8 +102,10 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
             _change(3, Change.RECONNECTED, 1),
             _change(3, Change.RECONNECTED, 1),  # redelivered
             _change(4, Change.FAILED_OVER, 2, gateway="127.0.0.1:4012"),
-            # A stale record delivered late (it happened before the failover): recorded only.
+            # Delivered late, after the failover it preceded: it describes a connection that has
+            # since changed, so it is no epoch and changes nothing.
             replace(_change(5, Change.RECONNECTED, 1), ts=T0 + timedelta(seconds=3, milliseconds=500)),
+            _change(6, Change.DISCONNECTED, 2, gateway="127.0.0.1:4012"),
         ],
         epochs=5,
     )
@@ -109,13 +117,55 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
         Change.DISCONNECTED,
         Change.RECONNECTED,
         Change.FAILED_OVER,
-        Change.RECONNECTED,
+        Change.DISCONNECTED,
     ]
     reconnect = view.epochs[2]
     assert reconnect.outage_started_at == T0 + timedelta(seconds=2)
     assert reconnect.reconcile is not None and reconnect.reconcile.missed_fills == ["x-1"]
-    assert view.epochs[4].reconcile is None
-    assert view.connected and view.gateway == "127.0.0.1:4002" and view.last_epoch == 2
+    assert not view.connected and view.gateway == "127.0.0.1:4012" and view.last_epoch == 2
+
+
+def _epoch(change: SessionChange) -> Epoch:
+    return Epoch(change.epoch, change.change, change.gateway, change.cause, change.ts)
+
+
+async def test_a_signed_record_copied_back_after_its_id_was_forgotten_is_no_epoch_and_reconciles_nothing(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    past = [
+        _change(1, Change.CONNECTED, 1),
+        _change(2, Change.DISCONNECTED, 1),
+        _change(3, Change.RECONNECTED, 2),
+        _change(4, Change.FAILED_OVER, 3, gateway="127.0.0.1:4012"),
+    ]
+    # What continue-as-new carries once many more changes have passed: the epochs and the last
+    # reconciliation, and of the ids only the newest (older copies are flooding in).
+    carried = BrokerSessionInput(
+        account="",
+        connected=True,
+        gateway="127.0.0.1:4012",
+        last_epoch=3,
+        last_reconciled_at=past[-1].ts,
+        epochs=[_epoch(c) for c in past],
+        seen_event_ids=[past[-1].event_id],
+    )
+    rec, view = await _after(
+        skipping_env,
+        [
+            *past,  # the same signed records, copied back onto broker.sessions
+            _change(5, Change.DISCONNECTED, 3, gateway="127.0.0.1:4012"),
+            _change(6, Change.RECONNECTED, 4, gateway="127.0.0.1:4012"),
+        ],
+        epochs=6,
+        carried=carried,
+    )
+
+    assert [r.epoch for r in rec.requests] == [4]
+    assert [e.started_at for e in view.epochs] == [c.ts for c in past] + [
+        T0 + timedelta(seconds=5),
+        T0 + timedelta(seconds=6),
+    ]
+    assert view.connected and view.gateway == "127.0.0.1:4012" and view.last_epoch == 4
 
 
 async def test_after_a_hot_path_restart_its_epochs_count_from_one_and_are_still_reconciled(

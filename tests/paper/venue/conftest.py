@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from floor.paper_cmd import control_request, venue_spec
+from floor.paper_cmd import control_request, control_token, venue_spec
 from floor.settings import FloorSettings
 from floor.supervisor import Supervisor, free_port
 from paper.venue.client import VenueClient
@@ -19,13 +19,20 @@ class VenueProcess:
     host: str
     port: int
     control_port: int
+    token: str
+    var_dir: Path
 
     @property
     def control_url(self) -> str:
         return f"http://{self.host}:{self.control_port}"
 
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """What ``floor paper --url ...`` needs to find this venue's control token."""
+        return {"FLOOR_VAR_DIR": str(self.var_dir)}
+
     def control(self, method: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
-        result: dict[str, object] = control_request(self.control_url, method, path, body)
+        result: dict[str, object] = control_request(self.control_url, method, path, body, token=self.token)
         return result
 
 
@@ -38,7 +45,13 @@ def venue_process(floor_settings: FloorSettings) -> Iterator[VenueProcess]:
     counters_file = Path(floor_settings.var_dir) / "venue-tests" / "counters.json"
     supervisor.start(venue_spec(settings, seed=11, name="venue-under-test", counters_file=counters_file))
     try:
-        yield VenueProcess(settings.host, settings.venue_port, settings.venue_control_port)
+        yield VenueProcess(
+            settings.host,
+            settings.venue_port,
+            settings.venue_control_port,
+            control_token(settings),
+            settings.var_dir,
+        )
     finally:
         supervisor.stop_all()
 
