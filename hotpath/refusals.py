@@ -1,5 +1,6 @@
-"""Recording the hot path's refusals: every one named, in the ledger, and where it concerns an
-order on ``orders.events``; those that smell of forgery or replay also as security events.
+"""Recording the hot path's refusals: every one named, in the ledger, and where a genuine
+command concerns an order on ``orders.events``; those that smell of forgery or replay also as
+security events.
 
 * Sentry refusals (forged, unknown, revoked, replayed, stale, ...) are security events, and
   the envelope is appended to the ledger *unauthenticated*, as evidence: such an entry never
@@ -9,10 +10,12 @@ order on ``orders.events``; those that smell of forgery or replay also as securi
   ledger entry with the reason (the command was genuine; the floor said no).
 * An envelope the ledger already decided on, delivered again, changes nothing: a warning-level
   security event and no record that could contradict the order's own.
-* A refused command never speaks for an order it does not own: when its command id already
-  belongs to a genuine command in the ledger (a retry re-signed under a used id, or a forgery
-  naming a live order's id), no ``rejected`` record is published under that id, or the live
-  order would read as rejected to the order-state rows, recovery and its lifecycle workflow.
+* A command the sentry refused never speaks for an order: no ``rejected`` record and no
+  order-state row under its id, whatever id it names. Its id is the sender's choice and
+  unauthenticated: a forgery could name a live order's id, or an id the floor will use later
+  (an iceberg's next slice, ``iceberg-<id>.s0002``), and a record under it would mark that
+  order rejected to the order-state rows, recovery and its lifecycle workflow. The security
+  event is its only record; the agent that really sent it reads it there.
 """
 
 from __future__ import annotations
@@ -96,6 +99,14 @@ class Refusals:
         signer = data.get("signer") if isinstance(data, dict) else None
         if envelope is not None:
             signer = envelope.signer
+        # The evidence first: whoever reads the security event finds it in the ledger.
+        if command is not None and envelope is not None:
+            try:
+                await self._ledger.append_rejected(
+                    envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
+                )
+            except RefusedByLedger:
+                log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
         await self._security.record(
             security_refusal(
                 reason=verdict.reason,
@@ -110,24 +121,6 @@ class Refusals:
                 detail=verdict.detail,
             )
         )
-        if command is not None:
-            if envelope is not None:
-                try:
-                    await self._ledger.append_rejected(
-                        envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
-                    )
-                except RefusedByLedger:
-                    log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
-            event = refusal_event(command, verdict.reason)
-            if event is not None:
-                if await self._ledger.holds_command(command.command_id):
-                    log.warning(
-                        "refused %s (%s): the id belongs to a ledgered command; no record under it",
-                        command.command_id,
-                        verdict.reason,
-                    )
-                else:
-                    await self._publish(event)
         return Outcome(command.command_id if command else None, verdict.reason)
 
     async def redelivered(self, envelope: SignedCommand, source: str) -> Outcome:

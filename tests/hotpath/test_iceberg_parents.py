@@ -5,6 +5,7 @@ forged or misused key, a security event. The broker is never reached
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ from ledger.keys import register_key, revoke_agent
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 from tests.hotpath.conftest import TIGHT_ACCOUNT, VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
+from tests.hotpath.test_refusal_walk import TakesOrders
 from trading import iceberg_parents as parents
+from trading import sentry
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent
 from trading.signing import public_key_bytes
+from workflows.slicing import slice_command_id
 
 TOTAL = 300
 
@@ -210,3 +214,40 @@ async def test_a_slice_of_a_parent_whose_author_was_revoked_is_refused_as_parent
     await floor.intake.refresh_keys()
     command = slice_of(floor.sniper.agent_id, floor.parent_id)
     assert await floor.handle(floor.sniper, command) == parents.PARENT_DONE
+
+
+async def test_forged_slices_under_a_live_parents_future_ids_leave_no_record_and_the_genuine_slice_works(
+    floor: Floor,
+) -> None:
+    """Slice ids are predictable (``<parent>.s0001``, ...). A forgery sent under them ahead of
+    the Sniper is a security event only: no ``rejected`` record or order-state row claims the
+    id, so the genuine slice, when it comes, is accepted and sent like any other."""
+    forger = new_agent(floor.sniper.agent_id)  # the Sniper's name, a key nobody registered
+    ids = [slice_command_id(floor.parent_id, n) for n in range(1, 4)]
+    for command_id in ids:
+        forged = forger.sign(slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10))
+        forged = dataclasses.replace(
+            forged,
+            command=dataclasses.replace(forged.command, command_id=command_id),
+            signer=floor.sniper.key_id,
+        )
+        assert (await floor.intake.handle(forged.to_wire(), source="test")).reason == sentry.BAD_SIGNATURE
+    assert [e for e in floor.emitted if e.command_id in ids] == []
+    for command_id in ids:
+        assert (
+            await floor.pool.fetchval("SELECT count(*) FROM order_events WHERE command_id = $1", command_id)
+            == 0
+        )
+        assert await _security_reasons(floor.pool, command_id) == [sentry.BAD_SIGNATURE]
+
+    broker = TakesOrders()
+    intake = in_process_intake(LedgerStore(floor.pool), broker, floor.emitted, producer=floor.producer)
+    await intake.warm()
+    genuine = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10)
+    genuine = dataclasses.replace(genuine, command_id=ids[0])
+    assert await floor.handle(floor.sniper, genuine, intake) is None
+    assert [o.order_ref for o in broker.placed] == [ids[0]]
+    assert [(e.kind, e.reason) for e in floor.emitted if e.command_id == ids[0]] == [
+        (EventKind.ACCEPTED, None)
+    ]
+    assert (await _entry(floor.pool, ids[0]))[0] == "accepted"

@@ -98,6 +98,14 @@ NOT_REASONS: dict[str, str] = {
     "service": "a key's role in the registry",
     "revoked": "why a revoked key's iceberg was stopped, in the stop's ledger detail",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
+    "proof": "the key of a signed record's signature",
+    **{
+        reason: "a signed record's verification by its consumer, not an intake refusal"
+        for reason in (
+            "record.malformed", "record.unsigned", "record.unknown_key", "record.not_a_writer",
+            "record.key_revoked", "record.bad_signature",
+        )
+    },  # fmt: skip
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 

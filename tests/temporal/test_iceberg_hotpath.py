@@ -407,8 +407,17 @@ async def test_an_unsigned_or_tampered_iceberg_is_refused_by_the_sentry_and_star
     await command_producer.send_and_wait(
         AGENT_COMMANDS, json.dumps(wire).encode(), key=f"{VENUE_ACCOUNT}/{SYMBOL}".encode()
     )
-    await _refused_without_an_iceberg(kafka_bootstrap, temporal_client, cid, reason)
+    # A command the sentry refused yields no order record at all (its id is unauthenticated):
+    # the security event is its only trace, and the bridge never hears of it.
+    await eventually(_pred(lambda: _security_reasons(ledger_pool, cid, reason)), timeout=20)
+    assert not await _exists(temporal_client, iceberg_workflow_id(cid))
+    assert await ledger_pool.fetchval("SELECT count(*) FROM order_events WHERE command_id = $1", cid) == 0
     assert all(decision == "rejected" for _, decision, _ in await _parent_entries(ledger_pool, cid))
+
+
+async def _security_reasons(pool: asyncpg.Pool, command_id: str, reason: str) -> bool:
+    rows = await pool.fetch("SELECT reason FROM security_events WHERE command_id = $1", command_id)
+    return [r["reason"] for r in rows] == [reason]
 
 
 async def test_an_iceberg_while_the_breaker_is_halted_is_refused_and_starts_nothing(
