@@ -20,9 +20,10 @@ A slice (an ``enter`` naming a ``parent_id``) must belong to a live parent of th
 symbol and side and fit in what is left of its total; an iceberg control (``iceberg_amend`` /
 ``_pause`` / ``_resume`` / ``_cancel``) must come from the parent's author or an operator: it
 is ledgered and published as a control record for the bridge to hand to the Iceberg, which
-reads it back from the ledger. The floor's own service keys may sign slices and cancels only
-(:mod:`trading.iceberg_parents`). A revoked key's running parents are stopped: a cancel signed
-by the floor's control key is ledgered, their working slices pulled, the Iceberg told.
+reads it back from the ledger. Only the Sniper signs slices, and each of the floor's own
+service keys signs only what its agent does (:mod:`trading.iceberg_parents`). A revoked key's
+running parents are stopped: a cancel signed by the floor's control key is ledgered, their
+working slices pulled, the Iceberg told.
 
 Where each refusal is recorded is :mod:`hotpath.refusals`' business.
 
@@ -76,6 +77,7 @@ from trading.fill_prices import FillRange, fill_range
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
 from trading.sentry import RegisteredKey, ReplayGuard
+from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignedCommand, sign_command
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
 from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
@@ -95,7 +97,14 @@ ICEBERG_PARENT = "iceberg_parent"
 FLOOR_CONTROL = "floor-control"
 """The floor's own key for the controls it issues itself (stopping a revoked key's icebergs)."""
 SECURITY_REASONS = frozenset(
-    {parents.FLOOR_KEY_OUT_OF_SCOPE, parents.UNKNOWN_PARENT, parents.PARENT_MISMATCH, parents.NOT_ALLOWED}
+    {
+        parents.FLOOR_KEY_OUT_OF_SCOPE,
+        parents.UNKNOWN_PARENT,
+        parents.PARENT_MISMATCH,
+        parents.NOT_ALLOWED,
+        parents.NOT_SLICER,
+        parents.SLICE_OFF_TERMS,
+    }
 )
 """Refusals that point at a forged, confused or compromised signer: also security events."""
 
@@ -119,6 +128,8 @@ class Intake:
         breaker_log: BreakerLog | None = None,
         symbols: Iterable[str] | None = None,
         control_key: Ed25519PrivateKey | None = None,
+        floor_keys: parents.FloorKeys | None = None,
+        calendar: SessionCalendar | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -141,6 +152,10 @@ class Intake:
         self.control_key = control_key
         """Signs the stops of a revoked key's icebergs (``floor-control``); None: such parents
         still have their working slices pulled, but no stop can be ledgered."""
+        self.floor_keys = floor_keys or parents.FloorKeys()
+        """Which service agents sign slices and expiry cancels (the worker's configuration)."""
+        self.calendar = calendar or SessionCalendar()
+        """When a DAY order's session closes (the lifecycle canceller may cancel it from then)."""
         self._revocations_handled: set[str] = set()
         """Revoked keys whose icebergs this process has stopped (or found none of)."""
         self._keys: dict[str, RegisteredKey] = {}
@@ -233,7 +248,8 @@ class Intake:
         command = envelope.command
         key = self._keys.get(envelope.signer)
         role = key.role if key is not None else "agent"
-        out_of_scope = parents.floor_key_refusal(command, role)
+        signer_agent = key.agent_id if key is not None else command.agent_id
+        out_of_scope = parents.floor_key_refusal(command, role, signer_agent, self.floor_keys)
         if out_of_scope is not None:
             return await self._refuse(envelope, out_of_scope, {"role": role, "kind": command.kind.value})
         if command.kind in ICEBERG_CONTROLS:
@@ -242,7 +258,7 @@ class Intake:
         if command.kind in (CommandKind.ENTER, CommandKind.EXIT):
             return await self._order(envelope, intake_ns, produce_ts_ms, source)
         if command.kind is CommandKind.CANCEL:
-            return await self._cancel(envelope, source)
+            return await self._cancel(envelope, source, role)
         if command.kind is CommandKind.CANCEL_ALL:
             return await self._cancel_all(envelope, source)
         if command.kind is CommandKind.ICEBERG:
@@ -598,13 +614,29 @@ class Intake:
 
     # --- cancels ----------------------------------------------------------------------------
 
-    async def _cancel(self, envelope: SignedCommand, source: str) -> Outcome:
+    async def _cancel(self, envelope: SignedCommand, source: str, role: str) -> Outcome:
         command = envelope.command
         target = command.target_command_id
         assert target is not None
         order = self.orders.get(target)
         if order is None or order.account != command.account:
             return await self.refusals.floor(envelope, UNKNOWN_ORDER, {"target_command_id": target})
+        if role == parents.ROLE_SERVICE:
+            closes = None if order.accepted_at is None else self.calendar.close_after(order.accepted_at)
+            refusal = parents.floor_cancel_refusal(
+                command.agent_id,
+                self.floor_keys,
+                target_is_slice=order.parent_id is not None,
+                target_tif=order.tif,
+                session_closed=closes is not None and datetime.now(UTC) >= closes,
+            )
+            if refusal is not None:
+                detail: dict[str, object] = {
+                    "target_command_id": target,
+                    "tif": order.tif,
+                    "session_close": str(closes),
+                }
+                return await self._refuse(envelope, refusal, detail)
         try:
             await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
         except RefusedByLedger as exc:

@@ -46,6 +46,7 @@ from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import UNREACHABLE, Db, DedicatedConnection
 from observability.security import SecurityLog, refusal_event
 from observability.telemetry import install_global, setup, snapshot
+from trading.iceberg_parents import FloorKeys
 from trading.record_signing import HOTPATH_WRITER
 from trading.risk import TradingState
 from trading.signing import KeyInvalid, private_key_from_pem
@@ -188,6 +189,7 @@ async def run(
     stop: asyncio.Event,
     broker: Broker | None = None,
     breaker_agent: str = BREAKER_AGENT,
+    floor_keys: FloorKeys | None = None,
 ) -> None:
     record_key = load_record_key(settings)
     telemetry = setup("hotpath")
@@ -255,6 +257,7 @@ async def run(
         breaker_log=breaker_log,
         symbols=symbols,
         control_key=control_key,
+        floor_keys=floor_keys,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
@@ -391,7 +394,13 @@ async def _consume(intake: Intake, cmd_consumer: Any) -> None:
             break
 
 
-def main(health_port: int, symbols: Sequence[str], group_id: str, breaker_agent: str = BREAKER_AGENT) -> None:
+def main(
+    health_port: int,
+    symbols: Sequence[str],
+    group_id: str,
+    breaker_agent: str = BREAKER_AGENT,
+    floor_keys: FloorKeys | None = None,
+) -> None:
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -402,7 +411,9 @@ def main(health_port: int, symbols: Sequence[str], group_id: str, breaker_agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(settings, health_port, symbols, group_id, stop, breaker_agent=breaker_agent)
+        await run(
+            settings, health_port, symbols, group_id, stop, breaker_agent=breaker_agent, floor_keys=floor_keys
+        )
 
     started = time.monotonic()
     uvloop.run(amain())

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +46,11 @@ class Floor:
 
     def fresh_intake(self) -> Intake:
         """Another intake over the same ledger: a hot path restarted, knowing nothing yet."""
-        return in_process_intake(LedgerStore(self.pool), BankrollOnly(), self.emitted, producer=self.producer)
+        intake = in_process_intake(
+            LedgerStore(self.pool), BankrollOnly(), self.emitted, producer=self.producer
+        )
+        intake.floor_keys = self.intake.floor_keys
+        return intake
 
     async def handle(self, signer: Agent, command: Command, intake: Intake | None = None) -> str | None:
         outcome = await (intake or self.intake).handle(signer.sign(command).to_wire(), source="test")
@@ -84,6 +89,7 @@ async def floor(
     await register_key(ledger_pool, sniper.agent_id, public_key_bytes(sniper.private_key), "service", ["*"])
     emitted: list[OrderEvent] = []
     intake = in_process_intake(LedgerStore(ledger_pool), BankrollOnly(), emitted, producer=command_producer)
+    intake.floor_keys = parents.FloorKeys(slicers=frozenset({sniper.agent_id}))
     await intake.warm()
     state = Floor(intake, emitted, agent, sniper, ledger_pool, command_producer)
     parent = iceberg(agent.agent_id)
@@ -242,6 +248,7 @@ async def test_forged_slices_under_a_live_parents_future_ids_leave_no_record_and
 
     broker = TakesOrders()
     intake = in_process_intake(LedgerStore(floor.pool), broker, floor.emitted, producer=floor.producer)
+    intake.floor_keys = parents.FloorKeys(slicers=frozenset({floor.sniper.agent_id}))
     await intake.warm()
     genuine = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10)
     genuine = dataclasses.replace(genuine, command_id=ids[0])
@@ -251,3 +258,43 @@ async def test_forged_slices_under_a_live_parents_future_ids_leave_no_record_and
         (EventKind.ACCEPTED, None)
     ]
     assert (await _entry(floor.pool, ids[0]))[0] == "accepted"
+
+
+async def test_each_floor_key_acts_only_within_its_agents_scope(
+    floor: Floor, ledger_pool: asyncpg.Pool
+) -> None:
+    """The floor's keys all hold '*' with the service role; what each may sign through intake
+    is set by its agent id: the Sniper slices and cancels slices, the lifecycle key cancels a
+    DAY order once its session closed, any other floor key signs nothing here."""
+    tag = uuid.uuid4().hex[:8]
+    lifecycle, other = new_agent(f"floor-lifecycle-{tag}"), new_agent(f"floor-ledger-{tag}")
+    for key in (lifecycle, other):
+        await register_key(ledger_pool, key.agent_id, public_key_bytes(key.private_key), "service", ["*"])
+    intake = in_process_intake(LedgerStore(floor.pool), TakesOrders(), floor.emitted, producer=floor.producer)
+    intake.floor_keys = parents.FloorKeys(frozenset({floor.sniper.agent_id}), lifecycle.agent_id)
+    await intake.warm()
+
+    def cancel(signer: Agent, target: str) -> Command:
+        return Command(kind=CommandKind.CANCEL, **_common(signer.agent_id), target_command_id=target)
+
+    day_slice = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10)
+    assert await floor.handle(floor.sniper, day_slice, intake) is None
+    gtc = dataclasses.replace(
+        enter_command(floor.author.agent_id, account=VENUE_ACCOUNT, quantity=5), tif=TimeInForce.GTC
+    )
+    assert await floor.handle(floor.author, gtc, intake) is None
+
+    out = parents.FLOOR_KEY_OUT_OF_SCOPE
+    assert await floor.handle(other, slice_of(other.agent_id, floor.parent_id, quantity=10), intake) == out
+    assert await floor.handle(other, cancel(other, day_slice.command_id), intake) == out
+    assert await floor.handle(floor.sniper, cancel(floor.sniper, gtc.command_id), intake) == out
+    # Before the close of the session it was accepted in, a DAY order is no expiry's to cancel.
+    early = cancel(lifecycle, day_slice.command_id)
+    assert await floor.handle(lifecycle, early, intake) == out
+    assert await _security_reasons(floor.pool, early.command_id) == [out]
+    # Accepted three days ago: its session has closed. A GTC order never expires at a close.
+    for order in intake.orders.values():
+        order.accepted_at = datetime.now(UTC) - timedelta(days=3)
+    assert await floor.handle(lifecycle, cancel(lifecycle, gtc.command_id), intake) == out
+    assert await floor.handle(lifecycle, cancel(lifecycle, day_slice.command_id), intake) is None
+    assert await floor.handle(floor.sniper, cancel(floor.sniper, day_slice.command_id), intake) is None

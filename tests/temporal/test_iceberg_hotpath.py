@@ -78,9 +78,15 @@ async def hotpath(
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,  # noqa: F811
 ) -> AsyncIterator[HotPathProcess]:
-    """This module's own hot path, stopped when the module ends."""
-    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
+    """This module's own hot path, stopped when the module ends; slices are its Sniper's alone."""
+    async with running_hotpath(
+        floor_settings, supervisor, paper, ledger_pool, command_producer, sniper_agents=(SNIPER_AGENT,)
+    ) as process:
         yield process
+
+
+SNIPER_AGENT = f"sniper-{uuid.uuid4().hex[:8]}"
+"""The agent this module's worker signs slices as, and the only one its hot path takes them from."""
 
 
 SYMBOL = "MSFT"
@@ -154,7 +160,7 @@ async def sniper(
     record_writers: RecordWriters,
 ) -> AsyncIterator[SniperStack]:
     tag = uuid.uuid4().hex[:8]
-    agent_id = f"sniper-{tag}"
+    agent_id = SNIPER_AGENT
     key = generate_private_key()
     keys_dir = tmp_path_factory.mktemp("keys")
     (keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
