@@ -49,7 +49,7 @@ from hotpath.account import AccountBook
 from hotpath.breaker_commands import BreakerCommands
 from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
-from hotpath.exit_manager import ExitManager
+from hotpath.exit_manager import DEFAULT_TICK, ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.icebergs import IcebergParents, control_record
 from hotpath.outcomes import Outcome, Timing
@@ -81,6 +81,7 @@ from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignedCommand, sign_command
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
 from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
+from trading.trailing import entry_bound
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +382,13 @@ class Intake:
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
         order.broker_order_id = placement.order_id
         if trail_stop is not None and self.exits is not None:
+            # An entry's stop moves only as far as its sizing still holds; an exit's freely.
+            bound = None
+            if command.kind is CommandKind.ENTER:
+                assert command.edge is not None
+                bound = entry_bound(
+                    command.side, quantity, command.edge.stop_price, profile.max_trade_size, DEFAULT_TICK
+                )
             self.exits.track(
                 command.command_id,
                 command.symbol,
@@ -388,6 +396,7 @@ class Intake:
                 trail_stop,
                 trail_amount=command.trail_amount,
                 trail_percent=command.trail_percent,
+                bound=bound,
             )
         self.book.order_working(order)
         timing = Timing(
