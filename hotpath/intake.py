@@ -499,6 +499,9 @@ class Intake:
         if refusal is not None:
             return await self._refuse(envelope, refusal, {"parent_id": command.parent_id, "taken": taken})
         assert parent is not None
+        raised = command.kind is CommandKind.ICEBERG_AMEND and (command.quantity or 0) > parent.total
+        if raised and (refused := await self._raised_total_refused(envelope, parent, taken)) is not None:
+            return refused
         try:
             await self.ledger.append_accepted(envelope, 0, control_detail(parent, taken=taken))
         except RefusedByLedger as exc:
@@ -506,6 +509,35 @@ class Intake:
         after = self.parents.apply(parent, command)
         await publish_order_event(self.producer, control_record(after, command))
         return Outcome(command.command_id, None)
+
+    async def _raised_total_refused(
+        self, envelope: SignedCommand, parent: parents.Parent, taken: int
+    ) -> Outcome | None:
+        """An amend raising the total is a bigger parent: the position check the parent passed
+        at entry (:func:`trading.risk.check_parent`) runs again, over what is not sliced yet
+        (what the slices took is in the position and the working orders already)."""
+        command = envelope.command
+        assert command.quantity is not None
+        profile = await self._profile(parent.account)
+        if profile is None:
+            return await self.refusals.floor(envelope, NO_PROFILE, {"account": parent.account})
+        limit = command.limit_price if command.limit_price is not None else parent.limit_price
+        fills = fill_range(
+            parent.side, None, limit=limit, stop=None, touch=self._touch(parent.symbol, parent.side)
+        )
+        if fills is None:
+            return await self.refusals.floor(envelope, NO_PRICE, {"symbol": parent.symbol})
+        unsliced = command.quantity - taken
+        decision = check_parent(
+            profile,
+            ProposedOrder(parent.symbol, parent.side, unsliced, fills.high),
+            self._snapshot(parent.account, parent.symbol),
+        )
+        if decision.approved:
+            return None
+        assert decision.reason is not None
+        detail = {"parent_id": parent.workflow_id, "taken": taken, "quantity": command.quantity}
+        return await self.refusals.floor(envelope, decision.reason.value, detail)
 
     async def stop_icebergs_of(self, key_id: str) -> list[str]:
         """Stop every live iceberg ``key_id`` signed: pull its working slices, ledger an

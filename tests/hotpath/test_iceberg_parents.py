@@ -28,6 +28,7 @@ from trading import iceberg_parents as parents
 from trading import sentry
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent
+from trading.risk import Refusal
 from trading.signing import public_key_bytes
 from workflows.slicing import slice_command_id
 
@@ -50,6 +51,15 @@ class Floor:
             LedgerStore(self.pool), BankrollOnly(), self.emitted, producer=self.producer
         )
         intake.floor_keys = self.intake.floor_keys
+        return intake
+
+    async def taking_orders(self, broker: TakesOrders | None = None) -> Intake:
+        """Another intake over the same ledger, whose broker takes the orders it is sent."""
+        intake = in_process_intake(
+            LedgerStore(self.pool), broker or TakesOrders(), self.emitted, producer=self.producer
+        )
+        intake.floor_keys = self.intake.floor_keys
+        await intake.warm()
         return intake
 
     async def handle(self, signer: Agent, command: Command, intake: Intake | None = None) -> str | None:
@@ -247,9 +257,7 @@ async def test_forged_slices_under_a_live_parents_future_ids_leave_no_record_and
         assert await _security_reasons(floor.pool, command_id) == [sentry.BAD_SIGNATURE]
 
     broker = TakesOrders()
-    intake = in_process_intake(LedgerStore(floor.pool), broker, floor.emitted, producer=floor.producer)
-    intake.floor_keys = parents.FloorKeys(slicers=frozenset({floor.sniper.agent_id}))
-    await intake.warm()
+    intake = await floor.taking_orders(broker)
     genuine = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10)
     genuine = dataclasses.replace(genuine, command_id=ids[0])
     assert await floor.handle(floor.sniper, genuine, intake) is None
@@ -298,3 +306,18 @@ async def test_each_floor_key_acts_only_within_its_agents_scope(
     assert await floor.handle(lifecycle, cancel(lifecycle, gtc.command_id), intake) == out
     assert await floor.handle(lifecycle, cancel(lifecycle, day_slice.command_id), intake) is None
     assert await floor.handle(floor.sniper, cancel(floor.sniper, day_slice.command_id), intake) is None
+
+
+async def test_an_amend_raising_a_parents_total_runs_the_parents_position_check_again(floor: Floor) -> None:
+    """The parent (BUY 300) passed the position check at entry; an amend to a total the
+    account's Max Position (1,000) cannot hold is refused as the parent itself would be."""
+    intake = await floor.taking_orders()
+    too_big = control(floor.author.agent_id, CommandKind.ICEBERG_AMEND, floor.parent_id, quantity=1001)
+    assert await floor.handle(floor.author, too_big, intake) == Refusal.MAX_POSITION.value
+    assert (await _entry(floor.pool, too_big.command_id))[:2] == ("rejected", Refusal.MAX_POSITION.value)
+    # What a slice already took counts once: 100 working, and a total of 1,000 still fits.
+    assert await floor.handle(floor.sniper, slice_of(floor.sniper.agent_id, floor.parent_id), intake) is None
+    fits = control(floor.author.agent_id, CommandKind.ICEBERG_AMEND, floor.parent_id, quantity=1000)
+    assert await floor.handle(floor.author, fits, intake) is None
+    over = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=901)
+    assert await floor.handle(floor.sniper, over, intake) == parents.OVER_TOTAL
