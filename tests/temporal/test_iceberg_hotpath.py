@@ -77,16 +77,19 @@ async def hotpath(
     risk_profiles: None,  # noqa: F811
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,  # noqa: F811
+    sniper_agent: str,
 ) -> AsyncIterator[HotPathProcess]:
     """This module's own hot path, stopped when the module ends; slices are its Sniper's alone."""
     async with running_hotpath(
-        floor_settings, supervisor, paper, ledger_pool, command_producer, sniper_agents=(SNIPER_AGENT,)
+        floor_settings, supervisor, paper, ledger_pool, command_producer, sniper_agents=(sniper_agent,)
     ) as process:
         yield process
 
 
-SNIPER_AGENT = f"sniper-{uuid.uuid4().hex[:8]}"
-"""The agent this module's worker signs slices as, and the only one its hot path takes them from."""
+@pytest.fixture(scope="module")
+def sniper_agent() -> str:
+    """The agent this module's worker signs slices as, and the only one its hot path takes them from."""
+    return f"sniper-{uuid.uuid4().hex[:8]}"
 
 
 SYMBOL = "MSFT"
@@ -158,9 +161,10 @@ async def sniper(
     ledger_pool: asyncpg.Pool,
     tmp_path_factory: pytest.TempPathFactory,
     record_writers: RecordWriters,
+    sniper_agent: str,
 ) -> AsyncIterator[SniperStack]:
     tag = uuid.uuid4().hex[:8]
-    agent_id = SNIPER_AGENT
+    agent_id = sniper_agent
     key = generate_private_key()
     keys_dir = tmp_path_factory.mktemp("keys")
     (keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
