@@ -381,23 +381,8 @@ class Intake:
 
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
         order.broker_order_id = placement.order_id
-        if trail_stop is not None and self.exits is not None:
-            # An entry's stop moves only as far as its sizing still holds; an exit's freely.
-            bound = None
-            if command.kind is CommandKind.ENTER:
-                assert command.edge is not None
-                bound = entry_bound(
-                    command.side, quantity, command.edge.stop_price, profile.max_trade_size, DEFAULT_TICK
-                )
-            self.exits.track(
-                command.command_id,
-                command.symbol,
-                command.side,
-                trail_stop,
-                trail_amount=command.trail_amount,
-                trail_percent=command.trail_percent,
-                bound=bound,
-            )
+        if trail_stop is not None:
+            self.trail(command, quantity, trail_stop, profile)
         self.book.order_working(order)
         timing = Timing(
             command_id=command.command_id,
@@ -417,6 +402,37 @@ class Intake:
             self.on_timing(timing)
         await self._publish(order.event(EventKind.ACCEPTED))
         return Outcome(command.command_id, None, timing)
+
+    def trail(self, command: Command, quantity: int, stop: Decimal, profile: RiskProfile | None) -> None:
+        """Hand a TRAIL order working at ``stop`` to the Exit Manager. An entry's stop moves only
+        as far as its sizing still holds (:func:`trading.trailing.entry_bound`; with no
+        profile, not at all); an exit's freely."""
+        assert command.symbol is not None and command.side is not None
+        if self.exits is None:
+            return
+        bound = None
+        if command.kind is CommandKind.ENTER:
+            assert command.edge is not None
+            bound = (
+                stop
+                if profile is None
+                else entry_bound(
+                    command.side, quantity, command.edge.stop_price, profile.max_trade_size, DEFAULT_TICK
+                )
+            )
+        self.exits.track(
+            command.command_id,
+            command.symbol,
+            command.side,
+            stop,
+            trail_amount=command.trail_amount,
+            trail_percent=command.trail_percent,
+            bound=bound,
+        )
+
+    async def profile(self, account: str) -> RiskProfile | None:
+        """The account's risk profile (cached; read from the ledger the first time)."""
+        return await self._profile(account)
 
     async def _unsent(self, order: FloorOrder, reason: str) -> Outcome:
         """An order ledgered as accepted that does not go to the broker after all: its

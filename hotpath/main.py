@@ -310,14 +310,8 @@ async def run(
         for resend in () if halted else restored.to_send:
             command = resend.command
             if resend.trail_stop is not None and command.symbol is not None and command.side is not None:
-                exits.track(
-                    command.command_id,
-                    command.symbol,
-                    command.side,
-                    resend.trail_stop,
-                    trail_amount=command.trail_amount,
-                    trail_percent=command.trail_percent,
-                )
+                profile = await intake.profile(command.account)
+                intake.trail(command, resend.order.quantity, resend.trail_stop, profile)
             log.warning(
                 "restored %s, ledgered before the last stop (sent now unless the broker had it)",
                 resend.order.order_ref,
