@@ -34,16 +34,20 @@ from trading.signing import SignedCommand, generate_private_key, public_key_byte
 
 
 class _TripsDuringCommit(LedgerStore):
-    def __init__(self, pool: asyncpg.Pool, breaker: CircuitBreaker) -> None:
+    """A crash tick arrives while a command's entry is being appended (of ``kind``, if given)."""
+
+    def __init__(self, pool: asyncpg.Pool, breaker: CircuitBreaker, kind: CommandKind | None = None) -> None:
         super().__init__(pool)
         self._breaker = breaker
+        self._kind = kind
 
     async def append_accepted(
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
     ) -> Ledgered:
         ledgered = await super().append_accepted(envelope, sized_quantity, detail)
-        crash = CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10"))
-        self._breaker.trip("AAPL", crash, time.perf_counter_ns())
+        if self._kind in (None, envelope.command.kind):
+            crash = CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10"))
+            self._breaker.trip("AAPL", crash, time.perf_counter_ns())
         return ledgered
 
 
@@ -108,23 +112,6 @@ async def test_an_arm_right_after_an_automatic_trip_is_ledgered_after_that_trip(
     ]
 
 
-class _TripsDuringArm(LedgerStore):
-    """A crash tick arrives while the operator's arm is being appended."""
-
-    def __init__(self, pool: asyncpg.Pool, breaker: CircuitBreaker) -> None:
-        super().__init__(pool)
-        self.breaker = breaker
-
-    async def append_accepted(
-        self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
-    ) -> Ledgered:
-        ledgered = await super().append_accepted(envelope, sized_quantity, detail)
-        if envelope.command.kind is CommandKind.BREAKER_ARM:
-            crash = CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10"))
-            self.breaker.trip("AAPL", crash, time.perf_counter_ns())
-        return ledgered
-
-
 async def test_a_manual_re_arm_never_overrides_an_automatic_trip_that_landed_while_it_was_appended(
     operator: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
 ) -> None:
@@ -135,7 +122,11 @@ async def test_a_manual_re_arm_never_overrides_an_automatic_trip_that_landed_whi
     breaker = CircuitBreaker(lambda: None, lambda trip: breaker_log.record_trip(trip, breaker))
     breaker.halt()  # halted by an earlier trip; the operator re-arms
     intake = in_process_intake(
-        _TripsDuringArm(ledger_pool, breaker), BankrollOnly(), [], breaker=breaker, breaker_log=breaker_log
+        _TripsDuringCommit(ledger_pool, breaker, CommandKind.BREAKER_ARM),
+        BankrollOnly(),
+        [],
+        breaker=breaker,
+        breaker_log=breaker_log,
     )
     await intake.warm()
     arm = operator.sign(breaker_command(CommandKind.BREAKER_ARM, operator.agent_id))
