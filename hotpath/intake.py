@@ -57,7 +57,7 @@ from hotpath.ports import EventProducer, HotLedger, RefusedByLedger
 from hotpath.publish import publish_order_event
 from hotpath.refusals import Refusals, loose_command
 from ledger.iceberg_parents import control_detail
-from observability.security import SecurityLog
+from observability.security import SecurityRecorder
 from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading import iceberg_parents as parents
@@ -117,7 +117,7 @@ class Intake:
         broker: Broker,
         ledger: HotLedger,
         producer: EventProducer,
-        security: SecurityLog,
+        security: SecurityRecorder,
         breaker: CircuitBreaker,
         book: AccountBook,
         orders: dict[str, FloorOrder],

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -44,6 +45,7 @@ from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.streams import stream_symbols
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import UNREACHABLE, Db, DedicatedConnection
+from observability.flood import FloodSummary
 from observability.security import SecurityLog, refusal_event
 from observability.telemetry import install_global, setup, snapshot
 from trading.iceberg_parents import FloorKeys
@@ -243,11 +245,15 @@ async def run(
             " `floor up` provisions it",
             control_key_file,
         )
+    # Forged records cost a few security events per partition and window, not one each.
+    security = FloodSummary(
+        SecurityLog(ledger, producer, SECURITY_EVENTS), timedelta(seconds=settings.kafka_flood_window_s)
+    )
     intake = Intake(
         broker=broker,
         ledger=ledger,
         producer=producer,
-        security=SecurityLog(ledger, producer, SECURITY_EVENTS),
+        security=security,
         breaker=breaker,
         book=book,
         orders=orders,
@@ -325,6 +331,7 @@ async def run(
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
+        tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth)
         await intake.warm()
         # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
@@ -356,6 +363,8 @@ async def run(
             await cmd_consumer.stop()
         with contextlib.suppress(Exception):
             await broker.close()
+        with contextlib.suppress(Exception):
+            await security.close()  # the counts of windows still open
         if checkpointer is not None:
             await checkpointer.close()  # the ledger's head as this process leaves it
         with contextlib.suppress(Exception):

@@ -132,6 +132,9 @@ async def running_hotpath(
             group_id=f"hotpath-{uuid.uuid4().hex[:8]}",
             breaker_agent=breaker_agent,
             sniper_agents=sniper_agents,
+            # Short flood windows: one test's refused commands must not leave the next test's
+            # security events counted into a summary instead of recorded.
+            env={"FLOOR_KAFKA_FLOOD_WINDOW_S": "1"},
         )
     )
     process = HotPathProcess(
