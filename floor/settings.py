@@ -73,6 +73,9 @@ class FloorSettings(BaseSettings):
     api_flood_window_s: float = Field(default=60.0, gt=0)
     """Security events of one reason from one address: the first few per window in full, the
     rest as one summary row with a count when the window closes."""
+    kafka_flood_window_s: float = Field(default=60.0, gt=0)
+    """The same for the hot path's and the bridge's security events about Kafka records, per
+    partition and reason: a flood of forged records adds a few rows per window."""
     ledger_checkpoint_every: int = Field(default=100, ge=1)
     """The hot path signs a checkpoint of the ledger head each time the ledger has grown by this
     many entries (and when it stops)."""

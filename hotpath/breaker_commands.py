@@ -5,8 +5,11 @@ The sentry has already refused any such command not signed by an operator key
 the entry (naming the signer) is committed before the state changes, as an order's is before
 the broker sees it, so the ledger's newest breaker entry is always the state a restart comes up
 in. A trip halts intake and cancels every open order, exactly as an automatic trip does; an arm
-resumes intake. Both are floor-wide (the command's account is ``*``). Repeating one (a trip while
-halted, an arm while active) is ledgered too and harmless: a trip cancels again.
+resumes intake, unless an automatic trip landed while the arm was being ledgered: that trip is
+the newer word, so the floor stays halted and the trip is ledgered again after the arm (its
+first entry may have gone in before the arm's), keeping the ledger's newest entry a halt. Both
+are floor-wide (the command's account is ``*``). Repeating one (a trip while halted, an arm
+while active) is ledgered too and harmless: a trip cancels again.
 """
 
 from __future__ import annotations
@@ -47,12 +50,15 @@ class BreakerCommands:
             # read that trip as the newest word and come up halted.
             await self._breaker_log.settled()
         state = TradingState.ACTIVE if arming else TradingState.HALTED
+        trips = self._breaker.trips
         try:
             entry = await self._ledger.append_accepted(
                 envelope, 0, {"trading_state": state.value, "was": was.value}
             )
         except RefusedByLedger as exc:
             return await self._refusals.by_ledger(exc, envelope, source)
+        if arming and self._breaker.trips != trips:
+            return self._tripped_while_arming(envelope)
         if arming:
             self._breaker.arm()
         else:
@@ -74,4 +80,19 @@ class BreakerCommands:
             "warning" if arming else "critical",
             {"by": command.agent_id, "key_id": envelope.signer, "command_id": command.command_id},
         )
+        return Outcome(command.command_id, None)
+
+    def _tripped_while_arming(self, envelope: SignedCommand) -> Outcome:
+        """The arm is ledgered, but a crash tripped the breaker during its append: the trip
+        stands (as if it had come just after the arm), and is ledgered after the arm."""
+        command = envelope.command
+        trip = self._breaker.last_trip
+        log.warning(
+            "%s by %s ledgered, but the breaker tripped on %s meanwhile: staying HALTED",
+            command.kind.value,
+            command.agent_id,
+            None if trip is None else trip.symbol,
+        )
+        if self._breaker_log is not None and trip is not None:
+            self._breaker_log.record_trip(trip, self._breaker)
         return Outcome(command.command_id, None)

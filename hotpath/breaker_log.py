@@ -78,7 +78,7 @@ class BreakerLog:
     async def restore(self, breaker: CircuitBreaker) -> BreakerEntry | None:
         """Read the newest breaker entry; returns it (None: the floor never tripped). The caller
         halts the breaker when ``entry.state`` is HALTED, once its held orders are placed."""
-        entry = await newest_breaker_entry(self._db)
+        entry = await newest_breaker_entry(self._db, self._agent_id)
         if entry is None:
             return None
         if entry.problem is not None:

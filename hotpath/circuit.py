@@ -68,6 +68,8 @@ class CircuitBreaker:
         self.state = TradingState.ACTIVE
         self.last_trip: Trip | None = None
         self.last_change: BreakerChange | None = None
+        self.trips = 0
+        """Automatic trips so far: a re-arm checks none landed while it was being ledgered."""
 
     @property
     def halted(self) -> bool:
@@ -86,6 +88,7 @@ class CircuitBreaker:
         # Halt first: a command processed between the cancel and the halt would slip through.
         self.state = TradingState.HALTED
         self._cancel_all()
+        self.trips += 1
         trip = Trip(symbol, signal, recv_ns, time.perf_counter_ns(), datetime.now(UTC))
         self.last_trip = trip
         log.critical(

@@ -77,10 +77,12 @@ class ExitManager:
         trail_amount: Decimal | None,
         trail_percent: Decimal | None,
         tick: Decimal = DEFAULT_TICK,
+        bound: Decimal | None = None,
     ) -> None:
-        """Trail the working stop order ``command_id`` (a SELL stop protects a long)."""
+        """Trail the working stop order ``command_id`` (a SELL stop protects a long), never past
+        ``bound`` (an entry's: :func:`trading.trailing.entry_bound`)."""
         self._stops.setdefault(symbol, {})[command_id] = self._make(
-            order_side, stop, tick, trail_amount, trail_percent
+            order_side, stop, tick, trail_amount, trail_percent, bound
         )
 
     def forget(self, symbol: str, command_id: str) -> None:
@@ -120,7 +122,8 @@ class ExitManager:
         tick: Decimal,
         trail_amount: Decimal | None,
         trail_percent: Decimal | None,
+        bound: Decimal | None = None,
     ) -> TrailingStop:
         # A SELL stop protects a long position (position side BUY) and trails below the price.
         position_side = Side.BUY if order_side is Side.SELL else Side.SELL
-        return TrailingStop(position_side, tick, stop, trail_amount, trail_percent)
+        return TrailingStop(position_side, tick, stop, trail_amount, trail_percent, bound=bound)

@@ -34,6 +34,8 @@ class FloorOrder:
     done: bool = False
     reduce_only: bool = False
     """An ``exit``: it may only shrink the position (see :func:`trading.risk.check_order`)."""
+    accepted_at: datetime | None = None
+    """When the floor took it (its command's signed issue time): the session a DAY order ends with."""
 
     @classmethod
     def from_command(cls, command: Command, quantity: int) -> FloorOrder:
@@ -49,6 +51,7 @@ class FloorOrder:
             tif=command.tif.value if command.tif is not None else None,
             parent_id=command.parent_id,
             reduce_only=command.kind is CommandKind.EXIT,
+            accepted_at=command.issued_at,
         )
 
     @property

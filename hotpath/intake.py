@@ -20,9 +20,10 @@ A slice (an ``enter`` naming a ``parent_id``) must belong to a live parent of th
 symbol and side and fit in what is left of its total; an iceberg control (``iceberg_amend`` /
 ``_pause`` / ``_resume`` / ``_cancel``) must come from the parent's author or an operator: it
 is ledgered and published as a control record for the bridge to hand to the Iceberg, which
-reads it back from the ledger. The floor's own service keys may sign slices and cancels only
-(:mod:`trading.iceberg_parents`). A revoked key's running parents are stopped: a cancel signed
-by the floor's control key is ledgered, their working slices pulled, the Iceberg told.
+reads it back from the ledger. Only the Sniper signs slices, and each of the floor's own
+service keys signs only what its agent does (:mod:`trading.iceberg_parents`). A revoked key's
+running parents are stopped: a cancel signed by the floor's control key is ledgered, their
+working slices pulled, the Iceberg told.
 
 Where each refusal is recorded is :mod:`hotpath.refusals`' business.
 
@@ -48,7 +49,7 @@ from hotpath.account import AccountBook
 from hotpath.breaker_commands import BreakerCommands
 from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
-from hotpath.exit_manager import ExitManager
+from hotpath.exit_manager import DEFAULT_TICK, ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.icebergs import IcebergParents, control_record
 from hotpath.outcomes import Outcome, Timing
@@ -56,7 +57,7 @@ from hotpath.ports import EventProducer, HotLedger, RefusedByLedger
 from hotpath.publish import publish_order_event
 from hotpath.refusals import Refusals, loose_command
 from ledger.iceberg_parents import control_detail
-from observability.security import SecurityLog
+from observability.security import SecurityRecorder
 from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading import iceberg_parents as parents
@@ -76,9 +77,11 @@ from trading.fill_prices import FillRange, fill_range
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
 from trading.sentry import RegisteredKey, ReplayGuard
+from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignedCommand, sign_command
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
 from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
+from trading.trailing import entry_bound
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +98,14 @@ ICEBERG_PARENT = "iceberg_parent"
 FLOOR_CONTROL = "floor-control"
 """The floor's own key for the controls it issues itself (stopping a revoked key's icebergs)."""
 SECURITY_REASONS = frozenset(
-    {parents.FLOOR_KEY_OUT_OF_SCOPE, parents.UNKNOWN_PARENT, parents.PARENT_MISMATCH, parents.NOT_ALLOWED}
+    {
+        parents.FLOOR_KEY_OUT_OF_SCOPE,
+        parents.UNKNOWN_PARENT,
+        parents.PARENT_MISMATCH,
+        parents.NOT_ALLOWED,
+        parents.NOT_SLICER,
+        parents.SLICE_OFF_TERMS,
+    }
 )
 """Refusals that point at a forged, confused or compromised signer: also security events."""
 
@@ -107,7 +117,7 @@ class Intake:
         broker: Broker,
         ledger: HotLedger,
         producer: EventProducer,
-        security: SecurityLog,
+        security: SecurityRecorder,
         breaker: CircuitBreaker,
         book: AccountBook,
         orders: dict[str, FloorOrder],
@@ -119,6 +129,8 @@ class Intake:
         breaker_log: BreakerLog | None = None,
         symbols: Iterable[str] | None = None,
         control_key: Ed25519PrivateKey | None = None,
+        floor_keys: parents.FloorKeys | None = None,
+        calendar: SessionCalendar | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -141,6 +153,10 @@ class Intake:
         self.control_key = control_key
         """Signs the stops of a revoked key's icebergs (``floor-control``); None: such parents
         still have their working slices pulled, but no stop can be ledgered."""
+        self.floor_keys = floor_keys or parents.FloorKeys()
+        """Which service agents sign slices and expiry cancels (the worker's configuration)."""
+        self.calendar = calendar or SessionCalendar()
+        """When a DAY order's session closes (the lifecycle canceller may cancel it from then)."""
         self._revocations_handled: set[str] = set()
         """Revoked keys whose icebergs this process has stopped (or found none of)."""
         self._keys: dict[str, RegisteredKey] = {}
@@ -233,7 +249,8 @@ class Intake:
         command = envelope.command
         key = self._keys.get(envelope.signer)
         role = key.role if key is not None else "agent"
-        out_of_scope = parents.floor_key_refusal(command, role)
+        signer_agent = key.agent_id if key is not None else command.agent_id
+        out_of_scope = parents.floor_key_refusal(command, role, signer_agent, self.floor_keys)
         if out_of_scope is not None:
             return await self._refuse(envelope, out_of_scope, {"role": role, "kind": command.kind.value})
         if command.kind in ICEBERG_CONTROLS:
@@ -242,7 +259,7 @@ class Intake:
         if command.kind in (CommandKind.ENTER, CommandKind.EXIT):
             return await self._order(envelope, intake_ns, produce_ts_ms, source)
         if command.kind is CommandKind.CANCEL:
-            return await self._cancel(envelope, source)
+            return await self._cancel(envelope, source, role)
         if command.kind is CommandKind.CANCEL_ALL:
             return await self._cancel_all(envelope, source)
         if command.kind is CommandKind.ICEBERG:
@@ -364,15 +381,8 @@ class Intake:
 
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
         order.broker_order_id = placement.order_id
-        if trail_stop is not None and self.exits is not None:
-            self.exits.track(
-                command.command_id,
-                command.symbol,
-                command.side,
-                trail_stop,
-                trail_amount=command.trail_amount,
-                trail_percent=command.trail_percent,
-            )
+        if trail_stop is not None:
+            self.trail(command, quantity, trail_stop, profile)
         self.book.order_working(order)
         timing = Timing(
             command_id=command.command_id,
@@ -392,6 +402,37 @@ class Intake:
             self.on_timing(timing)
         await self._publish(order.event(EventKind.ACCEPTED))
         return Outcome(command.command_id, None, timing)
+
+    def trail(self, command: Command, quantity: int, stop: Decimal, profile: RiskProfile | None) -> None:
+        """Hand a TRAIL order working at ``stop`` to the Exit Manager. An entry's stop moves only
+        as far as its sizing still holds (:func:`trading.trailing.entry_bound`; with no
+        profile, not at all); an exit's freely."""
+        assert command.symbol is not None and command.side is not None
+        if self.exits is None:
+            return
+        bound = None
+        if command.kind is CommandKind.ENTER:
+            assert command.edge is not None
+            bound = (
+                stop
+                if profile is None
+                else entry_bound(
+                    command.side, quantity, command.edge.stop_price, profile.max_trade_size, DEFAULT_TICK
+                )
+            )
+        self.exits.track(
+            command.command_id,
+            command.symbol,
+            command.side,
+            stop,
+            trail_amount=command.trail_amount,
+            trail_percent=command.trail_percent,
+            bound=bound,
+        )
+
+    async def profile(self, account: str) -> RiskProfile | None:
+        """The account's risk profile (cached; read from the ledger the first time)."""
+        return await self._profile(account)
 
     async def _unsent(self, order: FloorOrder, reason: str) -> Outcome:
         """An order ledgered as accepted that does not go to the broker after all: its
@@ -474,6 +515,9 @@ class Intake:
         if refusal is not None:
             return await self._refuse(envelope, refusal, {"parent_id": command.parent_id, "taken": taken})
         assert parent is not None
+        raised = command.kind is CommandKind.ICEBERG_AMEND and (command.quantity or 0) > parent.total
+        if raised and (refused := await self._raised_total_refused(envelope, parent, taken)) is not None:
+            return refused
         try:
             await self.ledger.append_accepted(envelope, 0, control_detail(parent, taken=taken))
         except RefusedByLedger as exc:
@@ -481,6 +525,35 @@ class Intake:
         after = self.parents.apply(parent, command)
         await publish_order_event(self.producer, control_record(after, command))
         return Outcome(command.command_id, None)
+
+    async def _raised_total_refused(
+        self, envelope: SignedCommand, parent: parents.Parent, taken: int
+    ) -> Outcome | None:
+        """An amend raising the total is a bigger parent: the position check the parent passed
+        at entry (:func:`trading.risk.check_parent`) runs again, over what is not sliced yet
+        (what the slices took is in the position and the working orders already)."""
+        command = envelope.command
+        assert command.quantity is not None
+        profile = await self._profile(parent.account)
+        if profile is None:
+            return await self.refusals.floor(envelope, NO_PROFILE, {"account": parent.account})
+        limit = command.limit_price if command.limit_price is not None else parent.limit_price
+        fills = fill_range(
+            parent.side, None, limit=limit, stop=None, touch=self._touch(parent.symbol, parent.side)
+        )
+        if fills is None:
+            return await self.refusals.floor(envelope, NO_PRICE, {"symbol": parent.symbol})
+        unsliced = command.quantity - taken
+        decision = check_parent(
+            profile,
+            ProposedOrder(parent.symbol, parent.side, unsliced, fills.high),
+            self._snapshot(parent.account, parent.symbol),
+        )
+        if decision.approved:
+            return None
+        assert decision.reason is not None
+        detail = {"parent_id": parent.workflow_id, "taken": taken, "quantity": command.quantity}
+        return await self.refusals.floor(envelope, decision.reason.value, detail)
 
     async def stop_icebergs_of(self, key_id: str) -> list[str]:
         """Stop every live iceberg ``key_id`` signed: pull its working slices, ledger an
@@ -598,13 +671,29 @@ class Intake:
 
     # --- cancels ----------------------------------------------------------------------------
 
-    async def _cancel(self, envelope: SignedCommand, source: str) -> Outcome:
+    async def _cancel(self, envelope: SignedCommand, source: str, role: str) -> Outcome:
         command = envelope.command
         target = command.target_command_id
         assert target is not None
         order = self.orders.get(target)
         if order is None or order.account != command.account:
             return await self.refusals.floor(envelope, UNKNOWN_ORDER, {"target_command_id": target})
+        if role == parents.ROLE_SERVICE:
+            closes = None if order.accepted_at is None else self.calendar.close_after(order.accepted_at)
+            refusal = parents.floor_cancel_refusal(
+                command.agent_id,
+                self.floor_keys,
+                target_is_slice=order.parent_id is not None,
+                target_tif=order.tif,
+                session_closed=closes is not None and datetime.now(UTC) >= closes,
+            )
+            if refusal is not None:
+                detail: dict[str, object] = {
+                    "target_command_id": target,
+                    "tif": order.tif,
+                    "session_close": str(closes),
+                }
+                return await self._refuse(envelope, refusal, detail)
         try:
             await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
         except RefusedByLedger as exc:

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -44,8 +45,10 @@ from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.streams import stream_symbols
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import UNREACHABLE, Db, DedicatedConnection
+from observability.flood import FloodSummary
 from observability.security import SecurityLog, refusal_event
 from observability.telemetry import install_global, setup, snapshot
+from trading.iceberg_parents import FloorKeys
 from trading.record_signing import HOTPATH_WRITER
 from trading.risk import TradingState
 from trading.signing import KeyInvalid, private_key_from_pem
@@ -188,6 +191,7 @@ async def run(
     stop: asyncio.Event,
     broker: Broker | None = None,
     breaker_agent: str = BREAKER_AGENT,
+    floor_keys: FloorKeys | None = None,
 ) -> None:
     record_key = load_record_key(settings)
     telemetry = setup("hotpath")
@@ -241,11 +245,15 @@ async def run(
             " `floor up` provisions it",
             control_key_file,
         )
+    # Forged records cost a few security events per partition and window, not one each.
+    security = FloodSummary(
+        SecurityLog(ledger, producer, SECURITY_EVENTS), timedelta(seconds=settings.kafka_flood_window_s)
+    )
     intake = Intake(
         broker=broker,
         ledger=ledger,
         producer=producer,
-        security=SecurityLog(ledger, producer, SECURITY_EVENTS),
+        security=security,
         breaker=breaker,
         book=book,
         orders=orders,
@@ -255,6 +263,7 @@ async def run(
         breaker_log=breaker_log,
         symbols=symbols,
         control_key=control_key,
+        floor_keys=floor_keys,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
@@ -307,14 +316,8 @@ async def run(
         for resend in () if halted else restored.to_send:
             command = resend.command
             if resend.trail_stop is not None and command.symbol is not None and command.side is not None:
-                exits.track(
-                    command.command_id,
-                    command.symbol,
-                    command.side,
-                    resend.trail_stop,
-                    trail_amount=command.trail_amount,
-                    trail_percent=command.trail_percent,
-                )
+                profile = await intake.profile(command.account)
+                intake.trail(command, resend.order.quantity, resend.trail_stop, profile)
             log.warning(
                 "restored %s, ledgered before the last stop (sent now unless the broker had it)",
                 resend.order.order_ref,
@@ -328,6 +331,7 @@ async def run(
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
+        tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth)
         await intake.warm()
         # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
@@ -359,6 +363,8 @@ async def run(
             await cmd_consumer.stop()
         with contextlib.suppress(Exception):
             await broker.close()
+        with contextlib.suppress(Exception):
+            await security.close()  # the counts of windows still open
         if checkpointer is not None:
             await checkpointer.close()  # the ledger's head as this process leaves it
         with contextlib.suppress(Exception):
@@ -391,7 +397,13 @@ async def _consume(intake: Intake, cmd_consumer: Any) -> None:
             break
 
 
-def main(health_port: int, symbols: Sequence[str], group_id: str, breaker_agent: str = BREAKER_AGENT) -> None:
+def main(
+    health_port: int,
+    symbols: Sequence[str],
+    group_id: str,
+    breaker_agent: str = BREAKER_AGENT,
+    floor_keys: FloorKeys | None = None,
+) -> None:
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -402,7 +414,9 @@ def main(health_port: int, symbols: Sequence[str], group_id: str, breaker_agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(settings, health_port, symbols, group_id, stop, breaker_agent=breaker_agent)
+        await run(
+            settings, health_port, symbols, group_id, stop, breaker_agent=breaker_agent, floor_keys=floor_keys
+        )
 
     started = time.monotonic()
     uvloop.run(amain())

@@ -79,6 +79,8 @@ async def restore_orders(
             broker_order_id=state.broker_order_id,
         )
         for event in await order_history(db, state.command_id):
+            # Its first record's time stands for its acceptance (the session a DAY order is in).
+            order.accepted_at = order.accepted_at or event.ts
             if event.last_fill is not None:
                 order.apply_fill(event.last_fill.exec_id, event.last_fill.qty, event.last_fill.price)
         orders[order.command_id] = order

@@ -1,34 +1,44 @@
-"""Recording the hot path's refusals: every one named, in the ledger, and where it concerns an
-order on ``orders.events``; those that smell of forgery or replay also as security events.
+"""Recording the hot path's refusals: every one named, in the ledger, and where a genuine
+command concerns an order on ``orders.events``; those that smell of forgery or replay also as
+security events.
 
-* Sentry refusals (forged, unknown, revoked, replayed, stale, ...) are security events, and
-  the envelope is appended to the ledger *unauthenticated*, as evidence: such an entry never
-  occupies a genuine command's signature, nonce or id, and ``floor ledger verify`` does not
-  take its signature for authority.
+* Sentry refusals (forged, unknown, revoked, replayed, stale, ...) are security events. An
+  envelope a registered key really signed (revoked, replayed, stale, for an account it may not
+  trade, ...) is also appended to the ledger *unauthenticated*, as evidence: such an entry
+  never occupies a genuine command's signature, nonce or id, and ``floor ledger verify`` does
+  not take its signature for authority. One that no registered key signed (no signature, an
+  unknown key, a signature that does not verify) proves nothing about anyone and anyone can
+  make a million of them: it is a security event only, never a ledger row.
+* Security events name the Kafka partition a record came from as their source (the offset is
+  in the detail), so the process's :class:`~observability.flood.FloodSummary` records a flood
+  from one partition as a few events and a count per window, not one row per record.
 * Every later refusal (``breaker.halted``, ``sizing.*``, ``risk.*``) is an authenticated
   ledger entry with the reason (the command was genuine; the floor said no).
 * An envelope the ledger already decided on, delivered again, changes nothing: a warning-level
   security event and no record that could contradict the order's own.
-* A refused command never speaks for an order it does not own: when its command id already
-  belongs to a genuine command in the ledger (a retry re-signed under a used id, or a forgery
-  naming a live order's id), no ``rejected`` record is published under that id, or the live
-  order would read as rejected to the order-state rows, recovery and its lifecycle workflow.
+* A command the sentry refused never speaks for an order: no ``rejected`` record and no
+  order-state row under its id, whatever id it names. Its id is the sender's choice and
+  unauthenticated: a forgery could name a live order's id, or an id the floor will use later
+  (an iceberg's next slice, ``iceberg-<id>.s0002``), and a record under it would mark that
+  order rejected to the order-state rows, recovery and its lifecycle workflow. The security
+  event is its only record; the agent that really sent it reads it there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
 from hotpath.floor_orders import refusal_event
 from hotpath.outcomes import Outcome
 from hotpath.ports import HotLedger, RefusedByLedger
-from observability.security import SecurityLog
+from observability.security import SecurityEvent, SecurityRecorder
 from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading.commands import Command, CommandInvalid
 from trading.order_events import OrderEvent
-from trading.sentry import REPLAYED_SIGNATURE, REVOKED_KEY, Verdict
+from trading.sentry import REPLAYED_SIGNATURE, REVOKED_KEY, UNATTRIBUTED, Verdict
 from trading.signing import SignedCommand
 
 log = logging.getLogger(__name__)
@@ -41,7 +51,7 @@ class Refusals:
     def __init__(
         self,
         ledger: HotLedger,
-        security: SecurityLog,
+        security: SecurityRecorder,
         metrics: Metrics,
         publish: Callable[[OrderEvent], Awaitable[None]],
         on_revoked: Callable[[str], None] | None = None,
@@ -96,39 +106,39 @@ class Refusals:
         signer = data.get("signer") if isinstance(data, dict) else None
         if envelope is not None:
             signer = envelope.signer
-        await self._security.record(
+        # The evidence first: whoever reads the security event finds it in the ledger.
+        if command is not None and envelope is not None and verdict.reason not in UNATTRIBUTED:
+            try:
+                await self._ledger.append_rejected(
+                    envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
+                )
+            except RefusedByLedger:
+                log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
+        await self._record(
+            source,
             security_refusal(
                 reason=verdict.reason,
                 severity=verdict.severity.value,
                 source="hotpath",
-                source_address=source or None,
+                source_address=None,
                 agent_id=verdict.agent_id,
                 key_id=signer if isinstance(signer, str) else None,
                 command_id=command.command_id if command else None,
                 signature_hash=envelope.signature_hash if envelope is not None else None,
                 claimed_agent_id=command.agent_id if command else None,
                 detail=verdict.detail,
-            )
+            ),
         )
-        if command is not None:
-            if envelope is not None:
-                try:
-                    await self._ledger.append_rejected(
-                        envelope, verdict.reason, {"detail": verdict.detail}, authenticated=False
-                    )
-                except RefusedByLedger:
-                    log.warning("unauthenticated refusal of %s not ledgered twice", command.command_id)
-            event = refusal_event(command, verdict.reason)
-            if event is not None:
-                if await self._ledger.holds_command(command.command_id):
-                    log.warning(
-                        "refused %s (%s): the id belongs to a ledgered command; no record under it",
-                        command.command_id,
-                        verdict.reason,
-                    )
-                else:
-                    await self._publish(event)
         return Outcome(command.command_id if command else None, verdict.reason)
+
+    async def _record(self, source: str, event: SecurityEvent) -> None:
+        """Record ``event`` as from ``source``'s partition (``topic[p]@offset``), its offset in
+        the detail: a flood from one partition is one source to the flood summary."""
+        partition, at, offset = source.partition("@")
+        detail = {**event.detail, "offset": offset} if at else event.detail
+        await self._security.record(
+            dataclasses.replace(event, source_address=partition or None, detail=detail)
+        )
 
     async def redelivered(self, envelope: SignedCommand, source: str) -> Outcome:
         """The very envelope the ledger already decided on: Kafka delivering it again (after a
@@ -138,31 +148,33 @@ class Refusals:
         command = envelope.command
         self._metrics.commands_refused.add(1, {"reason": DUPLICATE_DELIVERY})
         log.warning("%s redelivered at %s; already in the ledger", command.command_id, source)
-        await self._security.record(
+        await self._record(
+            source,
             security_refusal(
                 reason=DUPLICATE_DELIVERY,
                 severity="warning",
                 source="hotpath",
-                source_address=source or None,
+                source_address=None,
                 agent_id=command.agent_id,
                 key_id=envelope.signer,
                 command_id=command.command_id,
                 signature_hash=envelope.signature_hash,
                 detail="identical to an envelope already in the ledger",
-            )
+            ),
         )
         return Outcome(command.command_id, DUPLICATE_DELIVERY)
 
     async def malformed(self, detail: str, source: str) -> Outcome:
         self._metrics.commands_refused.add(1, {"reason": MALFORMED})
-        await self._security.record(
+        await self._record(
+            source,
             security_refusal(
                 reason=MALFORMED,
                 severity="error",
                 source="hotpath",
-                source_address=source or None,
+                source_address=None,
                 detail=detail,
-            )
+            ),
         )
         return Outcome(None, MALFORMED)
 

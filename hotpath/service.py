@@ -9,6 +9,7 @@ from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
 from hotpath.breaker_log import BREAKER_AGENT
+from trading.iceberg_parents import SNIPER
 from trading.symbols import parse_symbols
 
 
@@ -19,10 +20,11 @@ def hotpath_spec(
     group_id: str = "hotpath",
     env: dict[str, str | None] | None = None,
     breaker_agent: str = BREAKER_AGENT,
+    sniper_agents: Sequence[str] = (SNIPER,),
 ) -> ServiceSpec:
     """Ready when the control port answers, which happens only once intake is consuming.
     ``symbols`` defaults to ``settings.hotpath_symbols``; ``breaker_agent``'s key in the keys
-    dir signs the breaker's trips."""
+    dir signs the breaker's trips; only ``sniper_agents``' keys may sign iceberg slices."""
     port = settings.hotpath_health_port
     if symbols is None:
         symbols = parse_symbols(settings.hotpath_symbols)
@@ -40,6 +42,8 @@ def hotpath_spec(
             group_id,
             "--breaker-agent",
             breaker_agent,
+            "--sniper-agents",
+            ",".join(sniper_agents),
         ],
         address=f"http://{settings.host}:{port}/health",
         probe=tcp_probe(settings.host, port),

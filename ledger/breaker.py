@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.append import Decision, LedgerRecord, append_signed
 from ledger.db import Db
-from trading.breaker_state import BREAKER_KINDS, KIND_TRIPPED, SIGNER_ROLE, TripRecord, state_after
+from trading.breaker_state import BREAKER_KINDS, KIND_TRIPPED, TripRecord, signer_problem, state_after
 from trading.commands import FLOOR_WIDE
 from trading.risk import TradingState
 from trading.signing import (
@@ -79,8 +79,9 @@ _NEWEST = (
 )
 
 
-async def newest_breaker_entry(db: Db) -> BreakerEntry | None:
-    """The newest accepted breaker entry (None on a floor that never tripped)."""
+async def newest_breaker_entry(db: Db, breaker_agent: str | None = None) -> BreakerEntry | None:
+    """The newest accepted breaker entry (None on a floor that never tripped); with
+    ``breaker_agent``, an automatic trip verifies only when that agent's key signed it."""
     row = await db.fetchrow(_NEWEST, FLOOR_WIDE, sorted(BREAKER_KINDS))
     if row is None:
         return None
@@ -90,19 +91,19 @@ async def newest_breaker_entry(db: Db) -> BreakerEntry | None:
         agent_id=row["agent_id"],
         command_id=row["command_id"],
         recorded_at=row["recorded_at"],
-        problem=_problem(row),
+        problem=_problem(row, breaker_agent),
     )
 
 
-def _problem(row: Any) -> str | None:
+def _problem(row: Any, breaker_agent: str | None) -> str | None:
     if row["public_key"] is None:
         return f"signer {row['signer']} is not a registered key"
     if row["key_agent"] != row["agent_id"]:
         return f"key {row['signer']} belongs to {row['key_agent']}, the entry names {row['agent_id']}"
     if row["revoked_at"] is not None and row["revoked_at"] <= row["recorded_at"]:
         return f"key {row['signer']} was revoked before the entry was recorded"
-    if row["role"] != SIGNER_ROLE[row["kind"]]:
-        return f"{row['kind']} needs a key with the {SIGNER_ROLE[row['kind']]} role, not {row['role']}"
+    if (wrong_signer := signer_problem(row["kind"], row["role"], row["agent_id"], breaker_agent)) is not None:
+        return wrong_signer
     try:
         public_key = public_key_from_bytes(bytes(row["public_key"]))
         verify_bytes(public_key, bytes(row["payload"]), bytes(row["signature"]))

@@ -34,7 +34,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -53,7 +53,8 @@ from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.keys import get_key
 from ledger.record_keys import writer_keys
-from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, Severity
+from observability.flood import FloodSummary
+from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, SecurityRecorder, Severity
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE, lifecycle_workflow_id
@@ -102,15 +103,17 @@ class Bridge:
         client: Client,
         *,
         ledger: Db,
-        security: SecurityLog,
+        security: SecurityRecorder,
         task_queue: str = TASK_QUEUE,
         calendar: SessionCalendar | None = None,
         linger_seconds: float = 300.0,
         sniper_agent: str = "sniper",
+        flood_window: timedelta = timedelta(seconds=60),
     ) -> None:
         self._client = client
         self._ledger = ledger
-        self._security = security
+        # Forged records cost a few security events per partition and window, not one each.
+        self._security = FloodSummary(security, flood_window)
         self._verifier = RecordVerifier(lambda: writer_keys(ledger))
         self._sniper = sniper_agent
         self._task_queue = task_queue
@@ -292,8 +295,20 @@ class Bridge:
             )
             return None
 
+    async def close(self) -> None:
+        """Write the counts of the flood windows still open (when the bridge stops)."""
+        await self._security.close()
+
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
+        summaries = asyncio.create_task(self._security.run(), name="flood-summaries")
+        try:
+            await self._bridge(consumer, stop)
+        finally:
+            summaries.cancel()
+            await self.close()
+
+    async def _bridge(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200)
             for tp, records in batches.items():
@@ -374,8 +389,9 @@ async def main(argv: list[str] | None = None) -> None:
             security=SecurityLog(LedgerAccess(pool), producer, SECURITY_EVENTS),
             task_queue=args.task_queue,
             sniper_agent=args.sniper_agent,
+            flood_window=timedelta(seconds=settings.kafka_flood_window_s),
         )
-        await bridge.run(consumer)
+        await bridge.run(consumer)  # writes the open windows' counts as it stops
     finally:
         await consumer.stop()
         await producer.stop()

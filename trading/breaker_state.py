@@ -6,12 +6,14 @@ The trading state is whatever the newest breaker entry in the ledger says:
 ================  ==========================================  =================  =========
 entry kind        written by                                  signed by          state
 ================  ==========================================  =================  =========
-breaker_tripped   the hot path, on a flash crash (automatic)  a ``service`` key  HALTED
+breaker_tripped   the hot path, on a flash crash (automatic)  the breaker's key  HALTED
 breaker_trip      an operator's command, through intake       an operator key    HALTED
 breaker_arm       an operator's command, through intake       an operator key    ACTIVE
 ================  ==========================================  =================  =========
 
-No breaker entry at all is ACTIVE (a new floor). An entry that does not verify (signature,
+The breaker's key is a ``service`` key of the hot path's configured breaker agent
+(``floor-breaker``): no other floor key speaks for the breaker. No breaker entry at all is
+ACTIVE (a new floor). An entry that does not verify (signature,
 signer's role) counts as a trip, never as an arm: whoever can write the ledger without the
 operator's key can halt the floor at worst, never re-arm it.
 
@@ -55,6 +57,17 @@ SIGNER_ROLE = {
     CommandKind.BREAKER_ARM.value: "operator",
 }
 """The key registry role (``agent_keys.role``) whose key must sign each breaker entry."""
+
+
+def signer_problem(kind: str, role: str, agent_id: str, breaker_agent: str | None) -> str | None:
+    """Why a key of ``role`` held by ``agent_id`` may not sign a breaker entry of ``kind``
+    (None: it may). An automatic trip is the breaker's own: with ``breaker_agent`` known, a
+    trip signed by any other service key (the Sniper's, say) carries no authority."""
+    if role != SIGNER_ROLE[kind]:
+        return f"{kind} needs a key with the {SIGNER_ROLE[kind]} role, not {role}"
+    if kind == KIND_TRIPPED and breaker_agent is not None and agent_id != breaker_agent:
+        return f"{kind} is signed by the breaker's key ({breaker_agent}), not {agent_id}'s"
+    return None
 
 _KEYS = frozenset(
     {

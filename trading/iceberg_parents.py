@@ -9,6 +9,9 @@ A slice is refused, first failure named:
 
 1. ``iceberg.unknown_parent``  no accepted iceberg in the ledger under that id
 2. ``iceberg.parent_mismatch`` the slice's account, symbol or side differ from the parent's
+   ``iceberg.slice_off_terms`` the slice is not a limit order, its limit is through the
+                               parent's (above it for a BUY, below for a SELL), or its time in
+                               force is not the parent's
 3. ``iceberg.parent_done``     the parent was cancelled or stopped, or its slices filled it
 4. ``iceberg.over_total``      what the slices took (filled shares of ended slices, the whole
                                quantity of working ones) plus this slice's requested quantity
@@ -19,18 +22,26 @@ this parent (``iceberg.not_allowed``: only the parent's author agent, or a key w
 operator role, may), or an amend would take the total below what the slices already took
 (``iceberg.amend_below_taken``: the working slice may fill whole before its cancel lands).
 
-The floor's own service keys (the Sniper, the lifecycle canceller) hold ``*`` so they can act
-on any account, which must not make them a blank cheque: a service key may sign a slice of a
-live parent and a cancel of an order the floor holds, nothing else
-(``floor_key.out_of_scope``).
+Only the Sniper signs slices: a slice signed by any other key, an agent's or an operator's
+included, is ``iceberg.not_slicer`` (an agent works its parent through the Sniper, not around
+it). The floor's own service keys hold ``*`` so they can act on any account, which must not
+make them a blank cheque; each is scoped by its agent id (:class:`FloorKeys`), and anything
+outside its scope is ``floor_key.out_of_scope``:
+
+* the Sniper (the worker's configured slicer): slices, and cancels of slices;
+* the lifecycle canceller (``floor-lifecycle``): cancels of DAY orders, at or after the close
+  of the session the order was accepted in (an order's expiry, nothing earlier);
+* every other service key (``floor-breaker``, ``floor-ledger``, ``floor-hotpath``,
+  ``floor-reconcile``, ``floor-control``): nothing through intake; each signs its own records
+  elsewhere.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from trading.commands import ICEBERG_CONTROLS, Command, CommandKind, Side
+from trading.commands import ICEBERG_CONTROLS, Command, CommandKind, OrderType, Side, TimeInForce
 
 UNKNOWN_PARENT = "iceberg.unknown_parent"
 PARENT_MISMATCH = "iceberg.parent_mismatch"
@@ -39,6 +50,8 @@ OVER_TOTAL = "iceberg.over_total"
 NOT_ALLOWED = "iceberg.not_allowed"
 AMEND_BELOW_TAKEN = "iceberg.amend_below_taken"
 FLOOR_KEY_OUT_OF_SCOPE = "floor_key.out_of_scope"
+NOT_SLICER = "iceberg.not_slicer"
+SLICE_OFF_TERMS = "iceberg.slice_off_terms"
 
 ROLE_OPERATOR = "operator"
 ROLE_SERVICE = "service"
@@ -48,6 +61,20 @@ WORKFLOW_PREFIX = "iceberg-"
 
 STOPPED_BY_REVOCATION = "revoked"
 """``stopped`` of a parent whose author's key was revoked."""
+
+SNIPER = "sniper"
+LIFECYCLE = "floor-lifecycle"
+"""The agent ids ``floor up`` provisions for the Sniper and the lifecycle canceller."""
+
+
+@dataclass(frozen=True)
+class FloorKeys:
+    """Which of the floor's service agents does what (the worker's configuration)."""
+
+    slicers: frozenset[str] = field(default_factory=lambda: frozenset({SNIPER}))
+    """Agents whose service key signs slices (the worker's ``--sniper-agent``)."""
+    lifecycle: str = LIFECYCLE
+    """The agent whose service key cancels DAY orders at their session's close."""
 
 
 def parent_workflow_id(command_id: str) -> str:
@@ -77,6 +104,8 @@ class Parent:
     total: int
     display: int
     limit_price: Decimal | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    """The parent's time in force, which each slice carries (a DAY parent ends at the close)."""
     stopped: str | None = None
     """Why the parent takes no more slices (``cancelled``, ``revoked``); None while live."""
 
@@ -99,6 +128,7 @@ class Parent:
             total=command.quantity,
             display=command.display_size,
             limit_price=command.limit_price,
+            tif=command.tif or TimeInForce.DAY,
         )
 
     def after(self, control: Command) -> Parent:
@@ -131,12 +161,29 @@ def slice_refusal(command: Command, parent: Parent | None, taken: int) -> str | 
         return UNKNOWN_PARENT
     if (command.account, command.symbol, command.side) != (parent.account, parent.symbol, parent.side):
         return PARENT_MISMATCH
+    if off_terms(command, parent):
+        return SLICE_OFF_TERMS
     if done(parent, taken):
         return PARENT_DONE
     requested = command.quantity if command.quantity is not None else parent.total
     if taken + requested > parent.total:
         return OVER_TOTAL
     return None
+
+
+def off_terms(command: Command, parent: Parent) -> bool:
+    """True when the slice is not what the Sniper sends for this parent: a limit order, priced
+    at or inside the parent's limit (if it has one), with the parent's time in force. A market
+    slice or one priced through the limit would fill where the parent's author never agreed to."""
+    if command.order_type is not OrderType.LMT or command.limit_price is None:
+        return True
+    if (command.tif or TimeInForce.DAY) is not parent.tif:
+        return True
+    if parent.limit_price is None:
+        return False
+    if parent.side is Side.BUY:
+        return command.limit_price > parent.limit_price
+    return command.limit_price < parent.limit_price
 
 
 def control_refusal(
@@ -157,14 +204,30 @@ def control_refusal(
     return None
 
 
-def floor_key_refusal(command: Command, role: str) -> str | None:
-    """A service key's command outside its scope (None: in scope, or not a service key). In
-    scope are a slice (an ``enter`` naming a parent, which :func:`slice_refusal` then checks)
-    and a ``cancel`` (which intake accepts only for an order it holds)."""
+def floor_key_refusal(command: Command, role: str, agent_id: str, keys: FloorKeys) -> str | None:
+    """Why a command is outside its signer's scope (None: in scope, or checked later). A slice
+    (an ``enter`` naming a parent) is the Sniper's alone; a service key may otherwise sign only
+    a ``cancel``, and only the Sniper and the lifecycle canceller may (which orders they may
+    cancel is :func:`floor_cancel_refusal`'s, once intake knows the target)."""
+    if command.kind is CommandKind.ENTER and command.parent_id is not None:
+        if role == ROLE_SERVICE and agent_id in keys.slicers:
+            return None
+        return FLOOR_KEY_OUT_OF_SCOPE if role == ROLE_SERVICE else NOT_SLICER
     if role != ROLE_SERVICE:
         return None
-    if command.kind is CommandKind.ENTER and command.parent_id is not None:
+    if command.kind is CommandKind.CANCEL and (agent_id in keys.slicers or agent_id == keys.lifecycle):
         return None
-    if command.kind is CommandKind.CANCEL:
+    return FLOOR_KEY_OUT_OF_SCOPE
+
+
+def floor_cancel_refusal(
+    agent_id: str, keys: FloorKeys, *, target_is_slice: bool, target_tif: str | None, session_closed: bool
+) -> str | None:
+    """Why a service key's cancel of this order is out of scope (None: it may cancel it). The
+    Sniper cancels slices only; the lifecycle canceller only a DAY order whose session has
+    closed (``target_tif`` None is DAY, as the broker takes it)."""
+    if agent_id in keys.slicers and target_is_slice:
         return None
+    if agent_id == keys.lifecycle and (target_tif or TimeInForce.DAY.value) == TimeInForce.DAY.value:
+        return None if session_closed else FLOOR_KEY_OUT_OF_SCOPE
     return FLOOR_KEY_OUT_OF_SCOPE

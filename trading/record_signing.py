@@ -15,8 +15,9 @@ another. It is computed over the record as published, every key included, so a v
 exactly what the writer signed even when the writer is newer than the verifier.
 
 A record is trusted only when signed by an unrevoked ``service`` key of an agent the topic names
-as its writer (:data:`RECORD_WRITERS`); anything else is refused with a named
-:class:`RecordRefused` reason, which the consumer turns into a security event.
+as its writer (:data:`RECORD_WRITERS`), of a kind that writer writes (:data:`WRITER_KINDS`);
+anything else is refused with a named :class:`RecordRefused` reason, which the consumer turns
+into a security event.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ RECORD_WRITERS: Mapping[str, frozenset[str]] = {
     "broker.sessions": frozenset({HOTPATH_WRITER}),
 }
 """Per topic, the agents whose service key may write it. A topic not named here is not signed."""
+
+WRITER_KINDS: Mapping[tuple[str, str], frozenset[str]] = {
+    ("orders.events", RECONCILE_WRITER): frozenset({"filled", "partially_filled", "cancelled"}),
+}
+"""(topic, writer) -> the record kinds that writer may sign there; a writer not named here may
+sign any kind. Reconciliation writes missed fills and ends orders the broker no longer knows;
+its key speaks for nothing else (an ``accepted`` or ``rejected`` record, say)."""
 
 # Refusal reasons (dotted, like the sentry's).
 MALFORMED = "record.malformed"
@@ -134,6 +142,14 @@ def verify_record(topic: str, raw: bytes | str, keys: Mapping[str, WriterKey]) -
         )
     except (ValueError, KeyInvalid, SignatureInvalid):
         raise RecordRefused(BAD_SIGNATURE, f"signature by {signer} does not verify", signer=signer) from None
+    kinds = WRITER_KINDS.get((topic, key.agent_id))
+    if kinds is not None and record.get("kind") not in kinds:
+        raise RecordRefused(
+            NOT_A_WRITER,
+            f"{key.agent_id} writes only {', '.join(sorted(kinds))} records on {topic},"
+            f" not {record.get('kind')!r}",
+            signer=signer,
+        )
     return record
 
 

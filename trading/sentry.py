@@ -99,6 +99,10 @@ SEVERITY: Mapping[str, Severity] = {
 
 REASONS: tuple[str, ...] = tuple(SEVERITY)
 
+UNATTRIBUTED = frozenset({NO_SIGNATURE, UNKNOWN_KEY, BAD_SIGNATURE})
+"""Refusals of an envelope no registered key signed: it proves nothing about any key holder,
+and anyone can make any number of them."""
+
 REDELIVERY_SUSPECTS = frozenset({REPLAYED_SIGNATURE, REPLAYED_NONCE, STALE})
 """Refusals that an exact copy of an envelope already in the ledger can draw (the guard may
 have forgotten it, leaving only its age). On one of these the caller asks the ledger whether
@@ -218,12 +222,14 @@ def check(
         return Verdict(NO_SIGNATURE, detail="the command carries no signature")
     if key is None or key.key_id != envelope.signer:
         return Verdict(UNKNOWN_KEY, detail=f"no registered key {envelope.signer}")
-    if key.revoked:
-        return Verdict(REVOKED_KEY, key.agent_id, f"key {key.key_id} was revoked")
+    # The signature before revocation: a revoked key's id on bytes it never signed is a forgery
+    # like any other, not something its holder did.
     try:
         verify_bytes(public_key_from_bytes(key.public_key), envelope.canonical, envelope.signature)
     except SignatureInvalid:
         return Verdict(BAD_SIGNATURE, key.agent_id, f"signature does not verify with key {key.key_id}")
+    if key.revoked:
+        return Verdict(REVOKED_KEY, key.agent_id, f"key {key.key_id} was revoked")
     command = envelope.command
     if command.agent_id != key.agent_id:
         return Verdict(

@@ -8,11 +8,26 @@ Rounding: a candidate stop is placed on the tick grid *away from the price* (dow
 up for a short), so the distance to the price is never less than the trail. The stop moves only
 when the candidate beats the current stop by at least ``min_step`` (default one tick), so a
 jittering price does not spray the broker with one-tick modifications.
+
+An entry's trailing stop is bounded (:func:`entry_bound`). An entry TRAIL opens a position
+when its stop triggers, and it was sized at the stop it was sent with; a stop that later moves
+changes the price the position opens at. Each move is therefore capped so that the order, at
+its stop, stays what the sizing approved:
+
+* notional (quantity x stop) within Max Trade Size: this binds a SELL entry, whose stop rises
+  with the price (a BUY entry's stop only falls, and its notional with it);
+* the stop strictly on the entry side of the edge's protective stop (below it for a SELL entry,
+  above for a BUY), on the tick grid: a stop that moved past it would open the position already
+  through its stop.
+
+The loss to the edge's stop (Max Dollar Risk) needs no cap of its own: the stop only ever moves
+toward the edge's stop, so the loss per share only shrinks. Once at its bound the stop stays
+there. An exit's trailing stop (reduce-only) is not bounded: it only ever shrinks a position.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from trading.commands import Side
@@ -36,6 +51,9 @@ class TrailingStop:
     trail_percent: Decimal | None = None
     min_step: Decimal | None = None
     """Smallest improvement that moves the stop; None means one tick."""
+    bound: Decimal | None = None
+    """How far the stop may go (:func:`entry_bound`): a long's stop never rises above it, a
+    short's never falls below it. None: unbounded (an exit's stop)."""
 
     def __post_init__(self) -> None:
         if (self.trail_amount is None) == (self.trail_percent is None):
@@ -58,18 +76,34 @@ class TrailingStop:
         """The stop moved by this price, or None if it stays (it never moves backward)."""
         step = self.min_step if self.min_step is not None else self.tick
         new = self.candidate(price)
+        if self.bound is not None:
+            new = min(new, self.bound) if self.position_side is Side.BUY else max(new, self.bound)
         if self.position_side is Side.BUY:
             moved = new - self.stop >= step
         else:
             moved = self.stop - new >= step
         if not moved or new <= 0:
             return None
-        return TrailingStop(
-            self.position_side, self.tick, new, self.trail_amount, self.trail_percent, self.min_step
-        )
+        return replace(self, stop=new)
 
     def triggered(self, price: Decimal) -> bool:
         """True when ``price`` has reached the stop."""
         if self.position_side is Side.BUY:
             return price <= self.stop
         return price >= self.stop
+
+
+def entry_bound(
+    order_side: Side, quantity: int, edge_stop: Decimal, max_trade_size: Decimal, tick: Decimal
+) -> Decimal:
+    """The farthest an entry's trailing stop may move (see the module's notes): for a SELL
+    entry the highest stop, for a BUY entry the lowest, on the tick grid."""
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive, got {quantity}")
+    if order_side is Side.SELL:
+        below_edge = round_to_tick(edge_stop, tick, up=False)
+        if below_edge == edge_stop:
+            below_edge -= tick
+        return min(round_to_tick(max_trade_size / quantity, tick, up=False), below_edge)
+    above_edge = round_to_tick(edge_stop, tick, up=True)
+    return above_edge + tick if above_edge == edge_stop else above_edge

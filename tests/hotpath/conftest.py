@@ -113,6 +113,7 @@ async def running_hotpath(
     paper: PaperStack,
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,
+    sniper_agents: tuple[str, ...] = ("sniper",),
 ) -> AsyncIterator[HotPathProcess]:
     """The hot path as ``floor up`` starts it: its own process, ready when consuming. (Other
     packages make their own fixture of it: a fixture imported from here would live for the
@@ -126,7 +127,14 @@ async def running_hotpath(
     await ensure_record_writers(settings, ledger_pool)
     service = supervisor.start(
         hotpath_spec(
-            settings, symbols=SYMBOLS, group_id=f"hotpath-{uuid.uuid4().hex[:8]}", breaker_agent=breaker_agent
+            settings,
+            symbols=SYMBOLS,
+            group_id=f"hotpath-{uuid.uuid4().hex[:8]}",
+            breaker_agent=breaker_agent,
+            sniper_agents=sniper_agents,
+            # Short flood windows: one test's refused commands must not leave the next test's
+            # security events counted into a summary instead of recorded.
+            env={"FLOOR_KAFKA_FLOOD_WINDOW_S": "1"},
         )
     )
     process = HotPathProcess(

@@ -14,7 +14,7 @@ from hotpath.breaker_log import BreakerLog
 from hotpath.circuit import CircuitBreaker
 from hotpath.intake import Intake
 from hotpath.ports import EventProducer, HotLedger
-from observability.security import SecurityLog
+from observability.security import SecurityLog, SecurityRecorder
 from observability.telemetry import setup
 from trading.order_events import OrderEvent
 
@@ -37,6 +37,7 @@ def in_process_intake(
     breaker: CircuitBreaker | None = None,
     breaker_log: BreakerLog | None = None,
     producer: EventProducer | None = None,
+    security: SecurityRecorder | None = None,
 ) -> Intake:
     """Intake over ``ledger`` and ``broker`` with a fresh AAPL quote, appending every record it
     would publish to ``emitted``; the records intake sends straight to Kafka (an iceberg parent's
@@ -47,7 +48,7 @@ def in_process_intake(
         broker=broker,  # type: ignore[arg-type]
         ledger=ledger,
         producer=producer,  # type: ignore[arg-type]  # None: records go to `emit` only
-        security=SecurityLog(ledger, None, SECURITY_EVENTS),  # type: ignore[arg-type]
+        security=security or SecurityLog(ledger, None, SECURITY_EVENTS),  # type: ignore[arg-type]
         breaker=breaker or CircuitBreaker(lambda: None, lambda trip: None),
         book=book,
         orders={},

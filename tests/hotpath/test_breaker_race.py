@@ -34,16 +34,20 @@ from trading.signing import SignedCommand, generate_private_key, public_key_byte
 
 
 class _TripsDuringCommit(LedgerStore):
-    def __init__(self, pool: asyncpg.Pool, breaker: CircuitBreaker) -> None:
+    """A crash tick arrives while a command's entry is being appended (of ``kind``, if given)."""
+
+    def __init__(self, pool: asyncpg.Pool, breaker: CircuitBreaker, kind: CommandKind | None = None) -> None:
         super().__init__(pool)
         self._breaker = breaker
+        self._kind = kind
 
     async def append_accepted(
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
     ) -> Ledgered:
         ledgered = await super().append_accepted(envelope, sized_quantity, detail)
-        crash = CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10"))
-        self._breaker.trip("AAPL", crash, time.perf_counter_ns())
+        if self._kind in (None, envelope.command.kind):
+            crash = CrashSignal(Decimal("200"), Decimal("180"), 0, Decimal("10"))
+            self._breaker.trip("AAPL", crash, time.perf_counter_ns())
         return ledgered
 
 
@@ -106,3 +110,40 @@ async def test_an_arm_right_after_an_automatic_trip_is_ledgered_after_that_trip(
         ("breaker_tripped", agent_id),
         ("breaker_arm", operator.agent_id),
     ]
+
+
+async def test_a_manual_re_arm_never_overrides_an_automatic_trip_that_landed_while_it_was_appended(
+    operator: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    key = generate_private_key()
+    agent_id = f"floor-breaker-{uuid.uuid4().hex[:8]}"
+    await register_key(ledger_pool, agent_id, public_key_bytes(key), ROLE_SERVICE, ["*"])
+    breaker_log = BreakerLog(ledger_pool, key, agent_id)
+    breaker = CircuitBreaker(lambda: None, lambda trip: breaker_log.record_trip(trip, breaker))
+    breaker.halt()  # halted by an earlier trip; the operator re-arms
+    intake = in_process_intake(
+        _TripsDuringCommit(ledger_pool, breaker, CommandKind.BREAKER_ARM),
+        BankrollOnly(),
+        [],
+        breaker=breaker,
+        breaker_log=breaker_log,
+    )
+    await intake.warm()
+    arm = operator.sign(breaker_command(CommandKind.BREAKER_ARM, operator.agent_id))
+
+    outcome = await intake.handle(arm.to_wire(), source="test")
+
+    assert outcome.reason is None  # the arm is ledgered, and the trip after it stands
+    assert breaker.state is TradingState.HALTED
+    await breaker_log.settled()
+    # A restart reads the same: the newest breaker entry is a trip, after the arm.
+    entry = await newest_breaker_entry(ledger_pool, agent_id)
+    assert entry is not None and (entry.kind, entry.agent_id, entry.problem) == (
+        "breaker_tripped",
+        agent_id,
+        None,
+    )
+    arm_seq = await ledger_pool.fetchval(
+        "SELECT seq FROM ledger_entries WHERE command_id = $1 AND authenticated", arm.command.command_id
+    )
+    assert entry.seq > arm_seq

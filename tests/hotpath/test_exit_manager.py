@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
+
+import asyncpg
 
 from brokers.base import UnknownOrderRef
 from hotpath.exit_manager import ExitManager, StopMoved
-from trading.commands import Side
+from hotpath.ledger_store import LedgerStore
+from tests.fixtures.hotpath import Agent, enter_command
+from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
+from tests.hotpath.in_process import in_process_intake
+from tests.hotpath.test_refusal_walk import TakesOrders
+from trading.commands import OrderType, Side
 
 
 class Venue:
@@ -70,3 +78,29 @@ def test_forgetting_a_done_order_stops_its_trailing() -> None:
     exits.track("c4", "AAPL", Side.SELL, Decimal("99"), trail_amount=Decimal("1"), trail_percent=None)
     exits.forget("AAPL", "c4")
     assert exits.on_price("AAPL", Decimal("150"), 1) == [] and venue.modifies == []
+
+
+async def test_an_entry_trail_through_intake_moves_its_stop_no_further_than_its_sizing_allows(
+    agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    """A SELL entry trailing 1 below the bid (189.40), its edge's stop at 190.40, is sized at its
+    stop and sent as a STP there. The price rallies to 200: an unbounded stop would follow to
+    199 and open the short at a notional far past Max Trade Size, through its protective stop."""
+    broker, venue = TakesOrders(), Venue()
+    intake = in_process_intake(LedgerStore(ledger_pool), broker, [])
+    intake.exits = ExitManager(venue.modify)
+    await intake.warm()
+    command = dataclasses.replace(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, stop=Decimal("190.40")),
+        order_type=OrderType.TRAIL, limit_price=None, trail_amount=Decimal("1"),
+    )  # fmt: skip
+    assert (await intake.handle(agent.sign(command).to_wire(), source="test")).reason is None
+    [order] = broker.placed
+    assert (order.order_type, order.stop_price) == (OrderType.STP, Decimal("188.40"))
+
+    intake.exits.on_price("AAPL", Decimal("200"), 1)
+    [(ref, stop)] = venue.modifies
+    assert ref == command.command_id
+    assert order.quantity * stop <= MAIN_PROFILE.max_trade_size < order.quantity * (stop + Decimal("0.01"))
+    assert stop < Decimal("190.40")
+    assert intake.exits.on_price("AAPL", Decimal("210"), 2) == []  # at its bound it stays

@@ -5,9 +5,11 @@ forged or misused key, a security event. The broker is never reached
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,10 +23,14 @@ from ledger.keys import register_key, revoke_agent
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 from tests.hotpath.conftest import TIGHT_ACCOUNT, VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
+from tests.hotpath.test_refusal_walk import TakesOrders
 from trading import iceberg_parents as parents
+from trading import sentry
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent
+from trading.risk import Refusal
 from trading.signing import public_key_bytes
+from workflows.slicing import slice_command_id
 
 TOTAL = 300
 
@@ -41,7 +47,20 @@ class Floor:
 
     def fresh_intake(self) -> Intake:
         """Another intake over the same ledger: a hot path restarted, knowing nothing yet."""
-        return in_process_intake(LedgerStore(self.pool), BankrollOnly(), self.emitted, producer=self.producer)
+        intake = in_process_intake(
+            LedgerStore(self.pool), BankrollOnly(), self.emitted, producer=self.producer
+        )
+        intake.floor_keys = self.intake.floor_keys
+        return intake
+
+    async def taking_orders(self, broker: TakesOrders | None = None) -> Intake:
+        """Another intake over the same ledger, whose broker takes the orders it is sent."""
+        intake = in_process_intake(
+            LedgerStore(self.pool), broker or TakesOrders(), self.emitted, producer=self.producer
+        )
+        intake.floor_keys = self.intake.floor_keys
+        await intake.warm()
+        return intake
 
     async def handle(self, signer: Agent, command: Command, intake: Intake | None = None) -> str | None:
         outcome = await (intake or self.intake).handle(signer.sign(command).to_wire(), source="test")
@@ -80,6 +99,7 @@ async def floor(
     await register_key(ledger_pool, sniper.agent_id, public_key_bytes(sniper.private_key), "service", ["*"])
     emitted: list[OrderEvent] = []
     intake = in_process_intake(LedgerStore(ledger_pool), BankrollOnly(), emitted, producer=command_producer)
+    intake.floor_keys = parents.FloorKeys(slicers=frozenset({sniper.agent_id}))
     await intake.warm()
     state = Floor(intake, emitted, agent, sniper, ledger_pool, command_producer)
     parent = iceberg(agent.agent_id)
@@ -210,3 +230,94 @@ async def test_a_slice_of_a_parent_whose_author_was_revoked_is_refused_as_parent
     await floor.intake.refresh_keys()
     command = slice_of(floor.sniper.agent_id, floor.parent_id)
     assert await floor.handle(floor.sniper, command) == parents.PARENT_DONE
+
+
+async def test_forged_slices_under_a_live_parents_future_ids_leave_no_record_and_the_genuine_slice_works(
+    floor: Floor,
+) -> None:
+    """Slice ids are predictable (``<parent>.s0001``, ...). A forgery sent under them ahead of
+    the Sniper is a security event only: no ``rejected`` record or order-state row claims the
+    id, so the genuine slice, when it comes, is accepted and sent like any other."""
+    forger = new_agent(floor.sniper.agent_id)  # the Sniper's name, a key nobody registered
+    ids = [slice_command_id(floor.parent_id, n) for n in range(1, 4)]
+    for command_id in ids:
+        forged = forger.sign(slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10))
+        forged = dataclasses.replace(
+            forged,
+            command=dataclasses.replace(forged.command, command_id=command_id),
+            signer=floor.sniper.key_id,
+        )
+        assert (await floor.intake.handle(forged.to_wire(), source="test")).reason == sentry.BAD_SIGNATURE
+    assert [e for e in floor.emitted if e.command_id in ids] == []
+    for command_id in ids:
+        assert (
+            await floor.pool.fetchval("SELECT count(*) FROM order_events WHERE command_id = $1", command_id)
+            == 0
+        )
+        assert await _security_reasons(floor.pool, command_id) == [sentry.BAD_SIGNATURE]
+
+    broker = TakesOrders()
+    intake = await floor.taking_orders(broker)
+    genuine = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10)
+    genuine = dataclasses.replace(genuine, command_id=ids[0])
+    assert await floor.handle(floor.sniper, genuine, intake) is None
+    assert [o.order_ref for o in broker.placed] == [ids[0]]
+    assert [(e.kind, e.reason) for e in floor.emitted if e.command_id == ids[0]] == [
+        (EventKind.ACCEPTED, None)
+    ]
+    assert (await _entry(floor.pool, ids[0]))[0] == "accepted"
+
+
+async def test_each_floor_key_acts_only_within_its_agents_scope(
+    floor: Floor, ledger_pool: asyncpg.Pool
+) -> None:
+    """The floor's keys all hold '*' with the service role; what each may sign through intake
+    is set by its agent id: the Sniper slices and cancels slices, the lifecycle key cancels a
+    DAY order once its session closed, any other floor key signs nothing here."""
+    tag = uuid.uuid4().hex[:8]
+    lifecycle, other = new_agent(f"floor-lifecycle-{tag}"), new_agent(f"floor-ledger-{tag}")
+    for key in (lifecycle, other):
+        await register_key(ledger_pool, key.agent_id, public_key_bytes(key.private_key), "service", ["*"])
+    intake = in_process_intake(LedgerStore(floor.pool), TakesOrders(), floor.emitted, producer=floor.producer)
+    intake.floor_keys = parents.FloorKeys(frozenset({floor.sniper.agent_id}), lifecycle.agent_id)
+    await intake.warm()
+
+    def cancel(signer: Agent, target: str) -> Command:
+        return Command(kind=CommandKind.CANCEL, **_common(signer.agent_id), target_command_id=target)
+
+    day_slice = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=10)
+    assert await floor.handle(floor.sniper, day_slice, intake) is None
+    gtc = dataclasses.replace(
+        enter_command(floor.author.agent_id, account=VENUE_ACCOUNT, quantity=5), tif=TimeInForce.GTC
+    )
+    assert await floor.handle(floor.author, gtc, intake) is None
+
+    out = parents.FLOOR_KEY_OUT_OF_SCOPE
+    assert await floor.handle(other, slice_of(other.agent_id, floor.parent_id, quantity=10), intake) == out
+    assert await floor.handle(other, cancel(other, day_slice.command_id), intake) == out
+    assert await floor.handle(floor.sniper, cancel(floor.sniper, gtc.command_id), intake) == out
+    # Before the close of the session it was accepted in, a DAY order is no expiry's to cancel.
+    early = cancel(lifecycle, day_slice.command_id)
+    assert await floor.handle(lifecycle, early, intake) == out
+    assert await _security_reasons(floor.pool, early.command_id) == [out]
+    # Accepted three days ago: its session has closed. A GTC order never expires at a close.
+    for order in intake.orders.values():
+        order.accepted_at = datetime.now(UTC) - timedelta(days=3)
+    assert await floor.handle(lifecycle, cancel(lifecycle, gtc.command_id), intake) == out
+    assert await floor.handle(lifecycle, cancel(lifecycle, day_slice.command_id), intake) is None
+    assert await floor.handle(floor.sniper, cancel(floor.sniper, day_slice.command_id), intake) is None
+
+
+async def test_an_amend_raising_a_parents_total_runs_the_parents_position_check_again(floor: Floor) -> None:
+    """The parent (BUY 300) passed the position check at entry; an amend to a total the
+    account's Max Position (1,000) cannot hold is refused as the parent itself would be."""
+    intake = await floor.taking_orders()
+    too_big = control(floor.author.agent_id, CommandKind.ICEBERG_AMEND, floor.parent_id, quantity=1001)
+    assert await floor.handle(floor.author, too_big, intake) == Refusal.MAX_POSITION.value
+    assert (await _entry(floor.pool, too_big.command_id))[:2] == ("rejected", Refusal.MAX_POSITION.value)
+    # What a slice already took counts once: 100 working, and a total of 1,000 still fits.
+    assert await floor.handle(floor.sniper, slice_of(floor.sniper.agent_id, floor.parent_id), intake) is None
+    fits = control(floor.author.agent_id, CommandKind.ICEBERG_AMEND, floor.parent_id, quantity=1000)
+    assert await floor.handle(floor.author, fits, intake) is None
+    over = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=901)
+    assert await floor.handle(floor.sniper, over, intake) == parents.OVER_TOTAL

@@ -100,6 +100,7 @@ NOT_REASONS: dict[str, str] = {
     "revoked": "why a revoked key's iceberg was stopped, in the stop's ledger detail",
     "proof": "the key of a signed record's signature",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
+    "sniper": "the agent id `floor up` provisions for the Sniper",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
@@ -155,9 +156,17 @@ class Walk:
     intake: Intake
     broker: TakesOrders
     emitted: list[OrderEvent]
+    sniper: Agent
+    """The floor's Sniper: the one key intake takes slices from."""
 
     async def send(self, command: Command) -> str | None:
         return await self.send_envelope(self.agent.sign(command))
+
+    async def send_slice(self, parent_id: str, **changes: object) -> str | None:
+        """The baseline order as a slice of ``parent_id``, signed by the Sniper."""
+        return await self.send_envelope(
+            self.sniper.sign(baseline(self.sniper.agent_id, parent_id=parent_id, **changes))
+        )
 
     async def send_envelope(self, envelope: SignedCommand) -> str | None:
         return await self.send_raw(envelope.to_wire())
@@ -183,8 +192,11 @@ async def walk(
     intake = in_process_intake(LedgerStore(ledger_pool), broker, emitted, producer=command_producer)
     intake.symbols = frozenset({"AAPL", "MSFT"})  # MSFT is traded but has no quote yet
     intake.exits = ExitManager(lambda ref, stop: 0)
+    sniper = new_agent(f"sniper-{uuid.uuid4().hex[:8]}")  # a service key, allowed on '*'
+    await register_key(ledger_pool, sniper.agent_id, public_key_bytes(sniper.private_key), "service", ["*"])
+    intake.floor_keys = parents.FloorKeys(slicers=frozenset({sniper.agent_id}))
     await intake.warm()
-    return Walk(ledger_pool, agent, intake, broker, emitted)
+    return Walk(ledger_pool, agent, intake, broker, emitted, sniper)
 
 
 # --- the cases: one per reason, each the input its name describes ---------------------------
@@ -438,23 +450,34 @@ def _ids(agent_id: str) -> dict[str, Any]:
 
 
 async def unknown_parent(w: Walk) -> str | None:
-    return await w.send(baseline(w.agent.agent_id, parent_id="iceberg-cmd-nobody-ever-sent"))
+    return await w.send_slice("iceberg-cmd-nobody-ever-sent")
 
 
 async def parent_mismatch(w: Walk) -> str | None:
     parent_id = await live_parent(w)  # a BUY parent: a SELL slice is not one of its slices
-    return await w.send(baseline(w.agent.agent_id, parent_id=parent_id, side=Side.SELL, stop=Decimal(195)))
+    return await w.send_slice(parent_id, side=Side.SELL, stop=Decimal(195))
+
+
+async def slice_off_terms(w: Walk) -> str | None:
+    parent_id = await live_parent(w)  # a DAY parent: a GTC slice would outlive it
+    command = dataclasses.replace(baseline(w.sniper.agent_id, parent_id=parent_id), tif=TimeInForce.GTC)
+    return await w.send_envelope(w.sniper.sign(command))
+
+
+async def not_slicer(w: Walk) -> str | None:
+    parent_id = await live_parent(w)  # the parent's own author, slicing it around the Sniper
+    return await w.send(baseline(w.agent.agent_id, parent_id=parent_id))
 
 
 async def over_total(w: Walk) -> str | None:
     parent_id = await live_parent(w)
-    return await w.send(baseline(w.agent.agent_id, parent_id=parent_id, quantity=PARENT_TOTAL + 1))
+    return await w.send_slice(parent_id, quantity=PARENT_TOTAL + 1)
 
 
 async def parent_done(w: Walk) -> str | None:
     parent_id = await live_parent(w)
     assert await w.send(control(w.agent.agent_id, CommandKind.ICEBERG_CANCEL, parent_id)) is None
-    return await w.send(baseline(w.agent.agent_id, parent_id=parent_id))
+    return await w.send_slice(parent_id)
 
 
 async def control_not_allowed(w: Walk) -> str | None:
@@ -468,15 +491,13 @@ async def control_not_allowed(w: Walk) -> str | None:
 
 async def amend_below_taken(w: Walk) -> str | None:
     parent_id = await live_parent(w)
-    assert await w.send(baseline(w.agent.agent_id, parent_id=parent_id)) is None  # 5 shares working
+    assert await w.send_slice(parent_id) is None  # 5 shares working
     return await w.send(control(w.agent.agent_id, CommandKind.ICEBERG_AMEND, parent_id, quantity=4))
 
 
 async def floor_key_out_of_scope(w: Walk) -> str | None:
-    sniper = new_agent(f"sniper-{uuid.uuid4().hex[:8]}")  # a service key, allowed on '*'
-    await register_key(w.pool, sniper.agent_id, public_key_bytes(sniper.private_key), "service", ["*"])
-    await w.intake.refresh_keys()
-    return await w.send_envelope(sniper.sign(baseline(sniper.agent_id)))  # an order, not a slice
+    # The Sniper's key (a service key, allowed on '*'): an order, not a slice.
+    return await w.send_envelope(w.sniper.sign(baseline(w.sniper.agent_id)))
 
 
 # --- signed records: what a consumer of orders.events or broker.sessions refuses -----------
@@ -580,6 +601,8 @@ CASES: dict[str, Case] = {
     records.NOT_A_WRITER: record_not_a_writer,
     records.KEY_REVOKED: record_key_revoked,
     records.BAD_SIGNATURE: record_bad_signature,
+    parents.SLICE_OFF_TERMS: slice_off_terms,
+    parents.NOT_SLICER: not_slicer,
 }
 """Reason -> the case that draws it. A new reason gets a new entry here."""
 

@@ -77,3 +77,16 @@ async def test_an_automatic_trip_signed_by_an_operator_key_fails_verify(
     report = await verify_ledger(ledger_dsn)
     assert report.first_bad is not None
     assert "breaker_tripped needs a key with the service role" in report.first_bad.problem
+
+
+async def test_an_automatic_trip_signed_by_another_floor_key_than_the_breakers_does_not_verify(
+    db: asyncpg.Connection,
+) -> None:
+    """Every floor key has the service role; only the hot path's breaker agent speaks for the
+    breaker. Such an entry still counts as a trip (never as an arm), reported as unverified."""
+    sniper = await registered_agent(db, "sniper", role="service")
+    await append_trip(db, trip_record("sniper"), sniper.private_key)
+    entry = await newest_breaker_entry(db, "floor-breaker")
+    assert entry is not None and entry.state is TradingState.HALTED
+    assert entry.problem is not None and "breaker's key (floor-breaker)" in entry.problem
+    assert (await newest_breaker_entry(db, "sniper")).problem is None  # type: ignore[union-attr]

@@ -37,6 +37,7 @@ from tests.temporal.test_iceberg_hotpath import (  # noqa: F401 - fixtures used 
     _pred,
     hotpath,
     sniper,
+    sniper_agent,
 )
 from trading import iceberg_parents as parents
 from trading.commands import Command, CommandKind, Edge, Side, utc_now_ms

@@ -77,10 +77,19 @@ async def hotpath(
     risk_profiles: None,  # noqa: F811
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,  # noqa: F811
+    sniper_agent: str,
 ) -> AsyncIterator[HotPathProcess]:
-    """This module's own hot path, stopped when the module ends."""
-    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
+    """This module's own hot path, stopped when the module ends; slices are its Sniper's alone."""
+    async with running_hotpath(
+        floor_settings, supervisor, paper, ledger_pool, command_producer, sniper_agents=(sniper_agent,)
+    ) as process:
         yield process
+
+
+@pytest.fixture(scope="module")
+def sniper_agent() -> str:
+    """The agent this module's worker signs slices as, and the only one its hot path takes them from."""
+    return f"sniper-{uuid.uuid4().hex[:8]}"
 
 
 SYMBOL = "MSFT"
@@ -152,9 +161,10 @@ async def sniper(
     ledger_pool: asyncpg.Pool,
     tmp_path_factory: pytest.TempPathFactory,
     record_writers: RecordWriters,
+    sniper_agent: str,
 ) -> AsyncIterator[SniperStack]:
     tag = uuid.uuid4().hex[:8]
-    agent_id = f"sniper-{tag}"
+    agent_id = sniper_agent
     key = generate_private_key()
     keys_dir = tmp_path_factory.mktemp("keys")
     (keys_dir / f"{agent_id}.key").write_bytes(private_key_to_pem(key))
@@ -407,8 +417,17 @@ async def test_an_unsigned_or_tampered_iceberg_is_refused_by_the_sentry_and_star
     await command_producer.send_and_wait(
         AGENT_COMMANDS, json.dumps(wire).encode(), key=f"{VENUE_ACCOUNT}/{SYMBOL}".encode()
     )
-    await _refused_without_an_iceberg(kafka_bootstrap, temporal_client, cid, reason)
+    # A command the sentry refused yields no order record at all (its id is unauthenticated):
+    # the security event is its only trace, and the bridge never hears of it.
+    await eventually(_pred(lambda: _security_reasons(ledger_pool, cid, reason)), timeout=20)
+    assert not await _exists(temporal_client, iceberg_workflow_id(cid))
+    assert await ledger_pool.fetchval("SELECT count(*) FROM order_events WHERE command_id = $1", cid) == 0
     assert all(decision == "rejected" for _, decision, _ in await _parent_entries(ledger_pool, cid))
+
+
+async def _security_reasons(pool: asyncpg.Pool, command_id: str, reason: str) -> bool:
+    rows = await pool.fetch("SELECT reason FROM security_events WHERE command_id = $1", command_id)
+    return [r["reason"] for r in rows] == [reason]
 
 
 async def test_an_iceberg_while_the_breaker_is_halted_is_refused_and_starts_nothing(

@@ -23,7 +23,10 @@ from activities.market import QuoteRequest, QuoteResult
 from bus.signed_records import SigningProducer
 from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
 from ledger.security_events import SecurityEvent, recent_security_events
+from observability.flood import FULL_EVENTS_PER_WINDOW, REPEATS
+from observability.security import SecurityLog
 from temporal import session_records
+from temporal.bridge import Bridge
 from temporal.client import iceberg_input
 from temporal.config import broker_session_workflow_id, iceberg_workflow_id
 from tests.fixtures.hotpath import RecordWriters, new_agent, register
@@ -32,7 +35,7 @@ from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from tests.temporal.test_bridge import _exists
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent, encode
-from trading.record_signing import sign_record
+from trading.record_signing import UNSIGNED, sign_record
 from trading.signing import SignedCommand
 from workflows.broker_session import Change, SessionChange
 from workflows.iceberg import Iceberg, IcebergStatus, ProgressQuery
@@ -304,3 +307,29 @@ async def test_an_iceberg_started_directly_in_temporal_for_a_parent_the_ledger_l
     assert unheld_result.reason is not None and unheld_result.reason.startswith("iceberg.parent_unknown")
     assert inflated_result.status is IcebergStatus.REJECTED and inflated_result.slices == []
     assert inflated_result.reason is not None and "total_qty" in inflated_result.reason
+
+
+async def test_a_burst_of_forged_records_adds_security_rows_per_window_not_per_record(
+    temporal_client: Client, ledger_pool: asyncpg.Pool, bridge_security: SecurityLog
+) -> None:
+    """Sixty unsigned records from one partition: the first few are recorded in full, the rest
+    counted into one summary per reason, written when the window closes or the bridge stops."""
+    bridge = Bridge(
+        temporal_client, ledger=ledger_pool, security=bridge_security, flood_window=timedelta(minutes=5)
+    )
+    partition = f"orders.events-{uuid.uuid4().hex[:8]}[0]"  # this test's own source
+    burst = 60
+    unsigned = encode(_record(f"cmd-forged-{uuid.uuid4().hex}", 1, EventKind.CANCELLED))
+    await bridge.deliver_raw([(f"{partition}@{offset}", unsigned) for offset in range(burst)])
+
+    rows = await ledger_pool.fetch(
+        "SELECT reason, detail FROM security_events WHERE remote_addr = $1", partition
+    )
+    assert [r["reason"] for r in rows] == [UNSIGNED] * FULL_EVENTS_PER_WINDOW
+    await bridge.close()
+    rows = await ledger_pool.fetch(
+        "SELECT detail->>$2 AS repeats FROM security_events WHERE remote_addr = $1 AND detail ? $2",
+        partition,
+        REPEATS,
+    )
+    assert [int(r["repeats"]) for r in rows] == [burst - FULL_EVENTS_PER_WINDOW]

@@ -103,6 +103,10 @@ def test_an_accepted_amend_or_cancel_changes_the_parent_as_intake_tracks_it() ->
     assert PARENT.after(_control(CommandKind.ICEBERG_CANCEL)).stopped == "cancelled"
 
 
+KEYS = parents.FloorKeys()
+"""As ``floor up`` names them: ``sniper`` slices, ``floor-lifecycle`` cancels at the close."""
+
+
 @pytest.mark.parametrize(
     ("command", "allowed"),
     [
@@ -115,10 +119,74 @@ def test_an_accepted_amend_or_cancel_changes_the_parent_as_intake_tracks_it() ->
         (_control(CommandKind.ICEBERG_CANCEL, "sniper"), False),
     ],
 )  # fmt: skip
-def test_a_service_key_may_sign_slices_and_cancels_only(command: Command, allowed: bool) -> None:
-    refusal = parents.floor_key_refusal(command, parents.ROLE_SERVICE)
+def test_the_sniper_may_sign_slices_and_cancels_only(command: Command, allowed: bool) -> None:
+    refusal = parents.floor_key_refusal(command, parents.ROLE_SERVICE, "sniper", KEYS)
     assert refusal == (None if allowed else parents.FLOOR_KEY_OUT_OF_SCOPE)
-    assert parents.floor_key_refusal(command, "agent") is None
+
+
+@pytest.mark.parametrize(
+    "agent_id", ["floor-lifecycle", "floor-breaker", "floor-ledger", "floor-hotpath", "floor-reconcile",
+                 "floor-control"],
+)  # fmt: skip
+def test_no_other_floor_key_signs_a_slice_and_only_the_lifecycle_key_a_cancel(agent_id: str) -> None:
+    cancel = _command(CommandKind.CANCEL, agent_id, target_command_id="x")
+    for command in (_slice(), _command(CommandKind.CANCEL_ALL, agent_id), cancel):
+        refusal = parents.floor_key_refusal(command, parents.ROLE_SERVICE, agent_id, KEYS)
+        allowed = command is cancel and agent_id == "floor-lifecycle"
+        assert refusal == (None if allowed else parents.FLOOR_KEY_OUT_OF_SCOPE), (agent_id, command.kind)
+
+
+@pytest.mark.parametrize("role", ["agent", "operator"])
+def test_only_the_sniper_signs_slices_whatever_the_signers_role(role: str) -> None:
+    """The parent's own author included: it works its parent through the Sniper."""
+    assert parents.floor_key_refusal(_slice(), role, "alpha", KEYS) == parents.NOT_SLICER
+    assert parents.floor_key_refusal(_slice(), role, "sniper", KEYS) == parents.NOT_SLICER
+    assert parents.floor_key_refusal(_slice(parent_id=None), role, "alpha", KEYS) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "off"),
+    [
+        ({}, False),
+        ({"limit_price": Decimal("190")}, False),  # at the parent's limit
+        ({"limit_price": Decimal("190.01")}, True),  # through it
+        ({"order_type": OrderType.MKT, "limit_price": None}, True),
+        ({"tif": TimeInForce.GTC}, True),
+    ],
+)
+def test_a_slice_is_a_limit_order_at_or_inside_the_parents_limit_with_its_time_in_force(
+    changes: dict[str, Any], off: bool
+) -> None:
+    reason = parents.slice_refusal(_slice(**changes), PARENT, 0)
+    assert reason == (parents.SLICE_OFF_TERMS if off else None)
+    sell_parent = Parent(**{**PARENT.__dict__, "side": Side.SELL})
+    sell = _slice(
+        side=Side.SELL,
+        limit_price=Decimal("189.99"),
+        edge=Edge(Decimal("0.55"), Decimal("2"), Decimal("195")),
+    )
+    assert parents.slice_refusal(sell, sell_parent, 0) == parents.SLICE_OFF_TERMS  # below a SELL's limit
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "is_slice", "tif", "closed", "allowed"),
+    [
+        ("sniper", True, "DAY", False, True),
+        ("sniper", False, "DAY", True, False),
+        ("floor-lifecycle", False, "DAY", True, True),
+        ("floor-lifecycle", True, None, True, True),
+        ("floor-lifecycle", False, "DAY", False, False),
+        ("floor-lifecycle", False, "GTC", True, False),
+        ("floor-control", True, "DAY", True, False),
+    ],
+)
+def test_the_sniper_cancels_slices_and_the_lifecycle_key_day_orders_once_their_session_closed(
+    agent_id: str, is_slice: bool, tif: str | None, closed: bool, allowed: bool
+) -> None:
+    refusal = parents.floor_cancel_refusal(
+        agent_id, KEYS, target_is_slice=is_slice, target_tif=tif, session_closed=closed
+    )
+    assert refusal == (None if allowed else parents.FLOOR_KEY_OUT_OF_SCOPE)
 
 
 def test_control_commands_carry_a_parent_and_an_amend_names_something_to_change() -> None:

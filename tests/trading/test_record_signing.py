@@ -69,6 +69,27 @@ def test_each_way_of_not_being_the_writer_is_refused_by_name() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "written"),
+    [("filled", True), ("partially_filled", True), ("cancelled", True), ("accepted", False),
+     ("rejected", False), ("submitted", False), ("expired", False), (None, False)],
+)  # fmt: skip
+def test_the_reconciliation_key_signs_only_the_record_kinds_reconciliation_writes(
+    kind: str | None, written: bool
+) -> None:
+    reconcile = generate_private_key()
+    keys = {**KEYS, key_id(reconcile): _key(reconcile, "floor-reconcile")}
+    raw = sign_record(
+        "orders.events", json.dumps({"v": 1, "event_id": "e1", "kind": kind}).encode(), reconcile
+    )
+    if written:
+        assert verify_record("orders.events", raw, keys)["kind"] == kind
+    else:
+        assert _refusal("orders.events", raw, keys) == NOT_A_WRITER
+    # The hot path writes every kind.
+    assert verify_record("orders.events", sign_record("orders.events", raw, HOTPATH), keys)["kind"] == kind
+
+
 @given(field=st.sampled_from(["event_id", "kind", "filled_qty", "v"]), value=st.integers() | st.text())
 def test_changing_any_field_after_signing_breaks_the_signature(field: str, value: object) -> None:
     signed = json.loads(sign_record("orders.events", RECORD, HOTPATH))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.commands import Side
-from trading.trailing import TrailingStop, round_to_tick
+from trading.trailing import TrailingStop, entry_bound, round_to_tick
 
 TICK = Decimal("0.01")
 
@@ -72,3 +72,56 @@ def test_stop_is_monotone_and_at_least_the_trail_from_the_best_price(
             stop = moved
     # The final stop is exactly where the best price puts it.
     assert stop.stop == stop.candidate(best)
+
+
+CENTS = st.integers(min_value=100, max_value=100_000).map(lambda c: Decimal(c) / 100)
+
+
+@settings(max_examples=300)
+@given(
+    order_side=st.sampled_from(list(Side)),
+    start=CENTS,
+    edge_gap=st.integers(min_value=1, max_value=2_000).map(lambda c: Decimal(c) / 100),
+    quantity=st.integers(min_value=1, max_value=5_000),
+    slack=st.integers(min_value=0, max_value=10_000).map(Decimal),
+    trail=st.integers(min_value=1, max_value=500).map(lambda c: Decimal(c) / 100),
+    path=st.lists(st.integers(min_value=-300, max_value=300), min_size=1, max_size=40),
+)
+def test_an_entrys_trailing_stop_never_carries_it_past_max_trade_size_or_through_its_protective_stop(
+    order_side: Side,
+    start: Decimal,
+    edge_gap: Decimal,
+    quantity: int,
+    slack: Decimal,
+    trail: Decimal,
+    path: list[int],
+) -> None:
+    """Sized at its starting stop (notional within Max Trade Size, the edge's stop on the far
+    side), an entry stays so however the price runs: notional at the stop within the limit, the
+    stop short of the edge's stop, and the loss to it no larger than sized."""
+    edge = start + edge_gap if order_side is Side.SELL else start - edge_gap
+    if edge <= 0:
+        return
+    max_trade_size = quantity * start + slack  # the sizing approved the starting stop
+    position_side = Side.BUY if order_side is Side.SELL else Side.SELL
+    bound = entry_bound(order_side, quantity, edge, max_trade_size, TICK)
+    stop = TrailingStop(position_side, TICK, start, trail_amount=trail, bound=bound)
+    sized_loss = quantity * abs(edge - start)
+    price = start + trail if order_side is Side.SELL else start - trail
+    for step in path:
+        price = max(price + Decimal(step) / 10, TICK)
+        stop = stop.on_price(price) or stop
+        assert quantity * stop.stop <= max_trade_size
+        assert stop.stop < edge if order_side is Side.SELL else stop.stop > edge
+        assert quantity * abs(edge - stop.stop) <= sized_loss
+
+
+def test_the_reviewed_case_a_sell_entry_trailing_a_rally_stops_at_max_trade_size() -> None:
+    """SELL TRAIL 1 below a bid of 100, edge stop 101, sized at its stop 99: 500 shares. The
+    price runs to 110: unbounded, the stop would follow to 109 (54,500 of notional)."""
+    bound = entry_bound(Side.SELL, 500, Decimal("101"), Decimal("50000"), TICK)
+    assert bound == Decimal("100.00")
+    stop = TrailingStop(Side.BUY, TICK, Decimal("99"), trail_amount=Decimal("1"), bound=bound)
+    moved = stop.on_price(Decimal("110"))
+    assert moved is not None and moved.stop == Decimal("100.00")
+    assert moved.on_price(Decimal("120")) is None
