@@ -4,7 +4,8 @@
 - One login role per runtime process kind (:data:`RUNTIME_ROLES`): NOSUPERUSER NOCREATEROLE
   NOCREATEDB NOBYPASSRLS NOREPLICATION, owning nothing, a member of the group roles
   ``floor_writer`` and ``floor_reader`` (migrations grant to the groups). Only ``floor_cli``,
-  through ``floor_registrar``, may call the functions that change keys and risk profiles.
+  through ``floor_registrar``, may call the functions that change keys and risk profiles; only
+  ``floor_hotpath``, through ``floor_appender``, may append to the ledger.
 - The superuser only creates these roles (:func:`ensure_roles`) and hands the schema to the
   owner (:func:`hand_over_schema`); it is never used at run time.
 
@@ -27,6 +28,9 @@ WRITER_GROUP = "floor_writer"
 READER_GROUP = "floor_reader"
 REGISTRAR_GROUP = "floor_registrar"
 """May call ``floor_key_change`` and ``floor_risk_profile_set`` (migration 0008)."""
+APPENDER_GROUP = "floor_appender"
+"""May call ``ledger_append`` (migration 0014): the hot path only."""
+GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class RuntimeRole:
         return f"FLOOR_{self.process.upper()}_DATABASE_URL"
 
 
-HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP))
+HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP, APPENDER_GROUP))
 API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP))
 WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP))
 """The Temporal worker and the bridge."""
@@ -83,7 +87,7 @@ async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[st
     conn = await asyncpg.connect(superuser_dsn)
     try:
         existing = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles")}
-        for group in (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP):
+        for group in GROUPS:
             if group not in existing:
                 await conn.execute(f"CREATE ROLE {group} NOLOGIN")
         for name in (OWNER, *(r.name for r in RUNTIME_ROLES)):

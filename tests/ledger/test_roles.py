@@ -16,13 +16,14 @@ import pytest
 
 from floor.settings import FloorSettings
 from ledger import roles
-from ledger.append import Decision, append_command, append_refusal
+from ledger.append import Decision, append_command, append_refusal, append_signed
 from ledger.key_changes import register_key_signed
 from ledger.migrate import apply_migrations
 from ledger.risk_profiles import set_profile
 from tests.fixtures.hotpath import new_agent
 from tests.ledger.conftest import with_database
 from tests.ledger.helpers import signed_enter
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, canonical_bytes, utc_now_ms
 from trading.signing import generate_private_key, public_key_bytes
 from trading.sizing import RiskProfile
 
@@ -244,7 +245,35 @@ async def test_what_each_runtime_role_needs_it_can_do(as_runtime: asyncpg.Connec
         datetime.now(UTC),
     )
     assert await as_runtime.fetchval("SELECT count(*) FROM ledger_entries") >= 4
-    # Appending goes through ledger_append, which every runtime role may call.
-    await append_refusal(
-        as_runtime, payload=b"{}", signer="0" * 32, signature=b"\x00" * 64, reason="sentry.bad_signature"
-    )
+
+
+@pytest.mark.parametrize("process", RUNTIME)
+async def test_only_the_hotpath_role_may_append_to_the_ledger(
+    process: str, seeded: str, floor_settings: FloorSettings
+) -> None:
+    """The planted order a restart would send: an accepted exit with a signature that is none.
+    Only the hot path appends (keys and profiles are ledgered by the functions that change them)."""
+    conn = await asyncpg.connect(with_database(floor_settings.role_url(process), seeded))
+    try:
+        evil = Command(
+            kind=CommandKind.EXIT, command_id=f"evil-exit-{uuid.uuid4().hex[:8]}", agent_id="nobody",
+            account="DU1", nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="AAPL", side=Side.SELL,
+            order_type=OrderType.MKT, tif=TimeInForce.DAY, quantity=100000,
+        )  # fmt: skip
+        plant = append_signed(
+            conn, kind=evil.kind.value, payload=canonical_bytes(evil), signer="0" * 32, scheme="ed25519",
+            signature=b"\x00" * 64, account=evil.account, agent_id=evil.agent_id,
+            command_id=evil.command_id, nonce=evil.nonce, issued_at=evil.issued_at,
+            decision=Decision.ACCEPTED, detail={"quantity": 100000},
+        )  # fmt: skip
+        if process == "hotpath":
+            await plant  # the hot path can; recovery re-verifies what it reads back (test_recovery)
+            return
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await plant
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await append_refusal(
+                conn, payload=b"{}", signer="0" * 32, signature=b"\x01" * 64, reason="sentry.bad_signature"
+            )
+    finally:
+        await conn.close()
