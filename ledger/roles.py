@@ -58,6 +58,12 @@ RUNTIME_ROLES: tuple[RuntimeRole, ...] = (HOTPATH, API, WORKER, CLI)
 
 _ATTRS = "NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREPLICATION INHERIT"
 """INHERIT: a runtime role has what its groups are granted, no more."""
+SESSION_LIMITS = {"idle_in_transaction_session_timeout": "10s", "lock_timeout": "10s"}
+"""Set on every runtime role: a session that opens a transaction and idles (holding the ledger's
+head lock after an append, say) is ended, and no statement waits on a lock for longer. The hot
+path's appends hold the head lock for about a millisecond. A session may change these for
+itself; they guard against a stuck client, while a hostile one cannot take the head lock at all
+(only ``floor_hotpath`` may append, and no runtime role may update the head)."""
 _SCRAM_ITERATIONS = 4096
 
 
@@ -80,6 +86,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[str]:
     """Create (or correct) the owner, the groups and the runtime roles; set each login role's
     password from ``passwords`` (role name -> password). Return one line per role created."""
@@ -100,6 +110,8 @@ async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[st
         for role in RUNTIME_ROLES:
             for group in role.groups:
                 await conn.execute(f"GRANT {group} TO {role.name}")
+            for setting, value in SESSION_LIMITS.items():
+                await conn.execute(f"ALTER ROLE {role.name} SET {setting} = {_literal(value)}")
     finally:
         await conn.close()
     return done
@@ -107,11 +119,17 @@ async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[st
 
 async def hand_over_schema(superuser_dsn: str) -> None:
     """Let the owner create objects in this database's ``public`` schema and give it every
-    object the superuser made there (a database migrated before the floor had an owner)."""
+    object the superuser made there (a database migrated before the floor had an owner).
+
+    Nobody but the superuser may create temporary tables in it: a temporary table shadows a
+    table of the same name for whoever made it (migration 0014 pins ``pg_temp`` last in the
+    ledger functions' search path too)."""
     conn = await asyncpg.connect(superuser_dsn)
     try:
         await conn.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {OWNER}")
         await conn.execute(_HAND_OVER)
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"REVOKE TEMPORARY ON DATABASE {_identifier(database)} FROM PUBLIC")
     finally:
         await conn.close()
 

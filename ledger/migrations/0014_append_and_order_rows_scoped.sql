@@ -19,3 +19,25 @@ REVOKE ALL ON FUNCTION ledger_append(text, text, text, text, text, timestamptz, 
     FROM PUBLIC, floor_writer, floor_reader;
 GRANT EXECUTE ON FUNCTION ledger_append(text, text, text, text, text, timestamptz, bytea, text, text, bytea, text, boolean, text, text, timestamptz, text)
     TO floor_appender;
+
+-- A caller's temporary tables cannot stand in for the ledger's. Postgres searches the session's
+-- temporary schema first for table names unless pg_temp is listed, so with search_path =
+-- pg_catalog, public a caller's CREATE TEMP TABLE ledger_head(...) was the head ledger_append
+-- read and advanced (the real chain then broke on the next append). Every function that pins a
+-- search_path (the SECURITY DEFINER ones and those they call) now puts pg_temp last, and no
+-- runtime role may create temporary tables at all (below, and in ledger/roles.py for a
+-- database the owner does not own).
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::regprocedure AS proc FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace
+          AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'))
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, public, pg_temp', r.proc);
+    END LOOP;
+    -- Takes effect where the migrating role owns the database; a no-op (a warning) elsewhere.
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END
+$$;

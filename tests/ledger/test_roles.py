@@ -137,6 +137,8 @@ REFUSED = [
     "DELETE FROM risk_profiles",
     "ALTER ROLE CURRENT_USER SUPERUSER",
     "CREATE TABLE public.shadow (x int)",
+    # A temporary table of the ledger's head's name would shadow it for this session.
+    "CREATE TEMP TABLE ledger_head (id boolean, seq bigint, entry_hash bytea)",
 ]
 
 
@@ -204,7 +206,8 @@ async def test_runtime_roles_are_least_privileged_and_own_nothing(
             "floor_risk_profile_set",
         }
         for r in definer:
-            assert r["owner"] == roles.OWNER and any(c.startswith("search_path=") for c in r["proconfig"])
+            # pg_temp last: otherwise a caller's temporary table is searched first.
+            assert r["owner"] == roles.OWNER and "search_path=pg_catalog, public, pg_temp" in r["proconfig"]
     finally:
         await conn.close()
 
@@ -277,3 +280,32 @@ async def test_only_the_hotpath_role_may_append_to_the_ledger(
             )
     finally:
         await conn.close()
+
+
+async def test_a_temporary_ledger_head_cannot_hijack_ledger_append(
+    seeded: str, floor_settings: FloorSettings
+) -> None:
+    """As a session that may create temporary tables (here the superuser's, since no runtime
+    role may): a temp ledger_head with a forged head does not become the head ledger_append
+    reads and advances, so the chain stays whole."""
+    conn = await asyncpg.connect(with_database(floor_settings.db_url, seeded))
+    try:
+        head = await conn.fetchrow("SELECT seq, entry_hash FROM public.ledger_head")
+        await conn.execute("CREATE TEMP TABLE ledger_head (id boolean, seq bigint, entry_hash bytea)")
+        await conn.execute("INSERT INTO ledger_head VALUES (true, $1, $2)", head["seq"] - 1, b"\xab" * 32)
+        record = await append_refusal(
+            conn, payload=b"{}", signer="0" * 32, signature=b"\x02" * 64, reason="sentry.bad_signature"
+        )
+        assert record.seq == head["seq"] + 1
+        entry = await conn.fetchrow("SELECT prev_hash FROM ledger_entries WHERE seq = $1", record.seq)
+        assert bytes(entry["prev_hash"]) == bytes(head["entry_hash"])
+        assert await conn.fetchval("SELECT seq FROM public.ledger_head") == record.seq
+    finally:
+        await conn.close()
+
+
+async def test_runtime_roles_end_idle_transactions_and_lock_waits(as_runtime: asyncpg.Connection) -> None:
+    """Defaults a session could change for itself: they stop a stuck client from holding the
+    ledger's head; a hostile one cannot take that lock at all (only the hot path may append)."""
+    for setting, value in roles.SESSION_LIMITS.items():
+        assert await as_runtime.fetchval(f"SHOW {setting}") == value
