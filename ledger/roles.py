@@ -5,7 +5,8 @@
   NOCREATEDB NOBYPASSRLS NOREPLICATION, owning nothing, a member of the group roles
   ``floor_writer`` and ``floor_reader`` (migrations grant to the groups). Only ``floor_cli``,
   through ``floor_registrar``, may call the functions that change keys and risk profiles; only
-  ``floor_hotpath``, through ``floor_appender``, may append to the ledger.
+  ``floor_hotpath``, through ``floor_appender``, may append to the ledger; only it and
+  ``floor_worker``, through ``floor_order_writer``, may write order-state rows.
 - The superuser only creates these roles (:func:`ensure_roles`) and hands the schema to the
   owner (:func:`hand_over_schema`); it is never used at run time.
 
@@ -30,7 +31,9 @@ REGISTRAR_GROUP = "floor_registrar"
 """May call ``floor_key_change`` and ``floor_risk_profile_set`` (migration 0008)."""
 APPENDER_GROUP = "floor_appender"
 """May call ``ledger_append`` (migration 0014): the hot path only."""
-GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP)
+ORDER_WRITER_GROUP = "floor_order_writer"
+"""May insert order-state rows (``order_events``, migration 0014): the hot path and the worker."""
+GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP)
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,9 @@ class RuntimeRole:
         return f"FLOOR_{self.process.upper()}_DATABASE_URL"
 
 
-HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP, APPENDER_GROUP))
+HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP))
 API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP))
-WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP))
+WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP, ORDER_WRITER_GROUP))
 """The Temporal worker and the bridge."""
 CLI = RuntimeRole("cli", (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP))
 """The ``floor`` commands an operator runs (keys, risk, ledger, provisioning at ``floor up``)."""

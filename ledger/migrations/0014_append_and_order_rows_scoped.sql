@@ -41,3 +41,19 @@ BEGIN
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
 END
 $$;
+
+-- Order-state rows are unsigned, yet recovery, slice accounting and reconciliation read them:
+-- only the processes that write them (the hot path, and the worker's broker-session
+-- reconciliation) may insert, through floor_order_writer; 0003 had granted every runtime role.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'floor_order_writer') THEN
+        CREATE ROLE floor_order_writer NOLOGIN;
+    END IF;
+END
+$$;
+
+REVOKE INSERT ON order_events FROM PUBLIC, floor_writer, floor_reader;
+REVOKE USAGE ON SEQUENCE order_events_id_seq FROM PUBLIC, floor_writer, floor_reader;
+GRANT INSERT ON order_events TO floor_order_writer;
+GRANT USAGE ON SEQUENCE order_events_id_seq TO floor_order_writer;

@@ -241,13 +241,34 @@ async def test_what_each_runtime_role_needs_it_can_do(as_runtime: asyncpg.Connec
     await as_runtime.execute(
         "INSERT INTO security_events (severity, reason, source) VALUES ('info', 'probe', 'test')"
     )
-    await as_runtime.execute(
-        "INSERT INTO order_events (event_id, command_id, kind, account, symbol, agent_id, side, quantity,"
-        " filled_qty, ts) VALUES ($1, 'c2', 'accepted', 'DU1', 'AAPL', 'alpha', 'BUY', 1, 0, $2)",
-        uuid.uuid4().hex,
-        datetime.now(UTC),
-    )
     assert await as_runtime.fetchval("SELECT count(*) FROM ledger_entries") >= 4
+
+
+ORDER_ROW_WRITERS = ("hotpath", "worker")
+"""The hot path, and the worker's reconciliation of a broker session."""
+
+
+@pytest.mark.parametrize("process", RUNTIME)
+async def test_only_the_hotpath_and_the_worker_may_write_order_state_rows(
+    process: str, seeded: str, floor_settings: FloorSettings
+) -> None:
+    """Unsigned rows that recovery, slice accounting and reconciliation read."""
+    conn = await asyncpg.connect(with_database(floor_settings.role_url(process), seeded))
+    try:
+        insert = conn.execute(
+            "INSERT INTO order_events (event_id, command_id, kind, account, symbol, agent_id, side, quantity,"
+            " filled_qty, ts) VALUES ($1, $2, 'accepted', 'DU1', 'AAPL', 'alpha', 'BUY', 1, 0, $3)",
+            uuid.uuid4().hex,
+            f"c-{process}",
+            datetime.now(UTC),
+        )
+        if process in ORDER_ROW_WRITERS:
+            await insert
+        else:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await insert
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize("process", RUNTIME)
