@@ -36,7 +36,7 @@ from brokers.base import Broker, BrokerOrder
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from ledger.db import Db
-from ledger.keys import get_key
+from ledger.key_trust import trusted_key
 from ledger.order_events import open_orders, order_history, record_order_event
 from ledger.risk_profiles import get_profile
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
@@ -153,7 +153,7 @@ async def restore_orders(
 async def _verified_resend(db: Db, row: Any) -> Resend | str:
     """The order to re-send for an accepted entry, or why the entry is not trusted."""
     entry = LedgerRow.from_mapping(row)
-    key = await get_key(db, entry.signer)
+    key = await trusted_key(db, entry.signer)
     checked = check_entry(entry, key.registered() if key is not None else None)
     if checked.command is None:
         assert checked.problem is not None

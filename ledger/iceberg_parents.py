@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger.db import Db
-from ledger.keys import get_key
+from ledger.key_trust import trusted_key
 from ledger.security_events import SecurityEvent, Severity, record_security_event
 from trading.commands import ICEBERG_CONTROLS, Command, CommandKind
 from trading.iceberg_parents import STOPPED_BY_REVOCATION, Parent, parent_workflow_id
@@ -96,7 +96,7 @@ async def _verified(db: Db, row: Any) -> tuple[Checked, bool]:
     verifies what it signed before), and whether that key is revoked now. A failure is
     reported here."""
     entry = LedgerRow.from_mapping(row)
-    key = await get_key(db, entry.signer)
+    key = await trusted_key(db, entry.signer)
     checked = check_entry(entry, key.registered() if key is not None else None, revoked_is_problem=False)
     if checked.problem is not None:
         log.error("iceberg entry seq %d (%s) not acted on: %s", entry.seq, entry.command_id, checked.problem)
