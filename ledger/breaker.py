@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.append import Decision, LedgerRecord, append_signed
 from ledger.db import Db
+from ledger.key_trust import trusted_key
 from trading.breaker_state import (
     ARMING_KINDS,
     BREAKER_KINDS,
@@ -94,13 +95,16 @@ async def newest_breaker_entry(db: Db) -> BreakerEntry | None:
     row = await db.fetchrow(_NEWEST, FLOOR_WIDE, sorted(BREAKER_KINDS))
     if row is None:
         return None
+    problem = _problem(row)
+    if problem is None and await trusted_key(db, row["signer"]) is None:
+        problem = f"the registration of key {row['signer']} does not verify"
     return BreakerEntry(
         seq=int(row["seq"]),
         kind=row["kind"],
         agent_id=row["agent_id"],
         command_id=row["command_id"],
         recorded_at=row["recorded_at"],
-        problem=_problem(row),
+        problem=problem,
     )
 
 

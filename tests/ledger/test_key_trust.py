@@ -4,33 +4,16 @@ the hot path or the worker, though the database took it."""
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import asyncpg
 
 from hotpath.ledger_store import LedgerStore
-from ledger.key_changes import KIND_KEY_REGISTER, KeyChange, register_key_signed
+from ledger.key_changes import register_key_signed
 from ledger.key_trust import trusted_key, trusted_keys
 from ledger.keys import get_key, register_key
 from ledger.record_keys import writer_keys
+from tests.ledger.helpers import forge_registration
 from tests.ledger.test_key_changes import operator
-from trading.commands import utc_now_ms
 from trading.signing import generate_private_key, key_id, public_key_bytes
-
-
-async def _forge_registration(db: asyncpg.Connection, signer: str, agent_id: str, role: str) -> str:
-    """What the CLI role's password alone allows: a key_register in the operator's name whose
-    signature is none. The database checks only that the signer is an active operator key."""
-    public = public_key_bytes(generate_private_key())
-    change = KeyChange(
-        KIND_KEY_REGISTER, f"key-{uuid.uuid4().hex}", "operator", uuid.uuid4().hex, utc_now_ms(),
-        key={"agent_id": agent_id, "public_key": public.hex(), "role": role, "accounts": ["*"]},
-    )  # fmt: skip
-    await db.execute(
-        "SELECT * FROM floor_key_change($1, $2, $3, now())", change.canonical(), signer, os.urandom(64)
-    )
-    return key_id(public)
 
 
 async def test_a_key_registered_in_an_operators_name_without_its_signature_is_not_trusted(
@@ -41,7 +24,8 @@ async def test_a_key_registered_in_an_operators_name_without_its_signature_is_no
     await register_key_signed(
         db, "alpha", public_key_bytes(alpha), "agent", ["*"], operator_id="operator", operator_key=op
     )
-    forged = await _forge_registration(db, key_id(op), "mallory", "operator")
+    mallory = public_key_bytes(generate_private_key())
+    forged = await forge_registration(db, key_id(op), mallory, "mallory", "operator")
     assert await get_key(db, forged) is not None  # the database took it
 
     trusted = await trusted_keys(db)
@@ -56,14 +40,8 @@ async def test_a_key_registered_in_an_operators_name_without_its_signature_is_no
 async def test_a_key_registered_by_an_untrusted_key_is_not_trusted_either(db: asyncpg.Connection) -> None:
     op = await operator(db)
     forged_private = generate_private_key()
-    public = public_key_bytes(forged_private).hex()
-    change = KeyChange(
-        KIND_KEY_REGISTER, f"key-{uuid.uuid4().hex}", "operator", uuid.uuid4().hex, utc_now_ms(),
-        key={"agent_id": "operator2", "public_key": public, "role": "operator", "accounts": ["*"]},
-    )  # fmt: skip
-    # Forged in the operator's name (random signature), then used to sign a registration properly.
-    await db.execute("SELECT * FROM floor_key_change($1, $2, $3, now())", change.canonical(), key_id(op),
-                     os.urandom(64))  # fmt: skip
+    # Forged in the operator's name, then used to sign a registration properly.
+    await forge_registration(db, key_id(op), public_key_bytes(forged_private), "operator2", "operator")
     child = generate_private_key()
     await register_key_signed(
         db, "beta", public_key_bytes(child), "agent", ["*"],
