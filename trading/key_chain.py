@@ -65,7 +65,11 @@ def untrusted_keys(keys: Mapping[str, ChainKey], registrations: Sequence[Registr
         target = keys.get(target_id or "")
         if target is None or registered.get(target.key_id) is not entry:
             continue
-        problem = _problem(entry, target, keys, trusted, first_run=not operator_seen)
+        try:
+            problem = _problem(entry, target, keys, trusted, first_run=not operator_seen)
+        except (TypeError, ValueError, AttributeError) as exc:
+            # Whatever the document holds, a bad one costs its key trust, never the whole load.
+            problem = f"registration entry seq {entry.seq} cannot be read ({exc})"
         operator_seen = operator_seen or target.role == ROLE_OPERATOR
         if problem is None:
             trusted.add(target.key_id)

@@ -51,3 +51,14 @@ def test_a_registration_that_does_not_describe_its_row_is_not_trusted() -> None:
     widened = ChainKey(row.key_id, "alpha", row.public_key, "operator", row.accounts, row.created_at, None)
     problems = untrusted_keys({first[0].key_id: first[0], row.key_id: widened}, [first[1], entry])
     assert "does not describe the key" in problems[row.key_id]
+
+
+def test_a_registration_document_of_any_shape_costs_only_its_own_key() -> None:
+    ops, alpha = generate_private_key(), generate_private_key()
+    first = _register(1, ops, ops, "ops", "operator")
+    row, entry = _register(2, ops, alpha, "alpha", "agent")
+    body = {"agent_id": "alpha", "role": "agent", "public_key": public_key_bytes(alpha).hex(), "accounts": [["*"]]}
+    odd = rfc8785.dumps({"key": body})
+    odd_entry = Registration(2, entry.signer, odd, sign_bytes(ops, odd), entry.recorded_at)
+    problems = untrusted_keys({first[0].key_id: first[0], row.key_id: row}, [first[1], odd_entry])
+    assert set(problems) == {row.key_id}
