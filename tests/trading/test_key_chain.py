@@ -57,7 +57,8 @@ def test_a_registration_document_of_any_shape_costs_only_its_own_key() -> None:
     ops, alpha = generate_private_key(), generate_private_key()
     first = _register(1, ops, ops, "ops", "operator")
     row, entry = _register(2, ops, alpha, "alpha", "agent")
-    body = {"agent_id": "alpha", "role": "agent", "public_key": public_key_bytes(alpha).hex(), "accounts": [["*"]]}
+    public = public_key_bytes(alpha).hex()
+    body = {"agent_id": "alpha", "role": "agent", "public_key": public, "accounts": [["*"]]}
     odd = rfc8785.dumps({"key": body})
     odd_entry = Registration(2, entry.signer, odd, sign_bytes(ops, odd), entry.recorded_at)
     problems = untrusted_keys({first[0].key_id: first[0], row.key_id: row}, [first[1], odd_entry])
