@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ledger.db import Db
-from ledger.keys import get_key
+from ledger.key_trust import trusted_key
 from trading.commands import ICEBERG_CONTROLS, Command, CommandInvalid, CommandKind
 from trading.signing import SignatureInvalid, public_key_from_bytes, verify_bytes
 
@@ -64,7 +64,7 @@ class ControlActivities:
         if row["decision"] != "accepted":
             raise ControlRefused(req.command_id, f"the ledger holds it {row['decision']}, not accepted")
         payload = bytes(row["payload"])
-        key = await get_key(self._db, row["signer"])
+        key = await trusted_key(self._db, row["signer"])
         if key is None:
             raise ControlRefused(req.command_id, f"signer {row['signer']} is not a registered key")
         try:

@@ -25,7 +25,7 @@ from temporalio import activity
 from activities.record_writers import RecordWriter, current_writers
 from ledger.command_entries import command_entry
 from ledger.db import Db
-from ledger.keys import get_key
+from ledger.key_trust import trusted_key
 from temporal.config import iceberg_workflow_id
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, TimeInForce
 from trading.signing import KeyInvalid, SignatureInvalid, public_key_from_bytes, verify_bytes
@@ -100,7 +100,7 @@ class IcebergParentActivities:
             return PARENT_NOT_ACCEPTED, f"the ledger holds {command_id} as {entry.decision}"
         if entry.kind != CommandKind.ICEBERG.value:
             return NOT_AN_ICEBERG, f"{command_id} is a {entry.kind} command"
-        key = await get_key(self._db, entry.signer)
+        key = await trusted_key(self._db, entry.signer)
         if key is None or key.agent_id != entry.agent_id:
             return AUTHOR_UNKNOWN, f"key {entry.signer} is not {entry.agent_id}'s registered key"
         if key.revoked:

@@ -25,7 +25,7 @@ from ledger.append import (
     load_replay_keys,
 )
 from ledger.db import Db
-from ledger.keys import get_key, load_registered
+from ledger.key_trust import trusted_key, trusted_keys
 from ledger.order_events import record_order_event
 from ledger.risk_profiles import all_profiles, get_profile
 from observability.security import SecurityEvent
@@ -51,10 +51,11 @@ class LedgerStore:
         self._writer = writer or db
 
     async def keys(self) -> Sequence[RegisteredKey]:
-        return list((await load_registered(self._db)).values())
+        """The trusted keys only: a row whose registration does not verify is no key here."""
+        return [record.registered() for record in (await trusted_keys(self._db)).values()]
 
     async def key(self, key_id: str) -> RegisteredKey | None:
-        record = await get_key(self._db, key_id)
+        record = await trusted_key(self._db, key_id)
         return None if record is None else record.registered()
 
     async def risk_profile(self, account: str) -> RiskProfile | None:

@@ -69,6 +69,8 @@ LEDGER_RETRY_FIRST_S = 0.1
 LEDGER_RETRY_MAX_S = 5.0
 UNVERIFIED_BREAKER_ENTRY = "breaker.unverified_entry"
 """Security event: the ledger's newest breaker entry does not verify (the hot path starts HALTED)."""
+UNVERIFIED_LEDGER_ENTRY = "ledger.unverified_entry"
+"""Security event: an accepted order entry does not verify at restart (signature, key, fields): not sent."""
 
 
 class RecordKeyMissing(RuntimeError):
@@ -301,6 +303,19 @@ async def run(
                     agent_id=entry.agent_id,
                     command_id=entry.command_id,
                     detail=f"{entry.problem}; started HALTED",
+                )
+            )
+        for skipped in restored.skipped:
+            await intake.security.record(
+                refusal_event(
+                    reason=UNVERIFIED_LEDGER_ENTRY,
+                    severity="critical",
+                    source="hotpath",
+                    source_address=f"ledger seq {skipped.seq}",
+                    agent_id=skipped.agent_id,
+                    key_id=skipped.signer,
+                    command_id=skipped.command_id,
+                    detail=f"{skipped.problem}; not re-sent",
                 )
             )
         await connect_and_resend(broker, restored.to_send, halt=breaker.halt if halted else None)

@@ -13,6 +13,13 @@ twice.
 Only entries issued within :data:`RESEND_HORIZON` are re-sent: an intent older than a trading
 day is not executed on a restart. Orders already working at the broker are only put back in the
 order map, so their callbacks are recognised as the floor's.
+
+Nothing is sent on the ledger's word alone: each entry is verified again
+(:mod:`trading.ledger_trust`: signature, key unrevoked now and allowed on the account, the
+signed command the one the row describes), and its sized quantity, which the hot path wrote
+unsigned into the entry's detail, must be positive and within the signed command's own
+quantity and the account's position limit. An entry that fails is skipped and returned in
+:attr:`Restored.skipped` for the caller to report as a security event.
 """
 
 from __future__ import annotations
@@ -29,8 +36,11 @@ from brokers.base import Broker, BrokerOrder
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from ledger.db import Db
+from ledger.key_trust import trusted_key
 from ledger.order_events import open_orders, order_history, record_order_event
-from trading.commands import Command, CommandInvalid, CommandKind, OrderType, Side, TimeInForce
+from ledger.risk_profiles import get_profile
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
+from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind
 
 log = logging.getLogger(__name__)
@@ -38,6 +48,8 @@ log = logging.getLogger(__name__)
 RESEND_HORIZON = timedelta(hours=24)
 NOT_LEDGERED = "intake.not_ledgered"
 """An accepted state row with no accepted ledger entry behind it: never sent, now refused."""
+NOT_VERIFIED = "intake.unverified_entry"
+"""An accepted entry that does not verify: never sent; its state row, if any, now refused."""
 
 _BROKER_KINDS = ("submitted", "partially_filled", "filled", "cancelled", "rejected", "expired")
 
@@ -51,6 +63,15 @@ class Resend:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    seq: int
+    command_id: str | None
+    agent_id: str | None
+    signer: str
+    problem: str
+
+
+@dataclass(frozen=True)
 class Restored:
     working: int
     """Orders back in the map that the broker already has."""
@@ -58,6 +79,8 @@ class Restored:
     """Ledgered, maybe never sent: send each (idempotently) once the broker is up."""
     refused: tuple[str, ...]
     """Accepted state rows without an accepted ledger entry: recorded as rejected now."""
+    skipped: tuple[Skipped, ...] = ()
+    """Accepted entries that do not verify: never sent; the caller reports each."""
 
 
 async def restore_orders(
@@ -95,9 +118,11 @@ async def restore_orders(
             refused.append(state.command_id)
 
     to_send: list[Resend] = []
+    skipped: list[Skipped] = []
     since = (now or datetime.now(UTC)) - RESEND_HORIZON
     for row in await db.fetch(
-        "SELECT e.payload, e.detail FROM ledger_entries e"
+        "SELECT e.seq, e.kind, e.account, e.agent_id, e.command_id, e.payload, e.signer, e.signature,"
+        " e.detail FROM ledger_entries e"
         " WHERE e.authenticated AND e.decision = 'accepted' AND e.kind = ANY($1::text[])"
         " AND e.issued_at >= $2"
         " AND NOT EXISTS (SELECT 1 FROM order_events o"
@@ -107,8 +132,15 @@ async def restore_orders(
         since,
         list(_BROKER_KINDS),
     ):
-        resend = _resend(row)
-        if resend is None:
+        resend = await _verified_resend(db, row)
+        if isinstance(resend, str):
+            log.error("accepted ledger entry seq %d not re-sent: %s", row["seq"], resend)
+            skipped.append(Skipped(row["seq"], row["command_id"], row["agent_id"], row["signer"], resend))
+            held = orders.get(row["command_id"])
+            if held is not None and not held.done:
+                held.done = True
+                book.order_done(held.account, held.command_id)
+                await record_order_event(db, held.event(EventKind.REJECTED, reason=NOT_VERIFIED))
             continue
         command_id = resend.command.command_id
         if command_id not in orders:
@@ -117,7 +149,35 @@ async def restore_orders(
             book.order_working(order)
             await record_order_event(db, order.event(EventKind.ACCEPTED))
         to_send.append(resend)
-    return Restored(working, tuple(to_send), tuple(refused))
+    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped))
+
+
+async def _verified_resend(db: Db, row: Any) -> Resend | str:
+    """The order to re-send for an accepted entry, or why the entry is not trusted."""
+    entry = LedgerRow.from_mapping(row)
+    key = await trusted_key(db, entry.signer)
+    checked = check_entry(entry, key.registered() if key is not None else None)
+    if checked.command is None:
+        assert checked.problem is not None
+        return checked.problem
+    command = checked.command
+    try:
+        detail = json.loads(row["detail"]) if row["detail"] else {}
+        quantity = detail["quantity"]
+        trail_stop = Decimal(detail["initial_stop"]) if command.order_type is OrderType.TRAIL else None
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        return f"its detail cannot be read ({exc!r})"
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        return f"its sized quantity {quantity!r} is not a positive whole number"
+    if command.quantity is not None and quantity > command.quantity:
+        return f"its sized quantity {quantity} exceeds the signed command's {command.quantity}"
+    profile = await get_profile(db, command.account)
+    if profile is None:
+        return f"account {command.account} has no risk profile"
+    if quantity > profile.max_position:
+        limit = profile.max_position
+        return f"its sized quantity {quantity} exceeds {command.account}'s position limit {limit}"
+    return _resend(command, quantity, trail_stop)
 
 
 async def _is_ledgered(db: Db, command_id: str) -> bool:
@@ -130,16 +190,8 @@ async def _is_ledgered(db: Db, command_id: str) -> bool:
     )
 
 
-def _resend(row: Any) -> Resend | None:
-    try:
-        command = Command.from_json_dict(json.loads(bytes(row["payload"])))
-        detail = json.loads(row["detail"]) if row["detail"] else {}
-        quantity = int(detail["quantity"])
-    except (CommandInvalid, ValueError, KeyError, TypeError) as exc:
-        log.error("accepted ledger entry cannot be re-sent (%s): %r", exc, row["detail"])
-        return None
+def _resend(command: Command, quantity: int, trail_stop: Decimal | None) -> Resend:
     assert command.symbol is not None and command.side is not None
-    trail_stop = Decimal(detail["initial_stop"]) if command.order_type is OrderType.TRAIL else None
     common: dict[str, Any] = {
         "order_ref": command.command_id,
         "account": command.account,

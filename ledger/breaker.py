@@ -16,9 +16,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.append import Decision, LedgerRecord, append_signed
 from ledger.db import Db
-from trading.breaker_state import BREAKER_KINDS, KIND_TRIPPED, TripRecord, signer_problem, state_after
+from ledger.key_trust import trusted_key
+from trading.breaker_state import (
+    ARMING_KINDS,
+    BREAKER_KINDS,
+    KIND_TRIPPED,
+    TripRecord,
+    signer_problem,
+    state_after,
+)
 from trading.commands import FLOOR_WIDE
+from trading.ledger_trust import payload_mismatch
 from trading.risk import TradingState
+from trading.sentry import Window
 from trading.signing import (
     SCHEME_ED25519,
     SignatureInvalid,
@@ -70,7 +80,8 @@ class BreakerEntry:
 
 
 _NEWEST = (
-    "SELECT e.seq, e.kind, e.agent_id, e.command_id, e.payload, e.signer, e.signature, e.recorded_at,"
+    "SELECT e.seq, e.kind, e.agent_id, e.command_id, e.payload, e.signer, e.signature, e.issued_at,"
+    " e.recorded_at,"
     " k.agent_id AS key_agent, k.public_key, k.role, k.revoked_at"
     " FROM ledger_entries e LEFT JOIN agent_keys k ON k.key_id = e.signer"
     " WHERE e.account = $1 AND e.kind = ANY($2::text[]) AND e.authenticated"
@@ -85,13 +96,16 @@ async def newest_breaker_entry(db: Db, breaker_agent: str | None = None) -> Brea
     row = await db.fetchrow(_NEWEST, FLOOR_WIDE, sorted(BREAKER_KINDS))
     if row is None:
         return None
+    problem = _problem(row, breaker_agent)
+    if problem is None and await trusted_key(db, row["signer"]) is None:
+        problem = f"the registration of key {row['signer']} does not verify"
     return BreakerEntry(
         seq=int(row["seq"]),
         kind=row["kind"],
         agent_id=row["agent_id"],
         command_id=row["command_id"],
         recorded_at=row["recorded_at"],
-        problem=_problem(row, breaker_agent),
+        problem=problem,
     )
 
 
@@ -109,4 +123,17 @@ def _problem(row: Any, breaker_agent: str | None) -> str | None:
         verify_bytes(public_key, bytes(row["payload"]), bytes(row["signature"]))
     except SignatureInvalid:
         return "signature does not verify over the payload"
-    return None
+    if row["kind"] in ARMING_KINDS and not Window().contains(row["issued_at"], row["recorded_at"]):
+        # Intake ledgers an arm at once; an old signed arm appended later is a replay.
+        return f"{row['kind']} issued at {row['issued_at']} was recorded outside the replay window"
+    # Signed bytes of another kind (an operator's trip refused as stale, say) appended as an arm
+    # verify too: the signed document must be the entry the row says it is.
+    return payload_mismatch(
+        bytes(row["payload"]),
+        {
+            "kind": row["kind"],
+            "agent_id": row["agent_id"],
+            "command_id": row["command_id"],
+            "account": FLOOR_WIDE,
+        },
+    )

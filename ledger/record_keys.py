@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ledger.db import Db
-from ledger.keys import load_keys
+from ledger.key_trust import trusted_keys
 from trading.record_signing import WriterKey
 
 
 async def writer_keys(db: Db) -> dict[str, WriterKey]:
-    """Every registered key by key id, revoked ones included (and flagged)."""
+    """Every trusted key by key id (:mod:`ledger.key_trust`), revoked ones included (and flagged)."""
     return {
         k: WriterKey(k, rec.agent_id, rec.public_key, rec.role, rec.revoked)
-        for k, rec in (await load_keys(db)).items()
+        for k, rec in (await trusted_keys(db)).items()
     }

@@ -4,7 +4,9 @@
 - One login role per runtime process kind (:data:`RUNTIME_ROLES`): NOSUPERUSER NOCREATEROLE
   NOCREATEDB NOBYPASSRLS NOREPLICATION, owning nothing, a member of the group roles
   ``floor_writer`` and ``floor_reader`` (migrations grant to the groups). Only ``floor_cli``,
-  through ``floor_registrar``, may call the functions that change keys and risk profiles.
+  through ``floor_registrar``, may call the functions that change keys and risk profiles; only
+  ``floor_hotpath``, through ``floor_appender``, may append to the ledger; only it and
+  ``floor_worker``, through ``floor_order_writer``, may write order-state rows.
 - The superuser only creates these roles (:func:`ensure_roles`) and hands the schema to the
   owner (:func:`hand_over_schema`); it is never used at run time.
 
@@ -27,6 +29,11 @@ WRITER_GROUP = "floor_writer"
 READER_GROUP = "floor_reader"
 REGISTRAR_GROUP = "floor_registrar"
 """May call ``floor_key_change`` and ``floor_risk_profile_set`` (migration 0008)."""
+APPENDER_GROUP = "floor_appender"
+"""May call ``ledger_append`` (migration 0014): the hot path only."""
+ORDER_WRITER_GROUP = "floor_order_writer"
+"""May insert order-state rows (``order_events``, migration 0014): the hot path and the worker."""
+GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP)
 
 
 @dataclass(frozen=True)
@@ -44,9 +51,9 @@ class RuntimeRole:
         return f"FLOOR_{self.process.upper()}_DATABASE_URL"
 
 
-HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP))
+HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP))
 API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP))
-WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP))
+WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP, ORDER_WRITER_GROUP))
 """The Temporal worker and the bridge."""
 CLI = RuntimeRole("cli", (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP))
 """The ``floor`` commands an operator runs (keys, risk, ledger, provisioning at ``floor up``)."""
@@ -54,6 +61,12 @@ RUNTIME_ROLES: tuple[RuntimeRole, ...] = (HOTPATH, API, WORKER, CLI)
 
 _ATTRS = "NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREPLICATION INHERIT"
 """INHERIT: a runtime role has what its groups are granted, no more."""
+SESSION_LIMITS = {"idle_in_transaction_session_timeout": "10s", "lock_timeout": "10s"}
+"""Set on every runtime role: a session that opens a transaction and idles (holding the ledger's
+head lock after an append, say) is ended, and no statement waits on a lock for longer. The hot
+path's appends hold the head lock for about a millisecond. A session may change these for
+itself; they guard against a stuck client, while a hostile one cannot take the head lock at all
+(only ``floor_hotpath`` may append, and no runtime role may update the head)."""
 _SCRAM_ITERATIONS = 4096
 
 
@@ -76,6 +89,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[str]:
     """Create (or correct) the owner, the groups and the runtime roles; set each login role's
     password from ``passwords`` (role name -> password). Return one line per role created."""
@@ -83,7 +100,7 @@ async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[st
     conn = await asyncpg.connect(superuser_dsn)
     try:
         existing = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles")}
-        for group in (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP):
+        for group in GROUPS:
             if group not in existing:
                 await conn.execute(f"CREATE ROLE {group} NOLOGIN")
         for name in (OWNER, *(r.name for r in RUNTIME_ROLES)):
@@ -96,6 +113,8 @@ async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[st
         for role in RUNTIME_ROLES:
             for group in role.groups:
                 await conn.execute(f"GRANT {group} TO {role.name}")
+            for setting, value in SESSION_LIMITS.items():
+                await conn.execute(f"ALTER ROLE {role.name} SET {setting} = {_literal(value)}")
     finally:
         await conn.close()
     return done
@@ -103,11 +122,17 @@ async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[st
 
 async def hand_over_schema(superuser_dsn: str) -> None:
     """Let the owner create objects in this database's ``public`` schema and give it every
-    object the superuser made there (a database migrated before the floor had an owner)."""
+    object the superuser made there (a database migrated before the floor had an owner).
+
+    Nobody but the superuser may create temporary tables in it: a temporary table shadows a
+    table of the same name for whoever made it (migration 0014 pins ``pg_temp`` last in the
+    ledger functions' search path too)."""
     conn = await asyncpg.connect(superuser_dsn)
     try:
         await conn.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {OWNER}")
         await conn.execute(_HAND_OVER)
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"REVOKE TEMPORARY ON DATABASE {_identifier(database)} FROM PUBLIC")
     finally:
         await conn.close()
 

@@ -51,7 +51,7 @@ from bus.topics import ORDERS_EVENTS, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from ledger.command_entries import command_entry
 from ledger.db import Db
-from ledger.keys import get_key
+from ledger.key_trust import trusted_key
 from ledger.record_keys import writer_keys
 from observability.flood import FloodSummary
 from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, SecurityRecorder, Severity
@@ -233,7 +233,7 @@ class Bridge:
                     "signature": entry.signature.hex(),
                 }
             )
-            key = await get_key(self._ledger, entry.signer)
+            key = await trusted_key(self._ledger, entry.signer)
             try:
                 if key is None:
                     raise SignatureInvalid(f"key {entry.signer} is not registered")

@@ -17,10 +17,12 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from floor.settings import FloorSettings
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
+from ledger.iceberg_parents import UNVERIFIED_ICEBERG_ENTRY
 from ledger.keys import register_key, revoke_agent
-from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
+from tests.fixtures.hotpath import Agent, enter_command, new_agent, plant_entry, register
 from tests.hotpath.conftest import TIGHT_ACCOUNT, VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from tests.hotpath.test_refusal_walk import TakesOrders
@@ -321,3 +323,32 @@ async def test_an_amend_raising_a_parents_total_runs_the_parents_position_check_
     assert await floor.handle(floor.author, fits, intake) is None
     over = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=901)
     assert await floor.handle(floor.sniper, over, intake) == parents.OVER_TOTAL
+
+
+async def test_a_planted_parent_is_no_parent_to_a_restarted_intake(
+    floor: Floor, floor_settings: FloorSettings
+) -> None:
+    """Whoever can append to the ledger writes an accepted iceberg in the author's name with a
+    signature that is not one: a hot path that learns parents from the ledger does not take it."""
+    planted = iceberg(floor.author.agent_id)
+    hotpath = floor_settings.role_url("hotpath")
+    await plant_entry(hotpath, planted, {"quantity": TOTAL}, signer=floor.author.key_id)
+    restarted = floor.fresh_intake()
+    await restarted.warm()
+    command = slice_of(floor.sniper.agent_id, parents.parent_workflow_id(planted.command_id))
+    assert await floor.handle(floor.sniper, command, restarted) == parents.UNKNOWN_PARENT
+    assert await _security_reasons(floor.pool, planted.command_id) == [UNVERIFIED_ICEBERG_ENTRY]
+
+
+async def test_a_planted_amend_does_not_raise_a_parents_total_for_a_restarted_intake(
+    floor: Floor, floor_settings: FloorSettings
+) -> None:
+    amend = control(floor.author.agent_id, CommandKind.ICEBERG_AMEND, floor.parent_id, quantity=10 * TOTAL)
+    await plant_entry(
+        floor_settings.role_url("hotpath"), amend, {"parent_id": floor.parent_id}, signer=floor.author.key_id
+    )
+    restarted = floor.fresh_intake()
+    await restarted.warm()
+    over = slice_of(floor.sniper.agent_id, floor.parent_id, quantity=TOTAL + 1)
+    assert await floor.handle(floor.sniper, over, restarted) == parents.OVER_TOTAL
+    assert await _security_reasons(floor.pool, amend.command_id) == [UNVERIFIED_ICEBERG_ENTRY]

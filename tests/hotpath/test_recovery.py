@@ -13,19 +13,25 @@ from brokers.ibkr import IbkrBroker, IbkrConfig
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
-from hotpath.recovery import NOT_LEDGERED, connect_and_resend, restore_orders
+from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, connect_and_resend, restore_orders
 from ledger.append import Decision, append_command
+from ledger.keys import revoke_agent
 from ledger.order_events import order_state, record_order_event
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.fixtures.hotpath import Agent, enter_command, plant_entry
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.test_hotpath_flow import CENT, quote
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind
 
 
 async def test_an_accepted_unsent_order_is_sent_on_start_and_an_unledgered_one_is_refused(
-    floor_settings: FloorSettings, paper: PaperStack, agent: Agent, ledger_pool: asyncpg.Pool
+    floor_settings: FloorSettings,
+    paper: PaperStack,
+    agent: Agent,
+    ledger_pool: asyncpg.Pool,
+    risk_profiles: None,
 ) -> None:
     bid, _ = await quote(paper, "AAPL")
     resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
@@ -75,7 +81,11 @@ async def _open_orders_are(paper: PaperStack, expected: int) -> bool:
 
 
 async def test_an_order_the_broker_got_before_a_restart_is_adopted_not_sent_again(
-    floor_settings: FloorSettings, paper: PaperStack, agent: Agent, ledger_pool: asyncpg.Pool
+    floor_settings: FloorSettings,
+    paper: PaperStack,
+    agent: Agent,
+    ledger_pool: asyncpg.Pool,
+    risk_profiles: None,
 ) -> None:
     """The process stopped after the socket write but before any broker callback was stored:
     the ledger entry has no state row, so recovery lists the order to send. The broker has it."""
@@ -112,3 +122,60 @@ async def test_an_order_the_broker_got_before_a_restart_is_adopted_not_sent_agai
         second_life.cancel(sentinel.order_ref)
         await eventually(lambda: _open_orders_are(paper, before), timeout=10.0)
         await second_life.close()
+
+
+async def test_a_planted_accepted_entry_is_not_sent_at_restart_and_is_reported(
+    floor_settings: FloorSettings, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    evil = Command(
+        kind=CommandKind.EXIT,
+        command_id=f"evil-exit-{uuid.uuid4().hex[:8]}",
+        agent_id="nobody",
+        account=VENUE_ACCOUNT,
+        nonce=uuid.uuid4().hex,
+        issued_at=utc_now_ms(),
+        symbol="AAPL",
+        side=Side.SELL,
+        order_type=OrderType.MKT,
+        tif=TimeInForce.DAY,
+        quantity=100000,
+    )
+    await plant_entry(floor_settings.role_url("hotpath"), evil, {"quantity": 100000})
+
+    restored = await restore_orders(ledger_pool, {}, AccountBook())
+
+    assert evil.command_id not in {r.order.order_ref for r in restored.to_send}
+    [skipped] = [s for s in restored.skipped if s.command_id == evil.command_id]
+    assert "not a registered key" in skipped.problem
+
+
+async def test_a_held_order_whose_key_was_revoked_since_is_not_sent_at_restart(
+    ledger_pool: asyncpg.Pool, agent: Agent, risk_profiles: None
+) -> None:
+    held = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=3))
+    await append_command(ledger_pool, held, decision=Decision.ACCEPTED, detail={"quantity": 3})
+    await record_order_event(ledger_pool, FloorOrder.from_command(held.command, 3).event(EventKind.ACCEPTED))
+    await revoke_agent(ledger_pool, agent.agent_id)
+
+    orders: dict[str, FloorOrder] = {}
+    restored = await restore_orders(ledger_pool, orders, AccountBook())
+
+    assert held.command.command_id not in {r.order.order_ref for r in restored.to_send}
+    [skipped] = [s for s in restored.skipped if s.command_id == held.command.command_id]
+    assert "revoked" in skipped.problem
+    state = await order_state(ledger_pool, held.command.command_id)
+    assert state is not None and (state.kind, state.reason) == (EventKind.REJECTED, NOT_VERIFIED)
+
+
+async def test_a_genuine_entry_with_a_sized_quantity_beyond_its_command_is_not_sent_at_restart(
+    ledger_pool: asyncpg.Pool, agent: Agent, risk_profiles: None
+) -> None:
+    """The sized quantity sits in the entry's unsigned detail: it is held to the signed command."""
+    held = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=3))
+    await append_command(ledger_pool, held, decision=Decision.ACCEPTED, detail={"quantity": 3000})
+
+    restored = await restore_orders(ledger_pool, {}, AccountBook())
+
+    assert held.command.command_id not in {r.order.order_ref for r in restored.to_send}
+    [skipped] = [s for s in restored.skipped if s.command_id == held.command.command_id]
+    assert "exceeds the signed command's 3" in skipped.problem

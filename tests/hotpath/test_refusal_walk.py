@@ -49,8 +49,9 @@ from hotpath.intake import (
     Intake,
 )
 from hotpath.ledger_store import LedgerStore
-from hotpath.recovery import NOT_LEDGERED, restore_orders
+from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, restore_orders
 from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
+from ledger.append import Decision, append_command
 from ledger.keys import register_key, revoke_agent
 from ledger.order_events import order_state, record_order_event
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
@@ -101,6 +102,7 @@ NOT_REASONS: dict[str, str] = {
     "proof": "the key of a signed record's signature",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
     "sniper": "the agent id `floor up` provisions for the Sniper",
+    "ledger.unverified_entry": "a security event at start-up about an order entry, not a refusal",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
@@ -421,6 +423,19 @@ async def not_ledgered(w: Walk) -> str | None:
     return None if state is None else state.reason
 
 
+async def unverified_entry(w: Walk) -> str | None:
+    # Accepted and held unsent at a restart, by a key revoked since: not sent, its row refused.
+    agent = new_agent()
+    await register(w.pool, agent)
+    held = baseline(agent.agent_id)
+    await append_command(w.pool, agent.sign(held), decision=Decision.ACCEPTED, detail={"quantity": 5})
+    await record_order_event(w.pool, FloorOrder.from_command(held, 5).event(EventKind.ACCEPTED))
+    await revoke_agent(w.pool, agent.agent_id)
+    await restore_orders(w.pool, {}, w.intake.book)
+    state = await order_state(w.pool, held.command_id)
+    return None if state is None else state.reason
+
+
 # --- iceberg slices and controls, and the floor's own keys -------------------------------
 
 PARENT_TOTAL = 300
@@ -588,6 +603,7 @@ CASES: dict[str, Case] = {
     UNKNOWN_ORDER: unknown_order,
     BROKER_INVALID: order_invalid,
     NOT_LEDGERED: not_ledgered,
+    NOT_VERIFIED: unverified_entry,
     parents.UNKNOWN_PARENT: unknown_parent,
     parents.PARENT_MISMATCH: parent_mismatch,
     parents.OVER_TOTAL: over_total,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from decimal import Decimal
 
 import asyncpg
 
+from ledger.key_changes import KIND_KEY_REGISTER, KeyChange
 from ledger.keys import register_key
 from tests.fixtures.hotpath import Agent, enter_command, new_agent
 from trading.breaker_state import TripRecord
 from trading.commands import utc_now_ms
-from trading.signing import SignedCommand, public_key_bytes
+from trading.signing import SignedCommand, key_id, public_key_bytes
 
 
 async def registered_agent(db: asyncpg.Connection, agent_id: str = "alpha", role: str = "agent") -> Agent:
@@ -38,3 +40,25 @@ def trip_record(agent_id: str, symbol: str = "AAPL") -> TripRecord:
         threshold_pct=Decimal("10"),
         window_ms=60_000,
     )
+
+
+async def forge_registration(
+    db: asyncpg.Connection,
+    signer: str,
+    public_key: bytes,
+    agent_id: str,
+    role: str,
+    *,
+    operator: str = "operator",
+) -> str:
+    """What the CLI role's password alone allows: a key_register in ``operator``'s name (signer
+    one of its key ids) whose signature is none; the database checks only the signer's id.
+    Returns the new key's id."""
+    change = KeyChange(
+        KIND_KEY_REGISTER, f"key-{uuid.uuid4().hex}", operator, uuid.uuid4().hex, utc_now_ms(),
+        key={"agent_id": agent_id, "public_key": public_key.hex(), "role": role, "accounts": ["*"]},
+    )  # fmt: skip
+    await db.execute(
+        "SELECT * FROM floor_key_change($1, $2, $3, now())", change.canonical(), signer, os.urandom(64)
+    )
+    return key_id(public_key)

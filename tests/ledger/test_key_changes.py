@@ -89,3 +89,15 @@ async def test_a_key_change_with_a_forged_signature_is_named_by_verify(
     report = await verify_ledger(ledger_dsn)
     assert report.first_bad is not None and report.first_bad.seq == 2
     assert "signature does not verify" in report.first_bad.problem
+
+
+async def test_after_the_only_operator_revoked_its_own_key_no_key_registers_itself(
+    db: asyncpg.Connection,
+) -> None:
+    """Self-registration is for a floor's first run only, not for a floor left without an active
+    operator key (rotate by registering the new key with the old one first)."""
+    op = await operator(db)
+    await revoke_key_signed(db, key_id(op), operator_id="operator", operator_key=op)
+    with pytest.raises(OperatorNotAuthorised, match="not an operator key of mallory"):
+        await operator(db, "mallory")
+    assert await active_key_for(db, "mallory") is None

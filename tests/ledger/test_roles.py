@@ -16,13 +16,14 @@ import pytest
 
 from floor.settings import FloorSettings
 from ledger import roles
-from ledger.append import Decision, append_command, append_refusal
+from ledger.append import Decision, append_command, append_refusal, append_signed
 from ledger.key_changes import register_key_signed
 from ledger.migrate import apply_migrations
 from ledger.risk_profiles import set_profile
 from tests.fixtures.hotpath import new_agent
 from tests.ledger.conftest import with_database
 from tests.ledger.helpers import signed_enter
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, canonical_bytes, utc_now_ms
 from trading.signing import generate_private_key, public_key_bytes
 from trading.sizing import RiskProfile
 
@@ -136,6 +137,8 @@ REFUSED = [
     "DELETE FROM risk_profiles",
     "ALTER ROLE CURRENT_USER SUPERUSER",
     "CREATE TABLE public.shadow (x int)",
+    # A temporary table of the ledger's head's name would shadow it for this session.
+    "CREATE TEMP TABLE ledger_head (id boolean, seq bigint, entry_hash bytea)",
 ]
 
 
@@ -203,7 +206,8 @@ async def test_runtime_roles_are_least_privileged_and_own_nothing(
             "floor_risk_profile_set",
         }
         for r in definer:
-            assert r["owner"] == roles.OWNER and any(c.startswith("search_path=") for c in r["proconfig"])
+            # pg_temp last: otherwise a caller's temporary table is searched first.
+            assert r["owner"] == roles.OWNER and "search_path=pg_catalog, public, pg_temp" in r["proconfig"]
     finally:
         await conn.close()
 
@@ -237,14 +241,92 @@ async def test_what_each_runtime_role_needs_it_can_do(as_runtime: asyncpg.Connec
     await as_runtime.execute(
         "INSERT INTO security_events (severity, reason, source) VALUES ('info', 'probe', 'test')"
     )
-    await as_runtime.execute(
-        "INSERT INTO order_events (event_id, command_id, kind, account, symbol, agent_id, side, quantity,"
-        " filled_qty, ts) VALUES ($1, 'c2', 'accepted', 'DU1', 'AAPL', 'alpha', 'BUY', 1, 0, $2)",
-        uuid.uuid4().hex,
-        datetime.now(UTC),
-    )
     assert await as_runtime.fetchval("SELECT count(*) FROM ledger_entries") >= 4
-    # Appending goes through ledger_append, which every runtime role may call.
-    await append_refusal(
-        as_runtime, payload=b"{}", signer="0" * 32, signature=b"\x00" * 64, reason="sentry.bad_signature"
-    )
+
+
+ORDER_ROW_WRITERS = ("hotpath", "worker")
+"""The hot path, and the worker's reconciliation of a broker session."""
+
+
+@pytest.mark.parametrize("process", RUNTIME)
+async def test_only_the_hotpath_and_the_worker_may_write_order_state_rows(
+    process: str, seeded: str, floor_settings: FloorSettings
+) -> None:
+    """Unsigned rows that recovery, slice accounting and reconciliation read."""
+    conn = await asyncpg.connect(with_database(floor_settings.role_url(process), seeded))
+    try:
+        insert = conn.execute(
+            "INSERT INTO order_events (event_id, command_id, kind, account, symbol, agent_id, side, quantity,"
+            " filled_qty, ts) VALUES ($1, $2, 'accepted', 'DU1', 'AAPL', 'alpha', 'BUY', 1, 0, $3)",
+            uuid.uuid4().hex,
+            f"c-{process}",
+            datetime.now(UTC),
+        )
+        if process in ORDER_ROW_WRITERS:
+            await insert
+        else:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await insert
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("process", RUNTIME)
+async def test_only_the_hotpath_role_may_append_to_the_ledger(
+    process: str, seeded: str, floor_settings: FloorSettings
+) -> None:
+    """The planted order a restart would send: an accepted exit with a signature that is none.
+    Only the hot path appends (keys and profiles are ledgered by the functions that change them)."""
+    conn = await asyncpg.connect(with_database(floor_settings.role_url(process), seeded))
+    try:
+        evil = Command(
+            kind=CommandKind.EXIT, command_id=f"evil-exit-{uuid.uuid4().hex[:8]}", agent_id="nobody",
+            account="DU1", nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="AAPL", side=Side.SELL,
+            order_type=OrderType.MKT, tif=TimeInForce.DAY, quantity=100000,
+        )  # fmt: skip
+        plant = append_signed(
+            conn, kind=evil.kind.value, payload=canonical_bytes(evil), signer="0" * 32, scheme="ed25519",
+            signature=b"\x00" * 64, account=evil.account, agent_id=evil.agent_id,
+            command_id=evil.command_id, nonce=evil.nonce, issued_at=evil.issued_at,
+            decision=Decision.ACCEPTED, detail={"quantity": 100000},
+        )  # fmt: skip
+        if process == "hotpath":
+            await plant  # the hot path can; recovery re-verifies what it reads back (test_recovery)
+            return
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await plant
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await append_refusal(
+                conn, payload=b"{}", signer="0" * 32, signature=b"\x01" * 64, reason="sentry.bad_signature"
+            )
+    finally:
+        await conn.close()
+
+
+async def test_a_temporary_ledger_head_cannot_hijack_ledger_append(
+    seeded: str, floor_settings: FloorSettings
+) -> None:
+    """As a session that may create temporary tables (here the superuser's, since no runtime
+    role may): a temp ledger_head with a forged head does not become the head ledger_append
+    reads and advances, so the chain stays whole."""
+    conn = await asyncpg.connect(with_database(floor_settings.db_url, seeded))
+    try:
+        head = await conn.fetchrow("SELECT seq, entry_hash FROM public.ledger_head")
+        await conn.execute("CREATE TEMP TABLE ledger_head (id boolean, seq bigint, entry_hash bytea)")
+        await conn.execute("INSERT INTO ledger_head VALUES (true, $1, $2)", head["seq"] - 1, b"\xab" * 32)
+        record = await append_refusal(
+            conn, payload=b"{}", signer="0" * 32, signature=b"\x02" * 64, reason="sentry.bad_signature"
+        )
+        assert record.seq == head["seq"] + 1
+        entry = await conn.fetchrow("SELECT prev_hash FROM ledger_entries WHERE seq = $1", record.seq)
+        assert bytes(entry["prev_hash"]) == bytes(head["entry_hash"])
+        assert await conn.fetchval("SELECT seq FROM public.ledger_head") == record.seq
+    finally:
+        await conn.close()
+
+
+async def test_runtime_roles_end_idle_transactions_and_lock_waits(as_runtime: asyncpg.Connection) -> None:
+    """Defaults a session could change for itself: they stop a stuck client from holding the
+    ledger's head; a hostile one cannot take that lock at all (only the hot path may append)."""
+    for setting, value in roles.SESSION_LIMITS.items():
+        assert await as_runtime.fetchval(f"SHOW {setting}") == value

@@ -63,9 +63,10 @@ async def test_writer_role_has_no_privilege_to_change_or_insert_directly(
             await db.execute(statement)
 
 
-async def test_writer_role_appends_through_the_function(db: asyncpg.Connection, ledger_dsn: str) -> None:
+async def test_appender_role_appends_through_the_function(db: asyncpg.Connection, ledger_dsn: str) -> None:
+    """floor_appender (the hot path's group) may append; floor_writer alone may not (test_roles)."""
     alpha = await registered_agent(db)
-    await db.execute("SET ROLE floor_writer")
+    await db.execute("SET ROLE floor_appender")
     try:
         record = await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
     finally:
