@@ -130,20 +130,30 @@ async def test_a_manual_re_arm_never_overrides_an_automatic_trip_that_landed_whi
     )
     await intake.warm()
     arm = operator.sign(breaker_command(CommandKind.BREAKER_ARM, operator.agent_id))
+    try:
+        outcome = await intake.handle(arm.to_wire(), source="test")
 
-    outcome = await intake.handle(arm.to_wire(), source="test")
-
-    assert outcome.reason is None  # the arm is ledgered, and the trip after it stands
-    assert breaker.state is TradingState.HALTED
-    await breaker_log.settled()
-    # A restart reads the same: the newest breaker entry is a trip, after the arm.
-    entry = await newest_breaker_entry(ledger_pool, agent_id)
-    assert entry is not None and (entry.kind, entry.agent_id, entry.problem) == (
-        "breaker_tripped",
-        agent_id,
-        None,
-    )
-    arm_seq = await ledger_pool.fetchval(
-        "SELECT seq FROM ledger_entries WHERE command_id = $1 AND authenticated", arm.command.command_id
-    )
-    assert entry.seq > arm_seq
+        assert outcome.reason is None  # the arm is ledgered, and the trip after it stands
+        assert breaker.state is TradingState.HALTED
+        await breaker_log.settled()
+        # A restart reads the same: the newest breaker entry is a trip, after the arm.
+        entry = await newest_breaker_entry(ledger_pool, agent_id)
+        assert entry is not None and (entry.kind, entry.agent_id, entry.problem) == (
+            "breaker_tripped",
+            agent_id,
+            None,
+        )
+        arm_seq = await ledger_pool.fetchval(
+            "SELECT seq FROM ledger_entries WHERE command_id = $1 AND authenticated", arm.command.command_id
+        )
+        assert entry.seq > arm_seq
+    finally:
+        # The ledger is shared with later suites, whose hot paths start in the state of its newest
+        # breaker entry: re-arm, as an operator would, so they do not start halted.
+        plain = in_process_intake(
+            LedgerStore(ledger_pool), BankrollOnly(), [], breaker=breaker, breaker_log=breaker_log
+        )
+        await plain.warm()
+        again = operator.sign(breaker_command(CommandKind.BREAKER_ARM, operator.agent_id))
+        assert (await plain.handle(again.to_wire(), source="test")).reason is None
+        assert (await newest_breaker_entry(ledger_pool, agent_id)).state is TradingState.ACTIVE  # type: ignore[union-attr]
