@@ -30,6 +30,7 @@ from activities.broker_session import BrokerSessionActivities, BrokerView
 from activities.commands import CommandActivities, Producer
 from activities.control import ControlActivities
 from activities.iceberg_parent import IcebergParentActivities
+from activities.lifecycle_order import LifecycleOrderActivities
 from activities.market import MarketActivities, QuoteSource
 from activities.quotes import StreamingQuotes
 from activities.record_writers import RecordWriterActivities
@@ -83,6 +84,8 @@ class Dependencies:
     """Signs the ``orders.events`` records reconciliation writes (``floor-reconcile``)."""
     slicer_agent: str = "sniper"
     """The agent whose key signs iceberg slices: the only one an Iceberg may name."""
+    canceller_agent: str = "floor-lifecycle"
+    """The agent whose key signs an order's expiry cancel (never taken from a workflow's input)."""
 
 
 def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
@@ -99,6 +102,7 @@ def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
         control.read_control,
         parents.check_iceberg_parent,
         RecordWriterActivities(deps.db).record_writers,
+        LifecycleOrderActivities(deps.db, deps.canceller_agent).lifecycle_order,
     ]
 
 

@@ -28,7 +28,7 @@ from floor.services import venv_bin
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from tests.helpers import eventually
-from tests.workflows.sim import SimVenue, signed_event
+from tests.workflows.sim import LedgerOrders, SimVenue, signed_event
 from trading.commands import Edge, Side
 from trading.order_events import EventKind, Fill, OrderEvent
 from workflows.broker_session import (
@@ -49,10 +49,15 @@ WORKFLOW_IDS = {
     "order_lifecycle_expiry": "ord-replay-2",
     "order_lifecycle_signed": "ord-replay-3",
     "order_lifecycle_expiry_signed": "ord-replay-4",
+    "order_lifecycle_ledgered": "ord-replay-5",
+    "order_lifecycle_expiry_ledgered": "ord-replay-6",
     "broker_session": "broker-session/DUREPLAY",
 }
 """Replay must use the recorded workflow id: the Iceberg derives its slice ids from it."""
 QUEUE = "record"
+LEDGER = LedgerOrders()
+"""The recorded lifecycles' orders as the ledger holds them: DAY, closing two seconds after the
+recording starts (the expiry history's cancel comes from there, not from its input)."""
 
 
 @activity.defn(name="reconcile_account")
@@ -176,6 +181,8 @@ async def record_broker_session(client: Client) -> WorkflowHandle:
 
 
 async def main(names: list[str]) -> None:
+    for name in ("order_lifecycle_ledgered", "order_lifecycle_expiry_ledgered"):
+        LEDGER.add(WORKFLOW_IDS[name], datetime.now(UTC) + timedelta(seconds=2))
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(venv_bin("temporal")), data_converter=DATA_CONVERTER
     )
@@ -200,7 +207,15 @@ async def main(names: list[str]) -> None:
             env.client,
             task_queue=QUEUE,
             workflows=[Iceberg, OrderLifecycle, BrokerSession],
-            activities=[get_quote, publish_order, publish_cancel, reconcile_account, check_parent, writers],
+            activities=[
+                get_quote,
+                publish_order,
+                publish_cancel,
+                reconcile_account,
+                check_parent,
+                writers,
+                LEDGER.lifecycle_order,
+            ],
         ):
             recorders = {
                 "iceberg": lambda: record_iceberg(env.client),
@@ -210,6 +225,10 @@ async def main(names: list[str]) -> None:
                 "order_lifecycle_signed": lambda: record_lifecycle(env.client, "order_lifecycle_signed"),
                 "order_lifecycle_expiry_signed": lambda: record_expiry(
                     env.client, "order_lifecycle_expiry_signed"
+                ),
+                "order_lifecycle_ledgered": lambda: record_lifecycle(env.client, "order_lifecycle_ledgered"),
+                "order_lifecycle_expiry_ledgered": lambda: record_expiry(
+                    env.client, "order_lifecycle_expiry_ledgered"
                 ),
                 "broker_session": lambda: record_broker_session(env.client),
             }

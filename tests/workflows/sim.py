@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.control import ControlActivities
 from activities.iceberg_parent import ParentCheck, ParentCheckRequest
+from activities.lifecycle_order import LedgeredOrder, LifecycleOrderRequest
 from activities.market import NoQuote, QuoteRequest, QuoteResult
 from activities.record_writers import RecordWriter, Writers, WritersRequest
 from bus.topics import ORDERS_EVENTS
@@ -61,6 +62,32 @@ async def record_writers(_: WritersRequest) -> Writers:
     """:data:`WRITER_KEY` is the one writer of ``orders.events`` (the registry's answer is tested
     against the real ledger)."""
     return Writers([WRITER])
+
+
+@dataclass
+class LedgerOrders:
+    """Stands in for the ledger's order entries, for workflow tests of the lifecycle (the real
+    activity is tested against the real ledger): an order added here is held as accepted."""
+
+    orders: dict[str, LedgeredOrder] = field(default_factory=dict)
+
+    def add(
+        self,
+        command_id: str,
+        expires_at: datetime | None,
+        *,
+        tif: str = "DAY",
+        account: str = "DU1",
+        symbol: str = "MSFT",
+        side: str = "BUY",
+    ) -> None:
+        self.orders[command_id] = LedgeredOrder(
+            command_id, None, account, symbol, side, tif, expires_at, "floor-lifecycle"
+        )
+
+    @activity.defn(name="lifecycle_order")
+    async def lifecycle_order(self, req: LifecycleOrderRequest) -> LedgeredOrder:
+        return self.orders.get(req.command_id) or LedgeredOrder(req.command_id, "not in the ledger")
 
 
 async def taken_up(handle: WorkflowHandle[Iceberg, Any], command_id: str) -> None:
