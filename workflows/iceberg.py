@@ -26,8 +26,10 @@ its first activity read from the registry, so a signal sent straight to Temporal
 record changes nothing. Events dedupe on event id, fills on execution id.
 
 Nothing is trusted before that first activity (:mod:`activities.iceberg_parent`) has found the
-parent in the ledger, accepted, signed by an unrevoked key allowed on the account, and equal to
-the workflow's input; otherwise the workflow ends Rejected having sent nothing.
+parent in the ledger, accepted, signed by an unrevoked key allowed on the account, equal to the
+workflow's input and paced within the worker's limits; otherwise the workflow fails having sent
+nothing (so a run someone else started cannot keep the genuine one from starting). A DAY
+parent's expiry is the one that check computes from the ledger, never the input's.
 
 Outages do not fail the parent: a quote, publish or cancel activity that runs out of retries is
 noted and tried again on a workflow timer, signals still honoured meanwhile. Publishes and
@@ -107,6 +109,12 @@ LEDGER_CHECKED_PATCH = "iceberg-ledger-checked-parent-signed-records"
 """The parent is checked against the ledger before anything else, and slice events are taken
 only as signed records (``slice_record``). Histories written before took the input on trust and
 unsigned ``slice_event`` signals, and replay that way."""
+
+CHECK_FAILS_RUN_PATCH = "iceberg-checked-pacing-and-expiry-refusal-fails"
+"""The parent check also holds the pacing (interval scale, jitter, cancel confirmation timeout)
+to the worker's limits and gives the expiry (from the ledger entry; the input's is ignored), and
+a refused parent fails the workflow, which frees its id for the genuine start. Histories written
+before used the input's expiry and ended such a parent Rejected, and replay that way."""
 
 PARENT_CHECK_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
@@ -291,7 +299,15 @@ class Iceberg:
         self._validate_input(inp)
         self._signed_events = workflow.patched(LEDGER_CHECKED_PATCH)
         if self._signed_events:
-            refused = await self._check_parent(inp)
+            fail_refused = workflow.patched(CHECK_FAILS_RUN_PATCH)
+            refused = await self._check_parent(inp, fail_refused)
+            if refused is not None and fail_refused:
+                # Failed, not completed: Temporal lets the genuine start take this id after a
+                # failed run (the bridge starts with ALLOW_DUPLICATE_FAILED_ONLY).
+                self._status = IcebergStatus.REJECTED
+                self._end_reason = refused
+                self._notes.append(refused)
+                raise ApplicationError(refused, type="IcebergRefused", non_retryable=True)
             if refused is not None:
                 self._status = IcebergStatus.REJECTED
                 self._end_reason = refused
@@ -345,7 +361,7 @@ class Iceberg:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result(inp, started)
 
-    async def _check_parent(self, inp: IcebergInput) -> str | None:
+    async def _check_parent(self, inp: IcebergInput, checked_expiry: bool) -> str | None:
         """None if the ledger holds this parent as accepted and genuine; else why not."""
         try:
             check: ParentCheck = await workflow.execute_activity_method(
@@ -360,6 +376,9 @@ class Iceberg:
                     tif=inp.tif.value,
                     edge=inp.edge,
                     agent_id=inp.agent_id,
+                    interval_scale=inp.interval_scale,
+                    jitter=inp.jitter,
+                    cancel_confirm_timeout_s=inp.cancel_confirm_timeout_s,
                 ),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=PARENT_CHECK_RETRY,
@@ -369,6 +388,9 @@ class Iceberg:
         if check.reason is not None:
             return f"{check.reason}: {check.detail}"
         self._writers = writer_keys(check.writers)
+        if checked_expiry:
+            # The input's expiry is anyone's to write (None would work a DAY parent past the close).
+            self._expires_at = check.expires_at
         return None
 
     def _result(self, inp: IcebergInput, started: datetime) -> IcebergResult:

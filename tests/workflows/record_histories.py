@@ -45,6 +45,7 @@ HISTORIES = Path(__file__).parent / "histories"
 WORKFLOW_IDS = {
     "iceberg": "ice-replay",
     "iceberg_ledger_checked": "ice-replay-ledger-checked",
+    "iceberg_pacing_checked": "ice-replay-pacing-checked",
     "order_lifecycle": "ord-replay-1",
     "order_lifecycle_expiry": "ord-replay-2",
     "order_lifecycle_signed": "ord-replay-3",
@@ -220,6 +221,7 @@ async def main(names: list[str]) -> None:
             recorders = {
                 "iceberg": lambda: record_iceberg(env.client),
                 "iceberg_ledger_checked": lambda: record_iceberg(env.client, "iceberg_ledger_checked"),
+                "iceberg_pacing_checked": lambda: record_iceberg(env.client, "iceberg_pacing_checked"),
                 "order_lifecycle": lambda: record_lifecycle(env.client),
                 "order_lifecycle_expiry": lambda: record_expiry(env.client),
                 "order_lifecycle_signed": lambda: record_lifecycle(env.client, "order_lifecycle_signed"),

@@ -180,6 +180,8 @@ class SimVenue:
     """Executions racing a cancel, not yet delivered."""
     ledger: asyncpg.Pool | None = None
     """Where ``read_control`` reads controls (None: the workflow gets no control activity)."""
+    closes_at: datetime | None = None
+    """The session close the parent check gives a DAY parent (None: no expiry)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def activities(self) -> list[Callable[..., object]]:
@@ -222,8 +224,15 @@ class SimVenue:
             await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
             return PublishResult(req.command_id, 0, len(self.cancels))
 
+        @activity.defn(name="check_iceberg_parent")
+        async def check_parent(req: ParentCheckRequest) -> ParentCheck:
+            """As :func:`check_iceberg_parent`, with this venue's session close as the expiry."""
+            return ParentCheck(
+                activity.info().workflow_id or "", None, writers=[WRITER], expires_at=self.closes_at
+            )
+
         controls = [] if self.ledger is None else [ControlActivities(self.ledger).read_control]
-        return [get_quote, publish_order, publish_cancel, check_iceberg_parent, record_writers, *controls]
+        return [get_quote, publish_order, publish_cancel, check_parent, record_writers, *controls]
 
     async def deliver_late_fills(self, client: Client | None = None) -> None:
         """Send the executions that raced a cancel (``client``: when called outside an activity)."""
