@@ -41,6 +41,7 @@ from then on: it pulls the working slice and ends Expired with what filled.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,12 +62,22 @@ with workflow.unsafe.imports_passed_through():
     from activities.control import ControlActivities, ControlLookup, LedgeredControl
     from activities.iceberg_parent import IcebergParentActivities, ParentCheck, ParentCheckRequest
     from activities.market import MarketActivities, QuoteRequest, QuoteResult
+
+    # Named here so the data converter can resolve ``Writers`` (and its ``RecordWriter`` list)
+    # when the writer keys are re-read from a task of this workflow (workflows.signed_events).
+    from activities.record_writers import RecordWriter, Writers  # noqa: F401
     from trading.commands import Edge, Side, TimeInForce
     from trading.iceberg import SliceFill, backoff_after, slice_delay_ms, slice_price, slice_quantity
     from trading.order_events import EventKind, OrderEvent
     from trading.record_signing import WriterKey
     from workflows import search
-    from workflows.signed_events import SignedOrderEvent, unchecked_event, verified_event, writer_keys
+    from workflows.signed_events import (
+        FreshWriters,
+        SignedOrderEvent,
+        unchecked_event,
+        verified_event,
+        writer_keys,
+    )
     from workflows.slicing import (
         FillQuality,
         cancel_command_id,
@@ -115,6 +126,11 @@ CHECK_FAILS_RUN_PATCH = "iceberg-checked-pacing-and-expiry-refusal-fails"
 to the worker's limits and gives the expiry (from the ledger entry; the input's is ignored), and
 a refused parent fails the workflow, which frees its id for the genuine start. Histories written
 before used the input's expiry and ended such a parent Rejected, and replay that way."""
+
+FRESH_WRITERS_PATCH = "iceberg-writer-keys-reread"
+"""Slice records are verified with writer keys re-read when stale or when a record names an
+unknown signer (:class:`workflows.signed_events.FreshWriters`), so a writer key revoked while
+the parent works stops counting. Histories written before used the keys read at the start."""
 
 PARENT_CHECK_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
@@ -292,6 +308,9 @@ class Iceberg:
         """Keys whose signed slice records count; None until the parent check passed."""
         self._signed_events: bool | None = None
         """Whether slice events must come signed (None: not known before run starts)."""
+        self._fresh: FreshWriters | None = None
+        """Re-reads the writer keys before they vouch for a record (runs under the patch)."""
+        self._fresh_task: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, inp: IcebergInput) -> IcebergResult:
@@ -308,6 +327,12 @@ class Iceberg:
                 self._end_reason = refused
                 self._notes.append(refused)
                 raise ApplicationError(refused, type="IcebergRefused", non_retryable=True)
+            if refused is None and self._writers is not None and workflow.patched(FRESH_WRITERS_PATCH):
+                self._fresh = FreshWriters(self._writers, workflow.now())
+                # A task of the workflow's own (deterministic) loop; it ends with the workflow.
+                self._fresh_task = asyncio.create_task(
+                    self._fresh.keep_fresh(self._take_slice_record, self._notes.append)
+                )
             if refused is not None:
                 self._status = IcebergStatus.REJECTED
                 self._end_reason = refused
@@ -635,9 +660,17 @@ class Iceberg:
     @workflow.signal(name="slice_record")
     def on_slice_record(self, signed: SignedOrderEvent) -> None:
         """A slice event as its writer signed it; applied only if the signature verifies with
-        a writer key the parent check returned and it is about this parent."""
+        a writer key the parent check returned (re-read since, if stale) and it is about this
+        parent."""
+        if self._fresh is not None and self._fresh.hold_if_stale(signed):
+            return
+        self._take_slice_record(signed)
+
+    def _take_slice_record(self, signed: SignedOrderEvent) -> None:
         try:
-            if self._writers is not None:
+            if self._fresh is not None:
+                event = verified_event(signed, self._fresh.keys)
+            elif self._writers is not None:
                 event = verified_event(signed, self._writers)
             elif self._signed_events is False:
                 # A parent started before records were signed: it takes them as it took

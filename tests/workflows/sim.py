@@ -182,6 +182,9 @@ class SimVenue:
     """Where ``read_control`` reads controls (None: the workflow gets no control activity)."""
     closes_at: datetime | None = None
     """The session close the parent check gives a DAY parent (None: no expiry)."""
+    writers: list[RecordWriter] = field(default_factory=lambda: [WRITER])
+    """The registry's unrevoked ``orders.events`` writers, as the parent check and
+    ``record_writers`` report them (a test revokes one by removing it)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def activities(self) -> list[Callable[..., object]]:
@@ -228,11 +231,15 @@ class SimVenue:
         async def check_parent(req: ParentCheckRequest) -> ParentCheck:
             """As :func:`check_iceberg_parent`, with this venue's session close as the expiry."""
             return ParentCheck(
-                activity.info().workflow_id or "", None, writers=[WRITER], expires_at=self.closes_at
+                activity.info().workflow_id or "", None, writers=list(self.writers), expires_at=self.closes_at
             )
 
+        @activity.defn(name="record_writers")
+        async def current_writers(_: WritersRequest) -> Writers:
+            return Writers(list(self.writers))
+
         controls = [] if self.ledger is None else [ControlActivities(self.ledger).read_control]
-        return [get_quote, publish_order, publish_cancel, check_parent, record_writers, *controls]
+        return [get_quote, publish_order, publish_cancel, check_parent, current_writers, *controls]
 
     async def deliver_late_fills(self, client: Client | None = None) -> None:
         """Send the executions that raced a cancel (``client``: when called outside an activity)."""
