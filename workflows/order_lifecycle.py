@@ -31,6 +31,7 @@ for expiry, at the close of the session its entry was recorded in.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,13 +44,22 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.commands import CancelCommandRequest, CommandActivities
     from activities.lifecycle_order import LedgeredOrder, LifecycleOrderActivities, LifecycleOrderRequest
-    from activities.record_writers import RecordWriter, RecordWriterActivities, WritersRequest
+
+    # ``Writers`` named here so the data converter resolves it for the re-reads of a task of
+    # this workflow (workflows.signed_events.FreshWriters).
+    from activities.record_writers import RecordWriter, RecordWriterActivities, Writers, WritersRequest  # noqa: F401
     from temporal.config import lifecycle_workflow_id
     from temporal.session_calendar import SessionCalendar
     from trading.order_events import EventKind, OrderEvent
     from trading.record_signing import WriterKey
     from workflows import search
-    from workflows.signed_events import SignedOrderEvent, unchecked_event, verified_event, writer_keys
+    from workflows.signed_events import (
+        FreshWriters,
+        SignedOrderEvent,
+        unchecked_event,
+        verified_event,
+        writer_keys,
+    )
     from workflows.slicing import expiry_cancel_command_id, is_duplicate_refusal
 
 CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
@@ -69,6 +79,10 @@ LEDGERED_ORDER_PATCH = "lifecycle-order-from-ledger"
 """The order's account, symbol, side, time in force and session come from its ledger entry and
 the canceller from the worker, never from the input; a lifecycle whose workflow id is not its
 order's lifecycle id acts on nothing. Histories written before took them from the input."""
+FRESH_WRITERS_PATCH = "lifecycle-writer-keys-reread"
+"""Records are verified with writer keys re-read when stale or when a record names an unknown
+signer, so a writer key revoked while the order is open stops counting. Histories written
+before used the keys read at the start."""
 ORDER_READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
 )
@@ -178,6 +192,8 @@ class OrderLifecycle:
         """Whether the order is as its ledger entry says (``self._order``), not as the input says."""
         self._order: LedgeredOrder | None = None
         """The order as the ledger holds it; None (with ``_from_ledger``): nothing to act on."""
+        self._fresh: FreshWriters | None = None
+        self._fresh_task: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> LifecycleView:
@@ -188,6 +204,10 @@ class OrderLifecycle:
         if signed and workflow.patched(LEDGERED_ORDER_PATCH):
             self._from_ledger = True
             self._order = await self._ledgered_order(inp)
+        if self._from_ledger and self._writers is not None and workflow.patched(FRESH_WRITERS_PATCH):
+            self._fresh = FreshWriters(self._writers, workflow.now())
+            # A task of the workflow's own (deterministic) loop; it ends with the workflow.
+            self._fresh_task = asyncio.create_task(self._fresh.keep_fresh(self._take, self._anomalies.append))
         self._signed = signed
         waiting, self._waiting = self._waiting, []
         for item in waiting:
@@ -214,6 +234,8 @@ class OrderLifecycle:
     @workflow.signal(name="record")
     def on_record(self, signed: SignedOrderEvent) -> None:
         """An event as its writer signed it (what the bridge sends)."""
+        if self._fresh is not None and self._fresh.hold_if_stale(signed):
+            return
         self._take(signed)
 
     @workflow.signal(name="event")
@@ -231,10 +253,9 @@ class OrderLifecycle:
             else:
                 self._apply(item)
             return
+        writers = self._fresh.keys if self._fresh is not None else self._writers
         try:
-            event = (
-                verified_event(item, self._writers) if self._writers is not None else unchecked_event(item)
-            )
+            event = verified_event(item, writers) if writers is not None else unchecked_event(item)
         except (ValueError, TypeError) as exc:
             # RecordRefused and OrderEventError included: a forged or broken record.
             self._anomalies.append(f"record refused: {exc}")

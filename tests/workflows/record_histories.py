@@ -53,6 +53,7 @@ WORKFLOW_IDS = {
     "order_lifecycle_expiry_signed": "ord-replay-4",
     "order_lifecycle_ledgered": "ord-replay-5",
     "order_lifecycle_expiry_ledgered": "ord-replay-6",
+    "order_lifecycle_fresh_writers": "ord-replay-7",
     "broker_session": "broker-session/DUREPLAY",
 }
 """Replay must use the recorded workflow id: the Iceberg derives its slice ids from it."""
@@ -183,7 +184,11 @@ async def record_broker_session(client: Client) -> WorkflowHandle:
 
 
 async def main(names: list[str]) -> None:
-    for name in ("order_lifecycle_ledgered", "order_lifecycle_expiry_ledgered"):
+    for name in (
+        "order_lifecycle_ledgered",
+        "order_lifecycle_expiry_ledgered",
+        "order_lifecycle_fresh_writers",
+    ):
         LEDGER.add(WORKFLOW_IDS[name], datetime.now(UTC) + timedelta(seconds=2))
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(venv_bin("temporal")), data_converter=DATA_CONVERTER
@@ -233,6 +238,9 @@ async def main(names: list[str]) -> None:
                 "order_lifecycle_ledgered": lambda: record_lifecycle(env.client, "order_lifecycle_ledgered"),
                 "order_lifecycle_expiry_ledgered": lambda: record_expiry(
                     env.client, "order_lifecycle_expiry_ledgered"
+                ),
+                "order_lifecycle_fresh_writers": lambda: record_expiry(
+                    env.client, "order_lifecycle_fresh_writers"
                 ),
                 "broker_session": lambda: record_broker_session(env.client),
             }

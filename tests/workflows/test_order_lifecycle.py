@@ -17,14 +17,18 @@ from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, PublishResult
 from activities.lifecycle_order import LifecycleOrderActivities
+from activities.record_writers import RecordWriter, Writers, WritersRequest
+from bus.topics import ORDERS_EVENTS
 from ledger.append import Decision, append_command
 from temporal.config import lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import enter_command, new_agent, register
 from tests.helpers import eventually
-from tests.workflows.sim import LedgerOrders, record_writers, signed_event
+from tests.workflows.sim import WRITER, LedgerOrders, record_writers, signed_event
 from trading.commands import Command, Side, TimeInForce
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.record_signing import HOTPATH_WRITER, sign_record
+from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.order_lifecycle import (
     CANCEL_RETRY_AFTER,
     HistoryQuery,
@@ -33,6 +37,7 @@ from workflows.order_lifecycle import (
     LifecycleView,
     OrderLifecycle,
 )
+from workflows.signed_events import WRITERS_MAX_AGE, SignedOrderEvent
 from workflows.slicing import cancel_command_id
 
 QUEUE = "lifecycle-test"
@@ -450,3 +455,43 @@ async def test_a_genuine_day_order_still_open_at_its_sessions_close_is_cancelled
     assert req.target_command_id == day.command_id and req.agent_id == "floor-lifecycle"
     assert req.issued_at >= close
     assert view.state is LifecycleState.EXPIRED
+
+
+async def test_a_filled_record_signed_by_a_writer_key_revoked_since_the_start_does_not_end_the_order(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """A writer key stolen, then revoked while the order is open: a ``filled`` it signs
+    afterwards is refused, so the lifecycle does not end (and would still cancel at the close)."""
+    env = skipping_env
+    stolen = generate_private_key()
+    stolen_writer = RecordWriter(key_id(stolen), HOTPATH_WRITER, public_key_bytes(stolen).hex())
+    registry = [WRITER, stolen_writer]
+
+    @activity.defn(name="record_writers")
+    async def writers(_: WritersRequest) -> Writers:
+        return Writers(list(registry))
+
+    cid = f"ord-{uuid.uuid4()}"
+    async with Worker(
+        env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[writers, LEDGER.lifecycle_order]
+    ):
+        now = await _now(env)
+        handle = await _start(
+            env, _input(cid, expires_at=now + timedelta(hours=6)), _event(cid, 1, EventKind.ACCEPTED, 0)
+        )
+        await _history_of(handle, 1)
+        registry.remove(stolen_writer)  # revoked in the registry
+        await env.sleep(WRITERS_MAX_AGE + timedelta(seconds=1))
+        filled = _event(cid, 2, EventKind.FILLED, 300, Fill("forged", 300, Decimal("1")))
+        await handle.signal(
+            OrderLifecycle.on_record,
+            SignedOrderEvent(sign_record(ORDERS_EVENTS, encode(filled), stolen).decode()),
+        )
+
+        async def refused() -> LifecycleView | None:
+            view: LifecycleView = await handle.query(OrderLifecycle.history, HistoryQuery())
+            return view if any(stolen_writer.key_id in a for a in view.anomalies) else None
+
+        view = await eventually(refused, timeout=30)
+        await handle.terminate("test over")
+    assert view is not None and view.state is LifecycleState.STAGED and view.filled_qty == 0
