@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.iceberg_parent import IcebergLimits, IcebergParentActivities
 from activities.market import QuoteRequest, QuoteResult
+from activities.record_writers import RecordWriterActivities
 from bus.signed_records import SigningProducer
 from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
 from ledger.append import Decision, append_command
@@ -180,6 +181,7 @@ class Desk:
             IcebergParentActivities(
                 ledger, limits=IcebergLimits(min_interval_scale=Decimal("0.1"))
             ).check_iceberg_parent,
+            RecordWriterActivities(ledger).record_writers,
         ]
 
 
