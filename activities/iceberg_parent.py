@@ -6,8 +6,13 @@ own id (``iceberg-<command id>``, read from Temporal, not from the input); the l
 that id must be an authenticated ``iceberg`` command that was accepted, its signature must verify
 with the author's registered key, that key must be unrevoked and allowed on the account, and the
 workflow's input must be that command (account, symbol, side, total, display size, limit, time
-in force, edge) worked by the floor's own slicer. Any other answer ends the workflow
-``Rejected`` before it sends anything.
+in force, edge) worked by the floor's own slicer, paced within the worker's limits (interval
+scale, jitter, cancel confirmation timeout: :class:`IcebergLimits`), and never worked before
+(its first slice is not in the ledger). Any other answer fails the workflow before it sends
+anything, so a run started by someone else leaves the id free for the genuine start.
+
+The parent's expiry is not taken from the input either: a DAY parent stops at the first session
+close at or after its ledger entry was recorded, which this check computes and returns.
 
 The answer also carries the keys whose signatures the workflow accepts on slice records
 (:mod:`trading.record_signing`): the unrevoked service keys of ``orders.events``' writers, read
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from temporalio import activity
@@ -27,6 +33,7 @@ from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.key_trust import trusted_key
 from temporal.config import iceberg_workflow_id
+from temporal.session_calendar import SessionCalendar
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, TimeInForce
 from trading.signing import KeyInvalid, SignatureInvalid, public_key_from_bytes, verify_bytes
 
@@ -39,6 +46,22 @@ AUTHOR_NOT_ALLOWED = "iceberg.author_not_allowed"
 BAD_SIGNATURE = "iceberg.bad_signature"
 INPUT_MISMATCH = "iceberg.input_mismatch"
 WRONG_SLICER = "iceberg.wrong_slicer"
+PACING_NOT_ALLOWED = "iceberg.pacing_not_allowed"
+ALREADY_WORKED = "iceberg.already_worked"
+
+
+@dataclass(frozen=True)
+class IcebergLimits:
+    """How the worker lets an Iceberg be paced: the input may not go past these."""
+
+    min_interval_scale: Decimal = Decimal(1)
+    """The 3-7 s interval may be scaled down to this and no further (1: real time; a test or
+    benchmark venue whose clock runs N times faster runs a worker allowing 1/N)."""
+    max_jitter: Decimal = Decimal("0.05")
+    """A slice may differ from the display size by at most this fraction."""
+    cancel_confirm_timeout_s: tuple[float, float] = (5.0, 300.0)
+    """The shortest and longest wait for a slice cancel's confirmation before re-sending it."""
+
 
 @dataclass(frozen=True)
 class ParentCheckRequest:
@@ -54,6 +77,9 @@ class ParentCheckRequest:
     edge: Edge
     agent_id: str
     """Whose key would sign the slices."""
+    interval_scale: Decimal = Decimal(1)
+    jitter: Decimal = Decimal(0)
+    cancel_confirm_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +89,8 @@ class ParentCheck:
     """None: the parent is genuine and accepted; otherwise why the workflow must not run."""
     detail: str = ""
     writers: list[RecordWriter] = field(default_factory=list)
+    expires_at: datetime | None = None
+    """When a DAY parent stops sending slices: the session close after its ledger entry."""
 
     @property
     def ok(self) -> bool:
@@ -70,9 +98,17 @@ class ParentCheck:
 
 
 class IcebergParentActivities:
-    def __init__(self, db: Db, slicer_agent: str = "sniper") -> None:
+    def __init__(
+        self,
+        db: Db,
+        slicer_agent: str = "sniper",
+        limits: IcebergLimits | None = None,
+        calendar: SessionCalendar | None = None,
+    ) -> None:
         self._db = db
         self._slicer = slicer_agent
+        self._limits = limits or IcebergLimits()
+        self._calendar = calendar or SessionCalendar()
 
     @activity.defn(name="check_iceberg_parent")
     async def check_iceberg_parent(self, req: ParentCheckRequest) -> ParentCheck:
@@ -90,7 +126,20 @@ class IcebergParentActivities:
         if reason is not None:
             activity.logger.warning("iceberg %s refused: %s (%s)", workflow_id, reason, detail)
             return ParentCheck(command_id, reason, detail)
-        return ParentCheck(command_id, None, writers=await current_writers(self._db))
+        return ParentCheck(
+            command_id,
+            None,
+            writers=await current_writers(self._db),
+            expires_at=await self._expiry(command_id, req.tif),
+        )
+
+    async def _expiry(self, command_id: str, tif: str) -> datetime | None:
+        if tif != TimeInForce.DAY.value:
+            return None
+        recorded_at: datetime = await self._db.fetchval(
+            "SELECT recorded_at FROM ledger_entries WHERE command_id = $1 AND authenticated", command_id
+        )
+        return self._calendar.close_after(recorded_at)
 
     async def _problem(self, command_id: str, req: ParentCheckRequest) -> tuple[str | None, str]:
         entry = await command_entry(self._db, command_id)
@@ -119,7 +168,29 @@ class IcebergParentActivities:
             return INPUT_MISMATCH, f"input differs from the ledgered parent in {mismatch}"
         if req.agent_id != self._slicer:
             return WRONG_SLICER, f"slices would be signed by {req.agent_id}, not {self._slicer}"
+        pacing = self._pacing_problem(req)
+        if pacing:
+            return PACING_NOT_ALLOWED, pacing
+        # A run that sent slices and then ended (terminated, say) may not be followed by a
+        # second that sends them again. Slice ids are workflows.slicing.slice_command_id's.
+        first_slice = f"{iceberg_workflow_id(command_id)}.s0001"
+        if await command_entry(self._db, first_slice) is not None:
+            return ALREADY_WORKED, f"the ledger holds its slice {first_slice}: it was worked before"
         return None, ""
+
+    def _pacing_problem(self, req: ParentCheckRequest) -> str:
+        limits = self._limits
+        low, high = limits.cancel_confirm_timeout_s
+        problems = []
+        if req.interval_scale < limits.min_interval_scale:
+            problems.append(f"interval scale {req.interval_scale} below {limits.min_interval_scale}")
+        if not Decimal(0) <= req.jitter <= limits.max_jitter:
+            problems.append(f"jitter {req.jitter} outside 0..{limits.max_jitter}")
+        if not low <= req.cancel_confirm_timeout_s <= high:
+            problems.append(
+                f"cancel confirmation timeout {req.cancel_confirm_timeout_s} s outside {low}..{high} s"
+            )
+        return ", ".join(problems)
 
 
 def _mismatch(command: Command, req: ParentCheckRequest) -> str:

@@ -11,8 +11,10 @@ it), and for an iceberg slice (``parent_id`` set) signal the ``Iceberg`` workflo
 sent the record as signed (``record``, ``slice_record``) and verify it again themselves, since
 anyone who can reach Temporal can signal them. The ``accepted`` record of
 an iceberg parent starts the ``Iceberg`` workflow instead (id ``iceberg-<command id>``, refused
-by Temporal if it ever ran, so a redelivered record starts nothing; a DAY parent is given the
-session close as its expiry), from the parent's entry in the ledger, not from the record: only
+by Temporal while a run is open or after one completed, so a redelivered record starts nothing,
+but allowed after a failed run: a run someone else started, which its parent check failed, does
+not lock the parent out; the workflow takes its expiry from that check, not from the bridge),
+from the parent's entry in the ledger, not from the record: only
 a parent the ledger holds as accepted starts, and with the very command its author signed. The
 parent is no broker order, so it gets no lifecycle. The ``accepted`` record of an iceberg control
 (``control`` set) is handed to its parent as the ``control`` signal, naming the command only: the

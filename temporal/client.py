@@ -66,13 +66,17 @@ async def start_iceberg(
     expires_at: datetime | None = None,
 ) -> WorkflowHandle[Iceberg, IcebergResult]:
     """Start the Sniper on a verified, ledgered iceberg command (workflow id = command id).
-    Starting the same command twice is refused by Temporal (``WorkflowAlreadyStartedError``)."""
+    Starting the same command again is refused by Temporal (``WorkflowAlreadyStartedError``)
+    while a run is open or after one completed; after a failed run it starts. A run fails only
+    when its parent check refused it, before it sent anything (a run someone else started with
+    inputs of their own, say), so the genuine start is never locked out by it; and the check
+    refuses a parent whose first slice is already in the ledger, so none is worked twice."""
     return await client.start_workflow(
         Iceberg.run,
         iceberg_input(command, agent_id=agent_id, expires_at=expires_at),
         id=iceberg_workflow_id(command.command_id),
         task_queue=task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
     )
 
 

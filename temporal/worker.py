@@ -18,6 +18,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from temporalio.worker import Worker
 from activities.broker_session import BrokerSessionActivities, BrokerView
 from activities.commands import CommandActivities, Producer
 from activities.control import ControlActivities
-from activities.iceberg_parent import IcebergParentActivities
+from activities.iceberg_parent import IcebergLimits, IcebergParentActivities
+from activities.lifecycle_order import LifecycleOrderActivities
 from activities.market import MarketActivities, QuoteSource
 from activities.quotes import StreamingQuotes
 from activities.record_writers import RecordWriterActivities
@@ -83,6 +85,10 @@ class Dependencies:
     """Signs the ``orders.events`` records reconciliation writes (``floor-reconcile``)."""
     slicer_agent: str = "sniper"
     """The agent whose key signs iceberg slices: the only one an Iceberg may name."""
+    iceberg_limits: IcebergLimits = IcebergLimits()
+    """How far an Iceberg's input may speed up or jitter its slices."""
+    canceller_agent: str = "floor-lifecycle"
+    """The agent whose key signs an order's expiry cancel (never taken from a workflow's input)."""
 
 
 def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
@@ -90,7 +96,7 @@ def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
     market = MarketActivities(deps.quotes)
     session = BrokerSessionActivities(deps.broker, deps.db, SigningProducer(deps.producer, deps.record_key))
     control = ControlActivities(deps.db)
-    parents = IcebergParentActivities(deps.db, deps.slicer_agent)
+    parents = IcebergParentActivities(deps.db, deps.slicer_agent, deps.iceberg_limits)
     return [
         commands.publish_order,
         commands.publish_cancel,
@@ -99,6 +105,7 @@ def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
         control.read_control,
         parents.check_iceberg_parent,
         RecordWriterActivities(deps.db).record_writers,
+        LifecycleOrderActivities(deps.db, deps.canceller_agent).lifecycle_order,
     ]
 
 
@@ -113,6 +120,7 @@ async def live_dependencies(
     client_id: int,
     agents: tuple[str, ...] = WORKFLOW_AGENTS,
     slicer: str = "sniper",
+    iceberg_limits: IcebergLimits | None = None,
 ) -> AsyncIterator[Dependencies]:
     from brokers.ibkr import IbkrBroker, IbkrConfig
 
@@ -128,7 +136,16 @@ async def live_dependencies(
         )
         await broker.connect()
         stack.push_async_callback(broker.close)
-        yield Dependencies(producer, keys, StreamingQuotes(broker), broker, pool, record_key, slicer)
+        yield Dependencies(
+            producer,
+            keys,
+            StreamingQuotes(broker),
+            broker,
+            pool,
+            record_key,
+            slicer,
+            iceberg_limits or IcebergLimits(),
+        )
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -151,6 +168,13 @@ async def main(argv: list[str] | None = None) -> None:
         help="the agent whose key signs iceberg slices (the bridge's --sniper-agent); an Iceberg"
         " naming any other is refused",
     )
+    parser.add_argument(
+        "--iceberg-min-interval-scale",
+        type=Decimal,
+        default=IcebergLimits().min_interval_scale,
+        help="the smallest interval scale an Iceberg may run at (1: real time; a venue whose clock"
+        " runs N times faster needs 1/N); an Iceberg asking for less is refused",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -160,7 +184,12 @@ async def main(argv: list[str] | None = None) -> None:
         log.info("registered search attributes %s", ", ".join(added))
     agents = tuple(args.agents) if args.agents else WORKFLOW_AGENTS
     async with live_dependencies(
-        settings, args.keys_dir, args.ib_client_id, agents, args.sniper_agent
+        settings,
+        args.keys_dir,
+        args.ib_client_id,
+        agents,
+        args.sniper_agent,
+        IcebergLimits(min_interval_scale=args.iceberg_min_interval_scale),
     ) as deps:
         worker = build_worker(client, deps, args.task_queue)
         stop = asyncio.Event()

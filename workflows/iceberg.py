@@ -26,8 +26,10 @@ its first activity read from the registry, so a signal sent straight to Temporal
 record changes nothing. Events dedupe on event id, fills on execution id.
 
 Nothing is trusted before that first activity (:mod:`activities.iceberg_parent`) has found the
-parent in the ledger, accepted, signed by an unrevoked key allowed on the account, and equal to
-the workflow's input; otherwise the workflow ends Rejected having sent nothing.
+parent in the ledger, accepted, signed by an unrevoked key allowed on the account, equal to the
+workflow's input and paced within the worker's limits; otherwise the workflow fails having sent
+nothing (so a run someone else started cannot keep the genuine one from starting). A DAY
+parent's expiry is the one that check computes from the ledger, never the input's.
 
 Outages do not fail the parent: a quote, publish or cancel activity that runs out of retries is
 noted and tried again on a workflow timer, signals still honoured meanwhile. Publishes and
@@ -39,6 +41,7 @@ from then on: it pulls the working slice and ends Expired with what filled.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,12 +62,22 @@ with workflow.unsafe.imports_passed_through():
     from activities.control import ControlActivities, ControlLookup, LedgeredControl
     from activities.iceberg_parent import IcebergParentActivities, ParentCheck, ParentCheckRequest
     from activities.market import MarketActivities, QuoteRequest, QuoteResult
+
+    # Named here so the data converter can resolve ``Writers`` (and its ``RecordWriter`` list)
+    # when the writer keys are re-read from a task of this workflow (workflows.signed_events).
+    from activities.record_writers import RecordWriter, Writers  # noqa: F401
     from trading.commands import Edge, Side, TimeInForce
     from trading.iceberg import SliceFill, backoff_after, slice_delay_ms, slice_price, slice_quantity
     from trading.order_events import EventKind, OrderEvent
     from trading.record_signing import WriterKey
     from workflows import search
-    from workflows.signed_events import SignedOrderEvent, unchecked_event, verified_event, writer_keys
+    from workflows.signed_events import (
+        FreshWriters,
+        SignedOrderEvent,
+        unchecked_event,
+        verified_event,
+        writer_keys,
+    )
     from workflows.slicing import (
         FillQuality,
         cancel_command_id,
@@ -107,6 +120,17 @@ LEDGER_CHECKED_PATCH = "iceberg-ledger-checked-parent-signed-records"
 """The parent is checked against the ledger before anything else, and slice events are taken
 only as signed records (``slice_record``). Histories written before took the input on trust and
 unsigned ``slice_event`` signals, and replay that way."""
+
+CHECK_FAILS_RUN_PATCH = "iceberg-checked-pacing-and-expiry-refusal-fails"
+"""The parent check also holds the pacing (interval scale, jitter, cancel confirmation timeout)
+to the worker's limits and gives the expiry (from the ledger entry; the input's is ignored), and
+a refused parent fails the workflow, which frees its id for the genuine start. Histories written
+before used the input's expiry and ended such a parent Rejected, and replay that way."""
+
+FRESH_WRITERS_PATCH = "iceberg-writer-keys-reread"
+"""Slice records are verified with writer keys re-read when stale or when a record names an
+unknown signer (:class:`workflows.signed_events.FreshWriters`), so a writer key revoked while
+the parent works stops counting. Histories written before used the keys read at the start."""
 
 PARENT_CHECK_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
@@ -284,6 +308,9 @@ class Iceberg:
         """Keys whose signed slice records count; None until the parent check passed."""
         self._signed_events: bool | None = None
         """Whether slice events must come signed (None: not known before run starts)."""
+        self._fresh: FreshWriters | None = None
+        """Re-reads the writer keys before they vouch for a record (runs under the patch)."""
+        self._fresh_task: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, inp: IcebergInput) -> IcebergResult:
@@ -291,7 +318,21 @@ class Iceberg:
         self._validate_input(inp)
         self._signed_events = workflow.patched(LEDGER_CHECKED_PATCH)
         if self._signed_events:
-            refused = await self._check_parent(inp)
+            fail_refused = workflow.patched(CHECK_FAILS_RUN_PATCH)
+            refused = await self._check_parent(inp, fail_refused)
+            if refused is not None and fail_refused:
+                # Failed, not completed: Temporal lets the genuine start take this id after a
+                # failed run (the bridge starts with ALLOW_DUPLICATE_FAILED_ONLY).
+                self._status = IcebergStatus.REJECTED
+                self._end_reason = refused
+                self._notes.append(refused)
+                raise ApplicationError(refused, type="IcebergRefused", non_retryable=True)
+            if refused is None and self._writers is not None and workflow.patched(FRESH_WRITERS_PATCH):
+                self._fresh = FreshWriters(self._writers, workflow.now())
+                # A task of the workflow's own (deterministic) loop; it ends with the workflow.
+                self._fresh_task = asyncio.create_task(
+                    self._fresh.keep_fresh(self._take_slice_record, self._notes.append)
+                )
             if refused is not None:
                 self._status = IcebergStatus.REJECTED
                 self._end_reason = refused
@@ -345,7 +386,7 @@ class Iceberg:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result(inp, started)
 
-    async def _check_parent(self, inp: IcebergInput) -> str | None:
+    async def _check_parent(self, inp: IcebergInput, checked_expiry: bool) -> str | None:
         """None if the ledger holds this parent as accepted and genuine; else why not."""
         try:
             check: ParentCheck = await workflow.execute_activity_method(
@@ -360,6 +401,9 @@ class Iceberg:
                     tif=inp.tif.value,
                     edge=inp.edge,
                     agent_id=inp.agent_id,
+                    interval_scale=inp.interval_scale,
+                    jitter=inp.jitter,
+                    cancel_confirm_timeout_s=inp.cancel_confirm_timeout_s,
                 ),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=PARENT_CHECK_RETRY,
@@ -369,6 +413,9 @@ class Iceberg:
         if check.reason is not None:
             return f"{check.reason}: {check.detail}"
         self._writers = writer_keys(check.writers)
+        if checked_expiry:
+            # The input's expiry is anyone's to write (None would work a DAY parent past the close).
+            self._expires_at = check.expires_at
         return None
 
     def _result(self, inp: IcebergInput, started: datetime) -> IcebergResult:
@@ -613,9 +660,17 @@ class Iceberg:
     @workflow.signal(name="slice_record")
     def on_slice_record(self, signed: SignedOrderEvent) -> None:
         """A slice event as its writer signed it; applied only if the signature verifies with
-        a writer key the parent check returned and it is about this parent."""
+        a writer key the parent check returned (re-read since, if stale) and it is about this
+        parent."""
+        if self._fresh is not None and self._fresh.hold_if_stale(signed):
+            return
+        self._take_slice_record(signed)
+
+    def _take_slice_record(self, signed: SignedOrderEvent) -> None:
         try:
-            if self._writers is not None:
+            if self._fresh is not None:
+                event = verified_event(signed, self._fresh.keys)
+            elif self._writers is not None:
                 event = verified_event(signed, self._writers)
             elif self._signed_events is False:
                 # A parent started before records were signed: it takes them as it took

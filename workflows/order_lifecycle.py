@@ -18,13 +18,20 @@ Events count only as records their writer signed (the ``record`` signal, verifie
 workflow with the writer keys an activity reads at its start, :mod:`workflows.signed_events`):
 a forged ``filled`` sent straight to Temporal cannot end the lifecycle before the close, and a
 lifecycle started by hand cancels nothing, since no genuine record about its order (one whose
-account, symbol and side are the input's) ever reaches it. A DAY order's expiry is never earlier
-than the close of the session its first genuine record belongs to, whatever the input says.
-Records that arrive before the keys are known wait in order and are verified then.
+account, symbol and side are the ledgered order's) ever reaches it. Records that arrive before
+the keys are known wait in order and are verified then.
+
+Nothing the lifecycle acts on comes from its input, which is anyone's to write: its workflow id
+must be its order's lifecycle id (:func:`temporal.config.lifecycle_workflow_id`), or it acts on
+nothing; the order's account, symbol, side, time in force and session come from its ledger
+entry through an activity (:mod:`activities.lifecycle_order`), and the key that signs the cancel
+from the worker's configuration. Only a DAY order the ledger holds as accepted is ever cancelled
+for expiry, at the close of the session its entry was recorded in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,12 +43,23 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.commands import CancelCommandRequest, CommandActivities
-    from activities.record_writers import RecordWriter, RecordWriterActivities, WritersRequest
+    from activities.lifecycle_order import LedgeredOrder, LifecycleOrderActivities, LifecycleOrderRequest
+
+    # ``Writers`` named here so the data converter resolves it for the re-reads of a task of
+    # this workflow (workflows.signed_events.FreshWriters).
+    from activities.record_writers import RecordWriter, RecordWriterActivities, Writers, WritersRequest  # noqa: F401
+    from temporal.config import lifecycle_workflow_id
     from temporal.session_calendar import SessionCalendar
     from trading.order_events import EventKind, OrderEvent
     from trading.record_signing import WriterKey
     from workflows import search
-    from workflows.signed_events import SignedOrderEvent, unchecked_event, verified_event, writer_keys
+    from workflows.signed_events import (
+        FreshWriters,
+        SignedOrderEvent,
+        unchecked_event,
+        verified_event,
+        writer_keys,
+    )
     from workflows.slicing import expiry_cancel_command_id, is_duplicate_refusal
 
 CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
@@ -57,6 +75,19 @@ SIGNED_EVENTS_PATCH = "lifecycle-signed-records-only"
 """Events count only as signed records, and nothing is cancelled before a genuine one arrived.
 Histories written before took unsigned ``event`` signals and the input's expiry on trust, and
 replay that way."""
+LEDGERED_ORDER_PATCH = "lifecycle-order-from-ledger"
+"""The order's account, symbol, side, time in force and session come from its ledger entry and
+the canceller from the worker, never from the input; a lifecycle whose workflow id is not its
+order's lifecycle id acts on nothing. Histories written before took them from the input."""
+FRESH_WRITERS_PATCH = "lifecycle-writer-keys-reread"
+"""Records are verified with writer keys re-read when stale or when a record names an unknown
+signer, so a writer key revoked while the order is open stops counting. Histories written
+before used the keys read at the start."""
+ORDER_READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
+)
+"""A read of the ledger, safe to repeat; a ledger down for minutes leaves the order uncancelled
+(the broker's own DAY expiry still applies) rather than act on the input."""
 WRITERS_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=30
 )
@@ -100,9 +131,11 @@ class LifecycleInput:
     parent_id: str | None = None
     tif: str = "DAY"
     expires_at: datetime | None = None
-    """When a DAY order must be gone (the session close); None: no time limit here."""
+    """When a DAY order must be gone (the session close); None: no time limit here. Only
+    histories written before the order was read from the ledger act on it."""
     canceller_agent_id: str = "floor-lifecycle"
-    """Whose key signs the expiry cancel."""
+    """Whose key signs the expiry cancel; likewise only in such histories (the worker's
+    configuration names it now)."""
     linger_seconds: float = 300.0
 
 
@@ -155,6 +188,12 @@ class OrderLifecycle:
         """Events that arrived before it was known how to take them, in arrival order."""
         self._genuine_since: datetime | None = None
         """When the first genuine record about this order was written (signed events only)."""
+        self._from_ledger = False
+        """Whether the order is as its ledger entry says (``self._order``), not as the input says."""
+        self._order: LedgeredOrder | None = None
+        """The order as the ledger holds it; None (with ``_from_ledger``): nothing to act on."""
+        self._fresh: FreshWriters | None = None
+        self._fresh_task: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> LifecycleView:
@@ -162,6 +201,13 @@ class OrderLifecycle:
         if signed:
             # Events arriving meanwhile keep waiting: none is taken before the keys are known.
             self._writers = writer_keys(await self._record_writers())
+        if signed and workflow.patched(LEDGERED_ORDER_PATCH):
+            self._from_ledger = True
+            self._order = await self._ledgered_order(inp)
+        if self._from_ledger and self._writers is not None and workflow.patched(FRESH_WRITERS_PATCH):
+            self._fresh = FreshWriters(self._writers, workflow.now())
+            # A task of the workflow's own (deterministic) loop; it ends with the workflow.
+            self._fresh_task = asyncio.create_task(self._fresh.keep_fresh(self._take, self._anomalies.append))
         self._signed = signed
         waiting, self._waiting = self._waiting, []
         for item in waiting:
@@ -176,6 +222,9 @@ class OrderLifecycle:
                     # Started by hand, or no genuine record has come: there is no order to cancel.
                     self._anomalies.append("no signed record of this order by its expiry: nothing cancelled")
                     break
+                if self._from_ledger and (self._order is None or self._order.tif != "DAY"):
+                    # Unreachable (no expiry without a DAY entry); kept so no path cancels one.
+                    break
                 await self._cancel_for_expiry()
         # Late fills after a terminal state are still recorded while we linger.
         await workflow.sleep(timedelta(seconds=inp.linger_seconds))
@@ -185,6 +234,8 @@ class OrderLifecycle:
     @workflow.signal(name="record")
     def on_record(self, signed: SignedOrderEvent) -> None:
         """An event as its writer signed it (what the bridge sends)."""
+        if self._fresh is not None and self._fresh.hold_if_stale(signed):
+            return
         self._take(signed)
 
     @workflow.signal(name="event")
@@ -202,22 +253,50 @@ class OrderLifecycle:
             else:
                 self._apply(item)
             return
+        writers = self._fresh.keys if self._fresh is not None else self._writers
         try:
-            event = (
-                verified_event(item, self._writers) if self._writers is not None else unchecked_event(item)
-            )
+            event = verified_event(item, writers) if writers is not None else unchecked_event(item)
         except (ValueError, TypeError) as exc:
             # RecordRefused and OrderEventError included: a forged or broken record.
             self._anomalies.append(f"record refused: {exc}")
             return
         if self._signed:
             inp = self._require_input()
-            if (event.account, event.symbol, event.side) != (inp.account, inp.symbol, inp.side):
+            # The ledgered order if there is one; else the input's (a refused order's records
+            # still end its lifecycle, though nothing of the input is ever acted on).
+            order = self._order or inp
+            if (event.account, event.symbol, event.side) != (order.account, order.symbol, order.side):
                 self._anomalies.append(f"record {event.event_id} is about another order: ignored")
                 return
             if self._genuine_since is None and event.command_id == inp.command_id:
                 self._genuine_since = event.ts
         self._apply(event)
+
+    async def _ledgered_order(self, inp: LifecycleInput) -> LedgeredOrder | None:
+        """The order as the ledger holds it, if this workflow is its lifecycle; else None (noted)."""
+        own_id = lifecycle_workflow_id(inp.command_id)
+        if workflow.info().workflow_id != own_id:
+            self._anomalies.append(
+                f"workflow id {workflow.info().workflow_id!r} is not order {inp.command_id}'s"
+                f" lifecycle ({own_id!r}): it acts on nothing"
+            )
+            return None
+        try:
+            order = await workflow.execute_activity_method(
+                LifecycleOrderActivities.lifecycle_order,
+                LifecycleOrderRequest(inp.command_id),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=ORDER_READ_RETRY,
+            )
+        except ActivityError as exc:
+            self._anomalies.append(f"order not read from the ledger ({exc.cause or exc}): nothing cancelled")
+            return None
+        if not order.ok:
+            self._anomalies.append(
+                f"order not in the ledger as accepted ({order.problem}): nothing cancelled"
+            )
+            return None
+        return order
 
     async def _record_writers(self) -> list[RecordWriter]:
         try:
@@ -344,7 +423,10 @@ class OrderLifecycle:
 
     def _expires_at(self, inp: LifecycleInput) -> datetime | None:
         """The input's expiry; with signed events, never before the close of the session of the
-        first genuine record (an input is anyone's to write)."""
+        first genuine record (an input is anyone's to write); with the ledgered order, its
+        session's close if it is a DAY order, else never."""
+        if self._from_ledger:
+            return self._order.expires_at if self._order is not None and self._order.tif == "DAY" else None
         if not self._signed or inp.expires_at is None or self._genuine_since is None:
             return inp.expires_at
         return max(inp.expires_at, SessionCalendar().close_after(self._genuine_since))
@@ -377,14 +459,22 @@ class OrderLifecycle:
             self._retry_cancel_at = workflow.now() + CANCEL_RETRY_AFTER
 
     async def _publish_cancel(self, inp: LifecycleInput) -> None:
+        order = self._order
+        if self._from_ledger and order is None:
+            return  # unreachable: without a ledgered order there is no expiry
+        agent, account, symbol = (
+            (order.canceller_agent_id, order.account, order.symbol)
+            if order is not None
+            else (inp.canceller_agent_id, inp.account, inp.symbol)
+        )
         await workflow.execute_activity_method(
             CommandActivities.publish_cancel,
             CancelCommandRequest(
                 command_id=expiry_cancel_command_id(inp.command_id, self._cancel_attempts),
                 target_command_id=inp.command_id,
-                agent_id=inp.canceller_agent_id,
-                account=inp.account,
-                symbol=inp.symbol,
+                agent_id=agent,
+                account=account,
+                symbol=symbol,
                 reason=EXPIRY_CANCEL_REASON,
                 issued_at=workflow.now(),
             ),

@@ -12,10 +12,12 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.iceberg_parent import (
+    ALREADY_WORKED,
     AUTHOR_NOT_ALLOWED,
     AUTHOR_REVOKED,
     INPUT_MISMATCH,
     NOT_AN_ICEBERG,
+    PACING_NOT_ALLOWED,
     PARENT_NOT_ACCEPTED,
     PARENT_UNKNOWN,
     WRONG_SLICER,
@@ -27,9 +29,10 @@ from ledger.append import Decision, append_command
 from ledger.keys import revoke_agent
 from temporal.client import iceberg_input
 from temporal.config import iceberg_workflow_id
+from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import RecordWriters, enter_command, new_agent, register
 from tests.temporal.conftest import ledgered_iceberg
-from trading.commands import Command
+from trading.commands import Command, TimeInForce
 from trading.record_signing import HOTPATH_WRITER, RECONCILE_WRITER
 from trading.signing import key_id
 
@@ -120,3 +123,50 @@ async def test_slices_signed_by_any_key_but_the_slicers_are_refused(ledger_pool:
     request = _request(parent, agent_id="floor-lifecycle")
     check = await _check(ledger_pool, iceberg_workflow_id(parent.command_id), request)
     assert check.reason == WRONG_SLICER
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"interval_scale": Decimal("0.001")}, "interval scale"),
+        ({"jitter": Decimal("0.99")}, "jitter"),
+        ({"jitter": Decimal("-0.1")}, "jitter"),
+        ({"cancel_confirm_timeout_s": 0.001}, "cancel confirmation"),
+    ],
+)
+async def test_pacing_beyond_the_workers_limits_is_refused(
+    ledger_pool: asyncpg.Pool, changes: dict[str, object], named: str
+) -> None:
+    parent = await ledgered_iceberg(ledger_pool, new_agent())
+    check = await _check(ledger_pool, iceberg_workflow_id(parent.command_id), _request(parent, **changes))
+    assert check.reason == PACING_NOT_ALLOWED and named in check.detail
+
+
+async def test_a_day_parent_expires_at_the_close_of_the_session_its_entry_was_recorded_in(
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    day = await ledgered_iceberg(ledger_pool, new_agent())
+    check = await _check(ledger_pool, iceberg_workflow_id(day.command_id), _request(day))
+    recorded_at = await ledger_pool.fetchval(
+        "SELECT recorded_at FROM ledger_entries WHERE command_id = $1", day.command_id
+    )
+    assert check.ok and check.expires_at == SessionCalendar().close_after(recorded_at)
+    gtc = await ledgered_iceberg(ledger_pool, new_agent(), tif=TimeInForce.GTC)
+    check = await _check(ledger_pool, iceberg_workflow_id(gtc.command_id), _request(gtc))
+    assert check.ok and check.expires_at is None
+
+
+async def test_a_parent_whose_first_slice_is_in_the_ledger_is_not_worked_again(
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    parent = await ledgered_iceberg(ledger_pool, new_agent())
+    workflow_id = iceberg_workflow_id(parent.command_id)
+    sniper = new_agent("sniper")
+    first = enter_command(
+        sniper.agent_id, account="DU1", command_id=f"{workflow_id}.s0001", parent_id=workflow_id
+    )
+    await append_command(
+        ledger_pool, sniper.sign(first), decision=Decision.ACCEPTED, detail={"quantity": 100}
+    )
+    check = await _check(ledger_pool, workflow_id, _request(parent))
+    assert check.reason == ALREADY_WORKED

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from activities.broker_session import ReconcileReport, ReconcileRequest
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.iceberg_parent import IcebergParentActivities
+from activities.lifecycle_order import LifecycleOrderActivities
 from activities.market import QuoteRequest, QuoteResult
 from activities.record_writers import RecordWriterActivities
 from bus.kafka import ensure_topics
@@ -88,7 +89,10 @@ async def test_records_drive_one_lifecycle_per_order_findable_by_search_attribut
         temporal_client,
         task_queue=running.queue,
         workflows=[OrderLifecycle],
-        activities=[RecordWriterActivities(ledger_pool).record_writers],
+        activities=[
+            RecordWriterActivities(ledger_pool).record_writers,
+            LifecycleOrderActivities(ledger_pool).lifecycle_order,
+        ],
     ):
         await _produce(
             records_producer,
@@ -172,6 +176,7 @@ async def test_slice_records_reach_the_iceberg_through_kafka(
             publish_cancel,
             IcebergParentActivities(ledger_pool).check_iceberg_parent,
             RecordWriterActivities(ledger_pool).record_writers,
+            LifecycleOrderActivities(ledger_pool).lifecycle_order,
         ],
     ):
         result = await temporal_client.execute_workflow(

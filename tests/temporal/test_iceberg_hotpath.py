@@ -146,6 +146,8 @@ class SniperStack:
             self.queue,
             "--ib-client-id",
             str(client_id),
+            "--iceberg-min-interval-scale",
+            str(INTERVAL_SCALE),
         ]
         return _process(self.settings, f"worker-{self.queue}", argv, "worker polling")
 

@@ -13,21 +13,23 @@ from decimal import Decimal
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
-from activities.iceberg_parent import IcebergParentActivities
+from activities.iceberg_parent import IcebergLimits, IcebergParentActivities
 from activities.market import QuoteRequest, QuoteResult
+from activities.record_writers import RecordWriterActivities
 from bus.signed_records import SigningProducer
 from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
+from ledger.append import Decision, append_command
 from ledger.security_events import SecurityEvent, recent_security_events
 from observability.flood import FULL_EVENTS_PER_WINDOW, REPEATS
 from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge
-from temporal.client import iceberg_input
+from temporal.client import iceberg_input, start_iceberg
 from temporal.config import broker_session_workflow_id, iceberg_workflow_id
 from tests.fixtures.hotpath import RecordWriters, new_agent, register
 from tests.helpers import eventually
@@ -38,7 +40,7 @@ from trading.order_events import EventKind, OrderEvent, encode
 from trading.record_signing import UNSIGNED, sign_record
 from trading.signing import SignedCommand
 from workflows.broker_session import Change, SessionChange
-from workflows.iceberg import Iceberg, IcebergStatus, ProgressQuery
+from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 from workflows.signed_events import SignedOrderEvent
 
 
@@ -178,7 +180,11 @@ class Desk:
             get_quote,
             publish_order,
             publish_cancel,
-            IcebergParentActivities(ledger).check_iceberg_parent,
+            # Tests run the 3-7 s intervals ten times faster; the worker allows that, no more.
+            IcebergParentActivities(
+                ledger, limits=IcebergLimits(min_interval_scale=Decimal("0.1"))
+            ).check_iceberg_parent,
+            RecordWriterActivities(ledger).record_writers,
         ]
 
 
@@ -257,12 +263,33 @@ async def test_forged_cancelled_records_and_signals_do_not_make_the_iceberg_send
             await handle.terminate("test over")
 
 
-async def test_an_iceberg_started_directly_in_temporal_for_a_parent_the_ledger_lacks_is_rejected(
+async def _refused(client: Client, inp: IcebergInput, workflow_id: str, queue: str) -> str:
+    """Run an Iceberg someone started by hand; it must fail. Returns why."""
+    try:
+        await client.execute_workflow(
+            Iceberg.run, inp, id=workflow_id, task_queue=queue, execution_timeout=timedelta(minutes=1)
+        )
+    except WorkflowFailureError as exc:
+        assert isinstance(exc.cause, ApplicationError) and exc.cause.type == "IcebergRefused"
+        return exc.cause.message
+    raise AssertionError(f"{workflow_id} ran")
+
+
+async def _worked_by_the_genuine_start(client: Client, desk: Desk, parent: Command, queue: str) -> None:
+    """The bridge's start of ``parent`` goes through after the forged run and sends a slice."""
+    handle = await start_iceberg(client, parent, task_queue=queue)
+    try:
+        await eventually(lambda: len(desk.orders) == 1, timeout=30)
+    finally:
+        await handle.terminate("test over")
+
+
+async def test_an_iceberg_started_directly_in_temporal_for_a_parent_the_ledger_lacks_fails(
     temporal_client: Client, ledger_pool: asyncpg.Pool, records_producer: SigningProducer
 ) -> None:
     """Temporal authenticates nobody either: an Iceberg started by hand for a parent the ledger
-    does not hold, or with a total other than the ledgered parent's, ends Rejected having sent
-    nothing; the genuine parent is worked."""
+    does not hold, or with a total other than the ledgered parent's, fails having sent nothing;
+    the genuine parent is still started, and worked."""
     desk = Desk(records_producer)
     queue = f"direct-{uuid.uuid4().hex[:8]}"
     agent = new_agent(accounts=frozenset({"DU1"}))
@@ -275,38 +302,72 @@ async def test_an_iceberg_started_directly_in_temporal_for_a_parent_the_ledger_l
         workflows=[Iceberg],
         activities=desk.activities(ledger_pool),  # type: ignore[arg-type]
     ):
-        unheld_result = await temporal_client.execute_workflow(
-            Iceberg.run,
-            iceberg_input(unheld),
-            id=iceberg_workflow_id(unheld.command_id),
-            task_queue=queue,
-            execution_timeout=timedelta(minutes=1),
+        unheld_reason = await _refused(
+            temporal_client, iceberg_input(unheld), iceberg_workflow_id(unheld.command_id), queue
         )
-        inflated_result = await temporal_client.execute_workflow(
-            Iceberg.run,
-            inflated,
-            id=iceberg_workflow_id(genuine.command_id),
-            task_queue=queue,
-            execution_timeout=timedelta(minutes=1),
+        inflated_reason = await _refused(
+            temporal_client, inflated, iceberg_workflow_id(genuine.command_id), queue
         )
         assert desk.orders == []
-        genuine_handle = await temporal_client.start_workflow(
-            Iceberg.run,
-            iceberg_input(genuine),
-            id=iceberg_workflow_id(genuine.command_id),
-            task_queue=queue,
-            execution_timeout=timedelta(minutes=1),
-            # The forged run above closed under this id; the genuine parent may still start.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        await _worked_by_the_genuine_start(temporal_client, desk, genuine, queue)
+    assert unheld_reason.startswith("iceberg.parent_unknown")
+    assert "total_qty" in inflated_reason
+
+
+async def test_an_iceberg_started_before_its_parent_is_ledgered_cannot_keep_the_parent_from_being_worked(
+    temporal_client: Client, ledger_pool: asyncpg.Pool, records_producer: SigningProducer
+) -> None:
+    """The kill: the parent's id is readable on agent.commands before intake ledgers it, so
+    someone starts ``iceberg-<command id>`` first. That run fails (no such parent yet), and the
+    bridge's start once the parent is accepted still goes through."""
+    desk = Desk(records_producer)
+    queue = f"kill-{uuid.uuid4().hex[:8]}"
+    agent = new_agent(accounts=frozenset({"DU1"}))
+    template = await ledgered_iceberg(ledger_pool, agent)
+    parent = dataclasses.replace(template, command_id=f"ice-cmd-{uuid.uuid4().hex}", nonce=uuid.uuid4().hex)
+    async with Worker(
+        temporal_client,
+        task_queue=queue,
+        workflows=[Iceberg],
+        activities=desk.activities(ledger_pool),  # type: ignore[arg-type]
+    ):
+        reason = await _refused(
+            temporal_client, iceberg_input(parent), iceberg_workflow_id(parent.command_id), queue
         )
-        try:
-            await eventually(lambda: len(desk.orders) == 1, timeout=30)
-        finally:
-            await genuine_handle.terminate("test over")
-    assert unheld_result.status is IcebergStatus.REJECTED and unheld_result.slices == []
-    assert unheld_result.reason is not None and unheld_result.reason.startswith("iceberg.parent_unknown")
-    assert inflated_result.status is IcebergStatus.REJECTED and inflated_result.slices == []
-    assert inflated_result.reason is not None and "total_qty" in inflated_result.reason
+        await append_command(
+            ledger_pool, agent.sign(parent), decision=Decision.ACCEPTED, detail={"quantity": 300}
+        )
+        await _worked_by_the_genuine_start(temporal_client, desk, parent, queue)
+    assert reason.startswith("iceberg.parent_unknown")
+
+
+async def test_an_iceberg_hijacked_with_its_own_pacing_fails_and_the_genuine_start_works_the_parent(
+    temporal_client: Client, ledger_pool: asyncpg.Pool, records_producer: SigningProducer
+) -> None:
+    """The hijack: started right after the parent is accepted, racing the bridge, with every
+    ledgered field right and the floor's slicer, but slices every few milliseconds, each up to
+    twice the display size, and no expiry for a DAY parent. The pacing is the worker's to set:
+    the run fails having sent nothing, and the bridge's start works the parent."""
+    desk = Desk(records_producer)
+    queue = f"hijack-{uuid.uuid4().hex[:8]}"
+    genuine = await ledgered_iceberg(ledger_pool, new_agent(accounts=frozenset({"DU1"})))
+    hijack = dataclasses.replace(
+        iceberg_input(genuine, agent_id="sniper"),
+        interval_scale=Decimal("0.001"),
+        jitter=Decimal("0.99"),
+        expires_at=None,
+    )
+    async with Worker(
+        temporal_client,
+        task_queue=queue,
+        workflows=[Iceberg],
+        activities=desk.activities(ledger_pool),  # type: ignore[arg-type]
+    ):
+        reason = await _refused(temporal_client, hijack, iceberg_workflow_id(genuine.command_id), queue)
+        assert desk.orders == []
+        await _worked_by_the_genuine_start(temporal_client, desk, genuine, queue)
+    assert reason.startswith("iceberg.pacing_not_allowed")
+    assert "interval scale" in reason and "jitter" in reason
 
 
 async def test_a_burst_of_forged_records_adds_security_rows_per_window_not_per_record(

@@ -28,7 +28,7 @@ from floor.services import venv_bin
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from tests.helpers import eventually
-from tests.workflows.sim import SimVenue, signed_event
+from tests.workflows.sim import LedgerOrders, SimVenue, signed_event
 from trading.commands import Edge, Side
 from trading.order_events import EventKind, Fill, OrderEvent
 from workflows.broker_session import (
@@ -45,15 +45,23 @@ HISTORIES = Path(__file__).parent / "histories"
 WORKFLOW_IDS = {
     "iceberg": "ice-replay",
     "iceberg_ledger_checked": "ice-replay-ledger-checked",
+    "iceberg_pacing_checked": "ice-replay-pacing-checked",
+    "iceberg_fresh_writers": "ice-replay-fresh-writers",
     "order_lifecycle": "ord-replay-1",
     "order_lifecycle_expiry": "ord-replay-2",
     "order_lifecycle_signed": "ord-replay-3",
     "order_lifecycle_expiry_signed": "ord-replay-4",
+    "order_lifecycle_ledgered": "ord-replay-5",
+    "order_lifecycle_expiry_ledgered": "ord-replay-6",
+    "order_lifecycle_fresh_writers": "ord-replay-7",
     "broker_session": "broker-session/DUREPLAY",
     "broker_session_newest_only": "broker-session/DUREPLAY2",
 }
 """Replay must use the recorded workflow id: the Iceberg derives its slice ids from it."""
 QUEUE = "record"
+LEDGER = LedgerOrders()
+"""The recorded lifecycles' orders as the ledger holds them: DAY, closing two seconds after the
+recording starts (the expiry history's cancel comes from there, not from its input)."""
 
 
 @activity.defn(name="reconcile_account")
@@ -186,6 +194,12 @@ async def record_broker_session(client: Client, name: str = "broker_session") ->
 
 
 async def main(names: list[str]) -> None:
+    for name in (
+        "order_lifecycle_ledgered",
+        "order_lifecycle_expiry_ledgered",
+        "order_lifecycle_fresh_writers",
+    ):
+        LEDGER.add(WORKFLOW_IDS[name], datetime.now(UTC) + timedelta(seconds=2))
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(venv_bin("temporal")), data_converter=DATA_CONVERTER
     )
@@ -210,16 +224,33 @@ async def main(names: list[str]) -> None:
             env.client,
             task_queue=QUEUE,
             workflows=[Iceberg, OrderLifecycle, BrokerSession],
-            activities=[get_quote, publish_order, publish_cancel, reconcile_account, check_parent, writers],
+            activities=[
+                get_quote,
+                publish_order,
+                publish_cancel,
+                reconcile_account,
+                check_parent,
+                writers,
+                LEDGER.lifecycle_order,
+            ],
         ):
             recorders = {
                 "iceberg": lambda: record_iceberg(env.client),
                 "iceberg_ledger_checked": lambda: record_iceberg(env.client, "iceberg_ledger_checked"),
+                "iceberg_pacing_checked": lambda: record_iceberg(env.client, "iceberg_pacing_checked"),
+                "iceberg_fresh_writers": lambda: record_iceberg(env.client, "iceberg_fresh_writers"),
                 "order_lifecycle": lambda: record_lifecycle(env.client),
                 "order_lifecycle_expiry": lambda: record_expiry(env.client),
                 "order_lifecycle_signed": lambda: record_lifecycle(env.client, "order_lifecycle_signed"),
                 "order_lifecycle_expiry_signed": lambda: record_expiry(
                     env.client, "order_lifecycle_expiry_signed"
+                ),
+                "order_lifecycle_ledgered": lambda: record_lifecycle(env.client, "order_lifecycle_ledgered"),
+                "order_lifecycle_expiry_ledgered": lambda: record_expiry(
+                    env.client, "order_lifecycle_expiry_ledgered"
+                ),
+                "order_lifecycle_fresh_writers": lambda: record_expiry(
+                    env.client, "order_lifecycle_fresh_writers"
                 ),
                 "broker_session": lambda: record_broker_session(env.client),
                 "broker_session_newest_only": lambda: record_broker_session(

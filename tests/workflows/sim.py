@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.control import ControlActivities
 from activities.iceberg_parent import ParentCheck, ParentCheckRequest
+from activities.lifecycle_order import LedgeredOrder, LifecycleOrderRequest
 from activities.market import NoQuote, QuoteRequest, QuoteResult
 from activities.record_writers import RecordWriter, Writers, WritersRequest
 from bus.topics import ORDERS_EVENTS
@@ -61,6 +62,32 @@ async def record_writers(_: WritersRequest) -> Writers:
     """:data:`WRITER_KEY` is the one writer of ``orders.events`` (the registry's answer is tested
     against the real ledger)."""
     return Writers([WRITER])
+
+
+@dataclass
+class LedgerOrders:
+    """Stands in for the ledger's order entries, for workflow tests of the lifecycle (the real
+    activity is tested against the real ledger): an order added here is held as accepted."""
+
+    orders: dict[str, LedgeredOrder] = field(default_factory=dict)
+
+    def add(
+        self,
+        command_id: str,
+        expires_at: datetime | None,
+        *,
+        tif: str = "DAY",
+        account: str = "DU1",
+        symbol: str = "MSFT",
+        side: str = "BUY",
+    ) -> None:
+        self.orders[command_id] = LedgeredOrder(
+            command_id, None, account, symbol, side, tif, expires_at, "floor-lifecycle"
+        )
+
+    @activity.defn(name="lifecycle_order")
+    async def lifecycle_order(self, req: LifecycleOrderRequest) -> LedgeredOrder:
+        return self.orders.get(req.command_id) or LedgeredOrder(req.command_id, "not in the ledger")
 
 
 async def taken_up(handle: WorkflowHandle[Iceberg, Any], command_id: str) -> None:
@@ -153,6 +180,11 @@ class SimVenue:
     """Executions racing a cancel, not yet delivered."""
     ledger: asyncpg.Pool | None = None
     """Where ``read_control`` reads controls (None: the workflow gets no control activity)."""
+    closes_at: datetime | None = None
+    """The session close the parent check gives a DAY parent (None: no expiry)."""
+    writers: list[RecordWriter] = field(default_factory=lambda: [WRITER])
+    """The registry's unrevoked ``orders.events`` writers, as the parent check and
+    ``record_writers`` report them (a test revokes one by removing it)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def activities(self) -> list[Callable[..., object]]:
@@ -195,8 +227,19 @@ class SimVenue:
             await self._send(order, EventKind.CANCELLED, None, reason=req.reason)
             return PublishResult(req.command_id, 0, len(self.cancels))
 
+        @activity.defn(name="check_iceberg_parent")
+        async def check_parent(req: ParentCheckRequest) -> ParentCheck:
+            """As :func:`check_iceberg_parent`, with this venue's session close as the expiry."""
+            return ParentCheck(
+                activity.info().workflow_id or "", None, writers=list(self.writers), expires_at=self.closes_at
+            )
+
+        @activity.defn(name="record_writers")
+        async def current_writers(_: WritersRequest) -> Writers:
+            return Writers(list(self.writers))
+
         controls = [] if self.ledger is None else [ControlActivities(self.ledger).read_control]
-        return [get_quote, publish_order, publish_cancel, check_iceberg_parent, record_writers, *controls]
+        return [get_quote, publish_order, publish_cancel, check_parent, current_writers, *controls]
 
     async def deliver_late_fills(self, client: Client | None = None) -> None:
         """Send the executions that raced a cancel (``client``: when called outside an activity)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +14,15 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.commands import OrderCommandRequest
+from activities.record_writers import RecordWriter
+from bus.topics import ORDERS_EVENTS
 from ledger.append import Decision, append_command
 from tests.helpers import eventually
-from tests.workflows.sim import Controller, SimVenue, pause_at_slice, taken_up
+from tests.workflows.sim import WRITER, Controller, SimVenue, pause_at_slice, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, utc_now_ms
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.record_signing import HOTPATH_WRITER, sign_record
+from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.iceberg import (
     AmendRequest,
     CancelRequest,
@@ -29,6 +34,7 @@ from workflows.iceberg import (
     PauseRequest,
     ProgressQuery,
 )
+from workflows.signed_events import WRITERS_MAX_AGE, SignedOrderEvent
 
 QUEUE = "iceberg-test"
 EDGE = Edge(p=Decimal("0.55"), b=Decimal("2"), stop_price=Decimal("95"))
@@ -309,3 +315,45 @@ async def test_a_control_that_could_not_be_read_is_read_again_when_delivered_aga
     assert result.status is IcebergStatus.CANCELLED and len(result.slices) == 1
     notes = " | ".join(result.notes)
     assert f"control {cancel} not applied" in notes and f"iceberg_cancel {cancel} by" in notes
+
+
+async def test_a_record_signed_by_a_writer_key_revoked_while_the_iceberg_works_changes_nothing(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """A writer key stolen, then revoked (``floor keys revoke floor-hotpath``) while a parent
+    works: the Iceberg read it as a writer at its start, but a ``cancelled`` it signs for the
+    working slice afterwards is refused, so the next slice is not sent on top of the first."""
+    stolen = generate_private_key()
+    stolen_writer = RecordWriter(key_id(stolen), HOTPATH_WRITER, public_key_bytes(stolen).hex())
+    venue = SimVenue(script=lambda n: "ignore-cancel", writers=[WRITER, stolen_writer])
+    async with Worker(
+        skipping_env.client, task_queue=QUEUE, workflows=[Iceberg], activities=venue.activities()
+    ):
+        handle = await skipping_env.client.start_workflow(
+            Iceberg.run, _inp(total=300), id=f"ice-revoked-{uuid.uuid4()}", task_queue=QUEUE
+        )
+        await eventually(lambda: len(venue.orders) == 1, timeout=30)
+        venue.writers.remove(stolen_writer)  # revoked in the registry
+        await skipping_env.sleep(WRITERS_MAX_AGE + timedelta(seconds=1))
+        working = venue.orders[0]
+        forged = OrderEvent(
+            event_id="forged-1", command_id=working.command_id, parent_id=working.parent_id,
+            kind=EventKind.CANCELLED, account=working.account, symbol=working.symbol,
+            agent_id=working.agent_id, side=working.side, quantity=working.quantity, filled_qty=0,
+            avg_fill_price=None, last_fill=None, reason="broker.cancelled", ts=datetime.now(UTC),
+            limit_price=working.limit_price,
+        )  # fmt: skip
+        await handle.signal(
+            Iceberg.on_slice_record,
+            SignedOrderEvent(sign_record(ORDERS_EVENTS, encode(forged), stolen).decode()),
+        )
+
+        async def refused() -> bool:
+            notes = (await handle.query(Iceberg.progress, ProgressQuery())).notes
+            return any("slice record refused" in n and stolen_writer.key_id in n for n in notes)
+
+        await eventually(refused, timeout=30)
+        progress = await handle.query(Iceberg.progress, ProgressQuery())
+        await handle.terminate("test over")
+    assert progress.slices_sent == 1 and progress.working_qty == 100
+    assert len({o.command_id for o in venue.orders}) == 1

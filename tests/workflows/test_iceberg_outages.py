@@ -142,7 +142,7 @@ async def test_a_day_iceberg_stops_at_the_session_close_pulls_its_slice_and_ends
     skipping_env: WorkflowEnvironment,
 ) -> None:
     closes_at = await _soon(skipping_env, seconds=30)
-    venue = SimVenue(script=lambda n: "fill" if n == 1 else "rest")
+    venue = SimVenue(script=lambda n: "fill" if n == 1 else "rest", closes_at=closes_at)
     result, handle = await _run_handle(
         skipping_env, venue, _inp(total=1000, expires_at=closes_at), CLOSE_TEST_TIMEOUT
     )
@@ -165,7 +165,7 @@ async def test_a_paused_day_iceberg_still_ends_expired_at_the_session_close(
     skipping_env: WorkflowEnvironment, controller: Controller
 ) -> None:
     closes_at = await _soon(skipping_env, seconds=120)
-    venue = SimVenue(on_slice=pause_at_slice(1, controller), ledger=controller.pool)
+    venue = SimVenue(on_slice=pause_at_slice(1, controller), ledger=controller.pool, closes_at=closes_at)
     result, handle = await _run_handle(
         skipping_env, venue, _inp(total=500, expires_at=closes_at), CLOSE_TEST_TIMEOUT
     )

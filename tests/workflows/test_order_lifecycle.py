@@ -9,16 +9,26 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, PublishResult
+from activities.lifecycle_order import LifecycleOrderActivities
+from activities.record_writers import RecordWriter, Writers, WritersRequest
+from bus.topics import ORDERS_EVENTS
+from ledger.append import Decision, append_command
+from temporal.config import lifecycle_workflow_id
 from temporal.session_calendar import SessionCalendar
+from tests.fixtures.hotpath import enter_command, new_agent, register
 from tests.helpers import eventually
-from tests.workflows.sim import record_writers, signed_event
-from trading.order_events import EventKind, Fill, OrderEvent
+from tests.workflows.sim import WRITER, LedgerOrders, record_writers, signed_event
+from trading.commands import Command, Side, TimeInForce
+from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.record_signing import HOTPATH_WRITER, sign_record
+from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.order_lifecycle import (
     CANCEL_RETRY_AFTER,
     HistoryQuery,
@@ -27,9 +37,12 @@ from workflows.order_lifecycle import (
     LifecycleView,
     OrderLifecycle,
 )
+from workflows.signed_events import WRITERS_MAX_AGE, SignedOrderEvent
 from workflows.slicing import cancel_command_id
 
 QUEUE = "lifecycle-test"
+LEDGER = LedgerOrders()
+"""The orders these tests start lifecycles for, as the ledger holds them."""
 
 
 def _event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None) -> OrderEvent:
@@ -92,7 +105,16 @@ async def _history_of(handle: WorkflowHandle, entries: int) -> LifecycleView:
     return found
 
 
-async def _start(env: WorkflowEnvironment, inp: LifecycleInput, first: OrderEvent) -> WorkflowHandle:
+_AS_INPUT: Any = object()
+
+
+async def _start(
+    env: WorkflowEnvironment, inp: LifecycleInput, first: OrderEvent, ledgered_expiry: Any = _AS_INPUT
+) -> WorkflowHandle:
+    """Start the lifecycle of an order the ledger holds as DAY, its session closing at
+    ``ledgered_expiry`` (default: the input's expiry)."""
+    expiry = inp.expires_at if ledgered_expiry is _AS_INPUT else ledgered_expiry
+    LEDGER.add(inp.command_id, expiry, account=inp.account, symbol=inp.symbol, side=inp.side)
     return await env.client.start_workflow(
         OrderLifecycle.run,
         inp,
@@ -108,7 +130,10 @@ async def test_events_drive_states_and_duplicates_change_nothing(skipping_env: W
     f1 = Fill("x1", 100, Decimal("50.10"))
     f2 = Fill("x2", 200, Decimal("50.04"))
     async with Worker(
-        skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[record_writers]
+        skipping_env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[record_writers, LEDGER.lifecycle_order],
     ):
         handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.ACCEPTED, 0))
         events = [
@@ -150,7 +175,7 @@ async def _left_open_past_the_close(
         env.client,
         task_queue=QUEUE,
         workflows=[OrderLifecycle],
-        activities=[canceller.publish_cancel, record_writers],
+        activities=[canceller.publish_cancel, record_writers, LEDGER.lifecycle_order],
     ):
         handle = await _start(env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0))
         await handle.signal(OrderLifecycle.on_record, signed_event(_event(cid, 2, EventKind.SUBMITTED, 0)))
@@ -210,7 +235,7 @@ async def test_order_filled_before_the_close_is_not_cancelled(skipping_env: Work
         skipping_env.client,
         task_queue=QUEUE,
         workflows=[OrderLifecycle],
-        activities=[canceller.publish_cancel, record_writers],
+        activities=[canceller.publish_cancel, record_writers, LEDGER.lifecycle_order],
     ):
         handle = await _start(
             skipping_env, _input(cid, expires_at=close), _event(cid, 1, EventKind.ACCEPTED, 0)
@@ -226,7 +251,10 @@ async def test_order_filled_before_the_close_is_not_cancelled(skipping_env: Work
 async def test_late_fill_after_cancel_is_recorded(skipping_env: WorkflowEnvironment) -> None:
     cid = f"ord-{uuid.uuid4()}"
     async with Worker(
-        skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[record_writers]
+        skipping_env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[record_writers, LEDGER.lifecycle_order],
     ):
         handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.SUBMITTED, 0))
         await handle.signal(OrderLifecycle.on_record, signed_event(_event(cid, 2, EventKind.CANCELLED, 0)))
@@ -248,7 +276,10 @@ async def test_refusal_of_a_repeated_delivery_is_not_the_end_of_the_order(
 ) -> None:
     cid = f"ord-{uuid.uuid4()}"
     async with Worker(
-        skipping_env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[record_writers]
+        skipping_env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[record_writers, LEDGER.lifecycle_order],
     ):
         handle = await _start(skipping_env, _input(cid), _event(cid, 1, EventKind.ACCEPTED, 0))
         await handle.signal(OrderLifecycle.on_record, signed_event(_event(cid, 2, EventKind.SUBMITTED, 0)))
@@ -279,7 +310,7 @@ async def test_a_lifecycle_started_by_hand_cancels_nothing_and_forged_events_do_
         env.client,
         task_queue=QUEUE,
         workflows=[OrderLifecycle],
-        activities=[canceller.publish_cancel, record_writers],
+        activities=[canceller.publish_cancel, record_writers, LEDGER.lifecycle_order],
     ):
         forged_id = f"ord-{uuid.uuid4()}"
         forged = await env.client.start_workflow(
@@ -290,8 +321,6 @@ async def test_a_lifecycle_started_by_hand_cancels_nothing_and_forged_events_do_
             start_signal="event",
             start_signal_args=[_event(forged_id, 1, EventKind.SUBMITTED, 0)],
         )
-        forged_view: LifecycleView = await forged.result()
-
         cid = f"ord-{uuid.uuid4()}"
         handle = await _start(
             env, _input(cid, expires_at=now + timedelta(hours=6)), _event(cid, 1, EventKind.ACCEPTED, 0)
@@ -299,6 +328,8 @@ async def test_a_lifecycle_started_by_hand_cancels_nothing_and_forged_events_do_
         filled = _event(cid, 2, EventKind.FILLED, 300, Fill("forged", 300, Decimal("1")))
         await handle.signal(OrderLifecycle.on_event, filled)
         view: LifecycleView = await handle.result()
+        # The hand-started one has no ledgered order, so no expiry: it waits, acting on nothing.
+        forged_view: LifecycleView = await forged.query(OrderLifecycle.history, HistoryQuery())
 
     assert canceller.requests and all(r.target_command_id == cid for r in canceller.requests)
     assert forged_view.state is LifecycleState.STAGED and forged_view.history == []
@@ -323,10 +354,144 @@ async def test_an_input_expiring_before_the_orders_session_closes_is_held_to_the
         env.client,
         task_queue=QUEUE,
         workflows=[OrderLifecycle],
-        activities=[canceller.publish_cancel, record_writers],
+        activities=[canceller.publish_cancel, record_writers, LEDGER.lifecycle_order],
     ):
-        handle = await _start(env, _input(cid, expires_at=now + timedelta(seconds=1)), accepted)
+        handle = await _start(env, _input(cid, expires_at=now + timedelta(seconds=1)), accepted, close)
         view: LifecycleView = await handle.result()
     [req] = canceller.requests
     assert req.issued_at >= close
     assert view.state is LifecycleState.EXPIRED
+
+
+# --- the order as the ledger holds it (the real ledger, the real activity) --------------------
+
+
+async def _ledgered_order(pool: asyncpg.Pool, tif: TimeInForce) -> Command:
+    """An order accepted into the real ledger now, as intake leaves one it approved."""
+    author = new_agent()
+    await register(pool, author)
+    command = replace(enter_command(author.agent_id, account="DU1", symbol="MSFT", side=Side.SELL), tif=tif)
+    await append_command(pool, author.sign(command), decision=Decision.ACCEPTED, detail={"quantity": 300})
+    return command
+
+
+def _record_of(command: Command, ts: datetime) -> OrderEvent:
+    """A genuine ``orders.events`` record of ``command`` (signed by the writer key), stamped ``ts``."""
+    return replace(_event(command.command_id, 1, EventKind.SUBMITTED, 0), ts=ts)
+
+
+async def test_a_lifecycle_started_by_hand_for_a_gtc_order_fed_a_genuine_old_record_cancels_nothing(
+    skipping_env: WorkflowEnvironment, ledger_pool: asyncpg.Pool
+) -> None:
+    """Anyone who can reach Temporal: a lifecycle for a GTC order (a protective stop, say),
+    claiming DAY and an expiry 30 s away, fed a genuine record of that order written three days
+    ago. Under any workflow id, or under the order's own lifecycle id, it cancels nothing: the
+    ledger says GTC, and a GTC order is never cancelled for expiry."""
+    env = skipping_env
+    canceller = Canceller()
+    gtc = await _ledgered_order(ledger_pool, TimeInForce.GTC)
+    now = await _now(env)
+    inp = replace(_input(gtc.command_id, expires_at=now + timedelta(seconds=30)), tif="DAY")
+    old = signed_event(_record_of(gtc, now - timedelta(days=3)))
+    async with Worker(
+        env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[
+            canceller.publish_cancel,
+            record_writers,
+            LifecycleOrderActivities(ledger_pool).lifecycle_order,
+        ],
+    ):
+        handles = [
+            await env.client.start_workflow(
+                OrderLifecycle.run,
+                inp,
+                id=wid,
+                task_queue=QUEUE,
+                start_signal="record",
+                start_signal_args=[old],
+            )
+            for wid in (f"evil-{uuid.uuid4()}", lifecycle_workflow_id(gtc.command_id))
+        ]
+        await env.sleep(timedelta(days=4))  # past the input's expiry and every session close
+        views: list[LifecycleView] = [await h.query(OrderLifecycle.history, HistoryQuery()) for h in handles]
+        for h in handles:
+            await h.terminate("test over")
+    assert canceller.requests == []
+    assert any("acts on nothing" in a for a in views[0].anomalies)
+    assert [h.what for h in views[1].history] == ["submitted"]  # the genuine record counts; no cancel
+
+
+async def test_a_genuine_day_order_still_open_at_its_sessions_close_is_cancelled_by_the_workers_canceller(
+    skipping_env: WorkflowEnvironment, ledger_pool: asyncpg.Pool
+) -> None:
+    env = skipping_env
+    canceller = Canceller()
+    day = await _ledgered_order(ledger_pool, TimeInForce.DAY)
+    close = SessionCalendar().close_after(datetime.now(UTC))
+    # The input's claims (no expiry, another canceller) are not what the lifecycle acts on.
+    inp = _input(day.command_id, canceller_agent_id="sniper")
+    async with Worker(
+        env.client,
+        task_queue=QUEUE,
+        workflows=[OrderLifecycle],
+        activities=[
+            canceller.publish_cancel,
+            record_writers,
+            LifecycleOrderActivities(ledger_pool).lifecycle_order,
+        ],
+    ):
+        handle = await env.client.start_workflow(
+            OrderLifecycle.run,
+            inp,
+            id=lifecycle_workflow_id(day.command_id),
+            task_queue=QUEUE,
+            start_signal="record",
+            start_signal_args=[signed_event(_record_of(day, await _now(env)))],
+        )
+        view: LifecycleView = await handle.result()
+    [req] = canceller.requests
+    assert req.target_command_id == day.command_id and req.agent_id == "floor-lifecycle"
+    assert req.issued_at >= close
+    assert view.state is LifecycleState.EXPIRED
+
+
+async def test_a_filled_record_signed_by_a_writer_key_revoked_since_the_start_does_not_end_the_order(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """A writer key stolen, then revoked while the order is open: a ``filled`` it signs
+    afterwards is refused, so the lifecycle does not end (and would still cancel at the close)."""
+    env = skipping_env
+    stolen = generate_private_key()
+    stolen_writer = RecordWriter(key_id(stolen), HOTPATH_WRITER, public_key_bytes(stolen).hex())
+    registry = [WRITER, stolen_writer]
+
+    @activity.defn(name="record_writers")
+    async def writers(_: WritersRequest) -> Writers:
+        return Writers(list(registry))
+
+    cid = f"ord-{uuid.uuid4()}"
+    async with Worker(
+        env.client, task_queue=QUEUE, workflows=[OrderLifecycle], activities=[writers, LEDGER.lifecycle_order]
+    ):
+        now = await _now(env)
+        handle = await _start(
+            env, _input(cid, expires_at=now + timedelta(hours=6)), _event(cid, 1, EventKind.ACCEPTED, 0)
+        )
+        await _history_of(handle, 1)
+        registry.remove(stolen_writer)  # revoked in the registry
+        await env.sleep(WRITERS_MAX_AGE + timedelta(seconds=1))
+        filled = _event(cid, 2, EventKind.FILLED, 300, Fill("forged", 300, Decimal("1")))
+        await handle.signal(
+            OrderLifecycle.on_record,
+            SignedOrderEvent(sign_record(ORDERS_EVENTS, encode(filled), stolen).decode()),
+        )
+
+        async def refused() -> LifecycleView | None:
+            view: LifecycleView = await handle.query(OrderLifecycle.history, HistoryQuery())
+            return view if any(stolen_writer.key_id in a for a in view.anomalies) else None
+
+        view = await eventually(refused, timeout=30)
+        await handle.terminate("test over")
+    assert view is not None and view.state is LifecycleState.STAGED and view.filled_qty == 0
