@@ -161,7 +161,10 @@ async def test_a_parent_whose_first_slice_is_in_the_ledger_is_not_worked_again(
 ) -> None:
     parent = await ledgered_iceberg(ledger_pool, new_agent())
     workflow_id = iceberg_workflow_id(parent.command_id)
-    sniper = new_agent("sniper")
+    # Registered: the ledger is shared, and `floor ledger verify` over it (a later suite's check)
+    # takes an entry signed by an unknown key for tampering.
+    sniper = new_agent(f"sniper-{uuid.uuid4().hex[:8]}")
+    await register(ledger_pool, sniper)
     first = enter_command(
         sniper.agent_id, account="DU1", command_id=f"{workflow_id}.s0001", parent_id=workflow_id
     )
