@@ -78,14 +78,6 @@ class LedgerStore:
             )
         )
 
-    async def holds_command(self, command_id: str) -> bool:
-        return bool(
-            await self._db.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE command_id = $1 AND authenticated)",
-                command_id,
-            )
-        )
-
     async def iceberg_parent(self, command_id: str) -> Parent | None:
         return await iceberg_parents.load_parent(self._db, command_id)
 

@@ -59,11 +59,6 @@ class HotLedger(Protocol):
         """True when an authenticated entry with this signature hash is in the ledger."""
         ...
 
-    async def holds_command(self, command_id: str) -> bool:
-        """True when an authenticated entry with this command id is in the ledger (the id
-        belongs to a genuine command, whatever the floor decided on it)."""
-        ...
-
     async def iceberg_parent(self, command_id: str) -> Parent | None:
         """The accepted iceberg ``command_id``, its accepted controls applied (None: no such
         parent in the ledger)."""
