@@ -55,10 +55,9 @@ from hotpath.icebergs import IcebergParents, control_record
 from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import EventProducer, HotLedger, RefusedByLedger
 from hotpath.publish import publish_order_event
-from hotpath.refusals import Refusals, loose_command
+from hotpath.refusals import Refusals, envelope_event, loose_command
 from ledger.iceberg_parents import control_detail
 from observability.security import SecurityRecorder
-from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading import iceberg_parents as parents
 from trading import sentry
@@ -604,19 +603,8 @@ class Intake:
         event."""
         outcome = await self.refusals.floor(envelope, reason, detail)
         if reason in SECURITY_REASONS and outcome.reason == reason:
-            command = envelope.command
             await self.security.record(
-                security_refusal(
-                    reason=reason,
-                    severity="error",
-                    source="hotpath",
-                    source_address=None,
-                    agent_id=command.agent_id,
-                    key_id=envelope.signer,
-                    command_id=command.command_id,
-                    signature_hash=envelope.signature_hash,
-                    detail=json.dumps(detail, default=str, sort_keys=True),
-                )
+                envelope_event(envelope, reason, "error", json.dumps(detail, default=str, sort_keys=True))
             )
         return outcome
 

@@ -150,16 +150,8 @@ class Refusals:
         log.warning("%s redelivered at %s; already in the ledger", command.command_id, source)
         await self._record(
             source,
-            security_refusal(
-                reason=DUPLICATE_DELIVERY,
-                severity="warning",
-                source="hotpath",
-                source_address=None,
-                agent_id=command.agent_id,
-                key_id=envelope.signer,
-                command_id=command.command_id,
-                signature_hash=envelope.signature_hash,
-                detail="identical to an envelope already in the ledger",
+            envelope_event(
+                envelope, DUPLICATE_DELIVERY, "warning", "identical to an envelope already in the ledger"
             ),
         )
         return Outcome(command.command_id, DUPLICATE_DELIVERY)
@@ -191,3 +183,20 @@ def loose_command(data: object) -> Command | None:
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) else None
+
+
+def envelope_event(envelope: SignedCommand, reason: str, severity: str, detail: str) -> SecurityEvent:
+    """The hot path's security event about a decoded, signed envelope: its signer, command and
+    signature named (the source partition is added where the record came from Kafka)."""
+    command = envelope.command
+    return security_refusal(
+        reason=reason,
+        severity=severity,
+        source="hotpath",
+        source_address=None,
+        agent_id=command.agent_id,
+        key_id=envelope.signer,
+        command_id=command.command_id,
+        signature_hash=envelope.signature_hash,
+        detail=detail,
+    )
