@@ -29,12 +29,12 @@ from decimal import Decimal
 from temporalio import activity
 
 from activities.record_writers import RecordWriter, current_writers
+from config.workflow_ids import iceberg_workflow_id
 from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.key_trust import trusted_key
-from temporal.config import iceberg_workflow_id
-from temporal.session_calendar import SessionCalendar
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, TimeInForce
+from trading.session_calendar import SessionCalendar
 from trading.signing import KeyInvalid, SignatureInvalid, public_key_from_bytes, verify_bytes
 
 PARENT_UNKNOWN = "iceberg.parent_unknown"

@@ -17,8 +17,8 @@ from temporalio import activity
 
 from ledger.command_entries import command_entry
 from ledger.db import Db
-from temporal.session_calendar import SessionCalendar
 from trading.commands import Command, CommandInvalid, CommandKind, TimeInForce
+from trading.session_calendar import SessionCalendar
 
 ORDER_KINDS = frozenset({CommandKind.ENTER.value, CommandKind.EXIT.value})
 

@@ -16,10 +16,10 @@ import uvicorn
 from api.app import DoorFactory, create_app
 from api.door import Door
 from api.door_guard import DoorLimits
-from api.ledger_access import LedgerAccess
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
+from ledger.access import LedgerAccess
 from observability.flood import FloodSummary
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup

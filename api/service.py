@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from floor.services import child_env
-from floor.settings import FloorSettings
-from floor.supervisor import ServiceSpec, tcp_probe
+from config.processes import ServiceSpec, child_env, tcp_probe
+from config.settings import FloorSettings
 
 
 def api_spec(settings: FloorSettings, *, env: dict[str, str | None] | None = None) -> ServiceSpec:

@@ -56,9 +56,9 @@ from rich.table import Table
 
 from bench.figures import Figures
 from bench.hotpath_baseline import BenchOrder, run_baseline, run_commit_floor, run_disk_flush
+from config.settings import FloorSettings
 from floor import services
 from floor.paper_cmd import venue_spec
-from floor.settings import FloorSettings
 from floor.supervisor import RunningService, Supervisor, stop_process_group
 
 console = Console(width=None if Console().is_terminal else 120)

@@ -43,8 +43,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.figures import Figures
+from config.settings import FloorSettings
 from floor import services
-from floor.settings import FloorSettings
 from floor.supervisor import Supervisor
 
 console = Console(width=None if Console().is_terminal else 200)

@@ -46,9 +46,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.figures import Figures
+from config.ports import free_port
+from config.settings import FloorSettings
 from floor import services
-from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port
+from floor.supervisor import Supervisor
 from ledger.append import Decision, append_command
 from ledger.db import DedicatedConnection
 from ledger.migrate import MIGRATIONS_DIR, apply_migrations, migration_files

@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from floor.supervisor import ServiceSpec, Supervisor, free_port, tcp_probe
+from config.ports import free_port
+from config.processes import ServiceSpec, tcp_probe
+from floor.supervisor import Supervisor
 from paper.venue.control_token import authorization, read_token
 
 HOST = "127.0.0.1"

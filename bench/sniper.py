@@ -50,10 +50,11 @@ from brokers.base import (
 )
 from brokers.ibkr import IbkrBroker, IbkrConfig
 from bus.topics import ORDERS_EVENTS
+from config.ports import free_port
+from config.settings import FloorSettings
 from floor.paper_cmd import venue_spec
 from floor.services import gateway_spec, venv_bin
-from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port
+from floor.supervisor import Supervisor
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from trading.commands import Edge, OrderType, Side

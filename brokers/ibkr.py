@@ -75,6 +75,7 @@ from brokers.ib_encode import PlaceOrderEncoder
 from brokers.ib_market import MarketData
 from brokers.ib_orders import OrderMap, OrderRecord
 from brokers.ib_session import GatewaySession, SessionConfig, call_safely, compact_trade_logs
+from config.settings import FloorSettings
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +104,15 @@ class IbkrConfig:
     max_requests_per_s: int = 45
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> IbkrConfig:
-        """From :class:`floor.settings.FloorSettings` (``ib_gateway_host``, ``ib_port``,
-        ``ib_standby_port``, ``ib_client_id``, ``ib_source_address``, ``ib_max_requests_per_s``)."""
+    def from_settings(cls, settings: FloorSettings, **overrides: Any) -> IbkrConfig:
+        """The gateways, client id, source address and pacing the floor's settings name."""
         values: dict[str, Any] = {
             "host": settings.ib_gateway_host,
             "port": settings.ib_port,
             "standby_port": settings.ib_standby_port,
-            "client_id": getattr(settings, "ib_client_id", 1),
-            "source_address": getattr(settings, "ib_source_address", None),
-            "max_requests_per_s": getattr(settings, "ib_max_requests_per_s", 45),
+            "client_id": settings.ib_client_id,
+            "source_address": settings.ib_source_address,
+            "max_requests_per_s": settings.ib_max_requests_per_s,
         }
         values.update(overrides)
         return cls(**values)

@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from config.settings import FloorSettings
 from floor.door_client import post, sign_with_agent_key
-from floor.settings import FloorSettings
 from trading.commands import FLOOR_WIDE, Command, CommandKind, utc_now_ms
 
 app = typer.Typer(

@@ -11,10 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from config.processes import tcp_probe
+from config.settings import FloorSettings
 from floor import breaker_cmd, keys, ledger_cmd, order_cmd, paper_cmd, risk_cmd, sniper_cmd
-from floor.settings import FloorSettings
 from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, start_floor, urls
-from floor.supervisor import ServiceFailed, Supervisor, stop_process_group, tcp_probe
+from floor.supervisor import ServiceFailed, Supervisor, stop_process_group
 
 app = typer.Typer(help="Execution Floor: signed trading commands to broker orders.", no_args_is_help=True)
 app.add_typer(keys.app, name="keys")

@@ -11,8 +11,8 @@ by its ``FLOOR_<PROCESS>_DATABASE_URL``.
 
 from __future__ import annotations
 
+from config.settings import FloorSettings
 from floor.services import ensure_password
-from floor.settings import FloorSettings
 from ledger import roles
 from ledger.migrate import apply_migrations
 

@@ -14,8 +14,8 @@ from decimal import Decimal, InvalidOperation
 import httpx
 import typer
 
+from config.settings import FloorSettings
 from floor.keys import key_path, load_private_key
-from floor.settings import FloorSettings
 from trading.commands import Command
 from trading.signing import KeyInvalid, SignedCommand, sign_command
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from ledger import keys as registry
 from ledger.key_changes import register_key_signed, revoke_key_signed
 from ledger.operator_changes import OperatorNotAuthorised

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from bus.kafka import consumer
 from bus.topics import LEDGER_CHECKPOINTS
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from ledger.append import ledger_head
 from ledger.checkpoints import CHECKPOINTS_FILE, CheckpointLine, parse_checkpoint, read_checkpoints
 from ledger.verify import Anchor, VerifyReport, verify_ledger

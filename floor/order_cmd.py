@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
+from config.settings import FloorSettings
 from floor.door_client import decimal_option as _decimal
 from floor.door_client import submit as submit_signed
-from floor.settings import FloorSettings
 from trading.commands import (
     Command,
     CommandInvalid,

@@ -25,8 +25,8 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from floor.settings import FloorSettings
-from floor.supervisor import Probe, ServiceSpec, tcp_probe
+from config.processes import Probe, ServiceSpec, tcp_probe
+from config.settings import FloorSettings
 from paper.venue.control_token import TokenFileError, authorization, read_token
 
 app = typer.Typer(

@@ -21,8 +21,8 @@ from decimal import Decimal
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from config.settings import FloorSettings
 from floor.keys import key_path, write_private_key
-from floor.settings import FloorSettings
 from hotpath.breaker_log import BREAKER_AGENT
 from ledger import keys as registry
 from ledger.key_changes import register_key_signed

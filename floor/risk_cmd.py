@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from config.settings import FloorSettings
 from floor.keys import load_private_key
-from floor.settings import FloorSettings
 from ledger import risk_profiles
 from trading.sizing import ProfileInvalid, RiskProfile
 

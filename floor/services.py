@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from floor.settings import FloorSettings
-from floor.supervisor import ServiceSpec, command_probe, log_probe, tcp_probe
+from config.processes import ServiceSpec, child_env, command_probe, log_probe, tcp_probe
+from config.settings import FloorSettings
 from ledger.roles import new_password, scram_verifier
 
 PG_SYSTEM_USER = "embedded_postgres"
@@ -231,35 +231,6 @@ def gateway_spec(
         ready_timeout=20.0,
         hint=f"set {'IB_PORT' if name == 'primary' else 'IB_STANDBY_PORT'} to a free port",
     )
-
-
-def child_env(settings: FloorSettings, database: str | None = None) -> dict[str, str | None]:
-    """Settings a child process must share with this one, as its environment (a None value
-    removes the variable, so an unset optional setting is unset in the child too).
-
-    ``database`` names the process kind whose own role the child connects as (``hotpath``,
-    ``api``, ``worker``); the child never gets the administrator's ``DATABASE_URL``."""
-    role_urls: dict[str, str | None] = {
-        f"FLOOR_{p.upper()}_DATABASE_URL": None for p in ("hotpath", "api", "worker", "cli")
-    }
-    if database is not None:
-        role_urls[f"FLOOR_{database.upper()}_DATABASE_URL"] = settings.role_url(database)
-    return {
-        "FLOOR_VAR_DIR": str(settings.var_dir.resolve()),
-        "FLOOR_HOST": settings.host,
-        "DATABASE_URL": None,
-        **role_urls,
-        "KAFKA_BOOTSTRAP": settings.kafka,
-        "TEMPORAL_ADDRESS": settings.temporal,
-        "IB_HOST": settings.ib_gateway_host,
-        "IB_PORT": str(settings.ib_port),
-        "IB_STANDBY_PORT": str(settings.ib_standby_port),
-        "IB_CLIENT_ID": str(settings.ib_client_id),
-        "IB_SOURCE_ADDRESS": settings.ib_source_address,
-        "FLOOR_BROKER_ACCOUNTS": settings.broker_accounts,
-        # Resolved here: the child always gets KAFKA_BOOTSTRAP, so it cannot tell embedded apart.
-        "FLOOR_KAFKA_FETCH_WAIT_MS": str(settings.command_fetch_wait_ms),
-    }
 
 
 def worker_spec(settings: FloorSettings) -> ServiceSpec:

@@ -32,10 +32,10 @@ from rich.table import Table
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from config.settings import FloorSettings
+from config.workflow_ids import iceberg_workflow_id
 from floor.door_client import decimal_option, submit
-from floor.settings import FloorSettings
 from temporal.client import connect, iceberg_progress
-from temporal.config import iceberg_workflow_id
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.iceberg_parents import WORKFLOW_PREFIX
 from workflows.iceberg import Iceberg, IcebergProgress, IcebergResult

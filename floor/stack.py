@@ -16,11 +16,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bus.kafka import ensure_topics
+from config.processes import ServiceSpec
+from config.settings import DatabaseUrlMissing, FloorSettings
 from floor import services
 from floor.database import prepare_database
 from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
-from floor.settings import DatabaseUrlMissing, FloorSettings
-from floor.supervisor import ServiceFailed, ServiceSpec, Supervisor
+from floor.supervisor import ServiceFailed, Supervisor
 from ledger.roles import RUNTIME_ROLES
 
 STATE_FILE = "floor.json"

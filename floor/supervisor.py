@@ -9,22 +9,18 @@ the supervisor, which then stops the children in reverse order) and its own log 
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-Probe = Callable[[], bool]
-"""Answers True once a service serves requests. Must return quickly (well under a second)."""
+from config.ports import port_is_free
+from config.processes import START_MARKER, ServiceSpec
 
 POLL_INTERVAL = 0.05
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 20
-START_MARKER = "--- starting"
 
 
 class ServiceFailed(RuntimeError):
@@ -39,20 +35,6 @@ class ServiceFailed(RuntimeError):
         if log_tail:
             message += f"\n  last lines of its log:\n{_indent(log_tail)}"
         super().__init__(message)
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    argv: Sequence[str]
-    address: str
-    probe: Probe
-    ports: tuple[tuple[str, int], ...] = ()
-    env: Mapping[str, str | None] | None = None
-    """Added to the supervisor's environment; a None value removes that variable."""
-    ready_timeout: float = 30.0
-    user: str | None = None
-    hint: str = ""
 
 
 @dataclass
@@ -183,98 +165,6 @@ def _group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-FREE_PORTS_FROM = 20_000
-"""Free ports are picked from here up to the start of the OS's ephemeral range."""
-_handed_out: set[int] = set()
-
-
-def _ephemeral_start() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32_768
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (for tests: every service on its own free port).
-
-    Picked below the OS's ephemeral range, never twice in one process. A port the kernel hands
-    out for ``bind(0)`` comes from the ephemeral range, which is also where every outgoing
-    connection takes its local port: one could take it between this call and the service's
-    own bind, and the service would fail to start with "already in use".
-    """
-    rng = random.SystemRandom()
-    top = _ephemeral_start()
-    for _ in range(200 if top > FREE_PORTS_FROM else 0):
-        port = rng.randrange(FREE_PORTS_FROM, top)
-        if port in _handed_out:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        chosen: int = sock.getsockname()[1]
-    _handed_out.add(chosen)
-    return chosen
-
-
-def tcp_probe(host: str, port: int) -> Probe:
-    def probe() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    return probe
-
-
-def command_probe(argv: Sequence[str], timeout: float = 5.0) -> Probe:
-    """Ready when the command exits 0 (e.g. ``pg_isready``)."""
-
-    def probe() -> bool:
-        try:
-            result = subprocess.run(
-                list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return result.returncode == 0
-
-    return probe
-
-
-def log_probe(path: Path, text: str) -> Probe:
-    """Ready once ``text`` appears in the log after this start's marker line.
-
-    For workers that serve no port of their own: they log a line once they are polling.
-    """
-
-    def probe() -> bool:
-        try:
-            content = path.read_text(errors="replace")
-        except OSError:
-            return False
-        return text in content[content.rfind(START_MARKER) :]
-
-    return probe
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

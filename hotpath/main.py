@@ -26,7 +26,7 @@ from brokers.base import Broker, NotConnected, Quote
 from bus.kafka import consumer, ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
 from hotpath.breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.broker_events import BrokerEvents

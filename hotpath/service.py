@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from floor.services import child_env
-from floor.settings import FloorSettings
-from floor.supervisor import ServiceSpec, tcp_probe
+from config.processes import ServiceSpec, child_env, tcp_probe
+from config.settings import FloorSettings
 from hotpath.breaker_log import BREAKER_AGENT
 from trading.iceberg_parents import SNIPER
 from trading.symbols import parse_symbols

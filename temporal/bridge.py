@@ -46,11 +46,12 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.ledger_access import LedgerAccess
 from bus.kafka import consumer, start_producer
 from bus.signed_records import RecordVerifier
 from bus.topics import ORDERS_EVENTS, SECURITY_EVENTS
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
+from config.workflow_ids import lifecycle_workflow_id
+from ledger.access import LedgerAccess
 from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.key_trust import trusted_key
@@ -59,11 +60,11 @@ from observability.flood import FloodSummary
 from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, SecurityRecorder, Severity
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
-from temporal.config import TASK_QUEUE, lifecycle_workflow_id
-from temporal.session_calendar import SessionCalendar
+from temporal.config import TASK_QUEUE
 from trading.commands import Command, CommandInvalid, CommandKind, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
 from trading.record_signing import RecordRefused
+from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
 from workflows.iceberg import ControlSignal
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle

@@ -12,7 +12,8 @@ from decimal import Decimal
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 
-from temporal.config import DATA_CONVERTER, TASK_QUEUE, broker_session_workflow_id, iceberg_workflow_id
+from config.workflow_ids import broker_session_workflow_id, iceberg_workflow_id
+from temporal.config import DATA_CONVERTER, TASK_QUEUE
 from trading.commands import Command, CommandKind, TimeInForce
 from workflows.broker_session import BrokerSession, BrokerSessionInput, SessionChange
 from workflows.iceberg import Iceberg, IcebergInput, IcebergProgress, IcebergResult, ProgressQuery

@@ -49,7 +49,7 @@ async def main(argv: list[str] | None = None) -> None:
     """``python -m temporal.search_attributes [--temporal ADDRESS] [--namespace NS]``"""
     import argparse
 
-    from floor.settings import FloorSettings
+    from config.settings import FloorSettings
     from temporal.client import connect
 
     settings = FloorSettings()

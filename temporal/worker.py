@@ -37,7 +37,7 @@ from activities.quotes import StreamingQuotes
 from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from bus.signed_records import SigningProducer
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from ledger.db import Db
 from temporal.client import connect
 from temporal.config import TASK_QUEUE

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bus.kafka import ensure_topics
+from config.settings import FloorSettings
 from floor import services
 from floor.database import prepare_database
-from floor.settings import FloorSettings
 from floor.supervisor import Supervisor
 
 pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper"]

@@ -48,10 +48,10 @@ with workflow.unsafe.imports_passed_through():
     # ``Writers`` named here so the data converter resolves it for the re-reads of a task of
     # this workflow (workflows.signed_events.FreshWriters).
     from activities.record_writers import RecordWriter, RecordWriterActivities, Writers, WritersRequest  # noqa: F401
-    from temporal.config import lifecycle_workflow_id
-    from temporal.session_calendar import SessionCalendar
+    from config.workflow_ids import lifecycle_workflow_id
     from trading.order_events import EventKind, OrderEvent
     from trading.record_signing import WriterKey
+    from trading.session_calendar import SessionCalendar
     from workflows import search
     from workflows.signed_events import (
         FreshWriters,

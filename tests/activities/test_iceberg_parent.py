@@ -25,15 +25,15 @@ from activities.iceberg_parent import (
     ParentCheck,
     ParentCheckRequest,
 )
+from config.workflow_ids import iceberg_workflow_id
 from ledger.append import Decision, append_command
 from ledger.keys import revoke_agent
 from temporal.client import iceberg_input
-from temporal.config import iceberg_workflow_id
-from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import RecordWriters, enter_command, new_agent, register
 from tests.temporal.conftest import ledgered_iceberg
 from trading.commands import Command, TimeInForce
 from trading.record_signing import HOTPATH_WRITER, RECONCILE_WRITER
+from trading.session_calendar import SessionCalendar
 from trading.signing import key_id
 
 

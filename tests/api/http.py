@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from api.service import api_spec
-from floor.settings import FloorSettings
-from floor.supervisor import RunningService, Supervisor, free_port, stop_process_group
+from config.ports import free_port
+from config.settings import FloorSettings
+from floor.supervisor import RunningService, Supervisor, stop_process_group
 
 JSON = {"Content-Type": "application/json"}
 

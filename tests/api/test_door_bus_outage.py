@@ -9,9 +9,9 @@ from aiokafka.errors import KafkaConnectionError
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from api.door import Door, Published, Rejected
-from api.ledger_access import LedgerAccess
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
+from ledger.access import LedgerAccess
 from observability.security import SecurityLog
 from observability.telemetry import counter_value, setup
 from tests.fixtures.hotpath import Agent, enter_command

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 
 from api.door_guard import BODY_LIMIT, BODY_TOO_LARGE, RATE_LIMITED
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from observability.flood import FULL_EVENTS_PER_WINDOW, REPEATS
 from tests.api.http import JSON, api_process, client_from

@@ -20,10 +20,11 @@ import pytest
 
 from api.door import LEDGER_UNAVAILABLE
 from api.door_guard import BODY_LIMIT
+from config.ports import free_port
+from config.settings import FloorSettings
 from floor import services
 from floor.database import prepare_database
-from floor.settings import FloorSettings
-from floor.supervisor import RunningService, Supervisor, free_port
+from floor.supervisor import RunningService, Supervisor
 from tests.api.http import JSON, api_process, client_from
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
 

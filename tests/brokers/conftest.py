@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from config.ports import free_port
+from config.settings import FloorSettings
 from floor import services
-from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port
+from floor.supervisor import Supervisor
 from tests.fixtures.paper import HOST, PaperStack, start_paper_stack
 
 __all__ = ["HOST", "PaperStack", "kill_gateway", "restart_gateway", "gateway_ports"]

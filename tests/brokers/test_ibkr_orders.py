@@ -243,7 +243,7 @@ async def test_positions_and_executions_since_reflect_a_fill(broker: tuple[IbkrB
 
 
 async def test_an_unreachable_standby_is_reported_and_orders_still_flow(paper: PaperStack) -> None:
-    from floor.supervisor import free_port
+    from config.ports import free_port
 
     b = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, free_port(), client_id=next(_client_ids)))
     rec = Recorder()

@@ -7,8 +7,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from config.settings import FloorSettings
 from floor import services
-from floor.settings import FloorSettings
 from floor.supervisor import Supervisor
 
 

@@ -15,10 +15,10 @@ import asyncpg
 import pytest
 from temporalio.service import RPCError
 
+from config.ports import free_port, port_is_free
+from config.settings import FloorSettings
 from floor.provision import PAPER_ACCOUNT
-from floor.settings import FloorSettings
 from floor.stack import FloorState
-from floor.supervisor import free_port, port_is_free
 from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
 from temporal.client import connect as temporal_connect
 from tests.helpers import eventually

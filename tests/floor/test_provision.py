@@ -6,8 +6,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from config.settings import FloorSettings
 from floor.provision import PAPER_PROFILE, SERVICE_KEYS, ProvisionError, provision
-from floor.settings import FloorSettings
 from ledger import keys as registry
 from ledger.migrate import apply_migrations
 from ledger.risk_profiles import get_profile

@@ -6,8 +6,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from floor.services import child_env, ensure_password
-from floor.settings import DatabaseUrlMissing, FloorSettings
+from config.processes import child_env
+from config.settings import DatabaseUrlMissing, FloorSettings
+from floor.services import ensure_password
 from floor.stack import start_floor
 from floor.supervisor import ServiceFailed, Supervisor
 

@@ -6,15 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from floor.supervisor import (
-    FREE_PORTS_FROM,
-    ServiceFailed,
-    ServiceSpec,
-    Supervisor,
-    free_port,
-    port_is_free,
-    tcp_probe,
-)
+from config.ports import FREE_PORTS_FROM, free_port, port_is_free
+from config.processes import ServiceSpec, tcp_probe
+from floor.supervisor import ServiceFailed, Supervisor
 
 
 def _python(code: str) -> list[str]:
@@ -86,7 +80,7 @@ def test_missing_binary_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_log_probe_ignores_lines_from_an_earlier_start(tmp_path: Path) -> None:
-    from floor.supervisor import log_probe
+    from config.processes import log_probe
 
     log = tmp_path / "worker.log"
     log.write_text("--- starting 2026-01-01 worker\nworker polling\n")
@@ -113,7 +107,7 @@ def test_floor_down_stops_children_of_a_killed_supervisor_promptly(tmp_path: Pat
     port = free_port()
     script = (
         "import sys; from pathlib import Path;"
-        "from floor.supervisor import Supervisor, ServiceSpec, tcp_probe;"
+        "from floor.supervisor import Supervisor; from config.processes import ServiceSpec, tcp_probe;"
         f"sup = Supervisor(Path({str(tmp_path)!r}));"
         f"svc = sup.start(ServiceSpec('echo', {[*_python(LISTENER), str(port)]!r}, 'x',"
         f" tcp_probe('127.0.0.1', {port})));"

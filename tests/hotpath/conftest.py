@@ -15,9 +15,10 @@ from aiokafka import AIOKafkaProducer
 
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
+from config.ports import free_port
+from config.settings import FloorSettings
 from floor.keys import key_path, write_private_key
-from floor.settings import FloorSettings
-from floor.supervisor import RunningService, Supervisor, free_port, stop_process_group
+from floor.supervisor import RunningService, Supervisor, stop_process_group
 from hotpath.intake import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
 from ledger.keys import ROLE_SERVICE, KeyConflict, register_key, revoke_agent

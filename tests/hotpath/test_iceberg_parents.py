@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from ledger.iceberg_parents import UNVERIFIED_ICEBERG_ENTRY

@@ -10,7 +10,7 @@ from decimal import ROUND_DOWN, Decimal
 import asyncpg
 
 from brokers.ibkr import IbkrBroker, IbkrConfig
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, connect_and_resend, restore_orders

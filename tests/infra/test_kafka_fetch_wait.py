@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from bus import kafka
-from floor.services import child_env
-from floor.settings import EMBEDDED_FETCH_WAIT_MS, EXTERNAL_FETCH_WAIT_MS, FloorSettings
+from config.processes import child_env
+from config.settings import EMBEDDED_FETCH_WAIT_MS, EXTERNAL_FETCH_WAIT_MS, FloorSettings
 
 
 def test_a_zero_fetch_wait_is_refused() -> None:

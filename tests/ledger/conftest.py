@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from ledger.migrate import apply_migrations
 
 TEMPLATE = f"ledger_template_{uuid.uuid4().hex[:8]}"

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from bus.kafka import start_producer
 from bus.topics import LEDGER_CHECKPOINTS
+from config.settings import FloorSettings
 from floor.keys import write_private_key
 from floor.ledger_cmd import app as ledger_app
 from floor.ledger_cmd import topic_checkpoints
-from floor.settings import FloorSettings
 from hotpath.checkpoints import LedgerCheckpointer
 from ledger.append import Decision, append_command
 from ledger.checkpoints import (

@@ -13,11 +13,11 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from config.settings import FloorSettings
 from floor.keys import app as keys_app
 from floor.keys import write_private_key
 from floor.ledger_cmd import app as ledger_app
 from floor.risk_cmd import app as risk_app
-from floor.settings import FloorSettings
 from ledger.append import Decision, append_command
 from ledger.key_changes import register_key_signed
 from ledger.keys import active_key_for

@@ -14,7 +14,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from floor.settings import FloorSettings
+from config.settings import FloorSettings
 from ledger import roles
 from ledger.append import Decision, append_command, append_refusal, append_signed
 from ledger.key_changes import register_key_signed

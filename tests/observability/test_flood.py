@@ -11,8 +11,8 @@ import asyncpg
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.ledger_access import LedgerAccess
 from bus.topics import SECURITY_EVENTS
+from ledger.access import LedgerAccess
 from observability.flood import REPEATS, FloodSummary, FloodWindows
 from observability.security import SecurityEvent, SecurityLog, refusal_event
 

@@ -9,9 +9,9 @@ import uuid
 import asyncpg
 import pytest
 
-from api.ledger_access import LedgerAccess
 from bus.kafka import start_producer
 from bus.topics import SECURITY_EVENTS
+from ledger.access import LedgerAccess
 from observability.security import (
     CRITICAL_BREACH,
     DETAIL_VALUE_LIMIT,

@@ -15,10 +15,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 
-from api.ledger_access import LedgerAccess
 from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import SECURITY_EVENTS
+from ledger.access import LedgerAccess
 from ledger.append import Decision, append_command
 from ledger.keys import get_key
 from observability.security import SecurityLog

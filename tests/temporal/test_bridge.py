@@ -26,18 +26,18 @@ from activities.record_writers import RecordWriterActivities
 from bus.kafka import ensure_topics
 from bus.signed_records import SigningProducer
 from bus.topics import ORDERS_EVENTS
+from config.workflow_ids import iceberg_workflow_id
 from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer, iceberg_expiry
 from temporal.client import iceberg_input
-from temporal.config import iceberg_workflow_id
-from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import Agent, new_agent
 from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
 from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.session_calendar import SessionCalendar
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle

@@ -82,7 +82,7 @@ async def test_session_changes_start_and_then_signal_one_broker_session(temporal
 
 
 def test_iceberg_and_lifecycle_ids_of_one_command_differ() -> None:
-    from temporal.config import iceberg_workflow_id, lifecycle_workflow_id
+    from config.workflow_ids import iceberg_workflow_id, lifecycle_workflow_id
 
     assert iceberg_workflow_id("ice-77") != lifecycle_workflow_id("ice-77")
 

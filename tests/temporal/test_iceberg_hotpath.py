@@ -32,14 +32,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
-from floor.services import child_env
-from floor.settings import FloorSettings
+from config.processes import ServiceSpec, child_env, log_probe
+from config.settings import FloorSettings
+from config.workflow_ids import iceberg_workflow_id
 from floor.sniper_cmd import app as sniper_app
-from floor.supervisor import RunningService, ServiceSpec, Supervisor, log_probe, stop_process_group
+from floor.supervisor import RunningService, Supervisor, stop_process_group
 from hotpath.refusals import DUPLICATE_DELIVERY
 from ledger.keys import register_key
 from temporal.client import iceberg_input
-from temporal.config import iceberg_workflow_id
 from tests.fixtures.hotpath import Agent, RecordWriters, new_agent
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from temporal import session_records
-from temporal.session_calendar import SessionCalendar
+from trading.session_calendar import SessionCalendar
 from workflows.broker_session import Change, SessionChange
 
 

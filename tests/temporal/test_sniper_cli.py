@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
+from config.workflow_ids import iceberg_workflow_id
 from floor.sniper_cmd import app
-from temporal.config import iceberg_workflow_id
 from tests.api.test_order_cli import write_key
 from tests.fixtures.hotpath import command_id_of, new_agent, read_until, register
 from trading.commands import CommandKind

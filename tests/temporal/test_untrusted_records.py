@@ -23,6 +23,7 @@ from activities.market import QuoteRequest, QuoteResult
 from activities.record_writers import RecordWriterActivities
 from bus.signed_records import SigningProducer
 from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
+from config.workflow_ids import broker_session_workflow_id, iceberg_workflow_id
 from ledger.append import Decision, append_command
 from ledger.security_events import SecurityEvent, recent_security_events
 from observability.flood import FULL_EVENTS_PER_WINDOW, REPEATS
@@ -30,7 +31,6 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge
 from temporal.client import iceberg_input, start_iceberg
-from temporal.config import broker_session_workflow_id, iceberg_workflow_id
 from tests.fixtures.hotpath import RecordWriters, new_agent, register
 from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg

@@ -19,15 +19,15 @@ from activities.commands import CancelCommandRequest, PublishResult
 from activities.lifecycle_order import LifecycleOrderActivities
 from activities.record_writers import RecordWriter, Writers, WritersRequest
 from bus.topics import ORDERS_EVENTS
+from config.workflow_ids import lifecycle_workflow_id
 from ledger.append import Decision, append_command
-from temporal.config import lifecycle_workflow_id
-from temporal.session_calendar import SessionCalendar
 from tests.fixtures.hotpath import enter_command, new_agent, register
 from tests.helpers import eventually
 from tests.workflows.sim import WRITER, LedgerOrders, record_writers, signed_event
 from trading.commands import Command, Side, TimeInForce
 from trading.order_events import EventKind, Fill, OrderEvent, encode
 from trading.record_signing import HOTPATH_WRITER, sign_record
+from trading.session_calendar import SessionCalendar
 from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.order_lifecycle import (
     CANCEL_RETRY_AFTER,

@@ -78,6 +78,6 @@ async def test_control_kill_exits_the_gateway(private_paper: PaperStack) -> None
 
 
 def _free() -> int:
-    from floor.supervisor import free_port
+    from config.ports import free_port
 
     return free_port(HOST)

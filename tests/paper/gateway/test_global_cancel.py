@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ib_async import LimitOrder
 
-from floor.supervisor import free_port
+from config.ports import free_port
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.paper.gateway.conftest import HOST, connected, quote, stock

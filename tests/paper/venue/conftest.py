@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from config.ports import free_port
+from config.settings import FloorSettings
 from floor.paper_cmd import control_request, control_token, venue_spec
-from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port
+from floor.supervisor import Supervisor
 from paper.venue.client import VenueClient
 
 

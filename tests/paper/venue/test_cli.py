@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import FloorSettings
 from floor.paper_cmd import venue_spec
-from floor.settings import FloorSettings
 from paper.venue.__main__ import parse_args
 
 

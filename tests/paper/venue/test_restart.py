@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from config.ports import free_port
+from config.settings import FloorSettings
 from floor.paper_cmd import venue_spec
-from floor.settings import FloorSettings
-from floor.supervisor import Supervisor, free_port
+from floor.supervisor import Supervisor
 from paper.venue import counters
 from paper.venue.client import VenueClient
 from paper.venue.counters import EXEC_SEQ_GAP, ORDER_ID_GAP, PERM_ID_GAP, Counters

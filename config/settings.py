@@ -99,7 +99,7 @@ class FloorSettings(BaseSettings):
         """Every embedded service on a port free right now: for tests and benchmarks, which
         must not clash with a running floor or with each other, and must never reach a real
         deployment named in the environment."""
-        from floor.supervisor import free_port
+        from config.ports import free_port
 
         ports = {name: free_port() for name in _PORT_FIELDS}
         deployments = dict.fromkeys(("DATABASE_URL", "KAFKA_BOOTSTRAP", "TEMPORAL_ADDRESS", "IB_HOST"))
