@@ -61,7 +61,8 @@ def up() -> None:
     if running is not None:
         console.print(
             f"[yellow]The floor is already running[/] (supervisor pid {running.supervisor_pid}, "
-            f"HUD at {running.urls['HUD']}). `floor status` shows it; `floor down` stops it."
+            f"command API at {running.urls.get('Command API', '?')}). `floor status` shows it; "
+            "`floor down` stops it."
         )
         raise typer.Exit(1)
 

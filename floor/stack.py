@@ -83,7 +83,9 @@ def urls(settings: FloorSettings) -> dict[str, str]:
     temporal_ui = f"http://{settings.host}:{settings.temporal_ui_port}"
     if settings.temporal_address:
         temporal_ui = "(your Temporal deployment's UI)"
-    return {"HUD": f"{api}/", "GraphQL": f"{api}/graphql", "Temporal UI": temporal_ui}
+    # Only what serves today: the HUD and GraphQL are planned (see the README) and get links
+    # when they exist.
+    return {"Command API": f"{api}/v1/commands", "Temporal UI": temporal_ui}
 
 
 def host_port(address: str, default_port: int) -> tuple[str, int]:

@@ -71,7 +71,8 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         printed = await eventually(lambda: "Ctrl-C" in Path(out.name).read_text()
                                    and Path(out.name).read_text())
         assert "Temporal UI" in printed and floor_env["FLOOR_TEMPORAL_UI_PORT"] in printed
-        assert "HUD" in printed and printed.count("healthy") >= 3
+        assert f"{floor_env['FLOOR_API_PORT']}/v1/commands" in printed and printed.count("healthy") >= 3
+        assert "HUD" not in printed and "GraphQL" not in printed  # planned, not served yet
 
         status = await _run(floor_env, "status")
         assert status.returncode == 0
