@@ -70,6 +70,19 @@ async def test_control_freeze_holds_replies_until_it_ends(private_paper: PaperSt
         assert ib.isConnected()
 
 
+async def test_a_client_connecting_while_frozen_is_answered_after_it(private_paper: PaperStack) -> None:
+    log = private_paper.services["standby"].log_path
+    frozen_before = log.read_text().count("control: freezing")
+    await private_paper.acontrol("POST", "/gateways/standby/freeze", {"seconds": 1.5})
+    await eventually(lambda: log.read_text().count("control: freezing") > frozen_before)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with connected(private_paper.standby_port, 54) as ib:
+        elapsed = loop.time() - started
+        assert elapsed >= 0.75, f"handshake answered after {elapsed:.3f} s while frozen"
+        assert ib.isConnected()
+
+
 async def test_control_kill_exits_the_gateway(private_paper: PaperStack) -> None:
     service = private_paper.start_gateway("spare", _free())
     await private_paper.acontrol("POST", "/gateways/spare/kill", {})
