@@ -103,6 +103,8 @@ class Venue:
         self.outbox = Outbox(start_ns, epoch, first_exec_seq, lambda: self.now_ns)
         self.matcher = Matcher(self.account, self.outbox, self.open)
         self.stops = StopTriggers(self.matcher, self.outbox)
+        # A trade may trigger stops and a triggered stop trades: the stops call the matcher,
+        # the matcher reaches the stops only through this hook.
         self.matcher.on_trade = self.stops.check
         self.moves = PriceMoves(self.matcher, self.stops)
 

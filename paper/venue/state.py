@@ -25,6 +25,9 @@ def to_ticks(price: Decimal, tick: Decimal) -> int:
 
 
 class SymbolState:
+    """One listed symbol: its book, order-flow model, tape (last trade, volume, close) and the
+    stop orders of ours waiting on its trades."""
+
     __slots__ = (
         "cfg", "contract", "symbol", "tick", "lot", "book", "flow", "last", "last_size",
         "volume", "close", "stops", "_prices", "index",
@@ -76,6 +79,9 @@ class SymbolState:
 
 
 class WorkingOrder:
+    """One order of ours: what was asked (``spec``), its status and fills, and where it is
+    (resting in the book, or a stop waiting with ``stop``/``limit`` in ticks)."""
+
     __slots__ = (
         "perm_id", "client_id", "order_id", "account", "sym", "spec", "status", "filled",
         "cum_value", "last_fill", "resting", "stop", "limit", "triggered", "commission",
