@@ -22,7 +22,7 @@ from paper.tws import incoming as im
 from paper.tws import outgoing
 from paper.tws.market import MarketData
 from paper.tws.orders import Refusal, to_venue
-from paper.tws.session import ClientSession, State
+from paper.tws.ports import Client
 from paper.tws.what_if import estimate
 from paper.venue import messages as vm
 from paper.venue.client import UnknownSymbol, VenueClient, VenueDisconnected, VenueError
@@ -47,10 +47,12 @@ ERR_READING_REQUEST = 320
 DEFAULT_TICK = Decimal("0.01")
 NO_SECURITY_TEXT = "No security definition has been found for the request"
 
-Handler = Callable[[ClientSession, Any], Coroutine[Any, Any, None] | None]
+Handler = Callable[[Client, Any], Coroutine[Any, Any, None] | None]
 
 
 class Hub:
+    """The :class:`~paper.tws.ports.SessionHost` of this gateway's client sessions."""
+
     def __init__(
         self,
         venue: VenueClient,
@@ -65,14 +67,14 @@ class Hub:
         self.pacing = pacing
         assert venue.welcome is not None
         self.accounts: tuple[str, ...] = venue.welcome.accounts
-        self.sessions: set[ClientSession] = set()
-        self.by_client: dict[int, ClientSession] = {}
+        self.sessions: set[Client] = set()
+        self.by_client: dict[int, Client] = {}
         self.contracts: dict[str, vm.ContractInfo] = {}
         self.by_con_id: dict[int, vm.ContractInfo] = {}
         self.market = MarketData(venue)
-        self.position_subs: set[ClientSession] = set()
-        self.account_subs: set[ClientSession] = set()
-        self.account_multi_subs: dict[tuple[ClientSession, int], str] = {}
+        self.position_subs: set[Client] = set()
+        self.account_subs: set[Client] = set()
+        self.account_multi_subs: dict[tuple[Client, int], str] = {}
         self.exec_route: dict[str, int] = {}
         self.frozen_until = 0.0
         self.venue_up = True
@@ -120,10 +122,16 @@ class Hub:
 
     # ------------------------------------------------------------------ sessions
 
-    def attach(self, session: ClientSession) -> None:
+    def admits(self, peer: str) -> bool:
+        return peer in self.trusted
+
+    def frozen_for(self) -> float:
+        return max(0.0, self.frozen_until - asyncio.get_running_loop().time())
+
+    def attach(self, session: Client) -> None:
         self.sessions.add(session)
 
-    def detach(self, session: ClientSession) -> None:
+    def detach(self, session: Client) -> None:
         self.sessions.discard(session)
         if self.by_client.get(session.client_id) is session:
             del self.by_client[session.client_id]
@@ -133,14 +141,14 @@ class Hub:
             del self.account_multi_subs[key]
         self.market.drop_session(session)
 
-    def claim_client_id(self, session: ClientSession) -> bool:
+    def claim_client_id(self, session: Client) -> bool:
         holder = self.by_client.get(session.client_id)
-        if holder is not None and holder.state is not State.CLOSED:
+        if holder is not None and not holder.closed:
             return False
         self.by_client[session.client_id] = session
         return True
 
-    def start_api(self, session: ClientSession) -> None:
+    def start_api(self, session: Client) -> None:
         async def greet() -> None:
             try:
                 next_id = await self.venue.next_valid_id(session.client_id)
@@ -160,19 +168,19 @@ class Hub:
 
         self._run(session, -1, greet())
 
-    def handle(self, session: ClientSession, message: im.ClientMessage) -> None:
+    def handle(self, session: Client, message: im.ClientMessage) -> None:
         handler = self._handlers[type(message)]
         result = handler(session, message)
         if result is not None:
             self._run(session, _request_id(message), result)
 
-    def _run(self, session: ClientSession, req_id: int, coro: Coroutine[Any, Any, None]) -> None:
+    def _run(self, session: Client, req_id: int, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(self._guard(session, req_id, coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _guard(
-        self, session: ClientSession, req_id: int, coro: Coroutine[Any, Any, None]
+        self, session: Client, req_id: int, coro: Coroutine[Any, Any, None]
     ) -> None:
         try:
             await coro
@@ -191,7 +199,7 @@ class Hub:
 
     # ------------------------------------------------------------------ routing
 
-    def _order_targets(self, client_id: int) -> list[ClientSession]:
+    def _order_targets(self, client_id: int) -> list[Client]:
         targets = []
         owner = self.by_client.get(client_id)
         if owner is not None:
@@ -293,7 +301,7 @@ class Hub:
         self.venue_up = False
         frame = outgoing.error(-1, CONNECTIVITY_LOST, LOST_TEXT)
         for session in self.sessions:
-            if session.state is State.READY:
+            if session.ready:
                 session.send(frame)
 
     def venue_restored(self, venue: VenueClient) -> None:
@@ -315,7 +323,7 @@ class Hub:
                 else outgoing.error(-1, CONNECTIVITY_RESTORED_DATA_LOST, RESTORED_LOST_TEXT)
             )
             for session in self.sessions:
-                if session.state is State.READY:
+                if session.ready:
                     session.send(frame)
 
         task = asyncio.ensure_future(restore())
@@ -324,7 +332,7 @@ class Hub:
 
     # ------------------------------------------------------------------ orders
 
-    async def _place_order(self, session: ClientSession, msg: im.PlaceOrder) -> None:
+    async def _place_order(self, session: Client, msg: im.PlaceOrder) -> None:
         request = to_venue(msg, session.client_id)
         if isinstance(request, Refusal):
             session.send(outgoing.error(msg.order_id, request.code, request.message))
@@ -336,7 +344,7 @@ class Hub:
         if isinstance(reply, vm.OrderReject):
             session.send(outgoing.error(msg.order_id, reply.code, reply.message))
 
-    async def _what_if(self, session: ClientSession, msg: im.PlaceOrder, request: vm.PlaceOrder) -> None:
+    async def _what_if(self, session: Client, msg: im.PlaceOrder, request: vm.PlaceOrder) -> None:
         contract = await self._resolve(msg.contract)
         tick = await self.market.current_tick(contract.symbol)
         positions = await self.venue.positions(request.account)
@@ -358,16 +366,16 @@ class Hub:
         )  # fmt: skip
         session.send(outgoing.what_if_order(update, contract, state.fields(), session.server_version))
 
-    async def _cancel_order(self, session: ClientSession, msg: im.CancelOrder) -> None:
+    async def _cancel_order(self, session: Client, msg: im.CancelOrder) -> None:
         result = await self.venue.cancel_order(session.client_id, msg.order_id)
         if not result.ok:
             session.send(outgoing.error(msg.order_id, result.code, result.message))
 
-    async def _global_cancel(self, session: ClientSession, msg: im.ReqGlobalCancel) -> None:
+    async def _global_cancel(self, session: Client, msg: im.ReqGlobalCancel) -> None:
         count = await self.venue.global_cancel()
         log.info("%r: global cancel cancelled %d order(s)", session, count)
 
-    async def _send_open_orders(self, session: ClientSession, client_id: int | None) -> None:
+    async def _send_open_orders(self, session: Client, client_id: int | None) -> None:
         orders = await self.venue.open_orders(client_id)
         frames: list[bytes] = []
         for u in orders:
@@ -375,16 +383,16 @@ class Hub:
         frames.append(outgoing.open_order_end())
         session.send_many(frames)
 
-    def _open_orders(self, session: ClientSession, msg: im.ReqOpenOrders) -> Coroutine[Any, Any, None]:
+    def _open_orders(self, session: Client, msg: im.ReqOpenOrders) -> Coroutine[Any, Any, None]:
         master = session.client_id == MASTER_CLIENT_ID
         return self._send_open_orders(session, None if master else session.client_id)
 
     def _all_open_orders(
-        self, session: ClientSession, msg: im.ReqAllOpenOrders
+        self, session: Client, msg: im.ReqAllOpenOrders
     ) -> Coroutine[Any, Any, None]:
         return self._send_open_orders(session, None)
 
-    async def _completed_orders(self, session: ClientSession, msg: im.ReqCompletedOrders) -> None:
+    async def _completed_orders(self, session: Client, msg: im.ReqCompletedOrders) -> None:
         master = session.client_id == MASTER_CLIENT_ID
         done = await self.venue.completed_orders(None if master else session.client_id)
         frames = [
@@ -394,7 +402,7 @@ class Hub:
         frames.append(outgoing.completed_orders_end())
         session.send_many(frames)
 
-    async def _executions(self, session: ClientSession, msg: im.ReqExecutions) -> None:
+    async def _executions(self, session: Client, msg: im.ReqExecutions) -> None:
         client_filter: int | None = msg.client_id or None
         if session.client_id != MASTER_CLIENT_ID:
             # A client sees its own executions; only the master client sees everyone's.
@@ -429,13 +437,13 @@ class Hub:
 
     # ------------------------------------------------------------------ session requests
 
-    async def _req_ids(self, session: ClientSession, msg: im.ReqIds) -> None:
+    async def _req_ids(self, session: Client, msg: im.ReqIds) -> None:
         session.send(outgoing.next_valid_id(await self.venue.next_valid_id(session.client_id)))
 
-    def _managed_accounts(self, session: ClientSession, msg: im.ReqManagedAccts) -> None:
+    def _managed_accounts(self, session: Client, msg: im.ReqManagedAccts) -> None:
         session.send(outgoing.managed_accounts(self.accounts))
 
-    async def _current_time(self, session: ClientSession, msg: im.ReqCurrentTime) -> None:
+    async def _current_time(self, session: Client, msg: im.ReqCurrentTime) -> None:
         session.send(outgoing.current_time(await self.venue.current_time()))
 
     async def _resolve(self, ref: im.ContractRef) -> vm.ContractInfo:
@@ -452,13 +460,13 @@ class Hub:
             raise UnknownSymbol(ERR_NO_SECURITY, NO_SECURITY_TEXT)
         return contract
 
-    async def _contract_details(self, session: ClientSession, msg: im.ReqContractDetails) -> None:
+    async def _contract_details(self, session: Client, msg: im.ReqContractDetails) -> None:
         contract = await self._resolve(msg.contract)
         session.send_many(
             (outgoing.contract_details(msg.req_id, contract), outgoing.contract_details_end(msg.req_id))
         )
 
-    def _unsupported(self, session: ClientSession, msg: im.Unsupported) -> None:
+    def _unsupported(self, session: Client, msg: im.Unsupported) -> None:
         if msg.req_id is not None:
             session.send(
                 outgoing.error(
@@ -467,22 +475,22 @@ class Hub:
                 )
             )
 
-    def _second_start_api(self, session: ClientSession, msg: im.StartApi) -> None:
+    def _second_start_api(self, session: Client, msg: im.StartApi) -> None:
         session.send(outgoing.error(-1, ERR_NOT_SUPPORTED, "Error processing request: already started"))
 
     # ------------------------------------------------------------------ positions and account
 
-    async def _positions(self, session: ClientSession, msg: im.ReqPositions) -> None:
+    async def _positions(self, session: Client, msg: im.ReqPositions) -> None:
         self.position_subs.add(session)
         positions = await self.venue.positions()
         frames = [outgoing.position(p, self.contract_for(p.symbol, p.con_id)) for p in positions]
         frames.append(outgoing.position_end())
         session.send_many(frames)
 
-    def _cancel_positions(self, session: ClientSession, msg: im.CancelPositions) -> None:
+    def _cancel_positions(self, session: Client, msg: im.CancelPositions) -> None:
         self.position_subs.discard(session)
 
-    async def _positions_multi(self, session: ClientSession, msg: im.ReqPositionsMulti) -> None:
+    async def _positions_multi(self, session: Client, msg: im.ReqPositionsMulti) -> None:
         positions = await self.venue.positions(msg.account)
         frames = [
             outgoing.position_multi(msg.req_id, p, self.contract_for(p.symbol, p.con_id))
@@ -491,7 +499,7 @@ class Hub:
         frames.append(outgoing.position_multi_end(msg.req_id))
         session.send_many(frames)
 
-    async def _account_updates(self, session: ClientSession, msg: im.ReqAccountUpdates) -> None:
+    async def _account_updates(self, session: Client, msg: im.ReqAccountUpdates) -> None:
         if not msg.subscribe:
             self.account_subs.discard(session)
             return
@@ -506,7 +514,7 @@ class Hub:
         self.account_subs.add(session)
 
     async def _account_updates_multi(
-        self, session: ClientSession, msg: im.ReqAccountUpdatesMulti
+        self, session: Client, msg: im.ReqAccountUpdatesMulti
     ) -> None:
         snap = await self.venue.account_values(msg.account)
         frames = [
@@ -518,11 +526,11 @@ class Hub:
         self.account_multi_subs[(session, msg.req_id)] = msg.account
 
     def _cancel_account_updates_multi(
-        self, session: ClientSession, msg: im.CancelAccountUpdatesMulti
+        self, session: Client, msg: im.CancelAccountUpdatesMulti
     ) -> None:
         self.account_multi_subs.pop((session, msg.req_id), None)
 
-    async def _account_summary(self, session: ClientSession, msg: im.ReqAccountSummary) -> None:
+    async def _account_summary(self, session: Client, msg: im.ReqAccountSummary) -> None:
         tags = {t.strip() for t in msg.tags.split(",") if t.strip()}
         snap = await self.venue.account_values()
         frames = [
@@ -535,22 +543,22 @@ class Hub:
 
     # ------------------------------------------------------------------ market data
 
-    async def _mkt_data(self, session: ClientSession, msg: im.ReqMktData) -> None:
+    async def _mkt_data(self, session: Client, msg: im.ReqMktData) -> None:
         contract = await self._resolve(msg.contract)
         await self.market.subscribe_ticks(session, msg.req_id, contract, msg.snapshot)
 
-    def _cancel_mkt_data(self, session: ClientSession, msg: im.CancelMktData) -> None:
+    def _cancel_mkt_data(self, session: Client, msg: im.CancelMktData) -> None:
         self.market.unsubscribe_ticks(session, msg.req_id)
 
-    async def _mkt_depth(self, session: ClientSession, msg: im.ReqMktDepth) -> None:
+    async def _mkt_depth(self, session: Client, msg: im.ReqMktDepth) -> None:
         contract = await self._resolve(msg.contract)
         await self.market.subscribe_depth(session, msg.req_id, contract, msg.num_rows)
 
-    def _mkt_depth_exchanges(self, session: ClientSession, msg: im.ReqMktDepthExchanges) -> None:
+    def _mkt_depth_exchanges(self, session: Client, msg: im.ReqMktDepthExchanges) -> None:
         listings = sorted({c.primary_exchange for c in self.contracts.values() if c.primary_exchange})
         session.send(outgoing.mkt_depth_exchanges(("SMART", "STK", x, "Deep", 1) for x in listings))
 
-    async def _cancel_mkt_depth(self, session: ClientSession, msg: im.CancelMktDepth) -> None:
+    async def _cancel_mkt_depth(self, session: Client, msg: im.CancelMktDepth) -> None:
         await self.market.unsubscribe_depth(session, msg.req_id)
 
 
@@ -559,7 +567,7 @@ RESTORED_TEXT = "Connectivity between IB and Trader Workstation has been restore
 RESTORED_LOST_TEXT = "Connectivity between IB and Trader Workstation has been restored - data lost."
 
 
-def _ignore(session: ClientSession, msg: object) -> None:
+def _ignore(session: Client, msg: object) -> None:
     return None
 
 

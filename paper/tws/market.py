@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from paper.tws import outgoing
 from paper.tws.depth import GatewayBook, apply_change, rows_for_change
+from paper.tws.ports import Client
 from paper.venue.messages import ContractInfo, DepthEvent, DepthSnapshot, Tick
 
 if TYPE_CHECKING:
-    from paper.tws.session import ClientSession
     from paper.venue.client import VenueClient
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ RESET_TEXT = (
 
 @dataclass(eq=False, slots=True)
 class DepthSubscriber:
-    session: ClientSession
+    session: Client
     req_id: int
     num_rows: int
     prefix: bytes = b""
@@ -51,7 +51,7 @@ class DepthFeed:
 class TickFeed:
     symbol: str
     last: Tick | None = None
-    subscribers: list[tuple[ClientSession, int]] = field(default_factory=list)
+    subscribers: list[tuple[Client, int]] = field(default_factory=list)
     ready: asyncio.Future[None] | None = None
 
 
@@ -65,7 +65,7 @@ class MarketData:
     # ------------------------------------------------------------------ L2
 
     async def subscribe_depth(
-        self, session: ClientSession, req_id: int, contract: ContractInfo, num_rows: int
+        self, session: Client, req_id: int, contract: ContractInfo, num_rows: int
     ) -> None:
         feed = self.depth.get(contract.symbol)
         if feed is None:
@@ -99,7 +99,7 @@ class MarketData:
         for event in pending:
             self.on_depth(event)
 
-    async def unsubscribe_depth(self, session: ClientSession, req_id: int) -> None:
+    async def unsubscribe_depth(self, session: Client, req_id: int) -> None:
         for symbol, feed in list(self.depth.items()):
             feed.subscribers = [
                 s for s in feed.subscribers if not (s.session is session and s.req_id == req_id)
@@ -185,7 +185,7 @@ class MarketData:
     # ------------------------------------------------------------------ L1
 
     async def subscribe_ticks(
-        self, session: ClientSession, req_id: int, contract: ContractInfo, snapshot: bool
+        self, session: Client, req_id: int, contract: ContractInfo, snapshot: bool
     ) -> None:
         feed = self.ticks.get(contract.symbol)
         if feed is None:
@@ -223,7 +223,7 @@ class MarketData:
             await self.venue.unsubscribe_ticks(symbol)
         return tick
 
-    def unsubscribe_ticks(self, session: ClientSession, req_id: int) -> bool:
+    def unsubscribe_ticks(self, session: Client, req_id: int) -> bool:
         found = False
         for feed in self.ticks.values():
             before = len(feed.subscribers)
@@ -243,7 +243,7 @@ class MarketData:
 
     # ------------------------------------------------------------------ clients leaving
 
-    def drop_session(self, session: ClientSession) -> None:
+    def drop_session(self, session: Client) -> None:
         for tick_feed in self.ticks.values():
             tick_feed.subscribers = [(s, r) for s, r in tick_feed.subscribers if s is not session]
         for symbol, feed in list(self.depth.items()):

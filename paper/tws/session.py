@@ -18,14 +18,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from paper.tws import outgoing
 from paper.tws.codec import FieldError, FrameDecoder, ProtocolError
 from paper.tws.incoming import ClientMessage, StartApi, UnknownMessage, decode
-
-if TYPE_CHECKING:
-    from paper.tws.hub import Hub
+from paper.tws.ports import SessionHost
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +85,9 @@ def negotiate(hello: list[str], server_max: int = outgoing.SERVER_VERSION) -> in
 
 
 class ClientSession(asyncio.Protocol):
-    def __init__(self, hub: Hub) -> None:
+    """One client's connection; a :class:`~paper.tws.ports.Client` to the hub it belongs to."""
+
+    def __init__(self, hub: SessionHost) -> None:
         self.hub = hub
         self.state = State.HELLO
         self.decoder = FrameDecoder(expect_prefix=True)
@@ -109,6 +108,14 @@ class ClientSession(asyncio.Protocol):
     def __repr__(self) -> str:
         return f"<client {self.client_id} from {self.peer}>"
 
+    @property
+    def ready(self) -> bool:
+        return self.state is State.READY
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
     # ------------------------------------------------------------------ transport callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -116,7 +123,7 @@ class ClientSession(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
-        if self.peer not in self.hub.trusted:
+        if not self.hub.admits(self.peer):
             log.warning("refused API client from %s: not a trusted IP", self.peer)
             self.state = State.CLOSED
             self.transport.abort()  # type: ignore[union-attr]
@@ -125,8 +132,9 @@ class ClientSession(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.hub.attach(self)
-        if self.hub.frozen_until > self._loop.time():
-            self.freeze(self.hub.frozen_until - self._loop.time())
+        frozen_for = self.hub.frozen_for()
+        if frozen_for > 0:
+            self.freeze(frozen_for)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.state is not State.CLOSED:

@@ -46,6 +46,9 @@ LIMIT = 0
 MARKET = 1
 CANCEL = 2
 
+NEVER = 2**63 - 1
+"""The market time of an event that never comes (a model with a zero event rate)."""
+
 Action = tuple[int, int, int, int, Resting | None]
 """(kind, side, price in ticks, quantity, order to cancel)."""
 
@@ -70,7 +73,7 @@ class FlowModel:
     def _schedule(self, now_ns: int) -> None:
         rate = self.params.event_rate
         if rate <= 0:
-            self.next_ns = 2**63 - 1
+            self.next_ns = NEVER
             return
         gap = self.rng.expovariate(rate) * NS_PER_SECOND
         self.next_ns = now_ns + max(1, int(gap))

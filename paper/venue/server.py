@@ -22,7 +22,8 @@ from typing import Any
 from paper.venue import codec, counters, wire
 from paper.venue.clock import MarketClock
 from paper.venue.counters import Counters
-from paper.venue.engine import NEVER, SymbolState, Venue, VenueConfig
+from paper.venue.engine import Venue, VenueConfig
+from paper.venue.flow import NEVER
 from paper.venue.messages import (
     ERR_BAD_REQUEST,
     ERR_NO_SECURITY_DEFINITION,
@@ -59,6 +60,7 @@ from paper.venue.messages import (
     VenueTime,
     Welcome,
 )
+from paper.venue.state import SymbolState
 from paper.venue.symbols import with_event_rate
 
 log = logging.getLogger(__name__)

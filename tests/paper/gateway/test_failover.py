@@ -54,19 +54,33 @@ async def test_control_drop_closes_client_connections(private_paper: PaperStack)
         assert ib.isConnected()
 
 
+async def freeze(stack: PaperStack, gateway: str, seconds: float) -> None:
+    """Freeze ``gateway`` and return once it has gone silent (it logs the moment)."""
+    log = stack.services[gateway].log_path
+    frozen_before = log.read_text().count("control: freezing")
+    await stack.acontrol("POST", f"/gateways/{gateway}/freeze", {"seconds": seconds})
+    await eventually(lambda: log.read_text().count("control: freezing") > frozen_before)
+
+
 async def test_control_freeze_holds_replies_until_it_ends(private_paper: PaperStack) -> None:
     async with connected(private_paper.standby_port, 53) as ib:
-        log = private_paper.services["standby"].log_path
-        frozen_before = log.read_text().count("control: freezing")
-        await private_paper.acontrol("POST", "/gateways/standby/freeze", {"seconds": 1.0})
-        # The gateway logs the moment it goes silent; ask only after that.
-        await eventually(lambda: log.read_text().count("control: freezing") > frozen_before)
+        await freeze(private_paper, "standby", 1.0)
         loop = asyncio.get_running_loop()
         started = loop.time()
         answered = await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)
         elapsed = loop.time() - started
         assert answered.year >= 2020
         assert elapsed >= 0.5, f"answered after {elapsed:.3f} s while frozen"
+        assert ib.isConnected()
+
+
+async def test_a_client_connecting_while_frozen_is_answered_after_it(private_paper: PaperStack) -> None:
+    await freeze(private_paper, "standby", 1.5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with connected(private_paper.standby_port, 54) as ib:
+        elapsed = loop.time() - started
+        assert elapsed >= 0.75, f"handshake answered after {elapsed:.3f} s while frozen"
         assert ib.isConnected()
 
 

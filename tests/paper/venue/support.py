@@ -6,8 +6,9 @@ from dataclasses import replace
 from decimal import Decimal
 
 from paper.venue.book import Resting
-from paper.venue.engine import SymbolState, Venue, VenueConfig
+from paper.venue.engine import Venue, VenueConfig
 from paper.venue.messages import ASK, BID, OrderAck, OrderReject, OrderSpec, PlaceOrder
+from paper.venue.state import SymbolState
 from paper.venue.symbols import DEFAULT_SYMBOLS, with_event_rate
 
 T0 = 1_800_000_000_000_000_000

@@ -119,7 +119,7 @@ def trade_at(v: Venue, price: str, qty: int = 10) -> None:
     """Print a trade at ``price`` between two other market participants."""
     ask(v, price, qty)
     s = v.by_symbol["AAPL"]
-    v._model_take(s, BID, qty, int(Decimal(price) / s.tick))
+    v.matcher.model_take(s, BID, qty, int(Decimal(price) / s.tick))
 
 
 def test_stop_sell_is_held_until_a_trade_at_the_stop_then_sells_at_market() -> None:

@@ -212,7 +212,7 @@ def check_invariants(venue: Venue) -> None:
     spent = sum((e.price * (e.shares if e.side == "BOT" else -e.shares) for e in executions), Decimal(0))
     commissions = sum((r.commission.commission for r in reports), Decimal(0))
     assert venue.account.cash == venue.config.initial_cash - spent - commissions
-    marks = venue._marks()
+    marks = venue.marks()
     equity_change = venue.account.net_liquidation(marks) - venue.config.initial_cash
     assert venue.account.realized + venue.account.unrealized(marks) == equity_change
 
