@@ -14,7 +14,7 @@ Sniper. No sizing and no broker call: each slice is an ``enter`` command of its 
 through the whole path above, per-order limits and sizer included.
 
 A ``breaker_trip`` / ``breaker_arm`` command (an operator's, floor-wide) goes sentry → ledger →
-the breaker's state (:mod:`hotpath.breaker_commands`); the breaker's own state never refuses it.
+the breaker's state (:mod:`hotpath.circuit_breaker_commands`); the breaker's own state never refuses it.
 
 A slice (an ``enter`` naming a ``parent_id``) must belong to a live parent of the same account,
 symbol and side and fit in what is left of its total; an iceberg control (``iceberg_amend`` /
@@ -46,9 +46,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from brokers.base import Broker, BrokerOrder, NotConnected, OrderInvalid, UnknownOrderRef
 from hotpath.account import AccountBook
-from hotpath.breaker_commands import BreakerCommands
-from hotpath.breaker_log import BreakerLog
-from hotpath.circuit import CircuitBreaker
+from hotpath.circuit_breaker import CircuitBreaker
+from hotpath.circuit_breaker_commands import BreakerCommands
+from hotpath.circuit_breaker_log import BreakerLog
 from hotpath.exit_manager import DEFAULT_TICK, ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.icebergs import IcebergParents, control_record

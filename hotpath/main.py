@@ -28,10 +28,10 @@ from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from floor.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
-from hotpath.breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.broker_events import BrokerEvents
 from hotpath.checkpoints import LedgerCheckpointer
-from hotpath.circuit import BreakerChange, CircuitBreaker, Trip
+from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
+from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved

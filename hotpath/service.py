@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from floor.services import child_env
 from floor.settings import FloorSettings
 from floor.supervisor import ServiceSpec, tcp_probe
-from hotpath.breaker_log import BREAKER_AGENT
+from hotpath.circuit_breaker_log import BREAKER_AGENT
 from trading.iceberg_parents import SNIPER
 from trading.symbols import parse_symbols
 

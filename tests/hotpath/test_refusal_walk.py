@@ -61,7 +61,7 @@ from tests.hotpath.test_hotpath_flow import exit_command
 from trading import iceberg_parents as parents
 from trading import record_signing as records
 from trading import sentry
-from trading.breaker import CrashSignal
+from trading.circuit_breaker import CrashSignal
 from trading.commands import (
     Command,
     CommandInvalid,
