@@ -44,8 +44,9 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from brokers.base import Broker, BrokerOrder, NotConnected, OrderInvalid, UnknownOrderRef
+from brokers.base import Broker, NotConnected, OrderInvalid, UnknownOrderRef
 from hotpath.account import AccountBook
+from hotpath.broker_orders import broker_order
 from hotpath.circuit_breaker import CircuitBreaker
 from hotpath.circuit_breaker_commands import BreakerCommands
 from hotpath.circuit_breaker_log import BreakerLog
@@ -69,7 +70,6 @@ from trading.commands import (
     CommandKind,
     OrderType,
     Side,
-    TimeInForce,
     utc_now_ms,
 )
 from trading.fill_prices import FillRange, fill_range
@@ -371,9 +371,8 @@ class Intake:
             if not late.approved:
                 assert late.reason is not None
                 return await self._unsent(order, late.reason.value)
-        broker_order = _broker_order(command, quantity, trail_stop)
         try:
-            placement = self.broker.place(broker_order)
+            placement = self.broker.place(broker_order(command, quantity, trail_stop))
         except OrderInvalid as exc:
             log.error("broker refused %s as invalid: %s", order.command_id, exc)
             return await self._unsent(order, BROKER_INVALID)
@@ -718,32 +717,3 @@ class Intake:
         await self.ledger.record_order_event(event)
         await publish_order_event(self.producer, event)
 
-
-def _broker_order(command: Command, quantity: int, trail_stop: Decimal | None) -> BrokerOrder:
-    """The order the broker sees. A TRAIL command goes out as a STP order at its initial stop;
-    the Exit Manager trails it (see :mod:`hotpath.exit_manager`)."""
-    assert command.symbol is not None and command.side is not None
-    if trail_stop is not None:
-        return BrokerOrder(
-            order_ref=command.command_id,
-            account=command.account,
-            symbol=command.symbol,
-            side=command.side,
-            quantity=quantity,
-            order_type=OrderType.STP,
-            tif=command.tif or TimeInForce.DAY,
-            stop_price=trail_stop,
-        )
-    return BrokerOrder(
-        order_ref=command.command_id,
-        account=command.account,
-        symbol=command.symbol,
-        side=command.side,
-        quantity=quantity,
-        order_type=command.order_type or OrderType.LMT,
-        tif=command.tif or TimeInForce.DAY,
-        limit_price=command.limit_price,
-        stop_price=command.stop_price,
-        trailing_amount=command.trail_amount,
-        trailing_percent=command.trail_percent,
-    )
