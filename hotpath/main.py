@@ -36,7 +36,8 @@ from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake import FLOOR_CONTROL, Intake
+from hotpath.iceberg_commands import FLOOR_CONTROL
+from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders

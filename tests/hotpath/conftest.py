@@ -18,7 +18,7 @@ from bus.topics import AGENT_COMMANDS
 from floor.keys import key_path, write_private_key
 from floor.settings import FloorSettings
 from floor.supervisor import RunningService, Supervisor, free_port, stop_process_group
-from hotpath.intake import FLOOR_CONTROL
+from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
 from ledger.keys import ROLE_SERVICE, KeyConflict, register_key, revoke_agent
 from ledger.risk_profiles import set_profile
