@@ -20,26 +20,21 @@ def broker_order(command: Command, quantity: int, trail_stop: Decimal | None) ->
     :mod:`hotpath.exit_manager`). Any other command keeps its own type (LMT when it names none)."""
     assert command.symbol is not None and command.side is not None
     if trail_stop is not None:
-        return BrokerOrder(
-            order_ref=command.command_id,
-            account=command.account,
-            symbol=command.symbol,
-            side=command.side,
-            quantity=quantity,
-            order_type=OrderType.STP,
-            tif=command.tif or TimeInForce.DAY,
-            stop_price=trail_stop,
-        )
+        order_type, limit, stop, trail_amount, trail_percent = OrderType.STP, None, trail_stop, None, None
+    else:
+        order_type = command.order_type or OrderType.LMT
+        limit, stop = command.limit_price, command.stop_price
+        trail_amount, trail_percent = command.trail_amount, command.trail_percent
     return BrokerOrder(
         order_ref=command.command_id,
         account=command.account,
         symbol=command.symbol,
         side=command.side,
         quantity=quantity,
-        order_type=command.order_type or OrderType.LMT,
+        order_type=order_type,
         tif=command.tif or TimeInForce.DAY,
-        limit_price=command.limit_price,
-        stop_price=command.stop_price,
-        trailing_amount=command.trail_amount,
-        trailing_percent=command.trail_percent,
+        limit_price=limit,
+        stop_price=stop,
+        trailing_amount=trail_amount,
+        trailing_percent=trail_percent,
     )
