@@ -19,6 +19,10 @@ def broker_order(command: Command, quantity: int, trail_stop: Decimal | None) ->
     as a STP order at its initial stop ``trail_stop``; the Exit Manager trails it (see
     :mod:`hotpath.exit_manager`). Any other command keeps its own type (LMT when it names none)."""
     assert command.symbol is not None and command.side is not None
+    limit: Decimal | None
+    stop: Decimal | None
+    trail_amount: Decimal | None
+    trail_percent: Decimal | None
     if trail_stop is not None:
         order_type, limit, stop, trail_amount, trail_percent = OrderType.STP, None, trail_stop, None, None
     else:
