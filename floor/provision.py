@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import FloorSettings
 from floor.keys import key_path, write_private_key
-from hotpath.breaker_log import BREAKER_AGENT
+from hotpath.circuit_breaker_log import BREAKER_AGENT
 from ledger import keys as registry
 from ledger.key_changes import register_key_signed
 from ledger.operator_changes import OperatorNotAuthorised

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hotpath.breaker_log import BREAKER_AGENT
+from hotpath.circuit_breaker_log import BREAKER_AGENT
 from hotpath.main import main
 from trading.iceberg_parents import LIFECYCLE, SNIPER, FloorKeys
 

@@ -28,10 +28,10 @@ from ledger.db import Db
 from ledger.key_trust import trusted_key, trusted_keys
 from ledger.order_events import record_order_event
 from ledger.risk_profiles import all_profiles, get_profile
-from observability.security import SecurityEvent
 from trading import sentry
 from trading.iceberg_parents import Parent
 from trading.order_events import OrderEvent
+from trading.security_events import SecurityEvent
 from trading.sentry import RegisteredKey
 from trading.signing import SignedCommand
 from trading.sizing import RiskProfile
@@ -132,21 +132,7 @@ class LedgerStore:
         )
 
     async def record_security_event(self, event: SecurityEvent) -> None:
-        await security_events.record_security_event(self._db, ledger_security_event(event))
-
-
-def ledger_security_event(event: SecurityEvent) -> security_events.SecurityEvent:
-    return security_events.SecurityEvent(
-        reason=event.reason,
-        severity=security_events.Severity(event.severity.value),
-        source=event.source,
-        agent_id=event.agent_id,
-        key_id=event.key_id,
-        command_id=event.command_id,
-        signature_hash=event.signature_hash,
-        remote_addr=event.source_address,
-        detail=event.stored_detail(),
-    )
+        await security_events.record_security_event(self._db, event)
 
 
 def _refused(exc: ReplayRefused | SignerRevoked) -> RefusedByLedger:

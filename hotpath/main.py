@@ -2,7 +2,7 @@
 
 ``python -m hotpath --health-port P [--symbols AAPL,MSFT] [--group-id hotpath]
 [--breaker-agent floor-breaker]``; everything else comes from
-:class:`~floor.settings.FloorSettings` (the environment).
+:class:`~config.settings.FloorSettings` (the environment).
 """
 
 from __future__ import annotations
@@ -28,15 +28,16 @@ from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
 from config.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
-from hotpath.breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.broker_events import BrokerEvents
 from hotpath.checkpoints import LedgerCheckpointer
-from hotpath.circuit import BreakerChange, CircuitBreaker, Trip
+from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
+from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.control import ControlServer
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake import FLOOR_CONTROL, Intake
+from hotpath.iceberg_commands import FLOOR_CONTROL
+from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ledger.iceberg_parents import SliceState
-from observability.security import SecurityEvent
 from trading.iceberg_parents import Parent
 from trading.order_events import OrderEvent
+from trading.security_events import SecurityEvent
 from trading.sentry import RegisteredKey
 from trading.signing import SignedCommand
 from trading.sizing import RiskProfile

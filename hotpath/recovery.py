@@ -34,12 +34,13 @@ from typing import Any
 
 from brokers.base import Broker, BrokerOrder
 from hotpath.account import AccountBook
+from hotpath.broker_orders import broker_order
 from hotpath.floor_orders import FloorOrder
 from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.order_events import open_orders, order_history, record_order_event
 from ledger.risk_profiles import get_profile
-from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
+from trading.commands import Command, CommandKind, OrderType, Side
 from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind
 
@@ -177,7 +178,7 @@ async def _verified_resend(db: Db, row: Any) -> Resend | str:
     if quantity > profile.max_position:
         limit = profile.max_position
         return f"its sized quantity {quantity} exceeds {command.account}'s position limit {limit}"
-    return _resend(command, quantity, trail_stop)
+    return Resend(broker_order(command, quantity, trail_stop), command, trail_stop)
 
 
 async def _is_ledgered(db: Db, command_id: str) -> bool:
@@ -188,30 +189,6 @@ async def _is_ledgered(db: Db, command_id: str) -> bool:
             command_id,
         )
     )
-
-
-def _resend(command: Command, quantity: int, trail_stop: Decimal | None) -> Resend:
-    assert command.symbol is not None and command.side is not None
-    common: dict[str, Any] = {
-        "order_ref": command.command_id,
-        "account": command.account,
-        "symbol": command.symbol,
-        "side": command.side,
-        "quantity": quantity,
-        "tif": command.tif or TimeInForce.DAY,
-    }
-    if trail_stop is not None:
-        order = BrokerOrder(**common, order_type=OrderType.STP, stop_price=trail_stop)
-    else:
-        order = BrokerOrder(
-            **common,
-            order_type=command.order_type or OrderType.LMT,
-            limit_price=command.limit_price,
-            stop_price=command.stop_price,
-            trailing_amount=command.trail_amount,
-            trailing_percent=command.trail_percent,
-        )
-    return Resend(order, command, trail_stop)
 
 
 async def connect_and_resend(

@@ -33,11 +33,12 @@ from collections.abc import Awaitable, Callable
 from hotpath.floor_orders import refusal_event
 from hotpath.outcomes import Outcome
 from hotpath.ports import HotLedger, RefusedByLedger
-from observability.security import SecurityEvent, SecurityRecorder
+from observability.security import SecurityRecorder
 from observability.security import refusal_event as security_refusal
 from observability.telemetry import Metrics
 from trading.commands import Command, CommandInvalid
 from trading.order_events import OrderEvent
+from trading.security_events import SecurityEvent
 from trading.sentry import REPLAYED_SIGNATURE, REVOKED_KEY, UNATTRIBUTED, Verdict
 from trading.signing import SignedCommand
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from config.processes import ServiceSpec, child_env, tcp_probe
 from config.settings import FloorSettings
-from hotpath.breaker_log import BREAKER_AGENT
+from hotpath.circuit_breaker_log import BREAKER_AGENT
 from trading.iceberg_parents import SNIPER
 from trading.symbols import parse_symbols
 

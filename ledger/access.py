@@ -5,8 +5,8 @@ from __future__ import annotations
 from ledger import security_events
 from ledger.db import Db
 from ledger.keys import get_key
-from observability.security import SecurityEvent
 from trading import sentry
+from trading.security_events import SecurityEvent
 from trading.sentry import RegisteredKey
 
 
@@ -31,17 +31,4 @@ class LedgerAccess:
         return sentry.REPLAYED_SIGNATURE if row["same_signature"] else sentry.REPLAYED_NONCE
 
     async def record_security_event(self, event: SecurityEvent) -> None:
-        await security_events.record_security_event(
-            self._db,
-            security_events.SecurityEvent(
-                reason=event.reason,
-                severity=security_events.Severity(event.severity.value),
-                source=event.source,
-                agent_id=event.agent_id,
-                key_id=event.key_id,
-                command_id=event.command_id,
-                signature_hash=event.signature_hash,
-                remote_addr=event.source_address,
-                detail=event.stored_detail(),
-            ),
-        )
+        await security_events.record_security_event(self._db, event)

@@ -21,10 +21,11 @@ from typing import Any
 
 from ledger.db import Db
 from ledger.key_trust import trusted_key
-from ledger.security_events import SecurityEvent, Severity, record_security_event
+from ledger.security_events import record_security_event
 from trading.commands import ICEBERG_CONTROLS, Command, CommandKind
 from trading.iceberg_parents import STOPPED_BY_REVOCATION, Parent, parent_workflow_id
 from trading.ledger_trust import Checked, LedgerRow, check_entry
+from trading.security_events import SecurityEvent, Severity
 
 log = logging.getLogger(__name__)
 

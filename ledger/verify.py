@@ -45,7 +45,7 @@ from ledger.key_changes import KINDS as KEY_CHANGE_KINDS
 from ledger.key_changes import KeyChange, KeyChangeInvalid
 from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
-from trading.breaker_state import KIND_TRIPPED, SIGNER_ROLE, TripRecord, TripRecordInvalid
+from trading.circuit_breaker_state import KIND_TRIPPED, SIGNER_ROLE, TripRecord, TripRecordInvalid
 from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind
 from trading.signing import (
     SCHEME_ED25519,

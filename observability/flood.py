@@ -23,7 +23,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from observability.security import SecurityEvent, SecurityRecorder, Severity
+from observability.security import SecurityRecorder
+from trading.security_events import RANK, SecurityEvent, Severity
 
 log = logging.getLogger("floor.security")
 
@@ -36,9 +37,6 @@ summary is written at once), so the table of windows stays bounded however many 
 a flood comes from."""
 REPEATS = "repeats"
 """The summary's ``detail`` entry: how many events the window counted but did not record."""
-
-_RANK = {Severity.WARNING: 0, Severity.ERROR: 1, Severity.CRITICAL: 2}
-
 
 @dataclass
 class _Window:
@@ -103,7 +101,7 @@ class FloodWindows:
                 summaries += _some(oldest.summary(now))
             self._open[key] = _Window(event, now, severity=event.severity)
             return True, summaries
-        if _RANK[event.severity] > _RANK[window.severity]:
+        if RANK[event.severity] > RANK[window.severity]:
             window.severity = event.severity
         if window.recorded < self._full:
             window.recorded += 1

@@ -9,19 +9,20 @@ is logged and does not lose the event, which is already in the table.
 Titles: a refusal that means someone holds, forged or replays a signature is a
 ``Critical Security Breach``; the rest (a stale clock, an account the agent may not trade) are
 ``Security Refusal``.
+
+The event itself (:class:`~trading.security_events.SecurityEvent`, its :class:`Severity` and
+wire format) is :mod:`trading.security_events`, shared with the sentry and the ledger.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-import json
 import logging
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from trading.security_events import SecurityEvent, Severity
 
 log = logging.getLogger("floor.security")
 
@@ -29,79 +30,12 @@ CRITICAL_BREACH = "Critical Security Breach"
 SECURITY_REFUSAL = "Security Refusal"
 
 
-class Severity(enum.StrEnum):
-    """Same names as :class:`trading.sentry.Severity` (observability imports nothing of the floor)."""
-
-    WARNING = "warning"
-    ERROR = "error"
-    CRITICAL = "critical"
-
-
 _LOG_LEVEL = {
+    Severity.INFO: logging.INFO,
     Severity.WARNING: logging.WARNING,
     Severity.ERROR: logging.ERROR,
     Severity.CRITICAL: logging.CRITICAL,
 }
-
-
-@dataclass(frozen=True)
-class SecurityEvent:
-    event_id: str
-    ts: datetime
-    title: str
-    reason: str
-    """The sentry's refusal name, e.g. ``sentry.bad_signature``."""
-    severity: Severity
-    source: str
-    """Which process refused: ``api`` or ``hotpath``."""
-    source_address: str | None
-    """The client's address (API) or the Kafka partition/offset (hot path)."""
-    agent_id: str | None = None
-    key_id: str | None = None
-    command_id: str | None = None
-    signature_hash: str | None = None
-    detail: Mapping[str, str] = field(default_factory=dict)
-
-    def stored_detail(self) -> dict[str, str]:
-        """What the table's ``detail`` column keeps beyond its own columns."""
-        return {"title": self.title, "event_id": self.event_id, **self.detail}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "ts": self.ts.astimezone(UTC).isoformat(),
-            "title": self.title,
-            "reason": self.reason,
-            "severity": self.severity.value,
-            "source": self.source,
-            "source_address": self.source_address,
-            "agent_id": self.agent_id,
-            "key_id": self.key_id,
-            "command_id": self.command_id,
-            "signature_hash": self.signature_hash,
-            "detail": dict(self.detail),
-        }
-
-    def encode(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True).encode()
-
-    @classmethod
-    def decode(cls, raw: bytes | str) -> SecurityEvent:
-        data = json.loads(raw)
-        return cls(
-            event_id=data["event_id"],
-            ts=datetime.fromisoformat(data["ts"]),
-            title=data["title"],
-            reason=data["reason"],
-            severity=Severity(data["severity"]),
-            source=data["source"],
-            source_address=data.get("source_address"),
-            agent_id=data.get("agent_id"),
-            key_id=data.get("key_id"),
-            command_id=data.get("command_id"),
-            signature_hash=data.get("signature_hash"),
-            detail=data.get("detail") or {},
-        )
 
 
 def refusal_event(

@@ -57,13 +57,14 @@ from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.record_keys import writer_keys
 from observability.flood import FloodSummary
-from observability.security import CRITICAL_BREACH, SecurityEvent, SecurityLog, SecurityRecorder, Severity
+from observability.security import CRITICAL_BREACH, SecurityLog, SecurityRecorder
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE
 from trading.commands import Command, CommandInvalid, CommandKind, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
 from trading.record_signing import RecordRefused
+from trading.security_events import SecurityEvent, Severity
 from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
 from workflows.iceberg import ControlSignal

@@ -34,7 +34,6 @@ ledger's unique indexes on ``signature_hash`` and ``(agent, nonce)`` remain the 
 
 from __future__ import annotations
 
-import enum
 import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from trading.commands import OPERATOR_KINDS
+from trading.security_events import Severity
 from trading.signing import (
     EnvelopeInvalid,
     SignatureInvalid,
@@ -72,12 +72,6 @@ ROLE_OPERATOR = "operator"
 
 DEFAULT_MAX_AGE = timedelta(seconds=30)
 DEFAULT_MAX_SKEW = timedelta(seconds=5)
-
-
-class Severity(enum.StrEnum):
-    WARNING = "warning"
-    ERROR = "error"
-    CRITICAL = "critical"
 
 
 SEVERITY: Mapping[str, Severity] = {

@@ -12,9 +12,10 @@ import pytest
 
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from ledger.keys import revoke_agent
-from observability.security import CRITICAL_BREACH, SecurityEvent
+from observability.security import CRITICAL_BREACH
 from tests.fixtures.hotpath import Agent, command_id_of, enter_command, new_agent, read_until
 from trading import sentry
+from trading.security_events import SecurityEvent
 from trading.signing import SignedCommand
 from trading.symbols import UNKNOWN_SYMBOL
 

@@ -19,7 +19,7 @@ from config.ports import free_port
 from config.settings import FloorSettings
 from floor.keys import key_path, write_private_key
 from floor.supervisor import RunningService, Supervisor, stop_process_group
-from hotpath.intake import FLOOR_CONTROL
+from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
 from ledger.keys import ROLE_SERVICE, KeyConflict, register_key, revoke_agent
 from ledger.risk_profiles import set_profile

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from bus.topics import SECURITY_EVENTS
 from hotpath.account import AccountBook, LastPrice
-from hotpath.breaker_log import BreakerLog
-from hotpath.circuit import CircuitBreaker
+from hotpath.circuit_breaker import CircuitBreaker
+from hotpath.circuit_breaker_log import BreakerLog
 from hotpath.intake import Intake
 from hotpath.ports import EventProducer, HotLedger
 from observability.security import SecurityLog, SecurityRecorder

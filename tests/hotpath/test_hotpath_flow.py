@@ -16,7 +16,6 @@ from bus.topics import AGENT_COMMANDS, ORDERS_EVENTS, SECURITY_EVENTS
 from ledger.append import Decision, append_command
 from ledger.keys import revoke_agent
 from ledger.verify import verify_ledger
-from observability.security import SecurityEvent
 from tests.fixtures.hotpath import Agent, enter_command, new_agent, read_until
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
@@ -25,6 +24,7 @@ from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
 from trading import sentry
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent, OrderEventError, decode
+from trading.security_events import SecurityEvent
 from trading.signing import SignedCommand
 
 CENT = Decimal("0.01")

@@ -36,19 +36,13 @@ from brokers.ib_convert import validate
 from bus.topics import ALL_TOPICS, ORDERS_EVENTS
 from floor.breaker_cmd import breaker_command
 from hotpath.account import LastPrice
+from hotpath.cancel_commands import UNKNOWN_ORDER
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake import (
-    BROKER_INVALID,
-    NO_PRICE,
-    NO_PROFILE,
-    SIZING_INVALID,
-    TRAIL_STOP_NOT_POSITIVE,
-    UNKNOWN_ORDER,
-    UNSUPPORTED_KIND,
-    Intake,
-)
+from hotpath.intake import Intake
+from hotpath.intake_steps import NO_PRICE, NO_PROFILE, UNSUPPORTED_KIND
 from hotpath.ledger_store import LedgerStore
+from hotpath.order_commands import BROKER_INVALID, SIZING_INVALID, TRAIL_STOP_NOT_POSITIVE
 from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, restore_orders
 from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
 from ledger.append import Decision, append_command
@@ -61,7 +55,7 @@ from tests.hotpath.test_hotpath_flow import exit_command
 from trading import iceberg_parents as parents
 from trading import record_signing as records
 from trading import sentry
-from trading.breaker import CrashSignal
+from trading.circuit_breaker import CrashSignal
 from trading.commands import (
     Command,
     CommandInvalid,

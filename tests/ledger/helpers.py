@@ -11,7 +11,7 @@ import asyncpg
 from ledger.key_changes import KIND_KEY_REGISTER, KeyChange
 from ledger.keys import register_key
 from tests.fixtures.hotpath import Agent, enter_command, new_agent
-from trading.breaker_state import TripRecord
+from trading.circuit_breaker_state import TripRecord
 from trading.commands import utc_now_ms
 from trading.signing import SignedCommand, key_id, public_key_bytes
 

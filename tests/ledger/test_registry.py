@@ -17,12 +17,13 @@ from ledger.risk_profiles import (
     profile_history,
     set_profile,
 )
-from ledger.security_events import SecurityEvent, Severity, recent_security_events, record_security_event
+from ledger.security_events import recent_security_events, record_security_event
 from ledger.verify import verify_ledger
 from tests.fixtures.hotpath import new_agent
 from tests.ledger.helpers import registered_agent, signed_enter
 from trading import sentry
 from trading.order_events import EventKind, Fill, OrderEvent
+from trading.security_events import SecurityEvent, Severity
 from trading.signing import key_id, public_key_bytes
 from trading.sizing import RiskProfile
 
@@ -179,7 +180,7 @@ async def test_security_events_are_stored_and_filtered_by_severity(db: asyncpg.C
             "api",
             key_id="ab" * 16,
             signature_hash="cd" * 32,
-            remote_addr="127.0.0.1",
+            source_address="127.0.0.1",
             detail={"http_status": 403},
         ),
     )

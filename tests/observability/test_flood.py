@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from bus.topics import SECURITY_EVENTS
 from ledger.access import LedgerAccess
 from observability.flood import REPEATS, FloodSummary, FloodWindows
-from observability.security import SecurityEvent, SecurityLog, refusal_event
+from observability.security import SecurityLog, refusal_event
+from trading.security_events import SecurityEvent
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 WINDOW = timedelta(seconds=60)

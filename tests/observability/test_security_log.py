@@ -18,13 +18,13 @@ from observability.security import (
     FIELD_LIMIT,
     SECURITY_REFUSAL,
     TRUNCATED,
-    SecurityEvent,
     SecurityLog,
     bounded,
     refusal_event,
 )
 from observability.telemetry import counter_value, setup
 from tests.fixtures.hotpath import read_until
+from trading.security_events import SecurityEvent, Severity
 
 
 async def test_a_breach_is_in_the_table_on_the_topic_and_in_the_log(
@@ -163,8 +163,8 @@ async def test_the_table_refuses_an_unbounded_row_from_a_writer_that_skips_the_b
 ) -> None:
     from ledger import security_events
 
-    unbounded = security_events.SecurityEvent(
-        reason="sentry.no_signature", severity=security_events.Severity.CRITICAL, source="api",
+    unbounded = SecurityEvent(
+        reason="sentry.no_signature", severity=Severity.CRITICAL, source="api",
         command_id="c" * 10_000,
     )  # fmt: skip
     with pytest.raises(asyncpg.CheckViolationError, match="security_events_bounded"):

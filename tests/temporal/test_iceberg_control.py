@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from temporalio.client import Client, WorkflowHandle
 
 from bus.topics import AGENT_COMMANDS
-from hotpath.intake import FLOOR_CONTROL
+from hotpath.iceberg_commands import FLOOR_CONTROL
 from ledger.keys import revoke_agent
 from tests.fixtures.hotpath import Agent, new_agent, register
 from tests.helpers import eventually

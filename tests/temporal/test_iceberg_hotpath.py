@@ -50,7 +50,7 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     risk_profiles,
     running_hotpath,
 )
-from tests.hotpath.test_breaker_flow import rearm
+from tests.hotpath.test_circuit_breaker_flow import rearm
 from tests.hotpath.test_hotpath_flow import await_event, send
 from tests.temporal.conftest import ledgered_iceberg
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name

@@ -25,7 +25,7 @@ from bus.signed_records import SigningProducer
 from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
 from config.workflow_ids import broker_session_workflow_id, iceberg_workflow_id
 from ledger.append import Decision, append_command
-from ledger.security_events import SecurityEvent, recent_security_events
+from ledger.security_events import recent_security_events
 from observability.flood import FULL_EVENTS_PER_WINDOW, REPEATS
 from observability.security import SecurityLog
 from temporal import session_records
@@ -38,6 +38,7 @@ from tests.temporal.test_bridge import _exists
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent, encode
 from trading.record_signing import UNSIGNED, sign_record
+from trading.security_events import SecurityEvent
 from trading.signing import SignedCommand
 from workflows.broker_session import Change, SessionChange
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
@@ -105,7 +106,7 @@ async def test_an_agent_cannot_start_an_iceberg_on_another_account_by_publishing
     events = await eventually(refused, timeout=30)
     assert {e.reason for e in events} >= {"record.unsigned", "record.not_a_writer"}
     assert all(e.source == "temporal-bridge" and e.severity == "critical" for e in events)
-    assert all(e.remote_addr == f"{ORDERS_EVENTS}[0]" and e.detail.get("offset") for e in events)
+    assert all(e.source_address == f"{ORDERS_EVENTS}[0]" and e.detail.get("offset") for e in events)
     assert any(e.key_id == agent.key_id for e in events)
     assert not await _exists(temporal_client, iceberg_workflow_id(forged.command_id))
     assert not await _exists(temporal_client, after.command_id)

@@ -1,4 +1,14 @@
-"""Circuit Breaker (agent 4.6): on a flash crash cancel every open order and halt intake.
+"""Circuit Breaker (agent 4.6), the actuator: on a flash crash cancel every open order and
+halt intake.
+
+The breaker's modules, one duty each:
+
+- :mod:`trading.circuit_breaker`: the flash-crash detector (pure), a rolling high per symbol;
+- :mod:`trading.circuit_breaker_state`: which ledger entries halt or re-arm; the trip record;
+- :mod:`hotpath.circuit_breaker` (this module): the actuator, global cancel, halt and re-arm;
+- :mod:`hotpath.circuit_breaker_commands`: an operator's ``breaker_trip`` / ``breaker_arm``;
+- :mod:`hotpath.circuit_breaker_log`: the state at start-up, and each automatic trip ledgered;
+- :mod:`ledger.circuit_breaker`: the trip entry's append, and the newest breaker entry checked.
 
 Fed straight from the broker's L1 callback, so the global cancel is written to the broker
 socket inside the tick handler that saw the crash, with no await in between. Intake stays
@@ -8,7 +18,7 @@ ticks. An operator's signed ``breaker_trip`` halts the same way (:meth:`CircuitB
 
 This object holds the state in memory only; what makes it durable is the ledger (every trip
 and arm is an entry, and a starting hot path takes its state from the newest one: see
-:mod:`hotpath.breaker_log` and :mod:`trading.breaker_state`).
+:mod:`hotpath.circuit_breaker_log` and :mod:`trading.circuit_breaker_state`).
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from trading.breaker import CrashDetector, CrashSignal
+from trading.circuit_breaker import CrashDetector, CrashSignal
 from trading.risk import TradingState
 
 log = logging.getLogger(__name__)

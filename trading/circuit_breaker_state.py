@@ -1,5 +1,6 @@
 """The circuit breaker's durable state: which ledger entries halt the floor and which re-arm it,
-and the floor's own signed record of an automatic trip.
+and the floor's own signed record of an automatic trip (pure). The breaker that acts on the
+state is :mod:`hotpath.circuit_breaker` (its docstring lists every module of the breaker).
 
 The trading state is whatever the newest breaker entry in the ledger says:
 

@@ -26,7 +26,7 @@ from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
 from tests.hotpath.test_hotpath_flow import CENT, await_event, kinds_of, quote, send
 from trading import sentry
-from trading.breaker_state import KIND_TRIPPED, TripRecord
+from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord
 from trading.commands import CommandKind
 from trading.order_events import EventKind
 from trading.signing import SignedCommand, private_key_to_pem

@@ -1,7 +1,8 @@
 """The circuit breaker in the ledger: the floor's signed record of an automatic trip, and the
-newest breaker entry, which a hot path starting up reads to know whether it is halted.
+newest breaker entry, which a hot path starting up reads to know whether it is halted (the
+breaker itself: :mod:`hotpath.circuit_breaker`, whose docstring lists every module of it).
 
-See :mod:`trading.breaker_state` for which entries halt and which re-arm, and why an entry that
+See :mod:`trading.circuit_breaker_state` for which entries halt and which re-arm, and why an entry that
 does not verify counts as a trip.
 """
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.append import Decision, LedgerRecord, append_signed
 from ledger.db import Db
 from ledger.key_trust import trusted_key
-from trading.breaker_state import (
+from trading.circuit_breaker_state import (
     ARMING_KINDS,
     BREAKER_KINDS,
     KIND_TRIPPED,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trading.breaker import CrashDetector
+from trading.circuit_breaker import CrashDetector
 
 
 def test_ten_percent_drop_within_window_trips_at_exactly_ten_percent() -> None:

@@ -17,16 +17,16 @@ from typing import Any
 import asyncpg
 
 from floor.breaker_cmd import breaker_command
-from hotpath.breaker_log import BreakerLog
-from hotpath.circuit import CircuitBreaker
+from hotpath.circuit_breaker import CircuitBreaker
+from hotpath.circuit_breaker_log import BreakerLog
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
-from ledger.breaker import newest_breaker_entry
+from ledger.circuit_breaker import newest_breaker_entry
 from ledger.keys import ROLE_SERVICE, register_key
 from tests.fixtures.hotpath import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
-from trading.breaker import CrashSignal
+from trading.circuit_breaker import CrashSignal
 from trading.commands import CommandKind
 from trading.order_events import EventKind, OrderEvent
 from trading.risk import Refusal, TradingState

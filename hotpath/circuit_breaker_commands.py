@@ -1,4 +1,6 @@
-"""An operator's signed ``breaker_trip`` / ``breaker_arm`` command, once the sentry let it in.
+"""The circuit breaker's operator commands: a signed ``breaker_trip`` / ``breaker_arm``, once
+the sentry let it in, acted on by :mod:`hotpath.circuit_breaker` (whose docstring lists every
+module of the breaker).
 
 The sentry has already refused any such command not signed by an operator key
 (``sentry.not_operator``), so what is left here is to ledger it and act on it, in that order:
@@ -16,8 +18,8 @@ from __future__ import annotations
 
 import logging
 
-from hotpath.breaker_log import BreakerLog
-from hotpath.circuit import BreakerChange, CircuitBreaker
+from hotpath.circuit_breaker import BreakerChange, CircuitBreaker
+from hotpath.circuit_breaker_log import BreakerLog
 from hotpath.outcomes import Outcome
 from hotpath.ports import HotLedger, RefusedByLedger
 from hotpath.refusals import Refusals

@@ -11,12 +11,12 @@ import asyncpg
 
 from floor.breaker_cmd import breaker_command
 from ledger.append import Decision, append_command, append_signed
-from ledger.breaker import append_trip, newest_breaker_entry
+from ledger.circuit_breaker import append_trip, newest_breaker_entry
 from ledger.key_changes import register_key_signed
 from ledger.verify import verify_ledger
 from tests.fixtures.hotpath import new_agent
 from tests.ledger.helpers import forge_registration, registered_agent, trip_record
-from trading.breaker_state import KIND_TRIPPED
+from trading.circuit_breaker_state import KIND_TRIPPED
 from trading.commands import CommandKind, utc_now_ms
 from trading.risk import TradingState
 from trading.signing import SignedCommand, generate_private_key, key_id, public_key_bytes

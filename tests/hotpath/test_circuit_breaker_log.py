@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hotpath.breaker_log import BreakerKeyMissing, load_breaker_key
+from hotpath.circuit_breaker_log import BreakerKeyMissing, load_breaker_key
 from ledger.keys import ROLE_OPERATOR, ROLE_SERVICE, register_key, revoke_agent
 from trading.signing import generate_private_key, key_id, private_key_to_pem, public_key_bytes
 

@@ -1,7 +1,8 @@
-"""The breaker's side of the ledger, from the hot path: the state it starts in, and every
-automatic trip as a signed entry.
+"""The circuit breaker's side of the ledger, from the hot path: the state it starts in, and
+every automatic trip as a signed entry (the breaker itself: :mod:`hotpath.circuit_breaker`,
+whose docstring lists every module of the breaker).
 
-At start-up the newest breaker entry decides (:func:`ledger.breaker.newest_breaker_entry`):
+At start-up the newest breaker entry decides (:func:`ledger.circuit_breaker.newest_breaker_entry`):
 a trip, or an entry that does not verify, starts the hot path HALTED; an operator's arm, or
 no entry at all, starts it ACTIVE.
 
@@ -21,11 +22,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hotpath.circuit import BreakerChange, CircuitBreaker, Trip
+from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
 from ledger import keys as registry
-from ledger.breaker import BreakerEntry, append_trip, newest_breaker_entry
+from ledger.circuit_breaker import BreakerEntry, append_trip, newest_breaker_entry
 from ledger.db import UNREACHABLE, Db
-from trading.breaker_state import KIND_TRIPPED, TripRecord
+from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord
 from trading.signing import KeyInvalid, key_id, private_key_from_pem
 
 log = logging.getLogger(__name__)

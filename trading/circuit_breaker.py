@@ -1,4 +1,7 @@
-"""Flash-crash detector for the circuit breaker.
+"""The circuit breaker's detector (pure): has this symbol crashed?
+
+The other half, which acts on a crash (cancels every open order and halts intake), is
+:mod:`hotpath.circuit_breaker`; its docstring lists every module of the breaker.
 
 The reference is the highest price seen within the last ``window_ms`` (a rolling high); the
 detector trips when a tick is at or below ``high x (1 - drop_pct / 100)``. Comparisons are exact

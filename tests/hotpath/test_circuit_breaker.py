@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from hotpath.circuit import CircuitBreaker, Trip
+from hotpath.circuit_breaker import CircuitBreaker, Trip
 from trading.risk import TradingState
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tests.ledger.helpers import trip_record
-from trading.breaker_state import KIND_TRIPPED, TripRecord, TripRecordInvalid, state_after
+from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord, TripRecordInvalid, state_after
 from trading.risk import TradingState
 
 

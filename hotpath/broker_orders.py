@@ -1,0 +1,44 @@
+"""The order the broker is sent for a verified command: one mapping for intake, which sends it,
+and for start-up recovery (:mod:`hotpath.recovery`), which sends it again from the ledger
+entry, so a restart can never resend another order than the one intake sent.
+
+Pure (no I/O); it lives here rather than in ``trading/`` because its result is the broker
+interface's :class:`~brokers.base.BrokerOrder`, which ``trading/`` may not import.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from brokers.base import BrokerOrder
+from trading.commands import Command, OrderType, TimeInForce
+
+
+def broker_order(command: Command, quantity: int, trail_stop: Decimal | None) -> BrokerOrder:
+    """The order the broker sees for ``command``, sized at ``quantity``. A TRAIL command goes out
+    as a STP order at its initial stop ``trail_stop``; the Exit Manager trails it (see
+    :mod:`hotpath.exit_manager`). Any other command keeps its own type (LMT when it names none)."""
+    assert command.symbol is not None and command.side is not None
+    limit: Decimal | None
+    stop: Decimal | None
+    trail_amount: Decimal | None
+    trail_percent: Decimal | None
+    if trail_stop is not None:
+        order_type, limit, stop, trail_amount, trail_percent = OrderType.STP, None, trail_stop, None, None
+    else:
+        order_type = command.order_type or OrderType.LMT
+        limit, stop = command.limit_price, command.stop_price
+        trail_amount, trail_percent = command.trail_amount, command.trail_percent
+    return BrokerOrder(
+        order_ref=command.command_id,
+        account=command.account,
+        symbol=command.symbol,
+        side=command.side,
+        quantity=quantity,
+        order_type=order_type,
+        tif=command.tif or TimeInForce.DAY,
+        limit_price=limit,
+        stop_price=stop,
+        trailing_amount=trail_amount,
+        trailing_percent=trail_percent,
+    )

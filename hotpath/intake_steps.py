@@ -1,0 +1,152 @@
+"""What every intake path shares: the state it reads (keys, risk profiles, the account book,
+the touch), the steps it takes on the way (the symbol check, the prices an order can fill at,
+the account snapshot the risk gate reads), and its ways out (a refusal, an order event).
+
+:class:`IntakeSteps` holds them for the paths that mix it in (:mod:`hotpath.order_commands`,
+:mod:`hotpath.iceberg_commands`, :mod:`hotpath.cancel_commands`); :class:`hotpath.intake.Intake`
+sets the state and routes each command to its path. Mixed in rather than held, so a command's
+way from intake to the socket write is the same chain of calls it always was (no extra hops).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from brokers.base import Broker
+from hotpath.account import AccountBook
+from hotpath.circuit_breaker import CircuitBreaker
+from hotpath.exit_manager import ExitManager
+from hotpath.floor_orders import FloorOrder
+from hotpath.icebergs import IcebergParents
+from hotpath.outcomes import Outcome, Timing
+from hotpath.ports import EventProducer, HotLedger
+from hotpath.publish import publish_order_event
+from hotpath.refusals import Refusals, envelope_event
+from observability.security import SecurityRecorder
+from observability.telemetry import Metrics
+from trading import iceberg_parents as parents
+from trading.commands import Command, OrderType, Side
+from trading.fill_prices import FillRange, fill_range
+from trading.iceberg_parents import FloorKeys
+from trading.order_events import OrderEvent
+from trading.risk import AccountSnapshot
+from trading.sentry import RegisteredKey, ReplayGuard
+from trading.session_calendar import SessionCalendar
+from trading.signing import SignedCommand
+from trading.sizing import RiskProfile
+from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
+
+UNSUPPORTED_KIND = "intake.unsupported_kind"
+NO_PROFILE = "risk.no_profile"
+NO_PRICE = "risk.no_reference_price"
+SECURITY_REASONS = frozenset(
+    {
+        parents.FLOOR_KEY_OUT_OF_SCOPE,
+        parents.UNKNOWN_PARENT,
+        parents.PARENT_MISMATCH,
+        parents.NOT_ALLOWED,
+        parents.NOT_SLICER,
+        parents.SLICE_OFF_TERMS,
+    }
+)
+"""Refusals that point at a forged, confused or compromised signer: also security events."""
+
+
+class IntakeSteps:
+    """The state :class:`hotpath.intake.Intake` sets (see its ``__init__``), and the steps over it."""
+
+    broker: Broker
+    ledger: HotLedger
+    producer: EventProducer
+    security: SecurityRecorder
+    breaker: CircuitBreaker
+    book: AccountBook
+    orders: dict[str, FloorOrder]
+    metrics: Metrics
+    replay: ReplayGuard
+    on_timing: Callable[[Timing], None] | None
+    exits: ExitManager | None
+    emit: Callable[[OrderEvent], None] | None
+    symbols: frozenset[str] | None
+    refusals: Refusals
+    parents: IcebergParents
+    control_key: Ed25519PrivateKey | None
+    floor_keys: FloorKeys
+    calendar: SessionCalendar
+    _keys: dict[str, RegisteredKey]
+    _profiles: dict[str, RiskProfile]
+    _wall_offset_ns: int
+
+    async def _refuse(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
+        """A floor refusal; one that points at a forged or compromised signer is also a security
+        event."""
+        outcome = await self.refusals.floor(envelope, reason, detail)
+        if reason in SECURITY_REASONS and outcome.reason == reason:
+            await self.security.record(
+                envelope_event(envelope, reason, "error", json.dumps(detail, default=str, sort_keys=True))
+            )
+        return outcome
+
+    def _snapshot(self, account: str, symbol: str) -> AccountSnapshot:
+        """The account as the risk gate sees it now, working orders in ``symbol`` included."""
+        return AccountSnapshot(
+            trading_state=self.breaker.state,
+            position=self.book.position(account, symbol),
+            gross_exposure=self.book.gross_exposure(account),
+            open_orders=self.book.open_orders(account),
+            price_age_ms=self.book.price_age_ms(symbol),
+            working_buy_qty=self.book.working_qty(account, symbol, Side.BUY),
+            working_sell_qty=self.book.working_qty(account, symbol, Side.SELL),
+            exiting_buy_qty=self.book.working_qty(account, symbol, Side.BUY, exits_only=True),
+            exiting_sell_qty=self.book.working_qty(account, symbol, Side.SELL, exits_only=True),
+        )
+
+    def trades(self, symbol: str | None) -> bool:
+        """True when the floor trades ``symbol`` (every symbol when no list was given)."""
+        return self.symbols is None or symbol in self.symbols
+
+    async def _unknown_symbol(self, envelope: SignedCommand) -> Outcome:
+        symbol = envelope.command.symbol or ""
+        detail = unknown_symbol_detail(symbol, self.symbols or ())
+        return await self.refusals.floor(envelope, UNKNOWN_SYMBOL, {"symbol": symbol, "detail": detail})
+
+    def _touch(self, symbol: str, side: Side) -> Decimal | None:
+        """The touch an order on ``side`` would take (the ask for a BUY), else the last trade."""
+        last = self.book.prices.get(symbol)
+        return last.reference(side) if last is not None else None
+
+    def _fills(self, command: Command, trail_stop: Decimal | None) -> FillRange | None:
+        """Every price the order can fill at against the current touch
+        (:func:`trading.fill_prices.fill_range`); a TRAIL at the stop it is sent with."""
+        assert command.symbol is not None and command.side is not None
+        stop = trail_stop if command.order_type is OrderType.TRAIL else command.stop_price
+        return fill_range(
+            command.side,
+            command.order_type,
+            limit=command.limit_price,
+            stop=stop,
+            touch=self._touch(command.symbol, command.side),
+        )
+
+    async def profile(self, account: str) -> RiskProfile | None:
+        """The account's risk profile (cached; read from the ledger the first time)."""
+        return await self._profile(account)
+
+    async def _profile(self, account: str) -> RiskProfile | None:
+        profile = self._profiles.get(account)
+        if profile is None:
+            profile = await self.ledger.risk_profile(account)
+            if profile is not None:
+                self._profiles[account] = profile
+        return profile
+
+    async def _publish(self, event: OrderEvent) -> None:
+        if self.emit is not None:
+            self.emit(event)
+            return
+        await self.ledger.record_order_event(event)
+        await publish_order_event(self.producer, event)

@@ -1,0 +1,225 @@
+"""An ``enter`` or ``exit`` command through intake, once the sentry let it in: breaker → the
+symbol → an iceberg slice's parent → the risk profile → a TRAIL's initial stop → the prices it
+can fill at → Kelly sizer (an enter) → risk limits → ledger append, committed (write-ahead) →
+the breaker checked again → broker ``place`` (:func:`hotpath.broker_orders.broker_order`) →
+the Exit Manager (a TRAIL) → ``orders.events``.
+
+The sizer and the risk limits both work over every price the order can fill at given the touch
+(:mod:`trading.fill_prices`); a TRAIL's initial stop is computed first, and the order sized at
+it. The only awaits between intake and the socket write are the broker's cached net
+liquidation and the ledger commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from decimal import Decimal
+
+from brokers.base import NotConnected, OrderInvalid
+from hotpath.broker_orders import broker_order
+from hotpath.exit_manager import DEFAULT_TICK
+from hotpath.floor_orders import FloorOrder
+from hotpath.intake_steps import NO_PRICE, NO_PROFILE, UNSUPPORTED_KIND, IntakeSteps
+from hotpath.outcomes import Outcome, Timing
+from hotpath.ports import RefusedByLedger
+from trading import iceberg_parents as parents
+from trading.commands import Command, CommandKind, OrderType
+from trading.order_events import EventKind
+from trading.risk import ProposedOrder, Refusal, check_order
+from trading.signing import SignedCommand
+from trading.sizing import NO_BANKROLL, RiskProfile, size_order
+from trading.trailing import entry_bound
+
+log = logging.getLogger(__name__)
+
+BROKER_INVALID = "broker.order_invalid"
+SIZING_INVALID = "sizing.invalid"
+TRAIL_STOP_NOT_POSITIVE = "risk.trail_stop_not_positive"
+"""A TRAIL whose trail, taken from the touch, puts its initial stop at or below zero."""
+
+
+class OrderCommands(IntakeSteps):
+    async def _order(
+        self, envelope: SignedCommand, intake_ns: int, produce_ts_ms: int | None, source: str
+    ) -> Outcome:
+        command = envelope.command
+        assert command.symbol is not None and command.side is not None
+        if self.breaker.halted:
+            return await self.refusals.floor(envelope, Refusal.HALTED.value, {})
+        if not self.trades(command.symbol):
+            return await self._unknown_symbol(envelope)
+        if command.parent_id is not None and (refused := await self._slice_refused(envelope)) is not None:
+            return refused
+        profile = await self._profile(command.account)
+        if profile is None:
+            return await self.refusals.floor(envelope, NO_PROFILE, {"account": command.account})
+
+        detail: dict[str, object] = {}
+        trail_stop: Decimal | None = None
+        if command.order_type is OrderType.TRAIL:
+            if self.exits is None:
+                return await self.refusals.floor(envelope, UNSUPPORTED_KIND, {"order_type": "TRAIL"})
+            # The stop the broker will get, before sizing: the order is sized at it.
+            trail_stop = command.stop_price
+            touch = self._touch(command.symbol, command.side)
+            if trail_stop is None and touch is not None:
+                trail_stop = self.exits.initial_stop(
+                    command.side,
+                    touch,
+                    trail_amount=command.trail_amount,
+                    trail_percent=command.trail_percent,
+                )
+            if trail_stop is not None and trail_stop <= 0:
+                # A trail as wide as the price: a stop no broker takes, and no loss to size from.
+                stop_detail: dict[str, object] = {"initial_stop": str(trail_stop), "touch": str(touch)}
+                return await self.refusals.floor(envelope, TRAIL_STOP_NOT_POSITIVE, stop_detail)
+            if trail_stop is not None:
+                detail["initial_stop"] = str(trail_stop)
+        fills = self._fills(command, trail_stop)
+        if fills is None:
+            return await self.refusals.floor(envelope, NO_PRICE, {"symbol": command.symbol})
+        price = fills.high
+        detail["entry_price"] = str(price)
+        if fills.low != fills.high:
+            detail["lowest_fill_price"] = str(fills.low)
+
+        if command.kind is CommandKind.ENTER:
+            assert command.edge is not None
+            try:
+                bankroll = await self.broker.net_liquidation(command.account)
+            except NotConnected:
+                return await self.refusals.floor(
+                    envelope, NO_BANKROLL, {"detail": "no net liquidation reported"}
+                )
+            try:
+                size = size_order(
+                    profile,
+                    bankroll=bankroll,
+                    side=command.side,
+                    entry_price=fills,
+                    stop_price=command.edge.stop_price,
+                    p=command.edge.p,
+                    b=command.edge.b,
+                    max_quantity=command.quantity,
+                )
+            except ValueError as exc:
+                return await self.refusals.floor(envelope, SIZING_INVALID, {"detail": str(exc)})
+            detail.update(bankroll=str(bankroll), binding=size.binding, kelly_f=str(size.f_star))
+            if size.reason is not None:
+                return await self.refusals.floor(envelope, size.reason, detail)
+            quantity, stop = size.quantity, command.edge.stop_price
+        else:
+            assert command.quantity is not None
+            quantity, stop = command.quantity, None
+
+        exit_only = command.kind is CommandKind.EXIT
+        proposed = ProposedOrder.over(
+            command.symbol, command.side, quantity, fills, stop, reduce_only=exit_only
+        )
+        snapshot = self._snapshot(command.account, command.symbol)
+        decision = check_order(profile, proposed, snapshot)
+        if not decision.approved:
+            assert decision.reason is not None
+            return await self.refusals.floor(
+                envelope, decision.reason.value, {**detail, "quantity": quantity}
+            )
+
+        decided_ns = time.perf_counter_ns()
+        try:
+            # Write-ahead: committed when this returns, sized quantity included, before the
+            # broker sees anything. A restart re-sends from this entry alone.
+            entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
+        except RefusedByLedger as exc:
+            return await self.refusals.by_ledger(exc, envelope, source)
+        order = FloorOrder.from_command(command, quantity)
+        self.orders[order.command_id] = order
+        self.parents.slice_accepted(order)
+        if self.breaker.state is not snapshot.trading_state:
+            # The breaker moved while this order waited for its commit: its cancel-all may
+            # already be out, and an order sent now would outlive it.
+            late = check_order(profile, proposed, self._snapshot(command.account, command.symbol))
+            if not late.approved:
+                assert late.reason is not None
+                return await self._unsent(order, late.reason.value)
+        try:
+            placement = self.broker.place(broker_order(command, quantity, trail_stop))
+        except OrderInvalid as exc:
+            log.error("broker refused %s as invalid: %s", order.command_id, exc)
+            return await self._unsent(order, BROKER_INVALID)
+
+        write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
+        order.broker_order_id = placement.order_id
+        if trail_stop is not None:
+            self.trail(command, quantity, trail_stop, profile)
+        self.book.order_working(order)
+        timing = Timing(
+            command_id=command.command_id,
+            produce_ts_ms=produce_ts_ms,
+            intake_ns=intake_ns,
+            ledgered_ns=entry.committed_ns,
+            write_ns=write_ns,
+            write_wall_ns=write_ns + self._wall_offset_ns,
+            ledger_seq=entry.seq,
+            decided_ns=decided_ns,
+        )
+        self.metrics.orders_sent.add(1)
+        self.metrics.intake_to_write_us.record(timing.intake_to_write_us)
+        if timing.produce_to_write_us is not None:
+            self.metrics.produce_to_write_us.record(max(0.0, timing.produce_to_write_us))
+        if self.on_timing is not None:
+            self.on_timing(timing)
+        await self._publish(order.event(EventKind.ACCEPTED))
+        return Outcome(command.command_id, None, timing)
+
+    async def _slice_refused(self, envelope: SignedCommand) -> Outcome | None:
+        """The refusal of a slice whose parent is unknown, elsewhere, done or too small for it."""
+        command = envelope.command
+        assert command.parent_id is not None
+        parent = await self.parents.get(command.parent_id)
+        taken = self.parents.taken(parent) if parent is not None else 0
+        author = self._keys.get(parent.signer) if parent is not None else None
+        if parent is not None and author is not None and author.revoked:
+            # Stopped, whether or not the stop was ledgered yet (or could be: no control key).
+            parent = dataclasses.replace(parent, stopped=parents.STOPPED_BY_REVOCATION)
+        refusal = parents.slice_refusal(command, parent, taken)
+        if refusal is None:
+            return None
+        detail = {"parent_id": command.parent_id, "taken": taken, "quantity": command.quantity}
+        return await self._refuse(envelope, refusal, detail)
+
+    def trail(self, command: Command, quantity: int, stop: Decimal, profile: RiskProfile | None) -> None:
+        """Hand a TRAIL order working at ``stop`` to the Exit Manager. An entry's stop moves only
+        as far as its sizing still holds (:func:`trading.trailing.entry_bound`; with no
+        profile, not at all); an exit's freely."""
+        assert command.symbol is not None and command.side is not None
+        if self.exits is None:
+            return
+        bound = None
+        if command.kind is CommandKind.ENTER:
+            assert command.edge is not None
+            bound = (
+                stop
+                if profile is None
+                else entry_bound(
+                    command.side, quantity, command.edge.stop_price, profile.max_trade_size, DEFAULT_TICK
+                )
+            )
+        self.exits.track(
+            command.command_id,
+            command.symbol,
+            command.side,
+            stop,
+            trail_amount=command.trail_amount,
+            trail_percent=command.trail_percent,
+            bound=bound,
+        )
+
+    async def _unsent(self, order: FloorOrder, reason: str) -> Outcome:
+        """An order ledgered as accepted that does not go to the broker after all: its
+        ``rejected`` record is what recovery and reconciliation read, so it is never re-sent."""
+        order.done = True
+        await self._publish(order.event(EventKind.REJECTED, reason=reason))
+        self.metrics.commands_refused.add(1, {"reason": reason})
+        return Outcome(order.command_id, reason)
