@@ -26,7 +26,8 @@ from bus.topics import ORDERS_EVENTS
 from ledger.db import Db
 from ledger.order_events import open_orders as ledger_open_orders
 from ledger.order_events import order_history, record_order_event
-from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.orders import Fill
 
 UNKNOWN_AT_BROKER = "reconcile.unknown_at_broker"
 

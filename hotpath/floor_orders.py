@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from trading.commands import Command, CommandKind, Side
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, OrderEvent
+from trading.orders import Fill
 
 
 @dataclass

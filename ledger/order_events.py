@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.db import Db
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, OrderEvent
+from trading.orders import Fill
 
 _INSERT = """
 INSERT INTO order_events (event_id, command_id, parent_id, kind, account, symbol, agent_id, side, quantity,

@@ -22,7 +22,8 @@ from ledger.verify import verify_ledger
 from tests.fixtures.hotpath import new_agent
 from tests.ledger.helpers import registered_agent, signed_enter
 from trading import sentry
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, OrderEvent
+from trading.orders import Fill
 from trading.signing import key_id, public_key_bytes
 from trading.sizing import RiskProfile
 

@@ -37,7 +37,8 @@ from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
-from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.orders import Fill
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
