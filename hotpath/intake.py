@@ -74,6 +74,7 @@ from trading.commands import (
 )
 from trading.fill_prices import FillRange, fill_range
 from trading.order_events import EventKind, OrderEvent
+from trading.orders import Rejected
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, check_order, check_parent
 from trading.sentry import RegisteredKey, ReplayGuard
 from trading.session_calendar import SessionCalendar
@@ -436,7 +437,7 @@ class Intake:
     async def _unsent(self, order: FloorOrder, reason: str) -> Outcome:
         """An order ledgered as accepted that does not go to the broker after all: its
         ``rejected`` record is what recovery and reconciliation read, so it is never re-sent."""
-        order.done = True
+        order.end(Rejected(reason))
         await self._publish(order.event(EventKind.REJECTED, reason=reason))
         self.metrics.commands_refused.add(1, {"reason": reason})
         return Outcome(order.command_id, reason)

@@ -88,7 +88,8 @@ class OrderView:
     anomalies: tuple[str, ...] = ()
     """Venue reports the machine refuses, taken on the venue's word (see the module doc)."""
     record: OrderEvent | None = None
-    """The latest record that set the state or counted a fill (the first record until one does)."""
+    """The latest record that set the state, or counted a fill while the order is open (the
+    first record until one does)."""
 
     @classmethod
     def new(cls, command_id: str, side: str, quantity: int) -> OrderView:
@@ -181,7 +182,9 @@ def step(view: OrderView, record: OrderEvent, *, cancel_is_expiry: bool = False)
             f"filled record {record.event_id} with {order.filled_qty} of {order.quantity} counted: filled"
         )
         order = replace(order, state=OrderState.FILLED)
-    moved = order.state is not before or counted is not None
+    # A late fill after an end state is counted, but the record that ended the order stays the
+    # one that stands for its state.
+    moved = order.state is not before or (counted is not None and not order.terminal)
     view = replace(
         view,
         order=order,

@@ -252,7 +252,7 @@ async def test_accepted_command_and_its_order_rows_line_up(db: asyncpg.Connectio
     record = await append_command(db, signed, decision=Decision.ACCEPTED)
     await record_order_event(db, event(EventKind.ACCEPTED, "e1"))
     seq = await db.fetchval(
-        "SELECT l.seq FROM ledger_entries l JOIN order_states s USING (command_id)"
+        "SELECT l.seq FROM ledger_entries l JOIN order_events s USING (command_id)"
         " WHERE s.command_id = 'cmd-1'"
     )
     assert seq == record.seq
