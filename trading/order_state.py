@@ -14,8 +14,7 @@ record kind         machine events
 ``filled``          its ``last_fill``, as above
 ``cancelled``       Cancelled (Expired when the caller's own cancel was the expiry's)
 ``expired``         Expired
-``rejected``        Rejected, unless it is a refusal of a repeated delivery
-                    (:func:`is_duplicate_refusal`), which changes nothing
+``rejected``        Rejected (see ``ignore_repeat_refusals`` for the workflows' exception)
 =================== ==========================================================================
 
 Records arrive late, twice and out of order (Kafka redelivers, two broker sessions report the
@@ -149,16 +148,29 @@ class Step:
     anomaly: str | None = None
 
 
-def step(view: OrderView, record: OrderEvent, *, cancel_is_expiry: bool = False) -> Step:
-    """Fold one record into ``view``. ``cancel_is_expiry``: the caller cancelled the order for
-    its time in force, so the venue's ``cancelled`` ends it EXPIRED."""
+def step(
+    view: OrderView,
+    record: OrderEvent,
+    *,
+    cancel_is_expiry: bool = False,
+    ignore_repeat_refusals: bool = False,
+) -> Step:
+    """Fold one record into ``view``.
+
+    ``cancel_is_expiry``: the caller cancelled the order for its time in force, so the venue's
+    ``cancelled`` ends it EXPIRED. ``ignore_repeat_refusals``: a floor refusal after any other
+    record of the order is taken as a refusal of a repeated delivery (:func:`is_duplicate_refusal`)
+    and changes nothing. The workflows read records that way and their recorded histories
+    depend on it; the ledger's rows do not, because the floor's own ``rejected`` after its
+    ``accepted`` is how it records an order it did not send after all (intake's late risk check,
+    recovery's refusal of an unledgered or unverified entry), and that order is over."""
     if record.command_id != view.command_id:
         raise ValueError(f"record {record.event_id} is for order {record.command_id}, not {view.command_id}")
     before = view.state
     if record.event_id in view.event_ids:
         return Step(view, before, redelivered=True)
     view = replace(view, event_ids=view.event_ids | {record.event_id})
-    if is_duplicate_refusal(record, view.acknowledged):
+    if ignore_repeat_refusals and is_duplicate_refusal(record, view.acknowledged):
         return Step(view, before, duplicate_refusal=True)
     if record.kind is not EventKind.REJECTED:
         view = replace(view, acknowledged=True)

@@ -369,7 +369,9 @@ class OrderLifecycle:
             self._anomalies.append(f"event {event.event_id} is for order {event.command_id}")
             return
         before = self._state
-        taken = step(self._view, event, cancel_is_expiry=self._expiry_cancel_sent)
+        taken = step(
+            self._view, event, cancel_is_expiry=self._expiry_cancel_sent, ignore_repeat_refusals=True
+        )
         self._view = taken.view
         if taken.duplicate_refusal:
             self._history.append(

@@ -58,7 +58,7 @@ async def test_open_orders_are_the_histories_whose_fold_is_not_terminal(db: asyn
     repeated = History("repeated")
     repeated.add(K.ACCEPTED)
     repeated.add(K.SUBMITTED)
-    repeated.add(K.REJECTED, reason="sentry.stale")  # a repeated delivery's refusal: still open
+    repeated.add(K.REJECTED, reason="risk.max_position")  # not sent after all: over
     inactive = History("inactive")
     inactive.add(K.SUBMITTED)
     inactive.add(K.PARTIALLY_FILLED, ("i1", 10, "10"))
@@ -83,6 +83,6 @@ async def test_open_orders_are_the_histories_whose_fold_is_not_terminal(db: asyn
         if not view.terminal:
             expected.append(record)
     opened = await open_orders(db)
-    assert {e.command_id for e in opened} == {"working", "held", "repeated", "other-account"}
+    assert {e.command_id for e in opened} == {"working", "held", "other-account"}
     assert sorted(opened, key=lambda e: e.command_id) == sorted(expected, key=lambda e: e.command_id)
     assert [e.command_id for e in await open_orders(db, "DU2")] == ["other-account"]

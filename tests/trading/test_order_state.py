@@ -90,14 +90,20 @@ def test_a_venue_ends_a_working_order_as_rejected() -> None:
     assert view.state is S.REJECTED and view.order.last_transition_venue_only
 
 
-def test_a_refusal_of_a_repeated_delivery_does_not_end_the_order() -> None:
+def test_a_floor_refusal_after_acceptance_ends_a_ledgered_order_but_not_a_workflows() -> None:
     h = History(quantity=100)
     h.add(K.ACCEPTED)
     h.add(K.SUBMITTED)
-    h.add(K.REJECTED, reason="sentry.stale")
-    view = fold(h)
-    assert view.state is S.ACCEPTED and not view.terminal
-    assert step(order_state(h.records[:2]) or view, h.records[2]).duplicate_refusal
+    refusal = h.add(K.REJECTED, reason="sentry.stale")
+    before = order_state(h.records[:2])
+    assert before is not None
+    # The workflows take it as the refusal of a repeated delivery: the order stands.
+    taken = step(before, refusal, ignore_repeat_refusals=True)
+    assert taken.duplicate_refusal and taken.view.state is S.ACCEPTED
+    # The ledger's rows: the floor did not send the order after all.
+    assert fold(h).state is S.REJECTED
+    # A broker's rejection is one either way.
+    assert step(before, replace(refusal, reason="broker.inactive"), ignore_repeat_refusals=True).view.terminal
 
 
 def test_a_refusal_before_anything_else_ends_the_order() -> None:

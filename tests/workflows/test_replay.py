@@ -100,7 +100,8 @@ def test_the_order_state_fold_derives_what_each_recorded_lifecycle_did(name: str
             expiry_cancel_sent = True
             continue
         assert entry.event_id is not None
-        view = step(view, records[entry.event_id], cancel_is_expiry=expiry_cancel_sent).view
+        record = records[entry.event_id]
+        view = step(view, record, cancel_is_expiry=expiry_cancel_sent, ignore_repeat_refusals=True).view
         assert (lifecycle_state(view.state), view.filled_qty) == (entry.state, entry.filled_qty), entry
     assert (lifecycle_state(view.state), view.filled_qty, view.avg_fill_price) == (
         result.state,
