@@ -38,11 +38,11 @@ class FloorOrder:
     """An ``exit``: it may only shrink the position (see :func:`trading.risk.check_order`)."""
     accepted_at: datetime | None = None
     """When the floor took it (its command's signed issue time): the session a DAY order ends with."""
-    state: Order = field(init=False)
+    machine: Order = field(init=False)
     """The order in the state machine; STAGED until the broker acknowledges it."""
 
     def __post_init__(self) -> None:
-        self.state = Order(command_id=self.command_id, side=self.side, quantity=self.quantity)
+        self.machine = Order(command_id=self.command_id, side=self.side, quantity=self.quantity)
 
     @classmethod
     def from_command(cls, command: Command, quantity: int) -> FloorOrder:
@@ -63,26 +63,26 @@ class FloorOrder:
 
     @property
     def filled_qty(self) -> int:
-        return self.state.filled_qty
+        return self.machine.filled_qty
 
     @property
     def avg_fill_price(self) -> Decimal | None:
         """Quantity-weighted average of the fills, exact (a Decimal quotient at 28 digits)."""
-        return self.state.avg_fill_price
+        return self.machine.avg_fill_price
 
     @property
     def done(self) -> bool:
         """Filled, cancelled, rejected or expired: nothing more goes to the broker for it."""
-        return self.state.terminal
+        return self.machine.terminal
 
     def acknowledged(self, broker_order_id: int) -> None:
         """The broker took the order and it is working (an acknowledgement that arrives after
         a fill or the end changes only the broker order id)."""
         self.broker_order_id = broker_order_id
-        if self.state.state is OrderState.STAGED:
-            self.state = self.state.apply(Submitted(broker_order_id))
-        if self.state.state is OrderState.PENDING:
-            self.state = self.state.apply(Accepted())
+        if self.machine.state is OrderState.STAGED:
+            self.machine = self.machine.apply(Submitted(broker_order_id))
+        if self.machine.state is OrderState.PENDING:
+            self.machine = self.machine.apply(Accepted())
 
     def apply_fill(self, exec_id: str, qty: int, price: Decimal) -> Fill | None:
         """Record one execution; None if it was already applied (a re-reported execution).
@@ -95,14 +95,14 @@ class FloorOrder:
         if qty <= 0:
             return None
         fill = Fill(exec_id, qty, price)
-        self.state, _ = take_fill(self.state, fill)
+        self.machine, _ = take_fill(self.machine, fill)
         return fill
 
     def end(self, event: Cancelled | Rejected) -> None:
         """The order is over (the broker cancelled or rejected it, or the floor did not send it
         after all); an order already over stays as it ended."""
-        if self.state.can_apply(event):
-            self.state = self.state.apply(event)
+        if self.machine.can_apply(event):
+            self.machine = self.machine.apply(event)
 
     def event(
         self,

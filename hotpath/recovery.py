@@ -108,7 +108,7 @@ async def restore_orders(
         order.accepted_at = history[0].ts
         view = order_state(history, quantity=order.quantity)
         assert view is not None
-        order.state = view.order
+        order.machine = view.order
         order.exec_ids.update(view.exec_ids)
         orders[order.command_id] = order
         book.order_working(order)

@@ -53,6 +53,7 @@ from trading.orders import (
     Rejected,
     Submitted,
 )
+from trading.orders import OrderEvent as MachineEvent
 
 
 def is_duplicate_refusal(event: OrderEvent, acknowledged: bool) -> bool:
@@ -238,6 +239,7 @@ def take_fill(order: Order, fill: Fill) -> tuple[Order, str | None]:
 
 def _apply_kind(order: Order, record: OrderEvent, cancel_is_expiry: bool) -> Order:
     kind = record.kind
+    events: list[MachineEvent]
     if kind is EventKind.SUBMITTED:
         events = [Submitted(record.broker_order_id), Accepted()]
     elif kind is EventKind.CANCELLED:

@@ -132,7 +132,7 @@ def test_the_order_map_agrees_with_the_fold_of_the_records_it_writes(
     records = [order.event(EventKind.ACCEPTED), *_records(events)]
     view = order_state(records)
     assert view is not None
-    assert order.state.state is view.state is final
+    assert order.machine.state is view.state is final
     assert (order.filled_qty, order.avg_fill_price, order.done) == (
         view.filled_qty,
         view.avg_fill_price,
