@@ -4,8 +4,9 @@ Staged -> Pending -> PartiallyFilled -> Filled, or Cancelled / Rejected / Expire
 starts it with signal-with-start from ``orders.events``; each event arrives as the ``event``
 signal. Kafka delivers at least once, so events dedupe on ``event_id`` and fills on the
 broker's execution id. The state is the order state machine folded over the events
-(:mod:`trading.order_state`), as everywhere else on the floor. A DAY order still open at the session close is cancelled through the
-intake path (a signed cancel command), and its end is then reported as Expired.
+(:mod:`trading.order_state`), as everywhere else on the floor. A DAY order still open at the
+session close is cancelled through the intake path (a signed cancel command), and its end is
+then reported as Expired.
 
 Why a command and not a direct broker cancel: the hot path owns the broker session and the
 floor's order map, and every instruction to the broker is in the ledger first; a second writer
