@@ -26,7 +26,9 @@ from bus.topics import ORDERS_EVENTS
 from ledger.db import Db
 from ledger.order_events import open_orders as ledger_open_orders
 from ledger.order_events import order_history, record_order_event
-from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.order_state import order_state
+from trading.orders import Fill
 
 UNKNOWN_AT_BROKER = "reconcile.unknown_at_broker"
 
@@ -122,21 +124,10 @@ class BrokerSessionActivities:
         await self._sink.send_and_wait(ORDERS_EVENTS, encode(event), key=event.key)
 
 
-_RANK = {
-    EventKind.ACCEPTED: 0,
-    EventKind.SUBMITTED: 1,
-    EventKind.PARTIALLY_FILLED: 2,
-}
-
-
 def _ledger_order(history: Sequence[OrderEvent]) -> LedgerOrder:
     last = history[-1]
-    terminal = [e for e in history if e.terminal]
-    state = terminal[-1].kind if terminal else max((e.kind for e in history), key=lambda k: _RANK[k])
-    fills: dict[str, tuple[str, int, Decimal]] = {}
-    for e in history:
-        if e.last_fill is not None:
-            fills.setdefault(e.last_fill.exec_id, (e.last_fill.exec_id, e.last_fill.qty, e.last_fill.price))
+    view = order_state(history)
+    assert view is not None
     return LedgerOrder(
         command_id=last.command_id,
         account=last.account,
@@ -144,8 +135,8 @@ def _ledger_order(history: Sequence[OrderEvent]) -> LedgerOrder:
         agent_id=last.agent_id,
         side=last.side,
         quantity=last.quantity,
-        state=state,
-        exec_fills=tuple(fills.values()),
+        state=view.state,
+        exec_fills=tuple((f.exec_id, f.qty, f.price) for f in view.fills),
         last_ts=max(e.ts for e in history),
         parent_id=last.parent_id,
         limit_price=last.limit_price,

@@ -27,15 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from trading.order_events import EventKind
+from trading.orders import OrderState
 
-WORKING_AT_BROKER = frozenset({EventKind.SUBMITTED, EventKind.PARTIALLY_FILLED})
+WORKING_AT_BROKER = frozenset({OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.PENDING_CANCEL})
+AWAITING_BROKER = frozenset({OrderState.STAGED, OrderState.PENDING})
 DEFAULT_GRACE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
 class LedgerOrder:
-    """The ledger's latest state of one order, with every execution it has recorded."""
+    """The ledger's state of one order (its rows folded, :mod:`trading.order_state`), with every
+    execution it has recorded."""
 
     command_id: str
     account: str
@@ -43,7 +45,7 @@ class LedgerOrder:
     agent_id: str
     side: str
     quantity: int
-    state: EventKind
+    state: OrderState
     exec_fills: tuple[tuple[str, int, Decimal], ...]
     """(exec_id, qty, price) of every recorded execution."""
     last_ts: datetime
@@ -159,7 +161,7 @@ def reconcile(
             continue
         if order.state in WORKING_AT_BROKER:
             unknown.append(order.command_id)
-        elif order.state is EventKind.ACCEPTED:
+        elif order.state in AWAITING_BROKER:
             awaiting.append(order.command_id)
 
     return ReconcilePlan(

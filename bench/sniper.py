@@ -59,7 +59,8 @@ from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from trading.commands import Edge, OrderType, Side
 from trading.iceberg import BPS
-from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.orders import Fill
 from trading.record_signing import HOTPATH_WRITER, sign_record
 from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus

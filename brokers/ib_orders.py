@@ -16,17 +16,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from brokers.base import BrokerOrder, BrokerOrderStatus
+from trading.orders import STAGE, OrderState
 
-_RANK = {
-    BrokerOrderStatus.HELD: 0,
-    BrokerOrderStatus.PENDING_SUBMIT: 1,
-    BrokerOrderStatus.PRE_SUBMITTED: 2,
-    BrokerOrderStatus.SUBMITTED: 2,
-    BrokerOrderStatus.PENDING_CANCEL: 3,
-    BrokerOrderStatus.CANCELLED: 4,
-    BrokerOrderStatus.INACTIVE: 4,
-    BrokerOrderStatus.FILLED: 4,
+ORDER_STATE: dict[BrokerOrderStatus, OrderState] = {
+    BrokerOrderStatus.HELD: OrderState.STAGED,
+    BrokerOrderStatus.PENDING_SUBMIT: OrderState.PENDING,
+    BrokerOrderStatus.PRE_SUBMITTED: OrderState.ACCEPTED,
+    BrokerOrderStatus.SUBMITTED: OrderState.ACCEPTED,
+    BrokerOrderStatus.PENDING_CANCEL: OrderState.PENDING_CANCEL,
+    BrokerOrderStatus.CANCELLED: OrderState.CANCELLED,
+    BrokerOrderStatus.INACTIVE: OrderState.REJECTED,
+    BrokerOrderStatus.FILLED: OrderState.FILLED,
 }
+"""Each broker status as the order state machine's state (:mod:`trading.orders`); a status of
+an earlier :data:`~trading.orders.STAGE` than the order's is a stale report."""
 
 
 @dataclass
@@ -122,7 +125,7 @@ class OrderMap:
         if rec.done and not (status is BrokerOrderStatus.FILLED and filled > rec.filled):
             # Only a late fill may change a done order (Cancelled -> Filled happens at venues).
             return False
-        if _RANK[status] < _RANK[rec.status] and filled <= rec.filled:
+        if STAGE[ORDER_STATE[status]] < STAGE[ORDER_STATE[rec.status]] and filled <= rec.filled:
             return False
         filled = max(filled, rec.filled)
         changed = status is not rec.status or filled != rec.filled

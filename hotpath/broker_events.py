@@ -31,6 +31,7 @@ from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.sessions import records as session_records
 from observability.telemetry import Metrics
 from trading.order_events import EventKind, OrderEvent
+from trading.orders import Cancelled, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class BrokerEvents:
         detail = _detail(event)
         record: OrderEvent | None = None
         if isinstance(event, OrderAccepted):
-            order.broker_order_id = event.order_id
+            order.acknowledged(event.order_id)
             record = order.event(EventKind.SUBMITTED)
         elif isinstance(event, Executed):
             fill = order.apply_fill(event.exec_id, event.quantity, event.price)
@@ -113,7 +114,7 @@ class BrokerEvents:
                 record = order.event(kind, last_fill=fill)
         elif isinstance(event, OrderStatusChanged):
             if event.status is BrokerOrderStatus.CANCELLED and not order.done:
-                order.done = True
+                order.end(Cancelled("broker.cancelled"))
                 self._book.order_done(order.account, order.command_id)
                 record = order.event(
                     EventKind.CANCELLED,
@@ -121,7 +122,7 @@ class BrokerEvents:
                     broker_filled_qty=_broker_filled(order, event),
                 )
             elif event.status is BrokerOrderStatus.INACTIVE and not order.done:
-                order.done = True
+                order.end(Rejected("broker.inactive"))
                 self._book.order_done(order.account, order.command_id)
                 record = order.event(
                     EventKind.REJECTED,
@@ -130,7 +131,7 @@ class BrokerEvents:
                 )
         elif isinstance(event, OrderRejected):
             if not event.order_still_working and not order.done:
-                order.done = True
+                order.end(Rejected(f"broker.{event.category}"))
                 self._book.order_done(order.account, order.command_id)
                 record = order.event(EventKind.REJECTED, reason=f"broker.{event.category}")
         return (order.command_id, _state_name(event), detail, record)

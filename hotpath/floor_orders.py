@@ -1,8 +1,9 @@
 """The floor's own map of the orders it sent, and their ``orders.events`` records.
 
 ``ib_async`` forgets its orders on disconnect; the floor does not. Each :class:`FloorOrder`
-accumulates fills (deduplicated on the broker's execution id) and produces the
-:class:`~trading.order_events.OrderEvent` for each change.
+holds the order's state in the state machine (:mod:`trading.orders`), fed the broker's
+acknowledgement, executions (deduplicated on the broker's execution id) and end, and produces
+the :class:`~trading.order_events.OrderEvent` for each change.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from trading.commands import Command, CommandKind, Side
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, OrderEvent
+from trading.order_state import take_fill
+from trading.orders import Accepted, Cancelled, Fill, Order, OrderState, Rejected, Submitted
 
 
 @dataclass
@@ -28,14 +31,18 @@ class FloorOrder:
     tif: str | None
     parent_id: str | None
     broker_order_id: int | None = None
-    filled_qty: int = 0
-    filled_notional: Decimal = Decimal(0)
     exec_ids: set[str] = field(default_factory=set)
-    done: bool = False
+    """Every execution the broker reported for the order, counted or not (one beyond the
+    order's quantity is not)."""
     reduce_only: bool = False
     """An ``exit``: it may only shrink the position (see :func:`trading.risk.check_order`)."""
     accepted_at: datetime | None = None
     """When the floor took it (its command's signed issue time): the session a DAY order ends with."""
+    machine: Order = field(init=False)
+    """The order in the state machine; STAGED until the broker acknowledges it."""
+
+    def __post_init__(self) -> None:
+        self.machine = Order(command_id=self.command_id, side=self.side, quantity=self.quantity)
 
     @classmethod
     def from_command(cls, command: Command, quantity: int) -> FloorOrder:
@@ -55,25 +62,47 @@ class FloorOrder:
         )
 
     @property
+    def filled_qty(self) -> int:
+        return self.machine.filled_qty
+
+    @property
     def avg_fill_price(self) -> Decimal | None:
         """Quantity-weighted average of the fills, exact (a Decimal quotient at 28 digits)."""
-        if self.filled_qty == 0:
-            return None
-        return self.filled_notional / self.filled_qty
+        return self.machine.avg_fill_price
+
+    @property
+    def done(self) -> bool:
+        """Filled, cancelled, rejected or expired: nothing more goes to the broker for it."""
+        return self.machine.terminal
+
+    def acknowledged(self, broker_order_id: int) -> None:
+        """The broker took the order and it is working (an acknowledgement that arrives after
+        a fill or the end changes only the broker order id)."""
+        self.broker_order_id = broker_order_id
+        if self.machine.state is OrderState.STAGED:
+            self.machine = self.machine.apply(Submitted(broker_order_id))
+        if self.machine.state is OrderState.PENDING:
+            self.machine = self.machine.apply(Accepted())
 
     def apply_fill(self, exec_id: str, qty: int, price: Decimal) -> Fill | None:
-        """Record one execution; None if it was already applied (a re-reported execution)."""
+        """Record one execution; None if it was already applied (a re-reported execution).
+        Nothing fills beyond the order's quantity; a fill after the order's end still counts
+        (a venue fills what it has just cancelled or reported inactive)."""
         if exec_id in self.exec_ids:
             return None
         self.exec_ids.add(exec_id)
         qty = min(qty, self.quantity - self.filled_qty)
         if qty <= 0:
             return None
-        self.filled_qty += qty
-        self.filled_notional += qty * price
-        if self.filled_qty == self.quantity:
-            self.done = True
-        return Fill(exec_id, qty, price)
+        fill = Fill(exec_id, qty, price)
+        self.machine, _ = take_fill(self.machine, fill)
+        return fill
+
+    def end(self, event: Cancelled | Rejected) -> None:
+        """The order is over (the broker cancelled or rejected it, or the floor did not send it
+        after all); an order already over stays as it ended."""
+        if self.machine.can_apply(event):
+            self.machine = self.machine.apply(event)
 
     def event(
         self,

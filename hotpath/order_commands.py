@@ -27,6 +27,7 @@ from hotpath.ports import RefusedByLedger
 from trading import iceberg_parents as parents
 from trading.commands import Command, CommandKind, OrderType
 from trading.order_events import EventKind
+from trading.orders import Rejected
 from trading.risk import ProposedOrder, Refusal, check_order
 from trading.signing import SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
@@ -219,7 +220,7 @@ class OrderCommands(IntakeSteps):
     async def _unsent(self, order: FloorOrder, reason: str) -> Outcome:
         """An order ledgered as accepted that does not go to the broker after all: its
         ``rejected`` record is what recovery and reconciliation read, so it is never re-sent."""
-        order.done = True
+        order.end(Rejected(reason))
         await self._publish(order.event(EventKind.REJECTED, reason=reason))
         self.metrics.commands_refused.add(1, {"reason": reason})
         return Outcome(order.command_id, reason)

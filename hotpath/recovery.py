@@ -43,6 +43,8 @@ from ledger.risk_profiles import get_profile
 from trading.commands import Command, CommandKind, OrderType, Side
 from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind
+from trading.order_state import order_state
+from trading.orders import Rejected
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +104,20 @@ async def restore_orders(
             parent_id=state.parent_id,
             broker_order_id=state.broker_order_id,
         )
-        for event in await order_history(db, state.command_id):
-            # Its first record's time stands for its acceptance (the session a DAY order is in).
-            order.accepted_at = order.accepted_at or event.ts
-            if event.last_fill is not None:
-                order.apply_fill(event.last_fill.exec_id, event.last_fill.qty, event.last_fill.price)
+        history = await order_history(db, state.command_id)
+        # Its first record's time stands for its acceptance (the session a DAY order is in).
+        order.accepted_at = history[0].ts
+        view = order_state(history, quantity=order.quantity)
+        assert view is not None
+        order.machine = view.order
+        order.exec_ids.update(view.exec_ids)
         orders[order.command_id] = order
         book.order_working(order)
         if state.kind is not EventKind.ACCEPTED:
             working += 1
         elif not await _is_ledgered(db, state.command_id):
             # Write-ahead: what the ledger does not hold never goes to the broker.
-            order.done = True
+            order.end(Rejected(NOT_LEDGERED))
             book.order_done(order.account, order.command_id)
             await record_order_event(db, order.event(EventKind.REJECTED, reason=NOT_LEDGERED))
             refused.append(state.command_id)
@@ -139,7 +143,7 @@ async def restore_orders(
             skipped.append(Skipped(row["seq"], row["command_id"], row["agent_id"], row["signer"], resend))
             held = orders.get(row["command_id"])
             if held is not None and not held.done:
-                held.done = True
+                held.end(Rejected(NOT_VERIFIED))
                 book.order_done(held.account, held.command_id)
                 await record_order_event(db, held.event(EventKind.REJECTED, reason=NOT_VERIFIED))
             continue

@@ -2,15 +2,20 @@
 
 :func:`record_order_event` is idempotent: the same ``event_id`` (Kafka redelivery) or the same
 fill ``exec_id`` (a reconciliation re-reporting an execution) is stored once and the call says
-whether this one was new. ``order_states`` (a view) gives the most advanced state per order.
+whether this one was new. An order's state is its rows folded in the order they were stored by
+:func:`trading.order_state.order_state`, the one rule every reader uses (the database keeps no
+copy of it: migration 0015 dropped the ``order_states`` view, whose rule differed).
 """
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Any
 
 from ledger.db import Db
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, OrderEvent
+from trading.order_state import order_state as fold
+from trading.orders import Fill
 
 _INSERT = """
 INSERT INTO order_events (event_id, command_id, parent_id, kind, account, symbol, agent_id, side, quantity,
@@ -81,9 +86,10 @@ def _event(row: Any) -> OrderEvent:
 
 
 async def order_state(db: Db, command_id: str) -> OrderEvent | None:
-    """The most advanced stored event of the order, or None if none is stored."""
-    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM order_states WHERE command_id = $1", command_id)
-    return None if row is None else _event(row)
+    """The record that stands for the order's state (with any fill counted after it, such as a
+    late fill after a cancel, in its figures), or None if no row is stored."""
+    view = fold(await order_history(db, command_id))
+    return None if view is None else view.state_record()
 
 
 async def order_history(db: Db, command_id: str) -> list[OrderEvent]:
@@ -93,12 +99,27 @@ async def order_history(db: Db, command_id: str) -> list[OrderEvent]:
     return [_event(r) for r in rows]
 
 
+_MAYBE_OPEN = f"""
+SELECT {_COLUMNS} FROM order_events
+WHERE command_id IN (
+    SELECT command_id FROM order_events
+    WHERE $1::text IS NULL OR account = $1
+    GROUP BY command_id
+    HAVING bool_and(kind NOT IN ('filled', 'cancelled', 'expired')) AND bool_or(kind <> 'rejected'))
+ORDER BY command_id, id
+"""
+"""The rows of every order that may be open; the fold decides. An order with a filled,
+cancelled or expired row is over whatever else it holds (the machine leaves an end state only
+for FILLED), and one with only rejected rows never started: neither needs folding."""
+
+
 async def open_orders(db: Db, account: str | None = None) -> list[OrderEvent]:
-    """Orders whose most advanced state is not terminal (optionally for one account)."""
-    rows = await db.fetch(
-        f"SELECT {_COLUMNS} FROM order_states"
-        " WHERE kind NOT IN ('rejected', 'filled', 'cancelled', 'expired')"
-        " AND ($1::text IS NULL OR account = $1) ORDER BY ts",
-        account,
-    )
-    return [_event(r) for r in rows]
+    """The state records of the orders whose state is not terminal (optionally of one account),
+    oldest state first."""
+    states = []
+    for _, rows in groupby(await db.fetch(_MAYBE_OPEN, account), key=lambda r: r["command_id"]):
+        view = fold(_event(r) for r in rows)
+        record = None if view is None or view.terminal else view.state_record()
+        if record is not None and (account is None or record.account == account):
+            states.append(record)
+    return sorted(states, key=lambda e: e.ts)

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from trading.orders import Fill
+
 SCHEMA_VERSION = 1
 
 
@@ -44,15 +46,6 @@ TERMINAL_KINDS = frozenset({EventKind.REJECTED, EventKind.FILLED, EventKind.CANC
 FILL_KINDS = frozenset({EventKind.PARTIALLY_FILLED, EventKind.FILLED})
 
 SIDES = frozenset({"BUY", "SELL"})
-
-
-@dataclass(frozen=True)
-class Fill:
-    """One execution as the broker reports it; ``exec_id`` is the broker's and is unique."""
-
-    exec_id: str
-    qty: int
-    price: Decimal
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,13 @@ Some transitions only a real venue produces, never the floor itself; they are li
 * CANCELLED → FILLED / CANCELLED (+fill): a fill that crossed our cancel on the wire.
 * EXPIRED → FILLED / EXPIRED (+fill): the same race against expiry.
 * PENDING_CANCEL → ACCEPTED / PARTIALLY_FILLED: the venue refused the cancel.
+* ACCEPTED / PARTIALLY_FILLED / PENDING_CANCEL → REJECTED: the venue ended a working order on
+  its own (IB reports such an order ``Inactive``).
+
+``ACCEPTED`` is the venue's acceptance: the order is working there. It is not the
+``accepted`` record of :mod:`trading.order_events`, which says the floor took the command
+(that order is still STAGED here); :mod:`trading.order_state` maps the records onto these
+events.
 
 Average fill price: ``filled_notional`` (sum of qty x price, exact) divided by ``filled_qty``
 in the default Decimal context (28 significant digits, half-even); only the display value is
@@ -91,6 +98,11 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Fill:
+    """One execution as the venue reports it; ``exec_id`` is the venue's and is unique.
+
+    The one fill of the code base: the state machine applies it, and an ``orders.events``
+    record carries it as its ``last_fill``."""
+
     exec_id: str
     qty: int
     price: Decimal
@@ -127,6 +139,7 @@ TRANSITIONS: dict[tuple[OrderState, type], frozenset[OrderState]] = {
     (S.STAGED, Submitted): frozenset({S.PENDING}),
     (S.STAGED, Rejected): frozenset({S.REJECTED}),
     (S.STAGED, Cancelled): frozenset({S.CANCELLED}),
+    (S.STAGED, Expired): frozenset({S.EXPIRED}),
     (S.PENDING, Accepted): frozenset({S.ACCEPTED}),
     (S.PENDING, Rejected): frozenset({S.REJECTED}),
     (S.PENDING, Fill): frozenset({S.PARTIALLY_FILLED, S.FILLED}),
@@ -137,14 +150,17 @@ TRANSITIONS: dict[tuple[OrderState, type], frozenset[OrderState]] = {
     (S.ACCEPTED, CancelRequested): frozenset({S.PENDING_CANCEL}),
     (S.ACCEPTED, Cancelled): frozenset({S.CANCELLED}),
     (S.ACCEPTED, Expired): frozenset({S.EXPIRED}),
+    (S.ACCEPTED, Rejected): frozenset({S.REJECTED}),
     (S.PARTIALLY_FILLED, Fill): frozenset({S.PARTIALLY_FILLED, S.FILLED}),
     (S.PARTIALLY_FILLED, CancelRequested): frozenset({S.PENDING_CANCEL}),
     (S.PARTIALLY_FILLED, Cancelled): frozenset({S.CANCELLED}),
     (S.PARTIALLY_FILLED, Expired): frozenset({S.EXPIRED}),
+    (S.PARTIALLY_FILLED, Rejected): frozenset({S.REJECTED}),
     (S.PENDING_CANCEL, Fill): frozenset({S.PENDING_CANCEL, S.FILLED}),
     (S.PENDING_CANCEL, Cancelled): frozenset({S.CANCELLED}),
     (S.PENDING_CANCEL, CancelRejected): frozenset({S.ACCEPTED, S.PARTIALLY_FILLED}),
     (S.PENDING_CANCEL, Expired): frozenset({S.EXPIRED}),
+    (S.PENDING_CANCEL, Rejected): frozenset({S.REJECTED}),
     (S.CANCELLED, Fill): frozenset({S.CANCELLED, S.FILLED}),
     (S.EXPIRED, Fill): frozenset({S.EXPIRED, S.FILLED}),
 }
@@ -158,9 +174,28 @@ VENUE_ONLY: frozenset[tuple[OrderState, OrderState]] = frozenset(
         (S.EXPIRED, S.EXPIRED),
         (S.PENDING_CANCEL, S.ACCEPTED),
         (S.PENDING_CANCEL, S.PARTIALLY_FILLED),
+        (S.ACCEPTED, S.REJECTED),
+        (S.PARTIALLY_FILLED, S.REJECTED),
+        (S.PENDING_CANCEL, S.REJECTED),
     }
 )
-"""(from, to) pairs only a venue produces (late fills, failed cancels)."""
+"""(from, to) pairs only a venue produces (late fills, failed cancels, working orders it ends)."""
+
+STAGE: dict[OrderState, int] = {
+    S.STAGED: 0,
+    S.PENDING: 1,
+    S.ACCEPTED: 2,
+    S.PARTIALLY_FILLED: 2,
+    S.PENDING_CANCEL: 3,
+    S.FILLED: 4,
+    S.CANCELLED: 4,
+    S.REJECTED: 4,
+    S.EXPIRED: 4,
+}
+"""How far along its life each state is. Status reports cross on the wire and two broker
+sessions report the same order, so a report of an earlier stage than the order is at is stale;
+the table above never moves an order to an earlier stage but by a :data:`VENUE_ONLY`
+transition (a refused cancel)."""
 
 
 @dataclass(frozen=True)

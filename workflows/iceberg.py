@@ -69,6 +69,11 @@ with workflow.unsafe.imports_passed_through():
     from trading.commands import Edge, Side, TimeInForce
     from trading.iceberg import SliceFill, backoff_after, slice_delay_ms, slice_price, slice_quantity
     from trading.order_events import EventKind, OrderEvent
+    from trading.order_state import is_duplicate_refusal
+
+    # Named here so the data converter can resolve an order event's ``last_fill`` in an
+    # ``event`` signal (its class lives with the state machine).
+    from trading.orders import Fill  # noqa: F401
     from trading.record_signing import WriterKey
     from workflows import search
     from workflows.signed_events import (
@@ -82,7 +87,6 @@ with workflow.unsafe.imports_passed_through():
         FillQuality,
         cancel_command_id,
         fill_quality,
-        is_duplicate_refusal,
         slice_command_id,
     )
 

@@ -3,8 +3,10 @@
 Staged -> Pending -> PartiallyFilled -> Filled, or Cancelled / Rejected / Expired. The bridge
 starts it with signal-with-start from ``orders.events``; each event arrives as the ``event``
 signal. Kafka delivers at least once, so events dedupe on ``event_id`` and fills on the
-broker's execution id. A DAY order still open at the session close is cancelled through the
-intake path (a signed cancel command), and its end is then reported as Expired.
+broker's execution id. The state is the order state machine folded over the events
+(:mod:`trading.order_state`), as everywhere else on the floor. A DAY order still open at the
+session close is cancelled through the intake path (a signed cancel command), and its end is
+then reported as Expired.
 
 Why a command and not a direct broker cancel: the hot path owns the broker session and the
 floor's order map, and every instruction to the broker is in the ledger first; a second writer
@@ -49,7 +51,11 @@ with workflow.unsafe.imports_passed_through():
     # this workflow (workflows.signed_events.FreshWriters).
     from activities.record_writers import RecordWriter, RecordWriterActivities, Writers, WritersRequest  # noqa: F401
     from config.workflow_ids import lifecycle_workflow_id
-    from trading.order_events import EventKind, OrderEvent
+    from trading.order_events import OrderEvent
+    from trading.order_state import OrderView, step
+
+    # ``Fill`` named here so the data converter can resolve an order event's ``last_fill``.
+    from trading.orders import Fill, OrderState  # noqa: F401
     from trading.record_signing import WriterKey
     from trading.session_calendar import SessionCalendar
     from workflows import search
@@ -60,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
         verified_event,
         writer_keys,
     )
-    from workflows.slicing import expiry_cancel_command_id, is_duplicate_refusal
+    from workflows.slicing import expiry_cancel_command_id
 
 CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
 """Publishing a cancel is idempotent (same command id every attempt), so retrying is safe."""
@@ -107,17 +113,23 @@ class LifecycleState(enum.StrEnum):
 TERMINAL = frozenset(
     {LifecycleState.FILLED, LifecycleState.CANCELLED, LifecycleState.REJECTED, LifecycleState.EXPIRED}
 )
-_RANK = {LifecycleState.STAGED: 0, LifecycleState.PENDING: 1, LifecycleState.PARTIALLY_FILLED: 2}
-
-_STATE_OF = {
-    EventKind.ACCEPTED: LifecycleState.STAGED,
-    EventKind.SUBMITTED: LifecycleState.PENDING,
-    EventKind.PARTIALLY_FILLED: LifecycleState.PARTIALLY_FILLED,
-    EventKind.FILLED: LifecycleState.FILLED,
-    EventKind.CANCELLED: LifecycleState.CANCELLED,
-    EventKind.REJECTED: LifecycleState.REJECTED,
-    EventKind.EXPIRED: LifecycleState.EXPIRED,
+_LIFECYCLE_STATE = {
+    OrderState.STAGED: LifecycleState.STAGED,
+    OrderState.PENDING: LifecycleState.PENDING,
+    OrderState.ACCEPTED: LifecycleState.PENDING,
+    OrderState.PENDING_CANCEL: LifecycleState.PENDING,
+    OrderState.PARTIALLY_FILLED: LifecycleState.PARTIALLY_FILLED,
+    OrderState.FILLED: LifecycleState.FILLED,
+    OrderState.CANCELLED: LifecycleState.CANCELLED,
+    OrderState.REJECTED: LifecycleState.REJECTED,
+    OrderState.EXPIRED: LifecycleState.EXPIRED,
 }
+"""The workflow's names for the order's states (its search attribute and query show these):
+the order is Pending from the venue's acknowledgement until its first fill."""
+
+
+def lifecycle_state(state: OrderState) -> LifecycleState:
+    return _LIFECYCLE_STATE[state]
 
 
 @dataclass(frozen=True)
@@ -172,13 +184,18 @@ class OrderLifecycle:
     def __init__(self, inp: LifecycleInput) -> None:
         # Input in the constructor: signal-with-start runs the signal handler before run().
         self._inp = inp
-        self._state = LifecycleState.STAGED
         self._seen_events: set[str] = set()
-        self._fills: dict[str, tuple[int, Decimal]] = {}
         self._history: list[HistoryEntry] = []
         self._anomalies: list[str] = []
+        # The order as the records taken so far say (trading.order_state).
+        try:
+            self._view = OrderView.new(inp.command_id, inp.side, inp.quantity)
+        except ValueError:
+            # The input is anyone's to write; no genuine record matches a side or quantity
+            # like this one's, so nothing will be applied to this stand-in.
+            self._view = OrderView.new(inp.command_id, "BUY", 1)
+            self._anomalies.append(f"input side {inp.side!r} quantity {inp.quantity} is no order")
         self._expiry_cancel_sent = False
-        self._acknowledged = False
         self._cancel_attempts = 0
         self._retry_cancel_at: datetime | None = None
         self._signed: bool | None = None
@@ -327,19 +344,20 @@ class OrderLifecycle:
         )
 
     @property
+    def _state(self) -> LifecycleState:
+        return lifecycle_state(self._view.state)
+
+    @property
     def _terminal(self) -> bool:
         return self._state in TERMINAL
 
     @property
     def _filled_qty(self) -> int:
-        return sum(q for q, _ in self._fills.values())
+        return self._view.filled_qty
 
     @property
     def _avg_price(self) -> Decimal | None:
-        qty = self._filled_qty
-        if qty == 0:
-            return None
-        return sum((p * q for q, p in self._fills.values()), Decimal(0)) / qty
+        return self._view.avg_fill_price
 
     def _require_input(self) -> LifecycleInput:
         return self._inp
@@ -352,7 +370,12 @@ class OrderLifecycle:
         if event.command_id != inp.command_id:
             self._anomalies.append(f"event {event.event_id} is for order {event.command_id}")
             return
-        if is_duplicate_refusal(event, self._acknowledged):
+        before = self._state
+        taken = step(
+            self._view, event, cancel_is_expiry=self._expiry_cancel_sent, ignore_repeat_refusals=True
+        )
+        self._view = taken.view
+        if taken.duplicate_refusal:
             self._history.append(
                 HistoryEntry(
                     ts=event.ts,
@@ -364,23 +387,13 @@ class OrderLifecycle:
                 )
             )
             return
-        if event.kind is not EventKind.REJECTED:
-            self._acknowledged = True
         note: str | None = None
-        fill = event.last_fill
-        if fill is not None:
-            if fill.exec_id in self._fills:
-                note = f"duplicate execution {fill.exec_id} ignored"
-            else:
-                self._fills[fill.exec_id] = (fill.qty, fill.price)
-                if self._filled_qty > inp.quantity:
-                    self._anomalies.append(
-                        f"overfill: {self._filled_qty} filled of {inp.quantity} (execution {fill.exec_id})"
-                    )
-        before = self._state
-        self._state = self._next_state(before, event)
-        if before in TERMINAL and fill is not None and note is None:
+        if taken.duplicate_exec is not None:
+            note = f"duplicate execution {taken.duplicate_exec} ignored"
+        elif taken.counted is not None and before in TERMINAL:
             note = f"late fill after {before}"
+        if taken.anomaly is not None:
+            self._anomalies.append(taken.anomaly)
         if event.reason:
             note = f"{note}; {event.reason}" if note else event.reason
         self._history.append(
@@ -395,24 +408,6 @@ class OrderLifecycle:
         )
         if self._state != before:
             self._publish_search_attributes()
-
-    def _next_state(self, current: LifecycleState, event: OrderEvent) -> LifecycleState:
-        inp = self._require_input()
-        target = _STATE_OF[event.kind]
-        if self._filled_qty >= inp.quantity:
-            # Complete by our own count of distinct executions, whatever the event says.
-            return LifecycleState.FILLED
-        if current in TERMINAL:
-            # A late partial fill after a cancel: the order is still over.
-            return current
-        if target is LifecycleState.CANCELLED and self._expiry_cancel_sent:
-            return LifecycleState.EXPIRED
-        if target in TERMINAL:
-            return target
-        if target is LifecycleState.PENDING and self._filled_qty > 0:
-            return LifecycleState.PARTIALLY_FILLED
-        # Events can arrive out of order across a reconnect; never move backwards.
-        return target if _RANK[target] >= _RANK[current] else current
 
     def _time_to_expiry(self) -> float | None:
         inp = self._require_input()

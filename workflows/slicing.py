@@ -13,7 +13,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from trading.commands import Side
 from trading.iceberg import BPS, SliceFill, average_price, fill_quality_bps
-from trading.order_events import EventKind, OrderEvent
 
 PRICE_Q = Decimal("0.000001")
 BPS_Q = Decimal("0.01")
@@ -62,20 +61,3 @@ def expiry_cancel_command_id(target_command_id: str, attempt: int) -> str:
     Iceberg cancels it under that id when it reprices, and the ledger takes each command id
     once, so the lifecycle's cancel at the close would be refused as a replay and lost."""
     return f"{target_command_id}.tif{attempt}"
-
-
-def is_duplicate_refusal(event: OrderEvent, acknowledged: bool) -> bool:
-    """A rejection by intake (not by the broker) of an order intake already accepted.
-
-    A command published again (an activity retried after its first attempt got through) is
-    the same command; intake may refuse the copy (as stale, say) and report that as a
-    rejection under the same command id. The order it already accepted is unaffected, so the
-    refusal must not end it: treating it as the end would free the next slice while this one
-    still works, and could overfill. Rejections by the broker (reason ``broker.*``) are real.
-    """
-    return (
-        acknowledged
-        and event.kind is EventKind.REJECTED
-        and event.last_fill is None
-        and not (event.reason or "").startswith("broker.")
-    )

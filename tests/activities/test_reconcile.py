@@ -8,14 +8,21 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from activities.broker_session import _ledger_order
 from activities.reconcile import BrokerExecution, BrokerOpenOrder, LedgerOrder, reconcile
+from tests.fixtures.order_records import T0 as HISTORY_T0
+from tests.fixtures.order_records import History
 from trading.order_events import EventKind
+from trading.order_state import order_state
+from trading.orders import OrderState
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=5)
 
 
-def _order(cid: str, state: EventKind, qty: int = 300, fills: tuple = (), last: datetime = T0) -> LedgerOrder:
+def _order(
+    cid: str, state: OrderState, qty: int = 300, fills: tuple = (), last: datetime = T0
+) -> LedgerOrder:
     return LedgerOrder(cid, "DU1", "AAPL", "alpha", "BUY", qty, state, fills, last)
 
 
@@ -24,7 +31,7 @@ def _ex(exec_id: str, ref: str, qty: int, price: str = "10", at: int = 0) -> Bro
 
 
 def test_execution_the_ledger_lacks_is_a_missed_fill_and_known_ones_are_not() -> None:
-    ledger = [_order("o1", EventKind.PARTIALLY_FILLED, fills=(("x1", 100, Decimal("10")),))]
+    ledger = [_order("o1", OrderState.PARTIALLY_FILLED, fills=(("x1", 100, Decimal("10")),))]
     plan = reconcile(
         ledger,
         [BrokerOpenOrder("o1", 300, 200)],
@@ -38,7 +45,7 @@ def test_execution_the_ledger_lacks_is_a_missed_fill_and_known_ones_are_not() ->
 
 
 def test_missed_fills_never_overfill_the_order() -> None:
-    ledger = [_order("o1", EventKind.SUBMITTED, qty=150)]
+    ledger = [_order("o1", OrderState.ACCEPTED, qty=150)]
     plan = reconcile(ledger, [], [_ex("a", "o1", 100, at=1), _ex("b", "o1", 100, at=2)], NOW)
     assert [(m.exec_id, m.qty) for m in plan.missed_fills] == [("a", 100), ("b", 50)]
     assert plan.missed_fills[-1].filled_after == 150
@@ -48,10 +55,10 @@ def test_missed_fills_never_overfill_the_order() -> None:
 
 def test_working_order_the_broker_does_not_know_is_marked_but_accepted_one_awaits() -> None:
     ledger = [
-        _order("gone", EventKind.SUBMITTED),
-        _order("held", EventKind.ACCEPTED),
-        _order("open", EventKind.SUBMITTED),
-        _order("fresh", EventKind.SUBMITTED, last=NOW - timedelta(seconds=1)),
+        _order("gone", OrderState.ACCEPTED),
+        _order("held", OrderState.STAGED),
+        _order("open", OrderState.ACCEPTED),
+        _order("fresh", OrderState.ACCEPTED, last=NOW - timedelta(seconds=1)),
     ]
     plan = reconcile(ledger, [BrokerOpenOrder("open", 300, 0), BrokerOpenOrder("manual", 5, 0)], [], NOW)
     assert plan.unknown_at_broker == ("gone",)
@@ -61,7 +68,7 @@ def test_working_order_the_broker_does_not_know_is_marked_but_accepted_one_await
 
 
 def test_in_sync_when_broker_and_ledger_agree() -> None:
-    ledger = [_order("o1", EventKind.PARTIALLY_FILLED, fills=(("x1", 100, Decimal("10")),))]
+    ledger = [_order("o1", OrderState.PARTIALLY_FILLED, fills=(("x1", 100, Decimal("10")),))]
     plan = reconcile(ledger, [BrokerOpenOrder("o1", 300, 100)], [_ex("x1", "o1", 100)], NOW)
     assert plan.in_sync
 
@@ -81,10 +88,29 @@ def test_property_recorded_plus_missed_never_exceeds_quantity_and_no_exec_twice(
             break
         fills.append((f"r{i}", q, Decimal("1")))
         total += q
-    ledger = [_order("o", EventKind.PARTIALLY_FILLED, qty=qty, fills=tuple(fills))]
+    ledger = [_order("o", OrderState.PARTIALLY_FILLED, qty=qty, fills=tuple(fills))]
     execs = [_ex(f"r{i}", "o", q) for i, (_, q, _) in enumerate(fills)]
     execs += [_ex(f"n{i}", "o", q, at=i) for i, q in enumerate(reported)]
     plan = reconcile(ledger, [], execs + execs, NOW)
     ids = [m.exec_id for m in plan.missed_fills]
     assert len(ids) == len(set(ids)) and not set(ids) & {f[0] for f in fills}
     assert total + sum(m.qty for m in plan.missed_fills) <= qty
+
+
+def test_the_ledger_order_is_its_rows_folded_and_a_late_fill_after_a_cancel_leaves_it_ended() -> None:
+    late = History("late", quantity=300)
+    late.add(EventKind.ACCEPTED)
+    late.add(EventKind.SUBMITTED)
+    late.add(EventKind.CANCELLED, reason="broker.cancelled")
+    late.add(EventKind.PARTIALLY_FILLED, ("late-x", 100, "10"))
+    working = History("working", quantity=300)
+    working.add(EventKind.ACCEPTED)
+    working.add(EventKind.PARTIALLY_FILLED, ("w-x", 100, "10"))
+    working.add(EventKind.SUBMITTED)  # the acknowledgement, after the fill
+    orders = [_ledger_order(late.records), _ledger_order(working.records)]
+    for order, h in zip(orders, (late, working), strict=True):
+        view = order_state(h.records)
+        assert view is not None and (order.state, order.filled_qty) == (view.state, view.filled_qty)
+    assert [o.state for o in orders] == [OrderState.CANCELLED, OrderState.PARTIALLY_FILLED]
+    plan = reconcile(orders, [], [], as_of=HISTORY_T0 + timedelta(hours=1))
+    assert plan.unknown_at_broker == ("working",) and plan.awaiting_broker == ()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from brokers.base import BrokerOrder, BrokerOrderStatus, OrderType, Side
-from brokers.ib_orders import OrderMap
+from brokers.ib_orders import ORDER_STATE, OrderMap
+from trading.orders import STAGE, TRANSITIONS, VENUE_ONLY
 
 S = BrokerOrderStatus
 
@@ -81,3 +83,20 @@ def test_held_lists_arrival_order_without_cancelled() -> None:
     b.cancel_requested = True
     assert [r.order.order_ref for r in m.held()] == ["a", "c"]
     assert a.held and c.held
+
+
+def test_the_adapter_takes_a_status_report_when_the_state_machine_moves_forward() -> None:
+    """Its statuses are the machine's states: a report of an earlier stage is stale, and every
+    forward move of the machine's table (short of the venue-only ones) is taken."""
+    for before, after in itertools.product(ORDER_STATE, repeat=2):
+        if before.is_done:
+            continue
+        m = OrderMap()
+        rec = m.add(_order())
+        rec.status = before
+        taken = m.apply_status(rec, after, 0, None) or rec.status is after
+        src, dst = ORDER_STATE[before], ORDER_STATE[after]
+        assert taken == (STAGE[dst] >= STAGE[src]), (before, after)
+        moves = {d for (s, _), targets in TRANSITIONS.items() if s is src for d in targets}
+        if dst in moves and (src, dst) not in VENUE_ONLY:
+            assert taken, (before, after)

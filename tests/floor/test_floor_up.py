@@ -114,7 +114,7 @@ async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:
     try:
         async def filled() -> asyncpg.Record | None:
             return await conn.fetchrow(
-                "SELECT kind, filled_qty FROM order_states WHERE command_id = $1 AND kind = 'filled'",
+                "SELECT kind, filled_qty FROM order_events WHERE command_id = $1 AND kind = 'filled'",
                 command_id,
             )
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from brokers.base import BrokerOrderStatus, Executed, OrderStatusChanged
+import pytest
+
+from brokers.base import BrokerOrderStatus, Executed, OrderAccepted, OrderRejected, OrderStatusChanged
 from hotpath.account import AccountBook
 from hotpath.broker_events import BrokerEvents
 from hotpath.floor_orders import FloorOrder
@@ -16,6 +18,8 @@ from observability.telemetry import setup
 from tests.fixtures.hotpath import enter_command
 from trading.commands import Side
 from trading.order_events import EventKind, OrderEvent
+from trading.order_state import order_state
+from trading.orders import OrderState
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
@@ -71,3 +75,66 @@ def test_a_cancel_after_every_execution_arrived_reports_the_same_fill() -> None:
     fill, cancelled = _records(events)
     assert fill.filled_qty == 30
     assert (cancelled.filled_qty, cancelled.broker_filled_qty) == (30, 30)
+
+
+def _status(ref: str, status: BrokerOrderStatus, filled: int) -> OrderStatusChanged:
+    return OrderStatusChanged(
+        order_ref=ref, status=status, filled=filled, remaining=0, avg_fill_price=None,
+        client_id=1, order_id=7, perm_id=9, time=NOW,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("script", "final"),
+    [
+        (["ack", ("x", 40), ("cancelled", 40), ("y", 20)], OrderState.CANCELLED),
+        (["ack", ("x", 30), ("inactive", 30)], OrderState.REJECTED),
+        ([("x", 100), "ack"], OrderState.FILLED),
+        (["ack", ("cancelled", 0), ("x", 100)], OrderState.FILLED),
+        (["ack", "rejected"], OrderState.REJECTED),
+        (["ack", ("x", 10)], OrderState.PARTIALLY_FILLED),
+    ],
+)
+def test_the_order_map_agrees_with_the_fold_of_the_records_it_writes(
+    script: list[str | tuple[str, int]], final: OrderState
+) -> None:
+    order = FloorOrder.from_command(enter_command("alpha", account="DU1", quantity=100), 100)
+    events = _events(order)
+    ref = order.command_id
+    for step in script:
+        if step == "ack":
+            events.on_event(
+                OrderAccepted(
+                    order_ref=ref,
+                    status=BrokerOrderStatus.SUBMITTED,
+                    client_id=1,
+                    order_id=7,
+                    perm_id=9,
+                    time=NOW,
+                )
+            )
+        elif step == "rejected":
+            events.on_event(
+                OrderRejected(
+                    order_ref=ref,
+                    code=201,
+                    reason="no",
+                    category="order_rejected",
+                    order_still_working=False,
+                    time=NOW,
+                )
+            )
+        elif step[0] in ("cancelled", "inactive"):
+            status = BrokerOrderStatus.CANCELLED if step[0] == "cancelled" else BrokerOrderStatus.INACTIVE
+            events.on_event(_status(ref, status, int(step[1])))
+        else:
+            events.on_event(_executed(ref, str(step[0]), int(step[1])))
+    records = [order.event(EventKind.ACCEPTED), *_records(events)]
+    view = order_state(records)
+    assert view is not None
+    assert order.machine.state is view.state is final
+    assert (order.filled_qty, order.avg_fill_price, order.done) == (
+        view.filled_qty,
+        view.avg_fill_price,
+        view.terminal,
+    )

@@ -22,7 +22,8 @@ from ledger.verify import verify_ledger
 from tests.fixtures.hotpath import new_agent
 from tests.ledger.helpers import registered_agent, signed_enter
 from trading import sentry
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, OrderEvent
+from trading.orders import Fill
 from trading.security_events import SecurityEvent, Severity
 from trading.signing import key_id, public_key_bytes
 from trading.sizing import RiskProfile
@@ -252,7 +253,7 @@ async def test_accepted_command_and_its_order_rows_line_up(db: asyncpg.Connectio
     record = await append_command(db, signed, decision=Decision.ACCEPTED)
     await record_order_event(db, event(EventKind.ACCEPTED, "e1"))
     seq = await db.fetchval(
-        "SELECT l.seq FROM ledger_entries l JOIN order_states s USING (command_id)"
+        "SELECT l.seq FROM ledger_entries l JOIN order_events s USING (command_id)"
         " WHERE s.command_id = 'cmd-1'"
     )
     assert seq == record.seq

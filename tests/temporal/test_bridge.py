@@ -36,7 +36,8 @@ from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
-from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.orders import Fill
 from trading.session_calendar import SessionCalendar
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trading.order_events import EventKind, Fill, OrderEvent, OrderEventError, decode, encode
+from trading.order_events import EventKind, OrderEvent, OrderEventError, decode, encode
+from trading.orders import Fill
 
 
 def _event(**overrides: object) -> OrderEvent:

@@ -148,3 +148,14 @@ def test_any_event_sequence_keeps_invariants(events: list[OrderEvent]) -> None:
         assert (after.state is OrderState.FILLED) == (after.filled_qty == after.quantity)
         assert after.exec_ids == frozenset(seen)
         order = after
+
+
+def test_a_venue_ending_a_working_order_is_venue_only_and_a_held_order_expires() -> None:
+    working = new().apply(Submitted()).apply(Accepted())
+    for order in (working, working.apply(Fill("e1", 5, Decimal(1))), working.apply(CancelRequested())):
+        ended = order.apply(Rejected("broker.inactive"))
+        assert ended.state is OrderState.REJECTED and ended.last_transition_venue_only
+    expired = new().apply(Expired())
+    assert expired.state is OrderState.EXPIRED and not expired.last_transition_venue_only
+    with pytest.raises(InvalidTransition):
+        new().apply(Submitted()).apply(Rejected("x")).apply(Fill("late", 1, Decimal(1)))

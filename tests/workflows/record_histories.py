@@ -30,7 +30,8 @@ from temporal.search_attributes import ensure_search_attributes
 from tests.helpers import eventually
 from tests.workflows.sim import LedgerOrders, SimVenue, signed_event
 from trading.commands import Edge, Side
-from trading.order_events import EventKind, Fill, OrderEvent
+from trading.order_events import EventKind, OrderEvent
+from trading.orders import Fill
 from workflows.broker_session import (
     BrokerSession,
     BrokerSessionInput,

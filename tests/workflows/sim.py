@@ -32,7 +32,8 @@ from ledger.append import Decision, append_command
 from tests.fixtures.hotpath import Agent
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, utc_now_ms
-from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.orders import Fill
 from trading.record_signing import HOTPATH_WRITER, sign_record
 from trading.signing import generate_private_key, key_id, public_key_bytes
 from workflows.iceberg import ControlSignal, Iceberg, ProgressQuery

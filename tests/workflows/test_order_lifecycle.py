@@ -25,7 +25,8 @@ from tests.fixtures.hotpath import enter_command, new_agent, register
 from tests.helpers import eventually
 from tests.workflows.sim import WRITER, LedgerOrders, record_writers, signed_event
 from trading.commands import Command, Side, TimeInForce
-from trading.order_events import EventKind, Fill, OrderEvent, encode
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.orders import Fill
 from trading.record_signing import HOTPATH_WRITER, sign_record
 from trading.session_calendar import SessionCalendar
 from trading.signing import generate_private_key, key_id, public_key_bytes

@@ -13,9 +13,12 @@ from temporalio.workflow import NondeterminismError
 
 from temporal.config import DATA_CONVERTER
 from tests.workflows.record_histories import WORKFLOW_IDS
+from trading.order_events import OrderEvent
+from trading.order_state import OrderView, step
 from workflows.broker_session import BrokerSession
 from workflows.iceberg import Iceberg
-from workflows.order_lifecycle import OrderLifecycle
+from workflows.order_lifecycle import LifecycleView, OrderLifecycle, lifecycle_state
+from workflows.signed_events import SignedOrderEvent, unchecked_event
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORDED = sorted(WORKFLOW_IDS)
@@ -63,3 +66,45 @@ async def test_a_history_whose_direct_control_signals_were_applied_still_replays
     assert {"pause", "amend", "resume"} <= set(signals)
     result = await _replayer().replay_workflow(history)
     assert result.replay_failure is None
+
+
+LIFECYCLES = [name for name in RECORDED if name.startswith("order_lifecycle")]
+
+
+@pytest.mark.parametrize("name", LIFECYCLES)
+def test_the_order_state_fold_derives_what_each_recorded_lifecycle_did(name: str) -> None:
+    """Every recorded OrderLifecycle's states, entry by entry, are what folding its records with
+    :mod:`trading.order_state` gives: deriving the state there changed no recorded outcome."""
+    history = _history(name)
+    convert = DATA_CONVERTER.payload_converter
+    records: dict[str, OrderEvent] = {}
+    result: LifecycleView | None = None
+    for e in history.events:
+        if e.HasField("workflow_execution_signaled_event_attributes"):
+            signal = e.workflow_execution_signaled_event_attributes
+            payload = signal.input.payloads[0]
+            if signal.signal_name == "record":
+                event = unchecked_event(convert.from_payloads([payload], [SignedOrderEvent])[0])
+            else:
+                event = convert.from_payloads([payload], [OrderEvent])[0]
+            records.setdefault(event.event_id, event)
+        if e.HasField("workflow_execution_completed_event_attributes"):
+            done = e.workflow_execution_completed_event_attributes.result.payloads
+            result = convert.from_payloads(list(done), [LifecycleView])[0]
+    assert result is not None and result.history
+    first = records[next(h.event_id for h in result.history if h.event_id)]
+    view = OrderView.new(result.command_id, first.side, result.quantity)
+    expiry_cancel_sent = False
+    for entry in result.history:
+        if entry.what == "cancel_requested":
+            expiry_cancel_sent = True
+            continue
+        assert entry.event_id is not None
+        record = records[entry.event_id]
+        view = step(view, record, cancel_is_expiry=expiry_cancel_sent, ignore_repeat_refusals=True).view
+        assert (lifecycle_state(view.state), view.filled_qty) == (entry.state, entry.filled_qty), entry
+    assert (lifecycle_state(view.state), view.filled_qty, view.avg_fill_price) == (
+        result.state,
+        result.filled_qty,
+        result.avg_fill_price,
+    )
