@@ -7,6 +7,7 @@ whether this one was new. ``order_states`` (a view) gives the most advanced stat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ledger.db import Db
@@ -102,3 +103,11 @@ async def open_orders(db: Db, account: str | None = None) -> list[OrderEvent]:
         account,
     )
     return [_event(r) for r in rows]
+
+
+async def known_orders(db: Db, command_ids: Sequence[str]) -> set[str]:
+    """Which of ``command_ids`` have order-state rows (the floor's orders, ended ones too)."""
+    rows = await db.fetch(
+        "SELECT DISTINCT command_id FROM order_events WHERE command_id = ANY($1::text[])", list(command_ids)
+    )
+    return {r["command_id"] for r in rows}

@@ -8,15 +8,15 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.reconcile import BrokerExecution, BrokerOpenOrder, LedgerOrder, reconcile
 from trading.order_events import EventKind
+from trading.reconciliation import BrokerExecution, BrokerOpenOrder, LedgerOrder, reconcile
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=5)
 
 
 def _order(cid: str, state: EventKind, qty: int = 300, fills: tuple = (), last: datetime = T0) -> LedgerOrder:
-    return LedgerOrder(cid, "DU1", "AAPL", "alpha", "BUY", qty, state, fills, last)
+    return LedgerOrder.from_fills(cid, "DU1", "AAPL", "alpha", "BUY", qty, state, fills, last)
 
 
 def _ex(exec_id: str, ref: str, qty: int, price: str = "10", at: int = 0) -> BrokerExecution:
