@@ -292,10 +292,30 @@ async def test_a_fill_missed_during_an_outage_reaches_the_account_book_and_the_e
                 account == ACCOUNT and change.change is Change.RECONNECTED and change.ts == reconnected.time
             )
 
-        raw = (await read_until(kafka_bootstrap, BROKER_SESSIONS, reconnect_record))[-1]
-        _, change = decode_session(raw)
+        published = await read_until(kafka_bootstrap, BROKER_SESSIONS, reconnect_record)
+        _, change = decode_session(published[-1])
         assert change.reconcile is not None and set(change.reconcile.missed_fills) == fills
         assert change.reconcile.epoch == reconnected.epoch
+        # Every epoch of this connection that starts with a reconciliation went out with its
+        # report, or (the failover, when its standby died while it reconciled) saying why not.
+        ours = {e.time for e in seen if isinstance(e, SessionChanged)}
+        epochs = [
+            c for a, c in map(decode_session, filter(_decodes, published)) if a == ACCOUNT and c.ts in ours
+        ]
+        assert {c.change for c in epochs} >= {Change.CONNECTED, Change.DISCONNECTED, Change.RECONNECTED}
+        for c in epochs:
+            if c.change is Change.DISCONNECTED:
+                assert c.reconcile is None and c.reconcile_error is None
+            else:
+                assert (c.reconcile is None) == bool(c.reconcile_error)
     finally:
         await broker.close()
         await side.stop()
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        decode_session(raw)
+    except ValueError:
+        return False
+    return True
