@@ -41,7 +41,7 @@ from ledger.order_events import open_orders, order_history, record_order_event
 from ledger.risk_profiles import get_profile
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
 from trading.ledger_trust import LedgerRow, check_entry
-from trading.order_events import EventKind
+from trading.order_events import EventKind, OrderEvent
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,7 @@ async def restore_orders(
     working = 0
     refused: list[str] = []
     for state in await open_orders(db):
-        order = FloorOrder(
-            command_id=state.command_id,
-            agent_id=state.agent_id,
-            account=state.account,
-            symbol=state.symbol,
-            side=Side(state.side),
-            quantity=state.quantity,
-            limit_price=state.limit_price,
-            tif=state.tif,
-            parent_id=state.parent_id,
-            broker_order_id=state.broker_order_id,
-        )
+        order = restored_order(state)
         for event in await order_history(db, state.command_id):
             # Its first record's time stands for its acceptance (the session a DAY order is in).
             order.accepted_at = order.accepted_at or event.ts
@@ -150,6 +139,22 @@ async def restore_orders(
             await record_order_event(db, order.event(EventKind.ACCEPTED))
         to_send.append(resend)
     return Restored(working, tuple(to_send), tuple(refused), tuple(skipped))
+
+
+def restored_order(state: OrderEvent) -> FloorOrder:
+    """An order back in the map from its most advanced state row (its fills are added after)."""
+    return FloorOrder(
+        command_id=state.command_id,
+        agent_id=state.agent_id,
+        account=state.account,
+        symbol=state.symbol,
+        side=Side(state.side),
+        quantity=state.quantity,
+        limit_price=state.limit_price,
+        tif=state.tif,
+        parent_id=state.parent_id,
+        broker_order_id=state.broker_order_id,
+    )
 
 
 async def _verified_resend(db: Db, row: Any) -> Resend | str:

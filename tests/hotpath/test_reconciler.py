@@ -7,6 +7,7 @@ nothing left to do."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 import uuid
@@ -37,6 +38,7 @@ from hotpath.broker_events import BrokerEvents
 from hotpath.floor_orders import FloorOrder
 from hotpath.ledger_store import LedgerStore
 from hotpath.reconciler import Outcome
+from hotpath.recovery import restored_order
 from ledger.order_events import order_history, order_state, record_order_event
 from observability.telemetry import setup
 from temporal.session_records import decode as decode_session
@@ -117,23 +119,6 @@ def _submitted(cid: str, qty: int, ts: datetime, broker_order_id: int) -> OrderE
     )
 
 
-def _restored(state: OrderEvent) -> FloorOrder:
-    """The order as ``hotpath.recovery.restore_orders`` puts it back in the map at start."""
-    return FloorOrder(
-        command_id=state.command_id,
-        agent_id=state.agent_id,
-        account=state.account,
-        symbol=state.symbol,
-        side=Side(state.side),
-        quantity=state.quantity,
-        limit_price=state.limit_price,
-        tif=state.tif,
-        parent_id=state.parent_id,
-        broker_order_id=state.broker_order_id,
-        accepted_at=state.ts,
-    )
-
-
 async def _hot_path_adapter(port: int, client_id: int, side: HotPathSide) -> IbkrBroker:
     broker = IbkrBroker(IbkrConfig(host=HOST, port=port, client_id=client_id))
     broker.set_event_handler(side.events.on_event)
@@ -178,7 +163,7 @@ async def test_missed_fill_is_recorded_once_and_a_lost_order_is_marked(
     for cid in (filled_cid, lost_cid):
         state = await order_state(ledger_pool, cid)
         assert state is not None
-        side.track(_restored(state))
+        side.track(dataclasses.replace(restored_order(state), accepted_at=state.ts))
     hot = await _hot_path_adapter(paper.gateway_port, client_id, side)
     try:
         report = _report_of(await side.reconciled(1))
