@@ -382,7 +382,7 @@ class EpochReconciled:
     epoch: int
     gateway: str
     open_orders: tuple[OpenOrder, ...]
-    """This client's orders the broker lists as working."""
+    """Every client's orders the broker lists as working on the account."""
     executions: tuple[Executed, ...]
     """Every execution the broker reports for this client (today's, at IB)."""
     time: datetime

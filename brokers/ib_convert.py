@@ -193,3 +193,11 @@ def open_order(trade: Trade) -> OpenOrder:
         order_id=o.orderId,
         perm_id=o.permId,
     )
+
+
+def working_orders(trades: list[Trade]) -> list[OpenOrder]:
+    """The working orders in an open-orders reply: one per order (live openOrder pushes that
+    arrive during the request land in the same list), none that already ended (a report that
+    crossed its own cancel or fill)."""
+    latest = {(t.order.clientId, t.order.orderId, t.order.permId): t for t in trades}
+    return [o for o in map(open_order, latest.values()) if not o.status.is_done]

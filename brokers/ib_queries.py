@@ -31,11 +31,7 @@ class Queries:
 
     async def open_orders(self) -> list[OpenOrder]:
         """Working orders of every client on the account."""
-        trades = await self._router.query_ib().reqAllOpenOrdersAsync()
-        # Live openOrder pushes that arrive during the request land in the same reply list.
-        latest = {(t.order.clientId, t.order.orderId, t.order.permId): t for t in trades}
-        orders = [cv.open_order(t) for t in latest.values()]
-        return [o for o in orders if not o.status.is_done]  # a report that crossed its own end
+        return cv.working_orders(await self._router.query_ib().reqAllOpenOrdersAsync())
 
     async def executions(self, since: datetime | None = None) -> list[Executed]:
         fills = await self._router.query_ib().reqExecutionsAsync(ExecutionFilter())

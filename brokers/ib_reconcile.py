@@ -78,6 +78,12 @@ class EpochReconciler:
                 completed = []
             # Executions only after the open orders are in, so fills attach to known orders.
             fills = await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), timeout)
+            # Every client's working orders, for the listing: the floor's placed under another
+            # client id are not foreign, and another client's are reported as foreign.
+            try:
+                listed = await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
+            except TimeoutError:
+                listed = open_trades
         except (TimeoutError, ConnectionError) as exc:
             log.warning("%s: reconciliation failed (%s); the session is restarted", session.label, exc)
             session.kill(f"reconciliation failed: {exc}")
@@ -106,7 +112,7 @@ class EpochReconciler:
             EpochReconciled(
                 epoch=epoch,
                 gateway=session.gateway,
-                open_orders=tuple(o for o in map(cv.open_order, open_trades) if not o.status.is_done),
+                open_orders=tuple(cv.working_orders(listed)),
                 executions=tuple(cv.executed(f) for f in fills),
                 time=datetime.now(UTC),
             )
