@@ -158,6 +158,19 @@ async def test_missed_fill_is_recorded_once_and_a_lost_order_is_marked(
     for n, cid in enumerate((filled_cid, lost_cid)):
         await record_order_event(ledger_pool, _submitted(cid, 7, long_ago, placed.order_id + 10_000 * n))
 
+    # Meanwhile someone else trades the account: another API client's resting order.
+    manual = IbkrBroker(IbkrConfig(host=HOST, port=paper.gateway_port, client_id=next(_client_ids)))
+    await manual.connect()
+    manual_ref = f"manual-{uuid.uuid4().hex[:8]}"
+    manual.place(
+        BrokerOrder(manual_ref, ACCOUNT, "AAPL", Side.BUY, 1, OrderType.LMT, limit_price=Decimal("1.00"))
+    )
+
+    async def manual_working() -> bool:
+        return any(o.order_ref == manual_ref for o in await manual.open_orders())
+
+    await eventually(manual_working)  # type: ignore[arg-type]
+
     # The hot path starts again: its map back from the ledger, then the broker connects.
     side = HotPathSide(ledger_pool, producer)
     for cid in (filled_cid, lost_cid):
@@ -181,6 +194,7 @@ async def test_missed_fill_is_recorded_once_and_a_lost_order_is_marked(
         ours = [decode(v) for v in published if filled_cid.encode() in v or lost_cid.encode() in v]
         assert {e.last_fill.exec_id for e in ours if e.last_fill} == set(exec_ids)
         assert report.last_exec_time is not None and report.last_exec_time >= since
+        assert manual_ref in report.foreign_orders and filled_cid not in report.foreign_orders
         # The hot path's own account book has the fill and neither order working any more.
         assert side.book.position(ACCOUNT, "AAPL") == 7
         assert side.book.open_orders(ACCOUNT) == 0
@@ -200,6 +214,8 @@ async def test_missed_fill_is_recorded_once_and_a_lost_order_is_marked(
     finally:
         await hot.close()
         await side.stop()
+        manual.cancel(manual_ref)
+        await manual.close()
 
 
 async def test_a_fill_missed_during_an_outage_reaches_the_account_book_and_the_epochs_record(
