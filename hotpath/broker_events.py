@@ -119,9 +119,26 @@ class BrokerEvents:
         for order in outcome.ended:
             if self._on_done is not None:
                 self._on_done(order)
-        found = {a: r for a, r in outcome.reports.items() if not r.in_sync or r.foreign_orders}
-        if found:
-            log.warning("reconciliation of epoch %d: %s", listing.epoch, found)
+        in_sync = all(r.in_sync for r in outcome.reports.values())
+        if not in_sync:
+            log.warning("reconciliation of epoch %d: %s", listing.epoch, outcome.reports)
+        self.record_ops(
+            "broker.reconciled",
+            "info" if in_sync else "warning",
+            {
+                "epoch": listing.epoch,
+                "gateway": listing.gateway,
+                **{
+                    account: {
+                        "missed_fills": len(r.missed_fills),
+                        "unknown_at_broker": len(r.unknown_at_broker),
+                        "awaiting_broker": len(r.awaiting_broker),
+                        "anomalies": len(r.anomalies),
+                    }
+                    for account, r in outcome.reports.items()
+                },
+            },
+        )
         change = self._reconciling
         if change is not None and change.epoch == listing.epoch:
             self._reconciling = None
@@ -201,11 +218,11 @@ class BrokerEvents:
                     reports = await self._without_floor_orders(reports)
             except Exception:
                 log.exception("foreign orders of epoch %d not checked against the ledger", change.epoch)
-            try:
-                for key, value in session_records(change, self._accounts, reports, error):
+            for key, value in session_records(change, self._accounts, reports, error):
+                try:
                     await self._producer.send_and_wait(SESSIONS_TOPIC, value, key=key)
-            except Exception:
-                log.exception("session change not published on %s", SESSIONS_TOPIC)
+                except Exception:
+                    log.exception("session change not published on %s", SESSIONS_TOPIC)
 
     async def _without_floor_orders(self, reports: dict[str, ReconcileReport]) -> dict[str, ReconcileReport]:
         """The reports with the floor's own ended orders taken out of their foreign orders."""
