@@ -19,6 +19,8 @@ from pathlib import Path
 
 from ib_async import IB, Order, Stock
 
+from brokers.ib_internals import is_throttling
+
 _PLACE_ORDER = b"3\x00"
 
 
@@ -86,7 +88,7 @@ async def run_baseline(
             pending.append(time.perf_counter_ns())
             ib.placeOrder(contracts[spec.symbol], order)
             on_progress(i + 1)
-        if pending and ib.client._isThrottling:
+        if pending and is_throttling(ib.client):
             # Orders still queued inside ib_async's throttle leave on its own timer.
             await asyncio.wait_for(ib.client.throttleEnd, timeout=len(pending) + 10)
         ib.reqGlobalCancel()

@@ -52,6 +52,7 @@ __all__ = [
     "DepthLevel",
     "DepthSnapshot",
     "DuplicateOrderRef",
+    "EpochReconciled",
     "EventHandler",
     "Executed",
     "OpenOrder",
@@ -62,6 +63,7 @@ __all__ = [
     "Placement",
     "Position",
     "Quote",
+    "ReadOnlySession",
     "SessionChange",
     "SessionChanged",
     "SessionRole",
@@ -105,6 +107,11 @@ class UnknownOrderRef(BrokerError, KeyError):
 
 class UnknownSymbol(BrokerError, LookupError):
     """The broker has no contract for this symbol (a market-data subscription or an order)."""
+
+
+class ReadOnlySession(BrokerError):
+    """An order call on a broker connected for market data only: it places, cancels and
+    modifies nothing."""
 
 
 class NotConnected(BrokerError, ConnectionError):
@@ -365,6 +372,23 @@ class OpenOrder:
 
 
 @dataclass(frozen=True)
+class EpochReconciled:
+    """What the broker listed when the session of epoch ``epoch`` was reconciled, after the
+    adapter brought its own orders in line (held orders sent, missed executions reported as
+    :class:`Executed`): the snapshot the owner of the ledger compares with its view of every
+    order (missed fills of orders the adapter does not know, orders the broker no longer
+    has, foreign orders). Emitted once per epoch, before orders flow again."""
+
+    epoch: int
+    gateway: str
+    open_orders: tuple[OpenOrder, ...]
+    """Every client's orders the broker lists as working on the account."""
+    executions: tuple[Executed, ...]
+    """Every execution the broker reports for this client (today's, at IB)."""
+    time: datetime
+
+
+@dataclass(frozen=True)
 class Position:
     account: str
     symbol: str
@@ -424,6 +448,7 @@ BrokerEvent = (
     | OrderRejected
     | BrokerNotice
     | SessionChanged
+    | EpochReconciled
 )
 EventHandler = Callable[[BrokerEvent], None]
 

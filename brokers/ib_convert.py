@@ -17,10 +17,11 @@ import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ib_async import Contract, Order, Stock
+from ib_async import Contract, Order, Stock, Trade
+from ib_async.objects import Fill
 from ib_async.util import UNSET_DOUBLE
 
-from brokers.base import BrokerOrder, BrokerOrderStatus, OrderInvalid, OrderType, Side
+from brokers.base import BrokerOrder, BrokerOrderStatus, Executed, OpenOrder, OrderInvalid, OrderType, Side
 
 IB_ORDER_TYPE = {
     OrderType.MKT: "MKT",
@@ -151,3 +152,52 @@ def utc(value: datetime | None) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def executed(fill: Fill) -> Executed:
+    """One of ib_async's fills as the floor's :class:`Executed`."""
+    ex = fill.execution
+    return Executed(
+        order_ref=ex.orderRef,
+        exec_id=ex.execId,
+        account=ex.acctNumber,
+        symbol=fill.contract.symbol,
+        side=side_of_execution(ex.side),
+        quantity=shares(ex.shares),
+        price=price(ex.price) or Decimal(0),
+        cum_quantity=shares(ex.cumQty),
+        avg_price=price(ex.avgPrice) or Decimal(0),
+        time=utc(ex.time),
+        perm_id=ex.permId,
+        order_id=ex.orderId,
+        client_id=ex.clientId,
+    )
+
+
+def open_order(trade: Trade) -> OpenOrder:
+    """One of ib_async's trades as the floor's :class:`OpenOrder`."""
+    o, st = trade.order, trade.orderStatus
+    return OpenOrder(
+        order_ref=o.orderRef,
+        account=o.account,
+        symbol=trade.contract.symbol,
+        side=side_of_execution(o.action),
+        quantity=shares(o.totalQuantity),
+        order_type=o.orderType,
+        limit_price=price(o.lmtPrice),
+        stop_price=price(o.auxPrice),
+        status=status(st.status),
+        filled=shares(st.filled),
+        remaining=shares(st.remaining),
+        client_id=o.clientId,
+        order_id=o.orderId,
+        perm_id=o.permId,
+    )
+
+
+def working_orders(trades: list[Trade]) -> list[OpenOrder]:
+    """The working orders in an open-orders reply: one per order (live openOrder pushes that
+    arrive during the request land in the same list), none that already ended (a report that
+    crossed its own cancel or fill)."""
+    latest = {(t.order.clientId, t.order.orderId, t.order.permId): t for t in trades}
+    return [o for o in map(open_order, latest.values()) if not o.status.is_done]

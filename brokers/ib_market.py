@@ -1,8 +1,9 @@
 """L1 and L2 subscriptions over ib_async, kept across failover and reconnect.
 
 The subscriptions live here, not in ib_async (which forgets them with every connection): after
-each change of active session the facade calls :meth:`MarketData.resubscribe` with the new
-session's ``IB``. Only the active session's tickers are delivered.
+each change of active session the epoch's reconciliation (:mod:`brokers.ib_reconcile`) calls
+:meth:`MarketData.resubscribe` with the new session's ``IB``. Only the active session's tickers
+are delivered.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ on disconnect anyway), bound to the configured source address through
   ``reqCurrentTime`` and declares the session dead if no answer comes within
   ``heartbeat_timeout`` (a frozen gateway keeps its socket open but answers nothing).
 
-Every change is reported to a :class:`SessionListener` (the facade); the session itself decides
-nothing about orders.
+Every change is reported to a :class:`SessionListener` (the Router, :mod:`brokers.ib_router`);
+the session itself decides nothing about orders.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ class SessionConfig:
     backoff_max: float = 2.0
     max_requests_per_s: int = 45
     """ib_async's client-side throttle (IB allows 50/s); 0 disables it."""
+    readonly: bool = False
+    """ib_async's read-only mode: no order synchronisation at connect (market data only)."""
 
     @property
     def gateway(self) -> str:
@@ -186,7 +188,12 @@ class GatewaySession:
         try:
             connecting = asyncio.ensure_future(
                 ib.connectAsync(
-                    cfg.host, cfg.port, cfg.client_id, timeout=cfg.connect_timeout, fetchFields=fetch
+                    cfg.host,
+                    cfg.port,
+                    cfg.client_id,
+                    timeout=cfg.connect_timeout,
+                    readonly=cfg.readonly,
+                    fetchFields=fetch,
                 )
             )
             done, _ = await asyncio.wait({connecting, closed_early}, return_when=asyncio.FIRST_COMPLETED)

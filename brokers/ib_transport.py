@@ -17,6 +17,8 @@ from collections.abc import Callable
 from ib_async import IB
 from ib_async.connection import Connection
 
+from brokers.ib_internals import move_socket_handlers
+
 _PLACE = b"3\x00"
 _CANCEL = b"4\x00"
 
@@ -73,9 +75,6 @@ def install(ib: IB, source_address: str | None) -> BoundConnection:
     client = ib.client
     old: Connection = client.conn
     conn = BoundConnection(source_address)
-    old.hasData -= client._onSocketHasData
-    old.disconnected -= client._onSocketDisconnected
-    conn.hasData += client._onSocketHasData
-    conn.disconnected += client._onSocketDisconnected
+    move_socket_handlers(client, old, conn)
     client.conn = conn
     return conn

@@ -28,7 +28,7 @@ from ledger import keys as registry
 from ledger.key_changes import register_key_signed
 from ledger.operator_changes import OperatorNotAuthorised
 from ledger.risk_profiles import get_profile, set_profile
-from trading.record_signing import HOTPATH_WRITER, RECONCILE_WRITER
+from trading.record_signing import HOTPATH_WRITER
 from trading.signing import (
     generate_private_key,
     key_id,
@@ -59,9 +59,9 @@ SERVICE_KEYS: tuple[ServiceKey, ...] = (
     ServiceKey("floor-control", registry.ROLE_SERVICE),
     ServiceKey(OPERATOR, registry.ROLE_OPERATOR),
     ServiceKey("floor-ledger", registry.ROLE_SERVICE),
-    # They sign the records the floor acts on (trading.record_signing), never commands.
+    # It signs the records the floor acts on (trading.record_signing), never commands. (The
+    # worker's reconciliation key, floor-reconcile, is no longer made: the hot path reconciles.)
     ServiceKey(HOTPATH_WRITER, registry.ROLE_SERVICE),
-    ServiceKey(RECONCILE_WRITER, registry.ROLE_SERVICE),
 )
 
 PAPER_ACCOUNT = "DU1234567"

@@ -3,11 +3,14 @@
 The broker calls :meth:`BrokerEvents.on_event` synchronously from its socket reader; it only
 updates the in-memory order map and position book (so the next command's risk check sees the
 fill at once) and queues the I/O, which :meth:`BrokerEvents.run` drains in arrival order.
+Each epoch's reconciliation (:mod:`hotpath.reconciler`) is carried out here the same way, and
+the epoch's ``broker.sessions`` records wait for its report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -16,6 +19,7 @@ from brokers.base import (
     BrokerEvent,
     BrokerOrderStatus,
     CommissionReported,
+    EpochReconciled,
     Executed,
     OrderAccepted,
     OrderRejected,
@@ -27,11 +31,13 @@ from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from hotpath.ports import EventProducer, HotLedger
 from hotpath.publish import publish_order_event
-from hotpath.sessions import SESSIONS_TOPIC
+from hotpath.reconciler import Outcome, Reconciler
+from hotpath.sessions import EPOCH_CHANGES, RECONCILED_CHANGES, SESSIONS_TOPIC
 from hotpath.sessions import records as session_records
 from observability.telemetry import Metrics
 from trading.order_events import EventKind, OrderEvent
 from trading.orders import Cancelled, Rejected
+from trading.reconciliation import ReconcileReport
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,13 @@ class BrokerEvents:
         self._metrics = metrics
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
         self._background: set[asyncio.Task[None]] = set()
+        self._session_order = asyncio.Lock()
+        """Session records leave in the order of their changes (waiters queue first come)."""
         self.sessions: list[SessionChanged] = []
+        self.reconciler = Reconciler(orders, book, self._accounts)
+        self.reconciled: list[Outcome] = []
+        self._reconciling: SessionChanged | None = None
+        """The change whose epoch's reconciliation has not reported yet (its records wait)."""
 
     def on_event(self, event: BrokerEvent) -> None:
         self._metrics.broker_events.add(1, {"type": type(event).__name__})
@@ -77,8 +89,16 @@ class BrokerEvents:
             )
             severity = _SESSION_SEVERITY.get(event.change, "info")
             self.record_ops(f"broker.{event.change.value}", severity, _detail(event))
-            for key, value in session_records(event, self._accounts):
-                self._spawn(self._publish_session(key, value))
+            if event.change in EPOCH_CHANGES or event.change is SessionChange.CLOSED:
+                self._unreconciled(f"{event.change.value} before it finished: {event.cause}")
+            if event.change in RECONCILED_CHANGES:
+                self.reconciler.epoch_started(event.epoch)
+                self._reconciling = event
+            else:
+                self._publish_sessions(event)
+            return
+        if isinstance(event, EpochReconciled):
+            self._epoch_reconciled(event)
             return
         order_ref = getattr(event, "order_ref", None)
         order = self._orders.get(order_ref) if order_ref else None
@@ -91,6 +111,50 @@ class BrokerEvents:
         self._queue.put_nowait(self._translate(order, event))
         if order.done and not was_done and self._on_done is not None:
             self._on_done(order)
+
+    def _epoch_reconciled(self, listing: EpochReconciled) -> None:
+        outcome = self.reconciler.epoch_reconciled(listing)
+        self.reconciled.append(outcome)
+        for record in outcome.records:
+            self.emit(record)
+        for order in outcome.ended:
+            if self._on_done is not None:
+                self._on_done(order)
+        in_sync = all(r.in_sync for r in outcome.reports.values())
+        if not in_sync:
+            log.warning("reconciliation of epoch %d: %s", listing.epoch, outcome.reports)
+        self.record_ops(
+            "broker.reconciled",
+            "info" if in_sync else "warning",
+            {
+                "epoch": listing.epoch,
+                "gateway": listing.gateway,
+                **{
+                    account: {
+                        "missed_fills": len(r.missed_fills),
+                        "unknown_at_broker": len(r.unknown_at_broker),
+                        "awaiting_broker": len(r.awaiting_broker),
+                        "anomalies": len(r.anomalies),
+                    }
+                    for account, r in outcome.reports.items()
+                },
+            },
+        )
+        change = self._reconciling
+        if change is not None and change.epoch == listing.epoch:
+            self._reconciling = None
+            self._publish_sessions(change, outcome)
+
+    def _unreconciled(self, why: str) -> None:
+        """The epoch waiting for its reconciliation ended first: its records go out without."""
+        change, self._reconciling = self._reconciling, None
+        if change is not None:
+            self._publish_sessions(change, error=f"reconciliation did not finish: {why}")
+
+    def _publish_sessions(
+        self, change: SessionChanged, outcome: Outcome | None = None, error: str | None = None
+    ) -> None:
+        self._spawn(self._publish_session(change, outcome, error))
 
     def emit(self, record: OrderEvent) -> None:
         """Queue a record the floor itself produced (accepted, rejected) behind the broker's, so
@@ -145,11 +209,32 @@ class BrokerEvents:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _publish_session(self, key: bytes, value: bytes) -> None:
-        try:
-            await self._producer.send_and_wait(SESSIONS_TOPIC, value, key=key)
-        except Exception:
-            log.exception("session change not published on %s", SESSIONS_TOPIC)
+    async def _publish_session(
+        self, change: SessionChanged, outcome: Outcome | None, error: str | None
+    ) -> None:
+        async with self._session_order:
+            reports = dict(outcome.reports) if outcome is not None else None
+            try:
+                if reports:
+                    reports = await self._without_floor_orders(reports)
+            except Exception:
+                log.exception("foreign orders of epoch %d not checked against the ledger", change.epoch)
+            for key, value in session_records(change, self._accounts, reports, error):
+                try:
+                    await self._producer.send_and_wait(SESSIONS_TOPIC, value, key=key)
+                except Exception:
+                    log.exception("session change not published on %s", SESSIONS_TOPIC)
+
+    async def _without_floor_orders(self, reports: dict[str, ReconcileReport]) -> dict[str, ReconcileReport]:
+        """The reports with the floor's own ended orders taken out of their foreign orders."""
+        foreign = sorted({ref for r in reports.values() for ref in r.foreign_orders})
+        if not foreign:
+            return reports
+        ours = await self._ledger.known_orders(foreign)
+        return {
+            account: dataclasses.replace(r, foreign_orders=[f for f in r.foreign_orders if f not in ours])
+            for account, r in reports.items()
+        }
 
     async def _record_ops(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
         try:

@@ -26,7 +26,7 @@ from ledger.append import (
 )
 from ledger.db import Db
 from ledger.key_trust import trusted_key, trusted_keys
-from ledger.order_events import record_order_event
+from ledger.order_events import known_orders, record_order_event
 from ledger.risk_profiles import all_profiles, get_profile
 from trading import sentry
 from trading.iceberg_parents import Parent
@@ -122,6 +122,9 @@ class LedgerStore:
 
     async def record_order_event(self, event: OrderEvent) -> None:
         await record_order_event(self._db, event)
+
+    async def known_orders(self, command_ids: Sequence[str]) -> set[str]:
+        return await known_orders(self._db, command_ids)
 
     async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
         await self._db.execute(

@@ -95,6 +95,10 @@ class HotLedger(Protocol):
 
     async def record_security_event(self, event: SecurityEvent) -> None: ...
 
+    async def known_orders(self, command_ids: Sequence[str]) -> set[str]:
+        """Which of ``command_ids`` are the floor's orders (ended ones too)."""
+        ...
+
     async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
         """An operational event (broker session change, breaker trip) for ops to read."""
         ...

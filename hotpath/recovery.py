@@ -42,7 +42,7 @@ from ledger.order_events import open_orders, order_history, record_order_event
 from ledger.risk_profiles import get_profile
 from trading.commands import Command, CommandKind, OrderType, Side
 from trading.ledger_trust import LedgerRow, check_entry
-from trading.order_events import EventKind
+from trading.order_events import EventKind, OrderEvent
 from trading.order_state import order_state
 from trading.orders import Rejected
 
@@ -92,25 +92,7 @@ async def restore_orders(
     working = 0
     refused: list[str] = []
     for state in await open_orders(db):
-        order = FloorOrder(
-            command_id=state.command_id,
-            agent_id=state.agent_id,
-            account=state.account,
-            symbol=state.symbol,
-            side=Side(state.side),
-            quantity=state.quantity,
-            limit_price=state.limit_price,
-            tif=state.tif,
-            parent_id=state.parent_id,
-            broker_order_id=state.broker_order_id,
-        )
-        history = await order_history(db, state.command_id)
-        # Its first record's time stands for its acceptance (the session a DAY order is in).
-        order.accepted_at = history[0].ts
-        view = order_state(history, quantity=order.quantity)
-        assert view is not None
-        order.machine = view.order
-        order.exec_ids.update(view.exec_ids)
+        order = restored_order(state, await order_history(db, state.command_id))
         orders[order.command_id] = order
         book.order_working(order)
         if state.kind is not EventKind.ACCEPTED:
@@ -155,6 +137,30 @@ async def restore_orders(
             await record_order_event(db, order.event(EventKind.ACCEPTED))
         to_send.append(resend)
     return Restored(working, tuple(to_send), tuple(refused), tuple(skipped))
+
+
+def restored_order(state: OrderEvent, history: list[OrderEvent]) -> FloorOrder:
+    """An order back in the map from its state row and its records (its state, fills and
+    execution ids folded by the state machine)."""
+    order = FloorOrder(
+        command_id=state.command_id,
+        agent_id=state.agent_id,
+        account=state.account,
+        symbol=state.symbol,
+        side=Side(state.side),
+        quantity=state.quantity,
+        limit_price=state.limit_price,
+        tif=state.tif,
+        parent_id=state.parent_id,
+        broker_order_id=state.broker_order_id,
+    )
+    # Its first record's time stands for its acceptance (the session a DAY order is in).
+    order.accepted_at = history[0].ts if history else state.ts
+    view = order_state(history, quantity=order.quantity)
+    if view is not None:
+        order.machine = view.order
+        order.exec_ids.update(view.exec_ids)
+    return order
 
 
 async def _verified_resend(db: Db, row: Any) -> Resend | str:

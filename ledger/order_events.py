@@ -9,6 +9,7 @@ copy of it: migration 0015 dropped the ``order_states`` view, whose rule differe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
@@ -123,3 +124,11 @@ async def open_orders(db: Db, account: str | None = None) -> list[OrderEvent]:
         if record is not None and (account is None or record.account == account):
             states.append(record)
     return sorted(states, key=lambda e: e.ts)
+
+
+async def known_orders(db: Db, command_ids: Sequence[str]) -> set[str]:
+    """Which of ``command_ids`` have order-state rows (the floor's orders, ended ones too)."""
+    rows = await db.fetch(
+        "SELECT DISTINCT command_id FROM order_events WHERE command_id = ANY($1::text[])", list(command_ids)
+    )
+    return {r["command_id"] for r in rows}

@@ -5,8 +5,9 @@
   NOCREATEDB NOBYPASSRLS NOREPLICATION, owning nothing, a member of the group roles
   ``floor_writer`` and ``floor_reader`` (migrations grant to the groups). Only ``floor_cli``,
   through ``floor_registrar``, may call the functions that change keys and risk profiles; only
-  ``floor_hotpath``, through ``floor_appender``, may append to the ledger; only it and
-  ``floor_worker``, through ``floor_order_writer``, may write order-state rows.
+  ``floor_hotpath``, through ``floor_appender``, may append to the ledger, and only it, through
+  ``floor_order_writer``, may write order-state rows (the worker did too while it reconciled
+  broker sessions; :func:`ensure_roles` takes a group from a role that no longer has it).
 - The superuser only creates these roles (:func:`ensure_roles`) and hands the schema to the
   owner (:func:`hand_over_schema`); it is never used at run time.
 
@@ -32,7 +33,7 @@ REGISTRAR_GROUP = "floor_registrar"
 APPENDER_GROUP = "floor_appender"
 """May call ``ledger_append`` (migration 0014): the hot path only."""
 ORDER_WRITER_GROUP = "floor_order_writer"
-"""May insert order-state rows (``order_events``, migration 0014): the hot path and the worker."""
+"""May insert order-state rows (``order_events``, migration 0014): the hot path only."""
 GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP)
 
 
@@ -53,7 +54,7 @@ class RuntimeRole:
 
 HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP))
 API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP))
-WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP, ORDER_WRITER_GROUP))
+WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP))
 """The Temporal worker and the bridge."""
 CLI = RuntimeRole("cli", (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP))
 """The ``floor`` commands an operator runs (keys, risk, ledger, provisioning at ``floor up``)."""
@@ -113,6 +114,9 @@ async def ensure_roles(superuser_dsn: str, passwords: dict[str, str]) -> list[st
         for role in RUNTIME_ROLES:
             for group in role.groups:
                 await conn.execute(f"GRANT {group} TO {role.name}")
+            for group in set(GROUPS) - set(role.groups):
+                # A membership an older floor granted and this one does not (a no-op otherwise).
+                await conn.execute(f"REVOKE {group} FROM {role.name}")
             for setting, value in SESSION_LIMITS.items():
                 await conn.execute(f"ALTER ROLE {role.name} SET {setting} = {_literal(value)}")
     finally:

@@ -10,7 +10,10 @@ bridge turns each into the ``session`` signal of the account's BrokerSession wor
      "epoch": 3, "ts": "2026-11-24T14:30:00.123000+00:00"}
 
 ``change`` is one of connected, disconnected, reconnected, failed_over; other changes of the
-broker session (standby up or down, closed) are not epochs and are not sent.
+broker session (standby up or down, closed) are not epochs and are not sent. A connected,
+reconnected or failed_over record also carries the report of the hot path's reconciliation of
+that epoch for the account (``reconcile``, see :mod:`hotpath.sessions`), or ``reconcile_error``
+saying why there is none.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bus.topics import BROKER_SESSIONS
+from trading.reconciliation import ReconcileReport
 from workflows.broker_session import Change, SessionChange
 
 SESSIONS_TOPIC = BROKER_SESSIONS
@@ -30,21 +34,22 @@ class SessionRecordError(ValueError):
 
 
 def encode(account: str, change: SessionChange) -> bytes:
-    return json.dumps(
-        {
-            "v": 1,
-            "event_id": change.event_id,
-            "account": account,
-            "change": change.change.value,
-            "gateway": change.gateway,
-            "previous_gateway": change.previous_gateway,
-            "cause": change.cause,
-            "epoch": change.epoch,
-            "ts": change.ts.astimezone(UTC).isoformat(),
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode()
+    record: dict[str, Any] = {
+        "v": 1,
+        "event_id": change.event_id,
+        "account": account,
+        "change": change.change.value,
+        "gateway": change.gateway,
+        "previous_gateway": change.previous_gateway,
+        "cause": change.cause,
+        "epoch": change.epoch,
+        "ts": change.ts.astimezone(UTC).isoformat(),
+    }
+    if change.reconcile is not None:
+        record["reconcile"] = change.reconcile.to_json()
+    if change.reconcile_error is not None:
+        record["reconcile_error"] = change.reconcile_error
+    return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
 
 
 def decode(raw: bytes | str) -> tuple[str, SessionChange]:
@@ -70,6 +75,17 @@ def decode(raw: bytes | str) -> tuple[str, SessionChange]:
     epoch = data.get("epoch")
     if type(epoch) is not int:
         raise SessionRecordError(f"epoch: must be an integer, got {epoch!r}")
+    report = None
+    if data.get("reconcile") is not None:
+        try:
+            report = ReconcileReport.from_json(data["reconcile"])
+        except ValueError as exc:
+            raise SessionRecordError(str(exc)) from None
+        if (report.account, report.epoch) != (data.get("account"), epoch):
+            raise SessionRecordError("reconcile: reports on another account or epoch than its record")
+    error = data.get("reconcile_error")
+    if error is not None and not isinstance(error, str):
+        raise SessionRecordError("reconcile_error: must be a string or null")
     return _field(data, "account", str), SessionChange(
         event_id=_field(data, "event_id", str),
         change=change,
@@ -78,6 +94,8 @@ def decode(raw: bytes | str) -> tuple[str, SessionChange]:
         epoch=epoch,
         ts=ts,
         previous_gateway=previous,
+        reconcile=report,
+        reconcile_error=error,
     )
 
 

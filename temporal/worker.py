@@ -3,10 +3,10 @@
 ``python -m temporal.worker`` connects to Temporal, registers the floor's search attributes,
 loads the signing keys of the agents it acts for (``<agent_id>.key`` files in ``--keys-dir``,
 unencrypted PKCS#8 as ``floor keys new`` and ``floor up`` write them, e.g. ``sniper.key`` and
-``floor-lifecycle.key``) and the key that signs reconciliation's ``orders.events`` records
-(``floor-reconcile.key``), starts the Kafka producer,
-the ledger pool and a read-only broker connection (the master API client, which sees every
-client's executions, for reconciliation and quotes) and polls until interrupted.
+``floor-lifecycle.key``), starts the Kafka producer, the ledger pool and a market-data-only
+broker connection (ib_async's read-only mode; it cannot place or cancel: the Sniper's quotes
+only) and polls until interrupted. It does not reconcile: the hot path, which owns the broker
+connection, does, and the BrokerSession workflows record its reports.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.broker_session import BrokerSessionActivities, BrokerView
 from activities.commands import CommandActivities, Producer
 from activities.control import ControlActivities
 from activities.iceberg_parent import IcebergLimits, IcebergParentActivities
@@ -36,13 +35,11 @@ from activities.market import MarketActivities, QuoteSource
 from activities.quotes import StreamingQuotes
 from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
-from bus.signed_records import SigningProducer
 from config.settings import FloorSettings
 from ledger.db import Db
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
-from trading.record_signing import RECONCILE_WRITER
 from trading.signing import private_key_from_pem
 from workflows.broker_session import BrokerSession
 from workflows.iceberg import Iceberg
@@ -51,8 +48,9 @@ from workflows.order_lifecycle import OrderLifecycle
 log = logging.getLogger(__name__)
 
 WORKFLOWS = [OrderLifecycle, Iceberg, BrokerSession]
-RECONCILE_CLIENT_ID = 0
-"""The master API client: the only one that sees every client's executions."""
+QUOTES_CLIENT_ID = 9
+"""The worker's market-data connection's API client id: apart from the hot path's (1), and not
+the master client (0), which ib_async binds the account's manual orders to at connect."""
 
 
 class KeysMissing(RuntimeError):
@@ -79,10 +77,7 @@ class Dependencies:
     producer: Producer
     keys: Mapping[str, Ed25519PrivateKey]
     quotes: QuoteSource
-    broker: BrokerView
     db: Db
-    record_key: Ed25519PrivateKey
-    """Signs the ``orders.events`` records reconciliation writes (``floor-reconcile``)."""
     slicer_agent: str = "sniper"
     """The agent whose key signs iceberg slices: the only one an Iceberg may name."""
     iceberg_limits: IcebergLimits = IcebergLimits()
@@ -94,14 +89,12 @@ class Dependencies:
 def activities_for(deps: Dependencies) -> list[Callable[..., Any]]:
     commands = CommandActivities(deps.producer, deps.keys)
     market = MarketActivities(deps.quotes)
-    session = BrokerSessionActivities(deps.broker, deps.db, SigningProducer(deps.producer, deps.record_key))
     control = ControlActivities(deps.db)
     parents = IcebergParentActivities(deps.db, deps.slicer_agent, deps.iceberg_limits)
     return [
         commands.publish_order,
         commands.publish_cancel,
         market.get_quote,
-        session.reconcile_account,
         control.read_control,
         parents.check_iceberg_parent,
         RecordWriterActivities(deps.db).record_writers,
@@ -125,14 +118,15 @@ async def live_dependencies(
     from brokers.ibkr import IbkrBroker, IbkrConfig
 
     keys = load_keys(keys_dir, agents)
-    record_key = load_keys(keys_dir, (RECONCILE_WRITER,))[RECONCILE_WRITER]
     async with AsyncExitStack() as stack:
         producer = await start_producer(settings.kafka, "temporal-worker")
         stack.push_async_callback(producer.stop)
         pool = await asyncpg.create_pool(settings.role_url("worker"), min_size=1, max_size=4)
         stack.push_async_callback(pool.close)
         broker = IbkrBroker(
-            IbkrConfig.from_settings(settings, client_id=client_id, standby_client_id=client_id)
+            IbkrConfig.from_settings(
+                settings, client_id=client_id, standby_client_id=client_id, readonly=True
+            )
         )
         await broker.connect()
         stack.push_async_callback(broker.close)
@@ -140,9 +134,7 @@ async def live_dependencies(
             producer,
             keys,
             StreamingQuotes(broker),
-            broker,
             pool,
-            record_key,
             slicer,
             iceberg_limits or IcebergLimits(),
         )
@@ -155,7 +147,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--namespace", default=settings.temporal_namespace)
     parser.add_argument("--task-queue", default=TASK_QUEUE)
     parser.add_argument("--keys-dir", type=Path, default=settings.var_dir / "keys")
-    parser.add_argument("--ib-client-id", type=int, default=RECONCILE_CLIENT_ID)
+    parser.add_argument("--ib-client-id", type=int, default=QUOTES_CLIENT_ID)
     parser.add_argument(
         "--agent",
         action="append",

@@ -47,7 +47,11 @@ ROLE_SERVICE = "service"
 HOTPATH_WRITER = "floor-hotpath"
 """The hot path's key: signs every ``orders.events`` and ``broker.sessions`` record it writes."""
 RECONCILE_WRITER = "floor-reconcile"
-"""The worker's key: signs the ``orders.events`` records reconciliation writes (missed fills)."""
+"""The key the Temporal worker's reconciliation signed its ``orders.events`` records with, when
+it had one. Nothing signs with it any more (the hot path reconciles and signs as
+``floor-hotpath``) and ``floor up`` no longer makes it; its records are still verified, with
+the narrow kinds below, because running workflows that received one re-check it when they
+replay. Revoke it (``floor keys revoke floor-reconcile``) once none of those runs is left."""
 
 RECORD_WRITERS: Mapping[str, frozenset[str]] = {
     "orders.events": frozenset({HOTPATH_WRITER, RECONCILE_WRITER}),

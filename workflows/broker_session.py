@@ -1,9 +1,12 @@
 """BrokerSession: one long-running workflow per broker account (id ``broker-session/<account>``).
 
 Every change of connectivity (``session`` signal: disconnected, reconnected, failed over)
-is recorded as an epoch with its times, gateway and cause; after every reconnect or failover
-the workflow runs the reconciliation activity (broker open orders and executions since the
-last one seen, compared with the ledger). Signals dedupe on ``event_id`` (the last
+is recorded as an epoch with its times, gateway and cause, and for every connect, reconnect or
+failover the report of the reconciliation the hot path ran at the start of that epoch, which
+the change carries (the hot path owns the broker connection and is the one reconciler, see
+:mod:`hotpath.reconciler`). Before the :data:`REPORT_FROM_HOT_PATH_PATCH` the workflow ran a
+reconciliation activity of its own (``reconcile_account``, on a broker session of the worker's)
+after each such change; histories written then still replay. Signals dedupe on ``event_id`` (the last
 :data:`KEEP_EVENT_IDS` changes acted on, so always the newest), and a change that happened
 before the newest one already handled is ignored and takes no place among those ids: a signed
 record copied back onto ``broker.sessions`` once its id has been forgotten is no epoch, moves
@@ -30,20 +33,24 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.broker_session import BrokerSessionActivities, ReconcileReport, ReconcileRequest
+    from trading.reconciliation import ReconcileReport
     from workflows import search
 
 KEEP_EPOCHS = 20
 NEWEST_ONLY_PATCH = "broker-session-newest-change-only"
 """Changes older than the newest handled one are ignored, not recorded (see the module)."""
+REPORT_FROM_HOT_PATH_PATCH = "broker-session-report-from-hot-path"
+"""The reconciliation report comes with the change; no reconciliation activity runs."""
+RECONCILE_ACTIVITY = "reconcile_account"
+"""The activity runs recorded before :data:`REPORT_FROM_HOT_PATH_PATCH` called (by name: no
+worker registers it any more, and replay needs none)."""
 KEEP_EVENT_IDS = 200
 CONTINUE_AFTER_SIGNALS = 500
 
 RECONCILE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=5
 )
-"""Reconciliation is idempotent (see :mod:`activities.broker_session`), so it may retry; bounded
-so a dead gateway shows up as a failed epoch, and the next reconnect reconciles again."""
+"""The retry policy the recorded ``reconcile_account`` runs were scheduled with."""
 
 
 class Change(enum.StrEnum):
@@ -54,6 +61,15 @@ class Change(enum.StrEnum):
 
 
 RECONCILE_AFTER = frozenset({Change.CONNECTED, Change.RECONNECTED, Change.FAILED_OVER})
+
+
+@dataclass(frozen=True)
+class ReconcileRequest:
+    """The input of the recorded ``reconcile_account`` runs (see :data:`RECONCILE_ACTIVITY`)."""
+
+    account: str
+    epoch: int
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,10 @@ class SessionChange:
     epoch: int
     ts: datetime
     previous_gateway: str | None = None
+    reconcile: ReconcileReport | None = None
+    """For a change in :data:`RECONCILE_AFTER`: the hot path's reconciliation of this epoch."""
+    reconcile_error: str | None = None
+    """Why that reconciliation has no report (the epoch ended before it finished)."""
 
 
 @dataclass(frozen=True)
@@ -201,16 +221,23 @@ class BrokerSession:
             return
         self._last_epoch = change.epoch
         self._last_reconciled_at = change.ts
-        try:
-            report = await workflow.execute_activity_method(
-                BrokerSessionActivities.reconcile_account,
-                ReconcileRequest(account=self._account, epoch=change.epoch, since=self._last_exec_time),
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=RECONCILE_RETRY,
-            )
-        except ActivityError as exc:
-            self._remember(replace(epoch, reconcile_error=str(exc.cause or exc)))
-            return
+        if workflow.patched(REPORT_FROM_HOT_PATH_PATCH):
+            report = change.reconcile
+            if report is None:
+                self._remember(replace(epoch, reconcile_error=change.reconcile_error))
+                return
+        else:
+            try:
+                report = await workflow.execute_activity(
+                    RECONCILE_ACTIVITY,
+                    ReconcileRequest(account=self._account, epoch=change.epoch, since=self._last_exec_time),
+                    result_type=ReconcileReport,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=RECONCILE_RETRY,
+                )
+            except ActivityError as exc:
+                self._remember(replace(epoch, reconcile_error=str(exc.cause or exc)))
+                return
         if report.last_exec_time is not None:
             self._last_exec_time = report.last_exec_time
         self._remember(replace(epoch, reconcile=report))

@@ -161,7 +161,7 @@ async def test_sockets_bind_to_the_configured_source_address(trusting_127_0_0_2:
     await bound.connect()
     try:
         assert bound.connected
-        for session in bound._sessions:
+        for session in bound.router.sessions:
             assert session.conn is not None and session.conn.transport is not None
             assert session.conn.transport.get_extra_info("sockname")[0] == "127.0.0.2"
     finally:

@@ -9,7 +9,16 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from brokers.base import DepthSnapshot, Quote, SessionChange, SessionChanged
+from brokers.base import (
+    BrokerOrder,
+    DepthSnapshot,
+    OrderType,
+    Quote,
+    ReadOnlySession,
+    SessionChange,
+    SessionChanged,
+    Side,
+)
 from brokers.ib_market import UnknownSymbol
 from brokers.ibkr import IbkrBroker, IbkrConfig
 from tests.brokers.conftest import HOST, PaperStack, kill_gateway
@@ -85,5 +94,27 @@ async def test_quotes_resume_on_the_standby_after_failover(own_stack: PaperStack
         after = await quotes.next()
         assert after.symbol == "AAPL"
         assert b.active_gateway == f"{HOST}:{own_stack.standby_port}"
+    finally:
+        await b.close()
+
+
+async def test_a_read_only_connection_streams_quotes_and_refuses_every_order_call(paper: PaperStack) -> None:
+    b = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, paper.standby_port, client_id=34, readonly=True))
+    await b.connect()
+    try:
+        order = BrokerOrder("ro-1", "DU1234567", "AAPL", Side.BUY, 1, OrderType.MKT)
+        calls = (
+            lambda: b.place(order),
+            lambda: b.cancel(order.order_ref),
+            b.cancel_all,
+            lambda: b.modify(order.order_ref, quantity=2),
+        )
+        for call in calls:
+            with pytest.raises(ReadOnlySession):
+                call()
+        quotes: Stream[Quote] = Stream()
+        await b.subscribe_quotes("AAPL", quotes)
+        quote = await quotes.next()
+        assert quote.symbol == "AAPL"
     finally:
         await b.close()

@@ -200,7 +200,7 @@ async def test_a_late_duplicate_of_a_resent_order_is_cancelled_and_does_not_touc
     order = limit("100.00")
     placed = b.place(order)
     await rec.next(OrderAccepted, order_ref=order.order_ref)
-    session = b._active
+    session = b.router.active
     assert session is not None and placed.order_id is not None
     # What the broker would report if an earlier copy of this order (sent before a failover,
     # under another order id) surfaced late.
@@ -211,7 +211,7 @@ async def test_a_late_duplicate_of_a_resent_order_is_cancelled_and_does_not_touc
         OrderStatus(orderId=stray_id, status="Submitted", clientId=placed.client_id or 0),
     )
     written_before = session.conn.numMsgSent if session.conn else 0
-    b._on_trade(session, stray)
+    b.translator.on_trade(session, stray)
     notice = await rec.next(BrokerNotice, code=0)
     assert str(stray_id) in notice.message and order.order_ref in notice.message
     assert session.conn is not None and session.conn.numMsgSent == written_before + 1

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from config.settings import FloorSettings
+from floor.database import prepare_database
 from ledger import roles
 from ledger.append import Decision, append_command, append_refusal, append_signed
 from ledger.key_changes import register_key_signed
@@ -244,12 +245,12 @@ async def test_what_each_runtime_role_needs_it_can_do(as_runtime: asyncpg.Connec
     assert await as_runtime.fetchval("SELECT count(*) FROM ledger_entries") >= 4
 
 
-ORDER_ROW_WRITERS = ("hotpath", "worker")
-"""The hot path, and the worker's reconciliation of a broker session."""
+ORDER_ROW_WRITERS = ("hotpath",)
+"""The hot path: it is the one reconciler too (the worker reconciled, and wrote them, before)."""
 
 
 @pytest.mark.parametrize("process", RUNTIME)
-async def test_only_the_hotpath_and_the_worker_may_write_order_state_rows(
+async def test_only_the_hotpath_may_write_order_state_rows(
     process: str, seeded: str, floor_settings: FloorSettings
 ) -> None:
     """Unsigned rows that recovery, slice accounting and reconciliation read."""
@@ -267,6 +268,31 @@ async def test_only_the_hotpath_and_the_worker_may_write_order_state_rows(
         else:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await insert
+    finally:
+        await conn.close()
+
+
+async def test_set_up_takes_order_rows_from_a_worker_role_an_older_floor_let_write_them(
+    postgres_url: str, seeded: str, floor_settings: FloorSettings
+) -> None:
+    """The worker wrote order-state rows while it reconciled; on a floor set up before, its role
+    still has the group, and ``floor up`` (the embedded roles) takes it away."""
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f"GRANT {roles.ORDER_WRITER_GROUP} TO {roles.WORKER.name}")
+    finally:
+        await admin.close()
+    await prepare_database(floor_settings)
+    conn = await asyncpg.connect(with_database(floor_settings.role_url("worker"), seeded))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(
+                "INSERT INTO order_events (event_id, command_id, kind, account, symbol, agent_id, side,"
+                " quantity, filled_qty, ts) VALUES ($1, 'c-old-worker', 'accepted', 'DU1', 'AAPL', 'alpha',"
+                " 'BUY', 1, 0, $2)",
+                uuid.uuid4().hex,
+                datetime.now(UTC),
+            )
     finally:
         await conn.close()
 

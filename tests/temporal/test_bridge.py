@@ -17,7 +17,6 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.broker_session import ReconcileReport, ReconcileRequest
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
 from activities.iceberg_parent import IcebergParentActivities
 from activities.lifecycle_order import LifecycleOrderActivities
@@ -38,6 +37,7 @@ from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
 from trading.order_events import EventKind, OrderEvent, encode
 from trading.orders import Fill
+from trading.reconciliation import ReconcileReport
 from trading.session_calendar import SessionCalendar
 from workflows.broker_session import BrokerSession, Change, SessionChange, SessionViewQuery
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
@@ -203,13 +203,6 @@ async def test_session_records_drive_the_account_broker_session(
     await ensure_topics(kafka_bootstrap, (session_records.SESSIONS_TOPIC,))
     account = f"DU{uuid.uuid4().hex[:6]}"
     queue = f"sessions-{uuid.uuid4().hex[:6]}"
-    reconciled: list[ReconcileRequest] = []
-
-    @activity.defn(name="reconcile_account")
-    async def reconcile_account(req: ReconcileRequest) -> ReconcileReport:
-        reconciled.append(req)
-        return ReconcileReport(req.account, req.epoch, datetime.now(UTC))
-
     bridge = Bridge(temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue)
     consumer = bridge_consumer(kafka_bootstrap, group_id=f"sessions-{uuid.uuid4().hex[:6]}", sessions=True)
     await consumer.start()
@@ -217,12 +210,13 @@ async def test_session_records_drive_the_account_broker_session(
     task = asyncio.create_task(bridge.run(consumer, stop))
     t0 = datetime.now(UTC)
     try:
-        async with Worker(
-            temporal_client, task_queue=queue, workflows=[BrokerSession], activities=[reconcile_account]
-        ):
+        async with Worker(temporal_client, task_queue=queue, workflows=[BrokerSession]):
             for n, (change, epoch) in enumerate([(Change.DISCONNECTED, 0), (Change.FAILED_OVER, 1)]):
+                # The failover's record carries the hot path's reconciliation of its epoch.
+                report = ReconcileReport(account, epoch, t0) if change is Change.FAILED_OVER else None
+                cause = "heartbeat missed"
                 record = SessionChange(
-                    f"{account}-{n}", change, "127.0.0.1:4012", "heartbeat missed", epoch, t0
+                    f"{account}-{n}", change, "127.0.0.1:4012", cause, epoch, t0, reconcile=report
                 )
                 await records_producer.send_and_wait(
                     session_records.SESSIONS_TOPIC,
@@ -247,9 +241,8 @@ async def test_session_records_drive_the_account_broker_session(
         stop.set()
         await task
         await consumer.stop()
-    # Activities run at least once (a busy worker may see one retried); what matters is that
-    # only the failover epoch was reconciled and the workflow recorded it once.
-    assert reconciled and {r.epoch for r in reconciled} == {1}
+    # Only the failover epoch was reconciled, and the workflow recorded its report once.
+    assert [e.reconcile.epoch for e in view.epochs if e.reconcile is not None] == [1]
     assert [e.reconcile is not None for e in view.epochs] == [False, True]
     # The bridge reads broker.sessions from its start, so hot paths that ran earlier in the
     # session add their own epochs; this account's two are in the workflow's view above.

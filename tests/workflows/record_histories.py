@@ -22,7 +22,6 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.broker_session import ReconcileReport, ReconcileRequest
 from activities.commands import CancelCommandRequest, PublishResult
 from floor.services import venv_bin
 from temporal.config import DATA_CONVERTER
@@ -32,10 +31,13 @@ from tests.workflows.sim import LedgerOrders, SimVenue, signed_event
 from trading.commands import Edge, Side
 from trading.order_events import EventKind, OrderEvent
 from trading.orders import Fill
+from trading.reconciliation import ReconcileReport
 from workflows.broker_session import (
+    RECONCILE_ACTIVITY,
     BrokerSession,
     BrokerSessionInput,
     Change,
+    ReconcileRequest,
     SessionChange,
     SessionViewQuery,
 )
@@ -57,6 +59,7 @@ WORKFLOW_IDS = {
     "order_lifecycle_fresh_writers": "ord-replay-7",
     "broker_session": "broker-session/DUREPLAY",
     "broker_session_newest_only": "broker-session/DUREPLAY2",
+    "broker_session_report_from_hot_path": "broker-session/DUREPLAY3",
 }
 """Replay must use the recorded workflow id: the Iceberg derives its slice ids from it."""
 QUEUE = "record"
@@ -65,8 +68,10 @@ LEDGER = LedgerOrders()
 recording starts (the expiry history's cancel comes from there, not from its input)."""
 
 
-@activity.defn(name="reconcile_account")
+@activity.defn(name=RECONCILE_ACTIVITY)
 async def reconcile_account(req: ReconcileRequest) -> ReconcileReport:
+    """What histories recorded before the reports came from the hot path called (today's
+    workflow calls nothing; recording those histories again needs the old workflow code)."""
     return ReconcileReport(req.account, req.epoch, datetime.now(UTC), missed_fills=[f"x{req.epoch}"])
 
 
@@ -162,11 +167,14 @@ async def record_expiry(client: Client, name: str = "order_lifecycle_expiry") ->
 
 async def record_broker_session(client: Client, name: str = "broker_session") -> WorkflowHandle:
     """Four epochs; for ``broker_session_newest_only`` (the ``broker-session-newest-change-only``
-    patch) also a record delivered after a later one, which is ignored, then a fifth epoch."""
-    newest_only = name == "broker_session_newest_only"
+    patch) and ``broker_session_report_from_hot_path`` (the ``broker-session-report-from-hot-path``
+    patch: each connect, reconnect and failover carries the hot path's report) also a record
+    delivered after a later one, which is ignored, then a fifth epoch."""
+    newest_only = name in ("broker_session_newest_only", "broker_session_report_from_hot_path")
+    account = WORKFLOW_IDS[name].removeprefix("broker-session/")
     handle = await client.start_workflow(
         BrokerSession.run,
-        BrokerSessionInput(account=WORKFLOW_IDS[name].removeprefix("broker-session/")),
+        BrokerSessionInput(account=account),
         id=WORKFLOW_IDS[name],
         task_queue=QUEUE,
     )
@@ -181,8 +189,12 @@ async def record_broker_session(client: Client, name: str = "broker_session") ->
         changes += [("late", Change.RECONNECTED, 1, 2.5), ("s4", Change.DISCONNECTED, 2, 4.0)]
     for event_id, change, epoch, seconds in changes:
         ts = t0 + timedelta(seconds=seconds)
+        report = None
+        if change is not Change.DISCONNECTED:
+            report = ReconcileReport(account, epoch, ts, missed_fills=[f"x{epoch}"], last_exec_time=ts)
         await handle.signal(
-            BrokerSession.on_session, SessionChange(event_id, change, "127.0.0.1:4002", "test", epoch, ts)
+            BrokerSession.on_session,
+            SessionChange(event_id, change, "127.0.0.1:4002", "test", epoch, ts, reconcile=report),
         )
     epochs = 5 if newest_only else 4
 
@@ -256,6 +268,9 @@ async def main(names: list[str]) -> None:
                 "broker_session": lambda: record_broker_session(env.client),
                 "broker_session_newest_only": lambda: record_broker_session(
                     env.client, "broker_session_newest_only"
+                ),
+                "broker_session_report_from_hot_path": lambda: record_broker_session(
+                    env.client, "broker_session_report_from_hot_path"
                 ),
             }
             recorded = {name: await recorders[name]() for name in names or recorders}

@@ -1,5 +1,5 @@
-"""BrokerSession on the time-skipping server: epochs, one reconciliation per epoch, dedupe,
-continue-as-new carrying the state."""
+"""BrokerSession on the time-skipping server: epochs, the hot path's reconciliation report of
+each recorded once, dedupe, continue-as-new carrying the state."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.broker_session import ReconcileReport, ReconcileRequest
 from tests.helpers import eventually
+from trading.reconciliation import ReconcileReport
 from workflows.broker_session import (
     BrokerSession,
     BrokerSessionInput,
@@ -29,20 +28,15 @@ QUEUE = "broker-session-test"
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 
-class Reconciler:
-    def __init__(self) -> None:
-        self.requests: list[ReconcileRequest] = []
-
-    @activity.defn(name="reconcile_account")
-    async def reconcile_account(self, req: ReconcileRequest) -> ReconcileReport:
-        self.requests.append(req)
-        return ReconcileReport(
-            account=req.account,
-            epoch=req.epoch,
-            as_of=datetime.now(UTC),
-            missed_fills=[f"x-{req.epoch}"],
-            last_exec_time=T0 + timedelta(minutes=req.epoch),
-        )
+def _report(epoch: int) -> ReconcileReport:
+    """What the hot path's reconciliation of ``epoch`` reports (in the change's record)."""
+    return ReconcileReport(
+        account="DU-TEST",
+        epoch=epoch,
+        as_of=datetime.now(UTC),
+        missed_fills=[f"x-{epoch}"],
+        last_exec_time=T0 + timedelta(minutes=epoch),
+    )
 
 
 def _change(n: int, change: Change, epoch: int, gateway: str = "127.0.0.1:4002") -> SessionChange:
@@ -53,7 +47,13 @@ def _change(n: int, change: Change, epoch: int, gateway: str = "127.0.0.1:4002")
         cause=f"cause {n}",
         epoch=epoch,
         ts=T0 + timedelta(seconds=n),
+        reconcile=None if change is Change.DISCONNECTED else _report(epoch),
     )
+
+
+def _reconciled(view: BrokerSessionView) -> list[int]:
+    """The epochs whose reconciliation report the workflow recorded, in order."""
+    return [e.reconcile.epoch for e in view.epochs if e.reconcile is not None]
 
 
 async def _view(handle: WorkflowHandle) -> BrokerSessionView:
@@ -66,14 +66,11 @@ async def _after(
     *,
     epochs: int,
     carried: BrokerSessionInput | None = None,
-) -> tuple[Reconciler, BrokerSessionView]:
+) -> BrokerSessionView:
     """A fresh account's BrokerSession (or one continued with ``carried``) once it has
-    recorded ``epochs`` of ``changes``."""
-    rec = Reconciler()
+    recorded ``epochs`` of ``changes``. The worker has no activities: the workflow needs none."""
     account = f"DU{uuid.uuid4().hex[:6]}"
-    async with Worker(
-        env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
-    ):
+    async with Worker(env.client, task_queue=QUEUE, workflows=[BrokerSession]):
         handle = await env.client.start_workflow(
             BrokerSession.run,
             replace(carried or BrokerSessionInput(account=""), account=account),
@@ -89,13 +86,13 @@ async def _after(
 
         view: BrokerSessionView = await eventually(recorded, timeout=20)
         await handle.terminate()
-    return rec, view
+    return view
 
 
-async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_execution(
+async def test_every_reconnect_is_an_epoch_with_its_reconciliation_recorded_once(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    rec, view = await _after(
+    view = await _after(
         skipping_env,
         [
             _change(1, Change.CONNECTED, 0),
@@ -111,8 +108,9 @@ async def test_every_reconnect_is_an_epoch_reconciled_once_from_the_last_executi
         epochs=5,
     )
 
-    assert [r.epoch for r in rec.requests] == [0, 1, 2]
-    assert [r.since for r in rec.requests] == [None, T0, T0 + timedelta(minutes=1)]
+    assert _reconciled(view) == [0, 1, 2]
+    # The last execution reconciled is the newest report's.
+    assert view.last_exec_time == T0 + timedelta(minutes=2)
     assert [e.change for e in view.epochs] == [
         Change.CONNECTED,
         Change.DISCONNECTED,
@@ -150,7 +148,7 @@ async def test_a_signed_record_copied_back_after_its_id_was_forgotten_is_no_epoc
         epochs=[_epoch(c) for c in past],
         seen_event_ids=[past[-1].event_id],
     )
-    rec, view = await _after(
+    view = await _after(
         skipping_env,
         [
             *past,  # the same signed records, copied back onto broker.sessions
@@ -161,7 +159,7 @@ async def test_a_signed_record_copied_back_after_its_id_was_forgotten_is_no_epoc
         carried=carried,
     )
 
-    assert [r.epoch for r in rec.requests] == [4]
+    assert _reconciled(view) == [4]
     assert [e.started_at for e in view.epochs] == [c.ts for c in past] + [
         T0 + timedelta(seconds=5),
         T0 + timedelta(seconds=6),
@@ -172,7 +170,7 @@ async def test_a_signed_record_copied_back_after_its_id_was_forgotten_is_no_epoc
 async def test_after_a_hot_path_restart_its_epochs_count_from_one_and_are_still_reconciled(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    rec, view = await _after(
+    view = await _after(
         skipping_env,
         [
             _change(1, Change.CONNECTED, 1),
@@ -186,16 +184,13 @@ async def test_after_a_hot_path_restart_its_epochs_count_from_one_and_are_still_
         epochs=6,
     )
 
-    assert [r.epoch for r in rec.requests] == [1, 2, 3, 1, 2]
+    assert _reconciled(view) == [1, 2, 3, 1, 2]
     assert [e.reconcile is not None for e in view.epochs] == [True, False, True, True, True, True]
 
 
 async def test_continue_as_new_keeps_epochs_and_last_execution(skipping_env: WorkflowEnvironment) -> None:
-    rec = Reconciler()
     account = f"DU{uuid.uuid4().hex[:6]}"
-    async with Worker(
-        skipping_env.client, task_queue=QUEUE, workflows=[BrokerSession], activities=[rec.reconcile_account]
-    ):
+    async with Worker(skipping_env.client, task_queue=QUEUE, workflows=[BrokerSession]):
         handle = await skipping_env.client.start_workflow(
             BrokerSession.run,
             BrokerSessionInput(account=account, continue_after_signals=3),
@@ -222,6 +217,25 @@ async def test_continue_as_new_keeps_epochs_and_last_execution(skipping_env: Wor
         view: BrokerSessionView = await eventually(settled, timeout=20)
         assert (await latest.describe()).run_id != first_run
         await latest.terminate()
-    assert [r.epoch for r in rec.requests] == [2, 4, 6]
+    assert _reconciled(view) == [2, 4, 6]
     assert view.last_exec_time == T0 + timedelta(minutes=6)
     assert not view.connected
+
+
+async def test_an_epoch_whose_reconciliation_did_not_finish_is_recorded_with_why(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    unfinished = replace(
+        _change(2, Change.FAILED_OVER, 2, gateway="127.0.0.1:4012"),
+        reconcile=None,
+        reconcile_error="reconciliation did not finish: disconnected before it finished: closed",
+    )
+    view = await _after(
+        skipping_env,
+        [_change(1, Change.CONNECTED, 1), unfinished, _change(3, Change.RECONNECTED, 3)],
+        epochs=3,
+    )
+
+    assert _reconciled(view) == [1, 3]
+    assert view.epochs[1].reconcile is None and view.epochs[1].reconcile_error == unfinished.reconcile_error
+    assert view.last_epoch == 3 and view.last_exec_time == T0 + timedelta(minutes=3)

@@ -8,13 +8,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.broker_session import _ledger_order
-from activities.reconcile import BrokerExecution, BrokerOpenOrder, LedgerOrder, reconcile
-from tests.fixtures.order_records import T0 as HISTORY_T0
-from tests.fixtures.order_records import History
-from trading.order_events import EventKind
-from trading.order_state import order_state
 from trading.orders import OrderState
+from trading.reconciliation import BrokerExecution, BrokerOpenOrder, LedgerOrder, reconcile
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=5)
@@ -23,7 +18,7 @@ NOW = T0 + timedelta(minutes=5)
 def _order(
     cid: str, state: OrderState, qty: int = 300, fills: tuple = (), last: datetime = T0
 ) -> LedgerOrder:
-    return LedgerOrder(cid, "DU1", "AAPL", "alpha", "BUY", qty, state, fills, last)
+    return LedgerOrder.from_fills(cid, "DU1", "AAPL", "alpha", "BUY", qty, state, fills, last)
 
 
 def _ex(exec_id: str, ref: str, qty: int, price: str = "10", at: int = 0) -> BrokerExecution:
@@ -95,22 +90,3 @@ def test_property_recorded_plus_missed_never_exceeds_quantity_and_no_exec_twice(
     ids = [m.exec_id for m in plan.missed_fills]
     assert len(ids) == len(set(ids)) and not set(ids) & {f[0] for f in fills}
     assert total + sum(m.qty for m in plan.missed_fills) <= qty
-
-
-def test_the_ledger_order_is_its_rows_folded_and_a_late_fill_after_a_cancel_leaves_it_ended() -> None:
-    late = History("late", quantity=300)
-    late.add(EventKind.ACCEPTED)
-    late.add(EventKind.SUBMITTED)
-    late.add(EventKind.CANCELLED, reason="broker.cancelled")
-    late.add(EventKind.PARTIALLY_FILLED, ("late-x", 100, "10"))
-    working = History("working", quantity=300)
-    working.add(EventKind.ACCEPTED)
-    working.add(EventKind.PARTIALLY_FILLED, ("w-x", 100, "10"))
-    working.add(EventKind.SUBMITTED)  # the acknowledgement, after the fill
-    orders = [_ledger_order(late.records), _ledger_order(working.records)]
-    for order, h in zip(orders, (late, working), strict=True):
-        view = order_state(h.records)
-        assert view is not None and (order.state, order.filled_qty) == (view.state, view.filled_qty)
-    assert [o.state for o in orders] == [OrderState.CANCELLED, OrderState.PARTIALLY_FILLED]
-    plan = reconcile(orders, [], [], as_of=HISTORY_T0 + timedelta(hours=1))
-    assert plan.unknown_at_broker == ("working",) and plan.awaiting_broker == ()

@@ -1,0 +1,70 @@
+"""Every reach into ib_async's private members, in one place.
+
+Checked against ib_async **2.1.0** (:data:`CHECKED_VERSION`, the version ``pyproject.toml`` pins);
+``tests/brokers/test_ib_internals.py`` fails when the installed version differs or when one of
+these members is missing or changed type on a connected client, so an upgrade is a deliberate
+step: read ib_async's ``client.py`` again, adjust what follows, change the pin and the version.
+
+Why each reach is needed (all on ``ib_async.Client``):
+
+* ``_reqIdSeq``: the next order id the client would hand out. ib_async learns it from the
+  gateway's ``nextValidId`` at connect; the floor keeps its own counter across sessions (the
+  standby must not reuse an id the primary used) and takes the larger of the two.
+* ``_msgQ``: the pacing throttle's queue of messages not yet written. The circuit breaker's
+  global cancel must overtake it, and new orders still waiting in it would reach the broker
+  after the cancel and survive it, so they are taken out (see :func:`take_queued_orders`).
+* ``_prefix``: frames a message with its length, as ``sendMsg`` would, so the global cancel
+  can be written straight to the socket ahead of the throttle.
+* ``_onSocketHasData`` and ``_onSocketDisconnected``: the client's handlers of its connection's
+  events, moved to the source-bound connection that replaces ib_async's own
+  (:mod:`brokers.ib_transport`).
+* ``_isThrottling``: whether the throttle is holding messages back (the benchmark's baseline
+  waits for it to drain).
+"""
+
+from __future__ import annotations
+
+from ib_async import Client
+from ib_async.connection import Connection
+
+CHECKED_VERSION = "2.1.0"
+
+_PLACE_ORDER = "3\0"
+"""A queued placeOrder message starts with its message id, 3."""
+
+
+def next_request_id(client: Client) -> int:
+    """The id ``client.getReqId()`` would return next."""
+    return client._reqIdSeq
+
+
+def take_queued_orders(client: Client) -> list[int]:
+    """Remove every placeOrder message from the pacing queue, unsent; their order ids.
+
+    Every other queued message keeps its place."""
+    queue = client._msgQ
+    if not queue:
+        return []
+    kept = [m for m in queue if not m.startswith(_PLACE_ORDER)]
+    unsent = [int(m[2 : m.index("\0", 2)]) for m in queue if m.startswith(_PLACE_ORDER)]
+    queue.clear()
+    queue.extend(kept)
+    return unsent
+
+
+def framed(client: Client, payload: bytes) -> bytes:
+    """``payload`` with the length prefix ``sendMsg`` would add, ready for the socket."""
+    return client._prefix(payload)
+
+
+def move_socket_handlers(client: Client, old: Connection, new: Connection) -> None:
+    """Unhook ``client`` from ``old``'s data and disconnect events and hook it to ``new``'s."""
+    old.hasData -= client._onSocketHasData
+    old.disconnected -= client._onSocketDisconnected
+    new.hasData += client._onSocketHasData
+    new.disconnected += client._onSocketDisconnected
+
+
+def is_throttling(client: Client) -> bool:
+    """True while the pacing throttle holds messages back."""
+    return client._isThrottling

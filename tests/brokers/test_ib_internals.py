@@ -1,0 +1,65 @@
+"""ib_async's private members the adapter relies on (brokers/ib_internals.py) are still there,
+as that module describes them, in the installed version and on a client connected to a real
+gateway. A failure here means ib_async changed: re-read its client.py before changing the pin."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import struct
+from collections.abc import AsyncIterator
+
+import ib_async
+import pytest
+from ib_async import Client
+
+from brokers import ib_internals
+from brokers.ib_transport import BoundConnection
+from brokers.ibkr import IbkrBroker, IbkrConfig
+from tests.brokers.conftest import HOST, PaperStack
+
+_client_ids = itertools.count(1700)  # apart from every other suite's ids
+
+
+@pytest.fixture()
+async def client(paper: PaperStack) -> AsyncIterator[Client]:
+    broker = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, None, client_id=next(_client_ids)))
+    await broker.connect()
+    active = broker.router.active
+    assert active is not None and active.ib is not None
+    yield active.ib.client
+    await broker.close()
+
+
+def test_the_installed_ib_async_is_the_checked_version() -> None:
+    assert ib_async.__version__ == ib_internals.CHECKED_VERSION
+
+
+async def test_the_private_members_exist_with_the_expected_types_on_a_connected_client(
+    client: Client,
+) -> None:
+    # _reqIdSeq: the next order id, an int the gateway's nextValidId set above 0.
+    assert type(client._reqIdSeq) is int
+    assert ib_internals.next_request_id(client) > 0
+    before = ib_internals.next_request_id(client)
+    assert client.getReqId() == before and ib_internals.next_request_id(client) == before + 1
+    # _msgQ: the throttle's queue, a deque of str messages; _isThrottling a bool.
+    assert isinstance(client._msgQ, collections.deque)
+    assert type(client._isThrottling) is bool and ib_internals.is_throttling(client) is False
+    # _prefix: the 4-byte big-endian length frame sendMsg writes.
+    assert ib_internals.framed(client, b"58\x001\x00") == struct.pack(">I", 5) + b"58\x001\x00"
+    # The socket handlers, moved onto the bound connection that replaced ib_async's own.
+    assert isinstance(client.conn, BoundConnection)
+    assert callable(client._onSocketHasData) and callable(client._onSocketDisconnected)
+
+
+async def test_queued_orders_are_taken_out_of_the_throttle_queue_and_the_rest_keeps_its_place(
+    client: Client,
+) -> None:
+    queue = client._msgQ
+    queue.extend(["49\x001\x00", "3\x00123456\x00rest", "4\x001\x007\x00", "3\x00123457\x00rest"])
+    try:
+        assert ib_internals.take_queued_orders(client) == [123456, 123457]
+        assert list(queue) == ["49\x001\x00", "4\x001\x007\x00"]
+    finally:
+        queue.clear()
