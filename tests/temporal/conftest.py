@@ -26,7 +26,8 @@ from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer
 from temporal.client import connect
 from temporal.search_attributes import ensure_search_attributes
-from tests.fixtures.hotpath import Agent, RecordWriters, register
+from tests.factories import Agent
+from tests.fixtures.hotpath import RecordWriters, register
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 
 

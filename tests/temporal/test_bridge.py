@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -31,7 +32,7 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer, iceberg_expiry
 from temporal.client import iceberg_input
-from tests.fixtures.hotpath import Agent, new_agent
+from tests.factories import Agent, new_agent, order_event
 from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from tests.workflows.sim import Controller, SimVenue, taken_up
@@ -42,29 +43,8 @@ from workflows.broker_session import BrokerSession, Change, SessionChange, Sessi
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
 
-
-def _event(
-    cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None, **kw: object
-) -> OrderEvent:
-    fields: dict[str, object] = dict(
-        event_id=f"{cid}-{n}",
-        command_id=cid,
-        parent_id=None,
-        kind=kind,
-        account="DU1",
-        symbol="SYM",
-        agent_id="alpha",
-        side="BUY",
-        quantity=200,
-        filled_qty=filled,
-        avg_fill_price=fill.price if fill else None,
-        last_fill=fill,
-        reason=None,
-        ts=datetime.now(UTC),
-        tif="GTC",
-    )
-    fields.update(kw)
-    return OrderEvent(**fields)  # type: ignore[arg-type]
+_event = partial(order_event, symbol="SYM", tif="GTC")
+"""A record of one of the bridge's orders: ``_event(command_id, n, kind, filled, fill, **fields)``."""
 
 
 async def _produce(producer: SigningProducer, *events: OrderEvent | bytes) -> None:

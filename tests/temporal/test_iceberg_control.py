@@ -22,7 +22,8 @@ from temporalio.client import Client, WorkflowHandle
 from bus.topics import AGENT_COMMANDS
 from hotpath.intake import FLOOR_CONTROL
 from ledger.keys import revoke_agent
-from tests.fixtures.hotpath import Agent, new_agent, register
+from tests.factories import Agent, new_agent
+from tests.fixtures.hotpath import register
 from tests.helpers import eventually
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     VENUE_ACCOUNT,

@@ -40,7 +40,8 @@ from floor.supervisor import RunningService, Supervisor, stop_process_group
 from hotpath.refusals import DUPLICATE_DELIVERY
 from ledger.keys import register_key
 from temporal.client import iceberg_input
-from tests.fixtures.hotpath import Agent, RecordWriters, new_agent
+from tests.factories import Agent, new_agent
+from tests.fixtures.hotpath import RecordWriters, await_event, send
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
@@ -51,14 +52,12 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     running_hotpath,
 )
 from tests.hotpath.test_breaker_flow import rearm
-from tests.hotpath.test_hotpath_flow import await_event, send
 from tests.temporal.conftest import ledgered_iceberg
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
     BUSY_FACTOR,
     STOP_DISTANCE,
     IcebergRoom,
     large_iceberg_room,
-    touch,
 )
 from tests.temporal.large_iceberg import SYMBOL as LARGE_SYMBOL
 from tests.temporal.large_iceberg import position as _position
@@ -202,7 +201,7 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     agent_id, queue = sniper.agent_id, sniper.queue
     start = large_iceberg_room.start_position
     side = Side.SELL if start >= 0 else Side.BUY
-    bid, ask = await touch(paper, LARGE_SYMBOL)
+    bid, ask = await paper.quote(LARGE_SYMBOL)
     stop = (bid + ask) / 2 - side.sign * STOP_DISTANCE
     # The parent as intake leaves one it accepted (the ledger entry the Iceberg checks first);
     # started here rather than by the bridge, to scale its slice intervals to the busy market.

@@ -31,7 +31,8 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge
 from temporal.client import iceberg_input, start_iceberg
-from tests.fixtures.hotpath import RecordWriters, new_agent, register
+from tests.factories import new_agent
+from tests.fixtures.hotpath import RecordWriters, register
 from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg
 from tests.temporal.test_bridge import _exists
