@@ -132,21 +132,10 @@ def order_event(
     ``fill`` the execution this record reports (its price the average fill price), stamped now.
     Any other field by name, ``event_id`` and ``kind`` included."""
     values: dict[str, Any] = dict(
-        event_id=f"{command_id}-{n}",
-        command_id=command_id,
-        parent_id=None,
-        kind=kind,
-        account="DU1",
-        symbol="MSFT",
-        agent_id="alpha",
-        side="BUY",
-        quantity=200,
-        filled_qty=filled,
-        avg_fill_price=fill.price if fill else None,
-        last_fill=fill,
-        reason=None,
-        ts=datetime.now(UTC),
-    )
+        event_id=f"{command_id}-{n}", command_id=command_id, parent_id=None, kind=kind, account="DU1",
+        symbol="MSFT", agent_id="alpha", side="BUY", quantity=200, filled_qty=filled,
+        avg_fill_price=fill.price if fill else None, last_fill=fill, reason=None, ts=datetime.now(UTC),
+    )  # fmt: skip
     values.update(fields)
     return OrderEvent(**values)
 
@@ -158,12 +147,8 @@ def risk_profile(**limits: Any) -> RiskProfile:
     """A profile with room for the usual test order (Max Trade Size 50,000, Max Dollar Risk
     1,000); a test names the limits it is about."""
     values: dict[str, Any] = dict(
-        max_trade_size=Decimal("50000"),
-        max_dollar_risk=Decimal("1000"),
-        max_position=10_000,
-        max_gross_exposure=Decimal("1000000"),
-        max_open_orders=50,
-        staleness_ms=2000,
-    )
+        max_trade_size=Decimal("50000"), max_dollar_risk=Decimal("1000"), max_position=10_000,
+        max_gross_exposure=Decimal("1000000"), max_open_orders=50, staleness_ms=2000,
+    )  # fmt: skip
     values.update(limits)
     return RiskProfile(**values)

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
@@ -108,3 +109,14 @@ async def ledgered_iceberg(
         pool, agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": command.quantity}
     )
     return command
+
+
+async def workflow_exists(client: Client, workflow_id: str) -> bool:
+    """Whether Temporal knows a workflow of this id (running or not)."""
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

@@ -30,10 +30,10 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     command_producer,
     risk_profiles,
 )
+from tests.temporal.conftest import workflow_exists
 from tests.temporal.test_iceberg_hotpath import (  # noqa: F401 - fixtures used by name
     REFERENCE,
     SniperStack,
-    _exists,
     _iceberg_command,
     _pred,
     hotpath,
@@ -77,7 +77,7 @@ async def _resting_iceberg(
     command = _iceberg_command(agent.agent_id, Side.BUY, limit_price=RESTING_LIMIT, edge=EDGE)
     await _send(producer, agent, command)
     workflow_id = parents.parent_workflow_id(command.command_id)
-    await eventually(_pred(lambda: _exists(client, workflow_id)), timeout=30)
+    await eventually(_pred(lambda: workflow_exists(client, workflow_id)), timeout=30)
     handle = client.get_workflow_handle_for(Iceberg.run, workflow_id)
 
     async def resting() -> bool:

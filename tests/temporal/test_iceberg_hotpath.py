@@ -28,7 +28,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
@@ -52,7 +51,7 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     running_hotpath,
 )
 from tests.hotpath.test_breaker_flow import rearm
-from tests.temporal.conftest import ledgered_iceberg
+from tests.temporal.conftest import ledgered_iceberg, workflow_exists
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
     BUSY_FACTOR,
     STOP_DISTANCE,
@@ -288,16 +287,6 @@ def _iceberg_command(agent_id: str, side: Side, **overrides: object) -> Command:
     return Command(**fields)  # type: ignore[arg-type]
 
 
-async def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
-
-
 async def _parent_entries(pool: asyncpg.Pool, command_id: str) -> list[tuple[str, str, dict[str, object]]]:
     rows = await pool.fetch(
         "SELECT kind, decision, detail FROM ledger_entries WHERE command_id = $1 ORDER BY seq", command_id
@@ -320,7 +309,7 @@ async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_f
     workflow_id = iceberg_workflow_id(cid)
     await send(command_producer, envelope)
 
-    await eventually(_pred(lambda: _exists(temporal_client, workflow_id)), timeout=30)
+    await eventually(_pred(lambda: workflow_exists(temporal_client, workflow_id)), timeout=30)
     handle = temporal_client.get_workflow_handle_for(Iceberg.run, workflow_id)
     result = await asyncio.wait_for(handle.result(), timeout=240)
     assert result.status is IcebergStatus.COMPLETED, result.notes
@@ -392,8 +381,8 @@ async def _refused_without_an_iceberg(
     assert (refused.kind, refused.reason, refused.iceberg_envelope) == (EventKind.REJECTED, reason, None)
     # The bridge has handled the refusal once the refusal's lifecycle exists; by then it would
     # have started the iceberg, had the record been an accepted parent.
-    await eventually(_pred(lambda: _exists(temporal_client, command_id)), timeout=20)
-    assert not await _exists(temporal_client, iceberg_workflow_id(command_id))
+    await eventually(_pred(lambda: workflow_exists(temporal_client, command_id)), timeout=20)
+    assert not await workflow_exists(temporal_client, iceberg_workflow_id(command_id))
 
 
 @pytest.mark.parametrize("forgery", ["unsigned", "tampered"])
@@ -421,7 +410,7 @@ async def test_an_unsigned_or_tampered_iceberg_is_refused_by_the_sentry_and_star
     # A command the sentry refused yields no order record at all (its id is unauthenticated):
     # the security event is its only trace, and the bridge never hears of it.
     await eventually(_pred(lambda: _security_reasons(ledger_pool, cid, reason)), timeout=20)
-    assert not await _exists(temporal_client, iceberg_workflow_id(cid))
+    assert not await workflow_exists(temporal_client, iceberg_workflow_id(cid))
     assert await ledger_pool.fetchval("SELECT count(*) FROM order_events WHERE command_id = $1", cid) == 0
     assert all(decision == "rejected" for _, decision, _ in await _parent_entries(ledger_pool, cid))
 
