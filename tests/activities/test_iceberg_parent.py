@@ -29,7 +29,8 @@ from config.workflow_ids import iceberg_workflow_id
 from ledger.append import Decision, append_command
 from ledger.keys import revoke_agent
 from temporal.client import iceberg_input
-from tests.fixtures.hotpath import RecordWriters, enter_command, new_agent, register
+from tests.factories import enter_command, new_agent
+from tests.fixtures.hotpath import RecordWriters, register
 from tests.temporal.conftest import ledgered_iceberg
 from trading.commands import Command, TimeInForce
 from trading.record_signing import HOTPATH_WRITER, RECONCILE_WRITER

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from floor.breaker_cmd import app
 from tests.api.test_order_cli import write_key
-from tests.fixtures.hotpath import new_agent, register
+from tests.factories import new_agent
+from tests.fixtures.hotpath import register
 from trading import sentry
 from trading.signing import private_key_to_pem
 

@@ -13,7 +13,8 @@ import pytest
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from ledger.keys import revoke_agent
 from observability.security import CRITICAL_BREACH
-from tests.fixtures.hotpath import Agent, command_id_of, enter_command, new_agent, read_until
+from tests.factories import Agent, enter_command, new_agent
+from tests.fixtures.hotpath import command_id_of, read_until
 from trading import sentry
 from trading.security_events import SecurityEvent
 from trading.signing import SignedCommand

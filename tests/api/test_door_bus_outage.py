@@ -14,7 +14,7 @@ from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from ledger.access import LedgerAccess
 from observability.security import SecurityLog
 from observability.telemetry import counter_value, setup
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.factories import Agent, enter_command
 
 
 class FlakyBus:

@@ -23,7 +23,7 @@ from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from observability.flood import FULL_EVENTS_PER_WINDOW, REPEATS
 from tests.api.http import JSON, api_process, client_from
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.factories import Agent, enter_command
 from tests.helpers import eventually
 from trading import sentry
 

@@ -26,7 +26,8 @@ from floor import services
 from floor.database import prepare_database
 from floor.supervisor import RunningService, Supervisor
 from tests.api.http import JSON, api_process, client_from
-from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
+from tests.factories import Agent, enter_command, new_agent
+from tests.fixtures.hotpath import register
 
 
 @dataclasses.dataclass

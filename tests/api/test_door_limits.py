@@ -16,7 +16,7 @@ import httpx
 from api.door_guard import BODY_LIMIT, BODY_TOO_LARGE, DEFAULT_BURST, RATE_LIMITED
 from observability.security import FIELD_LIMIT, TRUNCATED
 from tests.api.http import JSON, chunk, client_from, raw_post
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.factories import Agent, enter_command
 from tests.helpers import eventually
 from trading import sentry
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
 from floor.order_cmd import app
-from tests.fixtures.hotpath import command_id_of, new_agent, read_until, register
+from tests.factories import new_agent
+from tests.fixtures.hotpath import command_id_of, read_until, register
 from trading.signing import SignedCommand, private_key_to_pem
 
 ARGS = ["--account", "DU100", "--symbol", "AAPL", "--side", "BUY", "--type", "LMT", "--limit", "189.50",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,40 +18,32 @@ from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
 from config.ports import free_port
 from config.settings import FloorSettings
-from floor.keys import key_path, write_private_key
 from floor.supervisor import RunningService, Supervisor, stop_process_group
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
-from ledger.keys import ROLE_SERVICE, KeyConflict, register_key, revoke_agent
+from ledger.keys import ROLE_SERVICE, register_key
 from ledger.risk_profiles import set_profile
-from tests.fixtures.hotpath import ensure_record_writers, new_agent, register
+from tests.factories import Agent, cancel_all_command, risk_profile
+from tests.fixtures.hotpath import ensure_record_writers, ensure_service_key, fresh_agent
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from trading.commands import Command, CommandKind, utc_now_ms
+from tests.hotpath.live_floor import LiveFloor
 from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
-from trading.sizing import RiskProfile
 
 VENUE_ACCOUNT = "DU1234567"
 """The paper venue's account (the only one with a net liquidation)."""
 SYMBOLS = ("AAPL", "MSFT")
 """Streamed by the hot path; a symbol outside these has no fresh price."""
 
-MAIN_PROFILE = RiskProfile(
-    max_trade_size=Decimal("50000"),
+MAIN_PROFILE = risk_profile(
     max_dollar_risk=Decimal("2000"),
     max_position=1000,
     max_gross_exposure=Decimal("500000"),
-    max_open_orders=50,
     staleness_ms=60_000,
 )
 TIGHT_ACCOUNT = "DU-TIGHT"
-TIGHT_PROFILE = RiskProfile(
-    max_trade_size=Decimal("50000"),
-    max_dollar_risk=Decimal("100"),
-    max_position=15,
-    max_gross_exposure=Decimal("1000"),
-    max_open_orders=50,
-    staleness_ms=60_000,
+TIGHT_PROFILE = dataclasses.replace(
+    MAIN_PROFILE, max_dollar_risk=Decimal("100"), max_position=15, max_gross_exposure=Decimal("1000")
 )
 
 
@@ -86,11 +79,11 @@ class HotPathProcess:
 @pytest.fixture(scope="session")
 async def risk_profiles(ledger_pool: asyncpg.Pool) -> None:
     """Profiles for the venue account and a tight one, each a signed ledger change."""
-    operator_key = generate_private_key()
-    operator_id = f"ops-{uuid.uuid4().hex[:8]}"
-    await register_key(ledger_pool, operator_id, public_key_bytes(operator_key), "operator", ["*"])
+    operator = await fresh_agent(ledger_pool, f"ops-{uuid.uuid4().hex[:8]}", "operator")
     for account, profile in ((VENUE_ACCOUNT, MAIN_PROFILE), (TIGHT_ACCOUNT, TIGHT_PROFILE)):
-        await set_profile(ledger_pool, account, profile, operator_id=operator_id, operator_key=operator_key)
+        await set_profile(
+            ledger_pool, account, profile, operator_id=operator.agent_id, operator_key=operator.private_key
+        )
 
 
 @pytest.fixture(scope="package")
@@ -124,7 +117,8 @@ async def running_hotpath(
     stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
     breaker_agent = await breaker_key(ledger_pool, settings)
-    await ensure_control_key(settings, ledger_pool)
+    # The hot path's control key signs the stops of a revoked key's icebergs.
+    await ensure_service_key(settings, ledger_pool, FLOOR_CONTROL)
     await ensure_record_writers(settings, ledger_pool)
     service = supervisor.start(
         hotpath_spec(
@@ -146,14 +140,8 @@ async def running_hotpath(
     finally:
         service = process.service
         assert service is not None
-        closer = new_agent()
-        await register(ledger_pool, closer)
-        cancel_all = closer.sign(
-            Command(
-                kind=CommandKind.CANCEL_ALL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=closer.agent_id,
-                account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
-            )
-        )  # fmt: skip
+        closer = await fresh_agent(ledger_pool)
+        cancel_all = closer.sign(cancel_all_command(closer.agent_id, account=VENUE_ACCOUNT))
         await command_producer.send_and_wait(
             AGENT_COMMANDS, cancel_all.to_wire(), key=f"{VENUE_ACCOUNT}/".encode()
         )
@@ -174,25 +162,21 @@ async def breaker_key(pool: asyncpg.Pool, settings: FloorSettings) -> str:
     return agent_id
 
 
-async def ensure_control_key(settings: FloorSettings, pool: asyncpg.Pool) -> None:
-    """The hot path's control key (it signs the stops of a revoked key's icebergs) in the key
-    directory, registered, as ``floor up`` provisions it."""
-    path = key_path(settings, FLOOR_CONTROL)
-    if path.exists():
-        return
-    key = generate_private_key()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_private_key(path, private_key_to_pem(key))
-    try:
-        await register_key(pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
-    except KeyConflict:
-        # Another suite provisioned one into this database under its own directory.
-        await revoke_agent(pool, FLOOR_CONTROL)
-        await register_key(pool, FLOOR_CONTROL, public_key_bytes(key), "service", ["*"])
-
-
 async def _no_open_orders(paper: PaperStack) -> bool:
-    return bool((await paper.acontrol("GET", "/status"))["open_orders"] == 0)
+    return await paper.open_orders() == 0
+
+
+@pytest.fixture
+async def live(
+    hotpath: HotPathProcess,
+    paper: PaperStack,
+    agent: Agent,
+    command_producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
+) -> LiveFloor:
+    """The package's hot path end to end, with a fresh agent trading the venue's account."""
+    return LiveFloor(hotpath, paper, agent, command_producer, kafka_bootstrap, ledger_pool, VENUE_ACCOUNT)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from hotpath.account import AccountBook
 from hotpath.broker_events import BrokerEvents
 from hotpath.floor_orders import FloorOrder
 from observability.telemetry import setup
-from tests.fixtures.hotpath import enter_command
+from tests.factories import enter_command
 from trading.commands import Side
 from trading.order_events import EventKind, OrderEvent
 from trading.order_state import order_state

@@ -9,7 +9,7 @@ from decimal import Decimal
 from hotpath.account import AccountBook
 from hotpath.exit_manager import ExitManager
 from hotpath.recovery import restore_orders
-from tests.fixtures.hotpath import enter_command
+from tests.factories import enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.test_iceberg_parents import Floor, floor, slice_of  # noqa: F401  (a fixture)
 from tests.hotpath.test_refusal_walk import TakesOrders

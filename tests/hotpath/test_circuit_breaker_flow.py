@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -20,11 +20,10 @@ from floor.breaker_cmd import app as breaker_app
 from floor.breaker_cmd import breaker_command
 from hotpath.control import READ_ONLY
 from ledger.append import Decision, append_command
-from tests.fixtures.hotpath import Agent, enter_command
-from tests.fixtures.paper import PaperStack
+from tests.factories import Agent
 from tests.helpers import eventually
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
-from tests.hotpath.test_hotpath_flow import CENT, await_event, kinds_of, quote, send
+from tests.hotpath.conftest import HotPathProcess
+from tests.hotpath.live_floor import LiveFloor
 from trading import sentry
 from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord
 from trading.commands import CommandKind
@@ -51,21 +50,6 @@ async def rearm(hotpath: HotPathProcess, producer: AIOKafkaProducer, operator: A
         await eventually(lambda: applied(hotpath, arm.command.command_id), timeout=20.0)
 
 
-async def place_resting(
-    paper: PaperStack, agent: Agent, producer: AIOKafkaProducer, bootstrap: str
-) -> tuple[Decimal, SignedCommand]:
-    """A 2-share AAPL buy working at the venue, priced 20% under the bid: below a whole flash
-    crash, so it never fills. Returns its price and envelope."""
-    bid, _ = await quote(paper, "AAPL")
-    resting = (bid * Decimal("0.80")).quantize(CENT, ROUND_DOWN)
-    working = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=2)
-    )
-    await send(producer, working)
-    await await_event(bootstrap, working.command.command_id, EventKind.SUBMITTED)
-    return resting, working
-
-
 async def security_reasons(pool: asyncpg.Pool, command_id: str) -> list[str]:
     rows = await pool.fetch(
         "SELECT reason FROM security_events WHERE command_id = $1 ORDER BY id", command_id
@@ -74,31 +58,27 @@ async def security_reasons(pool: asyncpg.Pool, command_id: str) -> list[str]:
 
 
 async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_until_an_operator_re_arms(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    operator: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
+    live: LiveFloor, operator: Agent
 ) -> None:
-    resting, working = await place_resting(paper, agent, command_producer, kafka_bootstrap)
-    assert (await paper.acontrol("GET", "/status"))["open_orders"] >= 1
-    crash_from = await ledger_pool.fetchval("SELECT max(seq) FROM ledger_entries")
+    # Priced 20% under the bid: below a whole flash crash, so it never fills.
+    working = await live.resting_buy(2, Decimal("0.80"))
+    resting = working.command.limit_price
+    assert await live.open_orders() >= 1
+    crash_from = await live.pool.fetchval("SELECT max(seq) FROM ledger_entries")
 
-    await paper.acontrol("POST", "/symbols/AAPL/flash-crash", {"pct": 15, "ms": 300})
+    await live.paper.acontrol("POST", "/symbols/AAPL/flash-crash", {"pct": 15, "ms": 300})
     try:
-        cancelled = await await_event(kafka_bootstrap, working.command.command_id, EventKind.CANCELLED)
+        cancelled = await live.event(working.command.command_id, EventKind.CANCELLED)
         assert cancelled.filled_qty == 0
-        await eventually(lambda: _open_orders(paper, 0), timeout=10.0)
-        health = await hotpath.health()
+        await eventually(lambda: _open_orders(live, 0), timeout=10.0)
+        health = await live.hotpath.health()
         assert health["trading_state"] == "HALTED"
         trip = health["last_trip"]
         assert isinstance(trip, dict) and trip["symbol"] == "AAPL" and Decimal(trip["drop_pct"]) >= 10
         assert trip["tick_to_cancel_us"] < 50_000  # goal: within 50 ms of the crashing tick
 
         # The trip is a ledger entry signed by the floor's breaker key: symbol, move and time.
-        entry = await eventually(lambda: _trip_entry(ledger_pool, crash_from), timeout=10.0)
+        entry = await eventually(lambda: _trip_entry(live.pool, crash_from), timeout=10.0)
         record = TripRecord.from_canonical(bytes(entry["payload"]))
         assert (record.symbol, record.threshold_pct) == ("AAPL", Decimal(10))
         assert record.drop_pct == Decimal(trip["drop_pct"]) and record.price < record.reference_high
@@ -108,46 +88,43 @@ async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_unti
             record.agent_id,
         )
 
-        halted = agent.sign(
-            enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5)
-        )
-        await send(command_producer, halted)
-        refused = await await_event(kafka_bootstrap, halted.command.command_id, *EventKind)
+        halted = await live.submit(live.enter(limit=resting, stop=resting - 5))
+        refused = await live.event(halted.command.command_id, *EventKind)
         assert (refused.kind, refused.reason) == (EventKind.REJECTED, "breaker.halted")
-        assert await kinds_of(ledger_pool, halted.command.command_id) == ["rejected"]
+        assert await live.kinds(halted.command.command_id) == ["rejected"]
 
         # The control port changes nothing: no credentials there, so no re-arm either.
         async with httpx.AsyncClient(timeout=5.0) as client:
-            answer = await client.post(f"{hotpath.control_url}/breaker/arm")
+            answer = await client.post(f"{live.hotpath.control_url}/breaker/arm")
         assert (answer.status_code, answer.json()) == (405, {"error": READ_ONLY})
         # Unsigned, and signed by an agent's key: refused, named, a security event each.
         unsigned = json.loads(
             operator.sign(breaker_command(CommandKind.BREAKER_ARM, operator.agent_id)).to_wire()
         )
         del unsigned["signature"]
-        await command_producer.send_and_wait(AGENT_COMMANDS, json.dumps(unsigned).encode(), key=b"*/")
-        by_agent = await send_breaker(command_producer, agent, CommandKind.BREAKER_ARM)
+        await live.producer.send_and_wait(AGENT_COMMANDS, json.dumps(unsigned).encode(), key=b"*/")
+        by_agent = await send_breaker(live.producer, live.agent, CommandKind.BREAKER_ARM)
         for command_id, reason in (
             (unsigned["command"]["command_id"], sentry.NO_SIGNATURE),
             (by_agent.command.command_id, sentry.NOT_OPERATOR),
         ):
-            await eventually(lambda c=command_id, r=reason: _reasons_are(ledger_pool, c, [r]), timeout=10.0)
-        assert (await hotpath.health())["trading_state"] == "HALTED"
+            await eventually(lambda c=command_id, r=reason: _reasons_are(live.pool, c, [r]), timeout=10.0)
+        assert (await live.hotpath.health())["trading_state"] == "HALTED"
 
-        arm = await send_breaker(command_producer, operator, CommandKind.BREAKER_ARM)
-        await eventually(lambda: applied(hotpath, arm.command.command_id), timeout=20.0)
+        arm = await send_breaker(live.producer, operator, CommandKind.BREAKER_ARM)
+        await eventually(lambda: applied(live.hotpath, arm.command.command_id), timeout=20.0)
     finally:
-        await rearm(hotpath, command_producer, operator)
+        await rearm(live.hotpath, live.producer, operator)
         # Restore the price for the rest of the session (up 1/0.85 - 1 = 17.65%).
-        await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 17.65, "ms": 0})
-    assert (await hotpath.health())["trading_state"] == "ACTIVE"
-    armed = await ledger_pool.fetchrow(
+        await live.paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 17.65, "ms": 0})
+    assert (await live.hotpath.health())["trading_state"] == "ACTIVE"
+    armed = await live.pool.fetchrow(
         "SELECT kind, agent_id, signer, decision FROM ledger_entries WHERE command_id = $1 AND authenticated",
         arm.command.command_id,
     )
     assert dict(armed) == {"kind": "breaker_arm", "agent_id": operator.agent_id, "signer": operator.key_id,
                            "decision": "accepted"}  # fmt: skip
-    ops = await ledger_pool.fetch(
+    ops = await live.pool.fetch(
         "SELECT kind, severity, detail FROM ops_events WHERE source = 'hotpath' AND kind LIKE 'breaker.%'"
         " ORDER BY id"
     )
@@ -157,35 +134,24 @@ async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_unti
     ]
     assert json.loads(ops[-1]["detail"])["by"] == operator.agent_id
 
-    accepted = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=1)
-    )
-    await send(command_producer, accepted)
-    after = await await_event(
-        kafka_bootstrap, accepted.command.command_id, EventKind.SUBMITTED, EventKind.REJECTED
-    )
+    accepted = await live.submit(live.enter(limit=resting, stop=resting - 5, quantity=1))
+    after = await live.event(accepted.command.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
     assert after.kind is EventKind.SUBMITTED, after.reason
 
 
 async def test_an_operators_trip_survives_a_restart_which_sends_no_held_order_until_re_armed(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    operator: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-    api_url: str,
-    tmp_path: Path,
+    live: LiveFloor, operator: Agent, api_url: str, tmp_path: Path
 ) -> None:
-    resting, working = await place_resting(paper, agent, command_producer, kafka_bootstrap)
-    held = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5))
+    # Priced 20% under the bid: below a whole flash crash, so it never fills.
+    working = await live.resting_buy(2, Decimal("0.80"))
+    resting = working.command.limit_price
+    held = live.agent.sign(live.enter(limit=resting, stop=resting - 5))
     try:
-        trip = await send_breaker(command_producer, operator, CommandKind.BREAKER_TRIP)
-        await eventually(lambda: applied(hotpath, trip.command.command_id), timeout=20.0)
-        assert (await hotpath.health())["trading_state"] == "HALTED"
-        await await_event(kafka_bootstrap, working.command.command_id, EventKind.CANCELLED)
-        tripped = await ledger_pool.fetchrow(
+        trip = await send_breaker(live.producer, operator, CommandKind.BREAKER_TRIP)
+        await eventually(lambda: applied(live.hotpath, trip.command.command_id), timeout=20.0)
+        assert (await live.hotpath.health())["trading_state"] == "HALTED"
+        await live.event(working.command.command_id, EventKind.CANCELLED)
+        tripped = await live.pool.fetchrow(
             "SELECT kind, account, agent_id, signer FROM ledger_entries"
             " WHERE command_id = $1 AND authenticated",
             trip.command.command_id,
@@ -196,22 +162,22 @@ async def test_an_operators_trip_survives_a_restart_which_sends_no_held_order_un
         async def ledgered_but_never_sent() -> None:
             # As a hot path leaves an order it committed but could not send (the broker was down).
             await append_command(
-                ledger_pool,
+                live.pool,
                 held,
                 decision=Decision.ACCEPTED,
                 detail={"quantity": 1, "entry_price": str(resting)},
             )
 
-        await hotpath.restart(while_down=ledgered_but_never_sent)
-        health = await hotpath.health()
+        await live.hotpath.restart(while_down=ledgered_but_never_sent)
+        health = await live.hotpath.health()
         assert health["trading_state"] == "HALTED"
         assert (
             isinstance(health["breaker"], dict) and health["breaker"]["command_id"] == trip.command.command_id
         )
-        cancelled = await await_event(kafka_bootstrap, held.command.command_id, EventKind.CANCELLED)
+        cancelled = await live.event(held.command.command_id, EventKind.CANCELLED)
         assert cancelled.filled_qty == 0
-        assert "submitted" not in await kinds_of(ledger_pool, held.command.command_id)
-        await eventually(lambda: _open_orders(paper, 0), timeout=10.0)
+        assert "submitted" not in await live.kinds(held.command.command_id)
+        await eventually(lambda: _open_orders(live, 0), timeout=10.0)
 
         # Re-armed by the operator from the command line: signed with the key file, through the door.
         (tmp_path / "keys").mkdir()
@@ -222,16 +188,16 @@ async def test_an_operators_trip_survives_a_restart_which_sends_no_held_order_un
             ["arm", "--as", operator.agent_id, "--api", api_url],
             env={
                 "FLOOR_VAR_DIR": str(tmp_path),
-                "FLOOR_HOTPATH_HEALTH_PORT": str(hotpath.settings.hotpath_health_port),
+                "FLOOR_HOTPATH_HEALTH_PORT": str(live.hotpath.settings.hotpath_health_port),
             },
         )
         assert result.exit_code == 0, result.output
         assert f"breaker re-armed by {operator.agent_id}" in result.output and "ACTIVE" in result.output
     finally:
-        await rearm(hotpath, command_producer, operator)
+        await rearm(live.hotpath, live.producer, operator)
     # The held order stays what the halt made it: cancelled, never sent.
-    assert "submitted" not in await kinds_of(ledger_pool, held.command.command_id)
-    assert (await paper.acontrol("GET", "/status"))["open_orders"] == 0
+    assert "submitted" not in await live.kinds(held.command.command_id)
+    assert await live.open_orders() == 0
 
 
 async def _trip_entry(pool: asyncpg.Pool, after_seq: int) -> asyncpg.Record | None:
@@ -247,5 +213,5 @@ async def _reasons_are(pool: asyncpg.Pool, command_id: str, expected: list[str])
     return await security_reasons(pool, command_id) == expected
 
 
-async def _open_orders(paper: PaperStack, expected: int) -> bool:
-    return bool((await paper.acontrol("GET", "/status"))["open_orders"] == expected)
+async def _open_orders(live: LiveFloor, expected: int) -> bool:
+    return await live.open_orders() == expected

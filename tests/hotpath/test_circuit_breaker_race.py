@@ -23,7 +23,7 @@ from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
 from ledger.circuit_breaker import newest_breaker_entry
 from ledger.keys import ROLE_SERVICE, register_key
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.factories import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from trading.circuit_breaker import CrashSignal

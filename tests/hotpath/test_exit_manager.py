@@ -10,7 +10,7 @@ import asyncpg
 from brokers.base import UnknownOrderRef
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.ledger_store import LedgerStore
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.factories import Agent, enter_command
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
 from tests.hotpath.test_refusal_walk import TakesOrders

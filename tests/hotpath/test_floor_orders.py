@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from hotpath.account import AccountBook, LastPrice
 from hotpath.floor_orders import FloorOrder, refusal_event
-from tests.fixtures.hotpath import enter_command
+from tests.factories import enter_command
 from trading.commands import CommandKind, Side, utc_now_ms
 from trading.order_events import EventKind, decode, encode
 

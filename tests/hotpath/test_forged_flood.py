@@ -17,7 +17,7 @@ from bus.topics import SECURITY_EVENTS
 from hotpath.ledger_store import LedgerStore
 from observability.flood import FULL_EVENTS_PER_WINDOW, REPEATS, FloodSummary
 from observability.security import SecurityLog
-from tests.fixtures.hotpath import Agent, enter_command, new_agent
+from tests.factories import Agent, enter_command, new_agent
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from trading import sentry

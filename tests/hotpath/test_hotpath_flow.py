@@ -5,117 +5,47 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from bus.topics import AGENT_COMMANDS, ORDERS_EVENTS, SECURITY_EVENTS
 from ledger.append import Decision, append_command
 from ledger.keys import revoke_agent
 from ledger.verify import verify_ledger
-from tests.fixtures.hotpath import Agent, enter_command, new_agent, read_until
-from tests.fixtures.paper import PaperStack
+from tests.factories import cancel_all_command, cancel_command, enter_command, exit_command, new_agent
+from tests.fixtures.hotpath import decoded, read_until
 from tests.helpers import eventually
 from tests.hotpath.conftest import TIGHT_ACCOUNT as TIGHT
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
+from tests.hotpath.conftest import VENUE_ACCOUNT
+from tests.hotpath.live_floor import LiveFloor
 from trading import sentry
-from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
-from trading.order_events import EventKind, OrderEvent, OrderEventError, decode
+from trading.commands import Command, CommandKind, Side, TimeInForce, utc_now_ms
+from trading.order_events import EventKind
 from trading.security_events import SecurityEvent
 from trading.signing import SignedCommand
 
-CENT = Decimal("0.01")
-
-
-async def quote(paper: PaperStack, symbol: str) -> tuple[Decimal, Decimal]:
-    status = await paper.acontrol("GET", "/status")
-    row = next(s for s in status["symbols"] if s["symbol"] == symbol)
-    return Decimal(row["bid"]), Decimal(row["ask"])
-
-
-async def send(producer: AIOKafkaProducer, env: SignedCommand) -> None:
-    command = env.command
-    await producer.send_and_wait(
-        AGENT_COMMANDS, env.to_wire(), key=f"{command.account}/{command.symbol}".encode()
-    )
-
-
-def decoded(raw: bytes) -> OrderEvent | None:
-    """The record as an event, or None for one this suite did not write (other suites publish
-    deliberately malformed records on the shared topic)."""
-    try:
-        return decode(raw)
-    except OrderEventError:
-        return None
-
-
-async def await_event(bootstrap: str, command_id: str, *kinds: EventKind) -> OrderEvent:
-    records = await read_until(
-        bootstrap,
-        ORDERS_EVENTS,
-        lambda raw: (e := decoded(raw)) is not None and e.command_id == command_id and e.kind in kinds,
-        timeout=20.0,
-    )
-    return decode(records[-1])
-
-
-async def kinds_of(pool: asyncpg.Pool, command_id: str) -> list[str]:
-    rows = await pool.fetch("SELECT kind FROM order_events WHERE command_id = $1 ORDER BY id", command_id)
-    return [r["kind"] for r in rows]
-
-
-def exit_command(agent_id: str, *, account: str, side: Side, quantity: int, limit: Decimal,
-                 symbol: str = "AAPL") -> Command:  # fmt: skip
-    return Command(
-        kind=CommandKind.EXIT,
-        command_id=f"cmd-{uuid.uuid4().hex}",
-        agent_id=agent_id,
-        account=account,
-        nonce=uuid.uuid4().hex,
-        issued_at=utc_now_ms(),
-        symbol=symbol,
-        side=side,
-        order_type=OrderType.LMT,
-        limit_price=limit,
-        tif=TimeInForce.DAY,
-        quantity=quantity,
-    )
-
 
 async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-    postgres_url: str,
+    live: LiveFloor, postgres_url: str
 ) -> None:
-    _, ask = await quote(paper, "AAPL")
-    limit = (ask * Decimal("1.01")).quantize(CENT, ROUND_DOWN)  # marketable: fills at once
-    env = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=limit, stop=limit - 5, quantity=7)
-    )
-    await send(command_producer, env)
+    limit = await live.above_ask(Decimal("1.01"))  # marketable: fills at once
+    env = await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=7))
 
-    filled = await await_event(kafka_bootstrap, env.command.command_id, EventKind.FILLED, EventKind.REJECTED)
+    filled = await live.event(env.command.command_id, EventKind.FILLED, EventKind.REJECTED)
     assert filled.kind is EventKind.FILLED, filled.reason
     assert filled.quantity == filled.filled_qty == 7  # the requested bound binds below Kelly
     assert filled.avg_fill_price is not None and filled.avg_fill_price <= limit
 
-    entry = await ledger_pool.fetchrow(
-        "SELECT decision, authenticated, signature_hash FROM ledger_entries WHERE command_id = $1",
-        env.command.command_id,
-    )
+    entry = await live.entry(env.command.command_id)
     assert (entry["decision"], entry["authenticated"], entry["signature_hash"]) == (
         "accepted",
         True,
         env.signature_hash,
     )
-    kinds = await eventually(lambda: _has_all(ledger_pool, env.command.command_id, {"accepted", "filled"}))
+    kinds = await eventually(lambda: _has_all(live, env.command.command_id, {"accepted", "filled"}))
     assert kinds[0] == "accepted" and kinds[-1] == "filled"
     report = await verify_ledger(postgres_url)
     assert report.ok, report
@@ -124,7 +54,7 @@ async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
     async def order_commission() -> Decimal | None:
         """The order's commission once every execution's report is in (IB charges an order's
         minimum on its first fill, so a later fill's own commission may be 0)."""
-        row = await ledger_pool.fetchrow(
+        row = await live.pool.fetchrow(
             "WITH execs AS (SELECT DISTINCT exec_id FROM order_events"
             "  WHERE command_id = $1 AND exec_id IS NOT NULL),"
             " reports AS (SELECT DISTINCT ON (detail->>'exec_id') (detail->>'commission')::numeric AS c"
@@ -140,8 +70,8 @@ async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
     assert await eventually(order_commission) > 0
 
     async with httpx.AsyncClient() as client:
-        stats = (await client.get(f"{hotpath.control_url}/stats")).json()["timings"]
-        metrics = (await client.get(f"{hotpath.control_url}/metrics")).json()
+        stats = (await client.get(f"{live.hotpath.control_url}/stats")).json()["timings"]
+        metrics = (await client.get(f"{live.hotpath.control_url}/metrics")).json()
     assert sum(p["value"] for p in metrics["floor.orders.sent"]) >= 1
     assert metrics["floor.hotpath.intake_to_write"][0]["count"] >= 1
     timing = next(t for t in stats if t["command_id"] == env.command.command_id)
@@ -149,8 +79,8 @@ async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
     assert timing["produce_ts_ms"] is not None
 
 
-async def _has_all(pool: asyncpg.Pool, command_id: str, wanted: set[str]) -> list[str] | None:
-    kinds = await kinds_of(pool, command_id)
+async def _has_all(live: LiveFloor, command_id: str, wanted: set[str]) -> list[str] | None:
+    kinds = await live.kinds(command_id)
     return kinds if wanted <= set(kinds) else None
 
 
@@ -167,17 +97,10 @@ async def _has_all(pool: asyncpg.Pool, command_id: str, wanted: set[str]) -> lis
     ],
 )
 async def test_each_floor_refusal_is_named_in_orders_events_and_the_ledger(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-    name: str,
-    expected: str,
+    live: LiveFloor, name: str, expected: str
 ) -> None:
-    bid, ask = await quote(paper, "AAPL")
-    a = agent.agent_id
+    bid, ask = await live.quote()
+    a = live.agent.agent_id
 
     def iceberg(total: int) -> Command:
         return Command(
@@ -201,29 +124,21 @@ async def test_each_floor_refusal_is_named_in_orders_events_and_the_ledger(
         "iceberg_max_position": lambda: iceberg(100),
         "iceberg_max_gross_exposure": lambda: iceberg(10),
     }  # fmt: skip
-    env = agent.sign(commands[name]())
-    await send(command_producer, env)
+    env = await live.submit(commands[name]())
 
-    event = await await_event(kafka_bootstrap, env.command.command_id, *EventKind)
+    event = await live.event(env.command.command_id, *EventKind)
     assert (event.kind, event.reason, event.filled_qty) == (EventKind.REJECTED, expected, 0)
-    entry = await ledger_pool.fetchrow(
-        "SELECT decision, reason, authenticated FROM ledger_entries WHERE command_id = $1",
-        env.command.command_id,
-    )
+    entry = await live.entry(env.command.command_id)
     assert (entry["decision"], entry["reason"], entry["authenticated"]) == ("rejected", expected, True)
-    assert await kinds_of(ledger_pool, env.command.command_id) == ["rejected"]
+    assert await live.kinds(env.command.command_id) == ["rejected"]
 
 
 @pytest.mark.parametrize("name", ["bad_signature", "unknown_key", "replayed_nonce", "stale"])
 async def test_sentry_refusals_on_kafka_are_security_events_and_no_order_records(
-    hotpath: HotPathProcess,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-    name: str,
+    live: LiveFloor, name: str
 ) -> None:
     """Kafka is not a trust boundary: what bypasses the API door is checked again."""
+    agent, ledger_pool = live.agent, live.pool
     a = agent.agent_id
     if name == "bad_signature":
         good = agent.sign(enter_command(a, account=VENUE_ACCOUNT, quantity=1))
@@ -234,9 +149,8 @@ async def test_sentry_refusals_on_kafka_are_security_events_and_no_order_records
         env = stranger.sign(enter_command(stranger.agent_id, account=VENUE_ACCOUNT))
         expected = sentry.UNKNOWN_KEY
     elif name == "replayed_nonce":
-        first = agent.sign(enter_command(a, account="DU-NOPROFILE"))
-        await send(command_producer, first)
-        await await_event(kafka_bootstrap, first.command.command_id, EventKind.REJECTED)
+        first = await live.submit(enter_command(a, account="DU-NOPROFILE"))
+        await live.event(first.command.command_id, EventKind.REJECTED)
         env = agent.sign(dataclasses.replace(first.command, command_id=f"cmd-{uuid.uuid4().hex}"))
         expected = sentry.REPLAYED_NONCE
     else:
@@ -246,10 +160,10 @@ async def test_sentry_refusals_on_kafka_are_security_events_and_no_order_records
             enter_command(a, account=VENUE_ACCOUNT, issued_at=utc_now_ms() - timedelta(minutes=5))
         )
         expected = sentry.STALE
-    await send(command_producer, env)
+    await live.send(env)
 
     records = await read_until(
-        kafka_bootstrap,
+        live.bootstrap,
         SECURITY_EVENTS,
         lambda raw: SecurityEvent.decode(raw).command_id == env.command.command_id,
     )
@@ -281,20 +195,11 @@ async def test_sentry_refusals_on_kafka_are_security_events_and_no_order_records
     )
 
 
-async def test_the_broker_never_sees_an_order_before_its_ledger_entry_commits(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-) -> None:
-    bid, _ = await quote(paper, "AAPL")
-    resting = (bid * Decimal("0.9")).quantize(CENT, ROUND_DOWN)  # far below the market: rests
-    before = (await paper.acontrol("GET", "/status"))["open_orders"]
-    env = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=3)
-    )
+async def test_the_broker_never_sees_an_order_before_its_ledger_entry_commits(live: LiveFloor) -> None:
+    ledger_pool = live.pool
+    resting = await live.below_bid(Decimal("0.9"))  # far below the market: rests
+    before = await live.open_orders()
+    env = live.agent.sign(live.enter(limit=resting, stop=resting - 5, quantity=3))
 
     async with ledger_pool.acquire() as blocker:
         transaction = blocker.transaction()
@@ -302,19 +207,17 @@ async def test_the_broker_never_sees_an_order_before_its_ledger_entry_commits(
         # Every append locks the ledger head first; holding it stalls the hot path's append.
         await blocker.execute("SELECT seq FROM ledger_head FOR UPDATE")
         try:
-            await send(command_producer, env)
+            await live.send(env)
             await eventually(lambda: _append_is_waiting(ledger_pool), timeout=20.0)
-            status = await paper.acontrol("GET", "/status")
+            status = await live.paper.acontrol("GET", "/status")
             assert status["open_orders"] == before, "the venue has an order the ledger has not committed"
-            assert EventKind.SUBMITTED.value not in await kinds_of(ledger_pool, env.command.command_id)
+            assert EventKind.SUBMITTED.value not in await live.kinds(env.command.command_id)
         finally:
             await transaction.rollback()
 
-    submitted = await await_event(
-        kafka_bootstrap, env.command.command_id, EventKind.SUBMITTED, EventKind.REJECTED
-    )
+    submitted = await live.event(env.command.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
     assert submitted.kind is EventKind.SUBMITTED, submitted.reason
-    assert (await paper.acontrol("GET", "/status"))["open_orders"] == before + 1
+    assert await live.open_orders() == before + 1
     seq = await ledger_pool.fetchval(
         "SELECT seq FROM ledger_entries WHERE command_id = $1 AND decision = 'accepted'",
         env.command.command_id,
@@ -331,24 +234,15 @@ async def _append_is_waiting(pool: asyncpg.Pool) -> bool:
     )
 
 
-async def test_an_order_the_ledger_refuses_never_reaches_the_broker(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-) -> None:
-    bid, _ = await quote(paper, "AAPL")
-    resting = (bid * Decimal("0.9")).quantize(CENT, ROUND_DOWN)
-    env = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=2)
-    )
+async def test_an_order_the_ledger_refuses_never_reaches_the_broker(live: LiveFloor) -> None:
+    agent, ledger_pool = live.agent, live.pool
+    resting = await live.below_bid(Decimal("0.9"))
+    env = agent.sign(live.enter(limit=resting, stop=resting - 5, quantity=2))
     # The same command id already ledgered under another nonce: the unique index refuses the append.
     squatter = agent.sign(dataclasses.replace(env.command, nonce=uuid.uuid4().hex))
     await append_command(ledger_pool, squatter, decision=Decision.REJECTED, reason="test.squatter")
-    before = (await paper.acontrol("GET", "/status"))["open_orders"]
-    await send(command_producer, env)
+    before = await live.open_orders()
+    await live.send(env)
 
     async def refused_as_replay() -> bool:
         reasons = await ledger_pool.fetch(
@@ -359,30 +253,20 @@ async def test_an_order_the_ledger_refuses_never_reaches_the_broker(
     await eventually(refused_as_replay, timeout=20.0)
 
     # A later resting order proves intake moved on; only it may have reached the venue.
-    sentinel = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=1)
-    )
-    await send(command_producer, sentinel)
-    await await_event(kafka_bootstrap, sentinel.command.command_id, EventKind.SUBMITTED)
-    assert (await paper.acontrol("GET", "/status"))["open_orders"] == before + 1
+    sentinel = await live.submit(live.enter(limit=resting, stop=resting - 5, quantity=1))
+    await live.event(sentinel.command.command_id, EventKind.SUBMITTED)
+    assert await live.open_orders() == before + 1
     # The id belongs to the squatter's entry: the refused command publishes nothing under it.
-    assert await kinds_of(ledger_pool, env.command.command_id) == []
+    assert await live.kinds(env.command.command_id) == []
 
 
-async def test_the_same_envelope_delivered_twice_is_decided_once(
-    hotpath: HotPathProcess,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-) -> None:
-    env = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
-    await send(command_producer, env)
-    await send(command_producer, env)  # Kafka redelivers after a restart: the identical record
-    sentinel = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
-    await send(command_producer, sentinel)
+async def test_the_same_envelope_delivered_twice_is_decided_once(live: LiveFloor) -> None:
+    ledger_pool = live.pool
+    env = await live.submit(live.enter(account="DU-NOPROFILE"))
+    await live.send(env)  # Kafka redelivers after a restart: the identical record
+    sentinel = await live.submit(live.enter(account="DU-NOPROFILE"))
     records = await read_until(
-        kafka_bootstrap,
+        live.bootstrap,
         ORDERS_EVENTS,
         lambda raw: (e := decoded(raw)) is not None and e.command_id == sentinel.command.command_id,
     )
@@ -397,23 +281,16 @@ async def test_the_same_envelope_delivered_twice_is_decided_once(
         )
     )
     assert row["severity"] == "warning"
-    assert await kinds_of(ledger_pool, env.command.command_id) == ["rejected"]
+    assert await live.kinds(env.command.command_id) == ["rejected"]
 
 
-async def test_a_record_that_is_not_a_command_is_logged_and_intake_goes_on(
-    hotpath: HotPathProcess,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-) -> None:
-    meta = await command_producer.send_and_wait(AGENT_COMMANDS, b"\xffnot json", key=b"x/y")
-    sentinel = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
-    await send(command_producer, sentinel)
-    await await_event(kafka_bootstrap, sentinel.command.command_id, EventKind.REJECTED)
+async def test_a_record_that_is_not_a_command_is_logged_and_intake_goes_on(live: LiveFloor) -> None:
+    meta = await live.producer.send_and_wait(AGENT_COMMANDS, b"\xffnot json", key=b"x/y")
+    sentinel = await live.submit(live.enter(account="DU-NOPROFILE"))
+    await live.event(sentinel.command.command_id, EventKind.REJECTED)
     # The source is the partition (a flood from it is summarised as one source); the offset is
     # in the detail.
-    row = await ledger_pool.fetchrow(
+    row = await live.pool.fetchrow(
         "SELECT severity, reason FROM security_events WHERE remote_addr = $1 AND detail->>'offset' = $2",
         f"{AGENT_COMMANDS}[{meta.partition}]",
         str(meta.offset),
@@ -421,23 +298,16 @@ async def test_a_record_that_is_not_a_command_is_logged_and_intake_goes_on(
     assert (row["severity"], row["reason"]) == ("error", "intake.malformed")
 
 
-async def test_a_revoked_key_stops_being_accepted_at_once(
-    hotpath: HotPathProcess,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-) -> None:
-    first = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
-    await send(command_producer, first)
-    event = await await_event(kafka_bootstrap, first.command.command_id, EventKind.REJECTED)
+async def test_a_revoked_key_stops_being_accepted_at_once(live: LiveFloor) -> None:
+    ledger_pool = live.pool
+    first = await live.submit(live.enter(account="DU-NOPROFILE"))
+    event = await live.event(first.command.command_id, EventKind.REJECTED)
     assert event.reason == "risk.no_profile"  # the key is good: refused only further down
-    await revoke_agent(ledger_pool, agent.agent_id)
+    await revoke_agent(ledger_pool, live.agent.agent_id)
     # The very next command: Postgres announces the revocation to the hot path, and the ledger
     # refuses the key's entries itself, so there is no periodic reload to wait for. A sentry
     # refusal makes no order record: the security event is its record.
-    second = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
-    await send(command_producer, second)
+    second = await live.submit(live.enter(account="DU-NOPROFILE"))
 
     async def reasons() -> list[str]:
         rows = await ledger_pool.fetch(
@@ -448,39 +318,18 @@ async def test_a_revoked_key_stops_being_accepted_at_once(
     assert await eventually(reasons, timeout=20) == [sentry.REVOKED_KEY]
 
 
-def cancel_command(agent_id: str, target: str, *, account: str = VENUE_ACCOUNT) -> Command:
-    return Command(
-        kind=CommandKind.CANCEL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent_id, account=account,
-        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), target_command_id=target,
-    )  # fmt: skip
-
-
-async def test_a_cancel_command_cancels_the_working_order_and_is_ledgered(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-) -> None:
-    bid, _ = await quote(paper, "AAPL")
-    resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
-    order = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5, quantity=1)
-    )
-    await send(command_producer, order)
-    await await_event(kafka_bootstrap, order.command.command_id, EventKind.SUBMITTED)
+async def test_a_cancel_command_cancels_the_working_order_and_is_ledgered(live: LiveFloor) -> None:
+    agent = live.agent
+    order = await live.resting_buy(1)
 
     # Another account's agent cannot cancel it: the order is not theirs to name.
-    foreign = agent.sign(cancel_command(agent.agent_id, order.command.command_id, account="DU-OTHER"))
-    cancel = agent.sign(cancel_command(agent.agent_id, order.command.command_id))
-    await send(command_producer, foreign)
-    await send(command_producer, cancel)
-    cancelled = await await_event(kafka_bootstrap, order.command.command_id, EventKind.CANCELLED)
+    foreign = await live.submit(cancel_command(agent.agent_id, order.command.command_id, account="DU-OTHER"))
+    cancel = await live.submit(cancel_command(agent.agent_id, order.command.command_id, account=live.account))
+    cancelled = await live.event(order.command.command_id, EventKind.CANCELLED)
     assert cancelled.filled_qty == 0
     decisions = {
         r["command_id"]: (r["decision"], r["reason"])
-        for r in await ledger_pool.fetch(
+        for r in await live.pool.fetch(
             "SELECT command_id, decision, reason FROM ledger_entries WHERE command_id = ANY($1::text[])",
             [foreign.command.command_id, cancel.command.command_id],
         )
@@ -491,44 +340,25 @@ async def test_a_cancel_command_cancels_the_working_order_and_is_ledgered(
     }
 
 
-async def test_cancel_all_for_a_symbol_cancels_only_that_symbol(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-) -> None:
-    before = (await paper.acontrol("GET", "/status"))["open_orders"]
-    envs = {}
-    for symbol in ("AAPL", "MSFT"):
-        bid, _ = await quote(paper, symbol)
-        resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
-        envs[symbol] = agent.sign(
-            enter_command(agent.agent_id, account=VENUE_ACCOUNT, symbol=symbol, limit=resting,
-                          stop=resting - 5, quantity=1)
-        )  # fmt: skip
-        await send(command_producer, envs[symbol])
-        await await_event(kafka_bootstrap, envs[symbol].command.command_id, EventKind.SUBMITTED)
-    after = await paper.acontrol("GET", "/status")
+async def test_cancel_all_for_a_symbol_cancels_only_that_symbol(live: LiveFloor) -> None:
+    agent = live.agent
+    before = await live.open_orders()
+    envs = {symbol: await live.resting_buy(1, symbol=symbol) for symbol in ("AAPL", "MSFT")}
+    after = await live.paper.acontrol("GET", "/status")
     assert after["open_orders"] == before + 2, after
 
-    cancel_all = Command(
-        kind=CommandKind.CANCEL_ALL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent.agent_id,
-        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="AAPL",
-    )  # fmt: skip
-    await send(command_producer, agent.sign(cancel_all))
-    await await_event(kafka_bootstrap, envs["AAPL"].command.command_id, EventKind.CANCELLED)
-    sentinel = agent.sign(enter_command(agent.agent_id, account="DU-NOPROFILE"))
-    await send(command_producer, sentinel)
-    await await_event(kafka_bootstrap, sentinel.command.command_id, EventKind.REJECTED)
+    await live.submit(cancel_all_command(agent.agent_id, account=VENUE_ACCOUNT, symbol="AAPL"))
+    await live.event(envs["AAPL"].command.command_id, EventKind.CANCELLED)
+    sentinel = await live.submit(live.enter(account="DU-NOPROFILE"))
+    await live.event(sentinel.command.command_id, EventKind.REJECTED)
     # Every AAPL order of the account went (other tests' too); MSFT is still at the venue, so
     # cancelling it now takes exactly one more order off the book.
-    remaining = (await paper.acontrol("GET", "/status"))["open_orders"]
+    remaining = await live.open_orders()
     assert remaining < after["open_orders"]
-    await send(command_producer, agent.sign(cancel_command(agent.agent_id, envs["MSFT"].command.command_id)))
-    await await_event(kafka_bootstrap, envs["MSFT"].command.command_id, EventKind.CANCELLED)
-    await eventually(lambda: _open_orders_are(paper, remaining - 1), timeout=10.0)
+    await live.submit(cancel_command(agent.agent_id, envs["MSFT"].command.command_id, account=VENUE_ACCOUNT))
+    await live.event(envs["MSFT"].command.command_id, EventKind.CANCELLED)
+    await eventually(lambda: _open_orders_are(live, remaining - 1), timeout=10.0)
 
 
-async def _open_orders_are(paper: PaperStack, expected: int) -> bool:
-    return bool((await paper.acontrol("GET", "/status"))["open_orders"] == expected)
+async def _open_orders_are(live: LiveFloor, expected: int) -> bool:
+    return await live.open_orders() == expected

@@ -22,7 +22,8 @@ from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from ledger.iceberg_parents import UNVERIFIED_ICEBERG_ENTRY
 from ledger.keys import register_key, revoke_agent
-from tests.fixtures.hotpath import Agent, enter_command, new_agent, plant_entry, register
+from tests.factories import Agent, enter_command, new_agent
+from tests.fixtures.hotpath import plant_entry, register
 from tests.hotpath.conftest import TIGHT_ACCOUNT, VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from tests.hotpath.test_refusal_walk import TakesOrders

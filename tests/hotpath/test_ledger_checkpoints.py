@@ -14,7 +14,8 @@ from bus.topics import LEDGER_CHECKPOINTS
 from hotpath.checkpoints import LedgerCheckpointer
 from ledger.append import Decision, append_command, ledger_head
 from ledger.checkpoints import Checkpoint, read_checkpoints
-from tests.fixtures.hotpath import Agent, enter_command, read_until
+from tests.factories import Agent, enter_command
+from tests.fixtures.hotpath import read_until
 from tests.helpers import eventually
 from trading.signing import generate_private_key, public_key_bytes
 

@@ -22,7 +22,7 @@ from hotpath import main as hotpath_main
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
 from hotpath.refusals import DUPLICATE_DELIVERY
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.factories import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
 from trading.signing import SignedCommand

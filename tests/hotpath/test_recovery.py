@@ -17,11 +17,12 @@ from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, connect_and_resend, res
 from ledger.append import Decision, append_command
 from ledger.keys import revoke_agent
 from ledger.order_events import order_state, record_order_event
-from tests.fixtures.hotpath import Agent, enter_command, plant_entry
+from tests.factories import Agent, enter_command
+from tests.fixtures.hotpath import plant_entry
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT
-from tests.hotpath.test_hotpath_flow import CENT, quote
+from tests.hotpath.live_floor import CENT
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind
 
@@ -33,7 +34,7 @@ async def test_an_accepted_unsent_order_is_sent_on_start_and_an_unledgered_one_i
     ledger_pool: asyncpg.Pool,
     risk_profiles: None,
 ) -> None:
-    bid, _ = await quote(paper, "AAPL")
+    bid, _ = await paper.quote("AAPL")
     resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
     # As the hot path leaves it when it stops between the ledger commit and the socket write.
     ledgered = agent.sign(
@@ -89,7 +90,7 @@ async def test_an_order_the_broker_got_before_a_restart_is_adopted_not_sent_agai
 ) -> None:
     """The process stopped after the socket write but before any broker callback was stored:
     the ledger entry has no state row, so recovery lists the order to send. The broker has it."""
-    bid, _ = await quote(paper, "AAPL")
+    bid, _ = await paper.quote("AAPL")
     resting = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
     ledgered = agent.sign(
         enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=resting, stop=resting - 5)

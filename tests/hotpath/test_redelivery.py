@@ -17,7 +17,7 @@ import asyncpg
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.refusals import DUPLICATE_DELIVERY
-from tests.fixtures.hotpath import Agent, enter_command, new_agent
+from tests.factories import Agent, enter_command, new_agent
 from tests.hotpath.in_process import in_process_intake
 from trading import sentry
 from trading.commands import utc_now_ms

@@ -48,10 +48,10 @@ from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
 from ledger.append import Decision, append_command
 from ledger.keys import register_key, revoke_agent
 from ledger.order_events import order_state, record_order_event
-from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
+from tests.factories import Agent, enter_command, exit_command, new_agent
+from tests.fixtures.hotpath import register
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
-from tests.hotpath.test_hotpath_flow import exit_command
 from trading import iceberg_parents as parents
 from trading import record_signing as records
 from trading import sentry

@@ -19,7 +19,8 @@ from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.registry import RegistryWatch
 from ledger.keys import revoke_agent
-from tests.fixtures.hotpath import Agent, enter_command, new_agent, register
+from tests.factories import Agent, enter_command, new_agent
+from tests.fixtures.hotpath import register
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from trading import sentry

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from floor.breaker_cmd import breaker_command
-from tests.fixtures.hotpath import enter_command, new_agent
+from tests.factories import enter_command, new_agent
 from trading import sentry
 from trading.commands import CommandInvalid, CommandKind, utc_now_ms
 from trading.sentry import ReplayGuard, Window, admit, check, read_envelope

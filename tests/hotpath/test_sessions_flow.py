@@ -6,16 +6,15 @@ import uuid
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
 from hotpath.sessions import SESSIONS_TOPIC
 from ledger.record_keys import writer_keys
 from temporal.session_records import decode
-from tests.fixtures.hotpath import Agent, enter_command, read_until
+from tests.fixtures.hotpath import decoded, read_until
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
-from tests.hotpath.test_hotpath_flow import decoded, send
+from tests.hotpath.live_floor import LiveFloor
 from trading.record_signing import HOTPATH_WRITER, RecordRefused, verify_record
 from workflows.broker_session import Change
 
@@ -42,26 +41,19 @@ async def test_connecting_is_an_epoch_for_the_account_and_an_ops_event(
     assert row["severity"] == "info"
 
 
-async def test_the_hot_path_signs_what_it_publishes_with_its_own_registered_key(
-    hotpath: HotPathProcess,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-) -> None:
+async def test_the_hot_path_signs_what_it_publishes_with_its_own_registered_key(live: LiveFloor) -> None:
     """Its broker.sessions and orders.events records verify as written by floor-hotpath, and
     only on their own topic."""
-    keys = await writer_keys(ledger_pool)
-    session_raw = (await read_until(kafka_bootstrap, SESSIONS_TOPIC, _is_connected))[-1]
+    keys = await writer_keys(live.pool)
+    session_raw = (await read_until(live.bootstrap, SESSIONS_TOPIC, _is_connected))[-1]
     session_record = verify_record(BROKER_SESSIONS, session_raw, keys)
     assert keys[session_record["proof"]["signer"]].agent_id == HOTPATH_WRITER
 
     # A command for an account without a risk profile: refused, and the refusal published.
-    env = agent.sign(enter_command(agent.agent_id, account=f"DU-NONE-{uuid.uuid4().hex[:6]}"))
-    await send(command_producer, env)
+    env = await live.submit(live.enter(account=f"DU-NONE-{uuid.uuid4().hex[:6]}"))
     raw = (
         await read_until(
-            kafka_bootstrap,
+            live.bootstrap,
             ORDERS_EVENTS,
             lambda r: (e := decoded(r)) is not None and e.command_id == env.command.command_id,
         )

@@ -3,19 +3,16 @@ and fills when the price turns down through it."""
 
 from __future__ import annotations
 
-import uuid
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
-from tests.fixtures.hotpath import Agent, enter_command
-from tests.fixtures.paper import PaperStack
+from tests.factories import exit_command
 from tests.helpers import eventually
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
-from tests.hotpath.test_hotpath_flow import CENT, await_event, quote, send
-from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
+from tests.hotpath.conftest import HotPathProcess
+from tests.hotpath.live_floor import LiveFloor
+from trading.commands import OrderType, Side
 from trading.order_events import EventKind
 
 
@@ -25,33 +22,19 @@ async def moves_of(hotpath: HotPathProcess, command_id: str) -> list[dict[str, A
     return [m for m in stats["trail_moves"] if m["command_id"] == command_id]
 
 
-async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-) -> None:
-    _, ask = await quote(paper, "AAPL")
-    limit = (ask * Decimal("1.01")).quantize(CENT, ROUND_DOWN)
-    entry = agent.sign(
-        enter_command(agent.agent_id, account=VENUE_ACCOUNT, limit=limit, stop=limit - 5, quantity=5)
-    )
-    await send(command_producer, entry)
-    filled = await await_event(
-        kafka_bootstrap, entry.command.command_id, EventKind.FILLED, EventKind.REJECTED
-    )
+async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(live: LiveFloor) -> None:
+    hotpath, paper = live.hotpath, live.paper
+    limit = await live.above_ask(Decimal("1.01"))
+    entry = await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=5))
+    filled = await live.event(entry.command.command_id, EventKind.FILLED, EventKind.REJECTED)
     assert filled.kind is EventKind.FILLED, filled.reason
 
-    trail = Command(
-        kind=CommandKind.EXIT, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent.agent_id,
-        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="AAPL",
-        side=Side.SELL, order_type=OrderType.TRAIL, trail_amount=Decimal("1.00"), tif=TimeInForce.DAY,
-        quantity=5,
+    trail = exit_command(
+        live.agent.agent_id, account=live.account, side=Side.SELL, quantity=5, order_type=OrderType.TRAIL,
+        trail_amount=Decimal("1.00"),
     )  # fmt: skip
-    exit_env = agent.sign(trail)
-    await send(command_producer, exit_env)
-    working = await await_event(kafka_bootstrap, trail.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
+    await live.submit(trail)
+    working = await live.event(trail.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
     assert working.kind is EventKind.SUBMITTED, working.reason
 
     await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 3, "ms": 300})
@@ -60,7 +43,7 @@ async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(
     except AssertionError as exc:
         raise AssertionError(
             f"stop did not follow: moves={await moves_of(hotpath, trail.command_id)}, "
-            f"quote={await quote(paper, 'AAPL')}"
+            f"quote={await paper.quote('AAPL')}"
         ) from exc
     stops = [Decimal(m["new_stop"]) for m in moves]
     assert stops == sorted(stops), "a trailing stop never moves back"
@@ -69,7 +52,7 @@ async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(
     # A slower fall leaves the book time to refill: the triggered stop is a market order, and the
     # venue cancels what a market order cannot fill at once.
     await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": -1.5, "ms": 3000})
-    done = await await_event(kafka_bootstrap, trail.command_id, EventKind.FILLED, EventKind.CANCELLED)
+    done = await live.event(trail.command_id, EventKind.FILLED, EventKind.CANCELLED)
     assert done.filled_qty > 0, f"the stop triggered but nothing executed: {done}"
     assert done.avg_fill_price is not None
     # The exit executed near where the stop was last moved to, far above where it started.

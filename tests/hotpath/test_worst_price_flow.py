@@ -19,15 +19,14 @@ from collections import defaultdict
 from decimal import Decimal
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from paper.venue.client import VenueClient
 from paper.venue.messages import ExecutionFilter
-from tests.fixtures.hotpath import Agent, enter_command
+from tests.factories import enter_command
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT, HotPathProcess
-from tests.hotpath.test_hotpath_flow import CENT, await_event, quote, send
+from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
+from tests.hotpath.live_floor import CENT, LiveFloor
 from trading.commands import Command, Edge, OrderType, Side
 from trading.order_events import EventKind
 
@@ -65,26 +64,20 @@ def orders(agent_id: str, bid: Decimal, ask: Decimal) -> dict[str, Command]:
     }  # fmt: skip
 
 
-async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venue(
-    hotpath: HotPathProcess,
-    paper: PaperStack,
-    agent: Agent,
-    command_producer: AIOKafkaProducer,
-    kafka_bootstrap: str,
-    ledger_pool: asyncpg.Pool,
-) -> None:
-    bid, ask = await quote(paper, SYMBOL)
-    sent = orders(agent.agent_id, bid, ask)
+async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venue(live: LiveFloor) -> None:
+    paper = live.paper
+    bid, ask = await live.quote(SYMBOL)
+    sent = orders(live.agent.agent_id, bid, ask)
     ended: dict[str, EventKind] = {}
     try:
         for name, command in sent.items():
-            await send(command_producer, agent.sign(command))
+            await live.submit(command)
             if command.order_type is OrderType.TRAIL:
-                first = await await_event(kafka_bootstrap, command.command_id, EventKind.ACCEPTED, *ENDED)
+                first = await live.event(command.command_id, EventKind.ACCEPTED, *ENDED)
                 assert first.kind is EventKind.ACCEPTED, (name, first.reason)
                 # The market rises through the stop (one trail above the ask), which then fills.
                 await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": 7, "ms": 1000})
-            event = await await_event(kafka_bootstrap, command.command_id, *ENDED)
+            event = await live.event(command.command_id, *ENDED)
             ended[name] = event.kind
             if name == "sell limit far through the bid":
                 assert (event.kind, event.reason) == (EventKind.REJECTED, "risk.stop_wrong_side")
@@ -92,7 +85,7 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
                 assert event.kind is EventKind.FILLED, (name, event.kind, event.reason)
     finally:
         # Back where it was, for the suites after this one that price from the venue's seed.
-        now_bid, now_ask = await quote(paper, SYMBOL)
+        now_bid, now_ask = await paper.quote(SYMBOL)
         back = ((bid + ask) / (now_bid + now_ask) - 1) * 100
         await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": str(round(back, 4)), "ms": 1000})
         await eventually(lambda: _near(paper, (bid + ask) / 2), timeout=10.0)
@@ -119,7 +112,7 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
             # jumps up to ~0.6 a step: the fill slips past the trigger, which no sizing bounds
             # (a limit does). So the loss is taken at the stop the broker got, which the venue
             # did fill at or beyond.
-            sent_stop = await initial_stop(ledger_pool, command.command_id)
+            sent_stop = await initial_stop(live.pool, command.command_id)
             assert all(price >= sent_stop for _, price in executions), (sent_stop, executions)
             priced = [(shares, sent_stop) for shares, _ in executions]
         loss = sum(shares * (price - stop) * sign for shares, price in priced)
@@ -127,7 +120,7 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
 
 
 async def _near(paper: PaperStack, mid: Decimal) -> bool:
-    bid, ask = await quote(paper, SYMBOL)
+    bid, ask = await paper.quote(SYMBOL)
     return abs((bid + ask) / 2 - mid) < mid / 100
 
 

@@ -1,4 +1,4 @@
-"""Builders for ledger tests: registered agents and signed commands."""
+"""Builders for ledger tests: registered agents and signed commands; the ledger's rows as stored."""
 
 from __future__ import annotations
 
@@ -8,18 +8,25 @@ from decimal import Decimal
 
 import asyncpg
 
+from ledger.chain import LedgerRow
 from ledger.key_changes import KIND_KEY_REGISTER, KeyChange
-from ledger.keys import register_key
-from tests.fixtures.hotpath import Agent, enter_command, new_agent
+from tests.factories import Agent, enter_command
+from tests.fixtures.hotpath import fresh_agent
 from trading.circuit_breaker_state import TripRecord
 from trading.commands import utc_now_ms
-from trading.signing import SignedCommand, key_id, public_key_bytes
+from trading.signing import SignedCommand, key_id
 
 
 async def registered_agent(db: asyncpg.Connection, agent_id: str = "alpha", role: str = "agent") -> Agent:
-    agent = new_agent(agent_id)
-    await register_key(db, agent_id, public_key_bytes(agent.private_key), role, ["*"])
-    return agent
+    return await fresh_agent(db, agent_id, role)
+
+
+async def stored_rows(db: asyncpg.Connection) -> list[LedgerRow]:
+    """Every ledger entry, oldest first, as the chain reads it."""
+    records = await db.fetch(
+        f"SELECT {', '.join(LedgerRow.__dataclass_fields__)} FROM ledger_entries ORDER BY seq"
+    )
+    return [LedgerRow(**dict(r)) for r in records]
 
 
 def signed_enter(agent: Agent, **kw: object) -> SignedCommand:

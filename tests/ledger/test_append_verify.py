@@ -16,19 +16,12 @@ from ledger.append import (
     ledger_head,
     load_replay_keys,
 )
-from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
+from ledger.chain import GENESIS_HASH, compute_entry_hash
 from ledger.keys import revoke_agent
 from ledger.verify import verify_ledger
 from tests.helpers import eventually
-from tests.ledger.helpers import registered_agent, signed_enter
+from tests.ledger.helpers import registered_agent, signed_enter, stored_rows
 from trading.signing import generate_private_key, sign_command
-
-
-async def rows(db: asyncpg.Connection) -> list[LedgerRow]:
-    records = await db.fetch(
-        f"SELECT {', '.join(LedgerRow.__dataclass_fields__)} FROM ledger_entries ORDER BY seq"
-    )
-    return [LedgerRow(**dict(r)) for r in records]
 
 
 async def test_appends_chain_in_order_and_verify_passes_with_progress(
@@ -41,7 +34,7 @@ async def test_appends_chain_in_order_and_verify_passes_with_progress(
         reason = None if decision is Decision.ACCEPTED else "risk.max_dollar_risk"
         records.append(await append_command(db, signed_enter(alpha), decision=decision, reason=reason))
     assert [r.seq for r in records] == [1, 2, 3, 4, 5]
-    stored = await rows(db)
+    stored = await stored_rows(db)
     prev = GENESIS_HASH
     for row in stored:
         assert row.prev_hash == prev
@@ -152,7 +145,7 @@ async def test_decision_detail_is_stored_canonically_and_chained(
     detail = {"quantity": 120, "entry_price": "189.50", "binding": "kelly", "bankroll": "100000.00"}
     await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED, detail=detail)
     await append_command(db, signed_enter(alpha), decision=Decision.ACCEPTED)
-    stored = await rows(db)
+    stored = await stored_rows(db)
     assert (
         stored[0].detail == '{"bankroll":"100000.00","binding":"kelly","entry_price":"189.50","quantity":120}'
     )

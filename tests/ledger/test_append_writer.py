@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 
 from ledger.append import Decision, append_command, append_refusal, ledger_head
-from ledger.chain import GENESIS_HASH, LedgerRow, compute_entry_hash
+from ledger.chain import GENESIS_HASH, compute_entry_hash
 from ledger.db import DedicatedConnection
 from ledger.verify import verify_ledger
 from tests.helpers import eventually
-from tests.ledger.helpers import registered_agent, signed_enter
+from tests.ledger.helpers import registered_agent, signed_enter, stored_rows
 
 LOST_CONNECTION = (
     asyncpg.PostgresConnectionError,
@@ -23,13 +23,6 @@ LOST_CONNECTION = (
     asyncpg.InternalClientError,
     ConnectionError,
 )
-
-
-async def stored_rows(db: asyncpg.Connection) -> list[LedgerRow]:
-    records = await db.fetch(
-        f"SELECT {', '.join(LedgerRow.__dataclass_fields__)} FROM ledger_entries ORDER BY seq"
-    )
-    return [LedgerRow(**dict(r)) for r in records]
 
 
 async def test_concurrent_writers_leave_a_gapless_chain_no_reader_sees_filled_in_later(

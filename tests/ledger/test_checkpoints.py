@@ -29,7 +29,7 @@ from ledger.checkpoints import (
 )
 from ledger.keys import register_key
 from ledger.verify import verify_ledger
-from tests.fixtures.hotpath import Agent
+from tests.factories import Agent
 from tests.ledger.conftest import as_role
 from tests.ledger.helpers import registered_agent, signed_enter
 from tests.ledger.test_tamper import RECHAIN_FROM_2, tamper

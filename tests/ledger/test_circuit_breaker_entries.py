@@ -14,7 +14,7 @@ from ledger.append import Decision, append_command, append_signed
 from ledger.circuit_breaker import append_trip, newest_breaker_entry
 from ledger.key_changes import register_key_signed
 from ledger.verify import verify_ledger
-from tests.fixtures.hotpath import new_agent
+from tests.factories import new_agent
 from tests.ledger.helpers import forge_registration, registered_agent, trip_record
 from trading.circuit_breaker_state import KIND_TRIPPED
 from trading.commands import CommandKind, utc_now_ms

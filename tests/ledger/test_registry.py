@@ -19,7 +19,7 @@ from ledger.risk_profiles import (
 )
 from ledger.security_events import recent_security_events, record_security_event
 from ledger.verify import verify_ledger
-from tests.fixtures.hotpath import new_agent
+from tests.factories import new_agent, order_event, risk_profile
 from tests.ledger.helpers import registered_agent, signed_enter
 from trading import sentry
 from trading.order_events import EventKind, OrderEvent
@@ -28,14 +28,7 @@ from trading.security_events import SecurityEvent, Severity
 from trading.signing import key_id, public_key_bytes
 from trading.sizing import RiskProfile
 
-PROFILE = RiskProfile(
-    max_trade_size=Decimal("25000"),
-    max_dollar_risk=Decimal("500"),
-    max_position=1000,
-    max_gross_exposure=Decimal("100000"),
-    max_open_orders=20,
-    staleness_ms=1500,
-)
+PROFILE = risk_profile()
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -204,25 +197,11 @@ async def test_security_events_are_stored_and_filtered_by_severity(db: asyncpg.C
 def event(
     kind: EventKind, event_id: str, filled: int = 0, fill: Fill | None = None, reason: str | None = None
 ) -> OrderEvent:
-    return OrderEvent(
-        event_id=event_id,
-        command_id="cmd-1",
-        parent_id=None,
-        kind=kind,
-        account="DU1",
-        symbol="AAPL",
-        agent_id="alpha",
-        side="BUY",
-        quantity=100,
-        filled_qty=filled,
-        avg_fill_price=None if fill is None else fill.price,
-        last_fill=fill,
-        reason=reason,
-        ts=datetime(2026, 11, 24, 5, 0, tzinfo=UTC),
-        limit_price=Decimal("189.50"),
-        tif="DAY",
+    return order_event(
+        "cmd-1", 0, kind, filled, fill, event_id=event_id, symbol="AAPL", quantity=100, reason=reason,
+        ts=datetime(2026, 11, 24, 5, 0, tzinfo=UTC), limit_price=Decimal("189.50"), tif="DAY",
         broker_order_id=42,
-    )
+    )  # fmt: skip
 
 
 async def test_order_events_are_idempotent_and_state_is_the_most_advanced(db: asyncpg.Connection) -> None:

@@ -9,7 +9,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import asyncpg
 import pytest
@@ -21,21 +20,13 @@ from ledger.append import Decision, append_command, append_refusal, append_signe
 from ledger.key_changes import register_key_signed
 from ledger.migrate import apply_migrations
 from ledger.risk_profiles import set_profile
-from tests.fixtures.hotpath import new_agent
+from tests.factories import new_agent, risk_profile
 from tests.ledger.conftest import with_database
 from tests.ledger.helpers import signed_enter
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, canonical_bytes, utc_now_ms
 from trading.signing import generate_private_key, public_key_bytes
-from trading.sizing import RiskProfile
 
-PROFILE = RiskProfile(
-    max_trade_size=Decimal("1000"),
-    max_dollar_risk=Decimal("100"),
-    max_position=10,
-    max_gross_exposure=Decimal("10000"),
-    max_open_orders=5,
-    staleness_ms=1000,
-)
+PROFILE = risk_profile()
 
 RUNTIME = [role.process for role in roles.RUNTIME_ROLES]
 

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
@@ -26,7 +27,8 @@ from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer
 from temporal.client import connect
 from temporal.search_attributes import ensure_search_attributes
-from tests.fixtures.hotpath import Agent, RecordWriters, register
+from tests.factories import Agent
+from tests.fixtures.hotpath import RecordWriters, register
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 
 
@@ -107,3 +109,14 @@ async def ledgered_iceberg(
         pool, agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": command.quantity}
     )
     return command
+
+
+async def workflow_exists(client: Client, workflow_id: str) -> bool:
+    """Whether Temporal knows a workflow of this id (running or not)."""
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

@@ -28,6 +28,7 @@ and MSFT, so those are the symbols it has fresh prices for.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,17 +40,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from ledger.keys import register_key
 from ledger.risk_profiles import set_profile
-from tests.fixtures.hotpath import Agent, new_agent, register
+from tests.factories import Agent, cancel_all_command, exit_command, new_agent
+from tests.fixtures.hotpath import fresh_agent, register, send
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT, HotPathProcess
-from tests.hotpath.test_hotpath_flow import send
-from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
+from tests.hotpath.live_floor import CENT
+from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import TERMINAL_KINDS
 from trading.risk import Refusal
-from trading.signing import generate_private_key, public_key_bytes
 from trading.sizing import RiskProfile
 
 SYMBOL = "AAPL"
@@ -59,13 +59,8 @@ intervals are scaled by its inverse (``IcebergInput.interval_scale``)."""
 STOP_DISTANCE = Decimal(10)
 """Stop distance of the slices' edge: 100 shares risk $1,000, within the profiles' $2,000."""
 
-LARGE_PROFILE = RiskProfile(
-    max_trade_size=Decimal("300000"),
-    max_dollar_risk=Decimal("2000"),
-    max_position=30_000,
-    max_gross_exposure=Decimal("3500000"),
-    max_open_orders=50,
-    staleness_ms=60_000,
+LARGE_PROFILE = dataclasses.replace(
+    MAIN_PROFILE, max_trade_size=Decimal("300000"), max_position=30_000, max_gross_exposure=Decimal("3500000")
 )
 """Room for 10,000 AAPL on top of what the other suites hold (at most 1,000 of each symbol):
 exposure binds, at $3.5 million. The position limit is set well above it so that a probe parent
@@ -83,8 +78,6 @@ REASON_UNDER = {
 }
 """Why the hot path refuses the probe parent under each profile."""
 
-CENT = Decimal("0.01")
-
 
 def _pred(check: Callable[[], Awaitable[bool]]) -> Callable[[], bool | Awaitable[bool]]:
     """An async predicate as :func:`eventually` types it."""
@@ -100,12 +93,6 @@ async def position(pool: asyncpg.Pool, symbol: str) -> int:
         symbol,
     )
     return sum(int(r["q"]) * (1 if r["side"] == "BUY" else -1) for r in rows)
-
-
-async def touch(paper: PaperStack, symbol: str) -> tuple[Decimal, Decimal]:
-    status = await paper.acontrol("GET", "/status")
-    row = next(s for s in status["symbols"] if s["symbol"] == symbol)
-    return Decimal(row["bid"]), Decimal(row["ask"])
 
 
 @dataclass
@@ -171,7 +158,7 @@ class _Floor:
         if delta == 0:
             return
         side = Side.BUY if delta > 0 else Side.SELL
-        bid, ask = await touch(self.paper, SYMBOL)
+        bid, ask = await self.paper.quote(SYMBOL)
         limit = (
             (ask * Decimal("1.01")).quantize(CENT, ROUND_FLOOR)
             if side is Side.BUY
@@ -181,10 +168,9 @@ class _Floor:
         while left:
             qty = min(left, FLATTEN_CHUNK)
             left -= qty
-            command = Command(
-                kind=CommandKind.EXIT, command_id=f"flatten-{uuid.uuid4().hex}", agent_id=self.agent.agent_id,
-                account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=SYMBOL,
-                side=side, order_type=OrderType.LMT, limit_price=limit, tif=TimeInForce.DAY, quantity=qty,
+            command = exit_command(
+                self.agent.agent_id, account=VENUE_ACCOUNT, side=side, quantity=qty, limit=limit,
+                symbol=SYMBOL, command_id=f"flatten-{uuid.uuid4().hex}",
             )  # fmt: skip
             await send(self.producer, self.agent.sign(command))
 
@@ -203,11 +189,9 @@ class _Floor:
                 stopped.append(handle.id)
         if not stopped:
             return
-        cancel_all = Command(
-            kind=CommandKind.CANCEL_ALL, command_id=f"cancel-{uuid.uuid4().hex}",
-            agent_id=self.agent.agent_id, account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex,
-            issued_at=utc_now_ms(), symbol=SYMBOL,
-        )  # fmt: skip
+        cancel_all = cancel_all_command(
+            self.agent.agent_id, account=VENUE_ACCOUNT, symbol=SYMBOL, command_id=f"cancel-{uuid.uuid4().hex}"
+        )
         await send(self.producer, self.agent.sign(cancel_all))
 
         async def slices_over() -> bool:
@@ -231,16 +215,18 @@ async def large_iceberg_room(
     temporal_client: Client,
 ) -> AsyncIterator[IcebergRoom]:
     del temporal_client  # required running, not used directly
-    operator_key = generate_private_key()
-    operator_id = f"ops-{uuid.uuid4().hex[:8]}"
-    await register_key(ledger_pool, operator_id, public_key_bytes(operator_key), "operator", [VENUE_ACCOUNT])
-    trader = new_agent()
-    await register(ledger_pool, trader)
+    operator = new_agent(f"ops-{uuid.uuid4().hex[:8]}", frozenset({VENUE_ACCOUNT}))
+    await register(ledger_pool, operator, "operator")
+    trader = await fresh_agent(ledger_pool)
     floor = _Floor(paper, command_producer, ledger_pool, trader, hotpath)
 
     async def use(profile: RiskProfile) -> None:
         await set_profile(
-            ledger_pool, VENUE_ACCOUNT, profile, operator_id=operator_id, operator_key=operator_key
+            ledger_pool,
+            VENUE_ACCOUNT,
+            profile,
+            operator_id=operator.agent_id,
+            operator_key=operator.private_key,
         )
         await floor.await_profile(profile)
 

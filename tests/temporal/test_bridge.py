@@ -8,13 +8,13 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import asyncpg
 import pytest
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.commands import CancelCommandRequest, OrderCommandRequest, PublishResult
@@ -30,9 +30,9 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer, iceberg_expiry
 from temporal.client import iceberg_input
-from tests.fixtures.hotpath import Agent, new_agent
+from tests.factories import Agent, new_agent, order_event
 from tests.helpers import eventually
-from tests.temporal.conftest import RunningBridge, ledgered_iceberg
+from tests.temporal.conftest import RunningBridge, ledgered_iceberg, workflow_exists
 from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
 from trading.order_events import EventKind, OrderEvent, encode
@@ -43,29 +43,8 @@ from workflows.broker_session import BrokerSession, Change, SessionChange, Sessi
 from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus, ProgressQuery
 from workflows.order_lifecycle import HistoryQuery, LifecycleState, OrderLifecycle
 
-
-def _event(
-    cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None, **kw: object
-) -> OrderEvent:
-    fields: dict[str, object] = dict(
-        event_id=f"{cid}-{n}",
-        command_id=cid,
-        parent_id=None,
-        kind=kind,
-        account="DU1",
-        symbol="SYM",
-        agent_id="alpha",
-        side="BUY",
-        quantity=200,
-        filled_qty=filled,
-        avg_fill_price=fill.price if fill else None,
-        last_fill=fill,
-        reason=None,
-        ts=datetime.now(UTC),
-        tif="GTC",
-    )
-    fields.update(kw)
-    return OrderEvent(**fields)  # type: ignore[arg-type]
+_event = partial(order_event, symbol="SYM", tif="GTC")
+"""A record of one of the bridge's orders: ``_event(command_id, n, kind, filled, fill, **fields)``."""
 
 
 async def _produce(producer: SigningProducer, *events: OrderEvent | bytes) -> None:
@@ -249,16 +228,6 @@ async def test_session_records_drive_the_account_broker_session(
     assert bridge.stats.session_changes >= 2
 
 
-async def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
-
-
 def _iceberg_parent_record(command: Command, n: int, agent: Any) -> OrderEvent:
     return _event(
         command.command_id, n, EventKind.ACCEPTED, 0, quantity=300, tif="DAY",
@@ -285,7 +254,7 @@ async def test_an_accepted_iceberg_parent_starts_one_iceberg_however_often_it_is
     # Delivered twice (a redelivery after a bridge restart), and an unledgered parent in
     # between: the bridge starts one workflow, shrugs off the copy and the other, and goes on.
     await _produce(records_producer, record, bad, record, after)
-    assert await eventually(lambda: _exists(temporal_client, after.command_id), timeout=30)
+    assert await eventually(lambda: workflow_exists(temporal_client, after.command_id), timeout=30)
     assert running.bridge.stats.parents_not_ledgered > not_ledgered_before
     assert running.bridge.stats.icebergs_already_started >= 1
 
@@ -391,6 +360,7 @@ async def test_a_control_record_is_handed_to_its_iceberg_which_acts_only_on_what
             await running.bridge.deliver(control_record(pause))
             await taken_up(handle, pause)
             assert (await handle.query(Iceberg.progress, ProgressQuery())).status is IcebergStatus.PAUSED
-            assert not await _exists(temporal_client, pause) and not await _exists(temporal_client, forged)
+            assert not await workflow_exists(temporal_client, pause)
+            assert not await workflow_exists(temporal_client, forged)
         finally:
             await handle.terminate("test over")

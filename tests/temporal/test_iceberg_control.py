@@ -22,17 +22,18 @@ from temporalio.client import Client, WorkflowHandle
 from bus.topics import AGENT_COMMANDS
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from ledger.keys import revoke_agent
-from tests.fixtures.hotpath import Agent, new_agent, register
+from tests.factories import Agent, new_agent
+from tests.fixtures.hotpath import register
 from tests.helpers import eventually
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     VENUE_ACCOUNT,
     command_producer,
     risk_profiles,
 )
+from tests.temporal.conftest import workflow_exists
 from tests.temporal.test_iceberg_hotpath import (  # noqa: F401 - fixtures used by name
     REFERENCE,
     SniperStack,
-    _exists,
     _iceberg_command,
     _pred,
     hotpath,
@@ -76,7 +77,7 @@ async def _resting_iceberg(
     command = _iceberg_command(agent.agent_id, Side.BUY, limit_price=RESTING_LIMIT, edge=EDGE)
     await _send(producer, agent, command)
     workflow_id = parents.parent_workflow_id(command.command_id)
-    await eventually(_pred(lambda: _exists(client, workflow_id)), timeout=30)
+    await eventually(_pred(lambda: workflow_exists(client, workflow_id)), timeout=30)
     handle = client.get_workflow_handle_for(Iceberg.run, workflow_id)
 
     async def resting() -> bool:

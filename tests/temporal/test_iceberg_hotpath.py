@@ -28,7 +28,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
@@ -40,7 +39,8 @@ from floor.supervisor import RunningService, Supervisor, stop_process_group
 from hotpath.refusals import DUPLICATE_DELIVERY
 from ledger.keys import register_key
 from temporal.client import iceberg_input
-from tests.fixtures.hotpath import Agent, RecordWriters, new_agent
+from tests.factories import Agent, new_agent
+from tests.fixtures.hotpath import RecordWriters, await_event, send
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
@@ -51,14 +51,12 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     running_hotpath,
 )
 from tests.hotpath.test_circuit_breaker_flow import rearm
-from tests.hotpath.test_hotpath_flow import await_event, send
-from tests.temporal.conftest import ledgered_iceberg
+from tests.temporal.conftest import ledgered_iceberg, workflow_exists
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
     BUSY_FACTOR,
     STOP_DISTANCE,
     IcebergRoom,
     large_iceberg_room,
-    touch,
 )
 from tests.temporal.large_iceberg import SYMBOL as LARGE_SYMBOL
 from tests.temporal.large_iceberg import position as _position
@@ -202,7 +200,7 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     agent_id, queue = sniper.agent_id, sniper.queue
     start = large_iceberg_room.start_position
     side = Side.SELL if start >= 0 else Side.BUY
-    bid, ask = await touch(paper, LARGE_SYMBOL)
+    bid, ask = await paper.quote(LARGE_SYMBOL)
     stop = (bid + ask) / 2 - side.sign * STOP_DISTANCE
     # The parent as intake leaves one it accepted (the ledger entry the Iceberg checks first);
     # started here rather than by the bridge, to scale its slice intervals to the busy market.
@@ -289,16 +287,6 @@ def _iceberg_command(agent_id: str, side: Side, **overrides: object) -> Command:
     return Command(**fields)  # type: ignore[arg-type]
 
 
-async def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
-
-
 async def _parent_entries(pool: asyncpg.Pool, command_id: str) -> list[tuple[str, str, dict[str, object]]]:
     rows = await pool.fetch(
         "SELECT kind, decision, detail FROM ledger_entries WHERE command_id = $1 ORDER BY seq", command_id
@@ -321,7 +309,7 @@ async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_f
     workflow_id = iceberg_workflow_id(cid)
     await send(command_producer, envelope)
 
-    await eventually(_pred(lambda: _exists(temporal_client, workflow_id)), timeout=30)
+    await eventually(_pred(lambda: workflow_exists(temporal_client, workflow_id)), timeout=30)
     handle = temporal_client.get_workflow_handle_for(Iceberg.run, workflow_id)
     result = await asyncio.wait_for(handle.result(), timeout=240)
     assert result.status is IcebergStatus.COMPLETED, result.notes
@@ -393,8 +381,8 @@ async def _refused_without_an_iceberg(
     assert (refused.kind, refused.reason, refused.iceberg_envelope) == (EventKind.REJECTED, reason, None)
     # The bridge has handled the refusal once the refusal's lifecycle exists; by then it would
     # have started the iceberg, had the record been an accepted parent.
-    await eventually(_pred(lambda: _exists(temporal_client, command_id)), timeout=20)
-    assert not await _exists(temporal_client, iceberg_workflow_id(command_id))
+    await eventually(_pred(lambda: workflow_exists(temporal_client, command_id)), timeout=20)
+    assert not await workflow_exists(temporal_client, iceberg_workflow_id(command_id))
 
 
 @pytest.mark.parametrize("forgery", ["unsigned", "tampered"])
@@ -422,7 +410,7 @@ async def test_an_unsigned_or_tampered_iceberg_is_refused_by_the_sentry_and_star
     # A command the sentry refused yields no order record at all (its id is unauthenticated):
     # the security event is its only trace, and the bridge never hears of it.
     await eventually(_pred(lambda: _security_reasons(ledger_pool, cid, reason)), timeout=20)
-    assert not await _exists(temporal_client, iceberg_workflow_id(cid))
+    assert not await workflow_exists(temporal_client, iceberg_workflow_id(cid))
     assert await ledger_pool.fetchval("SELECT count(*) FROM order_events WHERE command_id = $1", cid) == 0
     assert all(decision == "rejected" for _, decision, _ in await _parent_entries(ledger_pool, cid))
 

@@ -10,32 +10,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.factories import order_event
 from trading.order_events import EventKind, OrderEvent, OrderEventError, decode, encode
 from trading.orders import Fill
 
 
 def _event(**overrides: object) -> OrderEvent:
+    """A record with every field set: the iceberg slice c-1 (300 AAPL), 100 filled."""
+    fill = Fill("0001.01", 100, Decimal("187.255"))
     fields: dict[str, object] = dict(
-        event_id="e-1",
-        command_id="c-1",
-        parent_id="iceberg-7",
-        kind=EventKind.PARTIALLY_FILLED,
-        account="DU100",
-        symbol="AAPL",
-        agent_id="sniper",
-        side="BUY",
-        quantity=300,
-        filled_qty=100,
-        avg_fill_price=Decimal("187.255"),
-        last_fill=Fill("0001.01", 100, Decimal("187.255")),
-        reason=None,
-        ts=datetime(2026, 11, 24, 14, 30, tzinfo=UTC),
-        limit_price=Decimal("187.26"),
-        tif="DAY",
-        broker_order_id=42,
-    )
+        event_id="e-1", parent_id="iceberg-7", account="DU100", symbol="AAPL", agent_id="sniper",
+        quantity=300, ts=datetime(2026, 11, 24, 14, 30, tzinfo=UTC), limit_price=Decimal("187.26"),
+        tif="DAY", broker_order_id=42,
+    )  # fmt: skip
     fields.update(overrides)
-    return OrderEvent(**fields)  # type: ignore[arg-type]
+    return order_event("c-1", 1, EventKind.PARTIALLY_FILLED, 100, fill, **fields)
 
 
 def test_round_trip_keeps_every_field_and_decimal_exactness() -> None:

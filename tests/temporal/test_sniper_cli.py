@@ -15,7 +15,8 @@ from bus.topics import AGENT_COMMANDS
 from config.workflow_ids import iceberg_workflow_id
 from floor.sniper_cmd import app
 from tests.api.test_order_cli import write_key
-from tests.fixtures.hotpath import command_id_of, new_agent, read_until, register
+from tests.factories import new_agent
+from tests.fixtures.hotpath import command_id_of, read_until, register
 from trading.commands import CommandKind
 from trading.signing import SignedCommand, private_key_to_pem
 

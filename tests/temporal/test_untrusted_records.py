@@ -31,10 +31,10 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge
 from temporal.client import iceberg_input, start_iceberg
-from tests.fixtures.hotpath import RecordWriters, new_agent, register
+from tests.factories import new_agent
+from tests.fixtures.hotpath import RecordWriters, register
 from tests.helpers import eventually
-from tests.temporal.conftest import RunningBridge, ledgered_iceberg
-from tests.temporal.test_bridge import _exists
+from tests.temporal.conftest import RunningBridge, ledgered_iceberg, workflow_exists
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, OrderEvent, encode
 from trading.record_signing import UNSIGNED, sign_record
@@ -108,8 +108,8 @@ async def test_an_agent_cannot_start_an_iceberg_on_another_account_by_publishing
     assert all(e.source == "temporal-bridge" and e.severity == "critical" for e in events)
     assert all(e.source_address == f"{ORDERS_EVENTS}[0]" and e.detail.get("offset") for e in events)
     assert any(e.key_id == agent.key_id for e in events)
-    assert not await _exists(temporal_client, iceberg_workflow_id(forged.command_id))
-    assert not await _exists(temporal_client, after.command_id)
+    assert not await workflow_exists(temporal_client, iceberg_workflow_id(forged.command_id))
+    assert not await workflow_exists(temporal_client, after.command_id)
 
 
 async def test_a_forged_broker_sessions_record_is_dropped_with_a_security_event(
@@ -132,10 +132,10 @@ async def test_a_forged_broker_sessions_record_is_dropped_with_a_security_event(
     )
     # The genuine record is read after the forged one (same topic, one partition).
     assert await eventually(
-        lambda: _exists(temporal_client, broker_session_workflow_id(genuine_account)), timeout=30
+        lambda: workflow_exists(temporal_client, broker_session_workflow_id(genuine_account)), timeout=30
     )
     try:
-        assert not await _exists(temporal_client, broker_session_workflow_id(forged_account))
+        assert not await workflow_exists(temporal_client, broker_session_workflow_id(forged_account))
         events = [
             e
             for e in await _security_events(ledger_pool, since)

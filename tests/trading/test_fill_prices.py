@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hotpath.exit_manager import DEFAULT_TICK, ExitManager
+from tests.factories import risk_profile
 from trading.commands import OrderType, Side
 from trading.fill_prices import STOP_WRONG_SIDE, FillRange, fill_range
 from trading.risk import AccountSnapshot, ProposedOrder, Refusal, TradingState, check_order
@@ -202,15 +203,8 @@ def test_the_issues_trail_is_sized_at_the_stop_it_is_sent_with() -> None:
     assert size.quantity * (stop - Decimal("199")) <= Decimal("1000")
 
 
-PAPER_PROFILE = RiskProfile(
-    max_trade_size=Decimal("50000"),
-    max_dollar_risk=Decimal("1000"),
-    max_position=100_000,
-    max_gross_exposure=Decimal("10000000"),
-    max_open_orders=50,
-    staleness_ms=5_000,
-)
-"""The issue's paper profile: Max Trade Size 50,000, Max Dollar Risk 1,000."""
+PAPER_PROFILE = risk_profile(max_position=100_000, max_gross_exposure=Decimal("10000000"), staleness_ms=5_000)
+"""The issue's paper profile: Max Trade Size 50,000, Max Dollar Risk 1,000 (the factory's)."""
 
 
 def _paper_size(side: Side, fills: FillRange, *, stop: Decimal) -> SizeDecision:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.fixtures.hotpath import enter_command, new_agent
+from tests.factories import enter_command, new_agent
 from trading.ledger_trust import LedgerRow, check_entry, payload_mismatch
 
 AGENT = new_agent("alpha")

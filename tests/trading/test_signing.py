@@ -7,16 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from trading.commands import (
-    Command,
-    CommandKind,
-    Edge,
-    OrderType,
-    Side,
-    TimeInForce,
-    canonical_bytes,
-    utc_now_ms,
-)
+from tests.factories import enter_command
+from trading.commands import Command, canonical_bytes
 from trading.signing import (
     EnvelopeInvalid,
     KeyInvalid,
@@ -33,20 +25,7 @@ from trading.signing import (
 
 
 def make_command(**changes: object) -> Command:
-    base = Command(
-        kind=CommandKind.ENTER,
-        command_id="cmd-1",
-        agent_id="alpha",
-        account="DU100",
-        nonce="n-1",
-        issued_at=utc_now_ms(),
-        symbol="AAPL",
-        side=Side.BUY,
-        order_type=OrderType.LMT,
-        limit_price=Decimal("189.50"),
-        edge=Edge(Decimal("0.55"), Decimal("1.5"), Decimal("185")),
-        tif=TimeInForce.DAY,
-    )
+    base = enter_command("alpha", command_id="cmd-1", nonce="n-1")
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tests.factories import risk_profile
 from trading.commands import Side
 from trading.sizing import (
     BINDING_KELLY,
@@ -25,19 +26,6 @@ from trading.sizing import (
 )
 
 
-def profile(**kw: object) -> RiskProfile:
-    base: dict[str, object] = dict(
-        max_trade_size=Decimal("50000"),
-        max_dollar_risk=Decimal("1000"),
-        max_position=10_000,
-        max_gross_exposure=Decimal("1000000"),
-        max_open_orders=50,
-        staleness_ms=2000,
-    )
-    base.update(kw)
-    return RiskProfile(**base)  # type: ignore[arg-type]
-
-
 def test_kelly_fraction_matches_the_formula_exactly() -> None:
     assert kelly_fraction(Decimal("0.6"), Decimal("1")) == Decimal("0.2")
     assert kelly_fraction(Decimal("0.55"), Decimal("1.5")) == Decimal("0.25")
@@ -50,7 +38,7 @@ def test_kelly_fraction_matches_the_formula_exactly() -> None:
 def test_textbook_example_sizes_to_kelly_dollars() -> None:
     # f* = 0.25, bankroll 100k -> 25k dollars at 100 = 250 shares; stop 99 -> 250 risk.
     decision = size_order(
-        profile(),
+        risk_profile(),
         bankroll=Decimal("100000"),
         side=Side.BUY,
         entry_price=Decimal("100"),
@@ -70,11 +58,11 @@ def test_caps_bind_and_are_named() -> None:
         p=Decimal("0.55"),
         b=Decimal("1.5"),
     )
-    by_size = size_order(profile(), stop_price=Decimal("99.5"), **args)  # type: ignore[arg-type]
+    by_size = size_order(risk_profile(), stop_price=Decimal("99.5"), **args)  # type: ignore[arg-type]
     assert (by_size.quantity, by_size.binding) == (500, BINDING_MAX_TRADE_SIZE)
-    by_risk = size_order(profile(), stop_price=Decimal("90"), **args)  # type: ignore[arg-type]
+    by_risk = size_order(risk_profile(), stop_price=Decimal("90"), **args)  # type: ignore[arg-type]
     assert (by_risk.quantity, by_risk.binding) == (100, BINDING_MAX_DOLLAR_RISK)
-    requested = size_order(profile(), stop_price=Decimal("99.5"), max_quantity=7, **args)  # type: ignore[arg-type]
+    requested = size_order(risk_profile(), stop_price=Decimal("99.5"), max_quantity=7, **args)  # type: ignore[arg-type]
     assert requested.quantity == 7
 
 
@@ -87,7 +75,7 @@ def test_half_kelly_halves_the_size() -> None:
         p=Decimal("0.55"),
         b=Decimal("1.5"),
     )
-    assert size_order(profile(kelly_fraction=Decimal("0.5")), **common).quantity == 125  # type: ignore[arg-type]
+    assert size_order(risk_profile(kelly_fraction=Decimal("0.5")), **common).quantity == 125  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -111,18 +99,18 @@ def test_no_trade_reasons(kw: dict[str, Decimal], reason: str) -> None:
         b=Decimal("1.5"),
     )
     args.update(kw)
-    decision = size_order(profile(), **args)  # type: ignore[arg-type]
+    decision = size_order(risk_profile(), **args)  # type: ignore[arg-type]
     assert (decision.quantity, decision.reason) == (0, reason)
 
 
 def test_profile_validation_and_json_round_trip() -> None:
-    p = profile(kelly_fraction=Decimal("0.25"))
+    p = risk_profile(kelly_fraction=Decimal("0.25"))
     assert RiskProfile.from_json_dict(p.to_json_dict()) == p
     with pytest.raises(ProfileInvalid) as err:
-        profile(kelly_fraction=Decimal("1.5"))
+        risk_profile(kelly_fraction=Decimal("1.5"))
     assert err.value.field == "kelly_fraction"
     with pytest.raises(ProfileInvalid) as err:
-        profile(max_open_orders=0)
+        risk_profile(max_open_orders=0)
     assert err.value.field == "max_open_orders"
     with pytest.raises(ProfileInvalid) as err:
         RiskProfile.from_json_dict(p.to_json_dict() | {"max_trade_size": 5})
@@ -147,7 +135,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
     stop = entry - distance if side is Side.BUY else entry + distance
     assume(stop > 0)
     return dict(
-        profile=profile(
+        profile=risk_profile(
             max_trade_size=draw(money), max_dollar_risk=draw(money), kelly_fraction=draw(fraction_st)
         ),
         bankroll=draw(money),
@@ -194,7 +182,7 @@ def test_size_is_monotone_in_b(s: dict[str, object], other_b: Decimal) -> None:
 @settings(deadline=None)
 @given(scenarios())
 def test_equals_textbook_kelly_where_no_cap_binds(s: dict[str, object]) -> None:
-    huge = profile(
+    huge = risk_profile(
         max_trade_size=Decimal("1e15"),
         max_dollar_risk=Decimal("1e15"),
         kelly_fraction=s["profile"].kelly_fraction,  # type: ignore[attr-defined]

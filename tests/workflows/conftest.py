@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporal.client import connect
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
-from tests.fixtures.hotpath import Agent
+from tests.factories import Agent
 from tests.workflows.sim import Controller
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -26,10 +26,11 @@ from activities.commands import CancelCommandRequest, PublishResult
 from floor.services import venv_bin
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
+from tests.factories import order_event
 from tests.helpers import eventually
 from tests.workflows.sim import LedgerOrders, SimVenue, signed_event
 from trading.commands import Edge, Side
-from trading.order_events import EventKind, OrderEvent
+from trading.order_events import EventKind
 from trading.orders import Fill
 from trading.reconciliation import ReconcileReport
 from workflows.broker_session import (
@@ -75,27 +76,6 @@ async def reconcile_account(req: ReconcileRequest) -> ReconcileReport:
     return ReconcileReport(req.account, req.epoch, datetime.now(UTC), missed_fills=[f"x{req.epoch}"])
 
 
-def lifecycle_event(
-    cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None, ts: datetime | None = None
-) -> OrderEvent:
-    return OrderEvent(
-        event_id=f"{cid}-{n}",
-        command_id=cid,
-        parent_id=None,
-        kind=kind,
-        account="DU1",
-        symbol="MSFT",
-        agent_id="alpha",
-        side="BUY",
-        quantity=200,
-        filled_qty=filled,
-        avg_fill_price=fill.price if fill else None,
-        last_fill=fill,
-        reason=None,
-        ts=ts or datetime.now(UTC),
-    )
-
-
 async def record_iceberg(client: Client, name: str = "iceberg") -> WorkflowHandle:
     handle = await client.start_workflow(
         Iceberg.run,
@@ -124,13 +104,13 @@ async def record_lifecycle(client: Client, name: str = "order_lifecycle") -> Wor
         id=cid,
         task_queue=QUEUE,
         start_signal="record",
-        start_signal_args=[signed_event(lifecycle_event(cid, 1, EventKind.ACCEPTED, 0))],
+        start_signal_args=[signed_event(order_event(cid, 1, EventKind.ACCEPTED, 0))],
     )
     for event in (
-        lifecycle_event(cid, 2, EventKind.SUBMITTED, 0),
-        lifecycle_event(cid, 3, EventKind.PARTIALLY_FILLED, 50, Fill("x1", 50, Decimal("10.5"))),
-        lifecycle_event(cid, 3, EventKind.PARTIALLY_FILLED, 50, Fill("x1", 50, Decimal("10.5"))),
-        lifecycle_event(cid, 4, EventKind.FILLED, 200, Fill("x2", 150, Decimal("10.4"))),
+        order_event(cid, 2, EventKind.SUBMITTED, 0),
+        order_event(cid, 3, EventKind.PARTIALLY_FILLED, 50, Fill("x1", 50, Decimal("10.5"))),
+        order_event(cid, 3, EventKind.PARTIALLY_FILLED, 50, Fill("x1", 50, Decimal("10.5"))),
+        order_event(cid, 4, EventKind.FILLED, 200, Fill("x2", 150, Decimal("10.4"))),
     ):
         await handle.signal(OrderLifecycle.on_record, signed_event(event))
     await handle.result()
@@ -158,7 +138,7 @@ async def record_expiry(client: Client, name: str = "order_lifecycle_expiry") ->
         id=cid,
         task_queue=QUEUE,
         start_signal="record",
-        start_signal_args=[signed_event(lifecycle_event(cid, 1, EventKind.SUBMITTED, 0, ts=accepted))],
+        start_signal_args=[signed_event(order_event(cid, 1, EventKind.SUBMITTED, 0, ts=accepted))],
     )
     await handle.result()
     await handle.query(OrderLifecycle.history, HistoryQuery())
@@ -229,7 +209,7 @@ async def main(names: list[str]) -> None:
                 return result
             # The expiry cancel of a stand-alone order: confirmed as the bridge would deliver it.
             handle = activity.client().get_workflow_handle(req.target_command_id)
-            cancelled = lifecycle_event(req.target_command_id, 9, EventKind.CANCELLED, 0)
+            cancelled = order_event(req.target_command_id, 9, EventKind.CANCELLED, 0)
             await handle.signal("record", signed_event(cancelled))
             return PublishResult(req.command_id, 0, 0)
 

@@ -29,7 +29,7 @@ from activities.market import NoQuote, QuoteRequest, QuoteResult
 from activities.record_writers import RecordWriter, Writers, WritersRequest
 from bus.topics import ORDERS_EVENTS
 from ledger.append import Decision, append_command
-from tests.fixtures.hotpath import Agent
+from tests.factories import Agent
 from tests.helpers import eventually
 from trading.commands import Command, CommandKind, utc_now_ms
 from trading.order_events import EventKind, OrderEvent, encode

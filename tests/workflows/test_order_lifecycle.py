@@ -21,7 +21,8 @@ from activities.record_writers import RecordWriter, Writers, WritersRequest
 from bus.topics import ORDERS_EVENTS
 from config.workflow_ids import lifecycle_workflow_id
 from ledger.append import Decision, append_command
-from tests.fixtures.hotpath import enter_command, new_agent, register
+from tests.factories import enter_command, new_agent, order_event
+from tests.fixtures.hotpath import register
 from tests.helpers import eventually
 from tests.workflows.sim import WRITER, LedgerOrders, record_writers, signed_event
 from trading.commands import Command, Side, TimeInForce
@@ -47,22 +48,8 @@ LEDGER = LedgerOrders()
 
 
 def _event(cid: str, n: int, kind: EventKind, filled: int, fill: Fill | None = None) -> OrderEvent:
-    return OrderEvent(
-        event_id=f"{cid}-e{n}",
-        command_id=cid,
-        parent_id=None,
-        kind=kind,
-        account="DU1",
-        symbol="MSFT",
-        agent_id="alpha",
-        side="SELL",
-        quantity=300,
-        filled_qty=filled,
-        avg_fill_price=fill.price if fill else None,
-        last_fill=fill,
-        reason=None,
-        ts=datetime(2026, 11, 24, 15, 0, tzinfo=UTC) + timedelta(seconds=n),
-    )
+    at = datetime(2026, 11, 24, 15, 0, tzinfo=UTC) + timedelta(seconds=n)
+    return order_event(cid, n, kind, filled, fill, event_id=f"{cid}-e{n}", side="SELL", quantity=300, ts=at)
 
 
 def _input(cid: str, **kw: Any) -> LifecycleInput:
