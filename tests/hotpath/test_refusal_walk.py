@@ -97,6 +97,8 @@ NOT_REASONS: dict[str, str] = {
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
     "sniper": "the agent id `floor up` provisions for the Sniper",
     "ledger.unverified_entry": "a security event at start-up about an order entry, not a refusal",
+    "reconcile.missed_fill": "the reason on the record of a fill found by reconciling, not a refusal",
+    "reconcile.unknown_at_broker": "why reconciliation ended an order the broker no longer has",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
