@@ -28,7 +28,7 @@ async def stream_symbols(
             log.error("the broker has no contract for %s; its commands are refused as unknown_symbol", symbol)
             continue
         except Exception:
-            log.exception("cannot stream depth for %s; the HUD will show no book for it", symbol)
+            log.exception("cannot stream depth for %s; nothing is published on market.depth for it", symbol)
         traded.add(symbol)
         try:
             await broker.subscribe_quotes(symbol, on_quote)

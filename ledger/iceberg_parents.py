@@ -21,6 +21,7 @@ from typing import Any
 
 from ledger.db import Db
 from ledger.key_trust import trusted_key
+from ledger.order_events import orders_of_parent
 from ledger.security_events import record_security_event
 from trading.commands import ICEBERG_CONTROLS, Command, CommandKind
 from trading.iceberg_parents import STOPPED_BY_REVOCATION, Parent, parent_workflow_id
@@ -31,9 +32,6 @@ log = logging.getLogger(__name__)
 
 UNVERIFIED_ICEBERG_ENTRY = "iceberg.unverified_entry"
 """Security event: an accepted iceberg or control entry that does not verify was not acted on."""
-
-_ENDED = ("rejected", "filled", "cancelled", "expired")
-
 
 @dataclass(frozen=True)
 class SliceState:
@@ -117,15 +115,14 @@ async def _verified(db: Db, row: Any) -> tuple[Checked, bool]:
 
 
 async def slice_states(db: Db, parent_id: str) -> list[SliceState]:
-    """Every slice of ``parent_id`` the order-state rows know, with how far it got."""
-    rows = await db.fetch(
-        "SELECT command_id, max(quantity) AS quantity, max(filled_qty) AS filled,"
-        " bool_or(kind = ANY($2::text[])) AS ended"
-        " FROM order_events WHERE parent_id = $1 GROUP BY command_id",
-        parent_id,
-        list(_ENDED),
-    )
-    return [SliceState(r["command_id"], int(r["quantity"]), int(r["filled"]), bool(r["ended"])) for r in rows]
+    """Every slice of ``parent_id`` the order-state rows know, with how far it got (its rows
+    folded by the order state machine, like every other order's)."""
+    states = []
+    for view in await orders_of_parent(db, parent_id):
+        record = view.state_record()
+        filled = max(view.filled_qty, record.filled_qty if record is not None else 0)
+        states.append(SliceState(view.command_id, view.quantity, filled, view.terminal))
+    return states
 
 
 async def parents_signed_by(db: Db, key_id: str) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ledger.db import Db
 from trading.order_events import EventKind, OrderEvent
+from trading.order_state import OrderView
 from trading.order_state import order_state as fold
 from trading.orders import Fill
 
@@ -124,6 +125,15 @@ async def open_orders(db: Db, account: str | None = None) -> list[OrderEvent]:
         if record is not None and (account is None or record.account == account):
             states.append(record)
     return sorted(states, key=lambda e: e.ts)
+
+
+async def orders_of_parent(db: Db, parent_id: str) -> list[OrderView]:
+    """Every child order of ``parent_id`` (an iceberg's slices) the rows know, each folded."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM order_events WHERE parent_id = $1 ORDER BY command_id, id", parent_id
+    )
+    views = (fold(_event(r) for r in group) for _, group in groupby(rows, key=lambda r: r["command_id"]))
+    return [view for view in views if view is not None]
 
 
 async def known_orders(db: Db, command_ids: Sequence[str]) -> set[str]:

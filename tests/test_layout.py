@@ -51,28 +51,52 @@ ALLOWED: dict[str, frozenset[str]] = {
 everything and are not listed."""
 
 
+PROJECT = frozenset(ALLOWED) | {"bench", "tests"}
+"""Every top-level package of the tree: a runtime package importing ``bench`` or ``tests`` is
+caught like any other import outside its row."""
+
+_DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
+
+
+def _imported_names(node: ast.AST) -> list[str]:
+    """The modules one node imports: ``import``, absolute ``from ... import``, and
+    ``importlib.import_module("...")`` / ``__import__("...")`` with a literal name."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module] if node.level == 0 and node.module else []
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in _DYNAMIC_IMPORTS and isinstance(node.args[0].value, str):
+            return [node.args[0].value]
+    return []
+
+
 def imported_packages(package: str) -> dict[str, set[str]]:
     """The project's packages ``package`` imports, each with the files that import it."""
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / package).rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
+            for name in _imported_names(node):
                 top = name.split(".")[0]
-                if top in ALLOWED and top != package:
+                if top in PROJECT and top != package:
                     found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
 
 
 def test_every_package_of_the_project_is_in_the_layout() -> None:
-    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"bench", "tests"}
+    # Any top-level folder holding Python code, with or without an __init__.py.
+    folders = [d for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    packages = {d.name for d in folders if next(d.rglob("*.py"), None)} - {"bench", "tests", "var"}
     assert packages == set(ALLOWED), "add the new package to ALLOWED and to the README's Layout table"
+
+
+def test_dynamic_imports_are_read_too() -> None:
+    tree = ast.parse("import importlib\nimportlib.import_module('floor.cli')\n__import__('bench.hotpath')")
+    names = [name for node in ast.walk(tree) for name in _imported_names(node)]
+    assert names == ["importlib", "floor.cli", "bench.hotpath"]
 
 
 def test_the_layout_itself_has_no_cycle() -> None:

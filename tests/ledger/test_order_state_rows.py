@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncpg
 
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from hotpath.recovery import restore_orders
+from ledger.iceberg_parents import slice_states
 from ledger.order_events import open_orders, order_history, order_state, record_order_event
 from tests.fixtures.order_records import History
 from trading.order_events import EventKind
@@ -86,3 +89,29 @@ async def test_open_orders_are_the_histories_whose_fold_is_not_terminal(db: asyn
     assert {e.command_id for e in opened} == {"working", "held", "other-account"}
     assert sorted(opened, key=lambda e: e.command_id) == sorted(expected, key=lambda e: e.command_id)
     assert [e.command_id for e in await open_orders(db, "DU2")] == ["other-account"]
+
+
+async def test_an_icebergs_slices_are_their_rows_folded_like_every_order(db: asyncpg.Connection) -> None:
+    late = cancelled_then_late_fill("slice-late")
+    working = History("slice-working", quantity=100)
+    working.add(K.ACCEPTED)
+    working.add(K.SUBMITTED)
+    working.add(K.PARTIALLY_FILLED, ("w-x", 40, "189.40"))
+    unsent = History("slice-unsent", quantity=100)
+    unsent.add(K.ACCEPTED)
+    unsent.add(K.REJECTED, reason="risk.max_open_orders")  # ledgered, then not sent after all
+    histories = (late, working, unsent)
+    for h in histories:
+        for record in h.records:
+            assert await record_order_event(db, dataclasses.replace(record, parent_id="iceberg-p"))
+
+    states = {s.command_id: s for s in await slice_states(db, "iceberg-p")}
+
+    assert {cid: (s.ended, s.filled_qty, s.taken) for cid, s in states.items()} == {
+        "slice-late": (True, 30, 30),  # cancelled stays cancelled; its late fill counts
+        "slice-working": (False, 40, 100),
+        "slice-unsent": (True, 0, 0),
+    }
+    for h in histories:
+        view = fold(h.records)
+        assert view is not None and states[h.command_id].ended == view.terminal
