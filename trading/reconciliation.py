@@ -63,34 +63,6 @@ class LedgerOrder:
     limit_price: Decimal | None = None
     tif: str | None = None
 
-    @classmethod
-    def from_fills(
-        cls,
-        command_id: str,
-        account: str,
-        symbol: str,
-        agent_id: str,
-        side: str,
-        quantity: int,
-        state: OrderState,
-        exec_fills: tuple[tuple[str, int, Decimal], ...],
-        last_ts: datetime,
-    ) -> LedgerOrder:
-        """From the (exec_id, qty, price) of every recorded execution."""
-        return cls(
-            command_id,
-            account,
-            symbol,
-            agent_id,
-            side,
-            quantity,
-            state,
-            frozenset(e for e, _, _ in exec_fills),
-            sum(q for _, q, _ in exec_fills),
-            sum((q * p for _, q, p in exec_fills), Decimal(0)),
-            last_ts,
-        )
-
 
 @dataclass(frozen=True)
 class BrokerOpenOrder:

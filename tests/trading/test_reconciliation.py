@@ -18,7 +18,19 @@ NOW = T0 + timedelta(minutes=5)
 def _order(
     cid: str, state: OrderState, qty: int = 300, fills: tuple = (), last: datetime = T0
 ) -> LedgerOrder:
-    return LedgerOrder.from_fills(cid, "DU1", "AAPL", "alpha", "BUY", qty, state, fills, last)
+    return LedgerOrder(
+        cid,
+        "DU1",
+        "AAPL",
+        "alpha",
+        "BUY",
+        qty,
+        state,
+        exec_ids=frozenset(e for e, _, _ in fills),
+        filled_qty=sum(q for _, q, _ in fills),
+        filled_notional=sum((q * p for _, q, p in fills), Decimal(0)),
+        last_ts=last,
+    )
 
 
 def _ex(exec_id: str, ref: str, qty: int, price: str = "10", at: int = 0) -> BrokerExecution:
