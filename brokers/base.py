@@ -386,6 +386,11 @@ class EpochReconciled:
     executions: tuple[Executed, ...]
     """Every execution the broker reports for this client (today's, at IB)."""
     time: datetime
+    lost: tuple[str, ...] = ()
+    """The ``order_ref`` of every order the broker had acknowledged and, asked at this epoch,
+    lists nowhere (neither open, completed nor executed): it ended while the floor could not
+    hear. The adapter never sends it again and does not end it itself; the owner of the ledger
+    does, by its rules (:func:`trading.reconciliation.reconcile`, ``gone``)."""
 
 
 @dataclass(frozen=True)

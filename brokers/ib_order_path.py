@@ -264,7 +264,7 @@ class OrderPath:
     # --- local outcomes -------------------------------------------------------------------
 
     def cancel_locally(self, rec: OrderRecord) -> None:
-        """Mark an order the broker never had (or no longer has) cancelled, and say so."""
+        """Mark an order the broker never had cancelled, and say so."""
         if self._orders.apply_status(rec, BrokerOrderStatus.CANCELLED, rec.filled, rec.avg_fill_price):
             self.emit_status(rec)
 

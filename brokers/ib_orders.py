@@ -49,6 +49,10 @@ class OrderRecord:
     sent_epoch: int = 0
     """The broker session epoch of the latest send."""
     accepted: bool = False
+    lost: bool = False
+    """Acknowledged by the broker, then listed by it nowhere at an epoch's start: over, never
+    sent again, and ended by the owner of the ledger rather than by a status of the adapter's
+    (reported in :attr:`~brokers.base.EpochReconciled.lost`)."""
     cancel_requested: bool = False
     modify_pending: bool = False
     original: BrokerOrder | None = None
@@ -117,6 +121,12 @@ class OrderMap:
 
     def live(self) -> list[OrderRecord]:
         return [r for r in self._by_ref.values() if not r.done]
+
+    def mark_lost(self, rec: OrderRecord) -> None:
+        """The broker no longer has ``rec``: done in this map (so it is neither settled nor sent
+        again, and only a late fill changes it), without a status report of its own."""
+        rec.lost = True
+        rec.status = BrokerOrderStatus.CANCELLED
 
     def apply_status(
         self, rec: OrderRecord, status: BrokerOrderStatus, filled: int, avg_fill_price: Decimal | None

@@ -7,8 +7,9 @@ then, per live order of the floor's map:
 * at the broker (open, or with executions): adopted, matched by ``orderRef`` = command id;
   executions the floor had not seen are reported (``Executed``, ``CommissionReported``, and the
   status from the execution's cumulative quantity); a cancel or modify asked meanwhile goes out;
-* not at the broker but acknowledged earlier: it ended while the floor could not hear it, and is
-  marked cancelled, never sent again;
+* not at the broker but acknowledged earlier: it ended while the floor could not hear it. It is
+  marked over in the map, never sent again, and reported as lost in the listing: ending it (its
+  record, the account book) is the hot path's reconciler's decision (:mod:`hotpath.reconciler`);
 * not at the broker and never acknowledged (held, or written to a session that died first):
   sent now, exactly once; if the original surfaces later anyway (a frozen gateway passing it
   on), that late copy is cancelled (:mod:`brokers.ib_event_translator`);
@@ -106,8 +107,11 @@ class EpochReconciler:
         self._path.global_cancel_pending = False
         if cancelling_all:
             self._path.last_cancel_all_ns = self._path.global_cancel_now(session)
+        lost: list[str] = []
         for rec in self._orders.live():
             self._settle(rec, rec.order.order_ref in at_broker, session, cancelling_all, epoch)
+            if rec.lost:
+                lost.append(rec.order.order_ref)
         self._emit(
             EpochReconciled(
                 epoch=epoch,
@@ -115,6 +119,7 @@ class EpochReconciler:
                 open_orders=tuple(cv.working_orders(listed)),
                 executions=tuple(cv.executed(f) for f in fills),
                 time=datetime.now(UTC),
+                lost=tuple(lost),
             )
         )
         router.mark_ready()
@@ -142,8 +147,9 @@ class EpochReconciler:
             return
         if rec.accepted:
             # The broker had it and now lists it neither open nor filled: it was cancelled or
-            # expired while the floor could not hear it. Never send it again.
-            self._path.cancel_locally(rec)
+            # expired while the floor could not hear it. Never send it again; whether and how
+            # it ends is the hot path's reconciler's call (its grace, executions completing it).
+            self._orders.mark_lost(rec)
             return
         if rec.cancel_requested:
             self._path.cancel_locally(rec)

@@ -13,7 +13,9 @@ change written to it since) by the rules of :mod:`trading.reconciliation`, per a
   fill with reason ``reconcile.missed_fill`` (event id from the execution id, so the ledger
   refuses it twice); one the adapter already reported is only listed;
 * an order the broker no longer knows that is still live is ended in the book and recorded as
-  ``cancelled`` with reason ``reconcile.unknown_at_broker``;
+  ``cancelled`` with reason ``reconcile.unknown_at_broker``; this is the one place that decides
+  so, also for an order the adapter found lost within a running process (it only stops sending
+  it and lists it as lost, which the grace period does not hold back);
 * awaiting and foreign orders and anomalies are reported.
 
 The records go the hot path's normal way (ledger row, then ``orders.events`` signed by
@@ -102,6 +104,7 @@ class Reconciler:
                 [BrokerExecution(e.exec_id, e.order_ref, e.quantity, e.price, e.time) for e in executions],
                 as_of,
                 self._grace,
+                gone=listing.lost,
             )
             for missed in plan.missed_fills:
                 order = self._orders[missed.command_id]

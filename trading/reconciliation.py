@@ -17,14 +17,18 @@ change written to it), carries the plan out and reports it (:mod:`hotpath.reconc
 - An order the ledger shows only as accepted (possibly held for sending) and the broker does not
   list yet is *awaiting the broker*: reported, left alone.
 - Orders whose last ledger record is newer than ``as_of - grace`` are skipped: their broker
-  report may simply not have arrived yet.
+  report may simply not have arrived yet. Not so an order the broker is *known to have lost*
+  (``gone``): one the broker had acknowledged before it was asked, in a running process whose
+  adapter then found it listed nowhere (neither open, completed nor executed). Its broker
+  report has arrived, and with the adapter never sending it again, skipping it would leave it
+  working for good. An order skipped for grace is looked at again at the next epoch.
 - Broker orders and executions with no ledger order are *foreign* (another client on the
   account, or manual trading): reported, never adopted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -112,6 +116,7 @@ def reconcile(
     executions: Sequence[BrokerExecution],
     as_of: datetime,
     grace: timedelta = DEFAULT_GRACE,
+    gone: Collection[str] = (),
 ) -> ReconcilePlan:
     by_id = {o.command_id: o for o in ledger}
     open_refs = {o.order_ref for o in open_orders}
@@ -159,7 +164,7 @@ def reconcile(
     for order in ledger:
         if order.command_id in open_refs or filled[order.command_id] >= order.quantity:
             continue
-        if order.last_ts > as_of - grace:
+        if order.last_ts > as_of - grace and order.command_id not in gone:
             continue
         if order.state in WORKING_AT_BROKER:
             unknown.append(order.command_id)

@@ -77,6 +77,16 @@ def test_filled_never_decreases_and_done_never_reopens(seq: list[tuple[BrokerOrd
         was_done, last_filled = rec.done, rec.filled
 
 
+def test_a_lost_order_is_over_in_the_map_and_only_a_late_fill_changes_it() -> None:
+    m = OrderMap()
+    rec = m.add(_order())
+    m.apply_status(rec, S.SUBMITTED, 0, None)
+    m.mark_lost(rec)
+    assert rec.lost and rec.done and m.live() == [] and rec.remaining == 0
+    assert not m.apply_status(rec, S.SUBMITTED, 0, None)
+    assert m.apply_status(rec, S.FILLED, 100, Decimal("10"))
+
+
 def test_held_lists_arrival_order_without_cancelled() -> None:
     m = OrderMap()
     a, b, c = m.add(_order("a")), m.add(_order("b")), m.add(_order("c"))

@@ -16,6 +16,7 @@ from brokers.base import (
     BrokerOrder,
     BrokerOrderStatus,
     CommissionReported,
+    EpochReconciled,
     Executed,
     OrderAccepted,
     OrderStatusChanged,
@@ -197,6 +198,22 @@ async def test_order_written_to_a_frozen_primary_is_resent_once_and_not_duplicat
     assert working[0].order_id == accepted.order_id
 
 
+async def _working_then_both_gateways_down(
+    stack: PaperStack, b: IbkrBroker, rec: Recorder, order: BrokerOrder | None = None
+) -> BrokerOrder:
+    """``order`` (a resting one by default) acknowledged by the broker, then the primary and
+    the standby die."""
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    order = order or resting()
+    b.place(order)
+    await rec.next(OrderAccepted, order_ref=order.order_ref)
+    kill_gateway(stack, "primary")
+    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    kill_gateway(stack, "standby")
+    await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    return order
+
+
 async def test_fills_during_an_outage_are_recovered_on_reconnect(
     own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
 ) -> None:
@@ -204,14 +221,7 @@ async def test_fills_during_an_outage_are_recovered_on_reconnect(
     await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
     status = await own_stack.acontrol("GET", "/status")
     bid = Decimal(next(s for s in status["symbols"] if s["symbol"] == "AAPL")["bid"])
-    order = resting(str(bid - Decimal("1.00")))
-    b.place(order)
-    await rec.next(OrderAccepted, order_ref=order.order_ref)
-
-    kill_gateway(own_stack, "primary")
-    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
-    kill_gateway(own_stack, "standby")
-    await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    order = await _working_then_both_gateways_down(own_stack, b, rec, resting(str(bid - Decimal("1.00"))))
     # The market falls through the resting buy while the floor sees nothing.
     await own_stack.acontrol("POST", "/symbols/AAPL/move", {"pct": -5, "ms": 50})
 
@@ -239,14 +249,7 @@ async def test_cancel_all_while_disconnected_is_sent_on_reconnect_and_spares_lat
     own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
 ) -> None:
     b, rec = broker
-    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
-    working = resting("100.00")
-    b.place(working)
-    await rec.next(OrderAccepted, order_ref=working.order_ref)
-    kill_gateway(own_stack, "primary")
-    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
-    kill_gateway(own_stack, "standby")
-    await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    working = await _working_then_both_gateways_down(own_stack, b, rec, resting("100.00"))
 
     before = resting("100.01")
     b.place(before)
@@ -286,14 +289,7 @@ async def test_an_order_that_ended_during_an_outage_is_not_sent_again(
     own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
 ) -> None:
     b, rec = broker
-    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
-    day_order = resting()
-    b.place(day_order)
-    await rec.next(OrderAccepted, order_ref=day_order.order_ref)
-    kill_gateway(own_stack, "primary")
-    await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
-    kill_gateway(own_stack, "standby")
-    await rec.next(SessionChanged, change=SessionChange.DISCONNECTED)
+    day_order = await _working_then_both_gateways_down(own_stack, b, rec)
     # The close of the trading day expires the DAY order while the floor hears nothing.
     await own_stack.acontrol("POST", "/session/close")
     # A modify of a held order changes what will be sent.
@@ -313,3 +309,23 @@ async def test_an_order_that_ended_during_an_outage_is_not_sent_again(
     assert len(rec.of(OrderAccepted, order_ref=day_order.order_ref)) == 1
     sent = at_broker[held.order_ref]
     assert (sent.limit_price, sent.quantity) == (Decimal("99.50"), 4)
+
+
+async def test_an_order_the_broker_lost_during_an_outage_is_listed_as_lost_and_not_sent_again(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    order = await _working_then_both_gateways_down(own_stack, b, rec)
+    # The venue starts over: the order is listed neither open nor completed nor executed.
+    await own_stack.acontrol("POST", "/reset", {"seed": 7})
+
+    await asyncio.to_thread(restart_gateway, own_stack, "primary")
+    reconnected = await rec.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=15)
+    listing = await rec.next(EpochReconciled, epoch=reconnected.epoch)
+    # Ending it is the owner of the ledger's decision (hotpath.reconciler): the adapter lists it
+    # as lost and ends it with no status of its own, and never sends it again.
+    assert listing.lost == (order.order_ref,)
+    assert not rec.of(OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED)
+    assert order.order_ref not in {o.order_ref for o in await b.open_orders()}
+    assert len(rec.of(OrderAccepted, order_ref=order.order_ref)) == 1
+    assert b.cancel(order.order_ref) == 0

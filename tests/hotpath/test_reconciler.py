@@ -21,8 +21,10 @@ from aiokafka import AIOKafkaProducer
 from brokers.base import (
     BrokerEvent,
     BrokerOrder,
+    BrokerOrderStatus,
     Executed,
     OrderAccepted,
+    OrderStatusChanged,
     OrderType,
     SessionChange,
     SessionChanged,
@@ -123,6 +125,21 @@ async def _hot_path_adapter(port: int, client_id: int, side: HotPathSide) -> Ibk
     broker.set_event_handler(side.events.on_event)
     await broker.connect()
     return broker
+
+
+async def _adapter_with_standby(stack: PaperStack, side: HotPathSide) -> tuple[IbkrBroker, list[BrokerEvent]]:
+    """The hot path's adapter on ``stack``'s primary and standby, its events handled by ``side``
+    and kept in the list returned."""
+    broker = IbkrBroker(IbkrConfig(HOST, stack.gateway_port, stack.standby_port, client_id=next(_client_ids)))
+    seen: list[BrokerEvent] = []
+
+    def on_event(event: BrokerEvent) -> None:
+        seen.append(event)
+        side.events.on_event(event)
+
+    broker.set_event_handler(on_event)
+    await broker.connect()
+    return broker, seen
 
 
 def _report_of(outcome: Outcome) -> ReconcileReport:
@@ -226,17 +243,7 @@ async def test_a_fill_missed_during_an_outage_reaches_the_account_book_and_the_e
     kafka_bootstrap: str,
 ) -> None:
     side = HotPathSide(ledger_pool, producer)
-    broker = IbkrBroker(
-        IbkrConfig(HOST, own_stack.gateway_port, own_stack.standby_port, client_id=next(_client_ids))
-    )
-    seen: list[BrokerEvent] = []
-
-    def on_event(event: BrokerEvent) -> None:
-        seen.append(event)
-        side.events.on_event(event)
-
-    broker.set_event_handler(on_event)
-    await broker.connect()
+    broker, seen = await _adapter_with_standby(own_stack, side)
     try:
         await eventually(lambda: any(isinstance(e, SessionChanged) and e.change is SessionChange.STANDBY_UP
                                      for e in seen))  # fmt: skip
@@ -310,6 +317,56 @@ async def test_a_fill_missed_during_an_outage_reaches_the_account_book_and_the_e
                 assert c.reconcile is None and c.reconcile_error is None
             else:
                 assert (c.reconcile is None) == bool(c.reconcile_error)
+    finally:
+        await broker.close()
+        await side.stop()
+
+
+async def test_an_order_lost_at_the_broker_in_a_running_process_is_ended_by_the_reconciler_once(
+    own_stack: PaperStack,  # noqa: F811 - the fixture imported above
+    ledger_pool: asyncpg.Pool,
+    producer: SigningProducer,
+) -> None:
+    side = HotPathSide(ledger_pool, producer)
+    broker, seen = await _adapter_with_standby(own_stack, side)
+
+    def session(change: SessionChange) -> SessionChanged | None:
+        return next((e for e in seen if isinstance(e, SessionChanged) and e.change is change), None)
+
+    try:
+        await eventually(lambda: session(SessionChange.STANDBY_UP))
+        bid, _ = await own_stack.quote("AAPL")
+        cid = f"lost-{uuid.uuid4().hex[:10]}"
+        limit = bid - Decimal("1.00")
+        # Accepted just now: the grace period would hold it back if the hot path had to guess.
+        side.track(FloorOrder(cid, "alpha", ACCOUNT, "AAPL", Side.BUY, 5, limit, "DAY", None,
+                              accepted_at=datetime.now(UTC)))  # fmt: skip
+        broker.place(BrokerOrder(cid, ACCOUNT, "AAPL", Side.BUY, 5, OrderType.LMT, limit_price=limit))
+        await eventually(lambda: any(isinstance(e, OrderAccepted) and e.order_ref == cid for e in seen))
+
+        kill_gateway(own_stack, "primary")
+        kill_gateway(own_stack, "standby")
+        await eventually(lambda: session(SessionChange.DISCONNECTED))
+        # The venue starts over while the floor hears nothing: the order is gone, listed
+        # neither open nor completed nor executed.
+        await own_stack.acontrol("POST", "/reset", {"seed": 7})
+
+        await asyncio.to_thread(restart_gateway, own_stack, "primary")
+        reconnected = await eventually(lambda: session(SessionChange.RECONNECTED), timeout=15)
+        outcome = await side.reconciled_epoch(reconnected.epoch)
+        # The hot path's reconciler ends it, by its rules, as its own signed record; the adapter
+        # did not end it with a status of its own.
+        assert cid in _report_of(outcome).unknown_at_broker
+        assert [o.command_id for o in outcome.ended] == [cid]
+        state = await order_state(ledger_pool, cid)
+        assert state is not None and state.kind is EventKind.CANCELLED and state.reason == UNKNOWN_AT_BROKER
+        assert not [e for e in seen if isinstance(e, OrderStatusChanged) and e.order_ref == cid
+                    and e.status is BrokerOrderStatus.CANCELLED]  # fmt: skip
+        assert side.orders[cid].done and side.book.open_orders(ACCOUNT) == 0
+        # Never sent again, neither at this epoch nor later.
+        assert len([e for e in seen if isinstance(e, OrderAccepted) and e.order_ref == cid]) == 1
+        assert cid not in {o.order_ref for o in await broker.open_orders()}
+        assert broker.cancel(cid) == 0  # the adapter's map knows it is over
     finally:
         await broker.close()
         await side.stop()

@@ -74,6 +74,26 @@ def test_working_order_the_broker_does_not_know_is_marked_but_accepted_one_await
     assert plan.missed_fills == ()
 
 
+def test_an_order_the_broker_is_known_to_have_lost_is_not_held_back_by_the_grace() -> None:
+    fresh = NOW - timedelta(seconds=1)
+    ledger = [
+        _order("lost", OrderState.ACCEPTED, last=fresh),
+        _order("fresh", OrderState.ACCEPTED, last=fresh),
+        _order("done", OrderState.ACCEPTED, qty=100, last=fresh),
+        _order("open", OrderState.ACCEPTED, last=fresh),
+    ]
+    plan = reconcile(
+        ledger,
+        [BrokerOpenOrder("open", 300, 0)],
+        [_ex("x1", "done", 100)],
+        NOW,
+        gone={"lost", "done", "open"},
+    )
+    # Listed as lost by the adapter: ended now; executions completing it or the broker listing
+    # it open still win, and an order not known lost keeps its grace (the next epoch sees it).
+    assert plan.unknown_at_broker == ("lost",)
+
+
 def test_in_sync_when_broker_and_ledger_agree() -> None:
     ledger = [_order("o1", OrderState.PARTIALLY_FILLED, fills=(("x1", 100, Decimal("10")),))]
     plan = reconcile(ledger, [BrokerOpenOrder("o1", 300, 100)], [_ex("x1", "o1", 100)], NOW)
