@@ -168,6 +168,13 @@ async def main(argv: list[str] | None = None) -> None:
         " runs N times faster needs 1/N); an Iceberg asking for less is refused",
     )
     args = parser.parse_args(argv)
+    if args.ib_client_id == settings.ib_client_id:
+        # Two connections under one client id: the gateway drops the first when the second
+        # connects, so the hot path would lose its broker session to the worker's quotes.
+        parser.error(
+            f"--ib-client-id {args.ib_client_id} is the hot path's IB_CLIENT_ID; give the worker's "
+            "quotes connection another (and not 0, which ib_async binds manual orders to)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     client = await connect(args.temporal, args.namespace)
