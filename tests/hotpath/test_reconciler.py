@@ -44,6 +44,7 @@ from ledger.order_events import order_history, order_state, record_order_event
 from observability.telemetry import setup
 from temporal.session_records import decode as decode_session
 from tests.brokers.conftest import HOST, kill_gateway, own_stack, restart_gateway  # noqa: F401
+from tests.factories import order_event
 from tests.fixtures.hotpath import RecordWriters, read_until
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
@@ -100,24 +101,10 @@ class HotPathSide:
 
 
 def _submitted(cid: str, qty: int, ts: datetime, broker_order_id: int) -> OrderEvent:
-    return OrderEvent(
-        event_id=f"{cid}-submitted",
-        command_id=cid,
-        parent_id=None,
-        kind=EventKind.SUBMITTED,
-        account=ACCOUNT,
-        symbol="AAPL",
-        agent_id="alpha",
-        side="BUY",
-        quantity=qty,
-        filled_qty=0,
-        avg_fill_price=None,
-        last_fill=None,
-        reason=None,
-        ts=ts,
-        tif="DAY",
-        broker_order_id=broker_order_id,
-    )
+    return order_event(
+        cid, 0, EventKind.SUBMITTED, event_id=f"{cid}-submitted", account=ACCOUNT, symbol="AAPL",
+        quantity=qty, ts=ts, tif="DAY", broker_order_id=broker_order_id,
+    )  # fmt: skip
 
 
 async def _hot_path_adapter(port: int, client_id: int, side: HotPathSide) -> IbkrBroker:

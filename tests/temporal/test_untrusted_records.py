@@ -31,7 +31,7 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge
 from temporal.client import iceberg_input, start_iceberg
-from tests.factories import new_agent
+from tests.factories import new_agent, order_event
 from tests.fixtures.hotpath import RecordWriters, register
 from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg, workflow_exists
@@ -50,13 +50,7 @@ async def _security_events(pool: asyncpg.Pool, since: datetime) -> list[Security
 
 
 def _record(command_id: str, n: int, kind: EventKind, **fields: object) -> OrderEvent:
-    values: dict[str, object] = dict(
-        event_id=f"{command_id}-{n}", command_id=command_id, parent_id=None, kind=kind, account="DU1",
-        symbol="SYM", agent_id="alpha", side="BUY", quantity=100, filled_qty=0, avg_fill_price=None,
-        last_fill=None, reason=None, ts=datetime.now(UTC), tif="DAY",
-    )  # fmt: skip
-    values.update(fields)
-    return OrderEvent(**values)  # type: ignore[arg-type]
+    return order_event(command_id, n, kind, **{"symbol": "SYM", "quantity": 100, "tif": "DAY", **fields})
 
 
 async def test_an_agent_cannot_start_an_iceberg_on_another_account_by_publishing_an_accepted_record(
