@@ -119,9 +119,8 @@ async def open_orders(db: Db, account: str | None = None) -> list[OrderEvent]:
     """The state records of the orders whose state is not terminal (optionally of one account),
     oldest state first."""
     states = []
-    for _, rows in groupby(await db.fetch(_MAYBE_OPEN, account), key=lambda r: r["command_id"]):
-        view = fold(_event(r) for r in rows)
-        record = None if view is None or view.terminal else view.state_record()
+    for view in _folded(await db.fetch(_MAYBE_OPEN, account)):
+        record = None if view.terminal else view.state_record()
         if record is not None and (account is None or record.account == account):
             states.append(record)
     return sorted(states, key=lambda e: e.ts)
@@ -132,6 +131,11 @@ async def orders_of_parent(db: Db, parent_id: str) -> list[OrderView]:
     rows = await db.fetch(
         f"SELECT {_COLUMNS} FROM order_events WHERE parent_id = $1 ORDER BY command_id, id", parent_id
     )
+    return _folded(rows)
+
+
+def _folded(rows: Sequence[Any]) -> list[OrderView]:
+    """Rows ordered by command id, then by id: each order's rows folded into its view."""
     views = (fold(_event(r) for r in group) for _, group in groupby(rows, key=lambda r: r["command_id"]))
     return [view for view in views if view is not None]
 
