@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from api.door import Door
+from api.hub import Hub
 from config.settings import FloorSettings
 from ledger.db import Db
 
@@ -17,6 +18,7 @@ class Services:
     db: Db
     """The API's own database role (``floor_api``)."""
     door: Door
+    hub: Hub
     settings: FloorSettings
 
 

@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 from api.graphql.errors import Refused
 from api.graphql.queries import Query
 from api.graphql.scalars import SCALARS
+from api.graphql.subscriptions import Subscription
 
 
 class FloorSchema(Schema):
@@ -23,7 +24,7 @@ class FloorSchema(Schema):
 
 
 def build_schema() -> FloorSchema:
-    return FloorSchema(query=Query, config=StrawberryConfig(scalar_map=SCALARS))
+    return FloorSchema(query=Query, subscription=Subscription, config=StrawberryConfig(scalar_map=SCALARS))
 
 
 schema = build_schema()
