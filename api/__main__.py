@@ -1,4 +1,5 @@
-"""``python -m api --port P``: the API process (uvicorn on 127.0.0.1 by default)."""
+"""``python -m api --port P``: the API process (uvicorn on 127.0.0.1 by default): the REST
+command door, ``/health`` and ``/graphql``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from datetime import timedelta
 import asyncpg
 import uvicorn
 
-from api.app import DoorFactory, create_app
+from api.app import create_app
 from api.door import Door
 from api.door_guard import DoorLimits
+from api.services import Services, ServicesFactory
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -32,9 +34,9 @@ def limits(settings: FloorSettings) -> DoorLimits:
     return DoorLimits(rate_per_s=settings.api_rate_per_s, burst=settings.api_rate_burst)
 
 
-def door_factory(settings: FloorSettings) -> DoorFactory:
+def services_factory(settings: FloorSettings) -> ServicesFactory:
     @asynccontextmanager
-    async def open_door() -> AsyncIterator[Door]:
+    async def open_services() -> AsyncIterator[Services]:
         telemetry = setup("api")
         install_global(telemetry)
         # Its own role, and a connect timeout, so a request meets an unreachable database with a
@@ -52,7 +54,7 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
                 )
                 summaries = asyncio.create_task(security.run())
                 try:
-                    yield Door(
+                    door = Door(
                         ledger,
                         ledger,
                         producer,
@@ -61,6 +63,7 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
                         metrics=telemetry.metrics,
                         symbols=parse_symbols(settings.hotpath_symbols),
                     )
+                    yield Services(db=pool, door=door, settings=settings)
                 finally:
                     summaries.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -72,7 +75,7 @@ def door_factory(settings: FloorSettings) -> DoorFactory:
             await pool.close()
             telemetry.shutdown()
 
-    return open_door
+    return open_services
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = FloorSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(door_factory(settings), limits=limits(settings))
+    app = create_app(services_factory(settings), limits=limits(settings))
     uvicorn.run(
         app,
         host=args.host or settings.host,

@@ -1,0 +1,23 @@
+"""What the API process opens once and every request uses: the database pool, the command door,
+the hub, the WebAuthn ceremonies, the trading desk and the settings (``app.state.services``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from api.door import Door
+from config.settings import FloorSettings
+from ledger.db import Db
+
+
+@dataclass(frozen=True)
+class Services:
+    db: Db
+    """The API's own database role (``floor_api``)."""
+    door: Door
+    settings: FloorSettings
+
+
+ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
