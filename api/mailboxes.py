@@ -50,7 +50,7 @@ class ResyncRequired(Exception):  # noqa: N818 - a message to the subscriber, no
 class Subscription(Generic[T]):
     """``async for item in sub``; ``sub.close()`` when done (idempotent)."""
 
-    def __init__(self, on_close: Callable[[Any], None]) -> None:
+    def __init__(self, on_close: Callable[[Any], object]) -> None:
         """``on_close(sub)``: the owner forgets ``sub`` (called once, when it closes or ends)."""
         self._on_close = on_close
         self._forgotten = False
@@ -121,7 +121,7 @@ class Subscription(Generic[T]):
 
 
 class QueueSubscription(Subscription[T]):
-    def __init__(self, on_close: Callable[[Any], None], capacity: int) -> None:
+    def __init__(self, on_close: Callable[[Any], object], capacity: int) -> None:
         super().__init__(on_close)
         if capacity < 1:
             raise ValueError(f"a mailbox holds at least 1 item, not {capacity}")
@@ -151,7 +151,7 @@ class QueueSubscription(Subscription[T]):
 
 
 class LatestSubscription(Subscription[T]):
-    def __init__(self, on_close: Callable[[Any], None], first: T | None = None) -> None:
+    def __init__(self, on_close: Callable[[Any], object], first: T | None = None) -> None:
         super().__init__(on_close)
         self._latest = first
         self._fresh = first is not None
@@ -177,7 +177,7 @@ class BookSubscription(Subscription[BookSnapshot | BookDelta]):
     """The first item is a snapshot of the top ``depth`` levels; then one delta per wake-up,
     from the book last sent to the book now. Nothing is queued, so it never overflows."""
 
-    def __init__(self, on_close: Callable[[Any], None], book: SymbolBook, depth: int) -> None:
+    def __init__(self, on_close: Callable[[Any], object], book: SymbolBook, depth: int) -> None:
         super().__init__(on_close)
         if depth < 1:
             raise ValueError(f"depth is at least 1 level a side, not {depth}")
