@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from api.desk import Desk
 from api.door import Door
 from config.settings import FloorSettings
 from ledger.db import Db
@@ -18,6 +19,8 @@ class Services:
     """The API's own database role (``floor_api``)."""
     door: Door
     settings: FloorSettings
+    desk: Desk | None = None
+    """The trader's desk (stage, execute, cancel, breaker); None in a process that serves no traders."""
 
 
 ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from trading.commands import (
-    MAX_FRACTION_DIGITS,
-    MAX_INTEGER_DIGITS,
     Command,
     CommandInvalid,
     CommandKind,
@@ -86,10 +84,10 @@ def parse_ticket(
             return TicketInvalid(name, f"must be a positive decimal string like '187.25', got {raw!r}")
         prices[name] = parsed
     try:
-        # The command this ticket becomes checks the rest: which prices the order type needs,
-        # the number of decimals, the symbol's and account's form, the quantity's range.
+        # The manual order this ticket becomes checks the rest: which prices the order type
+        # needs, the number of decimals, the symbol's and account's form, the quantity's range.
         Command(
-            kind=CommandKind.EXIT,
+            kind=CommandKind.ENTER,
             command_id="ticket",
             agent_id="ticket",
             account=ticket.account,
@@ -102,17 +100,10 @@ def parse_ticket(
             stop_price=prices["stop_price"],
             tif=tif,
             quantity=ticket.quantity,
+            stop_loss=prices["stop_loss"],
         )
     except CommandInvalid as exc:
         return TicketInvalid(exc.field, exc.reason)
-    stop_loss = prices["stop_loss"]
-    if stop_loss is not None and (
-        -int(stop_loss.as_tuple().exponent) > MAX_FRACTION_DIGITS or stop_loss >= 10**MAX_INTEGER_DIGITS
-    ):
-        return TicketInvalid(
-            "stop_loss",
-            f"at most {MAX_INTEGER_DIGITS} digits before the point, {MAX_FRACTION_DIGITS} after",
-        )
     return OrderTerms(
         account=ticket.account,
         symbol=ticket.symbol,
@@ -122,7 +113,7 @@ def parse_ticket(
         tif=tif,
         limit_price=prices["limit_price"],
         stop_price=prices["stop_price"],
-        stop_loss=stop_loss,
+        stop_loss=prices["stop_loss"],
     )
 
 
