@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from api.desk import Desk
 from api.door import Door
 from api.hub import Hub
 from config.settings import FloorSettings
@@ -20,6 +21,8 @@ class Services:
     door: Door
     hub: Hub
     settings: FloorSettings
+    desk: Desk | None = None
+    """The trader's desk (stage, execute, cancel, breaker); None in a process that serves no traders."""
 
 
 ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
