@@ -15,10 +15,12 @@ import asyncpg
 import uvicorn
 
 from api.app import create_app
+from api.desk import Desk
 from api.door import Door
 from api.door_guard import DoorLimits
 from api.hub import Hub
 from api.services import Services, ServicesFactory
+from api.webauthn_ceremonies import Ceremonies
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -78,7 +80,9 @@ def services_factory(settings: FloorSettings) -> ServicesFactory:
             hub = Hub(pool, security, settings)
             await hub.start()
             stack.push_async_callback(hub.stop)
-            yield Services(db=pool, door=door, hub=hub, settings=settings)
+            ceremonies = Ceremonies(pool, settings, security)
+            desk = Desk(pool, ceremonies, door, hub, settings, books=hub)
+            yield Services(db=pool, door=door, hub=hub, settings=settings, ceremonies=ceremonies, desk=desk)
 
     return open_services
 

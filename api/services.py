@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from api.desk import Desk
 from api.door import Door
 from api.hub import Hub
+from api.webauthn_ceremonies import Ceremonies
 from config.settings import FloorSettings
 from ledger.db import Db
 
@@ -21,6 +22,8 @@ class Services:
     door: Door
     hub: Hub
     settings: FloorSettings
+    ceremonies: Ceremonies | None = None
+    """The WebAuthn ceremonies (sign-in, arming, step-up); None in a process that serves no traders."""
     desk: Desk | None = None
     """The trader's desk (stage, execute, cancel, breaker); None in a process that serves no traders."""
 
