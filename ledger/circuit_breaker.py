@@ -8,6 +8,7 @@ does not verify counts as a trip.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from trading.circuit_breaker_state import (
     signer_problem,
     state_after,
 )
-from trading.commands import FLOOR_WIDE
+from trading.commands import FLOOR_WIDE, Command, CommandInvalid
 from trading.ledger_trust import payload_mismatch
 from trading.risk import TradingState
 from trading.sentry import Window
@@ -91,6 +92,18 @@ _NEWEST = (
 )
 
 
+async def newest_breaker_seq(db: Db) -> int | None:
+    """The ledger seq of the newest accepted breaker entry, unchecked: a cheap poll for "has the
+    breaker changed?" (then read it with :func:`newest_breaker_entry`, which checks it)."""
+    seq = await db.fetchval(
+        "SELECT max(seq) FROM ledger_entries WHERE account = $1 AND kind = ANY($2::text[])"
+        " AND authenticated AND decision IN ('accepted', 'applied')",
+        FLOOR_WIDE,
+        sorted(BREAKER_KINDS),
+    )
+    return None if seq is None else int(seq)
+
+
 async def newest_breaker_entry(db: Db, breaker_agent: str | None = None) -> BreakerEntry | None:
     """The newest accepted breaker entry (None on a floor that never tripped); with
     ``breaker_agent``, an automatic trip verifies only when that agent's key signed it."""
@@ -117,7 +130,9 @@ def _problem(row: Any, breaker_agent: str | None) -> str | None:
         return f"key {row['signer']} belongs to {row['key_agent']}, the entry names {row['agent_id']}"
     if row["revoked_at"] is not None and row["revoked_at"] <= row["recorded_at"]:
         return f"key {row['signer']} was revoked before the entry was recorded"
-    if (wrong_signer := signer_problem(row["kind"], row["role"], row["agent_id"], breaker_agent)) is not None:
+    signed = _command(bytes(row["payload"])) if row["kind"] != KIND_TRIPPED else None
+    wrong_signer = signer_problem(row["kind"], row["role"], row["agent_id"], breaker_agent, signed)
+    if wrong_signer is not None:
         return wrong_signer
     try:
         public_key = public_key_from_bytes(bytes(row["public_key"]))
@@ -138,3 +153,12 @@ def _problem(row: Any, breaker_agent: str | None) -> str | None:
             "account": FLOOR_WIDE,
         },
     )
+
+
+def _command(payload: bytes) -> Command | None:
+    """The signed breaker command of an entry (None when the payload is not one: the checks
+    after say why)."""
+    try:
+        return Command.from_json_dict(json.loads(payload))
+    except (ValueError, CommandInvalid):
+        return None
