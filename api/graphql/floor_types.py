@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import strawberry
 
+from api.graphql.identity_types import Armed, Passkey, my_arming_grant, my_passkeys
 from trading.positions import Position as PositionState
 from trading.risk import TradingState as TradingStateEnum
 from trading.security_events import SecurityEvent as SecurityRecord
@@ -77,3 +78,7 @@ class Me:
     kind: str = strawberry.field(description="`trader` or `token`.")
     role: str = strawberry.field(description="`trader`, `ops` or `read`.")
     accounts: list[str] = strawberry.field(description='The accounts it sees ("*": every account).')
+    passkeys: list[Passkey] = strawberry.field(resolver=my_passkeys, description="A trader's passkeys.")
+    arming_grant: Armed | None = strawberry.field(
+        resolver=my_arming_grant, description="The session's live arming grant; null when unarmed."
+    )
