@@ -80,7 +80,11 @@ ArmingResult = Annotated[Armed | WebAuthnRefused, strawberry.union("ArmingResult
 class AuthMutations:
     @strawberry.mutation(description="Start registering a passkey with the token of an enrolment link.")
     async def begin_registration(self, info: Info, enrolment_token: str) -> ChallengeResult:
-        return _challenge(await _ceremonies(info).begin_registration(enrolment_token))
+        return _challenge(
+            await _ceremonies(info).begin_registration(
+                enrolment_token, client_address=info.context.client_address
+            )
+        )
 
     @strawberry.mutation(
         description="Finish registering: the credential JSON of navigator.credentials.create()."
@@ -88,7 +92,9 @@ class AuthMutations:
     async def finish_registration(
         self, info: Info, enrolment_token: str, challenge_id: str, credential: str
     ) -> RegistrationResult:
-        outcome = await _ceremonies(info).finish_registration(enrolment_token, challenge_id, credential)
+        outcome = await _ceremonies(info).finish_registration(
+            enrolment_token, challenge_id, credential, client_address=info.context.client_address
+        )
         if isinstance(outcome, Refusal):
             return _refused(outcome)
         return passkey(outcome)
@@ -105,7 +111,9 @@ class AuthMutations:
                 reason=OVER_HTTP_ONLY,
                 detail="sign in with a POST to /graphql: the session cookie cannot be set over a WebSocket",
             )
-        outcome = await _ceremonies(info).finish_login(challenge_id, credential)
+        outcome = await _ceremonies(info).finish_login(
+            challenge_id, credential, client_address=info.context.client_address
+        )
         if isinstance(outcome, Refusal):
             return _refused(outcome)
         principal, cookie = outcome
@@ -158,7 +166,9 @@ class AuthMutations:
         principal = info.context.caller()
         if not _trader_session(principal):
             return _not_a_trader()
-        outcome = await _ceremonies(info).finish_arming(principal, challenge_id, credential)
+        outcome = await _ceremonies(info).finish_arming(
+            principal, challenge_id, credential, client_address=info.context.client_address
+        )
         if isinstance(outcome, Refusal):
             return _refused(outcome)
         return armed(outcome)

@@ -11,7 +11,7 @@ import asyncpg
 from api import webauthn_results as r
 from ledger.api_tokens import issue_token
 from tests.api.conftest import GraphQLApi
-from tests.fixtures.identity import new_trader
+from tests.fixtures.identity import new_trader, security_events_of
 
 BEGIN_REGISTRATION = """mutation($t: String!) { beginRegistration(enrolmentToken: $t) {
   __typename ... on CeremonyChallenge { challengeId optionsJson expiresAt }
@@ -106,7 +106,9 @@ async def test_enrol_sign_in_arm_and_sign_out_over_graphql(
     assert await graphql_api.refusal(ME, cookie=cookie) == "auth.unauthenticated"
 
 
-async def test_refused_login_sets_no_cookie(graphql_api: GraphQLApi, cli_pool: asyncpg.Pool) -> None:
+async def test_refused_login_sets_no_cookie_and_records_the_clients_address(
+    graphql_api: GraphQLApi, cli_pool: asyncpg.Pool, ledger_pool: asyncpg.Pool
+) -> None:
     trader = await new_trader(cli_pool)
     begin = (await graphql_api.query(BEGIN_REGISTRATION, {"t": trader.enrolment_token}))["beginRegistration"]
     await graphql_api.query(
@@ -124,6 +126,8 @@ async def test_refused_login_sets_no_cookie(graphql_api: GraphQLApi, cli_pool: a
     )
     assert response.json()["data"]["finishLogin"]["reason"] == r.ORIGIN_MISMATCH
     assert "set-cookie" not in response.headers
+    [event] = await security_events_of(ledger_pool, trader.name)
+    assert (event["reason"], event["remote_addr"]) == (r.ORIGIN_MISMATCH, "127.0.0.1")
 
 
 async def test_used_enrolment_link_is_refused_over_graphql(
