@@ -21,7 +21,7 @@ from fastapi import Response
 
 from api.graphql.context import Info
 from api.graphql.errors import UNAVAILABLE, Refused
-from api.graphql.identity_types import Armed, Passkey, armed, passkey
+from api.graphql.floor_types import Authenticator, Grant
 from api.principals import KIND_TRADER, SESSION_COOKIE, Principal
 from api.webauthn_ceremonies import Ceremonies
 from api.webauthn_results import Challenge, GrantLimits, Refusal
@@ -71,9 +71,9 @@ class ArmingLimitsInput:
 
 
 ChallengeResult = Annotated[CeremonyChallenge | WebAuthnRefused, strawberry.union("ChallengeResult")]
-RegistrationResult = Annotated[Passkey | WebAuthnRefused, strawberry.union("RegistrationResult")]
+RegistrationResult = Annotated[Authenticator | WebAuthnRefused, strawberry.union("RegistrationResult")]
 LoginResult = Annotated[SignedIn | WebAuthnRefused, strawberry.union("LoginResult")]
-ArmingResult = Annotated[Armed | WebAuthnRefused, strawberry.union("ArmingResult")]
+ArmingResult = Annotated[Grant | WebAuthnRefused, strawberry.union("ArmingResult")]
 
 
 @strawberry.type
@@ -97,7 +97,7 @@ class AuthMutations:
         )
         if isinstance(outcome, Refusal):
             return _refused(outcome)
-        return passkey(outcome)
+        return Authenticator.of(outcome)
 
     @strawberry.mutation(description="Start a passkey sign-in.")
     async def begin_login(self, info: Info) -> CeremonyChallenge:
@@ -171,7 +171,7 @@ class AuthMutations:
         )
         if isinstance(outcome, Refusal):
             return _refused(outcome)
-        return armed(outcome)
+        return Grant.of(outcome)
 
     @strawberry.mutation(description="Disarm: Execute is refused from now on, until you arm again.")
     async def disarm(self, info: Info) -> Disarmed:

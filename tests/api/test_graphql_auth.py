@@ -18,7 +18,8 @@ BEGIN_REGISTRATION = """mutation($t: String!) { beginRegistration(enrolmentToken
   ... on WebAuthnRefused { reason detail } } }"""
 FINISH_REGISTRATION = """mutation($t: String!, $c: String!, $cred: String!) {
   finishRegistration(enrolmentToken: $t, challengeId: $c, credential: $cred) {
-  __typename ... on Passkey { credentialId synced signCount } ... on WebAuthnRefused { reason detail } } }"""
+  __typename ... on Authenticator { credentialId synced signCount }
+  ... on WebAuthnRefused { reason detail } } }"""
 BEGIN_LOGIN = "mutation { beginLogin { challengeId optionsJson } }"
 FINISH_LOGIN = """mutation($c: String!, $cred: String!) { finishLogin(challengeId: $c, credential: $cred) {
   __typename ... on SignedIn { trader role accounts stepUpEveryOrder }
@@ -27,10 +28,10 @@ BEGIN_ARMING = """mutation($l: ArmingLimitsInput) { beginArming(limits: $l) {
   __typename ... on CeremonyChallenge { challengeId optionsJson }
   ... on WebAuthnRefused { reason detail } } }"""
 FINISH_ARMING = """mutation($c: String!, $cred: String!) { finishArming(challengeId: $c, credential: $cred) {
-  __typename ... on Armed { grantId expiresAt symbols maxQuantity maxNotional synced }
+  __typename ... on Grant { expiresAt symbols maxQuantity maxNotional credentialId }
   ... on WebAuthnRefused { reason detail } } }"""
-ME = """{ me { name kind role accounts passkeys { credentialId synced signCount }
-  armingGrant { grantId symbols maxQuantity maxNotional } } }"""
+ME = """{ me { name kind role accounts authenticators { credentialId synced signCount }
+  grant { credentialId symbols maxQuantity maxNotional } } }"""
 
 
 async def _cookie_session(graphql_api: GraphQLApi, authenticator: Any) -> tuple[str, str]:
@@ -56,7 +57,7 @@ async def test_enrol_sign_in_arm_and_sign_out_over_graphql(
             FINISH_REGISTRATION, {"t": trader.enrolment_token, "c": begin["challengeId"], "cred": credential}
         )
     )["finishRegistration"]
-    assert done["__typename"] == "Passkey" and done["synced"] is False and done["signCount"] == 1
+    assert done["__typename"] == "Authenticator" and done["synced"] is False and done["signCount"] == 1
 
     set_cookie, cookie = await _cookie_session(graphql_api, trader.authenticator)
     attributes = {a.strip().lower() for a in set_cookie.split(";")[1:]}
@@ -70,8 +71,8 @@ async def test_enrol_sign_in_arm_and_sign_out_over_graphql(
         "trader",
         ["DU1234567"],
     )
-    assert me["passkeys"] == [{"credentialId": done["credentialId"], "synced": False, "signCount": 2}]
-    assert me["armingGrant"] is None
+    assert me["authenticators"] == [{"credentialId": done["credentialId"], "synced": False, "signCount": 2}]
+    assert me["grant"] is None
 
     arming = (
         await graphql_api.query(
@@ -85,10 +86,10 @@ async def test_enrol_sign_in_arm_and_sign_out_over_graphql(
     armed = (
         await graphql_api.query(FINISH_ARMING, {"c": arming["challengeId"], "cred": answer}, cookie=cookie)
     )["finishArming"]
-    assert armed["__typename"] == "Armed"
+    assert armed["__typename"] == "Grant" and armed["credentialId"] == done["credentialId"]
     assert (armed["symbols"], armed["maxQuantity"], armed["maxNotional"]) == (["AAPL"], 100, "25000.50")
-    grant = (await graphql_api.query(ME, cookie=cookie))["me"]["armingGrant"]
-    assert grant["grantId"] == armed["grantId"] and grant["maxNotional"] == "25000.50"
+    grant = (await graphql_api.query(ME, cookie=cookie))["me"]["grant"]
+    assert grant == {k: armed[k] for k in ("credentialId", "symbols", "maxQuantity", "maxNotional")}
 
     # The same answer again is refused by name.
     replayed = (
@@ -98,7 +99,7 @@ async def test_enrol_sign_in_arm_and_sign_out_over_graphql(
 
     disarmed = await graphql_api.query("mutation { disarm { disarmed } }", cookie=cookie)
     assert disarmed["disarm"]["disarmed"] is True
-    assert (await graphql_api.query(ME, cookie=cookie))["me"]["armingGrant"] is None
+    assert (await graphql_api.query(ME, cookie=cookie))["me"]["grant"] is None
 
     signed_out = await graphql_api.post("mutation { logout { signedOut } }", cookie=cookie)
     assert signed_out.json()["data"]["logout"]["signedOut"] is True
@@ -142,4 +143,4 @@ async def test_a_program_cannot_arm(graphql_api: GraphQLApi, cli_pool: asyncpg.P
     refused = (await graphql_api.query(BEGIN_ARMING, token=token))["beginArming"]
     assert (refused["__typename"], refused["reason"]) == ("WebAuthnRefused", "auth.trader_session_required")
     me = (await graphql_api.query(ME, token=token))["me"]
-    assert me["kind"] == "token" and me["passkeys"] == [] and me["armingGrant"] is None
+    assert me["kind"] == "token" and me["authenticators"] == [] and me["grant"] is None
