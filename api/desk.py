@@ -418,7 +418,6 @@ def _authorization(proof: AssertionProof, ceremony: Ceremony, digest: str | None
 def _no_session(principal: Principal) -> Invalid | None:
     if principal.kind != "trader" or principal.session_id is None:
         return Invalid(
-            NO_ASSERTION,
             NO_SESSION,
             "the desk is for traders signed in with a passkey; programs send signed commands (submitCommand)",
         )
