@@ -10,15 +10,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from api import commands, health
+from api import commands, health, orders
 from api.door_guard import DEFAULT_LIMITS, DoorGuard, DoorLimits
-from api.graphql.router import graphql_router
+from api.graphql.router import DEFAULT_SEND_TIMEOUT_S, graphql_router
 from api.security_headers import FrameAncestorsNone
 from api.services import ServicesFactory
 
 
 def create_app(
-    open_services: ServicesFactory, routers: Sequence[APIRouter] = (), limits: DoorLimits = DEFAULT_LIMITS
+    open_services: ServicesFactory,
+    routers: Sequence[APIRouter] = (),
+    limits: DoorLimits = DEFAULT_LIMITS,
+    *,
+    ws_send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
 ) -> FastAPI:
     """``routers`` are mounted after the REST door and GraphQL. Every request passes the
     :class:`DoorGuard` (rate and body limits) first; every response carries
@@ -36,7 +40,8 @@ def create_app(
     app.add_middleware(FrameAncestorsNone)
     app.include_router(health.router)
     app.include_router(commands.router)
-    app.include_router(graphql_router())
+    app.include_router(orders.router)
+    app.include_router(graphql_router(ws_send_timeout_s))
     for router in routers:
         app.include_router(router)
     return app

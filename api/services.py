@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from api.desk import Desk
 from api.door import Door
+from api.hub import Hub
+from api.webauthn_ceremonies import Ceremonies
 from config.settings import FloorSettings
 from ledger.db import Db
 
@@ -18,7 +20,10 @@ class Services:
     db: Db
     """The API's own database role (``floor_api``)."""
     door: Door
+    hub: Hub
     settings: FloorSettings
+    ceremonies: Ceremonies | None = None
+    """The WebAuthn ceremonies (sign-in, arming, step-up); None in a process that serves no traders."""
     desk: Desk | None = None
     """The trader's desk (stage, execute, cancel, breaker); None in a process that serves no traders."""
 

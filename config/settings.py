@@ -79,6 +79,9 @@ class FloorSettings(BaseSettings):
     api_subscription_queue: int = Field(default=1000, ge=1)
     """Order or security events one subscriber may fall behind by; one more ends its stream with
     ``resync.overflow`` (the API never waits for a slow client)."""
+    api_ws_send_timeout_s: float = Field(default=5.0, gt=0)
+    """How long one GraphQL WebSocket frame may wait for a client that stopped reading; then the
+    connection is closed (4410 ``resync.slow_consumer``) and its subscriptions end."""
     api_state_poll_ms: int = Field(default=200, ge=10)
     """How often the API reads the breaker's state and new security events from Postgres for its
     subscribers (no trigger announces either)."""

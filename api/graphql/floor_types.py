@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import strawberry
 
-from ledger.circuit_breaker import BreakerEntry
 from trading.positions import Position as PositionState
 from trading.risk import TradingState as TradingStateEnum
 from trading.security_events import SecurityEvent as SecurityRecord
@@ -36,34 +35,6 @@ class Position:
             realized_pnl=position.realized,
             unrealized_pnl=position.unrealized(mark),
             mark=mark,
-        )
-
-
-@strawberry.type(description="The circuit breaker: trading state and the ledger entry that set it.")
-class Breaker:
-    state: TradingState  # type: ignore[valid-type]
-    seq: int | None = strawberry.field(description="The ledger entry that set it (null: never tripped).")
-    kind: str | None
-    by: str | None = strawberry.field(description="Who tripped or re-armed it.")
-    command_id: str | None
-    recorded_at: datetime | None
-    problem: str | None = strawberry.field(description="Why that entry does not verify (it then halts).")
-
-    @classmethod
-    def of(cls, entry: BreakerEntry | None) -> Breaker:
-        if entry is None:
-            return cls(
-                state=TradingStateEnum.ACTIVE, seq=None, kind=None, by=None, command_id=None,
-                recorded_at=None, problem=None,
-            )  # fmt: skip
-        return cls(
-            state=entry.state,
-            seq=entry.seq,
-            kind=entry.kind,
-            by=entry.agent_id,
-            command_id=entry.command_id,
-            recorded_at=entry.recorded_at,
-            problem=entry.problem,
         )
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 import strawberry
 
 from api.graphql.context import Info
-from api.graphql.floor_types import Breaker, Me, Position, SecurityEvent
+from api.graphql.errors import BAD_ARGUMENT, Refused
+from api.graphql.floor_types import Me, Position, SecurityEvent
+from api.graphql.market_types import BookSnapshot, Breaker
 from api.graphql.order_types import Order, OrderState
 from api.graphql.pagination import Connection, connection, decode_cursor, page_size
+from api.graphql.positions import mid, position_book, visible
+from api.graphql.subscriptions import MAX_DEPTH
+from api.hub_feeds import NEVER_TRIPPED
 from api.principals import Principal
-from ledger.circuit_breaker import newest_breaker_entry
 from ledger.db import Db
-from ledger.fills import fills_of
 from ledger.iceberg_parents import load_parent, slice_states
 from ledger.order_entries import entries_of
 from ledger.order_pages import ListedOrder, OrderFilter, order_page, orders_by_id, orders_of_parent
@@ -21,15 +24,9 @@ from ledger.security_events import security_events_page
 from trading.commands import CommandKind
 from trading.iceberg_parents import parent_workflow_id
 from trading.orders import OrderState as OrderStateEnum
-from trading.positions import positions_from
 
 ORDERS = "orders"
 SECURITY_EVENTS = "security-events"
-
-
-def visible(principal: Principal) -> frozenset[str] | None:
-    """The accounts ``principal`` may see; None for every account."""
-    return None if "*" in principal.accounts else principal.accounts
 
 
 async def order_by_id(db: Db, principal: Principal, command_id: str) -> Order | None:
@@ -81,19 +78,22 @@ class Query:
 
     @strawberry.field(description="Positions from the fills, with P&L at the book's mid.")
     async def positions(self, info: Info, account: str | None = None) -> list[Position]:
-        principal = info.context.caller()
-        accounts = visible(principal)
-        if account is not None:
-            if not principal.sees(account):
-                return []
-            accounts = frozenset({account})
-        positions = positions_from(await fills_of(info.context.services.db, accounts))
-        return [Position.of(p, None) for p in positions]
+        services = info.context.services
+        book, _ = await position_book(services.db, info.context.caller(), account)
+        return [Position.of(book.positions[key], mid(services.hub, key[1])) for key in sorted(book.positions)]
+
+    @strawberry.field(description="The top `depth` levels a side of a symbol's book (null: no book yet).")
+    async def book(self, info: Info, symbol: str, depth: int = 10) -> BookSnapshot | None:
+        info.context.caller()
+        if not 1 <= depth <= MAX_DEPTH:
+            raise Refused(BAD_ARGUMENT, f"depth must be between 1 and {MAX_DEPTH} levels a side, got {depth}")
+        snapshot = info.context.services.hub.book(symbol, depth)
+        return None if snapshot is None else BookSnapshot.of(snapshot)
 
     @strawberry.field(description="The circuit breaker's state.")
     async def breaker(self, info: Info) -> Breaker:
         info.context.caller()
-        return Breaker.of(await newest_breaker_entry(info.context.services.db))
+        return Breaker.of(info.context.services.hub.breaker() or NEVER_TRIPPED)
 
     @strawberry.field(description="The caller.")
     async def me(self, info: Info) -> Me:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.graphql.errors import Refused
 from api.graphql.queries import Query
 from api.graphql.scalars import SCALARS
+from api.graphql.subscriptions import Subscription
+from api.graphql.trading_mutations import TradingMutations
 
 
 class FloorSchema(Schema):
@@ -23,7 +26,12 @@ class FloorSchema(Schema):
 
 
 def build_schema() -> FloorSchema:
-    return FloorSchema(query=Query, config=StrawberryConfig(scalar_map=SCALARS))
+    return FloorSchema(
+        query=Query,
+        mutation=merge_types("Mutation", (TradingMutations,)),
+        subscription=Subscription,
+        config=StrawberryConfig(scalar_map=SCALARS),
+    )
 
 
 schema = build_schema()
