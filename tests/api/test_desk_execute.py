@@ -19,10 +19,10 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 
 from api import desk_results as d
-from api import orders
 from api.app import create_app
 from api.desk import Desk
 from api.door import Door
+from api.hub import Hub
 from api.principals import SESSION_COOKIE
 from api.services import Services
 from api.webauthn_ceremonies import Ceremonies
@@ -248,19 +248,17 @@ async def _state(hotpath: HotPathProcess, state: str) -> bool:
 
 @pytest.fixture
 async def api(
-    api_pool: asyncpg.Pool, desk_door: Door, desk: Desk, floor_settings: FloorSettings
+    api_pool: asyncpg.Pool, desk_door: Door, desk_hub: Hub, desk: Desk, floor_settings: FloorSettings
 ) -> AsyncIterator[str]:
     """The API's app (``create_app``) served by uvicorn on a free port, with this test's desk."""
 
     @contextlib.asynccontextmanager
     async def services() -> AsyncIterator[Services]:
-        yield Services(db=api_pool, door=desk_door, settings=floor_settings, desk=desk)
+        yield Services(db=api_pool, door=desk_door, hub=desk_hub, settings=floor_settings, desk=desk)
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(services, routers=[orders.router]), host="127.0.0.1", port=port, log_level="warning"
-        )
+        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
     )
     serving = asyncio.create_task(server.serve())
     await eventually(lambda: server.started, timeout=10.0)
