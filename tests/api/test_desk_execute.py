@@ -9,14 +9,12 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaProducer
 
 from api import desk_results as d
 from api.app import create_app
@@ -28,55 +26,21 @@ from api.services import Services
 from api.webauthn_ceremonies import Ceremonies
 from config.ports import free_port
 from config.settings import FloorSettings
-from floor.supervisor import Supervisor
-from tests.factories import Agent
+from tests.api.desk_live import (  # noqa: F401 - fixtures used by name
+    HotPathProcess,
+    active_floor,
+    command_producer,
+    module_hotpath,
+    resting_limit,
+    risk_profiles,
+    trading_state,
+)
 from tests.fixtures.desk import ACCOUNT, DeskTrader, arm, ticket
 from tests.fixtures.hotpath import await_event
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
-    HotPathProcess,
-    command_producer,
-    risk_profiles,
-    running_hotpath,
-)
-from tests.hotpath.test_circuit_breaker_flow import rearm
 from trading.arming_limits import OVER_QUANTITY
 from trading.order_events import EventKind
-
-CENT = Decimal("0.01")
-
-
-@pytest.fixture(scope="module")
-async def hotpath(
-    floor_settings: FloorSettings,
-    supervisor: Supervisor,
-    paper: PaperStack,
-    risk_profiles: None,  # noqa: F811
-    ledger_pool: asyncpg.Pool,
-    command_producer: AIOKafkaProducer,  # noqa: F811
-) -> AsyncIterator[HotPathProcess]:
-    """This module's own hot path, on the venue's account, stopped when the module ends."""
-    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
-        yield process
-
-
-@pytest.fixture
-async def floor_up(
-    hotpath: HotPathProcess,
-    command_producer: AIOKafkaProducer,  # noqa: F811
-    operator: Agent,
-) -> AsyncIterator[HotPathProcess]:
-    """The hot path, ACTIVE before and after the test (a test that trips it leaves it re-armed)."""
-    await rearm(hotpath, command_producer, operator)
-    yield hotpath
-    await rearm(hotpath, command_producer, operator)
-
-
-async def resting_limit(paper: PaperStack) -> Decimal:
-    """A BUY limit at 80 % of the bid: it rests at the venue."""
-    bid, _ = await paper.quote("AAPL")
-    return (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
 
 
 async def stage(desk: Desk, who: DeskTrader, **fields: Any) -> d.Staged:
@@ -224,7 +188,7 @@ async def test_the_trader_trips_the_breaker_orders_are_breaker_halted_and_an_arm
     # A kill switch needs no live grant: the session's arming assertion is its evidence.
     tripped = await desk.trip_breaker(alice.principal)
     assert isinstance(tripped, d.BreakerCommandSent), tripped
-    await eventually(lambda: _state(floor_up, "HALTED"), timeout=20.0)
+    await eventually(lambda: trading_state(floor_up, "HALTED"), timeout=20.0)
 
     await arm(ceremonies, alice)
     order = await stage(desk, alice, limit_price=str(await resting_limit(paper)))
@@ -236,11 +200,7 @@ async def test_the_trader_trips_the_breaker_orders_are_breaker_halted_and_an_arm
     await arm(ceremonies, alice)
     rearmed = await desk.rearm_breaker(alice.principal)
     assert isinstance(rearmed, d.BreakerCommandSent), rearmed
-    await eventually(lambda: _state(floor_up, "ACTIVE"), timeout=20.0)
-
-
-async def _state(hotpath: HotPathProcess, state: str) -> bool:
-    return (await hotpath.health())["trading_state"] == state
+    await eventually(lambda: trading_state(floor_up, "ACTIVE"), timeout=20.0)
 
 
 # --- REST ------------------------------------------------------------------------------------

@@ -6,37 +6,32 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
-from aiokafka import AIOKafkaProducer
 
 from api import desk_results as d
 from api.principals import SESSION_COOKIE
 from api.webauthn_ceremonies import Ceremonies
-from config.settings import FloorSettings
-from floor.supervisor import Supervisor
 from ledger.api_tokens import issue_token
 from tests.api.conftest import GraphQLApi
+from tests.api.desk_live import (  # noqa: F401 - fixtures used by name
+    HotPathProcess,
+    active_floor,
+    command_producer,
+    module_hotpath,
+    resting_limit,
+    risk_profiles,
+    trading_state,
+)
 from tests.factories import Agent, cancel_command, enter_command
 from tests.fixtures.desk import ACCOUNT, DeskTrader, arm
 from tests.fixtures.hotpath import await_event
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
-    HotPathProcess,
-    command_producer,
-    risk_profiles,
-    running_hotpath,
-)
-from tests.hotpath.test_circuit_breaker_flow import rearm
 from trading.arming_limits import OVER_QUANTITY
 from trading.order_events import EventKind
-
-CENT = Decimal("0.01")
 
 STAGE = """
 mutation Stage($ticket: OrderTicketInput!) {
@@ -85,30 +80,6 @@ mutation Submit($envelope: String!) {
 }"""
 
 
-@pytest.fixture(scope="module")
-async def hotpath(
-    floor_settings: FloorSettings,
-    supervisor: Supervisor,
-    paper: PaperStack,
-    risk_profiles: None,  # noqa: F811
-    ledger_pool: asyncpg.Pool,
-    command_producer: AIOKafkaProducer,  # noqa: F811
-) -> AsyncIterator[HotPathProcess]:
-    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
-        yield process
-
-
-@pytest.fixture
-async def floor_up(
-    hotpath: HotPathProcess,
-    command_producer: AIOKafkaProducer,  # noqa: F811
-    operator: Agent,
-) -> AsyncIterator[HotPathProcess]:
-    await rearm(hotpath, command_producer, operator)
-    yield hotpath
-    await rearm(hotpath, command_producer, operator)
-
-
 def cookie(who: DeskTrader) -> str:
     return f"{SESSION_COOKIE}={who.cookie}"
 
@@ -118,11 +89,6 @@ async def mutate(api: GraphQLApi, who: DeskTrader, query: str, **variables: Any)
     (result,) = data.values()
     assert isinstance(result, dict)
     return result
-
-
-async def resting_limit(paper: PaperStack) -> Decimal:
-    bid, _ = await paper.quote("AAPL")
-    return (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
 
 
 def ticket_input(limit: Decimal, quantity: int = 1, **fields: Any) -> dict[str, Any]:
@@ -209,14 +175,14 @@ async def test_a_trader_trips_and_re_arms_the_breaker_over_graphql(
     await ceremonies.disarm(alice.principal)
     tripped = await mutate(graphql_api, alice, TRIP)
     assert (tripped["__typename"], tripped["kind"]) == ("BreakerCommandSent", "breaker_trip"), tripped
-    await eventually(lambda: _state(floor_up, "HALTED"), timeout=20.0)
+    await eventually(lambda: trading_state(floor_up, "HALTED"), timeout=20.0)
 
     unarmed = await mutate(graphql_api, alice, REARM)
     assert unarmed["__typename"] == "NotArmed"
     await arm(ceremonies, alice)
     rearmed = await mutate(graphql_api, alice, REARM)
     assert (rearmed["__typename"], rearmed["kind"]) == ("BreakerCommandSent", "breaker_arm"), rearmed
-    await eventually(lambda: _state(floor_up, "ACTIVE"), timeout=20.0)
+    await eventually(lambda: trading_state(floor_up, "ACTIVE"), timeout=20.0)
 
 
 async def test_a_program_submits_its_own_signed_command_with_the_doors_answers(
@@ -264,7 +230,3 @@ async def test_a_program_submits_its_own_signed_command_with_the_doors_answers(
     ]
     assert sent["__typename"] == "CommandPublished"
     await await_event(kafka_bootstrap, envelope.command.command_id, EventKind.CANCELLED)
-
-
-async def _state(hotpath: HotPathProcess, state: str) -> bool:
-    return (await hotpath.health())["trading_state"] == state
