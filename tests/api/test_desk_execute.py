@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -39,7 +40,7 @@ from tests.fixtures.desk import ACCOUNT, DeskTrader, arm, ticket
 from tests.fixtures.hotpath import await_event
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from trading.arming_limits import OVER_QUANTITY
+from trading.arming_limits import OVER_NOTIONAL, OVER_QUANTITY
 from trading.order_events import EventKind
 
 
@@ -201,6 +202,17 @@ async def test_the_trader_trips_the_breaker_orders_are_breaker_halted_and_an_arm
     rearmed = await desk.rearm_breaker(alice.principal)
     assert isinstance(rearmed, d.BreakerCommandSent), rearmed
     await eventually(lambda: trading_state(floor_up, "ACTIVE"), timeout=20.0)
+
+
+async def test_a_market_order_is_measured_against_the_grant_at_the_books_far_side(
+    floor_up: HotPathProcess, desk: Desk, desk_hub: Hub, alice: DeskTrader, ceremonies: Ceremonies
+) -> None:
+    await eventually(lambda: desk_hub.book("AAPL", 1) is not None, timeout=20.0)
+    await arm(ceremonies, alice, max_notional=Decimal("1"))
+    order = await stage(desk, alice, order_type="MKT", limit_price=None)
+    result = await desk.execute(alice.principal, order.staged_id)
+    # With no book the notional would be unknown (grant.notional_unknown): the ask priced it.
+    assert isinstance(result, d.StepUpRequired) and result.reason == OVER_NOTIONAL, result
 
 
 # --- REST ------------------------------------------------------------------------------------
