@@ -7,34 +7,18 @@ own key (``submitCommand``), never with a token alone.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from config.settings import FloorSettings
+from floor.database import run_as_cli
 from ledger import api_tokens
 
 app = typer.Typer(help="Bearer tokens for API clients.", no_args_is_help=True)
 console = Console()
-T = TypeVar("T")
-
-
-def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    settings = FloorSettings()
-
-    async def run() -> T:
-        conn = await asyncpg.connect(settings.role_url("cli"))
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
 
 
 @app.command("new")
@@ -44,7 +28,7 @@ def new(
 ) -> None:
     """Issue a token and print it once."""
     try:
-        record, token = _run(lambda conn: api_tokens.issue_token(conn, name, role))
+        record, token = run_as_cli(FloorSettings(), lambda conn: api_tokens.issue_token(conn, name, role))
     except api_tokens.ApiTokenError as exc:
         console.print(f"[red]no token issued[/]: {exc}")
         raise typer.Exit(1) from None
@@ -59,7 +43,7 @@ def new(
 def revoke(name: Annotated[str, typer.Argument(help="Whose active token to revoke.")]) -> None:
     """Revoke a token: the API refuses it from the next request on."""
     try:
-        record = _run(lambda conn: api_tokens.revoke_token(conn, name))
+        record = run_as_cli(FloorSettings(), lambda conn: api_tokens.revoke_token(conn, name))
     except api_tokens.ApiTokenError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
@@ -72,7 +56,7 @@ def list_tokens() -> None:
     table = Table(title="API tokens", title_justify="left")
     for column in ("name", "role", "created", "status"):
         table.add_column(column)
-    for record in _run(api_tokens.list_tokens):
+    for record in run_as_cli(FloorSettings(), api_tokens.list_tokens):
         status = "[red]revoked[/]" if record.revoked_at else "[green]active[/]"
         table.add_row(record.name, record.role, f"{record.created_at:%Y-%m-%d %H:%M:%S}", status)
     console.print(table)

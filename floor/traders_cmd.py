@@ -9,10 +9,8 @@ only after the trader's WebAuthn ceremony passed. The private key is written to
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import asyncpg
 import typer
@@ -20,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config.settings import FloorSettings
+from floor.database import run_as_cli
 from floor.keys import OPERATOR, KeyFileExists, make_key, operator_key_or_exit
 from ledger import traders
 from ledger.keys import ROLE_TRADER, KeyRegistryError
@@ -27,24 +26,12 @@ from ledger.operator_changes import OperatorNotAuthorised
 
 app = typer.Typer(help="Human traders: signing keys and passkey enrolment.", no_args_is_help=True)
 console = Console()
-T = TypeVar("T")
 
 
 def enrolment_link(settings: FloorSettings, token: str) -> str:
     """Where the trader registers its passkey. The token travels in the fragment, which browsers
     never send to a server or put in a Referer."""
     return f"{settings.webauthn_origin}/enrol#token={token}"
-
-
-def _run(settings: FloorSettings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    async def run() -> T:
-        conn = await asyncpg.connect(settings.role_url("cli"))
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
 
 
 def _print_link(settings: FloorSettings, name: str, token: str, expires_at: datetime) -> None:
@@ -79,7 +66,7 @@ def add(
     except traders.TraderError as exc:
         console.print(f"[red]trader not added[/]: {exc}")
         raise typer.Exit(1) from None
-    if _run(settings, lambda conn: traders.get_trader(conn, name)) is not None:
+    if run_as_cli(settings, lambda conn: traders.get_trader(conn, name)) is not None:
         console.print(
             f"[red]trader {name} exists[/]; `floor traders enrol {name}` makes a new enrolment link"
         )
@@ -97,7 +84,7 @@ def add(
         return await traders.new_enrolment(conn, name, timedelta(seconds=settings.enrolment_ttl_s))
 
     try:
-        token, expires_at = _run(settings, add_and_enrol)
+        token, expires_at = run_as_cli(settings, add_and_enrol)
     except traders.TraderError as exc:
         console.print(
             f"[red]trader not added[/]: {exc} (its key {record.key_id} is registered:"
@@ -122,7 +109,7 @@ def enrol(name: Annotated[str, typer.Argument(help="The trader who needs a (new)
             return None
         return await traders.new_enrolment(conn, name, timedelta(seconds=settings.enrolment_ttl_s))
 
-    issued = _run(settings, issue)
+    issued = run_as_cli(settings, issue)
     if issued is None:
         console.print(f"[red]no trader {name}[/]; `floor traders add {name} --accounts ...` adds one")
         raise typer.Exit(1)
@@ -136,7 +123,7 @@ def list_traders() -> None:
     table = Table(title="Traders", title_justify="left")
     for column in ("trader", "role", "accounts", "step-up", "passkeys", "created"):
         table.add_column(column)
-    for trader, passkeys in _run(settings, traders.list_traders):
+    for trader, passkeys in run_as_cli(settings, traders.list_traders):
         table.add_row(
             trader.name,
             trader.role,

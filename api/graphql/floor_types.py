@@ -8,6 +8,9 @@ from decimal import Decimal
 
 import strawberry
 
+from api.graphql.context import Info
+from api.principals import Principal
+from api.webauthn_results import ArmingGrant, AuthenticatorInfo
 from trading.positions import Position as PositionState
 from trading.risk import TradingState as TradingStateEnum
 from trading.security_events import SecurityEvent as SecurityRecord
@@ -71,9 +74,82 @@ class SecurityEvent:
         )
 
 
+@strawberry.type(description="One of the trader's passkeys.")
+class Authenticator:
+    credential_id: str = strawberry.field(description="base64url, no padding.")
+    created_at: datetime
+    last_used_at: datetime | None
+    sign_count: int
+    transports: list[str]
+    backup_eligible: bool
+    backed_up: bool
+    synced: bool = strawberry.field(
+        description="A synced passkey (backup-eligible, or keeping no sign count) rather than device-bound."
+    )
+
+    @classmethod
+    def of(cls, info: AuthenticatorInfo) -> Authenticator:
+        return cls(
+            credential_id=info.credential_id,
+            created_at=info.created_at,
+            last_used_at=info.last_used_at,
+            sign_count=info.sign_count,
+            transports=list(info.transports),
+            backup_eligible=info.backup_eligible,
+            backed_up=info.backed_up,
+            synced=info.synced,
+        )
+
+
+@strawberry.type(description="The session's arming grant: Execute works within its limits until it expires.")
+class Grant:
+    expires_at: datetime
+    symbols: list[str] | None = strawberry.field(description="Null: any symbol.")
+    max_quantity: int | None
+    max_notional: Decimal | None
+    credential_id: str = strawberry.field(description="The passkey whose assertion armed the session.")
+
+    @classmethod
+    def of(cls, grant: ArmingGrant) -> Grant:
+        limits = grant.limits
+        return cls(
+            expires_at=grant.expires_at,
+            symbols=None if limits.symbols is None else sorted(limits.symbols),
+            max_quantity=limits.max_quantity,
+            max_notional=limits.max_notional,
+            credential_id=grant.proof.credential_id,
+        )
+
+
 @strawberry.type(description="The caller: a trader (web session) or a program (API token).")
 class Me:
     name: str
     kind: str = strawberry.field(description="`trader` or `token`.")
     role: str = strawberry.field(description="`trader`, `ops` or `read`.")
     accounts: list[str] = strawberry.field(description='The accounts it sees ("*": every account).')
+    step_up_every_order: bool = strawberry.field(description="Every Execute needs its own ceremony.")
+    principal: strawberry.Private[Principal]
+
+    @strawberry.field(description="The trader's passkeys (none for a token).")
+    async def authenticators(self, info: Info) -> list[Authenticator]:
+        ceremonies = info.context.services.ceremonies
+        if ceremonies is None:
+            return []
+        return [Authenticator.of(a) for a in await ceremonies.authenticators(self.principal)]
+
+    @strawberry.field(description="The session's live arming grant, read now; null when unarmed or expired.")
+    async def grant(self, info: Info) -> Grant | None:
+        ceremonies = info.context.services.ceremonies
+        grant = None if ceremonies is None else await ceremonies.current_grant(self.principal)
+        return None if grant is None else Grant.of(grant)
+
+    @classmethod
+    def of(cls, principal: Principal) -> Me:
+        return cls(
+            name=principal.name,
+            kind=principal.kind,
+            role=principal.role,
+            accounts=sorted(principal.accounts),
+            step_up_every_order=principal.step_up_every_order,
+            principal=principal,
+        )

@@ -97,10 +97,7 @@ class Query:
 
     @strawberry.field(description="The caller.")
     async def me(self, info: Info) -> Me:
-        principal = info.context.caller()
-        return Me(
-            name=principal.name, kind=principal.kind, role=principal.role, accounts=sorted(principal.accounts)
-        )
+        return Me.of(info.context.caller())
 
     @strawberry.field(description="Security events newest first (ops role only).")
     async def security_events(
