@@ -162,11 +162,14 @@ class Hub:
         """Verified order events from now on for which ``accept`` (the caller's visibility,
         called synchronously by the hub) is true."""
         sub: QueueSubscription[OrderEvent] = QueueSubscription(
-            lambda s: self._order_subs.pop(s, None),
+            self._forget_order_subscriber,
             self._settings.api_subscription_queue,
         )
         self._order_subs[sub] = accept
         return sub
+
+    def _forget_order_subscriber(self, sub: QueueSubscription[OrderEvent]) -> None:
+        self._order_subs.pop(sub, None)
 
     def subscribe_breaker(self) -> Subscription[BreakerStatus]:
         """The breaker's state now, then each change (only the newest if several came)."""

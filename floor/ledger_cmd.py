@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,8 @@ from bus.topics import LEDGER_CHECKPOINTS
 from config.settings import FloorSettings
 from ledger.append import ledger_head
 from ledger.checkpoints import CHECKPOINTS_FILE, CheckpointLine, parse_checkpoint, read_checkpoints
-from ledger.verify import Anchor, VerifyReport, verify_ledger
+from ledger.verify import Anchor, Authorised, VerifyReport, verify_ledger
+from trading.commands import Command, CommandInvalid
 
 app = typer.Typer(help="The hash-chained ledger.", no_args_is_help=True)
 console = Console()
@@ -43,7 +45,8 @@ def verify(
     ] = False,
 ) -> None:
     """Re-check every signature and the whole chain, and that the ledger still holds every entry
-    the floor's signed checkpoints saw; name the first bad or missing entry (exit 1)."""
+    the floor's signed checkpoints saw; name the first bad or missing entry (exit 1). Each
+    entry a trader authorised with a passkey is listed with who authorised it."""
     settings = FloorSettings()
     # Read before the ledger is: no checkpoint is newer than what verify will see.
     lines = read_checkpoints(checkpoints or settings.var_dir / CHECKPOINTS_FILE)
@@ -66,7 +69,12 @@ def verify(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report: VerifyReport = asyncio.run(verify_ledger(settings.role_url("cli"), progress, anchors, lines))
+        def authorised(entry: Authorised) -> None:
+            console.print(str(entry), markup=False, highlight=False)
+
+        report: VerifyReport = asyncio.run(
+            verify_ledger(settings.role_url("cli"), progress, anchors, lines, authorised)
+        )
     if report.first_bad is not None:
         console.print(
             f"[red bold]ledger NOT intact[/]: first bad entry is seq {report.first_bad.seq}: "
@@ -121,7 +129,8 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
         conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             rows = await conn.fetch(
-                "SELECT seq, recorded_at, kind, account, agent_id, command_id, decision, reason, detail"
+                "SELECT seq, recorded_at, kind, account, agent_id, command_id, decision, reason, detail,"
+                " payload"
                 " FROM ledger_entries ORDER BY seq DESC LIMIT $1",
                 n,
             )
@@ -130,7 +139,8 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
             await conn.close()
 
     table = Table(title="Ledger", title_justify="left")
-    for column in ("seq", "recorded", "kind", "account", "agent", "command", "decision", "detail"):
+    columns = ("seq", "recorded", "kind", "account", "agent", "command", "decision", "detail", "authorised")
+    for column in columns:
         table.add_column(column)
     for r in asyncio.run(run()):
         decision = r["decision"] + (f" ({r['reason']})" if r["reason"] else "")
@@ -143,8 +153,19 @@ def tail(n: int = typer.Option(20, "--n", "-n", help="How many of the newest ent
             r["command_id"] or "",
             decision,
             r["detail"] or "",
+            authorised_by(bytes(r["payload"])),
         )
     console.print(table)
+
+
+def authorised_by(payload: bytes) -> str:
+    """Who authorised a command with a passkey, from its signed payload ("" when nobody did, or
+    the payload is not a command). Read, not verified: `floor ledger verify` verifies."""
+    try:
+        command = Command.from_json_dict(json.loads(payload))
+    except (ValueError, CommandInvalid):
+        return ""
+    return "" if command.authorization is None else command.authorization.describe()
 
 
 @app.command("head")

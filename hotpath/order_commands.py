@@ -6,8 +6,10 @@ the Exit Manager (a TRAIL) → ``orders.events``.
 
 The sizer and the risk limits both work over every price the order can fill at given the touch
 (:mod:`trading.fill_prices`); a TRAIL's initial stop is computed first, and the order sized at
-it. The only awaits between intake and the socket write are the broker's cached net
-liquidation and the ledger commit.
+it. A manual enter (no edge) skips the sizer: its quantity is the trader's, sent exactly or
+refused by the risk limits, its loss measured to its ``stop_loss`` or, without one, the whole
+notional (:mod:`trading.risk`). The only awaits between intake and the socket write are the
+broker's cached net liquidation and the ledger commit.
 """
 
 from __future__ import annotations
@@ -86,7 +88,16 @@ class OrderCommands(IntakeSteps):
         if fills.low != fills.high:
             detail["lowest_fill_price"] = str(fills.low)
 
-        if command.kind is CommandKind.ENTER:
+        unprotected = False
+        if command.kind is CommandKind.ENTER and command.edge is None:
+            # A manual order: no edge to size from; the trader's quantity or nothing.
+            assert command.quantity is not None
+            quantity, stop = command.quantity, command.stop_loss
+            unprotected = stop is None
+            detail["sizing"] = "manual"
+            if stop is not None:
+                detail["stop_loss"] = str(stop)
+        elif command.kind is CommandKind.ENTER:
             assert command.edge is not None
             try:
                 bankroll = await self.broker.net_liquidation(command.account)
@@ -117,7 +128,13 @@ class OrderCommands(IntakeSteps):
 
         exit_only = command.kind is CommandKind.EXIT
         proposed = ProposedOrder.over(
-            command.symbol, command.side, quantity, fills, stop, reduce_only=exit_only
+            command.symbol,
+            command.side,
+            quantity,
+            fills,
+            stop,
+            reduce_only=exit_only,
+            unprotected=unprotected,
         )
         snapshot = self._snapshot(command.account, command.symbol)
         decision = check_order(profile, proposed, snapshot)
@@ -199,14 +216,15 @@ class OrderCommands(IntakeSteps):
             return
         bound = None
         if command.kind is CommandKind.ENTER:
-            assert command.edge is not None
-            bound = (
-                stop
-                if profile is None
-                else entry_bound(
-                    command.side, quantity, command.edge.stop_price, profile.max_trade_size, DEFAULT_TICK
-                )
-            )
+            protective = command.edge.stop_price if command.edge is not None else command.stop_loss
+            if profile is None:
+                bound = stop
+            else:
+                # Without a protective stop the whole notional is the risk: capped by both limits.
+                cap = profile.max_trade_size
+                if protective is None:
+                    cap = min(cap, profile.max_dollar_risk)
+                bound = entry_bound(command.side, quantity, protective, cap, DEFAULT_TICK)
         self.exits.track(
             command.command_id,
             command.symbol,

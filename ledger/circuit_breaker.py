@@ -8,6 +8,7 @@ does not verify counts as a trip.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from trading.circuit_breaker_state import (
     signer_problem,
     state_after,
 )
-from trading.commands import FLOOR_WIDE
+from trading.commands import FLOOR_WIDE, Command, CommandInvalid
 from trading.ledger_trust import payload_mismatch
 from trading.risk import TradingState
 from trading.sentry import Window
@@ -129,7 +130,9 @@ def _problem(row: Any, breaker_agent: str | None) -> str | None:
         return f"key {row['signer']} belongs to {row['key_agent']}, the entry names {row['agent_id']}"
     if row["revoked_at"] is not None and row["revoked_at"] <= row["recorded_at"]:
         return f"key {row['signer']} was revoked before the entry was recorded"
-    if (wrong_signer := signer_problem(row["kind"], row["role"], row["agent_id"], breaker_agent)) is not None:
+    signed = _command(bytes(row["payload"])) if row["kind"] != KIND_TRIPPED else None
+    wrong_signer = signer_problem(row["kind"], row["role"], row["agent_id"], breaker_agent, signed)
+    if wrong_signer is not None:
         return wrong_signer
     try:
         public_key = public_key_from_bytes(bytes(row["public_key"]))
@@ -150,3 +153,12 @@ def _problem(row: Any, breaker_agent: str | None) -> str | None:
             "account": FLOOR_WIDE,
         },
     )
+
+
+def _command(payload: bytes) -> Command | None:
+    """The signed breaker command of an entry (None when the payload is not one: the checks
+    after say why)."""
+    try:
+        return Command.from_json_dict(json.loads(payload))
+    except (ValueError, CommandInvalid):
+        return None

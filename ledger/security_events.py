@@ -87,3 +87,16 @@ def _read(row: Any) -> SecurityEvent:
         ts=row["ts"],
         id=int(row["id"]),
     )
+
+
+async def security_events_page(
+    db: Db, *, first: int, before: int | None = None
+) -> tuple[list[SecurityEvent], bool]:
+    """Up to ``first`` events with ids below ``before`` (newest first), and whether more follow."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM security_events WHERE $1::bigint IS NULL OR id < $1"
+        " ORDER BY id DESC LIMIT $2",
+        before,
+        first + 1,
+    )
+    return [_read(r) for r in rows[:first]], len(rows) > first

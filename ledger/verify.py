@@ -17,8 +17,14 @@ Per entry, in order (the first failing check is the reported problem):
    recorded, of the agent the entry names; the scheme is Ed25519; the signature verifies
    over ``payload``; the payload parses (a command, a risk profile change signed by an
    operator key, or an automatic breaker trip signed by a service key; a breaker command
-   must be an operator key's) and its fields equal the stored columns;
+   must be an operator key's or an authorised trader's; a trader's key signs only with that
+   trader's authorization, and no other key's command carries one) and its fields equal the
+   stored columns;
 6. unauthenticated entries are rejections (a refused forgery kept as evidence).
+
+An entry whose command carries a trader's authorization (:class:`trading.commands.Authorization`)
+is told to ``on_authorised`` once it verified, so ``floor ledger verify`` can show who authorised
+it (the trader, the passkey, the sign count and the ceremony).
 
 Entries at the seq of a given :class:`Anchor` must carry its hash, and so must entries at the seq
 of a signed checkpoint (:mod:`ledger.checkpoints`; a checkpoint line not signed by a registered
@@ -45,8 +51,10 @@ from ledger.key_changes import KINDS as KEY_CHANGE_KINDS
 from ledger.key_changes import KeyChange, KeyChangeInvalid
 from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
-from trading.circuit_breaker_state import KIND_TRIPPED, SIGNER_ROLE, TripRecord, TripRecordInvalid
-from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind
+from trading.circuit_breaker_state import BREAKER_KINDS as BREAKER_ENTRY_KINDS
+from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord, TripRecordInvalid, signer_problem
+from trading.commands import FLOOR_WIDE, Authorization, Command, CommandInvalid, CommandKind
+from trading.sentry import trader_problem
 from trading.signing import (
     SCHEME_ED25519,
     SignatureInvalid,
@@ -59,6 +67,24 @@ from trading.sizing import RiskProfile
 PAGE = 2000
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Authorised:
+    """A verified entry of a command a trader authorised with WebAuthn."""
+
+    seq: int
+    kind: str
+    command_id: str
+    decision: str
+    authorization: Authorization
+
+    def __str__(self) -> str:
+        what = f"{self.kind} {self.command_id}, {self.decision}"
+        return f"entry {self.seq} ({what}): {self.authorization.describe()}"
+
+
+OnAuthorised = Callable[[Authorised], None]
 
 _COMMAND_KINDS = frozenset(k.value for k in CommandKind)
 _ROW_COLUMNS = ", ".join(LedgerRow.__dataclass_fields__)
@@ -126,18 +152,20 @@ async def verify_ledger(
     progress: Progress | None = None,
     anchors: tuple[Anchor, ...] = (),
     checkpoints: list[CheckpointLine] | None = None,
+    on_authorised: OnAuthorised | None = None,
 ) -> VerifyReport:
     """Verify the ledger behind a DSN or an open connection (see the module docstring).
     ``checkpoints``: the lines of the checkpoint file, read before this is called (so none is
-    newer than the ledger this sees)."""
+    newer than the ledger this sees). ``on_authorised``: told each verified entry a trader
+    authorised, in ledger order."""
     lines = checkpoints or []
     if isinstance(dsn_or_conn, str):
         conn = await asyncpg.connect(dsn_or_conn)
         try:
-            return await _verify(conn, progress, anchors, lines)
+            return await _verify(conn, progress, anchors, lines, on_authorised)
         finally:
             await conn.close()
-    return await _verify(dsn_or_conn, progress, anchors, lines)
+    return await _verify(dsn_or_conn, progress, anchors, lines, on_authorised)
 
 
 async def _verify(
@@ -145,10 +173,11 @@ async def _verify(
     progress: Progress | None,
     anchors: tuple[Anchor, ...],
     lines: list[CheckpointLine],
+    on_authorised: OnAuthorised | None = None,
 ) -> VerifyReport:
     if conn.is_in_transaction():
         # The caller's transaction is the snapshot (e.g. an investigation inside a transaction).
-        return await _check(conn, await _fixed_view(conn), progress, anchors, lines)
+        return await _check(conn, await _fixed_view(conn), progress, anchors, lines, on_authorised)
     # Only what must agree with itself is read in one snapshot: keys, head, extent, profiles.
     # The entries up to that extent are then read page by page, each page a snapshot of its
     # own: committed entries never change, and a snapshot held for the whole run would keep
@@ -156,7 +185,7 @@ async def _verify(
     # then steps over (on a big ledger, minutes of slower appends on the order path).
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         view = await _fixed_view(conn)
-    return await _check(conn, view, progress, anchors, lines)
+    return await _check(conn, view, progress, anchors, lines, on_authorised)
 
 
 @dataclass(frozen=True)
@@ -191,11 +220,12 @@ async def _check(
     progress: Progress | None,
     anchors: tuple[Anchor, ...],
     lines: list[CheckpointLine],
+    on_authorised: OnAuthorised | None = None,
 ) -> VerifyReport:
     signed, checkpoint_problems = authentic(
         lines, {k: (rec.agent_id, rec.public_key) for k, rec in view.keys.items()}
     )
-    checker = _Checker(view.keys, anchors, signed)
+    checker = _Checker(view.keys, anchors, signed, on_authorised)
     done = 0
     if progress:
         progress(0, view.total)
@@ -266,8 +296,12 @@ class _Checker:
         keys: dict[str, KeyRecord],
         anchors: tuple[Anchor, ...] = (),
         checkpoints: Sequence[Checkpoint] = (),
+        on_authorised: OnAuthorised | None = None,
     ) -> None:
         self.keys = keys
+        self.on_authorised = on_authorised
+        self._authorised: Authorization | None = None
+        """The authorization of the entry being checked, told once the entry verified."""
         self.anchors = {a.seq: a.entry_hash for a in anchors}
         self.checkpoints: dict[int, list[Checkpoint]] = {}
         for checkpoint in checkpoints:
@@ -301,10 +335,14 @@ class _Checker:
             self.checkpointed = row.seq
         if signature_hash(row.signature) != row.signature_hash:
             raise _Bad("signature_hash is not SHA-256 of the signature")
+        self._authorised = None
         if row.authenticated:
             self._check_authenticated(row)
         elif row.decision != "rejected" or row.kind != KIND_UNVERIFIED:
             raise _Bad("an unauthenticated entry must be a rejected 'unverified' entry")
+        if self._authorised is not None and self.on_authorised is not None:
+            assert row.command_id is not None
+            self.on_authorised(Authorised(row.seq, row.kind, row.command_id, row.decision, self._authorised))
         self.prev_seq = row.seq
         self.prev_hash = row.entry_hash
 
@@ -341,7 +379,8 @@ class _Checker:
                 command = Command.from_json_dict(data)
             except CommandInvalid as exc:
                 raise _Bad(f"payload is not a valid command ({exc})") from None
-            self._check_role(command.kind.value, key)
+            self._check_role(command.kind.value, key, command)
+            self._authorised = command.authorization
             return (
                 command.kind.value,
                 command.account,
@@ -372,7 +411,7 @@ class _Checker:
                 trip = TripRecord.from_json_dict(data)
             except TripRecordInvalid as exc:
                 raise _Bad(f"payload is not a valid breaker trip ({exc})") from None
-            self._check_role(KIND_TRIPPED, key)
+            self._check_role(KIND_TRIPPED, key, None)
             return (KIND_TRIPPED, FLOOR_WIDE, trip.agent_id, trip.command_id, trip.nonce, trip.issued_at)
         if kind in KEY_CHANGE_KINDS:
             try:
@@ -392,8 +431,13 @@ class _Checker:
         raise _Bad(f"unknown payload kind {kind!r}")
 
     @staticmethod
-    def _check_role(kind: str, key: KeyRecord) -> None:
-        """Breaker entries carry authority only from the role that may make them."""
-        role = SIGNER_ROLE.get(kind)
-        if role is not None and key.role != role:
-            raise _Bad(f"{kind} needs a key with the {role} role, not {key.role}")
+    def _check_role(kind: str, key: KeyRecord, command: Command | None) -> None:
+        """Breaker entries carry authority only from the roles that may make them; a trader's
+        key only with that trader's authorization, and no other key's command carries one."""
+        if kind in BREAKER_ENTRY_KINDS:
+            # The breaker agent is the hot path's configuration; any service key's trip verifies here.
+            problem = signer_problem(kind, key.role, key.agent_id, None, command)
+            if problem is not None:
+                raise _Bad(problem)
+        if command is not None and (problem := trader_problem(command, key.role, key.agent_id)) is not None:
+            raise _Bad(problem)

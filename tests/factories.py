@@ -5,6 +5,7 @@ test names only the fields it is about. Pure: registering a key or starting a se
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,9 +17,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from brokers.base import DepthLevel, DepthSnapshot
 from hotpath import depth
-from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
+from trading.commands import (
+    TRADER_AGENT_PREFIX,
+    Authorization,
+    Ceremony,
+    Command,
+    CommandKind,
+    Edge,
+    OrderType,
+    Side,
+    TimeInForce,
+    utc_now_ms,
+)
 from trading.order_events import EventKind, Fill, OrderEvent
-from trading.sentry import ANY_ACCOUNT, RegisteredKey
+from trading.sentry import ANY_ACCOUNT, ROLE_AGENT, ROLE_TRADER, RegisteredKey
 from trading.signing import SignedCommand, generate_private_key, key_id, public_key_bytes, sign_command
 from trading.sizing import RiskProfile
 
@@ -30,6 +42,7 @@ class Agent:
     agent_id: str
     private_key: Ed25519PrivateKey
     accounts: frozenset[str] = frozenset({ANY_ACCOUNT})
+    role: str = ROLE_AGENT
 
     @property
     def key_id(self) -> str:
@@ -42,7 +55,13 @@ class Agent:
             agent_id=self.agent_id,
             public_key=public_key_bytes(self.private_key),
             accounts=self.accounts,
+            role=self.role,
         )
+
+    @property
+    def trader(self) -> str:
+        """A trader key's trader name (its agent id without ``trader.``)."""
+        return self.agent_id.removeprefix(TRADER_AGENT_PREFIX)
 
     def sign(self, command: Command) -> SignedCommand:
         return sign_command(command, self.private_key)
@@ -50,6 +69,52 @@ class Agent:
 
 def new_agent(agent_id: str | None = None, accounts: frozenset[str] = frozenset({ANY_ACCOUNT})) -> Agent:
     return Agent(agent_id or f"agent-{uuid.uuid4().hex[:8]}", generate_private_key(), accounts)
+
+
+def new_trader(name: str | None = None, accounts: frozenset[str] = frozenset({"DU100"})) -> Agent:
+    """A trader's own signing key (agent ``trader.<name>``, role ``trader``)."""
+    return Agent(
+        f"{TRADER_AGENT_PREFIX}{name or f'alice-{uuid.uuid4().hex[:6]}'}",
+        generate_private_key(),
+        accounts,
+        ROLE_TRADER,
+    )
+
+
+def authorization(
+    trader: str, *, ceremony: Ceremony = Ceremony.ARMING, sign_count: int = 7, order_hash: str | None = None
+) -> Authorization:
+    """The evidence of a WebAuthn assertion by ``trader`` (a step-up names an order hash)."""
+    if ceremony is Ceremony.STEP_UP and order_hash is None:
+        order_hash = hashlib.sha256(b"the order").hexdigest()
+    return Authorization(
+        trader=trader,
+        credential_id="AAECAwQFBgcICQoLDA0ODxAREhM",
+        sign_count=sign_count,
+        authenticator_data_sha256=hashlib.sha256(b"authenticator data").hexdigest(),
+        client_data_sha256=hashlib.sha256(b"client data").hexdigest(),
+        ceremony=ceremony,
+        order_hash=order_hash,
+    )
+
+
+def manual_enter_command(
+    agent_id: str,
+    *,
+    quantity: int,
+    account: str = "DU100",
+    symbol: str = "AAPL",
+    side: Side = Side.BUY,
+    limit: Decimal = Decimal("189.50"),
+    stop_loss: Decimal | None = None,
+    **extra: Any,
+) -> Command:
+    """A manual order: a DAY LMT of exactly ``quantity`` with no edge (never Kelly-sized)."""
+    return Command(
+        kind=CommandKind.ENTER, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent_id, account=account,
+        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=symbol, side=side, order_type=OrderType.LMT,
+        limit_price=limit, tif=TimeInForce.DAY, quantity=quantity, stop_loss=stop_loss, **extra,
+    )  # fmt: skip
 
 
 def enter_command(

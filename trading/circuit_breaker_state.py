@@ -8,9 +8,14 @@ The trading state is whatever the newest breaker entry in the ledger says:
 entry kind        written by                                  signed by          state
 ================  ==========================================  =================  =========
 breaker_tripped   the hot path, on a flash crash (automatic)  the breaker's key  HALTED
-breaker_trip      an operator's command, through intake       an operator key    HALTED
-breaker_arm       an operator's command, through intake       an operator key    ACTIVE
+breaker_trip      an operator's or a trader's command,        an operator key,   HALTED
+                  through intake                              or a trader's key
+breaker_arm       an operator's or a trader's command,        an operator key,   ACTIVE
+                  through intake                              or a trader's key
 ================  ==========================================  =================  =========
+
+A trader's key speaks for the breaker only with that trader's WebAuthn authorization in the
+signed command (:func:`trading.sentry.trader_problem`, the sentry's own rule).
 
 The breaker's key is a ``service`` key of the hot path's configured breaker agent
 (``floor-breaker``): no other floor key speaks for the breaker. No breaker entry at all is
@@ -42,8 +47,18 @@ from typing import Any
 
 import rfc8785
 
-from trading.commands import FLOOR_WIDE, CommandInvalid, CommandKind, format_timestamp_ms, parse_timestamp_ms
+from trading.commands import (
+    FLOOR_WIDE,
+    Command,
+    CommandInvalid,
+    CommandKind,
+    format_timestamp_ms,
+    parse_timestamp_ms,
+)
 from trading.risk import TradingState
+from trading.sentry import ROLE_OPERATOR, ROLE_TRADER, trader_problem
+
+ROLE_SERVICE = "service"
 
 KIND_TRIPPED = "breaker_tripped"
 """The ledger kind of an automatic trip (a :class:`TripRecord`)."""
@@ -52,23 +67,34 @@ HALTING_KINDS = frozenset({KIND_TRIPPED, CommandKind.BREAKER_TRIP.value})
 ARMING_KINDS = frozenset({CommandKind.BREAKER_ARM.value})
 BREAKER_KINDS = HALTING_KINDS | ARMING_KINDS
 """Every ledger kind that changes the trading state."""
-SIGNER_ROLE = {
-    KIND_TRIPPED: "service",
-    CommandKind.BREAKER_TRIP.value: "operator",
-    CommandKind.BREAKER_ARM.value: "operator",
+SIGNER_ROLES: dict[str, frozenset[str]] = {
+    KIND_TRIPPED: frozenset({ROLE_SERVICE}),
+    CommandKind.BREAKER_TRIP.value: frozenset({ROLE_OPERATOR, ROLE_TRADER}),
+    CommandKind.BREAKER_ARM.value: frozenset({ROLE_OPERATOR, ROLE_TRADER}),
 }
-"""The key registry role (``agent_keys.role``) whose key must sign each breaker entry."""
+"""The key registry roles (``agent_keys.role``) whose keys may sign each breaker entry."""
 
 
-def signer_problem(kind: str, role: str, agent_id: str, breaker_agent: str | None) -> str | None:
+def signer_problem(
+    kind: str, role: str, agent_id: str, breaker_agent: str | None, command: Command | None = None
+) -> str | None:
     """Why a key of ``role`` held by ``agent_id`` may not sign a breaker entry of ``kind``
     (None: it may). An automatic trip is the breaker's own: with ``breaker_agent`` known, a
-    trip signed by any other service key (the Sniper's, say) carries no authority."""
-    if role != SIGNER_ROLE[kind]:
-        return f"{kind} needs a key with the {SIGNER_ROLE[kind]} role, not {role}"
+    trip signed by any other service key (the Sniper's, say) carries no authority. A trader's
+    key needs the signed ``command`` to carry that trader's authorization."""
+    roles = SIGNER_ROLES[kind]
+    if role not in roles:
+        first = min(roles - {ROLE_TRADER})
+        by_trader = " (or a trader's key, with the trader's authorization)" if ROLE_TRADER in roles else ""
+        return f"{kind} needs a key with the {first} role, not {role}{by_trader}"
     if kind == KIND_TRIPPED and breaker_agent is not None and agent_id != breaker_agent:
         return f"{kind} is signed by the breaker's key ({breaker_agent}), not {agent_id}'s"
+    if role == ROLE_TRADER:
+        if command is None:
+            return f"{kind} signed by a trader's key is not a command naming its authorization"
+        return trader_problem(command, role, agent_id)
     return None
+
 
 _KEYS = frozenset(
     {

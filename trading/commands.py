@@ -26,16 +26,22 @@ Which fields each kind carries:
 kind          fields beyond the common ones (command_id, agent_id, account, nonce,
               issued_at)
 ============  =====================================================================
-enter         symbol, side, order_type (+ its prices), edge, tif; quantity optional
-              (an upper bound: the sizer never exceeds it; iceberg slices use it);
-              parent_id optional (the iceberg a slice belongs to)
-exit          symbol, side, order_type (+ its prices), tif, quantity
-cancel        target_command_id (the command whose order is to be cancelled)
-cancel_all    symbol optional (absent: every open order of the account)
+enter         symbol, side, order_type (+ its prices), tif, and edge or quantity or both.
+              With an edge, the Kelly sizer sizes it and quantity (optional) is an upper
+              bound (iceberg slices use it); parent_id optional (the iceberg a slice belongs
+              to, and only with an edge). Without an edge it is a manual order: quantity is
+              required and is the quantity, sent as is or refused, never resized;
+              stop_loss optional (where the trader's loss is measured to; only without an
+              edge, whose stop_price is that). authorization optional
+exit          symbol, side, order_type (+ its prices), tif, quantity; authorization optional
+cancel        target_command_id (the command whose order is to be cancelled);
+              authorization optional
+cancel_all    symbol optional (absent: every open order of the account); authorization
+              optional
 iceberg       symbol, side, edge, tif, quantity (total), display_size; limit_price
               optional (the worst price any slice may pay)
-breaker_trip  nothing more: halt the floor (cancel every open order, refuse new ones)
-breaker_arm   nothing more: re-arm the floor after a trip
+breaker_trip  authorization optional: halt the floor (cancel every open order, refuse new ones)
+breaker_arm   authorization optional: re-arm the floor after a trip
 iceberg_amend parent_id (the iceberg's workflow id, ``iceberg-<command id>``), and at least
               one of quantity (the new total), display_size, limit_price
 iceberg_pause,
@@ -43,8 +49,14 @@ iceberg_resume,
 iceberg_cancel  parent_id
 ============  =====================================================================
 
-The breaker kinds are the operator's (:data:`OPERATOR_KINDS`: the sentry refuses them from a
-key without the operator role) and act on the whole floor, not on one account: the breaker's
+``authorization`` is the evidence that a trader authorised the command with a WebAuthn
+assertion (:class:`Authorization`): the API signs a trader's command with that trader's own
+key only after the assertion verified, and the signed command carries what the assertion was,
+so the ledger entry records who authorised it. Only a trader's key may carry one, and a
+trader's key signs nothing without one (:mod:`trading.sentry`).
+
+The breaker kinds are the operator's or an authorised trader's (:data:`OPERATOR_KINDS`: the
+sentry refuses them from any other key) and act on the whole floor, not on one account: the breaker's
 cancel is the broker's global cancel and its halt stops intake for every account. Their
 ``account`` is therefore always :data:`FLOOR_WIDE` (``"*"``, "every account", as in the key
 registry), so only a key allowed on every account can carry one.
@@ -56,6 +68,8 @@ Prices an ``order_type`` needs: ``MKT`` none; ``LMT`` limit_price; ``STP`` stop_
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import re
 from dataclasses import dataclass
@@ -78,6 +92,12 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 _ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,15}")
 _ISSUED_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+_TRADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
+# WebAuthn credential ids are 1 to 1023 bytes: 2 to 1364 base64url characters, unpadded.
+_CREDENTIAL_ID_RE = re.compile(r"[A-Za-z0-9_-]{2,1364}")
+MAX_SIGN_COUNT = 2**32 - 1
+"""A WebAuthn signature counter is an unsigned 32-bit integer."""
 
 
 class CommandInvalid(ValueError):
@@ -157,29 +177,129 @@ class Edge:
     """Where the trade is wrong; the loss per share is the distance from entry to here."""
 
 
+class Ceremony(enum.StrEnum):
+    """Which WebAuthn ceremony produced a command's :class:`Authorization`."""
+
+    ARMING = "arming"
+    """The session's arming grant: one assertion for every order within the trader's limits."""
+    STEP_UP = "step_up"
+    """An assertion over this very order (its challenge derived from the order's hash)."""
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """What authorised a trader's command: the WebAuthn assertion behind it, by its hashes.
+
+    JSON (the ``authorization`` key)::
+
+        {"trader": "alice", "credential_id": "<base64url, no padding>", "sign_count": 7,
+         "authenticator_data_sha256": "<64 hex>", "client_data_sha256": "<64 hex>",
+         "ceremony": "arming" | "step_up", "order_hash": "<64 hex>"}
+
+    ``order_hash`` is present exactly when ``ceremony`` is ``step_up``. Hex is lower case; the
+    credential id is canonical unpadded base64url (it decodes to 1-1023 bytes and encodes back
+    to itself), so one credential has one spelling in the ledger.
+    """
+
+    trader: str
+    """The trader's name; its key's agent id is ``trader.<name>``."""
+    credential_id: str
+    sign_count: int
+    authenticator_data_sha256: str
+    client_data_sha256: str
+    ceremony: Ceremony
+    order_hash: str | None = None
+    """SHA-256 (hex) of the canonical order a step-up assertion authorised."""
+
+    def __post_init__(self) -> None:
+        _check_authorization(self.to_json_dict())
+        if not isinstance(self.ceremony, Ceremony):
+            object.__setattr__(self, "ceremony", Ceremony(self.ceremony))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "trader": self.trader,
+            "credential_id": self.credential_id,
+            "sign_count": self.sign_count,
+            "authenticator_data_sha256": self.authenticator_data_sha256,
+            "client_data_sha256": self.client_data_sha256,
+            "ceremony": _enum_value(self.ceremony),
+        }
+        if self.order_hash is not None:
+            out["order_hash"] = self.order_hash
+        return out
+
+    @classmethod
+    def from_json_dict(cls, data: Any) -> Authorization:
+        """Decode and validate; raises :class:`CommandInvalid` naming ``authorization.<key>``."""
+        _check_authorization(data)
+        authorization = object.__new__(cls)
+        for name, value in (
+            ("trader", data["trader"]),
+            ("credential_id", data["credential_id"]),
+            ("sign_count", data["sign_count"]),
+            ("authenticator_data_sha256", data["authenticator_data_sha256"]),
+            ("client_data_sha256", data["client_data_sha256"]),
+            ("ceremony", Ceremony(data["ceremony"])),
+            ("order_hash", data.get("order_hash")),
+        ):
+            object.__setattr__(authorization, name, value)
+        return authorization
+
+    @property
+    def agent_id(self) -> str:
+        """The agent id of the trader's signing key."""
+        return TRADER_AGENT_PREFIX + self.trader
+
+    def describe(self) -> str:
+        """One line for people: ``authorised by trader alice, passkey AbCdEfGhIjKl, sign count
+        7, step-up`` (the credential id cut to its first 12 characters)."""
+        ceremony = "step-up" if self.ceremony is Ceremony.STEP_UP else "arming"
+        return (
+            f"authorised by trader {self.trader}, passkey {self.credential_id[:12]},"
+            f" sign count {self.sign_count}, {ceremony}"
+        )
+
+
+TRADER_AGENT_PREFIX = "trader."
+"""A trader's signing key belongs to agent ``trader.<name>``."""
+
 _COMMON = ("v", "kind", "command_id", "agent_id", "account", "nonce", "issued_at")
 _ORDER_PRICES = ("limit_price", "stop_price", "trail_amount", "trail_percent")
 _ALLOWED: dict[CommandKind, frozenset[str]] = {
     CommandKind.ENTER: frozenset(
-        (*_COMMON, "symbol", "side", "order_type", *_ORDER_PRICES, "edge", "tif", "quantity", "parent_id")
+        (
+            *_COMMON,
+            "symbol",
+            "side",
+            "order_type",
+            *_ORDER_PRICES,
+            "edge",
+            "tif",
+            "quantity",
+            "parent_id",
+            "stop_loss",
+            "authorization",
+        )
     ),
     CommandKind.EXIT: frozenset(
-        (*_COMMON, "symbol", "side", "order_type", *_ORDER_PRICES, "tif", "quantity")
+        (*_COMMON, "symbol", "side", "order_type", *_ORDER_PRICES, "tif", "quantity", "authorization")
     ),
-    CommandKind.CANCEL: frozenset((*_COMMON, "target_command_id")),
-    CommandKind.CANCEL_ALL: frozenset((*_COMMON, "symbol")),
+    CommandKind.CANCEL: frozenset((*_COMMON, "target_command_id", "authorization")),
+    CommandKind.CANCEL_ALL: frozenset((*_COMMON, "symbol", "authorization")),
     CommandKind.ICEBERG: frozenset(
         (*_COMMON, "symbol", "side", "edge", "tif", "quantity", "display_size", "limit_price")
     ),
-    CommandKind.BREAKER_TRIP: frozenset(_COMMON),
-    CommandKind.BREAKER_ARM: frozenset(_COMMON),
+    CommandKind.BREAKER_TRIP: frozenset((*_COMMON, "authorization")),
+    CommandKind.BREAKER_ARM: frozenset((*_COMMON, "authorization")),
     CommandKind.ICEBERG_AMEND: frozenset((*_COMMON, "parent_id", "quantity", "display_size", "limit_price")),
     CommandKind.ICEBERG_PAUSE: frozenset((*_COMMON, "parent_id")),
     CommandKind.ICEBERG_RESUME: frozenset((*_COMMON, "parent_id")),
     CommandKind.ICEBERG_CANCEL: frozenset((*_COMMON, "parent_id")),
 }
 _REQUIRED: dict[CommandKind, frozenset[str]] = {
-    CommandKind.ENTER: frozenset((*_COMMON, "symbol", "side", "order_type", "edge", "tif")),
+    # An enter also needs an edge or a quantity (checked in _validate).
+    CommandKind.ENTER: frozenset((*_COMMON, "symbol", "side", "order_type", "tif")),
     CommandKind.EXIT: frozenset((*_COMMON, "symbol", "side", "order_type", "tif", "quantity")),
     CommandKind.CANCEL: frozenset((*_COMMON, "target_command_id")),
     CommandKind.CANCEL_ALL: frozenset(_COMMON),
@@ -232,6 +352,10 @@ class Command:
     parent_id: str | None = None
     """enter: the iceberg a slice belongs to; iceberg_*: the iceberg steered (its workflow id)."""
     target_command_id: str | None = None
+    stop_loss: Decimal | None = None
+    """A manual enter (no edge): where the trader's loss is measured to (see :mod:`trading.risk`)."""
+    authorization: Authorization | None = None
+    """The trader's WebAuthn evidence, on a command a trader's key signed."""
 
     def __post_init__(self) -> None:
         # Validation lives in one place: the JSON form. A command that encodes and decodes
@@ -284,6 +408,8 @@ class Command:
             "display_size": self.display_size,
             "parent_id": self.parent_id,
             "target_command_id": self.target_command_id,
+            "stop_loss": _format_decimal(self.stop_loss),
+            "authorization": None if self.authorization is None else _authorization_json(self.authorization),
         }
         out.update({k: v for k, v in optional.items() if v is not None})
         return out
@@ -323,6 +449,8 @@ class Command:
             display_size=data.get("display_size"),
             parent_id=data.get("parent_id"),
             target_command_id=data.get("target_command_id"),
+            stop_loss=_opt(Decimal, data.get("stop_loss")),
+            authorization=_opt(Authorization.from_json_dict, data.get("authorization")),
         )
         for name, value in fields.items():
             object.__setattr__(command, name, value)
@@ -377,6 +505,8 @@ def _validate(data: Any) -> None:
         if key in data and (not isinstance(data[key], str) or data[key] not in {m.value for m in enum_type}):
             raise CommandInvalid(key, f"must be one of {sorted(m.value for m in enum_type)}")
     prices = {key: _check_decimal(data, key, positive=True) for key in _ORDER_PRICES if key in data}
+    if "stop_loss" in data:
+        _check_decimal(data, "stop_loss", positive=True)
     for key in ("quantity", "display_size"):
         if key in data:
             _check_quantity(data, key)
@@ -385,6 +515,10 @@ def _validate(data: Any) -> None:
         _check_order_prices(OrderType(data["order_type"]), prices)
     if "edge" in data:
         _check_edge(data["edge"])
+    if kind is CommandKind.ENTER:
+        _check_enter(data)
+    if "authorization" in data:
+        _check_authorization(data["authorization"])
     if kind is CommandKind.ICEBERG and data["display_size"] > data["quantity"]:
         raise CommandInvalid("display_size", "must not exceed quantity")
     if kind is CommandKind.ICEBERG_AMEND and not any(
@@ -445,6 +579,77 @@ def _check_edge(edge: Any) -> None:
         _check_decimal(edge, key, positive=True, field=f"edge.{key}")
     if Decimal(edge["p"]) >= 1:
         raise CommandInvalid("edge.p", "must be strictly between 0 and 1")
+
+
+def _check_enter(data: dict[str, Any]) -> None:
+    """An enter is sized from its edge, or is a manual order of exactly its quantity."""
+    if "edge" in data:
+        if "stop_loss" in data:
+            raise CommandInvalid("stop_loss", "only without an edge: an edge's stop is edge.stop_price")
+        return
+    if "quantity" not in data:
+        raise CommandInvalid("edge", "an enter needs an edge (to be sized) or a quantity (a manual order)")
+    if "parent_id" in data:
+        raise CommandInvalid("parent_id", "an iceberg slice carries its parent's edge")
+
+
+def _check_authorization(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise CommandInvalid("authorization", "must be an object")
+    keys = {
+        "trader",
+        "credential_id",
+        "sign_count",
+        "authenticator_data_sha256",
+        "client_data_sha256",
+        "ceremony",
+    }
+    for key in data:
+        if key not in keys and key != "order_hash":
+            raise CommandInvalid(f"authorization.{key}", "not allowed in authorization")
+    for key in sorted(keys):
+        if data.get(key) is None:
+            raise CommandInvalid(f"authorization.{key}", "required")
+    trader = data["trader"]
+    if not isinstance(trader, str) or _TRADER_RE.fullmatch(trader) is None:
+        raise CommandInvalid(
+            "authorization.trader", f"must be 1-64 characters of A-Z a-z 0-9 . _ -, got {trader!r}"
+        )
+    if not _is_canonical_base64url(data["credential_id"]):
+        raise CommandInvalid(
+            "authorization.credential_id",
+            f"must be unpadded base64url of 1-1023 bytes, got {data['credential_id']!r}",
+        )
+    count = data["sign_count"]
+    if type(count) is not int or not 0 <= count <= MAX_SIGN_COUNT:
+        raise CommandInvalid(
+            "authorization.sign_count", f"must be an integer in [0, {MAX_SIGN_COUNT}], got {count!r}"
+        )
+    for key in ("authenticator_data_sha256", "client_data_sha256", "order_hash"):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or _SHA256_HEX_RE.fullmatch(value) is None):
+            raise CommandInvalid(f"authorization.{key}", f"must be 64 lower-case hex digits, got {value!r}")
+    ceremony = data["ceremony"]
+    if not isinstance(ceremony, str) or ceremony not in {c.value for c in Ceremony}:
+        raise CommandInvalid("authorization.ceremony", f"must be one of {sorted(c.value for c in Ceremony)}")
+    if ("order_hash" in data) != (ceremony == Ceremony.STEP_UP.value):
+        raise CommandInvalid("authorization.order_hash", "present exactly when the ceremony is step_up")
+
+
+def _is_canonical_base64url(value: Any) -> bool:
+    """Unpadded base64url that decodes and encodes back to itself (no stray trailing bits)."""
+    if not isinstance(value, str) or _CREDENTIAL_ID_RE.fullmatch(value) is None or len(value) % 4 == 1:
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return 1 <= len(raw) <= 1023 and base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == value
+
+
+def _authorization_json(value: Any) -> Any:
+    # An Authorization is valid by construction; anything else is reported by the validator.
+    return value.to_json_dict() if isinstance(value, Authorization) else repr(value)
 
 
 def _check_issued_at(value: Any) -> None:

@@ -16,6 +16,12 @@ Prices: an order is checked over every price it can fill at given the touch
 (:mod:`trading.fill_prices`): notional and exposure at the highest, the loss to the stop at
 the worst end for its side, and a stop that is not on the losing side of every one of them is
 refused (``risk.stop_wrong_side``).
+
+A manual order (an ``enter`` without an edge: the quantity is the trader's) is checked like any
+other, at the same worst prices, and refused, never resized, when a limit is exceeded. Its
+dollar risk is ``quantity x |worst fill - stop_loss|`` when it carries a ``stop_loss``, else the
+whole notional ``quantity x highest fill`` (nothing bounds the loss, so all of it is at risk):
+:attr:`ProposedOrder.unprotected`. No rounding: exact Decimal products of whole shares.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ class ProposedOrder:
     """An exit: it may only shrink the position (see :func:`exit_reduces`), never open or flip it."""
     lowest_price: Decimal | None = None
     """The lowest price it can fill at (:attr:`FillRange.low`); None: ``price`` is the only one."""
+    unprotected: bool = False
+    """An entry with no stop at all (a manual order without ``stop_loss``): its whole notional,
+    ``quantity x price``, is the loss Max Dollar Risk is checked against."""
 
     @classmethod
     def over(
@@ -72,9 +81,10 @@ class ProposedOrder:
         stop_price: Decimal | None = None,
         *,
         reduce_only: bool = False,
+        unprotected: bool = False,
     ) -> ProposedOrder:
         """The order over every price it can fill at."""
-        return cls(symbol, side, quantity, fills.high, stop_price, reduce_only, fills.low)
+        return cls(symbol, side, quantity, fills.high, stop_price, reduce_only, fills.low, unprotected)
 
     @property
     def fills(self) -> FillRange:
@@ -160,10 +170,13 @@ def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnap
     notional = order.quantity * fills.notional_price
     if notional > profile.max_trade_size:
         return RiskDecision.refuse(Refusal.MAX_TRADE_SIZE)
+    loss = None
     if order.stop_price is not None:
         loss = order.quantity * fills.loss_per_share(order.side, order.stop_price)
-        if loss > profile.max_dollar_risk:
-            return RiskDecision.refuse(Refusal.MAX_DOLLAR_RISK)
+    elif order.unprotected:
+        loss = notional
+    if loss is not None and loss > profile.max_dollar_risk:
+        return RiskDecision.refuse(Refusal.MAX_DOLLAR_RISK)
     refusal = _position_refusal(profile, order, account)
     if refusal is not None:
         return RiskDecision.refuse(refusal)

@@ -9,12 +9,24 @@ refusal:
 3. ``sentry.revoked_key``         the key was revoked
 4. ``sentry.bad_signature``       the signature does not verify over the canonical bytes
 5. ``sentry.signer_mismatch``     the key belongs to another agent than the command names
-6. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
-                                  signed by a key without the operator role
-7. ``sentry.account_not_allowed`` the agent may not trade the command's account
-8. ``sentry.replayed_nonce``      this agent already used this nonce
-9. ``sentry.replayed_signature``  this exact signature was already presented
-10. ``sentry.stale``              ``issued_at`` is outside the acceptance window
+6. ``sentry.trader_unauthorised`` a trader's key signed a command without the trader's own
+                                  WebAuthn authorization (:func:`trader_problem`), or of a kind
+                                  a trader may not sign; or another key's command carries one
+7. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
+                                  signed by a key that is neither an operator's nor an
+                                  authorised trader's
+8. ``sentry.account_not_allowed`` the agent may not trade the command's account (a trader's
+                                  breaker command is floor-wide by nature: its ``*`` need not
+                                  be among the trader's accounts)
+9. ``sentry.replayed_nonce``      this agent already used this nonce
+10. ``sentry.replayed_signature`` this exact signature was already presented
+11. ``sentry.stale``              ``issued_at`` is outside the acceptance window
+
+Traders: each trader has a key of its own (agent ``trader.<name>``, role ``trader``) that the
+API signs the trader's commands with, and only after the trader's WebAuthn checks passed (the
+arming grant, or a step-up for this very order); the signed command carries that evidence in
+its ``authorization``. So a trader key without one was used past those checks, and an
+authorization under any other key is a claim nobody checked: both are refused.
 
 Signature checks come before the window and replay checks so that an attacker learns nothing
 about which nonces are taken without holding a valid key.
@@ -40,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from trading.commands import OPERATOR_KINDS
+from trading.commands import OPERATOR_KINDS, TRADER_AGENT_PREFIX, Command, CommandKind
 from trading.security_events import Severity
 from trading.signing import (
     EnvelopeInvalid,
@@ -55,6 +67,7 @@ UNKNOWN_KEY = "sentry.unknown_key"
 REVOKED_KEY = "sentry.revoked_key"
 BAD_SIGNATURE = "sentry.bad_signature"
 SIGNER_MISMATCH = "sentry.signer_mismatch"
+TRADER_UNAUTHORISED = "sentry.trader_unauthorised"
 NOT_OPERATOR = "sentry.not_operator"
 ACCOUNT_NOT_ALLOWED = "sentry.account_not_allowed"
 STALE = "sentry.stale"
@@ -68,7 +81,20 @@ ANY_ACCOUNT = "*"
 """In :attr:`RegisteredKey.accounts`: the agent may trade every account."""
 ROLE_AGENT = "agent"
 ROLE_OPERATOR = "operator"
+ROLE_TRADER = "trader"
 """The key registry's roles (``agent_keys.role``, :mod:`ledger.keys`) the sentry tells apart."""
+
+TRADER_KINDS = frozenset(
+    {
+        CommandKind.ENTER,
+        CommandKind.EXIT,
+        CommandKind.CANCEL,
+        CommandKind.CANCEL_ALL,
+        CommandKind.BREAKER_TRIP,
+        CommandKind.BREAKER_ARM,
+    }
+)
+"""What a trader's key may sign (always with the trader's :class:`~trading.commands.Authorization`)."""
 
 DEFAULT_MAX_AGE = timedelta(seconds=30)
 DEFAULT_MAX_SKEW = timedelta(seconds=5)
@@ -80,6 +106,9 @@ SEVERITY: Mapping[str, Severity] = {
     REVOKED_KEY: Severity.CRITICAL,
     BAD_SIGNATURE: Severity.CRITICAL,
     SIGNER_MISMATCH: Severity.CRITICAL,
+    # A trader's key used past the WebAuthn checks (or a trader's name under another key): the
+    # key that only the API should use, used by something else.
+    TRADER_UNAUTHORISED: Severity.CRITICAL,
     # A genuine key reaching for the operator's authority (the breaker) it was never given.
     NOT_OPERATOR: Severity.CRITICAL,
     ACCOUNT_NOT_ALLOWED: Severity.ERROR,
@@ -229,13 +258,17 @@ def check(
         return Verdict(
             SIGNER_MISMATCH, key.agent_id, f"key of {key.agent_id} signed a command of {command.agent_id}"
         )
-    if command.kind in OPERATOR_KINDS and key.role != ROLE_OPERATOR:
+    if (problem := trader_problem(command, key.role, key.agent_id)) is not None:
+        return Verdict(TRADER_UNAUTHORISED, key.agent_id, problem)
+    if command.kind in OPERATOR_KINDS and key.role not in (ROLE_OPERATOR, ROLE_TRADER):
         return Verdict(
             NOT_OPERATOR,
             key.agent_id,
-            f"{command.kind.value} needs a key with the operator role; {key.agent_id}'s is {key.role!r}",
+            f"{command.kind.value} needs a key with the operator role (or an authorised trader's);"
+            f" {key.agent_id}'s is {key.role!r}",
         )
-    if not key.allows(command.account):
+    floor_wide_by_trader = key.role == ROLE_TRADER and command.kind in OPERATOR_KINDS
+    if not floor_wide_by_trader and not key.allows(command.account):
         return Verdict(ACCOUNT_NOT_ALLOWED, key.agent_id, f"{key.agent_id} may not trade {command.account}")
     if replay.seen_nonce(command.agent_id, command.nonce):
         return Verdict(REPLAYED_NONCE, key.agent_id, f"nonce {command.nonce} already used")
@@ -244,6 +277,29 @@ def check(
     if not window.contains(command.issued_at, now):
         return Verdict(STALE, key.agent_id, f"issued_at {command.issued_at.isoformat()} outside the window")
     return Verdict(None, key.agent_id)
+
+
+def trader_problem(command: Command, role: str, agent_id: str) -> str | None:
+    """Why ``command`` may not be signed by a key of ``role`` held by ``agent_id`` as far as
+    traders go (None: it may). A trader's key signs only :data:`TRADER_KINDS`, each with an
+    authorization naming that very trader; no other key's command carries an authorization.
+    Pure, and shared by everything that reads a trader's command back (the breaker's state at
+    start-up, ``floor ledger verify``)."""
+    authorization = command.authorization
+    if role != ROLE_TRADER:
+        if authorization is None:
+            return None
+        return (
+            f"an authorization by trader {authorization.trader} signed with {agent_id}'s {role} key:"
+            " only the trader's own key carries one"
+        )
+    if command.kind not in TRADER_KINDS:
+        return f"a trader's key may not sign a {command.kind.value} command"
+    if authorization is None:
+        return f"{agent_id}'s key signs only with the trader's WebAuthn authorization; the command has none"
+    if agent_id != TRADER_AGENT_PREFIX + authorization.trader:
+        return f"authorised by trader {authorization.trader}, signed with {agent_id}'s key"
+    return None
 
 
 def admit(

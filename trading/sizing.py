@@ -32,6 +32,13 @@ Rounding rules, written down because money depends on them:
    ledger; when ``(1 - p) / b`` does not terminate it is rounded toward negative infinity at
    :data:`DISPLAY_DIGITS` significant digits (the displayed edge never overstates). Sizing
    itself uses the exact value from :func:`kelly_fraction_exact`.
+
+Manual orders (an ``enter`` without an edge, a trader's own quantity) are not sized: there is no
+claimed edge to size from, and a trader who asked for 100 shares must not get 37. The quantity is
+sent exactly as signed or the order is refused by the risk gate (:func:`trading.risk.check_order`:
+notional at the highest fill within Max Trade Size, dollar risk to the ``stop_loss``, or the
+whole notional without one, within Max Dollar Risk). No rounding of any kind applies to them:
+the quantity is already whole shares and every check is an exact Decimal comparison.
 """
 
 from __future__ import annotations

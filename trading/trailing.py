@@ -20,6 +20,10 @@ its stop, stays what the sizing approved:
   above for a BUY), on the tick grid: a stop that moved past it would open the position already
   through its stop.
 
+A manual entry (no edge) is bounded the same way by its ``stop_loss``; without one its whole
+notional is its risk, so the notional cap is the lesser of Max Trade Size and Max Dollar Risk,
+and a BUY entry's stop (which only falls) has no protective stop to stay above.
+
 The loss to the edge's stop (Max Dollar Risk) needs no cap of its own: the stop only ever moves
 toward the edge's stop, so the loss per share only shrinks. Once at its bound the stop stays
 there. An exit's trailing stop (reduce-only) is not bounded: it only ever shrinks a position.
@@ -94,16 +98,23 @@ class TrailingStop:
 
 
 def entry_bound(
-    order_side: Side, quantity: int, edge_stop: Decimal, max_trade_size: Decimal, tick: Decimal
+    order_side: Side, quantity: int, edge_stop: Decimal | None, max_trade_size: Decimal, tick: Decimal
 ) -> Decimal:
     """The farthest an entry's trailing stop may move (see the module's notes): for a SELL
-    entry the highest stop, for a BUY entry the lowest, on the tick grid."""
+    entry the highest stop, for a BUY entry the lowest, on the tick grid. ``edge_stop`` is the
+    protective stop (None: a manual entry without one; pass the lesser of Max Trade Size and Max
+    Dollar Risk as ``max_trade_size`` then)."""
     if quantity <= 0:
         raise ValueError(f"quantity must be positive, got {quantity}")
     if order_side is Side.SELL:
+        notional_cap = round_to_tick(max_trade_size / quantity, tick, up=False)
+        if edge_stop is None:
+            return notional_cap
         below_edge = round_to_tick(edge_stop, tick, up=False)
         if below_edge == edge_stop:
             below_edge -= tick
-        return min(round_to_tick(max_trade_size / quantity, tick, up=False), below_edge)
+        return min(notional_cap, below_edge)
+    if edge_stop is None:
+        return tick  # a BUY entry's stop only falls, and its notional with it
     above_edge = round_to_tick(edge_stop, tick, up=True)
     return above_edge + tick if above_edge == edge_stop else above_edge

@@ -48,7 +48,14 @@ from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
 from ledger.append import Decision, append_command
 from ledger.keys import register_key, revoke_agent
 from ledger.order_events import order_state, record_order_event
-from tests.factories import Agent, enter_command, exit_command, new_agent
+from tests.factories import (
+    Agent,
+    authorization,
+    enter_command,
+    exit_command,
+    manual_enter_command,
+    new_agent,
+)
 from tests.fixtures.hotpath import register
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
@@ -92,6 +99,7 @@ NOT_REASONS: dict[str, str] = {
     "operator": "a key's role in the registry",
     "breaker_tripped": "the ledger entry kind of an automatic trip",
     "service": "a key's role in the registry",
+    "trader": "a key's role in the registry",
     "revoked": "why a revoked key's iceberg was stopped, in the stop's ledger detail",
     "proof": "the key of a signed record's signature",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
@@ -237,6 +245,14 @@ async def account_not_allowed(w: Walk) -> str | None:
 async def not_operator(w: Walk) -> str | None:
     # The walk's agent may trade: a floor-wide breaker command needs the operator role too.
     return await w.send(breaker_command(CommandKind.BREAKER_TRIP, w.agent.agent_id))
+
+
+async def trader_unauthorised(w: Walk) -> str | None:
+    # The walk's agent is no trader: a trader's authorization under its key is a claim nobody checked.
+    claimed = manual_enter_command(
+        w.agent.agent_id, quantity=5, account=VENUE_ACCOUNT, limit=ASK, authorization=authorization("alice")
+    )
+    return await w.send(claimed)
 
 
 async def stale(w: Walk) -> str | None:
@@ -516,8 +532,12 @@ async def floor_key_out_of_scope(w: Walk) -> str | None:
 
 
 def _record_refusal(
-    *, proof: object = "sign", agent: str = records.HOTPATH_WRITER, revoked: bool = False,
-    registered: bool = True, tamper: bool = False,
+    *,
+    proof: object = "sign",
+    agent: str = records.HOTPATH_WRITER,
+    revoked: bool = False,
+    registered: bool = True,
+    tamper: bool = False,
 ) -> str | None:
     """Verify one ``orders.events`` record signed by a fresh key of ``agent`` (a service key),
     changed in the one way the arguments name."""
@@ -571,6 +591,7 @@ CASES: dict[str, Case] = {
     sentry.SIGNER_MISMATCH: signer_mismatch,
     sentry.ACCOUNT_NOT_ALLOWED: account_not_allowed,
     sentry.NOT_OPERATOR: not_operator,
+    sentry.TRADER_UNAUTHORISED: trader_unauthorised,
     sentry.STALE: stale,
     sentry.REPLAYED_NONCE: replayed_nonce,
     sentry.REPLAYED_SIGNATURE: replayed_signature,

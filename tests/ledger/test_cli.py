@@ -22,8 +22,11 @@ from ledger.append import Decision, append_command
 from ledger.key_changes import register_key_signed
 from ledger.keys import active_key_for
 from ledger.risk_profiles import get_profile
+from tests.factories import authorization, manual_enter_command
 from tests.ledger.conftest import as_role
 from tests.ledger.helpers import registered_agent, signed_enter
+from trading.commands import Ceremony
+from trading.sentry import ROLE_TRADER
 from trading.signing import (
     generate_private_key,
     key_id,
@@ -192,3 +195,28 @@ def test_ledger_tail_shows_newest_entries_with_detail(cli: CliRunner, ledger_dsn
     assert "cmd-b" in result.output and "risk.max_position" in result.output and "cmd-a" not in result.output
     both = cli.invoke(ledger_app, ["tail"]).output
     assert both.index("cmd-a") < both.index("cmd-b") and '"quantity":37' in both
+
+
+def test_ledger_verify_and_tail_show_who_authorised_a_traders_order(cli: CliRunner, ledger_dsn: str) -> None:
+    async def seed(conn: asyncpg.Connection) -> str:
+        alice = await registered_agent(conn, "trader.alice", role=ROLE_TRADER)
+        step_up = authorization("alice", ceremony=Ceremony.STEP_UP, sign_count=7)
+        order = alice.sign(manual_enter_command(alice.agent_id, quantity=10, authorization=step_up))
+        await append_command(conn, order, decision=Decision.ACCEPTED, detail={"quantity": 10})
+        alpha = await registered_agent(conn, "alpha")
+        await append_command(conn, signed_enter(alpha, command_id="cmd-agent"), decision=Decision.ACCEPTED)
+        return order.command.command_id
+
+    command_id = fetch(ledger_dsn, seed)
+    said = "authorised by trader alice, passkey AAECAwQFBgcI, sign count 7, step-up"
+    verified = cli.invoke(ledger_app, ["verify"])
+    assert verified.exit_code == 0, verified.output
+    assert f"(enter {command_id}, accepted): {said}" in verified.output
+    assert "cmd-agent" not in verified.output  # an agent's order names no trader
+    assert "ledger intact: 3 entries" in verified.output  # the operator's registration, the two orders
+    tail = cli.invoke(ledger_app, ["tail", "-n", "2"])
+    assert tail.exit_code == 0, tail.output
+    # The table wraps the cell over lines; its words are all there, once (the agent's order
+    # names no trader).
+    assert all(tail.output.count(word) == 1 for word in ("alice,", "AAECAwQFBgcI,", "step-up"))
+    assert "cmd-agent" in tail.output

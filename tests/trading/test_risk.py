@@ -12,6 +12,7 @@ from trading.risk import (
     AccountSnapshot,
     ProposedOrder,
     Refusal,
+    RiskDecision,
     TradingState,
     check_order,
     check_parent,
@@ -303,3 +304,70 @@ def test_the_position_limit_counts_the_working_orders_on_the_orders_side() -> No
     assert (
         check_parent(PROFILE, buy(100), snap(position=150, working_buy_qty=60)).reason is Refusal.MAX_POSITION
     )
+
+
+# --- manual orders: the trader's quantity, refused (never resized) beyond the limits ----------
+
+
+def manual(qty: int, side: Side, fills: FillRange, stop_loss: str | None) -> ProposedOrder:
+    stop = None if stop_loss is None else Decimal(stop_loss)
+    return ProposedOrder.over("AAPL", side, qty, fills, stop, unprotected=stop is None)
+
+
+def test_a_manual_order_without_a_stop_loss_risks_its_whole_notional() -> None:
+    at_100 = FillRange.at(Decimal("100"))
+    # 5 x 100 = 500 = Max Dollar Risk exactly: allowed; one share more is not.
+    assert check_order(PROFILE, manual(5, Side.BUY, at_100, None), snap()).approved
+    assert check_order(PROFILE, manual(6, Side.BUY, at_100, None), snap()) == RiskDecision.refuse(
+        Refusal.MAX_DOLLAR_RISK
+    )
+    # A short without a stop: its notional too, never nothing.
+    assert check_order(PROFILE, manual(6, Side.SELL, at_100, None), snap()).reason is Refusal.MAX_DOLLAR_RISK
+
+
+def test_a_manual_order_with_a_stop_loss_risks_the_worst_fill_to_it() -> None:
+    # A BUY limit through the ask fills anywhere in [99, 101]: the loss is taken at 101.
+    fills = FillRange(Decimal("99"), Decimal("101"))
+    assert check_order(PROFILE, manual(50, Side.BUY, fills, "91"), snap()).approved  # 50 x 10 = 500
+    too_far = manual(50, Side.BUY, fills, "90.99")
+    assert check_order(PROFILE, too_far, snap()).reason is Refusal.MAX_DOLLAR_RISK
+    # A SELL's worst fill is the lowest: 50 x (109 - 99) = 500.
+    assert check_order(PROFILE, manual(50, Side.SELL, fills, "109"), snap()).approved
+    too_far = manual(50, Side.SELL, fills, "109.01")
+    assert check_order(PROFILE, too_far, snap()).reason is Refusal.MAX_DOLLAR_RISK
+    # A stop loss inside the fills bounds nothing.
+    assert check_order(PROFILE, manual(1, Side.BUY, fills, "100"), snap()).reason is Refusal.STOP_WRONG_SIDE
+
+
+def test_a_manual_orders_notional_is_checked_at_its_highest_fill() -> None:
+    fills = FillRange(Decimal("99"), Decimal("101"))
+    assert check_order(PROFILE, manual(99, Side.BUY, fills, "96"), snap()).approved  # 99 x 101 = 9999
+    # 100 x 99 would be within Max Trade Size; 100 x 101 is not.
+    assert check_order(PROFILE, manual(100, Side.BUY, fills, "96"), snap()).reason is Refusal.MAX_TRADE_SIZE
+
+
+@given(
+    qty=st.integers(1, 1000),
+    low=st.decimals(Decimal("1"), Decimal("500"), places=2),
+    spread=st.decimals(Decimal("0"), Decimal("5"), places=2),
+    stop_loss=st.one_of(st.none(), st.decimals(Decimal("0.01"), Decimal("0.99"), places=2)),
+    side=st.sampled_from(Side),
+)
+def test_a_manual_order_passes_exactly_when_both_limits_hold_at_the_worst_fill(
+    qty: int, low: Decimal, spread: Decimal, stop_loss: Decimal | None, side: Side
+) -> None:
+    fills = FillRange(low, low + spread)
+    if stop_loss is not None and side is Side.SELL:
+        stop_loss = fills.high + stop_loss  # a sell's stop above every fill
+    elif stop_loss is not None:
+        stop_loss = fills.low * stop_loss  # a buy's below every fill
+    order = ProposedOrder.over("AAPL", side, qty, fills, stop_loss, unprotected=stop_loss is None)
+    roomy = snap()
+    profile = RiskProfile(
+        max_trade_size=Decimal("10000"), max_dollar_risk=Decimal("500"), max_position=10**6,
+        max_gross_exposure=Decimal(10**9), max_open_orders=3, staleness_ms=1000,
+    )  # fmt: skip
+    notional = qty * fills.high
+    loss = notional if stop_loss is None else qty * fills.loss_per_share(side, stop_loss)
+    within = notional <= profile.max_trade_size and loss <= profile.max_dollar_risk
+    assert check_order(profile, order, roomy).approved == within

@@ -125,3 +125,18 @@ def test_the_reviewed_case_a_sell_entry_trailing_a_rally_stops_at_max_trade_size
     moved = stop.on_price(Decimal("110"))
     assert moved is not None and moved.stop == Decimal("100.00")
     assert moved.on_price(Decimal("120")) is None
+
+
+def test_a_manual_sell_entry_without_a_stop_loss_trails_no_further_than_its_notional_cap() -> None:
+    """No protective stop: the whole notional is the risk, and the caller's cap (the lesser of
+    Max Trade Size and Max Dollar Risk) alone bounds a SELL entry's rising stop."""
+    bound = entry_bound(Side.SELL, 100, None, Decimal("5000"), TICK)
+    assert bound == Decimal("50.00")
+    stop = TrailingStop(Side.BUY, TICK, Decimal("45"), trail_amount=Decimal("1"), bound=bound)
+    moved = stop.on_price(Decimal("60"))
+    assert moved is not None and moved.stop == Decimal("50.00") and 100 * moved.stop <= 5000
+
+
+def test_a_manual_buy_entry_without_a_stop_loss_may_trail_all_the_way_down() -> None:
+    """A BUY entry's stop only falls, and its notional (its whole risk) with it."""
+    assert entry_bound(Side.BUY, 100, None, Decimal("5000"), TICK) == TICK

@@ -1,0 +1,115 @@
+"""The sentry and traders' keys: a trader's key signs only the kinds a trader may, and only with
+that trader's own WebAuthn authorization; no other key's command carries one; a trader's
+breaker command is floor-wide by nature."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from floor.breaker_cmd import breaker_command
+from tests.factories import authorization, cancel_all_command, enter_command, manual_enter_command, new_trader
+from trading import sentry
+from trading.commands import Ceremony, Command, CommandKind, utc_now_ms
+from trading.sentry import ReplayGuard, check, trader_problem
+from trading.signing import SignedCommand
+
+
+def verdict(envelope: SignedCommand, key: sentry.RegisteredKey) -> sentry.Verdict:
+    return check(envelope, key, ReplayGuard(), utc_now_ms())
+
+
+def test_an_authorised_manual_order_from_the_traders_own_key_is_accepted() -> None:
+    alice = new_trader("alice")
+    command = manual_enter_command(alice.agent_id, quantity=10, authorization=authorization("alice"))
+    assert verdict(alice.sign(command), alice.registered).accepted
+
+
+@pytest.mark.parametrize("ceremony", list(Ceremony))
+def test_either_ceremony_authorises(ceremony: Ceremony) -> None:
+    alice = new_trader("alice")
+    command = manual_enter_command(
+        alice.agent_id, quantity=10, authorization=authorization("alice", ceremony=ceremony)
+    )
+    assert verdict(alice.sign(command), alice.registered).accepted
+
+
+def test_a_traders_key_without_an_authorization_is_refused_as_unauthorised() -> None:
+    alice = new_trader("alice")
+    refused = verdict(alice.sign(manual_enter_command(alice.agent_id, quantity=10)), alice.registered)
+    assert refused.reason == sentry.TRADER_UNAUTHORISED
+    assert refused.severity is sentry.Severity.CRITICAL
+    assert "WebAuthn" in refused.detail
+
+
+def test_an_authorization_naming_another_trader_is_refused() -> None:
+    alice = new_trader("alice")
+    command = manual_enter_command(alice.agent_id, quantity=10, authorization=authorization("bob"))
+    refused = verdict(alice.sign(command), alice.registered)
+    assert refused.reason == sentry.TRADER_UNAUTHORISED
+    assert "trader bob" in refused.detail and "trader.alice" in refused.detail
+
+
+def test_an_agents_key_may_not_claim_a_traders_authorization() -> None:
+    """A key that is not the trader's (an agent's, an operator's) carrying an authorization
+    would put "authorised by trader alice" in the ledger with nothing behind it."""
+    alice = new_trader("alice")
+    for role in (sentry.ROLE_AGENT, sentry.ROLE_OPERATOR):
+        other = dataclasses.replace(alice, agent_id="trader.alice-impostor", role=role)
+        command = manual_enter_command(other.agent_id, quantity=10, authorization=authorization("alice"))
+        assert verdict(other.sign(command), other.registered).reason == sentry.TRADER_UNAUTHORISED
+
+
+def test_a_traders_key_signs_no_iceberg() -> None:
+    alice = new_trader("alice")
+    iceberg = Command(
+        kind=CommandKind.ICEBERG, command_id="cmd-ice", agent_id=alice.agent_id, account="DU100", nonce="n",
+        issued_at=utc_now_ms(), symbol="AAPL", side=enter_command("x").side, edge=enter_command("x").edge,
+        tif=enter_command("x").tif, quantity=100, display_size=10,
+    )  # fmt: skip
+    refused = verdict(alice.sign(iceberg), alice.registered)
+    assert refused.reason == sentry.TRADER_UNAUTHORISED and "iceberg" in refused.detail
+
+
+def test_a_traders_cancel_all_needs_the_authorization_too() -> None:
+    alice = new_trader("alice")
+    bare = cancel_all_command(alice.agent_id, account="DU100")
+    assert verdict(alice.sign(bare), alice.registered).reason == sentry.TRADER_UNAUTHORISED
+    authorised = dataclasses.replace(bare, authorization=authorization("alice"))
+    assert verdict(alice.sign(authorised), alice.registered).accepted
+
+
+@pytest.mark.parametrize("kind", [CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM])
+def test_an_authorised_trader_may_trip_and_rearm_whatever_its_accounts(kind: CommandKind) -> None:
+    alice = new_trader("alice", accounts=frozenset({"DU100"}))  # '*' is not among them
+    command = dataclasses.replace(breaker_command(kind, alice.agent_id), authorization=authorization("alice"))
+    assert verdict(alice.sign(command), alice.registered).accepted
+
+
+@pytest.mark.parametrize("kind", [CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM])
+def test_a_traders_breaker_command_without_authorization_is_refused(kind: CommandKind) -> None:
+    alice = new_trader("alice")
+    refused = verdict(alice.sign(breaker_command(kind, alice.agent_id)), alice.registered)
+    assert refused.reason == sentry.TRADER_UNAUTHORISED
+
+
+def test_a_trader_still_trades_only_its_own_accounts() -> None:
+    alice = new_trader("alice", accounts=frozenset({"DU100"}))
+    command = manual_enter_command(
+        alice.agent_id, quantity=10, account="DU999", authorization=authorization("alice")
+    )
+    assert verdict(alice.sign(command), alice.registered).reason == sentry.ACCOUNT_NOT_ALLOWED
+
+
+def test_the_signature_is_checked_before_the_authorization() -> None:
+    """A forger learns nothing about which traders exist from the order of the checks."""
+    alice, mallory = new_trader("alice"), new_trader("alice")
+    forged = mallory.sign(manual_enter_command(alice.agent_id, quantity=10))
+    forged = SignedCommand(forged.command, alice.key_id, forged.signature)
+    assert verdict(forged, alice.registered).reason == sentry.BAD_SIGNATURE
+
+
+def test_trader_problem_is_none_for_plain_agent_commands() -> None:
+    command = enter_command("alpha")
+    assert trader_problem(command, sentry.ROLE_AGENT, "alpha") is None
