@@ -20,7 +20,7 @@ from tests.hotpath import test_refusal_walk as walk_suite
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.test_refusal_walk import ASK, Walk, baseline
 from trading.circuit_breaker import CrashSignal
-from trading.commands import Ceremony, Command
+from trading.commands import Ceremony, Command, OrderType, Side
 from trading.order_events import EventKind
 from trading.sentry import TRADER_UNAUTHORISED
 
@@ -61,6 +61,14 @@ async def manual_within_limits(w: Walk) -> Command:
     )
 
 
+async def manual_trail(w: Walk) -> Command:
+    # No stop loss: the Exit Manager bounds the trailing stop by the notional both limits allow.
+    return manual_enter_command(
+        w.agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=3, limit=None,
+        order_type=OrderType.TRAIL, trail_amount=Decimal("1"),
+    )  # fmt: skip
+
+
 async def refused_by_the_broker(w: Walk) -> Command:
     w.broker.refuses_as_invalid = True  # ledgered as accepted, then not sent: rejected only
     return baseline(w.agent.agent_id)
@@ -74,6 +82,7 @@ CASES: dict[str, tuple[Callable[[Walk], Awaitable[Command]], EventKind, str | No
     "no edge": (kelly_sized_to_nothing, EventKind.REJECTED, "sizing.no_edge"),
     "manual over max dollar risk": (manual_over_max_dollar_risk, EventKind.REJECTED, "risk.max_dollar_risk"),
     "manual within limits": (manual_within_limits, EventKind.ACCEPTED, None),
+    "manual trailing stop": (manual_trail, EventKind.ACCEPTED, None),
     "refused by the broker": (refused_by_the_broker, EventKind.REJECTED, "broker.order_invalid"),
 }
 
