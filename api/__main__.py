@@ -1,4 +1,5 @@
-"""``python -m api --port P``: the API process (uvicorn on 127.0.0.1 by default)."""
+"""``python -m api --port P``: the API process (uvicorn on 127.0.0.1 by default): the REST
+command door, ``/health`` and ``/graphql``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from datetime import timedelta
 import asyncpg
 import uvicorn
 
-from api.app import DoorFactory, create_app
+from api.app import create_app
+from api.desk import Desk
 from api.door import Door
 from api.door_guard import DoorLimits
+from api.hub import Hub
+from api.services import Services, ServicesFactory
+from api.webauthn_ceremonies import Ceremonies
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -26,53 +31,60 @@ from observability.telemetry import install_global, setup
 from trading.symbols import parse_symbols
 
 DB_CONNECT_TIMEOUT_S = 5.0
+POOL_SIZE = 8
+"""The REST door, GraphQL resolvers and the hub's polls share it."""
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def limits(settings: FloorSettings) -> DoorLimits:
     return DoorLimits(rate_per_s=settings.api_rate_per_s, burst=settings.api_rate_burst)
 
 
-def door_factory(settings: FloorSettings) -> DoorFactory:
+def services_factory(settings: FloorSettings) -> ServicesFactory:
     @asynccontextmanager
-    async def open_door() -> AsyncIterator[Door]:
+    async def open_services() -> AsyncIterator[Services]:
         telemetry = setup("api")
         install_global(telemetry)
-        # Its own role, and a connect timeout, so a request meets an unreachable database with a
-        # 503 in seconds, not after asyncpg's default minute.
-        pool = await asyncpg.create_pool(
-            settings.role_url("api"), min_size=1, max_size=4, timeout=DB_CONNECT_TIMEOUT_S
-        )
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(telemetry.shutdown)
+            # Its own role, and a connect timeout, so a request meets an unreachable database
+            # with a 503 in seconds, not after asyncpg's default minute.
+            pool = await asyncpg.create_pool(
+                settings.role_url("api"), min_size=1, max_size=POOL_SIZE, timeout=DB_CONNECT_TIMEOUT_S
+            )
+            stack.push_async_callback(pool.close)
             producer = await start_producer(settings.kafka, "api")
-            try:
-                ledger = LedgerAccess(pool)
-                security = FloodSummary(
-                    SecurityLog(ledger, producer, SECURITY_EVENTS),
-                    timedelta(seconds=settings.api_flood_window_s),
-                )
-                summaries = asyncio.create_task(security.run())
-                try:
-                    yield Door(
-                        ledger,
-                        ledger,
-                        producer,
-                        security,
-                        AGENT_COMMANDS,
-                        metrics=telemetry.metrics,
-                        symbols=parse_symbols(settings.hotpath_symbols),
-                    )
-                finally:
-                    summaries.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await summaries
-                    await security.close()
-            finally:
-                await producer.stop()
-        finally:
-            await pool.close()
-            telemetry.shutdown()
+            stack.push_async_callback(producer.stop)
+            ledger = LedgerAccess(pool)
+            security = FloodSummary(
+                SecurityLog(ledger, producer, SECURITY_EVENTS),
+                timedelta(seconds=settings.api_flood_window_s),
+            )
+            stack.push_async_callback(security.close)
+            summaries = asyncio.create_task(security.run())
+            stack.push_async_callback(_cancelled, summaries)
+            door = Door(
+                ledger,
+                ledger,
+                producer,
+                security,
+                AGENT_COMMANDS,
+                metrics=telemetry.metrics,
+                symbols=parse_symbols(settings.hotpath_symbols),
+            )
+            hub = Hub(pool, security, settings)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
+            ceremonies = Ceremonies(pool, settings, security)
+            desk = Desk(pool, ceremonies, door, hub, settings, books=hub)
+            yield Services(db=pool, door=door, hub=hub, settings=settings, ceremonies=ceremonies, desk=desk)
 
-    return open_door
+    return open_services
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = FloorSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(door_factory(settings), limits=limits(settings))
+    app = create_app(
+        services_factory(settings), limits=limits(settings), ws_send_timeout_s=settings.api_ws_send_timeout_s
+    )
     uvicorn.run(
         app,
         host=args.host or settings.host,

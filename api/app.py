@@ -1,42 +1,47 @@
-"""The API process's FastAPI application.
+"""The API process's FastAPI application: the REST command door, ``/health`` and ``/graphql``.
 
-Routers are plain ``APIRouter``s included here, so the GraphQL endpoint (a Strawberry
-``GraphQLRouter`` whose ``context_getter`` reuses :mod:`api.deps`) is one more
-``app.include_router(graphql, prefix="/graphql")`` in :func:`create_app`.
-"""
+``open_services`` opens what the process shares (database pool, the door's Kafka producer, the
+hub, the ceremonies, the desk) for the app's lifetime; they are ``app.state.services``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from api import commands, health
-from api.door import Door
+from api import commands, health, orders
 from api.door_guard import DEFAULT_LIMITS, DoorGuard, DoorLimits
-
-DoorFactory = Callable[[], AbstractAsyncContextManager[Door]]
+from api.graphql.router import DEFAULT_SEND_TIMEOUT_S, graphql_router
+from api.security_headers import FrameAncestorsNone
+from api.services import ServicesFactory
 
 
 def create_app(
-    open_door: DoorFactory, routers: Sequence[APIRouter] = (), limits: DoorLimits = DEFAULT_LIMITS
+    open_services: ServicesFactory,
+    routers: Sequence[APIRouter] = (),
+    limits: DoorLimits = DEFAULT_LIMITS,
+    *,
+    ws_send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
 ) -> FastAPI:
-    """``open_door`` opens the door's resources (database pool, Kafka producer) for the app's
-    lifetime and closes them at shutdown. ``routers`` are mounted after the REST door (the
-    GraphQL router carries its own prefix). Every request passes the :class:`DoorGuard`
-    (rate and body limits) first."""
+    """``routers`` are mounted after the REST door and GraphQL. Every request passes the
+    :class:`DoorGuard` (rate and body limits) first; every response carries
+    ``frame-ancestors 'none'``, refusals from the guard included."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_door() as door:
-            app.state.door = door
+        async with open_services() as services:
+            app.state.services = services
+            app.state.door = services.door
             yield
 
     app = FastAPI(title="Execution Floor", lifespan=lifespan)
     app.add_middleware(DoorGuard, limits=limits)
+    app.add_middleware(FrameAncestorsNone)
     app.include_router(health.router)
     app.include_router(commands.router)
+    app.include_router(orders.router)
+    app.include_router(graphql_router(ws_send_timeout_s))
     for router in routers:
         app.include_router(router)
     return app

@@ -187,7 +187,6 @@ class Door:
             self._metrics.security_events.add(1, {"reason": event.reason, "severity": event.severity.value})
         return Rejected(403, verdict.reason, None, verdict.detail)
 
-
     def _trades(self, command: Command) -> bool:
         """False for an order in a symbol the floor's list does not hold: it could only be refused
         later, so it is refused here, where the sender still waits for the answer."""

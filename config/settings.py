@@ -76,9 +76,32 @@ class FloorSettings(BaseSettings):
     kafka_flood_window_s: float = Field(default=60.0, gt=0)
     """The same for the hot path's and the bridge's security events about Kafka records, per
     partition and reason: a flood of forged records adds a few rows per window."""
+    api_subscription_queue: int = Field(default=1000, ge=1)
+    """Order or security events one subscriber may fall behind by; one more ends its stream with
+    ``resync.overflow`` (the API never waits for a slow client)."""
+    api_ws_send_timeout_s: float = Field(default=5.0, gt=0)
+    """How long one GraphQL WebSocket frame may wait for a client that stopped reading; then the
+    connection is closed (4410 ``resync.slow_consumer``) and its subscriptions end."""
+    api_state_poll_ms: int = Field(default=200, ge=10)
+    """How often the API reads the breaker's state and new security events from Postgres for its
+    subscribers (no trigger announces either)."""
     ledger_checkpoint_every: int = Field(default=100, ge=1)
     """The hot path signs a checkpoint of the ledger head each time the ledger has grown by this
     many entries (and when it stops)."""
+    webauthn_rp_id: str = "localhost"
+    """The WebAuthn relying party id: the host name traders open the HUD at. Never an IP address
+    (browsers refuse one), so every link the floor prints uses ``localhost``."""
+    webauthn_rp_name: str = "Execution Floor"
+    webauthn_origin: str = "http://localhost:8000"
+    """The one origin a ceremony's client data may name (scheme, host and port, exactly)."""
+    arming_ttl_s: int = Field(default=900, ge=1)
+    """How long an arming grant lasts."""
+    step_up_ttl_s: int = Field(default=120, ge=1)
+    """How long a step-up challenge (one order's own ceremony) may be answered."""
+    session_ttl_s: int = Field(default=43200, ge=1)
+    """How long a trader's web session lasts after passkey sign-in."""
+    enrolment_ttl_s: int = Field(default=86400, ge=1)
+    """How long the one-time enrolment link of `floor traders add` stays usable."""
     kafka_fetch_wait_ms: int | None = Field(default=None, ge=1)
     """How long the hot path's command fetch may wait at the broker. Unset: 5 ms against the
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),

@@ -92,6 +92,18 @@ _NEWEST = (
 )
 
 
+async def newest_breaker_seq(db: Db) -> int | None:
+    """The ledger seq of the newest accepted breaker entry, unchecked: a cheap poll for "has the
+    breaker changed?" (then read it with :func:`newest_breaker_entry`, which checks it)."""
+    seq = await db.fetchval(
+        "SELECT max(seq) FROM ledger_entries WHERE account = $1 AND kind = ANY($2::text[])"
+        " AND authenticated AND decision IN ('accepted', 'applied')",
+        FLOOR_WIDE,
+        sorted(BREAKER_KINDS),
+    )
+    return None if seq is None else int(seq)
+
+
 async def newest_breaker_entry(db: Db, breaker_agent: str | None = None) -> BreakerEntry | None:
     """The newest accepted breaker entry (None on a floor that never tripped); with
     ``breaker_agent``, an automatic trip verifies only when that agent's key signed it."""

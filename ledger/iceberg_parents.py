@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 UNVERIFIED_ICEBERG_ENTRY = "iceberg.unverified_entry"
 """Security event: an accepted iceberg or control entry that does not verify was not acted on."""
 
+
 @dataclass(frozen=True)
 class SliceState:
     command_id: str

@@ -19,7 +19,10 @@ ROLE_OPERATOR = "operator"
 """People and tools that change risk profiles."""
 ROLE_SERVICE = "service"
 """Floor services that sign on their own behalf."""
-ROLES = frozenset({ROLE_AGENT, ROLE_OPERATOR, ROLE_SERVICE})
+ROLE_TRADER = "trader"
+"""A human trader's key (agent id ``trader.<name>``): the API signs the trader's orders with it,
+only after the trader's WebAuthn arming or step-up ceremony passed."""
+ROLES = frozenset({ROLE_AGENT, ROLE_OPERATOR, ROLE_SERVICE, ROLE_TRADER})
 
 
 class KeyRegistryError(Exception):

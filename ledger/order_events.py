@@ -28,10 +28,13 @@ ON CONFLICT DO NOTHING
 RETURNING id
 """
 
-_COLUMNS = (
-    "event_id, command_id, parent_id, kind, account, symbol, agent_id, side, quantity, filled_qty,"
-    " avg_fill_price, exec_id, fill_qty, fill_price, reason, ts, limit_price, tif, broker_order_id"
+COLUMNS = (
+    "event_id", "command_id", "parent_id", "kind", "account", "symbol", "agent_id", "side", "quantity",
+    "filled_qty", "avg_fill_price", "exec_id", "fill_qty", "fill_price", "reason", "ts", "limit_price",
+    "tif", "broker_order_id",
 )
+"""The columns :func:`event_from_row` reads."""
+_COLUMNS = ", ".join(COLUMNS)
 
 
 async def record_order_event(db: Db, event: OrderEvent) -> bool:
@@ -62,7 +65,7 @@ async def record_order_event(db: Db, event: OrderEvent) -> bool:
     return new_id is not None
 
 
-def _event(row: Any) -> OrderEvent:
+def event_from_row(row: Any) -> OrderEvent:
     fill = None
     if row["exec_id"] is not None:
         fill = Fill(row["exec_id"], row["fill_qty"], row["fill_price"])
@@ -98,7 +101,7 @@ async def order_history(db: Db, command_id: str) -> list[OrderEvent]:
     rows = await db.fetch(
         f"SELECT {_COLUMNS} FROM order_events WHERE command_id = $1 ORDER BY id", command_id
     )
-    return [_event(r) for r in rows]
+    return [event_from_row(r) for r in rows]
 
 
 _MAYBE_OPEN = f"""
@@ -136,7 +139,8 @@ async def orders_of_parent(db: Db, parent_id: str) -> list[OrderView]:
 
 def _folded(rows: Sequence[Any]) -> list[OrderView]:
     """Rows ordered by command id, then by id: each order's rows folded into its view."""
-    views = (fold(_event(r) for r in group) for _, group in groupby(rows, key=lambda r: r["command_id"]))
+    groups = groupby(rows, key=lambda r: r["command_id"])
+    views = (fold(event_from_row(r) for r in group) for _, group in groups)
     return [view for view in views if view is not None]
 
 

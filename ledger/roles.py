@@ -7,7 +7,8 @@
   through ``floor_registrar``, may call the functions that change keys and risk profiles; only
   ``floor_hotpath``, through ``floor_appender``, may append to the ledger, and only it, through
   ``floor_order_writer``, may write order-state rows (the worker did too while it reconciled
-  broker sessions; :func:`ensure_roles` takes a group from a role that no longer has it).
+  broker sessions; :func:`ensure_roles` takes a group from a role that no longer has it). Only
+  ``floor_api``, through ``floor_web``, may run the traders' ceremonies and sessions.
 - The superuser only creates these roles (:func:`ensure_roles`) and hands the schema to the
   owner (:func:`hand_over_schema`); it is never used at run time.
 
@@ -34,7 +35,11 @@ APPENDER_GROUP = "floor_appender"
 """May call ``ledger_append`` (migration 0014): the hot path only."""
 ORDER_WRITER_GROUP = "floor_order_writer"
 """May insert order-state rows (``order_events``, migration 0014): the hot path only."""
-GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP)
+WEB_GROUP = "floor_web"
+"""May run the traders' WebAuthn ceremonies, sessions and arming grants (migration 0016): the
+API only. It never reads a session's or an API token's hash; it looks one up by the hash of
+what the caller presented, through a function."""
+GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP, WEB_GROUP)
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class RuntimeRole:
 
 
 HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP))
-API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP))
+API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP, WEB_GROUP))
 WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP))
 """The Temporal worker and the bridge."""
 CLI = RuntimeRole("cli", (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP))

@@ -55,6 +55,19 @@ async def recent_security_events(
     return [_read(r) for r in rows]
 
 
+async def security_events_after(db: Db, after_id: int, *, limit: int = 500) -> list[SecurityEvent]:
+    """Events with an id above ``after_id``, oldest first, at most ``limit``."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM security_events WHERE id > $1 ORDER BY id LIMIT $2", after_id, limit
+    )
+    return [_read(r) for r in rows]
+
+
+async def newest_security_event_id(db: Db) -> int:
+    """The highest id in the table (0 when it is empty)."""
+    return int(await db.fetchval("SELECT coalesce(max(id), 0) FROM security_events"))
+
+
 def _read(row: Any) -> SecurityEvent:
     """The event as recorded: its title and event id back out of ``detail``."""
     detail = json.loads(row["detail"])
@@ -74,3 +87,16 @@ def _read(row: Any) -> SecurityEvent:
         ts=row["ts"],
         id=int(row["id"]),
     )
+
+
+async def security_events_page(
+    db: Db, *, first: int, before: int | None = None
+) -> tuple[list[SecurityEvent], bool]:
+    """Up to ``first`` events with ids below ``before`` (newest first), and whether more follow."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM security_events WHERE $1::bigint IS NULL OR id < $1"
+        " ORDER BY id DESC LIMIT $2",
+        before,
+        first + 1,
+    )
+    return [_read(r) for r in rows[:first]], len(rows) > first

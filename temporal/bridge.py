@@ -47,7 +47,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bus.kafka import consumer, start_producer
-from bus.signed_records import RecordVerifier
+from bus.signed_records import RecordVerifier, record_claims
 from bus.topics import ORDERS_EVENTS, SECURITY_EVENTS
 from config.settings import FloorSettings
 from config.workflow_ids import lifecycle_workflow_id
@@ -294,7 +294,7 @@ class Bridge:
                     # The partition, not the offset: a flood from one partition is one source.
                     source_address=partition,
                     key_id=exc.signer,
-                    detail={"topic": topic, "offset": offset, "detail": exc.detail, **_claims(raw)},
+                    detail={"topic": topic, "offset": offset, "detail": exc.detail, **record_claims(raw)},
                 )
             )
             return None
@@ -327,26 +327,6 @@ class Bridge:
                     await self.deliver_raw(raw)
             if batches:
                 await consumer.commit()
-
-
-CLAIM_FIELDS = ("event_id", "command_id", "account")
-CLAIM_MAX_CHARS = 128
-
-
-def _claims(raw: bytes) -> dict[str, str]:
-    """What an unverified record claims to be about, for whoever investigates it: a few fields,
-    each cut to a bounded length (the record itself stays in the topic)."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {
-        f"claimed_{name}": str(data[name])[:CLAIM_MAX_CHARS]
-        for name in CLAIM_FIELDS
-        if isinstance(data.get(name), str)
-    }
 
 
 def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID, *, sessions: bool = False) -> AIOKafkaConsumer:

@@ -17,7 +17,7 @@ from floor import services
 from floor.database import prepare_database
 from floor.supervisor import Supervisor
 
-pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper"]
+pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper", "tests.fixtures.identity"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,12 +1,13 @@
 """Builders of what tests send and expect: agents and the commands they sign, ``orders.events``
-records, risk profiles. Each gives a valid message with plain defaults; a test names only the
-fields it is about. Pure: registering a key or starting a service is a fixture's job
+and ``market.depth`` records, risk profiles. Each gives a valid message with plain defaults; a
+test names only the fields it is about. Pure: registering a key or starting a service is a fixture's job
 (``tests/fixtures/``)."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,6 +15,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from brokers.base import DepthLevel, DepthSnapshot
+from hotpath import depth
 from trading.commands import (
     TRADER_AGENT_PREFIX,
     Authorization,
@@ -219,3 +222,24 @@ def risk_profile(**limits: Any) -> RiskProfile:
     )  # fmt: skip
     values.update(limits)
     return RiskProfile(**values)
+
+
+# --- market.depth records ---------------------------------------------------------------------
+
+
+def depth_record(
+    symbol: str,
+    bids: Sequence[tuple[str, int]],
+    asks: Sequence[tuple[str, int]],
+    ts: datetime | None = None,
+) -> bytes:
+    """A ``market.depth`` record as the hot path writes it (best level first on each side)."""
+    return depth.encode(
+        DepthSnapshot(
+            symbol=symbol,
+            bids=tuple(DepthLevel(Decimal(p), s) for p, s in bids),
+            asks=tuple(DepthLevel(Decimal(p), s) for p, s in asks),
+            time=ts or datetime.now(UTC),
+            recv_ns=0,
+        )
+    )

@@ -1,0 +1,442 @@
+"""The trader's desk: stage an order, execute it behind the WebAuthn interlock, cancel, trip
+and re-arm the breaker.
+
+Every command the desk sends is signed with the trader's own key (agent ``trader.<name>``,
+:mod:`api.trader_keys`) only after the WebAuthn checks passed, carries the assertion that
+authorised it (:class:`trading.commands.Authorization`) and goes through the same door as a
+REST command (:class:`api.door.Door`: sentry, replay, symbols). The hot path then sizes,
+risk-checks and ledgers it like any other; the desk never talks to the broker.
+
+Execute, in order (each step a named result, never an exception):
+
+1. The staged order is this trader's, staged in this session and not executed yet.
+2. The arming grant is read from Postgres now (:meth:`Ceremonies.current_grant`, never cached):
+   none or expired is ``NotArmed``.
+3. The grant's limits (:mod:`trading.arming_limits`): an instrument outside it is
+   ``GrantExceeded``; a larger order, or any order of a trader who asked to confirm every one,
+   needs a step-up: without an answer, ``StepUpRequired`` with a challenge derived from the
+   order's bytes (:mod:`trading.step_up`); with one, the assertion must verify for this very
+   order's hash.
+4. The staged order is claimed (once, :mod:`api.staged_orders`), the command signed and
+   published; the answer is the hot path's ``accepted`` / ``rejected`` record for it, or
+   ``Executed`` with state ``PENDING`` when it does not come within the timeout (the client
+   follows ``orderEvents``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+
+from api.desk_evidence import session_assertion
+from api.desk_results import (
+    ACCOUNT_NOT_ALLOWED,
+    ALREADY_EXECUTED,
+    NO_ASSERTION,
+    NO_SESSION,
+    NO_TRADER_KEY,
+    NOT_ARMED,
+    NOT_STAGED,
+    PENDING,
+    STAGED_ALTERED,
+    STAGED_ELSEWHERE,
+    STEP_UP_EVERY_ORDER,
+    TICKET_INVALID,
+    UNKNOWN_ORDER,
+    BreakerCommandSent,
+    CancelSent,
+    Executed,
+    ExecuteResult,
+    GrantExceeded,
+    Invalid,
+    NotArmed,
+    Staged,
+    StepUpAnswer,
+    StepUpRequired,
+    outcome_result,
+)
+from api.door import Door, Rejected
+from api.principals import Principal
+from api.staged_orders import StagedOrder, claim, insert_staged, load_staged, release
+from api.trader_keys import TraderKeys, trader_agent_id
+from api.webauthn_ceremonies import Ceremonies
+from api.webauthn_results import AssertionProof, Refusal
+from config.settings import FloorSettings
+from ledger.command_entries import command_entry
+from ledger.db import Db
+from trading.arming_limits import GrantFit, check_grant, worst_notional_price
+from trading.commands import (
+    FLOOR_WIDE,
+    Authorization,
+    Ceremony,
+    Command,
+    CommandInvalid,
+    CommandKind,
+    Side,
+    utc_now_ms,
+)
+from trading.order_events import OrderEvent
+from trading.order_ticket import Ticket, TicketInvalid, parse_ticket
+from trading.signing import sign_command
+from trading.step_up import hash_prefix, order_bytes, order_hash, step_up_challenge
+from trading.symbols import parse_symbols
+
+OUTCOME_TIMEOUT_S = 5.0
+"""How long Execute waits for the hot path's decision before answering ``PENDING``."""
+STEP_UP_NONCE_BYTES = 32
+
+
+class OutcomeSource(Protocol):
+    """The hot path's ``accepted`` / ``rejected`` record of one command (the hub)."""
+
+    def expect_outcome(self, command_id: str) -> asyncio.Future[OrderEvent]: ...
+
+    def forget_outcome(self, command_id: str) -> None: ...
+
+
+class _Book(Protocol):
+    @property
+    def bids(self) -> Sequence[tuple[Decimal, int]]: ...
+
+    @property
+    def asks(self) -> Sequence[tuple[Decimal, int]]: ...
+
+
+class BookSource(Protocol):
+    """The current L2 book of a symbol (the hub), for the worst price of a market or stop order."""
+
+    def book(self, symbol: str, depth: int) -> _Book | None: ...
+
+
+class Desk:
+    def __init__(
+        self,
+        db: Db,
+        ceremonies: Ceremonies,
+        door: Door,
+        outcomes: OutcomeSource,
+        settings: FloorSettings,
+        *,
+        books: BookSource | None = None,
+        outcome_timeout_s: float = OUTCOME_TIMEOUT_S,
+        keys_dir: Path | None = None,
+    ) -> None:
+        self._db = db
+        self._ceremonies = ceremonies
+        self._door = door
+        self._outcomes = outcomes
+        self._books = books
+        self._timeout = outcome_timeout_s
+        self._keys = TraderKeys(keys_dir or settings.keys_dir)
+        self._symbols = parse_symbols(settings.hotpath_symbols)
+
+    # --- staging -----------------------------------------------------------------------------
+
+    async def stage(self, principal: Principal, ticket: Ticket) -> Staged | Invalid:
+        if (refused := _no_session(principal)) is not None:
+            return refused
+        assert principal.session_id is not None
+        terms = parse_ticket(ticket, symbols=self._symbols, may_trade=principal.sees)
+        if isinstance(terms, TicketInvalid):
+            return Invalid(TICKET_INVALID, terms.reason, terms.field)
+        staged = await insert_staged(
+            self._db, principal.name, principal.session_id, terms, order_hash(order_bytes(terms))
+        )
+        return Staged(staged.staged_id, staged.terms, staged.order_hash, staged.created_at)
+
+    # --- execution ---------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        principal: Principal,
+        staged_id: str,
+        step_up: StepUpAnswer | None = None,
+        *,
+        client_address: str | None = None,
+    ) -> ExecuteResult:
+        if (refused := _no_session(principal)) is not None:
+            return refused
+        staged = await load_staged(self._db, staged_id)
+        if (refused := _not_executable(principal, staged_id, staged)) is not None:
+            return refused
+        assert staged is not None and principal.session_id is not None
+        terms = staged.terms
+        order = order_bytes(terms)
+        digest = order_hash(order)
+        if digest != staged.order_hash:
+            return Invalid(
+                STAGED_ALTERED, "the staged order's terms no longer match their hash: stage it again"
+            )
+        if not principal.sees(terms.account):
+            return Invalid(ACCOUNT_NOT_ALLOWED, f"you are no longer allowed on account {terms.account}")
+
+        grant = await self._ceremonies.current_grant(principal)
+        if grant is None:
+            return NotArmed(NOT_ARMED, "arm first: Execute needs an arming grant, and this session has none")
+        limits = grant.limits
+        verdict = check_grant(
+            terms,
+            symbols=limits.symbols,
+            max_quantity=limits.max_quantity,
+            max_notional=limits.max_notional,
+            notional_price=worst_notional_price(terms, self._touch(terms.symbol, terms.side)),
+        )
+        if verdict.fit is GrantFit.FORBIDDEN:
+            assert verdict.reason is not None
+            return GrantExceeded(verdict.reason, verdict.detail)
+        needs_step_up: tuple[str, str] | None = None
+        if verdict.fit is GrantFit.STEP_UP:
+            assert verdict.reason is not None
+            needs_step_up = (verdict.reason, verdict.detail)
+        elif await self._confirms_every_order(principal.name):
+            needs_step_up = (STEP_UP_EVERY_ORDER, "you asked to confirm every order with your authenticator")
+
+        proof: AssertionProof = grant.proof
+        ceremony = Ceremony.ARMING
+        if step_up is not None:
+            # An answer is always checked, needed or not: it must be for this very order.
+            answer = await self._ceremonies.finish_step_up(
+                principal, step_up.challenge_id, step_up.credential_json, digest
+            )
+            if isinstance(answer, Refusal):
+                return Invalid(answer.reason, answer.detail)
+            proof, ceremony = answer, Ceremony.STEP_UP
+        elif needs_step_up is not None:
+            nonce = secrets.token_bytes(STEP_UP_NONCE_BYTES)
+            challenge = await self._ceremonies.begin_step_up(
+                principal, step_up_challenge(nonce, order, principal.session_id), digest
+            )
+            reason, detail = needs_step_up
+            return StepUpRequired(
+                reason,
+                detail,
+                challenge.challenge_id,
+                challenge.options_json,
+                challenge.expires_at,
+                digest,
+                hash_prefix(digest),
+            )
+
+        key = self._keys.load(principal.name)
+        if key is None:
+            return _no_key(principal)
+        command_id = new_command_id()
+        if not await claim(self._db, staged_id, command_id):
+            return Invalid(ALREADY_EXECUTED, "this staged order was executed already")
+        authorization = _authorization(proof, ceremony, digest if ceremony is Ceremony.STEP_UP else None)
+        try:
+            command = Command(
+                kind=CommandKind.ENTER,
+                command_id=command_id,
+                agent_id=trader_agent_id(principal.name),
+                account=terms.account,
+                nonce=new_nonce(),
+                issued_at=utc_now_ms(),
+                symbol=terms.symbol,
+                side=terms.side,
+                order_type=terms.order_type,
+                limit_price=terms.limit_price,
+                stop_price=terms.stop_price,
+                tif=terms.tif,
+                quantity=terms.quantity,
+                stop_loss=terms.stop_loss,
+                authorization=authorization,
+            )
+        except CommandInvalid as exc:
+            await release(self._db, staged_id, command_id)
+            return Invalid(TICKET_INVALID, exc.reason, exc.field)
+        envelope = sign_command(command, key)
+        outcome = self._outcomes.expect_outcome(command_id)
+        try:
+            try:
+                published = await self._door.submit(envelope.to_wire(), client_address)
+            except BaseException:
+                await release(self._db, staged_id, command_id)
+                raise
+            if isinstance(published, Rejected):
+                # Nothing was published: the staged order may be executed again.
+                await release(self._db, staged_id, command_id)
+                return Invalid(published.error, published.detail, published.field)
+            try:
+                event = await asyncio.wait_for(asyncio.shield(outcome), self._timeout)
+            except TimeoutError:
+                return Executed(staged_id, command_id, PENDING, ceremony.value)
+            return outcome_result(event, staged_id, ceremony.value)
+        finally:
+            self._outcomes.forget_outcome(command_id)
+
+    # --- risk-reducing commands: a session, no grant -----------------------------------------
+
+    async def cancel(
+        self, principal: Principal, command_id: str, *, client_address: str | None = None
+    ) -> CancelSent | Invalid:
+        if (refused := _no_session(principal)) is not None:
+            return refused
+        entry = await command_entry(self._db, command_id)
+        if entry is None or entry.account is None or not principal.sees(entry.account):
+            # One answer for "no such order" and "not yours": a trader learns nothing of others'.
+            return Invalid(UNKNOWN_ORDER, f"no order {command_id} on an account you trade", "command_id")
+        sent = await self._send(
+            principal, CommandKind.CANCEL, entry.account, client_address, target_command_id=command_id
+        )
+        return sent if isinstance(sent, Invalid) else CancelSent(sent, command_id)
+
+    async def cancel_all(
+        self,
+        principal: Principal,
+        account: str,
+        symbol: str | None = None,
+        *,
+        client_address: str | None = None,
+    ) -> CancelSent | Invalid:
+        if (refused := _no_session(principal)) is not None:
+            return refused
+        if not principal.sees(account):
+            return Invalid(ACCOUNT_NOT_ALLOWED, f"you are not allowed on account {account}", "account")
+        if symbol is not None and symbol not in self._symbols:
+            return Invalid(
+                TICKET_INVALID, f"the floor trades {', '.join(self._symbols)}; not {symbol!r}", "symbol"
+            )
+        sent = await self._send(principal, CommandKind.CANCEL_ALL, account, client_address, symbol=symbol)
+        return sent if isinstance(sent, Invalid) else CancelSent(sent, None)
+
+    async def trip_breaker(
+        self, principal: Principal, *, client_address: str | None = None
+    ) -> BreakerCommandSent | Invalid:
+        """Any trader in a session may halt the floor: a kill switch must not wait for arming."""
+        if (refused := _no_session(principal)) is not None:
+            return refused
+        sent = await self._send(principal, CommandKind.BREAKER_TRIP, FLOOR_WIDE, client_address)
+        return sent if isinstance(sent, Invalid) else BreakerCommandSent(sent, CommandKind.BREAKER_TRIP.value)
+
+    async def rearm_breaker(
+        self, principal: Principal, *, client_address: str | None = None
+    ) -> BreakerCommandSent | NotArmed | Invalid:
+        """Only an armed trader re-arms the floor: it lets every order through again."""
+        if (refused := _no_session(principal)) is not None:
+            return refused
+        grant = await self._ceremonies.current_grant(principal)
+        if grant is None:
+            return NotArmed(NOT_ARMED, "arm first: re-arming the breaker needs an arming grant")
+        sent = await self._send(
+            principal, CommandKind.BREAKER_ARM, FLOOR_WIDE, client_address, proof=grant.proof
+        )
+        return sent if isinstance(sent, Invalid) else BreakerCommandSent(sent, CommandKind.BREAKER_ARM.value)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        principal: Principal,
+        kind: CommandKind,
+        account: str,
+        client_address: str | None,
+        *,
+        proof: AssertionProof | None = None,
+        target_command_id: str | None = None,
+        symbol: str | None = None,
+    ) -> str | Invalid:
+        """Sign ``kind`` as the trader, authorised by ``proof`` (else the session's standing
+        evidence), and publish it; the command id, or why not."""
+        if proof is None:
+            proof = await self._session_proof(principal)
+            if proof is None:
+                return Invalid(
+                    NO_ASSERTION,
+                    "this session has no WebAuthn assertion to record with the command yet: arm once"
+                    " (the grant may lapse; cancels and the trip need no live grant)",
+                )
+        key = self._keys.load(principal.name)
+        if key is None:
+            return _no_key(principal)
+        command = Command(
+            kind=kind,
+            command_id=new_command_id(),
+            agent_id=trader_agent_id(principal.name),
+            account=account,
+            nonce=new_nonce(),
+            issued_at=utc_now_ms(),
+            symbol=symbol,
+            target_command_id=target_command_id,
+            authorization=_authorization(proof, Ceremony.ARMING, None),
+        )
+        published = await self._door.submit(sign_command(command, key).to_wire(), client_address)
+        if isinstance(published, Rejected):
+            return Invalid(published.error, published.detail, published.field)
+        return command.command_id
+
+    async def _session_proof(self, principal: Principal) -> AssertionProof | None:
+        """The evidence a risk-reducing command carries: the live grant's arming assertion, else
+        the newest one of this session, expired or disarmed (the trader did make it, in this
+        session; the hot path records it, it grants nothing)."""
+        grant = await self._ceremonies.current_grant(principal)
+        if grant is not None:
+            return grant.proof
+        assert principal.session_id is not None
+        return await session_assertion(self._db, principal.session_id)
+
+    async def _confirms_every_order(self, trader: str) -> bool:
+        value = await self._db.fetchval("SELECT step_up_every_order FROM traders WHERE name = $1", trader)
+        return bool(value)
+
+    def _touch(self, symbol: str, side: Side) -> Decimal | None:
+        """The far side of the current book: the best ask for a BUY, the best bid for a SELL."""
+        if self._books is None:
+            return None
+        book = self._books.book(symbol, 1)
+        if book is None:
+            return None
+        levels = book.asks if side is Side.BUY else book.bids
+        return levels[0][0] if levels else None
+
+
+def new_command_id() -> str:
+    return f"desk-{uuid.uuid4().hex}"
+
+
+def new_nonce() -> str:
+    return uuid.uuid4().hex
+
+
+def _authorization(proof: AssertionProof, ceremony: Ceremony, digest: str | None) -> Authorization:
+    return Authorization(
+        trader=proof.trader,
+        credential_id=proof.credential_id,
+        sign_count=proof.sign_count,
+        authenticator_data_sha256=proof.authenticator_data_sha256,
+        client_data_sha256=proof.client_data_sha256,
+        ceremony=ceremony,
+        order_hash=digest,
+    )
+
+
+def _no_session(principal: Principal) -> Invalid | None:
+    if principal.kind != "trader" or principal.session_id is None:
+        return Invalid(
+            NO_ASSERTION,
+            NO_SESSION,
+            "the desk is for traders signed in with a passkey; programs send signed commands (submitCommand)",
+        )
+    return None
+
+
+def _not_executable(principal: Principal, staged_id: str, staged: StagedOrder | None) -> Invalid | None:
+    if staged is None or staged.trader != principal.name:
+        return Invalid(NOT_STAGED, f"you have no staged order {staged_id}: stage it first", "staged_id")
+    if staged.session_id != principal.session_id:
+        return Invalid(STAGED_ELSEWHERE, "this order was staged in another session: stage it again here")
+    if staged.command_id is not None:
+        return Invalid(ALREADY_EXECUTED, f"this staged order was executed already, as {staged.command_id}")
+    return None
+
+
+def _no_key(principal: Principal) -> Invalid:
+    return Invalid(
+        NO_TRADER_KEY,
+        f"no signing key for trader {principal.name}: the operator makes one with `floor traders add`",
+    )

@@ -1,0 +1,99 @@
+"""The L2 book and the breaker as the API shows them: a book snapshot, then deltas that carry
+``sequence`` and ``previousSequence`` so a client sees a gap and resyncs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+import strawberry
+
+from api.graphql.floor_types import TradingState
+from api.hub_feeds import BreakerStatus
+from trading.depth_book import BookDelta as DeltaRecord
+from trading.depth_book import BookSnapshot as SnapshotRecord
+from trading.depth_book import Level
+
+
+@strawberry.type
+class BookLevel:
+    price: Decimal
+    size: int = strawberry.field(description="Shares at the price; 0 in a delta: the level is gone.")
+
+
+def _levels(levels: tuple[Level, ...]) -> list[BookLevel]:
+    return [BookLevel(price=price, size=size) for price, size in levels]
+
+
+@strawberry.type(description="The top levels of a symbol's book, best first.")
+class BookSnapshot:
+    symbol: str
+    sequence: int = strawberry.field(description="Counts up per symbol in one API process.")
+    venue_ts: datetime
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+
+    @classmethod
+    def of(cls, snapshot: SnapshotRecord) -> BookSnapshot:
+        return cls(
+            symbol=snapshot.symbol,
+            sequence=snapshot.sequence,
+            venue_ts=snapshot.venue_ts,
+            bids=_levels(snapshot.bids),
+            asks=_levels(snapshot.asks),
+        )
+
+
+@strawberry.type(
+    description="The levels that changed since the book at previousSequence (size 0: removed). "
+    "Apply it only on a book at previousSequence; otherwise resubscribe for a snapshot."
+)
+class BookDelta:
+    symbol: str
+    sequence: int
+    previous_sequence: int
+    venue_ts: datetime = strawberry.field(description="The venue's time of the newest update it includes.")
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+
+    @classmethod
+    def of(cls, delta: DeltaRecord) -> BookDelta:
+        return cls(
+            symbol=delta.symbol,
+            sequence=delta.sequence,
+            previous_sequence=delta.previous_sequence,
+            venue_ts=delta.venue_ts,
+            bids=_levels(delta.bids),
+            asks=_levels(delta.asks),
+        )
+
+
+BookUpdate = Annotated[BookSnapshot | BookDelta, strawberry.union("BookUpdate")]
+
+
+def book_update(item: SnapshotRecord | DeltaRecord) -> BookSnapshot | BookDelta:
+    return BookSnapshot.of(item) if isinstance(item, SnapshotRecord) else BookDelta.of(item)
+
+
+@strawberry.type(description="The circuit breaker: trading state and the ledger entry that set it.")
+class Breaker:
+    state: TradingState  # type: ignore[valid-type]
+    seq: int | None = strawberry.field(description="The ledger entry that set it (null: never moved).")
+    kind: str | None = strawberry.field(description="breaker_tripped (automatic), breaker_trip, breaker_arm.")
+    by: str | None = strawberry.field(description="Who tripped or re-armed it.")
+    command_id: str | None
+    changed_at: datetime | None
+    problem: str | None = strawberry.field(description="Why that entry does not verify (it then halts).")
+
+    @classmethod
+    def of(cls, status: BreakerStatus) -> Breaker:
+        return cls(
+            state=status.state,
+            seq=status.seq,
+            kind=status.kind,
+            by=status.agent_id,
+            command_id=status.command_id,
+            changed_at=status.changed_at,
+            problem=status.problem,
+        )

@@ -1,0 +1,305 @@
+"""The API's subscription hub: one feed in (:mod:`api.hub_feeds`), one mailbox per subscriber
+out (:mod:`api.mailboxes`).
+
+Two tasks feed it: the Kafka loop (``market.depth`` into the per-symbol books,
+verified ``orders.events`` to the order-event subscribers and to whoever awaits a command's
+outcome) and the Postgres poll (the breaker's state, security events). Neither ever awaits a
+subscriber: handing an item over is a synchronous put into a bounded mailbox, and a subscriber
+that lets its mailbox fill is ended with ``resync.overflow`` and forgotten. So one stuck client
+costs the others nothing.
+
+Order books: a depth record replaces the symbol's book (:class:`trading.depth_book.SymbolBook`,
+a new ``sequence`` when anything changed) and wakes that symbol's subscribers; each, when it
+next reads, is sent the difference from what it was last sent, so a slow reader gets fewer,
+bigger deltas and never a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from api.hub_feeds import BreakerStatus, LedgerState, OrderRecords, start_consumer
+from api.mailboxes import (
+    HUB_STOPPED,
+    OVERFLOW,
+    BookSubscription,
+    LatestSubscription,
+    QueueSubscription,
+    ResyncRequired,
+    Subscription,
+)
+from bus.topics import MARKET_DEPTH, ORDERS_EVENTS
+from config.settings import FloorSettings
+from ledger.db import Db
+from observability.security import SecurityRecorder
+from trading.depth_book import BookDelta, BookSnapshot, DepthRecordError, SymbolBook, parse_depth_record
+from trading.order_events import EventKind, OrderEvent
+from trading.security_events import SecurityEvent
+
+__all__ = [
+    "BookDelta",
+    "BookSnapshot",
+    "BreakerStatus",
+    "Hub",
+    "HubStats",
+    "ResyncRequired",
+    "Subscription",
+]
+
+log = logging.getLogger(__name__)
+
+OUTCOME_KINDS = frozenset({EventKind.ACCEPTED, EventKind.REJECTED})
+
+
+@dataclass(frozen=True)
+class HubStats:
+    subscribers: int
+    """Open subscriptions of every kind."""
+    dropped: int
+    """Subscriptions ended because they overflowed (since start)."""
+    depth_lag_ms: float | None
+    """The newest depth record: venue time to the hub having it (same-host clocks)."""
+    depth_records: int
+    order_records: int
+    unverified: int
+    """``orders.events`` records dropped because no writer of the topic signed them."""
+    undecodable: int
+    """Records of either topic that could not be read."""
+
+
+class Hub:
+    def __init__(
+        self,
+        db: Db,
+        security: SecurityRecorder,
+        settings: FloorSettings,
+        *,
+        breaker_agent: str | None = "floor-breaker",
+    ) -> None:
+        self._settings = settings
+        self._orders = OrderRecords(db, security)
+        self._ledger = LedgerState(db, breaker_agent)
+        self._books: dict[str, SymbolBook] = {}
+        self._book_subs: dict[str, set[BookSubscription]] = {}
+        self._order_subs: dict[QueueSubscription[OrderEvent], Callable[[OrderEvent], bool]] = {}
+        self._breaker_subs: set[LatestSubscription[BreakerStatus]] = set()
+        self._security_subs: set[QueueSubscription[SecurityEvent]] = set()
+        self._outcomes: dict[str, asyncio.Future[OrderEvent]] = {}
+        self._breaker: BreakerStatus | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dropped = 0
+        self._depth_records = 0
+        self._order_records = 0
+        self._undecodable_depth = 0
+        self._depth_lag_ms: float | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the breaker's state, open the consumer (positioned: a record produced after
+        this returns is seen) and start the feeds."""
+        self._breaker = await self._ledger.start()
+        self._consumer = await start_consumer(
+            self._settings.kafka, fetch_wait_ms=self._settings.command_fetch_wait_ms
+        )
+        self._tasks = [
+            asyncio.create_task(self._consume(self._consumer), name="hub-kafka"),
+            asyncio.create_task(self._poll(), name="hub-postgres"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the feeds; every open subscription ends with ``resync.hub_stopped`` and every
+        awaited outcome is cancelled."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        for sub in self._all_subscriptions():
+            sub.end(HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
+        self._book_subs.clear()
+        self._order_subs.clear()
+        self._breaker_subs.clear()
+        self._security_subs.clear()
+        for future in self._outcomes.values():
+            future.cancel()
+        self._outcomes.clear()
+
+    def _all_subscriptions(self) -> list[Subscription[Any]]:
+        subs: list[Subscription[Any]] = [s for group in self._book_subs.values() for s in group]
+        return subs + list(self._order_subs) + list(self._breaker_subs) + list(self._security_subs)
+
+    # --- subscribing -------------------------------------------------------------------------
+
+    def book(self, symbol: str, depth: int) -> BookSnapshot | None:
+        """The top ``depth`` levels a side now; None for a symbol no depth record has named."""
+        book = self._books.get(symbol)
+        return None if book is None else book.snapshot(depth)
+
+    def subscribe_book(self, symbol: str, depth: int) -> Subscription[BookSnapshot | BookDelta]:
+        """A snapshot as soon as the symbol has a book, then deltas (see :mod:`api.mailboxes`)."""
+        book = self._book(symbol)
+        subs = self._book_subs.setdefault(symbol, set())
+        sub = BookSubscription(lambda s: subs.discard(s), book, depth)
+        subs.add(sub)
+        return sub
+
+    def subscribe_order_events(self, accept: Callable[[OrderEvent], bool]) -> Subscription[OrderEvent]:
+        """Verified order events from now on for which ``accept`` (the caller's visibility,
+        called synchronously by the hub) is true."""
+        sub: QueueSubscription[OrderEvent] = QueueSubscription(
+            self._forget_order_subscriber,
+            self._settings.api_subscription_queue,
+        )
+        self._order_subs[sub] = accept
+        return sub
+
+    def _forget_order_subscriber(self, sub: QueueSubscription[OrderEvent]) -> None:
+        self._order_subs.pop(sub, None)
+
+    def subscribe_breaker(self) -> Subscription[BreakerStatus]:
+        """The breaker's state now, then each change (only the newest if several came)."""
+        sub: LatestSubscription[BreakerStatus] = LatestSubscription(
+            lambda s: self._breaker_subs.discard(s), self._breaker
+        )
+        self._breaker_subs.add(sub)
+        return sub
+
+    def subscribe_security_events(self) -> Subscription[SecurityEvent]:
+        """Security events recorded from now on (who may see them is the caller's to decide)."""
+        sub: QueueSubscription[SecurityEvent] = QueueSubscription(
+            lambda s: self._security_subs.discard(s),
+            self._settings.api_subscription_queue,
+        )
+        self._security_subs.add(sub)
+        return sub
+
+    def breaker(self) -> BreakerStatus | None:
+        """The breaker's state as last read (None before :meth:`start`)."""
+        return self._breaker
+
+    # --- outcomes ----------------------------------------------------------------------------
+
+    def expect_outcome(self, command_id: str) -> asyncio.Future[OrderEvent]:
+        """Resolves with the first verified ``accepted`` or ``rejected`` record of
+        ``command_id``. Call it before the command is published; :meth:`forget_outcome` when
+        no longer waiting (a timeout)."""
+        future = self._outcomes.get(command_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._outcomes[command_id] = future
+        return future
+
+    def forget_outcome(self, command_id: str) -> None:
+        future = self._outcomes.pop(command_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    # --- stats -------------------------------------------------------------------------------
+
+    def stats(self) -> HubStats:
+        return HubStats(
+            subscribers=len(self._all_subscriptions()),
+            dropped=self._dropped,
+            depth_lag_ms=self._depth_lag_ms,
+            depth_records=self._depth_records,
+            order_records=self._order_records,
+            unverified=self._orders.unverified,
+            undecodable=self._orders.undecodable + self._undecodable_depth,
+        )
+
+    # --- feeds -------------------------------------------------------------------------------
+
+    def _book(self, symbol: str) -> SymbolBook:
+        book = self._books.get(symbol)
+        if book is None:
+            book = self._books[symbol] = SymbolBook(symbol)
+        return book
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            moved: set[str] = set()
+            for tp, records in batches.items():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    if tp.topic == MARKET_DEPTH:
+                        self._on_depth(record.value, moved)
+                    elif tp.topic == ORDERS_EVENTS:
+                        where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                        event = await self._orders.verified(where, record.value)
+                        if event is not None:
+                            self._on_order_event(event)
+            # One wake-up per symbol per batch: its subscribers read the newest book.
+            for symbol in moved:
+                for sub in self._book_subs.get(symbol, ()):
+                    sub.changed()
+
+    def _on_depth(self, raw: bytes, moved: set[str]) -> None:
+        try:
+            depth = parse_depth_record(raw)
+        except DepthRecordError as exc:
+            self._undecodable_depth += 1
+            log.warning("unreadable %s record: %s", MARKET_DEPTH, exc)
+            return
+        self._depth_records += 1
+        self._depth_lag_ms = (datetime.now(UTC) - depth.venue_ts).total_seconds() * 1000
+        if self._book(depth.symbol).update(depth):
+            moved.add(depth.symbol)
+
+    def _on_order_event(self, event: OrderEvent) -> None:
+        self._order_records += 1
+        if event.kind in OUTCOME_KINDS:
+            future = self._outcomes.pop(event.command_id, None)
+            if future is not None and not future.done():
+                future.set_result(event)
+        for sub, accept in list(self._order_subs.items()):
+            try:
+                wanted = accept(event)
+            except Exception:
+                log.exception("order event filter failed; the event is not sent to that subscriber")
+                continue
+            if wanted:
+                self._offer(sub, event)
+
+    def _offer(self, sub: QueueSubscription[Any], item: Any) -> None:
+        """Hand ``item`` over; a subscription that overflows ends (and forgets itself)."""
+        if not sub.offer(item) and sub.ended_by == OVERFLOW:
+            self._dropped += 1
+            log.warning("a subscriber fell %d items behind: its stream ended with %s", sub.capacity, OVERFLOW)
+
+    async def _poll(self) -> None:
+        interval = self._settings.api_state_poll_ms / 1000
+        while True:
+            started = time.monotonic()
+            try:
+                await self._poll_once()
+            except Exception:
+                # A database outage must not end the feed: the next tick tries again.
+                log.exception("reading the breaker and security events failed")
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def _poll_once(self) -> None:
+        status = await self._ledger.breaker_changed()
+        if status is not None:
+            self._breaker = status
+            for breaker_sub in self._breaker_subs:
+                breaker_sub.put(status)
+        for event in await self._ledger.new_security_events():
+            for sub in list(self._security_subs):
+                self._offer(sub, event)

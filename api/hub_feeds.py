@@ -1,0 +1,197 @@
+"""What feeds the API's subscription hub (:mod:`api.hub`): one Kafka consumer, and Postgres.
+
+- **Kafka**: one consumer per API process over ``market.depth`` and ``orders.events``, with no
+  consumer group (every API process sees every record) and no committed offsets. It starts at
+  the end of ``orders.events`` (subscribers are sent what happens from now on) and a short way
+  back on ``market.depth`` (each record is a symbol's whole book, so the last few hundred fill
+  the books an API that just started can show). Its fetch waits as briefly as the hot path's
+  command fetch: against the embedded Tansu a fetch is answered only when its wait runs out.
+- **orders.events** records are verified (:class:`~bus.signed_records.RecordVerifier`) before
+  anything is done with them; one no writer of the topic signed is dropped and recorded as a
+  ``Critical Security Breach``, never fanned out. ``market.depth`` is not signed (it is a
+  display feed: the floor acts on nothing in it, and an order staged from it is checked and
+  signed by whoever executes it).
+- **Postgres**: the breaker's state and security events, not their Kafka records (those are
+  not signed). No trigger announces either, and a migration for one belongs with the tables,
+  so both are polled (``FLOOR_API_STATE_POLL_MS``, 200 ms): two indexed reads a tick, cheap
+  next to the HUD's own refresh.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bus.signed_records import RecordVerifier, record_claims
+from bus.topics import MARKET_DEPTH, ORDERS_EVENTS
+from ledger.circuit_breaker import newest_breaker_entry, newest_breaker_seq
+from ledger.db import Db
+from ledger.record_keys import writer_keys
+from ledger.security_events import newest_security_event_id, security_events_after
+from observability.security import CRITICAL_BREACH, SecurityRecorder
+from trading.order_events import OrderEvent, OrderEventError, from_dict
+from trading.record_signing import RecordRefused
+from trading.risk import TradingState
+from trading.security_events import SecurityEvent, Severity
+
+DEPTH_WARMUP_RECORDS = 500
+"""How far back on ``market.depth`` a starting hub reads, per partition."""
+
+
+async def start_consumer(bootstrap: str, *, fetch_wait_ms: int) -> AIOKafkaConsumer:
+    """A started consumer, positioned (see the module docstring) before this returns, so a
+    record produced after it returns is seen."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=fetch_wait_ms,
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata, so the topics' partitions are known
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in (MARKET_DEPTH, ORDERS_EVENTS)
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            raise RuntimeError(f"{MARKET_DEPTH} and {ORDERS_EVENTS} have no partitions: create the topics")
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            back = DEPTH_WARMUP_RECORDS if tp.topic == MARKET_DEPTH else 0
+            consumer.seek(tp, max(starts[tp], ends[tp] - back))
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
+class OrderRecords:
+    """``orders.events`` records in, verified events out; forgeries become security events."""
+
+    def __init__(self, db: Db, security: SecurityRecorder) -> None:
+        self._verifier = RecordVerifier(lambda: writer_keys(db))
+        self._security = security
+        self.unverified = 0
+        self.undecodable = 0
+
+    async def verified(self, where: str, raw: bytes) -> OrderEvent | None:
+        """The event if the hot path signed ``raw``; else None (and a security event, or a
+        count for a genuine record that does not decode)."""
+        try:
+            data = await self._verifier.verify(ORDERS_EVENTS, raw)
+        except RecordRefused as exc:
+            self.unverified += 1
+            partition, _, offset = where.partition("@")
+            await self._security.record(
+                SecurityEvent(
+                    event_id=uuid.uuid4().hex,
+                    ts=datetime.now(UTC),
+                    title=CRITICAL_BREACH,
+                    reason=exc.reason,
+                    severity=Severity.CRITICAL,
+                    source="api",
+                    source_address=partition,
+                    key_id=exc.signer,
+                    detail={
+                        "topic": ORDERS_EVENTS,
+                        "offset": offset,
+                        "detail": exc.detail,
+                        **record_claims(raw),
+                    },
+                )
+            )
+            return None
+        try:
+            return from_dict(data)
+        except OrderEventError:
+            self.undecodable += 1
+            return None
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    """The floor's trading state as the newest breaker entry in the ledger sets it."""
+
+    state: TradingState
+    seq: int | None
+    """The ledger entry that set it; None on a floor whose breaker never moved (ACTIVE)."""
+    kind: str | None
+    """``breaker_tripped`` (automatic), ``breaker_trip`` or ``breaker_arm``."""
+    agent_id: str | None
+    command_id: str | None
+    changed_at: datetime | None
+    problem: str | None
+    """Why the entry does not verify (it then counts as a trip)."""
+
+
+SECURITY_LOOKBACK_IDS = 100
+"""A row committed late is still sent if fewer than this many ids were taken after its own."""
+SECURITY_BATCH = 500
+"""New security events read per poll at most (more wait for the next poll)."""
+
+NEVER_TRIPPED = BreakerStatus(TradingState.ACTIVE, None, None, None, None, None, None)
+
+
+class LedgerState:
+    """Polls the breaker's newest entry and new security events."""
+
+    def __init__(self, db: Db, breaker_agent: str | None = "floor-breaker") -> None:
+        self._db = db
+        self._breaker_agent = breaker_agent
+        self._breaker_seq: int | None = None
+        self._security_high = 0
+        self._security_seen: set[int] = set()
+
+    async def start(self) -> BreakerStatus:
+        """The breaker's state now; security events from now on."""
+        self._security_high = await newest_security_event_id(self._db)
+        # Rows under the start's highest id are history, late ones included.
+        self._security_seen = set(range(self._security_high - SECURITY_LOOKBACK_IDS, self._security_high + 1))
+        return await self._breaker_now()
+
+    async def breaker_changed(self) -> BreakerStatus | None:
+        """The breaker's state if its newest entry changed since the last call."""
+        seq = await newest_breaker_seq(self._db)
+        if seq == self._breaker_seq:
+            return None
+        return await self._breaker_now()
+
+    async def _breaker_now(self) -> BreakerStatus:
+        entry = await newest_breaker_entry(self._db, self._breaker_agent)
+        if entry is None:
+            self._breaker_seq = None
+            return NEVER_TRIPPED
+        self._breaker_seq = entry.seq
+        return BreakerStatus(
+            state=entry.state,
+            seq=entry.seq,
+            kind=entry.kind,
+            agent_id=entry.agent_id,
+            command_id=entry.command_id,
+            changed_at=entry.recorded_at,
+            problem=entry.problem,
+        )
+
+    async def new_security_events(self) -> list[SecurityEvent]:
+        """Events recorded since the last call, oldest first.
+
+        Ids come from a sequence, so a row may commit after one with a higher id: the read
+        starts a little below the highest id seen (:data:`SECURITY_LOOKBACK_IDS`) and skips ids
+        already sent."""
+        low = max(0, self._security_high - SECURITY_LOOKBACK_IDS)
+        rows = await security_events_after(self._db, low, limit=SECURITY_LOOKBACK_IDS + SECURITY_BATCH)
+        events = [e for e in rows if e.id is not None and e.id not in self._security_seen]
+        if events:
+            self._security_seen.update(e.id for e in events if e.id is not None)
+            self._security_high = max(self._security_high, *(e.id for e in events if e.id is not None))
+            low = self._security_high - SECURITY_LOOKBACK_IDS
+            self._security_seen = {i for i in self._security_seen if i > low}
+        return events

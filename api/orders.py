@@ -1,0 +1,150 @@
+"""``POST /v1/orders/{staged_id}/execute``: Execute for a client that does not speak GraphQL.
+
+The same :meth:`api.desk.Desk.execute` as the ``executeOrder`` mutation, for the trader of the
+session cookie. Body (optional): ``{"step_up": {"challenge_id": "...", "credential": {...}}}``,
+the credential as ``PublicKeyCredential.toJSON()`` gives it.
+
+Answers: 200 ``{"result": "Executed", "command_id", "state", "ceremony"}``; a refusal is
+``{"result": <the GraphQL result type>, "error": <dotted reason>, "detail": ...}`` with 403 for
+``NotArmed``, ``GrantExceeded`` and ``StepUpRequired`` (which adds ``step_up``: the challenge
+id, WebAuthn request options, expiry and order hash), 422 for ``RiskRejected``, 409 for
+``BreakerHalted`` and a status by reason for ``Invalid`` (:func:`invalid_status`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import ClientAddress
+from api.desk import Desk
+from api.desk_results import (
+    ALREADY_EXECUTED,
+    NO_SESSION,
+    NOT_STAGED,
+    BreakerHalted,
+    Executed,
+    ExecuteResult,
+    GrantExceeded,
+    Invalid,
+    NotArmed,
+    RiskRejected,
+    StepUpAnswer,
+    StepUpRequired,
+)
+from api.door import LEDGER_UNAVAILABLE
+from api.principals import SESSION_COOKIE, authenticate
+
+router = APIRouter(prefix="/v1")
+
+UNAUTHENTICATED = "auth.unauthenticated"
+BAD_BODY = "desk.bad_body"
+
+
+@router.post(
+    "/orders/{staged_id}/execute",
+    responses={
+        200: {"description": "Executed: `state` ACCEPTED (ledgered by the hot path) or PENDING"},
+        401: {"description": "No trader session (`auth.unauthenticated`, `desk.no_session`)"},
+        403: {
+            "description": "NotArmed, GrantExceeded, StepUpRequired (with `step_up`); a WebAuthn refusal"
+        },
+        404: {"description": "No such staged order of this trader (`desk.not_staged`)"},
+        409: {"description": "Executed already (`desk.already_executed`), or the breaker halted the floor"},
+        422: {"description": "Refused by the risk gate (`risk.*`, `sizing.*`) or a malformed body"},
+        503: {"description": "Kafka or Postgres unreachable; nothing was published, retry"},
+    },
+)
+async def execute_staged(staged_id: str, request: Request, client: ClientAddress) -> JSONResponse:
+    services = request.app.state.services
+    principal = await authenticate(services.db, cookie=request.cookies.get(SESSION_COOKIE), bearer=None)
+    if principal is None:
+        return _refusal("Invalid", UNAUTHENTICATED, "sign in with your passkey first", 401)
+    step_up = _step_up(await request.body())
+    if isinstance(step_up, JSONResponse):
+        return step_up
+    desk: Desk | None = services.desk
+    if desk is None:
+        return _refusal("Invalid", "service.unavailable", "this API process serves no trading desk", 503)
+    return execute_response(await desk.execute(principal, staged_id, step_up, client_address=client))
+
+
+def execute_response(result: ExecuteResult) -> JSONResponse:
+    if isinstance(result, Executed):
+        return JSONResponse(
+            {
+                "result": "Executed",
+                "command_id": result.command_id,
+                "state": result.state,
+                "ceremony": result.ceremony,
+            }
+        )
+    if isinstance(result, StepUpRequired):
+        return _refusal(
+            "StepUpRequired",
+            result.reason,
+            result.detail,
+            403,
+            step_up={
+                "challenge_id": result.challenge_id,
+                "options": json.loads(result.options_json),
+                "expires_at": result.expires_at.isoformat(),
+                "order_hash": result.order_hash,
+                "order_hash_prefix": result.order_hash_prefix,
+            },
+        )
+    if isinstance(result, NotArmed | GrantExceeded):
+        return _refusal(type(result).__name__, result.reason, result.detail, 403)
+    if isinstance(result, RiskRejected):
+        return _refusal("RiskRejected", result.reason, result.detail, 422, command_id=result.command_id)
+    if isinstance(result, BreakerHalted):
+        return _refusal("BreakerHalted", result.reason, result.detail, 409, command_id=result.command_id)
+    return _refusal("Invalid", result.reason, result.detail, invalid_status(result), field=result.field)
+
+
+def invalid_status(result: Invalid) -> int:
+    """The HTTP status of an ``Invalid``: who is asking, what they named, or what refused it."""
+    reason = result.reason
+    if reason == NO_SESSION:
+        return 401
+    if reason == NOT_STAGED:
+        return 404
+    if reason == ALREADY_EXECUTED:
+        return 409
+    if reason.startswith(("webauthn.", "sentry.")):
+        return 403
+    if reason in ("bus_unavailable", LEDGER_UNAVAILABLE):
+        return 503
+    return 422
+
+
+def _step_up(body: bytes) -> StepUpAnswer | None | JSONResponse:
+    if not body.strip():
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return _refusal("Invalid", BAD_BODY, "the body must be JSON (or empty)", 422)
+    step_up = data.get("step_up") if isinstance(data, dict) else None
+    if step_up is None:
+        return None
+    challenge_id = step_up.get("challenge_id") if isinstance(step_up, dict) else None
+    credential = step_up.get("credential") if isinstance(step_up, dict) else None
+    if not isinstance(challenge_id, str) or not isinstance(credential, dict):
+        return _refusal(
+            "Invalid",
+            BAD_BODY,
+            'step_up is {"challenge_id": "...", "credential": <PublicKeyCredential.toJSON()>}',
+            422,
+            field="step_up",
+        )
+    return StepUpAnswer(challenge_id, json.dumps(credential))
+
+
+def _refusal(result: str, error: str, detail: str, status: int, **extra: Any) -> JSONResponse:
+    body = {"result": result, "error": error, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,96 @@
+"""Staged orders in Postgres (migration 0017): written once when staged, claimed once when
+executed.
+
+The claim is the guard against executing one staged order twice: :func:`claim` sets the
+command id only where none is set yet, in one statement, so of two concurrent Executes exactly
+one gets the row. :func:`release` undoes a claim whose command was never published.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.db import Db
+from trading.commands import OrderType, Side, TimeInForce
+from trading.step_up import OrderTerms
+
+
+@dataclass(frozen=True)
+class StagedOrder:
+    staged_id: str
+    trader: str
+    session_id: str
+    terms: OrderTerms
+    order_hash: str
+    created_at: datetime
+    command_id: str | None
+    """Set once the order was executed (claimed): the id of the command it became."""
+
+
+def new_staged_id() -> str:
+    return f"stg-{secrets.token_urlsafe(12)}"
+
+
+async def insert_staged(
+    db: Db, trader: str, session_id: str, terms: OrderTerms, order_hash: str
+) -> StagedOrder:
+    staged_id = new_staged_id()
+    row = await db.fetchrow(
+        "INSERT INTO staged_orders (id, trader, session_id, account, symbol, side, order_type, quantity,"
+        " tif, limit_price, stop_price, stop_loss, order_hash)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *",
+        staged_id, trader, session_id, terms.account, terms.symbol, terms.side.value,
+        terms.order_type.value, terms.quantity, terms.tif.value, terms.limit_price, terms.stop_price,
+        terms.stop_loss, order_hash,
+    )  # fmt: skip
+    return _staged(row)
+
+
+async def load_staged(db: Db, staged_id: str) -> StagedOrder | None:
+    row = await db.fetchrow("SELECT * FROM staged_orders WHERE id = $1", staged_id)
+    return None if row is None else _staged(row)
+
+
+async def claim(db: Db, staged_id: str, command_id: str) -> bool:
+    """Mark the staged order executed as ``command_id``; False when it already was."""
+    claimed = await db.fetchval(
+        "UPDATE staged_orders SET command_id = $2, executed_at = now()"
+        " WHERE id = $1 AND command_id IS NULL RETURNING id",
+        staged_id,
+        command_id,
+    )
+    return claimed is not None
+
+
+async def release(db: Db, staged_id: str, command_id: str) -> None:
+    """Undo :func:`claim` for a command that was never published."""
+    await db.execute(
+        "UPDATE staged_orders SET command_id = NULL, executed_at = NULL WHERE id = $1 AND command_id = $2",
+        staged_id,
+        command_id,
+    )
+
+
+def _staged(row: Any) -> StagedOrder:
+    return StagedOrder(
+        staged_id=row["id"],
+        trader=row["trader"],
+        session_id=row["session_id"],
+        terms=OrderTerms(
+            account=row["account"],
+            symbol=row["symbol"],
+            side=Side(row["side"]),
+            order_type=OrderType(row["order_type"]),
+            quantity=row["quantity"],
+            tif=TimeInForce(row["tif"]),
+            limit_price=row["limit_price"],
+            stop_price=row["stop_price"],
+            stop_loss=row["stop_loss"],
+        ),
+        order_hash=row["order_hash"],
+        created_at=row["created_at"],
+        command_id=row["command_id"],
+    )

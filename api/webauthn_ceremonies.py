@@ -1,0 +1,533 @@
+"""The traders' WebAuthn ceremonies (py_webauthn): passkey registration through an enrolment
+link, sign-in (a web session), arming (a time-limited grant with the trader's own limits) and
+step-up (one order's own ceremony).
+
+Every ceremony is two calls: ``begin_*`` stores a single-use challenge (expiring after
+``step_up_ttl_s``) and returns the options for the browser; ``finish_*`` takes that challenge
+(once, atomically: a second answer finds it used) and verifies the browser's answer
+(:mod:`api.webauthn_checks`). Each failure is a named :class:`Refusal` and a security event; a
+sign count that did not increase, or a signature that does not verify, is a
+``Critical Security Breach``. The stored sign count moves by compare-and-swap.
+
+Nothing is cached: the grant is read from Postgres on every :meth:`Ceremonies.current_grant`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from webauthn import generate_authentication_options, generate_registration_options, options_to_json
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+from webauthn.helpers.structs import (
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from api import webauthn_results as r
+from api.principals import KIND_TRADER, Principal, trader_principal
+from api.webauthn_checks import (
+    CountReplayed,
+    Expected,
+    VerifiedAssertion,
+    check_assertion,
+    check_registration,
+    parse_assertion,
+    parse_registration,
+)
+from api.webauthn_results import (
+    ArmingGrant,
+    AssertionProof,
+    AuthenticatorInfo,
+    Challenge,
+    GrantLimits,
+    Refusal,
+)
+from config.settings import FloorSettings
+from ledger import webauthn_store as store
+from ledger.db import Db
+from ledger.secret_tokens import new_secret
+from ledger.traders import find_enrolment, get_trader
+from observability.security import SecurityRecorder, refusal_event
+from trading.security_events import Severity
+
+__all__ = [
+    "ArmingGrant",
+    "AssertionProof",
+    "AuthenticatorInfo",
+    "Ceremonies",
+    "Challenge",
+    "GrantLimits",
+    "Refusal",
+]
+
+CHALLENGE_BYTES = 32
+CAS_ATTEMPTS = 3
+"""Compare-and-swap attempts on a sign count before giving up (another assertion of the same
+passkey kept moving it: two genuine ceremonies at once are rare; a clone racing one is the case)."""
+
+
+class NotATraderSession(ValueError):
+    """Arming and step-up need a trader's web session; the caller checks before (a bug if not)."""
+
+
+class Ceremonies:
+    def __init__(
+        self,
+        db: Db,
+        settings: FloorSettings,
+        security: SecurityRecorder,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._security = security
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # -- registration ---------------------------------------------------------------------
+
+    async def begin_registration(self, enrolment_token: str) -> Challenge | Refusal:
+        now = self._clock()
+        enrolment = await find_enrolment(self._db, enrolment_token)
+        refusal = _enrolment_refusal(enrolment, now)
+        if refusal is not None or enrolment is None:
+            return await self._refuse(refusal or _ENROLMENT_UNKNOWN)
+        trader = await get_trader(self._db, enrolment.trader)
+        assert trader is not None  # an enrolment references its trader
+        existing = await store.trader_credentials(self._db, trader.name)
+        challenge = secrets.token_bytes(CHALLENGE_BYTES)
+        options = generate_registration_options(
+            rp_id=self._settings.webauthn_rp_id,
+            rp_name=self._settings.webauthn_rp_name,
+            user_name=trader.name,
+            user_id=trader.user_handle,
+            challenge=challenge,
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                resident_key=ResidentKeyRequirement.REQUIRED,
+                user_verification=UserVerificationRequirement.REQUIRED,
+            ),
+            exclude_credentials=[PublicKeyCredentialDescriptor(id=c.credential_id) for c in existing],
+        )
+        return await self._challenge(
+            store.PURPOSE_REGISTRATION,
+            challenge,
+            options_to_json(options),
+            now,
+            enrolment_id=enrolment.enrolment_id,
+        )
+
+    async def finish_registration(
+        self, enrolment_token: str, challenge_id: str, credential_json: str
+    ) -> AuthenticatorInfo | Refusal:
+        now = self._clock()
+        enrolment = await find_enrolment(self._db, enrolment_token)
+        refusal = _enrolment_refusal(enrolment, now)
+        if refusal is not None or enrolment is None:
+            return await self._refuse(refusal or _ENROLMENT_UNKNOWN)
+        taken = await self._take(challenge_id, store.PURPOSE_REGISTRATION, now, None)
+        if isinstance(taken, Refusal):
+            return await self._refuse(taken, trader=enrolment.trader)
+        if taken.enrolment_id != enrolment.enrolment_id:
+            return await self._refuse(
+                Refusal(r.CHALLENGE_UNKNOWN, "that challenge was issued for another enrolment link"),
+                trader=enrolment.trader,
+            )
+        credential = parse_registration(credential_json)
+        if isinstance(credential, Refusal):
+            return await self._refuse(credential, trader=enrolment.trader)
+        verified = check_registration(credential, self._expected(taken.challenge))
+        if isinstance(verified, Refusal):
+            return await self._refuse(verified, trader=enrolment.trader)
+        try:
+            stored = await store.enrol_credential(
+                self._db,
+                enrolment_id=enrolment.enrolment_id,
+                credential_id=verified.credential_id,
+                public_key=verified.public_key,
+                sign_count=verified.sign_count,
+                transports=verified.transports,
+                backup_eligible=verified.backup_eligible,
+                backed_up=verified.backed_up,
+                now=now,
+            )
+        except asyncpg.UniqueViolationError:
+            return await self._refuse(
+                Refusal(r.MALFORMED, "this passkey is already registered; sign in with it"),
+                trader=enrolment.trader,
+            )
+        if stored is None:
+            return await self._refuse(
+                Refusal(
+                    r.ENROLMENT_INVALID,
+                    "the enrolment link was used meanwhile; ask the operator for a new one",
+                ),
+                trader=enrolment.trader,
+            )
+        return _info(stored)
+
+    # -- sign-in --------------------------------------------------------------------------
+
+    async def begin_login(self) -> Challenge:
+        now = self._clock()
+        challenge = secrets.token_bytes(CHALLENGE_BYTES)
+        options = generate_authentication_options(
+            rp_id=self._settings.webauthn_rp_id,
+            challenge=challenge,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        )
+        return await self._challenge(store.PURPOSE_LOGIN, challenge, options_to_json(options), now)
+
+    async def finish_login(self, challenge_id: str, credential_json: str) -> tuple[Principal, str] | Refusal:
+        """The signed-in trader and the session cookie's value (set it HttpOnly, SameSite=Strict)."""
+        now = self._clock()
+        taken = await self._take(challenge_id, store.PURPOSE_LOGIN, now, None)
+        if isinstance(taken, Refusal):
+            return await self._refuse(taken)
+        proof = await self._verify(taken, credential_json, trader=None, now=now)
+        if isinstance(proof, Refusal):
+            return proof
+        session_id = uuid.uuid4().hex
+        cookie = new_secret()
+        await store.open_session(
+            self._db,
+            session_id=session_id,
+            cookie=cookie,
+            trader=proof.trader,
+            credential_id=_credential_bytes(proof.credential_id),
+            now=now,
+            expires_at=now + timedelta(seconds=self._settings.session_ttl_s),
+        )
+        principal = await trader_principal(self._db, proof.trader, session_id)
+        assert principal is not None  # the credential references its trader
+        return principal, cookie
+
+    async def logout(self, principal: Principal) -> None:
+        """Ends the session, and with it its arming grant."""
+        if principal.session_id is not None:
+            await store.revoke_session(self._db, principal.session_id, self._clock())
+
+    # -- arming ---------------------------------------------------------------------------
+
+    async def begin_arming(self, principal: Principal, limits: GrantLimits) -> Challenge:
+        session_id = _session(principal)
+        now = self._clock()
+        challenge = secrets.token_bytes(CHALLENGE_BYTES)
+        options = await self._assertion_options(principal.name, challenge)
+        return await self._challenge(
+            store.PURPOSE_ARMING, challenge, options, now, session_id=session_id, limits=_limits_json(limits)
+        )
+
+    async def finish_arming(
+        self, principal: Principal, challenge_id: str, credential_json: str
+    ) -> ArmingGrant | Refusal:
+        """A new grant for the session (any earlier one of the session ends)."""
+        session_id = _session(principal)
+        now = self._clock()
+        taken = await self._take(challenge_id, store.PURPOSE_ARMING, now, session_id)
+        if isinstance(taken, Refusal):
+            return await self._refuse(taken, trader=principal.name)
+        proof = await self._verify(taken, credential_json, trader=principal.name, now=now)
+        if isinstance(proof, Refusal):
+            return proof
+        limits = _limits_from_json(taken.limits or {})
+        grant = store.StoredGrant(
+            grant_id=uuid.uuid4().hex,
+            trader=principal.name,
+            session_id=session_id,
+            symbols=None if limits.symbols is None else tuple(sorted(limits.symbols)),
+            max_quantity=limits.max_quantity,
+            max_notional=limits.max_notional,
+            credential_id=_credential_bytes(proof.credential_id),
+            sign_count=proof.sign_count,
+            authenticator_data_sha256=proof.authenticator_data_sha256,
+            client_data_sha256=proof.client_data_sha256,
+            synced=proof.synced,
+            expires_at=now + timedelta(seconds=self._settings.arming_ttl_s),
+        )
+        await store.revoke_grants(self._db, session_id, now)
+        await store.add_grant(self._db, grant, now)
+        return _grant(grant)
+
+    async def current_grant(self, principal: Principal) -> ArmingGrant | None:
+        """The session's live grant, read now (never cached); None when unarmed or expired."""
+        if principal.session_id is None:
+            return None
+        stored = await store.live_grant(self._db, principal.session_id, self._clock())
+        return None if stored is None else _grant(stored)
+
+    async def disarm(self, principal: Principal) -> None:
+        if principal.session_id is not None:
+            await store.revoke_grants(self._db, principal.session_id, self._clock())
+
+    # -- step-up --------------------------------------------------------------------------
+
+    async def begin_step_up(self, principal: Principal, challenge: bytes, order_hash: str) -> Challenge:
+        """``challenge`` is derived by the caller from the order it will execute
+        (``trading.step_up.step_up_challenge``); the answer must name the same ``order_hash``."""
+        session_id = _session(principal)
+        now = self._clock()
+        options = await self._assertion_options(principal.name, challenge)
+        return await self._challenge(
+            store.PURPOSE_STEP_UP, challenge, options, now, session_id=session_id, order_hash=order_hash
+        )
+
+    async def finish_step_up(
+        self, principal: Principal, challenge_id: str, credential_json: str, order_hash: str
+    ) -> AssertionProof | Refusal:
+        session_id = _session(principal)
+        now = self._clock()
+        taken = await self._take(challenge_id, store.PURPOSE_STEP_UP, now, session_id)
+        if isinstance(taken, Refusal):
+            return await self._refuse(taken, trader=principal.name)
+        if taken.order_hash != order_hash:
+            return await self._refuse(
+                Refusal(
+                    r.WRONG_ORDER,
+                    f"this confirmation was for order {str(taken.order_hash)[:12]}, not {order_hash[:12]};"
+                    " stage the order again and confirm that one",
+                ),
+                trader=principal.name,
+            )
+        return await self._verify(taken, credential_json, trader=principal.name, now=now)
+
+    async def authenticators(self, principal: Principal) -> list[AuthenticatorInfo]:
+        if principal.kind != KIND_TRADER:
+            return []
+        return [_info(c) for c in await store.trader_credentials(self._db, principal.name)]
+
+    # -- shared ---------------------------------------------------------------------------
+
+    def _expected(self, challenge: bytes) -> Expected:
+        return Expected(challenge, self._settings.webauthn_rp_id, self._settings.webauthn_origin)
+
+    async def _challenge(
+        self, purpose: str, challenge: bytes, options_json: str, now: datetime, **bound: Any
+    ) -> Challenge:
+        challenge_id = uuid.uuid4().hex
+        expires_at = now + timedelta(seconds=self._settings.step_up_ttl_s)
+        await store.add_challenge(
+            self._db,
+            challenge_id=challenge_id,
+            purpose=purpose,
+            challenge=challenge,
+            expires_at=expires_at,
+            now=now,
+            **bound,
+        )
+        return Challenge(challenge_id, options_json, expires_at)
+
+    async def _take(
+        self, challenge_id: str, purpose: str, now: datetime, session_id: str | None
+    ) -> store.TakenChallenge | Refusal:
+        try:
+            taken = await store.take_challenge(self._db, challenge_id, purpose, now, session_id=session_id)
+        except store.ChallengeExpired:
+            return Refusal(r.CHALLENGE_EXPIRED, "the ceremony took too long; begin it again")
+        if taken is None:
+            return Refusal(
+                r.CHALLENGE_UNKNOWN,
+                "no such open challenge for this ceremony (already answered, or never issued here);"
+                " begin again",
+            )
+        return taken
+
+    async def _assertion_options(self, trader: str, challenge: bytes) -> str:
+        credentials = await store.trader_credentials(self._db, trader)
+        options = generate_authentication_options(
+            rp_id=self._settings.webauthn_rp_id,
+            challenge=challenge,
+            allow_credentials=[
+                PublicKeyCredentialDescriptor(
+                    id=c.credential_id,
+                    transports=[AuthenticatorTransport(t) for t in c.transports if t in _TRANSPORTS],
+                )
+                for c in credentials
+            ],
+            user_verification=UserVerificationRequirement.REQUIRED,
+        )
+        return options_to_json(options)
+
+    async def _verify(
+        self, taken: store.TakenChallenge, credential_json: str, *, trader: str | None, now: datetime
+    ) -> AssertionProof | Refusal:
+        """Verify an assertion against the taken challenge and store its sign count; ``trader``:
+        whose passkey it must be (None: anyone's, for sign-in)."""
+        credential = parse_assertion(credential_json)
+        if isinstance(credential, Refusal):
+            return await self._refuse(credential, trader=trader)
+        stored = await store.get_credential(self._db, credential.raw_id)
+        if (
+            stored is None
+            or (trader is not None and stored.trader != trader)
+            or not await self._same_user(credential, stored)
+        ):
+            return await self._refuse(
+                Refusal(
+                    r.UNKNOWN_CREDENTIAL,
+                    "this passkey is not registered here for you; use the one you enrolled",
+                ),
+                trader=trader,
+                credential_id=credential.id,
+            )
+        for _ in range(CAS_ATTEMPTS):
+            checked = check_assertion(
+                credential, self._expected(taken.challenge), stored.public_key, stored.sign_count
+            )
+            if isinstance(checked, CountReplayed):
+                return await self._replayed(stored.trader, credential.id, checked)
+            if isinstance(checked, Refusal):
+                return await self._refuse(checked, trader=stored.trader, credential_id=credential.id)
+            if await store.swap_sign_count(
+                self._db, stored.credential_id, stored.sign_count, checked.sign_count, checked.backed_up, now
+            ):
+                return _proof(stored.trader, checked)
+            # Another assertion of this passkey moved the count meanwhile: check against it.
+            moved = await store.get_credential(self._db, stored.credential_id)
+            assert moved is not None  # credentials are never deleted
+            stored = moved
+        return await self._replayed(stored.trader, credential.id, CountReplayed(stored.sign_count, -1))
+
+    async def _same_user(self, credential: AuthenticationCredential, stored: store.StoredCredential) -> bool:
+        """A discoverable passkey's answer names its user (the handle registered with it); when
+        it does, it must be the passkey's trader."""
+        handle = credential.response.user_handle
+        if not handle:
+            return True
+        trader = await get_trader(self._db, stored.trader)
+        return trader is not None and trader.user_handle == bytes(handle)
+
+    async def _replayed(self, trader: str, credential_id: str, count: CountReplayed) -> Refusal:
+        return await self._refuse(
+            Refusal(
+                r.SIGN_COUNT_REPLAYED,
+                f"the passkey's sign count did not increase "
+                f"(stored {count.stored}, presented {count.presented}):"
+                " a copy of this authenticator, or a replayed answer; the operator has been alerted",
+            ),
+            trader=trader,
+            credential_id=credential_id,
+        )
+
+    async def _refuse(
+        self, refusal: Refusal, *, trader: str | None = None, credential_id: str | None = None
+    ) -> Refusal:
+        if refusal.reason in r.BREACHES:
+            severity = Severity.CRITICAL
+        elif refusal.reason == r.CHALLENGE_EXPIRED:
+            severity = Severity.INFO
+        else:
+            severity = Severity.WARNING
+        await self._security.record(
+            refusal_event(
+                reason=refusal.reason,
+                severity=severity.value,
+                source="api",
+                source_address=None,
+                agent_id=None if trader is None else f"trader.{trader}",
+                key_id=credential_id,
+                detail=refusal.detail,
+                now=self._clock(),
+            )
+        )
+        return refusal
+
+
+_ENROLMENT_UNKNOWN = Refusal(
+    r.ENROLMENT_INVALID, "this enrolment link is not valid; ask the operator for a new one"
+)
+_TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
+
+
+def _enrolment_refusal(enrolment: Any, now: datetime) -> Refusal | None:
+    if enrolment is None:
+        return _ENROLMENT_UNKNOWN
+    if enrolment.used_at is not None:
+        return Refusal(
+            r.ENROLMENT_INVALID, "this enrolment link was already used; ask the operator for a new one"
+        )
+    if enrolment.expires_at <= now:
+        return Refusal(r.ENROLMENT_INVALID, "this enrolment link has expired; ask the operator for a new one")
+    return None
+
+
+def _session(principal: Principal) -> str:
+    if principal.kind != KIND_TRADER or principal.session_id is None:
+        raise NotATraderSession(f"{principal.name} is not a trader signed in with a passkey")
+    return principal.session_id
+
+
+def _credential_bytes(credential_id: str) -> bytes:
+    return base64url_to_bytes(credential_id)
+
+
+def _proof(trader: str, checked: VerifiedAssertion) -> AssertionProof:
+    return AssertionProof(
+        trader=trader,
+        credential_id=bytes_to_base64url(checked.credential_id),
+        sign_count=checked.sign_count,
+        authenticator_data_sha256=checked.authenticator_data_sha256,
+        client_data_sha256=checked.client_data_sha256,
+        synced=checked.backup_eligible or checked.sign_count == 0,
+    )
+
+
+def _info(c: store.StoredCredential) -> AuthenticatorInfo:
+    return AuthenticatorInfo(
+        credential_id=bytes_to_base64url(c.credential_id),
+        created_at=c.created_at,
+        last_used_at=c.last_used_at,
+        sign_count=c.sign_count,
+        transports=c.transports,
+        backup_eligible=c.backup_eligible,
+        backed_up=c.backed_up,
+    )
+
+
+def _grant(g: store.StoredGrant) -> ArmingGrant:
+    return ArmingGrant(
+        grant_id=g.grant_id,
+        trader=g.trader,
+        session_id=g.session_id,
+        limits=GrantLimits(
+            symbols=None if g.symbols is None else frozenset(g.symbols),
+            max_quantity=g.max_quantity,
+            max_notional=g.max_notional,
+        ),
+        expires_at=g.expires_at,
+        proof=AssertionProof(
+            trader=g.trader,
+            credential_id=bytes_to_base64url(g.credential_id),
+            sign_count=g.sign_count,
+            authenticator_data_sha256=g.authenticator_data_sha256,
+            client_data_sha256=g.client_data_sha256,
+            synced=g.synced,
+        ),
+    )
+
+
+def _limits_json(limits: GrantLimits) -> dict[str, Any]:
+    return {
+        "symbols": None if limits.symbols is None else sorted(limits.symbols),
+        "max_quantity": limits.max_quantity,
+        "max_notional": None if limits.max_notional is None else str(limits.max_notional),
+    }
+
+
+def _limits_from_json(doc: dict[str, Any]) -> GrantLimits:
+    symbols = doc.get("symbols")
+    notional = doc.get("max_notional")
+    return GrantLimits(
+        symbols=None if symbols is None else frozenset(symbols),
+        max_quantity=doc.get("max_quantity"),
+        max_notional=None if notional is None else Decimal(notional),
+    )

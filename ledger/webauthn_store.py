@@ -1,0 +1,327 @@
+"""Storage of the traders' WebAuthn state: passkeys (credentials), single-use challenges, web
+sessions and arming grants (migration 0016).
+
+Every check that must hold under concurrency is one statement: a challenge is taken by an
+``UPDATE ... WHERE used_at IS NULL AND expires_at > now RETURNING`` (two answers to it cannot
+both win), a sign count moves by compare-and-swap (``WHERE sign_count = old``). Times are passed
+in by the caller's clock so a test can move it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from ledger.db import Db
+from ledger.secret_tokens import secret_hash
+
+PURPOSE_REGISTRATION = "registration"
+PURPOSE_LOGIN = "login"
+PURPOSE_ARMING = "arming"
+PURPOSE_STEP_UP = "step_up"
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    credential_id: bytes
+    trader: str
+    public_key: bytes
+    sign_count: int
+    transports: tuple[str, ...]
+    backup_eligible: bool
+    backed_up: bool
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TakenChallenge:
+    """A challenge just taken for answering (it can never be taken again)."""
+
+    challenge_id: str
+    purpose: str
+    challenge: bytes
+    enrolment_id: int | None
+    session_id: str | None
+    order_hash: str | None
+    limits: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StoredGrant:
+    grant_id: str
+    trader: str
+    session_id: str
+    symbols: tuple[str, ...] | None
+    max_quantity: int | None
+    max_notional: Decimal | None
+    credential_id: bytes
+    sign_count: int
+    authenticator_data_sha256: str
+    client_data_sha256: str
+    synced: bool
+    expires_at: datetime
+
+
+_CREDENTIAL_COLUMNS = (
+    "credential_id, trader, public_key, sign_count, transports, backup_eligible, backed_up,"
+    " created_at, last_used_at"
+)
+
+
+def _credential(row: asyncpg.Record) -> StoredCredential:
+    return StoredCredential(
+        credential_id=bytes(row["credential_id"]),
+        trader=row["trader"],
+        public_key=bytes(row["public_key"]),
+        sign_count=row["sign_count"],
+        transports=tuple(row["transports"]),
+        backup_eligible=row["backup_eligible"],
+        backed_up=row["backed_up"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+    )
+
+
+async def enrol_credential(
+    db: Db,
+    *,
+    enrolment_id: int,
+    credential_id: bytes,
+    public_key: bytes,
+    sign_count: int,
+    transports: list[str],
+    backup_eligible: bool,
+    backed_up: bool,
+    now: datetime,
+) -> StoredCredential | None:
+    """Use the enrolment and store the passkey for its trader, in one statement: None (and
+    nothing stored) when the enrolment was already used or has expired."""
+    row = await db.fetchrow(
+        "WITH used AS (UPDATE trader_enrolments SET used_at = $8 WHERE enrolment_id = $1"
+        " AND used_at IS NULL AND expires_at > $8 RETURNING trader)"
+        " INSERT INTO webauthn_credentials (credential_id, trader, public_key, sign_count, transports,"
+        " backup_eligible, backed_up, created_at) SELECT $2, used.trader, $3, $4, $5, $6, $7, $8 FROM used"
+        f" RETURNING {_CREDENTIAL_COLUMNS}",
+        enrolment_id,
+        credential_id,
+        public_key,
+        sign_count,
+        transports,
+        backup_eligible,
+        backed_up,
+        now,
+    )
+    return None if row is None else _credential(row)
+
+
+async def get_credential(db: Db, credential_id: bytes) -> StoredCredential | None:
+    row = await db.fetchrow(
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM webauthn_credentials WHERE credential_id = $1", credential_id
+    )
+    return None if row is None else _credential(row)
+
+
+async def trader_credentials(db: Db, trader: str) -> list[StoredCredential]:
+    rows = await db.fetch(
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM webauthn_credentials WHERE trader = $1 ORDER BY created_at",
+        trader,
+    )
+    return [_credential(r) for r in rows]
+
+
+async def swap_sign_count(
+    db: Db, credential_id: bytes, old: int, new: int, backed_up: bool, now: datetime
+) -> bool:
+    """Store ``new`` only if the count is still ``old`` (compare-and-swap): False when another
+    assertion moved it first."""
+    row = await db.fetchrow(
+        "UPDATE webauthn_credentials SET sign_count = $3, backed_up = $4, last_used_at = $5"
+        " WHERE credential_id = $1 AND sign_count = $2 RETURNING credential_id",
+        credential_id,
+        old,
+        new,
+        backed_up,
+        now,
+    )
+    return row is not None
+
+
+async def add_challenge(
+    db: Db,
+    *,
+    challenge_id: str,
+    purpose: str,
+    challenge: bytes,
+    expires_at: datetime,
+    now: datetime,
+    enrolment_id: int | None = None,
+    session_id: str | None = None,
+    order_hash: str | None = None,
+    limits: dict[str, Any] | None = None,
+) -> None:
+    await db.execute(
+        "INSERT INTO webauthn_challenges (challenge_id, purpose, challenge, enrolment_id, session_id,"
+        " order_hash, limits, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)",
+        challenge_id,
+        purpose,
+        challenge,
+        enrolment_id,
+        session_id,
+        order_hash,
+        None if limits is None else json.dumps(limits),
+        now,
+        expires_at,
+    )
+
+
+class ChallengeExpired(Exception):
+    """The challenge exists, unused, but its time ran out."""
+
+
+async def take_challenge(
+    db: Db, challenge_id: str, purpose: str, now: datetime, *, session_id: str | None = None
+) -> TakenChallenge | None:
+    """Take the challenge for answering, once: None when there is no such unused challenge for
+    this purpose (and session); raises :class:`ChallengeExpired` when it is there but expired."""
+    row = await db.fetchrow(
+        "UPDATE webauthn_challenges SET used_at = $3 WHERE challenge_id = $1 AND purpose = $2"
+        " AND used_at IS NULL AND expires_at > $3 AND session_id IS NOT DISTINCT FROM $4"
+        " RETURNING challenge_id, purpose, challenge, enrolment_id, session_id, order_hash, limits",
+        challenge_id,
+        purpose,
+        now,
+        session_id,
+    )
+    if row is None:
+        expired = await db.fetchval(
+            "SELECT true FROM webauthn_challenges WHERE challenge_id = $1 AND purpose = $2"
+            " AND used_at IS NULL AND expires_at <= $3 AND session_id IS NOT DISTINCT FROM $4",
+            challenge_id,
+            purpose,
+            now,
+            session_id,
+        )
+        if expired:
+            raise ChallengeExpired(challenge_id)
+        return None
+    return TakenChallenge(
+        challenge_id=row["challenge_id"],
+        purpose=row["purpose"],
+        challenge=bytes(row["challenge"]),
+        enrolment_id=row["enrolment_id"],
+        session_id=row["session_id"],
+        order_hash=row["order_hash"],
+        limits=None if row["limits"] is None else json.loads(row["limits"]),
+    )
+
+
+async def open_session(
+    db: Db,
+    *,
+    session_id: str,
+    cookie: str,
+    trader: str,
+    credential_id: bytes,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    await db.execute(
+        "INSERT INTO web_sessions (session_id, token_hash, trader, credential_id, created_at, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        session_id,
+        secret_hash(cookie),
+        trader,
+        credential_id,
+        now,
+        expires_at,
+    )
+
+
+async def session_for_cookie(db: Db, cookie: str, now: datetime) -> tuple[str, str] | None:
+    """(session id, trader) of the live session this cookie opens, or None."""
+    row = await db.fetchrow(
+        "SELECT session_id, trader FROM floor_web_session($1, $2)", secret_hash(cookie), now
+    )
+    return None if row is None else (row["session_id"], row["trader"])
+
+
+async def session_alive(db: Db, session_id: str, now: datetime) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT true FROM web_sessions WHERE session_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            session_id,
+            now,
+        )
+    )
+
+
+async def revoke_session(db: Db, session_id: str, now: datetime) -> None:
+    """Ends the session and every grant it holds."""
+    await db.execute(
+        "UPDATE web_sessions SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL",
+        session_id,
+        now,
+    )
+    await revoke_grants(db, session_id, now)
+
+
+async def add_grant(db: Db, grant: StoredGrant, now: datetime) -> None:
+    await db.execute(
+        "INSERT INTO arming_grants (grant_id, trader, session_id, symbols, max_quantity, max_notional,"
+        " credential_id, sign_count, authenticator_data_sha256, client_data_sha256, synced, created_at,"
+        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        grant.grant_id,
+        grant.trader,
+        grant.session_id,
+        None if grant.symbols is None else list(grant.symbols),
+        grant.max_quantity,
+        grant.max_notional,
+        grant.credential_id,
+        grant.sign_count,
+        grant.authenticator_data_sha256,
+        grant.client_data_sha256,
+        grant.synced,
+        now,
+        grant.expires_at,
+    )
+
+
+async def revoke_grants(db: Db, session_id: str, now: datetime) -> None:
+    await db.execute(
+        "UPDATE arming_grants SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL",
+        session_id,
+        now,
+    )
+
+
+async def live_grant(db: Db, session_id: str, now: datetime) -> StoredGrant | None:
+    """The session's newest grant, if neither it nor the session is revoked or expired."""
+    row = await db.fetchrow(
+        "SELECT g.* FROM arming_grants g JOIN web_sessions s USING (session_id)"
+        " WHERE g.session_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2"
+        " AND s.revoked_at IS NULL AND s.expires_at > $2 ORDER BY g.created_at DESC LIMIT 1",
+        session_id,
+        now,
+    )
+    if row is None:
+        return None
+    return StoredGrant(
+        grant_id=row["grant_id"],
+        trader=row["trader"],
+        session_id=row["session_id"],
+        symbols=None if row["symbols"] is None else tuple(row["symbols"]),
+        max_quantity=row["max_quantity"],
+        max_notional=row["max_notional"],
+        credential_id=bytes(row["credential_id"]),
+        sign_count=row["sign_count"],
+        authenticator_data_sha256=row["authenticator_data_sha256"],
+        client_data_sha256=row["client_data_sha256"],
+        synced=row["synced"],
+        expires_at=row["expires_at"],
+    )

@@ -1,0 +1,94 @@
+"""The API as ``floor up`` runs it, for the GraphQL suites: ``graphql_api`` is a real API process
+(the app ``python -m api`` builds, uvicorn on a free port) against the session's Postgres and
+Kafka; tests query it over HTTP and subscribe over WebSocket (:mod:`tests.api.gql_ws`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from config.settings import FloorSettings
+from floor.supervisor import Supervisor
+from tests.api.http import api_process
+
+WS_SEND_TIMEOUT_S = 2.0
+"""How long the suite's API lets one frame wait for a client that stopped reading."""
+
+
+@dataclass(frozen=True)
+class GraphQLApi:
+    url: str
+    """``http://host:port`` of the API process."""
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.graphql_url.removeprefix("http")
+
+    async def post(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        cookie: str | None = None,
+    ) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if cookie is not None:
+            headers["Cookie"] = cookie
+        body: dict[str, Any] = {"query": query}
+        if variables:
+            body["variables"] = dict(variables)
+        async with httpx.AsyncClient(timeout=20.0) as client:
+            return await client.post(self.graphql_url, json=body, headers=headers)
+
+    async def query(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        cookie: str | None = None,
+    ) -> dict[str, Any]:
+        """The response's ``data``; fails on any error."""
+        response = await self.post(query, variables, token=token, cookie=cookie)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def refusal(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        cookie: str | None = None,
+    ) -> str:
+        """The ``extensions.code`` of the response's one error."""
+        response = await self.post(query, variables, token=token, cookie=cookie)
+        body = response.json()
+        assert body.get("errors"), body
+        (error,) = body["errors"]
+        code: str = error["extensions"]["code"]
+        return code
+
+
+@pytest.fixture(scope="package")
+def graphql_api(
+    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
+) -> Iterator[GraphQLApi]:
+    """A real API process of its own, started as ``floor up`` starts it."""
+    env = {"FLOOR_API_WS_SEND_TIMEOUT_S": str(WS_SEND_TIMEOUT_S), "FLOOR_API_STATE_POLL_MS": "50"}
+    with api_process(floor_settings, supervisor, "api-graphql", env) as (url, _):
+        yield GraphQLApi(url)

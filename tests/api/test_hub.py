@@ -1,0 +1,337 @@
+"""The API's subscription hub against real Kafka and Postgres: books as a snapshot then linked
+deltas, conflation for slow readers, verified order events only, outcomes, and a stuck
+subscriber that costs the others nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from api.hub import Hub
+from api.mailboxes import OVERFLOW, ResyncRequired
+from bus.kafka import start_producer
+from bus.topics import MARKET_DEPTH, ORDERS_EVENTS, SECURITY_EVENTS
+from config.settings import FloorSettings
+from ledger.access import LedgerAccess
+from observability.security import SecurityLog, refusal_event
+from tests.factories import depth_record, order_event
+from tests.fixtures.hotpath import RecordWriters
+from tests.helpers import eventually
+from trading.depth_book import BookDelta, BookSnapshot, PriceBook
+from trading.order_events import EventKind, OrderEvent, encode
+from trading.orders import Fill
+from trading.record_signing import UNKNOWN_KEY, sign_record
+from trading.signing import generate_private_key
+
+
+@pytest.fixture
+async def api_pool(floor_settings: FloorSettings, postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """The API's own least-privilege role: the hub must work with its grants."""
+    pool = await asyncpg.create_pool(floor_settings.role_url("api"), min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = await start_producer(kafka_bootstrap, "test-hub")
+    yield p
+    await p.stop()
+
+
+def hub_settings(floor_settings: FloorSettings, **changes: object) -> FloorSettings:
+    return floor_settings.model_copy(update={"api_state_poll_ms": 50, **changes})
+
+
+@pytest.fixture
+async def hub(
+    floor_settings: FloorSettings, kafka_bootstrap: str, api_pool: asyncpg.Pool, record_writers: RecordWriters
+) -> AsyncIterator[Hub]:
+    h = Hub(
+        api_pool, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings)
+    )
+    await h.start()
+    yield h
+    await h.stop()
+
+
+def symbol() -> str:
+    """A symbol of this test's own: the topic is shared with every other suite."""
+    return f"HUB{uuid.uuid4().hex[:6].upper()}"
+
+
+class Market:
+    """Publishes one symbol's whole book, one record per state, with increasing venue times."""
+
+    def __init__(self, producer: AIOKafkaProducer, name: str) -> None:
+        self.producer = producer
+        self.symbol = name
+        self.n = 0
+        self.t0 = datetime.now(UTC)
+
+    def levels(self, n: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """State ``n``: levels move, appear and disappear as n grows."""
+        bids = [(f"{100 - i * 0.01 - (n % 3) * 0.01:.2f}", 100 + (n * 7 + i) % 50) for i in range(5)]
+        asks = [(f"{100.01 + i * 0.01 + (n % 2) * 0.01:.2f}", 100 + (n * 11 + i) % 40) for i in range(5)]
+        return bids, asks
+
+    async def publish(self) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        self.n += 1
+        bids, asks = self.levels(self.n)
+        ts = self.t0 + timedelta(microseconds=self.n)
+        await self.producer.send_and_wait(
+            MARKET_DEPTH, depth_record(self.symbol, bids, asks, ts), key=self.symbol.encode()
+        )
+        return bids, asks
+
+
+def as_levels(levels: list[tuple[str, int]]) -> tuple[tuple[Decimal, int], ...]:
+    return tuple((Decimal(p), s) for p, s in levels)
+
+
+async def test_a_book_subscriber_gets_a_snapshot_then_deltas_whose_sequences_link(
+    hub: Hub, producer: AIOKafkaProducer
+) -> None:
+    market = Market(producer, symbol())
+    sub = hub.subscribe_book(market.symbol, 10)
+    await market.publish()
+    first = await asyncio.wait_for(anext(sub), 10)
+    assert isinstance(first, BookSnapshot) and first.symbol == market.symbol
+    client = PriceBook(first)
+    deltas: list[BookDelta] = []
+    for _ in range(30):
+        bids, asks = await market.publish()
+        while client.levels() != (as_levels(bids), as_levels(asks)):
+            item = await asyncio.wait_for(anext(sub), 10)
+            assert isinstance(item, BookDelta)
+            assert item.previous_sequence == client.sequence  # gap-free for this subscriber
+            client.apply(item)
+            deltas.append(item)
+    assert deltas and all(d.bids or d.asks for d in deltas)
+    snapshot = hub.book(market.symbol, 10)
+    assert snapshot is not None and snapshot.sequence == client.sequence
+    sub.close()
+    with pytest.raises(StopAsyncIteration):
+        await anext(sub)
+
+
+async def test_a_slow_book_subscriber_gets_one_merged_delta_that_still_links(
+    hub: Hub, producer: AIOKafkaProducer
+) -> None:
+    market = Market(producer, symbol())
+    slow = hub.subscribe_book(market.symbol, 3)
+    await market.publish()
+    snap = await asyncio.wait_for(anext(slow), 10)
+    assert isinstance(snap, BookSnapshot) and len(snap.bids) == 3
+    for _ in range(40):
+        bids, asks = await market.publish()
+    await eventually(
+        lambda: (b := hub.book(market.symbol, 3)) is not None and b.sequence == snap.sequence + 40
+    )
+    merged = await asyncio.wait_for(anext(slow), 10)
+    assert isinstance(merged, BookDelta)
+    assert merged.previous_sequence == snap.sequence and merged.sequence > snap.sequence + 1
+    client = PriceBook(snap)
+    client.apply(merged)
+    assert client.levels() == (as_levels(bids[:3]), as_levels(asks[:3]))
+    assert hub.stats().dropped == 0  # a book mailbox conflates: it never overflows
+    slow.close()
+
+
+def signed(event: OrderEvent, writers: RecordWriters) -> bytes:
+    return sign_record(ORDERS_EVENTS, encode(event), writers.hotpath)
+
+
+async def publish(producer: AIOKafkaProducer, raw: bytes) -> None:
+    await producer.send_and_wait(ORDERS_EVENTS, raw, key=b"DU1/MSFT")
+
+
+async def test_200_order_event_subscribers_one_stuck_the_others_get_every_event_and_the_stuck_one_must_resync(
+    floor_settings: FloorSettings,
+    kafka_bootstrap: str,
+    api_pool: asyncpg.Pool,
+    record_writers: RecordWriters,
+    producer: AIOKafkaProducer,
+) -> None:
+    capacity = 20
+    hub = Hub(
+        api_pool,
+        SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS),
+        hub_settings(floor_settings, api_subscription_queue=capacity),
+    )
+    await hub.start()
+    try:
+        account = f"ACC{uuid.uuid4().hex[:6]}"
+        mine = lambda e: e.account == account  # noqa: E731
+        stuck = hub.subscribe_order_events(mine)
+        readers = [hub.subscribe_order_events(mine) for _ in range(199)]
+        n = capacity * 3
+        command = f"cmd-{uuid.uuid4().hex[:8]}"
+        events = [order_event(command, i, EventKind.SUBMITTED, account=account) for i in range(n)]
+        received: list[list[str]] = [[] for _ in readers]
+        last_at: list[float] = [0.0] * len(readers)
+
+        async def read(i: int) -> None:
+            async for event in readers[i]:
+                received[i].append(event.event_id)
+                if len(received[i]) == n:
+                    last_at[i] = time.monotonic()
+                    return
+
+        tasks = [asyncio.create_task(read(i)) for i in range(len(readers))]
+        started = time.monotonic()
+        for event in events:
+            await publish(producer, signed(event, record_writers))
+        published = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        expected = [e.event_id for e in events]
+        assert all(r == expected for r in received)  # every event, in order, to every reader
+        # Generous: the last reader has the last event within 5 s of its publication.
+        assert max(last_at) - published < 5.0, (max(last_at) - published, published - started)
+        with pytest.raises(ResyncRequired) as ended:
+            await anext(stuck)
+        assert ended.value.reason == OVERFLOW
+        stats = hub.stats()
+        assert stats.dropped == 1
+        assert stats.subscribers == 199 + 0  # the stuck one is forgotten; the readers are open
+    finally:
+        await hub.stop()
+
+
+async def test_a_forged_order_event_is_not_fanned_out_and_is_a_security_event(
+    hub: Hub, producer: AIOKafkaProducer, record_writers: RecordWriters, ledger_pool: asyncpg.Pool
+) -> None:
+    account = f"ACC{uuid.uuid4().hex[:6]}"
+    sub = hub.subscribe_order_events(lambda e: e.account == account)
+    command = f"cmd-{uuid.uuid4().hex[:8]}"
+    # Well-formed and signed, by a key the registry does not hold: a fill that never happened.
+    forged = order_event(command, 1, EventKind.FILLED, 200, Fill("x-1", 200, Decimal("230")), account=account)
+    forged_raw = sign_record(ORDERS_EVENTS, encode(forged), generate_private_key())
+    genuine = order_event(command, 2, EventKind.SUBMITTED, account=account)
+    await publish(producer, forged_raw)
+    await publish(producer, signed(genuine, record_writers))
+    first = await asyncio.wait_for(anext(sub), 10)
+    assert first.event_id == genuine.event_id
+    assert hub.stats().unverified >= 1
+    row = await eventually(
+        lambda: ledger_pool.fetchrow(
+            "SELECT reason, source, severity FROM security_events WHERE detail->>'claimed_event_id' = $1",
+            forged.event_id,
+        )
+    )
+    assert tuple(row) == (UNKNOWN_KEY, "api", "critical")
+    sub.close()
+
+
+async def test_expect_outcome_resolves_on_the_first_genuine_accepted_or_rejected_record_of_that_command(
+    hub: Hub, producer: AIOKafkaProducer, record_writers: RecordWriters
+) -> None:
+    command = f"cmd-{uuid.uuid4().hex[:8]}"
+    other = f"cmd-{uuid.uuid4().hex[:8]}"
+    outcome = hub.expect_outcome(command)
+    assert hub.expect_outcome(command) is outcome  # asked twice, one future
+    forged_accept = sign_record(
+        ORDERS_EVENTS, encode(order_event(command, 1, EventKind.ACCEPTED)), generate_private_key()
+    )
+    await publish(producer, forged_accept)
+    await publish(producer, signed(order_event(other, 1, EventKind.ACCEPTED), record_writers))
+    await publish(producer, signed(order_event(command, 2, EventKind.SUBMITTED), record_writers))
+    rejected = order_event(command, 3, EventKind.REJECTED, reason="risk.max_trade_size")
+    await publish(producer, signed(rejected, record_writers))
+    await publish(producer, signed(order_event(command, 4, EventKind.ACCEPTED), record_writers))
+    event = await asyncio.wait_for(outcome, 10)
+    assert (event.event_id, event.kind, event.reason) == (
+        rejected.event_id,
+        EventKind.REJECTED,
+        "risk.max_trade_size",
+    )
+    assert not hub.expect_outcome(other).done()  # another command's accepted came first: not its outcome
+
+
+async def test_a_forgotten_outcome_is_cancelled(hub: Hub) -> None:
+    command = f"cmd-{uuid.uuid4().hex[:8]}"
+    outcome = hub.expect_outcome(command)
+    hub.forget_outcome(command)
+    assert outcome.cancelled()
+    assert hub.expect_outcome(command) is not outcome
+
+
+async def test_security_events_reach_their_subscribers_from_postgres(
+    hub: Hub, api_pool: asyncpg.Pool
+) -> None:
+    sub = hub.subscribe_security_events()
+    marker = uuid.uuid4().hex
+    event = refusal_event(
+        reason="sentry.bad_signature", severity="critical", source="api", source_address="10.0.0.9",
+        command_id=f"cmd-{marker}",
+    )  # fmt: skip
+    await SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS).record(event)
+    got = await asyncio.wait_for(anext(sub), 10)
+    while got.command_id != f"cmd-{marker}":  # other suites' events may come first
+        got = await asyncio.wait_for(anext(sub), 10)
+    assert (got.reason, got.source_address, got.event_id) == (
+        "sentry.bad_signature",
+        "10.0.0.9",
+        event.event_id,
+    )
+    sub.close()
+
+
+async def test_stopping_the_hub_ends_every_stream_with_resync_required(
+    floor_settings: FloorSettings, kafka_bootstrap: str, api_pool: asyncpg.Pool, record_writers: RecordWriters
+) -> None:
+    hub = Hub(
+        api_pool, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings)
+    )
+    await hub.start()
+    orders = hub.subscribe_order_events(lambda e: True)
+    book = hub.subscribe_book(symbol(), 5)
+    outcome = hub.expect_outcome("cmd-never")
+    await hub.stop()
+    for sub in (orders, book):
+        with pytest.raises(ResyncRequired, match="resync.hub_stopped"):
+            await anext(sub)
+    assert outcome.cancelled()
+
+
+async def test_200_book_subscribers_one_stuck_the_others_follow_every_state_and_the_stuck_one_costs_nothing(
+    hub: Hub, producer: AIOKafkaProducer
+) -> None:
+    market = Market(producer, symbol())
+    stuck = hub.subscribe_book(market.symbol, 5)
+    readers = [hub.subscribe_book(market.symbol, 5) for _ in range(199)]
+    states = 50
+    final: list[tuple[tuple[Decimal, int], ...]] = []
+    done_at: list[float] = [0.0] * len(readers)
+
+    async def follow(i: int) -> None:
+        client: PriceBook | None = None
+        async for item in readers[i]:
+            if client is None:
+                assert isinstance(item, BookSnapshot)
+                client = PriceBook(item)
+            else:
+                assert isinstance(item, BookDelta)
+                client.apply(item)  # raises on a gap
+            if final and client.levels() == tuple(final):
+                done_at[i] = time.monotonic()
+                return
+
+    tasks = [asyncio.create_task(follow(i)) for i in range(len(readers))]
+    for _ in range(states):
+        bids, asks = await market.publish()
+    final.extend((as_levels(bids[:5]), as_levels(asks[:5])))
+    published = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert max(done_at) - published < 5.0
+    late = await asyncio.wait_for(anext(stuck), 5)  # when it does read: the book now, whole
+    assert isinstance(late, BookSnapshot) and (late.bids, late.asks) == tuple(final)
+    assert hub.stats().dropped == 0
