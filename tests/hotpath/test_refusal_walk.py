@@ -538,12 +538,8 @@ async def floor_key_out_of_scope(w: Walk) -> str | None:
 
 
 def _record_refusal(
-    *,
-    proof: object = "sign",
-    agent: str = records.HOTPATH_WRITER,
-    revoked: bool = False,
-    registered: bool = True,
-    tamper: bool = False,
+    *, proof: object = "sign", agent: str = records.HOTPATH_WRITER, revoked: bool = False,
+    registered: bool = True, tamper: bool = False,
 ) -> str | None:
     """Verify one ``orders.events`` record signed by a fresh key of ``agent`` (a service key),
     changed in the one way the arguments name."""
