@@ -125,7 +125,7 @@ class CommandKind(enum.StrEnum):
 
 BREAKER_KINDS = frozenset({CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM})
 OPERATOR_KINDS = BREAKER_KINDS
-"""Kinds only a key with the operator role may sign (see :mod:`trading.sentry`)."""
+"""Kinds only an operator's key, or an authorised trader's, may sign (see :mod:`trading.sentry`)."""
 FLOOR_WIDE = "*"
 """The ``account`` of a breaker command: the whole floor."""
 
