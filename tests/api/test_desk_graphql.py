@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import httpx
 
 from api import desk_results as d
 from api.principals import SESSION_COOKIE
@@ -30,7 +31,7 @@ from tests.fixtures.desk import ACCOUNT, DeskTrader, arm
 from tests.fixtures.hotpath import await_event
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from trading.arming_limits import OVER_QUANTITY
+from trading.arming_limits import OVER_QUANTITY, SYMBOL_NOT_ARMED
 from trading.order_events import EventKind
 
 STAGE = """
@@ -161,6 +162,14 @@ async def test_expected_refusals_are_result_types_and_no_caller_is_an_error(
     staged = await mutate(graphql_api, alice, STAGE, ticket=ticket_input(Decimal("10.00")))
     refused = await mutate(graphql_api, alice, EXECUTE, id=staged["stagedId"])
     assert refused["__typename"] == "GrantExceeded", refused
+
+    # REST's Execute, served by the same process, answers the refusal with 403 and its reason.
+    async with httpx.AsyncClient(timeout=20.0) as client:
+        rest = await client.post(
+            f"{graphql_api.url}/v1/orders/{staged['stagedId']}/execute", headers={"Cookie": cookie(alice)}
+        )
+    assert rest.status_code == 403
+    assert (rest.json()["result"], rest.json()["error"]) == ("GrantExceeded", SYMBOL_NOT_ARMED)
 
     elsewhere = await mutate(graphql_api, alice, CANCEL_ALL, account="DU-SOMEONE-ELSE")
     assert (elsewhere["__typename"], elsewhere["reason"]) == ("Invalid", d.ACCOUNT_NOT_ALLOWED)
