@@ -357,6 +357,12 @@ class Ceremonies:
     async def _take(
         self, challenge_id: str, purpose: str, now: datetime, session_id: str | None
     ) -> store.TakenChallenge | Refusal:
+        """Take the challenge; one bound to a session only while that session lives (a
+        WebSocket's caller was authenticated when it connected, and may have signed out since)."""
+        if session_id is not None and not await store.session_alive(self._db, session_id, now):
+            return Refusal(
+                r.CHALLENGE_UNKNOWN, "your session has ended (signed out or expired); sign in again"
+            )
         try:
             taken = await store.take_challenge(self._db, challenge_id, purpose, now, session_id=session_id)
         except store.ChallengeExpired:
