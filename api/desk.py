@@ -69,6 +69,7 @@ from api.webauthn_results import AssertionProof, Refusal
 from config.settings import FloorSettings
 from ledger.command_entries import command_entry
 from ledger.db import Db
+from ledger.traders import get_trader
 from trading.arming_limits import GrantFit, check_grant, worst_notional_price
 from trading.commands import (
     FLOOR_WIDE,
@@ -381,8 +382,9 @@ class Desk:
         return await session_assertion(self._db, principal.session_id)
 
     async def _confirms_every_order(self, trader: str) -> bool:
-        value = await self._db.fetchval("SELECT step_up_every_order FROM traders WHERE name = $1", trader)
-        return bool(value)
+        """The trader's own setting, read now: a principal kept by a WebSocket may be older."""
+        record = await get_trader(self._db, trader)
+        return record is None or record.step_up_every_order
 
     def _touch(self, symbol: str, side: Side) -> Decimal | None:
         """The far side of the current book: the best ask for a BUY, the best bid for a SELL."""
@@ -418,7 +420,6 @@ def _authorization(proof: AssertionProof, ceremony: Ceremony, digest: str | None
 def _no_session(principal: Principal) -> Invalid | None:
     if principal.kind != "trader" or principal.session_id is None:
         return Invalid(
-            NO_ASSERTION,
             NO_SESSION,
             "the desk is for traders signed in with a passkey; programs send signed commands (submitCommand)",
         )

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from trading.depth_book import BookDelta, BookSnapshot, SymbolBook, delta_between
+from trading.depth_book import BookDelta, BookSnapshot, SymbolBook
 
 T = TypeVar("T")
 
@@ -201,7 +201,7 @@ class BookSubscription(Subscription[BookSnapshot | BookDelta]):
         if self._sent is None:
             self._sent = now
             return now
-        delta = delta_between(self._sent, now)
+        delta = self.book.delta_since(self._sent, self.depth)
         if not delta.bids and not delta.asks:
             # Only levels beyond this subscriber's depth moved: nothing to send; the next
             # delta links to the sequence it was last sent.

@@ -56,7 +56,7 @@ from config.settings import FloorSettings
 from ledger import webauthn_store as store
 from ledger.db import Db
 from ledger.secret_tokens import new_secret
-from ledger.traders import find_enrolment, get_trader
+from ledger.traders import Enrolment, find_enrolment, get_trader
 from observability.security import SecurityRecorder, refusal_event
 from trading.security_events import Severity
 
@@ -96,12 +96,13 @@ class Ceremonies:
 
     # -- registration ---------------------------------------------------------------------
 
-    async def begin_registration(self, enrolment_token: str) -> Challenge | Refusal:
+    async def begin_registration(
+        self, enrolment_token: str, *, client_address: str | None = None
+    ) -> Challenge | Refusal:
         now = self._clock()
-        enrolment = await find_enrolment(self._db, enrolment_token)
-        refusal = _enrolment_refusal(enrolment, now)
-        if refusal is not None or enrolment is None:
-            return await self._refuse(refusal or _ENROLMENT_UNKNOWN)
+        enrolment = _open_enrolment(await find_enrolment(self._db, enrolment_token), now)
+        if isinstance(enrolment, Refusal):
+            return await self._refuse(enrolment, client_address=client_address)
         trader = await get_trader(self._db, enrolment.trader)
         assert trader is not None  # an enrolment references its trader
         existing = await store.trader_credentials(self._db, trader.name)
@@ -127,27 +128,32 @@ class Ceremonies:
         )
 
     async def finish_registration(
-        self, enrolment_token: str, challenge_id: str, credential_json: str
+        self,
+        enrolment_token: str,
+        challenge_id: str,
+        credential_json: str,
+        *,
+        client_address: str | None = None,
     ) -> AuthenticatorInfo | Refusal:
         now = self._clock()
-        enrolment = await find_enrolment(self._db, enrolment_token)
-        refusal = _enrolment_refusal(enrolment, now)
-        if refusal is not None or enrolment is None:
-            return await self._refuse(refusal or _ENROLMENT_UNKNOWN)
+        enrolment = _open_enrolment(await find_enrolment(self._db, enrolment_token), now)
+        if isinstance(enrolment, Refusal):
+            return await self._refuse(enrolment, client_address=client_address)
         taken = await self._take(challenge_id, store.PURPOSE_REGISTRATION, now, None)
         if isinstance(taken, Refusal):
-            return await self._refuse(taken, trader=enrolment.trader)
+            return await self._refuse(taken, trader=enrolment.trader, client_address=client_address)
         if taken.enrolment_id != enrolment.enrolment_id:
             return await self._refuse(
                 Refusal(r.CHALLENGE_UNKNOWN, "that challenge was issued for another enrolment link"),
                 trader=enrolment.trader,
+                client_address=client_address,
             )
         credential = parse_registration(credential_json)
         if isinstance(credential, Refusal):
-            return await self._refuse(credential, trader=enrolment.trader)
+            return await self._refuse(credential, trader=enrolment.trader, client_address=client_address)
         verified = check_registration(credential, self._expected(taken.challenge))
         if isinstance(verified, Refusal):
-            return await self._refuse(verified, trader=enrolment.trader)
+            return await self._refuse(verified, trader=enrolment.trader, client_address=client_address)
         try:
             stored = await store.enrol_credential(
                 self._db,
@@ -164,6 +170,7 @@ class Ceremonies:
             return await self._refuse(
                 Refusal(r.MALFORMED, "this passkey is already registered; sign in with it"),
                 trader=enrolment.trader,
+                client_address=client_address,
             )
         if stored is None:
             return await self._refuse(
@@ -172,6 +179,7 @@ class Ceremonies:
                     "the enrolment link was used meanwhile; ask the operator for a new one",
                 ),
                 trader=enrolment.trader,
+                client_address=client_address,
             )
         return _info(stored)
 
@@ -187,13 +195,17 @@ class Ceremonies:
         )
         return await self._challenge(store.PURPOSE_LOGIN, challenge, options_to_json(options), now)
 
-    async def finish_login(self, challenge_id: str, credential_json: str) -> tuple[Principal, str] | Refusal:
+    async def finish_login(
+        self, challenge_id: str, credential_json: str, *, client_address: str | None = None
+    ) -> tuple[Principal, str] | Refusal:
         """The signed-in trader and the session cookie's value (set it HttpOnly, SameSite=Strict)."""
         now = self._clock()
         taken = await self._take(challenge_id, store.PURPOSE_LOGIN, now, None)
         if isinstance(taken, Refusal):
-            return await self._refuse(taken)
-        proof = await self._verify(taken, credential_json, trader=None, now=now)
+            return await self._refuse(taken, client_address=client_address)
+        proof = await self._verify(
+            taken, credential_json, trader=None, now=now, client_address=client_address
+        )
         if isinstance(proof, Refusal):
             return proof
         session_id = uuid.uuid4().hex
@@ -228,15 +240,22 @@ class Ceremonies:
         )
 
     async def finish_arming(
-        self, principal: Principal, challenge_id: str, credential_json: str
+        self,
+        principal: Principal,
+        challenge_id: str,
+        credential_json: str,
+        *,
+        client_address: str | None = None,
     ) -> ArmingGrant | Refusal:
         """A new grant for the session (any earlier one of the session ends)."""
         session_id = _session(principal)
         now = self._clock()
         taken = await self._take(challenge_id, store.PURPOSE_ARMING, now, session_id)
         if isinstance(taken, Refusal):
-            return await self._refuse(taken, trader=principal.name)
-        proof = await self._verify(taken, credential_json, trader=principal.name, now=now)
+            return await self._refuse(taken, trader=principal.name, client_address=client_address)
+        proof = await self._verify(
+            taken, credential_json, trader=principal.name, now=now, client_address=client_address
+        )
         if isinstance(proof, Refusal):
             return proof
         limits = _limits_from_json(taken.limits or {})
@@ -282,13 +301,19 @@ class Ceremonies:
         )
 
     async def finish_step_up(
-        self, principal: Principal, challenge_id: str, credential_json: str, order_hash: str
+        self,
+        principal: Principal,
+        challenge_id: str,
+        credential_json: str,
+        order_hash: str,
+        *,
+        client_address: str | None = None,
     ) -> AssertionProof | Refusal:
         session_id = _session(principal)
         now = self._clock()
         taken = await self._take(challenge_id, store.PURPOSE_STEP_UP, now, session_id)
         if isinstance(taken, Refusal):
-            return await self._refuse(taken, trader=principal.name)
+            return await self._refuse(taken, trader=principal.name, client_address=client_address)
         if taken.order_hash != order_hash:
             return await self._refuse(
                 Refusal(
@@ -297,8 +322,11 @@ class Ceremonies:
                     " stage the order again and confirm that one",
                 ),
                 trader=principal.name,
+                client_address=client_address,
             )
-        return await self._verify(taken, credential_json, trader=principal.name, now=now)
+        return await self._verify(
+            taken, credential_json, trader=principal.name, now=now, client_address=client_address
+        )
 
     async def authenticators(self, principal: Principal) -> list[AuthenticatorInfo]:
         if principal.kind != KIND_TRADER:
@@ -329,6 +357,12 @@ class Ceremonies:
     async def _take(
         self, challenge_id: str, purpose: str, now: datetime, session_id: str | None
     ) -> store.TakenChallenge | Refusal:
+        """Take the challenge; one bound to a session only while that session lives (a
+        WebSocket's caller was authenticated when it connected, and may have signed out since)."""
+        if session_id is not None and not await store.session_alive(self._db, session_id, now):
+            return Refusal(
+                r.CHALLENGE_UNKNOWN, "your session has ended (signed out or expired); sign in again"
+            )
         try:
             taken = await store.take_challenge(self._db, challenge_id, purpose, now, session_id=session_id)
         except store.ChallengeExpired:
@@ -358,13 +392,19 @@ class Ceremonies:
         return options_to_json(options)
 
     async def _verify(
-        self, taken: store.TakenChallenge, credential_json: str, *, trader: str | None, now: datetime
+        self,
+        taken: store.TakenChallenge,
+        credential_json: str,
+        *,
+        trader: str | None,
+        now: datetime,
+        client_address: str | None,
     ) -> AssertionProof | Refusal:
         """Verify an assertion against the taken challenge and store its sign count; ``trader``:
         whose passkey it must be (None: anyone's, for sign-in)."""
         credential = parse_assertion(credential_json)
         if isinstance(credential, Refusal):
-            return await self._refuse(credential, trader=trader)
+            return await self._refuse(credential, trader=trader, client_address=client_address)
         stored = await store.get_credential(self._db, credential.raw_id)
         if (
             stored is None
@@ -378,15 +418,18 @@ class Ceremonies:
                 ),
                 trader=trader,
                 credential_id=credential.id,
+                client_address=client_address,
             )
         for _ in range(CAS_ATTEMPTS):
             checked = check_assertion(
                 credential, self._expected(taken.challenge), stored.public_key, stored.sign_count
             )
             if isinstance(checked, CountReplayed):
-                return await self._replayed(stored.trader, credential.id, checked)
+                return await self._replayed(stored.trader, credential.id, checked, client_address)
             if isinstance(checked, Refusal):
-                return await self._refuse(checked, trader=stored.trader, credential_id=credential.id)
+                return await self._refuse(
+                    checked, trader=stored.trader, credential_id=credential.id, client_address=client_address
+                )
             if await store.swap_sign_count(
                 self._db, stored.credential_id, stored.sign_count, checked.sign_count, checked.backed_up, now
             ):
@@ -395,7 +438,9 @@ class Ceremonies:
             moved = await store.get_credential(self._db, stored.credential_id)
             assert moved is not None  # credentials are never deleted
             stored = moved
-        return await self._replayed(stored.trader, credential.id, CountReplayed(stored.sign_count, -1))
+        return await self._replayed(
+            stored.trader, credential.id, CountReplayed(stored.sign_count, -1), client_address
+        )
 
     async def _same_user(self, credential: AuthenticationCredential, stored: store.StoredCredential) -> bool:
         """A discoverable passkey's answer names its user (the handle registered with it); when
@@ -406,7 +451,9 @@ class Ceremonies:
         trader = await get_trader(self._db, stored.trader)
         return trader is not None and trader.user_handle == bytes(handle)
 
-    async def _replayed(self, trader: str, credential_id: str, count: CountReplayed) -> Refusal:
+    async def _replayed(
+        self, trader: str, credential_id: str, count: CountReplayed, client_address: str | None
+    ) -> Refusal:
         return await self._refuse(
             Refusal(
                 r.SIGN_COUNT_REPLAYED,
@@ -416,10 +463,16 @@ class Ceremonies:
             ),
             trader=trader,
             credential_id=credential_id,
+            client_address=client_address,
         )
 
     async def _refuse(
-        self, refusal: Refusal, *, trader: str | None = None, credential_id: str | None = None
+        self,
+        refusal: Refusal,
+        *,
+        trader: str | None = None,
+        credential_id: str | None = None,
+        client_address: str | None = None,
     ) -> Refusal:
         if refusal.reason in r.BREACHES:
             severity = Severity.CRITICAL
@@ -432,7 +485,7 @@ class Ceremonies:
                 reason=refusal.reason,
                 severity=severity.value,
                 source="api",
-                source_address=None,
+                source_address=client_address,
                 agent_id=None if trader is None else f"trader.{trader}",
                 key_id=credential_id,
                 detail=refusal.detail,
@@ -448,7 +501,8 @@ _ENROLMENT_UNKNOWN = Refusal(
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
 
 
-def _enrolment_refusal(enrolment: Any, now: datetime) -> Refusal | None:
+def _open_enrolment(enrolment: Enrolment | None, now: datetime) -> Enrolment | Refusal:
+    """The enrolment, if it can still register a passkey."""
     if enrolment is None:
         return _ENROLMENT_UNKNOWN
     if enrolment.used_at is not None:
@@ -457,7 +511,7 @@ def _enrolment_refusal(enrolment: Any, now: datetime) -> Refusal | None:
         )
     if enrolment.expires_at <= now:
         return Refusal(r.ENROLMENT_INVALID, "this enrolment link has expired; ask the operator for a new one")
-    return None
+    return enrolment
 
 
 def _session(principal: Principal) -> str:

@@ -13,7 +13,17 @@ from rich.table import Table
 
 from config.processes import tcp_probe
 from config.settings import FloorSettings
-from floor import breaker_cmd, keys, ledger_cmd, order_cmd, paper_cmd, risk_cmd, sniper_cmd
+from floor import (
+    api_tokens_cmd,
+    breaker_cmd,
+    keys,
+    ledger_cmd,
+    order_cmd,
+    paper_cmd,
+    risk_cmd,
+    sniper_cmd,
+    traders_cmd,
+)
 from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, start_floor, urls
 from floor.supervisor import ServiceFailed, Supervisor, stop_process_group
 
@@ -25,6 +35,8 @@ app.add_typer(order_cmd.app, name="order")
 app.add_typer(breaker_cmd.app, name="breaker")
 app.add_typer(paper_cmd.app, name="paper")
 app.add_typer(sniper_cmd.app, name="sniper")
+app.add_typer(traders_cmd.app, name="traders")
+app.add_typer(api_tokens_cmd.app, name="api-tokens")
 console = Console()
 
 

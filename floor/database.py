@@ -11,10 +11,18 @@ by its ``FLOOR_<PROCESS>_DATABASE_URL``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
 from config.settings import FloorSettings
 from floor.services import ensure_password
 from ledger import roles
 from ledger.migrate import apply_migrations
+
+T = TypeVar("T")
 
 
 async def prepare_database(settings: FloorSettings) -> list[str]:
@@ -32,3 +40,16 @@ async def prepare_database(settings: FloorSettings) -> list[str]:
     if applied:
         done.append(f"applied migrations {', '.join(applied)}")
     return done
+
+
+def run_as_cli(settings: FloorSettings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run ``work`` on one connection as the CLI's own role (``floor_cli``), from a command."""
+
+    async def run() -> T:
+        conn = await asyncpg.connect(settings.role_url("cli"))
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())

@@ -74,43 +74,57 @@ def new(
     """Make a key pair: private key to var/keys/AGENT.key (0600), public key registered by a
     ledger entry the operator signs."""
     settings = FloorSettings()
-    operator_key = _operator_key(settings, operator)
-    settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    final = key_path(settings, agent)
-    if final.exists():
-        console.print(f"[red]{final} already exists[/]; revoke the agent and move the file away first.")
-        raise typer.Exit(1)
-    key = generate_private_key()
-    staging = final.with_suffix(f".key.new-{os.getpid()}")
-    write_private_key(staging, private_key_to_pem(key))
+    signer = operator_key_or_exit(settings, operator)
     try:
-        record = asyncio.run(
-            _register(
-                settings.role_url("cli"),
-                agent,
-                public_key_bytes(key),
-                role,
-                _split_accounts(accounts),
-                operator,
-                operator_key,
-            )
-        )
-    except (registry.KeyRegistryError, OperatorNotAuthorised) as exc:
-        staging.unlink()
+        record, final = make_key(settings, agent, role, _split_accounts(accounts), operator, signer)
+    except (KeyFileExists, registry.KeyRegistryError, OperatorNotAuthorised) as exc:
         console.print(f"[red]not registered[/]: {exc}")
         raise typer.Exit(1) from None
-    except BaseException:
-        staging.unlink()
-        raise
-    os.link(staging, final)
-    staging.unlink()
     console.print(
         f"key [bold]{record.key_id}[/] registered for [bold]{agent}[/] (role {record.role}, "
         f"accounts {', '.join(sorted(record.accounts))}); private key in {final}"
     )
 
 
-def _operator_key(settings: FloorSettings, operator: str) -> Ed25519PrivateKey:
+class KeyFileExists(Exception):
+    """The agent's key file is there already; it is never overwritten."""
+
+
+def make_key(
+    settings: FloorSettings,
+    agent: str,
+    role: str,
+    accounts: list[str],
+    operator: str,
+    operator_key: Ed25519PrivateKey,
+) -> tuple[registry.KeyRecord, Path]:
+    """Make ``agent``'s key pair, register its public half (a ledger entry ``operator`` signs)
+    and only then put the private key at var/keys/AGENT.key (0600). Raises
+    :class:`KeyFileExists`, :class:`~ledger.keys.KeyRegistryError` or
+    :class:`~ledger.operator_changes.OperatorNotAuthorised`, leaving no file behind."""
+    settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    final = key_path(settings, agent)
+    if final.exists():
+        raise KeyFileExists(f"{final} already exists; revoke the agent and move the file away first")
+    key = generate_private_key()
+    staging = final.with_suffix(f".key.new-{os.getpid()}")
+    write_private_key(staging, private_key_to_pem(key))
+    try:
+        record = asyncio.run(
+            _register(
+                settings.role_url("cli"), agent, public_key_bytes(key), role, accounts, operator, operator_key
+            )
+        )
+    except BaseException:
+        staging.unlink()
+        raise
+    os.link(staging, final)
+    staging.unlink()
+    return record, final
+
+
+def operator_key_or_exit(settings: FloorSettings, operator: str) -> Ed25519PrivateKey:
+    """The operator's signing key, or exit saying where it should be."""
     try:
         return load_private_key(settings, operator)
     except FileNotFoundError:
@@ -148,7 +162,7 @@ def revoke(
 ) -> None:
     """Revoke the agent's active key: its commands are refused from now on."""
     settings = FloorSettings()
-    operator_key = _operator_key(settings, operator)
+    operator_key = operator_key_or_exit(settings, operator)
 
     async def run() -> registry.KeyRecord:
         conn = await asyncpg.connect(settings.role_url("cli"))

@@ -83,8 +83,17 @@ def prepare_postgres(settings: FloorSettings) -> str | None:
                 shutil.chown(tmp, user)
                 shutil.chown(pwfile, user)
             subprocess.run(
-                [str(postgres_bin("initdb")), "-D", str(pg_dir), "--auth-local=trust",
-                 "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--encoding=utf8", "-U", "postgres"],
+                [
+                    str(postgres_bin("initdb")),
+                    "-D",
+                    str(pg_dir),
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=utf8",
+                    "-U",
+                    "postgres",
+                ],
                 check=True,
                 capture_output=True,
                 user=user,
@@ -145,11 +154,16 @@ def postgres_spec(settings: FloorSettings) -> ServiceSpec:
         name="postgres",
         argv=[
             str(postgres_bin("postgres")),
-            "-D", str(settings.pg_dir.resolve()),
-            "-h", host,
-            "-p", str(port),
-            "-c", "unix_socket_directories=",
-            "-c", "listen_addresses=" + host,
+            "-D",
+            str(settings.pg_dir.resolve()),
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "listen_addresses=" + host,
         ],
         address=settings.embedded_database_url,
         probe=command_probe([str(postgres_bin("pg_isready")), "-q", "-h", host, "-p", str(port)]),
@@ -164,10 +178,14 @@ def kafka_spec(settings: FloorSettings) -> ServiceSpec:
     return ServiceSpec(
         name="kafka",
         argv=[
-            str(tansu_bin()), "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            str(tansu_bin()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
         ],
         address=settings.kafka,
         probe=tcp_probe(settings.host, settings.kafka_port),
@@ -181,12 +199,19 @@ def kafka_spec(settings: FloorSettings) -> ServiceSpec:
 def temporal_spec(settings: FloorSettings, *, ui: bool = True) -> ServiceSpec:
     temporal = str(venv_bin("temporal"))
     argv = [
-        temporal, "server", "start-dev",
-        "--ip", settings.host,
-        "--port", str(settings.temporal_port),
-        "--db-filename", str((settings.var_dir / "temporal.db").resolve()),
-        "--namespace", settings.temporal_namespace,
-        "--log-level", "warn",
+        temporal,
+        "server",
+        "start-dev",
+        "--ip",
+        settings.host,
+        "--port",
+        str(settings.temporal_port),
+        "--db-filename",
+        str((settings.var_dir / "temporal.db").resolve()),
+        "--namespace",
+        settings.temporal_namespace,
+        "--log-level",
+        "warn",
     ]
     ports = [(settings.host, settings.temporal_port)]
     if ui:
@@ -198,9 +223,7 @@ def temporal_spec(settings: FloorSettings, *, ui: bool = True) -> ServiceSpec:
         name="temporal",
         argv=argv,
         address=settings.temporal,
-        probe=command_probe(
-            [temporal, "operator", "cluster", "health", "--address", settings.temporal]
-        ),
+        probe=command_probe([temporal, "operator", "cluster", "health", "--address", settings.temporal]),
         ports=tuple(ports),
         ready_timeout=60.0,
         hint="set FLOOR_TEMPORAL_PORT / FLOOR_TEMPORAL_UI_PORT to free ports, "

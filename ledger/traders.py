@@ -9,6 +9,7 @@ lets whoever holds the link register a passkey for the trader, once, before it e
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,11 +69,24 @@ def _record(row: asyncpg.Record) -> TraderRecord:
     )
 
 
+TRADER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""What migration 0016 accepts as a trader's name."""
+
+
+def check_trader(name: str, accounts: list[str]) -> None:
+    """What the database would refuse, refused before anything is made (a key, say)."""
+    if not TRADER_NAME.fullmatch(name):
+        raise TraderError(
+            f"{name!r} is not a trader name: lower-case letters, digits, '_' and '-', at most 64"
+        )
+    if not accounts or any(not a for a in accounts):
+        raise TraderError("at least one account (or '*') is required")
+
+
 async def add_trader(
     db: Db, name: str, accounts: list[str], *, ops: bool = False, step_up_every_order: bool = False
 ) -> TraderRecord:
-    if not accounts or any(not a for a in accounts):
-        raise TraderError("at least one account (or '*') is required")
+    check_trader(name, accounts)
     try:
         row = await db.fetchrow(
             f"INSERT INTO traders (name, user_handle, role, accounts, step_up_every_order)"
@@ -86,10 +100,6 @@ async def add_trader(
     except asyncpg.UniqueViolationError:
         raise TraderError(
             f"trader {name} exists; `floor traders enrol {name}` makes a new enrolment link"
-        ) from None
-    except asyncpg.CheckViolationError:
-        raise TraderError(
-            f"{name!r} is not a trader name: lower-case letters, digits, '_' and '-', at most 64"
         ) from None
     return _record(row)
 

@@ -17,7 +17,12 @@ from floor import services
 from floor.database import prepare_database
 from floor.supervisor import Supervisor
 
-pytest_plugins: list[str] = ["tests.fixtures.hotpath", "tests.fixtures.paper", "tests.fixtures.identity"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.hotpath",
+    "tests.fixtures.paper",
+    "tests.fixtures.identity",
+    "tests.fixtures.desk",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 

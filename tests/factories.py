@@ -105,14 +105,16 @@ def manual_enter_command(
     account: str = "DU100",
     symbol: str = "AAPL",
     side: Side = Side.BUY,
-    limit: Decimal = Decimal("189.50"),
+    limit: Decimal | None = Decimal("189.50"),
     stop_loss: Decimal | None = None,
+    order_type: OrderType = OrderType.LMT,
     **extra: Any,
 ) -> Command:
-    """A manual order: a DAY LMT of exactly ``quantity`` with no edge (never Kelly-sized)."""
+    """A manual order: a DAY order (LMT unless told) of exactly ``quantity`` with no edge (never
+    Kelly-sized)."""
     return Command(
         kind=CommandKind.ENTER, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent_id, account=account,
-        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=symbol, side=side, order_type=OrderType.LMT,
+        nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=symbol, side=side, order_type=order_type,
         limit_price=limit, tif=TimeInForce.DAY, quantity=quantity, stop_loss=stop_loss, **extra,
     )  # fmt: skip
 

@@ -125,7 +125,7 @@ class CommandKind(enum.StrEnum):
 
 BREAKER_KINDS = frozenset({CommandKind.BREAKER_TRIP, CommandKind.BREAKER_ARM})
 OPERATOR_KINDS = BREAKER_KINDS
-"""Kinds only a key with the operator role may sign (see :mod:`trading.sentry`)."""
+"""Kinds only an operator's key, or an authorised trader's, may sign (see :mod:`trading.sentry`)."""
 FLOOR_WIDE = "*"
 """The ``account`` of a breaker command: the whole floor."""
 
@@ -233,6 +233,11 @@ class Authorization:
     def from_json_dict(cls, data: Any) -> Authorization:
         """Decode and validate; raises :class:`CommandInvalid` naming ``authorization.<key>``."""
         _check_authorization(data)
+        return cls._from_checked(data)
+
+    @classmethod
+    def _from_checked(cls, data: dict[str, Any]) -> Authorization:
+        # Already validated (a command's decoder checks it with the rest): build without again.
         authorization = object.__new__(cls)
         for name, value in (
             ("trader", data["trader"]),
@@ -450,7 +455,7 @@ class Command:
             parent_id=data.get("parent_id"),
             target_command_id=data.get("target_command_id"),
             stop_loss=_opt(Decimal, data.get("stop_loss")),
-            authorization=_opt(Authorization.from_json_dict, data.get("authorization")),
+            authorization=_opt(Authorization._from_checked, data.get("authorization")),
         )
         for name, value in fields.items():
             object.__setattr__(command, name, value)

@@ -146,6 +146,10 @@ class SymbolBook:
         self.venue_ts: datetime | None = None
         self.bids: tuple[Level, ...] = ()
         self.asks: tuple[Level, ...] = ()
+        # Subscribers in step with each other ask for the same snapshot and the same delta:
+        # computed once per state, not once per subscriber.
+        self._snapshots: dict[int, BookSnapshot] = {}
+        self._deltas: dict[tuple[int, int], BookDelta] = {}
 
     def update(self, depth: DepthUpdate) -> bool:
         """Take ``depth`` as the book's new state; True (and a new sequence) if anything changed.
@@ -159,13 +163,31 @@ class SymbolBook:
             return False
         self.bids, self.asks = depth.bids, depth.asks
         self.sequence += 1
+        self._snapshots.clear()
+        self._deltas.clear()
         return True
 
     def snapshot(self, depth: int) -> BookSnapshot | None:
         """The top ``depth`` levels a side; None before the first record."""
         if self.venue_ts is None:
             return None
-        return BookSnapshot(self.symbol, self.sequence, self.venue_ts, self.bids[:depth], self.asks[:depth])
+        snapshot = self._snapshots.get(depth)
+        if snapshot is None:
+            snapshot = BookSnapshot(
+                self.symbol, self.sequence, self.venue_ts, self.bids[:depth], self.asks[:depth]
+            )
+            self._snapshots[depth] = snapshot
+        return snapshot
+
+    def delta_since(self, sent: BookSnapshot, depth: int) -> BookDelta:
+        """From ``sent`` (a snapshot of this book at ``depth``) to the book now, at ``depth``."""
+        key = (sent.sequence, depth)
+        delta = self._deltas.get(key)
+        if delta is None:
+            now = self.snapshot(depth)
+            assert now is not None
+            delta = self._deltas[key] = delta_between(sent, now)
+        return delta
 
 
 def delta_between(old: BookSnapshot, new: BookSnapshot) -> BookDelta:

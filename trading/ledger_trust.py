@@ -5,8 +5,10 @@ write an ``authenticated``, ``accepted`` row of their choosing. So a process tha
 entry after the fact (a restart re-sending held orders, intake loading an iceberg parent) checks
 it again, as intake checked the command when it came in: the signature against the key the
 registry holds for the signer, that key belonging to the agent the row names and allowed on
-its account, and the signed command being the very one the row's columns describe (kind,
-account, agent, command id). A row that fails is not acted on; the caller reports it.
+its account, the signed command being the very one the row's columns describe (kind,
+account, agent, command id), and a trader's key having signed only with that trader's
+authorization (:func:`trading.sentry.trader_problem`). A row that fails is not acted on; the
+caller reports it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trading.commands import Command, CommandInvalid
-from trading.sentry import RegisteredKey
+from trading.sentry import RegisteredKey, trader_problem
 from trading.signing import KeyInvalid, SignatureInvalid, public_key_from_bytes, verify_bytes
 
 
@@ -88,6 +90,8 @@ def check_entry(row: LedgerRow, key: RegisteredKey | None, *, revoked_is_problem
         return Checked(None, f"the signed command differs from the entry in {', '.join(differ)}")
     if not key.allows(command.account):
         return Checked(None, f"{key.agent_id} may not trade {command.account}")
+    if (problem := trader_problem(command, key.role, key.agent_id)) is not None:
+        return Checked(None, problem)
     return Checked(command)
 
 

@@ -8,6 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from api.graphql.auth_mutations import AuthMutations
 from api.graphql.errors import Refused
 from api.graphql.queries import Query
 from api.graphql.scalars import SCALARS
@@ -28,7 +29,7 @@ class FloorSchema(Schema):
 def build_schema() -> FloorSchema:
     return FloorSchema(
         query=Query,
-        mutation=merge_types("Mutation", (TradingMutations,)),
+        mutation=merge_types("Mutation", (TradingMutations, AuthMutations)),
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
     )

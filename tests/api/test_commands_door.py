@@ -278,3 +278,31 @@ async def test_other_sentry_refusals_are_403_with_their_severity(
     assert (row["severity"], row["remote_addr"]) == (severity, "127.0.0.1")
     expected_title = CRITICAL_BREACH if severity == "critical" else "Security Refusal"
     assert json.loads(row["detail"])["title"] == expected_title
+
+
+async def test_a_traders_key_is_refused_at_the_door_without_the_traders_authorization(
+    api_url: str, kafka_bootstrap: str, ledger_pool: asyncpg.Pool, agent: Agent
+) -> None:
+    """The trader's key is the API's to use after the WebAuthn checks: a command it signed with
+    no authorization is a breach, and an agent's command carrying one claims what nobody checked."""
+    from tests.factories import authorization, manual_enter_command, new_trader
+    from tests.fixtures.hotpath import register
+
+    alice = new_trader(accounts=frozenset({"DU100"}))
+    await register(ledger_pool, alice, alice.role)
+    bare = alice.sign(manual_enter_command(alice.agent_id, quantity=5))
+    await assert_refused_as_breach(
+        api_url, kafka_bootstrap, ledger_pool, agent, bare.to_wire(), sentry.TRADER_UNAUTHORISED,
+        bare.command.command_id,
+    )  # fmt: skip
+    claimed = agent.sign(
+        manual_enter_command(agent.agent_id, quantity=5, authorization=authorization(alice.trader))
+    )
+    response = await post(api_url, claimed.to_wire())
+    assert response.status_code == 403 and response.json()["error"] == sentry.TRADER_UNAUTHORISED
+
+    authorised = alice.sign(
+        manual_enter_command(alice.agent_id, quantity=5, authorization=authorization(alice.trader))
+    )
+    response = await post(api_url, authorised.to_wire())
+    assert response.status_code == 202, response.text

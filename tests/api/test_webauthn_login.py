@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 
@@ -195,3 +196,28 @@ async def test_login_challenge_expires(ceremonies: Ceremonies, cli_pool: asyncpg
     clock.advance(ceremonies._settings.step_up_ttl_s)
     refused = await ceremonies.finish_login(challenge.challenge_id, answer)
     assert isinstance(refused, Refusal) and refused.reason == r.CHALLENGE_EXPIRED
+
+
+async def test_two_assertions_racing_never_move_the_count_backwards(
+    ceremonies: Ceremonies, cli_pool: asyncpg.Pool, api_pool: asyncpg.Pool
+) -> None:
+    """Both read count 2; the compare-and-swap lets one store its count first, and the other is
+    checked again against that: 4 after 3 passes, 3 after 4 is a replay. Either way the stored
+    count ends at 4."""
+    trader = await new_trader(cli_pool)
+    await enrol(ceremonies, trader)
+    await sign_in(ceremonies, trader)
+    first, second = await ceremonies.begin_login(), await ceremonies.begin_login()
+    answer_3 = trader.authenticator.get(first.options_json)
+    answer_4 = trader.authenticator.get(second.options_json)
+    outcomes = await asyncio.gather(
+        ceremonies.finish_login(second.challenge_id, answer_4),
+        ceremonies.finish_login(first.challenge_id, answer_3),
+    )
+    assert isinstance(outcomes[0], tuple)
+    if isinstance(outcomes[1], Refusal):
+        assert outcomes[1].reason == r.SIGN_COUNT_REPLAYED
+    stored = await api_pool.fetchval(
+        "SELECT sign_count FROM webauthn_credentials WHERE trader = $1", trader.name
+    )
+    assert stored == 4

@@ -8,7 +8,9 @@ Intake runs in this process over the real ledger, as in the refusal walk; a trad
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
@@ -17,10 +19,10 @@ import pytest
 from tests.factories import authorization, manual_enter_command, new_trader
 from tests.fixtures.hotpath import register
 from tests.hotpath import test_refusal_walk as walk_suite
-from tests.hotpath.conftest import VENUE_ACCOUNT
+from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.test_refusal_walk import ASK, Walk, baseline
 from trading.circuit_breaker import CrashSignal
-from trading.commands import Ceremony, Command
+from trading.commands import Ceremony, Command, OrderType, Side
 from trading.order_events import EventKind
 from trading.sentry import TRADER_UNAUTHORISED
 
@@ -61,6 +63,14 @@ async def manual_within_limits(w: Walk) -> Command:
     )
 
 
+async def manual_trail(w: Walk) -> Command:
+    # No stop loss: the Exit Manager bounds the trailing stop by the notional both limits allow.
+    return manual_enter_command(
+        w.agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=3, limit=None,
+        order_type=OrderType.TRAIL, trail_amount=Decimal("1"),
+    )  # fmt: skip
+
+
 async def refused_by_the_broker(w: Walk) -> Command:
     w.broker.refuses_as_invalid = True  # ledgered as accepted, then not sent: rejected only
     return baseline(w.agent.agent_id)
@@ -74,6 +84,7 @@ CASES: dict[str, tuple[Callable[[Walk], Awaitable[Command]], EventKind, str | No
     "no edge": (kelly_sized_to_nothing, EventKind.REJECTED, "sizing.no_edge"),
     "manual over max dollar risk": (manual_over_max_dollar_risk, EventKind.REJECTED, "risk.max_dollar_risk"),
     "manual within limits": (manual_within_limits, EventKind.ACCEPTED, None),
+    "manual trailing stop": (manual_trail, EventKind.ACCEPTED, None),
     "refused by the broker": (refused_by_the_broker, EventKind.REJECTED, "broker.order_invalid"),
 }
 
@@ -116,3 +127,18 @@ async def test_a_traders_key_without_its_authorization_sends_nothing(walk: Walk)
         "SELECT severity, agent_id FROM security_events WHERE command_id = $1", bare.command_id
     )
     assert event is not None and (event["severity"], event["agent_id"]) == ("critical", alice.agent_id)
+
+
+async def test_a_manual_trailing_entry_without_a_stop_loss_trails_only_as_far_as_its_risk_allows(
+    walk: Walk,
+) -> None:
+    """Its whole notional is its risk: a SELL entry's stop rises with a rally only until
+    quantity x stop reaches Max Dollar Risk (2,000 for 10 shares: 200.00), not Max Trade Size."""
+    entry = dataclasses.replace(await manual_trail(walk), quantity=10)
+    assert await walk.send(entry) is None
+    exits = walk.intake.exits
+    assert exits is not None and exits.stop_of("AAPL", entry.command_id) == Decimal(
+        "188.40"
+    )  # 1 below the bid
+    exits.on_price("AAPL", Decimal("250"), time.perf_counter_ns())
+    assert exits.stop_of("AAPL", entry.command_id) == Decimal("200.00") == MAIN_PROFILE.max_dollar_risk / 10

@@ -100,6 +100,12 @@ NOT_REASONS: dict[str, str] = {
     "breaker_tripped": "the ledger entry kind of an automatic trip",
     "service": "a key's role in the registry",
     "trader": "a key's role in the registry",
+    "bids": "a side of an L2 book (trading.depth_book)",
+    "asks": "a side of an L2 book (trading.depth_book)",
+    "grant.symbol_not_armed": "the API's answer to an order beyond a trader's arming grant, never intake's",
+    "grant.max_quantity": "the API's answer to an order beyond a trader's arming grant, never intake's",
+    "grant.max_notional": "the API's answer to an order beyond a trader's arming grant, never intake's",
+    "grant.notional_unknown": "the API's answer to an order beyond a trader's arming grant, never intake's",
     "revoked": "why a revoked key's iceberg was stopped, in the stop's ledger detail",
     "proof": "the key of a signed record's signature",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
@@ -532,12 +538,8 @@ async def floor_key_out_of_scope(w: Walk) -> str | None:
 
 
 def _record_refusal(
-    *,
-    proof: object = "sign",
-    agent: str = records.HOTPATH_WRITER,
-    revoked: bool = False,
-    registered: bool = True,
-    tamper: bool = False,
+    *, proof: object = "sign", agent: str = records.HOTPATH_WRITER, revoked: bool = False,
+    registered: bool = True, tamper: bool = False,
 ) -> str | None:
     """Verify one ``orders.events`` record signed by a fresh key of ``agent`` (a service key),
     changed in the one way the arguments name."""

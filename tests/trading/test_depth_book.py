@@ -56,7 +56,8 @@ def test_applying_deltas_to_the_snapshot_reproduces_the_book_however_rarely_it_i
             client, sent = PriceBook(now), now
             continue
         assert sent is not None
-        delta = delta_between(sent, now)
+        delta = book.delta_since(sent, depth)
+        assert delta == delta_between(sent, now)
         assert all(size > 0 or price in client.bids for price, size in delta.bids)
         client.apply(delta)
         sent = now

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.factories import enter_command, new_agent
+from tests.factories import authorization, enter_command, manual_enter_command, new_agent, new_trader
+from trading.commands import Command
 from trading.ledger_trust import LedgerRow, check_entry, payload_mismatch
 
 AGENT = new_agent("alpha")
@@ -52,3 +53,22 @@ def test_a_signed_payload_must_carry_the_rows_fields() -> None:
     assert payload_mismatch(SIGNED.canonical, {"kind": "enter", "agent_id": "alpha"}) is None
     assert "kind" in (payload_mismatch(SIGNED.canonical, {"kind": "breaker_arm"}) or "")
     assert payload_mismatch(b"[1]", {"kind": "enter"}) == "the signed payload is not a JSON object"
+
+
+def test_a_traders_entry_is_trusted_only_with_that_traders_authorization() -> None:
+    alice = new_trader("alice", accounts=frozenset({"DU1"}))
+
+    def row_of(command: Command) -> LedgerRow:
+        signed = alice.sign(command)
+        return dataclasses.replace(
+            ROW, agent_id=alice.agent_id, command_id=command.command_id, payload=signed.canonical,
+            signer=signed.signer, signature=signed.signature,
+        )  # fmt: skip
+
+    authorised = manual_enter_command(
+        alice.agent_id, account="DU1", quantity=5, authorization=authorization("alice")
+    )
+    assert check_entry(row_of(authorised), alice.registered).command == authorised
+    bare = dataclasses.replace(authorised, authorization=None)
+    checked = check_entry(row_of(bare), alice.registered)
+    assert checked.command is None and checked.problem is not None and "WebAuthn" in checked.problem
