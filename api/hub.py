@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer
 
 from api.hub_feeds import BreakerStatus, LedgerState, OrderRecords, start_consumer
 from api.mailboxes import (
+    FEED_INTERRUPTED,
     HUB_STOPPED,
     OVERFLOW,
     BookSubscription,
@@ -58,6 +59,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OUTCOME_KINDS = frozenset({EventKind.ACCEPTED, EventKind.REJECTED})
+RETRY_S = 0.5
+"""After a failed fetch, the wait before the next."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,12 @@ class Hub:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=1000)
+            try:
+                batches = await consumer.getmany(timeout_ms=1000)
+            except Exception:
+                log.exception("reading %s and %s failed; trying again", MARKET_DEPTH, ORDERS_EVENTS)
+                await asyncio.sleep(RETRY_S)
+                continue
             moved: set[str] = set()
             for tp, records in batches.items():
                 for record in records:
@@ -241,14 +249,30 @@ class Hub:
                     if tp.topic == MARKET_DEPTH:
                         self._on_depth(record.value, moved)
                     elif tp.topic == ORDERS_EVENTS:
-                        where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-                        event = await self._orders.verified(where, record.value)
-                        if event is not None:
-                            self._on_order_event(event)
+                        await self._on_order_record(
+                            f"{tp.topic}[{tp.partition}]@{record.offset}", record.value
+                        )
             # One wake-up per symbol per batch: its subscribers read the newest book.
             for symbol in moved:
                 for sub in self._book_subs.get(symbol, ()):
                     sub.changed()
+
+    async def _on_order_record(self, where: str, raw: bytes) -> None:
+        try:
+            event = await self._orders.verified(where, raw)
+        except Exception:
+            # Neither believed nor refused (the key registry is unreachable): the record is not
+            # sent, so every order-event stream now has a hole and is told so.
+            log.exception(
+                "%s record at %s could not be verified; order-event streams end", ORDERS_EVENTS, where
+            )
+            for sub in list(self._order_subs):
+                sub.end(
+                    FEED_INTERRUPTED, f"an {ORDERS_EVENTS} record could not be verified: refetch the orders"
+                )
+            return
+        if event is not None:
+            self._on_order_event(event)
 
     def _on_depth(self, raw: bytes, moved: set[str]) -> None:
         try:

@@ -33,6 +33,9 @@ T = TypeVar("T")
 
 OVERFLOW = "resync.overflow"
 """The subscriber fell further behind than its mailbox holds; what it missed is gone."""
+FEED_INTERRUPTED = "resync.feed_interrupted"
+"""The hub could not take a record it should have (the key registry to verify it against was
+unreachable): the stream has a hole; refetch."""
 HUB_STOPPED = "resync.hub_stopped"
 """The API process is stopping; reconnect (to another process, or when it is back)."""
 

@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -303,13 +303,11 @@ def _start_server(
         return f"ws://{settings.host}:{settings.api_port}/graphql", api.pid, None
     port = free_port()
     ready = ctx.Event()
+    target: Callable[..., None] = hub_main
+    args: tuple[Any, ...] = (settings.model_dump_json(), port, ready)
     if path == "relay":
-        target, args = (
-            relay_main,
-            (settings.kafka, settings.host, port, settings.command_fetch_wait_ms, ready, stop, hop_out),
-        )
-    else:
-        target, args = hub_main, (settings.model_dump_json(), port, ready)  # type: ignore[assignment]
+        target = relay_main
+        args = (settings.kafka, settings.host, port, settings.command_fetch_wait_ms, ready, stop, hop_out)
     process = ctx.Process(target=target, args=args, daemon=True)
     process.start()
     return f"ws://{settings.host}:{port}", process.pid, (process, ready)

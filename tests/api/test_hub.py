@@ -10,13 +10,14 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from api.hub import Hub
-from api.mailboxes import OVERFLOW, ResyncRequired
+from api.mailboxes import FEED_INTERRUPTED, OVERFLOW, ResyncRequired
 from bus.kafka import start_producer
 from bus.topics import MARKET_DEPTH, ORDERS_EVENTS, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -335,3 +336,49 @@ async def test_200_book_subscribers_one_stuck_the_others_follow_every_state_and_
     late = await asyncio.wait_for(anext(stuck), 5)  # when it does read: the book now, whole
     assert isinstance(late, BookSnapshot) and (late.bids, late.asks) == tuple(final)
     assert hub.stats().dropped == 0
+
+
+class Unreachable:
+    """The API's pool, until the test takes the database away."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        if self.down and name in {"fetch", "fetchrow", "fetchval", "execute"}:
+
+            async def refused(*args: Any, **kwargs: Any) -> Any:
+                raise ConnectionRefusedError("the database is unreachable")
+
+            return refused
+        return getattr(self.pool, name)
+
+
+async def test_an_order_record_that_cannot_be_verified_ends_the_order_streams_with_resync_required(
+    floor_settings: FloorSettings,
+    kafka_bootstrap: str,
+    api_pool: asyncpg.Pool,
+    record_writers: RecordWriters,
+    producer: AIOKafkaProducer,
+) -> None:
+    db = Unreachable(api_pool)
+    hub = Hub(db, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings))
+    await hub.start()
+    try:
+        sub = hub.subscribe_order_events(lambda e: True)
+        db.down = True  # the key registry cannot be read: no record can be believed
+        await publish(
+            producer,
+            signed(order_event(f"cmd-{uuid.uuid4().hex[:8]}", 1, EventKind.ACCEPTED), record_writers),
+        )
+        with pytest.raises(ResyncRequired) as ended:
+            await asyncio.wait_for(anext(sub), 10)
+        assert ended.value.reason == FEED_INTERRUPTED
+        db.down = False
+        later = hub.subscribe_order_events(lambda e: True)  # the feed goes on once it can verify
+        event = order_event(f"cmd-{uuid.uuid4().hex[:8]}", 1, EventKind.ACCEPTED)
+        await publish(producer, signed(event, record_writers))
+        assert (await asyncio.wait_for(anext(later), 10)).event_id == event.event_id
+    finally:
+        await hub.stop()
