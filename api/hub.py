@@ -157,9 +157,21 @@ class Hub:
         """A snapshot as soon as the symbol has a book, then deltas (see :mod:`api.mailboxes`)."""
         book = self._book(symbol)
         subs = self._book_subs.setdefault(symbol, set())
-        sub = BookSubscription(lambda s: subs.discard(s), book, depth)
+        sub = BookSubscription(lambda s: self._leave_book(symbol, s), book, depth)
         subs.add(sub)
         return sub
+
+    def _leave_book(self, symbol: str, sub: BookSubscription) -> None:
+        """Forget ``sub``; and a symbol nobody watches and no record has named, so subscribing
+        to made-up symbols leaves nothing behind."""
+        subs = self._book_subs.get(symbol)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._book_subs[symbol]
+        book = self._books.get(symbol)
+        if book is not None and book.venue_ts is None and symbol not in self._book_subs:
+            del self._books[symbol]
 
     def subscribe_order_events(self, accept: Callable[[OrderEvent], bool]) -> Subscription[OrderEvent]:
         """Verified order events from now on for which ``accept`` (the caller's visibility,

@@ -382,3 +382,14 @@ async def test_an_order_record_that_cannot_be_verified_ends_the_order_streams_wi
         assert (await asyncio.wait_for(anext(later), 10)).event_id == event.event_id
     finally:
         await hub.stop()
+
+
+async def test_subscribing_to_a_symbol_no_record_names_leaves_nothing_behind_once_closed(hub: Hub) -> None:
+    before = hub.stats().subscribers
+    subs = [hub.subscribe_book(f"NOPE{i}", 5) for i in range(100)]
+    assert hub.stats().subscribers == before + 100
+    for sub in subs:
+        sub.close()
+    assert hub.stats().subscribers == before
+    assert all(hub.book(f"NOPE{i}", 5) is None for i in range(100))
+    assert not any(name.startswith("NOPE") for name in hub._books)  # the leak itself
