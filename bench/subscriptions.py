@@ -132,6 +132,7 @@ async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
         loop = asyncio.get_running_loop()
         n = int(rate * seconds)
         stamps: list[int] = []
+        cpu_began = time.process_time()
         start = loop.time()
         for i in range(n):
             delay = start + i / rate - loop.time()
@@ -139,7 +140,8 @@ async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
                 await asyncio.sleep(delay)
             stamps.append(await send())
         await producer.flush()
-        out.put((stamps, loop.time() - start, book.levels()))
+        cpu_s = time.process_time() - cpu_began
+        out.put((stamps, loop.time() - start, book.levels(), cpu_s))
     finally:
         await producer.stop()
 
@@ -201,7 +203,7 @@ def summarise(path: str, seen: list[Seen], updates_us: list[int], run_s: float, 
 # --- the run ------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
+def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int, dict[str, float]]:
     root = Path(__file__).resolve().parent.parent / "var"
     root.mkdir(exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=root))
@@ -212,7 +214,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
     try:
         with Progress(transient=True, console=console) as progress:
             task = progress.add_task("starting postgres and kafka", total=None)
-            _start_services(settings, supervisor, "hub" in args.paths or "graphql" in args.paths)
+            kafka_pid = _start_services(settings, supervisor, "hub" in args.paths or "graphql" in args.paths)
             stop, hop_out = ctx.Event(), ctx.Queue()
             urls: dict[str, str] = {}
             server_pids: dict[str, int] = {}
@@ -248,8 +250,9 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             venue = ctx.Process(
                 target=venue_main, args=(settings.kafka, args.rate, args.seconds, venue_out), daemon=True
             )
-            pids = {**{f"server {p}": pid for p, pid in server_pids.items()},
-                    **{f"clients {p}": c[0].pid for p, c in clients.items()}}  # fmt: skip
+            pids = {f"server {p}": pid for p, pid in server_pids.items()}
+            pids |= {f"clients {p}": c[0].pid for p, c in clients.items()}
+            pids["Kafka (Tansu)"] = kafka_pid
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             venue.start()
             children.append(venue)
@@ -258,7 +261,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             while venue.is_alive() and venue_out.empty():
                 time.sleep(0.2)
                 progress.update(task, completed=min(time.monotonic() - began, args.seconds + 1))
-            stamps, run_s, final = venue_out.get(timeout=30)
+            stamps, run_s, final, venue_cpu_s = venue_out.get(timeout=30)
             cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / run_s for name, pid in pids.items()}
             progress.update(task, description="draining")
             time.sleep(args.drain)
@@ -271,7 +274,8 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
                                         stamps, run_s, final))  # fmt: skip
         for r in results:
             r.server_cpu, r.clients_cpu = cpu.get(f"server {r.path}"), cpu.get(f"clients {r.path}")
-        return results, run_s, len(stamps)
+        others = {"venue (producer)": venue_cpu_s / run_s, "Kafka (Tansu)": cpu["Kafka (Tansu)"]}
+        return results, run_s, len(stamps), others
     finally:
         for child in children:
             child.kill()
@@ -280,15 +284,17 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-def _start_services(settings: FloorSettings, supervisor: Supervisor, postgres: bool) -> None:
+def _start_services(settings: FloorSettings, supervisor: Supervisor, postgres: bool) -> int:
+    """Start Postgres (when a path needs it) and Kafka; Kafka's pid."""
     from bus.kafka import ensure_topics
     from floor.database import prepare_database
 
     if postgres:
         supervisor.start(services.postgres_spec(settings))
         asyncio.run(prepare_database(settings))
-    supervisor.start(services.kafka_spec(settings))
+    kafka = supervisor.start(services.kafka_spec(settings))
     asyncio.run(ensure_topics(settings.kafka))
+    return kafka.pid
 
 
 def _start_server(
@@ -335,7 +341,9 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
-def report(results: list[PathResult], run_s: float, updates: int, args: argparse.Namespace) -> None:
+def report(
+    results: list[PathResult], run_s: float, updates: int, others: dict[str, float], args: argparse.Namespace
+) -> None:
     table = Table(
         title=f"{SYMBOL} book, {updates:,} updates in {run_s:.1f} s ({updates / run_s:,.0f}/s), "
         f"{args.subscribers} subscribers a path: venue timestamp -> frame received (ms: p50 / p99 / max)",
@@ -353,7 +361,10 @@ def report(results: list[PathResult], run_s: float, updates: int, args: argparse
             f"{r.lost:,}", f"{r.out_of_order:,}", books, _pct(r.server_cpu), _pct(r.clients_cpu),
         )  # fmt: skip
     console.print(table)
-    console.print("CPU: share of one core over the run (the machine's cores are shared by every process)")
+    console.print(
+        "CPU: share of one core over the run (the machine's cores are shared by every process); also "
+        + ", ".join(f"{name} {_pct(share)}" for name, share in others.items())
+    )
     by_path = {r.path: r for r in results}
     baseline = by_path.get("relay")
     for r in results:
@@ -390,8 +401,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> list[PathResult]:
     args = parse_args(argv)
-    results, run_s, updates = run(args)
-    report(results, run_s, updates, args)
+    results, run_s, updates, others = run(args)
+    report(results, run_s, updates, others, args)
     return results
 
 
