@@ -48,18 +48,22 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     await p.stop()
 
 
-def hub_settings(floor_settings: FloorSettings, **changes: object) -> FloorSettings:
-    return floor_settings.model_copy(update={"api_state_poll_ms": 50, **changes})
+async def started_hub(
+    db: Any, floor_settings: FloorSettings, security_db: asyncpg.Pool, **settings: object
+) -> Hub:
+    """A started hub reading ``db``, its security events written through ``security_db``, its
+    Postgres polled every 50 ms; the caller stops it."""
+    changed = floor_settings.model_copy(update={"api_state_poll_ms": 50, **settings})
+    hub = Hub(db, SecurityLog(LedgerAccess(security_db), None, SECURITY_EVENTS), changed)
+    await hub.start()
+    return hub
 
 
 @pytest.fixture
 async def hub(
     floor_settings: FloorSettings, kafka_bootstrap: str, api_pool: asyncpg.Pool, record_writers: RecordWriters
 ) -> AsyncIterator[Hub]:
-    h = Hub(
-        api_pool, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings)
-    )
-    await h.start()
+    h = await started_hub(api_pool, floor_settings, api_pool)
     yield h
     await h.stop()
 
@@ -163,12 +167,7 @@ async def test_200_order_event_subscribers_one_stuck_the_others_get_every_event_
     producer: AIOKafkaProducer,
 ) -> None:
     capacity = 20
-    hub = Hub(
-        api_pool,
-        SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS),
-        hub_settings(floor_settings, api_subscription_queue=capacity),
-    )
-    await hub.start()
+    hub = await started_hub(api_pool, floor_settings, api_pool, api_subscription_queue=capacity)
     try:
         account = f"ACC{uuid.uuid4().hex[:6]}"
         mine = lambda e: e.account == account  # noqa: E731
@@ -289,10 +288,7 @@ async def test_security_events_reach_their_subscribers_from_postgres(
 async def test_stopping_the_hub_ends_every_stream_with_resync_required(
     floor_settings: FloorSettings, kafka_bootstrap: str, api_pool: asyncpg.Pool, record_writers: RecordWriters
 ) -> None:
-    hub = Hub(
-        api_pool, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings)
-    )
-    await hub.start()
+    hub = await started_hub(api_pool, floor_settings, api_pool)
     orders = hub.subscribe_order_events(lambda e: True)
     book = hub.subscribe_book(symbol(), 5)
     outcome = hub.expect_outcome("cmd-never")
@@ -363,8 +359,7 @@ async def test_an_order_record_that_cannot_be_verified_ends_the_order_streams_wi
     producer: AIOKafkaProducer,
 ) -> None:
     db = Unreachable(api_pool)
-    hub = Hub(db, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings))
-    await hub.start()
+    hub = await started_hub(db, floor_settings, api_pool)
     try:
         sub = hub.subscribe_order_events(lambda e: True)
         db.down = True  # the key registry cannot be read: no record can be believed
