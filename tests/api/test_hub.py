@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from api.hub import Hub
+from api.hub import Hub, Subscription
 from api.mailboxes import FEED_INTERRUPTED, OVERFLOW, ResyncRequired
 from bus.kafka import start_producer
 from bus.topics import MARKET_DEPTH, ORDERS_EVENTS, SECURITY_EVENTS
@@ -102,14 +102,22 @@ def as_levels(levels: list[tuple[str, int]]) -> tuple[tuple[Decimal, int], ...]:
     return tuple((Decimal(p), s) for p, s in levels)
 
 
+async def subscribed(hub: Hub, market: Market, depth: int) -> tuple[Subscription[Any], BookSnapshot]:
+    """A subscription to the market's book, and its first item: the snapshot of its first state."""
+    sub = hub.subscribe_book(market.symbol, depth)
+    await market.publish()
+    first = await asyncio.wait_for(anext(sub), 10)
+    assert (
+        isinstance(first, BookSnapshot) and first.symbol == market.symbol and len(first.bids) == min(depth, 5)
+    )
+    return sub, first
+
+
 async def test_a_book_subscriber_gets_a_snapshot_then_deltas_whose_sequences_link(
     hub: Hub, producer: AIOKafkaProducer
 ) -> None:
     market = Market(producer, symbol())
-    sub = hub.subscribe_book(market.symbol, 10)
-    await market.publish()
-    first = await asyncio.wait_for(anext(sub), 10)
-    assert isinstance(first, BookSnapshot) and first.symbol == market.symbol
+    sub, first = await subscribed(hub, market, 10)
     client = PriceBook(first)
     deltas: list[BookDelta] = []
     for _ in range(30):
@@ -132,10 +140,7 @@ async def test_a_slow_book_subscriber_gets_one_merged_delta_that_still_links(
     hub: Hub, producer: AIOKafkaProducer
 ) -> None:
     market = Market(producer, symbol())
-    slow = hub.subscribe_book(market.symbol, 3)
-    await market.publish()
-    snap = await asyncio.wait_for(anext(slow), 10)
-    assert isinstance(snap, BookSnapshot) and len(snap.bids) == 3
+    slow, snap = await subscribed(hub, market, 3)
     for _ in range(40):
         bids, asks = await market.publish()
     await eventually(
