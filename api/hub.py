@@ -59,6 +59,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OUTCOME_KINDS = frozenset({EventKind.ACCEPTED, EventKind.REJECTED})
+MAX_BOOKS = 1000
+"""Symbols depth records may fill a book for; a record naming one more is dropped (and
+counted): ``market.depth`` is not signed, and a flood of made-up symbols must not grow the
+API's memory. (Books only subscribers named, still empty, go when they leave.)"""
 RETRY_S = 0.5
 """After a failed fetch, the wait before the next."""
 
@@ -76,7 +80,8 @@ class HubStats:
     unverified: int
     """``orders.events`` records dropped because no writer of the topic signed them."""
     undecodable: int
-    """Records of either topic that could not be read."""
+    """Records of either topic that could not be read, and depth records beyond
+    :data:`MAX_BOOKS` symbols."""
 
 
 class Hub:
@@ -105,6 +110,9 @@ class Hub:
         self._order_records = 0
         self._undecodable_depth = 0
         self._depth_lag_ms: float | None = None
+        self._named_books = 0
+        self._books_full = False
+        """Books a depth record has filled (never forgotten; at most :data:`MAX_BOOKS`)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -293,9 +301,19 @@ class Hub:
             self._undecodable_depth += 1
             log.warning("unreadable %s record: %s", MARKET_DEPTH, exc)
             return
+        book = self._books.get(depth.symbol)
+        if book is None or book.venue_ts is None:
+            if self._named_books >= MAX_BOOKS:
+                if not self._books_full:  # once: a flood must not flood the log too
+                    log.warning("%d symbols have books: depth records of new ones are dropped", MAX_BOOKS)
+                self._books_full = True
+                self._undecodable_depth += 1
+                return
+            self._named_books += 1
+            book = self._book(depth.symbol)
         self._depth_records += 1
         self._depth_lag_ms = (datetime.now(UTC) - depth.venue_ts).total_seconds() * 1000
-        if self._book(depth.symbol).update(depth):
+        if book.update(depth):
             moved.add(depth.symbol)
 
     def _on_order_event(self, event: OrderEvent) -> None:

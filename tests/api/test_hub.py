@@ -393,3 +393,22 @@ async def test_subscribing_to_a_symbol_no_record_names_leaves_nothing_behind_onc
     assert hub.stats().subscribers == before
     assert all(hub.book(f"NOPE{i}", 5) is None for i in range(100))
     assert not any(name.startswith("NOPE") for name in hub._books)  # the leak itself
+
+
+async def test_depth_records_for_more_symbols_than_the_hub_keeps_books_for_are_dropped(
+    hub: Hub, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``market.depth`` is not signed: a flood of made-up symbols must not grow the API."""
+    marker = Market(producer, symbol())
+    await marker.publish()  # once its book is there, the hub has read what came before it
+    await eventually(lambda: hub.book(marker.symbol, 1) is not None)
+    monkeypatch.setattr("api.hub.MAX_BOOKS", hub._named_books + 2)  # room for two more books
+    markets = [Market(producer, symbol()) for _ in range(4)]
+    dropped = hub.stats().undecodable
+    for market in markets:
+        await market.publish()
+    await eventually(lambda: hub.stats().undecodable == dropped + 2)
+    assert [hub.book(m.symbol, 5) is not None for m in markets] == [True, True, False, False]
+    assert not {m.symbol for m in markets[2:]} & set(hub._books)
+    await markets[0].publish()  # a symbol that has its book goes on being followed
+    await eventually(lambda: (b := hub.book(markets[0].symbol, 5)) is not None and b.sequence == 2)
