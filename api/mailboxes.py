@@ -113,7 +113,8 @@ class Subscription(Generic[T]):
             if self._closed:
                 raise StopAsyncIteration
             if self._ended is not None:
-                raise self._ended
+                # A fresh exception each time: a stored one would gather every raise's traceback.
+                raise ResyncRequired(self._ended.reason, self._ended.detail)
             if self._ready() and (item := self._take()) is not None:
                 return item
             self._waiter = asyncio.get_running_loop().create_future()
