@@ -1,7 +1,7 @@
 """Order-book subscriptions under load: venue timestamp -> frame received, per subscriber.
 
     python -m bench.subscriptions [--rate 2000] [--seconds 10] [--subscribers 50]
-                                  [--paths relay,hub,graphql]
+                                  [--paths relay,graphql,hub]
 
 Starts its own Postgres and Kafka (the supervisor specs ``floor up`` uses) on free ports under
 a scratch ``var/bench-*`` directory, removed afterwards. A producer process stands in for the
@@ -14,7 +14,7 @@ their own (:mod:`bench.subscription_paths`):
 - ``relay``, the baseline: a bare WebSocket relay of the records, one frame per Kafka fetch;
 - ``hub``: the API's subscription hub (:class:`api.hub.Hub`) behind a bare WebSocket server;
 - ``graphql``: the real API process's ``orderBook`` subscription over graphql-transport-ws
-  (needs an API that serves it, and a token: ``--token``, or one the bench makes).
+  (with a read token the bench issues, or ``--token``).
 
 Latency of an update = receive time of the first frame that carries it (the relay: the frame
 holding its record; the book paths: the first frame whose venue time is at or after the
@@ -34,7 +34,8 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -131,6 +132,7 @@ async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
         loop = asyncio.get_running_loop()
         n = int(rate * seconds)
         stamps: list[int] = []
+        cpu_began = time.process_time()
         start = loop.time()
         for i in range(n):
             delay = start + i / rate - loop.time()
@@ -138,7 +140,8 @@ async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
                 await asyncio.sleep(delay)
             stamps.append(await send())
         await producer.flush()
-        out.put((stamps, loop.time() - start, book.levels()))
+        cpu_s = time.process_time() - cpu_began
+        out.put((stamps, loop.time() - start, book.levels(), cpu_s))
     finally:
         await producer.stop()
 
@@ -200,7 +203,7 @@ def summarise(path: str, seen: list[Seen], updates_us: list[int], run_s: float, 
 # --- the run ------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
+def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int, dict[str, float]]:
     root = Path(__file__).resolve().parent.parent / "var"
     root.mkdir(exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=root))
@@ -211,7 +214,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
     try:
         with Progress(transient=True, console=console) as progress:
             task = progress.add_task("starting postgres and kafka", total=None)
-            _start_services(settings, supervisor, "hub" in args.paths or "graphql" in args.paths)
+            kafka_pid = _start_services(settings, supervisor, "hub" in args.paths or "graphql" in args.paths)
             stop, hop_out = ctx.Event(), ctx.Queue()
             urls: dict[str, str] = {}
             server_pids: dict[str, int] = {}
@@ -227,7 +230,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             for event in ready_events:
                 if not event.wait(60):
                     raise RuntimeError("a server did not start within 60 s (see var/bench-*/log)")
-            token = args.token or ("graphql" in args.paths and _make_token(settings)) or None
+            token = args.token or (_make_token(settings) if "graphql" in args.paths else None)
             clients: dict[str, tuple[Any, Any, Any]] = {}
             for path in args.paths:
                 progress.update(task, description=f"connecting {args.subscribers} {path} subscribers")
@@ -247,8 +250,9 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             venue = ctx.Process(
                 target=venue_main, args=(settings.kafka, args.rate, args.seconds, venue_out), daemon=True
             )
-            pids = {**{f"server {p}": pid for p, pid in server_pids.items()},
-                    **{f"clients {p}": c[0].pid for p, c in clients.items()}}  # fmt: skip
+            pids = {f"server {p}": pid for p, pid in server_pids.items()}
+            pids |= {f"clients {p}": c[0].pid for p, c in clients.items()}
+            pids["Kafka (Tansu)"] = kafka_pid
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             venue.start()
             children.append(venue)
@@ -257,7 +261,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             while venue.is_alive() and venue_out.empty():
                 time.sleep(0.2)
                 progress.update(task, completed=min(time.monotonic() - began, args.seconds + 1))
-            stamps, run_s, final = venue_out.get(timeout=30)
+            stamps, run_s, final, venue_cpu_s = venue_out.get(timeout=30)
             cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / run_s for name, pid in pids.items()}
             progress.update(task, description="draining")
             time.sleep(args.drain)
@@ -270,7 +274,8 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
                                         stamps, run_s, final))  # fmt: skip
         for r in results:
             r.server_cpu, r.clients_cpu = cpu.get(f"server {r.path}"), cpu.get(f"clients {r.path}")
-        return results, run_s, len(stamps)
+        others = {"venue (producer)": venue_cpu_s / run_s, "Kafka (Tansu)": cpu["Kafka (Tansu)"]}
+        return results, run_s, len(stamps), others
     finally:
         for child in children:
             child.kill()
@@ -279,15 +284,17 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-def _start_services(settings: FloorSettings, supervisor: Supervisor, postgres: bool) -> None:
+def _start_services(settings: FloorSettings, supervisor: Supervisor, postgres: bool) -> int:
+    """Start Postgres (when a path needs it) and Kafka; Kafka's pid."""
     from bus.kafka import ensure_topics
     from floor.database import prepare_database
 
     if postgres:
         supervisor.start(services.postgres_spec(settings))
         asyncio.run(prepare_database(settings))
-    supervisor.start(services.kafka_spec(settings))
+    kafka = supervisor.start(services.kafka_spec(settings))
     asyncio.run(ensure_topics(settings.kafka))
+    return kafka.pid
 
 
 def _start_server(
@@ -302,32 +309,41 @@ def _start_server(
         return f"ws://{settings.host}:{settings.api_port}/graphql", api.pid, None
     port = free_port()
     ready = ctx.Event()
+    target: Callable[..., None] = hub_main
+    args: tuple[Any, ...] = (settings.model_dump_json(), port, ready)
     if path == "relay":
-        target, args = (
-            relay_main,
-            (settings.kafka, settings.host, port, settings.command_fetch_wait_ms, ready, stop, hop_out),
-        )
-    else:
-        target, args = hub_main, (settings.model_dump_json(), port, ready)  # type: ignore[assignment]
+        target = relay_main
+        args = (settings.kafka, settings.host, port, settings.command_fetch_wait_ms, ready, stop, hop_out)
     process = ctx.Process(target=target, args=args, daemon=True)
     process.start()
     return f"ws://{settings.host}:{port}", process.pid, (process, ready)
 
 
-def _make_token(settings: FloorSettings) -> str | None:
-    """A read token for the graphql path, made the way ``floor api-tokens new`` makes one."""
-    try:
-        from api.principals import issue_token  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return str(asyncio.run(issue_token(settings, "bench", "read")))
+def _make_token(settings: FloorSettings) -> str:
+    """A read token for the graphql path, issued as ``floor api-tokens new`` issues one (as the
+    CLI's database role)."""
+    import asyncpg
+
+    from ledger.api_tokens import issue_token
+
+    async def issue() -> str:
+        conn = await asyncpg.connect(settings.role_url("cli"))
+        try:
+            _, token = await issue_token(conn, f"bench-{uuid.uuid4().hex[:8]}", "read")
+            return token
+        finally:
+            await conn.close()
+
+    return asyncio.run(issue())
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
-def report(results: list[PathResult], run_s: float, updates: int, args: argparse.Namespace) -> None:
+def report(
+    results: list[PathResult], run_s: float, updates: int, others: dict[str, float], args: argparse.Namespace
+) -> None:
     table = Table(
         title=f"{SYMBOL} book, {updates:,} updates in {run_s:.1f} s ({updates / run_s:,.0f}/s), "
         f"{args.subscribers} subscribers a path: venue timestamp -> frame received (ms: p50 / p99 / max)",
@@ -345,7 +361,10 @@ def report(results: list[PathResult], run_s: float, updates: int, args: argparse
             f"{r.lost:,}", f"{r.out_of_order:,}", books, _pct(r.server_cpu), _pct(r.clients_cpu),
         )  # fmt: skip
     console.print(table)
-    console.print("CPU: share of one core over the run (the machine's cores are shared by every process)")
+    console.print(
+        "CPU: share of one core over the run (the machine's cores are shared by every process); also "
+        + ", ".join(f"{name} {_pct(share)}" for name, share in others.items())
+    )
     by_path = {r.path: r for r in results}
     baseline = by_path.get("relay")
     for r in results:
@@ -369,7 +388,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=2000.0, help="book updates a second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--subscribers", type=int, default=50, help="subscribers on each path")
-    parser.add_argument("--paths", default="relay,hub", help=f"comma-separated, of {', '.join(PATHS)}")
+    parser.add_argument("--paths", default="relay,graphql", help=f"comma-separated, of {', '.join(PATHS)}")
     parser.add_argument("--token", default=None, help="graphql: an API token (default: the bench makes one)")
     parser.add_argument("--drain", type=float, default=1.0, help="seconds to wait for frames after the run")
     args = parser.parse_args(argv)
@@ -382,8 +401,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> list[PathResult]:
     args = parse_args(argv)
-    results, run_s, updates = run(args)
-    report(results, run_s, updates, args)
+    results, run_s, updates, others = run(args)
+    report(results, run_s, updates, others, args)
     return results
 
 
