@@ -1,7 +1,7 @@
 """Order-book subscriptions under load: venue timestamp -> frame received, per subscriber.
 
     python -m bench.subscriptions [--rate 2000] [--seconds 10] [--subscribers 50]
-                                  [--paths relay,hub,graphql]
+                                  [--paths relay,graphql,hub]
 
 Starts its own Postgres and Kafka (the supervisor specs ``floor up`` uses) on free ports under
 a scratch ``var/bench-*`` directory, removed afterwards. A producer process stands in for the
@@ -14,7 +14,7 @@ their own (:mod:`bench.subscription_paths`):
 - ``relay``, the baseline: a bare WebSocket relay of the records, one frame per Kafka fetch;
 - ``hub``: the API's subscription hub (:class:`api.hub.Hub`) behind a bare WebSocket server;
 - ``graphql``: the real API process's ``orderBook`` subscription over graphql-transport-ws
-  (needs an API that serves it, and a token: ``--token``, or one the bench makes).
+  (with a read token the bench issues, or ``--token``).
 
 Latency of an update = receive time of the first frame that carries it (the relay: the frame
 holding its record; the book paths: the first frame whose venue time is at or after the
@@ -34,6 +34,7 @@ import random
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -227,7 +228,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             for event in ready_events:
                 if not event.wait(60):
                     raise RuntimeError("a server did not start within 60 s (see var/bench-*/log)")
-            token = args.token or ("graphql" in args.paths and _make_token(settings)) or None
+            token = args.token or (_make_token(settings) if "graphql" in args.paths else None)
             clients: dict[str, tuple[Any, Any, Any]] = {}
             for path in args.paths:
                 progress.update(task, description=f"connecting {args.subscribers} {path} subscribers")
@@ -314,13 +315,22 @@ def _start_server(
     return f"ws://{settings.host}:{port}", process.pid, (process, ready)
 
 
-def _make_token(settings: FloorSettings) -> str | None:
-    """A read token for the graphql path, made the way ``floor api-tokens new`` makes one."""
-    try:
-        from api.principals import issue_token  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return str(asyncio.run(issue_token(settings, "bench", "read")))
+def _make_token(settings: FloorSettings) -> str:
+    """A read token for the graphql path, issued as ``floor api-tokens new`` issues one (as the
+    CLI's database role)."""
+    import asyncpg
+
+    from ledger.api_tokens import issue_token
+
+    async def issue() -> str:
+        conn = await asyncpg.connect(settings.role_url("cli"))
+        try:
+            _, token = await issue_token(conn, f"bench-{uuid.uuid4().hex[:8]}", "read")
+            return token
+        finally:
+            await conn.close()
+
+    return asyncio.run(issue())
 
 
 def _pct(value: float | None) -> str:
@@ -369,7 +379,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=2000.0, help="book updates a second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--subscribers", type=int, default=50, help="subscribers on each path")
-    parser.add_argument("--paths", default="relay,hub", help=f"comma-separated, of {', '.join(PATHS)}")
+    parser.add_argument("--paths", default="relay,graphql", help=f"comma-separated, of {', '.join(PATHS)}")
     parser.add_argument("--token", default=None, help="graphql: an API token (default: the bench makes one)")
     parser.add_argument("--drain", type=float, default=1.0, help="seconds to wait for frames after the run")
     args = parser.parse_args(argv)

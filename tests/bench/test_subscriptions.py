@@ -1,4 +1,5 @@
-"""bench.subscriptions: the latency rule, and a short run of the relay baseline and the hub."""
+"""bench.subscriptions: the latency rule, and a short run of every path (the relay baseline, the
+real API's GraphQL ``orderBook``, the hub alone)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,25 @@ def test_an_update_is_timed_to_the_first_frame_that_carries_it_and_uncarried_one
 
 def test_a_short_run_loses_nothing_keeps_order_and_builds_the_venues_book() -> None:
     results = main(
-        ["--seconds", "2", "--rate", "200", "--subscribers", "5", "--paths", "relay,hub", "--drain", "2"]
+        [
+            "--seconds",
+            "2",
+            "--rate",
+            "200",
+            "--subscribers",
+            "5",
+            "--paths",
+            "relay,graphql,hub",
+            "--drain",
+            "2",
+        ]
     )
     by_path = {r.path: r for r in results}
-    assert set(by_path) == {"kafka hop", "relay", "hub"}
+    assert set(by_path) == {"kafka hop", "relay", "graphql", "hub"}
     for r in results:
         assert not r.errors, r.errors
         assert (r.lost, r.out_of_order) == (0, 0), r.path
         # 400 updates, each timed for every subscriber.
         assert r.figures.n == 400 * (1 if r.path == "kafka hop" else 5)
         assert r.figures.p99_us < 2_000_000, r.path  # generous: a loaded 2-core machine
-    assert by_path["hub"].books_wrong == 0
+    assert by_path["hub"].books_wrong == by_path["graphql"].books_wrong == 0
