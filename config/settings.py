@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_FETCH_WAIT_MS = 5
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EXTERNAL_FETCH_WAIT_MS = 100
 
 
@@ -151,6 +152,14 @@ class FloorSettings(BaseSettings):
         secret = self.db_secrets_dir / f"{role}.password"
         password = f":{quote(secret.read_text().strip(), safe='')}" if secret.exists() else ""
         return f"postgresql://{role}{password}@{self.host}:{self.pg_port}/postgres"
+
+    @property
+    def api_url(self) -> str:
+        """The API as people and browsers should open it: ``localhost`` for a loopback host,
+        because WebAuthn accepts no IP address as relying party (a page at 127.0.0.1 cannot
+        sign in), so no link the floor prints for the API names 127.0.0.1."""
+        host = "localhost" if self.host in LOOPBACK_HOSTS else self.host
+        return f"http://{host}:{self.api_port}"
 
     @property
     def embedded_database_url(self) -> str:
