@@ -11,12 +11,19 @@ import asyncpg
 
 from ledger.api_tokens import issue_token
 from tests.api.conftest import GraphQLApi
-from tests.api.desk_live import active_floor, module_hotpath, resting_limit  # noqa: F401 - fixtures
+from tests.api.desk_live import (  # noqa: F401 - fixtures used by name
+    HotPathProcess,
+    active_floor,
+    command_producer,
+    module_hotpath,
+    resting_limit,
+    risk_profiles,
+)
 from tests.api.gql_ws import graphql_socket
 from tests.factories import Agent, enter_command
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
+from tests.hotpath.conftest import VENUE_ACCOUNT
 
 SUBMIT = """mutation($envelope: String!) { submitCommand(envelope: $envelope) {
   __typename ... on CommandPublished { commandId } ... on CommandRefused { reason detail } } }"""
