@@ -47,6 +47,8 @@ SLOW_CONSUMER = "resync.slow_consumer"
 SLOW_CONSUMER_CODE = 4410
 """Private-use close code (4000-4999; graphql-transport-ws takes 44xx codes it does not use
 for this): the stream is gone, reconnect and resubscribe."""
+FORBIDDEN_CODE = 4403
+SIGNED_OUT = "auth.signed_out"
 DEFAULT_READ_TIMEOUT_S = 5.0
 DEFAULT_PING_INTERVAL_S = 10.0
 
@@ -71,23 +73,29 @@ class BoundedSendWebSocket(ASGIWebSocketAdapter):
             raise WebSocketDisconnected() from None
 
     def give_up(self, why: str) -> None:
-        """Close the connection as a slow consumer (once); sending anything more fails at once."""
+        """Close the connection as a slow consumer."""
+        self.end(SLOW_CONSUMER_CODE, SLOW_CONSUMER, f"it is not reading ({why})")
+
+    def end(self, code: int, reason: str, why: str) -> None:
+        """Close the connection (once); sending anything more fails at once."""
         if self.stuck:
             return
         self.stuck = True
         client = self.ws.client.host if self.ws.client else None
-        log.warning("WebSocket client %s is not reading (%s): closing it with %s", client, why, SLOW_CONSUMER)
+        log.warning("closing the WebSocket of %s with %s: %s", client, reason, why)
         # Not awaited: the close frame waits for room like any frame.
-        self._closing = asyncio.create_task(self._close())
+        self._closing = asyncio.create_task(self._close(code, reason))
 
-    async def _close(self) -> None:
+    async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
-            await self.ws.close(code=SLOW_CONSUMER_CODE, reason=SLOW_CONSUMER)
+            await self.ws.close(code=code, reason=reason)
 
 
 class WatchedTransportWSHandler(BaseGraphQLTransportWSHandler[FloorContext, None]):
-    """graphql-transport-ws with a reading watch: a ``ping`` every ``ping_interval_s``, and a
-    client whose ``pong`` does not come within ``read_timeout_s`` is closed as slow."""
+    """graphql-transport-ws with a watch on the connection, every ``ping_interval_s``: its
+    credentials are checked again (signed out, expired or revoked: closed with 4403
+    :data:`SIGNED_OUT`), and a ``ping`` whose ``pong`` does not come within ``read_timeout_s``
+    closes it as slow."""
 
     _watch: asyncio.Task[None] | None = None
     _ponged: asyncio.Event | None = None
@@ -116,6 +124,15 @@ class WatchedTransportWSHandler(BaseGraphQLTransportWSHandler[FloorContext, None
             await asyncio.sleep(interval)
             if not self.connection_acknowledged:
                 continue
+            try:
+                signed_in = await self.context.still_signed_in()
+            except Exception:
+                # The database is out of reach: the answer is unknown, so the connection stays.
+                log.exception("checking a WebSocket's session again failed")
+                signed_in = True
+            if not signed_in:
+                adapter.end(FORBIDDEN_CODE, SIGNED_OUT, "its session or token no longer opens anything")
+                break
             self._ponged.clear()
             try:
                 async with asyncio.timeout(adapter.read_timeout_s):
@@ -148,12 +165,12 @@ class FloorGraphQLRouter(GraphQLRouter[FloorContext, None]):
         token = params.get("token")
         websocket = context.request
         cookie = websocket.cookies.get(SESSION_COOKIE) if websocket is not None else None
-        principal = await authenticate(
-            context.services.db, cookie=cookie, bearer=token if isinstance(token, str) and token else None
-        )
+        bearer = token if isinstance(token, str) and token else None
+        principal = await authenticate(context.services.db, cookie=cookie, bearer=bearer)
         if principal is None:
             raise ConnectionRejectionError()
         context.principal = principal
+        context.credentials = (cookie, bearer)
         return UNSET
 
 
