@@ -23,6 +23,10 @@ clock, for every update and every subscriber. Lost: updates no frame carried by 
 relay: records not received). Out of order: a frame older than one before it, or a delta whose
 ``previousSequence`` does not link. The book paths' final books are checked against the
 venue's last book. Goal: p99 <= 10 ms, nothing lost or out of order.
+
+Also printed: the Kafka hop alone (venue timestamp -> the relay's consumer has the record),
+which every path pays; each server's and each path's clients' CPU over the run, and the
+server's CPU per frame sent; the venue's and Kafka's CPU.
 """
 
 from __future__ import annotations
@@ -341,6 +345,14 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
+def _per_frame(r: PathResult) -> str:
+    """Server CPU per frame sent (each subscriber's frames counted)."""
+    frames_per_s = r.frames_per_s * r.subscribers
+    if r.server_cpu is None or not frames_per_s:
+        return "-"
+    return f"{r.server_cpu / frames_per_s * 1e6:,.0f}"
+
+
 def report(
     results: list[PathResult], run_s: float, updates: int, others: dict[str, float], args: argparse.Namespace
 ) -> None:
@@ -350,7 +362,7 @@ def report(
         title_justify="left",
     )
     columns = ("path", "latency", "samples", "frames/s a subscriber", "lost", "out of order", "final book",
-               "server CPU", "clients CPU")  # fmt: skip
+               "server CPU", "server µs a frame", "clients CPU")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col == "path" else "right")
     for r in results:
@@ -358,7 +370,8 @@ def report(
         name = NAMES.get(r.path, r.path) + "".join(f"\n[yellow]{e}[/]" for e in sorted(set(r.errors))[:3])
         table.add_row(
             name, r.figures.cells() if r.figures.n else "-", f"{r.figures.n:,}", f"{r.frames_per_s:,.0f}",
-            f"{r.lost:,}", f"{r.out_of_order:,}", books, _pct(r.server_cpu), _pct(r.clients_cpu),
+            f"{r.lost:,}", f"{r.out_of_order:,}", books,
+            _pct(r.server_cpu), _per_frame(r), _pct(r.clients_cpu),
         )  # fmt: skip
     console.print(table)
     console.print(
