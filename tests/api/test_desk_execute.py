@@ -69,8 +69,9 @@ async def ledgered(pool: asyncpg.Pool, command_id: str) -> tuple[str, dict[str, 
     return await authorization_of(pool, command_id) if exists else None
 
 
-def sign_in_authorization(proof: AssertionProof | None) -> dict[str, Any]:
-    """The authorization a command carries when the session's sign-in assertion authorised it."""
+def authorization_json(proof: AssertionProof | None, ceremony: str) -> dict[str, Any]:
+    """The authorization a command carries when ``proof``'s assertion, made in ``ceremony``
+    (``arming`` or ``session``, the sign-in), authorised it."""
     assert proof is not None
     return {
         "trader": proof.trader,
@@ -78,7 +79,7 @@ def sign_in_authorization(proof: AssertionProof | None) -> dict[str, Any]:
         "sign_count": proof.sign_count,
         "authenticator_data_sha256": proof.authenticator_data_sha256,
         "client_data_sha256": proof.client_data_sha256,
-        "ceremony": "session",
+        "ceremony": ceremony,
     }
 
 
@@ -109,14 +110,7 @@ async def test_execute_armed_is_accepted_sent_to_the_venue_and_ledgered_with_the
     decision, authorization = await authorization_of(ledger_pool, result.command_id)
     proof = grant.proof
     assert decision == "accepted"
-    assert authorization == {
-        "trader": alice.name,
-        "credential_id": proof.credential_id,
-        "sign_count": proof.sign_count,
-        "authenticator_data_sha256": proof.authenticator_data_sha256,
-        "client_data_sha256": proof.client_data_sha256,
-        "ceremony": "arming",
-    }
+    assert authorization == authorization_json(proof, "arming") and authorization["trader"] == alice.name
 
     cancel = await desk.cancel(alice.principal, result.command_id)
     assert isinstance(cancel, d.CancelSent), cancel
@@ -229,7 +223,7 @@ async def test_a_trader_who_signed_in_but_never_armed_cancels_a_working_order_wi
     await await_event(kafka_bootstrap, executed.command_id, EventKind.CANCELLED)
     decision, authorization = await eventually(lambda: ledgered(ledger_pool, cancel.command_id), timeout=20.0)
     assert decision == "accepted"
-    assert authorization == sign_in_authorization(await ceremonies.session_proof(alice.principal))
+    assert authorization == authorization_json(await ceremonies.session_proof(alice.principal), "session")
 
     cancel_all = await desk.cancel_all(alice.principal, ACCOUNT, "AAPL")
     assert isinstance(cancel_all, d.CancelSent), cancel_all
@@ -253,7 +247,7 @@ async def test_the_trader_trips_the_breaker_orders_are_breaker_halted_and_an_arm
         lambda: ledgered(ledger_pool, tripped.command_id), timeout=20.0
     )
     assert decision == "accepted"
-    assert authorization == sign_in_authorization(await ceremonies.session_proof(alice.principal))
+    assert authorization == authorization_json(await ceremonies.session_proof(alice.principal), "session")
 
     await arm(ceremonies, alice)
     order = await stage(desk, alice, limit_price=str(await resting_limit(paper)))
