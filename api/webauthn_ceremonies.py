@@ -58,7 +58,7 @@ from config.settings import FloorSettings
 from ledger import webauthn_store as store
 from ledger.db import Db
 from ledger.secret_tokens import new_secret
-from ledger.traders import find_enrolment, get_trader
+from ledger.traders import Enrolment, find_enrolment, get_trader
 from observability.security import SecurityRecorder, refusal_event
 from trading.security_events import Severity
 
@@ -102,10 +102,9 @@ class Ceremonies:
         self, enrolment_token: str, *, client_address: str | None = None
     ) -> Challenge | Refusal:
         now = self._clock()
-        enrolment = await find_enrolment(self._db, enrolment_token)
-        refusal = _enrolment_refusal(enrolment, now)
-        if refusal is not None or enrolment is None:
-            return await self._refuse(refusal or _ENROLMENT_UNKNOWN, client_address=client_address)
+        enrolment = _open_enrolment(await find_enrolment(self._db, enrolment_token), now)
+        if isinstance(enrolment, Refusal):
+            return await self._refuse(enrolment, client_address=client_address)
         trader = await get_trader(self._db, enrolment.trader)
         assert trader is not None  # an enrolment references its trader
         existing = await store.trader_credentials(self._db, trader.name)
@@ -139,10 +138,9 @@ class Ceremonies:
         client_address: str | None = None,
     ) -> AuthenticatorInfo | Refusal:
         now = self._clock()
-        enrolment = await find_enrolment(self._db, enrolment_token)
-        refusal = _enrolment_refusal(enrolment, now)
-        if refusal is not None or enrolment is None:
-            return await self._refuse(refusal or _ENROLMENT_UNKNOWN, client_address=client_address)
+        enrolment = _open_enrolment(await find_enrolment(self._db, enrolment_token), now)
+        if isinstance(enrolment, Refusal):
+            return await self._refuse(enrolment, client_address=client_address)
         taken = await self._take(challenge_id, store.PURPOSE_REGISTRATION, now, None)
         if isinstance(taken, Refusal):
             return await self._refuse(taken, trader=enrolment.trader, client_address=client_address)
@@ -385,6 +383,12 @@ class Ceremonies:
     async def _take(
         self, challenge_id: str, purpose: str, now: datetime, session_id: str | None
     ) -> store.TakenChallenge | Refusal:
+        """Take the challenge; one bound to a session only while that session lives (a
+        WebSocket's caller was authenticated when it connected, and may have signed out since)."""
+        if session_id is not None and not await store.session_alive(self._db, session_id, now):
+            return Refusal(
+                r.CHALLENGE_UNKNOWN, "your session has ended (signed out or expired); sign in again"
+            )
         try:
             taken = await store.take_challenge(self._db, challenge_id, purpose, now, session_id=session_id)
         except store.ChallengeExpired:
@@ -523,7 +527,8 @@ _ENROLMENT_UNKNOWN = Refusal(
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
 
 
-def _enrolment_refusal(enrolment: Any, now: datetime) -> Refusal | None:
+def _open_enrolment(enrolment: Enrolment | None, now: datetime) -> Enrolment | Refusal:
+    """The enrolment, if it can still register a passkey."""
     if enrolment is None:
         return _ENROLMENT_UNKNOWN
     if enrolment.used_at is not None:
@@ -532,7 +537,7 @@ def _enrolment_refusal(enrolment: Any, now: datetime) -> Refusal | None:
         )
     if enrolment.expires_at <= now:
         return Refusal(r.ENROLMENT_INVALID, "this enrolment link has expired; ask the operator for a new one")
-    return None
+    return enrolment
 
 
 def _session(principal: Principal) -> str:

@@ -122,3 +122,15 @@ async def test_arming_challenge_expires(ceremonies: Ceremonies, cli_pool: asyncp
     clock.advance(ceremonies._settings.step_up_ttl_s)
     refused = await ceremonies.finish_arming(principal, challenge.challenge_id, answer)
     assert isinstance(refused, Refusal) and refused.reason == r.CHALLENGE_EXPIRED
+
+
+async def test_arming_a_session_that_ended_is_refused(ceremonies: Ceremonies, cli_pool: asyncpg.Pool) -> None:
+    """A WebSocket's caller was authenticated when it connected: its session may have ended since."""
+    trader, principal, _ = await enrolled_and_signed_in(ceremonies, cli_pool)
+    challenge = await ceremonies.begin_arming(principal, LIMITS)
+    await ceremonies.logout(principal)
+    refused = await ceremonies.finish_arming(
+        principal, challenge.challenge_id, trader.authenticator.get(challenge.options_json)
+    )
+    assert isinstance(refused, Refusal) and refused.reason == r.CHALLENGE_UNKNOWN
+    assert "session has ended" in refused.detail
