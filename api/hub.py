@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer
 
 from api.hub_feeds import BreakerStatus, LedgerState, OrderRecords, start_consumer
 from api.mailboxes import (
+    FEED_INTERRUPTED,
     HUB_STOPPED,
     OVERFLOW,
     BookSubscription,
@@ -58,6 +59,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OUTCOME_KINDS = frozenset({EventKind.ACCEPTED, EventKind.REJECTED})
+MAX_BOOKS = 1000
+"""Symbols depth records may fill a book for; a record naming one more is dropped (and
+counted): ``market.depth`` is not signed, and a flood of made-up symbols must not grow the
+API's memory. (Books only subscribers named, still empty, go when they leave.)"""
+RETRY_S = 0.5
+"""After a failed fetch, the wait before the next."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,8 @@ class HubStats:
     unverified: int
     """``orders.events`` records dropped because no writer of the topic signed them."""
     undecodable: int
-    """Records of either topic that could not be read."""
+    """Records of either topic that could not be read, and depth records beyond
+    :data:`MAX_BOOKS` symbols."""
 
 
 class Hub:
@@ -102,6 +110,9 @@ class Hub:
         self._order_records = 0
         self._undecodable_depth = 0
         self._depth_lag_ms: float | None = None
+        self._named_books = 0
+        self._books_full = False
+        """Books a depth record has filled (never forgotten; at most :data:`MAX_BOOKS`)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -154,9 +165,21 @@ class Hub:
         """A snapshot as soon as the symbol has a book, then deltas (see :mod:`api.mailboxes`)."""
         book = self._book(symbol)
         subs = self._book_subs.setdefault(symbol, set())
-        sub = BookSubscription(lambda s: subs.discard(s), book, depth)
+        sub = BookSubscription(lambda s: self._leave_book(symbol, s), book, depth)
         subs.add(sub)
         return sub
+
+    def _leave_book(self, symbol: str, sub: BookSubscription) -> None:
+        """Forget ``sub``; and a symbol nobody watches and no record has named, so subscribing
+        to made-up symbols leaves nothing behind."""
+        subs = self._book_subs.get(symbol)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._book_subs[symbol]
+        book = self._books.get(symbol)
+        if book is not None and book.venue_ts is None and symbol not in self._book_subs:
+            del self._books[symbol]
 
     def subscribe_order_events(self, accept: Callable[[OrderEvent], bool]) -> Subscription[OrderEvent]:
         """Verified order events from now on for which ``accept`` (the caller's visibility,
@@ -232,7 +255,12 @@ class Hub:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=1000)
+            try:
+                batches = await consumer.getmany(timeout_ms=1000)
+            except Exception:
+                log.exception("reading %s and %s failed; trying again", MARKET_DEPTH, ORDERS_EVENTS)
+                await asyncio.sleep(RETRY_S)
+                continue
             moved: set[str] = set()
             for tp, records in batches.items():
                 for record in records:
@@ -241,14 +269,30 @@ class Hub:
                     if tp.topic == MARKET_DEPTH:
                         self._on_depth(record.value, moved)
                     elif tp.topic == ORDERS_EVENTS:
-                        where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-                        event = await self._orders.verified(where, record.value)
-                        if event is not None:
-                            self._on_order_event(event)
+                        await self._on_order_record(
+                            f"{tp.topic}[{tp.partition}]@{record.offset}", record.value
+                        )
             # One wake-up per symbol per batch: its subscribers read the newest book.
             for symbol in moved:
                 for sub in self._book_subs.get(symbol, ()):
                     sub.changed()
+
+    async def _on_order_record(self, where: str, raw: bytes) -> None:
+        try:
+            event = await self._orders.verified(where, raw)
+        except Exception:
+            # Neither believed nor refused (the key registry is unreachable): the record is not
+            # sent, so every order-event stream now has a hole and is told so.
+            log.exception(
+                "%s record at %s could not be verified; order-event streams end", ORDERS_EVENTS, where
+            )
+            for sub in list(self._order_subs):
+                sub.end(
+                    FEED_INTERRUPTED, f"an {ORDERS_EVENTS} record could not be verified: refetch the orders"
+                )
+            return
+        if event is not None:
+            self._on_order_event(event)
 
     def _on_depth(self, raw: bytes, moved: set[str]) -> None:
         try:
@@ -257,9 +301,19 @@ class Hub:
             self._undecodable_depth += 1
             log.warning("unreadable %s record: %s", MARKET_DEPTH, exc)
             return
+        book = self._books.get(depth.symbol)
+        if book is None or book.venue_ts is None:
+            if self._named_books >= MAX_BOOKS:
+                if not self._books_full:  # once: a flood must not flood the log too
+                    log.warning("%d symbols have books: depth records of new ones are dropped", MAX_BOOKS)
+                self._books_full = True
+                self._undecodable_depth += 1
+                return
+            self._named_books += 1
+            book = self._book(depth.symbol)
         self._depth_records += 1
         self._depth_lag_ms = (datetime.now(UTC) - depth.venue_ts).total_seconds() * 1000
-        if self._book(depth.symbol).update(depth):
+        if book.update(depth):
             moved.add(depth.symbol)
 
     def _on_order_event(self, event: OrderEvent) -> None:

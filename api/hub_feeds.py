@@ -19,23 +19,22 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bus.signed_records import RecordVerifier, record_claims
+from bus.signed_records import RecordVerifier
 from bus.topics import MARKET_DEPTH, ORDERS_EVENTS
 from ledger.circuit_breaker import newest_breaker_entry, newest_breaker_seq
 from ledger.db import Db
 from ledger.record_keys import writer_keys
 from ledger.security_events import newest_security_event_id, security_events_after
-from observability.security import CRITICAL_BREACH, SecurityRecorder
+from observability.security import SecurityRecorder, unverified_record_event
 from trading.order_events import OrderEvent, OrderEventError, from_dict
 from trading.record_signing import RecordRefused
 from trading.risk import TradingState
-from trading.security_events import SecurityEvent, Severity
+from trading.security_events import SecurityEvent
 
 DEPTH_WARMUP_RECORDS = 500
 """How far back on ``market.depth`` a starting hub reads, per partition."""
@@ -89,25 +88,7 @@ class OrderRecords:
             data = await self._verifier.verify(ORDERS_EVENTS, raw)
         except RecordRefused as exc:
             self.unverified += 1
-            partition, _, offset = where.partition("@")
-            await self._security.record(
-                SecurityEvent(
-                    event_id=uuid.uuid4().hex,
-                    ts=datetime.now(UTC),
-                    title=CRITICAL_BREACH,
-                    reason=exc.reason,
-                    severity=Severity.CRITICAL,
-                    source="api",
-                    source_address=partition,
-                    key_id=exc.signer,
-                    detail={
-                        "topic": ORDERS_EVENTS,
-                        "offset": offset,
-                        "detail": exc.detail,
-                        **record_claims(raw),
-                    },
-                )
-            )
+            await self._security.record(unverified_record_event(ORDERS_EVENTS, where, raw, exc, source="api"))
             return None
         try:
             return from_dict(data)

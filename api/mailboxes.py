@@ -33,6 +33,9 @@ T = TypeVar("T")
 
 OVERFLOW = "resync.overflow"
 """The subscriber fell further behind than its mailbox holds; what it missed is gone."""
+FEED_INTERRUPTED = "resync.feed_interrupted"
+"""The hub could not take a record it should have (the key registry to verify it against was
+unreachable): the stream has a hole; refetch."""
 HUB_STOPPED = "resync.hub_stopped"
 """The API process is stopping; reconnect (to another process, or when it is back)."""
 
@@ -110,7 +113,8 @@ class Subscription(Generic[T]):
             if self._closed:
                 raise StopAsyncIteration
             if self._ended is not None:
-                raise self._ended
+                # A fresh exception each time: a stored one would gather every raise's traceback.
+                raise ResyncRequired(self._ended.reason, self._ended.detail)
             if self._ready() and (item := self._take()) is not None:
                 return item
             self._waiter = asyncio.get_running_loop().create_future()

@@ -131,6 +131,7 @@ async def _clients(path: str, url: str, n: int, symbol: str, depth: int, token: 
     import time
 
     from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
 
     seen = [Seen() for _ in range(n)]
     subscribed = 0
@@ -173,8 +174,8 @@ async def _clients(path: str, url: str, n: int, symbol: str, depth: int, token: 
 
     async def one(i: int) -> None:
         nonlocal subscribed
-        protocols = ["graphql-transport-ws"] if path == "graphql" else None
-        async with connect(url, subprotocols=protocols, max_size=None, compression=None) as ws:  # type: ignore[arg-type]
+        protocols = [Subprotocol("graphql-transport-ws")] if path == "graphql" else None
+        async with connect(url, subprotocols=protocols, max_size=None, compression=None) as ws:
             if path == "graphql":
                 await ws.send(json.dumps({"type": "connection_init", "payload": {"token": token}}))
                 ack = json.loads(await ws.recv())

@@ -23,6 +23,10 @@ clock, for every update and every subscriber. Lost: updates no frame carried by 
 relay: records not received). Out of order: a frame older than one before it, or a delta whose
 ``previousSequence`` does not link. The book paths' final books are checked against the
 venue's last book. Goal: p99 <= 10 ms, nothing lost or out of order.
+
+Also printed: the Kafka hop alone (venue timestamp -> the relay's consumer has the record),
+which every path pays; each server's and each path's clients' CPU over the run, and the
+server's CPU per frame sent; the venue's and Kafka's CPU.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -132,6 +136,7 @@ async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
         loop = asyncio.get_running_loop()
         n = int(rate * seconds)
         stamps: list[int] = []
+        cpu_began = time.process_time()
         start = loop.time()
         for i in range(n):
             delay = start + i / rate - loop.time()
@@ -139,7 +144,8 @@ async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
                 await asyncio.sleep(delay)
             stamps.append(await send())
         await producer.flush()
-        out.put((stamps, loop.time() - start, book.levels()))
+        cpu_s = time.process_time() - cpu_began
+        out.put((stamps, loop.time() - start, book.levels(), cpu_s))
     finally:
         await producer.stop()
 
@@ -201,7 +207,7 @@ def summarise(path: str, seen: list[Seen], updates_us: list[int], run_s: float, 
 # --- the run ------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
+def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int, dict[str, float]]:
     root = Path(__file__).resolve().parent.parent / "var"
     root.mkdir(exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=root))
@@ -212,7 +218,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
     try:
         with Progress(transient=True, console=console) as progress:
             task = progress.add_task("starting postgres and kafka", total=None)
-            _start_services(settings, supervisor, "hub" in args.paths or "graphql" in args.paths)
+            kafka_pid = _start_services(settings, supervisor, "hub" in args.paths or "graphql" in args.paths)
             stop, hop_out = ctx.Event(), ctx.Queue()
             urls: dict[str, str] = {}
             server_pids: dict[str, int] = {}
@@ -248,8 +254,9 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             venue = ctx.Process(
                 target=venue_main, args=(settings.kafka, args.rate, args.seconds, venue_out), daemon=True
             )
-            pids = {**{f"server {p}": pid for p, pid in server_pids.items()},
-                    **{f"clients {p}": c[0].pid for p, c in clients.items()}}  # fmt: skip
+            pids = {f"server {p}": pid for p, pid in server_pids.items()}
+            pids |= {f"clients {p}": c[0].pid for p, c in clients.items()}
+            pids["Kafka (Tansu)"] = kafka_pid
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             venue.start()
             children.append(venue)
@@ -258,7 +265,7 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
             while venue.is_alive() and venue_out.empty():
                 time.sleep(0.2)
                 progress.update(task, completed=min(time.monotonic() - began, args.seconds + 1))
-            stamps, run_s, final = venue_out.get(timeout=30)
+            stamps, run_s, final, venue_cpu_s = venue_out.get(timeout=30)
             cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / run_s for name, pid in pids.items()}
             progress.update(task, description="draining")
             time.sleep(args.drain)
@@ -271,7 +278,8 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
                                         stamps, run_s, final))  # fmt: skip
         for r in results:
             r.server_cpu, r.clients_cpu = cpu.get(f"server {r.path}"), cpu.get(f"clients {r.path}")
-        return results, run_s, len(stamps)
+        others = {"venue (producer)": venue_cpu_s / run_s, "Kafka (Tansu)": cpu["Kafka (Tansu)"]}
+        return results, run_s, len(stamps), others
     finally:
         for child in children:
             child.kill()
@@ -280,15 +288,17 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int]:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-def _start_services(settings: FloorSettings, supervisor: Supervisor, postgres: bool) -> None:
+def _start_services(settings: FloorSettings, supervisor: Supervisor, postgres: bool) -> int:
+    """Start Postgres (when a path needs it) and Kafka; Kafka's pid."""
     from bus.kafka import ensure_topics
     from floor.database import prepare_database
 
     if postgres:
         supervisor.start(services.postgres_spec(settings))
         asyncio.run(prepare_database(settings))
-    supervisor.start(services.kafka_spec(settings))
+    kafka = supervisor.start(services.kafka_spec(settings))
     asyncio.run(ensure_topics(settings.kafka))
+    return kafka.pid
 
 
 def _start_server(
@@ -303,13 +313,11 @@ def _start_server(
         return f"ws://{settings.host}:{settings.api_port}/graphql", api.pid, None
     port = free_port()
     ready = ctx.Event()
+    target: Callable[..., None] = hub_main
+    args: tuple[Any, ...] = (settings.model_dump_json(), port, ready)
     if path == "relay":
-        target, args = (
-            relay_main,
-            (settings.kafka, settings.host, port, settings.command_fetch_wait_ms, ready, stop, hop_out),
-        )
-    else:
-        target, args = hub_main, (settings.model_dump_json(), port, ready)  # type: ignore[assignment]
+        target = relay_main
+        args = (settings.kafka, settings.host, port, settings.command_fetch_wait_ms, ready, stop, hop_out)
     process = ctx.Process(target=target, args=args, daemon=True)
     process.start()
     return f"ws://{settings.host}:{port}", process.pid, (process, ready)
@@ -337,14 +345,24 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
-def report(results: list[PathResult], run_s: float, updates: int, args: argparse.Namespace) -> None:
+def _per_frame(r: PathResult) -> str:
+    """Server CPU per frame sent (each subscriber's frames counted)."""
+    frames_per_s = r.frames_per_s * r.subscribers
+    if r.server_cpu is None or not frames_per_s:
+        return "-"
+    return f"{r.server_cpu / frames_per_s * 1e6:,.0f}"
+
+
+def report(
+    results: list[PathResult], run_s: float, updates: int, others: dict[str, float], args: argparse.Namespace
+) -> None:
     table = Table(
         title=f"{SYMBOL} book, {updates:,} updates in {run_s:.1f} s ({updates / run_s:,.0f}/s), "
         f"{args.subscribers} subscribers a path: venue timestamp -> frame received (ms: p50 / p99 / max)",
         title_justify="left",
     )
     columns = ("path", "latency", "samples", "frames/s a subscriber", "lost", "out of order", "final book",
-               "server CPU", "clients CPU")  # fmt: skip
+               "server CPU", "server µs a frame", "clients CPU")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col == "path" else "right")
     for r in results:
@@ -352,10 +370,14 @@ def report(results: list[PathResult], run_s: float, updates: int, args: argparse
         name = NAMES.get(r.path, r.path) + "".join(f"\n[yellow]{e}[/]" for e in sorted(set(r.errors))[:3])
         table.add_row(
             name, r.figures.cells() if r.figures.n else "-", f"{r.figures.n:,}", f"{r.frames_per_s:,.0f}",
-            f"{r.lost:,}", f"{r.out_of_order:,}", books, _pct(r.server_cpu), _pct(r.clients_cpu),
+            f"{r.lost:,}", f"{r.out_of_order:,}", books,
+            _pct(r.server_cpu), _per_frame(r), _pct(r.clients_cpu),
         )  # fmt: skip
     console.print(table)
-    console.print("CPU: share of one core over the run (the machine's cores are shared by every process)")
+    console.print(
+        "CPU: share of one core over the run (the machine's cores are shared by every process); also "
+        + ", ".join(f"{name} {_pct(share)}" for name, share in others.items())
+    )
     by_path = {r.path: r for r in results}
     baseline = by_path.get("relay")
     for r in results:
@@ -392,8 +414,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> list[PathResult]:
     args = parse_args(argv)
-    results, run_s, updates = run(args)
-    report(results, run_s, updates, args)
+    results, run_s, updates, others = run(args)
+    report(results, run_s, updates, others, args)
     return results
 
 

@@ -12,7 +12,6 @@ every ``refresh_s`` whatever happens, so a revoked writer key stops verifying wi
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -88,23 +87,3 @@ class RecordVerifier:
                 raise
         await self.reload()
         return verify_record(topic, raw, self._keys)
-
-
-CLAIM_FIELDS = ("event_id", "command_id", "account")
-CLAIM_MAX_CHARS = 128
-
-
-def record_claims(raw: bytes) -> dict[str, str]:
-    """What an unverified record claims to be about, for whoever investigates it: a few fields,
-    each cut to a bounded length (the record itself stays in the topic)."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {
-        f"claimed_{name}": str(data[name])[:CLAIM_MAX_CHARS]
-        for name in CLAIM_FIELDS
-        if isinstance(data.get(name), str)
-    }

@@ -22,6 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from trading.record_signing import RecordRefused, record_claims
 from trading.security_events import SecurityEvent, Severity
 
 log = logging.getLogger("floor.security")
@@ -72,6 +73,27 @@ def refusal_event(
         command_id=command_id,
         signature_hash=signature_hash,
         detail=details,
+    )
+
+
+def unverified_record_event(
+    topic: str, where: str, raw: bytes, refused: RecordRefused, *, source: str
+) -> SecurityEvent:
+    """The event for a Kafka record no writer of its topic signed (:mod:`trading.record_signing`).
+    ``where`` is ``topic[partition]@offset``; the source address is the partition, not the
+    offset, so a flood from one partition is one source to the flood summary. The detail keeps
+    the offset and what the record claims to be about (a few fields, bounded)."""
+    partition, _, offset = where.partition("@")
+    return SecurityEvent(
+        event_id=uuid.uuid4().hex,
+        ts=datetime.now(UTC),
+        title=CRITICAL_BREACH,
+        reason=refused.reason,
+        severity=Severity.CRITICAL,
+        source=source,
+        source_address=partition,
+        key_id=refused.signer,
+        detail={"topic": topic, "offset": offset, "detail": refused.detail, **record_claims(raw)},
     )
 
 

@@ -33,10 +33,9 @@ import argparse
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -47,7 +46,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bus.kafka import consumer, start_producer
-from bus.signed_records import RecordVerifier, record_claims
+from bus.signed_records import RecordVerifier
 from bus.topics import ORDERS_EVENTS, SECURITY_EVENTS
 from config.settings import FloorSettings
 from config.workflow_ids import lifecycle_workflow_id
@@ -57,14 +56,13 @@ from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.record_keys import writer_keys
 from observability.flood import FloodSummary
-from observability.security import CRITICAL_BREACH, SecurityLog, SecurityRecorder
+from observability.security import SecurityLog, SecurityRecorder, unverified_record_event
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE
 from trading.commands import Command, CommandInvalid, CommandKind, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
 from trading.record_signing import RecordRefused
-from trading.security_events import SecurityEvent, Severity
 from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
 from workflows.iceberg import ControlSignal
@@ -282,20 +280,8 @@ class Bridge:
             return await self._verifier.verify(topic, raw)
         except RecordRefused as exc:
             self.stats.unverified += 1
-            partition, _, offset = where.partition("@")
             await self._security.record(
-                SecurityEvent(
-                    event_id=uuid.uuid4().hex,
-                    ts=datetime.now(UTC),
-                    title=CRITICAL_BREACH,
-                    reason=exc.reason,
-                    severity=Severity.CRITICAL,
-                    source="temporal-bridge",
-                    # The partition, not the offset: a flood from one partition is one source.
-                    source_address=partition,
-                    key_id=exc.signer,
-                    detail={"topic": topic, "offset": offset, "detail": exc.detail, **record_claims(raw)},
-                )
+                unverified_record_event(topic, where, raw, exc, source="temporal-bridge")
             )
             return None
 

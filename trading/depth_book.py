@@ -30,6 +30,10 @@ Level = tuple[Decimal, int]
 
 BID = "bids"
 ASK = "asks"
+MAX_LEVELS = 100
+"""Levels a side a record may carry (the hot path publishes the rows it subscribed, 10 by
+default): anyone who can produce to Kafka can write ``market.depth``, so a record is bounded."""
+MAX_SYMBOL_CHARS = 32
 
 
 class DepthRecordError(ValueError):
@@ -84,8 +88,8 @@ def parse_depth_record(raw: bytes | str) -> DepthUpdate:
     if data.get("v") != 1:
         raise DepthRecordError(f"v must be 1, got {data.get('v')!r}")
     symbol = data.get("symbol")
-    if not isinstance(symbol, str) or not symbol:
-        raise DepthRecordError("symbol must be a non-empty string")
+    if not isinstance(symbol, str) or not 0 < len(symbol) <= MAX_SYMBOL_CHARS:
+        raise DepthRecordError(f"symbol must be a string of 1 to {MAX_SYMBOL_CHARS} characters")
     try:
         venue_ts = datetime.fromisoformat(data["ts"])
     except (KeyError, TypeError, ValueError):
@@ -110,6 +114,8 @@ def _side(data: Mapping[str, Any], side: str) -> tuple[Level, ...]:
     raw = data.get(side)
     if not isinstance(raw, list):
         raise DepthRecordError(f"{side} must be a list")
+    if len(raw) > MAX_LEVELS:
+        raise DepthRecordError(f"{side} holds {len(raw)} levels; at most {MAX_LEVELS}")
     levels: list[Level] = []
     for i, level in enumerate(raw):
         if not isinstance(level, dict) or not isinstance(level.get("price"), str):

@@ -165,3 +165,23 @@ def _object(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RecordRefused(MALFORMED, "a record is a JSON object")
     return data
+
+
+CLAIM_FIELDS = ("event_id", "command_id", "account")
+CLAIM_MAX_CHARS = 128
+
+
+def record_claims(raw: bytes) -> dict[str, str]:
+    """What an unverified record claims to be about, for whoever investigates it: a few fields,
+    each cut to a bounded length (the record itself stays in the topic)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        f"claimed_{name}": str(data[name])[:CLAIM_MAX_CHARS]
+        for name in CLAIM_FIELDS
+        if isinstance(data.get(name), str)
+    }

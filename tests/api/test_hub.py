@@ -10,13 +10,14 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from api.hub import Hub
-from api.mailboxes import OVERFLOW, ResyncRequired
+from api.hub import Hub, Subscription
+from api.mailboxes import FEED_INTERRUPTED, OVERFLOW, ResyncRequired
 from bus.kafka import start_producer
 from bus.topics import MARKET_DEPTH, ORDERS_EVENTS, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -47,18 +48,22 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     await p.stop()
 
 
-def hub_settings(floor_settings: FloorSettings, **changes: object) -> FloorSettings:
-    return floor_settings.model_copy(update={"api_state_poll_ms": 50, **changes})
+async def started_hub(
+    db: Any, floor_settings: FloorSettings, security_db: asyncpg.Pool, **settings: object
+) -> Hub:
+    """A started hub reading ``db``, its security events written through ``security_db``, its
+    Postgres polled every 50 ms; the caller stops it."""
+    changed = floor_settings.model_copy(update={"api_state_poll_ms": 50, **settings})
+    hub = Hub(db, SecurityLog(LedgerAccess(security_db), None, SECURITY_EVENTS), changed)
+    await hub.start()
+    return hub
 
 
 @pytest.fixture
 async def hub(
     floor_settings: FloorSettings, kafka_bootstrap: str, api_pool: asyncpg.Pool, record_writers: RecordWriters
 ) -> AsyncIterator[Hub]:
-    h = Hub(
-        api_pool, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings)
-    )
-    await h.start()
+    h = await started_hub(api_pool, floor_settings, api_pool)
     yield h
     await h.stop()
 
@@ -97,14 +102,22 @@ def as_levels(levels: list[tuple[str, int]]) -> tuple[tuple[Decimal, int], ...]:
     return tuple((Decimal(p), s) for p, s in levels)
 
 
+async def subscribed(hub: Hub, market: Market, depth: int) -> tuple[Subscription[Any], BookSnapshot]:
+    """A subscription to the market's book, and its first item: the snapshot of its first state."""
+    sub = hub.subscribe_book(market.symbol, depth)
+    await market.publish()
+    first = await asyncio.wait_for(anext(sub), 10)
+    assert (
+        isinstance(first, BookSnapshot) and first.symbol == market.symbol and len(first.bids) == min(depth, 5)
+    )
+    return sub, first
+
+
 async def test_a_book_subscriber_gets_a_snapshot_then_deltas_whose_sequences_link(
     hub: Hub, producer: AIOKafkaProducer
 ) -> None:
     market = Market(producer, symbol())
-    sub = hub.subscribe_book(market.symbol, 10)
-    await market.publish()
-    first = await asyncio.wait_for(anext(sub), 10)
-    assert isinstance(first, BookSnapshot) and first.symbol == market.symbol
+    sub, first = await subscribed(hub, market, 10)
     client = PriceBook(first)
     deltas: list[BookDelta] = []
     for _ in range(30):
@@ -127,10 +140,7 @@ async def test_a_slow_book_subscriber_gets_one_merged_delta_that_still_links(
     hub: Hub, producer: AIOKafkaProducer
 ) -> None:
     market = Market(producer, symbol())
-    slow = hub.subscribe_book(market.symbol, 3)
-    await market.publish()
-    snap = await asyncio.wait_for(anext(slow), 10)
-    assert isinstance(snap, BookSnapshot) and len(snap.bids) == 3
+    slow, snap = await subscribed(hub, market, 3)
     for _ in range(40):
         bids, asks = await market.publish()
     await eventually(
@@ -162,12 +172,7 @@ async def test_200_order_event_subscribers_one_stuck_the_others_get_every_event_
     producer: AIOKafkaProducer,
 ) -> None:
     capacity = 20
-    hub = Hub(
-        api_pool,
-        SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS),
-        hub_settings(floor_settings, api_subscription_queue=capacity),
-    )
-    await hub.start()
+    hub = await started_hub(api_pool, floor_settings, api_pool, api_subscription_queue=capacity)
     try:
         account = f"ACC{uuid.uuid4().hex[:6]}"
         mine = lambda e: e.account == account  # noqa: E731
@@ -288,10 +293,7 @@ async def test_security_events_reach_their_subscribers_from_postgres(
 async def test_stopping_the_hub_ends_every_stream_with_resync_required(
     floor_settings: FloorSettings, kafka_bootstrap: str, api_pool: asyncpg.Pool, record_writers: RecordWriters
 ) -> None:
-    hub = Hub(
-        api_pool, SecurityLog(LedgerAccess(api_pool), None, SECURITY_EVENTS), hub_settings(floor_settings)
-    )
-    await hub.start()
+    hub = await started_hub(api_pool, floor_settings, api_pool)
     orders = hub.subscribe_order_events(lambda e: True)
     book = hub.subscribe_book(symbol(), 5)
     outcome = hub.expect_outcome("cmd-never")
@@ -335,3 +337,78 @@ async def test_200_book_subscribers_one_stuck_the_others_follow_every_state_and_
     late = await asyncio.wait_for(anext(stuck), 5)  # when it does read: the book now, whole
     assert isinstance(late, BookSnapshot) and (late.bids, late.asks) == tuple(final)
     assert hub.stats().dropped == 0
+
+
+class Unreachable:
+    """The API's pool, until the test takes the database away."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        if self.down and name in {"fetch", "fetchrow", "fetchval", "execute"}:
+
+            async def refused(*args: Any, **kwargs: Any) -> Any:
+                raise ConnectionRefusedError("the database is unreachable")
+
+            return refused
+        return getattr(self.pool, name)
+
+
+async def test_an_order_record_that_cannot_be_verified_ends_the_order_streams_with_resync_required(
+    floor_settings: FloorSettings,
+    kafka_bootstrap: str,
+    api_pool: asyncpg.Pool,
+    record_writers: RecordWriters,
+    producer: AIOKafkaProducer,
+) -> None:
+    db = Unreachable(api_pool)
+    hub = await started_hub(db, floor_settings, api_pool)
+    try:
+        sub = hub.subscribe_order_events(lambda e: True)
+        db.down = True  # the key registry cannot be read: no record can be believed
+        await publish(
+            producer,
+            signed(order_event(f"cmd-{uuid.uuid4().hex[:8]}", 1, EventKind.ACCEPTED), record_writers),
+        )
+        with pytest.raises(ResyncRequired) as ended:
+            await asyncio.wait_for(anext(sub), 10)
+        assert ended.value.reason == FEED_INTERRUPTED
+        db.down = False
+        later = hub.subscribe_order_events(lambda e: True)  # the feed goes on once it can verify
+        event = order_event(f"cmd-{uuid.uuid4().hex[:8]}", 1, EventKind.ACCEPTED)
+        await publish(producer, signed(event, record_writers))
+        assert (await asyncio.wait_for(anext(later), 10)).event_id == event.event_id
+    finally:
+        await hub.stop()
+
+
+async def test_subscribing_to_a_symbol_no_record_names_leaves_nothing_behind_once_closed(hub: Hub) -> None:
+    before = hub.stats().subscribers
+    subs = [hub.subscribe_book(f"NOPE{i}", 5) for i in range(100)]
+    assert hub.stats().subscribers == before + 100
+    for sub in subs:
+        sub.close()
+    assert hub.stats().subscribers == before
+    assert all(hub.book(f"NOPE{i}", 5) is None for i in range(100))
+    assert not any(name.startswith("NOPE") for name in hub._books)  # the leak itself
+
+
+async def test_depth_records_for_more_symbols_than_the_hub_keeps_books_for_are_dropped(
+    hub: Hub, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``market.depth`` is not signed: a flood of made-up symbols must not grow the API."""
+    marker = Market(producer, symbol())
+    await marker.publish()  # once its book is there, the hub has read what came before it
+    await eventually(lambda: hub.book(marker.symbol, 1) is not None)
+    monkeypatch.setattr("api.hub.MAX_BOOKS", hub._named_books + 2)  # room for two more books
+    markets = [Market(producer, symbol()) for _ in range(4)]
+    dropped = hub.stats().undecodable
+    for market in markets:
+        await market.publish()
+    await eventually(lambda: hub.stats().undecodable == dropped + 2)
+    assert [hub.book(m.symbol, 5) is not None for m in markets] == [True, True, False, False]
+    assert not {m.symbol for m in markets[2:]} & set(hub._books)
+    await markets[0].publish()  # a symbol that has its book goes on being followed
+    await eventually(lambda: (b := hub.book(markets[0].symbol, 5)) is not None and b.sequence == 2)

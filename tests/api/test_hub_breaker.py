@@ -4,6 +4,7 @@ shared floor)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -15,18 +16,33 @@ from config.settings import FloorSettings
 from floor.breaker_cmd import breaker_command
 from ledger.access import LedgerAccess
 from ledger.append import Decision, append_command
+from ledger.migrate import apply_migrations
 from observability.security import SecurityLog
 from tests.fixtures.hotpath import fresh_agent
-from tests.ledger.conftest import ledger_dsn, ledger_template  # noqa: F401 - fixtures
+from tests.ledger.conftest import with_database
 from trading.commands import CommandKind
 from trading.risk import TradingState
 
 
 @pytest.fixture
-async def pool(ledger_dsn: str) -> AsyncIterator[asyncpg.Pool]:  # noqa: F811
-    p = await asyncpg.create_pool(ledger_dsn, min_size=1, max_size=3)
+async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A database of this test's own, every migration applied."""
+    name = f"hub_breaker_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = with_database(postgres_url, name)
+    await apply_migrations(dsn)
+    p = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
     yield p
     await p.close()
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 async def test_breaker_subscribers_get_the_state_now_then_each_trip_and_arm(

@@ -122,6 +122,8 @@ def test_a_client_refuses_a_delta_that_does_not_follow_its_sequence() -> None:
         ({"ts": "2026-12-01T15:00:00"}, "timezone"),
         ({"v": 2}, "v must be 1"),
         ({"symbol": ""}, "symbol"),
+        ({"symbol": "X" * 33}, "symbol"),
+        ({"asks": [{"price": str(100 + i), "size": 1} for i in range(101)]}, "at most 100"),
     ],
 )
 def test_an_unreadable_depth_record_is_refused_naming_the_field(
