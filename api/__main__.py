@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = FloorSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(
-        services_factory(settings), limits=limits(settings), ws_send_timeout_s=settings.api_ws_send_timeout_s
+        services_factory(settings),
+        limits=limits(settings),
+        ws_read_timeout_s=settings.api_ws_read_timeout_s,
+        ws_ping_interval_s=settings.api_ws_ping_interval_s,
     )
     uvicorn.run(
         app,

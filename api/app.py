@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from api import commands, health, orders, web_pages
 from api.door_guard import DEFAULT_LIMITS, DoorGuard, DoorLimits
-from api.graphql.router import DEFAULT_SEND_TIMEOUT_S, graphql_router
+from api.graphql.router import DEFAULT_PING_INTERVAL_S, DEFAULT_READ_TIMEOUT_S, graphql_router
 from api.security_headers import FrameAncestorsNone
 from api.services import ServicesFactory
 
@@ -22,7 +22,8 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     limits: DoorLimits = DEFAULT_LIMITS,
     *,
-    ws_send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
+    ws_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    ws_ping_interval_s: float = DEFAULT_PING_INTERVAL_S,
 ) -> FastAPI:
     """``routers`` are mounted after the REST door and GraphQL. Every request passes the
     :class:`DoorGuard` (rate and body limits) first; every response carries
@@ -41,7 +42,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(commands.router)
     app.include_router(orders.router)
-    app.include_router(graphql_router(ws_send_timeout_s))
+    app.include_router(graphql_router(ws_read_timeout_s, ws_ping_interval_s))
     app.include_router(web_pages.router)
     for router in routers:
         app.include_router(router)

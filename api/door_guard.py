@@ -3,7 +3,7 @@
 An ASGI middleware, so a refused request costs no body read, no JSON parse and no database
 call. In order:
 
-1. **Rate** (paths under :attr:`DoorLimits.rate_limited_prefixes`, the command door): each
+1. **Rate** (paths under :attr:`DoorLimits.rate_limited_prefixes`, the command doors): each
    client address has a token bucket (:mod:`api.rate_limit`); a request that finds it empty is
    answered 429 with ``Retry-After``. The address is the TCP peer's: the API runs uvicorn with
    proxy headers off, so ``X-Forwarded-For`` cannot pick the bucket.
@@ -51,7 +51,9 @@ class DoorLimits:
     burst: int = DEFAULT_BURST
     """Requests a client address may send at once after a quiet spell."""
     body_limit: int = BODY_LIMIT
-    rate_limited_prefixes: tuple[str, ...] = ("/v1/",)
+    rate_limited_prefixes: tuple[str, ...] = ("/v1/", "/graphql")
+    """The command door and GraphQL over HTTP, whose ``submitCommand`` and ``executeOrder``
+    reach the same door (a WebSocket is not an HTTP request: subscriptions are not counted)."""
 
 
 DEFAULT_LIMITS = DoorLimits()

@@ -15,7 +15,7 @@ def api_spec(settings: FloorSettings, *, env: dict[str, str | None] | None = Non
     return ServiceSpec(
         name="api",
         argv=[sys.executable, "-m", "api", "--port", str(port)],
-        address=f"http://{settings.host}:{port}",
+        address=settings.api_url,
         probe=tcp_probe(settings.host, port),
         ports=((settings.host, port),),
         env={**child_env(settings, "api"), "FLOOR_API_PORT": str(port), **(env or {})},

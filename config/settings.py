@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_FETCH_WAIT_MS = 5
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EXTERNAL_FETCH_WAIT_MS = 100
 
 
@@ -79,9 +80,12 @@ class FloorSettings(BaseSettings):
     api_subscription_queue: int = Field(default=1000, ge=1)
     """Order or security events one subscriber may fall behind by; one more ends its stream with
     ``resync.overflow`` (the API never waits for a slow client)."""
-    api_ws_send_timeout_s: float = Field(default=5.0, gt=0)
-    """How long one GraphQL WebSocket frame may wait for a client that stopped reading; then the
-    connection is closed (4410 ``resync.slow_consumer``) and its subscriptions end."""
+    api_ws_read_timeout_s: float = Field(default=5.0, gt=0)
+    """How far behind a GraphQL WebSocket client may fall: a frame that waits this long for room,
+    or a ping not answered within it, closes the connection (4410 ``resync.slow_consumer``) and
+    ends its subscriptions."""
+    api_ws_ping_interval_s: float = Field(default=10.0, gt=0)
+    """How often the API pings each GraphQL WebSocket client (graphql-transport-ws ``ping``)."""
     api_state_poll_ms: int = Field(default=200, ge=10)
     """How often the API reads the breaker's state and new security events from Postgres for its
     subscribers (no trigger announces either)."""
@@ -148,6 +152,14 @@ class FloorSettings(BaseSettings):
         secret = self.db_secrets_dir / f"{role}.password"
         password = f":{quote(secret.read_text().strip(), safe='')}" if secret.exists() else ""
         return f"postgresql://{role}{password}@{self.host}:{self.pg_port}/postgres"
+
+    @property
+    def api_url(self) -> str:
+        """The API as people and browsers should open it: ``localhost`` for a loopback host,
+        because WebAuthn accepts no IP address as relying party (a page at 127.0.0.1 cannot
+        sign in), so no link the floor prints for the API names 127.0.0.1."""
+        host = "localhost" if self.host in LOOPBACK_HOSTS else self.host
+        return f"http://{host}:{self.api_port}"
 
     @property
     def embedded_database_url(self) -> str:

@@ -79,13 +79,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def urls(settings: FloorSettings) -> dict[str, str]:
-    api = f"http://{settings.host}:{settings.api_port}"
+    api = settings.api_url
     temporal_ui = f"http://{settings.host}:{settings.temporal_ui_port}"
     if settings.temporal_address:
         temporal_ui = "(your Temporal deployment's UI)"
-    # Only what serves today: the HUD and GraphQL are planned (see the README) and get links
-    # when they exist.
-    return {"Command API": f"{api}/v1/commands", "Temporal UI": temporal_ui}
+    return {"GraphQL": f"{api}/graphql", "Command API": f"{api}/v1/commands", "Temporal UI": temporal_ui}
 
 
 def host_port(address: str, default_port: int) -> tuple[str, int]:

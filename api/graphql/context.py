@@ -28,7 +28,15 @@ class FloorContext(BaseContext):
         self.services = services
         self.principal = principal
         self.client_address = client_address
+        self.credentials: tuple[str | None, str | None] = (None, None)
+        """(cookie, bearer token) a WebSocket authenticated with, to check again while it lives."""
         self.loaders = Loaders(services.db)
+
+    async def still_signed_in(self) -> bool:
+        """Whether the WebSocket's credentials still open a session or a token (a trader may have
+        signed out, a session expired, a token been revoked since the connection began)."""
+        cookie, bearer = self.credentials
+        return await authenticate(self.services.db, cookie=cookie, bearer=bearer) is not None
 
     def caller(self) -> Principal:
         """The authenticated caller; unauthenticated callers get the named error."""

@@ -25,6 +25,7 @@ from api.mailboxes import ResyncRequired
 from api.mailboxes import Subscription as Mailbox
 from trading.commands import Side
 from trading.order_events import OrderEvent
+from trading.orders import Fill
 from trading.positions import PositionFill
 
 T = TypeVar("T")
@@ -43,10 +44,7 @@ async def drained(mailbox: Mailbox[T]) -> AsyncIterator[T]:
         mailbox.close()
 
 
-def _fill(event: OrderEvent) -> PositionFill | None:
-    fill = event.last_fill
-    if fill is None:
-        return None
+def _fill(event: OrderEvent, fill: Fill) -> PositionFill:
     return PositionFill(event.account, event.symbol, Side(event.side), fill.qty, fill.price)
 
 
@@ -98,12 +96,10 @@ class Subscription:
         for position in book.positions.values():
             yield Position.of(position, mid(services.hub, position.symbol))
         async for event in drained(mailbox):
-            fill = _fill(event)
-            assert event.last_fill is not None
-            if fill is None or event.last_fill.exec_id in seen:
-                continue
+            if event.last_fill is None or event.last_fill.exec_id in seen:
+                continue  # no execution, or one counted already (a record read twice)
             seen.add(event.last_fill.exec_id)
-            position = book.apply(fill)
+            position = book.apply(_fill(event, event.last_fill))
             yield Position.of(position, mid(services.hub, position.symbol))
 
     @strawberry.subscription(description="The breaker's state now, then each change.")

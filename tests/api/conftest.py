@@ -15,8 +15,9 @@ from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from tests.api.http import api_process
 
-WS_SEND_TIMEOUT_S = 2.0
-"""How long the suite's API lets one frame wait for a client that stopped reading."""
+WS_READ_TIMEOUT_S = 2.0
+"""How far behind the suite's API lets a WebSocket client fall (see ``api.graphql.router``)."""
+WS_PING_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ def graphql_api(
     floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
 ) -> Iterator[GraphQLApi]:
     """A real API process of its own, started as ``floor up`` starts it."""
-    env = {"FLOOR_API_WS_SEND_TIMEOUT_S": str(WS_SEND_TIMEOUT_S), "FLOOR_API_STATE_POLL_MS": "50"}
+    env = {
+        "FLOOR_API_WS_READ_TIMEOUT_S": str(WS_READ_TIMEOUT_S),
+        "FLOOR_API_WS_PING_INTERVAL_S": str(WS_PING_INTERVAL_S),
+        "FLOOR_API_STATE_POLL_MS": "50",
+    }
     with api_process(floor_settings, supervisor, "api-graphql", env) as (url, _):
         yield GraphQLApi(url)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 
+import asyncpg
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from api.door_guard import DEFAULT_BURST, RATE_LIMITED
 from api.graphql.errors import UNAUTHENTICATED
+from api.graphql.router import FORBIDDEN_CODE, SIGNED_OUT
+from api.webauthn_ceremonies import Ceremonies
+from ledger.api_tokens import issue_token, revoke_token
 from tests.api.conftest import GraphQLApi
 from tests.api.gql_ws import graphql_socket
+from tests.api.http import client_from
+from tests.fixtures.identity import enrolled_and_signed_in
 
 FRAME_ANCESTORS = "frame-ancestors 'none'"
 
@@ -65,3 +74,47 @@ async def test_a_websocket_from_a_page_on_another_origin_is_refused(graphql_api:
         async with graphql_socket(graphql_api.ws_url, origin="http://evil.example"):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_a_websocket_is_closed_when_its_trader_signs_out(
+    graphql_api: GraphQLApi, cli_pool: asyncpg.Pool, ceremonies: Ceremonies
+) -> None:
+    _, principal, cookie = await enrolled_and_signed_in(ceremonies, cli_pool)
+    async with graphql_socket(graphql_api.ws_url, cookie=f"floor_session={cookie}") as socket:
+        await socket.init()
+        op = await socket.subscribe("subscription { breakerState { state } }")
+        await socket.next(op)
+        await ceremonies.logout(principal)
+        assert await socket.closed(timeout=15) == (FORBIDDEN_CODE, SIGNED_OUT)
+
+
+async def test_a_websocket_is_closed_when_its_token_is_revoked(
+    graphql_api: GraphQLApi, cli_pool: asyncpg.Pool
+) -> None:
+    name = f"gql-revoked-{uuid.uuid4().hex[:8]}"
+    _, token = await issue_token(cli_pool, name, "read")
+    async with graphql_socket(graphql_api.ws_url) as socket:
+        await socket.init({"token": token})
+        op = await socket.subscribe("subscription { breakerState { state } }")
+        await socket.next(op)
+        await revoke_token(cli_pool, name)
+        assert await socket.closed(timeout=15) == (FORBIDDEN_CODE, SIGNED_OUT)
+
+
+async def test_graphql_over_http_shares_the_doors_rate_limit_per_address(graphql_api: GraphQLApi) -> None:
+    """submitCommand reaches the same door as POST /v1/commands, so /graphql is rate limited the
+    same way: a flood from one address gets 429, another address is still answered."""
+    body = {"query": "{ me { name } }"}
+    async with client_from(graphql_api.url, "127.0.0.31") as flood:
+        limited: httpx.Response | None = None
+        for _ in range(20):
+            answers = await asyncio.gather(*(flood.post("/graphql", json=body) for _ in range(DEFAULT_BURST)))
+            limited = next((r for r in answers if r.status_code == 429), None)
+            if limited is not None:
+                break
+    assert limited is not None, "no 429 after 20 bursts"
+    assert limited.json()["error"] == RATE_LIMITED
+    assert limited.headers["content-security-policy"] == FRAME_ANCESTORS
+    async with client_from(graphql_api.url, "127.0.0.32") as other:
+        answer = await other.post("/graphql", json=body)
+    assert answer.status_code == 200
