@@ -21,6 +21,12 @@ Execute, in order (each step a named result, never an exception):
    published; the answer is the hot path's ``accepted`` / ``rejected`` record for it, or
    ``Executed`` with state ``PENDING`` when it does not come within the timeout (the client
    follows ``orderEvents``).
+
+Cancels, cancel-all and the breaker's trip take risk off, so they wait for no arming: they carry
+the assertion that signed the trader in (:meth:`Ceremonies.session_proof`, ceremony
+``session``), the ceremony that actually let them through, and the hot path accepts that
+evidence for these kinds only (:data:`trading.sentry.SIGN_IN_KINDS`). Re-arming the breaker lets
+risk back in: it needs a live grant and carries its arming assertion.
 """
 
 from __future__ import annotations
@@ -33,11 +39,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from api.desk_evidence import session_assertion
 from api.desk_results import (
     ACCOUNT_NOT_ALLOWED,
     ALREADY_EXECUTED,
-    NO_ASSERTION,
     NO_SESSION,
     NO_TRADER_KEY,
     NOT_ARMED,
@@ -271,7 +275,7 @@ class Desk:
         finally:
             self._outcomes.forget_outcome(command_id)
 
-    # --- risk-reducing commands: a session, no grant -----------------------------------------
+    # --- risk-reducing commands: the sign-in's assertion, no grant ---------------------------
 
     async def cancel(
         self, principal: Principal, command_id: str, *, client_address: str | None = None
@@ -325,7 +329,11 @@ class Desk:
         if grant is None:
             return NotArmed(NOT_ARMED, "arm first: re-arming the breaker needs an arming grant")
         sent = await self._send(
-            principal, CommandKind.BREAKER_ARM, FLOOR_WIDE, client_address, proof=grant.proof
+            principal,
+            CommandKind.BREAKER_ARM,
+            FLOOR_WIDE,
+            client_address,
+            _authorization(grant.proof, Ceremony.ARMING, None),
         )
         return sent if isinstance(sent, Invalid) else BreakerCommandSent(sent, CommandKind.BREAKER_ARM.value)
 
@@ -337,21 +345,22 @@ class Desk:
         kind: CommandKind,
         account: str,
         client_address: str | None,
+        authorization: Authorization | None = None,
         *,
-        proof: AssertionProof | None = None,
         target_command_id: str | None = None,
         symbol: str | None = None,
     ) -> str | Invalid:
-        """Sign ``kind`` as the trader, authorised by ``proof`` (else the session's standing
-        evidence), and publish it; the command id, or why not."""
-        if proof is None:
-            proof = await self._session_proof(principal)
+        """Sign ``kind`` as the trader, authorised by ``authorization`` (else the session's
+        sign-in assertion), and publish it; the command id, or why not."""
+        if authorization is None:
+            proof = await self._ceremonies.session_proof(principal)
             if proof is None:
                 return Invalid(
-                    NO_ASSERTION,
-                    "this session has no WebAuthn assertion to record with the command yet: arm once"
-                    " (the grant may lapse; cancels and the trip need no live grant)",
+                    NO_SESSION,
+                    "your session has ended (signed out or expired) or predates the floor keeping its"
+                    " sign-in: sign in again",
                 )
+            authorization = _authorization(proof, Ceremony.SESSION, None)
         key = self._keys.load(principal.name)
         if key is None:
             return _no_key(principal)
@@ -364,22 +373,12 @@ class Desk:
             issued_at=utc_now_ms(),
             symbol=symbol,
             target_command_id=target_command_id,
-            authorization=_authorization(proof, Ceremony.ARMING, None),
+            authorization=authorization,
         )
         published = await self._door.submit(sign_command(command, key).to_wire(), client_address)
         if isinstance(published, Rejected):
             return Invalid(published.error, published.detail, published.field)
         return command.command_id
-
-    async def _session_proof(self, principal: Principal) -> AssertionProof | None:
-        """The evidence a risk-reducing command carries: the live grant's arming assertion, else
-        the newest one of this session, expired or disarmed (the trader did make it, in this
-        session; the hot path records it, it grants nothing)."""
-        grant = await self._ceremonies.current_grant(principal)
-        if grant is not None:
-            return grant.proof
-        assert principal.session_id is not None
-        return await session_assertion(self._db, principal.session_id)
 
     async def _confirms_every_order(self, trader: str) -> bool:
         """The trader's own setting, read now: a principal kept by a WebSocket may be older."""

@@ -25,7 +25,6 @@ NO_TRADER_KEY = "desk.no_trader_key"
 UNKNOWN_ORDER = "desk.unknown_order"
 ACCOUNT_NOT_ALLOWED = "desk.account_not_allowed"
 TICKET_INVALID = "desk.ticket_invalid"
-NO_ASSERTION = "desk.no_assertion"
 
 PENDING = "PENDING"
 """The hot path's decision did not arrive in time: follow the order on ``orderEvents``."""

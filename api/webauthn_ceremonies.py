@@ -9,7 +9,9 @@ Every ceremony is two calls: ``begin_*`` stores a single-use challenge (expiring
 sign count that did not increase, or a signature that does not verify, is a
 ``Critical Security Breach``. The stored sign count moves by compare-and-swap.
 
-Nothing is cached: the grant is read from Postgres on every :meth:`Ceremonies.current_grant`.
+Nothing is cached: the grant is read from Postgres on every :meth:`Ceremonies.current_grant`,
+and the session's sign-in assertion (kept with the session when sign-in opens it) on every
+:meth:`Ceremonies.session_proof`.
 """
 
 from __future__ import annotations
@@ -214,14 +216,38 @@ class Ceremonies:
             self._db,
             session_id=session_id,
             cookie=cookie,
-            trader=proof.trader,
-            credential_id=_credential_bytes(proof.credential_id),
+            sign_in=store.SignIn(
+                trader=proof.trader,
+                credential_id=_credential_bytes(proof.credential_id),
+                sign_count=proof.sign_count,
+                authenticator_data_sha256=proof.authenticator_data_sha256,
+                client_data_sha256=proof.client_data_sha256,
+                synced=proof.synced,
+            ),
             now=now,
             expires_at=now + timedelta(seconds=self._settings.session_ttl_s),
         )
         principal = await trader_principal(self._db, proof.trader, session_id)
         assert principal is not None  # the credential references its trader
         return principal, cookie
+
+    async def session_proof(self, principal: Principal) -> AssertionProof | None:
+        """The sign-in assertion that opened the principal's session, read now: None for a
+        program, a revoked or expired session, or one opened before the floor kept it. It
+        authorises only taking risk off (cancels, the breaker's trip); it grants nothing."""
+        if principal.kind != KIND_TRADER or principal.session_id is None:
+            return None
+        sign_in = await store.session_sign_in(self._db, principal.session_id, self._clock())
+        if sign_in is None:
+            return None
+        return AssertionProof(
+            trader=sign_in.trader,
+            credential_id=bytes_to_base64url(sign_in.credential_id),
+            sign_count=sign_in.sign_count,
+            authenticator_data_sha256=sign_in.authenticator_data_sha256,
+            client_data_sha256=sign_in.client_data_sha256,
+            synced=sign_in.synced,
+        )
 
     async def logout(self, principal: Principal) -> None:
         """Ends the session, and with it its arming grant."""

@@ -20,8 +20,9 @@ ROLE_OPERATOR = "operator"
 ROLE_SERVICE = "service"
 """Floor services that sign on their own behalf."""
 ROLE_TRADER = "trader"
-"""A human trader's key (agent id ``trader.<name>``): the API signs the trader's orders with it,
-only after the trader's WebAuthn arming or step-up ceremony passed."""
+"""A human trader's key (agent id ``trader.<name>``): the API signs the trader's orders with it
+only after the trader's WebAuthn arming or step-up ceremony passed (cancels and the breaker's
+trip: after the passkey sign-in that opened the session)."""
 ROLES = frozenset({ROLE_AGENT, ROLE_OPERATOR, ROLE_SERVICE, ROLE_TRADER})
 
 

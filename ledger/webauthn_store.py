@@ -1,5 +1,5 @@
 """Storage of the traders' WebAuthn state: passkeys (credentials), single-use challenges, web
-sessions and arming grants (migration 0016).
+sessions with their sign-in assertion, and arming grants (migrations 0016, 0018).
 
 Every check that must hold under concurrency is one statement: a challenge is taken by an
 ``UPDATE ... WHERE used_at IS NULL AND expires_at > now RETURNING`` (two answers to it cannot
@@ -221,25 +221,64 @@ async def take_challenge(
     )
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """The assertion that opened a web session (migration 0018): what a trader's cancels and
+    the breaker's trip record as their authorization."""
+
+    trader: str
+    credential_id: bytes
+    sign_count: int
+    authenticator_data_sha256: str
+    client_data_sha256: str
+    synced: bool
+
+
 async def open_session(
     db: Db,
     *,
     session_id: str,
     cookie: str,
-    trader: str,
-    credential_id: bytes,
+    sign_in: SignIn,
     now: datetime,
     expires_at: datetime,
 ) -> None:
     await db.execute(
-        "INSERT INTO web_sessions (session_id, token_hash, trader, credential_id, created_at, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO web_sessions (session_id, token_hash, trader, credential_id, created_at, expires_at,"
+        " sign_count, authenticator_data_sha256, client_data_sha256, synced)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         session_id,
         secret_hash(cookie),
-        trader,
-        credential_id,
+        sign_in.trader,
+        sign_in.credential_id,
         now,
         expires_at,
+        sign_in.sign_count,
+        sign_in.authenticator_data_sha256,
+        sign_in.client_data_sha256,
+        sign_in.synced,
+    )
+
+
+async def session_sign_in(db: Db, session_id: str, now: datetime) -> SignIn | None:
+    """The sign-in assertion of this session while it lives; None once it is revoked or
+    expired, or when it was opened before the floor kept that evidence."""
+    row = await db.fetchrow(
+        "SELECT trader, credential_id, sign_count, authenticator_data_sha256, client_data_sha256, synced"
+        " FROM web_sessions WHERE session_id = $1 AND revoked_at IS NULL AND expires_at > $2"
+        " AND sign_count IS NOT NULL",
+        session_id,
+        now,
+    )
+    if row is None:
+        return None
+    return SignIn(
+        trader=row["trader"],
+        credential_id=bytes(row["credential_id"]),
+        sign_count=row["sign_count"],
+        authenticator_data_sha256=row["authenticator_data_sha256"],
+        client_data_sha256=row["client_data_sha256"],
+        synced=row["synced"],
     )
 
 

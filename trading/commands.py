@@ -53,7 +53,9 @@ iceberg_cancel  parent_id
 assertion (:class:`Authorization`): the API signs a trader's command with that trader's own
 key only after the assertion verified, and the signed command carries what the assertion was,
 so the ledger entry records who authorised it. Only a trader's key may carry one, and a
-trader's key signs nothing without one (:mod:`trading.sentry`).
+trader's key signs nothing without one (:mod:`trading.sentry`). Its ``ceremony`` says which
+assertion: the session's arming, a step-up over this very order, or the sign-in that opened the
+session (``session``: only for cancels and the breaker's trip).
 
 The breaker kinds are the operator's or an authorised trader's (:data:`OPERATOR_KINDS`: the
 sentry refuses them from any other key) and act on the whole floor, not on one account: the breaker's
@@ -184,6 +186,10 @@ class Ceremony(enum.StrEnum):
     """The session's arming grant: one assertion for every order within the trader's limits."""
     STEP_UP = "step_up"
     """An assertion over this very order (its challenge derived from the order's hash)."""
+    SESSION = "session"
+    """The sign-in assertion that opened the trader's web session: it authorises only taking
+    risk off (cancels and the breaker's trip, :data:`trading.sentry.SIGN_IN_KINDS`), which must
+    never wait for arming."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ class Authorization:
 
         {"trader": "alice", "credential_id": "<base64url, no padding>", "sign_count": 7,
          "authenticator_data_sha256": "<64 hex>", "client_data_sha256": "<64 hex>",
-         "ceremony": "arming" | "step_up", "order_hash": "<64 hex>"}
+         "ceremony": "arming" | "step_up" | "session", "order_hash": "<64 hex>"}
 
     ``order_hash`` is present exactly when ``ceremony`` is ``step_up``. Hex is lower case; the
     credential id is canonical unpadded base64url (it decodes to 1-1023 bytes and encodes back
@@ -258,12 +264,15 @@ class Authorization:
 
     def describe(self) -> str:
         """One line for people: ``authorised by trader alice, passkey AbCdEfGhIjKl, sign count
-        7, step-up`` (the credential id cut to its first 12 characters)."""
-        ceremony = "step-up" if self.ceremony is Ceremony.STEP_UP else "arming"
+        7, step-up`` (the credential id cut to its first 12 characters; the ceremony is
+        ``arming``, ``step-up`` or ``sign-in``)."""
         return (
             f"authorised by trader {self.trader}, passkey {self.credential_id[:12]},"
-            f" sign count {self.sign_count}, {ceremony}"
+            f" sign count {self.sign_count}, {_CEREMONY_NAMES[self.ceremony]}"
         )
+
+
+_CEREMONY_NAMES = {Ceremony.ARMING: "arming", Ceremony.STEP_UP: "step-up", Ceremony.SESSION: "sign-in"}
 
 
 TRADER_AGENT_PREFIX = "trader."

@@ -11,7 +11,9 @@ refusal:
 5. ``sentry.signer_mismatch``     the key belongs to another agent than the command names
 6. ``sentry.trader_unauthorised`` a trader's key signed a command without the trader's own
                                   WebAuthn authorization (:func:`trader_problem`), or of a kind
-                                  a trader may not sign; or another key's command carries one
+                                  a trader may not sign, or authorised by the sign-in assertion
+                                  where only arming or a step-up may authorise; or another
+                                  key's command carries one
 7. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
                                   signed by a key that is neither an operator's nor an
                                   authorised trader's
@@ -26,7 +28,10 @@ Traders: each trader has a key of its own (agent ``trader.<name>``, role ``trade
 API signs the trader's commands with, and only after the trader's WebAuthn checks passed (the
 arming grant, or a step-up for this very order); the signed command carries that evidence in
 its ``authorization``. So a trader key without one was used past those checks, and an
-authorization under any other key is a claim nobody checked: both are refused.
+authorization under any other key is a claim nobody checked: both are refused. Taking risk off
+needs no arming: a cancel, a cancel-all or the breaker's trip may carry the sign-in assertion
+that opened the trader's session (:data:`SIGN_IN_KINDS`); anything that takes risk or lets it
+back in (an order, re-arming the breaker) needs the arming grant's assertion or a step-up.
 
 Signature checks come before the window and replay checks so that an attacker learns nothing
 about which nonces are taken without holding a valid key.
@@ -52,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from trading.commands import OPERATOR_KINDS, TRADER_AGENT_PREFIX, Command, CommandKind
+from trading.commands import OPERATOR_KINDS, TRADER_AGENT_PREFIX, Ceremony, Command, CommandKind
 from trading.security_events import Severity
 from trading.signing import (
     EnvelopeInvalid,
@@ -95,6 +100,10 @@ TRADER_KINDS = frozenset(
     }
 )
 """What a trader's key may sign (always with the trader's :class:`~trading.commands.Authorization`)."""
+
+SIGN_IN_KINDS = frozenset({CommandKind.CANCEL, CommandKind.CANCEL_ALL, CommandKind.BREAKER_TRIP})
+"""What the sign-in assertion alone (ceremony ``session``) authorises: taking risk off, which a
+trader must be able to do without arming first."""
 
 DEFAULT_MAX_AGE = timedelta(seconds=30)
 DEFAULT_MAX_SKEW = timedelta(seconds=5)
@@ -282,7 +291,8 @@ def check(
 def trader_problem(command: Command, role: str, agent_id: str) -> str | None:
     """Why ``command`` may not be signed by a key of ``role`` held by ``agent_id`` as far as
     traders go (None: it may). A trader's key signs only :data:`TRADER_KINDS`, each with an
-    authorization naming that very trader; no other key's command carries an authorization.
+    authorization naming that very trader (the sign-in's only on :data:`SIGN_IN_KINDS`); no
+    other key's command carries an authorization.
     Pure, and shared by everything that reads a trader's command back (the breaker's state at
     start-up, ``floor ledger verify``)."""
     authorization = command.authorization
@@ -299,6 +309,11 @@ def trader_problem(command: Command, role: str, agent_id: str) -> str | None:
         return f"{agent_id}'s key signs only with the trader's WebAuthn authorization; the command has none"
     if agent_id != TRADER_AGENT_PREFIX + authorization.trader:
         return f"authorised by trader {authorization.trader}, signed with {agent_id}'s key"
+    if authorization.ceremony is Ceremony.SESSION and command.kind not in SIGN_IN_KINDS:
+        return (
+            f"a {command.kind.value} command authorised only by the sign-in assertion: it needs"
+            " the arming grant's assertion or a step-up (sign-in authorises cancels and the trip)"
+        )
     return None
 
 

@@ -84,7 +84,9 @@ class Authorization:
     sign_count: int
     authenticator_data_sha256: str
     client_data_sha256: str
-    ceremony: str = strawberry.field(description="`arming` or `step_up`.")
+    ceremony: str = strawberry.field(
+        description="`arming`, `step_up`, or `session` (the sign-in: only cancels and the breaker's trip)."
+    )
     order_hash: str | None
 
     @classmethod

@@ -245,8 +245,12 @@ async def test_re_arming_the_breaker_needs_a_live_grant(desk: Desk, alice: DeskT
     assert isinstance(result, d.NotArmed)
 
 
-async def test_a_session_that_never_armed_has_no_assertion_to_cancel_with(
-    desk: Desk, alice: DeskTrader
+async def test_a_signed_out_session_can_no_longer_cancel_or_trip(
+    desk: Desk, alice: DeskTrader, ceremonies: Ceremonies
 ) -> None:
-    result = await desk.cancel_all(alice.principal, ACCOUNT)
-    assert isinstance(result, d.Invalid) and result.reason == d.NO_ASSERTION
+    """A principal kept by a WebSocket outlives the session: its sign-in no longer vouches."""
+    await ceremonies.logout(alice.principal)
+    cancel_all = await desk.cancel_all(alice.principal, ACCOUNT)
+    assert isinstance(cancel_all, d.Invalid) and cancel_all.reason == d.NO_SESSION
+    tripped = await desk.trip_breaker(alice.principal)
+    assert isinstance(tripped, d.Invalid) and tripped.reason == d.NO_SESSION

@@ -25,6 +25,7 @@ from api.hub import Hub
 from api.principals import SESSION_COOKIE
 from api.services import Services
 from api.webauthn_ceremonies import Ceremonies
+from api.webauthn_results import AssertionProof
 from config.ports import free_port
 from config.settings import FloorSettings
 from tests.api.desk_live import (  # noqa: F401 - fixtures used by name
@@ -38,6 +39,7 @@ from tests.api.desk_live import (  # noqa: F401 - fixtures used by name
 )
 from tests.fixtures.desk import ACCOUNT, DeskTrader, arm, ticket
 from tests.fixtures.hotpath import await_event
+from tests.fixtures.identity import sign_in
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from trading.arming_limits import OVER_NOTIONAL, OVER_QUANTITY
@@ -57,6 +59,28 @@ async def authorization_of(pool: asyncpg.Pool, command_id: str) -> tuple[str, di
     )
     assert row is not None, f"no ledger entry for {command_id}"
     return row["decision"], json.loads(bytes(row["payload"]))["authorization"]
+
+
+async def ledgered(pool: asyncpg.Pool, command_id: str) -> tuple[str, dict[str, Any]] | None:
+    """:func:`authorization_of` once the hot path has ledgered the command."""
+    exists = await pool.fetchval(
+        "SELECT true FROM ledger_entries WHERE command_id = $1 AND authenticated", command_id
+    )
+    return await authorization_of(pool, command_id) if exists else None
+
+
+def authorization_json(proof: AssertionProof | None, ceremony: str) -> dict[str, Any]:
+    """The authorization a command carries when ``proof``'s assertion, made in ``ceremony``
+    (``arming`` or ``session``, the sign-in), authorised it."""
+    assert proof is not None
+    return {
+        "trader": proof.trader,
+        "credential_id": proof.credential_id,
+        "sign_count": proof.sign_count,
+        "authenticator_data_sha256": proof.authenticator_data_sha256,
+        "client_data_sha256": proof.client_data_sha256,
+        "ceremony": ceremony,
+    }
 
 
 async def test_execute_armed_is_accepted_sent_to_the_venue_and_ledgered_with_the_arming_assertion(
@@ -86,14 +110,7 @@ async def test_execute_armed_is_accepted_sent_to_the_venue_and_ledgered_with_the
     decision, authorization = await authorization_of(ledger_pool, result.command_id)
     proof = grant.proof
     assert decision == "accepted"
-    assert authorization == {
-        "trader": alice.name,
-        "credential_id": proof.credential_id,
-        "sign_count": proof.sign_count,
-        "authenticator_data_sha256": proof.authenticator_data_sha256,
-        "client_data_sha256": proof.client_data_sha256,
-        "ceremony": "arming",
-    }
+    assert authorization == authorization_json(proof, "arming") and authorization["trader"] == alice.name
 
     cancel = await desk.cancel(alice.principal, result.command_id)
     assert isinstance(cancel, d.CancelSent), cancel
@@ -181,15 +198,56 @@ async def test_an_order_beyond_the_risk_profile_is_risk_rejected_and_ledgered(
     assert decision == "rejected" and authorization["trader"] == alice.name
 
 
-async def test_the_trader_trips_the_breaker_orders_are_breaker_halted_and_an_armed_trader_re_arms(
-    floor_up: HotPathProcess, desk: Desk, alice: DeskTrader, ceremonies: Ceremonies, paper: PaperStack
+async def test_a_trader_who_signed_in_but_never_armed_cancels_a_working_order_with_the_sign_in(
+    floor_up: HotPathProcess,
+    desk: Desk,
+    alice: DeskTrader,
+    ceremonies: Ceremonies,
+    paper: PaperStack,
+    kafka_bootstrap: str,
+    ledger_pool: asyncpg.Pool,
 ) -> None:
-    await arm(ceremonies, alice)
-    await ceremonies.disarm(alice.principal)
-    # A kill switch needs no live grant: the session's arming assertion is its evidence.
+    # The order comes from another session of hers (another browser) that armed; this one never did.
+    elsewhere = DeskTrader(alice.trader, *await sign_in(ceremonies, alice.trader))
+    limit = await resting_limit(paper)
+    order = await stage(desk, elsewhere, limit_price=str(limit), stop_loss=str(limit - 5))
+    await arm(ceremonies, elsewhere)
+    executed = await desk.execute(elsewhere.principal, order.staged_id)
+    assert isinstance(executed, d.Executed) and executed.state == d.ACCEPTED, executed
+    await await_event(kafka_bootstrap, executed.command_id, EventKind.SUBMITTED)
+    assert await ceremonies.current_grant(alice.principal) is None
+
+    cancel = await desk.cancel(alice.principal, executed.command_id)
+
+    assert isinstance(cancel, d.CancelSent), cancel
+    await await_event(kafka_bootstrap, executed.command_id, EventKind.CANCELLED)
+    decision, authorization = await eventually(lambda: ledgered(ledger_pool, cancel.command_id), timeout=20.0)
+    assert decision == "accepted"
+    assert authorization == authorization_json(await ceremonies.session_proof(alice.principal), "session")
+
+    cancel_all = await desk.cancel_all(alice.principal, ACCOUNT, "AAPL")
+    assert isinstance(cancel_all, d.CancelSent), cancel_all
+    _, swept = await eventually(lambda: ledgered(ledger_pool, cancel_all.command_id), timeout=20.0)
+    assert swept["ceremony"] == "session"
+
+
+async def test_the_trader_trips_the_breaker_orders_are_breaker_halted_and_an_armed_trader_re_arms(
+    floor_up: HotPathProcess,
+    desk: Desk,
+    alice: DeskTrader,
+    ceremonies: Ceremonies,
+    paper: PaperStack,
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    # A kill switch waits for no arming: alice signed in and never armed; her sign-in is its evidence.
     tripped = await desk.trip_breaker(alice.principal)
     assert isinstance(tripped, d.BreakerCommandSent), tripped
     await eventually(lambda: trading_state(floor_up, "HALTED"), timeout=20.0)
+    decision, authorization = await eventually(
+        lambda: ledgered(ledger_pool, tripped.command_id), timeout=20.0
+    )
+    assert decision == "accepted"
+    assert authorization == authorization_json(await ceremonies.session_proof(alice.principal), "session")
 
     await arm(ceremonies, alice)
     order = await stage(desk, alice, limit_price=str(await resting_limit(paper)))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from datetime import timedelta
 
 import asyncpg
+from webauthn.helpers import base64url_to_bytes
 
 from api import webauthn_results as r
 from api.principals import authenticate
 from api.webauthn_ceremonies import Ceremonies
-from api.webauthn_results import Refusal
+from api.webauthn_results import GrantLimits, Refusal
 from observability.security import CRITICAL_BREACH, SECURITY_REFUSAL
 from tests.fixtures.identity import Clock, enrol, new_trader, security_events_of, sign_in
 from tests.webauthn_authenticator import SoftwareAuthenticator
@@ -32,6 +34,56 @@ async def test_sign_in_opens_a_session_the_cookie_names(
         "SELECT token_hash FROM web_sessions WHERE session_id = $1", principal.session_id
     )
     assert [bytes(h["token_hash"]) for h in hashes] == [hashlib.sha256(cookie.encode()).digest()]
+
+
+async def test_the_session_keeps_its_sign_in_assertion_while_it_lives(
+    ceremonies: Ceremonies, cli_pool: asyncpg.Pool, clock: Clock
+) -> None:
+    """What a trader's cancels and the breaker's trip record as their authorization: the very
+    assertion that opened the session, until the session ends."""
+    trader = await new_trader(cli_pool)
+    await enrol(ceremonies, trader)
+    challenge = await ceremonies.begin_login()
+    answer = trader.authenticator.get(challenge.options_json)
+    opened = await ceremonies.finish_login(challenge.challenge_id, answer)
+    assert isinstance(opened, tuple), opened
+    principal, _ = opened
+    credential = json.loads(answer)
+
+    proof = await ceremonies.session_proof(principal)
+
+    assert proof is not None
+    assert (proof.trader, proof.credential_id) == (trader.name, credential["rawId"])
+    response = credential["response"]
+    assert (
+        proof.authenticator_data_sha256
+        == hashlib.sha256(base64url_to_bytes(response["authenticatorData"])).hexdigest()
+    )
+    assert (
+        proof.client_data_sha256 == hashlib.sha256(base64url_to_bytes(response["clientDataJSON"])).hexdigest()
+    )
+    # The count the assertion carried, which is now the passkey's stored count.
+    assert proof.sign_count > 0
+    assert [a.sign_count for a in await ceremonies.authenticators(principal)] == [proof.sign_count]
+    # Arming later does not change what signed the trader in.
+    arming = await ceremonies.begin_arming(principal, GrantLimits(None, None, None))
+    await ceremonies.finish_arming(
+        principal, arming.challenge_id, trader.authenticator.get(arming.options_json)
+    )
+    assert await ceremonies.session_proof(principal) == proof
+
+    clock.advance(ceremonies._settings.session_ttl_s)
+    assert await ceremonies.session_proof(principal) is None
+
+
+async def test_a_signed_out_session_has_no_sign_in_assertion(
+    ceremonies: Ceremonies, cli_pool: asyncpg.Pool
+) -> None:
+    trader = await new_trader(cli_pool)
+    await enrol(ceremonies, trader)
+    principal, _ = await sign_in(ceremonies, trader)
+    await ceremonies.logout(principal)
+    assert await ceremonies.session_proof(principal) is None
 
 
 async def test_logout_revokes_the_session(

@@ -52,6 +52,18 @@ async def test_a_traders_key_trades_and_trips_only_with_the_traders_authorizatio
     )
     assert await live.kinds(bare.command_id) == [] and await venue_orders(live, bare.command_id) == []
 
+    # The sign-in assertion takes risk off, never on: an order that claims only it is refused.
+    sign_in = authorization(alice.trader, ceremony=Ceremony.SESSION, sign_count=10)
+    signed_in_only = manual_enter_command(
+        alice.agent_id, account=VENUE_ACCOUNT, limit=resting, quantity=6, authorization=sign_in
+    )
+    await live.send(alice.sign(signed_in_only))
+    await eventually(
+        lambda: _reasons_are(live.pool, signed_in_only.command_id, [sentry.TRADER_UNAUTHORISED]), timeout=10.0
+    )
+    assert await live.kinds(signed_in_only.command_id) == []
+    assert await venue_orders(live, signed_in_only.command_id) == []
+
     trip = dataclasses.replace(
         breaker_command(CommandKind.BREAKER_TRIP, alice.agent_id),
         authorization=authorization(alice.trader, sign_count=12),

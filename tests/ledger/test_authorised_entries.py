@@ -100,3 +100,31 @@ async def test_a_traders_arm_without_its_authorization_counts_as_a_trip(
     assert entry.problem is not None and "WebAuthn authorization" in entry.problem
     report = await verify_ledger(ledger_dsn)
     assert report.first_bad is not None and "WebAuthn authorization" in report.first_bad.problem
+
+
+async def test_a_sign_in_authorised_trip_halts_and_verifies_but_a_sign_in_arm_counts_as_a_trip(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    """The sign-in assertion takes risk off (the trip), never lets it back in (re-arming): read
+    back at a restart, an arm that claims only the sign-in leaves the floor halted."""
+    alice = await registered_agent(db, "trader.alice", role=ROLE_TRADER)
+    trip = breaker_command(CommandKind.BREAKER_TRIP, alice.agent_id)
+    trip = dataclasses.replace(trip, authorization=authorization("alice", ceremony=Ceremony.SESSION))
+    await append_command(db, alice.sign(trip), decision=Decision.ACCEPTED)
+    entry = await newest_breaker_entry(db)
+    assert entry is not None and entry.problem is None and entry.state is TradingState.HALTED
+    told: list[Authorised] = []
+    assert (await verify_ledger(ledger_dsn, on_authorised=told.append)).ok
+    assert [t.authorization.describe() for t in told] == [
+        "authorised by trader alice, passkey AAECAwQFBgcI, sign count 7, sign-in"
+    ]
+
+    arm = breaker_command(CommandKind.BREAKER_ARM, alice.agent_id)
+    arm = dataclasses.replace(arm, authorization=authorization("alice", ceremony=Ceremony.SESSION))
+    await append_command(db, alice.sign(arm), decision=Decision.ACCEPTED)
+    entry = await newest_breaker_entry(db)
+    assert entry is not None and entry.state is TradingState.HALTED
+    assert entry.problem is not None and "sign-in" in entry.problem
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None and report.first_bad.seq == 2
+    assert "sign-in" in report.first_bad.problem

@@ -39,6 +39,9 @@ API_REFUSED = [
     "DELETE FROM webauthn_credentials",
     "UPDATE web_sessions SET expires_at = 'infinity'",
     "UPDATE web_sessions SET trader = 'mallory'",
+    # The sign-in assertion a session's cancels record is written once, when sign-in opens it.
+    "UPDATE web_sessions SET sign_count = 0",
+    "UPDATE web_sessions SET client_data_sha256 = repeat('0', 64)",
     "UPDATE arming_grants SET expires_at = 'infinity'",
     "UPDATE arming_grants SET max_quantity = NULL",
     "UPDATE webauthn_challenges SET expires_at = 'infinity'",

@@ -126,6 +126,7 @@ def test_a_bad_manual_enter_names_the_field(overrides: dict[str, Any], field: st
         ({"ceremony": "login"}, "authorization.ceremony"),
         ({"ceremony": "step_up"}, "authorization.order_hash"),  # a step-up names its order
         ({"order_hash": HASH}, "authorization.order_hash"),  # an arming grant names none
+        ({"ceremony": "session", "order_hash": HASH}, "authorization.order_hash"),  # nor does sign-in
         ({"ceremony": "step_up", "order_hash": "00"}, "authorization.order_hash"),
         ({"user_verified": True}, "authorization.user_verified"),
     ],
@@ -156,6 +157,7 @@ def test_describe_names_the_trader_the_passkey_the_count_and_the_ceremony() -> N
     step_up = authorization("alice", ceremony=Ceremony.STEP_UP, sign_count=7)
     assert step_up.describe() == "authorised by trader alice, passkey AAECAwQFBgcI, sign count 7, step-up"
     assert authorization("bob", sign_count=0).describe().endswith("sign count 0, arming")
+    assert authorization("carol", ceremony=Ceremony.SESSION).describe().endswith("sign count 7, sign-in")
     assert step_up.agent_id == "trader.alice"
 
 
@@ -164,7 +166,7 @@ def test_describe_names_the_trader_the_passkey_the_count_and_the_ceremony() -> N
     credential=st.binary(min_size=1, max_size=1023),
     sign_count=st.integers(0, 2**32 - 1),
     digests=st.tuples(st.binary(), st.binary(), st.binary()),
-    step_up=st.booleans(),
+    ceremony=st.sampled_from([c.value for c in Ceremony]),
     stop_loss=st.one_of(st.none(), st.decimals(Decimal("0.01"), Decimal("99999"), places=2)),
 )
 def test_any_valid_authorization_round_trips_exactly(
@@ -172,7 +174,7 @@ def test_any_valid_authorization_round_trips_exactly(
     credential: bytes,
     sign_count: int,
     digests: tuple[bytes, bytes, bytes],
-    step_up: bool,
+    ceremony: str,
     stop_loss: Decimal | None,
 ) -> None:
     auth = auth_dict(
@@ -181,8 +183,8 @@ def test_any_valid_authorization_round_trips_exactly(
         sign_count=sign_count,
         authenticator_data_sha256=hashlib.sha256(digests[0]).hexdigest(),
         client_data_sha256=hashlib.sha256(digests[1]).hexdigest(),
-        ceremony="step_up" if step_up else "arming",
-        order_hash=hashlib.sha256(digests[2]).hexdigest() if step_up else None,
+        ceremony=ceremony,
+        order_hash=hashlib.sha256(digests[2]).hexdigest() if ceremony == "step_up" else None,
     )
     data = manual_dict(authorization=auth, stop_loss=None if stop_loss is None else format(stop_loss, "f"))
     command = Command.from_json_dict(data)

@@ -5,13 +5,22 @@ breaker command is floor-wide by nature."""
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import pytest
 
 from floor.breaker_cmd import breaker_command
-from tests.factories import authorization, cancel_all_command, enter_command, manual_enter_command, new_trader
+from tests.factories import (
+    authorization,
+    cancel_all_command,
+    cancel_command,
+    enter_command,
+    exit_command,
+    manual_enter_command,
+    new_trader,
+)
 from trading import sentry
-from trading.commands import Ceremony, Command, CommandKind, utc_now_ms
+from trading.commands import Ceremony, Command, CommandKind, Side, utc_now_ms
 from trading.sentry import ReplayGuard, check, trader_problem
 from trading.signing import SignedCommand
 
@@ -26,8 +35,8 @@ def test_an_authorised_manual_order_from_the_traders_own_key_is_accepted() -> No
     assert verdict(alice.sign(command), alice.registered).accepted
 
 
-@pytest.mark.parametrize("ceremony", list(Ceremony))
-def test_either_ceremony_authorises(ceremony: Ceremony) -> None:
+@pytest.mark.parametrize("ceremony", [Ceremony.ARMING, Ceremony.STEP_UP])
+def test_arming_or_a_step_up_authorises_an_order(ceremony: Ceremony) -> None:
     alice = new_trader("alice")
     command = manual_enter_command(
         alice.agent_id, quantity=10, authorization=authorization("alice", ceremony=ceremony)
@@ -113,3 +122,42 @@ def test_the_signature_is_checked_before_the_authorization() -> None:
 def test_trader_problem_is_none_for_plain_agent_commands() -> None:
     command = enter_command("alpha")
     assert trader_problem(command, sentry.ROLE_AGENT, "alpha") is None
+
+
+def test_the_sign_in_assertion_authorises_taking_risk_off_without_arming() -> None:
+    """A trader who signed in but never armed may still cancel and halt the floor."""
+    alice = new_trader("alice", accounts=frozenset({"DU100"}))
+    sign_in = authorization("alice", ceremony=Ceremony.SESSION)
+    for command in (
+        cancel_command(alice.agent_id, "cmd-0", account="DU100"),
+        cancel_all_command(alice.agent_id, account="DU100", symbol="AAPL"),
+        breaker_command(CommandKind.BREAKER_TRIP, alice.agent_id),
+    ):
+        authorised = dataclasses.replace(command, authorization=sign_in)
+        assert verdict(alice.sign(authorised), alice.registered).accepted, command.kind
+
+
+@pytest.mark.parametrize("kind", ["enter", "exit", "breaker_arm"])
+def test_the_sign_in_assertion_alone_authorises_no_risk(kind: str) -> None:
+    """An order, or re-arming the floor, needs the arming grant or a step-up: a trader key's
+    command that claims only the sign-in was used past the desk's checks."""
+    alice = new_trader("alice")
+    sign_in = authorization("alice", ceremony=Ceremony.SESSION)
+    command = {
+        "enter": manual_enter_command(alice.agent_id, quantity=10, authorization=sign_in),
+        "exit": exit_command(
+            alice.agent_id,
+            account="DU100",
+            side=Side.SELL,
+            quantity=10,
+            limit=Decimal("180"),
+            authorization=sign_in,
+        ),
+        "breaker_arm": dataclasses.replace(
+            breaker_command(CommandKind.BREAKER_ARM, alice.agent_id), authorization=sign_in
+        ),
+    }[kind]
+    refused = verdict(alice.sign(command), alice.registered)
+    assert refused.reason == sentry.TRADER_UNAUTHORISED
+    assert refused.severity is sentry.Severity.CRITICAL
+    assert "sign-in" in refused.detail and kind in refused.detail
