@@ -33,12 +33,14 @@ class Challenges:
     async def issue(
         self, purpose: str, challenge: bytes, options_json: str, now: datetime, **bound: Any
     ) -> Challenge:
-        """Store a challenge of a known caller (an enrolment link or a session), then answer it."""
+        """Store a challenge for a caller already known (by its enrolment link or its session):
+        no cap, the caller's own ceremonies are few."""
         issued = await self._issue(purpose, challenge, options_json, now, None, bound)
         assert issued is not None  # no cap: the insert always happens
         return issued
 
     async def issue_login(self, challenge: bytes, options_json: str, now: datetime) -> Challenge | Refusal:
+        """Store a sign-in challenge, unless ``open_login_challenges_max`` are open already."""
         issued = await self._issue(
             store.PURPOSE_LOGIN, challenge, options_json, now, self._settings.open_login_challenges_max, {}
         )
