@@ -417,7 +417,7 @@ def _authorization(proof: AssertionProof, ceremony: Ceremony, digest: str | None
 
 
 def _no_session(principal: Principal) -> Invalid | None:
-    if principal.kind != "trader" or principal.session_id is None:
+    if principal.trader_session is None:
         return Invalid(
             NO_SESSION,
             "the desk is for traders signed in with a passkey; programs send signed commands (submitCommand)",

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ledger import api_tokens
+from ledger.api_tokens import ROLE_OPS as ROLE_OPS
+from ledger.api_tokens import ROLE_READ as ROLE_READ
 from ledger.db import Db
+from ledger.traders import ROLE_TRADER as ROLE_TRADER
 from ledger.traders import get_trader
 from ledger.webauthn_store import session_for_cookie
 from trading.sentry import ANY_ACCOUNT
@@ -20,9 +23,6 @@ SESSION_COOKIE = "floor_session"
 
 KIND_TRADER = "trader"
 KIND_TOKEN = "token"
-ROLE_TRADER = "trader"
-ROLE_OPS = "ops"
-ROLE_READ = "read"
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ class Principal:
     @property
     def is_ops(self) -> bool:
         return self.role == ROLE_OPS
+
+    @property
+    def trader_session(self) -> str | None:
+        """The web session of a trader signed in with a passkey; None for a program (arming,
+        step-up and the desk need one)."""
+        return self.session_id if self.kind == KIND_TRADER else None
 
 
 async def authenticate(
@@ -72,7 +78,7 @@ async def authenticate(
 
 async def trader_principal(db: Db, name: str, session_id: str) -> Principal | None:
     trader = await get_trader(db, name)
-    if trader is None:
+    if trader is None or trader.disabled_at is not None:
         return None
     return Principal(
         trader.name,

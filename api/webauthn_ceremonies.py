@@ -3,11 +3,12 @@ link, sign-in (a web session), arming (a time-limited grant with the trader's ow
 step-up (one order's own ceremony).
 
 Every ceremony is two calls: ``begin_*`` stores a single-use challenge (expiring after
-``step_up_ttl_s``) and returns the options for the browser; ``finish_*`` takes that challenge
-(once, atomically: a second answer finds it used) and verifies the browser's answer
-(:mod:`api.webauthn_checks`). Each failure is a named :class:`Refusal` and a security event; a
-sign count that did not increase, or a signature that does not verify, is a
-``Critical Security Breach``. The stored sign count moves by compare-and-swap.
+``step_up_ttl_s``; :mod:`api.webauthn_challenges`) and returns the options for the browser;
+``finish_*`` takes that challenge (once, atomically: a second answer finds it used) and verifies
+the browser's answer (:mod:`api.webauthn_checks`). Each failure is a named :class:`Refusal` and
+a security event; a sign count that did not increase, or a signature that does not verify, is a
+``Critical Security Breach``. The stored sign count moves by compare-and-swap, only forward. A
+passkey the operator revoked, or any passkey of a disabled trader, is refused by name.
 
 Nothing is cached: the grant is read from Postgres on every :meth:`Ceremonies.current_grant`,
 and the session's sign-in assertion (kept with the session when sign-in opens it) on every
@@ -20,8 +21,6 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 import asyncpg
 from webauthn import generate_authentication_options, generate_registration_options, options_to_json
@@ -35,12 +34,13 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from api import webauthn_records as records
 from api import webauthn_results as r
-from api.principals import KIND_TRADER, Principal, trader_principal
+from api.principals import Principal, trader_principal
+from api.webauthn_challenges import Challenges
 from api.webauthn_checks import (
     CountReplayed,
     Expected,
-    VerifiedAssertion,
     check_assertion,
     check_registration,
     parse_assertion,
@@ -58,7 +58,7 @@ from config.settings import FloorSettings
 from ledger import webauthn_store as store
 from ledger.db import Db
 from ledger.secret_tokens import new_secret
-from ledger.traders import Enrolment, find_enrolment, get_trader
+from ledger.traders import Enrolment, find_enrolment, get_trader, trader_agent
 from observability.security import SecurityRecorder, refusal_event
 from trading.security_events import Severity
 
@@ -95,6 +95,7 @@ class Ceremonies:
         self._settings = settings
         self._security = security
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._challenges = Challenges(db, settings)
 
     # -- registration ---------------------------------------------------------------------
 
@@ -102,12 +103,13 @@ class Ceremonies:
         self, enrolment_token: str, *, client_address: str | None = None
     ) -> Challenge | Refusal:
         now = self._clock()
-        enrolment = _open_enrolment(await find_enrolment(self._db, enrolment_token), now)
+        enrolment = await self._enrolment(enrolment_token, now)
         if isinstance(enrolment, Refusal):
             return await self._refuse(enrolment, client_address=client_address)
         trader = await get_trader(self._db, enrolment.trader)
         assert trader is not None  # an enrolment references its trader
-        existing = await store.trader_credentials(self._db, trader.name)
+        # Revoked passkeys too: one cannot come back through a new enrolment.
+        existing = await store.trader_credentials(self._db, trader.name, include_revoked=True)
         challenge = secrets.token_bytes(CHALLENGE_BYTES)
         options = generate_registration_options(
             rp_id=self._settings.webauthn_rp_id,
@@ -121,7 +123,7 @@ class Ceremonies:
             ),
             exclude_credentials=[PublicKeyCredentialDescriptor(id=c.credential_id) for c in existing],
         )
-        return await self._challenge(
+        return await self._challenges.issue(
             store.PURPOSE_REGISTRATION,
             challenge,
             options_to_json(options),
@@ -138,10 +140,10 @@ class Ceremonies:
         client_address: str | None = None,
     ) -> AuthenticatorInfo | Refusal:
         now = self._clock()
-        enrolment = _open_enrolment(await find_enrolment(self._db, enrolment_token), now)
+        enrolment = await self._enrolment(enrolment_token, now)
         if isinstance(enrolment, Refusal):
             return await self._refuse(enrolment, client_address=client_address)
-        taken = await self._take(challenge_id, store.PURPOSE_REGISTRATION, now, None)
+        taken = await self._challenges.take(challenge_id, store.PURPOSE_REGISTRATION, now, None)
         if isinstance(taken, Refusal):
             return await self._refuse(taken, trader=enrolment.trader, client_address=client_address)
         if taken.enrolment_id != enrolment.enrolment_id:
@@ -178,16 +180,23 @@ class Ceremonies:
             return await self._refuse(
                 Refusal(
                     r.ENROLMENT_INVALID,
-                    "the enrolment link was used meanwhile; ask the operator for a new one",
+                    "the enrolment link was used meanwhile (or the trader disabled); ask the operator"
+                    " for a new one",
                 ),
                 trader=enrolment.trader,
                 client_address=client_address,
             )
-        return _info(stored)
+        return records.info(stored)
+
+    async def _enrolment(self, enrolment_token: str, now: datetime) -> Enrolment | Refusal:
+        enrolment = await find_enrolment(self._db, enrolment_token)
+        trader = None if enrolment is None else await get_trader(self._db, enrolment.trader)
+        return records.open_enrolment(enrolment, trader, now)
 
     # -- sign-in --------------------------------------------------------------------------
 
-    async def begin_login(self) -> Challenge:
+    async def begin_login(self) -> Challenge | Refusal:
+        """A sign-in challenge; refused (``webauthn.too_many_challenges``) while too many are open."""
         now = self._clock()
         challenge = secrets.token_bytes(CHALLENGE_BYTES)
         options = generate_authentication_options(
@@ -195,14 +204,14 @@ class Ceremonies:
             challenge=challenge,
             user_verification=UserVerificationRequirement.REQUIRED,
         )
-        return await self._challenge(store.PURPOSE_LOGIN, challenge, options_to_json(options), now)
+        return await self._challenges.issue_login(challenge, options_to_json(options), now)
 
     async def finish_login(
         self, challenge_id: str, credential_json: str, *, client_address: str | None = None
     ) -> tuple[Principal, str] | Refusal:
         """The signed-in trader and the session cookie's value (set it HttpOnly, SameSite=Strict)."""
         now = self._clock()
-        taken = await self._take(challenge_id, store.PURPOSE_LOGIN, now, None)
+        taken = await self._challenges.take(challenge_id, store.PURPOSE_LOGIN, now, None)
         if isinstance(taken, Refusal):
             return await self._refuse(taken, client_address=client_address)
         proof = await self._verify(
@@ -210,6 +219,13 @@ class Ceremonies:
         )
         if isinstance(proof, Refusal):
             return proof
+        trader = await get_trader(self._db, proof.trader)
+        if trader is None or trader.disabled_at is not None:
+            return await self._refuse(
+                Refusal(r.TRADER_DISABLED, "this trader is disabled; ask the operator"),
+                trader=proof.trader,
+                client_address=client_address,
+            )
         session_id = uuid.uuid4().hex
         cookie = new_secret()
         await store.open_session(
@@ -218,7 +234,7 @@ class Ceremonies:
             cookie=cookie,
             sign_in=store.SignIn(
                 trader=proof.trader,
-                credential_id=_credential_bytes(proof.credential_id),
+                credential_id=base64url_to_bytes(proof.credential_id),
                 sign_count=proof.sign_count,
                 authenticator_data_sha256=proof.authenticator_data_sha256,
                 client_data_sha256=proof.client_data_sha256,
@@ -228,16 +244,21 @@ class Ceremonies:
             expires_at=now + timedelta(seconds=self._settings.session_ttl_s),
         )
         principal = await trader_principal(self._db, proof.trader, session_id)
-        assert principal is not None  # the credential references its trader
+        if principal is None:  # disabled meanwhile: the session it opened is ended with it
+            return await self._refuse(
+                Refusal(r.TRADER_DISABLED, "this trader is disabled; ask the operator"),
+                trader=proof.trader,
+                client_address=client_address,
+            )
         return principal, cookie
 
     async def session_proof(self, principal: Principal) -> AssertionProof | None:
         """The sign-in assertion that opened the principal's session, read now: None for a
         program, a revoked or expired session, or one opened before the floor kept it. It
         authorises only taking risk off (cancels, the breaker's trip); it grants nothing."""
-        if principal.kind != KIND_TRADER or principal.session_id is None:
+        if principal.trader_session is None:
             return None
-        sign_in = await store.session_sign_in(self._db, principal.session_id, self._clock())
+        sign_in = await store.session_sign_in(self._db, principal.trader_session, self._clock())
         if sign_in is None:
             return None
         return AssertionProof(
@@ -261,8 +282,13 @@ class Ceremonies:
         now = self._clock()
         challenge = secrets.token_bytes(CHALLENGE_BYTES)
         options = await self._assertion_options(principal.name, challenge)
-        return await self._challenge(
-            store.PURPOSE_ARMING, challenge, options, now, session_id=session_id, limits=_limits_json(limits)
+        return await self._challenges.issue(
+            store.PURPOSE_ARMING,
+            challenge,
+            options,
+            now,
+            session_id=session_id,
+            limits=records.limits_json(limits),
         )
 
     async def finish_arming(
@@ -276,7 +302,7 @@ class Ceremonies:
         """A new grant for the session (any earlier one of the session ends)."""
         session_id = _session(principal)
         now = self._clock()
-        taken = await self._take(challenge_id, store.PURPOSE_ARMING, now, session_id)
+        taken = await self._challenges.take(challenge_id, store.PURPOSE_ARMING, now, session_id)
         if isinstance(taken, Refusal):
             return await self._refuse(taken, trader=principal.name, client_address=client_address)
         proof = await self._verify(
@@ -284,7 +310,7 @@ class Ceremonies:
         )
         if isinstance(proof, Refusal):
             return proof
-        limits = _limits_from_json(taken.limits or {})
+        limits = records.limits_from_json(taken.limits or {})
         grant = store.StoredGrant(
             grant_id=uuid.uuid4().hex,
             trader=principal.name,
@@ -292,7 +318,7 @@ class Ceremonies:
             symbols=None if limits.symbols is None else tuple(sorted(limits.symbols)),
             max_quantity=limits.max_quantity,
             max_notional=limits.max_notional,
-            credential_id=_credential_bytes(proof.credential_id),
+            credential_id=base64url_to_bytes(proof.credential_id),
             sign_count=proof.sign_count,
             authenticator_data_sha256=proof.authenticator_data_sha256,
             client_data_sha256=proof.client_data_sha256,
@@ -301,14 +327,14 @@ class Ceremonies:
         )
         await store.revoke_grants(self._db, session_id, now)
         await store.add_grant(self._db, grant, now)
-        return _grant(grant)
+        return records.grant(grant)
 
     async def current_grant(self, principal: Principal) -> ArmingGrant | None:
         """The session's live grant, read now (never cached); None when unarmed or expired."""
         if principal.session_id is None:
             return None
         stored = await store.live_grant(self._db, principal.session_id, self._clock())
-        return None if stored is None else _grant(stored)
+        return None if stored is None else records.grant(stored)
 
     async def disarm(self, principal: Principal) -> None:
         if principal.session_id is not None:
@@ -322,7 +348,7 @@ class Ceremonies:
         session_id = _session(principal)
         now = self._clock()
         options = await self._assertion_options(principal.name, challenge)
-        return await self._challenge(
+        return await self._challenges.issue(
             store.PURPOSE_STEP_UP, challenge, options, now, session_id=session_id, order_hash=order_hash
         )
 
@@ -337,7 +363,7 @@ class Ceremonies:
     ) -> AssertionProof | Refusal:
         session_id = _session(principal)
         now = self._clock()
-        taken = await self._take(challenge_id, store.PURPOSE_STEP_UP, now, session_id)
+        taken = await self._challenges.take(challenge_id, store.PURPOSE_STEP_UP, now, session_id)
         if isinstance(taken, Refusal):
             return await self._refuse(taken, trader=principal.name, client_address=client_address)
         if taken.order_hash != order_hash:
@@ -355,51 +381,14 @@ class Ceremonies:
         )
 
     async def authenticators(self, principal: Principal) -> list[AuthenticatorInfo]:
-        if principal.kind != KIND_TRADER:
+        if principal.trader_session is None:
             return []
-        return [_info(c) for c in await store.trader_credentials(self._db, principal.name)]
+        return [records.info(c) for c in await store.trader_credentials(self._db, principal.name)]
 
     # -- shared ---------------------------------------------------------------------------
 
     def _expected(self, challenge: bytes) -> Expected:
         return Expected(challenge, self._settings.webauthn_rp_id, self._settings.webauthn_origin)
-
-    async def _challenge(
-        self, purpose: str, challenge: bytes, options_json: str, now: datetime, **bound: Any
-    ) -> Challenge:
-        challenge_id = uuid.uuid4().hex
-        expires_at = now + timedelta(seconds=self._settings.step_up_ttl_s)
-        await store.add_challenge(
-            self._db,
-            challenge_id=challenge_id,
-            purpose=purpose,
-            challenge=challenge,
-            expires_at=expires_at,
-            now=now,
-            **bound,
-        )
-        return Challenge(challenge_id, options_json, expires_at)
-
-    async def _take(
-        self, challenge_id: str, purpose: str, now: datetime, session_id: str | None
-    ) -> store.TakenChallenge | Refusal:
-        """Take the challenge; one bound to a session only while that session lives (a
-        WebSocket's caller was authenticated when it connected, and may have signed out since)."""
-        if session_id is not None and not await store.session_alive(self._db, session_id, now):
-            return Refusal(
-                r.CHALLENGE_UNKNOWN, "your session has ended (signed out or expired); sign in again"
-            )
-        try:
-            taken = await store.take_challenge(self._db, challenge_id, purpose, now, session_id=session_id)
-        except store.ChallengeExpired:
-            return Refusal(r.CHALLENGE_EXPIRED, "the ceremony took too long; begin it again")
-        if taken is None:
-            return Refusal(
-                r.CHALLENGE_UNKNOWN,
-                "no such open challenge for this ceremony (already answered, or never issued here);"
-                " begin again",
-            )
-        return taken
 
     async def _assertion_options(self, trader: str, challenge: bytes) -> str:
         credentials = await store.trader_credentials(self._db, trader)
@@ -447,6 +436,10 @@ class Ceremonies:
                 client_address=client_address,
             )
         for _ in range(CAS_ATTEMPTS):
+            if stored.revoked_at is not None:
+                return await self._refuse(
+                    _REVOKED, trader=stored.trader, credential_id=credential.id, client_address=client_address
+                )
             checked = check_assertion(
                 credential, self._expected(taken.challenge), stored.public_key, stored.sign_count
             )
@@ -459,8 +452,9 @@ class Ceremonies:
             if await store.swap_sign_count(
                 self._db, stored.credential_id, stored.sign_count, checked.sign_count, checked.backed_up, now
             ):
-                return _proof(stored.trader, checked)
-            # Another assertion of this passkey moved the count meanwhile: check against it.
+                return records.proof(stored.trader, checked)
+            # Another assertion of this passkey moved the count meanwhile (or the operator revoked
+            # it): check against it.
             moved = await store.get_credential(self._db, stored.credential_id)
             assert moved is not None  # credentials are never deleted
             stored = moved
@@ -512,7 +506,7 @@ class Ceremonies:
                 severity=severity.value,
                 source="api",
                 source_address=client_address,
-                agent_id=None if trader is None else f"trader.{trader}",
+                agent_id=None if trader is None else trader_agent(trader),
                 key_id=credential_id,
                 detail=refusal.detail,
                 now=self._clock(),
@@ -521,93 +515,15 @@ class Ceremonies:
         return refusal
 
 
-_ENROLMENT_UNKNOWN = Refusal(
-    r.ENROLMENT_INVALID, "this enrolment link is not valid; ask the operator for a new one"
-)
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
-
-
-def _open_enrolment(enrolment: Enrolment | None, now: datetime) -> Enrolment | Refusal:
-    """The enrolment, if it can still register a passkey."""
-    if enrolment is None:
-        return _ENROLMENT_UNKNOWN
-    if enrolment.used_at is not None:
-        return Refusal(
-            r.ENROLMENT_INVALID, "this enrolment link was already used; ask the operator for a new one"
-        )
-    if enrolment.expires_at <= now:
-        return Refusal(r.ENROLMENT_INVALID, "this enrolment link has expired; ask the operator for a new one")
-    return enrolment
+_REVOKED = Refusal(
+    r.CREDENTIAL_REVOKED,
+    "this passkey was revoked by the operator; use another one, or ask the operator for an enrolment link",
+)
 
 
 def _session(principal: Principal) -> str:
-    if principal.kind != KIND_TRADER or principal.session_id is None:
+    session_id = principal.trader_session
+    if session_id is None:
         raise NotATraderSession(f"{principal.name} is not a trader signed in with a passkey")
-    return principal.session_id
-
-
-def _credential_bytes(credential_id: str) -> bytes:
-    return base64url_to_bytes(credential_id)
-
-
-def _proof(trader: str, checked: VerifiedAssertion) -> AssertionProof:
-    return AssertionProof(
-        trader=trader,
-        credential_id=bytes_to_base64url(checked.credential_id),
-        sign_count=checked.sign_count,
-        authenticator_data_sha256=checked.authenticator_data_sha256,
-        client_data_sha256=checked.client_data_sha256,
-        synced=checked.backup_eligible or checked.sign_count == 0,
-    )
-
-
-def _info(c: store.StoredCredential) -> AuthenticatorInfo:
-    return AuthenticatorInfo(
-        credential_id=bytes_to_base64url(c.credential_id),
-        created_at=c.created_at,
-        last_used_at=c.last_used_at,
-        sign_count=c.sign_count,
-        transports=c.transports,
-        backup_eligible=c.backup_eligible,
-        backed_up=c.backed_up,
-    )
-
-
-def _grant(g: store.StoredGrant) -> ArmingGrant:
-    return ArmingGrant(
-        grant_id=g.grant_id,
-        trader=g.trader,
-        session_id=g.session_id,
-        limits=GrantLimits(
-            symbols=None if g.symbols is None else frozenset(g.symbols),
-            max_quantity=g.max_quantity,
-            max_notional=g.max_notional,
-        ),
-        expires_at=g.expires_at,
-        proof=AssertionProof(
-            trader=g.trader,
-            credential_id=bytes_to_base64url(g.credential_id),
-            sign_count=g.sign_count,
-            authenticator_data_sha256=g.authenticator_data_sha256,
-            client_data_sha256=g.client_data_sha256,
-            synced=g.synced,
-        ),
-    )
-
-
-def _limits_json(limits: GrantLimits) -> dict[str, Any]:
-    return {
-        "symbols": None if limits.symbols is None else sorted(limits.symbols),
-        "max_quantity": limits.max_quantity,
-        "max_notional": None if limits.max_notional is None else str(limits.max_notional),
-    }
-
-
-def _limits_from_json(doc: dict[str, Any]) -> GrantLimits:
-    symbols = doc.get("symbols")
-    notional = doc.get("max_notional")
-    return GrantLimits(
-        symbols=None if symbols is None else frozenset(symbols),
-        max_quantity=doc.get("max_quantity"),
-        max_notional=None if notional is None else Decimal(notional),
-    )
+    return session_id

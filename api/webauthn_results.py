@@ -21,23 +21,12 @@ BAD_SIGNATURE = "webauthn.bad_signature"
 SIGN_COUNT_REPLAYED = "webauthn.sign_count_replayed"
 WRONG_ORDER = "webauthn.wrong_order"
 ENROLMENT_INVALID = "webauthn.enrolment_invalid"
+CREDENTIAL_REVOKED = "webauthn.credential_revoked"
+"""The operator revoked this passkey (``floor traders revoke-passkey``, or the trader disabled)."""
+TRADER_DISABLED = "webauthn.trader_disabled"
+TOO_MANY_CHALLENGES = "webauthn.too_many_challenges"
+"""Too many sign-ins begun and not answered: a new one waits until some expire."""
 
-REASONS = frozenset(
-    {
-        MALFORMED,
-        UNKNOWN_CREDENTIAL,
-        CHALLENGE_UNKNOWN,
-        CHALLENGE_EXPIRED,
-        ORIGIN_MISMATCH,
-        RP_ID_MISMATCH,
-        CROSS_ORIGIN,
-        USER_NOT_VERIFIED,
-        BAD_SIGNATURE,
-        SIGN_COUNT_REPLAYED,
-        WRONG_ORDER,
-        ENROLMENT_INVALID,
-    }
-)
 BREACHES = frozenset({BAD_SIGNATURE, SIGN_COUNT_REPLAYED})
 """Refusals that mean someone forged an assertion or holds a copy of an authenticator: each is
 recorded as a ``Critical Security Breach``; the rest as a ``Security Refusal``."""
@@ -46,7 +35,7 @@ recorded as a ``Critical Security Breach``; the rest as a ``Security Refusal``."
 @dataclass(frozen=True)
 class Refusal:
     reason: str
-    """One of :data:`REASONS`."""
+    """One of the ``webauthn.*`` names above."""
     detail: str
     """What went wrong and what to do next, for the trader."""
 

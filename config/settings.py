@@ -106,6 +106,9 @@ class FloorSettings(BaseSettings):
     """How long a trader's web session lasts after passkey sign-in."""
     enrolment_ttl_s: int = Field(default=86400, ge=1)
     """How long the one-time enrolment link of `floor traders add` stays usable."""
+    open_login_challenges_max: int = Field(default=1000, ge=1)
+    """How many passkey sign-in ceremonies may be begun and not yet answered (nor expired) at
+    once: anyone may begin one, so beyond this a new one is refused until some expire."""
     kafka_fetch_wait_ms: int | None = Field(default=None, ge=1)
     """How long the hot path's command fetch may wait at the broker. Unset: 5 ms against the
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),

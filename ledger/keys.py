@@ -11,18 +11,18 @@ import asyncpg
 
 from ledger.db import Db
 from trading.sentry import ANY_ACCOUNT, RegisteredKey
+from trading.sentry import ROLE_AGENT as ROLE_AGENT
+from trading.sentry import ROLE_OPERATOR as ROLE_OPERATOR
+from trading.sentry import ROLE_TRADER as ROLE_TRADER
 from trading.signing import PUBLIC_KEY_BYTES, key_id
 
-ROLE_AGENT = "agent"
-"""Trading agents (including the Sniper): sign enter / exit / cancel / iceberg commands."""
-ROLE_OPERATOR = "operator"
-"""People and tools that change risk profiles."""
+# The roles the sentry tells apart are defined with it (trading.sentry): ROLE_AGENT, trading
+# agents (the Sniper too) signing enter / exit / cancel / iceberg commands; ROLE_OPERATOR, people
+# and tools changing risk profiles; ROLE_TRADER, a human trader's key (agent ``trader.<name>``)
+# the API signs with only after the trader's WebAuthn arming or step-up ceremony passed
+# (cancels and the breaker's trip: after the passkey sign-in that opened the session).
 ROLE_SERVICE = "service"
 """Floor services that sign on their own behalf."""
-ROLE_TRADER = "trader"
-"""A human trader's key (agent id ``trader.<name>``): the API signs the trader's orders with it
-only after the trader's WebAuthn arming or step-up ceremony passed (cancels and the breaker's
-trip: after the passkey sign-in that opened the session)."""
 ROLES = frozenset({ROLE_AGENT, ROLE_OPERATOR, ROLE_SERVICE, ROLE_TRADER})
 
 

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+# A trader's role: its key's role, or ops (which sees what an ops token sees).
+from ledger.api_tokens import ROLE_OPS as ROLE_OPS
 from ledger.db import Db
+from ledger.keys import ROLE_TRADER as ROLE_TRADER
 from ledger.secret_tokens import new_secret, secret_hash
 
-ROLE_TRADER = "trader"
-ROLE_OPS = "ops"
 TRADER_AGENT_PREFIX = "trader."
 """A trader's signing key belongs to agent ``trader.<name>``."""
 
@@ -37,6 +38,8 @@ class TraderRecord:
     step_up_every_order: bool
     user_handle: bytes
     created_at: datetime
+    disabled_at: datetime | None = None
+    """Set by ``floor traders disable``: it may no longer enrol, sign in or trade."""
 
     @property
     def agent_id(self) -> str:
@@ -55,7 +58,7 @@ def trader_agent(name: str) -> str:
     return f"{TRADER_AGENT_PREFIX}{name}"
 
 
-_COLUMNS = "name, role, accounts, step_up_every_order, user_handle, created_at"
+_COLUMNS = "name, role, accounts, step_up_every_order, user_handle, created_at, disabled_at"
 
 
 def _record(row: asyncpg.Record) -> TraderRecord:
@@ -66,6 +69,7 @@ def _record(row: asyncpg.Record) -> TraderRecord:
         step_up_every_order=row["step_up_every_order"],
         user_handle=bytes(row["user_handle"]),
         created_at=row["created_at"],
+        disabled_at=row["disabled_at"],
     )
 
 
@@ -110,10 +114,11 @@ async def get_trader(db: Db, name: str) -> TraderRecord | None:
 
 
 async def list_traders(db: Db) -> list[tuple[TraderRecord, int]]:
-    """Every trader with how many passkeys it has registered."""
+    """Every trader with how many passkeys it has registered (and not had revoked)."""
     rows = await db.fetch(
         f"SELECT {', '.join('t.' + c.strip() for c in _COLUMNS.split(','))},"
-        " (SELECT count(*) FROM webauthn_credentials c WHERE c.trader = t.name) AS passkeys"
+        " (SELECT count(*) FROM webauthn_credentials c WHERE c.trader = t.name"
+        " AND c.revoked_at IS NULL) AS passkeys"
         " FROM traders t ORDER BY t.name"
     )
     return [(_record(r), int(r["passkeys"])) for r in rows]

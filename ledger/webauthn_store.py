@@ -1,10 +1,12 @@
 """Storage of the traders' WebAuthn state: passkeys (credentials), single-use challenges, web
-sessions with their sign-in assertion, and arming grants (migrations 0016, 0018).
+sessions with their sign-in assertion, and arming grants (migrations 0016, 0018, 0019).
 
 Every check that must hold under concurrency is one statement: a challenge is taken by an
 ``UPDATE ... WHERE used_at IS NULL AND expires_at > now RETURNING`` (two answers to it cannot
-both win), a sign count moves by compare-and-swap (``WHERE sign_count = old``). Times are passed
-in by the caller's clock so a test can move it.
+both win), a sign count moves by compare-and-swap (``WHERE sign_count = old``). The API's role
+stores a passkey and moves its count only through the SECURITY DEFINER functions of migration
+0019 (``floor_register_passkey``, ``floor_advance_sign_count``). Times are passed in by the
+caller's clock so a test can move it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class StoredCredential:
     backed_up: bool
     created_at: datetime
     last_used_at: datetime | None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class StoredGrant:
 
 _CREDENTIAL_COLUMNS = (
     "credential_id, trader, public_key, sign_count, transports, backup_eligible, backed_up,"
-    " created_at, last_used_at"
+    " created_at, last_used_at, revoked_at"
 )
 
 
@@ -85,6 +88,7 @@ def _credential(row: asyncpg.Record) -> StoredCredential:
         backed_up=row["backed_up"],
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
     )
 
 
@@ -100,14 +104,11 @@ async def enrol_credential(
     backed_up: bool,
     now: datetime,
 ) -> StoredCredential | None:
-    """Use the enrolment and store the passkey for its trader, in one statement: None (and
-    nothing stored) when the enrolment was already used or has expired."""
+    """Use the enrolment and store the passkey for its trader, in one statement
+    (``floor_register_passkey``): None (and nothing stored) when the enrolment was already used,
+    has expired, or its trader is disabled."""
     row = await db.fetchrow(
-        "WITH used AS (UPDATE trader_enrolments SET used_at = $8 WHERE enrolment_id = $1"
-        " AND used_at IS NULL AND expires_at > $8 RETURNING trader)"
-        " INSERT INTO webauthn_credentials (credential_id, trader, public_key, sign_count, transports,"
-        " backup_eligible, backed_up, created_at) SELECT $2, used.trader, $3, $4, $5, $6, $7, $8 FROM used"
-        f" RETURNING {_CREDENTIAL_COLUMNS}",
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM floor_register_passkey($1, $2, $3, $4, $5, $6, $7, $8)",
         enrolment_id,
         credential_id,
         public_key,
@@ -127,10 +128,13 @@ async def get_credential(db: Db, credential_id: bytes) -> StoredCredential | Non
     return None if row is None else _credential(row)
 
 
-async def trader_credentials(db: Db, trader: str) -> list[StoredCredential]:
+async def trader_credentials(db: Db, trader: str, *, include_revoked: bool = False) -> list[StoredCredential]:
+    """The trader's passkeys, oldest first; revoked ones only when asked."""
     rows = await db.fetch(
-        f"SELECT {_CREDENTIAL_COLUMNS} FROM webauthn_credentials WHERE trader = $1 ORDER BY created_at",
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM webauthn_credentials WHERE trader = $1"
+        " AND ($2 OR revoked_at IS NULL) ORDER BY created_at",
         trader,
+        include_revoked,
     )
     return [_credential(r) for r in rows]
 
@@ -138,18 +142,14 @@ async def trader_credentials(db: Db, trader: str) -> list[StoredCredential]:
 async def swap_sign_count(
     db: Db, credential_id: bytes, old: int, new: int, backed_up: bool, now: datetime
 ) -> bool:
-    """Store ``new`` only if the count is still ``old`` (compare-and-swap): False when another
-    assertion moved it first."""
-    row = await db.fetchrow(
-        "UPDATE webauthn_credentials SET sign_count = $3, backed_up = $4, last_used_at = $5"
-        " WHERE credential_id = $1 AND sign_count = $2 RETURNING credential_id",
-        credential_id,
-        old,
-        new,
-        backed_up,
-        now,
+    """Store ``new`` only if the count is still ``old`` (compare-and-swap) and ``new`` moves it
+    forward (or keeps it at 0), for a passkey not revoked (``floor_advance_sign_count``): False
+    otherwise, e.g. when another assertion moved it first."""
+    return bool(
+        await db.fetchval(
+            "SELECT floor_advance_sign_count($1, $2, $3, $4, $5)", credential_id, old, new, backed_up, now
+        )
     )
-    return row is not None
 
 
 async def add_challenge(
@@ -164,10 +164,18 @@ async def add_challenge(
     session_id: str | None = None,
     order_hash: str | None = None,
     limits: dict[str, Any] | None = None,
-) -> None:
-    await db.execute(
+    open_limit: int | None = None,
+) -> bool:
+    """Store a challenge; with ``open_limit``, only while fewer than that many challenges of this
+    purpose are open (unused, unexpired): False, and nothing stored, when that many are. The
+    count and the insert are one statement; concurrent calls may overshoot by their number."""
+    row = await db.fetchrow(
         "INSERT INTO webauthn_challenges (challenge_id, purpose, challenge, enrolment_id, session_id,"
-        " order_hash, limits, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)",
+        " order_hash, limits, created_at, expires_at)"
+        " SELECT $1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9"
+        " WHERE $10::integer IS NULL OR (SELECT count(*) FROM webauthn_challenges"
+        " WHERE purpose = $2 AND used_at IS NULL AND expires_at > $8) < $10::integer"
+        " RETURNING challenge_id",
         challenge_id,
         purpose,
         challenge,
@@ -177,7 +185,15 @@ async def add_challenge(
         None if limits is None else json.dumps(limits),
         now,
         expires_at,
+        open_limit,
     )
+    return row is not None
+
+
+async def prune_challenges(db: Db, now: datetime, limit: int) -> int:
+    """Delete at most ``limit`` challenges expired at ``now`` (``floor_prune_challenges``); how
+    many went."""
+    return int(await db.fetchval("SELECT floor_prune_challenges($1, $2)", now, limit))
 
 
 class ChallengeExpired(Exception):

@@ -22,7 +22,7 @@ from fastapi import Response
 from api.graphql.context import Info
 from api.graphql.errors import UNAVAILABLE, Refused
 from api.graphql.floor_types import Authenticator, Grant
-from api.principals import KIND_TRADER, SESSION_COOKIE, Principal
+from api.principals import SESSION_COOKIE, Principal
 from api.webauthn_ceremonies import Ceremonies
 from api.webauthn_results import Challenge, GrantLimits, Refusal
 
@@ -100,8 +100,8 @@ class AuthMutations:
         return Authenticator.of(outcome)
 
     @strawberry.mutation(description="Start a passkey sign-in.")
-    async def begin_login(self, info: Info) -> CeremonyChallenge:
-        return _challenge_of(await _ceremonies(info).begin_login())
+    async def begin_login(self, info: Info) -> ChallengeResult:
+        return _challenge(await _ceremonies(info).begin_login())
 
     @strawberry.mutation(description="Finish signing in (over HTTP): sets the session cookie.")
     async def finish_login(self, info: Info, challenge_id: str, credential: str) -> LoginResult:
@@ -188,7 +188,7 @@ def _ceremonies(info: Info) -> Ceremonies:
 
 
 def _trader_session(principal: Principal) -> bool:
-    return principal.kind == KIND_TRADER and principal.session_id is not None
+    return principal.trader_session is not None
 
 
 def _not_a_trader() -> WebAuthnRefused:

@@ -20,7 +20,8 @@ FINISH_REGISTRATION = """mutation($t: String!, $c: String!, $cred: String!) {
   finishRegistration(enrolmentToken: $t, challengeId: $c, credential: $cred) {
   __typename ... on Authenticator { credentialId synced signCount }
   ... on WebAuthnRefused { reason detail } } }"""
-BEGIN_LOGIN = "mutation { beginLogin { challengeId optionsJson } }"
+BEGIN_LOGIN = """mutation { beginLogin { __typename ... on CeremonyChallenge { challengeId optionsJson }
+  ... on WebAuthnRefused { reason detail } } }"""
 FINISH_LOGIN = """mutation($c: String!, $cred: String!) { finishLogin(challengeId: $c, credential: $cred) {
   __typename ... on SignedIn { trader role accounts stepUpEveryOrder }
   ... on WebAuthnRefused { reason detail } } }"""

@@ -20,7 +20,7 @@ from floor.keys import write_private_key
 from floor.traders_cmd import app as traders_app
 from ledger.keys import active_key_for
 from tests.fixtures.hotpath import fresh_agent
-from tests.fixtures.identity import Trader, enrol
+from tests.fixtures.identity import Trader, enrol, sign_in
 from tests.webauthn_authenticator import SoftwareAuthenticator
 from trading.signing import private_key_to_pem
 
@@ -112,3 +112,46 @@ async def test_api_tokens_new_prints_a_token_once_and_revoke_ends_it(
     assert await authenticate(api_pool, cookie=None, bearer=token) is None
     assert (await invoke(runner, tokens_app, ["revoke", name])).exit_code == 1
     assert (await invoke(runner, tokens_app, ["new", name, "--role", "admin"])).exit_code == 1
+
+
+async def test_traders_passkeys_revoke_passkey_sign_out_and_disable(
+    cli: tuple[CliRunner, str], ledger_pool: asyncpg.Pool, api_pool: asyncpg.Pool, ceremonies: Ceremonies
+) -> None:
+    runner, operator = cli
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    added = await invoke(runner, traders_app, ["add", name, "--accounts", "DU1", "--as", operator])
+    assert added.exit_code == 0, added.output
+    trader = Trader(name, _token_from(added.output), SoftwareAuthenticator())
+    info = await enrol(ceremonies, trader)
+    _, cookie = await sign_in(ceremonies, trader)
+
+    listed = await invoke(runner, traders_app, ["passkeys", name])
+    assert listed.exit_code == 0 and info.credential_id in listed.output and "active" in listed.output
+    unknown = await invoke(runner, traders_app, ["revoke-passkey", name, "no-such-prefix"])
+    assert unknown.exit_code == 1 and "floor traders passkeys" in unknown.output
+
+    revoked = await invoke(runner, traders_app, ["revoke-passkey", name, info.credential_id[:6]])
+    assert revoked.exit_code == 0, revoked.output
+    assert "1 session(s)" in revoked.output
+    assert await authenticate(api_pool, cookie=cookie, bearer=None) is None
+    assert "revoked" in (await invoke(runner, traders_app, ["passkeys", name])).output
+    again = await invoke(runner, traders_app, ["revoke-passkey", name, info.credential_id[:6]])
+    assert again.exit_code == 1 and "revoked already" in again.output
+
+    link = await invoke(runner, traders_app, ["enrol", name])
+    second = Trader(name, _token_from(link.output), SoftwareAuthenticator())
+    await enrol(ceremonies, second)
+    _, cookie = await sign_in(ceremonies, second)
+    signed_out = await invoke(runner, traders_app, ["sign-out", name])
+    assert signed_out.exit_code == 0 and "1 session(s)" in signed_out.output
+    assert await authenticate(api_pool, cookie=cookie, bearer=None) is None
+
+    _, cookie = await sign_in(ceremonies, second)
+    disabled = await invoke(runner, traders_app, ["disable", name, "--as", operator])
+    assert disabled.exit_code == 0, disabled.output
+    assert "1 passkey(s) revoked" in disabled.output
+    assert await authenticate(api_pool, cookie=cookie, bearer=None) is None
+    assert await active_key_for(ledger_pool, f"trader.{name}") is None  # the signed revocation
+    refused = await invoke(runner, traders_app, ["enrol", name])
+    assert refused.exit_code == 1 and "disabled" in refused.output
+    assert (await invoke(runner, traders_app, ["sign-out", "nobody-here"])).exit_code == 1

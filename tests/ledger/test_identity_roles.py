@@ -5,11 +5,15 @@ ledger; the hot path and the worker cannot touch any of it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from config.settings import FloorSettings
+from ledger.secret_tokens import secret_hash
+from ledger.trader_revocation import disable_trader
+from tests.fixtures.identity import Trader, new_trader
 
 
 @pytest.fixture
@@ -35,6 +39,16 @@ API_REFUSED = [
     " FROM traders LIMIT 1",
     "UPDATE trader_enrolments SET expires_at = 'infinity'",
     "UPDATE webauthn_credentials SET public_key = 'x'",
+    # A passkey is stored only by using up an enrolment (floor_register_passkey), and its count
+    # moves only forward (floor_advance_sign_count).
+    "INSERT INTO webauthn_credentials (credential_id, trader, public_key, sign_count, backup_eligible,"
+    " backed_up) SELECT 'mallory'::bytea, name, 'k'::bytea, 0, false, false FROM traders LIMIT 1",
+    "UPDATE webauthn_credentials SET sign_count = 0",
+    "UPDATE webauthn_credentials SET backed_up = true",
+    "UPDATE trader_enrolments SET used_at = now()",
+    "UPDATE webauthn_credentials SET revoked_at = NULL",
+    "UPDATE traders SET disabled_at = NULL",
+    "DELETE FROM webauthn_challenges",
     "UPDATE webauthn_credentials SET trader = 'mallory'",
     "DELETE FROM webauthn_credentials",
     "UPDATE web_sessions SET expires_at = 'infinity'",
@@ -77,3 +91,114 @@ async def test_other_processes_cannot_read_the_traders_tables(
 
 async def test_api_role_looks_tokens_up_only_through_the_function(as_api: asyncpg.Connection) -> None:
     assert await as_api.fetch("SELECT * FROM floor_api_token(sha256('nobody'::bytea))") == []
+
+
+async def _enrolment_id(as_api: asyncpg.Connection, trader: Trader) -> int:
+    return int(
+        await as_api.fetchval(
+            "SELECT enrolment_id FROM floor_enrolment($1)", secret_hash(trader.enrolment_token)
+        )
+    )
+
+
+async def _register(
+    as_api: asyncpg.Connection, enrolment_id: int, credential_id: bytes
+) -> list[asyncpg.Record]:
+    return await as_api.fetch(
+        "SELECT trader, sign_count FROM floor_register_passkey($1, $2, 'key'::bytea, 5, '{internal}', false,"
+        " false, now())",
+        enrolment_id,
+        credential_id,
+    )
+
+
+async def test_api_registers_a_passkey_only_by_using_up_an_enrolment(
+    as_api: asyncpg.Connection, cli_pool: asyncpg.Pool
+) -> None:
+    trader = await new_trader(cli_pool)
+    enrolment_id = await _enrolment_id(as_api, trader)
+    first, second = b"first" + trader.name.encode(), b"second" + trader.name.encode()
+
+    assert [tuple(r) for r in await _register(as_api, enrolment_id, first)] == [(trader.name, 5)]
+    # The enrolment is used: the same link cannot add a second passkey.
+    assert await _register(as_api, enrolment_id, second) == []
+    assert (
+        await as_api.fetchval("SELECT count(*) FROM webauthn_credentials WHERE trader = $1", trader.name) == 1
+    )
+
+
+async def test_api_cannot_register_a_passkey_for_a_disabled_trader(
+    as_api: asyncpg.Connection, cli_pool: asyncpg.Pool
+) -> None:
+    trader = await new_trader(cli_pool)
+    enrolment_id = await _enrolment_id(as_api, trader)
+    await disable_trader(cli_pool, trader.name)
+    assert await _register(as_api, enrolment_id, b"disabled" + trader.name.encode()) == []
+
+
+async def test_api_moves_a_sign_count_only_forward(
+    as_api: asyncpg.Connection, cli_pool: asyncpg.Pool
+) -> None:
+    trader = await new_trader(cli_pool)
+    credential = b"count" + trader.name.encode()
+    await _register(as_api, await _enrolment_id(as_api, trader), credential)
+
+    async def advance(old: int, new: int) -> bool:
+        return bool(
+            await as_api.fetchval(
+                "SELECT floor_advance_sign_count($1, $2, $3, false, now())", credential, old, new
+            )
+        )
+
+    assert not await advance(5, 5)  # not increasing
+    assert not await advance(5, 4)  # backwards
+    assert not await advance(4, 9)  # compare-and-swap: the stored count is 5, not 4
+    assert await advance(5, 6)
+    assert (
+        await as_api.fetchval(
+            "SELECT sign_count FROM webauthn_credentials WHERE credential_id = $1", credential
+        )
+        == 6
+    )
+    await cli_pool.execute(
+        "UPDATE webauthn_credentials SET revoked_at = now() WHERE credential_id = $1", credential
+    )
+    assert not await advance(6, 7)  # a revoked passkey's count stays where it was
+
+
+async def test_a_synced_passkey_keeps_its_count_at_zero(
+    as_api: asyncpg.Connection, cli_pool: asyncpg.Pool
+) -> None:
+    trader = await new_trader(cli_pool)
+    credential = b"synced" + trader.name.encode()
+    await as_api.fetch(
+        "SELECT * FROM floor_register_passkey($1, $2, 'key'::bytea, 0, '{}', true, true, now())",
+        await _enrolment_id(as_api, trader),
+        credential,
+    )
+    assert await as_api.fetchval("SELECT floor_advance_sign_count($1, 0, 0, true, now())", credential)
+
+
+async def test_api_prunes_only_expired_challenges_and_a_bounded_number_at_a_time(
+    as_api: asyncpg.Connection,
+) -> None:
+    # A time no other test's challenge outlives: every challenge stored so far has expired by then.
+    later = datetime.now(UTC) + timedelta(days=30)
+    ids = [f"prune-{later.timestamp()}-{i}" for i in range(5)]
+    for i, challenge_id in enumerate(ids):
+        await as_api.execute(
+            "INSERT INTO webauthn_challenges (challenge_id, purpose, challenge, created_at, expires_at)"
+            " VALUES ($1, 'login', $2, $3, $4)",
+            challenge_id,
+            bytes(32),
+            later,
+            later + timedelta(seconds=-1 if i < 3 else 60),
+        )
+
+    assert await as_api.fetchval("SELECT floor_prune_challenges($1, 2)", later) == 2
+    while await as_api.fetchval("SELECT floor_prune_challenges($1, 100)", later):
+        pass
+    left = await as_api.fetch(
+        "SELECT challenge_id FROM webauthn_challenges WHERE challenge_id = ANY($1)", ids
+    )
+    assert sorted(r["challenge_id"] for r in left) == ids[3:]
