@@ -19,8 +19,9 @@ Execute, in order (each step a named result, never an exception):
    order's hash.
 4. The staged order is claimed (once, :mod:`api.staged_orders`), the command signed and
    published; the answer is the hot path's ``accepted`` / ``rejected`` record for it, or
-   ``Executed`` with state ``PENDING`` when it does not come within the timeout (the client
-   follows ``orderEvents``).
+   ``Executed`` with state ``PENDING`` when it does not come within the timeout, or when
+   Kafka did not acknowledge the record (the client follows ``orderEvents``). A staged order is
+   freed again only when the door refused the command before producing it.
 
 Cancels, cancel-all and the breaker's trip take risk off, so they wait for no arming: they carry
 the assertion that signed the trader in (:meth:`Ceremonies.session_proof`, ceremony
@@ -64,7 +65,7 @@ from api.desk_results import (
     StepUpRequired,
     outcome_result,
 )
-from api.door import Door, Rejected
+from api.door import BUS_UNAVAILABLE, Door, Rejected
 from api.principals import Principal
 from api.staged_orders import StagedOrder, claim, insert_staged, load_staged, release
 from api.trader_keys import TraderKeys, trader_agent_id
@@ -258,13 +259,16 @@ class Desk:
         envelope = sign_command(command, key)
         outcome = self._outcomes.expect_outcome(command_id)
         try:
-            try:
-                published = await self._door.submit(envelope.to_wire(), client_address)
-            except BaseException:
-                await release(self._db, staged_id, command_id)
-                raise
+            # Once the signed command is handed to the door, only a refusal the door gave before
+            # producing frees the staged order. An exception, a cancellation (the client went
+            # away mid-request) or Kafka not acknowledging leaves it unknown whether the record
+            # reached the broker: the staged order stays claimed by this command id, so a second
+            # Execute cannot make it a second order, and the trader follows it on orderEvents.
+            published = await self._door.submit(envelope.to_wire(), client_address)
             if isinstance(published, Rejected):
-                # Nothing was published: the staged order may be executed again.
+                if published.error == BUS_UNAVAILABLE:
+                    return Executed(staged_id, command_id, PENDING, ceremony.value)
+                # Refused before producing: nothing was published, it may be executed again.
                 await release(self._db, staged_id, command_id)
                 return Invalid(published.error, published.detail, published.field)
             try:

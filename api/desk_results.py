@@ -27,7 +27,8 @@ ACCOUNT_NOT_ALLOWED = "desk.account_not_allowed"
 TICKET_INVALID = "desk.ticket_invalid"
 
 PENDING = "PENDING"
-"""The hot path's decision did not arrive in time: follow the order on ``orderEvents``."""
+"""The hot path's decision did not arrive in time, or Kafka did not acknowledge the command
+(it may still have reached the floor): follow the order on ``orderEvents``."""
 ACCEPTED = "ACCEPTED"
 
 

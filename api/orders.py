@@ -35,7 +35,7 @@ from api.desk_results import (
     StepUpAnswer,
     StepUpRequired,
 )
-from api.door import LEDGER_UNAVAILABLE
+from api.door import BUS_UNAVAILABLE, LEDGER_UNAVAILABLE
 from api.principals import SESSION_COOKIE, authenticate
 
 router = APIRouter(prefix="/v1")
@@ -116,7 +116,7 @@ def invalid_status(result: Invalid) -> int:
         return 409
     if reason.startswith(("webauthn.", "sentry.")):
         return 403
-    if reason in ("bus_unavailable", LEDGER_UNAVAILABLE):
+    if reason in (BUS_UNAVAILABLE, LEDGER_UNAVAILABLE):
         return 503
     return 422
 
