@@ -54,7 +54,7 @@ from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfi
 from trading.circuit_breaker_state import BREAKER_KINDS as BREAKER_ENTRY_KINDS
 from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord, TripRecordInvalid, signer_problem
 from trading.commands import FLOOR_WIDE, Authorization, Command, CommandInvalid, CommandKind
-from trading.sentry import trader_problem
+from trading.sentry import authority_problem
 from trading.signing import (
     SCHEME_ED25519,
     SignatureInvalid,
@@ -439,5 +439,6 @@ class _Checker:
             problem = signer_problem(kind, key.role, key.agent_id, None, command)
             if problem is not None:
                 raise _Bad(problem)
-        if command is not None and (problem := trader_problem(command, key.role, key.agent_id)) is not None:
+        problem = None if command is None else authority_problem(command, key.role, key.agent_id)
+        if problem is not None:
             raise _Bad(problem)

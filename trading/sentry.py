@@ -12,8 +12,13 @@ refusal:
 6. ``sentry.trader_unauthorised`` a trader's key signed a command without the trader's own
                                   WebAuthn authorization (:func:`trader_problem`), or of a kind
                                   a trader may not sign, or authorised by the sign-in assertion
-                                  where only arming or a step-up may authorise; or another
+                                  where only arming or a step-up may authorise, or by a
+                                  step-up whose ``order_hash`` is not the hash of the
+                                  command's own terms (:mod:`trading.step_up`); or another
                                   key's command carries one
+   ``sentry.manual_order_not_allowed`` an ``enter`` without an edge (a manual order, sent
+                                  as is, never sized) signed by a key that is not a trader's:
+                                  every other key's order is sized by the Kelly sizer
 7. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
                                   signed by a key that is neither an operator's nor an
                                   authorised trader's
@@ -66,6 +71,7 @@ from trading.signing import (
     public_key_from_bytes,
     verify_bytes,
 )
+from trading.step_up import command_order_hash
 
 NO_SIGNATURE = "sentry.no_signature"
 UNKNOWN_KEY = "sentry.unknown_key"
@@ -73,6 +79,7 @@ REVOKED_KEY = "sentry.revoked_key"
 BAD_SIGNATURE = "sentry.bad_signature"
 SIGNER_MISMATCH = "sentry.signer_mismatch"
 TRADER_UNAUTHORISED = "sentry.trader_unauthorised"
+MANUAL_ORDER_NOT_ALLOWED = "sentry.manual_order_not_allowed"
 NOT_OPERATOR = "sentry.not_operator"
 ACCOUNT_NOT_ALLOWED = "sentry.account_not_allowed"
 STALE = "sentry.stale"
@@ -118,6 +125,8 @@ SEVERITY: Mapping[str, Severity] = {
     # A trader's key used past the WebAuthn checks (or a trader's name under another key): the
     # key that only the API should use, used by something else.
     TRADER_UNAUTHORISED: Severity.CRITICAL,
+    # A genuine key asking to skip the sizer: its owner's code, not necessarily an attack.
+    MANUAL_ORDER_NOT_ALLOWED: Severity.ERROR,
     # A genuine key reaching for the operator's authority (the breaker) it was never given.
     NOT_OPERATOR: Severity.CRITICAL,
     ACCOUNT_NOT_ALLOWED: Severity.ERROR,
@@ -269,6 +278,8 @@ def check(
         )
     if (problem := trader_problem(command, key.role, key.agent_id)) is not None:
         return Verdict(TRADER_UNAUTHORISED, key.agent_id, problem)
+    if (problem := manual_order_problem(command, key.role)) is not None:
+        return Verdict(MANUAL_ORDER_NOT_ALLOWED, key.agent_id, problem)
     if command.kind in OPERATOR_KINDS and key.role not in (ROLE_OPERATOR, ROLE_TRADER):
         return Verdict(
             NOT_OPERATOR,
@@ -314,7 +325,37 @@ def trader_problem(command: Command, role: str, agent_id: str) -> str | None:
             f"a {command.kind.value} command authorised only by the sign-in assertion: it needs"
             " the arming grant's assertion or a step-up (sign-in authorises cancels and the trip)"
         )
+    if authorization.ceremony is Ceremony.STEP_UP:
+        # The step-up's assertion was over the hash the API computed; the command must be that
+        # very order, or an assertion for one order could authorise another.
+        signed_terms = command_order_hash(command)
+        if signed_terms is None:
+            return f"a step-up authorises one order's terms; this {command.kind.value} command has none"
+        if signed_terms != authorization.order_hash:
+            return (
+                f"the step-up authorised order {authorization.order_hash}, but the command's own terms"
+                f" hash to {signed_terms}"
+            )
     return None
+
+
+def manual_order_problem(command: Command, role: str) -> str | None:
+    """Why ``command`` may not be a manual order under a key of ``role`` (None: it may). An
+    enter without an edge is sent with exactly its quantity, never sized: only a trader, who
+    chose that quantity behind the WebAuthn checks, may send one. Pure, and shared like
+    :func:`trader_problem`."""
+    if command.kind is CommandKind.ENTER and command.edge is None and role != ROLE_TRADER:
+        return (
+            f"an enter without an edge is a trader's manual order; a {role} key's order needs an edge"
+            " (p, b, stop_price) for the sizer"
+        )
+    return None
+
+
+def authority_problem(command: Command, role: str, agent_id: str) -> str | None:
+    """:func:`trader_problem`, then :func:`manual_order_problem`: what a key of ``role`` held by
+    ``agent_id`` may not have signed, for readers of the ledger that name no reason."""
+    return trader_problem(command, role, agent_id) or manual_order_problem(command, role)
 
 
 def admit(
