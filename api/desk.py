@@ -305,6 +305,13 @@ class Desk:
     ) -> CancelSent | Invalid:
         if (refused := _no_session(principal)) is not None:
             return refused
+        if account == FLOOR_WIDE:
+            # A cancel-all names one account; the floor-wide cancel is the breaker's trip.
+            return Invalid(
+                TICKET_INVALID,
+                "name one account to cancel its orders; to cancel every account's, trip the breaker",
+                "account",
+            )
         if not principal.sees(account):
             return Invalid(ACCOUNT_NOT_ALLOWED, f"you are not allowed on account {account}", "account")
         if symbol is not None and symbol not in self._symbols:
@@ -368,17 +375,20 @@ class Desk:
         key = self._keys.load(principal.name)
         if key is None:
             return _no_key(principal)
-        command = Command(
-            kind=kind,
-            command_id=new_command_id(),
-            agent_id=trader_agent_id(principal.name),
-            account=account,
-            nonce=new_nonce(),
-            issued_at=utc_now_ms(),
-            symbol=symbol,
-            target_command_id=target_command_id,
-            authorization=authorization,
-        )
+        try:
+            command = Command(
+                kind=kind,
+                command_id=new_command_id(),
+                agent_id=trader_agent_id(principal.name),
+                account=account,
+                nonce=new_nonce(),
+                issued_at=utc_now_ms(),
+                symbol=symbol,
+                target_command_id=target_command_id,
+                authorization=authorization,
+            )
+        except CommandInvalid as exc:
+            return Invalid(TICKET_INVALID, exc.reason, exc.field)
         published = await self._door.submit(sign_command(command, key).to_wire(), client_address)
         if isinstance(published, Rejected):
             return Invalid(published.error, published.detail, published.field)

@@ -336,3 +336,17 @@ async def test_an_execute_kafka_did_not_acknowledge_is_pending_and_keeps_the_sta
     assert await claimed(api_pool, order.staged_id) == result.command_id
     again = await desk.execute(alice.principal, order.staged_id)
     assert isinstance(again, d.Invalid) and again.reason == d.ALREADY_EXECUTED
+
+
+async def test_cancel_all_on_every_account_is_invalid_naming_the_breaker(
+    desk: Desk,
+    ceremonies: Ceremonies,
+    cli_pool: asyncpg.Pool,
+    ledger_pool: asyncpg.Pool,
+    floor_settings: FloorSettings,
+) -> None:
+    everywhere = await desk_trader(ceremonies, cli_pool, ledger_pool, floor_settings, accounts=("*",))
+    result = await desk.cancel_all(everywhere.principal, "*")
+    assert isinstance(result, d.Invalid), result
+    assert (result.reason, result.field) == (d.TICKET_INVALID, "account")
+    assert "breaker" in result.detail
