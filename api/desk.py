@@ -66,26 +66,19 @@ from api.desk_results import (
     outcome_result,
 )
 from api.door import BUS_UNAVAILABLE, Door, Rejected
-from api.principals import Principal
+from api.principals import KIND_TRADER, Principal
 from api.staged_orders import StagedOrder, claim, insert_staged, load_staged, release
-from api.trader_keys import TraderKeys, trader_agent_id
+from api.trader_keys import TraderKeys
 from api.webauthn_ceremonies import Ceremonies
 from api.webauthn_results import AssertionProof, Refusal
 from config.settings import FloorSettings
 from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.traders import get_trader
+from trading import sentry
 from trading.arming_limits import GrantFit, check_grant, worst_notional_price
-from trading.commands import (
-    FLOOR_WIDE,
-    Authorization,
-    Ceremony,
-    Command,
-    CommandInvalid,
-    CommandKind,
-    Side,
-    utc_now_ms,
-)
+from trading.authorization import Authorization, Ceremony, trader_agent_id
+from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind, Side, utc_now_ms
 from trading.order_events import OrderEvent
 from trading.order_ticket import Ticket, TicketInvalid, parse_ticket
 from trading.signing import sign_command
@@ -130,7 +123,7 @@ class Desk:
         *,
         books: BookSource | None = None,
         outcome_timeout_s: float = OUTCOME_TIMEOUT_S,
-        keys_dir: Path | None = None,
+        trader_keys_dir: Path | None = None,
     ) -> None:
         self._db = db
         self._ceremonies = ceremonies
@@ -138,7 +131,7 @@ class Desk:
         self._outcomes = outcomes
         self._books = books
         self._timeout = outcome_timeout_s
-        self._keys = TraderKeys(keys_dir or settings.keys_dir)
+        self._keys = TraderKeys(trader_keys_dir or settings.trader_keys_dir)
         self._symbols = parse_symbols(settings.hotpath_symbols)
 
     # --- staging -----------------------------------------------------------------------------
@@ -228,7 +221,7 @@ class Desk:
                 hash_prefix(digest),
             )
 
-        key = self._keys.load(principal.name)
+        key = await self._keys.load(principal.name)
         if key is None:
             return _no_key(principal)
         command_id = new_command_id()
@@ -270,7 +263,7 @@ class Desk:
                     return Executed(staged_id, command_id, PENDING, ceremony.value)
                 # Refused before producing: nothing was published, it may be executed again.
                 await release(self._db, staged_id, command_id)
-                return Invalid(published.error, published.detail, published.field)
+                return self._refused(principal, published)
             try:
                 event = await asyncio.wait_for(asyncio.shield(outcome), self._timeout)
             except TimeoutError:
@@ -372,7 +365,7 @@ class Desk:
                     " sign-in: sign in again",
                 )
             authorization = _authorization(proof, Ceremony.SESSION, None)
-        key = self._keys.load(principal.name)
+        key = await self._keys.load(principal.name)
         if key is None:
             return _no_key(principal)
         try:
@@ -391,8 +384,15 @@ class Desk:
             return Invalid(TICKET_INVALID, exc.reason, exc.field)
         published = await self._door.submit(sign_command(command, key).to_wire(), client_address)
         if isinstance(published, Rejected):
-            return Invalid(published.error, published.detail, published.field)
+            return self._refused(principal, published)
         return command.command_id
+
+    def _refused(self, principal: Principal, rejected: Rejected) -> Invalid:
+        """The door's refusal as the desk's; a key the floor does not know (any more) is read
+        again from disk next time: the operator may have replaced it."""
+        if rejected.error in _KEY_REFUSALS:
+            self._keys.forget(principal.name)
+        return Invalid(rejected.error, rejected.detail, rejected.field)
 
     async def _confirms_every_order(self, trader: str) -> bool:
         """The trader's own setting, read now: a principal kept by a WebSocket may be older."""
@@ -408,6 +408,9 @@ class Desk:
             return None
         levels = book.asks if side is Side.BUY else book.bids
         return levels[0][0] if levels else None
+
+
+_KEY_REFUSALS = frozenset({sentry.UNKNOWN_KEY, sentry.REVOKED_KEY})
 
 
 def new_command_id() -> str:
@@ -431,7 +434,7 @@ def _authorization(proof: AssertionProof, ceremony: Ceremony, digest: str | None
 
 
 def _no_session(principal: Principal) -> Invalid | None:
-    if principal.kind != "trader" or principal.session_id is None:
+    if principal.kind != KIND_TRADER or principal.session_id is None:
         return Invalid(
             NO_SESSION,
             "the desk is for traders signed in with a passkey; programs send signed commands (submitCommand)",

@@ -121,6 +121,11 @@ class FloorSettings(BaseSettings):
     def keys_dir(self) -> Path:
         return self.var_dir / "keys"
 
+    @property
+    def trader_keys_dir(self) -> Path:
+        """Traders' signing keys, apart from the floor's own: the API reads only this folder."""
+        return self.keys_dir / "traders"
+
     @classmethod
     def on_free_ports(cls, var_dir: Path) -> FloorSettings:
         """Every embedded service on a port free right now: for tests and benchmarks, which

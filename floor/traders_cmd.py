@@ -23,6 +23,7 @@ from floor.keys import OPERATOR, KeyFileExists, make_key, operator_key_or_exit
 from ledger import traders
 from ledger.keys import ROLE_TRADER, KeyRegistryError
 from ledger.operator_changes import OperatorNotAuthorised
+from trading.authorization import trader_agent_id
 
 app = typer.Typer(help="Human traders: signing keys and passkey enrolment.", no_args_is_help=True)
 console = Console()
@@ -72,7 +73,7 @@ def add(
         )
         raise typer.Exit(1)
     signer = operator_key_or_exit(settings, operator)
-    agent = traders.trader_agent(name)
+    agent = trader_agent_id(name)
     try:
         record, key_file = make_key(settings, agent, ROLE_TRADER, account_list, operator, signer)
     except (KeyFileExists, KeyRegistryError, OperatorNotAuthorised) as exc:

@@ -51,9 +51,10 @@ from ledger.key_changes import KINDS as KEY_CHANGE_KINDS
 from ledger.key_changes import KeyChange, KeyChangeInvalid
 from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
+from trading.authorization import Authorization
 from trading.circuit_breaker_state import BREAKER_KINDS as BREAKER_ENTRY_KINDS
 from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord, TripRecordInvalid, signer_problem
-from trading.commands import FLOOR_WIDE, Authorization, Command, CommandInvalid, CommandKind
+from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind
 from trading.sentry import authority_problem
 from trading.signing import (
     SCHEME_ED25519,

@@ -18,18 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from brokers.base import DepthLevel, DepthSnapshot
 from hotpath import depth
-from trading.commands import (
-    TRADER_AGENT_PREFIX,
-    Authorization,
-    Ceremony,
-    Command,
-    CommandKind,
-    Edge,
-    OrderType,
-    Side,
-    TimeInForce,
-    utc_now_ms,
-)
+from trading.authorization import TRADER_AGENT_PREFIX, Authorization, Ceremony
+from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, Fill, OrderEvent
 from trading.sentry import ANY_ACCOUNT, ROLE_AGENT, ROLE_TRADER, RegisteredKey
 from trading.signing import SignedCommand, generate_private_key, key_id, public_key_bytes, sign_command

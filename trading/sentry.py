@@ -62,7 +62,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from trading.commands import OPERATOR_KINDS, TRADER_AGENT_PREFIX, Ceremony, Command, CommandKind
+from trading.authorization import Ceremony, trader_agent_id
+from trading.commands import OPERATOR_KINDS, Command, CommandKind
 from trading.security_events import Severity
 from trading.signing import (
     EnvelopeInvalid,
@@ -318,7 +319,7 @@ def trader_problem(command: Command, role: str, agent_id: str) -> str | None:
         return f"a trader's key may not sign a {command.kind.value} command"
     if authorization is None:
         return f"{agent_id}'s key signs only with the trader's WebAuthn authorization; the command has none"
-    if agent_id != TRADER_AGENT_PREFIX + authorization.trader:
+    if agent_id != trader_agent_id(authorization.trader):
         return f"authorised by trader {authorization.trader}, signed with {agent_id}'s key"
     if authorization.ceremony is Ceremony.SESSION and command.kind not in SIGN_IN_KINDS:
         return (

@@ -19,7 +19,7 @@ from tests.factories import Agent, authorization, cancel_command, manual_enter_c
 from tests.fixtures.hotpath import decoded, read_until, register
 from tests.hotpath.conftest import MAIN_PROFILE
 from tests.hotpath.live_floor import CENT, LiveFloor
-from trading.commands import Ceremony
+from trading.authorization import Ceremony
 from trading.order_events import EventKind
 from trading.record_signing import HOTPATH_WRITER, verify_record
 from trading.signing import SignedCommand

@@ -21,8 +21,9 @@ from tests.fixtures.hotpath import register
 from tests.hotpath import test_refusal_walk as walk_suite
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.test_refusal_walk import ASK, Walk, baseline
+from trading.authorization import Ceremony
 from trading.circuit_breaker import CrashSignal
-from trading.commands import Ceremony, Command, OrderType, Side
+from trading.commands import Command, OrderType, Side
 from trading.order_events import EventKind
 from trading.sentry import TRADER_UNAUTHORISED
 

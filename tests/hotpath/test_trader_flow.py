@@ -20,7 +20,8 @@ from tests.hotpath.live_floor import LiveFloor
 from tests.hotpath.test_circuit_breaker_flow import applied, rearm, security_reasons
 from tests.hotpath.test_manual_order_flow import venue_orders
 from trading import sentry
-from trading.commands import Ceremony, CommandKind
+from trading.authorization import Ceremony
+from trading.commands import CommandKind
 from trading.order_events import EventKind
 
 

@@ -14,7 +14,8 @@ from ledger.circuit_breaker import newest_breaker_entry
 from ledger.verify import Authorised, verify_ledger
 from tests.factories import authorization, manual_enter_command
 from tests.ledger.helpers import registered_agent, signed_enter
-from trading.commands import Ceremony, CommandKind
+from trading.authorization import Ceremony
+from trading.commands import CommandKind
 from trading.risk import TradingState
 from trading.sentry import ROLE_TRADER
 

@@ -21,7 +21,8 @@ from tests.factories import (
     new_trader,
 )
 from trading import sentry
-from trading.commands import Ceremony, Command, CommandKind, Side, utc_now_ms
+from trading.authorization import Ceremony
+from trading.commands import Command, CommandKind, Side, utc_now_ms
 from trading.sentry import ReplayGuard, check, trader_problem
 from trading.signing import SignedCommand
 
