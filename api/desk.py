@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -76,7 +76,7 @@ from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.traders import get_trader
 from trading import sentry
-from trading.arming_limits import GrantFit, check_grant, worst_notional_price
+from trading.arming_limits import GrantFit, TopOfBook, check_grant, fresh_touch, worst_notional_price
 from trading.authorization import Authorization, Ceremony, trader_agent_id
 from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind, Side, utc_now_ms
 from trading.order_events import OrderEvent
@@ -98,18 +98,11 @@ class OutcomeSource(Protocol):
     def forget_outcome(self, command_id: str) -> None: ...
 
 
-class _Book(Protocol):
-    @property
-    def bids(self) -> Sequence[tuple[Decimal, int]]: ...
-
-    @property
-    def asks(self) -> Sequence[tuple[Decimal, int]]: ...
-
-
 class BookSource(Protocol):
-    """The current L2 book of a symbol (the hub), for the worst price of a market or stop order."""
+    """The current L2 book of a symbol (the hub), for the worst price of an order its limit does
+    not bound."""
 
-    def book(self, symbol: str, depth: int) -> _Book | None: ...
+    def book(self, symbol: str, depth: int) -> TopOfBook | None: ...
 
 
 class Desk:
@@ -133,6 +126,7 @@ class Desk:
         self._timeout = outcome_timeout_s
         self._keys = TraderKeys(trader_keys_dir or settings.trader_keys_dir)
         self._symbols = parse_symbols(settings.hotpath_symbols)
+        self._book_max_age = timedelta(milliseconds=settings.desk_book_max_age_ms)
 
     # --- staging -----------------------------------------------------------------------------
 
@@ -400,14 +394,9 @@ class Desk:
         return record is None or record.step_up_every_order
 
     def _touch(self, symbol: str, side: Side) -> Decimal | None:
-        """The far side of the current book: the best ask for a BUY, the best bid for a SELL."""
-        if self._books is None:
-            return None
-        book = self._books.book(symbol, 1)
-        if book is None:
-            return None
-        levels = book.asks if side is Side.BUY else book.bids
-        return levels[0][0] if levels else None
+        """The far side of the current book, if it is fresh (:func:`fresh_touch`)."""
+        book = None if self._books is None else self._books.book(symbol, 1)
+        return fresh_touch(book, side, datetime.now(UTC), self._book_max_age)
 
 
 _KEY_REFUSALS = frozenset({sentry.UNKNOWN_KEY, sentry.REVOKED_KEY})

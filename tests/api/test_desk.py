@@ -350,3 +350,22 @@ async def test_cancel_all_on_every_account_is_invalid_naming_the_breaker(
     assert isinstance(result, d.Invalid), result
     assert (result.reason, result.field) == (d.TICKET_INVALID, "account")
     assert "breaker" in result.detail
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # Neither price bounds the fill: the SELL fills at the bid, the BUY stop at the ask.
+        {"side": "SELL", "quantity": 100_000, "limit_price": "0.01"},
+        {"order_type": "STP", "limit_price": None, "stop_price": "0.01", "quantity": 100_000},
+    ],
+)
+async def test_an_order_its_limit_does_not_bound_needs_a_step_up_without_a_fresh_book(
+    desk: Desk, alice: DeskTrader, ceremonies: Ceremonies, api_pool: asyncpg.Pool, fields: dict[str, object]
+) -> None:
+    await arm(ceremonies, alice, max_notional=Decimal("10000"))
+    order = await staged(desk, alice, **fields)
+    result = await desk.execute(alice.principal, order.staged_id)
+    assert isinstance(result, d.StepUpRequired), result
+    assert result.reason == arming_limits.NOTIONAL_UNKNOWN
+    assert await claimed(api_pool, order.staged_id) is None
