@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from trading.order_events import EventKind, OrderEvent
-from trading.step_up import OrderTerms
+from trading.step_up import OrderTerms, hash_prefix
 
 NOT_ARMED = "desk.not_armed"
 STEP_UP_EVERY_ORDER = "desk.step_up_every_order"
@@ -47,6 +47,11 @@ class Staged:
     order_hash: str
     """SHA-256 of the order's canonical bytes (:mod:`trading.step_up`); the HUD shows its start."""
     created_at: datetime
+
+    @property
+    def order_hash_prefix(self) -> str:
+        """What the HUD shows next to Execute (:func:`trading.step_up.hash_prefix`)."""
+        return hash_prefix(self.order_hash)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from trading.field_invalid import FieldInvalid
+
 TRADER_AGENT_PREFIX = "trader."
 """A trader's signing key belongs to agent ``trader.<name>``."""
 
@@ -32,15 +34,10 @@ def trader_agent_id(trader: str) -> str:
     return f"{TRADER_AGENT_PREFIX}{trader}"
 
 
-class AuthorizationInvalid(ValueError):
+class AuthorizationInvalid(FieldInvalid):
     """An ``authorization`` that does not satisfy the schema; ``field`` names the offending key
     (``authorization.<key>``). The command decoder reports it as a
     :class:`~trading.commands.CommandInvalid` of the same field."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class Ceremony(enum.StrEnum):

@@ -80,6 +80,7 @@ from typing import Any
 import rfc8785
 
 from trading.authorization import Authorization, AuthorizationInvalid, check_authorization
+from trading.field_invalid import FieldInvalid
 
 SCHEMA_VERSION = 1
 MAX_FRACTION_DIGITS = 8
@@ -96,13 +97,8 @@ _SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,15}")
 _ISSUED_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
-class CommandInvalid(ValueError):
+class CommandInvalid(FieldInvalid):
     """A command that does not satisfy the schema; ``field`` names the offending key."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class CommandKind(enum.StrEnum):
