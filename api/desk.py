@@ -3,7 +3,7 @@ and re-arm the breaker.
 
 Every command the desk sends is signed with the trader's own key (agent ``trader.<name>``,
 :mod:`api.trader_keys`) only after the WebAuthn checks passed, carries the assertion that
-authorised it (:class:`trading.commands.Authorization`) and goes through the same door as a
+authorised it (:class:`trading.authorization.Authorization`) and goes through the same door as a
 REST command (:class:`api.door.Door`: sentry, replay, symbols). The hot path then sizes,
 risk-checks and ledgers it like any other; the desk never talks to the broker.
 

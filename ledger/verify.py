@@ -22,7 +22,7 @@ Per entry, in order (the first failing check is the reported problem):
    stored columns;
 6. unauthenticated entries are rejections (a refused forgery kept as evidence).
 
-An entry whose command carries a trader's authorization (:class:`trading.commands.Authorization`)
+An entry whose command carries a trader's authorization (:class:`trading.authorization.Authorization`)
 is told to ``on_authorised`` once it verified, so ``floor ledger verify`` can show who authorised
 it (the trader, the passkey, the sign count and the ceremony).
 

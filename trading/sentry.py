@@ -16,18 +16,20 @@ refusal:
                                   step-up whose ``order_hash`` is not the hash of the
                                   command's own terms (:mod:`trading.step_up`); or another
                                   key's command carries one
-   ``sentry.manual_order_not_allowed`` an ``enter`` without an edge (a manual order, sent
-                                  as is, never sized) signed by a key that is not a trader's:
-                                  every other key's order is sized by the Kelly sizer
-7. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
+7. ``sentry.manual_order_not_allowed``
+                                  an ``enter`` without an edge (a manual order, sent as is,
+                                  never sized) signed by a key that is not a trader's
+                                  (:func:`manual_order_problem`): every other key's order is
+                                  sized by the Kelly sizer
+8. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
                                   signed by a key that is neither an operator's nor an
                                   authorised trader's
-8. ``sentry.account_not_allowed`` the agent may not trade the command's account (a trader's
+9. ``sentry.account_not_allowed`` the agent may not trade the command's account (a trader's
                                   breaker command is floor-wide by nature: its ``*`` need not
                                   be among the trader's accounts)
-9. ``sentry.replayed_nonce``      this agent already used this nonce
-10. ``sentry.replayed_signature`` this exact signature was already presented
-11. ``sentry.stale``              ``issued_at`` is outside the acceptance window
+10. ``sentry.replayed_nonce``     this agent already used this nonce
+11. ``sentry.replayed_signature`` this exact signature was already presented
+12. ``sentry.stale``              ``issued_at`` is outside the acceptance window
 
 Traders: each trader has a key of its own (agent ``trader.<name>``, role ``trader``) that the
 API signs the trader's commands with, and only after the trader's WebAuthn checks passed (the
@@ -107,7 +109,7 @@ TRADER_KINDS = frozenset(
         CommandKind.BREAKER_ARM,
     }
 )
-"""What a trader's key may sign (always with the trader's :class:`~trading.commands.Authorization`)."""
+"""What a trader's key may sign (always with the trader's :class:`~trading.authorization.Authorization`)."""
 
 SIGN_IN_KINDS = frozenset({CommandKind.CANCEL, CommandKind.CANCEL_ALL, CommandKind.BREAKER_TRIP})
 """What the sign-in assertion alone (ceremony ``session``) authorises: taking risk off, which a
