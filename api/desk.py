@@ -3,7 +3,7 @@ and re-arm the breaker.
 
 Every command the desk sends is signed with the trader's own key (agent ``trader.<name>``,
 :mod:`api.trader_keys`) only after the WebAuthn checks passed, carries the assertion that
-authorised it (:class:`trading.commands.Authorization`) and goes through the same door as a
+authorised it (:class:`trading.authorization.Authorization`) and goes through the same door as a
 REST command (:class:`api.door.Door`: sentry, replay, symbols). The hot path then sizes,
 risk-checks and ledgers it like any other; the desk never talks to the broker.
 
@@ -19,8 +19,9 @@ Execute, in order (each step a named result, never an exception):
    order's hash.
 4. The staged order is claimed (once, :mod:`api.staged_orders`), the command signed and
    published; the answer is the hot path's ``accepted`` / ``rejected`` record for it, or
-   ``Executed`` with state ``PENDING`` when it does not come within the timeout (the client
-   follows ``orderEvents``).
+   ``Executed`` with state ``PENDING`` when it does not come within the timeout, or when
+   Kafka did not acknowledge the record (the client follows ``orderEvents``). A staged order is
+   freed again only when the door refused the command before producing it.
 
 Cancels, cancel-all and the breaker's trip take risk off, so they wait for no arming: they carry
 the assertion that signed the trader in (:meth:`Ceremonies.session_proof`, ceremony
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -64,27 +65,20 @@ from api.desk_results import (
     StepUpRequired,
     outcome_result,
 )
-from api.door import Door, Rejected
+from api.door import BUS_UNAVAILABLE, Door, Rejected
 from api.principals import Principal
 from api.staged_orders import StagedOrder, claim, insert_staged, load_staged, release
-from api.trader_keys import TraderKeys, trader_agent_id
+from api.trader_keys import TraderKeys
 from api.webauthn_ceremonies import Ceremonies
 from api.webauthn_results import AssertionProof, Refusal
 from config.settings import FloorSettings
 from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.traders import get_trader
-from trading.arming_limits import GrantFit, check_grant, worst_notional_price
-from trading.commands import (
-    FLOOR_WIDE,
-    Authorization,
-    Ceremony,
-    Command,
-    CommandInvalid,
-    CommandKind,
-    Side,
-    utc_now_ms,
-)
+from trading import sentry
+from trading.arming_limits import GrantFit, TopOfBook, check_grant, fresh_touch, worst_notional_price
+from trading.authorization import Authorization, Ceremony, trader_agent_id
+from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind, Side, utc_now_ms
 from trading.order_events import OrderEvent
 from trading.order_ticket import Ticket, TicketInvalid, parse_ticket
 from trading.signing import sign_command
@@ -104,18 +98,11 @@ class OutcomeSource(Protocol):
     def forget_outcome(self, command_id: str) -> None: ...
 
 
-class _Book(Protocol):
-    @property
-    def bids(self) -> Sequence[tuple[Decimal, int]]: ...
-
-    @property
-    def asks(self) -> Sequence[tuple[Decimal, int]]: ...
-
-
 class BookSource(Protocol):
-    """The current L2 book of a symbol (the hub), for the worst price of a market or stop order."""
+    """The current L2 book of a symbol (the hub), for the worst price of an order its limit does
+    not bound."""
 
-    def book(self, symbol: str, depth: int) -> _Book | None: ...
+    def book(self, symbol: str, depth: int) -> TopOfBook | None: ...
 
 
 class Desk:
@@ -129,7 +116,7 @@ class Desk:
         *,
         books: BookSource | None = None,
         outcome_timeout_s: float = OUTCOME_TIMEOUT_S,
-        keys_dir: Path | None = None,
+        trader_keys_dir: Path | None = None,
     ) -> None:
         self._db = db
         self._ceremonies = ceremonies
@@ -137,8 +124,9 @@ class Desk:
         self._outcomes = outcomes
         self._books = books
         self._timeout = outcome_timeout_s
-        self._keys = TraderKeys(keys_dir or settings.keys_dir)
+        self._keys = TraderKeys(trader_keys_dir or settings.trader_keys_dir)
         self._symbols = parse_symbols(settings.hotpath_symbols)
+        self._book_max_age = timedelta(milliseconds=settings.desk_book_max_age_ms)
 
     # --- staging -----------------------------------------------------------------------------
 
@@ -227,7 +215,7 @@ class Desk:
                 hash_prefix(digest),
             )
 
-        key = self._keys.load(principal.name)
+        key = await self._keys.load(principal.name)
         if key is None:
             return _no_key(principal)
         command_id = new_command_id()
@@ -258,15 +246,18 @@ class Desk:
         envelope = sign_command(command, key)
         outcome = self._outcomes.expect_outcome(command_id)
         try:
-            try:
-                published = await self._door.submit(envelope.to_wire(), client_address)
-            except BaseException:
-                await release(self._db, staged_id, command_id)
-                raise
+            # Once the signed command is handed to the door, only a refusal the door gave before
+            # producing frees the staged order. An exception, a cancellation (the client went
+            # away mid-request) or Kafka not acknowledging leaves it unknown whether the record
+            # reached the broker: the staged order stays claimed by this command id, so a second
+            # Execute cannot make it a second order, and the trader follows it on orderEvents.
+            published = await self._door.submit(envelope.to_wire(), client_address)
             if isinstance(published, Rejected):
-                # Nothing was published: the staged order may be executed again.
+                if published.error == BUS_UNAVAILABLE:
+                    return Executed(staged_id, command_id, PENDING, ceremony.value)
+                # Refused before producing: nothing was published, it may be executed again.
                 await release(self._db, staged_id, command_id)
-                return Invalid(published.error, published.detail, published.field)
+                return self._refused(principal, published)
             try:
                 event = await asyncio.wait_for(asyncio.shield(outcome), self._timeout)
             except TimeoutError:
@@ -301,6 +292,13 @@ class Desk:
     ) -> CancelSent | Invalid:
         if (refused := _no_session(principal)) is not None:
             return refused
+        if account == FLOOR_WIDE:
+            # A cancel-all names one account; the floor-wide cancel is the breaker's trip.
+            return Invalid(
+                TICKET_INVALID,
+                "name one account to cancel its orders; to cancel every account's, trip the breaker",
+                "account",
+            )
         if not principal.sees(account):
             return Invalid(ACCOUNT_NOT_ALLOWED, f"you are not allowed on account {account}", "account")
         if symbol is not None and symbol not in self._symbols:
@@ -361,24 +359,34 @@ class Desk:
                     " sign-in: sign in again",
                 )
             authorization = _authorization(proof, Ceremony.SESSION, None)
-        key = self._keys.load(principal.name)
+        key = await self._keys.load(principal.name)
         if key is None:
             return _no_key(principal)
-        command = Command(
-            kind=kind,
-            command_id=new_command_id(),
-            agent_id=trader_agent_id(principal.name),
-            account=account,
-            nonce=new_nonce(),
-            issued_at=utc_now_ms(),
-            symbol=symbol,
-            target_command_id=target_command_id,
-            authorization=authorization,
-        )
+        try:
+            command = Command(
+                kind=kind,
+                command_id=new_command_id(),
+                agent_id=trader_agent_id(principal.name),
+                account=account,
+                nonce=new_nonce(),
+                issued_at=utc_now_ms(),
+                symbol=symbol,
+                target_command_id=target_command_id,
+                authorization=authorization,
+            )
+        except CommandInvalid as exc:
+            return Invalid(TICKET_INVALID, exc.reason, exc.field)
         published = await self._door.submit(sign_command(command, key).to_wire(), client_address)
         if isinstance(published, Rejected):
-            return Invalid(published.error, published.detail, published.field)
+            return self._refused(principal, published)
         return command.command_id
+
+    def _refused(self, principal: Principal, rejected: Rejected) -> Invalid:
+        """The door's refusal as the desk's; a key the floor does not know (any more) is read
+        again from disk next time: the operator may have replaced it."""
+        if rejected.error in _KEY_REFUSALS:
+            self._keys.forget(principal.name)
+        return Invalid(rejected.error, rejected.detail, rejected.field)
 
     async def _confirms_every_order(self, trader: str) -> bool:
         """The trader's own setting, read now: a principal kept by a WebSocket may be older."""
@@ -386,14 +394,12 @@ class Desk:
         return record is None or record.step_up_every_order
 
     def _touch(self, symbol: str, side: Side) -> Decimal | None:
-        """The far side of the current book: the best ask for a BUY, the best bid for a SELL."""
-        if self._books is None:
-            return None
-        book = self._books.book(symbol, 1)
-        if book is None:
-            return None
-        levels = book.asks if side is Side.BUY else book.bids
-        return levels[0][0] if levels else None
+        """The far side of the current book, if it is fresh (:func:`fresh_touch`)."""
+        book = None if self._books is None else self._books.book(symbol, 1)
+        return fresh_touch(book, side, datetime.now(UTC), self._book_max_age)
+
+
+_KEY_REFUSALS = frozenset({sentry.UNKNOWN_KEY, sentry.REVOKED_KEY})
 
 
 def new_command_id() -> str:

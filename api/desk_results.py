@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from trading.order_events import EventKind, OrderEvent
-from trading.step_up import OrderTerms
+from trading.step_up import OrderTerms, hash_prefix
 
 NOT_ARMED = "desk.not_armed"
 STEP_UP_EVERY_ORDER = "desk.step_up_every_order"
@@ -27,7 +27,8 @@ ACCOUNT_NOT_ALLOWED = "desk.account_not_allowed"
 TICKET_INVALID = "desk.ticket_invalid"
 
 PENDING = "PENDING"
-"""The hot path's decision did not arrive in time: follow the order on ``orderEvents``."""
+"""The hot path's decision did not arrive in time, or Kafka did not acknowledge the command
+(it may still have reached the floor): follow the order on ``orderEvents``."""
 ACCEPTED = "ACCEPTED"
 
 
@@ -46,6 +47,11 @@ class Staged:
     order_hash: str
     """SHA-256 of the order's canonical bytes (:mod:`trading.step_up`); the HUD shows its start."""
     created_at: datetime
+
+    @property
+    def order_hash_prefix(self) -> str:
+        """What the HUD shows next to Execute (:func:`trading.step_up.hash_prefix`)."""
+        return hash_prefix(self.order_hash)
 
 
 @dataclass(frozen=True)

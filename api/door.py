@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 AGENT_UNAVAILABLE = "the command bus did not take the command; send it again"
 LEDGER_UNAVAILABLE = "ledger_unavailable"
+BUS_UNAVAILABLE = "bus_unavailable"
+"""Kafka did not acknowledge the command: it may or may not have reached the broker."""
 LEDGER_UNAVAILABLE_DETAIL = (
     "the ledger's database (Postgres) is unreachable, so the command could not be checked and "
     "nothing was published: check that Postgres is running (`floor status`, DATABASE_URL) and send "
@@ -150,7 +152,7 @@ class Door:
             # Not published, so not a replay if the client sends it again.
             self._replay.release(command.agent_id, command.nonce, envelope.signature_hash)
             log.exception("command %s not published", command.command_id)
-            return Rejected(503, "bus_unavailable", None, f"{AGENT_UNAVAILABLE}: {type(exc).__name__}")
+            return Rejected(503, BUS_UNAVAILABLE, None, f"{AGENT_UNAVAILABLE}: {type(exc).__name__}")
         return Published(command.command_id, int(record.partition), int(record.offset))
 
     async def refused_at_guard(self, reason: str, source_address: str | None, detail: str) -> None:

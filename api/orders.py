@@ -4,6 +4,12 @@ The same :meth:`api.desk.Desk.execute` as the ``executeOrder`` mutation, for the
 session cookie. Body (optional): ``{"step_up": {"challenge_id": "...", "credential": {...}}}``,
 the credential as ``PublicKeyCredential.toJSON()`` gives it.
 
+The request must be ``Content-Type: application/json`` (415 ``desk.json_required``), and
+since the session cookie rides along on any request a browser makes, one a browser made from
+another page is refused (403 ``desk.cross_site``): its ``Origin`` must be the floor's own
+(``FLOOR_WEBAUTHN_ORIGIN``) and, without an ``Origin``, its ``Sec-Fetch-Site`` ``same-origin``.
+A request with neither header is no browser's, so no page could have made it.
+
 Answers: 200 ``{"result": "Executed", "command_id", "state", "ceremony"}``; a refusal is
 ``{"result": <the GraphQL result type>, "error": <dotted reason>, "detail": ...}`` with 403 for
 ``NotArmed``, ``GrantExceeded`` and ``StepUpRequired`` (which adds ``step_up``: the challenge
@@ -35,13 +41,15 @@ from api.desk_results import (
     StepUpAnswer,
     StepUpRequired,
 )
-from api.door import LEDGER_UNAVAILABLE
+from api.door import BUS_UNAVAILABLE, LEDGER_UNAVAILABLE
 from api.principals import SESSION_COOKIE, authenticate
 
 router = APIRouter(prefix="/v1")
 
 UNAUTHENTICATED = "auth.unauthenticated"
 BAD_BODY = "desk.bad_body"
+JSON_REQUIRED = "desk.json_required"
+CROSS_SITE = "desk.cross_site"
 
 
 @router.post(
@@ -50,10 +58,12 @@ BAD_BODY = "desk.bad_body"
         200: {"description": "Executed: `state` ACCEPTED (ledgered by the hot path) or PENDING"},
         401: {"description": "No trader session (`auth.unauthenticated`, `desk.no_session`)"},
         403: {
-            "description": "NotArmed, GrantExceeded, StepUpRequired (with `step_up`); a WebAuthn refusal"
+            "description": "NotArmed, GrantExceeded, StepUpRequired (with `step_up`); a WebAuthn refusal;"
+            " a request from another site's page (`desk.cross_site`)"
         },
         404: {"description": "No such staged order of this trader (`desk.not_staged`)"},
         409: {"description": "Executed already (`desk.already_executed`), or the breaker halted the floor"},
+        415: {"description": "The body is not `application/json` (`desk.json_required`)"},
         422: {"description": "Refused by the risk gate (`risk.*`, `sizing.*`) or a malformed body"},
         503: {"description": "Kafka or Postgres unreachable; nothing was published, retry"},
     },
@@ -63,6 +73,8 @@ async def execute_staged(staged_id: str, request: Request, client: ClientAddress
     principal = await authenticate(services.db, cookie=request.cookies.get(SESSION_COOKIE), bearer=None)
     if principal is None:
         return _refusal("Invalid", UNAUTHENTICATED, "sign in with your passkey first", 401)
+    if (refused := _not_from_the_floors_page(request, services.settings.webauthn_origin)) is not None:
+        return refused
     step_up = _step_up(await request.body())
     if isinstance(step_up, JSONResponse):
         return step_up
@@ -116,9 +128,32 @@ def invalid_status(result: Invalid) -> int:
         return 409
     if reason.startswith(("webauthn.", "sentry.")):
         return 403
-    if reason in ("bus_unavailable", LEDGER_UNAVAILABLE):
+    if reason in (BUS_UNAVAILABLE, LEDGER_UNAVAILABLE):
         return 503
     return 422
+
+
+def _not_from_the_floors_page(request: Request, origin: str) -> JSONResponse | None:
+    """Why a cookie-authenticated request may not execute (None: it may): it must be JSON, which
+    no HTML form can send, and made by the floor's own page (the module docstring)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        return _refusal(
+            "Invalid", JSON_REQUIRED, "send the body as application/json ({} for no step-up)", 415
+        )
+    sender = request.headers.get("origin")
+    if sender is not None:
+        if sender != origin:
+            return _refusal(
+                "Invalid", CROSS_SITE, f"a page at {sender} may not execute orders; only {origin} may", 403
+            )
+        return None
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site != "same-origin":
+        return _refusal(
+            "Invalid", CROSS_SITE, f"a {site} request may not execute orders; only {origin}'s pages may", 403
+        )
+    return None
 
 
 def _step_up(body: bytes) -> StepUpAnswer | None | JSONResponse:

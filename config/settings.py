@@ -98,6 +98,10 @@ class FloorSettings(BaseSettings):
     webauthn_rp_name: str = "Execution Floor"
     webauthn_origin: str = "http://localhost:8000"
     """The one origin a ceremony's client data may name (scheme, host and port, exactly)."""
+    desk_book_max_age_ms: int = Field(default=2000, ge=1)
+    """How old (by its venue timestamp) the order book may be for the desk to price an order
+    against an arming grant's maximum notional; older, and an order its limit does not bound
+    needs a step-up."""
     arming_ttl_s: int = Field(default=900, ge=1)
     """How long an arming grant lasts."""
     step_up_ttl_s: int = Field(default=120, ge=1)
@@ -123,6 +127,11 @@ class FloorSettings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.var_dir / "keys"
+
+    @property
+    def trader_keys_dir(self) -> Path:
+        """Traders' signing keys, apart from the floor's own: the API reads only this folder."""
+        return self.keys_dir / "traders"
 
     @classmethod
     def on_free_ports(cls, var_dir: Path) -> FloorSettings:

@@ -21,6 +21,7 @@ from config.settings import FloorSettings
 from ledger import keys as registry
 from ledger.key_changes import register_key_signed, revoke_key_signed
 from ledger.operator_changes import OperatorNotAuthorised
+from trading.authorization import TRADER_AGENT_PREFIX
 from trading.signing import (
     generate_private_key,
     private_key_from_pem,
@@ -36,7 +37,10 @@ console = Console()
 
 
 def key_path(settings: FloorSettings, agent_id: str) -> Path:
-    return settings.keys_dir / f"{agent_id}.key"
+    """``<var>/keys/AGENT.key``; a trader's in ``<var>/keys/traders/``, the one folder the API
+    reads (it never needs the floor's own keys)."""
+    folder = settings.trader_keys_dir if agent_id.startswith(TRADER_AGENT_PREFIX) else settings.keys_dir
+    return folder / f"{agent_id}.key"
 
 
 def load_private_key(settings: FloorSettings, agent_id: str) -> Ed25519PrivateKey:
@@ -104,6 +108,7 @@ def make_key(
     :class:`~ledger.operator_changes.OperatorNotAuthorised`, leaving no file behind."""
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = key_path(settings, agent)
+    final.parent.mkdir(exist_ok=True, mode=0o700)
     if final.exists():
         raise KeyFileExists(f"{final} already exists; revoke the agent and move the file away first")
     key = generate_private_key()

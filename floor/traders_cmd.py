@@ -26,6 +26,7 @@ from ledger import traders
 from ledger.key_changes import revoke_key_signed
 from ledger.keys import ROLE_TRADER, KeyRegistryError, UnknownAgent, active_key_for
 from ledger.operator_changes import OperatorNotAuthorised
+from trading.authorization import trader_agent_id
 
 app = typer.Typer(help="Human traders: signing keys and passkey enrolment.", no_args_is_help=True)
 console = Console()
@@ -75,7 +76,7 @@ def add(
         )
         raise typer.Exit(1)
     signer = operator_key_or_exit(settings, operator)
-    agent = traders.trader_agent(name)
+    agent = trader_agent_id(name)
     try:
         record, key_file = make_key(settings, agent, ROLE_TRADER, account_list, operator, signer)
     except (KeyFileExists, KeyRegistryError, OperatorNotAuthorised) as exc:
@@ -225,7 +226,7 @@ def disable(
     ended = run_as_cli(settings, lambda conn: revocation.disable_trader(conn, name))
     assert ended is not None  # checked above; traders are never deleted
     console.print(f"[bold]{name}[/] disabled: {ended.passkeys} passkey(s) revoked, {_ended(ended)}")
-    agent = traders.trader_agent(name)
+    agent = trader_agent_id(name)
 
     async def revoke_key(conn: asyncpg.Connection) -> str | None:
         active = await active_key_for(conn, agent)

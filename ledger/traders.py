@@ -1,7 +1,8 @@
 """Traders (the humans at the HUD) and their one-time enrolment links.
 
-A trader has a name, the accounts it may trade (``*``: all), a role (``trader``, or ``ops``,
-which also sees the security events) and whether every order needs its own WebAuthn ceremony.
+A trader has a name, the accounts it may trade (``*``: all), a role (``trader``, the role of
+its key too, or ``ops``, an API token's role, which also sees the security events) and whether
+every order needs its own WebAuthn ceremony.
 Its signing key is an ordinary registered key of agent ``trader.<name>``
 (:data:`ledger.keys.ROLE_TRADER`). An enrolment is a random token (stored as its hash) that
 lets whoever holds the link register a passkey for the trader, once, before it expires.
@@ -21,9 +22,7 @@ from ledger.api_tokens import ROLE_OPS as ROLE_OPS
 from ledger.db import Db
 from ledger.keys import ROLE_TRADER as ROLE_TRADER
 from ledger.secret_tokens import new_secret, secret_hash
-
-TRADER_AGENT_PREFIX = "trader."
-"""A trader's signing key belongs to agent ``trader.<name>``."""
+from trading.authorization import trader_agent_id
 
 
 class TraderError(Exception):
@@ -43,7 +42,7 @@ class TraderRecord:
 
     @property
     def agent_id(self) -> str:
-        return trader_agent(self.name)
+        return trader_agent_id(self.name)
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,6 @@ class Enrolment:
     trader: str
     expires_at: datetime
     used_at: datetime | None
-
-
-def trader_agent(name: str) -> str:
-    return f"{TRADER_AGENT_PREFIX}{name}"
 
 
 _COLUMNS = "name, role, accounts, step_up_every_order, user_handle, created_at, disabled_at"

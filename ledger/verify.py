@@ -22,7 +22,7 @@ Per entry, in order (the first failing check is the reported problem):
    stored columns;
 6. unauthenticated entries are rejections (a refused forgery kept as evidence).
 
-An entry whose command carries a trader's authorization (:class:`trading.commands.Authorization`)
+An entry whose command carries a trader's authorization (:class:`trading.authorization.Authorization`)
 is told to ``on_authorised`` once it verified, so ``floor ledger verify`` can show who authorised
 it (the trader, the passkey, the sign count and the ceremony).
 
@@ -51,10 +51,11 @@ from ledger.key_changes import KINDS as KEY_CHANGE_KINDS
 from ledger.key_changes import KeyChange, KeyChangeInvalid
 from ledger.keys import ROLE_OPERATOR, KeyRecord, load_keys
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, ChangeInvalid, RiskProfileChange
+from trading.authorization import Authorization
 from trading.circuit_breaker_state import BREAKER_KINDS as BREAKER_ENTRY_KINDS
 from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord, TripRecordInvalid, signer_problem
-from trading.commands import FLOOR_WIDE, Authorization, Command, CommandInvalid, CommandKind
-from trading.sentry import trader_problem
+from trading.commands import FLOOR_WIDE, Command, CommandInvalid, CommandKind
+from trading.sentry import authority_problem
 from trading.signing import (
     SCHEME_ED25519,
     SignatureInvalid,
@@ -439,5 +440,6 @@ class _Checker:
             problem = signer_problem(kind, key.role, key.agent_id, None, command)
             if problem is not None:
                 raise _Bad(problem)
-        if command is not None and (problem := trader_problem(command, key.role, key.agent_id)) is not None:
+        problem = None if command is None else authority_problem(command, key.role, key.agent_id)
+        if problem is not None:
             raise _Bad(problem)

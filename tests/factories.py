@@ -5,6 +5,7 @@ test names only the fields it is about. Pure: registering a key or starting a se
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -17,22 +18,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from brokers.base import DepthLevel, DepthSnapshot
 from hotpath import depth
-from trading.commands import (
-    TRADER_AGENT_PREFIX,
-    Authorization,
-    Ceremony,
-    Command,
-    CommandKind,
-    Edge,
-    OrderType,
-    Side,
-    TimeInForce,
-    utc_now_ms,
-)
+from trading.authorization import TRADER_AGENT_PREFIX, Authorization, Ceremony
+from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind, Fill, OrderEvent
 from trading.sentry import ANY_ACCOUNT, ROLE_AGENT, ROLE_TRADER, RegisteredKey
 from trading.signing import SignedCommand, generate_private_key, key_id, public_key_bytes, sign_command
 from trading.sizing import RiskProfile
+from trading.step_up import OrderTerms, order_bytes, order_hash
 
 # --- agents and their commands ----------------------------------------------------------------
 
@@ -81,12 +73,17 @@ def new_trader(name: str | None = None, accounts: frozenset[str] = frozenset({"D
     )
 
 
+ANY_ORDER = hashlib.sha256(b"the order").hexdigest()
+"""A step-up's order hash standing for "the order this authorization is put on"."""
+
+
 def authorization(
     trader: str, *, ceremony: Ceremony = Ceremony.ARMING, sign_count: int = 7, order_hash: str | None = None
 ) -> Authorization:
-    """The evidence of a WebAuthn assertion by ``trader`` (a step-up names an order hash)."""
+    """The evidence of a WebAuthn assertion by ``trader`` (a step-up names an order hash: unless
+    told, :data:`ANY_ORDER`, which :func:`manual_enter_command` replaces by its order's)."""
     if ceremony is Ceremony.STEP_UP and order_hash is None:
-        order_hash = hashlib.sha256(b"the order").hexdigest()
+        order_hash = ANY_ORDER
     return Authorization(
         trader=trader,
         credential_id="AAECAwQFBgcICQoLDA0ODxAREhM",
@@ -111,11 +108,17 @@ def manual_enter_command(
     **extra: Any,
 ) -> Command:
     """A manual order: a DAY order (LMT unless told) of exactly ``quantity`` with no edge (never
-    Kelly-sized)."""
+    Kelly-sized). A step-up authorization over :data:`ANY_ORDER` is made one over this order."""
+    granted = extra.pop("authorization", None)
+    if granted is not None and granted.order_hash == ANY_ORDER:
+        terms = OrderTerms(account, symbol, side, order_type, quantity, TimeInForce.DAY, limit_price=limit,
+                           stop_price=extra.get("stop_price"), stop_loss=stop_loss)  # fmt: skip
+        granted = dataclasses.replace(granted, order_hash=order_hash(order_bytes(terms)))
     return Command(
         kind=CommandKind.ENTER, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=agent_id, account=account,
         nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=symbol, side=side, order_type=order_type,
-        limit_price=limit, tif=TimeInForce.DAY, quantity=quantity, stop_loss=stop_loss, **extra,
+        limit_price=limit, tif=TimeInForce.DAY, quantity=quantity, stop_loss=stop_loss,
+        authorization=granted, **extra,
     )  # fmt: skip
 
 

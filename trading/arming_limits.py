@@ -12,10 +12,17 @@ instruments, a maximum quantity and a maximum notional. The rule, checked on eve
   quantity above the grant's maximum (:data:`OVER_QUANTITY`), or a notional above its maximum
   (:data:`OVER_NOTIONAL`). The trader confirms that very order with a step-up assertion over
   its bytes (:mod:`trading.step_up`).
-* The notional is taken at the worst price the order can fill at (:mod:`trading.fill_prices`:
-  the limit, or for a market or stop order the far side of the current book). When that price
-  cannot be known (a market order and no book), a grant with a maximum notional cannot be
-  shown to hold, so the order needs a step-up (:data:`NOTIONAL_UNKNOWN`).
+* The notional is taken at a price that bounds every fill (:func:`worst_notional_price`). A
+  BUY with a limit (LMT, STP_LMT) never pays more than its limit, book or no book. Every other
+  order's worst fill is set by the market: a SELL limit below the bid fills at the bid (a SELL
+  LMT at 0.01 is not a 0.01 order), a BUY stop at the ask once the market is through it, a
+  market order at the far side. So those are priced at the far side of a *fresh* book
+  (:func:`fresh_touch`: younger than the desk's maximum age, by its venue timestamp) with the
+  floor's worst-price rule (:mod:`trading.fill_prices`). Without one the notional is unknown and
+  a grant with a maximum notional cannot be shown to hold, so the order needs a step-up
+  (:data:`NOTIONAL_UNKNOWN`): the trader confirms that very order, which is what arming could
+  not vouch for. (Not ``GrantExceeded``: the order may well be within the grant, and a missing
+  or stale book is no reason to forbid what the trader can confirm.)
 
 A grant without a limit (None) does not limit that dimension.
 """
@@ -23,10 +30,13 @@ A grant without a limit (None) does not limit that dimension.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
+from trading.commands import OrderType, Side
 from trading.fill_prices import fill_range
 from trading.step_up import OrderTerms
 
@@ -51,14 +61,46 @@ class GrantVerdict:
 
 WITHIN = GrantVerdict(GrantFit.WITHIN)
 
+_BUY_BOUNDED_BY_LIMIT = frozenset({OrderType.LMT, OrderType.STP_LMT})
+
+
+class TopOfBook(Protocol):
+    """What :func:`fresh_touch` reads of a book (:class:`trading.depth_book.BookSnapshot`)."""
+
+    @property
+    def venue_ts(self) -> datetime: ...
+
+    @property
+    def bids(self) -> Sequence[tuple[Decimal, int]]: ...
+
+    @property
+    def asks(self) -> Sequence[tuple[Decimal, int]]: ...
+
 
 def worst_notional_price(terms: OrderTerms, touch: Decimal | None) -> Decimal | None:
     """The highest price ``terms`` can fill at given ``touch`` (the ask for a BUY, the bid for
-    a SELL; None without a book), or None when no price bounds it."""
+    a SELL, from a fresh book; None without one), or None when nothing bounds it: a BUY with a
+    limit is bounded by it, every other order only by the touch."""
+    if terms.side is Side.BUY and terms.order_type in _BUY_BOUNDED_BY_LIMIT:
+        assert terms.limit_price is not None
+        return terms.limit_price
+    if touch is None:
+        return None
     fills = fill_range(
         terms.side, terms.order_type, limit=terms.limit_price, stop=terms.stop_price, touch=touch
     )
     return None if fills is None else fills.notional_price
+
+
+def fresh_touch(book: TopOfBook | None, side: Side, now: datetime, max_age: timedelta) -> Decimal | None:
+    """The far side of ``book`` (its best ask for a BUY, best bid for a SELL) when the book's
+    venue timestamp is at most ``max_age`` before ``now``; None without a book, with an empty
+    side, or when the book is older (or stamped in the future beyond the same margin: a clock
+    that cannot be trusted prices nothing)."""
+    if book is None or abs(now - book.venue_ts) > max_age:
+        return None
+    levels = book.asks if side is Side.BUY else book.bids
+    return levels[0][0] if levels else None
 
 
 def check_grant(
@@ -90,8 +132,8 @@ def check_grant(
             return GrantVerdict(
                 GrantFit.STEP_UP,
                 NOTIONAL_UNKNOWN,
-                f"no price bounds this order's notional (no book for {terms.symbol}): "
-                "confirm it with your authenticator",
+                f"nothing bounds this order's notional but the market, and there is no fresh book"
+                f" for {terms.symbol}: confirm it with your authenticator",
             )
         notional = notional_price * terms.quantity
         if notional > max_notional:

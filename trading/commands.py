@@ -50,9 +50,9 @@ iceberg_cancel  parent_id
 ============  =====================================================================
 
 ``authorization`` is the evidence that a trader authorised the command with a WebAuthn
-assertion (:class:`Authorization`): the API signs a trader's command with that trader's own
-key only after the assertion verified, and the signed command carries what the assertion was,
-so the ledger entry records who authorised it. Only a trader's key may carry one, and a
+assertion (:class:`trading.authorization.Authorization`): the API signs a trader's command with
+that trader's own key only after the assertion verified, and the signed command carries what
+the assertion was, so the ledger entry records who authorised it. Only a trader's key may carry one, and a
 trader's key signs nothing without one (:mod:`trading.sentry`). Its ``ceremony`` says which
 assertion: the session's arming, a step-up over this very order, or the sign-in that opened the
 session (``session``: only for cancels and the breaker's trip).
@@ -70,8 +70,6 @@ Prices an ``order_type`` needs: ``MKT`` none; ``LMT`` limit_price; ``STP`` stop_
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import re
 from dataclasses import dataclass
@@ -80,6 +78,9 @@ from decimal import Decimal
 from typing import Any
 
 import rfc8785
+
+from trading.authorization import Authorization, AuthorizationInvalid, check_authorization
+from trading.field_invalid import FieldInvalid
 
 SCHEMA_VERSION = 1
 MAX_FRACTION_DIGITS = 8
@@ -94,21 +95,10 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 _ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,15}")
 _ISSUED_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
-_TRADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
-# WebAuthn credential ids are 1 to 1023 bytes: 2 to 1364 base64url characters, unpadded.
-_CREDENTIAL_ID_RE = re.compile(r"[A-Za-z0-9_-]{2,1364}")
-MAX_SIGN_COUNT = 2**32 - 1
-"""A WebAuthn signature counter is an unsigned 32-bit integer."""
 
 
-class CommandInvalid(ValueError):
+class CommandInvalid(FieldInvalid):
     """A command that does not satisfy the schema; ``field`` names the offending key."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class CommandKind(enum.StrEnum):
@@ -178,105 +168,6 @@ class Edge:
     stop_price: Decimal
     """Where the trade is wrong; the loss per share is the distance from entry to here."""
 
-
-class Ceremony(enum.StrEnum):
-    """Which WebAuthn ceremony produced a command's :class:`Authorization`."""
-
-    ARMING = "arming"
-    """The session's arming grant: one assertion for every order within the trader's limits."""
-    STEP_UP = "step_up"
-    """An assertion over this very order (its challenge derived from the order's hash)."""
-    SESSION = "session"
-    """The sign-in assertion that opened the trader's web session: it authorises only taking
-    risk off (cancels and the breaker's trip, :data:`trading.sentry.SIGN_IN_KINDS`), which must
-    never wait for arming."""
-
-
-@dataclass(frozen=True)
-class Authorization:
-    """What authorised a trader's command: the WebAuthn assertion behind it, by its hashes.
-
-    JSON (the ``authorization`` key)::
-
-        {"trader": "alice", "credential_id": "<base64url, no padding>", "sign_count": 7,
-         "authenticator_data_sha256": "<64 hex>", "client_data_sha256": "<64 hex>",
-         "ceremony": "arming" | "step_up" | "session", "order_hash": "<64 hex>"}
-
-    ``order_hash`` is present exactly when ``ceremony`` is ``step_up``. Hex is lower case; the
-    credential id is canonical unpadded base64url (it decodes to 1-1023 bytes and encodes back
-    to itself), so one credential has one spelling in the ledger.
-    """
-
-    trader: str
-    """The trader's name; its key's agent id is ``trader.<name>``."""
-    credential_id: str
-    sign_count: int
-    authenticator_data_sha256: str
-    client_data_sha256: str
-    ceremony: Ceremony
-    order_hash: str | None = None
-    """SHA-256 (hex) of the canonical order a step-up assertion authorised."""
-
-    def __post_init__(self) -> None:
-        _check_authorization(self.to_json_dict())
-        if not isinstance(self.ceremony, Ceremony):
-            object.__setattr__(self, "ceremony", Ceremony(self.ceremony))
-
-    def to_json_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "trader": self.trader,
-            "credential_id": self.credential_id,
-            "sign_count": self.sign_count,
-            "authenticator_data_sha256": self.authenticator_data_sha256,
-            "client_data_sha256": self.client_data_sha256,
-            "ceremony": _enum_value(self.ceremony),
-        }
-        if self.order_hash is not None:
-            out["order_hash"] = self.order_hash
-        return out
-
-    @classmethod
-    def from_json_dict(cls, data: Any) -> Authorization:
-        """Decode and validate; raises :class:`CommandInvalid` naming ``authorization.<key>``."""
-        _check_authorization(data)
-        return cls._from_checked(data)
-
-    @classmethod
-    def _from_checked(cls, data: dict[str, Any]) -> Authorization:
-        # Already validated (a command's decoder checks it with the rest): build without again.
-        authorization = object.__new__(cls)
-        for name, value in (
-            ("trader", data["trader"]),
-            ("credential_id", data["credential_id"]),
-            ("sign_count", data["sign_count"]),
-            ("authenticator_data_sha256", data["authenticator_data_sha256"]),
-            ("client_data_sha256", data["client_data_sha256"]),
-            ("ceremony", Ceremony(data["ceremony"])),
-            ("order_hash", data.get("order_hash")),
-        ):
-            object.__setattr__(authorization, name, value)
-        return authorization
-
-    @property
-    def agent_id(self) -> str:
-        """The agent id of the trader's signing key."""
-        return TRADER_AGENT_PREFIX + self.trader
-
-    def describe(self) -> str:
-        """One line for people: ``authorised by trader alice, passkey AbCdEfGhIjKl, sign count
-        7, step-up`` (the credential id cut to its first 12 characters; the ceremony is
-        ``arming``, ``step-up`` or ``sign-in``)."""
-        return (
-            f"authorised by trader {self.trader}, passkey {self.credential_id[:12]},"
-            f" sign count {self.sign_count}, {_CEREMONY_NAMES[self.ceremony]}"
-        )
-
-
-_CEREMONY_NAMES = {Ceremony.ARMING: "arming", Ceremony.STEP_UP: "step-up", Ceremony.SESSION: "sign-in"}
-
-
-TRADER_AGENT_PREFIX = "trader."
-"""A trader's signing key belongs to agent ``trader.<name>``."""
 
 _COMMON = ("v", "kind", "command_id", "agent_id", "account", "nonce", "issued_at")
 _ORDER_PRICES = ("limit_price", "stop_price", "trail_amount", "trail_percent")
@@ -464,7 +355,7 @@ class Command:
             parent_id=data.get("parent_id"),
             target_command_id=data.get("target_command_id"),
             stop_loss=_opt(Decimal, data.get("stop_loss")),
-            authorization=_opt(Authorization._from_checked, data.get("authorization")),
+            authorization=_opt(Authorization.from_checked, data.get("authorization")),
         )
         for name, value in fields.items():
             object.__setattr__(command, name, value)
@@ -532,7 +423,10 @@ def _validate(data: Any) -> None:
     if kind is CommandKind.ENTER:
         _check_enter(data)
     if "authorization" in data:
-        _check_authorization(data["authorization"])
+        try:
+            check_authorization(data["authorization"])
+        except AuthorizationInvalid as exc:
+            raise CommandInvalid(exc.field, exc.reason) from None
     if kind is CommandKind.ICEBERG and data["display_size"] > data["quantity"]:
         raise CommandInvalid("display_size", "must not exceed quantity")
     if kind is CommandKind.ICEBERG_AMEND and not any(
@@ -605,60 +499,6 @@ def _check_enter(data: dict[str, Any]) -> None:
         raise CommandInvalid("edge", "an enter needs an edge (to be sized) or a quantity (a manual order)")
     if "parent_id" in data:
         raise CommandInvalid("parent_id", "an iceberg slice carries its parent's edge")
-
-
-def _check_authorization(data: Any) -> None:
-    if not isinstance(data, dict):
-        raise CommandInvalid("authorization", "must be an object")
-    keys = {
-        "trader",
-        "credential_id",
-        "sign_count",
-        "authenticator_data_sha256",
-        "client_data_sha256",
-        "ceremony",
-    }
-    for key in data:
-        if key not in keys and key != "order_hash":
-            raise CommandInvalid(f"authorization.{key}", "not allowed in authorization")
-    for key in sorted(keys):
-        if data.get(key) is None:
-            raise CommandInvalid(f"authorization.{key}", "required")
-    trader = data["trader"]
-    if not isinstance(trader, str) or _TRADER_RE.fullmatch(trader) is None:
-        raise CommandInvalid(
-            "authorization.trader", f"must be 1-64 characters of A-Z a-z 0-9 . _ -, got {trader!r}"
-        )
-    if not _is_canonical_base64url(data["credential_id"]):
-        raise CommandInvalid(
-            "authorization.credential_id",
-            f"must be unpadded base64url of 1-1023 bytes, got {data['credential_id']!r}",
-        )
-    count = data["sign_count"]
-    if type(count) is not int or not 0 <= count <= MAX_SIGN_COUNT:
-        raise CommandInvalid(
-            "authorization.sign_count", f"must be an integer in [0, {MAX_SIGN_COUNT}], got {count!r}"
-        )
-    for key in ("authenticator_data_sha256", "client_data_sha256", "order_hash"):
-        value = data.get(key)
-        if value is not None and (not isinstance(value, str) or _SHA256_HEX_RE.fullmatch(value) is None):
-            raise CommandInvalid(f"authorization.{key}", f"must be 64 lower-case hex digits, got {value!r}")
-    ceremony = data["ceremony"]
-    if not isinstance(ceremony, str) or ceremony not in {c.value for c in Ceremony}:
-        raise CommandInvalid("authorization.ceremony", f"must be one of {sorted(c.value for c in Ceremony)}")
-    if ("order_hash" in data) != (ceremony == Ceremony.STEP_UP.value):
-        raise CommandInvalid("authorization.order_hash", "present exactly when the ceremony is step_up")
-
-
-def _is_canonical_base64url(value: Any) -> bool:
-    """Unpadded base64url that decodes and encodes back to itself (no stray trailing bits)."""
-    if not isinstance(value, str) or _CREDENTIAL_ID_RE.fullmatch(value) is None or len(value) % 4 == 1:
-        return False
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        return False
-    return 1 <= len(raw) <= 1023 and base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == value
 
 
 def _authorization_json(value: Any) -> Any:

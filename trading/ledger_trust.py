@@ -7,7 +7,8 @@ it again, as intake checked the command when it came in: the signature against t
 registry holds for the signer, that key belonging to the agent the row names and allowed on
 its account, the signed command being the very one the row's columns describe (kind,
 account, agent, command id), and a trader's key having signed only with that trader's
-authorization (:func:`trading.sentry.trader_problem`). A row that fails is not acted on; the
+authorization over the command's own terms, and only a trader's key a manual order
+(:func:`trading.sentry.authority_problem`). A row that fails is not acted on; the
 caller reports it.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trading.commands import Command, CommandInvalid
-from trading.sentry import RegisteredKey, trader_problem
+from trading.sentry import RegisteredKey, authority_problem
 from trading.signing import KeyInvalid, SignatureInvalid, public_key_from_bytes, verify_bytes
 
 
@@ -90,7 +91,7 @@ def check_entry(row: LedgerRow, key: RegisteredKey | None, *, revoked_is_problem
         return Checked(None, f"the signed command differs from the entry in {', '.join(differ)}")
     if not key.allows(command.account):
         return Checked(None, f"{key.agent_id} may not trade {command.account}")
-    if (problem := trader_problem(command, key.role, key.agent_id)) is not None:
+    if (problem := authority_problem(command, key.role, key.agent_id)) is not None:
         return Checked(None, problem)
     return Checked(command)
 

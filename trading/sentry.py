@@ -12,17 +12,24 @@ refusal:
 6. ``sentry.trader_unauthorised`` a trader's key signed a command without the trader's own
                                   WebAuthn authorization (:func:`trader_problem`), or of a kind
                                   a trader may not sign, or authorised by the sign-in assertion
-                                  where only arming or a step-up may authorise; or another
+                                  where only arming or a step-up may authorise, or by a
+                                  step-up whose ``order_hash`` is not the hash of the
+                                  command's own terms (:mod:`trading.step_up`); or another
                                   key's command carries one
-7. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
+7. ``sentry.manual_order_not_allowed``
+                                  an ``enter`` without an edge (a manual order, sent as is,
+                                  never sized) signed by a key that is not a trader's
+                                  (:func:`manual_order_problem`): every other key's order is
+                                  sized by the Kelly sizer
+8. ``sentry.not_operator``        an operator's command (``breaker_trip``, ``breaker_arm``)
                                   signed by a key that is neither an operator's nor an
                                   authorised trader's
-8. ``sentry.account_not_allowed`` the agent may not trade the command's account (a trader's
+9. ``sentry.account_not_allowed`` the agent may not trade the command's account (a trader's
                                   breaker command is floor-wide by nature: its ``*`` need not
                                   be among the trader's accounts)
-9. ``sentry.replayed_nonce``      this agent already used this nonce
-10. ``sentry.replayed_signature`` this exact signature was already presented
-11. ``sentry.stale``              ``issued_at`` is outside the acceptance window
+10. ``sentry.replayed_nonce``     this agent already used this nonce
+11. ``sentry.replayed_signature`` this exact signature was already presented
+12. ``sentry.stale``              ``issued_at`` is outside the acceptance window
 
 Traders: each trader has a key of its own (agent ``trader.<name>``, role ``trader``) that the
 API signs the trader's commands with, and only after the trader's WebAuthn checks passed (the
@@ -57,7 +64,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from trading.commands import OPERATOR_KINDS, TRADER_AGENT_PREFIX, Ceremony, Command, CommandKind
+from trading.authorization import Ceremony, trader_agent_id
+from trading.commands import OPERATOR_KINDS, Command, CommandKind
 from trading.security_events import Severity
 from trading.signing import (
     EnvelopeInvalid,
@@ -66,6 +74,7 @@ from trading.signing import (
     public_key_from_bytes,
     verify_bytes,
 )
+from trading.step_up import command_order_hash
 
 NO_SIGNATURE = "sentry.no_signature"
 UNKNOWN_KEY = "sentry.unknown_key"
@@ -73,6 +82,7 @@ REVOKED_KEY = "sentry.revoked_key"
 BAD_SIGNATURE = "sentry.bad_signature"
 SIGNER_MISMATCH = "sentry.signer_mismatch"
 TRADER_UNAUTHORISED = "sentry.trader_unauthorised"
+MANUAL_ORDER_NOT_ALLOWED = "sentry.manual_order_not_allowed"
 NOT_OPERATOR = "sentry.not_operator"
 ACCOUNT_NOT_ALLOWED = "sentry.account_not_allowed"
 STALE = "sentry.stale"
@@ -99,7 +109,7 @@ TRADER_KINDS = frozenset(
         CommandKind.BREAKER_ARM,
     }
 )
-"""What a trader's key may sign (always with the trader's :class:`~trading.commands.Authorization`)."""
+"""What a trader's key may sign (always with the trader's :class:`~trading.authorization.Authorization`)."""
 
 SIGN_IN_KINDS = frozenset({CommandKind.CANCEL, CommandKind.CANCEL_ALL, CommandKind.BREAKER_TRIP})
 """What the sign-in assertion alone (ceremony ``session``) authorises: taking risk off, which a
@@ -118,6 +128,8 @@ SEVERITY: Mapping[str, Severity] = {
     # A trader's key used past the WebAuthn checks (or a trader's name under another key): the
     # key that only the API should use, used by something else.
     TRADER_UNAUTHORISED: Severity.CRITICAL,
+    # A genuine key asking to skip the sizer: its owner's code, not necessarily an attack.
+    MANUAL_ORDER_NOT_ALLOWED: Severity.ERROR,
     # A genuine key reaching for the operator's authority (the breaker) it was never given.
     NOT_OPERATOR: Severity.CRITICAL,
     ACCOUNT_NOT_ALLOWED: Severity.ERROR,
@@ -269,6 +281,8 @@ def check(
         )
     if (problem := trader_problem(command, key.role, key.agent_id)) is not None:
         return Verdict(TRADER_UNAUTHORISED, key.agent_id, problem)
+    if (problem := manual_order_problem(command, key.role)) is not None:
+        return Verdict(MANUAL_ORDER_NOT_ALLOWED, key.agent_id, problem)
     if command.kind in OPERATOR_KINDS and key.role not in (ROLE_OPERATOR, ROLE_TRADER):
         return Verdict(
             NOT_OPERATOR,
@@ -307,14 +321,44 @@ def trader_problem(command: Command, role: str, agent_id: str) -> str | None:
         return f"a trader's key may not sign a {command.kind.value} command"
     if authorization is None:
         return f"{agent_id}'s key signs only with the trader's WebAuthn authorization; the command has none"
-    if agent_id != TRADER_AGENT_PREFIX + authorization.trader:
+    if agent_id != trader_agent_id(authorization.trader):
         return f"authorised by trader {authorization.trader}, signed with {agent_id}'s key"
     if authorization.ceremony is Ceremony.SESSION and command.kind not in SIGN_IN_KINDS:
         return (
             f"a {command.kind.value} command authorised only by the sign-in assertion: it needs"
             " the arming grant's assertion or a step-up (sign-in authorises cancels and the trip)"
         )
+    if authorization.ceremony is Ceremony.STEP_UP:
+        # The step-up's assertion was over the hash the API computed; the command must be that
+        # very order, or an assertion for one order could authorise another.
+        signed_terms = command_order_hash(command)
+        if signed_terms is None:
+            return f"a step-up authorises one order's terms; this {command.kind.value} command has none"
+        if signed_terms != authorization.order_hash:
+            return (
+                f"the step-up authorised order {authorization.order_hash}, but the command's own terms"
+                f" hash to {signed_terms}"
+            )
     return None
+
+
+def manual_order_problem(command: Command, role: str) -> str | None:
+    """Why ``command`` may not be a manual order under a key of ``role`` (None: it may). An
+    enter without an edge is sent with exactly its quantity, never sized: only a trader, who
+    chose that quantity behind the WebAuthn checks, may send one. Pure, and shared like
+    :func:`trader_problem`."""
+    if command.kind is CommandKind.ENTER and command.edge is None and role != ROLE_TRADER:
+        return (
+            f"an enter without an edge is a trader's manual order; a {role} key's order needs an edge"
+            " (p, b, stop_price) for the sizer"
+        )
+    return None
+
+
+def authority_problem(command: Command, role: str, agent_id: str) -> str | None:
+    """:func:`trader_problem`, then :func:`manual_order_problem`: what a key of ``role`` held by
+    ``agent_id`` may not have signed, for readers of the ledger that name no reason."""
+    return trader_problem(command, role, agent_id) or manual_order_problem(command, role)
 
 
 def admit(

@@ -39,7 +39,7 @@ from typing import Any
 
 import rfc8785
 
-from trading.commands import OrderType, Side, TimeInForce
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
 
 DOMAIN_LABEL = b"execution-floor/step-up/v1\x00"
 ORDER_BYTES_VERSION = 1
@@ -110,3 +110,33 @@ def step_up_challenge(nonce: bytes, order: bytes, session_id: str) -> bytes:
     digest.update(hashlib.sha256(order).digest())
     digest.update(session_id.encode())
     return digest.digest()
+
+
+def command_terms(command: Command) -> OrderTerms | None:
+    """The order terms a command executes, when :class:`OrderTerms` covers all of them: an
+    ``enter`` or ``exit`` with no edge (never sized: its quantity is the order's), no trail and
+    no iceberg parent. None for anything else, whose terms no order hash can stand for."""
+    if command.kind not in (CommandKind.ENTER, CommandKind.EXIT) or command.edge is not None:
+        return None
+    if command.trail_amount is not None or command.trail_percent is not None or command.parent_id is not None:
+        return None
+    assert command.symbol is not None and command.side is not None and command.order_type is not None
+    assert command.tif is not None and command.quantity is not None
+    return OrderTerms(
+        account=command.account,
+        symbol=command.symbol,
+        side=command.side,
+        order_type=command.order_type,
+        quantity=command.quantity,
+        tif=command.tif,
+        limit_price=command.limit_price,
+        stop_price=command.stop_price,
+        stop_loss=command.stop_loss,
+    )
+
+
+def command_order_hash(command: Command) -> str | None:
+    """:func:`order_hash` of :func:`command_terms` (None when the command has no such terms):
+    what a step-up over this command must have been over."""
+    terms = command_terms(command)
+    return None if terms is None else order_hash(order_bytes(terms))

@@ -4,19 +4,27 @@ step-up bound to one order, sessions and traders kept apart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from api import desk_results as d
 from api import webauthn_results as r
 from api.desk import Desk
+from api.door import Door
+from api.hub import Hub
 from api.principals import KIND_TOKEN, ROLE_OPS, Principal
 from api.webauthn_ceremonies import Ceremonies
+from bus.kafka import start_producer
+from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
-from tests.fixtures.desk import ACCOUNT, DeskTrader, arm, desk_trader, ticket
+from ledger.access import LedgerAccess
+from observability.security import SecurityLog
+from tests.fixtures.desk import ACCOUNT, SYMBOLS, DeskTrader, arm, desk_settings, desk_trader, ticket
 from tests.fixtures.identity import Clock, sign_in
 from tests.webauthn_authenticator import unb64url
 from trading import arming_limits
@@ -254,3 +262,110 @@ async def test_a_signed_out_session_can_no_longer_cancel_or_trip(
     assert isinstance(cancel_all, d.Invalid) and cancel_all.reason == d.NO_SESSION
     tripped = await desk.trip_breaker(alice.principal)
     assert isinstance(tripped, d.Invalid) and tripped.reason == d.NO_SESSION
+
+
+class _AckNeverComes:
+    """A producer whose record goes out but whose acknowledgement the test holds back: the
+    moment a client that goes away cancels Execute."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self.sent = asyncio.Event()
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> object:
+        await self._producer.send(topic, value, key=key)
+        self.sent.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def _desk_on(door: Door, api_pool: asyncpg.Pool, ceremonies: Ceremonies, hub: Hub,
+             settings: FloorSettings) -> Desk:  # fmt: skip
+    return Desk(api_pool, ceremonies, door, hub, desk_settings(settings), books=hub, outcome_timeout_s=1.0)
+
+
+def _door_on(api_pool: asyncpg.Pool, publisher: object) -> Door:
+    ledger = LedgerAccess(api_pool)
+    return Door(
+        ledger, ledger, publisher,  # type: ignore[arg-type]
+        SecurityLog(ledger, None, SECURITY_EVENTS), AGENT_COMMANDS, symbols=SYMBOLS,
+    )  # fmt: skip
+
+
+async def test_an_execute_cancelled_while_publishing_keeps_the_staged_order_claimed(
+    desk: Desk,
+    alice: DeskTrader,
+    ceremonies: Ceremonies,
+    api_pool: asyncpg.Pool,
+    desk_producer: AIOKafkaProducer,
+    desk_hub: Hub,
+    floor_settings: FloorSettings,
+) -> None:
+    publisher = _AckNeverComes(desk_producer)
+    hanging = _desk_on(_door_on(api_pool, publisher), api_pool, ceremonies, desk_hub, floor_settings)
+    await arm(ceremonies, alice)
+    order = await staged(desk, alice)
+    execute = asyncio.create_task(hanging.execute(alice.principal, order.staged_id))
+    await asyncio.wait_for(publisher.sent.wait(), 10.0)
+    execute.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await execute
+    # The record may be at the broker: pressing Execute again must not make a second order.
+    assert (held := await claimed(api_pool, order.staged_id)) is not None
+    again = await desk.execute(alice.principal, order.staged_id)
+    assert isinstance(again, d.Invalid) and again.reason == d.ALREADY_EXECUTED
+    assert await claimed(api_pool, order.staged_id) == held
+
+
+async def test_an_execute_kafka_did_not_acknowledge_is_pending_and_keeps_the_staged_order_claimed(
+    desk: Desk,
+    alice: DeskTrader,
+    ceremonies: Ceremonies,
+    api_pool: asyncpg.Pool,
+    desk_hub: Hub,
+    floor_settings: FloorSettings,
+    kafka_bootstrap: str,
+) -> None:
+    stopped = await start_producer(kafka_bootstrap, "test-desk-stopped")
+    await stopped.stop()  # every send now fails: the door answers bus_unavailable
+    broken = _desk_on(_door_on(api_pool, stopped), api_pool, ceremonies, desk_hub, floor_settings)
+    await arm(ceremonies, alice)
+    order = await staged(desk, alice)
+    result = await broken.execute(alice.principal, order.staged_id)
+    assert isinstance(result, d.Executed) and result.state == d.PENDING, result
+    assert await claimed(api_pool, order.staged_id) == result.command_id
+    again = await desk.execute(alice.principal, order.staged_id)
+    assert isinstance(again, d.Invalid) and again.reason == d.ALREADY_EXECUTED
+
+
+async def test_cancel_all_on_every_account_is_invalid_naming_the_breaker(
+    desk: Desk,
+    ceremonies: Ceremonies,
+    cli_pool: asyncpg.Pool,
+    ledger_pool: asyncpg.Pool,
+    floor_settings: FloorSettings,
+) -> None:
+    everywhere = await desk_trader(ceremonies, cli_pool, ledger_pool, floor_settings, accounts=("*",))
+    result = await desk.cancel_all(everywhere.principal, "*")
+    assert isinstance(result, d.Invalid), result
+    assert (result.reason, result.field) == (d.TICKET_INVALID, "account")
+    assert "breaker" in result.detail
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # Neither price bounds the fill: the SELL fills at the bid, the BUY stop at the ask.
+        {"side": "SELL", "quantity": 100_000, "limit_price": "0.01"},
+        {"order_type": "STP", "limit_price": None, "stop_price": "0.01", "quantity": 100_000},
+    ],
+)
+async def test_an_order_its_limit_does_not_bound_needs_a_step_up_without_a_fresh_book(
+    desk: Desk, alice: DeskTrader, ceremonies: Ceremonies, api_pool: asyncpg.Pool, fields: dict[str, object]
+) -> None:
+    await arm(ceremonies, alice, max_notional=Decimal("10000"))
+    order = await staged(desk, alice, **fields)
+    result = await desk.execute(alice.principal, order.staged_id)
+    assert isinstance(result, d.StepUpRequired), result
+    assert result.reason == arming_limits.NOTIONAL_UNKNOWN
+    assert await claimed(api_pool, order.staged_id) is None

@@ -22,6 +22,7 @@ from api.app import create_app
 from api.desk import Desk
 from api.door import Door
 from api.hub import Hub
+from api.orders import CROSS_SITE, JSON_REQUIRED
 from api.principals import SESSION_COOKIE
 from api.services import Services
 from api.webauthn_ceremonies import Ceremonies
@@ -314,12 +315,12 @@ async def test_rest_execute_answers_403_naming_why_and_200_once_armed(
         assert (anonymous.status_code, anonymous.json()["error"]) == (401, "auth.unauthenticated")
 
         client.cookies.set(SESSION_COOKIE, alice.cookie)
-        unarmed = await client.post(url)
+        unarmed = await client.post(url, json={})
         assert unarmed.status_code == 403
         assert (unarmed.json()["result"], unarmed.json()["error"]) == ("NotArmed", d.NOT_ARMED)
 
         await arm(ceremonies, alice, max_quantity=1)
-        beyond = await client.post(url)
+        beyond = await client.post(url, json={})
         assert beyond.status_code == 403
         body = beyond.json()
         assert (body["result"], body["error"]) == ("StepUpRequired", OVER_QUANTITY)
@@ -333,9 +334,35 @@ async def test_rest_execute_answers_403_naming_why_and_200_once_armed(
         assert executed.status_code == 200, executed.text
         assert (executed.json()["result"], executed.json()["state"]) == ("Executed", d.ACCEPTED)
 
-        twice = await client.post(url)
+        twice = await client.post(url, json={})
         assert (twice.status_code, twice.json()["error"]) == (409, d.ALREADY_EXECUTED)
     command_id = executed.json()["command_id"]
     await await_event(kafka_bootstrap, command_id, EventKind.SUBMITTED)
     assert isinstance(await desk.cancel(alice.principal, command_id), d.CancelSent)
     await await_event(kafka_bootstrap, command_id, EventKind.CANCELLED)
+
+
+async def test_rest_execute_takes_only_json_from_the_floors_own_page(
+    api: str, desk: Desk, alice: DeskTrader, floor_settings: FloorSettings
+) -> None:
+    """The session cookie rides along on a form another page posts: such a request is refused
+    by name before the desk is asked (here the desk would answer NotArmed)."""
+    order = await stage(desk, alice)
+    url = f"{api}/v1/orders/{order.staged_id}/execute"
+    async with httpx.AsyncClient(timeout=30.0, cookies={SESSION_COOKIE: alice.cookie}) as client:
+        form = await client.post(url, data={"step_up": "x"})
+        assert (form.status_code, form.json()["error"]) == (415, JSON_REQUIRED)
+        bare = await client.post(url)
+        assert (bare.status_code, bare.json()["error"]) == (415, JSON_REQUIRED)
+
+        elsewhere = await client.post(url, json={}, headers={"Origin": "http://localhost:9999"})
+        assert (elsewhere.status_code, elsewhere.json()["error"]) == (403, CROSS_SITE)
+        cross_site = await client.post(url, json={}, headers={"Sec-Fetch-Site": "same-site"})
+        assert (cross_site.status_code, cross_site.json()["error"]) == (403, CROSS_SITE)
+
+        own_page = await client.post(
+            url,
+            json={},
+            headers={"Origin": floor_settings.webauthn_origin, "Sec-Fetch-Site": "same-origin"},
+        )
+        assert (own_page.status_code, own_page.json()["error"]) == (403, d.NOT_ARMED)

@@ -166,7 +166,9 @@ async def test_expected_refusals_are_result_types_and_no_caller_is_an_error(
     # REST's Execute, served by the same process, answers the refusal with 403 and its reason.
     async with httpx.AsyncClient(timeout=20.0) as client:
         rest = await client.post(
-            f"{graphql_api.url}/v1/orders/{staged['stagedId']}/execute", headers={"Cookie": cookie(alice)}
+            f"{graphql_api.url}/v1/orders/{staged['stagedId']}/execute",
+            json={},
+            headers={"Cookie": cookie(alice)},
         )
     assert rest.status_code == 403
     assert (rest.json()["result"], rest.json()["error"]) == ("GrantExceeded", SYMBOL_NOT_ARMED)

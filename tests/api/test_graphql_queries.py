@@ -27,7 +27,7 @@ from tests.factories import Agent, authorization, depth_record, enter_command, n
 from tests.fixtures.identity import enrolled_and_signed_in
 from tests.helpers import eventually
 from tests.temporal.conftest import ledgered_iceberg
-from trading.commands import Ceremony
+from trading.authorization import Ceremony
 from trading.iceberg_parents import parent_workflow_id
 from trading.order_events import EventKind
 from trading.orders import Fill

@@ -65,8 +65,11 @@ async def test_traders_add_makes_the_trader_key_and_a_link_that_enrols_a_passkey
         runner, traders_app, ["add", name, "--accounts", "DU1,DU2", "--step-up-every-order", "--as", operator]
     )
     assert result.exit_code == 0, result.output
-    key_file = tmp_path / "keys" / f"trader.{name}.key"
+    # In the traders' own folder, the one the API reads, apart from the floor's keys.
+    key_file = tmp_path / "keys" / "traders" / f"trader.{name}.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert not (tmp_path / "keys" / f"trader.{name}.key").exists()
     key = await active_key_for(ledger_pool, f"trader.{name}")
     assert key is not None and key.role == "trader" and key.accounts == {"DU1", "DU2"}
 
@@ -87,7 +90,7 @@ async def test_traders_add_refuses_a_bad_name_before_making_any_key(
     runner, operator = cli
     result = await invoke(runner, traders_app, ["add", "Not A Name", "--accounts", "DU1", "--as", operator])
     assert result.exit_code == 1 and "is not a trader name" in result.output
-    assert list((tmp_path / "keys").glob("trader.*")) == []
+    assert list((tmp_path / "keys").rglob("trader.*")) == []
 
 
 async def test_traders_enrol_names_an_unknown_trader(cli: tuple[CliRunner, str]) -> None:

@@ -21,8 +21,9 @@ from tests.fixtures.hotpath import register
 from tests.hotpath import test_refusal_walk as walk_suite
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.test_refusal_walk import ASK, Walk, baseline
+from trading.authorization import Ceremony
 from trading.circuit_breaker import CrashSignal
-from trading.commands import Ceremony, Command, OrderType, Side
+from trading.commands import Command, OrderType, Side
 from trading.order_events import EventKind
 from trading.sentry import TRADER_UNAUTHORISED
 
@@ -54,20 +55,27 @@ async def kelly_sized_to_nothing(w: Walk) -> Command:
 
 async def manual_over_max_dollar_risk(w: Walk) -> Command:
     # 20 x 189.50 = 3,790: within Max Trade Size, all of it at risk without a stop loss.
-    return manual_enter_command(w.agent.agent_id, account=VENUE_ACCOUNT, limit=ASK, quantity=20)
+    return manual_enter_command(
+        w.trader.agent_id,
+        account=VENUE_ACCOUNT,
+        limit=ASK,
+        quantity=20,
+        authorization=authorization(w.trader.trader),
+    )
 
 
 async def manual_within_limits(w: Walk) -> Command:
     return manual_enter_command(
-        w.agent.agent_id, account=VENUE_ACCOUNT, limit=ASK, quantity=3, stop_loss=ASK - 10
-    )
+        w.trader.agent_id, account=VENUE_ACCOUNT, limit=ASK, quantity=3, stop_loss=ASK - 10,
+        authorization=authorization(w.trader.trader),
+    )  # fmt: skip
 
 
 async def manual_trail(w: Walk) -> Command:
     # No stop loss: the Exit Manager bounds the trailing stop by the notional both limits allow.
     return manual_enter_command(
-        w.agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=3, limit=None,
-        order_type=OrderType.TRAIL, trail_amount=Decimal("1"),
+        w.trader.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=3, limit=None,
+        order_type=OrderType.TRAIL, trail_amount=Decimal("1"), authorization=authorization(w.trader.trader),
     )  # fmt: skip
 
 
@@ -113,7 +121,8 @@ async def test_a_traders_authorised_manual_order_is_sent_and_its_entry_names_the
         "SELECT payload, signer, decision FROM ledger_entries WHERE command_id = $1", command.command_id
     )
     assert entry["decision"] == "accepted" and entry["signer"] == alice.key_id
-    assert json.loads(entry["payload"])["authorization"] == step_up.to_json_dict()
+    assert command.authorization is not None and command.authorization.ceremony is Ceremony.STEP_UP
+    assert json.loads(entry["payload"])["authorization"] == command.authorization.to_json_dict()
 
 
 async def test_a_traders_key_without_its_authorization_sends_nothing(walk: Walk) -> None:

@@ -55,6 +55,7 @@ from tests.factories import (
     exit_command,
     manual_enter_command,
     new_agent,
+    new_trader,
 )
 from tests.fixtures.hotpath import register
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
@@ -170,9 +171,14 @@ class Walk:
     emitted: list[OrderEvent]
     sniper: Agent
     """The floor's Sniper: the one key intake takes slices from."""
+    trader: Agent
+    """A trader's own key (role ``trader``) on the paper account: the one kind of key whose
+    manual orders (an enter without an edge) intake takes."""
 
     async def send(self, command: Command) -> str | None:
-        return await self.send_envelope(self.agent.sign(command))
+        """``command`` signed by the walk's trader when it names the trader, else by its agent."""
+        signer = self.trader if command.agent_id == self.trader.agent_id else self.agent
+        return await self.send_envelope(signer.sign(command))
 
     async def send_slice(self, parent_id: str, **changes: object) -> str | None:
         """The baseline order as a slice of ``parent_id``, signed by the Sniper."""
@@ -207,8 +213,10 @@ async def walk(
     sniper = new_agent(f"sniper-{uuid.uuid4().hex[:8]}")  # a service key, allowed on '*'
     await register_key(ledger_pool, sniper.agent_id, public_key_bytes(sniper.private_key), "service", ["*"])
     intake.floor_keys = parents.FloorKeys(slicers=frozenset({sniper.agent_id}))
+    trader = new_trader(accounts=frozenset({VENUE_ACCOUNT}))
+    await register(ledger_pool, trader, trader.role)
     await intake.warm()
-    return Walk(ledger_pool, agent, intake, broker, emitted, sniper)
+    return Walk(ledger_pool, agent, intake, broker, emitted, sniper, trader)
 
 
 # --- the cases: one per reason, each the input its name describes ---------------------------
@@ -259,6 +267,11 @@ async def trader_unauthorised(w: Walk) -> str | None:
         w.agent.agent_id, quantity=5, account=VENUE_ACCOUNT, limit=ASK, authorization=authorization("alice")
     )
     return await w.send(claimed)
+
+
+async def manual_order_not_allowed(w: Walk) -> str | None:
+    # The baseline's terms without its edge: a manual order, from a key that is no trader's.
+    return await w.send(manual_enter_command(w.agent.agent_id, quantity=5, account=VENUE_ACCOUNT, limit=ASK))
 
 
 async def stale(w: Walk) -> str | None:
@@ -538,8 +551,12 @@ async def floor_key_out_of_scope(w: Walk) -> str | None:
 
 
 def _record_refusal(
-    *, proof: object = "sign", agent: str = records.HOTPATH_WRITER, revoked: bool = False,
-    registered: bool = True, tamper: bool = False,
+    *,
+    proof: object = "sign",
+    agent: str = records.HOTPATH_WRITER,
+    revoked: bool = False,
+    registered: bool = True,
+    tamper: bool = False,
 ) -> str | None:
     """Verify one ``orders.events`` record signed by a fresh key of ``agent`` (a service key),
     changed in the one way the arguments name."""
@@ -594,6 +611,7 @@ CASES: dict[str, Case] = {
     sentry.ACCOUNT_NOT_ALLOWED: account_not_allowed,
     sentry.NOT_OPERATOR: not_operator,
     sentry.TRADER_UNAUTHORISED: trader_unauthorised,
+    sentry.MANUAL_ORDER_NOT_ALLOWED: manual_order_not_allowed,
     sentry.STALE: stale,
     sentry.REPLAYED_NONCE: replayed_nonce,
     sentry.REPLAYED_SIGNATURE: replayed_signature,

@@ -20,7 +20,8 @@ from tests.hotpath.live_floor import LiveFloor
 from tests.hotpath.test_circuit_breaker_flow import applied, rearm, security_reasons
 from tests.hotpath.test_manual_order_flow import venue_orders
 from trading import sentry
-from trading.commands import Ceremony, CommandKind
+from trading.authorization import Ceremony
+from trading.commands import CommandKind
 from trading.order_events import EventKind
 
 
@@ -42,7 +43,8 @@ async def test_a_traders_key_trades_and_trips_only_with_the_traders_authorizatio
     assert await venue_orders(live, order.command_id) == [6]
     entry = await live.entry(order.command_id)
     assert entry is not None and entry["signer"] == alice.key_id
-    assert json.loads(entry["payload"])["authorization"] == step_up.to_json_dict()
+    assert order.authorization is not None and order.authorization.sign_count == step_up.sign_count
+    assert json.loads(entry["payload"])["authorization"] == order.authorization.to_json_dict()
 
     # The same key without the trader's authorization: a security event, nothing at the venue.
     bare = manual_enter_command(alice.agent_id, account=VENUE_ACCOUNT, limit=resting, quantity=6)

@@ -14,7 +14,8 @@ from ledger.circuit_breaker import newest_breaker_entry
 from ledger.verify import Authorised, verify_ledger
 from tests.factories import authorization, manual_enter_command
 from tests.ledger.helpers import registered_agent, signed_enter
-from trading.commands import Ceremony, CommandKind
+from trading.authorization import Ceremony
+from trading.commands import CommandKind
 from trading.risk import TradingState
 from trading.sentry import ROLE_TRADER
 
@@ -128,3 +129,26 @@ async def test_a_sign_in_authorised_trip_halts_and_verifies_but_a_sign_in_arm_co
     report = await verify_ledger(ledger_dsn)
     assert report.first_bad is not None and report.first_bad.seq == 2
     assert "sign-in" in report.first_bad.problem
+
+
+async def test_a_step_up_entry_whose_order_is_not_the_one_authorised_fails_verify(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
+    """What a writer who reached ``ledger_append`` could leave: a trader's step-up over one
+    order standing under another."""
+    alice = await registered_agent(db, "trader.alice", role=ROLE_TRADER)
+    step_up = authorization("alice", ceremony=Ceremony.STEP_UP)
+    authorised = manual_enter_command(alice.agent_id, quantity=10, authorization=step_up)
+    other = dataclasses.replace(authorised, quantity=10_000)
+    await append_command(db, alice.sign(other), decision=Decision.ACCEPTED, detail={"quantity": 10_000})
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None and report.first_bad.seq == 1
+    assert "the step-up authorised order" in report.first_bad.problem
+
+
+async def test_an_agents_manual_order_fails_verify(db: asyncpg.Connection, ledger_dsn: str) -> None:
+    alpha = await registered_agent(db, "alpha")
+    manual = manual_enter_command("alpha", quantity=10)
+    await append_command(db, alpha.sign(manual), decision=Decision.ACCEPTED, detail={"quantity": 10})
+    report = await verify_ledger(ledger_dsn)
+    assert report.first_bad is not None and "manual order" in report.first_bad.problem

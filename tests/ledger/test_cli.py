@@ -25,7 +25,7 @@ from ledger.risk_profiles import get_profile
 from tests.factories import authorization, manual_enter_command
 from tests.ledger.conftest import as_role
 from tests.ledger.helpers import registered_agent, signed_enter
-from trading.commands import Ceremony
+from trading.authorization import Ceremony
 from trading.sentry import ROLE_TRADER
 from trading.signing import (
     generate_private_key,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given
@@ -16,9 +17,11 @@ from trading.arming_limits import (
     WITHIN,
     GrantFit,
     check_grant,
+    fresh_touch,
     worst_notional_price,
 )
 from trading.commands import OrderType, Side, TimeInForce
+from trading.depth_book import BookSnapshot
 from trading.step_up import OrderTerms
 
 LMT = OrderTerms(
@@ -63,7 +66,8 @@ def test_a_market_order_is_taken_at_the_far_side_of_the_book() -> None:
 def test_a_buy_stop_below_the_ask_is_taken_at_the_ask() -> None:
     stop = dataclasses.replace(MKT, order_type=OrderType.STP, stop_price=Decimal("40"))
     assert worst_notional_price(stop, Decimal("50")) == Decimal("50")
-    assert worst_notional_price(stop, None) == Decimal("40")
+    # Without a book its trigger bounds nothing: the market may be far through it already.
+    assert worst_notional_price(stop, None) is None
 
 
 def test_a_market_order_without_a_book_needs_a_step_up_only_under_a_notional_limit() -> None:
@@ -81,3 +85,37 @@ def test_within_exactly_when_the_notional_is_at_most_the_limit(qty: int, price: 
         terms, symbols=None, max_quantity=None, max_notional=Decimal(limit), notional_price=price
     )
     assert (verdict == WITHIN) == (qty * price <= limit)
+
+
+def test_a_sell_limit_is_taken_at_the_bid_it_fills_at_and_is_unknown_without_a_book() -> None:
+    # 100,000 shares SELL LMT at 0.01 with the bid at 200 fill at 200: 20,000,000, not 1,000.
+    sell = dataclasses.replace(LMT, side=Side.SELL, quantity=100_000, limit_price=Decimal("0.01"))
+    assert worst_notional_price(sell, Decimal("200")) == Decimal("200")
+    assert check(sell, Decimal("200"), max_notional=Decimal("10000")).reason == OVER_NOTIONAL  # type: ignore[attr-defined]
+    assert worst_notional_price(sell, None) is None
+    assert check(sell, None, max_notional=Decimal("10000")).reason == NOTIONAL_UNKNOWN  # type: ignore[attr-defined]
+
+
+def test_a_buy_limit_or_stop_limit_is_bounded_by_its_limit_with_or_without_a_book() -> None:
+    stop_limit = dataclasses.replace(LMT, order_type=OrderType.STP_LMT, stop_price=Decimal("95"))
+    for terms in (LMT, stop_limit):
+        assert worst_notional_price(terms, None) == Decimal("100")
+        assert worst_notional_price(terms, Decimal("90")) == Decimal("100")
+
+
+NOW = datetime(2026, 12, 5, 6, 0, tzinfo=UTC)
+MAX_AGE = timedelta(seconds=2)
+
+
+def book(age: timedelta) -> BookSnapshot:
+    return BookSnapshot("AAPL", 1, NOW - age, ((Decimal("189.40"), 100),), ((Decimal("189.50"), 100),))
+
+
+def test_only_a_fresh_book_gives_a_touch() -> None:
+    assert fresh_touch(book(MAX_AGE), Side.BUY, NOW, MAX_AGE) == Decimal("189.50")
+    assert fresh_touch(book(timedelta(0)), Side.SELL, NOW, MAX_AGE) == Decimal("189.40")
+    assert fresh_touch(book(MAX_AGE + timedelta(milliseconds=1)), Side.BUY, NOW, MAX_AGE) is None
+    assert fresh_touch(book(-MAX_AGE - timedelta(milliseconds=1)), Side.BUY, NOW, MAX_AGE) is None
+    assert fresh_touch(None, Side.BUY, NOW, MAX_AGE) is None
+    empty = dataclasses.replace(book(timedelta(0)), asks=())
+    assert fresh_touch(empty, Side.BUY, NOW, MAX_AGE) is None

@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 
 from tests.factories import authorization
 from tests.trading.test_commands import enter_dict
-from trading.commands import (
-    Authorization,
-    Ceremony,
-    Command,
-    CommandInvalid,
-    CommandKind,
-    canonical_bytes,
-)
+from trading.authorization import Authorization, AuthorizationInvalid, Ceremony, trader_agent_id
+from trading.commands import Command, CommandInvalid, CommandKind, canonical_bytes
 
 HASH = hashlib.sha256(b"x").hexdigest()
 
@@ -144,10 +138,10 @@ def test_an_authorization_must_be_an_object() -> None:
 
 
 def test_the_constructor_refuses_what_the_decoder_refuses() -> None:
-    with pytest.raises(CommandInvalid) as info:
+    with pytest.raises(AuthorizationInvalid) as info:
         authorization("alice", ceremony=Ceremony.ARMING, order_hash=HASH)
     assert info.value.field == "authorization.order_hash"
-    with pytest.raises(CommandInvalid) as info:
+    with pytest.raises(AuthorizationInvalid) as info:
         Authorization("alice", "AAECAw", -1, HASH, HASH, Ceremony.ARMING)
     assert info.value.field == "authorization.sign_count"
     assert Authorization("alice", "AAECAw", 0, HASH, HASH, "arming").ceremony is Ceremony.ARMING  # type: ignore[arg-type]
@@ -158,7 +152,7 @@ def test_describe_names_the_trader_the_passkey_the_count_and_the_ceremony() -> N
     assert step_up.describe() == "authorised by trader alice, passkey AAECAwQFBgcI, sign count 7, step-up"
     assert authorization("bob", sign_count=0).describe().endswith("sign count 0, arming")
     assert authorization("carol", ceremony=Ceremony.SESSION).describe().endswith("sign count 7, sign-in")
-    assert step_up.agent_id == "trader.alice"
+    assert trader_agent_id(step_up.trader) == "trader.alice"
 
 
 @given(

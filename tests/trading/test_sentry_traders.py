@@ -17,10 +17,12 @@ from tests.factories import (
     enter_command,
     exit_command,
     manual_enter_command,
+    new_agent,
     new_trader,
 )
 from trading import sentry
-from trading.commands import Ceremony, Command, CommandKind, Side, utc_now_ms
+from trading.authorization import Ceremony
+from trading.commands import Command, CommandKind, Side, utc_now_ms
 from trading.sentry import ReplayGuard, check, trader_problem
 from trading.signing import SignedCommand
 
@@ -161,3 +163,34 @@ def test_the_sign_in_assertion_alone_authorises_no_risk(kind: str) -> None:
     assert refused.reason == sentry.TRADER_UNAUTHORISED
     assert refused.severity is sentry.Severity.CRITICAL
     assert "sign-in" in refused.detail and kind in refused.detail
+
+
+def test_a_step_up_over_another_orders_hash_is_refused() -> None:
+    alice = new_trader("alice")
+    over_a = manual_enter_command(
+        alice.agent_id, quantity=10, authorization=authorization("alice", ceremony=Ceremony.STEP_UP)
+    )
+    assert over_a.authorization is not None
+    # The assertion was over order A's terms; the command the key signs is order B (more shares).
+    order_b = dataclasses.replace(over_a, quantity=1000)
+    refused = verdict(alice.sign(order_b), alice.registered)
+    assert refused.reason == sentry.TRADER_UNAUTHORISED
+    assert over_a.authorization.order_hash is not None
+    assert over_a.authorization.order_hash in refused.detail
+
+
+def test_a_step_up_on_a_command_with_no_order_terms_is_refused() -> None:
+    alice = new_trader("alice")
+    step_up = authorization("alice", ceremony=Ceremony.STEP_UP)
+    arm = dataclasses.replace(breaker_command(CommandKind.BREAKER_ARM, alice.agent_id), authorization=step_up)
+    refused = verdict(alice.sign(arm), alice.registered)
+    assert refused.reason == sentry.TRADER_UNAUTHORISED and "has none" in refused.detail
+
+
+def test_a_manual_order_from_a_key_that_is_not_a_traders_is_refused_by_name() -> None:
+    agent = new_agent()
+    refused = verdict(agent.sign(manual_enter_command(agent.agent_id, quantity=10)), agent.registered)
+    assert refused.reason == sentry.MANUAL_ORDER_NOT_ALLOWED
+    assert "edge" in refused.detail
+    # The same order with an edge is the sizer's, as ever.
+    assert verdict(agent.sign(enter_command(agent.agent_id)), agent.registered).accepted
