@@ -24,6 +24,7 @@ from ledger.order_events import record_order_event
 from ledger.security_events import record_security_event
 from tests.api.conftest import GraphQLApi
 from tests.factories import Agent, authorization, depth_record, enter_command, new_trader, order_event
+from tests.fixtures.hotpath import register
 from tests.fixtures.identity import enrolled_and_signed_in
 from tests.helpers import eventually
 from tests.temporal.conftest import ledgered_iceberg
@@ -32,6 +33,7 @@ from trading.iceberg_parents import parent_workflow_id
 from trading.order_events import EventKind
 from trading.orders import Fill
 from trading.security_events import SecurityEvent, Severity
+from trading.sentry import ROLE_TRADER
 
 ORDERS = """
 query Orders($first: Int, $after: String, $state: [OrderState!], $symbol: String, $agent: String,
@@ -212,6 +214,8 @@ async def test_an_order_shows_its_history_and_the_ledger_entry_with_who_authoris
 ) -> None:
     mine = account()
     trader = new_trader(accounts=frozenset({mine}))
+    # Registered like every key: the session's ledger is verified whole by other tests.
+    await register(ledger_pool, trader, ROLE_TRADER)
     command = enter_command(
         trader.agent_id, account=mine, symbol="MSFT", authorization=authorization(trader.trader)
     )
