@@ -58,8 +58,9 @@ from config.settings import FloorSettings
 from ledger import webauthn_store as store
 from ledger.db import Db
 from ledger.secret_tokens import new_secret
-from ledger.traders import Enrolment, find_enrolment, get_trader, trader_agent
+from ledger.traders import Enrolment, find_enrolment, get_trader
 from observability.security import SecurityRecorder, refusal_event
+from trading.authorization import trader_agent_id
 from trading.security_events import Severity
 
 __all__ = [
@@ -506,7 +507,7 @@ class Ceremonies:
                 severity=severity.value,
                 source="api",
                 source_address=client_address,
-                agent_id=None if trader is None else trader_agent(trader),
+                agent_id=None if trader is None else trader_agent_id(trader),
                 key_id=credential_id,
                 detail=refusal.detail,
                 now=self._clock(),
