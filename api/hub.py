@@ -1,17 +1,24 @@
 """The API's subscription hub: one feed in (:mod:`api.hub_feeds`), one mailbox per subscriber
 out (:mod:`api.mailboxes`).
 
-Two tasks feed it: the Kafka loop (``market.depth`` into the per-symbol books,
-verified ``orders.events`` to the order-event subscribers and to whoever awaits a command's
-outcome) and the Postgres poll (the breaker's state, security events). Neither ever awaits a
-subscriber: handing an item over is a synchronous put into a bounded mailbox, and a subscriber
-that lets its mailbox fill is ended with ``resync.overflow`` and forgotten. So one stuck client
-costs the others nothing.
+Two tasks feed it: the Kafka loop (verified ``market.depth`` into the books of the floor's
+symbols, verified ``orders.events`` to the order-event subscribers and to whoever awaits a
+command's outcome) and the Postgres poll (the breaker's state, security events). Neither ever
+awaits a subscriber: handing an item over is a synchronous put into a bounded mailbox, and a
+subscriber that lets its mailbox fill is ended with ``resync.overflow`` and forgotten. So one
+stuck client costs the others nothing.
 
-Order books: a depth record replaces the symbol's book (:class:`trading.depth_book.SymbolBook`,
-a new ``sequence`` when anything changed) and wakes that symbol's subscribers; each, when it
-next reads, is sent the difference from what it was last sent, so a slow reader gets fewer,
-bigger deltas and never a gap.
+Neither task ends on an error. A fetch that fails is tried again; a record that can be neither
+believed nor refused (the key registry cannot be read) or that fails for any other reason is
+logged, the streams it would have fed end with ``resync.feed_interrupted`` (their subscribers
+refetch and subscribe again), and for :data:`RETRY_S` after it the records of that topic are
+not judged either (so an outage is not a registry read per record), then judging resumes.
+
+Order books: only for the floor's symbols (``FLOOR_HOTPATH_SYMBOLS``); subscribing to another
+is refused with :class:`UnknownSymbol` and leaves nothing behind. A depth record replaces the
+symbol's book (:class:`trading.depth_book.SymbolBook`, a new ``sequence`` when anything
+changed) and wakes that symbol's subscribers; each, when it next reads, is sent the difference
+from what it was last sent, so a slow reader gets fewer, bigger deltas and never a gap.
 """
 
 from __future__ import annotations
@@ -20,14 +27,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from api.hub_feeds import BreakerStatus, LedgerState, OrderRecords, start_consumer
+from api.hub_feeds import (
+    BreakerStatus,
+    DepthRecords,
+    LedgerState,
+    OrderRecords,
+    claimed_symbol,
+    record_verifier,
+    start_consumer,
+)
 from api.mailboxes import (
     FEED_INTERRUPTED,
     HUB_STOPPED,
@@ -42,9 +57,10 @@ from bus.topics import MARKET_DEPTH, ORDERS_EVENTS
 from config.settings import FloorSettings
 from ledger.db import Db
 from observability.security import SecurityRecorder
-from trading.depth_book import BookDelta, BookSnapshot, DepthRecordError, SymbolBook, parse_depth_record
+from trading.depth_book import BookDelta, BookSnapshot, SymbolBook
 from trading.order_events import EventKind, OrderEvent
 from trading.security_events import SecurityEvent
+from trading.symbols import UNKNOWN_SYMBOL, parse_symbols, unknown_symbol_detail
 
 __all__ = [
     "BookDelta",
@@ -54,17 +70,29 @@ __all__ = [
     "HubStats",
     "ResyncRequired",
     "Subscription",
+    "UnknownSymbol",
 ]
 
 log = logging.getLogger(__name__)
 
 OUTCOME_KINDS = frozenset({EventKind.ACCEPTED, EventKind.REJECTED})
-MAX_BOOKS = 1000
-"""Symbols depth records may fill a book for; a record naming one more is dropped (and
-counted): ``market.depth`` is not signed, and a flood of made-up symbols must not grow the
-API's memory. (Books only subscribers named, still empty, go when they leave.)"""
 RETRY_S = 0.5
-"""After a failed fetch, the wait before the next."""
+"""After a failed fetch, the wait before the next; after a record that could not be judged,
+how long the topic's records are not judged either."""
+
+
+class RecordNotJudged(RuntimeError):
+    """A record that comes while its topic's records are not judged (see :data:`RETRY_S`)."""
+
+
+class UnknownSymbol(ValueError):
+    """A book asked for a symbol the floor does not trade (``reason``: ``unknown_symbol``)."""
+
+    reason = UNKNOWN_SYMBOL
+
+    def __init__(self, symbol: str, traded: frozenset[str]) -> None:
+        super().__init__(unknown_symbol_detail(symbol, traded))
+        self.detail = str(self)
 
 
 @dataclass(frozen=True)
@@ -78,10 +106,17 @@ class HubStats:
     depth_records: int
     order_records: int
     unverified: int
-    """``orders.events`` records dropped because no writer of the topic signed them."""
+    """Records of either topic dropped because no writer of the topic signed them."""
     undecodable: int
-    """Records of either topic that could not be read, and depth records beyond
-    :data:`MAX_BOOKS` symbols."""
+    """Records of either topic that could not be read (depth: naming no symbol, or signed and
+    unreadable)."""
+    untraded: int
+    """Depth records naming a symbol the floor does not trade, dropped unjudged."""
+    superseded: int
+    """Depth records not judged because a newer one of their symbol in the same fetch was
+    believed (each record is the whole book)."""
+    interrupted: int
+    """Records that could be neither believed nor refused (each ended its topic's streams)."""
 
 
 class Hub:
@@ -94,7 +129,9 @@ class Hub:
         breaker_agent: str | None = "floor-breaker",
     ) -> None:
         self._settings = settings
-        self._orders = OrderRecords(db, security)
+        verifier = record_verifier(db)
+        self._orders = OrderRecords(verifier, security)
+        self._depth = DepthRecords(verifier, security, frozenset(parse_symbols(settings.hotpath_symbols)))
         self._ledger = LedgerState(db, breaker_agent)
         self._books: dict[str, SymbolBook] = {}
         self._book_subs: dict[str, set[BookSubscription]] = {}
@@ -108,11 +145,10 @@ class Hub:
         self._dropped = 0
         self._depth_records = 0
         self._order_records = 0
-        self._undecodable_depth = 0
         self._depth_lag_ms: float | None = None
-        self._named_books = 0
-        self._books_full = False
-        """Books a depth record has filled (never forgotten; at most :data:`MAX_BOOKS`)."""
+        self._interrupted = 0
+        self._unjudged_until: dict[str, float] = {}
+        """Per topic: until when (monotonic) records are not judged, after one could not be."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -156,13 +192,23 @@ class Hub:
 
     # --- subscribing -------------------------------------------------------------------------
 
+    @property
+    def symbols(self) -> frozenset[str]:
+        """The symbols the floor trades: the only ones with books."""
+        return self._depth.symbols
+
     def book(self, symbol: str, depth: int) -> BookSnapshot | None:
-        """The top ``depth`` levels a side now; None for a symbol no depth record has named."""
+        """The top ``depth`` levels a side now, as of the newest verified depth record (its
+        ``venue_ts``: the venue's time of that book, for whoever must refuse a stale one);
+        None for a symbol the floor does not trade or no record has named yet."""
         book = self._books.get(symbol)
         return None if book is None else book.snapshot(depth)
 
     def subscribe_book(self, symbol: str, depth: int) -> Subscription[BookSnapshot | BookDelta]:
-        """A snapshot as soon as the symbol has a book, then deltas (see :mod:`api.mailboxes`)."""
+        """A snapshot as soon as the symbol has a book, then deltas (see :mod:`api.mailboxes`).
+        :class:`UnknownSymbol` for a symbol the floor does not trade (nothing is kept for it)."""
+        if symbol not in self._depth.symbols:
+            raise UnknownSymbol(symbol, self._depth.symbols)
         book = self._book(symbol)
         subs = self._book_subs.setdefault(symbol, set())
         sub = BookSubscription(lambda s: self._leave_book(symbol, s), book, depth)
@@ -241,8 +287,11 @@ class Hub:
             depth_lag_ms=self._depth_lag_ms,
             depth_records=self._depth_records,
             order_records=self._order_records,
-            unverified=self._orders.unverified,
-            undecodable=self._orders.undecodable + self._undecodable_depth,
+            unverified=self._orders.unverified + self._depth.unverified,
+            undecodable=self._orders.undecodable + self._depth.undecodable,
+            untraded=self._depth.untraded,
+            superseded=self._depth.superseded,
+            interrupted=self._interrupted,
         )
 
     # --- feeds -------------------------------------------------------------------------------
@@ -263,58 +312,91 @@ class Hub:
                 continue
             moved: set[str] = set()
             for tp, records in batches.items():
-                for record in records:
-                    if record.value is None:
-                        continue
-                    if tp.topic == MARKET_DEPTH:
-                        self._on_depth(record.value, moved)
-                    elif tp.topic == ORDERS_EVENTS:
-                        await self._on_order_record(
-                            f"{tp.topic}[{tp.partition}]@{record.offset}", record.value
-                        )
+                fetched = [
+                    (f"{tp.topic}[{tp.partition}]@{r.offset}", r.value)
+                    for r in records
+                    if r.value is not None
+                ]
+                if tp.topic == MARKET_DEPTH:
+                    await self._on_depth_records(fetched, moved)
+                elif tp.topic == ORDERS_EVENTS:
+                    for where, raw in fetched:
+                        await self._judge(ORDERS_EVENTS, where, raw, self._on_order_record)
             # One wake-up per symbol per batch: its subscribers read the newest book.
             for symbol in moved:
                 for sub in self._book_subs.get(symbol, ()):
                     sub.changed()
 
-    async def _on_order_record(self, where: str, raw: bytes) -> None:
+    async def _on_depth_records(self, fetched: list[tuple[str, bytes]], moved: set[str]) -> None:
+        """Per symbol, the newest record that verifies becomes its book (see
+        :class:`~api.hub_feeds.DepthRecords`)."""
+        for records in self._depth.claims(fetched).values():
+            for i in range(len(records) - 1, -1, -1):
+                where, raw = records[i]
+                taken = await self._judge(
+                    MARKET_DEPTH, where, raw, lambda w, r: self._on_depth_record(w, r, moved)
+                )
+                if taken:
+                    self._depth.superseded += i
+                    break
+
+    async def _on_depth_record(self, where: str, raw: bytes, moved: set[str]) -> bool:
+        depth = await self._depth.judged(where, raw)
+        if depth is None:
+            return False
+        self._depth_records += 1
+        self._depth_lag_ms = (datetime.now(UTC) - depth.venue_ts).total_seconds() * 1000
+        if self._book(depth.symbol).update(depth):
+            moved.add(depth.symbol)
+        return True
+
+    async def _on_order_record(self, where: str, raw: bytes) -> bool:
+        event = await self._orders.verified(where, raw)
+        if event is not None:
+            self._on_order_event(event)
+        return True
+
+    async def _judge(
+        self, topic: str, where: str, raw: bytes, handle: Callable[[str, bytes], Awaitable[bool]]
+    ) -> bool:
+        """``handle(where, raw)``: whether the record was judged (believed, or not refused), and
+        on any error, the streams it would have fed ended (then True: nothing older of it
+        can be judged either)."""
+        until = self._unjudged_until.get(topic)
         try:
-            event = await self._orders.verified(where, raw)
-        except Exception:
-            # Neither believed nor refused (the key registry is unreachable): the record is not
-            # sent, so every order-event stream now has a hole and is told so.
-            log.exception(
-                "%s record at %s could not be verified; order-event streams end", ORDERS_EVENTS, where
-            )
-            for sub in list(self._order_subs):
-                sub.end(
+            if until is not None and time.monotonic() < until:
+                raise RecordNotJudged(
+                    f"{topic} records are not judged for {RETRY_S} s after one could not be"
+                )
+            taken = await handle(where, raw)
+        except Exception as exc:
+            self._interrupt(topic, where, raw, exc)
+            return True
+        if until is not None:
+            del self._unjudged_until[topic]
+            log.warning("%s records are judged again from %s on", topic, where)
+        return taken
+
+    def _interrupt(self, topic: str, where: str, raw: bytes, exc: Exception) -> None:
+        """A record neither believed nor refused (the key registry is unreachable, or a bug):
+        not sent, so the streams it would have fed have a hole and are told so."""
+        self._interrupted += 1
+        if topic not in self._unjudged_until:  # once an outage: not a log line per record
+            log.error("%s record at %s could not be judged; its streams end", topic, where, exc_info=exc)
+        if not isinstance(exc, RecordNotJudged):  # the back-off runs from the last real try
+            self._unjudged_until[topic] = time.monotonic() + RETRY_S
+        if topic == ORDERS_EVENTS:
+            for order_sub in list(self._order_subs):
+                order_sub.end(
                     FEED_INTERRUPTED, f"an {ORDERS_EVENTS} record could not be verified: refetch the orders"
                 )
             return
-        if event is not None:
-            self._on_order_event(event)
-
-    def _on_depth(self, raw: bytes, moved: set[str]) -> None:
-        try:
-            depth = parse_depth_record(raw)
-        except DepthRecordError as exc:
-            self._undecodable_depth += 1
-            log.warning("unreadable %s record: %s", MARKET_DEPTH, exc)
-            return
-        book = self._books.get(depth.symbol)
-        if book is None or book.venue_ts is None:
-            if self._named_books >= MAX_BOOKS:
-                if not self._books_full:  # once: a flood must not flood the log too
-                    log.warning("%d symbols have books: depth records of new ones are dropped", MAX_BOOKS)
-                self._books_full = True
-                self._undecodable_depth += 1
-                return
-            self._named_books += 1
-            book = self._book(depth.symbol)
-        self._depth_records += 1
-        self._depth_lag_ms = (datetime.now(UTC) - depth.venue_ts).total_seconds() * 1000
-        if book.update(depth):
-            moved.add(depth.symbol)
+        symbol = claimed_symbol(raw)
+        for book_sub in list(self._book_subs.get(symbol, ()) if symbol is not None else ()):
+            book_sub.end(
+                FEED_INTERRUPTED,
+                f"a {MARKET_DEPTH} record of {symbol} could not be verified: refetch the book",
+            )
 
     def _on_order_event(self, event: OrderEvent) -> None:
         self._order_records += 1

@@ -6,11 +6,14 @@
   back on ``market.depth`` (each record is a symbol's whole book, so the last few hundred fill
   the books an API that just started can show). Its fetch waits as briefly as the hot path's
   command fetch: against the embedded Tansu a fetch is answered only when its wait runs out.
-- **orders.events** records are verified (:class:`~bus.signed_records.RecordVerifier`) before
-  anything is done with them; one no writer of the topic signed is dropped and recorded as a
-  ``Critical Security Breach``, never fanned out. ``market.depth`` is not signed (it is a
-  display feed: the floor acts on nothing in it, and an order staged from it is checked and
-  signed by whoever executes it).
+- **orders.events** and **market.depth** records are verified
+  (:class:`~bus.signed_records.RecordVerifier`, one key registry copy for both) before anything
+  is done with them: the desk checks a trader's arming limits at the book's prices, so a forged
+  book is as dangerous as a forged fill. One no writer of the topic signed is dropped and
+  recorded as a ``Critical Security Breach``, never fanned out. The recorder the API passes is
+  a :class:`~observability.flood.FloodSummary` (per partition and reason), so a flood of
+  forged records is a few rows and a count, not a row each. A depth record for a symbol the
+  floor does not trade is dropped (counted): the hub keeps books only for the floor's symbols.
 - **Postgres**: the breaker's state and security events, not their Kafka records (those are
   not signed). No trigger announces either, and a migration for one belongs with the tables,
   so both are polled (``FLOOR_API_STATE_POLL_MS``, 200 ms): two indexed reads a tick, cheap
@@ -19,6 +22,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,10 +37,13 @@ from ledger.db import Db
 from ledger.record_keys import writer_keys
 from ledger.security_events import newest_security_event_id, security_events_after
 from observability.security import SecurityRecorder, unverified_record_event
+from trading.depth_book import DepthRecordError, DepthUpdate, depth_update
 from trading.order_events import OrderEvent, OrderEventError, from_dict
 from trading.record_signing import RecordRefused
 from trading.risk import TradingState
 from trading.security_events import SecurityEvent
+
+log = logging.getLogger(__name__)
 
 DEPTH_WARMUP_RECORDS = 500
 """How far back on ``market.depth`` a starting hub reads, per partition."""
@@ -72,29 +81,112 @@ async def start_consumer(bootstrap: str, *, fetch_wait_ms: int) -> AIOKafkaConsu
     return consumer
 
 
+def record_verifier(db: Db) -> RecordVerifier:
+    """The hub's one copy of the key registry, for every topic it verifies."""
+    return RecordVerifier(lambda: writer_keys(db))
+
+
+async def record_refusal(
+    security: SecurityRecorder, topic: str, where: str, raw: bytes, exc: RecordRefused
+) -> None:
+    """The security event for a refused record. The record is refused whether or not the event
+    is stored: a database that cannot take the row must not turn a known forgery into a record
+    the feed could not judge (and end every stream for it)."""
+    try:
+        await security.record(unverified_record_event(topic, where, raw, exc, source="api"))
+    except Exception:
+        log.exception(
+            "%s record at %s refused (%s); its security event was not stored", topic, where, exc.reason
+        )
+
+
 class OrderRecords:
     """``orders.events`` records in, verified events out; forgeries become security events."""
 
-    def __init__(self, db: Db, security: SecurityRecorder) -> None:
-        self._verifier = RecordVerifier(lambda: writer_keys(db))
+    def __init__(self, verifier: RecordVerifier, security: SecurityRecorder) -> None:
+        self._verifier = verifier
         self._security = security
         self.unverified = 0
         self.undecodable = 0
 
     async def verified(self, where: str, raw: bytes) -> OrderEvent | None:
         """The event if the hot path signed ``raw``; else None (and a security event, or a
-        count for a genuine record that does not decode)."""
+        count for a genuine record that does not decode). Raises when the key registry cannot
+        be read: the record can be neither believed nor refused."""
         try:
             data = await self._verifier.verify(ORDERS_EVENTS, raw)
         except RecordRefused as exc:
             self.unverified += 1
-            await self._security.record(unverified_record_event(ORDERS_EVENTS, where, raw, exc, source="api"))
+            await record_refusal(self._security, ORDERS_EVENTS, where, raw, exc)
             return None
         try:
             return from_dict(data)
         except OrderEventError:
             self.undecodable += 1
             return None
+
+
+class DepthRecords:
+    """``market.depth`` records in, verified books of the floor's symbols out.
+
+    Each record is a symbol's whole book, so of several records of one symbol in one fetch only
+    the newest that verifies is of use: the hub judges them newest first and stops at the first
+    it believes (:meth:`claims`, :meth:`judged`). The older ones are never verified (counted as
+    superseded): verifying costs far more than everything else the hub does with a record, and
+    a book changes thousands of times a second. A forged record followed by a genuine one is
+    never shown, so it is not looked at; one that comes last is refused and reported, and the
+    record before it is judged in its place."""
+
+    def __init__(self, verifier: RecordVerifier, security: SecurityRecorder, symbols: frozenset[str]) -> None:
+        self._verifier = verifier
+        self._security = security
+        self.symbols = symbols
+        self.unverified = 0
+        self.undecodable = 0
+        self.untraded = 0
+        self.superseded = 0
+
+    def claims(self, records: Sequence[tuple[str, bytes]]) -> dict[str, list[tuple[str, bytes]]]:
+        """``(where, raw)`` records by the traded symbol each claims, oldest first. A record that
+        names no symbol, or one the floor does not trade, is dropped (counted) unjudged: the
+        hub keeps nothing for it, and nothing it could say would reach anyone."""
+        by_symbol: dict[str, list[tuple[str, bytes]]] = {}
+        for where, raw in records:
+            symbol = claimed_symbol(raw)
+            if symbol is None:
+                self.undecodable += 1
+            elif symbol not in self.symbols:
+                self.untraded += 1
+            else:
+                by_symbol.setdefault(symbol, []).append((where, raw))
+        return by_symbol
+
+    async def judged(self, where: str, raw: bytes) -> DepthUpdate | None:
+        """The book if the hot path signed ``raw``; else None (and a security event for a
+        forgery, a count for a genuine record that does not decode). Raises when the key
+        registry cannot be read: the record can be neither believed nor refused."""
+        try:
+            data = await self._verifier.verify(MARKET_DEPTH, raw)
+        except RecordRefused as exc:
+            self.unverified += 1
+            await record_refusal(self._security, MARKET_DEPTH, where, raw, exc)
+            return None
+        try:
+            return depth_update(data)
+        except DepthRecordError as exc:
+            self.undecodable += 1
+            log.warning("unreadable %s record at %s: %s", MARKET_DEPTH, where, exc)
+            return None
+
+
+def claimed_symbol(raw: bytes) -> str | None:
+    """The symbol a depth record claims to be about, before anyone believes it."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    symbol = data.get("symbol") if isinstance(data, dict) else None
+    return symbol if isinstance(symbol, str) else None
 
 
 @dataclass(frozen=True)

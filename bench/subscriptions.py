@@ -7,8 +7,9 @@ Starts its own Postgres and Kafka (the supervisor specs ``floor up`` uses) on fr
 a scratch ``var/bench-*`` directory, removed afterwards. A producer process stands in for the
 venue: it writes one symbol's whole book (10 levels a side, one level changing per update, the
 book shifting a tick now and then) to ``market.depth`` at ``--rate`` updates/s, stamping each
-record's ``ts`` just before sending it, as the hot path does. Every path in ``--paths`` runs at
-once, over the same records, each with ``--subscribers`` WebSocket clients in a process of
+record's ``ts`` just before signing it with the hot path's record key (provisioned as ``floor
+up`` does) and sending it, as the hot path does. Every path in ``--paths`` runs at once, over
+the same records, each with ``--subscribers`` WebSocket clients in a process of
 their own (:mod:`bench.subscription_paths`):
 
 - ``relay``, the baseline: a bare WebSocket relay of the records, one frame per Kafka fetch;
@@ -101,17 +102,23 @@ class VenueBook:
         return side(self._bids, True), side(self._asks, False)
 
 
-def venue_main(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
-    uvloop.run(_venue(bootstrap, rate, seconds, out))
+def venue_main(bootstrap: str, rate: float, seconds: float, key_pem: bytes | None, out: Any) -> None:
+    uvloop.run(_venue(bootstrap, rate, seconds, key_pem, out))
 
 
-async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
+async def _venue(bootstrap: str, rate: float, seconds: float, key_pem: bytes | None, out: Any) -> None:
     from brokers.base import DepthLevel, DepthSnapshot
     from bus.kafka import start_producer
+    from bus.signed_records import SigningProducer
     from bus.topics import MARKET_DEPTH
     from hotpath.depth import encode
+    from trading.signing import private_key_from_pem
 
-    producer = await start_producer(bootstrap, "bench-venue")
+    kafka_producer = await start_producer(bootstrap, "bench-venue")
+    # Signed like the hot path's records (the hub refuses others); the relay alone needs no key.
+    producer = (
+        kafka_producer if key_pem is None else SigningProducer(kafka_producer, private_key_from_pem(key_pem))
+    )
     book = VenueBook(seed=7)
     last = datetime.now(UTC)
 
@@ -147,7 +154,7 @@ async def _venue(bootstrap: str, rate: float, seconds: float, out: Any) -> None:
         cpu_s = time.process_time() - cpu_began
         out.put((stamps, loop.time() - start, book.levels(), cpu_s))
     finally:
-        await producer.stop()
+        await kafka_producer.stop()
 
 
 # --- figures ------------------------------------------------------------------------------------
@@ -218,7 +225,9 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int, dict[st
     try:
         with Progress(transient=True, console=console) as progress:
             task = progress.add_task("starting postgres and kafka", total=None)
-            kafka_pid = _start_services(settings, supervisor, "hub" in args.paths or "graphql" in args.paths)
+            kafka_pid, key_pem = _start_services(
+                settings, supervisor, "hub" in args.paths or "graphql" in args.paths
+            )
             stop, hop_out = ctx.Event(), ctx.Queue()
             urls: dict[str, str] = {}
             server_pids: dict[str, int] = {}
@@ -252,7 +261,9 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int, dict[st
                     raise RuntimeError(f"the {path} subscribers did not connect within 60 s")
             venue_out = ctx.Queue()
             venue = ctx.Process(
-                target=venue_main, args=(settings.kafka, args.rate, args.seconds, venue_out), daemon=True
+                target=venue_main,
+                args=(settings.kafka, args.rate, args.seconds, key_pem, venue_out),
+                daemon=True,
             )
             pids = {f"server {p}": pid for p, pid in server_pids.items()}
             pids |= {f"clients {p}": c[0].pid for p, c in clients.items()}
@@ -288,17 +299,26 @@ def run(args: argparse.Namespace) -> tuple[list[PathResult], float, int, dict[st
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-def _start_services(settings: FloorSettings, supervisor: Supervisor, postgres: bool) -> int:
-    """Start Postgres (when a path needs it) and Kafka; Kafka's pid."""
+def _start_services(
+    settings: FloorSettings, supervisor: Supervisor, postgres: bool
+) -> tuple[int, bytes | None]:
+    """Start Postgres (when a path needs it, with the floor's keys registered) and Kafka;
+    Kafka's pid and the hot path's record key (PEM; None without Postgres)."""
     from bus.kafka import ensure_topics
     from floor.database import prepare_database
+    from floor.keys import key_path
+    from floor.provision import provision
+    from trading.record_signing import HOTPATH_WRITER
 
+    key_pem = None
     if postgres:
         supervisor.start(services.postgres_spec(settings))
         asyncio.run(prepare_database(settings))
+        asyncio.run(provision(settings, paper_account=None))
+        key_pem = key_path(settings, HOTPATH_WRITER).read_bytes()
     kafka = supervisor.start(services.kafka_spec(settings))
     asyncio.run(ensure_topics(settings.kafka))
-    return kafka.pid
+    return kafka.pid, key_pem
 
 
 def _start_server(

@@ -2,7 +2,7 @@
 
 A writer wraps its producer in :class:`SigningProducer`, which signs every record for a topic
 in :data:`~trading.record_signing.RECORD_WRITERS` with the process's key and passes the rest
-(``security.events``, ``market.depth``, commands) through untouched. A consumer checks each
+(``security.events``, commands) through untouched. A consumer checks each
 record with :class:`RecordVerifier` before acting on it.
 
 The verifier keeps a copy of the key registry. It reloads it when a record names a key it has

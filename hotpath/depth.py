@@ -10,7 +10,10 @@ Record (key = symbol, UTF-8 JSON; prices are decimal strings)::
     {"v": 1, "symbol": "AAPL", "ts": "2026-11-24T05:00:00.123456+00:00",
      "bids": [{"price": "229.86", "size": 300}, ...], "asks": [...]}
 
-Best level first on each side.
+Best level first on each side. The producer is the hot path's
+:class:`~bus.signed_records.SigningProducer`: the record goes out with its ``proof``
+(:mod:`trading.record_signing`), since the desk checks a trader's arming limits at these
+prices and the API believes no book the hot path did not sign.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ BID = "bids"
 ASK = "asks"
 MAX_LEVELS = 100
 """Levels a side a record may carry (the hot path publishes the rows it subscribed, 10 by
-default): anyone who can produce to Kafka can write ``market.depth``, so a record is bounded."""
+default): a bound that holds whoever wrote the record."""
 MAX_SYMBOL_CHARS = 32
 
 
@@ -85,6 +85,12 @@ def parse_depth_record(raw: bytes | str) -> DepthUpdate:
         raise DepthRecordError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise DepthRecordError("a depth record is a JSON object")
+    return depth_update(data)
+
+
+def depth_update(data: Mapping[str, Any]) -> DepthUpdate:
+    """A decoded ``market.depth`` record (a verified one is already a dict: not parsed twice);
+    :class:`DepthRecordError` otherwise. Keys it does not know (the ``proof``) are ignored."""
     if data.get("v") != 1:
         raise DepthRecordError(f"v must be 1, got {data.get('v')!r}")
     symbol = data.get("symbol")

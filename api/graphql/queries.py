@@ -13,7 +13,7 @@ from api.graphql.market_types import BookSnapshot, Breaker
 from api.graphql.order_types import Order, OrderState
 from api.graphql.pagination import Connection, connection, decode_cursor, page_size
 from api.graphql.positions import mid, position_book, visible
-from api.graphql.subscriptions import MAX_DEPTH
+from api.graphql.subscriptions import MAX_DEPTH, traded
 from api.hub_feeds import NEVER_TRIPPED
 from api.principals import Principal
 from ledger.db import Db
@@ -87,7 +87,8 @@ class Query:
         info.context.caller()
         if not 1 <= depth <= MAX_DEPTH:
             raise Refused(BAD_ARGUMENT, f"depth must be between 1 and {MAX_DEPTH} levels a side, got {depth}")
-        snapshot = info.context.services.hub.book(symbol, depth)
+        hub = info.context.services.hub
+        snapshot = hub.book(traded(hub, symbol), depth)
         return None if snapshot is None else BookSnapshot.of(snapshot)
 
     @strawberry.field(description="The circuit breaker's state.")

@@ -21,12 +21,14 @@ from api.graphql.floor_types import Position, SecurityEvent
 from api.graphql.market_types import BookUpdate, Breaker, book_update
 from api.graphql.order_types import OrderEventNode
 from api.graphql.positions import mid, position_book
+from api.hub import Hub
 from api.mailboxes import ResyncRequired
 from api.mailboxes import Subscription as Mailbox
 from trading.commands import Side
 from trading.order_events import OrderEvent
 from trading.orders import Fill
 from trading.positions import PositionFill
+from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
 
 T = TypeVar("T")
 
@@ -44,6 +46,14 @@ async def drained(mailbox: Mailbox[T]) -> AsyncIterator[T]:
         mailbox.close()
 
 
+def traded(hub: Hub, symbol: str) -> str:
+    """``symbol`` if the floor trades it (only those have books); else the named refusal, so a
+    typo is told, not answered with a book that never fills."""
+    if symbol not in hub.symbols:
+        raise Refused(UNKNOWN_SYMBOL, unknown_symbol_detail(symbol, hub.symbols))
+    return symbol
+
+
 def _fill(event: OrderEvent, fill: Fill) -> PositionFill:
     return PositionFill(event.account, event.symbol, Side(event.side), fill.qty, fill.price)
 
@@ -55,7 +65,8 @@ class Subscription:
         info.context.caller()
         if not 1 <= depth <= MAX_DEPTH:
             raise Refused(BAD_ARGUMENT, f"depth must be between 1 and {MAX_DEPTH} levels a side, got {depth}")
-        async for item in drained(info.context.services.hub.subscribe_book(symbol, depth)):
+        hub = info.context.services.hub
+        async for item in drained(hub.subscribe_book(traded(hub, symbol), depth)):
             yield book_update(item)
 
     @strawberry.subscription(description="Order events from now on, of the accounts the caller sees.")

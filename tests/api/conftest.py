@@ -4,6 +4,7 @@ Kafka; tests query it over HTTP and subscribe over WebSocket (:mod:`tests.api.gq
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +15,21 @@ import pytest
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from tests.api.http import api_process
+from trading.symbols import parse_symbols
 
 WS_READ_TIMEOUT_S = 2.0
 """How far behind the suite's API lets a WebSocket client fall (see ``api.graphql.router``)."""
 WS_PING_INTERVAL_S = 1.0
+BOOK_SYMBOLS = tuple(f"T{uuid.uuid4().hex[:7].upper()}" for _ in range(32))
+"""Symbols the suite's API trades besides the floor's own, so each book test has one of its own
+(``market.depth`` is shared with every other suite and keeps earlier runs' records): the API
+keeps books only for the floor's symbols."""
+_unused_book_symbols = iter(BOOK_SYMBOLS)
+
+
+def book_symbol() -> str:
+    """A symbol of :data:`BOOK_SYMBOLS` no other test has taken."""
+    return next(_unused_book_symbols)
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,7 @@ def graphql_api(
         "FLOOR_API_WS_READ_TIMEOUT_S": str(WS_READ_TIMEOUT_S),
         "FLOOR_API_WS_PING_INTERVAL_S": str(WS_PING_INTERVAL_S),
         "FLOOR_API_STATE_POLL_MS": "50",
+        "FLOOR_HOTPATH_SYMBOLS": ",".join((*parse_symbols(floor_settings.hotpath_symbols), *BOOK_SYMBOLS)),
     }
     with api_process(floor_settings, supervisor, "api-graphql", env) as (url, _):
         yield GraphQLApi(url)

@@ -22,9 +22,9 @@ from ledger.api_tokens import issue_token
 from ledger.append import Decision, append_command
 from ledger.order_events import record_order_event
 from ledger.security_events import record_security_event
-from tests.api.conftest import GraphQLApi
+from tests.api.conftest import GraphQLApi, book_symbol
 from tests.factories import Agent, authorization, depth_record, enter_command, new_trader, order_event
-from tests.fixtures.hotpath import register
+from tests.fixtures.hotpath import RecordWriters, register
 from tests.fixtures.identity import enrolled_and_signed_in
 from tests.helpers import eventually
 from tests.temporal.conftest import ledgered_iceberg
@@ -32,6 +32,7 @@ from trading.authorization import Ceremony
 from trading.iceberg_parents import parent_workflow_id
 from trading.order_events import EventKind
 from trading.orders import Fill
+from trading.record_signing import sign_record
 from trading.security_events import SecurityEvent, Severity
 from trading.sentry import ROLE_TRADER
 
@@ -295,10 +296,14 @@ async def test_an_iceberg_parent_shows_its_slices_and_progress(
 
 
 async def test_positions_carry_realized_and_unrealized_pnl_at_the_books_mid(
-    graphql_api: GraphQLApi, ledger_pool: asyncpg.Pool, read_token: str, kafka_bootstrap: str
+    graphql_api: GraphQLApi,
+    ledger_pool: asyncpg.Pool,
+    read_token: str,
+    kafka_bootstrap: str,
+    record_writers: RecordWriters,
 ) -> None:
     mine = account()
-    symbol = f"P{uuid.uuid4().hex[:6].upper()}"
+    symbol = book_symbol()
     await filled_order(ledger_pool, mine, [(10, "100.00")], symbol=symbol)
     await filled_order(ledger_pool, mine, [(4, "110.00")], side="SELL", symbol=symbol)
     query = """query($a: String) {
@@ -311,7 +316,8 @@ async def test_positions_carry_realized_and_unrealized_pnl_at_the_books_mid(
 
     producer = await start_producer(kafka_bootstrap, "gql-test-depth")
     try:
-        await producer.send_and_wait(MARKET_DEPTH, depth_record(symbol, [("104.00", 5)], [("105.00", 7)]))
+        record = depth_record(symbol, [("104.00", 5)], [("105.00", 7)])
+        await producer.send_and_wait(MARKET_DEPTH, sign_record(MARKET_DEPTH, record, record_writers.hotpath))
     finally:
         await producer.stop()
 
@@ -324,16 +330,17 @@ async def test_positions_carry_realized_and_unrealized_pnl_at_the_books_mid(
 
 
 async def test_book_returns_the_top_levels_with_prices_as_strings(
-    graphql_api: GraphQLApi, read_token: str, kafka_bootstrap: str
+    graphql_api: GraphQLApi, read_token: str, kafka_bootstrap: str, record_writers: RecordWriters
 ) -> None:
-    symbol = f"B{uuid.uuid4().hex[:6].upper()}"
+    symbol = book_symbol()
     query = """query($s: String!, $d: Int!) {
       book(symbol: $s, depth: $d) { symbol sequence bids { price size } asks { price size } } }"""
     assert (await graphql_api.query(query, {"s": symbol, "d": 2}, token=read_token))["book"] is None
     producer: AIOKafkaProducer = await start_producer(kafka_bootstrap, "gql-test-depth")
     try:
         bids = [("10.02", 3), ("10.01", 4), ("10.00", 5)]
-        await producer.send_and_wait(MARKET_DEPTH, depth_record(symbol, bids, [("10.03", 6)]))
+        record = depth_record(symbol, bids, [("10.03", 6)])
+        await producer.send_and_wait(MARKET_DEPTH, sign_record(MARKET_DEPTH, record, record_writers.hotpath))
     finally:
         await producer.stop()
 

@@ -1,6 +1,6 @@
 """GraphQL subscriptions over real WebSockets (graphql-transport-ws) against a real API process,
-fed by what the test produces to Kafka (market.depth, signed orders.events) and writes to
-Postgres (security events)."""
+fed by what the test produces to Kafka (market.depth and orders.events, signed as the hot path
+signs them) and writes to Postgres (security events)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from api.graphql.errors import OPS_ONLY
 from api.graphql.router import SLOW_CONSUMER, SLOW_CONSUMER_CODE
 from api.webauthn_ceremonies import Ceremonies
 from bus.kafka import start_producer
+from bus.signed_records import SigningProducer
 from bus.topics import MARKET_DEPTH, ORDERS_EVENTS
 from ledger.api_tokens import issue_token
 from ledger.order_events import record_order_event
 from ledger.security_events import record_security_event
-from tests.api.conftest import WS_PING_INTERVAL_S, WS_READ_TIMEOUT_S, GraphQLApi
+from tests.api.conftest import WS_PING_INTERVAL_S, WS_READ_TIMEOUT_S, GraphQLApi, book_symbol
 from tests.api.gql_ws import GraphQLSocket, OperationError, graphql_socket
 from tests.factories import depth_record, order_event
 from tests.fixtures.hotpath import RecordWriters
@@ -35,6 +35,7 @@ from trading.order_events import EventKind, OrderEvent, encode
 from trading.orders import Fill
 from trading.record_signing import sign_record
 from trading.security_events import SecurityEvent, Severity
+from trading.symbols import UNKNOWN_SYMBOL
 
 ORDER_BOOK = """subscription($symbol: String!, $depth: Int!) {
   orderBook(symbol: $symbol, depth: $depth) {
@@ -46,9 +47,10 @@ ORDER_BOOK = """subscription($symbol: String!, $depth: Int!) {
 
 
 @pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+async def producer(kafka_bootstrap: str, record_writers: RecordWriters) -> AsyncIterator[SigningProducer]:
+    """Writes records as the hot path does: signed with its key."""
     p = await start_producer(kafka_bootstrap, "test-graphql-subscriptions")
-    yield p
+    yield SigningProducer(p, record_writers.hotpath)
     await p.stop()
 
 
@@ -59,7 +61,7 @@ async def token(cli_pool: asyncpg.Pool) -> str:
 
 
 def new_symbol() -> str:
-    return f"GQL{uuid.uuid4().hex[:6].upper()}"
+    return book_symbol()
 
 
 Levels = list[tuple[str, int]]
@@ -75,7 +77,7 @@ def book_state(n: int, levels: int = 5) -> tuple[Levels, Levels]:
 
 
 async def publish_book(
-    producer: AIOKafkaProducer, symbol: str, n: int, levels: int = 5
+    producer: SigningProducer, symbol: str, n: int, levels: int = 5
 ) -> tuple[Levels, Levels]:
     bids, asks = book_state(n, levels)
     await producer.send_and_wait(MARKET_DEPTH, depth_record(symbol, bids, asks), key=symbol.encode())
@@ -115,7 +117,7 @@ async def book_subscriber(api: GraphQLApi, socket: GraphQLSocket, token: str, sy
 
 
 async def test_order_book_sends_a_snapshot_then_deltas_whose_sequences_link(
-    graphql_api: GraphQLApi, token: str, producer: AIOKafkaProducer
+    graphql_api: GraphQLApi, token: str, producer: SigningProducer
 ) -> None:
     symbol = new_symbol()
     await publish_book(producer, symbol, 0)
@@ -136,7 +138,7 @@ async def test_order_book_sends_a_snapshot_then_deltas_whose_sequences_link(
 
 
 async def test_a_client_that_misses_a_delta_sees_the_gap_and_resyncs_by_resubscribing(
-    graphql_api: GraphQLApi, token: str, producer: AIOKafkaProducer
+    graphql_api: GraphQLApi, token: str, producer: SigningProducer
 ) -> None:
     symbol = new_symbol()
     await publish_book(producer, symbol, 0)
@@ -173,8 +175,22 @@ RATE_PER_S = 20
 SECONDS = 8
 
 
+async def test_a_book_of_a_symbol_the_floor_does_not_trade_is_refused_by_name(
+    graphql_api: GraphQLApi, token: str
+) -> None:
+    async with graphql_socket(graphql_api.ws_url) as socket:
+        await socket.init({"token": token})
+        op = await socket.subscribe(ORDER_BOOK, {"symbol": "NOPE", "depth": 5})
+        with pytest.raises(OperationError) as refused:
+            await socket.next(op)
+        assert refused.value.codes == [UNKNOWN_SYMBOL]
+        assert "FLOOR_HOTPATH_SYMBOLS" in refused.value.errors[0]["message"]
+    query = "query($s: String!) { book(symbol: $s, depth: 5) { sequence } }"
+    assert await graphql_api.refusal(query, {"s": "NOPE"}, token=token) == UNKNOWN_SYMBOL
+
+
 async def test_200_book_subscribers_keep_their_latency_while_a_stuck_one_is_closed_as_slow(
-    graphql_api: GraphQLApi, token: str, producer: AIOKafkaProducer
+    graphql_api: GraphQLApi, token: str, producer: SigningProducer
 ) -> None:
     """199 clients read the top of book while one (the deepest book, a small receive buffer) stops
     reading. The others' venue-to-frame latency stays low and each, its deltas all linked,
@@ -245,7 +261,7 @@ def signed(event: OrderEvent, writers: RecordWriters) -> bytes:
 
 async def test_order_events_reach_a_trader_only_for_its_accounts(
     graphql_api: GraphQLApi,
-    producer: AIOKafkaProducer,
+    producer: SigningProducer,
     record_writers: RecordWriters,
     cli_pool: asyncpg.Pool,
     ceremonies: Ceremonies,
@@ -279,7 +295,7 @@ async def test_order_events_reach_a_trader_only_for_its_accounts(
 
 async def test_positions_stream_the_callers_positions_then_each_fill(
     graphql_api: GraphQLApi,
-    producer: AIOKafkaProducer,
+    producer: SigningProducer,
     record_writers: RecordWriters,
     ledger_pool: asyncpg.Pool,
     cli_pool: asyncpg.Pool,

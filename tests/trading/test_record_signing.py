@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from trading.record_signing import (
     UNSIGNED,
     RecordRefused,
     WriterKey,
+    canonical,
     sign_record,
     verify_record,
 )
@@ -105,3 +107,54 @@ def test_a_field_added_by_a_newer_writer_is_covered_by_the_signature() -> None:
     assert verify_record("orders.events", json.dumps(signed).encode(), KEYS)["venue"] == "X"
     del signed["venue"]
     assert _refusal("orders.events", json.dumps(signed).encode()) == BAD_SIGNATURE
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_the_fast_canonical_form_is_exactly_rfc_8785(value: object) -> None:
+    """Signers and verifiers on either side of the fast path must agree byte for byte: control
+    characters, non-ASCII and astral keys (UTF-16 order), big integers and floats included."""
+    try:
+        expected = rfc8785.dumps(value)  # type: ignore[arg-type]
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(rfc8785.CanonicalizationError):
+            canonical(value)
+        return
+    assert canonical(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\U0001f600": 1, "\uffff": 2, "a": 3},  # UTF-16 order puts the astral key first
+        {"k": '\x00\x1f\x7f\\"\u2028 é'},
+        {"n": 2**53 - 1, "m": -(2**53) + 1},
+        [2**53],
+        {"f": 1.0, "g": 1e21, "h": 5e-324},
+        {"s": "\ud800"},  # a lone surrogate: refused by both
+    ],
+)
+def test_the_fast_canonical_form_matches_rfc_8785_at_the_edges(value: object) -> None:
+    test_the_fast_canonical_form_is_exactly_rfc_8785.hypothesis.inner_test(value)  # type: ignore[attr-defined]
+
+
+def test_a_depth_record_signed_by_the_hot_path_verifies() -> None:
+    depth = json.dumps(
+        {"v": 1, "symbol": "AAPL", "ts": "2026-11-24T05:00:00.123456+00:00",
+         "bids": [{"price": "229.86", "size": 300}], "asks": [{"price": "229.87", "size": 100}]}
+    ).encode()  # fmt: skip
+    assert (
+        verify_record("market.depth", sign_record("market.depth", depth, HOTPATH), KEYS)["symbol"] == "AAPL"
+    )
+    assert _refusal("market.depth", sign_record("market.depth", depth, AGENT)) == NOT_A_WRITER
+    assert _refusal("market.depth", depth) == UNSIGNED
