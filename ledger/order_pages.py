@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.db import Db
 from ledger.order_events import COLUMNS, event_from_row
-from trading.order_events import EventKind, OrderEvent
+from trading.order_events import OrderEvent
 from trading.order_state import OrderView
 from trading.order_state import order_state as fold
 from trading.orders import OrderState
@@ -56,9 +56,6 @@ class ListedOrder:
 
     @property
     def state(self) -> OrderState:
-        # Intake's own refusal is the only record of an order it never took: REJECTED.
-        if self.view.state is OrderState.STAGED and self.latest.kind is EventKind.REJECTED:
-            return OrderState.REJECTED
         return self.view.state
 
 
