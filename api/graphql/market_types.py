@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
+from weakref import WeakKeyDictionary
 
 import strawberry
 
 from api.graphql.floor_types import TradingState
+from api.graphql.shared_results import SharedEvent
 from api.hub_feeds import BreakerStatus
 from trading.depth_book import BookDelta as DeltaRecord
 from trading.depth_book import BookSnapshot as SnapshotRecord
@@ -27,7 +29,7 @@ def _levels(levels: tuple[Level, ...]) -> list[BookLevel]:
 
 
 @strawberry.type(description="The top levels of a symbol's book, best first.")
-class BookSnapshot:
+class BookSnapshot(SharedEvent):
     symbol: str
     sequence: int = strawberry.field(description="Counts up per symbol in one API process.")
     venue_ts: datetime
@@ -49,7 +51,7 @@ class BookSnapshot:
     description="The levels that changed since the book at previousSequence (size 0: removed). "
     "Apply it only on a book at previousSequence; otherwise resubscribe for a snapshot."
 )
-class BookDelta:
+class BookDelta(SharedEvent):
     symbol: str
     sequence: int
     previous_sequence: int
@@ -72,8 +74,17 @@ class BookDelta:
 BookUpdate = Annotated[BookSnapshot | BookDelta, strawberry.union("BookUpdate")]
 
 
+_updates: WeakKeyDictionary[SnapshotRecord | DeltaRecord, BookSnapshot | BookDelta] = WeakKeyDictionary()
+"""The hub hands subscribers in step the same record: they get the same update, whose result is
+then executed once for all of them (:mod:`api.graphql.shared_results`)."""
+
+
 def book_update(item: SnapshotRecord | DeltaRecord) -> BookSnapshot | BookDelta:
-    return BookSnapshot.of(item) if isinstance(item, SnapshotRecord) else BookDelta.of(item)
+    update = _updates.get(item)
+    if update is None:
+        update = BookSnapshot.of(item) if isinstance(item, SnapshotRecord) else BookDelta.of(item)
+        _updates[item] = update
+    return update
 
 
 @strawberry.type(description="The circuit breaker: trading state and the ledger entry that set it.")

@@ -12,6 +12,7 @@ from api.graphql.auth_mutations import AuthMutations
 from api.graphql.errors import Refused
 from api.graphql.queries import Query
 from api.graphql.scalars import SCALARS
+from api.graphql.shared_results import SharedEventExecutor
 from api.graphql.subscriptions import Subscription
 from api.graphql.trading_mutations import TradingMutations
 
@@ -32,6 +33,7 @@ def build_schema() -> FloorSchema:
         mutation=merge_types("Mutation", (TradingMutations, AuthMutations)),
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
+        execution_context_class=SharedEventExecutor,
     )
 
 
