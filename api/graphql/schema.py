@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 
 from api.graphql.auth_mutations import AuthMutations
 from api.graphql.errors import Refused
+from api.graphql.limits import EXTENSIONS
 from api.graphql.queries import Query
 from api.graphql.scalars import SCALARS
 from api.graphql.shared_results import SharedEventExecutor
@@ -34,6 +35,7 @@ def build_schema() -> FloorSchema:
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         execution_context_class=SharedEventExecutor,
+        extensions=EXTENSIONS,
     )
 
 
