@@ -11,6 +11,7 @@ from weakref import WeakKeyDictionary
 import strawberry
 
 from api.graphql.floor_types import TradingState
+from api.graphql.scalars import Long
 from api.graphql.shared_results import SharedEvent
 from api.hub_feeds import BreakerStatus
 from trading.depth_book import BookDelta as DeltaRecord
@@ -31,7 +32,7 @@ def _levels(levels: tuple[Level, ...]) -> list[BookLevel]:
 @strawberry.type(description="The top levels of a symbol's book, best first.")
 class BookSnapshot(SharedEvent):
     symbol: str
-    sequence: int = strawberry.field(description="Counts up per symbol in one API process.")
+    sequence: Long = strawberry.field(description="Counts up per symbol in one API process.")
     venue_ts: datetime
     bids: list[BookLevel]
     asks: list[BookLevel]
@@ -40,7 +41,7 @@ class BookSnapshot(SharedEvent):
     def of(cls, snapshot: SnapshotRecord) -> BookSnapshot:
         return cls(
             symbol=snapshot.symbol,
-            sequence=snapshot.sequence,
+            sequence=Long(snapshot.sequence),
             venue_ts=snapshot.venue_ts,
             bids=_levels(snapshot.bids),
             asks=_levels(snapshot.asks),
@@ -53,8 +54,8 @@ class BookSnapshot(SharedEvent):
 )
 class BookDelta(SharedEvent):
     symbol: str
-    sequence: int
-    previous_sequence: int
+    sequence: Long
+    previous_sequence: Long
     venue_ts: datetime = strawberry.field(description="The venue's time of the newest update it includes.")
     bids: list[BookLevel]
     asks: list[BookLevel]
@@ -63,8 +64,8 @@ class BookDelta(SharedEvent):
     def of(cls, delta: DeltaRecord) -> BookDelta:
         return cls(
             symbol=delta.symbol,
-            sequence=delta.sequence,
-            previous_sequence=delta.previous_sequence,
+            sequence=Long(delta.sequence),
+            previous_sequence=Long(delta.previous_sequence),
             venue_ts=delta.venue_ts,
             bids=_levels(delta.bids),
             asks=_levels(delta.asks),
@@ -90,7 +91,7 @@ def book_update(item: SnapshotRecord | DeltaRecord) -> BookSnapshot | BookDelta:
 @strawberry.type(description="The circuit breaker: trading state and the ledger entry that set it.")
 class Breaker:
     state: TradingState  # type: ignore[valid-type]
-    seq: int | None = strawberry.field(description="The ledger entry that set it (null: never moved).")
+    seq: Long | None = strawberry.field(description="The ledger entry that set it (null: never moved).")
     kind: str | None = strawberry.field(description="breaker_tripped (automatic), breaker_trip, breaker_arm.")
     by: str | None = strawberry.field(description="Who tripped or re-armed it.")
     command_id: str | None
@@ -101,7 +102,7 @@ class Breaker:
     def of(cls, status: BreakerStatus) -> Breaker:
         return cls(
             state=status.state,
-            seq=status.seq,
+            seq=None if status.seq is None else Long(status.seq),
             kind=status.kind,
             by=status.agent_id,
             command_id=status.command_id,

@@ -12,6 +12,7 @@ from typing import Annotated
 import strawberry
 
 from api.graphql.context import Info
+from api.graphql.scalars import Long
 from ledger.iceberg_parents import SliceState
 from ledger.order_entries import OrderEntry
 from ledger.order_pages import ListedOrder
@@ -81,7 +82,7 @@ class OrderEventNode:
 class Authorization:
     trader: str
     credential_id: str
-    sign_count: int
+    sign_count: Long
     authenticator_data_sha256: str
     client_data_sha256: str
     ceremony: str = strawberry.field(
@@ -95,7 +96,7 @@ class Authorization:
             return cls(
                 trader=str(data["trader"]),
                 credential_id=str(data["credential_id"]),
-                sign_count=int(str(data["sign_count"])),
+                sign_count=Long(int(str(data["sign_count"]))),
                 authenticator_data_sha256=str(data["authenticator_data_sha256"]),
                 client_data_sha256=str(data["client_data_sha256"]),
                 ceremony=str(data["ceremony"]),
@@ -107,7 +108,7 @@ class Authorization:
 
 @strawberry.type(description="The order's entry in the hash-chained ledger.")
 class LedgerEntry:
-    seq: int
+    seq: Long
     hash: str = strawberry.field(description="The entry's hash (hex SHA-256), its link in the chain.")
     kind: str
     signer: str = strawberry.field(description="Key id of the key that signed the command.")
@@ -124,7 +125,7 @@ class LedgerEntry:
         command = entry.command
         authorization = entry.authorization
         return cls(
-            seq=entry.seq,
+            seq=Long(entry.seq),
             hash=entry.entry_hash,
             kind=entry.kind,
             signer=entry.signer,
