@@ -4,9 +4,7 @@ A document is refused at validation, before anything runs, when it nests deeper 
 :data:`MAX_DEPTH` (introspection excluded, so GraphiQL still works), carries more than
 :data:`MAX_ALIASES` aliases (aliases let one request repeat a mutation such as ``beginLogin``
 or ``submitCommand`` hundreds of times inside one rate-limited request) or more than
-:data:`MAX_TOKENS` tokens (parsing stops there). The schema has no cycles today and its deepest
-selection is 6 levels (``orders { edges { node { events { fill { execId } } } } }``); the
-depth limit keeps it so when types that refer to each other are added.
+:data:`MAX_TOKENS` tokens (parsing stops there).
 
 An error raised by a resolver that is not a named GraphQL error (a database error, a failed
 assertion: a bug) reaches the client as :data:`UNEXPECTED` with no detail; the original is in
@@ -28,8 +26,10 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
-MAX_DEPTH = 8
+MAX_DEPTH = 10
+"""The HUD's deepest query (an iceberg's slices' ledger entries) is 6 deep."""
 MAX_ALIASES = 15
+"""One request may not ask for the same costly list, or mutation, many times over under other names."""
 MAX_TOKENS = 2000
 UNEXPECTED = "server.unexpected"
 

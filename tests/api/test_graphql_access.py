@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from api.door_guard import DEFAULT_BURST, RATE_LIMITED
 from api.graphql.errors import UNAUTHENTICATED
+from api.graphql.limits import MAX_ALIASES
 from api.graphql.router import FORBIDDEN_CODE, SIGNED_OUT
 from api.webauthn_ceremonies import Ceremonies
 from ledger.api_tokens import issue_token, revoke_token
@@ -118,3 +119,18 @@ async def test_graphql_over_http_shares_the_doors_rate_limit_per_address(graphql
     async with client_from(graphql_api.url, "127.0.0.32") as other:
         answer = await other.post("/graphql", json=body)
     assert answer.status_code == 200
+
+
+async def test_a_query_too_deep_or_with_too_many_aliases_is_refused_before_it_runs(
+    graphql_api: GraphQLApi, cli_pool: asyncpg.Pool
+) -> None:
+    _, token = await issue_token(cli_pool, f"gql-limits-{uuid.uuid4().hex[:8]}", "read")
+    nested = "id"
+    for _ in range(5):
+        nested = f"iceberg {{ slices {{ {nested} }} }}"
+    deep = await graphql_api.post(f'{{ order(id: "x") {{ {nested} }} }}', token=token)
+    assert "exceeds maximum operation depth" in deep.json()["errors"][0]["message"]
+    aliases = " ".join(f"a{i}: orders(first: 200) {{ edges {{ cursor }} }}" for i in range(MAX_ALIASES + 1))
+    many = await graphql_api.post(f"{{ {aliases} }}", token=token)
+    assert "aliases" in many.json()["errors"][0]["message"]
+    assert many.json().get("data") is None
