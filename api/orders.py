@@ -49,9 +49,7 @@ BAD_BODY = "desk.bad_body"
     responses={
         200: {"description": "Executed: `state` ACCEPTED (ledgered by the hot path) or PENDING"},
         401: {"description": "No trader session (`auth.unauthenticated`, `desk.no_session`)"},
-        403: {
-            "description": "NotArmed, GrantExceeded, StepUpRequired (with `step_up`); a WebAuthn refusal"
-        },
+        403: {"description": "NotArmed, GrantExceeded, StepUpRequired (with `step_up`); a WebAuthn refusal"},
         404: {"description": "No such staged order of this trader (`desk.not_staged`)"},
         409: {"description": "Executed already (`desk.already_executed`), or the breaker halted the floor"},
         422: {"description": "Refused by the risk gate (`risk.*`, `sizing.*`) or a malformed body"},

@@ -80,6 +80,10 @@ class OrderEventNode:
 
 @strawberry.type(description="Who authorised a trader's order with WebAuthn, as its signed command says.")
 class Authorization:
+    authenticated: bool = strawberry.field(
+        description="False: the ledger entry's signature did not verify (a refused, perhaps forged, "
+        "command), so this is only what it claims; nobody vouches for it."
+    )
     trader: str
     credential_id: str
     sign_count: Long
@@ -90,10 +94,19 @@ class Authorization:
     )
     order_hash: str | None
 
+    @strawberry.field(
+        description="A synced passkey (backup-eligible, or keeping no sign count) rather than a "
+        "device-bound one: a copy of it cannot be told from the original. Null: no such passkey here."
+    )
+    async def synced(self, info: Info) -> bool | None:
+        backup_eligible = await info.context.loaders.backup_eligible.load(self.credential_id)
+        return None if backup_eligible is None else backup_eligible or self.sign_count == 0
+
     @classmethod
-    def of(cls, data: dict[str, object]) -> Authorization | None:
+    def of(cls, data: dict[str, object], *, authenticated: bool) -> Authorization | None:
         try:
             return cls(
+                authenticated=authenticated,
                 trader=str(data["trader"]),
                 credential_id=str(data["credential_id"]),
                 sign_count=Long(int(str(data["sign_count"]))),
@@ -135,7 +148,9 @@ class LedgerEntry:
             authenticated=entry.authenticated,
             recorded_at=entry.recorded_at,
             command=None if command is None else json.dumps(command, sort_keys=True, separators=(",", ":")),
-            authorization=None if authorization is None else Authorization.of(dict(authorization)),
+            authorization=None
+            if authorization is None
+            else Authorization.of(dict(authorization), authenticated=entry.authenticated),
         )
 
 
