@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -28,6 +29,12 @@ class GraphQLApi:
     @property
     def graphql_url(self) -> str:
         return f"{self.url}/graphql"
+
+    @property
+    def origin(self) -> str:
+        """The WebAuthn origin the API process derived from its port: a passkey ceremony run
+        through it answers as a page opened at this address."""
+        return f"http://localhost:{urlsplit(self.url).port}"
 
     @property
     def ws_url(self) -> str:
