@@ -14,7 +14,7 @@ are shown as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from graphql import GraphQLError
@@ -25,6 +25,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 MAX_DEPTH = 10
 """The HUD's deepest query (an iceberg's slices' ledger entries) is 6 deep."""
@@ -46,6 +47,15 @@ class MaskUnexpected(MaskErrors):
             error_message="the server failed to answer this (a fault on its side, logged there); "
             "try again, and tell the operator if it persists",
         )
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # Every frame of every subscription passes here; the base class's runtime Protocol
+        # check costs more than the rest of a shared book frame. Most frames carry no error.
+        if getattr(result, "errors", None) or not isinstance(result, ExecutionResult):
+            yield from super().on_stream_result(result)
+            return
+        self._stream_result_processed = True
+        yield None
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
