@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from decimal import Decimal
 
 import asyncpg
+import pytest
 import strawberry
 from graphql import get_introspection_query
 
@@ -105,8 +107,12 @@ masked = strawberry.Schema(
 )
 
 
-async def test_an_unexpected_error_reaches_the_client_masked_and_named() -> None:
-    result = await masked.execute("{ broken }")
+async def test_an_unexpected_error_reaches_the_client_masked_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        result = await masked.execute("{ broken }")
+    assert 'relation "secret_table" does not exist' in caplog.text, "the log keeps the original"
     assert result.errors is not None
     (error,) = [e.formatted for e in result.errors]
     assert "secret_table" not in json.dumps(error)
