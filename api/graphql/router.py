@@ -16,9 +16,9 @@ already buffered for it, if it ever reads again). The hub never waits for it eit
 mailbox conflates or overflows on its own), so a stuck client holds nothing of the hub's and no
 task of the API's past that bound.
 
-A connection may send at most ``message_burst`` messages at once and ``message_rate_per_s`` a
-second after that (the command door's rate, per connection: each ``subscribe`` may carry a
-mutation); one more closes it with :data:`TOO_MANY_MESSAGES_CODE` and the reason
+A connection may send as many messages at once as the command door's burst and as many a second
+as its rate (:class:`~api.door_guard.DoorLimits`, here per connection: each ``subscribe`` may
+carry a mutation); one more closes it with :data:`TOO_MANY_MESSAGES_CODE` and the reason
 :data:`~api.door_guard.RATE_LIMITED`. Strawberry already bounds the operations open at once on
 one connection (100).
 """
@@ -125,13 +125,19 @@ class WatchedTransportWSHandler(BaseGraphQLTransportWSHandler[FloorContext, None
             return  # closing: whatever else it sent goes unread
         if self._messages.take("connection", time.monotonic()):
             burst, rate = self._messages.burst, self._messages.rate_per_s
-            adapter.end(
-                TOO_MANY_MESSAGES_CODE,
-                RATE_LIMITED,
-                f"more than {burst} messages at once or {rate:g} a second: connect again and send slower",
-            )
+            detail = f"more than {burst} messages at once or {rate:g} a second on one WebSocket"
+            adapter.end(TOO_MANY_MESSAGES_CODE, RATE_LIMITED, f"{detail}: connect again and send slower")
             for operation_id in list(self.operations):
                 await self.cleanup_operation(operation_id)
+            try:
+                # Through the door's flood summary, as an HTTP request over the rate is.
+                await self.context.services.door.refused_at_guard(
+                    RATE_LIMITED, self.context.client_address, detail
+                )
+            except Exception:
+                log.exception(
+                    "%s of a WebSocket from %s not recorded", RATE_LIMITED, self.context.client_address
+                )
             return
         await super().handle_message(message)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -22,6 +23,7 @@ from api.graphql.scalars import SCALARS
 from ledger.webauthn_store import PURPOSE_LOGIN
 from tests.api.conftest import GraphQLApi
 from tests.api.gql_ws import graphql_socket
+from tests.helpers import eventually
 
 
 async def errors_of(api: GraphQLApi, query: str) -> list[str]:
@@ -66,12 +68,24 @@ async def test_graphiql_can_still_introspect_the_schema(graphql_api: GraphQLApi)
 
 
 async def test_a_websocket_that_floods_messages_is_closed_with_the_rate_limit_reason(
-    graphql_api: GraphQLApi,
+    graphql_api: GraphQLApi, api_pool: asyncpg.Pool
 ) -> None:
+    started = datetime.now(UTC)
     async with graphql_socket(graphql_api.ws_url) as socket:
         ping = json.dumps({"type": "ping"})
         await asyncio.gather(*(socket.ws.send(ping) for _ in range(DEFAULT_BURST * 3)))
         assert await socket.closed(timeout=15) == (TOO_MANY_MESSAGES_CODE, RATE_LIMITED)
+
+    async def recorded() -> bool:
+        found: bool = await api_pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM security_events WHERE reason = $1 AND ts >= $2"
+            " AND detail::text LIKE '%messages at once%')",
+            RATE_LIMITED,
+            started,
+        )
+        return found
+
+    await eventually(recorded, timeout=15)
 
 
 async def test_a_websocket_within_the_rate_is_answered(graphql_api: GraphQLApi) -> None:
