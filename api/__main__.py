@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None)
     args = parser.parse_args(argv)
     settings = FloorSettings()
+    problem = settings.webauthn_origin_problem(args.port or settings.api_port)
+    if problem is not None:
+        print(f"api: not starting: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(
         services_factory(settings),

@@ -42,7 +42,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(commands.router)
     app.include_router(orders.router)
-    app.include_router(graphql_router(ws_read_timeout_s, ws_ping_interval_s))
+    app.include_router(graphql_router(ws_read_timeout_s, ws_ping_interval_s, limits))
     app.include_router(web_pages.router)
     for router in routers:
         app.include_router(router)

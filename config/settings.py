@@ -7,9 +7,10 @@ A service whose URL is set (``DATABASE_URL``, ``KAFKA_BOOTSTRAP``, ``TEMPORAL_AD
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
+from typing import Self
+from urllib.parse import quote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_FETCH_WAIT_MS = 5
@@ -96,8 +97,10 @@ class FloorSettings(BaseSettings):
     """The WebAuthn relying party id: the host name traders open the HUD at. Never an IP address
     (browsers refuse one), so every link the floor prints uses ``localhost``."""
     webauthn_rp_name: str = "Execution Floor"
-    webauthn_origin: str = "http://localhost:8000"
-    """The one origin a ceremony's client data may name (scheme, host and port, exactly)."""
+    webauthn_origin: str = ""
+    """The one origin a ceremony's client data may name (scheme, host and port, exactly).
+    Unset: ``http://<webauthn_rp_id>:<api_port>``, the address the API serves the pages at. Set,
+    its host must be the rp id and its port the API's (:meth:`webauthn_origin_problem`)."""
     desk_book_max_age_ms: int = Field(default=2000, ge=1)
     """How old (by its venue timestamp) the order book may be for the desk to price an order
     against an arming grant's maximum notional; older, and an order its limit does not bound
@@ -133,6 +136,37 @@ class FloorSettings(BaseSettings):
         """Traders' signing keys, apart from the floor's own: the API reads only this folder."""
         return self.keys_dir / "traders"
 
+    @model_validator(mode="after")
+    def _derive_webauthn_origin(self) -> Self:
+        if not self.webauthn_origin:
+            self.webauthn_origin = f"http://{self.webauthn_rp_id}:{self.api_port}"
+        return self
+
+    def webauthn_origin_problem(self, api_port: int) -> str | None:
+        """Why no passkey ceremony could succeed on an API listening on ``api_port`` with these
+        settings (the browser's origin is where it opened the page: the API's own address), or
+        None. A process that serves ceremonies refuses to start with one."""
+        origin = urlsplit(self.webauthn_origin)
+        try:
+            port = origin.port or {"http": 80, "https": 443}.get(origin.scheme)
+        except ValueError:
+            port = None
+        fix = f"set FLOOR_WEBAUTHN_ORIGIN=http://{self.webauthn_rp_id}:{api_port}, or unset it to have that"
+        if origin.scheme not in ("http", "https") or not origin.hostname or origin.path not in ("", "/"):
+            return f"FLOOR_WEBAUTHN_ORIGIN={self.webauthn_origin!r} is no origin (scheme://host:port); {fix}"
+        if origin.hostname != self.webauthn_rp_id:
+            return (
+                f"FLOOR_WEBAUTHN_ORIGIN={self.webauthn_origin} names host {origin.hostname}, but the relying "
+                f"party id is {self.webauthn_rp_id}: browsers accept an assertion only for a page at that "
+                f"host; {fix}"
+            )
+        if port != api_port:
+            return (
+                f"FLOOR_WEBAUTHN_ORIGIN={self.webauthn_origin} names port {port}, but the API listens on "
+                f"{api_port}: no page it serves could sign in; {fix}"
+            )
+        return None
+
     @classmethod
     def on_free_ports(cls, var_dir: Path) -> FloorSettings:
         """Every embedded service on a port free right now: for tests and benchmarks, which
@@ -143,7 +177,8 @@ class FloorSettings(BaseSettings):
         ports = {name: free_port() for name in _PORT_FIELDS}
         deployments = dict.fromkeys(("DATABASE_URL", "KAFKA_BOOTSTRAP", "TEMPORAL_ADDRESS", "IB_HOST"))
         deployments |= dict.fromkeys(f"{p}_database_url" for p in ("hotpath", "api", "worker", "cli"))
-        return cls.model_validate({"var_dir": var_dir, **deployments, **ports})
+        derived = {"webauthn_origin": ""}  # from the free API port, not the environment
+        return cls.model_validate({"var_dir": var_dir, **deployments, **ports, **derived})
 
     @property
     def log_dir(self) -> Path:

@@ -12,6 +12,7 @@ caller's clock so a test can move it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -380,3 +381,14 @@ async def live_grant(db: Db, session_id: str, now: datetime) -> StoredGrant | No
         synced=row["synced"],
         expires_at=row["expires_at"],
     )
+
+
+async def backup_eligibility(db: Db, credential_ids: Sequence[bytes]) -> dict[bytes, bool]:
+    """Each known credential's backup-eligible flag (fixed when it was made: a passkey that may
+    be synced to other devices), for showing which orders a synced passkey authorised."""
+    rows = await db.fetch(
+        "SELECT credential_id, backup_eligible FROM webauthn_credentials"
+        " WHERE credential_id = ANY($1::bytea[])",
+        list(credential_ids),
+    )
+    return {bytes(r["credential_id"]): r["backup_eligible"] for r in rows}

@@ -16,6 +16,7 @@ from config.settings import FloorSettings
 from floor import services
 from floor.database import prepare_database
 from floor.supervisor import Supervisor
+from tests.webauthn_authenticator import SoftwareAuthenticator
 
 pytest_plugins: list[str] = [
     "tests.fixtures.hotpath",
@@ -38,7 +39,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def floor_settings() -> Iterator[FloorSettings]:
     (ROOT / "var").mkdir(exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="test-", dir=ROOT / "var"))
-    yield FloorSettings.on_free_ports(var_dir)
+    # Ceremonies run in the test process answer the software authenticator's origin; an API
+    # process the tests start derives its own from its port (tests.api.conftest.GraphQLApi.origin).
+    settings = FloorSettings.on_free_ports(var_dir)
+    yield settings.model_copy(update={"webauthn_origin": SoftwareAuthenticator.origin})
     shutil.rmtree(var_dir, ignore_errors=True)
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 import strawberry
 
 from api.graphql.context import Info
+from api.graphql.scalars import Long
 from api.principals import Principal
 from api.webauthn_results import ArmingGrant, AuthenticatorInfo
 from trading.positions import Position as PositionState
@@ -79,7 +80,7 @@ class Authenticator:
     credential_id: str = strawberry.field(description="base64url, no padding.")
     created_at: datetime
     last_used_at: datetime | None
-    sign_count: int
+    sign_count: Long
     transports: list[str]
     backup_eligible: bool
     backed_up: bool
@@ -93,7 +94,7 @@ class Authenticator:
             credential_id=info.credential_id,
             created_at=info.created_at,
             last_used_at=info.last_used_at,
-            sign_count=info.sign_count,
+            sign_count=Long(info.sign_count),
             transports=list(info.transports),
             backup_eligible=info.backup_eligible,
             backed_up=info.backed_up,

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
+from weakref import WeakKeyDictionary
 
 import strawberry
 
 from api.graphql.floor_types import TradingState
+from api.graphql.scalars import Long
+from api.graphql.shared_results import SharedEvent
 from api.hub_feeds import BreakerStatus
 from trading.depth_book import BookDelta as DeltaRecord
 from trading.depth_book import BookSnapshot as SnapshotRecord
@@ -27,9 +30,9 @@ def _levels(levels: tuple[Level, ...]) -> list[BookLevel]:
 
 
 @strawberry.type(description="The top levels of a symbol's book, best first.")
-class BookSnapshot:
+class BookSnapshot(SharedEvent):
     symbol: str
-    sequence: int = strawberry.field(description="Counts up per symbol in one API process.")
+    sequence: Long = strawberry.field(description="Counts up per symbol in one API process.")
     venue_ts: datetime
     bids: list[BookLevel]
     asks: list[BookLevel]
@@ -38,7 +41,7 @@ class BookSnapshot:
     def of(cls, snapshot: SnapshotRecord) -> BookSnapshot:
         return cls(
             symbol=snapshot.symbol,
-            sequence=snapshot.sequence,
+            sequence=Long(snapshot.sequence),
             venue_ts=snapshot.venue_ts,
             bids=_levels(snapshot.bids),
             asks=_levels(snapshot.asks),
@@ -49,10 +52,10 @@ class BookSnapshot:
     description="The levels that changed since the book at previousSequence (size 0: removed). "
     "Apply it only on a book at previousSequence; otherwise resubscribe for a snapshot."
 )
-class BookDelta:
+class BookDelta(SharedEvent):
     symbol: str
-    sequence: int
-    previous_sequence: int
+    sequence: Long
+    previous_sequence: Long
     venue_ts: datetime = strawberry.field(description="The venue's time of the newest update it includes.")
     bids: list[BookLevel]
     asks: list[BookLevel]
@@ -61,8 +64,8 @@ class BookDelta:
     def of(cls, delta: DeltaRecord) -> BookDelta:
         return cls(
             symbol=delta.symbol,
-            sequence=delta.sequence,
-            previous_sequence=delta.previous_sequence,
+            sequence=Long(delta.sequence),
+            previous_sequence=Long(delta.previous_sequence),
             venue_ts=delta.venue_ts,
             bids=_levels(delta.bids),
             asks=_levels(delta.asks),
@@ -72,14 +75,23 @@ class BookDelta:
 BookUpdate = Annotated[BookSnapshot | BookDelta, strawberry.union("BookUpdate")]
 
 
+_updates: WeakKeyDictionary[SnapshotRecord | DeltaRecord, BookSnapshot | BookDelta] = WeakKeyDictionary()
+"""The hub hands subscribers in step the same record: they get the same update, whose result is
+then executed once for all of them (:mod:`api.graphql.shared_results`)."""
+
+
 def book_update(item: SnapshotRecord | DeltaRecord) -> BookSnapshot | BookDelta:
-    return BookSnapshot.of(item) if isinstance(item, SnapshotRecord) else BookDelta.of(item)
+    update = _updates.get(item)
+    if update is None:
+        update = BookSnapshot.of(item) if isinstance(item, SnapshotRecord) else BookDelta.of(item)
+        _updates[item] = update
+    return update
 
 
 @strawberry.type(description="The circuit breaker: trading state and the ledger entry that set it.")
 class Breaker:
     state: TradingState  # type: ignore[valid-type]
-    seq: int | None = strawberry.field(description="The ledger entry that set it (null: never moved).")
+    seq: Long | None = strawberry.field(description="The ledger entry that set it (null: never moved).")
     kind: str | None = strawberry.field(description="breaker_tripped (automatic), breaker_trip, breaker_arm.")
     by: str | None = strawberry.field(description="Who tripped or re-armed it.")
     command_id: str | None
@@ -90,7 +102,7 @@ class Breaker:
     def of(cls, status: BreakerStatus) -> Breaker:
         return cls(
             state=status.state,
-            seq=status.seq,
+            seq=None if status.seq is None else Long(status.seq),
             kind=status.kind,
             by=status.agent_id,
             command_id=status.command_id,

@@ -12,6 +12,7 @@ from typing import Annotated
 import strawberry
 
 from api.graphql.context import Info
+from api.graphql.scalars import Long
 from ledger.iceberg_parents import SliceState
 from ledger.order_entries import OrderEntry
 from ledger.order_pages import ListedOrder
@@ -79,9 +80,13 @@ class OrderEventNode:
 
 @strawberry.type(description="Who authorised a trader's order with WebAuthn, as its signed command says.")
 class Authorization:
+    authenticated: bool = strawberry.field(
+        description="False: the ledger entry's signature did not verify (a refused, perhaps forged, "
+        "command), so this is only what it claims; nobody vouches for it."
+    )
     trader: str
     credential_id: str
-    sign_count: int
+    sign_count: Long
     authenticator_data_sha256: str
     client_data_sha256: str
     ceremony: str = strawberry.field(
@@ -89,13 +94,22 @@ class Authorization:
     )
     order_hash: str | None
 
+    @strawberry.field(
+        description="A synced passkey (backup-eligible, or keeping no sign count) rather than a "
+        "device-bound one: a copy of it cannot be told from the original. Null: no such passkey here."
+    )
+    async def synced(self, info: Info) -> bool | None:
+        backup_eligible = await info.context.loaders.backup_eligible.load(self.credential_id)
+        return None if backup_eligible is None else backup_eligible or self.sign_count == 0
+
     @classmethod
-    def of(cls, data: dict[str, object]) -> Authorization | None:
+    def of(cls, data: dict[str, object], *, authenticated: bool) -> Authorization | None:
         try:
             return cls(
+                authenticated=authenticated,
                 trader=str(data["trader"]),
                 credential_id=str(data["credential_id"]),
-                sign_count=int(str(data["sign_count"])),
+                sign_count=Long(int(str(data["sign_count"]))),
                 authenticator_data_sha256=str(data["authenticator_data_sha256"]),
                 client_data_sha256=str(data["client_data_sha256"]),
                 ceremony=str(data["ceremony"]),
@@ -107,7 +121,7 @@ class Authorization:
 
 @strawberry.type(description="The order's entry in the hash-chained ledger.")
 class LedgerEntry:
-    seq: int
+    seq: Long
     hash: str = strawberry.field(description="The entry's hash (hex SHA-256), its link in the chain.")
     kind: str
     signer: str = strawberry.field(description="Key id of the key that signed the command.")
@@ -124,7 +138,7 @@ class LedgerEntry:
         command = entry.command
         authorization = entry.authorization
         return cls(
-            seq=entry.seq,
+            seq=Long(entry.seq),
             hash=entry.entry_hash,
             kind=entry.kind,
             signer=entry.signer,
@@ -134,7 +148,9 @@ class LedgerEntry:
             authenticated=entry.authenticated,
             recorded_at=entry.recorded_at,
             command=None if command is None else json.dumps(command, sort_keys=True, separators=(",", ":")),
-            authorization=None if authorization is None else Authorization.of(dict(authorization)),
+            authorization=None
+            if authorization is None
+            else Authorization.of(dict(authorization), authenticated=entry.authenticated),
         )
 
 

@@ -15,6 +15,12 @@ a frame waiting that long, has its operations ended and is closed with
 already buffered for it, if it ever reads again). The hub never waits for it either way (its
 mailbox conflates or overflows on its own), so a stuck client holds nothing of the hub's and no
 task of the API's past that bound.
+
+A connection may send as many messages at once as the command door's burst and as many a second
+as its rate (:class:`~api.door_guard.DoorLimits`, here per connection: each ``subscribe`` may
+carry a mutation); one more closes it with :data:`TOO_MANY_MESSAGES_CODE` and the reason
+:data:`~api.door_guard.RATE_LIMITED`. Strawberry already bounds the operations open at once on
+one connection (100).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,12 +40,14 @@ from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import PongMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message, PongMessage
 from strawberry.types.unset import UNSET, UnsetType
 
+from api.door_guard import DEFAULT_LIMITS, RATE_LIMITED, DoorLimits
 from api.graphql.context import FloorContext, get_context
 from api.graphql.schema import schema
 from api.principals import SESSION_COOKIE, authenticate
+from api.rate_limit import TokenBuckets
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,7 @@ SLOW_CONSUMER_CODE = 4410
 """Private-use close code (4000-4999; graphql-transport-ws takes 44xx codes it does not use
 for this): the stream is gone, reconnect and resubscribe."""
 FORBIDDEN_CODE = 4403
+TOO_MANY_MESSAGES_CODE = 4429
 SIGNED_OUT = "auth.signed_out"
 DEFAULT_READ_TIMEOUT_S = 5.0
 DEFAULT_PING_INTERVAL_S = 10.0
@@ -99,11 +109,37 @@ class WatchedTransportWSHandler(BaseGraphQLTransportWSHandler[FloorContext, None
 
     _watch: asyncio.Task[None] | None = None
     _ponged: asyncio.Event | None = None
+    _messages: TokenBuckets | None = None
 
     def on_request_accepted(self) -> None:
         super().on_request_accepted()
         self._ponged = asyncio.Event()
         self._watch = asyncio.create_task(self._watch_reading())
+        limits: DoorLimits = getattr(self.view, "limits", DEFAULT_LIMITS)
+        self._messages = TokenBuckets(limits.rate_per_s, limits.burst, max_sources=1)
+
+    async def handle_message(self, message: Message) -> None:
+        adapter = self.websocket
+        assert isinstance(adapter, BoundedSendWebSocket) and self._messages is not None
+        if adapter.stuck:
+            return  # closing: whatever else it sent goes unread
+        if self._messages.take("connection", time.monotonic()):
+            burst, rate = self._messages.burst, self._messages.rate_per_s
+            detail = f"more than {burst} messages at once or {rate:g} a second on one WebSocket"
+            adapter.end(TOO_MANY_MESSAGES_CODE, RATE_LIMITED, f"{detail}: connect again and send slower")
+            for operation_id in list(self.operations):
+                await self.cleanup_operation(operation_id)
+            try:
+                # Through the door's flood summary, as an HTTP request over the rate is.
+                await self.context.services.door.refused_at_guard(
+                    RATE_LIMITED, self.context.client_address, detail
+                )
+            except Exception:
+                log.exception(
+                    "%s of a WebSocket from %s not recorded", RATE_LIMITED, self.context.client_address
+                )
+            return
+        await super().handle_message(message)
 
     async def handle_pong(self, message: PongMessage) -> None:
         if self._ponged is not None:
@@ -154,11 +190,13 @@ class FloorGraphQLRouter(GraphQLRouter[FloorContext, None]):
         *args: Any,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         ping_interval_s: float = DEFAULT_PING_INTERVAL_S,
+        limits: DoorLimits = DEFAULT_LIMITS,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.read_timeout_s = read_timeout_s
         self.ping_interval_s = ping_interval_s
+        self.limits = limits
 
     async def on_ws_connect(self, context: FloorContext) -> UnsetType | None | dict[str, Any]:
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
@@ -175,7 +213,9 @@ class FloorGraphQLRouter(GraphQLRouter[FloorContext, None]):
 
 
 def graphql_router(
-    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S, ping_interval_s: float = DEFAULT_PING_INTERVAL_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    ping_interval_s: float = DEFAULT_PING_INTERVAL_S,
+    limits: DoorLimits = DEFAULT_LIMITS,
 ) -> FloorGraphQLRouter:
     return FloorGraphQLRouter(
         schema,
@@ -185,4 +225,5 @@ def graphql_router(
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         read_timeout_s=read_timeout_s,
         ping_interval_s=ping_interval_s,
+        limits=limits,
     )

@@ -1,10 +1,17 @@
-"""``Decimal``: money and prices travel as strings (``"187.25"``), never as JSON numbers, so no
+"""The floor's scalars.
+
+``Decimal``: money and prices travel as strings (``"187.25"``), never as JSON numbers, so no
 client or server ever holds a binary float of a price. A number where a Decimal is expected is
-refused, not converted."""
+refused, not converted.
+
+``Long``: a whole number past GraphQL's 32-bit ``Int`` (book sequences, Kafka offsets, ledger
+sequence numbers, sign counts), as a JSON number. Exact up to 2^53 - 1, the largest integer
+a JavaScript number holds exactly; a value past it is an error, never a rounded number."""
 
 from __future__ import annotations
 
 from decimal import Decimal, DecimalException
+from typing import NewType
 
 import strawberry
 from strawberry.exceptions import StrawberryInputCoercionError
@@ -35,4 +42,34 @@ DECIMAL: ScalarDefinition = strawberry.scalar(
     serialize=serialize_decimal,
     parse_value=parse_decimal,
 )
-SCALARS: dict[object, ScalarDefinition] = {Decimal: DECIMAL}
+Long = NewType("Long", int)
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _too_large(value: int) -> str:
+    return f"{value} is past 2^53 - 1, the largest Long a client holds exactly"
+
+
+def serialize_long(value: int) -> int:
+    if abs(value) > MAX_SAFE_INTEGER:
+        # A fault of the server's (logged; the client sees it masked), never a rounded number.
+        raise ValueError(_too_large(value))
+    return value
+
+
+def parse_long(value: object) -> Long:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StrawberryInputCoercionError(f"Long is a whole number, not {type(value).__name__} {value!r}")
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise StrawberryInputCoercionError(_too_large(value))
+    return Long(value)
+
+
+LONG: ScalarDefinition = strawberry.scalar(
+    name="Long",
+    description="A whole number as a JSON number, exact up to 2^53 - 1 (JavaScript's "
+    "Number.MAX_SAFE_INTEGER); Int is 32-bit.",
+    serialize=serialize_long,
+    parse_value=parse_long,
+)
+SCALARS: dict[object, ScalarDefinition] = {Decimal: DECIMAL, Long: LONG}

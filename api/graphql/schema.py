@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from graphql import GraphQLError
 from strawberry import Schema
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.graphql.auth_mutations import AuthMutations
 from api.graphql.errors import Refused
+from api.graphql.limits import EXTENSIONS
 from api.graphql.queries import Query
 from api.graphql.scalars import SCALARS
+from api.graphql.shared_results import SharedEventExecutor
 from api.graphql.subscriptions import Subscription
 from api.graphql.trading_mutations import TradingMutations
 
@@ -27,22 +28,14 @@ class FloorSchema(Schema):
             super().process_errors(unexpected, execution_context)
 
 
-MAX_DEPTH = 10
-"""The HUD's deepest query (an iceberg's slices' ledger entries) is 6 deep."""
-MAX_ALIASES = 15
-"""One request may not ask for the same costly list many times over under other names."""
-
-
 def build_schema() -> FloorSchema:
     return FloorSchema(
         query=Query,
         mutation=merge_types("Mutation", (TradingMutations, AuthMutations)),
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
-        extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        ],
+        execution_context_class=SharedEventExecutor,
+        extensions=EXTENSIONS,
     )
 
 

@@ -96,8 +96,10 @@ class Subscription:
         services = info.context.services
 
         def accept(event: OrderEvent) -> bool:
-            return event.last_fill is not None and principal.sees(event.account) and (
-                account is None or event.account == account
+            return (
+                event.last_fill is not None
+                and principal.sees(event.account)
+                and (account is None or event.account == account)
             )
 
         # Subscribe before reading the fills so no fill falls between the two (one counted

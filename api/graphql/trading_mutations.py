@@ -21,6 +21,7 @@ from api.door import Published
 from api.graphql.context import Info
 from api.graphql.errors import UNAVAILABLE, Refused
 from api.graphql.order_types import Side, TimeInForce
+from api.graphql.scalars import Long
 from trading.commands import OrderType as OrderTypeEnum
 from trading.commands import Side as SideEnum
 from trading.commands import TimeInForce as TimeInForceEnum
@@ -138,7 +139,7 @@ class BreakerCommandSent:
 class CommandPublished:
     command_id: str
     partition: int
-    offset: int
+    offset: Long
 
 
 @strawberry.type(
@@ -245,7 +246,7 @@ class TradingMutations:
         outcome = await door.submit(envelope.encode(), info.context.client_address)
         if isinstance(outcome, Published):
             return CommandPublished(
-                command_id=outcome.command_id, partition=outcome.partition, offset=outcome.offset
+                command_id=outcome.command_id, partition=outcome.partition, offset=Long(outcome.offset)
             )
         return CommandRefused(
             reason=outcome.error, detail=outcome.detail, field=outcome.field, status=outcome.status

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -40,6 +41,12 @@ class GraphQLApi:
     @property
     def graphql_url(self) -> str:
         return f"{self.url}/graphql"
+
+    @property
+    def origin(self) -> str:
+        """The WebAuthn origin the API process derived from its port: a passkey ceremony run
+        through it answers as a page opened at this address."""
+        return f"http://localhost:{urlsplit(self.url).port}"
 
     @property
     def ws_url(self) -> str:

@@ -4,6 +4,7 @@ never an error; an unauthenticated caller gets the named error."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from decimal import Decimal
@@ -131,7 +132,9 @@ async def test_stage_execute_step_up_and_cancel_over_graphql(
     required = await mutate(graphql_api, alice, EXECUTE, id=staged["stagedId"])
     assert (required["__typename"], required["reason"]) == ("StepUpRequired", OVER_QUANTITY)
     assert required["orderHash"] == staged["orderHash"]
-    credential = alice.trader.authenticator.get(required["optionsJson"])
+    # Through the API process, whose origin is its own address.
+    browser = dataclasses.replace(alice.trader.authenticator, origin=graphql_api.origin)
+    credential = browser.get(required["optionsJson"])
 
     executed = await mutate(
         graphql_api,

@@ -13,8 +13,8 @@ from websockets.exceptions import InvalidStatus
 
 from api.door_guard import DEFAULT_BURST, RATE_LIMITED
 from api.graphql.errors import UNAUTHENTICATED
+from api.graphql.limits import MAX_ALIASES
 from api.graphql.router import FORBIDDEN_CODE, SIGNED_OUT
-from api.graphql.schema import MAX_ALIASES
 from api.webauthn_ceremonies import Ceremonies
 from ledger.api_tokens import issue_token, revoke_token
 from tests.api.conftest import GraphQLApi

@@ -50,6 +50,7 @@ async def test_enrol_sign_in_arm_and_sign_out_over_graphql(
     graphql_api: GraphQLApi, cli_pool: asyncpg.Pool
 ) -> None:
     trader = await new_trader(cli_pool, accounts=("DU1234567",))
+    trader.authenticator.origin = graphql_api.origin
     begin = (await graphql_api.query(BEGIN_REGISTRATION, {"t": trader.enrolment_token}))["beginRegistration"]
     assert begin["__typename"] == "CeremonyChallenge"
     credential = trader.authenticator.create(begin["optionsJson"])
@@ -112,6 +113,7 @@ async def test_refused_login_sets_no_cookie_and_records_the_clients_address(
     graphql_api: GraphQLApi, cli_pool: asyncpg.Pool, ledger_pool: asyncpg.Pool
 ) -> None:
     trader = await new_trader(cli_pool)
+    trader.authenticator.origin = graphql_api.origin
     begin = (await graphql_api.query(BEGIN_REGISTRATION, {"t": trader.enrolment_token}))["beginRegistration"]
     await graphql_api.query(
         FINISH_REGISTRATION,

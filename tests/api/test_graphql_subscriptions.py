@@ -193,9 +193,11 @@ async def test_200_book_subscribers_keep_their_latency_while_a_stuck_one_is_clos
     graphql_api: GraphQLApi, token: str, producer: SigningProducer
 ) -> None:
     """199 clients read the top of book while one (the deepest book, a small receive buffer) stops
-    reading. The others' venue-to-frame latency stays low and each, its deltas all linked,
-    reaches the last state; the stuck one answers no ping and is closed with the slow-consumer
-    reason, which it finds after what was buffered for it."""
+    reading. The others' venue-to-frame latency stays well under the time the server gives a
+    stuck client (the hub never waits for it), and each, its deltas all linked, reaches the last
+    state (a delta may merge several states: the book's mailbox conflates); the stuck one answers
+    no ping and is closed with the slow-consumer reason, which it finds after what was buffered
+    for it."""
     symbol = new_symbol()
     await publish_book(producer, symbol, 0, levels=50)
     states = RATE_PER_S * SECONDS
@@ -224,22 +226,28 @@ async def test_200_book_subscribers_keep_their_latency_while_a_stuck_one_is_clos
         followers.append(asyncio.create_task(follow()))
         await asyncio.wait_for(ready.acquire(), 30)
     async with graphql_socket(graphql_api.ws_url, receive_buffer=4096, max_queue=1) as stuck:
-        await book_subscriber(graphql_api, stuck, token, symbol, 50)  # and never reads again
+        await book_subscriber(graphql_api, stuck, token, symbol, 50)  # and reads nothing more for now
         measuring.set()
         started = time.monotonic()
         for n in range(1, states + 1):
             await publish_book(producer, symbol, n, levels=50)
             await asyncio.sleep(max(0.0, started + n / RATE_PER_S - time.monotonic()))
+        # Stuck for SECONDS, longer than a ping and its read timeout: the server has given up on
+        # it, or will at its next ping, which it reads but never answers. It reads now, while the
+        # others still may be catching up, so the close it finds is the server's, not the
+        # transport's keepalive giving up on it much later.
+        closed = asyncio.create_task(stuck.closed(timeout=60))
         sequences = await asyncio.gather(*followers)
 
         latencies.sort()
         p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
         print(f"\n{len(latencies)} frames, {readers} readers: p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms")
-        assert p50 < 0.5 and p99 < 2.0, (p50, p99)
+        # Had the stuck one held the others back, they would have waited up to the read timeout
+        # for each of its frames.
+        assert p50 < WS_READ_TIMEOUT_S / 4 and p99 < WS_READ_TIMEOUT_S, (p50, p99)
         assert len(set(sequences)) == 1
 
-        # The stuck client reads at last: what was buffered for it, then the close and its reason.
-        code, reason = await stuck.closed(timeout=30)
+        code, reason = await closed
         assert (code, reason) == (SLOW_CONSUMER_CODE, SLOW_CONSUMER)
         assert stuck.received < states, "it was cut off, not sent everything"
     assert SECONDS > WS_PING_INTERVAL_S + WS_READ_TIMEOUT_S

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -81,3 +84,41 @@ def test_floor_up_against_a_real_database_without_per_process_urls_stops_before_
     with pytest.raises(ServiceFailed, match="FLOOR_HOTPATH_DATABASE_URL is not set"):
         start_floor(settings, supervisor, lambda line: None)
     assert not supervisor.running
+
+
+def test_the_webauthn_origin_is_the_apis_own_address_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLOOR_WEBAUTHN_ORIGIN", raising=False)
+    assert FloorSettings().webauthn_origin == "http://localhost:8000"
+    monkeypatch.setenv("FLOOR_API_PORT", "9100")
+    settings = FloorSettings()
+    assert settings.webauthn_origin == "http://localhost:9100"
+    assert settings.webauthn_origin_problem(9100) is None
+    monkeypatch.setenv("FLOOR_WEBAUTHN_ORIGIN", "https://localhost:9100")
+    assert FloorSettings().webauthn_origin_problem(9100) is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "named"),
+    [
+        ("http://localhost:8000", "names port 8000, but the API listens on 9100"),
+        ("http://127.0.0.1:9100", "names host 127.0.0.1, but the relying party id is localhost"),
+        ("http://localhost", "names port 80, but the API listens on 9100"),
+        ("localhost:9100", "is no origin"),
+        ("http://localhost:9100/enrol", "is no origin"),
+    ],
+)
+def test_the_api_refuses_to_start_with_an_origin_no_page_of_its_can_have(
+    origin: str, named: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "FLOOR_VAR_DIR": str(tmp_path),
+        "FLOOR_API_PORT": "9100",
+        "FLOOR_WEBAUTHN_ORIGIN": origin,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "--port", "9100"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr
+    assert "set FLOOR_WEBAUTHN_ORIGIN=http://localhost:9100, or unset it" in done.stderr
