@@ -18,10 +18,12 @@ from ledger.order_entries import OrderEntry
 from ledger.order_events import record_order_event
 from tests.api.conftest import GraphQLApi
 from tests.factories import authorization, enter_command, new_trader, order_event
+from tests.fixtures.hotpath import register
 from tests.fixtures.identity import enrol
 from tests.fixtures.identity import new_trader as new_enrolled_trader
 from tests.webauthn_authenticator import SoftwareAuthenticator
 from trading.order_events import EventKind
+from trading.sentry import ROLE_TRADER
 
 ORDERS = """
 query($account: String!) {
@@ -48,6 +50,8 @@ async def test_each_orders_authorization_shows_a_synced_or_device_bound_passkey_
     )
     account = f"GA-{uuid.uuid4().hex[:8]}"
     trader = new_trader(accounts=frozenset({account}))
+    # Registered like every key: the session's ledger is verified whole by other tests.
+    await register(ledger_pool, trader, ROLE_TRADER)
     cases = {
         (synced, 7): True,
         (device_bound, 7): False,
