@@ -344,9 +344,14 @@ class Hub:
         depth = await self._depth.judged(where, raw)
         if depth is None:
             return False
+        book = self._book(depth.symbol)
+        if book.venue_ts is not None and depth.venue_ts < book.venue_ts:
+            # Older than the book (a redelivered or replayed tail): not the newest state, so
+            # the record fetched before it is judged next and may be.
+            return False
         self._depth_records += 1
         self._depth_lag_ms = (datetime.now(UTC) - depth.venue_ts).total_seconds() * 1000
-        if self._book(depth.symbol).update(depth):
+        if book.update(depth):
             moved.add(depth.symbol)
         return True
 

@@ -183,7 +183,7 @@ def claimed_symbol(raw: bytes) -> str | None:
     """The symbol a depth record claims to be about, before anyone believes it."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser: as unreadable
         return None
     symbol = data.get("symbol") if isinstance(data, dict) else None
     return symbol if isinstance(symbol, str) else None

@@ -161,7 +161,7 @@ def _step_up(body: bytes) -> StepUpAnswer | None | JSONResponse:
         return None
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _refusal("Invalid", BAD_BODY, "the body must be JSON (or empty)", 422)
     step_up = data.get("step_up") if isinstance(data, dict) else None
     if step_up is None:

@@ -55,8 +55,8 @@ def encode(account: str, change: SessionChange) -> bytes:
 def decode(raw: bytes | str) -> tuple[str, SessionChange]:
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SessionRecordError(f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise SessionRecordError(f"not JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
         raise SessionRecordError("a session record is a JSON object")
     try:

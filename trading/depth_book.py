@@ -81,8 +81,8 @@ def parse_depth_record(raw: bytes | str) -> DepthUpdate:
     """A ``market.depth`` record (``hotpath/depth.py``); :class:`DepthRecordError` otherwise."""
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DepthRecordError(f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DepthRecordError(f"not JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict):
         raise DepthRecordError("a depth record is a JSON object")
     return depth_update(data)

@@ -181,8 +181,8 @@ def encode(event: OrderEvent) -> bytes:
 def decode(raw: bytes | str) -> OrderEvent:
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OrderEventError(f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise OrderEventError(f"not JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
         raise OrderEventError("an order event is a JSON object")
     return from_dict(data)

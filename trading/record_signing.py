@@ -197,8 +197,10 @@ def verify_record(topic: str, raw: bytes | str, keys: Mapping[str, WriterKey]) -
 def _object(raw: bytes | str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordRefused(MALFORMED, f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # Nesting deeper than the parser recurses is a RecursionError, not a ValueError: a
+        # malformed record all the same, never an error that stops a consumer.
+        raise RecordRefused(MALFORMED, f"not JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict):
         raise RecordRefused(MALFORMED, "a record is a JSON object")
     return data
@@ -213,7 +215,7 @@ def record_claims(raw: bytes) -> dict[str, str]:
     each cut to a bounded length (the record itself stays in the topic)."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}

@@ -578,3 +578,54 @@ async def test_a_forgery_whose_security_event_cannot_be_stored_is_still_refused_
         sub.close()
     finally:
         await hub.stop()
+
+
+async def test_a_record_nested_past_the_parser_is_refused_and_the_feeds_go_on(
+    hub: Hub, producer: AIOKafkaProducer, record_writers: RecordWriters
+) -> None:
+    """JSON nested deeper than Python's parser recurses raises RecursionError, not ValueError: on
+    either topic it is a malformed record, never an error that stops the hub's feed."""
+    market = Market(producer, symbol(), record_writers.hotpath)
+    sub, first = await subscribed(hub, market, 5)
+    deep = b"[" * 100_000
+    await producer.send_and_wait(MARKET_DEPTH, deep, key=market.symbol.encode())
+    await producer.send_and_wait(ORDERS_EVENTS, deep, key=b"DU1/AAPL")
+    bids, asks = await market.publish()
+    delta = await asyncio.wait_for(anext(sub), 10)
+    assert isinstance(delta, BookDelta) and delta.previous_sequence == first.sequence
+    client = PriceBook(first)
+    client.apply(delta)
+    assert client.levels() == (as_levels(bids), as_levels(asks))
+    sub.close()
+
+
+async def test_a_replayed_older_book_does_not_hide_the_newer_one_fetched_with_it(
+    hub: Hub, producer: AIOKafkaProducer, record_writers: RecordWriters
+) -> None:
+    """A genuine but older record appended after a newer one (a replayed tail) is not the book:
+    the newer one fetched with it is."""
+    market = Market(producer, symbol(), record_writers.hotpath)
+    sub, first = await subscribed(hub, market, 5)
+    old = sign_record(
+        MARKET_DEPTH, depth_record(market.symbol, *market.levels(1), market.t0), record_writers.hotpath
+    )
+    market.n += 1
+    bids, asks = market.levels(market.n)
+    newer = sign_record(
+        MARKET_DEPTH,
+        depth_record(market.symbol, bids, asks, market.t0 + timedelta(microseconds=market.n)),
+        record_writers.hotpath,
+    )
+    # One producer batch: the hub fetches both records together, the newer first.
+    batch = producer.create_batch()
+    for raw in (newer, old):
+        assert batch.append(key=market.symbol.encode(), value=raw, timestamp=None) is not None
+    batch.close()
+    partition = min(await producer.partitions_for(MARKET_DEPTH))
+    await (await producer.send_batch(batch, MARKET_DEPTH, partition=partition))
+    delta = await asyncio.wait_for(anext(sub), 10)
+    assert isinstance(delta, BookDelta) and delta.previous_sequence == first.sequence
+    client = PriceBook(first)
+    client.apply(delta)
+    assert client.levels() == (as_levels(bids), as_levels(asks))
+    sub.close()

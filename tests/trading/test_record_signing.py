@@ -19,6 +19,7 @@ from trading.record_signing import (
     RecordRefused,
     WriterKey,
     canonical,
+    record_claims,
     sign_record,
     verify_record,
 )
@@ -158,3 +159,13 @@ def test_a_depth_record_signed_by_the_hot_path_verifies() -> None:
     )
     assert _refusal("market.depth", sign_record("market.depth", depth, AGENT)) == NOT_A_WRITER
     assert _refusal("market.depth", depth) == UNSIGNED
+
+
+def test_a_record_nested_past_the_parser_is_malformed_not_an_error() -> None:
+    """json.loads raises RecursionError, not ValueError, on nesting deeper than it recurses: a
+    consumer that caught only ValueError would die on one such record."""
+    deep = b"[" * 100_000
+    with pytest.raises(RecordRefused) as refused:
+        verify_record("orders.events", deep, {})
+    assert refused.value.reason == MALFORMED
+    assert record_claims(deep) == {}
