@@ -162,14 +162,13 @@ class Ceremonies:
         try:
             stored = await store.enrol_credential(
                 self._db,
-                enrolment_id=enrolment.enrolment_id,
+                enrolment_token=enrolment_token,
                 credential_id=verified.credential_id,
                 public_key=verified.public_key,
                 sign_count=verified.sign_count,
                 transports=verified.transports,
                 backup_eligible=verified.backup_eligible,
                 backed_up=verified.backed_up,
-                now=now,
             )
         except asyncpg.UniqueViolationError:
             return await self._refuse(
