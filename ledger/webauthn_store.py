@@ -259,21 +259,23 @@ async def open_session(
     sign_in: SignIn,
     now: datetime,
     expires_at: datetime,
-) -> None:
-    await db.execute(
-        "INSERT INTO web_sessions (session_id, token_hash, trader, credential_id, created_at, expires_at,"
-        " sign_count, authenticator_data_sha256, client_data_sha256, synced)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        session_id,
-        secret_hash(cookie),
-        sign_in.trader,
-        sign_in.credential_id,
-        now,
-        expires_at,
-        sign_in.sign_count,
-        sign_in.authenticator_data_sha256,
-        sign_in.client_data_sha256,
-        sign_in.synced,
+) -> bool:
+    """Open the session (``floor_open_session``): False, and nothing stored, when the passkey
+    is not the trader's, is revoked, or the trader is disabled (a revocation won the race)."""
+    return bool(
+        await db.fetchval(
+            "SELECT floor_open_session($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            session_id,
+            secret_hash(cookie),
+            sign_in.trader,
+            sign_in.credential_id,
+            now,
+            expires_at,
+            sign_in.sign_count,
+            sign_in.authenticator_data_sha256,
+            sign_in.client_data_sha256,
+            sign_in.synced,
+        )
     )
 
 
@@ -327,24 +329,27 @@ async def revoke_session(db: Db, session_id: str, now: datetime) -> None:
     await revoke_grants(db, session_id, now)
 
 
-async def add_grant(db: Db, grant: StoredGrant, now: datetime) -> None:
-    await db.execute(
-        "INSERT INTO arming_grants (grant_id, trader, session_id, symbols, max_quantity, max_notional,"
-        " credential_id, sign_count, authenticator_data_sha256, client_data_sha256, synced, created_at,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        grant.grant_id,
-        grant.trader,
-        grant.session_id,
-        None if grant.symbols is None else list(grant.symbols),
-        grant.max_quantity,
-        grant.max_notional,
-        grant.credential_id,
-        grant.sign_count,
-        grant.authenticator_data_sha256,
-        grant.client_data_sha256,
-        grant.synced,
-        now,
-        grant.expires_at,
+async def add_grant(db: Db, grant: StoredGrant, now: datetime) -> bool:
+    """Store the grant (``floor_add_grant``): False, and nothing stored, when its passkey is not
+    the trader's, is revoked, the trader is disabled, or the session is not the trader's or is
+    revoked (a revocation won the race)."""
+    return bool(
+        await db.fetchval(
+            "SELECT floor_add_grant($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            grant.grant_id,
+            grant.trader,
+            grant.session_id,
+            None if grant.symbols is None else list(grant.symbols),
+            grant.max_quantity,
+            grant.max_notional,
+            grant.credential_id,
+            grant.sign_count,
+            grant.authenticator_data_sha256,
+            grant.client_data_sha256,
+            grant.synced,
+            now,
+            grant.expires_at,
+        )
     )
 
 

@@ -64,3 +64,60 @@ REVOKE ALL ON FUNCTION floor_register_passkey(bytea, bytea, bytea, bigint, text[
 REVOKE ALL ON FUNCTION floor_prune_challenges(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION floor_register_passkey(bytea, bytea, bytea, bigint, text[], boolean, boolean),
     floor_prune_challenges(integer) TO floor_web;
+
+-- The API opens sessions and stores grants only through these functions (its INSERTs on
+-- web_sessions and arming_grants are revoked): each stores the row only if the passkey named
+-- as its evidence belongs to that trader, is not revoked, and the trader is not disabled (and,
+-- for a grant, the session is that trader's and not revoked), in the same statement, so a
+-- revocation that commits first is never outrun. That the passkey just passed a ceremony is
+-- the API's to check; SQL cannot see it.
+CREATE FUNCTION floor_open_session(
+    p_session_id text, p_token_hash bytea, p_trader text, p_credential_id bytea,
+    p_created_at timestamptz, p_expires_at timestamptz, p_sign_count bigint,
+    p_authenticator_data_sha256 text, p_client_data_sha256 text, p_synced boolean
+) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    WITH opened AS (
+        INSERT INTO web_sessions (session_id, token_hash, trader, credential_id, created_at, expires_at,
+            sign_count, authenticator_data_sha256, client_data_sha256, synced)
+        SELECT p_session_id, p_token_hash, c.trader, c.credential_id, p_created_at, p_expires_at,
+            p_sign_count, p_authenticator_data_sha256, p_client_data_sha256, p_synced
+        FROM webauthn_credentials c JOIN traders t ON t.name = c.trader
+        WHERE c.credential_id = p_credential_id AND c.trader = p_trader AND c.revoked_at IS NULL
+            AND t.disabled_at IS NULL
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT FROM opened)
+$$;
+
+CREATE FUNCTION floor_add_grant(
+    p_grant_id text, p_trader text, p_session_id text, p_symbols text[], p_max_quantity bigint,
+    p_max_notional numeric, p_credential_id bytea, p_sign_count bigint,
+    p_authenticator_data_sha256 text, p_client_data_sha256 text, p_synced boolean,
+    p_created_at timestamptz, p_expires_at timestamptz
+) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    WITH added AS (
+        INSERT INTO arming_grants (grant_id, trader, session_id, symbols, max_quantity, max_notional,
+            credential_id, sign_count, authenticator_data_sha256, client_data_sha256, synced,
+            created_at, expires_at)
+        SELECT p_grant_id, c.trader, s.session_id, p_symbols, p_max_quantity, p_max_notional,
+            c.credential_id, p_sign_count, p_authenticator_data_sha256, p_client_data_sha256, p_synced,
+            p_created_at, p_expires_at
+        FROM webauthn_credentials c JOIN traders t ON t.name = c.trader
+            JOIN web_sessions s ON s.trader = c.trader
+        WHERE c.credential_id = p_credential_id AND c.trader = p_trader AND c.revoked_at IS NULL
+            AND t.disabled_at IS NULL AND s.session_id = p_session_id AND s.revoked_at IS NULL
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT FROM added)
+$$;
+
+REVOKE ALL ON FUNCTION floor_open_session(text, bytea, text, bytea, timestamptz, timestamptz, bigint,
+    text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION floor_add_grant(text, text, text, text[], bigint, numeric, bytea, bigint, text,
+    text, boolean, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION floor_open_session(text, bytea, text, bytea, timestamptz, timestamptz, bigint,
+    text, text, boolean), floor_add_grant(text, text, text, text[], bigint, numeric, bytea, bigint, text,
+    text, boolean, timestamptz, timestamptz) TO floor_web;
+REVOKE INSERT ON web_sessions, arming_grants FROM floor_web;

@@ -64,6 +64,15 @@ API_REFUSED = [
     # The sign-in assertion a session's cancels record is written once, when sign-in opens it.
     "UPDATE web_sessions SET sign_count = 0",
     "UPDATE web_sessions SET client_data_sha256 = repeat('0', 64)",
+    # Sessions and grants are stored only through floor_open_session and floor_add_grant, which
+    # check the passkey named as their evidence.
+    "INSERT INTO web_sessions (session_id, token_hash, trader, credential_id, expires_at)"
+    " SELECT 'mallory', sha256('x'::bytea), trader, credential_id, 'infinity' FROM webauthn_credentials"
+    " LIMIT 1",
+    "INSERT INTO arming_grants (grant_id, trader, session_id, credential_id, sign_count,"
+    " authenticator_data_sha256, client_data_sha256, synced, expires_at)"
+    " SELECT 'mallory', trader, session_id, credential_id, 0, repeat('0', 64), repeat('0', 64), false,"
+    " 'infinity' FROM web_sessions LIMIT 1",
     "UPDATE arming_grants SET expires_at = 'infinity'",
     "UPDATE arming_grants SET max_quantity = NULL",
     "UPDATE webauthn_challenges SET expires_at = 'infinity'",
@@ -247,17 +256,76 @@ async def test_api_cannot_prune_live_challenges_with_a_clock_of_its_own(as_api: 
     assert await as_api.fetchval("SELECT true FROM webauthn_challenges WHERE challenge_id = $1", challenge_id)
 
 
+def _grant(trader: str, session_id: str, credential: bytes) -> StoredGrant:
+    return StoredGrant(
+        grant_id=f"{session_id}-grant", trader=trader, session_id=session_id, symbols=None,
+        max_quantity=None, max_notional=None, credential_id=credential, sign_count=6,
+        authenticator_data_sha256="a" * 64, client_data_sha256="c" * 64, synced=False,
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
+    )  # fmt: skip
+
+
+async def _open(as_api: asyncpg.Connection, trader: str, session_id: str, credential: bytes) -> bool:
+    now = datetime.now(UTC)
+    sign_in = SignIn(trader, credential, 5, "a" * 64, "c" * 64, False)
+    return await open_session(
+        as_api, session_id=session_id, cookie=f"cookie-{session_id}", sign_in=sign_in, now=now,
+        expires_at=now + timedelta(hours=1),
+    )  # fmt: skip
+
+
+async def test_api_opens_a_session_or_stores_a_grant_only_with_the_traders_live_passkey(
+    as_api: asyncpg.Connection, cli_pool: asyncpg.Pool
+) -> None:
+    alice, bob = await new_trader(cli_pool), await new_trader(cli_pool)
+    alices, bobs = b"alice" + alice.name.encode(), b"bob" + bob.name.encode()
+    await _register(as_api, alice.enrolment_token, alices)
+    await _register(as_api, bob.enrolment_token, bobs)
+
+    # Another trader's passkey, or one that does not exist, opens nothing.
+    assert not await _open(as_api, alice.name, f"{alice.name}-bobs", bobs)
+    assert not await _open(as_api, alice.name, f"{alice.name}-none", b"none" + alice.name.encode())
+    assert await _open(as_api, alice.name, alice.name, alices)
+    assert await _open(as_api, bob.name, bob.name, bobs)
+    # A grant needs the trader's own passkey and own session.
+    assert not await add_grant(as_api, _grant(alice.name, alice.name, bobs), datetime.now(UTC))
+    assert not await add_grant(as_api, _grant(alice.name, bob.name, alices), datetime.now(UTC))
+    assert await add_grant(as_api, _grant(alice.name, alice.name, alices), datetime.now(UTC))
+
+    await cli_pool.execute(
+        "UPDATE webauthn_credentials SET revoked_at = now() WHERE credential_id = $1", alices
+    )
+    # A ceremony that outlived the revocation stores neither.
+    assert not await _open(as_api, alice.name, f"{alice.name}-late", alices)
+    assert not await add_grant(as_api, _grant(alice.name, alice.name, alices), datetime.now(UTC))
+    await cli_pool.execute("UPDATE traders SET disabled_at = now() WHERE name = $1", bob.name)
+    assert not await _open(as_api, bob.name, f"{bob.name}-late", bobs)
+    assert not await add_grant(as_api, _grant(bob.name, bob.name, bobs), datetime.now(UTC))
+    assert (
+        await as_api.fetchval(
+            "SELECT count(*) FROM web_sessions WHERE trader = ANY($1)", [alice.name, bob.name]
+        )
+        == 2
+    )
+    assert (
+        await as_api.fetchval(
+            "SELECT count(*) FROM arming_grants WHERE trader = ANY($1)", [alice.name, bob.name]
+        )
+        == 1
+    )
+
+
 async def _session_and_grant(as_api: asyncpg.Connection, trader: Trader, credential: bytes) -> str:
     """A session and an arming grant made with ``credential``, as sign-in and arming store them;
     the session's cookie."""
     now = datetime.now(UTC)
     cookie = f"cookie-{trader.name}"
     sign_in = SignIn(trader.name, credential, 5, "a" * 64, "c" * 64, False)
-    await open_session(
+    assert await open_session(
         as_api, session_id=trader.name, cookie=cookie, sign_in=sign_in, now=now,
         expires_at=now + timedelta(hours=1),
     )  # fmt: skip
-    await add_grant(
+    assert await add_grant(
         as_api,
         StoredGrant(
             grant_id=trader.name, trader=trader.name, session_id=trader.name, symbols=None,
@@ -274,8 +342,8 @@ async def _session_and_grant(as_api: asyncpg.Connection, trader: Trader, credent
 async def test_a_session_and_grant_end_with_their_passkey_even_when_made_after_its_revocation(
     as_api: asyncpg.Connection, cli_pool: asyncpg.Pool, how: str
 ) -> None:
-    # A ceremony in flight when the passkey is revoked (or the trader disabled) stores its
-    # session and grant after the revocation ended the ones it could see.
+    # Revoking by the CLI ends the sessions and grants it sees; these are ended by the revocation
+    # alone (as one stored by a ceremony that raced it would be).
     trader = await new_trader(cli_pool)
     credential = b"revoked" + trader.name.encode()
     await _register(as_api, trader.enrolment_token, credential)
