@@ -162,14 +162,13 @@ class Ceremonies:
         try:
             stored = await store.enrol_credential(
                 self._db,
-                enrolment_id=enrolment.enrolment_id,
+                enrolment_token=enrolment_token,
                 credential_id=verified.credential_id,
                 public_key=verified.public_key,
                 sign_count=verified.sign_count,
                 transports=verified.transports,
                 backup_eligible=verified.backup_eligible,
                 backed_up=verified.backed_up,
-                now=now,
             )
         except asyncpg.UniqueViolationError:
             return await self._refuse(
@@ -229,7 +228,7 @@ class Ceremonies:
             )
         session_id = uuid.uuid4().hex
         cookie = new_secret()
-        await store.open_session(
+        opened = await store.open_session(
             self._db,
             session_id=session_id,
             cookie=cookie,
@@ -244,6 +243,13 @@ class Ceremonies:
             now=now,
             expires_at=now + timedelta(seconds=self._settings.session_ttl_s),
         )
+        if not opened:  # the passkey was revoked (or its trader disabled) during the ceremony
+            return await self._refuse(
+                _REVOKED,
+                trader=proof.trader,
+                credential_id=proof.credential_id,
+                client_address=client_address,
+            )
         principal = await trader_principal(self._db, proof.trader, session_id)
         if principal is None:  # disabled meanwhile: the session it opened is ended with it
             return await self._refuse(
@@ -327,7 +333,14 @@ class Ceremonies:
             expires_at=now + timedelta(seconds=self._settings.arming_ttl_s),
         )
         await store.revoke_grants(self._db, session_id, now)
-        await store.add_grant(self._db, grant, now)
+        if not await store.add_grant(self._db, grant, now):
+            # The passkey was revoked, the trader disabled or the session ended during the ceremony.
+            return await self._refuse(
+                _REVOKED,
+                trader=principal.name,
+                credential_id=proof.credential_id,
+                client_address=client_address,
+            )
         return records.grant(grant)
 
     async def current_grant(self, principal: Principal) -> ArmingGrant | None:

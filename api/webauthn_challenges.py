@@ -1,11 +1,11 @@
 """The ceremonies' single-use challenges: issued by every ``begin_*``, taken once by its
 ``finish_*``.
 
-Issuing first prunes a bounded batch of expired challenges (``floor_prune_challenges``), so the
-table holds about what is open. Sign-in challenges are issued to anyone (nobody is known before
-the passkey answers), so how many may be open at once is capped
-(``FloorSettings.open_login_challenges_max``): beyond it ``begin_login`` is refused by name
-until some expire, instead of filling the database.
+Issuing first prunes a bounded batch of challenges expired by the database's clock
+(``floor_prune_challenges``), so the table holds about what is open. Sign-in challenges are
+issued to anyone (nobody is known before the passkey answers), so how many may be open at once
+is capped (``FloorSettings.open_login_challenges_max``): beyond it ``begin_login`` is refused by
+name until some expire, instead of filling the database.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Challenges:
         open_limit: int | None,
         bound: dict[str, Any],
     ) -> Challenge | None:
-        await store.prune_challenges(self._db, now, PRUNE_BATCH)
+        await store.prune_challenges(self._db, PRUNE_BATCH)
         challenge_id = uuid.uuid4().hex
         expires_at = now + timedelta(seconds=self._settings.step_up_ttl_s)
         added = await store.add_challenge(

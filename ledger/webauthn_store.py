@@ -1,12 +1,14 @@
 """Storage of the traders' WebAuthn state: passkeys (credentials), single-use challenges, web
-sessions with their sign-in assertion, and arming grants (migrations 0016, 0018, 0019).
+sessions with their sign-in assertion, and arming grants (migrations 0016, 0018-0020).
 
 Every check that must hold under concurrency is one statement: a challenge is taken by an
 ``UPDATE ... WHERE used_at IS NULL AND expires_at > now RETURNING`` (two answers to it cannot
 both win), a sign count moves by compare-and-swap (``WHERE sign_count = old``). The API's role
 stores a passkey and moves its count only through the SECURITY DEFINER functions of migration
 0019 (``floor_register_passkey``, ``floor_advance_sign_count``). Times are passed in by the
-caller's clock so a test can move it.
+caller's clock so a test can move it, except where a caller's clock would let the API's role
+widen what it may do: registering a passkey and pruning challenges use the database's clock
+(migration 0020).
 """
 
 from __future__ import annotations
@@ -96,28 +98,26 @@ def _credential(row: asyncpg.Record) -> StoredCredential:
 async def enrol_credential(
     db: Db,
     *,
-    enrolment_id: int,
+    enrolment_token: str,
     credential_id: bytes,
     public_key: bytes,
     sign_count: int,
     transports: list[str],
     backup_eligible: bool,
     backed_up: bool,
-    now: datetime,
 ) -> StoredCredential | None:
-    """Use the enrolment and store the passkey for its trader, in one statement
-    (``floor_register_passkey``): None (and nothing stored) when the enrolment was already used,
-    has expired, or its trader is disabled."""
+    """Use the enrolment this token opens and store the passkey for its trader, in one statement
+    (``floor_register_passkey``, by the token's hash and the database's clock): None (and nothing
+    stored) when the enrolment was already used, has expired, or its trader is disabled."""
     row = await db.fetchrow(
-        f"SELECT {_CREDENTIAL_COLUMNS} FROM floor_register_passkey($1, $2, $3, $4, $5, $6, $7, $8)",
-        enrolment_id,
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM floor_register_passkey($1, $2, $3, $4, $5, $6, $7)",
+        secret_hash(enrolment_token),
         credential_id,
         public_key,
         sign_count,
         transports,
         backup_eligible,
         backed_up,
-        now,
     )
     return None if row is None else _credential(row)
 
@@ -191,10 +191,10 @@ async def add_challenge(
     return row is not None
 
 
-async def prune_challenges(db: Db, now: datetime, limit: int) -> int:
-    """Delete at most ``limit`` challenges expired at ``now`` (``floor_prune_challenges``); how
-    many went."""
-    return int(await db.fetchval("SELECT floor_prune_challenges($1, $2)", now, limit))
+async def prune_challenges(db: Db, limit: int) -> int:
+    """Delete at most ``limit`` challenges expired by the database's clock
+    (``floor_prune_challenges``: a caller's clock must not expire live ones); how many went."""
+    return int(await db.fetchval("SELECT floor_prune_challenges($1)", limit))
 
 
 class ChallengeExpired(Exception):
@@ -259,21 +259,23 @@ async def open_session(
     sign_in: SignIn,
     now: datetime,
     expires_at: datetime,
-) -> None:
-    await db.execute(
-        "INSERT INTO web_sessions (session_id, token_hash, trader, credential_id, created_at, expires_at,"
-        " sign_count, authenticator_data_sha256, client_data_sha256, synced)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        session_id,
-        secret_hash(cookie),
-        sign_in.trader,
-        sign_in.credential_id,
-        now,
-        expires_at,
-        sign_in.sign_count,
-        sign_in.authenticator_data_sha256,
-        sign_in.client_data_sha256,
-        sign_in.synced,
+) -> bool:
+    """Open the session (``floor_open_session``): False, and nothing stored, when the passkey
+    is not the trader's, is revoked, or the trader is disabled (a revocation won the race)."""
+    return bool(
+        await db.fetchval(
+            "SELECT floor_open_session($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            session_id,
+            secret_hash(cookie),
+            sign_in.trader,
+            sign_in.credential_id,
+            now,
+            expires_at,
+            sign_in.sign_count,
+            sign_in.authenticator_data_sha256,
+            sign_in.client_data_sha256,
+            sign_in.synced,
+        )
     )
 
 
@@ -327,24 +329,27 @@ async def revoke_session(db: Db, session_id: str, now: datetime) -> None:
     await revoke_grants(db, session_id, now)
 
 
-async def add_grant(db: Db, grant: StoredGrant, now: datetime) -> None:
-    await db.execute(
-        "INSERT INTO arming_grants (grant_id, trader, session_id, symbols, max_quantity, max_notional,"
-        " credential_id, sign_count, authenticator_data_sha256, client_data_sha256, synced, created_at,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        grant.grant_id,
-        grant.trader,
-        grant.session_id,
-        None if grant.symbols is None else list(grant.symbols),
-        grant.max_quantity,
-        grant.max_notional,
-        grant.credential_id,
-        grant.sign_count,
-        grant.authenticator_data_sha256,
-        grant.client_data_sha256,
-        grant.synced,
-        now,
-        grant.expires_at,
+async def add_grant(db: Db, grant: StoredGrant, now: datetime) -> bool:
+    """Store the grant (``floor_add_grant``): False, and nothing stored, when its passkey is not
+    the trader's, is revoked, the trader is disabled, or the session is not the trader's or is
+    revoked (a revocation won the race)."""
+    return bool(
+        await db.fetchval(
+            "SELECT floor_add_grant($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            grant.grant_id,
+            grant.trader,
+            grant.session_id,
+            None if grant.symbols is None else list(grant.symbols),
+            grant.max_quantity,
+            grant.max_notional,
+            grant.credential_id,
+            grant.sign_count,
+            grant.authenticator_data_sha256,
+            grant.client_data_sha256,
+            grant.synced,
+            now,
+            grant.expires_at,
+        )
     )
 
 
@@ -357,11 +362,16 @@ async def revoke_grants(db: Db, session_id: str, now: datetime) -> None:
 
 
 async def live_grant(db: Db, session_id: str, now: datetime) -> StoredGrant | None:
-    """The session's newest grant, if neither it nor the session is revoked or expired."""
+    """The session's newest grant, if neither it nor the session is revoked or expired, the
+    passkey that armed it is not revoked (even after the grant was made) and its trader is not
+    disabled."""
     row = await db.fetchrow(
         "SELECT g.* FROM arming_grants g JOIN web_sessions s USING (session_id)"
+        " JOIN webauthn_credentials c ON c.credential_id = g.credential_id AND c.trader = g.trader"
+        " JOIN traders t ON t.name = g.trader"
         " WHERE g.session_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2"
-        " AND s.revoked_at IS NULL AND s.expires_at > $2 ORDER BY g.created_at DESC LIMIT 1",
+        " AND s.revoked_at IS NULL AND s.expires_at > $2 AND c.revoked_at IS NULL"
+        " AND t.disabled_at IS NULL ORDER BY g.created_at DESC LIMIT 1",
         session_id,
         now,
     )
