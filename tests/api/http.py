@@ -43,9 +43,12 @@ async def raw_post(api_url: str, address: str, head: Mapping[str, str], parts: l
     reader, writer = await asyncio.open_connection(url.hostname, url.port, local_addr=(address, 0))
     try:
         lines = ["POST /v1/commands HTTP/1.1", f"Host: {url.netloc}", *(f"{k}: {v}" for k, v in head.items())]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        for part in parts:
-            writer.write(part)
+        head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        # The head and the first part leave in one write: a part arriving after the server has
+        # answered and closed would be unread data there, which makes its kernel reset the
+        # connection and drop the answer before this client reads it.
+        for i, part in enumerate(parts or [b""]):
+            writer.write(head_bytes + part if i == 0 else part)
             await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), 10.0)
         status = int(status_line.split()[1])
