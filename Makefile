@@ -11,12 +11,18 @@ up: install
 
 test: install chromium lint typecheck pytest
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed web/node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# The HUD's browser packages (web/package.json pins them): installed, never committed, no lock file.
+web/node_modules/.installed: web/package.json
+	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nodejs npm; }
+	cd web && npm install --no-package-lock --omit=peer --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Browser tests drive Debian's Chromium; install it only where it is missing.
@@ -33,4 +39,4 @@ pytest:
 	$(BIN)/pytest
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache web/node_modules tests/artifacts

@@ -10,6 +10,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CSP = (b"content-security-policy", b"frame-ancestors 'none'")
 
 
+def _keeps_frames_out(header: tuple[bytes, bytes]) -> bool:
+    """A page's own, stricter policy (the HUD's) stands when it already says frame-ancestors 'none'."""
+    return header[0].lower() == CSP[0] and CSP[1] in header[1]
+
+
 class FrameAncestorsNone:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -21,8 +26,10 @@ class FrameAncestorsNone:
 
         async def with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0].lower() != CSP[0]]
-                message = {**message, "headers": [*headers, CSP]}
+                headers = list(message.get("headers", []))
+                if not any(_keeps_frames_out(h) for h in headers):
+                    headers = [h for h in headers if h[0].lower() != CSP[0]]
+                    message = {**message, "headers": [*headers, CSP]}
             await send(message)
 
         await self.app(scope, receive, with_header)
