@@ -40,7 +40,11 @@ router = APIRouter(include_in_schema=False)
 
 
 def _file(path: Path, *, csp: str | None = None) -> FileResponse:
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+    headers = {
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
     if csp:
         headers["Content-Security-Policy"] = csp
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)

@@ -16,7 +16,9 @@ async def _get(api: GraphQLApi, path: str) -> httpx.Response:
         return await client.get(path)
 
 
-async def test_the_hud_page_is_served_with_a_strict_policy_that_keeps_frames_out(graphql_api: GraphQLApi) -> None:
+async def test_the_hud_page_is_served_with_a_strict_policy_that_keeps_frames_out(
+    graphql_api: GraphQLApi,
+) -> None:
     response = await _get(graphql_api, "/")
     assert response.status_code == 200
     assert 'src="/hud/app.js"' in response.text
