@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install lint typecheck pytest chromium clean
+.PHONY: up test test-long install lint typecheck pytest chromium clean
 
 up: install
 	$(BIN)/floor up
@@ -37,6 +37,10 @@ typecheck:
 
 pytest:
 	$(BIN)/pytest
+
+# The chaos and soak runs of minutes each (marked `long`), left out of `make test`.
+test-long: install chromium
+	$(BIN)/pytest -m long
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache web/node_modules tests/artifacts

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -70,6 +70,22 @@ async def start_at_the_end(consumer: AIOKafkaConsumer) -> None:
     while not consumer.assignment():  # the group's first join; what this fetches predates the test
         await consumer.getmany(timeout_ms=50)
     await consumer.seek_to_end()
+
+
+async def group_starts_at_the_end(bootstrap: str, group_id: str, *topics: str) -> None:
+    """Commit ``group_id``'s offsets at the end of ``topics``, so a bridge process started with
+    that new group skips the records earlier suites left there, as :func:`start_at_the_end`."""
+    await ensure_topics(bootstrap, topics)
+    seeker = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await seeker.start()
+    try:
+        await seeker.topics()  # the partitions' metadata
+        partitions = [TopicPartition(t, p) for t in topics for p in seeker.partitions_for_topic(t) or ()]
+        seeker.assign(partitions)  # a commit outside the group's membership: no rebalance to wait for
+        ends = await seeker.end_offsets(partitions)
+        await seeker.commit({tp: offset for tp, offset in ends.items()})
+    finally:
+        await seeker.stop()
 
 
 @dataclass
