@@ -111,12 +111,12 @@ class HubStats:
     depth_records: int
     order_records: int
     unverified: int
-    """Records of either topic dropped because no writer of the topic signed them."""
+    """Records of any topic dropped because no writer of the topic signed them."""
     undecodable: int
-    """Records of either topic that could not be read (depth: naming no symbol, or signed and
-    unreadable)."""
+    """Records of any topic that could not be read (depth and trades: naming no symbol, or signed
+    and unreadable)."""
     untraded: int
-    """Depth records naming a symbol the floor does not trade, dropped unjudged."""
+    """Depth and trades records naming a symbol the floor does not trade, dropped unjudged."""
     superseded: int
     """Depth records not judged because a newer one of their symbol in the same fetch was
     believed (each record is the whole book)."""
@@ -318,9 +318,9 @@ class Hub:
             depth_lag_ms=self._depth_lag_ms,
             depth_records=self._depth_records,
             order_records=self._order_records,
-            unverified=self._orders.unverified + self._depth.unverified,
-            undecodable=self._orders.undecodable + self._depth.undecodable,
-            untraded=self._depth.untraded,
+            unverified=self._orders.unverified + self._depth.unverified + self._trades.unverified,
+            undecodable=self._orders.undecodable + self._depth.undecodable + self._trades.undecodable,
+            untraded=self._depth.untraded + self._trades.untraded,
             superseded=self._depth.superseded,
             interrupted=self._interrupted,
             trade_records=self._trades.records,
