@@ -100,4 +100,4 @@ def on_rt_volume(ib: IB, handler: Callable[[Ticker, str], None]) -> None:
                 handler(ticker, value)
         parse(req_id, tick_type, value, *rest)
 
-    wrapper.tickString = tick_string  # type: ignore[method-assign]
+    wrapper.tickString = tick_string  # type: ignore[method-assign,assignment]

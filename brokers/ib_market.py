@@ -132,10 +132,13 @@ class MarketData:
         if symbol not in self._contracts:
             ib = None  # never reached the gateway
         if subscription.kind in ("quotes", "trades"):
-            handlers = self._quotes if subscription.kind == "quotes" else self._trades
-            before = handlers.get(symbol, [])
-            handlers[symbol] = [h for h in before if id(h) != subscription.key]
-            if before and not self._ticks_wanted(symbol) and ib is not None:
+            if subscription.kind == "quotes":
+                had = bool(self._quotes.get(symbol))
+                self._quotes[symbol] = [h for h in self._quotes.get(symbol, []) if id(h) != subscription.key]
+            else:
+                had = bool(self._trades.get(symbol))
+                self._trades[symbol] = [h for h in self._trades.get(symbol, []) if id(h) != subscription.key]
+            if had and not self._ticks_wanted(symbol) and ib is not None:
                 ib.cancelMktData(self.contract(symbol))
         else:
             before_d = self._depth.get(symbol, [])
