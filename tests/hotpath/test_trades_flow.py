@@ -27,15 +27,10 @@ WANTED = 40
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture()
+@pytest.fixture
 async def busy_tape(paper: PaperStack) -> AsyncIterator[None]:
-    status = await paper.acontrol("GET", "/status")
-    usual = next(s for s in status["symbols"] if s["symbol"] == SYMBOL)["event_rate"]
-    await paper.acontrol("POST", f"/symbols/{SYMBOL}/rate", {"rate": BUSY_RATE})
-    try:
+    async with paper.event_rate(SYMBOL, BUSY_RATE):
         yield
-    finally:
-        await paper.acontrol("POST", f"/symbols/{SYMBOL}/rate", {"rate": usual})
 
 
 def _trades(raw: bytes) -> list[dict[str, Any]]:
