@@ -60,6 +60,10 @@ class TradeFeed:
         if not self._behind:
             self._complete()
 
+    def behind(self) -> list[TopicPartition]:
+        """The partitions not yet read up to where they ended at start."""
+        return list(self._behind)
+
     def read_up_to(self, tp: TopicPartition, next_offset: int) -> None:
         """The hub has handled ``tp``'s records before ``next_offset``."""
         end = self._behind.get(tp)
