@@ -191,7 +191,6 @@ class Hub:
             self._consumer = None
         for sub in self._all_subscriptions():
             sub.end(HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
-        self._trades.end(None, HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
         self._book_subs.clear()
         self._order_subs.clear()
         self._breaker_subs.clear()

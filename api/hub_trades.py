@@ -111,11 +111,9 @@ class TradeFeed:
                 del self.subscribers[symbol]
 
     def end(self, symbol: str | None, reason: str, detail: str) -> None:
-        """End the streams of ``symbol`` (every symbol's when None) with ``reason``."""
-        groups = list(self.subscribers.values()) if symbol is None else [self.subscribers.get(symbol, set())]
-        for subs in groups:
-            for sub in list(subs):
-                sub.end(reason, detail)
+        """End the streams of ``symbol`` with ``reason`` (a record that names no symbol: none)."""
+        for sub in list(self.subscribers.get(symbol, ()) if symbol is not None else ()):
+            sub.end(reason, detail)
 
     def resent(self) -> int:
         """Snapshots sent in place of trades a subscriber fell behind on, since start."""
