@@ -36,7 +36,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 
 # The chaos and soak runs of minutes each (marked `long`), left out of `make test`.
 test-long: install chromium
