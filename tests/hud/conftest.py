@@ -29,7 +29,7 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     running_hotpath,
 )
 from tests.hotpath.test_circuit_breaker_flow import rearm
-from tests.hud.browser import PageErrors, add_authenticator, enrol, launch, new_page, sign_in
+from tests.hud.browser import PageErrors, add_authenticator, artifact_path, enrol, launch, new_page, sign_in
 from tests.hud.hud import Hud
 from tests.hud.stack import HUD_SYMBOLS, Venue, new_hud_trader
 
@@ -134,11 +134,15 @@ async def hud(
     errors = PageErrors()
     errors.attach(page)
     try:
-        authenticator = await add_authenticator(context, page)
-        trader = await new_hud_trader(cli_pool, ledger_pool, floor_settings)
-        state, text = await enrol(page, hud_origin, trader.enrolment_token)
-        assert state == "done", text
-        await sign_in(page, hud_origin)
+        try:
+            authenticator = await add_authenticator(context, page)
+            trader = await new_hud_trader(cli_pool, ledger_pool, floor_settings)
+            state, text = await enrol(page, hud_origin, trader.enrolment_token)
+            assert state == "done", text
+            await sign_in(page, hud_origin)
+        except Exception:
+            await page.screenshot(path=str(artifact_path(request.node.name, "setup-failure")), full_page=True)
+            raise
         hud = Hud(page, context, authenticator, hud_origin, trader, request.node.name, errors)
         yield hud
         if request.node.stash.get(FAILED, False):
