@@ -69,8 +69,6 @@ export function mountHotkeys(root) {
   overlay.addEventListener('click', () => toggleHelp(false));
   hotkey('?', 'This help', () => toggleHelp());
   hotkey('Escape', 'Close dialogs and overlays', closeEverything);
-  hotkey('C', 'Re-centre the ladder on the mid', () => window.hud.ladder && window.hud.ladder.recentre());
-  // The latency part owns its overlay and its toggle button; the key presses the button.
-  hotkey('L', 'Latency overlay (message-to-paint p50/p99, dropped frames, gaps)', () => byId('latency-toggle').click());
+  // C (re-centre) and L (latency overlay) are registered by the ladder and latency parts.
   window.hud.hotkeys = { keys: () => [...registry.values()].map(({ key, description }) => ({ key, description })) };
 }

@@ -264,8 +264,10 @@ export function mountInterlock(root) {
   }
 
   async function executeStaged() {
+    // No other client-side check: whatever the button's state (a forced click, a page someone
+    // edited) the server decides, and its answer is shown.
     const staged = store.latest('staged');
-    if (!staged || reason() !== null) return;
+    if (!staged || busy) return;
     busy = true;
     render();
     try {
