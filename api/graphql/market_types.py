@@ -17,6 +17,7 @@ from api.hub_feeds import BreakerStatus
 from trading.depth_book import BookDelta as DeltaRecord
 from trading.depth_book import BookSnapshot as SnapshotRecord
 from trading.depth_book import Level
+from trading.symbols import tick_size
 
 
 @strawberry.type
@@ -34,6 +35,9 @@ class BookSnapshot(SharedEvent):
     symbol: str
     sequence: Long = strawberry.field(description="Counts up per symbol in one API process.")
     venue_ts: datetime
+    tick_size: Decimal = strawberry.field(
+        description="The symbol's price grid: every price of the book is a whole number of these."
+    )
     bids: list[BookLevel]
     asks: list[BookLevel]
 
@@ -43,6 +47,7 @@ class BookSnapshot(SharedEvent):
             symbol=snapshot.symbol,
             sequence=Long(snapshot.sequence),
             venue_ts=snapshot.venue_ts,
+            tick_size=tick_size(snapshot.symbol),
             bids=_levels(snapshot.bids),
             asks=_levels(snapshot.asks),
         )
