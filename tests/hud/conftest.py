@@ -1,0 +1,148 @@
+"""The HUD's browser tests: per module, the whole floor (the session's Postgres and Kafka, a paper
+venue and a hot path of the module's own, an API process the browser opens at
+``http://localhost:<port>``) and one headless Chromium; per test, a fresh browser context with
+a CDP virtual authenticator and a fresh trader enrolled through the enrolment page and signed in
+on the HUD (the fixture ``hud``), and ``venue`` to drive the paper market.
+
+A module changes its API process's settings by overriding ``hud_api_env`` (a short
+``FLOOR_ARMING_TTL_S`` for expiry tests, say). A failing test leaves a screenshot of the page
+in ``tests/artifacts/``, and a test whose page logged an error or threw fails."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator, Iterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from playwright.async_api import Browser, async_playwright
+
+from config.settings import FloorSettings
+from floor.supervisor import Supervisor
+from tests.api.http import api_process
+from tests.factories import Agent
+from tests.fixtures.paper import PaperStack
+from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
+    HotPathProcess,
+    command_producer,
+    risk_profiles,
+    running_hotpath,
+)
+from tests.hotpath.test_circuit_breaker_flow import rearm
+from tests.hud.browser import PageErrors, add_authenticator, enrol, launch, new_page, sign_in
+from tests.hud.hud import Hud
+from tests.hud.stack import HUD_SYMBOLS, Venue, new_hud_trader
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, object, object]:
+    """Tell the ``hud`` fixture's teardown that the test failed (it takes a screenshot)."""
+    report = yield
+    if call.when == "call" and getattr(report, "failed", False):
+        item.stash[FAILED] = True
+    return report
+
+
+@pytest.fixture(scope="module")
+def hud_api_env() -> dict[str, str]:
+    """Settings of the module's API process over the floor's defaults; override in a module."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def hud_origin(
+    floor_settings: FloorSettings,
+    supervisor: Supervisor,
+    postgres_url: str,
+    kafka_bootstrap: str,
+    hud_api_env: dict[str, str],
+) -> Iterator[str]:
+    """The module's API process; its address is also its WebAuthn origin (``localhost``, never an
+    IP address, which WebAuthn refuses), so the browser's passkeys work against it."""
+    env = {
+        "FLOOR_HOTPATH_SYMBOLS": ",".join(HUD_SYMBOLS),
+        "FLOOR_API_STATE_POLL_MS": "50",
+        **hud_api_env,
+    }
+    with api_process(floor_settings, supervisor, "api-hud", env) as (url, _):
+        yield url.replace(floor_settings.host, "localhost")
+
+
+@pytest.fixture(scope="module")
+async def hud_hotpath(
+    supervisor: Supervisor,
+    private_paper: PaperStack,
+    risk_profiles: None,  # noqa: F811
+    ledger_pool: asyncpg.Pool,
+    command_producer: AIOKafkaProducer,  # noqa: F811
+) -> AsyncIterator[HotPathProcess]:
+    """The module's own hot path, trading a paper venue of the module's own: a test may crash,
+    move and fill that market without another suite seeing it."""
+    async with running_hotpath(
+        private_paper.settings, supervisor, private_paper, ledger_pool, command_producer
+    ) as process:
+        yield process
+
+
+@pytest.fixture
+async def hud_floor(
+    hud_hotpath: HotPathProcess,
+    command_producer: AIOKafkaProducer,  # noqa: F811
+    operator: Agent,
+) -> AsyncIterator[HotPathProcess]:
+    """The hot path, ACTIVE before and after each test (a test that trips the breaker does not
+    halt the next one: the halt is durable and shared by every hot path)."""
+    await rearm(hud_hotpath, command_producer, operator)
+    yield hud_hotpath
+    await rearm(hud_hotpath, command_producer, operator)
+
+
+@pytest.fixture
+async def venue(private_paper: PaperStack) -> AsyncIterator[Venue]:
+    """The module's paper venue; every price a test moved is moved back afterwards."""
+    handle = Venue(private_paper)
+    yield handle
+    await handle.restore()
+
+
+@pytest.fixture(scope="module")
+async def hud_browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the module; each test opens its own context in it."""
+    async with async_playwright() as playwright:
+        browser = await launch(playwright)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def hud(
+    request: pytest.FixtureRequest,
+    hud_browser: Browser,
+    hud_origin: str,
+    hud_floor: HotPathProcess,
+    floor_settings: FloorSettings,
+    cli_pool: asyncpg.Pool,
+    ledger_pool: asyncpg.Pool,
+) -> AsyncIterator[Hud]:
+    """A fresh trader on the venue's account, its passkey registered by the page's virtual
+    authenticator through the enrolment link, signed in on the HUD (not armed)."""
+    context, page = await new_page(hud_browser)
+    errors = PageErrors()
+    errors.attach(page)
+    try:
+        authenticator = await add_authenticator(context, page)
+        trader = await new_hud_trader(cli_pool, ledger_pool, floor_settings)
+        state, text = await enrol(page, hud_origin, trader.enrolment_token)
+        assert state == "done", text
+        await sign_in(page, hud_origin)
+        hud = Hud(page, context, authenticator, hud_origin, trader, request.node.name, errors)
+        yield hud
+        if request.node.stash.get(FAILED, False):
+            await hud.shot("failure")
+    finally:
+        await context.close()
+    assert not errors.unexpected(), f"the page logged errors: {errors.unexpected()}"
