@@ -19,6 +19,7 @@ from playwright.async_api import Browser, async_playwright
 
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
+from hotpath.circuit_breaker_log import BREAKER_AGENT
 from tests.api.http import api_process
 from tests.factories import Agent
 from tests.fixtures.paper import PaperStack
@@ -81,9 +82,15 @@ async def hud_hotpath(
     command_producer: AIOKafkaProducer,  # noqa: F811
 ) -> AsyncIterator[HotPathProcess]:
     """The module's own hot path, trading a paper venue of the module's own: a test may crash,
-    move and fill that market without another suite seeing it."""
+    move and fill that market without another suite seeing it. Its breaker signs as the floor's
+    ``floor-breaker``, whose automatic trips the API believes (and shows what they did)."""
     async with running_hotpath(
-        private_paper.settings, supervisor, private_paper, ledger_pool, command_producer
+        private_paper.settings,
+        supervisor,
+        private_paper,
+        ledger_pool,
+        command_producer,
+        breaker_agent=BREAKER_AGENT,
     ) as process:
         yield process
 

@@ -92,7 +92,7 @@ class Hud:
     async def open(self, path: str = "/") -> None:
         """(Re)load the HUD at ``path`` (``/?symbol=MSFT``); the session cookie signs it in."""
         await self.page.goto(f"{self.origin}{path}")
-        await self.page.locator("body[data-signed-in=true]").wait_for()
+        await self.page.locator("body[data-ready=true]").wait_for()
 
     async def arm(
         self,
