@@ -74,12 +74,12 @@ async def test_the_ladder_draws_one_row_per_tick_and_follows_the_venues_book(hud
     await hud.shot("ladder")
 
     first = await hud.page.evaluate("window.hud.ladder.sequence()")
-    await hud.page.wait_for_function("(first) => window.hud.ladder.sequence() > first", arg=first, timeout=10_000)
+    await hud.page.wait_for_function(
+        "(first) => window.hud.ladder.sequence() > first", arg=first, timeout=10_000
+    )
 
 
-async def test_the_ladders_rows_match_the_venues_book_at_a_sampled_moment(
-    hud: Hud, frozen: Venue
-) -> None:
+async def test_the_ladders_rows_match_the_venues_book_at_a_sampled_moment(hud: Hud, frozen: Venue) -> None:
     await live_ladder(hud)
     bid, ask = await frozen.quote(SYMBOL)  # the venue holds still from here
     page = hud.page
@@ -92,7 +92,9 @@ async def test_the_ladders_rows_match_the_venues_book_at_a_sampled_moment(
     )
     book = (await hud.gql(BOOK, {"s": SYMBOL}))["data"]["book"]
     assert book["tickSize"] == "0.01"
-    await page.wait_for_function("(s) => window.hud.ladder.sequence() === s", arg=book["sequence"], timeout=5_000)
+    await page.wait_for_function(
+        "(s) => window.hud.ladder.sequence() === s", arg=book["sequence"], timeout=5_000
+    )
     rows = await rows_of(page)
     drawn = {Decimal(r["price"]): (r["bid"], r["ask"]) for r in rows if r["bid"] or r["ask"]}
     levels = {Decimal(level["price"]): (level["size"], 0) for level in book["bids"]}
@@ -161,7 +163,8 @@ async def test_an_injected_sequence_gap_turns_click_to_trade_off_until_the_resyn
           const at = window.hud.ladder.cellCenter(price, 'bid');
           const canvas = document.getElementById('ladder');
           for (const type of ['pointerdown', 'pointerup']) {
-            canvas.dispatchEvent(new PointerEvent(type, {clientX: at.x, clientY: at.y, button: 0, bubbles: true}));
+            const init = {clientX: at.x, clientY: at.y, button: 0, bubbles: true};
+            canvas.dispatchEvent(new PointerEvent(type, init));
           }
           return {hidden: banner.hidden, reason: banner.dataset.reason, text: banner.textContent,
                   feed: window.hud.store.latest('feed'), click: window.hud.store.latest('ladder-click'),
