@@ -12,7 +12,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import asyncpg
-from playwright.async_api import Page, Response, expect
+from playwright.async_api import Locator, Page, Response, expect
 
 from tests.helpers import eventually
 from tests.hud.hud import Hud
@@ -47,16 +47,19 @@ async def answer_of(response: Response, field: str) -> dict[str, Any]:
     return result
 
 
-async def stage_limit(page: Page, side: str, quantity: int, price: Decimal) -> None:
-    """Fill the ticket by hand and press Stage; returns once the server staged it."""
+async def stage_limit(page: Page, side: str, quantity: int, price: Decimal) -> str:
+    """Fill the ticket by hand and press Stage; the staged id, once the server staged it."""
     await page.select_option("#ticket-side", side)
     await page.select_option("#ticket-type", "LMT")
     await page.fill("#ticket-qty", str(quantity))
     await page.fill("#ticket-limit", str(price))
     async with page.expect_response(graphql_operation("stageOrder")) as staged:
         await page.click("#stage")
-    assert (await answer_of(await staged.value, "stageOrder"))["__typename"] == "Staged"
+    answer = await answer_of(await staged.value, "stageOrder")
+    assert answer["__typename"] == "Staged", answer
     await expect(page.locator("#ticket-status")).to_have_attribute("data-state", "staged")
+    staged_id: str = answer["stagedId"]
+    return staged_id
 
 
 async def execute(page: Page) -> dict[str, Any]:
@@ -67,9 +70,10 @@ async def execute(page: Page) -> dict[str, Any]:
     return await answer_of(await executed.value, "executeOrder")
 
 
-def row_of(page: Page, price: Decimal, state: str) -> Any:
-    """The blotter row of the order at ``price`` once it shows ``state``."""
-    return page.locator(f"#blotter tbody tr[data-order-id][data-state={state}]", has_text=str(price))
+def row_of(page: Page, order_id: str, state: str) -> Locator:
+    """The blotter row of order ``order_id`` (a staged id while staged) once it shows ``state``.
+    (The blotter shows every order of the account, other traders' too: rows are told apart by id.)"""
+    return page.locator(f"#blotter tbody tr[data-order-id='{order_id}'][data-state={state}]")
 
 
 async def ledgered(pool: asyncpg.Pool, agent_id: str) -> int:
@@ -145,21 +149,25 @@ async def test_a_click_to_trade_order_goes_staged_pending_working_filled_in_its_
     # Ten ticks under the bid: it rests (Working) until the market is moved through it.
     price = bid - 10 * CENT
     await hud.record_states()
-    await click_ladder(page, price, "bid")
+    async with page.expect_response(graphql_operation("stageOrder")) as staged:
+        await click_ladder(page, price, "bid")
+    staged_id = (await answer_of(await staged.value, "stageOrder"))["stagedId"]
     await expect(page.locator("#ticket-status")).to_have_attribute("data-state", "staged")
     await expect(page.locator("#order-hash")).not_to_be_empty()
     await hud.shot("staged")
 
     executed = await execute(page)
     assert executed["__typename"] == "Executed", executed
-    await row_of(page, price, "working").wait_for()
+    order_id = executed["commandId"]
+    await row_of(page, order_id, "working").wait_for()
     await hud.shot("working")
 
     await venue.move(SYMBOL, "-1.5")
-    await row_of(page, price, "filled").wait_for(timeout=20_000)
+    await row_of(page, order_id, "filled").wait_for(timeout=20_000)
     await hud.shot("filled")
 
-    seen = [s for s in await hud.recorded_states() if str(price) in s["row"]]
+    seen = [s for s in await hud.recorded_states() if s["id"] in (staged_id, order_id)]
+    assert all(str(price) in s["row"] for s in seen), seen
     states = [s["state"] for s in seen]
     assert collapse(states) == ["staged", "pending", "working", "filled"], seen
     colours = {}
@@ -179,18 +187,21 @@ async def test_a_flash_crash_shows_the_breaker_banner_and_cancels_every_working_
     bid, _ = await venue.quote(SYMBOL)
     # 20 % under the bid: below the whole crash, so they never fill.
     prices = [(bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN) - i * CENT for i in range(2)]
+    orders = []
     for price in prices:
         await stage_limit(page, "BUY", 1, price)
-        assert (await execute(page))["__typename"] == "Executed"
-    for price in prices:
-        await row_of(page, price, "working").wait_for()
+        executed = await execute(page)
+        assert executed["__typename"] == "Executed", executed
+        orders.append(executed["commandId"])
+    for order_id in orders:
+        await row_of(page, order_id, "working").wait_for()
     await expect(page.locator("#breaker-banner")).to_be_hidden()
 
     await venue.flash_crash(SYMBOL, 15, 300)
     banner = page.locator("#breaker-banner")
     await expect(banner).to_be_visible(timeout=15_000)
-    for price in prices:
-        await row_of(page, price, "cancelled").wait_for()
+    for order_id in orders:
+        await row_of(page, order_id, "cancelled").wait_for()
     await hud.shot("breaker")
 
     trip = (await hud.gql("{ breaker { state trip { symbol drop cancelledOrders cancelMillis } } }"))["data"]
@@ -208,8 +219,8 @@ async def test_a_flash_crash_shows_the_breaker_banner_and_cancels_every_working_
     ), text
     await expect(page.locator("#breaker-state")).to_have_attribute("data-state", "HALTED")
     cancelled = await hud.colour_of("--st-cancelled")
-    for price in prices:
-        state_cell = row_of(page, price, "cancelled").locator("td.state")
+    for order_id in orders:
+        state_cell = row_of(page, order_id, "cancelled").locator("td.state")
         drawn = await state_cell.evaluate(
             "(td) => [getComputedStyle(td).color, getComputedStyle(td).backgroundColor]"
         )
