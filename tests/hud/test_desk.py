@@ -31,12 +31,14 @@ def hud_api_env() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _parts_not_here_yet(hud: Hud) -> None:
-    """The ladder and its latency overlay are another part of the HUD; where they are not in
-    this tree the page reports them missing, which is not what these tests look at."""
+async def _desk_mounted(hud: Hud) -> None:
+    """Every part of the desk listening: the settings panel mounts last (a click before a part
+    mounted would do nothing). The ladder and its latency overlay are another part of the HUD;
+    where they are not in this tree the page reports them missing, which these tests ignore."""
     for part in ("ladder", "latency"):
         if not (WEB / f"{part}.js").exists():
             hud.errors.allow(rf"{part}\.js|Failed to load resource.*404|Failed to fetch dynamically imported module")
+    await hud.page.locator("#passkeys").wait_for(state="attached")
 
 
 async def _resting_limit(venue: Venue) -> str:
@@ -179,9 +181,14 @@ async def test_beyond_the_grant_it_asks_a_step_up_showing_the_order_hash_and_exe
 
 
 async def test_a_trader_who_confirms_every_order_gets_a_step_up_for_each_execute(
-    hud: Hud, venue: Venue, cli_pool: asyncpg.Pool
+    hud: Hud, venue: Venue, postgres_url: str
 ) -> None:
-    await cli_pool.execute("UPDATE traders SET step_up_every_order = true WHERE name = $1", hud.trader.name)
+    # The trader's own setting (floor traders add --step-up-every-order), read by the desk at Execute.
+    db = await asyncpg.connect(postgres_url)
+    try:
+        await db.execute("UPDATE traders SET step_up_every_order = true WHERE name = $1", hud.trader.name)
+    finally:
+        await db.close()
     page = hud.page
     assert await hud.arm() == "Grant"
     await _stage(page, qty=1, limit=await _resting_limit(venue))
