@@ -37,7 +37,9 @@ async def _desk_mounted(hud: Hud) -> None:
     where they are not in this tree the page reports them missing, which these tests ignore."""
     for part in ("ladder", "latency"):
         if not (WEB / f"{part}.js").exists():
-            hud.errors.allow(rf"{part}\.js|Failed to load resource.*404|Failed to fetch dynamically imported module")
+            hud.errors.allow(
+                rf"{part}\.js|Failed to load resource.*404|Failed to fetch dynamically imported module"
+            )
     await hud.page.locator("#passkeys").wait_for(state="attached")
 
 
@@ -47,7 +49,9 @@ async def _resting_limit(venue: Venue) -> str:
     return str((bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN))
 
 
-async def _stage(page: Page, *, qty: int = 1, limit: str, side: str = "BUY", symbol: str = "AAPL") -> dict[str, Any]:
+async def _stage(
+    page: Page, *, qty: int = 1, limit: str, side: str = "BUY", symbol: str = "AAPL"
+) -> dict[str, Any]:
     """Fill the ticket and press Stage; the Staged result the ticket published."""
     await page.fill("#ticket-symbol", symbol)
     await page.select_option("#ticket-side", side)
@@ -55,7 +59,9 @@ async def _stage(page: Page, *, qty: int = 1, limit: str, side: str = "BUY", sym
     await page.select_option("#ticket-type", "LMT")
     await page.fill("#ticket-limit", limit)
     await page.click("#stage")
-    await expect(page.locator("#ticket-status")).to_have_attribute("data-state", re.compile("staged|invalid|error"))
+    await expect(page.locator("#ticket-status")).to_have_attribute(
+        "data-state", re.compile("staged|invalid|error")
+    )
     staged: dict[str, Any] = await page.evaluate("() => window.hud.store.latest('staged')")
     return staged
 
@@ -164,7 +170,9 @@ async def test_beyond_the_grant_it_asks_a_step_up_showing_the_order_hash_and_exe
     results = await page.evaluate("() => window.hud.interlock.results()")
     assert results[-2:][0] == "StepUpRequired"
     assert "Executed" not in results
-    await expect(page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")).to_have_attribute("data-state", "staged")
+    await expect(page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")).to_have_attribute(
+        "data-state", "staged"
+    )
     await hud.shot("step-up-refused")
 
     await hud.authenticator.set_user_verified(True)
@@ -194,7 +202,10 @@ async def test_a_trader_who_confirms_every_order_gets_a_step_up_for_each_execute
     await _stage(page, qty=1, limit=await _resting_limit(venue))
     await page.click("#execute")
     await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    assert (await page.evaluate("() => window.hud.interlock.results()"))[-2:] == ["StepUpRequired", "Executed"]
+    assert (await page.evaluate("() => window.hud.interlock.results()"))[-2:] == [
+        "StepUpRequired",
+        "Executed",
+    ]
 
 
 async def test_with_user_verification_off_arming_fails_with_the_reason_shown(hud: Hud) -> None:
@@ -353,3 +364,21 @@ async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_
     await expect(page.locator("#passkeys li[data-synced=true]")).to_contain_text("synced passkey")
     await expect(page.locator("#passkeys li[data-synced=false]")).to_have_count(1)
     await hud.shot("passkeys")
+
+
+async def test_a_state_change_pulses_its_row_unless_the_trader_asks_for_reduced_motion(hud: Hud) -> None:
+    page = hud.page
+    animation = (
+        "(id) => getComputedStyle(document.querySelector(`#blotter tr[data-order-id='${id}']`)).animationName"
+    )
+    staged = await _stage(page, limit="1.00")
+    row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
+    await expect(row).to_have_class(re.compile(r"\bpulse\b"))
+    assert await page.evaluate(animation, staged["stagedId"]) == "pulse"
+    await expect(row).not_to_have_class(re.compile(r"\bpulse\b"))  # a short pulse, then still
+
+    await page.emulate_media(reduced_motion="reduce")
+    staged = await _stage(page, limit="1.01")
+    row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
+    await expect(row).to_have_class(re.compile(r"\bpulse\b"))
+    assert await page.evaluate(animation, staged["stagedId"]) == "none"
