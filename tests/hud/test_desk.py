@@ -382,3 +382,26 @@ async def test_a_state_change_pulses_its_row_unless_the_trader_asks_for_reduced_
     row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
     await expect(row).to_have_class(re.compile(r"\bpulse\b"))
     assert await page.evaluate(animation, staged["stagedId"]) == "none"
+
+
+async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
+    hud: Hud, venue: Venue
+) -> None:
+    page = hud.page
+    _, ask = await venue.quote("AAPL")
+    marketable = str((ask * Decimal("1.01")).quantize(CENT, ROUND_DOWN))
+    staged = await _stage(page, qty=2, limit=marketable)
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    await page.click("#execute")
+    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
+    executed = await page.evaluate("() => window.hud.store.latest('executed')")
+    assert executed["stagedId"] == staged["stagedId"]
+    row = page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
+    await expect(row).to_have_attribute("data-state", "filled", timeout=15_000)
+    await expect(row.locator("td.state")).to_have_css("color", await hud.colour_of("--st-filled"))
+    await expect(row).not_to_contain_text("Cancel")  # nothing left to cancel
+    position = page.locator(f"#positions tbody tr[data-symbol=AAPL][data-account='{hud.trader.account}']")
+    await expect(position).to_be_visible(timeout=10_000)
+    assert int(await position.get_attribute("data-quantity") or "0") != 0
+    await expect(position.locator("td").nth(3)).to_have_text(re.compile(r"^\d+\.\d+$"))  # average cost
+    await hud.shot("filled-position")
