@@ -37,6 +37,7 @@ from ledger.db import Db
 from ledger.record_keys import writer_keys
 from ledger.security_events import newest_security_event_id, security_events_after
 from observability.security import SecurityRecorder, unverified_record_event
+from trading.breaker_trip import TripSummary
 from trading.depth_book import DepthRecordError, DepthUpdate, depth_update
 from trading.order_events import OrderEvent, OrderEventError, from_dict
 from trading.record_signing import RecordRefused
@@ -203,6 +204,8 @@ class BreakerStatus:
     changed_at: datetime | None
     problem: str | None
     """Why the entry does not verify (it then counts as a trip)."""
+    trip: TripSummary | None = None
+    """What the trip did, when the entry halted the floor."""
 
 
 SECURITY_LOOKBACK_IDS = 100
@@ -251,6 +254,7 @@ class LedgerState:
             command_id=entry.command_id,
             changed_at=entry.recorded_at,
             problem=entry.problem,
+            trip=entry.trip,
         )
 
     async def new_security_events(self) -> list[SecurityEvent]:

@@ -54,6 +54,18 @@ async def load_staged(db: Db, staged_id: str) -> StagedOrder | None:
     return None if row is None else _staged(row)
 
 
+async def open_staged(db: Db, trader: str, session_id: str, limit: int) -> list[StagedOrder]:
+    """The session's staged orders not executed yet, newest first, at most ``limit``."""
+    rows = await db.fetch(
+        "SELECT * FROM staged_orders WHERE trader = $1 AND session_id = $2 AND command_id IS NULL"
+        " ORDER BY created_at DESC, id LIMIT $3",
+        trader,
+        session_id,
+        limit,
+    )
+    return [_staged(r) for r in rows]
+
+
 async def claim(db: Db, staged_id: str, command_id: str) -> bool:
     """Mark the staged order executed as ``command_id``; False when it already was."""
     claimed = await db.fetchval(

@@ -58,7 +58,7 @@ from config.settings import FloorSettings
 from ledger import webauthn_store as store
 from ledger.db import Db
 from ledger.secret_tokens import new_secret
-from ledger.traders import Enrolment, find_enrolment, get_trader
+from ledger.traders import Enrolment, TraderRecord, find_enrolment, get_trader
 from observability.security import SecurityRecorder, refusal_event
 from trading.authorization import trader_agent_id
 from trading.security_events import Severity
@@ -109,9 +109,18 @@ class Ceremonies:
             return await self._refuse(enrolment, client_address=client_address)
         trader = await get_trader(self._db, enrolment.trader)
         assert trader is not None  # an enrolment references its trader
+        challenge = secrets.token_bytes(CHALLENGE_BYTES)
+        return await self._challenges.issue(
+            store.PURPOSE_REGISTRATION,
+            challenge,
+            await self._registration_options(trader, challenge),
+            now,
+            enrolment_id=enrolment.enrolment_id,
+        )
+
+    async def _registration_options(self, trader: TraderRecord, challenge: bytes) -> str:
         # Revoked passkeys too: one cannot come back through a new enrolment.
         existing = await store.trader_credentials(self._db, trader.name, include_revoked=True)
-        challenge = secrets.token_bytes(CHALLENGE_BYTES)
         options = generate_registration_options(
             rp_id=self._settings.webauthn_rp_id,
             rp_name=self._settings.webauthn_rp_name,
@@ -124,13 +133,7 @@ class Ceremonies:
             ),
             exclude_credentials=[PublicKeyCredentialDescriptor(id=c.credential_id) for c in existing],
         )
-        return await self._challenges.issue(
-            store.PURPOSE_REGISTRATION,
-            challenge,
-            options_to_json(options),
-            now,
-            enrolment_id=enrolment.enrolment_id,
-        )
+        return options_to_json(options)
 
     async def finish_registration(
         self,
@@ -186,6 +189,71 @@ class Ceremonies:
                 trader=enrolment.trader,
                 client_address=client_address,
             )
+        return records.info(stored)
+
+    # -- another passkey, from an armed session -------------------------------------------
+
+    async def begin_add_passkey(self, principal: Principal) -> Challenge | Refusal:
+        """A registration challenge bound to the session; only while it holds a live arming
+        grant: adding a way to sign in as this trader needs the user-verified ceremony of the
+        last minutes, not just the session cookie."""
+        session_id = _session(principal)
+        if await self.current_grant(principal) is None:
+            return _NOT_ARMED
+        trader = await get_trader(self._db, principal.name)
+        if trader is None or trader.disabled_at is not None:
+            return Refusal(r.TRADER_DISABLED, "this trader is disabled; ask the operator")
+        challenge = secrets.token_bytes(CHALLENGE_BYTES)
+        return await self._challenges.issue(
+            store.PURPOSE_PASSKEY,
+            challenge,
+            await self._registration_options(trader, challenge),
+            self._clock(),
+            session_id=session_id,
+        )
+
+    async def finish_add_passkey(
+        self,
+        principal: Principal,
+        cookie: str,
+        challenge_id: str,
+        credential_json: str,
+        *,
+        client_address: str | None = None,
+    ) -> AuthenticatorInfo | Refusal:
+        """Store the new passkey for the session's trader (``cookie``: the session's own, which
+        the database checks the grant by); refused unless the session is still armed."""
+        session_id = _session(principal)
+        now = self._clock()
+        taken = await self._challenges.take(challenge_id, store.PURPOSE_PASSKEY, now, session_id)
+        if isinstance(taken, Refusal):
+            return await self._refuse(taken, trader=principal.name, client_address=client_address)
+        credential = parse_registration(credential_json)
+        if isinstance(credential, Refusal):
+            return await self._refuse(credential, trader=principal.name, client_address=client_address)
+        verified = check_registration(credential, self._expected(taken.challenge))
+        if isinstance(verified, Refusal):
+            return await self._refuse(verified, trader=principal.name, client_address=client_address)
+        try:
+            stored = await store.add_session_passkey(
+                self._db,
+                cookie=cookie,
+                credential_id=verified.credential_id,
+                public_key=verified.public_key,
+                sign_count=verified.sign_count,
+                transports=verified.transports,
+                backup_eligible=verified.backup_eligible,
+                backed_up=verified.backed_up,
+            )
+        except asyncpg.UniqueViolationError:
+            return await self._refuse(
+                Refusal(r.MALFORMED, "this passkey is already registered; sign in with it"),
+                trader=principal.name,
+                client_address=client_address,
+            )
+        if stored is None:
+            # The grant expired or was disarmed, or the session or a passkey revoked, meanwhile.
+            return await self._refuse(_NOT_ARMED, trader=principal.name, client_address=client_address)
         return records.info(stored)
 
     async def _enrolment(self, enrolment_token: str, now: datetime) -> Enrolment | Refusal:
@@ -530,6 +598,10 @@ class Ceremonies:
 
 
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
+_NOT_ARMED = Refusal(
+    r.NOT_ARMED,
+    "arm first (a fresh fingerprint or PIN): adding a passkey needs a live arming grant",
+)
 _REVOKED = Refusal(
     r.CREDENTIAL_REVOKED,
     "this passkey was revoked by the operator; use another one, or ask the operator for an enrolment link",

@@ -92,8 +92,12 @@ class BreakerLog:
         breaker.last_change = BreakerChange(entry.kind, entry.agent_id, entry.command_id, entry.recorded_at)
         return entry
 
-    def record_trip(self, trip: Trip, breaker: CircuitBreaker) -> None:
-        """Ledger ``trip`` from a task of its own (called from the tick handler)."""
+    def record_trip(
+        self, trip: Trip, breaker: CircuitBreaker, *, cancelled_orders: int | None = None
+    ) -> None:
+        """Ledger ``trip`` from a task of its own (called from the tick handler);
+        ``cancelled_orders``: how many of the floor's orders were working when the global cancel
+        went out."""
         record = TripRecord(
             command_id=f"trip-{uuid.uuid4().hex}",
             agent_id=self._agent_id,
@@ -107,17 +111,20 @@ class BreakerLog:
             window_ms=breaker.window_ms,
         )
         breaker.last_change = BreakerChange(KIND_TRIPPED, self._agent_id, record.command_id, record.issued_at)
-        # The signed payload holds the move; the detail repeats it for `floor ledger tail`.
-        detail = {
+        # The signed payload holds the move; the detail repeats it for `floor ledger tail` and
+        # adds what the cancel did (the HUD's breaker banner), which is known only here.
+        detail: dict[str, object] = {
             "symbol": trip.symbol,
             "drop_pct": str(trip.signal.drop_pct),
             "tick_to_cancel_us": str((trip.cancel_written_ns - trip.tick_recv_ns) / 1000),
         }
+        if cancelled_orders is not None:
+            detail["cancelled_orders"] = cancelled_orders
         task = asyncio.get_running_loop().create_task(self._append(record, detail), name=record.command_id)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _append(self, record: TripRecord, detail: dict[str, str]) -> None:
+    async def _append(self, record: TripRecord, detail: dict[str, object]) -> None:
         delay = RETRY_FIRST_S
         while True:
             try:

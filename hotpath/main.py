@@ -39,6 +39,7 @@ from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
+from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
@@ -215,6 +216,7 @@ async def run(
     broker = broker or make_broker(settings)
     ledger = LedgerStore(pool, writer)
     book = AccountBook()
+    accounts = [a.strip() for a in settings.broker_accounts.split(",") if a.strip()]
     orders: dict[str, FloorOrder] = {}
     hot: HotPath | None = None
 
@@ -230,14 +232,16 @@ async def run(
         producer,
         telemetry.metrics,
         on_done=lambda o: exits.forget(o.symbol, o.command_id),
-        accounts=[a.strip() for a in settings.broker_accounts.split(",") if a.strip()],
+        accounts=accounts,
     )
 
     def on_trip(trip: Trip) -> None:
+        # Read before any cancel confirmation arrives: the orders the global cancel went out for.
+        cancelled = sum(len(ids) for ids in book.working.values())
         if hot is not None:
             hot.trips.append(trip)
-        events.record_ops("breaker.tripped", "critical", _trip_dict(trip))
-        breaker_log.record_trip(trip, breaker)
+        events.record_ops("breaker.tripped", "critical", {**_trip_dict(trip), "cancelled_orders": cancelled})
+        breaker_log.record_trip(trip, breaker, cancelled_orders=cancelled)
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
     control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
@@ -350,6 +354,9 @@ async def run(
         tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth)
         await intake.warm()
+        tasks.append(
+            asyncio.create_task(NetLiquidationReporter(broker, pool, accounts).run(), name="net-liq")
+        )
         # Keys and profiles are reloaded off the order path, as soon as Postgres announces a change.
         tasks.append(asyncio.create_task(RegistryWatch(dsn, intake).run(), name="registry"))
         if checkpointer is not None:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.append import Decision, LedgerRecord, append_signed
 from ledger.db import Db
 from ledger.key_trust import trusted_key
+from trading.breaker_trip import REASON_UNVERIFIED, TripSummary, trip_summary
 from trading.circuit_breaker_state import (
     ARMING_KINDS,
     BREAKER_KINDS,
@@ -75,6 +76,8 @@ class BreakerEntry:
     recorded_at: datetime
     problem: str | None
     """Why the entry does not verify (it then counts as a trip), or None."""
+    trip: TripSummary | None = None
+    """What the trip did, when the entry halted the floor (one that does not verify: only that)."""
 
     @property
     def state(self) -> TradingState:
@@ -83,7 +86,7 @@ class BreakerEntry:
 
 _NEWEST = (
     "SELECT e.seq, e.kind, e.agent_id, e.command_id, e.payload, e.signer, e.signature, e.issued_at,"
-    " e.recorded_at,"
+    " e.recorded_at, e.detail,"
     " k.agent_id AS key_agent, k.public_key, k.role, k.revoked_at"
     " FROM ledger_entries e LEFT JOIN agent_keys k ON k.key_id = e.signer"
     " WHERE e.account = $1 AND e.kind = ANY($2::text[]) AND e.authenticated"
@@ -113,6 +116,11 @@ async def newest_breaker_entry(db: Db, breaker_agent: str | None = None) -> Brea
     problem = _problem(row, breaker_agent)
     if problem is None and await trusted_key(db, row["signer"]) is None:
         problem = f"the registration of key {row['signer']} does not verify"
+    trip = (
+        trip_summary(row["kind"], bytes(row["payload"]), row["detail"])
+        if problem is None
+        else TripSummary(REASON_UNVERIFIED)
+    )
     return BreakerEntry(
         seq=int(row["seq"]),
         kind=row["kind"],
@@ -120,6 +128,7 @@ async def newest_breaker_entry(db: Db, breaker_agent: str | None = None) -> Brea
         command_id=row["command_id"],
         recorded_at=row["recorded_at"],
         problem=problem,
+        trip=trip,
     )
 
 

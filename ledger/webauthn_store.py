@@ -1,11 +1,12 @@
 """Storage of the traders' WebAuthn state: passkeys (credentials), single-use challenges, web
-sessions with their sign-in assertion, and arming grants (migrations 0016, 0018-0020).
+sessions with their sign-in assertion, and arming grants (migrations 0016, 0018-0021).
 
 Every check that must hold under concurrency is one statement: a challenge is taken by an
 ``UPDATE ... WHERE used_at IS NULL AND expires_at > now RETURNING`` (two answers to it cannot
 both win), a sign count moves by compare-and-swap (``WHERE sign_count = old``). The API's role
 stores a passkey and moves its count only through the SECURITY DEFINER functions of migration
-0019 (``floor_register_passkey``, ``floor_advance_sign_count``). Times are passed in by the
+0019 (``floor_register_passkey``, ``floor_advance_sign_count``) and 0021
+(``floor_add_session_passkey``). Times are passed in by the
 caller's clock so a test can move it, except where a caller's clock would let the API's role
 widen what it may do: registering a passkey and pruning challenges use the database's clock
 (migration 0020).
@@ -29,6 +30,8 @@ PURPOSE_REGISTRATION = "registration"
 PURPOSE_LOGIN = "login"
 PURPOSE_ARMING = "arming"
 PURPOSE_STEP_UP = "step_up"
+PURPOSE_PASSKEY = "passkey"
+"""Another passkey added from a signed-in, armed session (migration 0021)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,34 @@ async def enrol_credential(
     row = await db.fetchrow(
         f"SELECT {_CREDENTIAL_COLUMNS} FROM floor_register_passkey($1, $2, $3, $4, $5, $6, $7)",
         secret_hash(enrolment_token),
+        credential_id,
+        public_key,
+        sign_count,
+        transports,
+        backup_eligible,
+        backed_up,
+    )
+    return None if row is None else _credential(row)
+
+
+async def add_session_passkey(
+    db: Db,
+    *,
+    cookie: str,
+    credential_id: bytes,
+    public_key: bytes,
+    sign_count: int,
+    transports: list[str],
+    backup_eligible: bool,
+    backed_up: bool,
+) -> StoredCredential | None:
+    """Store another passkey for the trader whose session this cookie opens, in one statement
+    (``floor_add_session_passkey``, by the cookie's hash and the database's clock): None (and
+    nothing stored) unless the session is live and holds a live arming grant, its passkeys are
+    unrevoked and its trader is enabled."""
+    row = await db.fetchrow(
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM floor_add_session_passkey($1, $2, $3, $4, $5, $6, $7)",
+        secret_hash(cookie),
         credential_id,
         public_key,
         sign_count,

@@ -1,5 +1,5 @@
-"""The WebAuthn ceremonies as mutations: passkey registration (through the enrolment link),
-sign-in and sign-out, arming and disarming.
+"""The WebAuthn ceremonies as mutations: passkey registration (through the enrolment link, or
+from a signed-in and armed session), sign-in and sign-out, arming and disarming.
 
 Each ceremony is a ``begin*`` mutation answering a :class:`CeremonyChallenge` (options JSON for
 ``PublicKeyCredential.parseCreationOptionsFromJSON`` / ``parseRequestOptionsFromJSON``) and a
@@ -173,6 +173,30 @@ class AuthMutations:
             return _refused(outcome)
         return Grant.of(outcome)
 
+    @strawberry.mutation(
+        description="Start registering another passkey from a signed-in session; needs a live arming grant."
+    )
+    async def begin_add_passkey(self, info: Info) -> ChallengeResult:
+        principal = info.context.caller()
+        if not _trader_session(principal):
+            return _not_a_trader("adding a passkey")
+        return _challenge(await _ceremonies(info).begin_add_passkey(principal))
+
+    @strawberry.mutation(
+        description="Finish adding a passkey: the credential JSON of navigator.credentials.create()."
+    )
+    async def finish_add_passkey(self, info: Info, challenge_id: str, credential: str) -> RegistrationResult:
+        principal = info.context.caller()
+        cookie = info.context.session_cookie()
+        if not _trader_session(principal) or cookie is None:
+            return _not_a_trader("adding a passkey")
+        outcome = await _ceremonies(info).finish_add_passkey(
+            principal, cookie, challenge_id, credential, client_address=info.context.client_address
+        )
+        if isinstance(outcome, Refusal):
+            return _refused(outcome)
+        return Authenticator.of(outcome)
+
     @strawberry.mutation(description="Disarm: Execute is refused from now on, until you arm again.")
     async def disarm(self, info: Info) -> Disarmed:
         principal = info.context.caller()
@@ -191,10 +215,10 @@ def _trader_session(principal: Principal) -> bool:
     return principal.trader_session is not None
 
 
-def _not_a_trader() -> WebAuthnRefused:
+def _not_a_trader(what: str = "arming") -> WebAuthnRefused:
     return WebAuthnRefused(
         reason=TRADER_SESSION_REQUIRED,
-        detail="arming is for a trader signed in with a passkey; programs trade with signed commands",
+        detail=f"{what} is for a trader signed in with a passkey; programs trade with signed commands",
     )
 
 

@@ -38,6 +38,14 @@ class FloorContext(BaseContext):
         cookie, bearer = self.credentials
         return await authenticate(self.services.db, cookie=cookie, bearer=bearer) is not None
 
+    def session_cookie(self) -> str | None:
+        """The session cookie the caller presented: with the request over HTTP, in the
+        WebSocket's handshake otherwise."""
+        cookie, _ = self.credentials
+        if cookie is None and self.request is not None:
+            cookie = self.request.cookies.get(SESSION_COOKIE)
+        return cookie
+
     def caller(self) -> Principal:
         """The authenticated caller; unauthenticated callers get the named error."""
         if self.principal is None:

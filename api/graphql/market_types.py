@@ -14,6 +14,7 @@ from api.graphql.floor_types import TradingState
 from api.graphql.scalars import Long
 from api.graphql.shared_results import SharedEvent
 from api.hub_feeds import BreakerStatus
+from trading.breaker_trip import TripSummary
 from trading.depth_book import BookDelta as DeltaRecord
 from trading.depth_book import BookSnapshot as SnapshotRecord
 from trading.depth_book import Level
@@ -93,6 +94,38 @@ def book_update(item: SnapshotRecord | DeltaRecord) -> BookSnapshot | BookDelta:
     return update
 
 
+@strawberry.type(
+    description="What the trip behind a halt did. A manual trip (reason manual) or an entry that does not "
+    "verify (unverified_entry) has no move: only a flash_crash names the symbol and its fall."
+)
+class BreakerTrip:
+    reason: str = strawberry.field(description="flash_crash, manual or unverified_entry.")
+    symbol: str | None
+    drop: Decimal | None = strawberry.field(
+        description='The fall from the reference, a fraction ("0.052" = 5.2 %).'
+    )
+    reference_price: Decimal | None = strawberry.field(description="The high in the window it fell from.")
+    price: Decimal | None = strawberry.field(description="The price that tripped it.")
+    cancelled_orders: int | None = strawberry.field(
+        description="The floor's orders working when the global cancel went out."
+    )
+    cancel_millis: int | None = strawberry.field(
+        description="Crashing tick to the global cancel on the broker's socket, whole ms rounded up."
+    )
+
+    @classmethod
+    def of(cls, trip: TripSummary) -> BreakerTrip:
+        return cls(
+            reason=trip.reason,
+            symbol=trip.symbol,
+            drop=trip.drop,
+            reference_price=trip.reference_price,
+            price=trip.price,
+            cancelled_orders=trip.cancelled_orders,
+            cancel_millis=trip.cancel_millis,
+        )
+
+
 @strawberry.type(description="The circuit breaker: trading state and the ledger entry that set it.")
 class Breaker:
     state: TradingState  # type: ignore[valid-type]
@@ -102,6 +135,7 @@ class Breaker:
     command_id: str | None
     changed_at: datetime | None
     problem: str | None = strawberry.field(description="Why that entry does not verify (it then halts).")
+    trip: BreakerTrip | None = strawberry.field(description="Null unless that entry was a trip.")
 
     @classmethod
     def of(cls, status: BreakerStatus) -> Breaker:
@@ -113,4 +147,5 @@ class Breaker:
             command_id=status.command_id,
             changed_at=status.changed_at,
             problem=status.problem,
+            trip=None if status.trip is None else BreakerTrip.of(status.trip),
         )

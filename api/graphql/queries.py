@@ -4,6 +4,8 @@ security events (ops only)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import strawberry
 
 from api.graphql.context import Info
@@ -13,9 +15,12 @@ from api.graphql.market_types import BookSnapshot, Breaker
 from api.graphql.order_types import Order, OrderState
 from api.graphql.pagination import Connection, connection, decode_cursor, page_size
 from api.graphql.positions import mid, position_book, visible
+from api.graphql.sizing import SizingSuggestion, sizing_suggestion
 from api.graphql.subscriptions import MAX_DEPTH, traded
+from api.graphql.trading_mutations import OrderTicketInput, Staged
 from api.hub_feeds import NEVER_TRIPPED
 from api.principals import Principal
+from api.staged_orders import open_staged
 from ledger.db import Db
 from ledger.iceberg_parents import load_parent, slice_states
 from ledger.order_entries import entries_of
@@ -26,6 +31,7 @@ from trading.iceberg_parents import parent_workflow_id
 from trading.orders import OrderState as OrderStateEnum
 
 ORDERS = "orders"
+STAGED_SHOWN = 200
 SECURITY_EVENTS = "security-events"
 
 
@@ -99,6 +105,33 @@ class Query:
     @strawberry.field(description="The caller.")
     async def me(self, info: Info) -> Me:
         return Me.of(info.context.caller())
+
+    @strawberry.field(
+        description="The Kelly-sized quantity and the Max Trade Size for a ticket (nothing is staged): "
+        "the account's risk profile, the net liquidation the hot path last had from the broker, and "
+        "the book's touch. winProbability in (0, 1); payoff: average win / loss to the stop "
+        "(default 1); the ticket's stopLoss is the edge's stop."
+    )
+    async def sizing_suggestion(
+        self,
+        info: Info,
+        ticket: OrderTicketInput,
+        win_probability: Decimal,
+        payoff: Decimal | None = None,
+    ) -> SizingSuggestion:
+        return await sizing_suggestion(info, ticket, win_probability, payoff)
+
+    @strawberry.field(
+        description=f"The session's staged orders not executed yet, newest first (at most "
+        f"{STAGED_SHOWN}); empty for a program."
+    )
+    async def staged_orders(self, info: Info) -> list[Staged]:
+        principal = info.context.caller()
+        session_id = principal.trader_session
+        if session_id is None:
+            return []
+        staged = await open_staged(info.context.services.db, principal.name, session_id, STAGED_SHOWN)
+        return [Staged.of(s.staged_id, s.terms, s.order_hash, s.created_at) for s in staged]
 
     @strawberry.field(description="Security events newest first (ops role only).")
     async def security_events(

@@ -26,6 +26,7 @@ from trading.commands import OrderType as OrderTypeEnum
 from trading.commands import Side as SideEnum
 from trading.commands import TimeInForce as TimeInForceEnum
 from trading.order_ticket import Ticket
+from trading.step_up import OrderTerms
 
 OrderType = strawberry.enum(OrderTypeEnum, name="OrderType")
 
@@ -66,6 +67,24 @@ class Staged:
     stop_price: Decimal | None
     stop_loss: Decimal | None
     created_at: datetime
+
+    @classmethod
+    def of(cls, staged_id: str, terms: OrderTerms, order_hash: str, created_at: datetime) -> Staged:
+        return cls(
+            staged_id=staged_id,
+            order_hash=order_hash,
+            order_hash_prefix=order_hash[:8],
+            account=terms.account,
+            symbol=terms.symbol,
+            side=terms.side,
+            order_type=terms.order_type,
+            quantity=terms.quantity,
+            tif=terms.tif,
+            limit_price=terms.limit_price,
+            stop_price=terms.stop_price,
+            stop_loss=terms.stop_loss,
+            created_at=created_at,
+        )
 
 
 @strawberry.type(description="Sent: ACCEPTED by the hot path (ledgered), or PENDING (follow orderEvents).")
@@ -169,25 +188,10 @@ SubmitCommandResult = Annotated[CommandPublished | CommandRefused, strawberry.un
 class TradingMutations:
     @strawberry.mutation(description="Check a ticket and stage it for Execute (a trader's session).")
     async def stage_order(self, info: Info, ticket: OrderTicketInput) -> StageOrderResult:
-        outcome = await _desk(info).stage(info.context.caller(), _ticket(ticket))
+        outcome = await _desk(info).stage(info.context.caller(), ticket_of(ticket))
         if isinstance(outcome, results.Invalid):
             return _invalid(outcome)
-        terms = outcome.terms
-        return Staged(
-            staged_id=outcome.staged_id,
-            order_hash=outcome.order_hash,
-            order_hash_prefix=outcome.order_hash[:8],
-            account=terms.account,
-            symbol=terms.symbol,
-            side=terms.side,
-            order_type=terms.order_type,
-            quantity=terms.quantity,
-            tif=terms.tif,
-            limit_price=terms.limit_price,
-            stop_price=terms.stop_price,
-            stop_loss=terms.stop_loss,
-            created_at=outcome.created_at,
-        )
+        return Staged.of(outcome.staged_id, outcome.terms, outcome.order_hash, outcome.created_at)
 
     @strawberry.mutation(
         description="Execute a staged order: needs a live arming grant; beyond it, a step-up assertion."
@@ -291,7 +295,7 @@ def _desk(info: Info) -> Desk:
     return desk
 
 
-def _ticket(ticket: OrderTicketInput) -> Ticket:
+def ticket_of(ticket: OrderTicketInput) -> Ticket:
     def text(value: Decimal | None) -> str | None:
         return None if value is None else format(value, "f")
 
