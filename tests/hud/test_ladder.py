@@ -11,8 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page
 
+from tests.hud.browser import new_page
 from tests.hud.hud import Hud
 from tests.hud.stack import Venue
 
@@ -267,3 +268,77 @@ async def test_the_latency_overlay_shows_message_to_paint_and_painting_off_measu
     await page.evaluate("window.hud.paint(true)")
     await page.keyboard.press("l")
     await overlay.wait_for(state="hidden")
+
+
+BOOK_LOGIC = """async () => {
+  const { grid, toTicks, fromTicks, midString } = await import('/hud/ticks.js');
+  const { Book } = await import('/hud/book.js');
+  const cent = grid('0.01');
+  const nickel = grid('0.05');
+  const off = (f) => { try { f(); return false; } catch (e) { return e.message; } };
+  const book = new Book('AAPL');
+  const level = (price, size) => ({ price, size });
+  const out = {
+    ticks: [toTicks('187.25', cent), toTicks('187.2', cent), toTicks('187.250', cent),
+            toTicks('1.05', nickel)],
+    offGrid: [off(() => toTicks('187.255', cent)), off(() => toTicks('1.07', nickel)),
+              off(() => toTicks('1e3', cent))],
+    prices: [fromTicks(18725, cent), fromTicks(5, cent), fromTicks(21, nickel)],
+    mids: [midString(18724, 18726, cent), midString(18724, 18725, cent)],
+    beforeSnapshot: book.delta({ sequence: 2, previousSequence: 1, bids: [], asks: [] }).result,
+  };
+  book.snapshot({ sequence: 10, tickSize: '0.01', bids: [level('187.24', 300), level('187.23', 200)],
+                  asks: [level('187.26', 100), level('187.27', 400)] });
+  out.touch = book.touch();
+  out.mid = book.mid();
+  out.spread = book.spreadTicks();
+  out.cum = [...book.cumulative().bids.entries(), ...book.cumulative().asks.entries()];
+  const versionBefore = book.rowVersion(18723);
+  out.linked = book.delta({ sequence: 12, previousSequence: 10,
+                            bids: [level('187.24', 0), level('187.23', 250)],
+                            asks: [level('187.25', 50)] }).result;
+  out.afterDelta = { touch: book.touch(), sequence: book.sequence, bids: [...book.bids.entries()] };
+  out.rowChanged = [versionBefore, book.rowVersion(18723), book.rowVersion(18727)];
+  out.gap = book.delta({ sequence: 14, previousSequence: 13, bids: [], asks: [] });
+  out.stillOut = book.delta({ sequence: 15, previousSequence: 14, bids: [], asks: [] }).result;
+  out.synced = book.synced;
+  out.resynced = book.snapshot({ sequence: 20, bids: [level('187.20', 5)], asks: [] }).result;
+  out.oneSided = { synced: book.synced, mid: book.mid(), centre: book.centreTicks() };
+  out.badSize = book.delta({ sequence: 21, previousSequence: 20,
+                             bids: [level('187.20', -1)], asks: [] }).result;
+  out.badPrice = book.snapshot({ sequence: 22, bids: [level('187.205', 5)], asks: [] });
+  return out;
+}"""
+
+
+async def test_the_book_keys_prices_in_whole_ticks_and_applies_only_deltas_that_follow_it(
+    hud_browser: Browser, hud_origin: str
+) -> None:
+    context, page = await new_page(hud_browser)
+    try:
+        await page.goto(hud_origin)
+        out = await page.evaluate(BOOK_LOGIC)
+    finally:
+        await context.close()
+    assert out["ticks"] == [18725, 18720, 18725, 21]
+    assert all(out["offGrid"]), out["offGrid"]
+    assert "not on the 0.01 grid" in out["offGrid"][0]
+    assert out["prices"] == ["187.25", "0.05", "1.05"]
+    assert out["mids"] == ["187.25", "187.245"]
+    assert out["beforeSnapshot"] == "gap"
+    assert out["touch"] == {"bid": "187.24", "ask": "187.26"}
+    assert (out["mid"], out["spread"]) == ("187.25", 2)
+    assert out["cum"] == [[18724, 300], [18723, 500], [18726, 100], [18727, 500]]
+    assert out["linked"] == "applied"
+    assert out["afterDelta"] == {
+        "touch": {"bid": "187.23", "ask": "187.25"},
+        "sequence": 12,
+        "bids": [[18723, 250]],
+    }
+    assert out["rowChanged"] == [10, 12, 10]
+    assert out["gap"]["result"] == "gap" and "at 12" in out["gap"]["detail"]
+    assert out["stillOut"] == "gap" and out["synced"] is False, "out of sync until a snapshot"
+    assert out["resynced"] == "applied"
+    assert out["oneSided"] == {"synced": True, "mid": None, "centre": 18720}
+    assert out["badSize"] == "invalid"
+    assert out["badPrice"]["result"] == "invalid" and "187.205" in out["badPrice"]["detail"]
