@@ -31,12 +31,16 @@ def hud_api_env() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _parts_not_here_yet(hud: Hud) -> None:
-    """The ladder and its latency overlay are another part of the HUD; where they are not in
-    this tree the page reports them missing, which is not what these tests look at."""
+async def _desk_mounted(hud: Hud) -> None:
+    """Every part of the desk listening: the settings panel mounts last (a click before a part
+    mounted would do nothing). The ladder and its latency overlay are another part of the HUD;
+    where they are not in this tree the page reports them missing, which these tests ignore."""
     for part in ("ladder", "latency"):
         if not (WEB / f"{part}.js").exists():
-            hud.errors.allow(rf"{part}\.js|Failed to load resource.*404|Failed to fetch dynamically imported module")
+            hud.errors.allow(
+                rf"{part}\.js|Failed to load resource.*404|Failed to fetch dynamically imported module"
+            )
+    await hud.page.locator("#passkeys").wait_for(state="attached")
 
 
 async def _resting_limit(venue: Venue) -> str:
@@ -45,7 +49,9 @@ async def _resting_limit(venue: Venue) -> str:
     return str((bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN))
 
 
-async def _stage(page: Page, *, qty: int = 1, limit: str, side: str = "BUY", symbol: str = "AAPL") -> dict[str, Any]:
+async def _stage(
+    page: Page, *, qty: int = 1, limit: str, side: str = "BUY", symbol: str = "AAPL"
+) -> dict[str, Any]:
     """Fill the ticket and press Stage; the Staged result the ticket published."""
     await page.fill("#ticket-symbol", symbol)
     await page.select_option("#ticket-side", side)
@@ -53,7 +59,9 @@ async def _stage(page: Page, *, qty: int = 1, limit: str, side: str = "BUY", sym
     await page.select_option("#ticket-type", "LMT")
     await page.fill("#ticket-limit", limit)
     await page.click("#stage")
-    await expect(page.locator("#ticket-status")).to_have_attribute("data-state", re.compile("staged|invalid|error"))
+    await expect(page.locator("#ticket-status")).to_have_attribute(
+        "data-state", re.compile("staged|invalid|error")
+    )
     staged: dict[str, Any] = await page.evaluate("() => window.hud.store.latest('staged')")
     return staged
 
@@ -162,7 +170,9 @@ async def test_beyond_the_grant_it_asks_a_step_up_showing_the_order_hash_and_exe
     results = await page.evaluate("() => window.hud.interlock.results()")
     assert results[-2:][0] == "StepUpRequired"
     assert "Executed" not in results
-    await expect(page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")).to_have_attribute("data-state", "staged")
+    await expect(page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")).to_have_attribute(
+        "data-state", "staged"
+    )
     await hud.shot("step-up-refused")
 
     await hud.authenticator.set_user_verified(True)
@@ -179,15 +189,23 @@ async def test_beyond_the_grant_it_asks_a_step_up_showing_the_order_hash_and_exe
 
 
 async def test_a_trader_who_confirms_every_order_gets_a_step_up_for_each_execute(
-    hud: Hud, venue: Venue, cli_pool: asyncpg.Pool
+    hud: Hud, venue: Venue, postgres_url: str
 ) -> None:
-    await cli_pool.execute("UPDATE traders SET step_up_every_order = true WHERE name = $1", hud.trader.name)
+    # The trader's own setting (floor traders add --step-up-every-order), read by the desk at Execute.
+    db = await asyncpg.connect(postgres_url)
+    try:
+        await db.execute("UPDATE traders SET step_up_every_order = true WHERE name = $1", hud.trader.name)
+    finally:
+        await db.close()
     page = hud.page
     assert await hud.arm() == "Grant"
     await _stage(page, qty=1, limit=await _resting_limit(venue))
     await page.click("#execute")
     await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    assert (await page.evaluate("() => window.hud.interlock.results()"))[-2:] == ["StepUpRequired", "Executed"]
+    assert (await page.evaluate("() => window.hud.interlock.results()"))[-2:] == [
+        "StepUpRequired",
+        "Executed",
+    ]
 
 
 async def test_with_user_verification_off_arming_fails_with_the_reason_shown(hud: Hud) -> None:
@@ -346,3 +364,44 @@ async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_
     await expect(page.locator("#passkeys li[data-synced=true]")).to_contain_text("synced passkey")
     await expect(page.locator("#passkeys li[data-synced=false]")).to_have_count(1)
     await hud.shot("passkeys")
+
+
+async def test_a_state_change_pulses_its_row_unless_the_trader_asks_for_reduced_motion(hud: Hud) -> None:
+    page = hud.page
+    animation = (
+        "(id) => getComputedStyle(document.querySelector(`#blotter tr[data-order-id='${id}']`)).animationName"
+    )
+    staged = await _stage(page, limit="1.00")
+    row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
+    await expect(row).to_have_class(re.compile(r"\bpulse\b"))
+    assert await page.evaluate(animation, staged["stagedId"]) == "pulse"
+    await expect(row).not_to_have_class(re.compile(r"\bpulse\b"))  # a short pulse, then still
+
+    await page.emulate_media(reduced_motion="reduce")
+    staged = await _stage(page, limit="1.01")
+    row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
+    await expect(row).to_have_class(re.compile(r"\bpulse\b"))
+    assert await page.evaluate(animation, staged["stagedId"]) == "none"
+
+
+async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
+    hud: Hud, venue: Venue
+) -> None:
+    page = hud.page
+    _, ask = await venue.quote("AAPL")
+    marketable = str((ask * Decimal("1.01")).quantize(CENT, ROUND_DOWN))
+    staged = await _stage(page, qty=2, limit=marketable)
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    await page.click("#execute")
+    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
+    executed = await page.evaluate("() => window.hud.store.latest('executed')")
+    assert executed["stagedId"] == staged["stagedId"]
+    row = page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
+    await expect(row).to_have_attribute("data-state", "filled", timeout=15_000)
+    await expect(row.locator("td.state")).to_have_css("color", await hud.colour_of("--st-filled"))
+    await expect(row).not_to_contain_text("Cancel")  # nothing left to cancel
+    position = page.locator(f"#positions tbody tr[data-symbol=AAPL][data-account='{hud.trader.account}']")
+    await expect(position).to_be_visible(timeout=10_000)
+    assert int(await position.get_attribute("data-quantity") or "0") != 0
+    await expect(position.locator("td").nth(3)).to_have_text(re.compile(r"^\d+\.\d+$"))  # average cost
+    await hud.shot("filled-position")

@@ -8,6 +8,7 @@ import { gql, live, onConnection } from './gql.js';
 import { el, byId, pulse } from './dom.js';
 import { uiState, LABEL, OPEN } from './states.js';
 import { hotkey } from './hotkeys.js';
+import { trimmed } from './prices.js';
 
 const ORDER_FIELDS = 'id account symbol side quantity filledQuantity averageFillPrice limitPrice timeInForce state reason parentId createdAt updatedAt';
 const ORDERS = `query { orders(first: 100) { edges { node { ${ORDER_FIELDS} } } } }`;
@@ -173,7 +174,7 @@ export function mountBlotter(root) {
       el('td', { class: 'num' }, String(row.quantity)),
       filledCell,
       el('td', { class: 'num' }, row.limitPrice || (row.orderType && row.orderType !== 'LMT' ? row.orderType : 'MKT')),
-      el('td', { class: 'num' }, row.averageFillPrice || ''),
+      el('td', { class: 'num' }, trimmed(row.averageFillPrice) || ''),
       el('td', { class: 'state' }, el('span', { class: 'chip' }, LABEL[row.state] || row.state)),
       el('td', {}, cancellable ? el('button', { type: 'button', class: 'cancel', title: row.staged ? 'Discard the staged order (nothing was sent)' : 'Cancel this order', onclick: () => cancel(row.id) }, row.staged ? 'Discard' : 'Cancel') : ''),
     );

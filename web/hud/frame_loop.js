@@ -13,7 +13,7 @@ const dirty = new Set();
 let scheduled = false;
 let waitingSince = null; // performance.now() of the first paint request since the last frame
 let afterFns = [];
-const counters = { frames: 0, dropped: 0, longFrames: 0, worstFrameMs: 0 };
+const counters = { frames: 0, dropped: 0, longFrames: 0, worstFrameMs: 0, paintMs: 0 };
 
 const channel = new MessageChannel();
 channel.port1.onmessage = () => {
@@ -42,7 +42,7 @@ export function frameStats() {
 }
 
 export function resetFrameStats() {
-  counters.frames = counters.dropped = counters.longFrames = counters.worstFrameMs = 0;
+  counters.frames = counters.dropped = counters.longFrames = counters.worstFrameMs = counters.paintMs = 0;
 }
 
 function frame(now) {
@@ -63,7 +63,9 @@ function frame(now) {
       console.error('a painter failed', err);
     }
   }
-  counters.worstFrameMs = Math.max(counters.worstFrameMs, performance.now() - began);
+  const took = performance.now() - began;
+  counters.paintMs += took;
+  counters.worstFrameMs = Math.max(counters.worstFrameMs, took);
   if (afterFns.length) channel.port2.postMessage(null);
 }
 

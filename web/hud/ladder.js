@@ -261,7 +261,7 @@ export function mountLadder(pane) {
     parts.push(`BID ${bid === null ? '—' : `${book.price(bid)}×${book.bids.get(bid)}`}`);
     parts.push(`ASK ${ask === null ? '—' : `${book.price(ask)}×${book.asks.get(ask)}`}`);
     const spread = book.spreadTicks();
-    if (spread !== null) parts.push(`SPR ${book.price(spread)} (${spread}t)`, `MID ${book.mid()}`);
+    if (spread !== null) parts.push(`SPR ${spread}t`, `MID ${book.mid()}`);
     if (tape.lastPrice !== null) parts.push(`LAST ${tape.lastPrice}`);
     if (tape.sessionVolume !== null) parts.push(`VOL ${tape.sessionVolume.toLocaleString('en-US')}`);
     const text = parts.join('  ');
@@ -314,16 +314,16 @@ export function mountLadder(pane) {
     if (!cell || cell.ticks !== down.ticks || cell.side !== down.side) return; // dragged off: no click
     const price = book.price(cell.ticks);
     if (!feed || !feed.ok) {
-      say(`Click ignored: click-to-trade is off (${feed ? feed.reason : 'no book yet'}).`);
+      say(`Ignored: click-to-trade is off (${feed ? feed.reason : 'no book yet'})`);
       return;
     }
     if (book.rowVersion(cell.ticks) !== down.version) {
-      say(`Click ignored: the book at ${price} changed while the button was down; click again.`);
+      say(`Ignored: ${price} changed while the button was down`);
       return;
     }
     const side = cell.side === 'bid' ? 'BUY' : 'SELL';
     store.publish('ladder-click', { symbol, side, price });
-    say(`${side} limit ${price} → ticket (staged there, not sent)`);
+    say(`${side} LMT ${price} → ticket`);
   });
 
   canvas.addEventListener('pointerenter', () => (hovering = true));

@@ -35,6 +35,7 @@ export function stats() {
     longFrames: frames.longFrames,
     frames: frames.frames,
     worstFrameMs: frames.worstFrameMs,
+    meanFrameMs: frames.frames ? frames.paintMs / frames.frames : null,
     gaps,
     mode,
   };

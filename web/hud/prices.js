@@ -53,3 +53,13 @@ export function percent(fraction) {
   const rest = frac.slice(2).replace(/0+$/, '');
   return `${m[1]}${whole}${rest ? `.${rest}` : ''}`;
 }
+
+// Trailing zeros beyond cents dropped for display ('229.890000' -> '229.89', '0.0250' -> '0.025'),
+// the value unchanged.
+export function trimmed(text) {
+  if (text === null || text === undefined) return text;
+  const m = /^(-?\d+)\.(\d+)$/.exec(String(text));
+  if (!m) return String(text);
+  const frac = m[2].replace(/0+$/, '').padEnd(DECIMALS, '0');
+  return `${m[1]}.${frac}`;
+}
