@@ -44,14 +44,21 @@ export function signed(text) {
   return s.startsWith('-') || /^0(\.0*)?$/.test(s) ? s : `+${s}`;
 }
 
-// A fraction as a percentage without floats: '0.052' -> '5.2', '-0.1' -> '-10', '1' -> '100'.
-export function percent(fraction) {
+// A fraction as a percentage rounded half up to `places` decimals, without floats:
+// '0.052' -> '5.2', '0.1024837965' -> '10.2', '-0.1' -> '-10', '1' -> '100'.
+export function percent(fraction, places = 1) {
   const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(fraction ?? ''));
   if (!m) return null;
-  const frac = (m[3] || '').padEnd(2, '0');
-  const whole = String(Number(m[2] + frac.slice(0, 2)));
-  const rest = frac.slice(2).replace(/0+$/, '');
-  return `${m[1]}${whole}${rest ? `.${rest}` : ''}`;
+  const digits = m[3] || '';
+  // value * 100 * 10^places as an integer, from value * 10^digits.length.
+  const scaled = BigInt(m[2] + digits) * 100n * 10n ** BigInt(places);
+  const divisor = 10n ** BigInt(digits.length);
+  const rounded = (scaled + divisor / 2n) / divisor;
+  const text = rounded.toString().padStart(places + 1, '0');
+  const whole = text.slice(0, text.length - places);
+  const frac = text.slice(text.length - places).replace(/0+$/, '');
+  const sign = m[1] && rounded !== 0n ? '-' : '';
+  return `${sign}${whole}${frac ? `.${frac}` : ''}`;
 }
 
 // Trailing zeros beyond cents dropped for display ('229.890000' -> '229.89', '0.0250' -> '0.025'),
