@@ -2,11 +2,12 @@
 out (:mod:`api.mailboxes`).
 
 Two tasks feed it: the Kafka loop (verified ``market.depth`` into the books of the floor's
-symbols, verified ``orders.events`` to the order-event subscribers and to whoever awaits a
-command's outcome) and the Postgres poll (the breaker's state, security events). Neither ever
-awaits a subscriber: handing an item over is a synchronous put into a bounded mailbox, and a
-subscriber that lets its mailbox fill is ended with ``resync.overflow`` and forgotten. So one
-stuck client costs the others nothing.
+symbols, verified ``market.trades`` into their tapes (:mod:`api.hub_trades`), verified
+``orders.events`` to the order-event subscribers and to whoever awaits a command's outcome)
+and the Postgres poll (the breaker's state, security events). Neither ever awaits a
+subscriber: handing an item over is a synchronous put into a bounded mailbox, and a subscriber
+that lets its mailbox fill is ended with ``resync.overflow`` and forgotten (a tape subscriber
+is sent a fresh snapshot instead). So one stuck client costs the others nothing.
 
 Neither task ends on an error. A fetch that fails is tried again; a record that can be neither
 believed nor refused (the key registry cannot be read) or that fails for any other reason is
@@ -43,6 +44,7 @@ from api.hub_feeds import (
     record_verifier,
     start_consumer,
 )
+from api.hub_trades import TradeFeed
 from api.mailboxes import (
     FEED_INTERRUPTED,
     HUB_STOPPED,
@@ -53,7 +55,7 @@ from api.mailboxes import (
     ResyncRequired,
     Subscription,
 )
-from bus.topics import MARKET_DEPTH, ORDERS_EVENTS
+from bus.topics import MARKET_DEPTH, MARKET_TRADES, ORDERS_EVENTS
 from config.settings import FloorSettings
 from ledger.db import Db
 from observability.security import SecurityRecorder
@@ -61,15 +63,18 @@ from trading.depth_book import BookDelta, BookSnapshot, SymbolBook
 from trading.order_events import EventKind, OrderEvent
 from trading.security_events import SecurityEvent
 from trading.symbols import UNKNOWN_SYMBOL, parse_symbols, unknown_symbol_detail
+from trading.trade_tape import CountedTrade, TapeSnapshot
 
 __all__ = [
     "BookDelta",
     "BookSnapshot",
     "BreakerStatus",
+    "CountedTrade",
     "Hub",
     "HubStats",
     "ResyncRequired",
     "Subscription",
+    "TapeSnapshot",
     "UnknownSymbol",
 ]
 
@@ -106,17 +111,23 @@ class HubStats:
     depth_records: int
     order_records: int
     unverified: int
-    """Records of either topic dropped because no writer of the topic signed them."""
+    """Records of any topic dropped because no writer of the topic signed them."""
     undecodable: int
-    """Records of either topic that could not be read (depth: naming no symbol, or signed and
-    unreadable)."""
+    """Records of any topic that could not be read (depth and trades: naming no symbol, or signed
+    and unreadable)."""
     untraded: int
-    """Depth records naming a symbol the floor does not trade, dropped unjudged."""
+    """Depth and trades records naming a symbol the floor does not trade, dropped unjudged."""
     superseded: int
     """Depth records not judged because a newer one of their symbol in the same fetch was
     believed (each record is the whole book)."""
     interrupted: int
     """Records that could be neither believed nor refused (each ended its topic's streams)."""
+    trade_records: int = 0
+    """Verified ``market.trades`` records."""
+    trades: int = 0
+    """Trades counted this run (repeats and earlier sessions' left out)."""
+    tape_resent: int = 0
+    """Tape snapshots sent to subscribers that fell behind, in place of the trades they missed."""
 
 
 class Hub:
@@ -132,6 +143,7 @@ class Hub:
         verifier = record_verifier(db)
         self._orders = OrderRecords(verifier, security)
         self._depth = DepthRecords(verifier, security, frozenset(parse_symbols(settings.hotpath_symbols)))
+        self._trades = TradeFeed(verifier, security, self._depth.symbols, settings.api_subscription_queue)
         self._ledger = LedgerState(db, breaker_agent)
         self._books: dict[str, SymbolBook] = {}
         self._book_subs: dict[str, set[BookSubscription]] = {}
@@ -159,6 +171,7 @@ class Hub:
         self._consumer = await start_consumer(
             self._settings.kafka, fetch_wait_ms=self._settings.command_fetch_wait_ms
         )
+        await self._trades.positioned(self._consumer)
         self._tasks = [
             asyncio.create_task(self._consume(self._consumer), name="hub-kafka"),
             asyncio.create_task(self._poll(), name="hub-postgres"),
@@ -178,6 +191,7 @@ class Hub:
             self._consumer = None
         for sub in self._all_subscriptions():
             sub.end(HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
+        self._trades.end(None, HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
         self._book_subs.clear()
         self._order_subs.clear()
         self._breaker_subs.clear()
@@ -188,6 +202,7 @@ class Hub:
 
     def _all_subscriptions(self) -> list[Subscription[Any]]:
         subs: list[Subscription[Any]] = [s for group in self._book_subs.values() for s in group]
+        subs += self._trades.all_subscriptions()
         return subs + list(self._order_subs) + list(self._breaker_subs) + list(self._security_subs)
 
     # --- subscribing -------------------------------------------------------------------------
@@ -226,6 +241,22 @@ class Hub:
         book = self._books.get(symbol)
         if book is not None and book.venue_ts is None and symbol not in self._book_subs:
             del self._books[symbol]
+
+    def subscribe_trades(self, symbol: str) -> Subscription[TapeSnapshot | CountedTrade]:
+        """The symbol's tape this session (a snapshot, once the hub has read the session's
+        trades), then each trade counted from then on; a snapshot again at a new session or
+        if the subscriber fell behind (see :class:`~api.mailboxes.TapeSubscription`).
+        :class:`UnknownSymbol` for a symbol the floor does not trade."""
+        if symbol not in self._trades.symbols:
+            raise UnknownSymbol(symbol, self._trades.symbols)
+        return self._trades.subscribe(symbol)
+
+    def tape(self, symbol: str) -> TapeSnapshot | None:
+        """The symbol's tape now; None for a symbol the floor does not trade or before the hub
+        has read the session's trades."""
+        if symbol not in self._trades.symbols or not self._trades.ready:
+            return None
+        return self._trades.snapshot(symbol)
 
     def subscribe_order_events(self, accept: Callable[[OrderEvent], bool]) -> Subscription[OrderEvent]:
         """Verified order events from now on for which ``accept`` (the caller's visibility,
@@ -287,11 +318,14 @@ class Hub:
             depth_lag_ms=self._depth_lag_ms,
             depth_records=self._depth_records,
             order_records=self._order_records,
-            unverified=self._orders.unverified + self._depth.unverified,
-            undecodable=self._orders.undecodable + self._depth.undecodable,
-            untraded=self._depth.untraded,
+            unverified=self._orders.unverified + self._depth.unverified + self._trades.unverified,
+            undecodable=self._orders.undecodable + self._depth.undecodable + self._trades.undecodable,
+            untraded=self._depth.untraded + self._trades.untraded,
             superseded=self._depth.superseded,
             interrupted=self._interrupted,
+            trade_records=self._trades.records,
+            trades=self._trades.trades,
+            tape_resent=self._trades.resent(),
         )
 
     # --- feeds -------------------------------------------------------------------------------
@@ -319,6 +353,11 @@ class Hub:
                 ]
                 if tp.topic == MARKET_DEPTH:
                     await self._on_depth_records(fetched, moved)
+                elif tp.topic == MARKET_TRADES:
+                    for where, raw in fetched:
+                        await self._judge(MARKET_TRADES, where, raw, self._trades.take)
+                    if records:
+                        self._trades.read_up_to(tp, records[-1].offset + 1)
                 elif tp.topic == ORDERS_EVENTS:
                     for where, raw in fetched:
                         await self._judge(ORDERS_EVENTS, where, raw, self._on_order_record)
@@ -397,6 +436,12 @@ class Hub:
                 )
             return
         symbol = claimed_symbol(raw)
+        if topic == MARKET_TRADES:
+            # The tape has a hole the hub cannot fill: its subscribers are told so.
+            self._trades.end(
+                symbol, FEED_INTERRUPTED, f"a {MARKET_TRADES} record of {symbol} could not be verified"
+            )
+            return
         for book_sub in list(self._book_subs.get(symbol, ()) if symbol is not None else ()):
             book_sub.end(
                 FEED_INTERRUPTED,

@@ -1,10 +1,12 @@
 """What feeds the API's subscription hub (:mod:`api.hub`): one Kafka consumer, and Postgres.
 
-- **Kafka**: one consumer per API process over ``market.depth`` and ``orders.events``, with no
-  consumer group (every API process sees every record) and no committed offsets. It starts at
-  the end of ``orders.events`` (subscribers are sent what happens from now on) and a short way
-  back on ``market.depth`` (each record is a symbol's whole book, so the last few hundred fill
-  the books an API that just started can show). Its fetch waits as briefly as the hot path's
+- **Kafka**: one consumer per API process over ``market.depth``, ``market.trades`` and
+  ``orders.events``, with no consumer group (every API process sees every record) and no
+  committed offsets. It starts at the end of ``orders.events`` (subscribers are sent what
+  happens from now on), a short way back on ``market.depth`` (each record is a symbol's whole
+  book, so the last few hundred fill the books an API that just started can show) and at the
+  start of the current session on ``market.trades`` (the session's volume at each price is
+  the sum of all of them; :mod:`api.hub_trades`). Its fetch waits as briefly as the hot path's
   command fetch: against the embedded Tansu a fetch is answered only when its wait runs out.
 - **orders.events** and **market.depth** records are verified
   (:class:`~bus.signed_records.RecordVerifier`, one key registry copy for both) before anything
@@ -26,12 +28,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.signed_records import RecordVerifier
-from bus.topics import MARKET_DEPTH, ORDERS_EVENTS
+from bus.topics import MARKET_DEPTH, MARKET_TRADES, ORDERS_EVENTS
 from ledger.circuit_breaker import newest_breaker_entry, newest_breaker_seq
 from ledger.db import Db
 from ledger.record_keys import writer_keys
@@ -43,6 +45,7 @@ from trading.order_events import OrderEvent, OrderEventError, from_dict
 from trading.record_signing import RecordRefused
 from trading.risk import TradingState
 from trading.security_events import SecurityEvent
+from trading.trade_tape import session_start
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +68,44 @@ async def start_consumer(bootstrap: str, *, fetch_wait_ms: int) -> AIOKafkaConsu
         await consumer.topics()  # metadata, so the topics' partitions are known
         partitions = [
             TopicPartition(topic, p)
-            for topic in (MARKET_DEPTH, ORDERS_EVENTS)
+            for topic in (MARKET_DEPTH, ORDERS_EVENTS, MARKET_TRADES)
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        if not partitions:
+        if not any(tp.topic != MARKET_TRADES for tp in partitions):
             raise RuntimeError(f"{MARKET_DEPTH} and {ORDERS_EVENTS} have no partitions: create the topics")
+        if not any(tp.topic == MARKET_TRADES for tp in partitions):
+            log.warning("%s has no partitions (`floor up` creates it): no trades are shown", MARKET_TRADES)
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
+        session = await _session_offsets(consumer, [tp for tp in partitions if tp.topic == MARKET_TRADES])
         for tp in partitions:
+            if tp.topic == MARKET_TRADES:
+                consumer.seek(tp, max(starts[tp], session.get(tp, starts[tp])))
+                continue
             back = DEPTH_WARMUP_RECORDS if tp.topic == MARKET_DEPTH else 0
             consumer.seek(tp, max(starts[tp], ends[tp] - back))
     except BaseException:
         await consumer.stop()
         raise
     return consumer
+
+
+async def _session_offsets(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Per partition, the first record produced since the current session began (the end if
+    none was); a partition the broker cannot look up by time is read from its beginning."""
+    if not partitions:
+        return {}
+    since = int(session_start(datetime.now(UTC)).timestamp() * 1000)
+    try:
+        found = await consumer.offsets_for_times({tp: since for tp in partitions})
+    except Exception as exc:
+        log.warning("%s cannot be looked up by time (%s): reading it from the beginning", MARKET_TRADES, exc)
+        return {}
+    ends = await consumer.end_offsets(partitions)
+    return {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions}
 
 
 def record_verifier(db: Db) -> RecordVerifier:

@@ -10,6 +10,10 @@ a subscriber that never reads costs the hub nothing but its bounded mailbox:
   raises :class:`ResyncRequired` (``resync.overflow``), since a stream with a hole in it would
   mislead. The hub removes it.
 - :class:`LatestSubscription` (the breaker's state): keeps only the newest value.
+- :class:`TapeSubscription` (a symbol's trades): a snapshot of the tape, then each trade, in
+  order, from a bounded FIFO. One that falls further behind than it holds is not ended: its
+  queue is dropped and it is sent a fresh snapshot instead (which counts every trade it
+  missed), then the trades after it; so is every subscriber when a new session starts.
 - :class:`BookSubscription` (an order book): conflates by construction. It holds no updates at
   all, only the book the subscriber was last sent; when the reader wakes it is sent the
   difference between that and the symbol's book now (:func:`trading.depth_book.delta_between`),
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from trading.depth_book import BookDelta, BookSnapshot, SymbolBook
+from trading.trade_tape import CountedTrade, TapeSnapshot
 
 T = TypeVar("T")
 
@@ -212,3 +217,61 @@ class BookSubscription(Subscription[BookSnapshot | BookDelta]):
             return None
         self._sent = now
         return delta
+
+
+class TapeSubscription(Subscription[TapeSnapshot | CountedTrade]):
+    """A snapshot first (once the hub's tape is complete, ``ready()``), then trades; see the
+    module docstring. ``snapshot()`` is the symbol's tape now."""
+
+    def __init__(
+        self,
+        on_close: Callable[[Any], object],
+        snapshot: Callable[[], TapeSnapshot],
+        ready: Callable[[], bool],
+        capacity: int,
+    ) -> None:
+        super().__init__(on_close)
+        if capacity < 1:
+            raise ValueError(f"a mailbox holds at least 1 item, not {capacity}")
+        self.capacity = capacity
+        self._snapshot = snapshot
+        self._ready_now = ready
+        self._items: deque[CountedTrade] = deque()
+        self._stale = True
+        """A snapshot is owed: it includes everything until it is taken, so nothing is queued."""
+        self.resent = 0
+        """Snapshots sent in place of trades the subscriber fell behind on."""
+
+    def offer(self, trade: CountedTrade) -> None:
+        if not self.open or self._stale:
+            return
+        if len(self._items) >= self.capacity:
+            self.resent += 1
+            self.restart()
+            return
+        self._items.append(trade)
+        self._wake()
+
+    def restart(self) -> None:
+        """Send a snapshot next instead of what is queued (a new session, or fallen behind)."""
+        if self.open:
+            self._items.clear()
+            self._stale = True
+            self._wake()
+
+    def changed(self) -> None:
+        """The hub's tape became complete (the owed snapshot can be taken)."""
+        self._wake()
+
+    def _ready(self) -> bool:
+        return self._ready_now() if self._stale else bool(self._items)
+
+    def _take(self) -> TapeSnapshot | CountedTrade:
+        if self._stale:
+            self._stale = False
+            self._items.clear()
+            return self._snapshot()
+        return self._items.popleft()
+
+    def _drop(self) -> None:
+        self._items.clear()

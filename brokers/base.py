@@ -69,6 +69,7 @@ __all__ = [
     "SessionRole",
     "SourceAddressRefused",
     "Subscription",
+    "Trade",
     "UnknownOrderRef",
     "UnknownSymbol",
     "NotConnected",
@@ -436,11 +437,26 @@ class DepthSnapshot:
 
 
 @dataclass(frozen=True)
+class Trade:
+    """One trade on the venue's tape (anyone's, not only ours), in the venue's order."""
+
+    symbol: str
+    price: Decimal
+    size: int
+    time: datetime
+    """The venue's time of the trade."""
+    venue_volume: int | None = None
+    """The symbol's session volume at the venue after this trade, when the broker says
+    (IB's RTVolume does): it grows with every trade, so it tells a trade seen twice from a
+    new one, and a jump bigger than ``size`` tells trades were missed."""
+
+
+@dataclass(frozen=True)
 class Subscription:
     """Handle of a market-data subscription; pass it to :meth:`Broker.unsubscribe`."""
 
     kind: str
-    """``"quotes"`` or ``"depth"``."""
+    """``"quotes"``, ``"depth"`` or ``"trades"``."""
     symbol: str
     key: int = field(default=0)
 
@@ -574,6 +590,12 @@ class Broker(Protocol):
     ) -> Subscription:
         """Stream L2 for ``symbol``; ``handler`` gets the full book after every update batch.
         Survives failover and reconnect."""
+        ...
+
+    async def subscribe_trades(self, symbol: str, handler: Callable[[Trade], None]) -> Subscription:
+        """Stream every trade of ``symbol`` (the tape), one call per trade in the venue's order;
+        ``handler`` runs on the event loop and must not block. Only trades from now on; the
+        ones made while no session is up are not recovered. Survives failover and reconnect."""
         ...
 
     async def unsubscribe(self, subscription: Subscription) -> None: ...

@@ -17,7 +17,7 @@ from decimal import Decimal
 from ib_async import IB, Ticker, Trade
 from ib_async.objects import AccountValue, CommissionReport, Fill
 
-from brokers import ib_codes
+from brokers import ib_codes, ib_internals
 from brokers import ib_convert as cv
 from brokers.base import (
     BrokerEvent,
@@ -63,6 +63,7 @@ class EventTranslator:
         ib.commissionReportEvent += lambda trade, fill, report: self.on_commission(fill, report)
         ib.errorEvent += lambda req_id, code, msg, contract: self.on_error(session, req_id, code, msg)
         ib.pendingTickersEvent += lambda tickers: self.on_tickers(session, tickers)
+        ib_internals.on_rt_volume(ib, lambda ticker, value: self.on_rt_volume(session, ticker, value))
         ib.accountValueEvent += self.on_account_value
 
     def session_up(self, session: GatewaySession) -> None:
@@ -207,6 +208,11 @@ class EventTranslator:
         active = self.router.active if self.router is not None else None
         if session is active and session.conn is not None:
             self._market.on_tickers(tickers, session.conn.last_recv_ns)
+
+    def on_rt_volume(self, session: GatewaySession, ticker: Ticker, value: str) -> None:
+        active = self.router.active if self.router is not None else None
+        if session is active:
+            self._market.on_rt_volume(ticker, value)
 
     def on_account_value(self, value: AccountValue) -> None:
         if value.tag == "NetLiquidation" and value.currency in ("USD", "BASE", ""):

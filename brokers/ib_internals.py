@@ -20,11 +20,22 @@ Why each reach is needed (all on ``ib_async.Client``):
   (:mod:`brokers.ib_transport`).
 * ``_isThrottling``: whether the throttle is holding messages back (the benchmark's baseline
   waits for it to drain).
+
+And on ``ib_async.Wrapper`` (``IB.wrapper``):
+
+* ``tickString`` and ``reqId2Ticker``: ib_async parses an RTVolume tick (one per trade) into
+  floats and keeps only the newest trade's time and volume per batch; the tape needs each
+  trade's exact price, its venue time and the venue's running volume, so the raw value is read
+  before ib_async parses it (:func:`on_rt_volume`). The decoder looks ``tickString`` up on the
+  wrapper for every message, so an attribute on the instance takes its place.
 """
 
 from __future__ import annotations
 
-from ib_async import Client
+from collections.abc import Callable
+from typing import Any
+
+from ib_async import IB, Client, Ticker
 from ib_async.connection import Connection
 
 CHECKED_VERSION = "2.1.0"
@@ -68,3 +79,25 @@ def move_socket_handlers(client: Client, old: Connection, new: Connection) -> No
 def is_throttling(client: Client) -> bool:
     """True while the pacing throttle holds messages back."""
     return client._isThrottling
+
+
+RT_VOLUME_TICK = 48
+"""TWS's RTVolume tick (``tickString``): ``price;size;epochMillis;totalVolume;vwap;singleTrade``."""
+
+
+def on_rt_volume(ib: IB, handler: Callable[[Ticker, str], None]) -> None:
+    """Call ``handler(ticker, value)`` with each RTVolume tick's raw value, in the order they
+    arrive, before ib_async parses it (ib_async still does, after). Exceptions are the
+    handler's to keep: one here would make ib_async drop the tick."""
+    wrapper = ib.wrapper
+    parse = wrapper.tickString
+
+    def tick_string(req_id: int, tick_type: int, value: str, *rest: Any) -> None:
+        if tick_type == RT_VOLUME_TICK:
+            # Looked up each time: ib_async replaces the map when it resets on a disconnect.
+            ticker = wrapper.reqId2Ticker.get(req_id)
+            if ticker is not None:
+                handler(ticker, value)
+        parse(req_id, tick_type, value, *rest)
+
+    wrapper.tickString = tick_string  # type: ignore[method-assign,assignment]

@@ -1,4 +1,8 @@
-"""L1 and L2 subscriptions over ib_async, kept across failover and reconnect.
+"""L1, L2 and trade subscriptions over ib_async, kept across failover and reconnect.
+
+Trades come as TWS's RTVolume ticks (generic tick 233 of ``reqMktData``, one tick per trade,
+which every L1 request here asks for): each is read raw (:func:`brokers.ib_internals.on_rt_volume`)
+so its price stays the exact decimal the venue sent and its time the venue's.
 
 The subscriptions live here, not in ib_async (which forgets them with every connection): after
 each change of active session the epoch's reconciliation (:mod:`brokers.ib_reconcile`) calls
@@ -8,23 +12,55 @@ are delivered.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from ib_async import IB, Contract, Stock, Ticker
 from ib_async.objects import DOMLevel
 
 from brokers import ib_convert as cv
-from brokers.base import DepthLevel, DepthSnapshot, Quote, Subscription, UnknownSymbol
+from brokers.base import DepthLevel, DepthSnapshot, Quote, Subscription, Trade, UnknownSymbol
 from brokers.ib_session import call_safely
 
-__all__ = ["MarketData", "UnknownSymbol"]
+__all__ = ["MarketData", "UnknownSymbol", "rt_volume_trade"]
 
+log = logging.getLogger(__name__)
 
 QuoteHandler = Callable[[Quote], None]
 DepthHandler = Callable[[DepthSnapshot], None]
+TradeHandler = Callable[[Trade], None]
+
+RT_VOLUME_TICKS = "233"
+"""The generic tick that makes TWS send an RTVolume tick for every trade."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def rt_volume_trade(symbol: str, value: str) -> Trade | None:
+    """The trade an RTVolume value ``price;size;epochMillis;totalVolume;vwap;singleTrade``
+    reports, exactly as sent; None for one that reports no trade (TWS sends an empty price
+    with a volume-only update) or that does not parse."""
+    parts = value.split(";")
+    if len(parts) < 4 or not parts[0]:
+        return None
+    try:
+        price = Decimal(parts[0])
+        size = Decimal(parts[1])
+        millis = int(parts[2])
+        volume = int(Decimal(parts[3])) if parts[3] else None
+    except (InvalidOperation, ValueError):
+        return None
+    if not price.is_finite() or price <= 0 or size <= 0 or size != size.to_integral_value():
+        return None
+    return Trade(
+        symbol=symbol,
+        price=price,
+        size=int(size),
+        time=_EPOCH + timedelta(milliseconds=millis),
+        venue_volume=volume,
+    )
 
 
 class MarketData:
@@ -34,6 +70,7 @@ class MarketData:
         self._contracts: dict[str, Contract] = {}
         self._quotes: dict[str, list[QuoteHandler]] = {}
         self._depth: dict[str, list[DepthHandler]] = {}
+        self._trades: dict[str, list[TradeHandler]] = {}
         self._rows: dict[str, int] = {}
 
     def contract(self, symbol: str) -> Contract:
@@ -52,14 +89,31 @@ class MarketData:
             contract = self._contracts[symbol] = candidate
         return contract
 
+    def _ticks_wanted(self, symbol: str) -> bool:
+        return bool(self._quotes.get(symbol) or self._trades.get(symbol))
+
+    def _req_ticks(self, symbol: str, ib: IB) -> None:
+        # One L1 request per symbol serves quotes and trades: ib_async keeps one ticker per
+        # contract, so a second request would share (and its cancel end) the first one's.
+        ib.reqMktData(self.contract(symbol), RT_VOLUME_TICKS)
+
     async def subscribe_quotes(self, symbol: str, handler: QuoteHandler, ib: IB | None) -> Subscription:
         if ib is not None:
             await self.qualify(symbol, ib)
-        handlers = self._quotes.setdefault(symbol, [])
-        handlers.append(handler)
-        if len(handlers) == 1 and ib is not None:
-            ib.reqMktData(self.contract(symbol))
+        first = not self._ticks_wanted(symbol)
+        self._quotes.setdefault(symbol, []).append(handler)
+        if first and ib is not None:
+            self._req_ticks(symbol, ib)
         return Subscription("quotes", symbol, id(handler))
+
+    async def subscribe_trades(self, symbol: str, handler: TradeHandler, ib: IB | None) -> Subscription:
+        if ib is not None:
+            await self.qualify(symbol, ib)
+        first = not self._ticks_wanted(symbol)
+        self._trades.setdefault(symbol, []).append(handler)
+        if first and ib is not None:
+            self._req_ticks(symbol, ib)
+        return Subscription("trades", symbol, id(handler))
 
     async def subscribe_depth(
         self, symbol: str, handler: DepthHandler, rows: int, ib: IB | None
@@ -77,10 +131,14 @@ class MarketData:
         symbol = subscription.symbol
         if symbol not in self._contracts:
             ib = None  # never reached the gateway
-        if subscription.kind == "quotes":
-            before = self._quotes.get(symbol, [])
-            self._quotes[symbol] = [h for h in before if id(h) != subscription.key]
-            if before and not self._quotes[symbol] and ib is not None:
+        if subscription.kind in ("quotes", "trades"):
+            if subscription.kind == "quotes":
+                had = bool(self._quotes.get(symbol))
+                self._quotes[symbol] = [h for h in self._quotes.get(symbol, []) if id(h) != subscription.key]
+            else:
+                had = bool(self._trades.get(symbol))
+                self._trades[symbol] = [h for h in self._trades.get(symbol, []) if id(h) != subscription.key]
+            if had and not self._ticks_wanted(symbol) and ib is not None:
                 ib.cancelMktData(self.contract(symbol))
         else:
             before_d = self._depth.get(symbol, [])
@@ -90,12 +148,27 @@ class MarketData:
 
     async def resubscribe(self, ib: IB) -> None:
         """Subscribe everything again on a new session (ib_async forgot the old ones)."""
-        for symbol, quote_handlers in self._quotes.items():
-            if quote_handlers:
-                ib.reqMktData(await self.qualify(symbol, ib))
+        for symbol in sorted(set(self._quotes) | set(self._trades)):
+            if self._ticks_wanted(symbol):
+                await self.qualify(symbol, ib)
+                self._req_ticks(symbol, ib)
         for symbol, depth_handlers in self._depth.items():
             if depth_handlers:
                 ib.reqMktDepth(await self.qualify(symbol, ib), self._rows[symbol])
+
+    def on_rt_volume(self, ticker: Ticker, value: str) -> None:
+        """One RTVolume tick (a trade) of the active session, as it arrives."""
+        symbol = ticker.contract.symbol if ticker.contract is not None else ""
+        handlers = self._trades.get(symbol)
+        if not handlers:
+            return
+        trade = rt_volume_trade(symbol, value)
+        if trade is None:
+            if value.split(";", 1)[0]:
+                log.warning("RTVolume of %s not understood: %r", symbol, value)
+            return
+        for handler in handlers:
+            call_safely(handler, trade)
 
     def on_tickers(self, tickers: Iterable[Ticker], recv_ns: int) -> None:
         now = datetime.now(UTC)

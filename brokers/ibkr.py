@@ -41,6 +41,7 @@ from brokers.base import (
     ReadOnlySession,
     SessionRole,
     Subscription,
+    Trade,
 )
 from brokers.ib_event_translator import EventTranslator
 from brokers.ib_market import MarketData
@@ -242,6 +243,9 @@ class IbkrBroker:
         self, symbol: str, handler: Callable[[DepthSnapshot], None], rows: int = 10
     ) -> Subscription:
         return await self._market.subscribe_depth(symbol, handler, rows, self._md_ib())
+
+    async def subscribe_trades(self, symbol: str, handler: Callable[[Trade], None]) -> Subscription:
+        return await self._market.subscribe_trades(symbol, handler, self._md_ib())
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         self._market.unsubscribe(subscription, self._md_ib())

@@ -6,6 +6,8 @@ from __future__ import annotations
 AGENT_COMMANDS = "agent.commands"
 ORDERS_EVENTS = "orders.events"
 MARKET_DEPTH = "market.depth"
+MARKET_TRADES = "market.trades"
+"""Every trade of the floor's symbols at the venue (the tape), signed by the hot path."""
 SECURITY_EVENTS = "security.events"
 BROKER_SESSIONS = "broker.sessions"
 """Broker connectivity changes (one record per session epoch), for the BrokerSession workflows."""
@@ -17,6 +19,7 @@ ALL_TOPICS: tuple[str, ...] = (
     AGENT_COMMANDS,
     ORDERS_EVENTS,
     MARKET_DEPTH,
+    MARKET_TRADES,
     SECURITY_EVENTS,
     BROKER_SESSIONS,
     LEDGER_CHECKPOINTS,

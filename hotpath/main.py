@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from brokers.base import Broker, NotConnected, Quote
 from bus.kafka import consumer, ensure_topics, start_producer
 from bus.signed_records import SigningProducer
-from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, SECURITY_EVENTS
+from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, MARKET_TRADES, SECURITY_EVENTS
 from config.settings import FloorSettings
 from hotpath.account import AccountBook, LastPrice
 from hotpath.broker_events import BrokerEvents
@@ -45,6 +45,7 @@ from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.streams import stream_symbols
+from hotpath.trades import TradePublisher
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import UNREACHABLE, Db, DedicatedConnection
 from observability.flood import FloodSummary
@@ -274,6 +275,7 @@ async def run(
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)
+    tape = TradePublisher(producer, MARKET_TRADES)
     intake.on_timing = hot.timings.append
     hot.reader = telemetry.reader
     control = ControlServer(
@@ -351,8 +353,9 @@ async def run(
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
+        tasks.append(asyncio.create_task(tape.run(), name="trades"))
         tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
-        intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth)
+        intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth, tape.on_trade)
         await intake.warm()
         tasks.append(
             asyncio.create_task(NetLiquidationReporter(broker, pool, accounts).run(), name="net-liq")

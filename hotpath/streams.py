@@ -1,12 +1,12 @@
-"""The symbols the hot path trades, subscribed at the broker: L2 depth for the HUD, L1 quotes
-for the risk gate, the breaker and the trailing stops."""
+"""The symbols the hot path trades, subscribed at the broker: L2 depth and trades for the HUD,
+L1 quotes for the risk gate, the breaker and the trailing stops."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
 
-from brokers.base import Broker, DepthSnapshot, Quote, UnknownSymbol
+from brokers.base import Broker, DepthSnapshot, Quote, Trade, UnknownSymbol
 
 log = logging.getLogger(__name__)
 
@@ -16,10 +16,11 @@ async def stream_symbols(
     symbols: Iterable[str],
     on_quote: Callable[[Quote], None],
     on_depth: Callable[[DepthSnapshot], None],
+    on_trade: Callable[[Trade], None] | None = None,
 ) -> frozenset[str]:
-    """Subscribe each symbol's depth and quotes; return the symbols the floor can trade: all of
-    them but those the broker has no contract for (an order in one could be neither priced nor
-    placed, so intake refuses it as unknown, not as stale)."""
+    """Subscribe each symbol's depth, quotes and (given ``on_trade``) trades; return the symbols
+    the floor can trade: all of them but those the broker has no contract for (an order in one
+    could be neither priced nor placed, so intake refuses it as unknown, not as stale)."""
     traded: set[str] = set()
     for symbol in symbols:
         try:
@@ -36,4 +37,9 @@ async def stream_symbols(
             # Without quotes the risk gate refuses the symbol as stale; intake still runs so
             # exits, cancels and other symbols keep working.
             log.exception("cannot stream quotes for %s; its orders will be refused as stale", symbol)
+        if on_trade is not None:
+            try:
+                await broker.subscribe_trades(symbol, on_trade)
+            except Exception:
+                log.exception("cannot stream trades for %s; nothing goes on market.trades for it", symbol)
     return frozenset(traded)

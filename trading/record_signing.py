@@ -1,7 +1,8 @@
 """Signed records: what a floor process publishes, with proof of which process wrote it.
 
 Kafka authenticates nobody, so a record the floor acts on (``orders.events``,
-``broker.sessions``, and ``market.depth``, which the desk prices orders from) carries the
+``broker.sessions``, ``market.depth``, which the desk prices orders from, and
+``market.trades``, which the HUD shows traders) carries the
 writer's Ed25519 signature, by the same scheme as commands
 (:mod:`trading.signing`). The record stays the JSON object its decoders know, with one more
 key, ``proof``; decoders ignore unknown keys, so a reader that only displays records need not
@@ -46,8 +47,8 @@ ROLE_SERVICE = "service"
 """The registry role of the floor's own keys (``ledger.keys.ROLE_SERVICE``)."""
 
 HOTPATH_WRITER = "floor-hotpath"
-"""The hot path's key: signs every ``orders.events``, ``broker.sessions`` and ``market.depth``
-record it writes."""
+"""The hot path's key: signs every ``orders.events``, ``broker.sessions``, ``market.depth`` and
+``market.trades`` record it writes."""
 RECONCILE_WRITER = "floor-reconcile"
 """The key the Temporal worker's reconciliation signed its ``orders.events`` records with, when
 it had one. Nothing signs with it any more (the hot path reconciles and signs as
@@ -61,6 +62,9 @@ RECORD_WRITERS: Mapping[str, frozenset[str]] = {
     # The desk checks a trader's arming limits at the book's prices: a forged book would move
     # an order past them without a step-up.
     "market.depth": frozenset({HOTPATH_WRITER}),
+    # The HUD's volume at price and last trade: a forged trade would paint a price that never
+    # traded where a trader clicks.
+    "market.trades": frozenset({HOTPATH_WRITER}),
 }
 """Per topic, the agents whose service key may write it. A topic not named here is not signed."""
 

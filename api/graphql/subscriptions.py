@@ -1,5 +1,6 @@
 """Live streams over ``graphql-transport-ws``, each fed by the hub's mailbox for this subscriber:
-the order book (a snapshot, then sequenced deltas), order events and the positions they move
+the order book (a snapshot, then sequenced deltas), the tape (a snapshot of the session's
+trades, then each trade), order events and the positions they move
 (only the caller's accounts), the breaker's state, and security events (ops only).
 
 When the hub ends a stream (the subscriber fell behind its bounded mailbox, or the API is
@@ -21,6 +22,7 @@ from api.graphql.floor_types import Position, SecurityEvent
 from api.graphql.market_types import BookUpdate, Breaker, book_update
 from api.graphql.order_types import OrderEventNode
 from api.graphql.positions import mid, position_book
+from api.graphql.trade_types import TradeUpdate, trade_update
 from api.hub import Hub
 from api.mailboxes import ResyncRequired
 from api.mailboxes import Subscription as Mailbox
@@ -68,6 +70,17 @@ class Subscription:
         hub = info.context.services.hub
         async for item in drained(hub.subscribe_book(traded(hub, symbol), depth)):
             yield book_update(item)
+
+    @strawberry.subscription(
+        description="The symbol's trades this session: a TradeTape, then each Trade in the venue's "
+        "order. A TradeTape comes again at a new session or if the client fell behind (it counts "
+        "every trade missed): replace what is held with it."
+    )
+    async def trades(self, info: Info, symbol: str) -> AsyncGenerator[TradeUpdate, None]:
+        info.context.caller()
+        hub = info.context.services.hub
+        async for item in drained(hub.subscribe_trades(traded(hub, symbol))):
+            yield trade_update(item)
 
     @strawberry.subscription(description="Order events from now on, of the accounts the caller sees.")
     async def order_events(

@@ -226,6 +226,8 @@ class Hub:
             self.market.on_depth(event)
         elif isinstance(event, vm.TickEvent):
             self.market.on_tick(event.tick)
+        elif isinstance(event, vm.TradeEvent):
+            self.market.on_trades(event.symbol, event.prints)
         elif isinstance(event, vm.OrderEvent):
             u = event.update
             for session in self._order_targets(u.client_id):
@@ -545,7 +547,7 @@ class Hub:
 
     async def _mkt_data(self, session: Client, msg: im.ReqMktData) -> None:
         contract = await self._resolve(msg.contract)
-        await self.market.subscribe_ticks(session, msg.req_id, contract, msg.snapshot)
+        await self.market.subscribe_ticks(session, msg.req_id, contract, msg.snapshot, msg.generic_ticks)
 
     def _cancel_mkt_data(self, session: Client, msg: im.CancelMktData) -> None:
         self.market.unsubscribe_ticks(session, msg.req_id)

@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 from paper.tws import outgoing
 from paper.tws.depth import GatewayBook, apply_change, rows_for_change
 from paper.tws.ports import Client
-from paper.venue.messages import ContractInfo, DepthEvent, DepthSnapshot, Tick
+from paper.venue.messages import ContractInfo, DepthEvent, DepthSnapshot, Print, Tick
 
 if TYPE_CHECKING:
     from paper.venue.client import VenueClient
 
 log = logging.getLogger(__name__)
+
+RT_VOLUME_TICKS = "233"
+"""The generic tick a client names in ``reqMktData`` to be sent each trade as an RTVolume tick."""
 
 ERR_DEPTH_RESET = 317
 RESET_TEXT = (
@@ -53,6 +56,8 @@ class TickFeed:
     last: Tick | None = None
     subscribers: list[tuple[Client, int]] = field(default_factory=list)
     ready: asyncio.Future[None] | None = None
+    rt_volume: list[tuple[Client, int]] = field(default_factory=list)
+    """The subscribers that asked for RTVolume (generic tick 233): one tick per trade."""
 
 
 class MarketData:
@@ -185,7 +190,7 @@ class MarketData:
     # ------------------------------------------------------------------ L1
 
     async def subscribe_ticks(
-        self, session: Client, req_id: int, contract: ContractInfo, snapshot: bool
+        self, session: Client, req_id: int, contract: ContractInfo, snapshot: bool, generic: str = ""
     ) -> None:
         feed = self.ticks.get(contract.symbol)
         if feed is None:
@@ -211,6 +216,10 @@ class MarketData:
             frames.append(outgoing.tick_snapshot_end(req_id))
         else:
             feed.subscribers.append((session, req_id))
+            # Only trades from now on: a print sent again on a new subscription would be
+            # counted twice by whoever adds up volume.
+            if RT_VOLUME_TICKS in (t.strip() for t in generic.split(",")):
+                feed.rt_volume.append((session, req_id))
         session.send_many(frames)
 
     async def current_tick(self, symbol: str) -> Tick:
@@ -228,6 +237,7 @@ class MarketData:
         for feed in self.ticks.values():
             before = len(feed.subscribers)
             feed.subscribers = [(s, r) for s, r in feed.subscribers if not (s is session and r == req_id)]
+            feed.rt_volume = [(s, r) for s, r in feed.rt_volume if not (s is session and r == req_id)]
             found = found or len(feed.subscribers) != before
         return found
 
@@ -241,11 +251,23 @@ class MarketData:
             if frames:
                 session.send_many(frames)
 
+    def on_trades(self, symbol: str, prints: tuple[Print, ...]) -> None:
+        """Each print as an RTVolume tick to the subscribers that asked for them, in order."""
+        feed = self.ticks.get(symbol)
+        if feed is None or not feed.rt_volume:
+            return
+        values = [
+            outgoing.rt_volume(p.price, p.size, p.time_ns // 1_000_000, p.volume, p.vwap) for p in prints
+        ]
+        for session, req_id in feed.rt_volume:
+            session.send_many(outgoing.tick_string(req_id, outgoing.RT_VOLUME, value) for value in values)
+
     # ------------------------------------------------------------------ clients leaving
 
     def drop_session(self, session: Client) -> None:
         for tick_feed in self.ticks.values():
             tick_feed.subscribers = [(s, r) for s, r in tick_feed.subscribers if s is not session]
+            tick_feed.rt_volume = [(s, r) for s, r in tick_feed.rt_volume if s is not session]
         for symbol, feed in list(self.depth.items()):
             before = len(feed.subscribers)
             feed.subscribers = [s for s in feed.subscribers if s.session is not session]
@@ -267,7 +289,9 @@ class MarketData:
                 log.warning("L1 %s not restored: %s", symbol, exc)
                 restored = False
                 continue
-            self.ticks[symbol] = TickFeed(symbol, tick, list(tick_feed.subscribers))
+            self.ticks[symbol] = TickFeed(
+                symbol, tick, list(tick_feed.subscribers), rt_volume=list(tick_feed.rt_volume)
+            )
             for session, req_id in tick_feed.subscribers:
                 frames = _tick_frames(req_id, tick_feed.last, tick)
                 if frames:
@@ -308,4 +332,3 @@ def _tick_frames(req_id: int, old: Tick | None, new: Tick) -> list[bytes]:
     if old is None or old.close != new.close:
         frames.append(outgoing.tick_price(req_id, outgoing.CLOSE, new.close, 0))
     return frames
-

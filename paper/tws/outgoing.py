@@ -322,6 +322,18 @@ def tick_size(req_id: int, tick_type: int, size: int) -> bytes:
     return encode_frame((2, 6, req_id, tick_type, size))
 
 
+RT_VOLUME = 48
+
+
+def tick_string(req_id: int, tick_type: int, value: str) -> bytes:
+    return encode_frame((46, 6, req_id, tick_type, value))
+
+
+def rt_volume(price: Decimal, size: int, epoch_ms: int, volume: int, vwap: Decimal) -> str:
+    """TWS's RTVolume value for one trade: ``price;size;epochMillis;totalVolume;vwap;singleTrade``."""
+    return f"{price};{size};{epoch_ms};{volume};{vwap};true"
+
+
 def tick_snapshot_end(req_id: int) -> bytes:
     return encode_frame((57, 1, req_id))
 

@@ -3,6 +3,8 @@
 ==========================================  ==================================================
 ``GET  /status``                            seed, clock, symbols (bid/ask/mid/last), open
                                             orders, connected gateways
+``GET  /symbols/{SYM}/tape``                the symbol's newest prints (trades), oldest first:
+                                            seq, price, size, time_ns, session volume, vwap
 ``POST /symbols/{SYM}/move``                ``{"pct": -10, "ms": 200}``: move the price
 ``POST /symbols/{SYM}/flash-crash``         ``{"pct": 10, "ms": 200}``: drop it by ``pct``
 ``POST /symbols/{SYM}/rate``                ``{"rate": 5000}``: model events per second
@@ -209,6 +211,12 @@ class ControlApi:
             if method != "GET":
                 raise BadRequest("use GET")
             return v.status()
+        if len(parts) == 3 and parts[0] == "symbols" and parts[2] == "tape":
+            if method != "GET":
+                raise BadRequest("use GET")
+            if v.venue.contract(parts[1]) is None:
+                raise NotFound(parts[1])
+            return v.tape(parts[1].upper())
         if method != "POST":
             raise BadRequest("use POST")
         match parts:

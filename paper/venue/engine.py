@@ -47,6 +47,7 @@ from paper.venue.messages import (
     PlaceOrder,
     Position,
     PositionEvent,
+    Print,
     Tick,
 )
 from paper.venue.outbox import Outbox
@@ -292,6 +293,7 @@ class Venue:
         for s in self.states:
             s.close = s.last if s.last is not None else s.close
             s.volume = 0
+            s.tape.session_close()
         return len(victims)
 
     def move_price(self, symbol: str, pct: Decimal, duration_ns: int, t_ns: int) -> None:
@@ -365,6 +367,18 @@ class Venue:
             out.append(AccountEvent(self.account_snapshot()))
             outbox.account_dirty = False
         return out
+
+    def drain_trades(self) -> list[tuple[SymbolState, list[Print]]]:
+        """Per symbol that traded since the last drain: its state and its prints, in order."""
+        out = []
+        for s in self.states:
+            if s.tape.pending:
+                out.append((s, s.tape.drain()))
+        return out
+
+    def tape(self, symbol: str) -> tuple[Print, ...]:
+        """The symbol's newest prints (:data:`paper.venue.tape.KEPT` at most), oldest first."""
+        return self._symbol(symbol).tape.recent()
 
     def drain_depth(self) -> list[tuple[SymbolState, list[tuple[int, int, int, int]]]]:
         """Per symbol with changes: its state and the raw ``(seq, side, ticks, size)`` list."""

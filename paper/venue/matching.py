@@ -60,7 +60,7 @@ class Matcher:
         fills = s.book.take(side, qty, limit)
         for maker, q, price in fills:
             qty -= q
-            s.record_trade(price, q)
+            s.record_trade(price, q, self.outbox.now())
             if maker.owner is not None:
                 self._fill(maker.owner, q, price, ADDED)
         if fills and s.stops:
@@ -100,7 +100,7 @@ class Matcher:
         s = wo.sym
         fills = s.book.take(wo.side, wo.remaining, limit)
         for maker, q, price in fills:
-            s.record_trade(price, q)
+            s.record_trade(price, q, self.outbox.now())
             if maker.owner is not None:
                 self._fill(maker.owner, q, price, ADDED)
             self._fill(wo, q, price, REMOVED)

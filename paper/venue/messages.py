@@ -304,6 +304,30 @@ class TickEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Print:
+    """One trade on a symbol's tape. ``seq`` counts the symbol's prints since the venue started
+    (or was reset); ``volume`` is the symbol's session volume after this print and ``vwap`` the
+    session's volume-weighted average price (both start again at a session close)."""
+
+    seq: int
+    price: Decimal
+    size: int
+    time_ns: int
+    volume: int
+    vwap: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TradeEvent:
+    """Prints of one symbol since the last flush, in order, never coalesced (each one counts
+    for volume). Sent to the gateways subscribed to the symbol's L1, before its
+    :class:`TickEvent`."""
+
+    symbol: str
+    prints: tuple[Print, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DepthEvent:
     """Book changes of one symbol, in order, not coalesced. Subscribers only.
 
@@ -371,6 +395,7 @@ VenueEvent = (
     | ExecutionEvent
     | CommissionEvent
     | TickEvent
+    | TradeEvent
     | DepthEvent
     | DepthSnapshotEvent
     | PositionEvent

@@ -56,6 +56,7 @@ from paper.venue.messages import (
     Tick,
     TickEvent,
     TimeRequest,
+    TradeEvent,
     VenueReset,
     VenueTime,
     Welcome,
@@ -323,6 +324,14 @@ class VenueServer:
             items = [_event(e) for e in events]
             for conn in conns:
                 conn.outbox.extend(items)
+        # Drained whether or not anyone listens, so prints never pile up; each goes out before
+        # the symbol's L1 of the same flush (the tick that shows the last of them).
+        for s, prints in venue.drain_trades():
+            trade_conns = [c for c in conns if s.symbol in c.ticks]
+            if trade_conns:
+                item = _event(TradeEvent(s.symbol, tuple(prints)))
+                for conn in trade_conns:
+                    conn.outbox.append(item)
         changed = venue.drain_depth()
         if not changed or not conns:
             return
@@ -444,6 +453,25 @@ class VenueServer:
             conn.send(_event(AccountEvent(self.venue.account_snapshot())))
         self._write_all()
         self.wake()
+
+    def tape(self, symbol: str) -> dict[str, Any]:
+        """The symbol's newest prints, oldest first, with the reset epoch they belong to."""
+        prints = self.venue.tape(symbol)
+        return {
+            "symbol": symbol,
+            "epoch": self.epoch,
+            "prints": [
+                {
+                    "seq": p.seq,
+                    "price": str(p.price),
+                    "size": p.size,
+                    "time_ns": p.time_ns,
+                    "volume": p.volume,
+                    "vwap": str(p.vwap),
+                }
+                for p in prints
+            ],
+        }
 
     def status(self) -> dict[str, Any]:
         venue = self.venue

@@ -14,6 +14,7 @@ from paper.venue.book import Book, Resting
 from paper.venue.flow import FlowModel
 from paper.venue.messages import ASK, BID, PlaceOrder
 from paper.venue.symbols import SymbolConfig
+from paper.venue.tape import Tape
 
 
 def to_ticks(price: Decimal, tick: Decimal) -> int:
@@ -30,7 +31,7 @@ class SymbolState:
 
     __slots__ = (
         "cfg", "contract", "symbol", "tick", "lot", "book", "flow", "last", "last_size",
-        "volume", "close", "stops", "_prices", "index",
+        "volume", "close", "stops", "_prices", "index", "tape",
     )  # fmt: skip
 
     def __init__(self, cfg: SymbolConfig, seed: int, start_ns: int, index: int) -> None:
@@ -47,6 +48,7 @@ class SymbolState:
         self.last_size = 0
         self.volume = 0
         self.close = price
+        self.tape = Tape(self.tick)
         self.stops: list[WorkingOrder] = []
         self._prices: dict[int, Decimal] = {}
         for side, p, qty in self.flow.initial_orders():
@@ -71,11 +73,12 @@ class SymbolState:
             return None
         return (bid + ask) / 2
 
-    def record_trade(self, price: int, qty: int) -> None:
-        """A print on the tape: the last trade and the day's volume."""
+    def record_trade(self, price: int, qty: int, t_ns: int) -> None:
+        """A print on the tape: the last trade, the day's volume, and the print itself."""
         self.last = price
         self.last_size = qty
         self.volume += qty
+        self.tape.record(price, qty, t_ns)
 
 
 class WorkingOrder:

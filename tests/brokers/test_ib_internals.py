@@ -8,6 +8,7 @@ import collections
 import itertools
 import struct
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import ib_async
 import pytest
@@ -17,6 +18,7 @@ from brokers import ib_internals
 from brokers.ib_transport import BoundConnection
 from brokers.ibkr import IbkrBroker, IbkrConfig
 from tests.brokers.conftest import HOST, PaperStack
+from tests.helpers import eventually
 
 _client_ids = itertools.count(1700)  # apart from every other suite's ids
 
@@ -63,3 +65,28 @@ async def test_queued_orders_are_taken_out_of_the_throttle_queue_and_the_rest_ke
         assert list(queue) == ["49\x001\x00", "4\x001\x007\x00"]
     finally:
         queue.clear()
+
+
+async def test_rtvolume_ticks_reach_the_hook_raw_and_ib_async_still_parses_them(paper: PaperStack) -> None:
+    """The decoder looks ``tickString`` up on the wrapper per message and ``reqId2Ticker`` maps
+    a request to its ticker: what :func:`ib_internals.on_rt_volume` relies on."""
+    broker = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, None, client_id=next(_client_ids)))
+    await broker.connect()
+    try:
+        active = broker.router.active
+        assert active is not None and active.ib is not None
+        ib = active.ib
+        assert "tickString" in vars(ib.wrapper), "the adapter's hook sits on the instance"
+        assert isinstance(ib.wrapper.reqId2Ticker, dict)
+        contract = await broker._market.qualify("MSFT", ib)
+        seen: list[tuple[str, str]] = []
+        ib_internals.on_rt_volume(ib, lambda ticker, value: seen.append((ticker.contract.symbol, value)))
+        ticker = ib.reqMktData(contract, "233")
+        await eventually(lambda: seen and ticker.rtTime is not None, timeout=20)
+        symbol, value = seen[-1]
+        price, size, millis = value.split(";")[:3]
+        assert symbol == "MSFT" and Decimal(price) > 0 and int(size) > 0
+        assert ticker.rtTime is not None  # ib_async parsed it too
+        ib.cancelMktData(contract)
+    finally:
+        await broker.close()

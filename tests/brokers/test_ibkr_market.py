@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -18,6 +19,7 @@ from brokers.base import (
     SessionChange,
     SessionChanged,
     Side,
+    Trade,
 )
 from brokers.ib_market import UnknownSymbol
 from brokers.ibkr import IbkrBroker, IbkrConfig
@@ -25,6 +27,7 @@ from tests.brokers.conftest import HOST, PaperStack, kill_gateway
 from tests.brokers.recorder import Recorder
 
 T = TypeVar("T")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Stream(Generic[T]):
@@ -71,6 +74,37 @@ async def test_depth_stream_delivers_the_whole_book_sorted(broker: IbkrBroker) -
     await broker.unsubscribe(sub)
 
 
+async def test_trades_stream_every_venue_print_with_its_exact_price_time_and_volume(
+    broker: IbkrBroker, paper: PaperStack
+) -> None:
+    """RTVolume, read raw: the venue's decimal price, its millisecond and its running volume."""
+    status = await paper.acontrol("GET", "/status")
+    usual = next(s for s in status["symbols"] if s["symbol"] == "NVDA")["event_rate"]
+    trades: Stream[Trade] = Stream()
+    quotes: Stream[Quote] = Stream()
+    await broker.subscribe_quotes("NVDA", quotes)
+    sub = await broker.subscribe_trades("NVDA", trades)
+    await paper.acontrol("POST", "/symbols/NVDA/rate", {"rate": 400})
+    try:
+        got = [await trades.next() for _ in range(15)]
+    finally:
+        await paper.acontrol("POST", "/symbols/NVDA/rate", {"rate": usual})
+    prints = {p["volume"]: p for p in (await paper.acontrol("GET", "/symbols/NVDA/tape"))["prints"]}
+    for before, trade in zip(got, got[1:], strict=False):
+        assert trade.venue_volume == (before.venue_volume or 0) + trade.size, "none missed, none twice"
+    for trade in got:
+        assert trade.symbol == "NVDA" and trade.venue_volume is not None
+        venue = prints[trade.venue_volume]
+        assert (str(trade.price), trade.size) == (venue["price"], venue["size"])
+        assert trade.time.utcoffset() == timedelta(0)
+        assert (trade.time - EPOCH) // timedelta(milliseconds=1) == venue["time_ns"] // 1_000_000
+    # One L1 request serves both: leaving the trades leaves the quotes flowing.
+    await broker.unsubscribe(sub)
+    while not quotes.items.empty():
+        quotes.items.get_nowait()
+    assert (await quotes.next()).symbol == "NVDA"
+
+
 async def test_unknown_symbol_is_named(broker: IbkrBroker) -> None:
     with pytest.raises(UnknownSymbol):
         await broker.subscribe_quotes("ZZZZ", Stream[Quote]())
@@ -83,7 +117,9 @@ async def test_quotes_resume_on_the_standby_after_failover(own_stack: PaperStack
     await b.connect()
     try:
         quotes: Stream[Quote] = Stream()
+        trades: Stream[Trade] = Stream()
         await b.subscribe_quotes("AAPL", quotes)
+        await b.subscribe_trades("AAPL", trades)
         await quotes.next()
         await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
         kill_gateway(own_stack, "primary")
@@ -93,6 +129,9 @@ async def test_quotes_resume_on_the_standby_after_failover(own_stack: PaperStack
             quotes.items.get_nowait()
         after = await quotes.next()
         assert after.symbol == "AAPL"
+        while not trades.items.empty():
+            trades.items.get_nowait()
+        assert (await trades.next()).symbol == "AAPL"  # the tape goes on on the standby
         assert b.active_gateway == f"{HOST}:{own_stack.standby_port}"
     finally:
         await b.close()

@@ -3,6 +3,7 @@ implementation of the protocol agreeing with ib_async is the evidence the wire f
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -35,6 +36,7 @@ class App(EWrapper, EClient):
         self.errors: list[tuple[int, int, str]] = []
         self.completed: list[tuple[Order, OrderState]] = []
         self.completed_end = False
+        self.strings: list[tuple[int, int, str]] = []
 
     def wait_for(self, predicate: Callable[[], Any], what: str) -> Any:
         with self.lock:
@@ -70,6 +72,10 @@ class App(EWrapper, EClient):
         self.completed_end = True
         self._changed()
 
+    def tickString(self, reqId: int, tickType: int, value: str) -> None:
+        self.strings.append((reqId, tickType, value))
+        self._changed()
+
     def execDetailsEnd(self, reqId: int) -> None:
         self.ended.add(reqId)
         self._changed()
@@ -83,15 +89,23 @@ class App(EWrapper, EClient):
         return history[-1][0] if history else None
 
 
-@pytest.fixture
-def app(paper: PaperStack) -> Iterator[App]:
+@contextlib.contextmanager
+def running(paper: PaperStack, client_id: int) -> Iterator[App]:
     client = App()
-    client.connect(HOST, paper.gateway_port, clientId=95)
+    client.connect(HOST, paper.gateway_port, clientId=client_id)
     reader = threading.Thread(target=client.run, daemon=True)
     reader.start()
-    yield client
-    client.disconnect()
-    reader.join(5)
+    try:
+        yield client
+    finally:
+        client.disconnect()
+        reader.join(5)
+
+
+@pytest.fixture
+def app(paper: PaperStack) -> Iterator[App]:
+    with running(paper, 95) as client:
+        yield client
 
 
 def _aapl() -> Contract:
@@ -155,3 +169,41 @@ def _cancel_args() -> Any:
     from ibapi.order_cancel import OrderCancel
 
     return OrderCancel()
+
+
+@pytest.fixture
+def tape_app(paper: PaperStack) -> Iterator[App]:
+    with running(paper, 96) as client:
+        yield client
+
+
+def test_official_client_gets_each_trade_as_an_rtvolume_tick_when_it_asks_for_generic_tick_233(
+    tape_app: App, paper: PaperStack
+) -> None:
+    app = tape_app
+    status = paper.control("GET", "/status")
+    usual = next(row for row in status["symbols"] if row["symbol"] == "JPM")["event_rate"]
+    contract = _aapl()
+    contract.symbol = "JPM"
+    paper.control("POST", "/symbols/JPM/rate", {"rate": 400})
+    try:
+        app.reqMktData(7001, contract, "", False, False, [])  # no 233: no RTVolume
+        app.reqMktData(7002, contract, "233", False, False, [])
+        app.wait_for(lambda: sum((r, t) == (7002, 48) for r, t, _ in app.strings) >= 8, "8 RTVolume ticks")
+    finally:
+        paper.control("POST", "/symbols/JPM/rate", {"rate": usual})
+        app.cancelMktData(7001)
+        app.cancelMktData(7002)
+    assert not [s for s in app.strings if s[0] == 7001 and s[1] == 48]
+    prints = {p["volume"]: p for p in paper.control("GET", "/symbols/JPM/tape")["prints"]}
+    values = [v for r, t, v in app.strings if (r, t) == (7002, 48)]
+    previous = None
+    for value in values:
+        price, size, millis, volume, vwap, single = value.split(";")
+        venue = prints[int(volume)]
+        assert (price, int(size)) == (venue["price"], venue["size"])
+        assert int(millis) == venue["time_ns"] // 1_000_000
+        assert (vwap, single) == (venue["vwap"], "true")
+        if previous is not None:
+            assert int(volume) == previous + int(size), "each trade once, in order"
+        previous = int(volume)

@@ -48,6 +48,38 @@ async def test_l1_ticks_stream_a_consistent_quote(paper: PaperStack) -> None:
         ib.cancelMktData(contract)
 
 
+async def test_each_trade_reaches_ib_async_as_an_rtvolume_tick_in_the_venues_order(paper: PaperStack) -> None:
+    """Generic tick 233, as TWS sends it: one ``price;size;ms;volume;vwap;single`` per trade."""
+    status = await paper.acontrol("GET", "/status")
+    usual = next(row for row in status["symbols"] if row["symbol"] == "AMZN")["event_rate"]
+    async with connected(paper.gateway_port, 63) as ib:
+        contract = await stock(ib, "AMZN")
+        ticks: list[tuple[float, float]] = []
+
+        def on_tickers(tickers: set[Ticker]) -> None:
+            for ticker in tickers:
+                ticks.extend((t.price, t.size) for t in ticker.ticks if t.tickType == 48)
+
+        ib.pendingTickersEvent += on_tickers
+        ticker = ib.reqMktData(contract, "233")
+        await paper.acontrol("POST", "/symbols/AMZN/rate", {"rate": 400})
+        try:
+            await eventually(lambda: len(ticks) >= 10)
+        finally:
+            await paper.acontrol("POST", "/symbols/AMZN/rate", {"rate": usual})
+        volume = ticker.rtVolume
+        ib.cancelMktData(contract)
+    prints = (await paper.acontrol("GET", "/symbols/AMZN/tape"))["prints"]
+    n = len(ticks)
+    starts = [
+        k
+        for k in range(len(prints) - n + 1)
+        if [(float(p["price"]), float(p["size"])) for p in prints[k : k + n]] == ticks
+    ]
+    assert starts, "the ticks are consecutive prints of the venue's tape"
+    assert any(prints[k + n - 1]["volume"] >= volume for k in starts)
+
+
 async def test_snapshot_request_ends(paper: PaperStack) -> None:
     async with connected(paper.gateway_port, 62) as ib:
         contract = await stock(ib, "MSFT")

@@ -126,6 +126,8 @@ def test_bad_control_requests_get_400_or_404_and_change_nothing(venue_process: V
         ("POST", "/clock", {"advance_ms": -5}, 400),
         ("POST", "/rate", {"rate": -1}, 400),
         ("GET", "/symbols/AAPL/move", None, 400),
+        ("POST", "/symbols/AAPL/tape", {}, 400),
+        ("GET", "/symbols/ZZZZ/tape", None, 404),
         ("POST", "/nowhere", {}, 404),
     ]
     for method, path, body, status in cases:
@@ -206,8 +208,9 @@ async def test_control_requests_without_the_token_from_a_page_or_not_json_are_re
     assert controls == [], "no gateway was told to do anything"
 
 
-def test_reading_the_status_needs_the_token_too(venue_process: VenueProcess) -> None:
-    url = venue_process.control_url + "/status"
+@pytest.mark.parametrize("path", ["/status", "/symbols/AAPL/tape"])
+def test_reading_the_status_or_a_tape_needs_the_token_too(venue_process: VenueProcess, path: str) -> None:
+    url = venue_process.control_url + path
     for how, headers, status in refused_ways(venue_process.token):
         if how != "without a Content-Type":  # a GET has no body to declare
             response = httpx.get(url, headers=headers, timeout=5)

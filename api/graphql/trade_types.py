@@ -1,0 +1,76 @@
+"""The tape as the API shows it: a :class:`TradeTape` (the session so far), then each
+:class:`Trade`; decimals travel as strings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from weakref import WeakKeyDictionary
+
+import strawberry
+
+from api.graphql.scalars import Long
+from api.graphql.shared_results import SharedEvent
+from trading.trade_tape import CountedTrade, TapeSnapshot
+
+
+@strawberry.type(description="One trade at the venue (anyone's), in the venue's order.")
+class Trade(SharedEvent):
+    symbol: str
+    price: Decimal
+    size: int
+    venue_ts: datetime = strawberry.field(description="The venue's time of the trade.")
+    session_volume: Long = strawberry.field(description="The volume this session, this trade included.")
+
+    @classmethod
+    def of(cls, trade: CountedTrade) -> Trade:
+        return cls(
+            symbol=trade.symbol,
+            price=trade.price,
+            size=trade.size,
+            venue_ts=trade.venue_ts,
+            session_volume=Long(trade.session_volume),
+        )
+
+
+@strawberry.type
+class PriceVolume:
+    price: Decimal
+    volume: Long = strawberry.field(description="Shares traded at the price this session.")
+
+
+@strawberry.type(
+    description="A symbol's trades this session (the UTC day of the venue's time): the last "
+    "trade, the volume and the volume at each price, highest price first. Replaces whatever the "
+    "client holds: one comes first, and again at a new session or after the client fell behind."
+)
+class TradeTape(SharedEvent):
+    symbol: str
+    last: Trade | None
+    session_volume: Long
+    volume_at_price: list[PriceVolume]
+
+    @classmethod
+    def of(cls, tape: TapeSnapshot) -> TradeTape:
+        return cls(
+            symbol=tape.symbol,
+            last=None if tape.last is None else trade_update(tape.last),  # type: ignore[arg-type]
+            session_volume=Long(tape.session_volume),
+            volume_at_price=[PriceVolume(price=p, volume=Long(v)) for p, v in tape.volume_at_price],
+        )
+
+
+TradeUpdate = Annotated[TradeTape | Trade, strawberry.union("TradeUpdate")]
+
+_updates: WeakKeyDictionary[TapeSnapshot | CountedTrade, TradeTape | Trade] = WeakKeyDictionary()
+"""Subscribers in step are handed the same snapshot or trade: they get the same update, whose
+result is then executed once for all of them (:mod:`api.graphql.shared_results`)."""
+
+
+def trade_update(item: TapeSnapshot | CountedTrade) -> TradeTape | Trade:
+    update = _updates.get(item)
+    if update is None:
+        update = TradeTape.of(item) if isinstance(item, TapeSnapshot) else Trade.of(item)
+        _updates[item] = update
+    return update

@@ -1,0 +1,178 @@
+"""The tape a subscriber sees: trades from ``market.trades`` in, per symbol the last trade, the
+session's volume and the volume traded at each price (pure).
+
+The hot path publishes every trade at the venue (``hotpath/trades.py``; several of a symbol
+in one record under load, in order). :class:`SymbolTape` adds them up for the current
+session, which is the UTC date of the trade's venue time (the venue's session open is not
+known to the floor): the first trade of a new date starts a new session, and a trade of an
+earlier date than the tape's is not counted (``stale``).
+
+A trade is counted once however many records bring it: a second hot path publishing the same
+venue, or a record read twice, repeats ``venue_volume`` (the symbol's session volume at the
+venue after the trade, which grows with every trade). A trade whose ``venue_volume`` is not
+above the highest counted, and whose time is not after the newest counted, is a repeat
+(``duplicate``); one with a lower volume but a later time means the venue's count started
+again (a new session or a restarted venue) and is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MAX_SYMBOL_CHARS = 32
+MAX_TRADES = 1000
+"""Trades a record may carry (the hot path writes at most 500)."""
+MAX_SIZE = 2**31 - 1
+"""A trade's size travels as a GraphQL ``Int``."""
+
+
+class TradeRecordError(ValueError):
+    """A ``market.trades`` record that cannot be read; the message names the field."""
+
+
+@dataclass(frozen=True)
+class TapeTrade:
+    """One trade as a ``market.trades`` record carries it."""
+
+    symbol: str
+    price: Decimal
+    size: int
+    venue_ts: datetime
+    venue_volume: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CountedTrade:
+    """A trade the tape counted, with the session's volume after it. Compared by identity:
+    every subscriber in step is handed this very object."""
+
+    symbol: str
+    price: Decimal
+    size: int
+    venue_ts: datetime
+    session_volume: int
+
+
+@dataclass(frozen=True, eq=False)
+class TapeSnapshot:
+    symbol: str
+    session: date | None
+    """The UTC date the figures are of (None: no trade counted yet)."""
+    last: CountedTrade | None
+    session_volume: int
+    volume_at_price: tuple[tuple[Decimal, int], ...]
+    """``(price, volume)``, highest price first (as a ladder reads)."""
+
+
+def session_of(ts: datetime) -> date:
+    """The session a trade at ``ts`` belongs to: its UTC date."""
+    return ts.astimezone(UTC).date()
+
+
+def session_start(now: datetime) -> datetime:
+    """When the session ``now`` is in began (UTC midnight): where a reader rebuilds a tape from."""
+    return datetime.combine(session_of(now), time(0), tzinfo=UTC)
+
+
+def trades_record(data: Mapping[str, Any]) -> tuple[TapeTrade, ...]:
+    """The trades of a decoded ``market.trades`` record, in order; :class:`TradeRecordError`
+    otherwise. Keys it does not know (the ``proof``) are ignored."""
+    if data.get("v") != 1:
+        raise TradeRecordError(f"v must be 1, got {data.get('v')!r}")
+    symbol = data.get("symbol")
+    if not isinstance(symbol, str) or not 0 < len(symbol) <= MAX_SYMBOL_CHARS:
+        raise TradeRecordError(f"symbol must be a string of 1 to {MAX_SYMBOL_CHARS} characters")
+    raw = data.get("trades")
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_TRADES:
+        raise TradeRecordError(f"trades must be a list of 1 to {MAX_TRADES} trades")
+    return tuple(_trade(symbol, i, item) for i, item in enumerate(raw))
+
+
+def _trade(symbol: str, i: int, item: Any) -> TapeTrade:
+    if not isinstance(item, dict) or not isinstance(item.get("price"), str):
+        raise TradeRecordError(f"trades[{i}].price must be a decimal string")
+    try:
+        price = Decimal(item["price"])
+    except InvalidOperation:
+        raise TradeRecordError(f"trades[{i}].price is not a decimal: {item['price']!r}") from None
+    if not price.is_finite() or price <= 0:
+        raise TradeRecordError(f"trades[{i}].price must be positive, got {item['price']!r}")
+    size = item.get("size")
+    if type(size) is not int or not 0 < size <= MAX_SIZE:
+        raise TradeRecordError(f"trades[{i}].size must be a positive integer, got {size!r}")
+    try:
+        venue_ts = datetime.fromisoformat(item["ts"])
+    except (KeyError, TypeError, ValueError):
+        raise TradeRecordError(f"trades[{i}].ts must be ISO 8601, got {item.get('ts')!r}") from None
+    if venue_ts.tzinfo is None:
+        raise TradeRecordError(f"trades[{i}].ts must carry a timezone")
+    volume = item.get("venue_volume")
+    if volume is not None and (type(volume) is not int or volume < size):
+        raise TradeRecordError(f"trades[{i}].venue_volume must be an integer >= size, got {volume!r}")
+    return TapeTrade(symbol, price, size, venue_ts.astimezone(UTC), volume)
+
+
+@dataclass
+class SymbolTape:
+    """One symbol's tape this session (see the module docstring)."""
+
+    symbol: str
+    session: date | None = None
+    last: CountedTrade | None = None
+    volume: int = 0
+    at_price: dict[Decimal, int] = field(default_factory=dict)
+    duplicates: int = 0
+    stale: int = 0
+    _high: int | None = None
+    """The highest ``venue_volume`` counted this session."""
+    _snapshot: TapeSnapshot | None = None
+
+    def add(self, trade: TapeTrade) -> tuple[CountedTrade | None, bool]:
+        """Count ``trade``: the counted trade (None if it is a repeat or of an earlier session),
+        and whether it started a new session (everything counted before is gone)."""
+        session = session_of(trade.venue_ts)
+        new_session = False
+        if self.session is None or session > self.session:
+            new_session = self.session is not None
+            self._start(session)
+        elif session < self.session:
+            self.stale += 1
+            return None, False
+        if trade.venue_volume is not None and self._high is not None and trade.venue_volume <= self._high:
+            if self.last is not None and trade.venue_ts <= self.last.venue_ts:
+                self.duplicates += 1
+                return None, new_session
+        if trade.venue_volume is not None:
+            self._high = trade.venue_volume
+        self.volume += trade.size
+        self.at_price[trade.price] = self.at_price.get(trade.price, 0) + trade.size
+        self.last = CountedTrade(trade.symbol, trade.price, trade.size, trade.venue_ts, self.volume)
+        self._snapshot = None
+        return self.last, new_session
+
+    def _start(self, session: date) -> None:
+        self.session = session
+        self.last = None
+        self.volume = 0
+        self.at_price = {}
+        self._high = None
+        self._snapshot = None
+
+    def snapshot(self, today: date | None = None) -> TapeSnapshot:
+        """The tape now; empty if ``today`` is given and the tape's session is an earlier one
+        (nothing traded yet today). The same object until the tape changes."""
+        if today is not None and self.session is not None and self.session < today:
+            return TapeSnapshot(self.symbol, today, None, 0, ())
+        if self._snapshot is None:
+            self._snapshot = TapeSnapshot(
+                self.symbol,
+                self.session,
+                self.last,
+                self.volume,
+                tuple(sorted(self.at_price.items(), reverse=True)),
+            )
+        return self._snapshot
