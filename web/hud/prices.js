@@ -1,40 +1,22 @@
-// Prices as the HUD handles them: decimal strings on the wire, integer ticks in between, never
-// floats (0.1 + 0.2 is not 0.3). The floor's prices have at most two decimals (cents).
-export const DECIMALS = 2;
-const SCALE = 10 ** DECIMALS;
-const PLAIN = /^(\d+)(?:\.(\d+))?$/;
+// Prices as the trader reads them: decimal strings from the floor, stepped in integer ticks
+// (ticks.js), shown with their sign or as a percentage, never through a binary float.
+import { grid, toTicks, fromTicks } from './ticks.js';
 
-// '187.25' -> 18725; null for anything that is not a plain non-negative decimal with at most
-// DECIMALS places (the floor refuses the rest, so the HUD does not round it into something else).
-export function toTicks(text) {
-  const m = PLAIN.exec(String(text ?? '').trim());
-  if (!m) return null;
-  const frac = m[2] || '';
-  if (frac.length > DECIMALS && /[1-9]/.test(frac.slice(DECIMALS))) return null;
-  const ticks = Number(m[1]) * SCALE + Number((frac + '0'.repeat(DECIMALS)).slice(0, DECIMALS));
-  return Number.isSafeInteger(ticks) ? ticks : null;
-}
+// The floor's grid (US stocks at or above $1, the paper venue's contracts): the ticket steps its
+// limit on it; the ladder keys its book on the grid the book snapshot names.
+export const CENTS = grid('0.01');
+const DECIMALS = 2;
 
-// 18725 -> '187.25' (always DECIMALS places, the form the floor writes back).
-export function fromTicks(ticks) {
-  const sign = ticks < 0 ? '-' : '';
-  const abs = Math.abs(ticks);
-  const whole = Math.floor(abs / SCALE);
-  const frac = String(abs % SCALE).padStart(DECIMALS, '0');
-  return `${sign}${whole}.${frac}`;
-}
-
-// The price one or more ticks away; null when the text is not a price or the step goes to 0.
-export function stepPrice(text, steps) {
-  const ticks = toTicks(text);
-  if (ticks === null || ticks + steps <= 0) return null;
-  return fromTicks(ticks + steps);
-}
-
-// Normalises what a trader typed ('187.2' -> '187.20'); null if it is not a price above 0.
-export function normalisePrice(text) {
-  const ticks = toTicks(text);
-  return ticks === null || ticks === 0 ? null : fromTicks(ticks);
+// The price `steps` ticks away on grid `g`; null when the text is no price on it or the step
+// would reach 0.
+export function stepPrice(text, steps, g = CENTS) {
+  let ticks;
+  try {
+    ticks = toTicks(String(text ?? ''), g);
+  } catch {
+    return null;
+  }
+  return ticks + steps > 0 ? fromTicks(ticks + steps, g) : null;
 }
 
 // A signed decimal string for display with its sign ('+12.50', '-3.00'), without arithmetic.
