@@ -23,6 +23,9 @@ from tests.hud.stack import Venue
 GRANT_S = 10
 CENT = Decimal("0.01")
 WEB = Path(__file__).resolve().parents[2] / "web" / "hud"
+FEED = """([ok, reason]) =>
+  window.hud.store.publish('feed', {symbol: 'AAPL', ok, reason, since: new Date().toISOString()})"""
+"""What the ladder publishes when AAPL's book goes out of sync (or back)."""
 
 
 @pytest.fixture(scope="module")
@@ -405,3 +408,38 @@ async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
     assert int(await position.get_attribute("data-quantity") or "0") != 0
     await expect(position.locator("td").nth(3)).to_have_text(re.compile(r"^\d+\.\d+$"))  # average cost
     await hud.shot("filled-position")
+
+
+async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_stale_book_holds_execute(
+    hud: Hud, venue: Venue
+) -> None:
+    page = hud.page
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    await page.fill("#ticket-qty", "7")
+    _, ask = await venue.quote("AAPL")
+    price = str(ask + Decimal("5.00"))  # a sell far above the market: it would rest, were it sent
+    await page.evaluate(
+        "(price) => window.hud.store.publish('ladder-click', {symbol: 'AAPL', side: 'SELL', price})", price
+    )
+    await expect(page.locator("#ticket-status")).to_have_attribute("data-state", "staged")
+    staged = await page.evaluate("() => window.hud.store.latest('staged')")
+    assert (staged["side"], staged["orderType"], staged["quantity"], staged["limitPrice"]) == (
+        "SELL",
+        "LMT",
+        7,
+        price,
+    )
+    assert "Executed" not in await page.evaluate("() => window.hud.interlock.results()")
+    await expect(page.locator("#execute")).to_be_enabled()
+
+    # The book went out of sync: Execute waits, and so does "sell at the bid".
+    await page.evaluate(FEED, [False, "gap"])
+    await expect(page.locator("#execute")).to_be_disabled()
+    assert await _execute_reason(page) == "stale"
+    await page.locator("body").click(position={"x": 5, "y": 5})
+    await page.keyboard.press("s")
+    await expect(page.locator("#ticket-status")).to_contain_text("gap")
+    assert (await page.evaluate("() => window.hud.store.latest('staged')"))["stagedId"] == staged["stagedId"]
+    await hud.shot("stale")
+    await page.evaluate(FEED, [True, None])
+    await expect(page.locator("#execute")).to_be_enabled()
