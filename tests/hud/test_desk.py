@@ -438,8 +438,15 @@ async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_s
     assert await _execute_reason(page) == "stale"
     await page.locator("body").click(position={"x": 5, "y": 5})
     await page.keyboard.press("s")
-    await expect(page.locator("#ticket-status")).to_contain_text("gap")
+    await expect(page.locator("#ticket-status")).to_contain_text("out of sync (gap)")
     assert (await page.evaluate("() => window.hud.store.latest('staged')"))["stagedId"] == staged["stagedId"]
     await hud.shot("stale")
     await page.evaluate(FEED, [True, None])
     await expect(page.locator("#execute")).to_be_enabled()
+
+    # Disarm: Execute is refused from now on, and the server holds no grant.
+    await page.click("#disarm")
+    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Disarmed")
+    await expect(page.locator("#execute")).to_be_disabled()
+    await expect(page.locator("#grant-countdown")).to_be_hidden()
+    assert (await hud.gql("query { me { grant { expiresAt } } }"))["data"]["me"]["grant"] is None

@@ -269,7 +269,7 @@ export function mountTicket(root) {
     const touch = store.latest('touch');
     const feed = store.latest('feed');
     if (feed && feed.symbol === symbol && !feed.ok) {
-      setStatus('invalid', `The book is ${feed.reason || 'stale'}: nothing staged until it resyncs.`);
+      setStatus('invalid', `The book is out of sync (${feed.reason || 'stale'}): nothing staged until it resyncs.`);
       return;
     }
     const price = touch && touch.symbol === symbol ? (side === 'BUY' ? touch.ask : touch.bid) : null;
