@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from tests.hud.browser import add_authenticator
 from tests.hud.hud import Hud
@@ -69,6 +69,15 @@ async def _stage(
     return staged
 
 
+async def _execute(page: Page, staged: dict[str, Any]) -> tuple[str, Locator]:
+    """Press Execute for the staged order; the order's id and its blotter row once Executed."""
+    await page.click("#execute")
+    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
+    executed = await page.evaluate("() => window.hud.store.latest('executed')")
+    assert executed["stagedId"] == staged["stagedId"]
+    return executed["commandId"], page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
+
+
 async def _execute_reason(page: Page) -> str:
     return await page.locator("#execute").get_attribute("data-reason") or ""
 
@@ -112,21 +121,17 @@ async def test_execute_is_disabled_with_the_reason_until_armed_then_sends_the_st
     assert grant["symbols"] == ["AAPL"] and grant["maxQuantity"] == 10 and grant["maxNotional"] == "100000"
     await hud.shot("armed")
 
-    await execute.click()
-    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    executed = await page.evaluate("() => window.hud.store.latest('executed')")
-    assert executed["stagedId"] == staged["stagedId"]
+    order_id, order_row = await _execute(page, staged)
     await expect(row).to_have_count(0)  # the staged row became the order
-    order_row = page.locator(f"#blotter tbody tr[data-order-id='{executed['commandId']}']")
     await expect(order_row).to_have_attribute("data-state", "working", timeout=15_000)
     assert await _execute_reason(page) == "nothing-staged"
-    order = await _order(hud, executed["commandId"])
+    order = await _order(hud, order_id)
     assert order["ledgerEntry"]["authorization"]["ceremony"] == "arming"
     await hud.shot("executed-working")
 
     # The order the ladder draws from: the blotter's rows, published.
     orders = await page.evaluate("() => [...window.hud.store.latest('orders').values()]")
-    mine = next(o for o in orders if o["id"] == executed["commandId"])
+    mine = next(o for o in orders if o["id"] == order_id)
     assert mine["state"] == "working" and mine["limitPrice"] == limit and mine["quantity"] == 3
 
 
@@ -308,11 +313,7 @@ async def test_hotkeys_stage_at_the_touch_step_the_limit_and_cancel_all_never_wh
     # X cancels every open order, no arming: a resting order goes Cancelled.
     resting = await _stage(page, qty=1, limit=await _resting_limit(venue))
     assert await hud.arm() == "Grant"
-    await page.click("#execute")
-    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    executed = await page.evaluate("() => window.hud.store.latest('executed')")
-    assert executed["stagedId"] == resting["stagedId"]
-    row = page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
+    _, row = await _execute(page, resting)
     await expect(row).to_have_attribute("data-state", "working", timeout=15_000)
     await page.locator("body").click(position={"x": 5, "y": 5})  # focus out of any field
     await page.keyboard.press("x")
@@ -395,11 +396,7 @@ async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
     marketable = str((ask * Decimal("1.01")).quantize(CENT, ROUND_DOWN))
     staged = await _stage(page, qty=2, limit=marketable)
     assert await hud.arm(symbols=["AAPL"]) == "Grant"
-    await page.click("#execute")
-    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    executed = await page.evaluate("() => window.hud.store.latest('executed')")
-    assert executed["stagedId"] == staged["stagedId"]
-    row = page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
+    _, row = await _execute(page, staged)
     await expect(row).to_have_attribute("data-state", "filled", timeout=15_000)
     await expect(row.locator("td.state")).to_have_css("color", await hud.colour_of("--st-filled"))
     await expect(row).not_to_contain_text("Cancel")  # nothing left to cancel
