@@ -447,3 +447,23 @@ async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_s
     await expect(page.locator("#execute")).to_be_disabled()
     await expect(page.locator("#grant-countdown")).to_be_hidden()
     assert (await hud.gql("query { me { grant { expiresAt } } }"))["data"]["me"]["grant"] is None
+
+
+async def test_a_reload_shows_the_sessions_staged_order_again(hud: Hud) -> None:
+    page = hud.page
+    staged = await _stage(page, qty=4, limit="1.00")
+    await hud.open()
+    await page.locator("#passkeys").wait_for(state="attached")
+    row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
+    await expect(row).to_have_attribute("data-state", "staged")
+    await expect(page.locator("#order-hash")).to_have_text(staged["orderHashPrefix"])
+    assert await _execute_reason(page) == "not-armed"
+    # Discarding it sends nothing and leaves nothing for Execute.
+    await row.locator("button.cancel").click()
+    await expect(row).to_have_count(0)
+    assert await page.evaluate("() => window.hud.store.latest('staged')") is None
+    assert await _execute_reason(page) == "not-armed"
+    await hud.open()
+    await page.locator("#passkeys").wait_for(state="attached")
+    assert await page.evaluate("() => window.hud.blotter.loaded()")
+    await expect(page.locator("#blotter tr[data-state=staged]")).to_have_count(0)  # stays discarded

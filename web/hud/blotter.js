@@ -39,6 +39,7 @@ const TERMINAL = 9;
 const CANCEL_CHECK_MS = 8000;
 const SHOWN = 300;
 const SEEN_EVENTS = 5000;
+const DISCARDED = 'hud.discarded-staged';
 
 // The API's STAGED for a real order means the floor holds it and has not sent it to the venue
 // yet: to the trader it is sent (Pending), unlike the HUD's own staged ticket.
@@ -247,11 +248,31 @@ export function mountBlotter(root) {
   // A reload shows the session's staged order again, if the floor lists them.
   async function loadStaged() {
     try {
-      const staged = (await gql(STAGED_ORDERS)).stagedOrders;
+      const gone = discarded();
+      const staged = (await gql(STAGED_ORDERS)).stagedOrders.filter((s) => !gone.has(s.stagedId));
       const newest = staged.reduce((a, b) => (!a || Date.parse(b.createdAt) > Date.parse(a.createdAt) ? b : a), null);
       if (newest && !store.latest('staged')) store.publish('staged', newest);
     } catch {
       // An API without stagedOrders: staged orders live until the page reloads.
+    }
+  }
+
+  // The floor keeps a staged order until it is executed or the session ends; one the trader
+  // discarded stays discarded in this tab across reloads (nothing was sent either way).
+  function discarded() {
+    try {
+      return new Set(JSON.parse(sessionStorage.getItem(DISCARDED) || '[]'));
+    } catch {
+      return new Set();
+    }
+  }
+
+  function discard(id) {
+    const ids = [...discarded(), id].slice(-200);
+    try {
+      sessionStorage.setItem(DISCARDED, JSON.stringify(ids));
+    } catch {
+      // No session storage (a private mode): discarded until the page reloads.
     }
   }
 
@@ -285,6 +306,7 @@ export function mountBlotter(root) {
     const row = rows.get(id);
     if (!row) return;
     if (row.staged) {
+      discard(id);
       if (store.latest('staged') && store.latest('staged').stagedId === id) store.publish('staged', null);
       else drop(id);
       say('done', 'Staged order discarded (nothing was sent).');
@@ -374,7 +396,7 @@ export function mountBlotter(root) {
     }
   });
   follow();
-  loadPage();
-  loadStaged();
-  window.hud.blotter = { rows: () => [...rows.values()], cancelAll };
+  const loaded = Promise.all([loadPage(), loadStaged()]);
+  // loaded(): the first page and the session's staged orders are in (for tests and tools).
+  window.hud.blotter = { rows: () => [...rows.values()], cancelAll, loaded: () => loaded.then(() => true) };
 }
