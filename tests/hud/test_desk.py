@@ -131,6 +131,8 @@ async def test_execute_is_disabled_with_the_reason_until_armed_then_sends_the_st
 
     # The order the ladder draws from: the blotter's rows, published.
     orders = await page.evaluate("() => [...window.hud.store.latest('orders').values()]")
+    await expect(order_row).to_have_attribute("data-mine", "true")
+    await expect(order_row.locator("td.by")).to_have_text("me")
     mine = next(o for o in orders if o["id"] == order_id)
     assert mine["state"] == "working" and mine["limitPrice"] == limit and mine["quantity"] == 3
 
