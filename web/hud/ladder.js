@@ -226,6 +226,8 @@ export function mountLadder(pane) {
 
   function paint() {
     if (!painting || !size.width) return;
+    // Not every browser reports a new devicePixelRatio as a resize (emulated screens do not).
+    if (window.devicePixelRatio !== size.ratio) size = fitCanvas(canvas, null);
     const n = rowCount(size.height);
     const centre = book.centreTicks();
     if (centre !== null && (top === null || (!hovering && offCentre(top, n, centre)))) top = topFor(centre, n);
@@ -326,7 +328,9 @@ export function mountLadder(pane) {
     say(`${side} LMT ${price} → ticket`);
   });
 
-  canvas.addEventListener('pointerenter', () => (hovering = true));
+  // Any pointer movement over the canvas counts as hovering (enter alone can be missed when the
+  // canvas appears under a pointer that has not moved since).
+  for (const type of ['pointerenter', 'pointerover', 'pointermove']) canvas.addEventListener(type, () => (hovering = true));
   canvas.addEventListener('pointerleave', () => {
     hovering = false;
     press = null;
@@ -348,7 +352,14 @@ export function mountLadder(pane) {
 
   // --- wiring ---------------------------------------------------------------------------------
 
-  new ResizeObserver(([entry]) => resize(entry)).observe(canvas);
+  // Observing the device-pixel box also reports a change of devicePixelRatio (a window dragged
+  // to another screen, zoom), not only of the CSS size.
+  const resizes = new ResizeObserver(([entry]) => resize(entry));
+  try {
+    resizes.observe(canvas, { box: 'device-pixel-content-box' });
+  } catch {
+    resizes.observe(canvas);
+  }
   onConnection(({ state }) => {
     ws = state;
     if (state !== 'open' && book.synced) {
@@ -389,6 +400,7 @@ export function mountLadder(pane) {
     // Feeds one update through the same path as the subscription's (a test injects a gap).
     inject: (update) => onBook(bookGen, update),
     feed: () => feed,
+    hovering: () => hovering,
   };
   window.hud.paint = (enabled) => {
     painting = Boolean(enabled);
