@@ -37,6 +37,8 @@ const TRADES = `subscription LadderTape($symbol: String!) {
   }
 }`;
 
+const RESYNC_PAUSE_MS = 1000;
+
 const REASON_TEXT = {
   disconnected: 'the connection to the floor is down; reconnecting',
   gap: 'the book missed an update; resyncing',
@@ -62,6 +64,7 @@ export function mountLadder(pane) {
   let stopTape = () => {};
   let tapeRetry = null;
   let bookRetry = null;
+  let lastResync = -Infinity;
   let tape = emptyTape();
   let own = new Map();
   let ws = 'connecting';
@@ -93,7 +96,8 @@ export function mountLadder(pane) {
         // The hub ended the stream (resync.*) or refused it (e.g. an unknown symbol): the book
         // is not live; subscribe again for a fresh snapshot, after a breath.
         outOfSync('gap', err.message);
-        bookRetry = setTimeout(restartBook, 1000);
+        clearTimeout(bookRetry);
+        bookRetry = setTimeout(restartBook, RESYNC_PAUSE_MS);
       },
     });
   }
@@ -111,7 +115,13 @@ export function mountLadder(pane) {
     if (result !== APPLIED) {
       latency.gap();
       outOfSync('gap', detail);
-      restartBook(); // subscribing again sends a snapshot
+      // Subscribing again sends a snapshot; at once, unless the last resync was a moment ago
+      // (a feed that gaps on every message must not turn into a resubscribe loop).
+      const now = performance.now();
+      clearTimeout(bookRetry);
+      if (now - lastResync > RESYNC_PAUSE_MS) restartBook();
+      else bookRetry = setTimeout(restartBook, RESYNC_PAUSE_MS);
+      lastResync = now;
       return;
     }
     if (update.__typename === 'BookSnapshot') {
