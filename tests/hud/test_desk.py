@@ -71,7 +71,9 @@ async def _stage(
 
 async def _execute(page: Page, staged: dict[str, Any]) -> tuple[str, Locator]:
     """Press Execute for the staged order; the order's id and its blotter row once Executed."""
+    answered = await page.evaluate("() => window.hud.interlock.results().length")
     await page.click("#execute")
+    await page.wait_for_function("(n) => window.hud.interlock.results().length > n", arg=answered)
     await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
     executed = await page.evaluate("() => window.hud.store.latest('executed')")
     assert executed["stagedId"] == staged["stagedId"]
@@ -469,3 +471,22 @@ async def test_a_reload_shows_the_sessions_staged_order_again(hud: Hud) -> None:
     await page.locator("#passkeys").wait_for(state="attached")
     assert await page.evaluate("() => window.hud.blotter.loaded()")
     await expect(page.locator("#blotter tr[data-state=staged]")).to_have_count(0)  # stays discarded
+
+
+async def test_a_rows_cancel_takes_that_order_alone_through_cancel_pending(hud: Hud, venue: Venue) -> None:
+    page = hud.page
+    await hud.record_states()
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    first_id, first = await _execute(page, await _stage(page, qty=1, limit=await _resting_limit(venue)))
+    second_id, second = await _execute(page, await _stage(page, qty=2, limit=await _resting_limit(venue)))
+    await expect(first).to_have_attribute("data-state", "working", timeout=15_000)
+    await expect(second).to_have_attribute("data-state", "working", timeout=15_000)
+
+    await first.locator("button.cancel").click()
+    await expect(first).to_have_attribute("data-state", "cancelled", timeout=15_000)
+    states = [s["state"] for s in await hud.recorded_states(first_id)]
+    assert states[-2:] == ["cancel-pending", "cancelled"], states
+    pending = next(s for s in await hud.recorded_states(first_id) if s["state"] == "cancel-pending")
+    assert pending["color"] == await hud.colour_of("--st-cancel-pending")
+    await expect(second).to_have_attribute("data-state", "working")
+    assert [s["state"] for s in await hud.recorded_states(second_id)][-1] == "working"
