@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -41,6 +41,7 @@ from api.webauthn_challenges import Challenges
 from api.webauthn_checks import (
     CountReplayed,
     Expected,
+    VerifiedRegistration,
     check_assertion,
     check_registration,
     parse_assertion,
@@ -156,29 +157,17 @@ class Ceremonies:
                 trader=enrolment.trader,
                 client_address=client_address,
             )
-        credential = parse_registration(credential_json)
-        if isinstance(credential, Refusal):
-            return await self._refuse(credential, trader=enrolment.trader, client_address=client_address)
-        verified = check_registration(credential, self._expected(taken.challenge))
-        if isinstance(verified, Refusal):
-            return await self._refuse(verified, trader=enrolment.trader, client_address=client_address)
-        try:
-            stored = await store.enrol_credential(
-                self._db,
-                enrolment_token=enrolment_token,
-                credential_id=verified.credential_id,
-                public_key=verified.public_key,
-                sign_count=verified.sign_count,
-                transports=verified.transports,
-                backup_eligible=verified.backup_eligible,
-                backed_up=verified.backed_up,
-            )
-        except asyncpg.UniqueViolationError:
-            return await self._refuse(
-                Refusal(r.MALFORMED, "this passkey is already registered; sign in with it"),
-                trader=enrolment.trader,
-                client_address=client_address,
-            )
+        stored = await self._registered(
+            taken,
+            credential_json,
+            lambda passkey: store.enrol_credential(
+                self._db, enrolment_token=enrolment_token, passkey=passkey
+            ),
+            trader=enrolment.trader,
+            client_address=client_address,
+        )
+        if isinstance(stored, Refusal):
+            return stored
         if stored is None:
             return await self._refuse(
                 Refusal(
@@ -228,33 +217,45 @@ class Ceremonies:
         taken = await self._challenges.take(challenge_id, store.PURPOSE_PASSKEY, now, session_id)
         if isinstance(taken, Refusal):
             return await self._refuse(taken, trader=principal.name, client_address=client_address)
-        credential = parse_registration(credential_json)
-        if isinstance(credential, Refusal):
-            return await self._refuse(credential, trader=principal.name, client_address=client_address)
-        verified = check_registration(credential, self._expected(taken.challenge))
-        if isinstance(verified, Refusal):
-            return await self._refuse(verified, trader=principal.name, client_address=client_address)
-        try:
-            stored = await store.add_session_passkey(
-                self._db,
-                cookie=cookie,
-                credential_id=verified.credential_id,
-                public_key=verified.public_key,
-                sign_count=verified.sign_count,
-                transports=verified.transports,
-                backup_eligible=verified.backup_eligible,
-                backed_up=verified.backed_up,
-            )
-        except asyncpg.UniqueViolationError:
-            return await self._refuse(
-                Refusal(r.MALFORMED, "this passkey is already registered; sign in with it"),
-                trader=principal.name,
-                client_address=client_address,
-            )
+        stored = await self._registered(
+            taken,
+            credential_json,
+            lambda passkey: store.add_session_passkey(self._db, cookie=cookie, passkey=passkey),
+            trader=principal.name,
+            client_address=client_address,
+        )
+        if isinstance(stored, Refusal):
+            return stored
         if stored is None:
             # The grant expired or was disarmed, or the session or a passkey revoked, meanwhile.
             return await self._refuse(_NOT_ARMED, trader=principal.name, client_address=client_address)
         return records.info(stored)
+
+    async def _registered(
+        self,
+        taken: store.TakenChallenge,
+        credential_json: str,
+        store_with: Callable[[VerifiedRegistration], Awaitable[store.StoredCredential | None]],
+        *,
+        trader: str,
+        client_address: str | None,
+    ) -> store.StoredCredential | None | Refusal:
+        """Verify the browser's registration against the taken challenge, then store the passkey
+        with ``store_with`` (None: the database refused to, the caller says why)."""
+        credential = parse_registration(credential_json)
+        if isinstance(credential, Refusal):
+            return await self._refuse(credential, trader=trader, client_address=client_address)
+        verified = check_registration(credential, self._expected(taken.challenge))
+        if isinstance(verified, Refusal):
+            return await self._refuse(verified, trader=trader, client_address=client_address)
+        try:
+            return await store_with(verified)
+        except asyncpg.UniqueViolationError:
+            return await self._refuse(
+                Refusal(r.MALFORMED, "this passkey is already registered; sign in with it"),
+                trader=trader,
+                client_address=client_address,
+            )
 
     async def _enrolment(self, enrolment_token: str, now: datetime) -> Enrolment | Refusal:
         enrolment = await find_enrolment(self._db, enrolment_token)

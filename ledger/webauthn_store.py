@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -98,57 +98,50 @@ def _credential(row: asyncpg.Record) -> StoredCredential:
     )
 
 
-async def enrol_credential(
-    db: Db,
-    *,
-    enrolment_token: str,
-    credential_id: bytes,
-    public_key: bytes,
-    sign_count: int,
-    transports: list[str],
-    backup_eligible: bool,
-    backed_up: bool,
-) -> StoredCredential | None:
+class NewPasskey(Protocol):
+    """A passkey whose registration the caller verified (``api.webauthn_checks``)."""
+
+    @property
+    def credential_id(self) -> bytes: ...
+    @property
+    def public_key(self) -> bytes: ...
+    @property
+    def sign_count(self) -> int: ...
+    @property
+    def transports(self) -> list[str]: ...
+    @property
+    def backup_eligible(self) -> bool: ...
+    @property
+    def backed_up(self) -> bool: ...
+
+
+async def enrol_credential(db: Db, *, enrolment_token: str, passkey: NewPasskey) -> StoredCredential | None:
     """Use the enrolment this token opens and store the passkey for its trader, in one statement
     (``floor_register_passkey``, by the token's hash and the database's clock): None (and nothing
     stored) when the enrolment was already used, has expired, or its trader is disabled."""
-    row = await db.fetchrow(
-        f"SELECT {_CREDENTIAL_COLUMNS} FROM floor_register_passkey($1, $2, $3, $4, $5, $6, $7)",
-        secret_hash(enrolment_token),
-        credential_id,
-        public_key,
-        sign_count,
-        transports,
-        backup_eligible,
-        backed_up,
-    )
-    return None if row is None else _credential(row)
+    return await _store_passkey(db, "floor_register_passkey", secret_hash(enrolment_token), passkey)
 
 
-async def add_session_passkey(
-    db: Db,
-    *,
-    cookie: str,
-    credential_id: bytes,
-    public_key: bytes,
-    sign_count: int,
-    transports: list[str],
-    backup_eligible: bool,
-    backed_up: bool,
-) -> StoredCredential | None:
+async def add_session_passkey(db: Db, *, cookie: str, passkey: NewPasskey) -> StoredCredential | None:
     """Store another passkey for the trader whose session this cookie opens, in one statement
     (``floor_add_session_passkey``, by the cookie's hash and the database's clock): None (and
     nothing stored) unless the session is live and holds a live arming grant, its passkeys are
     unrevoked and its trader is enabled."""
+    return await _store_passkey(db, "floor_add_session_passkey", secret_hash(cookie), passkey)
+
+
+async def _store_passkey(
+    db: Db, function: str, secret: bytes, passkey: NewPasskey
+) -> StoredCredential | None:
     row = await db.fetchrow(
-        f"SELECT {_CREDENTIAL_COLUMNS} FROM floor_add_session_passkey($1, $2, $3, $4, $5, $6, $7)",
-        secret_hash(cookie),
-        credential_id,
-        public_key,
-        sign_count,
-        transports,
-        backup_eligible,
-        backed_up,
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM {function}($1, $2, $3, $4, $5, $6, $7)",
+        secret,
+        passkey.credential_id,
+        passkey.public_key,
+        passkey.sign_count,
+        passkey.transports,
+        passkey.backup_eligible,
+        passkey.backed_up,
     )
     return None if row is None else _credential(row)
 

@@ -20,6 +20,7 @@ from ledger.migrate import apply_migrations
 from observability.security import SecurityLog
 from tests.fixtures.hotpath import fresh_agent
 from tests.ledger.conftest import with_database
+from trading.breaker_trip import REASON_MANUAL, TripSummary
 from trading.commands import CommandKind
 from trading.risk import TradingState
 
@@ -66,6 +67,7 @@ async def test_breaker_subscribers_get_the_state_now_then_each_trip_and_arm(
             trip.command.command_id,
         )
         assert halted.problem is None
+        assert halted.trip == TripSummary(REASON_MANUAL)  # a trip with no move behind it
 
         arm = ops.sign(breaker_command(CommandKind.BREAKER_ARM, "ops"))
         await append_command(pool, arm, decision=Decision.ACCEPTED)
@@ -75,6 +77,7 @@ async def test_breaker_subscribers_get_the_state_now_then_each_trip_and_arm(
             arm.command.command_id,
             "ops",
         )
+        assert armed.trip is None
         breaker = hub.breaker()
         assert breaker is not None and breaker.seq == armed.seq
 

@@ -108,15 +108,21 @@ async def running_hotpath(
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,
     sniper_agents: tuple[str, ...] = ("sniper",),
+    breaker_agent: str | None = None,
 ) -> AsyncIterator[HotPathProcess]:
     """The hot path as ``floor up`` starts it: its own process, ready when consuming. (Other
     packages make their own fixture of it: a fixture imported from here would live for the
-    whole session and hold the broker client id the next one needs.)
+    whole session and hold the broker client id the next one needs.) Its breaker signs with a
+    key of its own unless ``breaker_agent`` names the one to use (an API process believes the
+    automatic trips of ``floor-breaker`` only, as ``floor up`` runs them).
 
     Afterwards its orders still working at the shared paper venue are cancelled and the process
     stopped, so suites that run later on the same venue find it as they expect."""
     settings = floor_settings.model_copy(update={"hotpath_health_port": free_port()})
-    breaker_agent = await breaker_key(ledger_pool, settings)
+    if breaker_agent is None:
+        breaker_agent = await breaker_key(ledger_pool, settings)
+    else:
+        await ensure_service_key(settings, ledger_pool, breaker_agent)
     # The hot path's control key signs the stops of a revoked key's icebergs.
     await ensure_service_key(settings, ledger_pool, FLOOR_CONTROL)
     await ensure_record_writers(settings, ledger_pool)

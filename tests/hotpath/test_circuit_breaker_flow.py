@@ -82,6 +82,8 @@ async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_unti
         record = TripRecord.from_canonical(bytes(entry["payload"]))
         assert (record.symbol, record.threshold_pct) == ("AAPL", Decimal(10))
         assert record.drop_pct == Decimal(trip["drop_pct"]) and record.price < record.reference_high
+        # Unsigned beside it, what the cancel did: the orders it went out for (ours at least).
+        assert json.loads(entry["detail"])["cancelled_orders"] >= 1
         assert (entry["decision"], entry["role"], entry["agent_id"]) == (
             "applied",
             "service",
@@ -202,7 +204,7 @@ async def test_an_operators_trip_survives_a_restart_which_sends_no_held_order_un
 
 async def _trip_entry(pool: asyncpg.Pool, after_seq: int) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT e.payload, e.decision, e.agent_id, k.role FROM ledger_entries e"
+        "SELECT e.payload, e.detail, e.decision, e.agent_id, k.role FROM ledger_entries e"
         " JOIN agent_keys k ON k.key_id = e.signer WHERE e.kind = $1 AND e.seq > $2 ORDER BY e.seq LIMIT 1",
         KIND_TRIPPED,
         after_seq,

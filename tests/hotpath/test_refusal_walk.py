@@ -114,6 +114,10 @@ NOT_REASONS: dict[str, str] = {
     "ledger.unverified_entry": "a security event at start-up about an order entry, not a refusal",
     "reconcile.missed_fill": "the reason on the record of a fill found by reconciling, not a refusal",
     "reconcile.unknown_at_broker": "why reconciliation ended an order the broker no longer has",
+    "flash_crash": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
+    "manual": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
+    "unverified_entry": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
+    "sizing.stop_required": "why the API's sizing suggestion for a ticket is 0, never intake's",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 

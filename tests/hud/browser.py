@@ -97,10 +97,11 @@ async def enrol(page: Page, origin: str, enrolment_token: str) -> tuple[str, str
 
 
 async def sign_in(page: Page, origin: str, path: str = "/") -> None:
-    """Open the HUD at ``path`` and sign in with the passkey; returns once the desk shows."""
+    """Open the HUD at ``path`` and sign in with the passkey; returns once every part of the desk
+    has mounted (``body[data-ready=true]``), so a click reaches a handler."""
     await page.goto(f"{origin}{path}")
     await page.click("#signin")
-    await page.locator("body[data-signed-in=true]").wait_for()
+    await page.locator("body[data-ready=true]").wait_for()
 
 
 # Chromium reports the browser's own refusals (a 4xx resource) as console errors too; these are

@@ -19,6 +19,7 @@ from playwright.async_api import Browser, async_playwright
 
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
+from hotpath.circuit_breaker_log import BREAKER_AGENT
 from tests.api.http import api_process
 from tests.factories import Agent
 from tests.fixtures.paper import PaperStack
@@ -29,7 +30,7 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     running_hotpath,
 )
 from tests.hotpath.test_circuit_breaker_flow import rearm
-from tests.hud.browser import PageErrors, add_authenticator, enrol, launch, new_page, sign_in
+from tests.hud.browser import PageErrors, add_authenticator, artifact_path, enrol, launch, new_page, sign_in
 from tests.hud.hud import Hud
 from tests.hud.stack import HUD_SYMBOLS, Venue, new_hud_trader
 
@@ -81,9 +82,15 @@ async def hud_hotpath(
     command_producer: AIOKafkaProducer,  # noqa: F811
 ) -> AsyncIterator[HotPathProcess]:
     """The module's own hot path, trading a paper venue of the module's own: a test may crash,
-    move and fill that market without another suite seeing it."""
+    move and fill that market without another suite seeing it. Its breaker signs as the floor's
+    ``floor-breaker``, whose automatic trips the API believes (and shows what they did)."""
     async with running_hotpath(
-        private_paper.settings, supervisor, private_paper, ledger_pool, command_producer
+        private_paper.settings,
+        supervisor,
+        private_paper,
+        ledger_pool,
+        command_producer,
+        breaker_agent=BREAKER_AGENT,
     ) as process:
         yield process
 
@@ -134,11 +141,15 @@ async def hud(
     errors = PageErrors()
     errors.attach(page)
     try:
-        authenticator = await add_authenticator(context, page)
-        trader = await new_hud_trader(cli_pool, ledger_pool, floor_settings)
-        state, text = await enrol(page, hud_origin, trader.enrolment_token)
-        assert state == "done", text
-        await sign_in(page, hud_origin)
+        try:
+            authenticator = await add_authenticator(context, page)
+            trader = await new_hud_trader(cli_pool, ledger_pool, floor_settings)
+            state, text = await enrol(page, hud_origin, trader.enrolment_token)
+            assert state == "done", text
+            await sign_in(page, hud_origin)
+        except Exception:
+            await page.screenshot(path=str(artifact_path(request.node.name, "setup-failure")), full_page=True)
+            raise
         hud = Hud(page, context, authenticator, hud_origin, trader, request.node.name, errors)
         yield hud
         if request.node.stash.get(FAILED, False):

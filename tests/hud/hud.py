@@ -31,7 +31,8 @@ _RECORD_STATES = """() => {
     const last = seen.filter((s) => s.id === row.dataset.orderId).at(-1);
     if (last && last.state === row.dataset.state) return;
     seen.push({ id: row.dataset.orderId, state: row.dataset.state, t: performance.now(),
-                color: style.color, background: style.backgroundColor, text: cell.textContent.trim() });
+                color: style.color, background: style.backgroundColor, text: cell.textContent.trim(),
+                row: row.textContent });
   };
   const scan = () => document.querySelectorAll('#blotter tbody tr[data-order-id]').forEach(note);
   new MutationObserver(scan).observe(document.body,
@@ -92,7 +93,7 @@ class Hud:
     async def open(self, path: str = "/") -> None:
         """(Re)load the HUD at ``path`` (``/?symbol=MSFT``); the session cookie signs it in."""
         await self.page.goto(f"{self.origin}{path}")
-        await self.page.locator("body[data-signed-in=true]").wait_for()
+        await self.page.locator("body[data-ready=true]").wait_for()
 
     async def arm(
         self,
@@ -133,7 +134,8 @@ class Hud:
         await self.page.evaluate(_RECORD_STATES)
 
     async def recorded_states(self, order_id: str | None = None) -> list[dict[str, Any]]:
-        """``[{id, state, t, color, background, text}]`` in the order the rows showed them."""
+        """``[{id, state, t, color, background, text, row}]`` in the order the rows showed them:
+        the colours and text of the row's state cell, and the row's whole text."""
         seen: list[dict[str, Any]] = await self.page.evaluate("() => window.__hudStates || []")
         return [s for s in seen if order_id is None or s["id"] == order_id]
 

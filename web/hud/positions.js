@@ -2,7 +2,7 @@
 // (the positions subscription sends every position now, then each again when a fill moves it).
 import { live, onConnection } from './gql.js';
 import { el } from './dom.js';
-import { signed } from './prices.js';
+import { signed, trimmed } from './prices.js';
 
 const POSITIONS = `subscription { positions { account symbol quantity averageCost realizedPnl unrealizedPnl mark } }`;
 
@@ -37,10 +37,10 @@ export function mountPositions(root) {
       el('td', { class: 'sym' }, p.symbol),
       el('td', { class: 'dim' }, p.account),
       el('td', { class: `num ${p.quantity > 0 ? 'buy' : p.quantity < 0 ? 'sell' : ''}` }, String(p.quantity)),
-      el('td', { class: 'num' }, p.averageCost || '—'),
-      el('td', { class: 'num' }, p.mark || '—'),
-      el('td', { class: pnlClass(p.unrealizedPnl) }, signed(p.unrealizedPnl)),
-      el('td', { class: pnlClass(p.realizedPnl) }, signed(p.realizedPnl)),
+      el('td', { class: 'num' }, trimmed(p.averageCost) || '—'),
+      el('td', { class: 'num' }, trimmed(p.mark) || '—'),
+      el('td', { class: pnlClass(p.unrealizedPnl) }, signed(trimmed(p.unrealizedPnl))),
+      el('td', { class: pnlClass(p.realizedPnl) }, signed(trimmed(p.realizedPnl))),
     );
   }
 
