@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from tests.hud.browser import add_authenticator
 from tests.hud.hud import Hud
@@ -23,6 +23,9 @@ from tests.hud.stack import Venue
 GRANT_S = 10
 CENT = Decimal("0.01")
 WEB = Path(__file__).resolve().parents[2] / "web" / "hud"
+FEED = """([ok, reason]) =>
+  window.hud.store.publish('feed', {symbol: 'AAPL', ok, reason, since: new Date().toISOString()})"""
+"""What the ladder publishes when AAPL's book goes out of sync (or back)."""
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,17 @@ async def _stage(
     )
     staged: dict[str, Any] = await page.evaluate("() => window.hud.store.latest('staged')")
     return staged
+
+
+async def _execute(page: Page, staged: dict[str, Any]) -> tuple[str, Locator]:
+    """Press Execute for the staged order; the order's id and its blotter row once Executed."""
+    answered = await page.evaluate("() => window.hud.interlock.results().length")
+    await page.click("#execute")
+    await page.wait_for_function("(n) => window.hud.interlock.results().length > n", arg=answered)
+    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
+    executed = await page.evaluate("() => window.hud.store.latest('executed')")
+    assert executed["stagedId"] == staged["stagedId"]
+    return executed["commandId"], page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
 
 
 async def _execute_reason(page: Page) -> str:
@@ -109,21 +123,19 @@ async def test_execute_is_disabled_with_the_reason_until_armed_then_sends_the_st
     assert grant["symbols"] == ["AAPL"] and grant["maxQuantity"] == 10 and grant["maxNotional"] == "100000"
     await hud.shot("armed")
 
-    await execute.click()
-    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    executed = await page.evaluate("() => window.hud.store.latest('executed')")
-    assert executed["stagedId"] == staged["stagedId"]
+    order_id, order_row = await _execute(page, staged)
     await expect(row).to_have_count(0)  # the staged row became the order
-    order_row = page.locator(f"#blotter tbody tr[data-order-id='{executed['commandId']}']")
     await expect(order_row).to_have_attribute("data-state", "working", timeout=15_000)
     assert await _execute_reason(page) == "nothing-staged"
-    order = await _order(hud, executed["commandId"])
+    order = await _order(hud, order_id)
     assert order["ledgerEntry"]["authorization"]["ceremony"] == "arming"
     await hud.shot("executed-working")
 
     # The order the ladder draws from: the blotter's rows, published.
     orders = await page.evaluate("() => [...window.hud.store.latest('orders').values()]")
-    mine = next(o for o in orders if o["id"] == executed["commandId"])
+    await expect(order_row).to_have_attribute("data-mine", "true")
+    await expect(order_row.locator("td.by")).to_have_text("me")
+    mine = next(o for o in orders if o["id"] == order_id)
     assert mine["state"] == "working" and mine["limitPrice"] == limit and mine["quantity"] == 3
 
 
@@ -305,11 +317,7 @@ async def test_hotkeys_stage_at_the_touch_step_the_limit_and_cancel_all_never_wh
     # X cancels every open order, no arming: a resting order goes Cancelled.
     resting = await _stage(page, qty=1, limit=await _resting_limit(venue))
     assert await hud.arm() == "Grant"
-    await page.click("#execute")
-    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    executed = await page.evaluate("() => window.hud.store.latest('executed')")
-    assert executed["stagedId"] == resting["stagedId"]
-    row = page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
+    _, row = await _execute(page, resting)
     await expect(row).to_have_attribute("data-state", "working", timeout=15_000)
     await page.locator("body").click(position={"x": 5, "y": 5})  # focus out of any field
     await page.keyboard.press("x")
@@ -392,11 +400,7 @@ async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
     marketable = str((ask * Decimal("1.01")).quantize(CENT, ROUND_DOWN))
     staged = await _stage(page, qty=2, limit=marketable)
     assert await hud.arm(symbols=["AAPL"]) == "Grant"
-    await page.click("#execute")
-    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
-    executed = await page.evaluate("() => window.hud.store.latest('executed')")
-    assert executed["stagedId"] == staged["stagedId"]
-    row = page.locator(f"#blotter tr[data-order-id='{executed['commandId']}']")
+    _, row = await _execute(page, staged)
     await expect(row).to_have_attribute("data-state", "filled", timeout=15_000)
     await expect(row.locator("td.state")).to_have_css("color", await hud.colour_of("--st-filled"))
     await expect(row).not_to_contain_text("Cancel")  # nothing left to cancel
@@ -405,3 +409,84 @@ async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
     assert int(await position.get_attribute("data-quantity") or "0") != 0
     await expect(position.locator("td").nth(3)).to_have_text(re.compile(r"^\d+\.\d+$"))  # average cost
     await hud.shot("filled-position")
+
+
+async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_stale_book_holds_execute(
+    hud: Hud, venue: Venue
+) -> None:
+    page = hud.page
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    await page.fill("#ticket-qty", "7")
+    _, ask = await venue.quote("AAPL")
+    price = str(ask + Decimal("5.00"))  # a sell far above the market: it would rest, were it sent
+    await page.evaluate(
+        "(price) => window.hud.store.publish('ladder-click', {symbol: 'AAPL', side: 'SELL', price})", price
+    )
+    await expect(page.locator("#ticket-status")).to_have_attribute("data-state", "staged")
+    staged = await page.evaluate("() => window.hud.store.latest('staged')")
+    assert (staged["side"], staged["orderType"], staged["quantity"], staged["limitPrice"]) == (
+        "SELL",
+        "LMT",
+        7,
+        price,
+    )
+    assert "Executed" not in await page.evaluate("() => window.hud.interlock.results()")
+    await expect(page.locator("#execute")).to_be_enabled()
+
+    # The book went out of sync: Execute waits, and so does "sell at the bid".
+    await page.evaluate(FEED, [False, "gap"])
+    await expect(page.locator("#execute")).to_be_disabled()
+    assert await _execute_reason(page) == "stale"
+    await page.locator("body").click(position={"x": 5, "y": 5})
+    await page.keyboard.press("s")
+    await expect(page.locator("#ticket-status")).to_contain_text("out of sync (gap)")
+    assert (await page.evaluate("() => window.hud.store.latest('staged')"))["stagedId"] == staged["stagedId"]
+    await hud.shot("stale")
+    await page.evaluate(FEED, [True, None])
+    await expect(page.locator("#execute")).to_be_enabled()
+
+    # Disarm: Execute is refused from now on, and the server holds no grant.
+    await page.click("#disarm")
+    await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Disarmed")
+    await expect(page.locator("#execute")).to_be_disabled()
+    await expect(page.locator("#grant-countdown")).to_be_hidden()
+    assert (await hud.gql("query { me { grant { expiresAt } } }"))["data"]["me"]["grant"] is None
+
+
+async def test_a_reload_shows_the_sessions_staged_order_again(hud: Hud) -> None:
+    page = hud.page
+    staged = await _stage(page, qty=4, limit="1.00")
+    await hud.open()
+    await page.locator("#passkeys").wait_for(state="attached")
+    row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
+    await expect(row).to_have_attribute("data-state", "staged")
+    await expect(page.locator("#order-hash")).to_have_text(staged["orderHashPrefix"])
+    assert await _execute_reason(page) == "not-armed"
+    # Discarding it sends nothing and leaves nothing for Execute.
+    await row.locator("button.cancel").click()
+    await expect(row).to_have_count(0)
+    assert await page.evaluate("() => window.hud.store.latest('staged')") is None
+    assert await _execute_reason(page) == "not-armed"
+    await hud.open()
+    await page.locator("#passkeys").wait_for(state="attached")
+    assert await page.evaluate("() => window.hud.blotter.loaded()")
+    await expect(page.locator("#blotter tr[data-state=staged]")).to_have_count(0)  # stays discarded
+
+
+async def test_a_rows_cancel_takes_that_order_alone_through_cancel_pending(hud: Hud, venue: Venue) -> None:
+    page = hud.page
+    await hud.record_states()
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    first_id, first = await _execute(page, await _stage(page, qty=1, limit=await _resting_limit(venue)))
+    second_id, second = await _execute(page, await _stage(page, qty=2, limit=await _resting_limit(venue)))
+    await expect(first).to_have_attribute("data-state", "working", timeout=15_000)
+    await expect(second).to_have_attribute("data-state", "working", timeout=15_000)
+
+    await first.locator("button.cancel").click()
+    await expect(first).to_have_attribute("data-state", "cancelled", timeout=15_000)
+    states = [s["state"] for s in await hud.recorded_states(first_id)]
+    assert states[-2:] == ["cancel-pending", "cancelled"], states
+    pending = next(s for s in await hud.recorded_states(first_id) if s["state"] == "cancel-pending")
+    assert pending["color"] == await hud.colour_of("--st-cancel-pending")
+    await expect(second).to_have_attribute("data-state", "working")
+    assert [s["state"] for s in await hud.recorded_states(second_id)][-1] == "working"

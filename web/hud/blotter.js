@@ -10,12 +10,12 @@ import { uiState, LABEL, OPEN } from './states.js';
 import { hotkey } from './hotkeys.js';
 import { trimmed } from './prices.js';
 
-const ORDER_FIELDS = 'id account symbol side quantity filledQuantity averageFillPrice limitPrice timeInForce state reason parentId createdAt updatedAt';
+const ORDER_FIELDS = 'id account agent symbol side quantity filledQuantity averageFillPrice limitPrice timeInForce state reason parentId createdAt updatedAt';
 const ORDERS = `query { orders(first: 100) { edges { node { ${ORDER_FIELDS} } } } }`;
 const ORDER = `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
 const STAGED_ORDERS = `query { stagedOrders { stagedId orderHash orderHashPrefix account symbol side orderType quantity tif
   limitPrice stopPrice stopLoss createdAt } }`;
-const EVENTS = `subscription { orderEvents { id orderId account symbol side quantity filledQuantity averageFillPrice
+const EVENTS = `subscription { orderEvents { id orderId account agent symbol side quantity filledQuantity averageFillPrice
   reason limitPrice kind ts } }`;
 const CANCEL = `mutation($id: String!) { cancelOrder(commandId: $id) { __typename
   ... on CancelSent { commandId target } ... on Invalid { reason detail field } } }`;
@@ -39,6 +39,19 @@ const TERMINAL = 9;
 const CANCEL_CHECK_MS = 8000;
 const SHOWN = 300;
 const SEEN_EVENTS = 5000;
+const DISCARDED = 'hud.discarded-staged';
+
+// The trader's own orders are signed as agent trader.<name>; the account's other orders come
+// from agents (the Sniper's slices, say) or other traders, and say so in the By column.
+function myAgent() {
+  const me = store.latest('me');
+  return me ? `trader.${me.name}` : null;
+}
+
+function by(agent) {
+  if (!agent) return '';
+  return agent === myAgent() ? 'me' : agent.replace(/^trader\./, '');
+}
 
 // The API's STAGED for a real order means the floor holds it and has not sent it to the venue
 // yet: to the trader it is sent (Pending), unlike the HUD's own staged ticket.
@@ -48,7 +61,7 @@ function apiState(state) {
 
 function rowOfOrder(o) {
   return {
-    id: o.id, account: o.account, symbol: o.symbol, side: o.side, quantity: o.quantity,
+    id: o.id, account: o.account, agent: o.agent, symbol: o.symbol, side: o.side, quantity: o.quantity,
     filledQuantity: o.filledQuantity, limitPrice: o.limitPrice, averageFillPrice: o.averageFillPrice,
     state: apiState(o.state), reason: o.reason, createdAt: o.createdAt, updatedAt: o.updatedAt,
   };
@@ -56,7 +69,7 @@ function rowOfOrder(o) {
 
 function rowOfStaged(s) {
   return {
-    id: s.stagedId, account: s.account, symbol: s.symbol, side: s.side, quantity: s.quantity,
+    id: s.stagedId, account: s.account, agent: myAgent(), symbol: s.symbol, side: s.side, quantity: s.quantity,
     filledQuantity: 0, limitPrice: s.limitPrice, averageFillPrice: null, state: 'staged', reason: null,
     createdAt: s.createdAt, updatedAt: s.createdAt, staged: true, orderType: s.orderType,
   };
@@ -110,7 +123,7 @@ export function mountBlotter(root) {
   root.append(
     el('div', { class: 'pane-head' }, el('h2', {}, 'Orders'), statusLine, el('span', { class: 'spacer' }), cancelAllButton),
     el('table', { id: 'blotter', class: 'dense' },
-      el('thead', {}, el('tr', {}, ...['Time', 'Symbol', 'Side', 'Qty', 'Filled', 'Limit', 'Avg', 'State', ''].map((h) => el('th', {}, h)))),
+      el('thead', {}, el('tr', {}, ...['Time', 'By', 'Symbol', 'Side', 'Qty', 'Filled', 'Limit', 'Avg', 'State', ''].map((h) => el('th', {}, h)))),
       tbody),
   );
 
@@ -160,6 +173,7 @@ export function mountBlotter(root) {
     }
     tr.dataset.state = row.state;
     tr.dataset.side = row.side;
+    tr.dataset.mine = String(Boolean(row.agent) && row.agent === myAgent());
     tr.title = row.reason ? `${LABEL[row.state]}: ${row.reason}` : `${row.id}`;
     const filledCell = el('td', { class: 'num' });
     if (row.state === 'partially-filled') {
@@ -169,6 +183,7 @@ export function mountBlotter(root) {
     const cancellable = row.staged || (OPEN.has(row.state) && row.state !== 'cancel-pending');
     tr.replaceChildren(
       el('td', { class: 'dim' }, time(row.updatedAt)),
+      el('td', { class: 'by', title: row.agent || '' }, by(row.agent)),
       el('td', { class: 'sym' }, row.symbol),
       el('td', { class: `side ${row.side === 'BUY' ? 'buy' : 'sell'}` }, row.side),
       el('td', { class: 'num' }, String(row.quantity)),
@@ -228,7 +243,7 @@ export function mountBlotter(root) {
     if (seen.size > SEEN_EVENTS) seen.delete(seen.values().next().value);
     const known = rows.has(e.orderId);
     put({
-      id: e.orderId, account: e.account, symbol: e.symbol, side: e.side, quantity: e.quantity,
+      id: e.orderId, account: e.account, agent: e.agent, symbol: e.symbol, side: e.side, quantity: e.quantity,
       filledQuantity: e.filledQuantity, limitPrice: e.limitPrice, averageFillPrice: e.averageFillPrice,
       state: KIND_STATE[e.kind] || 'pending', reason: e.reason, updatedAt: e.ts, createdAt: known ? undefined : e.ts,
     });
@@ -247,11 +262,31 @@ export function mountBlotter(root) {
   // A reload shows the session's staged order again, if the floor lists them.
   async function loadStaged() {
     try {
-      const staged = (await gql(STAGED_ORDERS)).stagedOrders;
+      const gone = discarded();
+      const staged = (await gql(STAGED_ORDERS)).stagedOrders.filter((s) => !gone.has(s.stagedId));
       const newest = staged.reduce((a, b) => (!a || Date.parse(b.createdAt) > Date.parse(a.createdAt) ? b : a), null);
       if (newest && !store.latest('staged')) store.publish('staged', newest);
     } catch {
       // An API without stagedOrders: staged orders live until the page reloads.
+    }
+  }
+
+  // The floor keeps a staged order until it is executed or the session ends; one the trader
+  // discarded stays discarded in this tab across reloads (nothing was sent either way).
+  function discarded() {
+    try {
+      return new Set(JSON.parse(sessionStorage.getItem(DISCARDED) || '[]'));
+    } catch {
+      return new Set();
+    }
+  }
+
+  function discard(id) {
+    const ids = [...discarded(), id].slice(-200);
+    try {
+      sessionStorage.setItem(DISCARDED, JSON.stringify(ids));
+    } catch {
+      // No session storage (a private mode): discarded until the page reloads.
     }
   }
 
@@ -273,7 +308,7 @@ export function mountBlotter(root) {
     const s = x.staged;
     const state = x.state === 'REJECTED' ? 'rejected' : 'pending';
     put({
-      id: x.commandId, account: s.account, symbol: s.symbol, side: s.side, quantity: s.quantity,
+      id: x.commandId, account: s.account, agent: myAgent(), symbol: s.symbol, side: s.side, quantity: s.quantity,
       filledQuantity: 0, limitPrice: s.limitPrice, averageFillPrice: null, state, reason: x.reason || null,
       createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(),
     });
@@ -285,6 +320,7 @@ export function mountBlotter(root) {
     const row = rows.get(id);
     if (!row) return;
     if (row.staged) {
+      discard(id);
       if (store.latest('staged') && store.latest('staged').stagedId === id) store.publish('staged', null);
       else drop(id);
       say('done', 'Staged order discarded (nothing was sent).');
@@ -374,7 +410,7 @@ export function mountBlotter(root) {
     }
   });
   follow();
-  loadPage();
-  loadStaged();
-  window.hud.blotter = { rows: () => [...rows.values()], cancelAll };
+  const loaded = Promise.all([loadPage(), loadStaged()]);
+  // loaded(): the first page and the session's staged orders are in (for tests and tools).
+  window.hud.blotter = { rows: () => [...rows.values()], cancelAll, loaded: () => loaded.then(() => true) };
 }

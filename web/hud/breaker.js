@@ -9,6 +9,8 @@ import { percent } from './prices.js';
 
 const BASE = 'state seq kind by commandId changedAt problem';
 const TRIP = 'trip { symbol drop referencePrice price cancelledOrders cancelMillis reason }';
+// A flash crash says itself through its figures; the other trips have none to show.
+const TRIP_REASON = { flash_crash: '', manual: 'manual trip', unverified_entry: 'its ledger entry does not verify' };
 const subscription = (fields) => `subscription { breakerState { ${fields} } }`;
 const REARM = `mutation { rearmBreaker { __typename
   ... on BreakerCommandSent { commandId kind } ... on NotArmed { reason detail } ... on Invalid { reason detail } } }`;
@@ -25,7 +27,9 @@ export function describe(b) {
     if (t.cancelledOrders !== null && t.cancelledOrders !== undefined) {
       parts.push(`${t.cancelledOrders} order${t.cancelledOrders === 1 ? '' : 's'} cancelled${t.cancelMillis !== null && t.cancelMillis !== undefined ? ` in ${t.cancelMillis} ms` : ''}`);
     }
-    if (t.reason) parts.push(t.reason);
+    if (TRIP_REASON[t.reason] !== undefined) {
+      if (TRIP_REASON[t.reason]) parts.push(TRIP_REASON[t.reason]);
+    } else if (t.reason) parts.push(t.reason);
   } else if (b.kind) {
     parts.push(b.kind === 'breaker_tripped' ? 'tripped automatically' : b.kind.replace('_', ' '));
   }

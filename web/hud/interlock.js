@@ -133,6 +133,7 @@ export function mountInterlock(root) {
     let text = why ? REASONS[why] : 'Armed: Execute sends the staged order.';
     if (why === 'not-armed' && hadGrant) text = REASONS.expired;
     if (why === 'step-up' && stepUp) text = `Confirm order ${stepUp.orderHashPrefix} on your authenticator: ${stepUp.detail}`;
+    if (why === 'stale') text = `Book out of sync (${store.latest('feed').reason || 'stale'}): Execute waits for the resync.`;
     if (!why && everyOrder) text = 'Armed: every order asks your authenticator (your setting).';
     reasonLine.textContent = text;
     reasonLine.dataset.reason = why || 'ready';

@@ -24,8 +24,8 @@ export const STALE_AFTER_MS = 5000;
 const BOOK = `subscription LadderBook($symbol: String!, $depth: Int!) {
   orderBook(symbol: $symbol, depth: $depth) {
     __typename
-    ... on BookSnapshot { sequence tickSize bids { price size } asks { price size } }
-    ... on BookDelta { sequence previousSequence bids { price size } asks { price size } }
+    ... on BookSnapshot { sequence venueTs tickSize bids { price size } asks { price size } }
+    ... on BookDelta { sequence previousSequence venueTs bids { price size } asks { price size } }
   }
 }`;
 
@@ -36,6 +36,8 @@ const TRADES = `subscription LadderTape($symbol: String!) {
     ... on Trade { price size sessionVolume }
   }
 }`;
+
+const RESYNC_PAUSE_MS = 1000;
 
 const REASON_TEXT = {
   disconnected: 'the connection to the floor is down; reconnecting',
@@ -62,6 +64,7 @@ export function mountLadder(pane) {
   let stopTape = () => {};
   let tapeRetry = null;
   let bookRetry = null;
+  let lastResync = -Infinity;
   let tape = emptyTape();
   let own = new Map();
   let ws = 'connecting';
@@ -93,7 +96,8 @@ export function mountLadder(pane) {
         // The hub ended the stream (resync.*) or refused it (e.g. an unknown symbol): the book
         // is not live; subscribe again for a fresh snapshot, after a breath.
         outOfSync('gap', err.message);
-        bookRetry = setTimeout(restartBook, 1000);
+        clearTimeout(bookRetry);
+        bookRetry = setTimeout(restartBook, RESYNC_PAUSE_MS);
       },
     });
   }
@@ -111,9 +115,18 @@ export function mountLadder(pane) {
     if (result !== APPLIED) {
       latency.gap();
       outOfSync('gap', detail);
-      restartBook(); // subscribing again sends a snapshot
+      // Subscribing again sends a snapshot; at once, unless the last resync was a moment ago
+      // (a feed that gaps on every message must not turn into a resubscribe loop).
+      const now = performance.now();
+      clearTimeout(bookRetry);
+      if (now - lastResync > RESYNC_PAUSE_MS) restartBook();
+      else bookRetry = setTimeout(restartBook, RESYNC_PAUSE_MS);
+      lastResync = now;
       return;
     }
+    // The venue's time of the newest update in the message -> its arrival here (same host
+    // clock in the bench; across machines it also holds their clock offset).
+    if (update.venueTs) latency.venueSample(performance.timeOrigin + received - Date.parse(update.venueTs));
     if (update.__typename === 'BookSnapshot') {
       syncReason = null;
       syncDetail = null;
@@ -226,6 +239,8 @@ export function mountLadder(pane) {
 
   function paint() {
     if (!painting || !size.width) return;
+    // Not every browser reports a new devicePixelRatio as a resize (emulated screens do not).
+    if (window.devicePixelRatio !== size.ratio) size = fitCanvas(canvas, null);
     const n = rowCount(size.height);
     const centre = book.centreTicks();
     if (centre !== null && (top === null || (!hovering && offCentre(top, n, centre)))) top = topFor(centre, n);
@@ -326,7 +341,9 @@ export function mountLadder(pane) {
     say(`${side} LMT ${price} → ticket`);
   });
 
-  canvas.addEventListener('pointerenter', () => (hovering = true));
+  // Any pointer movement over the canvas counts as hovering (enter alone can be missed when the
+  // canvas appears under a pointer that has not moved since).
+  for (const type of ['pointerenter', 'pointerover', 'pointermove']) canvas.addEventListener(type, () => (hovering = true));
   canvas.addEventListener('pointerleave', () => {
     hovering = false;
     press = null;
@@ -348,7 +365,14 @@ export function mountLadder(pane) {
 
   // --- wiring ---------------------------------------------------------------------------------
 
-  new ResizeObserver(([entry]) => resize(entry)).observe(canvas);
+  // Observing the device-pixel box also reports a change of devicePixelRatio (a window dragged
+  // to another screen, zoom), not only of the CSS size.
+  const resizes = new ResizeObserver(([entry]) => resize(entry));
+  try {
+    resizes.observe(canvas, { box: 'device-pixel-content-box' });
+  } catch {
+    resizes.observe(canvas);
+  }
   onConnection(({ state }) => {
     ws = state;
     if (state !== 'open' && book.synced) {
@@ -389,6 +413,7 @@ export function mountLadder(pane) {
     // Feeds one update through the same path as the subscription's (a test injects a gap).
     inject: (update) => onBook(bookGen, update),
     feed: () => feed,
+    hovering: () => hovering,
   };
   window.hud.paint = (enabled) => {
     painting = Boolean(enabled);

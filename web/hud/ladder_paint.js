@@ -38,7 +38,7 @@ export function fitCanvas(canvas, devicePixels) {
     canvas.width = w;
     canvas.height = h;
   }
-  return { width: rect.width, height: rect.height, scaleX: w / rect.width || dpr, scaleY: h / rect.height || dpr };
+  return { width: rect.width, height: rect.height, ratio: dpr, scaleX: w / rect.width || dpr, scaleY: h / rect.height || dpr };
 }
 
 // Paints `rows` (ladder_rows.js) onto `ctx`. view: {width, height, scaleX, scaleY, bestBid,

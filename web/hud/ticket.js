@@ -5,7 +5,7 @@
 import * as store from './store.js';
 import { gql, GqlError } from './gql.js';
 import { el, byId } from './dom.js';
-import { stepPrice, normalisePrice } from './prices.js';
+import { stepPrice } from './prices.js';
 import { hotkey } from './hotkeys.js';
 import { onNext } from './topics.js';
 import { sizingSuggestion } from './sizing.js';
@@ -203,7 +203,7 @@ export function mountTicket(root) {
     edge: $('ticket-edge'),
     ticket: () => {
       const t = readTicketQuietly();
-      if (t && !t.limitPrice && t.orderType !== 'MKT') t.limitPrice = normalisePrice(defaultPrice(t.side));
+      if (t && !t.limitPrice && t.orderType !== 'MKT') t.limitPrice = defaultPrice(t.side);
       return t;
     },
     use: (quantity) => {
@@ -269,7 +269,7 @@ export function mountTicket(root) {
     const touch = store.latest('touch');
     const feed = store.latest('feed');
     if (feed && feed.symbol === symbol && !feed.ok) {
-      setStatus('invalid', `The book is ${feed.reason || 'stale'}: nothing staged until it resyncs.`);
+      setStatus('invalid', `The book is out of sync (${feed.reason || 'stale'}): nothing staged until it resyncs.`);
       return;
     }
     const price = touch && touch.symbol === symbol ? (side === 'BUY' ? touch.ask : touch.bid) : null;
