@@ -266,6 +266,7 @@ async def test_the_ticket_shows_the_floors_kelly_size_and_max_trade_size(hud: Hu
         await expect(page.locator("#ticket-qty")).to_have_value(quantity)
     await page.fill("#ticket-edge", "1.5")
     await expect(page.locator("#ticket-edge")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(".field-error[data-for=ticket-edge]")).to_contain_text("between 0 and 1")
     await hud.shot("ticket-kelly")
 
 
