@@ -191,7 +191,6 @@ class Hub:
             self._consumer = None
         for sub in self._all_subscriptions():
             sub.end(HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
-        self._trades.end(None, HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
         self._book_subs.clear()
         self._order_subs.clear()
         self._breaker_subs.clear()
@@ -361,6 +360,11 @@ class Hub:
                 elif tp.topic == ORDERS_EVENTS:
                     for where, raw in fetched:
                         await self._judge(ORDERS_EVENTS, where, raw, self._on_order_record)
+            if not self._trades.ready:
+                # Where the consumer is, not the last record handed over: it moves past offsets
+                # that hold no record too.
+                for tp in self._trades.behind():
+                    self._trades.read_up_to(tp, await consumer.position(tp))
             # One wake-up per symbol per batch: its subscribers read the newest book.
             for symbol in moved:
                 for sub in self._book_subs.get(symbol, ()):

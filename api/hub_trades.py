@@ -60,6 +60,10 @@ class TradeFeed:
         if not self._behind:
             self._complete()
 
+    def behind(self) -> list[TopicPartition]:
+        """The partitions not yet read up to where they ended at start."""
+        return list(self._behind)
+
     def read_up_to(self, tp: TopicPartition, next_offset: int) -> None:
         """The hub has handled ``tp``'s records before ``next_offset``."""
         end = self._behind.get(tp)
@@ -107,11 +111,9 @@ class TradeFeed:
                 del self.subscribers[symbol]
 
     def end(self, symbol: str | None, reason: str, detail: str) -> None:
-        """End the streams of ``symbol`` (every symbol's when None) with ``reason``."""
-        groups = list(self.subscribers.values()) if symbol is None else [self.subscribers.get(symbol, set())]
-        for subs in groups:
-            for sub in list(subs):
-                sub.end(reason, detail)
+        """End the streams of ``symbol`` with ``reason`` (a record that names no symbol: none)."""
+        for sub in list(self.subscribers.get(symbol, ()) if symbol is not None else ()):
+            sub.end(reason, detail)
 
     def resent(self) -> int:
         """Snapshots sent in place of trades a subscriber fell behind on, since start."""

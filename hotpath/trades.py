@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from datetime import UTC
 from typing import Any
 
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 MAX_BATCH = 500
 """Trades per record at most (a record stays well under Kafka's default size limit)."""
+MAX_WAITING = 100_000
+"""Trades of a symbol held while Kafka does not take them; beyond it the oldest are dropped
+(counted in ``lost``), so an outage costs trades, never the hot path's memory."""
 
 
 def trade_dict(trade: Trade) -> dict[str, Any]:
@@ -57,15 +61,22 @@ class TradePublisher:
     def __init__(self, producer: EventProducer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
-        self._pending: dict[str, list[Trade]] = {}
+        self._pending: dict[str, deque[Trade]] = {}
         self._wake = asyncio.Event()
         self.published = 0
         """Trades handed to the producer."""
         self.lost = 0
-        """Trades whose record the producer refused (logged)."""
+        """Trades whose record the producer refused, or dropped while too many waited (logged)."""
 
     def on_trade(self, trade: Trade) -> None:
-        self._pending.setdefault(trade.symbol, []).append(trade)
+        waiting = self._pending.get(trade.symbol)
+        if waiting is None:
+            waiting = self._pending[trade.symbol] = deque(maxlen=MAX_WAITING)
+        elif len(waiting) == MAX_WAITING:  # the append drops the oldest
+            if not self.lost:
+                log.error("%s is not taking trades; the oldest waiting are dropped", self._topic)
+            self.lost += 1
+        waiting.append(trade)
         self._wake.set()
 
     async def run(self) -> None:
@@ -73,7 +84,8 @@ class TradePublisher:
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = self._pending, {}
-            for symbol, trades in batch.items():
+            for symbol, waiting in batch.items():
+                trades = list(waiting)
                 for start in range(0, len(trades), MAX_BATCH):
                     chunk = trades[start : start + MAX_BATCH]
                     try:

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from paper.venue.messages import Print
 
-KEPT = 20_000
+KEPT = 10_000
 """Prints kept for :meth:`Tape.recent` per symbol (the oldest go first)."""
 VWAP_PLACES = Decimal("0.00000001")
 

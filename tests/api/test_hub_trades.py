@@ -19,9 +19,10 @@ from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.hub import CountedTrade, Hub, TapeSnapshot, UnknownSymbol
+from api.mailboxes import FEED_INTERRUPTED, ResyncRequired
 from bus.topics import MARKET_TRADES
 from config.settings import FloorSettings
-from tests.api.test_hub import api_pool, producer, started_hub  # noqa: F401 - fixtures used by name
+from tests.api.test_hub import Unreachable, api_pool, producer, started_hub  # noqa: F401 - fixtures used by name
 from tests.fixtures.hotpath import RecordWriters
 from tests.helpers import eventually
 from trading.record_signing import UNKNOWN_KEY, UNSIGNED, sign_record
@@ -252,3 +253,37 @@ async def test_the_tape_of_a_symbol_the_floor_does_not_trade_is_refused(hub: Hub
     with pytest.raises(UnknownSymbol):
         hub.subscribe_trades("NOTTRADED")
     assert hub.tape("NOTTRADED") is None
+
+
+async def test_a_trade_that_cannot_be_verified_ends_that_symbols_tape_streams_only(
+    floor_settings: FloorSettings,
+    api_pool: asyncpg.Pool,  # noqa: F811
+    producer: AIOKafkaProducer,  # noqa: F811
+    record_writers: RecordWriters,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tape then has a hole the hub cannot fill: its subscribers are told, not misled."""
+    monkeypatch.setattr("api.hub.RETRY_S", 0.0)
+    db = Unreachable(api_pool)
+    hub = await started_hub(db, floor_settings, api_pool, hotpath_symbols=",".join(TRADED))
+    try:
+        venue = Venue(producer, record_writers.hotpath)
+        other = Venue(producer, record_writers.hotpath)
+        sub, bystander = hub.subscribe_trades(venue.symbol), hub.subscribe_trades(other.symbol)
+        assert isinstance(await next_item(sub), TapeSnapshot)
+        assert isinstance(await next_item(bystander), TapeSnapshot)
+        db.down = True
+        stranger = generate_private_key()  # a key the registry copy lacks: the hub must look it up
+
+        async def interrupted() -> bool:
+            await venue.send(venue.record(venue.trades((1, "30.00")), key=stranger))
+            return hub.stats().interrupted > 0
+
+        await eventually(interrupted, interval=0.1)
+        with pytest.raises(ResyncRequired) as ended:
+            await next_item(sub)
+        assert ended.value.reason == FEED_INTERRUPTED
+        assert bystander.open
+        bystander.close()
+    finally:
+        await hub.stop()

@@ -78,17 +78,12 @@ async def test_trades_stream_every_venue_print_with_its_exact_price_time_and_vol
     broker: IbkrBroker, paper: PaperStack
 ) -> None:
     """RTVolume, read raw: the venue's decimal price, its millisecond and its running volume."""
-    status = await paper.acontrol("GET", "/status")
-    usual = next(s for s in status["symbols"] if s["symbol"] == "NVDA")["event_rate"]
     trades: Stream[Trade] = Stream()
     quotes: Stream[Quote] = Stream()
     await broker.subscribe_quotes("NVDA", quotes)
     sub = await broker.subscribe_trades("NVDA", trades)
-    await paper.acontrol("POST", "/symbols/NVDA/rate", {"rate": 400})
-    try:
+    async with paper.event_rate("NVDA", 400):
         got = [await trades.next() for _ in range(15)]
-    finally:
-        await paper.acontrol("POST", "/symbols/NVDA/rate", {"rate": usual})
     prints = {p["volume"]: p for p in (await paper.acontrol("GET", "/symbols/NVDA/tape"))["prints"]}
     for before, trade in zip(got, got[1:], strict=False):
         assert trade.venue_volume == (before.venue_volume or 0) + trade.size, "none missed, none twice"

@@ -4,7 +4,9 @@ added up from."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,9 +15,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from brokers.base import Trade
+from bus.kafka import start_producer
+from bus.signed_records import SigningProducer
 from bus.topics import MARKET_TRADES
+from hotpath.trades import MAX_BATCH, TradePublisher
 from ledger.record_keys import writer_keys
-from tests.fixtures.hotpath import read_until
+from tests.fixtures.hotpath import RecordWriters, read_until
 from tests.fixtures.paper import PaperStack
 from tests.hotpath.conftest import HotPathProcess
 from trading.record_signing import HOTPATH_WRITER, PROOF, verify_record
@@ -27,23 +33,18 @@ WANTED = 40
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture()
+@pytest.fixture
 async def busy_tape(paper: PaperStack) -> AsyncIterator[None]:
-    status = await paper.acontrol("GET", "/status")
-    usual = next(s for s in status["symbols"] if s["symbol"] == SYMBOL)["event_rate"]
-    await paper.acontrol("POST", f"/symbols/{SYMBOL}/rate", {"rate": BUSY_RATE})
-    try:
+    async with paper.event_rate(SYMBOL, BUSY_RATE):
         yield
-    finally:
-        await paper.acontrol("POST", f"/symbols/{SYMBOL}/rate", {"rate": usual})
 
 
-def _trades(raw: bytes) -> list[dict[str, Any]]:
+def _trades(raw: bytes, symbol: str = SYMBOL) -> list[dict[str, Any]]:
     try:
         record = json.loads(raw)
     except ValueError:
         return []
-    if not isinstance(record, dict) or record.get("symbol") != SYMBOL:
+    if not isinstance(record, dict) or record.get("symbol") != symbol:
         return []
     trades: list[dict[str, Any]] = record.get("trades", [])
     return trades
@@ -87,3 +88,37 @@ async def test_every_venue_trade_is_on_market_trades_in_order_with_its_exact_pri
         ts = datetime.fromisoformat(trade["ts"])
         assert ts.utcoffset() is not None and ts.utcoffset().total_seconds() == 0
         assert (ts - EPOCH) // timedelta(milliseconds=1) == print_["time_ns"] // 1_000_000
+
+
+async def test_a_burst_of_trades_goes_out_signed_in_order_in_records_of_at_most_max_batch(
+    kafka_bootstrap: str, record_writers: RecordWriters, ledger_pool: asyncpg.Pool
+) -> None:
+    symbol = f"BURST{uuid.uuid4().hex[:6].upper()}"
+    inner = await start_producer(kafka_bootstrap, "test-trade-burst")
+    publisher = TradePublisher(SigningProducer(inner, record_writers.hotpath), MARKET_TRADES)
+    task = asyncio.create_task(publisher.run())
+    try:
+        t0 = datetime.now(UTC)
+        n = 2 * MAX_BATCH + 7
+        volume = 0
+        for i in range(n):  # all before the sender runs: one wake-up, one batch
+            volume += i + 1
+            price = Decimal("100.00") + Decimal(i % 5) / 100
+            publisher.on_trade(Trade(symbol, price, i + 1, t0 + timedelta(microseconds=i), volume))
+        mine: list[bytes] = []
+
+        def done(raw: bytes) -> bool:
+            if json.loads(raw).get("symbol") == symbol:
+                mine.append(raw)
+            return sum(len(_trades(r, symbol)) for r in mine) >= n
+
+        await read_until(kafka_bootstrap, MARKET_TRADES, done)
+    finally:
+        task.cancel()
+        await inner.stop()
+    keys = await writer_keys(ledger_pool)
+    records = [verify_record(MARKET_TRADES, raw, keys) for raw in mine]
+    assert [len(r["trades"]) for r in records] == [MAX_BATCH, MAX_BATCH, 7]
+    sizes = [t["size"] for r in records for t in r["trades"]]
+    assert sizes == list(range(1, n + 1)), "every trade, in order, none conflated"
+    assert records[0]["trades"][3]["price"] == "100.03" and publisher.lost == 0

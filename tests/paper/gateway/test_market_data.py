@@ -50,8 +50,6 @@ async def test_l1_ticks_stream_a_consistent_quote(paper: PaperStack) -> None:
 
 async def test_each_trade_reaches_ib_async_as_an_rtvolume_tick_in_the_venues_order(paper: PaperStack) -> None:
     """Generic tick 233, as TWS sends it: one ``price;size;ms;volume;vwap;single`` per trade."""
-    status = await paper.acontrol("GET", "/status")
-    usual = next(row for row in status["symbols"] if row["symbol"] == "AMZN")["event_rate"]
     async with connected(paper.gateway_port, 63) as ib:
         contract = await stock(ib, "AMZN")
         ticks: list[tuple[float, float]] = []
@@ -62,11 +60,8 @@ async def test_each_trade_reaches_ib_async_as_an_rtvolume_tick_in_the_venues_ord
 
         ib.pendingTickersEvent += on_tickers
         ticker = ib.reqMktData(contract, "233")
-        await paper.acontrol("POST", "/symbols/AMZN/rate", {"rate": 400})
-        try:
+        async with paper.event_rate("AMZN", 400):
             await eventually(lambda: len(ticks) >= 10)
-        finally:
-            await paper.acontrol("POST", "/symbols/AMZN/rate", {"rate": usual})
         volume = ticker.rtVolume
         ib.cancelMktData(contract)
     prints = (await paper.acontrol("GET", "/symbols/AMZN/tape"))["prints"]
