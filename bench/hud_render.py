@@ -64,6 +64,8 @@ GOAL_P99_MS = 16.0
 class Phase:
     name: str
     figures: Figures
+    arrival: Figures
+    """The venue's time of the newest update in a message -> the message's arrival in the page."""
     messages: int
     updates: int
     run_s: float
@@ -141,6 +143,7 @@ async def _phase(
     await asyncio.sleep(args.drain)
     stats = await page.evaluate("window.hud.latency.stats()")
     samples: list[float] = await page.evaluate("window.hud.latency.samples()")
+    arrivals: list[float] = await page.evaluate("window.hud.latency.venueSamples()")
     if name != "paint":
         await page.evaluate("window.hud.paint(true)")
     # Two frames: the one the paint request waits for has painted by the second.
@@ -150,6 +153,7 @@ async def _phase(
     return Phase(
         name=name,
         figures=Figures.of([round(ms * 1e6) for ms in samples]),
+        arrival=Figures.of([round(ms * 1e6) for ms in arrivals]),
         messages=len(samples),
         updates=len(stamps),
         run_s=run_s,
@@ -219,13 +223,14 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
         "a phase: WebSocket message -> paint (ms: p50 / p99 / max)",
         title_justify="left",
     )
-    for col in ("phase", "latency", "messages", "venue updates", "messages/s", "frames", "dropped",
-                "over 50 ms", "paint ms mean / max", "gaps", "final book"):  # fmt: skip
+    for col in ("phase", "latency", "venue -> arrival", "messages", "venue updates", "messages/s",
+                "frames", "dropped", "over 50 ms", "paint ms mean / max", "gaps", "final book"):  # fmt: skip
         table.add_column(col, justify="left" if col == "phase" else "right")
     names = {"paint": "message -> paint", "baseline": "baseline: message -> handler (painting off)"}
     for p in phases:
         table.add_row(
-            names[p.name], p.figures.cells() if p.figures.n else "-", f"{p.messages:,}", f"{p.updates:,}",
+            names[p.name], p.figures.cells() if p.figures.n else "-",
+            p.arrival.cells() if p.arrival.n else "-", f"{p.messages:,}", f"{p.updates:,}",
             f"{p.messages / p.run_s:,.0f}", f"{p.frames:,}" if p.name == "paint" else "-",
             f"{p.dropped:,}" if p.name == "paint" else "-",
             f"{p.long_frames:,}" if p.name == "paint" else "-",
@@ -237,6 +242,8 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
     console.print(
         "messages: book messages the page received (the hub merges updates a subscriber has not "
         "taken yet into one delta); dropped: vsyncs (60 Hz) that passed while a paint waited; "
+        "venue -> arrival: the venue's time of the newest update a message carries -> the page "
+        "received it (same clock; upstream of the page: Kafka, the hub, the API, the socket); "
         "paint ms: the frame callback's own time. A message waits for the next vsync before it can "
         "be painted: half a frame (8.3 ms) on average, up to a whole one (16.7 ms), plus the paint."
     )

@@ -1,28 +1,34 @@
-"""The HUD's browser tests: per module, the whole floor (the session's Postgres and Kafka, a paper
-venue and a hot path of the module's own, an API process the browser opens at
-``http://localhost:<port>``) and one headless Chromium; per test, a fresh browser context with
-a CDP virtual authenticator and a fresh trader enrolled through the enrolment page and signed in
-on the HUD (the fixture ``hud``), and ``venue`` to drive the paper market.
+"""The HUD's browser tests: the whole floor (the session's Postgres and Kafka; a paper venue and a
+hot path of the HUD suites' own; an API process the browser opens at ``http://localhost:<port>``)
+and one headless Chromium, started once for all of tests/hud (each costs seconds to start); per
+test, a fresh browser context with a CDP virtual authenticator and a fresh trader enrolled
+through the enrolment page and signed in on the HUD (the fixture ``hud``), and ``venue`` to drive
+the paper market. Each test starts with the breaker ACTIVE and leaves the prices it moved where
+they were.
 
 A module changes its API process's settings by overriding ``hud_api_env`` (a short
-``FLOOR_ARMING_TTL_S`` for expiry tests, say). A failing test leaves a screenshot of the page
-in ``tests/artifacts/``, and a test whose page logged an error or threw fails."""
+``FLOOR_ARMING_TTL_S`` for expiry tests, say): modules with the same settings share a process.
+A failing test leaves a screenshot of the page in ``tests/artifacts/``, and a test whose page
+logged an error or threw fails."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Generator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, async_playwright
 
+from config.ports import free_port
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from hotpath.circuit_breaker_log import BREAKER_AGENT
 from tests.api.http import api_process
 from tests.factories import Agent
-from tests.fixtures.paper import PaperStack
+from tests.fixtures.paper import PaperStack, start_paper_stack
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     HotPathProcess,
     command_producer,
@@ -54,40 +60,76 @@ def hud_api_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="module")
-def hud_origin(
-    floor_settings: FloorSettings,
-    supervisor: Supervisor,
-    postgres_url: str,
-    kafka_bootstrap: str,
-    hud_api_env: dict[str, str],
-) -> Iterator[str]:
-    """The module's API process; its address is also its WebAuthn origin (``localhost``, never an
-    IP address, which WebAuthn refuses), so the browser's passkeys work against it."""
-    env = {
-        "FLOOR_HOTPATH_SYMBOLS": ",".join(HUD_SYMBOLS),
-        "FLOOR_API_STATE_POLL_MS": "50",
-        **hud_api_env,
-    }
-    with api_process(floor_settings, supervisor, "api-hud", env) as (url, _):
-        yield url.replace(floor_settings.host, "localhost")
+class ApiProcesses:
+    """The HUD suites' API processes, one per distinct set of settings, started when a module
+    first asks for it and shared by every module that asks for the same."""
+
+    def __init__(self, settings: FloorSettings, supervisor: Supervisor) -> None:
+        self.settings = settings
+        self.supervisor = supervisor
+        self.origins: dict[tuple[tuple[str, str], ...], str] = {}
+        self.stack = contextlib.ExitStack()
+
+    def origin(self, overrides: dict[str, str]) -> str:
+        """The address (and WebAuthn origin: ``localhost``, never an IP address, which WebAuthn
+        refuses) of an API process with these settings over the HUD's defaults."""
+        env = {"FLOOR_HOTPATH_SYMBOLS": ",".join(HUD_SYMBOLS), "FLOOR_API_STATE_POLL_MS": "50", **overrides}
+        key = tuple(sorted(env.items()))
+        if key not in self.origins:
+            name = f"api-hud-{len(self.origins) + 1}"
+            url, _ = self.stack.enter_context(api_process(self.settings, self.supervisor, name, env))
+            self.origins[key] = url.replace(self.settings.host, "localhost")
+        return self.origins[key]
+
+
+@pytest.fixture(scope="package")
+def hud_apis(
+    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
+) -> Iterator[ApiProcesses]:
+    processes = ApiProcesses(floor_settings, supervisor)
+    with processes.stack:
+        yield processes
 
 
 @pytest.fixture(scope="module")
+def hud_origin(hud_apis: ApiProcesses, hud_api_env: dict[str, str]) -> str:
+    """Where the module's browser opens the HUD: an API process with the module's settings."""
+    return hud_apis.origin(hud_api_env)
+
+
+@pytest.fixture(scope="package")
+def hud_paper(floor_settings: FloorSettings) -> Iterator[PaperStack]:
+    """A paper venue and its gateways for the HUD suites alone: a test may crash, move, pause
+    and fill that market without another suite seeing it."""
+    settings = floor_settings.model_copy(
+        update={
+            "venue_port": free_port(),
+            "venue_control_port": free_port(),
+            "ib_port": free_port(),
+            "ib_standby_port": free_port(),
+        }
+    )
+    supervisor = Supervisor(Path(floor_settings.log_dir) / "hud")
+    try:
+        yield start_paper_stack(supervisor, settings, prefix="hud")
+    finally:
+        supervisor.stop_all()
+
+
+@pytest.fixture(scope="package")
 async def hud_hotpath(
     supervisor: Supervisor,
-    private_paper: PaperStack,
+    hud_paper: PaperStack,
     risk_profiles: None,  # noqa: F811
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,  # noqa: F811
 ) -> AsyncIterator[HotPathProcess]:
-    """The module's own hot path, trading a paper venue of the module's own: a test may crash,
-    move and fill that market without another suite seeing it. Its breaker signs as the floor's
+    """The HUD suites' hot path, trading their venue. Its breaker signs as the floor's
     ``floor-breaker``, whose automatic trips the API believes (and shows what they did)."""
     async with running_hotpath(
-        private_paper.settings,
+        hud_paper.settings,
         supervisor,
-        private_paper,
+        hud_paper,
         ledger_pool,
         command_producer,
         breaker_agent=BREAKER_AGENT,
@@ -109,16 +151,16 @@ async def hud_floor(
 
 
 @pytest.fixture
-async def venue(private_paper: PaperStack) -> AsyncIterator[Venue]:
-    """The module's paper venue; every price a test moved is moved back afterwards."""
-    handle = Venue(private_paper)
+async def venue(hud_paper: PaperStack) -> AsyncIterator[Venue]:
+    """The HUD's paper venue; every price a test moved is moved back afterwards."""
+    handle = Venue(hud_paper)
     yield handle
     await handle.restore()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def hud_browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module; each test opens its own context in it."""
+    """One headless Chromium for the HUD suites; each test opens its own context in it."""
     async with async_playwright() as playwright:
         browser = await launch(playwright)
         yield browser

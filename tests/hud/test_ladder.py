@@ -400,3 +400,46 @@ async def test_prices_hold_still_under_the_pointer_and_the_ladder_recentres_when
     await live_ladder(hud)
     await hud.shot("hidpi")
     await hud.cdp.send("Emulation.clearDeviceMetricsOverride")
+
+
+RECORD_SOCKETS = """
+window.sockets = [];
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) {
+    super(...args);
+    window.sockets.push(this);
+  }
+};
+"""
+
+
+async def test_a_lost_connection_turns_click_to_trade_off_until_a_fresh_book_arrives(hud: Hud) -> None:
+    await hud.page.add_init_script(RECORD_SOCKETS)  # the page's sockets, so the test can drop one
+    await hud.open()
+    await live_ladder(hud)
+    page = hud.page
+    await page.evaluate(
+        """() => {
+          window.feeds = [];
+          window.hud.store.on('feed', (feed) => window.feeds.push(feed));
+          const banner = document.getElementById('stale-banner');
+          window.banners = [];
+          new MutationObserver(() => window.banners.push([banner.hidden, banner.dataset.reason,
+                                                          banner.textContent]))
+            .observe(banner, {attributes: true, childList: true});
+          for (const socket of window.sockets) socket.close(3000, 'dropped by the test');
+        }"""
+    )
+    # graphql-ws reconnects and subscribes again: the first message is a fresh snapshot.
+    await page.wait_for_function(
+        "() => window.feeds.some((f) => f.reason === 'disconnected') && window.feeds.at(-1).ok",
+        timeout=15_000,
+    )
+    reasons = [f["reason"] for f in await page.evaluate("window.feeds")]
+    assert reasons[0] is None and reasons[-1] is None and "disconnected" in reasons, reasons
+    banners = await page.evaluate("window.banners")
+    shown = [b for b in banners if not b[0]]
+    assert shown and shown[0][1] == "disconnected" and "connection to the floor is down" in shown[0][2]
+    assert banners[-1][0] is True, "hidden again once the fresh book is in"
+    # Ok again only with a snapshot after the drop: the book held before it is not traded on.
+    await live_ladder(hud)

@@ -24,8 +24,8 @@ export const STALE_AFTER_MS = 5000;
 const BOOK = `subscription LadderBook($symbol: String!, $depth: Int!) {
   orderBook(symbol: $symbol, depth: $depth) {
     __typename
-    ... on BookSnapshot { sequence tickSize bids { price size } asks { price size } }
-    ... on BookDelta { sequence previousSequence bids { price size } asks { price size } }
+    ... on BookSnapshot { sequence venueTs tickSize bids { price size } asks { price size } }
+    ... on BookDelta { sequence previousSequence venueTs bids { price size } asks { price size } }
   }
 }`;
 
@@ -124,6 +124,9 @@ export function mountLadder(pane) {
       lastResync = now;
       return;
     }
+    // The venue's time of the newest update in the message -> its arrival here (same host
+    // clock in the bench; across machines it also holds their clock offset).
+    if (update.venueTs) latency.venueSample(performance.timeOrigin + received - Date.parse(update.venueTs));
     if (update.__typename === 'BookSnapshot') {
       syncReason = null;
       syncDetail = null;

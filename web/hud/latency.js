@@ -6,12 +6,18 @@ import { frameStats, resetFrameStats } from './frame_loop.js';
 
 const MAX_SAMPLES = 200_000; // ~3 minutes at 1,000 messages/s; older samples are dropped
 let samples = [];
+let venueSamples = []; // the venue's time of a book message -> its arrival in the page
 let gaps = 0;
 let mode = 'paint'; // what the samples measure: 'paint' or 'handler'
 
 export function sample(ms) {
   if (samples.length >= MAX_SAMPLES) samples = samples.slice(MAX_SAMPLES / 2);
   samples.push(ms);
+}
+
+export function venueSample(ms) {
+  if (venueSamples.length >= MAX_SAMPLES) venueSamples = venueSamples.slice(MAX_SAMPLES / 2);
+  venueSamples.push(ms);
 }
 
 export function gap() {
@@ -22,11 +28,20 @@ export function setMode(m) {
   mode = m;
 }
 
-export function stats() {
-  const sorted = Float64Array.from(samples).sort();
+// Nearest rank: the figure is a sample that was measured.
+function percentiles(values) {
+  const sorted = Float64Array.from(values).sort();
   const at = (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : null);
+  return { sorted, at };
+}
+
+export function stats() {
+  const { sorted, at } = percentiles(samples);
+  const venue = percentiles(venueSamples);
   const frames = frameStats();
   return {
+    venueP50: venue.at(0.5),
+    venueP99: venue.at(0.99),
     count: sorted.length,
     p50: at(0.5),
     p99: at(0.99),
@@ -43,6 +58,7 @@ export function stats() {
 
 export function reset() {
   samples = [];
+  venueSamples = [];
   gaps = 0;
   resetFrameStats();
 }
@@ -58,6 +74,7 @@ function render(overlay) {
     line('BOOK LATENCY', what),
     line('p50 / p99 / max', `${fmt(s.p50)} / ${fmt(s.p99)} / ${fmt(s.max)} ms`),
     line('messages', String(s.count)),
+    line('venue → arrival p50 / p99', `${fmt(s.venueP50)} / ${fmt(s.venueP99)} ms`),
     line('frames dropped', `${s.dropped} of ${s.frames}${s.longFrames ? ` (${s.longFrames} over 50 ms)` : ''}`),
     line('sequence gaps', String(s.gaps)),
   );
@@ -87,7 +104,7 @@ export function mountLatency(overlay) {
     document.getElementById('latency-toggle')?.setAttribute('aria-pressed', String(show));
   };
   document.getElementById('latency-toggle')?.addEventListener('click', () => toggle());
-  window.hud.latency = { stats, reset, samples: () => samples.slice(), toggle };
+  window.hud.latency = { stats, reset, samples: () => samples.slice(), venueSamples: () => venueSamples.slice(), toggle };
   registerKey('L', 'Latency overlay', () => toggle());
 }
 
