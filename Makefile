@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test test-hud install lint typecheck pytest chromium clean
+.PHONY: up test test-hud test-long install lint typecheck pytest chromium clean
 
 up: install
 	$(BIN)/floor up
@@ -41,6 +41,10 @@ pytest:
 # Only the HUD's browser tests (Chromium against the whole floor); `make test` runs them too.
 test-hud: install chromium
 	$(BIN)/pytest tests/hud
+
+# The chaos and soak runs of minutes each (marked `long`), left out of `make test`.
+test-long: install chromium
+	$(BIN)/pytest -m long
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache web/node_modules tests/artifacts

@@ -145,6 +145,11 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
                     continue
                 self._revocations_handled.add(key.key_id)
 
+    @property
+    def profiles(self) -> dict[str, RiskProfile]:
+        """The risk profiles in force now, by account (what the last reload read)."""
+        return self._profiles
+
     async def refresh_profiles(self) -> None:
         """Reload every account's risk profile (a change takes effect at the next refresh)."""
         self._profiles = dict(await self.ledger.risk_profiles())

@@ -135,6 +135,8 @@ class HotPath:
         return 200, {
             # The risk gate's view: positions as fills reached the hot path (seeded from the broker).
             "positions": positions,
+            # The limits the risk gate enforces now: a profile change shows here once reloaded.
+            "profiles": {account: p.to_json_dict() for account, p in self.intake.profiles.items()},
             "timings": [asdict(t) for t in self.timings],
             "trail_moves": [
                 {**{k: str(v) for k, v in asdict(m).items()}, "tick_to_write_us": m.tick_to_write_us}

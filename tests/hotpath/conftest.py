@@ -69,6 +69,13 @@ class HotPathProcess:
             body: dict[str, object] = (await client.get(f"{self.control_url}/health")).json()
             return body
 
+    async def profile(self, account: str) -> dict[str, object] | None:
+        """The risk profile the hot path enforces for ``account`` now (``/stats``)."""
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            stats = (await client.get(f"{self.control_url}/stats")).json()
+        profile: dict[str, object] | None = stats["profiles"].get(account)
+        return profile
+
     async def position(self, account: str, symbol: str) -> int:
         """The position the hot path's risk gate holds (``/stats``), which exits are checked against."""
         async with httpx.AsyncClient(timeout=5.0) as client:

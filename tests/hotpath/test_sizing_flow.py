@@ -27,20 +27,20 @@ async def test_kelly_binds_on_the_brokers_net_liquidation(live: LiveFloor, opera
         ledger_pool, VENUE_ACCOUNT, timid, operator_id=operator.agent_id, operator_key=operator.private_key
     )
     try:
+        # One order, once the hot path enforces the new profile: an order sent before would size
+        # on the old one and rest, and the exposure of a few such orders would bind before Kelly.
+        async def reloaded() -> bool:
+            profile = await live.hotpath.profile(VENUE_ACCOUNT)
+            return profile is not None and profile["kelly_fraction"] == format(KELLY_FRACTION, "f")
 
-        async def sized_by_kelly() -> dict[str, str] | None:
-            env = await live.submit(live.enter(limit=resting, stop=resting - 5))
-            event = await live.event(env.command.command_id, EventKind.ACCEPTED, EventKind.REJECTED)
-            raw = await ledger_pool.fetchval(
-                "SELECT detail FROM ledger_entries WHERE command_id = $1 AND authenticated",
-                env.command.command_id,
-            )
-            detail = json.loads(raw) if raw else {}
-            if event.kind is EventKind.ACCEPTED and detail.get("binding") == "kelly":
-                return {**detail, "sent": str(event.quantity)}
-            return None  # still on the old profile: the reload follows the change's announcement
-
-        detail = await eventually(sized_by_kelly, timeout=15.0)
+        await eventually(reloaded, timeout=15.0)
+        env = await live.submit(live.enter(limit=resting, stop=resting - 5))
+        event = await live.event(env.command.command_id, EventKind.ACCEPTED, EventKind.REJECTED)
+        query = "SELECT detail FROM ledger_entries WHERE command_id = $1 AND authenticated"
+        raw = await ledger_pool.fetchval(query, env.command.command_id)
+        assert event.kind is EventKind.ACCEPTED, (event, raw)
+        detail = {**json.loads(raw), "sent": str(event.quantity)}
+        assert detail["binding"] == "kelly", detail
     finally:
         await set_profile(
             ledger_pool,

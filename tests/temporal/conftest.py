@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -58,6 +58,36 @@ def bridge_security(ledger_pool: asyncpg.Pool, events_producer: AIOKafkaProducer
     return SecurityLog(LedgerAccess(ledger_pool), events_producer, SECURITY_EVENTS)
 
 
+async def start_at_the_end(consumer: AIOKafkaConsumer) -> None:
+    """Start a test bridge's consumer past every record already on its topics.
+
+    A new group would read the shared topics from the start: every order the suites before
+    this one traded (thousands, once the hot path and API suites have run), each a workflow
+    start the bridge makes before it reaches the test's own records, which then arrive a
+    minute late. A test's bridge only needs the records its test produces after this returns.
+    """
+    await consumer.start()
+    while not consumer.assignment():  # the group's first join; what this fetches predates the test
+        await consumer.getmany(timeout_ms=50)
+    await consumer.seek_to_end()
+
+
+async def group_starts_at_the_end(bootstrap: str, group_id: str, *topics: str) -> None:
+    """Commit ``group_id``'s offsets at the end of ``topics``, so a bridge process started with
+    that new group skips the records earlier suites left there, as :func:`start_at_the_end`."""
+    await ensure_topics(bootstrap, topics)
+    seeker = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await seeker.start()
+    try:
+        await seeker.topics()  # the partitions' metadata
+        partitions = [TopicPartition(t, p) for t in topics for p in seeker.partitions_for_topic(t) or ()]
+        seeker.assign(partitions)  # a commit outside the group's membership: no rebalance to wait for
+        ends = await seeker.end_offsets(partitions)
+        await seeker.commit({tp: offset for tp, offset in ends.items()})
+    finally:
+        await seeker.stop()
+
+
 @dataclass
 class RunningBridge:
     bridge: Bridge
@@ -71,15 +101,14 @@ async def running(
     """A bridge of its own (consumer group, task queue) over both topics, as `floor up` runs it."""
     await ensure_topics(kafka_bootstrap, (session_records.SESSIONS_TOPIC,))
     queue = f"bridge-{uuid.uuid4().hex[:8]}"
-    # Each test's bridge reads the shared topics from the start, every earlier test's forgeries
-    # included: with a window of a microsecond each security event is its own window, recorded in
-    # full, so a test finds its records' events by their ids. (Summarising is tested on its own.)
+    # With a window of a microsecond each security event is its own window, recorded in full, so a
+    # test finds its records' events by their ids. (Summarising is tested on its own.)
     bridge = Bridge(
         temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue, linger_seconds=1.0,
         flood_window=timedelta(microseconds=1),
     )  # fmt: skip
     consumer = bridge_consumer(kafka_bootstrap, group_id=f"bridge-test-{uuid.uuid4().hex[:8]}", sessions=True)
-    await consumer.start()
+    await start_at_the_end(consumer)
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(consumer, stop))
     try:

@@ -32,7 +32,7 @@ from temporal.bridge import Bridge, bridge_consumer, iceberg_expiry
 from temporal.client import iceberg_input
 from tests.factories import Agent, new_agent, order_event
 from tests.helpers import eventually
-from tests.temporal.conftest import RunningBridge, ledgered_iceberg, workflow_exists
+from tests.temporal.conftest import RunningBridge, ledgered_iceberg, start_at_the_end, workflow_exists
 from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
 from trading.order_events import EventKind, OrderEvent, encode
@@ -184,7 +184,7 @@ async def test_session_records_drive_the_account_broker_session(
     queue = f"sessions-{uuid.uuid4().hex[:6]}"
     bridge = Bridge(temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue)
     consumer = bridge_consumer(kafka_bootstrap, group_id=f"sessions-{uuid.uuid4().hex[:6]}", sessions=True)
-    await consumer.start()
+    await start_at_the_end(consumer)
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(consumer, stop))
     t0 = datetime.now(UTC)

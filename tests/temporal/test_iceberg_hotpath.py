@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from bus.topics import AGENT_COMMANDS
+from bus.topics import AGENT_COMMANDS, ORDERS_EVENTS
 from config.processes import ServiceSpec, child_env, log_probe
 from config.settings import FloorSettings
 from config.workflow_ids import iceberg_workflow_id
@@ -51,7 +51,7 @@ from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     running_hotpath,
 )
 from tests.hotpath.test_circuit_breaker_flow import rearm
-from tests.temporal.conftest import ledgered_iceberg, workflow_exists
+from tests.temporal.conftest import group_starts_at_the_end, ledgered_iceberg, workflow_exists
 from tests.temporal.large_iceberg import (  # noqa: F401 - fixture used by name
     BUSY_FACTOR,
     STOP_DISTANCE,
@@ -93,7 +93,6 @@ def sniper_agent() -> str:
 SYMBOL = "MSFT"
 REFERENCE = Decimal("418.52")
 """The paper venue's initial MSFT price; the edge's stop sits well away from it."""
-TOTAL = 10_000
 DISPLAY = 100
 INTERVAL_SCALE = Decimal(1) / BUSY_FACTOR
 """The slices' 3-7 s intervals at the pace of a market BUSY_FACTOR times as active."""
@@ -130,6 +129,7 @@ class SniperStack:
     settings: FloorSettings
     supervisor: Supervisor
     worker: RunningService | None = None
+    worker_client_id: int = 0
 
     def worker_spec(self, client_id: int) -> ServiceSpec:
         argv = [
@@ -150,6 +150,7 @@ class SniperStack:
         return _process(self.settings, f"worker-{self.queue}", argv, "worker polling")
 
     async def start_worker(self, client_id: int) -> RunningService:
+        self.worker_client_id = client_id
         self.worker = await asyncio.to_thread(self.supervisor.start, self.worker_spec(client_id))
         return self.worker
 
@@ -172,6 +173,7 @@ async def sniper(
     (keys_dir / f"{RECONCILE_WRITER}.key").write_bytes(private_key_to_pem(record_writers.reconcile))
     await register_key(ledger_pool, agent_id, public_key_bytes(key), "service", [VENUE_ACCOUNT])
     stack = SniperStack(agent_id, f"it-{tag}", keys_dir, hotpath.settings, supervisor)
+    await group_starts_at_the_end(stack.settings.kafka, f"bridge-{tag}", ORDERS_EVENTS)
     bridge = _process(
         stack.settings,
         f"bridge-{tag}",
@@ -195,7 +197,35 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     paper: PaperStack,
     ledger_pool: asyncpg.Pool,
     temporal_client: Client,
-    agent: Agent,
+) -> None:
+    """Ten slices, the worker killed after the third: the representative run of the one below."""
+    await _fills_through_the_hot_path_and_survives_a_worker_restart(
+        sniper, large_iceberg_room, paper, ledger_pool, temporal_client, total=1_000
+    )
+
+
+@pytest.mark.long
+async def test_a_10000_share_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
+    sniper: SniperStack,
+    large_iceberg_room: IcebergRoom,  # noqa: F811
+    paper: PaperStack,
+    ledger_pool: asyncpg.Pool,
+    temporal_client: Client,
+) -> None:
+    """A hundred slices (about three minutes): `make test-long`."""
+    await _fills_through_the_hot_path_and_survives_a_worker_restart(
+        sniper, large_iceberg_room, paper, ledger_pool, temporal_client, total=10_000
+    )
+
+
+async def _fills_through_the_hot_path_and_survives_a_worker_restart(
+    sniper: SniperStack,
+    large_iceberg_room: IcebergRoom,  # noqa: F811
+    paper: PaperStack,
+    ledger_pool: asyncpg.Pool,
+    temporal_client: Client,
+    *,
+    total: int,
 ) -> None:
     agent_id, queue = sniper.agent_id, sniper.queue
     start = large_iceberg_room.start_position
@@ -206,7 +236,7 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     # started here rather than by the bridge, to scale its slice intervals to the busy market.
     parent = await ledgered_iceberg(
         ledger_pool, new_agent(accounts=frozenset({VENUE_ACCOUNT})), account=VENUE_ACCOUNT,
-        symbol=LARGE_SYMBOL, side=side, quantity=TOTAL, display_size=DISPLAY, limit_price=None,
+        symbol=LARGE_SYMBOL, side=side, quantity=total, display_size=DISPLAY, limit_price=None,
         edge=Edge(Decimal("0.55"), Decimal("2"), stop.quantize(Decimal("0.01"))),
     )  # fmt: skip
     iceberg_id = iceberg_workflow_id(parent.command_id)
@@ -219,23 +249,24 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
     large_iceberg_room.icebergs.append(handle)
 
     async def a_third_filled() -> bool:
-        return (await handle.query(Iceberg.progress, ProgressQuery())).filled_qty >= TOTAL // 3
+        return (await handle.query(Iceberg.progress, ProgressQuery())).filled_qty >= total // 3
 
     await eventually(_pred(a_third_filled), timeout=120, interval=0.2)
     first = sniper.worker
     assert first is not None
+    first_client_id = sniper.worker_client_id
     os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the worker just vanishes
     await asyncio.to_thread(first.process.wait)
-    await sniper.start_worker(62)
+    await sniper.start_worker(first_client_id + 1)
 
     result = await asyncio.wait_for(handle.result(), timeout=300)
     assert result.status is IcebergStatus.COMPLETED, result.notes
-    assert result.filled_qty == TOTAL == sum(s.filled_qty for s in result.slices)
+    assert result.filled_qty == total == sum(s.filled_qty for s in result.slices)
     # Display-size slices (the sizer cut none), the last ones sized to what was left, and
     # none filled beyond its size.
     filled_before = 0
     for s in result.slices:
-        assert s.qty == min(DISPLAY, TOTAL - filled_before), (s, filled_before)
+        assert s.qty == min(DISPLAY, total - filled_before), (s, filled_before)
         assert s.filled_qty <= s.qty, s
         filled_before += s.filled_qty
     assert not [n for n in result.notes if "overfilled" in n], result.notes
@@ -254,9 +285,9 @@ async def test_iceberg_fills_through_the_hot_path_and_survives_a_worker_restart(
         " GROUP BY command_id",
         iceberg_id,
     )
-    assert sum(int(r["q"]) for r in fills) == TOTAL
+    assert sum(int(r["q"]) for r in fills) == total
     assert all(int(r["q"]) <= slice_qty[r["command_id"]] for r in fills), fills
-    assert await _position(ledger_pool, LARGE_SYMBOL) == start + side.sign * TOTAL
+    assert await _position(ledger_pool, LARGE_SYMBOL) == start + side.sign * total
 
     # Slices at the scaled 3-7 s intervals: never sooner than the scaled 3 s; typically within
     # the scaled 7 s plus the dev server's timer lateness (0.2-0.7 s here) and the quote. The gap
