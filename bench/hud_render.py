@@ -223,14 +223,16 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
         "a phase: WebSocket message -> paint (ms: p50 / p99 / max)",
         title_justify="left",
     )
-    for col in ("phase", "latency", "venue -> arrival", "messages", "venue updates", "messages/s",
-                "frames", "dropped", "over 50 ms", "paint ms mean / max", "gaps", "final book"):  # fmt: skip
+    for col in ("phase", "latency", "venue -> arrival", "messages", "venue updates", "venue updates/s",
+                "messages/s", "frames", "dropped", "over 50 ms", "paint ms mean / max", "gaps",
+                "final book"):  # fmt: skip
         table.add_column(col, justify="left" if col == "phase" else "right")
     names = {"paint": "message -> paint", "baseline": "baseline: message -> handler (painting off)"}
     for p in phases:
         table.add_row(
             names[p.name], p.figures.cells() if p.figures.n else "-",
             p.arrival.cells() if p.arrival.n else "-", f"{p.messages:,}", f"{p.updates:,}",
+            f"{p.updates / p.run_s:,.0f}",
             f"{p.messages / p.run_s:,.0f}", f"{p.frames:,}" if p.name == "paint" else "-",
             f"{p.dropped:,}" if p.name == "paint" else "-",
             f"{p.long_frames:,}" if p.name == "paint" else "-",

@@ -38,6 +38,22 @@ async def live_ladder(hud: Hud) -> None:
     )
 
 
+RECORD_SOCKETS = """
+window.sockets = [];
+window.held = null; // while an array: the subscribe messages the page sends wait in it
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) {
+    super(...args);
+    window.sockets.push(this);
+  }
+  send(data) {
+    if (window.held && JSON.parse(data).type === 'subscribe') window.held.push(() => super.send(data));
+    else super.send(data);
+  }
+};
+"""
+
+
 WATCH_CLICKS = """() => {
   window.clicks = [];
   let replay = true; // the store hands a listener the newest value at once: not a new click
@@ -174,10 +190,13 @@ async def test_a_click_is_ignored_when_the_row_changed_between_press_and_release
 
 
 async def test_an_injected_sequence_gap_turns_click_to_trade_off_until_the_resync(hud: Hud) -> None:
+    await hud.page.add_init_script(RECORD_SOCKETS)  # so the test can hold the resubscription
+    await hud.open()
     await live_ladder(hud)
     page = hud.page
     price = await best(page, "bid")
     await page.evaluate(WATCH_CLICKS)
+    await page.evaluate("window.held = []")
     # In one task: a delta that does not follow the book, then a click on a bid row, before the
     # page can read the resync's snapshot off the socket.
     during = await page.evaluate(
@@ -204,6 +223,12 @@ async def test_an_injected_sequence_gap_turns_click_to_trade_off_until_the_resyn
     assert during["feed"]["ok"] is False and during["feed"]["reason"] == "gap"
     assert during["clicks"] == 0 and "click-to-trade is off" in during["note"]
     assert during["gaps"] >= 1
+    # Until the new subscription's snapshot is in, the banner stays, whatever deltas still come.
+    await page.wait_for_function("() => window.held.length > 0", timeout=5_000)
+    banner = page.locator("#stale-banner")
+    assert await banner.get_attribute("data-reason") == "gap" and await banner.is_visible()
+    await hud.shot("gap")
+    await page.evaluate("() => { const held = window.held; window.held = null; held.forEach((go) => go()); }")
 
     # The ladder subscribes again, gets a snapshot, and click-to-trade is back.
     await page.locator("#stale-banner").wait_for(state="hidden", timeout=10_000)
@@ -400,17 +425,6 @@ async def test_prices_hold_still_under_the_pointer_and_the_ladder_recentres_when
     await live_ladder(hud)
     await hud.shot("hidpi")
     await hud.cdp.send("Emulation.clearDeviceMetricsOverride")
-
-
-RECORD_SOCKETS = """
-window.sockets = [];
-window.WebSocket = class extends window.WebSocket {
-  constructor(...args) {
-    super(...args);
-    window.sockets.push(this);
-  }
-};
-"""
 
 
 async def test_a_lost_connection_turns_click_to_trade_off_until_a_fresh_book_arrives(hud: Hud) -> None:

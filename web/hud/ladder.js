@@ -65,6 +65,7 @@ export function mountLadder(pane) {
   let tapeRetry = null;
   let bookRetry = null;
   let lastResync = -Infinity;
+  let resyncPending = false;
   let tape = emptyTape();
   let own = new Map();
   let ws = 'connecting';
@@ -90,21 +91,34 @@ export function mountLadder(pane) {
   function startBook() {
     const gen = ++bookGen;
     clearTimeout(bookRetry);
+    resyncPending = false;
     stopBook = live(BOOK, { symbol, depth: DEPTH }, (data) => onBook(gen, data.orderBook), {
       onError: (err) => {
         if (gen !== bookGen) return;
         // The hub ended the stream (resync.*) or refused it (e.g. an unknown symbol): the book
         // is not live; subscribe again for a fresh snapshot, after a breath.
         outOfSync('gap', err.message);
-        clearTimeout(bookRetry);
-        bookRetry = setTimeout(restartBook, RESYNC_PAUSE_MS);
+        scheduleResync(RESYNC_PAUSE_MS);
       },
     });
   }
 
   function restartBook() {
+    resyncPending = false;
+    lastResync = performance.now();
     stopBook();
     startBook();
+  }
+
+  // Subscribe again for a snapshot: at once, unless the last resync was less than a second ago
+  // (a feed that gaps on every message must not become a resubscribe loop). Messages that
+  // arrive meanwhile cannot apply and do not move the plan.
+  function scheduleResync(atLeast = 0) {
+    if (resyncPending) return;
+    resyncPending = true;
+    const wait = Math.max(atLeast, lastResync + RESYNC_PAUSE_MS - performance.now());
+    if (wait <= 0) restartBook();
+    else bookRetry = setTimeout(restartBook, wait);
   }
 
   function onBook(gen, update) {
@@ -113,15 +127,10 @@ export function mountLadder(pane) {
     lastMessageAt = performance.now();
     const { result, detail } = book.apply(update);
     if (result !== APPLIED) {
+      if (resyncPending) return; // out of sync already, a snapshot is on its way
       latency.gap();
       outOfSync('gap', detail);
-      // Subscribing again sends a snapshot; at once, unless the last resync was a moment ago
-      // (a feed that gaps on every message must not turn into a resubscribe loop).
-      const now = performance.now();
-      clearTimeout(bookRetry);
-      if (now - lastResync > RESYNC_PAUSE_MS) restartBook();
-      else bookRetry = setTimeout(restartBook, RESYNC_PAUSE_MS);
-      lastResync = now;
+      scheduleResync();
       return;
     }
     // The venue's time of the newest update in the message -> its arrival here (same host
