@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test test-long install lint typecheck pytest chromium clean
+.PHONY: up test test-hud test-long install lint typecheck pytest chromium clean
 
 up: install
 	$(BIN)/floor up
@@ -37,6 +37,10 @@ typecheck:
 
 pytest:
 	$(BIN)/pytest --durations=30
+
+# Only the HUD's browser tests (Chromium against the whole floor); `make test` runs them too.
+test-hud: install chromium
+	$(BIN)/pytest tests/hud
 
 # The chaos and soak runs of minutes each (marked `long`), left out of `make test`.
 test-long: install chromium

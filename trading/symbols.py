@@ -10,9 +10,22 @@ sender looking for a market-data problem.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 UNKNOWN_SYMBOL = "unknown_symbol"
 """The command names a symbol the floor does not trade."""
+
+
+TICK_SIZE = Decimal("0.01")
+"""The price grid of the floor's symbols: US stocks priced at $1 or more quote in whole cents
+(Reg NMS rule 612), and so do the paper venue's contracts. The HUD's ladder keys its book in
+ticks of this size."""
+
+
+def tick_size(symbol: str) -> Decimal:
+    """The tick size of ``symbol``'s quotes (one grid for every symbol the floor trades today;
+    a symbol on another grid, e.g. a future, is where this would look it up)."""
+    return TICK_SIZE
 
 
 def parse_symbols(text: str) -> tuple[str, ...]:

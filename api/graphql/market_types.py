@@ -18,6 +18,7 @@ from trading.breaker_trip import TripSummary
 from trading.depth_book import BookDelta as DeltaRecord
 from trading.depth_book import BookSnapshot as SnapshotRecord
 from trading.depth_book import Level
+from trading.symbols import tick_size
 
 
 @strawberry.type
@@ -35,6 +36,9 @@ class BookSnapshot(SharedEvent):
     symbol: str
     sequence: Long = strawberry.field(description="Counts up per symbol in one API process.")
     venue_ts: datetime
+    tick_size: Decimal = strawberry.field(
+        description="The symbol's price grid: every price of the book is a whole number of these."
+    )
     bids: list[BookLevel]
     asks: list[BookLevel]
 
@@ -44,6 +48,7 @@ class BookSnapshot(SharedEvent):
             symbol=snapshot.symbol,
             sequence=Long(snapshot.sequence),
             venue_ts=snapshot.venue_ts,
+            tick_size=tick_size(snapshot.symbol),
             bids=_levels(snapshot.bids),
             asks=_levels(snapshot.asks),
         )

@@ -329,12 +329,12 @@ async def test_positions_carry_realized_and_unrealized_pnl_at_the_books_mid(
     assert (position["mark"], position["unrealizedPnl"]) == ("104.50", "27.0000")
 
 
-async def test_book_returns_the_top_levels_with_prices_as_strings(
+async def test_book_returns_the_top_levels_with_prices_as_strings_on_the_symbols_tick_grid(
     graphql_api: GraphQLApi, read_token: str, kafka_bootstrap: str, record_writers: RecordWriters
 ) -> None:
     symbol = book_symbol()
     query = """query($s: String!, $d: Int!) {
-      book(symbol: $s, depth: $d) { symbol sequence bids { price size } asks { price size } } }"""
+      book(symbol: $s, depth: $d) { symbol sequence tickSize bids { price size } asks { price size } } }"""
     assert (await graphql_api.query(query, {"s": symbol, "d": 2}, token=read_token))["book"] is None
     producer: AIOKafkaProducer = await start_producer(kafka_bootstrap, "gql-test-depth")
     try:
@@ -354,6 +354,7 @@ async def test_book_returns_the_top_levels_with_prices_as_strings(
     assert found == {
         "symbol": symbol,
         "sequence": 1,
+        "tickSize": "0.01",
         "bids": [{"price": "10.02", "size": 3}, {"price": "10.01", "size": 4}],
         "asks": [{"price": "10.03", "size": 6}],
     }

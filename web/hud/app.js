@@ -80,6 +80,8 @@ async function boot() {
     if (code === 4403) location.reload(); // the session ended: back to sign-in
   });
   await mountParts();
+  // Every part has mounted (or shown its error): what a test or a tool waits for before using the desk.
+  document.body.dataset.ready = 'true';
 }
 
 boot().catch((err) => moduleFailed('app.js', err));

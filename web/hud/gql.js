@@ -57,12 +57,25 @@ export function stamp() {
   return receivedAt;
 }
 
+// The receipt stamp is taken by a listener the socket gets before graphql-ws sets its own
+// onmessage: graphql-ws calls its `message` event listeners only after it has dispatched the
+// message to the subscription, so a stamp taken there would date the next message, not this one.
+class StampedWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', () => {
+      receivedAt = performance.now();
+    });
+  }
+}
+
 // A closed session (4403) or a refused protocol will not heal by retrying; anything else does.
 const FATAL = new Set([4400, 4401, 4403, 4406]);
 
 const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
 const client = createClient({
   url: `${scheme}//${location.host}/graphql`,
+  webSocketImpl: StampedWebSocket,
   lazy: true,
   keepAlive: 10_000,
   retryAttempts: Infinity,
@@ -75,9 +88,6 @@ const client = createClient({
     connecting: () => setConnection({ state: 'connecting', code: null, reason: null }),
     connected: () => setConnection({ state: 'open', code: null, reason: null }),
     closed: (event) => setConnection({ state: 'closed', code: event && event.code, reason: event && event.reason }),
-    message: () => {
-      receivedAt = performance.now();
-    },
   },
 });
 
