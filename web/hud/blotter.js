@@ -368,15 +368,19 @@ export function mountBlotter(root) {
       say('done', 'Staged order discarded (nothing was sent).');
       return;
     }
+    // Marked at the click: the venue's Cancelled record can overtake the mutation's answer, and
+    // the row must still pass through CancelPending; a refusal puts the floor's state back.
+    markCancelPending(id);
     try {
       const r = (await gql(CANCEL, { id })).cancelOrder;
       if (r.__typename !== 'CancelSent') {
+        recheck(id);
         say('invalid', `Not cancelled: ${r.detail} (${r.reason})`);
         return;
       }
-      markCancelPending(id);
       say('done', `Cancel sent for ${row.side} ${row.quantity} ${row.symbol}.`);
     } catch (err) {
+      recheck(id);
       say('error', `Cancel failed: ${err.message}`);
     }
   }
@@ -386,20 +390,22 @@ export function mountBlotter(root) {
     if (!row || !OPEN.has(row.state) || row.state === 'cancel-pending') return;
     put({ ...row, state: 'cancel-pending' });
     // No answer to the cancel: the floor's own state replaces the guess (a refused cancel).
-    setTimeout(async () => {
-      const now = rows.get(id);
-      if (!now || now.state !== 'cancel-pending') return;
-      try {
-        const o = (await gql(ORDER, { id })).order;
-        if (o && rows.get(id).state === 'cancel-pending' && apiState(o.state) !== 'pending') {
-          rows.set(id, { ...rows.get(id), state: apiState(o.state) });
-          draw(rows.get(id), true);
-          publishOrders();
-        }
-      } catch (err) {
-        console.warn(`order ${id} not re-checked`, err);
+    setTimeout(() => recheck(id), CANCEL_CHECK_MS);
+  }
+
+  // The floor's state of an order still shown as CancelPending replaces the guess.
+  async function recheck(id) {
+    if (!rows.get(id) || rows.get(id).state !== 'cancel-pending') return;
+    try {
+      const o = (await gql(ORDER, { id })).order;
+      if (o && rows.get(id).state === 'cancel-pending' && apiState(o.state) !== 'pending') {
+        rows.set(id, { ...rows.get(id), state: apiState(o.state) });
+        draw(rows.get(id), true);
+        publishOrders();
       }
-    }, CANCEL_CHECK_MS);
+    } catch (err) {
+      console.warn(`order ${id} not re-checked`, err);
+    }
   }
 
   async function cancelAll() {
@@ -409,13 +415,15 @@ export function mountBlotter(root) {
     if (account) accounts.add(account);
     if (store.latest('staged')) store.publish('staged', null);
     cancelAllButton.disabled = true;
+    for (const r of open) markCancelPending(r.id); // at once, as for one order's cancel
     try {
       const answers = await Promise.all([...accounts].map(async (a) => [a, (await gql(CANCEL_ALL, { a })).cancelAllOrders]));
       const refused = answers.filter(([, r]) => r.__typename !== 'CancelSent');
-      for (const r of open) if (!refused.some(([a]) => a === r.account)) markCancelPending(r.id);
+      for (const r of open) if (refused.some(([a]) => a === r.account)) recheck(r.id);
       if (refused.length) say('invalid', refused.map(([a, r]) => `${a}: ${r.detail} (${r.reason})`).join('; '));
       else say('done', `Cancel all sent: ${open.length} open order${open.length === 1 ? '' : 's'}.`);
     } catch (err) {
+      for (const r of open) recheck(r.id);
       say('error', `Cancel all failed: ${err.message}`);
     } finally {
       cancelAllButton.disabled = false;
