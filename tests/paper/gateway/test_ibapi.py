@@ -194,9 +194,13 @@ def test_official_client_gets_each_trade_as_an_rtvolume_tick_when_it_asks_for_ge
         paper.control("POST", "/symbols/JPM/rate", {"rate": usual})
         app.cancelMktData(7001)
         app.cancelMktData(7002)
-    assert not [s for s in app.strings if s[0] == 7001 and s[1] == 48]
+    # The ticks received so far, taken before the tape is read: each of them traded before the
+    # read, so the tape holds it. The cancels are not awaited (the API has no reply to them), so a
+    # busy gateway may still send ticks for trades that come after the read.
+    values = [v for r, t, v in list(app.strings) if (r, t) == (7002, 48)]
     prints = {p["volume"]: p for p in paper.control("GET", "/symbols/JPM/tape")["prints"]}
-    values = [v for r, t, v in app.strings if (r, t) == (7002, 48)]
+    assert not [s for s in app.strings if s[0] == 7001 and s[1] == 48]
+    assert len(values) >= 8
     previous = None
     for value in values:
         price, size, millis, volume, vwap, single = value.split(";")
