@@ -36,7 +36,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 
 # Only the HUD's browser tests (Chromium against the whole floor); `make test` runs them too.
 test-hud: install chromium
