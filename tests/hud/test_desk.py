@@ -71,7 +71,9 @@ async def _stage(
 
 async def _execute(page: Page, staged: dict[str, Any]) -> tuple[str, Locator]:
     """Press Execute for the staged order; the order's id and its blotter row once Executed."""
+    answered = await page.evaluate("() => window.hud.interlock.results().length")
     await page.click("#execute")
+    await page.wait_for_function("(n) => window.hud.interlock.results().length > n", arg=answered)
     await expect(page.locator("#interlock-status")).to_have_attribute("data-state", "Executed")
     executed = await page.evaluate("() => window.hud.store.latest('executed')")
     assert executed["stagedId"] == staged["stagedId"]
@@ -132,7 +134,9 @@ async def test_execute_is_disabled_with_the_reason_until_armed_then_sends_the_st
     # The order the ladder draws from: the blotter's rows, published.
     orders = await page.evaluate("() => [...window.hud.store.latest('orders').values()]")
     await expect(order_row).to_have_attribute("data-mine", "true")
-    await expect(order_row.locator("td.by")).to_have_text("me")
+    await expect(order_row.locator("td.by")).to_have_text("meDEV")
+    # The blotter marks which kind of passkey authorised it: the virtual one is device-bound.
+    await expect(order_row).to_have_attribute("data-credential", "device-bound")
     mine = next(o for o in orders if o["id"] == order_id)
     assert mine["state"] == "working" and mine["limitPrice"] == limit and mine["quantity"] == 3
 
@@ -264,6 +268,7 @@ async def test_the_ticket_shows_the_floors_kelly_size_and_max_trade_size(hud: Hu
         await expect(page.locator("#ticket-qty")).to_have_value(quantity)
     await page.fill("#ticket-edge", "1.5")
     await expect(page.locator("#ticket-edge")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(".field-error[data-for=ticket-edge]")).to_contain_text("between 0 and 1")
     await hud.shot("ticket-kelly")
 
 
@@ -346,7 +351,9 @@ async def test_the_breaker_banner_shows_a_halt_and_rearming_needs_an_armed_sessi
     await expect(page.locator("#breaker-state")).to_have_attribute("data-state", "ACTIVE")
 
 
-async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_armed(hud: Hud) -> None:
+async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_armed(
+    hud: Hud, venue: Venue
+) -> None:
     page = hud.page
     await page.click("#settings-toggle")
     passkeys = page.locator("#passkeys li[data-credential-id]")
@@ -370,6 +377,16 @@ async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_
     await expect(page.locator("#passkeys li[data-synced=true]")).to_contain_text("synced passkey")
     await expect(page.locator("#passkeys li[data-synced=false]")).to_have_count(1)
     await hud.shot("passkeys")
+
+    # Armed with the synced passkey, an order's row says so.
+    await page.keyboard.press("Escape")
+    await page.click("#disarm")  # (hud.arm() waits for a countdown: none may show before)
+    await expect(page.locator("#grant-countdown")).to_be_hidden()
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    _, row = await _execute(page, await _stage(page, limit=await _resting_limit(venue)))
+    await expect(row).to_have_attribute("data-credential", "synced")
+    await expect(row.locator(".badge.synced")).to_have_text("SYNC")
+    await hud.shot("synced-order")
 
 
 async def test_a_state_change_pulses_its_row_unless_the_trader_asks_for_reduced_motion(hud: Hud) -> None:
@@ -469,3 +486,22 @@ async def test_a_reload_shows_the_sessions_staged_order_again(hud: Hud) -> None:
     await page.locator("#passkeys").wait_for(state="attached")
     assert await page.evaluate("() => window.hud.blotter.loaded()")
     await expect(page.locator("#blotter tr[data-state=staged]")).to_have_count(0)  # stays discarded
+
+
+async def test_a_rows_cancel_takes_that_order_alone_through_cancel_pending(hud: Hud, venue: Venue) -> None:
+    page = hud.page
+    await hud.record_states()
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    first_id, first = await _execute(page, await _stage(page, qty=1, limit=await _resting_limit(venue)))
+    second_id, second = await _execute(page, await _stage(page, qty=2, limit=await _resting_limit(venue)))
+    await expect(first).to_have_attribute("data-state", "working", timeout=15_000)
+    await expect(second).to_have_attribute("data-state", "working", timeout=15_000)
+
+    await first.locator("button.cancel").click()
+    await expect(first).to_have_attribute("data-state", "cancelled", timeout=15_000)
+    states = [s["state"] for s in await hud.recorded_states(first_id)]
+    assert states[-2:] == ["cancel-pending", "cancelled"], states
+    pending = next(s for s in await hud.recorded_states(first_id) if s["state"] == "cancel-pending")
+    assert pending["color"] == await hud.colour_of("--st-cancel-pending")
+    await expect(second).to_have_attribute("data-state", "working")
+    assert [s["state"] for s in await hud.recorded_states(second_id)][-1] == "working"

@@ -11,8 +11,18 @@ import { hotkey } from './hotkeys.js';
 import { trimmed } from './prices.js';
 
 const ORDER_FIELDS = 'id account agent symbol side quantity filledQuantity averageFillPrice limitPrice timeInForce state reason parentId createdAt updatedAt';
-const ORDERS = `query { orders(first: 100) { edges { node { ${ORDER_FIELDS} } } } }`;
+// Who authorised the order with which kind of passkey (null: an agent's order, no passkey).
+const AUTHORISED = 'ledgerEntry { authorization { ceremony synced credentialId } }';
+const ORDERS = `query { orders(first: 100) { edges { node { ${ORDER_FIELDS} ${AUTHORISED} } } } }`;
 const ORDER = `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
+// Orders fetched in one request, each under an alias (the API allows 15 aliases a request).
+const BATCH = 10;
+const BATCH_WAIT_MS = 25;
+function ordersQuery(count) {
+  const params = Array.from({ length: count }, (_, i) => `$i${i}: ID!`).join(', ');
+  const fields = Array.from({ length: count }, (_, i) => `o${i}: order(id: $i${i}) { ${ORDER_FIELDS} ${AUTHORISED} }`);
+  return `query(${params}) { ${fields.join(' ')} }`;
+}
 const STAGED_ORDERS = `query { stagedOrders { stagedId orderHash orderHashPrefix account symbol side orderType quantity tif
   limitPrice stopPrice stopLoss createdAt } }`;
 const EVENTS = `subscription { orderEvents { id orderId account agent symbol side quantity filledQuantity averageFillPrice
@@ -59,8 +69,19 @@ function apiState(state) {
   return state === 'STAGED' ? 'pending' : uiState(state);
 }
 
+// 'synced' | 'device-bound' | 'none' (no passkey authorised it), and what the badge's title says.
+function credentialOf(o) {
+  const a = o.ledgerEntry && o.ledgerEntry.authorization;
+  if (!a || a.synced === null || a.synced === undefined) return { credential: 'none', credentialTitle: '' };
+  return {
+    credential: a.synced ? 'synced' : 'device-bound',
+    credentialTitle: `${a.synced ? 'Synced passkey' : 'Device-bound passkey'} ${a.credentialId.slice(0, 10)}… (${a.ceremony})`,
+  };
+}
+
 function rowOfOrder(o) {
   return {
+    ...(o.ledgerEntry !== undefined ? credentialOf(o) : {}),
     id: o.id, account: o.account, agent: o.agent, symbol: o.symbol, side: o.side, quantity: o.quantity,
     filledQuantity: o.filledQuantity, limitPrice: o.limitPrice, averageFillPrice: o.averageFillPrice,
     state: apiState(o.state), reason: o.reason, createdAt: o.createdAt, updatedAt: o.updatedAt,
@@ -174,6 +195,7 @@ export function mountBlotter(root) {
     tr.dataset.state = row.state;
     tr.dataset.side = row.side;
     tr.dataset.mine = String(Boolean(row.agent) && row.agent === myAgent());
+    if (row.credential) tr.dataset.credential = row.credential;
     tr.title = row.reason ? `${LABEL[row.state]}: ${row.reason}` : `${row.id}`;
     const filledCell = el('td', { class: 'num' });
     if (row.state === 'partially-filled') {
@@ -183,7 +205,10 @@ export function mountBlotter(root) {
     const cancellable = row.staged || (OPEN.has(row.state) && row.state !== 'cancel-pending');
     tr.replaceChildren(
       el('td', { class: 'dim' }, time(row.updatedAt)),
-      el('td', { class: 'by', title: row.agent || '' }, by(row.agent)),
+      el('td', { class: 'by', title: row.agent || '' }, by(row.agent),
+        row.credential && row.credential !== 'none'
+          ? el('span', { class: `badge ${row.credential}`, title: row.credentialTitle }, row.credential === 'synced' ? 'SYNC' : 'DEV')
+          : null),
       el('td', { class: 'sym' }, row.symbol),
       el('td', { class: `side ${row.side === 'BUY' ? 'buy' : 'sell'}` }, row.side),
       el('td', { class: 'num' }, String(row.quantity)),
@@ -224,16 +249,33 @@ export function mountBlotter(root) {
     publishOrders();
   }
 
-  async function fetchOrder(id) {
+  // Orders (with who authorised them) for events of orders not on the page, and for the ones
+  // just executed: gathered for a moment and fetched together.
+  const queued = new Set();
+  let flushTimer = null;
+  function fetchOrder(id) {
     if (fetching.has(id)) return;
     fetching.add(id);
+    queued.add(id);
+    if (!flushTimer) flushTimer = setTimeout(flush, BATCH_WAIT_MS);
+  }
+
+  async function flush() {
+    flushTimer = null;
+    const ids = [...queued].slice(0, BATCH);
+    ids.forEach((id) => queued.delete(id));
+    if (queued.size) flushTimer = setTimeout(flush, 0);
+    const variables = Object.fromEntries(ids.map((id, i) => [`i${i}`, id]));
     try {
-      const o = (await gql(ORDER, { id })).order;
-      if (o) put(rowOfOrder(o));
+      const data = await gql(ordersQuery(ids.length), variables);
+      ids.forEach((id, i) => {
+        const o = data[`o${i}`];
+        if (o) put(rowOfOrder(o));
+      });
     } catch (err) {
-      console.warn(`order ${id} not fetched`, err);
+      console.warn(`orders ${ids.join(', ')} not fetched`, err);
     } finally {
-      fetching.delete(id);
+      ids.forEach((id) => fetching.delete(id));
     }
   }
 

@@ -16,7 +16,7 @@ function probability(text) {
   return PROBABILITY.test(t) ? (t.startsWith('.') ? `0${t}` : t) : undefined;
 }
 
-export function sizingSuggestion({ button, max, edge, ticket, use }) {
+export function sizingSuggestion({ button, max, edge, error, ticket, use }) {
   let timer = null;
   let asked = 0;
   let unavailable = false;
@@ -37,9 +37,11 @@ export function sizingSuggestion({ button, max, edge, ticket, use }) {
       delete button.dataset.quantity;
       show('invalid', 'Kelly —', max.textContent, 'Win probability: a decimal between 0 and 1, like 0.55');
       edge.setAttribute('aria-invalid', 'true');
+      if (error) error.textContent = 'a probability between 0 and 1, like 0.55';
       return;
     }
     edge.removeAttribute('aria-invalid');
+    if (error) error.textContent = '';
     if (!t) return;
     const mine = ++asked;
     try {

@@ -201,6 +201,7 @@ export function mountTicket(root) {
     button: $('ticket-suggestion'),
     max: $('ticket-max'),
     edge: $('ticket-edge'),
+    error: form.querySelector('.field-error[data-for="ticket-edge"]'),
     ticket: () => {
       const t = readTicketQuietly();
       if (t && !t.limitPrice && t.orderType !== 'MKT') t.limitPrice = defaultPrice(t.side);
