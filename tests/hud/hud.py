@@ -16,9 +16,11 @@ from tests.hud.browser import Authenticator, PageErrors, artifact_path
 from tests.hud.stack import HudTrader
 
 ARMED_OR_REFUSED = (
-    "#grant-countdown:not([hidden]), #interlock-status[data-state=WebAuthnRefused],"
+    "#arming-dialog:not([open]), #interlock-status[data-state=WebAuthnRefused],"
     " #interlock-status[data-state=error], #interlock-status[data-state=Invalid]"
 )
+"""The arming dialog closes once armed (a countdown already showing may be the grant before), or
+the interlock shows why not."""
 
 # Records every state a blotter row shows, with the colours it is drawn in at that moment, from
 # inside the page (a MutationObserver sees states that last less than a poll would catch).
@@ -111,8 +113,9 @@ class Hud:
         await page.fill("#arm-max-qty", "" if max_qty is None else str(max_qty))
         await page.fill("#arm-max-notional", "" if max_notional is None else str(max_notional))
         await page.click("#arm-confirm")
-        await page.locator(ARMED_OR_REFUSED).first.wait_for()
-        if await page.locator("#grant-countdown:not([hidden])").count():
+        await page.locator(ARMED_OR_REFUSED).first.wait_for(state="attached")
+        if await page.locator("#arming-dialog:not([open])").count():
+            await page.locator("#grant-countdown:not([hidden])").wait_for()
             return "Grant"
         return await page.locator("#interlock-status").get_attribute("data-state") or ""
 
