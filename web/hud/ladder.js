@@ -422,6 +422,11 @@ export function mountLadder(pane) {
     // Feeds one update through the same path as the subscription's (a test injects a gap).
     inject: (update) => onBook(bookGen, update),
     feed: () => feed,
+    // The merged book now (painted or not): {bids: [[price, size]], asks}.
+    levels: () => ({
+      bids: [...book.bids].map(([t, size]) => [book.price(t), size]),
+      asks: [...book.asks].map(([t, size]) => [book.price(t), size]),
+    }),
     hovering: () => hovering,
   };
   window.hud.paint = (enabled) => {
