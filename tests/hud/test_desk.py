@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Locator, Page, expect
 
+from tests.helpers import eventually
 from tests.hud.browser import add_authenticator
 from tests.hud.hud import Hud
 from tests.hud.stack import Venue
@@ -424,6 +425,24 @@ async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
     assert int(await position.get_attribute("data-quantity") or "0") != 0
     await expect(position.locator("td").nth(3)).to_have_text(re.compile(r"^\d+\.\d+$"))  # average cost
     await hud.shot("filled-position")
+
+    # Between fills the row follows the ladder's mid: the floor's P&L moved by qty x (mid - mark).
+    await venue.move("AAPL", "-1.0")
+    await expect(position).to_have_attribute("data-mark", "live", timeout=10_000)
+    query = "query($a: String) { positions(account: $a) { symbol quantity unrealizedPnl mark } }"
+
+    async def remarked_exactly() -> bool:
+        floor = next(
+            p
+            for p in (await hud.gql(query, {"a": hud.trader.account}))["data"]["positions"]
+            if p["symbol"] == "AAPL"
+        )
+        shown = await position.evaluate("tr => [...tr.cells].map(td => td.textContent)")
+        mark, pnl = Decimal(shown[4]), Decimal(shown[5])
+        moved = Decimal(floor["unrealizedPnl"]) + floor["quantity"] * (mark - Decimal(floor["mark"]))
+        return mark != Decimal(floor["mark"]) and pnl == moved and (mark * 1000) % 5 == 0
+
+    await eventually(remarked_exactly, timeout=10)
 
 
 async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_stale_book_holds_execute(

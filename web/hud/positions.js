@@ -1,8 +1,11 @@
 // Positions by the average-cost method with their P&L, as the floor computes them from the fills
 // (the positions subscription sends every position now, then each again when a fill moves it).
+// Between fills, the HUD's own symbol is re-marked at the ladder's live mid, once a frame: the
+// floor's unrealized P&L moved by quantity x (mid - its mark), exactly.
 import { live, onConnection } from './gql.js';
 import { el } from './dom.js';
-import { signed, trimmed } from './prices.js';
+import { midOf, remarked, signed, trimmed } from './prices.js';
+import * as store from './store.js';
 
 const POSITIONS = `subscription { positions { account symbol quantity averageCost realizedPnl unrealizedPnl mark } }`;
 
@@ -22,8 +25,20 @@ export function mountPositions(root) {
       tbody),
   );
   const trs = new Map(); // account:symbol -> <tr>
+  const floor = new Map(); // account:symbol -> the position as the floor last sent it
+  let touch = null;
 
-  function draw(p) {
+  // The floor's position, re-marked at the live mid when it is of the ladder's symbol.
+  function shown(p) {
+    if (!touch || touch.symbol !== p.symbol || p.quantity === 0 || p.mark == null || p.unrealizedPnl == null) return p;
+    const mid = midOf(touch.bid, touch.ask);
+    if (mid === null) return p;
+    return { ...p, mark: mid, unrealizedPnl: remarked(p.unrealizedPnl, p.quantity, p.mark, mid), live: true };
+  }
+
+  function draw(floorPosition) {
+    floor.set(`${floorPosition.account}:${floorPosition.symbol}`, floorPosition);
+    const p = shown(floorPosition);
     const key = `${p.account}:${p.symbol}`;
     let tr = trs.get(key);
     if (!tr) {
@@ -33,16 +48,28 @@ export function mountPositions(root) {
     }
     tr.dataset.quantity = String(p.quantity);
     tr.dataset.flat = p.quantity === 0 ? 'true' : 'false';
+    tr.dataset.mark = p.live ? 'live' : 'floor';
     tr.replaceChildren(
       el('td', { class: 'sym' }, p.symbol),
       el('td', { class: 'dim' }, p.account),
       el('td', { class: `num ${p.quantity > 0 ? 'buy' : p.quantity < 0 ? 'sell' : ''}` }, String(p.quantity)),
       el('td', { class: 'num' }, trimmed(p.averageCost) || '—'),
-      el('td', { class: 'num' }, trimmed(p.mark) || '—'),
+      el('td', { class: 'num', title: p.live ? "the ladder's live mid" : 'the mid at the last fill' }, trimmed(p.mark) || '—'),
       el('td', { class: pnlClass(p.unrealizedPnl) }, signed(trimmed(p.unrealizedPnl))),
       el('td', { class: pnlClass(p.realizedPnl) }, signed(trimmed(p.realizedPnl))),
     );
   }
+
+  let pending = false;
+  store.on('touch', (t) => {
+    touch = t;
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      for (const p of floor.values()) if (p.symbol === touch.symbol) draw(p);
+    });
+  });
 
   let unsubscribe = null;
   function follow() {

@@ -52,3 +52,45 @@ export function trimmed(text) {
   const frac = m[2].replace(/0+$/, '').padEnd(DECIMALS, '0');
   return `${m[1]}.${frac}`;
 }
+
+// Exact decimal arithmetic for what the page derives from the floor's decimal strings: a value is
+// [digits as a BigInt, places]; never a binary float.
+function dec(text) {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text ?? ''));
+  if (!m) return null;
+  const frac = m[3] || '';
+  return [BigInt(`${m[1]}${m[2]}${frac}`), frac.length];
+}
+
+function atPlaces([n, places], to) {
+  return n * 10n ** BigInt(to - places);
+}
+
+function decText(n, places) {
+  const negative = n < 0n;
+  const digits = (negative ? -n : n).toString().padStart(places + 1, '0');
+  const whole = digits.slice(0, digits.length - places);
+  const frac = places ? `.${digits.slice(digits.length - places)}` : '';
+  return `${negative ? '-' : ''}${whole}${frac}`;
+}
+
+// The mid of a bid and an ask, exactly (one more decimal than the prices when it falls between).
+export function midOf(bid, ask) {
+  const b = dec(bid);
+  const a = dec(ask);
+  if (!b || !a) return null;
+  const places = Math.max(b[1], a[1]);
+  return decText((atPlaces(b, places) + atPlaces(a, places)) * 5n, places + 1);
+}
+
+// Unrealized P&L moved from the floor's figure at its mark to a new mark:
+// pnl + quantity x (newMark - mark), exact (the floor's figure keeps its own rounding).
+export function remarked(pnl, quantity, mark, newMark) {
+  const p = dec(pnl);
+  const m = dec(mark);
+  const n = dec(newMark);
+  if (!p || !m || !n) return null;
+  const places = Math.max(p[1], m[1], n[1]);
+  const moved = BigInt(quantity) * (atPlaces(n, places) - atPlaces(m, places));
+  return decText(atPlaces(p, places) + moved, places);
+}
