@@ -24,6 +24,20 @@ from trading.order_events import OrderEvent as OrderRecord
 from trading.orders import OrderState as OrderStateEnum
 from trading.positions import PRICE_PLACES, shown
 
+AVERAGE_PRICE = (
+    "The average fill price; one with more than 6 decimals (a running average is a division) "
+    "rounded half to even to 6."
+)
+
+
+def average_price(price: Decimal | None) -> Decimal | None:
+    """An average fill price as the API shows it: as it is up to :data:`PRICE_PLACES`, else
+    rounded there half to even, like a position's average cost (the fold divides to 28 digits)."""
+    if price is None or price == price.quantize(PRICE_PLACES):
+        return price
+    return shown(Fraction(price), PRICE_PLACES)
+
+
 Side = strawberry.enum(SideEnum, name="Side")
 TimeInForce = strawberry.enum(TimeInForceEnum, name="TimeInForce")
 OrderEventKind = strawberry.enum(EventKindEnum, name="OrderEventKind")
@@ -50,7 +64,7 @@ class OrderEventNode:
     side: Side  # type: ignore[valid-type]
     quantity: int
     filled_quantity: int
-    average_fill_price: Decimal | None
+    average_fill_price: Decimal | None = strawberry.field(description=AVERAGE_PRICE)
     fill: Fill | None
     reason: str | None
     limit_price: Decimal | None
@@ -70,7 +84,7 @@ class OrderEventNode:
             side=SideEnum(record.side),
             quantity=record.quantity,
             filled_quantity=record.filled_qty,
-            average_fill_price=record.avg_fill_price,
+            average_fill_price=average_price(record.avg_fill_price),
             fill=None if fill is None else Fill(exec_id=fill.exec_id, quantity=fill.qty, price=fill.price),
             reason=record.reason,
             limit_price=record.limit_price,
@@ -175,7 +189,7 @@ class Order:
     side: Side  # type: ignore[valid-type]
     quantity: int
     filled_quantity: int
-    average_fill_price: Decimal | None
+    average_fill_price: Decimal | None = strawberry.field(description=AVERAGE_PRICE)
     limit_price: Decimal | None
     time_in_force: TimeInForce | None  # type: ignore[valid-type]
     state: OrderState  # type: ignore[valid-type]
@@ -205,7 +219,7 @@ class Order:
             side=SideEnum(order.first.side),
             quantity=view.quantity,
             filled_quantity=max(view.filled_qty, latest.filled_qty),
-            average_fill_price=view.avg_fill_price or latest.avg_fill_price,
+            average_fill_price=average_price(view.avg_fill_price or latest.avg_fill_price),
             limit_price=next((r.limit_price for r in order.records if r.limit_price is not None), None),
             time_in_force=TimeInForceEnum(tif) if tif is not None and tif in _TIFS else None,
             state=order.state,
