@@ -53,9 +53,14 @@ DEPTH_WARMUP_RECORDS = 500
 """How far back on ``market.depth`` a starting hub reads, per partition."""
 
 
-async def start_consumer(bootstrap: str, *, fetch_wait_ms: int) -> AIOKafkaConsumer:
-    """A started consumer, positioned (see the module docstring) before this returns, so a
-    record produced after it returns is seen."""
+FEED_TOPICS = (MARKET_DEPTH, ORDERS_EVENTS, MARKET_TRADES)
+
+
+async def start_consumer(
+    bootstrap: str, *, fetch_wait_ms: int, topics: Sequence[str] = FEED_TOPICS
+) -> AIOKafkaConsumer:
+    """A started consumer of ``topics``, positioned (see the module docstring) before this
+    returns, so a record produced after it returns is seen."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -68,12 +73,12 @@ async def start_consumer(bootstrap: str, *, fetch_wait_ms: int) -> AIOKafkaConsu
         await consumer.topics()  # metadata, so the topics' partitions are known
         partitions = [
             TopicPartition(topic, p)
-            for topic in (MARKET_DEPTH, ORDERS_EVENTS, MARKET_TRADES)
+            for topic in topics
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        if not any(tp.topic != MARKET_TRADES for tp in partitions):
+        if set(topics) != {MARKET_TRADES} and not any(tp.topic != MARKET_TRADES for tp in partitions):
             raise RuntimeError(f"{MARKET_DEPTH} and {ORDERS_EVENTS} have no partitions: create the topics")
-        if not any(tp.topic == MARKET_TRADES for tp in partitions):
+        if MARKET_TRADES in topics and not any(tp.topic == MARKET_TRADES for tp in partitions):
             log.warning("%s has no partitions (`floor up` creates it): no trades are shown", MARKET_TRADES)
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
