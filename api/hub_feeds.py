@@ -1,13 +1,14 @@
-"""What feeds the API's subscription hub (:mod:`api.hub`): one Kafka consumer, and Postgres.
+"""What feeds the API's subscription hub (:mod:`api.hub`): Kafka consumers, and Postgres.
 
-- **Kafka**: one consumer per API process over ``market.depth``, ``market.trades`` and
-  ``orders.events``, with no consumer group (every API process sees every record) and no
-  committed offsets. It starts at the end of ``orders.events`` (subscribers are sent what
-  happens from now on), a short way back on ``market.depth`` (each record is a symbol's whole
-  book, so the last few hundred fill the books an API that just started can show) and at the
-  start of the current session on ``market.trades`` (the session's volume at each price is
-  the sum of all of them; :mod:`api.hub_trades`). Its fetch waits as briefly as the hot path's
-  command fetch: against the embedded Tansu a fetch is answered only when its wait runs out.
+- **Kafka**: per API process one consumer over ``market.depth`` and ``orders.events`` and one
+  over ``market.trades`` (its rebuild on start must not hold the others back), with no
+  consumer group (every API process sees every record) and no committed offsets. They start at
+  the end of ``orders.events`` (subscribers are sent what happens from now on), a short way
+  back on ``market.depth`` (each record is a symbol's whole book, so the last few hundred fill
+  the books an API that just started can show) and at the start of the current session on
+  ``market.trades`` (the session's volume at each price is the sum of all of them;
+  :mod:`api.hub_trades`). Their fetch waits as briefly as the hot path's command fetch: against
+  the embedded Tansu a fetch is answered only when its wait runs out.
 - **orders.events** and **market.depth** records are verified
   (:class:`~bus.signed_records.RecordVerifier`, one key registry copy for both) before anything
   is done with them: the desk checks a trader's arming limits at the book's prices, so a forged
