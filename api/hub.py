@@ -1,19 +1,21 @@
 """The API's subscription hub: one feed in (:mod:`api.hub_feeds`), one mailbox per subscriber
 out (:mod:`api.mailboxes`).
 
-Two tasks feed it: the Kafka loop (verified ``market.depth`` into the books of the floor's
-symbols, verified ``market.trades`` into their tapes (:mod:`api.hub_trades`), verified
-``orders.events`` to the order-event subscribers and to whoever awaits a command's outcome)
+Three tasks feed it: the Kafka loop (verified ``market.depth`` into the books of the floor's
+symbols, verified ``orders.events`` to the order-event subscribers and to whoever awaits a
+command's outcome), the ``market.trades`` loop on a consumer of its own (verified trades into
+the tapes, :mod:`api.hub_trades`: a restart's rebuild of the session holds nothing else back)
 and the Postgres poll (the breaker's state, security events). Neither ever awaits a
 subscriber: handing an item over is a synchronous put into a bounded mailbox, and a subscriber
 that lets its mailbox fill is ended with ``resync.overflow`` and forgotten (a tape subscriber
 is sent a fresh snapshot instead). So one stuck client costs the others nothing.
 
-Neither task ends on an error. A fetch that fails is tried again; a record that can be neither
+No task ends on an error. A fetch that fails is tried again; a record that can be neither
 believed nor refused (the key registry cannot be read) or that fails for any other reason is
 logged, the streams it would have fed end with ``resync.feed_interrupted`` (their subscribers
-refetch and subscribe again), and for :data:`RETRY_S` after it the records of that topic are
-not judged either (so an outage is not a registry read per record), then judging resumes.
+refetch and subscribe again; a tape is instead marked incomplete and sent again), and for
+:data:`RETRY_S` after it the records of that topic are not judged either (so an outage is not a
+registry read per record), then judging resumes.
 
 Order books: only for the floor's symbols (``FLOOR_HOTPATH_SYMBOLS``); subscribing to another
 is refused with :class:`UnknownSymbol` and leaves nothing behind. A depth record replaces the
@@ -153,6 +155,7 @@ class Hub:
         self._outcomes: dict[str, asyncio.Future[OrderEvent]] = {}
         self._breaker: BreakerStatus | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._trades_consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._dropped = 0
         self._depth_records = 0
@@ -168,14 +171,22 @@ class Hub:
         """Read the breaker's state, open the consumer (positioned: a record produced after
         this returns is seen) and start the feeds."""
         self._breaker = await self._ledger.start()
+        wait_ms = self._settings.command_fetch_wait_ms
         self._consumer = await start_consumer(
-            self._settings.kafka, fetch_wait_ms=self._settings.command_fetch_wait_ms
+            self._settings.kafka, fetch_wait_ms=wait_ms, topics=(MARKET_DEPTH, ORDERS_EVENTS)
         )
-        await self._trades.positioned(self._consumer)
+        self._trades_consumer = await start_consumer(
+            self._settings.kafka, fetch_wait_ms=wait_ms, topics=(MARKET_TRADES,)
+        )
+        await self._trades.positioned(self._trades_consumer)
         self._tasks = [
             asyncio.create_task(self._consume(self._consumer), name="hub-kafka"),
             asyncio.create_task(self._poll(), name="hub-postgres"),
         ]
+        if self._trades_consumer.assignment():
+            self._tasks.append(
+                asyncio.create_task(self._trades.run(self._trades_consumer, self._judge), name="hub-trades")
+            )
 
     async def stop(self) -> None:
         """Stop the feeds; every open subscription ends with ``resync.hub_stopped`` and every
@@ -186,9 +197,10 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        for consumer in (self._consumer, self._trades_consumer):
+            if consumer is not None:
+                await consumer.stop()
+        self._consumer = self._trades_consumer = None
         for sub in self._all_subscriptions():
             sub.end(HUB_STOPPED, "the API is stopping: reconnect and resubscribe")
         self._book_subs.clear()
@@ -352,19 +364,9 @@ class Hub:
                 ]
                 if tp.topic == MARKET_DEPTH:
                     await self._on_depth_records(fetched, moved)
-                elif tp.topic == MARKET_TRADES:
-                    for where, raw in fetched:
-                        await self._judge(MARKET_TRADES, where, raw, self._trades.take)
-                    if records:
-                        self._trades.read_up_to(tp, records[-1].offset + 1)
                 elif tp.topic == ORDERS_EVENTS:
                     for where, raw in fetched:
                         await self._judge(ORDERS_EVENTS, where, raw, self._on_order_record)
-            if not self._trades.ready:
-                # Where the consumer is, not the last record handed over: it moves past offsets
-                # that hold no record too.
-                for tp in self._trades.behind():
-                    self._trades.read_up_to(tp, await consumer.position(tp))
             # One wake-up per symbol per batch: its subscribers read the newest book.
             for symbol in moved:
                 for sub in self._book_subs.get(symbol, ()):
@@ -441,10 +443,8 @@ class Hub:
             return
         symbol = claimed_symbol(raw)
         if topic == MARKET_TRADES:
-            # The tape has a hole the hub cannot fill: its subscribers are told so.
-            self._trades.end(
-                symbol, FEED_INTERRUPTED, f"a {MARKET_TRADES} record of {symbol} could not be verified"
-            )
+            # The tape has a hole the hub cannot fill: it says so for the rest of the session.
+            self._trades.hole(symbol)
             return
         for book_sub in list(self._book_subs.get(symbol, ()) if symbol is not None else ()):
             book_sub.end(

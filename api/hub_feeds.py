@@ -1,13 +1,14 @@
-"""What feeds the API's subscription hub (:mod:`api.hub`): one Kafka consumer, and Postgres.
+"""What feeds the API's subscription hub (:mod:`api.hub`): Kafka consumers, and Postgres.
 
-- **Kafka**: one consumer per API process over ``market.depth``, ``market.trades`` and
-  ``orders.events``, with no consumer group (every API process sees every record) and no
-  committed offsets. It starts at the end of ``orders.events`` (subscribers are sent what
-  happens from now on), a short way back on ``market.depth`` (each record is a symbol's whole
-  book, so the last few hundred fill the books an API that just started can show) and at the
-  start of the current session on ``market.trades`` (the session's volume at each price is
-  the sum of all of them; :mod:`api.hub_trades`). Its fetch waits as briefly as the hot path's
-  command fetch: against the embedded Tansu a fetch is answered only when its wait runs out.
+- **Kafka**: per API process one consumer over ``market.depth`` and ``orders.events`` and one
+  over ``market.trades`` (its rebuild on start must not hold the others back), with no
+  consumer group (every API process sees every record) and no committed offsets. They start at
+  the end of ``orders.events`` (subscribers are sent what happens from now on), a short way
+  back on ``market.depth`` (each record is a symbol's whole book, so the last few hundred fill
+  the books an API that just started can show) and at the start of the current session on
+  ``market.trades`` (the session's volume at each price is the sum of all of them;
+  :mod:`api.hub_trades`). Their fetch waits as briefly as the hot path's command fetch: against
+  the embedded Tansu a fetch is answered only when its wait runs out.
 - **orders.events** and **market.depth** records are verified
   (:class:`~bus.signed_records.RecordVerifier`, one key registry copy for both) before anything
   is done with them: the desk checks a trader's arming limits at the book's prices, so a forged
@@ -53,9 +54,14 @@ DEPTH_WARMUP_RECORDS = 500
 """How far back on ``market.depth`` a starting hub reads, per partition."""
 
 
-async def start_consumer(bootstrap: str, *, fetch_wait_ms: int) -> AIOKafkaConsumer:
-    """A started consumer, positioned (see the module docstring) before this returns, so a
-    record produced after it returns is seen."""
+FEED_TOPICS = (MARKET_DEPTH, ORDERS_EVENTS, MARKET_TRADES)
+
+
+async def start_consumer(
+    bootstrap: str, *, fetch_wait_ms: int, topics: Sequence[str] = FEED_TOPICS
+) -> AIOKafkaConsumer:
+    """A started consumer of ``topics``, positioned (see the module docstring) before this
+    returns, so a record produced after it returns is seen."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -68,12 +74,12 @@ async def start_consumer(bootstrap: str, *, fetch_wait_ms: int) -> AIOKafkaConsu
         await consumer.topics()  # metadata, so the topics' partitions are known
         partitions = [
             TopicPartition(topic, p)
-            for topic in (MARKET_DEPTH, ORDERS_EVENTS, MARKET_TRADES)
+            for topic in topics
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        if not any(tp.topic != MARKET_TRADES for tp in partitions):
+        if set(topics) != {MARKET_TRADES} and not any(tp.topic != MARKET_TRADES for tp in partitions):
             raise RuntimeError(f"{MARKET_DEPTH} and {ORDERS_EVENTS} have no partitions: create the topics")
-        if not any(tp.topic == MARKET_TRADES for tp in partitions):
+        if MARKET_TRADES in topics and not any(tp.topic == MARKET_TRADES for tp in partitions):
             log.warning("%s has no partitions (`floor up` creates it): no trades are shown", MARKET_TRADES)
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)

@@ -8,12 +8,20 @@ the topic signed is refused and recorded as a ``Critical Security Breach``, as o
 start of the current session (:func:`api.hub_feeds.start_consumer`); until it has read up to
 where the topic ended when it started (:meth:`TradeFeed.positioned`), subscribers wait for their
 snapshot, so the first one anybody is sent already counts the whole session.
+
+The topic has a consumer and a task of its own (:meth:`TradeFeed.run`): rebuilding a busy
+session verifies every record of it, and books and order events must not wait behind that. It
+yields to the event loop every :data:`YIELD_EVERY` records, since a verify with the registry
+cached awaits nothing. A record that can be neither believed nor refused leaves a hole the hub
+cannot fill: the symbol's tape is marked incomplete for the session (:meth:`TradeFeed.hole`)
+and its subscribers are sent a snapshot that says so, as is anyone who subscribes later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -27,6 +35,15 @@ from trading.record_signing import RecordRefused
 from trading.trade_tape import SymbolTape, TapeSnapshot, TapeTrade, TradeRecordError, trades_record
 
 log = logging.getLogger(__name__)
+
+YIELD_EVERY = 20
+"""Records verified between two yields to the event loop (about a millisecond of CPU)."""
+RETRY_S = 0.5
+"""Wait after a fetch of ``market.trades`` that failed."""
+
+Judge = Callable[[str, str, bytes, Callable[[str, bytes], Awaitable[bool]]], Awaitable[bool]]
+"""The hub's ``_judge(topic, where, raw, handle)``: runs ``handle``, or on an error notes the
+record unjudged (:meth:`TradeFeed.hole`) and backs off."""
 
 
 class TradeFeed:
@@ -110,10 +127,15 @@ class TradeFeed:
             if not subs:
                 del self.subscribers[symbol]
 
-    def end(self, symbol: str | None, reason: str, detail: str) -> None:
-        """End the streams of ``symbol`` with ``reason`` (a record that names no symbol: none)."""
-        for sub in list(self.subscribers.get(symbol, ()) if symbol is not None else ()):
-            sub.end(reason, detail)
+    def hole(self, symbol: str | None) -> None:
+        """A record of ``symbol`` could be neither believed nor refused: the tape misses its
+        trades for the rest of the session, and says so (one naming no symbol of the floor's
+        was never counted: nothing to mark)."""
+        if symbol is None or symbol not in self.symbols:
+            return
+        self.tape(symbol).hole()
+        for sub in self.subscribers.get(symbol, ()):
+            sub.restart()
 
     def resent(self) -> int:
         """Snapshots sent in place of trades a subscriber fell behind on, since start."""
@@ -123,6 +145,30 @@ class TradeFeed:
         return [sub for subs in self.subscribers.values() for sub in subs]
 
     # --- records -----------------------------------------------------------------------------
+
+    async def run(self, consumer: AIOKafkaConsumer, judge: Judge) -> None:
+        """Read ``market.trades`` for good (its own consumer: see the module docstring)."""
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=1000)
+            except Exception:
+                log.exception("reading %s failed; trying again", MARKET_TRADES)
+                await asyncio.sleep(RETRY_S)
+                continue
+            for tp, records in batches.items():
+                for i, record in enumerate(records, 1):
+                    if record.value is not None:
+                        where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                        await judge(MARKET_TRADES, where, record.value, self.take)
+                    if i % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let the books and order events through
+                if records:
+                    self.read_up_to(tp, records[-1].offset + 1)
+            if not self.ready:
+                # Where the consumer is, not the last record handed over: it moves past offsets
+                # that hold no record too.
+                for tp in self.behind():
+                    self.read_up_to(tp, await consumer.position(tp))
 
     async def take(self, where: str, raw: bytes) -> bool:
         """Verify ``raw`` and count its trades (sending each to the symbol's subscribers);

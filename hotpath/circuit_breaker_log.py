@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -109,14 +110,16 @@ class BreakerLog:
             drop_pct=trip.signal.drop_pct,
             threshold_pct=breaker.drop_pct,
             window_ms=breaker.window_ms,
+            cancelled_orders=cancelled_orders,
+            tick_to_cancel_us=Decimal(trip.cancel_written_ns - trip.tick_recv_ns) / 1000,
         )
         breaker.last_change = BreakerChange(KIND_TRIPPED, self._agent_id, record.command_id, record.issued_at)
-        # The signed payload holds the move; the detail repeats it for `floor ledger tail` and
-        # adds what the cancel did (the HUD's breaker banner), which is known only here.
+        # The signed payload holds the move and what the cancel did (the HUD's breaker banner);
+        # the detail repeats them for `floor ledger tail`.
         detail: dict[str, object] = {
             "symbol": trip.symbol,
             "drop_pct": str(trip.signal.drop_pct),
-            "tick_to_cancel_us": str((trip.cancel_written_ns - trip.tick_recv_ns) / 1000),
+            "tick_to_cancel_us": format(record.tick_to_cancel_us, "f"),
         }
         if cancelled_orders is not None:
             detail["cancelled_orders"] = cancelled_orders

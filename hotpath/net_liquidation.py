@@ -4,7 +4,11 @@ The hot path alone talks to the broker, so the API cannot ask for an account's n
 a trader's sizing suggestion must still use the very value an ``enter`` would be sized with.
 This task reads it the way intake does (:meth:`brokers.base.Broker.net_liquidation`: the value
 the broker last reported, cached) once every :data:`INTERVAL_S` and writes it to
-``account_values`` when it changed. Off the order path: intake never waits for it.
+``account_values`` every time, changed or not: ``reported_at`` is when the hot path last
+confirmed the value with a live broker session, so the API can refuse a value nobody vouches for
+any more (:data:`trading.sizing_suggestion.STALE_BANKROLL_S`). While the broker is disconnected
+the cached value may be hours old, so nothing is written and the row goes stale.
+Off the order path: intake never waits for it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from brokers.base import Broker, NotConnected
 from ledger.account_values import record_net_liquidation
@@ -39,18 +42,20 @@ class NetLiquidationReporter:
         self._accounts = tuple(accounts)
         self._interval_s = interval_s
         self._clock = clock
-        self._written: dict[str, Decimal] = {}
 
-    async def report_once(self) -> None:
+    async def report_once(self) -> int:
+        """Confirms each account's value; returns how many rows were written."""
+        if not self._broker.connected:
+            return 0  # a cached value is not a confirmed one: let the row age
+        written = 0
         for account in self._accounts:
             try:
                 value = await self._broker.net_liquidation(account)
             except NotConnected:
                 continue  # not reported yet: nothing to show, and the API says so
-            if self._written.get(account) == value:
-                continue
             await record_net_liquidation(self._db, account, value, self._clock())
-            self._written[account] = value
+            written += 1
+        return written
 
     async def run(self) -> None:
         while True:

@@ -1,6 +1,7 @@
 """Each account's net liquidation value as the hot path last had it from the broker (migration
-0021): the bankroll the Kelly sizer sizes with. The hot path writes it when it changes; the API
-reads it for the sizing suggestion a trader sees before staging."""
+0021): the bankroll the Kelly sizer sizes with. The hot path writes it every second while its
+broker session is up, changed or not; the API reads it for the sizing suggestion a trader sees
+before staging and refuses it once ``reported_at`` is too old."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class NetLiquidation:
     account: str
     value: Decimal
     reported_at: datetime
-    """When the hot path recorded this value (it had just read it from the broker)."""
+    """When the hot path last confirmed this value with a connected broker session (bumped
+    every interval even when unchanged, so its age is the value's age)."""
 
 
 async def record_net_liquidation(db: Db, account: str, value: Decimal, now: datetime) -> None:

@@ -117,7 +117,7 @@ async def newest_breaker_entry(db: Db, breaker_agent: str | None = None) -> Brea
     if problem is None and await trusted_key(db, row["signer"]) is None:
         problem = f"the registration of key {row['signer']} does not verify"
     trip = (
-        trip_summary(row["kind"], bytes(row["payload"]), row["detail"])
+        trip_summary(row["kind"], bytes(row["payload"]))
         if problem is None
         else TripSummary(REASON_UNVERIFIED)
     )

@@ -100,6 +100,7 @@ _KEYS = frozenset(
     {
         "v", "kind", "command_id", "agent_id", "account", "nonce", "issued_at",
         "symbol", "reference_high", "price", "drop_pct", "threshold_pct", "window_ms",
+        "cancelled_orders", "tick_to_cancel_us",
     }
 )  # fmt: skip
 _DECIMALS = ("reference_high", "price", "drop_pct", "threshold_pct")
@@ -138,8 +139,22 @@ class TripRecord:
     drop_pct: Decimal
     threshold_pct: Decimal
     window_ms: int
+    cancelled_orders: int | None = None
+    """The floor's orders working when the global cancel went out. Both cancel figures are known
+    before the record is signed, so the trader's banner shows signed figures; records written
+    before they were carried have neither (and sign the same bytes as then)."""
+    tick_to_cancel_us: Decimal | None = None
+    """From the crashing tick's receipt to the global cancel on the broker's socket."""
 
     def to_json_dict(self) -> dict[str, Any]:
+        out = self._move_dict()
+        if self.cancelled_orders is not None:
+            out["cancelled_orders"] = self.cancelled_orders
+        if self.tick_to_cancel_us is not None:
+            out["tick_to_cancel_us"] = format(self.tick_to_cancel_us, "f")
+        return out
+
+    def _move_dict(self) -> dict[str, Any]:
         return {
             "v": 1,
             "kind": KIND_TRIPPED,
@@ -196,6 +211,8 @@ class TripRecord:
             issued_at=issued_at,
             symbol=data["symbol"],
             window_ms=window,
+            cancelled_orders=_cancelled_orders(data),
+            tick_to_cancel_us=_tick_to_cancel_us(data),
             **values,
         )
 
@@ -205,3 +222,23 @@ class TripRecord:
             return cls.from_json_dict(json.loads(payload))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TripRecordInvalid("record", f"not JSON: {exc}") from None
+
+
+def _cancelled_orders(data: dict[str, Any]) -> int | None:
+    value = data.get("cancelled_orders")
+    if value is not None and (type(value) is not int or value < 0):
+        raise TripRecordInvalid("cancelled_orders", "optional: a whole number >= 0")
+    return value
+
+
+def _tick_to_cancel_us(data: dict[str, Any]) -> Decimal | None:
+    value = data.get("tick_to_cancel_us")
+    if value is None:
+        return None
+    try:
+        micros = Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        micros = None
+    if micros is None or not micros.is_finite() or micros < 0:
+        raise TripRecordInvalid("tick_to_cancel_us", "optional: a decimal string >= 0")
+    return micros

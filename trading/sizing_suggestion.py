@@ -11,6 +11,7 @@ quantity, checked again by the hot path with its own bankroll and touch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 from math import floor
@@ -25,6 +26,12 @@ NO_STOP = "sizing.stop_required"
 """The ticket has no stop loss: Kelly sizes the loss to it."""
 NO_BANKROLL_YET = "sizing.no_bankroll"
 """The hot path has not had the account's net liquidation from the broker yet."""
+STALE_BANKROLL = "sizing.stale_bankroll"
+"""The net liquidation was last confirmed longer than :data:`STALE_BANKROLL_S` ago (the broker
+is disconnected or the hot path is down): a Kelly size from it could be hours out of date."""
+STALE_BANKROLL_S = 10
+"""Ten reporting intervals (:data:`hotpath.net_liquidation.INTERVAL_S`): a few missed writes
+under load pass, a lost broker session does not."""
 DEFAULT_PAYOFF = Decimal(1)
 
 
@@ -59,8 +66,10 @@ def suggest(
     bankroll: Decimal | None,
     p: Decimal,
     b: Decimal | None = None,
+    bankroll_age: timedelta = timedelta(0),
 ) -> Suggestion:
-    """``fills``: every price ``terms`` can fill at given the touch (None: it cannot be priced)."""
+    """``fills``: every price ``terms`` can fill at given the touch (None: it cannot be priced);
+    ``bankroll_age``: how long ago the hot path last confirmed ``bankroll``."""
     payoff = DEFAULT_PAYOFF if b is None else b
     if not 0 < p < 1:
         raise EdgeInvalid("winProbability", f"must be strictly between 0 and 1, got {p}")
@@ -77,6 +86,13 @@ def suggest(
         return Suggestion(
             0, cap, NO_BANKROLL_YET, f_star,
             f"the broker has not reported {terms.account}'s net liquidation yet; {cap_text}",
+        )  # fmt: skip
+    if bankroll_age > timedelta(seconds=STALE_BANKROLL_S):
+        return Suggestion(
+            0, cap, STALE_BANKROLL, f_star,
+            f"{terms.account}'s net liquidation {bankroll} was last confirmed by the broker"
+            f" {bankroll_age.total_seconds():.1f} s ago (more than {STALE_BANKROLL_S} s):"
+            f" no Kelly size; {cap_text}",
         )  # fmt: skip
     decision = size_order(
         profile,

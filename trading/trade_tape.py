@@ -13,6 +13,16 @@ venue after the trade, which grows with every trade). A trade whose ``venue_volu
 above the highest counted, and whose time is not after the newest counted, is a repeat
 (``duplicate``); one with a lower volume but a later time means the venue's count started
 again (a new session or a restarted venue) and is counted.
+
+``venue_volume`` also reveals every hole: a counted trade whose volume is above the highest
+counted by more than its own size (or, as the session's first or after the venue's count started
+again, above its size) follows trades the tape never got (dropped under backpressure, traded
+while the hot path had no broker session, refused by the producer, or before the hot path
+subscribed). The tape is then ``complete = False`` for the rest of the session: its volume is
+the sum of what it counted, the venue's own figure is ``venue_volume``. A trade without
+``venue_volume`` can be neither deduplicated nor checked for a hole before it; it is counted,
+and the tape is not complete either. (The hot path sends the figure for every trade of the
+paper venue and of IB's RTVolume; only a broker reporting none would lead here.)
 """
 
 from __future__ import annotations
@@ -55,6 +65,10 @@ class CountedTrade:
     size: int
     venue_ts: datetime
     session_volume: int
+    complete: bool = True
+    """Every trade of the session up to this one was counted (see the module docstring)."""
+    venue_volume: int | None = None
+    """The venue's own session volume after this trade, when it reported one."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +80,10 @@ class TapeSnapshot:
     session_volume: int
     volume_at_price: tuple[tuple[Decimal, int], ...]
     """``(price, volume)``, highest price first (as a ladder reads)."""
+    complete: bool = True
+    """No hole is known in the session's tape: ``session_volume`` is every trade's."""
+    venue_volume: int | None = None
+    """The venue's own session volume as last reported (None: not reported)."""
 
 
 def session_of(ts: datetime) -> date:
@@ -127,6 +145,10 @@ class SymbolTape:
     at_price: dict[Decimal, int] = field(default_factory=dict)
     duplicates: int = 0
     stale: int = 0
+    complete: bool = True
+    """No hole is known this session (see the module docstring)."""
+    holes: int = 0
+    """Holes seen (every session), and records that could not be judged (:meth:`hole`)."""
     _high: int | None = None
     """The highest ``venue_volume`` counted this session."""
     _snapshot: TapeSnapshot | None = None
@@ -146,19 +168,38 @@ class SymbolTape:
             if self.last is not None and trade.venue_ts <= self.last.venue_ts:
                 self.duplicates += 1
                 return None, new_session
-        if trade.venue_volume is not None:
+        if trade.venue_volume is None:
+            self._mark_incomplete()  # a repeat or a hole could not be told
+        else:
+            before = self._high if self._high is not None and trade.venue_volume > self._high else 0
+            if trade.venue_volume - before > trade.size:
+                self.hole()
             self._high = trade.venue_volume
         self.volume += trade.size
         self.at_price[trade.price] = self.at_price.get(trade.price, 0) + trade.size
-        self.last = CountedTrade(trade.symbol, trade.price, trade.size, trade.venue_ts, self.volume)
+        self.last = CountedTrade(
+            trade.symbol, trade.price, trade.size, trade.venue_ts, self.volume, self.complete, self._high
+        )
         self._snapshot = None
         return self.last, new_session
+
+    def hole(self) -> None:
+        """Trades of this session are known to be missing (a jump in ``venue_volume``, or a
+        record that could be neither believed nor refused)."""
+        self.holes += 1
+        self._mark_incomplete()
+
+    def _mark_incomplete(self) -> None:
+        if self.complete:
+            self.complete = False
+            self._snapshot = None
 
     def _start(self, session: date) -> None:
         self.session = session
         self.last = None
         self.volume = 0
         self.at_price = {}
+        self.complete = True
         self._high = None
         self._snapshot = None
 
@@ -174,5 +215,7 @@ class SymbolTape:
                 self.last,
                 self.volume,
                 tuple(sorted(self.at_price.items(), reverse=True)),
+                self.complete,
+                self._high,
             )
         return self._snapshot

@@ -32,14 +32,15 @@ class SizingSuggestion:
     )
     binding: str = strawberry.field(
         description="kelly, max_trade_size or max_dollar_risk; else why no trade (sizing.no_edge, "
-        "sizing.stop_required, sizing.no_bankroll, sizing.below_one_share, risk.stop_wrong_side, "
-        "risk.no_reference_price)."
+        "sizing.stop_required, sizing.no_bankroll, sizing.stale_bankroll, sizing.below_one_share, "
+        "risk.stop_wrong_side, risk.no_reference_price)."
     )
     kelly_fraction: Decimal = strawberry.field(
         description="f* = p - (1 - p) / b of the claimed edge, before the profile's Kelly multiplier."
     )
     net_liquidation: Decimal | None = strawberry.field(
-        description="The bankroll: the account's net liquidation as the hot path last had it (null: not yet)."
+        description="The bankroll: the account's net liquidation as the hot path last had it (null: not yet);"
+        " older than 10 s it is not sized with (binding sizing.stale_bankroll, its age in detail)."
     )
     detail: str = strawberry.field(description="How the figures were reached, in words.")
 
@@ -60,10 +61,11 @@ async def sizing_suggestion(
             NO_PROFILE, f"account {terms.account} has no risk profile: `floor risk set` gives it one"
         )
     bankroll = await net_liquidation(services.db, terms.account)
+    now = datetime.now(UTC)
     touch = fresh_touch(
         services.hub.book(terms.symbol, 1),
         terms.side,
-        datetime.now(UTC),
+        now,
         timedelta(milliseconds=services.settings.desk_book_max_age_ms),
     )
     fills = fill_range(
@@ -77,6 +79,7 @@ async def sizing_suggestion(
             bankroll=None if bankroll is None else bankroll.value,
             p=win_probability,
             b=payoff,
+            bankroll_age=timedelta(0) if bankroll is None else now - bankroll.reported_at,
         )
     except EdgeInvalid as exc:
         raise Refused(BAD_ARGUMENT, f"{exc.field}: {exc.reason}") from None

@@ -21,7 +21,17 @@ class Trade(SharedEvent):
     price: Decimal
     size: int
     venue_ts: datetime = strawberry.field(description="The venue's time of the trade.")
-    session_volume: Long = strawberry.field(description="The volume this session, this trade included.")
+    session_volume: Long = strawberry.field(
+        description="The volume this session the floor counted, this trade included."
+    )
+    complete: bool = strawberry.field(
+        description="False once the session's tape has a known hole (the venue's volume jumped by "
+        "more than a trade, a record could not be verified, or the venue gave no volume to check): "
+        "sessionVolume and the volume at price then miss trades."
+    )
+    venue_volume: Long | None = strawberry.field(
+        description="The venue's own session volume after this trade (null: not reported)."
+    )
 
     @classmethod
     def of(cls, trade: CountedTrade) -> Trade:
@@ -31,6 +41,8 @@ class Trade(SharedEvent):
             size=trade.size,
             venue_ts=trade.venue_ts,
             session_volume=Long(trade.session_volume),
+            complete=trade.complete,
+            venue_volume=None if trade.venue_volume is None else Long(trade.venue_volume),
         )
 
 
@@ -48,8 +60,14 @@ class PriceVolume:
 class TradeTape(SharedEvent):
     symbol: str
     last: Trade | None
-    session_volume: Long
+    session_volume: Long = strawberry.field(description="The volume this session the floor counted.")
     volume_at_price: list[PriceVolume]
+    complete: bool = strawberry.field(
+        description="False once the session's tape has a known hole: the volumes then miss trades."
+    )
+    venue_volume: Long | None = strawberry.field(
+        description="The venue's own session volume as last reported (null: not reported)."
+    )
 
     @classmethod
     def of(cls, tape: TapeSnapshot) -> TradeTape:
@@ -58,6 +76,8 @@ class TradeTape(SharedEvent):
             last=None if tape.last is None else trade_update(tape.last),  # type: ignore[arg-type]
             session_volume=Long(tape.session_volume),
             volume_at_price=[PriceVolume(price=p, volume=Long(v)) for p, v in tape.volume_at_price],
+            complete=tape.complete,
+            venue_volume=None if tape.venue_volume is None else Long(tape.venue_volume),
         )
 
 

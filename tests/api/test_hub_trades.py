@@ -18,11 +18,17 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.hub import CountedTrade, Hub, TapeSnapshot, UnknownSymbol
-from api.mailboxes import FEED_INTERRUPTED, ResyncRequired
+from api.hub import BookSnapshot, CountedTrade, Hub, TapeSnapshot, UnknownSymbol
 from bus.topics import MARKET_TRADES
 from config.settings import FloorSettings
-from tests.api.test_hub import Unreachable, api_pool, producer, started_hub  # noqa: F401 - fixtures used by name
+from tests.api.test_hub import (  # noqa: F401 - fixtures used by name
+    Market,
+    Unreachable,
+    api_pool,
+    as_levels,
+    producer,
+    started_hub,
+)
 from tests.fixtures.hotpath import RecordWriters
 from tests.helpers import eventually
 from trading.record_signing import UNKNOWN_KEY, UNSIGNED, sign_record
@@ -255,14 +261,15 @@ async def test_the_tape_of_a_symbol_the_floor_does_not_trade_is_refused(hub: Hub
     assert hub.tape("NOTTRADED") is None
 
 
-async def test_a_trade_that_cannot_be_verified_ends_that_symbols_tape_streams_only(
+async def test_a_trade_that_cannot_be_verified_marks_that_symbols_tape_incomplete_only(
     floor_settings: FloorSettings,
     api_pool: asyncpg.Pool,  # noqa: F811
     producer: AIOKafkaProducer,  # noqa: F811
     record_writers: RecordWriters,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The tape then has a hole the hub cannot fill: its subscribers are told, not misled."""
+    """The tape then has a hole the hub cannot fill: its subscribers are sent a snapshot that
+    says so, and so is whoever subscribes again, not one presented as complete."""
     monkeypatch.setattr("api.hub.RETRY_S", 0.0)
     db = Unreachable(api_pool)
     hub = await started_hub(db, floor_settings, api_pool, hotpath_symbols=",".join(TRADED))
@@ -270,8 +277,12 @@ async def test_a_trade_that_cannot_be_verified_ends_that_symbols_tape_streams_on
         venue = Venue(producer, record_writers.hotpath)
         other = Venue(producer, record_writers.hotpath)
         sub, bystander = hub.subscribe_trades(venue.symbol), hub.subscribe_trades(other.symbol)
-        assert isinstance(await next_item(sub), TapeSnapshot)
+        first = await next_item(sub)
+        assert isinstance(first, TapeSnapshot) and first.complete
         assert isinstance(await next_item(bystander), TapeSnapshot)
+        await venue.publish((5, "30.00"))
+        counted = await next_item(sub)
+        assert isinstance(counted, CountedTrade) and counted.complete
         db.down = True
         stranger = generate_private_key()  # a key the registry copy lacks: the hub must look it up
 
@@ -280,10 +291,100 @@ async def test_a_trade_that_cannot_be_verified_ends_that_symbols_tape_streams_on
             return hub.stats().interrupted > 0
 
         await eventually(interrupted, interval=0.1)
-        with pytest.raises(ResyncRequired) as ended:
-            await next_item(sub)
-        assert ended.value.reason == FEED_INTERRUPTED
-        assert bystander.open
-        bystander.close()
+        marked = await next_item(sub)
+        assert isinstance(marked, TapeSnapshot) and not marked.complete and marked.session_volume == 5
+        db.down = False
+        again = hub.subscribe_trades(venue.symbol)
+        resubscribed = await next_item(again)
+        assert isinstance(resubscribed, TapeSnapshot) and not resubscribed.complete
+        assert sub.open and bystander.open
+        other_tape = hub.tape(other.symbol)
+        assert other_tape is not None and other_tape.complete
+        for s in (sub, again, bystander):
+            s.close()
     finally:
+        await hub.stop()
+
+
+async def test_a_jump_in_the_venues_volume_reaches_subscribers_as_an_incomplete_tape(
+    hub: Hub, producer: AIOKafkaProducer, record_writers: RecordWriters  # noqa: F811
+) -> None:
+    """Trades the hot path lost (backpressure, no broker session, refused) show as the venue's
+    volume jumping past what the floor counted."""
+    venue = Venue(producer, record_writers.hotpath)
+    sub = hub.subscribe_trades(venue.symbol)
+    assert isinstance(await next_item(sub), TapeSnapshot)
+    await venue.publish((100, "10.00"))
+    venue.trades((40, "10.01"))  # traded at the venue, never published
+    await venue.publish((10, "10.02"))
+    whole, after_hole = await next_item(sub), await next_item(sub)
+    assert isinstance(whole, CountedTrade) and (whole.complete, whole.venue_volume) == (True, 100)
+    assert isinstance(after_hole, CountedTrade)
+    assert (after_hole.complete, after_hole.session_volume, after_hole.venue_volume) == (False, 110, 150)
+    late = hub.subscribe_trades(venue.symbol)
+    snapshot = await next_item(late)
+    assert isinstance(snapshot, TapeSnapshot)
+    assert (snapshot.complete, snapshot.session_volume, snapshot.venue_volume) == (False, 110, 150)
+    sub.close()
+    late.close()
+
+
+class RegistryGate:
+    """The API's pool; while ``closed``, a read of the key registry waits (a registry that is
+    slow to answer, or a tape rebuild busy verifying)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.opened = asyncio.Event()
+        self.opened.set()
+        self.waiting = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.pool, name)
+        if name not in {"fetch", "fetchrow", "fetchval"}:
+            return attr
+
+        async def gated(*args: Any, **kwargs: Any) -> Any:
+            if args and "agent_keys" in str(args[0]) and not self.opened.is_set():
+                self.waiting.set()
+                await self.opened.wait()
+            return await attr(*args, **kwargs)
+
+        return gated
+
+
+async def test_books_keep_flowing_while_the_tape_is_stuck_verifying(
+    floor_settings: FloorSettings,
+    api_pool: asyncpg.Pool,  # noqa: F811
+    producer: AIOKafkaProducer,  # noqa: F811
+    record_writers: RecordWriters,
+) -> None:
+    """``market.trades`` is read apart from the books and order events: however long the tape
+    takes to verify (a restart rebuilding a busy session), a book is not held back."""
+    gate = RegistryGate(api_pool)
+    hub = await started_hub(gate, floor_settings, api_pool, hotpath_symbols=",".join(TRADED))
+    try:
+        market = Market(producer, next(_unused), record_writers.hotpath)
+        book = hub.subscribe_book(market.symbol, 5)
+        await market.publish()
+        assert isinstance(await asyncio.wait_for(anext(book), 10), BookSnapshot)  # the registry is read
+        gate.opened.clear()
+        venue = Venue(producer, record_writers.hotpath)
+        stranger = generate_private_key()  # unknown: once the registry may be reread, it is
+
+        async def tape_stuck() -> bool:
+            await venue.send(venue.record(venue.trades((1, "30.00")), key=stranger))
+            return gate.waiting.is_set()
+
+        await eventually(tape_stuck, interval=0.2)
+        bids, asks = await market.publish()
+
+        async def book_moved() -> bool:
+            now = hub.book(market.symbol, 5)
+            return now is not None and (now.bids, now.asks) == (as_levels(bids), as_levels(asks))
+
+        await eventually(book_moved, timeout=10.0)
+        book.close()
+    finally:
+        gate.opened.set()
         await hub.stop()

@@ -82,8 +82,10 @@ async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_unti
         record = TripRecord.from_canonical(bytes(entry["payload"]))
         assert (record.symbol, record.threshold_pct) == ("AAPL", Decimal(10))
         assert record.drop_pct == Decimal(trip["drop_pct"]) and record.price < record.reference_high
-        # Unsigned beside it, what the cancel did: the orders it went out for (ours at least).
-        assert json.loads(entry["detail"])["cancelled_orders"] >= 1
+        # Signed with it, what the cancel did: the orders it went out for (ours at least), how fast.
+        assert record.cancelled_orders is not None and record.cancelled_orders >= 1
+        assert record.tick_to_cancel_us is not None and record.tick_to_cancel_us < 50_000
+        assert json.loads(entry["detail"])["cancelled_orders"] == record.cancelled_orders  # for people
         assert (entry["decision"], entry["role"], entry["agent_id"]) == (
             "applied",
             "service",

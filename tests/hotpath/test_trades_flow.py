@@ -19,7 +19,7 @@ from brokers.base import Trade
 from bus.kafka import start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import MARKET_TRADES
-from hotpath.trades import MAX_BATCH, TradePublisher
+from hotpath.trades import LINGER_S, MAX_BATCH, TradePublisher
 from ledger.record_keys import writer_keys
 from tests.fixtures.hotpath import RecordWriters, read_until
 from tests.fixtures.paper import PaperStack
@@ -124,3 +124,41 @@ async def test_a_burst_of_trades_goes_out_signed_in_order_in_records_of_at_most_
     sizes = [t["size"] for r in records for t in r["trades"]]
     assert sizes == list(range(1, n + 1)), "every trade, in order, none conflated"
     assert records[0]["trades"][3]["price"] == "100.03" and publisher.lost == 0
+
+
+async def test_a_steady_tape_goes_out_in_a_record_per_linger_not_a_record_per_trade(
+    kafka_bootstrap: str, record_writers: RecordWriters, ledger_pool: asyncpg.Pool
+) -> None:
+    """Trades arriving one by one (the sender free to run between any two) share records: a
+    starting hub has that many fewer records to verify."""
+    symbol = f"STEADY{uuid.uuid4().hex[:6].upper()}"
+    inner = await start_producer(kafka_bootstrap, "test-trade-linger")
+    publisher = TradePublisher(SigningProducer(inner, record_writers.hotpath), MARKET_TRADES)
+    task = asyncio.create_task(publisher.run())
+    loop = asyncio.get_running_loop()
+    try:
+        t0, n, volume = datetime.now(UTC), 0, 0
+        until = loop.time() + 10 * LINGER_S
+        while loop.time() < until:
+            n += 1
+            volume += 1
+            publisher.on_trade(Trade(symbol, Decimal("100.00"), 1, t0 + timedelta(microseconds=n), volume))
+            await asyncio.sleep(0)  # the sender may run after every trade
+        mine: list[bytes] = []
+
+        def done(raw: bytes) -> bool:
+            if json.loads(raw).get("symbol") == symbol:
+                mine.append(raw)
+            return sum(len(_trades(r, symbol)) for r in mine) >= n
+
+        await read_until(kafka_bootstrap, MARKET_TRADES, done)
+    finally:
+        task.cancel()
+        await inner.stop()
+    keys = await writer_keys(ledger_pool)
+    records = [verify_record(MARKET_TRADES, raw, keys) for raw in mine]
+    volumes = [t["venue_volume"] for r in records for t in r["trades"]]
+    assert volumes == list(range(1, n + 1)), "every trade, in order, none conflated"
+    # One record per linger (10 of them, plus the one under way when the feed stopped), and one
+    # more per MAX_BATCH trades at most: without the linger it is about one record per trade.
+    assert n > 100 and len(records) <= 12 + n // MAX_BATCH, (n, len(records))

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-import json
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from trading.breaker_trip import REASON_FLASH_CRASH, REASON_MANUAL, TripSummary, trip_summary
-from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord
+from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord, TripRecordInvalid
 from trading.commands import CommandKind
 
 RECORD = TripRecord(
@@ -22,11 +24,9 @@ RECORD = TripRecord(
 )
 
 
-def test_a_flash_crash_trip_reads_the_move_from_the_signed_record_and_the_cancel_from_the_detail() -> None:
-    detail = json.dumps(
-        {"symbol": "AAPL", "drop_pct": "5.2", "tick_to_cancel_us": "1234.5", "cancelled_orders": 3}
-    )
-    summary = trip_summary(KIND_TRIPPED, RECORD.canonical(), detail)
+def test_a_flash_crash_trip_reads_the_move_and_the_cancel_from_the_signed_record() -> None:
+    signed = dataclasses.replace(RECORD, cancelled_orders=3, tick_to_cancel_us=Decimal("1234.5"))
+    summary = trip_summary(KIND_TRIPPED, signed.canonical())
     assert summary == TripSummary(
         reason=REASON_FLASH_CRASH,
         symbol="AAPL",
@@ -36,23 +36,40 @@ def test_a_flash_crash_trip_reads_the_move_from_the_signed_record_and_the_cancel
         cancelled_orders=3,
         cancel_millis=2,  # 1.2345 ms, rounded up: never reads faster than it was
     )
+    assert TripRecord.from_canonical(signed.canonical()) == signed
 
 
-def test_a_sub_millisecond_cancel_reads_as_one_ms_and_a_detail_without_figures_leaves_them_null() -> None:
-    fast = trip_summary(KIND_TRIPPED, RECORD.canonical(), json.dumps({"tick_to_cancel_us": "310.0"}))
-    assert fast is not None and (fast.cancel_millis, fast.cancelled_orders) == (1, None)
-    bare = trip_summary(KIND_TRIPPED, RECORD.canonical(), None)
+def test_a_sub_millisecond_cancel_reads_as_one_ms_and_a_record_without_figures_leaves_them_null() -> None:
+    fast = dataclasses.replace(RECORD, tick_to_cancel_us=Decimal("310.0"))
+    summary = trip_summary(KIND_TRIPPED, fast.canonical())
+    assert summary is not None and (summary.cancel_millis, summary.cancelled_orders) == (1, None)
+    # A record signed before the cancel's figures were carried: the same bytes as then, still
+    # read, its figures null (an unsigned detail is no source for them).
+    assert b"cancel" not in RECORD.canonical()
+    bare = trip_summary(KIND_TRIPPED, RECORD.canonical())
     assert bare is not None and (bare.symbol, bare.cancel_millis, bare.cancelled_orders) == (
         "AAPL",
         None,
         None,
     )
-    odd = trip_summary(
-        KIND_TRIPPED, RECORD.canonical(), json.dumps({"cancelled_orders": "3", "tick_to_cancel_us": 5})
-    )
-    assert odd is not None and (odd.cancelled_orders, odd.cancel_millis) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("cancelled_orders", "3"),
+        ("cancelled_orders", -1),
+        ("tick_to_cancel_us", 5),
+        ("tick_to_cancel_us", "-1"),
+    ],
+)
+def test_a_record_with_malformed_cancel_figures_is_refused(field: str, value: object) -> None:
+    data = {**RECORD.to_json_dict(), field: value}
+    with pytest.raises(TripRecordInvalid) as refused:
+        TripRecord.from_json_dict(data)
+    assert refused.value.field == field
 
 
 def test_a_manual_trip_has_no_move_and_an_arm_is_no_trip() -> None:
-    assert trip_summary(CommandKind.BREAKER_TRIP.value, b"{}", None) == TripSummary(REASON_MANUAL)
-    assert trip_summary(CommandKind.BREAKER_ARM.value, b"{}", None) is None
+    assert trip_summary(CommandKind.BREAKER_TRIP.value, b"{}") == TripSummary(REASON_MANUAL)
+    assert trip_summary(CommandKind.BREAKER_ARM.value, b"{}") is None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,15 @@ from tests.factories import risk_profile
 from trading.commands import OrderType, Side, TimeInForce
 from trading.fill_prices import FillRange, fill_range
 from trading.sizing import BINDING_KELLY, BINDING_MAX_DOLLAR_RISK, NO_EDGE, STOP_WRONG_SIDE
-from trading.sizing_suggestion import NO_BANKROLL_YET, NO_PRICE, NO_STOP, EdgeInvalid, suggest
+from trading.sizing_suggestion import (
+    NO_BANKROLL_YET,
+    NO_PRICE,
+    NO_STOP,
+    STALE_BANKROLL,
+    STALE_BANKROLL_S,
+    EdgeInvalid,
+    suggest,
+)
 from trading.step_up import OrderTerms
 
 BIG = risk_profile(max_trade_size=Decimal("1000000"), max_dollar_risk=Decimal("1000000"))
@@ -77,6 +86,17 @@ def test_each_reason_for_no_trade_is_named_and_max_trade_size_is_still_shown() -
         BIG, terms(order_type=OrderType.MKT, limit_price=None), None, bankroll=Decimal(1), p=Decimal("0.7")
     )
     assert (unpriced.quantity, unpriced.max_trade_size, unpriced.binding) == (0, 0, NO_PRICE)
+
+
+def test_a_bankroll_not_confirmed_lately_is_not_sized_with_and_its_age_is_said() -> None:
+    at4 = FillRange.at(Decimal("4"))
+    bound = timedelta(seconds=STALE_BANKROLL_S)
+    edge = suggest(BIG, terms(), at4, bankroll=Decimal("1000"), p=Decimal("0.7"), bankroll_age=bound)
+    assert (edge.quantity, edge.binding) == (100, BINDING_KELLY)
+    late = bound + timedelta(milliseconds=1)
+    stale = suggest(BIG, terms(), at4, bankroll=Decimal("1000"), p=Decimal("0.7"), bankroll_age=late)
+    assert (stale.quantity, stale.binding, stale.max_trade_size) == (0, STALE_BANKROLL, 250000)
+    assert f"{late.total_seconds():.1f} s ago" in stale.detail
 
 
 @pytest.mark.parametrize(

@@ -82,11 +82,59 @@ def test_a_venue_that_counts_again_from_zero_later_on_is_not_taken_for_repeats()
     assert tape.add(trade("229.91", 10, 5, 10))[0] is None and tape.duplicates == 1
 
 
-def test_trades_without_a_venue_volume_are_each_counted() -> None:
+def test_trades_without_a_venue_volume_are_each_counted_and_the_tape_is_not_vouched_for() -> None:
     tape = SymbolTape("AAPL")
     for _ in range(3):
         tape.add(trade("229.90", 100, 0, None))
-    assert tape.snapshot().session_volume == 300
+    snap = tape.snapshot()
+    assert (snap.session_volume, snap.complete, snap.venue_volume) == (300, False, None)
+
+
+@given(st.lists(st.tuples(st.integers(1, 500), st.booleans()), min_size=1, max_size=60))
+def test_the_tape_is_complete_exactly_while_no_trade_of_the_venue_is_missing(
+    prints: list[tuple[int, bool]],
+) -> None:
+    """The venue prints from the session open (volume 0); the trades flagged False never reach
+    the tape (backpressure, no broker session, refused by the producer). A loss shows at the
+    next trade that arrives (trailing losses cannot be seen until then)."""
+    tape = SymbolTape("AAPL")
+    volume, dropped, missing, counted, seen = 0, False, False, 0, None
+    for i, (size, arrives) in enumerate(prints):
+        volume += size
+        if not arrives:
+            dropped = True
+            continue
+        missing = missing or dropped
+        got, _ = tape.add(trade("229.90", size, i, volume))
+        counted, seen = counted + size, volume
+        assert got is not None and (got.complete, got.venue_volume) == (not missing, volume)
+    snap = tape.snapshot()
+    assert snap.complete is not missing and snap.session_volume == counted and snap.venue_volume == seen
+
+
+def test_a_hole_lasts_the_session_and_a_new_session_starts_complete() -> None:
+    tape = SymbolTape("AAPL")
+    tape.add(trade("229.90", 100, 0, 100))
+    tape.add(trade("229.90", 50, 1, 150))
+    assert tape.snapshot().complete
+    jumped, _ = tape.add(trade("229.91", 10, 2, 200))  # 40 shares traded in between were lost
+    assert jumped is not None and not jumped.complete and jumped.session_volume == 160
+    after, _ = tape.add(trade("229.91", 5, 3, 205))
+    assert after is not None and not after.complete
+    snap = tape.snapshot()
+    assert (snap.complete, snap.session_volume, snap.venue_volume, tape.holes) == (False, 165, 205, 1)
+    # A repeat of a counted trade is no hole.
+    assert tape.add(trade("229.91", 5, 3, 205))[0] is None and tape.holes == 1
+    tomorrow = TapeTrade("AAPL", Decimal("230"), 7, datetime(2026, 12, 5, 0, 0, 1, tzinfo=UTC), 7)
+    counted, new_session = tape.add(tomorrow)
+    assert new_session and counted is not None and counted.complete and tape.snapshot().complete
+
+
+def test_a_tape_joined_after_the_venue_traded_is_incomplete_from_its_first_trade() -> None:
+    tape = SymbolTape("AAPL")
+    counted, _ = tape.add(trade("229.90", 100, 0, 1_250_300))
+    assert counted is not None and not counted.complete and counted.session_volume == 100
+    assert tape.snapshot().venue_volume == 1_250_300
 
 
 def test_the_session_starts_at_utc_midnight() -> None:
