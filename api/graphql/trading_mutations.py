@@ -142,6 +142,11 @@ class Invalid:
     field: str | None
 
 
+@strawberry.type(description="The staged order was discarded: it can no longer be executed.")
+class Discarded:
+    staged_id: str
+
+
 @strawberry.type(description="The cancel was sent (signed, through the door); follow orderEvents.")
 class CancelSent:
     command_id: str
@@ -176,6 +181,7 @@ ExecuteOrderResult = Annotated[
     Executed | NotArmed | GrantExceeded | StepUpRequired | RiskRejected | BreakerHalted | Invalid,
     strawberry.union("ExecuteOrderResult"),
 ]
+DiscardStagedResult = Annotated[Discarded | Invalid, strawberry.union("DiscardStagedResult")]
 CancelResult = Annotated[CancelSent | Invalid, strawberry.union("CancelResult")]
 TripBreakerResult = Annotated[BreakerCommandSent | Invalid, strawberry.union("TripBreakerResult")]
 RearmBreakerResult = Annotated[
@@ -206,6 +212,13 @@ class TradingMutations:
             info.context.caller(), staged_id, answer, client_address=info.context.client_address
         )
         return execute_result(outcome)
+
+    @strawberry.mutation(description="Discard one of your session's staged orders (nothing was sent).")
+    async def discard_staged(self, info: Info, staged_id: str) -> DiscardStagedResult:
+        outcome = await _desk(info).discard(info.context.caller(), staged_id)
+        if isinstance(outcome, results.Invalid):
+            return _invalid(outcome)
+        return Discarded(staged_id=outcome.staged_id)
 
     @strawberry.mutation(description="Cancel one of your orders (no arming needed: it reduces risk).")
     async def cancel_order(self, info: Info, command_id: str) -> CancelResult:

@@ -122,3 +122,11 @@ REVOKE ALL ON FUNCTION floor_add_session_passkey(bytea, text, bytea, bytea, bigi
     boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION floor_confirm_passkey_addition(bytea, text, bytea, integer),
     floor_add_session_passkey(bytea, text, bytea, bytea, bigint, text[], boolean, boolean) TO floor_web;
+
+-- A staged order lives FLOOR_STAGED_TTL_S (an API setting, from created_at by the database's
+-- clock) and may be discarded by the session that staged it; a discarded or expired one can no
+-- longer be claimed for Execute. A reload must not bring back an order staged hours ago at a
+-- price far from the market.
+ALTER TABLE staged_orders ADD COLUMN discarded_at timestamptz,
+    ADD CONSTRAINT staged_orders_discarded_or_executed CHECK (discarded_at IS NULL OR command_id IS NULL);
+GRANT UPDATE (discarded_at) ON staged_orders TO floor_web;

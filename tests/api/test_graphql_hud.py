@@ -150,6 +150,24 @@ async def test_staged_orders_are_the_sessions_own_not_yet_executed(
     await await_event(kafka_bootstrap, executed["commandId"], EventKind.SUBMITTED)
 
 
+DISCARD = """mutation($id: String!) { discardStaged(stagedId: $id) { __typename
+  ... on Discarded { stagedId } ... on Invalid { reason detail } } }"""
+
+
+async def test_a_discarded_staged_order_is_neither_listed_nor_executed(
+    graphql_api: GraphQLApi, alice: DeskTrader, ceremonies: Ceremonies
+) -> None:
+    staged = await mutate(graphql_api, alice, STAGE, ticket=ticket_input(Decimal("10.00")))
+    assert staged["__typename"] == "Staged", staged
+    discarded = await mutate(graphql_api, alice, DISCARD, id=staged["stagedId"])
+    assert discarded == {"__typename": "Discarded", "stagedId": staged["stagedId"]}
+    listed = await graphql_api.query(STAGED, cookie=cookie(alice))
+    assert staged["stagedId"] not in {s["stagedId"] for s in listed["stagedOrders"]}
+    await arm(ceremonies, alice)
+    executed = await mutate(graphql_api, alice, EXECUTE, id=staged["stagedId"])
+    assert (executed["__typename"], executed["reason"]) == ("Invalid", "desk.staged_discarded")
+
+
 async def test_a_signed_in_trader_adds_a_passkey_its_own_passkey_confirmed(
     graphql_api: GraphQLApi, alice: DeskTrader, cli_pool: asyncpg.Pool
 ) -> None:
