@@ -69,7 +69,7 @@ from api.desk_results import (
     outcome_result,
 )
 from api.door import BUS_UNAVAILABLE, Door, Rejected
-from api.principals import Principal
+from api.principals import ANY_ACCOUNT, Principal
 from api.staged_orders import StagedOrder, claim, discard, insert_staged, load_staged, release
 from api.trader_keys import TraderKeys
 from api.webauthn_ceremonies import Ceremonies
@@ -305,28 +305,40 @@ class Desk:
     async def cancel_all(
         self,
         principal: Principal,
-        account: str,
+        account: str | None,
         symbol: str | None = None,
         *,
         client_address: str | None = None,
     ) -> CancelSent | Invalid:
+        """Cancel every open order of ``account`` (or of one symbol in it); ``account`` None:
+        of every account the trader trades, one command each, so the control does what its name
+        says whatever the HUD has loaded."""
         if (refused := _no_session(principal)) is not None:
             return refused
-        if account == FLOOR_WIDE:
-            # A cancel-all names one account; the floor-wide cancel is the breaker's trip.
+        if account == FLOOR_WIDE or (account is None and ANY_ACCOUNT in principal.accounts):
+            # A cancel-all names accounts; the floor-wide cancel is the breaker's trip.
             return Invalid(
                 TICKET_INVALID,
                 "name one account to cancel its orders; to cancel every account's, trip the breaker",
                 "account",
             )
-        if not principal.sees(account):
+        if account is not None and not principal.sees(account):
             return Invalid(ACCOUNT_NOT_ALLOWED, f"you are not allowed on account {account}", "account")
         if symbol is not None and symbol not in self._symbols:
             return Invalid(
                 TICKET_INVALID, f"the floor trades {', '.join(self._symbols)}; not {symbol!r}", "symbol"
             )
-        sent = await self._send(principal, CommandKind.CANCEL_ALL, account, client_address, symbol=symbol)
-        return sent if isinstance(sent, Invalid) else CancelSent(sent, None)
+        accounts = (account,) if account is not None else tuple(sorted(principal.accounts))
+        if not accounts:
+            return Invalid(ACCOUNT_NOT_ALLOWED, "you trade no account", "account")
+        sent: list[str] = []
+        for each in accounts:
+            outcome = await self._send(principal, CommandKind.CANCEL_ALL, each, client_address, symbol=symbol)
+            if isinstance(outcome, Invalid):
+                done = f"sent for {', '.join(accounts[: len(sent)])}; " if sent else ""
+                return Invalid(outcome.reason, f"{done}not for {each}: {outcome.detail}", outcome.field)
+            sent.append(outcome)
+        return CancelSent(sent[0], None, accounts, tuple(sent))
 
     async def trip_breaker(
         self, principal: Principal, *, client_address: str | None = None

@@ -127,6 +127,9 @@ class CancelSent:
     """The cancel command's own id."""
     target: str | None
     """The order it cancels (None for a cancel of every order on the account)."""
+    accounts: tuple[str, ...] = ()
+    """A cancel-all's accounts, one command each (``command_ids``, in the same order)."""
+    command_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

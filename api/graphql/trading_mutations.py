@@ -151,6 +151,10 @@ class Discarded:
 class CancelSent:
     command_id: str
     target: str | None
+    accounts: list[str] = strawberry.field(
+        default_factory=list, description="A cancel-all's accounts, one command each (commandIds)."
+    )
+    command_ids: list[str] = strawberry.field(default_factory=list)
 
 
 @strawberry.type(description="The breaker command was sent; follow breakerState.")
@@ -227,8 +231,13 @@ class TradingMutations:
         )
         return _cancel(outcome)
 
-    @strawberry.mutation(description="Cancel every open order of an account, or of one symbol in it.")
-    async def cancel_all_orders(self, info: Info, account: str, symbol: str | None = None) -> CancelResult:
+    @strawberry.mutation(
+        description="Cancel every open order of an account (null: of every account you trade), or of"
+        " one symbol in it."
+    )
+    async def cancel_all_orders(
+        self, info: Info, account: str | None = None, symbol: str | None = None
+    ) -> CancelResult:
         outcome = await _desk(info).cancel_all(
             info.context.caller(), account, symbol, client_address=info.context.client_address
         )
@@ -335,4 +344,9 @@ def _invalid(outcome: results.Invalid) -> Invalid:
 def _cancel(outcome: results.CancelSent | results.Invalid) -> CancelSent | Invalid:
     if isinstance(outcome, results.Invalid):
         return _invalid(outcome)
-    return CancelSent(command_id=outcome.command_id, target=outcome.target)
+    return CancelSent(
+        command_id=outcome.command_id,
+        target=outcome.target,
+        accounts=list(outcome.accounts),
+        command_ids=list(outcome.command_ids) or [outcome.command_id],
+    )

@@ -495,24 +495,30 @@ async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_s
     assert (await hud.gql("query { me { grant { expiresAt } } }"))["data"]["me"]["grant"] is None
 
 
-async def test_a_reload_shows_the_sessions_staged_order_again(hud: Hud) -> None:
+async def test_a_reload_lists_the_sessions_staged_order_but_execute_sends_it_only_once_picked(
+    hud: Hud,
+) -> None:
     page = hud.page
     staged = await _stage(page, qty=4, limit="1.00")
     await hud.open()
     await page.locator("#passkeys").wait_for(state="attached")
     row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
     await expect(row).to_have_attribute("data-state", "staged")
+    # Listed, not the Execute target: an order staged long ago may be far from the market.
+    assert await page.evaluate("() => window.hud.store.latest('staged')") is None
+    await row.locator("button.select").click()
     await expect(page.locator("#order-hash")).to_have_text(staged["orderHashPrefix"])
     assert await _execute_reason(page) == "not-armed"
-    # Discarding it sends nothing and leaves nothing for Execute.
+    # Discarding it sends nothing and leaves nothing for Execute, here or in any other tab.
     await row.locator("button.cancel").click()
     await expect(row).to_have_count(0)
     assert await page.evaluate("() => window.hud.store.latest('staged')") is None
-    assert await _execute_reason(page) == "not-armed"
+    listed = await hud.gql("query { stagedOrders { stagedId } }")
+    assert staged["stagedId"] not in {s["stagedId"] for s in listed["data"]["stagedOrders"]}
     await hud.open()
     await page.locator("#passkeys").wait_for(state="attached")
     assert await page.evaluate("() => window.hud.blotter.loaded()")
-    await expect(page.locator("#blotter tr[data-state=staged]")).to_have_count(0)  # stays discarded
+    await expect(page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")).to_have_count(0)
 
 
 async def test_a_rows_cancel_takes_that_order_alone_through_cancel_pending(hud: Hud, venue: Venue) -> None:
