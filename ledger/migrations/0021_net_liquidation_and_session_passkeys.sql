@@ -59,7 +59,7 @@ CREATE TABLE passkey_additions (
     added_at timestamptz
 );
 REVOKE ALL ON passkey_additions FROM PUBLIC;
-GRANT SELECT ON passkey_additions TO floor_web, floor_reader;
+GRANT SELECT ON passkey_additions TO floor_web, floor_reader, floor_registrar;
 
 -- Records that the passkey p_confirmed_by (the trader's own, unrevoked) just confirmed, with a
 -- user-verified assertion the API checked, the addition whose registration challenge is
