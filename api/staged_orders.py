@@ -101,14 +101,10 @@ async def claim(db: Db, staged_id: str, command_id: str, ttl_s: int) -> bool:
 async def discard(db: Db, staged_id: str, trader: str, session_id: str) -> bool:
     """Discard the session's own staged order unless it was executed; True when it is (now or
     already) discarded."""
-    discarded = await db.fetchval(
-        "UPDATE staged_orders SET discarded_at = coalesce(discarded_at, now())"
-        " WHERE id = $1 AND trader = $2 AND session_id = $3 AND command_id IS NULL RETURNING id",
-        staged_id,
-        trader,
-        session_id,
-    )
-    return discarded is not None
+    # floor_discard_staged (migration 0021): the API's role cannot set discarded_at itself, so it
+    # can never un-discard one.
+    discarded = await db.fetchval("SELECT floor_discard_staged($1, $2, $3)", staged_id, trader, session_id)
+    return bool(discarded)
 
 
 async def release(db: Db, staged_id: str, command_id: str) -> None:

@@ -129,4 +129,17 @@ GRANT EXECUTE ON FUNCTION floor_confirm_passkey_addition(bytea, text, bytea, int
 -- price far from the market.
 ALTER TABLE staged_orders ADD COLUMN discarded_at timestamptz,
     ADD CONSTRAINT staged_orders_discarded_or_executed CHECK (discarded_at IS NULL OR command_id IS NULL);
-GRANT UPDATE (discarded_at) ON staged_orders TO floor_web;
+
+-- The API discards only through this function, so its role can never un-discard one (it has no
+-- UPDATE on discarded_at): a discarded staged order stays discarded.
+CREATE FUNCTION floor_discard_staged(p_id text, p_trader text, p_session_id text) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    WITH discarded AS (
+        UPDATE staged_orders SET discarded_at = coalesce(discarded_at, now())
+        WHERE id = p_id AND trader = p_trader AND session_id = p_session_id AND command_id IS NULL
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT FROM discarded)
+$$;
+REVOKE ALL ON FUNCTION floor_discard_staged(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION floor_discard_staged(text, text, text) TO floor_web;

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import asyncpg
+import pytest
 
 from api import desk_results as d
 from api.desk import Desk
@@ -74,6 +75,9 @@ async def test_a_discarded_staged_order_can_no_longer_be_executed_nor_is_listed(
     assert isinstance(result, d.Invalid) and result.reason == d.STAGED_DISCARDED, result
     assert await claimed(api_pool, order.staged_id) is None
     assert await live_ids(api_pool, alice, floor_settings.staged_ttl_s) == [kept.staged_id]
+    # The API's role cannot bring it back.
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await api_pool.execute("UPDATE staged_orders SET discarded_at = NULL WHERE id = $1", order.staged_id)
 
 
 async def test_only_the_session_that_staged_an_order_discards_it(
