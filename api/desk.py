@@ -49,12 +49,15 @@ from api.desk_results import (
     NOT_STAGED,
     PENDING,
     STAGED_ALTERED,
+    STAGED_DISCARDED,
     STAGED_ELSEWHERE,
+    STAGED_EXPIRED,
     STEP_UP_EVERY_ORDER,
     TICKET_INVALID,
     UNKNOWN_ORDER,
     BreakerCommandSent,
     CancelSent,
+    Discarded,
     Executed,
     ExecuteResult,
     GrantExceeded,
@@ -66,8 +69,8 @@ from api.desk_results import (
     outcome_result,
 )
 from api.door import BUS_UNAVAILABLE, Door, Rejected
-from api.principals import Principal
-from api.staged_orders import StagedOrder, claim, insert_staged, load_staged, release
+from api.principals import ANY_ACCOUNT, Principal
+from api.staged_orders import StagedOrder, claim, discard, insert_staged, load_staged, release
 from api.trader_keys import TraderKeys
 from api.webauthn_ceremonies import Ceremonies
 from api.webauthn_results import AssertionProof, Refusal
@@ -127,6 +130,7 @@ class Desk:
         self._keys = TraderKeys(trader_keys_dir or settings.trader_keys_dir)
         self._symbols = parse_symbols(settings.hotpath_symbols)
         self._book_max_age = timedelta(milliseconds=settings.desk_book_max_age_ms)
+        self._staged_ttl_s = settings.staged_ttl_s
 
     # --- staging -----------------------------------------------------------------------------
 
@@ -142,6 +146,18 @@ class Desk:
         )
         return Staged(staged.staged_id, staged.terms, staged.order_hash, staged.created_at)
 
+    async def discard(self, principal: Principal, staged_id: str) -> Discarded | Invalid:
+        """The session's own staged order will never be executed (nor listed) again."""
+        if (refused := _no_session(principal)) is not None:
+            return refused
+        assert principal.session_id is not None
+        if await discard(self._db, staged_id, principal.name, principal.session_id):
+            return Discarded(staged_id)
+        staged = await load_staged(self._db, staged_id, self._staged_ttl_s)
+        refused = _not_executable(principal, staged_id, staged)
+        assert refused is not None  # neither discardable nor the session's executed one
+        return refused
+
     # --- execution ---------------------------------------------------------------------------
 
     async def execute(
@@ -154,7 +170,7 @@ class Desk:
     ) -> ExecuteResult:
         if (refused := _no_session(principal)) is not None:
             return refused
-        staged = await load_staged(self._db, staged_id)
+        staged = await load_staged(self._db, staged_id, self._staged_ttl_s)
         if (refused := _not_executable(principal, staged_id, staged)) is not None:
             return refused
         assert staged is not None and principal.session_id is not None
@@ -219,8 +235,12 @@ class Desk:
         if key is None:
             return _no_key(principal)
         command_id = new_command_id()
-        if not await claim(self._db, staged_id, command_id):
-            return Invalid(ALREADY_EXECUTED, "this staged order was executed already")
+        if not await claim(self._db, staged_id, command_id, self._staged_ttl_s):
+            # Executed, discarded or expired since it was loaded: say which.
+            now = await load_staged(self._db, staged_id, self._staged_ttl_s)
+            return _not_executable(principal, staged_id, now) or Invalid(
+                ALREADY_EXECUTED, "this staged order was executed already"
+            )
         authorization = _authorization(proof, ceremony, digest if ceremony is Ceremony.STEP_UP else None)
         try:
             command = Command(
@@ -285,28 +305,40 @@ class Desk:
     async def cancel_all(
         self,
         principal: Principal,
-        account: str,
+        account: str | None,
         symbol: str | None = None,
         *,
         client_address: str | None = None,
     ) -> CancelSent | Invalid:
+        """Cancel every open order of ``account`` (or of one symbol in it); ``account`` None:
+        of every account the trader trades, one command each, so the control does what its name
+        says whatever the HUD has loaded."""
         if (refused := _no_session(principal)) is not None:
             return refused
-        if account == FLOOR_WIDE:
-            # A cancel-all names one account; the floor-wide cancel is the breaker's trip.
+        if account == FLOOR_WIDE or (account is None and ANY_ACCOUNT in principal.accounts):
+            # A cancel-all names accounts; the floor-wide cancel is the breaker's trip.
             return Invalid(
                 TICKET_INVALID,
                 "name one account to cancel its orders; to cancel every account's, trip the breaker",
                 "account",
             )
-        if not principal.sees(account):
+        if account is not None and not principal.sees(account):
             return Invalid(ACCOUNT_NOT_ALLOWED, f"you are not allowed on account {account}", "account")
         if symbol is not None and symbol not in self._symbols:
             return Invalid(
                 TICKET_INVALID, f"the floor trades {', '.join(self._symbols)}; not {symbol!r}", "symbol"
             )
-        sent = await self._send(principal, CommandKind.CANCEL_ALL, account, client_address, symbol=symbol)
-        return sent if isinstance(sent, Invalid) else CancelSent(sent, None)
+        accounts = (account,) if account is not None else tuple(sorted(principal.accounts))
+        if not accounts:
+            return Invalid(ACCOUNT_NOT_ALLOWED, "you trade no account", "account")
+        sent: list[str] = []
+        for each in accounts:
+            outcome = await self._send(principal, CommandKind.CANCEL_ALL, each, client_address, symbol=symbol)
+            if isinstance(outcome, Invalid):
+                done = f"sent for {', '.join(accounts[: len(sent)])}; " if sent else ""
+                return Invalid(outcome.reason, f"{done}not for {each}: {outcome.detail}", outcome.field)
+            sent.append(outcome)
+        return CancelSent(sent[0], None, accounts, tuple(sent))
 
     async def trip_breaker(
         self, principal: Principal, *, client_address: str | None = None
@@ -438,6 +470,14 @@ def _not_executable(principal: Principal, staged_id: str, staged: StagedOrder | 
         return Invalid(STAGED_ELSEWHERE, "this order was staged in another session: stage it again here")
     if staged.command_id is not None:
         return Invalid(ALREADY_EXECUTED, f"this staged order was executed already, as {staged.command_id}")
+    if staged.discarded_at is not None:
+        return Invalid(STAGED_DISCARDED, "this staged order was discarded: stage it again", "staged_id")
+    if staged.expired:
+        return Invalid(
+            STAGED_EXPIRED,
+            "this order was staged too long ago for the market it priced: stage it again",
+            "staged_id",
+        )
     return None
 
 

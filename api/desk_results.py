@@ -21,6 +21,8 @@ NOT_STAGED = "desk.not_staged"
 ALREADY_EXECUTED = "desk.already_executed"
 STAGED_ELSEWHERE = "desk.staged_in_another_session"
 STAGED_ALTERED = "desk.staged_order_altered"
+STAGED_EXPIRED = "desk.staged_expired"
+STAGED_DISCARDED = "desk.staged_discarded"
 NO_TRADER_KEY = "desk.no_trader_key"
 UNKNOWN_ORDER = "desk.unknown_order"
 ACCOUNT_NOT_ALLOWED = "desk.account_not_allowed"
@@ -30,6 +32,13 @@ PENDING = "PENDING"
 """The hot path's decision did not arrive in time, or Kafka did not acknowledge the command
 (it may still have reached the floor): follow the order on ``orderEvents``."""
 ACCEPTED = "ACCEPTED"
+
+
+@dataclass(frozen=True)
+class Discarded:
+    """The staged order can no longer be executed."""
+
+    staged_id: str
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,9 @@ class CancelSent:
     """The cancel command's own id."""
     target: str | None
     """The order it cancels (None for a cancel of every order on the account)."""
+    accounts: tuple[str, ...] = ()
+    """A cancel-all's accounts, one command each (``command_ids``, in the same order)."""
+    command_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

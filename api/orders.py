@@ -43,13 +43,13 @@ from api.desk_results import (
 )
 from api.door import BUS_UNAVAILABLE, LEDGER_UNAVAILABLE
 from api.principals import SESSION_COOKIE, authenticate
+from api.same_origin import CROSS_SITE, cross_site
 
 router = APIRouter(prefix="/v1")
 
 UNAUTHENTICATED = "auth.unauthenticated"
 BAD_BODY = "desk.bad_body"
 JSON_REQUIRED = "desk.json_required"
-CROSS_SITE = "desk.cross_site"
 
 
 @router.post(
@@ -141,18 +141,9 @@ def _not_from_the_floors_page(request: Request, origin: str) -> JSONResponse | N
         return _refusal(
             "Invalid", JSON_REQUIRED, "send the body as application/json ({} for no step-up)", 415
         )
-    sender = request.headers.get("origin")
-    if sender is not None:
-        if sender != origin:
-            return _refusal(
-                "Invalid", CROSS_SITE, f"a page at {sender} may not execute orders; only {origin} may", 403
-            )
-        return None
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site != "same-origin":
-        return _refusal(
-            "Invalid", CROSS_SITE, f"a {site} request may not execute orders; only {origin}'s pages may", 403
-        )
+    refused = cross_site(request.headers, origin, "execute orders")
+    if refused is not None:
+        return _refusal("Invalid", CROSS_SITE, refused, 403)
     return None
 
 

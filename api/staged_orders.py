@@ -4,6 +4,10 @@ executed.
 The claim is the guard against executing one staged order twice: :func:`claim` sets the
 command id only where none is set yet, in one statement, so of two concurrent Executes exactly
 one gets the row. :func:`release` undoes a claim whose command was never published.
+
+A staged order lives ``ttl_s`` seconds from its ``created_at`` (both by the database's clock) and
+may be discarded by its session; neither an expired nor a discarded one can be claimed, and
+:func:`open_staged` lists only live ones.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ class StagedOrder:
     created_at: datetime
     command_id: str | None
     """Set once the order was executed (claimed): the id of the command it became."""
+    discarded_at: datetime | None = None
+    expired: bool = False
+    """Older than the lifetime it was loaded with (by the database's clock)."""
 
 
 def new_staged_id() -> str:
@@ -49,32 +56,55 @@ async def insert_staged(
     return _staged(row)
 
 
-async def load_staged(db: Db, staged_id: str) -> StagedOrder | None:
-    row = await db.fetchrow("SELECT * FROM staged_orders WHERE id = $1", staged_id)
+_LIVE = "command_id IS NULL AND discarded_at IS NULL AND created_at > now() - make_interval(secs => {})"
+
+
+async def load_staged(db: Db, staged_id: str, ttl_s: int) -> StagedOrder | None:
+    row = await db.fetchrow(
+        "SELECT *, created_at <= now() - make_interval(secs => $2) AS expired FROM staged_orders"
+        " WHERE id = $1",
+        staged_id,
+        ttl_s,
+    )
     return None if row is None else _staged(row)
 
 
-async def open_staged(db: Db, trader: str, session_id: str, limit: int) -> list[StagedOrder]:
-    """The session's staged orders not executed yet, newest first, at most ``limit``."""
+async def open_staged(db: Db, trader: str, session_id: str, limit: int, ttl_s: int) -> list[StagedOrder]:
+    """The session's live staged orders (not executed, discarded or expired), newest first, at
+    most ``limit``."""
     rows = await db.fetch(
-        "SELECT * FROM staged_orders WHERE trader = $1 AND session_id = $2 AND command_id IS NULL"
-        " ORDER BY created_at DESC, id LIMIT $3",
+        "SELECT * FROM staged_orders WHERE trader = $1 AND session_id = $2 AND "
+        + _LIVE.format("$4")
+        + " ORDER BY created_at DESC, id LIMIT $3",
         trader,
         session_id,
         limit,
+        ttl_s,
     )
     return [_staged(r) for r in rows]
 
 
-async def claim(db: Db, staged_id: str, command_id: str) -> bool:
-    """Mark the staged order executed as ``command_id``; False when it already was."""
+async def claim(db: Db, staged_id: str, command_id: str, ttl_s: int) -> bool:
+    """Mark the staged order executed as ``command_id``; False when it already was, or was
+    discarded or expired meanwhile."""
     claimed = await db.fetchval(
-        "UPDATE staged_orders SET command_id = $2, executed_at = now()"
-        " WHERE id = $1 AND command_id IS NULL RETURNING id",
+        "UPDATE staged_orders SET command_id = $2, executed_at = now() WHERE id = $1 AND "
+        + _LIVE.format("$3")
+        + " RETURNING id",
         staged_id,
         command_id,
+        ttl_s,
     )
     return claimed is not None
+
+
+async def discard(db: Db, staged_id: str, trader: str, session_id: str) -> bool:
+    """Discard the session's own staged order unless it was executed; True when it is (now or
+    already) discarded."""
+    # floor_discard_staged (migration 0021): the API's role cannot set discarded_at itself, so it
+    # can never un-discard one.
+    discarded = await db.fetchval("SELECT floor_discard_staged($1, $2, $3)", staged_id, trader, session_id)
+    return bool(discarded)
 
 
 async def release(db: Db, staged_id: str, command_id: str) -> None:
@@ -105,4 +135,6 @@ def _staged(row: Any) -> StagedOrder:
         order_hash=row["order_hash"],
         created_at=row["created_at"],
         command_id=row["command_id"],
+        discarded_at=row["discarded_at"],
+        expired=bool(row.get("expired", False)),
     )

@@ -26,8 +26,9 @@ CREDENTIAL_REVOKED = "webauthn.credential_revoked"
 TRADER_DISABLED = "webauthn.trader_disabled"
 TOO_MANY_CHALLENGES = "webauthn.too_many_challenges"
 """Too many sign-ins begun and not answered: a new one waits until some expire."""
-NOT_ARMED = "auth.not_armed"
-"""Adding a passkey from a session needs a live arming grant (a fresh user-verified ceremony)."""
+PASSKEY_NOT_CONFIRMED = "auth.passkey_not_confirmed"
+"""A passkey addition that no existing passkey of the trader confirmed (or whose confirmation
+ran out, was used, or whose confirming passkey was revoked meanwhile)."""
 
 BREACHES = frozenset({BAD_SIGNATURE, SIGN_COUNT_REPLAYED})
 """Refusals that mean someone forged an assertion or holds a copy of an authenticator: each is

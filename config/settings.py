@@ -102,6 +102,8 @@ class FloorSettings(BaseSettings):
     Unset: ``http://<webauthn_rp_id>:<api_port>``, the address the API serves the pages at. Set,
     its host must be the rp id and its port the API's (:meth:`webauthn_origin_problem`)."""
     desk_book_max_age_ms: int = Field(default=2000, ge=1)
+    staged_ttl_s: int = Field(default=300, ge=1)
+    """How long a staged order may still be executed (or is listed) after it was staged."""
     """How old (by its venue timestamp) the order book may be for the desk to price an order
     against an arming grant's maximum notional; older, and an order its limit does not bound
     needs a step-up."""

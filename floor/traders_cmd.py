@@ -26,6 +26,7 @@ from ledger import traders
 from ledger.key_changes import revoke_key_signed
 from ledger.keys import ROLE_TRADER, KeyRegistryError, UnknownAgent, active_key_for
 from ledger.operator_changes import OperatorNotAuthorised
+from ledger.webauthn_store import StoredCredential, passkey_confirmed_by
 from trading.authorization import trader_agent_id
 
 app = typer.Typer(help="Human traders: signing keys and passkey enrolment.", no_args_is_help=True)
@@ -157,16 +158,27 @@ def _ended(ended: revocation.Ended) -> str:
 
 @app.command("passkeys")
 def passkeys(name: Annotated[str, typer.Argument(help="The trader whose passkeys to list.")]) -> None:
-    """The trader's passkeys: id, created, last used, sign count, synced or device-bound, status."""
+    """The trader's passkeys: id, created, how it was added (an enrolment link, or from a session
+    confirmed by which passkey), last used, sign count, synced or device-bound, status."""
     settings = FloorSettings()
     _existing(settings, name)
     table = Table(title=f"Passkeys of {name}", title_justify="left")
-    for column in ("credential id", "created", "last used", "sign count", "kind", "status"):
+    for column in ("credential id", "created", "added", "last used", "sign count", "kind", "status"):
         table.add_column(column, overflow="fold")
-    for c in run_as_cli(settings, lambda conn: revocation.passkeys(conn, name)):
+
+    async def listed(conn: asyncpg.Connection) -> list[tuple[StoredCredential, bytes | None]]:
+        return [
+            (c, await passkey_confirmed_by(conn, c.credential_id))
+            for c in await revocation.passkeys(conn, name)
+        ]
+
+    for c, confirmed_by in run_as_cli(settings, listed):
         table.add_row(
             revocation.credential_text(c.credential_id),
             f"{c.created_at:%Y-%m-%d %H:%M:%S}",
+            "enrolment link"
+            if confirmed_by is None
+            else f"confirmed by {revocation.credential_text(confirmed_by)[:12]}",
             "" if c.last_used_at is None else f"{c.last_used_at:%Y-%m-%d %H:%M:%S}",
             str(c.sign_count),
             "synced" if c.backup_eligible or c.sign_count == 0 else "device-bound",

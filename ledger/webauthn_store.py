@@ -6,7 +6,7 @@ Every check that must hold under concurrency is one statement: a challenge is ta
 both win), a sign count moves by compare-and-swap (``WHERE sign_count = old``). The API's role
 stores a passkey and moves its count only through the SECURITY DEFINER functions of migration
 0019 (``floor_register_passkey``, ``floor_advance_sign_count``) and 0021
-(``floor_add_session_passkey``). Times are passed in by the
+(``floor_confirm_passkey_addition``, ``floor_add_session_passkey``). Times are passed in by the
 caller's clock so a test can move it, except where a caller's clock would let the API's role
 widen what it may do: registering a passkey and pruning challenges use the database's clock
 (migration 0020).
@@ -30,8 +30,10 @@ PURPOSE_REGISTRATION = "registration"
 PURPOSE_LOGIN = "login"
 PURPOSE_ARMING = "arming"
 PURPOSE_STEP_UP = "step_up"
+PURPOSE_PASSKEY_CONFIRM = "passkey_confirm"
+"""An existing passkey's assertion confirming that another is about to be added (migration 0021)."""
 PURPOSE_PASSKEY = "passkey"
-"""Another passkey added from a signed-in, armed session (migration 0021)."""
+"""Another passkey's registration, from a signed-in session, once confirmed (migration 0021)."""
 
 
 @dataclass(frozen=True)
@@ -122,20 +124,51 @@ async def enrol_credential(db: Db, *, enrolment_token: str, passkey: NewPasskey)
     return await _store_passkey(db, "floor_register_passkey", secret_hash(enrolment_token), passkey)
 
 
-async def add_session_passkey(db: Db, *, cookie: str, passkey: NewPasskey) -> StoredCredential | None:
+async def confirm_passkey_addition(
+    db: Db, *, cookie: str, challenge_id: str, confirmed_by: bytes, ttl_s: int
+) -> bool:
+    """Record that the passkey ``confirmed_by`` confirmed the addition whose registration
+    challenge is ``challenge_id`` (``floor_confirm_passkey_addition``, by the cookie's hash and
+    the database's clock): False, and nothing stored, unless the session is live, the challenge
+    is its own and open, and the passkey is its trader's and unrevoked."""
+    return bool(
+        await db.fetchval(
+            "SELECT floor_confirm_passkey_addition($1, $2, $3, $4)",
+            secret_hash(cookie),
+            challenge_id,
+            confirmed_by,
+            ttl_s,
+        )
+    )
+
+
+async def add_session_passkey(
+    db: Db, *, cookie: str, challenge_id: str, passkey: NewPasskey
+) -> StoredCredential | None:
     """Store another passkey for the trader whose session this cookie opens, in one statement
     (``floor_add_session_passkey``, by the cookie's hash and the database's clock): None (and
-    nothing stored) unless the session is live and holds a live arming grant, its passkeys are
-    unrevoked and its trader is enabled."""
-    return await _store_passkey(db, "floor_add_session_passkey", secret_hash(cookie), passkey)
+    nothing stored) unless the addition ``challenge_id`` of that session was confirmed, is
+    unexpired and unused, its confirming passkey and the session's are unrevoked and its trader
+    is enabled. The addition is used up."""
+    return await _store_passkey(db, "floor_add_session_passkey", secret_hash(cookie), passkey, challenge_id)
+
+
+async def passkey_confirmed_by(db: Db, credential_id: bytes) -> bytes | None:
+    """The passkey that confirmed adding this one from a session (None: enrolled by a link)."""
+    found = await db.fetchval(
+        "SELECT confirmed_by FROM passkey_additions WHERE added_credential = $1", credential_id
+    )
+    return None if found is None else bytes(found)
 
 
 async def _store_passkey(
-    db: Db, function: str, secret: bytes, passkey: NewPasskey
+    db: Db, function: str, secret: bytes, passkey: NewPasskey, *bound: str
 ) -> StoredCredential | None:
+    arguments = ", ".join(f"${i}" for i in range(1, 8 + len(bound)))
     row = await db.fetchrow(
-        f"SELECT {_CREDENTIAL_COLUMNS} FROM {function}($1, $2, $3, $4, $5, $6, $7)",
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM {function}({arguments})",
         secret,
+        *bound,
         passkey.credential_id,
         passkey.public_key,
         passkey.sign_count,

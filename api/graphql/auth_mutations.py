@@ -1,5 +1,5 @@
 """The WebAuthn ceremonies as mutations: passkey registration (through the enrolment link, or
-from a signed-in and armed session), sign-in and sign-out, arming and disarming.
+from a signed-in session, confirmed by a passkey the trader has), sign-in and sign-out, arming and disarming.
 
 Each ceremony is a ``begin*`` mutation answering a :class:`CeremonyChallenge` (options JSON for
 ``PublicKeyCredential.parseCreationOptionsFromJSON`` / ``parseRequestOptionsFromJSON``) and a
@@ -174,13 +174,29 @@ class AuthMutations:
         return Grant.of(outcome)
 
     @strawberry.mutation(
-        description="Start registering another passkey from a signed-in session; needs a live arming grant."
+        description="Start adding another passkey from a signed-in session: an assertion (options"
+        " for navigator.credentials.get()) by one of your passkeys, confirming this addition."
     )
     async def begin_add_passkey(self, info: Info) -> ChallengeResult:
         principal = info.context.caller()
         if not _trader_session(principal):
             return _not_a_trader("adding a passkey")
         return _challenge(await _ceremonies(info).begin_add_passkey(principal))
+
+    @strawberry.mutation(
+        description="Confirm adding a passkey: the assertion of navigator.credentials.get(); answers"
+        " the new passkey's registration options (for navigator.credentials.create())."
+    )
+    async def confirm_add_passkey(self, info: Info, challenge_id: str, credential: str) -> ChallengeResult:
+        principal = info.context.caller()
+        cookie = info.context.session_cookie()
+        if not _trader_session(principal) or cookie is None:
+            return _not_a_trader("adding a passkey")
+        return _challenge(
+            await _ceremonies(info).confirm_add_passkey(
+                principal, cookie, challenge_id, credential, client_address=info.context.client_address
+            )
+        )
 
     @strawberry.mutation(
         description="Finish adding a passkey: the credential JSON of navigator.credentials.create()."

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
+from fastapi import HTTPException
 from fastapi.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
@@ -19,6 +20,7 @@ from strawberry.types import Info as StrawberryInfo
 from api.graphql.errors import ops_only, unauthenticated
 from api.graphql.loaders import Loaders
 from api.principals import SESSION_COOKIE, Principal, authenticate
+from api.same_origin import CROSS_SITE, cross_site
 from api.services import Services
 
 
@@ -75,9 +77,16 @@ async def get_context(connection: HTTPConnection) -> FloorContext:
     if connection.scope["type"] == "websocket":
         # Authenticated in connection_init, once its payload is in.
         return FloorContext(services, None, client)
+    cookie = connection.cookies.get(SESSION_COOKIE)
+    if cookie is not None and connection.scope.get("method") == "POST":
+        # Defence in depth beside the application/json gate: a page on another local port is
+        # the same site, so the browser sends it the SameSite=Strict cookie.
+        refused = cross_site(connection.headers, services.settings.webauthn_origin, "call the floor's API")
+        if refused is not None:
+            raise HTTPException(status_code=403, detail={"error": CROSS_SITE, "detail": refused})
     principal = await authenticate(
         services.db,
-        cookie=connection.cookies.get(SESSION_COOKIE),
+        cookie=cookie,
         bearer=bearer_token(connection.headers.get("authorization")),
     )
     return FloorContext(services, principal, client)

@@ -122,7 +122,8 @@ class Query:
         return await sizing_suggestion(info, ticket, win_probability, payoff)
 
     @strawberry.field(
-        description=f"The session's staged orders not executed yet, newest first (at most "
+        description="The session's live staged orders (not executed, discarded or expired), newest"
+        f" first (at most "
         f"{STAGED_SHOWN}); empty for a program."
     )
     async def staged_orders(self, info: Info) -> list[Staged]:
@@ -130,7 +131,10 @@ class Query:
         session_id = principal.trader_session
         if session_id is None:
             return []
-        staged = await open_staged(info.context.services.db, principal.name, session_id, STAGED_SHOWN)
+        services = info.context.services
+        staged = await open_staged(
+            services.db, principal.name, session_id, STAGED_SHOWN, services.settings.staged_ttl_s
+        )
         return [Staged.of(s.staged_id, s.terms, s.order_hash, s.created_at) for s in staged]
 
     @strawberry.field(description="Security events newest first (ops role only).")

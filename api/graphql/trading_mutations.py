@@ -142,10 +142,19 @@ class Invalid:
     field: str | None
 
 
+@strawberry.type(description="The staged order was discarded: it can no longer be executed.")
+class Discarded:
+    staged_id: str
+
+
 @strawberry.type(description="The cancel was sent (signed, through the door); follow orderEvents.")
 class CancelSent:
     command_id: str
     target: str | None
+    accounts: list[str] = strawberry.field(
+        default_factory=list, description="A cancel-all's accounts, one command each (commandIds)."
+    )
+    command_ids: list[str] = strawberry.field(default_factory=list)
 
 
 @strawberry.type(description="The breaker command was sent; follow breakerState.")
@@ -176,6 +185,7 @@ ExecuteOrderResult = Annotated[
     Executed | NotArmed | GrantExceeded | StepUpRequired | RiskRejected | BreakerHalted | Invalid,
     strawberry.union("ExecuteOrderResult"),
 ]
+DiscardStagedResult = Annotated[Discarded | Invalid, strawberry.union("DiscardStagedResult")]
 CancelResult = Annotated[CancelSent | Invalid, strawberry.union("CancelResult")]
 TripBreakerResult = Annotated[BreakerCommandSent | Invalid, strawberry.union("TripBreakerResult")]
 RearmBreakerResult = Annotated[
@@ -207,6 +217,13 @@ class TradingMutations:
         )
         return execute_result(outcome)
 
+    @strawberry.mutation(description="Discard one of your session's staged orders (nothing was sent).")
+    async def discard_staged(self, info: Info, staged_id: str) -> DiscardStagedResult:
+        outcome = await _desk(info).discard(info.context.caller(), staged_id)
+        if isinstance(outcome, results.Invalid):
+            return _invalid(outcome)
+        return Discarded(staged_id=outcome.staged_id)
+
     @strawberry.mutation(description="Cancel one of your orders (no arming needed: it reduces risk).")
     async def cancel_order(self, info: Info, command_id: str) -> CancelResult:
         outcome = await _desk(info).cancel(
@@ -214,8 +231,13 @@ class TradingMutations:
         )
         return _cancel(outcome)
 
-    @strawberry.mutation(description="Cancel every open order of an account, or of one symbol in it.")
-    async def cancel_all_orders(self, info: Info, account: str, symbol: str | None = None) -> CancelResult:
+    @strawberry.mutation(
+        description="Cancel every open order of an account (null: of every account you trade), or of"
+        " one symbol in it."
+    )
+    async def cancel_all_orders(
+        self, info: Info, account: str | None = None, symbol: str | None = None
+    ) -> CancelResult:
         outcome = await _desk(info).cancel_all(
             info.context.caller(), account, symbol, client_address=info.context.client_address
         )
@@ -322,4 +344,9 @@ def _invalid(outcome: results.Invalid) -> Invalid:
 def _cancel(outcome: results.CancelSent | results.Invalid) -> CancelSent | Invalid:
     if isinstance(outcome, results.Invalid):
         return _invalid(outcome)
-    return CancelSent(command_id=outcome.command_id, target=outcome.target)
+    return CancelSent(
+        command_id=outcome.command_id,
+        target=outcome.target,
+        accounts=list(outcome.accounts),
+        command_ids=list(outcome.command_ids) or [outcome.command_id],
+    )

@@ -38,11 +38,12 @@ from tests.api.desk_live import (  # noqa: F401 - fixtures used by name
     risk_profiles,
     trading_state,
 )
-from tests.fixtures.desk import ACCOUNT, DeskTrader, arm, ticket
+from tests.fixtures.desk import ACCOUNT, DeskTrader, arm, desk_settings, desk_trader, ticket
 from tests.fixtures.hotpath import await_event
 from tests.fixtures.identity import sign_in
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
+from tests.hotpath.conftest import TIGHT_ACCOUNT
 from trading.arming_limits import OVER_NOTIONAL, OVER_QUANTITY
 from trading.order_events import EventKind
 
@@ -366,3 +367,31 @@ async def test_rest_execute_takes_only_json_from_the_floors_own_page(
             headers={"Origin": floor_settings.webauthn_origin, "Sec-Fetch-Site": "same-origin"},
         )
         assert (own_page.status_code, own_page.json()["error"]) == (403, d.NOT_ARMED)
+
+
+async def test_cancel_all_without_an_account_cancels_every_account_the_trader_trades(
+    floor_up: HotPathProcess,
+    desk: Desk,
+    ceremonies: Ceremonies,
+    cli_pool: asyncpg.Pool,
+    ledger_pool: asyncpg.Pool,
+    floor_settings: FloorSettings,
+    paper: PaperStack,
+    kafka_bootstrap: str,
+) -> None:
+    # A trader of two accounts; the open order is in the one a HUD showing the other never loads.
+    trader = await desk_trader(
+        ceremonies, cli_pool, ledger_pool, desk_settings(floor_settings), accounts=(TIGHT_ACCOUNT, ACCOUNT)
+    )
+    limit = await resting_limit(paper)
+    order = await stage(desk, trader, limit_price=str(limit), stop_loss=str(limit - 5))
+    await arm(ceremonies, trader)
+    executed = await desk.execute(trader.principal, order.staged_id)
+    assert isinstance(executed, d.Executed) and executed.state == d.ACCEPTED, executed
+    await await_event(kafka_bootstrap, executed.command_id, EventKind.SUBMITTED)
+
+    swept = await desk.cancel_all(trader.principal, None)
+
+    assert isinstance(swept, d.CancelSent), swept
+    assert swept.accounts == tuple(sorted((TIGHT_ACCOUNT, ACCOUNT))) and len(swept.command_ids) == 2
+    await await_event(kafka_bootstrap, executed.command_id, EventKind.CANCELLED)

@@ -52,6 +52,9 @@ query Suggest($ticket: OrderTicketInput!, $p: Decimal!, $b: Decimal) {
 STAGED = "{ stagedOrders { stagedId orderHash orderHashPrefix symbol side quantity limitPrice createdAt } }"
 BEGIN_ADD = """mutation { beginAddPasskey { __typename
   ... on CeremonyChallenge { challengeId optionsJson } ... on WebAuthnRefused { reason detail } } }"""
+CONFIRM_ADD = """mutation($id: String!, $credential: String!) {
+  confirmAddPasskey(challengeId: $id, credential: $credential) { __typename
+    ... on CeremonyChallenge { challengeId optionsJson } ... on WebAuthnRefused { reason detail } } }"""
 FINISH_ADD = """mutation($id: String!, $credential: String!) {
   finishAddPasskey(challengeId: $id, credential: $credential) { __typename
     ... on Authenticator { credentialId synced backupEligible }
@@ -147,17 +150,41 @@ async def test_staged_orders_are_the_sessions_own_not_yet_executed(
     await await_event(kafka_bootstrap, executed["commandId"], EventKind.SUBMITTED)
 
 
-async def test_a_signed_in_trader_adds_a_passkey_only_while_armed(
-    graphql_api: GraphQLApi, alice: DeskTrader, ceremonies: Ceremonies, cli_pool: asyncpg.Pool
+DISCARD = """mutation($id: String!) { discardStaged(stagedId: $id) { __typename
+  ... on Discarded { stagedId } ... on Invalid { reason detail } } }"""
+
+
+async def test_a_discarded_staged_order_is_neither_listed_nor_executed(
+    graphql_api: GraphQLApi, alice: DeskTrader, ceremonies: Ceremonies
+) -> None:
+    staged = await mutate(graphql_api, alice, STAGE, ticket=ticket_input(Decimal("10.00")))
+    assert staged["__typename"] == "Staged", staged
+    discarded = await mutate(graphql_api, alice, DISCARD, id=staged["stagedId"])
+    assert discarded == {"__typename": "Discarded", "stagedId": staged["stagedId"]}
+    listed = await graphql_api.query(STAGED, cookie=cookie(alice))
+    assert staged["stagedId"] not in {s["stagedId"] for s in listed["stagedOrders"]}
+    await arm(ceremonies, alice)
+    executed = await mutate(graphql_api, alice, EXECUTE, id=staged["stagedId"])
+    assert (executed["__typename"], executed["reason"]) == ("Invalid", "desk.staged_discarded")
+
+
+async def test_a_signed_in_trader_adds_a_passkey_its_own_passkey_confirmed(
+    graphql_api: GraphQLApi, alice: DeskTrader, cli_pool: asyncpg.Pool
 ) -> None:
     _, token = await issue_token(cli_pool, f"hud-{uuid.uuid4().hex[:8]}", "ops")
     program = (await graphql_api.query(BEGIN_ADD, token=token))["beginAddPasskey"]
     assert (program["__typename"], program["reason"]) == ("WebAuthnRefused", "auth.trader_session_required")
-    unarmed = await mutate(graphql_api, alice, BEGIN_ADD)
-    assert (unarmed["__typename"], unarmed["reason"]) == ("WebAuthnRefused", "auth.not_armed")
 
-    await arm(ceremonies, alice)
-    challenge = await mutate(graphql_api, alice, BEGIN_ADD)
+    begun = await mutate(graphql_api, alice, BEGIN_ADD)
+    assert begun["__typename"] == "CeremonyChallenge", begun
+    alice.trader.authenticator.origin = graphql_api.origin  # the ceremony runs on this API's page
+    challenge = await mutate(
+        graphql_api,
+        alice,
+        CONFIRM_ADD,
+        id=begun["challengeId"],
+        credential=alice.trader.authenticator.get(begun["optionsJson"]),
+    )
     assert challenge["__typename"] == "CeremonyChallenge", challenge
     phone = SoftwareAuthenticator(origin=graphql_api.origin, backup_eligible=True)
     added = await mutate(

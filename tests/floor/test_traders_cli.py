@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from api.principals import authenticate
 from api.webauthn_ceremonies import Ceremonies
+from api.webauthn_results import AuthenticatorInfo, Challenge
 from config.settings import FloorSettings
 from floor.api_tokens_cmd import app as tokens_app
 from floor.keys import write_private_key
@@ -130,15 +131,17 @@ async def test_traders_passkeys_revoke_passkey_sign_out_and_disable(
 
     listed = await invoke(runner, traders_app, ["passkeys", name])
     assert listed.exit_code == 0 and info.credential_id in listed.output and "active" in listed.output
+    assert "enrolment link" in listed.output
+
     unknown = await invoke(runner, traders_app, ["revoke-passkey", name, "no-such-prefix"])
     assert unknown.exit_code == 1 and "floor traders passkeys" in unknown.output
 
-    revoked = await invoke(runner, traders_app, ["revoke-passkey", name, info.credential_id[:6]])
+    revoked = await invoke(runner, traders_app, ["revoke-passkey", name, "--", info.credential_id[:6]])
     assert revoked.exit_code == 0, revoked.output
     assert "1 session(s)" in revoked.output
     assert await authenticate(api_pool, cookie=cookie, bearer=None) is None
     assert "revoked" in (await invoke(runner, traders_app, ["passkeys", name])).output
-    again = await invoke(runner, traders_app, ["revoke-passkey", name, info.credential_id[:6]])
+    again = await invoke(runner, traders_app, ["revoke-passkey", name, "--", info.credential_id[:6]])
     assert again.exit_code == 1 and "revoked already" in again.output
 
     link = await invoke(runner, traders_app, ["enrol", name])
@@ -158,3 +161,29 @@ async def test_traders_passkeys_revoke_passkey_sign_out_and_disable(
     refused = await invoke(runner, traders_app, ["enrol", name])
     assert refused.exit_code == 1 and "disabled" in refused.output
     assert (await invoke(runner, traders_app, ["sign-out", "nobody-here"])).exit_code == 1
+
+
+async def test_traders_passkeys_shows_which_passkey_confirmed_one_added_from_a_session(
+    cli: tuple[CliRunner, str], ceremonies: Ceremonies
+) -> None:
+    runner, operator = cli
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    added = await invoke(runner, traders_app, ["add", name, "--accounts", "DU1", "--as", operator])
+    assert added.exit_code == 0, added.output
+    trader = Trader(name, _token_from(added.output), SoftwareAuthenticator())
+    info = await enrol(ceremonies, trader)
+    principal, cookie = await sign_in(ceremonies, trader)
+
+    # A passkey added from the session shows which passkey confirmed it.
+    begun = await ceremonies.begin_add_passkey(principal)
+    assert isinstance(begun, Challenge)
+    opened = await ceremonies.confirm_add_passkey(
+        principal, cookie, begun.challenge_id, trader.authenticator.get(begun.options_json)
+    )
+    assert isinstance(opened, Challenge), opened
+    phone = await ceremonies.finish_add_passkey(
+        principal, cookie, opened.challenge_id, SoftwareAuthenticator().create(opened.options_json)
+    )
+    assert isinstance(phone, AuthenticatorInfo), phone
+    listed = await invoke(runner, traders_app, ["passkeys", name])
+    assert f"confirmed by {info.credential_id[:12]}" in " ".join(listed.output.split()), listed.output

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from tests.helpers import eventually
 from tests.hud.browser import add_authenticator
@@ -352,7 +352,7 @@ async def test_the_breaker_banner_shows_a_halt_and_rearming_needs_an_armed_sessi
     await expect(page.locator("#breaker-state")).to_have_attribute("data-state", "ACTIVE")
 
 
-async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_armed(
+async def test_settings_lists_passkeys_and_adds_one_the_existing_passkey_confirmed(
     hud: Hud, venue: Venue
 ) -> None:
     page = hud.page
@@ -362,16 +362,25 @@ async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_
     await expect(passkeys.first).to_have_attribute("data-synced", "false")
     await expect(passkeys.first).to_contain_text("device-bound")
 
+    # The existing passkey must confirm with user verification: without it, nothing is added.
+    await hud.authenticator.set_user_verified(False)
     await page.click("#add-passkey")
-    await expect(page.locator("#settings-status")).to_contain_text("Arm first")
+    await expect(page.locator("#settings-status")).to_have_attribute("data-state", "refused")
+    await expect(passkeys).to_have_count(1)
+    await hud.authenticator.set_user_verified(True)
 
-    assert await hud.arm() == "Grant"
-    # A second device: a synced (backed-up) passkey, the first authenticator put away so the
-    # browser registers on the new one.
-    await hud.cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": hud.authenticator_id})
-    await add_authenticator(hud.context, page, defaultBackupEligibility=True, defaultBackupState=True)
-    if await page.locator("#settings-panel").is_hidden():
-        await page.click("#settings-toggle")
+    # A second device: a synced (backed-up) passkey. The existing authenticator confirms, then is
+    # put away (once the server opened the registration) so the browser registers on the new one.
+    async def swap_after_confirmation(route: Route) -> None:
+        response = await route.fetch()
+        if "confirmAddPasskey" in (route.request.post_data or ""):
+            await hud.cdp.send(
+                "WebAuthn.removeVirtualAuthenticator", {"authenticatorId": hud.authenticator_id}
+            )
+            await add_authenticator(hud.context, page, defaultBackupEligibility=True, defaultBackupState=True)
+        await route.fulfill(response=response)
+
+    await page.route("**/graphql", swap_after_confirmation)
     await page.click("#add-passkey")
     await expect(page.locator("#settings-status")).to_have_attribute("data-state", "done")
     await expect(passkeys).to_have_count(2)
@@ -379,10 +388,9 @@ async def test_settings_lists_passkeys_synced_or_device_bound_and_adds_one_when_
     await expect(page.locator("#passkeys li[data-synced=false]")).to_have_count(1)
     await hud.shot("passkeys")
 
+    await page.unroute("**/graphql")
     # Armed with the synced passkey, an order's row says so.
     await page.keyboard.press("Escape")
-    await page.click("#disarm")  # (hud.arm() waits for a countdown: none may show before)
-    await expect(page.locator("#grant-countdown")).to_be_hidden()
     assert await hud.arm(symbols=["AAPL"]) == "Grant"
     _, row = await _execute(page, await _stage(page, limit=await _resting_limit(venue)))
     await expect(row).to_have_attribute("data-credential", "synced")
@@ -487,24 +495,30 @@ async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_s
     assert (await hud.gql("query { me { grant { expiresAt } } }"))["data"]["me"]["grant"] is None
 
 
-async def test_a_reload_shows_the_sessions_staged_order_again(hud: Hud) -> None:
+async def test_a_reload_lists_the_sessions_staged_order_but_execute_sends_it_only_once_picked(
+    hud: Hud,
+) -> None:
     page = hud.page
     staged = await _stage(page, qty=4, limit="1.00")
     await hud.open()
     await page.locator("#passkeys").wait_for(state="attached")
     row = page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")
     await expect(row).to_have_attribute("data-state", "staged")
+    # Listed, not the Execute target: an order staged long ago may be far from the market.
+    assert await page.evaluate("() => window.hud.store.latest('staged')") is None
+    await row.locator("button.select").click()
     await expect(page.locator("#order-hash")).to_have_text(staged["orderHashPrefix"])
     assert await _execute_reason(page) == "not-armed"
-    # Discarding it sends nothing and leaves nothing for Execute.
+    # Discarding it sends nothing and leaves nothing for Execute, here or in any other tab.
     await row.locator("button.cancel").click()
     await expect(row).to_have_count(0)
     assert await page.evaluate("() => window.hud.store.latest('staged')") is None
-    assert await _execute_reason(page) == "not-armed"
+    listed = await hud.gql("query { stagedOrders { stagedId } }")
+    assert staged["stagedId"] not in {s["stagedId"] for s in listed["data"]["stagedOrders"]}
     await hud.open()
     await page.locator("#passkeys").wait_for(state="attached")
     assert await page.evaluate("() => window.hud.blotter.loaded()")
-    await expect(page.locator("#blotter tr[data-state=staged]")).to_have_count(0)  # stays discarded
+    await expect(page.locator(f"#blotter tr[data-order-id='{staged['stagedId']}']")).to_have_count(0)
 
 
 async def test_a_rows_cancel_takes_that_order_alone_through_cancel_pending(hud: Hud, venue: Venue) -> None:

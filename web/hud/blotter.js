@@ -27,10 +27,13 @@ const STAGED_ORDERS = `query { stagedOrders { stagedId orderHash orderHashPrefix
   limitPrice stopPrice stopLoss createdAt } }`;
 const EVENTS = `subscription { orderEvents { id orderId account agent symbol side quantity filledQuantity averageFillPrice
   reason limitPrice kind ts } }`;
+const DISCARD = `mutation($id: String!) { discardStaged(stagedId: $id) { __typename
+  ... on Invalid { reason detail } } }`;
 const CANCEL = `mutation($id: String!) { cancelOrder(commandId: $id) { __typename
   ... on CancelSent { commandId target } ... on Invalid { reason detail field } } }`;
-const CANCEL_ALL = `mutation($a: String!) { cancelAllOrders(account: $a) { __typename
-  ... on CancelSent { commandId } ... on Invalid { reason detail field } } }`;
+// No account: every account the trader trades, whichever rows this page has loaded.
+const CANCEL_ALL = `mutation { cancelAllOrders { __typename
+  ... on CancelSent { commandId accounts } ... on Invalid { reason detail field } } }`;
 
 // An event's kind -> the UI state it moves the order to.
 const KIND_STATE = {
@@ -49,7 +52,6 @@ const TERMINAL = 9;
 const CANCEL_CHECK_MS = 8000;
 const SHOWN = 300;
 const SEEN_EVENTS = 5000;
-const DISCARDED = 'hud.discarded-staged';
 
 // The trader's own orders are signed as agent trader.<name>; the account's other orders come
 // from agents (the Sniper's slices, say) or other traders, and say so in the By column.
@@ -152,7 +154,8 @@ export function mountBlotter(root) {
   const trs = new Map(); // id -> <tr>
   const seen = new Set(); // event ids applied
   const fetching = new Set(); // order ids being fetched
-  let stagedId = null;
+  let stagedId = null; // the Execute target
+  const listed = new Map(); // stagedId -> Staged the floor listed at load, not selected until picked
 
   function say(state, text) {
     statusLine.dataset.state = state;
@@ -216,7 +219,11 @@ export function mountBlotter(root) {
       el('td', { class: 'num' }, row.limitPrice || (row.orderType && row.orderType !== 'LMT' ? row.orderType : 'MKT')),
       el('td', { class: 'num' }, trimmed(row.averageFillPrice) || ''),
       el('td', { class: 'state' }, el('span', { class: 'chip' }, LABEL[row.state] || row.state)),
-      el('td', {}, cancellable ? el('button', { type: 'button', class: 'cancel', title: row.staged ? 'Discard the staged order (nothing was sent)' : 'Cancel this order', onclick: () => cancel(row.id) }, row.staged ? 'Discard' : 'Cancel') : ''),
+      el('td', {},
+        row.staged && row.id !== stagedId && listed.has(row.id)
+          ? el('button', { type: 'button', class: 'select', title: 'Make this staged order the one Execute sends', onclick: () => select(row.id) }, 'Select')
+          : null,
+        cancellable ? el('button', { type: 'button', class: 'cancel', title: row.staged ? 'Discard the staged order (nothing was sent)' : 'Cancel this order', onclick: () => cancel(row.id) }, row.staged ? 'Discard' : 'Cancel') : ''),
     );
     if (fresh) place(tr, row);
     if (fresh || changed) pulse(tr);
@@ -301,46 +308,39 @@ export function mountBlotter(root) {
     }
   }
 
-  // A reload shows the session's staged order again, if the floor lists them.
+  // A reload lists the session's live staged orders (the floor expires them), but selects none
+  // as the Execute target: one staged long ago may be far from the market; the trader picks it.
   async function loadStaged() {
     try {
-      const gone = discarded();
-      const staged = (await gql(STAGED_ORDERS)).stagedOrders.filter((s) => !gone.has(s.stagedId));
-      const newest = staged.reduce((a, b) => (!a || Date.parse(b.createdAt) > Date.parse(a.createdAt) ? b : a), null);
-      if (newest && !store.latest('staged')) store.publish('staged', newest);
+      for (const s of (await gql(STAGED_ORDERS)).stagedOrders) {
+        if (rows.has(s.stagedId)) continue;
+        listed.set(s.stagedId, s);
+        put(rowOfStaged(s));
+      }
     } catch {
       // An API without stagedOrders: staged orders live until the page reloads.
     }
   }
 
-  // The floor keeps a staged order until it is executed or the session ends; one the trader
-  // discarded stays discarded in this tab across reloads (nothing was sent either way).
-  function discarded() {
-    try {
-      return new Set(JSON.parse(sessionStorage.getItem(DISCARDED) || '[]'));
-    } catch {
-      return new Set();
-    }
-  }
-
-  function discard(id) {
-    const ids = [...discarded(), id].slice(-200);
-    try {
-      sessionStorage.setItem(DISCARDED, JSON.stringify(ids));
-    } catch {
-      // No session storage (a private mode): discarded until the page reloads.
-    }
+  function select(id) {
+    const s = listed.get(id);
+    if (s) store.publish('staged', s);
   }
 
   // --- staged and executed (from the ticket and the interlock) -------------------------------
   function onStaged(staged) {
-    if (stagedId && (!staged || staged.stagedId !== stagedId)) drop(stagedId);
+    const previous = stagedId;
     stagedId = staged ? staged.stagedId : null;
+    if (previous && previous !== stagedId) {
+      if (listed.has(previous) && rows.has(previous)) draw(rows.get(previous), false); // Select again
+      else drop(previous);
+    }
     if (staged) put(rowOfStaged(staged));
   }
 
   function onExecuted(x) {
     if (!x) return;
+    listed.delete(x.stagedId);
     if (x.stagedId === stagedId) {
       drop(stagedId);
       stagedId = null;
@@ -362,10 +362,7 @@ export function mountBlotter(root) {
     const row = rows.get(id);
     if (!row) return;
     if (row.staged) {
-      discard(id);
-      if (store.latest('staged') && store.latest('staged').stagedId === id) store.publish('staged', null);
-      else drop(id);
-      say('done', 'Staged order discarded (nothing was sent).');
+      await discard(id);
       return;
     }
     // Marked at the click: the venue's Cancelled record can overtake the mutation's answer, and
@@ -383,6 +380,26 @@ export function mountBlotter(root) {
       recheck(id);
       say('error', `Cancel failed: ${err.message}`);
     }
+  }
+
+  // Discarded on the floor, so no other tab, reload or program can execute it. One the floor
+  // says cannot be executed from here anyway (executed, unknown, another session's) goes too.
+  const GONE = new Set(['desk.already_executed', 'desk.not_staged', 'desk.staged_in_another_session']);
+  async function discard(id) {
+    try {
+      const r = (await gql(DISCARD, { id })).discardStaged;
+      if (r.__typename !== 'Discarded' && !GONE.has(r.reason)) {
+        say('invalid', `Not discarded: ${r.detail} (${r.reason})`);
+        return;
+      }
+    } catch (err) {
+      say('error', `Not discarded: ${err.message}`);
+      return;
+    }
+    listed.delete(id);
+    if (store.latest('staged') && store.latest('staged').stagedId === id) store.publish('staged', null);
+    else drop(id);
+    say('done', 'Staged order discarded (nothing was sent).');
   }
 
   function markCancelPending(id) {
@@ -410,20 +427,19 @@ export function mountBlotter(root) {
 
   async function cancelAll() {
     const open = [...rows.values()].filter((r) => !r.staged && OPEN.has(r.state));
-    const accounts = new Set(open.map((r) => r.account));
-    const account = store.latest('account');
-    if (account) accounts.add(account);
     if (store.latest('staged')) store.publish('staged', null);
     cancelAllButton.disabled = true;
     for (const r of open) markCancelPending(r.id); // at once, as for one order's cancel
     try {
-      const answers = await Promise.all([...accounts].map(async (a) => [a, (await gql(CANCEL_ALL, { a })).cancelAllOrders]));
-      const refused = answers.filter(([, r]) => r.__typename !== 'CancelSent');
-      for (const r of open) if (refused.some(([a]) => a === r.account)) recheck(r.id);
-      if (refused.length) say('invalid', refused.map(([a, r]) => `${a}: ${r.detail} (${r.reason})`).join('; '));
-      else say('done', `Cancel all sent: ${open.length} open order${open.length === 1 ? '' : 's'}.`);
+      const r = (await gql(CANCEL_ALL)).cancelAllOrders;
+      if (r.__typename !== 'CancelSent') {
+        for (const o of open) recheck(o.id);
+        say('invalid', `Not cancelled: ${r.detail} (${r.reason})`);
+      } else {
+        say('done', `Cancel all sent for ${r.accounts.join(', ')}.`);
+      }
     } catch (err) {
-      for (const r of open) recheck(r.id);
+      for (const o of open) recheck(o.id);
       say('error', `Cancel all failed: ${err.message}`);
     } finally {
       cancelAllButton.disabled = false;

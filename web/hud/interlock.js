@@ -9,6 +9,9 @@ import { el, byId } from './dom.js';
 import { assertPasskey, ceremonyMessage } from './passkey.js';
 import { noteServerDate, serverNow, mmss } from './clock.js';
 
+// Refusals after which the staged order can never be executed: Execute has nothing to send.
+const SPENT = new Set(['desk.already_executed', 'desk.staged_in_another_session', 'desk.staged_expired', 'desk.staged_discarded']);
+
 const GRANT_FIELDS = 'expiresAt symbols maxQuantity maxNotional credentialId';
 const ME_GRANT = `query { me { stepUpEveryOrder grant { ${GRANT_FIELDS} } } }`;
 const BEGIN = `mutation($l: ArmingLimitsInput) { beginArming(limits: $l) { __typename
@@ -323,7 +326,7 @@ export function mountInterlock(root) {
         break;
       default:
         show(t, `${result.detail} (${result.reason})`, result.reason);
-        if (result.reason === 'desk.already_executed' || result.reason === 'desk.staged_in_another_session') store.publish('staged', null);
+        if (SPENT.has(result.reason)) store.publish('staged', null);
     }
   }
 

@@ -1,14 +1,17 @@
 // The settings panel: the trader's passkeys, each marked synced (a copy of it may live on other
 // devices and cannot be told from it) or device-bound, with when it was last used; and adding a
-// passkey, which needs a live arming grant (a fresh user-verified ceremony) on the server.
+// passkey: two ceremonies, first a passkey the trader already has confirms this addition (the
+// server derives the registration from that confirmation), then the new authenticator registers.
 import * as store from './store.js';
 import { gql } from './gql.js';
 import { el, byId } from './dom.js';
-import { createPasskey, ceremonyMessage } from './passkey.js';
+import { assertPasskey, createPasskey, ceremonyMessage } from './passkey.js';
 import { ME } from './app.js';
 
 const BEGIN = `mutation { beginAddPasskey { __typename
   ... on CeremonyChallenge { challengeId optionsJson } ... on WebAuthnRefused { reason detail } } }`;
+const CONFIRM = `mutation($c: String!, $cred: String!) { confirmAddPasskey(challengeId: $c, credential: $cred) {
+  __typename ... on CeremonyChallenge { challengeId optionsJson } ... on WebAuthnRefused { reason detail } } }`;
 const FINISH = `mutation($c: String!, $cred: String!) { finishAddPasskey(challengeId: $c, credential: $cred) {
   __typename ... on Authenticator { credentialId synced } ... on WebAuthnRefused { reason detail } } }`;
 
@@ -55,38 +58,43 @@ export function mountSettings(root) {
       : 'Orders within your arming grant need no further ceremony.';
   }
 
+  // One browser ceremony; null (and the reason said) when the authenticator did not answer.
+  async function ceremony(call, optionsJson) {
+    try {
+      return await call(optionsJson);
+    } catch (err) {
+      say('refused', `Not added: ${ceremonyMessage(err)}`);
+      return null;
+    }
+  }
+
+  function refused(answer) {
+    say('refused', `Not added: ${answer.detail} (${answer.reason})`);
+  }
+
   async function addPasskey() {
     add.disabled = true;
-    say('working', 'Waiting for your authenticator…');
     try {
+      say('working', 'Confirm with a passkey you already have…');
       const begun = (await gql(BEGIN)).beginAddPasskey;
-      if (begun.__typename !== 'CeremonyChallenge') {
-        say('refused', begun.reason === 'auth.not_armed'
-          ? 'Arm first: adding a passkey needs a fresh arming with one you already have.'
-          : `Not added: ${begun.detail} (${begun.reason})`);
-        return;
-      }
-      let credential;
-      try {
-        credential = await createPasskey(begun.optionsJson);
-      } catch (err) {
-        say('refused', `Not added: ${ceremonyMessage(err)}`);
-        return;
-      }
-      const done = (await gql(FINISH, { c: begun.challengeId, cred: credential })).finishAddPasskey;
-      if (done.__typename !== 'Authenticator') {
-        say('refused', `Not added: ${done.detail} (${done.reason})`);
-        return;
-      }
+      if (begun.__typename !== 'CeremonyChallenge') return refused(begun);
+      const confirmation = await ceremony(assertPasskey, begun.optionsJson);
+      if (!confirmation) return undefined;
+      const opened = (await gql(CONFIRM, { c: begun.challengeId, cred: confirmation })).confirmAddPasskey;
+      if (opened.__typename !== 'CeremonyChallenge') return refused(opened);
+      say('working', 'Now register the new authenticator…');
+      const credential = await ceremony(createPasskey, opened.optionsJson);
+      if (!credential) return undefined;
+      const done = (await gql(FINISH, { c: opened.challengeId, cred: credential })).finishAddPasskey;
+      if (done.__typename !== 'Authenticator') return refused(done);
       say('done', `Added a ${done.synced ? 'synced passkey' : 'device-bound passkey'}.`);
       store.publish('me', (await gql(ME)).me);
     } catch (err) {
-      say('error', /beginAddPasskey|finishAddPasskey/.test(err.message)
-        ? 'This floor cannot add passkeys from the HUD yet: use an enrolment link (floor traders add).'
-        : `Not added: ${err.message}`);
+      say('error', `Not added: ${err.message}`);
     } finally {
       add.disabled = false;
     }
+    return undefined;
   }
 
   toggleButton.addEventListener('click', () => toggle());
