@@ -2,9 +2,12 @@
 -- suggestion; and a signed-in trader may add a passkey to its own account, confirmed by one it has.
 --
 -- account_values: the hot path is the only process that talks to the broker, so it writes the
--- value it would size an order with (brokers' NetLiquidation, cached in the hot path) each time
--- it changes; the API only reads it. A wrong row could mislead only the suggestion a trader sees:
--- the hot path sizes every order with its own value, never this row's.
+-- value it would size an order with (brokers' NetLiquidation, cached in the hot path) every
+-- second while its broker session is up, changed or not, so reported_at says when the broker last
+-- confirmed it (the API refuses to suggest on an old one); the API only reads it. A wrong row
+-- misleads the suggestion a trader sees, which the trader may then execute: the hot path sizes
+-- an agent's order with its own value, never this row's, and holds a trader's order to the risk
+-- profile's limits whatever the suggestion said.
 CREATE TABLE account_values (
     account text PRIMARY KEY CHECK (length(account) BETWEEN 1 AND 64),
     net_liquidation numeric NOT NULL CHECK (net_liquidation <> 'NaN'),
