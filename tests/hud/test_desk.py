@@ -153,8 +153,11 @@ async def test_at_the_grants_expiry_execute_disables_again(hud: Hud, venue: Venu
     await expect(page.locator("#grant-countdown")).to_be_hidden()
     assert await _execute_reason(page) == "not-armed"
     await expect(page.locator("#execute-reason")).to_contain_text("expired")
-    me = await hud.gql("query { me { grant { expiresAt } } }")
-    assert me["data"]["me"]["grant"] is None  # the server agrees
+
+    async def server_expired() -> bool:  # the page stops a margin early; the server follows
+        return (await hud.gql("query { me { grant { expiresAt } } }"))["data"]["me"]["grant"] is None
+
+    await eventually(server_expired, timeout=5)
     await hud.shot("expired")
 
 
@@ -578,9 +581,9 @@ async def test_execute_stops_a_margin_before_the_grants_expiry_by_the_servers_cl
         timeout=(GRANT_S + 3) * 1000,
     )
     left_ms = (await left.json_value())["left"]
-    # Same host, so the page's clock is the server's: off before the expiry, by the margin give or
-    # take what the Date headers (whole seconds) leave of the offset's uncertainty.
-    assert 0 < left_ms <= 2000, left_ms
+    # Same host, so the page's clock is the server's: off before the expiry, by the margin plus
+    # what the Date headers (whole seconds, cached up to one) leave of the offset's uncertainty.
+    assert 0 < left_ms <= 3200, left_ms
     assert await _execute_reason(page) == "not-armed"
     await expect(page.locator("#execute-reason")).to_contain_text("1 s before the server's expiry")
 
