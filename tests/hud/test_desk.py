@@ -614,3 +614,20 @@ async def test_a_held_key_fires_its_hotkey_once(hud: Hud) -> None:
     await expect(page.locator("#help-overlay")).to_be_hidden()
     await page.evaluate(press, False)
     await expect(page.locator("#help-overlay")).to_be_visible()
+
+
+async def test_the_tickets_arrows_step_on_the_books_tick_size(hud: Hud) -> None:
+    page = hud.page
+    await page.fill("#ticket-symbol", "AAPL")
+    await page.fill("#ticket-limit", "100.10")
+    await page.locator("#ticket-limit").blur()
+    # The book names a nickel grid (the ladder publishes its snapshot's tickSize with the touch);
+    # published and pressed in one task, so no book message of the live ladder comes between.
+    await page.evaluate(
+        """() => {
+             window.hud.store.publish('touch', {symbol: 'AAPL', bid: '100.00', ask: '100.05',
+                                                sequence: 0, tickSize: '0.05'});
+             document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowUp', bubbles: true}));
+           }"""
+    )
+    await expect(page.locator("#ticket-limit")).to_have_value("100.15")
