@@ -563,3 +563,27 @@ async def test_the_ladder_follows_the_symbol_the_ticket_names(hud: Hud, venue: V
     bid, ask = await venue.quote("MSFT")
     assert bid - 1 <= Decimal(touch["bid"]) <= ask + 1  # MSFT's book, not AAPL's
     assert await page.locator("#symbol-label").inner_text() == "MSFT"
+
+
+async def test_a_click_on_a_book_gone_silent_is_refused_even_before_the_feed_check_notices(hud: Hud) -> None:
+    await live_ladder(hud)
+    page = hud.page
+    await page.evaluate(WATCH_CLICKS)
+    price = str(Decimal(await best(page, "bid")) - 3 * TICK)
+    cell = await page.evaluate("(p) => window.hud.ladder.cellCenter(p, 'bid')", price)
+    # The page is busy past the stale limit (no message handled, no periodic check ran), then the
+    # trader's press and release land in that same task: only a check at pointer-up sees it.
+    note = await page.evaluate(
+        """([x, y]) => {
+             const canvas = document.getElementById('ladder');
+             const until = performance.now() + 5600;
+             while (performance.now() < until) { /* a long task */ }
+             const at = { clientX: x, clientY: y, button: 0, bubbles: true, pointerId: 1 };
+             canvas.dispatchEvent(new PointerEvent('pointerdown', at));
+             canvas.dispatchEvent(new PointerEvent('pointerup', at));
+             return document.getElementById('ladder-note').textContent;
+           }""",
+        [cell["x"], cell["y"]],
+    )
+    assert "click-to-trade is off (stale)" in note
+    assert await clicks(page) == []
