@@ -153,8 +153,11 @@ async def test_at_the_grants_expiry_execute_disables_again(hud: Hud, venue: Venu
     await expect(page.locator("#grant-countdown")).to_be_hidden()
     assert await _execute_reason(page) == "not-armed"
     await expect(page.locator("#execute-reason")).to_contain_text("expired")
-    me = await hud.gql("query { me { grant { expiresAt } } }")
-    assert me["data"]["me"]["grant"] is None  # the server agrees
+
+    async def server_expired() -> bool:  # the page stops a margin early; the server follows
+        return (await hud.gql("query { me { grant { expiresAt } } }"))["data"]["me"]["grant"] is None
+
+    await eventually(server_expired, timeout=5)
     await hud.shot("expired")
 
 
@@ -452,6 +455,13 @@ async def test_a_filled_order_goes_filled_in_the_blotter_and_shows_in_positions(
 
     await eventually(remarked_exactly, timeout=10)
 
+    # A book out of sync is no mark: the row goes back to the floor's, and live again after.
+    await page.evaluate(FEED, [False, "gap"])
+    await expect(position).to_have_attribute("data-mark", "floor")
+    await expect(position.locator("td").nth(4)).to_have_attribute("title", "the mid at the last fill")
+    await page.evaluate(FEED, [True, None])
+    await expect(position).to_have_attribute("data-mark", "live")
+
 
 async def test_a_ladder_click_stages_the_tickets_quantity_never_executes_and_a_stale_book_holds_execute(
     hud: Hud, venue: Venue
@@ -538,3 +548,100 @@ async def test_a_rows_cancel_takes_that_order_alone_through_cancel_pending(hud: 
     assert pending["color"] == await hud.colour_of("--st-cancel-pending")
     await expect(second).to_have_attribute("data-state", "working")
     assert [s["state"] for s in await hud.recorded_states(second_id)][-1] == "working"
+
+
+async def test_a_ladder_click_while_a_stage_is_in_flight_leaves_the_ticket_on_the_staged_order(
+    hud: Hud, venue: Venue
+) -> None:
+    page = hud.page
+    await page.fill("#ticket-qty", "3")
+    _, ask = await venue.quote("AAPL")
+    first = str(ask + Decimal("5.00"))
+    second = str(ask - Decimal("5.00"))
+    # Two clicks in one task: the second arrives while the first one's stage is in flight.
+    await page.evaluate(
+        """([first, second]) => {
+             window.hud.store.publish('ladder-click', {symbol: 'AAPL', side: 'SELL', price: first});
+             window.hud.store.publish('ladder-click', {symbol: 'AAPL', side: 'BUY', price: second});
+           }""",
+        [first, second],
+    )
+    await expect(page.locator("#ticket-status")).to_have_attribute("data-state", "staged")
+    staged = await page.evaluate("() => window.hud.store.latest('staged')")
+    assert (staged["side"], staged["limitPrice"]) == ("SELL", first)
+    # The ticket still says what Execute would send, and says the second click was not taken.
+    assert await page.locator("#ticket-side").input_value() == "SELL"
+    assert await page.locator("#ticket-limit").input_value() == first
+    await expect(page.locator("#ticket-status")).to_contain_text(f"BUY {second} was not taken")
+    # Next to Execute: the staged order's terms, not only its hash.
+    await expect(page.locator("#order-terms")).to_have_text(f"SELL 3 AAPL LMT {first}")
+    await expect(page.locator("#order-hash")).to_have_text(staged["orderHashPrefix"])
+
+
+async def test_execute_stops_a_margin_before_the_grants_expiry_by_the_servers_clock(
+    hud: Hud, venue: Venue
+) -> None:
+    page = hud.page
+    await _stage(page, limit=await _resting_limit(venue))
+    assert await hud.arm() == "Grant"
+    await expect(page.locator("#execute")).to_be_enabled()
+    expires = (await page.evaluate("() => window.hud.store.latest('grant')"))["expiresAt"]
+    # Checked every frame: the time left to the expiry at the moment Execute turned off.
+    left = await page.wait_for_function(
+        """(expires) => document.getElementById('execute').disabled
+             && { left: Date.parse(expires) - Date.now() }""",
+        arg=expires,
+        polling="raf",
+        timeout=(GRANT_S + 3) * 1000,
+    )
+    left_ms = (await left.json_value())["left"]
+    # Same host, so the page's clock is the server's: off before the expiry, by the margin plus
+    # what the Date headers (whole seconds, cached up to one) leave of the offset's uncertainty.
+    assert 0 < left_ms <= 3200, left_ms
+    assert await _execute_reason(page) == "not-armed"
+    await expect(page.locator("#execute-reason")).to_contain_text("1 s before the server's expiry")
+
+
+async def test_execute_needs_a_live_book_of_the_staged_orders_own_symbol(hud: Hud, venue: Venue) -> None:
+    page = hud.page
+    staged = await _stage(page, limit=await _resting_limit(venue))
+    assert staged["symbol"] == "AAPL"
+    assert await hud.arm(symbols=["AAPL"]) == "Grant"
+    await page.evaluate(FEED, [True, None])
+    await expect(page.locator("#execute")).to_be_enabled()
+    # The ladder follows another symbol: nothing vouches for AAPL's book.
+    await page.evaluate(
+        "() => window.hud.store.publish('feed', {symbol: 'MSFT', ok: true, reason: null, since: ''})"
+    )
+    await expect(page.locator("#execute")).to_be_disabled()
+    assert await _execute_reason(page) == "stale"
+    await expect(page.locator("#execute-reason")).to_contain_text("No live book for AAPL")
+    await page.evaluate(FEED, [True, None])
+    await expect(page.locator("#execute")).to_be_enabled()
+
+
+async def test_a_held_key_fires_its_hotkey_once(hud: Hud) -> None:
+    page = hud.page
+    press = """(repeat) => document.body.dispatchEvent(
+                 new KeyboardEvent('keydown', {key: '?', repeat, bubbles: true}))"""
+    await page.evaluate(press, True)  # the auto-repeat of a key held down
+    await expect(page.locator("#help-overlay")).to_be_hidden()
+    await page.evaluate(press, False)
+    await expect(page.locator("#help-overlay")).to_be_visible()
+
+
+async def test_the_tickets_arrows_step_on_the_books_tick_size(hud: Hud) -> None:
+    page = hud.page
+    await page.fill("#ticket-symbol", "AAPL")
+    await page.fill("#ticket-limit", "100.10")
+    await page.locator("#ticket-limit").blur()
+    # The book names a nickel grid (the ladder publishes its snapshot's tickSize with the touch);
+    # published and pressed in one task, so no book message of the live ladder comes between.
+    await page.evaluate(
+        """() => {
+             window.hud.store.publish('touch', {symbol: 'AAPL', bid: '100.00', ask: '100.05',
+                                                sequence: 0, tickSize: '0.05'});
+             document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowUp', bubbles: true}));
+           }"""
+    )
+    await expect(page.locator("#ticket-limit")).to_have_value("100.15")

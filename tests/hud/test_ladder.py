@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, expect
 
 from tests.hud.browser import new_page
 from tests.hud.hud import Hud
@@ -457,3 +457,133 @@ async def test_a_lost_connection_turns_click_to_trade_off_until_a_fresh_book_arr
     assert banners[-1][0] is True, "hidden again once the fresh book is in"
     # Ok again only with a snapshot after the drop: the book held before it is not traded on.
     await live_ladder(hud)
+
+
+PAGE_LOGIC = """async () => {
+  const { Book } = await import('/hud/book.js');
+  const { mid, remarked } = await import('/hud/decimal.js');
+  const { midString, grid } = await import('/hud/ticks.js');
+  const { percent } = await import('/hud/prices.js');
+  const latency = await import('/hud/latency.js');
+  const clock = await import('/hud/clock.js');
+  const level = (price, size) => ({ price, size });
+  const out = {};
+
+  // A snapshot that fails on its own grid leaves the book it found: grid, levels, prices.
+  const book = new Book('AAPL');
+  book.snapshot({ sequence: 1, tickSize: '0.01', bids: [level('187.24', 3)], asks: [level('187.26', 4)] });
+  out.failed = book.snapshot({ sequence: 2, tickSize: '0.05', bids: [level('187.24', 3)], asks: [] }).result;
+  out.kept = { tick: book.grid.tickSize, price: book.price(18724), bids: [...book.bids.entries()] };
+
+  // Rows that left the book are remembered for a while, not for ever.
+  const busy = new Book('AAPL');
+  busy.snapshot({ sequence: 1, bids: [level('100.00', 1)], asks: [level('200.00', 1)] });
+  for (let i = 0; i < 20000; i++) {
+    const cents = 10001 + i;
+    const price = `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`;
+    busy.delta({ sequence: 2 * i + 2, previousSequence: 2 * i + 1, bids: [], asks: [level(price, 1)] });
+    busy.delta({ sequence: 2 * i + 3, previousSequence: 2 * i + 2, bids: [], asks: [level(price, 0)] });
+  }
+  out.changedAt = busy.changedAt.size;
+  out.lastGone = busy.rowVersion(busy.ticks('300.00'));
+
+  // One decimal arithmetic for the ladder's mid and the positions' mark.
+  const cent = grid('0.01');
+  out.mids = [mid('187.24', '187.26'), mid('187.24', '187.25'), midString(18724, 18726, cent),
+              midString(18724, 18725, cent), mid('0.0001', '0.0002')];
+  out.remarked = remarked('-1.50', -200, '229.805', '195.3');
+  out.percent = [percent('0.052'), percent('0.1024837965'), percent('-0.1'), percent('1', 0)];
+
+  // The overlay's figures are the recent samples, not the whole run (which the bench reads).
+  latency.reset();
+  for (let i = 0; i < 20000; i++) latency.sample(1);
+  for (let i = 0; i < 9000; i++) latency.sample(5);
+  out.latency = { p50: latency.stats().p50, count: latency.stats().count, run: latency.allSamples().length };
+  latency.reset();
+
+  // The server's clock from Date headers (whole seconds, maybe a second old) narrows below one.
+  const answer = (date) => ({ headers: { get: () => new Date(date).toUTCString() } });
+  const base = Math.floor(Date.now() / 1000) * 1000 + 3_600_000; // a server an hour ahead
+  const t0 = performance.now();
+  clock.noteServerDate(answer(base), t0, t0);
+  clock.noteServerDate(answer(base + 1000), t0 + 400, t0 + 400);
+  clock.noteServerDate(answer(base + 1000), t0 + 1500, t0 + 1500); // a header a second old
+  const o = clock.clockOffset();
+  out.clock = { uncertainty: o.uncertaintyMs, ahead: Math.round(o.offsetMs / 1000) };
+  return out;
+}"""
+
+
+async def test_the_pages_book_decimals_clock_and_latency_logic(hud_browser: Browser, hud_origin: str) -> None:
+    context, page = await new_page(hud_browser)
+    try:
+        await page.goto(hud_origin)
+        out = await page.evaluate(PAGE_LOGIC)
+    finally:
+        await context.close()
+    assert out["failed"] == "invalid"
+    assert out["kept"] == {"tick": "0.01", "price": "187.24", "bids": [[18724, 3]]}
+    assert out["changedAt"] <= 4096 and out["lastGone"] == 40001
+    assert out["mids"] == ["187.25", "187.245", "187.25", "187.245", "0.00015"]
+    assert out["remarked"] == str(Decimal("-1.50") + -200 * (Decimal("195.3") - Decimal("229.805")))
+    assert out["percent"] == ["5.2", "10.2", "-10", "100"]
+    assert out["latency"] == {"p50": 5, "count": 8192, "run": 29000}
+    assert round(out["clock"]["uncertainty"]) == 450  # [+600, +1500] ms after the first header
+    assert 3599 <= out["clock"]["ahead"] <= 3601
+
+
+async def test_a_click_beyond_the_touch_on_the_wrong_side_is_refused(hud: Hud) -> None:
+    await live_ladder(hud)
+    page = hud.page
+    await page.evaluate(WATCH_CLICKS)
+    # A bid-column click at a price above the ask would be a marketable buy, not a resting bid.
+    price = str(Decimal(await best(page, "ask")) + 3 * TICK)
+    cell = await page.evaluate("(p) => window.hud.ladder.cellCenter(p, 'bid')", price)
+    await page.mouse.click(cell["x"], cell["y"])
+    await expect(page.locator("#ladder-note")).to_contain_text("would cross the ask: use the ticket")
+    price = str(Decimal(await best(page, "bid")) - 3 * TICK)
+    cell = await page.evaluate("(p) => window.hud.ladder.cellCenter(p, 'ask')", price)
+    await page.mouse.click(cell["x"], cell["y"])
+    await expect(page.locator("#ladder-note")).to_contain_text("would cross the bid: use the ticket")
+    assert await clicks(page) == []
+
+
+async def test_the_ladder_follows_the_symbol_the_ticket_names(hud: Hud, venue: Venue) -> None:
+    await live_ladder(hud)
+    page = hud.page
+    await page.fill("#ticket-symbol", "MSFT")
+    await page.locator("#ticket-symbol").press("Tab")  # committed: the change event
+    await page.wait_for_function(
+        """() => window.hud.ladder.symbol() === 'MSFT' && window.hud.ladder.feed().symbol === 'MSFT'
+             && window.hud.ladder.feed().ok && window.hud.ladder.rows().some((r) => r.bid)""",
+        timeout=15_000,
+    )
+    touch = await page.evaluate("() => window.hud.store.latest('touch')")
+    assert touch["symbol"] == "MSFT" and touch["tickSize"] == "0.01"
+    bid, ask = await venue.quote("MSFT")
+    assert bid - 1 <= Decimal(touch["bid"]) <= ask + 1  # MSFT's book, not AAPL's
+    assert await page.locator("#symbol-label").inner_text() == "MSFT"
+
+
+async def test_a_click_on_a_book_gone_silent_is_refused_even_before_the_feed_check_notices(hud: Hud) -> None:
+    await live_ladder(hud)
+    page = hud.page
+    await page.evaluate(WATCH_CLICKS)
+    price = str(Decimal(await best(page, "bid")) - 3 * TICK)
+    cell = await page.evaluate("(p) => window.hud.ladder.cellCenter(p, 'bid')", price)
+    # The page is busy past the stale limit (no message handled, no periodic check ran), then the
+    # trader's press and release land in that same task: only a check at pointer-up sees it.
+    note = await page.evaluate(
+        """([x, y]) => {
+             const canvas = document.getElementById('ladder');
+             const until = performance.now() + 5600;
+             while (performance.now() < until) { /* a long task */ }
+             const at = { clientX: x, clientY: y, button: 0, bubbles: true, pointerId: 1 };
+             canvas.dispatchEvent(new PointerEvent('pointerdown', at));
+             canvas.dispatchEvent(new PointerEvent('pointerup', at));
+             return document.getElementById('ladder-note').textContent;
+           }""",
+        [cell["x"], cell["y"]],
+    )
+    assert "click-to-trade is off (stale)" in note
+    assert await clicks(page) == []

@@ -2,9 +2,14 @@
 // subscription's BookSnapshot and BookDelta. A delta is applied only on the book at its
 // previousSequence; anything else is a gap, and the book stays out of sync (unusable for
 // trading) until the next snapshot. Pure: no DOM, no network.
-import { grid, toTicks, fromTicks, midString, TickError } from './ticks.js';
+import { grid, toTicks, fromTicks, midString, TickError, DEFAULT_TICK_SIZE } from './ticks.js';
 
-export const DEFAULT_TICK_SIZE = '0.01';
+export { DEFAULT_TICK_SIZE };
+
+// changedAt keeps the rows that left the book (a press on a row that emptied must still see it
+// change) but not for ever: past this many entries the oldest of those are forgotten. A
+// forgotten row reads version 0, which only makes a pending click on it fail, never pass.
+const MAX_CHANGED = 4096;
 
 // What apply() did with an update.
 export const APPLIED = 'applied';
@@ -31,15 +36,19 @@ export class Book {
   }
 
   snapshot(s) {
+    // Everything is read on the snapshot's grid before anything is replaced: a snapshot that
+    // fails leaves the book it found (grid, levels) as it was, only out of sync.
+    let g = this.grid;
     let bids;
     let asks;
     try {
-      if (s.tickSize) this.grid = grid(s.tickSize);
-      bids = this._levels(s.bids);
-      asks = this._levels(s.asks);
+      if (s.tickSize) g = grid(s.tickSize);
+      bids = this._levels(s.bids, false, g);
+      asks = this._levels(s.asks, false, g);
     } catch (err) {
       return this._invalid(err);
     }
+    this.grid = g;
     this._markChanged(this.bids, new Map(bids), s.sequence);
     this._markChanged(this.asks, new Map(asks), s.sequence);
     this.bids = new Map(bids);
@@ -48,6 +57,7 @@ export class Book {
     this.synced = true;
     this.problem = null;
     this._best = null;
+    this._prune();
     return { result: APPLIED };
   }
 
@@ -76,6 +86,7 @@ export class Book {
     }
     this.sequence = d.sequence;
     this._best = null;
+    this._prune();
     return { result: APPLIED };
   }
 
@@ -147,18 +158,26 @@ export class Book {
     return this._best;
   }
 
-  _levels(levels, allowZero = false) {
+  _levels(levels, allowZero = false, g = this.grid) {
     return levels.map(({ price, size }) => {
       if (!Number.isSafeInteger(size) || size < 0 || (size === 0 && !allowZero)) {
         throw new TickError(`size at ${price} must be a ${allowZero ? 'non-negative' : 'positive'} whole number, got ${size}`);
       }
-      return [toTicks(price, this.grid), size];
+      return [toTicks(price, g), size];
     });
   }
 
   _markChanged(before, after, sequence) {
     for (const [t, size] of after) if (before.get(t) !== size) this.changedAt.set(t, sequence);
     for (const t of before.keys()) if (!after.has(t)) this.changedAt.set(t, sequence);
+  }
+
+  // Forgets the oldest rows no longer in the book once changedAt is past MAX_CHANGED.
+  _prune() {
+    if (this.changedAt.size <= MAX_CHANGED) return;
+    const gone = [...this.changedAt].filter(([t]) => !this.bids.has(t) && !this.asks.has(t));
+    gone.sort((a, b) => a[1] - b[1]);
+    for (const [t] of gone.slice(0, Math.max(0, this.changedAt.size - MAX_CHANGED / 2))) this.changedAt.delete(t);
   }
 
   _invalid(err) {

@@ -25,7 +25,7 @@ channel.port1.onmessage = () => {
 
 export function requestPaint(painter) {
   dirty.add(painter);
-  if (waitingSince === null) waitingSince = performance.now();
+  if (waitingSince === null && !document.hidden) waitingSince = performance.now();
   if (!scheduled) {
     scheduled = true;
     requestAnimationFrame(frame);
@@ -67,6 +67,14 @@ function frame(now) {
   counters.paintMs += took;
   counters.worstFrameMs = Math.max(counters.worstFrameMs, took);
   if (afterFns.length) channel.port2.postMessage(null);
+}
+
+// A hidden tab gets no frames: a paint requested while it was hidden waited for the tab, not
+// for the page, so the wait restarts when it shows again and counts no dropped frames.
+if (typeof document !== 'undefined') {
+  document.addEventListener('visibilitychange', () => {
+    waitingSince = !document.hidden && dirty.size ? performance.now() : null;
+  });
 }
 
 if (typeof PerformanceObserver !== 'undefined' && PerformanceObserver.supportedEntryTypes?.includes('long-animation-frame')) {

@@ -1,6 +1,7 @@
 // The HUD's one connection to the floor: queries and mutations over HTTP (same-origin cookie),
 // subscriptions over a single graphql-ws client (graphql-transport-ws) shared by every feed.
 import { createClient } from '/vendor/graphql-ws/client.js';
+import { noteServerDate } from './clock.js';
 
 export class GqlError extends Error {
   constructor(messages, codes) {
@@ -12,6 +13,7 @@ export class GqlError extends Error {
 
 export async function gql(query, variables = {}) {
   let response;
+  const sentAt = performance.now();
   try {
     response = await fetch('/graphql', {
       method: 'POST',
@@ -22,6 +24,7 @@ export async function gql(query, variables = {}) {
   } catch (err) {
     throw new GqlError([`the floor's API is unreachable (${err.message}); check that it runs`], ['network']);
   }
+  noteServerDate(response, sentAt, performance.now()); // every answer re-measures the server's clock
   let body;
   try {
     body = await response.json();

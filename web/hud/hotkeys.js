@@ -49,6 +49,8 @@ function onKeyDown(event) {
     closeEverything();
     return;
   }
+  // A held key repeats keydown: B held down must stage once, not again after every answer.
+  if (event.repeat) return;
   if (typing(event.target) || document.querySelector('dialog[open]')) return;
   const entry = registry.get(normalise(event.key));
   if (!entry) return;

@@ -4,10 +4,10 @@
 // ceremony, whose challenge the floor derived from that very order (its hash shown next to
 // Execute). The page only reflects the interlock: the server refuses whatever it is not armed for.
 import * as store from './store.js';
-import { gql, GqlError } from './gql.js';
+import { gql } from './gql.js';
 import { el, byId } from './dom.js';
 import { assertPasskey, ceremonyMessage } from './passkey.js';
-import { noteServerDate, serverNow, mmss } from './clock.js';
+import { serverNow, mmss, EXPIRY_MARGIN_MS } from './clock.js';
 
 // Refusals after which the staged order can never be executed: Execute has nothing to send.
 const SPENT = new Set(['desk.already_executed', 'desk.staged_in_another_session', 'desk.staged_expired', 'desk.staged_discarded']);
@@ -33,7 +33,7 @@ const EXECUTE = `mutation($s: String!, $a: StepUpAssertionInput) { executeOrder(
 const REASONS = {
   'signed-out': 'Signed out: sign in with your passkey.',
   'not-armed': 'Disarmed: Arm with your passkey to enable Execute.',
-  expired: 'Grant expired: Arm again to enable Execute.',
+  expired: `Grant expired (Execute stops ${EXPIRY_MARGIN_MS / 1000} s before the server's expiry): Arm again to enable it.`,
   'nothing-staged': 'Nothing staged: Stage an order (ticket, ladder click, B/S).',
   halted: 'Breaker HALTED: no new orders until it is re-armed.',
   stale: 'Book stale: Execute waits for the feed to resync.',
@@ -44,23 +44,28 @@ const WHOLE = /^[1-9]\d{0,8}$/;
 const DECIMAL = /^\d+(\.\d+)?$/;
 const SYMBOL = /^[A-Z][A-Z0-9.]{0,11}$/;
 
-// The grant as the server gave it, held against the server's clock.
-function live(grant) {
-  return Boolean(grant) && Date.parse(grant.expiresAt) > serverNow();
+// Bound what the page keeps of the answers (a test hook, read for the newest few).
+const MAX_RESULTS = 100;
+
+// Milliseconds the grant has left by the server's clock (sub-second: see clock.js).
+function remaining(grant) {
+  return grant ? Date.parse(grant.expiresAt) - serverNow() : 0;
 }
 
+// The grant as the server gave it, live until EXPIRY_MARGIN_MS before its expiry.
+function live(grant) {
+  return Boolean(grant) && remaining(grant) > EXPIRY_MARGIN_MS;
+}
+
+// gql() notes every answer's Date header, so this also re-measures the server's clock.
 async function fetchGrant() {
-  const sentAt = Date.now();
-  const response = await fetch('/graphql', {
-    method: 'POST',
-    credentials: 'same-origin',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ query: ME_GRANT }),
-  });
-  noteServerDate(response, sentAt, Date.now());
-  const body = await response.json();
-  if (body.errors && body.errors.length) throw new GqlError(body.errors.map((e) => e.message), body.errors.map((e) => (e.extensions && e.extensions.code) || 'graphql'));
-  return body.data.me;
+  return (await gql(ME_GRANT)).me;
+}
+
+function termsOf(s) {
+  const price = s.limitPrice ? ` ${s.limitPrice}` : '';
+  const stop = s.stopPrice ? ` stop ${s.stopPrice}` : '';
+  return `${s.side} ${s.quantity} ${s.symbol} ${s.orderType}${price}${stop}`;
 }
 
 function armingDialog() {
@@ -101,6 +106,9 @@ export function mountInterlock(root) {
   const status = byId('interlock-status');
   const dialog = armingDialog();
   document.body.append(dialog);
+  // What Execute sends, in words next to its hash: the ticket may since say something else.
+  const terms = el('span', { id: 'order-terms', title: 'The staged order Execute sends' });
+  hash.after(terms);
 
   let busy = false;
   let stepUp = null; // the StepUpRequired being answered
@@ -110,6 +118,7 @@ export function mountInterlock(root) {
 
   function show(typename, text, reason = null) {
     results.push(typename);
+    if (results.length > MAX_RESULTS) results.splice(0, results.length - MAX_RESULTS);
     status.dataset.state = typename;
     if (reason) status.dataset.reason = reason;
     else delete status.dataset.reason;
@@ -124,8 +133,9 @@ export function mountInterlock(root) {
     if (!live(store.latest('grant'))) return 'not-armed';
     const staged = store.latest('staged');
     if (!staged) return 'nothing-staged';
+    // The staged order's own book must be live: no feed for its symbol counts as stale.
     const feed = store.latest('feed');
-    if (feed && !feed.ok && feed.symbol === staged.symbol) return 'stale';
+    if (!feed || !feed.ok || feed.symbol !== staged.symbol) return 'stale';
     return null;
   }
 
@@ -136,11 +146,18 @@ export function mountInterlock(root) {
     let text = why ? REASONS[why] : 'Armed: Execute sends the staged order.';
     if (why === 'not-armed' && hadGrant) text = REASONS.expired;
     if (why === 'step-up' && stepUp) text = `Confirm order ${stepUp.orderHashPrefix} on your authenticator: ${stepUp.detail}`;
-    if (why === 'stale') text = `Book out of sync (${store.latest('feed').reason || 'stale'}): Execute waits for the resync.`;
+    if (why === 'stale') {
+      const feed = store.latest('feed');
+      const staged = store.latest('staged');
+      text = feed && feed.symbol === staged.symbol
+        ? `Book out of sync (${feed.reason || 'stale'}): Execute waits for the resync.`
+        : `No live book for ${staged.symbol}: show it on the ladder (the ticket's symbol) to Execute.`;
+    }
     if (!why && everyOrder) text = 'Armed: every order asks your authenticator (your setting).';
     reasonLine.textContent = text;
     reasonLine.dataset.reason = why || 'ready';
     const staged = store.latest('staged');
+    terms.textContent = staged ? termsOf(staged) : '';
     hash.textContent = stepUp ? stepUp.orderHashPrefix : staged ? staged.orderHashPrefix : '';
     hash.title = stepUp ? `The authenticator signs order ${stepUp.orderHash}` : staged ? `Order hash ${staged.orderHash}` : '';
     hash.dataset.stepUp = stepUp ? 'true' : 'false';
@@ -148,15 +165,16 @@ export function mountInterlock(root) {
 
   // --- the grant and its countdown ------------------------------------------------------------
   let ticker = null;
+  let stopAt = null; // fires at the moment Execute must stop, not at the next tick
   let rechecking = false;
 
   function tick() {
     const grant = store.latest('grant');
     if (!grant) return;
-    const left = Date.parse(grant.expiresAt) - serverNow();
+    const left = remaining(grant);
     countdown.textContent = mmss(left);
     countdown.dataset.urgent = left < 60_000 ? 'true' : 'false';
-    if (left <= 0) expired(grant);
+    if (left <= EXPIRY_MARGIN_MS) expired(grant);
   }
 
   // At expiry Execute disables at once; the server is asked what it holds now (a grant armed in
@@ -183,6 +201,7 @@ export function mountInterlock(root) {
     root.dataset.armed = armed ? 'true' : 'false';
     armButton.textContent = armed ? 'Arm again' : 'Arm';
     clearInterval(ticker);
+    clearTimeout(stopAt);
     ticker = null;
     if (armed) {
       const limits = [
@@ -193,6 +212,7 @@ export function mountInterlock(root) {
       countdown.title = `Armed: ${limits.join(' · ')}; until ${new Date(grant.expiresAt).toLocaleTimeString()}`;
       tick();
       ticker = setInterval(tick, 250);
+      stopAt = setTimeout(tick, remaining(grant) - EXPIRY_MARGIN_MS);
     }
     render();
   }
@@ -349,6 +369,6 @@ export function mountInterlock(root) {
       store.publish('grant', me.grant);
     })
     .catch((err) => console.warn('grant check failed', err));
-  window.hud.interlock = { results: () => [...results], openArming };
+  window.hud.interlock = { results: () => [...results], openArming, remaining: () => remaining(store.latest('grant')) };
   render();
 }

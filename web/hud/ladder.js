@@ -3,7 +3,7 @@
 // Click-to-trade publishes `ladder-click` (the ticket stages it; nothing here sends an order),
 // and is off while the feed is not live: disconnected, a sequence gap, or stale.
 import * as store from './store.js';
-import { live, onConnection, stamp } from './gql.js';
+import { gql, live, onConnection, stamp } from './gql.js';
 import { Book, APPLIED } from './book.js';
 import { ladderRows, ownOrders, tapeVolumes } from './ladder_rows.js';
 import { columns, rowCount, cellAt, cellCentre, topFor, offCentre, ROW_HEIGHT } from './ladder_layout.js';
@@ -29,15 +29,35 @@ const BOOK = `subscription LadderBook($symbol: String!, $depth: Int!) {
   }
 }`;
 
-const TRADES = `subscription LadderTape($symbol: String!) {
+// `complete` (false: the tape missed trades, so volumes count less than was traded) is asked
+// for only where the floor's schema has it.
+const tradesQuery = (complete) => `subscription LadderTape($symbol: String!) {
   trades(symbol: $symbol) {
     __typename
-    ... on TradeTape { last { price } sessionVolume volumeAtPrice { price volume } }
-    ... on Trade { price size sessionVolume }
+    ... on TradeTape { last { price } sessionVolume volumeAtPrice { price volume }${complete ? ' complete' : ''} }
+    ... on Trade { price size sessionVolume${complete ? ' complete' : ''} }
   }
 }`;
+const TAPE_FIELDS = 'query { __type(name: "TradeTape") { fields { name } } }';
+let tradesText = null;
+
+async function tradesSubscription() {
+  if (tradesText === null) {
+    let complete = false;
+    try {
+      const type = (await gql(TAPE_FIELDS)).__type;
+      complete = Boolean(type && type.fields.some((f) => f.name === 'complete'));
+    } catch {
+      // no introspection: the tape is shown without its completeness
+    }
+    tradesText = tradesQuery(complete);
+  }
+  return tradesText;
+}
 
 const RESYNC_PAUSE_MS = 1000;
+
+const INCOMPLETE_TAPE = 'VOL*: the tape missed trades this session; volumes count less than was traded';
 
 const REASON_TEXT = {
   disconnected: 'the connection to the floor is down; reconnecting',
@@ -83,7 +103,7 @@ export function mountLadder(pane) {
   let noteTimer = null;
 
   function emptyTape() {
-    return { volume: new Map(), last: null, sessionVolume: null, lastPrice: null };
+    return { volume: new Map(), last: null, sessionVolume: null, lastPrice: null, complete: true };
   }
 
   // --- the feeds ------------------------------------------------------------------------------
@@ -141,7 +161,7 @@ export function mountLadder(pane) {
       syncDetail = null;
       if (!tape.started) startTape();
     }
-    store.publish('touch', { symbol, ...book.touch(), sequence: book.sequence });
+    store.publish('touch', { symbol, ...book.touch(), sequence: book.sequence, tickSize: book.grid.tickSize });
     updateFeed();
     if (painting) {
       if (!document.hidden) pendingStamps.push(received);
@@ -166,15 +186,19 @@ export function mountLadder(pane) {
     tape = emptyTape();
     tape.started = true;
     const mine = tape;
-    stopTape = live(TRADES, { symbol }, (data) => onTrade(mine, data.trades), {
-      onError: (err) => {
-        if (mine !== tape) return;
-        console.info('ladder: no trades feed:', err.message);
-        tapeRetry = setTimeout(() => {
-          stopTape();
-          startTape();
-        }, 15_000);
-      },
+    const tapeSymbol = symbol;
+    tradesSubscription().then((query) => {
+      if (mine !== tape) return; // the symbol moved on meanwhile
+      stopTape = live(query, { symbol: tapeSymbol }, (data) => onTrade(mine, data.trades), {
+        onError: (err) => {
+          if (mine !== tape) return;
+          console.info('ladder: no trades feed:', err.message);
+          tapeRetry = setTimeout(() => {
+            stopTape();
+            startTape();
+          }, 15_000);
+        },
+      });
     });
   }
 
@@ -183,7 +207,9 @@ export function mountLadder(pane) {
     if (u.__typename === 'TradeTape') {
       mine.volume = tapeVolumes(book, u.volumeAtPrice);
       mine.lastPrice = u.last ? u.last.price : null;
+      mine.complete = u.complete !== false; // a snapshot replaces everything, its verdict too
     } else {
+      if (u.complete === false) mine.complete = false; // a hole stays until a snapshot says otherwise
       mine.lastPrice = u.price;
       try {
         const t = book.ticks(u.price);
@@ -270,6 +296,7 @@ export function mountLadder(pane) {
       bestAsk: ask,
       midTicks2: bid !== null && ask !== null ? bid + ask : null,
       synced: book.synced,
+      tapeComplete: tape.complete,
     }, colours);
     painted = { rows, top, sequence: book.sequence };
     updateBar(bid, ask);
@@ -287,11 +314,13 @@ export function mountLadder(pane) {
     const spread = book.spreadTicks();
     if (spread !== null) parts.push(`SPR ${spread}t`, `MID ${book.mid()}`);
     if (tape.lastPrice !== null) parts.push(`LAST ${tape.lastPrice}`);
-    if (tape.sessionVolume !== null) parts.push(`VOL ${tape.sessionVolume.toLocaleString('en-US')}`);
+    if (tape.sessionVolume !== null) parts.push(`${tape.complete ? 'VOL' : 'VOL*'} ${tape.sessionVolume.toLocaleString('en-US')}`);
     const text = parts.join('  ');
     if (text !== barText) {
       barText = text;
       stats.textContent = text;
+      stats.title = tape.complete ? '' : INCOMPLETE_TAPE;
+      canvas.title = tape.complete ? '' : INCOMPLETE_TAPE;
     }
   }
 
@@ -324,6 +353,14 @@ export function mountLadder(pane) {
     noteTimer = setTimeout(() => (note.textContent = ''), 4000);
   }
 
+  function crossing(cell) {
+    const bid = book.bestBid();
+    const ask = book.bestAsk();
+    if (cell.side === 'bid' && ask !== null && cell.ticks >= ask) return 'would cross the ask';
+    if (cell.side === 'ask' && bid !== null && cell.ticks <= bid) return 'would cross the bid';
+    return null;
+  }
+
   canvas.addEventListener('pointerdown', (e) => {
     if (e.button !== 0) return;
     const cell = cellOf(e);
@@ -337,12 +374,23 @@ export function mountLadder(pane) {
     const cell = cellOf(e);
     if (!cell || cell.ticks !== down.ticks || cell.side !== down.side) return; // dragged off: no click
     const price = book.price(cell.ticks);
-    if (!feed || !feed.ok) {
-      say(`Ignored: click-to-trade is off (${feed ? feed.reason : 'no book yet'})`);
+    // The feed's health now, not the last 500 ms sample: a click must not pass on a book that
+    // went silent since.
+    const reason = feedReason(performance.now());
+    if (reason) {
+      updateFeed();
+      say(`Ignored: click-to-trade is off (${reason})`);
       return;
     }
     if (book.rowVersion(cell.ticks) !== down.version) {
       say(`Ignored: ${price} changed while the button was down`);
+      return;
+    }
+    // The column says the side, the touch now says whether that is still a resting order: a
+    // bid click at or above the ask (or an ask click at or below the bid) would trade at once.
+    const refusal = crossing(cell);
+    if (refusal) {
+      say(`Refused: ${price} ${refusal}: use the ticket`);
       return;
     }
     const side = cell.side === 'bid' ? 'BUY' : 'SELL';
@@ -422,6 +470,8 @@ export function mountLadder(pane) {
     // Feeds one update through the same path as the subscription's (a test injects a gap).
     inject: (update) => onBook(bookGen, update),
     feed: () => feed,
+    symbol: () => symbol,
+    tapeComplete: () => tape.complete,
     // The merged book now (painted or not): {bids: [[price, size]], asks}.
     levels: () => ({
       bids: [...book.bids].map(([t, size]) => [book.price(t), size]),

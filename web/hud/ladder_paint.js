@@ -129,7 +129,8 @@ export function paintLadder(ctx, rows, view, colours) {
   ctx.fillRect(0, 0, width, HEADER_HEIGHT);
   ctx.fillStyle = colours.grid;
   ctx.fillRect(0, HEADER_HEIGHT - 1, width, 1);
-  for (const c of cols) text(ctx, c.title, c, HEADER_HEIGHT / 2, colours.dim, 'center');
+  // VOL* (dimmed, as the column is): the tape missed trades, its volumes are a lower bound.
+  for (const c of cols) text(ctx, c.key === 'volume' && view.tapeComplete === false ? 'VOL*' : c.title, c, HEADER_HEIGHT / 2, colours.dim, 'center');
 
   if (!view.synced) {
     // An out-of-sync book is shown dimmed: it is no price to trade on.

@@ -1,7 +1,8 @@
 // Positions by the average-cost method with their P&L, as the floor computes them from the fills
 // (the positions subscription sends every position now, then each again when a fill moves it).
 // Between fills, the HUD's own symbol is re-marked at the ladder's live mid, once a frame: the
-// floor's unrealized P&L moved by quantity x (mid - its mark), exactly.
+// floor's unrealized P&L moved by quantity x (mid - its mark), exactly. Only while that
+// symbol's feed is live: a stale or gapped book's mid is no mark, so the floor's is shown.
 import { live, onConnection } from './gql.js';
 import { el } from './dom.js';
 import { midOf, remarked, signed, trimmed } from './prices.js';
@@ -31,6 +32,8 @@ export function mountPositions(root) {
   // The floor's position, re-marked at the live mid when it is of the ladder's symbol.
   function shown(p) {
     if (!touch || touch.symbol !== p.symbol || p.quantity === 0 || p.mark == null || p.unrealizedPnl == null) return p;
+    const feed = store.latest('feed');
+    if (!feed || !feed.ok || feed.symbol !== p.symbol) return p;
     const mid = midOf(touch.bid, touch.ask);
     if (mid === null) return p;
     return { ...p, mark: mid, unrealizedPnl: remarked(p.unrealizedPnl, p.quantity, p.mark, mid), live: true };
@@ -61,15 +64,19 @@ export function mountPositions(root) {
   }
 
   let pending = false;
-  store.on('touch', (t) => {
-    touch = t;
-    if (pending) return;
+  function redraw() {
+    if (pending || !touch) return;
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
-      for (const p of floor.values()) if (p.symbol === touch.symbol) draw(p);
+      for (const p of floor.values()) draw(p);
     });
+  }
+  store.on('touch', (t) => {
+    touch = t;
+    redraw();
   });
+  store.on('feed', redraw); // out of sync: back to the floor's mark at once; in sync: live again
 
   let unsubscribe = null;
   function follow() {

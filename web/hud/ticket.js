@@ -5,7 +5,8 @@
 import * as store from './store.js';
 import { gql, GqlError } from './gql.js';
 import { el, byId } from './dom.js';
-import { stepPrice } from './prices.js';
+import { stepPrice, DEFAULT_GRID } from './prices.js';
+import { grid } from './ticks.js';
 import { hotkey } from './hotkeys.js';
 import { onNext } from './topics.js';
 import { sizingSuggestion } from './sizing.js';
@@ -35,6 +36,7 @@ const FIELD_INPUT = {
   tif: 'ticket-tif',
 };
 const WHOLE = /^[1-9]\d{0,8}$/;
+const SYMBOL = /^[A-Z][A-Z0-9.]{0,11}$/;
 
 function field(label, input, name) {
   return el('label', { class: 'field', dataset: { field: name } }, el('span', { class: 'label' }, label), input,
@@ -143,6 +145,7 @@ export function mountTicket(root) {
   }
 
   let staging = false;
+  let dropped = null; // a ladder click or B/S refused while staging, told with the result
   async function stage() {
     if (staging) return null;
     const ticket = readTicket();
@@ -151,6 +154,7 @@ export function mountTicket(root) {
       return null;
     }
     staging = true;
+    dropped = null;
     stageButton.disabled = true;
     setStatus('working', 'Staging…');
     try {
@@ -163,7 +167,8 @@ export function mountTicket(root) {
       store.publish('staged', result);
       const price = result.limitPrice ? ` @ ${result.limitPrice}` : '';
       const stop = result.stopPrice ? ` stop ${result.stopPrice}` : '';
-      setStatus('staged', `Staged ${result.side} ${result.quantity} ${result.symbol} ${result.orderType}${price}${stop} ${result.tif} · ${result.orderHashPrefix}: Execute to send.`);
+      const lost = dropped ? ` (${dropped} was not taken: it came while staging)` : '';
+      setStatus('staged', `Staged ${result.side} ${result.quantity} ${result.symbol} ${result.orderType}${price}${stop} ${result.tif} · ${result.orderHashPrefix}: Execute to send.${lost}`);
       return result;
     } catch (err) {
       setStatus('error', err instanceof GqlError ? `Not staged: ${err.message}` : `Not staged: ${err}`);
@@ -175,7 +180,14 @@ export function mountTicket(root) {
   }
 
   // A ladder click or B/S: a limit at that price with the ticket's quantity, staged only.
+  // While a stage is in flight the click is refused before it touches the ticket: the ticket
+  // must keep showing what Execute would send.
   function stageAt({ symbol, side, price }) {
+    if (staging) {
+      dropped = `${side} ${price}`;
+      setStatus('working', `Still staging the last order: ${dropped} not taken, click again.`);
+      return null;
+    }
     patch({ symbol, side, orderType: 'LMT', limitPrice: price });
     return stage();
   }
@@ -184,10 +196,21 @@ export function mountTicket(root) {
     const input = $('ticket-limit');
     if (input.disabled) return;
     const base = input.value.trim() || defaultPrice($('ticket-side').value);
-    const next = base && stepPrice(base, steps);
+    const next = base && stepPrice(base, steps, tickGrid());
     if (next) {
       input.value = next;
       suggestion.refresh();
+    }
+  }
+
+  // The book's own grid for the ticket's symbol (its snapshot's tickSize), else the default.
+  function tickGrid() {
+    const touch = store.latest('touch');
+    if (!touch || !touch.tickSize || touch.symbol !== $('ticket-symbol').value.trim().toUpperCase()) return DEFAULT_GRID;
+    try {
+      return grid(touch.tickSize);
+    } catch {
+      return DEFAULT_GRID;
     }
   }
 
@@ -251,6 +274,12 @@ export function mountTicket(root) {
   store.on('symbol', (s) => {
     $('ticket-symbol').value = s;
     suggestion.refresh();
+  });
+  // The HUD trades what the ticket names: a new symbol re-points the ladder (and with it the
+  // touch and the feed that B/S and Execute check).
+  $('ticket-symbol').addEventListener('change', () => {
+    const symbol = $('ticket-symbol').value.trim().toUpperCase();
+    if (SYMBOL.test(symbol) && symbol !== store.latest('symbol')) store.publish('symbol', symbol);
   });
   store.on('account', () => suggestion.refresh());
   onNext('ticket', patch);

@@ -2,7 +2,13 @@
 // back, by string arithmetic only, so no binary float ever holds a price. Tick counts stay far
 // below 2^53 (a $10,000,000 price on a 0.0001 grid is 10^11 ticks), so plain numbers are exact.
 
+import { format, mid } from './decimal.js';
+
 export class TickError extends Error {}
+
+// The grid when nothing names another: US stocks at or above $1 (Reg NMS 612) and the paper
+// venue's contracts. The book's snapshot names the symbol's own grid (tickSize), which wins.
+export const DEFAULT_TICK_SIZE = '0.01';
 
 // A grid from the tick size's decimal string ("0.01", "0.05", "0.0001", "1").
 export function grid(tickSize) {
@@ -31,24 +37,12 @@ function ticksOf(units, g, price) {
 
 // 18725 -> "187.25" on a 0.01 grid (always the grid's number of decimals).
 export function fromTicks(ticks, g) {
-  return decimalString(ticks * g.units, g.scale);
+  return format(BigInt(ticks * g.units), g.scale);
 }
 
 // The mid of two tick prices, exactly: a half tick gets one more decimal ("187.245").
 export function midString(bidTicks, askTicks, g) {
-  const sum = (bidTicks + askTicks) * g.units; // twice the mid, in grid units
-  if (sum % 2 === 0) return decimalString(sum / 2, g.scale);
-  return decimalString(sum * 5, g.scale + 1);
-}
-
-function decimalString(units, scale) {
-  const negative = units < 0;
-  let s = String(Math.abs(units));
-  if (scale > 0) {
-    s = s.padStart(scale + 1, '0');
-    s = `${s.slice(0, -scale)}.${s.slice(-scale)}`;
-  }
-  return negative ? `-${s}` : s;
+  return mid(fromTicks(bidTicks, g), fromTicks(askTicks, g));
 }
 
 // A decimal string as an integer count of 10^-scale: "187.25" -> {digits: 18725, scale: 2}.
