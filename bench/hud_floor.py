@@ -38,6 +38,10 @@ class Drive:
     updates: int
     """Changes of the venue's book (its sequence; for the synthetic writer: records written)."""
     run_s: float
+    published: int
+    """Records on ``market.depth`` meanwhile: the books the hot path published (the gateway
+    passes on only changes within the subscribed rows, and the hot path may take several
+    changes as one book)."""
     final: Book
     """The venue's book at the end (best :data:`DEPTH_ROWS` levels a side)."""
 
@@ -56,6 +60,25 @@ def _book(depth: dict[str, Any]) -> Book:
         return [(Decimal(level["price"]), int(level["size"])) for level in levels[:DEPTH_ROWS]]
 
     return side(depth["bids"]), side(depth["asks"])
+
+
+async def depth_records(bootstrap: str) -> int:
+    """Records ever written to ``market.depth`` (its partitions' end offsets, summed)."""
+    from aiokafka import TopicPartition
+
+    from bus.kafka import consumer
+    from bus.topics import MARKET_DEPTH
+
+    reader = consumer(bootstrap, group_id=None)
+    await reader.start()
+    try:
+        await reader.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = [
+            TopicPartition(MARKET_DEPTH, p) for p in reader.partitions_for_topic(MARKET_DEPTH) or ()
+        ]
+        return sum((await reader.end_offsets(partitions)).values()) if partitions else 0
+    finally:
+        await reader.stop()
 
 
 async def _ticking(seconds: float, on_tick: Callable[[float], None]) -> None:
@@ -117,12 +140,15 @@ class PaperDriver:
             # arrival is measured on the one host clock), then let it run.
             await self._control("POST", "/clock", {"advance_ms": behind_ms})
             first = await self._control("GET", path)
+        records = await depth_records(self.settings.kafka)
         await self._control("POST", "/clock", {"paused": False})
         await _ticking(seconds, on_tick)
         await self._control("POST", "/clock", {"paused": True})  # the book holds still: the last one
         last = await self._control("GET", path)
         run_s = (last["time_ns"] - first["time_ns"]) / 1e9  # the venue's clock: it ran only unpaused
-        return Drive(last["seq"] - first["seq"], run_s, _book(last))
+        # The hot path may still be publishing the last changes: the page's catching up waits for them.
+        records = await depth_records(self.settings.kafka) - records
+        return Drive(last["seq"] - first["seq"], run_s, records, _book(last))
 
 
 class SyntheticDriver:
@@ -156,4 +182,4 @@ class SyntheticDriver:
             await asyncio.sleep(0.2)
         stamps, run_s, (bids, asks), _ = out.get(timeout=30)
         process.join(5)
-        return Drive(len(stamps), run_s, (list(bids), list(asks)))
+        return Drive(len(stamps), run_s, len(stamps), (list(bids), list(asks)))

@@ -76,6 +76,7 @@ class Phase:
     """The venue's time of the newest update in a message -> the message's arrival in the page."""
     messages: int
     updates: int
+    published: int
     run_s: float
     dropped: int
     long_frames: int
@@ -144,6 +145,7 @@ async def _phase(
         arrival=Figures.of([round(ms * 1e6) for ms in arrivals]),
         messages=len(samples),
         updates=drive.updates,
+        published=drive.published,
         run_s=drive.run_s,
         dropped=stats["dropped"],
         long_frames=stats["longFrames"],
@@ -236,6 +238,7 @@ def report(result: Run, args: argparse.Namespace) -> None:
         title_justify="left",
     )
     for col in ("phase", "latency", "venue -> arrival", "messages", "venue updates", "venue updates/s",
+                "records/s",
                 "messages/s", "frames", "dropped", "over 50 ms", "paint ms mean / max", "gaps",
                 "final book"):  # fmt: skip
         table.add_column(col, justify="left" if col == "phase" else "right")
@@ -244,7 +247,7 @@ def report(result: Run, args: argparse.Namespace) -> None:
         table.add_row(
             names[p.name], p.figures.cells() if p.figures.n else "-",
             p.arrival.cells() if p.arrival.n else "-", f"{p.messages:,}", f"{p.updates:,}",
-            f"{p.updates / p.run_s:,.0f}",
+            f"{p.updates / p.run_s:,.0f}", f"{p.published / p.run_s:,.0f}",
             f"{p.messages / p.run_s:,.0f}", f"{p.frames:,}" if p.name == "paint" else "-",
             f"{p.dropped:,}" if p.name == "paint" else "-",
             f"{p.long_frames:,}" if p.name == "paint" else "-",
@@ -255,8 +258,10 @@ def report(result: Run, args: argparse.Namespace) -> None:
     console.print(table)
     console.print(
         f"venue updates: changes of the venue's book (its order flow at {result.event_rate:,.0f} events/s); "
-        "messages: book messages the page received (the hub merges updates a subscriber has not "
-        "taken yet into one delta); dropped: vsyncs (60 Hz) that passed while a paint waited; "
+        "records/s: books published on market.depth (changes within the subscribed rows; "
+        "the hot path may take several as one book); messages: book messages the page received "
+        "(the hub merges updates a subscriber has not taken yet into one delta); "
+        "dropped: vsyncs (60 Hz) that passed while a paint waited; "
         "venue -> arrival: the venue's time of the newest update a message carries -> the page "
         "received it (same clock; upstream of the page: Kafka, the hub, the API, the socket); "
         "paint ms: the frame callback's own time. A message waits for the next vsync before it can "
