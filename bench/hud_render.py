@@ -209,6 +209,8 @@ async def run(args: argparse.Namespace) -> Run:
                     event_rate, reached = await driver.calibrate(args.rate)
                     console.print(
                         f"venue: {event_rate:,.0f} order-flow events/s -> {reached:,.0f} book updates/s"
+                        if args.source == "paper"
+                        else f"synthetic writer (no venue): {event_rate:,.0f} records/s, one update each"
                     )
                     progress.remove_task(task)
                     phases = [
