@@ -134,12 +134,9 @@ class PaperDriver:
     async def drive(self, seconds: float, on_tick: Callable[[float], None]) -> Drive:
         path = f"/symbols/{SYMBOL}/depth"
         first = await self._control("GET", path)
-        behind_ms = (time.time_ns() - first["time_ns"]) / 1e6
-        if behind_ms > 0:
-            # A paused clock stood still: bring it back to the wall clock (venue time -> page
-            # arrival is measured on the one host clock), then let it run.
-            await self._control("POST", "/clock", {"advance_ms": behind_ms})
-            first = await self._control("GET", path)
+        # Resumed where it paused, not moved forward to the wall clock: moving it would make the
+        # venue play the whole pause's order flow at once. (The depth record's time is when the
+        # hot path got the book from the gateway, on the wall clock, so nothing measured needs it.)
         records = await depth_records(self.settings.kafka)
         await self._control("POST", "/clock", {"paused": False})
         await _ticking(seconds, on_tick)

@@ -73,7 +73,8 @@ class Phase:
     name: str
     figures: Figures
     arrival: Figures
-    """The venue's time of the newest update in a message -> the message's arrival in the page."""
+    """The record time of the newest update in a message (when the hot path got that book from
+    the gateway; the synthetic writer's clock) -> the message's arrival in the page."""
     messages: int
     updates: int
     published: int
@@ -239,7 +240,7 @@ def report(result: Run, args: argparse.Namespace) -> None:
         f"{args.seconds:g} s a phase, source: {result.source}; latency in ms: p50 / p99 / max",
         title_justify="left",
     )
-    for col in ("phase", "latency", "venue -> arrival", "messages", "venue updates", "venue updates/s",
+    for col in ("phase", "latency", "record -> arrival", "messages", "venue updates", "venue updates/s",
                 "records/s",
                 "messages/s", "frames", "dropped", "over 50 ms", "paint ms mean / max", "gaps",
                 "final book"):  # fmt: skip
@@ -264,8 +265,9 @@ def report(result: Run, args: argparse.Namespace) -> None:
         "the hot path may take several as one book); messages: book messages the page received "
         "(the hub merges updates a subscriber has not taken yet into one delta); "
         "dropped: vsyncs (60 Hz) that passed while a paint waited; "
-        "venue -> arrival: the venue's time of the newest update a message carries -> the page "
-        "received it (same clock; upstream of the page: Kafka, the hub, the API, the socket); "
+        "record -> arrival: the record time of the newest update a message carries (the hot path "
+        "got that book from the gateway; TWS depth has no venue time) -> the page received it "
+        "(same clock; upstream of the page: Kafka, the hub, the API, the socket); "
         "paint ms: the frame callback's own time. A message waits for the next vsync before it can "
         "be painted: half a frame (8.3 ms) on average, up to a whole one (16.7 ms), plus the paint."
     )
