@@ -1,16 +1,21 @@
-"""The HUD's ladder under load: WebSocket message -> the frame that painted it, in Chromium.
+"""The HUD's ladder under load: the venue's book -> the frame that painted it, in Chromium.
 
-    python -m bench.hud_render [--rate 1000] [--seconds 30]
+    python -m bench.hud_render [--rate 1000] [--seconds 30] [--source paper|synthetic]
 
-Starts its own Postgres, Kafka and API process (the supervisor specs ``floor up`` uses) on free
-ports under a scratch ``var/bench-*`` directory, removed afterwards; enrols a trader and signs it
-in on the HUD in headless Chromium (a CDP virtual authenticator holds the passkey), as the HUD's
-browser tests do (:mod:`tests.hud.browser`). The venue of :mod:`bench.subscriptions` writes one
-symbol's book (10 levels a side, one level changing per update) to ``market.depth`` at
-``--rate`` updates/s, signed with the hot path's record key, for ``--seconds``; the API's hub
-turns it into the ``orderBook`` subscription the ladder draws.
+Starts its own floor on free ports under a scratch ``var/bench-*`` directory, removed afterwards
+(:mod:`bench.hud_floor`): Postgres, Kafka, the paper venue with its primary and standby
+gateways, the hot path and the API, with the supervisor specs ``floor up`` uses; enrols a
+trader and signs it in on the HUD in headless Chromium (a CDP virtual authenticator holds the
+passkey), as the HUD's browser tests do (:mod:`tests.hud.browser`).
 
-Two phases over the same page, one after the other:
+The venue drives one symbol (``floor paper rate``: its order-flow model's events a second, set
+so that its book changes about ``--rate`` times a second; the rate reached is printed) through
+the gateway into the hot path, which publishes each book as a signed ``market.depth`` record;
+the API's hub turns those into the ``orderBook`` subscription the ladder draws.
+``--source synthetic`` instead writes signed records straight to ``market.depth`` (no venue,
+gateway or hot path): a lower bound of the page's half, labelled as such in the output.
+
+Two phases of ``--seconds`` over the same page, one after the other:
 
 - **paint**: the ladder as a trader runs it. A sample per book message: the moment the page
   received it (graphql-ws's message event) -> the end of the animation frame that painted a
@@ -18,14 +23,16 @@ Two phases over the same page, one after the other:
 - **baseline** (``hud.paint(false)``): the same page, painting switched off: message -> its
   handler done (parse, merge into the book, publish the touch).
 
-What counts as an update: the hub conflates (a subscriber that has not taken the last delta
-gets one merged delta, latest size per level), so the page may get fewer messages than the
-venue sent updates; each message is measured. No update is lost when every message links to
-the one before (no sequence gap) and the page's book reaches the venue's last one (the bench
-waits up to ``--drain`` seconds for it and prints how long it took: how far the feed ran behind).
-Also printed: frames dropped (vsyncs that passed while a paint was waiting; frames over 50 ms
-from the Long Animation Frames API) and the page's message rate. Goal: p99 <= 16 ms (one frame
-at 60 Hz), no gap, final book right.
+What counts as an update: the venue's book changes (its sequence); the gateway passes on those
+within the subscribed rows, the hot path publishes a record per book it gets, and the hub
+conflates (a subscriber that has not taken the last delta gets one merged delta, latest size per
+level), so the page may get fewer messages than the venue made updates; each message is
+measured. No update is lost when every message links to the one before (no sequence gap) and,
+with the venue's clock paused at the end of the phase, the page's book reaches the venue's own
+(read through its control API; the bench waits up to ``--drain`` seconds and prints how long it
+took: how far the feed ran behind). Also printed: frames dropped (vsyncs that passed while a
+paint was waiting; frames over 50 ms from the Long Animation Frames API) and the page's message
+rate. Goal: p99 <= 16 ms (one frame at 60 Hz), no gap, final book right.
 """
 
 from __future__ import annotations
@@ -46,15 +53,15 @@ from typing import Any
 
 from playwright.async_api import Page, async_playwright
 from rich.console import Console
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 from rich.table import Table
 
 from bench.figures import Figures
-from bench.subscriptions import SYMBOL, _start_services, venue_main
+from bench.hud_floor import Book, PaperDriver, SyntheticDriver
+from bench.subscriptions import SYMBOL
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from tests.hud.browser import PageErrors, add_authenticator, enrol, launch, new_page, sign_in
-from trading.depth_book import Level
 
 console = Console(width=None if Console().is_terminal else 200)
 
@@ -66,9 +73,11 @@ class Phase:
     name: str
     figures: Figures
     arrival: Figures
-    """The venue's time of the newest update in a message -> the message's arrival in the page."""
+    """The record time of the newest update in a message (when the hot path got that book from
+    the gateway; the synthetic writer's clock) -> the message's arrival in the page."""
     messages: int
     updates: int
+    published: int
     run_s: float
     dropped: int
     long_frames: int
@@ -78,15 +87,6 @@ class Phase:
     gaps: int
     caught_up_s: float | None
     """After the venue's last update: seconds until the page held that book; None: not in time."""
-
-
-def _start_api(settings: FloorSettings, supervisor: Supervisor) -> str:
-    from api.service import api_spec
-
-    origin = f"http://localhost:{settings.api_port}"  # WebAuthn's rp id is localhost, never an IP
-    env: dict[str, str | None] = {"FLOOR_HOTPATH_SYMBOLS": SYMBOL, "FLOOR_WEBAUTHN_ORIGIN": origin}
-    supervisor.start(api_spec(settings, env=env))
-    return origin
 
 
 async def _enrolment_token(settings: FloorSettings) -> str:
@@ -105,30 +105,11 @@ async def _enrolment_token(settings: FloorSettings) -> str:
         await conn.close()
 
 
-def _run_venue(settings: FloorSettings, key_pem: bytes | None, rate: float, seconds: float, ctx: Any) -> Any:
-    out = ctx.Queue()
-    process = ctx.Process(target=venue_main, args=(settings.kafka, rate, seconds, key_pem, out), daemon=True)
-    process.start()
-    return process, out
-
-
-async def _wait_venue(process: Any, out: Any, progress: Progress, task: TaskID, seconds: float) -> Any:
-    began = time.monotonic()
-    while process.is_alive() and out.empty():
-        await asyncio.sleep(0.2)
-        progress.update(task, completed=min(time.monotonic() - began, seconds))
-    result = out.get(timeout=30)
-    process.join(5)
-    return result
-
-
 def _levels(side: Any) -> list[tuple[Decimal, int]]:
-    return sorted((Decimal(price), size) for price, size in side)
+    return sorted((Decimal(str(price)), int(size)) for price, size in side)
 
 
-async def _caught_up(
-    page: Page, final: tuple[tuple[Level, ...], tuple[Level, ...]], wait_s: float
-) -> float | None:
+async def _caught_up(page: Page, final: Book, wait_s: float) -> float | None:
     """Seconds until the page's merged book equals the venue's last one (None: not within
     ``wait_s``): how far behind the feed ran at the end of the phase."""
     bids, asks = _levels(final[0]), _levels(final[1])
@@ -142,21 +123,17 @@ async def _caught_up(
         await asyncio.sleep(0.05)
 
 
+Driver = PaperDriver | SyntheticDriver
+
+
 async def _phase(
-    name: str,
-    page: Page,
-    settings: FloorSettings,
-    key_pem: bytes | None,
-    args: argparse.Namespace,
-    progress: Progress,
-    ctx: Any,
+    name: str, page: Page, driver: Driver, args: argparse.Namespace, progress: Progress
 ) -> Phase:
-    task = progress.add_task(f"{name}: {args.rate:g} updates/s", total=args.seconds)
+    task = progress.add_task(f"{name}: {args.rate:g} book updates/s", total=args.seconds)
     await page.evaluate("(on) => { window.hud.paint(on); window.hud.latency.reset(); }", name == "paint")
-    process, out = _run_venue(settings, key_pem, args.rate, args.seconds, ctx)
-    stamps, run_s, final, _ = await _wait_venue(process, out, progress, task, args.seconds)
+    drive = await driver.drive(args.seconds, lambda gone: progress.update(task, completed=gone))
     progress.update(task, description=f"{name}: the page catches up with the venue's last book")
-    behind_s = await _caught_up(page, final, args.drain)
+    behind_s = await _caught_up(page, drive.final, args.drain)
     stats = await page.evaluate("window.hud.latency.stats()")
     samples: list[float] = await page.evaluate("window.hud.latency.samples()")
     arrivals: list[float] = await page.evaluate("window.hud.latency.venueSamples()")
@@ -168,8 +145,9 @@ async def _phase(
         figures=Figures.of([round(ms * 1e6) for ms in samples]),
         arrival=Figures.of([round(ms * 1e6) for ms in arrivals]),
         messages=len(samples),
-        updates=len(stamps),
-        run_s=run_s,
+        updates=drive.updates,
+        published=drive.published,
+        run_s=drive.run_s,
         dropped=stats["dropped"],
         long_frames=stats["longFrames"],
         frames=stats["frames"],
@@ -186,37 +164,62 @@ def _scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="bench-", dir=root))
 
 
-async def run(args: argparse.Namespace) -> list[Phase]:
+@dataclass(frozen=True)
+class Run:
+    source: str
+    event_rate: float
+    """The venue's order-flow events a second that made about ``--rate`` book updates a second."""
+    phases: list[Phase]
+
+
+async def _signed_in_page(browser: Any, settings: FloorSettings, origin: str) -> tuple[Page, PageErrors]:
+    token = await _enrolment_token(settings)
+    context, page = await new_page(browser)
+    errors = PageErrors()
+    errors.attach(page)
+    await add_authenticator(context, page)
+    state, text = await enrol(page, origin, token)
+    if state != "done":
+        raise RuntimeError(f"enrolment failed: {text}")
+    await sign_in(page, origin, f"/?symbol={SYMBOL}")
+    await page.wait_for_function("() => window.hud.ladder !== null", timeout=30_000)
+    return page, errors
+
+
+async def run(args: argparse.Namespace) -> Run:
     var_dir = await asyncio.to_thread(_scratch_dir)
     settings = FloorSettings.on_free_ports(var_dir)
     supervisor = Supervisor(settings.log_dir)
-    ctx = multiprocessing.get_context("spawn")
+    driver: Driver = (
+        PaperDriver(settings, supervisor)
+        if args.source == "paper"
+        else SyntheticDriver(settings, supervisor, multiprocessing.get_context("spawn"))
+    )
     try:
         with Progress(transient=True, console=console) as progress:
-            task = progress.add_task("starting postgres, kafka and the API", total=None)
-            _, key_pem = await asyncio.to_thread(_start_services, settings, supervisor, True)
-            origin = await asyncio.to_thread(_start_api, settings, supervisor)
+            task = progress.add_task(f"starting the floor: {driver.label}", total=None)
+            origin = await asyncio.to_thread(driver.start)
             progress.update(task, description="a trader signs in on the HUD in Chromium")
-            token = await _enrolment_token(settings)
             async with async_playwright() as playwright:
                 browser = await launch(playwright)
                 try:
-                    context, page = await new_page(browser)
-                    errors = PageErrors()
-                    errors.attach(page)
-                    await add_authenticator(context, page)
-                    state, text = await enrol(page, origin, token)
-                    if state != "done":
-                        raise RuntimeError(f"enrolment failed: {text}")
-                    await sign_in(page, origin, f"/?symbol={SYMBOL}")
-                    await page.wait_for_function("() => window.hud.ladder !== null", timeout=30_000)
+                    page, errors = await _signed_in_page(browser, settings, origin)
+                    progress.update(
+                        task, description=f"setting the venue's flow to {args.rate:g} book updates/s"
+                    )
+                    event_rate, reached = await driver.calibrate(args.rate)
+                    console.print(
+                        f"venue: {event_rate:,.0f} order-flow events/s -> {reached:,.0f} book updates/s"
+                        if args.source == "paper"
+                        else f"synthetic writer (no venue): {event_rate:,.0f} records/s, one update each"
+                    )
                     progress.remove_task(task)
-                    phases = []
-                    for name in ("paint", "baseline"):
-                        phases.append(await _phase(name, page, settings, key_pem, args, progress, ctx))
+                    phases = [
+                        await _phase(name, page, driver, args, progress) for name in ("paint", "baseline")
+                    ]
                     if errors.uncaught:
                         console.print(f"[yellow]page errors: {errors.uncaught[:3]}[/]")
-                    return phases
+                    return Run(driver.label, event_rate, phases)
                 finally:
                     await browser.close()
     finally:
@@ -230,13 +233,15 @@ def _paint_ms(p: Phase) -> str:
     return f"{p.mean_paint_ms:.2f} / {p.worst_paint_ms:.2f}"
 
 
-def report(phases: list[Phase], args: argparse.Namespace) -> None:
+def report(result: Run, args: argparse.Namespace) -> None:
+    phases = result.phases
     table = Table(
-        title=f"{SYMBOL} ladder in headless Chromium, {args.rate:g} book updates/s for {args.seconds:g} s "
-        "a phase: WebSocket message -> paint (ms: p50 / p99 / max)",
+        title=f"{SYMBOL} ladder in headless Chromium, {args.rate:g} book updates/s asked for, "
+        f"{args.seconds:g} s a phase, source: {result.source}; latency in ms: p50 / p99 / max",
         title_justify="left",
     )
-    for col in ("phase", "latency", "venue -> arrival", "messages", "venue updates", "venue updates/s",
+    for col in ("phase", "latency", "record -> arrival", "messages", "venue updates", "venue updates/s",
+                "records/s",
                 "messages/s", "frames", "dropped", "over 50 ms", "paint ms mean / max", "gaps",
                 "final book"):  # fmt: skip
         table.add_column(col, justify="left" if col == "phase" else "right")
@@ -245,7 +250,7 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
         table.add_row(
             names[p.name], p.figures.cells() if p.figures.n else "-",
             p.arrival.cells() if p.arrival.n else "-", f"{p.messages:,}", f"{p.updates:,}",
-            f"{p.updates / p.run_s:,.0f}",
+            f"{p.updates / p.run_s:,.0f}", f"{p.published / p.run_s:,.0f}",
             f"{p.messages / p.run_s:,.0f}", f"{p.frames:,}" if p.name == "paint" else "-",
             f"{p.dropped:,}" if p.name == "paint" else "-",
             f"{p.long_frames:,}" if p.name == "paint" else "-",
@@ -255,10 +260,14 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
         )  # fmt: skip
     console.print(table)
     console.print(
-        "messages: book messages the page received (the hub merges updates a subscriber has not "
-        "taken yet into one delta); dropped: vsyncs (60 Hz) that passed while a paint waited; "
-        "venue -> arrival: the venue's time of the newest update a message carries -> the page "
-        "received it (same clock; upstream of the page: Kafka, the hub, the API, the socket); "
+        f"venue updates: changes of the venue's book (its order flow at {result.event_rate:,.0f} events/s); "
+        "records/s: books published on market.depth (changes within the subscribed rows; "
+        "the hot path may take several as one book); messages: book messages the page received "
+        "(the hub merges updates a subscriber has not taken yet into one delta); "
+        "dropped: vsyncs (60 Hz) that passed while a paint waited; "
+        "record -> arrival: the record time of the newest update a message carries (the hot path "
+        "got that book from the gateway; TWS depth has no venue time) -> the page received it "
+        "(same clock; upstream of the page: Kafka, the hub, the API, the socket); "
         "paint ms: the frame callback's own time. A message waits for the next vsync before it can "
         "be painted: half a frame (8.3 ms) on average, up to a whole one (16.7 ms), plus the paint."
     )
@@ -277,7 +286,14 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.hud_render", description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, default=1000.0, help="book updates a second")
+    parser.add_argument("--rate", type=float, default=1000.0, help="the venue's book updates a second")
+    parser.add_argument(
+        "--source",
+        choices=("paper", "synthetic"),
+        default="paper",
+        help="paper: the venue through gateway and hot path (the measurement); synthetic: signed "
+        "records straight to market.depth (a lower bound, bypassing venue, gateway and hot path)",
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
     parser.add_argument(
         "--drain",
@@ -288,11 +304,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> list[Phase]:
+def main(argv: Sequence[str] | None = None) -> Run:
     args = parse_args(argv)
-    phases = asyncio.run(run(args))
-    report(phases, args)
-    return phases
+    result = asyncio.run(run(args))
+    report(result, args)
+    return result
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
                                             orders, connected gateways
 ``GET  /symbols/{SYM}/tape``                the symbol's newest prints (trades), oldest first:
                                             seq, price, size, time_ns, session volume, vwap
+``GET  /symbols/{SYM}/depth``               the symbol's whole book now: seq, time_ns, every
+                                            level a side (price, size), best first
 ``POST /symbols/{SYM}/move``                ``{"pct": -10, "ms": 200}``: move the price
 ``POST /symbols/{SYM}/flash-crash``         ``{"pct": 10, "ms": 200}``: drop it by ``pct``
 ``POST /symbols/{SYM}/rate``                ``{"rate": 5000}``: model events per second
@@ -34,11 +36,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from paper.venue import control_token
-from paper.venue.messages import DropClients, FreezeGateway, KillGateway
+from paper.venue.messages import DropClients, FreezeGateway, KillGateway, Level
 from paper.venue.server import UnknownGateway, VenueServer
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,10 @@ _REASONS = {
     415: "Unsupported Media Type",
     500: "Error",
 }
+
+
+def _levels(levels: Iterable[Level]) -> list[dict[str, Any]]:
+    return [{"price": str(level.price), "size": level.size} for level in levels]
 
 
 def _one(headers: dict[str, list[str]], name: str) -> str | None:
@@ -217,6 +224,12 @@ class ControlApi:
             if v.venue.contract(parts[1]) is None:
                 raise NotFound(parts[1])
             return v.tape(parts[1].upper())
+        if len(parts) == 3 and parts[0] == "symbols" and parts[2] == "depth":
+            if method != "GET":
+                raise BadRequest("use GET")
+            if v.venue.contract(parts[1]) is None:
+                raise NotFound(parts[1])
+            return self._depth(parts[1].upper())
         if method != "POST":
             raise BadRequest("use POST")
         match parts:
@@ -284,6 +297,13 @@ class ControlApi:
             case ["session", "close"]:
                 return {"ok": True, "expired": v.session_close()}
         raise NotFound(path)
+
+    def _depth(self, symbol: str) -> dict[str, Any]:
+        """Every level of the book, not the rows a gateway subscribed to: what a test compares
+        a downstream copy of the book with (read-only; with the clock paused it holds still)."""
+        book = self.venue.venue.depth_snapshot(symbol)
+        return {"symbol": symbol, "seq": book.seq, "time_ns": book.time_ns,
+                "bids": _levels(book.bids), "asks": _levels(book.asks)}  # fmt: skip
 
     @staticmethod
     def _duration(body: dict[str, Any]) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 from playwright.async_api import BrowserContext, CDPSession, Page
 
 from tests.hud.browser import Authenticator, PageErrors, artifact_path
-from tests.hud.stack import HudTrader
+from tests.hud.stack import DEPTH_ROWS, HudTrader, Levels, Venue
 
 ARMED_OR_REFUSED = (
     "#arming-dialog:not([open]), #interlock-status[data-state=WebAuthnRefused],"
@@ -57,6 +57,34 @@ _PAGE_GQL = """async ([query, variables]) => {
     headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
   return { status: response.status, body: await response.text() };
 }"""
+
+
+# True once the page's merged book is exactly the given one (prices compared as numbers: the
+# page writes them on its tick grid, the venue as its Decimal has them; equal values either way).
+_BOOK_IS = """([bids, asks]) => {
+  if (!window.hud.ladder) return false;
+  const held = window.hud.ladder.levels();
+  const same = (got, want) => got.length === want.length && want.every(([price, size]) =>
+    got.some(([p, s]) => Number(p) === Number(price) && s === size));
+  return same(held.bids, bids) && same(held.asks, asks);
+}"""
+
+
+async def ladder_holds_venue_book(page: Page, venue: Venue, symbol: str) -> tuple[Levels, Levels]:
+    """With the venue frozen: waits until the ladder's book is the venue's own (its best
+    :data:`DEPTH_ROWS` levels a side, as the venue's control API reads them, not the API's copy),
+    so nothing more is in flight and no row can change, and painted; returns the venue's whole
+    book."""
+    bids, asks = await venue.depth(symbol)
+    want = [[[str(p), q] for p, q in side[:DEPTH_ROWS]] for side in (bids, asks)]
+    try:
+        await page.wait_for_function(_BOOK_IS, arg=want, timeout=10_000)
+    except Exception as timed_out:
+        held = await page.evaluate("window.hud.ladder && window.hud.ladder.levels()")
+        raise AssertionError(f"the ladder's book {held} is not the venue's {want}") from timed_out
+    # ... and drawn: a paint the last message asked for has run (two frames from now).
+    await page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    return bids, asks
 
 
 @dataclass

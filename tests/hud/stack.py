@@ -4,6 +4,8 @@ its market. Plain functions and classes, no pytest fixtures (``bench.hud_render`
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -20,6 +22,11 @@ VENUE_ACCOUNT = "DU1234567"
 """The paper venue's account: the one with a net liquidation the sizer and risk gate read."""
 HUD_SYMBOLS = ("AAPL", "MSFT")
 """What the tests' hot path streams and trades (its ``SYMBOLS``), and so what the API allows."""
+DEPTH_ROWS = 10
+"""Levels a side the hot path's depth subscription asks the gateway for (TWS's usual 10): the
+venue's book beyond them never reaches ``market.depth``, so the ladder cannot draw it."""
+
+Levels = list[tuple[Decimal, int]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,23 @@ class Venue:
     async def quote(self, symbol: str) -> tuple[Decimal, Decimal]:
         """The best bid and ask now."""
         return await self.paper.quote(symbol)
+
+    async def depth(self, symbol: str) -> tuple[Levels, Levels]:
+        """The venue's own book now, every level, best first: (bids, asks) of (price, size)."""
+        book = await self.paper.acontrol("GET", f"/symbols/{symbol}/depth")
+        return (
+            [(Decimal(level["price"]), level["size"]) for level in book["bids"]],
+            [(Decimal(level["price"]), level["size"]) for level in book["asks"]],
+        )
+
+    @asynccontextmanager
+    async def frozen(self) -> AsyncIterator[None]:
+        """The market clock paused inside the block: no order flow, the book holds still."""
+        await self.paper.acontrol("POST", "/clock", {"paused": True})
+        try:
+            yield
+        finally:
+            await self.paper.acontrol("POST", "/clock", {"paused": False})
 
     async def mid(self, symbol: str) -> Decimal:
         return Decimal((await self.symbol(symbol))["mid"])

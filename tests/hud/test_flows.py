@@ -15,7 +15,7 @@ import asyncpg
 from playwright.async_api import Locator, Page, Response, expect
 
 from tests.helpers import eventually
-from tests.hud.hud import Hud
+from tests.hud.hud import Hud, ladder_holds_venue_book
 from tests.hud.stack import Venue
 
 SYMBOL = "AAPL"
@@ -149,8 +149,12 @@ async def test_a_click_to_trade_order_goes_staged_pending_working_filled_in_its_
     # Ten ticks under the bid: it rests (Working) until the market is moved through it.
     price = bid - 10 * CENT
     await hud.record_states()
-    async with page.expect_response(graphql_operation("stageOrder")) as staged:
-        await click_ladder(page, price, "bid")
+    # The venue held still: no row can change between press and release (a click on a row that
+    # changed under the button is rightly ignored).
+    async with venue.frozen():
+        await ladder_holds_venue_book(page, venue, SYMBOL)
+        async with page.expect_response(graphql_operation("stageOrder")) as staged:
+            await click_ladder(page, price, "bid")
     staged_id = (await answer_of(await staged.value, "stageOrder"))["stagedId"]
     await expect(page.locator("#ticket-status")).to_have_attribute("data-state", "staged")
     await expect(page.locator("#order-hash")).not_to_be_empty()

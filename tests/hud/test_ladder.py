@@ -14,14 +14,13 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.hud.browser import new_page
-from tests.hud.hud import Hud
-from tests.hud.stack import Venue
+from tests.hud.hud import Hud, ladder_holds_venue_book
+from tests.hud.stack import DEPTH_ROWS, Venue
 
 SYMBOL = "AAPL"
 TICK = Decimal("0.01")
 
-BOOK = """query($s: String!) { book(symbol: $s, depth: 50) {
-  sequence tickSize bids { price size } asks { price size } } }"""
+TICK_SIZE = """query($s: String!) { book(symbol: $s, depth: 1) { tickSize } }"""
 
 
 async def rows_of(page: Page) -> list[dict[str, Any]]:
@@ -77,11 +76,8 @@ async def best(page: Page, side: str) -> str:
 @pytest.fixture
 async def frozen(venue: Venue) -> AsyncIterator[Venue]:
     """The venue's market clock paused: no order flow, the book holds still."""
-    await venue.paper.acontrol("POST", "/clock", {"paused": True})
-    try:
+    async with venue.frozen():
         yield venue
-    finally:
-        await venue.paper.acontrol("POST", "/clock", {"paused": False})
 
 
 async def test_the_ladder_draws_one_row_per_tick_and_follows_the_venues_book(hud: Hud) -> None:
@@ -109,29 +105,23 @@ async def test_the_ladder_draws_one_row_per_tick_and_follows_the_venues_book(hud
 
 async def test_the_ladders_rows_match_the_venues_book_at_a_sampled_moment(hud: Hud, frozen: Venue) -> None:
     await live_ladder(hud)
-    bid, ask = await frozen.quote(SYMBOL)  # the venue holds still from here
-    last = (await frozen.symbol(SYMBOL))["last"]
     page = hud.page
-    await page.wait_for_function(
-        """([bid, ask]) => { const rows = window.hud.ladder.rows();
-          const b = rows.find((r) => r.bid), a = rows.filter((r) => r.ask).pop();
-          return b && a && b.price === bid && a.price === ask; }""",
-        arg=[str(bid), str(ask)],
-        timeout=10_000,
-    )
-    book = (await hud.gql(BOOK, {"s": SYMBOL}))["data"]["book"]
-    assert book["tickSize"] == "0.01"
-    await page.wait_for_function(
-        "(s) => window.hud.ladder.sequence() === s", arg=book["sequence"], timeout=5_000
-    )
+    # The venue holds still from here; its own book (the control API's, not the floor's copy)
+    # is what the ladder must show once everything in flight has arrived.
+    bids, asks = await ladder_holds_venue_book(page, frozen, SYMBOL)
+    last = (await frozen.symbol(SYMBOL))["last"]
     rows = await rows_of(page)
-    drawn = {Decimal(r["price"]): (r["bid"], r["ask"]) for r in rows if r["bid"] or r["ask"]}
-    levels = {Decimal(level["price"]): (level["size"], 0) for level in book["bids"]}
-    levels |= {Decimal(level["price"]): (0, level["size"]) for level in book["asks"]}
     shown = {Decimal(r["price"]) for r in rows}
-    assert drawn == {price: sizes for price, sizes in levels.items() if price in shown}
+    drawn = {Decimal(r["price"]): (r["bid"], r["ask"]) for r in rows if r["bid"] or r["ask"]}
+    # Every level of the venue's that reaches the floor (its best DEPTH_ROWS a side) and falls
+    # on screen is drawn at its size, and nothing else is.
+    published = {price: (size, 0) for price, size in bids[:DEPTH_ROWS]}
+    published |= {price: (0, size) for price, size in asks[:DEPTH_ROWS]}
+    assert drawn == {price: sizes for price, sizes in published.items() if price in shown}
     assert len(drawn) >= 10, "the touch and at least the nine levels beyond it on both sides are on screen"
-    assert Decimal(book["bids"][0]["price"]) == bid and Decimal(book["asks"][0]["price"]) == ask
+    touch = (next(r for r in rows if r["bid"]), [r for r in rows if r["ask"]][-1])
+    assert (Decimal(touch[0]["price"]), Decimal(touch[1]["price"])) == (bids[0][0], asks[0][0])
+    assert (await hud.gql(TICK_SIZE, {"s": SYMBOL}))["data"]["book"]["tickSize"] == "0.01"
     # The last trade is marked on its row (the trades feed: volume at each price this session).
     await page.wait_for_function(
         "(last) => window.hud.ladder.rows().some((r) => r.last && Number(r.price) === Number(last))",
@@ -148,9 +138,13 @@ async def test_the_ladders_rows_match_the_venues_book_at_a_sampled_moment(hud: H
     await hud.shot("stale")
 
 
-async def test_a_click_on_a_bid_row_hands_the_ticket_a_buy_limit_at_that_price(hud: Hud) -> None:
+async def test_a_click_on_a_bid_row_hands_the_ticket_a_buy_limit_at_that_price(
+    hud: Hud, frozen: Venue
+) -> None:
     await live_ladder(hud)
     page = hud.page
+    # No row can change between press and release (the HUD would rightly ignore the click).
+    await ladder_holds_venue_book(page, frozen, SYMBOL)
     price = str(Decimal(await best(page, "bid")) - 2 * TICK)  # a row below the touch
     cell = await page.evaluate("(p) => window.hud.ladder.cellCenter(p, 'bid')", price)
     await page.mouse.click(cell["x"], cell["y"])
@@ -189,7 +183,9 @@ async def test_a_click_is_ignored_when_the_row_changed_between_press_and_release
     assert "changed while the button was down" in await page.locator("#ladder-note").inner_text()
 
 
-async def test_an_injected_sequence_gap_turns_click_to_trade_off_until_the_resync(hud: Hud) -> None:
+async def test_an_injected_sequence_gap_turns_click_to_trade_off_until_the_resync(
+    hud: Hud, venue: Venue
+) -> None:
     await hud.page.add_init_script(RECORD_SOCKETS)  # so the test can hold the resubscription
     await hud.open()
     await live_ladder(hud)
@@ -233,9 +229,12 @@ async def test_an_injected_sequence_gap_turns_click_to_trade_off_until_the_resyn
     # The ladder subscribes again, gets a snapshot, and click-to-trade is back.
     await page.locator("#stale-banner").wait_for(state="hidden", timeout=10_000)
     await live_ladder(hud)
-    price = await best(page, "bid")
-    cell = await page.evaluate("(p) => window.hud.ladder.cellCenter(p, 'bid')", price)
-    await page.mouse.click(cell["x"], cell["y"])
+    async with venue.frozen():  # the best bid cannot change between press and release
+        await ladder_holds_venue_book(page, venue, SYMBOL)
+        await live_ladder(hud)
+        price = await best(page, "bid")
+        cell = await page.evaluate("(p) => window.hud.ladder.cellCenter(p, 'bid')", price)
+        await page.mouse.click(cell["x"], cell["y"])
     assert await clicks(page) == [{"symbol": SYMBOL, "side": "BUY", "price": price}]
 
 

@@ -128,6 +128,8 @@ def test_bad_control_requests_get_400_or_404_and_change_nothing(venue_process: V
         ("GET", "/symbols/AAPL/move", None, 400),
         ("POST", "/symbols/AAPL/tape", {}, 400),
         ("GET", "/symbols/ZZZZ/tape", None, 404),
+        ("POST", "/symbols/AAPL/depth", {}, 400),
+        ("GET", "/symbols/ZZZZ/depth", None, 404),
         ("POST", "/nowhere", {}, 404),
     ]
     for method, path, body, status in cases:
@@ -208,7 +210,7 @@ async def test_control_requests_without_the_token_from_a_page_or_not_json_are_re
     assert controls == [], "no gateway was told to do anything"
 
 
-@pytest.mark.parametrize("path", ["/status", "/symbols/AAPL/tape"])
+@pytest.mark.parametrize("path", ["/status", "/symbols/AAPL/tape", "/symbols/AAPL/depth"])
 def test_reading_the_status_or_a_tape_needs_the_token_too(venue_process: VenueProcess, path: str) -> None:
     url = venue_process.control_url + path
     for how, headers, status in refused_ways(venue_process.token):
@@ -225,6 +227,26 @@ def test_floor_paper_without_the_venues_token_file_says_where_it_looked(
     result = runner.invoke(app, args, env={"FLOOR_VAR_DIR": str(tmp_path)})
     assert result.exit_code == 1
     assert "no control token" in result.output and str(tmp_path / "paper" / "control.token") in result.output
+
+
+async def test_the_depth_route_reads_the_whole_book_a_depth_subscriber_gets(
+    venue: VenueClient, venue_process: VenueProcess
+) -> None:
+    venue_process.control("POST", "/clock", {"paused": True})  # the book holds still
+    try:
+        book = await venue.subscribe_depth("MSFT")
+        depth = venue_process.control("GET", "/symbols/MSFT/depth")
+        assert venue_process.control("GET", "/symbols/MSFT/depth") == depth, "read-only"
+    finally:
+        await venue.unsubscribe_depth("MSFT")
+        venue_process.control("POST", "/clock", {"paused": False})
+    assert depth["symbol"] == "MSFT" and depth["seq"] == book.seq and depth["time_ns"] == book.time_ns
+    bids = [(Decimal(lv["price"]), lv["size"]) for lv in depth["bids"]]  # type: ignore[attr-defined]
+    asks = [(Decimal(lv["price"]), lv["size"]) for lv in depth["asks"]]  # type: ignore[attr-defined]
+    assert bids == [(lv.price, lv.size) for lv in book.bids]
+    assert asks == [(lv.price, lv.size) for lv in book.asks]
+    assert len(bids) >= 10 and len(asks) >= 10, "every level, not only the touch"
+    assert bids[0][0] < asks[0][0] and bids == sorted(bids, reverse=True) and asks == sorted(asks)
 
 
 async def test_paused_clock_steps_exactly_and_replays_a_seed_with_identical_fills(
