@@ -118,6 +118,7 @@ NOT_REASONS: dict[str, str] = {
     "manual": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "unverified_entry": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "sizing.stop_required": "why the API's sizing suggestion for a ticket is 0, never intake's",
+    "sizing.stale_bankroll": "why the API's sizing suggestion for a ticket is 0, never intake's",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
