@@ -215,14 +215,18 @@ class Ceremonies:
         confirmed (recorded by the database against the session of ``cookie``)."""
         session_id = _session(principal)
         now = self._clock()
-        taken = await self._challenges.take(challenge_id, store.PURPOSE_PASSKEY_CONFIRM, now, session_id)
-        if isinstance(taken, Refusal):
-            return await self._refuse(taken, trader=principal.name, client_address=client_address)
-        proof = await self._verify(
-            taken, credential_json, trader=principal.name, now=now, client_address=client_address
+        answered = await self._answered(
+            challenge_id,
+            store.PURPOSE_PASSKEY_CONFIRM,
+            session_id,
+            credential_json,
+            trader=principal.name,
+            now=now,
+            client_address=client_address,
         )
-        if isinstance(proof, Refusal):
-            return proof
+        if isinstance(answered, Refusal):
+            return answered
+        taken, proof = answered
         trader = await get_trader(self._db, principal.name)
         assert trader is not None  # its passkey just verified
         challenge = registration_challenge(taken.challenge)
@@ -343,14 +347,18 @@ class Ceremonies:
     ) -> tuple[Principal, str] | Refusal:
         """The signed-in trader and the session cookie's value (set it HttpOnly, SameSite=Strict)."""
         now = self._clock()
-        taken = await self._challenges.take(challenge_id, store.PURPOSE_LOGIN, now, None)
-        if isinstance(taken, Refusal):
-            return await self._refuse(taken, client_address=client_address)
-        proof = await self._verify(
-            taken, credential_json, trader=None, now=now, client_address=client_address
+        answered = await self._answered(
+            challenge_id,
+            store.PURPOSE_LOGIN,
+            None,
+            credential_json,
+            trader=None,
+            now=now,
+            client_address=client_address,
         )
-        if isinstance(proof, Refusal):
-            return proof
+        if isinstance(answered, Refusal):
+            return answered
+        _, proof = answered
         trader = await get_trader(self._db, proof.trader)
         if trader is None or trader.disabled_at is not None:
             return await self._refuse(
@@ -441,14 +449,18 @@ class Ceremonies:
         """A new grant for the session (any earlier one of the session ends)."""
         session_id = _session(principal)
         now = self._clock()
-        taken = await self._challenges.take(challenge_id, store.PURPOSE_ARMING, now, session_id)
-        if isinstance(taken, Refusal):
-            return await self._refuse(taken, trader=principal.name, client_address=client_address)
-        proof = await self._verify(
-            taken, credential_json, trader=principal.name, now=now, client_address=client_address
+        answered = await self._answered(
+            challenge_id,
+            store.PURPOSE_ARMING,
+            session_id,
+            credential_json,
+            trader=principal.name,
+            now=now,
+            client_address=client_address,
         )
-        if isinstance(proof, Refusal):
-            return proof
+        if isinstance(answered, Refusal):
+            return answered
+        taken, proof = answered
         limits = records.limits_from_json(taken.limits or {})
         grant = store.StoredGrant(
             grant_id=uuid.uuid4().hex,
@@ -509,22 +521,27 @@ class Ceremonies:
     ) -> AssertionProof | Refusal:
         session_id = _session(principal)
         now = self._clock()
-        taken = await self._challenges.take(challenge_id, store.PURPOSE_STEP_UP, now, session_id)
-        if isinstance(taken, Refusal):
-            return await self._refuse(taken, trader=principal.name, client_address=client_address)
-        if taken.order_hash != order_hash:
-            return await self._refuse(
-                Refusal(
-                    r.WRONG_ORDER,
-                    f"this confirmation was for order {str(taken.order_hash)[:12]}, not {order_hash[:12]};"
-                    " stage the order again and confirm that one",
-                ),
-                trader=principal.name,
-                client_address=client_address,
+
+        def same_order(taken: store.TakenChallenge) -> Refusal | None:
+            if taken.order_hash == order_hash:
+                return None
+            return Refusal(
+                r.WRONG_ORDER,
+                f"this confirmation was for order {str(taken.order_hash)[:12]}, not {order_hash[:12]};"
+                " stage the order again and confirm that one",
             )
-        return await self._verify(
-            taken, credential_json, trader=principal.name, now=now, client_address=client_address
+
+        answered = await self._answered(
+            challenge_id,
+            store.PURPOSE_STEP_UP,
+            session_id,
+            credential_json,
+            trader=principal.name,
+            now=now,
+            client_address=client_address,
+            check=same_order,
         )
+        return answered if isinstance(answered, Refusal) else answered[1]
 
     async def authenticators(self, principal: Principal) -> list[AuthenticatorInfo]:
         if principal.trader_session is None:
@@ -551,6 +568,33 @@ class Ceremonies:
             user_verification=UserVerificationRequirement.REQUIRED,
         )
         return options_to_json(options)
+
+    async def _answered(
+        self,
+        challenge_id: str,
+        purpose: str,
+        session_id: str | None,
+        credential_json: str,
+        *,
+        trader: str | None,
+        now: datetime,
+        client_address: str | None,
+        check: Callable[[store.TakenChallenge], Refusal | None] | None = None,
+    ) -> tuple[store.TakenChallenge, AssertionProof] | Refusal:
+        """Take the ``purpose`` challenge (of ``session_id``; None: sign-in's, of no session),
+        refuse it if ``check`` does, then verify the assertion answering it (:meth:`_verify`)."""
+        taken = await self._challenges.take(challenge_id, purpose, now, session_id)
+        if isinstance(taken, Refusal):
+            return await self._refuse(taken, trader=trader, client_address=client_address)
+        refused = None if check is None else check(taken)
+        if refused is not None:
+            return await self._refuse(refused, trader=trader, client_address=client_address)
+        proof = await self._verify(
+            taken, credential_json, trader=trader, now=now, client_address=client_address
+        )
+        if isinstance(proof, Refusal):
+            return proof
+        return taken, proof
 
     async def _verify(
         self,
