@@ -13,7 +13,8 @@ from webauthn.helpers import base64url_to_bytes
 
 from api import webauthn_results as r
 from api.principals import Principal
-from api.webauthn_ceremonies import PASSKEY_ADDED, PASSKEY_ADDED_REASON, Ceremonies
+from api.webauthn_add_passkey import PASSKEY_ADDED, PASSKEY_ADDED_REASON
+from api.webauthn_ceremonies import Ceremonies
 from api.webauthn_results import ArmingGrant, AuthenticatorInfo, Challenge, GrantLimits, Refusal
 from ledger import webauthn_store as store
 from ledger.traders import get_trader
