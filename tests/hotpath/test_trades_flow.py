@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,6 +49,41 @@ def _trades(raw: bytes, symbol: str = SYMBOL) -> list[dict[str, Any]]:
         return []
     trades: list[dict[str, Any]] = record.get("trades", [])
     return trades
+
+
+@asynccontextmanager
+async def _publishing(
+    kafka_bootstrap: str, record_writers: RecordWriters, client_id: str
+) -> AsyncIterator[TradePublisher]:
+    """A trade publisher on ``market.trades`` signing as the hot path, its sender running until
+    the block ends."""
+    inner = await start_producer(kafka_bootstrap, client_id)
+    publisher = TradePublisher(SigningProducer(inner, record_writers.hotpath), MARKET_TRADES)
+    task = asyncio.create_task(publisher.run())
+    try:
+        yield publisher
+    finally:
+        task.cancel()
+        await inner.stop()
+
+
+async def _records_of(kafka_bootstrap: str, symbol: str, n: int) -> list[bytes]:
+    """The records on ``market.trades`` of ``symbol``, read until they carry ``n`` trades."""
+    mine: list[bytes] = []
+
+    def done(raw: bytes) -> bool:
+        if json.loads(raw).get("symbol") == symbol:
+            mine.append(raw)
+        return sum(len(_trades(r, symbol)) for r in mine) >= n
+
+    await read_until(kafka_bootstrap, MARKET_TRADES, done)
+    return mine
+
+
+async def _verified(pool: asyncpg.Pool, raws: list[bytes]) -> list[dict[str, Any]]:
+    """The records, each verified as a record writer signed it (RecordRefused if not)."""
+    keys = await writer_keys(pool)
+    return [verify_record(MARKET_TRADES, raw, keys) for raw in raws]
 
 
 async def test_every_venue_trade_is_on_market_trades_in_order_with_its_exact_price(
@@ -96,10 +132,7 @@ async def test_a_burst_of_trades_goes_out_signed_in_order_in_records_of_at_most_
     kafka_bootstrap: str, record_writers: RecordWriters, ledger_pool: asyncpg.Pool
 ) -> None:
     symbol = f"BURST{uuid.uuid4().hex[:6].upper()}"
-    inner = await start_producer(kafka_bootstrap, "test-trade-burst")
-    publisher = TradePublisher(SigningProducer(inner, record_writers.hotpath), MARKET_TRADES)
-    task = asyncio.create_task(publisher.run())
-    try:
+    async with _publishing(kafka_bootstrap, record_writers, "test-trade-burst") as publisher:
         t0 = datetime.now(UTC)
         n = 2 * MAX_BATCH + 7
         volume = 0
@@ -107,19 +140,8 @@ async def test_a_burst_of_trades_goes_out_signed_in_order_in_records_of_at_most_
             volume += i + 1
             price = Decimal("100.00") + Decimal(i % 5) / 100
             publisher.on_trade(Trade(symbol, price, i + 1, t0 + timedelta(microseconds=i), volume))
-        mine: list[bytes] = []
-
-        def done(raw: bytes) -> bool:
-            if json.loads(raw).get("symbol") == symbol:
-                mine.append(raw)
-            return sum(len(_trades(r, symbol)) for r in mine) >= n
-
-        await read_until(kafka_bootstrap, MARKET_TRADES, done)
-    finally:
-        task.cancel()
-        await inner.stop()
-    keys = await writer_keys(ledger_pool)
-    records = [verify_record(MARKET_TRADES, raw, keys) for raw in mine]
+        mine = await _records_of(kafka_bootstrap, symbol, n)
+    records = await _verified(ledger_pool, mine)
     assert [len(r["trades"]) for r in records] == [MAX_BATCH, MAX_BATCH, 7]
     sizes = [t["size"] for r in records for t in r["trades"]]
     assert sizes == list(range(1, n + 1)), "every trade, in order, none conflated"
@@ -132,11 +154,8 @@ async def test_a_steady_tape_goes_out_in_a_record_per_linger_not_a_record_per_tr
     """Trades arriving one by one (the sender free to run between any two) share records: a
     starting hub has that many fewer records to verify."""
     symbol = f"STEADY{uuid.uuid4().hex[:6].upper()}"
-    inner = await start_producer(kafka_bootstrap, "test-trade-linger")
-    publisher = TradePublisher(SigningProducer(inner, record_writers.hotpath), MARKET_TRADES)
-    task = asyncio.create_task(publisher.run())
     loop = asyncio.get_running_loop()
-    try:
+    async with _publishing(kafka_bootstrap, record_writers, "test-trade-linger") as publisher:
         t0, n, volume = datetime.now(UTC), 0, 0
         until = loop.time() + 10 * LINGER_S
         while loop.time() < until:
@@ -144,19 +163,8 @@ async def test_a_steady_tape_goes_out_in_a_record_per_linger_not_a_record_per_tr
             volume += 1
             publisher.on_trade(Trade(symbol, Decimal("100.00"), 1, t0 + timedelta(microseconds=n), volume))
             await asyncio.sleep(0)  # the sender may run after every trade
-        mine: list[bytes] = []
-
-        def done(raw: bytes) -> bool:
-            if json.loads(raw).get("symbol") == symbol:
-                mine.append(raw)
-            return sum(len(_trades(r, symbol)) for r in mine) >= n
-
-        await read_until(kafka_bootstrap, MARKET_TRADES, done)
-    finally:
-        task.cancel()
-        await inner.stop()
-    keys = await writer_keys(ledger_pool)
-    records = [verify_record(MARKET_TRADES, raw, keys) for raw in mine]
+        mine = await _records_of(kafka_bootstrap, symbol, n)
+    records = await _verified(ledger_pool, mine)
     volumes = [t["venue_volume"] for r in records for t in r["trades"]]
     assert volumes == list(range(1, n + 1)), "every trade, in order, none conflated"
     # A flush sends every trade waiting, in records of at most MAX_BATCH: one flush per linger
