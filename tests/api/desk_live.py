@@ -1,12 +1,14 @@
-"""The hot path for the desk's end-to-end modules. A module that imports ``module_hotpath`` and
-``active_floor`` (the fixtures ``hotpath`` and ``floor_up``) gets a hot path of its own, trading
-the paper venue's account, and ``floor_up`` leaves it ACTIVE before and after each test (a test
-that trips the breaker cannot halt the next one)."""
+"""The hot path for the desk's end-to-end modules. A module that imports ``module_hotpath`` (or
+makes its own with :func:`hotpath_fixture`) and ``active_floor`` (the fixtures ``hotpath`` and
+``floor_up``) gets a hot path of its own, trading the paper venue's account, and ``floor_up``
+leaves it ACTIVE before and after each test (a test that trips the breaker cannot halt the next
+one)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,18 +29,28 @@ from tests.hotpath.test_circuit_breaker_flow import rearm
 CENT = Decimal("0.01")
 
 
-@pytest.fixture(scope="module", name="hotpath")
-async def module_hotpath(
-    floor_settings: FloorSettings,
-    supervisor: Supervisor,
-    paper: PaperStack,
-    risk_profiles: None,  # noqa: F811
-    ledger_pool: asyncpg.Pool,
-    command_producer: AIOKafkaProducer,  # noqa: F811
-) -> AsyncIterator[HotPathProcess]:
-    """The importing module's own hot path, stopped when the module ends."""
-    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
-        yield process
+def hotpath_fixture(breaker_agent: str | None = None) -> Any:
+    """A ``hotpath`` fixture: the importing module's own hot path, stopped when the module ends;
+    its breaker signs as ``breaker_agent`` (None: with a key of its own)."""
+
+    @pytest.fixture(scope="module", name="hotpath")
+    async def module_hotpath(
+        floor_settings: FloorSettings,
+        supervisor: Supervisor,
+        paper: PaperStack,
+        risk_profiles: None,  # noqa: F811
+        ledger_pool: asyncpg.Pool,
+        command_producer: AIOKafkaProducer,  # noqa: F811
+    ) -> AsyncIterator[HotPathProcess]:
+        async with running_hotpath(
+            floor_settings, supervisor, paper, ledger_pool, command_producer, breaker_agent=breaker_agent
+        ) as process:
+            yield process
+
+    return module_hotpath
+
+
+module_hotpath = hotpath_fixture()
 
 
 @pytest.fixture(name="floor_up")

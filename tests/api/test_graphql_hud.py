@@ -6,19 +6,14 @@ trip did, through the ``breaker`` query and the ``breakerState`` subscription.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
 from math import floor
 from typing import Any
 
 import asyncpg
-import pytest
-from aiokafka import AIOKafkaProducer
 
 from api.webauthn_ceremonies import Ceremonies
-from config.settings import FloorSettings
-from floor.supervisor import Supervisor
 from hotpath.circuit_breaker_log import BREAKER_AGENT
 from ledger.api_tokens import issue_token
 from ledger.risk_profiles import get_profile
@@ -27,9 +22,9 @@ from tests.api.desk_live import (  # noqa: F401 - fixtures used by name
     HotPathProcess,
     active_floor,
     command_producer,
+    hotpath_fixture,
     resting_limit,
     risk_profiles,
-    running_hotpath,
     trading_state,
 )
 from tests.api.gql_ws import graphql_socket
@@ -62,21 +57,9 @@ FINISH_ADD = """mutation($id: String!, $credential: String!) {
 TRIP_FIELDS = "state kind trip { reason symbol drop referencePrice price cancelledOrders cancelMillis }"
 
 
-@pytest.fixture(scope="module", name="hotpath")
-async def floor_breaker_hotpath(
-    floor_settings: FloorSettings,
-    supervisor: Supervisor,
-    paper: PaperStack,
-    risk_profiles: None,  # noqa: F811
-    ledger_pool: asyncpg.Pool,
-    command_producer: AIOKafkaProducer,  # noqa: F811
-) -> AsyncIterator[HotPathProcess]:
-    """This module's hot path, its breaker signing as the floor's ``floor-breaker`` (the only
-    breaker key whose automatic trips the API process believes, as ``floor up`` runs them)."""
-    async with running_hotpath(
-        floor_settings, supervisor, paper, ledger_pool, command_producer, breaker_agent=BREAKER_AGENT
-    ) as process:
-        yield process
+floor_breaker_hotpath = hotpath_fixture(breaker_agent=BREAKER_AGENT)
+"""This module's hot path, its breaker signing as the floor's ``floor-breaker`` (the only breaker
+key whose automatic trips the API process believes, as ``floor up`` runs them)."""
 
 
 async def net_liquidation_row(pool: asyncpg.Pool) -> Decimal | None:
