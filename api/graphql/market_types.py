@@ -12,7 +12,7 @@ import strawberry
 
 from api.graphql.floor_types import TradingState
 from api.graphql.scalars import Long
-from api.graphql.shared_results import SharedEvent
+from api.graphql.shared_results import SharedEvent, shared_update
 from api.hub_feeds import BreakerStatus
 from trading.breaker_trip import TripSummary
 from trading.depth_book import BookDelta as DeltaRecord
@@ -87,11 +87,9 @@ then executed once for all of them (:mod:`api.graphql.shared_results`)."""
 
 
 def book_update(item: SnapshotRecord | DeltaRecord) -> BookSnapshot | BookDelta:
-    update = _updates.get(item)
-    if update is None:
-        update = BookSnapshot.of(item) if isinstance(item, SnapshotRecord) else BookDelta.of(item)
-        _updates[item] = update
-    return update
+    return shared_update(
+        _updates, item, lambda i: BookSnapshot.of(i) if isinstance(i, SnapshotRecord) else BookDelta.of(i)
+    )
 
 
 @strawberry.type(

@@ -15,12 +15,16 @@ when the hub lets go of the event. Only a clean, synchronous result is shared; o
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from graphql import ExecutionResult
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 ShareKey = tuple[str, str | None, str]
+Record = TypeVar("Record")
+Update = TypeVar("Update")
 
 
 class SharedEvent:
@@ -58,3 +62,15 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         if isinstance(result, ExecutionResult) and not result.errors:
             event.share_result(key, result)
         return result
+
+
+def shared_update(
+    updates: WeakKeyDictionary[Record, Update], item: Record, make: Callable[[Record], Update]
+) -> Update:
+    """The update made of the hub's ``item``, made once and kept in ``updates`` while the hub
+    keeps the item: subscribers in step, handed the same item, get the same update."""
+    update = updates.get(item)
+    if update is None:
+        update = make(item)
+        updates[item] = update
+    return update

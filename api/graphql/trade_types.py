@@ -11,7 +11,7 @@ from weakref import WeakKeyDictionary
 import strawberry
 
 from api.graphql.scalars import Long
-from api.graphql.shared_results import SharedEvent
+from api.graphql.shared_results import SharedEvent, shared_update
 from trading.trade_tape import CountedTrade, TapeSnapshot
 
 
@@ -89,8 +89,6 @@ result is then executed once for all of them (:mod:`api.graphql.shared_results`)
 
 
 def trade_update(item: TapeSnapshot | CountedTrade) -> TradeTape | Trade:
-    update = _updates.get(item)
-    if update is None:
-        update = TradeTape.of(item) if isinstance(item, TapeSnapshot) else Trade.of(item)
-        _updates[item] = update
-    return update
+    return shared_update(
+        _updates, item, lambda i: TradeTape.of(i) if isinstance(i, TapeSnapshot) else Trade.of(i)
+    )
