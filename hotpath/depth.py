@@ -11,7 +11,9 @@ the records it holds. Unpaced, a venue changing a book 1,000 times a second made
 a second; within a minute the API's fetches of ``market.depth`` cost Tansu a whole core and
 returned a record or two a second, and the HUD's book fell tens of seconds behind for good
 (``python -m bench.hud_render --seconds 30``, its second phase). A book is a whole state and
-the HUD paints at most 60 a second, so books faster than that were never shown anyway.
+the HUD paints at most 60 a second, so books faster than that were never shown anyway. Pacing
+slows the growth, it does not end it: Tansu keeps every record of every topic, so at that load
+(with ``market.trades``) its fetches grow costly again after a few minutes of trading.
 
 Record (key = symbol, UTF-8 JSON; prices are decimal strings)::
 
