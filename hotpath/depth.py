@@ -2,8 +2,18 @@
 
 The broker calls :meth:`DepthPublisher.on_depth` on the event loop for every book update; it
 only keeps the newest snapshot per symbol and wakes the sender. The sender publishes whatever
-is newest when it gets to run, so under load the HUD gets fewer, fresher books instead of a
-growing backlog, and the order path never waits for Kafka.
+is newest when it gets to run, at most one record a symbol every :data:`MIN_INTERVAL_S`
+(books that came meanwhile are merged into the newest, never a backlog), so the order path
+never waits for Kafka and the topic grows at a bounded rate whatever the venue's.
+
+Why bounded: every record stays on the topic, and the embedded Tansu's fetch work grows with
+the records it holds. Unpaced, a venue changing a book 1,000 times a second made ~400 records
+a second; within a minute the API's fetches of ``market.depth`` cost Tansu a whole core and
+returned a record or two a second, and the HUD's book fell tens of seconds behind for good
+(``python -m bench.hud_render --seconds 30``, its second phase). A book is a whole state and
+the HUD paints at most 60 a second, so books faster than that were never shown anyway. Pacing
+slows the growth, it does not end it: Tansu keeps every record of every topic, so at that load
+(with ``market.trades``) its fetches grow costly again after a few minutes of trading.
 
 Record (key = symbol, UTF-8 JSON; prices are decimal strings)::
 
@@ -30,6 +40,8 @@ from hotpath.ports import EventProducer
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+MIN_INTERVAL_S = 0.02
+"""At most one record a symbol this often (50 a second): the newest book when it is due."""
 
 
 def to_dict(snapshot: DepthSnapshot) -> dict[str, Any]:
@@ -59,8 +71,10 @@ class DepthPublisher:
         self._wake.set()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
+            began = loop.time()
             self._wake.clear()
             batch, self._latest = self._latest, {}
             for symbol, snapshot in batch.items():
@@ -69,3 +83,5 @@ class DepthPublisher:
                     self.published += 1
                 except Exception:
                     log.exception("depth of %s not published", symbol)
+            # Books that come meanwhile replace each other in _latest: the newest goes next.
+            await asyncio.sleep(max(0.0, began + MIN_INTERVAL_S - loop.time()))

@@ -1,0 +1,91 @@
+"""A book that changes faster than anyone can show it grows ``market.depth`` at a bounded rate:
+at most one record a symbol every ``MIN_INTERVAL_S``, the newest book each time and the last
+one never lost. Real Kafka (the embedded Tansu, whose fetches slow down with every record it
+holds: unpaced, the API's depth feed fell tens of seconds behind within a minute)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from brokers.base import DepthLevel, DepthSnapshot
+from bus.kafka import start_producer
+from bus.topics import MARKET_DEPTH
+from hotpath.depth import MIN_INTERVAL_S, DepthPublisher
+
+CHANGES_PER_S = 1000
+SECONDS = 2.0
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = await start_producer(kafka_bootstrap, "test-depth-pacing")
+    yield p
+    await p.stop()
+
+
+async def at_end(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer of ``market.depth`` from its end now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    await consumer.topics()
+    partitions = [TopicPartition(MARKET_DEPTH, p) for p in consumer.partitions_for_topic(MARKET_DEPTH) or ()]
+    consumer.assign(partitions)
+    for tp, end in (await consumer.end_offsets(partitions)).items():
+        consumer.seek(tp, end)
+    return consumer
+
+
+def book(symbol: str, n: int) -> DepthSnapshot:
+    """State ``n`` of the book: its best bid's size is ``n``."""
+    return DepthSnapshot(
+        symbol=symbol,
+        bids=(DepthLevel(Decimal("100.00"), n), DepthLevel(Decimal("99.99"), 300)),
+        asks=(DepthLevel(Decimal("100.01"), 200),),
+        time=datetime.now(UTC),
+        recv_ns=time.monotonic_ns(),
+    )
+
+
+async def test_a_book_changing_1000_times_a_second_is_published_paced_and_its_last_state_is_not_lost(
+    kafka_bootstrap: str, producer: AIOKafkaProducer
+) -> None:
+    symbol = f"PACE{uuid.uuid4().hex[:6].upper()}"
+    consumer = await at_end(kafka_bootstrap)
+    publisher = DepthPublisher(producer, MARKET_DEPTH)
+    sender = asyncio.create_task(publisher.run())
+    try:
+        n = 0
+        began = time.monotonic()
+        while (gone := time.monotonic() - began) < SECONDS:
+            for _ in range(int(gone * CHANGES_PER_S) - n):
+                n += 1
+                publisher.on_depth(book(symbol, n))
+            await asyncio.sleep(0.001)
+        last = n
+        sizes: list[int] = []
+        deadline = time.monotonic() + 10
+        while (not sizes or sizes[-1] != last) and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if record.key == symbol.encode() and record.value is not None:
+                        sizes.append(json.loads(record.value)["bids"][0]["size"])
+    finally:
+        sender.cancel()
+        await consumer.stop()
+    assert last >= SECONDS * CHANGES_PER_S * 0.9
+    assert sizes and sizes[-1] == last, "the newest book must always reach the topic"
+    assert sizes == sorted(sizes), "newer books only, in order"
+    # One record a symbol every MIN_INTERVAL_S at most (a little slack for the first and last),
+    # not one per change: the topic's growth is bounded whatever the venue's rate.
+    most = SECONDS / MIN_INTERVAL_S + 5
+    assert len(sizes) <= most, f"{len(sizes)} records for {last} changes in {SECONDS} s (at most {most:.0f})"
+    assert len(sizes) >= most / 4, f"only {len(sizes)} records: the book must keep flowing"
