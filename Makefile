@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test test-hud test-long install lint typecheck pytest chromium clean
+.PHONY: up test test-hud test-long chaos install lint typecheck pytest chromium clean
 
 up: install
 	$(BIN)/floor up
@@ -45,6 +45,11 @@ test-hud: install chromium
 # The chaos and soak runs of minutes each (marked `long`), left out of `make test`.
 test-long: install chromium
 	$(BIN)/pytest -m long
+
+# Every chaos scenario (tests/chaos): faults injected into a floor of its own while 500 signed
+# commands stream; `make test` runs the quick ones (primary frozen, primary killed, hot path killed).
+chaos: install
+	$(BIN)/pytest -m chaos tests/chaos --durations=0
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache web/node_modules tests/artifacts
