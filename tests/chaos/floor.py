@@ -231,6 +231,10 @@ class ChaosFloor:
         return await verify_ledger(self.settings.role_url("cli"), checkpoints=lines)
 
 
+_LEVELS = ("WARNING", "ERROR", "CRITICAL")
+_AREAS = ("hotpath", "brokers", "bus", "ledger", "trading")
+
+
 def _kill_group(service: RunningService) -> None:
     try:
         os.killpg(service.pid, signal.SIGKILL)
