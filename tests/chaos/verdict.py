@@ -25,8 +25,8 @@ async def read_records(floor: ChaosFloor, sent: Sequence[Sent]) -> Records:
     ids = [s.command_id for s in sent]
     async with floor.pool.acquire() as conn:
         entries = await conn.fetch(
-            "SELECT command_id, decision, reason, authenticated FROM ledger_entries"
-            " WHERE command_id = ANY($1::text[]) ORDER BY seq",
+            "SELECT command_id, decision, reason, authenticated, payload FROM ledger_entries"
+            " WHERE command_id = ANY($1::text[]) OR NOT authenticated ORDER BY seq",
             ids,
         )
         states = await conn.fetch(
@@ -39,7 +39,9 @@ async def read_records(floor: ChaosFloor, sent: Sequence[Sent]) -> Records:
     return Records(
         sent=tuple(sent),
         entries=tuple(
-            Entry(r["command_id"], r["decision"], r["reason"], r["authenticated"]) for r in entries
+            Entry(cid, r["decision"], r["reason"], r["authenticated"])
+            for r in entries
+            if (cid := r["command_id"] or _evidence_of(r["payload"])) is not None
         ),
         states=tuple(StateRow(r["command_id"], r["kind"], r["filled_qty"], r["exec_id"]) for r in states),
         venue_orders=tuple(
@@ -77,6 +79,16 @@ async def assert_nothing_lost(floor: ChaosFloor, sent: Sequence[Sent], settle_s:
     assert not violations, _explain(violations, records, floor)
     print(summary(records))  # shown with -s and in a failing test's captured output
     return records
+
+
+def _evidence_of(payload: bytes) -> str | None:
+    """The command id inside an unauthenticated entry (evidence of a refusal: such an entry
+    leaves the command id column to the genuine command)."""
+    try:
+        command_id = json.loads(payload).get("command_id")
+    except (ValueError, AttributeError):
+        return None
+    return command_id if isinstance(command_id, str) else None
 
 
 def summary(records: Records) -> str:
