@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
 
 from brokers.base import BrokerOrder, NotConnected, Placement
 from hotpath import main as hotpath_main
@@ -94,25 +93,32 @@ async def test_a_record_met_by_an_unreachable_ledger_is_decided_once_it_answers(
     assert await _security_reasons(ledger_pool, envelope.command.command_id) == []
 
 
-async def test_an_append_committed_though_intake_never_heard_is_not_decided_twice(
+async def test_an_append_committed_though_intake_never_heard_is_sent_once_on_the_retry(
     agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
 ) -> None:
+    """The connection went after the COMMIT: the retry finds the command's own entry. It is the
+    order intake was deciding, ledgered and never sent: it goes to the broker now, once, not
+    at the next restart. A later copy of the record is a duplicate delivery."""
     broker, emitted = _Broker(), []
-    intake = in_process_intake(_FlakyLedger(ledger_pool, after_commit=True), broker, emitted)
+    ledger = _FlakyLedger(ledger_pool, after_commit=True)
+    intake = in_process_intake(ledger, broker, emitted)
     await intake.warm()
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
     cid = envelope.command.command_id
 
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
-        await intake.handle(envelope.to_wire(), source="test")
-    outcome = await intake.handle(envelope.to_wire(), source="test")
+    await hotpath_main._consume(intake, _records(envelope.to_wire()))
 
-    # The ledgered entry stands (restart recovery sends it); no replay alarm, no second entry.
-    assert outcome.reason == DUPLICATE_DELIVERY
-    assert broker.placed == []
-    assert emitted == []
+    assert ledger.failures == 1
+    assert broker.placed == [cid]
+    assert [(e.kind.value, e.quantity) for e in emitted] == [("accepted", 5)]
     rows = await ledger_pool.fetch("SELECT decision FROM ledger_entries WHERE command_id = $1", cid)
     assert [r["decision"] for r in rows] == ["accepted"]
+    assert await _security_reasons(ledger_pool, cid) == []
+
+    outcome = await intake.handle(envelope.to_wire(), source="test")
+
+    assert outcome.reason == DUPLICATE_DELIVERY
+    assert broker.placed == [cid]
     assert await _security_reasons(ledger_pool, cid) == [DUPLICATE_DELIVERY]
 
 

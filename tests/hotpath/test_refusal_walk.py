@@ -44,7 +44,7 @@ from hotpath.intake_steps import NO_PRICE, NO_PROFILE, UNSUPPORTED_KIND
 from hotpath.ledger_store import LedgerStore
 from hotpath.order_commands import BROKER_INVALID, SIZING_INVALID, TRAIL_STOP_NOT_POSITIVE
 from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, restore_orders
-from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
+from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR, MALFORMED
 from ledger.append import Decision, append_command
 from ledger.keys import register_key, revoke_agent
 from ledger.order_events import order_state, record_order_event
@@ -359,6 +359,12 @@ async def no_bankroll(w: Walk) -> str | None:
     return await w.send(baseline(w.agent.agent_id))
 
 
+async def internal_error(w: Walk) -> str | None:
+    # Nothing any step foresaw: a net liquidation that is not a number breaks the sizer's sums.
+    w.broker.bankroll = Decimal("NaN")
+    return await w.send(baseline(w.agent.agent_id))
+
+
 async def stop_wrong_side(w: Walk) -> str | None:
     # The order: a SELL LMT far through the bid, its stop above the limit but below
     # the bid it fills at.
@@ -632,6 +638,7 @@ CASES: dict[str, Case] = {
     NO_EDGE: no_edge,
     NO_SHARE: below_one_share,
     NO_BANKROLL: no_bankroll,
+    INTERNAL_ERROR: internal_error,
     Refusal.STOP_WRONG_SIDE: stop_wrong_side,
     Refusal.MAX_TRADE_SIZE: max_trade_size,
     Refusal.MAX_DOLLAR_RISK: max_dollar_risk,
