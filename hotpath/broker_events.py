@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -64,6 +65,8 @@ KAFKA_ONLY = "kafka_only"
 """The state name of a record that goes to ``orders.events`` only, never to the state rows."""
 WRITE_BACKOFF = Backoff(first_s=0.05, max_s=2.0, timeout_s=5.0)
 WRITE_AREA = "order_events.write"
+SESSION_BACKOFF = Backoff(first_s=0.05, max_s=2.0, timeout_s=10.0)
+SESSION_AREA = "broker_sessions.publish"
 WRITE_ADVICE = (
     "the ledger is not taking order-state rows; they are kept in memory, in order, and written "
     "when it answers: check Postgres (DATABASE_URL) and the hotpath role's grants"
@@ -94,6 +97,12 @@ class BrokerEvents:
         self._write_backoff = write_backoff
         self._write_streak = FailingStreak(WRITE_AREA, self.record_ops, write_backoff, WRITE_ADVICE)
         self.publisher = publisher or OrderEventPublisher(producer, self.record_ops)
+        self._session_streak = FailingStreak(
+            SESSION_AREA,
+            self.record_ops,
+            SESSION_BACKOFF,
+            f"Kafka is not acknowledging {SESSIONS_TOPIC} records; each is sent again until it is",
+        )
         self._background: set[asyncio.Task[None]] = set()
         self._session_order = asyncio.Lock()
         """Session records leave in the order of their changes (waiters queue first come)."""
@@ -248,10 +257,12 @@ class BrokerEvents:
             except Exception:
                 log.exception("foreign orders of epoch %d not checked against the ledger", change.epoch)
             for key, value in session_records(change, self._accounts, reports, error):
-                try:
-                    await self._producer.send_and_wait(SESSIONS_TOPIC, value, key=key)
-                except Exception:
-                    log.exception("session change not published on %s", SESSIONS_TOPIC)
+                await until_written(
+                    functools.partial(self._producer.send_and_wait, SESSIONS_TOPIC, value, key=key),
+                    self._session_streak,
+                    SESSION_BACKOFF,
+                    {"epoch": change.epoch, "change": change.change.value},
+                )
 
     async def _without_floor_orders(self, reports: dict[str, ReconcileReport]) -> dict[str, ReconcileReport]:
         """The reports with the floor's own ended orders taken out of their foreign orders."""

@@ -3,7 +3,7 @@
 :class:`OrderEventPublisher` is the hot path's way: records are handed over without an await
 and delivered in the background, in the order they were handed over, each acknowledged by the
 broker (``acks=all``) before it counts as published; a failed delivery is sent again (with the
-records behind it) until the broker takes it. Consumers dedupe on ``event_id``, so a record the
+records behind it, one at a time) until the broker takes it. Consumers dedupe on ``event_id``, so a record the
 broker took though its acknowledgement was lost is harmless when sent again.
 """
 
@@ -82,16 +82,22 @@ class OrderEventPublisher:
                     self._queue.task_done()
 
     async def _deliver(self, batch: list[OrderEvent]) -> None:
-        """Send ``batch`` until every record is acknowledged. A failure sends the failed record
-        and every one behind it again, so each order's records arrive in their order (one that
-        went through already arrives twice; consumers dedupe on ``event_id``)."""
+        """Send ``batch`` until every record is acknowledged, pipelined while all goes well.
+
+        A failure sends the failed record and every one behind it again, one at a time, each
+        acknowledged before the next, so from the resend on each order's records keep their
+        order. Records already in flight behind the failed one may have reached the topic
+        before its resend; consumers dedupe on ``event_id`` and the state rows, written in
+        order, are the authority."""
         pending = batch
         delay = self._backoff.first_s
+        careful = False
         while pending:
+            chunk = pending[:1] if careful else pending
             acked = 0
             try:
                 async with asyncio.timeout(self._backoff.timeout_s):
-                    futures = [await self._send(record) for record in pending]
+                    futures = [await self._send(record) for record in chunk]
                     for future in futures:
                         # Shielded: a timeout gives up the wait, not the producer's delivery.
                         await asyncio.shield(future)
@@ -99,6 +105,7 @@ class OrderEventPublisher:
             except Exception as exc:
                 self.delivered += acked
                 pending = pending[acked:]
+                careful = True
                 head = pending[0]
                 self._streak.failed(
                     exc, {"command_id": head.command_id, "kind": head.kind.value, "waiting": len(pending)}
@@ -107,8 +114,8 @@ class OrderEventPublisher:
                 delay = self._backoff.next(delay)
                 continue
             self.delivered += acked
-            self._streak.succeeded({"command_id": pending[-1].command_id, "records": len(pending)})
-            return
+            pending = pending[acked:]
+        self._streak.succeeded({"command_id": batch[-1].command_id, "records": len(batch)})
 
     async def _send(self, record: OrderEvent) -> asyncio.Future[Any]:
         """Hand ``record`` to the producer; the future resolves with the broker's acknowledgement."""

@@ -8,6 +8,8 @@ the way they fail when the connection goes (before the commit, or after it witho
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,10 +20,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from brokers.base import BrokerOrderStatus, Executed, OrderAccepted
-from bus.kafka import start_producer
+from brokers.base import (
+    BrokerOrderStatus,
+    Executed,
+    OrderAccepted,
+    SessionChange,
+    SessionChanged,
+    SessionRole,
+)
+from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
-from bus.topics import ORDERS_EVENTS
+from bus.topics import BROKER_SESSIONS, ORDERS_EVENTS
 from hotpath.account import AccountBook
 from hotpath.broker_events import BrokerEvents
 from hotpath.floor_orders import FloorOrder
@@ -71,30 +80,49 @@ class _FlakyKafka:
     def __init__(self, inner: SigningProducer, failures: int) -> None:
         self._inner = inner
         self._failures = failures
+        self.failed = 0
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
         if self._failures > 0:
             self._failures -= 1
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(KafkaConnectionError("connection to the broker lost"))
+            self.failed += 1
             return failed
         return await self._inner.send(topic, value, key=key)
 
     async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        if self._failures > 0:
+            self._failures -= 1
+            self.failed += 1
+            raise KafkaConnectionError("connection to the broker lost")
         return await self._inner.send_and_wait(topic, value, key=key)
 
 
 class _Tail:
-    """``orders.events`` from its end as it is now: what the test's own records add."""
+    """``topic`` from its end as it is now: what the test's own records add."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, topic: str = ORDERS_EVENTS) -> None:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._topic = topic
 
     async def start(self) -> None:
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(ORDERS_EVENTS) or {0}
-        self._consumer.assign([TopicPartition(ORDERS_EVENTS, p) for p in partitions])
+        partitions = self._consumer.partitions_for_topic(self._topic) or {0}
+        self._consumer.assign([TopicPartition(self._topic, p) for p in partitions])
         await self._consumer.seek_to_end()
+
+    async def raw_with(self, marker: str, timeout: float = 15.0) -> bytes:  # noqa: ASYNC109
+        """The first record that holds ``marker`` (fails if none comes within ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    if record.value is not None and marker.encode() in record.value:
+                        return record.value
+        raise AssertionError(f"no record holding {marker!r} on {self._topic} within {timeout} s")
 
     async def records_of(self, command_id: str, count: int, timeout: float = 15.0) -> list[OrderEvent]:  # noqa: ASYNC109
         """The first ``count`` records of ``command_id`` (fails if fewer come within ``timeout``)."""
@@ -121,6 +149,15 @@ class _Tail:
 @pytest.fixture
 async def tail(kafka_bootstrap: str) -> AsyncIterator[_Tail]:
     t = _Tail(kafka_bootstrap)
+    await t.start()
+    yield t
+    await t.stop()
+
+
+@pytest.fixture
+async def sessions_tail(kafka_bootstrap: str) -> AsyncIterator[_Tail]:
+    await ensure_topics(kafka_bootstrap, (BROKER_SESSIONS,))
+    t = _Tail(kafka_bootstrap, BROKER_SESSIONS)
     await t.start()
     yield t
     await t.stop()
@@ -228,3 +265,22 @@ async def test_a_record_kafka_fails_to_acknowledge_is_sent_again_and_delivered_i
     assert [e.kind for e in published[:2]] == [EventKind.ACCEPTED, EventKind.SUBMITTED]
     assert events.publisher.delivered == 2
     await eventually(lambda: _told(ledger_pool, cid, "order_events.publish"), timeout=5)
+
+
+async def test_a_session_change_kafka_fails_to_acknowledge_is_sent_again(
+    ledger_pool: asyncpg.Pool, producer: SigningProducer, sessions_tail: _Tail
+) -> None:
+    flaky = _FlakyKafka(producer, failures=2)
+    events = BrokerEvents(
+        {}, AccountBook(), LedgerStore(ledger_pool), flaky, setup("events-outage").metrics, accounts=[ACCOUNT]
+    )
+    cause = f"socket closed {uuid.uuid4().hex}"
+    events.on_event(
+        SessionChanged(
+            change=SessionChange.DISCONNECTED, gateway="127.0.0.1:1", role=SessionRole.PRIMARY, cause=cause,
+            epoch=3, time=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+    published = json.loads(await sessions_tail.raw_with(cause))
+    assert (published["change"], published["account"], flaky.failed) == ("disconnected", ACCOUNT, 2)

@@ -117,6 +117,7 @@ NOT_REASONS: dict[str, str] = {
     "cancel.unknown_at_broker": "why a cancel ended an order the broker has no order for (it was accepted)",
     "order_events.write": "the ops events' area of order-state rows retried (hotpath.broker_events)",
     "order_events.publish": "the ops events' area of orders.events records retried (hotpath.publish)",
+    "broker_sessions.publish": "ops events' area: broker.sessions records retried",
     "kafka_only": "a queued record bound for orders.events only (hotpath.broker_events)",
     "flash_crash": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "manual": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
