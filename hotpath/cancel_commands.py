@@ -68,7 +68,7 @@ class CancelCommands(IntakeSteps):
                 }
                 return await self._refuse(envelope, refusal, detail)
         if order.done:
-            ended = {"target_command_id": target, "state": order.machine.state.value}
+            ended: dict[str, object] = {"target_command_id": target, "state": order.machine.state.value}
             return await self.refusals.floor(envelope, ORDER_ENDED, ended)
         try:
             await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
