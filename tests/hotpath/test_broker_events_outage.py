@@ -56,8 +56,8 @@ async def producer(kafka_bootstrap: str, record_writers: RecordWriters) -> Async
 
 
 class _FlakyRows(LedgerStore):
-    """The first state-row writes fail as a lost connection does: before the commit, then
-    after it (the row is in, but the caller never heard)."""
+    """The first writes of a fill's state row fail as a lost connection does: before the
+    commit, or after it (the row is in, but the caller never heard)."""
 
     def __init__(self, pool: asyncpg.Pool, failures: list[str]) -> None:
         super().__init__(pool)
@@ -66,7 +66,7 @@ class _FlakyRows(LedgerStore):
 
     async def record_order_event(self, event: OrderEvent) -> None:
         self.attempts += 1
-        if self._failures:
+        if self._failures and event.last_fill is not None:
             when = self._failures.pop(0)
             if when == "after_commit":
                 await super().record_order_event(event)
