@@ -29,8 +29,8 @@ async def kill_and_restart(hotpath: HotPathProcess) -> None:
     stop_process_group(service.pid)  # waits for the group to be gone (it already is)
     # Connections the killed process had accepted linger for a moment (closed by the kernel,
     # not by the process); its ports come free once they are gone.
-    for host, port in service.spec.ports:
-        await eventually(lambda: _port_free(host, port), timeout=30.0)
+    for address in service.spec.ports:
+        await eventually(lambda a=address: _port_free(*a), timeout=30.0)
     hotpath.service = hotpath.supervisor.start(service.spec)
 
 
