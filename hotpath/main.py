@@ -37,7 +37,6 @@ from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_commands import FLOOR_CONTROL
-from hotpath.iceberg_restart import start_unstarted_parents
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
@@ -45,7 +44,7 @@ from hotpath.outcomes import Timing
 from hotpath.publish import publish_order_event
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
-from hotpath.startup import release_held, restore_and_connect
+from hotpath.startup import restore_and_connect, resume
 from hotpath.streams import stream_symbols
 from hotpath.trades import TradePublisher
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
@@ -302,12 +301,8 @@ async def run(
         tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth, tape.on_trade)
         await intake.warm()
-        if startup.halted:
-            log.warning("halted: held orders not sent, unstarted iceberg parents not started")
-        else:
-            # What the ledger held but the broker never got goes out only if it would now.
-            await release_held(intake, startup.restored.to_send, events.emit)
-            await start_unstarted_parents(pool, lambda r: publish_order_event(producer, r))
+        # What the ledger held but the broker never got goes out only if it would now.
+        await resume(pool, intake, startup, events, lambda r: publish_order_event(producer, r))
         tasks.append(
             asyncio.create_task(NetLiquidationReporter(broker, pool, accounts).run(), name="net-liq")
         )

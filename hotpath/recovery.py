@@ -278,7 +278,7 @@ async def _placed_order(db: Db, order: FloorOrder) -> BrokerOrder:
         side=order.side,
         quantity=order.quantity,
         order_type=OrderType.LMT if order.limit_price is not None else OrderType.MKT,
-        tif=TimeInForce(order.tif) if order.tif in TimeInForce._value2member_map_ else TimeInForce.DAY,
+        tif=next((t for t in TimeInForce if t.value == order.tif), TimeInForce.DAY),
         limit_price=order.limit_price,
     )
 

@@ -15,7 +15,8 @@ be sent now.
    breaker and the risk gate (:meth:`hotpath.order_commands.OrderCommands.resend_refusal`).
    Refused, it ends ``rejected`` with that reason, recorded and published, never sent; passed,
    it is placed. Iceberg parents that never started are started
-   (:mod:`hotpath.iceberg_restart`).
+   (:mod:`hotpath.iceberg_restart`). :func:`resume` does it all and records the ops event
+   ``recovery.restored``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from brokers.base import OrderInvalid, UnknownOrderRef
+from hotpath.broker_events import BrokerEvents
 from hotpath.circuit_breaker import CircuitBreaker
 from hotpath.circuit_breaker_log import BreakerEntry, BreakerLog
+from hotpath.iceberg_restart import ParentsRestarted, start_unstarted_parents
 from hotpath.intake import Intake
 from hotpath.order_commands import BROKER_INVALID
 from hotpath.recovery import Resend, Restored, connect_and_resend, restore_orders
@@ -189,3 +192,38 @@ async def _first_quotes(intake: Intake, symbols: set[str]) -> None:
         if time.monotonic() >= deadline:
             return
         await asyncio.sleep(0.01)
+
+
+async def resume(
+    db: Db,
+    intake: Intake,
+    startup: Startup,
+    events: BrokerEvents,
+    publish: Callable[[OrderEvent], Awaitable[None]],
+) -> None:
+    """Step 2 (see the module), and its account as the ops event ``recovery.restored``: what
+    came back working, what was sent, expired and refused (with why), which icebergs started."""
+    restored = startup.restored
+    released, parents = Released(), ParentsRestarted()
+    if startup.halted:
+        log.warning("halted: held orders were cancelled unsent, unstarted iceberg parents are not started")
+    else:
+        released = await release_held(intake, restored.to_send, events.emit)
+        parents = await start_unstarted_parents(db, publish, calendar=intake.calendar)
+    not_sent = bool(released.refused or restored.expired or restored.refused or restored.skipped)
+    events.record_ops(
+        "recovery.restored",
+        "warning" if not_sent else "info",
+        {
+            "halted": startup.halted,
+            "working": restored.working,
+            "sent": list(released.sent),
+            "at_broker": list(released.at_broker),
+            "refused": {command_id: reason for command_id, reason in released.refused},
+            "expired": [e.command_id for e in restored.expired],
+            "not_ledgered": list(restored.refused),
+            "unverified": [s.command_id for s in restored.skipped],
+            "icebergs_started": list(parents.started),
+            "icebergs_expired": list(parents.expired),
+        },
+    )

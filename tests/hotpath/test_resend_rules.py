@@ -73,14 +73,15 @@ async def planted(
     resting = (bid * Decimal("0.8")).quantize(CENT)
     ids: dict[str, str] = {}
 
-    def order(quantity: int, **fields: object) -> Command:
+    def order(quantity: int, issued_at: datetime | None = None) -> Command:
+        stop = resting - 5
         return enter_command(
             agent.agent_id,
             account=VENUE_ACCOUNT,
             limit=resting,
-            stop=resting - 5,
+            stop=stop,
             quantity=quantity,
-            **fields,
+            issued_at=issued_at,
         )
 
     async def as_a_crash_leaves_it() -> None:
