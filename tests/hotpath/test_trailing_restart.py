@@ -1,0 +1,143 @@
+"""A trailing stop survives a crash of the hot path: killed with SIGKILL and started again, the
+process trails the stop still working at the venue on from its last level (modified in place),
+and never loosens it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from brokers.base import OpenOrder
+from brokers.ibkr import IbkrBroker, IbkrConfig
+from floor.supervisor import stop_process_group
+from tests.factories import exit_command
+from tests.helpers import eventually
+from tests.hotpath.conftest import HotPathProcess
+from tests.hotpath.live_floor import LiveFloor
+from tests.hotpath.test_trailing_flow import moves_of
+from trading.commands import OrderType, Side
+from trading.order_events import EventKind
+
+
+@pytest.fixture
+async def venue_view(live: LiveFloor) -> AsyncIterator[IbkrBroker]:
+    """A second API client of the paper gateway, to read the venue's working orders (every
+    client's) as the broker reports them."""
+    config = IbkrConfig.from_settings(live.hotpath.settings, client_id=90 + uuid.uuid4().int % 9)
+    view = IbkrBroker(config)
+    await view.connect()
+    yield view
+    await view.close()
+
+
+async def venue_order(view: IbkrBroker, order_ref: str) -> OpenOrder | None:
+    return next((o for o in await view.open_orders() if o.order_ref == order_ref), None)
+
+
+async def crash_and_restart(hotpath: HotPathProcess) -> None:
+    """``kill -9`` the hot path (no goodbye: no drain, no socket closed politely) and start it
+    again as the supervisor would; returns once it consumes again."""
+    assert hotpath.supervisor is not None and hotpath.service is not None
+    service = hotpath.service
+    hotpath.supervisor.running.remove(service)
+    os.killpg(service.pid, signal.SIGKILL)
+    await asyncio.to_thread(stop_process_group, service.pid, 5.0)  # reaped: the group is gone
+    hotpath.service = hotpath.supervisor.start(service.spec)
+    assert (await hotpath.health())["status"] == "ok"
+
+
+async def persisted_stop(pool: asyncpg.Pool, command_id: str) -> Decimal | None:
+    stop: Decimal | None = await pool.fetchval(
+        "SELECT stop FROM stop_levels WHERE command_id = $1", command_id
+    )
+    return stop
+
+
+async def test_a_trailing_stop_trails_on_from_its_last_level_after_the_hot_path_is_killed(
+    live: LiveFloor, venue_view: IbkrBroker
+) -> None:
+    hotpath, paper = live.hotpath, live.paper
+    limit = await live.above_ask(Decimal("1.01"))
+    entry = await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=5))
+    filled = await live.event(entry.command.command_id, EventKind.FILLED, EventKind.REJECTED)
+    assert filled.kind is EventKind.FILLED, filled.reason
+    trail = exit_command(
+        live.agent.agent_id, account=live.account, side=Side.SELL, quantity=5, order_type=OrderType.TRAIL,
+        trail_amount=Decimal("1.00"),
+    )  # fmt: skip
+    command_id = trail.command_id
+    await live.submit(trail)
+    working = await live.event(command_id, EventKind.SUBMITTED, EventKind.REJECTED)
+    assert working.kind is EventKind.SUBMITTED, working.reason
+    sent = await eventually(lambda: venue_order(venue_view, command_id), timeout=10.0)
+    assert sent.stop_price is not None
+
+    # The price rises: the stop follows, and its level reaches the database.
+    await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 2, "ms": 300})
+    await eventually(lambda: _risen(hotpath, command_id, sent.stop_price + 2), timeout=20.0)
+    last = await eventually(lambda: _settled(hotpath, venue_view, live.pool, command_id), timeout=10.0)
+
+    await crash_and_restart(hotpath)
+    # Still working at the venue where it was, the same order.
+    kept = await venue_order(venue_view, command_id)
+    assert kept is not None and (kept.stop_price, kept.perm_id) == (last, sent.perm_id)
+
+    # The price rises further: the restarted process moves the same order on, from its last level.
+    await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 1.5, "ms": 300})
+    try:
+        after = await eventually(lambda: _risen(hotpath, command_id, last + 1), timeout=20.0)
+    except AssertionError as exc:
+        log = (hotpath.settings.var_dir / "log" / "hotpath.log").read_text()
+        print("\n".join(line for line in log.splitlines() if command_id in line or "trailing" in line))
+        raise AssertionError(
+            f"the stop was not trailed after the restart: venue={await venue_order(venue_view, command_id)}"
+        ) from exc
+    assert Decimal(after[0]["old_stop"]) == last, "it resumed from its last level, not its initial stop"
+    higher = Decimal(after[-1]["new_stop"])
+    moved = await eventually(lambda: _at(venue_view, command_id, higher), timeout=10.0)
+    assert moved.perm_id == sent.perm_id and moved.order_id == sent.order_id, "modified in place"
+
+    # A fall short of the stop: the stop stays where it is, at the venue and in the floor.
+    peak, _ = await live.quote()
+    await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": -0.2, "ms": 100})
+    fallen = await eventually(lambda: _bid_below(live, peak - Decimal("0.20")), timeout=10.0)
+    assert fallen > higher, "the fall was meant to stay above the stop"
+    still = await venue_order(venue_view, command_id)
+    assert still is not None and still.stop_price >= higher
+    stops = [Decimal(m["new_stop"]) for m in await moves_of(hotpath, command_id)]
+    assert stops == sorted(stops) and stops[-1] == still.stop_price, "a trailing stop never moves back"
+
+
+async def _risen(hotpath: HotPathProcess, command_id: str, to: Decimal) -> list[dict[str, str]] | None:
+    """This process's moves of the stop once it stands at ``to`` or higher."""
+    moves = await moves_of(hotpath, command_id)
+    return moves if moves and Decimal(moves[-1]["new_stop"]) >= to else None
+
+
+async def _at(view: IbkrBroker, command_id: str, stop: Decimal) -> OpenOrder | None:
+    order = await venue_order(view, command_id)
+    return order if order is not None and order.stop_price == stop else None
+
+
+async def _settled(
+    hotpath: HotPathProcess, view: IbkrBroker, pool: asyncpg.Pool, command_id: str
+) -> Decimal | None:
+    """The stop once its last move stands at the venue and in the database alike."""
+    moves = await moves_of(hotpath, command_id)
+    last = Decimal(moves[-1]["new_stop"])
+    at_venue = await venue_order(view, command_id)
+    if at_venue is None or at_venue.stop_price != last or await persisted_stop(pool, command_id) != last:
+        return None
+    return last
+
+
+async def _bid_below(live: LiveFloor, price: Decimal) -> Decimal | None:
+    bid, _ = await live.quote()
+    return bid if bid < price else None
