@@ -12,7 +12,7 @@ from tests.factories import exit_command
 from tests.helpers import eventually
 from tests.hotpath.conftest import HotPathProcess
 from tests.hotpath.live_floor import LiveFloor
-from trading.commands import OrderType, Side
+from trading.commands import Command, OrderType, Side
 from trading.order_events import EventKind
 
 
@@ -22,8 +22,8 @@ async def moves_of(hotpath: HotPathProcess, command_id: str) -> list[dict[str, A
     return [m for m in stats["trail_moves"] if m["command_id"] == command_id]
 
 
-async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(live: LiveFloor) -> None:
-    hotpath, paper = live.hotpath, live.paper
+async def working_trail(live: LiveFloor) -> Command:
+    """A long of 5 AAPL, bought at once, and its TRAIL exit (1.00 behind) working at the venue."""
     limit = await live.above_ask(Decimal("1.01"))
     entry = await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=5))
     filled = await live.event(entry.command.command_id, EventKind.FILLED, EventKind.REJECTED)
@@ -36,6 +36,12 @@ async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(li
     await live.submit(trail)
     working = await live.event(trail.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
     assert working.kind is EventKind.SUBMITTED, working.reason
+    return trail
+
+
+async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(live: LiveFloor) -> None:
+    hotpath, paper = live.hotpath, live.paper
+    trail = await working_trail(live)
 
     await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 3, "ms": 300})
     try:

@@ -5,10 +5,11 @@ and never loosens it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 import asyncpg
@@ -17,13 +18,10 @@ import pytest
 from brokers.base import OpenOrder
 from brokers.ibkr import IbkrBroker, IbkrConfig
 from floor.supervisor import stop_process_group
-from tests.factories import exit_command
 from tests.helpers import eventually
 from tests.hotpath.conftest import HotPathProcess
 from tests.hotpath.live_floor import LiveFloor
-from tests.hotpath.test_trailing_flow import moves_of
-from trading.commands import OrderType, Side
-from trading.order_events import EventKind
+from tests.hotpath.test_trailing_flow import moves_of, working_trail
 
 
 @pytest.fixture
@@ -41,14 +39,15 @@ async def venue_order(view: IbkrBroker, order_ref: str) -> OpenOrder | None:
     return next((o for o in await view.open_orders() if o.order_ref == order_ref), None)
 
 
-async def crash_and_restart(hotpath: HotPathProcess) -> None:
-    """``kill -9`` the hot path (no goodbye: no drain, no socket closed politely) and start it
-    again as the supervisor would; returns once it consumes again."""
+async def crash_and_restart(hotpath: HotPathProcess, while_down: Callable[[], Awaitable[object]]) -> None:
+    """``kill -9`` the hot path (no goodbye: no drain, no socket closed politely), run
+    ``while_down``, and start it again as the supervisor would; returns once it consumes again."""
     assert hotpath.supervisor is not None and hotpath.service is not None
     service = hotpath.service
     hotpath.supervisor.running.remove(service)
     os.killpg(service.pid, signal.SIGKILL)
     await asyncio.to_thread(stop_process_group, service.pid, 5.0)  # reaped: the group is gone
+    await while_down()
     hotpath.service = hotpath.supervisor.start(service.spec)
     assert (await hotpath.health())["status"] == "ok"
 
@@ -64,18 +63,7 @@ async def test_a_trailing_stop_trails_on_from_its_last_level_after_the_hot_path_
     live: LiveFloor, venue_view: IbkrBroker
 ) -> None:
     hotpath, paper = live.hotpath, live.paper
-    limit = await live.above_ask(Decimal("1.01"))
-    entry = await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=5))
-    filled = await live.event(entry.command.command_id, EventKind.FILLED, EventKind.REJECTED)
-    assert filled.kind is EventKind.FILLED, filled.reason
-    trail = exit_command(
-        live.agent.agent_id, account=live.account, side=Side.SELL, quantity=5, order_type=OrderType.TRAIL,
-        trail_amount=Decimal("1.00"),
-    )  # fmt: skip
-    command_id = trail.command_id
-    await live.submit(trail)
-    working = await live.event(command_id, EventKind.SUBMITTED, EventKind.REJECTED)
-    assert working.kind is EventKind.SUBMITTED, working.reason
+    command_id = (await working_trail(live)).command_id
     sent = await eventually(lambda: venue_order(venue_view, command_id), timeout=10.0)
     assert sent.stop_price is not None
 
@@ -84,10 +72,21 @@ async def test_a_trailing_stop_trails_on_from_its_last_level_after_the_hot_path_
     await eventually(lambda: _risen(hotpath, command_id, sent.stop_price + 2), timeout=20.0)
     last = await eventually(lambda: _settled(hotpath, venue_view, live.pool, command_id), timeout=10.0)
 
-    await crash_and_restart(hotpath)
+    async def lagging_row() -> None:
+        # The last moves reached the broker but not the database before the crash: the row still
+        # says the initial stop. The broker's stop, the tighter, is the one to trail on from.
+        await live.pool.execute(
+            "UPDATE stop_levels SET stop = $2, best_price = NULL, moves = 0 WHERE command_id = $1",
+            command_id,
+            sent.stop_price,
+        )
+
+    await crash_and_restart(hotpath, lagging_row)
     # Still working at the venue where it was, the same order.
     kept = await venue_order(venue_view, command_id)
     assert kept is not None and (kept.stop_price, kept.perm_id) == (last, sent.perm_id)
+    reattached = await eventually(lambda: _reattached(live.pool, command_id), timeout=10.0)
+    assert (reattached["source"], reattached["stop"]) == ("broker", str(last)), reattached
 
     # The price rises further: the restarted process moves the same order on, from its last level.
     await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 1.5, "ms": 300})
@@ -141,3 +140,12 @@ async def _settled(
 async def _bid_below(live: LiveFloor, price: Decimal) -> Decimal | None:
     bid, _ = await live.quote()
     return bid if bid < price else None
+
+
+async def _reattached(pool: asyncpg.Pool, command_id: str) -> dict[str, object] | None:
+    """The detail of the restarted hot path's ``exits.reattached`` event for the order."""
+    detail = await pool.fetchval(
+        "SELECT detail FROM ops_events WHERE kind = 'exits.reattached' AND detail->>'command_id' = $1",
+        command_id,
+    )
+    return None if detail is None else dict(json.loads(detail))
