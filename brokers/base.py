@@ -541,6 +541,16 @@ class Broker(Protocol):
         no session is up: then it is sent first thing on reconnect)."""
         ...
 
+    def adopt(self, order: BrokerOrder, filled: int = 0) -> None:
+        """Know an order an earlier process of the floor placed and the broker acknowledged
+        (it may still be working there), by its ``order_ref``, so :meth:`cancel`,
+        :meth:`modify` and the events of this session reach it. Never sends it: the next
+        reconciliation binds it to the broker's order if the broker lists it (open or
+        completed), or else reports it in :attr:`EpochReconciled.lost`. Call it before
+        :meth:`connect`; an order_ref already known is left as it is. ``filled`` is what the
+        floor has recorded as filled."""
+        ...
+
     def modify(
         self,
         order_ref: str,

@@ -83,6 +83,17 @@ class OrderPath:
             self.send(rec, session)
         return self._placement(rec)
 
+    def adopt(self, order: BrokerOrder, filled: int = 0) -> None:
+        """An order an earlier process placed and the broker acknowledged: known from now on,
+        never sent; the next epoch's reconciliation binds it to the broker's order id (it is
+        acknowledged, so one the broker lists nowhere is reported lost, not sent)."""
+        if self._orders.get(order.order_ref) is not None:
+            return
+        rec = self._orders.add(order)
+        rec.status = BrokerOrderStatus.SUBMITTED
+        rec.accepted = True
+        rec.filled = max(0, min(filled, order.quantity))
+
     def cancel(self, order_ref: str) -> int:
         rec = self._orders.get(order_ref)
         if rec is None:
@@ -94,7 +105,9 @@ class OrderPath:
             self.cancel_locally(rec)
             return 0
         session = self._usable()
-        if session is None:
+        if session is None or rec.order_id is None:
+            # No session, or an adopted order not bound to its broker order id yet: the
+            # reconciliation that binds it sends the cancel.
             rec.cancel_requested = True
             return 0
         assert rec.order_id is not None
@@ -178,7 +191,10 @@ class OrderPath:
         new = dataclasses.replace(rec.order, **changes)
         cv.validate(new)
         rec.order = new
-        if rec.held or rec.order_id is None:
+        if rec.held:
+            return 0
+        if rec.order_id is None:
+            rec.modify_pending = True  # an adopted order: sent once reconciliation binds it
             return 0
         session = self._usable()
         if session is None:

@@ -336,7 +336,9 @@ async def run(
                     detail=f"{skipped.problem}; not re-sent",
                 )
             )
-        await connect_and_resend(broker, restored.to_send, halt=breaker.halt if halted else None)
+        await connect_and_resend(
+            broker, restored.to_send, halt=breaker.halt if halted else None, adopted=restored.adopted
+        )
         if halted:
             log.critical(
                 "started HALTED (ledger seq %d, %s by %s): %d held orders cancelled unsent; "

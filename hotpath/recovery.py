@@ -40,7 +40,7 @@ from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.order_events import open_orders, order_history, record_order_event
 from ledger.risk_profiles import get_profile
-from trading.commands import Command, CommandKind, OrderType, Side
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
 from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind, OrderEvent
 from trading.order_state import order_state
@@ -75,6 +75,14 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Adopted:
+    order: BrokerOrder
+    """The order as it was placed (from its verified ledger entry when there is one)."""
+    filled: int
+    """What the floor has recorded as filled."""
+
+
+@dataclass(frozen=True)
 class Restored:
     working: int
     """Orders back in the map that the broker already has."""
@@ -84,6 +92,10 @@ class Restored:
     """Accepted state rows without an accepted ledger entry: recorded as rejected now."""
     skipped: tuple[Skipped, ...] = ()
     """Accepted entries that do not verify: never sent; the caller reports each."""
+    adopted: tuple[Adopted, ...] = ()
+    """Orders the broker acknowledged before the restart: the broker adapter is told of each
+    (:meth:`~brokers.base.Broker.adopt`) so cancels, the exit manager's modifies and their
+    events reach them in this process too."""
 
 
 async def restore_orders(
@@ -91,12 +103,14 @@ async def restore_orders(
 ) -> Restored:
     working = 0
     refused: list[str] = []
+    adopted: list[Adopted] = []
     for state in await open_orders(db):
         order = restored_order(state, await order_history(db, state.command_id))
         orders[order.command_id] = order
         book.order_working(order)
         if state.kind is not EventKind.ACCEPTED:
             working += 1
+            adopted.append(Adopted(await _placed_order(db, order), order.filled_qty))
         elif not await _is_ledgered(db, state.command_id):
             # Write-ahead: what the ledger does not hold never goes to the broker.
             order.end(Rejected(NOT_LEDGERED))
@@ -136,7 +150,7 @@ async def restore_orders(
             book.order_working(order)
             await record_order_event(db, order.event(EventKind.ACCEPTED))
         to_send.append(resend)
-    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped))
+    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped), tuple(adopted))
 
 
 def restored_order(state: OrderEvent, history: list[OrderEvent]) -> FloorOrder:
@@ -191,6 +205,41 @@ async def _verified_resend(db: Db, row: Any) -> Resend | str:
     return Resend(broker_order(command, quantity, trail_stop), command, trail_stop)
 
 
+async def _placed_order(db: Db, order: FloorOrder) -> BrokerOrder:
+    """The order the broker was sent for ``order``: from its accepted ledger entry (whatever
+    its age; a key revoked since still names what was sent) when that verifies, else as far as
+    its state rows tell (enough for a cancel, which needs only the ``order_ref``)."""
+    row = await db.fetchrow(
+        "SELECT seq, kind, account, agent_id, command_id, payload, signer, signature, detail"
+        " FROM ledger_entries WHERE command_id = $1 AND authenticated AND decision = 'accepted'"
+        " AND kind = ANY($2::text[]) ORDER BY seq LIMIT 1",
+        order.command_id,
+        [CommandKind.ENTER.value, CommandKind.EXIT.value],
+    )
+    if row is not None:
+        entry = LedgerRow.from_mapping(row)
+        key = await trusted_key(db, entry.signer)
+        checked = check_entry(entry, key.registered() if key is not None else None, revoked_is_problem=False)
+        if checked.command is not None:
+            try:
+                detail = json.loads(row["detail"]) if row["detail"] else {}
+                stop = detail.get("initial_stop") if checked.command.order_type is OrderType.TRAIL else None
+                return broker_order(checked.command, order.quantity, None if stop is None else Decimal(stop))
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                log.warning("working order %s: ledger detail unreadable (%r)", order.command_id, exc)
+    log.warning("working order %s: no verified ledger entry; adopted from its state rows", order.command_id)
+    return BrokerOrder(
+        order_ref=order.command_id,
+        account=order.account,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        order_type=OrderType.LMT if order.limit_price is not None else OrderType.MKT,
+        tif=TimeInForce(order.tif) if order.tif in TimeInForce._value2member_map_ else TimeInForce.DAY,
+        limit_price=order.limit_price,
+    )
+
+
 async def _is_ledgered(db: Db, command_id: str) -> bool:
     return bool(
         await db.fetchval(
@@ -202,9 +251,14 @@ async def _is_ledgered(db: Db, command_id: str) -> bool:
 
 
 async def connect_and_resend(
-    broker: Broker, to_send: Sequence[Resend], *, halt: Callable[[], object] | None = None
+    broker: Broker,
+    to_send: Sequence[Resend],
+    *,
+    halt: Callable[[], object] | None = None,
+    adopted: Sequence[Adopted] = (),
 ) -> None:
-    """Place every restored order, then connect the broker.
+    """Tell the broker of the orders it had before the restart, place every restored order,
+    then connect the broker.
 
     ``halt`` (the breaker's, when the floor is halted) runs between the two: what a trip does,
     done before any session is up, so every held order is cancelled unsent and the broker's
@@ -216,6 +270,8 @@ async def connect_and_resend(
     once. Placed after connect, an order would go out at once: the adapter's order map is empty
     in a new process, so nothing would tell it the broker already has the order.
     """
+    for known in adopted:
+        broker.adopt(known.order, known.filled)
     for resend in to_send:
         broker.place(resend.order)
     if halt is not None:
