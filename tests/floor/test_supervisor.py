@@ -235,3 +235,55 @@ async def test_a_service_that_keeps_dying_is_given_up_with_the_reason(
     # The first restart was for the kill, the next two for the deaths at start.
     assert [e["signal"] for e in restarted] == ["SIGKILL", None, None]
     assert [e["exit_code"] for e in restarted] == [None, 3, 3]
+
+
+async def test_a_floor_whose_process_keeps_dying_stops_with_the_reason(
+    tmp_path: Path, floor_settings: FloorSettings, postgres_url: str
+) -> None:
+    """What `floor up` does once started (floor.stack.run_floor): a process past the restart
+    limit stops the whole floor, and the caller gets the reason, as for a failed start."""
+    import asyncio
+    import os
+    import threading
+    import time
+
+    from floor.stack import FloorState, ProcessRow, run_floor
+    from tests.fixtures.supervised import kill, ops_events, service_named
+
+    settings = floor_settings.model_copy(update={
+        "var_dir": tmp_path / "var",
+        "cli_database_url": floor_settings.role_url("cli"),
+        "supervisor_backoff_initial_s": 0.01,
+        "supervisor_restart_limit": 2,
+    })  # fmt: skip
+    steady_port, flaky_port = free_port(), free_port()
+    name = f"flaky-{uuid.uuid4().hex[:8]}"
+    sup = Supervisor(settings.log_dir)
+    rows = []
+    for spec in (
+        ServiceSpec("steady", [*_python(LISTENER), str(steady_port)], "x",
+                    tcp_probe("127.0.0.1", steady_port), ports=(("127.0.0.1", steady_port),)),
+        ServiceSpec(name, [*_python(FLAKY), str(flaky_port), str(tmp_path / "started")], "x",
+                    tcp_probe("127.0.0.1", flaky_port), ports=(("127.0.0.1", flaky_port),)),
+    ):  # fmt: skip
+        service = sup.start(spec)
+        rows.append(ProcessRow(spec.name, spec.address, service.pid, "127.0.0.1", spec.ports[0][1]))
+    state = FloorState(os.getpid(), time.time(), tuple(rows), {})
+    state.save(settings.var_dir)
+    said: list[str] = []
+    kill(service_named(sup, name))
+
+    failure = await asyncio.wait_for(
+        asyncio.to_thread(run_floor, settings, sup, state, threading.Event(), said.append), timeout=30
+    )
+    assert failure is not None and failure.service == name
+    assert "exited with code 3" in failure.reason and "after 2 restarts" in failure.reason
+    assert not sup.running and port_is_free("127.0.0.1", steady_port), "the rest of the floor is stopped"
+    assert FloorState.load(settings.var_dir) is None
+    assert any(f"{name} killed by SIGKILL" in line for line in said)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        [event] = await ops_events(conn, "supervisor.gave_up", name)
+    finally:
+        await conn.close()
+    assert event["severity"] == "critical" and event["reason"] == failure.reason
