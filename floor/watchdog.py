@@ -103,7 +103,8 @@ class Watchdog:
             if self.policy.exhausted(service.restarted_at, now):
                 self._give_up(self._gave_up(service, why, log_tail))
                 return False
-            if self._stop.wait(self.policy.delay(service.restarted_at, now)):
+            delay = self.policy.delay(service.restarted_at, now)
+            if self._stop.wait(delay):
                 return False
             service.restarted_at.append(time.monotonic())
             service.restarts += 1
@@ -113,7 +114,8 @@ class Watchdog:
                 # Not even started (its port is held, its binary gone): as good as dead at once.
                 why = exc.reason
                 continue
-            self._record(RESTARTED, "warning", {**_detail(service, exit, log_tail), "reason": why})
+            detail = {**_detail(service, exit, log_tail), "reason": why, "backoff_s": delay}
+            self._record(RESTARTED, "warning", detail)
             self._changed(service)
             try:
                 self.supervisor.await_ready(service, self._stop)
@@ -166,8 +168,13 @@ class Watchdog:
             )
 
     def _changed(self, service: RunningService) -> None:
-        if self._on_change is not None:
+        if self._on_change is None:
+            return
+        try:
             self._on_change(service)
+        except Exception:
+            # Showing the change failed (the state file, say): the restart itself goes on.
+            log.exception("reporting a change of %s", service.spec.name)
 
     def _record(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
         log.warning("%s %s", kind, dict(detail))

@@ -287,3 +287,23 @@ async def test_a_floor_whose_process_keeps_dying_stops_with_the_reason(
     finally:
         await conn.close()
     assert event["severity"] == "critical" and event["reason"] == failure.reason
+
+
+def test_floor_state_keeps_restarts_and_last_exit_and_reads_an_older_file(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from floor.restart_policy import Exit
+    from floor.stack import STATE_FILE, FloorState, ProcessRow
+
+    row = ProcessRow("hotpath", "x", 123, "127.0.0.1", 1, restarts=2, last_exit=Exit.of(-9, time.time()))
+    FloorState(1, 2.0, (row, ProcessRow("kafka", "y", None, "h", 2)), {}).save(tmp_path)
+    loaded = FloorState.load(tmp_path)
+    assert loaded is not None and loaded.processes[0] == row and loaded.processes[1].last_exit is None
+    # A state file written before restarts were counted.
+    raw = json.loads((tmp_path / STATE_FILE).read_text())
+    for process in raw["processes"]:
+        del process["restarts"], process["last_exit"]
+    (tmp_path / STATE_FILE).write_text(json.dumps(raw))
+    older = FloorState.load(tmp_path)
+    assert older is not None and older.processes[0].restarts == 0 and older.processes[0].last_exit is None
