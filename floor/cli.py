@@ -53,6 +53,8 @@ def _table(rows: tuple[ProcessRow, ...] | list[ProcessRow], links: dict[str, str
         answers = tcp_probe(row.host, row.port)() if row.port else True
         healthy = (row.pid is None or pid_alive(row.pid)) and answers
         status = "[green]healthy[/]" if healthy else "[red]down[/]"
+        if not healthy and row.starting:
+            status = "[yellow]restarting[/]"
         pid = str(row.pid) if row.pid is not None else "external"
         last_exit = f"{row.last_exit.describe()} at {row.last_exit.when()}" if row.last_exit else ""
         restarts = str(row.restarts) if row.pid is not None else ""

@@ -42,6 +42,8 @@ class ProcessRow:
     """How often the supervisor has restarted it since ``floor up``."""
     last_exit: Exit | None = None
     """How it last ended (exit code or signal, when), if it ever did."""
+    starting: bool = False
+    """Restarted and not answering yet."""
 
     @classmethod
     def from_json(cls, raw: Mapping[str, object]) -> ProcessRow:
@@ -52,7 +54,13 @@ class ProcessRow:
 
     def now(self, service: RunningService) -> ProcessRow:
         """This row as ``service`` (its process) is now: after a restart, its new pid."""
-        return replace(self, pid=service.pid, restarts=service.restarts, last_exit=service.last_exit)
+        return replace(
+            self,
+            pid=service.pid,
+            restarts=service.restarts,
+            last_exit=service.last_exit,
+            starting=service.alive() and not service.ready,
+        )
 
 
 @dataclass(frozen=True)
