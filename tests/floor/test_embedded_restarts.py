@@ -17,8 +17,11 @@ from config.settings import FloorSettings
 from floor import services
 from floor.stack import after_restart
 from floor.supervisor import Supervisor
-from tests.fixtures.supervised import QUICK_RESTARTS, kill_and_await_restart, service_named
+from floor.supervisor_events import OpsEventLog
+from tests.fixtures.supervised import QUICK_RESTARTS, kill_and_await_restart, ops_events, service_named
 from tests.helpers import eventually
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "ledger" / "migrations"
 
 
 @pytest.fixture
@@ -27,10 +30,18 @@ def own_settings(tmp_path: Path) -> FloorSettings:
 
 
 @pytest.fixture
-def watched(own_settings: FloorSettings) -> Iterator[Supervisor]:
-    """Watching, without recording events: the database here is the one being killed."""
+def events(own_settings: FloorSettings) -> Iterator[OpsEventLog]:
+    """Recording into the Postgres these tests start (if any), as its superuser: the point is
+    that an event waits for a database that is itself being restarted."""
+    log = OpsEventLog(lambda: own_settings.embedded_database_url, own_settings.log_dir)
+    yield log
+    log.close(timeout=0)
+
+
+@pytest.fixture
+def watched(own_settings: FloorSettings, events: OpsEventLog) -> Iterator[Supervisor]:
     supervisor = Supervisor(own_settings.log_dir)
-    supervisor.watch(QUICK_RESTARTS, after_restart=after_restart(own_settings))
+    supervisor.watch(QUICK_RESTARTS, events, after_restart=after_restart(own_settings))
     yield supervisor
     supervisor.stop_all()
 
@@ -44,6 +55,7 @@ async def test_a_killed_postmaster_comes_back_with_its_data(
     dsn = own_settings.embedded_database_url
     conn = await asyncpg.connect(dsn)
     await conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+    await conn.execute((MIGRATIONS / "0001_ops_events.sql").read_text())
     postmaster = service_named(watched, "postgres")
     killed = postmaster.pid
     os.kill(killed, signal.SIGKILL)  # the postmaster alone, not its group
@@ -55,8 +67,11 @@ async def test_a_killed_postmaster_comes_back_with_its_data(
     again = await asyncpg.connect(dsn)
     try:
         assert await again.fetchval("SELECT n FROM kept") == 42
+        # Its own restart is recorded in it, once it takes writes again.
+        [event] = await eventually(lambda: ops_events(again, "supervisor.restarted", "postgres"), timeout=15)
     finally:
         await again.close()
+    assert event["signal"] == "SIGKILL" and event["pid"] == postmaster.pid
 
 
 async def test_a_killed_kafka_comes_back_with_the_floors_topics(
