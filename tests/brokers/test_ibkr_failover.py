@@ -147,6 +147,59 @@ async def test_frozen_primary_misses_heartbeats_and_fails_over(
     b.cancel(order.order_ref)
 
 
+async def _freeze(stack: PaperStack, gateway: str, seconds: float) -> float:
+    await stack.acontrol("POST", f"/gateways/{gateway}/freeze", {"seconds": seconds})
+    return time.monotonic()
+
+
+async def test_an_idle_frozen_primary_is_found_by_three_missed_heartbeats_well_inside_a_second(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    frozen_at = await _freeze(own_stack, "primary", 3)
+    change = await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+    took = time.monotonic() - frozen_at
+    assert "missed heartbeat: 3 probes unanswered" in change.cause
+    # 250 ms of silence, then 3 answer windows of 60 ms (bench.failover measures it); the old
+    # heartbeat waited 250 ms + a 500 ms timeout, never under 0.75 s.
+    assert took < 0.7, took
+
+
+async def test_a_primary_frozen_while_orders_flow_is_found_by_the_unanswered_orders(
+    own_stack: PaperStack, broker: tuple[IbkrBroker, Recorder]
+) -> None:
+    b, rec = broker
+    await rec.next(SessionChanged, change=SessionChange.STANDBY_UP)
+    placed: list[BrokerOrder] = []
+
+    async def flow() -> None:
+        while True:  # 40 orders a second, inside ib_async's throttle
+            order = resting("90.00")
+            b.place(order)
+            placed.append(order)
+            await asyncio.sleep(0.025)
+
+    flowing = asyncio.create_task(flow())
+    try:
+        await rec.next(OrderAccepted, order_ref=(await _first(placed)).order_ref)
+        frozen_at = await _freeze(own_stack, "primary", 3)
+        await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
+        took = time.monotonic() - frozen_at
+    finally:
+        flowing.cancel()
+    # The orders are the probes: three of them unanswered for 60 ms, about 150 ms in all.
+    assert took < 0.5, took
+    last = placed[-1]
+    await rec.next(OrderAccepted, order_ref=last.order_ref)
+    b.cancel_all()
+
+
+async def _first(placed: list[BrokerOrder]) -> BrokerOrder:
+    await eventually(lambda: bool(placed))
+    return placed[0]
+
+
 async def test_sockets_bind_to_the_configured_source_address(trusting_127_0_0_2: PaperStack) -> None:
     ports = gateway_ports(trusting_127_0_0_2)
     refused = IbkrBroker(
