@@ -302,8 +302,11 @@ class Hub:
                 session.freeze(event.seconds)
 
     def _lose_upstream(self, event: vm.LoseUpstream) -> None:
-        log.warning("control: upstream lost for %.3f s (market data %s)", event.seconds,
-                    "dropped" if event.data_lost else "kept")
+        log.warning(
+            "control: upstream lost for %.3f s (market data %s)",
+            event.seconds,
+            "dropped" if event.data_lost else "kept",
+        )
         sessions = [s for s in self.sessions if s.ready]
         lost = outgoing.error(-1, CONNECTIVITY_LOST, LOST_TEXT)
         for session in sessions:
