@@ -290,7 +290,9 @@ class GatewaySession:
                 conn.probed.clear()
                 probed = asyncio.ensure_future(conn.probed.wait())
                 wait = max(0.0, live.next_check(now) - now)
-                done, _ = await asyncio.wait({down, upstream, probed}, timeout=wait)
+                done, _ = await asyncio.wait(
+                    {down, upstream, probed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
                 probed.cancel()
                 if down in done:
                     return self._down_cause
