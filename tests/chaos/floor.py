@@ -7,11 +7,17 @@ session's shared services or the next scenario, and the venue's records are this
 alone. The floor is set up as ``floor up`` sets it up (topics, roles, migrations, the floor's
 own keys), plus one agent and a risk profile roomy enough that the load's commands are refused
 only for what a fault did.
+
+The hot path runs under a watching supervisor, as ``floor up`` runs it: killed, it is restarted
+by the supervisor (:func:`tests.fixtures.supervised.kill_and_await_restart`), not by the test.
+The infrastructure's supervisor does not watch: a scenario that takes a gateway or Postgres down
+brings it back itself, when the scenario says.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -38,6 +44,7 @@ from ledger.risk_profiles import set_profile
 from ledger.verify import VerifyReport, verify_ledger
 from tests.factories import Agent, new_agent, risk_profile
 from tests.fixtures.paper import PaperStack, start_paper_stack
+from tests.fixtures.supervised import kill, kill_and_await_restart, watched_supervisor
 from tests.helpers import eventually
 from trading.signing import private_key_from_pem, public_key_bytes
 
@@ -65,6 +72,9 @@ class ChaosFloor:
     """Registered, may trade :data:`ACCOUNT`: signs the load's commands."""
     operator: Agent
     """The floor's operator key (``var/keys/operator.key``): trips and re-arms the breaker."""
+    watcher: Supervisor
+    """Restarts the hot path when it dies, with ``floor up``'s rules (a shorter back-off)."""
+    closing: contextlib.ExitStack
     group_id: str = field(default_factory=lambda: f"hotpath-{uuid.uuid4().hex[:8]}")
     services: dict[str, RunningService] = field(default_factory=dict)
 
@@ -93,11 +103,14 @@ class ChaosFloor:
                 await pool.close()
             supervisor.stop_all()
             raise
-        floor = cls(settings, supervisor, paper, pool, agent, operator)
+        closing = contextlib.ExitStack()
+        watcher = closing.enter_context(watched_supervisor(settings, settings.log_dir))
+        floor = cls(settings, supervisor, paper, pool, agent, operator, watcher, closing)
         floor.services.update(postgres=postgres, kafka=kafka)
         return floor
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.closing.close)
         await self.pool.close()
         await asyncio.to_thread(self.supervisor.stop_all)
 
@@ -108,20 +121,36 @@ class ChaosFloor:
         return f"http://{self.settings.host}:{self.settings.hotpath_health_port}"
 
     async def start_hotpath(self) -> None:
-        """Start the hot path as ``floor up`` does (same consumer group every time, so a restart
-        resumes from its committed offset); returns once it consumes."""
+        """Start the hot path as ``floor up`` does (one consumer group for its whole life, so a
+        restart resumes from its committed offset); returns once it consumes."""
         spec = hotpath_spec(
             self.settings, symbols=SYMBOLS, group_id=self.group_id, env={"FLOOR_KAFKA_FLOOD_WINDOW_S": "1"}
         )
-        self.services["hotpath"] = await asyncio.to_thread(self.supervisor.start, spec)
-
-    def kill_hotpath(self) -> None:
-        """``kill -9``: no drain, no goodbye, whatever it was doing."""
-        self._kill("hotpath")
+        self.services["hotpath"] = await asyncio.to_thread(self.watcher.start, spec)
 
     async def restart_hotpath(self) -> None:
-        self.kill_hotpath()
-        await self.start_hotpath()
+        """``kill -9`` the hot path; returns once the supervisor has it consuming again."""
+        await kill_and_await_restart(self.watcher, "hotpath")
+
+    def kill_hotpath(self) -> int:
+        """``kill -9``, nothing more (the supervisor restarts it); returns its restart count before."""
+        service = self.services["hotpath"]
+        restarts = service.restarts
+        kill(service)
+        return restarts
+
+    async def hotpath_back(self, restarts_before: int, timeout: float = 90.0) -> None:  # noqa: ASYNC109
+        """Return once the supervisor restarted the hot path (after :meth:`kill_hotpath`) and it
+        consumes again."""
+        service = self.services["hotpath"]
+        watchdog = self.watcher.watchdog
+        assert watchdog is not None
+
+        def back() -> bool:
+            assert watchdog.gave_up is None, f"the supervisor gave up: {watchdog.gave_up}"
+            return service.restarts > restarts_before and service.ready and service.alive()
+
+        await eventually(back, timeout=timeout, interval=0.05)
 
     async def health(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=5.0) as client:

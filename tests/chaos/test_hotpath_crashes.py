@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.chaos]
 async def test_5_hot_path_killed_mid_stream_resumes_without_loss_or_duplicate(chaos: ChaosFloor) -> None:
     async with streaming(chaos) as load:
         await load.reached(150)
-        await chaos.restart_hotpath()  # kill -9, then started as the supervisor would
+        await chaos.restart_hotpath()  # kill -9; the supervisor starts it again
         await load.reached(300)
     await assert_nothing_lost(chaos, load.sent)
 
@@ -40,9 +40,9 @@ async def test_6_hot_path_killed_while_postgres_is_down_then_both_back_loses_not
         # Intake holds a record for the ledger and the rest wait in Kafka, for longer than a
         # consumer's automatic offset commit takes (5 s) to pass the held record.
         await load.reached(400)
-        chaos.kill_hotpath()
+        restarts = chaos.kill_hotpath()  # its restarts fail until Postgres answers
         await chaos.start_postgres()
-        await chaos.start_hotpath()
+        await chaos.hotpath_back(restarts)
     await assert_nothing_lost(chaos, load.sent)
 
 
