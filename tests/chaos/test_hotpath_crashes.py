@@ -129,7 +129,7 @@ async def test_7b_a_trailing_stop_keeps_trailing_after_the_hot_path_is_killed(ch
     async with streaming(chaos) as load:
         await load.reached(100)
         await chaos.paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 2, "ms": 300})
-        before = await eventually(lambda: _stop_above(chaos, trail, initial + 2), timeout=20)
+        before: Decimal = await eventually(lambda: _stop_above(chaos, trail, initial + 2), timeout=20)
         await load.reached(200)
         await chaos.restart_hotpath()
         await chaos.paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 3, "ms": 300})
