@@ -20,7 +20,7 @@ from brokers.base import BrokerOrder, NotConnected, Placement
 from hotpath import main as hotpath_main
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
-from hotpath.refusals import DUPLICATE_DELIVERY
+from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR
 from tests.factories import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
@@ -127,15 +127,21 @@ class _BrokerDown:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.ledger = self
+        self.ops: list[tuple[str, object]] = []
 
     async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> None:
         self.calls += 1
         raise NotConnected("no session")
 
+    async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        self.ops.append((kind, detail["exception"]))
+
 
 async def test_a_broker_without_a_session_is_not_taken_for_an_unreachable_ledger() -> None:
     """NotConnected is a ConnectionError too; retrying it would hold intake for as long as the
-    broker is down. The record is logged and intake moves on."""
+    broker is down. A failure intake did not record itself is recorded, and intake moves on."""
     intake = _BrokerDown()
     await hotpath_main._consume(intake, _records(b"{}", b"{}"))  # type: ignore[arg-type]
     assert intake.calls == 2
+    assert intake.ops == [(INTERNAL_ERROR, "NotConnected")] * 2
