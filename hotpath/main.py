@@ -274,6 +274,7 @@ async def run(
         metrics=telemetry.metrics,
         exits=exits,
         emit=events.emit,
+        publish_only=events.publish_only,
         breaker_log=breaker_log,
         symbols=symbols,
         control_key=control_key,
