@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from brokers.base import NotConnected, OrderInvalid, Placement
@@ -36,6 +37,7 @@ from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import RefusedByLedger
 from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from trading import iceberg_parents as parents
+from trading import sentry
 from trading.commands import Command, CommandKind, OrderType
 from trading.order_events import EventKind
 from trading.orders import Rejected
@@ -181,9 +183,14 @@ class OrderCommands(IntakeSteps):
         try:
             self.orders[order.command_id] = order
             self.parents.slice_accepted(order)
-            if self.breaker.state is not committed.trading_state:
-                # The breaker moved while this order waited for its commit: its cancel-all may
-                # already be out, and an order sent now would outlive it.
+            if stamps is None and not self.replay.window.contains(command.issued_at, datetime.now(UTC)):
+                # Its commit was found only after the ledger came back: intent older than the
+                # sentry's window is not executed now (as a restart would not send it either).
+                return await self._resumable(committed.envelope, lambda: self._unsent(order, sentry.STALE))
+            if stamps is None or self.breaker.state is not committed.trading_state:
+                # The breaker moved while this order waited for its commit (or the ledger was
+                # away meanwhile): its cancel-all may already be out, positions may have moved,
+                # and an order sent now would outlive them.
                 late = check_order(
                     committed.profile, committed.proposed, self._snapshot(order.account, order.symbol)
                 )

@@ -3,7 +3,8 @@ moves past a record only once its decision is in the ledger.
 
 Intake runs in the test's process over the real ledger (Postgres) and real Kafka: records come
 through the consumer the hot path builds (:func:`hotpath.main.command_consumer`) and its
-commits are read back from the broker's group coordinator.
+commits are read back from the broker's group coordinator. (Here, not among the hot path
+suites: their hot path process would decide these records too.)
 """
 
 from __future__ import annotations
