@@ -392,7 +392,9 @@ async def run(
             task.cancel()
         with contextlib.suppress(Exception):
             await control.close()
-        await offsets.close()  # every decided record's offset, before the group lets go
+        with contextlib.suppress(Exception):
+            # Every decided record's offset, before the group lets go (bounded: Kafka may be away).
+            await asyncio.wait_for(offsets.close(), DRAIN_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await cmd_consumer.stop()
         with contextlib.suppress(Exception):
@@ -428,6 +430,9 @@ async def _consume(intake: Intake, cmd_consumer: Any, offsets: DecidedOffsets | 
 
 
 async def _decide(intake: Intake, record: Any, source: str) -> None:
+    """Returns once the record is decided and recorded. Intake records its own failures as
+    ``intake.internal_error``; one that escapes even that is a critical ops event. Only a
+    ledger that cannot be reached holds the record, retried with backoff until it answers."""
     delay = LEDGER_RETRY_FIRST_S
     while True:
         try:
