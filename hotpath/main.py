@@ -14,7 +14,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -108,6 +108,7 @@ class HotPath:
         self.timings: deque[Timing] = deque(maxlen=TIMINGS_KEPT)
         self.trail_moves: deque[StopMoved] = deque(maxlen=TIMINGS_KEPT)
         self.consuming = False
+        self.held = IntakeHold()
         self.trips: list[Trip] = []
         self.reader: MetricReader | None = None
 
@@ -126,6 +127,8 @@ class HotPath:
             "trading_state": self.breaker.state.value,
             "broker_connected": self.broker.connected,
             "orders": len(self.intake.orders),
+            # Set while a record waits for Postgres: intake (and every record after it) is paused.
+            "intake_held": self.held.as_dict(),
             "last_trip": None if self.breaker.last_trip is None else _trip_dict(self.breaker.last_trip),
             "breaker": None if self.breaker.last_change is None else _change_dict(self.breaker.last_change),
         }
@@ -375,7 +378,7 @@ async def run(
         hot.consuming = True
         log.info("hot path consuming %s as %s; control port %d", AGENT_COMMANDS, group_id, health_port)
         tasks.append(asyncio.create_task(offsets.run(), name="offsets"))
-        consume = asyncio.create_task(_consume(intake, cmd_consumer, offsets), name="intake")
+        consume = asyncio.create_task(_consume(intake, cmd_consumer, offsets, hot.held), name="intake")
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({consume, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if consume in done:
@@ -419,20 +422,45 @@ def command_consumer(bootstrap: str, group_id: str, fetch_max_wait_ms: int) -> A
     )
 
 
-async def _consume(intake: Intake, cmd_consumer: Any, offsets: DecidedOffsets | None = None) -> None:
+@dataclass
+class IntakeHold:
+    """The record intake is holding until the ledger answers, if any (shown on ``/health``)."""
+
+    source: str | None = None
+    since: float | None = None
+    """``time.time()`` of the first failed attempt."""
+    attempts: int = 0
+
+    def as_dict(self) -> dict[str, Any] | None:
+        if self.source is None:
+            return None
+        return {"source": self.source, "since": self.since, "attempts": self.attempts}
+
+
+async def _consume(
+    intake: Intake, cmd_consumer: Any, offsets: DecidedOffsets | None = None, hold: IntakeHold | None = None
+) -> None:
     """Decide each record in turn; its offset is marked for commit only once it is decided
     durably, after the broker write for an order (the commit itself runs in the background)."""
     async for record in cmd_consumer:
         source = f"{record.topic}[{record.partition}]@{record.offset}"
-        await _decide(intake, record, source)
+        await _decide(intake, record, source, hold or IntakeHold())
         if offsets is not None:
             offsets.decided(record.topic, record.partition, record.offset)
 
 
-async def _decide(intake: Intake, record: Any, source: str) -> None:
+async def _decide(intake: Intake, record: Any, source: str, hold: IntakeHold) -> None:
     """Returns once the record is decided and recorded. Intake records its own failures as
     ``intake.internal_error``; one that escapes even that is a critical ops event. Only a
     ledger that cannot be reached holds the record, retried with backoff until it answers."""
+    try:
+        await _decide_held(intake, record, source, hold)
+    finally:
+        hold.source = hold.since = None
+        hold.attempts = 0
+
+
+async def _decide_held(intake: Intake, record: Any, source: str, hold: IntakeHold) -> None:
     delay = LEDGER_RETRY_FIRST_S
     while True:
         try:
@@ -453,6 +481,9 @@ async def _decide(intake: Intake, record: Any, source: str) -> None:
             # Nothing can be decided without the ledger, so nothing after this record either:
             # hold it (and intake, and its offset) until Postgres answers again, rather than lose it.
             log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
+            if hold.source is None:
+                hold.source, hold.since = source, time.time()
+            hold.attempts += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, LEDGER_RETRY_MAX_S)
             continue
