@@ -10,6 +10,13 @@ it. A manual enter (no edge) skips the sizer: its quantity is the trader's, sent
 refused by the risk limits, its loss measured to its ``stop_loss`` or, without one, the whole
 notional (:mod:`trading.risk`). The only awaits between intake and the socket write are the
 broker's cached net liquidation and the ledger commit.
+
+An append whose connection dropped may have committed: the record is handed in again (the
+ledger unreachable holds it) and, finding the entry, the order goes on from it to the broker,
+once (:meth:`~hotpath.intake_steps.IntakeSteps._settle`); found after the sentry's window it
+ends ``sentry.stale`` instead. Past the entry nothing is dropped: an order not written ends
+``rejected`` with a reason in its state rows, ``intake.internal_error`` for a failure no step
+foresaw.
 """
 
 from __future__ import annotations
