@@ -14,17 +14,16 @@ import signal
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
 from brokers.base import Broker, Quote
-from bus.kafka import consumer, ensure_topics, start_producer
+from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, MARKET_TRADES, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -33,6 +32,7 @@ from hotpath.broker_events import BrokerEvents
 from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
 from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
+from hotpath.command_loop import IntakeHold, command_consumer, consume_commands
 from hotpath.control import ControlServer
 from hotpath.decided_offsets import DecidedOffsets
 from hotpath.depth import DepthPublisher
@@ -40,12 +40,10 @@ from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
-from hotpath.intake_steps import ledger_unreachable
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
 from hotpath.recovery import connect_and_resend, restore_orders
-from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.streams import stream_symbols
@@ -72,8 +70,6 @@ TIMINGS_KEPT = 10_000
 # for 100 s with a p99 twice 5 ms's. 5 ms costs ~5% of a core here and in the broker. A real
 # Kafka answers a waiting fetch when a record arrives, so there a long wait costs no latency.
 DRAIN_TIMEOUT_S = 5.0
-LEDGER_RETRY_FIRST_S = 0.1
-LEDGER_RETRY_MAX_S = 5.0
 UNVERIFIED_BREAKER_ENTRY = "breaker.unverified_entry"
 """Security event: the ledger's newest breaker entry does not verify (the hot path starts HALTED)."""
 UNVERIFIED_LEDGER_ENTRY = "ledger.unverified_entry"
@@ -378,7 +374,9 @@ async def run(
         hot.consuming = True
         log.info("hot path consuming %s as %s; control port %d", AGENT_COMMANDS, group_id, health_port)
         tasks.append(asyncio.create_task(offsets.run(), name="offsets"))
-        consume = asyncio.create_task(_consume(intake, cmd_consumer, offsets, hot.held), name="intake")
+        consume = asyncio.create_task(
+            consume_commands(intake, cmd_consumer, offsets, hot.held), name="intake"
+        )
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({consume, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if consume in done:
@@ -411,83 +409,6 @@ async def run(
         await writer.close()
         await pool.close()
         telemetry.shutdown()
-
-
-def command_consumer(bootstrap: str, group_id: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
-    """The ``agent.commands`` consumer. No auto-commit: that would commit records handed out but
-    not yet decided (one held through a ledger outage, say), which a process killed then would
-    never decide. :class:`~hotpath.decided_offsets.DecidedOffsets` commits decided ones."""
-    return consumer(
-        bootstrap, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=fetch_max_wait_ms, auto_commit=False
-    )
-
-
-@dataclass
-class IntakeHold:
-    """The record intake is holding until the ledger answers, if any (shown on ``/health``)."""
-
-    source: str | None = None
-    since: float | None = None
-    """``time.time()`` of the first failed attempt."""
-    attempts: int = 0
-
-    def as_dict(self) -> dict[str, Any] | None:
-        if self.source is None:
-            return None
-        return {"source": self.source, "since": self.since, "attempts": self.attempts}
-
-
-async def _consume(
-    intake: Intake, cmd_consumer: Any, offsets: DecidedOffsets | None = None, hold: IntakeHold | None = None
-) -> None:
-    """Decide each record in turn; its offset is marked for commit only once it is decided
-    durably, after the broker write for an order (the commit itself runs in the background)."""
-    async for record in cmd_consumer:
-        source = f"{record.topic}[{record.partition}]@{record.offset}"
-        await _decide(intake, record, source, hold or IntakeHold())
-        if offsets is not None:
-            offsets.decided(record.topic, record.partition, record.offset)
-
-
-async def _decide(intake: Intake, record: Any, source: str, hold: IntakeHold) -> None:
-    """Returns once the record is decided and recorded. Intake records its own failures as
-    ``intake.internal_error``; one that escapes even that is a critical ops event. Only a
-    ledger that cannot be reached holds the record, retried with backoff until it answers."""
-    try:
-        await _decide_held(intake, record, source, hold)
-    finally:
-        hold.source = hold.since = None
-        hold.attempts = 0
-
-
-async def _decide_held(intake: Intake, record: Any, source: str, hold: IntakeHold) -> None:
-    delay = LEDGER_RETRY_FIRST_S
-    while True:
-        try:
-            try:
-                await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
-            except Exception as exc:
-                if not ledger_unreachable(exc):
-                    # Intake records its own failures; this one escaped even that.
-                    log.exception("intake failed on %s and could not record it", source)
-                    detail = {"source": source, **failure_detail(exc)}
-                    await intake.ledger.record_ops_event(INTERNAL_ERROR, "critical", detail)
-                    return
-                raise
-        except Exception as exc:
-            if not ledger_unreachable(exc):
-                log.exception("could not record the failure on %s", source)
-                return
-            # Nothing can be decided without the ledger, so nothing after this record either:
-            # hold it (and intake, and its offset) until Postgres answers again, rather than lose it.
-            log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
-            if hold.source is None:
-                hold.source, hold.since = source, time.time()
-            hold.attempts += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, LEDGER_RETRY_MAX_S)
-            continue
-        return
 
 
 def main(

@@ -3,7 +3,7 @@
 Intake over the real ledger (Postgres), with the append made to fail the way asyncpg fails
 when the connection goes: before the commit (the command was not decided) or after it (the
 entry is in, but intake never heard). The same Kafka record is then handled again, as
-``hotpath.main._consume`` does until Postgres answers.
+``hotpath.command_loop.consume_commands`` does until Postgres answers.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from brokers.base import BrokerOrder, NotConnected, Placement
-from hotpath import main as hotpath_main
+from hotpath.command_loop import consume_commands
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
 from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR
@@ -92,7 +92,7 @@ async def test_a_record_met_by_an_unreachable_ledger_is_decided_once_it_answers(
     await intake.warm()
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
 
-    await hotpath_main._consume(intake, _records(envelope.to_wire()))
+    await consume_commands(intake, _records(envelope.to_wire()))
 
     assert ledger.failures == 1
     assert broker.placed == [envelope.command.command_id]  # retried, not lost, not refused
@@ -112,7 +112,7 @@ async def test_an_append_committed_though_intake_never_heard_is_sent_once_on_the
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
     cid = envelope.command.command_id
 
-    await hotpath_main._consume(intake, _records(envelope.to_wire()))
+    await consume_commands(intake, _records(envelope.to_wire()))
 
     assert ledger.failures == 1
     assert broker.placed == [cid]
@@ -142,7 +142,7 @@ async def test_an_order_whose_commit_is_found_after_the_window_is_not_sent_but_e
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5, issued_at=issued))
     cid = envelope.command.command_id
 
-    await hotpath_main._consume(intake, _records(envelope.to_wire()))
+    await consume_commands(intake, _records(envelope.to_wire()))
 
     assert broker.placed == []
     assert [(e.kind.value, e.reason) for e in emitted] == [("rejected", sentry.STALE)]
@@ -170,6 +170,6 @@ async def test_a_broker_without_a_session_is_not_taken_for_an_unreachable_ledger
     """NotConnected is a ConnectionError too; retrying it would hold intake for as long as the
     broker is down. A failure intake did not record itself is recorded, and intake moves on."""
     intake = _BrokerDown()
-    await hotpath_main._consume(intake, _records(b"{}", b"{}"))  # type: ignore[arg-type]
+    await consume_commands(intake, _records(b"{}", b"{}"))  # type: ignore[arg-type]
     assert intake.calls == 2
     assert intake.ops == [(INTERNAL_ERROR, "NotConnected")] * 2
