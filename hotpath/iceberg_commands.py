@@ -25,7 +25,6 @@ from hotpath.icebergs import control_record
 from hotpath.intake_steps import NO_PRICE, NO_PROFILE, IntakeSteps, UnconfirmedAppend
 from hotpath.outcomes import Outcome
 from hotpath.ports import RefusedByLedger
-from hotpath.publish import publish_order_event
 from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from ledger.iceberg_parents import control_detail
 from trading import iceberg_parents as parents
@@ -87,9 +86,10 @@ class IcebergCommands(IntakeSteps):
 
         Kafka only, not the order-state rows: the parent never reaches the broker, so a state
         row would read as an order working forever (to recovery and reconciliation alike). The
-        ledger entry is the parent's durable record. A parent whose record cannot be published
-        is never started: it ends ``rejected: intake.internal_error`` in its state rows, and
-        this process takes no slice of it."""
+        ledger entry is the parent's durable record. A parent whose record cannot be handed to
+        Kafka is never started: it ends ``rejected: intake.internal_error`` in its state rows,
+        and this process takes no slice of it. (Queued for the broker events' publisher, the
+        record is retried until Kafka acknowledges it, and this never fails.)"""
         command = envelope.command
         parent = parents.Parent.from_command(command, envelope.signer)
         self.parents.accepted(parent)
@@ -98,7 +98,7 @@ class IcebergCommands(IntakeSteps):
             iceberg_envelope=envelope.to_wire().decode(),
         )
         try:
-            await publish_order_event(self.producer, record)
+            await self._announce(record)
         except Exception as exc:
             log.exception("iceberg %s ledgered but its record not published", command.command_id)
             self.parents.accepted(dataclasses.replace(parent, stopped=INTERNAL_ERROR))
@@ -132,7 +132,7 @@ class IcebergCommands(IntakeSteps):
         except RefusedByLedger as exc:
             return await self.refusals.by_ledger(exc, envelope, source)
         after = self.parents.apply(parent, command)
-        await publish_order_event(self.producer, control_record(after, command))
+        await self._announce(control_record(after, command))
         return Outcome(command.command_id, None)
 
     async def _raised_total_refused(
@@ -205,5 +205,5 @@ class IcebergCommands(IntakeSteps):
                 continue
             after = self.parents.apply(parent, stop)
             log.warning("stopped iceberg %s: key %s was revoked", parent.workflow_id, key_id)
-            await publish_order_event(self.producer, control_record(after, stop))
+            await self._announce(control_record(after, stop))
         return stopped

@@ -78,6 +78,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         on_timing: Callable[[Timing], None] | None = None,
         exits: ExitManager | None = None,
         emit: Callable[[OrderEvent], None] | None = None,
+        publish_only: Callable[[OrderEvent], None] | None = None,
         breaker_log: BreakerLog | None = None,
         symbols: Iterable[str] | None = None,
         control_key: Ed25519PrivateKey | None = None,
@@ -97,6 +98,8 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         self.exits = exits
         self.emit = emit
         """Queues an ``orders.events`` record for the ledger and Kafka (None: write it inline)."""
+        self.publish_only = publish_only
+        """Queues a Kafka-only record, retried until acknowledged (None: sent at once)."""
         self.symbols: frozenset[str] | None = None if symbols is None else frozenset(symbols)
         """The symbols the floor trades (None: any); an order in another is ``unknown_symbol``."""
         self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)

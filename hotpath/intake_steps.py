@@ -91,6 +91,7 @@ class IntakeSteps:
     on_timing: Callable[[Timing], None] | None
     exits: ExitManager | None
     emit: Callable[[OrderEvent], None] | None
+    publish_only: Callable[[OrderEvent], None] | None
     symbols: frozenset[str] | None
     refusals: Refusals
     parents: IcebergParents
@@ -216,6 +217,14 @@ class IntakeSteps:
         an accepted entry without one would be sent at the next start), then published."""
         await self.ledger.record_order_event(event)
         await self._publish(event)  # the same event id: its row is not written twice
+
+    async def _announce(self, record: OrderEvent) -> None:
+        """A Kafka-only record (an iceberg parent's or control's: no state row), queued behind
+        the others to be retried until acknowledged; without that queue, sent at once."""
+        if self.publish_only is not None:
+            self.publish_only(record)
+            return
+        await publish_order_event(self.producer, record)
 
     async def _publish(self, event: OrderEvent) -> None:
         if self.emit is not None:

@@ -19,12 +19,11 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
 from brokers.base import Broker, Quote
-from bus.kafka import consumer, ensure_topics, start_producer
+from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, MARKET_TRADES, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -33,6 +32,7 @@ from hotpath.broker_events import BrokerEvents
 from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
 from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
+from hotpath.command_loop import IntakeHold, command_consumer, consume_commands
 from hotpath.control import ControlServer
 from hotpath.decided_offsets import DecidedOffsets
 from hotpath.depth import DepthPublisher
@@ -40,12 +40,10 @@ from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
-from hotpath.intake_steps import ledger_unreachable
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
 from hotpath.publish import publish_order_event
-from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.startup import restore_and_connect, resume
@@ -74,8 +72,6 @@ TIMINGS_KEPT = 10_000
 # for 100 s with a p99 twice 5 ms's. 5 ms costs ~5% of a core here and in the broker. A real
 # Kafka answers a waiting fetch when a record arrives, so there a long wait costs no latency.
 DRAIN_TIMEOUT_S = 5.0
-LEDGER_RETRY_FIRST_S = 0.1
-LEDGER_RETRY_MAX_S = 5.0
 
 
 class RecordKeyMissing(RuntimeError):
@@ -106,6 +102,7 @@ class HotPath:
         self.timings: deque[Timing] = deque(maxlen=TIMINGS_KEPT)
         self.trail_moves: deque[StopMoved] = deque(maxlen=TIMINGS_KEPT)
         self.consuming = False
+        self.held = IntakeHold()
         self.trips: list[Trip] = []
         self.reader: MetricReader | None = None
 
@@ -124,6 +121,8 @@ class HotPath:
             "trading_state": self.breaker.state.value,
             "broker_connected": self.broker.connected,
             "orders": len(self.intake.orders),
+            # Set while a record waits for Postgres: intake (and every record after it) is paused.
+            "intake_held": self.held.as_dict(),
             "last_trip": None if self.breaker.last_trip is None else _trip_dict(self.breaker.last_trip),
             "breaker": None if self.breaker.last_change is None else _change_dict(self.breaker.last_change),
         }
@@ -278,6 +277,7 @@ async def run(
         metrics=telemetry.metrics,
         exits=exits,
         emit=events.emit,
+        publish_only=events.publish_only,
         breaker_log=breaker_log,
         symbols=symbols,
         control_key=control_key,
@@ -330,7 +330,9 @@ async def run(
         hot.consuming = True
         log.info("hot path consuming %s as %s; control port %d", AGENT_COMMANDS, group_id, health_port)
         tasks.append(asyncio.create_task(offsets.run(), name="offsets"))
-        consume = asyncio.create_task(_consume(intake, cmd_consumer, offsets), name="intake")
+        consume = asyncio.create_task(
+            consume_commands(intake, cmd_consumer, offsets, hot.held), name="intake"
+        )
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({consume, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if consume in done:
@@ -349,7 +351,9 @@ async def run(
             task.cancel()
         with contextlib.suppress(Exception):
             await control.close()
-        await offsets.close()  # every decided record's offset, before the group lets go
+        with contextlib.suppress(Exception):
+            # Every decided record's offset, before the group lets go (bounded: Kafka may be away).
+            await asyncio.wait_for(offsets.close(), DRAIN_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await cmd_consumer.stop()
         with contextlib.suppress(Exception):
@@ -363,52 +367,6 @@ async def run(
         await writer.close()
         await pool.close()
         telemetry.shutdown()
-
-
-def command_consumer(bootstrap: str, group_id: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
-    """The ``agent.commands`` consumer. No auto-commit: that would commit records handed out but
-    not yet decided (one held through a ledger outage, say), which a process killed then would
-    never decide. :class:`~hotpath.decided_offsets.DecidedOffsets` commits decided ones."""
-    return consumer(
-        bootstrap, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=fetch_max_wait_ms, auto_commit=False
-    )
-
-
-async def _consume(intake: Intake, cmd_consumer: Any, offsets: DecidedOffsets | None = None) -> None:
-    """Decide each record in turn; its offset is marked for commit only once it is decided
-    durably, after the broker write for an order (the commit itself runs in the background)."""
-    async for record in cmd_consumer:
-        source = f"{record.topic}[{record.partition}]@{record.offset}"
-        await _decide(intake, record, source)
-        if offsets is not None:
-            offsets.decided(record.topic, record.partition, record.offset)
-
-
-async def _decide(intake: Intake, record: Any, source: str) -> None:
-    delay = LEDGER_RETRY_FIRST_S
-    while True:
-        try:
-            try:
-                await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
-            except Exception as exc:
-                if not ledger_unreachable(exc):
-                    # Intake records its own failures; this one escaped even that.
-                    log.exception("intake failed on %s and could not record it", source)
-                    detail = {"source": source, **failure_detail(exc)}
-                    await intake.ledger.record_ops_event(INTERNAL_ERROR, "critical", detail)
-                    return
-                raise
-        except Exception as exc:
-            if not ledger_unreachable(exc):
-                log.exception("could not record the failure on %s", source)
-                return
-            # Nothing can be decided without the ledger, so nothing after this record either:
-            # hold it (and intake, and its offset) until Postgres answers again, rather than lose it.
-            log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, LEDGER_RETRY_MAX_S)
-            continue
-        return
 
 
 def main(

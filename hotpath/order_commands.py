@@ -10,6 +10,13 @@ it. A manual enter (no edge) skips the sizer: its quantity is the trader's, sent
 refused by the risk limits, its loss measured to its ``stop_loss`` or, without one, the whole
 notional (:mod:`trading.risk`). The only awaits between intake and the socket write are the
 broker's cached net liquidation and the ledger commit.
+
+An append whose connection dropped may have committed: the record is handed in again (the
+ledger unreachable holds it) and, finding the entry, the order goes on from it to the broker,
+once (:meth:`~hotpath.intake_steps.IntakeSteps._settle`); found after the sentry's window it
+ends ``sentry.stale`` instead. Past the entry nothing is dropped: an order not written ends
+``rejected`` with a reason in its state rows, ``intake.internal_error`` for a failure no step
+foresaw.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from brokers.base import NotConnected, OrderInvalid, Placement
@@ -36,6 +44,7 @@ from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import RefusedByLedger
 from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from trading import iceberg_parents as parents
+from trading import sentry
 from trading.commands import Command, CommandKind, OrderType
 from trading.order_events import EventKind
 from trading.orders import Rejected
@@ -182,9 +191,14 @@ class OrderCommands(IntakeSteps):
         try:
             self.orders[order.command_id] = order
             self.parents.slice_accepted(order)
-            if self.breaker.state is not committed.trading_state:
-                # The breaker moved while this order waited for its commit: its cancel-all may
-                # already be out, and an order sent now would outlive it.
+            if stamps is None and not self.replay.window.contains(command.issued_at, datetime.now(UTC)):
+                # Its commit was found only after the ledger came back: intent older than the
+                # sentry's window is not executed now (as a restart would not send it either).
+                return await self._resumable(committed.envelope, lambda: self._unsent(order, sentry.STALE))
+            if stamps is None or self.breaker.state is not committed.trading_state:
+                # The breaker moved while this order waited for its commit (or the ledger was
+                # away meanwhile): its cancel-all may already be out, positions may have moved,
+                # and an order sent now would outlive them.
                 late = check_order(
                     committed.profile, committed.proposed, self._snapshot(order.account, order.symbol)
                 )

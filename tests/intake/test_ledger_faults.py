@@ -109,6 +109,8 @@ async def test_a_command_held_through_a_postgres_outage_survives_a_kill(
         await eventually(lambda: pg_proxy.connections > tried + 1, timeout=10.0)  # held, retrying
         # Longer than an auto-commit interval: what was handed out is not what is decided.
         await _stays(lambda: _committed_before(offsets, offset), AUTO_COMMIT_INTERVAL_S + 1)
+        held = (await proxied_hotpath.health())["intake_held"]
+        assert isinstance(held, dict) and held["source"] == f"{AGENT_COMMANDS}[0]@{offset}", held
     finally:
         await offsets.stop()
 

@@ -3,7 +3,8 @@ moves past a record only once its decision is in the ledger.
 
 Intake runs in the test's process over the real ledger (Postgres) and real Kafka: records come
 through the consumer the hot path builds (:func:`hotpath.main.command_consumer`) and its
-commits are read back from the broker's group coordinator.
+commits are read back from the broker's group coordinator. (Here, not among the hot path
+suites: their hot path process would decide these records too.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from brokers.base import BrokerOrder, Placement
 from bus.kafka import consumer as kafka_consumer
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
-from hotpath import main as hotpath_main
+from hotpath.command_loop import command_consumer, consume_commands
 from hotpath.decided_offsets import DecidedOffsets
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
@@ -94,7 +95,7 @@ async def _consuming(
         consumer.assign([tp])
         await consumer.start()
     else:
-        consumer = hotpath_main.command_consumer(bootstrap, group_id, 5)
+        consumer = command_consumer(bootstrap, group_id, 5)
         await consumer.start()
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=50)
@@ -103,7 +104,7 @@ async def _consuming(
         await consumer.commit({tp: await consumer.position(tp)})
     offsets = DecidedOffsets(consumer)
     tasks = [
-        asyncio.create_task(hotpath_main._consume(intake, consumer, offsets)),
+        asyncio.create_task(consume_commands(intake, consumer, offsets)),
         asyncio.create_task(offsets.run()),
     ]
     try:

@@ -1,0 +1,108 @@
+"""The hot path's command loop: each ``agent.commands`` record decided in turn, durably, and
+its offset committed only then.
+
+A record is handed to :meth:`hotpath.intake.Intake.handle`, which returns once the command is
+in the ledger (an entry or a recorded refusal) and raises only when the ledger cannot be
+reached: then the record, and intake with it, is held and retried with backoff until Postgres
+answers (``/health`` shows it as ``intake_held``), so a command is never skipped, and never
+committed before it is decided (:mod:`hotpath.decided_offsets`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from bus.kafka import consumer
+from bus.topics import AGENT_COMMANDS
+from hotpath.decided_offsets import DecidedOffsets
+from hotpath.intake import Intake
+from hotpath.intake_steps import ledger_unreachable
+from hotpath.refusals import INTERNAL_ERROR, failure_detail
+
+log = logging.getLogger("hotpath")
+
+LEDGER_RETRY_FIRST_S = 0.1
+LEDGER_RETRY_MAX_S = 5.0
+
+
+def command_consumer(bootstrap: str, group_id: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
+    """The ``agent.commands`` consumer. No auto-commit: that would commit records handed out but
+    not yet decided (one held through a ledger outage, say), which a process killed then would
+    never decide. :class:`~hotpath.decided_offsets.DecidedOffsets` commits decided ones."""
+    return consumer(
+        bootstrap, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=fetch_max_wait_ms, auto_commit=False
+    )
+
+
+@dataclass
+class IntakeHold:
+    """The record intake is holding until the ledger answers, if any (shown on ``/health``)."""
+
+    source: str | None = None
+    since: float | None = None
+    """``time.time()`` of the first failed attempt."""
+    attempts: int = 0
+
+    def as_dict(self) -> dict[str, Any] | None:
+        if self.source is None:
+            return None
+        return {"source": self.source, "since": self.since, "attempts": self.attempts}
+
+
+async def consume_commands(
+    intake: Intake, cmd_consumer: Any, offsets: DecidedOffsets | None = None, hold: IntakeHold | None = None
+) -> None:
+    """Decide each record in turn; its offset is marked for commit only once it is decided
+    durably, after the broker write for an order (the commit itself runs in the background)."""
+    async for record in cmd_consumer:
+        source = f"{record.topic}[{record.partition}]@{record.offset}"
+        await decide(intake, record, source, hold or IntakeHold())
+        if offsets is not None:
+            offsets.decided(record.topic, record.partition, record.offset)
+
+
+async def decide(intake: Intake, record: Any, source: str, hold: IntakeHold) -> None:
+    """Returns once the record is decided and recorded. Intake records its own failures as
+    ``intake.internal_error``; one that escapes even that is a critical ops event. Only a
+    ledger that cannot be reached holds the record, retried with backoff until it answers."""
+    try:
+        await _decide_held(intake, record, source, hold)
+    finally:
+        hold.source = hold.since = None
+        hold.attempts = 0
+
+
+async def _decide_held(intake: Intake, record: Any, source: str, hold: IntakeHold) -> None:
+    delay = LEDGER_RETRY_FIRST_S
+    while True:
+        try:
+            try:
+                await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
+            except Exception as exc:
+                if not ledger_unreachable(exc):
+                    # Intake records its own failures; this one escaped even that.
+                    log.exception("intake failed on %s and could not record it", source)
+                    detail = {"source": source, **failure_detail(exc)}
+                    await intake.ledger.record_ops_event(INTERNAL_ERROR, "critical", detail)
+                    return
+                raise
+        except Exception as exc:
+            if not ledger_unreachable(exc):
+                log.exception("could not record the failure on %s", source)
+                return
+            # Nothing can be decided without the ledger, so nothing after this record either:
+            # hold it (and intake, and its offset) until Postgres answers again, rather than lose it.
+            log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
+            if hold.source is None:
+                hold.source, hold.since = source, time.time()
+            hold.attempts += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LEDGER_RETRY_MAX_S)
+            continue
+        return
