@@ -293,7 +293,7 @@ async def run(
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
         # The order map comes back before the broker connects, so the callbacks of orders that
         # were working before a restart are recognised as the floor's (hotpath.startup).
-        startup = await restore_and_connect(pool, intake, breaker, breaker_log, events.emit)
+        startup = await restore_and_connect(pool, intake, breaker, breaker_log, events)
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
