@@ -22,15 +22,16 @@ import uuid
 from brokers.base import UnknownOrderRef
 from hotpath.floor_orders import FloorOrder
 from hotpath.icebergs import control_record
-from hotpath.intake_steps import NO_PRICE, NO_PROFILE, IntakeSteps
+from hotpath.intake_steps import NO_PRICE, NO_PROFILE, IntakeSteps, UnconfirmedAppend
 from hotpath.outcomes import Outcome
 from hotpath.ports import RefusedByLedger
-from hotpath.publish import publish_order_event
+from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from ledger.iceberg_parents import control_detail
 from trading import iceberg_parents as parents
 from trading.commands import Command, CommandKind, utc_now_ms
 from trading.fill_prices import fill_range
-from trading.order_events import EventKind
+from trading.order_events import EventKind, OrderEvent
+from trading.orders import Rejected
 from trading.risk import ProposedOrder, Refusal, check_parent
 from trading.signing import SignedCommand, sign_command
 
@@ -72,20 +73,47 @@ class IcebergCommands(IntakeSteps):
         if not decision.approved:
             assert decision.reason is not None
             return await self.refusals.floor(envelope, decision.reason.value, detail)
+        unconfirmed = UnconfirmedAppend(envelope, lambda: self._parent_accepted(envelope, total))
         try:
-            await self.ledger.append_accepted(envelope, total, detail)
+            await self._append_accepted(envelope, total, detail, unconfirmed)
         except RefusedByLedger as exc:
             return await self.refusals.by_ledger(exc, envelope, "")
-        self.parents.accepted(parents.Parent.from_command(command, envelope.signer))
+        return await self._parent_accepted(envelope, total)
+
+    async def _parent_accepted(self, envelope: SignedCommand, total: int) -> Outcome:
+        """The ledgered parent announced: its ``accepted`` record carries the signed envelope,
+        from which the Temporal bridge starts the Sniper.
+
+        Kafka only, not the order-state rows: the parent never reaches the broker, so a state
+        row would read as an order working forever (to recovery and reconciliation alike). The
+        ledger entry is the parent's durable record. A parent whose record cannot be handed to
+        Kafka is never started: it ends ``rejected: intake.internal_error`` in its state rows,
+        and this process takes no slice of it. (Queued for the broker events' publisher, the
+        record is retried until Kafka acknowledges it, and this never fails.)"""
+        command = envelope.command
+        parent = parents.Parent.from_command(command, envelope.signer)
+        self.parents.accepted(parent)
         record = dataclasses.replace(
             FloorOrder.from_command(command, total).event(EventKind.ACCEPTED),
             iceberg_envelope=envelope.to_wire().decode(),
         )
-        # Kafka only, not the order-state rows: the parent never reaches the broker, so a state
-        # row would read as an order working forever (to recovery and reconciliation alike).
-        # The ledger entry committed above is the parent's durable record.
-        await publish_order_event(self.producer, record)
+        try:
+            await self._announce(record)
+        except Exception as exc:
+            log.exception("iceberg %s ledgered but its record not published", command.command_id)
+            self.parents.accepted(dataclasses.replace(parent, stopped=INTERNAL_ERROR))
+            failed = FloorOrder.from_command(command, total)
+            failed.end(Rejected(INTERNAL_ERROR))
+            event = failed.event(EventKind.REJECTED, reason=INTERNAL_ERROR)
+            detail = failure_detail(exc)
+            await self._resumable(envelope, lambda: self._parent_unstarted(event, detail))
+            return Outcome(command.command_id, INTERNAL_ERROR)
         return Outcome(command.command_id, None)
+
+    async def _parent_unstarted(self, event: OrderEvent, detail: dict[str, object]) -> Outcome:
+        log.error("iceberg %s not started: %s %s", event.command_id, INTERNAL_ERROR, detail)
+        await self._record_durably(event)
+        return Outcome(event.command_id, INTERNAL_ERROR)
 
     async def _control(self, envelope: SignedCommand, signer_agent: str, role: str, source: str) -> Outcome:
         command = envelope.command
@@ -104,7 +132,7 @@ class IcebergCommands(IntakeSteps):
         except RefusedByLedger as exc:
             return await self.refusals.by_ledger(exc, envelope, source)
         after = self.parents.apply(parent, command)
-        await publish_order_event(self.producer, control_record(after, command))
+        await self._announce(control_record(after, command))
         return Outcome(command.command_id, None)
 
     async def _raised_total_refused(
@@ -177,5 +205,5 @@ class IcebergCommands(IntakeSteps):
                 continue
             after = self.parents.apply(parent, stop)
             log.warning("stopped iceberg %s: key %s was revoked", parent.workflow_id, key_id)
-            await publish_order_event(self.producer, control_record(after, stop))
+            await self._announce(control_record(after, stop))
         return stopped

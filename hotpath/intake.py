@@ -43,7 +43,7 @@ from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_commands import IcebergCommands
 from hotpath.icebergs import IcebergParents
-from hotpath.intake_steps import UNSUPPORTED_KIND
+from hotpath.intake_steps import UNSUPPORTED_KIND, UnconfirmedAppend, ledger_unreachable
 from hotpath.order_commands import OrderCommands
 from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import EventProducer, HotLedger
@@ -78,6 +78,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         on_timing: Callable[[Timing], None] | None = None,
         exits: ExitManager | None = None,
         emit: Callable[[OrderEvent], None] | None = None,
+        publish_only: Callable[[OrderEvent], None] | None = None,
         breaker_log: BreakerLog | None = None,
         symbols: Iterable[str] | None = None,
         control_key: Ed25519PrivateKey | None = None,
@@ -97,6 +98,8 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         self.exits = exits
         self.emit = emit
         """Queues an ``orders.events`` record for the ledger and Kafka (None: write it inline)."""
+        self.publish_only = publish_only
+        """Queues a Kafka-only record, retried until acknowledged (None: sent at once)."""
         self.symbols: frozenset[str] | None = None if symbols is None else frozenset(symbols)
         """The symbols the floor trades (None: any); an order in another is ``unknown_symbol``."""
         self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)
@@ -113,6 +116,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         """Revoked keys whose icebergs this process has stopped (or found none of)."""
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
+        self._unconfirmed: dict[str, UnconfirmedAppend] = {}
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
         self._wall_offset_ns = time.time_ns() - time.perf_counter_ns()
 
@@ -157,9 +161,19 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
     # --- one record -------------------------------------------------------------------------
 
     async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> Outcome:
+        """Decide one record, durably: when this returns, the command is in the ledger (an
+        entry, or a recorded refusal), so its offset may be committed. It raises only when the
+        ledger is unreachable (then nothing is decided: hold the record and hand it in again)
+        or when even recording an ``intake.internal_error`` failed."""
         intake_ns = time.perf_counter_ns()
         try:
             return await self._handle(value, intake_ns, produce_ts_ms, source)
+        except Exception as exc:
+            if ledger_unreachable(exc):
+                raise
+            # A failure before any envelope was admitted (those after are the envelope's own).
+            log.exception("intake failed on %s", source)
+            return await self.refusals.unexpected(exc, source)
         finally:
             # Counted once the record is dealt with: the counter costs ~20 µs, not on the path.
             self.metrics.commands_received.add(1)
@@ -174,6 +188,17 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
             field = getattr(exc, "field", "envelope")
             return await self.refusals.malformed(f"{field}: {getattr(exc, 'reason', exc)}", source)
 
+        if envelope.signature_hash in self._unconfirmed:
+            try:
+                # The envelope of an append that lost its answer: carried on from its entry, if any.
+                settled = await self._settle(envelope)
+            except Exception as exc:
+                if ledger_unreachable(exc):
+                    raise
+                log.exception("intake failed on %s at %s", envelope.command.command_id, source)
+                return await self.refusals.internal_error(envelope, exc)
+            if settled is not None:
+                return settled
         now = datetime.now(UTC)
         self.replay.forget_older_than_window(now)
         key = self._keys.get(envelope.signer)
@@ -191,11 +216,20 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
             return await self.refusals.sentry(verdict, envelope.command, data, source, envelope)
 
         try:
-            return await self._admitted(envelope, intake_ns, produce_ts_ms, source)
+            try:
+                return await self._admitted(envelope, intake_ns, produce_ts_ms, source)
+            except Exception as exc:
+                if ledger_unreachable(exc):
+                    raise
+                log.exception("intake failed on %s at %s", envelope.command.command_id, source)
+                # Not an append that lost its answer: an error the server or a step reported.
+                self._unconfirmed.pop(envelope.signature_hash, None)
+                return await self.refusals.internal_error(envelope, exc)
         except Exception:
             # Not decided (the ledger unreachable, say): the same envelope delivered again must
             # be decided afresh, not refused as a replay. Had its entry been committed after
-            # all, the ledger's unique indexes still catch the copy.
+            # all, the delivery settles it (see _settle), and the ledger's unique indexes still
+            # catch any other copy.
             command = envelope.command
             self.replay.release(command.agent_id, command.nonce, envelope.signature_hash)
             raise

@@ -11,21 +11,24 @@ way from intake to the socket write is the same chain of calls it always was (no
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from brokers.base import Broker
+from brokers.base import Broker, NotConnected
 from hotpath.account import AccountBook
 from hotpath.circuit_breaker import CircuitBreaker
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.icebergs import IcebergParents
 from hotpath.outcomes import Outcome, Timing
-from hotpath.ports import EventProducer, HotLedger
+from hotpath.ports import EventProducer, HotLedger, Ledgered, RefusedByLedger
 from hotpath.publish import publish_order_event
 from hotpath.refusals import Refusals, envelope_event
+from ledger.db import UNREACHABLE
 from observability.security import SecurityRecorder
 from observability.telemetry import Metrics
 from trading import iceberg_parents as parents
@@ -39,6 +42,8 @@ from trading.session_calendar import SessionCalendar
 from trading.signing import SignedCommand
 from trading.sizing import RiskProfile
 from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
+
+log = logging.getLogger(__name__)
 
 UNSUPPORTED_KIND = "intake.unsupported_kind"
 NO_PROFILE = "risk.no_profile"
@@ -56,6 +61,21 @@ SECURITY_REASONS = frozenset(
 """Refusals that point at a forged, confused or compromised signer: also security events."""
 
 
+def ledger_unreachable(exc: BaseException) -> bool:
+    """The ledger could not be reached (or went away mid-call): hold the record and retry it.
+    The broker's NotConnected is a ConnectionError too, but it is not the ledger's."""
+    return isinstance(exc, UNREACHABLE) and not isinstance(exc, NotConnected)
+
+
+@dataclass(frozen=True)
+class UnconfirmedAppend:
+    """An accepted append whose caller never heard back (the connection went during it): it
+    may have committed. ``resume`` carries the command on from its committed entry."""
+
+    envelope: SignedCommand
+    resume: Callable[[], Awaitable[Outcome]]
+
+
 class IntakeSteps:
     """The state :class:`hotpath.intake.Intake` sets (see its ``__init__``), and the steps over it."""
 
@@ -71,6 +91,7 @@ class IntakeSteps:
     on_timing: Callable[[Timing], None] | None
     exits: ExitManager | None
     emit: Callable[[OrderEvent], None] | None
+    publish_only: Callable[[OrderEvent], None] | None
     symbols: frozenset[str] | None
     refusals: Refusals
     parents: IcebergParents
@@ -80,6 +101,8 @@ class IntakeSteps:
     _keys: dict[str, RegisteredKey]
     _profiles: dict[str, RiskProfile]
     _wall_offset_ns: int
+    _unconfirmed: dict[str, UnconfirmedAppend]
+    """By signature hash: accepted appends that failed without an answer, until settled."""
 
     async def _refuse(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
         """A floor refusal; one that points at a forged or compromised signer is also a security
@@ -143,6 +166,65 @@ class IntakeSteps:
             if profile is not None:
                 self._profiles[account] = profile
         return profile
+
+    async def _append_accepted(
+        self,
+        envelope: SignedCommand,
+        quantity: int,
+        detail: dict[str, object],
+        unconfirmed: UnconfirmedAppend,
+    ) -> Ledgered:
+        """The write-ahead append. Should it fail without an answer, it may have committed: the
+        next delivery of the envelope settles it (:meth:`_settle`) rather than meeting its own
+        entry as a duplicate and stranding a ledgered command that never took effect."""
+        signature = envelope.signature_hash
+        self._unconfirmed[signature] = unconfirmed
+        try:
+            entry = await self.ledger.append_accepted(envelope, quantity, detail)
+        except RefusedByLedger:
+            del self._unconfirmed[signature]
+            raise
+        del self._unconfirmed[signature]
+        return entry
+
+    async def _resumable(self, envelope: SignedCommand, step: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        """``step`` takes a command already ledgered as accepted to its end. Should it fail (the
+        ledger unreachable, say), the next delivery of the envelope runs it again instead of
+        meeting the entry as a duplicate."""
+        self._unconfirmed[envelope.signature_hash] = UnconfirmedAppend(envelope, step)
+        outcome = await step()
+        del self._unconfirmed[envelope.signature_hash]
+        return outcome
+
+    async def _settle(self, envelope: SignedCommand) -> Outcome | None:
+        """The envelope of an append that failed unanswered, again: if the ledger holds it, the
+        command goes on from its entry (once: the marker goes with it); if not, None (decide
+        it afresh)."""
+        unconfirmed = self._unconfirmed.get(envelope.signature_hash)
+        if unconfirmed is None or unconfirmed.envelope != envelope:
+            return None
+        held = await self.ledger.holds_signature(envelope.signature_hash)
+        del self._unconfirmed[envelope.signature_hash]
+        if not held:
+            return None
+        command = envelope.command
+        log.warning("%s: ledgered though intake never heard back; carried on", command.command_id)
+        self.replay.remember(command.agent_id, command.nonce, envelope.signature_hash, command.issued_at)
+        return await unconfirmed.resume()
+
+    async def _record_durably(self, event: OrderEvent) -> None:
+        """An order's own end, in its state rows before intake moves on (recovery reads them:
+        an accepted entry without one would be sent at the next start), then published."""
+        await self.ledger.record_order_event(event)
+        await self._publish(event)  # the same event id: its row is not written twice
+
+    async def _announce(self, record: OrderEvent) -> None:
+        """A Kafka-only record (an iceberg parent's or control's: no state row), queued behind
+        the others to be retried until acknowledged; without that queue, sent at once."""
+        if self.publish_only is not None:
+            self.publish_only(record)
+            return
+        await publish_order_event(self.producer, record)
 
     async def _publish(self, event: OrderEvent) -> None:
         if self.emit is not None:

@@ -19,10 +19,11 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
-from brokers.base import Broker, NotConnected, Quote
+from brokers.base import Broker, Quote
 from bus.kafka import consumer, ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, MARKET_TRADES, SECURITY_EVENTS
@@ -33,22 +34,25 @@ from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
 from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
 from hotpath.control import ControlServer
+from hotpath.decided_offsets import DecidedOffsets
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
+from hotpath.intake_steps import ledger_unreachable
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
 from hotpath.publish import publish_order_event
+from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.startup import restore_and_connect, resume
 from hotpath.streams import stream_symbols
 from hotpath.trades import TradePublisher
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
-from ledger.db import UNREACHABLE, Db, DedicatedConnection
+from ledger.db import Db, DedicatedConnection
 from observability.flood import FloodSummary
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
@@ -266,6 +270,7 @@ async def run(
         metrics=telemetry.metrics,
         exits=exits,
         emit=events.emit,
+        publish_only=events.publish_only,
         breaker_log=breaker_log,
         symbols=symbols,
         control_key=control_key,
@@ -283,9 +288,8 @@ async def run(
             ("GET", "/metrics"): hot.metrics,
         }
     )
-    cmd_consumer = consumer(
-        settings.kafka, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=settings.command_fetch_wait_ms
-    )
+    cmd_consumer = command_consumer(settings.kafka, group_id, settings.command_fetch_wait_ms)
+    offsets = DecidedOffsets(cmd_consumer)
     checkpointer = ledger_checkpointer(settings, pool, producer)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -314,7 +318,8 @@ async def run(
         await control.start(settings.host, health_port)
         hot.consuming = True
         log.info("hot path consuming %s as %s; control port %d", AGENT_COMMANDS, group_id, health_port)
-        consume = asyncio.create_task(_consume(intake, cmd_consumer), name="intake")
+        tasks.append(asyncio.create_task(offsets.run(), name="offsets"))
+        consume = asyncio.create_task(_consume(intake, cmd_consumer, offsets), name="intake")
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({consume, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if consume in done:
@@ -331,6 +336,7 @@ async def run(
             task.cancel()
         with contextlib.suppress(Exception):
             await control.close()
+        await offsets.close()  # every decided record's offset, before the group lets go
         with contextlib.suppress(Exception):
             await cmd_consumer.stop()
         with contextlib.suppress(Exception):
@@ -346,27 +352,50 @@ async def run(
         telemetry.shutdown()
 
 
-async def _consume(intake: Intake, cmd_consumer: Any) -> None:
+def command_consumer(bootstrap: str, group_id: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
+    """The ``agent.commands`` consumer. No auto-commit: that would commit records handed out but
+    not yet decided (one held through a ledger outage, say), which a process killed then would
+    never decide. :class:`~hotpath.decided_offsets.DecidedOffsets` commits decided ones."""
+    return consumer(
+        bootstrap, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=fetch_max_wait_ms, auto_commit=False
+    )
+
+
+async def _consume(intake: Intake, cmd_consumer: Any, offsets: DecidedOffsets | None = None) -> None:
+    """Decide each record in turn; its offset is marked for commit only once it is decided
+    durably, after the broker write for an order (the commit itself runs in the background)."""
     async for record in cmd_consumer:
         source = f"{record.topic}[{record.partition}]@{record.offset}"
-        delay = LEDGER_RETRY_FIRST_S
-        while True:
+        await _decide(intake, record, source)
+        if offsets is not None:
+            offsets.decided(record.topic, record.partition, record.offset)
+
+
+async def _decide(intake: Intake, record: Any, source: str) -> None:
+    delay = LEDGER_RETRY_FIRST_S
+    while True:
+        try:
             try:
                 await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
-            except NotConnected:
-                # Before UNREACHABLE: it is a ConnectionError too, but of the broker, not the ledger.
-                log.exception("broker not connected while handling %s", source)
-            except UNREACHABLE as exc:
-                # Nothing can be decided without the ledger, so nothing after this record either:
-                # hold it (and intake) until Postgres answers again, rather than lose it.
-                log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LEDGER_RETRY_MAX_S)
-                continue
-            except Exception:
-                # One bad record must not stop intake; it is logged with where it sits in Kafka.
-                log.exception("intake failed on %s", source)
-            break
+            except Exception as exc:
+                if not ledger_unreachable(exc):
+                    # Intake records its own failures; this one escaped even that.
+                    log.exception("intake failed on %s and could not record it", source)
+                    detail = {"source": source, **failure_detail(exc)}
+                    await intake.ledger.record_ops_event(INTERNAL_ERROR, "critical", detail)
+                    return
+                raise
+        except Exception as exc:
+            if not ledger_unreachable(exc):
+                log.exception("could not record the failure on %s", source)
+                return
+            # Nothing can be decided without the ledger, so nothing after this record either:
+            # hold it (and intake, and its offset) until Postgres answers again, rather than lose it.
+            log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LEDGER_RETRY_MAX_S)
+            continue
+        return
 
 
 def main(

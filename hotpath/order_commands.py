@@ -17,20 +17,31 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from brokers.base import NotConnected, OrderInvalid
+from brokers.base import NotConnected, OrderInvalid, Placement
 from hotpath.broker_orders import broker_order
 from hotpath.exit_manager import DEFAULT_TICK
 from hotpath.floor_orders import FloorOrder
-from hotpath.intake_steps import NO_PRICE, NO_PROFILE, UNSUPPORTED_KIND, IntakeSteps
+from hotpath.intake_steps import (
+    NO_PRICE,
+    NO_PROFILE,
+    UNSUPPORTED_KIND,
+    IntakeSteps,
+    UnconfirmedAppend,
+    ledger_unreachable,
+)
 from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import RefusedByLedger
+from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from trading import iceberg_parents as parents
+from trading import sentry
 from trading.commands import Command, CommandKind, OrderType
 from trading.order_events import EventKind
 from trading.orders import Rejected
-from trading.risk import ProposedOrder, Refusal, check_order
+from trading.risk import ProposedOrder, Refusal, TradingState, check_order
 from trading.signing import SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
 from trading.symbols import UNKNOWN_SYMBOL
@@ -146,49 +157,91 @@ class OrderCommands(IntakeSteps):
             )
 
         decided_ns = time.perf_counter_ns()
+        committed = _Committed(envelope, quantity, trail_stop, profile, proposed, snapshot.trading_state)
+        unconfirmed = UnconfirmedAppend(envelope, lambda: self._send_committed(committed, None))
         try:
             # Write-ahead: committed when this returns, sized quantity included, before the
             # broker sees anything. A restart re-sends from this entry alone.
-            entry = await self.ledger.append_accepted(envelope, quantity, {**detail, "quantity": quantity})
+            entry = await self._append_accepted(
+                envelope, quantity, {**detail, "quantity": quantity}, unconfirmed
+            )
         except RefusedByLedger as exc:
             return await self.refusals.by_ledger(exc, envelope, source)
-        order = FloorOrder.from_command(command, quantity)
-        self.orders[order.command_id] = order
-        self.parents.slice_accepted(order)
-        if self.breaker.state is not snapshot.trading_state:
-            # The breaker moved while this order waited for its commit: its cancel-all may
-            # already be out, and an order sent now would outlive it.
-            late = check_order(profile, proposed, self._snapshot(command.account, command.symbol))
-            if not late.approved:
-                assert late.reason is not None
-                return await self._unsent(order, late.reason.value)
-        try:
-            placement = self.broker.place(broker_order(command, quantity, trail_stop))
-        except OrderInvalid as exc:
-            log.error("broker refused %s as invalid: %s", order.command_id, exc)
-            return await self._unsent(order, BROKER_INVALID)
+        stamps = _Stamps(produce_ts_ms, intake_ns, decided_ns, entry.committed_ns, entry.seq)
+        return await self._send_committed(committed, stamps)
 
+    async def _send_committed(self, committed: _Committed, stamps: _Stamps | None) -> Outcome:
+        """From the committed entry to the broker: the breaker checked again, ``place``, the
+        Exit Manager, ``orders.events``. ``stamps`` None: the entry's commit was found on a
+        later delivery (its append lost its answer), so no latency sample is taken.
+
+        Whatever fails here, the entry stands: an order not written to the broker ends
+        ``rejected: intake.internal_error`` in its state rows (so no restart sends it); one
+        already written stays working and the failure is a critical ops event."""
+        command = committed.envelope.command
+        order = FloorOrder.from_command(command, committed.quantity)
+        sent = False
+        try:
+            self.orders[order.command_id] = order
+            self.parents.slice_accepted(order)
+            if stamps is None and not self.replay.window.contains(command.issued_at, datetime.now(UTC)):
+                # Its commit was found only after the ledger came back: intent older than the
+                # sentry's window is not executed now (as a restart would not send it either).
+                return await self._resumable(committed.envelope, lambda: self._unsent(order, sentry.STALE))
+            if stamps is None or self.breaker.state is not committed.trading_state:
+                # The breaker moved while this order waited for its commit (or the ledger was
+                # away meanwhile): its cancel-all may already be out, positions may have moved,
+                # and an order sent now would outlive them.
+                late = check_order(
+                    committed.profile, committed.proposed, self._snapshot(order.account, order.symbol)
+                )
+                if not late.approved:
+                    assert late.reason is not None
+                    reason = late.reason.value
+                    return await self._resumable(committed.envelope, lambda: self._unsent(order, reason))
+            try:
+                placement = self.broker.place(broker_order(command, committed.quantity, committed.trail_stop))
+            except OrderInvalid as exc:
+                log.error("broker refused %s as invalid: %s", order.command_id, exc)
+                return await self._resumable(committed.envelope, lambda: self._unsent(order, BROKER_INVALID))
+            sent = True
+            return await self._sent(committed, order, placement, stamps)
+        except Exception as exc:
+            if ledger_unreachable(exc) or sent:
+                raise
+            log.exception("intake failed on %s after its ledger entry, before the broker", order.command_id)
+            detail = failure_detail(exc)
+            return await self._resumable(
+                committed.envelope, lambda: self._unsent(order, INTERNAL_ERROR, detail)
+            )
+
+    async def _sent(
+        self, committed: _Committed, order: FloorOrder, placement: Placement, stamps: _Stamps | None
+    ) -> Outcome:
+        command = committed.envelope.command
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
         order.broker_order_id = placement.order_id
-        if trail_stop is not None:
-            self.trail(command, quantity, trail_stop, profile)
+        if committed.trail_stop is not None:
+            self.trail(command, committed.quantity, committed.trail_stop, committed.profile)
         self.book.order_working(order)
-        timing = Timing(
-            command_id=command.command_id,
-            produce_ts_ms=produce_ts_ms,
-            intake_ns=intake_ns,
-            ledgered_ns=entry.committed_ns,
-            write_ns=write_ns,
-            write_wall_ns=write_ns + self._wall_offset_ns,
-            ledger_seq=entry.seq,
-            decided_ns=decided_ns,
-        )
+        timing = None
+        if stamps is not None:
+            timing = Timing(
+                command_id=command.command_id,
+                produce_ts_ms=stamps.produce_ts_ms,
+                intake_ns=stamps.intake_ns,
+                ledgered_ns=stamps.committed_ns,
+                write_ns=write_ns,
+                write_wall_ns=write_ns + self._wall_offset_ns,
+                ledger_seq=stamps.seq,
+                decided_ns=stamps.decided_ns,
+            )
+            self.metrics.intake_to_write_us.record(timing.intake_to_write_us)
+            if timing.produce_to_write_us is not None:
+                self.metrics.produce_to_write_us.record(max(0.0, timing.produce_to_write_us))
+            if self.on_timing is not None:
+                self.on_timing(timing)
         self.metrics.orders_sent.add(1)
-        self.metrics.intake_to_write_us.record(timing.intake_to_write_us)
-        if timing.produce_to_write_us is not None:
-            self.metrics.produce_to_write_us.record(max(0.0, timing.produce_to_write_us))
-        if self.on_timing is not None:
-            self.on_timing(timing)
         await self._publish(order.event(EventKind.ACCEPTED))
         return Outcome(command.command_id, None, timing)
 
@@ -270,10 +323,37 @@ class OrderCommands(IntakeSteps):
             bound=bound,
         )
 
-    async def _unsent(self, order: FloorOrder, reason: str) -> Outcome:
+    async def _unsent(
+        self, order: FloorOrder, reason: str, detail: dict[str, object] | None = None
+    ) -> Outcome:
         """An order ledgered as accepted that does not go to the broker after all: its
-        ``rejected`` record is what recovery and reconciliation read, so it is never re-sent."""
+        ``rejected`` record is what recovery and reconciliation read, so it is never re-sent
+        (written before intake moves on and the record's offset is committed)."""
         order.end(Rejected(reason))
-        await self._publish(order.event(EventKind.REJECTED, reason=reason))
+        if detail:
+            log.error("%s not sent: %s %s", order.command_id, reason, detail)
+        await self._record_durably(order.event(EventKind.REJECTED, reason=reason))
         self.metrics.commands_refused.add(1, {"reason": reason})
         return Outcome(order.command_id, reason)
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """What an accepted order was decided with, to carry it from its ledger entry to the broker."""
+
+    envelope: SignedCommand
+    quantity: int
+    trail_stop: Decimal | None
+    profile: RiskProfile
+    proposed: ProposedOrder
+    trading_state: TradingState
+    """The breaker's state the risk gate saw: a change by the broker write means a new check."""
+
+
+@dataclass(frozen=True)
+class _Stamps:
+    produce_ts_ms: int | None
+    intake_ns: int
+    decided_ns: int
+    committed_ns: int
+    seq: int

@@ -16,6 +16,11 @@ security events.
   ledger entry with the reason (the command was genuine; the floor said no).
 * An envelope the ledger already decided on, delivered again, changes nothing: a warning-level
   security event and no record that could contradict the order's own.
+* A failure intake did not foresee (an exception in any step, other than the ledger being
+  unreachable, which holds the record instead) is ``intake.internal_error``, its detail naming
+  the exception: a genuine command's refusal like any other; a critical ops event when the
+  command was already ledgered as accepted (the order's own records say what became of it);
+  a security event when it came before the envelope was admitted.
 * A command the sentry refused never speaks for an order: no ``rejected`` record and no
   order-state row under its id, whatever id it names. Its id is the sender's choice and
   unauthenticated: a forgery could name a live order's id, or an id the floor will use later
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 
 MALFORMED = "intake.malformed"
 DUPLICATE_DELIVERY = "intake.duplicate_delivery"
+INTERNAL_ERROR = "intake.internal_error"
+"""An exception intake did not foresee, in any step: the command is refused under this name."""
+DETAIL_CHARS = 500
 
 
 class Refusals:
@@ -78,6 +86,51 @@ class Refusals:
         if event is not None:
             await self._publish(event)
         return Outcome(command.command_id, reason)
+
+    async def internal_error(self, envelope: SignedCommand, exc: BaseException) -> Outcome:
+        """``envelope``'s handling failed with ``exc``: refused as ``intake.internal_error``. If
+        the ledger already holds it as accepted (the failure came after the write-ahead entry),
+        that entry stands and the failure is a critical ops event instead."""
+        command = envelope.command
+        detail = failure_detail(exc)
+        try:
+            await self._ledger.append_rejected(envelope, INTERNAL_ERROR, detail)
+        except RefusedByLedger as refused:
+            if refused.reason != REPLAYED_SIGNATURE:
+                return await self.by_ledger(refused, envelope, "")
+            await self._ledger.record_ops_event(
+                INTERNAL_ERROR,
+                "critical",
+                {
+                    "command_id": command.command_id,
+                    "agent_id": command.agent_id,
+                    "after": "accepted",
+                    **detail,
+                },
+            )
+            return Outcome(command.command_id, INTERNAL_ERROR)
+        self._metrics.commands_refused.add(1, {"reason": INTERNAL_ERROR})
+        event = refusal_event(command, INTERNAL_ERROR)
+        if event is not None:
+            await self._publish(event)
+        return Outcome(command.command_id, INTERNAL_ERROR)
+
+    async def unexpected(self, exc: BaseException, source: str) -> Outcome:
+        """A failure before any envelope was admitted: nothing genuine to refuse in the ledger,
+        so a security event names it (and where the record sits in Kafka)."""
+        self._metrics.commands_refused.add(1, {"reason": INTERNAL_ERROR})
+        detail = failure_detail(exc)
+        await self._record(
+            source,
+            security_refusal(
+                reason=INTERNAL_ERROR,
+                severity="error",
+                source="hotpath",
+                source_address=None,
+                detail=f"{detail['exception']}: {detail['detail']}",
+            ),
+        )
+        return Outcome(None, INTERNAL_ERROR)
 
     async def by_ledger(self, exc: RefusedByLedger, envelope: SignedCommand, source: str) -> Outcome:
         """The ledger refused an authenticated append the sentry had let through: a replay its
@@ -180,6 +233,11 @@ def loose_command(data: object) -> Command | None:
         return Command.from_json_dict(data.get("command"))
     except (CommandInvalid, TypeError, ValueError):
         return None
+
+
+def failure_detail(exc: BaseException) -> dict[str, object]:
+    """What an ``intake.internal_error`` records of its exception: the type and the message."""
+    return {"exception": type(exc).__name__, "detail": str(exc)[:DETAIL_CHARS]}
 
 
 def _int_or_none(value: object) -> int | None:

@@ -8,23 +8,26 @@ entry is in, but intake never heard). The same Kafka record is then handled agai
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
 
 from brokers.base import BrokerOrder, NotConnected, Placement
 from hotpath import main as hotpath_main
 from hotpath.ledger_store import LedgerStore
 from hotpath.ports import Ledgered
-from hotpath.refusals import DUPLICATE_DELIVERY
+from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR
 from tests.factories import Agent, enter_command
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
+from trading import sentry
+from trading.commands import utc_now_ms
 from trading.signing import SignedCommand
 
 
@@ -43,9 +46,10 @@ class _Broker:
 class _FlakyLedger(LedgerStore):
     """The first append fails as a lost connection does, before or after its commit."""
 
-    def __init__(self, pool: asyncpg.Pool, *, after_commit: bool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, after_commit: bool, stall_s: float = 0.0) -> None:
         super().__init__(pool)
         self._after_commit = after_commit
+        self._stall_s = stall_s
         self.failures = 0
 
     async def append_accepted(
@@ -55,6 +59,7 @@ class _FlakyLedger(LedgerStore):
             self.failures += 1
             if self._after_commit:
                 await super().append_accepted(envelope, sized_quantity, detail)
+            await asyncio.sleep(self._stall_s)  # a connection that hangs before it breaks
             raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
         return await super().append_accepted(envelope, sized_quantity, detail)
 
@@ -94,26 +99,55 @@ async def test_a_record_met_by_an_unreachable_ledger_is_decided_once_it_answers(
     assert await _security_reasons(ledger_pool, envelope.command.command_id) == []
 
 
-async def test_an_append_committed_though_intake_never_heard_is_not_decided_twice(
+async def test_an_append_committed_though_intake_never_heard_is_sent_once_on_the_retry(
     agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
 ) -> None:
+    """The connection went after the COMMIT: the retry finds the command's own entry. It is the
+    order intake was deciding, ledgered and never sent: it goes to the broker now, once, not
+    at the next restart. A later copy of the record is a duplicate delivery."""
     broker, emitted = _Broker(), []
-    intake = in_process_intake(_FlakyLedger(ledger_pool, after_commit=True), broker, emitted)
+    ledger = _FlakyLedger(ledger_pool, after_commit=True)
+    intake = in_process_intake(ledger, broker, emitted)
     await intake.warm()
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
     cid = envelope.command.command_id
 
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
-        await intake.handle(envelope.to_wire(), source="test")
-    outcome = await intake.handle(envelope.to_wire(), source="test")
+    await hotpath_main._consume(intake, _records(envelope.to_wire()))
 
-    # The ledgered entry stands (restart recovery sends it); no replay alarm, no second entry.
-    assert outcome.reason == DUPLICATE_DELIVERY
-    assert broker.placed == []
-    assert emitted == []
+    assert ledger.failures == 1
+    assert broker.placed == [cid]
+    assert [(e.kind.value, e.quantity) for e in emitted] == [("accepted", 5)]
     rows = await ledger_pool.fetch("SELECT decision FROM ledger_entries WHERE command_id = $1", cid)
     assert [r["decision"] for r in rows] == ["accepted"]
+    assert await _security_reasons(ledger_pool, cid) == []
+
+    outcome = await intake.handle(envelope.to_wire(), source="test")
+
+    assert outcome.reason == DUPLICATE_DELIVERY
+    assert broker.placed == [cid]
     assert await _security_reasons(ledger_pool, cid) == [DUPLICATE_DELIVERY]
+
+
+async def test_an_order_whose_commit_is_found_after_the_window_is_not_sent_but_ends_stale(
+    agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    """The lost answer is found only after the sentry's window has passed: the intent is too
+    old to execute now. The order ends ``rejected: sentry.stale`` in its state rows (which is
+    what keeps a restart from sending it)."""
+    broker, emitted = _Broker(), []
+    ledger = _FlakyLedger(ledger_pool, after_commit=True, stall_s=3.5)
+    intake = in_process_intake(ledger, broker, emitted)
+    await intake.warm()
+    issued = utc_now_ms() - intake.replay.window.max_age + timedelta(seconds=3)
+    envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5, issued_at=issued))
+    cid = envelope.command.command_id
+
+    await hotpath_main._consume(intake, _records(envelope.to_wire()))
+
+    assert broker.placed == []
+    assert [(e.kind.value, e.reason) for e in emitted] == [("rejected", sentry.STALE)]
+    rows = await ledger_pool.fetch("SELECT kind, reason FROM order_events WHERE command_id = $1", cid)
+    assert [(r["kind"], r["reason"]) for r in rows] == [("rejected", sentry.STALE)]
 
 
 class _BrokerDown:
@@ -121,15 +155,21 @@ class _BrokerDown:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.ledger = self
+        self.ops: list[tuple[str, object]] = []
 
     async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> None:
         self.calls += 1
         raise NotConnected("no session")
 
+    async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        self.ops.append((kind, detail["exception"]))
+
 
 async def test_a_broker_without_a_session_is_not_taken_for_an_unreachable_ledger() -> None:
     """NotConnected is a ConnectionError too; retrying it would hold intake for as long as the
-    broker is down. The record is logged and intake moves on."""
+    broker is down. A failure intake did not record itself is recorded, and intake moves on."""
     intake = _BrokerDown()
     await hotpath_main._consume(intake, _records(b"{}", b"{}"))  # type: ignore[arg-type]
     assert intake.calls == 2
+    assert intake.ops == [(INTERNAL_ERROR, "NotConnected")] * 2

@@ -36,7 +36,7 @@ from brokers.ib_convert import validate
 from bus.topics import ALL_TOPICS, ORDERS_EVENTS
 from floor.breaker_cmd import breaker_command
 from hotpath.account import LastPrice
-from hotpath.cancel_commands import UNKNOWN_ORDER
+from hotpath.cancel_commands import ORDER_ENDED, UNKNOWN_ORDER
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake
@@ -44,7 +44,7 @@ from hotpath.intake_steps import NO_PRICE, NO_PROFILE, UNSUPPORTED_KIND
 from hotpath.ledger_store import LedgerStore
 from hotpath.order_commands import BROKER_INVALID, SIZING_INVALID, TRAIL_STOP_NOT_POSITIVE
 from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, SESSION_CLOSED, restore_orders
-from hotpath.refusals import DUPLICATE_DELIVERY, MALFORMED
+from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR, MALFORMED
 from ledger.append import Decision, append_command
 from ledger.keys import register_key, revoke_agent
 from ledger.order_events import order_state, record_order_event
@@ -115,6 +115,11 @@ NOT_REASONS: dict[str, str] = {
     "ledger.unverified_entry": "a security event at start-up about an order entry, not a refusal",
     "reconcile.missed_fill": "the reason on the record of a fill found by reconciling, not a refusal",
     "reconcile.unknown_at_broker": "why reconciliation ended an order the broker no longer has",
+    "cancel.unknown_at_broker": "why a cancel ended an order the broker has no order for (it was accepted)",
+    "order_events.write": "the ops events' area of order-state rows retried (hotpath.broker_events)",
+    "order_events.publish": "the ops events' area of orders.events records retried (hotpath.publish)",
+    "broker_sessions.publish": "ops events' area: broker.sessions records retried",
+    "kafka_only": "a queued record bound for orders.events only (hotpath.broker_events)",
     "flash_crash": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "manual": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "unverified_entry": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
@@ -360,6 +365,12 @@ async def no_bankroll(w: Walk) -> str | None:
     return await w.send(baseline(w.agent.agent_id))
 
 
+async def internal_error(w: Walk) -> str | None:
+    # Nothing any step foresaw: a net liquidation that is not a number breaks the sizer's sums.
+    w.broker.bankroll = Decimal("NaN")
+    return await w.send(baseline(w.agent.agent_id))
+
+
 async def stop_wrong_side(w: Walk) -> str | None:
     # The issue's order: a SELL LMT far through the bid, its stop above the limit but below
     # the bid it fills at.
@@ -442,6 +453,18 @@ async def unknown_order(w: Walk) -> str | None:
         kind=CommandKind.CANCEL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=w.agent.agent_id,
         account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
         target_command_id=f"cmd-{uuid.uuid4().hex}",  # no such order
+    )  # fmt: skip
+    return await w.send(cancel)
+
+
+async def order_ended(w: Walk) -> str | None:
+    filled = FloorOrder.from_command(baseline(w.agent.agent_id), 5)
+    filled.apply_fill(f"{filled.command_id}.x", 5, ASK)
+    w.intake.orders[filled.command_id] = filled
+    cancel = Command(
+        kind=CommandKind.CANCEL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=w.agent.agent_id,
+        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
+        target_command_id=filled.command_id,
     )  # fmt: skip
     return await w.send(cancel)
 
@@ -646,6 +669,7 @@ CASES: dict[str, Case] = {
     NO_EDGE: no_edge,
     NO_SHARE: below_one_share,
     NO_BANKROLL: no_bankroll,
+    INTERNAL_ERROR: internal_error,
     Refusal.STOP_WRONG_SIDE: stop_wrong_side,
     Refusal.MAX_TRADE_SIZE: max_trade_size,
     Refusal.MAX_DOLLAR_RISK: max_dollar_risk,
@@ -657,6 +681,7 @@ CASES: dict[str, Case] = {
     UNSUPPORTED_KIND: unsupported_kind,
     TRAIL_STOP_NOT_POSITIVE: trail_stop_not_positive,
     UNKNOWN_ORDER: unknown_order,
+    ORDER_ENDED: order_ended,
     BROKER_INVALID: order_invalid,
     NOT_LEDGERED: not_ledgered,
     NOT_VERIFIED: unverified_entry,
