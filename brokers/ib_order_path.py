@@ -75,6 +75,14 @@ class OrderPath:
         if rec is not None:
             if rec.original != order:
                 raise DuplicateOrderRef(f"order_ref {order.order_ref!r} is already used by a different order")
+            if rec.parked and rec.held and not rec.cancel_requested:
+                # Adopted unacknowledged and not found at the broker: released, sent now (or at
+                # the next epoch, like any held order).
+                rec.parked = False
+                session = self._usable()
+                if session is not None:
+                    self.send(rec, session)
+                return self._placement(rec)
             return self._placement(rec, duplicate=True)
         cv.validate(order)
         rec = self._orders.add(order)
@@ -83,16 +91,21 @@ class OrderPath:
             self.send(rec, session)
         return self._placement(rec)
 
-    def adopt(self, order: BrokerOrder, filled: int = 0) -> None:
-        """An order an earlier process placed and the broker acknowledged: known from now on,
-        never sent; the next epoch's reconciliation binds it to the broker's order id (it is
-        acknowledged, so one the broker lists nowhere is reported lost, not sent)."""
+    def adopt(self, order: BrokerOrder, filled: int = 0, *, acknowledged: bool = True) -> None:
+        """An order an earlier process placed: known from now on, never sent by itself. The
+        next epoch's reconciliation binds it to the broker's order id; one the broker lists
+        nowhere is reported lost if it was acknowledged, else it stays held (parked) until
+        :meth:`place` releases it."""
         if self._orders.get(order.order_ref) is not None:
             return
+        cv.validate(order)
         rec = self._orders.add(order)
-        rec.status = BrokerOrderStatus.SUBMITTED
-        rec.accepted = True
         rec.filled = max(0, min(filled, order.quantity))
+        if acknowledged:
+            rec.status = BrokerOrderStatus.SUBMITTED
+            rec.accepted = True
+        else:
+            rec.parked = True
 
     def cancel(self, order_ref: str) -> int:
         rec = self._orders.get(order_ref)

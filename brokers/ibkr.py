@@ -190,8 +190,8 @@ class IbkrBroker:
     def cancel(self, order_ref: str) -> int:
         return self._writable().cancel(order_ref)
 
-    def adopt(self, order: BrokerOrder, filled: int = 0) -> None:
-        self._writable().adopt(order, filled)
+    def adopt(self, order: BrokerOrder, filled: int = 0, *, acknowledged: bool = True) -> None:
+        self._writable().adopt(order, filled, acknowledged=acknowledged)
 
     def cancel_all(self) -> int:
         return self._writable().cancel_all()

@@ -11,8 +11,12 @@ against what the broker already has, so one that did reach the broker is adopted
 twice.
 
 Only entries issued within :data:`RESEND_HORIZON` are re-sent: an intent older than a trading
-day is not executed on a restart. Orders already working at the broker are only put back in the
-order map, so their callbacks are recognised as the floor's.
+day is not executed on a restart, and a DAY order (the default) whose session has closed since
+ends ``expired`` (reason :data:`SESSION_CLOSED`, :mod:`trading.session_calendar`). What is left
+still has to pass the staleness limit, the breaker and the risk gate when it is released
+(:mod:`hotpath.startup`). Orders already working at the broker are put back in the order map, so
+their callbacks are recognised as the floor's, and the broker adapter is told of them
+(:meth:`~brokers.base.Broker.adopt`), so cancels and modifies reach them.
 
 Nothing is sent on the ledger's word alone: each entry is verified again
 (:mod:`trading.ledger_trust`: signature, key unrevoked now and allowed on the account, the
@@ -44,7 +48,8 @@ from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
 from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind, OrderEvent
 from trading.order_state import order_state
-from trading.orders import Rejected
+from trading.orders import Expired, Rejected
+from trading.session_calendar import SessionCalendar
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ NOT_LEDGERED = "intake.not_ledgered"
 """An accepted state row with no accepted ledger entry behind it: never sent, now refused."""
 NOT_VERIFIED = "intake.unverified_entry"
 """An accepted entry that does not verify: never sent; its state row, if any, now refused."""
+SESSION_CLOSED = "recovery.session_closed"
+"""A DAY order ledgered in a session that has closed and never sent: ``expired``, not sent."""
 
 _BROKER_KINDS = ("submitted", "partially_filled", "filled", "cancelled", "rejected", "expired")
 
@@ -96,14 +103,24 @@ class Restored:
     """Orders the broker acknowledged before the restart: the broker adapter is told of each
     (:meth:`~brokers.base.Broker.adopt`) so cancels, the exit manager's modifies and their
     events reach them in this process too."""
+    expired: tuple[OrderEvent, ...] = ()
+    """The ``expired`` records of never-sent DAY orders whose session closed (recorded; the
+    caller publishes them)."""
 
 
 async def restore_orders(
-    db: Db, orders: dict[str, FloorOrder], book: AccountBook, now: datetime | None = None
+    db: Db,
+    orders: dict[str, FloorOrder],
+    book: AccountBook,
+    now: datetime | None = None,
+    calendar: SessionCalendar | None = None,
 ) -> Restored:
+    now = now or datetime.now(UTC)
+    calendar = calendar or SessionCalendar()
     working = 0
     refused: list[str] = []
     adopted: list[Adopted] = []
+    expired: list[OrderEvent] = []
     for state in await open_orders(db):
         order = restored_order(state, await order_history(db, state.command_id))
         orders[order.command_id] = order
@@ -117,10 +134,13 @@ async def restore_orders(
             book.order_done(order.account, order.command_id)
             await record_order_event(db, order.event(EventKind.REJECTED, reason=NOT_LEDGERED))
             refused.append(state.command_id)
+        elif order.accepted_at is not None and session_closed(order.tif, order.accepted_at, calendar, now):
+            # Never acknowledged by the broker, and its day is over: it ends, it is not sent.
+            expired.append(await _expire(db, order, book))
 
     to_send: list[Resend] = []
     skipped: list[Skipped] = []
-    since = (now or datetime.now(UTC)) - RESEND_HORIZON
+    since = now - RESEND_HORIZON
     for row in await db.fetch(
         "SELECT e.seq, e.kind, e.account, e.agent_id, e.command_id, e.payload, e.signer, e.signature,"
         " e.detail FROM ledger_entries e"
@@ -143,14 +163,37 @@ async def restore_orders(
                 book.order_done(held.account, held.command_id)
                 await record_order_event(db, held.event(EventKind.REJECTED, reason=NOT_VERIFIED))
             continue
-        command_id = resend.command.command_id
-        if command_id not in orders:
-            order = FloorOrder.from_command(resend.command, resend.order.quantity)
-            orders[command_id] = order
-            book.order_working(order)
-            await record_order_event(db, order.event(EventKind.ACCEPTED))
+        command = resend.command
+        held = orders.get(command.command_id)
+        if held is not None and held.done:
+            continue  # ended above (its session closed)
+        if held is None:
+            held = FloorOrder.from_command(command, resend.order.quantity)
+            orders[command.command_id] = held
+            book.order_working(held)
+            if session_closed(held.tif, command.issued_at, calendar, now):
+                expired.append(await _expire(db, held, book))
+                continue
+            await record_order_event(db, held.event(EventKind.ACCEPTED))
         to_send.append(resend)
-    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped), tuple(adopted))
+    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped), tuple(adopted), tuple(expired))
+
+
+def session_closed(tif: str | None, accepted_at: datetime, calendar: SessionCalendar, now: datetime) -> bool:
+    """A DAY order (the default) whose trading session closed before ``now``."""
+    day = tif is None or tif == TimeInForce.DAY.value
+    return day and calendar.close_after(accepted_at) <= now
+
+
+async def _expire(db: Db, order: FloorOrder, book: AccountBook) -> OrderEvent:
+    """End a never-sent DAY order of a past session: recorded ``expired``, reason named."""
+    if order.machine.can_apply(Expired()):
+        order.machine = order.machine.apply(Expired())
+    book.order_done(order.account, order.command_id)
+    record = order.event(EventKind.EXPIRED, reason=SESSION_CLOSED)
+    await record_order_event(db, record)
+    log.warning("%s not sent: a DAY order of a session that closed (%s)", order.command_id, SESSION_CLOSED)
+    return record
 
 
 def restored_order(state: OrderEvent, history: list[OrderEvent]) -> FloorOrder:
@@ -235,7 +278,7 @@ async def _placed_order(db: Db, order: FloorOrder) -> BrokerOrder:
         side=order.side,
         quantity=order.quantity,
         order_type=OrderType.LMT if order.limit_price is not None else OrderType.MKT,
-        tif=TimeInForce(order.tif) if order.tif in TimeInForce._value2member_map_ else TimeInForce.DAY,
+        tif=next((t for t in TimeInForce if t.value == order.tif), TimeInForce.DAY),
         limit_price=order.limit_price,
     )
 
@@ -257,23 +300,25 @@ async def connect_and_resend(
     halt: Callable[[], object] | None = None,
     adopted: Sequence[Adopted] = (),
 ) -> None:
-    """Tell the broker of the orders it had before the restart, place every restored order,
-    then connect the broker.
+    """Tell the broker of every restored order, then connect it.
 
-    ``halt`` (the breaker's, when the floor is halted) runs between the two: what a trip does,
+    ``adopted`` are the orders the broker acknowledged before the restart; ``to_send`` those
+    ledgered and maybe never sent. Each is adopted while no session is up, so the broker's
+    reconciliation at connect matches it against the broker's open and completed orders and
+    executions by ``orderRef``: one the broker has is bound to it (and reported like any order
+    it acknowledges); one of ``to_send`` it does not have stays held, unsent, until
+    :func:`hotpath.startup.release_held` has checked it again and places it (or ends it).
+    Adopted after connect, an order the broker has would not be matched: the adapter's order map
+    is empty in a new process, so nothing would tell it the broker already has the order.
+
+    ``halt`` (the breaker's, when the floor is halted) runs before connect: what a trip does,
     done before any session is up, so every held order is cancelled unsent and the broker's
     global cancel goes out as the session comes up (taking any restored order the broker had).
-
-    Placed while no session is up, each order is held; the broker's reconciliation at connect
-    matches held orders against the broker's open and completed orders and executions by
-    ``orderRef``: one that reached the broker before the restart is adopted, the rest are sent
-    once. Placed after connect, an order would go out at once: the adapter's order map is empty
-    in a new process, so nothing would tell it the broker already has the order.
     """
     for known in adopted:
         broker.adopt(known.order, known.filled)
     for resend in to_send:
-        broker.place(resend.order)
+        broker.adopt(resend.order, acknowledged=False)
     if halt is not None:
         halt()
     await broker.connect()

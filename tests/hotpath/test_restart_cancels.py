@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import pytest
+
+from brokers.ibkr import IbkrBroker, IbkrConfig
 from config.ports import port_is_free
+from config.settings import FloorSettings
 from floor.supervisor import stop_process_group
 from tests.factories import Agent, cancel_all_command, cancel_command
 from tests.helpers import eventually
@@ -38,47 +44,64 @@ async def _port_free(host: str, port: int) -> bool:
     return port_is_free(host, port)
 
 
-async def _open_orders_are(live: LiveFloor, expected: int) -> bool:
-    return await live.open_orders() == expected
+@pytest.fixture
+async def venue(floor_settings: FloorSettings) -> AsyncIterator[IbkrBroker]:
+    """A client of the paper gateway of its own, to read the venue's working orders (every
+    client's) by orderRef."""
+    broker = IbkrBroker(IbkrConfig.from_settings(floor_settings, client_id=90 + uuid.uuid4().int % 9))
+    await broker.connect()
+    yield broker
+    await broker.close()
 
 
-async def test_a_signed_cancel_after_a_kill_9_restart_cancels_the_order_at_the_venue(live: LiveFloor) -> None:
-    before = await live.open_orders()
+async def _working(venue: IbkrBroker, *command_ids: str) -> set[str]:
+    """Which of ``command_ids`` the venue lists as working."""
+    return {o.order_ref for o in await venue.open_orders()} & set(command_ids)
+
+
+async def _working_are(venue: IbkrBroker, command_ids: tuple[str, ...], expected: set[str]) -> bool:
+    return await _working(venue, *command_ids) == expected
+
+
+async def test_a_signed_cancel_after_a_kill_9_restart_cancels_the_order_at_the_venue(
+    live: LiveFloor, venue: IbkrBroker
+) -> None:
     working = await live.resting_buy(2, Decimal("0.8"))
     cid = working.command.command_id
-    await eventually(lambda: _open_orders_are(live, before + 1), timeout=10.0)
+    await eventually(lambda: _working_are(venue, (cid,), {cid}), timeout=10.0)
 
     await kill_and_restart(live.hotpath)
     await live.submit(cancel_command(live.agent.agent_id, cid, account=live.account))
 
     cancelled = await live.event(cid, EventKind.CANCELLED)
     assert cancelled.filled_qty == 0
-    await eventually(lambda: _open_orders_are(live, before), timeout=10.0)
+    await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
     assert (await live.kinds(cid))[-1] == "cancelled"
 
 
 async def test_cancel_all_after_a_kill_9_restart_cancels_the_accounts_orders_at_the_venue(
-    live: LiveFloor,
+    live: LiveFloor, venue: IbkrBroker
 ) -> None:
-    before = await live.open_orders()
     first = await live.resting_buy(1, Decimal("0.8"))
     second = await live.resting_buy(1, Decimal("0.79"))
-    await eventually(lambda: _open_orders_are(live, before + 2), timeout=10.0)
+    ids = (first.command.command_id, second.command.command_id)
+    await eventually(lambda: _working_are(venue, ids, set(ids)), timeout=10.0)
 
     await kill_and_restart(live.hotpath)
     await live.submit(cancel_all_command(live.agent.agent_id, account=live.account))
 
-    for env in (first, second):
-        await live.event(env.command.command_id, EventKind.CANCELLED)
-        assert (await live.kinds(env.command.command_id))[-1] == "cancelled"
-    await eventually(lambda: _open_orders_are(live, before), timeout=10.0)
+    for cid in ids:
+        await live.event(cid, EventKind.CANCELLED)
+        assert (await live.kinds(cid))[-1] == "cancelled"
+    await eventually(lambda: _working_are(venue, ids, set()), timeout=10.0)
 
 
 async def test_a_breaker_trip_after_a_kill_9_restart_cancels_and_records_the_orders_placed_before(
-    live: LiveFloor, operator: Agent
+    live: LiveFloor, operator: Agent, venue: IbkrBroker
 ) -> None:
     working = await live.resting_buy(2, Decimal("0.8"))
     cid = working.command.command_id
+    await eventually(lambda: _working_are(venue, (cid,), {cid}), timeout=10.0)
 
     await kill_and_restart(live.hotpath)
     try:
@@ -86,6 +109,6 @@ async def test_a_breaker_trip_after_a_kill_9_restart_cancels_and_records_the_ord
         await eventually(lambda: applied(live.hotpath, trip.command.command_id), timeout=20.0)
         await live.event(cid, EventKind.CANCELLED)
         assert (await live.kinds(cid))[-1] == "cancelled"
-        await eventually(lambda: _open_orders_are(live, 0), timeout=10.0)
+        await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
     finally:
         await rearm(live.hotpath, live.producer, operator)
