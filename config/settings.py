@@ -118,6 +118,14 @@ class FloorSettings(BaseSettings):
     open_login_challenges_max: int = Field(default=1000, ge=1)
     """How many passkey sign-in ceremonies may be begun and not yet answered (nor expired) at
     once: anyone may begin one, so beyond this a new one is refused until some expire."""
+    supervisor_backoff_initial_s: float = Field(default=0.2, gt=0)
+    """How long `floor up` waits before restarting a process that died; doubled for each restart
+    of it within ``supervisor_restart_window_s``, up to ``supervisor_backoff_max_s``."""
+    supervisor_backoff_max_s: float = Field(default=5.0, gt=0)
+    supervisor_restart_limit: int = Field(default=5, ge=0)
+    """Restarts of one process `floor up` makes within ``supervisor_restart_window_s``; it dying
+    once more inside the window stops the floor (``supervisor.gave_up``)."""
+    supervisor_restart_window_s: float = Field(default=60.0, gt=0)
     kafka_fetch_wait_ms: int | None = Field(default=None, ge=1)
     """How long the hot path's command fetch may wait at the broker. Unset: 5 ms against the
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),

@@ -24,7 +24,7 @@ from floor import (
     sniper_cmd,
     traders_cmd,
 )
-from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, start_floor, urls
+from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, run_floor, start_floor, urls
 from floor.supervisor import ServiceFailed, Supervisor, stop_process_group
 
 app = typer.Typer(help="Execution Floor: signed trading commands to broker orders.", no_args_is_help=True)
@@ -46,15 +46,21 @@ def _table(rows: tuple[ProcessRow, ...] | list[ProcessRow], links: dict[str, str
     table.add_column("address", overflow="fold")
     table.add_column("pid", justify="right")
     table.add_column("status")
+    table.add_column("restarts", justify="right")
+    table.add_column("last exit")
     for row in rows:
         # A process without a port of its own (a worker) is healthy while it runs.
         answers = tcp_probe(row.host, row.port)() if row.port else True
         healthy = (row.pid is None or pid_alive(row.pid)) and answers
         status = "[green]healthy[/]" if healthy else "[red]down[/]"
+        if not healthy and row.starting:
+            status = "[yellow]restarting[/]"
         pid = str(row.pid) if row.pid is not None else "external"
-        table.add_row(row.name, row.address, pid, status)
+        last_exit = f"{row.last_exit.describe()} at {row.last_exit.when()}" if row.last_exit else ""
+        restarts = str(row.restarts) if row.pid is not None else ""
+        table.add_row(row.name, row.address, pid, status, restarts, last_exit)
     for name, url in links.items():
-        table.add_row(f"[bold]{name}[/]", url, "", "")
+        table.add_row(f"[bold]{name}[/]", url, "", "", "", "")
     return table
 
 
@@ -91,28 +97,21 @@ def up() -> None:
         console.print(f"Logs are under {settings.log_dir}/.")
         raise typer.Exit(1) from exc
 
-    links = urls(settings)
-    FloorState(os.getpid(), time.time(), tuple(rows), links).save(settings.var_dir)
-    console.print(_table(rows, links))
+    state = FloorState(os.getpid(), time.time(), tuple(rows), urls(settings))
+    state.save(settings.var_dir)
+    console.print(_table(state.processes, state.urls))
     console.print("Ctrl-C stops everything.")
-    try:
-        while not stop.wait(1.0):
-            for service in supervisor.running:
-                if service.process.returncode is None and not service.alive():
-                    console.print(
-                        f"[red]{service.spec.name} exited with code {service.process.returncode}[/]; "
-                        f"see {service.log_path}"
-                    )
-    finally:
-        with console.status("stopping the floor"):
-            supervisor.stop_all()
-        remove_state(settings.var_dir)
-        console.print("The floor is stopped.")
+    gave_up = run_floor(settings, supervisor, state, stop, console.print)
+    if gave_up is not None:
+        console.print(f"[red bold]the floor stopped[/]: {gave_up}")
+        console.print(f"Logs are under {settings.log_dir}/.")
+        raise typer.Exit(1)
+    console.print("The floor is stopped.")
 
 
 @app.command()
 def status() -> None:
-    """Show each process, its address and whether it answers."""
+    """Show each process, its address, whether it answers, its restarts and how it last ended."""
     settings = FloorSettings()
     state = _running_state(settings)
     if state is None:

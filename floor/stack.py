@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +22,9 @@ from config.settings import DatabaseUrlMissing, FloorSettings
 from floor import services
 from floor.database import prepare_database
 from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
-from floor.supervisor import ServiceFailed, Supervisor
+from floor.restart_policy import Exit, RestartPolicy
+from floor.supervisor import RunningService, ServiceFailed, Supervisor
+from floor.supervisor_events import OpsEventLog
 from ledger.roles import RUNTIME_ROLES
 
 STATE_FILE = "floor.json"
@@ -35,6 +38,29 @@ class ProcessRow:
     """None for a service the floor did not start (a real deployment)."""
     host: str
     port: int
+    restarts: int = 0
+    """How often the supervisor has restarted it since ``floor up``."""
+    last_exit: Exit | None = None
+    """How it last ended (exit code or signal, when), if it ever did."""
+    starting: bool = False
+    """Restarted and not answering yet."""
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, object]) -> ProcessRow:
+        fields = dict(raw)
+        last_exit = fields.pop("last_exit", None)
+        row = cls(**fields)  # type: ignore[arg-type]
+        return replace(row, last_exit=Exit(**last_exit)) if isinstance(last_exit, dict) else row
+
+    def now(self, service: RunningService) -> ProcessRow:
+        """This row as ``service`` (its process) is now: after a restart, its new pid."""
+        return replace(
+            self,
+            pid=service.pid,
+            restarts=service.restarts,
+            last_exit=service.last_exit,
+            starting=service.alive() and not service.ready,
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +85,7 @@ class FloorState:
         return cls(
             supervisor_pid=raw["supervisor_pid"],
             started_at=raw["started_at"],
-            processes=tuple(ProcessRow(**p) for p in raw["processes"]),
+            processes=tuple(ProcessRow.from_json(p) for p in raw["processes"]),
             urls=raw["urls"],
         )
 
@@ -117,6 +143,71 @@ def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
 
 
 Progress = Callable[[str], None]
+
+
+def current_rows(
+    rows: tuple[ProcessRow, ...] | list[ProcessRow], supervisor: Supervisor
+) -> tuple[ProcessRow, ...]:
+    """``rows`` with each supervised process as it is now (pid, restarts, last exit)."""
+    services = {service.spec.name: service for service in supervisor.running}
+    return tuple(row.now(services[row.name]) if row.name in services else row for row in rows)
+
+
+def run_floor(
+    settings: FloorSettings, supervisor: Supervisor, state: FloorState, stop: threading.Event, say: Progress
+) -> ServiceFailed | None:
+    """Keep the started floor up until ``stop`` is set or a process keeps dying past the restart
+    limit, restarting what dies; then stop everything and remove the state file. Returns why the
+    supervisor gave up, if it did (the caller says so and exits non-zero, as for a failed start)."""
+
+    def changed(service: RunningService) -> None:
+        # `floor status` and `floor down` read the state file: keep its pids and exits current.
+        FloorState(
+            state.supervisor_pid, state.started_at, current_rows(state.processes, supervisor), state.urls
+        ).save(settings.var_dir)
+        name = service.spec.name
+        if service.ready:
+            say(f"[green]{name} restarted[/] (restart {service.restarts})")
+        elif service.alive():
+            say(f"[yellow]{name} restarting[/] (restart {service.restarts})")
+        elif service.last_exit is not None:
+            say(f"[red]{name} {service.last_exit.describe()}[/]; see {service.log_path}")
+
+    gave_up: list[ServiceFailed] = []
+
+    def give_up(failure: ServiceFailed) -> None:
+        gave_up.append(failure)
+        stop.set()
+
+    events = OpsEventLog(lambda: settings.role_url("cli"), settings.log_dir)
+    watchdog = supervisor.watch(
+        RestartPolicy.from_settings(settings),
+        events,
+        on_change=changed,
+        on_give_up=give_up,
+        after_restart=after_restart(settings),
+    )
+    try:
+        # A timeout, so that the main thread runs the signal handlers that set ``stop``.
+        while not stop.wait(1.0):
+            pass
+    finally:
+        say("stopping the floor")
+        watchdog.stop()
+        # The events first (a critical one, if it gave up), while the database may take them.
+        events.close()
+        supervisor.stop_all()
+        remove_state(settings.var_dir)
+    return gave_up[0] if gave_up else None
+
+
+def after_restart(settings: FloorSettings) -> dict[str, Callable[[], None]]:
+    """What must follow a restart of an embedded service, by service name: the embedded Kafka
+    (Tansu on memory storage) comes back empty, so the floor's topics are made again before the
+    processes that reconnect to it need them."""
+    if settings.kafka_bootstrap:
+        return {}
+    return {"kafka": lambda: asyncio.run(ensure_topics(settings.kafka))}
 
 
 def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progress) -> list[ProcessRow]:

@@ -5,12 +5,21 @@ updates the in-memory order map and position book (so the next command's risk ch
 fill at once) and queues the I/O, which :meth:`BrokerEvents.run` drains in arrival order.
 Each epoch's reconciliation (:mod:`hotpath.reconciler`) is carried out here the same way, and
 the epoch's ``broker.sessions`` records wait for its report.
+
+Nothing that happened is dropped: a state row the ledger does not take (Postgres down, a lost
+connection, a hung write) is tried again with capped backoff until it is written, the queue
+behind it waiting so each order's rows keep their order (``order_events.write.retrying`` /
+``.recovered`` ops events tell the outage); the write is idempotent (event id, execution id), so
+a fill lands once however often it is tried. Only then does the record go to
+:class:`~hotpath.publish.OrderEventPublisher`, which delivers it to Kafka acknowledged, retried,
+in order, in the background: nothing here is awaited by intake.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -30,8 +39,9 @@ from brokers.base import (
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from hotpath.ports import EventProducer, HotLedger
-from hotpath.publish import publish_order_event
+from hotpath.publish import OrderEventPublisher
 from hotpath.reconciler import Outcome, Reconciler
+from hotpath.retries import Backoff, FailingStreak, until_written
 from hotpath.sessions import EPOCH_CHANGES, RECONCILED_CHANGES, SESSIONS_TOPIC
 from hotpath.sessions import records as session_records
 from observability.telemetry import Metrics
@@ -51,6 +61,17 @@ _SESSION_SEVERITY = {
 _Work = tuple[str, str, Mapping[str, Any], OrderEvent | None]
 """(command_id, broker state name, detail, orders.events record or None)."""
 
+KAFKA_ONLY = "kafka_only"
+"""The state name of a record that goes to ``orders.events`` only, never to the state rows."""
+WRITE_BACKOFF = Backoff(first_s=0.05, max_s=2.0, timeout_s=5.0)
+WRITE_AREA = "order_events.write"
+SESSION_BACKOFF = Backoff(first_s=0.05, max_s=2.0, timeout_s=10.0)
+SESSION_AREA = "broker_sessions.publish"
+WRITE_ADVICE = (
+    "the ledger is not taking order-state rows; they are kept in memory, in order, and written "
+    "when it answers: check Postgres (DATABASE_URL) and the hotpath role's grants"
+)
+
 
 class BrokerEvents:
     def __init__(
@@ -62,6 +83,8 @@ class BrokerEvents:
         metrics: Metrics,
         on_done: Callable[[FloorOrder], None] | None = None,
         accounts: Sequence[str] = (),
+        write_backoff: Backoff = WRITE_BACKOFF,
+        publisher: OrderEventPublisher | None = None,
     ) -> None:
         self._accounts = tuple(accounts)
         self._on_done = on_done
@@ -71,6 +94,15 @@ class BrokerEvents:
         self._producer = producer
         self._metrics = metrics
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
+        self._write_backoff = write_backoff
+        self._write_streak = FailingStreak(WRITE_AREA, self.record_ops, write_backoff, WRITE_ADVICE)
+        self.publisher = publisher or OrderEventPublisher(producer, self.record_ops)
+        self._session_streak = FailingStreak(
+            SESSION_AREA,
+            self.record_ops,
+            SESSION_BACKOFF,
+            f"Kafka is not acknowledging {SESSIONS_TOPIC} records; each is sent again until it is",
+        )
         self._background: set[asyncio.Task[None]] = set()
         self._session_order = asyncio.Lock()
         """Session records leave in the order of their changes (waiters queue first come)."""
@@ -162,6 +194,11 @@ class BrokerEvents:
         goes on to the next command without waiting for either."""
         self._queue.put_nowait((record.command_id, record.kind.value, {}, record))
 
+    def publish_only(self, record: OrderEvent) -> None:
+        """Queue a record for ``orders.events`` alone (an iceberg parent's or control's: no order
+        at the broker, so no state row), behind the records queued before it."""
+        self._queue.put_nowait((record.command_id, KAFKA_ONLY, {}, record))
+
     def _translate(self, order: FloorOrder, event: BrokerEvent) -> _Work:
         detail = _detail(event)
         record: OrderEvent | None = None
@@ -220,10 +257,12 @@ class BrokerEvents:
             except Exception:
                 log.exception("foreign orders of epoch %d not checked against the ledger", change.epoch)
             for key, value in session_records(change, self._accounts, reports, error):
-                try:
-                    await self._producer.send_and_wait(SESSIONS_TOPIC, value, key=key)
-                except Exception:
-                    log.exception("session change not published on %s", SESSIONS_TOPIC)
+                await until_written(
+                    functools.partial(self._producer.send_and_wait, SESSIONS_TOPIC, value, key=key),
+                    self._session_streak,
+                    SESSION_BACKOFF,
+                    {"epoch": change.epoch, "change": change.change.value},
+                )
 
     async def _without_floor_orders(self, reports: dict[str, ReconcileReport]) -> dict[str, ReconcileReport]:
         """The reports with the floor's own ended orders taken out of their foreign orders."""
@@ -243,28 +282,49 @@ class BrokerEvents:
             log.exception("ops event %s not recorded", kind)
 
     async def run(self) -> None:
-        """Drain the queue forever: ledger state row first, then the ``orders.events`` record.
+        """Drain the queue forever: ledger state row first (retried until written), then the
+        ``orders.events`` record to the publisher, which runs beside this loop.
 
         Commissions become ops events (``broker.commission``, with the execution id); other
         callbacks that change no order state are logged with their detail."""
-        while True:
-            command_id, state, detail, record = await self._queue.get()
-            try:
-                if state == "commission":
-                    # orders.events has no commission field; ops keeps it beside the fills.
-                    await self._ledger.record_ops_event("broker.commission", "info", detail)
-                elif record is None:
-                    log.info("broker %s for %s: %s", state, command_id, dict(detail))
-                else:
-                    await self._ledger.record_order_event(record)
-                    await publish_order_event(self._producer, record)
-            except Exception:
-                log.exception("could not record broker event %s for %s", state, command_id)
-            finally:
-                self._queue.task_done()
+        publishing = asyncio.get_running_loop().create_task(self.publisher.run(), name="orders-events")
+        try:
+            while True:
+                work = await self._queue.get()
+                try:
+                    await self._write(work)
+                finally:
+                    self._queue.task_done()
+        finally:
+            publishing.cancel()
+
+    async def _write(self, work: _Work) -> None:
+        command_id, state, detail, record = work
+        where = {"command_id": command_id, "state": state, "waiting": self._queue.qsize()}
+        if state == "commission":
+            # orders.events has no commission field; ops keeps it beside the fills.
+            await until_written(
+                lambda: self._ledger.record_ops_event("broker.commission", "info", detail),
+                self._write_streak,
+                self._write_backoff,
+                where,
+            )
+        elif record is None:
+            log.info("broker %s for %s: %s", state, command_id, dict(detail))
+        else:
+            if state != KAFKA_ONLY:
+                await until_written(
+                    lambda: self._ledger.record_order_event(record),
+                    self._write_streak,
+                    self._write_backoff,
+                    where,
+                )
+            self.publisher.put(record)
 
     async def drained(self) -> None:
+        """Everything queued so far in the ledger and acknowledged by Kafka."""
         await self._queue.join()
+        await self.publisher.drained()
 
 
 def _state_name(event: BrokerEvent) -> str:

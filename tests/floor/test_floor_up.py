@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from config.ports import free_port, port_is_free
 from config.settings import FloorSettings
 from floor.provision import PAPER_ACCOUNT
-from floor.stack import FloorState
+from floor.stack import FloorState, ProcessRow
 from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
 from temporal.client import connect as temporal_connect
 from tests.helpers import eventually
@@ -84,6 +84,7 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         assert "already running" in again.stdout and str(up.pid) in again.stdout
 
         await _trade_end_to_end(floor_env, state)
+        await _killed_hot_path_comes_back(floor_env, state)
 
         up.send_signal(signal.SIGINT)  # what Ctrl-C does
         assert up.wait(timeout=60) == 0
@@ -156,6 +157,48 @@ async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:
         return view.state.value if view.state.value == "Filled" else None
 
     assert await eventually(lifecycle_state, timeout=30) == "Filled"
+
+
+async def _killed_hot_path_comes_back(env: dict[str, str], state: FloorState) -> None:
+    """The kernel kills the hot path (kill -9): the supervisor starts it again, records why, and
+    `floor status` says so."""
+    var_dir = Path(env["FLOOR_VAR_DIR"])
+    [killed] = [row.pid for row in state.processes if row.name == "hotpath"]
+    assert killed is not None
+    os.killpg(killed, signal.SIGKILL)
+
+    def restarted() -> ProcessRow | None:
+        now = FloorState.load(var_dir)
+        row = next(r for r in now.processes if r.name == "hotpath") if now else None
+        return row if row is not None and row.restarts == 1 and row.pid != killed else None
+
+    row = await eventually(restarted, timeout=30)
+    assert row.last_exit is not None and row.last_exit.signal == signal.SIGKILL
+
+    async def healthy_again() -> str | None:
+        status = await _run(env, "status")
+        [line] = [line for line in status.stdout.splitlines() if "hotpath" in line]
+        return line if "healthy" in line else None
+
+    line = await eventually(healthy_again, timeout=90, interval=1.0)
+    assert str(row.pid) in line and "killed by SIGKILL" in line
+    assert " 1 " in line, line  # the restarts column
+
+    settings = FloorSettings(var_dir=var_dir, pg_port=int(env["FLOOR_PG_PORT"]))
+    conn = await asyncpg.connect(settings.embedded_database_url)
+    try:
+        event = await eventually(
+            lambda: conn.fetchrow(
+                "SELECT severity, detail FROM ops_events WHERE source = 'supervisor'"
+                " AND kind = 'supervisor.restarted' AND detail->>'service' = 'hotpath'"
+            ),
+            timeout=10,
+        )
+    finally:
+        await conn.close()
+    detail = json.loads(event["detail"])
+    assert event["severity"] == "warning" and detail["signal"] == "SIGKILL" and detail["pid"] == row.pid
+    assert detail["log_tail"], "the end of the dead hot path's log"
 
 
 def test_up_with_a_taken_port_names_the_service_and_stops_the_rest(floor_env: dict[str, str]) -> None:

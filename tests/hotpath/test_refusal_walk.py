@@ -36,7 +36,7 @@ from brokers.ib_convert import validate
 from bus.topics import ALL_TOPICS, ORDERS_EVENTS
 from floor.breaker_cmd import breaker_command
 from hotpath.account import LastPrice
-from hotpath.cancel_commands import UNKNOWN_ORDER
+from hotpath.cancel_commands import ORDER_ENDED, UNKNOWN_ORDER
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake
@@ -114,6 +114,11 @@ NOT_REASONS: dict[str, str] = {
     "ledger.unverified_entry": "a security event at start-up about an order entry, not a refusal",
     "reconcile.missed_fill": "the reason on the record of a fill found by reconciling, not a refusal",
     "reconcile.unknown_at_broker": "why reconciliation ended an order the broker no longer has",
+    "cancel.unknown_at_broker": "why a cancel ended an order the broker has no order for (it was accepted)",
+    "order_events.write": "the ops events' area of order-state rows retried (hotpath.broker_events)",
+    "order_events.publish": "the ops events' area of orders.events records retried (hotpath.publish)",
+    "broker_sessions.publish": "ops events' area: broker.sessions records retried",
+    "kafka_only": "a queued record bound for orders.events only (hotpath.broker_events)",
     "flash_crash": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "manual": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "unverified_entry": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
@@ -445,6 +450,18 @@ async def unknown_order(w: Walk) -> str | None:
     return await w.send(cancel)
 
 
+async def order_ended(w: Walk) -> str | None:
+    filled = FloorOrder.from_command(baseline(w.agent.agent_id), 5)
+    filled.apply_fill(f"{filled.command_id}.x", 5, ASK)
+    w.intake.orders[filled.command_id] = filled
+    cancel = Command(
+        kind=CommandKind.CANCEL, command_id=f"cmd-{uuid.uuid4().hex}", agent_id=w.agent.agent_id,
+        account=VENUE_ACCOUNT, nonce=uuid.uuid4().hex, issued_at=utc_now_ms(),
+        target_command_id=filled.command_id,
+    )  # fmt: skip
+    return await w.send(cancel)
+
+
 async def order_invalid(w: Walk) -> str | None:
     w.broker.refuses_as_invalid = True
     return await w.send(baseline(w.agent.agent_id))
@@ -643,6 +660,7 @@ CASES: dict[str, Case] = {
     UNSUPPORTED_KIND: unsupported_kind,
     TRAIL_STOP_NOT_POSITIVE: trail_stop_not_positive,
     UNKNOWN_ORDER: unknown_order,
+    ORDER_ENDED: order_ended,
     BROKER_INVALID: order_invalid,
     NOT_LEDGERED: not_ledgered,
     NOT_VERIFIED: unverified_entry,
