@@ -121,7 +121,7 @@ async def reattach_trailing_stops(
             "command_id": command_id,
             "symbol": command.symbol,
             "stop": str(resumed.stop),
-            "source": resumed.source,
+            "source": resumed.source.value,
             "broker_stop": None if broker_stop is None else str(broker_stop),
             "persisted_stop": None if level is None else str(level.stop),
             "broker_modified": resumed.modify_broker,

@@ -30,7 +30,7 @@ from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
 from tests.hotpath.live_floor import CENT
 from trading.commands import Command, OrderType, Side
-from trading.trailing_resume import FROM_INITIAL, FROM_PERSISTED
+from trading.trailing_resume import ResumedFrom
 
 SYMBOL = "MSFT"
 
@@ -112,8 +112,8 @@ async def test_a_recorded_level_the_broker_never_got_is_sent_at_start_up_and_a_p
         )
 
         first, second = result.resumed[lagging.command_id], result.resumed[planted.command_id]
-        assert (first.stop, first.source, first.modify_broker) == (initial + 3, FROM_PERSISTED, True)
-        assert (second.stop, second.source, second.modify_broker) == (initial, FROM_INITIAL, False)
+        assert (first.stop, first.source, first.modify_broker) == (initial + 3, ResumedFrom.PERSISTED, True)
+        assert (second.stop, second.source, second.modify_broker) == (initial, ResumedFrom.INITIAL, False)
         assert intake.exits.stop_of(SYMBOL, lagging.command_id) == initial + 3
         assert intake.exits.stop_of(SYMBOL, planted.command_id) == initial
         moved = await eventually(lambda: _stop_is(second_life, lagging.command_id, initial + 3), timeout=10.0)
