@@ -25,6 +25,7 @@ from brokers.base import (
     BrokerOrder,
     BrokerOrderStatus,
     DuplicateOrderRef,
+    OpenOrder,
     OrderInvalid,
     OrderStatusChanged,
     Placement,
@@ -91,11 +92,18 @@ class OrderPath:
             self.send(rec, session)
         return self._placement(rec)
 
-    def adopt(self, order: BrokerOrder, filled: int = 0, *, acknowledged: bool = True) -> None:
+    def adopt(
+        self,
+        order: BrokerOrder,
+        filled: int = 0,
+        *,
+        acknowledged: bool = True,
+        listed: OpenOrder | None = None,
+    ) -> None:
         """An order an earlier process placed: known from now on, never sent by itself. The
-        next epoch's reconciliation binds it to the broker's order id; one the broker lists
-        nowhere is reported lost if it was acknowledged, else it stays held (parked) until
-        :meth:`place` releases it."""
+        next epoch's reconciliation binds it to the broker's order id (``listed``, this
+        session's listing of it: bound now); one the broker lists nowhere is reported lost if
+        it was acknowledged, else it stays held (parked) until :meth:`place` releases it."""
         if self._orders.get(order.order_ref) is not None:
             return
         cv.validate(order)
@@ -106,6 +114,12 @@ class OrderPath:
             rec.accepted = True
         else:
             rec.parked = True
+        session = self._usable()
+        if listed is not None and session is not None and listed.client_id == session.config.client_id:
+            self._orders.bind(rec, listed.client_id, listed.order_id, session.label)
+            self._orders.bind_perm(rec, listed.perm_id)
+            rec.status, rec.accepted, rec.parked = BrokerOrderStatus.SUBMITTED, True, False
+            rec.filled = max(rec.filled, listed.filled)
 
     def cancel(self, order_ref: str) -> int:
         rec = self._orders.get(order_ref)

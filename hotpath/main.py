@@ -302,7 +302,7 @@ async def run(
         tasks.append(asyncio.create_task(stop_levels.run(), name="stop-levels"))
         # The order map comes back before the broker connects, so the callbacks of orders that
         # were working before a restart are recognised as the floor's (hotpath.startup).
-        startup = await restore_and_connect(pool, intake, breaker, breaker_log, events.emit)
+        startup = await restore_and_connect(pool, intake, breaker, breaker_log, events)
         if not startup.halted:
             # Every trailing stop still working trails on from its last level, not its first.
             await reattach_trailing_stops(pool, broker, intake, orders, events.record_ops)

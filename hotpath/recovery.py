@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from brokers.base import Broker, BrokerOrder
+from brokers.base import Broker, BrokerOrder, OrderInvalid
 from hotpath.account import AccountBook
 from hotpath.broker_orders import broker_order
 from hotpath.floor_orders import FloorOrder
@@ -248,28 +248,57 @@ async def _verified_resend(db: Db, row: Any) -> Resend | str:
     return Resend(broker_order(command, quantity, trail_stop), command, trail_stop)
 
 
-async def _placed_order(db: Db, order: FloorOrder) -> BrokerOrder:
-    """The order the broker was sent for ``order``: from its accepted ledger entry (whatever
-    its age; a key revoked since still names what was sent) when that verifies, else as far as
-    its state rows tell (enough for a cancel, which needs only the ``order_ref``)."""
+@dataclass(frozen=True)
+class LedgeredOrder:
+    command: Command
+    quantity: int
+    """The sized quantity its entry's detail gives."""
+    trail_stop: Decimal | None
+    """For a TRAIL: the stop it was sent at."""
+
+    def broker_order(self, quantity: int | None = None) -> BrokerOrder:
+        return broker_order(self.command, quantity or self.quantity, self.trail_stop)
+
+
+async def ledgered_order(db: Db, command_id: str) -> LedgeredOrder | None:
+    """The accepted ``enter``/``exit`` entry of ``command_id``, whatever its age, verified (a key
+    revoked since still names what it signed then); None when the ledger holds none that
+    verifies with a readable sized quantity."""
     row = await db.fetchrow(
         "SELECT seq, kind, account, agent_id, command_id, payload, signer, signature, detail"
         " FROM ledger_entries WHERE command_id = $1 AND authenticated AND decision = 'accepted'"
         " AND kind = ANY($2::text[]) ORDER BY seq LIMIT 1",
-        order.command_id,
+        command_id,
         [CommandKind.ENTER.value, CommandKind.EXIT.value],
     )
-    if row is not None:
-        entry = LedgerRow.from_mapping(row)
-        key = await trusted_key(db, entry.signer)
-        checked = check_entry(entry, key.registered() if key is not None else None, revoked_is_problem=False)
-        if checked.command is not None:
-            try:
-                detail = json.loads(row["detail"]) if row["detail"] else {}
-                stop = detail.get("initial_stop") if checked.command.order_type is OrderType.TRAIL else None
-                return broker_order(checked.command, order.quantity, None if stop is None else Decimal(stop))
-            except (ValueError, TypeError, ArithmeticError) as exc:
-                log.warning("working order %s: ledger detail unreadable (%r)", order.command_id, exc)
+    if row is None:
+        return None
+    entry = LedgerRow.from_mapping(row)
+    key = await trusted_key(db, entry.signer)
+    checked = check_entry(entry, key.registered() if key is not None else None, revoked_is_problem=False)
+    if checked.command is None:
+        log.warning("ledger entry seq %d (%s) does not verify: %s", entry.seq, command_id, checked.problem)
+        return None
+    try:
+        detail = json.loads(row["detail"]) if row["detail"] else {}
+        quantity = detail["quantity"]
+        stop = detail.get("initial_stop") if checked.command.order_type is OrderType.TRAIL else None
+        trail_stop = None if stop is None else Decimal(stop)
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        log.warning("ledger entry seq %d (%s): detail unreadable (%r)", entry.seq, command_id, exc)
+        return None
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        return None
+    return LedgeredOrder(checked.command, quantity, trail_stop)
+
+
+async def _placed_order(db: Db, order: FloorOrder) -> BrokerOrder:
+    """The order the broker was sent for ``order``: from its verified ledger entry when there is
+    one, else as far as its state rows tell (enough for a cancel, which needs only the
+    ``order_ref``)."""
+    ledgered = await ledgered_order(db, order.command_id)
+    if ledgered is not None:
+        return ledgered.broker_order(order.quantity)
     log.warning("working order %s: no verified ledger entry; adopted from its state rows", order.command_id)
     return BrokerOrder(
         order_ref=order.command_id,
@@ -316,9 +345,23 @@ async def connect_and_resend(
     global cancel goes out as the session comes up (taking any restored order the broker had).
     """
     for known in adopted:
-        broker.adopt(known.order, known.filled)
+        try:
+            broker.adopt(known.order, known.filled)
+        except OrderInvalid as exc:
+            log.error(
+                "working order %s cannot be adopted (%s): the broker's reports of it are not matched",
+                known.order.order_ref,
+                exc,
+            )
     for resend in to_send:
-        broker.adopt(resend.order, acknowledged=False)
+        try:
+            broker.adopt(resend.order, acknowledged=False)
+        except OrderInvalid as exc:
+            log.error(
+                "held order %s cannot be adopted (%s); it is refused when released",
+                resend.order.order_ref,
+                exc,
+            )
     if halt is not None:
         halt()
     await broker.connect()

@@ -32,11 +32,13 @@ from brokers.base import OrderInvalid, UnknownOrderRef
 from hotpath.broker_events import BrokerEvents
 from hotpath.circuit_breaker import CircuitBreaker
 from hotpath.circuit_breaker_log import BreakerEntry, BreakerLog
+from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_restart import ParentsRestarted, start_unstarted_parents
 from hotpath.intake import Intake
 from hotpath.order_commands import BROKER_INVALID
-from hotpath.recovery import Resend, Restored, connect_and_resend, restore_orders
+from hotpath.recovery import Resend, Restored, connect_and_resend, ledgered_order, restore_orders
 from ledger.db import Db
+from ledger.order_events import known_orders
 from observability.security import refusal_event
 from trading import sentry
 from trading.order_events import EventKind, OrderEvent
@@ -49,6 +51,8 @@ UNVERIFIED_BREAKER_ENTRY = "breaker.unverified_entry"
 """Security event: the ledger's newest breaker entry does not verify (the hot path starts HALTED)."""
 UNVERIFIED_LEDGER_ENTRY = "ledger.unverified_entry"
 """Security event: an accepted order entry does not verify at restart (signature, key, fields): not sent."""
+ENDED_BUT_WORKING = "recovery.ended_but_working"
+"""Ops event (critical): the broker works an order of the floor's that its records ended."""
 QUOTE_WAIT_S = 2.0
 """How long a held order waits for its symbol's first quote before the risk gate sees it (a
 price older than the profile's staleness limit, or none, is refused as stale)."""
@@ -59,6 +63,8 @@ class Startup:
     restored: Restored
     halted: bool
     breaker_entry: BreakerEntry | None
+    listed: tuple[str, ...] = ()
+    """Orders found working at the broker that the floor's records had lost: adopted."""
 
 
 async def restore_and_connect(
@@ -66,13 +72,13 @@ async def restore_and_connect(
     intake: Intake,
     breaker: CircuitBreaker,
     breaker_log: BreakerLog,
-    emit: Callable[[OrderEvent], None],
+    events: BrokerEvents,
 ) -> Startup:
-    """Step 1 (see the module): returns once the broker is connected and reconciled. ``emit``
-    queues a record for the ledger and Kafka (the broker events' queue, already running)."""
+    """Step 1 (see the module): returns once the broker is connected and reconciled. ``events``
+    (its queue already drained by its task) records and publishes what start-up decides."""
     restored = await restore_orders(db, intake.orders, intake.book, calendar=intake.calendar)
     for record in restored.expired:
-        emit(record)  # recorded already; the same event id is not written twice
+        events.emit(record)  # recorded already; the same event id is not written twice
     # The trading state is the ledger's newest breaker entry: halted stays halted across a
     # restart, and a halted floor sends none of the orders it held (see connect_and_resend).
     entry = await breaker_log.restore(breaker)
@@ -105,6 +111,7 @@ async def restore_and_connect(
     await connect_and_resend(
         intake.broker, restored.to_send, halt=breaker.halt if halted else None, adopted=restored.adopted
     )
+    listed = () if halted else await adopt_listed(db, intake, events)
     if halted:
         log.critical(
             "started HALTED (ledger seq %d, %s by %s): %d held orders cancelled unsent; "
@@ -121,7 +128,49 @@ async def restore_and_connect(
         len(restored.expired),
         len(restored.refused),
     )
-    return Startup(restored, halted, entry)
+    return Startup(restored, halted, entry, tuple(listed))
+
+
+async def adopt_listed(db: Db, intake: Intake, events: BrokerEvents) -> list[str]:
+    """Orders the broker lists as working under the floor's ``orderRef`` that the order map
+    lacks (their state rows lost, or their entry older than the resend horizon): each the
+    ledger holds as an accepted ``enter``/``exit`` that verifies comes back into the map as
+    working, recorded ``submitted`` and adopted by the broker adapter, so cancels reach it.
+    One whose state rows already ended it is not revived (the state machine has no way back);
+    it is reported, critical: ``recovery.ended_but_working``. Returns the command ids adopted."""
+    found: list[str] = []
+    try:
+        listing = await intake.broker.open_orders()
+    except Exception:
+        log.exception(
+            "the broker's open orders could not be listed: orders it has that the floor lost are not adopted"
+        )
+        return found
+    for listed in listing:
+        ref = listed.order_ref
+        if not ref or ref in intake.orders:
+            continue
+        ledgered = await ledgered_order(db, ref)
+        if ledgered is None:
+            continue  # not the floor's (another client's, or manual): the reconciler reports it
+        if await known_orders(db, [ref]):
+            log.critical("%s is working at the broker but its records ended it", ref)
+            events.record_ops(
+                ENDED_BUT_WORKING, "critical", {"command_id": ref, "broker_order_id": listed.order_id}
+            )
+            continue
+        order = FloorOrder.from_command(ledgered.command, listed.quantity)
+        order.acknowledged(listed.order_id)
+        try:
+            intake.broker.adopt(ledgered.broker_order(listed.quantity), listed.filled, listed=listed)
+        except OrderInvalid as exc:
+            log.error("%s working at the broker cannot be adopted: %s", ref, exc)
+        intake.orders[ref] = order
+        intake.book.order_working(order)
+        events.emit(order.event(EventKind.SUBMITTED, broker_filled_qty=listed.filled or None))
+        log.warning("%s found working at the broker, not in the floor's records: adopted", ref)
+        found.append(ref)
+    return found
 
 
 @dataclass(frozen=True)
@@ -217,6 +266,7 @@ async def resume(
         {
             "halted": startup.halted,
             "working": restored.working,
+            "found_at_broker": list(startup.listed),
             "sent": list(released.sent),
             "at_broker": list(released.at_broker),
             "refused": {command_id: reason for command_id, reason in released.refused},

@@ -4,10 +4,12 @@ venue, and the cancel is recorded (ledger state row and ``orders.events``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,12 +18,14 @@ from brokers.ibkr import IbkrBroker, IbkrConfig
 from config.ports import port_is_free
 from config.settings import FloorSettings
 from floor.supervisor import stop_process_group
+from hotpath.broker_orders import broker_order
+from ledger.append import Decision, append_command
 from tests.factories import Agent, cancel_all_command, cancel_command
 from tests.helpers import eventually
 from tests.hotpath.conftest import HotPathProcess
 from tests.hotpath.live_floor import LiveFloor
 from tests.hotpath.test_circuit_breaker_flow import applied, rearm, send_breaker
-from trading.commands import CommandKind
+from trading.commands import CommandKind, TimeInForce
 from trading.order_events import EventKind
 
 
@@ -112,3 +116,36 @@ async def test_a_breaker_trip_after_a_kill_9_restart_cancels_and_records_the_ord
         await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
     finally:
         await rearm(live.hotpath, live.producer, operator)
+
+
+async def test_an_order_working_at_the_broker_that_the_floors_records_lost_is_adopted_and_cancelled(
+    live: LiveFloor, venue: IbkrBroker
+) -> None:
+    """Placed by the hot path's broker client, its ledger entry older than the resend horizon,
+    its state rows never written: only the broker's open orders (by orderRef) bring it back."""
+    resting = await live.below_bid(Decimal("0.8"))
+    issued = datetime.now(UTC) - timedelta(days=2)
+    command = dataclasses.replace(
+        live.enter(limit=resting, stop=resting - 5, quantity=1, issued_at=issued.replace(microsecond=0)),
+        tif=TimeInForce.GTC,
+    )
+    cid = command.command_id
+
+    async def placed_then_lost() -> None:
+        await append_command(
+            live.pool, live.agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": 1}
+        )
+        floor_client = IbkrBroker(IbkrConfig.from_settings(live.hotpath.settings))
+        await floor_client.connect()
+        try:
+            assert floor_client.place(broker_order(command, 1, None)).sent
+            await eventually(lambda: _working_are(venue, (cid,), {cid}), timeout=10.0)
+        finally:
+            await floor_client.close()
+
+    await live.hotpath.restart(while_down=placed_then_lost)
+    await live.submit(cancel_command(live.agent.agent_id, cid, account=live.account))
+
+    await live.event(cid, EventKind.CANCELLED)
+    await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
+    assert await live.kinds(cid) == ["submitted", "cancelled"]
