@@ -159,7 +159,9 @@ async def _reattach(
     if resumed.ignored is not None:
         ops(LEVEL_IGNORED, "warning", {"command_id": command_id, "reason": resumed.ignored})
     intake.trail(command, quantity, resumed.stop, await intake.profile(command.account))
-    believed = level is not None and resumed.ignored is None
+    # The level's best price and move count carry on only with the level itself: a stop taken
+    # from the broker is tighter than that best price explains.
+    believed = level is not None and resumed.ignored is None and resumed.stop == level.stop
     exits.resumed(
         command.symbol,
         command_id,
