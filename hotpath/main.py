@@ -300,9 +300,9 @@ async def run(
     checkpointer = ledger_checkpointer(settings, pool, producer)
     tasks: list[asyncio.Task[None]] = []
     try:
-        tasks.append(asyncio.create_task(stop_levels.run(), name="stop-levels"))
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
+        tasks.append(asyncio.create_task(stop_levels.run(), name="stop-levels"))
         # The order map comes back before the broker connects, so the callbacks of orders that
         # were working before a restart are recognised as the floor's (hotpath.startup).
         startup = await restore_and_connect(pool, intake, breaker, breaker_log, events)

@@ -28,12 +28,12 @@ from decimal import Decimal
 from typing import Any
 
 from brokers.base import Broker, BrokerError, OpenOrder
-from hotpath.exit_manager import DEFAULT_TICK
+from hotpath.exit_manager import DEFAULT_TICK, ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake
 from ledger.db import Db
 from ledger.key_trust import trusted_key
-from ledger.stop_levels import stop_levels
+from ledger.stop_levels import StopLevel, stop_levels
 from trading.commands import Command, CommandKind, OrderType, Side
 from trading.ledger_trust import LedgerRow, check_entry
 from trading.trailing import TrailingStop
@@ -103,41 +103,25 @@ async def reattach_trailing_stops(
             # Ended while the floor was down (or not sent yet: then recovery tracks it).
             log.info("trailing stop %s is not working at the broker; not re-attached", command_id)
             continue
-        rule = TrailingStop(
-            Side.BUY if command.side is Side.SELL else Side.SELL,
-            DEFAULT_TICK,
-            initial,
-            command.trail_amount,
-            command.trail_percent,
-        )
-        level = levels.get(command_id)
-        persisted = None if level is None else PersistedLevel(level.stop, level.best_price)
+        try:
+            resumed, level = await _reattach(
+                intake, exits, command, quantity, initial, levels, at_broker, ops
+            )
+        except Exception as exc:  # noqa: BLE001 - one stop that cannot be taken up must not stop the floor
+            log.exception("trailing stop %s not re-attached", command_id)
+            resumed, level = f"{type(exc).__name__}: {exc}", None
+        if isinstance(resumed, str):
+            exits.forget(command.symbol, command_id)
+            result.not_reattached[command_id] = resumed
+            ops(NOT_REATTACHED, "warning", {"command_id": command_id, "reason": resumed})
+            continue
         broker_stop = at_broker.stop_price if at_broker is not None else None
-        resumed = resume_stop(rule, persisted, broker_stop)
-        if resumed.ignored is not None:
-            ops(LEVEL_IGNORED, "warning", {"command_id": command_id, "reason": resumed.ignored})
-        intake.trail(command, quantity, resumed.stop, await intake.profile(command.account))
-        exits.resumed(
-            command.symbol,
-            command_id,
-            best_price=level.best_price if level is not None and resumed.ignored is None else None,
-            moves=level.moves if level is not None and resumed.ignored is None else 0,
-        )
-        if resumed.modify_broker:
-            try:
-                broker.modify(command_id, stop_price=resumed.stop)
-            except BrokerError as exc:
-                reason = f"the broker refused moving its stop {broker_stop} to {resumed.stop}: {exc}"
-                exits.forget(command.symbol, command_id)
-                result.not_reattached[command_id] = reason
-                ops(NOT_REATTACHED, "warning", {"command_id": command_id, "reason": reason})
-                continue
         result.resumed[command_id] = resumed
         detail = {
             "command_id": command_id,
             "symbol": command.symbol,
             "stop": str(resumed.stop),
-            "source": resumed.source,
+            "source": resumed.source.value,
             "broker_stop": None if broker_stop is None else str(broker_stop),
             "persisted_stop": None if level is None else str(level.stop),
             "broker_modified": resumed.modify_broker,
@@ -145,6 +129,51 @@ async def reattach_trailing_stops(
         log.info("trailing stop %s re-attached at %s (%s)", command_id, resumed.stop, resumed.source)
         ops(REATTACHED, "info", detail)
     return result
+
+
+async def _reattach(
+    intake: Intake,
+    exits: ExitManager,
+    command: Command,
+    quantity: int,
+    initial: Decimal,
+    levels: Mapping[str, StopLevel],
+    at_broker: OpenOrder | None,
+    ops: RecordOps,
+) -> tuple[Resumed | str, StopLevel | None]:
+    """Track one working TRAIL order again; returns where it resumed (or why it is not
+    trailed) and its persisted level."""
+    assert command.symbol is not None and command.side is not None
+    command_id = command.command_id
+    rule = TrailingStop(
+        Side.BUY if command.side is Side.SELL else Side.SELL,
+        DEFAULT_TICK,
+        initial,
+        command.trail_amount,
+        command.trail_percent,
+    )
+    level = levels.get(command_id)
+    persisted = None if level is None else PersistedLevel(level.stop, level.best_price)
+    broker_stop = at_broker.stop_price if at_broker is not None else None
+    resumed = resume_stop(rule, persisted, broker_stop)
+    if resumed.ignored is not None:
+        ops(LEVEL_IGNORED, "warning", {"command_id": command_id, "reason": resumed.ignored})
+    intake.trail(command, quantity, resumed.stop, await intake.profile(command.account))
+    # The level's best price and move count carry on only with the level itself: a stop taken
+    # from the broker is tighter than that best price explains.
+    believed = level is not None and resumed.ignored is None and resumed.stop == level.stop
+    exits.resumed(
+        command.symbol,
+        command_id,
+        best_price=level.best_price if believed and level is not None else None,
+        moves=level.moves if believed and level is not None else 0,
+    )
+    if resumed.modify_broker:
+        try:
+            intake.broker.modify(command_id, stop_price=resumed.stop)
+        except BrokerError as exc:
+            return f"the broker refused moving its stop {broker_stop} to {resumed.stop}: {exc}", level
+    return resumed, level
 
 
 async def _trail_entries(db: Db, command_ids: list[str]) -> list[Any]:

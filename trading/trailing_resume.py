@@ -19,15 +19,20 @@ and no tighter than one trail from the best price recorded with it. Pure.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
 from trading.commands import Side
 from trading.trailing import TrailingStop
 
-FROM_INITIAL = "initial"
-FROM_PERSISTED = "persisted"
-FROM_BROKER = "broker"
+
+class ResumedFrom(enum.StrEnum):
+    """Which witness a resumed stop came from."""
+
+    INITIAL = "initial"
+    PERSISTED = "persisted"
+    BROKER = "broker"
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,7 @@ class PersistedLevel:
 @dataclass(frozen=True)
 class Resumed:
     stop: Decimal
-    source: str
-    """Which witness it came from: ``initial``, ``persisted`` or ``broker``."""
+    source: ResumedFrom
     modify_broker: bool
     """The broker's stop is looser than ``stop``: move it there now."""
     ignored: str | None = None
@@ -76,13 +80,13 @@ def resume_stop(rule: TrailingStop, persisted: PersistedLevel | None, at_broker:
     """Where the stop whose trailing ``rule`` starts at ``rule.stop`` (the initial stop) resumes,
     given its persisted level and the broker's working stop (None when unknown)."""
     order_side = Side.SELL if rule.position_side is Side.BUY else Side.BUY
-    stop, source = rule.stop, FROM_INITIAL
+    stop, source = rule.stop, ResumedFrom.INITIAL
     ignored = None
     if persisted is not None:
         ignored = persisted_problem(rule, persisted)
         if ignored is None and tighter(order_side, persisted.stop, stop):
-            stop, source = persisted.stop, FROM_PERSISTED
+            stop, source = persisted.stop, ResumedFrom.PERSISTED
     if at_broker is not None and tighter(order_side, at_broker, stop):
-        stop, source = at_broker, FROM_BROKER
+        stop, source = at_broker, ResumedFrom.BROKER
     modify = at_broker is not None and tighter(order_side, stop, at_broker)
     return Resumed(stop, source, modify, ignored)
