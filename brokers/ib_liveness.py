@@ -11,9 +11,14 @@ frozen gateway sends none; a healthy one streams market data and acknowledgement
   windows ago, and the session is dead.
 
 So an idle frozen gateway is found about ``interval + misses * answer`` after its last byte
-(250 + 3 x 60 ms by default), and one frozen while orders flow about ``(misses - 1) * answer +
-answer`` after the first unanswered order: the orders are the probes. The spread rule keeps a
-burst of orders written in the same millisecond from counting as several misses.
+(250 + 3 x 60 ms by default), and one frozen while orders flow about ``(misses - 1) * answer``
+after the first unanswered order, once ``misses`` orders went unanswered: the orders are the
+probes. The spread rule keeps a burst of orders written in the same millisecond from counting
+as several misses.
+
+*Patience*: while the floor itself has asked the gateway for something that takes it a while
+to answer (the listings of an epoch's reconciliation), silence is no verdict; probes are still
+sent and their misses counted once patience ends, and the request's own timeout bounds the wait.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class Liveness:
         self.rules = rules
         self.last_recv = now
         self._unanswered: deque[float] = deque()
+        self.patient = False
 
     def probed(self, now: float) -> None:
         self._unanswered.append(now)
@@ -58,7 +64,7 @@ class Liveness:
 
     def dead(self, now: float) -> bool:
         rules = self.rules
-        if not self._unanswered or self.missed(now) < rules.misses:
+        if self.patient or not self._unanswered or self.missed(now) < rules.misses:
             return False
         return now - self._unanswered[0] >= (rules.misses - 1) * rules.answer
 
@@ -66,19 +72,21 @@ class Liveness:
         """Whether a heartbeat should go out now."""
         if not self._unanswered:
             return now - self.last_recv >= self.rules.interval
-        return now - self._unanswered[-1] >= self.rules.answer
+        # Suspect: ask again every answer window (patient: the busy gateway is asked no more).
+        return not self.patient and now - self._unanswered[-1] >= self.rules.answer
 
     def next_check(self, now: float) -> float:
         """When something may change without a byte arriving: a heartbeat falls due, a probe
-        is missed, or the session turns dead."""
+        is missed, or the session turns dead (never earlier than ``now``)."""
         rules = self.rules
         if not self._unanswered:
-            return self.last_recv + rules.interval
-        times = [sent + rules.answer for sent in self._unanswered if sent + rules.answer > now]
-        times.append(self._unanswered[-1] + rules.answer)
+            return max(now, self.last_recv + rules.interval)
+        if self.patient:
+            return now + rules.interval
+        times = [sent + rules.answer for sent in self._unanswered]
         times.append(self._unanswered[0] + (rules.misses - 1) * rules.answer)
         later = [t for t in times if t > now]
-        return min(later) if later else now
+        return min(later) if later else now + rules.answer
 
     def describe(self, now: float) -> str:
         return (

@@ -138,6 +138,13 @@ class GatewaySession:
         """Declare the session dead now."""
         self._mark_down(cause)
 
+    def patience(self, on: bool) -> None:
+        """Silence is no verdict while ``on`` (the gateway is busy with the floor's own
+        listings, see :mod:`brokers.ib_liveness`); the watch looks again when it ends."""
+        if self.conn is not None:
+            self.conn.liveness.patient = on
+            self.conn.probed.set()
+
     def upstream_lost(self, cause: str) -> None:
         """The gateway lost IB (1100): stop carrying orders, stay connected for its 1101/1102."""
         if self.upstream_up:
