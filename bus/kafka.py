@@ -13,11 +13,13 @@ events by their ids.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownError
 
+from bus.log_restarts import GroupConsumer
 from bus.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
@@ -68,17 +70,23 @@ def consumer(
     accepts the idle fetches that costs (aiokafka sends the next fetch as soon as an empty one
     returns, with no backoff). It must be at least 1: Tansu answers a 0 ms fetch at once
     without reading the log, so such a consumer spins and receives nothing.
+
+    With a ``group_id`` it is a :class:`~bus.log_restarts.GroupConsumer`: after a broker
+    restart that lost the log it reads the new log from its beginning.
     """
     if fetch_max_wait_ms < 1:
         raise ValueError(f"fetch_max_wait_ms must be at least 1 ms, not {fetch_max_wait_ms}")
-    return AIOKafkaConsumer(
-        *topics,
+    options: dict[str, Any] = dict(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         auto_offset_reset="earliest" if from_start else "latest",
         enable_auto_commit=auto_commit and group_id is not None,
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
+    if group_id is None:
+        return AIOKafkaConsumer(*topics, **options)
+    # In a group: it must not resume a restarted broker's new log at an old log's offset.
+    return GroupConsumer(*topics, **options)
 
 
 async def ensure_topics(
