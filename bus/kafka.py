@@ -24,6 +24,8 @@ from bus.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_INTERVAL_MS = 1000
+
 
 def producer(bootstrap: str, client_id: str = "floor", *, idempotent: bool = True) -> AIOKafkaProducer:
     return AIOKafkaProducer(
@@ -85,6 +87,9 @@ def consumer(
     )
     if group_id is None:
         return AIOKafkaConsumer(*topics, **options)
+    # A heartbeat a second (aiokafka's default is 3 s): a member learns within a second that
+    # a restarted broker no longer knows it, and rejoins.
+    options["heartbeat_interval_ms"] = HEARTBEAT_INTERVAL_MS
     # In a group: it must not resume a restarted broker's new log at an old log's offset.
     return GroupConsumer(*topics, **options)
 
