@@ -9,16 +9,20 @@ the hot path waits for nothing more than before) and a task of the API process
 
 1. commands the ledger now holds (an entry under the command's signature hash: accepted,
    refused, or refused by the sentry) are forgotten;
-2. if the broker lost any command still kept, every command still kept is published again, in
-   the order first published. "Lost" is seen two ways: the log of a kept command's partition
-   ends at or before that command's offset (the broker came back with a shorter log, or
-   without the topic), or the broker acknowledged a command at an offset lower than one it
-   acknowledged before on the same partition (the log started again and has grown since).
+2. the oldest command still kept (for longer than a check) is looked for where the broker
+   acknowledged it, by its bytes (a restarted log reuses the offsets). The broker still holds
+   it: so it holds every later one too, and the hot path is merely behind (or down) and will
+   read them. It does not: the broker lost its log, and every kept command the log holds no
+   longer (read whole: a log that started again is short) is published again, in the order
+   first published, its new place noted (``outbox.republished``, an ops event).
 
 A copy of a command the hot path decided after all is refused by the hot path as a duplicate
 delivery (``intake.duplicate_delivery``, a warning-level security event): nothing is decided
-twice. A real Kafka never loses an acknowledged record, so there step 2 never happens and the
-outbox costs one insert per command and one sweep a second.
+twice. A real Kafka never loses an acknowledged record, so there nothing is published again and
+the outbox costs one insert per command, one sweep a second and, while the hot path is behind,
+one single-record fetch a second.
+
+Each door keeps and checks what it published to its own broker (the ``bootstrap`` column).
 
 Agents that publish to ``agent.commands`` themselves do not go through the door: each must
 keep what it sent until the command's outcome (``orders.events``, or the ledger) and send the
@@ -34,8 +38,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
+from bus.kafka import ensure_topics
+from bus.log_reader import LogReader
 from ledger.db import Db
 from trading.signing import SignedCommand
 
@@ -70,6 +76,8 @@ class Kept:
     partition_key: bytes
     partition: int
     offset: int
+    age_s: float
+    """Since it was published (or published again)."""
 
 
 class CommandOutbox:
@@ -87,17 +95,12 @@ class CommandOutbox:
         self._topic = topic
         self._bootstrap = bootstrap
         self._every = check_every_s
-        self._acked: dict[int, int] = {}
-        """Per partition, the highest offset the broker acknowledged since the last restart seen."""
-        self._restarted = False
-        """The broker acknowledged an offset below one it acknowledged before: its log restarted."""
-        self._offsets: AIOKafkaConsumer | None = None
+        self._log = LogReader(bootstrap, topic)
         self.republished = 0
         """Commands published again (since start)."""
 
     async def keep(self, envelope: SignedCommand, partition_key: bytes, partition: int, offset: int) -> None:
         """Keep a command the broker acknowledged at ``partition``/``offset``."""
-        self._acknowledged(partition, offset)
         command = envelope.command
         await self._db.execute(
             "INSERT INTO command_outbox (signature_hash, command_id, agent_id, envelope, partition_key,"
@@ -114,12 +117,6 @@ class CommandOutbox:
             offset,
         )
 
-    def _acknowledged(self, partition: int, offset: int) -> None:
-        if offset < self._acked.get(partition, -1):
-            self._restarted = True
-            self._acked.clear()
-        self._acked[partition] = max(offset, self._acked.get(partition, -1))
-
     async def run(self) -> None:
         """Check for good, every ``check_every_s``; a failed check is logged and tried again."""
         try:
@@ -133,21 +130,29 @@ class CommandOutbox:
             await self.close()
 
     async def close(self) -> None:
-        if self._offsets is not None:
-            consumer, self._offsets = self._offsets, None
-            await consumer.stop()
+        await self._log.close()
 
     async def check(self) -> int:
         """One pass (see the module docstring); returns how many commands were published again."""
         await self._db.execute(_DECIDED)
         await self._expire()
         kept = await self._kept()
-        if not kept:
-            self._restarted = False
+        # The oldest first: while the broker holds it, it holds every later one too (a restart
+        # loses a whole log). One still in flight (kept less than a check ago) is left alone.
+        if not kept or kept[0].age_s < self._every:
             return 0
-        if not (self._restarted or await self._log_lost(kept)):
+        oldest = kept[0]
+        try:
+            if await self._log.holds(oldest.partition, oldest.offset, oldest.envelope):
+                return 0
+            present = await self._log.values()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            # The broker is down or coming back: nothing can be published now; ask again.
+            log.warning("outbox: cannot read %s: %s: %s", self._topic, type(exc).__name__, exc)
             return 0
-        return await self._republish(kept)
+        # Those the new log holds (published after the restart) the hot path reads anyway.
+        lost = [k for k in kept if present is None or k.envelope not in present]
+        return await self._republish(lost) if lost else 0
 
     async def _expire(self) -> None:
         rows = await self._db.fetch(
@@ -161,7 +166,8 @@ class CommandOutbox:
 
     async def _kept(self) -> list[Kept]:
         rows = await self._db.fetch(
-            "SELECT signature_hash, command_id, envelope, partition_key, kafka_partition, kafka_offset"
+            "SELECT signature_hash, command_id, envelope, partition_key, kafka_partition, kafka_offset,"
+            " extract(epoch FROM now() - published_at)::float8 AS age_s"
             " FROM command_outbox WHERE bootstrap = $1 ORDER BY published_at, kafka_partition, kafka_offset",
             self._bootstrap,
         )
@@ -173,64 +179,35 @@ class CommandOutbox:
                 bytes(r["partition_key"]),
                 r["kafka_partition"],
                 r["kafka_offset"],
+                r["age_s"],
             )
             for r in rows
         ]
 
-    async def _log_lost(self, kept: list[Kept]) -> bool:
-        """Whether the log of some kept command's partition ends at or before its offset."""
-        highest: dict[int, int] = {}
-        for k in kept:
-            highest[k.partition] = max(k.offset, highest.get(k.partition, -1))
-        try:
-            consumer = await self._offset_reader()
-            await consumer.topics()  # fresh metadata
-            present = consumer.partitions_for_topic(self._topic) or set()
-            partitions = [TopicPartition(self._topic, p) for p in sorted(highest) if p in present]
-            ends = await consumer.end_offsets(partitions) if partitions else {}
-        except Exception as exc:
-            # The broker is down: nothing can be published now; the next check asks again.
-            log.warning("outbox: cannot read the end of %s: %s: %s", self._topic, type(exc).__name__, exc)
-            return False
-        return any(
-            p not in present or ends[TopicPartition(self._topic, p)] <= high for p, high in highest.items()
-        )
-
-    async def _offset_reader(self) -> AIOKafkaConsumer:
-        if self._offsets is None:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
-            )
-            await consumer.start()
-            self._offsets = consumer
-        return self._offsets
-
     async def _republish(self, kept: list[Kept]) -> int:
         log.warning(
             "the broker lost commands the hot path had not decided (restarted without storage): "
-            "publishing the %d undecided again",
+            "publishing %d again",
             len(kept),
         )
-        self._acked.clear()
-        self._restarted = False
         sent = 0
         try:
+            # The topic made first: Tansu takes a record for a topic it lost and then never
+            # serves it (the producer still knows the topic, so it writes without asking).
+            await ensure_topics(self._bootstrap, (self._topic,))
             for k in kept:
                 record = await self._publisher.send_and_wait(self._topic, k.envelope, key=k.partition_key)
                 partition, offset = int(record.partition), int(record.offset)
-                self._acknowledged(partition, offset)
                 await self._db.execute(
                     "UPDATE command_outbox SET kafka_partition = $2, kafka_offset = $3,"
-                    " republished = republished + 1 WHERE signature_hash = $1",
+                    " published_at = now(), republished = republished + 1 WHERE signature_hash = $1",
                     k.signature_hash,
                     partition,
                     offset,
                 )
                 sent += 1
         except Exception as exc:
-            # Those not yet sent still sit at their old offsets in a lost log: the next check
-            # finds that again and publishes them (and copies of those sent: harmless).
-            self._restarted = True
+            # Those not yet sent still name places in a lost log: the next check finds that.
             error = type(exc).__name__
             log.warning("outbox: published %d of %d again, then %s: %s", sent, len(kept), error, exc)
             detail = {"published": sent, "undecided": len(kept), "error": error}

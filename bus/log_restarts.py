@@ -25,7 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from bus.log_reader import LogReader
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class LogFollower:
         self._topics = tuple(topics)
         self._every = check_every_s
         self._checked = time.monotonic()
+        self._ends: dict[TopicPartition, int] = {}
         self.restarts = 0
         """Times a lost log was found (a broker restart, as this consumer saw it)."""
 
@@ -73,7 +76,10 @@ class LogFollower:
             kept = sorted(assigned & current)
             ends = await consumer.end_offsets(kept) if kept else {}
             positions = {tp: await consumer.position(tp) for tp in kept}
+            # Past the end, and the end moved back (Tansu may serve records past the end it
+            # reports, in a log made again after a restart: that is not a second loss).
             lost = [tp for tp in kept if positions[tp] > ends[tp]]
+            self._ends.update(ends)
         except Exception as exc:
             # The broker is down or coming back: the next poll's check asks again.
             log.warning("could not check %s for a lost log: %s: %s", self._topics, type(exc).__name__, exc)
@@ -97,3 +103,93 @@ class LogFollower:
         if added:
             log.info("reading new partitions %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in added))
         return Realigned(lost, added)
+
+
+class GroupConsumer(AIOKafkaConsumer):
+    """A consumer in a group that does not trust an offset the group committed into a lost log.
+
+    When the broker restarts empty, the group's member rejoins; before it does, aiokafka
+    commits the positions it had (auto-commit does so on every rebalance), and a manual commit
+    in flight lands too: offsets of the old log, written into the new one's fresh group. Taken
+    as they are they would skip the first records of the new log, which are commands. So this
+    consumer remembers the last record it handed over on each partition, and at every new
+    assignment looks for that record where it was: if the log no longer holds it there (a
+    different record, or none: compared by value and timestamp, since the door may have
+    published the very same bytes again), the log was lost and the partition is read from its
+    new beginning. A partition it never read from keeps its committed offset.
+    """
+
+    def __init__(self, *topics: str, **options: Any) -> None:
+        super().__init__(**options)
+        self._bootstrap = options["bootstrap_servers"]
+        self._last: dict[TopicPartition, tuple[int, bytes | None, int]] = {}
+        self.restarts = 0
+        """Partitions found read from a lost log at an assignment (since start)."""
+        if topics:
+            self.subscribe(topics=list(topics), listener=_Revalidate(self))
+
+    def _handed(self, record: Any) -> None:
+        self._last[TopicPartition(record.topic, record.partition)] = (
+            record.offset,
+            record.value,
+            record.timestamp,
+        )
+
+    async def getone(self, *partitions: TopicPartition) -> Any:
+        record = await super().getone(*partitions)
+        self._handed(record)
+        return record
+
+    async def getmany(self, *partitions: TopicPartition, **options: Any) -> dict[TopicPartition, list[Any]]:
+        batches: dict[TopicPartition, list[Any]] = await super().getmany(*partitions, **options)
+        for records in batches.values():
+            if records:
+                self._handed(records[-1])
+        return batches
+
+    async def revalidate(self, assigned: set[TopicPartition]) -> None:
+        lost = []
+        for tp in assigned:
+            last = self._last.get(tp)
+            if last is None:
+                continue
+            offset, value, timestamp = last
+            reader = LogReader(self._bootstrap, tp.topic)
+            try:
+                same = await reader.record_is(tp.partition, offset, value, timestamp)
+            except Exception as exc:
+                # Not known: the committed offset stands (as it would without this check).
+                log.warning(
+                    "could not look for %s[%d]@%d: %s: %s",
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            finally:
+                await reader.close()
+            if not same:
+                lost.append(tp)
+        for tp in assigned:
+            self._last.pop(tp, None)
+        if lost:
+            self.restarts += len(lost)
+            await self.seek_to_beginning(*lost)
+            log.warning(
+                "the broker lost the log of %s (the last record read is no longer there): reading the "
+                "new log from its beginning, not from the offset committed into the old one",
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in lost),
+            )
+
+
+class _Revalidate(ConsumerRebalanceListener):
+    def __init__(self, consumer: GroupConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._consumer.revalidate(set(assigned))

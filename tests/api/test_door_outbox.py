@@ -54,7 +54,7 @@ async def test_after_a_broker_restart_the_undecided_commands_are_published_again
     agent: Agent,
 ) -> None:
     ledger = LedgerAccess(api_pool)
-    outbox = CommandOutbox(api_pool, producer, AGENT_COMMANDS, kafka.bootstrap)
+    outbox = CommandOutbox(api_pool, producer, AGENT_COMMANDS, kafka.bootstrap, check_every_s=0.05)
     door = Door(
         ledger, ledger, producer, SecurityLog(ledger, None, SECURITY_EVENTS), AGENT_COMMANDS, outbox=outbox
     )
@@ -94,15 +94,15 @@ async def test_without_a_restart_a_command_the_hot_path_has_not_read_yet_is_not_
 ) -> None:
     """A hot path that is down (or slow) holds commands undecided: the broker still has them."""
     ledger = LedgerAccess(api_pool)
-    outbox = CommandOutbox(api_pool, producer, AGENT_COMMANDS, kafka.bootstrap)
+    outbox = CommandOutbox(api_pool, producer, AGENT_COMMANDS, kafka.bootstrap, check_every_s=0.05)
     door = Door(
         ledger, ledger, producer, SecurityLog(ledger, None, SECURITY_EVENTS), AGENT_COMMANDS, outbox=outbox
     )
     env = agent.sign(enter_command(agent.agent_id))
     assert isinstance(await door.submit(env.to_wire(), "127.0.0.1"), Published)
     try:
+        await asyncio.sleep(0.1)  # kept for longer than a check: looked for in the broker
         for _ in range(3):
             assert await outbox.check() == 0
-            await asyncio.sleep(0.05)
     finally:
         await outbox.close()
