@@ -5,8 +5,9 @@ A parent reaches the Temporal bridge only through its ``accepted`` record on ``o
 between left a parent ledgered as accepted that no workflow works. At start-up every such parent
 of the last :data:`~hotpath.recovery.RESEND_HORIZON` that shows no sign of having started (no
 slice, no control in the ledger) and is not over (cancelled, stopped, its DAY session closed)
-has its record published again, stamped with its signed issue time so the bridge sets the same
-expiry it would have.
+has its record published again (``publish``: the broker events' Kafka-only queue, acknowledged
+and retried), stamped with its signed issue time so the bridge sets the same expiry it would
+have.
 
 Publishing again is idempotent: the bridge starts the workflow under the id the parent's
 command id fixes (``iceberg-<command id>``), and Temporal refuses a second start of a running or
@@ -19,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,7 +47,7 @@ class ParentsRestarted:
 
 async def start_unstarted_parents(
     db: Db,
-    publish: Callable[[OrderEvent], Awaitable[None]],
+    publish: Callable[[OrderEvent], None],
     *,
     now: datetime | None = None,
     calendar: SessionCalendar | None = None,
@@ -90,7 +91,7 @@ async def start_unstarted_parents(
             iceberg_envelope=envelope.to_wire().decode(),
             ts=command.issued_at,
         )
-        await publish(record)
+        publish(record)
         log.warning("iceberg %s ledgered but never started: its record published again", parent.workflow_id)
         started.append(parent.workflow_id)
     return ParentsRestarted(tuple(started), tuple(expired))

@@ -43,7 +43,6 @@ from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
-from hotpath.publish import publish_order_event
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.startup import restore_and_connect, resume
@@ -317,7 +316,7 @@ async def run(
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth, tape.on_trade)
         await intake.warm()
         # What the ledger held but the broker never got goes out only if it would now.
-        await resume(pool, intake, startup, events, lambda r: publish_order_event(producer, r))
+        await resume(pool, intake, startup, events)
         tasks.append(
             asyncio.create_task(NetLiquidationReporter(broker, pool, accounts).run(), name="net-liq")
         )

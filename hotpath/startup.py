@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -243,13 +243,7 @@ async def _first_quotes(intake: Intake, symbols: set[str]) -> None:
         await asyncio.sleep(0.01)
 
 
-async def resume(
-    db: Db,
-    intake: Intake,
-    startup: Startup,
-    events: BrokerEvents,
-    publish: Callable[[OrderEvent], Awaitable[None]],
-) -> None:
+async def resume(db: Db, intake: Intake, startup: Startup, events: BrokerEvents) -> None:
     """Step 2 (see the module), and its account as the ops event ``recovery.restored``: what
     came back working, what was sent, expired and refused (with why), which icebergs started."""
     restored = startup.restored
@@ -258,7 +252,7 @@ async def resume(
         log.warning("halted: held orders were cancelled unsent, unstarted iceberg parents are not started")
     else:
         released = await release_held(intake, restored.to_send, events.emit)
-        parents = await start_unstarted_parents(db, publish, calendar=intake.calendar)
+        parents = await start_unstarted_parents(db, events.publish_only, calendar=intake.calendar)
     not_sent = bool(released.refused or restored.expired or restored.refused or restored.skipped)
     events.record_ops(
         "recovery.restored",
