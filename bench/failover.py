@@ -28,9 +28,10 @@ freeze request) to:
 After the last trial the commands stop and the run is audited against the venue's own record
 of every order (open and completed, by ``orderRef`` = command id) and the ledger: a command is
 **lost** if it has no ledger decision, or was accepted and never reached the venue; it is
-**duplicated** if the venue holds more than one order for it. Between trials every order is
-cancelled (a master client's global cancel), so each failover's reconciliation lists few
-orders, as on a desk.
+**duplicated** if the venue holds more than one order for it. Between trials the commands pause
+until every one is decided and at the venue, the venue's orders are recorded and the venue
+starts over (its ``/reset``): each failover's reconciliation then lists one trial's orders, not
+the whole run's (a listing of thousands of orders is its own cost, not the failover's).
 
 Baselines, same run, same machine: a fresh ib_async ``connectAsync`` to the gateway that is the
 standby (what a floor without a connected hot standby would pay at least, before any
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -64,7 +66,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.failover_watch import Acceptances, SessionLog, ledger_decisions, venue_orders
+from bench.failover_watch import Acceptances, SessionLog, VenueRecord, ledger_decisions
 from bench.figures import Figures
 from bench.hotpath import ACCOUNT, SYMBOL, bench_settings, prepare_ledger
 from config.settings import FloorSettings
@@ -177,6 +179,12 @@ class Commands:
         self.produced: list[str] = []
         self.produced_ns: dict[str, int] = {}
         self._stop = asyncio.Event()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._wake = asyncio.Event()
+        """Set by stop() and pause(): the producer looks at once."""
+        self.parked = asyncio.Event()
+        """Set while paused with nothing in flight."""
 
     async def run(self) -> None:
         from bus.kafka import start_producer
@@ -191,13 +199,17 @@ class Commands:
             start = loop.time()
             i = 0
             while not self._stop.is_set():
+                if not self._flowing.is_set():
+                    self.parked.set()
+                    await self._flowing.wait()
+                    self.parked.clear()
+                    start = loop.time() - i / self.rate  # resume at the rate, no catch-up burst
+                    continue
                 delay = start + i / self.rate - loop.time()
                 if delay > 0:
-                    try:
-                        await asyncio.wait_for(self._stop.wait(), delay)
-                        break
-                    except TimeoutError:
-                        pass
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                    continue  # stopped, paused, or due: looked at again
                 price = Decimal("150.00") + Decimal(i % 100) / 100
                 command = Command(
                     kind=CommandKind.ENTER,
@@ -215,18 +227,46 @@ class Commands:
                     quantity=1,
                 )
                 wire = sign_command(command, self.agent_key).to_wire()
+                # Counted before it is sent: a command in flight when the run pauses is waited for.
+                self.produced.append(command.command_id)
                 self.produced_ns[command.command_id] = time.time_ns()
                 await producer.send_and_wait(AGENT_COMMANDS, wire, key=f"{ACCOUNT}/{SYMBOL}".encode())
-                self.produced.append(command.command_id)
                 i += 1
         finally:
             await producer.stop()
 
     def stop(self) -> None:
         self._stop.set()
+        self._flowing.set()
+        self._wake.set()
+
+    async def pause(self) -> None:
+        """Stop producing; return once nothing is being sent."""
+        self._flowing.clear()
+        self._wake.set()
+        await asyncio.wait_for(self.parked.wait(), 10)
+
+    def resume(self) -> None:
+        self._wake.clear()
+        self._flowing.set()
 
 
 # --- trials -----------------------------------------------------------------------------------
+
+
+async def control(settings: FloorSettings, path: str, body: dict[str, Any]) -> int:
+    """POST to the venue's control API; the wall-clock ns just before the request."""
+    import httpx
+
+    from floor.paper_cmd import control_token
+    from paper.venue.control_token import authorization
+
+    url = f"http://{settings.host}:{settings.venue_control_port}{path}"
+    async with httpx.AsyncClient(timeout=10.0, headers=authorization(control_token(settings))) as http:
+        at = time.time_ns()
+        reply = await http.post(url, json=body)
+        reply.raise_for_status()
+    return at
 
 
 async def fault(stack: Stack, kind: str, active: str, freeze_s: float) -> int:
@@ -235,18 +275,7 @@ async def fault(stack: Stack, kind: str, active: str, freeze_s: float) -> int:
         at = time.time_ns()
         stack.kill_gateway(active)
         return at
-    import httpx
-
-    from floor.paper_cmd import control_token
-    from paper.venue.control_token import authorization
-
-    s = stack.settings
-    url = f"http://{s.host}:{s.venue_control_port}/gateways/{active}/freeze"
-    async with httpx.AsyncClient(timeout=10.0, headers=authorization(control_token(s))) as http:
-        at = time.time_ns()
-        reply = await http.post(url, json={"seconds": freeze_s})
-        reply.raise_for_status()
-    return at
+    return await control(stack.settings, f"/gateways/{active}/freeze", {"seconds": freeze_s})
 
 
 async def run_trial(
@@ -280,7 +309,6 @@ async def run_trial(
     await log.next("broker.standby_up", stack.address(active), BACK_TIMEOUT_S)
     trial.back_ns = time.time_ns()
     await seen.watch(stack.ports[active])
-    await seen.cancel_all()
     await asyncio.sleep(settle_s)  # commands flow undisturbed: the same run's no-fault figure
     return trial, other
 
@@ -313,27 +341,51 @@ async def baseline_connects(host: str, port: int, n: int) -> list[int]:
     return out
 
 
-async def audit(settings: FloorSettings, seen: Acceptances, commands: Commands, outcome: Outcome) -> None:
-    """Lost and duplicated commands, from the ledger and the venue's own records."""
-    pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=2)
-    assert pool is not None
+async def settled(
+    pool: asyncpg.Pool,
+    seen: Acceptances,
+    commands: Commands,
+    venue: VenueRecord,
+    timeout: float,  # noqa: ASYNC109 - a deadline for polling two records, not for one await
+) -> tuple[dict[str, str], set[str]]:
+    """Wait (up to ``timeout`` s) until every produced command has its ledger decision and every
+    accepted one is at the venue; the decisions and the commands still missing."""
+    produced = set(commands.produced)
+    deadline = time.monotonic() + timeout
+    while True:
+        decisions = await ledger_decisions(pool, AGENT)
+        accepted = {c for c, d in decisions.items() if d == "accepted"}
+        await venue.read(seen.any_client())
+        missing = (produced - set(decisions)) | (accepted - set(venue.counts()))
+        if not missing or time.monotonic() > deadline:
+            return decisions, missing
+        await asyncio.sleep(0.2)  # held orders go out when their session is ready
+
+
+async def fresh_venue(
+    settings: FloorSettings, pool: asyncpg.Pool, seen: Acceptances, commands: Commands, venue: VenueRecord
+) -> None:
+    """With the commands paused and every one of them at the venue, its orders are recorded and
+    the venue starts over, so no epoch's reconciliation lists more than a trial's orders."""
+    await commands.pause()
     try:
-        produced = set(commands.produced)
-        deadline = time.monotonic() + 30
-        while True:
-            decisions = await ledger_decisions(pool, AGENT)
-            accepted = {c for c, d in decisions.items() if d == "accepted"}
-            at_venue = await venue_orders(seen.any_client())
-            missing = (produced - set(decisions)) | (accepted - set(at_venue))
-            if not missing or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)  # held orders go out when their session is ready
+        _, missing = await settled(pool, seen, commands, venue, timeout=30)
+        if missing:
+            console.print(f"  [yellow]{len(missing)} commands not settled before the venue's reset[/]")
+        await control(settings, "/reset", {"seed": settings.paper_seed})
+        venue.reset()
     finally:
-        await pool.close()
+        commands.resume()
+
+
+def audit(
+    outcome: Outcome, commands: Commands, decisions: dict[str, str], missing: set[str], venue: VenueRecord
+) -> None:
+    produced = set(commands.produced)
     outcome.produced = len(produced)
     outcome.refused = sum(1 for c in produced if decisions.get(c) == "rejected")
     outcome.lost = sorted(missing)
-    outcome.duplicated = sorted(ref for ref, n in at_venue.items() if n > 1 and ref in produced)
+    outcome.duplicated = sorted(ref for ref, n in venue.counts().items() if n > 1 and ref in produced)
 
 
 async def run(settings: FloorSettings, args: argparse.Namespace, stack: Stack, progress: Progress) -> Outcome:
@@ -348,6 +400,7 @@ async def run(settings: FloorSettings, args: argparse.Namespace, stack: Stack, p
     assert pool is not None
     log = SessionLog(pool)
     commands = Commands(settings, agent_key, args.rate)
+    venue = VenueRecord()
     try:
         for port in stack.ports.values():
             await seen.watch(port)
@@ -367,10 +420,12 @@ async def run(settings: FloorSettings, args: argparse.Namespace, stack: Stack, p
             trial, active = await run_trial(stack, log, seen, kind, active, args.freeze_s, args.settle_s)
             outcome.trials.append(trial)
             progress.advance(task)
+            await fresh_venue(settings, pool, seen, commands, venue)
         commands.stop()
         await producing
         progress.update(task, description="audit: the ledger and the venue's records")
-        await audit(settings, seen, commands, outcome)
+        decisions, missing = await settled(pool, seen, commands, venue, timeout=30)
+        audit(outcome, commands, decisions, missing, venue)
         outcome.steady_ns = steady(commands, seen, outcome.trials)
     finally:
         commands.stop()

@@ -98,12 +98,6 @@ class Acceptances:
                 return ib
         raise ConnectionError("no gateway's master client is connected")
 
-    async def cancel_all(self) -> None:
-        """Global cancel through a master client, so open-order listings stay short."""
-        ib = self.any_client()
-        ib.reqGlobalCancel()
-        await ib.reqCurrentTimeAsync()
-
     def close(self) -> None:
         for ib in self._by_port.values():
             ib.disconnect()
@@ -158,16 +152,29 @@ class SessionLog:
             await asyncio.sleep(0.02)
 
 
-async def venue_orders(ib: IB) -> Counter[str]:
-    """How many orders the venue holds per ``orderRef``, open and completed (cancelled, filled),
-    as its master client lists them."""
-    open_trades = await ib.reqAllOpenOrdersAsync()
-    done = await ib.reqCompletedOrdersAsync(apiOnly=False)
-    perms: dict[int, str] = {}
-    for trade in [*open_trades, *done]:
-        if trade.order.orderRef:
-            perms[trade.order.permId] = trade.order.orderRef
-    return Counter(perms.values())
+class VenueRecord:
+    """Every order the venue held, kept across the venue's resets: what its master client
+    listed (open and completed) before each reset and at the end. A reset starts the venue's
+    perm ids over, so an order is known by the reset it lived in and its perm id."""
+
+    def __init__(self) -> None:
+        self.refs: dict[tuple[int, int], str] = {}
+        self.generation = 0
+
+    async def read(self, ib: IB) -> None:
+        open_trades = await ib.reqAllOpenOrdersAsync()
+        done = await ib.reqCompletedOrdersAsync(apiOnly=False)
+        for trade in [*open_trades, *done]:
+            if trade.order.orderRef and trade.order.permId:
+                self.refs[(self.generation, trade.order.permId)] = trade.order.orderRef
+
+    def reset(self) -> None:
+        """The venue starts over: what it lists from now on is a new generation."""
+        self.generation += 1
+
+    def counts(self) -> Counter[str]:
+        """Orders the venue held per ``orderRef`` (the command id)."""
+        return Counter(self.refs.values())
 
 
 async def ledger_decisions(pool: asyncpg.Pool, agent_id: str) -> dict[str, str]:
