@@ -76,9 +76,12 @@ class LogFollower:
             kept = sorted(assigned & current)
             ends = await consumer.end_offsets(kept) if kept else {}
             positions = {tp: await consumer.position(tp) for tp in kept}
-            # Past the end, and the end moved back (Tansu may serve records past the end it
-            # reports, in a log made again after a restart: that is not a second loss).
-            lost = [tp for tp in kept if positions[tp] > ends[tp]]
+            # Past the end, and the end moved back since the last look: Tansu may serve records
+            # past the end it reports in a log made again after a restart, and reading those is
+            # not a second loss.
+            lost = [
+                tp for tp in kept if positions[tp] > ends[tp] and ends[tp] < self._ends.get(tp, positions[tp])
+            ]
             self._ends.update(ends)
         except Exception as exc:
             # The broker is down or coming back: the next poll's check asks again.

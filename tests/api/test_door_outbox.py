@@ -19,24 +19,19 @@ from floor.supervisor import Supervisor
 from ledger.access import LedgerAccess
 from ledger.append import Decision, append_command, append_refusal
 from observability.security import SecurityLog
+from tests.api.test_hub import api_pool
 from tests.factories import Agent, enter_command
 from tests.fixtures.hotpath import command_id_of, read_until
 from tests.fixtures.kafka import PrivateKafka, private_kafka
 from tests.helpers import eventually
+
+__all__ = ["api_pool"]  # the API's own role, as the hub's tests take it
 
 
 @pytest.fixture
 async def kafka(supervisor: Supervisor, floor_settings: FloorSettings) -> AsyncIterator[PrivateKafka]:
     async with private_kafka(supervisor, floor_settings) as broker:
         yield broker
-
-
-@pytest.fixture
-async def api_pool(floor_settings: FloorSettings, postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """The API's own least-privilege role: the outbox must work with its grants."""
-    pool = await asyncpg.create_pool(floor_settings.role_url("api"), min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

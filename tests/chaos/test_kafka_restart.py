@@ -8,8 +8,9 @@ started again empty, and the hot path resumes. The door's clients do what its 50
 the same signed command again) and nothing else.
 
 Then: every command has exactly one ledger entry (decided once, none lost), the commands the
-broker lost were published again from the door's outbox, and the venue's own record holds
-every accepted order exactly once.
+broker lost were published again from the door's outbox, the venue's own record holds every
+accepted order exactly once and no refused one, every execution it reports is recorded once,
+and ``floor ledger verify`` passes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from api.outbox import REPUBLISHED
 from bus.kafka import start_producer
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
+from ledger.verify import verify_ledger
 from tests.api.http import api_process
 from tests.factories import Agent, enter_command
 from tests.fixtures.hotpath import fresh_agent
@@ -158,6 +160,7 @@ async def test_a_broker_restart_mid_stream_loses_no_command_and_doubles_no_order
     door: str,
     paper: PaperStack,
     ledger_pool: asyncpg.Pool,
+    postgres_url: str,
 ) -> None:
     agent = await fresh_agent(ledger_pool)
     bid, ask = await paper.quote("AAPL")
@@ -228,3 +231,25 @@ async def test_a_broker_restart_mid_stream_loses_no_command_and_doubles_no_order
     assert set(counts) == accepted
     everything = (await paper.acontrol("GET", "/orders"))["orders"]
     assert not {o["order_ref"] for o in everything} & set(refused)  # a refused order never reached it
+
+    # Every execution the venue reports is in the database once, under its order.
+    executions = (await paper.acontrol("GET", "/executions"))["executions"]
+    at_venue_fills = {(e["order_ref"], e["exec_id"]) for e in executions if e["order_ref"] in accepted}
+    assert len(at_venue_fills) >= len(accepted) // 2  # marketable: most fill at once
+
+    async def fills_recorded() -> bool:
+        rows = await ledger_pool.fetch(
+            "SELECT command_id, exec_id FROM order_events WHERE command_id = ANY($1) AND exec_id IS NOT NULL",
+            list(accepted),
+        )
+        return {(r["command_id"], r["exec_id"]) for r in rows} >= at_venue_fills
+
+    await eventually(fills_recorded, timeout=60.0, interval=0.5)
+    doubled = await ledger_pool.fetch(
+        "SELECT command_id, exec_id FROM order_events WHERE command_id = ANY($1) AND exec_id IS NOT NULL"
+        " GROUP BY command_id, exec_id HAVING count(*) > 1",
+        list(accepted),
+    )
+    assert doubled == []
+    report = await verify_ledger(postgres_url)
+    assert report.ok, report
