@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,9 @@ from tests.factories import Agent, cancel_command, enter_command
 from trading.commands import Command, Side
 
 CENT = Decimal("0.01")
+RATE = float(os.environ.get("FLOOR_CHAOS_RATE", "50"))
+"""Commands a second. 50 by default: just over what ib_async writes a second (45, IB's pacing),
+so a short queue of requests waits in the process, as under a real burst; more makes it longer."""
 QUOTES_EVERY_S = 0.5
 RESTING, MARKETABLE_BUY, MARKETABLE_SELL = Decimal("0.90"), Decimal("1.01"), Decimal("0.99")
 
@@ -111,7 +115,7 @@ def _cents(price: Decimal) -> Decimal:
 
 
 @contextlib.asynccontextmanager
-async def streaming(floor: ChaosFloor, n: int = 500, rate: float = 50.0) -> AsyncIterator[Load]:
+async def streaming(floor: ChaosFloor, n: int = 500, rate: float = RATE) -> AsyncIterator[Load]:
     """Stream ``n`` commands at ``rate`` a second in the background while the block runs (it
     injects the fault); on leaving the block, wait for the stream to end (bounded by its own
     length plus a minute)."""
