@@ -66,13 +66,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench import hotpath
 from bench.failover_watch import Acceptances, SessionLog, VenueRecord, ledger_decisions
 from bench.figures import Figures
 from bench.hotpath import ACCOUNT, SYMBOL, bench_settings, prepare_ledger
 from config.settings import FloorSettings
 from floor import services
-from floor.paper_cmd import venue_spec
-from floor.supervisor import RunningService, Supervisor
+from floor.supervisor import RunningService
 
 console = Console(width=None if Console().is_terminal else 120)
 
@@ -120,44 +120,31 @@ class Outcome:
 # --- the stack --------------------------------------------------------------------------------
 
 
-class Stack:
-    """Postgres, Kafka, the venue, both gateways and the hot path; gateways killed and restarted."""
+class Stack(hotpath.Stack):
+    """:class:`bench.hotpath.Stack`'s services, with the gateways started, killed and started
+    again one by one."""
 
     def __init__(self, settings: FloorSettings, step: Callable[[str], None]) -> None:
-        self.settings = settings
-        self.supervisor = Supervisor(settings.log_dir)
-        self.step = step
+        super().__init__(settings, step)
         self.gateways: dict[str, RunningService] = {}
 
     @property
     def ports(self) -> dict[str, int]:
         return {"primary": self.settings.ib_port, "standby": self.settings.ib_standby_port}
 
-    def name_of(self, gateway: str) -> str:
-        """``primary`` or ``standby`` for ``host:port``."""
-        port = int(gateway.rsplit(":", 1)[1])
-        return next(name for name, p in self.ports.items() if p == port)
-
     def address(self, name: str) -> str:
         return f"{self.settings.ib_gateway_host}:{self.ports[name]}"
 
-    def start_infra(self) -> None:
-        s = self.settings
-        for spec in (services.postgres_spec(s), services.kafka_spec(s), venue_spec(s)):
-            self.step(f"starting {spec.name}")
-            self.supervisor.start(spec)
-
     def start_gateway(self, name: str) -> None:
-        self.gateways[name] = self.supervisor.start(
-            services.gateway_spec(self.settings, name, self.ports[name])
-        )
+        spec = services.gateway_spec(self.settings, name, self.ports[name])
+        self.gateways[name] = self.supervisor.start(spec)
 
     def start_hotpath(self, env: dict[str, str | None]) -> None:
         from hotpath.service import hotpath_spec
 
         self.step("starting the hot path")
-        group = f"bench-{uuid.uuid4().hex[:8]}"
-        self.supervisor.start(hotpath_spec(self.settings, symbols=(SYMBOL,), group_id=group, env=env))
+        spec = hotpath_spec(self.settings, symbols=(SYMBOL,), group_id=self.group_id, env=env)
+        self.supervisor.start(spec)
 
     def kill_gateway(self, name: str) -> None:
         """SIGKILL to the gateway's process group: no goodbye on any socket."""
@@ -165,9 +152,6 @@ class Stack:
         os.killpg(service.pid, signal.SIGKILL)
         service.process.wait()
         self.supervisor.running.remove(service)
-
-    def stop_all(self) -> None:
-        self.supervisor.stop_all()
 
 
 # --- commands ---------------------------------------------------------------------------------
