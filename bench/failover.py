@@ -66,13 +66,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench import hotpath
 from bench.failover_watch import Acceptances, SessionLog, VenueRecord, ledger_decisions
 from bench.figures import Figures
 from bench.hotpath import ACCOUNT, SYMBOL, bench_settings, prepare_ledger
 from config.settings import FloorSettings
 from floor import services
-from floor.paper_cmd import venue_spec
-from floor.supervisor import RunningService, Supervisor
+from floor.supervisor import RunningService
 
 console = Console(width=None if Console().is_terminal else 120)
 
@@ -102,6 +102,11 @@ class Outcome:
     baseline_ns: list[int] = field(default_factory=list)
     steady_ns: list[int] = field(default_factory=list)
     """Produce -> accepted at the venue, for commands away from any fault."""
+    heartbeat: tuple[int, int, int] = (0, 0, 0)
+    """The hot path's heartbeat: interval ms, answer window ms, misses."""
+    failovers: int = 0
+    """Every failover the hot path made in the run: more than the faults means a healthy
+    gateway was taken for a dead one."""
     produced: int = 0
     refused: int = 0
     lost: list[str] = field(default_factory=list)
@@ -115,45 +120,31 @@ class Outcome:
 # --- the stack --------------------------------------------------------------------------------
 
 
-class Stack:
-    """Postgres, Kafka, the venue, both gateways and the hot path; gateways killed and restarted."""
+class Stack(hotpath.Stack):
+    """:class:`bench.hotpath.Stack`'s services, with the gateways started, killed and started
+    again one by one."""
 
     def __init__(self, settings: FloorSettings, step: Callable[[str], None]) -> None:
-        self.settings = settings
-        self.supervisor = Supervisor(settings.log_dir)
-        self.step = step
+        super().__init__(settings, step)
         self.gateways: dict[str, RunningService] = {}
 
     @property
     def ports(self) -> dict[str, int]:
         return {"primary": self.settings.ib_port, "standby": self.settings.ib_standby_port}
 
-    def name_of(self, gateway: str) -> str:
-        """``primary`` or ``standby`` for ``host:port``."""
-        port = int(gateway.rsplit(":", 1)[1])
-        return next(name for name, p in self.ports.items() if p == port)
-
     def address(self, name: str) -> str:
         return f"{self.settings.ib_gateway_host}:{self.ports[name]}"
 
-    def start_infra(self) -> None:
-        s = self.settings
-        for spec in (services.postgres_spec(s), services.kafka_spec(s), venue_spec(s)):
-            self.step(f"starting {spec.name}")
-            self.supervisor.start(spec)
-
     def start_gateway(self, name: str) -> None:
-        self.gateways[name] = self.supervisor.start(
-            services.gateway_spec(self.settings, name, self.ports[name])
-        )
+        spec = services.gateway_spec(self.settings, name, self.ports[name])
+        self.gateways[name] = self.supervisor.start(spec)
 
-    def start_hotpath(self) -> None:
+    def start_hotpath(self, env: dict[str, str | None]) -> None:
         from hotpath.service import hotpath_spec
 
         self.step("starting the hot path")
-        self.supervisor.start(
-            hotpath_spec(self.settings, symbols=(SYMBOL,), group_id=f"bench-{uuid.uuid4().hex[:8]}")
-        )
+        spec = hotpath_spec(self.settings, symbols=(SYMBOL,), group_id=self.group_id, env=env)
+        self.supervisor.start(spec)
 
     def kill_gateway(self, name: str) -> None:
         """SIGKILL to the gateway's process group: no goodbye on any socket."""
@@ -161,9 +152,6 @@ class Stack:
         os.killpg(service.pid, signal.SIGKILL)
         service.process.wait()
         self.supervisor.running.remove(service)
-
-    def stop_all(self) -> None:
-        self.supervisor.stop_all()
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -388,12 +376,28 @@ def audit(
     outcome.duplicated = sorted(ref for ref, n in venue.counts().items() if n > 1 and ref in produced)
 
 
+def heartbeat_rules(settings: FloorSettings, args: argparse.Namespace) -> tuple[int, int, int]:
+    """The hot path's heartbeat (ms, answer ms, misses): the floor's defaults unless the
+    command line says otherwise."""
+    return (
+        args.heartbeat_ms or settings.ib_heartbeat_ms,
+        args.answer_ms or settings.ib_answer_ms,
+        args.misses or settings.ib_heartbeat_misses,
+    )
+
+
 async def run(settings: FloorSettings, args: argparse.Namespace, stack: Stack, progress: Progress) -> Outcome:
     agent_key = await prepare_ledger(settings)
     await asyncio.to_thread(stack.start_gateway, "primary")
     await asyncio.to_thread(stack.start_gateway, "standby")
-    await asyncio.to_thread(stack.start_hotpath)
-    outcome = Outcome()
+    outcome = Outcome(heartbeat=heartbeat_rules(settings, args))
+    ms, answer, misses = outcome.heartbeat
+    env: dict[str, str | None] = {
+        "FLOOR_IB_HEARTBEAT_MS": str(ms),
+        "FLOOR_IB_ANSWER_MS": str(answer),
+        "FLOOR_IB_HEARTBEAT_MISSES": str(misses),
+    }
+    await asyncio.to_thread(stack.start_hotpath, env)
     host = settings.ib_gateway_host
     seen = Acceptances(host, SYMBOL)
     pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=2)
@@ -426,6 +430,9 @@ async def run(settings: FloorSettings, args: argparse.Namespace, stack: Stack, p
         progress.update(task, description="audit: the ledger and the venue's records")
         decisions, missing = await settled(pool, seen, commands, venue, timeout=30)
         audit(outcome, commands, decisions, missing, venue)
+        outcome.failovers = await log.count_all("broker.failed_over") + await log.count_all(
+            "broker.disconnected"
+        )
         outcome.steady_ns = steady(commands, seen, outcome.trials)
     finally:
         commands.stop()
@@ -447,7 +454,12 @@ def _row(table: Table, label: str, f: Figures, goal: bool) -> None:
 
 
 def report(outcome: Outcome, args: argparse.Namespace) -> None:
-    table = Table(title=f"failover with {args.rate:g} commands/s flowing", title_justify="left")
+    ms, answer, misses = outcome.heartbeat
+    title = (
+        f"failover with {args.rate:g} commands/s flowing; heartbeat {ms} ms, "
+        f"{misses} missed answers of {answer} ms"
+    )
+    table = Table(title=title, title_justify="left")
     for col in ("measure", "n", "p50 ms", "p99 ms", "max ms", "goal"):
         table.add_column(col, justify="left" if col == "measure" else "right")
     _row(table, "baseline: fresh ib_async connect to the standby", Figures.of(outcome.baseline_ns), False)
@@ -464,6 +476,12 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
     errors = [t for t in outcome.trials if t.error]
     for t in errors:
         console.print(f"  [red]{t.kind} of {t.gateway}: {t.error}[/]")
+    spurious = outcome.failovers - len(outcome.trials)
+    colour = "green" if spurious == 0 else "red"
+    console.print(
+        f"  [{colour}]failovers and disconnects in the run: {outcome.failovers} for {len(outcome.trials)} "
+        f"faults[/] (more: a healthy gateway was taken for a dead one)"
+    )
     lost, dup = len(outcome.lost), len(outcome.duplicated)
     colour = "green" if lost == dup == 0 else "red"
     console.print(
@@ -486,6 +504,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--settle-s", type=float, default=1.0, help="undisturbed flow after each trial (default 1)"
     )
     parser.add_argument("--baseline-connects", type=int, default=20, help="fresh connects timed (default 20)")
+    parser.add_argument("--heartbeat-ms", type=int, help="FLOOR_IB_HEARTBEAT_MS for the hot path")
+    parser.add_argument("--answer-ms", type=int, help="FLOOR_IB_ANSWER_MS for the hot path")
+    parser.add_argument("--misses", type=int, help="FLOOR_IB_HEARTBEAT_MISSES for the hot path")
     parser.add_argument("--keep-var", action="store_true", help="keep the scratch var dir (logs)")
     args = parser.parse_args(argv)
     if args.kills < 0 or args.freezes < 0 or args.rate <= 0 or args.freeze_s <= 0:

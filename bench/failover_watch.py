@@ -126,6 +126,10 @@ class SessionLog:
         """Only events recorded from now on count."""
         self._after = int(await self._pool.fetchval("SELECT coalesce(max(id), 0) FROM ops_events"))
 
+    async def count_all(self, kind: str) -> int:
+        """``kind`` events of the whole run."""
+        return int(await self._pool.fetchval("SELECT count(*) FROM ops_events WHERE kind = $1", kind))
+
     async def next(self, kind: str, gateway: str | None, timeout: float) -> SessionEvent:  # noqa: ASYNC109
         """The first ``kind`` event (about ``gateway``, if given) since :meth:`mark`."""
         deadline = time.monotonic() + timeout

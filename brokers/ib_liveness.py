@@ -11,7 +11,7 @@ frozen gateway sends none; a healthy one streams market data and acknowledgement
   windows ago, and the session is dead.
 
 So an idle frozen gateway is found about ``interval + misses * answer`` after its last byte
-(250 + 3 x 60 ms by default), and one frozen while orders flow about ``(misses - 1) * answer``
+(250 + 3 x 50 ms by default), and one frozen while orders flow about ``(misses - 1) * answer``
 after the first unanswered order, once ``misses`` orders went unanswered: the orders are the
 probes. The spread rule keeps a burst of orders written in the same millisecond from counting
 as several misses.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 class LivenessRules:
     interval: float = 0.25
     """Seconds without a byte before a heartbeat is sent."""
-    answer: float = 0.06
+    answer: float = 0.05
     """Seconds a probe may wait for a byte before it counts as missed."""
     misses: int = 3
     """Missed probes in a row that make the session dead."""

@@ -50,7 +50,7 @@ class SessionConfig:
     source_address: str | None = None
     connect_timeout: float = 4.0
     heartbeat_interval: float = 0.25
-    heartbeat_timeout: float = 0.06
+    heartbeat_timeout: float = 0.05
     """Seconds a probe (heartbeat or order) may wait for a byte before it counts as missed."""
     heartbeat_misses: int = 3
     backoff_initial: float = 0.05
@@ -292,8 +292,13 @@ class GatewaySession:
                     return live.describe(now)
                 if live.heartbeat_due(now):
                     # The answer comes as a byte like any other; the future itself is not needed.
+                    sent = conn.numMsgSent
                     ib.client.reqCurrentTime()
                     now = time.monotonic()
+                    if conn.numMsgSent == sent:
+                        # Queued behind ib_async's pacing throttle: it counts from now, or the
+                        # watch would ask again and again until the queue moves.
+                        live.probed(now)
                 conn.probed.clear()
                 probed = asyncio.ensure_future(conn.probed.wait())
                 wait = max(0.0, live.next_check(now) - now)

@@ -66,7 +66,7 @@ class IbkrConfig:
     source_address: str | None = None
     connect_timeout: float = 4.0
     heartbeat_interval: float = 0.25
-    heartbeat_timeout: float = 0.06
+    heartbeat_timeout: float = 0.05
     """Seconds a probe may wait for an answer (see :mod:`brokers.ib_liveness`)."""
     heartbeat_misses: int = 3
     reconcile_timeout: float = 4.0

@@ -58,7 +58,7 @@ class FloorSettings(BaseSettings):
     ib_max_requests_per_s: int = Field(default=45, validation_alias="IB_MAX_REQUESTS_PER_S")
     ib_heartbeat_ms: int = Field(default=250, ge=10)
     """A heartbeat (``reqCurrentTime``) goes to a gateway this long after its last byte."""
-    ib_answer_ms: int = Field(default=60, ge=5)
+    ib_answer_ms: int = Field(default=50, ge=5)
     """How long a heartbeat or an order may wait for a byte from the gateway before it counts as
     a missed answer (the paper gateway answers in about a millisecond; raise it for an IB
     Gateway far away)."""

@@ -161,7 +161,7 @@ async def test_an_idle_frozen_primary_is_found_by_three_missed_heartbeats_well_i
     change = await rec.next(SessionChanged, change=SessionChange.FAILED_OVER)
     took = time.monotonic() - frozen_at
     assert "missed heartbeat: 3 probes unanswered" in change.cause
-    # 250 ms of silence, then 3 answer windows of 60 ms (bench.failover measures it); the old
+    # 250 ms of silence, then 3 answer windows of 50 ms (bench.failover measures it); the old
     # heartbeat waited 250 ms + a 500 ms timeout, never under 0.75 s.
     assert took < 0.7, took
 
@@ -188,7 +188,7 @@ async def test_a_primary_frozen_while_orders_flow_is_found_by_the_unanswered_ord
         took = time.monotonic() - frozen_at
     finally:
         flowing.cancel()
-    # The orders are the probes: three of them unanswered for 60 ms, about 150 ms in all.
+    # The orders are the probes: three of them unanswered, about 110 ms in all.
     assert took < 0.5, took
     last = placed[-1]
     await rec.next(OrderAccepted, order_ref=last.order_ref)
