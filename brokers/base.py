@@ -541,6 +541,33 @@ class Broker(Protocol):
         no session is up: then it is sent first thing on reconnect)."""
         ...
 
+    def adopt(
+        self,
+        order: BrokerOrder,
+        filled: int = 0,
+        *,
+        acknowledged: bool = True,
+        listed: OpenOrder | None = None,
+    ) -> None:
+        """Know an order an earlier process of the floor placed, by its ``order_ref``, so
+        :meth:`cancel`, :meth:`modify` and the events of this session reach it. Never sends
+        it by itself. Call it before :meth:`connect`; an order_ref already known is left as
+        it is. ``filled`` is what the floor has recorded as filled.
+
+        ``acknowledged``: the broker acknowledged it (it may still be working there). The next
+        reconciliation binds it to the broker's order if the broker lists it (open or
+        completed), or else reports it in :attr:`EpochReconciled.lost`.
+
+        Not ``acknowledged``: ledgered, perhaps written to the broker before the process
+        stopped, never heard of. If the broker has it, the next reconciliation binds it and it
+        is reported like any order the broker acknowledges; if not, it is held unsent until
+        :meth:`place` of the same order sends it or :meth:`cancel` ends it locally.
+
+        ``listed``: the order as :meth:`open_orders` lists it now, for one adopted after
+        :meth:`connect` (found at the broker, not in the floor's records): bound to that broker
+        order at once when it is this session's client's."""
+        ...
+
     def modify(
         self,
         order_ref: str,

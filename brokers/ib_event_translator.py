@@ -91,6 +91,7 @@ class EventTranslator:
             return
         if adopt and (rec.held or rec.order_id != order.orderId) and order.orderId > 0:
             self._orders.bind(rec, client_id, order.orderId, session.label)
+            rec.parked = False
             if rec.held:
                 rec.status = BrokerOrderStatus.PENDING_SUBMIT
         self._orders.bind_perm(rec, order.permId or st.permId)

@@ -25,6 +25,7 @@ from brokers.base import (
     BrokerOrder,
     BrokerOrderStatus,
     DuplicateOrderRef,
+    OpenOrder,
     OrderInvalid,
     OrderStatusChanged,
     Placement,
@@ -75,6 +76,14 @@ class OrderPath:
         if rec is not None:
             if rec.original != order:
                 raise DuplicateOrderRef(f"order_ref {order.order_ref!r} is already used by a different order")
+            if rec.parked and rec.held and not rec.cancel_requested:
+                # Adopted unacknowledged and not found at the broker: released, sent now (or at
+                # the next epoch, like any held order).
+                rec.parked = False
+                session = self._usable()
+                if session is not None:
+                    self.send(rec, session)
+                return self._placement(rec)
             return self._placement(rec, duplicate=True)
         cv.validate(order)
         rec = self._orders.add(order)
@@ -82,6 +91,35 @@ class OrderPath:
         if session is not None:
             self.send(rec, session)
         return self._placement(rec)
+
+    def adopt(
+        self,
+        order: BrokerOrder,
+        filled: int = 0,
+        *,
+        acknowledged: bool = True,
+        listed: OpenOrder | None = None,
+    ) -> None:
+        """An order an earlier process placed: known from now on, never sent by itself. The
+        next epoch's reconciliation binds it to the broker's order id (``listed``, this
+        session's listing of it: bound now); one the broker lists nowhere is reported lost if
+        it was acknowledged, else it stays held (parked) until :meth:`place` releases it."""
+        if self._orders.get(order.order_ref) is not None:
+            return
+        cv.validate(order)
+        rec = self._orders.add(order)
+        rec.filled = max(0, min(filled, order.quantity))
+        if acknowledged:
+            rec.status = BrokerOrderStatus.SUBMITTED
+            rec.accepted = True
+        else:
+            rec.parked = True
+        session = self._usable()
+        if listed is not None and session is not None and listed.client_id == session.config.client_id:
+            self._orders.bind(rec, listed.client_id, listed.order_id, session.label)
+            self._orders.bind_perm(rec, listed.perm_id)
+            rec.status, rec.accepted, rec.parked = BrokerOrderStatus.SUBMITTED, True, False
+            rec.filled = max(rec.filled, listed.filled)
 
     def cancel(self, order_ref: str) -> int:
         rec = self._orders.get(order_ref)
@@ -94,7 +132,9 @@ class OrderPath:
             self.cancel_locally(rec)
             return 0
         session = self._usable()
-        if session is None:
+        if session is None or rec.order_id is None:
+            # No session, or an adopted order not bound to its broker order id yet: the
+            # reconciliation that binds it sends the cancel.
             rec.cancel_requested = True
             return 0
         assert rec.order_id is not None
@@ -178,7 +218,10 @@ class OrderPath:
         new = dataclasses.replace(rec.order, **changes)
         cv.validate(new)
         rec.order = new
-        if rec.held or rec.order_id is None:
+        if rec.held:
+            return 0
+        if rec.order_id is None:
+            rec.modify_pending = True  # an adopted order: sent once reconciliation binds it
             return 0
         session = self._usable()
         if session is None:

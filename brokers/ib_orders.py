@@ -53,6 +53,9 @@ class OrderRecord:
     """Acknowledged by the broker, then listed by it nowhere at an epoch's start: over, never
     sent again, and ended by the owner of the ledger rather than by a status of the adapter's
     (reported in :attr:`~brokers.base.EpochReconciled.lost`)."""
+    parked: bool = False
+    """Adopted from an earlier process without the broker's acknowledgement: held, and not
+    sent by reconciliation when the broker does not have it (the floor decides first)."""
     cancel_requested: bool = False
     modify_pending: bool = False
     original: BrokerOrder | None = None

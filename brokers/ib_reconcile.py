@@ -12,7 +12,8 @@ then, per live order of the floor's map:
   record, the account book) is the hot path's reconciler's decision (:mod:`hotpath.reconciler`);
 * not at the broker and never acknowledged (held, or written to a session that died first):
   sent now, exactly once; if the original surfaces later anyway (a frozen gateway passing it
-  on), that late copy is cancelled (:mod:`brokers.ib_event_translator`);
+  on), that late copy is cancelled (:mod:`brokers.ib_event_translator`); an order adopted from
+  an earlier process without an acknowledgement stays held until the floor releases it;
 * a ``cancel_all`` asked while disconnected goes out first, covering only what was live then.
 
 Then what the broker listed is reported as :class:`~brokers.base.EpochReconciled`, for the
@@ -154,6 +155,8 @@ class EpochReconciler:
         if rec.cancel_requested:
             self._path.cancel_locally(rec)
             return
+        if rec.parked:
+            return  # the floor has yet to decide whether it goes out (Broker.place releases it)
         if rec.held or rec.sent_epoch < epoch:
             # Held, or written to a session that died before the broker acknowledged it and
             # the broker does not have it: lost in flight. Sent now, once.

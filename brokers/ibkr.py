@@ -190,6 +190,16 @@ class IbkrBroker:
     def cancel(self, order_ref: str) -> int:
         return self._writable().cancel(order_ref)
 
+    def adopt(
+        self,
+        order: BrokerOrder,
+        filled: int = 0,
+        *,
+        acknowledged: bool = True,
+        listed: OpenOrder | None = None,
+    ) -> None:
+        self._writable().adopt(order, filled, acknowledged=acknowledged, listed=listed)
+
     def cancel_all(self) -> int:
         return self._writable().cancel_all()
 

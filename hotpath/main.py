@@ -43,19 +43,18 @@ from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
-from hotpath.recovery import connect_and_resend, restore_orders
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
+from hotpath.startup import restore_and_connect, resume
 from hotpath.streams import stream_symbols
 from hotpath.trades import TradePublisher
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
 from observability.flood import FloodSummary
-from observability.security import SecurityLog, refusal_event
+from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
 from trading.iceberg_parents import FloorKeys
 from trading.record_signing import HOTPATH_WRITER
-from trading.risk import TradingState
 from trading.signing import KeyInvalid, private_key_from_pem
 
 log = logging.getLogger("hotpath")
@@ -70,10 +69,6 @@ TIMINGS_KEPT = 10_000
 # for 100 s with a p99 twice 5 ms's. 5 ms costs ~5% of a core here and in the broker. A real
 # Kafka answers a waiting fetch when a record arrives, so there a long wait costs no latency.
 DRAIN_TIMEOUT_S = 5.0
-UNVERIFIED_BREAKER_ENTRY = "breaker.unverified_entry"
-"""Security event: the ledger's newest breaker entry does not verify (the hot path starts HALTED)."""
-UNVERIFIED_LEDGER_ENTRY = "ledger.unverified_entry"
-"""Security event: an accepted order entry does not verify at restart (signature, key, fields): not sent."""
 
 
 class RecordKeyMissing(RuntimeError):
@@ -296,65 +291,11 @@ async def run(
     checkpointer = ledger_checkpointer(settings, pool, producer)
     tasks: list[asyncio.Task[None]] = []
     try:
-        # The order map comes back before the broker connects, so the callbacks of orders that
-        # were working before a restart are recognised as the floor's.
-        restored = await restore_orders(pool, orders, book)
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
-        # The trading state is the ledger's newest breaker entry: halted stays halted across a
-        # restart, and a halted floor sends none of the orders it held (see connect_and_resend).
-        entry = await breaker_log.restore(breaker)
-        halted = entry is not None and entry.state is TradingState.HALTED
-        if entry is not None and entry.problem is not None:
-            await intake.security.record(
-                refusal_event(
-                    reason=UNVERIFIED_BREAKER_ENTRY,
-                    severity="critical",
-                    source="hotpath",
-                    source_address=f"ledger seq {entry.seq}",
-                    agent_id=entry.agent_id,
-                    command_id=entry.command_id,
-                    detail=f"{entry.problem}; started HALTED",
-                )
-            )
-        for skipped in restored.skipped:
-            await intake.security.record(
-                refusal_event(
-                    reason=UNVERIFIED_LEDGER_ENTRY,
-                    severity="critical",
-                    source="hotpath",
-                    source_address=f"ledger seq {skipped.seq}",
-                    agent_id=skipped.agent_id,
-                    key_id=skipped.signer,
-                    command_id=skipped.command_id,
-                    detail=f"{skipped.problem}; not re-sent",
-                )
-            )
-        await connect_and_resend(broker, restored.to_send, halt=breaker.halt if halted else None)
-        if halted:
-            log.critical(
-                "started HALTED (ledger seq %d, %s by %s): %d held orders cancelled unsent; "
-                "an operator's signed breaker_arm resumes intake",
-                entry.seq if entry else 0,
-                entry.kind if entry else "",
-                entry.agent_id if entry else "",
-                len(restored.to_send),
-            )
-        for resend in () if halted else restored.to_send:
-            command = resend.command
-            if resend.trail_stop is not None and command.symbol is not None and command.side is not None:
-                profile = await intake.profile(command.account)
-                intake.trail(command, resend.order.quantity, resend.trail_stop, profile)
-            log.warning(
-                "restored %s, ledgered before the last stop (sent now unless the broker had it)",
-                resend.order.order_ref,
-            )
-        log.info(
-            "restored %d working orders, re-sent %d, refused %d not in the ledger",
-            restored.working,
-            len(restored.to_send),
-            len(restored.refused),
-        )
+        # The order map comes back before the broker connects, so the callbacks of orders that
+        # were working before a restart are recognised as the floor's (hotpath.startup).
+        startup = await restore_and_connect(pool, intake, breaker, breaker_log, events)
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
@@ -362,6 +303,8 @@ async def run(
         tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth, tape.on_trade)
         await intake.warm()
+        # What the ledger held but the broker never got goes out only if it would now.
+        await resume(pool, intake, startup, events)
         tasks.append(
             asyncio.create_task(NetLiquidationReporter(broker, pool, accounts).run(), name="net-liq")
         )

@@ -51,6 +51,7 @@ from trading.orders import Rejected
 from trading.risk import ProposedOrder, Refusal, TradingState, check_order
 from trading.signing import SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
+from trading.symbols import UNKNOWN_SYMBOL
 from trading.trailing import entry_bound
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,40 @@ class OrderCommands(IntakeSteps):
             return None
         detail = {"parent_id": command.parent_id, "taken": taken, "quantity": command.quantity}
         return await self._refuse(envelope, refusal, detail)
+
+    async def resend_refusal(self, command: Command, quantity: int, trail_stop: Decimal | None) -> str | None:
+        """Why an order an earlier process ledgered (sized at ``quantity``) must not go to the
+        broker now, by the checks its command met here: the breaker, the symbol, the profile,
+        the prices it can fill at and the risk limits, over the account as it stands now
+        (positions, working orders, price staleness); None: it may go. The order itself must
+        not be among the account book's working orders while it is checked."""
+        assert command.symbol is not None and command.side is not None
+        if self.breaker.halted:
+            return Refusal.HALTED.value
+        if not self.trades(command.symbol):
+            return UNKNOWN_SYMBOL
+        profile = await self._profile(command.account)
+        if profile is None:
+            return NO_PROFILE
+        fills = self._fills(command, trail_stop)
+        if fills is None:
+            return NO_PRICE
+        stop: Decimal | None = None
+        unprotected = False
+        if command.kind is CommandKind.ENTER:
+            stop = command.edge.stop_price if command.edge is not None else command.stop_loss
+            unprotected = command.edge is None and stop is None
+        proposed = ProposedOrder.over(
+            command.symbol,
+            command.side,
+            quantity,
+            fills,
+            stop,
+            reduce_only=command.kind is CommandKind.EXIT,
+            unprotected=unprotected,
+        )
+        decision = check_order(profile, proposed, self._snapshot(command.account, command.symbol))
+        return None if decision.reason is None else decision.reason.value
 
     def trail(self, command: Command, quantity: int, stop: Decimal, profile: RiskProfile | None) -> None:
         """Hand a TRAIL order working at ``stop`` to the Exit Manager. An entry's stop moves only

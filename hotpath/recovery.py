@@ -11,8 +11,12 @@ against what the broker already has, so one that did reach the broker is adopted
 twice.
 
 Only entries issued within :data:`RESEND_HORIZON` are re-sent: an intent older than a trading
-day is not executed on a restart. Orders already working at the broker are only put back in the
-order map, so their callbacks are recognised as the floor's.
+day is not executed on a restart, and a DAY order (the default) whose session has closed since
+ends ``expired`` (reason :data:`SESSION_CLOSED`, :mod:`trading.session_calendar`). What is left
+still has to pass the staleness limit, the breaker and the risk gate when it is released
+(:mod:`hotpath.startup`). Orders already working at the broker are put back in the order map, so
+their callbacks are recognised as the floor's, and the broker adapter is told of them
+(:meth:`~brokers.base.Broker.adopt`), so cancels and modifies reach them.
 
 Nothing is sent on the ledger's word alone: each entry is verified again
 (:mod:`trading.ledger_trust`: signature, key unrevoked now and allowed on the account, the
@@ -32,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from brokers.base import Broker, BrokerOrder
+from brokers.base import Broker, BrokerOrder, OrderInvalid
 from hotpath.account import AccountBook
 from hotpath.broker_orders import broker_order
 from hotpath.floor_orders import FloorOrder
@@ -40,11 +44,12 @@ from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.order_events import open_orders, order_history, record_order_event
 from ledger.risk_profiles import get_profile
-from trading.commands import Command, CommandKind, OrderType, Side
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce
 from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind, OrderEvent
 from trading.order_state import order_state
-from trading.orders import Rejected
+from trading.orders import Expired, Rejected
+from trading.session_calendar import SessionCalendar
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ NOT_LEDGERED = "intake.not_ledgered"
 """An accepted state row with no accepted ledger entry behind it: never sent, now refused."""
 NOT_VERIFIED = "intake.unverified_entry"
 """An accepted entry that does not verify: never sent; its state row, if any, now refused."""
+SESSION_CLOSED = "recovery.session_closed"
+"""A DAY order ledgered in a session that has closed and never sent: ``expired``, not sent."""
 
 _BROKER_KINDS = ("submitted", "partially_filled", "filled", "cancelled", "rejected", "expired")
 
@@ -75,6 +82,14 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Adopted:
+    order: BrokerOrder
+    """The order as it was placed (from its verified ledger entry when there is one)."""
+    filled: int
+    """What the floor has recorded as filled."""
+
+
+@dataclass(frozen=True)
 class Restored:
     working: int
     """Orders back in the map that the broker already has."""
@@ -84,29 +99,48 @@ class Restored:
     """Accepted state rows without an accepted ledger entry: recorded as rejected now."""
     skipped: tuple[Skipped, ...] = ()
     """Accepted entries that do not verify: never sent; the caller reports each."""
+    adopted: tuple[Adopted, ...] = ()
+    """Orders the broker acknowledged before the restart: the broker adapter is told of each
+    (:meth:`~brokers.base.Broker.adopt`) so cancels, the exit manager's modifies and their
+    events reach them in this process too."""
+    expired: tuple[OrderEvent, ...] = ()
+    """The ``expired`` records of never-sent DAY orders whose session closed (recorded; the
+    caller publishes them)."""
 
 
 async def restore_orders(
-    db: Db, orders: dict[str, FloorOrder], book: AccountBook, now: datetime | None = None
+    db: Db,
+    orders: dict[str, FloorOrder],
+    book: AccountBook,
+    now: datetime | None = None,
+    calendar: SessionCalendar | None = None,
 ) -> Restored:
+    now = now or datetime.now(UTC)
+    calendar = calendar or SessionCalendar()
     working = 0
     refused: list[str] = []
+    adopted: list[Adopted] = []
+    expired: list[OrderEvent] = []
     for state in await open_orders(db):
         order = restored_order(state, await order_history(db, state.command_id))
         orders[order.command_id] = order
         book.order_working(order)
         if state.kind is not EventKind.ACCEPTED:
             working += 1
+            adopted.append(Adopted(await _placed_order(db, order), order.filled_qty))
         elif not await _is_ledgered(db, state.command_id):
             # Write-ahead: what the ledger does not hold never goes to the broker.
             order.end(Rejected(NOT_LEDGERED))
             book.order_done(order.account, order.command_id)
             await record_order_event(db, order.event(EventKind.REJECTED, reason=NOT_LEDGERED))
             refused.append(state.command_id)
+        elif order.accepted_at is not None and session_closed(order.tif, order.accepted_at, calendar, now):
+            # Never acknowledged by the broker, and its day is over: it ends, it is not sent.
+            expired.append(await _expire(db, order, book))
 
     to_send: list[Resend] = []
     skipped: list[Skipped] = []
-    since = (now or datetime.now(UTC)) - RESEND_HORIZON
+    since = now - RESEND_HORIZON
     for row in await db.fetch(
         "SELECT e.seq, e.kind, e.account, e.agent_id, e.command_id, e.payload, e.signer, e.signature,"
         " e.detail FROM ledger_entries e"
@@ -129,14 +163,37 @@ async def restore_orders(
                 book.order_done(held.account, held.command_id)
                 await record_order_event(db, held.event(EventKind.REJECTED, reason=NOT_VERIFIED))
             continue
-        command_id = resend.command.command_id
-        if command_id not in orders:
-            order = FloorOrder.from_command(resend.command, resend.order.quantity)
-            orders[command_id] = order
-            book.order_working(order)
-            await record_order_event(db, order.event(EventKind.ACCEPTED))
+        command = resend.command
+        held = orders.get(command.command_id)
+        if held is not None and held.done:
+            continue  # ended above (its session closed)
+        if held is None:
+            held = FloorOrder.from_command(command, resend.order.quantity)
+            orders[command.command_id] = held
+            book.order_working(held)
+            if session_closed(held.tif, command.issued_at, calendar, now):
+                expired.append(await _expire(db, held, book))
+                continue
+            await record_order_event(db, held.event(EventKind.ACCEPTED))
         to_send.append(resend)
-    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped))
+    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped), tuple(adopted), tuple(expired))
+
+
+def session_closed(tif: str | None, accepted_at: datetime, calendar: SessionCalendar, now: datetime) -> bool:
+    """A DAY order (the default) whose trading session closed before ``now``."""
+    day = tif is None or tif == TimeInForce.DAY.value
+    return day and calendar.close_after(accepted_at) <= now
+
+
+async def _expire(db: Db, order: FloorOrder, book: AccountBook) -> OrderEvent:
+    """End a never-sent DAY order of a past session: recorded ``expired``, reason named."""
+    if order.machine.can_apply(Expired()):
+        order.machine = order.machine.apply(Expired())
+    book.order_done(order.account, order.command_id)
+    record = order.event(EventKind.EXPIRED, reason=SESSION_CLOSED)
+    await record_order_event(db, record)
+    log.warning("%s not sent: a DAY order of a session that closed (%s)", order.command_id, SESSION_CLOSED)
+    return record
 
 
 def restored_order(state: OrderEvent, history: list[OrderEvent]) -> FloorOrder:
@@ -191,6 +248,70 @@ async def _verified_resend(db: Db, row: Any) -> Resend | str:
     return Resend(broker_order(command, quantity, trail_stop), command, trail_stop)
 
 
+@dataclass(frozen=True)
+class LedgeredOrder:
+    command: Command
+    quantity: int
+    """The sized quantity its entry's detail gives."""
+    trail_stop: Decimal | None
+    """For a TRAIL: the stop it was sent at."""
+
+    def broker_order(self, quantity: int | None = None) -> BrokerOrder:
+        return broker_order(self.command, quantity or self.quantity, self.trail_stop)
+
+
+async def ledgered_order(db: Db, command_id: str) -> LedgeredOrder | None:
+    """The accepted ``enter``/``exit`` entry of ``command_id``, whatever its age, verified (a key
+    revoked since still names what it signed then); None when the ledger holds none that
+    verifies with a readable sized quantity."""
+    row = await db.fetchrow(
+        "SELECT seq, kind, account, agent_id, command_id, payload, signer, signature, detail"
+        " FROM ledger_entries WHERE command_id = $1 AND authenticated AND decision = 'accepted'"
+        " AND kind = ANY($2::text[]) ORDER BY seq LIMIT 1",
+        command_id,
+        [CommandKind.ENTER.value, CommandKind.EXIT.value],
+    )
+    if row is None:
+        return None
+    entry = LedgerRow.from_mapping(row)
+    key = await trusted_key(db, entry.signer)
+    checked = check_entry(entry, key.registered() if key is not None else None, revoked_is_problem=False)
+    if checked.command is None:
+        log.warning("ledger entry seq %d (%s) does not verify: %s", entry.seq, command_id, checked.problem)
+        return None
+    try:
+        detail = json.loads(row["detail"]) if row["detail"] else {}
+        quantity = detail["quantity"]
+        stop = detail.get("initial_stop") if checked.command.order_type is OrderType.TRAIL else None
+        trail_stop = None if stop is None else Decimal(stop)
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        log.warning("ledger entry seq %d (%s): detail unreadable (%r)", entry.seq, command_id, exc)
+        return None
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        return None
+    return LedgeredOrder(checked.command, quantity, trail_stop)
+
+
+async def _placed_order(db: Db, order: FloorOrder) -> BrokerOrder:
+    """The order the broker was sent for ``order``: from its verified ledger entry when there is
+    one, else as far as its state rows tell (enough for a cancel, which needs only the
+    ``order_ref``)."""
+    ledgered = await ledgered_order(db, order.command_id)
+    if ledgered is not None:
+        return ledgered.broker_order(order.quantity)
+    log.warning("working order %s: no verified ledger entry; adopted from its state rows", order.command_id)
+    return BrokerOrder(
+        order_ref=order.command_id,
+        account=order.account,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        order_type=OrderType.LMT if order.limit_price is not None else OrderType.MKT,
+        tif=next((t for t in TimeInForce if t.value == order.tif), TimeInForce.DAY),
+        limit_price=order.limit_price,
+    )
+
+
 async def _is_ledgered(db: Db, command_id: str) -> bool:
     return bool(
         await db.fetchval(
@@ -202,22 +323,45 @@ async def _is_ledgered(db: Db, command_id: str) -> bool:
 
 
 async def connect_and_resend(
-    broker: Broker, to_send: Sequence[Resend], *, halt: Callable[[], object] | None = None
+    broker: Broker,
+    to_send: Sequence[Resend],
+    *,
+    halt: Callable[[], object] | None = None,
+    adopted: Sequence[Adopted] = (),
 ) -> None:
-    """Place every restored order, then connect the broker.
+    """Tell the broker of every restored order, then connect it.
 
-    ``halt`` (the breaker's, when the floor is halted) runs between the two: what a trip does,
+    ``adopted`` are the orders the broker acknowledged before the restart; ``to_send`` those
+    ledgered and maybe never sent. Each is adopted while no session is up, so the broker's
+    reconciliation at connect matches it against the broker's open and completed orders and
+    executions by ``orderRef``: one the broker has is bound to it (and reported like any order
+    it acknowledges); one of ``to_send`` it does not have stays held, unsent, until
+    :func:`hotpath.startup.release_held` has checked it again and places it (or ends it).
+    Adopted after connect, an order the broker has would not be matched: the adapter's order map
+    is empty in a new process, so nothing would tell it the broker already has the order.
+
+    ``halt`` (the breaker's, when the floor is halted) runs before connect: what a trip does,
     done before any session is up, so every held order is cancelled unsent and the broker's
     global cancel goes out as the session comes up (taking any restored order the broker had).
-
-    Placed while no session is up, each order is held; the broker's reconciliation at connect
-    matches held orders against the broker's open and completed orders and executions by
-    ``orderRef``: one that reached the broker before the restart is adopted, the rest are sent
-    once. Placed after connect, an order would go out at once: the adapter's order map is empty
-    in a new process, so nothing would tell it the broker already has the order.
     """
+    for known in adopted:
+        try:
+            broker.adopt(known.order, known.filled)
+        except OrderInvalid as exc:
+            log.error(
+                "working order %s cannot be adopted (%s): the broker's reports of it are not matched",
+                known.order.order_ref,
+                exc,
+            )
     for resend in to_send:
-        broker.place(resend.order)
+        try:
+            broker.adopt(resend.order, acknowledged=False)
+        except OrderInvalid as exc:
+            log.error(
+                "held order %s cannot be adopted (%s); it is refused when released",
+                resend.order.order_ref,
+                exc,
+            )
     if halt is not None:
         halt()
     await broker.connect()

@@ -43,7 +43,7 @@ from hotpath.intake import Intake
 from hotpath.intake_steps import NO_PRICE, NO_PROFILE, UNSUPPORTED_KIND
 from hotpath.ledger_store import LedgerStore
 from hotpath.order_commands import BROKER_INVALID, SIZING_INVALID, TRAIL_STOP_NOT_POSITIVE
-from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, restore_orders
+from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, SESSION_CLOSED, restore_orders
 from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR, MALFORMED
 from ledger.append import Decision, append_command
 from ledger.keys import register_key, revoke_agent
@@ -95,6 +95,7 @@ NOT_REASONS: dict[str, str] = {
     "max_dollar_risk": "sizing: which limit bound the quantity, not a refusal",
     "requested_quantity": "sizing: which limit bound the quantity, not a refusal",
     "iceberg_parent": "the role of an accepted iceberg in its ledger detail",
+    "recovery.ended_but_working": "an ops event kind (the broker works an order its records ended)",
     "floor_registry": "the Postgres channel key and profile changes are announced on",
     "agent": "a key's role in the registry",
     "operator": "a key's role in the registry",
@@ -495,6 +496,19 @@ async def unverified_entry(w: Walk) -> str | None:
     return None if state is None else state.reason
 
 
+async def session_closed(w: Walk) -> str | None:
+    # Accepted and held unsent by a process that stopped; its DAY session closed before the restart.
+    now = datetime.now(UTC)
+    issued = now.replace(microsecond=now.microsecond - now.microsecond % 1000) - timedelta(days=3)
+    held = baseline(w.agent.agent_id, issued_at=issued)
+    await append_command(w.pool, w.agent.sign(held), decision=Decision.ACCEPTED, detail={"quantity": 5})
+    accepted = FloorOrder.from_command(held, 5).event(EventKind.ACCEPTED)
+    await record_order_event(w.pool, dataclasses.replace(accepted, ts=issued))
+    await restore_orders(w.pool, {}, w.intake.book)
+    state = await order_state(w.pool, held.command_id)
+    return None if state is None else state.reason
+
+
 # --- iceberg slices and controls, and the floor's own keys -------------------------------
 
 PARENT_TOTAL = 300
@@ -671,6 +685,7 @@ CASES: dict[str, Case] = {
     BROKER_INVALID: order_invalid,
     NOT_LEDGERED: not_ledgered,
     NOT_VERIFIED: unverified_entry,
+    SESSION_CLOSED: session_closed,
     parents.UNKNOWN_PARENT: unknown_parent,
     parents.PARENT_MISMATCH: parent_mismatch,
     parents.OVER_TOTAL: over_total,
