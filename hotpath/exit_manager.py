@@ -9,6 +9,11 @@ microseconds after the tick arrived. The venue triggers the stop; the floor only
 The floor trails the stop itself rather than sending the broker's native TRAIL type so the
 trailing rule (tick rounding, minimum step) is the floor's, identical on every broker, and each
 move is visible to the floor as it happens.
+
+Every level a stop takes (where it starts, each move) is handed to ``persist`` after the broker
+write, so a restarted hot path trails on from the last level (:mod:`hotpath.trailing_restore`);
+the callback only records it for a background writer (:mod:`hotpath.stop_level_writer`), so the
+tick handler never waits on the database.
 """
 
 from __future__ import annotations
@@ -43,16 +48,41 @@ class StopMoved:
         return None if not self.modify_write_ns else (self.modify_write_ns - self.tick_recv_ns) / 1000
 
 
+@dataclass(frozen=True)
+class TrailLevel:
+    """Where one trailing stop stands: what is persisted after each change."""
+
+    command_id: str
+    symbol: str
+    order_side: Side
+    trailing: TrailingStop
+    best_price: Decimal | None
+    """The best price seen since it was tracked (highest for a SELL stop); None before a tick."""
+    moves: int
+
+
 Modify = Callable[[str, Decimal], int]
 """(order_ref, new stop price) -> socket-write ``perf_counter_ns`` (0 if held)."""
+Persist = Callable[[TrailLevel], None]
+"""Records a level for the background writer; must not block (called from the tick handler)."""
 
 
 class ExitManager:
-    def __init__(self, modify: Modify, on_move: Callable[[StopMoved], None] | None = None) -> None:
+    def __init__(
+        self,
+        modify: Modify,
+        on_move: Callable[[StopMoved], None] | None = None,
+        persist: Persist | None = None,
+    ) -> None:
         self._modify = modify
         self._on_move = on_move
+        self._persist = persist
         self._stops: dict[str, dict[str, TrailingStop]] = {}
         """symbol -> command id -> its trailing stop."""
+        self._best: dict[str, Decimal] = {}
+        """command id -> the best price seen for it."""
+        self._moves: dict[str, int] = {}
+        """command id -> how many times it moved (in this process and, once resumed, before)."""
 
     def initial_stop(
         self,
@@ -81,12 +111,29 @@ class ExitManager:
     ) -> None:
         """Trail the working stop order ``command_id`` (a SELL stop protects a long), never past
         ``bound`` (an entry's: :func:`trading.trailing.entry_bound`)."""
-        self._stops.setdefault(symbol, {})[command_id] = self._make(
-            order_side, stop, tick, trail_amount, trail_percent, bound
-        )
+        trailing = self._make(order_side, stop, tick, trail_amount, trail_percent, bound)
+        self._stops.setdefault(symbol, {})[command_id] = trailing
+        self._moves.setdefault(command_id, 0)
+        self._persisted(command_id, symbol, trailing)
+
+    def resumed(self, symbol: str, command_id: str, *, best_price: Decimal | None, moves: int) -> None:
+        """A stop tracked again after a restart carries on with the best price and move count
+        it had before (its level is the one :meth:`track` was given)."""
+        trailing = self._stops.get(symbol, {}).get(command_id)
+        if trailing is None:
+            return
+        if best_price is not None:
+            self._best[command_id] = best_price
+        self._moves[command_id] = moves
+        self._persisted(command_id, symbol, trailing)
 
     def forget(self, symbol: str, command_id: str) -> None:
         self._stops.get(symbol, {}).pop(command_id, None)
+        self._best.pop(command_id, None)
+        self._moves.pop(command_id, None)
+
+    def tracking(self, command_id: str) -> bool:
+        return any(command_id in stops for stops in self._stops.values())
 
     def stop_of(self, symbol: str, command_id: str) -> Decimal | None:
         trailing = self._stops.get(symbol, {}).get(command_id)
@@ -98,6 +145,7 @@ class ExitManager:
             return []
         moved: list[StopMoved] = []
         for command_id, trailing in list(stops.items()):
+            self._note_best(command_id, trailing, price)
             updated = trailing.on_price(price)
             if updated is None:
                 continue
@@ -106,14 +154,33 @@ class ExitManager:
             except BrokerError as exc:
                 # The order ended at the broker (filled, cancelled) before its done event reached us.
                 log.warning("stop of %s not moved (%s); no longer trailing it", command_id, exc)
-                stops.pop(command_id, None)
+                self.forget(symbol, command_id)
                 continue
             stops[command_id] = updated
+            self._moves[command_id] = self._moves.get(command_id, 0) + 1
             move = StopMoved(command_id, symbol, trailing.stop, updated.stop, price, recv_ns, write_ns)
             moved.append(move)
             if self._on_move is not None:
                 self._on_move(move)
+            self._persisted(command_id, symbol, updated)
         return moved
+
+    def _note_best(self, command_id: str, trailing: TrailingStop, price: Decimal) -> None:
+        best = self._best.get(command_id)
+        long = trailing.position_side is Side.BUY
+        if best is None or (price > best if long else price < best):
+            self._best[command_id] = price
+
+    def _persisted(self, command_id: str, symbol: str, trailing: TrailingStop) -> None:
+        if self._persist is None:
+            return
+        order_side = Side.SELL if trailing.position_side is Side.BUY else Side.BUY
+        best, moves = self._best.get(command_id), self._moves.get(command_id, 0)
+        level = TrailLevel(command_id, symbol, order_side, trailing, best, moves)
+        try:
+            self._persist(level)
+        except Exception:  # noqa: BLE001 - a stop that moved at the broker stays moved
+            log.exception("level of %s not recorded for persisting", command_id)
 
     @staticmethod
     def _make(

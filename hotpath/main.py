@@ -46,8 +46,10 @@ from hotpath.outcomes import Timing
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.startup import restore_and_connect, resume
+from hotpath.stop_level_writer import StopLevelWriter
 from hotpath.streams import stream_symbols
 from hotpath.trades import TradePublisher
+from hotpath.trailing_restore import reattach_trailing_stops
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
 from observability.flood import FloodSummary
@@ -225,7 +227,13 @@ async def run(
         if hot is not None:
             hot.trail_moves.append(move)
 
-    exits = ExitManager(lambda ref, stop: broker.modify(ref, stop_price=stop), on_move)
+    # Stop levels reach Postgres in the background (coalesced), never on the tick's path.
+    stop_levels = StopLevelWriter(
+        pool,
+        lambda command_id: order.account if (order := orders.get(command_id)) is not None else None,
+        lambda kind, severity, detail: events.record_ops(kind, severity, detail),
+    )
+    exits = ExitManager(lambda ref, stop: broker.modify(ref, stop_price=stop), on_move, stop_levels.put)
     events = BrokerEvents(
         orders,
         book,
@@ -293,9 +301,13 @@ async def run(
     try:
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
+        tasks.append(asyncio.create_task(stop_levels.run(), name="stop-levels"))
         # The order map comes back before the broker connects, so the callbacks of orders that
         # were working before a restart are recognised as the floor's (hotpath.startup).
         startup = await restore_and_connect(pool, intake, breaker, breaker_log, events)
+        if not startup.halted:
+            # Every trailing stop still working trails on from its last level, not its first.
+            await reattach_trailing_stops(pool, broker, intake, orders, events.record_ops)
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
@@ -332,6 +344,8 @@ async def run(
             await asyncio.wait_for(events.drained(), DRAIN_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(breaker_log.settled(), DRAIN_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stop_levels.drained(), DRAIN_TIMEOUT_S)
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):

@@ -8,7 +8,7 @@ from decimal import Decimal
 import asyncpg
 
 from brokers.base import UnknownOrderRef
-from hotpath.exit_manager import ExitManager, StopMoved
+from hotpath.exit_manager import ExitManager, StopMoved, TrailLevel
 from hotpath.ledger_store import LedgerStore
 from tests.factories import Agent, enter_command
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
@@ -104,3 +104,39 @@ async def test_an_entry_trail_through_intake_moves_its_stop_no_further_than_its_
     assert order.quantity * stop <= MAIN_PROFILE.max_trade_size < order.quantity * (stop + Decimal("0.01"))
     assert stop < Decimal("190.40")
     assert intake.exits.on_price("AAPL", Decimal("210"), 2) == []  # at its bound it stays
+
+
+def test_every_level_a_stop_takes_is_handed_over_for_persisting_after_the_broker_write() -> None:
+    venue = Venue()
+    levels: list[TrailLevel] = []
+
+    def persist(level: TrailLevel) -> None:
+        # Handed over only once the broker has the level.
+        assert level.moves == 0 or venue.modifies[-1] == (level.command_id, level.trailing.stop)
+        levels.append(level)
+
+    exits = ExitManager(venue.modify, persist=persist)
+    exits.track("c5", "AAPL", Side.SELL, Decimal("99.00"), trail_amount=Decimal("1"), trail_percent=None)
+    exits.on_price("AAPL", Decimal("101.50"), 1)
+    exits.on_price("AAPL", Decimal("100.10"), 2)  # falls: no new level, but not the best price
+    exits.on_price("AAPL", Decimal("102.20"), 3)
+
+    assert [(lv.trailing.stop, lv.best_price, lv.moves) for lv in levels] == [
+        (Decimal("99.00"), None, 0),
+        (Decimal("100.50"), Decimal("101.50"), 1),
+        (Decimal("101.20"), Decimal("102.20"), 2),
+    ]
+    assert {(lv.command_id, lv.symbol, lv.order_side) for lv in levels} == {("c5", "AAPL", Side.SELL)}
+
+
+def test_a_resumed_stop_carries_on_with_its_best_price_and_move_count() -> None:
+    venue = Venue()
+    levels: list[TrailLevel] = []
+    exits = ExitManager(venue.modify, persist=levels.append)
+    exits.track("c6", "MSFT", Side.BUY, Decimal("201.50"), trail_amount=Decimal("2"), trail_percent=None)
+    exits.resumed("MSFT", "c6", best_price=Decimal("199.50"), moves=4)
+    assert exits.tracking("c6")
+    assert exits.on_price("MSFT", Decimal("199.90"), 1) == []  # worse than the best seen: the stop stays
+    [move] = exits.on_price("MSFT", Decimal("198.00"), 2)
+    assert (move.old_stop, move.new_stop) == (Decimal("201.50"), Decimal("200.00"))
+    assert (levels[-1].best_price, levels[-1].moves) == (Decimal("198.00"), 5)

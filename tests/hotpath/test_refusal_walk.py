@@ -125,6 +125,16 @@ NOT_REASONS: dict[str, str] = {
     "unverified_entry": "what a breaker trip was, as the API shows it (trading.breaker_trip)",
     "sizing.stop_required": "why the API's sizing suggestion for a ticket is 0, never intake's",
     "sizing.stale_bankroll": "why the API's sizing suggestion for a ticket is 0, never intake's",
+    **{
+        kind: "an ops event of the exit manager's stop levels (hotpath.trailing_restore, stop_level_writer)"
+        for kind in (
+            "exits.reattached",
+            "exits.not_reattached",
+            "exits.level_ignored",
+            "exits.level_write_failed",
+            "exits.level_write_resumed",
+        )
+    },
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 

@@ -12,7 +12,7 @@ from tests.factories import exit_command
 from tests.helpers import eventually
 from tests.hotpath.conftest import HotPathProcess
 from tests.hotpath.live_floor import LiveFloor
-from trading.commands import OrderType, Side
+from trading.commands import Command, OrderType, Side
 from trading.order_events import EventKind
 
 
@@ -22,20 +22,27 @@ async def moves_of(hotpath: HotPathProcess, command_id: str) -> list[dict[str, A
     return [m for m in stats["trail_moves"] if m["command_id"] == command_id]
 
 
-async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(live: LiveFloor) -> None:
-    hotpath, paper = live.hotpath, live.paper
-    limit = await live.above_ask(Decimal("1.01"))
-    entry = await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=5))
+async def working_trail(live: LiveFloor, symbol: str = "AAPL", trail: Decimal = Decimal("1.00")) -> Command:
+    """A long of 5 ``symbol``, bought at once, and its TRAIL exit (``trail`` behind) working at
+    the venue."""
+    limit = await live.above_ask(Decimal("1.01"), symbol)
+    entry = await live.submit(live.enter(symbol=symbol, limit=limit, stop=limit - 5, quantity=5))
     filled = await live.event(entry.command.command_id, EventKind.FILLED, EventKind.REJECTED)
     assert filled.kind is EventKind.FILLED, filled.reason
 
-    trail = exit_command(
+    trailing = exit_command(
         live.agent.agent_id, account=live.account, side=Side.SELL, quantity=5, order_type=OrderType.TRAIL,
-        trail_amount=Decimal("1.00"),
+        trail_amount=trail, symbol=symbol,
     )  # fmt: skip
-    await live.submit(trail)
-    working = await live.event(trail.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
+    await live.submit(trailing)
+    working = await live.event(trailing.command_id, EventKind.SUBMITTED, EventKind.REJECTED)
     assert working.kind is EventKind.SUBMITTED, working.reason
+    return trailing
+
+
+async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(live: LiveFloor) -> None:
+    hotpath, paper = live.hotpath, live.paper
+    trail = await working_trail(live)
 
     await paper.acontrol("POST", "/symbols/AAPL/move", {"pct": 3, "ms": 300})
     try:
