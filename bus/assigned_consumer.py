@@ -12,20 +12,22 @@ with no members. It reads within a metadata round trip of starting.
 
 With no rebalance, nothing would notice partitions added to the topic, nor a broker restarted
 without storage (positions past the new log's end, where the broker answers fetches with
-nothing): :class:`~bus.log_restarts.LogFollower` looks for both whenever a poll finds nothing,
-and at least every ``BUSY_CHECK_S`` under a steady stream, and reads those partitions from
-their new beginning.
+nothing, or a refilled log read from an old log's offset): :meth:`AssignedConsumer._check`
+looks for both whenever a poll finds nothing, and at least every ``BUSY_CHECK_S`` under a
+steady stream, and reads those partitions from their new beginning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bus.log_reader import LogReader
 from bus.log_restarts import LogFollower
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,10 @@ IDLE_POLL_MS = 1000
 BUSY_CHECK_S = 5.0
 """Under a steady stream, the log is checked no more often than this: the check is a metadata
 and end-offsets round trip taken before the next record."""
+
+
+Handed = tuple[int, bytes | None, int]
+"""A record handed over: offset, value, timestamp."""
 
 
 class AssignedConsumer(AIOKafkaConsumer):
@@ -48,13 +54,19 @@ class AssignedConsumer(AIOKafkaConsumer):
             raise ValueError("an AssignedConsumer keeps its offsets under a group_id")
         super().__init__(**options)
         self._topics = tuple(topics)
+        self._bootstrap = options["bootstrap_servers"]
         self._follower = LogFollower(self, self._topics)
         self._checked = time.monotonic()
+        self._handed: dict[TopicPartition, Handed] = {}
+        self._anchors: dict[TopicPartition, Handed] = {}
+        self._readers: dict[str, LogReader] = {}
+        self.lost_logs = 0
+        """Partitions found read from a lost log by their anchor record (since start)."""
 
     @property
     def restarts(self) -> int:
-        """Times a lost log was found since start (a broker restart, as this consumer saw it)."""
-        return self._follower.restarts
+        """Lost logs found since start (a broker restart, as this consumer saw it)."""
+        return self._follower.restarts + self.lost_logs
 
     async def start(self) -> None:
         await super().start()
@@ -70,13 +82,20 @@ class AssignedConsumer(AIOKafkaConsumer):
             return
         self.assign(partitions)
 
+    async def stop(self) -> None:
+        readers, self._readers = self._readers, {}
+        for reader in readers.values():
+            with contextlib.suppress(Exception):
+                await reader.close()
+        await super().stop()
+
     async def getone(self, *partitions: TopicPartition) -> Any:
         idle = False
         while True:
             now = time.monotonic()
             if idle or now - self._checked >= BUSY_CHECK_S:
                 self._checked = now
-                await self._follower.check()
+                await self._check()
             if not self.assignment():
                 # The topic did not exist yet: wait for the follower's next look.
                 idle = True
@@ -85,5 +104,58 @@ class AssignedConsumer(AIOKafkaConsumer):
             batch = await self.getmany(*partitions, timeout_ms=IDLE_POLL_MS, max_records=1)
             for records in batch.values():
                 if records:
-                    return records[0]
+                    record = records[0]
+                    tp = TopicPartition(record.topic, record.partition)
+                    self._handed[tp] = (record.offset, record.value, record.timestamp)
+                    return record
             idle = True
+
+    async def _check(self) -> None:
+        """Partitions added, logs lost: each read from its new beginning.
+
+        The follower finds a lost log while this consumer's position is past the new log's end;
+        but a log refilled quickly (the door publishing again what the broker lost, on top of
+        the live stream) may have grown past it before anyone looked, and would be read from
+        there, its first records skipped. So each check also looks for an *anchor*, the last
+        record handed over before the previous check, where it was: not there (another record,
+        or none), the log was lost, and the partition is read again from its beginning (the
+        records read from the wrong place meanwhile come again; the ledger answers them as
+        duplicates)."""
+        realigned = await self._follower.check()
+        reset = set(realigned.lost) | set(realigned.added)
+        lost: list[TopicPartition] = []
+        for tp, (offset, value, timestamp) in self._anchors.items():
+            if tp in reset or tp not in self.assignment():
+                continue
+            try:
+                same = await self._reader(tp.topic).record_is(tp.partition, offset, value, timestamp)
+            except Exception as exc:
+                # Not known now (the broker is down or coming back): the next check asks again.
+                log.warning(
+                    "could not look for %s[%d]@%d: %s: %s",
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
+            if not same:
+                lost.append(tp)
+        if lost:
+            self.lost_logs += len(lost)
+            await self.seek_to_beginning(*lost)
+            log.warning(
+                "the broker lost the log of %s (a record read before is no longer where it was): "
+                "reading the new log from its beginning",
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in lost),
+            )
+        for tp in (*reset, *lost):
+            self._handed.pop(tp, None)
+        self._anchors = dict(self._handed)
+
+    def _reader(self, topic: str) -> LogReader:
+        reader = self._readers.get(topic)
+        if reader is None:
+            reader = self._readers[topic] = LogReader(self._bootstrap, topic)
+        return reader
