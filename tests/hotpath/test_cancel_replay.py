@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from bus.kafka import start_producer
 from floor.supervisor import Supervisor
 from hotpath.cancel_replay import CANCEL_REPLAYED
+from ledger.append import Decision, append_command
 from tests.brokers.conftest import kill_gateway, restart_gateway
 from tests.factories import Agent, cancel_all_command, cancel_command
 from tests.fixtures.kafka import PrivateKafka, private_kafka
@@ -32,6 +33,7 @@ from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess, running_hotpath
 from tests.hotpath.live_floor import LiveFloor
 from tests.hotpath.test_restart_cancels import kill_and_restart
+from trading.order_events import EventKind
 
 pytestmark = pytest.mark.usefixtures("risk_profiles")
 
@@ -131,3 +133,41 @@ async def test_accepted_cancels_the_killed_process_never_sent_are_sent_by_the_re
     assert {cancelled: cancel.command.command_id, swept: cancel_all.command.command_id}.items() <= replayed[
         "cancels"
     ].items(), replayed
+
+
+async def test_an_order_held_at_restart_whose_cancel_was_accepted_is_never_sent(floor: LiveFloor) -> None:
+    paper, pool = floor.paper, floor.pool
+    limit = await floor.below_bid(Decimal("0.8"))
+    order = floor.enter(limit=limit, stop=limit - 5, quantity=1)
+    cancel = cancel_command(floor.agent.agent_id, order.command_id, account=floor.account)
+    since = await pool.fetchval("SELECT now()")
+
+    async def ledgered_never_sent() -> None:
+        # Both accepted, both still in the broker client's queue when the process died.
+        await append_command(
+            pool, floor.agent.sign(order), decision=Decision.ACCEPTED, detail={"quantity": 1}
+        )
+        target = {"target_command_id": order.command_id}
+        await append_command(pool, floor.agent.sign(cancel), decision=Decision.ACCEPTED, detail=target)
+
+    await kill_and_restart(floor.hotpath, ledgered_never_sent)
+    await eventually(lambda: _restored(pool, since), timeout=10.0)  # held orders were released by now
+    assert await _venue_status(paper, order.command_id) is None, "a cancelled order was sent"
+    replayed = await eventually(lambda: _replayed(pool, since), timeout=10.0)
+    assert replayed == {
+        "cancels": {order.command_id: cancel.command_id},
+        "ended_unsent": [order.command_id],
+    }
+    assert (
+        await floor.event(order.command_id, EventKind.CANCELLED, EventKind.SUBMITTED)
+    ).kind == EventKind.CANCELLED
+    kinds = await floor.kinds(order.command_id)
+    assert kinds[-1] == "cancelled" and "submitted" not in kinds, kinds
+
+
+async def _restored(pool: asyncpg.Pool, since: Any) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM ops_events WHERE kind = 'recovery.restored' AND ts > $1)", since
+        )
+    )
