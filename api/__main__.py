@@ -20,6 +20,7 @@ from api.desk import Desk
 from api.door import Door
 from api.door_guard import DoorLimits
 from api.hub import Hub
+from api.outbox import CommandOutbox
 from api.services import Services, ServicesFactory
 from api.webauthn_ceremonies import Ceremonies
 from bus.kafka import start_producer
@@ -69,6 +70,10 @@ def services_factory(settings: FloorSettings) -> ServicesFactory:
             stack.push_async_callback(security.close)
             summaries = asyncio.create_task(security.run())
             stack.push_async_callback(_cancelled, summaries)
+            outbox = CommandOutbox(pool, producer, AGENT_COMMANDS, settings.kafka)
+            stack.push_async_callback(outbox.close)
+            republisher = asyncio.create_task(outbox.run(), name="command-outbox")
+            stack.push_async_callback(_cancelled, republisher)
             door = Door(
                 ledger,
                 ledger,
@@ -77,6 +82,7 @@ def services_factory(settings: FloorSettings) -> ServicesFactory:
                 AGENT_COMMANDS,
                 metrics=telemetry.metrics,
                 symbols=parse_symbols(settings.hotpath_symbols),
+                outbox=outbox,
             )
             hub = Hub(pool, security, settings)
             await hub.start()

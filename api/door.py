@@ -52,6 +52,12 @@ class Publisher(Protocol):
     async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...
 
 
+class Outbox(Protocol):
+    async def keep(self, envelope: SignedCommand, partition_key: bytes, partition: int, offset: int) -> None:
+        """Keep a published command until the ledger decides it (:class:`api.outbox.CommandOutbox`)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Published:
     command_id: str
@@ -81,6 +87,7 @@ class Door:
         replay: ReplayGuard | None = None,
         metrics: Metrics | None = None,
         symbols: Iterable[str] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._keys = keys
         self._ledger = ledger
@@ -91,6 +98,7 @@ class Door:
         self._metrics = metrics
         self._symbols = None if symbols is None else frozenset(symbols)
         """The floor's symbol list (``FLOOR_HOTPATH_SYMBOLS``); None: the hot path alone decides."""
+        self._outbox = outbox
 
     async def submit(self, body: bytes, source_address: str | None) -> Published | Rejected:
         try:
@@ -144,16 +152,26 @@ class Door:
         # Remember before the produce so a concurrent duplicate request is refused while this one
         # is still in flight.
         self._replay.remember(command.agent_id, command.nonce, envelope.signature_hash, command.issued_at)
+        partition_key = f"{command.account}/{command.symbol or ''}".encode()
         try:
-            record = await self._publisher.send_and_wait(
-                self._topic, envelope.to_wire(), key=f"{command.account}/{command.symbol or ''}".encode()
-            )
+            record = await self._publisher.send_and_wait(self._topic, envelope.to_wire(), key=partition_key)
         except Exception as exc:
             # Not published, so not a replay if the client sends it again.
             self._replay.release(command.agent_id, command.nonce, envelope.signature_hash)
             log.exception("command %s not published", command.command_id)
             return Rejected(503, BUS_UNAVAILABLE, None, f"{AGENT_UNAVAILABLE}: {type(exc).__name__}")
-        return Published(command.command_id, int(record.partition), int(record.offset))
+        published = Published(command.command_id, int(record.partition), int(record.offset))
+        if self._outbox is not None:
+            try:
+                await self._outbox.keep(envelope, partition_key, published.partition, published.offset)
+            except Exception:
+                # It is published: the hot path decides it unless the broker loses it before.
+                log.exception(
+                    "command %s published but not kept in the outbox: a broker restart before the hot "
+                    "path reads it loses it",
+                    command.command_id,
+                )
+        return published
 
     async def refused_at_guard(self, reason: str, source_address: str | None, detail: str) -> None:
         """Record a request the guard (rate or body limit) refused before it reached :meth:`submit`."""

@@ -59,6 +59,7 @@ from api.mailboxes import (
     ResyncRequired,
     Subscription,
 )
+from bus.log_restarts import LogFollower, Realigned
 from bus.topics import MARKET_DEPTH, MARKET_TRADES, ORDERS_EVENTS
 from config.settings import FloorSettings
 from ledger.db import Db
@@ -354,7 +355,9 @@ class Hub:
         return book
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        follower = LogFollower(consumer, (MARKET_DEPTH, ORDERS_EVENTS))
         while True:
+            self._log_restarted(await follower.check())
             try:
                 batches = await consumer.getmany(timeout_ms=1000)
             except Exception:
@@ -453,6 +456,18 @@ class Hub:
             del self._unjudged_until[topic]
             log.warning("%s records are judged again from %s on", topic, where)
         return taken
+
+    def _log_restarted(self, moved: Realigned) -> None:
+        """The broker lost the order events it held (see :mod:`bus.log_restarts`): the order
+        streams may have a hole, so they end and their subscribers refetch. The books need
+        nothing: the next depth record replaces a symbol's book whole."""
+        if not any(tp.topic == ORDERS_EVENTS for tp in moved.lost):
+            return
+        for order_sub in list(self._order_subs):
+            order_sub.end(
+                FEED_INTERRUPTED,
+                f"the broker restarted and may have lost {ORDERS_EVENTS} records: refetch the orders",
+            )
 
     def _interrupt(self, topic: str, where: str, raw: bytes, exc: Exception) -> None:
         """A record neither believed nor refused (the key registry is unreachable, or a bug):

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from api.hub_feeds import claimed_symbol, record_refusal
 from api.mailboxes import TapeSubscription
+from bus.log_restarts import LogFollower
 from bus.signed_records import RecordVerifier
 from bus.topics import MARKET_TRADES
 from observability.security import SecurityRecorder
@@ -137,6 +138,14 @@ class TradeFeed:
         for sub in self.subscribers.get(symbol, ()):
             sub.restart()
 
+    def _restarted(self, tp: TopicPartition) -> None:
+        """``tp`` is read from the beginning of a log the broker started afresh: what it held
+        before is gone, so there is nothing more to wait for there, and every tape may have
+        missed trades (which symbols a lost record held cannot be known)."""
+        self.read_up_to(tp, self._behind.get(tp, 0))
+        for symbol in sorted(self.symbols):
+            self.hole(symbol)
+
     def resent(self) -> int:
         """Snapshots sent in place of trades a subscriber fell behind on, since start."""
         return self._resent_before + sum(sub.resent for sub in self.all_subscriptions())
@@ -148,7 +157,11 @@ class TradeFeed:
 
     async def run(self, consumer: AIOKafkaConsumer, judge: Judge) -> None:
         """Read ``market.trades`` for good (its own consumer: see the module docstring)."""
+        follower = LogFollower(consumer, (MARKET_TRADES,))
         while True:
+            realigned = await follower.check()
+            for tp in realigned.lost:
+                self._restarted(tp)
             try:
                 batches = await consumer.getmany(timeout_ms=1000)
             except Exception:

@@ -13,14 +13,18 @@ events by their ids.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownError
 
+from bus.log_restarts import GroupConsumer
 from bus.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_MS = 1000
 
 
 def producer(bootstrap: str, client_id: str = "floor", *, idempotent: bool = True) -> AIOKafkaProducer:
@@ -68,17 +72,26 @@ def consumer(
     accepts the idle fetches that costs (aiokafka sends the next fetch as soon as an empty one
     returns, with no backoff). It must be at least 1: Tansu answers a 0 ms fetch at once
     without reading the log, so such a consumer spins and receives nothing.
+
+    With a ``group_id`` it is a :class:`~bus.log_restarts.GroupConsumer`: after a broker
+    restart that lost the log it reads the new log from its beginning.
     """
     if fetch_max_wait_ms < 1:
         raise ValueError(f"fetch_max_wait_ms must be at least 1 ms, not {fetch_max_wait_ms}")
-    return AIOKafkaConsumer(
-        *topics,
+    options: dict[str, Any] = dict(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         auto_offset_reset="earliest" if from_start else "latest",
         enable_auto_commit=auto_commit and group_id is not None,
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
+    if group_id is None:
+        return AIOKafkaConsumer(*topics, **options)
+    # A heartbeat a second (aiokafka's default is 3 s): a member learns within a second that
+    # a restarted broker no longer knows it, and rejoins.
+    options["heartbeat_interval_ms"] = HEARTBEAT_INTERVAL_MS
+    # In a group: it must not resume a restarted broker's new log at an old log's offset.
+    return GroupConsumer(*topics, **options)
 
 
 async def ensure_topics(

@@ -40,6 +40,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -312,7 +313,13 @@ class Bridge:
                 else:
                     await self.deliver_raw(raw)
             if batches:
-                await consumer.commit()
+                try:
+                    await consumer.commit()
+                except KafkaError as exc:
+                    # A broker that restarted without its log no longer knows the group or the
+                    # topic until it is made again; the next batch's commit covers these records,
+                    # and a record delivered again is delivered idempotently.
+                    log.warning("could not commit offsets (%s: %s); going on", type(exc).__name__, exc)
 
 
 def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID, *, sessions: bool = False) -> AIOKafkaConsumer:

@@ -7,6 +7,10 @@
                                             seq, price, size, time_ns, session volume, vwap
 ``GET  /symbols/{SYM}/depth``               the symbol's whole book now: seq, time_ns, every
                                             level a side (price, size), best first
+``GET  /orders``                            every order of ours the venue accepted, open or
+                                            done, by permId: orderRef, status, fills, prices
+``GET  /executions``                        every execution, oldest first: execId, permId,
+                                            orderRef, shares, price
 ``POST /symbols/{SYM}/move``                ``{"pct": -10, "ms": 200}``: move the price
 ``POST /symbols/{SYM}/flash-crash``         ``{"pct": 10, "ms": 200}``: drop it by ``pct``
 ``POST /symbols/{SYM}/rate``                ``{"rate": 5000}``: model events per second
@@ -43,7 +47,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from paper.venue import control_token
-from paper.venue.messages import DropClients, FreezeGateway, KillGateway, Level, LoseUpstream
+from paper.venue.messages import (
+    DropClients,
+    ExecutionReport,
+    FreezeGateway,
+    KillGateway,
+    Level,
+    LoseUpstream,
+    OrderUpdate,
+)
 from paper.venue.server import UnknownGateway, VenueServer
 
 log = logging.getLogger(__name__)
@@ -64,6 +76,29 @@ _REASONS = {
 
 def _levels(levels: Iterable[Level]) -> list[dict[str, Any]]:
     return [{"price": str(level.price), "size": level.size} for level in levels]
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _order_row(u: OrderUpdate) -> dict[str, Any]:
+    o = u.order
+    return {
+        "perm_id": u.perm_id, "client_id": u.client_id, "order_id": u.order_id, "order_ref": o.order_ref,
+        "symbol": u.symbol, "action": o.action, "order_type": o.order_type, "total_qty": o.total_qty,
+        "lmt_price": _text(o.lmt_price), "aux_price": _text(o.aux_price),
+        "trail_stop_price": _text(o.trail_stop_price), "tif": o.tif, "status": u.status,
+        "filled": u.filled, "remaining": u.remaining, "avg_fill_price": _text(u.avg_fill_price),
+    }  # fmt: skip
+
+
+def _execution_row(r: ExecutionReport) -> dict[str, Any]:
+    e = r.execution
+    return {
+        "exec_id": e.exec_id, "perm_id": e.perm_id, "order_ref": e.order_ref, "symbol": e.symbol,
+        "side": e.side, "shares": e.shares, "price": str(e.price), "cum_qty": e.cum_qty, "time_ns": e.time_ns,
+    }  # fmt: skip
 
 
 def _one(headers: dict[str, list[str]], name: str) -> str | None:
@@ -232,6 +267,10 @@ class ControlApi:
             if v.venue.contract(parts[1]) is None:
                 raise NotFound(parts[1])
             return self._depth(parts[1].upper())
+        if parts in (["orders"], ["executions"]):
+            if method != "GET":
+                raise BadRequest("use GET")
+            return self._orders() if parts == ["orders"] else self._executions()
         if method != "POST":
             raise BadRequest("use POST")
         match parts:
@@ -314,6 +353,17 @@ class ControlApi:
         book = self.venue.venue.depth_snapshot(symbol)
         return {"symbol": symbol, "seq": book.seq, "time_ns": book.time_ns,
                 "bids": _levels(book.bids), "asks": _levels(book.asks)}  # fmt: skip
+
+    def _orders(self) -> dict[str, Any]:
+        """The venue's own record of what it was sent: what a test holds a client's view against
+        (each order once, whatever the client believes it sent)."""
+        venue = self.venue.venue
+        updates = sorted((*venue.open_orders(), *venue.completed_orders()), key=lambda u: u.perm_id)
+        return {"epoch": self.venue.epoch, "orders": [_order_row(u) for u in updates]}
+
+    def _executions(self) -> dict[str, Any]:
+        rows = [_execution_row(r) for r in self.venue.venue.executions]
+        return {"epoch": self.venue.epoch, "executions": rows}
 
     @staticmethod
     def _duration(body: dict[str, Any]) -> float:

@@ -210,7 +210,9 @@ async def test_control_requests_without_the_token_from_a_page_or_not_json_are_re
     assert controls == [], "no gateway was told to do anything"
 
 
-@pytest.mark.parametrize("path", ["/status", "/symbols/AAPL/tape", "/symbols/AAPL/depth"])
+@pytest.mark.parametrize(
+    "path", ["/status", "/symbols/AAPL/tape", "/symbols/AAPL/depth", "/orders", "/executions"]
+)
 def test_reading_the_status_or_a_tape_needs_the_token_too(venue_process: VenueProcess, path: str) -> None:
     url = venue_process.control_url + path
     for how, headers, status in refused_ways(venue_process.token):
@@ -309,3 +311,29 @@ async def test_time_scale_speeds_up_the_market_clock(venue: VenueClient, venue_p
         venue_process.control("POST", "/clock", {"time_scale": 1})
     status = floor_paper(venue_process, "status")
     assert status.exit_code == 0 and "AAPL" in status.output and "gw-test" in status.output
+
+
+async def test_the_orders_and_executions_routes_list_every_order_once_with_its_ref_and_fills(
+    venue: VenueClient, venue_process: VenueProcess
+) -> None:
+    tick = await venue.subscribe_ticks("MSFT")
+    assert tick.ask is not None and tick.bid is not None
+    first = await venue.next_valid_id(9)
+    taker = OrderSpec("BUY", 3, "LMT", lmt_price=tick.ask + 1, order_ref="ref-taker")
+    resting = OrderSpec("BUY", 2, "LMT", lmt_price=(tick.bid * Decimal("0.8")).quantize(Decimal("0.01")),
+                        order_ref="ref-resting")  # fmt: skip
+    for i, spec in enumerate((taker, resting)):
+        assert isinstance(await venue.place_order(PlaceOrder(9, first + i, spec, symbol="MSFT")), OrderAck)
+    await venue.current_time_ns()  # both applied
+
+    orders = {o["order_ref"]: o for o in venue_process.control("GET", "/orders")["orders"]}
+    assert (orders["ref-taker"]["status"], orders["ref-taker"]["filled"]) == ("Filled", 3)
+    assert (orders["ref-resting"]["status"], orders["ref-resting"]["filled"]) == ("Submitted", 0)
+    assert orders["ref-resting"]["lmt_price"] == str(resting.lmt_price)
+    fills = [
+        e for e in venue_process.control("GET", "/executions")["executions"] if e["order_ref"] == "ref-taker"
+    ]
+    assert sum(e["shares"] for e in fills) == 3
+    assert len({e["exec_id"] for e in fills}) == len(fills)
+    assert all(e["perm_id"] == orders["ref-taker"]["perm_id"] for e in fills)
+    await venue.cancel_order(9, first + 1)
