@@ -21,7 +21,9 @@ Order books: only for the floor's symbols (``FLOOR_HOTPATH_SYMBOLS``); subscribi
 is refused with :class:`UnknownSymbol` and leaves nothing behind. A depth record replaces the
 symbol's book (:class:`trading.depth_book.SymbolBook`, a new ``sequence`` when anything
 changed) and wakes that symbol's subscribers; each, when it next reads, is sent the difference
-from what it was last sent, so a slow reader gets fewer, bigger deltas and never a gap.
+from what it was last sent, so a slow reader gets fewer, bigger deltas and never a gap. A record
+that says the broker's feed had a gap (``"gap": true``, after a failover or reconnect) makes
+every subscriber of the symbol be sent a fresh snapshot marked ``gap`` instead of a delta.
 """
 
 from __future__ import annotations
@@ -131,6 +133,8 @@ class HubStats:
     """Trades counted this run (repeats and earlier sessions' left out)."""
     tape_resent: int = 0
     """Tape snapshots sent to subscribers that fell behind, in place of the trades they missed."""
+    depth_gaps: int = 0
+    """Depth records that said the broker's feed had a gap (each resynced the symbol's books)."""
 
 
 class Hub:
@@ -160,6 +164,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._dropped = 0
         self._depth_records = 0
+        self._depth_gaps = 0
         self._order_records = 0
         self._depth_lag_ms: float | None = None
         self._interrupted = 0
@@ -338,6 +343,7 @@ class Hub:
             trade_records=self._trades.records,
             trades=self._trades.trades,
             tape_resent=self._trades.resent(),
+            depth_gaps=self._depth_gaps,
         )
 
     # --- feeds -------------------------------------------------------------------------------
@@ -386,6 +392,7 @@ class Hub:
                 )
                 if taken:
                     self._depth.superseded += i
+                    await self._older_gap(records[:i])
                     break
 
     async def _on_depth_record(self, where: str, raw: bytes, moved: set[str]) -> bool:
@@ -401,7 +408,27 @@ class Hub:
         self._depth_lag_ms = (datetime.now(UTC) - depth.venue_ts).total_seconds() * 1000
         if book.update(depth):
             moved.add(depth.symbol)
+        if depth.gap:
+            self._gap(depth.symbol)
         return True
+
+    async def _older_gap(self, older: list[tuple[str, bytes]]) -> None:
+        """A record superseded in its fetch may still say the feed had a gap before it: the
+        newest that claims so is verified (a forged claim is refused like any forgery) and, if
+        genuine, counts as the gap it reports."""
+        for where, raw in reversed(older):
+            if b'"gap"' not in raw:
+                continue
+            depth = await self._depth.judged(where, raw)
+            if depth is not None and depth.gap:
+                self._gap(depth.symbol)
+            return
+
+    def _gap(self, symbol: str) -> None:
+        """The symbol's feed had a gap: each subscriber is sent a fresh snapshot marked so."""
+        self._depth_gaps += 1
+        for sub in self._book_subs.get(symbol, ()):
+            sub.resync()
 
     async def _on_order_record(self, where: str, raw: bytes) -> bool:
         event = await self._orders.verified(where, raw)

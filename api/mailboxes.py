@@ -18,7 +18,8 @@ a subscriber that never reads costs the hub nothing but its bounded mailbox:
   all, only the book the subscriber was last sent; when the reader wakes it is sent the
   difference between that and the symbol's book now (:func:`trading.depth_book.delta_between`),
   so however many updates it slept through, it gets one delta of the latest size of every level
-  that changed, linked to the sequence it last saw.
+  that changed, linked to the sequence it last saw. After a gap in the broker's feed
+  (:meth:`BookSubscription.resync`) it is sent a fresh snapshot marked ``gap`` instead.
 
 ``close()`` (the subscriber leaving) ends iteration; ``end(reason)`` (the hub: overflow, or the
 hub stopping) makes the next step raise :class:`ResyncRequired` with that reason.
@@ -27,6 +28,7 @@ hub stopping) makes the next step raise :class:`ResyncRequired` with that reason
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -195,10 +197,20 @@ class BookSubscription(Subscription[BookSnapshot | BookDelta]):
         self._sent: BookSnapshot | None = None
         self._seen = -1
         """The book's sequence when this subscriber last looked."""
+        self._gap = False
+        """A snapshot marked ``gap`` is owed."""
 
     def changed(self) -> None:
         """The symbol's book moved on (the hub calls this on every update)."""
         self._wake()
+
+    def resync(self) -> None:
+        """The broker's feed had a gap: send a snapshot marked ``gap`` next, not a delta."""
+        if self.open and self._sent is not None:
+            self._sent = None
+            self._gap = True
+            self._seen = -1
+            self._wake()
 
     def _ready(self) -> bool:
         return self.book.venue_ts is not None and self.book.sequence != self._seen
@@ -209,6 +221,9 @@ class BookSubscription(Subscription[BookSnapshot | BookDelta]):
         self._seen = now.sequence
         if self._sent is None:
             self._sent = now
+            if self._gap:
+                self._gap = False
+                return dataclasses.replace(now, gap=True)
             return now
         delta = self.book.delta_since(self._sent, self.depth)
         if not delta.bids and not delta.asks:

@@ -434,6 +434,10 @@ class DepthSnapshot:
     asks: tuple[DepthLevel, ...]
     time: datetime
     recv_ns: int
+    gap: bool = False
+    """The feed had a gap before this book (the session carrying it changed, the gateway lost
+    its market data, or reset the book): updates may have been missed, so whoever kept a copy
+    replaces it with this one and tells its own readers."""
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ of our orders and are not warnings, as a rejection with category ``"order_error"
 from __future__ import annotations
 
 CONNECTIVITY_LOST = frozenset({1100, 2110})
-"""Gateway lost its upstream: orders may not reach the exchange; treat the session as down."""
+"""Gateway lost its upstream: orders may not reach the exchange. The session stops carrying
+orders (the standby takes over) but stays connected for the gateway's 1101/1102."""
 CONNECTIVITY_RESTORED_DATA_LOST = frozenset({1101})
 """Upstream back, market-data subscriptions lost: resubscribe."""
 CONNECTIVITY_RESTORED = frozenset({1102})
+"""Upstream back with market data kept: the session carries orders again."""
 CLIENT_ID_IN_USE = frozenset({326})
 
 ORDER_REJECTED = frozenset(
@@ -29,6 +31,8 @@ ORDER_CANCELLED_NOTICE = frozenset({202})
 """Confirmation that follows a ``Cancelled`` status; not a rejection."""
 PACING = frozenset({100})
 """Message rate exceeded: the request was dropped by the gateway."""
+DEPTH_RESET = frozenset({317})
+"""The gateway reset a depth book (ib_async empties it): the L2 feed has a gap."""
 MARKET_DATA = frozenset({300, 309, 317, 322, 354, 10167, 10168, 10189})
 FARM_STATUS = frozenset(range(2100, 2200))
 """Farm connection notices (2104 market data OK, ...): informational."""

@@ -9,6 +9,7 @@ something. Statuses ib_async sets on its own, without the gateway saying so, are
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ class EventTranslator:
         self.net_liq: dict[str, Decimal] = {}
         """NetLiquidation per account, as the broker last reported it."""
         self._late_cancelled: set[tuple[int, int]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def wire(self, session: GatewaySession, ib: IB) -> None:
         ib.openOrderEvent += lambda trade: self.on_trade(session, trade)
@@ -179,7 +181,15 @@ class EventTranslator:
     def on_error(self, session: GatewaySession, req_id: int, code: int, message: str) -> None:
         now = datetime.now(UTC)
         if code in ib_codes.CONNECTIVITY_LOST:
-            session.kill(f"gateway reported lost connectivity ({code}: {message})")
+            session.upstream_lost(f"gateway reported lost connectivity ({code}: {message})")
+        elif code in ib_codes.CONNECTIVITY_RESTORED_DATA_LOST:
+            self._restored_data_lost(session)
+        elif code in ib_codes.CONNECTIVITY_RESTORED:
+            session.upstream_restored()
+        elif code in ib_codes.DEPTH_RESET and session.ib is not None:
+            symbol = self._market.symbol_of(session.ib, req_id)
+            if symbol is not None:
+                self._market.mark_gap(symbol)
         rec = self._orders.by_order_id(session.config.client_id, req_id) if req_id > 0 else None
         order_codes = ib_codes.ORDER_REJECTED | ib_codes.MODIFY_REFUSED | ib_codes.CANCEL_REFUSED
         if rec is not None and code in order_codes and rec.session == session.label:
@@ -202,6 +212,25 @@ class EventTranslator:
         if code in ib_codes.ORDER_CANCELLED_NOTICE and rec is not None:
             return
         self._emit(BrokerNotice(code=code, message=message, req_id=req_id, session=session.label, time=now))
+
+    def _restored_data_lost(self, session: GatewaySession) -> None:
+        """1101: the gateway is back but dropped the market data. A session that stayed active
+        through it requests everything again now; one the 1100 took down does so when it is
+        active again (its epoch resubscribes)."""
+        ib = session.ib
+        self._market.data_lost(ib)
+        carrying = session.up and session.upstream_up
+        session.upstream_restored()
+        active = self.router.active if self.router is not None else None
+        if carrying and session is active and ib is not None:
+            task = asyncio.get_running_loop().create_task(self._market.resubscribe(ib))
+            self._tasks.add(task)
+            task.add_done_callback(self._resubscribed)
+
+    def _resubscribed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("market data not requested again after 1101: %s", task.exception())
 
     # --- market and account ---------------------------------------------------------------
 

@@ -6,8 +6,11 @@ so its price stays the exact decimal the venue sent and its time the venue's.
 
 The subscriptions live here, not in ib_async (which forgets them with every connection): after
 each change of active session the epoch's reconciliation (:mod:`brokers.ib_reconcile`) calls
-:meth:`MarketData.resubscribe` with the new session's ``IB``. Only the active session's tickers
-are delivered.
+:meth:`MarketData.resubscribe` with the new session's ``IB``; the gateway's 1101 (restored, market
+data lost) makes the session's subscriptions void (:meth:`MarketData.data_lost`) so they are
+requested again. Only the active session's tickers are delivered. The first book of a symbol
+after any of these carries ``gap=True`` (so does the first after a 317 book reset): the feed may
+have missed updates, and the L2 feed downstream tells its own readers.
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ class MarketData:
         self._depth: dict[str, list[DepthHandler]] = {}
         self._trades: dict[str, list[TradeHandler]] = {}
         self._rows: dict[str, int] = {}
+        self._live: IB | None = None
+        """The ``IB`` whose connection carries the current subscriptions."""
+        self._gaps: set[str] = set()
+        """Symbols whose next book follows a gap."""
 
     def contract(self, symbol: str) -> Contract:
         """The qualified contract (market data needs the ``conId``); see :meth:`qualify`."""
@@ -103,6 +110,7 @@ class MarketData:
         first = not self._ticks_wanted(symbol)
         self._quotes.setdefault(symbol, []).append(handler)
         if first and ib is not None:
+            self._live = self._live or ib
             self._req_ticks(symbol, ib)
         return Subscription("quotes", symbol, id(handler))
 
@@ -112,6 +120,7 @@ class MarketData:
         first = not self._ticks_wanted(symbol)
         self._trades.setdefault(symbol, []).append(handler)
         if first and ib is not None:
+            self._live = self._live or ib
             self._req_ticks(symbol, ib)
         return Subscription("trades", symbol, id(handler))
 
@@ -124,6 +133,7 @@ class MarketData:
         handlers.append(handler)
         self._rows[symbol] = max(rows, self._rows.get(symbol, 0))
         if len(handlers) == 1 and ib is not None:
+            self._live = self._live or ib
             ib.reqMktDepth(self.contract(symbol), self._rows[symbol])
         return Subscription("depth", symbol, id(handler))
 
@@ -146,8 +156,29 @@ class MarketData:
             if before_d and not self._depth[symbol] and ib is not None:
                 ib.cancelMktDepth(self.contract(symbol))
 
+    def data_lost(self, ib: IB | None) -> None:
+        """The gateway dropped ``ib``'s market data (1101): the next :meth:`resubscribe` on it
+        requests everything again."""
+        if ib is not None and ib is self._live:
+            self._live = None
+        self.mark_gap(*self._depth)
+
+    def mark_gap(self, *symbols: str) -> None:
+        """The next book of each of ``symbols`` follows a gap."""
+        self._gaps.update(symbols)
+
+    def symbol_of(self, ib: IB, req_id: int) -> str | None:
+        ticker = ib.wrapper.reqId2Ticker.get(req_id)
+        return ticker.contract.symbol if ticker is not None and ticker.contract is not None else None
+
     async def resubscribe(self, ib: IB) -> None:
-        """Subscribe everything again on a new session (ib_async forgot the old ones)."""
+        """Subscribe everything again on a new session (ib_async forgot the old ones), or on
+        one whose market data the gateway dropped; nothing if ``ib`` carries them already
+        (the gateway restored its upstream with the data kept, 1102)."""
+        if ib is self._live:
+            return
+        self._live = ib
+        self.mark_gap(*(symbol for symbol, handlers in self._depth.items() if handlers))
         for symbol in sorted(set(self._quotes) | set(self._trades)):
             if self._ticks_wanted(symbol):
                 await self.qualify(symbol, ib)
@@ -190,6 +221,8 @@ class MarketData:
                 for qh in self._quotes[symbol]:
                     call_safely(qh, quote)
             if t.domTicks and self._depth.get(symbol):
+                gap = symbol in self._gaps
+                self._gaps.discard(symbol)
                 snap = DepthSnapshot(
                     symbol=symbol,
                     bids=tuple(
@@ -200,6 +233,7 @@ class MarketData:
                     ),
                     time=now,
                     recv_ns=recv_ns,
+                    gap=gap,
                 )
                 for dh in self._depth[symbol]:
                     call_safely(dh, snap)

@@ -139,10 +139,13 @@ class OrderPath:
             return 0
         assert rec.order_id is not None
         order_id = rec.order_id
+        # Requested until the order ends: a cancel swallowed by a gateway that dies or freezes
+        # before answering is written again by the next epoch's reconciliation (a cancel of an
+        # order the broker already ended is answered 161/10148, harmless).
+        rec.cancel_requested = True
         try:
             return _written(session, lambda ib: ib.client.cancelOrder(order_id, ""))
         except ConnectionError:
-            rec.cancel_requested = True
             return 0
 
     def cancel_all(self) -> int:

@@ -100,6 +100,8 @@ class Router:
     def mark_ready(self) -> None:
         self._ready = True
         self._ready_event.set()
+        if self.active is not None:
+            self.active.patience(False)
 
     async def wait_connected(self) -> None:
         while not self.connected:
@@ -199,9 +201,17 @@ class Router:
         self._session_event(change, session, cause, previous)
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
-        self._reconcile_task = asyncio.get_running_loop().create_task(
-            self._reconcile_epoch(session, self._epoch)
-        )
+        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile(session, self._epoch))
+
+    async def _reconcile(self, session: GatewaySession, epoch: int) -> None:
+        """The epoch's reconciliation, with the session's heartbeat patient until orders may
+        flow: a gateway listing a day's orders is busy for the floor, not frozen (each listing
+        has its own timeout, after which the reconciliation ends the session)."""
+        session.patience(True)
+        try:
+            await self._reconcile_epoch(session, epoch)
+        finally:
+            session.patience(False)
 
     def _session_event(
         self,

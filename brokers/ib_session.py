@@ -5,9 +5,14 @@ on disconnect anyway), bound to the configured source address through
 :mod:`brokers.ib_transport`. While connected it watches two things:
 
 * the socket: a closed connection (gateway killed, dropped) ends the session at once;
-* a heartbeat: whenever nothing has arrived for ``heartbeat_interval`` it sends
-  ``reqCurrentTime`` and declares the session dead if no answer comes within
-  ``heartbeat_timeout`` (a frozen gateway keeps its socket open but answers nothing).
+* a heartbeat (:mod:`brokers.ib_liveness`): ``reqCurrentTime`` whenever nothing has arrived for
+  ``heartbeat_interval``; the heartbeats and the orders written are probes, and
+  ``heartbeat_misses`` of them unanswered for ``heartbeat_timeout`` each end the session (a
+  frozen gateway keeps its socket open but answers nothing);
+* the gateway's own word (IB's 1100): its upstream is lost, so the session stops carrying
+  orders but stays connected, heartbeat and all, until 1101 (restored, market data lost) or
+  1102 (restored, data kept) brings it back (:meth:`GatewaySession.upstream_lost`,
+  :meth:`GatewaySession.upstream_restored`).
 
 Every change is reported to a :class:`SessionListener` (the Router, :mod:`brokers.ib_router`);
 the session itself decides nothing about orders.
@@ -27,6 +32,7 @@ from ib_async import IB, Trade
 from ib_async.ib import StartupFetch, StartupFetchALL
 
 from brokers.base import SessionRole, SourceAddressRefused
+from brokers.ib_liveness import LivenessRules
 from brokers.ib_transport import BoundConnection, OrderWriteHook, install
 
 log = logging.getLogger(__name__)
@@ -44,7 +50,9 @@ class SessionConfig:
     source_address: str | None = None
     connect_timeout: float = 4.0
     heartbeat_interval: float = 0.25
-    heartbeat_timeout: float = 0.5
+    heartbeat_timeout: float = 0.05
+    """Seconds a probe (heartbeat or order) may wait for a byte before it counts as missed."""
+    heartbeat_misses: int = 3
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
     max_requests_per_s: int = 45
@@ -55,6 +63,10 @@ class SessionConfig:
     @property
     def gateway(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def liveness(self) -> LivenessRules:
+        return LivenessRules(self.heartbeat_interval, self.heartbeat_timeout, self.heartbeat_misses)
 
 
 class SessionListener(Protocol):
@@ -82,6 +94,11 @@ class GatewaySession:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._first_attempt: asyncio.Future[None] | None = None
+        self._upstream = asyncio.Event()
+        """Set whenever the gateway's upstream state changed (1100, 1101, 1102)."""
+        self._upstream_cause = ""
+        self.upstream_up = True
+        """False between the gateway's 1100 and its 1101/1102: connected, not carrying orders."""
 
     @property
     def gateway(self) -> str:
@@ -118,8 +135,28 @@ class GatewaySession:
         self._teardown()
 
     def kill(self, cause: str) -> None:
-        """Declare the session dead now (e.g. the gateway reported lost connectivity)."""
+        """Declare the session dead now."""
         self._mark_down(cause)
+
+    def patience(self, on: bool) -> None:
+        """Silence is no verdict while ``on`` (the gateway is busy with the floor's own
+        listings, see :mod:`brokers.ib_liveness`); the watch looks again when it ends."""
+        if self.conn is not None:
+            self.conn.liveness.patient = on
+            self.conn.probed.set()
+
+    def upstream_lost(self, cause: str) -> None:
+        """The gateway lost IB (1100): stop carrying orders, stay connected for its 1101/1102."""
+        if self.upstream_up:
+            self.upstream_up = False
+            self._upstream_cause = cause
+            self._upstream.set()
+
+    def upstream_restored(self) -> None:
+        """The gateway has IB again (1101/1102)."""
+        if not self.upstream_up:
+            self.upstream_up = True
+            self._upstream.set()
 
     # --- loop -----------------------------------------------------------------------------
 
@@ -144,10 +181,11 @@ class GatewaySession:
             up_at = time.monotonic()
             self._settle_first(None)
             self._listener.session_up(self)
-            cause = await self._watch()
+            cause = await self._serve()
+            reported = self.up
             self.up = False
             self._teardown()
-            if not self._closing:
+            if not self._closing and reported:
                 self._listener.session_down(self, cause)
             if time.monotonic() - up_at < MIN_HEALTHY_UPTIME:
                 # A gateway that accepts and then drops us at once (e.g. it lost its own
@@ -169,11 +207,13 @@ class GatewaySession:
         cfg = self.config
         ib = IB()
         ib.client.MaxRequests = cfg.max_requests_per_s
-        conn = install(ib, cfg.source_address)
+        conn = install(ib, cfg.source_address, cfg.liveness)
         conn.on_order_write = self._on_order_write
         self.ib, self.conn = ib, conn
         self._down = asyncio.Event()
         self._down_cause = ""
+        self._upstream = asyncio.Event()
+        self.upstream_up = True
         closed_early: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         def on_socket_closed(msg: str) -> None:
@@ -209,6 +249,9 @@ class GatewaySession:
             raise
         if not ib.isConnected() or self._down.is_set():
             raise ConnectionError(f"{self.label}: connection lost during synchronisation: {self._down_cause}")
+        if not self.upstream_up:
+            # Connected to a gateway that has no IB behind it: try again later (with backoff).
+            raise ConnectionError(f"{self.label}: {self._upstream_cause}")
 
     def _refusal(self, ib: IB, detail: str) -> BaseException:
         # A gateway that refuses the client's address closes the socket before the handshake
@@ -219,36 +262,60 @@ class GatewaySession:
             )
         return ConnectionError(f"{self.label}: {detail}")
 
-    async def _watch(self) -> str:
-        cfg = self.config
+    async def _serve(self) -> str:
+        """Watch the connected session until it ends; return why. Between the gateway's 1100
+        and its 1101/1102 the session is reported down but kept connected and watched."""
+        while True:
+            cause = await self._watch()
+            if cause is not None:
+                return cause
+            if not self.upstream_up and self.up:
+                self.up = False
+                if not self._closing:
+                    self._listener.session_down(self, self._upstream_cause)
+            elif self.upstream_up and not self.up:
+                self.up = True
+                if not self._closing:
+                    self._listener.session_up(self)
+
+    async def _watch(self) -> str | None:
+        """Until the session is dead (its cause) or the gateway's upstream changed (None)."""
+        conn, ib = self.conn, self.ib
+        assert conn is not None and ib is not None
+        live = conn.liveness
         down = asyncio.ensure_future(self._down.wait())
+        upstream = asyncio.ensure_future(self._upstream.wait())
         try:
             while True:
-                try:
-                    await asyncio.wait_for(asyncio.shield(down), cfg.heartbeat_interval)
-                    return self._down_cause
-                except TimeoutError:
-                    pass
-                conn, ib = self.conn, self.ib
-                assert conn is not None and ib is not None
-                if time.monotonic() - conn.last_recv < cfg.heartbeat_interval:
-                    continue
-                try:
-                    beat = asyncio.ensure_future(ib.reqCurrentTimeAsync())
-                    done, _ = await asyncio.wait({beat, down}, timeout=cfg.heartbeat_timeout)
-                except ConnectionError as exc:
-                    return f"heartbeat failed: {exc}"
+                now = time.monotonic()
+                if live.dead(now):
+                    return live.describe(now)
+                if live.heartbeat_due(now):
+                    # The answer comes as a byte like any other; the future itself is not needed.
+                    sent = conn.numMsgSent
+                    ib.client.reqCurrentTime()
+                    now = time.monotonic()
+                    if conn.numMsgSent == sent:
+                        # Queued behind ib_async's pacing throttle: it counts from now, or the
+                        # watch would ask again and again until the queue moves.
+                        live.probed(now)
+                conn.probed.clear()
+                probed = asyncio.ensure_future(conn.probed.wait())
+                wait = max(0.0, live.next_check(now) - now)
+                done, _ = await asyncio.wait(
+                    {down, upstream, probed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                probed.cancel()
                 if down in done:
-                    beat.cancel()
                     return self._down_cause
-                if beat not in done:
-                    beat.cancel()
-                    if time.monotonic() - conn.last_recv >= cfg.heartbeat_timeout:
-                        return f"missed heartbeat ({cfg.heartbeat_timeout * 1000:.0f} ms without data)"
-                elif beat.exception() is not None:
-                    return f"heartbeat failed: {beat.exception()}"
+                if upstream in done:
+                    self._upstream.clear()
+                    return None
+        except ConnectionError as exc:
+            return f"heartbeat failed: {exc}"
         finally:
             down.cancel()
+            upstream.cancel()
 
     def _mark_down(self, cause: str) -> None:
         if not self._down.is_set():

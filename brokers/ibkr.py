@@ -66,7 +66,9 @@ class IbkrConfig:
     source_address: str | None = None
     connect_timeout: float = 4.0
     heartbeat_interval: float = 0.25
-    heartbeat_timeout: float = 0.5
+    heartbeat_timeout: float = 0.05
+    """Seconds a probe may wait for an answer (see :mod:`brokers.ib_liveness`)."""
+    heartbeat_misses: int = 3
     reconcile_timeout: float = 4.0
     max_requests_per_s: int = 45
     readonly: bool = False
@@ -82,6 +84,9 @@ class IbkrConfig:
             "client_id": settings.ib_client_id,
             "source_address": settings.ib_source_address,
             "max_requests_per_s": settings.ib_max_requests_per_s,
+            "heartbeat_interval": settings.ib_heartbeat_ms / 1000,
+            "heartbeat_timeout": settings.ib_answer_ms / 1000,
+            "heartbeat_misses": settings.ib_heartbeat_misses,
         }
         values.update(overrides)
         return cls(**values)
@@ -92,6 +97,7 @@ class IbkrConfig:
             "connect_timeout": self.connect_timeout,
             "heartbeat_interval": self.heartbeat_interval,
             "heartbeat_timeout": self.heartbeat_timeout,
+            "heartbeat_misses": self.heartbeat_misses,
             "max_requests_per_s": self.max_requests_per_s,
             "readonly": self.readonly,
         }

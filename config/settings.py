@@ -56,6 +56,14 @@ class FloorSettings(BaseSettings):
     ib_client_id: int = Field(default=1, validation_alias="IB_CLIENT_ID")
     ib_source_address: str | None = Field(default=None, validation_alias="IB_SOURCE_ADDRESS")
     ib_max_requests_per_s: int = Field(default=45, validation_alias="IB_MAX_REQUESTS_PER_S")
+    ib_heartbeat_ms: int = Field(default=250, ge=10)
+    """A heartbeat (``reqCurrentTime``) goes to a gateway this long after its last byte."""
+    ib_answer_ms: int = Field(default=50, ge=5)
+    """How long a heartbeat or an order may wait for a byte from the gateway before it counts as
+    a missed answer (the paper gateway answers in about a millisecond; raise it for an IB
+    Gateway far away)."""
+    ib_heartbeat_misses: int = Field(default=3, ge=1)
+    """Missed answers in a row after which the session is dead and the standby takes over."""
     paper_seed: int = 7
     paper_trusted_ips: str = "127.0.0.1"
     """Client addresses the paper gateways accept (comma-separated), like IB Gateway's Trusted IPs."""

@@ -20,7 +20,11 @@ Record (key = symbol, UTF-8 JSON; prices are decimal strings)::
     {"v": 1, "symbol": "AAPL", "ts": "2026-11-24T05:00:00.123456+00:00",
      "bids": [{"price": "229.86", "size": 300}, ...], "asks": [...]}
 
-Best level first on each side. The producer is the hot path's
+Best level first on each side. The first book after a gap in the broker's feed (a failover, a
+reconnect, the gateway's market data lost or its book reset) carries ``"gap": true``: readers
+replace what they hold and tell their own readers (the API's book subscribers get a fresh
+snapshot marked as following a gap). A gap is never conflated away: the book published next
+carries it, whatever books came in between. The producer is the hot path's
 :class:`~bus.signed_records.SigningProducer`: the record goes out with its ``proof``
 (:mod:`trading.record_signing`), since the desk checks a trader's arming limits at these
 prices and the API believes no book the hot path did not sign.
@@ -44,18 +48,21 @@ MIN_INTERVAL_S = 0.02
 """At most one record a symbol this often (50 a second): the newest book when it is due."""
 
 
-def to_dict(snapshot: DepthSnapshot) -> dict[str, Any]:
-    return {
+def to_dict(snapshot: DepthSnapshot, gap: bool = False) -> dict[str, Any]:
+    record: dict[str, Any] = {
         "v": SCHEMA_VERSION,
         "symbol": snapshot.symbol,
         "ts": snapshot.time.astimezone(UTC).isoformat(),
         "bids": [{"price": str(level.price), "size": level.size} for level in snapshot.bids],
         "asks": [{"price": str(level.price), "size": level.size} for level in snapshot.asks],
     }
+    if gap or snapshot.gap:
+        record["gap"] = True
+    return record
 
 
-def encode(snapshot: DepthSnapshot) -> bytes:
-    return json.dumps(to_dict(snapshot), separators=(",", ":")).encode()
+def encode(snapshot: DepthSnapshot, gap: bool = False) -> bytes:
+    return json.dumps(to_dict(snapshot, gap), separators=(",", ":")).encode()
 
 
 class DepthPublisher:
@@ -63,11 +70,15 @@ class DepthPublisher:
         self._producer = producer
         self._topic = topic
         self._latest: dict[str, DepthSnapshot] = {}
+        self._gaps: set[str] = set()
+        """Symbols whose next record must say it follows a gap."""
         self._wake = asyncio.Event()
         self.published = 0
 
     def on_depth(self, snapshot: DepthSnapshot) -> None:
         self._latest[snapshot.symbol] = snapshot
+        if snapshot.gap:
+            self._gaps.add(snapshot.symbol)
         self._wake.set()
 
     async def run(self) -> None:
@@ -78,10 +89,14 @@ class DepthPublisher:
             self._wake.clear()
             batch, self._latest = self._latest, {}
             for symbol, snapshot in batch.items():
+                gap = symbol in self._gaps
+                self._gaps.discard(symbol)
                 try:
-                    await self._producer.send(self._topic, encode(snapshot), key=symbol.encode())
+                    await self._producer.send(self._topic, encode(snapshot, gap), key=symbol.encode())
                     self.published += 1
                 except Exception:
+                    if gap:
+                        self._gaps.add(symbol)  # the next book of the symbol carries it
                     log.exception("depth of %s not published", symbol)
             # Books that come meanwhile replace each other in _latest: the newest goes next.
             await asyncio.sleep(max(0.0, began + MIN_INTERVAL_S - loop.time()))

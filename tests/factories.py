@@ -235,8 +235,10 @@ def depth_record(
     bids: Sequence[tuple[str, int]],
     asks: Sequence[tuple[str, int]],
     ts: datetime | None = None,
+    gap: bool = False,
 ) -> bytes:
-    """A ``market.depth`` record as the hot path writes it (best level first on each side)."""
+    """A ``market.depth`` record as the hot path writes it (best level first on each side);
+    ``gap``: the first after a gap in the broker's feed."""
     return depth.encode(
         DepthSnapshot(
             symbol=symbol,
@@ -244,5 +246,6 @@ def depth_record(
             asks=tuple(DepthLevel(Decimal(p), s) for p, s in asks),
             time=ts or datetime.now(UTC),
             recv_ns=0,
+            gap=gap,
         )
     )

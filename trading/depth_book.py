@@ -11,6 +11,11 @@ symbol, counting up from 1 in one process); a delta names the sequence it applie
 (:class:`PriceBook` does exactly that). A delta may span many states (a slow subscriber's
 updates are merged): it is still gap-free for that subscriber.
 
+A record that follows a gap in the broker's feed (``"gap": true``: a failover, a reconnect, the
+gateway's market data lost) may differ from the book before it by any number of missed
+updates: it takes a new sequence even if nothing changed, and every subscriber is sent a fresh
+snapshot marked ``gap`` in place of a delta, so each reader learns that its stream had a hole.
+
 A subscriber asks for ``depth`` levels a side; its book is the top ``depth`` levels of each
 side, so a level pushed out of its top ``depth`` is sent as removed and one that moves in is
 sent with its size.
@@ -54,6 +59,8 @@ class DepthUpdate:
     """Best (highest) first."""
     asks: tuple[Level, ...]
     """Best (lowest) first."""
+    gap: bool = False
+    """The broker's feed had a gap before this book (``hotpath/depth.py``)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class BookSnapshot:
     venue_ts: datetime
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
+    gap: bool = False
+    """Sent in place of a delta because the feed had a gap: replace the book held."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,10 @@ def depth_update(data: Mapping[str, Any]) -> DepthUpdate:
         raise DepthRecordError("bids must be distinct prices, best (highest) first")
     if not _best_first(asks, highest=False):
         raise DepthRecordError("asks must be distinct prices, best (lowest) first")
-    return DepthUpdate(symbol, venue_ts, bids, asks)
+    gap = data.get("gap", False)
+    if not isinstance(gap, bool):
+        raise DepthRecordError(f"gap must be true or false, got {gap!r}")
+    return DepthUpdate(symbol, venue_ts, bids, asks, gap)
 
 
 def _best_first(levels: Sequence[Level], *, highest: bool) -> bool:
@@ -164,14 +176,15 @@ class SymbolBook:
         self._deltas: dict[tuple[int, int], BookDelta] = {}
 
     def update(self, depth: DepthUpdate) -> bool:
-        """Take ``depth`` as the book's new state; True (and a new sequence) if anything changed.
-        A record older than the book's (Kafka redelivery, a replayed tail) is ignored."""
+        """Take ``depth`` as the book's new state; True (and a new sequence) if anything changed
+        or the record follows a gap. A record older than the book's (Kafka redelivery, a
+        replayed tail) is ignored."""
         if depth.symbol != self.symbol:
             raise ValueError(f"a {depth.symbol} record for the {self.symbol} book")
         if self.venue_ts is not None and depth.venue_ts < self.venue_ts:
             return False
         self.venue_ts = depth.venue_ts
-        if depth.bids == self.bids and depth.asks == self.asks:
+        if depth.bids == self.bids and depth.asks == self.asks and not depth.gap:
             return False
         self.bids, self.asks = depth.bids, depth.asks
         self.sequence += 1

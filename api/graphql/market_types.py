@@ -41,6 +41,11 @@ class BookSnapshot(SharedEvent):
     )
     bids: list[BookLevel]
     asks: list[BookLevel]
+    gap: bool = strawberry.field(
+        description="True when this snapshot comes in place of a delta because the broker's feed "
+        "had a gap (a gateway failover or reconnect, its market data lost): updates may have been "
+        "missed; replace the book held with this one."
+    )
 
     @classmethod
     def of(cls, snapshot: SnapshotRecord) -> BookSnapshot:
@@ -51,6 +56,7 @@ class BookSnapshot(SharedEvent):
             tick_size=tick_size(snapshot.symbol),
             bids=_levels(snapshot.bids),
             asks=_levels(snapshot.asks),
+            gap=snapshot.gap,
         )
 
 

@@ -253,7 +253,7 @@ class Hub:
             self._on_account(event.snapshot)
         elif isinstance(event, vm.DepthSnapshotEvent):
             self.market.on_depth_snapshot(event.snapshot)
-        elif isinstance(event, (vm.DropClients, vm.FreezeGateway, vm.KillGateway)):
+        elif isinstance(event, (vm.DropClients, vm.FreezeGateway, vm.KillGateway, vm.LoseUpstream)):
             if event.gateway == self.name:
                 self._on_control(event)
         elif isinstance(event, vm.VenueReset):
@@ -282,8 +282,12 @@ class Hub:
                     for v in snap.values
                 )
 
-    def _on_control(self, event: vm.DropClients | vm.FreezeGateway | vm.KillGateway) -> None:
-        if isinstance(event, vm.KillGateway):
+    def _on_control(
+        self, event: vm.DropClients | vm.FreezeGateway | vm.KillGateway | vm.LoseUpstream
+    ) -> None:
+        if isinstance(event, vm.LoseUpstream):
+            self._lose_upstream(event)
+        elif isinstance(event, vm.KillGateway):
             log.warning("control: kill")
             os.kill(os.getpid(), signal.SIGKILL)
         elif isinstance(event, vm.DropClients):
@@ -296,6 +300,31 @@ class Hub:
             self.frozen_until = loop.time() + event.seconds
             for session in list(self.sessions):
                 session.freeze(event.seconds)
+
+    def _lose_upstream(self, event: vm.LoseUpstream) -> None:
+        log.warning(
+            "control: upstream lost for %.3f s (market data %s)",
+            event.seconds,
+            "dropped" if event.data_lost else "kept",
+        )
+        sessions = [s for s in self.sessions if s.ready]
+        lost = outgoing.error(-1, CONNECTIVITY_LOST, LOST_TEXT)
+        for session in sessions:
+            session.send(lost)
+            if event.data_lost:
+                self.market.drop_session(session)
+        back = (
+            outgoing.error(-1, CONNECTIVITY_RESTORED_DATA_LOST, RESTORED_LOST_TEXT)
+            if event.data_lost
+            else outgoing.error(-1, CONNECTIVITY_RESTORED, RESTORED_TEXT)
+        )
+
+        def restore() -> None:
+            for session in sessions:
+                if not session.closed:
+                    session.send(back)
+
+        asyncio.get_running_loop().call_later(event.seconds, restore)
 
     # ------------------------------------------------------------------ venue connectivity
 

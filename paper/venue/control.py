@@ -18,6 +18,8 @@
 ``POST /gateways/{NAME}/drop``              close that gateway's API client connections
 ``POST /gateways/{NAME}/freeze``            ``{"seconds": 5}``: gateway goes silent
 ``POST /gateways/{NAME}/kill``              gateway process exits
+``POST /gateways/{NAME}/upstream-loss``     ``{"seconds": 1, "data_lost": true}``: 1100, then
+                                            1101 (market data dropped) or 1102 (kept)
 ``POST /reset``                             ``{"seed": 7, "paused": false, "time_ns": null}``
 ``POST /clock``                             ``{"paused": true, "advance_ms": 0, "time_scale": 1}``
 ``POST /session/close``                     expire DAY orders (end of the trading day)
@@ -45,7 +47,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from paper.venue import control_token
-from paper.venue.messages import DropClients, ExecutionReport, FreezeGateway, KillGateway, Level, OrderUpdate
+from paper.venue.messages import (
+    DropClients,
+    ExecutionReport,
+    FreezeGateway,
+    KillGateway,
+    Level,
+    LoseUpstream,
+    OrderUpdate,
+)
 from paper.venue.server import UnknownGateway, VenueServer
 
 log = logging.getLogger(__name__)
@@ -296,6 +306,14 @@ class ControlApi:
                     v.send_control(FreezeGateway(name, seconds))
                 elif action == "kill":
                     v.send_control(KillGateway(name))
+                elif action == "upstream-loss":
+                    seconds = _number(body, "seconds")
+                    if not 0 < seconds <= 3600:
+                        raise BadRequest("'seconds' must be in (0, 3600]")
+                    data_lost = body.get("data_lost", True)
+                    if not isinstance(data_lost, bool):
+                        raise BadRequest("'data_lost' must be true or false")
+                    v.send_control(LoseUpstream(name, seconds, data_lost))
                 else:
                     raise NotFound(path)
                 return {"ok": True}

@@ -368,6 +368,17 @@ class FreezeGateway:
 
 
 @dataclass(frozen=True, slots=True)
+class LoseUpstream:
+    """Control: the gateway loses IB for ``seconds``, as IB Gateway does when its own link
+    drops: 1100 to its clients, then 1101 (their market data is gone: ``data_lost``) or 1102
+    (kept). The client connections stay open; orders still reach the venue."""
+
+    gateway: str
+    seconds: float
+    data_lost: bool
+
+
+@dataclass(frozen=True, slots=True)
 class KillGateway:
     """Control: exit the gateway process at once (as ``kill -9`` would)."""
 
@@ -403,6 +414,7 @@ VenueEvent = (
     | DropClients
     | FreezeGateway
     | KillGateway
+    | LoseUpstream
     | VenueReset
 )
 

@@ -44,6 +44,7 @@ from paper.venue.messages import (
     GlobalCancelResult,
     Hello,
     KillGateway,
+    LoseUpstream,
     MarketDataRequest,
     NextId,
     NextIdRequest,
@@ -381,7 +382,7 @@ class VenueServer:
     def gateway_names(self) -> list[str]:
         return sorted({c.gateway for c in self.connections if c.gateway is not None})
 
-    def send_control(self, message: DropClients | FreezeGateway | KillGateway) -> None:
+    def send_control(self, message: DropClients | FreezeGateway | KillGateway | LoseUpstream) -> None:
         """Forward a control instruction to the named gateway; :class:`UnknownGateway` if absent."""
         for conn in self._gateways(message.gateway):
             conn.send(_event(message))

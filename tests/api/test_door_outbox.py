@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from api.door import Door, Published
-from api.outbox import REPUBLISHED, CommandOutbox
+from api.outbox import EXPIRED, REPUBLISHED, CommandOutbox
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
@@ -101,3 +101,35 @@ async def test_without_a_restart_a_command_the_hot_path_has_not_read_yet_is_not_
             assert await outbox.check() == 0
     finally:
         await outbox.close()
+
+
+async def test_a_command_undecided_for_a_day_is_dropped_with_an_ops_event(
+    kafka: PrivateKafka,
+    producer: AIOKafkaProducer,
+    api_pool: asyncpg.Pool,
+    ledger_pool: asyncpg.Pool,
+    agent: Agent,
+) -> None:
+    outbox = CommandOutbox(api_pool, producer, AGENT_COMMANDS, kafka.bootstrap)
+    env = agent.sign(enter_command(agent.agent_id))
+    await outbox.keep(env, b"DU100/AAPL", 0, 0)
+    await api_pool.execute(
+        "UPDATE command_outbox SET published_at = now() - interval '25 hours' WHERE signature_hash = $1",
+        env.signature_hash,
+    )
+    try:
+        assert await outbox.check() == 0
+    finally:
+        await outbox.close()
+    assert (
+        await api_pool.fetchval(
+            "SELECT count(*) FROM command_outbox WHERE signature_hash = $1", env.signature_hash
+        )
+        == 0
+    )
+    events = await ledger_pool.fetch(
+        "SELECT severity FROM ops_events WHERE kind = $1 AND detail->'command_ids' ? $2",
+        EXPIRED,
+        env.command.command_id,
+    )
+    assert [e["severity"] for e in events] == ["warning"]

@@ -40,7 +40,7 @@ from trading.symbols import UNKNOWN_SYMBOL
 ORDER_BOOK = """subscription($symbol: String!, $depth: Int!) {
   orderBook(symbol: $symbol, depth: $depth) {
     __typename
-    ... on BookSnapshot { symbol sequence venueTs bids { price size } asks { price size } }
+    ... on BookSnapshot { symbol sequence venueTs gap bids { price size } asks { price size } }
     ... on BookDelta { symbol sequence previousSequence venueTs bids { price size } asks { price size } }
   }
 }"""
@@ -77,10 +77,10 @@ def book_state(n: int, levels: int = 5) -> tuple[Levels, Levels]:
 
 
 async def publish_book(
-    producer: SigningProducer, symbol: str, n: int, levels: int = 5
+    producer: SigningProducer, symbol: str, n: int, levels: int = 5, gap: bool = False
 ) -> tuple[Levels, Levels]:
     bids, asks = book_state(n, levels)
-    await producer.send_and_wait(MARKET_DEPTH, depth_record(symbol, bids, asks), key=symbol.encode())
+    await producer.send_and_wait(MARKET_DEPTH, depth_record(symbol, bids, asks, gap=gap), key=symbol.encode())
     return bids, asks
 
 
@@ -164,6 +164,33 @@ async def test_a_client_that_misses_a_delta_sees_the_gap_and_resyncs_by_resubscr
         assert (fresh.bids, fresh.asks) == expected(bids, asks, 5)
         book = PriceBook(fresh)
         bids, asks = await publish_book(producer, symbol, 3)
+        delta = as_record(await socket.next(op))
+        assert isinstance(delta, BookDelta)
+        book.apply(delta)
+        assert book.levels() == expected(bids, asks, 5)
+
+
+async def test_a_gap_in_the_brokers_feed_reaches_the_client_as_a_fresh_snapshot_marked_gap(
+    graphql_api: GraphQLApi, token: str, producer: SigningProducer
+) -> None:
+    symbol = new_symbol()
+    await publish_book(producer, symbol, 0)
+    async with graphql_socket(graphql_api.ws_url) as socket:
+        op = await book_subscriber(graphql_api, socket, token, symbol, 5)
+        first = await socket.next(op)
+        assert first["orderBook"]["gap"] is False
+        book = PriceBook(as_record(first))
+        await publish_book(producer, symbol, 1)
+        book.apply(as_record(await socket.next(op)))  # type: ignore[arg-type]
+        # The gateway failed over: the first book after it says so, even an unchanged one.
+        bids, asks = await publish_book(producer, symbol, 1, gap=True)
+        fresh = await socket.next(op)
+        assert fresh["orderBook"]["__typename"] == "BookSnapshot" and fresh["orderBook"]["gap"] is True
+        snapshot = as_record(fresh)
+        assert snapshot.sequence > book.sequence
+        assert (snapshot.bids, snapshot.asks) == expected(bids, asks, 5)
+        book = PriceBook(snapshot)  # replaced, not merged
+        bids, asks = await publish_book(producer, symbol, 2)
         delta = as_record(await socket.next(op))
         assert isinstance(delta, BookDelta)
         book.apply(delta)

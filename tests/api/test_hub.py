@@ -629,3 +629,31 @@ async def test_a_replayed_older_book_does_not_hide_the_newer_one_fetched_with_it
     client.apply(delta)
     assert client.levels() == (as_levels(bids), as_levels(asks))
     sub.close()
+
+
+async def test_a_gap_said_by_a_book_superseded_in_its_fetch_still_resyncs_the_subscribers(
+    hub: Hub, producer: AIOKafkaProducer, record_writers: RecordWriters
+) -> None:
+    """The first book after a failover says the feed had a gap; a newer book fetched with it is
+    the one taken, and the gap is not lost with the older record."""
+    market = Market(producer, symbol(), record_writers.hotpath)
+    sub, first = await subscribed(hub, market, 5)
+    records = []
+    for gap in (True, False):
+        market.n += 1
+        levels = market.levels(market.n)
+        ts = market.t0 + timedelta(microseconds=market.n)
+        raw = depth_record(market.symbol, *levels, ts, gap=gap)
+        records.append(sign_record(MARKET_DEPTH, raw, record_writers.hotpath))
+    bids, asks = levels
+    batch = producer.create_batch()  # one batch: the hub fetches both together
+    for raw in records:
+        assert batch.append(key=market.symbol.encode(), value=raw, timestamp=None) is not None
+    batch.close()
+    partition = min(await producer.partitions_for(MARKET_DEPTH))
+    await (await producer.send_batch(batch, MARKET_DEPTH, partition=partition))
+    fresh = await asyncio.wait_for(anext(sub), 10)
+    assert isinstance(fresh, BookSnapshot) and fresh.gap and fresh.sequence > first.sequence
+    assert (fresh.bids, fresh.asks) == (as_levels(bids), as_levels(asks))
+    assert hub.stats().depth_gaps >= 1
+    sub.close()

@@ -6,12 +6,14 @@ holds: unpaced, the API's depth feed fell tens of seconds behind within a minute
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -89,3 +91,34 @@ async def test_a_book_changing_1000_times_a_second_is_published_paced_and_its_la
     most = SECONDS / MIN_INTERVAL_S + 5
     assert len(sizes) <= most, f"{len(sizes)} records for {last} changes in {SECONDS} s (at most {most:.0f})"
     assert len(sizes) >= most / 4, f"only {len(sizes)} records: the book must keep flowing"
+
+
+async def test_a_gap_in_the_brokers_feed_is_never_conflated_away(
+    kafka_bootstrap: str, producer: AIOKafkaProducer
+) -> None:
+    symbol = f"GAP{uuid.uuid4().hex[:6].upper()}"
+    consumer = await at_end(kafka_bootstrap)
+    publisher = DepthPublisher(producer, MARKET_DEPTH)
+    sender = asyncio.create_task(publisher.run())
+    try:
+        records: list[dict[str, Any]] = []
+
+        async def read_until(size: int) -> None:
+            deadline = time.monotonic() + 10
+            while (not records or records[-1]["bids"][0]["size"] != size) and time.monotonic() < deadline:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(json.loads(r.value) for r in batch if r.key == symbol.encode() and r.value)
+
+        publisher.on_depth(book(symbol, 1))
+        await read_until(1)
+        # A failover: the first book after it is marked, and newer books replace it at once.
+        publisher.on_depth(dataclasses.replace(book(symbol, 2), gap=True))
+        for n in range(3, 50):
+            publisher.on_depth(book(symbol, n))
+        await read_until(49)
+    finally:
+        sender.cancel()
+        await consumer.stop()
+    assert "gap" not in records[0] and records[-1]["bids"][0]["size"] == 49
+    gaps = [r for r in records if r.get("gap") is True]
+    assert len(gaps) == 1 and gaps[0] is records[1], records
