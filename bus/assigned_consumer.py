@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_MS = 1000
 """A poll that waited this long for nothing checks the log (a lost log is read nothing from)."""
+CHECK_TIMEOUT_S = 3.0
+"""A look at the log that takes longer (a broker restarting) is given up, and taken again later."""
 BUSY_CHECK_S = 5.0
 """Under a steady stream, the log is checked no more often than this: the check is a metadata
 and end-offsets round trip taken before the next record."""
@@ -59,6 +61,7 @@ class AssignedConsumer(AIOKafkaConsumer):
         self._checked = time.monotonic()
         self._handed: dict[TopicPartition, Handed] = {}
         self._anchors: dict[TopicPartition, Handed] = {}
+        self._first: dict[TopicPartition, Handed] = {}
         self._readers: dict[str, LogReader] = {}
         self.lost_logs = 0
         """Partitions found read from a lost log by their anchor record (since start)."""
@@ -106,7 +109,9 @@ class AssignedConsumer(AIOKafkaConsumer):
                 if records:
                     record = records[0]
                     tp = TopicPartition(record.topic, record.partition)
-                    self._handed[tp] = (record.offset, record.value, record.timestamp)
+                    handed = (record.offset, record.value, record.timestamp)
+                    self._handed[tp] = handed
+                    self._first.setdefault(tp, handed)
                     return record
             idle = True
 
@@ -116,21 +121,37 @@ class AssignedConsumer(AIOKafkaConsumer):
         The follower finds a lost log while this consumer's position is past the new log's end;
         but a log refilled quickly (the door publishing again what the broker lost, on top of
         the live stream) may have grown past it before anyone looked, and would be read from
-        there, its first records skipped. So each check also looks for an *anchor*, the last
-        record handed over before the previous check, where it was: not there (another record,
-        or none), the log was lost, and the partition is read again from its beginning (the
-        records read from the wrong place meanwhile come again; the ledger answers them as
-        duplicates)."""
-        realigned = await self._follower.check()
+        there, its first records skipped. So each check also looks for two records where they
+        were: the last one handed over before the previous check and the first one since (the
+        broker may have restarted before or after it). One not there (another record, or none):
+        the log was lost, and the partition is read again from its beginning (the records read
+        from the wrong place meanwhile come again; the ledger answers them as duplicates)."""
+        try:
+            realigned = await asyncio.wait_for(self._follower.check(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "no answer to a look at %s's log within %.0f s; looking again later",
+                self._topics,
+                CHECK_TIMEOUT_S,
+            )
+            return
         reset = set(realigned.lost) | set(realigned.added)
         lost: list[TopicPartition] = []
-        for tp, (offset, value, timestamp) in self._anchors.items():
-            if tp in reset or tp not in self.assignment():
+        looked = [*self._anchors.items(), *self._first.items()]
+        for tp, (offset, value, timestamp) in looked:
+            if tp in reset or tp in lost or tp not in self.assignment():
                 continue
+            reader = self._reader(tp.topic)
             try:
-                same = await self._reader(tp.topic).record_is(tp.partition, offset, value, timestamp)
+                same = await asyncio.wait_for(
+                    reader.record_is(tp.partition, offset, value, timestamp), CHECK_TIMEOUT_S
+                )
             except Exception as exc:
-                # Not known now (the broker is down or coming back): the next check asks again.
+                # Not known now (the broker is down or coming back): the next check asks again,
+                # with a reader of its own (this one's connection may be the dead broker's).
+                self._readers.pop(tp.topic, None)
+                with contextlib.suppress(Exception):
+                    await reader.close()
                 log.warning(
                     "could not look for %s[%d]@%d: %s: %s",
                     tp.topic,
@@ -153,6 +174,7 @@ class AssignedConsumer(AIOKafkaConsumer):
         for tp in (*reset, *lost):
             self._handed.pop(tp, None)
         self._anchors = dict(self._handed)
+        self._first = {}
 
     def _reader(self, topic: str) -> LogReader:
         reader = self._readers.get(topic)

@@ -32,7 +32,6 @@ from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess, running_hotpath
 from tests.hotpath.live_floor import LiveFloor
-from tests.hotpath.test_restart_cancels import kill_and_restart
 from trading.order_events import EventKind
 
 pytestmark = pytest.mark.usefixtures("risk_profiles")
@@ -116,7 +115,7 @@ async def test_accepted_cancels_the_killed_process_never_sent_are_sent_by_the_re
         restart_gateway(paper, "primary")
         restart_gateway(paper, "standby")
 
-    await kill_and_restart(floor.hotpath, gateways_back)
+    await floor.hotpath.restart(gateways_back, kill=True)
 
     async def at_venue() -> dict[str, str | None] | None:
         status = {ref: await _venue_status(paper, ref) for ref in (cancelled, swept, untouched)}
@@ -150,7 +149,7 @@ async def test_an_order_held_at_restart_whose_cancel_was_accepted_is_never_sent(
         target = {"target_command_id": order.command_id}
         await append_command(pool, floor.agent.sign(cancel), decision=Decision.ACCEPTED, detail=target)
 
-    await kill_and_restart(floor.hotpath, ledgered_never_sent)
+    await floor.hotpath.restart(ledgered_never_sent, kill=True)
     await eventually(lambda: _restored(pool, since), timeout=10.0)  # held orders were released by now
     assert await _venue_status(paper, order.command_id) is None, "a cancelled order was sent"
     replayed = await eventually(lambda: _replayed(pool, since), timeout=10.0)

@@ -11,9 +11,9 @@ from decimal import Decimal
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.topics import AGENT_COMMANDS
+from config.ports import port_is_free
 from tests.helpers import eventually
 from tests.hotpath.live_floor import LiveFloor
-from tests.hotpath.test_restart_cancels import kill_and_restart
 from trading.order_events import EventKind
 from trading.signing import SignedCommand
 
@@ -32,9 +32,14 @@ async def test_a_command_sent_while_the_hot_path_is_down_is_decided_seconds_afte
     async def while_down() -> None:
         limit = await live.below_bid(Decimal("0.8"))
         sent.append(await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=1)))
-        started.append(time.monotonic())  # the process is started right after this
+        # The supervisor starts it again once the dead process's ports are free.
+        service = live.hotpath.service
+        assert service is not None
+        for address in service.spec.ports:
+            await eventually(lambda a=address: port_is_free(*a), timeout=30.0)
+        started.append(time.monotonic())
 
-    await kill_and_restart(live.hotpath, while_down)
+    await live.hotpath.restart(while_down, kill=True)
     [restarted] = started
     [env] = sent
     command_id = env.command.command_id
