@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from bus.kafka import consumer
+from bus.assigned_consumer import AssignedConsumer
 from bus.topics import AGENT_COMMANDS
 from hotpath.decided_offsets import DecidedOffsets
 from hotpath.intake import Intake
@@ -32,11 +32,20 @@ LEDGER_RETRY_MAX_S = 5.0
 
 
 def command_consumer(bootstrap: str, group_id: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
-    """The ``agent.commands`` consumer. No auto-commit: that would commit records handed out but
-    not yet decided (one held through a ledger outage, say), which a process killed then would
-    never decide. :class:`~hotpath.decided_offsets.DecidedOffsets` commits decided ones."""
-    return consumer(
-        bootstrap, AGENT_COMMANDS, group_id=group_id, fetch_max_wait_ms=fetch_max_wait_ms, auto_commit=False
+    """The ``agent.commands`` consumer: every partition, assigned by the hot path itself (it is
+    the only reader of the topic under its group id), resumed at the group's committed offsets.
+    Joining the group instead would make a hot path restarted after ``kill -9`` wait for the
+    dead member's session to time out before reading anything, and commands waiting meanwhile
+    would age past the sentry's window. No auto-commit: that would commit records handed out
+    but not yet decided (one held through a ledger outage, say), which a process killed then
+    would never decide. :class:`~hotpath.decided_offsets.DecidedOffsets` commits decided ones."""
+    return AssignedConsumer(
+        AGENT_COMMANDS,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
 
 

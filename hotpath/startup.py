@@ -8,7 +8,9 @@ be sent now.
    do not verify reported as security events; every restored order made known to the broker
    adapter and the broker connected, so its first reconciliation binds each order it has
    (cancels, ``cancel_all``, the breaker and the exit manager reach them) and holds the rest
-   unsent (:func:`hotpath.recovery.connect_and_resend`).
+   unsent (:func:`hotpath.recovery.connect_and_resend`); accepted cancels whose target is still
+   working are sent again (:mod:`hotpath.cancel_replay`), as the process may have died with
+   them queued unsent.
 2. :func:`release_held` (once quotes stream, positions and profiles are loaded): each held order
    the broker did not have goes through the checks a command meets at intake, now: the staleness
    limit (the sentry's window on its signed ``issued_at``: ``rejected: sentry.stale``), the
@@ -25,11 +27,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from brokers.base import OrderInvalid, UnknownOrderRef
 from hotpath.broker_events import BrokerEvents
+from hotpath.cancel_replay import replay_accepted_cancels
 from hotpath.circuit_breaker import CircuitBreaker
 from hotpath.circuit_breaker_log import BreakerEntry, BreakerLog
 from hotpath.floor_orders import FloorOrder
@@ -65,6 +68,8 @@ class Startup:
     breaker_entry: BreakerEntry | None
     listed: tuple[str, ...] = ()
     """Orders found working at the broker that the floor's records had lost: adopted."""
+    cancels_replayed: dict[str, str] = field(default_factory=dict)
+    """Working orders an accepted cancel named, cancelled again (target -> cancel id)."""
 
 
 async def restore_and_connect(
@@ -112,6 +117,8 @@ async def restore_and_connect(
         intake.broker, restored.to_send, halt=breaker.halt if halted else None, adopted=restored.adopted
     )
     listed = () if halted else await adopt_listed(db, intake, events)
+    # A halted floor's global cancel took every working order already.
+    replayed = {} if halted else await replay_accepted_cancels(db, intake, events.emit, events.record_ops)
     if halted:
         log.critical(
             "started HALTED (ledger seq %d, %s by %s): %d held orders cancelled unsent; "
@@ -128,7 +135,7 @@ async def restore_and_connect(
         len(restored.expired),
         len(restored.refused),
     )
-    return Startup(restored, halted, entry, tuple(listed))
+    return Startup(restored, halted, entry, tuple(listed), replayed)
 
 
 async def adopt_listed(db: Db, intake: Intake, events: BrokerEvents) -> list[str]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -43,7 +44,9 @@ def floor_settings() -> Iterator[FloorSettings]:
     # process the tests start derives its own from its port (tests.api.conftest.GraphQLApi.origin).
     settings = FloorSettings.on_free_ports(var_dir)
     yield settings.model_copy(update={"webauthn_origin": SoftwareAuthenticator.origin})
-    shutil.rmtree(var_dir, ignore_errors=True)
+    # FLOOR_TEST_KEEP_VAR=1 keeps the processes' logs and data for a post-mortem.
+    if not os.environ.get("FLOOR_TEST_KEEP_VAR"):
+        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

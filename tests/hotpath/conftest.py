@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -54,15 +57,24 @@ class HotPathProcess:
     supervisor: Supervisor | None = None
     service: RunningService | None = None
 
-    async def restart(self, while_down: Callable[[], Awaitable[object]] | None = None) -> None:
-        """Stop the process, run ``while_down``, and start it again as it was (same ports,
-        consumer group, keys), as ``floor up`` would after a crash; returns once it consumes."""
+    async def restart(
+        self, while_down: Callable[[], Awaitable[object]] | None = None, *, kill: bool = False
+    ) -> None:
+        """Stop the process (``kill``: ``kill -9`` its group, no drain, no goodbye to the broker),
+        run ``while_down``, and start it again as it was (same ports, consumer group, keys), as
+        ``floor up``'s supervisor does after a crash; returns once it consumes."""
         assert self.supervisor is not None and self.service is not None
-        self.supervisor.running.remove(self.service)
-        stop_process_group(self.service.pid)
+        service = self.service
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.pid, signal.SIGKILL)
+        await asyncio.to_thread(stop_process_group, service.pid)
         if while_down is not None:
             await while_down()
-        self.service = self.supervisor.start(self.service.spec)
+        # The supervisor's own restart: it waits for the ports the dead process's connections
+        # still hold, then starts the same spec into the same RunningService.
+        await asyncio.to_thread(self.supervisor.respawn, service)
+        await asyncio.to_thread(self.supervisor.await_ready, service)
 
     async def health(self) -> dict[str, object]:
         async with httpx.AsyncClient(timeout=5.0) as client:

@@ -96,6 +96,7 @@ NOT_REASONS: dict[str, str] = {
     "requested_quantity": "sizing: which limit bound the quantity, not a refusal",
     "iceberg_parent": "the role of an accepted iceberg in its ledger detail",
     "recovery.ended_but_working": "an ops event kind (the broker works an order its records ended)",
+    "recovery.cancel_replayed": "an ops event kind (accepted cancels sent to the broker again at start-up)",
     "floor_registry": "the Postgres channel key and profile changes are announced on",
     "agent": "a key's role in the registry",
     "operator": "a key's role in the registry",

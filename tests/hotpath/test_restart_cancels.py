@@ -9,10 +9,8 @@ own (the cancel on an AAPL order, the ``cancel_all`` on MSFT only), the breaker'
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+import itertools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,9 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from brokers.ibkr import IbkrBroker, IbkrConfig
-from config.ports import port_is_free
 from config.settings import FloorSettings
-from floor.supervisor import stop_process_group
 from hotpath.broker_orders import broker_order
 from ledger.append import Decision, append_command
 from tests.factories import Agent, cancel_all_command, cancel_command
@@ -37,35 +33,14 @@ from tests.hotpath.test_circuit_breaker_flow import applied, rearm, send_breaker
 from trading.commands import CommandKind, TimeInForce
 from trading.order_events import EventKind
 
-
-async def kill_and_restart(
-    hotpath: HotPathProcess, while_down: Callable[[], Awaitable[object]] | None = None
-) -> None:
-    """``kill -9`` the hot path's process group (no drain, no goodbye to the broker), run
-    ``while_down``, then start it again as it was; returns once it consumes."""
-    assert hotpath.supervisor is not None and hotpath.service is not None
-    service = hotpath.service
-    hotpath.supervisor.running.remove(service)
-    os.killpg(service.pid, signal.SIGKILL)
-    stop_process_group(service.pid)  # waits for the group to be gone (it already is)
-    # Connections the killed process had accepted linger for a moment (closed by the kernel,
-    # not by the process); its ports come free once they are gone.
-    for address in service.spec.ports:
-        await eventually(lambda a=address: _port_free(*a), timeout=30.0)
-    if while_down is not None:
-        await while_down()
-    hotpath.service = hotpath.supervisor.start(service.spec)
-
-
-async def _port_free(host: str, port: int) -> bool:
-    return port_is_free(host, port)
+_client_ids = itertools.count(2100)  # apart from every other suite's ids
 
 
 @pytest.fixture(scope="module")
 async def venue(floor_settings: FloorSettings) -> AsyncIterator[IbkrBroker]:
     """A client of the paper gateway of its own, to read the venue's working orders (every
     client's) by orderRef."""
-    broker = IbkrBroker(IbkrConfig.from_settings(floor_settings, client_id=90 + uuid.uuid4().int % 9))
+    broker = IbkrBroker(IbkrConfig.from_settings(floor_settings, client_id=next(_client_ids)))
     await broker.connect()
     yield broker
     await broker.close()
@@ -131,7 +106,7 @@ async def before(
         finally:
             await floor_client.close()
 
-    await kill_and_restart(hotpath, while_down=placed_then_lost)
+    await hotpath.restart(while_down=placed_then_lost, kill=True)
     yield Before(live, cancelled, msft, tripped, lost.command_id)
 
 

@@ -4,12 +4,9 @@ and never loosens it."""
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import json
-import os
-import signal
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
@@ -17,11 +14,12 @@ import pytest
 
 from brokers.base import OpenOrder
 from brokers.ibkr import IbkrBroker, IbkrConfig
-from floor.supervisor import stop_process_group
 from tests.helpers import eventually
 from tests.hotpath.conftest import HotPathProcess
 from tests.hotpath.live_floor import LiveFloor
 from tests.hotpath.test_trailing_flow import moves_of, working_trail
+
+_client_ids = itertools.count(2150)  # apart from every other suite's ids
 
 SYMBOL = "MSFT"
 TRAIL = Decimal("3.00")
@@ -32,7 +30,7 @@ TRAIL = Decimal("3.00")
 async def venue_view(live: LiveFloor) -> AsyncIterator[IbkrBroker]:
     """A second API client of the paper gateway, to read the venue's working orders (every
     client's) as the broker reports them."""
-    config = IbkrConfig.from_settings(live.hotpath.settings, client_id=90 + uuid.uuid4().int % 9)
+    config = IbkrConfig.from_settings(live.hotpath.settings, client_id=next(_client_ids))
     view = IbkrBroker(config)
     await view.connect()
     yield view
@@ -41,19 +39,6 @@ async def venue_view(live: LiveFloor) -> AsyncIterator[IbkrBroker]:
 
 async def venue_order(view: IbkrBroker, order_ref: str) -> OpenOrder | None:
     return next((o for o in await view.open_orders() if o.order_ref == order_ref), None)
-
-
-async def crash_and_restart(hotpath: HotPathProcess, while_down: Callable[[], Awaitable[object]]) -> None:
-    """``kill -9`` the hot path (no goodbye: no drain, no socket closed politely), run
-    ``while_down``, and start it again as the supervisor would; returns once it consumes again."""
-    assert hotpath.supervisor is not None and hotpath.service is not None
-    service = hotpath.service
-    hotpath.supervisor.running.remove(service)
-    os.killpg(service.pid, signal.SIGKILL)
-    await asyncio.to_thread(stop_process_group, service.pid, 5.0)  # reaped: the group is gone
-    await while_down()
-    hotpath.service = hotpath.supervisor.start(service.spec)
-    assert (await hotpath.health())["status"] == "ok"
 
 
 async def persisted_stop(pool: asyncpg.Pool, command_id: str) -> Decimal | None:
@@ -92,7 +77,7 @@ async def test_a_trailing_stop_trails_on_from_its_last_level_after_the_hot_path_
             sent.stop_price,
         )
 
-    await crash_and_restart(hotpath, lagging_row)
+    await hotpath.restart(lagging_row, kill=True)
     [level] = at_crash
     reattached = await eventually(lambda: _reattached(live.pool, command_id), timeout=10.0)
     assert (reattached["source"], reattached["stop"]) == ("broker", str(level)), reattached
