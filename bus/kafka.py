@@ -94,18 +94,14 @@ def consumer(
     return GroupConsumer(*topics, **options)
 
 
-async def ensure_topics(
-    bootstrap: str, topics: tuple[str, ...] = ALL_TOPICS, partitions: int = 1
-) -> None:
+async def ensure_topics(bootstrap: str, topics: tuple[str, ...] = ALL_TOPICS, partitions: int = 1) -> None:
     """Create the floor's topics if they are missing (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(t, num_partitions=partitions, replication_factor=1)
-            for t in topics
-            if t not in existing
+            NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
         ]
         if missing:
             try:
