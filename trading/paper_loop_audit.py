@@ -1,0 +1,430 @@
+"""The paper-trade loop's audit: every trade held against the risk profile from the venue's own
+records and the ledger, never from the hot path's counters.
+
+Pure: :func:`audit` takes :class:`AuditInput` (the ledger's accepted ``enter``/``exit`` entries
+with their signed commands and the floor's detail, the ledger's risk profile changes, the
+venue's orders and executions) and returns one :class:`TradeAudit` per entry, the violations
+named by command id, and the :class:`Summary`.
+
+A trade is one accepted ``enter``; the ``exit`` entries that follow it (by ledger sequence) for
+the same account, agent and symbol on the other side close it, until that agent's next entry in
+the symbol. What the venue filled is the sum of its executions under the command id (its
+``orderRef``); the average fill is their size-weighted mean.
+
+Rules (each a violation of the trade's entry command):
+
+* ``audit.no_profile``: no risk profile was in force for the account when the entry was ledgered.
+* ``audit.dollar_risk_over_limit``: filled x |average fill - stop| exceeds Max Dollar Risk (the
+  stop is the signed edge's, or the manual order's ``stop_loss``; without one the whole
+  notional is at risk, as the risk gate counts it).
+* ``audit.trade_size_over_limit``: filled x average fill exceeds Max Trade Size.
+* ``audit.realized_loss_over_limit``: the loss realized by the exits exceeds Max Dollar Risk.
+* ``audit.kelly_mismatch``: the quantity sent is not the one :func:`trading.sizing.size_order`
+  gives for the signed edge, the bankroll and the touch ledgered with the entry, at the profile
+  in force (which limit bound is reported either way).
+* ``audit.overfilled``: the venue filled more shares than the floor sent.
+* ``audit.detail_missing``: the entry's ledger detail lacks what the check needs.
+
+Every limit is compared exactly (Decimal); P&L is before commissions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from trading.commands import Command, CommandKind, Side
+from trading.fill_prices import FillRange
+from trading.sizing import RiskProfile, size_order
+
+NO_PROFILE = "audit.no_profile"
+DOLLAR_RISK_OVER = "audit.dollar_risk_over_limit"
+TRADE_SIZE_OVER = "audit.trade_size_over_limit"
+REALIZED_LOSS_OVER = "audit.realized_loss_over_limit"
+KELLY_MISMATCH = "audit.kelly_mismatch"
+OVERFILLED = "audit.overfilled"
+DETAIL_MISSING = "audit.detail_missing"
+
+UNFILLED = "unfilled"
+OPEN = "open"
+PARTLY_CLOSED = "partly_closed"
+CLOSED = "closed"
+"""A trade's outcome: its entry never filled; filled with no exit fill; partly or wholly closed."""
+
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """One ``risk_profile_set`` ledger entry: ``profile`` is in force for ``account`` from ``seq``."""
+
+    seq: int
+    account: str
+    profile: RiskProfile
+
+
+@dataclass(frozen=True)
+class LedgeredOrder:
+    """One accepted ``enter`` or ``exit`` ledger entry."""
+
+    seq: int
+    command: Command
+    """The signed command, as verified and ledgered."""
+    detail: Mapping[str, Any]
+    """What the floor worked out: quantity, entry_price, lowest_fill_price, bankroll, binding ..."""
+    submitted_at: datetime | None = None
+    """When the floor saw the broker acknowledge it (its ``submitted`` state row), if it did."""
+    signal_mid: Decimal | None = None
+    """The mid the agent saw when it signalled, if known (else slippage is against the touch
+    the floor sized at, the detail's ``entry_price``)."""
+
+
+@dataclass(frozen=True)
+class VenueExecution:
+    exec_id: str
+    order_ref: str
+    shares: int
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class AuditInput:
+    orders: Sequence[LedgeredOrder]
+    profiles: Sequence[ProfileChange]
+    executions: Sequence[VenueExecution]
+
+
+@dataclass(frozen=True)
+class Violation:
+    command_id: str
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.command_id}: {self.rule}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class TradeAudit:
+    command_id: str
+    account: str
+    agent_id: str
+    symbol: str
+    side: Side
+    order_type: str
+    seq: int
+    issued_at: datetime
+    sized: bool
+    """True for an entry sized from a signed edge; False for a manual quantity."""
+    quantity_sent: int
+    filled: int
+    avg_fill: Decimal | None
+    stop: Decimal | None
+    max_dollar_risk: Decimal | None
+    max_trade_size: Decimal | None
+    dollar_risk: Decimal
+    """filled x |avg fill - stop| (the whole notional without a stop)."""
+    notional: Decimal
+    """filled x avg fill."""
+    kelly_quantity: int | None
+    """What the floor's sizer gives for this entry's edge, bankroll and touch."""
+    binding: str | None
+    """Which limit set that quantity: kelly, max_trade_size, max_dollar_risk, requested_quantity."""
+    exits: tuple[str, ...]
+    exit_filled: int
+    realized_pnl: Decimal
+    outcome: str
+    slippage: Decimal | None
+    """Per share, against the trader (positive: paid more / sold for less than the reference)."""
+    latency_ms: float | None
+    """Signed ``issued_at`` to the broker's acknowledgement."""
+    violations: tuple[Violation, ...] = field(default=())
+
+    @property
+    def realized_loss(self) -> Decimal:
+        return max(Decimal(0), -self.realized_pnl)
+
+
+@dataclass(frozen=True)
+class Summary:
+    trades: int
+    outcomes: dict[str, int]
+    binding: dict[str, int]
+    """Sized entries by the limit that set their quantity."""
+    violations: dict[str, int]
+    pnl: Decimal
+    slippage_dollars: Decimal
+    """Sum over filled entries of slippage x filled."""
+    mean_slippage: Decimal | None
+    """Per share, over the filled entries."""
+    latency_ms: dict[str, float]
+    """p50, p90, p99, max of signal-to-order latency (empty without samples)."""
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    trades: tuple[TradeAudit, ...]
+    violations: tuple[Violation, ...]
+    summary: Summary
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+@dataclass
+class _Fills:
+    shares: int = 0
+    cost: Decimal = Decimal(0)
+
+    @property
+    def avg(self) -> Decimal | None:
+        return None if not self.shares else self.cost / self.shares
+
+
+def audit(records: AuditInput) -> AuditResult:
+    """Every trade of ``records`` checked against the profile in force when it was ledgered."""
+    fills: defaultdict[str, _Fills] = defaultdict(_Fills)
+    seen: set[str] = set()
+    for e in records.executions:
+        if e.exec_id in seen:  # one execution, however often it is listed
+            continue
+        seen.add(e.exec_id)
+        fills[e.order_ref].shares += e.shares
+        fills[e.order_ref].cost += e.price * e.shares
+    profiles = sorted(records.profiles, key=lambda p: p.seq)
+    orders = sorted(records.orders, key=lambda o: o.seq)
+    exits: defaultdict[str, list[LedgeredOrder]] = defaultdict(list)
+    current: dict[tuple[str, str, str | None], LedgeredOrder] = {}
+    entries: list[LedgeredOrder] = []
+    for order in orders:
+        c = order.command
+        key = (c.account, c.agent_id, c.symbol)
+        if c.kind is CommandKind.ENTER:
+            entries.append(order)
+            current[key] = order
+        elif c.kind is CommandKind.EXIT and (opened := current.get(key)) is not None:
+            if c.side is not opened.command.side:
+                exits[opened.command.command_id].append(order)
+    trades = tuple(
+        _trade(e, _in_force(profiles, e), exits.get(e.command.command_id, []), fills) for e in entries
+    )
+    violations = tuple(v for t in trades for v in t.violations)
+    return AuditResult(trades, violations, _summary(trades, violations))
+
+
+def _in_force(profiles: Sequence[ProfileChange], order: LedgeredOrder) -> RiskProfile | None:
+    found = None
+    for change in profiles:
+        if change.seq > order.seq:
+            break
+        if change.account == order.command.account:
+            found = change.profile
+    return found
+
+
+def _decimal(detail: Mapping[str, Any], key: str) -> Decimal | None:
+    raw = detail.get(key)
+    if raw is None:
+        return None
+    try:
+        return Decimal(str(raw))
+    except InvalidOperation:
+        return None
+
+
+def _trade(
+    entry: LedgeredOrder,
+    profile: RiskProfile | None,
+    exits: Sequence[LedgeredOrder],
+    fills: Mapping[str, _Fills],
+) -> TradeAudit:
+    c = entry.command
+    assert c.side is not None and c.symbol is not None
+    cid = c.command_id
+    found: list[Violation] = []
+    sent = entry.detail.get("quantity")
+    if not isinstance(sent, int):
+        found.append(Violation(cid, DETAIL_MISSING, "the ledger detail has no quantity"))
+        sent = c.quantity or 0
+    mine = fills.get(cid, _Fills())
+    avg = mine.avg
+    stop = c.edge.stop_price if c.edge is not None else c.stop_loss
+    notional = avg * mine.shares if avg is not None else Decimal(0)
+    if avg is None:
+        risk = Decimal(0)
+    elif stop is None:
+        risk = notional
+    else:
+        risk = abs(avg - stop) * mine.shares
+    if mine.shares > sent:
+        found.append(Violation(cid, OVERFILLED, f"the venue filled {mine.shares} of {sent} shares sent"))
+
+    pnl = Decimal(0)
+    exit_filled = 0
+    remaining = mine.shares
+    for ex in exits:
+        got = fills.get(ex.command.command_id)
+        if got is None or got.avg is None or avg is None:
+            continue
+        matched = min(got.shares, remaining)
+        remaining -= matched
+        exit_filled += matched
+        pnl += (got.avg - avg) * matched * c.side.sign
+
+    kelly_quantity: int | None = None
+    binding: str | None = None
+    if profile is None:
+        found.append(
+            Violation(cid, NO_PROFILE, f"no risk profile in force for {c.account} at seq {entry.seq}")
+        )
+    else:
+        found += _limits(cid, profile, risk, notional, pnl, stop, mine)
+        if c.edge is not None:
+            sized = _kelly(entry, profile, sent)
+            if isinstance(sized, Violation):
+                found.append(sized)
+            else:
+                kelly_quantity, binding, problem = sized
+                if problem is not None:
+                    found.append(problem)
+
+    if mine.shares == 0:
+        outcome = UNFILLED
+    elif exit_filled == 0:
+        outcome = OPEN
+    elif exit_filled < mine.shares:
+        outcome = PARTLY_CLOSED
+    else:
+        outcome = CLOSED
+    reference = entry.signal_mid if entry.signal_mid is not None else _decimal(entry.detail, "entry_price")
+    slippage = None if avg is None or reference is None else (avg - reference) * c.side.sign
+    latency = None
+    if entry.submitted_at is not None:
+        latency = (entry.submitted_at - c.issued_at).total_seconds() * 1000
+    return TradeAudit(
+        command_id=cid,
+        account=c.account,
+        agent_id=c.agent_id,
+        symbol=c.symbol,
+        side=c.side,
+        order_type=str(c.order_type),
+        seq=entry.seq,
+        issued_at=c.issued_at,
+        sized=c.edge is not None,
+        quantity_sent=sent,
+        filled=mine.shares,
+        avg_fill=avg,
+        stop=stop,
+        max_dollar_risk=None if profile is None else profile.max_dollar_risk,
+        max_trade_size=None if profile is None else profile.max_trade_size,
+        dollar_risk=risk,
+        notional=notional,
+        kelly_quantity=kelly_quantity,
+        binding=binding,
+        exits=tuple(e.command.command_id for e in exits),
+        exit_filled=exit_filled,
+        realized_pnl=pnl,
+        outcome=outcome,
+        slippage=slippage,
+        latency_ms=latency,
+        violations=tuple(found),
+    )
+
+
+def _limits(
+    cid: str,
+    profile: RiskProfile,
+    risk: Decimal,
+    notional: Decimal,
+    pnl: Decimal,
+    stop: Decimal | None,
+    mine: _Fills,
+) -> list[Violation]:
+    found = []
+    at = f"{mine.shares} filled at {mine.avg}"
+    if risk > profile.max_dollar_risk:
+        to = f"stop {stop}" if stop is not None else "no stop (the whole notional)"
+        found.append(
+            Violation(
+                cid, DOLLAR_RISK_OVER, f"{at} to {to}: ${risk} > Max Dollar Risk ${profile.max_dollar_risk}"
+            )
+        )
+    if notional > profile.max_trade_size:
+        found.append(
+            Violation(cid, TRADE_SIZE_OVER, f"{at}: ${notional} > Max Trade Size ${profile.max_trade_size}")
+        )
+    if -pnl > profile.max_dollar_risk:
+        found.append(
+            Violation(
+                cid, REALIZED_LOSS_OVER, f"realized ${-pnl} lost > Max Dollar Risk ${profile.max_dollar_risk}"
+            )
+        )
+    return found
+
+
+def _kelly(
+    entry: LedgeredOrder, profile: RiskProfile, sent: int
+) -> tuple[int, str | None, Violation | None] | Violation:
+    """The floor's sizer run again on what was ledgered with the entry."""
+    c = entry.command
+    assert c.edge is not None and c.side is not None
+    cid = c.command_id
+    high = _decimal(entry.detail, "entry_price")
+    bankroll = _decimal(entry.detail, "bankroll")
+    if high is None or bankroll is None:
+        return Violation(cid, DETAIL_MISSING, "the ledger detail lacks entry_price or bankroll")
+    low = _decimal(entry.detail, "lowest_fill_price") or high
+    try:
+        size = size_order(
+            profile,
+            bankroll=bankroll,
+            side=c.side,
+            entry_price=FillRange(low, high),
+            stop_price=c.edge.stop_price,
+            p=c.edge.p,
+            b=c.edge.b,
+            max_quantity=c.quantity,
+        )
+    except ValueError as exc:
+        return Violation(cid, KELLY_MISMATCH, f"the sizer refuses what was ledgered: {exc}")
+    problem = None
+    if size.quantity != sent:
+        problem = Violation(
+            cid,
+            KELLY_MISMATCH,
+            f"sent {sent} shares; the sizer gives {size.quantity} ({size.binding or size.reason} binding)",
+        )
+    return size.quantity, size.binding, problem
+
+
+def percentile(values: Sequence[float], pct: int) -> float:
+    """Nearest-rank percentile of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, -(-pct * len(ordered) // 100))
+    return ordered[rank - 1]
+
+
+def _summary(trades: Sequence[TradeAudit], violations: Sequence[Violation]) -> Summary:
+    slipped = [t for t in trades if t.slippage is not None and t.filled]
+    slippage_dollars = sum((t.slippage * t.filled for t in slipped if t.slippage is not None), Decimal(0))
+    filled = sum(t.filled for t in slipped)
+    latencies = [t.latency_ms for t in trades if t.latency_ms is not None]
+    latency: dict[str, float] = {}
+    if latencies:
+        latency = {f"p{p}": percentile(latencies, p) for p in PERCENTILES}
+        latency["max"] = max(latencies)
+    return Summary(
+        trades=len(trades),
+        outcomes=dict(Counter(t.outcome for t in trades)),
+        binding=dict(Counter(t.binding for t in trades if t.binding is not None)),
+        violations=dict(Counter(v.rule for v in violations)),
+        pnl=sum((t.realized_pnl for t in trades), Decimal(0)),
+        slippage_dollars=slippage_dollars,
+        mean_slippage=slippage_dollars / filled if filled else None,
+        latency_ms=latency,
+    )
