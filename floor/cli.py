@@ -20,6 +20,7 @@ from floor import (
     ledger_cmd,
     order_cmd,
     paper_cmd,
+    paper_loop_cmd,
     risk_cmd,
     sniper_cmd,
     traders_cmd,
@@ -37,6 +38,7 @@ app.add_typer(paper_cmd.app, name="paper")
 app.add_typer(sniper_cmd.app, name="sniper")
 app.add_typer(traders_cmd.app, name="traders")
 app.add_typer(api_tokens_cmd.app, name="api-tokens")
+app.command("paper-loop")(paper_loop_cmd.paper_loop)
 console = Console()
 
 

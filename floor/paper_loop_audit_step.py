@@ -1,0 +1,82 @@
+"""The paper loop's checks after the trading: the audit of every trade from the ledger and the
+venue's own records, the report, and ``floor ledger verify``'s verification of the ledger.
+
+Nothing here trusts the brain or the hot path's counters: the records are read again from the
+ledger (the CLI's read role) and from the venue's control API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config.settings import FloorSettings
+from floor.paper_loop_run import LoopResult
+from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
+from ledger.verify import VerifyReport, verify_ledger
+from trading.paper_loop_audit import AuditResult, Summary, audit
+
+
+@dataclass
+class AuditOutcome:
+    summary: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    """One line per violation, naming the trade by its command id."""
+    report_path: Path | None = None
+    problem: str = ""
+    """Why the audit could not run (the loop then fails: an unchecked loop proves nothing)."""
+    ledger: VerifyReport | None = None
+    result: AuditResult | None = None
+    """The audit's own result (``trading.paper_loop_audit.AuditResult``), for tests."""
+
+
+async def audit_loop(settings: FloorSettings, loop: LoopResult, agents: Sequence[str]) -> AuditOutcome:
+    """Check every trade the loop's agents made since the loop started."""
+    from floor.paper_loop_records import read_loop_records  # type: ignore[import-not-found,unused-ignore]
+
+    outcome = AuditOutcome()
+    try:
+        records = await read_loop_records(settings, since_seq=loop.marks.ledger_seq, agents=tuple(agents))
+    except Exception as exc:  # noqa: BLE001 - any failure to read is reported, never skipped
+        outcome.problem = f"reading the ledger and the venue's records failed: {type(exc).__name__}: {exc}"
+        return outcome
+    result = audit(records)
+    outcome.result = result
+    outcome.summary = summary_lines(result.summary)
+    outcome.violations = [f"{v.command_id}: {v.rule}: {v.detail}" for v in result.violations]
+    try:
+        from floor.paper_loop_report import write_report  # type: ignore[import-not-found,unused-ignore]
+
+        outcome.report_path = write_report(result, settings.var_dir / "reports")
+    except Exception as exc:  # noqa: BLE001 - the checks stand without the page; say so
+        outcome.summary.append(f"the HTML report was not written: {type(exc).__name__}: {exc}")
+    return outcome
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    """The audit's summary figures as printable lines."""
+
+    def counts(values: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
+
+    lines = [
+        f"audited trades: {summary.trades} ({counts(summary.outcomes)})",
+        f"caps that bound the Kelly size: {counts(summary.binding)}",
+        f"violations: {counts(summary.violations)}",
+        f"P&L: {summary.pnl}",
+        f"slippage against the mid at the signal: {summary.slippage_dollars} in all"
+        + (f", {summary.mean_slippage} a share" if summary.mean_slippage is not None else ""),
+    ]
+    if summary.latency_ms:
+        lines.append(
+            "signal-to-order latency: " + ", ".join(f"{k} {v:.1f} ms" for k, v in summary.latency_ms.items())
+        )
+    return lines
+
+
+async def verify(settings: FloorSettings) -> VerifyReport:
+    """What ``floor ledger verify`` checks: chain, signatures, and the floor's signed checkpoints."""
+    # Read before the ledger is: no checkpoint is newer than what verify will see.
+    lines = read_checkpoints(settings.var_dir / CHECKPOINTS_FILE)
+    return await verify_ledger(settings.role_url("cli"), checkpoints=lines)

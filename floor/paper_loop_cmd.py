@@ -1,0 +1,229 @@
+"""``floor paper-loop``: N round-trip trades through the whole floor, then the audit.
+
+Starts the floor if it is not running (as ``floor up`` does, stopped again at the end) or uses
+the running one; drives the demo brain until N trades have been entered and exited, counted from
+the executions the floor stored (:mod:`floor.paper_loop_run`); then checks every trade from the
+ledger and the venue's own records (:mod:`floor.paper_loop_audit_step`), verifies the ledger as
+``floor ledger verify`` does, writes the report and exits non-zero naming each violating trade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from config.settings import FloorSettings
+from floor.paper_cmd import PaperControlError, control_request, control_token, control_url
+from floor.paper_loop_audit_step import AuditOutcome, audit_loop, verify
+from floor.paper_loop_run import Brain, LoopEnd, LoopResult, drive
+from floor.stack import FloorState, pid_alive, run_floor, start_floor, urls
+from floor.supervisor import ServiceFailed, Supervisor
+
+console = Console()
+
+BrainFactory = Callable[[FloorSettings], Brain]
+
+
+@dataclass
+class FloorHandle:
+    started_here: bool
+    stopped: threading.Event = field(default_factory=threading.Event)
+    """Set when the floor this command started stops (its supervisor gave up)."""
+
+
+@contextlib.contextmanager
+def floor_running(settings: FloorSettings, say: Callable[[str], None]) -> Iterator[FloorHandle]:
+    """The running floor (``floor up`` in another terminal), or one started here for the loop's
+    length: supervised as ``floor up`` supervises it, stopped on the way out."""
+    state = FloorState.load(settings.var_dir)
+    if state is not None and pid_alive(state.supervisor_pid):
+        say(f"using the running floor (supervisor pid {state.supervisor_pid})")
+        yield FloorHandle(started_here=False)
+        return
+    supervisor = Supervisor(settings.log_dir)
+    rows = start_floor(settings, supervisor, say)
+    state = FloorState(os.getpid(), time.time(), tuple(rows), urls(settings))
+    state.save(settings.var_dir)
+    handle = FloorHandle(started_here=True)
+    watching = threading.Thread(
+        target=run_floor, args=(settings, supervisor, state, handle.stopped, say), name="floor", daemon=True
+    )
+    watching.start()
+    try:
+        yield handle
+    finally:
+        handle.stopped.set()
+        watching.join(timeout=120.0)
+
+
+def venue_time_scale(settings: FloorSettings, time_scale: float | None) -> float | None:
+    """Set the paper venue's clock speed if asked; the speed it runs at (None: a real broker)."""
+    if settings.ib_host:
+        return None
+    token = control_token(settings)
+    url = control_url(settings)
+    if time_scale is not None:
+        body = {"advance_ms": 0, "time_scale": time_scale}
+        return float(control_request(url, "POST", "/clock", body, token=token)["status"]["time_scale"])
+    return float(control_request(url, "GET", "/status", token=token)["time_scale"])
+
+
+def default_brain(settings: FloorSettings, seed: int, caps_binding_share: float) -> Brain:
+    from brain.runner import DemoBrain  # type: ignore[import-not-found,unused-ignore]
+
+    brain: Brain = DemoBrain(settings, seed=seed, caps_binding_share=caps_binding_share)
+    return brain
+
+
+async def loop_and_audit(
+    settings: FloorSettings,
+    brain: Brain,
+    trades: int,
+    *,
+    progress: Callable[[int], None],
+    floor_stopped: Callable[[], bool] = lambda: False,
+    stall_s: float = 120.0,
+) -> tuple[LoopResult, AuditOutcome]:
+    """The loop, then the audit of what it produced (also after a loop that ended early: what
+    was traded is checked all the same)."""
+    pool = await asyncpg.create_pool(settings.role_url("cli"), min_size=1, max_size=2)
+    try:
+        result = await drive(
+            pool, brain, trades, progress=progress, floor_stopped=floor_stopped, stall_s=stall_s
+        )
+    finally:
+        await pool.close()
+    outcome = await audit_loop(settings, result, brain.agent_ids)
+    outcome.ledger = await verify(settings)
+    return result, outcome
+
+
+def run_paper_loop(
+    settings: FloorSettings,
+    trades: int,
+    *,
+    make_brain: Callable[[FloorSettings], Brain],
+    time_scale: float | None = None,
+    stall_s: float = 120.0,
+    out: Console = console,
+) -> int:
+    """The whole command; returns its exit code (0: N trades, no violation, ledger intact)."""
+    try:
+        with floor_running(settings, lambda line: out.print(line, highlight=False)) as floor:
+            try:
+                scale = venue_time_scale(settings, time_scale)
+            except PaperControlError as exc:
+                out.print(f"[red bold]paper-loop[/]: cannot reach the paper venue's control API: {exc}")
+                return 1
+            if scale is not None and scale != 1:
+                out.print(
+                    f"[yellow]The paper venue's clock runs at x{scale:g}[/]: "
+                    "market time passes faster than real time."
+                )
+            brain = make_brain(settings)
+            with Progress(
+                TextColumn("round trips"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=out,
+            ) as bar:
+                task = bar.add_task("trades", total=trades)
+                result, outcome = asyncio.run(
+                    loop_and_audit(
+                        settings,
+                        brain,
+                        trades,
+                        progress=lambda done: bar.update(task, completed=done),
+                        floor_stopped=floor.stopped.is_set,
+                        stall_s=stall_s,
+                    )
+                )
+    except ServiceFailed as exc:
+        out.print(f"[red bold]paper-loop could not start the floor[/]: {exc}")
+        out.print(f"Logs are under {settings.log_dir}/.")
+        return 1
+    return report(result, outcome, trades, out)
+
+
+def report(result: LoopResult, outcome: AuditOutcome, trades: int, out: Console) -> int:
+    """Print what the loop did and what the audit found; the exit code."""
+    code = 0
+    rate = result.round_trips / result.elapsed_s * 60 if result.elapsed_s > 0 else 0.0
+    out.print(f"{result.round_trips} round-trip trades in {result.elapsed_s:.0f} s ({rate:.1f} a minute)")
+    if result.end is not LoopEnd.DONE:
+        out.print(f"[red bold]{result.end.value}[/]: {result.detail}; {trades} were asked for.")
+        code = 1
+    if result.open_positions:
+        held = ", ".join(
+            f"{agent} {symbol} {qty:+d}" for (_, agent, symbol), qty in result.open_positions.items()
+        )
+        out.print(f"still open at the end (not counted): {held}")
+    for line in outcome.summary:
+        out.print(line, highlight=False)
+    if outcome.report_path is not None:
+        out.print(f"report: {outcome.report_path}")
+    for violation in outcome.violations:
+        out.print(f"[red bold]VIOLATION[/] {violation}", highlight=False)
+        code = 1
+    if outcome.problem:
+        out.print(f"[red bold]audit incomplete[/]: {outcome.problem}")
+        code = 1
+    ledger = outcome.ledger
+    if ledger is None or not ledger.ok:
+        first = ledger.first_bad if ledger is not None else None
+        problems = "; ".join(ledger.problems) if ledger is not None else "not verified"
+        out.print(f"[red bold]ledger NOT intact[/]: {first or ''} {problems}".strip())
+        code = 1
+    else:
+        out.print(f"[green]ledger intact[/]: {ledger.entries} entries, chain and signatures verified.")
+    if code == 0:
+        out.print(f"[green bold]{result.round_trips} trades, zero violations.[/]")
+    return code
+
+
+def paper_loop(
+    trades: Annotated[int, typer.Option(min=1, help="round-trip trades to complete")] = 1000,
+    seed: Annotated[int, typer.Option(help="the demo brain's seed")] = 1,
+    caps_binding_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="share of entries whose claimed edge asks for more than the caps allow"
+        ),
+    ] = 0.2,
+    time_scale: Annotated[
+        float | None, typer.Option(min=0.0, help="run the paper venue's clock this many times faster")
+    ] = None,
+    stall_s: Annotated[
+        float, typer.Option(help="give up after this many seconds without a completed trade")
+    ] = 120.0,
+) -> None:
+    """Trade N round trips through the floor with the demo brain, then prove from the venue's
+    executions and the ledger that no risk limit was exceeded (exit 1 naming each trade that did)."""
+    settings = FloorSettings()
+
+    def make_brain(s: FloorSettings) -> Brain:
+        return default_brain(s, seed, caps_binding_share)
+
+    code = run_paper_loop(settings, trades, make_brain=make_brain, time_scale=time_scale, stall_s=stall_s)
+    raise typer.Exit(code)
