@@ -1,0 +1,49 @@
+"""The paper-loop audit's records read back from the real ledger and the venue's own executions,
+after a round trip through the hot path process."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from config.settings import FloorSettings
+from floor.paper_loop_records import read_loop_records
+from ledger.append import ledger_head
+from tests.factories import exit_command
+from tests.hotpath.live_floor import LiveFloor
+from trading.commands import Side
+from trading.order_events import EventKind
+from trading.paper_loop_audit import CLOSED, audit
+from trading.sizing import BINDING_REQUESTED
+
+
+async def test_a_round_trip_is_read_from_the_ledger_and_the_venue_and_audited(
+    live: LiveFloor, floor_settings: FloorSettings
+) -> None:
+    since, _ = await ledger_head(live.pool)
+    limit = await live.above_ask(Decimal("1.01"))  # marketable: fills at once
+    entry = await live.submit(live.enter(limit=limit, stop=limit - 5, quantity=7))
+    bought = await live.event(entry.command.command_id, EventKind.FILLED, EventKind.REJECTED)
+    assert bought.kind is EventKind.FILLED, bought.reason
+    sell_at = await live.below_bid(Decimal("0.99"))  # marketable too
+    out = await live.submit(
+        exit_command(live.agent.agent_id, account=live.account, side=Side.SELL, quantity=7, limit=sell_at)
+    )
+    sold = await live.event(out.command.command_id, EventKind.FILLED, EventKind.REJECTED)
+    assert sold.kind is EventKind.FILLED, sold.reason
+
+    # The CLI's own database role, and the venue's control API with its token from var/paper/.
+    records = await read_loop_records(floor_settings, since_seq=since, agents=[live.agent.agent_id])
+    result = audit(records)
+
+    assert result.ok, result.violations
+    [trade] = result.trades
+    assert trade.command_id == entry.command.command_id
+    assert trade.exits == (out.command.command_id,)
+    assert (trade.quantity_sent, trade.filled, trade.exit_filled, trade.outcome) == (7, 7, 7, CLOSED)
+    assert (trade.kelly_quantity, trade.binding) == (7, BINDING_REQUESTED)
+    assert trade.avg_fill is not None and sold.avg_fill_price is not None
+    assert trade.avg_fill == bought.avg_fill_price
+    assert trade.realized_pnl == (sold.avg_fill_price - trade.avg_fill) * 7
+    assert trade.dollar_risk == (trade.avg_fill - (limit - 5)) * 7
+    assert trade.latency_ms is not None and trade.latency_ms >= 0
+    assert result.summary.latency_ms["p50"] == trade.latency_ms
