@@ -31,8 +31,11 @@ class AuditOutcome:
     """The audit's own result (``trading.paper_loop_audit.AuditResult``), for tests."""
 
 
-async def audit_loop(settings: FloorSettings, loop: LoopResult, agents: Sequence[str]) -> AuditOutcome:
-    """Check every trade the loop's agents made since the loop started."""
+async def audit_loop(
+    settings: FloorSettings, loop: LoopResult, agents: Sequence[str], notes: Sequence[str] = ()
+) -> AuditOutcome:
+    """Check every trade the loop's agents made since the loop started; ``notes`` go on the
+    report's page (the venue clock's speed, the ledger's verification)."""
     from floor.paper_loop_records import read_loop_records  # type: ignore[import-not-found,unused-ignore]
 
     outcome = AuditOutcome()
@@ -48,7 +51,7 @@ async def audit_loop(settings: FloorSettings, loop: LoopResult, agents: Sequence
     try:
         from floor.paper_loop_report import write_report  # type: ignore[import-not-found,unused-ignore]
 
-        outcome.report_path = write_report(result, settings.var_dir / "reports")
+        outcome.report_path = write_report(result, settings.var_dir / "reports", notes=tuple(notes))
     except Exception as exc:  # noqa: BLE001 - the checks stand without the page; say so
         outcome.summary.append(f"the HTML report was not written: {type(exc).__name__}: {exc}")
     return outcome

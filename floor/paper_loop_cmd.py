@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -36,10 +36,17 @@ from floor.paper_loop_audit_step import AuditOutcome, audit_loop, verify
 from floor.paper_loop_run import Brain, LoopEnd, LoopResult, drive
 from floor.stack import FloorState, pid_alive, run_floor, start_floor, urls
 from floor.supervisor import ServiceFailed, Supervisor
+from ledger.verify import VerifyReport
 
 console = Console()
 
-BrainFactory = Callable[[FloorSettings], Brain]
+
+@dataclass(frozen=True)
+class PaperLoopRun:
+    code: int
+    """The command's exit code."""
+    loop: LoopResult | None = None
+    audit: AuditOutcome | None = None
 
 
 @dataclass
@@ -101,6 +108,7 @@ async def loop_and_audit(
     progress: Callable[[int], None],
     floor_stopped: Callable[[], bool] = lambda: False,
     stall_s: float = 120.0,
+    notes: Sequence[str] = (),
 ) -> tuple[LoopResult, AuditOutcome]:
     """The loop, then the audit of what it produced (also after a loop that ended early: what
     was traded is checked all the same)."""
@@ -111,9 +119,18 @@ async def loop_and_audit(
         )
     finally:
         await pool.close()
-    outcome = await audit_loop(settings, result, brain.agent_ids)
-    outcome.ledger = await verify(settings)
+    ledger = await verify(settings)
+    notes = [*notes, ledger_line(ledger)]
+    outcome = await audit_loop(settings, result, brain.agent_ids, notes)
+    outcome.ledger = ledger
     return result, outcome
+
+
+def ledger_line(report: VerifyReport) -> str:
+    if report.ok:
+        return f"ledger intact: {report.entries} entries, chain and signatures verified"
+    problems = [str(report.first_bad)] if report.first_bad is not None else []
+    return "ledger NOT intact: " + "; ".join([*problems, *report.problems])
 
 
 def run_paper_loop(
@@ -124,20 +141,21 @@ def run_paper_loop(
     time_scale: float | None = None,
     stall_s: float = 120.0,
     out: Console = console,
-) -> int:
-    """The whole command; returns its exit code (0: N trades, no violation, ledger intact)."""
+) -> PaperLoopRun:
+    """The whole command; its exit code is 0 for N trades, no violation, the ledger intact."""
     try:
         with floor_running(settings, lambda line: out.print(line, highlight=False)) as floor:
             try:
                 scale = venue_time_scale(settings, time_scale)
             except PaperControlError as exc:
                 out.print(f"[red bold]paper-loop[/]: cannot reach the paper venue's control API: {exc}")
-                return 1
+                return PaperLoopRun(1)
+            notes: list[str] = []
             if scale is not None and scale != 1:
-                out.print(
-                    f"[yellow]The paper venue's clock runs at x{scale:g}[/]: "
-                    "market time passes faster than real time."
+                notes.append(
+                    f"The paper venue's clock runs at x{scale:g}: market time passes faster than real time."
                 )
+                out.print(f"[yellow]{notes[-1]}[/]")
             brain = make_brain(settings)
             with Progress(
                 TextColumn("round trips"),
@@ -157,13 +175,14 @@ def run_paper_loop(
                         progress=lambda done: bar.update(task, completed=done),
                         floor_stopped=floor.stopped.is_set,
                         stall_s=stall_s,
+                        notes=notes,
                     )
                 )
     except ServiceFailed as exc:
         out.print(f"[red bold]paper-loop could not start the floor[/]: {exc}")
         out.print(f"Logs are under {settings.log_dir}/.")
-        return 1
-    return report(result, outcome, trades, out)
+        return PaperLoopRun(1)
+    return PaperLoopRun(report(result, outcome, trades, out), result, outcome)
 
 
 def report(result: LoopResult, outcome: AuditOutcome, trades: int, out: Console) -> int:
@@ -190,13 +209,12 @@ def report(result: LoopResult, outcome: AuditOutcome, trades: int, out: Console)
         out.print(f"[red bold]audit incomplete[/]: {outcome.problem}")
         code = 1
     ledger = outcome.ledger
-    if ledger is None or not ledger.ok:
-        first = ledger.first_bad if ledger is not None else None
-        problems = "; ".join(ledger.problems) if ledger is not None else "not verified"
-        out.print(f"[red bold]ledger NOT intact[/]: {first or ''} {problems}".strip())
+    if ledger is None:
+        out.print("[red bold]ledger not verified[/]")
         code = 1
     else:
-        out.print(f"[green]ledger intact[/]: {ledger.entries} entries, chain and signatures verified.")
+        out.print(ledger_line(ledger), style="green" if ledger.ok else "red bold", highlight=False)
+        code = code if ledger.ok else 1
     if code == 0:
         out.print(f"[green bold]{result.round_trips} trades, zero violations.[/]")
     return code
@@ -225,5 +243,5 @@ def paper_loop(
     def make_brain(s: FloorSettings) -> Brain:
         return default_brain(s, seed, caps_binding_share)
 
-    code = run_paper_loop(settings, trades, make_brain=make_brain, time_scale=time_scale, stall_s=stall_s)
-    raise typer.Exit(code)
+    run = run_paper_loop(settings, trades, make_brain=make_brain, time_scale=time_scale, stall_s=stall_s)
+    raise typer.Exit(run.code)
