@@ -14,9 +14,10 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
 import asyncpg
 import typer
@@ -93,11 +94,31 @@ def venue_time_scale(settings: FloorSettings, time_scale: float | None) -> float
     return float(control_request(url, "GET", "/status", token=token)["time_scale"])
 
 
+class DemoLoopBrain:
+    """The demo brain (:class:`brain.runner.DemoBrain`) as the loop drives it: its agents' ids,
+    whose executions the loop counts, and its run."""
+
+    def __init__(self, brain: Any) -> None:
+        self.brain = brain
+
+    @property
+    def agent_ids(self) -> tuple[str, ...]:
+        return tuple(agent.agent_id for agent in self.brain.agents)
+
+    def run(self, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+        run: Coroutine[Any, Any, None] = self.brain.run(stop)
+        return run
+
+    def diagnosis(self) -> str:
+        """What the brain believes it is doing, for a loop that stalled."""
+        return f"entries {self.brain.entries}, outcomes {dict(self.brain.outcomes)}, {self.brain.state()}"
+
+
 def default_brain(settings: FloorSettings, seed: int, caps_binding_share: float) -> Brain:
     from brain.runner import DemoBrain  # type: ignore[import-not-found,unused-ignore]
 
-    brain: Brain = DemoBrain(settings, seed=seed, caps_binding_share=caps_binding_share)
-    return brain
+    share = Decimal(str(caps_binding_share))
+    return DemoLoopBrain(DemoBrain(settings, seed=seed, caps_binding_share=share))
 
 
 async def loop_and_audit(
@@ -198,6 +219,9 @@ def report(result: LoopResult, outcome: AuditOutcome, trades: int, out: Console)
             f"{agent} {symbol} {qty:+d}" for (_, agent, symbol), qty in result.open_positions.items()
         )
         out.print(f"still open at the end (not counted): {held}")
+    if result.refusals:
+        refused = ", ".join(f"{reason} {n}" for reason, n in result.refusals.items())
+        out.print(f"commands the floor refused (ledgered): {refused}", highlight=False)
     for line in outcome.summary:
         out.print(line, highlight=False)
     if outcome.report_path is not None:

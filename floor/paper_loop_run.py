@@ -15,7 +15,7 @@ import contextlib
 import enum
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
@@ -27,6 +27,15 @@ SELECT id, account, agent_id, symbol, side, fill_qty
 FROM order_events
 WHERE exec_id IS NOT NULL AND id > $1 AND agent_id = ANY($2::text[])
 ORDER BY id
+"""
+
+
+_REFUSALS = """
+SELECT reason, count(*) AS n
+FROM ledger_entries
+WHERE seq > $1 AND agent_id = ANY($2::text[]) AND decision = 'rejected'
+GROUP BY reason
+ORDER BY n DESC
 """
 
 
@@ -73,6 +82,8 @@ class LoopResult:
     """Positions of the brain's agents not flat when the loop ended (not counted as trades)."""
     detail: str = ""
     """What went wrong, for an end other than DONE."""
+    refusals: dict[str, int] = field(default_factory=dict)
+    """The floor's refusals of the brain's commands during the loop, by reason."""
 
 
 async def loop_marks(pool: asyncpg.Pool) -> LoopMarks:
@@ -128,6 +139,9 @@ async def drive(
             if time.monotonic() - last_progress > stall_s:
                 end = LoopEnd.STALLED
                 detail = f"no round trip completed in {stall_s:g} s ({counter.closed} of {trades} done)"
+                diagnosis = getattr(brain, "diagnosis", None)
+                if callable(diagnosis):
+                    detail += f"; the brain says: {diagnosis()}"
                 break
             await asyncio.sleep(poll_s)
     except asyncio.CancelledError:
@@ -148,9 +162,16 @@ async def drive(
     # The last fills (exits that filled while the brain was stopping).
     counter.add_all(await read_fills(pool, counter.last_event_id, agents))
     progress(min(counter.closed, trades))
+    refused = await refusals(pool, marks.ledger_seq, agents)
     return LoopResult(
-        end, counter.closed, marks, time.time() - marks.started_at, counter.open_positions(), detail
+        end, counter.closed, marks, time.time() - marks.started_at, counter.open_positions(), detail, refused
     )
+
+
+async def refusals(pool: asyncpg.Pool, after_seq: int, agents: Sequence[str]) -> dict[str, int]:
+    """The floor's refusals of the agents' commands since the loop started, by reason."""
+    rows = await pool.fetch(_REFUSALS, after_seq, list(agents))
+    return {r["reason"]: int(r["n"]) for r in rows}
 
 
 def _task_outcome(task: asyncio.Task[None]) -> str:
