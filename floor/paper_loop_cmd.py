@@ -82,16 +82,25 @@ def floor_running(settings: FloorSettings, say: Callable[[str], None]) -> Iterat
         watching.join(timeout=120.0)
 
 
-def venue_time_scale(settings: FloorSettings, time_scale: float | None) -> float | None:
-    """Set the paper venue's clock speed if asked; the speed it runs at (None: a real broker)."""
+@contextlib.contextmanager
+def venue_clock(settings: FloorSettings, time_scale: float | None) -> Iterator[float | None]:
+    """The paper venue's clock at ``time_scale`` (if given) for the block, as it was afterwards;
+    yields the speed it runs at (None: a real broker, whose clock is the market's)."""
     if settings.ib_host:
-        return None
+        yield None
+        return
     token = control_token(settings)
     url = control_url(settings)
-    if time_scale is not None:
-        body = {"advance_ms": 0, "time_scale": time_scale}
-        return float(control_request(url, "POST", "/clock", body, token=token)["status"]["time_scale"])
-    return float(control_request(url, "GET", "/status", token=token)["time_scale"])
+    before = float(control_request(url, "GET", "/status", token=token)["time_scale"])
+    if time_scale is None or time_scale == before:
+        yield before
+        return
+    body = {"advance_ms": 0, "time_scale": time_scale}
+    now = float(control_request(url, "POST", "/clock", body, token=token)["status"]["time_scale"])
+    try:
+        yield now
+    finally:
+        control_request(url, "POST", "/clock", {"advance_ms": 0, "time_scale": before}, token=token)
 
 
 class DemoLoopBrain:
@@ -167,43 +176,54 @@ def run_paper_loop(
     try:
         with floor_running(settings, lambda line: out.print(line, highlight=False)) as floor:
             try:
-                scale = venue_time_scale(settings, time_scale)
-            except PaperControlError as exc:
-                out.print(f"[red bold]paper-loop[/]: cannot reach the paper venue's control API: {exc}")
-                return PaperLoopRun(1)
-            notes: list[str] = []
-            if scale is not None and scale != 1:
-                notes.append(
-                    f"The paper venue's clock runs at x{scale:g}: market time passes faster than real time."
-                )
-                out.print(f"[yellow]{notes[-1]}[/]")
-            brain = make_brain(settings)
-            with Progress(
-                TextColumn("round trips"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=out,
-            ) as bar:
-                task = bar.add_task("trades", total=trades)
-                result, outcome = asyncio.run(
-                    loop_and_audit(
-                        settings,
-                        brain,
+                with venue_clock(settings, time_scale) as scale:
+                    notes: list[str] = []
+                    if scale is not None and scale != 1:
+                        notes.append(
+                            f"The paper venue's clock runs at x{scale:g}: "
+                            "market time passes faster than real time."
+                        )
+                        out.print(f"[yellow]{notes[-1]}[/]")
+                    result, outcome = _with_progress(
+                        out,
                         trades,
-                        progress=lambda done: bar.update(task, completed=done),
-                        floor_stopped=floor.stopped.is_set,
-                        stall_s=stall_s,
-                        notes=notes,
+                        lambda progress: loop_and_audit(
+                            settings,
+                            make_brain(settings),
+                            trades,
+                            progress=progress,
+                            floor_stopped=floor.stopped.is_set,
+                            stall_s=stall_s,
+                            notes=notes,
+                        ),
                     )
-                )
+            except PaperControlError as exc:
+                out.print(f"[red bold]paper-loop[/]: the paper venue's control API failed: {exc}")
+                return PaperLoopRun(1)
     except ServiceFailed as exc:
         out.print(f"[red bold]paper-loop could not start the floor[/]: {exc}")
         out.print(f"Logs are under {settings.log_dir}/.")
         return PaperLoopRun(1)
     return PaperLoopRun(report(result, outcome, trades, out), result, outcome)
+
+
+def _with_progress(
+    out: Console,
+    trades: int,
+    work: Callable[[Callable[[int], None]], Coroutine[Any, Any, tuple[LoopResult, AuditOutcome]]],
+) -> tuple[LoopResult, AuditOutcome]:
+    """``work`` run with a progress bar of round trips and its ETA."""
+    with Progress(
+        TextColumn("round trips"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=out,
+    ) as bar:
+        task = bar.add_task("trades", total=trades)
+        return asyncio.run(work(lambda done: bar.update(task, completed=done)))
 
 
 def report(result: LoopResult, outcome: AuditOutcome, trades: int, out: Console) -> int:
@@ -254,8 +274,12 @@ def paper_loop(
         ),
     ] = 0.2,
     time_scale: Annotated[
-        float | None, typer.Option(min=0.0, help="run the paper venue's clock this many times faster")
-    ] = None,
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="run the paper venue's clock this many times faster during the loop (set back after)",
+        ),
+    ] = 20.0,
     stall_s: Annotated[
         float, typer.Option(help="give up after this many seconds without a completed trade")
     ] = 120.0,

@@ -30,6 +30,7 @@ async def run_loop(floor: ChaosFloor, trades: int, brain: object) -> tuple[Paper
             floor.settings,
             trades,
             make_brain=make_brain,
+            time_scale=5.0,
             stall_s=60.0,
             out=Console(file=out, width=200),
         ),
@@ -50,3 +51,6 @@ async def test_a_short_loop_is_audited_clean_and_exits_zero(loop_floor: ChaosFlo
     assert not audited.violations
     assert "using the running floor" in output
     assert "ledger intact" in output and "zero violations" in output, output
+    # Sped up for the loop, said so, and set back afterwards.
+    assert "clock runs at x5" in output
+    assert (await loop_floor.paper.acontrol("GET", "/status"))["time_scale"] == 1
