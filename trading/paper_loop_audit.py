@@ -23,6 +23,8 @@ Rules (each a violation of the trade's entry command):
   gives for the signed edge, the bankroll and the touch ledgered with the entry, at the profile
   in force (which limit bound is reported either way).
 * ``audit.overfilled``: the venue filled more shares than the floor sent.
+* ``audit.venue_quantity_differs``: the venue holds an order under the command id for another
+  quantity than the one ledgered (or more than one order).
 * ``audit.detail_missing``: the entry's ledger detail lacks what the check needs.
 
 Every limit is compared exactly (Decimal); P&L is before commissions.
@@ -30,7 +32,7 @@ Every limit is compared exactly (Decimal); P&L is before commissions.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +41,7 @@ from typing import Any
 
 from trading.commands import Command, CommandKind, Side
 from trading.fill_prices import FillRange
+from trading.paper_loop_summary import Summary, summarize
 from trading.sizing import RiskProfile, size_order
 
 NO_PROFILE = "audit.no_profile"
@@ -47,6 +50,7 @@ TRADE_SIZE_OVER = "audit.trade_size_over_limit"
 REALIZED_LOSS_OVER = "audit.realized_loss_over_limit"
 KELLY_MISMATCH = "audit.kelly_mismatch"
 OVERFILLED = "audit.overfilled"
+VENUE_QUANTITY_DIFFERS = "audit.venue_quantity_differs"
 DETAIL_MISSING = "audit.detail_missing"
 
 UNFILLED = "unfilled"
@@ -54,8 +58,6 @@ OPEN = "open"
 PARTLY_CLOSED = "partly_closed"
 CLOSED = "closed"
 """A trade's outcome: its entry never filled; filled with no exit fill; partly or wholly closed."""
-
-PERCENTILES = (50, 90, 99)
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,15 @@ class LedgeredOrder:
     submitted_at: datetime | None = None
     """When the floor saw the broker acknowledge it (its ``submitted`` state row), if it did."""
     signal_mid: Decimal | None = None
-    """The mid the agent saw when it signalled, if known (else slippage is against the touch
-    the floor sized at, the detail's ``entry_price``)."""
+    """The mid the agent saw when it signalled, if known (else slippage is against the best
+    price of the range the floor sized at: the touch for a marketable order, the limit for a
+    resting one)."""
 
 
 @dataclass(frozen=True)
 class VenueExecution:
+    """One of the venue's executions (``GET /executions``); ``order_ref`` is the command id."""
+
     exec_id: str
     order_ref: str
     shares: int
@@ -92,10 +97,22 @@ class VenueExecution:
 
 
 @dataclass(frozen=True)
+class VenueOrder:
+    """The venue's own record of one order (``GET /orders``)."""
+
+    order_ref: str
+    perm_id: int
+    total_qty: int
+    filled: int
+    status: str
+
+
+@dataclass(frozen=True)
 class AuditInput:
     orders: Sequence[LedgeredOrder]
     profiles: Sequence[ProfileChange]
     executions: Sequence[VenueExecution]
+    venue_orders: Sequence[VenueOrder] = ()
 
 
 @dataclass(frozen=True)
@@ -150,22 +167,6 @@ class TradeAudit:
 
 
 @dataclass(frozen=True)
-class Summary:
-    trades: int
-    outcomes: dict[str, int]
-    binding: dict[str, int]
-    """Sized entries by the limit that set their quantity."""
-    violations: dict[str, int]
-    pnl: Decimal
-    slippage_dollars: Decimal
-    """Sum over filled entries of slippage x filled."""
-    mean_slippage: Decimal | None
-    """Per share, over the filled entries."""
-    latency_ms: dict[str, float]
-    """p50, p90, p99, max of signal-to-order latency (empty without samples)."""
-
-
-@dataclass(frozen=True)
 class AuditResult:
     trades: tuple[TradeAudit, ...]
     violations: tuple[Violation, ...]
@@ -196,6 +197,9 @@ def audit(records: AuditInput) -> AuditResult:
         seen.add(e.exec_id)
         fills[e.order_ref].shares += e.shares
         fills[e.order_ref].cost += e.price * e.shares
+    at_venue: defaultdict[str, list[VenueOrder]] = defaultdict(list)
+    for o in records.venue_orders:
+        at_venue[o.order_ref].append(o)
     profiles = sorted(records.profiles, key=lambda p: p.seq)
     orders = sorted(records.orders, key=lambda o: o.seq)
     exits: defaultdict[str, list[LedgeredOrder]] = defaultdict(list)
@@ -211,10 +215,11 @@ def audit(records: AuditInput) -> AuditResult:
             if c.side is not opened.command.side:
                 exits[opened.command.command_id].append(order)
     trades = tuple(
-        _trade(e, _in_force(profiles, e), exits.get(e.command.command_id, []), fills) for e in entries
+        _trade(e, _in_force(profiles, e), exits.get(e.command.command_id, []), fills, at_venue)
+        for e in entries
     )
     violations = tuple(v for t in trades for v in t.violations)
-    return AuditResult(trades, violations, _summary(trades, violations))
+    return AuditResult(trades, violations, summarize(trades, violations))
 
 
 def _in_force(profiles: Sequence[ProfileChange], order: LedgeredOrder) -> RiskProfile | None:
@@ -242,6 +247,7 @@ def _trade(
     profile: RiskProfile | None,
     exits: Sequence[LedgeredOrder],
     fills: Mapping[str, _Fills],
+    at_venue: Mapping[str, Sequence[VenueOrder]],
 ) -> TradeAudit:
     c = entry.command
     assert c.side is not None and c.symbol is not None
@@ -251,6 +257,8 @@ def _trade(
     if not isinstance(sent, int):
         found.append(Violation(cid, DETAIL_MISSING, "the ledger detail has no quantity"))
         sent = c.quantity or 0
+    for order in (entry, *exits):
+        found += _as_ledgered(order, at_venue.get(order.command.command_id, ()))
     mine = fills.get(cid, _Fills())
     avg = mine.avg
     stop = c.edge.stop_price if c.edge is not None else c.stop_loss
@@ -301,7 +309,7 @@ def _trade(
         outcome = PARTLY_CLOSED
     else:
         outcome = CLOSED
-    reference = entry.signal_mid if entry.signal_mid is not None else _decimal(entry.detail, "entry_price")
+    reference = entry.signal_mid if entry.signal_mid is not None else _touch(entry)
     slippage = None if avg is None or reference is None else (avg - reference) * c.side.sign
     latency = None
     if entry.submitted_at is not None:
@@ -334,6 +342,23 @@ def _trade(
         latency_ms=latency,
         violations=tuple(found),
     )
+
+
+def _as_ledgered(order: LedgeredOrder, venue: Sequence[VenueOrder]) -> list[Violation]:
+    """The venue got the quantity ledgered, once (or nothing at all: an order the floor ended
+    before sending it)."""
+    ledgered = order.detail.get("quantity")
+    if len(venue) > 1:
+        perm_ids = ", ".join(str(o.perm_id) for o in venue)
+        return [
+            Violation(
+                order.command.command_id, VENUE_QUANTITY_DIFFERS, f"{len(venue)} venue orders ({perm_ids})"
+            )
+        ]
+    if venue and venue[0].total_qty != ledgered:
+        detail = f"the venue's order is for {venue[0].total_qty} shares, the ledger's for {ledgered}"
+        return [Violation(order.command.command_id, VENUE_QUANTITY_DIFFERS, detail)]
+    return []
 
 
 def _limits(
@@ -402,29 +427,9 @@ def _kelly(
     return size.quantity, size.binding, problem
 
 
-def percentile(values: Sequence[float], pct: int) -> float:
-    """Nearest-rank percentile of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, -(-pct * len(ordered) // 100))
-    return ordered[rank - 1]
-
-
-def _summary(trades: Sequence[TradeAudit], violations: Sequence[Violation]) -> Summary:
-    slipped = [t for t in trades if t.slippage is not None and t.filled]
-    slippage_dollars = sum((t.slippage * t.filled for t in slipped if t.slippage is not None), Decimal(0))
-    filled = sum(t.filled for t in slipped)
-    latencies = [t.latency_ms for t in trades if t.latency_ms is not None]
-    latency: dict[str, float] = {}
-    if latencies:
-        latency = {f"p{p}": percentile(latencies, p) for p in PERCENTILES}
-        latency["max"] = max(latencies)
-    return Summary(
-        trades=len(trades),
-        outcomes=dict(Counter(t.outcome for t in trades)),
-        binding=dict(Counter(t.binding for t in trades if t.binding is not None)),
-        violations=dict(Counter(v.rule for v in violations)),
-        pnl=sum((t.realized_pnl for t in trades), Decimal(0)),
-        slippage_dollars=slippage_dollars,
-        mean_slippage=slippage_dollars / filled if filled else None,
-        latency_ms=latency,
-    )
+def _touch(entry: LedgeredOrder) -> Decimal | None:
+    """The best end of the fill range ledgered with the entry (its other end is the worst)."""
+    high = _decimal(entry.detail, "entry_price")
+    if entry.command.side is Side.SELL:
+        return high
+    return _decimal(entry.detail, "lowest_fill_price") or high

@@ -35,6 +35,9 @@ async def test_a_round_trip_is_read_from_the_ledger_and_the_venue_and_audited(
     records = await read_loop_records(floor_settings, since_seq=since, agents=[live.agent.agent_id])
     result = audit(records)
 
+    [at_venue] = [o for o in records.venue_orders if o.order_ref == entry.command.command_id]
+    assert (at_venue.total_qty, at_venue.filled, at_venue.status) == (7, 7, "Filled")
+
     assert result.ok, result.violations
     [trade] = result.trades
     assert trade.command_id == entry.command.command_id
