@@ -36,7 +36,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 from typing import Any
 
 from trading.commands import Command, CommandKind, Side
@@ -52,6 +53,9 @@ KELLY_MISMATCH = "audit.kelly_mismatch"
 OVERFILLED = "audit.overfilled"
 VENUE_QUANTITY_DIFFERS = "audit.venue_quantity_differs"
 DETAIL_MISSING = "audit.detail_missing"
+
+PLACES = Decimal("0.000001")
+"""Where a non-terminating average (or P&L from one) is rounded; never a limit's comparison."""
 
 UNFILLED = "unfilled"
 OPEN = "open"
@@ -157,6 +161,8 @@ class TradeAudit:
     outcome: str
     slippage: Decimal | None
     """Per share, against the trader (positive: paid more / sold for less than the reference)."""
+    slippage_dollars: Decimal | None
+    """slippage x filled."""
     latency_ms: float | None
     """Signed ``issued_at`` to the broker's acknowledgement."""
     violations: tuple[Violation, ...] = field(default=())
@@ -181,10 +187,24 @@ class AuditResult:
 class _Fills:
     shares: int = 0
     cost: Decimal = Decimal(0)
+    """Sum of price x shares over the executions: exact."""
 
     @property
-    def avg(self) -> Decimal | None:
-        return None if not self.shares else self.cost / self.shares
+    def avg(self) -> Fraction | None:
+        return None if not self.shares else Fraction(self.cost) / self.shares
+
+
+def exact(value: Fraction) -> Decimal:
+    """``value`` as a Decimal: exact when its decimal expansion ends (any sum of cent prices
+    does), else rounded half-even at :data:`PLACES` places (an average over 3 shares)."""
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    with localcontext() as ctx:
+        ctx.prec = 100  # enough for any terminating quotient of prices and share counts
+        quotient = Decimal(value.numerator) / Decimal(value.denominator)
+    return quotient if denominator == 1 else quotient.quantize(PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def audit(records: AuditInput) -> AuditResult:
@@ -262,23 +282,20 @@ def _trade(
     mine = fills.get(cid, _Fills())
     avg = mine.avg
     stop = c.edge.stop_price if c.edge is not None else c.stop_loss
-    notional = avg * mine.shares if avg is not None else Decimal(0)
-    if avg is None:
-        risk = Decimal(0)
-    elif stop is None:
-        risk = notional
-    else:
-        risk = abs(avg - stop) * mine.shares
+    # Both exact: filled x avg fill is the executions' own sum, and filled x |avg - stop| is
+    # |that sum - filled x stop|.
+    notional = mine.cost
+    risk = notional if stop is None else abs(mine.cost - stop * mine.shares)
     if mine.shares > sent:
         found.append(Violation(cid, OVERFILLED, f"the venue filled {mine.shares} of {sent} shares sent"))
 
-    pnl = Decimal(0)
+    pnl = Fraction(0)
     exit_filled = 0
     remaining = mine.shares
     for ex in exits:
         got = fills.get(ex.command.command_id)
         if got is None or got.avg is None or avg is None:
-            continue
+            continue  # an exit that did not fill (or an entry that did not)
         matched = min(got.shares, remaining)
         remaining -= matched
         exit_filled += matched
@@ -310,7 +327,7 @@ def _trade(
     else:
         outcome = CLOSED
     reference = entry.signal_mid if entry.signal_mid is not None else _touch(entry)
-    slippage = None if avg is None or reference is None else (avg - reference) * c.side.sign
+    slippage = None if avg is None or reference is None else (avg - Fraction(reference)) * c.side.sign
     latency = None
     if entry.submitted_at is not None:
         latency = (entry.submitted_at - c.issued_at).total_seconds() * 1000
@@ -326,7 +343,7 @@ def _trade(
         sized=c.edge is not None,
         quantity_sent=sent,
         filled=mine.shares,
-        avg_fill=avg,
+        avg_fill=None if avg is None else exact(avg),
         stop=stop,
         max_dollar_risk=None if profile is None else profile.max_dollar_risk,
         max_trade_size=None if profile is None else profile.max_trade_size,
@@ -336,9 +353,10 @@ def _trade(
         binding=binding,
         exits=tuple(e.command.command_id for e in exits),
         exit_filled=exit_filled,
-        realized_pnl=pnl,
+        realized_pnl=exact(pnl),
         outcome=outcome,
-        slippage=slippage,
+        slippage=None if slippage is None else exact(slippage),
+        slippage_dollars=None if slippage is None else exact(slippage * mine.shares),
         latency_ms=latency,
         violations=tuple(found),
     )
@@ -366,12 +384,12 @@ def _limits(
     profile: RiskProfile,
     risk: Decimal,
     notional: Decimal,
-    pnl: Decimal,
+    pnl: Fraction,
     stop: Decimal | None,
     mine: _Fills,
 ) -> list[Violation]:
     found = []
-    at = f"{mine.shares} filled at {mine.avg}"
+    at = f"{mine.shares} filled at {None if mine.avg is None else exact(mine.avg)}"
     if risk > profile.max_dollar_risk:
         to = f"stop {stop}" if stop is not None else "no stop (the whole notional)"
         found.append(
@@ -383,10 +401,12 @@ def _limits(
         found.append(
             Violation(cid, TRADE_SIZE_OVER, f"{at}: ${notional} > Max Trade Size ${profile.max_trade_size}")
         )
-    if -pnl > profile.max_dollar_risk:
+    if -pnl > Fraction(profile.max_dollar_risk):
         found.append(
             Violation(
-                cid, REALIZED_LOSS_OVER, f"realized ${-pnl} lost > Max Dollar Risk ${profile.max_dollar_risk}"
+                cid,
+                REALIZED_LOSS_OVER,
+                f"realized ${exact(-pnl)} lost > Max Dollar Risk ${profile.max_dollar_risk}",
             )
         )
     return found

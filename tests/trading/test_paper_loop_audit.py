@@ -253,3 +253,24 @@ def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert [percentile(values, p) for p in (50, 90, 99)] == [50.0, 90.0, 99.0]
     assert percentile([7.0], 99) == 7.0
+
+
+def test_money_stays_exact_where_an_average_does_not_terminate() -> None:
+    book = Book()
+    command = enter_command("alpha", account=ACCOUNT, limit=Decimal("100.01"), stop=Decimal("95"), quantity=3)
+    book.sized(command, Decimal("100.01"))
+    book.fill(command, (1, "100.00"), (2, "100.01"))
+    out = exit_command("alpha", account=ACCOUNT, side=Side.SELL, quantity=3, order_type=OrderType.MKT)
+    book.ledger(out, {"quantity": 3})
+    book.fill(out, (1, "101"), (1, "101.01"), (1, "101.02"))
+
+    result = audit(book.records())
+
+    [trade] = result.trades
+    assert trade.notional == Decimal("300.02")
+    assert trade.dollar_risk == Decimal("15.02")  # 300.02 - 3 x 95
+    assert trade.avg_fill == Decimal("100.006667")  # shown rounded; every check used the exact sum
+    assert trade.realized_pnl == Decimal("3.01")  # 303.03 - 300.02
+    assert trade.slippage_dollars == Decimal("-0.01")  # 300.02 against 3 x the touch of 100.01
+    assert str(result.summary.pnl) == "3.01"
+    assert str(result.summary.mean_slippage) == "-0.0033"
