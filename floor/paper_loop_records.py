@@ -13,7 +13,8 @@ fill. :func:`trading.paper_loop_audit.audit` does the checking.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -50,9 +51,12 @@ async def read_loop_records(
     since_seq: int = 0,
     agents: Collection[str] | None = None,
     conn: asyncpg.Connection | None = None,
+    signal_mids: Mapping[str, Decimal] | None = None,
 ) -> AuditInput:
     """The audit's input: ledger entries after ``since_seq`` (of ``agents`` only, if given) and
-    the venue's executions. ``conn`` None: a connection of the CLI's own role for the read."""
+    the venue's orders and executions. ``conn`` None: a connection of the CLI's own role for the
+    read. ``signal_mids``: the mid each command's agent saw when it signalled, by command id,
+    where the agent said (slippage is measured from it; nothing else is taken from the agent)."""
     if conn is None:
         own = await asyncpg.connect(settings.role_url("cli"))
         try:
@@ -61,6 +65,8 @@ async def read_loop_records(
             await own.close()
     else:
         orders, profiles = await read_ledger(conn, since_seq=since_seq, agents=agents)
+    if signal_mids:
+        orders = [replace(o, signal_mid=signal_mids.get(o.command.command_id)) for o in orders]
     # Read after the ledger, so every order the ledger holds that reached the venue is listed.
     url, token = control_url(settings), control_token(settings)
     venue_orders = [_venue_order(row) for row in await _control_get(url, token, "/orders", "orders")]
