@@ -42,7 +42,8 @@ from typing import Any
 
 from trading.commands import Command, CommandKind, Side
 from trading.fill_prices import FillRange
-from trading.paper_loop_summary import Summary, summarize
+from trading.paper_loop_summary import Summary as Summary  # part of the result
+from trading.paper_loop_summary import summarize
 from trading.sizing import RiskProfile, size_order
 
 NO_PROFILE = "audit.no_profile"
