@@ -5,14 +5,16 @@ Never the hot path's counters. From the ledger (as the CLI's role): every accept
 payload) and the floor's detail (quantity sent, touch, bankroll ...); every risk profile change
 (so each order is held against the profile in force when it was ledgered); the first
 ``submitted`` state row of each order (the broker's acknowledgement, for latency). From the
-venue's control API: ``GET /executions`` (``orderRef`` is the command id), the venue's own
-record of every fill. :func:`trading.paper_loop_audit.audit` does the checking.
+venue's control API (its token in ``var/paper/control.token``): ``GET /orders`` and
+``GET /executions`` (``orderRef`` is the command id), the venue's own record of every order and
+fill. :func:`trading.paper_loop_audit.audit` does the checking.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +27,7 @@ from floor.paper_cmd import PaperControlError, control_token, control_url
 from ledger.risk_profiles import KIND_RISK_PROFILE_SET, RiskProfileChange
 from paper.venue.control_token import authorization
 from trading.commands import Command
-from trading.paper_loop_audit import AuditInput, LedgeredOrder, ProfileChange, VenueExecution
+from trading.paper_loop_audit import AuditInput, LedgeredOrder, ProfileChange, VenueExecution, VenueOrder
 
 _ORDERS = """
 SELECT seq, payload, detail FROM ledger_entries
@@ -49,9 +51,12 @@ async def read_loop_records(
     since_seq: int = 0,
     agents: Collection[str] | None = None,
     conn: asyncpg.Connection | None = None,
+    signal_mids: Mapping[str, Decimal] | None = None,
 ) -> AuditInput:
     """The audit's input: ledger entries after ``since_seq`` (of ``agents`` only, if given) and
-    the venue's executions. ``conn`` None: a connection of the CLI's own role for the read."""
+    the venue's orders and executions. ``conn`` None: a connection of the CLI's own role for the
+    read. ``signal_mids``: the mid each command's agent saw when it signalled, by command id,
+    where the agent said (slippage is measured from it; nothing else is taken from the agent)."""
     if conn is None:
         own = await asyncpg.connect(settings.role_url("cli"))
         try:
@@ -60,9 +65,13 @@ async def read_loop_records(
             await own.close()
     else:
         orders, profiles = await read_ledger(conn, since_seq=since_seq, agents=agents)
-    # Read after the ledger, so every fill of an order the ledger holds is in the list.
-    executions = await venue_executions(control_url(settings), control_token(settings))
-    return AuditInput(orders=orders, profiles=profiles, executions=executions)
+    if signal_mids:
+        orders = [replace(o, signal_mid=signal_mids.get(o.command.command_id)) for o in orders]
+    # Read after the ledger, so every order the ledger holds that reached the venue is listed.
+    url, token = control_url(settings), control_token(settings)
+    venue_orders = [_venue_order(row) for row in await _control_get(url, token, "/orders", "orders")]
+    executions = [_execution(row) for row in await _control_get(url, token, "/executions", "executions")]
+    return AuditInput(orders=orders, profiles=profiles, executions=executions, venue_orders=venue_orders)
 
 
 async def read_ledger(
@@ -88,20 +97,31 @@ async def read_ledger(
     return orders, profiles
 
 
-async def venue_executions(url: str, token: str) -> list[VenueExecution]:
-    """The venue's ``GET /executions``, every execution oldest first."""
+async def _control_get(url: str, token: str, path: str, key: str) -> list[dict[str, Any]]:
+    """One of the venue's lists (``GET /orders``, ``GET /executions``)."""
     try:
         async with httpx.AsyncClient(timeout=30.0, headers=authorization(token)) as client:
-            response = await client.get(url.rstrip("/") + "/executions")
+            response = await client.get(url.rstrip("/") + path)
     except httpx.HTTPError as exc:
         raise PaperControlError(
             f"cannot reach the paper venue's control API at {url}: {exc}; is the stack up (`floor status`)?"
         ) from exc
     if response.status_code != 200:
         raise PaperControlError(
-            f"the paper venue answered {response.status_code} to GET /executions: {response.text[:200]}"
+            f"the paper venue answered {response.status_code} to GET {path}: {response.text[:200]}"
         )
-    return [_execution(row) for row in response.json()["executions"]]
+    rows: list[dict[str, Any]] = response.json()[key]
+    return rows
+
+
+def _venue_order(row: dict[str, Any]) -> VenueOrder:
+    return VenueOrder(
+        str(row["order_ref"]),
+        int(row["perm_id"]),
+        int(row["total_qty"]),
+        int(row["filled"]),
+        str(row["status"]),
+    )
 
 
 def _execution(row: dict[str, Any]) -> VenueExecution:

@@ -23,6 +23,8 @@ Rules (each a violation of the trade's entry command):
   gives for the signed edge, the bankroll and the touch ledgered with the entry, at the profile
   in force (which limit bound is reported either way).
 * ``audit.overfilled``: the venue filled more shares than the floor sent.
+* ``audit.venue_quantity_differs``: the venue holds an order under the command id for another
+  quantity than the one ledgered (or more than one order).
 * ``audit.detail_missing``: the entry's ledger detail lacks what the check needs.
 
 Every limit is compared exactly (Decimal); P&L is before commissions.
@@ -30,15 +32,18 @@ Every limit is compared exactly (Decimal); P&L is before commissions.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 from typing import Any
 
 from trading.commands import Command, CommandKind, Side
 from trading.fill_prices import FillRange
+from trading.paper_loop_summary import Summary as Summary  # part of the result
+from trading.paper_loop_summary import summarize
 from trading.sizing import RiskProfile, size_order
 
 NO_PROFILE = "audit.no_profile"
@@ -47,15 +52,17 @@ TRADE_SIZE_OVER = "audit.trade_size_over_limit"
 REALIZED_LOSS_OVER = "audit.realized_loss_over_limit"
 KELLY_MISMATCH = "audit.kelly_mismatch"
 OVERFILLED = "audit.overfilled"
+VENUE_QUANTITY_DIFFERS = "audit.venue_quantity_differs"
 DETAIL_MISSING = "audit.detail_missing"
+
+PLACES = Decimal("0.000001")
+"""Where a non-terminating average (or P&L from one) is rounded; never a limit's comparison."""
 
 UNFILLED = "unfilled"
 OPEN = "open"
 PARTLY_CLOSED = "partly_closed"
 CLOSED = "closed"
 """A trade's outcome: its entry never filled; filled with no exit fill; partly or wholly closed."""
-
-PERCENTILES = (50, 90, 99)
 
 
 @dataclass(frozen=True)
@@ -79,12 +86,15 @@ class LedgeredOrder:
     submitted_at: datetime | None = None
     """When the floor saw the broker acknowledge it (its ``submitted`` state row), if it did."""
     signal_mid: Decimal | None = None
-    """The mid the agent saw when it signalled, if known (else slippage is against the touch
-    the floor sized at, the detail's ``entry_price``)."""
+    """The mid the agent saw when it signalled, if known (else slippage is against the best
+    price of the range the floor sized at: the touch for a marketable order, the limit for a
+    resting one)."""
 
 
 @dataclass(frozen=True)
 class VenueExecution:
+    """One of the venue's executions (``GET /executions``); ``order_ref`` is the command id."""
+
     exec_id: str
     order_ref: str
     shares: int
@@ -92,10 +102,22 @@ class VenueExecution:
 
 
 @dataclass(frozen=True)
+class VenueOrder:
+    """The venue's own record of one order (``GET /orders``)."""
+
+    order_ref: str
+    perm_id: int
+    total_qty: int
+    filled: int
+    status: str
+
+
+@dataclass(frozen=True)
 class AuditInput:
     orders: Sequence[LedgeredOrder]
     profiles: Sequence[ProfileChange]
     executions: Sequence[VenueExecution]
+    venue_orders: Sequence[VenueOrder] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +162,8 @@ class TradeAudit:
     outcome: str
     slippage: Decimal | None
     """Per share, against the trader (positive: paid more / sold for less than the reference)."""
+    slippage_dollars: Decimal | None
+    """slippage x filled."""
     latency_ms: float | None
     """Signed ``issued_at`` to the broker's acknowledgement."""
     violations: tuple[Violation, ...] = field(default=())
@@ -147,22 +171,6 @@ class TradeAudit:
     @property
     def realized_loss(self) -> Decimal:
         return max(Decimal(0), -self.realized_pnl)
-
-
-@dataclass(frozen=True)
-class Summary:
-    trades: int
-    outcomes: dict[str, int]
-    binding: dict[str, int]
-    """Sized entries by the limit that set their quantity."""
-    violations: dict[str, int]
-    pnl: Decimal
-    slippage_dollars: Decimal
-    """Sum over filled entries of slippage x filled."""
-    mean_slippage: Decimal | None
-    """Per share, over the filled entries."""
-    latency_ms: dict[str, float]
-    """p50, p90, p99, max of signal-to-order latency (empty without samples)."""
 
 
 @dataclass(frozen=True)
@@ -180,10 +188,24 @@ class AuditResult:
 class _Fills:
     shares: int = 0
     cost: Decimal = Decimal(0)
+    """Sum of price x shares over the executions: exact."""
 
     @property
-    def avg(self) -> Decimal | None:
-        return None if not self.shares else self.cost / self.shares
+    def avg(self) -> Fraction | None:
+        return None if not self.shares else Fraction(self.cost) / self.shares
+
+
+def exact(value: Fraction) -> Decimal:
+    """``value`` as a Decimal: exact when its decimal expansion ends (any sum of cent prices
+    does), else rounded half-even at :data:`PLACES` places (an average over 3 shares)."""
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    with localcontext() as ctx:
+        ctx.prec = 100  # enough for any terminating quotient of prices and share counts
+        quotient = Decimal(value.numerator) / Decimal(value.denominator)
+    return quotient if denominator == 1 else quotient.quantize(PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def audit(records: AuditInput) -> AuditResult:
@@ -196,6 +218,9 @@ def audit(records: AuditInput) -> AuditResult:
         seen.add(e.exec_id)
         fills[e.order_ref].shares += e.shares
         fills[e.order_ref].cost += e.price * e.shares
+    at_venue: defaultdict[str, list[VenueOrder]] = defaultdict(list)
+    for o in records.venue_orders:
+        at_venue[o.order_ref].append(o)
     profiles = sorted(records.profiles, key=lambda p: p.seq)
     orders = sorted(records.orders, key=lambda o: o.seq)
     exits: defaultdict[str, list[LedgeredOrder]] = defaultdict(list)
@@ -211,10 +236,11 @@ def audit(records: AuditInput) -> AuditResult:
             if c.side is not opened.command.side:
                 exits[opened.command.command_id].append(order)
     trades = tuple(
-        _trade(e, _in_force(profiles, e), exits.get(e.command.command_id, []), fills) for e in entries
+        _trade(e, _in_force(profiles, e), exits.get(e.command.command_id, []), fills, at_venue)
+        for e in entries
     )
     violations = tuple(v for t in trades for v in t.violations)
-    return AuditResult(trades, violations, _summary(trades, violations))
+    return AuditResult(trades, violations, summarize(trades, violations))
 
 
 def _in_force(profiles: Sequence[ProfileChange], order: LedgeredOrder) -> RiskProfile | None:
@@ -242,6 +268,7 @@ def _trade(
     profile: RiskProfile | None,
     exits: Sequence[LedgeredOrder],
     fills: Mapping[str, _Fills],
+    at_venue: Mapping[str, Sequence[VenueOrder]],
 ) -> TradeAudit:
     c = entry.command
     assert c.side is not None and c.symbol is not None
@@ -251,26 +278,25 @@ def _trade(
     if not isinstance(sent, int):
         found.append(Violation(cid, DETAIL_MISSING, "the ledger detail has no quantity"))
         sent = c.quantity or 0
+    for order in (entry, *exits):
+        found += _as_ledgered(order, at_venue.get(order.command.command_id, ()))
     mine = fills.get(cid, _Fills())
     avg = mine.avg
     stop = c.edge.stop_price if c.edge is not None else c.stop_loss
-    notional = avg * mine.shares if avg is not None else Decimal(0)
-    if avg is None:
-        risk = Decimal(0)
-    elif stop is None:
-        risk = notional
-    else:
-        risk = abs(avg - stop) * mine.shares
+    # Both exact: filled x avg fill is the executions' own sum, and filled x |avg - stop| is
+    # |that sum - filled x stop|.
+    notional = mine.cost
+    risk = notional if stop is None else abs(mine.cost - stop * mine.shares)
     if mine.shares > sent:
         found.append(Violation(cid, OVERFILLED, f"the venue filled {mine.shares} of {sent} shares sent"))
 
-    pnl = Decimal(0)
+    pnl = Fraction(0)
     exit_filled = 0
     remaining = mine.shares
     for ex in exits:
         got = fills.get(ex.command.command_id)
         if got is None or got.avg is None or avg is None:
-            continue
+            continue  # an exit that did not fill (or an entry that did not)
         matched = min(got.shares, remaining)
         remaining -= matched
         exit_filled += matched
@@ -301,8 +327,8 @@ def _trade(
         outcome = PARTLY_CLOSED
     else:
         outcome = CLOSED
-    reference = entry.signal_mid if entry.signal_mid is not None else _decimal(entry.detail, "entry_price")
-    slippage = None if avg is None or reference is None else (avg - reference) * c.side.sign
+    reference = entry.signal_mid if entry.signal_mid is not None else _touch(entry)
+    slippage = None if avg is None or reference is None else (avg - Fraction(reference)) * c.side.sign
     latency = None
     if entry.submitted_at is not None:
         latency = (entry.submitted_at - c.issued_at).total_seconds() * 1000
@@ -318,7 +344,7 @@ def _trade(
         sized=c.edge is not None,
         quantity_sent=sent,
         filled=mine.shares,
-        avg_fill=avg,
+        avg_fill=None if avg is None else exact(avg),
         stop=stop,
         max_dollar_risk=None if profile is None else profile.max_dollar_risk,
         max_trade_size=None if profile is None else profile.max_trade_size,
@@ -328,12 +354,30 @@ def _trade(
         binding=binding,
         exits=tuple(e.command.command_id for e in exits),
         exit_filled=exit_filled,
-        realized_pnl=pnl,
+        realized_pnl=exact(pnl),
         outcome=outcome,
-        slippage=slippage,
+        slippage=None if slippage is None else exact(slippage),
+        slippage_dollars=None if slippage is None else exact(slippage * mine.shares),
         latency_ms=latency,
         violations=tuple(found),
     )
+
+
+def _as_ledgered(order: LedgeredOrder, venue: Sequence[VenueOrder]) -> list[Violation]:
+    """The venue got the quantity ledgered, once (or nothing at all: an order the floor ended
+    before sending it)."""
+    ledgered = order.detail.get("quantity")
+    if len(venue) > 1:
+        perm_ids = ", ".join(str(o.perm_id) for o in venue)
+        return [
+            Violation(
+                order.command.command_id, VENUE_QUANTITY_DIFFERS, f"{len(venue)} venue orders ({perm_ids})"
+            )
+        ]
+    if venue and venue[0].total_qty != ledgered:
+        detail = f"the venue's order is for {venue[0].total_qty} shares, the ledger's for {ledgered}"
+        return [Violation(order.command.command_id, VENUE_QUANTITY_DIFFERS, detail)]
+    return []
 
 
 def _limits(
@@ -341,12 +385,12 @@ def _limits(
     profile: RiskProfile,
     risk: Decimal,
     notional: Decimal,
-    pnl: Decimal,
+    pnl: Fraction,
     stop: Decimal | None,
     mine: _Fills,
 ) -> list[Violation]:
     found = []
-    at = f"{mine.shares} filled at {mine.avg}"
+    at = f"{mine.shares} filled at {None if mine.avg is None else exact(mine.avg)}"
     if risk > profile.max_dollar_risk:
         to = f"stop {stop}" if stop is not None else "no stop (the whole notional)"
         found.append(
@@ -358,10 +402,12 @@ def _limits(
         found.append(
             Violation(cid, TRADE_SIZE_OVER, f"{at}: ${notional} > Max Trade Size ${profile.max_trade_size}")
         )
-    if -pnl > profile.max_dollar_risk:
+    if -pnl > Fraction(profile.max_dollar_risk):
         found.append(
             Violation(
-                cid, REALIZED_LOSS_OVER, f"realized ${-pnl} lost > Max Dollar Risk ${profile.max_dollar_risk}"
+                cid,
+                REALIZED_LOSS_OVER,
+                f"realized ${exact(-pnl)} lost > Max Dollar Risk ${profile.max_dollar_risk}",
             )
         )
     return found
@@ -402,29 +448,9 @@ def _kelly(
     return size.quantity, size.binding, problem
 
 
-def percentile(values: Sequence[float], pct: int) -> float:
-    """Nearest-rank percentile of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, -(-pct * len(ordered) // 100))
-    return ordered[rank - 1]
-
-
-def _summary(trades: Sequence[TradeAudit], violations: Sequence[Violation]) -> Summary:
-    slipped = [t for t in trades if t.slippage is not None and t.filled]
-    slippage_dollars = sum((t.slippage * t.filled for t in slipped if t.slippage is not None), Decimal(0))
-    filled = sum(t.filled for t in slipped)
-    latencies = [t.latency_ms for t in trades if t.latency_ms is not None]
-    latency: dict[str, float] = {}
-    if latencies:
-        latency = {f"p{p}": percentile(latencies, p) for p in PERCENTILES}
-        latency["max"] = max(latencies)
-    return Summary(
-        trades=len(trades),
-        outcomes=dict(Counter(t.outcome for t in trades)),
-        binding=dict(Counter(t.binding for t in trades if t.binding is not None)),
-        violations=dict(Counter(v.rule for v in violations)),
-        pnl=sum((t.realized_pnl for t in trades), Decimal(0)),
-        slippage_dollars=slippage_dollars,
-        mean_slippage=slippage_dollars / filled if filled else None,
-        latency_ms=latency,
-    )
+def _touch(entry: LedgeredOrder) -> Decimal | None:
+    """The best end of the fill range ledgered with the entry (its other end is the worst)."""
+    high = _decimal(entry.detail, "entry_price")
+    if entry.command.side is Side.SELL:
+        return high
+    return _decimal(entry.detail, "lowest_fill_price") or high

@@ -32,8 +32,17 @@ async def test_a_round_trip_is_read_from_the_ledger_and_the_venue_and_audited(
     assert sold.kind is EventKind.FILLED, sold.reason
 
     # The CLI's own database role, and the venue's control API with its token from var/paper/.
-    records = await read_loop_records(floor_settings, since_seq=since, agents=[live.agent.agent_id])
+    mid = limit - Decimal("0.50")  # as an agent would say it saw the market
+    records = await read_loop_records(
+        floor_settings,
+        since_seq=since,
+        agents=[live.agent.agent_id],
+        signal_mids={entry.command.command_id: mid},
+    )
     result = audit(records)
+
+    [at_venue] = [o for o in records.venue_orders if o.order_ref == entry.command.command_id]
+    assert (at_venue.total_qty, at_venue.filled, at_venue.status) == (7, 7, "Filled")
 
     assert result.ok, result.violations
     [trade] = result.trades
@@ -45,5 +54,6 @@ async def test_a_round_trip_is_read_from_the_ledger_and_the_venue_and_audited(
     assert trade.avg_fill == bought.avg_fill_price
     assert trade.realized_pnl == (sold.avg_fill_price - trade.avg_fill) * 7
     assert trade.dollar_risk == (trade.avg_fill - (limit - 5)) * 7
+    assert trade.slippage == trade.avg_fill - mid
     assert trade.latency_ms is not None and trade.latency_ms >= 0
     assert result.summary.latency_ms["p50"] == trade.latency_ms

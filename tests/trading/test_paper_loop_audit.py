@@ -21,13 +21,15 @@ from trading.paper_loop_audit import (
     REALIZED_LOSS_OVER,
     TRADE_SIZE_OVER,
     UNFILLED,
+    VENUE_QUANTITY_DIFFERS,
     AuditInput,
     LedgeredOrder,
     ProfileChange,
     VenueExecution,
+    VenueOrder,
     audit,
-    percentile,
 )
+from trading.paper_loop_summary import percentile
 from trading.sizing import BINDING_KELLY, BINDING_MAX_DOLLAR_RISK, BINDING_MAX_TRADE_SIZE, size_order
 
 ACCOUNT = "DU100"
@@ -44,6 +46,7 @@ class Book:
         self.orders: list[LedgeredOrder] = []
         self.profiles: list[ProfileChange] = [ProfileChange(next(self.seq), ACCOUNT, PROFILE)]
         self.executions: list[VenueExecution] = []
+        self.venue_orders: list[VenueOrder] = []
 
     def sized(self, command: Command, touch: Decimal, quantity: int | None = None) -> int:
         """Ledger ``command`` as the hot path does: sized at ``touch`` with the profile in force
@@ -65,14 +68,23 @@ class Book:
         submitted = command.issued_at + timedelta(milliseconds=3)
         self.orders.append(LedgeredOrder(next(self.seq), command, detail, submitted_at=submitted))
 
-    def fill(self, command: Command, *prints: tuple[int, str]) -> None:
+    def fill(self, command: Command, *prints: tuple[int, str], sent: int | None = None) -> None:
+        """The venue's order (for ``sent`` shares, else what was ledgered) and its executions."""
+        ledgered = next(
+            o.detail["quantity"] for o in self.orders if o.command.command_id == command.command_id
+        )
+        filled = sum(shares for shares, _ in prints)
+        total = ledgered if sent is None else sent
+        status = "Filled" if filled == total else "Submitted"
+        perm_id = 1000 + len(self.venue_orders)
+        self.venue_orders.append(VenueOrder(command.command_id, perm_id, total, filled, status))
         for shares, price in prints:
             self.executions.append(
                 VenueExecution(f"e{next(self.exec_ids)}", command.command_id, shares, Decimal(price))
             )
 
     def records(self) -> AuditInput:
-        return AuditInput(self.orders, self.profiles, self.executions)
+        return AuditInput(self.orders, self.profiles, self.executions, self.venue_orders)
 
 
 def round_trip(book: Book, *, entry: str, exit: str, p: str = "0.55", stop: str = "95") -> Command:
@@ -159,6 +171,19 @@ def test_a_quantity_the_sizer_would_not_give_is_named() -> None:
     assert "the sizer gives 100" in violation.detail
 
 
+def test_an_order_the_venue_holds_for_another_quantity_is_named() -> None:
+    book = Book()
+    round_trip(book, entry="100", exit="101")
+    command = enter_command("alpha", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("95"), quantity=10)
+    book.sized(command, Decimal("100"))
+    book.fill(command, (10, "100"), sent=12)
+
+    [violation] = audit(book.records()).violations
+
+    assert (violation.command_id, violation.rule) == (command.command_id, VENUE_QUANTITY_DIFFERS)
+    assert "for 12 shares, the ledger's for 10" in violation.detail
+
+
 def test_the_profile_in_force_when_ledgered_is_the_one_held() -> None:
     book = Book()
     book.orders.append(LedgeredOrder(0, enter_command("alpha", account="DU999"), {"quantity": 1}))
@@ -228,3 +253,24 @@ def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert [percentile(values, p) for p in (50, 90, 99)] == [50.0, 90.0, 99.0]
     assert percentile([7.0], 99) == 7.0
+
+
+def test_money_stays_exact_where_an_average_does_not_terminate() -> None:
+    book = Book()
+    command = enter_command("alpha", account=ACCOUNT, limit=Decimal("100.01"), stop=Decimal("95"), quantity=3)
+    book.sized(command, Decimal("100.01"))
+    book.fill(command, (1, "100.00"), (2, "100.01"))
+    out = exit_command("alpha", account=ACCOUNT, side=Side.SELL, quantity=3, order_type=OrderType.MKT)
+    book.ledger(out, {"quantity": 3})
+    book.fill(out, (1, "101"), (1, "101.01"), (1, "101.02"))
+
+    result = audit(book.records())
+
+    [trade] = result.trades
+    assert trade.notional == Decimal("300.02")
+    assert trade.dollar_risk == Decimal("15.02")  # 300.02 - 3 x 95
+    assert trade.avg_fill == Decimal("100.006667")  # shown rounded; every check used the exact sum
+    assert trade.realized_pnl == Decimal("3.01")  # 303.03 - 300.02
+    assert trade.slippage_dollars == Decimal("-0.01")  # 300.02 against 3 x the touch of 100.01
+    assert str(result.summary.pnl) == "3.01"
+    assert str(result.summary.mean_slippage) == "-0.0033"
