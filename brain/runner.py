@@ -154,6 +154,8 @@ class DemoBrain:
         self.round_trips = 0
         self.outcomes: Counter[str] = Counter()
         self._producer: Any = None
+        self.on_started: Callable[[], None] | None = None
+        """Called once the brain reads the market and can publish."""
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -176,6 +178,8 @@ class DemoBrain:
         self._producer = await start_producer(self.settings.kafka, "floor-brain")
         try:
             await reader.start()
+            if self.on_started is not None:
+                self.on_started()
             while not stop.is_set():
                 batch = await reader.getmany(timeout_ms=100)
                 books: dict[str, bytes] = {}
