@@ -15,6 +15,7 @@ from config.processes import tcp_probe
 from config.settings import FloorSettings
 from floor import (
     api_tokens_cmd,
+    brain_cmd,
     breaker_cmd,
     keys,
     ledger_cmd,
@@ -39,6 +40,7 @@ app.add_typer(sniper_cmd.app, name="sniper")
 app.add_typer(traders_cmd.app, name="traders")
 app.add_typer(api_tokens_cmd.app, name="api-tokens")
 app.command("paper-loop")(paper_loop_cmd.paper_loop)
+app.command("brain")(brain_cmd.brain)
 console = Console()
 
 
@@ -74,7 +76,11 @@ def _running_state(settings: FloorSettings) -> FloorState | None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    demo: bool = typer.Option(
+        False, "--demo", help="Also start the demo agents (`floor brain`) trading the paper account."
+    ),
+) -> None:
     """Start every process on embedded defaults (or the deployments named in the environment)."""
     settings = FloorSettings()
     running = _running_state(settings)
@@ -94,6 +100,8 @@ def up() -> None:
     try:
         with console.status("starting the floor") as status:
             rows = start_floor(settings, supervisor, lambda msg: status.update(msg))
+            if demo:
+                rows.append(brain_cmd.start_demo_brain(settings, supervisor, lambda msg: status.update(msg)))
     except ServiceFailed as exc:
         console.print(f"[red bold]floor up failed[/]: {exc}")
         console.print(f"Logs are under {settings.log_dir}/.")

@@ -30,6 +30,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "hotpath": frozenset({"trading", "brokers", "ledger", "bus", "observability", "config"}),
     "api": frozenset({"trading", "ledger", "bus", "observability", "config"}),
+    "brain": frozenset({"trading", "ledger", "bus", "observability", "config"}),
     "floor": frozenset(
         {
             "config",
@@ -44,6 +45,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "temporal",
             "hotpath",
             "api",
+            "brain",
         }
     ),
 }

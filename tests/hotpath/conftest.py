@@ -128,6 +128,7 @@ async def running_hotpath(
     command_producer: AIOKafkaProducer,
     sniper_agents: tuple[str, ...] = ("sniper",),
     breaker_agent: str | None = None,
+    symbols: tuple[str, ...] = SYMBOLS,
 ) -> AsyncIterator[HotPathProcess]:
     """The hot path as ``floor up`` starts it: its own process, ready when consuming. (Other
     packages make their own fixture of it: a fixture imported from here would live for the
@@ -148,7 +149,7 @@ async def running_hotpath(
     service = supervisor.start(
         hotpath_spec(
             settings,
-            symbols=SYMBOLS,
+            symbols=symbols,
             group_id=f"hotpath-{uuid.uuid4().hex[:8]}",
             breaker_agent=breaker_agent,
             sniper_agents=sniper_agents,

@@ -1,0 +1,413 @@
+"""The demo brain's I/O: verified prices and order events in, signed commands out.
+
+It reads ``market.depth`` and ``orders.events`` from their ends, believes a record only when the
+hot path signed it (:class:`~bus.signed_records.RecordVerifier`, as the API hub does), and
+publishes each agent's commands, signed with the agent's own key, to ``agent.commands``. What to
+do is decided in :mod:`trading.demo_rules`; this module only carries it out.
+
+Each symbol belongs to one agent (round robin), so one agent's exits never meet another agent's
+position in the same symbol at the risk gate (exits are reduce-only against the account's net).
+What the brain counts (entries, round trips) is what it *believes*; the floor's records are the
+only evidence anyone should audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+import asyncpg
+
+from brain.agents import BrainAgent, load_agents
+from bus.kafka import consumer, start_producer
+from bus.signed_records import RecordVerifier
+from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, ORDERS_EVENTS
+from config.settings import FloorSettings
+from ledger.db import Db
+from ledger.record_keys import writer_keys
+from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
+from trading.demo_rules import (
+    CENT,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
+    EntryChooser,
+    EntryPlan,
+    Phase,
+    Position,
+    PriceWindow,
+    Quote,
+    exit_signal,
+    price_unit,
+    signal,
+)
+from trading.depth_book import DepthRecordError, depth_update
+from trading.order_events import FILL_KINDS, TERMINAL_KINDS, EventKind, OrderEvent, OrderEventError, from_dict
+from trading.record_signing import RecordRefused
+from trading.signing import sign_command
+from trading.symbols import parse_symbols
+
+log = logging.getLogger(__name__)
+
+# Outcomes the brain names when something does not go as planned (logged and counted).
+RECORD_REFUSED = "brain.record_refused"
+"""A ``market.depth`` or ``orders.events`` record the hot path did not sign: ignored."""
+ENTRY_REFUSED = "brain.entry_refused"
+EXIT_REFUSED = "brain.exit_refused"
+ENTRY_UNANSWERED = "brain.entry_unanswered"
+"""An entry no order event ever answered (not even its cancel): given up on."""
+EXIT_GIVEN_UP = "brain.exit_given_up"
+"""A position whose exits the floor kept refusing: left to the operator (`floor order` / flatten)."""
+
+MAX_EXIT_REFUSALS = 3
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """A position the brain believes it opened and closed."""
+
+    agent_id: str
+    symbol: str
+    side: Side
+    """The entry's side."""
+    quantity: int
+    entry_id: str
+    exit_id: str
+    entry_order_type: OrderType
+    exit_order_type: OrderType
+    caps_binding: bool
+    mid_at_signal: Decimal
+
+
+@dataclass
+class _Slot:
+    """One symbol: its prices, the agent that trades it and that agent's position."""
+
+    agent: BrainAgent
+    window: PriceWindow
+    position: Position
+    quote: Quote | None = None
+    sampled_at: float = 0.0
+    cancel_sent: str | None = None
+    """The command id whose cancel is out (entry or exit), so it is sent once."""
+    exit_refusals: int = 0
+    exit_type: OrderType | None = None
+    trail_tried: bool = False
+    """This position's TRAIL exit was sent (and, if it is held again, did not close it)."""
+
+
+class DemoBrain:
+    """Stand-in agents trading ``symbols`` on ``account`` until ``run``'s ``stop`` is set.
+
+    ``on_round_trip`` is called for each position the brain believes closed; ``entries``,
+    ``round_trips`` and ``outcomes`` count what it did and what went wrong."""
+
+    def __init__(
+        self,
+        settings: FloorSettings,
+        agents: Sequence[BrainAgent] | None = None,
+        *,
+        seed: int = 0,
+        caps_binding_share: Decimal = Decimal("0.2"),
+        on_round_trip: Callable[[RoundTrip], None] | None = None,
+        account: str | None = None,
+        symbols: Sequence[str] | None = None,
+        db: Db | None = None,
+        window: int = DEFAULT_WINDOW,
+        threshold: Decimal = DEFAULT_THRESHOLD,
+        sample_s: float = 0.1,
+        max_hold_s: float = 5.0,
+        entry_timeout_s: float = 5.0,
+        exit_timeout_s: float = 20.0,
+    ) -> None:
+        self.settings = settings
+        self.agents = list(agents) if agents is not None else load_agents(settings)
+        if not self.agents:
+            raise ValueError("the brain needs at least one agent")
+        self.account = account or settings.broker_accounts.split(",")[0].strip()
+        symbols = list(symbols) if symbols is not None else parse_symbols(settings.hotpath_symbols)
+        self._slots = {
+            symbol: _Slot(self.agents[i % len(self.agents)], PriceWindow(window), Position(symbol))
+            for i, symbol in enumerate(symbols)
+        }
+        self._chooser = EntryChooser(random.Random(seed), caps_binding_share)
+        self._on_round_trip = on_round_trip
+        self._db = db
+        self._threshold = threshold
+        self._sample_s = sample_s
+        self._max_hold_s = max_hold_s
+        self._entry_timeout_s = entry_timeout_s
+        self._exit_timeout_s = exit_timeout_s
+        self._orders: dict[str, str] = {}
+        """command id -> symbol, for every order the brain sent."""
+        self.plans: dict[str, EntryPlan] = {}
+        """command id -> the entry's plan (its mid at the signal, whether it was meant to bind)."""
+        self.entries = 0
+        self.round_trips = 0
+        self.outcomes: Counter[str] = Counter()
+        self._producer: Any = None
+        self.on_started: Callable[[], None] | None = None
+        """Called once the brain reads the market and can publish."""
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Trade until ``stop`` is set. Orders still working then are left to the floor."""
+        pool: asyncpg.Pool | None = None
+        db = self._db
+        if db is None:
+            pool = await asyncpg.create_pool(self.settings.role_url("api"), min_size=1, max_size=2)
+            db = pool
+        verifier = RecordVerifier(lambda: writer_keys(db))
+        reader = consumer(
+            self.settings.kafka,
+            MARKET_DEPTH,
+            ORDERS_EVENTS,
+            group_id=None,
+            from_start=False,
+            fetch_max_wait_ms=50,
+        )
+        self._producer = await start_producer(self.settings.kafka, "floor-brain")
+        try:
+            await reader.start()
+            if self.on_started is not None:
+                self.on_started()
+            while not stop.is_set():
+                batch = await reader.getmany(timeout_ms=100)
+                books: dict[str, bytes] = {}
+                for tp, records in batch.items():
+                    for record in records:
+                        if record.value is None:
+                            continue
+                        if tp.topic == MARKET_DEPTH:
+                            # A book is the symbol's whole top: only the newest of a fetch matters.
+                            symbol = _claimed_symbol(record.value)
+                            if symbol in self._slots:
+                                books[symbol] = record.value
+                        else:
+                            await self._on_event_record(verifier, record.value)
+                for raw in books.values():
+                    await self._on_book_record(verifier, raw)
+                await self._decide(time.monotonic())
+        finally:
+            await reader.stop()
+            await self._producer.stop()
+            if pool is not None:
+                await pool.close()
+
+    async def _on_book_record(self, verifier: RecordVerifier, raw: bytes) -> None:
+        try:
+            data = await verifier.verify(MARKET_DEPTH, raw)
+            book = depth_update(data)
+        except (RecordRefused, DepthRecordError) as exc:
+            self._outcome(RECORD_REFUSED, f"{MARKET_DEPTH}: {exc}")
+            return
+        if not book.bids or not book.asks:
+            return
+        slot = self._slots[book.symbol]
+        slot.quote = Quote(book.symbol, book.bids[0][0], book.asks[0][0])
+
+    async def _on_event_record(self, verifier: RecordVerifier, raw: bytes) -> None:
+        if _claimed_command(raw) not in self._orders:
+            return  # not ours: not worth a signature check
+        try:
+            event = from_dict(await verifier.verify(ORDERS_EVENTS, raw))
+        except (RecordRefused, OrderEventError) as exc:
+            self._outcome(RECORD_REFUSED, f"{ORDERS_EVENTS}: {exc}")
+            return
+        self._on_event(event, time.monotonic())
+
+    def _on_event(self, event: OrderEvent, now: float) -> None:
+        symbol = self._orders.get(event.command_id)
+        if symbol is None:
+            return
+        slot = self._slots[symbol]
+        pos = slot.position
+        filled = max(event.filled_qty, event.broker_filled_qty or 0)
+        if pos.phase is Phase.ENTERING and event.command_id == pos.entry_id:
+            if event.kind in FILL_KINDS or event.kind in TERMINAL_KINDS:
+                pos.entry_filled(filled)
+            if event.kind is EventKind.REJECTED:
+                self._outcome(ENTRY_REFUSED, f"{event.command_id}: {event.reason}")
+            if event.kind in TERMINAL_KINDS:
+                slot.cancel_sent = None
+                pos.entry_ended(now)
+        elif pos.phase is Phase.EXITING and event.command_id == pos.exit_id:
+            if event.kind in FILL_KINDS or event.kind in TERMINAL_KINDS:
+                pos.exit_filled_to(filled)
+            if event.kind is EventKind.REJECTED:
+                slot.exit_refusals += 1
+                self._outcome(EXIT_REFUSED, f"{event.command_id}: {event.reason}")
+            if event.kind in TERMINAL_KINDS:
+                self._exit_ended(slot, event.command_id, now)
+
+    def _exit_ended(self, slot: _Slot, exit_id: str, now: float) -> None:
+        pos = slot.position
+        entry, side, quantity, entry_id = pos.entry, pos.side, pos.quantity, pos.entry_id
+        slot.cancel_sent = None
+        if pos.exit_ended(now):
+            assert entry is not None and side is not None and entry_id is not None
+            slot.exit_refusals = 0
+            self.round_trips += 1
+            trip = RoundTrip(
+                slot.agent.agent_id, pos.symbol, side, quantity, entry_id, exit_id, entry.order_type,
+                slot.exit_type or OrderType.LMT, entry.caps_binding, entry.mid,
+            )  # fmt: skip
+            if self._on_round_trip is not None:
+                self._on_round_trip(trip)
+        elif slot.exit_refusals >= MAX_EXIT_REFUSALS:
+            self._outcome(
+                EXIT_GIVEN_UP, f"{pos.symbol}: {pos.quantity} held after {slot.exit_refusals} refusals"
+            )
+            slot.exit_refusals = 0
+            pos.reset()
+
+    # --- decisions ----------------------------------------------------------------------------
+
+    async def _decide(self, now: float) -> None:
+        for slot in self._slots.values():
+            quote = slot.quote
+            if quote is None:
+                continue
+            if now - slot.sampled_at >= self._sample_s:
+                slot.window.add(quote.mid)
+                slot.sampled_at = now
+            pos = slot.position
+            if pos.phase is Phase.FLAT:
+                side = signal(slot.agent.rule, slot.window, self._threshold)
+                if side is not None:
+                    await self._enter(slot, quote, side, now)
+            elif pos.phase is Phase.IN:
+                await self._maybe_exit(slot, quote, now)
+            elif now - pos.since > self._timeout(pos):
+                await self._overdue(slot, now)
+
+    def _timeout(self, pos: Position) -> float:
+        return self._entry_timeout_s if pos.phase is Phase.ENTERING else self._exit_timeout_s
+
+    async def _enter(self, slot: _Slot, quote: Quote, side: Side, now: float) -> None:
+        plan = self._chooser.plan(quote, side)
+        command = self._command(
+            slot.agent, CommandKind.ENTER, plan.symbol, side, plan.order_type, tif=plan.tif, edge=plan.edge,
+            limit_price=plan.limit_price, stop_price=plan.stop_price, trail_amount=plan.trail_amount,
+        )  # fmt: skip
+        self.plans[command.command_id] = plan
+        slot.trail_tried = False
+        slot.position.entering(plan, command.command_id, now)
+        self.entries += 1
+        await self._send(slot, command)
+
+    async def _maybe_exit(self, slot: _Slot, quote: Quote, now: float) -> None:
+        pos = slot.position
+        assert pos.entry is not None and pos.side is not None
+        unit = price_unit(quote)
+        side = pos.exit_side
+        if pos.entry.trail_exit and not slot.trail_tried:
+            slot.trail_tried = True
+            # The Exit Manager trails it from the touch and the venue triggers it.
+            command = self._command(
+                slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.TRAIL, quantity=pos.quantity,
+                trail_amount=unit,
+            )  # fmt: skip
+        elif exit_signal(slot.agent.rule, pos.side, slot.window, self._threshold) or (
+            now - pos.since > self._max_hold_s
+        ):
+            # Through the touch: a limit that fills at once, and never worse than one unit.
+            near = quote.bid if side is Side.SELL else quote.ask
+            limit = (near + side.sign * unit).quantize(CENT, ROUND_FLOOR)
+            if limit <= 0:
+                command = self._command(
+                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.MKT, quantity=pos.quantity
+                )
+            else:
+                command = self._command(
+                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.LMT, quantity=pos.quantity,
+                    limit_price=limit,
+                )  # fmt: skip
+        else:
+            return
+        assert command.order_type is not None
+        slot.exit_type = command.order_type
+        pos.exiting(command.command_id, now)
+        await self._send(slot, command)
+
+    async def _overdue(self, slot: _Slot, now: float) -> None:
+        """An entry not done within its timeout, or an exit: cancel it once; when even the cancel
+        brings no answer, give the entry up (an exit stays: its position is real)."""
+        pos = slot.position
+        target = pos.entry_id if pos.phase is Phase.ENTERING else pos.exit_id
+        assert target is not None
+        if slot.cancel_sent != target:
+            slot.cancel_sent = target
+            pos.since = now
+            cancel = self._command(slot.agent, CommandKind.CANCEL, None, None, None, target_command_id=target)
+            await self._send(slot, cancel)
+        elif pos.phase is Phase.ENTERING and pos.quantity == 0:
+            self._outcome(ENTRY_UNANSWERED, f"{target}: no terminal order event after its cancel")
+            slot.cancel_sent = None
+            pos.reset()
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _command(
+        self,
+        agent: BrainAgent,
+        kind: CommandKind,
+        symbol: str | None,
+        side: Side | None,
+        order_type: OrderType | None,
+        **fields: Any,
+    ) -> Command:
+        if kind is not CommandKind.CANCEL:
+            fields.setdefault("tif", TimeInForce.DAY)
+        return Command(
+            kind=kind, command_id=f"demo-{uuid.uuid4().hex}", agent_id=agent.agent_id, account=self.account,
+            nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol=symbol, side=side, order_type=order_type,
+            **fields,
+        )  # fmt: skip
+
+    async def _send(self, slot: _Slot, command: Command) -> None:
+        if command.symbol is not None:
+            self._orders[command.command_id] = command.symbol
+        envelope = sign_command(command, slot.agent.key)
+        key = f"{command.account}/{slot.position.symbol}".encode()
+        await self._producer.send_and_wait(AGENT_COMMANDS, envelope.to_wire(), key=key)
+
+    def state(self) -> dict[str, str]:
+        """Each symbol's position as the brain believes it (for messages and the HUD's log)."""
+        return {
+            symbol: f"{slot.position.phase} {slot.position.side} {slot.position.quantity} "
+            f"entry={slot.position.entry_id} exit={slot.position.exit_id} cancel={slot.cancel_sent}"
+            for symbol, slot in self._slots.items()
+        }
+
+    def _outcome(self, name: str, detail: str) -> None:
+        self.outcomes[name] += 1
+        log.warning("%s: %s", name, detail)
+
+
+def _claimed_symbol(raw: bytes) -> str | None:
+    """What a depth record says it is about, before anyone believes it."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    symbol = data.get("symbol") if isinstance(data, dict) else None
+    return symbol if isinstance(symbol, str) else None
+
+
+def _claimed_command(raw: bytes) -> str | None:
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    command_id = data.get("command_id") if isinstance(data, dict) else None
+    return command_id if isinstance(command_id, str) else None

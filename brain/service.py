@@ -1,0 +1,37 @@
+"""The demo brain as a supervised process (``floor up --demo`` starts it through this)."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+
+from config.processes import ServiceSpec, child_env, log_probe
+from config.settings import FloorSettings
+
+READY_LINE = "brain trading"
+"""What the brain logs once it reads the market and can publish: the supervisor's ready probe."""
+
+
+def brain_spec(
+    settings: FloorSettings, *, seed: int = 0, caps_binding_share: Decimal = Decimal("0.2")
+) -> ServiceSpec:
+    """The demo agents trading the paper account. It reads the key registry (to verify the hot
+    path's records) as the API's role, which may read it and nothing it should not."""
+    name = "brain"
+    return ServiceSpec(
+        name=name,
+        argv=[
+            sys.executable,
+            "-m",
+            "brain",
+            "--seed",
+            str(seed),
+            "--caps-binding-share",
+            str(caps_binding_share),
+        ],
+        address="demo agents -> agent.commands",
+        probe=log_probe(settings.log_dir / f"{name}.log", READY_LINE),
+        env=child_env(settings, "api"),
+        ready_timeout=60.0,
+        hint="the brain needs Kafka, Postgres and its agents' keys in var/keys (`floor brain` makes them)",
+    )
