@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.settings import FloorSettings
+from floor.paper_loop_records import read_loop_records
+from floor.paper_loop_report import summary_lines, write_report
 from floor.paper_loop_run import LoopResult
 from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
 from ledger.verify import VerifyReport, verify_ledger
-from trading.paper_loop_audit import AuditResult, Summary, audit
+from trading.paper_loop_audit import AuditResult, audit
 
 
 @dataclass
@@ -36,8 +38,6 @@ async def audit_loop(
 ) -> AuditOutcome:
     """Check every trade the loop's agents made since the loop started; ``notes`` go on the
     report's page (the venue clock's speed, the ledger's verification)."""
-    from floor.paper_loop_records import read_loop_records  # type: ignore[import-not-found,unused-ignore]
-
     outcome = AuditOutcome()
     try:
         records = await read_loop_records(settings, since_seq=loop.marks.ledger_seq, agents=tuple(agents))
@@ -46,36 +46,13 @@ async def audit_loop(
         return outcome
     result = audit(records)
     outcome.result = result
-    outcome.summary = summary_lines(result.summary)
+    outcome.summary = summary_lines(result)
     outcome.violations = [f"{v.command_id}: {v.rule}: {v.detail}" for v in result.violations]
     try:
-        from floor.paper_loop_report import write_report  # type: ignore[import-not-found,unused-ignore]
-
         outcome.report_path = write_report(result, settings.var_dir / "reports", notes=tuple(notes))
-    except Exception as exc:  # noqa: BLE001 - the checks stand without the page; say so
-        outcome.summary.append(f"the HTML report was not written: {type(exc).__name__}: {exc}")
+    except OSError as exc:
+        outcome.problem = f"the report could not be written under {settings.var_dir / 'reports'}: {exc}"
     return outcome
-
-
-def summary_lines(summary: Summary) -> list[str]:
-    """The audit's summary figures as printable lines."""
-
-    def counts(values: dict[str, int]) -> str:
-        return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
-
-    lines = [
-        f"audited trades: {summary.trades} ({counts(summary.outcomes)})",
-        f"caps that bound the Kelly size: {counts(summary.binding)}",
-        f"violations: {counts(summary.violations)}",
-        f"P&L: {summary.pnl}",
-        f"slippage against the mid at the signal: {summary.slippage_dollars} in all"
-        + (f", {summary.mean_slippage} a share" if summary.mean_slippage is not None else ""),
-    ]
-    if summary.latency_ms:
-        lines.append(
-            "signal-to-order latency: " + ", ".join(f"{k} {v:.1f} ms" for k, v in summary.latency_ms.items())
-        )
-    return lines
 
 
 async def verify(settings: FloorSettings) -> VerifyReport:

@@ -31,7 +31,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from brain.runner import DemoBrain
 from config.settings import FloorSettings
+from floor.brain_cmd import DemoKeysRefused, provision_demo_agents
 from floor.paper_cmd import PaperControlError, control_request, control_token, control_url
 from floor.paper_loop_audit_step import AuditOutcome, audit_loop, verify
 from floor.paper_loop_run import Brain, LoopEnd, LoopResult, drive
@@ -123,9 +125,20 @@ class DemoLoopBrain:
         return f"entries {self.brain.entries}, outcomes {dict(self.brain.outcomes)}, {self.brain.state()}"
 
 
-def default_brain(settings: FloorSettings, seed: int, caps_binding_share: float) -> Brain:
-    from brain.runner import DemoBrain  # type: ignore[import-not-found,unused-ignore]
+class BrainUnavailable(Exception):
+    """The demo brain could not be set up (its agents' keys); the message says what to do."""
 
+
+def default_brain(settings: FloorSettings, seed: int, caps_binding_share: float) -> Brain:
+    """The demo brain, its agents' keys made and registered first where missing (as ``floor
+    brain`` does)."""
+    try:
+        for line in asyncio.run(provision_demo_agents(settings)):
+            console.print(line, highlight=False)
+    except DemoKeysRefused as exc:
+        raise BrainUnavailable(f"demo keys: {exc}") from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BrainUnavailable(f"cannot reach the floor's database ({exc}): is the floor up?") from None
     share = Decimal(str(caps_binding_share))
     return DemoLoopBrain(DemoBrain(settings, seed=seed, caps_binding_share=share))
 
@@ -199,6 +212,9 @@ def run_paper_loop(
                     )
             except PaperControlError as exc:
                 out.print(f"[red bold]paper-loop[/]: the paper venue's control API failed: {exc}")
+                return PaperLoopRun(1)
+            except BrainUnavailable as exc:
+                out.print(f"[red bold]paper-loop[/]: {exc}")
                 return PaperLoopRun(1)
     except ServiceFailed as exc:
         out.print(f"[red bold]paper-loop could not start the floor[/]: {exc}")
