@@ -109,8 +109,8 @@ async def test_caps_below_the_signals_bind_most_trades_and_are_never_exceeded(lo
         operator_id=loop_floor.operator.agent_id,
         operator_key=loop_floor.operator.private_key,
     )
-    run, output = await loop(loop_floor, 10, caps_binding_share="0.2")
-    result = checked(run, output, 10)
+    run, output = await loop(loop_floor, 6, caps_binding_share="0.2")
+    result = checked(run, output, 6)
     sized = [t for t in result.trades if t.sized and t.filled]
     bound = [t for t in sized if t.binding is not None]
     assert len(bound) > len(sized) / 2, output
