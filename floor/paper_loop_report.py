@@ -43,7 +43,10 @@ def summary_lines(result: AuditResult) -> list[str]:
         f"realized P&L: ${s.pnl:.2f} (before commissions)",
     ]
     if s.mean_slippage is not None:
-        lines.append(f"slippage: ${s.slippage_dollars:.2f} in all, ${s.mean_slippage:.4f} a share on average")
+        lines.append(
+            f"slippage: ${s.slippage_dollars:.2f} in all, ${s.mean_slippage:.4f} a share on average"
+            " (against the mid at the signal where the agent gave it, else the touch the floor sized at)"
+        )
     if s.latency_ms:
         shown = ", ".join(f"{k} {v:.1f} ms" for k, v in s.latency_ms.items())
         lines.append(f"signal to broker acknowledgement: {shown}")
