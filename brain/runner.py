@@ -48,10 +48,12 @@ from trading.demo_rules import (
     exit_signal,
     price_unit,
     signal,
+    trail_distance,
 )
 from trading.depth_book import DepthRecordError, depth_update
 from trading.order_events import FILL_KINDS, TERMINAL_KINDS, EventKind, OrderEvent, OrderEventError, from_dict
 from trading.record_signing import RecordRefused
+from trading.risk import Refusal
 from trading.signing import sign_command
 from trading.symbols import parse_symbols
 
@@ -100,6 +102,13 @@ class _Slot:
     """The command id whose cancel is out (entry or exit), so it is sent once."""
     exit_refusals: int = 0
     exit_type: OrderType | None = None
+    exit_chunk: int | None = None
+    """The most shares one exit is sent for: halved from the refused exit's quantity each time
+    Max Trade Size refuses one (an exit pays the far side of the touch, a little more than its
+    entry cost); None: the whole position."""
+    net: int = 0
+    """The signed sum of every fill of the brain's orders in the symbol: the account's position
+    as far as the brain made it."""
     trail_tried: bool = False
     """This position's TRAIL exit was sent (and, if it is held again, did not close it)."""
 
@@ -146,6 +155,8 @@ class DemoBrain:
         self._max_hold_s = max_hold_s
         self._entry_timeout_s = entry_timeout_s
         self._exit_timeout_s = exit_timeout_s
+        self._filled: dict[str, int] = {}
+        """command id -> shares filled so far, to add each fill to the symbol's net once."""
         self._orders: dict[str, str] = {}
         """command id -> symbol, for every order the brain sent."""
         self.plans: dict[str, EntryPlan] = {}
@@ -231,6 +242,10 @@ class DemoBrain:
             return
         slot = self._slots[symbol]
         pos = slot.position
+        fresh = event.filled_qty - self._filled.get(event.command_id, 0)
+        if fresh > 0:
+            self._filled[event.command_id] = event.filled_qty
+            slot.net += fresh * (1 if event.side == Side.BUY else -1)
         filled = max(event.filled_qty, event.broker_filled_qty or 0)
         if pos.phase is Phase.ENTERING and event.command_id == pos.entry_id:
             if event.kind in FILL_KINDS or event.kind in TERMINAL_KINDS:
@@ -244,7 +259,11 @@ class DemoBrain:
             if event.kind in FILL_KINDS or event.kind in TERMINAL_KINDS:
                 pos.exit_filled_to(filled)
             if event.kind is EventKind.REJECTED:
-                slot.exit_refusals += 1
+                if event.reason == Refusal.MAX_TRADE_SIZE.value and event.quantity > 1:
+                    # Smaller exits; not a refusal that gives the position up.
+                    slot.exit_chunk = -(-event.quantity // 2)
+                else:
+                    slot.exit_refusals += 1
                 self._outcome(EXIT_REFUSED, f"{event.command_id}: {event.reason}")
             if event.kind in TERMINAL_KINDS:
                 self._exit_ended(slot, event.command_id, now)
@@ -254,8 +273,9 @@ class DemoBrain:
         entry, side, quantity, entry_id = pos.entry, pos.side, pos.quantity, pos.entry_id
         slot.cancel_sent = None
         if pos.exit_ended(now):
-            assert entry is not None and side is not None and entry_id is not None
             slot.exit_refusals = 0
+            if entry is None or side is None or entry_id is None:
+                return  # an adopted remainder: closed, but no round trip of the brain's
             self.round_trips += 1
             trip = RoundTrip(
                 slot.agent.agent_id, pos.symbol, side, quantity, entry_id, exit_id, entry.order_type,
@@ -281,7 +301,10 @@ class DemoBrain:
                 slot.window.add(quote.mid)
                 slot.sampled_at = now
             pos = slot.position
-            if pos.phase is Phase.FLAT:
+            if pos.phase is Phase.FLAT and slot.net != 0:
+                # What a given-up exit left: exit it before anything new is opened.
+                pos.adopt(Side.BUY if slot.net > 0 else Side.SELL, abs(slot.net), now)
+            elif pos.phase is Phase.FLAT:
                 side = signal(slot.agent.rule, slot.window, self._threshold)
                 if side is not None:
                     await self._enter(slot, quote, side, now)
@@ -301,21 +324,23 @@ class DemoBrain:
         )  # fmt: skip
         self.plans[command.command_id] = plan
         slot.trail_tried = False
+        slot.exit_chunk = None
         slot.position.entering(plan, command.command_id, now)
         self.entries += 1
         await self._send(slot, command)
 
     async def _maybe_exit(self, slot: _Slot, quote: Quote, now: float) -> None:
         pos = slot.position
-        assert pos.entry is not None and pos.side is not None
+        assert pos.side is not None
         unit = price_unit(quote)
         side = pos.exit_side
-        if pos.entry.trail_exit and not slot.trail_tried:
+        quantity = pos.quantity if slot.exit_chunk is None else min(pos.quantity, slot.exit_chunk)
+        if pos.entry is not None and pos.entry.trail_exit and not slot.trail_tried:
             slot.trail_tried = True
             # The Exit Manager trails it from the touch and the venue triggers it.
             command = self._command(
-                slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.TRAIL, quantity=pos.quantity,
-                trail_amount=unit,
+                slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.TRAIL, quantity=quantity,
+                trail_amount=trail_distance(quote),
             )  # fmt: skip
         elif exit_signal(slot.agent.rule, pos.side, slot.window, self._threshold) or (
             now - pos.since > self._max_hold_s
@@ -325,11 +350,11 @@ class DemoBrain:
             limit = (near + side.sign * unit).quantize(CENT, ROUND_FLOOR)
             if limit <= 0:
                 command = self._command(
-                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.MKT, quantity=pos.quantity
+                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.MKT, quantity=quantity
                 )
             else:
                 command = self._command(
-                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.LMT, quantity=pos.quantity,
+                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.LMT, quantity=quantity,
                     limit_price=limit,
                 )  # fmt: skip
         else:
