@@ -14,7 +14,6 @@ only evidence anyone should audit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -28,12 +27,14 @@ from typing import Any
 import asyncpg
 
 from brain.agents import BrainAgent, load_agents
+from brain.records import BrainRecords, LedgerSecurityStore, claimed
 from bus.kafka import consumer, start_producer
 from bus.signed_records import RecordVerifier
-from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, ORDERS_EVENTS
+from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, ORDERS_EVENTS, SECURITY_EVENTS
 from config.settings import FloorSettings
 from ledger.db import Db
 from ledger.record_keys import writer_keys
+from observability.security import SecurityLog
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
 from trading.demo_rules import (
     CENT,
@@ -50,9 +51,7 @@ from trading.demo_rules import (
     signal,
     trail_distance,
 )
-from trading.depth_book import DepthRecordError, depth_update
-from trading.order_events import FILL_KINDS, TERMINAL_KINDS, EventKind, OrderEvent, OrderEventError, from_dict
-from trading.record_signing import RecordRefused
+from trading.order_events import FILL_KINDS, TERMINAL_KINDS, EventKind, OrderEvent
 from trading.risk import Refusal
 from trading.signing import sign_command
 from trading.symbols import parse_symbols
@@ -60,14 +59,13 @@ from trading.symbols import parse_symbols
 log = logging.getLogger(__name__)
 
 # Outcomes the brain names when something does not go as planned (logged and counted).
-RECORD_REFUSED = "brain.record_refused"
-"""A ``market.depth`` or ``orders.events`` record the hot path did not sign: ignored."""
 ENTRY_REFUSED = "brain.entry_refused"
 EXIT_REFUSED = "brain.exit_refused"
 ENTRY_UNANSWERED = "brain.entry_unanswered"
 """An entry no order event ever answered (not even its cancel): given up on."""
 EXIT_GIVEN_UP = "brain.exit_given_up"
-"""A position whose exits the floor kept refusing: left to the operator (`floor order` / flatten)."""
+"""A position whose exits the floor kept refusing: dropped, then taken up again from the net of
+the brain's fills in the symbol and exited afresh before anything new is opened there."""
 
 MAX_EXIT_REFUSALS = 3
 
@@ -187,26 +185,29 @@ class DemoBrain:
             fetch_max_wait_ms=50,
         )
         self._producer = await start_producer(self.settings.kafka, "floor-brain")
+        security = SecurityLog(LedgerSecurityStore(db), self._producer, SECURITY_EVENTS)
+        judge = BrainRecords(verifier, security, self.outcomes)
         try:
             await reader.start()
             if self.on_started is not None:
                 self.on_started()
             while not stop.is_set():
                 batch = await reader.getmany(timeout_ms=100)
-                books: dict[str, bytes] = {}
-                for tp, records in batch.items():
-                    for record in records:
+                books: dict[str, tuple[str, bytes]] = {}
+                for tp, fetched in batch.items():
+                    for record in fetched:
                         if record.value is None:
                             continue
                         if tp.topic == MARKET_DEPTH:
                             # A book is the symbol's whole top: only the newest of a fetch matters.
-                            symbol = _claimed_symbol(record.value)
+                            symbol = claimed(record.value, "symbol")
                             if symbol in self._slots:
-                                books[symbol] = record.value
+                                books[symbol] = (f"{tp.topic}[{tp.partition}]@{record.offset}", record.value)
                         else:
-                            await self._on_event_record(verifier, record.value)
-                for raw in books.values():
-                    await self._on_book_record(verifier, raw)
+                            where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                            await self._on_event_record(judge, where, record.value)
+                for where, raw in books.values():
+                    await self._on_book_record(judge, where, raw)
                 await self._decide(time.monotonic())
         finally:
             await reader.stop()
@@ -214,27 +215,17 @@ class DemoBrain:
             if pool is not None:
                 await pool.close()
 
-    async def _on_book_record(self, verifier: RecordVerifier, raw: bytes) -> None:
-        try:
-            data = await verifier.verify(MARKET_DEPTH, raw)
-            book = depth_update(data)
-        except (RecordRefused, DepthRecordError) as exc:
-            self._outcome(RECORD_REFUSED, f"{MARKET_DEPTH}: {exc}")
-            return
-        if not book.bids or not book.asks:
-            return
-        slot = self._slots[book.symbol]
-        slot.quote = Quote(book.symbol, book.bids[0][0], book.asks[0][0])
+    async def _on_book_record(self, records: BrainRecords, where: str, raw: bytes) -> None:
+        quote = await records.quote(where, raw)
+        if quote is not None and quote.symbol in self._slots:
+            self._slots[quote.symbol].quote = quote
 
-    async def _on_event_record(self, verifier: RecordVerifier, raw: bytes) -> None:
-        if _claimed_command(raw) not in self._orders:
+    async def _on_event_record(self, records: BrainRecords, where: str, raw: bytes) -> None:
+        if claimed(raw, "command_id") not in self._orders:
             return  # not ours: not worth a signature check
-        try:
-            event = from_dict(await verifier.verify(ORDERS_EVENTS, raw))
-        except (RecordRefused, OrderEventError) as exc:
-            self._outcome(RECORD_REFUSED, f"{ORDERS_EVENTS}: {exc}")
-            return
-        self._on_event(event, time.monotonic())
+        event = await records.event(where, raw)
+        if event is not None:
+            self._on_event(event, time.monotonic())
 
     def _on_event(self, event: OrderEvent, now: float) -> None:
         symbol = self._orders.get(event.command_id)
@@ -417,22 +408,3 @@ class DemoBrain:
     def _outcome(self, name: str, detail: str) -> None:
         self.outcomes[name] += 1
         log.warning("%s: %s", name, detail)
-
-
-def _claimed_symbol(raw: bytes) -> str | None:
-    """What a depth record says it is about, before anyone believes it."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    symbol = data.get("symbol") if isinstance(data, dict) else None
-    return symbol if isinstance(symbol, str) else None
-
-
-def _claimed_command(raw: bytes) -> str | None:
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    command_id = data.get("command_id") if isinstance(data, dict) else None
-    return command_id if isinstance(command_id, str) else None
