@@ -14,7 +14,6 @@ only evidence anyone should audit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -28,12 +27,14 @@ from typing import Any
 import asyncpg
 
 from brain.agents import BrainAgent, load_agents
+from brain.records import BrainRecords, LedgerSecurityStore, claimed
 from bus.kafka import consumer, start_producer
 from bus.signed_records import RecordVerifier
-from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, ORDERS_EVENTS
+from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, ORDERS_EVENTS, SECURITY_EVENTS
 from config.settings import FloorSettings
 from ledger.db import Db
 from ledger.record_keys import writer_keys
+from observability.security import SecurityLog
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
 from trading.demo_rules import (
     CENT,
@@ -48,24 +49,23 @@ from trading.demo_rules import (
     exit_signal,
     price_unit,
     signal,
+    trail_distance,
 )
-from trading.depth_book import DepthRecordError, depth_update
-from trading.order_events import FILL_KINDS, TERMINAL_KINDS, EventKind, OrderEvent, OrderEventError, from_dict
-from trading.record_signing import RecordRefused
+from trading.order_events import FILL_KINDS, TERMINAL_KINDS, EventKind, OrderEvent
+from trading.risk import Refusal
 from trading.signing import sign_command
 from trading.symbols import parse_symbols
 
 log = logging.getLogger(__name__)
 
 # Outcomes the brain names when something does not go as planned (logged and counted).
-RECORD_REFUSED = "brain.record_refused"
-"""A ``market.depth`` or ``orders.events`` record the hot path did not sign: ignored."""
 ENTRY_REFUSED = "brain.entry_refused"
 EXIT_REFUSED = "brain.exit_refused"
 ENTRY_UNANSWERED = "brain.entry_unanswered"
 """An entry no order event ever answered (not even its cancel): given up on."""
 EXIT_GIVEN_UP = "brain.exit_given_up"
-"""A position whose exits the floor kept refusing: left to the operator (`floor order` / flatten)."""
+"""A position whose exits the floor kept refusing: dropped, then taken up again from the net of
+the brain's fills in the symbol and exited afresh before anything new is opened there."""
 
 MAX_EXIT_REFUSALS = 3
 
@@ -100,6 +100,13 @@ class _Slot:
     """The command id whose cancel is out (entry or exit), so it is sent once."""
     exit_refusals: int = 0
     exit_type: OrderType | None = None
+    exit_chunk: int | None = None
+    """The most shares one exit is sent for: halved from the refused exit's quantity each time
+    Max Trade Size refuses one (an exit pays the far side of the touch, a little more than its
+    entry cost); None: the whole position."""
+    net: int = 0
+    """The signed sum of every fill of the brain's orders in the symbol: the account's position
+    as far as the brain made it."""
     trail_tried: bool = False
     """This position's TRAIL exit was sent (and, if it is held again, did not close it)."""
 
@@ -146,6 +153,8 @@ class DemoBrain:
         self._max_hold_s = max_hold_s
         self._entry_timeout_s = entry_timeout_s
         self._exit_timeout_s = exit_timeout_s
+        self._filled: dict[str, int] = {}
+        """command id -> shares filled so far, to add each fill to the symbol's net once."""
         self._orders: dict[str, str] = {}
         """command id -> symbol, for every order the brain sent."""
         self.plans: dict[str, EntryPlan] = {}
@@ -176,26 +185,29 @@ class DemoBrain:
             fetch_max_wait_ms=50,
         )
         self._producer = await start_producer(self.settings.kafka, "floor-brain")
+        security = SecurityLog(LedgerSecurityStore(db), self._producer, SECURITY_EVENTS)
+        judge = BrainRecords(verifier, security, self.outcomes)
         try:
             await reader.start()
             if self.on_started is not None:
                 self.on_started()
             while not stop.is_set():
                 batch = await reader.getmany(timeout_ms=100)
-                books: dict[str, bytes] = {}
-                for tp, records in batch.items():
-                    for record in records:
+                books: dict[str, tuple[str, bytes]] = {}
+                for tp, fetched in batch.items():
+                    for record in fetched:
                         if record.value is None:
                             continue
                         if tp.topic == MARKET_DEPTH:
                             # A book is the symbol's whole top: only the newest of a fetch matters.
-                            symbol = _claimed_symbol(record.value)
+                            symbol = claimed(record.value, "symbol")
                             if symbol in self._slots:
-                                books[symbol] = record.value
+                                books[symbol] = (f"{tp.topic}[{tp.partition}]@{record.offset}", record.value)
                         else:
-                            await self._on_event_record(verifier, record.value)
-                for raw in books.values():
-                    await self._on_book_record(verifier, raw)
+                            where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                            await self._on_event_record(judge, where, record.value)
+                for where, raw in books.values():
+                    await self._on_book_record(judge, where, raw)
                 await self._decide(time.monotonic())
         finally:
             await reader.stop()
@@ -203,27 +215,17 @@ class DemoBrain:
             if pool is not None:
                 await pool.close()
 
-    async def _on_book_record(self, verifier: RecordVerifier, raw: bytes) -> None:
-        try:
-            data = await verifier.verify(MARKET_DEPTH, raw)
-            book = depth_update(data)
-        except (RecordRefused, DepthRecordError) as exc:
-            self._outcome(RECORD_REFUSED, f"{MARKET_DEPTH}: {exc}")
-            return
-        if not book.bids or not book.asks:
-            return
-        slot = self._slots[book.symbol]
-        slot.quote = Quote(book.symbol, book.bids[0][0], book.asks[0][0])
+    async def _on_book_record(self, records: BrainRecords, where: str, raw: bytes) -> None:
+        quote = await records.quote(where, raw)
+        if quote is not None and quote.symbol in self._slots:
+            self._slots[quote.symbol].quote = quote
 
-    async def _on_event_record(self, verifier: RecordVerifier, raw: bytes) -> None:
-        if _claimed_command(raw) not in self._orders:
+    async def _on_event_record(self, records: BrainRecords, where: str, raw: bytes) -> None:
+        if claimed(raw, "command_id") not in self._orders:
             return  # not ours: not worth a signature check
-        try:
-            event = from_dict(await verifier.verify(ORDERS_EVENTS, raw))
-        except (RecordRefused, OrderEventError) as exc:
-            self._outcome(RECORD_REFUSED, f"{ORDERS_EVENTS}: {exc}")
-            return
-        self._on_event(event, time.monotonic())
+        event = await records.event(where, raw)
+        if event is not None:
+            self._on_event(event, time.monotonic())
 
     def _on_event(self, event: OrderEvent, now: float) -> None:
         symbol = self._orders.get(event.command_id)
@@ -231,6 +233,10 @@ class DemoBrain:
             return
         slot = self._slots[symbol]
         pos = slot.position
+        fresh = event.filled_qty - self._filled.get(event.command_id, 0)
+        if fresh > 0:
+            self._filled[event.command_id] = event.filled_qty
+            slot.net += fresh * (1 if event.side == Side.BUY else -1)
         filled = max(event.filled_qty, event.broker_filled_qty or 0)
         if pos.phase is Phase.ENTERING and event.command_id == pos.entry_id:
             if event.kind in FILL_KINDS or event.kind in TERMINAL_KINDS:
@@ -244,7 +250,11 @@ class DemoBrain:
             if event.kind in FILL_KINDS or event.kind in TERMINAL_KINDS:
                 pos.exit_filled_to(filled)
             if event.kind is EventKind.REJECTED:
-                slot.exit_refusals += 1
+                if event.reason == Refusal.MAX_TRADE_SIZE.value and event.quantity > 1:
+                    # Smaller exits; not a refusal that gives the position up.
+                    slot.exit_chunk = -(-event.quantity // 2)
+                else:
+                    slot.exit_refusals += 1
                 self._outcome(EXIT_REFUSED, f"{event.command_id}: {event.reason}")
             if event.kind in TERMINAL_KINDS:
                 self._exit_ended(slot, event.command_id, now)
@@ -254,8 +264,9 @@ class DemoBrain:
         entry, side, quantity, entry_id = pos.entry, pos.side, pos.quantity, pos.entry_id
         slot.cancel_sent = None
         if pos.exit_ended(now):
-            assert entry is not None and side is not None and entry_id is not None
             slot.exit_refusals = 0
+            if entry is None or side is None or entry_id is None:
+                return  # an adopted remainder: closed, but no round trip of the brain's
             self.round_trips += 1
             trip = RoundTrip(
                 slot.agent.agent_id, pos.symbol, side, quantity, entry_id, exit_id, entry.order_type,
@@ -281,7 +292,10 @@ class DemoBrain:
                 slot.window.add(quote.mid)
                 slot.sampled_at = now
             pos = slot.position
-            if pos.phase is Phase.FLAT:
+            if pos.phase is Phase.FLAT and slot.net != 0:
+                # What a given-up exit left: exit it before anything new is opened.
+                pos.adopt(Side.BUY if slot.net > 0 else Side.SELL, abs(slot.net), now)
+            elif pos.phase is Phase.FLAT:
                 side = signal(slot.agent.rule, slot.window, self._threshold)
                 if side is not None:
                     await self._enter(slot, quote, side, now)
@@ -301,21 +315,23 @@ class DemoBrain:
         )  # fmt: skip
         self.plans[command.command_id] = plan
         slot.trail_tried = False
+        slot.exit_chunk = None
         slot.position.entering(plan, command.command_id, now)
         self.entries += 1
         await self._send(slot, command)
 
     async def _maybe_exit(self, slot: _Slot, quote: Quote, now: float) -> None:
         pos = slot.position
-        assert pos.entry is not None and pos.side is not None
+        assert pos.side is not None
         unit = price_unit(quote)
         side = pos.exit_side
-        if pos.entry.trail_exit and not slot.trail_tried:
+        quantity = pos.quantity if slot.exit_chunk is None else min(pos.quantity, slot.exit_chunk)
+        if pos.entry is not None and pos.entry.trail_exit and not slot.trail_tried:
             slot.trail_tried = True
             # The Exit Manager trails it from the touch and the venue triggers it.
             command = self._command(
-                slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.TRAIL, quantity=pos.quantity,
-                trail_amount=unit,
+                slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.TRAIL, quantity=quantity,
+                trail_amount=trail_distance(quote),
             )  # fmt: skip
         elif exit_signal(slot.agent.rule, pos.side, slot.window, self._threshold) or (
             now - pos.since > self._max_hold_s
@@ -325,11 +341,11 @@ class DemoBrain:
             limit = (near + side.sign * unit).quantize(CENT, ROUND_FLOOR)
             if limit <= 0:
                 command = self._command(
-                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.MKT, quantity=pos.quantity
+                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.MKT, quantity=quantity
                 )
             else:
                 command = self._command(
-                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.LMT, quantity=pos.quantity,
+                    slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.LMT, quantity=quantity,
                     limit_price=limit,
                 )  # fmt: skip
         else:
@@ -392,22 +408,3 @@ class DemoBrain:
     def _outcome(self, name: str, detail: str) -> None:
         self.outcomes[name] += 1
         log.warning("%s: %s", name, detail)
-
-
-def _claimed_symbol(raw: bytes) -> str | None:
-    """What a depth record says it is about, before anyone believes it."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    symbol = data.get("symbol") if isinstance(data, dict) else None
-    return symbol if isinstance(symbol, str) else None
-
-
-def _claimed_command(raw: bytes) -> str | None:
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    command_id = data.get("command_id") if isinstance(data, dict) else None
-    return command_id if isinstance(command_id, str) else None

@@ -149,6 +149,12 @@ def price_unit(quote: Quote) -> Decimal:
     return max((quote.mid / 1000).quantize(CENT, ROUND_CEILING), Decimal("0.05"))
 
 
+def trail_distance(quote: Quote) -> Decimal:
+    """How far a TRAIL (entry or exit) trails the touch: twice the spread, at least three cents;
+    close enough that the simulated prices trigger it within seconds."""
+    return max(2 * (quote.ask - quote.bid), 3 * CENT)
+
+
 def claimed_edge(rng: random.Random, caps_binding: bool) -> tuple[Decimal, Decimal]:
     """(p, b): a Kelly fraction of 0.2 % to 1 % of the bankroll, or (``caps_binding``) one of
     60 % to 80 %, which no sensible profile lets through."""
@@ -186,7 +192,7 @@ def plan_entry(
         stop = near + sign * CENT
         limit = stop + sign * unit
     elif order_type is OrderType.TRAIL:
-        trail = unit  # the entry's stop trails one unit beyond the touch
+        trail = trail_distance(quote)  # the entry's stop trails just beyond the touch
     far = quote.bid if side is Side.BUY else quote.ask
     protective = far - sign * 3 * unit
     if protective <= 0:
@@ -298,6 +304,12 @@ class Position:
             self.phase, self.since = Phase.IN, now
         else:
             self.reset()
+
+    def adopt(self, side: Side, quantity: int, now: float) -> None:
+        """Hold ``quantity`` on ``side`` that no entry of this position accounts for (what an
+        exit the floor refused left behind), so that it is exited like any other."""
+        self.reset()
+        self.phase, self.side, self.quantity, self.since = Phase.IN, side, quantity, now
 
     def exiting(self, command_id: str, now: float) -> None:
         self.phase, self.exit_id, self.exit_filled, self.since = Phase.EXITING, command_id, 0, now

@@ -95,3 +95,18 @@ def test_an_entry_that_never_filled_leaves_the_position_flat() -> None:
     pos.entering(plan, "e1", 0.0)
     pos.entry_ended(1.0)
     assert pos.phase is Phase.FLAT and pos.entry_id is None
+
+
+def test_a_position_left_behind_is_adopted_and_exited_without_an_entry() -> None:
+    pos = Position("AAPL")
+    pos.adopt(Side.SELL, 12, 0.0)
+    assert (pos.phase, pos.side, pos.quantity, pos.exit_side, pos.entry) == (
+        Phase.IN,
+        Side.SELL,
+        12,
+        Side.BUY,
+        None,
+    )
+    pos.exiting("x1", 1.0)
+    pos.exit_filled_to(12)
+    assert pos.exit_ended(2.0) is True and pos.phase is Phase.FLAT
