@@ -7,8 +7,9 @@ ledger (the CLI's read role) and from the venue's control API.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from config.settings import FloorSettings
@@ -34,13 +35,19 @@ class AuditOutcome:
 
 
 async def audit_loop(
-    settings: FloorSettings, loop: LoopResult, agents: Sequence[str], notes: Sequence[str] = ()
+    settings: FloorSettings,
+    loop: LoopResult,
+    agents: Sequence[str],
+    notes: Sequence[str] = (),
+    signal_mids: Mapping[str, Decimal] | None = None,
 ) -> AuditOutcome:
     """Check every trade the loop's agents made since the loop started; ``notes`` go on the
     report's page (the venue clock's speed, the ledger's verification)."""
     outcome = AuditOutcome()
     try:
-        records = await read_loop_records(settings, since_seq=loop.marks.ledger_seq, agents=tuple(agents))
+        records = await read_loop_records(
+            settings, since_seq=loop.marks.ledger_seq, agents=tuple(agents), signal_mids=signal_mids
+        )
     except Exception as exc:  # noqa: BLE001 - any failure to read is reported, never skipped
         outcome.problem = f"reading the ledger and the venue's records failed: {type(exc).__name__}: {exc}"
         return outcome

@@ -120,6 +120,11 @@ class DemoLoopBrain:
         run: Coroutine[Any, Any, None] = self.brain.run(stop)
         return run
 
+    def signal_mids(self) -> dict[str, Decimal]:
+        """The mid each entry's agent saw when it signalled, by command id: what slippage is
+        measured against (a figure of the report, not a limit check)."""
+        return {command_id: plan.mid for command_id, plan in self.brain.plans.items()}
+
     def diagnosis(self) -> str:
         """What the brain believes it is doing, for a loop that stalled."""
         return f"entries {self.brain.entries}, outcomes {dict(self.brain.outcomes)}, {self.brain.state()}"
@@ -164,7 +169,8 @@ async def loop_and_audit(
         await pool.close()
     ledger = await verify(settings)
     notes = [*notes, ledger_line(ledger)]
-    outcome = await audit_loop(settings, result, brain.agent_ids, notes)
+    mids = getattr(brain, "signal_mids", None)
+    outcome = await audit_loop(settings, result, brain.agent_ids, notes, mids() if callable(mids) else None)
     outcome.ledger = ledger
     return result, outcome
 
