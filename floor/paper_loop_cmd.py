@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -217,13 +218,15 @@ def run_paper_loop(
                         ),
                     )
             except PaperControlError as exc:
-                out.print(f"[red bold]paper-loop[/]: the paper venue's control API failed: {exc}")
+                out.print(
+                    f"[red bold]paper-loop[/]: the paper venue's control API failed: {escape(str(exc))}"
+                )
                 return PaperLoopRun(1)
             except BrainUnavailable as exc:
-                out.print(f"[red bold]paper-loop[/]: {exc}")
+                out.print(f"[red bold]paper-loop[/]: {escape(str(exc))}")
                 return PaperLoopRun(1)
     except ServiceFailed as exc:
-        out.print(f"[red bold]paper-loop could not start the floor[/]: {exc}")
+        out.print(f"[red bold]paper-loop could not start the floor[/]: {escape(str(exc))}")
         out.print(f"Logs are under {settings.log_dir}/.")
         return PaperLoopRun(1)
     return PaperLoopRun(report(result, outcome, trades, out), result, outcome)
@@ -254,32 +257,32 @@ def report(result: LoopResult, outcome: AuditOutcome, trades: int, out: Console)
     rate = result.round_trips / result.elapsed_s * 60 if result.elapsed_s > 0 else 0.0
     out.print(f"{result.round_trips} round-trip trades in {result.elapsed_s:.0f} s ({rate:.1f} a minute)")
     if result.end is not LoopEnd.DONE:
-        out.print(f"[red bold]{result.end.value}[/]: {result.detail}; {trades} were asked for.")
+        out.print(f"[red bold]{result.end.value}[/]: {escape(result.detail)}; {trades} were asked for.")
         code = 1
     if result.open_positions:
         held = ", ".join(
             f"{agent} {symbol} {qty:+d}" for (_, agent, symbol), qty in result.open_positions.items()
         )
-        out.print(f"still open at the end (not counted): {held}")
+        out.print(f"still open at the end (not counted): {escape(held)}")
     if result.refusals:
         refused = ", ".join(f"{reason} {n}" for reason, n in result.refusals.items())
-        out.print(f"commands the floor refused (ledgered): {refused}", highlight=False)
+        out.print(f"commands the floor refused (ledgered): {escape(refused)}", highlight=False)
     for line in outcome.summary:
-        out.print(line, highlight=False)
+        out.print(escape(line), highlight=False)
     if outcome.report_path is not None:
         out.print(f"report: {outcome.report_path}")
     for violation in outcome.violations:
-        out.print(f"[red bold]VIOLATION[/] {violation}", highlight=False)
+        out.print(f"[red bold]VIOLATION[/] {escape(violation)}", highlight=False)
         code = 1
     if outcome.problem:
-        out.print(f"[red bold]audit incomplete[/]: {outcome.problem}")
+        out.print(f"[red bold]audit incomplete[/]: {escape(outcome.problem)}")
         code = 1
     ledger = outcome.ledger
     if ledger is None:
         out.print("[red bold]ledger not verified[/]")
         code = 1
     else:
-        out.print(ledger_line(ledger), style="green" if ledger.ok else "red bold", highlight=False)
+        out.print(escape(ledger_line(ledger)), style="green" if ledger.ok else "red bold", highlight=False)
         code = code if ledger.ok else 1
     if code == 0:
         out.print(f"[green bold]{result.round_trips} trades, zero violations.[/]")
