@@ -8,23 +8,21 @@ not by Kelly, and still none exceeds it."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import io
 import uuid
 from decimal import Decimal
 
 import pytest
-from rich.console import Console
 
 from brain.agents import BrainAgent
 from brain.runner import DemoBrain
 from config.settings import FloorSettings
-from floor.paper_loop_cmd import DemoLoopBrain, PaperLoopRun, run_paper_loop
+from floor.paper_loop_cmd import DemoLoopBrain, PaperLoopRun
 from floor.paper_loop_run import LoopEnd
 from ledger.keys import register_key
 from ledger.risk_profiles import set_profile
 from tests.chaos.floor import ACCOUNT, PROFILE, SYMBOLS, ChaosFloor
+from tests.paper_loop.running import run_command
 from trading.demo_rules import MEAN_REVERSION, MOMENTUM
 from trading.paper_loop_audit import AuditResult
 from trading.signing import generate_private_key, public_key_bytes
@@ -60,20 +58,9 @@ async def loop(floor: ChaosFloor, trades: int, *, caps_binding_share: str) -> tu
         )
         return DemoLoopBrain(brain)
 
-    out = io.StringIO()
-    run = await asyncio.wait_for(
-        asyncio.to_thread(
-            run_paper_loop,
-            floor.settings,
-            trades,
-            make_brain=make_brain,
-            time_scale=20.0,
-            stall_s=30.0,
-            out=Console(file=out, width=200),
-        ),
-        timeout=trades * 10.0 + 120.0,
+    return await run_command(
+        floor.settings, trades, make_brain, time_scale=20.0, stall_s=30.0, timeout=trades * 10.0 + 120.0
     )
-    return run, out.getvalue()
 
 
 def checked(run: PaperLoopRun, output: str, trades: int) -> AuditResult:

@@ -5,38 +5,17 @@ report written, the exit code."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-
-from rich.console import Console
-
-from config.settings import FloorSettings
-from floor.paper_loop_cmd import PaperLoopRun, run_paper_loop
+from floor.paper_loop_cmd import PaperLoopRun
 from floor.paper_loop_run import LoopEnd
 from tests.chaos.floor import ACCOUNT, ChaosFloor
+from tests.paper_loop.running import run_command
 from tests.paper_loop.scripted_brain import ScriptedBrain
 
 
-async def run_loop(floor: ChaosFloor, trades: int, brain: object) -> tuple[PaperLoopRun, str]:
-    out = io.StringIO()
-
-    def make_brain(_: FloorSettings) -> ScriptedBrain:
-        assert isinstance(brain, ScriptedBrain)
-        return brain
-
-    run = await asyncio.wait_for(
-        asyncio.to_thread(
-            run_paper_loop,
-            floor.settings,
-            trades,
-            make_brain=make_brain,
-            time_scale=5.0,
-            stall_s=60.0,
-            out=Console(file=out, width=200),
-        ),
-        timeout=240.0,
+async def run_loop(floor: ChaosFloor, trades: int, brain: ScriptedBrain) -> tuple[PaperLoopRun, str]:
+    return await run_command(
+        floor.settings, trades, lambda _: brain, time_scale=5.0, stall_s=60.0, timeout=240.0
     )
-    return run, out.getvalue()
 
 
 async def test_a_short_loop_is_audited_clean_and_exits_zero(loop_floor: ChaosFloor) -> None:

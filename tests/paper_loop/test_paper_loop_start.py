@@ -5,19 +5,17 @@ started."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from config.settings import FloorSettings
-from floor.paper_loop_cmd import default_brain, run_paper_loop
+from floor.paper_loop_cmd import default_brain
 from floor.paper_loop_run import LoopEnd
 from floor.stack import FloorState
+from tests.paper_loop.running import run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,21 +25,15 @@ async def test_paper_loop_starts_the_floor_trades_audits_and_stops_it() -> None:
     (ROOT / "var").mkdir(exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="paper-loop-up-", dir=ROOT / "var"))
     settings = FloorSettings.on_free_ports(var_dir)
-    out = io.StringIO()
     try:
-        run = await asyncio.wait_for(
-            asyncio.to_thread(
-                run_paper_loop,
-                settings,
-                5,
-                make_brain=lambda s: default_brain(s, seed=3, caps_binding_share=0.2),
-                time_scale=20.0,
-                stall_s=60.0,
-                out=Console(file=out, width=200),
-            ),
+        run, output = await run_command(
+            settings,
+            5,
+            lambda s: default_brain(s, seed=3, caps_binding_share=0.2),
+            time_scale=20.0,
+            stall_s=60.0,
             timeout=400.0,
         )
-        output = out.getvalue()
         assert run.loop is not None and run.loop.end is LoopEnd.DONE, output
         assert run.code == 0, output
         assert "using the running floor" not in output
