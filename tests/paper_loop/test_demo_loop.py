@@ -9,10 +9,9 @@ not by Kelly, and still none exceeds it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from decimal import Decimal
-
-import pytest
 
 from brain.agents import BrainAgent
 from brain.runner import DemoBrain
@@ -23,6 +22,7 @@ from ledger.keys import register_key
 from ledger.risk_profiles import set_profile
 from tests.chaos.floor import ACCOUNT, PROFILE, SYMBOLS, ChaosFloor
 from tests.paper_loop.running import run_command
+from trading.commands import OrderType
 from trading.demo_rules import MEAN_REVERSION, MOMENTUM
 from trading.paper_loop_audit import AuditResult
 from trading.signing import generate_private_key, public_key_bytes
@@ -76,15 +76,23 @@ def checked(run: PaperLoopRun, output: str, trades: int) -> AuditResult:
     return result
 
 
-async def test_ten_demo_trades_through_the_floor_audit_clean(loop_floor: ChaosFloor) -> None:
-    run, output = await loop(loop_floor, 10, caps_binding_share="0.2")
-    checked(run, output, 10)
-
-
-@pytest.mark.long
 async def test_fifty_demo_trades_through_the_floor_audit_clean(loop_floor: ChaosFloor) -> None:
     run, output = await loop(loop_floor, 50, caps_binding_share="0.2")
-    checked(run, output, 50)
+    result = checked(run, output, 50)
+    # Every order type the floor supports, both sides, and TRAIL exits, as the ledger accepted them.
+    assert run.loop is not None
+    rows = await loop_floor.pool.fetch(
+        "SELECT payload FROM ledger_entries"
+        " WHERE seq > $1 AND decision = 'accepted' AND kind IN ('enter', 'exit')",
+        run.loop.marks.ledger_seq,
+    )
+    commands = [json.loads(r["payload"]) for r in rows]
+    entry_types = {c["order_type"] for c in commands if c["kind"] == "enter"}
+    exit_types = {c["order_type"] for c in commands if c["kind"] == "exit"}
+    assert entry_types == {t.value for t in OrderType}, entry_types
+    assert "TRAIL" in exit_types, exit_types
+    assert {c["side"] for c in commands if c["kind"] == "enter"} == {"BUY", "SELL"}
+    assert any(t.binding not in (None, "kelly") for t in result.trades), output
 
 
 async def test_caps_below_the_signals_bind_most_trades_and_are_never_exceeded(loop_floor: ChaosFloor) -> None:
