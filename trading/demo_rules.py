@@ -45,9 +45,9 @@ MOMENTUM = "momentum"
 BREAKOUT = "breakout"
 RULES = (MEAN_REVERSION, MOMENTUM, BREAKOUT)
 
-DEFAULT_WINDOW = 20
-DEFAULT_THRESHOLD = Decimal("0.0005")
-"""Five basis points of the mid: the simulated prices cross it every few seconds."""
+DEFAULT_WINDOW = 10
+DEFAULT_THRESHOLD = Decimal("0.0001")
+"""One basis point of the mid: the simulated prices cross it every few seconds."""
 
 
 @dataclass(frozen=True)
