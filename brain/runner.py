@@ -40,6 +40,7 @@ from trading.demo_rules import (
     CENT,
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW,
+    ENTRY_ORDER_TYPES,
     EntryChooser,
     EntryPlan,
     Phase,
@@ -136,6 +137,7 @@ class DemoBrain:
         max_hold_s: float = 5.0,
         entry_timeout_s: float = 5.0,
         exit_timeout_s: float = 20.0,
+        order_types: Sequence[OrderType] = ENTRY_ORDER_TYPES,
     ) -> None:
         self.settings = settings
         self.agents = list(agents) if agents is not None else load_agents(settings)
@@ -147,7 +149,7 @@ class DemoBrain:
             symbol: _Slot(self.agents[i % len(self.agents)], PriceWindow(window), Position(symbol))
             for i, symbol in enumerate(symbols)
         }
-        self._chooser = EntryChooser(random.Random(seed), caps_binding_share)
+        self._chooser = EntryChooser(random.Random(seed), caps_binding_share, order_types)
         self._on_round_trip = on_round_trip
         self._db = db
         self._threshold = threshold
