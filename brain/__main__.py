@@ -11,6 +11,7 @@ from decimal import Decimal
 from brain.runner import DemoBrain, RoundTrip
 from brain.service import READY_LINE
 from config.settings import FloorSettings
+from trading.symbols import parse_symbols
 
 log = logging.getLogger("brain")
 
@@ -23,6 +24,9 @@ def _parse() -> argparse.Namespace:
         type=Decimal,
         default=Decimal("0.2"),
         help="share of entries claiming an edge Kelly would size past the profile's caps",
+    )
+    parser.add_argument(
+        "--symbols", default=None, help="comma-separated symbols to trade (default: the hot path's)"
     )
     return parser.parse_args()
 
@@ -40,7 +44,11 @@ async def _main(args: argparse.Namespace) -> None:
         )  # fmt: skip
 
     brain = DemoBrain(
-        FloorSettings(), seed=args.seed, caps_binding_share=args.caps_binding_share, on_round_trip=closed
+        FloorSettings(),
+        seed=args.seed,
+        caps_binding_share=args.caps_binding_share,
+        on_round_trip=closed,
+        symbols=parse_symbols(args.symbols) if args.symbols else None,
     )
     brain.on_started = lambda: log.info(
         "%s: agents %s", READY_LINE, ", ".join(a.agent_id for a in brain.agents)

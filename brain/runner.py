@@ -40,6 +40,7 @@ from trading.demo_rules import (
     CENT,
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW,
+    ENTRY_ORDER_TYPES,
     EntryChooser,
     EntryPlan,
     Phase,
@@ -68,6 +69,8 @@ EXIT_GIVEN_UP = "brain.exit_given_up"
 the brain's fills in the symbol and exited afresh before anything new is opened there."""
 
 MAX_EXIT_REFUSALS = 3
+STATUS_EVERY_S = 10.0
+"""How often the brain logs what it has done and what it holds."""
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,11 @@ class DemoBrain:
         db: Db | None = None,
         window: int = DEFAULT_WINDOW,
         threshold: Decimal = DEFAULT_THRESHOLD,
-        sample_s: float = 0.1,
+        sample_s: float = 0.2,
         max_hold_s: float = 5.0,
         entry_timeout_s: float = 5.0,
         exit_timeout_s: float = 20.0,
+        order_types: Sequence[OrderType] = ENTRY_ORDER_TYPES,
     ) -> None:
         self.settings = settings
         self.agents = list(agents) if agents is not None else load_agents(settings)
@@ -145,7 +149,7 @@ class DemoBrain:
             symbol: _Slot(self.agents[i % len(self.agents)], PriceWindow(window), Position(symbol))
             for i, symbol in enumerate(symbols)
         }
-        self._chooser = EntryChooser(random.Random(seed), caps_binding_share)
+        self._chooser = EntryChooser(random.Random(seed), caps_binding_share, order_types)
         self._on_round_trip = on_round_trip
         self._db = db
         self._threshold = threshold
@@ -191,6 +195,7 @@ class DemoBrain:
             await reader.start()
             if self.on_started is not None:
                 self.on_started()
+            reported = time.monotonic()
             while not stop.is_set():
                 batch = await reader.getmany(timeout_ms=100)
                 books: dict[str, tuple[str, bytes]] = {}
@@ -208,7 +213,14 @@ class DemoBrain:
                             await self._on_event_record(judge, where, record.value)
                 for where, raw in books.values():
                     await self._on_book_record(judge, where, raw)
-                await self._decide(time.monotonic())
+                now = time.monotonic()
+                await self._decide(now)
+                if now - reported >= STATUS_EVERY_S:
+                    reported = now
+                    log.info(
+                        "brain: %d entries, %d round trips, %s; %s",
+                        self.entries, self.round_trips, dict(self.outcomes) or "no refusals", self.state(),
+                    )  # fmt: skip
         finally:
             await reader.stop()
             await self._producer.stop()
@@ -401,6 +413,7 @@ class DemoBrain:
         """Each symbol's position as the brain believes it (for messages and the HUD's log)."""
         return {
             symbol: f"{slot.position.phase} {slot.position.side} {slot.position.quantity} "
+            f"mid={slot.quote.mid if slot.quote else None} "
             f"entry={slot.position.entry_id} exit={slot.position.exit_id} cancel={slot.cancel_sent}"
             for symbol, slot in self._slots.items()
         }

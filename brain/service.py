@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 
 from config.processes import ServiceSpec, child_env, log_probe
@@ -13,11 +14,17 @@ READY_LINE = "brain trading"
 
 
 def brain_spec(
-    settings: FloorSettings, *, seed: int = 0, caps_binding_share: Decimal = Decimal("0.2")
+    settings: FloorSettings,
+    *,
+    seed: int = 0,
+    caps_binding_share: Decimal = Decimal("0.2"),
+    symbols: Sequence[str] | None = None,
 ) -> ServiceSpec:
-    """The demo agents trading the paper account. It reads the key registry (to verify the hot
-    path's records) as the API's role, which may read it and nothing it should not."""
+    """The demo agents trading the paper account (``symbols``: the hot path's by default). It
+    connects as the API's role, which may read the key registry (to verify the hot path's
+    records) and write security events, which is all the brain does with the database."""
     name = "brain"
+    extra = ["--symbols", ",".join(symbols)] if symbols else []
     return ServiceSpec(
         name=name,
         argv=[
@@ -28,6 +35,7 @@ def brain_spec(
             str(seed),
             "--caps-binding-share",
             str(caps_binding_share),
+            *extra,
         ],
         address="demo agents -> agent.commands",
         probe=log_probe(settings.log_dir / f"{name}.log", READY_LINE),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import random
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -45,9 +46,9 @@ MOMENTUM = "momentum"
 BREAKOUT = "breakout"
 RULES = (MEAN_REVERSION, MOMENTUM, BREAKOUT)
 
-DEFAULT_WINDOW = 20
-DEFAULT_THRESHOLD = Decimal("0.0005")
-"""Five basis points of the mid: the simulated prices cross it every few seconds."""
+DEFAULT_WINDOW = 10
+DEFAULT_THRESHOLD = Decimal("0.0001")
+"""One basis point of the mid: the simulated prices cross it every few seconds."""
 
 
 @dataclass(frozen=True)
@@ -214,14 +215,22 @@ def plan_entry(
 
 
 class EntryChooser:
-    """Which order type, edge and exit each entry gets: a seeded shuffle of the order types (so
-    every type occurs within each five entries), a caps-binding edge on ``caps_binding_share`` of
-    entries (exactly, over each ``round(1 / share)`` entries, when it divides), and a TRAIL exit
-    on about half."""
+    """Which order type, edge and exit each entry gets: a seeded shuffle of ``order_types`` (all
+    of them by default, so every type occurs within each five entries), a caps-binding edge on
+    ``caps_binding_share`` of entries (the running share never falls below it, and exceeds it by
+    less than one entry), and a TRAIL exit on about half."""
 
-    def __init__(self, rng: random.Random, caps_binding_share: Decimal) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        caps_binding_share: Decimal,
+        order_types: Sequence[OrderType] = ENTRY_ORDER_TYPES,
+    ) -> None:
         if not 0 <= caps_binding_share <= 1:
             raise ValueError("caps_binding_share is a share: between 0 and 1")
+        if not order_types:
+            raise ValueError("order_types names at least one order type")
+        self._order_types = tuple(order_types)
         self._rng = rng
         self._share = caps_binding_share
         self._types: list[OrderType] = []
@@ -230,7 +239,7 @@ class EntryChooser:
 
     def next_order_type(self) -> OrderType:
         if not self._types:
-            self._types = list(ENTRY_ORDER_TYPES)
+            self._types = list(self._order_types)
             self._rng.shuffle(self._types)
         return self._types.pop()
 

@@ -17,7 +17,8 @@ from tests.hotpath.conftest import HotPathProcess, command_producer, risk_profil
 
 __all__ = ["command_producer", "risk_profiles"]
 
-BRAIN_SYMBOLS = ("NVDA",)
+BRAIN_SYMBOLS = ("NVDA", "AMZN")
+"""One per test that runs a brain: each starts with no position in its symbol."""
 
 
 @pytest.fixture(scope="package")

@@ -38,7 +38,7 @@ async def test_the_brains_trades_reach_the_venue_and_are_closed(
         caps_binding_share=Decimal("0.5"),
         on_round_trip=closed,
         account=VENUE_ACCOUNT,
-        symbols=BRAIN_SYMBOLS,
+        symbols=BRAIN_SYMBOLS[:1],
         db=ledger_pool,
         window=3,
         threshold=Decimal("0.0001"),

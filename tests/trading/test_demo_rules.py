@@ -110,3 +110,9 @@ def test_a_position_left_behind_is_adopted_and_exited_without_an_entry() -> None
     pos.exiting("x1", 1.0)
     pos.exit_filled_to(12)
     assert pos.exit_ended(2.0) is True and pos.phase is Phase.FLAT
+
+
+def test_entries_can_be_limited_to_order_types_with_a_bounded_fill() -> None:
+    bounded = (OrderType.LMT, OrderType.STP_LMT)
+    chooser = EntryChooser(random.Random(2), Decimal("0.5"), bounded)
+    assert {chooser.next_order_type() for _ in range(20)} == set(bounded)
