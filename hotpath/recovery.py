@@ -209,8 +209,12 @@ async def restore_orders(
     known = {a.order.order_ref for a in adopted} | {r.order.order_ref for r in to_send}
     known |= {p.order.order_ref for p in parked}
     for order in list(orders.values()):
-        if not order.done and order.command_id not in known:
-            parked.append(Parked(await _placed_order(db, order), STALE))
+        if order.done or order.command_id in known:
+            continue
+        ledgered = await ledgered_order(db, order.command_id)
+        if ledgered is None:
+            continue  # no enter/exit entry (an iceberg parent, a control): never the broker's
+        parked.append(Parked(ledgered.broker_order(order.quantity), STALE))
     return Restored(
         working,
         tuple(to_send),
