@@ -23,6 +23,7 @@ from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.live_floor import CENT
+from tests.hotpath.test_iceberg_parents import iceberg
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind
 
@@ -184,3 +185,19 @@ async def test_a_genuine_entry_with_a_sized_quantity_beyond_its_command_is_not_s
     assert held.command.command_id not in {r.order.order_ref for r in restored.to_send}
     [skipped] = [s for s in restored.skipped if s.command_id == held.command.command_id]
     assert "exceeds the signed command's 3" in skipped.problem
+
+
+async def test_an_iceberg_parents_accepted_row_is_not_parked_at_restart(
+    ledger_pool: asyncpg.Pool, agent: Agent, risk_profiles: None
+) -> None:
+    """Only orders the broker was sent (an enter/exit entry) are parked for it to be asked about:
+    an iceberg parent has no order of its own at the broker, and its row stays open."""
+    parent = dataclasses.replace(iceberg(agent.agent_id), account=VENUE_ACCOUNT, tif=TimeInForce.GTC)
+    await append_command(ledger_pool, agent.sign(parent), decision=Decision.ACCEPTED)
+    await record_order_event(ledger_pool, FloorOrder.from_command(parent, 300).event(EventKind.ACCEPTED))
+
+    orders: dict[str, FloorOrder] = {}
+    restored = await restore_orders(ledger_pool, orders, AccountBook())
+
+    assert parent.command_id not in {p.order.order_ref for p in restored.parked}
+    assert not orders[parent.command_id].done
