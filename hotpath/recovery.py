@@ -214,7 +214,10 @@ async def restore_orders(
         ledgered = await ledgered_order(db, order.command_id)
         if ledgered is None:
             continue  # no enter/exit entry (an iceberg parent, a control): never the broker's
-        parked.append(Parked(ledgered.broker_order(order.quantity), STALE))
+        # Its key revoked since: cancelled if the broker has it, like an unverified entry.
+        problem = await _entry_problem_now(db, order.command_id)
+        reason = STALE if problem is None else NOT_VERIFIED
+        parked.append(Parked(ledgered.broker_order(order.quantity), reason, problem or ""))
     return Restored(
         working,
         tuple(to_send),
@@ -307,17 +310,32 @@ class LedgeredOrder:
         return broker_order(self.command, quantity or self.quantity, self.trail_stop)
 
 
-async def ledgered_order(db: Db, command_id: str) -> LedgeredOrder | None:
-    """The accepted ``enter``/``exit`` entry of ``command_id``, whatever its age, verified (a key
-    revoked since still names what it signed then); None when the ledger holds none that
-    verifies with a readable sized quantity."""
-    row = await db.fetchrow(
+async def _entry_problem_now(db: Db, command_id: str) -> str | None:
+    """Why ``command_id``'s accepted enter/exit entry does not verify now (a revoked key
+    included), or None when it does."""
+    row = await _entry_row(db, command_id)
+    if row is None:
+        return "no accepted entry"
+    entry = LedgerRow.from_mapping(row)
+    key = await trusted_key(db, entry.signer)
+    return check_entry(entry, key.registered() if key is not None else None).problem
+
+
+async def _entry_row(db: Db, command_id: str) -> Any:
+    return await db.fetchrow(
         "SELECT seq, kind, account, agent_id, command_id, payload, signer, signature, detail"
         " FROM ledger_entries WHERE command_id = $1 AND authenticated AND decision = 'accepted'"
         " AND kind = ANY($2::text[]) ORDER BY seq LIMIT 1",
         command_id,
         [CommandKind.ENTER.value, CommandKind.EXIT.value],
     )
+
+
+async def ledgered_order(db: Db, command_id: str) -> LedgeredOrder | None:
+    """The accepted ``enter``/``exit`` entry of ``command_id``, whatever its age, verified (a key
+    revoked since still names what it signed then); None when the ledger holds none that
+    verifies with a readable sized quantity."""
+    row = await _entry_row(db, command_id)
     if row is None:
         return None
     entry = LedgerRow.from_mapping(row)

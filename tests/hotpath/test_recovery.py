@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 import asyncpg
@@ -201,3 +202,22 @@ async def test_an_iceberg_parents_accepted_row_is_not_parked_at_restart(
 
     assert parent.command_id not in {p.order.order_ref for p in restored.parked}
     assert not orders[parent.command_id].done
+
+
+async def test_a_gtc_order_older_than_the_horizon_whose_key_was_revoked_is_parked_unverified(
+    ledger_pool: asyncpg.Pool, agent: Agent, risk_profiles: None
+) -> None:
+    """Parked, so it is cancelled if the broker has it (not kept working as a too-old order)."""
+    issued = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    old = dataclasses.replace(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=1, issued_at=issued),
+        tif=TimeInForce.GTC,
+    )
+    await append_command(ledger_pool, agent.sign(old), decision=Decision.ACCEPTED, detail={"quantity": 1})
+    await record_order_event(ledger_pool, FloorOrder.from_command(old, 1).event(EventKind.ACCEPTED))
+    await revoke_agent(ledger_pool, agent.agent_id)
+
+    restored = await restore_orders(ledger_pool, {}, AccountBook())
+
+    [parked] = [p for p in restored.parked if p.order.order_ref == old.command_id]
+    assert parked.reason == NOT_VERIFIED and "revoked" in parked.problem
