@@ -9,7 +9,6 @@ One kill and restart serves the module."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from brokers.ibkr import IbkrBroker, IbkrConfig
-from config.settings import FloorSettings
 from hotpath.broker_orders import broker_order
 from hotpath.floor_orders import FloorOrder
 from hotpath.recovery import NOT_VERIFIED
@@ -33,29 +31,11 @@ from tests.factories import cancel_command, enter_command
 from tests.fixtures.hotpath import fresh_agent
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
+from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess, working_are, working_at_venue
 from tests.hotpath.live_floor import LiveFloor
 from trading import sentry
 from trading.commands import TimeInForce
 from trading.order_events import EventKind, OrderEvent
-
-_client_ids = itertools.count(2200)  # apart from every other suite's ids
-
-
-@pytest.fixture(scope="module")
-async def venue(floor_settings: FloorSettings) -> AsyncIterator[IbkrBroker]:
-    broker = IbkrBroker(IbkrConfig.from_settings(floor_settings, client_id=next(_client_ids)))
-    await broker.connect()
-    yield broker
-    await broker.close()
-
-
-async def _working(venue: IbkrBroker, *command_ids: str) -> set[str]:
-    return {o.order_ref for o in await venue.open_orders()} & set(command_ids)
-
-
-async def _working_are(venue: IbkrBroker, command_ids: tuple[str, ...], expected: set[str]) -> bool:
-    return await _working(venue, *command_ids) == expected
 
 
 @dataclass(frozen=True)
@@ -115,7 +95,7 @@ async def before(
         try:
             for command in (revoked, stale):
                 assert floor_client.place(broker_order(command, 1, None)).sent
-            await eventually(lambda: _working_are(venue, ids, set(ids)), timeout=10.0)
+            await eventually(lambda: working_are(venue, ids, set(ids)), timeout=10.0)
         finally:
             await floor_client.close()
         await revoke_agent(ledger_pool, doomed.agent_id)
@@ -146,7 +126,7 @@ async def test_an_order_at_the_broker_whose_key_was_revoked_is_cancelled_at_rest
     before: Before, venue: IbkrBroker, ledger_pool: asyncpg.Pool
 ) -> None:
     cid = before.revoked
-    await eventually(lambda: _working_are(venue, (cid,), set()), timeout=20.0)
+    await eventually(lambda: working_are(venue, (cid,), set()), timeout=20.0)
     await eventually(lambda: _ops_detail(ledger_pool, UNVERIFIED_AT_BROKER, cid), timeout=10.0)
     detail = await _ops_detail(ledger_pool, UNVERIFIED_AT_BROKER, cid)
     assert detail is not None and "revoked" in str(detail["problem"])
@@ -161,11 +141,11 @@ async def test_a_gtc_order_older_than_the_resend_horizon_is_reached_by_a_signed_
     before: Before, venue: IbkrBroker
 ) -> None:
     live, cid = before.live, before.stale
-    assert await _working(venue, cid) == {cid}  # kept working: not ended at restart
+    assert await working_at_venue(venue, cid) == {cid}  # kept working: not ended at restart
     await live.submit(cancel_command(live.agent.agent_id, cid, account=live.account))
 
     await live.event(cid, EventKind.CANCELLED)
-    await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
+    await eventually(lambda: working_are(venue, (cid,), set()), timeout=10.0)
     assert (await live.kinds(cid))[-1] == "cancelled"
 
 
