@@ -31,6 +31,11 @@ AGENT_UNAVAILABLE = "the command bus did not take the command; send it again"
 LEDGER_UNAVAILABLE = "ledger_unavailable"
 BUS_UNAVAILABLE = "bus_unavailable"
 """Kafka did not acknowledge the command: it may or may not have reached the broker."""
+OUTBOX_UNAVAILABLE_DETAIL = (
+    "the command could not be kept in the door's outbox (the ledger's Postgres), so nothing was "
+    "published: check that Postgres is running and the API's role may write command_outbox "
+    "(`floor status`, DATABASE_URL) and send the command again"
+)
 LEDGER_UNAVAILABLE_DETAIL = (
     "the ledger's database (Postgres) is unreachable, so the command could not be checked and "
     "nothing was published: check that Postgres is running (`floor status`, DATABASE_URL) and send "
@@ -53,8 +58,18 @@ class Publisher(Protocol):
 
 
 class Outbox(Protocol):
-    async def keep(self, envelope: SignedCommand, partition_key: bytes, partition: int, offset: int) -> None:
-        """Keep a published command until the ledger decides it (:class:`api.outbox.CommandOutbox`)."""
+    """Commands kept until the ledger decides them (:class:`api.outbox.CommandOutbox`)."""
+
+    async def keep(self, envelope: SignedCommand, partition_key: bytes) -> None:
+        """Keep a command about to be published (where the broker puts it is not known yet)."""
+        ...
+
+    async def published(self, envelope: SignedCommand, partition: int, offset: int) -> None:
+        """Note where the broker acknowledged a kept command."""
+        ...
+
+    async def forget(self, envelope: SignedCommand) -> None:
+        """Drop a kept command the broker did not take (the client is told to send it again)."""
         ...
 
 
@@ -153,25 +168,49 @@ class Door:
         # is still in flight.
         self._replay.remember(command.agent_id, command.nonce, envelope.signature_hash, command.issued_at)
         partition_key = f"{command.account}/{command.symbol or ''}".encode()
+        if self._outbox is not None:
+            # Kept before it is produced: a door that dies between the broker's ack and this
+            # insert, or an insert failing after it, would leave an acknowledged command that a
+            # broker restart loses with nothing to publish it again.
+            try:
+                await self._outbox.keep(envelope, partition_key)
+            except Exception as exc:
+                self._replay.release(command.agent_id, command.nonce, envelope.signature_hash)
+                log.exception("command %s not kept in the outbox, so not published", command.command_id)
+                return Rejected(
+                    503, LEDGER_UNAVAILABLE, None, f"{OUTBOX_UNAVAILABLE_DETAIL} ({type(exc).__name__})"
+                )
         try:
             record = await self._publisher.send_and_wait(self._topic, envelope.to_wire(), key=partition_key)
         except Exception as exc:
             # Not published, so not a replay if the client sends it again.
             self._replay.release(command.agent_id, command.nonce, envelope.signature_hash)
             log.exception("command %s not published", command.command_id)
+            await self._forget(envelope)
             return Rejected(503, BUS_UNAVAILABLE, None, f"{AGENT_UNAVAILABLE}: {type(exc).__name__}")
         published = Published(command.command_id, int(record.partition), int(record.offset))
         if self._outbox is not None:
             try:
-                await self._outbox.keep(envelope, partition_key, published.partition, published.offset)
+                await self._outbox.published(envelope, published.partition, published.offset)
             except Exception:
-                # It is published: the hot path decides it unless the broker loses it before.
+                # Kept without its place: the outbox's check looks for it in the whole log.
                 log.exception(
-                    "command %s published but not kept in the outbox: a broker restart before the hot "
-                    "path reads it loses it",
-                    command.command_id,
+                    "command %s published, but its offset not noted in the outbox", command.command_id
                 )
         return published
+
+    async def _forget(self, envelope: SignedCommand) -> None:
+        if self._outbox is None:
+            return
+        try:
+            await self._outbox.forget(envelope)
+        except Exception:
+            # Kept: the outbox publishes it again unless the broker took it after all (and then
+            # the hot path refuses the second copy as a duplicate delivery).
+            log.exception(
+                "command %s not taken by the broker and not dropped from the outbox",
+                envelope.command.command_id,
+            )
 
     async def refused_at_guard(self, reason: str, source_address: str | None, detail: str) -> None:
         """Record a request the guard (rate or body limit) refused before it reached :meth:`submit`."""

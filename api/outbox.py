@@ -3,14 +3,16 @@ and published again when the broker lost it.
 
 The embedded Kafka broker (Tansu, memory storage) loses its whole log when it restarts: a
 command the broker acknowledged but the hot path had not read yet is gone. The door keeps
-each command it published (table ``command_outbox``, after the broker's acknowledgement, so
-the hot path waits for nothing more than before) and a task of the API process
+each command it publishes (table ``command_outbox``, before producing it, so a door that dies
+or whose database fails after the broker's acknowledgement loses nothing; its partition and
+offset are noted after the acknowledgement) and a task of the API process
 (:meth:`CommandOutbox.run`) checks every ``check_every_s``:
 
 1. commands the ledger now holds (an entry under the command's signature hash: accepted,
    refused, or refused by the sentry) are forgotten;
 2. the oldest command still kept (for longer than a check) is looked for where the broker
-   acknowledged it, by its bytes (a restarted log reuses the offsets). The broker still holds
+   acknowledged it, by its bytes (a restarted log reuses the offsets); one whose place was
+   never noted is looked for in the whole log. The broker still holds
    it: so it holds every later one too, and the hot path is merely behind (or down) and will
    read them. It does not: the broker lost its log, and every kept command the log holds no
    longer (read whole: a log that started again is short) is published again, in the order
@@ -74,10 +76,11 @@ class Kept:
     command_id: str
     envelope: bytes
     partition_key: bytes
-    partition: int
-    offset: int
+    partition: int | None
+    offset: int | None
+    """None: kept, but its broker acknowledgement never noted."""
     age_s: float
-    """Since it was published (or published again)."""
+    """Since it was kept (or published again)."""
 
 
 class CommandOutbox:
@@ -99,22 +102,35 @@ class CommandOutbox:
         self.republished = 0
         """Commands published again (since start)."""
 
-    async def keep(self, envelope: SignedCommand, partition_key: bytes, partition: int, offset: int) -> None:
-        """Keep a command the broker acknowledged at ``partition``/``offset``."""
+    async def keep(self, envelope: SignedCommand, partition_key: bytes) -> None:
+        """Keep a command about to be published (its partition and offset not known yet)."""
         command = envelope.command
         await self._db.execute(
             "INSERT INTO command_outbox (signature_hash, command_id, agent_id, envelope, partition_key,"
-            " bootstrap, kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " bootstrap) VALUES ($1, $2, $3, $4, $5, $6)"
             " ON CONFLICT (signature_hash) DO UPDATE SET bootstrap = EXCLUDED.bootstrap,"
-            " kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset",
+            " kafka_partition = NULL, kafka_offset = NULL, published_at = now()",
             envelope.signature_hash,
             command.command_id,
             command.agent_id,
             envelope.to_wire(),
             partition_key,
             self._bootstrap,
+        )
+
+    async def published(self, envelope: SignedCommand, partition: int, offset: int) -> None:
+        """Note where the broker acknowledged a kept command."""
+        await self._db.execute(
+            "UPDATE command_outbox SET kafka_partition = $2, kafka_offset = $3 WHERE signature_hash = $1",
+            envelope.signature_hash,
             partition,
             offset,
+        )
+
+    async def forget(self, envelope: SignedCommand) -> None:
+        """Drop a kept command the broker did not take."""
+        await self._db.execute(
+            "DELETE FROM command_outbox WHERE signature_hash = $1", envelope.signature_hash
         )
 
     async def run(self) -> None:
@@ -143,15 +159,25 @@ class CommandOutbox:
             return 0
         oldest = kept[0]
         try:
-            if await self._log.holds(oldest.partition, oldest.offset, oldest.envelope):
+            if oldest.offset is not None and await self._log.holds(
+                oldest.partition or 0, oldest.offset, oldest.envelope
+            ):
                 return 0
             present = await self._log.values()
         except (KafkaError, OSError, TimeoutError) as exc:
             # The broker is down or coming back: nothing can be published now; ask again.
             log.warning("outbox: cannot read %s: %s: %s", self._topic, type(exc).__name__, exc)
             return 0
-        # Those the new log holds (published after the restart) the hot path reads anyway.
-        lost = [k for k in kept if present is None or k.envelope not in present]
+        if oldest.offset is None and present is None:
+            # Kept with no place (the door died before the ack, or could not note it) and a log
+            # too long to search: only the placeless are published again; a copy the hot path
+            # had decided after all is refused as a duplicate delivery.
+            lost = [k for k in kept if k.offset is None]
+        else:
+            # Those the new log holds (published after the restart) the hot path reads anyway.
+            lost = [k for k in kept if present is None or k.envelope not in present]
+        # One kept a moment ago may still be on its way to the broker: left to the next check.
+        lost = [k for k in lost if k.offset is not None or k.age_s >= self._every]
         return await self._republish(lost) if lost else 0
 
     async def _expire(self) -> None:

@@ -38,6 +38,7 @@ from brokers.base import (
 )
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
+from hotpath.intake_steps import ledger_unreachable
 from hotpath.ports import EventProducer, HotLedger
 from hotpath.publish import OrderEventPublisher
 from hotpath.reconciler import Outcome, Reconciler
@@ -45,7 +46,7 @@ from hotpath.retries import Backoff, FailingStreak, until_written
 from hotpath.sessions import EPOCH_CHANGES, RECONCILED_CHANGES, SESSIONS_TOPIC
 from hotpath.sessions import records as session_records
 from observability.telemetry import Metrics
-from trading.order_events import EventKind, OrderEvent
+from trading.order_events import EventKind, OrderEvent, to_dict
 from trading.orders import Cancelled, Rejected
 from trading.reconciliation import ReconcileReport
 
@@ -70,6 +71,10 @@ SESSION_AREA = "broker_sessions.publish"
 WRITE_ADVICE = (
     "the ledger is not taking order-state rows; they are kept in memory, in order, and written "
     "when it answers: check Postgres (DATABASE_URL) and the hotpath role's grants"
+)
+FAILED_ADVICE = (
+    "the ledger refused this order-state row (not a lost connection, so it is not tried again); "
+    "fix the cause (a constraint, the hotpath role's grants) and write the record in this event by hand"
 )
 
 
@@ -301,30 +306,59 @@ class BrokerEvents:
     async def _write(self, work: _Work) -> None:
         command_id, state, detail, record = work
         where = {"command_id": command_id, "state": state, "waiting": self._queue.qsize()}
-        if state == "commission":
-            # orders.events has no commission field; ops keeps it beside the fills.
-            await until_written(
-                lambda: self._ledger.record_ops_event("broker.commission", "info", detail),
-                self._write_streak,
-                self._write_backoff,
-                where,
-            )
-        elif record is None:
-            log.info("broker %s for %s: %s", state, command_id, dict(detail))
-        else:
-            if state != KAFKA_ONLY:
+        try:
+            if state == "commission":
+                # orders.events has no commission field; ops keeps it beside the fills.
                 await until_written(
-                    lambda: self._ledger.record_order_event(record),
+                    lambda: self._ledger.record_ops_event("broker.commission", "info", detail),
                     self._write_streak,
                     self._write_backoff,
                     where,
+                    _worth_retrying,
                 )
-            self.publisher.put(record)
+            elif record is None:
+                log.info("broker %s for %s: %s", state, command_id, dict(detail))
+            else:
+                if state != KAFKA_ONLY:
+                    await until_written(
+                        lambda: self._ledger.record_order_event(record),
+                        self._write_streak,
+                        self._write_backoff,
+                        where,
+                        _worth_retrying,
+                    )
+                self.publisher.put(record)
+        except Exception as exc:
+            # The ledger refused this row outright: trying it again would hold every later
+            # fill, cancel and rejection behind it for the life of the process. Ops gets the
+            # whole record (to write it by hand once the cause is fixed); it is not published,
+            # since orders.events carries only what the ledger holds.
+            error = f"{type(exc).__name__}: {exc}"
+            log.critical(
+                "order state row for %s (%s) not written: %s; %s", command_id, state, error, FAILED_ADVICE
+            )
+            self.record_ops(
+                f"{WRITE_AREA}.failed",
+                "critical",
+                {
+                    "command_id": command_id,
+                    "state": state,
+                    "record": to_dict(record) if record is not None else dict(detail),
+                    "error": error,
+                    "advice": FAILED_ADVICE,
+                },
+            )
 
     async def drained(self) -> None:
         """Everything queued so far in the ledger and acknowledged by Kafka."""
         await self._queue.join()
         await self.publisher.drained()
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A write that failed because the ledger could not be reached (a timed-out attempt is
+    retried by :func:`until_written` itself); any other error is the ledger refusing it."""
+    return ledger_unreachable(exc)
 
 
 def _state_name(event: BrokerEvent) -> str:

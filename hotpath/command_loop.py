@@ -78,8 +78,9 @@ async def consume_commands(
 
 async def decide(intake: Intake, record: Any, source: str, hold: IntakeHold) -> None:
     """Returns once the record is decided and recorded. Intake records its own failures as
-    ``intake.internal_error``; one that escapes even that is a critical ops event. Only a
-    ledger that cannot be reached holds the record, retried with backoff until it answers."""
+    ``intake.internal_error``; one that escapes even that is a critical ops event. A ledger
+    that cannot be reached, or that refuses even that ops event, holds the record, retried
+    with backoff until it is decided."""
     try:
         await _decide_held(intake, record, source, hold)
     finally:
@@ -102,12 +103,19 @@ async def _decide_held(intake: Intake, record: Any, source: str, hold: IntakeHol
                     return
                 raise
         except Exception as exc:
-            if not ledger_unreachable(exc):
-                log.exception("could not record the failure on %s", source)
-                return
             # Nothing can be decided without the ledger, so nothing after this record either:
             # hold it (and intake, and its offset) until Postgres answers again, rather than lose it.
-            log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
+            # A failure that could not even be recorded is held the same way: marking the record
+            # decided would commit a command with no ledger entry and no refusal.
+            if ledger_unreachable(exc):
+                log.error("ledger unreachable on %s (%s); retrying in %.1f s", source, exc, delay)
+            else:
+                log.exception(
+                    "could not record the failure on %s; holding it and retrying in %.1f s "
+                    "(check the hot path's log and Postgres: the ledger refuses its ops events)",
+                    source,
+                    delay,
+                )
             if hold.source is None:
                 hold.source, hold.since = source, time.time()
             hold.attempts += 1

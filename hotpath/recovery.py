@@ -24,6 +24,13 @@ signed command the one the row describes), and its sized quantity, which the hot
 unsigned into the entry's detail, must be positive and within the signed command's own
 quantity and the account's position limit. An entry that fails is skipped and returned in
 :attr:`Restored.skipped` for the caller to report as a security event.
+
+An order with an ``accepted`` state row that is neither working nor to be sent (its entry does
+not verify now, or it was issued before the horizon, a GTC order above all) may still have been
+written to the broker before the stop: it is parked (:attr:`Restored.parked`), adopted
+unacknowledged and never sent, so the first reconciliation binds it if the broker has it;
+:func:`hotpath.startup.settle_parked` then cancels it (entry unverified), keeps it (too old to
+send, still working) or ends it ``rejected`` (the broker does not have it).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind, OrderEvent
 from trading.order_state import order_state
 from trading.orders import Expired, Rejected
+from trading.sentry import STALE
 from trading.session_calendar import SessionCalendar
 
 log = logging.getLogger(__name__)
@@ -90,6 +98,21 @@ class Adopted:
 
 
 @dataclass(frozen=True)
+class Parked:
+    """An order back in the map that the broker may have but that is not to be sent: adopted
+    unacknowledged (:meth:`~brokers.base.Broker.adopt`), so the first reconciliation binds it if
+    the broker has it; :func:`hotpath.startup.settle_parked` then decides."""
+
+    order: BrokerOrder
+    reason: str
+    """:data:`NOT_VERIFIED`: its entry does not verify now: cancelled if the broker has it, else
+    ended ``rejected`` with this reason. ``sentry.stale``: accepted longer ago than
+    :data:`RESEND_HORIZON`: kept working if the broker has it, else ended ``rejected``."""
+    problem: str = ""
+    """Why its entry does not verify (for :data:`NOT_VERIFIED`)."""
+
+
+@dataclass(frozen=True)
 class Restored:
     working: int
     """Orders back in the map that the broker already has."""
@@ -106,6 +129,10 @@ class Restored:
     expired: tuple[OrderEvent, ...] = ()
     """The ``expired`` records of never-sent DAY orders whose session closed (recorded; the
     caller publishes them)."""
+    parked: tuple[Parked, ...] = ()
+    """Accepted orders neither working nor to be sent (their entry does not verify now, or it is
+    older than the resend horizon), maybe written to the broker before the stop: adopted
+    unacknowledged, never sent; settled once the broker is reconciled."""
 
 
 async def restore_orders(
@@ -140,6 +167,7 @@ async def restore_orders(
 
     to_send: list[Resend] = []
     skipped: list[Skipped] = []
+    parked: list[Parked] = []
     since = now - RESEND_HORIZON
     for row in await db.fetch(
         "SELECT e.seq, e.kind, e.account, e.agent_id, e.command_id, e.payload, e.signer, e.signature,"
@@ -159,9 +187,9 @@ async def restore_orders(
             skipped.append(Skipped(row["seq"], row["command_id"], row["agent_id"], row["signer"], resend))
             held = orders.get(row["command_id"])
             if held is not None and not held.done:
-                held.end(Rejected(NOT_VERIFIED))
-                book.order_done(held.account, held.command_id)
-                await record_order_event(db, held.event(EventKind.REJECTED, reason=NOT_VERIFIED))
+                # Its accepted row says it may have been written to the broker: not ended
+                # before the broker is asked (a resting order would be left out of reach).
+                parked.append(Parked(await _placed_order(db, held), NOT_VERIFIED, resend))
             continue
         command = resend.command
         held = orders.get(command.command_id)
@@ -176,7 +204,29 @@ async def restore_orders(
                 continue
             await record_order_event(db, held.event(EventKind.ACCEPTED))
         to_send.append(resend)
-    return Restored(working, tuple(to_send), tuple(refused), tuple(skipped), tuple(adopted), tuple(expired))
+    # What is left (an accepted GTC order older than the horizon, above all) may rest at the
+    # broker: the adapter must know it, or a cancel of it finds nothing to cancel.
+    known = {a.order.order_ref for a in adopted} | {r.order.order_ref for r in to_send}
+    known |= {p.order.order_ref for p in parked}
+    for order in list(orders.values()):
+        if order.done or order.command_id in known:
+            continue
+        ledgered = await ledgered_order(db, order.command_id)
+        if ledgered is None:
+            continue  # no enter/exit entry (an iceberg parent, a control): never the broker's
+        # Its key revoked since: cancelled if the broker has it, like an unverified entry.
+        problem = await _entry_problem_now(db, order.command_id)
+        reason = STALE if problem is None else NOT_VERIFIED
+        parked.append(Parked(ledgered.broker_order(order.quantity), reason, problem or ""))
+    return Restored(
+        working,
+        tuple(to_send),
+        tuple(refused),
+        tuple(skipped),
+        tuple(adopted),
+        tuple(expired),
+        tuple(parked),
+    )
 
 
 def session_closed(tif: str | None, accepted_at: datetime, calendar: SessionCalendar, now: datetime) -> bool:
@@ -260,17 +310,32 @@ class LedgeredOrder:
         return broker_order(self.command, quantity or self.quantity, self.trail_stop)
 
 
-async def ledgered_order(db: Db, command_id: str) -> LedgeredOrder | None:
-    """The accepted ``enter``/``exit`` entry of ``command_id``, whatever its age, verified (a key
-    revoked since still names what it signed then); None when the ledger holds none that
-    verifies with a readable sized quantity."""
-    row = await db.fetchrow(
+async def _entry_problem_now(db: Db, command_id: str) -> str | None:
+    """Why ``command_id``'s accepted enter/exit entry does not verify now (a revoked key
+    included), or None when it does."""
+    row = await _entry_row(db, command_id)
+    if row is None:
+        return "no accepted entry"
+    entry = LedgerRow.from_mapping(row)
+    key = await trusted_key(db, entry.signer)
+    return check_entry(entry, key.registered() if key is not None else None).problem
+
+
+async def _entry_row(db: Db, command_id: str) -> Any:
+    return await db.fetchrow(
         "SELECT seq, kind, account, agent_id, command_id, payload, signer, signature, detail"
         " FROM ledger_entries WHERE command_id = $1 AND authenticated AND decision = 'accepted'"
         " AND kind = ANY($2::text[]) ORDER BY seq LIMIT 1",
         command_id,
         [CommandKind.ENTER.value, CommandKind.EXIT.value],
     )
+
+
+async def ledgered_order(db: Db, command_id: str) -> LedgeredOrder | None:
+    """The accepted ``enter``/``exit`` entry of ``command_id``, whatever its age, verified (a key
+    revoked since still names what it signed then); None when the ledger holds none that
+    verifies with a readable sized quantity."""
+    row = await _entry_row(db, command_id)
     if row is None:
         return None
     entry = LedgerRow.from_mapping(row)
@@ -328,6 +393,7 @@ async def connect_and_resend(
     *,
     halt: Callable[[], object] | None = None,
     adopted: Sequence[Adopted] = (),
+    parked: Sequence[Parked] = (),
 ) -> None:
     """Tell the broker of every restored order, then connect it.
 
@@ -353,7 +419,8 @@ async def connect_and_resend(
                 known.order.order_ref,
                 exc,
             )
-    for resend in to_send:
+    unacknowledged: list[Resend | Parked] = [*to_send, *parked]
+    for resend in unacknowledged:
         try:
             broker.adopt(resend.order, acknowledged=False)
         except OrderInvalid as exc:

@@ -94,14 +94,22 @@ async def until_written(
     streak: FailingStreak,
     backoff: Backoff,
     detail: Mapping[str, Any],
+    retryable: Callable[[BaseException], bool] | None = None,
 ) -> None:
-    """Await ``write()`` until it returns, each attempt bounded by ``backoff.timeout_s``."""
+    """Await ``write()`` until it returns, each attempt bounded by ``backoff.timeout_s``.
+
+    With ``retryable``, only an attempt that timed out or failed as ``retryable`` says is tried
+    again; any other error is raised to the caller at once, because trying a write the other
+    side refused outright (a violated constraint, a missing grant) again would hold every later
+    write behind it for ever."""
     delay = backoff.first_s
     while True:
         try:
             async with asyncio.timeout(backoff.timeout_s):
                 await write()
         except Exception as exc:
+            if retryable is not None and not isinstance(exc, TimeoutError) and not retryable(exc):
+                raise
             streak.failed(exc, detail)
             await asyncio.sleep(delay)
             delay = backoff.next(delay)

@@ -16,7 +16,11 @@ be sent now.
    limit (the sentry's window on its signed ``issued_at``: ``rejected: sentry.stale``), the
    breaker and the risk gate (:meth:`hotpath.order_commands.OrderCommands.resend_refusal`).
    Refused, it ends ``rejected`` with that reason, recorded and published, never sent; passed,
-   it is placed. Iceberg parents that never started are started
+   it is placed. Each parked order (:attr:`hotpath.recovery.Restored.parked`) the broker has is
+   kept, or cancelled when its entry does not verify now (ops event
+   ``recovery.unverified_at_broker``); one it does not have ends ``rejected`` (its entry
+   unverified: ``intake.unverified_entry``; older than the resend horizon: ``sentry.stale``)
+   (:func:`settle_parked`). Iceberg parents that never started are started
    (:mod:`hotpath.iceberg_restart`). :func:`resume` does it all and records the ops event
    ``recovery.restored``.
 """
@@ -39,7 +43,15 @@ from hotpath.floor_orders import FloorOrder
 from hotpath.iceberg_restart import ParentsRestarted, start_unstarted_parents
 from hotpath.intake import Intake
 from hotpath.order_commands import BROKER_INVALID
-from hotpath.recovery import Resend, Restored, connect_and_resend, ledgered_order, restore_orders
+from hotpath.recovery import (
+    NOT_VERIFIED,
+    Parked,
+    Resend,
+    Restored,
+    connect_and_resend,
+    ledgered_order,
+    restore_orders,
+)
 from ledger.db import Db
 from ledger.order_events import known_orders
 from observability.security import refusal_event
@@ -56,6 +68,9 @@ UNVERIFIED_LEDGER_ENTRY = "ledger.unverified_entry"
 """Security event: an accepted order entry does not verify at restart (signature, key, fields): not sent."""
 ENDED_BUT_WORKING = "recovery.ended_but_working"
 """Ops event (critical): the broker works an order of the floor's that its records ended."""
+UNVERIFIED_AT_BROKER = "recovery.unverified_at_broker"
+"""Ops event (critical): the broker had an order whose ledger entry no longer verifies
+(key revoked, detail unreadable ...): cancelled at restart, never sent again."""
 QUOTE_WAIT_S = 2.0
 """How long a held order waits for its symbol's first quote before the risk gate sees it (a
 price older than the profile's staleness limit, or none, is refused as stale)."""
@@ -114,7 +129,11 @@ async def restore_and_connect(
             )
         )
     await connect_and_resend(
-        intake.broker, restored.to_send, halt=breaker.halt if halted else None, adopted=restored.adopted
+        intake.broker,
+        restored.to_send,
+        halt=breaker.halt if halted else None,
+        adopted=restored.adopted,
+        parked=restored.parked,
     )
     listed = () if halted else await adopt_listed(db, intake, events)
     # A halted floor's global cancel took every working order already.
@@ -240,6 +259,64 @@ async def release_held(
     return Released(tuple(sent), tuple(refused), tuple(at_broker))
 
 
+@dataclass(frozen=True)
+class Settled:
+    working: tuple[str, ...] = ()
+    """Parked orders the broker has, kept working (accepted before the resend horizon)."""
+    cancelled: tuple[str, ...] = ()
+    """Parked orders the broker has whose entry does not verify now: cancelled."""
+    ended: tuple[tuple[str, str], ...] = ()
+    """(command id, reason) of each parked order the broker does not have: ended ``rejected``."""
+
+
+def settle_parked(
+    intake: Intake,
+    parked: Sequence[Parked],
+    emit: Callable[[OrderEvent], None],
+    record_ops: Callable[[str, str, dict[str, object]], None],
+) -> Settled:
+    """The orders :func:`hotpath.recovery.restore_orders` parked, once the broker is reconciled:
+    one the broker has (bound at connect) is kept working, or, when its entry does not verify
+    now, cancelled at the broker (ops event :data:`UNVERIFIED_AT_BROKER`); one it does not have
+    ends ``rejected`` with the parked reason, never sent."""
+    working: list[str] = []
+    cancelled: list[str] = []
+    ended: list[tuple[str, str]] = []
+    for park in parked:
+        ref = park.order.order_ref
+        order = intake.orders.get(ref)
+        if order is None or order.done:
+            continue
+        if order.machine.state is OrderState.STAGED:
+            order.end(Rejected(park.reason))
+            intake.book.order_done(order.account, ref)
+            try:
+                intake.broker.cancel(ref)  # held, never sent: ended locally
+            except UnknownOrderRef:
+                pass
+            emit(order.event(EventKind.REJECTED, reason=park.reason))
+            log.warning("%s not at the broker, not sent at restart: %s", ref, park.reason)
+            ended.append((ref, park.reason))
+        elif park.reason == NOT_VERIFIED:
+            log.critical(
+                "%s works at the broker but its entry does not verify (%s): cancelled", ref, park.problem
+            )
+            try:
+                intake.broker.cancel(ref)
+            except UnknownOrderRef:
+                log.error("%s cannot be cancelled: the broker adapter does not know it", ref)
+            record_ops(
+                UNVERIFIED_AT_BROKER,
+                "critical",
+                {"command_id": ref, "broker_order_id": order.broker_order_id, "problem": park.problem},
+            )
+            cancelled.append(ref)
+        else:
+            log.warning("%s, accepted before the resend horizon, works at the broker: kept", ref)
+            working.append(ref)
+    return Settled(tuple(working), tuple(cancelled), tuple(ended))
+
+
 async def _first_quotes(intake: Intake, symbols: set[str]) -> None:
     """Wait (at most :data:`QUOTE_WAIT_S`) until each symbol has a quote: at start-up the
     subscriptions are only just made, and the risk gate refuses an unpriced symbol as stale."""
@@ -254,13 +331,16 @@ async def resume(db: Db, intake: Intake, startup: Startup, events: BrokerEvents)
     """Step 2 (see the module), and its account as the ops event ``recovery.restored``: what
     came back working, what was sent, expired and refused (with why), which icebergs started."""
     restored = startup.restored
-    released, parents = Released(), ParentsRestarted()
+    released, parents, settled = Released(), ParentsRestarted(), Settled()
     if startup.halted:
         log.warning("halted: held orders were cancelled unsent, unstarted iceberg parents are not started")
     else:
         released = await release_held(intake, restored.to_send, events.emit)
+        settled = settle_parked(intake, restored.parked, events.emit, events.record_ops)
         parents = await start_unstarted_parents(db, events.publish_only, calendar=intake.calendar)
-    not_sent = bool(released.refused or restored.expired or restored.refused or restored.skipped)
+    not_sent = bool(
+        released.refused or restored.expired or restored.refused or restored.skipped or settled.ended
+    )
     events.record_ops(
         "recovery.restored",
         "warning" if not_sent else "info",
@@ -274,6 +354,9 @@ async def resume(db: Db, intake: Intake, startup: Startup, events: BrokerEvents)
             "expired": [e.command_id for e in restored.expired],
             "not_ledgered": list(restored.refused),
             "unverified": [s.command_id for s in restored.skipped],
+            "parked_working": list(settled.working),
+            "unverified_cancelled": list(settled.cancelled),
+            "parked_ended": {command_id: reason for command_id, reason in settled.ended},
             "icebergs_started": list(parents.started),
             "icebergs_expired": list(parents.expired),
         },

@@ -11,10 +11,12 @@ CREATE TABLE command_outbox (
     envelope        bytea NOT NULL,
     partition_key   bytea NOT NULL,
     -- Where the broker last acknowledged it: the bootstrap address names the broker (a door
-    -- checks and publishes again only what it published to its own).
+    -- checks and publishes again only what it published to its own). The row is kept before
+    -- the command is produced, so partition and offset are NULL until the broker acknowledges
+    -- it (and stay NULL if the door died first: then the whole log is searched for it).
     bootstrap       text NOT NULL,
-    kafka_partition integer NOT NULL CHECK (kafka_partition >= 0),
-    kafka_offset    bigint NOT NULL CHECK (kafka_offset >= 0),
+    kafka_partition integer CHECK (kafka_partition >= 0),
+    kafka_offset    bigint CHECK (kafka_offset >= 0),
     published_at    timestamptz NOT NULL DEFAULT now(),
     republished     integer NOT NULL DEFAULT 0
 );

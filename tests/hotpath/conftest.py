@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import signal
 import uuid
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from brokers.ibkr import IbkrBroker, IbkrConfig
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
 from config.ports import free_port
@@ -210,3 +212,25 @@ async def command_producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProduc
     producer = await start_producer(kafka_bootstrap, "agent-under-test")
     yield producer
     await producer.stop()
+
+
+_venue_client_ids = itertools.count(2100)  # apart from every other suite's ids
+
+
+@pytest.fixture(scope="module")
+async def venue(floor_settings: FloorSettings) -> AsyncIterator[IbkrBroker]:
+    """A client of the paper gateway of the module's own, to read the venue's working orders
+    (every client's) by orderRef."""
+    broker = IbkrBroker(IbkrConfig.from_settings(floor_settings, client_id=next(_venue_client_ids)))
+    await broker.connect()
+    yield broker
+    await broker.close()
+
+
+async def working_at_venue(venue: IbkrBroker, *command_ids: str) -> set[str]:
+    """Which of ``command_ids`` the venue lists as working."""
+    return {o.order_ref for o in await venue.open_orders()} & set(command_ids)
+
+
+async def working_are(venue: IbkrBroker, command_ids: tuple[str, ...], expected: set[str]) -> bool:
+    return await working_at_venue(venue, *command_ids) == expected

@@ -284,3 +284,64 @@ async def test_a_session_change_kafka_fails_to_acknowledge_is_sent_again(
 
     published = json.loads(await sessions_tail.raw_with(cause))
     assert (published["change"], published["account"], flaky.failed) == ("disconnected", ACCOUNT, 2)
+
+
+class _RefusingRows(LedgerStore):
+    """The state row of the fill ``exec_id`` is refused outright, every time, as a violated
+    constraint is."""
+
+    def __init__(self, pool: asyncpg.Pool, exec_id: str) -> None:
+        super().__init__(pool)
+        self._exec_id = exec_id
+        self.refused = 0
+
+    async def record_order_event(self, event: OrderEvent) -> None:
+        if event.last_fill is not None and event.last_fill.exec_id == self._exec_id:
+            self.refused += 1
+            raise asyncpg.CheckViolationError('new row for relation "order_events" violates check constraint')
+        await super().record_order_event(event)
+
+
+async def test_a_row_the_ledger_refuses_is_told_to_ops_and_the_rows_behind_it_still_land(
+    ledger_pool: asyncpg.Pool, producer: SigningProducer, tail: _Tail
+) -> None:
+    order = _order()
+    cid = order.command_id
+    ledger = _RefusingRows(ledger_pool, f"{cid}.x1")
+    events = BrokerEvents(
+        {cid: order}, AccountBook(), ledger, producer, setup("events-outage").metrics, write_backoff=FAST
+    )
+    task = await _running(events)
+    try:
+        events.emit(order.event(EventKind.ACCEPTED))
+        events.on_event(_accepted(cid))
+        events.on_event(_executed(cid, f"{cid}.x1", 40, 40))  # refused
+        events.on_event(_executed(cid, f"{cid}.x2", 60, 100))
+        await asyncio.wait_for(events.drained(), 10)
+    finally:
+        task.cancel()
+
+    assert ledger.refused == 1  # not tried again
+    rows = await ledger_pool.fetch(
+        "SELECT kind, exec_id FROM order_events WHERE command_id = $1 ORDER BY id", cid
+    )
+    assert [(r["kind"], r["exec_id"]) for r in rows] == [
+        ("accepted", None),
+        ("submitted", None),
+        ("filled", f"{cid}.x2"),
+    ]
+    published = await tail.records_of(cid, 3)
+    assert [e.kind for e in published[:3]] == [EventKind.ACCEPTED, EventKind.SUBMITTED, EventKind.FILLED]
+
+    async def told() -> Any:
+        return await ledger_pool.fetchrow(
+            "SELECT severity, detail FROM ops_events WHERE kind = 'order_events.write.failed'"
+            " AND detail->>'command_id' = $1",
+            cid,
+        )
+
+    row = await eventually(told, timeout=5)
+    detail = json.loads(row["detail"])
+    assert row["severity"] == "critical"
+    assert detail["record"]["last_fill"]["exec_id"] == f"{cid}.x1"
+    assert "CheckViolationError" in detail["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 import asyncpg
@@ -23,6 +24,7 @@ from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.live_floor import CENT
+from tests.hotpath.test_iceberg_parents import iceberg
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, utc_now_ms
 from trading.order_events import EventKind
 
@@ -164,8 +166,12 @@ async def test_a_held_order_whose_key_was_revoked_since_is_not_sent_at_restart(
     assert held.command.command_id not in {r.order.order_ref for r in restored.to_send}
     [skipped] = [s for s in restored.skipped if s.command_id == held.command.command_id]
     assert "revoked" in skipped.problem
+    # It may rest at the broker: parked (adopted unacknowledged), ended only once the broker
+    # is asked (hotpath.startup.settle_parked).
+    [parked] = [p for p in restored.parked if p.order.order_ref == held.command.command_id]
+    assert parked.reason == NOT_VERIFIED and "revoked" in parked.problem
     state = await order_state(ledger_pool, held.command.command_id)
-    assert state is not None and (state.kind, state.reason) == (EventKind.REJECTED, NOT_VERIFIED)
+    assert state is not None and state.kind is EventKind.ACCEPTED
 
 
 async def test_a_genuine_entry_with_a_sized_quantity_beyond_its_command_is_not_sent_at_restart(
@@ -180,3 +186,38 @@ async def test_a_genuine_entry_with_a_sized_quantity_beyond_its_command_is_not_s
     assert held.command.command_id not in {r.order.order_ref for r in restored.to_send}
     [skipped] = [s for s in restored.skipped if s.command_id == held.command.command_id]
     assert "exceeds the signed command's 3" in skipped.problem
+
+
+async def test_an_iceberg_parents_accepted_row_is_not_parked_at_restart(
+    ledger_pool: asyncpg.Pool, agent: Agent, risk_profiles: None
+) -> None:
+    """Only orders the broker was sent (an enter/exit entry) are parked for it to be asked about:
+    an iceberg parent has no order of its own at the broker, and its row stays open."""
+    parent = dataclasses.replace(iceberg(agent.agent_id), account=VENUE_ACCOUNT, tif=TimeInForce.GTC)
+    await append_command(ledger_pool, agent.sign(parent), decision=Decision.ACCEPTED)
+    await record_order_event(ledger_pool, FloorOrder.from_command(parent, 300).event(EventKind.ACCEPTED))
+
+    orders: dict[str, FloorOrder] = {}
+    restored = await restore_orders(ledger_pool, orders, AccountBook())
+
+    assert parent.command_id not in {p.order.order_ref for p in restored.parked}
+    assert not orders[parent.command_id].done
+
+
+async def test_a_gtc_order_older_than_the_horizon_whose_key_was_revoked_is_parked_unverified(
+    ledger_pool: asyncpg.Pool, agent: Agent, risk_profiles: None
+) -> None:
+    """Parked, so it is cancelled if the broker has it (not kept working as a too-old order)."""
+    issued = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    old = dataclasses.replace(
+        enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=1, issued_at=issued),
+        tif=TimeInForce.GTC,
+    )
+    await append_command(ledger_pool, agent.sign(old), decision=Decision.ACCEPTED, detail={"quantity": 1})
+    await record_order_event(ledger_pool, FloorOrder.from_command(old, 1).event(EventKind.ACCEPTED))
+    await revoke_agent(ledger_pool, agent.agent_id)
+
+    restored = await restore_orders(ledger_pool, {}, AccountBook())
+
+    [parked] = [p for p in restored.parked if p.order.order_ref == old.command_id]
+    assert parked.reason == NOT_VERIFIED and "revoked" in parked.problem

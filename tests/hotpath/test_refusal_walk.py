@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import asyncpg
 import pytest
@@ -45,6 +46,7 @@ from hotpath.ledger_store import LedgerStore
 from hotpath.order_commands import BROKER_INVALID, SIZING_INVALID, TRAIL_STOP_NOT_POSITIVE
 from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, SESSION_CLOSED, restore_orders
 from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR, MALFORMED
+from hotpath.startup import settle_parked
 from ledger.append import Decision, append_command
 from ledger.keys import register_key, revoke_agent
 from ledger.order_events import order_state, record_order_event
@@ -117,6 +119,7 @@ NOT_REASONS: dict[str, str] = {
     "reconcile.missed_fill": "the reason on the record of a fill found by reconciling, not a refusal",
     "reconcile.unknown_at_broker": "why reconciliation ended an order the broker no longer has",
     "cancel.unknown_at_broker": "why a cancel ended an order the broker has no order for (it was accepted)",
+    "recovery.unverified_at_broker": "ops event: a parked order cancelled at restart",
     "order_events.write": "the ops events' area of order-state rows retried (hotpath.broker_events)",
     "order_events.publish": "the ops events' area of orders.events records retried (hotpath.publish)",
     "broker_sessions.publish": "ops events' area: broker.sessions records retried",
@@ -502,9 +505,13 @@ async def unverified_entry(w: Walk) -> str | None:
     await append_command(w.pool, agent.sign(held), decision=Decision.ACCEPTED, detail={"quantity": 5})
     await record_order_event(w.pool, FloorOrder.from_command(held, 5).event(EventKind.ACCEPTED))
     await revoke_agent(w.pool, agent.agent_id)
-    await restore_orders(w.pool, {}, w.intake.book)
-    state = await order_state(w.pool, held.command_id)
-    return None if state is None else state.reason
+    orders: dict[str, FloorOrder] = {}
+    restored = await restore_orders(w.pool, orders, w.intake.book)
+    # Parked at restore; once the broker is reconciled without it, it ends refused, never sent.
+    ended: list[OrderEvent] = []
+    restarted = SimpleNamespace(orders=orders, book=w.intake.book, broker=w.broker)
+    settle_parked(cast(Intake, restarted), restored.parked, ended.append, lambda *_: None)
+    return next((e.reason for e in ended if e.command_id == held.command_id), None)
 
 
 async def session_closed(w: Walk) -> str | None:

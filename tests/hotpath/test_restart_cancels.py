@@ -9,7 +9,6 @@ own (the cancel on an AAPL order, the ``cancel_all`` on MSFT only), the breaker'
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,39 +19,17 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from brokers.ibkr import IbkrBroker, IbkrConfig
-from config.settings import FloorSettings
 from hotpath.broker_orders import broker_order
 from ledger.append import Decision, append_command
 from tests.factories import Agent, cancel_all_command, cancel_command
 from tests.fixtures.hotpath import fresh_agent
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess
+from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess, working_are, working_at_venue
 from tests.hotpath.live_floor import LiveFloor
 from tests.hotpath.test_circuit_breaker_flow import applied, rearm, send_breaker
 from trading.commands import CommandKind, TimeInForce
 from trading.order_events import EventKind
-
-_client_ids = itertools.count(2100)  # apart from every other suite's ids
-
-
-@pytest.fixture(scope="module")
-async def venue(floor_settings: FloorSettings) -> AsyncIterator[IbkrBroker]:
-    """A client of the paper gateway of its own, to read the venue's working orders (every
-    client's) by orderRef."""
-    broker = IbkrBroker(IbkrConfig.from_settings(floor_settings, client_id=next(_client_ids)))
-    await broker.connect()
-    yield broker
-    await broker.close()
-
-
-async def _working(venue: IbkrBroker, *command_ids: str) -> set[str]:
-    """Which of ``command_ids`` the venue lists as working."""
-    return {o.order_ref for o in await venue.open_orders()} & set(command_ids)
-
-
-async def _working_are(venue: IbkrBroker, command_ids: tuple[str, ...], expected: set[str]) -> bool:
-    return await _working(venue, *command_ids) == expected
 
 
 @dataclass(frozen=True)
@@ -91,7 +68,7 @@ async def before(
         live.enter(limit=resting, stop=resting - 5, quantity=1, issued_at=issued), tif=TimeInForce.GTC
     )
     ids = (cancelled, msft, tripped, lost.command_id)
-    await eventually(lambda: _working_are(venue, ids[:3], set(ids[:3])), timeout=10.0)
+    await eventually(lambda: working_are(venue, ids[:3], set(ids[:3])), timeout=10.0)
 
     async def placed_then_lost() -> None:
         await append_command(
@@ -102,7 +79,7 @@ async def before(
         await floor_client.connect()
         try:
             assert floor_client.place(broker_order(lost, 1, None)).sent
-            await eventually(lambda: _working_are(venue, ids, set(ids)), timeout=10.0)
+            await eventually(lambda: working_are(venue, ids, set(ids)), timeout=10.0)
         finally:
             await floor_client.close()
 
@@ -118,7 +95,7 @@ async def test_a_signed_cancel_after_a_kill_9_restart_cancels_the_order_at_the_v
 
     cancelled = await live.event(cid, EventKind.CANCELLED)
     assert cancelled.filled_qty == 0
-    await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
+    await eventually(lambda: working_are(venue, (cid,), set()), timeout=10.0)
     assert (await live.kinds(cid))[-1] == "cancelled"
 
 
@@ -130,8 +107,8 @@ async def test_cancel_all_after_a_kill_9_restart_cancels_the_accounts_orders_at_
 
     await live.event(cid, EventKind.CANCELLED)
     assert (await live.kinds(cid))[-1] == "cancelled"
-    await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
-    assert await _working(venue, before.tripped) == {before.tripped}  # AAPL: not the symbol named
+    await eventually(lambda: working_are(venue, (cid,), set()), timeout=10.0)
+    assert await working_at_venue(venue, before.tripped) == {before.tripped}  # AAPL: not the symbol named
 
 
 async def test_an_order_working_at_the_broker_that_the_floors_records_lost_is_adopted_and_cancelled(
@@ -141,7 +118,7 @@ async def test_an_order_working_at_the_broker_that_the_floors_records_lost_is_ad
     await live.submit(cancel_command(live.agent.agent_id, cid, account=live.account))
 
     await live.event(cid, EventKind.CANCELLED)
-    await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
+    await eventually(lambda: working_are(venue, (cid,), set()), timeout=10.0)
     assert await live.kinds(cid) == ["submitted", "cancelled"]
 
 
@@ -154,6 +131,6 @@ async def test_a_breaker_trip_after_a_kill_9_restart_cancels_and_records_the_ord
         await eventually(lambda: applied(live.hotpath, trip.command.command_id), timeout=20.0)
         await live.event(cid, EventKind.CANCELLED)
         assert (await live.kinds(cid))[-1] == "cancelled"
-        await eventually(lambda: _working_are(venue, (cid,), set()), timeout=10.0)
+        await eventually(lambda: working_are(venue, (cid,), set()), timeout=10.0)
     finally:
         await rearm(live.hotpath, live.producer, operator)

@@ -26,7 +26,7 @@ from brokers.base import BrokerOrder, Placement
 from bus.kafka import consumer as kafka_consumer
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
-from hotpath.command_loop import command_consumer, consume_commands
+from hotpath.command_loop import IntakeHold, command_consumer, consume_commands, decide
 from hotpath.decided_offsets import DecidedOffsets
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
@@ -38,6 +38,7 @@ from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import BankrollOnly, in_process_intake
 from tests.hotpath.test_iceberg_parents import iceberg
 from trading.order_events import OrderEvent
+from trading.security_events import SecurityEvent
 from trading.signing import SignedCommand
 
 AUTO_COMMIT_INTERVAL_S = 5.0
@@ -75,6 +76,41 @@ class _LedgerDown(LedgerStore):
         if self.down:
             raise ConnectionRefusedError("connect call failed (the test took Postgres away)")
         return await super().append_accepted(envelope, sized_quantity, detail)
+
+
+class _LedgerRefusing(LedgerStore):
+    """Postgres answering, but refusing every write (the hot path's role lost its grants, say)
+    until :attr:`refusing` is cleared: not an outage, so not what intake holds a record for."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self.refusing = True
+        self.ops_attempts = 0
+
+    def _check(self) -> None:
+        if self.refusing:
+            raise asyncpg.InsufficientPrivilegeError("permission denied for table ledger_entries")
+
+    async def append_accepted(
+        self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
+    ) -> Ledgered:
+        self._check()
+        return await super().append_accepted(envelope, sized_quantity, detail)
+
+    async def append_rejected(
+        self, envelope: SignedCommand, reason: str, detail: Mapping[str, Any], *, authenticated: bool = True
+    ) -> Ledgered:
+        self._check()
+        return await super().append_rejected(envelope, reason, detail, authenticated=authenticated)
+
+    async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        self.ops_attempts += 1
+        self._check()
+        await super().record_ops_event(kind, severity, detail)
+
+    async def record_security_event(self, event: SecurityEvent) -> None:
+        self._check()
+        await super().record_security_event(event)
 
 
 @contextlib.asynccontextmanager
@@ -237,3 +273,30 @@ async def _eventually_entries(
 
     result: list[tuple[str, str | None, dict[str, Any]]] = await _eventually(entries)
     return result
+
+
+async def test_a_record_whose_failure_cannot_even_be_recorded_is_held_not_decided(
+    agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
+) -> None:
+    """The ledger refuses the entry, the refusal and the ops event alike: the record is held
+    and tried again, as through an outage, rather than passed with nothing in the ledger."""
+    ledger, broker = _LedgerRefusing(ledger_pool), _Broker()
+    intake = in_process_intake(ledger, broker, [])
+    await intake.warm()
+    env = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT, quantity=5))
+    cid = env.command.command_id
+    record = dataclasses.make_dataclass("Record", ["value", "timestamp"])(env.to_wire(), None)
+    hold = IntakeHold()
+
+    deciding = asyncio.create_task(decide(intake, record, "agent.commands[0]@1", hold))
+    try:
+        await _eventually(lambda: deciding.done() or ledger.ops_attempts >= 2)
+        assert not deciding.done(), "decided with nothing in the ledger"
+        assert hold.as_dict() is not None and hold.attempts >= 2
+        ledger.refusing = False
+        await asyncio.wait_for(deciding, 15)
+    finally:
+        deciding.cancel()
+
+    assert [(d, r) for d, r, _ in await _entries(ledger_pool, cid)] == [("accepted", None)]
+    assert broker.placed == [cid]
