@@ -169,6 +169,18 @@ class DemoBrain:
         self._producer: Any = None
         self.on_started: Callable[[], None] | None = None
         """Called once the brain reads the market and can publish."""
+        self.winding_down = False
+        """Set by :meth:`wind_down`: no new entries; working entries are cancelled and every
+        position is exited at once."""
+
+    def wind_down(self) -> None:
+        """Stop opening positions and close the ones held, so a run ends flat (:attr:`flat`)."""
+        self.winding_down = True
+
+    @property
+    def flat(self) -> bool:
+        """Every symbol flat by the brain's own fills, with nothing of its working."""
+        return all(s.position.phase is Phase.FLAT and s.net == 0 for s in self._slots.values())
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -177,7 +189,7 @@ class DemoBrain:
         pool: asyncpg.Pool | None = None
         db = self._db
         if db is None:
-            pool = await asyncpg.create_pool(self.settings.role_url("api"), min_size=1, max_size=2)
+            pool = await asyncpg.create_pool(self.settings.role_url("brain"), min_size=1, max_size=2)
             db = pool
         verifier = RecordVerifier(lambda: writer_keys(db))
         reader = consumer(
@@ -307,14 +319,24 @@ class DemoBrain:
             if pos.phase is Phase.FLAT and slot.net != 0:
                 # What a given-up exit left: exit it before anything new is opened.
                 pos.adopt(Side.BUY if slot.net > 0 else Side.SELL, abs(slot.net), now)
+            elif pos.phase is Phase.FLAT and self.winding_down:
+                continue
             elif pos.phase is Phase.FLAT:
                 side = signal(slot.agent.rule, slot.window, self._threshold)
                 if side is not None:
                     await self._enter(slot, quote, side, now)
             elif pos.phase is Phase.IN:
                 await self._maybe_exit(slot, quote, now)
-            elif now - pos.since > self._timeout(pos):
+            elif now - pos.since > self._timeout(pos) or (self.winding_down and self._waiting_on(slot)):
                 await self._overdue(slot, now)
+
+    def _waiting_on(self, slot: _Slot) -> bool:
+        """An order that may not fill soon on its own: an entry not yet filled, or a TRAIL exit
+        waiting for its trigger. Winding down cancels it (once) rather than wait it out."""
+        pos = slot.position
+        if slot.cancel_sent is not None:
+            return False
+        return pos.phase is Phase.ENTERING or slot.exit_type is OrderType.TRAIL
 
     def _timeout(self, pos: Position) -> float:
         return self._entry_timeout_s if pos.phase is Phase.ENTERING else self._exit_timeout_s
@@ -338,15 +360,17 @@ class DemoBrain:
         unit = price_unit(quote)
         side = pos.exit_side
         quantity = pos.quantity if slot.exit_chunk is None else min(pos.quantity, slot.exit_chunk)
-        if pos.entry is not None and pos.entry.trail_exit and not slot.trail_tried:
+        if pos.entry is not None and pos.entry.trail_exit and not slot.trail_tried and not self.winding_down:
             slot.trail_tried = True
             # The Exit Manager trails it from the touch and the venue triggers it.
             command = self._command(
                 slot.agent, CommandKind.EXIT, pos.symbol, side, OrderType.TRAIL, quantity=quantity,
                 trail_amount=trail_distance(quote),
             )  # fmt: skip
-        elif exit_signal(slot.agent.rule, pos.side, slot.window, self._threshold) or (
-            now - pos.since > self._max_hold_s
+        elif (
+            self.winding_down
+            or exit_signal(slot.agent.rule, pos.side, slot.window, self._threshold)
+            or now - pos.since > self._max_hold_s
         ):
             # Through the touch: a limit that fills at once, and never worse than one unit.
             near = quote.bid if side is Side.SELL else quote.ask

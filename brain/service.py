@@ -21,8 +21,8 @@ def brain_spec(
     symbols: Sequence[str] | None = None,
 ) -> ServiceSpec:
     """The demo agents trading the paper account (``symbols``: the hot path's by default). It
-    connects as the API's role, which may read the key registry (to verify the hot path's
-    records) and write security events, which is all the brain does with the database."""
+    connects as its own role (``floor_brain``), which may read the key registry (to verify the
+    hot path's records) and write security events, which is all the brain does with the database."""
     name = "brain"
     extra = ["--symbols", ",".join(symbols)] if symbols else []
     return ServiceSpec(
@@ -39,7 +39,7 @@ def brain_spec(
         ],
         address="demo agents -> agent.commands",
         probe=log_probe(settings.log_dir / f"{name}.log", READY_LINE),
-        env=child_env(settings, "api"),
+        env=child_env(settings, "brain"),
         ready_timeout=60.0,
         hint="the brain needs Kafka, Postgres and its agents' keys in var/keys (`floor brain` makes them)",
     )

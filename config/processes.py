@@ -84,7 +84,7 @@ def child_env(settings: FloorSettings, database: str | None = None) -> dict[str,
     ``database`` names the process kind whose own role the child connects as (``hotpath``,
     ``api``, ``worker``); the child never gets the administrator's ``DATABASE_URL``."""
     role_urls: dict[str, str | None] = {
-        f"FLOOR_{p.upper()}_DATABASE_URL": None for p in ("hotpath", "api", "worker", "cli")
+        f"FLOOR_{p.upper()}_DATABASE_URL": None for p in ("hotpath", "api", "worker", "cli", "brain")
     }
     if database is not None:
         role_urls[f"FLOOR_{database.upper()}_DATABASE_URL"] = settings.role_url(database)

@@ -41,6 +41,8 @@ class FloorSettings(BaseSettings):
     """The Temporal worker's and the bridge's."""
     cli_database_url: str | None = None
     """The `floor` commands' (keys, risk, ledger, first-run provisioning)."""
+    brain_database_url: str | None = None
+    """The demo brain's (`floor brain`, `floor up --demo`, `floor paper-loop`)."""
 
     # Embedded defaults.
     pg_port: int = 5433
@@ -194,7 +196,8 @@ class FloorSettings(BaseSettings):
 
         ports = {name: free_port() for name in _PORT_FIELDS}
         deployments = dict.fromkeys(("DATABASE_URL", "KAFKA_BOOTSTRAP", "TEMPORAL_ADDRESS", "IB_HOST"))
-        deployments |= dict.fromkeys(f"{p}_database_url" for p in ("hotpath", "api", "worker", "cli"))
+        processes = ("hotpath", "api", "worker", "cli", "brain")
+        deployments |= dict.fromkeys(f"{p}_database_url" for p in processes)
         derived = {"webauthn_origin": ""}  # from the free API port, not the environment
         return cls.model_validate({"var_dir": var_dir, **deployments, **ports, **derived})
 
@@ -243,7 +246,7 @@ class FloorSettings(BaseSettings):
         return self.database_url or self.embedded_role_url("floor_owner")
 
     def role_url(self, process: str) -> str:
-        """The URL ``process`` (``hotpath``, ``api``, ``worker``, ``cli``) connects with, as its
+        """The URL ``process`` (``hotpath``, ``api``, ``worker``, ``cli``, ``brain``) connects with, as its
         own least-privilege role; raises :class:`DatabaseUrlMissing` saying what to set."""
         explicit = getattr(self, f"{process}_database_url")
         if explicit:

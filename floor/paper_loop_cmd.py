@@ -121,6 +121,13 @@ class DemoLoopBrain:
         run: Coroutine[Any, Any, None] = self.brain.run(stop)
         return run
 
+    def wind_down(self) -> None:
+        self.brain.wind_down()
+
+    @property
+    def flat(self) -> bool:
+        return bool(self.brain.flat)
+
     def signal_mids(self) -> dict[str, Decimal]:
         """The mid each entry's agent saw when it signalled, by command id: what slippage is
         measured against (a figure of the report, not a limit check)."""

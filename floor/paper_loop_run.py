@@ -100,6 +100,29 @@ async def read_fills(pool: asyncpg.Pool, after: int, agents: Sequence[str]) -> l
     ]
 
 
+async def _wind_down(
+    pool: asyncpg.Pool,
+    brain: Brain,
+    counter: RoundTripCounter,
+    agents: tuple[str, ...],
+    task: asyncio.Task[None],
+    within_s: float,
+    poll_s: float,
+) -> None:
+    """Close the brain's positions: done when the stored fills show every position flat and the
+    brain has nothing working, or after ``within_s`` (what is still open is then printed)."""
+    wind_down = getattr(brain, "wind_down", None)
+    if not callable(wind_down):
+        return
+    wind_down()
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and not task.done():
+        counter.add_all(await read_fills(pool, counter.last_event_id, agents))
+        if not counter.open_positions() and getattr(brain, "flat", True):
+            return
+        await asyncio.sleep(poll_s)
+
+
 async def drive(
     pool: asyncpg.Pool,
     brain: Brain,
@@ -110,8 +133,11 @@ async def drive(
     stall_s: float = 120.0,
     poll_s: float = 0.2,
     stop_timeout_s: float = 30.0,
+    wind_down_s: float = 60.0,
 ) -> LoopResult:
-    """Run ``brain`` until ``trades`` round trips are counted from the stored executions."""
+    """Run ``brain`` until ``trades`` round trips are counted from the stored executions, then,
+    if the brain can (``wind_down()`` and ``flat``), let it close what it holds for up to
+    ``wind_down_s``: the loop ends flat, and those exits are round trips of the audit too."""
     marks = await loop_marks(pool)
     agents = brain.agent_ids
     counter = RoundTripCounter(since=marks.order_event_id)
@@ -144,6 +170,8 @@ async def drive(
                     detail += f"; the brain says: {diagnosis()}"
                 break
             await asyncio.sleep(poll_s)
+        if end is LoopEnd.DONE:
+            await _wind_down(pool, brain, counter, agents, task, wind_down_s, poll_s)
     except asyncio.CancelledError:
         end, detail = LoopEnd.INTERRUPTED, "interrupted"
         raise

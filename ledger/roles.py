@@ -1,8 +1,8 @@
 """The database roles the floor runs as.
 
 - ``floor_owner`` owns the schema and runs the migrations; no process runs as it.
-- One login role per runtime process kind (:data:`RUNTIME_ROLES`): NOSUPERUSER NOCREATEROLE
-  NOCREATEDB NOBYPASSRLS NOREPLICATION, owning nothing, a member of the group roles
+- One login role per runtime process kind (:data:`RUNTIME_ROLES`, the demo brain's included):
+  NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREPLICATION, owning nothing, a member of the group roles
   ``floor_writer`` and ``floor_reader`` (migrations grant to the groups). Only ``floor_cli``,
   through ``floor_registrar``, may call the functions that change keys and risk profiles; only
   ``floor_hotpath``, through ``floor_appender``, may append to the ledger, and only it, through
@@ -63,7 +63,11 @@ WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP))
 """The Temporal worker and the bridge."""
 CLI = RuntimeRole("cli", (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP))
 """The ``floor`` commands an operator runs (keys, risk, ledger, provisioning at ``floor up``)."""
-RUNTIME_ROLES: tuple[RuntimeRole, ...] = (HOTPATH, API, WORKER, CLI)
+BRAIN = RuntimeRole("brain", (WRITER_GROUP, READER_GROUP))
+"""The demo brain (``floor brain``): it reads the key registry, to verify the records it acts on,
+and records security events; it is an upstream agent, so it may not append, write order rows,
+change keys or run the traders' ceremonies."""
+RUNTIME_ROLES: tuple[RuntimeRole, ...] = (HOTPATH, API, WORKER, CLI, BRAIN)
 
 _ATTRS = "NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREPLICATION INHERIT"
 """INHERIT: a runtime role has what its groups are granted, no more."""

@@ -89,7 +89,7 @@ async def test_api_role_is_refused(as_api: asyncpg.Connection, statement: str) -
         await as_api.execute(statement)
 
 
-@pytest.mark.parametrize("process", ["hotpath", "worker"])
+@pytest.mark.parametrize("process", ["hotpath", "worker", "brain"])
 @pytest.mark.parametrize(
     "table",
     ["traders", "trader_enrolments", "webauthn_credentials", "web_sessions", "webauthn_challenges",

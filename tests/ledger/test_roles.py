@@ -144,7 +144,7 @@ async def test_only_the_cli_role_may_change_keys_and_profiles(
     seeded: str, floor_settings: FloorSettings
 ) -> None:
     operator = generate_private_key()
-    for process in ("hotpath", "api", "worker"):
+    for process in ("hotpath", "api", "worker", "brain"):
         conn = await asyncpg.connect(with_database(floor_settings.role_url(process), seeded))
         try:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):

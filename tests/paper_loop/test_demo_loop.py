@@ -66,6 +66,7 @@ async def loop(floor: ChaosFloor, trades: int, *, caps_binding_share: str) -> tu
 def checked(run: PaperLoopRun, output: str, trades: int) -> AuditResult:
     assert run.loop is not None and run.loop.end is LoopEnd.DONE, output
     assert run.loop.round_trips >= trades
+    assert not run.loop.open_positions, output  # the brain closed what it held before the loop ended
     assert run.audit is not None and run.audit.result is not None, output
     result = run.audit.result
     assert not result.violations, output
