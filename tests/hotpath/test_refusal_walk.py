@@ -62,9 +62,9 @@ from tests.factories import (
 from tests.fixtures.hotpath import register
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
+from trading import demo_rules, paper_loop_audit, sentry
 from trading import iceberg_parents as parents
 from trading import record_signing as records
-from trading import sentry
 from trading.circuit_breaker import CrashSignal
 from trading.commands import (
     Command,
@@ -90,7 +90,20 @@ BID, ASK = Decimal("189.40"), Decimal("189.50")
 
 REASON_PACKAGES = ("trading", "hotpath")
 _REASON_LIKE = re.compile(r"[a-z][a-z_]*(\.[a-z_]+)*")
+AUDIT_RULES = {
+    value
+    for name, value in vars(paper_loop_audit).items()
+    if name.isupper() and isinstance(value, str) and value.startswith("audit.")
+}
+"""The paper-loop audit's rules: findings about a trade after the fact (trading.paper_loop_audit)."""
+
 NOT_REASONS: dict[str, str] = {
+    **{rule: "the paper-loop audit's finding about a trade, never intake's" for rule in AUDIT_RULES},
+    **{rule: "a demo brain rule's name (trading.demo_rules)" for rule in demo_rules.RULES},
+    "open": "a paper-loop trade's outcome (trading.paper_loop_audit)",
+    "closed": "a paper-loop trade's outcome (trading.paper_loop_audit)",
+    "partly_closed": "a paper-loop trade's outcome (trading.paper_loop_audit)",
+    "unfilled": "a paper-loop trade's outcome (trading.paper_loop_audit)",
     **{topic: "a Kafka topic" for topic in ALL_TOPICS},
     "kelly": "sizing: which limit bound the quantity, not a refusal",
     "max_trade_size": "sizing: which limit bound the quantity, not a refusal",
