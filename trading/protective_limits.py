@@ -43,6 +43,7 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from trading.commands import OrderType, Side
+from trading.fill_prices import FillRange, fill_range
 
 DEFAULT_COLLAR_BPS = Decimal(5)
 """The default collar: 5 basis points of the price past the touch (or the trigger)."""
@@ -120,3 +121,20 @@ def limit_offset(initial_stop: Decimal, initial_limit: Decimal) -> Decimal:
     stop, is held by the stop's bound, :func:`trading.trailing.entry_bound`): the sizing done
     at the initial limit still holds."""
     return initial_limit - initial_stop
+
+
+def entry_fill_range(
+    side: Side,
+    order_type: OrderType | None,
+    *,
+    limit: Decimal | None,
+    stop: Decimal | None,
+    touch: Decimal | None,
+    collar_bps: Decimal,
+    tick: Decimal,
+) -> FillRange | None:
+    """Every price an *entry* can fill at as the floor sends it: with its protective limit when
+    it gets one (:func:`trading.fill_prices.fill_range` of the LMT or STP_LMT it goes out as).
+    What a ticket or a grant must be checked over to agree with the hot path."""
+    bound = protective_limit(side, order_type, stop=stop, touch=touch, collar_bps=collar_bps, tick=tick)
+    return fill_range(side, order_type, limit=limit, stop=stop, touch=touch, protective_limit=bound)
