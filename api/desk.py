@@ -130,6 +130,8 @@ class Desk:
         self._keys = TraderKeys(trader_keys_dir or settings.trader_keys_dir)
         self._symbols = parse_symbols(settings.hotpath_symbols)
         self._book_max_age = timedelta(milliseconds=settings.desk_book_max_age_ms)
+        self._collar_bps = settings.market_collar_bps
+        """The collar of a market or stop order's protective limit, as the hot path sends it."""
         self._staged_ttl_s = settings.staged_ttl_s
 
     # --- staging -----------------------------------------------------------------------------
@@ -193,7 +195,9 @@ class Desk:
             symbols=limits.symbols,
             max_quantity=limits.max_quantity,
             max_notional=limits.max_notional,
-            notional_price=worst_notional_price(terms, self._touch(terms.symbol, terms.side)),
+            notional_price=worst_notional_price(
+                terms, self._touch(terms.symbol, terms.side), self._collar_bps
+            ),
         )
         if verdict.fit is GrantFit.FORBIDDEN:
             assert verdict.reason is not None

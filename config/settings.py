@@ -6,6 +6,7 @@ A service whose URL is set (``DATABASE_URL``, ``KAFKA_BOOTSTRAP``, ``TEMPORAL_AD
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Self
 from urllib.parse import quote, urlsplit
@@ -74,6 +75,11 @@ class FloorSettings(BaseSettings):
     """Comma-separated symbols the floor trades: the hot path streams them (L1 for risk, breaker
     and trailing stops; L2 for the HUD). An order in any other symbol is refused as
     ``unknown_symbol`` (HTTP 422 at the API door)."""
+    market_collar_bps: Decimal = Field(default=Decimal(5), ge=0, lt=10_000)
+    """How far past the touch (or a stop's trigger) the protective limit of a MKT, STP or TRAIL
+    entry goes, in basis points of the price (trading.protective_limits): the entry is sent as
+    a LMT or STP LMT at that limit and sized at it. Wider fills more of a thin book; narrower
+    sizes closer to the touch. Exits are sent as signed."""
     broker_accounts: str = "DU1234567"
     """Comma-separated accounts the broker connection serves (the paper venue's by default):
     each gets the connection's session changes for its BrokerSession workflow."""

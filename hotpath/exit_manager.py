@@ -6,6 +6,11 @@ each of its trailing stops; when one moves, the working stop order is modified i
 (same broker order id) from inside the tick handler, so the new stop is on the broker socket
 microseconds after the tick arrived. The venue triggers the stop; the floor only moves it.
 
+A TRAIL *entry* goes out as a stop-limit (:mod:`trading.protective_limits`): its limit keeps
+the distance from the stop it was sent with, so each move writes both prices in the one modify
+(``modify_stop_limit``). A TRAIL exit, the protective stop on a position, stays a stop-market
+order: a stop-limit exit could be gapped through and leave the position open.
+
 The floor trails the stop itself rather than sending the broker's native TRAIL type so the
 trailing rule (tick rounding, minimum step) is the floor's, identical on every broker, and each
 move is visible to the floor as it happens.
@@ -63,6 +68,8 @@ class TrailLevel:
 
 Modify = Callable[[str, Decimal], int]
 """(order_ref, new stop price) -> socket-write ``perf_counter_ns`` (0 if held)."""
+ModifyStopLimit = Callable[[str, Decimal, Decimal], int]
+"""(order_ref, new stop price, new limit price) -> the same, for a stop-limit."""
 Persist = Callable[[TrailLevel], None]
 """Records a level for the background writer; must not block (called from the tick handler)."""
 
@@ -73,8 +80,11 @@ class ExitManager:
         modify: Modify,
         on_move: Callable[[StopMoved], None] | None = None,
         persist: Persist | None = None,
+        *,
+        modify_stop_limit: ModifyStopLimit | None = None,
     ) -> None:
         self._modify = modify
+        self._modify_stop_limit = modify_stop_limit
         self._on_move = on_move
         self._persist = persist
         self._stops: dict[str, dict[str, TrailingStop]] = {}
@@ -83,6 +93,8 @@ class ExitManager:
         """command id -> the best price seen for it."""
         self._moves: dict[str, int] = {}
         """command id -> how many times it moved (in this process and, once resumed, before)."""
+        self._limit_offsets: dict[str, Decimal] = {}
+        """command id -> its limit's distance from its stop (a stop-limit entry's)."""
 
     def initial_stop(
         self,
@@ -108,10 +120,14 @@ class ExitManager:
         trail_percent: Decimal | None,
         tick: Decimal = DEFAULT_TICK,
         bound: Decimal | None = None,
+        limit_offset: Decimal | None = None,
     ) -> None:
         """Trail the working stop order ``command_id`` (a SELL stop protects a long), never past
-        ``bound`` (an entry's: :func:`trading.trailing.entry_bound`)."""
+        ``bound`` (an entry's: :func:`trading.trailing.entry_bound`). ``limit_offset``: a
+        stop-limit's limit minus its stop, kept as the stop moves."""
         trailing = self._make(order_side, stop, tick, trail_amount, trail_percent, bound)
+        if limit_offset is not None:
+            self._limit_offsets[command_id] = limit_offset
         self._stops.setdefault(symbol, {})[command_id] = trailing
         self._moves.setdefault(command_id, 0)
         self._persisted(command_id, symbol, trailing)
@@ -131,6 +147,7 @@ class ExitManager:
         self._stops.get(symbol, {}).pop(command_id, None)
         self._best.pop(command_id, None)
         self._moves.pop(command_id, None)
+        self._limit_offsets.pop(command_id, None)
 
     def tracking(self, command_id: str) -> bool:
         return any(command_id in stops for stops in self._stops.values())
@@ -150,7 +167,7 @@ class ExitManager:
             if updated is None:
                 continue
             try:
-                write_ns = self._modify(command_id, updated.stop)
+                write_ns = self._write(command_id, updated.stop)
             except BrokerError as exc:
                 # The order ended at the broker (filled, cancelled) before its done event reached us.
                 log.warning("stop of %s not moved (%s); no longer trailing it", command_id, exc)
@@ -164,6 +181,19 @@ class ExitManager:
                 self._on_move(move)
             self._persisted(command_id, symbol, updated)
         return moved
+
+    def limit_of(self, command_id: str, stop: Decimal) -> Decimal | None:
+        """The limit a stop-limit ``command_id`` has with its stop at ``stop`` (None: a stop)."""
+        offset = self._limit_offsets.get(command_id)
+        return None if offset is None else stop + offset
+
+    def _write(self, command_id: str, stop: Decimal) -> int:
+        limit = self.limit_of(command_id, stop)
+        if limit is None or self._modify_stop_limit is None:
+            # Without a stop-limit modify the limit stays where it was sent: still within the
+            # sizing, which was done at it (trading.protective_limits.limit_offset), only looser.
+            return self._modify(command_id, stop)
+        return self._modify_stop_limit(command_id, stop, limit)
 
     def _note_best(self, command_id: str, trailing: TrailingStop, price: Decimal) -> None:
         best = self._best.get(command_id)

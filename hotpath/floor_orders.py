@@ -45,7 +45,9 @@ class FloorOrder:
         self.machine = Order(command_id=self.command_id, side=self.side, quantity=self.quantity)
 
     @classmethod
-    def from_command(cls, command: Command, quantity: int) -> FloorOrder:
+    def from_command(cls, command: Command, quantity: int, limit_price: Decimal | None = None) -> FloorOrder:
+        """The order for ``command`` sized at ``quantity``; ``limit_price``: the protective limit
+        it was sent with (:mod:`trading.protective_limits`), else the command's own limit."""
         assert command.symbol is not None and command.side is not None
         return cls(
             command_id=command.command_id,
@@ -54,7 +56,7 @@ class FloorOrder:
             symbol=command.symbol,
             side=command.side,
             quantity=quantity,
-            limit_price=command.limit_price,
+            limit_price=command.limit_price if limit_price is None else limit_price,
             tif=command.tif.value if command.tif is not None else None,
             parent_id=command.parent_id,
             reduce_only=command.kind is CommandKind.EXIT,

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -54,6 +55,7 @@ from trading import iceberg_parents as parents
 from trading import sentry
 from trading.commands import BREAKER_KINDS, ICEBERG_CONTROLS, CommandInvalid, CommandKind
 from trading.order_events import OrderEvent
+from trading.protective_limits import DEFAULT_COLLAR_BPS, check_collar
 from trading.sentry import RegisteredKey, ReplayGuard
 from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignedCommand
@@ -84,6 +86,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         control_key: Ed25519PrivateKey | None = None,
         floor_keys: parents.FloorKeys | None = None,
         calendar: SessionCalendar | None = None,
+        market_collar_bps: Decimal = DEFAULT_COLLAR_BPS,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -112,6 +115,8 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         """Which service agents sign slices and expiry cancels (the worker's configuration)."""
         self.calendar = calendar or SessionCalendar()
         """When a DAY order's session closes (the lifecycle canceller may cancel it from then)."""
+        self.market_collar_bps = check_collar(market_collar_bps)
+        """The collar of entries' protective limits (:mod:`trading.protective_limits`)."""
         self._revocations_handled: set[str] = set()
         """Revoked keys whose icebergs this process has stopped (or found none of)."""
         self._keys: dict[str, RegisteredKey] = {}

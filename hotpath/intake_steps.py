@@ -32,16 +32,17 @@ from ledger.db import UNREACHABLE
 from observability.security import SecurityRecorder
 from observability.telemetry import Metrics
 from trading import iceberg_parents as parents
-from trading.commands import Command, OrderType, Side
+from trading.commands import Command, CommandKind, OrderType, Side
 from trading.fill_prices import FillRange, fill_range
 from trading.iceberg_parents import FloorKeys
 from trading.order_events import OrderEvent
+from trading.protective_limits import protective_limit
 from trading.risk import AccountSnapshot
 from trading.sentry import RegisteredKey, ReplayGuard
 from trading.session_calendar import SessionCalendar
 from trading.signing import SignedCommand
 from trading.sizing import RiskProfile
-from trading.symbols import UNKNOWN_SYMBOL, unknown_symbol_detail
+from trading.symbols import UNKNOWN_SYMBOL, tick_size, unknown_symbol_detail
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class IntakeSteps:
     control_key: Ed25519PrivateKey | None
     floor_keys: FloorKeys
     calendar: SessionCalendar
+    market_collar_bps: Decimal
+    """How far past the touch (or trigger) an entry's protective limit goes, in basis points."""
     _keys: dict[str, RegisteredKey]
     _profiles: dict[str, RiskProfile]
     _wall_offset_ns: int
@@ -142,9 +145,12 @@ class IntakeSteps:
         last = self.book.prices.get(symbol)
         return last.reference(side) if last is not None else None
 
-    def _fills(self, command: Command, trail_stop: Decimal | None) -> FillRange | None:
+    def _fills(
+        self, command: Command, trail_stop: Decimal | None, protective_limit: Decimal | None = None
+    ) -> FillRange | None:
         """Every price the order can fill at against the current touch
-        (:func:`trading.fill_prices.fill_range`); a TRAIL at the stop it is sent with."""
+        (:func:`trading.fill_prices.fill_range`); a TRAIL at the stop it is sent with, an entry
+        with a protective limit as the LMT or STP_LMT it goes out as."""
         assert command.symbol is not None and command.side is not None
         stop = trail_stop if command.order_type is OrderType.TRAIL else command.stop_price
         return fill_range(
@@ -153,6 +159,24 @@ class IntakeSteps:
             limit=command.limit_price,
             stop=stop,
             touch=self._touch(command.symbol, command.side),
+            protective_limit=protective_limit,
+        )
+
+    def _protective_limit(self, command: Command, trail_stop: Decimal | None) -> Decimal | None:
+        """The limit an entry of type MKT, STP or TRAIL is sent with, the collar past the touch or
+        its stop (:mod:`trading.protective_limits`); None for an exit (sent as signed) and for an
+        order that carries its own limit or has no price yet."""
+        assert command.symbol is not None and command.side is not None
+        if command.kind is not CommandKind.ENTER:
+            return None
+        stop = trail_stop if command.order_type is OrderType.TRAIL else command.stop_price
+        return protective_limit(
+            command.side,
+            command.order_type,
+            stop=stop,
+            touch=self._touch(command.symbol, command.side),
+            collar_bps=self.market_collar_bps,
+            tick=tick_size(command.symbol),
         )
 
     async def profile(self, account: str) -> RiskProfile | None:

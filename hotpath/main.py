@@ -233,7 +233,13 @@ async def run(
         lambda command_id: order.account if (order := orders.get(command_id)) is not None else None,
         lambda kind, severity, detail: events.record_ops(kind, severity, detail),
     )
-    exits = ExitManager(lambda ref, stop: broker.modify(ref, stop_price=stop), on_move, stop_levels.put)
+    exits = ExitManager(
+        lambda ref, stop: broker.modify(ref, stop_price=stop),
+        on_move,
+        stop_levels.put,
+        # A TRAIL entry is a stop-limit: its limit moves with its stop, in the same modify.
+        modify_stop_limit=lambda ref, stop, limit: broker.modify(ref, stop_price=stop, limit_price=limit),
+    )
     events = BrokerEvents(
         orders,
         book,
@@ -281,6 +287,7 @@ async def run(
         symbols=symbols,
         control_key=control_key,
         floor_keys=floor_keys,
+        market_collar_bps=settings.market_collar_bps,
     )
     hot = HotPath(intake, events, breaker, broker)
     depth = DepthPublisher(producer, MARKET_DEPTH)

@@ -44,10 +44,11 @@ from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import RefusedByLedger
 from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from trading import iceberg_parents as parents
-from trading import sentry
+from trading import protective_limits, sentry
 from trading.commands import Command, CommandKind, OrderType
 from trading.order_events import EventKind
 from trading.orders import Rejected
+from trading.protective_limits import DETAIL_KEY as PROTECTIVE_LIMIT
 from trading.risk import ProposedOrder, Refusal, TradingState, check_order
 from trading.signing import SignedCommand
 from trading.sizing import NO_BANKROLL, RiskProfile, size_order
@@ -99,7 +100,12 @@ class OrderCommands(IntakeSteps):
                 return await self.refusals.floor(envelope, TRAIL_STOP_NOT_POSITIVE, stop_detail)
             if trail_stop is not None:
                 detail["initial_stop"] = str(trail_stop)
-        fills = self._fills(command, trail_stop)
+        protective = self._protective_limit(command, trail_stop)
+        if protective is not None:
+            # Sent bounded at this limit and sized at it: a MKT, STP or TRAIL entry never walks
+            # the book past what the limits allow (trading.protective_limits).
+            detail[PROTECTIVE_LIMIT] = str(protective)
+        fills = self._fills(command, trail_stop, protective)
         if fills is None:
             return await self.refusals.floor(envelope, NO_PRICE, {"symbol": command.symbol})
         price = fills.high
@@ -164,7 +170,9 @@ class OrderCommands(IntakeSteps):
             )
 
         decided_ns = time.perf_counter_ns()
-        committed = _Committed(envelope, quantity, trail_stop, profile, proposed, snapshot.trading_state)
+        committed = _Committed(
+            envelope, quantity, trail_stop, protective, profile, proposed, snapshot.trading_state
+        )
         unconfirmed = UnconfirmedAppend(envelope, lambda: self._send_committed(committed, None))
         try:
             # Write-ahead: committed when this returns, sized quantity included, before the
@@ -186,7 +194,7 @@ class OrderCommands(IntakeSteps):
         ``rejected: intake.internal_error`` in its state rows (so no restart sends it); one
         already written stays working and the failure is a critical ops event."""
         command = committed.envelope.command
-        order = FloorOrder.from_command(command, committed.quantity)
+        order = FloorOrder.from_command(command, committed.quantity, committed.protective_limit)
         sent = False
         try:
             self.orders[order.command_id] = order
@@ -207,7 +215,10 @@ class OrderCommands(IntakeSteps):
                     reason = late.reason.value
                     return await self._resumable(committed.envelope, lambda: self._unsent(order, reason))
             try:
-                placement = self.broker.place(broker_order(command, committed.quantity, committed.trail_stop))
+                sent_order = broker_order(
+                    command, committed.quantity, committed.trail_stop, committed.protective_limit
+                )
+                placement = self.broker.place(sent_order)
             except OrderInvalid as exc:
                 log.error("broker refused %s as invalid: %s", order.command_id, exc)
                 return await self._resumable(committed.envelope, lambda: self._unsent(order, BROKER_INVALID))
@@ -229,7 +240,10 @@ class OrderCommands(IntakeSteps):
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
         order.broker_order_id = placement.order_id
         if committed.trail_stop is not None:
-            self.trail(command, committed.quantity, committed.trail_stop, committed.profile)
+            offset = None
+            if committed.protective_limit is not None:
+                offset = protective_limits.limit_offset(committed.trail_stop, committed.protective_limit)
+            self.trail(command, committed.quantity, committed.trail_stop, committed.profile, offset)
         self.book.order_working(order)
         timing = None
         if stamps is not None:
@@ -268,12 +282,19 @@ class OrderCommands(IntakeSteps):
         detail = {"parent_id": command.parent_id, "taken": taken, "quantity": command.quantity}
         return await self._refuse(envelope, refusal, detail)
 
-    async def resend_refusal(self, command: Command, quantity: int, trail_stop: Decimal | None) -> str | None:
-        """Why an order an earlier process ledgered (sized at ``quantity``) must not go to the
-        broker now, by the checks its command met here: the breaker, the symbol, the profile,
-        the prices it can fill at and the risk limits, over the account as it stands now
-        (positions, working orders, price staleness); None: it may go. The order itself must
-        not be among the account book's working orders while it is checked."""
+    async def resend_refusal(
+        self,
+        command: Command,
+        quantity: int,
+        trail_stop: Decimal | None,
+        protective_limit: Decimal | None = None,
+    ) -> str | None:
+        """Why an order an earlier process ledgered (sized at ``quantity``, bounded at its
+        ledgered ``protective_limit``) must not go to the broker now, by the checks its command
+        met here: the breaker, the symbol, the profile, the prices it can fill at and the risk
+        limits, over the account as it stands now (positions, working orders, price staleness);
+        None: it may go. The order itself must not be among the account book's working orders
+        while it is checked."""
         assert command.symbol is not None and command.side is not None
         if self.breaker.halted:
             return Refusal.HALTED.value
@@ -282,7 +303,7 @@ class OrderCommands(IntakeSteps):
         profile = await self._profile(command.account)
         if profile is None:
             return NO_PROFILE
-        fills = self._fills(command, trail_stop)
+        fills = self._fills(command, trail_stop, protective_limit)
         if fills is None:
             return NO_PRICE
         stop: Decimal | None = None
@@ -302,10 +323,18 @@ class OrderCommands(IntakeSteps):
         decision = check_order(profile, proposed, self._snapshot(command.account, command.symbol))
         return None if decision.reason is None else decision.reason.value
 
-    def trail(self, command: Command, quantity: int, stop: Decimal, profile: RiskProfile | None) -> None:
+    def trail(
+        self,
+        command: Command,
+        quantity: int,
+        stop: Decimal,
+        profile: RiskProfile | None,
+        limit_offset: Decimal | None = None,
+    ) -> None:
         """Hand a TRAIL order working at ``stop`` to the Exit Manager. An entry's stop moves only
         as far as its sizing still holds (:func:`trading.trailing.entry_bound`; with no
-        profile, not at all); an exit's freely."""
+        profile, not at all); an exit's freely. ``limit_offset``: an entry sent as a stop-limit
+        (:func:`trading.protective_limits.limit_offset`), whose limit moves with its stop."""
         assert command.symbol is not None and command.side is not None
         if self.exits is None:
             return
@@ -328,6 +357,7 @@ class OrderCommands(IntakeSteps):
             trail_amount=command.trail_amount,
             trail_percent=command.trail_percent,
             bound=bound,
+            limit_offset=limit_offset,
         )
 
     async def _unsent(
@@ -351,6 +381,8 @@ class _Committed:
     envelope: SignedCommand
     quantity: int
     trail_stop: Decimal | None
+    protective_limit: Decimal | None
+    """The limit a MKT, STP or TRAIL entry is sent with (None: sent as signed)."""
     profile: RiskProfile
     proposed: ProposedOrder
     trading_state: TradingState

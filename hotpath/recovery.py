@@ -45,7 +45,7 @@ from typing import Any
 
 from brokers.base import Broker, BrokerOrder, OrderInvalid
 from hotpath.account import AccountBook
-from hotpath.broker_orders import broker_order
+from hotpath.broker_orders import broker_order, ledgered_limit
 from hotpath.floor_orders import FloorOrder
 from ledger.db import Db
 from ledger.key_trust import trusted_key
@@ -78,6 +78,8 @@ class Resend:
     command: Command
     trail_stop: Decimal | None
     """For a TRAIL command: the stop it was sent at, to trail again from."""
+    protective_limit: Decimal | None = None
+    """The limit a MKT, STP or TRAIL entry was sent with (its ledger detail's)."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ async def restore_orders(
         if held is not None and held.done:
             continue  # ended above (its session closed)
         if held is None:
-            held = FloorOrder.from_command(command, resend.order.quantity)
+            held = FloorOrder.from_command(command, resend.order.quantity, resend.protective_limit)
             orders[command.command_id] = held
             book.order_working(held)
             if session_closed(held.tif, command.issued_at, calendar, now):
@@ -283,6 +285,7 @@ async def _verified_resend(db: Db, row: Any) -> Resend | str:
         detail = json.loads(row["detail"]) if row["detail"] else {}
         quantity = detail["quantity"]
         trail_stop = Decimal(detail["initial_stop"]) if command.order_type is OrderType.TRAIL else None
+        protective = ledgered_limit(command, detail)
     except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
         return f"its detail cannot be read ({exc!r})"
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
@@ -295,7 +298,7 @@ async def _verified_resend(db: Db, row: Any) -> Resend | str:
     if quantity > profile.max_position:
         limit = profile.max_position
         return f"its sized quantity {quantity} exceeds {command.account}'s position limit {limit}"
-    return Resend(broker_order(command, quantity, trail_stop), command, trail_stop)
+    return Resend(broker_order(command, quantity, trail_stop, protective), command, trail_stop, protective)
 
 
 @dataclass(frozen=True)
@@ -305,9 +308,11 @@ class LedgeredOrder:
     """The sized quantity its entry's detail gives."""
     trail_stop: Decimal | None
     """For a TRAIL: the stop it was sent at."""
+    protective_limit: Decimal | None = None
+    """The limit a MKT, STP or TRAIL entry was sent with."""
 
     def broker_order(self, quantity: int | None = None) -> BrokerOrder:
-        return broker_order(self.command, quantity or self.quantity, self.trail_stop)
+        return broker_order(self.command, quantity or self.quantity, self.trail_stop, self.protective_limit)
 
 
 async def _entry_problem_now(db: Db, command_id: str) -> str | None:
@@ -349,12 +354,13 @@ async def ledgered_order(db: Db, command_id: str) -> LedgeredOrder | None:
         quantity = detail["quantity"]
         stop = detail.get("initial_stop") if checked.command.order_type is OrderType.TRAIL else None
         trail_stop = None if stop is None else Decimal(stop)
+        protective = ledgered_limit(checked.command, detail)
     except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
         log.warning("ledger entry seq %d (%s): detail unreadable (%r)", entry.seq, command_id, exc)
         return None
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
         return None
-    return LedgeredOrder(checked.command, quantity, trail_stop)
+    return LedgeredOrder(checked.command, quantity, trail_stop, protective)
 
 
 async def _placed_order(db: Db, order: FloorOrder) -> BrokerOrder:

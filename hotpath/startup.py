@@ -58,6 +58,7 @@ from observability.security import refusal_event
 from trading import sentry
 from trading.order_events import EventKind, OrderEvent
 from trading.orders import OrderState, Rejected
+from trading.protective_limits import limit_offset
 from trading.risk import TradingState
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ async def adopt_listed(db: Db, intake: Intake, events: BrokerEvents) -> list[str
                 ENDED_BUT_WORKING, "critical", {"command_id": ref, "broker_order_id": listed.order_id}
             )
             continue
-        order = FloorOrder.from_command(ledgered.command, listed.quantity)
+        order = FloorOrder.from_command(ledgered.command, listed.quantity, ledgered.protective_limit)
         order.acknowledged(listed.order_id)
         try:
             intake.broker.adopt(ledgered.broker_order(listed.quantity), listed.filled, listed=listed)
@@ -232,7 +233,9 @@ async def release_held(
         if not intake.replay.window.contains(command.issued_at, now()):
             reason = sentry.STALE
         else:
-            reason = await intake.resend_refusal(command, resend.order.quantity, resend.trail_stop)
+            reason = await intake.resend_refusal(
+                command, resend.order.quantity, resend.trail_stop, resend.protective_limit
+            )
         if reason is None:
             intake.book.order_working(order)
             try:
@@ -253,7 +256,10 @@ async def release_held(
             continue
         if resend.trail_stop is not None:
             profile = await intake.profile(command.account)
-            intake.trail(command, resend.order.quantity, resend.trail_stop, profile)
+            offset = None
+            if resend.protective_limit is not None:
+                offset = limit_offset(resend.trail_stop, resend.protective_limit)
+            intake.trail(command, resend.order.quantity, resend.trail_stop, profile, offset)
         log.warning("held order %s, ledgered before the last stop, sent now", command.command_id)
         sent.append(command.command_id)
     return Released(tuple(sent), tuple(refused), tuple(at_broker))

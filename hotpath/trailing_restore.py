@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from brokers.base import Broker, BrokerError, OpenOrder
+from hotpath.broker_orders import ledgered_limit
 from hotpath.exit_manager import DEFAULT_TICK, ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake import Intake
@@ -36,6 +37,7 @@ from ledger.key_trust import trusted_key
 from ledger.stop_levels import StopLevel, stop_levels
 from trading.commands import Command, CommandKind, OrderType, Side
 from trading.ledger_trust import LedgerRow, check_entry
+from trading.protective_limits import limit_offset
 from trading.trailing import TrailingStop
 from trading.trailing_resume import PersistedLevel, Resumed, resume_stop
 
@@ -77,7 +79,7 @@ async def reattach_trailing_stops(
         if record_ops is not None:
             record_ops(kind, severity, detail)
 
-    trails: list[tuple[Command, int, Decimal]] = []
+    trails: list[tuple[Command, int, Decimal, Decimal | None]] = []
     for row in await _trail_entries(db, working):
         problem, trail = await _verified_trail(db, row)
         if trail is None:
@@ -88,14 +90,14 @@ async def reattach_trailing_stops(
         trails.append(trail)
     if not trails:
         return result
-    levels = await stop_levels(db, [c.command_id for c, _, _ in trails])
+    levels = await stop_levels(db, [c.command_id for c, _, _, _ in trails])
     try:
         listed: dict[str, OpenOrder] | None = {o.order_ref: o for o in await broker.open_orders()}
     except (BrokerError, TimeoutError) as exc:
         log.error("open orders not listed (%s): trailing stops resume from their persisted levels", exc)
         listed = None
 
-    for command, quantity, initial in trails:
+    for command, quantity, initial, offset in trails:
         command_id = command.command_id
         assert command.symbol is not None and command.side is not None
         at_broker = listed.get(command_id) if listed is not None else None
@@ -105,7 +107,7 @@ async def reattach_trailing_stops(
             continue
         try:
             resumed, level = await _reattach(
-                intake, exits, command, quantity, initial, levels, at_broker, ops
+                intake, exits, command, (quantity, initial, offset), levels, at_broker, ops
             )
         except Exception as exc:  # noqa: BLE001 - one stop that cannot be taken up must not stop the floor
             log.exception("trailing stop %s not re-attached", command_id)
@@ -135,15 +137,16 @@ async def _reattach(
     intake: Intake,
     exits: ExitManager,
     command: Command,
-    quantity: int,
-    initial: Decimal,
+    sent: tuple[int, Decimal, Decimal | None],
     levels: Mapping[str, StopLevel],
     at_broker: OpenOrder | None,
     ops: RecordOps,
 ) -> tuple[Resumed | str, StopLevel | None]:
     """Track one working TRAIL order again; returns where it resumed (or why it is not
-    trailed) and its persisted level."""
+    trailed) and its persisted level. ``sent``: its sized quantity, its initial stop and, for a
+    stop-limit entry, its limit's distance from the stop."""
     assert command.symbol is not None and command.side is not None
+    quantity, initial, offset = sent
     command_id = command.command_id
     rule = TrailingStop(
         Side.BUY if command.side is Side.SELL else Side.SELL,
@@ -158,7 +161,7 @@ async def _reattach(
     resumed = resume_stop(rule, persisted, broker_stop)
     if resumed.ignored is not None:
         ops(LEVEL_IGNORED, "warning", {"command_id": command_id, "reason": resumed.ignored})
-    intake.trail(command, quantity, resumed.stop, await intake.profile(command.account))
+    intake.trail(command, quantity, resumed.stop, await intake.profile(command.account), offset)
     # The level's best price and move count carry on only with the level itself: a stop taken
     # from the broker is tighter than that best price explains.
     believed = level is not None and resumed.ignored is None and resumed.stop == level.stop
@@ -170,7 +173,8 @@ async def _reattach(
     )
     if resumed.modify_broker:
         try:
-            intake.broker.modify(command_id, stop_price=resumed.stop)
+            limit = exits.limit_of(command_id, resumed.stop)
+            intake.broker.modify(command_id, stop_price=resumed.stop, limit_price=limit)
         except BrokerError as exc:
             return f"the broker refused moving its stop {broker_stop} to {resumed.stop}: {exc}", level
     return resumed, level
@@ -191,8 +195,11 @@ async def _trail_entries(db: Db, command_ids: list[str]) -> list[Any]:
     )
 
 
-async def _verified_trail(db: Db, row: Any) -> tuple[str | None, tuple[Command, int, Decimal] | None]:
-    """The verified TRAIL command, its sized quantity and its initial stop; or why not."""
+async def _verified_trail(
+    db: Db, row: Any
+) -> tuple[str | None, tuple[Command, int, Decimal, Decimal | None] | None]:
+    """The verified TRAIL command, its sized quantity, its initial stop and (an entry sent as a
+    stop-limit) its limit's distance from that stop; or why not."""
     entry = LedgerRow.from_mapping(row)
     key = await trusted_key(db, entry.signer)
     checked = check_entry(entry, key.registered() if key is not None else None, revoked_is_problem=False)
@@ -205,10 +212,12 @@ async def _verified_trail(db: Db, row: Any) -> tuple[str | None, tuple[Command, 
         detail = json.loads(row["detail"]) if row["detail"] else {}
         quantity = detail["quantity"]
         initial = Decimal(detail["initial_stop"]) if "initial_stop" in detail else command.stop_price
+        protective = ledgered_limit(command, detail)
     except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
         return f"its detail cannot be read ({exc!r})", None
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
         return f"its sized quantity {quantity!r} is not a positive whole number", None
     if initial is None or not initial.is_finite() or initial <= 0:
         return f"its initial stop {initial!r} is not a positive price", None
-    return None, (command, quantity, initial)
+    offset = None if protective is None else limit_offset(initial, protective)
+    return None, (command, quantity, initial, offset)

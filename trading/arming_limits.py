@@ -37,8 +37,9 @@ from decimal import Decimal
 from typing import Protocol
 
 from trading.commands import OrderType, Side
-from trading.fill_prices import fill_range
+from trading.protective_limits import DEFAULT_COLLAR_BPS, entry_fill_range
 from trading.step_up import OrderTerms
+from trading.symbols import tick_size
 
 SYMBOL_NOT_ARMED = "grant.symbol_not_armed"
 OVER_QUANTITY = "grant.max_quantity"
@@ -77,17 +78,28 @@ class TopOfBook(Protocol):
     def asks(self) -> Sequence[tuple[Decimal, int]]: ...
 
 
-def worst_notional_price(terms: OrderTerms, touch: Decimal | None) -> Decimal | None:
+def worst_notional_price(
+    terms: OrderTerms, touch: Decimal | None, collar_bps: Decimal = DEFAULT_COLLAR_BPS
+) -> Decimal | None:
     """The highest price ``terms`` can fill at given ``touch`` (the ask for a BUY, the bid for
     a SELL, from a fresh book; None without one), or None when nothing bounds it: a BUY with a
-    limit is bounded by it, every other order only by the touch."""
+    limit is bounded by it, every other order only by the touch. A market or stop order (a
+    manual entry) goes out with a protective limit ``collar_bps`` past the touch or its trigger
+    (:mod:`trading.protective_limits`; the floor's ``FLOOR_MARKET_COLLAR_BPS``), so a BUY is
+    taken at that limit."""
     if terms.side is Side.BUY and terms.order_type in _BUY_BOUNDED_BY_LIMIT:
         assert terms.limit_price is not None
         return terms.limit_price
     if touch is None:
         return None
-    fills = fill_range(
-        terms.side, terms.order_type, limit=terms.limit_price, stop=terms.stop_price, touch=touch
+    fills = entry_fill_range(
+        terms.side,
+        terms.order_type,
+        limit=terms.limit_price,
+        stop=terms.stop_price,
+        touch=touch,
+        collar_bps=collar_bps,
+        tick=tick_size(terms.symbol),
     )
     return None if fills is None else fills.notional_price
 

@@ -4,15 +4,24 @@ The floor sizes and risk-checks an order before the venue sees it, so it bounds 
 order can get rather than guessing one. With ``A`` the ask and ``B`` the bid (the touch), an
 order fills somewhere in a range ``[low, high]``:
 
-==========================  ================================  ================================
-order type                  BUY                               SELL
-==========================  ================================  ================================
-MKT                         ``A``                             ``B``
-LMT at ``L``                ``[min(L, A), L]``                ``[L, max(L, B)]``
-STP at ``T``                ``max(T, A)``                     ``min(T, B)``
-STP_LMT at ``T``, ``L``     ``[min(L, max(T, A)), L]``        ``[L, max(L, min(T, B))]``
-TRAIL                       a STP at the stop actually sent   a STP at the stop actually sent
-==========================  ================================  ================================
+===============================  ===================================  ===================================
+order type (as sent)             BUY                                  SELL
+===============================  ===================================  ===================================
+MKT                              ``A``                                ``B``
+LMT at ``L``                     ``[min(L, A), L]``                   ``[L, max(L, B)]``
+STP at ``T``                     ``max(T, A)``                        ``min(T, B)``
+STP_LMT at ``T``, ``L``          ``[min(L, max(T, A)), L]``           ``[L, max(L, min(T, B))]``
+TRAIL                            a STP at the stop actually sent      a STP at the stop actually sent
+MKT entry, protective ``P``      ``[A, P]``: a LMT at ``P``           ``[P, B]``: a LMT at ``P``
+STP entry at ``T``, ``P``        a STP_LMT at ``T``, ``P``            a STP_LMT at ``T``, ``P``
+TRAIL entry, protective ``P``    a STP_LMT at the stop sent, ``P``    a STP_LMT at the stop sent, ``P``
+===============================  ===================================  ===================================
+
+An *entry* of type MKT, STP or TRAIL never goes out unbounded: it is sent with a protective
+limit ``P``, the collar past the price it goes live at (:mod:`trading.protective_limits`), and
+takes the range of the LMT or STP_LMT it is sent as. The unbounded rows (MKT, STP, TRAIL) are
+those of exits, which are sent as signed and are exempt from the limits a bound serves
+(:func:`trading.risk.check_order`).
 
 Why each:
 
@@ -28,10 +37,14 @@ Why each:
 * A TRAIL goes to the broker as a STP at its initial stop (``hotpath.exit_manager``): the
   command's ``stop_price``, else one trail from the touch on the tick grid away from it
   (:meth:`trading.trailing.TrailingStop.candidate`). It is sized at that very stop, computed
-  before sizing; the Exit Manager only ever moves it toward the market, to a better fill.
-* A market order, and a stop once triggered, can walk the book beyond the touch; nothing the
-  floor sends bounds that, so they are sized at the touch and an order that must be bounded
-  is sent as a limit.
+  before sizing; the Exit Manager only ever moves it toward the market, to a better fill. A
+  TRAIL entry goes as a STP_LMT at that stop, and its limit moves with the stop.
+* A market order, and a stop once triggered, walk the book beyond the touch for as long as they
+  have shares left: the single price in their rows is only where they start. That is why an
+  entry of these types is sent with a protective limit and sized at it (the last rows): every
+  share then fills between the touch and the limit, whatever the book holds behind the touch.
+  An exit keeps its type and its unbounded fill; only position and exposure speak about it,
+  and they let a reducing order through.
 
 Without a quote, a limit is taken at ``L``, a stop at ``T``, a stop-limit at
 ``[min(L, T), L]`` (BUY) or ``[L, max(L, T)]`` (SELL), and a market order (or a TRAIL with no
@@ -51,9 +64,11 @@ Which end is worst, for each limit (written once here; the sizer and the risk ga
 outside of, so a quantity within the limits at these ends is within them at every price of
 the range.
 
-Rounding: none here. Every price is the command's, the quote's or the trailing stop, which
+Rounding: none here. Every price is the command's, the quote's, the trailing stop, which
 :mod:`trading.trailing` has already put on the tick grid away from the price (so its distance
-is never less than the trail); ranges are exact Decimals. The only rounding is the sizer's
+is never less than the trail), or the protective limit, which
+:mod:`trading.protective_limits` puts on the grid away from the touch; ranges are exact
+Decimals. The only rounding is the sizer's
 floor to whole shares (:mod:`trading.sizing`), which keeps ``q x high <= Max Trade Size`` and
 ``q x worst loss <= Max Dollar Risk`` exact.
 """
@@ -106,12 +121,19 @@ def fill_range(
     limit: Decimal | None,
     stop: Decimal | None,
     touch: Decimal | None,
+    protective_limit: Decimal | None = None,
 ) -> FillRange | None:
     """The range of the module docstring. ``touch`` is the ask for a BUY, the bid for a SELL;
     ``stop`` is the trigger (for a TRAIL, the initial stop it is sent with). ``order_type``
-    None (an iceberg parent) reads as LMT when ``limit`` is given, else MKT."""
+    None (an iceberg parent) reads as LMT when ``limit`` is given, else MKT.
+    ``protective_limit``: the limit a MKT, STP or TRAIL is sent with
+    (:func:`trading.protective_limits.protective_limit`); the order is then the LMT or STP_LMT
+    it goes out as."""
     if order_type is None:
         order_type = OrderType.LMT if limit is not None else OrderType.MKT
+    if protective_limit is not None and order_type in (OrderType.MKT, OrderType.STP, OrderType.TRAIL):
+        limit = protective_limit
+        order_type = OrderType.LMT if order_type is OrderType.MKT else OrderType.STP_LMT
     if order_type in (OrderType.STP, OrderType.STP_LMT, OrderType.TRAIL):
         if stop is None:
             return None  # a TRAIL whose initial stop could not be computed: no quote

@@ -22,6 +22,16 @@ other, at the same worst prices, and refused, never resized, when a limit is exc
 dollar risk is ``quantity x |worst fill - stop_loss|`` when it carries a ``stop_loss``, else the
 whole notional ``quantity x highest fill`` (nothing bounds the loss, so all of it is at risk):
 :attr:`ProposedOrder.unprotected`. No rounding: exact Decimal products of whole shares.
+
+An exit (``reduce_only``) that passes :func:`exit_reduces`, i.e. only shrinks the position even
+if every working exit on its side fills first, is exempt from Max Trade Size and Max Dollar
+Risk: a desk must always be able to get out, and a position whose notional grew past Max Trade
+Size (the price rose, or entries added up) would otherwise be stuck. Neither limit speaks about
+it: Max Trade Size bounds the new exposure one order opens, and an exit opens none; Max Dollar
+Risk bounds the loss to a stop, and an exit has no stop of its own (its loss was taken when the
+entry was). Position and gross exposure already let a reducing order through; open orders still
+count it, and a halted floor refuses it like any order. An exit that would open or flip a
+position is refused (``risk.exit_exceeds_position``) before any of this.
 """
 
 from __future__ import annotations
@@ -158,7 +168,8 @@ def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnap
     reduce, a stop on the wrong side, trade size, dollar risk, position, gross exposure, open
     orders. Position and exposure limits do not block an order that reduces the position
     (getting smaller is always allowed unless halted); "reduces" counts the working orders on
-    the order's side (:func:`reduces`)."""
+    the order's side (:func:`reduces`). An exit that reduces skips trade size and dollar risk
+    (see the module's notes)."""
     refusal = _state_refusal(profile, order, account)
     if refusal is not None:
         return RiskDecision.refuse(refusal)
@@ -167,22 +178,32 @@ def check_order(profile: RiskProfile, order: ProposedOrder, account: AccountSnap
     fills = order.fills
     if order.stop_price is not None and not fills.stop_on_losing_side(order.side, order.stop_price):
         return RiskDecision.refuse(Refusal.STOP_WRONG_SIDE)
-    notional = order.quantity * fills.notional_price
-    if notional > profile.max_trade_size:
-        return RiskDecision.refuse(Refusal.MAX_TRADE_SIZE)
-    loss = None
-    if order.stop_price is not None:
-        loss = order.quantity * fills.loss_per_share(order.side, order.stop_price)
-    elif order.unprotected:
-        loss = notional
-    if loss is not None and loss > profile.max_dollar_risk:
-        return RiskDecision.refuse(Refusal.MAX_DOLLAR_RISK)
+    if not order.reduce_only:
+        refusal = _size_refusal(profile, order, fills)
+        if refusal is not None:
+            return RiskDecision.refuse(refusal)
     refusal = _position_refusal(profile, order, account)
     if refusal is not None:
         return RiskDecision.refuse(refusal)
     if account.open_orders + 1 > profile.max_open_orders:
         return RiskDecision.refuse(Refusal.MAX_OPEN_ORDERS)
     return RiskDecision.approve()
+
+
+def _size_refusal(profile: RiskProfile, order: ProposedOrder, fills: FillRange) -> Refusal | None:
+    """Max Trade Size (notional at the highest fill), then Max Dollar Risk (the loss to the stop
+    at the worst fill, or the whole notional of an unprotected order)."""
+    notional = order.quantity * fills.notional_price
+    if notional > profile.max_trade_size:
+        return Refusal.MAX_TRADE_SIZE
+    loss = None
+    if order.stop_price is not None:
+        loss = order.quantity * fills.loss_per_share(order.side, order.stop_price)
+    elif order.unprotected:
+        loss = notional
+    if loss is not None and loss > profile.max_dollar_risk:
+        return Refusal.MAX_DOLLAR_RISK
+    return None
 
 
 def check_parent(profile: RiskProfile, order: ProposedOrder, account: AccountSnapshot) -> RiskDecision:

@@ -16,10 +16,10 @@ from api.graphql.trading_mutations import OrderTicketInput, ticket_of
 from ledger.account_values import net_liquidation
 from ledger.risk_profiles import get_profile
 from trading.arming_limits import fresh_touch
-from trading.fill_prices import fill_range
 from trading.order_ticket import TicketInvalid, parse_ticket
+from trading.protective_limits import entry_fill_range
 from trading.sizing_suggestion import EdgeInvalid, suggest
-from trading.symbols import parse_symbols
+from trading.symbols import parse_symbols, tick_size
 
 NO_PROFILE = "risk.no_profile"
 
@@ -68,8 +68,16 @@ async def sizing_suggestion(
         now,
         timedelta(milliseconds=services.settings.desk_book_max_age_ms),
     )
-    fills = fill_range(
-        terms.side, terms.order_type, limit=terms.limit_price, stop=terms.stop_price, touch=touch
+    # Over the prices the hot path checks the manual order at: a market or stop order goes out
+    # with a protective limit, and is sized at it.
+    fills = entry_fill_range(
+        terms.side,
+        terms.order_type,
+        limit=terms.limit_price,
+        stop=terms.stop_price,
+        touch=touch,
+        collar_bps=services.settings.market_collar_bps,
+        tick=tick_size(terms.symbol),
     )
     try:
         suggestion = suggest(

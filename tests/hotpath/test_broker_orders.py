@@ -14,6 +14,7 @@ from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.test_iceberg_parents import Floor, floor, slice_of  # noqa: F401  (a fixture)
 from tests.hotpath.test_refusal_walk import TakesOrders
 from trading.commands import Command, OrderType, Side, TimeInForce
+from trading.protective_limits import BOUNDED_TYPES
 
 
 async def test_recovery_resends_exactly_the_order_intake_sent_for_every_order_type(floor: Floor) -> None:  # noqa: F811
@@ -39,14 +40,20 @@ async def test_recovery_resends_exactly_the_order_intake_sent_for_every_order_ty
         (
             floor.author,
             entry(
-                side=Side.SELL, order_type=OrderType.TRAIL, limit_price=None, trail_amount=Decimal("1"),
+                side=Side.SELL,
+                order_type=OrderType.TRAIL,
+                limit_price=None,
+                trail_amount=Decimal("1"),
                 edge=dataclasses.replace(enter_command(author).edge, stop_price=Decimal("190.40")),  # type: ignore[arg-type]
             ),
         ),  # fmt: skip
         (
             floor.author,
             entry(
-                side=Side.SELL, order_type=OrderType.TRAIL, limit_price=None, trail_percent=Decimal("0.5"),
+                side=Side.SELL,
+                order_type=OrderType.TRAIL,
+                limit_price=None,
+                trail_percent=Decimal("0.5"),
                 edge=dataclasses.replace(enter_command(author).edge, stop_price=Decimal("190.40")),  # type: ignore[arg-type]
             ),
         ),  # fmt: skip
@@ -57,9 +64,15 @@ async def test_recovery_resends_exactly_the_order_intake_sent_for_every_order_ty
         assert outcome.reason is None, (command.order_type, outcome.reason)
     sent = {order.order_ref: order for order in broker.placed}
     assert len(sent) == len(commands)
-    assert {sent[c.command_id].order_type for _, c in commands} == {
-        OrderType.LMT, OrderType.MKT, OrderType.STP, OrderType.STP_LMT
-    }  # fmt: skip
+    # Entries go out bounded: a MKT as a LMT, a STP and a TRAIL as a STP_LMT, each at the
+    # collar (5 bps) past the price it goes live at, and recovery sends that same limit.
+    assert {sent[c.command_id].order_type for _, c in commands} == {OrderType.LMT, OrderType.STP_LMT}
+    bounded = {c.command_id: c.order_type for _, c in commands if c.order_type in BOUNDED_TYPES}
+    assert {sent[cid].order_type for cid in bounded} == {OrderType.LMT, OrderType.STP_LMT}
+    mkt = next(cid for cid, t in bounded.items() if t is OrderType.MKT)
+    assert sent[mkt].limit_price == Decimal("189.60")  # the ask 189.50 x 1.0005 = 189.594750, up
+    stp = next(cid for cid, t in bounded.items() if t is OrderType.STP)
+    assert (sent[stp].stop_price, sent[stp].limit_price) == (Decimal("190.00"), Decimal("190.10"))
 
     # No broker ever answered, so every entry is one recovery must send: as it was sent.
     restored = await restore_orders(floor.pool, {}, AccountBook())
@@ -69,3 +82,5 @@ async def test_recovery_resends_exactly_the_order_intake_sent_for_every_order_ty
         again = resent[command.command_id]
         trails = command.order_type is OrderType.TRAIL
         assert again.trail_stop == (sent[command.command_id].stop_price if trails else None)
+        limit = sent[command.command_id].limit_price if command.command_id in bounded else None
+        assert again.protective_limit == limit

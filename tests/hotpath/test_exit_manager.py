@@ -23,12 +23,17 @@ class Venue:
     def __init__(self) -> None:
         self.modifies: list[tuple[str, Decimal]] = []
         self.gone: set[str] = set()
+        self.stop_limits: list[tuple[str, Decimal, Decimal]] = []
 
     def modify(self, order_ref: str, stop: Decimal) -> int:
         if order_ref in self.gone:
             raise UnknownOrderRef(order_ref)
         self.modifies.append((order_ref, stop))
         return 42
+
+    def modify_stop_limit(self, order_ref: str, stop: Decimal, limit: Decimal) -> int:
+        self.stop_limits.append((order_ref, stop, limit))
+        return self.modify(order_ref, stop)
 
 
 def test_a_sell_stop_trails_up_behind_the_price_and_never_down() -> None:
@@ -84,11 +89,12 @@ async def test_an_entry_trail_through_intake_moves_its_stop_no_further_than_its_
     agent: Agent, ledger_pool: asyncpg.Pool, risk_profiles: None
 ) -> None:
     """A SELL entry trailing 1 below the bid (189.40), its edge's stop at 190.40, is sized at its
-    stop and sent as a STP there. The price rallies to 200: an unbounded stop would follow to
-    199 and open the short at a notional far past Max Trade Size, through its protective stop."""
+    stop and sent as a STP LMT there (its protective limit 5 bps below: 188.30). The price
+    rallies to 200: an unbounded stop would follow to 199 and open the short at a notional far
+    past Max Trade Size, through its protective stop. The limit moves with the stop."""
     broker, venue = TakesOrders(), Venue()
     intake = in_process_intake(LedgerStore(ledger_pool), broker, [])
-    intake.exits = ExitManager(venue.modify)
+    intake.exits = ExitManager(venue.modify, modify_stop_limit=venue.modify_stop_limit)
     await intake.warm()
     command = dataclasses.replace(
         enter_command(agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, stop=Decimal("190.40")),
@@ -96,13 +102,16 @@ async def test_an_entry_trail_through_intake_moves_its_stop_no_further_than_its_
     )  # fmt: skip
     assert (await intake.handle(agent.sign(command).to_wire(), source="test")).reason is None
     [order] = broker.placed
-    assert (order.order_type, order.stop_price) == (OrderType.STP, Decimal("188.40"))
+    assert (order.order_type, order.stop_price, order.limit_price) == (
+        OrderType.STP_LMT, Decimal("188.40"), Decimal("188.30")
+    )  # fmt: skip
 
     intake.exits.on_price("AAPL", Decimal("200"), 1)
     [(ref, stop)] = venue.modifies
     assert ref == command.command_id
     assert order.quantity * stop <= MAIN_PROFILE.max_trade_size < order.quantity * (stop + Decimal("0.01"))
     assert stop < Decimal("190.40")
+    assert venue.stop_limits == [(ref, stop, stop - Decimal("0.10"))]  # the limit kept its distance
     assert intake.exits.on_price("AAPL", Decimal("210"), 2) == []  # at its bound it stays
 
 

@@ -110,6 +110,7 @@ NOT_REASONS: dict[str, str] = {
     "max_dollar_risk": "sizing: which limit bound the quantity, not a refusal",
     "requested_quantity": "sizing: which limit bound the quantity, not a refusal",
     "iceberg_parent": "the role of an accepted iceberg in its ledger detail",
+    "protective_limit": "the key of an entry's protective limit in its ledger detail",
     "recovery.ended_but_working": "an ops event kind (the broker works an order its records ended)",
     "recovery.cancel_replayed": "an ops event kind (accepted cancels sent to the broker again at start-up)",
     "floor_registry": "the Postgres channel key and profile changes are announced on",
@@ -407,11 +408,13 @@ async def stop_wrong_side(w: Walk) -> str | None:
 
 
 async def max_trade_size(w: Walk) -> str | None:
-    # An exit is not sized: 300 shares at the bid are 56,820 of notional, over 50,000.
-    w.intake.book.set_position(VENUE_ACCOUNT, "AAPL", 300, BID)
-    return await w.send(
-        exit_command(w.agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=300, limit=BID)
-    )
+    # Every order intake sizes is capped by the sizer at this very notional, and an exit is
+    # exempt (a desk must always be able to get out), so the gate's check is a second line for
+    # a trader's manual entry: drawn from the gate with 300 shares at the ask (56,850 > 50,000).
+    order = ProposedOrder("AAPL", Side.BUY, 300, ASK, ASK - Decimal("0.10"))
+    account = AccountSnapshot(TradingState.ACTIVE, 0, Decimal(0), 0, 0)
+    reason = check_order(MAIN_PROFILE, order, account).reason
+    return None if reason is None else reason.value
 
 
 async def max_dollar_risk(w: Walk) -> str | None:

@@ -1,9 +1,9 @@
 """Sizing holds whatever the order, at the venue: orders of every type sent through the real
 path (Kafka -> hot path -> ib_async -> paper gateway -> venue) are sized at the worst price
 they can fill at given the touch, and the venue's own executions show no order whose fills
-carry a notional above Max Trade Size or a loss to the edge's stop above Max Dollar Risk (for a
-stop, at the trigger it was sent with: a stop fills at or past it, and how far past in a fast
-market no sizing can bound).
+carry a notional above Max Trade Size or a loss to the edge's stop above Max Dollar Risk (a
+market, stop or trailing entry at the protective limit it is sent with, however fast the
+market moves through its trigger).
 
 The two orders of the issue are among them: a SELL LMT far through the bid with its stop just
 above the limit (sized at the limit, it sold ~240 MSFT at the bid, twice Max Trade Size; it is
@@ -14,6 +14,7 @@ at that stop)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import defaultdict
 from decimal import Decimal
@@ -75,8 +76,12 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
             if command.order_type is OrderType.TRAIL:
                 first = await live.event(command.command_id, EventKind.ACCEPTED, *ENDED)
                 assert first.kind is EventKind.ACCEPTED, (name, first.reason)
-                # The market rises through the stop (one trail above the ask), which then fills.
+                # The market rises through the stop (one trail above the ask): the stop-limit goes
+                # live. The rise jumps up to ~0.6 a step, past its limit (5 bps above the stop),
+                # where it rests; so the market falls back through the limit, where it fills.
                 await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": 7, "ms": 1000})
+                await eventually(functools.partial(_triggered, paper, command.command_id), timeout=10.0)
+                await _move_back(paper, bid, ask)
             event = await live.event(command.command_id, *ENDED)
             ended[name] = event.kind
             if name == "sell limit far through the bid":
@@ -85,10 +90,7 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
                 assert event.kind is EventKind.FILLED, (name, event.kind, event.reason)
     finally:
         # Back where it was, for the suites after this one that price from the venue's seed.
-        now_bid, now_ask = await paper.quote(SYMBOL)
-        back = ((bid + ask) / (now_bid + now_ask) - 1) * 100
-        await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": str(round(back, 4)), "ms": 1000})
-        await eventually(lambda: _near(paper, (bid + ask) / 2), timeout=10.0)
+        await _move_back(paper, bid, ask)
 
     venue = await VenueClient.connect(paper.host, paper.venue_port, "sizing-observer")
     try:
@@ -106,17 +108,27 @@ async def test_no_order_fills_past_max_trade_size_or_max_dollar_risk_at_the_venu
         stop, sign = command.edge.stop_price, command.side.sign
         notional = sum(shares * price for shares, price in executions)
         assert notional <= MAIN_PROFILE.max_trade_size, (name, notional, executions)
-        priced = executions
-        if command.order_type is OrderType.TRAIL:
-            # A stop becomes a market order when the market reaches it, and the venue's move
-            # jumps up to ~0.6 a step: the fill slips past the trigger, which no sizing bounds
-            # (a limit does). So the loss is taken at the stop the broker got, which the venue
-            # did fill at or beyond.
-            sent_stop = await initial_stop(live.pool, command.command_id)
-            assert all(price >= sent_stop for _, price in executions), (sent_stop, executions)
-            priced = [(shares, sent_stop) for shares, _ in executions]
-        loss = sum(shares * (price - stop) * sign for shares, price in priced)
+        if command.order_type in (OrderType.MKT, OrderType.STP, OrderType.TRAIL):
+            # An entry of these types goes out with a protective limit and is sized at it: the
+            # venue fills it there or better, however far its move jumps past the trigger.
+            limit = await protective_limit(live.pool, command.command_id)
+            assert all((price - limit) * sign <= 0 for _, price in executions), (limit, executions)
+        loss = sum(shares * (price - stop) * sign for shares, price in executions)
         assert loss <= MAIN_PROFILE.max_dollar_risk, (name, loss, executions)
+
+
+async def _move_back(paper: PaperStack, bid: Decimal, ask: Decimal) -> None:
+    """The symbol's price back to the mid of ``bid`` and ``ask`` (within 1%)."""
+    now_bid, now_ask = await paper.quote(SYMBOL)
+    back = ((bid + ask) / (now_bid + now_ask) - 1) * 100
+    await paper.acontrol("POST", f"/symbols/{SYMBOL}/move", {"pct": str(round(back, 4)), "ms": 1000})
+    await eventually(lambda: _near(paper, (bid + ask) / 2), timeout=10.0)
+
+
+async def _triggered(paper: PaperStack, command_id: str) -> bool:
+    """The venue's stop order ``command_id`` went live (a held stop is ``PreSubmitted``)."""
+    rows = (await paper.acontrol("GET", "/orders"))["orders"]
+    return any(r["order_ref"] == command_id and r["status"] != "PreSubmitted" for r in rows)
 
 
 async def _near(paper: PaperStack, mid: Decimal) -> bool:
@@ -124,9 +136,9 @@ async def _near(paper: PaperStack, mid: Decimal) -> bool:
     return abs((bid + ask) / 2 - mid) < mid / 100
 
 
-async def initial_stop(pool: asyncpg.Pool, command_id: str) -> Decimal:
-    """The stop a TRAIL was sent with, as the hot path ledgered it before the broker saw it."""
+async def protective_limit(pool: asyncpg.Pool, command_id: str) -> Decimal:
+    """The limit an entry was sent with, as the hot path ledgered it before the broker saw it."""
     raw = await pool.fetchval(
         "SELECT detail FROM ledger_entries WHERE command_id = $1 AND authenticated", command_id
     )
-    return Decimal(json.loads(raw)["initial_stop"])
+    return Decimal(json.loads(raw)["protective_limit"])

@@ -58,14 +58,17 @@ def test_a_limit_through_the_market_is_taken_at_its_limit_not_the_touch() -> Non
     assert verdict.reason == OVER_NOTIONAL  # type: ignore[attr-defined]
 
 
-def test_a_market_order_is_taken_at_the_far_side_of_the_book() -> None:
-    assert check(MKT, Decimal("50"), max_notional=Decimal("500")) == WITHIN
-    assert check(MKT, Decimal("50.01"), max_notional=Decimal("500")).reason == OVER_NOTIONAL  # type: ignore[attr-defined]
+def test_a_market_order_is_taken_at_its_protective_limit_past_the_far_side_of_the_book() -> None:
+    # BUY 10 with the ask at 50 goes out as a LMT at 50.03 (5 bps up, to the cent): 500.30.
+    assert check(MKT, Decimal("50"), max_notional=Decimal("500.30")) == WITHIN
+    assert check(MKT, Decimal("50"), max_notional=Decimal("500.29")).reason == OVER_NOTIONAL  # type: ignore[attr-defined]
+    # No collar: the ask itself.
+    assert worst_notional_price(MKT, Decimal("50"), Decimal(0)) == Decimal("50")
 
 
-def test_a_buy_stop_below_the_ask_is_taken_at_the_ask() -> None:
+def test_a_buy_stop_below_the_ask_is_taken_at_its_protective_limit_past_the_ask() -> None:
     stop = dataclasses.replace(MKT, order_type=OrderType.STP, stop_price=Decimal("40"))
-    assert worst_notional_price(stop, Decimal("50")) == Decimal("50")
+    assert worst_notional_price(stop, Decimal("50")) == Decimal("50.03")
     # Without a book its trigger bounds nothing: the market may be far through it already.
     assert worst_notional_price(stop, None) is None
 

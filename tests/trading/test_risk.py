@@ -264,6 +264,23 @@ def test_an_exit_only_ever_shrinks_the_position_counting_the_working_exits(
         assert decision.reason is Refusal.EXIT_EXCEEDS_POSITION
 
 
+def test_an_exit_of_a_position_grown_past_max_trade_size_is_not_refused_for_its_size() -> None:
+    """Two 90-share entries at 100 (each within Max Trade Size 10,000), and the price doubled:
+    the whole position is worth 36,000. A desk must be able to get out in one order, whatever
+    its notional; an exit has no stop of its own, so Max Dollar Risk does not speak either."""
+    grown = ProposedOrder("AAPL", Side.SELL, 180, Decimal("200"), None, reduce_only=True)
+    assert check_order(PROFILE, grown, snap(position=180)).approved
+    # The exemption is the exit's: the same sell as an entry (short) is refused for its size...
+    entry = ProposedOrder("AAPL", Side.SELL, 180, Decimal("200"), Decimal("210"))
+    assert check_order(PROFILE, entry, snap(position=0)).reason is Refusal.MAX_TRADE_SIZE
+    # ...and an exit larger than the position is still refused before any size is looked at.
+    over = ProposedOrder("AAPL", Side.SELL, 181, Decimal("200"), None, reduce_only=True)
+    assert check_order(PROFILE, over, snap(position=180)).reason is Refusal.EXIT_EXCEEDS_POSITION
+    # A halted floor refuses it like any order.
+    halted = snap(position=180, trading_state=TradingState.HALTED)
+    assert check_order(PROFILE, grown, halted).reason is Refusal.HALTED
+
+
 def test_working_entries_do_not_stop_an_exit() -> None:
     """A resting sell to open (an entry, above the market) does not stop a long from being
     closed; the position limit is what speaks about entries."""
