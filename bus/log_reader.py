@@ -14,6 +14,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
 READ_TIMEOUT_MS = 2000
+
+
+class LogUnanswered(TimeoutError):
+    """The broker served no record of the partition at all within the read timeout: whether the
+    record is there is not known (a busy broker or machine), so nobody may act as if it were lost."""
 WHOLE_LOG_MAX_RECORDS = 100_000
 """:meth:`LogReader.values` reads no more than this (then it answers None: not known)."""
 
@@ -54,7 +59,8 @@ class LogReader:
     async def holds(self, partition: int, offset: int, value: bytes) -> bool:
         """Whether the record at ``partition``/``offset`` is ``value``: False when the partition
         is gone, its log ends at or before ``offset``, another record sits there, or none is
-        served there. Raises when the broker cannot be asked."""
+        served there while the broker serves the partition's newest record. Raises when the broker
+        cannot be asked, or serves nothing of the partition (:class:`LogUnanswered`)."""
         return await self.record_is(partition, offset, value, None)
 
     async def record_is(
@@ -77,8 +83,20 @@ class LogReader:
         records = batches.get(tp, [])
         if not records:
             # Below the end the broker reports, yet not served: Tansu counts a record written
-            # into a topic that did not exist yet (right after a restart) and never serves it.
-            # No consumer will read it either.
+            # into a topic that did not exist yet (right after a restart) and never serves it;
+            # no consumer will read it either. But a broker (or a machine) too busy to answer
+            # within the timeout serves nothing either, and taking that for a lost log rereads
+            # the whole partition. So: lost only if the partition's newest record is served.
+            consumer.seek(tp, ends[tp] - 1)
+            try:
+                newest = await consumer.getmany(tp, timeout_ms=READ_TIMEOUT_MS, max_records=1)
+            except OffsetOutOfRangeError:
+                return False
+            if not newest.get(tp):
+                raise LogUnanswered(
+                    f"{tp.topic}[{partition}] served no record within {READ_TIMEOUT_MS} ms: "
+                    f"not known whether @{offset} is still there"
+                )
             return False
         record = records[0]
         same_time = timestamp is None or record.timestamp == timestamp
