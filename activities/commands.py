@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from bus.command_keys import command_key
 from bus.topics import AGENT_COMMANDS
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, OrderType
 from trading.signing import sign_command
@@ -150,7 +151,7 @@ class CommandActivities:
             raise UnknownSigner(command.agent_id)
         envelope = sign_command(command, key)
         meta = await self._producer.send_and_wait(
-            AGENT_COMMANDS, envelope.to_wire(), key=f"{command.account}/{symbol}".encode()
+            AGENT_COMMANDS, envelope.to_wire(), key=command_key(command)
         )
         return PublishResult(
             command_id=command.command_id,

@@ -218,7 +218,7 @@ class Commands:
                 # Counted before it is sent: a command in flight when the run pauses is waited for.
                 self.produced.append(command.command_id)
                 self.produced_ns[command.command_id] = time.time_ns()
-                await producer.send_and_wait(AGENT_COMMANDS, wire, key=f"{ACCOUNT}/{SYMBOL}".encode())
+                await producer.send_and_wait(AGENT_COMMANDS, wire, key=account_key(ACCOUNT))
                 i += 1
         finally:
             await producer.stop()
