@@ -141,6 +141,9 @@ class HotPath:
         return 200, {
             # The risk gate's view: positions as fills reached the hot path (seeded from the broker).
             "positions": positions,
+            # Orders the risk gate counts against each account's open-order limit (in group mode
+            # those another member left working in an account this one took over included).
+            "open_orders": {account: len(ids) for account, ids in book.working.items() if ids},
             # The limits the risk gate enforces now: a profile change shows here once reloaded.
             "profiles": {account: p.to_json_dict() for account, p in self.intake.profiles.items()},
             "timings": [asdict(t) for t in self.timings],
