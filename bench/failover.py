@@ -175,6 +175,7 @@ class Commands:
         """Set while paused with nothing in flight."""
 
     async def run(self) -> None:
+        from bus.command_keys import account_key
         from bus.kafka import start_producer
         from bus.topics import AGENT_COMMANDS
         from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
