@@ -46,3 +46,11 @@ async def ensure_command_topic(bootstrap: str, partitions: int) -> int:
             have,
         )
     return have
+
+
+async def ensure_floor_topics(bootstrap: str, command_partitions: int) -> None:
+    """Every topic of the floor, ``agent.commands`` first with its partitions (idempotent)."""
+    from bus.kafka import ensure_topics
+
+    await ensure_command_topic(bootstrap, command_partitions)
+    await ensure_topics(bootstrap)
