@@ -135,7 +135,7 @@ class CommandActivities:
             command = order_command(req)
         except CommandInvalid as exc:
             raise _refused(exc) from exc
-        return await self._publish(command, req.symbol)
+        return await self._publish(command)
 
     @activity.defn(name="publish_cancel")
     async def publish_cancel(self, req: CancelCommandRequest) -> PublishResult:
@@ -143,9 +143,9 @@ class CommandActivities:
             command = cancel_command(req)
         except CommandInvalid as exc:
             raise _refused(exc) from exc
-        return await self._publish(command, req.symbol)
+        return await self._publish(command)
 
-    async def _publish(self, command: Command, symbol: str) -> PublishResult:
+    async def _publish(self, command: Command) -> PublishResult:
         key = self._keys.get(command.agent_id)
         if key is None:
             raise UnknownSigner(command.agent_id)
