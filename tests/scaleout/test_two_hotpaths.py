@@ -10,6 +10,7 @@ venue's own list of orders (orderRef = command id, and the broker client that pl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
@@ -108,6 +109,7 @@ class Member:
 @dataclass
 class Group:
     kafka: PrivateKafka
+    supervisor: Supervisor
     members: list[Member]
     accounts: tuple[str, ...]
     producer: AIOKafkaProducer
@@ -132,6 +134,12 @@ class Group:
     async def cancel_all(self, account: str) -> None:
         closer = self.agent
         await send(self.producer, closer.sign(cancel_all_command(closer.agent_id, account=account)))
+
+    async def restart(self, member: Member) -> None:
+        """Start a killed member again with its spec; returns once it consumes."""
+        await asyncio.to_thread(stop_process_group, member.service.pid)
+        await asyncio.to_thread(self.supervisor.respawn, member.service)
+        await asyncio.to_thread(self.supervisor.await_ready, member.service)
 
     def on(self, held: set[int]) -> str:
         """An account no test used yet whose commands the member holding ``held`` decides."""
@@ -190,7 +198,7 @@ async def group(
         producer = await start_producer(kafka.bootstrap, "agent-under-test")
         trader = new_trader(accounts=frozenset((*accounts, VENUE_ACCOUNT)))
         await register(ledger_pool, trader, trader.role)
-        yield Group(kafka, members, accounts, producer, trader, await fresh_agent(ledger_pool))
+        yield Group(kafka, supervisor, members, accounts, producer, trader, await fresh_agent(ledger_pool))
     finally:
         if producer is not None:
             await producer.stop()
@@ -317,6 +325,17 @@ async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_o
     assert {by_ref[c] for c in before} == {victim.client_id}
     assert by_ref[accepted_after[0]] == survivor.client_id
 
+    # Restarted (as `floor up` restarts it), the dead process comes back into the group: it
+    # neither sends again nor ends the orders the survivor placed meanwhile.
+    await group.restart(victim)
+    await group.split()
+    working = before + accepted_after
+    await eventually(lambda: _working(paper, working), timeout=30.0)
+    orders = await _venue_orders(paper, every)
+    assert Counter(o["order_ref"] for o in orders) == Counter(working)
+    kinds = await _kinds(ledger_pool, accepted_after[0])
+    assert "cancelled" not in kinds and "rejected" not in kinds, kinds
+
 
 async def _split_symbols(first: Member, second: Member) -> tuple[str, str]:
     """A symbol whose ``account/symbol`` key is on ``first``'s partitions and one on ``second``'s."""
@@ -324,6 +343,11 @@ async def _split_symbols(first: Member, second: Member) -> tuple[str, str]:
     on = [[s for s in SYMBOLS if partition_of(f"{VENUE_ACCOUNT}/{s}", PARTITIONS) in h] for h in held]
     assert on[0] and on[1], f"account/symbol keys all on one member: {on}"
     return on[0][0], on[1][0]
+
+
+async def _kinds(pool: asyncpg.Pool, command_id: str) -> list[str]:
+    rows = await pool.fetch("SELECT kind FROM order_events WHERE command_id = $1 ORDER BY id", command_id)
+    return [r["kind"] for r in rows]
 
 
 async def _working(paper: PaperStack, command_ids: list[str]) -> bool:
