@@ -39,6 +39,7 @@ from hotpath.decided_offsets import DecidedOffsets
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
+from hotpath.group_breaker import BreakerFollower
 from hotpath.group_handover import Handover, group_command_consumer
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
@@ -355,6 +356,9 @@ async def run(
         watched = {consume, stopped}
         if handover is not None:
             tasks.append(asyncio.create_task(handover.run(), name="handover-refresh"))
+            # A breaker command reaches one member: the others take its state from the ledger.
+            follower = BreakerFollower(pool, breaker, breaker_agent, events.record_ops)
+            tasks.append(asyncio.create_task(follower.run(), name="breaker-follower"))
             watched.add(asyncio.create_task(handover.failed.wait()))
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if consume in done:

@@ -34,6 +34,7 @@ from bus.command_topic import ensure_command_topic
 from bus.kafka import ensure_topics, start_producer
 from config.ports import free_port
 from config.settings import FloorSettings
+from floor.breaker_cmd import breaker_command
 from floor.supervisor import RunningService, Supervisor, stop_process_group
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
@@ -52,6 +53,7 @@ from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, breaker_key
 from trading.authorization import Ceremony
+from trading.commands import CommandKind
 from trading.sizing import RiskProfile
 
 PARTITIONS = 5
@@ -92,6 +94,10 @@ class Member:
         async with httpx.AsyncClient(timeout=5.0) as client:
             body: dict[str, Any] = (await client.get(f"{self.url}/stats")).json()
         return body
+
+    async def trading_state(self) -> str:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            return str((await client.get(f"{self.url}/health")).json()["trading_state"])
 
     async def open_orders(self, account: str) -> int:
         """The orders this member's risk gate counts against ``account``'s open-order limit."""
@@ -298,6 +304,22 @@ async def test_each_accounts_limits_hold_across_two_hotpaths_in_one_group(
     assert elsewhere not in await owner.sent()
 
 
+async def test_an_operators_trip_and_re_arm_reach_every_hotpath_of_the_group(
+    group: Group, ledger_pool: asyncpg.Pool
+) -> None:
+    await group.split()
+    operator = await fresh_agent(ledger_pool, f"ops-{uuid.uuid4().hex[:8]}", "operator")
+    # Floor-wide commands are keyed "*": one member decides each, the other follows the ledger.
+    try:
+        await send(
+            group.producer, operator.sign(breaker_command(CommandKind.BREAKER_TRIP, operator.agent_id))
+        )
+        await eventually(lambda: _states_are(group, "HALTED"), timeout=20.0)
+    finally:
+        await send(group.producer, operator.sign(breaker_command(CommandKind.BREAKER_ARM, operator.agent_id)))
+        await eventually(lambda: _states_are(group, "ACTIVE"), timeout=20.0)
+
+
 async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_or_doubled(
     group: Group, paper: PaperStack, ledger_pool: asyncpg.Pool
 ) -> None:
@@ -343,6 +365,10 @@ async def _split_symbols(first: Member, second: Member) -> tuple[str, str]:
     on = [[s for s in SYMBOLS if partition_of(f"{VENUE_ACCOUNT}/{s}", PARTITIONS) in h] for h in held]
     assert on[0] and on[1], f"account/symbol keys all on one member: {on}"
     return on[0][0], on[1][0]
+
+
+async def _states_are(group: Group, state: str) -> bool:
+    return [await m.trading_state() for m in group.members] == [state, state]
 
 
 async def _kinds(pool: asyncpg.Pool, command_id: str) -> list[str]:
