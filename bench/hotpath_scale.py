@@ -4,11 +4,12 @@
 
 Starts its own embedded Postgres, Kafka (Tansu), paper venue and gateways (pacing off, and
 ib_async's throttle off, so the broker's 50 messages/s does not cap the figure) under a scratch
-``var/bench-*`` directory, then for each run starts the hot paths in group mode
-(``FLOOR_HOTPATH_GROUP_MODE``; each its own broker client id and control port) on an
-``agent.commands`` made with ``--partitions`` partitions, waits until the group has given
-every partition out, and produces ``--n`` signed commands spread over ``--accounts`` accounts
-as fast as the producer goes (a backlog: the hot paths read as fast as they can decide).
+``var/bench-*`` directory, then starts one hot path in group mode (``FLOOR_HOTPATH_GROUP_MODE``)
+on an ``agent.commands`` made with ``--partitions`` partitions and produces ``--n`` signed
+commands spread over ``--accounts`` accounts as fast as the producer goes (a backlog: the hot
+paths read as fast as they can decide); then starts a second one (its own broker client id
+and control port) in the same group, waits until the group has given each some of the
+partitions, and produces ``--n`` more.
 
 The ceiling is commands decided and written to the broker per second, first intake to last
 socket write, from every hot path's ``/stats`` timings on one wall clock. The *one* run is the
@@ -264,16 +265,18 @@ def run_all(args: argparse.Namespace) -> list[Run]:
     try:
         stack.start_infra()
         trader_key = asyncio.run(prepare(settings, accounts, args.partitions))
+        group_id = f"scale-{uuid.uuid4().hex[:6]}"
         for count in (1, 2):
+            # The second run adds a member to the first's group: the group hands it half the
+            # partitions (the first commits what it decided before letting them go).
             run = Run(count, args.n)
             runs.append(run)
-            stack.start_hotpaths(count, f"scale-{count}-{uuid.uuid4().hex[:6]}")
+            stack.start_hotpaths(count - len(stack.hotpaths), group_id)
             asyncio.run(await_group(stack.urls(), args.partitions))
             records = commands(trader_key, accounts, args.n)
             console.print(f"{count} hot path(s): producing {args.n} commands over {len(accounts)} accounts")
             wanted = asyncio.run(produce(settings, records))
             measure(run, asyncio.run(collect(stack.urls(), wanted)))
-            stack.stop_hotpaths()
             asyncio.run(cancel_everything(settings))
     finally:
         stack.stop_hotpaths()
@@ -309,15 +312,13 @@ def report(runs: Sequence[Run], args: argparse.Namespace) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=3000, help="commands per run (default 3000)")
-    parser.add_argument(
-        "--accounts", type=int, default=8, help="accounts commands spread over (default 8)"
-    )
+    parser.add_argument("--accounts", type=int, default=8, help="accounts commands spread over (default 8)")
     parser.add_argument("--partitions", type=int, default=8, help="partitions of agent.commands (default 8)")
-    parser.add_argument("--quick", action="store_true", help="500 commands per run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="300 commands per run (about a minute)")
     parser.add_argument("--keep-var", action="store_true", help="keep the scratch var dir (logs)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n = 500
+        args.n = 300
     if args.n < 2 or args.accounts < 2 or args.partitions < 2:
         parser.error("--n, --accounts and --partitions must be at least 2 (two processes share them)")
     return args
