@@ -49,6 +49,11 @@ class GroupConsumer(AIOKafkaConsumer):
         self._idle.clear()
         return record
 
+    def intake_stopped(self) -> None:
+        """Nothing more will be decided (the process is stopping): a partition let go now need
+        not wait for the record that was out."""
+        self._idle.set()
+
     async def settled(self, timeout_s: float) -> bool:
         """Wait until the record handed out last is decided (at most ``timeout_s``); False if it
         is still out (a ledger outage holds it): its partition moves undecided, and whoever reads

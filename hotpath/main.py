@@ -364,6 +364,8 @@ async def run(
         if consume in done:
             consume.result()
         consume.cancel()
+        if handover is not None and handover.consumer is not None:
+            handover.consumer.intake_stopped()
         if handover is not None and handover.failure is not None:
             raise handover.failure
     finally:
