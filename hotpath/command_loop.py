@@ -11,6 +11,7 @@ committed before it is decided (:mod:`hotpath.decided_offsets`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -101,6 +102,9 @@ class _Pipeline:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last: asyncio.Task[None] | None = None
         """The newest record's task: the next one marks its offset only after it."""
+        self._last_gate: asyncio.Future[None] | None = None
+        """Resolved once the newest record released the loop or was handled: the next one
+        starts deciding only then."""
         self._room = asyncio.Semaphore(OVERLAP_MAX)
         self._failing = 0
         self._clear = asyncio.Event()
@@ -108,28 +112,42 @@ class _Pipeline:
         self._clear.set()
 
     async def admit(self, record: Any) -> None:
-        """Start deciding ``record``; return once it released the loop or was handled."""
-        await self._clear.wait()
+        """Start deciding ``record`` once the record before it released the loop or was handled.
+
+        Nothing here waits while records are buffered and all goes well: every record a fetch
+        brought is handed to a task at once, and those tasks decide one after another within
+        the same turn of the event loop, each as soon as the one before it released. A task
+        per record started and awaited in turn would cost the loop two turns per record, and
+        on a busy process a turn is what a record waits for."""
+        await self._clear.wait()  # no new record while one waits for its retry
         await self._room.acquire()
         source = f"{record.topic}[{record.partition}]@{record.offset}"
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         place = overlap.Overlap([t for t in self._tasks if not t.done()], gate)
-        task = asyncio.create_task(self._decide(record, source, place, self._last), name=f"intake {source}")
+        task = asyncio.create_task(
+            self._decide(record, source, place, self._last, self._last_gate), name=f"intake {source}"
+        )
         self._tasks.add(task)
-        self._last = task
-        task.add_done_callback(lambda t, gate=gate: self._ended(t, gate))
-        await gate  # released (its commit in flight) or handled to its end
+        self._last, self._last_gate = task, gate
+        task.add_done_callback(functools.partial(self._ended, gate))
 
-    def _ended(self, task: asyncio.Task[None], gate: asyncio.Future[None]) -> None:
+    def _ended(self, gate: asyncio.Future[None], task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._room.release()
         if not gate.done():
             gate.set_result(None)
 
     async def _decide(
-        self, record: Any, source: str, place: overlap.Overlap, before: asyncio.Task[None] | None
+        self,
+        record: Any,
+        source: str,
+        place: overlap.Overlap,
+        before: asyncio.Task[None] | None,
+        before_gate: asyncio.Future[None] | None,
     ) -> None:
         overlap.CURRENT.set(place)  # this task's own context: the record's place in the loop
+        if before_gate is not None and not before_gate.done():
+            await before_gate  # the record before it released the loop, or was handled
         failure: BaseException | None = None
         try:
             await self._intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
@@ -137,7 +155,7 @@ class _Pipeline:
             failure = exc
             self._failing += 1
             self._clear.clear()
-        if before is not None:
+        if before is not None and not before.done():
             # Offsets are marked in the records' order, and a retry runs only after every
             # record before it has ended (the ledger then has what one at a time would have).
             await asyncio.wait([before])
