@@ -232,7 +232,7 @@ async def run_hotpath(
                 quantity=spec.quantity,
             )
             wire = sign_command(command, agent_key).to_wire()
-            key = f"{ACCOUNT}/{spec.symbol}".encode()
+            key = ACCOUNT.encode()  # agent.commands is keyed by account (bus.command_keys)
             produced_ns[command.command_id] = time.time_ns()
             deliveries[command.command_id] = await producer.send(AGENT_COMMANDS, wire, key=key)
             on_progress(i + 1)

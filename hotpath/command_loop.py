@@ -6,6 +6,14 @@ in the ledger (an entry or a recorded refusal) and raises only when the ledger c
 reached: then the record, and intake with it, is held and retried with backoff until Postgres
 answers (``/health`` shows it as ``intake_held``), so a command is never skipped, and never
 committed before it is decided (:mod:`hotpath.decided_offsets`).
+
+"In turn" is the order of decisions, not of commits. An order that passed its checks lets the
+next record be decided while its write-ahead commit is in flight (:mod:`hotpath.overlap` says
+which commands may, and why that decides as one at a time would); the entries that queue
+meanwhile are committed together (:mod:`hotpath.group_commit`). Under a burst a slow commit
+then delays the records behind it by its own length once, not once each, and every record a
+fetch brought is taken in one turn of the event loop, so aiokafka (which fetches a partition
+again only once everything it buffered was handed out) fetches the next records at once.
 """
 
 from __future__ import annotations

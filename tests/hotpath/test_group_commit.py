@@ -21,9 +21,11 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
 
 from brokers.base import BrokerOrder, Placement
 from hotpath.command_loop import consume_commands
+from hotpath.decided_offsets import DecidedOffsets
 from hotpath.ledger_store import LedgerStore
 from ledger.append import AppendEntry, LedgerRecord
 from ledger.risk_profiles import set_profile
@@ -198,3 +200,30 @@ async def test_a_cancel_behind_its_order_in_one_burst_waits_for_it_and_finds_it(
         (order.command.command_id, "accepted"),
         (cancel.command.command_id, "accepted"),
     ]
+
+
+class _NoCommits:
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        raise AssertionError("this test commits nothing")
+
+
+async def test_records_handed_out_are_settled_only_once_each_is_decided(
+    agent: Agent, ledger_pool: asyncpg.Pool, committed: _Committed, account: str
+) -> None:
+    """What a consumer about to give a partition up waits for: the loop has taken every record
+    of the burst while the first commit still stalls, and none may be committed as decided
+    until its order is ledgered and sent."""
+    broker, emitted = _Broker(committed), []
+    intake = in_process_intake(_SlowLedger(ledger_pool), broker, emitted)
+    await intake.warm()
+    envelopes = [agent.sign(enter_command(agent.agent_id, account=account, quantity=1)) for _ in range(3)]
+    offsets = DecidedOffsets(_NoCommits())
+    tp = TopicPartition("agent.commands", 0)
+
+    loop = asyncio.create_task(consume_commands(intake, _burst(*(e.to_wire() for e in envelopes)), offsets))
+    try:
+        assert not await offsets.until_decided({tp: 3}, timeout_s=COMMIT_STALL_S / 3)
+        assert await offsets.until_decided({tp: 3}, timeout_s=10.0)
+        assert [ref for ref, _ in broker.placed] == [e.command.command_id for e in envelopes]
+    finally:
+        await loop
