@@ -93,6 +93,11 @@ def load_record_key(settings: FloorSettings) -> Ed25519PrivateKey:
         ) from exc
 
 
+def _append_stats(ledger: object) -> dict[str, int] | None:
+    appends = getattr(ledger, "appends", None)
+    return None if appends is None else appends.stats.as_dict()
+
+
 class HotPath:
     """The running process's parts, for the control port and for tests that run it in-process."""
 
@@ -148,6 +153,8 @@ class HotPath:
             # The limits the risk gate enforces now: a profile change shows here once reloaded.
             "profiles": {account: p.to_json_dict() for account, p in self.intake.profiles.items()},
             "timings": [asdict(t) for t in self.timings],
+            # How the ledger appends were committed: alone, or several in one transaction.
+            "ledger_appends": _append_stats(self.intake.ledger),
             "trail_moves": [
                 {**{k: str(v) for k, v in asdict(m).items()}, "tick_to_write_us": m.tick_to_write_us}
                 for m in self.trail_moves
