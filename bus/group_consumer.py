@@ -3,22 +3,20 @@ shares ``agent.commands``' partitions (and so the accounts on them) among the ho
 
 The group hands a member's partitions to another when it leaves, when it goes unheard for the
 session timeout (``kill -9``), or when a member joins. A partition must not move while its
-record is being decided, nor before that record's offset is committed, or the next owner would
-decide it again (the ledger would refuse it as a duplicate, but it is the commit that says so):
-:class:`GroupConsumer` knows which record is out (handed over and not yet followed by the next
-``getone``, which the command loop asks for only once it has marked the previous one decided),
-and :meth:`GroupConsumer.settled` lets a rebalance listener wait for it before it commits.
+records are being decided (the command loop decides several at once), nor before their offsets
+are committed, or the next owner would decide them again (the ledger would refuse them as
+duplicates, but it is the commit that says so): :class:`GroupConsumer` notes the last record
+handed out of each partition, which a rebalance listener waits to see decided
+(:meth:`hotpath.decided_offsets.DecidedOffsets.until_decided`) before it commits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-
-log = logging.getLogger(__name__)
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 HEARTBEAT_SHARE = 5
 """Heartbeats per session timeout: a member misses several before the group gives it up."""
@@ -26,7 +24,7 @@ HEARTBEAT_SHARE = 5
 
 class GroupConsumer(AIOKafkaConsumer):
     """Subscribes ``topic`` under ``group_id`` with ``listener``; read it through ``getone`` or
-    ``async for`` (each call says the record handed before it is done)."""
+    ``async for``, which note what was handed out of each partition (:attr:`handed`)."""
 
     def __init__(
         self, topic: str, listener: ConsumerRebalanceListener, *, session_timeout_ms: int, **options: Any
@@ -39,27 +37,45 @@ class GroupConsumer(AIOKafkaConsumer):
             **options,
         )
         self.subscribe([topic], listener=listener)
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.handed: dict[TopicPartition, int] = {}
+        """Per partition, the offset after the last record handed out: what must be decided
+        before the partition may go."""
+        self.stopping = False
+        """Set once nothing more will be decided (the process is stopping): a partition let go
+        then does not wait for records that will not be decided."""
+        self._taken: set[TopicPartition] = set()
+        self._changed = asyncio.Event()
+        self._let_go = 0
 
-    async def getone(self, *partitions: Any) -> Any:
-        # The caller asks for the next record only once the previous one is decided.
-        self._idle.set()
-        record = await super().getone(*partitions)
-        self._idle.clear()
-        return record
+    def take_up(self, partitions: Iterable[TopicPartition]) -> None:
+        """The listener is ready for ``partitions``' records (aiokafka may fetch a partition
+        before the listener has heard of it: its records wait for this)."""
+        self._taken.update(partitions)
+        self._changed.set()
+
+    def let_go(self, partitions: Iterable[TopicPartition]) -> None:
+        """``partitions`` are being taken away: none of their records is handed out any more,
+        and one waiting for its partition to be taken up is dropped (the next owner reads it)."""
+        self._taken.difference_update(partitions)
+        self._let_go += 1
+        self._changed.set()
+
+    async def getone(self, *partitions: TopicPartition) -> Any:
+        while True:
+            record = await super().getone(*partitions)
+            tp = TopicPartition(record.topic, record.partition)
+            let_go = self._let_go
+            while tp not in self._taken and self._let_go == let_go:
+                self._changed.clear()
+                await self._changed.wait()
+            if tp not in self._taken:
+                continue  # its partition went before this member took it up
+            self.handed[tp] = record.offset + 1
+            return record
 
     def intake_stopped(self) -> None:
-        """Nothing more will be decided (the process is stopping): a partition let go now need
-        not wait for the record that was out."""
-        self._idle.set()
+        self.stopping = True
 
-    async def settled(self, timeout_s: float) -> bool:
-        """Wait until the record handed out last is decided (at most ``timeout_s``); False if it
-        is still out (a ledger outage holds it): its partition moves undecided, and whoever reads
-        it next finds it in the ledger or decides it."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
+    def handed_of(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """:attr:`handed` of ``partitions`` (those nothing was handed out of left out)."""
+        return {tp: self.handed[tp] for tp in partitions if tp in self.handed}

@@ -4,8 +4,8 @@ Commands are keyed by account (:mod:`bus.command_keys`), so a partition carries 
 and the member holding it is the only one deciding them. When the group moves a partition (a
 member killed, stopped or joining), two things keep the account's limits whole:
 
-- **Given up** (:meth:`Handover.on_partitions_revoked`): the record being decided is let finish
-  (bounded by :data:`REVOKE_WAIT_S`), and every decided offset is committed before the
+- **Given up** (:meth:`Handover.on_partitions_revoked`): the records being decided are let
+  finish (bounded by :data:`REVOKE_WAIT_S`), and every decided offset is committed before the
   partition goes, so the next owner starts after the last command this one decided: none is
   decided twice, none skipped. A record still held by a ledger outage goes undecided; the next
   owner decides it (or finds it in the ledger, a duplicate delivery).
@@ -52,7 +52,7 @@ FOREIGN_REFRESH_S = 5.0
 """How often the previous owners' orders in held accounts are read again (a restarted owner
 ends or fills them; until read again they count as they were)."""
 REVOKE_WAIT_S = 5.0
-"""How long a partition being taken away waits for its record in flight to be decided."""
+"""How long a partition being taken away waits for its records in flight to be decided."""
 ACCOUNTS_RELEASED = "hotpath.accounts_released"
 """Ops event (info): partitions this hot path gave up, after committing what it decided."""
 ACCOUNTS_TAKEN = "hotpath.accounts_taken"
@@ -114,14 +114,18 @@ class Handover(ConsumerRebalanceListener):
         revoked = frozenset(revoked)
         if not revoked or self.consumer is None or self.offsets is None:
             return
-        settled = await self.consumer.settled(REVOKE_WAIT_S)
+        self.consumer.let_go(revoked)
+        # Records already taken are still decided meanwhile: the command loop is inside this
+        # consumer's poll, so it takes no new ones.
+        handed = self.consumer.handed_of(revoked)
+        settled = self.consumer.stopping or await self.offsets.until_decided(handed, REVOKE_WAIT_S)
         committed = await self.offsets.flush()
         self._record_ops(
             ACCOUNTS_RELEASED,
             "info" if settled and committed else "warning",
             {
                 "partitions": sorted(tp.partition for tp in revoked),
-                "last_record_decided": settled,
+                "records_decided": settled,
                 "offsets_committed": committed,
             },
         )
@@ -131,6 +135,8 @@ class Handover(ConsumerRebalanceListener):
         taken = assigned - self.held
         self.held = assigned
         if not taken:
+            if self.consumer is not None:
+                self.consumer.take_up(assigned)
             return
         numbers = {tp.partition for tp in taken}
         started = time.perf_counter()
@@ -146,6 +152,9 @@ class Handover(ConsumerRebalanceListener):
             self._record_ops(HANDOVER_FAILED, "critical", {"partitions": sorted(numbers), "error": str(exc)})
             log.exception("could not load the accounts of partitions %s", sorted(numbers))
             return
+        if self.consumer is not None:
+            # Every partition held, kept ones too: a rebalance revokes them all first.
+            self.consumer.take_up(assigned)
         self._record_ops(
             ACCOUNTS_TAKEN,
             "info",

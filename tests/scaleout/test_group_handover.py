@@ -126,5 +126,5 @@ async def test_a_member_joining_takes_partitions_with_no_record_decided_twice_or
     assert [v for v, n in counts.items() if n > 1] == []
     assert set(counts) == set(sent)
     released = [d for kind, d in first.ops if kind == ACCOUNTS_RELEASED]
-    assert released and released[0]["last_record_decided"] and released[0]["offsets_committed"], first.ops
+    assert released and released[0]["records_decided"] and released[0]["offsets_committed"], first.ops
     assert any(kind == ACCOUNTS_TAKEN for kind, _ in second.ops)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import json
 import os
 import signal
 import uuid
@@ -36,6 +37,7 @@ from config.ports import free_port
 from config.settings import FloorSettings
 from floor.breaker_cmd import breaker_command
 from floor.supervisor import RunningService, Supervisor, stop_process_group
+from hotpath.group_handover import ACCOUNTS_TAKEN
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
 from ledger.risk_profiles import get_profile, set_profile
@@ -341,6 +343,9 @@ async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_o
     accepted_after = [c for c in after if decisions[c] == [("accepted", None)]]
     refused_after = [c for c in after if decisions[c] == [("rejected", "risk.max_open_orders")]]
     assert (len(accepted_after), len(refused_after)) == (1, 2), decisions
+    assert await _taken_with(ledger_pool, before), (
+        "no hotpath.accounts_taken event counts the dead one's orders"
+    )
     orders = await _venue_orders(paper, every)
     assert Counter(o["order_ref"] for o in orders) == Counter(before + accepted_after)
     by_ref = {o["order_ref"]: o["client_id"] for o in orders}
@@ -365,6 +370,12 @@ async def _split_symbols(first: Member, second: Member) -> tuple[str, str]:
     on = [[s for s in SYMBOLS if partition_of(f"{VENUE_ACCOUNT}/{s}", PARTITIONS) in h] for h in held]
     assert on[0] and on[1], f"account/symbol keys all on one member: {on}"
     return on[0][0], on[1][0]
+
+
+async def _taken_with(pool: asyncpg.Pool, command_ids: list[str]) -> bool:
+    """An ``hotpath.accounts_taken`` ops event counts these orders, placed by another member."""
+    rows = await pool.fetch("SELECT detail FROM ops_events WHERE kind = $1", ACCOUNTS_TAKEN)
+    return any(set(command_ids) <= set(json.loads(r["detail"])["foreign_orders"]) for r in rows)
 
 
 async def _states_are(group: Group, state: str) -> bool:
