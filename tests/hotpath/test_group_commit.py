@@ -15,9 +15,10 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -31,7 +32,10 @@ from ledger.append import AppendEntry, LedgerRecord
 from ledger.risk_profiles import set_profile
 from tests.factories import Agent, cancel_command, enter_command, risk_profile
 from tests.hotpath.in_process import in_process_intake
+from trading.order_events import OrderEvent
 from trading.risk import Refusal
+
+T = TypeVar("T")
 
 COMMIT_STALL_S = 0.15
 """How long each commit stalls before it is written (a slow disk, a busy server)."""
@@ -59,9 +63,8 @@ class _Committed:
         self._thread.start()
         self._conn: asyncpg.Connection = self._run(asyncpg.connect(dsn))
 
-    def _run(self, coro: object) -> object:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
-        return future.result(timeout=10)
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     def __call__(self, command_id: str) -> bool:
         query = "SELECT decision FROM ledger_entries WHERE command_id = $1 AND authenticated"
@@ -137,7 +140,7 @@ class _Offsets:
 async def test_orders_decided_during_a_commit_are_committed_together_each_before_its_broker_write(
     agent: Agent, ledger_pool: asyncpg.Pool, committed: _Committed, account: str
 ) -> None:
-    broker, emitted = _Broker(committed), []
+    broker, emitted = _Broker(committed), list[OrderEvent]()
     ledger = _SlowLedger(ledger_pool)
     intake = in_process_intake(ledger, broker, emitted)
     await intake.warm()
@@ -166,7 +169,7 @@ async def test_orders_decided_during_a_commit_hold_the_account_limits(
 ) -> None:
     """Each order counts as working from the moment it is decided, not from its broker write,
     so the orders decided while the first commit is in flight see it (three open orders)."""
-    broker, emitted = _Broker(committed), []
+    broker, emitted = _Broker(committed), list[OrderEvent]()
     intake = in_process_intake(_SlowLedger(ledger_pool), broker, emitted)
     await intake.warm()
     envelopes = [agent.sign(enter_command(agent.agent_id, account=account, quantity=1)) for _ in range(5)]
@@ -182,7 +185,7 @@ async def test_orders_decided_during_a_commit_hold_the_account_limits(
 async def test_a_cancel_behind_its_order_in_one_burst_waits_for_it_and_finds_it(
     agent: Agent, ledger_pool: asyncpg.Pool, committed: _Committed, account: str
 ) -> None:
-    broker, emitted = _Broker(committed), []
+    broker, emitted = _Broker(committed), list[OrderEvent]()
     intake = in_process_intake(_SlowLedger(ledger_pool), broker, emitted)
     await intake.warm()
     order = agent.sign(enter_command(agent.agent_id, account=account, quantity=1))
@@ -213,7 +216,7 @@ async def test_records_handed_out_are_settled_only_once_each_is_decided(
     """What a consumer about to give a partition up waits for: the loop has taken every record
     of the burst while the first commit still stalls, and none may be committed as decided
     until its order is ledgered and sent."""
-    broker, emitted = _Broker(committed), []
+    broker, emitted = _Broker(committed), list[OrderEvent]()
     intake = in_process_intake(_SlowLedger(ledger_pool), broker, emitted)
     await intake.warm()
     envelopes = [agent.sign(enter_command(agent.agent_id, account=account, quantity=1)) for _ in range(3)]

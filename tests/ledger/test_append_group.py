@@ -54,7 +54,9 @@ async def test_a_group_is_appended_in_order_in_one_commit_and_the_chain_verifies
     assert report.ok, report
 
 
-async def test_a_group_with_a_replayed_entry_writes_none_of_it(db: asyncpg.Connection, ledger_dsn: str) -> None:
+async def test_a_group_with_a_replayed_entry_writes_none_of_it(
+    db: asyncpg.Connection, ledger_dsn: str
+) -> None:
     """One refused entry (here a command id already in the ledger) aborts the whole group:
     the caller then appends each alone to give each its own answer."""
     agent = await registered_agent(db)
