@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -42,12 +43,36 @@ class DecidedOffsets:
         self._pending: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        """Set at every mark (for :meth:`until_decided`)."""
+
+    async def until_decided(self, handed: Mapping[TopicPartition, int], timeout_s: float) -> bool:
+        """Wait until every record before ``handed[tp]`` (the offset after the last record the
+        consumer handed out of ``tp``) is decided; False if some are not within ``timeout_s``.
+        The command loop decides several records at once, so a record handed out is not yet
+        decided: a partition about to be revoked must wait for this before its last commit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            self._progress.clear()  # before the look: a mark made after it wakes the wait
+            if self._covers(handed):
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
+
+    def _covers(self, handed: Mapping[TopicPartition, int]) -> bool:
+        return all(self._pending.get(tp, self._committed.get(tp, -1)) >= at for tp, at in handed.items())
 
     def decided(self, topic: str, partition: int, offset: int) -> None:
-        """The record at ``offset`` is decided durably (as is every one before it, intake being
-        sequential): the group may resume after it."""
+        """The record at ``offset`` is decided durably (as is every one before it: the command
+        loop marks records in their order, even when it decides several at once): the group
+        may resume after it."""
         self._pending[TopicPartition(topic, partition)] = offset + 1
         self._wake.set()
+        self._progress.set()
 
     @property
     def committed(self) -> dict[TopicPartition, int]:

@@ -21,6 +21,9 @@ recorded is :mod:`hotpath.refusals`' business.
 
 Nothing here awaits Temporal or the API; the only awaits between intake and the socket write
 are the broker's cached net liquidation and the ledger commit (write-ahead is the point).
+While an order waits for that commit the command loop may hand in the next record: which
+commands may overlap that way, and why it decides as one at a time would, is
+:mod:`hotpath.overlap`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from decimal import Decimal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from brokers.base import Broker
+from hotpath import overlap
 from hotpath.account import AccountBook
 from hotpath.cancel_commands import CancelCommands
 from hotpath.circuit_breaker import CircuitBreaker
@@ -194,6 +198,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
             return await self.refusals.malformed(f"{field}: {getattr(exc, 'reason', exc)}", source)
 
         if envelope.signature_hash in self._unconfirmed:
+            await overlap.settle()  # whatever came before it is decided first, as it was then
             try:
                 # The envelope of an append that lost its answer: carried on from its entry, if any.
                 settled = await self._settle(envelope)
@@ -213,10 +218,11 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
                 self._keys[key.key_id] = key
         verdict = sentry.admit(envelope, key, self.replay, now)
         # A copy of a ledgered envelope is a duplicate delivery, however old: see sentry's notes.
-        if verdict.reason in sentry.REDELIVERY_SUSPECTS and await self.ledger.holds_signature(
-            envelope.signature_hash
-        ):
-            return await self.refusals.redelivered(envelope, source)
+        if verdict.reason in sentry.REDELIVERY_SUSPECTS:
+            # Its original may be a record just before it, still committing: let it land first.
+            await overlap.settle()
+            if await self.ledger.holds_signature(envelope.signature_hash):
+                return await self.refusals.redelivered(envelope, source)
         if not verdict.accepted:
             return await self.refusals.sentry(verdict, envelope.command, data, source, envelope)
 
@@ -243,6 +249,9 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         self, envelope: SignedCommand, intake_ns: int, produce_ts_ms: int | None, source: str
     ) -> Outcome:
         command = envelope.command
+        if not overlap.overlaps(command):
+            # Reads what earlier commands may still be changing (orders, slices, the breaker).
+            await overlap.settle()
         key = self._keys.get(envelope.signer)
         role = key.role if key is not None else "agent"
         signer_agent = key.agent_id if key is not None else command.agent_id

@@ -3,7 +3,9 @@
 Appends go through :mod:`ledger.append` (hash chain, unique indexes); keys, risk profiles,
 order state rows and security events through their :mod:`ledger` modules. Every call outside
 an explicit transaction is committed when it returns, which is what makes the accepted entry a
-write-ahead record.
+write-ahead record; appends that queue behind a commit in flight are committed together, each
+caller returning once the transaction holding its own entry has committed
+(:mod:`hotpath.group_commit`).
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from hotpath.group_commit import GroupCommit
 from hotpath.ports import Ledgered, RefusedByLedger, ReplayKey
 from ledger import iceberg_parents, security_events
 from ledger.append import (
+    AppendEntry,
+    BatchDb,
     Decision,
+    LedgerRecord,
     ReplayRefused,
     SignerRevoked,
-    append_command,
-    append_refusal,
+    append_entries,
+    append_entry,
+    command_entry,
     load_replay_keys,
+    refusal_entry,
 )
 from ledger.db import Db
 from ledger.key_trust import trusted_key, trusted_keys
@@ -44,11 +52,20 @@ _REPLAY_REASON = {
 
 
 class LedgerStore:
-    def __init__(self, db: Db, writer: Db | None = None) -> None:
+    def __init__(self, db: Db, writer: BatchDb | None = None) -> None:
         """``writer`` takes the ledger appends (the write-ahead step on the order path); ``db``
-        everything else."""
-        self._db = db
-        self._writer = writer or db
+        everything else. Appends that queue behind a commit in flight are committed together
+        (:mod:`hotpath.group_commit`), in the order they came."""
+        self._db: Db = db
+        # asyncpg's pools and connections run one statement for many argument sets too.
+        self._writer: BatchDb = writer if writer is not None else cast(BatchDb, db)
+        self.appends = GroupCommit(self._append_one, self._append_many)
+
+    async def _append_one(self, entry: AppendEntry) -> LedgerRecord:
+        return await append_entry(self._writer, entry)
+
+    async def _append_many(self, entries: Sequence[AppendEntry]) -> list[LedgerRecord]:
+        return await append_entries(self._writer, entries)
 
     async def keys(self) -> Sequence[RegisteredKey]:
         """The trusted keys only: a row whose registration does not verify is no key here."""
@@ -90,10 +107,10 @@ class LedgerStore:
     async def append_accepted(
         self, envelope: SignedCommand, sized_quantity: int, detail: Mapping[str, Any]
     ) -> Ledgered:
+        entry = command_entry(envelope, decision=Decision.ACCEPTED, detail=_json(detail))
         try:
-            record = await append_command(
-                self._writer, envelope, decision=Decision.ACCEPTED, detail=_json(detail)
-            )
+            # Queued before the first await: the order of appends is the order of these calls.
+            record = await self.appends.append(entry)
         except (ReplayRefused, SignerRevoked) as exc:
             raise _refused(exc) from None
         return Ledgered(record.seq, time.perf_counter_ns())
@@ -101,21 +118,19 @@ class LedgerStore:
     async def append_rejected(
         self, envelope: SignedCommand, reason: str, detail: Mapping[str, Any], *, authenticated: bool = True
     ) -> Ledgered:
+        if authenticated:
+            entry = command_entry(envelope, decision=Decision.REJECTED, reason=reason, detail=_json(detail))
+        else:
+            entry = refusal_entry(
+                payload=envelope.canonical,
+                signer=envelope.signer,
+                signature=envelope.signature,
+                reason=reason,
+                scheme=envelope.scheme,
+                detail=_json(detail),
+            )
         try:
-            if authenticated:
-                record = await append_command(
-                    self._writer, envelope, decision=Decision.REJECTED, reason=reason, detail=_json(detail)
-                )
-            else:
-                record = await append_refusal(
-                    self._writer,
-                    payload=envelope.canonical,
-                    signer=envelope.signer,
-                    signature=envelope.signature,
-                    reason=reason,
-                    scheme=envelope.scheme,
-                    detail=_json(detail),
-                )
+            record = await self.appends.append(entry)
         except (ReplayRefused, SignerRevoked) as exc:
             raise _refused(exc) from None
         return Ledgered(record.seq, time.perf_counter_ns())

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from brokers.base import NotConnected, OrderInvalid, Placement
+from hotpath import overlap
 from hotpath.broker_orders import broker_order
 from hotpath.exit_manager import DEFAULT_TICK
 from hotpath.floor_orders import FloorOrder
@@ -174,27 +175,42 @@ class OrderCommands(IntakeSteps):
             envelope, quantity, trail_stop, protective, profile, proposed, snapshot.trading_state
         )
         unconfirmed = UnconfirmedAppend(envelope, lambda: self._send_committed(committed, None))
+        order = FloorOrder.from_command(command, quantity, protective)
+        # Counted as working from here, not from the broker write: the next command may be
+        # decided while this commit is in flight (hotpath.overlap), and its risk checks must
+        # see this order. Taken back below if the order does not reach the broker.
+        self.book.order_working(order)
         try:
+            overlap.release()  # nothing awaited before the append: its entry is queued first
             # Write-ahead: committed when this returns, sized quantity included, before the
             # broker sees anything. A restart re-sends from this entry alone.
             entry = await self._append_accepted(
                 envelope, quantity, {**detail, "quantity": quantity}, unconfirmed
             )
         except RefusedByLedger as exc:
+            self.book.order_done(order.account, order.command_id)
             return await self.refusals.by_ledger(exc, envelope, source)
+        except BaseException:
+            self.book.order_done(order.account, order.command_id)
+            raise
         stamps = _Stamps(produce_ts_ms, intake_ns, decided_ns, entry.committed_ns, entry.seq)
-        return await self._send_committed(committed, stamps)
+        return await self._send_committed(committed, stamps, order)
 
-    async def _send_committed(self, committed: _Committed, stamps: _Stamps | None) -> Outcome:
+    async def _send_committed(
+        self, committed: _Committed, stamps: _Stamps | None, reserved: FloorOrder | None = None
+    ) -> Outcome:
         """From the committed entry to the broker: the breaker checked again, ``place``, the
         Exit Manager, ``orders.events``. ``stamps`` None: the entry's commit was found on a
         later delivery (its append lost its answer), so no latency sample is taken.
 
         Whatever fails here, the entry stands: an order not written to the broker ends
-        ``rejected: intake.internal_error`` in its state rows (so no restart sends it); one
-        already written stays working and the failure is a critical ops event."""
+        ``rejected: intake.internal_error`` in its state rows (so no restart sends it) and is
+        no longer counted as working; one already written stays working and the failure is a
+        critical ops event. ``reserved``: the order as intake already counts it working."""
         command = committed.envelope.command
-        order = FloorOrder.from_command(command, committed.quantity, committed.protective_limit)
+        order = reserved
+        if order is None:
+            order = FloorOrder.from_command(command, committed.quantity, committed.protective_limit)
         sent = False
         try:
             self.orders[order.command_id] = order
@@ -232,6 +248,9 @@ class OrderCommands(IntakeSteps):
             return await self._resumable(
                 committed.envelope, lambda: self._unsent(order, INTERNAL_ERROR, detail)
             )
+        finally:
+            if not sent:
+                self.book.order_done(order.account, order.command_id)
 
     async def _sent(
         self, committed: _Committed, order: FloorOrder, placement: Placement, stamps: _Stamps | None

@@ -5,6 +5,10 @@ awaits it *before* the broker call; when it returns (outside an explicit transac
 is durable. The database assigns ``seq`` (gapless, in commit order), ``recorded_at`` and the
 chained hash (see :mod:`ledger.chain`) inside ``ledger_append()``.
 
+Several entries can be committed together, in order, in one transaction
+(:func:`append_entries`, the hot path's group commit): each is chained to the one before it as
+single appends are, and the commit covering all of them has happened when it returns.
+
 Replays cannot be appended: the same authenticated signature, the same (agent, nonce) or the
 same command id a second time raises :class:`ReplayRefused` naming which, and nothing is
 written. Nor can a revoked key's word: an authenticated entry whose signer's key is revoked
@@ -14,10 +18,10 @@ raises :class:`SignerRevoked`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import rfc8785
@@ -233,42 +237,161 @@ async def _append(
     received_at: datetime | None,
     detail: Mapping[str, Any] | None,
 ) -> LedgerRecord:
+    entry = _entry(
+        kind, account, agent_id, command_id, nonce, issued_at, payload, signer, scheme, signature,
+        authenticated, decision, reason, received_at, detail,
+    )  # fmt: skip
+    return await append_entry(db, entry)
+
+
+@dataclass(frozen=True)
+class AppendEntry:
+    """One entry's arguments to ``ledger_append()``, checked and encoded, not yet written: what
+    :func:`append_entries` commits several of at once."""
+
+    args: tuple[Any, ...]
+    agent_id: str | None
+    command_id: str | None
+
+
+def command_entry(
+    signed: SignedCommand,
+    *,
+    decision: Decision,
+    reason: str | None = None,
+    received_at: datetime | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AppendEntry:
+    """The entry :func:`append_command` would write (the same rules), to append later."""
+    if decision is Decision.APPLIED:
+        raise EntryInvalid("a command is accepted or rejected, not applied")
+    command: Command = signed.command
+    return _entry(
+        command.kind.value, command.account, command.agent_id, command.command_id, command.nonce,
+        command.issued_at, signed.canonical, signed.signer, signed.scheme, signed.signature, True,
+        decision, reason, received_at, detail,
+    )  # fmt: skip
+
+
+def refusal_entry(
+    *,
+    payload: bytes,
+    signer: str,
+    signature: bytes,
+    reason: str,
+    scheme: str = "ed25519",
+    received_at: datetime | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AppendEntry:
+    """The entry :func:`append_refusal` would write, to append later."""
+    return _entry(
+        KIND_UNVERIFIED, None, None, None, None, None, payload, signer, scheme, signature, False,
+        Decision.REJECTED, reason, received_at, detail,
+    )  # fmt: skip
+
+
+def _entry(
+    kind: str,
+    account: str | None,
+    agent_id: str | None,
+    command_id: str | None,
+    nonce: str | None,
+    issued_at: datetime | None,
+    payload: bytes,
+    signer: str,
+    scheme: str,
+    signature: bytes,
+    authenticated: bool,
+    decision: Decision,
+    reason: str | None,
+    received_at: datetime | None,
+    detail: Mapping[str, Any] | None,
+) -> AppendEntry:
     if decision is Decision.REJECTED and not reason:
         raise EntryInvalid("a rejected entry needs a reason")
     if reason == "":
         raise EntryInvalid("reason must be None or non-empty")
+    args = (
+        kind,
+        account,
+        agent_id,
+        command_id,
+        nonce,
+        issued_at,
+        payload,
+        signer,
+        scheme,
+        signature,
+        signature_hash(signature),
+        authenticated,
+        decision.value,
+        reason,
+        received_at or datetime.now(UTC),
+        _canonical_detail(detail),
+    )
+    return AppendEntry(args, agent_id, command_id)
+
+
+async def append_entry(db: Db, entry: AppendEntry) -> LedgerRecord:
+    """Write one entry: one statement, committed when it returns (outside a transaction)."""
     try:
-        row = await db.fetchrow(
-            _APPEND_SQL,
-            kind,
-            account,
-            agent_id,
-            command_id,
-            nonce,
-            issued_at,
-            payload,
-            signer,
-            scheme,
-            signature,
-            signature_hash(signature),
-            authenticated,
-            decision.value,
-            reason,
-            received_at or datetime.now(UTC),
-            _canonical_detail(detail),
-        )
-    except asyncpg.UniqueViolationError as exc:
+        row = await db.fetchrow(_APPEND_SQL, *entry.args)
+    except asyncpg.PostgresError as exc:
+        raise _named(exc, entry) from None
+    return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
+
+
+class BatchDb(Db, Protocol):
+    """A handle that runs one statement for many argument sets in one round trip."""
+
+    async def fetchmany(self, query: str, args: Sequence[Sequence[Any]]) -> list[Any]: ...
+
+
+class GroupRefused(LedgerError):
+    """The database refused one entry of a group (a replay, a revoked signer, a rule), so it
+    wrote none of them: append them one at a time to learn which, each with its own answer."""
+
+    def __init__(self, cause: LedgerError) -> None:
+        super().__init__(f"an entry of the group was refused, none written: {cause}")
+        self.cause = cause
+
+
+async def append_entries(db: BatchDb, entries: Sequence[AppendEntry]) -> list[LedgerRecord]:
+    """Write ``entries`` in this order in ONE transaction, committed when it returns: one round
+    trip and one commit (one flush of the write-ahead log) for all of them, each entry chained
+    to the one before it exactly as single appends would be. All or nothing: a refusal of any
+    entry raises :class:`GroupRefused` and nothing is written; a lost connection raises as
+    asyncpg raises it (the group may have committed, every entry alike).
+
+    Outside an explicit transaction the extended query protocol runs every statement up to the
+    one Sync asyncpg sends in a single implicit transaction, committed at that Sync, which is
+    before this returns: the write-ahead rule holds for each entry of the group."""
+    in_transaction = getattr(db, "is_in_transaction", None)
+    if in_transaction is not None and in_transaction():
+        raise EntryInvalid("append a group outside any transaction: it must be committed on return")
+    try:
+        rows = await db.fetchmany(_APPEND_SQL, [entry.args for entry in entries])
+    except asyncpg.PostgresError as exc:
+        named = _named(exc, None)
+        if isinstance(named, LedgerError):
+            raise GroupRefused(named) from None
+        raise
+    return [LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"]) for row in rows]
+
+
+def _named(exc: asyncpg.PostgresError, entry: AppendEntry | None) -> Exception:
+    """The ledger's name for a refusal the database made (else ``exc`` itself)."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
         field = _UNIQUE_FIELDS.get(exc.constraint_name or "")
         if field is None:
-            raise
-        raise ReplayRefused(field, f"agent {agent_id}, command {command_id}") from None
-    except asyncpg.CheckViolationError as exc:
-        raise EntryInvalid(str(exc)) from None
-    except asyncpg.PostgresError as exc:
-        if exc.sqlstate == SIGNER_REVOKED_SQLSTATE:
-            raise SignerRevoked(str(exc)) from None
-        raise
-    return LedgerRecord(row["seq"], bytes(row["entry_hash"]), row["recorded_at"])
+            return exc
+        who = f"agent {entry.agent_id}, command {entry.command_id}" if entry is not None else "an entry"
+        return ReplayRefused(field, who)
+    if isinstance(exc, asyncpg.CheckViolationError):
+        return EntryInvalid(str(exc))
+    if exc.sqlstate == SIGNER_REVOKED_SQLSTATE:
+        return SignerRevoked(str(exc))
+    return exc
 
 
 def _canonical_detail(detail: Mapping[str, Any] | None) -> str | None:

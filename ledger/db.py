@@ -4,6 +4,7 @@ or a :class:`DedicatedConnection` for a latency-critical writer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import asyncpg
@@ -75,6 +76,10 @@ class DedicatedConnection:
 
     async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any:
         return await self._call("fetchval", query, *args, column=column)
+
+    async def fetchmany(self, query: str, args: Sequence[Sequence[Any]]) -> list[Any]:
+        """``query`` once per argument set, in one round trip and one implicit transaction."""
+        return list(await self._call("fetchmany", query, args))
 
     async def close(self) -> None:
         async with self._lock:
