@@ -28,10 +28,12 @@ from brokers.base import BrokerOrder, Placement
 from hotpath.command_loop import consume_commands
 from hotpath.decided_offsets import DecidedOffsets
 from hotpath.ledger_store import LedgerStore
+from hotpath.ports import Ledgered, RefusedByLedger
 from ledger.append import AppendEntry, LedgerRecord
 from ledger.risk_profiles import set_profile
 from tests.factories import Agent, cancel_command, enter_command, risk_profile
 from tests.hotpath.in_process import in_process_intake
+from trading import sentry
 from trading.order_events import OrderEvent
 from trading.risk import Refusal
 
@@ -230,3 +232,30 @@ async def test_records_handed_out_are_settled_only_once_each_is_decided(
         assert [ref for ref, _ in broker.placed] == [e.command.command_id for e in envelopes]
     finally:
         await loop
+
+
+async def test_a_group_the_ledger_refuses_an_entry_of_is_appended_one_by_one_each_with_its_answer(
+    agent: Agent, ledger_pool: asyncpg.Pool, account: str
+) -> None:
+    """Behind a stalled commit, a genuine order and a copy of an already ledgered one queue
+    together: the database refuses the group, and each is then appended alone, so the genuine
+    one is committed and only the copy is refused (as a replay, named)."""
+    ledger = _SlowLedger(ledger_pool)
+    first, genuine = (agent.sign(enter_command(agent.agent_id, account=account)) for _ in range(2))
+
+    results = await asyncio.gather(
+        ledger.append_accepted(first, 1, {"quantity": 1}),
+        ledger.append_accepted(genuine, 1, {"quantity": 1}),
+        ledger.append_accepted(first, 1, {"quantity": 1}),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[0], Ledgered) and isinstance(results[1], Ledgered)
+    assert isinstance(results[2], RefusedByLedger) and results[2].reason == sentry.REPLAYED_SIGNATURE
+    assert results[0].seq < results[1].seq
+    assert ledger.appends.stats.refused_groups == 1
+    rows = await ledger_pool.fetch(
+        "SELECT command_id FROM ledger_entries WHERE command_id = ANY($1) ORDER BY seq",
+        [first.command.command_id, genuine.command.command_id],
+    )
+    assert [r["command_id"] for r in rows] == [first.command.command_id, genuine.command.command_id]
