@@ -32,6 +32,7 @@ from hotpath.broker_events import BrokerEvents
 from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
 from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
+from hotpath.circuit_breaker_sweep import CancelSweep
 from hotpath.command_loop import IntakeHold, command_consumer, consume_commands
 from hotpath.control import ControlServer
 from hotpath.decided_offsets import DecidedOffsets
@@ -103,6 +104,7 @@ class HotPath:
         self.consuming = False
         self.held = IntakeHold()
         self.trips: list[Trip] = []
+        self.sweep: CancelSweep | None = None
         self.reader: MetricReader | None = None
 
     def on_quote(self, quote: Quote) -> None:
@@ -123,6 +125,8 @@ class HotPath:
             # Set while a record waits for Postgres: intake (and every record after it) is paused.
             "intake_held": self.held.as_dict(),
             "last_trip": None if self.breaker.last_trip is None else _trip_dict(self.breaker.last_trip),
+            # What the newest trip's cancels did, once every acknowledgement is in (or given up on).
+            "last_sweep": None if self.sweep is None or self.sweep.last is None else asdict(self.sweep.last),
             "breaker": None if self.breaker.last_change is None else _change_dict(self.breaker.last_change),
         }
         return (200 if self.consuming else 503), body
@@ -240,16 +244,21 @@ async def run(
         ledger,
         producer,
         telemetry.metrics,
-        on_done=lambda o: exits.forget(o.symbol, o.command_id),
+        on_done=lambda o: (exits.forget(o.symbol, o.command_id), sweep.on_done(o)),
         accounts=accounts,
     )
+    # After a trip's global cancel: explicit cancels, every acknowledgement awaited, reported.
+    sweep = CancelSweep(broker, orders, events.record_ops)
 
     def on_trip(trip: Trip) -> None:
         # Read before any cancel confirmation arrives: the orders the global cancel went out for.
         cancelled = sum(len(ids) for ids in book.working.values())
         if hot is not None:
             hot.trips.append(trip)
-        events.record_ops("breaker.tripped", "critical", {**_trip_dict(trip), "cancelled_orders": cancelled})
+        # Its breaker.tripped event, with what the cancels did, once every acknowledgement is in.
+        sweep.begin(
+            trip.tick_recv_ns, {**_trip_dict(trip), "working_at_global_cancel": cancelled}, trip.symbol
+        )
         breaker_log.record_trip(trip, breaker, cancelled_orders=cancelled)
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
@@ -282,7 +291,9 @@ async def run(
         control_key=control_key,
         floor_keys=floor_keys,
     )
+    intake.breaker_commands.sweep = sweep
     hot = HotPath(intake, events, breaker, broker)
+    hot.sweep = sweep
     depth = DepthPublisher(producer, MARKET_DEPTH)
     tape = TradePublisher(producer, MARKET_TRADES)
     intake.on_timing = hot.timings.append
