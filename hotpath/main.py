@@ -112,6 +112,7 @@ class HotPath:
         self.intake.book.on_quote(quote.symbol, price)
         mark = price.last if price.last is not None else price.mark()
         if mark is not None and mark > 0:
+            self.breaker.follow(self.intake.profiles)
             self.breaker.on_price(quote.symbol, int(quote.time.timestamp() * 1000), mark, quote.recv_ns)
             if self.intake.exits is not None and not self.breaker.halted:
                 self.intake.exits.on_price(quote.symbol, mark, quote.recv_ns)
