@@ -239,13 +239,17 @@ async def run(
         lambda kind, severity, detail: events.record_ops(kind, severity, detail),
     )
     exits = ExitManager(lambda ref, stop: broker.modify(ref, stop_price=stop), on_move, stop_levels.put)
+    def order_done(order: FloorOrder) -> None:
+        exits.forget(order.symbol, order.command_id)
+        sweep.on_done(order)
+
     events = BrokerEvents(
         orders,
         book,
         ledger,
         producer,
         telemetry.metrics,
-        on_done=lambda o: (exits.forget(o.symbol, o.command_id), sweep.on_done(o)),
+        on_done=order_done,
         accounts=accounts,
     )
     # After a trip's global cancel: explicit cancels, every acknowledgement awaited, reported.
