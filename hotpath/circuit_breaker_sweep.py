@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from brokers.base import UnknownOrderRef
 from hotpath.floor_orders import FloorOrder
 from trading.orders import OrderState
 
@@ -184,6 +185,10 @@ class CancelSweep:
         for order in orders:
             try:
                 self._broker.cancel(order.command_id)
+            except UnknownOrderRef:
+                # Decided but not placed yet (its ledger commit in flight): intake checks the
+                # breaker again after the commit and ends it unsent, which ends it here too.
+                log.info("breaker: %s is not at the broker yet; intake will not send it", order.command_id)
             except Exception as exc:  # one order the broker cannot take must not stop the others
                 log.error("breaker: explicit cancel of %s not written: %s", order.command_id, exc)
             self._sent[order.command_id] = self._sent.get(order.command_id, 0) + 1
