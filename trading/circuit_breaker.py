@@ -13,9 +13,8 @@ The rule, exactly:
 - A single tick trips it. The price fed is the last trade, else the mid of bid and ask (see
   :meth:`hotpath.main.HotPath.on_quote`); one print at -10% is enough. Waiting for a second
   tick to confirm would let a real crash run on for a tick interval with every order still
-  working, while a false trip costs only a re-arm: cancelling is always safe, and the floor
-  holds no order it could not send again. So a bad tick halts the floor, and the operator (or
-  an armed trader) re-arms it.
+  working, while a false trip costs a re-arm and the orders sent again: a cancel never opens
+  a position. So a bad tick halts the floor, and the operator (or an armed trader) re-arms it.
 - Each account's risk profile may carry a :class:`BreakerRule`: an account-wide threshold and
   window for every symbol, and per-symbol thresholds that replace it for the symbols named (a
   volatile name may be allowed -15%). An account with no rule has the default (-10% within
