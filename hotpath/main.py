@@ -239,6 +239,7 @@ async def run(
         lambda kind, severity, detail: events.record_ops(kind, severity, detail),
     )
     exits = ExitManager(lambda ref, stop: broker.modify(ref, stop_price=stop), on_move, stop_levels.put)
+
     def order_done(order: FloorOrder) -> None:
         exits.forget(order.symbol, order.command_id)
         sweep.on_done(order)
