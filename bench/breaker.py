@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -277,10 +278,14 @@ class Bench:
         from floor.breaker_cmd import breaker_command
         from trading.commands import CommandKind
 
-        if (await self.health())["trading_state"] == "ACTIVE":
-            return
-        await self.send(breaker_command(CommandKind.BREAKER_ARM, OPERATOR), b"*/")
-        await self.until("the re-arm", self._active)
+        deadline = time.monotonic() + SETTLE_S
+        while (await self.health())["trading_state"] != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the re-arm: not within {SETTLE_S:g} s")
+            # Signed afresh each time: an arm the hot path reads late is refused as stale.
+            await self.send(breaker_command(CommandKind.BREAKER_ARM, OPERATOR), b"*/")
+            with contextlib.suppress(TimeoutError):
+                await self.until("the re-arm", self._active, 10.0)
 
     async def _active(self) -> bool:
         return (await self.health())["trading_state"] == "ACTIVE"
