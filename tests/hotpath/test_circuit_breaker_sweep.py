@@ -35,7 +35,9 @@ async def test_a_trip_cancels_every_one_of_1000_open_orders(live: LiveFloor, ope
 
 
 async def _trip_cancels_every_open_order(live: LiveFloor, operator: Agent, n: int) -> None:
-    roomy = dataclasses.replace(MAIN_PROFILE, max_open_orders=n + 50, max_position=n)
+    roomy = dataclasses.replace(
+        MAIN_PROFILE, max_open_orders=n + 50, max_position=max(n, MAIN_PROFILE.max_position)
+    )
     await _use_profile(live, operator, roomy)
     try:
         sent = await _working_book(live, n)
