@@ -15,8 +15,8 @@ that is removed afterwards. Then, for each book size and trip:
   ``breaker_arm``; the symbol's price is put back. Measured from the crashing tick's arrival in
   the hot path (its ``/health``: the trip's wall time less its tick-to-cancel time):
   (a) -> the venue's own timestamp of the last of the book's orders cancelled (``GET /orders``,
-  the market clock, set against this machine's wall clock by the least-delay round trip of
-  ``GET /status``), and (b) -> the floor has
+  the market clock, which is this machine's wall clock: it starts at ``time.time_ns()`` and
+  runs at scale 1), and (b) -> the floor has
   applied every cancel acknowledgement to its order map (the sweep's ``to_last_ack_us``: in the
   hot path's own clock). And the share of the book the venue lists as cancelled (must be 100%).
 * **baseline** — ``ib_async`` alone: the same book placed by a bare client, then
@@ -158,16 +158,14 @@ class Bench:
     async def open_orders(self) -> int:
         return int((await self.venue.get("/status")).json()["open_orders"])
 
-    async def clock_offset_ns(self) -> int:
-        """The venue's market clock less this machine's wall clock (the venue's runs on its own
-        monotonic clock from its start): the least of a few round trips' midpoint estimates."""
-        offsets = []
-        for _ in range(5):
-            before = time.time_ns()
-            venue_ns = int((await self.venue.get("/status")).json()["time_ns"])
-            after = time.time_ns()
-            offsets.append((after - before, venue_ns - (before + after) // 2))
-        return min(offsets)[1]
+    async def check_clock(self) -> None:
+        """The venue's market clock must be this machine's wall clock: it starts at
+        ``time.time_ns()`` and runs on the monotonic clock at scale 1, unpaused, so its
+        timestamps compare with this process's ``time.time_ns()`` directly (a round-trip
+        estimate of the offset would carry the HTTP hop's noise, milliseconds on a busy machine)."""
+        status = (await self.venue.get("/status")).json()
+        if status["paused"] or status["time_scale"] != 1:
+            raise SystemExit("the venue's clock is paused or scaled: its timestamps are not wall-clock times")
 
     async def until(self, what: str, check: Callable[[], Any], bound_s: float = SETTLE_S) -> Any:
         deadline = time.monotonic() + bound_s
@@ -244,8 +242,7 @@ class Bench:
             result.shares.append(len(cancelled) / size)
             result.not_cancelled += len(sweep["not_cancelled"])
             if cancelled:
-                offset = await self.clock_offset_ns()
-                result.floor_a.append(max(r["ended_ns"] for r in cancelled) - offset - tick_ns)
+                result.floor_a.append(max(r["ended_ns"] for r in cancelled) - tick_ns)
             if sweep["to_last_ack_us"] is not None:
                 result.floor_b.append(int(sweep["to_last_ack_us"] * 1000))
         finally:
@@ -323,8 +320,7 @@ class Bench:
         finally:
             ib.orderStatusEvent -= on_status
         rows = await self.venue_rows({t.order.orderRef for t in trades})
-        offset = await self.clock_offset_ns()
-        result.base_a.append(max(r["ended_ns"] for r in rows) - offset - sent_ns)
+        result.base_a.append(max(r["ended_ns"] for r in rows) - sent_ns)
         result.base_b.append(last_ns[0] - sent_ns)
         await self.until("the baseline book cancelled", self._empty)
 
@@ -346,15 +342,17 @@ async def measure(
     trips: int,
     crash_pct: Decimal,
     step: Callable[[str], None],
-) -> list[SizeResult]:
+    results: list[SizeResult],
+) -> None:
+    """Fill ``results`` trip by trip (an interrupted run still reports what it measured)."""
     from ib_async import IB
 
     bench = Bench(settings, *keys)
     ib = IB()
-    results = []
     try:
         await bench.start()
         await ib.connectAsync(settings.ib_gateway_host, settings.ib_port, BASELINE_CLIENT_ID, timeout=10)
+        await bench.check_clock()
         await bench.until("the hot path consuming", bench._active)
         for size in sizes:
             result = SizeResult(size)
@@ -372,7 +370,6 @@ async def measure(
     finally:
         ib.disconnect()
         await bench.close()
-    return results
 
 
 def run_all(args: argparse.Namespace) -> list[SizeResult]:
@@ -381,18 +378,22 @@ def run_all(args: argparse.Namespace) -> list[SizeResult]:
     var_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=root))
     settings = bench_settings(var_dir)
     stack = Stack(settings, lambda text: console.log(text))
+    results: list[SizeResult] = []
     try:
         stack.start_infra()
         stack.step("topics, migrations, keys, risk profile")
         keys = asyncio.run(prepare(settings))
         start_floor(stack)
-        return asyncio.run(measure(settings, keys, args.sizes, args.trips, args.crash_pct, stack.step))
+        asyncio.run(measure(settings, keys, args.sizes, args.trips, args.crash_pct, stack.step, results))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: the trips measured so far[/]")
     finally:
         stack.stop_all()
         if not args.keep_var:
             shutil.rmtree(var_dir, ignore_errors=True)
         else:
             console.print(f"logs kept under {settings.log_dir}")
+    return results
 
 
 # --- report ---------------------------------------------------------------------------------
