@@ -16,6 +16,7 @@ from rich.table import Table
 from config.settings import FloorSettings
 from floor.keys import load_private_key
 from ledger import risk_profiles
+from trading.circuit_breaker import DEFAULT_RULE, BreakerRule, RuleInvalid
 from trading.sizing import ProfileInvalid, RiskProfile
 
 app = typer.Typer(help="Per-account risk profiles (Position Sizer and risk limits).", no_args_is_help=True)
@@ -81,7 +82,40 @@ def show(account: str | None = typer.Argument(None, help="One account (default: 
         table.add_column("value", justify="right")
         for name, label in _FIELDS:
             table.add_row(label, str(getattr(profile, name)))
+        table.add_row("Circuit breaker", _rule_text(profile.breaker))
         console.print(table)
+
+
+def _rule_text(rule: BreakerRule | None) -> str:
+    shown = rule or DEFAULT_RULE
+    text = f"-{shown.drop_pct}% within {shown.window_ms} ms"
+    if shown.symbols:
+        text += "; " + ", ".join(f"{s} -{p}%" for s, p in shown.symbols.items())
+    return text + ("" if rule is not None else " (default)")
+
+
+def _breaker_rule(
+    current: BreakerRule | None, drop_pct: str | None, window_ms: int | None, symbols: list[str]
+) -> BreakerRule | None:
+    """The account's breaker rule after the options: the current one (or the default) with the
+    given threshold, window and per-symbol thresholds (``SYM=PCT``; ``SYM=`` drops SYM's)."""
+    if drop_pct is None and window_ms is None and not symbols:
+        return current
+    base = current or DEFAULT_RULE
+    per_symbol = dict(base.symbols)
+    for given in symbols:
+        symbol, sep, pct = given.partition("=")
+        if not sep or not symbol:
+            raise typer.BadParameter(f"{given!r}: write SYMBOL=PERCENT", param_hint="--breaker-symbol")
+        if pct:
+            per_symbol[symbol.upper()] = _dec("breaker_symbol", pct) or Decimal(0)
+        else:
+            per_symbol.pop(symbol.upper(), None)
+    return BreakerRule(
+        drop_pct=base.drop_pct if drop_pct is None else (_dec("breaker_drop_pct", drop_pct) or Decimal(0)),
+        window_ms=base.window_ms if window_ms is None else window_ms,
+        symbols=per_symbol,
+    )
 
 
 @app.command("set")
@@ -94,6 +128,15 @@ def set_(
     max_gross_exposure: str | None = typer.Option(None, help="Dollars."),
     max_open_orders: int | None = typer.Option(None),
     staleness_ms: int | None = typer.Option(None, help="Milliseconds."),
+    breaker_drop_pct: str | None = typer.Option(
+        None, help="Circuit breaker: the fall (percent) that trips it, for every symbol (default 10)."
+    ),
+    breaker_window_ms: int | None = typer.Option(
+        None, help="Circuit breaker: the fall is from the highest price within this window (default 60000)."
+    ),
+    breaker_symbol: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a list option
+        [], help="Circuit breaker: SYMBOL=PERCENT, that symbol's own threshold (SYMBOL= removes it)."
+    ),
     operator: str = typer.Option(
         "operator", "--as", help="Operator whose key (var/keys/NAME.key) signs the change."
     ),
@@ -120,6 +163,14 @@ def set_(
         conn = await asyncpg.connect(settings.role_url("cli"))
         try:
             current = await risk_profiles.get_profile(conn, account)
+            rule = _breaker_rule(
+                None if current is None else current.breaker,
+                breaker_drop_pct,
+                breaker_window_ms,
+                breaker_symbol,
+            )
+            if rule is not None:
+                given["breaker"] = rule
             if current is None:
                 missing = [
                     f"--{n.replace('_', '-')}" for n, _ in _FIELDS if n not in given and n != "kelly_fraction"
@@ -140,7 +191,7 @@ def set_(
 
     try:
         seq, profile = asyncio.run(run())
-    except ProfileInvalid as exc:
+    except (ProfileInvalid, RuleInvalid) as exc:
         console.print(f"[red]refused[/]: {exc}")
         raise typer.Exit(1) from None
     except risk_profiles.OperatorNotAuthorised as exc:
@@ -149,3 +200,4 @@ def set_(
     console.print(f"risk profile of [bold]{account}[/] set (ledger entry {seq}):")
     for name, label in _FIELDS:
         console.print(f"  {label}: {getattr(profile, name)}")
+    console.print(f"  Circuit breaker: {_rule_text(profile.breaker)}")

@@ -3,9 +3,12 @@ halt intake.
 
 The breaker's modules, one duty each:
 
-- :mod:`trading.circuit_breaker`: the flash-crash detector (pure), a rolling high per symbol;
+- :mod:`trading.circuit_breaker`: the flash-crash detector (pure), a rolling high per symbol,
+  and the rule (threshold, window, per-symbol thresholds) each account's risk profile sets;
 - :mod:`trading.circuit_breaker_state`: which ledger entries halt or re-arm; the trip record;
 - :mod:`hotpath.circuit_breaker` (this module): the actuator, global cancel, halt and re-arm;
+- :mod:`hotpath.circuit_breaker_sweep`: after the global cancel, explicit cancels of the
+  floor's open orders, every acknowledgement awaited, and the trip's ``breaker.tripped`` event;
 - :mod:`hotpath.circuit_breaker_commands`: an operator's ``breaker_trip`` / ``breaker_arm``;
 - :mod:`hotpath.circuit_breaker_log`: the state at start-up, and each automatic trip ledgered;
 - :mod:`ledger.circuit_breaker`: the trip entry's append, and the newest breaker entry checked.
@@ -25,18 +28,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from trading.circuit_breaker import CrashDetector, CrashSignal
+from trading.circuit_breaker import (
+    DEFAULT_DROP_PCT,
+    DEFAULT_WINDOW_MS,
+    BreakerRule,
+    CrashDetector,
+    CrashSignal,
+    symbol_rules,
+)
 from trading.risk import TradingState
+from trading.sizing import RiskProfile
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DROP_PCT = Decimal(10)
-DEFAULT_WINDOW_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,12 @@ class CircuitBreaker:
         self._on_trip = on_trip
         self.drop_pct = drop_pct
         self.window_ms = window_ms
-        self._detectors: dict[str, CrashDetector] = {}
+        self._default = BreakerRule(drop_pct, window_ms)
+        """The rule of an account whose profile names none."""
+        self._rules: tuple[BreakerRule | None, ...] = ()
+        self._profiles: Mapping[str, RiskProfile] | None = None
+        self._detectors: dict[str, dict[tuple[Decimal, int], CrashDetector]] = {}
+        """Per symbol, one detector per distinct (threshold, window) the accounts' rules set."""
         self.state = TradingState.ACTIVE
         self.last_trip: Trip | None = None
         self.last_change: BreakerChange | None = None
@@ -85,14 +98,34 @@ class CircuitBreaker:
     def halted(self) -> bool:
         return self.state is TradingState.HALTED
 
+    def follow(self, profiles: Mapping[str, RiskProfile]) -> None:
+        """Use the breaker rules of ``profiles`` (the accounts' risk profiles in force). Called
+        on every tick with intake's current mapping, which a reload replaces: an unchanged
+        mapping costs one identity check. A rule kept across the change keeps its history."""
+        if profiles is self._profiles:
+            return
+        self._profiles = profiles
+        self._rules = tuple(p.breaker for p in profiles.values())
+        for symbol, detectors in self._detectors.items():
+            self._detectors[symbol] = self._detectors_for(symbol, detectors)
+
+    def _detectors_for(
+        self, symbol: str, kept: Mapping[tuple[Decimal, int], CrashDetector]
+    ) -> dict[tuple[Decimal, int], CrashDetector]:
+        return {
+            rule: kept.get(rule) or CrashDetector(*rule)
+            for rule in sorted(symbol_rules(symbol, self._rules, self._default))
+        }
+
     def on_price(self, symbol: str, ts_ms: int, price: Decimal, recv_ns: int) -> Trip | None:
-        detector = self._detectors.get(symbol)
-        if detector is None:
-            detector = self._detectors[symbol] = CrashDetector(self.drop_pct, self.window_ms)
-        signal = detector.on_tick(ts_ms, price)
-        if signal is None:
-            return None
-        return self.trip(symbol, signal, recv_ns)
+        detectors = self._detectors.get(symbol)
+        if detectors is None:
+            detectors = self._detectors[symbol] = self._detectors_for(symbol, {})
+        for detector in detectors.values():
+            signal = detector.on_tick(ts_ms, price)
+            if signal is not None:
+                return self.trip(symbol, signal, recv_ns)
+        return None
 
     def trip(self, symbol: str, signal: CrashSignal, recv_ns: int) -> Trip:
         # Halt first: a command processed between the cancel and the halt would slip through.
@@ -121,7 +154,8 @@ class CircuitBreaker:
     def arm(self) -> bool:
         """Re-arm after a trip; returns whether the breaker was halted."""
         was_halted = self.halted
-        for detector in self._detectors.values():
-            detector.rearm()
+        for detectors in self._detectors.values():
+            for detector in detectors.values():
+                detector.rearm()
         self.state = TradingState.ACTIVE
         return was_halted

@@ -17,9 +17,11 @@ while active) is ledgered too and harmless: a trip cancels again.
 from __future__ import annotations
 
 import logging
+import time
 
 from hotpath.circuit_breaker import BreakerChange, CircuitBreaker
 from hotpath.circuit_breaker_log import BreakerLog
+from hotpath.circuit_breaker_sweep import CancelSweep
 from hotpath.outcomes import Outcome
 from hotpath.ports import HotLedger, RefusedByLedger
 from hotpath.refusals import Refusals
@@ -42,6 +44,8 @@ class BreakerCommands:
         self._ledger = ledger
         self._refusals = refusals
         self._breaker_log = breaker_log
+        self.sweep: CancelSweep | None = None
+        """Confirms a trip's cancels and records its ``breaker.tripped`` event when they are in."""
 
     async def handle(self, envelope: SignedCommand, source: str) -> Outcome:
         command = envelope.command
@@ -65,6 +69,9 @@ class BreakerCommands:
             self._breaker.arm()
         else:
             self._breaker.halt()
+        by = {"by": command.agent_id, "key_id": envelope.signer, "command_id": command.command_id}
+        if not arming and self.sweep is not None:
+            self.sweep.begin(time.perf_counter_ns(), by)
         self._breaker.last_change = BreakerChange(
             command.kind.value, command.agent_id, command.command_id, command.issued_at
         )
@@ -77,11 +84,10 @@ class BreakerCommands:
             was.value,
             state.value,
         )
-        await self._ledger.record_ops_event(
-            "breaker.armed" if arming else "breaker.tripped",
-            "warning" if arming else "critical",
-            {"by": command.agent_id, "key_id": envelope.signer, "command_id": command.command_id},
-        )
+        if arming or self.sweep is None:
+            await self._ledger.record_ops_event(
+                "breaker.armed" if arming else "breaker.tripped", "warning" if arming else "critical", by
+            )
         return Outcome(command.command_id, None)
 
     def _tripped_while_arming(self, envelope: SignedCommand) -> Outcome:

@@ -108,8 +108,8 @@ class BreakerLog:
             reference_high=trip.signal.reference_high,
             price=trip.signal.price,
             drop_pct=trip.signal.drop_pct,
-            threshold_pct=breaker.drop_pct,
-            window_ms=breaker.window_ms,
+            threshold_pct=trip.signal.threshold_pct or breaker.drop_pct,
+            window_ms=trip.signal.window_ms or breaker.window_ms,
             cancelled_orders=cancelled_orders,
             tick_to_cancel_us=Decimal(trip.cancel_written_ns - trip.tick_recv_ns) / 1000,
         )

@@ -33,6 +33,7 @@ from hotpath.broker_events import BrokerEvents
 from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
 from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
+from hotpath.circuit_breaker_sweep import CancelSweep
 from hotpath.command_loop import IntakeHold, command_consumer, consume_commands
 from hotpath.control import ControlServer
 from hotpath.decided_offsets import DecidedOffsets
@@ -111,6 +112,7 @@ class HotPath:
         self.consuming = False
         self.held = IntakeHold()
         self.trips: list[Trip] = []
+        self.sweep: CancelSweep | None = None
         self.reader: MetricReader | None = None
         self.handover: Handover | None = None
         """In group mode: which partitions (accounts) this member holds."""
@@ -120,6 +122,7 @@ class HotPath:
         self.intake.book.on_quote(quote.symbol, price)
         mark = price.last if price.last is not None else price.mark()
         if mark is not None and mark > 0:
+            self.breaker.follow(self.intake.profiles)
             self.breaker.on_price(quote.symbol, int(quote.time.timestamp() * 1000), mark, quote.recv_ns)
             if self.intake.exits is not None and not self.breaker.halted:
                 self.intake.exits.on_price(quote.symbol, mark, quote.recv_ns)
@@ -133,6 +136,8 @@ class HotPath:
             # Set while a record waits for Postgres: intake (and every record after it) is paused.
             "intake_held": self.held.as_dict(),
             "last_trip": None if self.breaker.last_trip is None else _trip_dict(self.breaker.last_trip),
+            # What the newest trip's cancels did, once every acknowledgement is in (or given up on).
+            "last_sweep": None if self.sweep is None or self.sweep.last is None else asdict(self.sweep.last),
             "breaker": None if self.breaker.last_change is None else _change_dict(self.breaker.last_change),
         }
         if self.handover is not None:
@@ -257,22 +262,32 @@ async def run(
         # A TRAIL entry is a stop-limit: its limit moves with its stop, in the same modify.
         modify_stop_limit=lambda ref, stop, limit: broker.modify(ref, stop_price=stop, limit_price=limit),
     )
+
+    def order_done(order: FloorOrder) -> None:
+        exits.forget(order.symbol, order.command_id)
+        sweep.on_done(order)
+
     events = BrokerEvents(
         orders,
         book,
         ledger,
         producer,
         telemetry.metrics,
-        on_done=lambda o: exits.forget(o.symbol, o.command_id),
+        on_done=order_done,
         accounts=accounts,
     )
+    # After a trip's global cancel: explicit cancels, every acknowledgement awaited, reported.
+    sweep = CancelSweep(broker, orders, events.record_ops)
 
     def on_trip(trip: Trip) -> None:
         # Read before any cancel confirmation arrives: the orders the global cancel went out for.
         cancelled = sum(len(ids) for ids in book.working.values())
         if hot is not None:
             hot.trips.append(trip)
-        events.record_ops("breaker.tripped", "critical", {**_trip_dict(trip), "cancelled_orders": cancelled})
+        # Its breaker.tripped event, with what the cancels did, once every acknowledgement is in.
+        sweep.begin(
+            trip.tick_recv_ns, {**_trip_dict(trip), "working_at_global_cancel": cancelled}, trip.symbol
+        )
         breaker_log.record_trip(trip, breaker, cancelled_orders=cancelled)
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
@@ -306,7 +321,9 @@ async def run(
         floor_keys=floor_keys,
         market_collar_bps=settings.market_collar_bps,
     )
+    intake.breaker_commands.sweep = sweep
     hot = HotPath(intake, events, breaker, broker)
+    hot.sweep = sweep
     depth = DepthPublisher(producer, MARKET_DEPTH)
     tape = TradePublisher(producer, MARKET_TRADES)
     intake.on_timing = hot.timings.append

@@ -1,11 +1,26 @@
-"""The circuit breaker's detector (pure): has this symbol crashed?
+"""The circuit breaker's detector (pure): has this symbol crashed? And the rule, per account, of
+what counts as a crash (:class:`BreakerRule`, part of the account's risk profile).
 
 The other half, which acts on a crash (cancels every open order and halts intake), is
 :mod:`hotpath.circuit_breaker`; its docstring lists every module of the breaker.
 
-The reference is the highest price seen within the last ``window_ms`` (a rolling high); the
-detector trips when a tick is at or below ``high x (1 - drop_pct / 100)``. Comparisons are exact
-Decimal arithmetic, so a drop of exactly ``drop_pct`` trips.
+The rule, exactly:
+
+- The reference is the highest price seen within the last ``window_ms`` (a rolling high); the
+  detector trips when a tick is at or below ``high x (1 - drop_pct / 100)``. Comparisons are
+  exact Decimal arithmetic, so with the default 10 a fall of exactly 10% trips and a fall of
+  9.9% (or 9.99...%) never does, however long it lasts.
+- A single tick trips it. The price fed is the last trade, else the mid of bid and ask (see
+  :meth:`hotpath.main.HotPath.on_quote`); one print at -10% is enough. Waiting for a second
+  tick to confirm would let a real crash run on for a tick interval with every order still
+  working, while a false trip costs a re-arm and the orders sent again: a cancel never opens
+  a position. So a bad tick halts the floor, and the operator (or an armed trader) re-arms it.
+- Each account's risk profile may carry a :class:`BreakerRule`: an account-wide threshold and
+  window for every symbol, and per-symbol thresholds that replace it for the symbols named (a
+  volatile name may be allowed -15%). An account with no rule has the default (-10% within
+  60 s). A trip halts the whole floor (one global cancel covers every account of the broker
+  login), so a symbol's price is checked against every account's rule for it
+  (:func:`symbol_rules`): the floor trips when any one of them would.
 
 Per tick the work is amortised O(1): a monotonically decreasing deque of (time, price) holds
 only the candidates that can still be the window's high, so each tick is pushed and popped at
@@ -20,8 +35,13 @@ a trader re-arms the breaker, not the market.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+DEFAULT_DROP_PCT = Decimal(10)
+DEFAULT_WINDOW_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,10 @@ class CrashSignal:
     ts_ms: int
     drop_pct: Decimal
     """Actual drop from the reference high, in percent (exact)."""
+    threshold_pct: Decimal | None = None
+    """The rule's threshold that tripped (the detector's ``drop_pct``)."""
+    window_ms: int | None = None
+    """The rule's window that tripped."""
 
 
 class CrashDetector:
@@ -65,7 +89,8 @@ class CrashDetector:
             highs.popleft()
         if highs and price <= highs[0][1] * self._factor:
             high = highs[0][1]
-            self.tripped = CrashSignal(high, price, ts_ms, (high - price) * 100 / high)
+            drop = (high - price) * 100 / high
+            self.tripped = CrashSignal(high, price, ts_ms, drop, self.drop_pct, self.window_ms)
             return self.tripped
         while highs and highs[-1][1] <= price:
             highs.pop()
@@ -77,3 +102,91 @@ class CrashDetector:
         self.tripped = None
         self._highs.clear()
         self._last_ts = None
+
+
+class RuleInvalid(ValueError):
+    """A breaker rule field outside its domain; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BreakerRule:
+    """What counts as a crash for one account: ``drop_pct`` within ``window_ms`` for every
+    symbol, except those in ``symbols``, which have a threshold of their own."""
+
+    drop_pct: Decimal = DEFAULT_DROP_PCT
+    window_ms: int = DEFAULT_WINDOW_MS
+    symbols: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, pct in (
+            ("drop_pct", self.drop_pct),
+            *((f"symbols.{s}", p) for s, p in self.symbols.items()),
+        ):
+            if not isinstance(pct, Decimal) or not pct.is_finite() or not Decimal(0) < pct < Decimal(100):
+                raise RuleInvalid(name, f"must be a percentage in (0, 100), got {pct!r}")
+        if type(self.window_ms) is not int or self.window_ms <= 0:
+            raise RuleInvalid("window_ms", f"must be a positive integer, got {self.window_ms!r}")
+        for symbol in self.symbols:
+            if not isinstance(symbol, str) or not symbol or symbol != symbol.upper():
+                raise RuleInvalid("symbols", f"symbols are upper-case tickers, got {symbol!r}")
+        object.__setattr__(self, "symbols", dict(sorted(self.symbols.items())))
+
+    def __hash__(self) -> int:
+        return hash((self.drop_pct, self.window_ms, tuple(self.symbols.items())))
+
+    def for_symbol(self, symbol: str) -> tuple[Decimal, int]:
+        """(threshold in percent, window in ms) for ``symbol``."""
+        return self.symbols.get(symbol, self.drop_pct), self.window_ms
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "drop_pct": format(self.drop_pct, "f"),
+            "window_ms": self.window_ms,
+            "symbols": {s: format(p, "f") for s, p in self.symbols.items()},
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: Any) -> BreakerRule:
+        if not isinstance(data, dict):
+            raise RuleInvalid("breaker", "must be an object")
+        for key in data:
+            if key not in ("drop_pct", "window_ms", "symbols"):
+                raise RuleInvalid(str(key), "unknown breaker rule field")
+        symbols = data.get("symbols", {})
+        if not isinstance(symbols, dict):
+            raise RuleInvalid("symbols", "must be an object of symbol: percentage")
+        window = data.get("window_ms", DEFAULT_WINDOW_MS)
+        return cls(
+            drop_pct=_pct("drop_pct", data.get("drop_pct", format(DEFAULT_DROP_PCT, "f"))),
+            window_ms=window,
+            symbols={str(s): _pct(f"symbols.{s}", p) for s, p in symbols.items()},
+        )
+
+
+def _pct(name: str, raw: Any) -> Decimal:
+    if not isinstance(raw, str):
+        raise RuleInvalid(name, f"must be a decimal string, got {raw!r}")
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        raise RuleInvalid(name, f"not a decimal: {raw!r}") from None
+
+
+DEFAULT_RULE = BreakerRule()
+
+
+def symbol_rules(
+    symbol: str, rules: Iterable[BreakerRule | None], default: BreakerRule = DEFAULT_RULE
+) -> frozenset[tuple[Decimal, int]]:
+    """Every distinct (threshold, window) the accounts' rules set for ``symbol`` (an account
+    without a rule has ``default``; no account at all: the default alone). The floor
+    trips when a detector of any of them does: exactly when one account's rule would. Merging
+    them into one (the smallest threshold with the longest window) would trip on moves no
+    account's rule names."""
+    found = frozenset((rule or default).for_symbol(symbol) for rule in rules)
+    return found or frozenset({default.for_symbol(symbol)})

@@ -50,6 +50,7 @@ from fractions import Fraction
 from math import floor
 from typing import Any
 
+from trading.circuit_breaker import BreakerRule, RuleInvalid
 from trading.commands import Side
 
 # One name for the rule, shared with the risk gate: a refusal reads the same wherever it is made.
@@ -98,6 +99,10 @@ class RiskProfile:
     """A price older than this many milliseconds is too stale to trade on."""
     kelly_fraction: Decimal = Decimal(1)
     """Multiplier on the Kelly fraction, in (0, 1]; 1 is strict Kelly."""
+    breaker: BreakerRule | None = None
+    """What counts as a flash crash for this account (None: the default, -10% within 60 s);
+    see :mod:`trading.circuit_breaker`. Left out of the JSON when None, so a profile signed
+    before the field existed reads (and verifies) the same."""
 
     def __post_init__(self) -> None:
         for name in ("max_trade_size", "max_dollar_risk", "max_gross_exposure", "kelly_fraction"):
@@ -121,7 +126,7 @@ class RiskProfile:
             "max_open_orders": self.max_open_orders,
             "staleness_ms": self.staleness_ms,
             "kelly_fraction": format(self.kelly_fraction, "f"),
-        }
+        } | ({} if self.breaker is None else {"breaker": self.breaker.to_json_dict()})
 
     @classmethod
     def from_json_dict(cls, data: Any) -> RiskProfile:
@@ -148,6 +153,11 @@ class RiskProfile:
             if name not in data:
                 raise ProfileInvalid(name, "required")
             values[name] = data[name]
+        if "breaker" in data:
+            try:
+                values["breaker"] = BreakerRule.from_json_dict(data["breaker"])
+            except RuleInvalid as exc:
+                raise ProfileInvalid(f"breaker.{exc.field}", exc.reason) from None
         return cls(**values)
 
 

@@ -8,7 +8,9 @@
 ``GET  /symbols/{SYM}/depth``               the symbol's whole book now: seq, time_ns, every
                                             level a side (price, size), best first
 ``GET  /orders``                            every order of ours the venue accepted, open or
-                                            done, by permId: orderRef, status, fills, prices
+                                            done, by permId: orderRef, status, fills, prices,
+                                            and ``ended_ns``, the market time the venue
+                                            cancelled or expired it
 ``GET  /executions``                        every execution, oldest first: execId, permId,
                                             orderRef, shares, price
 ``POST /symbols/{SYM}/move``                ``{"pct": -10, "ms": 200}``: move the price
@@ -82,7 +84,7 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _order_row(u: OrderUpdate) -> dict[str, Any]:
+def _order_row(u: OrderUpdate, ended_ns: int | None) -> dict[str, Any]:
     o = u.order
     return {
         "perm_id": u.perm_id, "client_id": u.client_id, "order_id": u.order_id, "order_ref": o.order_ref,
@@ -90,6 +92,7 @@ def _order_row(u: OrderUpdate) -> dict[str, Any]:
         "lmt_price": _text(o.lmt_price), "aux_price": _text(o.aux_price),
         "trail_stop_price": _text(o.trail_stop_price), "tif": o.tif, "status": u.status,
         "filled": u.filled, "remaining": u.remaining, "avg_fill_price": _text(u.avg_fill_price),
+        "ended_ns": ended_ns,
     }  # fmt: skip
 
 
@@ -359,7 +362,9 @@ class ControlApi:
         (each order once, whatever the client believes it sent)."""
         venue = self.venue.venue
         updates = sorted((*venue.open_orders(), *venue.completed_orders()), key=lambda u: u.perm_id)
-        return {"epoch": self.venue.epoch, "orders": [_order_row(u) for u in updates]}
+        ended = {(wo.client_id, wo.order_id): wo.ended_ns for wo in venue.orders.values()}
+        rows = [_order_row(u, ended.get((u.client_id, u.order_id))) for u in updates]
+        return {"epoch": self.venue.epoch, "orders": rows}
 
     def _executions(self) -> dict[str, Any]:
         rows = [_execution_row(r) for r in self.venue.venue.executions]

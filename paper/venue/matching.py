@@ -93,6 +93,7 @@ class Matcher:
         if wo in wo.sym.stops:
             wo.sym.stops.remove(wo)
         wo.status = status
+        wo.ended_ns = self.outbox.now()
         self.open.pop(wo.perm_id, None)
         self.outbox.order_changed(wo)
 

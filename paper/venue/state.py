@@ -88,7 +88,7 @@ class WorkingOrder:
     __slots__ = (
         "perm_id", "client_id", "order_id", "account", "sym", "spec", "status", "filled",
         "cum_value", "last_fill", "resting", "stop", "limit", "triggered", "commission",
-        "buy", "time_ns", "client_stop",
+        "buy", "time_ns", "client_stop", "ended_ns",
     )  # fmt: skip
 
     def __init__(self, perm_id: int, req: PlaceOrder, account: str, sym: SymbolState, t_ns: int) -> None:
@@ -111,6 +111,8 @@ class WorkingOrder:
         self.time_ns = t_ns
         # The trail stop the client last sent: clients echo it on every modify.
         self.client_stop = req.order.trail_stop_price
+        self.ended_ns: int | None = None
+        """The market time the venue ended it (cancelled, expired): ``GET /orders`` shows it."""
 
     @property
     def remaining(self) -> int:

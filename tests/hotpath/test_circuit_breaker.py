@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from hotpath.circuit_breaker import CircuitBreaker, Trip
+from tests.factories import risk_profile
+from trading.circuit_breaker import BreakerRule
 from trading.risk import TradingState
 
 
@@ -54,3 +57,29 @@ def test_arming_resumes_intake_and_forgets_the_old_high() -> None:
     assert breaker.on_price("AAPL", 30, Decimal("85"), 0) is None
     assert calls == ["cancel_all"]
     assert breaker.arm() is False
+
+
+def test_each_accounts_rule_from_its_risk_profile_is_watched() -> None:
+    breaker, calls, trips = make()
+    wide = dataclasses.replace(risk_profile(), breaker=BreakerRule(Decimal(10), 1_000, {"NVDA": Decimal(15)}))
+    breaker.follow({"DU1": wide})
+    breaker.on_price("NVDA", 0, Decimal("100"), 0)
+    assert breaker.on_price("NVDA", 10, Decimal("86"), 0) is None  # -14%: within NVDA's 15
+    # A second account, watching AAPL at -5%: the floor trips when either account's rule does.
+    tight = dataclasses.replace(risk_profile(), breaker=BreakerRule(Decimal(5), 1_000))
+    breaker.follow({"DU1": wide, "DU2": tight})
+    breaker.on_price("AAPL", 20, Decimal("100"), 0)
+    trip = breaker.on_price("AAPL", 30, Decimal("95"), 0)
+    assert trip is not None and calls == ["cancel_all"] and trips == [trip]
+    assert (trip.signal.threshold_pct, trip.signal.window_ms) == (Decimal(5), 1_000)
+
+
+def test_an_unchanged_profile_mapping_keeps_the_detectors_history() -> None:
+    breaker, calls, _ = make()
+    profiles = {"DU1": risk_profile()}  # no rule: the breaker's own default, -10% in 1 s
+    breaker.follow(profiles)
+    breaker.on_price("AAPL", 0, Decimal("100"), 0)
+    breaker.follow(profiles)
+    breaker.follow(dict(profiles))  # a reload with the same rules: the high of 100 stays
+    assert breaker.on_price("AAPL", 10, Decimal("90"), 0) is not None
+    assert calls == ["cancel_all"]

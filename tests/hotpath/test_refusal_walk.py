@@ -128,6 +128,8 @@ NOT_REASONS: dict[str, str] = {
     "revoked": "why a revoked key's iceberg was stopped, in the stop's ledger detail",
     "proof": "the key of a signed record's signature",
     "breaker.unverified_entry": "a security event at start-up about a breaker entry, not a refusal",
+    "breaker.tripped": "an ops event kind: what a trip's cancels did (hotpath.circuit_breaker_sweep)",
+    "breaker.cancel_failed": "an ops event kind: an order a trip left open (hotpath.circuit_breaker_sweep)",
     "sniper": "the agent id `floor up` provisions for the Sniper",
     "ledger.unverified_entry": "a security event at start-up about an order entry, not a refusal",
     "reconcile.missed_fill": "the reason on the record of a fill found by reconciling, not a refusal",

@@ -26,6 +26,7 @@ from tests.factories import authorization, manual_enter_command
 from tests.ledger.conftest import as_role
 from tests.ledger.helpers import registered_agent, signed_enter
 from trading.authorization import Ceremony
+from trading.circuit_breaker import BreakerRule
 from trading.sentry import ROLE_TRADER
 from trading.signing import (
     generate_private_key,
@@ -146,6 +147,32 @@ def test_risk_set_show_and_ledger_verify(cli: CliRunner, ledger_dsn: str) -> Non
     broken = cli.invoke(ledger_app, ["verify"])
     assert broken.exit_code == 1
     assert "first bad entry is seq 4" in broken.output
+
+
+def test_risk_set_a_breaker_rule_per_account_and_per_symbol(cli: CliRunner, ledger_dsn: str) -> None:
+    assert cli.invoke(keys_app, ["new", "ops", "--accounts", "*", "--role", "operator"]).exit_code == 0
+    assert cli.invoke(risk_app, ["set", "DU1", *FULL_PROFILE, "--as", "ops"]).exit_code == 0
+    assert fetch(ledger_dsn, lambda c: get_profile(c, "DU1")).breaker is None  # the default
+    ruled = cli.invoke(
+        risk_app,
+        ["set", "DU1", "--breaker-drop-pct", "12", "--breaker-symbol", "NVDA=15",
+         "--breaker-symbol", "tsla=20", "--as", "ops"],
+    )  # fmt: skip
+    assert ruled.exit_code == 0, ruled.output
+    profile = fetch(ledger_dsn, lambda c: get_profile(c, "DU1"))
+    assert profile.breaker == BreakerRule(Decimal(12), 60_000, {"NVDA": Decimal(15), "TSLA": Decimal(20)})
+    assert profile.max_trade_size == Decimal("25000")  # the other limits keep their values
+    dropped = cli.invoke(risk_app, ["set", "DU1", "--breaker-symbol", "TSLA=", "--as", "ops"])
+    assert dropped.exit_code == 0, dropped.output
+    assert fetch(ledger_dsn, lambda c: get_profile(c, "DU1")).breaker == BreakerRule(
+        Decimal(12), 60_000, {"NVDA": Decimal(15)}
+    )
+    shown = cli.invoke(risk_app, ["show", "DU1"])
+    assert shown.exit_code == 0 and "-12% within 60000 ms; NVDA -15%" in shown.output
+    refused = cli.invoke(risk_app, ["set", "DU1", "--breaker-drop-pct", "100", "--as", "ops"])
+    assert refused.exit_code == 1 and "drop_pct" in refused.output
+    verified = cli.invoke(ledger_app, ["verify"])
+    assert verified.exit_code == 0, verified.output
 
 
 def test_risk_set_refusals(cli: CliRunner) -> None:
