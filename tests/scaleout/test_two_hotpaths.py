@@ -37,14 +37,19 @@ from config.ports import free_port
 from config.settings import FloorSettings
 from floor.breaker_cmd import breaker_command
 from floor.supervisor import RunningService, Supervisor, stop_process_group
+from hotpath.floor_orders import FloorOrder
 from hotpath.group_handover import ACCOUNTS_TAKEN
+from hotpath.group_startup import DEFERRED_TO_OWNER
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
+from ledger.append import Decision, append_command
+from ledger.order_events import record_order_event
 from ledger.risk_profiles import get_profile, set_profile
 from tests.factories import (
     Agent,
     authorization,
     cancel_all_command,
+    enter_command,
     manual_enter_command,
     new_trader,
     risk_profile,
@@ -56,6 +61,7 @@ from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, breaker_key
 from trading.authorization import Ceremony
 from trading.commands import CommandKind
+from trading.order_events import EventKind
 from trading.sizing import RiskProfile
 
 PARTITIONS = 5
@@ -322,6 +328,31 @@ async def test_an_operators_trip_and_re_arm_reach_every_hotpath_of_the_group(
         await eventually(lambda: _states_are(group, "ACTIVE"), timeout=20.0)
 
 
+async def test_a_member_starting_in_the_group_sends_none_of_the_orders_the_ledger_holds_unsent(
+    group: Group, paper: PaperStack, ledger_pool: asyncpg.Pool
+) -> None:
+    # The shape a live member's order has between its broker write and its first state row:
+    # accepted in the ledger, no sign of the broker. Alone, a starting hot path sends it.
+    await group.split()
+    bid, _ = await paper.quote("AAPL")
+    limit = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
+    command = enter_command(
+        group.agent.agent_id, account=VENUE_ACCOUNT, symbol="AAPL", limit=limit, stop=limit - 5, quantity=1
+    )
+    await append_command(
+        ledger_pool, group.agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": 1}
+    )
+    try:
+        await group.restart(group.members[1])  # ready once start-up has sent what it would
+        await group.split()
+        assert await _venue_orders(paper, [command.command_id]) == []
+        await eventually(lambda: _deferred(ledger_pool, command.command_id), timeout=30.0)
+    finally:
+        # Ended, so no hot path started later in the session sends it either.
+        order = FloorOrder.from_command(command, 1)
+        await record_order_event(ledger_pool, order.event(EventKind.REJECTED, reason="test.planted"))
+
+
 async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_or_doubled(
     group: Group, paper: PaperStack, ledger_pool: asyncpg.Pool
 ) -> None:
@@ -370,6 +401,11 @@ async def _split_symbols(first: Member, second: Member) -> tuple[str, str]:
     on = [[s for s in SYMBOLS if partition_of(f"{VENUE_ACCOUNT}/{s}", PARTITIONS) in h] for h in held]
     assert on[0] and on[1], f"account/symbol keys all on one member: {on}"
     return on[0][0], on[1][0]
+
+
+async def _deferred(pool: asyncpg.Pool, command_id: str) -> bool:
+    rows = await pool.fetch("SELECT detail FROM ops_events WHERE kind = $1", DEFERRED_TO_OWNER)
+    return any(command_id in json.loads(r["detail"])["held"] for r in rows)
 
 
 async def _taken_with(pool: asyncpg.Pool, command_ids: list[str]) -> bool:
