@@ -60,7 +60,7 @@ from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, breaker_key
 from trading.authorization import Ceremony
-from trading.commands import CommandKind
+from trading.commands import Command, CommandKind
 from trading.order_events import EventKind
 from trading.sizing import RiskProfile
 
@@ -328,31 +328,6 @@ async def test_an_operators_trip_and_re_arm_reach_every_hotpath_of_the_group(
         await eventually(lambda: _states_are(group, "ACTIVE"), timeout=20.0)
 
 
-async def test_a_member_starting_in_the_group_sends_none_of_the_orders_the_ledger_holds_unsent(
-    group: Group, paper: PaperStack, ledger_pool: asyncpg.Pool
-) -> None:
-    # The shape a live member's order has between its broker write and its first state row:
-    # accepted in the ledger, no sign of the broker. Alone, a starting hot path sends it.
-    await group.split()
-    bid, _ = await paper.quote("AAPL")
-    limit = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
-    command = enter_command(
-        group.agent.agent_id, account=VENUE_ACCOUNT, symbol="AAPL", limit=limit, stop=limit - 5, quantity=1
-    )
-    await append_command(
-        ledger_pool, group.agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": 1}
-    )
-    try:
-        await group.restart(group.members[1])  # ready once start-up has sent what it would
-        await group.split()
-        assert await _venue_orders(paper, [command.command_id]) == []
-        await eventually(lambda: _deferred(ledger_pool, command.command_id), timeout=30.0)
-    finally:
-        # Ended, so no hot path started later in the session sends it either.
-        order = FloorOrder.from_command(command, 1)
-        await record_order_event(ledger_pool, order.event(EventKind.REJECTED, reason="test.planted"))
-
-
 async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_or_doubled(
     group: Group, paper: PaperStack, ledger_pool: asyncpg.Pool
 ) -> None:
@@ -384,15 +359,36 @@ async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_o
     assert by_ref[accepted_after[0]] == survivor.client_id
 
     # Restarted (as `floor up` restarts it), the dead process comes back into the group: it
-    # neither sends again nor ends the orders the survivor placed meanwhile.
-    await group.restart(victim)
-    await group.split()
+    # neither sends again nor ends the orders the survivor placed meanwhile, nor sends an order
+    # the ledger holds unsent (the shape a live member's order has between its broker write and
+    # its first state row), which a hot path starting alone would send.
+    in_flight = await _plant_unsent(group, paper, ledger_pool)
+    try:
+        await group.restart(victim)  # ready once its start-up has sent what it would
+        await group.split()
+        assert await _venue_orders(paper, [in_flight.command_id]) == []
+        await eventually(lambda: _deferred(ledger_pool, in_flight.command_id), timeout=30.0)
+    finally:
+        # Ended, so no hot path started later in the session sends it either.
+        order = FloorOrder.from_command(in_flight, 1)
+        await record_order_event(ledger_pool, order.event(EventKind.REJECTED, reason="test.planted"))
     working = before + accepted_after
     await eventually(lambda: _working(paper, working), timeout=30.0)
     orders = await _venue_orders(paper, every)
     assert Counter(o["order_ref"] for o in orders) == Counter(working)
     kinds = await _kinds(ledger_pool, accepted_after[0])
     assert "cancelled" not in kinds and "rejected" not in kinds, kinds
+
+
+async def _plant_unsent(group: Group, paper: PaperStack, pool: asyncpg.Pool) -> Command:
+    """A resting buy accepted in the ledger with no state row."""
+    bid, _ = await paper.quote("AAPL")
+    limit = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
+    command = enter_command(
+        group.agent.agent_id, account=VENUE_ACCOUNT, symbol="AAPL", limit=limit, stop=limit - 5, quantity=1
+    )
+    await append_command(pool, group.agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": 1})
+    return command
 
 
 async def _split_symbols(first: Member, second: Member) -> tuple[str, str]:
