@@ -59,7 +59,7 @@ LIMIT = Decimal("150.00")
 """~35% under AAPL's opening price: an order the venue would rest (it refuses them anyway)."""
 TRADER = "trader.bench"
 FIRST_CLIENT_ID = 40
-READY_TIMEOUT_S = 90.0
+READY_TIMEOUT_S = 300.0
 TIMINGS_TIMEOUT_S = 120.0
 
 
@@ -153,7 +153,8 @@ class Stack:
                     "FLOOR_COMMAND_PARTITIONS": str(self.partitions),
                 },
             )
-            spec = dataclasses.replace(spec, name=f"hotpath-{client_id}")
+            # A hot path joining after a run restores the ledger's orders of that run first.
+            spec = dataclasses.replace(spec, name=f"hotpath-{client_id}", ready_timeout=READY_TIMEOUT_S)
             console.print(f"starting hot path {client_id}")
             self.hotpaths.append((settings, self.supervisor.start(spec)))
 

@@ -42,6 +42,7 @@ from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
 from hotpath.group_breaker import BreakerFollower
 from hotpath.group_handover import Handover, group_command_consumer
+from hotpath.group_startup import defer_to_owners
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
@@ -367,6 +368,9 @@ async def run(
         intake.symbols = await stream_symbols(broker, symbols, hot.on_quote, depth.on_depth, tape.on_trade)
         await intake.warm()
         # What the ledger held but the broker never got goes out only if it would now.
+        if settings.hotpath_group_mode:
+            # What the ledger holds unsent is, in a group, most likely a live member's.
+            startup = defer_to_owners(startup, intake, events.record_ops)
         await resume(pool, intake, startup, events)
         tasks.append(
             asyncio.create_task(NetLiquidationReporter(broker, pool, accounts).run(), name="net-liq")

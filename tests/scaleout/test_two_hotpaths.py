@@ -37,14 +37,19 @@ from config.ports import free_port
 from config.settings import FloorSettings
 from floor.breaker_cmd import breaker_command
 from floor.supervisor import RunningService, Supervisor, stop_process_group
+from hotpath.floor_orders import FloorOrder
 from hotpath.group_handover import ACCOUNTS_TAKEN
+from hotpath.group_startup import DEFERRED_TO_OWNER
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.service import hotpath_spec
+from ledger.append import Decision, append_command
+from ledger.order_events import record_order_event
 from ledger.risk_profiles import get_profile, set_profile
 from tests.factories import (
     Agent,
     authorization,
     cancel_all_command,
+    enter_command,
     manual_enter_command,
     new_trader,
     risk_profile,
@@ -55,7 +60,8 @@ from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, breaker_key
 from trading.authorization import Ceremony
-from trading.commands import CommandKind
+from trading.commands import Command, CommandKind
+from trading.order_events import EventKind
 from trading.sizing import RiskProfile
 
 PARTITIONS = 5
@@ -353,9 +359,19 @@ async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_o
     assert by_ref[accepted_after[0]] == survivor.client_id
 
     # Restarted (as `floor up` restarts it), the dead process comes back into the group: it
-    # neither sends again nor ends the orders the survivor placed meanwhile.
-    await group.restart(victim)
-    await group.split()
+    # neither sends again nor ends the orders the survivor placed meanwhile, nor sends an order
+    # the ledger holds unsent (the shape a live member's order has between its broker write and
+    # its first state row), which a hot path starting alone would send.
+    in_flight = await _plant_unsent(group, paper, ledger_pool)
+    try:
+        await group.restart(victim)  # ready once its start-up has sent what it would
+        await group.split()
+        assert await _venue_orders(paper, [in_flight.command_id]) == []
+        await eventually(lambda: _deferred(ledger_pool, in_flight.command_id), timeout=30.0)
+    finally:
+        # Ended, so no hot path started later in the session sends it either.
+        order = FloorOrder.from_command(in_flight, 1)
+        await record_order_event(ledger_pool, order.event(EventKind.REJECTED, reason="test.planted"))
     working = before + accepted_after
     await eventually(lambda: _working(paper, working), timeout=30.0)
     orders = await _venue_orders(paper, every)
@@ -364,12 +380,28 @@ async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_o
     assert "cancelled" not in kinds and "rejected" not in kinds, kinds
 
 
+async def _plant_unsent(group: Group, paper: PaperStack, pool: asyncpg.Pool) -> Command:
+    """A resting buy accepted in the ledger with no state row."""
+    bid, _ = await paper.quote("AAPL")
+    limit = (bid * Decimal("0.8")).quantize(CENT, ROUND_DOWN)
+    command = enter_command(
+        group.agent.agent_id, account=VENUE_ACCOUNT, symbol="AAPL", limit=limit, stop=limit - 5, quantity=1
+    )
+    await append_command(pool, group.agent.sign(command), decision=Decision.ACCEPTED, detail={"quantity": 1})
+    return command
+
+
 async def _split_symbols(first: Member, second: Member) -> tuple[str, str]:
     """A symbol whose ``account/symbol`` key is on ``first``'s partitions and one on ``second``'s."""
     held = [await first.partitions(), await second.partitions()]
     on = [[s for s in SYMBOLS if partition_of(f"{VENUE_ACCOUNT}/{s}", PARTITIONS) in h] for h in held]
     assert on[0] and on[1], f"account/symbol keys all on one member: {on}"
     return on[0][0], on[1][0]
+
+
+async def _deferred(pool: asyncpg.Pool, command_id: str) -> bool:
+    rows = await pool.fetch("SELECT detail FROM ops_events WHERE kind = $1", DEFERRED_TO_OWNER)
+    return any(command_id in json.loads(r["detail"])["held"] for r in rows)
 
 
 async def _taken_with(pool: asyncpg.Pool, command_ids: list[str]) -> bool:
