@@ -28,6 +28,7 @@ import asyncpg
 
 from brain.agents import BrainAgent, load_agents
 from brain.records import BrainRecords, LedgerSecurityStore, claimed
+from bus.command_keys import command_key
 from bus.kafka import consumer, start_producer
 from bus.signed_records import RecordVerifier
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, ORDERS_EVENTS, SECURITY_EVENTS
@@ -430,8 +431,7 @@ class DemoBrain:
         if command.symbol is not None:
             self._orders[command.command_id] = command.symbol
         envelope = sign_command(command, slot.agent.key)
-        key = f"{command.account}/{slot.position.symbol}".encode()
-        await self._producer.send_and_wait(AGENT_COMMANDS, envelope.to_wire(), key=key)
+        await self._producer.send_and_wait(AGENT_COMMANDS, envelope.to_wire(), key=command_key(command))
 
     def state(self) -> dict[str, str]:
         """Each symbol's position as the brain believes it (for messages and the HUD's log)."""
