@@ -46,6 +46,7 @@ from hotpath.outcomes import Timing
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.startup import restore_and_connect, resume
+from hotpath.stop_guard import StopGuard, send_command
 from hotpath.stop_level_writer import StopLevelWriter
 from hotpath.streams import stream_symbols
 from hotpath.trades import TradePublisher
@@ -58,6 +59,7 @@ from observability.telemetry import install_global, setup, snapshot
 from trading.iceberg_parents import FloorKeys
 from trading.record_signing import HOTPATH_WRITER
 from trading.signing import KeyInvalid, private_key_from_pem
+from trading.trailing_pacing import ModifyBudget
 
 log = logging.getLogger("hotpath")
 
@@ -138,6 +140,9 @@ class HotPath:
             # The limits the risk gate enforces now: a profile change shows here once reloaded.
             "profiles": {account: p.to_json_dict() for account, p in self.intake.profiles.items()},
             "timings": [asdict(t) for t in self.timings],
+            "trail_pacing": {**asdict(self.intake.exits.counts), "held": self.intake.exits.held}
+            if self.intake.exits is not None
+            else None,
             "trail_moves": [
                 {**{k: str(v) for k, v in asdict(m).items()}, "tick_to_write_us": m.tick_to_write_us}
                 for m in self.trail_moves
@@ -233,14 +238,31 @@ async def run(
         lambda command_id: order.account if (order := orders.get(command_id)) is not None else None,
         lambda kind, severity, detail: events.record_ops(kind, severity, detail),
     )
-    exits = ExitManager(lambda ref, stop: broker.modify(ref, stop_price=stop), on_move, stop_levels.put)
+    exits = ExitManager(
+        lambda ref, stop: broker.modify(ref, stop_price=stop),
+        on_move,
+        stop_levels.put,
+        budget=ModifyBudget(settings.exits_modify_rate, settings.exits_modify_burst),
+        schedule=asyncio.get_running_loop().call_later,
+    )
+    control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
+    control_key = private_key_from_pem(control_key_file.read_bytes()) if control_key_file.is_file() else None
+    guard = StopGuard(
+        exits,
+        orders,
+        lambda envelope: send_command(kafka_producer, envelope),
+        control_key,
+        FLOOR_CONTROL,
+        lambda kind, severity, detail: events.record_ops(kind, severity, detail),
+        halted=lambda: breaker.halted,
+    )
     events = BrokerEvents(
         orders,
         book,
         ledger,
         producer,
         telemetry.metrics,
-        on_done=lambda o: exits.forget(o.symbol, o.command_id),
+        on_done=guard.on_done,
         accounts=accounts,
     )
 
@@ -253,8 +275,6 @@ async def run(
         breaker_log.record_trip(trip, breaker, cancelled_orders=cancelled)
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
-    control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
-    control_key = private_key_from_pem(control_key_file.read_bytes()) if control_key_file.is_file() else None
     if control_key is None:
         log.warning(
             "no %s: a revoked key's icebergs will have their slices pulled but no stop ledgered;"
@@ -346,6 +366,7 @@ async def run(
             await asyncio.wait_for(breaker_log.settled(), DRAIN_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stop_levels.drained(), DRAIN_TIMEOUT_S)
+        await guard.close()
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
