@@ -76,7 +76,7 @@ Modify = Callable[[str, Decimal], int]
 """(order_ref, new stop price) -> socket-write ``perf_counter_ns`` (0 if held)."""
 Persist = Callable[[TrailLevel], None]
 """Records a level for the background writer; must not block (called from the tick handler)."""
-Schedule = Callable[[float, Callable[[], None]], object]
+Schedule = Callable[[float, Callable[[], object]], object]
 """(delay in seconds, callback): runs the callback later on the same loop (``loop.call_later``)."""
 
 

@@ -43,6 +43,7 @@ from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
+from hotpath.protective_stops import ProtectiveStops
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.startup import restore_and_connect, resume
@@ -247,15 +248,20 @@ async def run(
     )
     control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
     control_key = private_key_from_pem(control_key_file.read_bytes()) if control_key_file.is_file() else None
-    guard = StopGuard(
+    protector = ProtectiveStops(
         exits,
         orders,
+        book,
         lambda envelope: send_command(kafka_producer, envelope),
+        lambda ref: broker.cancel(ref),
         control_key,
         FLOOR_CONTROL,
         lambda kind, severity, detail: events.record_ops(kind, severity, detail),
-        halted=lambda: breaker.halted,
+        lambda: breaker.halted,
+        enabled=settings.exits_protect_entries,
     )
+    book.on_change = protector.on_change
+    guard = StopGuard(exits, protector, lambda kind, sev, detail: events.record_ops(kind, sev, detail))
     events = BrokerEvents(
         orders,
         book,
@@ -330,6 +336,7 @@ async def run(
             await reattach_trailing_stops(pool, broker, intake, orders, events.record_ops)
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
+        protector.start()  # positions and orders are the broker's now: protect what needs it
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
         tasks.append(asyncio.create_task(tape.run(), name="trades"))
         tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
@@ -366,7 +373,7 @@ async def run(
             await asyncio.wait_for(breaker_log.settled(), DRAIN_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stop_levels.drained(), DRAIN_TIMEOUT_S)
-        await guard.close()
+        await protector.close()
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):

@@ -149,12 +149,12 @@ class Clock:
 
     def __init__(self) -> None:
         self.now = 0
-        self.due: list[tuple[float, Callable[[], None]]] = []
+        self.due: list[tuple[float, Callable[[], object]]] = []
 
     def __call__(self) -> int:
         return self.now
 
-    def schedule(self, delay_s: float, callback: Callable[[], None]) -> None:
+    def schedule(self, delay_s: float, callback: Callable[[], object]) -> None:
         self.due.append((delay_s, callback))
 
     def run_due(self) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from hotpath.stop_guard import STOP_LOST, STOP_REPLACED
+from hotpath.protective_stops import PROTECTED, STOP_REPLACED
+from hotpath.stop_guard import STOP_LOST
 from tests.factories import cancel_command, exit_command
 from tests.helpers import eventually
 from tests.hotpath.live_floor import LiveFloor, kinds_of
@@ -74,7 +75,7 @@ async def test_a_stop_cancelled_behind_the_floors_back_is_reported_and_placed_ag
     lost = await eventually(lambda: ops_event(live.pool, STOP_LOST, stop.command_id), timeout=10.0)
     assert (lost["severity"], lost["unprotected_qty"], lost["symbol"]) == ("critical", 5, "MSFT")
     replaced = await eventually(lambda: ops_event(live.pool, STOP_REPLACED, stop.command_id), timeout=10.0)
-    new_id = replaced["replacement"]
+    new_id = replaced["stop_command_id"]
     assert new_id == f"{stop.command_id}.restop1"
     working = await live.event(new_id, EventKind.SUBMITTED, EventKind.REJECTED)
     assert working.kind is EventKind.SUBMITTED, working.reason
@@ -103,18 +104,41 @@ async def test_a_stop_cancelled_behind_the_floors_back_is_reported_and_placed_ag
     assert (await live.event(out.command_id, EventKind.FILLED, EventKind.REJECTED)).kind is EventKind.FILLED
 
 
-async def test_a_stop_the_market_reaches_fills_and_closes_the_position(live: LiveFloor) -> None:
-    start = await position(live, "AAPL")
-    stop = await protected_long(live, "AAPL", trail_amount=Decimal("0.50"))
-    assert await eventually(lambda: _is(position(live, "AAPL"), start + 5), timeout=10.0)
+async def test_a_filled_entry_is_stopped_at_the_venue_and_the_market_filling_the_stop_closes_it(
+    live: LiveFloor,
+) -> None:
+    start = await position(live, "MSFT")
+    limit = await live.above_ask(Decimal("1.001"), "MSFT")
+    stop_at = (limit * Decimal("0.99")).quantize(Decimal("0.01"))
+    entry = await live.submit(live.enter(symbol="MSFT", limit=limit, stop=stop_at, quantity=5))
+    filled = await live.event(entry.command.command_id, EventKind.FILLED, EventKind.REJECTED)
+    assert filled.kind is EventKind.FILLED, filled.reason
 
-    await live.paper.acontrol("POST", "/symbols/AAPL/move", {"pct": -2, "ms": 2000})
-    done = await live.event(stop.command_id, EventKind.FILLED, EventKind.CANCELLED, EventKind.REJECTED)
+    # No exit from the desk: the floor protects the position itself, at the entry's stop.
+    protected = await eventually(lambda: _protected(live.pool, entry.command.command_id), timeout=10.0)
+    stop_id = protected["stop_command_id"]
+    assert (protected["quantity"], Decimal(protected["stop"])) == (5, stop_at)
+    working = await live.event(stop_id, EventKind.SUBMITTED, EventKind.REJECTED)
+    assert working.kind is EventKind.SUBMITTED, working.reason
+    at_venue = await eventually(lambda: venue_order(live, stop_id), timeout=10.0)
+    assert (at_venue["action"], at_venue["total_qty"]) == ("SELL", 5)
+    assert Decimal(at_venue["aux_price"]) >= stop_at  # where it started, or trailed up since
+    assert await eventually(lambda: _is(position(live, "MSFT"), start + 5), timeout=10.0)
+
+    await live.paper.acontrol("POST", "/symbols/MSFT/move", {"pct": -3, "ms": 500})
+    done = await live.event(stop_id, EventKind.FILLED, EventKind.CANCELLED, EventKind.REJECTED)
     assert done.kind is EventKind.FILLED and done.filled_qty == 5, done
-    assert await eventually(lambda: _is(position(live, "AAPL"), start), timeout=10.0)
-    kinds = await eventually(lambda: _ends_filled(live, stop.command_id), timeout=10.0)
+    assert await eventually(lambda: _is(position(live, "MSFT"), start), timeout=10.0)
+    kinds = await eventually(lambda: _ends_filled(live, stop_id), timeout=10.0)
     assert kinds[-1] == "filled"
-    assert await ops_event(live.pool, STOP_LOST, stop.command_id) is None
+    assert await ops_event(live.pool, STOP_LOST, stop_id) is None
+
+
+async def _protected(pool: asyncpg.Pool, entry_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        "SELECT detail FROM ops_events WHERE kind = $1 AND detail->>'from_command' = $2", PROTECTED, entry_id
+    )
+    return None if row is None else _json(row["detail"])
 
 
 async def _is(value: Any, expected: int) -> bool:
