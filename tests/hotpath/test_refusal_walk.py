@@ -139,6 +139,16 @@ NOT_REASONS: dict[str, str] = {
             "exits.level_write_resumed",
         )
     },
+    **{
+        kind: "an ops event of the exit manager's protective stops (hotpath.protective_stops, stop_guard)"
+        for kind in (
+            "exits.stop_lost",
+            "exits.stop_replaced",
+            "exits.protected",
+            "exits.stop_withdrawn",
+            "exits.unprotected",
+        )
+    },
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
