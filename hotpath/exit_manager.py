@@ -212,7 +212,7 @@ class ExitManager:
                 self.counts.coalesced = self._held.coalesced
                 self._flush_later()
                 continue
-            move = self._write(symbol, command_id, updated, price, recv_ns, delayed=False)
+            move = self._write_move(symbol, command_id, updated, price, recv_ns, delayed=False)
             if move is not None:
                 moved.append(move)
         return moved
@@ -229,7 +229,8 @@ class ExitManager:
             if trailing is None or not self._budget.take(self._clock()):
                 continue
             price = self._prices.get(held.symbol, trailing.stop)
-            move = self._write(held.symbol, held.command_id, trailing, price, held.tick_recv_ns, delayed=True)
+            recv_ns = held.tick_recv_ns
+            move = self._write_move(held.symbol, held.command_id, trailing, price, recv_ns, delayed=True)
             if move is not None:
                 moved.append(move)
         if len(self._held):
@@ -242,7 +243,11 @@ class ExitManager:
         self._flush_due = True
         self._schedule(self._budget.wait_ns(self._clock()) / 1e9, self.flush)
 
-    def _write(
+    def _write(self, command_id: str, stop: Decimal) -> int:
+        """The modify at the broker: the socket write's ``perf_counter_ns`` (0 if held)."""
+        return self._modify(command_id, stop)
+
+    def _write_move(
         self,
         symbol: str,
         command_id: str,
@@ -253,7 +258,7 @@ class ExitManager:
         delayed: bool,
     ) -> StopMoved | None:
         try:
-            write_ns = self._modify(command_id, trailing.stop)
+            write_ns = self._write(command_id, trailing.stop)
         except BrokerError as exc:
             # The order ended at the broker (filled, cancelled) before its done event reached us.
             log.warning("stop of %s not moved (%s); no longer trailing it", command_id, exc)
