@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from bus.command_keys import command_key
 from bus.topics import AGENT_COMMANDS
 from trading.commands import Command, CommandInvalid, CommandKind, Edge, OrderType
 from trading.signing import sign_command
@@ -134,7 +135,7 @@ class CommandActivities:
             command = order_command(req)
         except CommandInvalid as exc:
             raise _refused(exc) from exc
-        return await self._publish(command, req.symbol)
+        return await self._publish(command)
 
     @activity.defn(name="publish_cancel")
     async def publish_cancel(self, req: CancelCommandRequest) -> PublishResult:
@@ -142,15 +143,15 @@ class CommandActivities:
             command = cancel_command(req)
         except CommandInvalid as exc:
             raise _refused(exc) from exc
-        return await self._publish(command, req.symbol)
+        return await self._publish(command)
 
-    async def _publish(self, command: Command, symbol: str) -> PublishResult:
+    async def _publish(self, command: Command) -> PublishResult:
         key = self._keys.get(command.agent_id)
         if key is None:
             raise UnknownSigner(command.agent_id)
         envelope = sign_command(command, key)
         meta = await self._producer.send_and_wait(
-            AGENT_COMMANDS, envelope.to_wire(), key=f"{command.account}/{symbol}".encode()
+            AGENT_COMMANDS, envelope.to_wire(), key=command_key(command)
         )
         return PublishResult(
             command_id=command.command_id,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from bus.command_keys import command_key
 from ledger.db import UNREACHABLE
 from observability.security import SecurityRecorder, refusal_event
 from observability.telemetry import Metrics
@@ -167,7 +168,7 @@ class Door:
         # Remember before the produce so a concurrent duplicate request is refused while this one
         # is still in flight.
         self._replay.remember(command.agent_id, command.nonce, envelope.signature_hash, command.issued_at)
-        partition_key = f"{command.account}/{command.symbol or ''}".encode()
+        partition_key = command_key(command)
         if self._outbox is not None:
             # Kept before it is produced: a door that dies between the broker's ack and this
             # insert, or an insert failing after it, would leave an acknowledged command that a

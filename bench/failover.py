@@ -175,6 +175,7 @@ class Commands:
         """Set while paused with nothing in flight."""
 
     async def run(self) -> None:
+        from bus.command_keys import account_key
         from bus.kafka import start_producer
         from bus.topics import AGENT_COMMANDS
         from trading.commands import Command, CommandKind, Edge, OrderType, Side, TimeInForce, utc_now_ms
@@ -218,7 +219,7 @@ class Commands:
                 # Counted before it is sent: a command in flight when the run pauses is waited for.
                 self.produced.append(command.command_id)
                 self.produced_ns[command.command_id] = time.time_ns()
-                await producer.send_and_wait(AGENT_COMMANDS, wire, key=f"{ACCOUNT}/{SYMBOL}".encode())
+                await producer.send_and_wait(AGENT_COMMANDS, wire, key=account_key(ACCOUNT))
                 i += 1
         finally:
             await producer.stop()

@@ -1,5 +1,5 @@
-"""The floor's topics. Keys are ``account/symbol`` so partitions spread load without reordering
-one instrument's commands."""
+"""The floor's topics. ``agent.commands`` is keyed by account (:mod:`bus.command_keys`): one
+partition, and so one hot path, holds every command of an account, in order."""
 
 from __future__ import annotations
 

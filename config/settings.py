@@ -148,6 +148,19 @@ class FloorSettings(BaseSettings):
     embedded Tansu, which wakes no waiting fetch when a record arrives (see hotpath/main.py),
     and 100 ms against a Kafka named by ``KAFKA_BOOTSTRAP``, which does."""
 
+    hotpath_group_mode: bool = False
+    """Run the hot path as one member of a Kafka consumer group sharing ``agent.commands``'
+    partitions with the other hot paths of the group (each its own ``IB_CLIENT_ID`` and control
+    port). Off (the default, one hot path): it assigns itself every partition, so a restart
+    after ``kill -9`` reads at once instead of waiting out the dead member's session."""
+    hotpath_group_session_ms: int = Field(default=10_000, ge=1000)
+    """In group mode: how long a member may go unheard before the group hands its partitions
+    (its accounts) to the others; a hot path killed outright holds its accounts this long."""
+    command_partitions: int = Field(default=1, ge=1)
+    """Partitions ``agent.commands`` is made with when missing: the most hot paths a group can
+    use at once (one account is always on one partition). Kafka cannot spread an existing
+    topic's keys again without moving accounts, so set it before the first `floor up`."""
+
     @property
     def command_fetch_wait_ms(self) -> int:
         if self.kafka_fetch_wait_ms is not None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bus.kafka import ensure_topics
+from bus.command_topic import ensure_floor_topics
 from config.processes import ServiceSpec
 from config.settings import DatabaseUrlMissing, FloorSettings
 from floor import services
@@ -207,7 +207,7 @@ def after_restart(settings: FloorSettings) -> dict[str, Callable[[], None]]:
     processes that reconnect to it need them."""
     if settings.kafka_bootstrap:
         return {}
-    return {"kafka": lambda: asyncio.run(ensure_topics(settings.kafka))}
+    return {"kafka": lambda: asyncio.run(ensure_floor_topics(settings.kafka, settings.command_partitions))}
 
 
 def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progress) -> list[ProcessRow]:
@@ -266,7 +266,7 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
 
 
 async def _prepare_data(settings: FloorSettings) -> list[str]:
-    await ensure_topics(settings.kafka)
+    await ensure_floor_topics(settings.kafka, settings.command_partitions)
     done = await prepare_database(settings)
     return done + await provision(settings, paper_account=None if settings.ib_host else PAPER_ACCOUNT)
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
 from brokers.base import Broker, Quote
+from bus.command_topic import ensure_command_topic
 from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import AGENT_COMMANDS, MARKET_DEPTH, MARKET_TRADES, SECURITY_EVENTS
@@ -38,6 +39,7 @@ from hotpath.decided_offsets import DecidedOffsets
 from hotpath.depth import DepthPublisher
 from hotpath.exit_manager import ExitManager, StopMoved
 from hotpath.floor_orders import FloorOrder
+from hotpath.group_handover import Handover, group_command_consumer
 from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
@@ -107,6 +109,8 @@ class HotPath:
         self.held = IntakeHold()
         self.trips: list[Trip] = []
         self.reader: MetricReader | None = None
+        self.handover: Handover | None = None
+        """In group mode: which partitions (accounts) this member holds."""
 
     def on_quote(self, quote: Quote) -> None:
         price = LastPrice(quote.bid, quote.ask, quote.last, quote.recv_ns)
@@ -118,7 +122,7 @@ class HotPath:
                 self.intake.exits.on_price(quote.symbol, mark, quote.recv_ns)
 
     async def health(self) -> tuple[int, dict[str, Any]]:
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if self.consuming else "starting",
             "trading_state": self.breaker.state.value,
             "broker_connected": self.broker.connected,
@@ -128,6 +132,8 @@ class HotPath:
             "last_trip": None if self.breaker.last_trip is None else _trip_dict(self.breaker.last_trip),
             "breaker": None if self.breaker.last_change is None else _change_dict(self.breaker.last_change),
         }
+        if self.handover is not None:
+            body["partitions"] = sorted(tp.partition for tp in self.handover.held)
         return (200 if self.consuming else 503), body
 
     async def stats(self) -> tuple[int, dict[str, Any]]:
@@ -138,6 +144,9 @@ class HotPath:
         return 200, {
             # The risk gate's view: positions as fills reached the hot path (seeded from the broker).
             "positions": positions,
+            # Orders the risk gate counts against each account's open-order limit (in group mode
+            # those another member left working in an account this one took over included).
+            "open_orders": {account: len(ids) for account, ids in book.working.items() if ids},
             # The limits the risk gate enforces now: a profile change shows here once reloaded.
             "profiles": {account: p.to_json_dict() for account, p in self.intake.profiles.items()},
             "timings": [asdict(t) for t in self.timings],
@@ -320,8 +329,18 @@ async def run(
             ("GET", "/metrics"): hot.metrics,
         }
     )
-    cmd_consumer = command_consumer(settings.kafka, group_id, settings.command_fetch_wait_ms)
+    handover: Handover | None = None
+    if settings.hotpath_group_mode:
+        # One member of a group: the partitions (accounts) it decides are the group's to give.
+        handover = Handover(pool, broker, book, orders, events.record_ops)
+        await ensure_command_topic(settings.kafka, settings.command_partitions)
+        cmd_consumer: Any = group_command_consumer(settings, group_id, handover)
+    else:
+        cmd_consumer = command_consumer(settings.kafka, group_id, settings.command_fetch_wait_ms)
     offsets = DecidedOffsets(cmd_consumer)
+    if handover is not None:
+        handover.consumer, handover.offsets = cmd_consumer, offsets
+        hot.handover = handover
     checkpointer = ledger_checkpointer(settings, pool, producer)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -360,10 +379,16 @@ async def run(
             consume_commands(intake, cmd_consumer, offsets, hot.held), name="intake"
         )
         stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({consume, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        watched = {consume, stopped}
+        if handover is not None:
+            tasks.append(asyncio.create_task(handover.run(), name="handover-refresh"))
+            watched.add(asyncio.create_task(handover.failed.wait()))
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if consume in done:
             consume.result()
         consume.cancel()
+        if handover is not None and handover.failure is not None:
+            raise handover.failure
     finally:
         hot.consuming = False
         # Records already decided on reach the ledger and Kafka before the process goes.

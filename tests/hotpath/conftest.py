@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from brokers.ibkr import IbkrBroker, IbkrConfig
+from bus.command_keys import account_key
 from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS
 from config.ports import free_port
@@ -170,7 +171,7 @@ async def running_hotpath(
         closer = await fresh_agent(ledger_pool)
         cancel_all = closer.sign(cancel_all_command(closer.agent_id, account=VENUE_ACCOUNT))
         await command_producer.send_and_wait(
-            AGENT_COMMANDS, cancel_all.to_wire(), key=f"{VENUE_ACCOUNT}/".encode()
+            AGENT_COMMANDS, cancel_all.to_wire(), key=account_key(VENUE_ACCOUNT)
         )
         with contextlib.suppress(AssertionError):
             await eventually(lambda: _no_open_orders(paper), timeout=10.0)
