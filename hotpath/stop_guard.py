@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bus.command_keys import command_key
 from bus.topics import AGENT_COMMANDS
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
@@ -78,11 +79,10 @@ def replacement(order: FloorOrder, trailing: TrailingStop, agent_id: str, comman
 
 
 async def send_command(producer: Any, envelope: SignedCommand) -> None:
-    """Produce ``envelope`` to ``agent.commands`` as the door does (keyed like its commands) and
-    wait for the broker's acknowledgement."""
-    command = envelope.command
-    key = f"{command.account}/{command.symbol or ''}".encode()
-    await producer.send_and_wait(AGENT_COMMANDS, envelope.to_wire(), key=key)
+    """Produce ``envelope`` to ``agent.commands`` keyed as every producer keys it (by account: the
+    hot path that owns the account, the one that saw the fill, decides it) and wait for the
+    broker's acknowledgement."""
+    await producer.send_and_wait(AGENT_COMMANDS, envelope.to_wire(), key=command_key(envelope.command))
 
 
 class StopGuard:
