@@ -20,6 +20,10 @@ rate. A move beyond it is held, the stop's newest level only, and written when t
 refills, the stops nearest their market first; the level the floor trails from moves at once
 either way, so a held stop loses no ground. A stop that ends at the broker without the floor
 asking (cancelled behind its back, rejected) is the guard's (:mod:`hotpath.stop_guard`).
+
+The stops trailed here are the desk's TRAIL orders and the floor's own protective stops on
+every filled entry's position (:mod:`hotpath.protective_stops`); an entry's TRAIL is bounded
+(:func:`trading.trailing.entry_bound`), an exit's is not.
 """
 
 from __future__ import annotations

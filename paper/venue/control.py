@@ -2,7 +2,8 @@
 
 ==========================================  ==================================================
 ``GET  /status``                            seed, clock, symbols (bid/ask/mid/last), open
-                                            orders, connected gateways
+                                            orders, steps of scripted moves still to run,
+                                            connected gateways
 ``GET  /symbols/{SYM}/tape``                the symbol's newest prints (trades), oldest first:
                                             seq, price, size, time_ns, session volume, vwap
 ``GET  /symbols/{SYM}/depth``               the symbol's whole book now: seq, time_ns, every

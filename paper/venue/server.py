@@ -511,6 +511,7 @@ class VenueServer:
             "account": self.config.account,
             "symbols": symbols,
             "open_orders": len(venue.open),
+            "moves_pending": len(venue.moves.pending),
             "executions": len(venue.executions),
             "gateways": self.gateway_names(),
         }
