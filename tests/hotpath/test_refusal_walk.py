@@ -149,6 +149,10 @@ NOT_REASONS: dict[str, str] = {
             "exits.unprotected",
         )
     },
+    **{
+        kind: "an ops event of group mode's partition handover (hotpath.group_handover)"
+        for kind in ("hotpath.accounts_released", "hotpath.accounts_taken", "hotpath.handover_failed")
+    },
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
