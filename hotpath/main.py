@@ -356,6 +356,7 @@ async def run(
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
         protector.start()  # positions and orders are the broker's now: protect what needs it
+        tasks.append(asyncio.create_task(protector.run(), name="protective-stops"))
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
         tasks.append(asyncio.create_task(tape.run(), name="trades"))
         tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))

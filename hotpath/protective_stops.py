@@ -20,6 +20,9 @@ position has stop orders for every share its desk's own exits do not already cov
   takes their place rather than being refused. Ops event ``exits.stop_withdrawn`` (info). These
   cancels are written directly (they only take risk away), as the breaker's are.
 
+Positions left without stops by the breaker's trip (its global cancel takes every order; intake
+refuses new ones while halted) are protected again within a second of the re-arm.
+
 A position the floor cannot protect is never silent: ``exits.unprotected`` names it and what to
 do, when no stop is known for it (a manual entry without ``stop_loss``, a position from before
 the floor's records), while the breaker has the floor halted, without the control key, or when
@@ -59,6 +62,7 @@ STOP_REPLACED = "exits.stop_replaced"
 UNPROTECTED = "exits.unprotected"
 CONFIRM_S = 5.0
 MAX_LOSSES = 3
+REARM_POLL_S = 1.0
 
 RecordOps = Callable[[str, str, Mapping[str, Any]], None]
 Send = Callable[[SignedCommand], Awaitable[None]]
@@ -138,6 +142,8 @@ class ProtectiveStops:
         """Stops lost in a row at one position: (position, count)."""
         self._desk_cancelled: dict[Key, str] = {}
         """A floor stop a desk's signed cancel ended: that position stays as the desk left it."""
+        self._while_halted: set[Key] = set()
+        """Positions not protected because the breaker had the floor halted: protected once re-armed."""
         self._failed: dict[Key, int] = {}
         """Position at which protecting it last failed: not tried again until it changes."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -206,6 +212,22 @@ class ProtectiveStops:
         self._started = True
         for key in list(self._due):
             self._rebalance(key)
+
+    def rearmed(self) -> None:
+        """If the floor is no longer halted, protect the positions the halt left without stops
+        (the breaker's global cancel took them): each is looked at again."""
+        if self._halted() or not self._while_halted:
+            return
+        keys, self._while_halted = self._while_halted, set()
+        for key in keys:
+            self._failed.pop(key, None)
+            self._schedule(key)
+
+    async def run(self, poll_s: float = REARM_POLL_S) -> None:
+        """Notice a re-arm (a signed command, decided by intake) within ``poll_s``."""
+        while True:
+            await asyncio.sleep(poll_s)
+            self.rearmed()
 
     # --- the rule ----------------------------------------------------------------------------
 
@@ -293,6 +315,8 @@ class ProtectiveStops:
             why = "no stop is known for this position (an entry without a stop): send an exit stop for it"
         if why is not None:
             self._failed[key] = position
+            if rule is not None and self._halted():
+                self._while_halted.add(key)
             self._unprotected(detail, why, severity="warning" if rule is None else "critical")
             return
         assert rule is not None

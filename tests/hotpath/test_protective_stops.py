@@ -25,6 +25,7 @@ class Floor:
     """The account book, the order map and a protector whose sends and cancels are recorded."""
 
     def __init__(self, *, halted: bool = False, key: bool = True) -> None:
+        self.halted = halted
         self.orders: dict[str, FloorOrder] = {}
         self.book = AccountBook()
         self.sent: list[SignedCommand] = []
@@ -35,7 +36,7 @@ class Floor:
             self.exits, self.orders, self.book, self._send, self.cancelled.append,
             generate_private_key() if key else None, CONTROL,
             lambda kind, severity, detail: self.ops.append((kind, severity, dict(detail))),
-            lambda: halted, confirm_s=0.05,
+            lambda: self.halted, confirm_s=0.05,
         )  # fmt: skip
         self.book.on_change = self.protector.on_change
         self.protector.start()
@@ -149,3 +150,19 @@ async def test_a_stop_intake_never_took_is_said_unprotected_once() -> None:
     await asyncio.sleep(0.1)  # past confirm_s: the stop never started working
     await settled()
     assert floor.kinds() == [PROTECTED, UNPROTECTED] and len(floor.sent) == 1
+
+
+async def test_positions_a_halt_left_without_stops_are_protected_once_re_armed() -> None:
+    floor = Floor(halted=True)
+    entry = floor.working(enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 2)
+    floor.fill(entry, 2, Decimal("100"))
+    await settled()
+    floor.protector.rearmed()  # still halted: nothing
+    await settled()
+    assert floor.sent == []
+
+    floor.halted = False
+    floor.protector.rearmed()
+    await settled()
+    [envelope] = floor.sent
+    assert (envelope.command.quantity, envelope.command.stop_price) == (2, Decimal("98"))
