@@ -106,6 +106,15 @@ class FloorSettings(BaseSettings):
     api_state_poll_ms: int = Field(default=200, ge=10)
     """How often the API reads the breaker's state and new security events from Postgres for its
     subscribers (no trigger announces either)."""
+    exits_modify_rate: int = Field(default=40, ge=0)
+    """Trailing-stop modifications the Exit Manager writes a second at most (0: unpaced): its
+    share of IB's 50 messages/s a client, the rest left for orders and cancels. Beyond it each
+    stop's newest level waits, nearest the market first (:mod:`trading.trailing_pacing`)."""
+    exits_modify_burst: int = Field(default=10, ge=1)
+    """Modifications the Exit Manager may write at once before the rate applies."""
+    exits_protect_entries: bool = True
+    """Every filled entry's position gets a trailing stop at the broker for the shares the
+    desk's own exits do not cover (:mod:`hotpath.protective_stops`). Off: only the desk's stops."""
     ledger_checkpoint_every: int = Field(default=100, ge=1)
     """The hot path signs a checkpoint of the ledger head each time the ledger has grown by this
     many entries (and when it stops)."""

@@ -8,6 +8,7 @@ events (fills, terminal states) and quotes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -48,7 +49,11 @@ class AccountBook:
     """command id of a working order -> ((account, symbol, side, exit?), shares still to fill)."""
     _open_qty: dict[tuple[str, str, Side, bool], int] = field(default_factory=dict)
     """(account, symbol, side, exit?) -> shares still to fill on those working orders, kept as
-    orders start, fill and end so the risk gate reads it without walking the orders."""
+    orders start, fill and end so the risk gate reads it without walking the orders. The floor's
+    protective stops are not exits here: a desk's own exit takes their place
+    (:mod:`hotpath.protective_stops` shrinks them to what the desk's exits leave uncovered)."""
+    on_change: Callable[[str, str, str], None] | None = None
+    """Told (account, symbol, command id) after the order's fill, or as it starts or ends working."""
 
     def position(self, account: str, symbol: str) -> int:
         return self.positions.get((account, symbol), 0)
@@ -62,6 +67,7 @@ class AccountBook:
         self.positions[key] = self.positions.get(key, 0) + side.sign * quantity
         if command_id in self._open:
             self._shrink(command_id, quantity)
+        self._changed(account, symbol, command_id)
 
     def open_orders(self, account: str) -> int:
         return len(self.working.get(account, ()))
@@ -76,16 +82,23 @@ class AccountBook:
         if order.command_id in self._open:
             return
         self.working.setdefault(order.account, set()).add(order.command_id)
-        key = (order.account, order.symbol, order.side, order.reduce_only)
+        key = (order.account, order.symbol, order.side, order.reduce_only and not order.protective)
         remaining = max(order.quantity - order.filled_qty, 0)
         self._open[order.command_id] = (key, remaining)
         self._open_qty[key] = self._open_qty.get(key, 0) + remaining
+        self._changed(order.account, order.symbol, order.command_id)
 
     def order_done(self, account: str, command_id: str) -> None:
         self.working.get(account, set()).discard(command_id)
         if command_id in self._open:
+            key = self._open[command_id][0]
             self._shrink(command_id, None)
             del self._open[command_id]
+            self._changed(key[0], key[1], command_id)
+
+    def _changed(self, account: str, symbol: str, command_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(account, symbol, command_id)
 
     def _shrink(self, command_id: str, filled: int | None) -> None:
         """Take ``filled`` shares (None: all that remain) off a working order's open quantity."""

@@ -74,6 +74,7 @@ class CancelCommands(IntakeSteps):
             await self.ledger.append_accepted(envelope, 0, {"target_command_id": target})
         except RefusedByLedger as exc:
             return await self.refusals.by_ledger(exc, envelope, source)
+        self._stop_trailing(order)
         try:
             self.broker.cancel(target)
         except UnknownOrderRef:
@@ -94,11 +95,19 @@ class CancelCommands(IntakeSteps):
                 continue
             if command.symbol is not None and order.symbol != command.symbol:
                 continue
+            self._stop_trailing(order)
             try:
                 self.broker.cancel(order.command_id)
             except UnknownOrderRef:
                 await self._unknown_at_broker(order, command.command_id)
         return Outcome(command.command_id, None)
+
+    def _stop_trailing(self, order: FloorOrder) -> None:
+        """The floor cancels this order: it stops trailing it first, so the cancel's
+        confirmation is not taken for a protective stop lost behind its back
+        (:mod:`hotpath.stop_guard`)."""
+        if self.exits is not None:
+            self.exits.forget(order.symbol, order.command_id)
 
     async def _unknown_order(self, envelope: SignedCommand, target: str) -> Outcome:
         """Refuse a cancel of an order the floor does not have; one of an id no order of the

@@ -19,11 +19,22 @@ Every level a stop takes (where it starts, each move) is handed to ``persist`` a
 write, so a restarted hot path trails on from the last level (:mod:`hotpath.trailing_restore`);
 the callback only records it for a background writer (:mod:`hotpath.stop_level_writer`), so the
 tick handler never waits on the database.
+
+Pacing (:mod:`trading.trailing_pacing`): with a budget, the modifications go out at most at its
+rate. A move beyond it is held, the stop's newest level only, and written when the budget
+refills, the stops nearest their market first; the level the floor trails from moves at once
+either way, so a held stop loses no ground. A stop that ends at the broker without the floor
+asking (cancelled behind its back, rejected) is the guard's (:mod:`hotpath.stop_guard`).
+
+The stops trailed here are the desk's TRAIL orders and the floor's own protective stops on
+every filled entry's position (:mod:`hotpath.protective_stops`); an entry's TRAIL is bounded
+(:func:`trading.trailing.entry_bound`), an exit's is not.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +42,7 @@ from decimal import Decimal
 from brokers.base import BrokerError
 from trading.commands import Side
 from trading.trailing import TrailingStop
+from trading.trailing_pacing import HeldModifies, HeldModify, ModifyBudget
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +59,9 @@ class StopMoved:
     tick_recv_ns: int
     modify_write_ns: int
     """``perf_counter_ns`` of the modify's socket write (0 if the broker held it)."""
+    delayed: bool = False
+    """Held by the floor's pacing before it was written (``tick_recv_ns`` is then the first
+    unwritten tick's, so the latency counts the whole wait)."""
 
     @property
     def tick_to_write_us(self) -> float | None:
@@ -72,6 +87,19 @@ ModifyStopLimit = Callable[[str, Decimal, Decimal], int]
 """(order_ref, new stop price, new limit price) -> the same, for a stop-limit."""
 Persist = Callable[[TrailLevel], None]
 """Records a level for the background writer; must not block (called from the tick handler)."""
+Schedule = Callable[[float, Callable[[], object]], object]
+"""(delay in seconds, callback): runs the callback later on the same loop (``loop.call_later``)."""
+
+
+@dataclass
+class PacingCounts:
+    """What pacing did since the process started."""
+
+    written: int = 0
+    delayed: int = 0
+    """Modifications written after waiting for the budget."""
+    coalesced: int = 0
+    """Levels superseded by a newer one of the same stop before they were written."""
 
 
 class ExitManager:
@@ -82,11 +110,24 @@ class ExitManager:
         persist: Persist | None = None,
         *,
         modify_stop_limit: ModifyStopLimit | None = None,
+        budget: ModifyBudget | None = None,
+        schedule: Schedule | None = None,
+        clock: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
         self._modify = modify
         self._modify_stop_limit = modify_stop_limit
         self._on_move = on_move
         self._persist = persist
+        self._budget = budget if budget is not None and budget.paced else None
+        self._schedule = schedule
+        self._clock = clock
+        self._held = HeldModifies()
+        self._flush_due = False
+        self._written: dict[str, Decimal] = {}
+        """command id -> the level the broker was last sent."""
+        self._prices: dict[str, Decimal] = {}
+        """symbol -> the last price offered (which held stops are nearest their market)."""
+        self.counts = PacingCounts()
         self._stops: dict[str, dict[str, TrailingStop]] = {}
         """symbol -> command id -> its trailing stop."""
         self._best: dict[str, Decimal] = {}
@@ -129,6 +170,7 @@ class ExitManager:
         if limit_offset is not None:
             self._limit_offsets[command_id] = limit_offset
         self._stops.setdefault(symbol, {})[command_id] = trailing
+        self._written[command_id] = stop
         self._moves.setdefault(command_id, 0)
         self._persisted(command_id, symbol, trailing)
 
@@ -148,6 +190,8 @@ class ExitManager:
         self._best.pop(command_id, None)
         self._moves.pop(command_id, None)
         self._limit_offsets.pop(command_id, None)
+        self._written.pop(command_id, None)
+        self._held.drop(command_id)
 
     def tracking(self, command_id: str) -> bool:
         return any(command_id in stops for stops in self._stops.values())
@@ -156,7 +200,20 @@ class ExitManager:
         trailing = self._stops.get(symbol, {}).get(command_id)
         return None if trailing is None else trailing.stop
 
+    def trailing_of(self, symbol: str, command_id: str) -> TrailingStop | None:
+        """The stop's rule and level (the floor's: a held level is not at the broker yet)."""
+        return self._stops.get(symbol, {}).get(command_id)
+
+    def best_of(self, command_id: str) -> Decimal | None:
+        return self._best.get(command_id)
+
+    @property
+    def held(self) -> int:
+        """Stops whose newest level waits for the pacing budget."""
+        return len(self._held)
+
     def on_price(self, symbol: str, price: Decimal, recv_ns: int) -> list[StopMoved]:
+        self._prices[symbol] = price
         stops = self._stops.get(symbol)
         if not stops:
             return []
@@ -166,21 +223,45 @@ class ExitManager:
             updated = trailing.on_price(price)
             if updated is None:
                 continue
-            try:
-                write_ns = self._write(command_id, updated.stop)
-            except BrokerError as exc:
-                # The order ended at the broker (filled, cancelled) before its done event reached us.
-                log.warning("stop of %s not moved (%s); no longer trailing it", command_id, exc)
-                self.forget(symbol, command_id)
-                continue
             stops[command_id] = updated
-            self._moves[command_id] = self._moves.get(command_id, 0) + 1
-            move = StopMoved(command_id, symbol, trailing.stop, updated.stop, price, recv_ns, write_ns)
-            moved.append(move)
-            if self._on_move is not None:
-                self._on_move(move)
-            self._persisted(command_id, symbol, updated)
+            budget = self._budget
+            if budget is not None and (command_id in self._held or not budget.take(self._clock())):
+                # Over budget: the floor trails on from the new level, the broker gets the
+                # newest one when the budget allows (coalesced, nearest the market first).
+                self._held.hold(HeldModify(command_id, symbol, updated.stop, recv_ns))
+                self.counts.coalesced = self._held.coalesced
+                self._flush_later()
+                continue
+            move = self._write_move(symbol, command_id, updated, price, recv_ns, delayed=False)
+            if move is not None:
+                moved.append(move)
         return moved
+
+    def flush(self) -> list[StopMoved]:
+        """Write the held levels the budget allows now, nearest the market first; the rest wait
+        for the next refill."""
+        self._flush_due = False
+        if self._budget is None or not len(self._held):
+            return []
+        moved: list[StopMoved] = []
+        for held in self._held.take(self._budget.available(self._clock()), self._prices):
+            trailing = self._stops.get(held.symbol, {}).get(held.command_id)
+            if trailing is None or not self._budget.take(self._clock()):
+                continue
+            price = self._prices.get(held.symbol, trailing.stop)
+            recv_ns = held.tick_recv_ns
+            move = self._write_move(held.symbol, held.command_id, trailing, price, recv_ns, delayed=True)
+            if move is not None:
+                moved.append(move)
+        if len(self._held):
+            self._flush_later()
+        return moved
+
+    def _flush_later(self) -> None:
+        if self._flush_due or self._schedule is None or self._budget is None:
+            return
+        self._flush_due = True
+        self._schedule(self._budget.wait_ns(self._clock()) / 1e9, self.flush)
 
     def limit_of(self, command_id: str, stop: Decimal) -> Decimal | None:
         """The limit a stop-limit ``command_id`` has with its stop at ``stop`` (None: a stop)."""
@@ -188,12 +269,43 @@ class ExitManager:
         return None if offset is None else stop + offset
 
     def _write(self, command_id: str, stop: Decimal) -> int:
+        """The modify at the broker: the socket write's ``perf_counter_ns`` (0 if held). A
+        stop-limit's limit moves with its stop, in the same modify."""
         limit = self.limit_of(command_id, stop)
         if limit is None or self._modify_stop_limit is None:
             # Without a stop-limit modify the limit stays where it was sent: still within the
             # sizing, which was done at it (trading.protective_limits.limit_offset), only looser.
             return self._modify(command_id, stop)
         return self._modify_stop_limit(command_id, stop, limit)
+
+    def _write_move(
+        self,
+        symbol: str,
+        command_id: str,
+        trailing: TrailingStop,
+        price: Decimal,
+        recv_ns: int,
+        *,
+        delayed: bool,
+    ) -> StopMoved | None:
+        try:
+            write_ns = self._write(command_id, trailing.stop)
+        except BrokerError as exc:
+            # The order ended at the broker (filled, cancelled) before its done event reached us.
+            log.warning("stop of %s not moved (%s); no longer trailing it", command_id, exc)
+            self.forget(symbol, command_id)
+            return None
+        old = self._written.get(command_id, trailing.stop)
+        self._written[command_id] = trailing.stop
+        self._moves[command_id] = self._moves.get(command_id, 0) + 1
+        self.counts.written += 1
+        if delayed:
+            self.counts.delayed += 1
+        move = StopMoved(command_id, symbol, old, trailing.stop, price, recv_ns, write_ns, delayed)
+        if self._on_move is not None:
+            self._on_move(move)
+        self._persisted(command_id, symbol, trailing)
+        return move
 
     def _note_best(self, command_id: str, trailing: TrailingStop, price: Decimal) -> None:
         best = self._best.get(command_id)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from trading.commands import Command, CommandKind, Side
+from trading.iceberg_parents import CONTROL
 from trading.order_events import EventKind, OrderEvent
 from trading.order_state import take_fill
 from trading.orders import Accepted, Cancelled, Fill, Order, OrderState, Rejected, Submitted
@@ -38,6 +39,9 @@ class FloorOrder:
     """An ``exit``: it may only shrink the position (see :func:`trading.risk.check_order`)."""
     accepted_at: datetime | None = None
     """When the floor took it (its command's signed issue time): the session a DAY order ends with."""
+    stop_loss: Decimal | None = None
+    """An entry's protective stop (its edge's stop, or a manual entry's ``stop_loss``): where
+    the position it opens is stopped out (:mod:`hotpath.protective_stops`)."""
     machine: Order = field(init=False)
     """The order in the state machine; STAGED until the broker acknowledges it."""
 
@@ -61,7 +65,13 @@ class FloorOrder:
             parent_id=command.parent_id,
             reduce_only=command.kind is CommandKind.EXIT,
             accepted_at=command.issued_at,
+            stop_loss=command.edge.stop_price if command.edge is not None else command.stop_loss,
         )
+
+    @property
+    def protective(self) -> bool:
+        """A stop the floor placed itself to protect a position (signed by its control key)."""
+        return self.reduce_only and self.agent_id == CONTROL
 
     @property
     def filled_qty(self) -> int:

@@ -48,9 +48,11 @@ from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
 from hotpath.outcomes import Timing
+from hotpath.protective_stops import ProtectiveStops
 from hotpath.registry import RegistryWatch
 from hotpath.sessions import SESSIONS_TOPIC
 from hotpath.startup import restore_and_connect, resume
+from hotpath.stop_guard import StopGuard, send_command
 from hotpath.stop_level_writer import StopLevelWriter
 from hotpath.streams import stream_symbols
 from hotpath.trades import TradePublisher
@@ -63,6 +65,7 @@ from observability.telemetry import install_global, setup, snapshot
 from trading.iceberg_parents import FloorKeys
 from trading.record_signing import HOTPATH_WRITER
 from trading.signing import KeyInvalid, private_key_from_pem
+from trading.trailing_pacing import ModifyBudget
 
 log = logging.getLogger("hotpath")
 
@@ -161,6 +164,9 @@ class HotPath:
             "timings": [asdict(t) for t in self.timings],
             # How the ledger appends were committed: alone, or several in one transaction.
             "ledger_appends": _append_stats(self.intake.ledger),
+            "trail_pacing": {**asdict(self.intake.exits.counts), "held": self.intake.exits.held}
+            if self.intake.exits is not None
+            else None,
             "trail_moves": [
                 {**{k: str(v) for k, v in asdict(m).items()}, "tick_to_write_us": m.tick_to_write_us}
                 for m in self.trail_moves
@@ -262,10 +268,28 @@ async def run(
         stop_levels.put,
         # A TRAIL entry is a stop-limit: its limit moves with its stop, in the same modify.
         modify_stop_limit=lambda ref, stop, limit: broker.modify(ref, stop_price=stop, limit_price=limit),
+        budget=ModifyBudget(settings.exits_modify_rate, settings.exits_modify_burst),
+        schedule=asyncio.get_running_loop().call_later,
     )
+    control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
+    control_key = private_key_from_pem(control_key_file.read_bytes()) if control_key_file.is_file() else None
+    protector = ProtectiveStops(
+        exits,
+        orders,
+        book,
+        lambda envelope: send_command(kafka_producer, envelope),
+        lambda ref: broker.cancel(ref),
+        control_key,
+        FLOOR_CONTROL,
+        lambda kind, severity, detail: events.record_ops(kind, severity, detail),
+        lambda: breaker.halted,
+        enabled=settings.exits_protect_entries,
+    )
+    book.on_change = protector.on_change
+    guard = StopGuard(exits, protector, lambda kind, sev, detail: events.record_ops(kind, sev, detail))
 
     def order_done(order: FloorOrder) -> None:
-        exits.forget(order.symbol, order.command_id)
+        guard.on_done(order)  # forgets the order's trailing stop; re-places a protective stop lost
         sweep.on_done(order)
 
     events = BrokerEvents(
@@ -292,8 +316,6 @@ async def run(
         breaker_log.record_trip(trip, breaker, cancelled_orders=cancelled)
 
     breaker = CircuitBreaker(broker.cancel_all, on_trip)
-    control_key_file = settings.keys_dir / f"{FLOOR_CONTROL}.key"
-    control_key = private_key_from_pem(control_key_file.read_bytes()) if control_key_file.is_file() else None
     if control_key is None:
         log.warning(
             "no %s: a revoked key's icebergs will have their slices pulled but no stop ledgered;"
@@ -362,6 +384,8 @@ async def run(
             await reattach_trailing_stops(pool, broker, intake, orders, events.record_ops)
         for position in await broker.positions():
             book.set_position(position.account, position.symbol, position.quantity, position.avg_cost)
+        protector.start()  # positions and orders are the broker's now: protect what needs it
+        tasks.append(asyncio.create_task(protector.run(), name="protective-stops"))
         tasks.append(asyncio.create_task(depth.run(), name="depth"))
         tasks.append(asyncio.create_task(tape.run(), name="trades"))
         tasks.append(asyncio.create_task(security.run(), name="flood-summaries"))
@@ -412,6 +436,7 @@ async def run(
             await asyncio.wait_for(breaker_log.settled(), DRAIN_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stop_levels.drained(), DRAIN_TIMEOUT_S)
+        await protector.close()
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):

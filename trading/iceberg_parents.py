@@ -31,9 +31,11 @@ outside its scope is ``floor_key.out_of_scope``:
 * the Sniper (the worker's configured slicer): slices, and cancels of slices;
 * the lifecycle canceller (``floor-lifecycle``): cancels of DAY orders, at or after the close
   of the session the order was accepted in (an order's expiry, nothing earlier);
+* the hot path's control key (``floor-control``): a protective stop placed again, i.e. an
+  ``exit`` of type STP or TRAIL (:mod:`hotpath.stop_guard`); like any exit it passes the risk
+  gate only if it shrinks the position;
 * every other service key (``floor-breaker``, ``floor-ledger``, ``floor-hotpath``,
-  ``floor-reconcile``, ``floor-control``): nothing through intake; each signs its own records
-  elsewhere.
+  ``floor-reconcile``): nothing through intake; each signs its own records elsewhere.
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ STOPPED_BY_REVOCATION = "revoked"
 
 SNIPER = "sniper"
 LIFECYCLE = "floor-lifecycle"
-"""The agent ids ``floor up`` provisions for the Sniper and the lifecycle canceller."""
+CONTROL = "floor-control"
+"""The agent ids ``floor up`` provisions for the Sniper, the lifecycle canceller and the hot
+path's own commands."""
+STOP_TYPES = frozenset({OrderType.STP, OrderType.TRAIL})
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class FloorKeys:
     """Agents whose service key signs slices (the worker's ``--sniper-agent``)."""
     lifecycle: str = LIFECYCLE
     """The agent whose service key cancels DAY orders at their session's close."""
+    control: str = CONTROL
+    """The hot path's key: it places a lost protective stop again."""
 
 
 def parent_workflow_id(command_id: str) -> str:
@@ -206,8 +213,9 @@ def control_refusal(
 
 def floor_key_refusal(command: Command, role: str, agent_id: str, keys: FloorKeys) -> str | None:
     """Why a command is outside its signer's scope (None: in scope, or checked later). A slice
-    (an ``enter`` naming a parent) is the Sniper's alone; a service key may otherwise sign only
-    a ``cancel``, and only the Sniper and the lifecycle canceller may (which orders they may
+    (an ``enter`` naming a parent) is the Sniper's alone; the control key may sign a stop
+    ``exit``; a service key may otherwise sign only a ``cancel``, and only the Sniper and the
+    lifecycle canceller may (which orders they may
     cancel is :func:`floor_cancel_refusal`'s, once intake knows the target)."""
     if command.kind is CommandKind.ENTER and command.parent_id is not None:
         if role == ROLE_SERVICE and agent_id in keys.slicers:
@@ -216,6 +224,8 @@ def floor_key_refusal(command: Command, role: str, agent_id: str, keys: FloorKey
     if role != ROLE_SERVICE:
         return None
     if command.kind is CommandKind.CANCEL and (agent_id in keys.slicers or agent_id == keys.lifecycle):
+        return None
+    if command.kind is CommandKind.EXIT and agent_id == keys.control and command.order_type in STOP_TYPES:
         return None
     return FLOOR_KEY_OUT_OF_SCOPE
 

@@ -2,7 +2,8 @@
 
 ==========================================  ==================================================
 ``GET  /status``                            seed, clock, symbols (bid/ask/mid/last), open
-                                            orders, connected gateways
+                                            orders, steps of scripted moves still to run,
+                                            connected gateways
 ``GET  /symbols/{SYM}/tape``                the symbol's newest prints (trades), oldest first:
                                             seq, price, size, time_ns, session volume, vwap
 ``GET  /symbols/{SYM}/depth``               the symbol's whole book now: seq, time_ns, every
@@ -13,6 +14,9 @@
                                             cancelled or expired it
 ``GET  /executions``                        every execution, oldest first: execId, permId,
                                             orderRef, shares, price
+``POST /orders/cancel``                     ``{"order_ref": "c1"}``: cancel our open orders
+                                            with that orderRef, as an operator at the broker
+                                            would (the client is told by order status only)
 ``POST /symbols/{SYM}/move``                ``{"pct": -10, "ms": 200}``: move the price
 ``POST /symbols/{SYM}/flash-crash``         ``{"pct": 10, "ms": 200}``: drop it by ``pct``
 ``POST /symbols/{SYM}/rate``                ``{"rate": 5000}``: model events per second
@@ -346,6 +350,11 @@ class ControlApi:
                         raise BadRequest("'time_scale' must be positive")
                 v.set_clock(paused=paused, advance_ms=advance, time_scale=scale)
                 return {"ok": True, "status": v.status()}
+            case ["orders", "cancel"]:
+                ref = body.get("order_ref")
+                if not isinstance(ref, str) or not ref:
+                    raise BadRequest("'order_ref' must be a non-empty string")
+                return {"ok": True, "cancelled": v.cancel_by_ref(ref)}
             case ["session", "close"]:
                 return {"ok": True, "expired": v.session_close()}
         raise NotFound(path)

@@ -404,6 +404,16 @@ class VenueServer:
         self.flush()
         self.wake()
 
+    def cancel_by_ref(self, order_ref: str) -> list[int]:
+        """Cancel every open order of ours with ``order_ref`` as an operator at the broker would
+        (behind the client's back: the client learns it from the order's status); their permIds."""
+        now = self.clock.now_ns()
+        victims = [wo for wo in list(self.venue.open.values()) if wo.spec.order_ref == order_ref]
+        for wo in victims:
+            self.venue.cancel(wo.client_id, wo.order_id, now)
+        self.flush()
+        return [wo.perm_id for wo in victims]
+
     def session_close(self) -> int:
         n = self.venue.session_close(self.clock.now_ns())
         self.flush()
@@ -501,6 +511,7 @@ class VenueServer:
             "account": self.config.account,
             "symbols": symbols,
             "open_orders": len(venue.open),
+            "moves_pending": len(venue.moves.pending),
             "executions": len(venue.executions),
             "gateways": self.gateway_names(),
         }

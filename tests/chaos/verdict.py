@@ -15,6 +15,7 @@ import asyncpg
 
 from tests.chaos.checker import Entry, Records, Sent, StateRow, VenueFill, VenueOrder, Violation, check
 from tests.chaos.floor import ChaosFloor
+from trading.iceberg_parents import CONTROL
 
 SETTLE_S = 30.0
 """How long the floor may take, after the load and the fault, to bring its records in line."""
@@ -24,6 +25,16 @@ SHOWN = 25
 async def read_records(floor: ChaosFloor, sent: Sequence[Sent]) -> Records:
     ids = [s.command_id for s in sent]
     async with floor.pool.acquire() as conn:
+        # The floor's own orders for the load's positions (protective stops, stops placed again:
+        # ``<entry id>.stop-...``, ``<id>.restop<n>``) are owed like the load's: held to the same rules.
+        own = await conn.fetch(
+            "SELECT DISTINCT command_id FROM ledger_entries WHERE agent_id = $1"
+            " AND split_part(command_id, '.', 1) = ANY($2::text[])",
+            CONTROL,
+            ids,
+        )
+        sent = (*sent, *(Sent(r["command_id"], "exit") for r in own if r["command_id"] not in ids))
+        ids = [s.command_id for s in sent]
         entries = await conn.fetch(
             "SELECT command_id, decision, reason, authenticated, payload FROM ledger_entries"
             " WHERE command_id = ANY($1::text[]) OR NOT authenticated ORDER BY seq",

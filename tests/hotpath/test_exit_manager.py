@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from decimal import Decimal
 
 import asyncpg
@@ -15,6 +16,7 @@ from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
 from tests.hotpath.in_process import in_process_intake
 from tests.hotpath.test_refusal_walk import TakesOrders
 from trading.commands import OrderType, Side
+from trading.trailing_pacing import ModifyBudget
 
 
 class Venue:
@@ -149,3 +151,82 @@ def test_a_resumed_stop_carries_on_with_its_best_price_and_move_count() -> None:
     [move] = exits.on_price("MSFT", Decimal("198.00"), 2)
     assert (move.old_stop, move.new_stop) == (Decimal("201.50"), Decimal("200.00"))
     assert (levels[-1].best_price, levels[-1].moves) == (Decimal("198.00"), 5)
+
+
+class Clock:
+    """A hand-moved ``perf_counter_ns`` and ``loop.call_later`` for the pacing tests."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.due: list[tuple[float, Callable[[], object]]] = []
+
+    def __call__(self) -> int:
+        return self.now
+
+    def schedule(self, delay_s: float, callback: Callable[[], object]) -> None:
+        self.due.append((delay_s, callback))
+
+    def run_due(self) -> None:
+        """Move the clock to the first scheduled callback and run it."""
+        delay, callback = self.due.pop(0)
+        self.now += int(delay * 1e9)
+        callback()
+
+
+def test_a_trailing_stop_follows_a_scripted_path_to_the_rules_level() -> None:
+    """Up, a dip, a higher high, a fall short of the stop: the stop ends one trail (rounded
+    down to the tick) below the best price, every write a level the rule allows."""
+    venue = Venue()
+    exits = ExitManager(venue.modify)
+    trail = Decimal("0.75")
+    start = exits.initial_stop(Side.SELL, Decimal("100.00"), trail_amount=trail, trail_percent=None)
+    exits.track("p1", "AAPL", Side.SELL, start, trail_amount=trail, trail_percent=None)
+    path = ["100.20", "100.95", "100.40", "101.337", "101.10", "102.004", "101.50", "101.30"]
+    for n, price in enumerate(path):
+        exits.on_price("AAPL", Decimal(price), n)
+    best = max(Decimal(p) for p in path)
+    rule = ((best - trail) / Decimal("0.01")).to_integral_value(rounding="ROUND_FLOOR") * Decimal("0.01")
+    assert rule == Decimal("101.25")
+    assert exits.stop_of("AAPL", "p1") == rule == venue.modifies[-1][1]
+    levels = [stop for _, stop in venue.modifies]
+    assert levels == sorted(levels) and len(set(levels)) == len(levels)
+
+
+def test_over_budget_the_newest_level_of_each_stop_waits_and_the_nearest_goes_first() -> None:
+    venue, clock = Venue(), Clock()
+    moves: list[StopMoved] = []
+    budget = ModifyBudget(rate=10, burst=1)
+    exits = ExitManager(venue.modify, moves.append, budget=budget, schedule=clock.schedule, clock=clock)
+    exits.track("wide", "AAPL", Side.SELL, Decimal("95.00"), trail_amount=Decimal("5"), trail_percent=None)
+    exits.track("tight", "AAPL", Side.SELL, Decimal("99.00"), trail_amount=Decimal("1"), trail_percent=None)
+
+    exits.on_price("AAPL", Decimal("101.00"), 1)  # both move; the budget has one write
+    assert venue.modifies == [("wide", Decimal("96.00"))]
+    exits.on_price("AAPL", Decimal("102.00"), 2)  # both move again: held, one level each
+    assert venue.modifies == [("wide", Decimal("96.00"))] and exits.held == 2
+    assert len(clock.due) == 1  # one refill timer, not one per move
+
+    clock.run_due()  # 100 ms later: one write, the stop nearest the market
+    assert venue.modifies[-1] == ("tight", Decimal("101.00"))
+    clock.run_due()
+    assert venue.modifies[-1] == ("wide", Decimal("97.00")) and exits.held == 0
+    assert [(m.command_id, m.delayed, m.tick_recv_ns) for m in moves] == [
+        ("wide", False, 1),
+        ("tight", True, 1),  # its wait counts from the first tick it was not written for
+        ("wide", True, 2),
+    ]
+    assert (exits.counts.written, exits.counts.delayed, exits.counts.coalesced) == (3, 2, 1)
+
+
+def test_a_held_level_of_a_stop_the_floor_forgot_is_never_written() -> None:
+    venue, clock = Venue(), Clock()
+    exits = ExitManager(
+        venue.modify, budget=ModifyBudget(rate=10, burst=1), schedule=clock.schedule, clock=clock
+    )
+    exits.track("a", "AAPL", Side.SELL, Decimal("98"), trail_amount=Decimal("1"), trail_percent=None)
+    exits.track("b", "AAPL", Side.SELL, Decimal("98"), trail_amount=Decimal("1"), trail_percent=None)
+    exits.on_price("AAPL", Decimal("101"), 1)
+    [(first, _)] = venue.modifies
+    exits.forget("AAPL", "b" if first == "a" else "a")
+    clock.run_due()
+    assert len(venue.modifies) == 1 and exits.held == 0

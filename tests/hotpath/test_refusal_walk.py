@@ -155,6 +155,20 @@ NOT_REASONS: dict[str, str] = {
             "exits.level_write_resumed",
         )
     },
+    **{
+        kind: "an ops event of the exit manager's protective stops (hotpath.protective_stops, stop_guard)"
+        for kind in (
+            "exits.stop_lost",
+            "exits.stop_replaced",
+            "exits.protected",
+            "exits.stop_withdrawn",
+            "exits.unprotected",
+        )
+    },
+    **{
+        kind: "an ops event of group mode's partition handover (hotpath.group_handover)"
+        for kind in ("hotpath.accounts_released", "hotpath.accounts_taken", "hotpath.handover_failed")
+    },
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 

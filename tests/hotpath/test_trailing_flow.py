@@ -3,15 +3,15 @@ and fills when the price turns down through it."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import httpx
 
-from tests.factories import exit_command
+from tests.factories import cancel_command, exit_command
 from tests.helpers import eventually
 from tests.hotpath.conftest import HotPathProcess
-from tests.hotpath.live_floor import LiveFloor
+from tests.hotpath.live_floor import CENT, LiveFloor
 from trading.commands import Command, OrderType, Side
 from trading.order_events import EventKind
 
@@ -73,3 +73,46 @@ async def _moved_by(
     if moves and Decimal(moves[-1]["new_stop"]) - Decimal(moves[0]["old_stop"]) >= at_least:
         return moves
     return None
+
+
+async def test_a_trailing_stop_at_the_venue_ends_a_scripted_path_at_the_rules_level(live: LiveFloor) -> None:
+    """Up 2%, back 0.3%, up 1% more: the stop the venue holds is one trail (rounded down to the
+    cent) below the best price the floor saw, as written down in :mod:`trading.trailing`. The
+    trail is wide (about 1.8%) so the dip and the market's noise leave the stop working."""
+    trail_amount = Decimal("4.00")
+    await eventually(lambda: _quiet_after(live), timeout=10.0)  # another test's move is over
+    trail = await working_trail(live, trail=trail_amount)
+    for pct in (2, -0.3, 1):
+        await live.paper.acontrol("POST", "/symbols/AAPL/move", {"pct": pct, "ms": 300})
+        await eventually(lambda: _quiet_after(live), timeout=10.0)
+
+    seen: list[tuple[object, ...]] = []
+
+    async def agreed() -> tuple[Decimal, Decimal, Decimal] | None:
+        row = await live.pool.fetchrow(
+            "SELECT stop, best_price FROM stop_levels WHERE command_id = $1", trail.command_id
+        )
+        orders = (await live.paper.acontrol("GET", "/orders"))["orders"]
+        [venue] = [o for o in orders if o["order_ref"] == trail.command_id]
+        seen[:] = [venue["status"], venue["aux_price"], None if row is None else tuple(row)]
+        if row is None or row["best_price"] is None or Decimal(row["stop"]) != Decimal(venue["aux_price"]):
+            return None
+        return Decimal(row["stop"]), Decimal(row["best_price"]), Decimal(venue["aux_price"])
+
+    try:
+        stop, best, at_venue = await eventually(agreed, timeout=10.0)
+    except AssertionError as exc:
+        raise AssertionError(f"venue and floor never agreed: last seen {seen}") from exc
+    rule = ((best - trail_amount) / CENT).to_integral_value(rounding=ROUND_FLOOR) * CENT
+    assert at_venue == stop == rule, (stop, best, at_venue, seen)
+    moves = await moves_of(live.hotpath, trail.command_id)
+    assert Decimal(moves[-1]["new_stop"]) == rule and Decimal(moves[0]["old_stop"]) < rule
+
+    cancel = await live.submit(cancel_command(live.agent.agent_id, trail.command_id, account=live.account))
+    done = await live.event(trail.command_id, EventKind.CANCELLED, EventKind.FILLED)
+    assert done.kind in (EventKind.CANCELLED, EventKind.FILLED), cancel
+
+
+async def _quiet_after(live: LiveFloor) -> bool:
+    """A scripted move is over once the venue has no step of it left to run."""
+    return (await live.paper.acontrol("GET", "/status"))["moves_pending"] == 0

@@ -125,6 +125,7 @@ def test_bad_control_requests_get_400_or_404_and_change_nothing(venue_process: V
         ("POST", "/reset", {"seed": "seven"}, 400),
         ("POST", "/clock", {"advance_ms": -5}, 400),
         ("POST", "/rate", {"rate": -1}, 400),
+        ("POST", "/orders/cancel", {"order_ref": ""}, 400),
         ("GET", "/symbols/AAPL/move", None, 400),
         ("POST", "/symbols/AAPL/tape", {}, 400),
         ("GET", "/symbols/ZZZZ/tape", None, 404),
@@ -337,3 +338,21 @@ async def test_the_orders_and_executions_routes_list_every_order_once_with_its_r
     assert len({e["exec_id"] for e in fills}) == len(fills)
     assert all(e["perm_id"] == orders["ref-taker"]["perm_id"] for e in fills)
     await venue.cancel_order(9, first + 1)
+
+
+async def test_an_order_cancelled_through_the_control_api_ends_for_its_client_as_an_operators_cancel(
+    venue: VenueClient, venue_process: VenueProcess
+) -> None:
+    tick = await venue.subscribe_ticks("MSFT")
+    assert tick.bid is not None
+    first = await venue.next_valid_id(9)
+    resting = OrderSpec("BUY", 2, "LMT", lmt_price=(tick.bid * Decimal("0.8")).quantize(Decimal("0.01")),
+                        order_ref="ref-operator")  # fmt: skip
+    assert isinstance(await venue.place_order(PlaceOrder(9, first, resting, symbol="MSFT")), OrderAck)
+    await venue.current_time_ns()
+
+    answer = venue_process.control("POST", "/orders/cancel", {"order_ref": "ref-operator"})
+    orders = {o["order_ref"]: o for o in venue_process.control("GET", "/orders")["orders"]}
+    assert answer["cancelled"] == [orders["ref-operator"]["perm_id"]]
+    assert orders["ref-operator"]["status"] == "Cancelled"
+    assert venue_process.control("POST", "/orders/cancel", {"order_ref": "ref-operator"})["cancelled"] == []

@@ -1,0 +1,168 @@
+"""Every filled entry's position is stopped at the broker for what the desk's exits leave
+uncovered: placed on the fill, withdrawn when a desk exit takes its place, placed again when
+that exit goes, and said when it cannot be."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from hotpath.account import AccountBook
+from hotpath.exit_manager import ExitManager
+from hotpath.floor_orders import FloorOrder
+from hotpath.protective_stops import PROTECTED, STOP_WITHDRAWN, UNPROTECTED, ProtectiveStops
+from tests.factories import enter_command, exit_command
+from trading.commands import Command, OrderType, Side
+from trading.iceberg_parents import CONTROL
+from trading.orders import Cancelled
+from trading.signing import SignedCommand, generate_private_key
+
+ACCOUNT = "DU1"
+
+
+class Floor:
+    """The account book, the order map and a protector whose sends and cancels are recorded."""
+
+    def __init__(self, *, halted: bool = False, key: bool = True) -> None:
+        self.halted = halted
+        self.orders: dict[str, FloorOrder] = {}
+        self.book = AccountBook()
+        self.sent: list[SignedCommand] = []
+        self.cancelled: list[str] = []
+        self.ops: list[tuple[str, str, dict[str, Any]]] = []
+        self.exits = ExitManager(lambda ref, stop: 1)
+        self.protector = ProtectiveStops(
+            self.exits, self.orders, self.book, self._send, self.cancelled.append,
+            generate_private_key() if key else None, CONTROL,
+            lambda kind, severity, detail: self.ops.append((kind, severity, dict(detail))),
+            lambda: self.halted, confirm_s=0.05,
+        )  # fmt: skip
+        self.book.on_change = self.protector.on_change
+        self.protector.start()
+
+    async def _send(self, envelope: SignedCommand) -> None:
+        self.sent.append(envelope)
+
+    def working(self, command: Command, quantity: int) -> FloorOrder:
+        order = FloorOrder.from_command(command, quantity)
+        order.acknowledged(len(self.orders) + 1)
+        self.orders[order.command_id] = order
+        self.book.order_working(order)
+        return order
+
+    def fill(self, order: FloorOrder, quantity: int, price: Decimal) -> None:
+        order.apply_fill(f"x{len(order.exec_ids)}", quantity, price)
+        self.book.on_fill(order.account, order.symbol, order.side, quantity, order.command_id)
+        if order.done:
+            self.book.order_done(order.account, order.command_id)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _, _ in self.ops]
+
+
+async def settled() -> None:
+    """Let the coalesced look at the position and the sends run."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_a_filled_entry_is_stopped_at_its_own_stop_trailing_by_its_distance_to_it() -> None:
+    floor = Floor()
+    entry = floor.working(
+        enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98.5")), 10
+    )
+    floor.fill(entry, 4, Decimal("100.20"))
+    floor.fill(entry, 6, Decimal("100.20"))  # both fills in one go: one stop for the ten
+    await settled()
+
+    [envelope] = floor.sent
+    stop = envelope.command
+    assert (stop.kind.value, stop.agent_id, stop.account, stop.symbol) == ("exit", CONTROL, ACCOUNT, "AAPL")
+    assert (stop.side, stop.quantity, stop.order_type) == (Side.SELL, 10, OrderType.TRAIL)
+    assert (stop.stop_price, stop.trail_amount) == (Decimal("98.5"), Decimal("1.70"))
+    assert stop.command_id.startswith(f"{entry.command_id}.stop-")
+    assert floor.kinds() == [PROTECTED]
+
+
+async def test_a_desk_exit_takes_the_floors_stop_place_and_its_cancel_brings_it_back() -> None:
+    floor = Floor()
+    entry = floor.working(
+        enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 10
+    )
+    floor.fill(entry, 10, Decimal("100"))
+    await settled()
+    [envelope] = floor.sent
+    stop = floor.working(envelope.command, 10)
+    assert stop.protective
+    # The risk gate does not count the floor's stop as an exit: the desk's exit passes.
+    assert floor.book.working_qty(ACCOUNT, "AAPL", Side.SELL, exits_only=True) == 0
+
+    take_profit = floor.working(
+        exit_command("desk", account=ACCOUNT, side=Side.SELL, quantity=6, limit=Decimal("103")), 6
+    )
+    await settled()
+    # 10 + 6 would sell more than the 10 held: the floor's stop goes, one for the other 4 comes.
+    assert floor.cancelled == [stop.command_id]
+    assert floor.kinds() == [PROTECTED, STOP_WITHDRAWN, PROTECTED]
+    [_, cover] = floor.sent
+    assert (cover.command.quantity, cover.command.stop_price) == (4, Decimal("98"))
+
+    stop.end(Cancelled("broker.cancelled"))  # the withdrawal's confirmation: no loss, nothing new
+    floor.book.order_done(ACCOUNT, stop.command_id)
+    await settled()
+    assert len(floor.sent) == 2
+
+    floor.working(cover.command, 4)
+    floor.book.order_done(ACCOUNT, take_profit.command_id)  # the desk pulls its exit
+    await settled()
+    assert [e.command.quantity for e in floor.sent[2:]] == [6]
+
+
+async def test_an_entry_without_a_stop_is_said_to_be_unprotected() -> None:
+    floor = Floor()
+    manual = enter_command("desk", account=ACCOUNT, limit=Decimal("100"), quantity=3)
+    manual = Command(**{**manual.__dict__, "edge": None})
+    entry = floor.working(manual, 3)
+    floor.fill(entry, 3, Decimal("100"))
+    await settled()
+    assert floor.sent == []
+    [(kind, severity, detail)] = floor.ops
+    assert (kind, severity, detail["uncovered"]) == (UNPROTECTED, "warning", 3)
+    assert "send an exit stop" in detail["advice"]
+
+
+async def test_while_halted_nothing_is_sent_and_the_position_is_said_unprotected() -> None:
+    floor = Floor(halted=True)
+    entry = floor.working(enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 2)
+    floor.fill(entry, 2, Decimal("100"))
+    await settled()
+    assert floor.sent == []
+    [(kind, severity, detail)] = floor.ops
+    assert (kind, severity) == (UNPROTECTED, "critical") and "re-arm" in detail["advice"]
+
+
+async def test_a_stop_intake_never_took_is_said_unprotected_once() -> None:
+    floor = Floor()
+    entry = floor.working(enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 2)
+    floor.fill(entry, 2, Decimal("100"))
+    await settled()
+    await asyncio.sleep(0.1)  # past confirm_s: the stop never started working
+    await settled()
+    assert floor.kinds() == [PROTECTED, UNPROTECTED] and len(floor.sent) == 1
+
+
+async def test_positions_a_halt_left_without_stops_are_protected_once_re_armed() -> None:
+    floor = Floor(halted=True)
+    entry = floor.working(enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 2)
+    floor.fill(entry, 2, Decimal("100"))
+    await settled()
+    floor.protector.rearmed()  # still halted: nothing
+    await settled()
+    assert floor.sent == []
+
+    floor.halted = False
+    floor.protector.rearmed()
+    await settled()
+    [envelope] = floor.sent
+    assert (envelope.command.quantity, envelope.command.stop_price) == (2, Decimal("98"))
