@@ -27,7 +27,7 @@ The floor's figures start at the crashing tick (detection included), the baselin
 global cancel call. Goals: (a) p99 <= 10 ms at 1,000 orders; (b) p99 <= 10 ms at 100 and
 <= 50 ms at 1,000. Setting a book up is paced by IB's limit (1,000 orders take ~22 s, floor and
 baseline each), so the full run (20 trips at 100 and 20 at 1,000) takes about a quarter of an
-hour; ``--quick`` (2 trips at 100 and 200) under a minute.
+hour; ``--quick`` (2 trips at 50 and 100) under a minute.
 """
 
 from __future__ import annotations
@@ -459,12 +459,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--crash-pct", type=Decimal, default=Decimal(10), help="the crash, percent (default 10)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="2 trips at 100 and at 200 orders (under a minute)"
+        "--quick", action="store_true", help="2 trips at 50 and at 100 orders (under a minute)"
     )
     parser.add_argument("--keep-var", action="store_true", help="keep the scratch var dir (logs)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.trips, args.sizes = 2, "100,200"
+        args.trips, args.sizes = 2, "50,100"
     try:
         args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
