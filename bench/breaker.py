@@ -26,8 +26,8 @@ that is removed afterwards. Then, for each book size and trip:
 The floor's figures start at the crashing tick (detection included), the baseline's at the
 global cancel call. Goals: (a) p99 <= 10 ms at 1,000 orders; (b) p99 <= 10 ms at 100 and
 <= 50 ms at 1,000. Setting a book up is paced by IB's limit (1,000 orders take ~22 s, floor and
-baseline each), so the full run (20 trips at 100 and 20 at 1,000) takes about a quarter of an
-hour; ``--quick`` (2 trips at 50 and 100) under a minute.
+baseline each), so the full run (20 trips at 100 and 20 at 1,000) takes some 20 minutes on a
+quiet machine; ``--quick`` (2 trips at 50 and 100) under a minute.
 """
 
 from __future__ import annotations
