@@ -80,6 +80,10 @@ class AccountBook:
 
     def order_working(self, order: FloorOrder) -> None:
         if order.command_id in self._open:
+            # Counted already, from its decision (intake counts an order before its ledger
+            # commit, hotpath.overlap); it has reached the broker now, and intake's order map,
+            # which is where the hook looks it up: told again.
+            self._changed(order.account, order.symbol, order.command_id)
             return
         self.working.setdefault(order.account, set()).add(order.command_id)
         key = (order.account, order.symbol, order.side, order.reduce_only and not order.protective)

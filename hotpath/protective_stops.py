@@ -156,7 +156,16 @@ class ProtectiveStops:
         order = self._orders.get(command_id)
         key = (account, symbol)
         if order is not None:
-            if order.done and order.protective and order.machine.state is not OrderState.FILLED:
+            if (
+                order.protective
+                and order.done
+                and order.broker_order_id is None
+                and command_id in self._pending
+            ):
+                # Ledgered, then not sent after all (the breaker moved during its commit, say):
+                # intake refused it, the desk did not cancel it.
+                self._refused(key, order)
+            elif order.done and order.protective and order.machine.state is not OrderState.FILLED:
                 if command_id not in self._cancelling:
                     # Not withdrawn by the floor: a desk's cancel, unless lost() says it was lost.
                     self._desk_cancelled[key] = command_id
@@ -342,6 +351,26 @@ class ProtectiveStops:
             self._sign_and_send(command, key, STOP_REPLACED, "warning", {**detail, "command_id": carried[1]})
         else:
             self._sign_and_send(command, key, PROTECTED, "info", detail)
+
+    def _refused(self, key: Key, order: FloorOrder) -> None:
+        """A stop of the floor's that intake ended before the broker saw it: said at once (not
+        ``confirm_s`` later) and not tried again at this position; after a halt, once re-armed."""
+        pending = self._pending.pop(order.command_id, None)
+        if pending is None or self._covered(key):
+            return
+        position = self._book.position(*key)
+        self._failed[key] = position
+        if self._halted():
+            self._while_halted.add(key)
+        detail = {
+            "account": key[0],
+            "symbol": key[1],
+            "position": position,
+            "stop_command_id": order.command_id,
+            "quantity": pending.quantity,
+            "reason": order.machine.reason,
+        }
+        self._unprotected(detail, f"intake did not send the stop {order.command_id}: place a stop by hand")
 
     def _cannot_send(self) -> str | None:
         if self._halted():

@@ -15,7 +15,7 @@ from hotpath.protective_stops import PROTECTED, STOP_WITHDRAWN, UNPROTECTED, Pro
 from tests.factories import enter_command, exit_command
 from trading.commands import Command, OrderType, Side
 from trading.iceberg_parents import CONTROL
-from trading.orders import Cancelled
+from trading.orders import Cancelled, Rejected
 from trading.signing import SignedCommand, generate_private_key
 
 ACCOUNT = "DU1"
@@ -166,3 +166,51 @@ async def test_positions_a_halt_left_without_stops_are_protected_once_re_armed()
     await settled()
     [envelope] = floor.sent
     assert (envelope.command.quantity, envelope.command.stop_price) == (2, Decimal("98"))
+
+
+async def test_a_stop_counted_working_from_its_decision_is_the_floors_once_it_reaches_the_broker() -> None:
+    floor = Floor()
+    entry = floor.working(
+        enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 10
+    )
+    floor.fill(entry, 10, Decimal("100"))
+    await settled()
+    [envelope] = floor.sent
+    # Intake counts an order working from its decision, before its commit and before its order
+    # map holds it (hotpath.overlap); the order map has it once the broker was written.
+    stop = FloorOrder.from_command(envelope.command, 10)
+    floor.book.order_working(stop)
+    await settled()
+    stop.acknowledged(99)
+    floor.orders[stop.command_id] = stop
+    floor.book.order_working(stop)
+    await asyncio.sleep(0.1)  # past confirm_s: it is working, nothing to say
+    await settled()
+    assert floor.kinds() == [PROTECTED]
+
+    floor.working(
+        exit_command("desk", account=ACCOUNT, side=Side.SELL, quantity=10, limit=Decimal("103")), 10
+    )
+    await settled()
+    assert floor.cancelled == [stop.command_id]  # the floor knows its stop: the desk's exit takes its place
+
+
+async def test_a_stop_ledgered_and_not_sent_is_said_unprotected_at_once_not_as_the_desks_cancel() -> None:
+    floor = Floor()
+    entry = floor.working(enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 2)
+    floor.fill(entry, 2, Decimal("100"))
+    await settled()
+    [envelope] = floor.sent
+    stop = FloorOrder.from_command(envelope.command, 2)
+    floor.book.order_working(stop)
+    floor.orders[stop.command_id] = stop
+    stop.end(Rejected("risk.halted"))  # the breaker tripped while its entry committed
+    floor.book.order_done(ACCOUNT, stop.command_id)
+    await settled()
+    assert floor.kinds() == [PROTECTED, UNPROTECTED]
+    detail = floor.ops[-1][2]
+    assert (detail["stop_command_id"], detail["reason"]) == (stop.command_id, "risk.halted")
+    assert "desk" not in detail["advice"]
+    await asyncio.sleep(0.1)  # past confirm_s: said once, not sent again at this position
+    await settled()
+    assert floor.kinds() == [PROTECTED, UNPROTECTED] and len(floor.sent) == 1
