@@ -55,6 +55,7 @@ from trading.demo_rules import (
 )
 from trading.order_events import FILL_KINDS, TERMINAL_KINDS, EventKind, OrderEvent
 from trading.risk import Refusal
+from trading.round_trips import root_command_id
 from trading.signing import sign_command
 from trading.symbols import parse_symbols
 
@@ -113,6 +114,9 @@ class _Slot:
     as far as the brain made it."""
     trail_tried: bool = False
     """This position's TRAIL exit was sent (and, if it is held again, did not close it)."""
+    stopped_out: bool = False
+    """The floor's protective stop closed the position while the brain's own exit was working:
+    that exit is cancelled."""
 
 
 class DemoBrain:
@@ -254,6 +258,11 @@ class DemoBrain:
 
     def _on_event(self, event: OrderEvent, now: float) -> None:
         symbol = self._orders.get(event.command_id)
+        floors_stop = False
+        if symbol is None:
+            # The floor's protective stop on one of the brain's positions is the brain's too.
+            symbol = self._orders.get(root_command_id(event.command_id))
+            floors_stop = True
         if symbol is None:
             return
         slot = self._slots[symbol]
@@ -262,6 +271,10 @@ class DemoBrain:
         if fresh > 0:
             self._filled[event.command_id] = event.filled_qty
             slot.net += fresh * (1 if event.side == Side.BUY else -1)
+        if floors_stop:
+            if fresh > 0:
+                self._stopped_out(slot, event.command_id, fresh, now)
+            return
         filled = max(event.filled_qty, event.broker_filled_qty or 0)
         if pos.phase is Phase.ENTERING and event.command_id == pos.entry_id:
             if event.kind in FILL_KINDS or event.kind in TERMINAL_KINDS:
@@ -284,27 +297,52 @@ class DemoBrain:
             if event.kind in TERMINAL_KINDS:
                 self._exit_ended(slot, event.command_id, now)
 
+    def _stopped_out(self, slot: _Slot, stop_id: str, shares: int, now: float) -> None:
+        """The floor's protective stop took ``shares`` out of the position. Held: a round trip
+        closed by the floor's stop. Exiting: the brain's own exit is now for shares no longer
+        held, so it is cancelled (by :meth:`_decide`); its end closes the position."""
+        pos = slot.position
+        entry, side, quantity, entry_id = pos.entry, pos.side, pos.quantity, pos.entry_id
+        if pos.stopped_out(shares):
+            self._closed(slot, entry, side, quantity, entry_id, stop_id, OrderType.TRAIL)
+        elif pos.phase is Phase.EXITING and pos.quantity <= 0:
+            slot.stopped_out = True
+
     def _exit_ended(self, slot: _Slot, exit_id: str, now: float) -> None:
         pos = slot.position
         entry, side, quantity, entry_id = pos.entry, pos.side, pos.quantity, pos.entry_id
         slot.cancel_sent = None
         if pos.exit_ended(now):
             slot.exit_refusals = 0
-            if entry is None or side is None or entry_id is None:
-                return  # an adopted remainder: closed, but no round trip of the brain's
-            self.round_trips += 1
-            trip = RoundTrip(
-                slot.agent.agent_id, pos.symbol, side, quantity, entry_id, exit_id, entry.order_type,
-                slot.exit_type or OrderType.LMT, entry.caps_binding, entry.mid,
-            )  # fmt: skip
-            if self._on_round_trip is not None:
-                self._on_round_trip(trip)
+            self._closed(slot, entry, side, quantity, entry_id, exit_id, slot.exit_type or OrderType.LMT)
         elif slot.exit_refusals >= MAX_EXIT_REFUSALS:
             self._outcome(
                 EXIT_GIVEN_UP, f"{pos.symbol}: {pos.quantity} held after {slot.exit_refusals} refusals"
             )
             slot.exit_refusals = 0
             pos.reset()
+
+    def _closed(
+        self,
+        slot: _Slot,
+        entry: EntryPlan | None,
+        side: Side | None,
+        quantity: int,
+        entry_id: str | None,
+        exit_id: str,
+        exit_type: OrderType,
+    ) -> None:
+        """A position the brain opened is closed: one round trip."""
+        slot.stopped_out = False
+        if entry is None or side is None or entry_id is None:
+            return  # an adopted remainder: closed, but no round trip of the brain's
+        self.round_trips += 1
+        trip = RoundTrip(
+            slot.agent.agent_id, slot.position.symbol, side, quantity, entry_id, exit_id, entry.order_type,
+            exit_type, entry.caps_binding, entry.mid,
+        )  # fmt: skip
+        if self._on_round_trip is not None:
+            self._on_round_trip(trip)
 
     # --- decisions ----------------------------------------------------------------------------
 
@@ -328,7 +366,9 @@ class DemoBrain:
                     await self._enter(slot, quote, side, now)
             elif pos.phase is Phase.IN:
                 await self._maybe_exit(slot, quote, now)
-            elif now - pos.since > self._timeout(pos) or (self.winding_down and self._waiting_on(slot)):
+            elif now - pos.since > self._timeout(pos) or (
+                (self.winding_down or slot.stopped_out) and self._waiting_on(slot)
+            ):
                 await self._overdue(slot, now)
 
     def _waiting_on(self, slot: _Slot) -> bool:
@@ -337,7 +377,7 @@ class DemoBrain:
         pos = slot.position
         if slot.cancel_sent is not None:
             return False
-        return pos.phase is Phase.ENTERING or slot.exit_type is OrderType.TRAIL
+        return pos.phase is Phase.ENTERING or slot.exit_type is OrderType.TRAIL or slot.stopped_out
 
     def _timeout(self, pos: Position) -> float:
         return self._entry_timeout_s if pos.phase is Phase.ENTERING else self._exit_timeout_s

@@ -32,9 +32,14 @@ from trading.paper_loop_audit import AuditInput, LedgeredOrder, ProfileChange, V
 _ORDERS = """
 SELECT seq, payload, detail FROM ledger_entries
  WHERE kind = ANY($1::text[]) AND decision = 'accepted' AND authenticated AND seq > $2
-   AND ($3::text[] IS NULL OR agent_id = ANY($3::text[]))
+   AND ($3::text[] IS NULL OR agent_id = ANY($3::text[])
+        OR (kind = 'exit' AND command_id LIKE '%.%' AND split_part(command_id, '.', 1) IN (
+            SELECT command_id FROM ledger_entries
+             WHERE authenticated AND decision = 'accepted' AND seq > $2 AND agent_id = ANY($3::text[]))))
  ORDER BY seq
 """
+"""The agents' accepted orders, and the floor's protective stops on their positions (exits whose
+id is ``<agent's command>.…``: :func:`trading.round_trips.root_command_id`)."""
 _PROFILES = """
 SELECT seq, payload FROM ledger_entries WHERE kind = $1 AND decision = 'applied' ORDER BY seq
 """

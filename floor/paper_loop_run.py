@@ -23,11 +23,20 @@ import asyncpg
 from trading.round_trips import FillRow, PositionKey, RoundTripCounter
 
 _FILLS = """
-SELECT id, account, agent_id, symbol, side, fill_qty
-FROM order_events
-WHERE exec_id IS NOT NULL AND id > $1 AND agent_id = ANY($2::text[])
-ORDER BY id
+SELECT e.id, e.account, coalesce(root.agent_id, e.agent_id) AS agent_id, e.symbol, e.side, e.fill_qty
+FROM order_events e
+LEFT JOIN LATERAL (
+    SELECT l.agent_id FROM ledger_entries l
+    WHERE e.command_id LIKE '%.%' AND l.authenticated AND l.command_id = split_part(e.command_id, '.', 1)
+      AND l.decision = 'accepted' AND l.kind IN ('enter', 'exit')
+    LIMIT 1
+) root ON true
+WHERE e.exec_id IS NOT NULL AND e.id > $1
+  AND (e.agent_id = ANY($2::text[]) OR root.agent_id = ANY($2::text[]))
+ORDER BY e.id
 """
+"""Fills of the agents' orders, and of the floor's protective stops on their positions (an id
+``<agent's command>.…``, :func:`trading.round_trips.root_command_id`), as the agent's."""
 
 
 _REFUSALS = """

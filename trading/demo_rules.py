@@ -336,6 +336,18 @@ class Position:
         self.phase, self.exit_id, self.exit_filled, self.since = Phase.IN, None, 0, now
         return False
 
+    def stopped_out(self, shares: int) -> bool:
+        """The floor's protective stop on this position filled ``shares``: True when that closed
+        a position held (a round trip). While the agent's own exit is working the position stays
+        EXITING, and :meth:`exit_ended` closes it once that exit has ended."""
+        if self.phase not in (Phase.IN, Phase.EXITING):
+            return False
+        self.quantity -= shares
+        if self.phase is Phase.IN and self.quantity <= 0:
+            self.reset()
+            return True
+        return False
+
     @property
     def exit_side(self) -> Side:
         assert self.side is not None

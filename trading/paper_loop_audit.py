@@ -8,8 +8,12 @@ named by command id, and the :class:`Summary`.
 
 A trade is one accepted ``enter``; the ``exit`` entries that follow it (by ledger sequence) for
 the same account, agent and symbol on the other side close it, until that agent's next entry in
-the symbol. What the venue filled is the sum of its executions under the command id (its
-``orderRef``); the average fill is their size-weighted mean.
+the symbol. The floor's protective stops on the position (``<entry id>.stop-…``, and a stop
+placed again ``<lost stop's id>.restop<n>``: :func:`trading.round_trips.root_command_id`),
+signed by the floor's control key, close the trade of the command they stand for.
+
+What the venue filled is the sum of its executions under the command id (its ``orderRef``); the
+average fill is their size-weighted mean.
 
 Rules (each a violation of the trade's entry command):
 
@@ -44,6 +48,7 @@ from trading.commands import Command, CommandKind, Side
 from trading.fill_prices import FillRange
 from trading.paper_loop_summary import Summary as Summary  # part of the result
 from trading.paper_loop_summary import summarize
+from trading.round_trips import root_command_id
 from trading.sizing import RiskProfile, size_order
 
 NO_PROFILE = "audit.no_profile"
@@ -225,6 +230,8 @@ def audit(records: AuditInput) -> AuditResult:
     orders = sorted(records.orders, key=lambda o: o.seq)
     exits: defaultdict[str, list[LedgeredOrder]] = defaultdict(list)
     current: dict[tuple[str, str, str | None], LedgeredOrder] = {}
+    opened_by: dict[str, LedgeredOrder] = {}
+    """command id (an entry's, or an exit's) -> the entry whose trade it belongs to."""
     entries: list[LedgeredOrder] = []
     for order in orders:
         c = order.command
@@ -232,9 +239,16 @@ def audit(records: AuditInput) -> AuditResult:
         if c.kind is CommandKind.ENTER:
             entries.append(order)
             current[key] = order
-        elif c.kind is CommandKind.EXIT and (opened := current.get(key)) is not None:
-            if c.side is not opened.command.side:
-                exits[opened.command.command_id].append(order)
+            opened_by[c.command_id] = order
+            continue
+        if c.kind is not CommandKind.EXIT:
+            continue
+        root = root_command_id(c.command_id)
+        # The floor's own stop on the position closes the trade of the command it stands for.
+        opened = opened_by.get(root) if root != c.command_id else current.get(key)
+        if opened is not None and c.side is not opened.command.side:
+            exits[opened.command.command_id].append(order)
+            opened_by[c.command_id] = opened
     trades = tuple(
         _trade(e, _in_force(profiles, e), exits.get(e.command.command_id, []), fills, at_venue)
         for e in entries

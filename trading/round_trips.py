@@ -4,7 +4,8 @@ The paper loop counts its progress from the broker's executions as the floor sto
 (``order_events`` rows with an execution), never from what an agent believes it did: an agent
 that thinks it exited while its exit never filled has not completed a trade.
 
-A position is one agent's in one symbol on one account (each agent trades its own positions).
+A position is one agent's in one symbol on one account (each agent trades its own positions);
+the floor's protective stops on it (:func:`root_command_id`) count as that agent's fills.
 A fill that takes the position from non-zero to zero closes one round trip; a fill that flips it
 through zero (long to short in one execution) closes one and opens the next.
 """
@@ -15,6 +16,15 @@ from dataclasses import dataclass, field
 
 PositionKey = tuple[str, str, str]
 """(account, agent id, symbol)."""
+
+
+def root_command_id(command_id: str) -> str:
+    """The agent's command an order of the floor's own stands for. The floor's protective stop
+    on a filled entry is ``<entry id>.stop-<n>`` and a stop it places again after losing one is
+    ``<lost stop's id>.restop<n>`` (:mod:`hotpath.protective_stops`, :mod:`hotpath.stop_guard`),
+    both signed by the floor's control key: the position they close is the one the command
+    before the first dot opened or was closing. Any other id is its own root."""
+    return command_id.split(".", 1)[0]
 
 
 @dataclass(frozen=True)

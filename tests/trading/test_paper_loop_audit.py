@@ -274,3 +274,30 @@ def test_money_stays_exact_where_an_average_does_not_terminate() -> None:
     assert trade.slippage_dollars == Decimal("-0.01")  # 300.02 against 3 x the touch of 100.01
     assert str(result.summary.pnl) == "3.01"
     assert str(result.summary.mean_slippage) == "-0.0033"
+
+
+def test_the_floors_protective_stop_and_its_replacement_close_the_trade_they_protect() -> None:
+    book = Book()
+    entry = enter_command("alpha", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("95"))
+    sent = book.sized(entry, Decimal("100"))
+    book.fill(entry, (sent, "100"))
+    # Signed by the floor's control key, not the agent's: ids name the entry they protect.
+    stop = exit_command(
+        "floor-control", account=ACCOUNT, side=Side.SELL, quantity=30, order_type=OrderType.STP, stop_price=Decimal("96"),
+        command_id=f"{entry.command_id}.stop-1a2b3c4d",
+    )  # fmt: skip
+    book.ledger(stop, {"quantity": 30})
+    book.fill(stop, (30, "96"))
+    again = exit_command(
+        "floor-control", account=ACCOUNT, side=Side.SELL, quantity=sent - 30, order_type=OrderType.STP, stop_price=Decimal("95.50"),
+        command_id=f"{stop.command_id}.restop1",
+    )  # fmt: skip
+    book.ledger(again, {"quantity": sent - 30})
+    book.fill(again, (sent - 30, "95.50"))
+
+    result = audit(book.records())
+
+    assert result.ok, result.violations
+    [trade] = result.trades
+    assert trade.outcome == CLOSED
+    assert trade.realized_pnl == 30 * Decimal(-4) + (sent - 30) * Decimal("-4.50")
