@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -80,10 +81,14 @@ async def desk(live: LiveFloor, ledger_pool: asyncpg.Pool) -> AsyncIterator[Desk
     operator = await fresh_agent(ledger_pool, f"ops-{uuid.uuid4().hex[:8]}", "operator")
     desk = Desk(live, operator)
     await live.paper.acontrol("POST", "/clock", {"paused": True})
+    paused_at = time.monotonic()
     try:
         yield desk
     finally:
-        await live.paper.acontrol("POST", "/clock", {"paused": False})
+        # The market clock catches up with the time it stood still: the suites after this one
+        # compare the venue's execution times with the wall clock.
+        still_ms = (time.monotonic() - paused_at) * 1000
+        await live.paper.acontrol("POST", "/clock", {"advance_ms": still_ms, "paused": False})
         await desk.profile(MAIN_PROFILE.max_trade_size, MAIN_PROFILE)
 
 
