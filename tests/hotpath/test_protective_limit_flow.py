@@ -23,6 +23,7 @@ import asyncpg
 import httpx
 import pytest
 
+from hotpath.registry import REFRESH_S as REGISTRY_REFRESH_S
 from ledger.risk_profiles import set_profile
 from tests.factories import Agent, exit_command
 from tests.fixtures.hotpath import fresh_agent
@@ -70,7 +71,9 @@ class Desk:
             current = await self.live.hotpath.profile(VENUE_ACCOUNT)
             return current is not None and Decimal(str(current["max_trade_size"])) == shown
 
-        await eventually(in_force, timeout=10.0)
+        # Announced on commit, reloaded at once; the hot path also reloads every 30 s whatever it
+        # heard (hotpath.registry), which bounds the wait should the announcement be missed.
+        await eventually(in_force, timeout=REGISTRY_REFRESH_S + 5)
 
     async def asks(self) -> list[tuple[Decimal, int]]:
         depth = await self.live.paper.acontrol("GET", f"/symbols/{SYMBOL}/depth")
