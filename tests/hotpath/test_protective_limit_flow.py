@@ -67,13 +67,18 @@ class Desk:
             operator_key=self.operator.private_key,
         )  # fmt: skip
 
+        last: list[object] = [None]
+
         async def in_force() -> bool:
-            current = await self.live.hotpath.profile(VENUE_ACCOUNT)
+            last[0] = current = await self.live.hotpath.profile(VENUE_ACCOUNT)
             return current is not None and Decimal(str(current["max_trade_size"])) == shown
 
         # Announced on commit, reloaded at once; the hot path also reloads every 30 s whatever it
         # heard (hotpath.registry), which bounds the wait should the announcement be missed.
-        await eventually(in_force, timeout=REGISTRY_REFRESH_S + 5)
+        try:
+            await eventually(in_force, timeout=REGISTRY_REFRESH_S + 5)
+        except AssertionError as exc:
+            raise AssertionError(f"the hot path enforces {last[0]}, not Max Trade Size {shown}") from exc
 
     async def asks(self) -> list[tuple[Decimal, int]]:
         depth = await self.live.paper.acontrol("GET", f"/symbols/{SYMBOL}/depth")
