@@ -167,7 +167,9 @@ class ExitManager:
         ``bound`` (an entry's: :func:`trading.trailing.entry_bound`). ``limit_offset``: a
         stop-limit's limit minus its stop, kept as the stop moves."""
         trailing = self._make(order_side, stop, tick, trail_amount, trail_percent, bound)
-        if limit_offset is not None:
+        if limit_offset is None:
+            self._limit_offsets.pop(command_id, None)
+        else:
             self._limit_offsets[command_id] = limit_offset
         self._stops.setdefault(symbol, {})[command_id] = trailing
         self._written[command_id] = stop

@@ -1,15 +1,19 @@
 """An ``enter`` or ``exit`` command through intake, once the sentry let it in: breaker → the
-symbol → an iceberg slice's parent → the risk profile → a TRAIL's initial stop → the prices it
-can fill at → Kelly sizer (an enter) → risk limits → ledger append, committed (write-ahead) →
-the breaker checked again → broker ``place`` (:func:`hotpath.broker_orders.broker_order`) →
-the Exit Manager (a TRAIL) → ``orders.events``.
+symbol → an iceberg slice's parent → the risk profile → a TRAIL's initial stop → an entry's
+protective limit → the prices it can fill at → Kelly sizer (an enter) → risk limits → ledger
+append, committed (write-ahead) → the breaker checked again → broker ``place``
+(:func:`hotpath.broker_orders.broker_order`) → the Exit Manager (a TRAIL) → ``orders.events``.
 
 The sizer and the risk limits both work over every price the order can fill at given the touch
 (:mod:`trading.fill_prices`); a TRAIL's initial stop is computed first, and the order sized at
-it. A manual enter (no edge) skips the sizer: its quantity is the trader's, sent exactly or
-refused by the risk limits, its loss measured to its ``stop_loss`` or, without one, the whole
-notional (:mod:`trading.risk`). The only awaits between intake and the socket write are the
-broker's cached net liquidation and the ledger commit.
+it. A MKT, STP or TRAIL entry goes out with a protective limit the collar past the touch or its
+trigger (:mod:`trading.protective_limits`) and is sized at that limit, so no walk of the book
+takes it past the profile; the limit is in the entry's ledger detail (``protective_limit``),
+which a restart sends again. An exit goes out as signed. A manual enter (no edge) skips the
+sizer: its quantity is the trader's, sent exactly or refused by the risk limits, its loss
+measured to its ``stop_loss`` or, without one, the whole notional (:mod:`trading.risk`). The
+only awaits between intake and the socket write are the broker's cached net liquidation and
+the ledger commit.
 
 An append whose connection dropped may have committed: the record is handed in again (the
 ledger unreachable holds it) and, finding the entry, the order goes on from it to the broker,

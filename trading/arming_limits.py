@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from trading.commands import OrderType, Side
+from trading.fill_prices import FillRange
 from trading.protective_limits import DEFAULT_COLLAR_BPS, entry_fill_range
 from trading.step_up import OrderTerms
 from trading.symbols import tick_size
@@ -92,7 +93,15 @@ def worst_notional_price(
         return terms.limit_price
     if touch is None:
         return None
-    fills = entry_fill_range(
+    fills = ticket_fill_range(terms, touch, collar_bps)
+    return None if fills is None else fills.notional_price
+
+
+def ticket_fill_range(terms: OrderTerms, touch: Decimal | None, collar_bps: Decimal) -> FillRange | None:
+    """Every price the order of ``terms`` (a manual entry) can fill at given ``touch``, as the
+    hot path sends it: a market or stop order with its protective limit ``collar_bps`` past the
+    touch or its trigger (:func:`trading.protective_limits.entry_fill_range`)."""
+    return entry_fill_range(
         terms.side,
         terms.order_type,
         limit=terms.limit_price,
@@ -101,7 +110,6 @@ def worst_notional_price(
         collar_bps=collar_bps,
         tick=tick_size(terms.symbol),
     )
-    return None if fills is None else fills.notional_price
 
 
 def fresh_touch(book: TopOfBook | None, side: Side, now: datetime, max_age: timedelta) -> Decimal | None:

@@ -15,11 +15,10 @@ from api.graphql.errors import BAD_ARGUMENT, Refused
 from api.graphql.trading_mutations import OrderTicketInput, ticket_of
 from ledger.account_values import net_liquidation
 from ledger.risk_profiles import get_profile
-from trading.arming_limits import fresh_touch
+from trading.arming_limits import fresh_touch, ticket_fill_range
 from trading.order_ticket import TicketInvalid, parse_ticket
-from trading.protective_limits import entry_fill_range
 from trading.sizing_suggestion import EdgeInvalid, suggest
-from trading.symbols import parse_symbols, tick_size
+from trading.symbols import parse_symbols
 
 NO_PROFILE = "risk.no_profile"
 
@@ -70,15 +69,7 @@ async def sizing_suggestion(
     )
     # Over the prices the hot path checks the manual order at: a market or stop order goes out
     # with a protective limit, and is sized at it.
-    fills = entry_fill_range(
-        terms.side,
-        terms.order_type,
-        limit=terms.limit_price,
-        stop=terms.stop_price,
-        touch=touch,
-        collar_bps=services.settings.market_collar_bps,
-        tick=tick_size(terms.symbol),
-    )
+    fills = ticket_fill_range(terms, touch, services.settings.market_collar_bps)
     try:
         suggestion = suggest(
             profile,
