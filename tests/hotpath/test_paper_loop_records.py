@@ -47,7 +47,11 @@ async def test_a_round_trip_is_read_from_the_ledger_and_the_venue_and_audited(
     assert result.ok, result.violations
     [trade] = result.trades
     assert trade.command_id == entry.command.command_id
-    assert trade.exits == (out.command.command_id,)
+    # The desk's exit, and the floor's own stops on the position it opened (withdrawn as the
+    # desk's exit took their place: never filled), which count as the trade's.
+    assert out.command.command_id in trade.exits
+    floor_stops = [e for e in trade.exits if e != out.command.command_id]
+    assert all(e.startswith(f"{entry.command.command_id}.stop-") for e in floor_stops), trade.exits
     assert (trade.quantity_sent, trade.filled, trade.exit_filled, trade.outcome) == (7, 7, 7, CLOSED)
     assert (trade.kelly_quantity, trade.binding) == (7, BINDING_REQUESTED)
     assert trade.avg_fill is not None and sold.avg_fill_price is not None
