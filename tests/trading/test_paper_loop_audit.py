@@ -283,14 +283,14 @@ def test_the_floors_protective_stop_and_its_replacement_close_the_trade_they_pro
     book.fill(entry, (sent, "100"))
     # Signed by the floor's control key, not the agent's: ids name the entry they protect.
     stop = exit_command(
-        "floor-control", account=ACCOUNT, side=Side.SELL, quantity=30, order_type=OrderType.STP, stop_price=Decimal("96"),
-        command_id=f"{entry.command_id}.stop-1a2b3c4d",
+        "floor-control", account=ACCOUNT, side=Side.SELL, quantity=30, order_type=OrderType.STP,
+        stop_price=Decimal("96"), command_id=f"{entry.command_id}.stop-1a2b3c4d",
     )  # fmt: skip
     book.ledger(stop, {"quantity": 30})
     book.fill(stop, (30, "96"))
     again = exit_command(
-        "floor-control", account=ACCOUNT, side=Side.SELL, quantity=sent - 30, order_type=OrderType.STP, stop_price=Decimal("95.50"),
-        command_id=f"{stop.command_id}.restop1",
+        "floor-control", account=ACCOUNT, side=Side.SELL, quantity=sent - 30, order_type=OrderType.STP,
+        stop_price=Decimal("95.50"), command_id=f"{stop.command_id}.restop1",
     )  # fmt: skip
     book.ledger(again, {"quantity": sent - 30})
     book.fill(again, (sent - 30, "95.50"))
