@@ -148,7 +148,8 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         key has its running icebergs stopped, once per process (at start that is every revoked
         key: a revocation may have come while it was down)."""
         self._keys = {k.key_id: k for k in await self.ledger.keys()}
-        for key in self._keys.values():
+        # A copy: intake adds and forgets keys in this mapping while the stops below are awaited.
+        for key in list(self._keys.values()):
             if key.revoked and key.key_id not in self._revocations_handled:
                 try:
                     await self.stop_icebergs_of(key.key_id)

@@ -78,6 +78,11 @@ class RegistryWatch:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.exception("key registry / risk profile reload failed; the previous copy stays")
                 continue
+            except Exception:
+                # A bug in one reload must not end them all (keys and limits would then never
+                # change again in this process): said loudly, tried again at the next one.
+                log.exception("key registry / risk profile reload failed (a bug); the previous copy stays")
+                continue
             if self._on_reload is not None:
                 self._on_reload()
 

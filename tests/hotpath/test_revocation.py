@@ -138,3 +138,21 @@ async def test_the_registry_watch_reloads_the_moment_a_revocation_commits(
     command = other.sign(enter_command(other.agent_id, account="DU-NOPROFILE", quantity=5))
     assert (await stale.intake.handle(command.to_wire(), source="test")).reason == sentry.REVOKED_KEY
     assert "ledger" not in await _security_detail(ledger_pool, command.command.command_id)
+
+
+async def test_a_reload_stopping_a_revoked_keys_icebergs_survives_intake_forgetting_a_key_meanwhile(
+    stale: _Stale, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload awaits the ledger for each newly revoked key while intake goes on deciding
+    commands, and intake forgets a key the ledger refused as revoked: the reload must not end
+    on the registry it walks changing under it (the watch would then never reload again)."""
+    intake = stale.intake
+    store = intake.ledger
+    signed_by = store.icebergs_signed_by
+
+    async def forgetting_meanwhile(key_id: str) -> list[str]:
+        intake._forget_key(key_id)  # as intake does when the ledger refuses the key as revoked
+        return list(await signed_by(key_id))
+
+    monkeypatch.setattr(store, "icebergs_signed_by", forgetting_meanwhile)
+    await intake.refresh_keys()  # the revocation after the registry loaded: its icebergs are stopped
