@@ -169,6 +169,8 @@ NOT_REASONS: dict[str, str] = {
         kind: "an ops event of group mode's partition handover (hotpath.group_handover)"
         for kind in ("hotpath.accounts_released", "hotpath.accounts_taken", "hotpath.handover_failed")
     },
+    "breaker.followed": "an ops event kind: a group member took the breaker's state from another's entry",
+    "recovery.deferred_to_owner": "an ops event kind: a group member left an unsent order to its owner",
 }
 """Upper-case string constants in those packages that look like a reason and are not one."""
 
