@@ -106,11 +106,14 @@ class FloorSettings(BaseSettings):
     api_state_poll_ms: int = Field(default=200, ge=10)
     """How often the API reads the breaker's state and new security events from Postgres for its
     subscribers (no trigger announces either)."""
-    exits_modify_rate: int = Field(default=40, ge=0)
+    exits_modify_rate: int = Field(default=30, ge=0)
     """Trailing-stop modifications the Exit Manager writes a second at most (0: unpaced): its
-    share of IB's 50 messages/s a client, the rest left for orders and cancels. Beyond it each
-    stop's newest level waits, nearest the market first (:mod:`trading.trailing_pacing`)."""
-    exits_modify_burst: int = Field(default=10, ge=1)
+    share of the adapter's 45 messages/s (``ib_max_requests_per_s``, under IB's 50), the rest
+    left for orders and cancels. Beyond it each stop's newest level waits, nearest the market
+    first (:mod:`trading.trailing_pacing`). Rate and burst together are what one second may
+    hold: kept under the adapter's throttle with room for the floor's protective stops and the
+    desks' orders, or ib_async queues the modify itself (written 0, unseen by the pacing)."""
+    exits_modify_burst: int = Field(default=5, ge=1)
     """Modifications the Exit Manager may write at once before the rate applies."""
     exits_protect_entries: bool = True
     """Every filled entry's position gets a trailing stop at the broker for the shares the

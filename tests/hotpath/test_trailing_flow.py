@@ -55,7 +55,8 @@ async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(li
     stops = [Decimal(m["new_stop"]) for m in moves]
     assert stops == sorted(stops), "a trailing stop never moves back"
     slow = [m for m in moves if m["tick_to_write_us"] is None or m["tick_to_write_us"] >= 1_000_000]
-    assert not slow, (slow, await _pacing(hotpath))
+    detail = [(m["delayed"], m["tick_to_write_us"]) for m in slow]
+    assert not slow, f"slow (delayed, tick_to_write_us): {detail} of {len(moves)}, {await _pacing(hotpath)}"
 
     # A slower fall leaves the book time to refill: the triggered stop is a market order, and the
     # venue cancels what a market order cannot fill at once.
