@@ -78,19 +78,23 @@ class AccountBook:
         exits = self._open_qty.get((account, symbol, side, True), 0)
         return exits if exits_only else exits + self._open_qty.get((account, symbol, side, False), 0)
 
-    def order_working(self, order: FloorOrder) -> None:
+    def order_working(self, order: FloorOrder) -> bool:
+        """Count ``order`` as working; False when it was counted already (from its decision, or
+        as another process's order this one took over), so the caller knows it added nothing
+        to take back."""
         if order.command_id in self._open:
             # Counted already, from its decision (intake counts an order before its ledger
             # commit, hotpath.overlap); it has reached the broker now, and intake's order map,
             # which is where the hook looks it up: told again.
             self._changed(order.account, order.symbol, order.command_id)
-            return
+            return False
         self.working.setdefault(order.account, set()).add(order.command_id)
         key = (order.account, order.symbol, order.side, order.reduce_only and not order.protective)
         remaining = max(order.quantity - order.filled_qty, 0)
         self._open[order.command_id] = (key, remaining)
         self._open_qty[key] = self._open_qty.get(key, 0) + remaining
         self._changed(order.account, order.symbol, order.command_id)
+        return True
 
     def order_done(self, account: str, command_id: str) -> None:
         self.working.get(account, set()).discard(command_id)

@@ -183,7 +183,9 @@ class OrderCommands(IntakeSteps):
         # Counted as working from here, not from the broker write: the next command may be
         # decided while this commit is in flight (hotpath.overlap), and its risk checks must
         # see this order. Taken back below if the order does not reach the broker.
-        self.book.order_working(order)
+        # A command delivered again (its offset not committed before a crash or a handover) is
+        # counted already, as working: its refusal by the ledger below must not take it back.
+        counted = self.book.order_working(order)
         try:
             overlap.release()  # nothing awaited before the append: its entry is queued first
             # Write-ahead: committed when this returns, sized quantity included, before the
@@ -192,10 +194,12 @@ class OrderCommands(IntakeSteps):
                 envelope, quantity, {**detail, "quantity": quantity}, unconfirmed
             )
         except RefusedByLedger as exc:
-            self.book.order_done(order.account, order.command_id)
+            if counted:
+                self.book.order_done(order.account, order.command_id)
             return await self.refusals.by_ledger(exc, envelope, source)
         except BaseException:
-            self.book.order_done(order.account, order.command_id)
+            if counted:
+                self.book.order_done(order.account, order.command_id)
             raise
         stamps = _Stamps(produce_ts_ms, intake_ns, decided_ns, entry.committed_ns, entry.seq)
         return await self._send_committed(committed, stamps, order)

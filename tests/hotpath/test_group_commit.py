@@ -259,3 +259,29 @@ async def test_a_group_the_ledger_refuses_an_entry_of_is_appended_one_by_one_eac
         [first.command.command_id, genuine.command.command_id],
     )
     assert [r["command_id"] for r in rows] == [first.command.command_id, genuine.command.command_id]
+
+
+async def test_a_redelivered_order_another_process_placed_stays_counted_when_the_ledger_refuses_it(
+    agent: Agent, ledger_pool: asyncpg.Pool, committed: _Committed, account: str
+) -> None:
+    """A hot path that takes over an account counts the orders the previous owner left working;
+    a command of theirs delivered again (its offset not committed before that owner died) is
+    refused by the ledger as a duplicate, and must not take the previous owner's order out of
+    the count: the account's open-order limit (three) still holds."""
+    survivor_broker, survivor_events = _Broker(committed), list[OrderEvent]()
+    survivor = in_process_intake(LedgerStore(ledger_pool), survivor_broker, survivor_events)
+    await survivor.warm()  # started before the other process's orders were ledgered
+    victim = in_process_intake(LedgerStore(ledger_pool), _Broker(committed), [])
+    await victim.warm()
+    placed = [agent.sign(enter_command(agent.agent_id, account=account, quantity=1)) for _ in range(2)]
+    await consume_commands(victim, _burst(*(e.to_wire() for e in placed)))
+    for envelope in placed:  # what the handover counts, from the state rows and the ledger
+        survivor.book.order_working(victim.orders[envelope.command.command_id])
+    fresh = [agent.sign(enter_command(agent.agent_id, account=account, quantity=1)) for _ in range(2)]
+
+    await consume_commands(survivor, _burst(placed[1].to_wire(), *(e.to_wire() for e in fresh)))
+
+    assert [ref for ref, _ in survivor_broker.placed] == [fresh[0].command.command_id]
+    refused = {e.command_id: e.reason for e in survivor_events if e.kind.value == "rejected"}
+    assert refused.get(fresh[1].command.command_id) == Refusal.MAX_OPEN_ORDERS.value, refused
+    assert survivor.book.open_orders(account) == 3

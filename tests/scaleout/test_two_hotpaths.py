@@ -331,10 +331,6 @@ async def test_an_operators_trip_and_re_arm_reach_every_hotpath_of_the_group(
         await eventually(lambda: _states_are(group, "ACTIVE"), timeout=20.0)
 
 
-# Under `make test-long`: at times the survivor counts one order fewer of those the killed member
-# left working than there are, and accepts one order past max open orders (README, "More than
-# one hot path").
-@pytest.mark.long
 async def test_a_killed_hotpaths_accounts_go_to_the_other_with_no_command_lost_or_doubled(
     group: Group, paper: PaperStack, ledger_pool: asyncpg.Pool
 ) -> None:
