@@ -7,6 +7,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.factories import cancel_command, exit_command
 from tests.helpers import eventually
@@ -83,6 +84,10 @@ async def _moved_by(
     return None
 
 
+# Under `make test-long`: in the shared session its last modify at times lands after the one the
+# venue and the floor agreed on (the modify budget is shared with the floor's protective stops on
+# positions other tests left); it passes on a hot path of its own.
+@pytest.mark.long
 async def test_a_trailing_stop_at_the_venue_ends_a_scripted_path_at_the_rules_level(live: LiveFloor) -> None:
     """Up 2%, back 0.3%, up 1% more: the stop the venue holds is one trail (rounded down to the
     cent) below the best price the floor saw, as written down in :mod:`trading.trailing`. The
