@@ -67,6 +67,7 @@ __all__ = [
     "SessionChange",
     "SessionChanged",
     "SessionRole",
+    "ClientIdInUse",
     "SourceAddressRefused",
     "Subscription",
     "Trade",
@@ -117,6 +118,20 @@ class ReadOnlySession(BrokerError):
 
 class NotConnected(BrokerError, ConnectionError):
     """A query (not an order) needs a live session and none is up."""
+
+
+class ClientIdInUse(BrokerError, ConnectionError):
+    """The gateway refused the session's client id as in use (IB's error 326): another API
+    client holds it, or this process's own earlier session whose end the gateway has not yet
+    read (after a crash)."""
+
+    def __init__(self, client_id: int, gateway: str) -> None:
+        self.client_id = client_id
+        self.gateway = gateway
+        super().__init__(
+            f"gateway {gateway} refused client id {client_id} as in use: stop the other client "
+            f"using it, or give this process another id (FLOOR_IB_CLIENT_ID)"
+        )
 
 
 class SourceAddressRefused(BrokerError, ConnectionError):

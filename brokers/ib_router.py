@@ -26,6 +26,7 @@ from ib_async import IB
 
 from brokers.base import (
     BrokerEvent,
+    ClientIdInUse,
     NotConnected,
     SessionChange,
     SessionChanged,
@@ -122,7 +123,8 @@ class Router:
             else:
                 break
         else:
-            refused = [e for e in errors if isinstance(e, SourceAddressRefused)]
+            # A refusal that names its cause (address, client id) says what to fix; say it.
+            refused = [e for e in errors if isinstance(e, (SourceAddressRefused, ClientIdInUse))]
             await self.close(emit=False)
             if refused:
                 raise refused[0]

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from ib_async import IB, Trade
 from ib_async.ib import StartupFetch, StartupFetchALL
 
-from brokers.base import SessionRole, SourceAddressRefused
+from brokers.base import ClientIdInUse, SessionRole, SourceAddressRefused
 from brokers.ib_liveness import LivenessRules
 from brokers.ib_transport import BoundConnection, OrderWriteHook, install
 
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 MIN_HEALTHY_UPTIME = 1.0
 """Seconds a session must stay up before its reconnect backoff starts over."""
+
+ERR_CLIENT_ID_IN_USE = 326
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class SessionConfig:
     backoff_max: float = 2.0
     max_requests_per_s: int = 45
     """ib_async's client-side throttle (IB allows 50/s); 0 disables it."""
+    client_id_wait: float = 15.0
+    """Seconds a first connection keeps trying while the gateway says the client id is in use
+    before it fails: after a crash the gateway frees the dead session's id only once it has
+    read that socket's end, and a process started again at once must wait for that."""
     readonly: bool = False
     """ib_async's read-only mode: no order synchronisation at connect (market data only)."""
 
@@ -162,6 +168,7 @@ class GatewaySession:
 
     async def _run(self) -> None:
         backoff = self.config.backoff_initial
+        started = time.monotonic()
         while not self._closing:
             try:
                 await self._connect()
@@ -170,7 +177,13 @@ class GatewaySession:
             except BaseException as exc:  # noqa: BLE001 - any failure is retried with backoff
                 self._teardown()
                 self.last_error = exc
-                self._settle_first(exc)
+                waiting = isinstance(exc, ClientIdInUse) and (
+                    time.monotonic() - started < self.config.client_id_wait
+                )
+                if waiting:
+                    log.warning("%s: %s; trying again (a dead session's id is freed late)", self.label, exc)
+                else:
+                    self._settle_first(exc)
                 self._listener.session_failed(self, exc)
                 # Backoff between reconnect attempts; no event exists that says "try again now".
                 await asyncio.sleep(backoff)
@@ -222,6 +235,13 @@ class GatewaySession:
             self._mark_down(msg or "connection closed by the gateway")
 
         conn.disconnected += on_socket_closed
+        refused_codes: set[int] = set()
+
+        def on_error(req_id: int, code: int, *_: Any) -> None:
+            if req_id == -1 and code == ERR_CLIENT_ID_IN_USE:
+                refused_codes.add(code)
+
+        ib.errorEvent += on_error
         ib.disconnectedEvent += lambda: self._mark_down("disconnected")
         self._listener.wire(self, ib)
         fetch: Any = StartupFetchALL & ~StartupFetch.ORDERS_COMPLETE
@@ -241,7 +261,7 @@ class GatewaySession:
                 connecting.cancel()
                 with contextlib.suppress(BaseException):
                     await connecting
-                raise self._refusal(ib, closed_early.result())
+                raise self._refusal(refused_codes, closed_early.result())
             connecting.result()
         except OSError as exc:
             if cfg.source_address and exc.errno in (99, 49):  # EADDRNOTAVAIL on Linux / macOS
@@ -253,14 +273,14 @@ class GatewaySession:
             # Connected to a gateway that has no IB behind it: try again later (with backoff).
             raise ConnectionError(f"{self.label}: {self._upstream_cause}")
 
-    def _refusal(self, ib: IB, detail: str) -> BaseException:
-        # A gateway that refuses the client's address closes the socket before the handshake
-        # reply; one that refuses the client id (326) closes it after.
-        if ib.client.serverVersion() == 0:
-            return SourceAddressRefused(
-                self.config.source_address or "(default)", self.config.gateway, detail
-            )
-        return ConnectionError(f"{self.label}: {detail}")
+    def _refusal(self, codes: set[int], detail: str) -> BaseException:
+        """Why the gateway closed the socket during the handshake. One that refuses the client
+        id says so (326) before it closes; one that refuses the client's address closes it
+        without a word. (ib_async forgets the handshake's server version as the socket closes,
+        so the error is the only witness.)"""
+        if ERR_CLIENT_ID_IN_USE in codes:
+            return ClientIdInUse(self.config.client_id, self.config.gateway)
+        return SourceAddressRefused(self.config.source_address or "(default)", self.config.gateway, detail)
 
     async def _serve(self) -> str:
         """Watch the connected session until it ends; return why. Between the gateway's 1100

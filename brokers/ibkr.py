@@ -70,6 +70,9 @@ class IbkrConfig:
     """Seconds a probe may wait for an answer (see :mod:`brokers.ib_liveness`)."""
     heartbeat_misses: int = 3
     reconcile_timeout: float = 4.0
+    client_id_wait: float = 15.0
+    """Seconds a first connection waits for a client id the gateway says is in use (see
+    :class:`brokers.ib_session.SessionConfig`)."""
     max_requests_per_s: int = 45
     readonly: bool = False
     """Market data and queries only: ib_async's read-only mode, and no order calls."""
@@ -99,6 +102,7 @@ class IbkrConfig:
             "heartbeat_timeout": self.heartbeat_timeout,
             "heartbeat_misses": self.heartbeat_misses,
             "max_requests_per_s": self.max_requests_per_s,
+            "client_id_wait": self.client_id_wait,
             "readonly": self.readonly,
         }
         out = [SessionConfig(self.host, self.port, self.client_id, SessionRole.PRIMARY, **common)]  # type: ignore[arg-type]

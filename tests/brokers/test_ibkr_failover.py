@@ -15,6 +15,7 @@ import pytest
 from brokers.base import (
     BrokerOrder,
     BrokerOrderStatus,
+    ClientIdInUse,
     CommissionReported,
     EpochReconciled,
     Executed,
@@ -198,6 +199,39 @@ async def test_a_primary_frozen_while_orders_flow_is_found_by_the_unanswered_ord
 async def _first(placed: list[BrokerOrder]) -> BrokerOrder:
     await eventually(lambda: bool(placed))
     return placed[0]
+
+
+async def test_a_client_id_in_use_is_named_and_a_start_waits_until_the_gateway_frees_it(
+    paper: PaperStack,
+) -> None:
+    """IB's 326: the refusal names the id (it used to read as a refused source address), and a
+    process started again while the gateway still holds its dead session's id connects once the
+    id is free instead of failing its start."""
+    client_id = next(_client_ids)
+    holder = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, None, client_id=client_id))
+    await holder.connect()
+    waiting = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, None, client_id=client_id))
+    connecting: asyncio.Task[None] | None = None
+    try:
+        impatient = IbkrBroker(
+            IbkrConfig(HOST, paper.gateway_port, None, client_id=client_id, client_id_wait=0.0)
+        )
+        with pytest.raises(ClientIdInUse) as info:
+            await impatient.connect()
+        assert info.value.client_id == client_id and str(paper.gateway_port) in str(info.value)
+
+        connecting = asyncio.create_task(waiting.connect())
+        [session] = waiting.router.sessions
+        await eventually(lambda: isinstance(session.last_error, ClientIdInUse))
+        assert not connecting.done()
+    finally:
+        await holder.close()
+    try:
+        assert connecting is not None
+        await asyncio.wait_for(connecting, timeout=15.0)
+        assert waiting.connected
+    finally:
+        await waiting.close()
 
 
 async def test_sockets_bind_to_the_configured_source_address(trusting_127_0_0_2: PaperStack) -> None:

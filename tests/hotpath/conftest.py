@@ -235,3 +235,20 @@ async def working_at_venue(venue: IbkrBroker, *command_ids: str) -> set[str]:
 
 async def working_are(venue: IbkrBroker, command_ids: tuple[str, ...], expected: set[str]) -> bool:
     return await working_at_venue(venue, *command_ids) == expected
+
+
+async def the_dead_hotpaths_client(settings: FloorSettings) -> IbkrBroker:
+    """A broker client with the hot path's own client id, connected while that process is down
+    (to play what it wrote before it died). The gateway frees the id once it has read the dead
+    socket's end and refuses it until then (326), which on a busy machine can lag the kill."""
+
+    async def attempt() -> IbkrBroker | None:
+        broker = IbkrBroker(IbkrConfig.from_settings(settings))
+        try:
+            await broker.connect()
+        except ConnectionError:
+            await broker.close()
+            return None
+        return broker
+
+    return await eventually(attempt, timeout=15.0, interval=0.2)

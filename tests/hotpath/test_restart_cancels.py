@@ -18,14 +18,20 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from brokers.ibkr import IbkrBroker, IbkrConfig
+from brokers.ibkr import IbkrBroker
 from hotpath.broker_orders import broker_order
 from ledger.append import Decision, append_command
 from tests.factories import Agent, cancel_all_command, cancel_command
 from tests.fixtures.hotpath import fresh_agent
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess, working_are, working_at_venue
+from tests.hotpath.conftest import (
+    VENUE_ACCOUNT,
+    HotPathProcess,
+    the_dead_hotpaths_client,
+    working_are,
+    working_at_venue,
+)
 from tests.hotpath.live_floor import LiveFloor
 from tests.hotpath.test_circuit_breaker_flow import applied, rearm, send_breaker
 from trading.commands import CommandKind, TimeInForce
@@ -75,8 +81,7 @@ async def before(
             ledger_pool, agent.sign(lost), decision=Decision.ACCEPTED, detail={"quantity": 1}
         )
         # Written by the hot path's broker client before it died; no state row ever written.
-        floor_client = IbkrBroker(IbkrConfig.from_settings(hotpath.settings))
-        await floor_client.connect()
+        floor_client = await the_dead_hotpaths_client(hotpath.settings)
         try:
             assert floor_client.place(broker_order(lost, 1, None)).sent
             await eventually(lambda: working_are(venue, ids, set(ids)), timeout=10.0)

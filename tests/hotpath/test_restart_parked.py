@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from brokers.ibkr import IbkrBroker, IbkrConfig
+from brokers.ibkr import IbkrBroker
 from hotpath.broker_orders import broker_order
 from hotpath.floor_orders import FloorOrder
 from hotpath.recovery import NOT_VERIFIED
@@ -31,7 +31,13 @@ from tests.factories import cancel_command, enter_command
 from tests.fixtures.hotpath import fresh_agent
 from tests.fixtures.paper import PaperStack
 from tests.helpers import eventually
-from tests.hotpath.conftest import VENUE_ACCOUNT, HotPathProcess, working_are, working_at_venue
+from tests.hotpath.conftest import (
+    VENUE_ACCOUNT,
+    HotPathProcess,
+    the_dead_hotpaths_client,
+    working_are,
+    working_at_venue,
+)
 from tests.hotpath.live_floor import LiveFloor
 from trading import sentry
 from trading.commands import TimeInForce
@@ -90,8 +96,7 @@ async def before(
             accepted = FloorOrder.from_command(command, 1).event(EventKind.ACCEPTED)
             await record_order_event(ledger_pool, accepted)
         # Written by the hot path's broker client before it died; its broker-state rows lost.
-        floor_client = IbkrBroker(IbkrConfig.from_settings(hotpath.settings))
-        await floor_client.connect()
+        floor_client = await the_dead_hotpaths_client(hotpath.settings)
         try:
             for command in (revoked, stale):
                 assert floor_client.place(broker_order(command, 1, None)).sent

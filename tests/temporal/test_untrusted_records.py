@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
@@ -31,7 +32,7 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge
 from temporal.client import iceberg_input, start_iceberg
-from tests.factories import new_agent, order_event
+from tests.factories import Agent, new_agent, order_event
 from tests.fixtures.hotpath import RecordWriters, register
 from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg, workflow_exists
@@ -53,7 +54,19 @@ def _record(command_id: str, n: int, kind: EventKind, **fields: object) -> Order
     return order_event(command_id, n, kind, **{"symbol": "SYM", "quantity": 100, "tif": "DAY", **fields})
 
 
+@pytest.fixture
+async def agent_on_a(ledger_pool: asyncpg.Pool) -> Agent:
+    """An agent allowed only on DU-A, registered before the bridge starts: the bridge loads the
+    key registry on its first record and reloads it for an unknown key at most once a second, so a
+    key registered after any record (another process's order event) reached it reads as unknown
+    for up to a second. Listed before ``running`` so it is set up first."""
+    agent = new_agent(accounts=frozenset({"DU-A"}))
+    await register(ledger_pool, agent)
+    return agent
+
+
 async def test_an_agent_cannot_start_an_iceberg_on_another_account_by_publishing_an_accepted_record(
+    agent_on_a: Agent,
     running: RunningBridge,
     temporal_client: Client,
     events_producer: AIOKafkaProducer,
@@ -64,8 +77,7 @@ async def test_an_agent_cannot_start_an_iceberg_on_another_account_by_publishing
     security event names orders.events; the same record signed with the agent's own key fares
     no better (the agent is no writer of orders.events)."""
     since = datetime.now(UTC)
-    agent = new_agent(accounts=frozenset({"DU-A"}))
-    await register(ledger_pool, agent)
+    agent = agent_on_a
     forged = Command(
         kind=CommandKind.ICEBERG, command_id=f"ice-forged-{uuid.uuid4().hex}", agent_id=agent.agent_id,
         account="DU-B", nonce=uuid.uuid4().hex, issued_at=utc_now_ms(), symbol="SYM", side=Side.BUY,
