@@ -72,6 +72,11 @@ class AccountBook:
     def open_orders(self, account: str) -> int:
         return len(self.working.get(account, ()))
 
+    def counted_remaining(self, command_id: str) -> int | None:
+        """The shares ``command_id`` is counted working for (None: not counted)."""
+        counted = self._open.get(command_id)
+        return None if counted is None else counted[1]
+
     def working_qty(self, account: str, symbol: str, side: Side, *, exits_only: bool = False) -> int:
         """Shares still to fill on the account's working ``side`` orders in ``symbol`` (only
         its ``exit`` orders with ``exits_only``)."""

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from brokers.base import Broker
@@ -90,7 +91,7 @@ class Handover(ConsumerRebalanceListener):
 
     def __init__(
         self,
-        db: Db,
+        db: asyncpg.Pool,
         broker: Broker,
         book: AccountBook,
         own: Mapping[str, FloorOrder],
@@ -181,7 +182,10 @@ class Handover(ConsumerRebalanceListener):
 
     async def _count_foreign(self, partitions: frozenset[TopicPartition]) -> list[FloorOrder]:
         held = self._holds(partitions)
-        return await load_foreign_orders(self._db, self._book, self._own, self.foreign, held)
+        # One snapshot for both reads: an order whose first state row lands between them
+        # would otherwise be in neither (not open at the first read, not row-less at the second).
+        async with self._db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            return await load_foreign_orders(conn, self._book, self._own, self.foreign, held)
 
     def _holds(self, partitions: frozenset[TopicPartition]) -> Callable[[str], bool]:
         """Whether an account's commands are on one of ``partitions``."""

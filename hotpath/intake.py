@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -126,6 +126,10 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         self._keys: dict[str, RegisteredKey] = {}
         self._profiles: dict[str, RiskProfile] = {}
         self._unconfirmed: dict[str, UnconfirmedAppend] = {}
+        self.exit_clearance: Callable[[FloorOrder], Awaitable[bool] | None] | None = None
+        """When a desk's exit may be written to the broker (None: at once; an awaitable: once
+        it is True, the floor's stops it replaces having ended there; see
+        :meth:`hotpath.protective_stops.ProtectiveStops.clearance`)."""
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
         self._wall_offset_ns = time.time_ns() - time.perf_counter_ns()
 

@@ -10,6 +10,7 @@ way from intake to the socket write is the same chain of calls it always was (no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,7 @@ class IntakeSteps:
     _wall_offset_ns: int
     _unconfirmed: dict[str, UnconfirmedAppend]
     """By signature hash: accepted appends that failed without an answer, until settled."""
+    exit_clearance: Callable[[FloorOrder], Awaitable[bool] | None] | None
 
     async def _refuse(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
         """A floor refusal; one that points at a forged or compromised signer is also a security
@@ -129,6 +131,24 @@ class IntakeSteps:
             working_sell_qty=self.book.working_qty(account, symbol, Side.SELL),
             exiting_buy_qty=self.book.working_qty(account, symbol, Side.BUY, exits_only=True),
             exiting_sell_qty=self.book.working_qty(account, symbol, Side.SELL, exits_only=True),
+        )
+
+    def _snapshot_besides(self, order: FloorOrder) -> AccountSnapshot:
+        """The account as the risk gate saw it for ``order``'s decision, now: without ``order``
+        itself, which the book counts as working from that decision on (checked again, it must
+        not count twice)."""
+        snapshot = self._snapshot(order.account, order.symbol)
+        remaining = self.book.counted_remaining(order.command_id)
+        if remaining is None:
+            return snapshot
+        buy, exit_ = order.side is Side.BUY, order.reduce_only and not order.protective
+        return dataclasses.replace(
+            snapshot,
+            open_orders=snapshot.open_orders - 1,
+            working_buy_qty=snapshot.working_buy_qty - (remaining if buy else 0),
+            working_sell_qty=snapshot.working_sell_qty - (0 if buy else remaining),
+            exiting_buy_qty=snapshot.exiting_buy_qty - (remaining if buy and exit_ else 0),
+            exiting_sell_qty=snapshot.exiting_sell_qty - (remaining if exit_ and not buy else 0),
         )
 
     def trades(self, symbol: str | None) -> bool:

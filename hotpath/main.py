@@ -345,6 +345,7 @@ async def run(
         market_collar_bps=settings.market_collar_bps,
     )
     intake.breaker_commands.sweep = sweep
+    intake.exit_clearance = protector.clearance
     hot = HotPath(intake, events, breaker, broker)
     hot.sweep = sweep
     depth = DepthPublisher(producer, MARKET_DEPTH)

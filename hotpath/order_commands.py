@@ -47,6 +47,7 @@ from hotpath.intake_steps import (
 )
 from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import RefusedByLedger
+from hotpath.protective_stops import STOP_NOT_WITHDRAWN
 from hotpath.refusals import INTERNAL_ERROR, failure_detail
 from trading import iceberg_parents as parents
 from trading import protective_limits, sentry
@@ -227,13 +228,22 @@ class OrderCommands(IntakeSteps):
                 # Its commit was found only after the ledger came back: intent older than the
                 # sentry's window is not executed now (as a restart would not send it either).
                 return await self._resumable(committed.envelope, lambda: self._unsent(order, sentry.STALE))
-            if stamps is None or self.breaker.state is not committed.trading_state:
-                # The breaker moved while this order waited for its commit (or the ledger was
-                # away meanwhile): its cancel-all may already be out, positions may have moved,
-                # and an order sent now would outlive them.
-                late = check_order(
-                    committed.profile, committed.proposed, self._snapshot(order.account, order.symbol)
-                )
+            check_again = stamps is None or self.breaker.state is not committed.trading_state
+            # The breaker moved while this order waited for its commit (or the ledger was away
+            # meanwhile): its cancel-all may already be out, positions may have moved, and an
+            # order sent now would outlive them.
+            clearance = self.exit_clearance(order) if self.exit_clearance is not None else None
+            if clearance is not None:
+                # A desk's exit the floor's stops overlap: not written until the stops withdrawn
+                # for it have ended at the broker, and checked again on the position they left
+                # (one that filled first closed it).
+                if not await clearance:
+                    return await self._resumable(
+                        committed.envelope, lambda: self._unsent(order, STOP_NOT_WITHDRAWN)
+                    )
+                check_again = True
+            if check_again:
+                late = check_order(committed.profile, committed.proposed, self._snapshot_besides(order))
                 if not late.approved:
                     assert late.reason is not None
                     reason = late.reason.value

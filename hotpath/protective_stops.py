@@ -29,6 +29,19 @@ the floor's records), while the breaker has the floor halted, without the contro
 a stop sent is not working ``confirm_s`` later (intake refused it: its refusal is in the ledger
 under its command id). One that failed is not tried again until the position changes.
 
+**A desk's exit never sells with the floor's stop.** The stop withdrawn for a desk's exit is
+cancelled the moment the exit is decided, but it works until the broker confirms the cancel, and
+a stop the market reaches in that moment would fill with the exit: past flat. So a desk's exit
+is written to the broker only once the floor's stops and the desk's exits working together no
+longer exceed the position (:meth:`ProtectiveStops.clearance`): the withdrawn stops have ended
+at the broker, cancelled or filled. Intake then checks the exit again on the position as it is
+now: if the stop filled first the exit would open a position and ends ``rejected``
+(``risk.exit_exceeds_position``: the floor's stop closed it). A stop whose end is not confirmed
+within ``withdraw_wait_s`` keeps the exit from the broker (``exits.stop_not_withdrawn``,
+critical: the stop still protects the position; send the exit again). On IB this costs a desk's
+exit one cancel round trip while the floor's stop overlaps it; an OCA group with
+reduce-on-fill would avoid even that, where the broker has one.
+
 Stops are only sent once :meth:`ProtectiveStops.start` is called, after start-up has restored
 the order map and the broker's positions: before that a position may read flat that is not.
 """
@@ -60,7 +73,11 @@ PROTECTED = "exits.protected"
 STOP_WITHDRAWN = "exits.stop_withdrawn"
 STOP_REPLACED = "exits.stop_replaced"
 UNPROTECTED = "exits.unprotected"
+STOP_NOT_WITHDRAWN = "exits.stop_not_withdrawn"
+"""A desk's exit not sent: the floor's stop it replaces did not end at the broker in time."""
 CONFIRM_S = 5.0
+WITHDRAW_WAIT_S = 2.0
+"""How long a desk's exit waits for the floor's stops it replaces to end at the broker."""
 MAX_LOSSES = 3
 REARM_POLL_S = 1.0
 
@@ -114,6 +131,7 @@ class ProtectiveStops:
         halted: Callable[[], bool],
         *,
         confirm_s: float = CONFIRM_S,
+        withdraw_wait_s: float = WITHDRAW_WAIT_S,
         enabled: bool = True,
     ) -> None:
         self._exits = exits
@@ -126,6 +144,7 @@ class ProtectiveStops:
         self._record_ops = record_ops
         self._halted = halted
         self._confirm_s = confirm_s
+        self._withdraw_wait_s = withdraw_wait_s
         self.enabled = enabled
         self._started = False
         self._due: set[Key] = set()
@@ -147,6 +166,8 @@ class ProtectiveStops:
         self._failed: dict[Key, int] = {}
         """Position at which protecting it last failed: not tried again until it changes."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._clearing: dict[Key, list[asyncio.Future[bool]]] = {}
+        """Desk exits waiting for the floor's stops of their position to end at the broker."""
 
     # --- what the hot path tells it ----------------------------------------------------------
 
@@ -178,6 +199,74 @@ class ProtectiveStops:
             elif not order.reduce_only and order.stop_loss is not None:
                 self._entries.setdefault(key, {})[command_id] = order
         self._schedule(key)
+        self._clear(key)
+
+    def clearance(self, order: FloorOrder) -> asyncio.Future[bool] | None:
+        """For a desk's exit about to be written to the broker (counted working since its
+        decision): None when it may go now, else a future that is True once the floor's stops
+        of its position, with the desk's exits, no longer exceed the position (the stops
+        withdrawn for it have ended at the broker, cancelled or filled), False after
+        ``withdraw_wait_s`` (said as ``exits.stop_not_withdrawn``)."""
+        if not self.enabled or not order.reduce_only or order.protective:
+            return None
+        key = (order.account, order.symbol)
+        if key in self._due and self._started:
+            self._rebalance(key)  # its withdrawal not yet sent: send it now
+        if self._excess(key) <= 0:
+            return None
+        loop = asyncio.get_running_loop()
+        cleared: asyncio.Future[bool] = loop.create_future()
+        self._clearing.setdefault(key, []).append(cleared)
+
+        def too_late() -> None:
+            if cleared.done():
+                return
+            cleared.set_result(False)
+            stops = [o.command_id for o in self._floor_stops(key) if not o.done]
+            detail = {"command_id": order.command_id, "account": key[0], "symbol": key[1], "stops": stops}
+            why = (
+                f"the floor's stops did not end at the broker within {self._withdraw_wait_s:g} s; the"
+                " exit was not sent so the position is not sold twice; the stops still protect it:"
+                " send the exit again"
+            )
+            log.error("%s: %s %s", STOP_NOT_WITHDRAWN, detail, why)
+            self._record_ops(STOP_NOT_WITHDRAWN, "critical", {**detail, "advice": why})
+
+        timer = loop.call_later(self._withdraw_wait_s, too_late)
+        cleared.add_done_callback(lambda _: timer.cancel())
+        return cleared
+
+    def _excess(self, key: Key) -> int:
+        """Shares the floor's stops (working, being withdrawn, or sent and not yet working) and
+        the desk's working exits would sell beyond the position if all of them filled."""
+        account, symbol = key
+        position = self._book.position(account, symbol)
+        if position == 0:
+            return 0
+        closing = Side.SELL if position > 0 else Side.BUY
+        desk_exits = self._book.working_qty(account, symbol, closing, exits_only=True)
+        floor = sum(_remaining(o) for o in self._floor_stops(key) if o.side is closing and not o.done)
+        floor += sum(p.quantity for p in self._pending.values() if p.key == key and p.side is closing)
+        return desk_exits + floor - abs(position)
+
+    def _floor_stops(self, key: Key) -> list[FloorOrder]:
+        """The floor's stops of a position the broker may still fill: working, or withdrawn and
+        not yet confirmed ended."""
+        stops = dict(self._stops.get(key, {}))
+        for command_id in self._cancelling:
+            order = self._orders.get(command_id)
+            if order is not None and (order.account, order.symbol) == key:
+                stops[command_id] = order
+        return list(stops.values())
+
+    def _clear(self, key: Key) -> None:
+        waiting = self._clearing.get(key)
+        if not waiting or self._excess(key) > 0:
+            return
+        del self._clearing[key]
+        for cleared in waiting:
+            if not cleared.done():
+                cleared.set_result(True)
 
     def lost(self, order: FloorOrder, rule: StopRule) -> None:
         """One of the floor's stops ended without the floor asking: the next stop for its

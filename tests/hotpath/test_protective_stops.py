@@ -11,7 +11,13 @@ from typing import Any
 from hotpath.account import AccountBook
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
-from hotpath.protective_stops import PROTECTED, STOP_WITHDRAWN, UNPROTECTED, ProtectiveStops
+from hotpath.protective_stops import (
+    PROTECTED,
+    STOP_NOT_WITHDRAWN,
+    STOP_WITHDRAWN,
+    UNPROTECTED,
+    ProtectiveStops,
+)
 from tests.factories import enter_command, exit_command
 from trading.commands import Command, OrderType, Side
 from trading.iceberg_parents import CONTROL
@@ -24,7 +30,7 @@ ACCOUNT = "DU1"
 class Floor:
     """The account book, the order map and a protector whose sends and cancels are recorded."""
 
-    def __init__(self, *, halted: bool = False, key: bool = True) -> None:
+    def __init__(self, *, halted: bool = False, key: bool = True, withdraw_wait_s: float = 5.0) -> None:
         self.halted = halted
         self.orders: dict[str, FloorOrder] = {}
         self.book = AccountBook()
@@ -36,7 +42,7 @@ class Floor:
             self.exits, self.orders, self.book, self._send, self.cancelled.append,
             generate_private_key() if key else None, CONTROL,
             lambda kind, severity, detail: self.ops.append((kind, severity, dict(detail))),
-            lambda: self.halted, confirm_s=0.05,
+            lambda: self.halted, confirm_s=0.05, withdraw_wait_s=withdraw_wait_s,
         )  # fmt: skip
         self.book.on_change = self.protector.on_change
         self.protector.start()
@@ -214,3 +220,91 @@ async def test_a_stop_ledgered_and_not_sent_is_said_unprotected_at_once_not_as_t
     await asyncio.sleep(0.1)  # past confirm_s: said once, not sent again at this position
     await settled()
     assert floor.kinds() == [PROTECTED, UNPROTECTED] and len(floor.sent) == 1
+
+
+async def _long_with_the_floors_stop(floor: Floor, quantity: int = 10) -> FloorOrder:
+    entry = floor.working(
+        enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), quantity
+    )
+    floor.fill(entry, quantity, Decimal("100"))
+    await settled()
+    [envelope] = floor.sent
+    return floor.working(envelope.command, quantity)
+
+
+def _desk_exit(floor: Floor, quantity: int) -> FloorOrder:
+    command = exit_command("desk", account=ACCOUNT, side=Side.SELL, quantity=quantity, limit=Decimal("103"))
+    order = FloorOrder.from_command(command, quantity)
+    floor.book.order_working(order)  # counted from its decision, before the broker sees it
+    return order
+
+
+async def test_a_desk_exit_waits_until_the_floors_stop_withdrawn_for_it_has_ended_at_the_broker() -> None:
+    """Between the stop's cancel and its confirmation the stop still works: an exit written in
+    that moment and a stop the market reaches would both sell."""
+    floor = Floor()
+    stop = await _long_with_the_floors_stop(floor)
+    exit_order = _desk_exit(floor, 10)
+    await settled()
+    assert floor.cancelled == [stop.command_id]
+
+    cleared = floor.protector.clearance(exit_order)
+    assert cleared is not None
+    await settled()
+    assert not cleared.done()  # cancel written, not confirmed: the stop may still fill
+
+    stop.end(Cancelled("broker.cancelled"))
+    floor.book.order_done(ACCOUNT, stop.command_id)
+    assert await asyncio.wait_for(cleared, 1.0) is True
+
+
+async def test_a_stop_that_fills_before_its_cancel_lands_clears_the_exit_on_a_flat_position() -> None:
+    floor = Floor()
+    stop = await _long_with_the_floors_stop(floor)
+    exit_order = _desk_exit(floor, 10)
+    await settled()
+    cleared = floor.protector.clearance(exit_order)
+    assert cleared is not None
+
+    floor.fill(stop, 10, Decimal("97.90"))  # the market reached it first
+    assert await asyncio.wait_for(cleared, 1.0) is True
+    # Clear to be checked again: intake then finds the position flat and refuses the exit.
+    assert floor.book.position(ACCOUNT, "AAPL") == 0
+
+
+async def test_a_partial_exit_waits_for_the_old_stop_not_for_the_cover_of_the_rest() -> None:
+    """A desk exit for 6 of 10: the stop for 10 goes and one for the other 4 is sent. The exit
+    may go once the 10 have ended; the 4 and the 6 together are the position."""
+    floor = Floor()
+    stop = await _long_with_the_floors_stop(floor)
+    exit_order = _desk_exit(floor, 6)
+    await settled()
+    cleared = floor.protector.clearance(exit_order)
+    assert cleared is not None and len(floor.sent) == 2
+    stop.end(Cancelled("broker.cancelled"))
+    floor.book.order_done(ACCOUNT, stop.command_id)
+    assert await asyncio.wait_for(cleared, 1.0) is True
+
+
+async def test_an_exit_no_floor_stop_overlaps_goes_at_once() -> None:
+    floor = Floor()
+    stop = await _long_with_the_floors_stop(floor)
+    stop.end(Cancelled("broker.cancelled"))  # the desk cancelled the floor's stop
+    floor.book.order_done(ACCOUNT, stop.command_id)
+    await settled()
+    assert floor.protector.clearance(_desk_exit(floor, 10)) is None
+    protective = FloorOrder.from_command(floor.sent[0].command, 10)
+    assert floor.protector.clearance(protective) is None  # the floor's own stops never wait
+
+
+async def test_a_stop_whose_end_is_never_confirmed_keeps_the_exit_back_and_says_so() -> None:
+    floor = Floor(withdraw_wait_s=0.05)
+    stop = await _long_with_the_floors_stop(floor)
+    exit_order = _desk_exit(floor, 10)
+    await settled()
+    cleared = floor.protector.clearance(exit_order)
+    assert cleared is not None
+    assert await asyncio.wait_for(cleared, 1.0) is False
+    [(kind, severity, detail)] = [op for op in floor.ops if op[0] == STOP_NOT_WITHDRAWN]
+    assert severity == "critical" and detail["stops"] == [stop.command_id]
+    assert detail["command_id"] == exit_order.command_id and "send the exit again" in detail["advice"]

@@ -44,6 +44,7 @@ from hotpath.intake import Intake
 from hotpath.intake_steps import NO_PRICE, NO_PROFILE, UNSUPPORTED_KIND
 from hotpath.ledger_store import LedgerStore
 from hotpath.order_commands import BROKER_INVALID, SIZING_INVALID, TRAIL_STOP_NOT_POSITIVE
+from hotpath.protective_stops import STOP_NOT_WITHDRAWN
 from hotpath.recovery import NOT_LEDGERED, NOT_VERIFIED, SESSION_CLOSED, restore_orders
 from hotpath.refusals import DUPLICATE_DELIVERY, INTERNAL_ERROR, MALFORMED
 from hotpath.startup import settle_parked
@@ -61,7 +62,7 @@ from tests.factories import (
 )
 from tests.fixtures.hotpath import register
 from tests.hotpath.conftest import MAIN_PROFILE, VENUE_ACCOUNT
-from tests.hotpath.in_process import in_process_intake
+from tests.hotpath.in_process import ProtectedLong, in_process_intake
 from trading import demo_rules, paper_loop_audit, sentry
 from trading import iceberg_parents as parents
 from trading import record_signing as records
@@ -466,6 +467,16 @@ async def exit_exceeds_position(w: Walk) -> str | None:
     )
 
 
+async def stop_not_withdrawn(w: Walk) -> str | None:
+    # A desk's exit of a position the floor's stop protects, whose cancel the broker never
+    # confirms (tests.hotpath.test_exit_clearance has the rest of the story).
+    protected = ProtectedLong(w.intake, withdraw_wait_s=0.05)
+    held = protected.held
+    return await w.send(
+        exit_command(w.agent.agent_id, account=VENUE_ACCOUNT, side=Side.SELL, quantity=held, limit=BID)
+    )
+
+
 async def sizing_invalid(w: Walk) -> str | None:
     # The sizer's guard: inputs it cannot size raise. A command carrying them is refused by the
     # schema first (intake.malformed), so the guard is drawn from the sizer itself.
@@ -729,6 +740,7 @@ CASES: dict[str, Case] = {
     Refusal.MAX_GROSS_EXPOSURE: max_gross_exposure,
     Refusal.MAX_OPEN_ORDERS: max_open_orders,
     Refusal.EXIT_EXCEEDS_POSITION: exit_exceeds_position,
+    STOP_NOT_WITHDRAWN: stop_not_withdrawn,
     SIZING_INVALID: sizing_invalid,
     UNSUPPORTED_KIND: unsupported_kind,
     TRAIL_STOP_NOT_POSITIVE: trail_stop_not_positive,
