@@ -19,7 +19,7 @@ CREATE INDEX spans_start_ns ON spans (start_ns);
 
 -- Pruning by age only: a role that may prune cannot delete a chosen trace.
 CREATE FUNCTION spans_prune(older_than timestamptz) RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
     WITH gone AS (
         DELETE FROM spans
         WHERE start_ns < (extract(epoch FROM older_than) * 1000000000)::bigint
