@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -167,6 +167,28 @@ async def spans_for_command(db: Db, command_id: str) -> list[SpanRow]:
 async def prune_spans(db: Db, older_than: datetime) -> int:
     """Delete the spans that started before ``older_than``; return how many."""
     return int(await db.fetchval("SELECT spans_prune($1)", older_than))
+
+
+PRUNE_EVERY_S = 600.0
+
+
+async def prune_spans_every(db: Db, retention: timedelta, every_s: float = PRUNE_EVERY_S) -> None:
+    """Prune spans older than ``retention`` now and every ``every_s`` seconds (the API runs it).
+    A failed prune is logged and tried again at the next turn: the store only grows meanwhile."""
+    while True:
+        try:
+            gone = await prune_spans(db, datetime.now(UTC) - retention)
+            if gone:
+                log.info("pruned %d spans older than %s", gone, retention)
+        except Exception as exc:
+            log.warning(
+                "spans not pruned (%s: %s); tried again in %.0f s: check Postgres and the API role's"
+                " floor_span_reader membership (`floor up` grants it)",
+                type(exc).__name__,
+                exc,
+                every_s,
+            )
+        await asyncio.sleep(every_s)
 
 
 class PostgresSpanExporter(SpanExporter):

@@ -4,9 +4,10 @@ Each process's main calls :func:`setup_tracing` once with its service name and t
 wires (the span store's, see ``ledger/spans.py``); when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set an
 OTLP/HTTP exporter is added, so the same spans also go to a tracing backend.
 
-Sampling: every trace is kept (``ParentBased(ALWAYS_ON)``): a trace is one command, commands
-are few (tens per second at most), and the span store is what ``floor trace`` answers from, so
-a dropped trace is an order nobody can look at. ``OTEL_TRACES_SAMPLER`` (the SDK's standard
+Sampling: every trace is kept: a trace is one command, commands are few (tens per second at
+most), and the span store is what ``floor trace`` answers from, so a dropped trace is an order
+nobody can look at. The one exception is a trace a lone client call would start (a database
+query outside any request: :class:`_NoLoneCalls`). ``OTEL_TRACES_SAMPLER`` (the SDK's standard
 variable, e.g. ``parentbased_traceidratio`` with ``OTEL_TRACES_SAMPLER_ARG``) overrides it.
 
 Switched off with ``OTEL_SDK_DISABLED=true`` (the SDK's own switch): no spans are made at all.
@@ -25,11 +26,13 @@ import threading
 from collections.abc import Sequence
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
-from opentelemetry.trace import Tracer
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, Tracer, TraceState
+from opentelemetry.util.types import Attributes
 
 SCHEDULE_DELAY_MS = 500
 """How often a batch is exported: a finished command's spans are in the store within a second."""
@@ -49,9 +52,38 @@ _lock = threading.Lock()
 _provider: TracerProvider | None = None
 
 
+class _NoLoneCalls(Sampler):
+    """Keeps every trace but those a lone client call would start: a database query or an RPC
+    made outside any request, command or job (the API hub's polls, a health probe's query) is
+    no one's story, and at several a second it would fill the span store. The same call made
+    inside a traced operation is kept with it (``ParentBased`` decides those)."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP, None, trace_state)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+
+    def get_description(self) -> str:
+        return "NoLoneCalls"
+
+
 def _sampler() -> Sampler | None:
-    # None lets the SDK read OTEL_TRACES_SAMPLER; without it, keep every trace.
-    return None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_ON)
+    # None lets the SDK read OTEL_TRACES_SAMPLER; without it, keep every trace but lone calls.
+    # A caller's context marked "not sampled" (an HTTP client's, a record's header) does not turn
+    # the floor's spans off: whoever sends a command cannot keep it out of the span store.
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    root = _NoLoneCalls()
+    return ParentBased(root, remote_parent_not_sampled=root)
 
 
 def add_exporter(provider: TracerProvider, exporter: SpanExporter) -> None:
@@ -114,3 +146,28 @@ async def flush_tracing(timeout_s: float = 5.0) -> None:
     if provider is None:
         return
     await asyncio.to_thread(provider.force_flush, int(timeout_s * 1000))
+
+
+def instrument_libraries(*, asyncpg: bool = False, kafka_producer: bool = False) -> None:
+    """Spans from the instrumentation packages, for the processes whose latency they do not
+    cost (the API, the worker): asyncpg's queries, and aiokafka's sends, which also put the
+    trace context into each record's headers. Kafka consumers are left alone: the API's hub
+    reads market data by the thousand a second, and a span per record would be most of its
+    work (the hot path takes its records' context by hand, see ``hotpath/order_spans.py``).
+    Idempotent."""
+    if asyncpg:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        instrumentor = AsyncPGInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    if kafka_producer:
+        import aiokafka
+        from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+        from opentelemetry.instrumentation.utils import unwrap
+
+        kafka = AIOKafkaInstrumentor()
+        if not kafka.is_instrumented_by_opentelemetry:
+            kafka.instrument()
+            unwrap(aiokafka.AIOKafkaConsumer, "getone")
+            unwrap(aiokafka.AIOKafkaConsumer, "getmany")
