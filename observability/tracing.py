@@ -12,10 +12,13 @@ variable, e.g. ``parentbased_traceidratio`` with ``OTEL_TRACES_SAMPLER_ARG``) ov
 
 Switched off with ``OTEL_SDK_DISABLED=true`` (the SDK's own switch): no spans are made at all.
 
-Batching: each exporter runs behind its own ``BatchSpanProcessor``: ending a span puts it on a
-bounded queue (:data:`MAX_QUEUE`; when full, spans are dropped and counted by the SDK, never
-waited for) and a background thread exports batches every :data:`SCHEDULE_DELAY_MS`. Nothing
-is exported, and nothing waits on a network or database, where the span ends.
+Batching: each exporter (OTLP's) runs behind its own ``BatchSpanProcessor``: ending a span puts
+it on a bounded queue (:data:`MAX_QUEUE`; when full, spans are dropped and counted by the SDK,
+never waited for) and a background thread exports batches every :data:`SCHEDULE_DELAY_MS`. The
+span store batches on the event loop instead (``ledger.spans.SpanStore``, passed as one of
+``processors``): a thread converting and sending hundreds of spans would hold the GIL the event
+loop needs for the next command, while on the loop the work goes in small slices between
+commands. Nothing is exported, and nothing waits on a network or database, where a span ends.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Sequence
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, Tracer, TraceState
@@ -97,7 +100,12 @@ def add_exporter(provider: TracerProvider, exporter: SpanExporter) -> None:
     )
 
 
-def setup_tracing(service_name: str, *, exporters: Sequence[SpanExporter] = ()) -> TracerProvider:
+def setup_tracing(
+    service_name: str,
+    *,
+    exporters: Sequence[SpanExporter] = (),
+    processors: Sequence[SpanProcessor] = (),
+) -> TracerProvider:
     """The process's tracer provider, installed globally (the FastAPI, asyncpg and aiokafka
     instrumentations and :func:`tracer` use it).
 
@@ -119,6 +127,9 @@ def setup_tracing(service_name: str, *, exporters: Sequence[SpanExporter] = ()) 
             _provider = provider
         for exporter in exporters:
             add_exporter(_provider, exporter)
+        for processor in processors:
+            # One that batches for itself (the span store's, on the event loop: no thread).
+            _provider.add_span_processor(processor)
         return _provider
 
 

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from config.settings import FloorSettings
 from ledger import roles
 from ledger.migrate import apply_migrations
+from ledger.span_store import SpanStore
 from ledger.spans import PostgresSpanExporter, SpanRow, insert_spans, prune_spans, spans_for_command
 from observability.tracing import ATTR_COMMAND_ID
 from tests.ledger.conftest import db, ledger_dsn, ledger_template, with_database
@@ -61,6 +62,25 @@ async def test_exported_spans_come_back_as_the_commands_trace(db: asyncpg.Connec
     assert root.duration_ns >= rows[1].duration_ns
     assert exporter.dropped == 0
     assert await spans_for_command(db, "no such command") == []
+
+
+async def test_the_stores_processor_writes_on_the_loop_what_ended_anywhere(db: asyncpg.Connection) -> None:
+    store = SpanStore(db, asyncio.get_running_loop())
+    provider = TracerProvider(resource=Resource.create({"service.name": "hotpath"}))
+    provider.add_span_processor(store)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("hotpath.intake", attributes={ATTR_COMMAND_ID: "cmd-3"}) as root:
+        pass
+    context = trace.set_span_in_context(root)
+
+    def elsewhere() -> None:  # a span ended on another thread is handed to the loop
+        tracer.start_span("broker.fill", context=context).end()
+
+    await asyncio.to_thread(elsewhere)
+    await asyncio.sleep(0)  # the hand-over runs on the loop
+    await store.flush()
+    assert [r.name for r in await spans_for_command(db, "cmd-3")] == ["hotpath.intake", "broker.fill"]
+    assert (store.written, store.dropped) == (2, 0)
 
 
 async def test_prune_removes_only_spans_older_than_the_cut(db: asyncpg.Connection) -> None:
