@@ -6,8 +6,8 @@ OTLP/HTTP exporter is added, so the same spans also go to a tracing backend.
 
 Sampling: every trace is kept: a trace is one command, commands are few (tens per second at
 most), and the span store is what ``floor trace`` answers from, so a dropped trace is an order
-nobody can look at. The one exception is a trace a lone client call would start (a database
-query outside any request: :class:`_NoLoneCalls`). ``OTEL_TRACES_SAMPLER`` (the SDK's standard
+nobody can look at. The one exception is a trace a lone database query would start (one made
+outside any request: :class:`_NoLoneQueries`). ``OTEL_TRACES_SAMPLER`` (the SDK's standard
 variable, e.g. ``parentbased_traceidratio`` with ``OTEL_TRACES_SAMPLER_ARG``) overrides it.
 
 Switched off with ``OTEL_SDK_DISABLED=true`` (the SDK's own switch): no spans are made at all.
@@ -55,11 +55,17 @@ _lock = threading.Lock()
 _provider: TracerProvider | None = None
 
 
-class _NoLoneCalls(Sampler):
-    """Keeps every trace but those a lone client call would start: a database query or an RPC
-    made outside any request, command or job (the API hub's polls, a health probe's query) is
-    no one's story, and at several a second it would fill the span store. The same call made
-    inside a traced operation is kept with it (``ParentBased`` decides those)."""
+_DB_SYSTEM = ("db.system", "db.system.name")
+"""What the asyncpg instrumentation names on a query's span before it starts (old and new
+semantic conventions)."""
+
+
+class _NoLoneQueries(Sampler):
+    """Keeps every trace but those a lone database query would start: a query made outside any
+    request, command or job (the API hub's polls, a health probe's) is no one's story, and at
+    several a second it would fill the span store. The same query made inside a traced
+    operation is kept with it (``ParentBased`` decides those). Every other root span (a
+    request, a record taken off Kafka, a workflow started without a parent) starts a trace."""
 
     def should_sample(
         self,
@@ -71,21 +77,21 @@ class _NoLoneCalls(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        if kind is SpanKind.CLIENT:
+        if kind is SpanKind.CLIENT and attributes and any(key in attributes for key in _DB_SYSTEM):
             return SamplingResult(Decision.DROP, None, trace_state)
         return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
 
     def get_description(self) -> str:
-        return "NoLoneCalls"
+        return "NoLoneQueries"
 
 
-def _sampler() -> Sampler | None:
-    # None lets the SDK read OTEL_TRACES_SAMPLER; without it, keep every trace but lone calls.
+def sampler() -> Sampler | None:
+    # None lets the SDK read OTEL_TRACES_SAMPLER; without it, keep every trace but lone queries.
     # A caller's context marked "not sampled" (an HTTP client's, a record's header) does not turn
     # the floor's spans off: whoever sends a command cannot keep it out of the span store.
     if os.environ.get("OTEL_TRACES_SAMPLER"):
         return None
-    root = _NoLoneCalls()
+    root = _NoLoneQueries()
     return ParentBased(root, remote_parent_not_sampled=root)
 
 
@@ -116,7 +122,7 @@ def setup_tracing(
     with _lock:
         if _provider is None:
             provider = TracerProvider(
-                resource=Resource.create({"service.name": service_name}), sampler=_sampler()
+                resource=Resource.create({"service.name": service_name}), sampler=sampler()
             )
             if os.environ.get(OTLP_ENDPOINT_VARIABLE):
                 # Imported only when used: it pulls in requests and protobuf.
