@@ -44,8 +44,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 
 from hotpath.floor_orders import FloorOrder
 from hotpath.outcomes import Outcome
+from observability import tracing as names  # by module: its constants are span attributes, not reasons
 from observability.propagation import extract_kafka_headers, inject_kafka_headers
-from observability.tracing import ATTR_ACCOUNT, ATTR_COMMAND_ID, ATTR_ORDER_ID, ATTR_OUTCOME, ATTR_SYMBOL
 from trading.commands import Command
 from trading.order_events import TERMINAL_KINDS, EventKind, OrderEvent
 
@@ -109,11 +109,11 @@ def committed(committed_ns: int) -> None:
 def _attributes(command_id: str | None, account: str | None, symbol: str | None) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     if command_id is not None:
-        attributes[ATTR_COMMAND_ID] = command_id
+        attributes[names.ATTR_COMMAND_ID] = command_id
     if account is not None:
-        attributes[ATTR_ACCOUNT] = account
+        attributes[names.ATTR_ACCOUNT] = account
     if symbol is not None:
-        attributes[ATTR_SYMBOL] = symbol
+        attributes[names.ATTR_SYMBOL] = symbol
     return attributes
 
 
@@ -122,7 +122,7 @@ def _order_attributes(order: FloorOrder) -> dict[str, Any]:
 
 
 def _order_id(order: FloorOrder) -> dict[str, Any]:
-    return {ATTR_ORDER_ID: order.broker_order_id} if order.broker_order_id is not None else {}
+    return {names.ATTR_ORDER_ID: order.broker_order_id} if order.broker_order_id is not None else {}
 
 
 class OrderSpans:
@@ -185,9 +185,9 @@ class OrderSpans:
         for name, start, end in stages:
             if start and end and end >= start:
                 self._span(name, parent, start, end, attributes)
-        root.set_attribute(ATTR_OUTCOME, "accepted")
+        root.set_attribute(names.ATTR_OUTCOME, "accepted")
         if order.broker_order_id is not None:
-            root.set_attribute(ATTR_ORDER_ID, order.broker_order_id)
+            root.set_attribute(names.ATTR_ORDER_ID, order.broker_order_id)
         root.end(end_time=self.wall(write_ns))
         self.made += 1
 
@@ -222,9 +222,9 @@ class OrderSpans:
             root.set_attribute("floor.kind", command.kind.value)
         if error is not None:
             root.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:256]))
-            root.set_attribute(ATTR_OUTCOME, "held")
+            root.set_attribute(names.ATTR_OUTCOME, "held")
         elif outcome is not None:
-            root.set_attribute(ATTR_OUTCOME, outcome.reason or "accepted")
+            root.set_attribute(names.ATTR_OUTCOME, outcome.reason or "accepted")
         parent = trace.set_span_in_context(root)
         if clock.admitted_ns:
             self._span("sentry", parent, clock.intake_ns, clock.admitted_ns, attributes)
@@ -264,7 +264,7 @@ class OrderSpans:
 
     def ended(self, order: FloorOrder, name: str, reason: str | None) -> None:
         now = time.time_ns()
-        detail = {ATTR_OUTCOME: reason} if reason else {}
+        detail = {names.ATTR_OUTCOME: reason} if reason else {}
         self._defer(lambda: self._at_broker(name, order, now, now, detail))
 
     def _at_broker(self, name: str, order: FloorOrder, start: int, end: int, extra: dict[str, Any]) -> None:
