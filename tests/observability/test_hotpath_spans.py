@@ -23,9 +23,12 @@ from observability.propagation import extract_kafka_headers, inject_kafka_header
 from observability.telemetry import setup
 from observability.tracing import ATTR_COMMAND_ID, ATTR_OUTCOME
 from tests.factories import Agent, enter_command
-from tests.hotpath.conftest import VENUE_ACCOUNT
+from tests.hotpath.conftest import VENUE_ACCOUNT, risk_profiles
 from tests.hotpath.in_process import RecordingBroker, in_process_intake
 from trading.order_events import EventKind, OrderEvent
+
+__all__ = ["risk_profiles"]
+"""The venue account's risk profile, as the hot path tests have it."""
 
 STAGES = ["sentry", "sizer", "risk_gate", "ledger.append", "broker.place"]
 
