@@ -20,11 +20,11 @@ refusal. Every span carries ``floor.command_id`` (and ``floor.account``, ``floor
 Why no context managers around the stages: a span costs tens of µs to make, and the signal to
 broker write is a few milliseconds all told. So intake only takes ``perf_counter_ns`` stamps on
 the way (:class:`CommandClock`, in a context variable: each record is decided in a task of its
-own), and the spans are made from them when the event loop next turns after the socket write
-(:meth:`OrderSpans._defer`): the orders a group commit released together are all written before
-any of their spans is made. The order's context goes on it then (``FloorOrder.span_context``),
-before its ``orders.events`` records are sent and before the broker's answers are read (those
-come in later turns of the loop).
+own), and the spans are made from them after the socket write, in a quiet moment of the event
+loop (:meth:`OrderSpans._defer`: a gap between commands, or at most 100 ms later under a burst),
+so making them delays no command's write. The order's context goes on it then
+(``FloorOrder.span_context``); its ``orders.events`` records, which carry the context, make the
+waiting spans first if they leave sooner.
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ from trading.order_events import TERMINAL_KINDS, EventKind, OrderEvent
 log = logging.getLogger(__name__)
 
 INTAKE = "hotpath.intake"
+QUIET_S = 0.002
+"""Spans are made once no span was asked for this long: between two commands, not in a burst."""
+MAX_WAIT_S = 0.1
+"""...or this long after the first waiting one was asked for, however busy intake is."""
 RECENT_CONTEXTS = 4096
 """Trace contexts kept for commands that made no order (refusals, icebergs, cancels), so their
 ``orders.events`` records carry them too."""
@@ -134,6 +138,8 @@ class OrderSpans:
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
         self._wall_offset_ns = time.time_ns() - time.perf_counter_ns()
         self._pending: list[Callable[[], None]] = []
+        self._first_asked = self._last_asked = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._recent: OrderedDict[str, SpanContext] = OrderedDict()
         self.made = 0
         """Spans made so far (for tests and the bench)."""
@@ -151,8 +157,8 @@ class OrderSpans:
 
     def order_sent(self, order: FloorOrder, write_ns: int) -> None:
         """``order`` was just written to the broker socket: its spans, ``hotpath.intake`` and
-        the stages under it, are made when the loop next turns (its context then goes on the
-        order), after the orders decided with it are written too."""
+        the stages under it, are made in the next quiet moment (:meth:`_defer`; its context
+        then goes on the order), after the orders decided with it are written too."""
         clock = CLOCK.get()
         if clock is None or clock.command is None or clock.command.command_id != order.command_id:
             clock = CommandClock(write_ns, None)  # sent outside intake's clock: the write alone
@@ -194,7 +200,7 @@ class OrderSpans:
     def finished(self, clock: CommandClock, outcome: Outcome | None, error: BaseException | None) -> None:
         """A record intake dealt with that made no broker write (a refusal, a cancel, an
         iceberg, a control) or one it could not decide (``error``: the ledger unreachable,
-        the record held and handed in again): its span, once the loop turns."""
+        the record held and handed in again): its span, in the next quiet moment."""
         if clock.traced:
             return
         clock.traced = True
@@ -237,8 +243,8 @@ class OrderSpans:
 
     def broker_record(self, order: FloorOrder, record: OrderEvent) -> None:
         """A record the broker's callback produced for ``order``: its span, under the order's
-        (made when the loop turns, as the order's own are: none for an order this process did
-        not write)."""
+        (made in the next quiet moment, as the order's own are: none for an order this process
+        did not write)."""
         if record.kind is EventKind.SUBMITTED:
             self.acknowledged(order)
         elif record.kind in (EventKind.FILLED, EventKind.PARTIALLY_FILLED) and record.last_fill is not None:
@@ -280,6 +286,10 @@ class OrderSpans:
     # --- orders.events -----------------------------------------------------------------------
 
     def context_of(self, command_id: str) -> SpanContext | None:
+        """The command's trace context (its ``hotpath.intake`` span's), making the spans still
+        waiting for a quiet moment first: its record must not leave without it."""
+        if self._pending:
+            self._flush()
         order = self._orders.get(command_id)
         if order is not None and order.span_context is not None:
             return order.span_context
@@ -310,19 +320,40 @@ class OrderSpans:
             self._recent.popitem(last=False)
 
     def defer(self, work: Callable[[], None]) -> None:
-        """Run ``work`` once the spans asked for so far are made (when the loop next turns):
-        e.g. a metric recorded with the order's context, for its exemplar."""
+        """Run ``work`` once the spans asked for so far are made (in a quiet moment, see
+        :meth:`_defer`): e.g. a metric recorded with the order's context, for its exemplar."""
         self._defer(work)
 
     def _defer(self, make: Callable[[], None]) -> None:
-        """Make spans when the loop next turns, in the order asked (one callback per turn)."""
+        """Make spans in the order asked, once intake has been quiet for :data:`QUIET_S` (the
+        gap before the next command) or :data:`MAX_WAIT_S` after the first was asked for (a
+        burst): spans made in a burst would make every command behind them wait. Whatever
+        needs an order's context before then (its ``orders.events`` record) makes them at once
+        (:meth:`context_of`)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): make them now
+            self._pending.append(make)
+            self._flush()
+            return
+        now = loop.time()
         if not self._pending:
-            try:
-                asyncio.get_running_loop().call_soon(self._flush)
-            except RuntimeError:  # no loop (a synchronous caller): make them now
-                make()
-                return
+            self._first_asked = now
+        self._last_asked = now
         self._pending.append(make)
+        if self._timer is None:
+            self._timer = loop.call_at(now + QUIET_S, self._when_quiet)
+
+    def _when_quiet(self) -> None:
+        self._timer = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        quiet_at = self._last_asked + QUIET_S
+        if loop.time() < quiet_at and loop.time() < self._first_asked + MAX_WAIT_S:
+            self._timer = loop.call_at(min(quiet_at, self._first_asked + MAX_WAIT_S), self._when_quiet)
+            return
+        self._flush()
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
