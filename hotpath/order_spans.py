@@ -20,9 +20,9 @@ refusal. Every span carries ``floor.command_id`` (and ``floor.account``, ``floor
 Why no context managers around the stages: a span costs tens of µs to make, and the signal to
 broker write is a few milliseconds all told. So intake only takes ``perf_counter_ns`` stamps on
 the way (:class:`CommandClock`, in a context variable: each record is decided in a task of its
-own), and the spans are made from them after the socket write, in a quiet moment of the event
-loop (:meth:`OrderSpans._defer`: a gap between commands, or at most 100 ms later under a burst),
-so making them delays no command's write. The order's context goes on it then
+own), and the spans are made from them after the socket write, one command's per turn of the
+event loop (:meth:`OrderSpans._defer`), so making them delays no command's write by more than
+one command's spans. The order's context goes on it then
 (``FloorOrder.span_context``); its ``orders.events`` records, which carry the context, make the
 waiting spans first if they leave sooner.
 """
@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -52,10 +52,6 @@ from trading.order_events import TERMINAL_KINDS, EventKind, OrderEvent
 log = logging.getLogger(__name__)
 
 INTAKE = "hotpath.intake"
-QUIET_S = 0.002
-"""Spans are made once no span was asked for this long: between two commands, not in a burst."""
-MAX_WAIT_S = 0.1
-"""...or this long after the first waiting one was asked for, however busy intake is."""
 RECENT_CONTEXTS = 4096
 """Trace contexts kept for commands that made no order (refusals, icebergs, cancels), so their
 ``orders.events`` records carry them too."""
@@ -137,9 +133,8 @@ class OrderSpans:
         self._orders = orders
         # perf_counter_ns and time_ns differ by a constant within a process; measure it once.
         self._wall_offset_ns = time.time_ns() - time.perf_counter_ns()
-        self._pending: list[Callable[[], None]] = []
-        self._first_asked = self._last_asked = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._pending: deque[Callable[[], None]] = deque()
+        self._pumping = False
         self._recent: OrderedDict[str, SpanContext] = OrderedDict()
         self.made = 0
         """Spans made so far (for tests and the bench)."""
@@ -157,7 +152,7 @@ class OrderSpans:
 
     def order_sent(self, order: FloorOrder, write_ns: int) -> None:
         """``order`` was just written to the broker socket: its spans, ``hotpath.intake`` and
-        the stages under it, are made in the next quiet moment (:meth:`_defer`; its context
+        the stages under it, are made in a later turn of the loop (:meth:`_defer`; its context
         then goes on the order), after the orders decided with it are written too."""
         clock = CLOCK.get()
         if clock is None or clock.command is None or clock.command.command_id != order.command_id:
@@ -200,7 +195,7 @@ class OrderSpans:
     def finished(self, clock: CommandClock, outcome: Outcome | None, error: BaseException | None) -> None:
         """A record intake dealt with that made no broker write (a refusal, a cancel, an
         iceberg, a control) or one it could not decide (``error``: the ledger unreachable,
-        the record held and handed in again): its span, in the next quiet moment."""
+        the record held and handed in again): its span, in a later turn of the loop."""
         if clock.traced:
             return
         clock.traced = True
@@ -243,7 +238,7 @@ class OrderSpans:
 
     def broker_record(self, order: FloorOrder, record: OrderEvent) -> None:
         """A record the broker's callback produced for ``order``: its span, under the order's
-        (made in the next quiet moment, as the order's own are: none for an order this process
+        (made in a later turn of the loop, as the order's own are: none for an order this process
         did not write)."""
         if record.kind is EventKind.SUBMITTED:
             self.acknowledged(order)
@@ -287,7 +282,7 @@ class OrderSpans:
 
     def context_of(self, command_id: str) -> SpanContext | None:
         """The command's trace context (its ``hotpath.intake`` span's), making the spans still
-        waiting for a quiet moment first: its record must not leave without it."""
+        waiting for their turn first: its record must not leave without it."""
         if self._pending:
             self._flush()
         order = self._orders.get(command_id)
@@ -320,48 +315,44 @@ class OrderSpans:
             self._recent.popitem(last=False)
 
     def defer(self, work: Callable[[], None]) -> None:
-        """Run ``work`` once the spans asked for so far are made (in a quiet moment, see
-        :meth:`_defer`): e.g. a metric recorded with the order's context, for its exemplar."""
+        """Run ``work`` once the spans asked for so far are made (see :meth:`_defer`): e.g. a
+        metric recorded with the order's context, for its exemplar."""
         self._defer(work)
 
     def _defer(self, make: Callable[[], None]) -> None:
-        """Make spans in the order asked, once intake has been quiet for :data:`QUIET_S` (the
-        gap before the next command) or :data:`MAX_WAIT_S` after the first was asked for (a
-        burst): spans made in a burst would make every command behind them wait. Whatever
-        needs an order's context before then (its ``orders.events`` record) makes them at once
-        (:meth:`context_of`)."""
+        """Make spans in the order asked, one command's (or one broker answer's) per turn of
+        the event loop: everything ready in a turn (the next command, a commit's answer) runs
+        before the next one, so no command waits behind more than one command's spans
+        (~0.1-0.3 ms), where making a burst's spans at once would hold the loop for
+        milliseconds. Whatever needs an order's context before then (its ``orders.events``
+        record) makes the waiting ones at once (:meth:`context_of`)."""
+        self._pending.append(make)
+        if self._pumping:
+            return
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop().call_soon(self._pump)
         except RuntimeError:  # no loop (a synchronous caller): make them now
-            self._pending.append(make)
             self._flush()
             return
-        now = loop.time()
-        if not self._pending:
-            self._first_asked = now
-        self._last_asked = now
-        self._pending.append(make)
-        if self._timer is None:
-            self._timer = loop.call_at(now + QUIET_S, self._when_quiet)
+        self._pumping = True
 
-    def _when_quiet(self) -> None:
-        self._timer = None
-        if not self._pending:
-            return
-        loop = asyncio.get_running_loop()
-        quiet_at = self._last_asked + QUIET_S
-        if loop.time() < quiet_at and loop.time() < self._first_asked + MAX_WAIT_S:
-            self._timer = loop.call_at(min(quiet_at, self._first_asked + MAX_WAIT_S), self._when_quiet)
-            return
-        self._flush()
+    def _pump(self) -> None:
+        if self._pending:
+            self._make(self._pending.popleft())
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._pump)
+        else:
+            self._pumping = False
+
+    def _make(self, make: Callable[[], None]) -> None:
+        try:
+            make()
+        except Exception:  # a span not made must not take the loop's callback down
+            log.exception("a span could not be made; the trace misses it")
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for make in pending:
-            try:
-                make()
-            except Exception:  # a span not made must not take the loop's callback down
-                log.exception("a span could not be made; the trace misses it")
+        while self._pending:
+            self._make(self._pending.popleft())
 
     def flush(self) -> None:
         """Make every span asked for so far now (tests, shutdown)."""

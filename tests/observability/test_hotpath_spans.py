@@ -112,7 +112,7 @@ async def test_a_refused_command_without_a_context_starts_its_own_trace(
     envelope = agent.sign(enter_command(agent.agent_id, account="NO-PROFILE-ACCOUNT"))
     outcome = await intake.handle(envelope.to_wire(), source="test")
     assert outcome.reason is not None and broker.placed == []
-    # Made in the loop's next quiet moment, without being asked.
+    # Made in later turns of the loop, without being asked.
     await eventually(lambda: len(exporter.get_finished_spans()) == 2, timeout=2.0)
 
     named = _by_name(exporter.get_finished_spans())
