@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.commands import CommandActivities, Producer
@@ -39,6 +40,7 @@ from config.settings import FloorSettings
 from ledger.db import Db
 from observability.prometheus import MetricsServer
 from observability.telemetry import install_global, setup
+from observability.temporal_metrics import TemporalMetrics
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
@@ -181,6 +183,10 @@ async def main(argv: list[str] | None = None) -> None:
 
     telemetry = setup("worker")
     install_global(telemetry)
+    # The SDK's metrics and the workflows' own (an Iceberg's fill quality) join /metrics: every
+    # client of this process is made on the Runtime whose buffer is drained into it.
+    temporal_metrics = TemporalMetrics(telemetry)
+    Runtime.set_default(temporal_metrics.runtime)
     client = await connect(args.temporal, args.namespace)
     added = await ensure_search_attributes(client)
     if added:
@@ -201,11 +207,13 @@ async def main(argv: list[str] | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         metrics = MetricsServer(telemetry)
         port = metrics.start(settings.host, settings.worker_health_port, "FLOOR_WORKER_HEALTH_PORT")
+        draining = asyncio.create_task(temporal_metrics.run(), name="temporal-metrics")
         try:
             async with worker:
                 log.info("worker polling %s on %s; metrics on port %d", args.task_queue, args.temporal, port)
                 await stop.wait()
         finally:
+            draining.cancel()
             metrics.close()
 
 
