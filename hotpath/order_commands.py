@@ -49,6 +49,7 @@ from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import RefusedByLedger
 from hotpath.protective_stops import STOP_NOT_WITHDRAWN
 from hotpath.refusals import INTERNAL_ERROR, failure_detail
+from observability.telemetry import in_trace
 from trading import iceberg_parents as parents
 from trading import protective_limits, sentry
 from trading.commands import Command, CommandKind, OrderType
@@ -300,11 +301,15 @@ class OrderCommands(IntakeSteps):
                 ledger_seq=stamps.seq,
                 decided_ns=stamps.decided_ns,
             )
-            # Recorded after the write, like everything that is not the order itself.
-            self.metrics.intake_to_write.record(timing.intake_to_write_us / 1e6)
-            self.metrics.ledger_append.record(max(0, stamps.committed_ns - stamps.decided_ns) / 1e9)
+            # Recorded after the write, like everything that is not the order itself, each with
+            # the order's trace as its exemplar.
+            traced = in_trace(order.span_context)
+            self.metrics.intake_to_write.record(timing.intake_to_write_us / 1e6, context=traced)
+            appended_s = max(0, stamps.committed_ns - stamps.decided_ns) / 1e9
+            self.metrics.ledger_append.record(appended_s, context=traced)
             if timing.produce_to_write_us is not None:
-                self.metrics.signal_to_broker.record(max(0.0, timing.produce_to_write_us) / 1e6)
+                signal_s = max(0.0, timing.produce_to_write_us) / 1e6
+                self.metrics.signal_to_broker.record(signal_s, context=traced)
             if self.on_timing is not None:
                 self.on_timing(timing)
         self.metrics.orders_sent.add(1)

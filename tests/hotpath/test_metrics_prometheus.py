@@ -1,11 +1,13 @@
 """The hot path's ``/metrics`` on its control port: Prometheus text that parses, whose
-signal-to-broker histogram counts exactly the orders written to the broker meanwhile; the JSON
-view moved to ``/metrics.json``."""
+signal-to-broker histogram counts exactly the orders written to the broker meanwhile, with
+exemplars naming their traces (OpenMetrics); the JSON view moved to ``/metrics.json``."""
 
 from __future__ import annotations
 
 import httpx
 
+from ledger.spans import spans_for_command
+from tests.helpers import eventually
 from tests.hotpath.live_floor import LiveFloor
 from tests.observability.scrape import OPENMETRICS, families, openmetrics, scrape, value
 
@@ -19,10 +21,10 @@ async def test_signal_to_broker_histogram_counts_each_order_written_to_the_broke
     url = f"{live.hotpath.control_url}/metrics"
     before = families(await scrape(url))
 
-    for _ in range(ORDERS):
-        await live.resting_buy(1)  # returns once the broker acknowledged it
+    sent = [await live.resting_buy(1) for _ in range(ORDERS)]  # each returns once acknowledged
 
-    after = families(await scrape(url))
+    # OpenMetrics first: a bucket's exemplar is the newest measurement since the last scrape.
+    after = openmetrics(await scrape(url, OPENMETRICS))
     count = f"{LATENCY}_count"
     assert value(after, LATENCY, count) - value(before, LATENCY, count) == ORDERS
     assert value(after, SENT, f"{SENT}_total") - value(before, SENT, f"{SENT}_total") == ORDERS
@@ -31,7 +33,15 @@ async def test_signal_to_broker_histogram_counts_each_order_written_to_the_broke
         assert value(after, name, f"{name}_count") >= ORDERS
     # Every bucket of the latency is cumulative and ends at the count.
     assert value(after, LATENCY, f"{LATENCY}_bucket", le="+Inf") == value(after, LATENCY, count)
-    assert LATENCY in openmetrics(await scrape(url, OPENMETRICS))
+    # The latency's exemplars link to the traces of the orders just sent.
+    exemplars = {s.exemplar.labels["trace_id"] for s in after[LATENCY].samples if s.exemplar is not None}
+    assert exemplars
+    traces: set[str] = set()
+    for env in sent:
+        spans = await eventually(lambda c=env.command.command_id: spans_for_command(live.pool, c))
+        traces |= {span.trace_id for span in spans}
+    assert exemplars <= traces
+    assert LATENCY in families(await scrape(url))  # and the classic text parses
 
     async with httpx.AsyncClient(timeout=5.0) as client:
         as_json = (await client.get(f"{url}.json")).json()
