@@ -49,7 +49,9 @@ BPS_BOUNDS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 @dataclass(frozen=True)
 class Metrics:
     commands_received: Counter
-    """Attribute ``door`` (``rest``) at the API; none at the hot path."""
+    """Attribute ``door`` (``rest``) at the API; ``outcome`` at the hot path: ``accepted``,
+    ``refused`` (the reason is ``commands_refused``'s) or ``ledger_unreachable`` (handed in
+    again once the ledger answers)."""
     commands_refused: Counter
     """Attribute ``reason``: the named refusal."""
     orders_sent: Counter

@@ -4,16 +4,21 @@ exemplars naming their traces (OpenMetrics); the JSON view moved to ``/metrics.j
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 
 from ledger.spans import spans_for_command
 from tests.helpers import eventually
 from tests.hotpath.live_floor import LiveFloor
 from tests.observability.scrape import OPENMETRICS, families, openmetrics, scrape, value
+from trading.order_events import EventKind
 
 LATENCY = "floor_hotpath_signal_to_broker_seconds"
 ACK = "floor_broker_ack_latency_seconds"
 SENT = "floor_orders_sent"
+RECEIVED = "floor_commands_received"
+REFUSED = "floor_commands_refused"
 ORDERS = 3
 
 
@@ -22,12 +27,19 @@ async def test_signal_to_broker_histogram_counts_each_order_written_to_the_broke
     before = families(await scrape(url))
 
     sent = [await live.resting_buy(1) for _ in range(ORDERS)]  # each returns once acknowledged
+    unknown = await live.submit(live.enter(symbol="NOPE", limit=Decimal(10), stop=Decimal(5)))
+    refused = await live.event(unknown.command.command_id, EventKind.REJECTED)
 
     # OpenMetrics first: a bucket's exemplar is the newest measurement since the last scrape.
     after = openmetrics(await scrape(url, OPENMETRICS))
     count = f"{LATENCY}_count"
     assert value(after, LATENCY, count) - value(before, LATENCY, count) == ORDERS
     assert value(after, SENT, f"{SENT}_total") - value(before, SENT, f"{SENT}_total") == ORDERS
+    for outcome, grew in (("accepted", ORDERS), ("refused", 1)):
+        total = value(after, RECEIVED, f"{RECEIVED}_total", outcome=outcome)
+        assert total - value(before, RECEIVED, f"{RECEIVED}_total", outcome=outcome) == grew
+    refusals = value(after, REFUSED, f"{REFUSED}_total", reason=str(refused.reason))
+    assert refusals - value(before, REFUSED, f"{REFUSED}_total", reason=str(refused.reason)) == 1
     assert value(after, ACK, f"{ACK}_count") - value(before, ACK, f"{ACK}_count") >= ORDERS
     for name in ("floor_hotpath_intake_to_write_seconds", "floor_hotpath_ledger_append_seconds"):
         assert value(after, name, f"{name}_count") >= ORDERS
