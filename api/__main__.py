@@ -29,7 +29,8 @@ from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
 from ledger.access import LedgerAccess
-from ledger.spans import PostgresSpanExporter, prune_spans_every
+from ledger.span_store import SpanStore
+from ledger.spans import prune_spans_every
 from observability.flood import FloodSummary
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
@@ -65,9 +66,13 @@ def services_factory(settings: FloorSettings) -> ServicesFactory:
             )
             stack.push_async_callback(pool.close)
             # Spans to the span store through the pool (flushed before it closes), pruned by age.
-            setup_tracing("api", exporters=[PostgresSpanExporter.to_db(asyncio.get_running_loop(), pool)])
+            span_store = SpanStore(pool, asyncio.get_running_loop())
+            setup_tracing("api", processors=[span_store])
             instrument_libraries(asyncpg=True, kafka_producer=True)
             stack.push_async_callback(flush_tracing)
+            stack.push_async_callback(span_store.flush)
+            writing = asyncio.create_task(span_store.run(), name="span-store")
+            stack.push_async_callback(_cancelled, writing)
             pruning = asyncio.create_task(
                 prune_spans_every(pool, timedelta(hours=settings.span_retention_hours)), name="span-pruning"
             )
