@@ -121,9 +121,10 @@ async def insert_spans(db: Db | asyncpg.Pool, rows: Sequence[SpanRow]) -> None:
     """Insert ``rows`` in one statement (a span exported twice is kept once). No conflict
     target: one would need SELECT on the table, which the writers do not have.
 
-    Through a pool or a connection the insert commits without waiting for its WAL flush
-    (``synchronous_commit`` off for that transaction): a span lost in a crash costs a line in a
-    trace, while a flush of its own would queue with the ledger's commits for the disk."""
+    Through a pool or a connection the insert commits without waiting for a WAL flush
+    (``synchronous_commit`` off for that transaction; the table is unlogged, so its rows write
+    no WAL, but the transaction's commit record would still be flushed and wait for the disk
+    with the ledger's commits)."""
     if not rows:
         return
     if isinstance(db, asyncpg.Pool):
