@@ -113,7 +113,7 @@ class _Collector(BaseHTTPRequestHandler):
 
 def test_with_an_otlp_endpoint_the_metrics_are_pushed_there_too(monkeypatch: pytest.MonkeyPatch) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
     telemetry = setup("otlp-test")
