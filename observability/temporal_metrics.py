@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BUFFER_SIZE = 100_000
 """Updates the Runtime keeps between drains; beyond it the SDK drops updates (and logs it)."""
 DRAIN_EVERY_S = 1.0
+DURATION_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class TemporalMetrics:
@@ -90,7 +91,12 @@ class TemporalMetrics:
             elif metric.kind == BUFFERED_METRIC_KIND_GAUGE:
                 instrument = meter.create_gauge(name, unit, description)
             else:
-                instrument = meter.create_histogram(name, unit, description)
+                # Durations (request, task and end-to-end latencies) get buckets in seconds;
+                # the SDK's default bounds (0 to 10,000) suit milliseconds.
+                bounds = DURATION_BOUNDS if unit == "s" else None
+                instrument = meter.create_histogram(
+                    name, unit, description, explicit_bucket_boundaries_advisory=bounds
+                )
         self._instruments[key] = instrument
         return instrument
 

@@ -51,3 +51,6 @@ async def test_a_workflows_metric_and_the_sdks_reach_the_process_metrics(
     assert value(found, quality, f"{quality}_bucket", le="2.0") == 1  # the floor's own buckets
     assert value(found, quality, f"{quality}_bucket", le="1.0") == 0
     assert value(found, "temporal_workflow_completed", "temporal_workflow_completed_total") >= 1
+    latency = "temporal_workflow_endtoend_latency_seconds"  # the SDK's durations, in seconds
+    assert value(found, latency, f"{latency}_count") >= 1
+    assert value(found, latency, f"{latency}_bucket", le="60.0") >= 1
