@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.commands import CommandActivities, Producer
@@ -37,6 +38,9 @@ from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from config.settings import FloorSettings
 from ledger.db import Db
+from observability.prometheus import MetricsServer
+from observability.telemetry import install_global, setup
+from observability.temporal_metrics import TemporalMetrics
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
@@ -177,6 +181,12 @@ async def main(argv: list[str] | None = None) -> None:
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    telemetry = setup("worker")
+    install_global(telemetry)
+    # The SDK's metrics and the workflows' own (an Iceberg's fill quality) join /metrics: every
+    # client of this process is made on the Runtime whose buffer is drained into it.
+    temporal_metrics = TemporalMetrics(telemetry)
+    Runtime.set_default(temporal_metrics.runtime)
     client = await connect(args.temporal, args.namespace)
     added = await ensure_search_attributes(client)
     if added:
@@ -195,9 +205,16 @@ async def main(argv: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with worker:
-            log.info("worker polling %s on %s", args.task_queue, args.temporal)
-            await stop.wait()
+        metrics = MetricsServer(telemetry)
+        port = metrics.start(settings.host, settings.worker_health_port, "FLOOR_WORKER_HEALTH_PORT")
+        draining = asyncio.create_task(temporal_metrics.run(), name="temporal-metrics")
+        try:
+            async with worker:
+                log.info("worker polling %s on %s; metrics on port %d", args.task_queue, args.temporal, port)
+                await stop.wait()
+        finally:
+            draining.cancel()
+            metrics.close()
 
 
 if __name__ == "__main__":
