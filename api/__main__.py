@@ -28,6 +28,7 @@ from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
 from ledger.access import LedgerAccess
 from observability.flood import FloodSummary
+from observability.logs import setup_logs
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
 from trading.symbols import parse_symbols
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"api: not starting: {problem}", file=sys.stderr)
         raise SystemExit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logs("api")  # security and ops events as OpenTelemetry logs; flushed at exit
     app = create_app(
         services_factory(settings),
         limits=limits(settings),

@@ -60,6 +60,7 @@ from hotpath.trailing_restore import reattach_trailing_stops
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
 from observability.flood import FloodSummary
+from observability.logs import setup_logs
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
 from trading.iceberg_parents import FloorKeys
@@ -470,6 +471,7 @@ def main(
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logs("hotpath")  # security and ops events as OpenTelemetry logs; flushed at exit
     settings = FloorSettings()
 
     async def amain() -> None:

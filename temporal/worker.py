@@ -37,6 +37,7 @@ from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from config.settings import FloorSettings
 from ledger.db import Db
+from observability.logs import setup_logs
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
@@ -176,6 +177,7 @@ async def main(argv: list[str] | None = None) -> None:
             "quotes connection another (and not 0, which ib_async binds manual orders to)"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logs("temporal-worker")  # security and ops events as OpenTelemetry logs; flushed at exit
 
     client = await connect(args.temporal, args.namespace)
     added = await ensure_search_attributes(client)
