@@ -202,4 +202,3 @@ def _ns(at: datetime | float | None) -> int:
     if isinstance(at, datetime):
         return int(at.timestamp() * 1_000_000) * 1_000
     return int(at * 1_000_000_000)
-

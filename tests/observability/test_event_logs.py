@@ -66,8 +66,11 @@ async def test_a_security_event_is_one_log_record_with_its_fields_in_the_request
         await SecurityLog(LedgerAccess(ledger_pool), None, "unused").record(event)
 
     row_id = await ledger_pool.fetchval("SELECT id FROM security_events WHERE command_id = $1", command_id)
-    [record] = [r.log_record for r in records(provider, exporter, "sentry.bad_signature")
-                if (r.log_record.attributes or {}).get(events.COMMAND_ID) == command_id]
+    [record] = [
+        r.log_record
+        for r in records(provider, exporter, "sentry.bad_signature")
+        if (r.log_record.attributes or {}).get(events.COMMAND_ID) == command_id
+    ]
     assert record.severity_number is SeverityNumber.FATAL and record.severity_text == "critical"
     assert record.body == "Critical Security Breach: sentry.bad_signature from 10.1.2.3 via api (alpha)"
     assert dict(record.attributes or {}) == {
@@ -105,8 +108,11 @@ async def test_an_ops_event_is_emitted_once_its_row_is_written_with_its_detail_a
 
     stored = await ledger_pool.fetchval("SELECT kind FROM ops_events WHERE id = $1", row_id)
     assert stored == "intake.internal_error"
-    [record] = [r.log_record for r in records(provider, exporter, "intake.internal_error")
-                if (r.log_record.attributes or {}).get(events.ROW_ID) == row_id]
+    [record] = [
+        r.log_record
+        for r in records(provider, exporter, "intake.internal_error")
+        if (r.log_record.attributes or {}).get(events.ROW_ID) == row_id
+    ]
     assert record.severity_number is SeverityNumber.FATAL
     attributes = dict(record.attributes or {})
     assert attributes["floor.event.domain"] == "ops" and attributes["floor.event.source"] == "hotpath"
