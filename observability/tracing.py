@@ -9,6 +9,8 @@ are few (tens per second at most), and the span store is what ``floor trace`` an
 a dropped trace is an order nobody can look at. ``OTEL_TRACES_SAMPLER`` (the SDK's standard
 variable, e.g. ``parentbased_traceidratio`` with ``OTEL_TRACES_SAMPLER_ARG``) overrides it.
 
+Switched off with ``OTEL_SDK_DISABLED=true`` (the SDK's own switch): no spans are made at all.
+
 Batching: each exporter runs behind its own ``BatchSpanProcessor``: ending a span puts it on a
 bounded queue (:data:`MAX_QUEUE`; when full, spans are dropped and counted by the SDK, never
 waited for) and a background thread exports batches every :data:`SCHEDULE_DELAY_MS`. Nothing
@@ -17,6 +19,7 @@ is exported, and nothing waits on a network or database, where the span ends.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Sequence
@@ -98,4 +101,16 @@ def tracer(name: str) -> Tracer:
 
 
 def tracing_enabled() -> bool:
-    return _provider is not None
+    """:func:`setup_tracing` ran and ``OTEL_SDK_DISABLED`` (the SDK's switch) is not ``true``."""
+    return _provider is not None and os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+
+
+async def flush_tracing(timeout_s: float = 5.0) -> None:
+    """Export every span ended so far, then stop exporting (a process on its way out).
+
+    Off the event loop: an exporter that writes through this loop (the span store's) waits on
+    it from the exporting thread, so blocking the loop on the flush would wait forever."""
+    provider = _provider
+    if provider is None:
+        return
+    await asyncio.to_thread(provider.force_flush, int(timeout_s * 1000))
