@@ -2,6 +2,8 @@
 its trace as a waterfall (indented under their parents, bars at their offsets and as long as they
 lasted), the same spans ``orderTrace`` answers; a span's attributes on a click; spans stored
 later appear on a refresh. The screenshot ``tests/artifacts/hud-...-order-detail.png`` shows it.
+(``make test`` opens the real trace of the order ``tests/hud/test_flows.py`` trades, through
+:func:`timeline_of`; this test, of the layout in detail, runs under ``make test-long``.)
 
 The order and its spans are stored the way the hot path and the processes' span exporters store
 them, on the HUD's account, the order already ended (it moves no position and no open count)."""
@@ -56,6 +58,21 @@ def order_trace(command_id: str) -> list[SpanRow]:
     return [door, produce, intake, *stages, ack, cancel, lifecycle]
 
 
+async def timeline_of(hud: Hud, order_id: str, names: list[str]) -> list[dict[str, Any]]:
+    """Open order ``order_id``'s detail from its blotter row and wait until its waterfall shows a
+    span of each of ``names``; the spans as drawn."""
+    page = hud.page
+    await page.locator(f"#blotter tbody tr[data-order-id='{order_id}'] td.sym").click()
+    await expect(page.locator("#order-detail")).to_be_visible()
+    waterfall = page.locator("#trace-waterfall .span-name")
+    for name in names:
+        # Spans reach the store within a second; the panel asks again every 2 s.
+        await expect(waterfall.get_by_text(name, exact=True).first).to_be_visible(timeout=10_000)
+    drawn: list[dict[str, Any]] = await page.evaluate("() => window.hud.orderDetail.spans()")
+    return drawn
+
+
+@pytest.mark.long
 async def test_a_blotter_row_opens_the_orders_timeline_as_a_waterfall(
     hud: Hud, ledger_pool: asyncpg.Pool
 ) -> None:
@@ -65,7 +82,11 @@ async def test_a_blotter_row_opens_the_orders_timeline_as_a_waterfall(
     command = enter_command(agent.agent_id, account=VENUE_ACCOUNT, symbol="AAPL")
     await append_command(ledger_pool, agent.sign(command), decision=Decision.ACCEPTED)
     fields: dict[str, Any] = dict(
-        account=VENUE_ACCOUNT, symbol="AAPL", agent_id=agent.agent_id, quantity=3, limit_price=Decimal("189.50")
+        account=VENUE_ACCOUNT,
+        symbol="AAPL",
+        agent_id=agent.agent_id,
+        quantity=3,
+        limit_price=Decimal("189.50"),
     )
     for n, kind in enumerate((EventKind.ACCEPTED, EventKind.SUBMITTED, EventKind.CANCELLED)):
         await record_order_event(ledger_pool, order_event(command.command_id, n, kind, **fields))

@@ -3,8 +3,8 @@
 // trace (orderTrace: the door or Kafka intake, the hot path's stages, the broker's
 // acknowledgement, each fill, the workflows that followed) as a waterfall: one row per span,
 // indented under its parent, a bar at its offset from the first span and as long as it lasted.
-// A click on a row shows the span's attributes. Spans reach the floor's store in batches, so the
-// panel asks again every few seconds while it is open, and redraws only when the trace changed.
+// A click on a row shows the span's attributes. Spans reach the floor's store in batches (within a
+// second), so the panel asks again every 2 s while it is open, and redraws only when the trace changed.
 import * as store from './store.js';
 import { gql } from './gql.js';
 import { el } from './dom.js';
@@ -15,7 +15,7 @@ const DETAIL = `query($id: ID!, $commandId: String!) {
   order(id: $id) { id account agent symbol side quantity filledQuantity averageFillPrice limitPrice state reason createdAt }
   orderTrace(commandId: $commandId) { commandId traceIds startedAt durationNanos truncated
     spans { traceId spanId parentSpanId name service depth startOffsetNanos durationNanos status attributes { key value } } } }`;
-const REFRESH_MS = 3000;
+const REFRESH_MS = 2000;
 const TICKS = 4; // the ruler's divisions
 
 // A duration for a person: µs under a millisecond, ms under a second, else s.
