@@ -20,7 +20,8 @@ to each other):
   request's trace);
 - attributes: :data:`COMMON_ATTRIBUTES` on every record, :data:`SECURITY_ATTRIBUTES` on security
   events when known, ``floor.detail.<key>`` for each entry of the event's detail (strings,
-  numbers and booleans as they are; lists of one such type as lists; anything else as JSON).
+  numbers and booleans as they are; lists of one such type as lists; other lists and maps as
+  JSON; anything else, a Decimal say, as its text; empty values left out).
   An ops event whose detail names a ``command_id`` also carries it as ``floor.command_id``, the
   attribute spans carry, so a command's events and its trace are found by one id.
 """
@@ -189,11 +190,15 @@ def detail_attributes(detail: Mapping[str, Any]) -> dict[str, AttributeValue]:
 def _attribute_value(value: Any) -> AttributeValue:
     if isinstance(value, str | bool | int | float):
         return value
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray) and value:
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         kinds = {type(v) for v in value}
         if len(kinds) == 1 and kinds <= {str, bool, int, float}:
             return list(value)
-    return json.dumps(value, default=str, sort_keys=True)
+        return json.dumps(value, default=str, sort_keys=True)
+    if isinstance(value, Mapping):
+        return json.dumps(value, default=str, sort_keys=True)
+    # A Decimal, a datetime, an enum: as the text it reads as ("189.50", not a float).
+    return str(value)
 
 
 def _ns(at: datetime | float | None) -> int:

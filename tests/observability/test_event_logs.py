@@ -7,6 +7,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,8 @@ async def test_an_ops_event_is_emitted_once_its_row_is_written_with_its_detail_a
         "attempts": 3,
         "ids": ["a", "b"],
         "nested": {"x": 1},
+        "price": Decimal("189.50"),
+        "nothing": None,
     }
     row_id = await record_ops_event(ledger_pool, "hotpath", "intake.internal_error", "critical", detail)
 
@@ -120,6 +123,8 @@ async def test_an_ops_event_is_emitted_once_its_row_is_written_with_its_detail_a
     assert attributes["floor.detail.attempts"] == 3
     assert tuple(attributes["floor.detail.ids"]) == ("a", "b")  # type: ignore[arg-type]
     assert attributes["floor.detail.nested"] == '{"x": 1}'
+    assert attributes["floor.detail.price"] == "189.50"
+    assert "floor.detail.nothing" not in attributes
 
 
 async def test_an_ops_event_the_database_refuses_is_not_emitted(
