@@ -4,18 +4,14 @@
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -26,6 +22,7 @@ from ledger.ops_events import record_ops_event
 from observability import events
 from observability.logs import install, setup_logs
 from observability.security import SecurityLog, refusal_event
+from tests.fixtures.otlp import OtlpCollector
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
@@ -161,42 +158,18 @@ def test_every_attribute_and_severity_is_documented() -> None:
         assert re.search(rf"\| `{severity.value}` \|.*\| {number.value} `{number.name}` \|", text), severity
 
 
-class _Collector(BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
-    arrived = threading.Event()
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.path, body))
-        type(self).arrived.set()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_with_an_otlp_endpoint_set_the_records_go_to_its_logs_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    collector = OtlpCollector().start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint)
     provider = setup_logs("test-otlp")
     try:
         events.emit_ops_event("api", "outbox.republished", "warning", {"published": 2})
         provider.force_flush()
-        assert _Collector.arrived.wait(10), "no OTLP request arrived"
+        received = collector.log_record(lambda r: r.record.event_name == "outbox.republished")
     finally:
         install(None)
         provider.shutdown()
-        server.shutdown()
-    path, body = _Collector.received[0]
-    assert path == "/v1/logs"
-    request = ExportLogsServiceRequest.FromString(body)
-    [resource_logs] = request.resource_logs
-    service = {a.key: a.value.string_value for a in resource_logs.resource.attributes}["service.name"]
-    [record] = [r for s in resource_logs.scope_logs for r in s.log_records]
-    assert service == "test-otlp"
-    assert (record.event_name, record.severity_text) == ("outbox.republished", "warning")
-    assert {a.key: a.value.int_value for a in record.attributes}["floor.detail.published"] == 2
+        collector.stop()
+    assert received.service == "test-otlp"
+    assert (received.record.severity_text, received.record.severity_number) == ("warning", 13)
+    assert received.attributes["floor.detail.published"] == 2
