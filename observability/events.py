@@ -95,7 +95,7 @@ def emit_security_event(event: SecurityEvent, *, row_id: int | None = None) -> N
     _emit(
         domain=SECURITY,
         name=event.reason,
-        severity=Severity(event.severity),
+        severity=event.severity,
         source=event.source,
         at=event.ts,
         body=body,
@@ -121,7 +121,7 @@ def emit_ops_event(
     _emit(
         domain=OPS,
         name=kind,
-        severity=Severity(severity),
+        severity=severity,
         source=source,
         at=at,
         body=f"{kind} ({severity}) from {source}",
@@ -137,7 +137,7 @@ def _emit(
     *,
     domain: str,
     name: str,
-    severity: Severity,
+    severity: str,
     source: str,
     at: datetime | float | None,
     body: str,
@@ -148,10 +148,11 @@ def _emit(
     extra: Mapping[str, AttributeValue],
 ) -> None:
     try:
+        level = Severity(severity)
         attributes: dict[str, AttributeValue] = {
             NAME: name,
             DOMAIN: domain,
-            SEVERITY: severity.value,
+            SEVERITY: level.value,
             SOURCE: source,
         }
         if row_id is not None:
@@ -164,8 +165,8 @@ def _emit(
         attributes.update(detail_attributes(detail))
         events_logger().emit(
             timestamp=_ns(at),
-            severity_number=SEVERITY_NUMBER[severity],
-            severity_text=severity.value,
+            severity_number=SEVERITY_NUMBER[level],
+            severity_text=level.value,
             body=body,
             attributes=attributes,
             event_name=name,

@@ -16,7 +16,6 @@ What is emitted, and with which attributes, is :mod:`observability.events`.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -24,8 +23,6 @@ from opentelemetry import _logs as otel_logs
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
-
-log = logging.getLogger(__name__)
 
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
 EVENTS_SCOPE = "floor.events"
@@ -42,7 +39,8 @@ def otlp_configured() -> bool:
 def setup_logs(service_name: str, *, exporters: Sequence[LogRecordExporter] = ()) -> LoggerProvider:
     """This process's logger provider, made current (:func:`events_logger` emits through it).
 
-    Call once per process, and ``shutdown()`` the provider at exit: it flushes what is queued."""
+    Call once per process. At exit the SDK's own hook shuts the provider down, exporting what is
+    still queued; a test that makes one shuts it down itself."""
     provider = LoggerProvider(resource=Resource.create({"service.name": service_name}))
     if otlp_configured():
         # Imported only when wanted: the exporter pulls in protobuf and requests.

@@ -173,3 +173,13 @@ def test_with_an_otlp_endpoint_set_the_records_go_to_its_logs_path(monkeypatch: 
     assert received.service == "test-otlp"
     assert (received.record.severity_text, received.record.severity_number) == ("warning", 13)
     assert received.attributes["floor.detail.published"] == 2
+
+
+def test_an_event_that_cannot_be_emitted_is_logged_and_never_fails_its_caller(
+    caplog: pytest.LogCaptureFixture, emitted: tuple[LoggerProvider, InMemoryLogRecordExporter]
+) -> None:
+    provider, exporter = emitted
+    # The supervisor's events reach the emitter before any table checks them.
+    events.emit_ops_event("supervisor", "test.unknown_level", "loud", {})
+    assert records(provider, exporter, "test.unknown_level") == []
+    assert "ops event test.unknown_level from supervisor not emitted" in caplog.text
