@@ -17,13 +17,14 @@ own. The trace of an order reads::
 A refused command's ``hotpath.intake`` ends at its decision, ``floor.outcome`` naming the
 refusal. Every span carries ``floor.command_id`` (and ``floor.account``, ``floor.symbol``).
 
-Why no context managers around the stages: a span costs ~10-20 µs to make, and the signal to
+Why no context managers around the stages: a span costs tens of µs to make, and the signal to
 broker write is a few milliseconds all told. So intake only takes ``perf_counter_ns`` stamps on
 the way (:class:`CommandClock`, in a context variable: each record is decided in a task of its
-own), and the spans are made from them after the socket write. Only ``hotpath.intake`` itself is
-started right after the write (its context goes on the order: the ``orders.events`` records and
-the broker's callbacks need it); every other span is made when the event loop next turns
-(:meth:`OrderSpans._defer`), after the command being decided has moved on.
+own), and the spans are made from them when the event loop next turns after the socket write
+(:meth:`OrderSpans._defer`): the orders a group commit released together are all written before
+any of their spans is made. The order's context goes on it then (``FloorOrder.span_context``),
+before its ``orders.events`` records are sent and before the broker's answers are read (those
+come in later turns of the loop).
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ def _order_attributes(order: FloorOrder) -> dict[str, Any]:
     return _attributes(order.command_id, order.account, order.symbol)
 
 
+def _order_id(order: FloorOrder) -> dict[str, Any]:
+    return {ATTR_ORDER_ID: order.broker_order_id} if order.broker_order_id is not None else {}
+
+
 class OrderSpans:
     """Makes the hot path's spans with ``tracer``; one per process (None on the intake: off)."""
 
@@ -145,12 +150,17 @@ class OrderSpans:
         return clock
 
     def order_sent(self, order: FloorOrder, write_ns: int) -> None:
-        """``order`` was just written to the broker socket: start its ``hotpath.intake`` span
-        (its context goes on the order) and make the stage spans once the loop turns."""
+        """``order`` was just written to the broker socket: its spans, ``hotpath.intake`` and
+        the stages under it, are made when the loop next turns (its context then goes on the
+        order), after the orders decided with it are written too."""
         clock = CLOCK.get()
         if clock is None or clock.command is None or clock.command.command_id != order.command_id:
             clock = CommandClock(write_ns, None)  # sent outside intake's clock: the write alone
         clock.traced = True
+        order.sent_wall_ns = self.wall(write_ns)
+        self._defer(lambda: self._intake_spans(clock, order, write_ns))
+
+    def _intake_spans(self, clock: CommandClock, order: FloorOrder, write_ns: int) -> None:
         root = self._tracer.start_span(
             INTAKE,
             context=extract_kafka_headers(clock.headers),
@@ -159,8 +169,7 @@ class OrderSpans:
             attributes=_order_attributes(order),
         )
         order.span_context = root.get_span_context()
-        order.sent_wall_ns = self.wall(write_ns)
-        self._defer(lambda: self._intake_stages(root, clock, order, write_ns))
+        self._intake_stages(root, clock, order, write_ns)
 
     def _intake_stages(self, root: trace.Span, clock: CommandClock, order: FloorOrder, write_ns: int) -> None:
         parent = trace.set_span_in_context(root)
@@ -227,9 +236,9 @@ class OrderSpans:
     # --- the broker --------------------------------------------------------------------------
 
     def broker_record(self, order: FloorOrder, record: OrderEvent) -> None:
-        """A record the broker's callback produced for ``order``: its span, under the order's."""
-        if order.span_context is None:
-            return
+        """A record the broker's callback produced for ``order``: its span, under the order's
+        (made when the loop turns, as the order's own are: none for an order this process did
+        not write)."""
         if record.kind is EventKind.SUBMITTED:
             self.acknowledged(order)
         elif record.kind in (EventKind.FILLED, EventKind.PARTIALLY_FILLED) and record.last_fill is not None:
@@ -241,34 +250,26 @@ class OrderSpans:
     def acknowledged(self, order: FloorOrder) -> None:
         """The broker's first acknowledgement of an order this process wrote."""
         sent = order.sent_wall_ns
-        if order.span_context is None or sent is None:
+        if sent is None:
             return
         order.sent_wall_ns = None
         now = time.time_ns()
-        broker_order_id = order.broker_order_id
-        self._defer(
-            lambda: self._at_broker(
-                "broker.ack", order, sent, now, {ATTR_ORDER_ID: broker_order_id} if broker_order_id else {}
-            )
-        )
+        self._defer(lambda: self._at_broker("broker.ack", order, sent, now, _order_id(order)))
 
     def filled(self, order: FloorOrder, exec_id: str, qty: int, price: str) -> None:
-        if order.span_context is None:
-            return
         now = time.time_ns()
-        detail = {"floor.exec_id": exec_id, "floor.fill_qty": qty, "floor.fill_price": price}
+        detail: dict[str, Any] = {"floor.exec_id": exec_id, "floor.fill_qty": qty, "floor.fill_price": price}
         detail["floor.filled_qty"] = order.filled_qty
         self._defer(lambda: self._at_broker("broker.fill", order, now, now, detail))
 
     def ended(self, order: FloorOrder, name: str, reason: str | None) -> None:
-        if order.span_context is None:
-            return
         now = time.time_ns()
         detail = {ATTR_OUTCOME: reason} if reason else {}
         self._defer(lambda: self._at_broker(name, order, now, now, detail))
 
     def _at_broker(self, name: str, order: FloorOrder, start: int, end: int, extra: dict[str, Any]) -> None:
-        assert order.span_context is not None
+        if order.span_context is None:  # written by an earlier process, or tracing came on since
+            return
         parent = trace.set_span_in_context(NonRecordingSpan(order.span_context))
         span = self._tracer.start_span(
             name, context=parent, start_time=start, attributes={**_order_attributes(order), **extra}
@@ -307,6 +308,11 @@ class OrderSpans:
         self._recent.move_to_end(command_id)
         while len(self._recent) > RECENT_CONTEXTS:
             self._recent.popitem(last=False)
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """Run ``work`` once the spans asked for so far are made (when the loop next turns):
+        e.g. a metric recorded with the order's context, for its exemplar."""
+        self._defer(work)
 
     def _defer(self, make: Callable[[], None]) -> None:
         """Make spans when the loop next turns, in the order asked (one callback per turn)."""

@@ -23,12 +23,9 @@ from observability.propagation import extract_kafka_headers, inject_kafka_header
 from observability.telemetry import setup
 from observability.tracing import ATTR_COMMAND_ID, ATTR_OUTCOME
 from tests.factories import Agent, enter_command
-from tests.hotpath.conftest import VENUE_ACCOUNT, risk_profiles
+from tests.hotpath.conftest import VENUE_ACCOUNT
 from tests.hotpath.in_process import RecordingBroker, in_process_intake
 from trading.order_events import EventKind, OrderEvent
-
-__all__ = ["risk_profiles"]
-"""The venue account's risk profile, as the hot path tests have it."""
 
 STAGES = ["sentry", "sizer", "risk_gate", "ledger.append", "broker.place"]
 
@@ -63,9 +60,11 @@ async def test_an_order_continues_its_records_trace_from_intake_to_its_fill(
 
     events = BrokerEvents(intake.orders, intake.book, intake.ledger, None, setup("t").metrics, spans=spans)  # type: ignore[arg-type]
     now = datetime.now(UTC)
+    side = envelope.command.side
+    assert side is not None
     events.on_event(OrderAccepted(cid, BrokerOrderStatus.SUBMITTED, 1, 1, 11, now))
     events.on_event(
-        Executed(cid, "x-1", VENUE_ACCOUNT, "AAPL", envelope.command.side, 3, Decimal("189.45"), 3,
+        Executed(cid, "x-1", VENUE_ACCOUNT, "AAPL", side, 3, Decimal("189.45"), 3,
                  Decimal("189.45"), now, 11, 1, 1)
     )  # fmt: skip
     spans.flush()
