@@ -1,6 +1,7 @@
 """The API process emits its security events as OpenTelemetry log records over OTLP/HTTP when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: an unsigned command refused at the door reaches the
-collector with the event's fields (docs/events.md), from the real process ``floor up`` runs."""
+collector with the event's fields (docs/events.md) and the request's trace, from the real
+process ``floor up`` runs."""
 
 from __future__ import annotations
 
@@ -41,3 +42,10 @@ async def test_a_command_refused_at_the_door_is_a_log_record_at_the_otlp_endpoin
     assert received.attributes["floor.event.source"] == "api"
     assert received.attributes["floor.event.row_id"] == row_id
     assert received.attributes["floor.security.source_address"] == "127.0.0.1"
+    # The record belongs to the request's trace: the API exports the door's span in it.
+    trace_id = received.record.trace_id
+    assert trace_id != bytes(16)
+    door = await asyncio.to_thread(
+        api_otlp.span, lambda s: s.trace_id == trace_id and s.parent_span_id == b""
+    )
+    assert "/v1/commands" in door.name, door.name
