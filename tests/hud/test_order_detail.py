@@ -34,7 +34,8 @@ TRACE = """query($id: String!) { orderTrace(commandId: $id) {
 
 def order_trace(command_id: str) -> list[SpanRow]:
     """A command's life as its spans: the door, Kafka, the hot path's stages up to the broker's
-    socket write, the acknowledgement, the cancel, and the lifecycle workflow (its own trace)."""
+        socket write, the acknowledgement, the cancel, and the lifecycle workflow (its own trace) with
+    four database queries."""
     trace, workflow_trace = secrets.token_hex(16), secrets.token_hex(16)
     c = {"command_id": command_id}
     door = span(trace, "POST /v1/commands", 0, 1400, service="api", **c)
@@ -55,7 +56,13 @@ def order_trace(command_id: str) -> list[SpanRow]:
     lifecycle = span(
         workflow_trace, "RunWorkflow:OrderLifecycle", 7200, 12500, service="temporal-worker", **c
     )
-    return [door, produce, intake, *stages, ack, cancel, lifecycle]
+    queries = [
+        span(
+            workflow_trace, "SELECT", 7300 + 100 * n, 50, parent=lifecycle.span_id, service="temporal-worker"
+        )
+        for n in range(4)
+    ]
+    return [door, produce, intake, *stages, ack, cancel, lifecycle, *queries]
 
 
 async def timeline_of(hud: Hud, order_id: str, names: list[str]) -> list[dict[str, Any]]:
@@ -97,6 +104,15 @@ async def test_a_blotter_row_opens_the_orders_timeline_as_a_waterfall(
     await row.locator("td.sym").click()
     await expect(page.locator("#order-detail")).to_be_visible()
     expected = (await hud.gql(TRACE, {"id": command.command_id}))["data"]["orderTrace"]
+    # The lifecycle's four queries are one row until clicked.
+    await expect(page.locator("#trace-waterfall .span-row")).to_have_count(len(expected["spans"]) - 3)
+    grouped = await page.evaluate("() => window.hud.orderDetail.spans()")
+    assert (grouped[-1]["name"], grouped[-1]["group"], grouped[-1]["duration"]) == (
+        "SELECT × 4",
+        4,
+        "Σ 200 µs",
+    )
+    await page.locator("#trace-waterfall .span-row.group").click()
     await expect(page.locator("#trace-waterfall .span-row")).to_have_count(len(expected["spans"]))
 
     drawn = await page.evaluate("() => window.hud.orderDetail.spans()")

@@ -3,7 +3,8 @@
 // trace (orderTrace: the door or Kafka intake, the hot path's stages, the broker's
 // acknowledgement, each fill, the workflows that followed) as a waterfall: one row per span,
 // indented under its parent, a bar at its offset from the first span and as long as it lasted.
-// A click on a row shows the span's attributes. Spans reach the floor's store in batches (within a
+// A click on a row shows the span's attributes; a run of sibling spans of one name (a request's
+// database queries) is one row until clicked. Spans reach the floor's store in batches (within a
 // second), so the panel asks again every 2 s while it is open, and redraws only when the trace changed.
 import * as store from './store.js';
 import { gql } from './gql.js';
@@ -23,6 +24,26 @@ export function duration(nanos) {
   if (nanos < 1_000_000) return `${Math.round(nanos / 1000)} µs`;
   if (nanos < 1_000_000_000) return `${(nanos / 1_000_000).toFixed(nanos < 10_000_000 ? 2 : 1)} ms`;
   return `${(nanos / 1_000_000_000).toFixed(3)} s`;
+}
+
+// Sibling leaves of one name grouped into one row from this many on.
+const GROUPED = 3;
+
+// The spans (in tree order) cut into runs: consecutive siblings of one name with no children
+// form one run, every other span a run of its own.
+function runs(spans) {
+  const out = [];
+  spans.forEach((s, i) => {
+    const leaf = !(spans[i + 1] && spans[i + 1].depth > s.depth);
+    const run = out[out.length - 1];
+    const last = run && run[run.length - 1];
+    if (leaf && last && last.leaf && last.name === s.name && last.depth === s.depth && last.parentSpanId === s.parentSpanId) {
+      run.push({ ...s, leaf });
+    } else {
+      out.push([{ ...s, leaf }]);
+    }
+  });
+  return out;
 }
 
 // The colour family of a span's process (the bars' data-service picks it in hud.css).
@@ -63,6 +84,7 @@ export function mountOrderDetail(root) {
   let timer = null;
   let loading = null;
   const expanded = new Set(); // span ids whose attributes are shown
+  const openGroups = new Set(); // first span ids of runs listed one by one
 
   function say(state, text) {
     statusLine.dataset.state = state;
@@ -135,15 +157,48 @@ export function mountOrderDetail(root) {
     // A trace of one instant still draws: its bars start at 0 and have their minimum width.
     const total = Math.max(trace.durationNanos, 1);
     renderRuler(trace.durationNanos);
-    rowsBox.replaceChildren(...trace.spans.flatMap((s) => spanRow(s, total)));
+    rowsBox.replaceChildren(...runs(trace.spans).flatMap((run) => (
+      run.length >= GROUPED && !openGroups.has(run[0].spanId) ? [groupRow(run, total)] : run.flatMap((s) => spanRow(s, total)))));
     const traces = trace.traceIds.length === 1 ? '1 trace' : `${trace.traceIds.length} traces`;
     meta.textContent = `${trace.commandId} · ${trace.spans.length} spans in ${traces} · ${duration(trace.durationNanos)} from `
       + `${new Date(trace.startedAt).toLocaleTimeString([], { hour12: false })}${trace.truncated ? ' · more spans not shown' : ''}`;
   }
 
-  function toggle(spanId) {
-    if (expanded.has(spanId)) expanded.delete(spanId);
-    else expanded.add(spanId);
+  // A run of sibling leaves of one name (a request's database queries, say) as one row: a bar
+  // for each, the time they took together; a click lists them.
+  function groupRow(run, total) {
+    const first = run[0];
+    const took = run.reduce((sum, s) => sum + s.durationNanos, 0);
+    const failed = run.some((s) => s.status === 'error');
+    const track = el('span', { class: 'span-track' });
+    for (const s of run) {
+      const bar = el('span', { class: 'span-bar' });
+      bar.style.left = `${(100 * s.startOffsetNanos) / total}%`;
+      bar.style.width = `${(100 * s.durationNanos) / total}%`;
+      track.append(bar);
+    }
+    const name = el('span', { class: 'span-name', title: `${run.length} × ${first.name}: click to list them` }, `${first.name} × ${run.length}`);
+    name.style.paddingLeft = `${first.depth * 12}px`;
+    return el('div', {
+      class: 'span-row group',
+      role: 'listitem',
+      tabindex: '0',
+      dataset: { spanId: first.spanId, depth: String(first.depth), status: failed ? 'error' : 'ok', service: family(first.service), group: String(run.length) },
+      title: `${run.length} × ${first.name} (${first.service}): ${duration(took)} together`,
+      onclick: () => toggle(first.spanId, openGroups),
+      onkeydown: (event) => {
+        if (event.key === 'Enter') toggle(first.spanId, openGroups);
+      },
+    },
+    name,
+    el('span', { class: 'span-service' }, first.service),
+    track,
+    el('span', { class: 'span-duration num' }, `Σ ${duration(took)}`));
+  }
+
+  function toggle(spanId, set = expanded) {
+    if (set.has(spanId)) set.delete(spanId);
+    else set.add(spanId);
     renderTrace();
   }
 
@@ -179,6 +234,7 @@ export function mountOrderDetail(root) {
       trace = null;
       shownSignature = null;
       expanded.clear();
+      openGroups.clear();
       renderOrder(null);
       renderTrace();
       say('loading', 'Loading…');
@@ -222,6 +278,7 @@ export function mountOrderDetail(root) {
     // The spans as drawn: what a test compares with the API's answer.
     spans: () => [...rowsBox.querySelectorAll('.span-row')].map((row) => ({
       spanId: row.dataset.spanId,
+      group: Number(row.dataset.group || 1),
       depth: Number(row.dataset.depth),
       status: row.dataset.status,
       name: row.querySelector('.span-name').textContent,
