@@ -128,7 +128,7 @@ class Stack:
             self.step(f"starting gateway {name} (pacing {'on' if pacing else 'off'})")
             self.per_run.append(self.supervisor.start(services.gateway_spec(s, name, port, pacing=pacing)))
 
-    def start_hotpath(self, *, max_requests_per_s: int, tracing: bool) -> RunningService:
+    def start_bench_hotpath(self, *, max_requests_per_s: int, tracing: bool) -> RunningService:
         """The hot path, its spans made and exported to the span store or (``tracing`` False)
         switched off with the SDK's own ``OTEL_SDK_DISABLED``."""
         from hotpath.service import hotpath_spec
@@ -376,7 +376,7 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
                         result, name=f"{name}, tracing {'on' if tracing else 'off'}", notes=[]
                     )
                     results.append(traced)
-                    hot = stack.start_hotpath(max_requests_per_s=throttle, tracing=tracing)
+                    hot = stack.start_bench_hotpath(max_requests_per_s=throttle, tracing=tracing)
                     hot_task = progress.add_task(f"{traced.name}: hot path @ {rate:g}/s", total=len(orders))
                     run = asyncio.run(
                         run_hotpath(

@@ -74,7 +74,7 @@ class CommandClock:
     """Its write-ahead entry committed."""
     command: Command | None = None
     traced: bool = False
-    """Its ``hotpath.intake`` span was started (at the broker write)."""
+    """Its spans were asked for (at the broker write, or once intake was done with it)."""
 
 
 CLOCK: ContextVar[CommandClock | None] = ContextVar("floor_command_clock", default=None)

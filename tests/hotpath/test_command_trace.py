@@ -1,7 +1,8 @@
 """One trace per command, through the real processes: a signed command posted to the API's door
 (the session's API process), carried over Kafka in the record's headers, decided and sent by a
-hot path process to the paper venue, acknowledged and filled there. Every process's spans reach
-the span store, each under the parent it should have, and ``floor trace`` prints every stage."""
+hot path process (this package's) to the paper venue, acknowledged and filled there. Every
+process's spans reach the span store, each under the parent it should have, and ``floor trace``
+prints every stage."""
 
 from __future__ import annotations
 
