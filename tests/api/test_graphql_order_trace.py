@@ -19,10 +19,9 @@ from ledger.api_tokens import issue_token
 from ledger.append import Decision, append_command
 from ledger.spans import SpanRow, insert_spans
 from tests.api.conftest import GraphQLApi
-from tests.factories import enter_command, new_trader
+from tests.factories import enter_command, new_agent
 from tests.fixtures.hotpath import register
 from tests.fixtures.identity import enrolled_and_signed_in
-from trading.sentry import ROLE_TRADER
 
 TRACE = """
 query($id: String!) {
@@ -65,11 +64,12 @@ def span(
 
 async def ledgered_order(ledger_pool: asyncpg.Pool, account: str) -> str:
     """A command the ledger accepted on ``account``; its id."""
-    trader = new_trader(accounts=frozenset({account}))
-    # Registered like every key: the session's ledger is verified whole by other tests.
-    await register(ledger_pool, trader, ROLE_TRADER)
-    command = enter_command(trader.agent_id, account=account, symbol="MSFT")
-    await append_command(ledger_pool, trader.sign(command), decision=Decision.ACCEPTED)
+    # An agent's command, registered like every key: the session's ledger is verified whole by
+    # other tests, and a trader's key signs only with its WebAuthn authorization.
+    agent = new_agent(accounts=frozenset({account}))
+    await register(ledger_pool, agent)
+    command = enter_command(agent.agent_id, account=account, symbol="MSFT")
+    await append_command(ledger_pool, agent.sign(command), decision=Decision.ACCEPTED)
     return command.command_id
 
 
