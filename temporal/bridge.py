@@ -66,6 +66,7 @@ from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
 from trading.record_signing import RecordRefused
 from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
+from workflows import ticket
 from workflows.iceberg import ControlSignal
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
 from workflows.signed_events import SignedOrderEvent
@@ -153,10 +154,11 @@ class Bridge:
             return
         # Workflows verify the record again themselves: they are sent it as it was signed.
         record = (signed if signed is not None else encode(event)).decode()
+        inp = self.lifecycle_input(event)
         try:
             await self._client.start_workflow(
                 OrderLifecycle.run,
-                self.lifecycle_input(event),
+                inp,
                 id=lifecycle_workflow_id(event.command_id),
                 task_queue=self._task_queue,
                 start_signal="record",
@@ -164,6 +166,11 @@ class Bridge:
                 # A finished order's id is not reused: a late record must not start a second
                 # lifecycle that knows only that record.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # What the list shows; the workflow's current details say what it is doing.
+                static_summary=ticket.lifecycle_start(
+                    inp.side, inp.quantity, inp.symbol, inp.account, inp.agent_id
+                ),
+                static_details=ticket.lifecycle_start_details(inp.command_id, inp.tif, inp.parent_id),
             )
         except WorkflowAlreadyStartedError:
             self.stats.finished += 1

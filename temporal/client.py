@@ -15,6 +15,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from config.workflow_ids import broker_session_workflow_id, iceberg_workflow_id
 from temporal.config import DATA_CONVERTER, TASK_QUEUE
 from trading.commands import Command, CommandKind, TimeInForce
+from workflows import ticket
 from workflows.broker_session import BrokerSession, BrokerSessionInput, SessionChange
 from workflows.iceberg import Iceberg, IcebergInput, IcebergProgress, IcebergResult, ProgressQuery
 
@@ -72,12 +73,19 @@ async def start_iceberg(
     when its parent check refused it, before it sent anything (a run someone else started with
     inputs of their own, say), so the genuine start is never locked out by it; and the check
     refuses a parent whose first slice is already in the ledger, so none is worked twice."""
+    inp = iceberg_input(command, agent_id=agent_id, expires_at=expires_at)
     return await client.start_workflow(
         Iceberg.run,
-        iceberg_input(command, agent_id=agent_id, expires_at=expires_at),
+        inp,
         id=iceberg_workflow_id(command.command_id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        static_summary=ticket.iceberg_start(
+            inp.side.value, inp.total_qty, inp.symbol, inp.display_qty, inp.limit_price, inp.account
+        ),
+        static_details=ticket.iceberg_start_details(
+            command.command_id, command.agent_id, agent_id, inp.tif.value
+        ),
     )
 
 
@@ -101,4 +109,5 @@ async def report_session_change(
         task_queue=task_queue,
         start_signal="session",
         start_signal_args=[change],
+        static_summary=ticket.session_start(account),
     )

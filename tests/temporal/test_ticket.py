@@ -1,0 +1,98 @@
+"""The Temporal UI reads like an order ticket: what a workflow started by the bridge shows,
+read back through the client as the UI reads it (describe, the metadata query, the history)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from observability.security import SecurityLog
+from temporal.bridge import Bridge
+from temporal.config import DATA_CONVERTER
+from tests.factories import order_event
+from tests.helpers import eventually
+from tests.workflows.sim import LedgerOrders, record_writers, signed_event
+from trading.order_events import EventKind, OrderEvent
+from trading.orders import Fill
+from trading.session_calendar import SessionCalendar
+from workflows.order_lifecycle import LifecycleView, OrderLifecycle
+
+
+async def current_details(handle: WorkflowHandle) -> str:
+    """What the UI shows as the workflow's current details (the SDK's metadata query)."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return metadata.current_details
+
+
+async def summaries(handle: WorkflowHandle, kind: EventType.ValueType) -> list[str]:
+    """The user metadata summaries of the history's events of ``kind``."""
+    convert = DATA_CONVERTER.payload_converter
+    history = await handle.fetch_history()
+    return [
+        convert.from_payloads([e.user_metadata.summary], [str])[0]
+        for e in history.events
+        if e.event_type == kind and e.user_metadata.HasField("summary")
+    ]
+
+
+async def test_a_lifecycle_started_by_the_bridge_shows_its_ticket(
+    temporal_client: Client, ledger_pool: asyncpg.Pool, bridge_security: SecurityLog
+) -> None:
+    queue = f"ticket-{uuid.uuid4().hex[:8]}"
+    cid = f"ord-{uuid.uuid4().hex}"
+    close = SessionCalendar().close_after(datetime.now(UTC) + timedelta(days=1))
+    ledger = LedgerOrders()
+    ledger.add(cid, close, side="SELL")
+    bridge = Bridge(
+        temporal_client, ledger=ledger_pool, security=bridge_security, task_queue=queue, linger_seconds=1
+    )
+
+    def event(n: int, kind: EventKind, filled: int, fill: Fill | None = None) -> OrderEvent:
+        return order_event(cid, n, kind, filled, fill, side="SELL", quantity=300)
+
+    async def deliver(e: OrderEvent) -> None:
+        await bridge.deliver(e, signed_event(e).record.encode())
+
+    async with Worker(
+        temporal_client,
+        task_queue=queue,
+        workflows=[OrderLifecycle],
+        activities=[record_writers, ledger.lifecycle_order],
+    ):
+        await deliver(event(1, EventKind.ACCEPTED, 0))
+        await deliver(event(2, EventKind.PARTIALLY_FILLED, 100, Fill(f"{cid}-x1", 100, Decimal("50.10"))))
+        handle = temporal_client.get_workflow_handle_for(OrderLifecycle.run, cid)
+
+        async def partially_filled() -> str | None:
+            details = await current_details(handle)
+            return details if details.startswith("**PartiallyFilled**") else None
+
+        details = await eventually(partially_filled, timeout=20)
+        lines = details.splitlines()
+        assert lines[0] == "**PartiallyFilled** · 100 of 300 filled · avg 50.10"
+        assert lines[1] == "SELL 300 MSFT · DU1 · alpha · DAY until the 16:00 ET close"
+        assert lines[2].startswith("last: partially_filled 100 @ 50.10 at ")
+
+        described = await handle.describe()
+        assert await described.static_summary() == "SELL 300 MSFT · DU1 · alpha"
+        assert f"order `{cid}` · DAY" in (await described.static_details() or "")
+        timers = await summaries(handle, EventType.EVENT_TYPE_TIMER_STARTED)
+        assert timers == ["DAY expiry at the 16:00 ET close"]
+        activities = await summaries(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        assert activities == ["read the record writers' keys", f"read order {cid} from the ledger"]
+
+        await deliver(event(3, EventKind.FILLED, 300, Fill(f"{cid}-x2", 200, Decimal("50.04"))))
+        view: LifecycleView = await handle.result()
+        assert view.filled_qty == 300
+        final = (await current_details(handle)).splitlines()
+        assert final[0] == "**Filled** · 300 of 300 filled · avg 50.06"
+        assert final[2].startswith("last: filled 200 @ 50.04 at ")
+        timers = await summaries(handle, EventType.EVENT_TYPE_TIMER_STARTED)
+        assert timers[-1] == "linger 1 s for late fills"
