@@ -19,6 +19,8 @@ READ_TIMEOUT_MS = 2000
 class LogUnanswered(TimeoutError):
     """The broker served no record of the partition at all within the read timeout: whether the
     record is there is not known (a busy broker or machine), so nobody may act as if it were lost."""
+
+
 WHOLE_LOG_MAX_RECORDS = 100_000
 """:meth:`LogReader.values` reads no more than this (then it answers None: not known)."""
 

@@ -45,7 +45,16 @@ class SigningProducer:
             return value
         return sign_record(topic, value, self._key)
 
-    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any:
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
+        # Headers (a trace context) are not signed: nothing the floor decides reads them.
+        if headers:
+            return await self._inner.send(topic, self._value(topic, value), key=key, headers=headers)
         return await self._inner.send(topic, self._value(topic, value), key=key)
 
     async def send_and_wait(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any:

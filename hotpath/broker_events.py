@@ -39,6 +39,7 @@ from brokers.base import (
 from hotpath.account import AccountBook
 from hotpath.floor_orders import FloorOrder
 from hotpath.intake_steps import ledger_unreachable
+from hotpath.order_spans import OrderSpans
 from hotpath.ports import EventProducer, HotLedger
 from hotpath.publish import OrderEventPublisher
 from hotpath.reconciler import Outcome, Reconciler
@@ -90,8 +91,11 @@ class BrokerEvents:
         accounts: Sequence[str] = (),
         write_backoff: Backoff = WRITE_BACKOFF,
         publisher: OrderEventPublisher | None = None,
+        spans: OrderSpans | None = None,
     ) -> None:
         self._accounts = tuple(accounts)
+        self.spans = spans
+        """The orders' spans at the broker (None: tracing off)."""
         self._on_done = on_done
         self._orders = orders
         self._book = book
@@ -101,7 +105,9 @@ class BrokerEvents:
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
         self._write_backoff = write_backoff
         self._write_streak = FailingStreak(WRITE_AREA, self.record_ops, write_backoff, WRITE_ADVICE)
-        self.publisher = publisher or OrderEventPublisher(producer, self.record_ops)
+        self.publisher = publisher or OrderEventPublisher(
+            producer, self.record_ops, headers_for=spans.headers_for if spans is not None else None
+        )
         self._session_streak = FailingStreak(
             SESSION_AREA,
             self.record_ops,
@@ -240,6 +246,8 @@ class BrokerEvents:
                 order.end(Rejected(f"broker.{event.category}"))
                 self._book.order_done(order.account, order.command_id)
                 record = order.event(EventKind.REJECTED, reason=f"broker.{event.category}")
+        if self.spans is not None and record is not None:
+            self.spans.broker_record(order, record)  # made when the loop next turns
         return (order.command_id, _state_name(event), detail, record)
 
     def record_ops(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:

@@ -158,7 +158,12 @@ class _Pipeline:
             await before_gate  # the record before it released the loop, or was handled
         failure: BaseException | None = None
         try:
-            await self._intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
+            await self._intake.handle(
+                record.value,
+                produce_ts_ms=record.timestamp,
+                source=source,
+                headers=getattr(record, "headers", None),
+            )
         except Exception as exc:
             failure = exc
             self._failing += 1
@@ -213,7 +218,12 @@ async def _decide_held(
                 if failed is not None:
                     first, failed = failed, None
                     raise first
-                await intake.handle(record.value, produce_ts_ms=record.timestamp, source=source)
+                await intake.handle(
+                    record.value,
+                    produce_ts_ms=record.timestamp,
+                    source=source,
+                    headers=getattr(record, "headers", None),
+                )
             except Exception as exc:
                 if not ledger_unreachable(exc):
                     # Intake records its own failures; this one escaped even that.

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from opentelemetry.trace import SpanContext
+
 from trading.commands import Command, CommandKind, Side
 from trading.iceberg_parents import CONTROL
 from trading.order_events import EventKind, OrderEvent
@@ -44,6 +46,12 @@ class FloorOrder:
     the position it opens is stopped out (:mod:`hotpath.protective_stops`)."""
     machine: Order = field(init=False)
     """The order in the state machine; STAGED until the broker acknowledges it."""
+    span_context: SpanContext | None = field(default=None, compare=False)
+    """Its command's ``hotpath.intake`` span, once this process wrote it to the broker: the
+    broker's acknowledgement and fills are spans under it, and its ``orders.events`` records
+    carry it (:mod:`hotpath.order_spans`). None: tracing off, or written by an earlier process."""
+    sent_wall_ns: int | None = field(default=None, compare=False)
+    """``time_ns`` of the socket write until the first acknowledgement (its span's start)."""
 
     def __post_init__(self) -> None:
         self.machine = Order(command_id=self.command_id, side=self.side, quantity=self.quantity)

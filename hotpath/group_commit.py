@@ -48,6 +48,7 @@ class GroupStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
     refused_groups: int = 0
     """Groups the database refused an entry of, appended again one at a time."""
 

@@ -31,14 +31,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from brokers.base import Broker
-from hotpath import overlap
+from hotpath import order_spans, overlap
 from hotpath.account import AccountBook
 from hotpath.cancel_commands import CancelCommands
 from hotpath.circuit_breaker import CircuitBreaker
@@ -50,6 +50,7 @@ from hotpath.iceberg_commands import IcebergCommands
 from hotpath.icebergs import IcebergParents
 from hotpath.intake_steps import UNSUPPORTED_KIND, UnconfirmedAppend, ledger_unreachable
 from hotpath.order_commands import OrderCommands
+from hotpath.order_spans import OrderSpans
 from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import EventProducer, HotLedger
 from hotpath.refusals import Refusals, loose_command
@@ -91,6 +92,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         floor_keys: parents.FloorKeys | None = None,
         calendar: SessionCalendar | None = None,
         market_collar_bps: Decimal = DEFAULT_COLLAR_BPS,
+        spans: OrderSpans | None = None,
     ) -> None:
         self.broker = broker
         self.ledger = ledger
@@ -119,6 +121,8 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         """Which service agents sign slices and expiry cancels (the worker's configuration)."""
         self.calendar = calendar or SessionCalendar()
         """When a DAY order's session closes (the lifecycle canceller may cancel it from then)."""
+        self.spans = spans
+        """Makes the commands' spans (None: tracing off)."""
         self.market_collar_bps = check_collar(market_collar_bps)
         """The collar of entries' protective limits (:mod:`trading.protective_limits`)."""
         self._revocations_handled: set[str] = set()
@@ -174,23 +178,39 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
 
     # --- one record -------------------------------------------------------------------------
 
-    async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> Outcome:
+    async def handle(
+        self,
+        value: bytes,
+        *,
+        produce_ts_ms: int | None = None,
+        source: str = "",
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Outcome:
         """Decide one record, durably: when this returns, the command is in the ledger (an
         entry, or a recorded refusal), so its offset may be committed. It raises only when the
         ledger is unreachable (then nothing is decided: hold the record and hand it in again)
-        or when even recording an ``intake.internal_error`` failed."""
+        or when even recording an ``intake.internal_error`` failed. ``headers``: the record's,
+        whose trace context the command's spans continue (:mod:`hotpath.order_spans`)."""
         intake_ns = time.perf_counter_ns()
+        clock = self.spans.clock(intake_ns, headers) if self.spans is not None else None
+        outcome: Outcome | None = None
+        failure: BaseException | None = None
         try:
-            return await self._handle(value, intake_ns, produce_ts_ms, source)
+            outcome = await self._handle(value, intake_ns, produce_ts_ms, source)
+            return outcome
         except Exception as exc:
             if ledger_unreachable(exc):
+                failure = exc
                 raise
             # A failure before any envelope was admitted (those after are the envelope's own).
             log.exception("intake failed on %s", source)
-            return await self.refusals.unexpected(exc, source)
+            outcome = await self.refusals.unexpected(exc, source)
+            return outcome
         finally:
             # Counted once the record is dealt with: the counter costs ~20 µs, not on the path.
             self.metrics.commands_received.add(1)
+            if clock is not None and self.spans is not None:
+                self.spans.finished(clock, outcome, failure)
 
     async def _handle(self, value: bytes, intake_ns: int, produce_ts_ms: int | None, source: str) -> Outcome:
         try:
@@ -230,6 +250,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
                 return await self.refusals.redelivered(envelope, source)
         if not verdict.accepted:
             return await self.refusals.sentry(verdict, envelope.command, data, source, envelope)
+        order_spans.admitted(envelope.command)
 
         try:
             try:

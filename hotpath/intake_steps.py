@@ -25,6 +25,7 @@ from hotpath.circuit_breaker import CircuitBreaker
 from hotpath.exit_manager import ExitManager
 from hotpath.floor_orders import FloorOrder
 from hotpath.icebergs import IcebergParents
+from hotpath.order_spans import OrderSpans
 from hotpath.outcomes import Outcome, Timing
 from hotpath.ports import EventProducer, HotLedger, Ledgered, RefusedByLedger
 from hotpath.publish import publish_order_event
@@ -108,6 +109,7 @@ class IntakeSteps:
     _unconfirmed: dict[str, UnconfirmedAppend]
     """By signature hash: accepted appends that failed without an answer, until settled."""
     exit_clearance: Callable[[FloorOrder], Awaitable[bool] | None] | None
+    spans: OrderSpans | None
 
     async def _refuse(self, envelope: SignedCommand, reason: str, detail: dict[str, object]) -> Outcome:
         """A floor refusal; one that points at a forged or compromised signer is also a security

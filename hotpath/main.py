@@ -47,6 +47,7 @@ from hotpath.iceberg_commands import FLOOR_CONTROL
 from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.net_liquidation import NetLiquidationReporter
+from hotpath.order_spans import OrderSpans
 from hotpath.outcomes import Timing
 from hotpath.protective_stops import ProtectiveStops
 from hotpath.registry import RegistryWatch
@@ -59,9 +60,11 @@ from hotpath.trades import TradePublisher
 from hotpath.trailing_restore import reattach_trailing_stops
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
+from ledger.spans import PostgresSpanExporter
 from observability.flood import FloodSummary
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
+from observability.tracing import flush_tracing, setup_tracing, tracer, tracing_enabled
 from trading.iceberg_parents import FloorKeys
 from trading.record_signing import HOTPATH_WRITER
 from trading.signing import KeyInvalid, private_key_from_pem
@@ -234,6 +237,8 @@ async def run(
     install_global(telemetry)
     dsn = settings.role_url("hotpath")  # its own role: fails here, naming what to set
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    # Spans go to the span store through the pool, in batches, never on the order's path.
+    setup_tracing("hotpath", exporters=[PostgresSpanExporter.to_db(asyncio.get_running_loop(), pool)])
     # Before anything else: a hot path that could not ledger its trips must not start.
     breaker_log = BreakerLog(
         pool, await load_breaker_key(pool, settings.keys_dir, breaker_agent), breaker_agent
@@ -250,6 +255,7 @@ async def run(
     book = AccountBook()
     accounts = [a.strip() for a in settings.broker_accounts.split(",") if a.strip()]
     orders: dict[str, FloorOrder] = {}
+    spans = OrderSpans(tracer("hotpath"), orders) if tracing_enabled() else None
     hot: HotPath | None = None
 
     def on_move(move: StopMoved) -> None:
@@ -300,6 +306,7 @@ async def run(
         telemetry.metrics,
         on_done=order_done,
         accounts=accounts,
+        spans=spans,
     )
     # After a trip's global cancel: explicit cancels, every acknowledgement awaited, reported.
     sweep = CancelSweep(broker, orders, events.record_ops)
@@ -343,6 +350,7 @@ async def run(
         control_key=control_key,
         floor_keys=floor_keys,
         market_collar_bps=settings.market_collar_bps,
+        spans=spans,
     )
     intake.breaker_commands.sweep = sweep
     intake.exit_clearance = protector.clearance
@@ -455,6 +463,10 @@ async def run(
             await checkpointer.close()  # the ledger's head as this process leaves it
         with contextlib.suppress(Exception):
             await producer.stop()
+        if spans is not None:
+            spans.flush()
+        with contextlib.suppress(Exception):
+            await flush_tracing()  # through the pool: before it closes
         await writer.close()
         await pool.close()
         telemetry.shutdown()

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from brokers.base import NotConnected, OrderInvalid, Placement
-from hotpath import overlap
+from hotpath import order_spans, overlap
 from hotpath.broker_orders import broker_order
 from hotpath.exit_manager import DEFAULT_TICK
 from hotpath.floor_orders import FloorOrder
@@ -157,6 +157,7 @@ class OrderCommands(IntakeSteps):
             assert command.quantity is not None
             quantity, stop = command.quantity, None
 
+        order_spans.sized()
         exit_only = command.kind is CommandKind.EXIT
         proposed = ProposedOrder.over(
             command.symbol,
@@ -176,6 +177,7 @@ class OrderCommands(IntakeSteps):
             )
 
         decided_ns = time.perf_counter_ns()
+        order_spans.decided(decided_ns)
         committed = _Committed(
             envelope, quantity, trail_stop, protective, profile, proposed, snapshot.trading_state
         )
@@ -203,6 +205,7 @@ class OrderCommands(IntakeSteps):
                 self.book.order_done(order.account, order.command_id)
             raise
         stamps = _Stamps(produce_ts_ms, intake_ns, decided_ns, entry.committed_ns, entry.seq)
+        order_spans.committed(entry.committed_ns)
         return await self._send_committed(committed, stamps, order)
 
     async def _send_committed(
@@ -275,6 +278,8 @@ class OrderCommands(IntakeSteps):
     ) -> Outcome:
         command = committed.envelope.command
         write_ns = placement.write_ns if placement.sent else time.perf_counter_ns()
+        if self.spans is not None:  # after the write: its trace's spans are made from stamps
+            self.spans.order_sent(order, write_ns or time.perf_counter_ns())
         order.broker_order_id = placement.order_id
         if committed.trail_stop is not None:
             offset = None

@@ -115,6 +115,12 @@ class RefusedByLedger(Exception):
 
 
 class EventProducer(Protocol):
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any: ...
 
     async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from bus.topics import ORDERS_EVENTS
@@ -49,9 +50,15 @@ class OrderEventPublisher:
     """Delivers ``orders.events`` records in the background, acknowledged, retried, in order."""
 
     def __init__(
-        self, producer: EventProducer, record_ops: RecordOps, backoff: Backoff = PUBLISH_BACKOFF
+        self,
+        producer: EventProducer,
+        record_ops: RecordOps,
+        backoff: Backoff = PUBLISH_BACKOFF,
+        headers_for: Callable[[OrderEvent], list[tuple[str, bytes]]] | None = None,
     ) -> None:
         self._producer = producer
+        self._headers_for = headers_for
+        """The Kafka headers of a record: its command's trace context (None: no headers)."""
         self._backoff = backoff
         self._queue: asyncio.Queue[OrderEvent] = asyncio.Queue()
         self._streak = FailingStreak(PUBLISH_AREA, record_ops, backoff, PUBLISH_ADVICE)
@@ -119,7 +126,11 @@ class OrderEventPublisher:
 
     async def _send(self, record: OrderEvent) -> asyncio.Future[Any]:
         """Hand ``record`` to the producer; the future resolves with the broker's acknowledgement."""
-        sent = await self._producer.send(ORDERS_EVENTS, encode(record), key=record.key)
+        headers = self._headers_for(record) if self._headers_for is not None else None
+        if headers:
+            sent = await self._producer.send(ORDERS_EVENTS, encode(record), key=record.key, headers=headers)
+        else:
+            sent = await self._producer.send(ORDERS_EVENTS, encode(record), key=record.key)
         if isinstance(sent, asyncio.Future):
             # Failures are retrieved here even when an earlier record's failure ends the wait.
             sent.add_done_callback(_retrieved)

@@ -29,9 +29,25 @@ RETURNING id
 """
 
 COLUMNS = (
-    "event_id", "command_id", "parent_id", "kind", "account", "symbol", "agent_id", "side", "quantity",
-    "filled_qty", "avg_fill_price", "exec_id", "fill_qty", "fill_price", "reason", "ts", "limit_price",
-    "tif", "broker_order_id",
+    "event_id",
+    "command_id",
+    "parent_id",
+    "kind",
+    "account",
+    "symbol",
+    "agent_id",
+    "side",
+    "quantity",
+    "filled_qty",
+    "avg_fill_price",
+    "exec_id",
+    "fill_qty",
+    "fill_price",
+    "reason",
+    "ts",
+    "limit_price",
+    "tif",
+    "broker_order_id",
 )
 """The columns :func:`event_from_row` reads."""
 _COLUMNS = ", ".join(COLUMNS)

@@ -39,7 +39,19 @@ WEB_GROUP = "floor_web"
 """May run the traders' WebAuthn ceremonies, sessions and arming grants (migration 0016): the
 API only. It never reads a session's or an API token's hash; it looks one up by the hash of
 what the caller presented, through a function."""
-GROUPS = (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP, WEB_GROUP)
+SPAN_READER_GROUP = "floor_span_reader"
+"""May read the span store and prune it by age (migration 0024): the API (the HUD's order
+timeline, pruning) and the CLI (``floor trace``). Every runtime role may insert spans, as a
+writer."""
+GROUPS = (
+    WRITER_GROUP,
+    READER_GROUP,
+    REGISTRAR_GROUP,
+    APPENDER_GROUP,
+    ORDER_WRITER_GROUP,
+    WEB_GROUP,
+    SPAN_READER_GROUP,
+)
 
 
 @dataclass(frozen=True)
@@ -58,10 +70,10 @@ class RuntimeRole:
 
 
 HOTPATH = RuntimeRole("hotpath", (WRITER_GROUP, READER_GROUP, APPENDER_GROUP, ORDER_WRITER_GROUP))
-API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP, WEB_GROUP))
+API = RuntimeRole("api", (WRITER_GROUP, READER_GROUP, WEB_GROUP, SPAN_READER_GROUP))
 WORKER = RuntimeRole("worker", (WRITER_GROUP, READER_GROUP))
 """The Temporal worker and the bridge."""
-CLI = RuntimeRole("cli", (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP))
+CLI = RuntimeRole("cli", (WRITER_GROUP, READER_GROUP, REGISTRAR_GROUP, SPAN_READER_GROUP))
 """The ``floor`` commands an operator runs (keys, risk, ledger, provisioning at ``floor up``)."""
 BRAIN = RuntimeRole("brain", (WRITER_GROUP, READER_GROUP))
 """The demo brain (``floor brain``): it reads the key registry, to verify the records it acts on,

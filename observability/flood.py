@@ -38,6 +38,7 @@ a flood comes from."""
 REPEATS = "repeats"
 """The summary's ``detail`` entry: how many events the window counted but did not record."""
 
+
 @dataclass
 class _Window:
     first: SecurityEvent

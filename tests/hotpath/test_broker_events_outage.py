@@ -82,14 +82,20 @@ class _FlakyKafka:
         self._failures = failures
         self.failed = 0
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
         if self._failures > 0:
             self._failures -= 1
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(KafkaConnectionError("connection to the broker lost"))
             self.failed += 1
             return failed
-        return await self._inner.send(topic, value, key=key)
+        return await self._inner.send(topic, value, key=key, headers=headers)
 
     async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
         if self._failures > 0:

@@ -1,0 +1,136 @@
+"""The span store: spans exported through the SDK's batch processor land in Postgres, a command's
+trace comes back whole and in order, pruning removes only what is older than the cut, and the
+runtime roles hold exactly the rights the store needs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from config.settings import FloorSettings
+from ledger import roles
+from ledger.migrate import apply_migrations
+from ledger.spans import PostgresSpanExporter, SpanRow, insert_spans, prune_spans, spans_for_command
+from observability.tracing import ATTR_COMMAND_ID
+from tests.ledger.conftest import db, ledger_dsn, ledger_template, with_database
+
+__all__ = ["db", "ledger_dsn", "ledger_template"]
+"""The ledger tests' fresh-database fixtures, used here too."""
+
+
+def _row(trace_id: str, span_id: str, parent: str | None, command_id: str | None, start_ns: int) -> SpanRow:
+    return SpanRow(
+        trace_id, span_id, parent, f"span {span_id}", "test", command_id, start_ns, start_ns + 1000, "ok", {}
+    )
+
+
+async def test_exported_spans_come_back_as_the_commands_trace(db: asyncpg.Connection) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "door"}))
+    exporter = PostgresSpanExporter.to_db(asyncio.get_running_loop(), db)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("door", attributes={ATTR_COMMAND_ID: "cmd-1"}) as door:
+        with tracer.start_as_current_span("intake"):
+            pass
+        with tracer.start_as_current_span("broker.write") as write:
+            write.set_status(trace.StatusCode.ERROR)
+    with tracer.start_as_current_span("another command", attributes={ATTR_COMMAND_ID: "cmd-2"}):
+        pass
+    # force_flush blocks until the export ran; the export waits on this loop: run it off-loop.
+    assert await asyncio.to_thread(provider.force_flush, 5000)
+    provider.shutdown()
+
+    rows = await spans_for_command(db, "cmd-1")
+    assert [r.name for r in rows] == ["door", "intake", "broker.write"]
+    root = rows[0]
+    trace_id = format(door.get_span_context().trace_id, "032x")
+    assert {r.trace_id for r in rows} == {trace_id}
+    assert root.parent_span_id is None and root.command_id == "cmd-1" and root.service == "door"
+    assert all(r.parent_span_id == root.span_id for r in rows[1:])
+    assert rows[2].status == "error" and rows[1].status == "ok"
+    assert root.attributes[ATTR_COMMAND_ID] == "cmd-1"
+    assert root.duration_ns >= rows[1].duration_ns
+    assert exporter.dropped == 0
+    assert await spans_for_command(db, "no such command") == []
+
+
+async def test_prune_removes_only_spans_older_than_the_cut(db: asyncpg.Connection) -> None:
+    now = datetime.now(UTC)
+    old_ns = int((now - timedelta(hours=50)).timestamp() * 1e9)
+    new_ns = int((now - timedelta(minutes=5)).timestamp() * 1e9)
+    t_old, t_new = uuid.uuid4().hex, uuid.uuid4().hex
+    await insert_spans(
+        db,
+        [
+            _row(t_old, "a" * 16, None, "old", old_ns),
+            _row(t_old, "b" * 16, "a" * 16, None, old_ns + 5),
+            _row(t_new, "c" * 16, None, "new", new_ns),
+        ],
+    )
+    # A batch exported twice is kept once.
+    await insert_spans(db, [_row(t_new, "c" * 16, None, "new", new_ns)])
+    assert await prune_spans(db, now - timedelta(hours=48)) == 2
+    assert await spans_for_command(db, "old") == []
+    assert [r.span_id for r in await spans_for_command(db, "new")] == ["c" * 16]
+
+
+@pytest.fixture(scope="module")
+def owned_spans_database(postgres_url: str, floor_settings: FloorSettings) -> str:
+    name = f"spans_{uuid.uuid4().hex[:10]}"
+
+    async def build() -> None:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        await roles.hand_over_schema(with_database(postgres_url, name))
+        await apply_migrations(with_database(floor_settings.owner_url, name))
+
+    asyncio.run(build())
+    return name
+
+
+@pytest.fixture
+async def connect_as(
+    owned_spans_database: str, floor_settings: FloorSettings
+) -> AsyncIterator[dict[str, asyncpg.Connection]]:
+    conns = {
+        role.process: await asyncpg.connect(
+            with_database(floor_settings.role_url(role.process), owned_spans_database)
+        )
+        for role in roles.RUNTIME_ROLES
+    }
+    yield conns
+    for conn in conns.values():
+        await conn.close()
+
+
+async def test_every_role_inserts_only_the_api_and_cli_read_and_prune(
+    connect_as: dict[str, asyncpg.Connection],
+) -> None:
+    start = int(datetime.now(UTC).timestamp() * 1e9)
+    for process, conn in connect_as.items():
+        await insert_spans(conn, [_row(uuid.uuid4().hex, "d" * 16, None, f"by-{process}", start)])
+    for process, conn in connect_as.items():
+        if process in ("api", "cli"):
+            assert len(await spans_for_command(conn, "by-hotpath")) == 1
+            assert await prune_spans(conn, datetime(2000, 1, 1, tzinfo=UTC)) == 0
+        else:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await spans_for_command(conn, "by-hotpath")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await prune_spans(conn, datetime(2000, 1, 1, tzinfo=UTC))
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM spans")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("UPDATE spans SET name = 'x'")
