@@ -20,6 +20,7 @@ from api.desk import Desk
 from api.door import Door
 from api.door_guard import DoorLimits
 from api.hub import Hub
+from api.metrics import observe_hub
 from api.outbox import CommandOutbox
 from api.services import Services, ServicesFactory
 from api.webauthn_ceremonies import Ceremonies
@@ -87,9 +88,18 @@ def services_factory(settings: FloorSettings) -> ServicesFactory:
             hub = Hub(pool, security, settings)
             await hub.start()
             stack.push_async_callback(hub.stop)
+            observe_hub(telemetry, hub)
             ceremonies = Ceremonies(pool, settings, security)
             desk = Desk(pool, ceremonies, door, hub, settings, books=hub)
-            yield Services(db=pool, door=door, hub=hub, settings=settings, ceremonies=ceremonies, desk=desk)
+            yield Services(
+                db=pool,
+                door=door,
+                hub=hub,
+                settings=settings,
+                ceremonies=ceremonies,
+                desk=desk,
+                telemetry=telemetry,
+            )
 
     return open_services
 

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from api import commands, health, orders, web_pages
+from api import commands, health, metrics, orders, web_pages
 from api.door_guard import DEFAULT_LIMITS, DoorGuard, DoorLimits
 from api.graphql.router import DEFAULT_PING_INTERVAL_S, DEFAULT_READ_TIMEOUT_S, graphql_router
 from api.security_headers import FrameAncestorsNone
@@ -40,6 +40,7 @@ def create_app(
     app.add_middleware(DoorGuard, limits=limits)
     app.add_middleware(FrameAncestorsNone)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(commands.router)
     app.include_router(orders.router)
     app.include_router(graphql_router(ws_read_timeout_s, ws_ping_interval_s, limits))

@@ -13,6 +13,7 @@ from api.hub import Hub
 from api.webauthn_ceremonies import Ceremonies
 from config.settings import FloorSettings
 from ledger.db import Db
+from observability.telemetry import Telemetry
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Services:
     """The WebAuthn ceremonies (sign-in, arming, step-up); None in a process that serves no traders."""
     desk: Desk | None = None
     """The trader's desk (stage, execute, cancel, breaker); None in a process that serves no traders."""
+    telemetry: Telemetry | None = None
+    """The process's metrics (``GET /metrics``); None where nothing keeps them."""
 
 
 ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]

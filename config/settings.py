@@ -84,6 +84,9 @@ class FloorSettings(BaseSettings):
     """Comma-separated accounts the broker connection serves (the paper venue's by default):
     each gets the connection's session changes for its BrokerSession workflow."""
     worker_health_port: int = 8011
+    """The Temporal worker's own port: ``GET /metrics`` (Prometheus text)."""
+    bridge_health_port: int = 8012
+    """The bridge's own port: ``GET /metrics`` (Prometheus text)."""
     api_rate_per_s: float = Field(default=50.0, gt=0)
     """Requests a second one client address may sustain at the API's command door (429 beyond)."""
     api_rate_burst: int = Field(default=100, ge=1)

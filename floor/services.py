@@ -259,14 +259,17 @@ def gateway_spec(
 def worker_spec(settings: FloorSettings) -> ServiceSpec:
     """The Temporal worker running ``workflows/`` and ``activities/``."""
     name = "temporal-worker"
+    metrics = f"http://{settings.host}:{settings.worker_health_port}/metrics"
     return ServiceSpec(
         name=name,
         argv=[sys.executable, "-m", "temporal.worker", "--keys-dir", str(settings.keys_dir.resolve())],
-        address=f"task queue floor on {settings.temporal}",
+        address=f"task queue floor on {settings.temporal}; metrics {metrics}",
         probe=log_probe(settings.log_dir / f"{name}.log", "worker polling"),
+        ports=((settings.host, settings.worker_health_port),),
         env=child_env(settings, "worker"),
         ready_timeout=60.0,
-        hint="the worker needs Temporal, Postgres, Kafka, a broker gateway and the keys in var/keys",
+        hint="the worker needs Temporal, Postgres, Kafka, a broker gateway and the keys in var/keys;"
+        " FLOOR_WORKER_HEALTH_PORT names its metrics port",
     )
 
 
@@ -274,13 +277,16 @@ def bridge_spec(settings: FloorSettings) -> ServiceSpec:
     """The ``orders.events`` / ``broker.sessions`` -> Temporal bridge: verifies each record's
     signature against the key registry, then drives order lifecycles, icebergs and sessions."""
     name = "temporal-bridge"
+    metrics = f"http://{settings.host}:{settings.bridge_health_port}/metrics"
     return ServiceSpec(
         name=name,
         argv=[sys.executable, "-m", "temporal.bridge", "--sessions"],
-        address=f"orders.events -> {settings.temporal}",
+        address=f"orders.events -> {settings.temporal}; metrics {metrics}",
         probe=log_probe(settings.log_dir / f"{name}.log", "bridging"),
+        ports=((settings.host, settings.bridge_health_port),),
         # The worker's role: the bridge is the worker's front door.
         env=child_env(settings, "worker"),
         ready_timeout=60.0,
-        hint="the bridge needs Kafka, Temporal and Postgres (the key registry and the ledger)",
+        hint="the bridge needs Kafka, Temporal and Postgres (the key registry and the ledger);"
+        " FLOOR_BRIDGE_HEALTH_PORT names its metrics port",
     )

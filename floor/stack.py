@@ -109,7 +109,15 @@ def urls(settings: FloorSettings) -> dict[str, str]:
     temporal_ui = f"http://{settings.host}:{settings.temporal_ui_port}"
     if settings.temporal_address:
         temporal_ui = "(your Temporal deployment's UI)"
-    return {"GraphQL": f"{api}/graphql", "Command API": f"{api}/v1/commands", "Temporal UI": temporal_ui}
+    local = f"http://{settings.host}"
+    return {
+        "GraphQL": f"{api}/graphql",
+        "Command API": f"{api}/v1/commands",
+        "Temporal UI": temporal_ui,
+        # Prometheus targets, one per process (the hot path's on its control port).
+        "Metrics": f"{api}/metrics, {local}:{settings.hotpath_health_port}/metrics, "
+        f"{local}:{settings.worker_health_port}/metrics, {local}:{settings.bridge_health_port}/metrics",
+    }
 
 
 def host_port(address: str, default_port: int) -> tuple[str, int]:

@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ from hotpath.ports import EventProducer, HotLedger
 from hotpath.publish import OrderEventPublisher
 from hotpath.reconciler import Outcome, Reconciler
 from hotpath.retries import Backoff, FailingStreak, until_written
+from hotpath.session_metrics import SessionMetrics
 from hotpath.sessions import EPOCH_CHANGES, RECONCILED_CHANGES, SESSIONS_TOPIC
 from hotpath.sessions import records as session_records
 from observability.telemetry import Metrics
@@ -102,6 +104,7 @@ class BrokerEvents:
         self._ledger = ledger
         self._producer = producer
         self._metrics = metrics
+        self._session_metrics = SessionMetrics(metrics)
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
         self._write_backoff = write_backoff
         self._write_streak = FailingStreak(WRITE_AREA, self.record_ops, write_backoff, WRITE_ADVICE)
@@ -127,6 +130,7 @@ class BrokerEvents:
         self._metrics.broker_events.add(1, {"type": type(event).__name__})
         if isinstance(event, SessionChanged):
             self.sessions.append(event)
+            self._session_metrics.on_change(event)
             log.warning(
                 "broker session %s: %s (%s), epoch %d", event.change, event.gateway, event.cause, event.epoch
             )
@@ -156,6 +160,7 @@ class BrokerEvents:
             self._on_done(order)
 
     def _epoch_reconciled(self, listing: EpochReconciled) -> None:
+        self._session_metrics.on_reconciled(listing.epoch)
         outcome = self.reconciler.epoch_reconciled(listing)
         self.reconciled.append(outcome)
         for record in outcome.records:
@@ -214,11 +219,18 @@ class BrokerEvents:
         detail = _detail(event)
         record: OrderEvent | None = None
         if isinstance(event, OrderAccepted):
+            if order.unacknowledged_since_ns is not None:
+                # The first acknowledgement of an order this process wrote: the broker's answer time.
+                waited_ns = time.perf_counter_ns() - order.unacknowledged_since_ns
+                order.unacknowledged_since_ns = None
+                self._metrics.ack_latency.record(max(0, waited_ns) / 1e9)
             order.acknowledged(event.order_id)
             record = order.event(EventKind.SUBMITTED)
         elif isinstance(event, Executed):
             fill = order.apply_fill(event.exec_id, event.quantity, event.price)
             if fill is not None:
+                self._metrics.fills.add(1, {"side": order.side.value})
+                self._metrics.filled_shares.add(fill.qty, {"side": order.side.value})
                 self._book.on_fill(order.account, order.symbol, order.side, fill.qty, order.command_id)
                 kind = EventKind.FILLED if order.filled_qty == order.quantity else EventKind.PARTIALLY_FILLED
                 if kind is EventKind.FILLED:

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from brokers.base import UnknownOrderRef
 from hotpath.floor_orders import FloorOrder
+from observability.telemetry import Metrics
 from trading.orders import OrderState
 
 log = logging.getLogger(__name__)
@@ -246,3 +247,15 @@ class CancelSweep:
             len(not_cancelled),
             result.to_last_ack_us,
         )
+
+
+def swept_metrics(report: Report, metrics: Metrics) -> Report:
+    """``report``, recording each finished sweep's time to its last acknowledgement first."""
+
+    def reporting(kind: str, severity: str, detail: Mapping[str, Any]) -> None:
+        to_last_ack_us = detail.get("to_last_ack_us") if kind == KIND_TRIPPED else None
+        if isinstance(to_last_ack_us, int | float):
+            metrics.breaker_sweep.record(to_last_ack_us / 1e6)
+        report(kind, severity, detail)
+
+    return reporting

@@ -44,6 +44,10 @@ class FloorOrder:
     stop_loss: Decimal | None = None
     """An entry's protective stop (its edge's stop, or a manual entry's ``stop_loss``): where
     the position it opens is stopped out (:mod:`hotpath.protective_stops`)."""
+    unacknowledged_since_ns: int | None = None
+    """``perf_counter_ns()`` of this process's socket write of the order until the broker's first
+    acknowledgement, which measures its latency from it; None after that, and for an order an
+    earlier process wrote."""
     machine: Order = field(init=False)
     """The order in the state machine; STAGED until the broker acknowledges it."""
     span_context: SpanContext | None = field(default=None, compare=False)

@@ -33,7 +33,7 @@ from hotpath.broker_events import BrokerEvents
 from hotpath.checkpoints import LedgerCheckpointer
 from hotpath.circuit_breaker import BreakerChange, CircuitBreaker, Trip
 from hotpath.circuit_breaker_log import BREAKER_AGENT, BreakerLog, load_breaker_key
-from hotpath.circuit_breaker_sweep import CancelSweep
+from hotpath.circuit_breaker_sweep import CancelSweep, swept_metrics
 from hotpath.command_loop import IntakeHold, command_consumer, consume_commands
 from hotpath.control import ControlServer
 from hotpath.decided_offsets import DecidedOffsets
@@ -62,6 +62,7 @@ from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
 from ledger.spans import PostgresSpanExporter
 from observability.flood import FloodSummary
+from observability.prometheus import exposition, registry_for
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
 from observability.tracing import flush_tracing, setup_tracing, tracer, tracing_enabled
@@ -176,7 +177,7 @@ class HotPath:
             ],
         }
 
-    async def metrics(self) -> tuple[int, dict[str, Any]]:
+    async def metrics_json(self) -> tuple[int, dict[str, Any]]:
         if not isinstance(self.reader, InMemoryMetricReader):
             return 404, {"error": "metrics are exported, not kept in process"}
         return 200, snapshot(self.reader)
@@ -309,13 +310,15 @@ async def run(
         spans=spans,
     )
     # After a trip's global cancel: explicit cancels, every acknowledgement awaited, reported.
-    sweep = CancelSweep(broker, orders, events.record_ops)
+    sweep = CancelSweep(broker, orders, swept_metrics(events.record_ops, telemetry.metrics))
 
     def on_trip(trip: Trip) -> None:
         # Read before any cancel confirmation arrives: the orders the global cancel went out for.
         cancelled = sum(len(ids) for ids in book.working.values())
         if hot is not None:
             hot.trips.append(trip)
+        telemetry.metrics.breaker_trips.add(1, {"symbol": trip.symbol})
+        telemetry.metrics.breaker_cancel.record(max(0, trip.cancel_written_ns - trip.tick_recv_ns) / 1e9)
         # Its breaker.tripped event, with what the cancels did, once every acknowledgement is in.
         sweep.begin(
             trip.tick_recv_ns, {**_trip_dict(trip), "working_at_global_cancel": cancelled}, trip.symbol
@@ -360,12 +363,14 @@ async def run(
     tape = TradePublisher(producer, MARKET_TRADES)
     intake.on_timing = hot.timings.append
     hot.reader = telemetry.reader
+    registry = registry_for(telemetry)
     control = ControlServer(
         {
             ("GET", "/health"): hot.health,
             ("GET", "/stats"): hot.stats,
-            ("GET", "/metrics"): hot.metrics,
-        }
+            ("GET", "/metrics.json"): hot.metrics_json,
+        },
+        {("GET", "/metrics"): lambda accept: exposition(registry, accept)},
     )
     handover: Handover | None = None
     if settings.hotpath_group_mode:

@@ -281,6 +281,7 @@ class OrderCommands(IntakeSteps):
         if self.spans is not None:  # after the write: its trace's spans are made from stamps
             self.spans.order_sent(order, write_ns or time.perf_counter_ns())
         order.broker_order_id = placement.order_id
+        order.unacknowledged_since_ns = write_ns
         if committed.trail_stop is not None:
             offset = None
             if committed.protective_limit is not None:
@@ -299,9 +300,11 @@ class OrderCommands(IntakeSteps):
                 ledger_seq=stamps.seq,
                 decided_ns=stamps.decided_ns,
             )
-            self.metrics.intake_to_write_us.record(timing.intake_to_write_us)
+            # Recorded after the write, like everything that is not the order itself.
+            self.metrics.intake_to_write.record(timing.intake_to_write_us / 1e6)
+            self.metrics.ledger_append.record(max(0, stamps.committed_ns - stamps.decided_ns) / 1e9)
             if timing.produce_to_write_us is not None:
-                self.metrics.produce_to_write_us.record(max(0.0, timing.produce_to_write_us))
+                self.metrics.signal_to_broker.record(max(0.0, timing.produce_to_write_us) / 1e6)
             if self.on_timing is not None:
                 self.on_timing(timing)
         self.metrics.orders_sent.add(1)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Iterable
@@ -57,7 +58,9 @@ from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.record_keys import writer_keys
 from observability.flood import FloodSummary
+from observability.prometheus import MetricsServer
 from observability.security import SecurityLog, SecurityRecorder, unverified_record_event
+from observability.telemetry import install_global, observe_counts, setup
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE
@@ -329,6 +332,23 @@ class Bridge:
                     log.warning("could not commit offsets (%s: %s); going on", type(exc).__name__, exc)
 
 
+def serve_bridge_metrics(bridge: Bridge, settings: FloorSettings) -> MetricsServer:
+    """``GET /metrics`` on ``settings.bridge_health_port``: the bridge's record counts by outcome."""
+    telemetry = setup("bridge")
+    install_global(telemetry)
+    observe_counts(
+        telemetry,
+        "floor.bridge.records",
+        lambda: {k: v for k, v in dataclasses.asdict(bridge.stats).items() if isinstance(v, int)},
+        "outcome",
+        "orders.events and broker.sessions records the bridge handled, by outcome",
+    )
+    server = MetricsServer(telemetry)
+    port = server.start(settings.host, settings.bridge_health_port, "FLOOR_BRIDGE_HEALTH_PORT")
+    log.info("bridge metrics at http://%s:%d/metrics", settings.host, port)
+    return server
+
+
 def bridge_consumer(bootstrap: str, group_id: str = GROUP_ID, *, sessions: bool = False) -> AIOKafkaConsumer:
     """Consumes ``orders.events``, and ``broker.sessions`` too when ``sessions``; offsets are
     committed after delivery to Temporal, not automatically."""
@@ -365,6 +385,7 @@ async def main(argv: list[str] | None = None) -> None:
     producer = await start_producer(args.kafka, "temporal-bridge")
     consumer = bridge_consumer(args.kafka, args.group_id, sessions=args.sessions)
     await consumer.start()
+    metrics_server: MetricsServer | None = None
     try:
         log.info("bridging %s to Temporal %s (%s)", ORDERS_EVENTS, args.temporal, args.task_queue)
         bridge = Bridge(
@@ -375,8 +396,11 @@ async def main(argv: list[str] | None = None) -> None:
             sniper_agent=args.sniper_agent,
             flood_window=timedelta(seconds=settings.kafka_flood_window_s),
         )
+        metrics_server = serve_bridge_metrics(bridge, settings)
         await bridge.run(consumer)  # writes the open windows' counts as it stops
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         await consumer.stop()
         await producer.stop()
         await pool.close()

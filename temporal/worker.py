@@ -37,6 +37,8 @@ from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from config.settings import FloorSettings
 from ledger.db import Db
+from observability.prometheus import MetricsServer
+from observability.telemetry import install_global, setup
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
@@ -177,6 +179,8 @@ async def main(argv: list[str] | None = None) -> None:
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    telemetry = setup("worker")
+    install_global(telemetry)
     client = await connect(args.temporal, args.namespace)
     added = await ensure_search_attributes(client)
     if added:
@@ -195,9 +199,14 @@ async def main(argv: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with worker:
-            log.info("worker polling %s on %s", args.task_queue, args.temporal)
-            await stop.wait()
+        metrics = MetricsServer(telemetry)
+        port = metrics.start(settings.host, settings.worker_health_port, "FLOOR_WORKER_HEALTH_PORT")
+        try:
+            async with worker:
+                log.info("worker polling %s on %s; metrics on port %d", args.task_queue, args.temporal, port)
+                await stop.wait()
+        finally:
+            metrics.close()
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
 
     async with httpx.AsyncClient() as client:
         stats = (await client.get(f"{live.hotpath.control_url}/stats")).json()["timings"]
-        metrics = (await client.get(f"{live.hotpath.control_url}/metrics")).json()
+        metrics = (await client.get(f"{live.hotpath.control_url}/metrics.json")).json()
     assert sum(p["value"] for p in metrics["floor.orders.sent"]) >= 1
     assert metrics["floor.hotpath.intake_to_write"][0]["count"] >= 1
     timing = next(t for t in stats if t["command_id"] == env.command.command_id)
