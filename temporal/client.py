@@ -1,6 +1,13 @@
 """Connecting to Temporal with the floor's data converter, and the calls other processes make
 on the floor's workflows (the API, the CLI, the hot path's session reporter, ops scripts).
 
+Every client carries Temporal's OpenTelemetry ``TracingInterceptor``: a workflow started or
+signalled inside a span (the bridge's, for a record that carries its order's trace context)
+runs in that trace, and so do its activities, on any worker built on such a client (a worker
+takes its client's interceptors). Without a span current at the start, the workflow makes no
+spans. The spans go to the process's tracer provider (:func:`observability.tracing.setup_tracing`;
+none set up: no-op spans, nothing recorded).
+
 There is no helper to pause, resume, cancel or amend an Iceberg here: those are signed
 ``iceberg_*`` commands through intake (``floor sniper pause ...``), never signals."""
 
@@ -9,8 +16,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from opentelemetry.trace import Tracer
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from config.workflow_ids import broker_session_workflow_id, iceberg_workflow_id
 from temporal.config import DATA_CONVERTER, TASK_QUEUE
@@ -24,8 +33,12 @@ class NotAnIceberg(ValueError):
     """The command given to :func:`start_iceberg` is not a complete iceberg command."""
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+async def connect(address: str, namespace: str = "default", *, tracer: Tracer | None = None) -> Client:
+    """A client with the floor's data converter and tracing (``tracer``: default the global
+    provider's, which resolves to the provider the process sets up, whenever it does)."""
+    return await Client.connect(
+        address, namespace=namespace, data_converter=DATA_CONVERTER, interceptors=[TracingInterceptor(tracer)]
+    )
 
 
 def iceberg_input(

@@ -37,8 +37,10 @@ from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from config.settings import FloorSettings
 from ledger.db import Db
+from ledger.spans import PostgresSpanExporter
 from observability.prometheus import MetricsServer
 from observability.telemetry import install_global, setup
+from observability.tracing import flush_tracing, setup_tracing
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
@@ -194,6 +196,9 @@ async def main(argv: list[str] | None = None) -> None:
         args.sniper_agent,
         IcebergLimits(min_interval_scale=args.iceberg_min_interval_scale),
     ) as deps:
+        # The workflows' and activities' spans (TracingInterceptor, on the client) go to the span
+        # store through the worker's pool, in batches off the loop.
+        setup_tracing("worker", exporters=[PostgresSpanExporter.to_db(asyncio.get_running_loop(), deps.db)])
         worker = build_worker(client, deps, args.task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -207,6 +212,7 @@ async def main(argv: list[str] | None = None) -> None:
                 await stop.wait()
         finally:
             metrics.close()
+            await flush_tracing()  # through the pool: before it closes
 
 
 if __name__ == "__main__":
