@@ -15,13 +15,16 @@ from temporalio.worker import Worker
 
 from observability.security import SecurityLog
 from temporal.bridge import Bridge
+from temporal.client import start_iceberg
 from temporal.config import DATA_CONVERTER
-from tests.factories import order_event
+from tests.factories import new_agent, order_event
 from tests.helpers import eventually
-from tests.workflows.sim import LedgerOrders, record_writers, signed_event
+from tests.temporal.conftest import ledgered_iceberg
+from tests.workflows.sim import LedgerOrders, SimVenue, record_writers, signed_event
 from trading.order_events import EventKind, OrderEvent
 from trading.orders import Fill
 from trading.session_calendar import SessionCalendar
+from workflows.iceberg import Iceberg
 from workflows.order_lifecycle import LifecycleView, OrderLifecycle
 
 
@@ -96,3 +99,38 @@ async def test_a_lifecycle_started_by_the_bridge_shows_its_ticket(
         assert final[2].startswith("last: filled 200 @ 50.04 at ")
         timers = await summaries(handle, EventType.EVENT_TYPE_TIMER_STARTED)
         assert timers[-1] == "linger 1 s for late fills"
+
+
+async def test_an_iceberg_shows_its_ticket(temporal_client: Client, ledger_pool: asyncpg.Pool) -> None:
+    queue = f"ticket-{uuid.uuid4().hex[:8]}"
+    parent = await ledgered_iceberg(ledger_pool, new_agent(), quantity=300, limit_price=Decimal("100.05"))
+    venue = SimVenue()
+    async with Worker(temporal_client, task_queue=queue, workflows=[Iceberg], activities=venue.activities()):
+        handle = await start_iceberg(temporal_client, parent, task_queue=queue)
+
+        async def first_slice_filled() -> str | None:
+            details = await current_details(handle)
+            return details if details.startswith("**Working** · 100 of 300 filled") else None
+
+        lines = (await eventually(first_slice_filled, timeout=20)).splitlines()
+        assert lines[0] == "**Working** · 100 of 300 filled · avg 100.01"
+        assert lines[1] == "BUY 300 SYM display 100 limit 100.05 · DU1"
+        assert lines[2].startswith("last: slice 1 of 3 filled 100 @ 100.01 at ")
+
+        described = await handle.describe()
+        assert await described.static_summary() == "Iceberg BUY 300 SYM display 100 limit 100.05 · DU1"
+        assert f"parent `{parent.command_id}`" in (await described.static_details() or "")
+
+        async def paced() -> list[str] | None:
+            timers = await summaries(handle, EventType.EVENT_TYPE_TIMER_STARTED)
+            return timers or None
+
+        [pace] = await eventually(paced, timeout=20)
+        assert pace.startswith("pace: slice 2 not before ")
+        activities = await summaries(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        assert activities == [
+            "check the parent in the ledger",
+            "quote SYM for slice 1",
+            "slice 1 of 3: BUY 100 SYM @ 100.01",
+        ]
+        await handle.terminate("seen")

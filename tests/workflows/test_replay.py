@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
@@ -32,7 +33,13 @@ def _history(name: str, workflow_id: str | None = None) -> WorkflowHistory:
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[Iceberg, OrderLifecycle, BrokerSession], data_converter=DATA_CONVERTER)
+    # With the tracing interceptor, as the worker runs them (temporal.client.connect): its
+    # headers on activities and its spans change no command.
+    return Replayer(
+        workflows=[Iceberg, OrderLifecycle, BrokerSession],
+        data_converter=DATA_CONVERTER,
+        interceptors=[TracingInterceptor()],
+    )
 
 
 @pytest.mark.parametrize("name", RECORDED)
