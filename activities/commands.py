@@ -90,6 +90,8 @@ class UnknownSigner(ApplicationError):
 SLICE_SPAN = "iceberg.slice"
 """The root span of a slice's own trace: its publication; the hot path's spans follow under it."""
 ATTR_PARENT_ID = "floor.parent_id"
+ATTR_PARENT_TRACE_ID = "floor.parent_trace_id"
+"""The parent's trace (32 hex), beside the link: the span store keeps attributes, not links."""
 
 
 class Producer(Protocol):
@@ -206,6 +208,8 @@ class CommandActivities:
         }
         if command.symbol is not None:
             attributes[ATTR_SYMBOL] = command.symbol
+        if here.is_valid:
+            attributes[ATTR_PARENT_TRACE_ID] = format(here.trace_id, "032x")
         with self._tracer.start_as_current_span(
             SLICE_SPAN, context=Context(), kind=SpanKind.PRODUCER, links=links, attributes=attributes
         ) as span:
