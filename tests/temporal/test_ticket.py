@@ -9,40 +9,21 @@ from decimal import Decimal
 
 import asyncpg
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from observability.security import SecurityLog
 from temporal.bridge import Bridge
 from temporal.client import start_iceberg
-from temporal.config import DATA_CONVERTER
 from tests.factories import new_agent, order_event
 from tests.helpers import eventually
-from tests.temporal.conftest import ledgered_iceberg
+from tests.temporal.conftest import current_details, ledgered_iceberg, summaries
 from tests.workflows.sim import LedgerOrders, SimVenue, record_writers, signed_event
 from trading.order_events import EventKind, OrderEvent
 from trading.orders import Fill
 from trading.session_calendar import SessionCalendar
 from workflows.iceberg import Iceberg
 from workflows.order_lifecycle import LifecycleView, OrderLifecycle
-
-
-async def current_details(handle: WorkflowHandle) -> str:
-    """What the UI shows as the workflow's current details (the SDK's metadata query)."""
-    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return metadata.current_details
-
-
-async def summaries(handle: WorkflowHandle, kind: EventType.ValueType) -> list[str]:
-    """The user metadata summaries of the history's events of ``kind``."""
-    convert = DATA_CONVERTER.payload_converter
-    history = await handle.fetch_history()
-    return [
-        convert.from_payloads([e.user_metadata.summary], [str])[0]
-        for e in history.events
-        if e.event_type == kind and e.user_metadata.HasField("summary")
-    ]
 
 
 async def test_a_lifecycle_started_by_the_bridge_shows_its_ticket(
