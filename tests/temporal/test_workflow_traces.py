@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -25,7 +24,7 @@ from temporalio.worker import Worker
 
 from activities.commands import SLICE_SPAN, CancelCommandRequest, CommandActivities, OrderCommandRequest
 from activities.record_writers import RecordWriterActivities
-from bus.kafka import consumer, start_producer
+from bus.kafka import consumer
 from bus.topics import AGENT_COMMANDS, ORDERS_EVENTS
 from observability.propagation import extract_kafka_headers, inject_kafka_headers
 from observability.security import SecurityLog
@@ -152,18 +151,11 @@ async def test_a_lifecycle_the_bridge_starts_for_a_traced_record_joins_the_recor
     )
 
 
-@pytest.fixture
-async def commands_producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = await start_producer(kafka_bootstrap, "slice-traces-test")
-    yield producer
-    await producer.stop()
-
-
 async def test_a_slice_is_published_in_a_trace_of_its_own_linked_to_the_parents(
-    traced: Traced, commands_producer: AIOKafkaProducer, kafka_bootstrap: str
+    traced: Traced, events_producer: AIOKafkaProducer, kafka_bootstrap: str
 ) -> None:
     sniper = generate_private_key()
-    acts = CommandActivities(commands_producer, {"sniper": sniper}, traced.tracer)
+    acts = CommandActivities(events_producer, {"sniper": sniper}, traced.tracer)
     parent_id = f"iceberg-ice-{uuid.uuid4().hex}"
     slice_id = f"{parent_id}.s0001"
     reader = consumer(kafka_bootstrap, AGENT_COMMANDS, group_id=None)
