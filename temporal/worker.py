@@ -7,6 +7,10 @@ unencrypted PKCS#8 as ``floor keys new`` and ``floor up`` write them, e.g. ``sni
 broker connection (ib_async's read-only mode; it cannot place or cancel: the Sniper's quotes
 only) and polls until interrupted. It does not reconcile: the hot path, which owns the broker
 connection, does, and the BrokerSession workflows record its reports.
+
+Its client's tracing interceptor (:func:`temporal.client.connect`) makes the workflows' and
+activities' spans, in the trace of whoever started or signalled the workflow (the bridge, for an
+order's records); they go to the span store (and to ``OTEL_EXPORTER_OTLP_ENDPOINT`` when set).
 """
 
 from __future__ import annotations
