@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 import uvicorn
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from api.app import create_app
 from api.desk import Desk
@@ -28,9 +29,12 @@ from bus.kafka import start_producer
 from bus.topics import AGENT_COMMANDS, SECURITY_EVENTS
 from config.settings import FloorSettings
 from ledger.access import LedgerAccess
+from ledger.span_store import SpanStore
+from ledger.spans import prune_spans_every
 from observability.flood import FloodSummary
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
+from observability.tracing import flush_tracing, instrument_libraries, setup_tracing
 from trading.symbols import parse_symbols
 
 DB_CONNECT_TIMEOUT_S = 5.0
@@ -61,6 +65,18 @@ def services_factory(settings: FloorSettings) -> ServicesFactory:
                 settings.role_url("api"), min_size=1, max_size=POOL_SIZE, timeout=DB_CONNECT_TIMEOUT_S
             )
             stack.push_async_callback(pool.close)
+            # Spans to the span store through the pool (flushed before it closes), pruned by age.
+            span_store = SpanStore(pool, asyncio.get_running_loop())
+            setup_tracing("api", processors=[span_store])
+            instrument_libraries(asyncpg=True, kafka_producer=True)
+            stack.push_async_callback(flush_tracing)
+            stack.push_async_callback(span_store.flush)
+            writing = asyncio.create_task(span_store.run(), name="span-store")
+            stack.push_async_callback(_cancelled, writing)
+            pruning = asyncio.create_task(
+                prune_spans_every(pool, timedelta(hours=settings.span_retention_hours)), name="span-pruning"
+            )
+            stack.push_async_callback(_cancelled, pruning)
             producer = await start_producer(settings.kafka, "api")
             stack.push_async_callback(producer.stop)
             ledger = LedgerAccess(pool)
@@ -120,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         limits=limits(settings),
         ws_read_timeout_s=settings.api_ws_read_timeout_s,
         ws_ping_interval_s=settings.api_ws_ping_interval_s,
+    )
+    # One server span per request, the trace a command's spans hang from (continued from the
+    # caller's traceparent, if any); none for the probes. Its ASGI receive/send spans are noise.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="/health,/metrics", exclude_spans=["receive", "send"]
     )
     uvicorn.run(
         app,

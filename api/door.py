@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from opentelemetry import trace
+
 from bus.command_keys import command_key
 from ledger.db import UNREACHABLE
 from observability.security import SecurityRecorder, refusal_event
 from observability.telemetry import Metrics
+from observability.tracing import ATTR_ACCOUNT, ATTR_COMMAND_ID, ATTR_SYMBOL
 from trading import sentry
 from trading.commands import Command, CommandInvalid, CommandKind
 from trading.sentry import RegisteredKey, ReplayGuard, Verdict
@@ -145,6 +148,9 @@ class Door:
             return await self._refuse(exc.verdict, data, None, source_address)
         except (EnvelopeInvalid, CommandInvalid) as exc:
             return Rejected(422, "schema", exc.field, exc.reason)
+        # The request's span names the command: `floor trace` finds the trace by it. The send
+        # to agent.commands (instrumented) carries the trace on in the record's headers.
+        _name_span(envelope.command)
 
         now = datetime.now(UTC)
         self._replay.forget_older_than_window(now)
@@ -256,6 +262,16 @@ class Door:
 
 
 _ORDER_KINDS = frozenset({CommandKind.ENTER, CommandKind.EXIT, CommandKind.ICEBERG})
+
+
+def _name_span(command: Command) -> None:
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attribute(ATTR_COMMAND_ID, command.command_id)
+    span.set_attribute(ATTR_ACCOUNT, command.account)
+    if command.symbol is not None:
+        span.set_attribute(ATTR_SYMBOL, command.symbol)
 
 
 class _FloatRefused(ValueError):

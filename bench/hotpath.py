@@ -1,7 +1,7 @@
 """Hot-path latency benchmark: signed commands through Kafka to the paper gateway.
 
     python -m bench.hotpath [--n 2000] [--rate 40] [--load-factor 5] [--only steady|load]
-                            [--baseline-only] [--quick]
+                            [--baseline-only] [--quick] [--tracing both|on|off]
 
 Starts its own embedded Postgres, Kafka (Tansu), paper venue, primary and standby gateways and
 the hot path (the same supervisor specs ``floor up`` uses), on free ports under a scratch
@@ -39,12 +39,17 @@ Orders are 1-share limit buys well below the market, so they rest and nothing fi
 run measures the same path. All orders are cancelled (global cancel) after each phase.
 Goals: (b) p99 <= 1 ms, (a) p99 <= 5 ms steady and <= 15 ms in the burst.
 ``--quick``: the burst only, 600 commands, in under a minute.
+
+Each plan's hot path runs twice, tracing off (``OTEL_SDK_DISABLED=true``) then on (spans made
+after the socket write and exported to the span store), and the figures of the two are printed
+side by side with their ratio (``--tracing on|off`` runs one).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -64,7 +69,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from bench.figures import Figures
 from bench.hotpath_baseline import BenchOrder, run_baseline, run_commit_floor, run_disk_flush
 from bench.hotpath_hop import BareConsumer
-from bench.hotpath_report import RunResult, report
+from bench.hotpath_report import RunResult, report, tracing_report
 from bench.kafka_hop import cpu_seconds
 from config.settings import FloorSettings
 from floor import services
@@ -77,6 +82,10 @@ ACCOUNT = "DU1234567"
 """The paper venue's account."""
 SYMBOL = "AAPL"
 BASELINE_CLIENT_ID = 90
+TRACING_MODES: dict[str, tuple[bool, ...]] = {"both": (False, True), "on": (True,), "off": (False,)}
+"""The hot path runs of each plan: tracing off first, then on, against the same gateways,
+Postgres and Kafka, so the two differ by the spans alone (made, batched and exported to the
+span store)."""
 
 
 # --- the orders -----------------------------------------------------------------------------
@@ -113,22 +122,30 @@ class Stack:
             self.step(f"starting {spec.name}")
             self.supervisor.start(spec)
 
-    def start_run(self, *, pacing: bool, hotpath: bool, max_requests_per_s: int) -> None:
-        from hotpath.service import hotpath_spec
-
+    def start_run(self, *, pacing: bool) -> None:
         s = self.settings
         for name, port in (("primary", s.ib_port), ("standby", s.ib_standby_port)):
             self.step(f"starting gateway {name} (pacing {'on' if pacing else 'off'})")
             self.per_run.append(self.supervisor.start(services.gateway_spec(s, name, port, pacing=pacing)))
-        if hotpath:
-            self.step("starting the hot path")
-            spec = hotpath_spec(
-                s,
-                symbols=(SYMBOL,),
-                group_id=self.group_id,
-                env={"IB_MAX_REQUESTS_PER_S": str(max_requests_per_s)},
-            )
-            self.per_run.append(self.supervisor.start(spec))
+
+    def start_bench_hotpath(self, *, max_requests_per_s: int, tracing: bool) -> RunningService:
+        """The hot path, its spans made and exported to the span store or (``tracing`` False)
+        switched off with the SDK's own ``OTEL_SDK_DISABLED``."""
+        from hotpath.service import hotpath_spec
+
+        self.step(f"starting the hot path (tracing {'on' if tracing else 'off'})")
+        env: dict[str, str | None] = {"IB_MAX_REQUESTS_PER_S": str(max_requests_per_s)}
+        if not tracing:
+            env["OTEL_SDK_DISABLED"] = "true"
+        spec = hotpath_spec(self.settings, symbols=(SYMBOL,), group_id=self.group_id, env=env)
+        service = self.supervisor.start(spec)
+        self.per_run.append(service)
+        return service
+
+    def stop_service(self, service: RunningService) -> None:
+        stop_process_group(service.pid)
+        self.supervisor.running.remove(service)
+        self.per_run.remove(service)
 
     def stop_run(self) -> None:
         """Stop the hot path and gateways (newest first); the venue keeps its state."""
@@ -328,7 +345,7 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
                 result = RunResult(name, rate)
                 results.append(result)
                 throttle = 45 if pacing else 0
-                stack.start_run(pacing=pacing, hotpath=not args.baseline_only, max_requests_per_s=throttle)
+                stack.start_run(pacing=pacing)
                 base_task = progress.add_task(f"{name}: baseline @ {rate:g}/s", total=len(orders))
                 latencies = asyncio.run(
                     run_baseline(
@@ -353,21 +370,30 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
                             settings.var_dir, floor_n, rate, on_progress=_advance(progress, flush_task)
                         )
                     )
-                if not args.baseline_only:
-                    hot_task = progress.add_task(f"{name}: hot path @ {rate:g}/s", total=len(orders))
+                results.pop()  # one result per tracing mode, each with the run's baselines
+                for tracing in () if args.baseline_only else TRACING_MODES[args.tracing]:
+                    traced = dataclasses.replace(
+                        result, name=f"{name}, tracing {'on' if tracing else 'off'}", notes=[]
+                    )
+                    results.append(traced)
+                    hot = stack.start_bench_hotpath(max_requests_per_s=throttle, tracing=tracing)
+                    hot_task = progress.add_task(f"{traced.name}: hot path @ {rate:g}/s", total=len(orders))
                     run = asyncio.run(
                         run_hotpath(
                             settings, agent_key, orders, rate, _advance(progress, hot_task),
-                            hotpath_pid=stack.per_run[-1].pid,
+                            hotpath_pid=hot.pid,
                         )
                     )  # fmt: skip
-                    result.timings(run.timings, run.produced_ns, run.received_ns)
-                    result.groups = run.groups
+                    traced.timings(run.timings, run.produced_ns, run.received_ns)
+                    traced.groups = run.groups
                     if run.cpu is not None and run.timings:
                         cpu_s, busy_s = run.cpu
-                        result.cpu_per_command_us = cpu_s / len(run.timings) * 1e6
-                        result.cpu_share = cpu_s / busy_s
+                        traced.cpu_per_command_us = cpu_s / len(run.timings) * 1e6
+                        traced.cpu_share = cpu_s / busy_s
                     asyncio.run(cancel_everything(settings))
+                    stack.stop_service(hot)
+                if args.baseline_only:
+                    results.append(result)
                 stack.stop_run()
         finally:
             stack.stop_all()
@@ -395,6 +421,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=600,
         help="paced durable INSERTs timed as the ledger's baseline, per run (0 to skip; default 600)",
     )
+    parser.add_argument(
+        "--tracing",
+        choices=tuple(TRACING_MODES),
+        default="both",
+        help="the hot path with its spans on, off (OTEL_SDK_DISABLED), or both in turn (default)",
+    )
     parser.add_argument("--keep-var", action="store_true", help="keep the scratch var dir (logs)")
     parser.add_argument(
         "--quick",
@@ -421,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "figures on a shared machine carry its noise"
     )
     report(console, results)
+    tracing_report(console, results)
     console.print(f"done in {time.monotonic() - started:.0f} s")
 
 

@@ -114,7 +114,7 @@ def _row(
 
 def report(console: Console, results: Sequence[RunResult]) -> None:
     for r in results:
-        burst = r.name == "load"
+        burst = r.name.startswith("load")
         table = Table(title=f"{r.name} run: {r.rate:g} commands/s", title_justify="left")
         for col in ("measure", "n", "p50 µs", "p99 µs", "max µs", "vs its baseline p50 / p99", "goal"):
             table.add_column(col, justify="right" if col != "measure" else "left")
@@ -165,3 +165,42 @@ def report(console: Console, results: Sequence[RunResult]) -> None:
             console.print(f"  [yellow]{r.missing} commands produced, not timed (refused or still queued)[/]")
         for note in r.notes:
             console.print(f"  [yellow]{note}[/]")
+
+
+def tracing_report(console: Console, results: Sequence[RunResult]) -> None:
+    """Each plan's hot path with tracing off and on, side by side: on / off per figure."""
+    by_plan: dict[str, dict[str, RunResult]] = {}
+    for r in results:
+        plan, _, mode = r.name.partition(", tracing ")
+        if mode:
+            by_plan.setdefault(plan, {})[mode] = r
+    for plan, modes in by_plan.items():
+        off, on = modes.get("off"), modes.get("on")
+        if off is None or on is None:
+            continue
+        table = Table(
+            title=f"{plan} run: tracing off vs on (same gateways, Postgres, Kafka)", title_justify="left"
+        )
+        for col in ("measure", "off p50 / p99 µs", "on p50 / p99 µs", "on / off p50", "on / off p99"):
+            table.add_column(col, justify="right" if col != "measure" else "left")
+        for label, a, b in (
+            ("(b) hot path intake -> socket write", off.in_process, on.in_process),
+            ("(a) command produce -> socket write", off.end_to_end, on.end_to_end),
+            ("    (b) part: ledger committed -> socket write", off.ledger_to_write, on.ledger_to_write),
+        ):
+            if a is None or b is None or not a.n or not b.n:
+                continue
+            table.add_row(
+                label,
+                f"{a.p50_us:,.1f} / {a.p99_us:,.1f}",
+                f"{b.p50_us:,.1f} / {b.p99_us:,.1f}",
+                f"x{b.p50_us / a.p50_us:,.2f}",
+                f"x{b.p99_us / a.p99_us:,.2f}",
+            )
+        console.print(table)
+        if off.cpu_per_command_us and on.cpu_per_command_us:
+            cpu_off, cpu_on = off.cpu_per_command_us, on.cpu_per_command_us
+            console.print(
+                f"  hot-path CPU a command: {cpu_off:,.0f} µs off, {cpu_on:,.0f} µs on"
+                f" (x{cpu_on / cpu_off:,.2f}: the spans are made after the write)"
+            )

@@ -97,6 +97,9 @@ class FloorSettings(BaseSettings):
     kafka_flood_window_s: float = Field(default=60.0, gt=0)
     """The same for the hot path's and the bridge's security events about Kafka records, per
     partition and reason: a flood of forged records adds a few rows per window."""
+    span_retention_hours: float = Field(default=72.0, gt=0)
+    """How long finished trace spans stay in the span store (``floor trace``, the HUD's order
+    timeline); the API prunes older ones every ten minutes."""
     api_subscription_queue: int = Field(default=1000, ge=1)
     """Order or security events one subscriber may fall behind by; one more ends its stream with
     ``resync.overflow`` (the API never waits for a slow client)."""

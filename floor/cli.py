@@ -24,6 +24,7 @@ from floor import (
     paper_loop_cmd,
     risk_cmd,
     sniper_cmd,
+    trace_cmd,
     traders_cmd,
 )
 from floor.stack import FloorState, ProcessRow, pid_alive, remove_state, run_floor, start_floor, urls
@@ -41,6 +42,7 @@ app.add_typer(traders_cmd.app, name="traders")
 app.add_typer(api_tokens_cmd.app, name="api-tokens")
 app.command("paper-loop")(paper_loop_cmd.paper_loop)
 app.command("brain")(brain_cmd.brain)
+app.command("trace")(trace_cmd.trace)
 console = Console()
 
 

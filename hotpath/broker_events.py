@@ -259,7 +259,7 @@ class BrokerEvents:
                 self._book.order_done(order.account, order.command_id)
                 record = order.event(EventKind.REJECTED, reason=f"broker.{event.category}")
         if self.spans is not None and record is not None:
-            self.spans.broker_record(order, record)  # made when the loop next turns
+            self.spans.broker_record(order, record)  # made in a later turn of the loop
         return (order.command_id, _state_name(event), detail, record)
 
     def record_ops(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:

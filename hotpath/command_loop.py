@@ -162,7 +162,7 @@ class _Pipeline:
                 record.value,
                 produce_ts_ms=record.timestamp,
                 source=source,
-                headers=getattr(record, "headers", None),
+                headers=getattr(record, "headers", None),  # its trace context (a stand-in has none)
             )
         except Exception as exc:
             failure = exc

@@ -60,7 +60,7 @@ from hotpath.trades import TradePublisher
 from hotpath.trailing_restore import reattach_trailing_stops
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
-from ledger.spans import PostgresSpanExporter
+from ledger.span_store import SpanStore
 from observability.flood import FloodSummary
 from observability.prometheus import exposition, registry_for
 from observability.security import SecurityLog
@@ -238,8 +238,10 @@ async def run(
     install_global(telemetry)
     dsn = settings.role_url("hotpath")  # its own role: fails here, naming what to set
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    # Spans go to the span store through the pool, in batches, never on the order's path.
-    setup_tracing("hotpath", exporters=[PostgresSpanExporter.to_db(asyncio.get_running_loop(), pool)])
+    # Spans go to the span store through the pool, in batches on this loop, never on the
+    # order's path (ledger.span_store).
+    span_store = SpanStore(pool, asyncio.get_running_loop())
+    setup_tracing("hotpath", processors=[span_store])
     # Before anything else: a hot path that could not ledger its trips must not start.
     breaker_log = BreakerLog(
         pool, await load_breaker_key(pool, settings.keys_dir, breaker_agent), breaker_agent
@@ -390,6 +392,7 @@ async def run(
         broker.set_event_handler(events.on_event)
         tasks.append(asyncio.create_task(events.run(), name="broker-events"))
         tasks.append(asyncio.create_task(stop_levels.run(), name="stop-levels"))
+        tasks.append(asyncio.create_task(span_store.run(), name="span-store"))
         # The order map comes back before the broker connects, so the callbacks of orders that
         # were working before a restart are recognised as the floor's (hotpath.startup).
         startup = await restore_and_connect(pool, intake, breaker, breaker_log, events)
@@ -471,7 +474,9 @@ async def run(
         if spans is not None:
             spans.flush()
         with contextlib.suppress(Exception):
-            await flush_tracing()  # through the pool: before it closes
+            await asyncio.wait_for(span_store.flush(), DRAIN_TIMEOUT_S)  # through the pool: before it closes
+        with contextlib.suppress(Exception):
+            await flush_tracing()  # an OTLP exporter's
         await writer.close()
         await pool.close()
         telemetry.shutdown()

@@ -17,9 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -116,13 +117,33 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def insert_spans(db: Db, rows: Sequence[SpanRow]) -> None:
+async def insert_spans(db: Db | asyncpg.Pool, rows: Sequence[SpanRow]) -> None:
     """Insert ``rows`` in one statement (a span exported twice is kept once). No conflict
-    target: one would need SELECT on the table, which the writers do not have."""
+    target: one would need SELECT on the table, which the writers do not have.
+
+    Through a pool or a connection the insert commits without waiting for a WAL flush
+    (``synchronous_commit`` off for that transaction; the table is unlogged, so its rows write
+    no WAL, but the transaction's commit record would still be flushed and wait for the disk
+    with the ledger's commits)."""
     if not rows:
         return
-    await db.execute(
-        _INSERT,
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            await _insert_unflushed(conn, rows)
+    elif isinstance(db, asyncpg.Connection):
+        await _insert_unflushed(db, rows)
+    else:
+        await db.execute(_INSERT, *_columns(rows))
+
+
+async def _insert_unflushed(conn: asyncpg.Connection, rows: Sequence[SpanRow]) -> None:
+    async with conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit TO off")
+        await conn.execute(_INSERT, *_columns(rows))
+
+
+def _columns(rows: Sequence[SpanRow]) -> tuple[list[Any], ...]:
+    return (
         [r.trace_id for r in rows],
         [r.span_id for r in rows],
         [r.parent_span_id for r in rows],
@@ -167,6 +188,28 @@ async def spans_for_command(db: Db, command_id: str) -> list[SpanRow]:
 async def prune_spans(db: Db, older_than: datetime) -> int:
     """Delete the spans that started before ``older_than``; return how many."""
     return int(await db.fetchval("SELECT spans_prune($1)", older_than))
+
+
+PRUNE_EVERY_S = 600.0
+
+
+async def prune_spans_every(db: Db, retention: timedelta, every_s: float = PRUNE_EVERY_S) -> None:
+    """Prune spans older than ``retention`` now and every ``every_s`` seconds (the API runs it).
+    A failed prune is logged and tried again at the next turn: the store only grows meanwhile."""
+    while True:
+        try:
+            gone = await prune_spans(db, datetime.now(UTC) - retention)
+            if gone:
+                log.info("pruned %d spans older than %s", gone, retention)
+        except Exception as exc:
+            log.warning(
+                "spans not pruned (%s: %s); tried again in %.0f s: check Postgres and the API role's"
+                " floor_span_reader membership (`floor up` grants it)",
+                type(exc).__name__,
+                exc,
+                every_s,
+            )
+        await asyncio.sleep(every_s)
 
 
 class PostgresSpanExporter(SpanExporter):

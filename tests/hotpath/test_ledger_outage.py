@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -158,7 +158,14 @@ class _BrokerDown:
         self.ledger = self
         self.ops: list[tuple[str, object]] = []
 
-    async def handle(self, value: bytes, *, produce_ts_ms: int | None = None, source: str = "") -> None:
+    async def handle(
+        self,
+        value: bytes,
+        *,
+        produce_ts_ms: int | None = None,
+        source: str = "",
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.calls += 1
         raise NotConnected("no session")
 

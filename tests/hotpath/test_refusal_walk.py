@@ -115,6 +115,7 @@ NOT_REASONS: dict[str, str] = {
     "recovery.ended_but_working": "an ops event kind (the broker works an order its records ended)",
     "recovery.cancel_replayed": "an ops event kind (accepted cancels sent to the broker again at start-up)",
     "floor_registry": "the Postgres channel key and profile changes are announced on",
+    "hotpath.intake": "the name of a command's span in the hot path (hotpath.order_spans)",
     "agent": "a key's role in the registry",
     "operator": "a key's role in the registry",
     "breaker_tripped": "the ledger entry kind of an automatic trip",

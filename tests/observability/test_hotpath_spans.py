@@ -23,6 +23,7 @@ from observability.propagation import extract_kafka_headers, inject_kafka_header
 from observability.telemetry import setup
 from observability.tracing import ATTR_COMMAND_ID, ATTR_OUTCOME
 from tests.factories import Agent, enter_command
+from tests.helpers import eventually
 from tests.hotpath.conftest import VENUE_ACCOUNT, risk_profiles
 from tests.hotpath.in_process import RecordingBroker, in_process_intake
 from trading.order_events import EventKind, OrderEvent
@@ -63,9 +64,11 @@ async def test_an_order_continues_its_records_trace_from_intake_to_its_fill(
 
     events = BrokerEvents(intake.orders, intake.book, intake.ledger, None, setup("t").metrics, spans=spans)  # type: ignore[arg-type]
     now = datetime.now(UTC)
+    side = envelope.command.side
+    assert side is not None
     events.on_event(OrderAccepted(cid, BrokerOrderStatus.SUBMITTED, 1, 1, 11, now))
     events.on_event(
-        Executed(cid, "x-1", VENUE_ACCOUNT, "AAPL", envelope.command.side, 3, Decimal("189.45"), 3,
+        Executed(cid, "x-1", VENUE_ACCOUNT, "AAPL", side, 3, Decimal("189.45"), 3,
                  Decimal("189.45"), now, 11, 1, 1)
     )  # fmt: skip
     spans.flush()
@@ -109,7 +112,8 @@ async def test_a_refused_command_without_a_context_starts_its_own_trace(
     envelope = agent.sign(enter_command(agent.agent_id, account="NO-PROFILE-ACCOUNT"))
     outcome = await intake.handle(envelope.to_wire(), source="test")
     assert outcome.reason is not None and broker.placed == []
-    spans.flush()
+    # Made in later turns of the loop, without being asked.
+    await eventually(lambda: len(exporter.get_finished_spans()) == 2, timeout=2.0)
 
     named = _by_name(exporter.get_finished_spans())
     assert set(named) == {INTAKE, "sentry"}

@@ -19,12 +19,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from config.settings import FloorSettings
 from ledger import roles
 from ledger.migrate import apply_migrations
+from ledger.span_store import SpanStore
 from ledger.spans import PostgresSpanExporter, SpanRow, insert_spans, prune_spans, spans_for_command
 from observability.tracing import ATTR_COMMAND_ID
-from tests.ledger.conftest import db, ledger_dsn, ledger_template, with_database
+from tests.ledger.conftest import with_database
 
-__all__ = ["db", "ledger_dsn", "ledger_template"]
-"""The ledger tests' fresh-database fixtures, used here too."""
+RUN = uuid.uuid4().hex[:8]
+"""The session's span store is shared: this module's command ids are its own."""
+CMD_1, CMD_2, CMD_3, OLD, NEW = (f"{name}-{RUN}" for name in ("cmd-1", "cmd-2", "cmd-3", "old", "new"))
 
 
 def _row(trace_id: str, span_id: str, parent: str | None, command_id: str | None, start_ns: int) -> SpanRow:
@@ -33,54 +35,73 @@ def _row(trace_id: str, span_id: str, parent: str | None, command_id: str | None
     )
 
 
-async def test_exported_spans_come_back_as_the_commands_trace(db: asyncpg.Connection) -> None:
+async def test_exported_spans_come_back_as_the_commands_trace(ledger_pool: asyncpg.Pool) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "door"}))
-    exporter = PostgresSpanExporter.to_db(asyncio.get_running_loop(), db)
+    exporter = PostgresSpanExporter.to_db(asyncio.get_running_loop(), ledger_pool)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("door", attributes={ATTR_COMMAND_ID: "cmd-1"}) as door:
+    with tracer.start_as_current_span("door", attributes={ATTR_COMMAND_ID: CMD_1}) as door:
         with tracer.start_as_current_span("intake"):
             pass
         with tracer.start_as_current_span("broker.write") as write:
             write.set_status(trace.StatusCode.ERROR)
-    with tracer.start_as_current_span("another command", attributes={ATTR_COMMAND_ID: "cmd-2"}):
+    with tracer.start_as_current_span("another command", attributes={ATTR_COMMAND_ID: CMD_2}):
         pass
     # force_flush blocks until the export ran; the export waits on this loop: run it off-loop.
     assert await asyncio.to_thread(provider.force_flush, 5000)
     provider.shutdown()
 
-    rows = await spans_for_command(db, "cmd-1")
+    rows = await spans_for_command(ledger_pool, CMD_1)
     assert [r.name for r in rows] == ["door", "intake", "broker.write"]
     root = rows[0]
     trace_id = format(door.get_span_context().trace_id, "032x")
     assert {r.trace_id for r in rows} == {trace_id}
-    assert root.parent_span_id is None and root.command_id == "cmd-1" and root.service == "door"
+    assert root.parent_span_id is None and root.command_id == CMD_1 and root.service == "door"
     assert all(r.parent_span_id == root.span_id for r in rows[1:])
     assert rows[2].status == "error" and rows[1].status == "ok"
-    assert root.attributes[ATTR_COMMAND_ID] == "cmd-1"
+    assert root.attributes[ATTR_COMMAND_ID] == CMD_1
     assert root.duration_ns >= rows[1].duration_ns
     assert exporter.dropped == 0
-    assert await spans_for_command(db, "no such command") == []
+    assert await spans_for_command(ledger_pool, "no such command") == []
 
 
-async def test_prune_removes_only_spans_older_than_the_cut(db: asyncpg.Connection) -> None:
+async def test_the_stores_processor_writes_on_the_loop_what_ended_anywhere(ledger_pool: asyncpg.Pool) -> None:
+    store = SpanStore(ledger_pool, asyncio.get_running_loop())
+    provider = TracerProvider(resource=Resource.create({"service.name": "hotpath"}))
+    provider.add_span_processor(store)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("hotpath.intake", attributes={ATTR_COMMAND_ID: CMD_3}) as root:
+        pass
+    context = trace.set_span_in_context(root)
+
+    def elsewhere() -> None:  # a span ended on another thread is handed to the loop
+        tracer.start_span("broker.fill", context=context).end()
+
+    await asyncio.to_thread(elsewhere)
+    await asyncio.sleep(0)  # the hand-over runs on the loop
+    await store.flush()
+    assert [r.name for r in await spans_for_command(ledger_pool, CMD_3)] == ["hotpath.intake", "broker.fill"]
+    assert (store.written, store.dropped) == (2, 0)
+
+
+async def test_prune_removes_only_spans_older_than_the_cut(ledger_pool: asyncpg.Pool) -> None:
     now = datetime.now(UTC)
     old_ns = int((now - timedelta(hours=50)).timestamp() * 1e9)
     new_ns = int((now - timedelta(minutes=5)).timestamp() * 1e9)
     t_old, t_new = uuid.uuid4().hex, uuid.uuid4().hex
     await insert_spans(
-        db,
+        ledger_pool,
         [
-            _row(t_old, "a" * 16, None, "old", old_ns),
+            _row(t_old, "a" * 16, None, OLD, old_ns),
             _row(t_old, "b" * 16, "a" * 16, None, old_ns + 5),
-            _row(t_new, "c" * 16, None, "new", new_ns),
+            _row(t_new, "c" * 16, None, NEW, new_ns),
         ],
     )
     # A batch exported twice is kept once.
-    await insert_spans(db, [_row(t_new, "c" * 16, None, "new", new_ns)])
-    assert await prune_spans(db, now - timedelta(hours=48)) == 2
-    assert await spans_for_command(db, "old") == []
-    assert [r.span_id for r in await spans_for_command(db, "new")] == ["c" * 16]
+    await insert_spans(ledger_pool, [_row(t_new, "c" * 16, None, NEW, new_ns)])
+    assert await prune_spans(ledger_pool, now - timedelta(hours=48)) >= 2  # the store is the session's
+    assert await spans_for_command(ledger_pool, OLD) == []
+    assert [r.span_id for r in await spans_for_command(ledger_pool, NEW)] == ["c" * 16]
 
 
 @pytest.fixture(scope="module")
