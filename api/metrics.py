@@ -7,6 +7,8 @@ a key or an order. Behind the same rate limit as every route (:class:`api.door_g
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request, Response
 
 from api.hub import Hub
@@ -18,45 +20,25 @@ router = APIRouter()
 
 def observe_hub(telemetry: Telemetry, hub: Hub) -> None:
     """The subscription hub's levels and totals, read from its stats when metrics are collected."""
-    observe(
-        telemetry,
-        "floor.api.subscriptions",
-        lambda: hub.stats().subscribers,
-        description="Open GraphQL subscriptions (book, tape, order, breaker, security)",
-    )
-    observe(
-        telemetry,
-        "floor.api.subscriptions.dropped",
-        lambda: hub.stats().dropped,
-        kind="counter",
-        description="Subscriptions ended because the subscriber fell behind (resync.overflow)",
-    )
-    observe(
-        telemetry,
-        "floor.api.records.unverified",
-        lambda: hub.stats().unverified,
-        kind="counter",
-        description="Records the hub dropped because no writer of their topic signed them",
-    )
-    observe(
-        telemetry,
-        "floor.api.records.interrupted",
-        lambda: hub.stats().interrupted,
-        kind="counter",
-        description="Records neither believed nor refused (each ended its topic's streams)",
-    )
 
-    def depth_lag() -> float | None:
+    def depth_lag_s() -> float | None:
         lag_ms = hub.stats().depth_lag_ms
         return None if lag_ms is None else lag_ms / 1000
 
-    observe(
-        telemetry,
-        "floor.api.depth_lag",
-        depth_lag,
-        unit="s",
-        description="The newest depth record: venue time to the hub having it",
-    )
+    readings: tuple[tuple[str, Callable[[], float | None], str, str, str], ...] = (
+        ("floor.api.subscriptions", lambda: hub.stats().subscribers, "gauge", "1",
+         "Open GraphQL subscriptions (book, tape, order, breaker, security)"),
+        ("floor.api.subscriptions.dropped", lambda: hub.stats().dropped, "counter", "1",
+         "Subscriptions ended because the subscriber fell behind (resync.overflow)"),
+        ("floor.api.records.unverified", lambda: hub.stats().unverified, "counter", "1",
+         "Records the hub dropped because no writer of their topic signed them"),
+        ("floor.api.records.interrupted", lambda: hub.stats().interrupted, "counter", "1",
+         "Records neither believed nor refused (each ended its topic's streams)"),
+        ("floor.api.depth_lag", depth_lag_s, "gauge", "s",
+         "The newest depth record: venue time to the hub having it"),
+    )  # fmt: skip
+    for name, read, kind, unit, description in readings:
+        observe(telemetry, name, read, kind=kind, unit=unit, description=description)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -115,8 +115,10 @@ def urls(settings: FloorSettings) -> dict[str, str]:
         "Command API": f"{api}/v1/commands",
         "Temporal UI": temporal_ui,
         # Prometheus targets, one per process (the hot path's on its control port).
-        "Metrics": f"{api}/metrics, {local}:{settings.hotpath_health_port}/metrics, "
-        f"{local}:{settings.worker_health_port}/metrics, {local}:{settings.bridge_health_port}/metrics",
+        "Metrics (API)": f"{api}/metrics",
+        "Metrics (hot path)": f"{local}:{settings.hotpath_health_port}/metrics",
+        "Metrics (worker)": f"{local}:{settings.worker_health_port}/metrics",
+        "Metrics (bridge)": f"{local}:{settings.bridge_health_port}/metrics",
     }
 
 

@@ -48,7 +48,7 @@ from hotpath.retries import Backoff, FailingStreak, until_written
 from hotpath.session_metrics import SessionMetrics
 from hotpath.sessions import EPOCH_CHANGES, RECONCILED_CHANGES, SESSIONS_TOPIC
 from hotpath.sessions import records as session_records
-from observability.telemetry import Metrics
+from observability.telemetry import Metrics, in_trace
 from trading.order_events import EventKind, OrderEvent, to_dict
 from trading.orders import Cancelled, Rejected
 from trading.reconciliation import ReconcileReport
@@ -223,7 +223,8 @@ class BrokerEvents:
                 # The first acknowledgement of an order this process wrote: the broker's answer time.
                 waited_ns = time.perf_counter_ns() - order.unacknowledged_since_ns
                 order.unacknowledged_since_ns = None
-                self._metrics.ack_latency.record(max(0, waited_ns) / 1e9)
+                traced = in_trace(order.span_context)
+                self._metrics.ack_latency.record(max(0, waited_ns) / 1e9, context=traced)
             order.acknowledged(event.order_id)
             record = order.event(EventKind.SUBMITTED)
         elif isinstance(event, Executed):

@@ -33,8 +33,11 @@ class SessionMetrics:
             self._epoch_start = None
 
     def on_reconciled(self, epoch: int) -> None:
-        start, self._epoch_start = self._epoch_start, None
-        if start is None or start.epoch != epoch or start.change is SessionChange.CONNECTED:
+        start = self._epoch_start
+        if start is None or start.epoch != epoch:
+            return  # an earlier epoch's report: the change waiting is a later one's
+        self._epoch_start = None
+        if start.change is SessionChange.CONNECTED:
             return  # the first connection is a start-up, not a recovery
         waited = (datetime.now(UTC) - start.time).total_seconds()
         self._metrics.failover.record(max(0.0, waited), {"change": start.change.value})

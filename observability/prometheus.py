@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from opentelemetry.exporter.prometheus._mapping import map_unit, sanitize_attribute, sanitize_full_name
 from opentelemetry.sdk.metrics.export import (
@@ -32,7 +32,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder, start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, make_wsgi_app
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -141,6 +141,13 @@ def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, 
     return encoder(registry), content_type
 
 
+class _Quiet(WSGIRequestHandler):
+    """No access log line per scrape."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        pass
+
+
 class MetricsPortUnavailable(RuntimeError):
     """The metrics port is taken or cannot be bound; the message names the setting to change."""
 
@@ -159,12 +166,18 @@ class MetricsServer:
         """Listen on ``host:port`` (0: any free port); returns the port bound. ``setting``
         names the environment variable to change when the port is taken."""
         try:
-            self._server, self._thread = start_http_server(port, host, self._registry)
+            server = make_server(host, port, make_wsgi_app(self._registry), ThreadingWSGIServer, _Quiet)
         except OSError as exc:
             raise MetricsPortUnavailable(
                 f"cannot serve /metrics on {host}:{port} ({exc}); set {setting} to a free port"
             ) from exc
-        return int(self._server.server_port)
+        self._server = server
+        # A short poll: close() (the process stopping) waits for the loop to see it.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="metrics", daemon=True
+        )
+        self._thread.start()
+        return int(server.server_port)
 
     def close(self) -> None:
         if self._server is not None:

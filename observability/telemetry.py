@@ -21,11 +21,13 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 METER_NAME = "execution_floor"
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
@@ -47,7 +49,9 @@ BPS_BOUNDS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 @dataclass(frozen=True)
 class Metrics:
     commands_received: Counter
-    """Attribute ``door`` (``rest``) at the API; none at the hot path."""
+    """Attribute ``door`` (``rest``) at the API; ``outcome`` at the hot path: ``accepted``,
+    ``refused`` (the reason is ``commands_refused``'s) or ``ledger_unreachable`` (handed in
+    again once the ledger answers)."""
     commands_refused: Counter
     """Attribute ``reason``: the named refusal."""
     orders_sent: Counter
@@ -174,6 +178,15 @@ def setup(service_name: str, reader: MetricReader | None = None, *, otlp: bool =
         readers.append(pushed)
     provider = MeterProvider(resource=Resource.create({"service.name": service_name}), metric_readers=readers)
     return Telemetry(provider, reader, make_metrics(provider.get_meter(METER_NAME)), service_name)
+
+
+def in_trace(span_context: SpanContext | None) -> Context | None:
+    """A context naming ``span_context`` as current, for a measurement's ``context=``: recorded
+    after the fact (the hot path's, after the socket write), it still gets that trace as its
+    exemplar. None (the current context) when there is no span."""
+    if span_context is None or not span_context.is_valid:
+        return None
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
 def install_global(telemetry: Telemetry) -> None:

@@ -61,7 +61,7 @@ from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.record_keys import writer_keys
-from ledger.spans import PostgresSpanExporter
+from ledger.span_store import SpanStore
 from observability.flood import FloodSummary
 from observability.prometheus import MetricsServer
 from observability.security import SecurityLog, SecurityRecorder, unverified_record_event
@@ -394,7 +394,9 @@ async def main(argv: list[str] | None = None) -> None:
     # The worker's least-privilege role: read the ledger and keys, write security events.
     pool = await asyncpg.create_pool(args.database_url or settings.role_url("worker"), min_size=1, max_size=2)
     # Each delivery's span, and the Temporal client's, go to the span store through the pool.
-    setup_tracing("bridge", exporters=[PostgresSpanExporter.to_db(asyncio.get_running_loop(), pool)])
+    span_store = SpanStore(pool, asyncio.get_running_loop())
+    setup_tracing("bridge", processors=[span_store])
+    writing = asyncio.create_task(span_store.run(), name="span-store")
     producer = await start_producer(args.kafka, "temporal-bridge")
     consumer = bridge_consumer(args.kafka, args.group_id, sessions=args.sessions)
     await consumer.start()
@@ -416,7 +418,9 @@ async def main(argv: list[str] | None = None) -> None:
             metrics_server.close()
         await consumer.stop()
         await producer.stop()
-        await flush_tracing()  # through the pool: before it closes
+        writing.cancel()
+        await flush_tracing()  # an OTLP exporter's batch
+        await span_store.flush()  # through the pool: before it closes
         await pool.close()
 
 

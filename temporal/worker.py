@@ -29,6 +29,7 @@ from typing import Any
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.commands import CommandActivities, Producer
@@ -41,9 +42,10 @@ from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from config.settings import FloorSettings
 from ledger.db import Db
-from ledger.spans import PostgresSpanExporter
+from ledger.span_store import SpanStore
 from observability.prometheus import MetricsServer
 from observability.telemetry import install_global, setup
+from observability.temporal_metrics import TemporalMetrics
 from observability.tracing import flush_tracing, setup_tracing
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
@@ -187,6 +189,10 @@ async def main(argv: list[str] | None = None) -> None:
 
     telemetry = setup("worker")
     install_global(telemetry)
+    # The SDK's metrics and the workflows' own (an Iceberg's fill quality) join /metrics: every
+    # client of this process is made on the Runtime whose buffer is drained into it.
+    temporal_metrics = TemporalMetrics(telemetry)
+    Runtime.set_default(temporal_metrics.runtime)
     client = await connect(args.temporal, args.namespace)
     added = await ensure_search_attributes(client)
     if added:
@@ -201,8 +207,9 @@ async def main(argv: list[str] | None = None) -> None:
         IcebergLimits(min_interval_scale=args.iceberg_min_interval_scale),
     ) as deps:
         # The workflows' and activities' spans (TracingInterceptor, on the client) go to the span
-        # store through the worker's pool, in batches off the loop.
-        setup_tracing("worker", exporters=[PostgresSpanExporter.to_db(asyncio.get_running_loop(), deps.db)])
+        # store through the worker's pool, in batches written from the loop.
+        span_store = SpanStore(deps.db, asyncio.get_running_loop())
+        setup_tracing("worker", processors=[span_store])
         worker = build_worker(client, deps, args.task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -210,13 +217,18 @@ async def main(argv: list[str] | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         metrics = MetricsServer(telemetry)
         port = metrics.start(settings.host, settings.worker_health_port, "FLOOR_WORKER_HEALTH_PORT")
+        draining = asyncio.create_task(temporal_metrics.run(), name="temporal-metrics")
+        writing = asyncio.create_task(span_store.run(), name="span-store")
         try:
             async with worker:
                 log.info("worker polling %s on %s; metrics on port %d", args.task_queue, args.temporal, port)
                 await stop.wait()
         finally:
+            draining.cancel()
+            writing.cancel()
             metrics.close()
-            await flush_tracing()  # through the pool: before it closes
+            await flush_tracing()  # an OTLP exporter's batch
+            await span_store.flush()  # through the pool: before it closes
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
     from trading.orders import Fill  # noqa: F401
     from trading.record_signing import WriterKey
     from workflows import search
+    from workflows.iceberg_metrics import record_fill_quality
     from workflows.signed_events import (
         FreshWriters,
         SignedOrderEvent,
@@ -435,6 +436,8 @@ class Iceberg:
         return None
 
     def _result(self, inp: IcebergInput, started: datetime) -> IcebergResult:
+        quality = fill_quality(inp.side, self._slice_fills())
+        record_fill_quality(quality, inp.symbol, inp.side.value)
         return IcebergResult(
             status=self._status,
             account=inp.account,
@@ -445,7 +448,7 @@ class Iceberg:
             started_at=started,
             finished_at=workflow.now(),
             slices=[self._report(s) for s in self._slices],
-            quality=fill_quality(inp.side, self._slice_fills()),
+            quality=quality,
             notes=list(self._notes),
             reason=self._end_reason,
         )

@@ -22,6 +22,7 @@ from floor.stack import FloorState, ProcessRow
 from ledger.checkpoints import CHECKPOINTS_FILE, read_checkpoints
 from temporal.client import connect as temporal_connect
 from tests.helpers import eventually
+from tests.observability.scrape import families, scrape
 from workflows.order_lifecycle import HistoryQuery, OrderLifecycle
 
 FLOOR = [sys.executable, "-m", "floor.cli"]
@@ -42,6 +43,8 @@ def floor_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "IB_PORT": str(free_port()),
         "IB_STANDBY_PORT": str(free_port()),
         "FLOOR_HOTPATH_HEALTH_PORT": str(free_port()),
+        "FLOOR_WORKER_HEALTH_PORT": str(free_port()),
+        "FLOOR_BRIDGE_HEALTH_PORT": str(free_port()),
         "COLUMNS": "200",
     }
     yield env
@@ -78,6 +81,7 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
         status = await _run(floor_env, "status")
         assert status.returncode == 0
         assert status.stdout.count("healthy") == len(state.processes)
+        await _every_process_serves_metrics(floor_env, printed)
 
         again = await _run(floor_env, "up")
         assert again.returncode == 1
@@ -97,6 +101,16 @@ async def test_up_status_second_up_and_down(floor_env: dict[str, str], tmp_path:
     finally:
         if up.poll() is None:
             up.kill()
+
+
+async def _every_process_serves_metrics(env: dict[str, str], printed: str) -> None:
+    """The API, the hot path, the worker and the bridge each serve Prometheus text at the
+    address `floor up` printed."""
+    for port in ("FLOOR_API_PORT", "FLOOR_HOTPATH_HEALTH_PORT", "FLOOR_WORKER_HEALTH_PORT",
+                 "FLOOR_BRIDGE_HEALTH_PORT"):  # fmt: skip
+        assert f":{env[port]}/metrics" in printed
+        found = families(await scrape(f"http://localhost:{env[port]}/metrics"))
+        assert any(name.startswith(("floor_", "temporal_")) for name in found), (port, sorted(found))
 
 
 async def _trade_end_to_end(env: dict[str, str], state: FloorState) -> None:

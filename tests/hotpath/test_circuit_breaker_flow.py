@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from prometheus_client.metrics_core import Metric
 from typer.testing import CliRunner
 
 from bus.topics import AGENT_COMMANDS
@@ -24,6 +25,7 @@ from tests.factories import Agent
 from tests.helpers import eventually
 from tests.hotpath.conftest import HotPathProcess
 from tests.hotpath.live_floor import LiveFloor
+from tests.observability.scrape import families, scrape, value
 from trading import sentry
 from trading.circuit_breaker_state import KIND_TRIPPED, TripRecord
 from trading.commands import CommandKind
@@ -65,6 +67,8 @@ async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_unti
     resting = working.command.limit_price
     assert await live.open_orders() >= 1
     crash_from = await live.pool.fetchval("SELECT max(seq) FROM ledger_entries")
+    metrics_url = f"{live.hotpath.control_url}/metrics"
+    before = families(await scrape(metrics_url))
 
     await live.paper.acontrol("POST", "/symbols/AAPL/flash-crash", {"pct": 15, "ms": 300})
     try:
@@ -76,6 +80,19 @@ async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_unti
         trip = health["last_trip"]
         assert isinstance(trip, dict) and trip["symbol"] == "AAPL" and Decimal(trip["drop_pct"]) >= 10
         assert trip["tick_to_cancel_us"] < 50_000  # goal: within 50 ms of the crashing tick
+
+        # The trip, its cancel time and, once every acknowledgement is in, its sweep, as metrics.
+        async def sweep_counted() -> dict[str, Metric] | None:
+            found = families(await scrape(metrics_url))
+            swept = "floor_breaker_sweep_seconds"
+            grew = value(found, swept, f"{swept}_count") > value(before, swept, f"{swept}_count")
+            return found if grew else None
+
+        after = await eventually(sweep_counted, timeout=10.0)
+        trips = ("floor_breaker_trips", "floor_breaker_trips_total")
+        assert value(after, *trips, symbol="AAPL") == value(before, *trips, symbol="AAPL") + 1
+        cancel = "floor_breaker_cancel_seconds"
+        assert value(after, cancel, f"{cancel}_count") == value(before, cancel, f"{cancel}_count") + 1
 
         # The trip is a ledger entry signed by the floor's breaker key: symbol, move and time.
         entry = await eventually(lambda: _trip_entry(live.pool, crash_from), timeout=10.0)

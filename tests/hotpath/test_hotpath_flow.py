@@ -74,6 +74,8 @@ async def test_a_signed_command_is_filled_at_the_venue_and_the_ledger_verifies(
         metrics = (await client.get(f"{live.hotpath.control_url}/metrics.json")).json()
     assert sum(p["value"] for p in metrics["floor.orders.sent"]) >= 1
     assert metrics["floor.hotpath.intake_to_write"][0]["count"] >= 1
+    assert sum(p["value"] for p in metrics["floor.fills.shares"] if p["attributes"] == {"side": "BUY"}) >= 7
+    assert sum(p["count"] for p in metrics["floor.broker.ack_latency"]) >= 1
     timing = next(t for t in stats if t["command_id"] == env.command.command_id)
     assert timing["intake_ns"] < timing["decided_ns"] < timing["ledgered_ns"] < timing["write_ns"]
     assert timing["produce_ts_ms"] is not None

@@ -4,9 +4,14 @@ OpenMetrics, and the worker's and bridge's own metrics server answers over HTTP.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from config.ports import free_port
@@ -86,3 +91,44 @@ def test_a_metrics_port_in_use_names_the_setting_to_change(telemetry: Telemetry)
             MetricsServer(telemetry).start("127.0.0.1", port, "FLOOR_WORKER_HEALTH_PORT")
     finally:
         first.close()
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver's one route: keeps each ``/v1/metrics`` request's body."""
+
+    received: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's name is the method's
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/metrics":
+            self.received.append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_with_an_otlp_endpoint_the_metrics_are_pushed_there_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    telemetry = setup("otlp-test")
+    try:
+        telemetry.metrics.signal_to_broker.record(0.002)
+        assert telemetry.provider.force_flush(timeout_millis=10_000)
+        names = set()
+        for body in _Collector.received:
+            request = ExportMetricsServiceRequest.FromString(body)
+            for resource in request.resource_metrics:
+                for scope in resource.scope_metrics:
+                    names |= {m.name for m in scope.metrics}
+        assert "floor.hotpath.signal_to_broker" in names
+        assert isinstance(telemetry.reader, InMemoryMetricReader)  # /metrics still reads it
+    finally:
+        telemetry.shutdown()
+        server.shutdown()
+        server.server_close()
