@@ -32,6 +32,7 @@ from ledger.access import LedgerAccess
 from ledger.span_store import SpanStore
 from ledger.spans import prune_spans_every
 from observability.flood import FloodSummary
+from observability.logs import setup_logs
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup
 from observability.tracing import flush_tracing, instrument_libraries, setup_tracing
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"api: not starting: {problem}", file=sys.stderr)
         raise SystemExit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logs("api")  # security and ops events as OpenTelemetry logs; flushed at exit
     app = create_app(
         services_factory(settings),
         limits=limits(settings),

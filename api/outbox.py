@@ -34,7 +34,6 @@ undecided ones again after a broker restart.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,6 +44,7 @@ from aiokafka.errors import KafkaError
 from bus.kafka import ensure_topics
 from bus.log_reader import LogReader
 from ledger.db import Db
+from ledger.ops_events import record_ops_event
 from trading.signing import SignedCommand
 
 log = logging.getLogger(__name__)
@@ -250,11 +250,6 @@ class CommandOutbox:
 
     async def _ops_event(self, kind: str, severity: str, detail: dict[str, Any]) -> None:
         try:
-            await self._db.execute(
-                "INSERT INTO ops_events (source, kind, severity, detail) VALUES ('api', $1, $2, $3::jsonb)",
-                kind,
-                severity,
-                json.dumps(detail),
-            )
+            await record_ops_event(self._db, "api", kind, severity, detail)
         except Exception:
             log.exception("could not record ops event %s %s", kind, detail)

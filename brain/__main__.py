@@ -11,6 +11,7 @@ from decimal import Decimal
 from brain.runner import DemoBrain, RoundTrip
 from brain.service import READY_LINE
 from config.settings import FloorSettings
+from observability.logs import setup_logs
 from trading.symbols import parse_symbols
 
 log = logging.getLogger("brain")
@@ -64,4 +65,5 @@ async def _main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logs("brain")  # security and ops events as OpenTelemetry logs; flushed at exit
     asyncio.run(_main(_parse()))

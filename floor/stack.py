@@ -26,6 +26,7 @@ from floor.restart_policy import Exit, RestartPolicy
 from floor.supervisor import RunningService, ServiceFailed, Supervisor
 from floor.supervisor_events import OpsEventLog
 from ledger.roles import RUNTIME_ROLES
+from observability.logs import setup_logs
 
 STATE_FILE = "floor.json"
 
@@ -189,6 +190,7 @@ def run_floor(
         gave_up.append(failure)
         stop.set()
 
+    setup_logs("supervisor")  # its ops events as OpenTelemetry logs; flushed at exit
     events = OpsEventLog(lambda: settings.role_url("cli"), settings.log_dir)
     watchdog = supervisor.watch(
         RestartPolicy.from_settings(settings),

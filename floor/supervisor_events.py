@@ -1,5 +1,6 @@
 """The supervisor's ops events (``supervisor.restarted``, ``supervisor.gave_up``), recorded in
-``ops_events`` from a thread of their own, and appended to ``var/log/supervisor.log`` at once.
+``ops_events`` from a thread of their own, and appended to ``var/log/supervisor.log`` and emitted
+as OpenTelemetry log records (:mod:`observability.events`) at once.
 
 The database may be the very process being restarted, so an event waits in memory and is
 retried (bounded back-off) until Postgres takes it; the log file has it meanwhile, and says so
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+
+from observability.events import emit_ops_event
 
 SOURCE = "supervisor"
 RESTARTED = "supervisor.restarted"
@@ -62,6 +65,8 @@ class OpsEventLog:
     def record(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
         event = OpsEvent(kind, severity, dict(detail), time.time())
         self._append_to_file({"kind": kind, "severity": severity, "detail": event.detail})
+        # Emitted now, not once the row is in: the database may be the process being restarted.
+        emit_ops_event(SOURCE, kind, severity, event.detail, at=event.at)
         with self._cond:
             self._pending += 1
         self._queue.put(event)
@@ -88,6 +93,7 @@ class OpsEventLog:
             why = "the database did not answer before the floor stopped; they are in this file only"
             detail = {"count": self._pending, "why": why}
             self._append_to_file({"kind": UNRECORDED, "severity": "warning", "detail": detail})
+            emit_ops_event(SOURCE, UNRECORDED, "warning", detail)
 
     def _run(self) -> None:
         while True:

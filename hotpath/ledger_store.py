@@ -10,7 +10,6 @@ caller returning once the transaction holding its own entry has committed
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -34,6 +33,7 @@ from ledger.append import (
 )
 from ledger.db import Db
 from ledger.key_trust import trusted_key, trusted_keys
+from ledger.ops_events import record_ops_event
 from ledger.order_events import known_orders, record_order_event
 from ledger.risk_profiles import all_profiles, get_profile
 from trading import sentry
@@ -142,12 +142,7 @@ class LedgerStore:
         return await known_orders(self._db, command_ids)
 
     async def record_ops_event(self, kind: str, severity: str, detail: Mapping[str, Any]) -> None:
-        await self._db.execute(
-            "INSERT INTO ops_events (source, kind, severity, detail) VALUES ('hotpath', $1, $2, $3::jsonb)",
-            kind,
-            severity,
-            json.dumps(dict(detail), default=str),
-        )
+        await record_ops_event(self._db, "hotpath", kind, severity, detail)
 
     async def record_security_event(self, event: SecurityEvent) -> None:
         await security_events.record_security_event(self._db, event)

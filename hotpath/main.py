@@ -62,6 +62,7 @@ from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
 from ledger.span_store import SpanStore
 from observability.flood import FloodSummary
+from observability.logs import setup_logs
 from observability.prometheus import exposition, registry_for
 from observability.security import SecurityLog
 from observability.telemetry import install_global, setup, snapshot
@@ -492,6 +493,7 @@ def main(
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logs("hotpath")  # security and ops events as OpenTelemetry logs; flushed at exit
     settings = FloorSettings()
 
     async def amain() -> None:

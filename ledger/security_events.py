@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from ledger.db import Db
+from observability.events import emit_security_event
 from trading.security_events import RANK, SecurityEvent, Severity
 
 _COLUMNS = (
@@ -20,11 +21,12 @@ _COLUMNS = (
 
 
 async def record_security_event(db: Db, event: SecurityEvent) -> int:
-    """Insert and return the event's id."""
+    """Insert and return the event's id; the stored event is also emitted as an OpenTelemetry
+    log record (:mod:`observability.events`)."""
     if not event.reason:
         raise ValueError("a security event needs a reason")
     severity = Severity(event.severity)
-    return int(
+    row_id = int(
         await db.fetchval(
             "INSERT INTO security_events"
             " (severity, reason, source, agent_id, key_id, command_id, signature_hash, remote_addr, detail)"
@@ -40,6 +42,9 @@ async def record_security_event(db: Db, event: SecurityEvent) -> int:
             json.dumps(event.stored_detail(), sort_keys=True, default=str),
         )
     )
+    # Once stored: an insert that is retried emits one record, for the row that exists.
+    emit_security_event(event, row_id=row_id)
+    return row_id
 
 
 async def recent_security_events(

@@ -63,6 +63,7 @@ from ledger.key_trust import trusted_key
 from ledger.record_keys import writer_keys
 from ledger.span_store import SpanStore
 from observability.flood import FloodSummary
+from observability.logs import setup_logs
 from observability.prometheus import MetricsServer
 from observability.security import SecurityLog, SecurityRecorder, unverified_record_event
 from observability.telemetry import install_global, observe_counts, setup
@@ -390,6 +391,7 @@ async def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logs("temporal-bridge")  # security and ops events as OpenTelemetry logs; flushed at exit
     client = await connect(args.temporal, args.namespace)
     # The worker's least-privilege role: read the ledger and keys, write security events.
     pool = await asyncpg.create_pool(args.database_url or settings.role_url("worker"), min_size=1, max_size=2)

@@ -43,6 +43,7 @@ from bus.kafka import start_producer
 from config.settings import FloorSettings
 from ledger.db import Db
 from ledger.span_store import SpanStore
+from observability.logs import setup_logs
 from observability.prometheus import MetricsServer
 from observability.telemetry import install_global, setup
 from observability.temporal_metrics import TemporalMetrics
@@ -186,6 +187,7 @@ async def main(argv: list[str] | None = None) -> None:
             "quotes connection another (and not 0, which ib_async binds manual orders to)"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logs("temporal-worker")  # security and ops events as OpenTelemetry logs; flushed at exit
 
     telemetry = setup("worker")
     install_global(telemetry)

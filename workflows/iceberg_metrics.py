@@ -14,10 +14,21 @@ FILL_QUALITY = "floor.iceberg.fill_quality"
 
 
 def record_fill_quality(quality: FillQuality | None, symbol: str, side: str) -> None:
-    """Its cost against the mid in basis points; nothing for an Iceberg that filled nothing."""
+    """Its cost against the mid in basis points; nothing for an Iceberg that filled nothing.
+
+    Temporal's workflow meter takes no negative value, and a fill better than the mid is one:
+    the histogram holds the size of the difference and the attribute ``against_mid`` says which
+    way it went (``cost``: worse than the mid, paid up on a buy or sold down on a sell;
+    ``improvement``: better). A metric never fails the workflow: one that cannot be recorded is
+    logged and dropped."""
     if quality is None:
         return
-    histogram = workflow.metric_meter().create_histogram_float(
-        FILL_QUALITY, "An ended Iceberg's cost against the mid, basis points", "bp"
-    )
-    histogram.record(float(quality.cost_bps), {"symbol": symbol, "side": side})
+    cost = float(quality.cost_bps)
+    attributes = {"symbol": symbol, "side": side, "against_mid": "cost" if cost >= 0 else "improvement"}
+    try:
+        histogram = workflow.metric_meter().create_histogram_float(
+            FILL_QUALITY, "An ended Iceberg's distance from the mid, basis points", "bp"
+        )
+        histogram.record(abs(cost), attributes)
+    except Exception as exc:  # noqa: BLE001 - a metric must not fail the Iceberg's result
+        workflow.logger.warning("fill quality %s bp not recorded as a metric: %s", cost, exc)

@@ -1,6 +1,6 @@
 """The root query: orders (paged, filtered, only the caller's accounts), one order with its
-history, ledger entry and iceberg progress, positions with P&L, the breaker, the caller, and
-security events (ops only)."""
+history, ledger entry and iceberg progress, an order's trace, positions with P&L, the breaker,
+the caller, and security events (ops only)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from api.graphql.pagination import Connection, connection, decode_cursor, page_s
 from api.graphql.positions import mid, position_book, visible
 from api.graphql.sizing import SizingSuggestion, sizing_suggestion
 from api.graphql.subscriptions import MAX_DEPTH, traded
+from api.graphql.traces import OrderTrace, order_trace
 from api.graphql.trading_mutations import OrderTicketInput, Staged
 from api.hub_feeds import NEVER_TRIPPED
 from api.principals import Principal
@@ -81,6 +82,13 @@ class Query:
     @strawberry.field(description="One order (null if unknown or on an account the caller does not see).")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         return await order_by_id(info.context.services.db, info.context.caller(), str(id))
+
+    @strawberry.field(
+        description="The spans of a command's trace (from the door or intake to each fill), as a tree"
+        " with durations; null if the floor has none or the caller may not see the order."
+    )
+    async def order_trace(self, info: Info, command_id: str) -> OrderTrace | None:
+        return await order_trace(info, command_id)
 
     @strawberry.field(description="Positions from the fills, with P&L at the book's mid.")
     async def positions(self, info: Info, account: str | None = None) -> list[Position]:

@@ -16,6 +16,7 @@ import pytest
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from tests.api.http import api_process
+from tests.fixtures.otlp import OtlpCollector
 from trading.symbols import parse_symbols
 
 WS_READ_TIMEOUT_S = 2.0
@@ -105,11 +106,26 @@ class GraphQLApi:
 
 
 @pytest.fixture(scope="package")
+def api_otlp() -> Iterator[OtlpCollector]:
+    """Where ``graphql_api`` sends its OpenTelemetry data (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+    collector = OtlpCollector().start()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="package")
 def graphql_api(
-    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
+    floor_settings: FloorSettings,
+    supervisor: Supervisor,
+    postgres_url: str,
+    kafka_bootstrap: str,
+    api_otlp: OtlpCollector,
 ) -> Iterator[GraphQLApi]:
-    """A real API process of its own, started as ``floor up`` starts it."""
+    """A real API process of its own, started as ``floor up`` starts it, exporting over OTLP to
+    ``api_otlp`` (log records in batches every 100 ms rather than the SDK's second)."""
     env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": api_otlp.endpoint,
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
         "FLOOR_API_WS_READ_TIMEOUT_S": str(WS_READ_TIMEOUT_S),
         "FLOOR_API_WS_PING_INTERVAL_S": str(WS_PING_INTERVAL_S),
         "FLOOR_API_STATE_POLL_MS": "50",

@@ -232,6 +232,23 @@ async def _long_with_the_floors_stop(floor: Floor, quantity: int = 10) -> FloorO
     return floor.working(envelope.command, quantity)
 
 
+async def _exit_waiting(floor: Floor, quantity: int) -> tuple[FloorOrder, FloorOrder, asyncio.Future[bool]]:
+    """A long of 10 the floor's stop protects, and a desk's exit of ``quantity`` decided: the
+    stop, the exit and the exit's wait for the broker write."""
+    stop = await _long_with_the_floors_stop(floor)
+    exit_order = _desk_exit(floor, quantity)
+    await settled()
+    assert floor.cancelled == [stop.command_id]
+    cleared = floor.protector.clearance(exit_order)
+    assert cleared is not None
+    return stop, exit_order, cleared
+
+
+def _cancel_confirmed(floor: Floor, stop: FloorOrder) -> None:
+    stop.end(Cancelled("broker.cancelled"))
+    floor.book.order_done(ACCOUNT, stop.command_id)
+
+
 def _desk_exit(floor: Floor, quantity: int) -> FloorOrder:
     command = exit_command("desk", account=ACCOUNT, side=Side.SELL, quantity=quantity, limit=Decimal("103"))
     order = FloorOrder.from_command(command, quantity)
@@ -243,28 +260,17 @@ async def test_a_desk_exit_waits_until_the_floors_stop_withdrawn_for_it_has_ende
     """Between the stop's cancel and its confirmation the stop still works: an exit written in
     that moment and a stop the market reaches would both sell."""
     floor = Floor()
-    stop = await _long_with_the_floors_stop(floor)
-    exit_order = _desk_exit(floor, 10)
-    await settled()
-    assert floor.cancelled == [stop.command_id]
-
-    cleared = floor.protector.clearance(exit_order)
-    assert cleared is not None
+    stop, _, cleared = await _exit_waiting(floor, 10)
     await settled()
     assert not cleared.done()  # cancel written, not confirmed: the stop may still fill
 
-    stop.end(Cancelled("broker.cancelled"))
-    floor.book.order_done(ACCOUNT, stop.command_id)
+    _cancel_confirmed(floor, stop)
     assert await asyncio.wait_for(cleared, 1.0) is True
 
 
 async def test_a_stop_that_fills_before_its_cancel_lands_clears_the_exit_on_a_flat_position() -> None:
     floor = Floor()
-    stop = await _long_with_the_floors_stop(floor)
-    exit_order = _desk_exit(floor, 10)
-    await settled()
-    cleared = floor.protector.clearance(exit_order)
-    assert cleared is not None
+    stop, _, cleared = await _exit_waiting(floor, 10)
 
     floor.fill(stop, 10, Decimal("97.90"))  # the market reached it first
     assert await asyncio.wait_for(cleared, 1.0) is True
@@ -276,21 +282,16 @@ async def test_a_partial_exit_waits_for_the_old_stop_not_for_the_cover_of_the_re
     """A desk exit for 6 of 10: the stop for 10 goes and one for the other 4 is sent. The exit
     may go once the 10 have ended; the 4 and the 6 together are the position."""
     floor = Floor()
-    stop = await _long_with_the_floors_stop(floor)
-    exit_order = _desk_exit(floor, 6)
-    await settled()
-    cleared = floor.protector.clearance(exit_order)
-    assert cleared is not None and len(floor.sent) == 2
-    stop.end(Cancelled("broker.cancelled"))
-    floor.book.order_done(ACCOUNT, stop.command_id)
+    stop, _, cleared = await _exit_waiting(floor, 6)
+    assert len(floor.sent) == 2
+    _cancel_confirmed(floor, stop)
     assert await asyncio.wait_for(cleared, 1.0) is True
 
 
 async def test_an_exit_no_floor_stop_overlaps_goes_at_once() -> None:
     floor = Floor()
     stop = await _long_with_the_floors_stop(floor)
-    stop.end(Cancelled("broker.cancelled"))  # the desk cancelled the floor's stop
-    floor.book.order_done(ACCOUNT, stop.command_id)
+    _cancel_confirmed(floor, stop)  # the desk cancelled the floor's stop
     await settled()
     assert floor.protector.clearance(_desk_exit(floor, 10)) is None
     protective = FloorOrder.from_command(floor.sent[0].command, 10)
@@ -299,11 +300,7 @@ async def test_an_exit_no_floor_stop_overlaps_goes_at_once() -> None:
 
 async def test_a_stop_whose_end_is_never_confirmed_keeps_the_exit_back_and_says_so() -> None:
     floor = Floor(withdraw_wait_s=0.05)
-    stop = await _long_with_the_floors_stop(floor)
-    exit_order = _desk_exit(floor, 10)
-    await settled()
-    cleared = floor.protector.clearance(exit_order)
-    assert cleared is not None
+    stop, exit_order, cleared = await _exit_waiting(floor, 10)
     assert await asyncio.wait_for(cleared, 1.0) is False
     [(kind, severity, detail)] = [op for op in floor.ops if op[0] == STOP_NOT_WITHDRAWN]
     assert severity == "critical" and detail["stops"] == [stop.command_id]

@@ -17,6 +17,7 @@ from playwright.async_api import Locator, Page, Response, expect
 from tests.helpers import eventually
 from tests.hud.hud import Hud, ladder_holds_venue_book
 from tests.hud.stack import Venue
+from tests.hud.test_order_detail import timeline_of
 
 SYMBOL = "AAPL"
 CENT = Decimal("0.01")
@@ -169,6 +170,13 @@ async def test_a_click_to_trade_order_goes_staged_pending_working_filled_in_its_
     await venue.move(SYMBOL, "-1.5")
     await row_of(page, order_id, "filled").wait_for(timeout=20_000)
     await hud.shot("filled")
+    # Its timeline: the hot path's stages to the broker's socket write, the acknowledgement, the fill.
+    stages = ["sentry", "sizer", "risk_gate", "ledger.append", "broker.place"]
+    drawn = await timeline_of(hud, order_id, ["hotpath.intake", *stages, "broker.ack", "broker.fill"])
+    names = [s["name"] for s in drawn]
+    assert [n for n in names if n in stages] == stages, names
+    await hud.shot("timeline")
+    await page.keyboard.press("Escape")
 
     seen = [s for s in await hud.recorded_states() if s["id"] in (staged_id, order_id)]
     assert all(str(price) in s["row"] for s in seen), seen

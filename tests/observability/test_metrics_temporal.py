@@ -4,8 +4,10 @@ instrument, with the SDK's own ``temporal_*`` metrics beside it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from temporalio import workflow
@@ -16,6 +18,8 @@ from observability.prometheus import exposition, registry_for
 from observability.telemetry import Telemetry, setup
 from observability.temporal_metrics import TemporalMetrics
 from tests.observability.scrape import families, value
+from workflows.iceberg_metrics import record_fill_quality
+from workflows.slicing import FillQuality
 
 
 @workflow.defn(sandboxed=False)
@@ -26,6 +30,15 @@ class RecordsFillQuality:
         meter.create_histogram_float("floor.iceberg.fill_quality", "cost against the mid", "bp").record(
             cost_bps
         )
+
+
+@workflow.defn(sandboxed=False)
+class EndsBetterThanTheMid:
+    @workflow.run
+    async def run(self, cost_bps: str) -> None:
+        cost = Decimal(cost_bps)
+        quality = FillQuality(100, Decimal("99.99"), Decimal("100"), cost, cost)
+        record_fill_quality(quality, "AAPL", "BUY")
 
 
 @pytest.fixture
@@ -54,3 +67,30 @@ async def test_a_workflows_metric_and_the_sdks_reach_the_process_metrics(
     latency = "temporal_workflow_endtoend_latency_seconds"  # the SDK's durations, in seconds
     assert value(found, latency, f"{latency}_count") >= 1
     assert value(found, latency, f"{latency}_bucket", le="60.0") >= 1
+
+
+async def test_a_fill_better_than_the_mid_is_recorded_as_an_improvement_and_the_workflow_ends(
+    temporal_address: str, telemetry: Telemetry
+) -> None:
+    """Temporal's workflow meter refuses a negative value: recorded as is, a price improvement
+    failed the Iceberg's last workflow task for ever."""
+    forwarder = TemporalMetrics(telemetry)
+    client = await Client.connect(temporal_address, runtime=forwarder.runtime)
+    queue = f"metrics-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[EndsBetterThanTheMid]):
+        for cost in ("-1.2", "3"):
+            await asyncio.wait_for(
+                client.execute_workflow(
+                    EndsBetterThanTheMid.run, cost, id=f"{queue}-{cost}", task_queue=queue
+                ),
+                timeout=30,
+            )
+    assert forwarder.drain() > 0
+
+    found = families(exposition(registry_for(telemetry), None)[0].decode())
+    quality = "floor_iceberg_fill_quality_bp"
+    improvement = {"against_mid": "improvement", "symbol": "AAPL", "side": "BUY"}
+    assert value(found, quality, f"{quality}_count", **improvement) == 1
+    assert value(found, quality, f"{quality}_bucket", le="2.0", **improvement) == 1
+    assert value(found, quality, f"{quality}_bucket", le="1.0", **improvement) == 0
+    assert value(found, quality, f"{quality}_count", against_mid="cost", symbol="AAPL", side="BUY") == 1

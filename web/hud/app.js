@@ -21,6 +21,7 @@ const PARTS = [
   ['./positions.js', 'mountPositions', '#positions-pane'],
   ['./breaker.js', 'mountBreaker', '#breaker-banner'],
   ['./settings.js', 'mountSettings', '#settings-panel'],
+  ['./order_detail.js', 'mountOrderDetail', '#order-detail'],
 ];
 
 async function whoAmI() {

@@ -193,6 +193,11 @@ export function mountBlotter(root) {
     const fresh = !tr;
     if (fresh) {
       tr = el('tr', { dataset: { orderId: row.id } });
+      // A click on the row (not on its buttons) opens the order's detail and timeline.
+      tr.addEventListener('click', (event) => {
+        const r = rows.get(tr.dataset.orderId);
+        if (r && !r.staged && !event.target.closest('button')) store.publish('order-detail', r.id);
+      });
       trs.set(row.id, tr);
     }
     tr.dataset.state = row.state;
