@@ -25,6 +25,9 @@ and execution id.
 A record that cannot be decoded is logged with its offset and skipped (it stays in the topic
 for inspection); a record for an order whose workflow has already finished is logged and
 skipped (the ledger has it). Run with ``python -m temporal.bridge``.
+
+Each delivery runs in the trace its record's headers carry (:mod:`temporal.record_traces`), so
+the workflows it starts or signals join the order's trace.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import Tracer
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -57,19 +61,23 @@ from ledger.command_entries import command_entry
 from ledger.db import Db
 from ledger.key_trust import trusted_key
 from ledger.record_keys import writer_keys
+from ledger.span_store import SpanStore
 from observability.flood import FloodSummary
 from observability.logs import setup_logs
 from observability.prometheus import MetricsServer
 from observability.security import SecurityLog, SecurityRecorder, unverified_record_event
 from observability.telemetry import install_global, observe_counts, setup
+from observability.tracing import flush_tracing, setup_tracing
 from temporal import session_records
 from temporal.client import NotAnIceberg, connect, report_session_change, start_iceberg
 from temporal.config import TASK_QUEUE
+from temporal.record_traces import RawRecord, bridge_tracer, delivering
 from trading.commands import Command, CommandInvalid, CommandKind, TimeInForce
 from trading.order_events import OrderEvent, OrderEventError, encode, from_dict
 from trading.record_signing import RecordRefused
 from trading.session_calendar import SessionCalendar
 from trading.signing import EnvelopeInvalid, SignatureInvalid, SignedCommand, public_key_from_bytes
+from workflows import ticket
 from workflows.iceberg import ControlSignal
 from workflows.order_lifecycle import LifecycleInput, OrderLifecycle
 from workflows.signed_events import SignedOrderEvent
@@ -116,8 +124,10 @@ class Bridge:
         linger_seconds: float = 300.0,
         sniper_agent: str = "sniper",
         flood_window: timedelta = timedelta(seconds=60),
+        tracer: Tracer | None = None,
     ) -> None:
         self._client = client
+        self._tracer = tracer or bridge_tracer()
         self._ledger = ledger
         # Forged records cost a few security events per partition and window, not one each.
         self._security = FloodSummary(security, flood_window)
@@ -157,10 +167,11 @@ class Bridge:
             return
         # Workflows verify the record again themselves: they are sent it as it was signed.
         record = (signed if signed is not None else encode(event)).decode()
+        inp = self.lifecycle_input(event)
         try:
             await self._client.start_workflow(
                 OrderLifecycle.run,
-                self.lifecycle_input(event),
+                inp,
                 id=lifecycle_workflow_id(event.command_id),
                 task_queue=self._task_queue,
                 start_signal="record",
@@ -168,6 +179,11 @@ class Bridge:
                 # A finished order's id is not reused: a late record must not start a second
                 # lifecycle that knows only that record.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # What the list shows; the workflow's current details say what it is doing.
+                static_summary=ticket.lifecycle_start(
+                    inp.side, inp.quantity, inp.symbol, inp.account, inp.agent_id
+                ),
+                static_details=ticket.lifecycle_start_details(inp.command_id, inp.tif, inp.parent_id),
             )
         except WorkflowAlreadyStartedError:
             self.stats.finished += 1
@@ -253,8 +269,9 @@ class Bridge:
         log.error("iceberg parent %s (record %s) not started: %s", event.command_id, event.event_id, problem)
         return None
 
-    async def deliver_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
-        for where, raw in records:
+    async def deliver_raw(self, records: Iterable[RawRecord]) -> None:
+        for record in records:
+            where, raw = record.where, record.value
             data = await self._verified(ORDERS_EVENTS, where, raw)
             if data is None:
                 continue
@@ -264,10 +281,11 @@ class Bridge:
                 self.stats.undecodable += 1
                 log.error("undecodable orders.events record at %s: %s", where, exc)
                 continue
-            await self.deliver(event, raw)
+            with delivering(self._tracer, record, event):
+                await self.deliver(event, raw)
 
-    async def deliver_session_raw(self, records: Iterable[tuple[str, bytes]]) -> None:
-        for where, raw in records:
+    async def deliver_session_raw(self, records: Iterable[RawRecord]) -> None:
+        for where, raw, _ in records:
             if await self._verified(session_records.SESSIONS_TOPIC, where, raw) is None:
                 continue
             try:
@@ -308,7 +326,7 @@ class Bridge:
             batches = await consumer.getmany(timeout_ms=200)
             for tp, records in batches.items():
                 raw = [
-                    (f"{tp.topic}[{tp.partition}]@{r.offset}", r.value)
+                    RawRecord(f"{tp.topic}[{tp.partition}]@{r.offset}", r.value, r.headers or ())
                     for r in records
                     if r.value is not None
                 ]
@@ -377,6 +395,10 @@ async def main(argv: list[str] | None = None) -> None:
     client = await connect(args.temporal, args.namespace)
     # The worker's least-privilege role: read the ledger and keys, write security events.
     pool = await asyncpg.create_pool(args.database_url or settings.role_url("worker"), min_size=1, max_size=2)
+    # Each delivery's span, and the Temporal client's, go to the span store through the pool.
+    span_store = SpanStore(pool, asyncio.get_running_loop())
+    setup_tracing("bridge", processors=[span_store])
+    writing = asyncio.create_task(span_store.run(), name="span-store")
     producer = await start_producer(args.kafka, "temporal-bridge")
     consumer = bridge_consumer(args.kafka, args.group_id, sessions=args.sessions)
     await consumer.start()
@@ -398,6 +420,9 @@ async def main(argv: list[str] | None = None) -> None:
             metrics_server.close()
         await consumer.stop()
         await producer.stop()
+        writing.cancel()
+        await flush_tracing()  # an OTLP exporter's batch
+        await span_store.flush()  # through the pool: before it closes
         await pool.close()
 
 

@@ -1,6 +1,13 @@
 """Connecting to Temporal with the floor's data converter, and the calls other processes make
 on the floor's workflows (the API, the CLI, the hot path's session reporter, ops scripts).
 
+Every client carries Temporal's OpenTelemetry ``TracingInterceptor``: a workflow started or
+signalled inside a span (the bridge's, for a record that carries its order's trace context)
+runs in that trace, and so do its activities, on any worker built on such a client (a worker
+takes its client's interceptors). Without a span current at the start, the workflow makes no
+spans. The spans go to the process's tracer provider (:func:`observability.tracing.setup_tracing`;
+none set up: no-op spans, nothing recorded).
+
 There is no helper to pause, resume, cancel or amend an Iceberg here: those are signed
 ``iceberg_*`` commands through intake (``floor sniper pause ...``), never signals."""
 
@@ -9,12 +16,15 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from opentelemetry.trace import Tracer
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from config.workflow_ids import broker_session_workflow_id, iceberg_workflow_id
 from temporal.config import DATA_CONVERTER, TASK_QUEUE
 from trading.commands import Command, CommandKind, TimeInForce
+from workflows import ticket
 from workflows.broker_session import BrokerSession, BrokerSessionInput, SessionChange
 from workflows.iceberg import Iceberg, IcebergInput, IcebergProgress, IcebergResult, ProgressQuery
 
@@ -23,8 +33,12 @@ class NotAnIceberg(ValueError):
     """The command given to :func:`start_iceberg` is not a complete iceberg command."""
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+async def connect(address: str, namespace: str = "default", *, tracer: Tracer | None = None) -> Client:
+    """A client with the floor's data converter and tracing (``tracer``: default the global
+    provider's, which resolves to the provider the process sets up, whenever it does)."""
+    return await Client.connect(
+        address, namespace=namespace, data_converter=DATA_CONVERTER, interceptors=[TracingInterceptor(tracer)]
+    )
 
 
 def iceberg_input(
@@ -72,12 +86,19 @@ async def start_iceberg(
     when its parent check refused it, before it sent anything (a run someone else started with
     inputs of their own, say), so the genuine start is never locked out by it; and the check
     refuses a parent whose first slice is already in the ledger, so none is worked twice."""
+    inp = iceberg_input(command, agent_id=agent_id, expires_at=expires_at)
     return await client.start_workflow(
         Iceberg.run,
-        iceberg_input(command, agent_id=agent_id, expires_at=expires_at),
+        inp,
         id=iceberg_workflow_id(command.command_id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        static_summary=ticket.iceberg_start(
+            inp.side.value, inp.total_qty, inp.symbol, inp.display_qty, inp.limit_price, inp.account
+        ),
+        static_details=ticket.iceberg_start_details(
+            command.command_id, command.agent_id, agent_id, inp.tif.value
+        ),
     )
 
 
@@ -101,4 +122,5 @@ async def report_session_change(
         task_queue=task_queue,
         start_signal="session",
         start_signal_args=[change],
+        static_summary=ticket.session_start(account),
     )

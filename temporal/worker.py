@@ -7,6 +7,10 @@ unencrypted PKCS#8 as ``floor keys new`` and ``floor up`` write them, e.g. ``sni
 broker connection (ib_async's read-only mode; it cannot place or cancel: the Sniper's quotes
 only) and polls until interrupted. It does not reconcile: the hot path, which owns the broker
 connection, does, and the BrokerSession workflows record its reports.
+
+Its client's tracing interceptor (:func:`temporal.client.connect`) makes the workflows' and
+activities' spans, in the trace of whoever started or signalled the workflow (the bridge, for an
+order's records); they go to the span store (and to ``OTEL_EXPORTER_OTLP_ENDPOINT`` when set).
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from activities.record_writers import RecordWriterActivities
 from bus.kafka import start_producer
 from config.settings import FloorSettings
 from ledger.db import Db
+from ledger.span_store import SpanStore
 from observability.logs import setup_logs
 from observability.prometheus import MetricsServer
 from observability.telemetry import install_global, setup
 from observability.temporal_metrics import TemporalMetrics
+from observability.tracing import flush_tracing, setup_tracing
 from temporal.client import connect
 from temporal.config import TASK_QUEUE
 from temporal.search_attributes import ensure_search_attributes
@@ -202,6 +208,10 @@ async def main(argv: list[str] | None = None) -> None:
         args.sniper_agent,
         IcebergLimits(min_interval_scale=args.iceberg_min_interval_scale),
     ) as deps:
+        # The workflows' and activities' spans (TracingInterceptor, on the client) go to the span
+        # store through the worker's pool, in batches written from the loop.
+        span_store = SpanStore(deps.db, asyncio.get_running_loop())
+        setup_tracing("worker", processors=[span_store])
         worker = build_worker(client, deps, args.task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -210,13 +220,17 @@ async def main(argv: list[str] | None = None) -> None:
         metrics = MetricsServer(telemetry)
         port = metrics.start(settings.host, settings.worker_health_port, "FLOOR_WORKER_HEALTH_PORT")
         draining = asyncio.create_task(temporal_metrics.run(), name="temporal-metrics")
+        writing = asyncio.create_task(span_store.run(), name="span-store")
         try:
             async with worker:
                 log.info("worker polling %s on %s; metrics on port %d", args.task_queue, args.temporal, port)
                 await stop.wait()
         finally:
             draining.cancel()
+            writing.cancel()
             metrics.close()
+            await flush_tracing()  # an OTLP exporter's batch
+            await span_store.flush()  # through the pool: before it closes
 
 
 if __name__ == "__main__":

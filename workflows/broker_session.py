@@ -33,6 +33,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    # By its full name: ``from workflows import ticket`` would load it inside the sandbox,
+    # where its time zones are restricted proxies.
+    import workflows.ticket as ticket
     from trading.reconciliation import ReconcileReport
     from workflows import search
 
@@ -154,12 +157,14 @@ class BrokerSession:
     @workflow.run
     async def run(self, inp: BrokerSessionInput) -> None:
         self._publish_search_attributes()
+        self._show()
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._queue) or workflow.info().is_continue_as_new_suggested()
             )
             while self._queue:
                 await self._handle(self._queue.pop(0))
+                self._show()
             if self._handled >= self._continue_after or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._queue:
@@ -267,6 +272,31 @@ class BrokerSession:
             epochs=list(self._epochs),
             seen_event_ids=list(self._seen),
             continue_after_signals=self._continue_after,
+        )
+
+    def _show(self) -> None:
+        """The account's connection as the Temporal UI shows it (current details)."""
+        last = self._epochs[-1] if self._epochs else None
+        since = self._disconnected_at if not self._connected else (last.started_at if last else None)
+        text: str | None = None
+        if last is not None:
+            text = f"{last.change.value} {last.gateway} ({last.cause}) at {ticket.utc_time(last.started_at)}"
+            if last.reconcile is not None:
+                report = last.reconcile
+                text += "; " + ticket.reconciled(
+                    len(report.missed_fills), len(report.unknown_at_broker), len(report.anomalies)
+                )
+            elif last.reconcile_error is not None:
+                text += f"; not reconciled: {last.reconcile_error}"
+        workflow.set_current_details(
+            ticket.session_details(
+                account=self._account,
+                connected=self._connected,
+                gateway=self._gateway,
+                since=since,
+                epoch=self._last_epoch,
+                last=text,
+            )
         )
 
     def _publish_search_attributes(self) -> None:

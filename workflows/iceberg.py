@@ -54,6 +54,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    # By its full name: ``from workflows import ticket`` would load it inside the sandbox,
+    # where its time zones are restricted proxies.
+    import workflows.ticket as ticket
     from activities.commands import (
         CancelCommandRequest,
         CommandActivities,
@@ -229,6 +232,8 @@ class SliceRecord:
     broker_filled: int = 0
     """What the broker said had filled when it ended the slice; above ``filled_qty`` until the
     executions racing the cancel arrive."""
+    label: str = ""
+    """``slice 7 of 12``, as the Temporal UI's summaries name it (the plan when it was sent)."""
 
     @property
     def committed(self) -> int:
@@ -316,6 +321,8 @@ class Iceberg:
         self._fresh: FreshWriters | None = None
         """Re-reads the writer keys before they vouch for a record (runs under the patch)."""
         self._fresh_task: asyncio.Task[None] | None = None
+        self._last: str | None = None
+        """The last slice event or control, as the UI's current details show it."""
 
     @workflow.run
     async def run(self, inp: IcebergInput) -> IcebergResult:
@@ -346,7 +353,7 @@ class Iceberg:
                 return self._result(inp, started)
         self._publish_search_attributes()
         while self._committed < self._total and self._cancel_reason is None:
-            await self._wait(lambda: not self._paused or self._cancel_reason is not None)
+            await self._wait(lambda: not self._paused or self._cancel_reason is not None, summary="paused")
             if self._cancel_reason is not None or self._session_closed():
                 break
             if self._committed >= self._total and workflow.patched(RECHECK_AFTER_WAIT_PATCH):
@@ -367,6 +374,10 @@ class Iceberg:
                 await workflow.wait_condition(
                     lambda: self._filled >= self._committed,
                     timeout=timedelta(seconds=self._inp.cancel_confirm_timeout_s),
+                    timeout_summary=(
+                        f"wait {ticket.duration(self._inp.cancel_confirm_timeout_s)} for the"
+                        f" {self._committed - self._filled} shares the broker reported filled"
+                    ),
                 )
             except TimeoutError:
                 self._notes.append(
@@ -412,6 +423,7 @@ class Iceberg:
                 ),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=PARENT_CHECK_RETRY,
+                summary="check the parent in the ledger",
             )
         except ActivityError as exc:
             return f"iceberg.parent_unchecked: the ledger could not be read ({_cause(exc)}); nothing sent"
@@ -459,6 +471,7 @@ class Iceberg:
         rng = workflow.random()
         qty = slice_quantity(self._display, remaining, rng.random(), inp.jitter)
         slice_no = len(self._slices) + 1
+        unsent = self._total - self._committed - self._working_open - qty
         record = SliceRecord(
             slice_no=slice_no,
             command_id=slice_command_id(workflow.info().workflow_id, slice_no),
@@ -466,9 +479,12 @@ class Iceberg:
             price=slice_price(inp.side, quote.bid, quote.ask, quote.tick, self._limit),
             mid_at_send=(quote.bid + quote.ask) / 2,
             sent_at=workflow.now(),
+            label=ticket.slice_label(slice_no, ticket.slices_planned(slice_no, unsent, self._display)),
         )
         self._slices.append(record)
         self._by_command[record.command_id] = record
+        self._last = f"{record.label} sent at {ticket.utc_time(record.sent_at)}"
+        self._show()
         await self._publish(
             CommandActivities.publish_order,
             OrderCommandRequest(
@@ -486,18 +502,30 @@ class Iceberg:
             ),
             f"slice {record.slice_no}",
             lambda: record.acknowledged or record.done,
+            ticket.slice_order(record.label, inp.side.value, record.qty, inp.symbol, record.price),
         )
         delay_ms = slice_delay_ms(rng.random()) * inp.interval_scale
         next_send = record.sent_at + timedelta(milliseconds=float(delay_ms))
-        await self._wait(lambda: record.done or self._must_pull(record), next_send)
+        await self._wait(
+            lambda: record.done or self._must_pull(record),
+            next_send,
+            f"{record.label} works until {ticket.utc_time(next_send)}, then its rest is repriced",
+        )
         if not record.done:
             await self._cancel_slice(record)
         if self._committed < self._total and self._cancel_reason is None and not self._session_closed():
             # A slice that filled early still waits out its interval before the next one.
-            await self._wait(lambda: self._cancel_reason is not None, next_send)
+            await self._wait(
+                lambda: self._cancel_reason is not None,
+                next_send,
+                f"pace: slice {slice_no + 1} not before {ticket.utc_time(next_send)}",
+            )
 
-    async def _wait(self, done: Callable[[], bool], until: datetime | None = None) -> None:
-        """Until ``done()``, ``until`` passes or the session closes, whichever comes first."""
+    async def _wait(
+        self, done: Callable[[], bool], until: datetime | None = None, summary: str = "wait"
+    ) -> None:
+        """Until ``done()``, ``until`` passes or the session closes, whichever comes first;
+        ``summary`` names the wait in the UI's timeline."""
         deadline = until
         if self._expires_at is not None:
             if self._session_closed():
@@ -506,8 +534,10 @@ class Iceberg:
         if deadline is None:
             await workflow.wait_condition(done)
             return
+        if deadline != until and self._expires_at is not None:
+            summary = f"{summary}: {ticket.expiry_timer(self._expires_at)}"
         try:
-            await workflow.wait_condition(done, timeout=self._until(deadline))
+            await workflow.wait_condition(done, timeout=self._until(deadline), timeout_summary=summary)
         except TimeoutError:
             pass
 
@@ -531,6 +561,7 @@ class Iceberg:
                     QuoteRequest(symbol=symbol),
                     start_to_close_timeout=timedelta(seconds=5),
                     retry_policy=QUOTE_RETRY,
+                    summary=f"quote {symbol} for slice {len(self._slices) + 1}",
                 )
             except ActivityError as exc:
                 if isinstance(exc.cause, CancelledError) or not workflow.patched(OUTAGE_RETRY_PATCH):
@@ -549,7 +580,9 @@ class Iceberg:
                     return None
                 wait = backoff_after(failed_rounds, *QUOTE_BACKOFF)
                 failed_rounds += 1
-                await self._wait(self._quote_not_needed, min(now + wait, gap_since + QUOTE_OUTAGE_LIMIT))
+                retry_at = min(now + wait, gap_since + QUOTE_OUTAGE_LIMIT)
+                asking = f"no quote for {symbol}: ask again at {ticket.utc_time(retry_at)}"
+                await self._wait(self._quote_not_needed, retry_at, asking)
                 if self._quote_not_needed() or self._session_closed():
                     return None
                 continue
@@ -567,6 +600,7 @@ class Iceberg:
         request: OrderCommandRequest | CancelCommandRequest,
         what: str,
         through: Callable[[], bool],
+        summary: str,
     ) -> None:
         """Publish ``request`` until intake has it, or ``through()`` shows it already does. Each
         round sends the same command id and bytes, which intake dedupes, so retrying cannot
@@ -579,6 +613,7 @@ class Iceberg:
                     request,
                     start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=PUBLISH_RETRY,
+                    summary=summary,
                 )
             except ActivityError as exc:
                 if isinstance(exc.cause, CancelledError) or not workflow.patched(OUTAGE_RETRY_PATCH):
@@ -590,7 +625,8 @@ class Iceberg:
                 wait = backoff_after(failed_rounds, *PUBLISH_BACKOFF)
                 failed_rounds += 1
                 try:
-                    await workflow.wait_condition(through, timeout=wait)
+                    again = f"{what}: publish again after {ticket.duration(wait.total_seconds())}"
+                    await workflow.wait_condition(through, timeout=wait, timeout_summary=again)
                 except TimeoutError:
                     continue
             if failed_rounds:
@@ -627,10 +663,17 @@ class Iceberg:
                 ),
                 f"slice {record.slice_no} cancel",
                 lambda: record.done,
+                f"cancel {record.label} ({reason}, attempt {record.cancel_attempts})",
             )
             try:
                 await workflow.wait_condition(
-                    lambda: record.done, timeout=timedelta(seconds=self._inp.cancel_confirm_timeout_s)
+                    lambda: record.done,
+                    timeout=timedelta(seconds=self._inp.cancel_confirm_timeout_s),
+                    timeout_summary=(
+                        f"{record.label} cancel confirmation"
+                        f" ({ticket.duration(self._inp.cancel_confirm_timeout_s)},"
+                        f" attempt {record.cancel_attempts})"
+                    ),
                 )
             except TimeoutError:
                 self._notes.append(
@@ -738,6 +781,11 @@ class Iceberg:
         if event.terminal or record.filled_qty >= record.qty:
             record.done = True
             record.outcome = "filled" if record.filled_qty >= record.qty else event.kind.value
+        what = f"{record.label} {event.kind.value}"
+        if fill is not None:
+            what += f" {fill.qty} @ {ticket.price(fill.price)}"
+        self._last = f"{what} at {ticket.utc_time(event.ts)}"
+        self._show()
 
     @workflow.signal(name="control")
     async def control(self, req: ControlSignal) -> None:
@@ -750,6 +798,7 @@ class Iceberg:
                 ControlLookup(command_id=req.command_id, parent_id=workflow.info().workflow_id),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=CONTROL_RETRY,
+                summary=f"read control {req.command_id} from the ledger",
             )
         except ActivityError as exc:
             self._notes.append(f"control {req.command_id} not applied: {_cause(exc)}")
@@ -769,6 +818,8 @@ class Iceberg:
             self._cancel(c.reason or c.agent_id)
         elif c.kind == "iceberg_amend":
             self._amend(AmendRequest(c.command_id, c.total_qty, c.display_qty, c.limit_price))
+        self._last = f"{c.kind.removeprefix('iceberg_')} by {c.agent_id} at {ticket.utc_time(workflow.now())}"
+        self._show()
 
     def _direct_signal_ignored(self, name: str) -> bool:
         """A control signal sent straight to Temporal: no authority, so no effect (new runs)."""
@@ -909,6 +960,35 @@ class Iceberg:
                 search.STATE.value_set(self._status.value),
             ]
         )
+        # The status changed: so did the ticket.
+        self._show()
+
+    def _show(self) -> None:
+        """The parent's ticket as the Temporal UI shows it (current details)."""
+        working = next((s for s in self._slices if not s.done), None)
+        filled = self._filled
+        notional = sum((s.notional for s in self._slices), Decimal(0))
+        lines = ticket.iceberg_details(
+            status=self._status.value,
+            side=self._inp.side.value,
+            symbol=self._inp.symbol,
+            account=self._inp.account,
+            total=self._total,
+            display=self._display,
+            limit=self._limit,
+            filled=filled,
+            avg=notional / filled if filled else None,
+            working=(
+                f"{working.label}: {working.filled_qty} of {working.qty} @ {ticket.price(working.price)}"
+                if working is not None
+                else None
+            ),
+            expires_at=self._expires_at,
+            last=self._last,
+        )
+        if self._notes:
+            lines += f"\nnote: {self._notes[-1]}"
+        workflow.set_current_details(lines)
 
 
 def _cause(exc: ActivityError) -> str:

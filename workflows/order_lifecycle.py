@@ -44,6 +44,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    # By its full name: ``from workflows import ticket`` would load it inside the sandbox,
+    # where its time zones are restricted proxies.
+    import workflows.ticket as ticket
     from activities.commands import CancelCommandRequest, CommandActivities
     from activities.lifecycle_order import LedgeredOrder, LifecycleOrderActivities, LifecycleOrderRequest
 
@@ -211,6 +214,8 @@ class OrderLifecycle:
         """The order as the ledger holds it; None (with ``_from_ledger``): nothing to act on."""
         self._fresh: FreshWriters | None = None
         self._fresh_task: asyncio.Task[None] | None = None
+        self._last: str | None = None
+        """The last thing that happened to the order, as the UI's current details show it."""
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> LifecycleView:
@@ -230,10 +235,14 @@ class OrderLifecycle:
         for item in waiting:
             self._take(item)
         self._publish_search_attributes()
+        self._show()
         while not self._terminal:
-            timeout = self._time_to_expiry()
+            due = self._expiry_due()
+            timeout = None if due is None else max(0.0, (due - workflow.now()).total_seconds())
             try:
-                await workflow.wait_condition(lambda: self._terminal, timeout=timeout)
+                await workflow.wait_condition(
+                    lambda: self._terminal, timeout=timeout, timeout_summary=self._expiry_summary(due)
+                )
             except TimeoutError:
                 if self._signed and self._genuine_since is None:
                     # Started by hand, or no genuine record has come: there is no order to cancel.
@@ -244,7 +253,10 @@ class OrderLifecycle:
                     break
                 await self._cancel_for_expiry()
         # Late fills after a terminal state are still recorded while we linger.
-        await workflow.sleep(timedelta(seconds=inp.linger_seconds))
+        self._show()
+        await workflow.sleep(
+            timedelta(seconds=inp.linger_seconds), summary=ticket.linger_timer(inp.linger_seconds)
+        )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.history(HistoryQuery())
 
@@ -261,6 +273,10 @@ class OrderLifecycle:
         self._take(event)
 
     def _take(self, item: SignedOrderEvent | OrderEvent) -> None:
+        self._take_one(item)
+        self._show()
+
+    def _take_one(self, item: SignedOrderEvent | OrderEvent) -> None:
         if self._signed is None:
             self._waiting.append(item)
             return
@@ -304,6 +320,7 @@ class OrderLifecycle:
                 LifecycleOrderRequest(inp.command_id),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=ORDER_READ_RETRY,
+                summary=f"read order {inp.command_id} from the ledger",
             )
         except ActivityError as exc:
             self._anomalies.append(f"order not read from the ledger ({exc.cause or exc}): nothing cancelled")
@@ -322,6 +339,7 @@ class OrderLifecycle:
                 WritersRequest(),
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=WRITERS_RETRY,
+                summary="read the record writers' keys",
             )
         except ActivityError as exc:
             # Without the keys no record verifies: the lifecycle records nothing and cancels
@@ -408,13 +426,50 @@ class OrderLifecycle:
         )
         if self._state != before:
             self._publish_search_attributes()
+        counted = taken.counted
+        self._last = ticket.order_event_line(
+            event.kind.value, event.ts, (counted.qty, counted.price) if counted is not None else None, note
+        )
 
-    def _time_to_expiry(self) -> float | None:
+    def _expiry_due(self) -> datetime | None:
+        """When the wait for the order's end times out: its expiry, or after a cancel was sent
+        the time to send another."""
         inp = self._require_input()
-        due = self._retry_cancel_at if self._expiry_cancel_sent else self._expires_at(inp)
+        return self._retry_cancel_at if self._expiry_cancel_sent else self._expires_at(inp)
+
+    def _expiry_summary(self, due: datetime | None) -> str | None:
         if due is None:
             return None
-        return max(0.0, (due - workflow.now()).total_seconds())
+        if self._expiry_cancel_sent:
+            return ticket.cancel_retry_timer(due, self._cancel_attempts)
+        return ticket.expiry_timer(due)
+
+    def _show(self) -> None:
+        """The order's ticket as the Temporal UI shows it (current details)."""
+        inp = self._require_input()
+        order = self._order
+        side, symbol, account, tif = (
+            (order.side, order.symbol, order.account, order.tif)
+            if order is not None
+            else (inp.side, inp.symbol, inp.account, inp.tif)
+        )
+        expires_at = self._expires_at(inp) if self._signed is not None and tif == "DAY" else None
+        workflow.set_current_details(
+            ticket.lifecycle_details(
+                state=self._state.value,
+                side=side,
+                symbol=symbol,
+                account=account,
+                agent_id=inp.agent_id,
+                tif=tif,
+                quantity=self._view.quantity,
+                filled=self._filled_qty,
+                avg=self._avg_price,
+                last=self._last,
+                expires_at=expires_at,
+                anomalies=len(self._anomalies),
+            )
+        )
 
     def _expires_at(self, inp: LifecycleInput) -> datetime | None:
         """The input's expiry; with signed events, never before the close of the session of the
@@ -440,6 +495,8 @@ class OrderLifecycle:
                 note=EXPIRY_CANCEL_REASON,
             )
         )
+        self._last = f"expiry cancel {self._cancel_attempts} requested at {ticket.utc_time(workflow.now())}"
+        self._show()
         try:
             await self._publish_cancel(inp)
         except ActivityError as exc:
@@ -447,6 +504,7 @@ class OrderLifecycle:
             self._anomalies.append(
                 f"expiry cancel attempt {self._cancel_attempts} failed: {exc.cause or exc}"
             )
+            self._show()
             return
         if workflow.patched(RETRY_SENT_CANCEL_PATCH):
             # Published is not done: intake may refuse the cancel, or the broker never confirm
@@ -475,6 +533,7 @@ class OrderLifecycle:
             ),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=CANCEL_RETRY,
+            summary=f"cancel {inp.command_id} for DAY expiry (attempt {self._cancel_attempts})",
         )
 
     def _publish_search_attributes(self) -> None:

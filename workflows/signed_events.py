@@ -117,12 +117,13 @@ class FreshWriters:
                     start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=WRITERS_RETRY,
                     result_type=Writers,
+                    summary=f"re-read the record writers' keys for {len(self._held)} held records",
                 )
             except ActivityError as exc:
                 # Nothing held is trusted on stale keys, nor dropped (a fill must not be lost):
                 # the records wait, in order, for the registry to answer.
                 note(f"writer keys not re-read ({exc.cause or exc}): {len(self._held)} records wait")
-                await workflow.sleep(WRITERS_REREAD_AFTER)
+                await workflow.sleep(WRITERS_REREAD_AFTER, summary="re-read the writer keys again")
                 continue
             self.keys = writer_keys(list(answer.writers))
             self._read_at = workflow.now()

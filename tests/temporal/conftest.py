@@ -13,7 +13,9 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from bus.kafka import ensure_topics, start_producer
@@ -26,6 +28,7 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge, bridge_consumer
 from temporal.client import connect
+from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from tests.factories import Agent
 from tests.fixtures.hotpath import RecordWriters, register
@@ -149,3 +152,20 @@ async def workflow_exists(client: Client, workflow_id: str) -> bool:
             return False
         raise
     return True
+
+
+async def current_details(handle: WorkflowHandle) -> str:
+    """What the UI shows as the workflow's current details (the SDK's metadata query)."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return metadata.current_details
+
+
+async def summaries(handle: WorkflowHandle, kind: EventType.ValueType) -> list[str]:
+    """The user metadata summaries of the history's events of ``kind``."""
+    convert = DATA_CONVERTER.payload_converter
+    history = await handle.fetch_history()
+    return [
+        convert.from_payloads([e.user_metadata.summary], [str])[0]
+        for e in history.events
+        if e.event_type == kind and e.user_metadata.HasField("summary")
+    ]

@@ -33,6 +33,7 @@ from temporal.client import iceberg_input
 from tests.factories import Agent, new_agent, order_event
 from tests.helpers import eventually
 from tests.temporal.conftest import RunningBridge, ledgered_iceberg, start_at_the_end, workflow_exists
+from tests.temporal.test_ticket import current_details
 from tests.workflows.sim import Controller, SimVenue, taken_up
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce
 from trading.order_events import EventKind, OrderEvent, encode
@@ -214,12 +215,21 @@ async def test_session_records_drive_the_account_broker_session(
 
             await eventually(reconciled_once, timeout=20)
             view = await handle.query(BrokerSession.view, SessionViewQuery())
+            # What the UI shows: the account's session, connected after the failover.
+            details = await current_details(handle)
+            described = await handle.describe()
             await eventually(lambda: bridge.stats.undecodable >= 1, timeout=20)
             await handle.terminate()
     finally:
         stop.set()
         await task
         await consumer.stop()
+    assert await described.static_summary() == f"Broker session {account}"
+    lines = details.splitlines()
+    assert lines[0].startswith("**Connected** to 127.0.0.1:4012 since ")
+    assert lines[1] == f"account {account} · last reconciled epoch 1"
+    assert lines[2].startswith("last: failed_over 127.0.0.1:4012 (heartbeat missed) at ")
+    assert lines[2].endswith("; reconciled in sync")
     # Only the failover epoch was reconciled, and the workflow recorded its report once.
     assert [e.reconcile.epoch for e in view.epochs if e.reconcile is not None] == [1]
     assert [e.reconcile is not None for e in view.epochs] == [False, True]

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from activities.commands import ATTR_PARENT_TRACE_ID, SLICE_SPAN
 from bus.topics import AGENT_COMMANDS, ORDERS_EVENTS
 from config.processes import ServiceSpec, child_env, log_probe
 from config.settings import FloorSettings
@@ -38,7 +39,9 @@ from floor.sniper_cmd import app as sniper_app
 from floor.supervisor import RunningService, Supervisor, stop_process_group
 from hotpath.refusals import DUPLICATE_DELIVERY
 from ledger.keys import register_key
+from ledger.spans import SpanRow, spans_for_command
 from temporal.client import iceberg_input
+from temporal.record_traces import DELIVER_SPAN
 from tests.factories import Agent, new_agent
 from tests.fixtures.hotpath import RecordWriters, await_event, send
 from tests.fixtures.paper import PaperStack
@@ -358,6 +361,8 @@ async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_f
         "SELECT DISTINCT agent_id FROM order_events WHERE parent_id = $1", workflow_id
     )
     assert [r["agent_id"] for r in signers] == [sniper.agent_id]
+    # Before the parent is sent again below (a second delivery is a trace of its own).
+    await _traced_across_the_processes(ledger_pool, cid, result.slices[0].command_id)
 
     # The parent: one accepted ledger entry naming it a parent, and no order of its own.
     assert await _parent_entries(ledger_pool, cid) == [
@@ -390,6 +395,44 @@ async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_f
     )
     assert status.exit_code == 0, status.output
     assert "Completed" in status.output and f"filled {PARENT_TOTAL}/{PARENT_TOTAL}" in status.output
+
+
+async def _spans(pool: asyncpg.Pool, command_id: str, *names: str) -> list[SpanRow]:
+    """The span store's spans of ``command_id``'s traces, once the processes have exported the
+    ``names`` (in batches, about every half second)."""
+
+    async def exported() -> list[SpanRow] | None:
+        spans = await spans_for_command(pool, command_id)
+        return spans if set(names) <= {s.name for s in spans} else None
+
+    found: list[SpanRow] = await eventually(exported, timeout=20)
+    return found
+
+
+async def _traced_across_the_processes(pool: asyncpg.Pool, parent_id: str, slice_id: str) -> None:
+    """The parent command is one trace from the hot path through the bridge to the Iceberg's
+    workflow and activities in the worker; its first slice is a trace of its own, rooted at its
+    publication in the worker, continued by the hot path, and by the bridge into its lifecycle."""
+    parent = await _spans(
+        pool, parent_id, "hotpath.intake", DELIVER_SPAN, "StartWorkflow:Iceberg", "RunWorkflow:Iceberg",
+        "RunActivity:check_iceberg_parent", "RunActivity:publish_order",
+    )  # fmt: skip
+    assert len({s.trace_id for s in parent}) == 1
+    assert {"hotpath", "bridge", "worker"} <= {s.service for s in parent}
+    by_id = {s.span_id: s for s in parent}
+    start = next(s for s in parent if s.name == "StartWorkflow:Iceberg")
+    assert start.parent_span_id is not None and by_id[start.parent_span_id].name == DELIVER_SPAN
+
+    own = await _spans(
+        pool, slice_id, SLICE_SPAN, "hotpath.intake", "broker.place", DELIVER_SPAN,
+        "SignalWithStartWorkflow:OrderLifecycle", "RunWorkflow:OrderLifecycle",
+    )  # fmt: skip
+    assert len({s.trace_id for s in own}) == 1 and own[0].trace_id != parent[0].trace_id
+    root = next(s for s in own if s.name == SLICE_SPAN)
+    assert root.parent_span_id is None and root.service == "worker"
+    assert root.attributes[ATTR_PARENT_TRACE_ID] == parent[0].trace_id
+    intake = next(s for s in own if s.name == "hotpath.intake")
+    assert intake.parent_span_id == root.span_id
 
 
 class _AnyPrice:

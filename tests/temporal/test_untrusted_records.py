@@ -32,6 +32,7 @@ from observability.security import SecurityLog
 from temporal import session_records
 from temporal.bridge import Bridge
 from temporal.client import iceberg_input, start_iceberg
+from temporal.record_traces import RawRecord
 from tests.factories import Agent, new_agent, order_event
 from tests.fixtures.hotpath import RecordWriters, register
 from tests.helpers import eventually
@@ -391,7 +392,7 @@ async def test_a_burst_of_forged_records_adds_security_rows_per_window_not_per_r
     partition = f"orders.events-{uuid.uuid4().hex[:8]}[0]"  # this test's own source
     burst = 60
     unsigned = encode(_record(f"cmd-forged-{uuid.uuid4().hex}", 1, EventKind.CANCELLED))
-    await bridge.deliver_raw([(f"{partition}@{offset}", unsigned) for offset in range(burst)])
+    await bridge.deliver_raw([RawRecord(f"{partition}@{offset}", unsigned) for offset in range(burst)])
 
     rows = await ledger_pool.fetch(
         "SELECT reason, detail FROM security_events WHERE remote_addr = $1", partition

@@ -51,6 +51,7 @@ WORKFLOW_IDS = {
     "iceberg_ledger_checked": "ice-replay-ledger-checked",
     "iceberg_pacing_checked": "ice-replay-pacing-checked",
     "iceberg_fresh_writers": "ice-replay-fresh-writers",
+    "iceberg_ticket": "ice-replay-ticket",
     "order_lifecycle": "ord-replay-1",
     "order_lifecycle_expiry": "ord-replay-2",
     "order_lifecycle_signed": "ord-replay-3",
@@ -58,6 +59,7 @@ WORKFLOW_IDS = {
     "order_lifecycle_ledgered": "ord-replay-5",
     "order_lifecycle_expiry_ledgered": "ord-replay-6",
     "order_lifecycle_fresh_writers": "ord-replay-7",
+    "order_lifecycle_expiry_ticket": "ord-replay-8",
     "broker_session": "broker-session/DUREPLAY",
     "broker_session_newest_only": "broker-session/DUREPLAY2",
     "broker_session_report_from_hot_path": "broker-session/DUREPLAY3",
@@ -191,6 +193,7 @@ async def main(names: list[str]) -> None:
         "order_lifecycle_ledgered",
         "order_lifecycle_expiry_ledgered",
         "order_lifecycle_fresh_writers",
+        "order_lifecycle_expiry_ticket",
     ):
         LEDGER.add(WORKFLOW_IDS[name], datetime.now(UTC) + timedelta(seconds=2))
     env = await WorkflowEnvironment.start_local(
@@ -232,6 +235,7 @@ async def main(names: list[str]) -> None:
                 "iceberg_ledger_checked": lambda: record_iceberg(env.client, "iceberg_ledger_checked"),
                 "iceberg_pacing_checked": lambda: record_iceberg(env.client, "iceberg_pacing_checked"),
                 "iceberg_fresh_writers": lambda: record_iceberg(env.client, "iceberg_fresh_writers"),
+                "iceberg_ticket": lambda: record_iceberg(env.client, "iceberg_ticket"),
                 "order_lifecycle": lambda: record_lifecycle(env.client),
                 "order_lifecycle_expiry": lambda: record_expiry(env.client),
                 "order_lifecycle_signed": lambda: record_lifecycle(env.client, "order_lifecycle_signed"),
@@ -244,6 +248,9 @@ async def main(names: list[str]) -> None:
                 ),
                 "order_lifecycle_fresh_writers": lambda: record_expiry(
                     env.client, "order_lifecycle_fresh_writers"
+                ),
+                "order_lifecycle_expiry_ticket": lambda: record_expiry(
+                    env.client, "order_lifecycle_expiry_ticket"
                 ),
                 "broker_session": lambda: record_broker_session(env.client),
                 "broker_session_newest_only": lambda: record_broker_session(

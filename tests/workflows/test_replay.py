@@ -4,10 +4,12 @@ versioned change."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
@@ -31,7 +33,13 @@ def _history(name: str, workflow_id: str | None = None) -> WorkflowHistory:
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[Iceberg, OrderLifecycle, BrokerSession], data_converter=DATA_CONVERTER)
+    # With the tracing interceptor, as the worker runs them (temporal.client.connect): its
+    # headers on activities and its spans change no command.
+    return Replayer(
+        workflows=[Iceberg, OrderLifecycle, BrokerSession],
+        data_converter=DATA_CONVERTER,
+        interceptors=[TracingInterceptor()],
+    )
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -108,3 +116,41 @@ def test_the_order_state_fold_derives_what_each_recorded_lifecycle_did(name: str
         result.filled_qty,
         result.avg_fill_price,
     )
+
+
+TICKETS = ["iceberg_ticket", "order_lifecycle_expiry_ticket"]
+"""Recorded by workflows that name their timers and activities (:mod:`workflows.ticket`)."""
+
+
+def _summaries(history: WorkflowHistory) -> list[str]:
+    convert = DATA_CONVERTER.payload_converter
+    return [
+        convert.from_payloads([e.user_metadata.summary], [str])[0]
+        for e in history.events
+        if e.HasField("user_metadata") and e.user_metadata.HasField("summary")
+    ]
+
+
+@pytest.mark.parametrize("name", TICKETS)
+async def test_summaries_are_beside_the_commands_so_histories_replay_with_or_without_them(name: str) -> None:
+    """The UI's timer and activity summaries are user metadata on the history's events, not part
+    of the commands replay compares: a history recorded with them replays on code that writes
+    other summaries (or none), and the histories recorded before them replay on today's code
+    (``test_recorded_history_replays``). So they need no patch."""
+    history = _history(name)
+    summaries = _summaries(history)
+    wanted = (
+        ("DAY expiry at the ", "linger 1 s for late fills")
+        if "lifecycle" in name
+        else ("slice 1 of 3: BUY ",)
+    )
+    for text in wanted:
+        assert any(s.startswith(text) for s in summaries), (text, summaries)
+    stripped = json.loads((HISTORIES / f"{name}.json").read_text())
+    for event in stripped["events"]:
+        event.pop("userMetadata", None)
+    bare = WorkflowHistory.from_json(WORKFLOW_IDS[name], json.dumps(stripped))
+    assert not _summaries(bare)
+    for h in (history, bare):
+        result = await _replayer().replay_workflow(h)
+        assert result.replay_failure is None
