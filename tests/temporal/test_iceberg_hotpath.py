@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
@@ -335,13 +336,20 @@ async def test_a_signed_iceberg_on_agent_commands_is_started_by_the_bridge_and_f
     ledger_pool: asyncpg.Pool,
     temporal_client: Client,
     temporal_address: str,
+    api_url: str,
 ) -> None:
+    """Through the API's door (so its trace starts there), Kafka, the hot path, the bridge and
+    the worker, each its own process."""
     position = await _position(ledger_pool, SYMBOL)
     side = Side.SELL if position >= 0 else Side.BUY
     envelope = agent.sign(_iceberg_command(agent.agent_id, side))
     cid = envelope.command.command_id
     workflow_id = iceberg_workflow_id(cid)
-    await send(command_producer, envelope)
+    async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as client:
+        response = await client.post(
+            "/v1/commands", content=envelope.to_wire(), headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 202, response.text
 
     await eventually(_pred(lambda: workflow_exists(temporal_client, workflow_id)), timeout=30)
     handle = temporal_client.get_workflow_handle_for(Iceberg.run, workflow_id)
@@ -410,18 +418,35 @@ async def _spans(pool: asyncpg.Pool, command_id: str, *names: str) -> list[SpanR
 
 
 async def _traced_across_the_processes(pool: asyncpg.Pool, parent_id: str, slice_id: str) -> None:
-    """The parent command is one trace from the hot path through the bridge to the Iceberg's
-    workflow and activities in the worker; its first slice is a trace of its own, rooted at its
-    publication in the worker, continued by the hot path, and by the bridge into its lifecycle."""
+    """The parent command is one trace from the API's door through Kafka and the hot path, then
+    through the bridge to the Iceberg's workflow and activities in the worker; its first slice
+    is a trace of its own, rooted at its publication in the worker, continued by the hot path,
+    and by the bridge into its lifecycle."""
     parent = await _spans(
-        pool, parent_id, "hotpath.intake", DELIVER_SPAN, "StartWorkflow:Iceberg", "RunWorkflow:Iceberg",
-        "RunActivity:check_iceberg_parent", "RunActivity:publish_order",
+        pool, parent_id, "POST /v1/commands", "agent.commands send", "hotpath.intake", DELIVER_SPAN,
+        "StartWorkflow:Iceberg", "RunWorkflow:Iceberg", "RunActivity:check_iceberg_parent",
+        "RunActivity:publish_order",
     )  # fmt: skip
     assert len({s.trace_id for s in parent}) == 1
-    assert {"hotpath", "bridge", "worker"} <= {s.service for s in parent}
+    assert {"api", "hotpath", "bridge", "worker"} <= {s.service for s in parent}
     by_id = {s.span_id: s for s in parent}
+
+    def ancestors(span: SpanRow) -> list[str]:
+        names = []
+        while span.parent_span_id is not None and span.parent_span_id in by_id:
+            span = by_id[span.parent_span_id]
+            names.append(span.name)
+        return names
+
+    door = next(s for s in parent if s.name == "POST /v1/commands")
+    assert door.parent_span_id is None  # the trace's root
+    intake = next(s for s in parent if s.name == "hotpath.intake")
+    assert ancestors(intake) == ["agent.commands send", "POST /v1/commands"]
     start = next(s for s in parent if s.name == "StartWorkflow:Iceberg")
-    assert start.parent_span_id is not None and by_id[start.parent_span_id].name == DELIVER_SPAN
+    assert ancestors(start)[:2] == [DELIVER_SPAN, "hotpath.intake"]
+    assert ancestors(start)[-1] == "POST /v1/commands"
+    run = next(s for s in parent if s.name == "RunActivity:publish_order")
+    assert "StartWorkflow:Iceberg" in ancestors(run)
 
     own = await _spans(
         pool, slice_id, SLICE_SPAN, "hotpath.intake", "broker.place", DELIVER_SPAN,
