@@ -489,6 +489,7 @@ class ProtectiveStops:
             await self._send(envelope)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the position unprotected: say so
             self._pending.pop(command_id, None)
+            self._clear(key)  # a desk exit waiting on this stop need not any more
             self._failed[key] = self._book.position(*key)
             self._unprotected(detail, f"the stop was not sent ({exc}); place it by hand")
             return
@@ -499,6 +500,7 @@ class ProtectiveStops:
             return
         if self._pending.pop(command_id, None) is None:
             return  # it started working
+        self._clear(key)
         order = self._orders.get(command_id)
         if order is not None and order.machine.state is OrderState.FILLED:
             return

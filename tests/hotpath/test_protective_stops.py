@@ -47,7 +47,13 @@ class Floor:
         self.book.on_change = self.protector.on_change
         self.protector.start()
 
+        self.sending: asyncio.Event | None = None
+        """Set: a send waits for it, then fails (intake never took the stop)."""
+
     async def _send(self, envelope: SignedCommand) -> None:
+        if self.sending is not None:
+            await self.sending.wait()
+            raise ConnectionError("Kafka unreachable")
         self.sent.append(envelope)
 
     def working(self, command: Command, quantity: int) -> FloorOrder:
@@ -305,3 +311,21 @@ async def test_a_stop_whose_end_is_never_confirmed_keeps_the_exit_back_and_says_
     [(kind, severity, detail)] = [op for op in floor.ops if op[0] == STOP_NOT_WITHDRAWN]
     assert severity == "critical" and detail["stops"] == [stop.command_id]
     assert detail["command_id"] == exit_order.command_id and "send the exit again" in detail["advice"]
+
+
+async def test_an_exit_waiting_on_a_stop_still_being_sent_goes_once_that_send_fails() -> None:
+    """The stop never reaches intake: nothing of the floor's will sell beside the exit, so the
+    exit need not wait out ``withdraw_wait_s``."""
+    floor = Floor()
+    floor.sending = asyncio.Event()
+    entry = floor.working(
+        enter_command("desk", account=ACCOUNT, limit=Decimal("100"), stop=Decimal("98")), 10
+    )
+    floor.fill(entry, 10, Decimal("100"))
+    await settled()  # the stop is on its way to intake
+    cleared = floor.protector.clearance(_desk_exit(floor, 10))
+    assert cleared is not None and not cleared.done()
+
+    floor.sending.set()
+    assert await asyncio.wait_for(cleared, 1.0) is True
+    assert UNPROTECTED in floor.kinds()
