@@ -18,6 +18,7 @@ from tests.chaos.verdict import assert_nothing_lost
 pytestmark = [pytest.mark.chaos]
 
 
+@pytest.mark.chaos_full  # make test keeps 3 (the primary killed) for the gateway's faults
 @pytest.mark.timeout(120)
 async def test_1_primary_frozen_for_10_s_fails_over_and_loses_nothing(chaos: ChaosFloor) -> None:
     async with streaming(chaos) as load:
