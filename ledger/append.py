@@ -165,24 +165,11 @@ async def append_signed(
     The columns (account, agent_id, command_id, nonce, issued_at) must be the payload's own
     values; ``floor ledger verify`` checks that they are.
     """
-    return await _append(
-        db,
-        kind,
-        account,
-        agent_id,
-        command_id,
-        nonce,
-        issued_at,
-        payload,
-        signer,
-        scheme,
-        signature,
-        True,
-        decision,
-        reason,
-        received_at,
-        detail,
-    )
+    entry = _entry(
+        kind, account, agent_id, command_id, nonce, issued_at, payload, signer, scheme, signature, True,
+        decision, reason, received_at, detail,
+    )  # fmt: skip
+    return await append_entry(db, entry)
 
 
 async def append_refusal(
@@ -199,47 +186,9 @@ async def append_refusal(
     """Record input the sentry refused because it could not be authenticated (unknown key,
     bad signature). The raw payload is kept as evidence; the entry is ``rejected`` and
     unauthenticated, so it never blocks a genuine command's signature, nonce or id."""
-    return await _append(
-        db,
-        KIND_UNVERIFIED,
-        None,
-        None,
-        None,
-        None,
-        None,
-        payload,
-        signer,
-        scheme,
-        signature,
-        False,
-        Decision.REJECTED,
-        reason,
-        received_at,
-        detail,
-    )
-
-
-async def _append(
-    db: Db,
-    kind: str,
-    account: str | None,
-    agent_id: str | None,
-    command_id: str | None,
-    nonce: str | None,
-    issued_at: datetime | None,
-    payload: bytes,
-    signer: str,
-    scheme: str,
-    signature: bytes,
-    authenticated: bool,
-    decision: Decision,
-    reason: str | None,
-    received_at: datetime | None,
-    detail: Mapping[str, Any] | None,
-) -> LedgerRecord:
-    entry = _entry(
-        kind, account, agent_id, command_id, nonce, issued_at, payload, signer, scheme, signature,
-        authenticated, decision, reason, received_at, detail,
+    entry = refusal_entry(
+        payload=payload, signer=signer, signature=signature, reason=reason, scheme=scheme,
+        received_at=received_at, detail=detail,
     )  # fmt: skip
     return await append_entry(db, entry)
 
