@@ -14,9 +14,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
 
 from brokers.base import BrokerOrderStatus, Executed, OrderAccepted
 from hotpath.broker_events import BrokerEvents
+from hotpath.intake import Intake
 from hotpath.ledger_store import LedgerStore
 from hotpath.order_spans import INTAKE, OrderSpans
 from observability.propagation import extract_kafka_headers, inject_kafka_headers
@@ -44,16 +46,24 @@ def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
     return {s.name: s for s in spans}
 
 
-async def test_an_order_continues_its_records_trace_from_intake_to_its_fill(
-    ledger_pool: asyncpg.Pool, risk_profiles: None, agent: Agent
-) -> None:
+async def _traced_intake(
+    pool: asyncpg.Pool,
+) -> tuple[InMemorySpanExporter, Tracer, RecordingBroker, list[OrderEvent], Intake, OrderSpans]:
+    """Intake in process over the real ledger, its spans made by a tracer of the test's own."""
     exporter = InMemorySpanExporter()
     _, tracer = _traced(exporter)
     broker, emitted = RecordingBroker(), list[OrderEvent]()
-    intake = in_process_intake(LedgerStore(ledger_pool), broker, emitted)
+    intake = in_process_intake(LedgerStore(pool), broker, emitted)
     spans = OrderSpans(tracer, intake.orders)
     intake.spans = spans
     await intake.warm()
+    return exporter, tracer, broker, emitted, intake, spans
+
+
+async def test_an_order_continues_its_records_trace_from_intake_to_its_fill(
+    ledger_pool: asyncpg.Pool, risk_profiles: None, agent: Agent
+) -> None:
+    exporter, tracer, broker, emitted, intake, spans = await _traced_intake(ledger_pool)
 
     envelope = agent.sign(enter_command(agent.agent_id, account=VENUE_ACCOUNT))
     cid = envelope.command.command_id
@@ -101,13 +111,7 @@ async def test_an_order_continues_its_records_trace_from_intake_to_its_fill(
 async def test_a_refused_command_without_a_context_starts_its_own_trace(
     ledger_pool: asyncpg.Pool, risk_profiles: None, agent: Agent
 ) -> None:
-    exporter = InMemorySpanExporter()
-    _, tracer = _traced(exporter)
-    broker, emitted = RecordingBroker(), list[OrderEvent]()
-    intake = in_process_intake(LedgerStore(ledger_pool), broker, emitted)
-    spans = OrderSpans(tracer, intake.orders)
-    intake.spans = spans
-    await intake.warm()
+    exporter, _, broker, emitted, intake, spans = await _traced_intake(ledger_pool)
 
     envelope = agent.sign(enter_command(agent.agent_id, account="NO-PROFILE-ACCOUNT"))
     outcome = await intake.handle(envelope.to_wire(), source="test")
