@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from config.settings import FloorSettings
+from ledger import roles
 from ledger.migrate import apply_migrations
 
 TEMPLATE = f"ledger_template_{uuid.uuid4().hex[:8]}"
@@ -20,6 +21,23 @@ TEMPLATE = f"ledger_template_{uuid.uuid4().hex[:8]}"
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def make_owned_database(postgres_url: str, owner_url: str, prefix: str) -> str:
+    """A new database whose schema the owner made, as `floor up` does: its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+    async def build() -> None:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        await roles.hand_over_schema(with_database(postgres_url, name))
+        await apply_migrations(with_database(owner_url, name))
+
+    asyncio.run(build())
+    return name
 
 
 @pytest.fixture(scope="session")

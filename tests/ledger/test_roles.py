@@ -18,10 +18,9 @@ from floor.database import prepare_database
 from ledger import roles
 from ledger.append import Decision, append_command, append_refusal, append_signed
 from ledger.key_changes import register_key_signed
-from ledger.migrate import apply_migrations
 from ledger.risk_profiles import set_profile
 from tests.factories import new_agent, risk_profile
-from tests.ledger.conftest import with_database
+from tests.ledger.conftest import make_owned_database, with_database
 from tests.ledger.helpers import signed_enter
 from trading.commands import Command, CommandKind, OrderType, Side, TimeInForce, canonical_bytes, utc_now_ms
 from trading.signing import generate_private_key, public_key_bytes
@@ -34,19 +33,7 @@ RUNTIME = [role.process for role in roles.RUNTIME_ROLES]
 @pytest.fixture(scope="module")
 def owned_database(postgres_url: str, floor_settings: FloorSettings) -> str:
     """A database whose schema the owner made, as `floor up` does: its name."""
-    name = f"roles_{uuid.uuid4().hex[:10]}"
-
-    async def build() -> None:
-        admin = await asyncpg.connect(postgres_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        await roles.hand_over_schema(with_database(postgres_url, name))
-        await apply_migrations(with_database(floor_settings.owner_url, name))
-
-    asyncio.run(build())
-    return name
+    return make_owned_database(postgres_url, floor_settings.owner_url, "roles")
 
 
 @pytest.fixture(scope="module")

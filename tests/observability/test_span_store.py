@@ -18,11 +18,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from config.settings import FloorSettings
 from ledger import roles
-from ledger.migrate import apply_migrations
 from ledger.span_store import SpanStore
 from ledger.spans import PostgresSpanExporter, SpanRow, insert_spans, prune_spans, spans_for_command
 from observability.tracing import ATTR_COMMAND_ID
-from tests.ledger.conftest import with_database
+from tests.ledger.conftest import make_owned_database, with_database
 
 RUN = uuid.uuid4().hex[:8]
 """The session's span store is shared: this module's command ids are its own."""
@@ -106,19 +105,7 @@ async def test_prune_removes_only_spans_older_than_the_cut(ledger_pool: asyncpg.
 
 @pytest.fixture(scope="module")
 def owned_spans_database(postgres_url: str, floor_settings: FloorSettings) -> str:
-    name = f"spans_{uuid.uuid4().hex[:10]}"
-
-    async def build() -> None:
-        admin = await asyncpg.connect(postgres_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        await roles.hand_over_schema(with_database(postgres_url, name))
-        await apply_migrations(with_database(floor_settings.owner_url, name))
-
-    asyncio.run(build())
-    return name
+    return make_owned_database(postgres_url, floor_settings.owner_url, "spans")
 
 
 @pytest.fixture
