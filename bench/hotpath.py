@@ -267,7 +267,8 @@ async def run_hotpath(
         if (meta.partition, meta.offset) in receipts:
             received_ns[cid] = receipts[(meta.partition, meta.offset)]
     cpu = None if cpu_s is None else (cpu_s, busy_s)
-    return HotpathRun(timings, produced_ns, received_ns, await _append_stats(settings), cpu)
+    groups, gc_pauses = await _process_stats(settings)
+    return HotpathRun(timings, produced_ns, received_ns, groups, cpu, gc_pauses)
 
 
 @dataclass(frozen=True)
@@ -280,13 +281,20 @@ class HotpathRun:
     cpu: tuple[float, float] | None
     """The hot path's CPU seconds over the wall seconds from the first produce to the last
     timing collected."""
+    gc: dict[str, Any] | None = None
+    """The hot path's garbage-collector pauses since it started (its ``/stats`` ``gc``)."""
 
 
-async def _append_stats(settings: FloorSettings) -> dict[str, int] | None:
+async def _process_stats(settings: FloorSettings) -> tuple[dict[str, int] | None, dict[str, Any] | None]:
+    """The hot path's ledger append groups and garbage-collector pauses, from ``/stats``."""
     url = f"http://{settings.host}:{settings.hotpath_health_port}/stats"
     async with httpx.AsyncClient(timeout=10.0) as client:
-        stats = (await client.get(url)).json().get("ledger_appends")
-    return stats if isinstance(stats, dict) else None
+        body = (await client.get(url)).json()
+    groups, gc_pauses = body.get("ledger_appends"), body.get("gc")
+    return (
+        groups if isinstance(groups, dict) else None,
+        gc_pauses if isinstance(gc_pauses, dict) else None,
+    )
 
 
 async def _collect_timings(
@@ -386,6 +394,7 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
                     )  # fmt: skip
                     traced.timings(run.timings, run.produced_ns, run.received_ns)
                     traced.groups = run.groups
+                    traced.gc = run.gc
                     if run.cpu is not None and run.timings:
                         cpu_s, busy_s = run.cpu
                         traced.cpu_per_command_us = cpu_s / len(run.timings) * 1e6

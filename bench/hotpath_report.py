@@ -44,6 +44,8 @@ class RunResult:
     before intake took it (its consumer's buffer, behind earlier commands)."""
     throughput: float | None = None
     groups: Mapping[str, int] | None = None
+    gc: Mapping[str, Any] | None = None
+    """The hot path's garbage-collector pauses over the run, by generation."""
     cpu_per_command_us: float | None = None
     """The hot path's CPU time per command (its whole process: intake, broker callbacks,
     publishing), over the run."""
@@ -148,6 +150,17 @@ def report(console: Console, results: Sequence[RunResult]) -> None:
                 f"  ledger appends: {g.get('single', 0):,} alone, {g.get('grouped', 0):,} in "
                 f"{g.get('groups', 0):,} group commits (largest {g.get('largest', 0)})"
                 + (f", {g['refused_groups']} groups refused, each alone" if g.get("refused_groups") else "")
+            )
+        if r.gc:
+            gens = r.gc.get("generations", {})
+            console.print(
+                "  garbage-collector pauses: "
+                + ", ".join(
+                    f"gen {g} {p['count']:,} x (total {p['total_ms']:,.1f} ms, longest {p['max_ms']:,.2f} ms)"
+                    for g, p in sorted(gens.items())
+                )
+                + f"; {r.gc.get('frozen', 0):,} objects frozen"
+                + (f"; {idle} idle full collections" if (idle := r.gc.get("idle", {}).get("count")) else "")
             )
         if r.cpu_per_command_us is not None and r.cpu_share is not None:
             console.print(

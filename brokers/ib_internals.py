@@ -28,10 +28,22 @@ And on ``ib_async.Wrapper`` (``IB.wrapper``):
   trade's exact price, its venue time and the venue's running volume, so the raw value is read
   before ib_async parses it (:func:`on_rt_volume`). The decoder looks ``tickString`` up on the
   wrapper for every message, so an attribute on the instance takes its place.
+
+And on ``ib_async.Decoder`` (``Client.decoder``):
+
+* ``parse``: converts a decoded message's dataclasses (contract, order, order state,
+  execution) from the wire's strings by the type of each field's default. It walks
+  ``dataclasses.fields`` of every object on every message, an ``Order`` has ~150 fields, and
+  every order event brings an ``openOrder``: a quarter of the hot path's broker-side CPU.
+  :func:`plan_parsing` puts a version in its place that decides once per class which fields
+  need converting and converts exactly those, the same way (``tests/brokers/test_ib_internals``
+  compares the two on every field of each class). The decoder calls ``self.parse``, so an
+  attribute on the instance takes its place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -101,3 +113,38 @@ def on_rt_volume(ib: IB, handler: Callable[[Ticker, str], None]) -> None:
         parse(req_id, tick_type, value, *rest)
 
     wrapper.tickString = tick_string  # type: ignore[method-assign,assignment]
+
+
+_Conversion = tuple[str, type, Any]
+_conversions: dict[type, tuple[_Conversion, ...]] = {}
+
+
+def _conversions_of(cls: type) -> tuple[_Conversion, ...]:
+    plan = _conversions.get(cls)
+    if plan is None:
+        plan = tuple(
+            (f.name, type(f.default), f.default)
+            for f in dataclasses.fields(cls)
+            if type(f.default) in (int, float, bool)
+        )
+        _conversions[cls] = plan
+    return plan
+
+
+def parse_planned(obj: Any) -> None:
+    """What ``Decoder.parse`` does to ``obj``: each field whose default is an int, a float or
+    a bool is converted from the wire's string (an empty one gives the default); strings and
+    every other field are left as they are."""
+    for name, typ, default in _conversions_of(type(obj)):
+        v = getattr(obj, name)
+        if typ is int:
+            setattr(obj, name, int(v) if v else default)
+        elif typ is float:
+            setattr(obj, name, float(v) if v else default)
+        else:
+            setattr(obj, name, bool(int(v)) if v else default)
+
+
+def plan_parsing(client: Client) -> None:
+    """Make ``client``'s decoder convert fields by a plan made once per class."""
+    client.decoder.parse = parse_planned  # type: ignore[method-assign]

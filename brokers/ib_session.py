@@ -32,6 +32,7 @@ from ib_async import IB, Trade
 from ib_async.ib import StartupFetch, StartupFetchALL
 
 from brokers.base import ClientIdInUse, SessionRole, SourceAddressRefused
+from brokers.ib_internals import plan_parsing
 from brokers.ib_liveness import LivenessRules
 from brokers.ib_transport import BoundConnection, OrderWriteHook, install
 
@@ -220,6 +221,7 @@ class GatewaySession:
         cfg = self.config
         ib = IB()
         ib.client.MaxRequests = cfg.max_requests_per_s
+        plan_parsing(ib.client)
         conn = install(ib, cfg.source_address, cfg.liveness)
         conn.on_order_write = self._on_order_write
         self.ib, self.conn = ib, conn
@@ -368,8 +370,18 @@ def compact_trade_logs() -> None:
     its info logs on every order event, whatever the log level: ~40 µs each, several per order
     and session, all on the event loop the order path shares. The short form keeps the ids a
     log reader needs. Process-wide and idempotent.
+
+    ib_async's per-message info lines (``openOrder``, ``orderStatus``, ``execDetails``,
+    ``commissionReport``, ``position``: three to five per order) are left out too, unless its
+    ``ib_async.wrapper`` logger was given a level on purpose: each costs a log record on the
+    order path's loop (5,400 of them in a 600-command burst), and they repeat what the floor
+    logs of each order event itself (:mod:`hotpath.broker_events`); the gateway's notices reach
+    the floor as :class:`~brokers.base.BrokerNotice`. Its warnings and errors still log.
     """
     Trade.__repr__ = _compact_trade_repr  # type: ignore[method-assign,assignment]
+    wrapper_log = logging.getLogger("ib_async.wrapper")
+    if wrapper_log.level == logging.NOTSET:
+        wrapper_log.setLevel(logging.WARNING)
 
 
 def call_safely(fn: Callable[..., None], *args: Any) -> None:

@@ -110,6 +110,9 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         self.publish_only = publish_only
         """Queues a Kafka-only record, retried until acknowledged (None: sent at once)."""
         self.symbols: frozenset[str] | None = None if symbols is None else frozenset(symbols)
+        self.last_intake_ns = time.perf_counter_ns()
+        """When the latest command was taken (``perf_counter_ns``): the process is quiet when
+        this is old (:class:`observability.gc_pauses.IdleCollector`)."""
         """The symbols the floor trades (None: any); an order in another is ``unknown_symbol``."""
         self.refusals = Refusals(ledger, security, metrics, self._publish, on_revoked=self._forget_key)
         self.breaker_commands = BreakerCommands(breaker, ledger, self.refusals, breaker_log)
@@ -191,7 +194,7 @@ class Intake(OrderCommands, IcebergCommands, CancelCommands):
         ledger is unreachable (then nothing is decided: hold the record and hand it in again)
         or when even recording an ``intake.internal_error`` failed. ``headers``: the record's,
         whose trace context the command's spans continue (:mod:`hotpath.order_spans`)."""
-        intake_ns = time.perf_counter_ns()
+        intake_ns = self.last_intake_ns = time.perf_counter_ns()
         clock = self.spans.clock(intake_ns, headers) if self.spans is not None else None
         outcome: Outcome | None = None
         failure: BaseException | None = None

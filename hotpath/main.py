@@ -62,6 +62,7 @@ from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
 from ledger.span_store import SpanStore
 from observability.flood import FloodSummary
+from observability.gc_pauses import GcPauses, IdleCollector, freeze_start_up
 from observability.logs import setup_logs
 from observability.prometheus import exposition, registry_for
 from observability.security import SecurityLog
@@ -125,6 +126,7 @@ class HotPath:
         self.reader: MetricReader | None = None
         self.handover: Handover | None = None
         """In group mode: which partitions (accounts) this member holds."""
+        self.gc = GcPauses()
 
     def on_quote(self, quote: Quote) -> None:
         price = LastPrice(quote.bid, quote.ask, quote.last, quote.recv_ns)
@@ -169,6 +171,8 @@ class HotPath:
             "timings": [asdict(t) for t in self.timings],
             # How the ledger appends were committed: alone, or several in one transaction.
             "ledger_appends": _append_stats(self.intake.ledger),
+            # The garbage collector's pauses since start-up, by generation (observability.gc_pauses).
+            "gc": self.gc.as_dict(),
             "trail_pacing": {**asdict(self.intake.exits.counts), "held": self.intake.exits.held}
             if self.intake.exits is not None
             else None,
@@ -366,6 +370,7 @@ async def run(
     tape = TradePublisher(producer, MARKET_TRADES)
     intake.on_timing = hot.timings.append
     hot.reader = telemetry.reader
+    hot.gc = GcPauses(telemetry.metrics.gc_pause)
     registry = registry_for(telemetry)
     control = ControlServer(
         {
@@ -421,6 +426,13 @@ async def run(
         tasks.append(asyncio.create_task(RegistryWatch(dsn, intake).run(), name="registry"))
         if checkpointer is not None:
             tasks.append(asyncio.create_task(checkpointer.run(), name="ledger-checkpoints"))
+        # Start-up's objects live as long as the process: no full collection walks them again.
+        frozen = freeze_start_up()
+        hot.gc.install()
+        tasks.append(asyncio.create_task(hot.gc.run(), name="gc-pauses"))
+        idle_gc = IdleCollector(lambda: intake.last_intake_ns, hot.gc)
+        tasks.append(asyncio.create_task(idle_gc.run(), name="idle-gc"))
+        log.info("%d start-up objects moved out of the garbage collector's reach", frozen)
         await cmd_consumer.start()
         await control.start(settings.host, health_port)
         hot.consuming = True
@@ -455,6 +467,7 @@ async def run(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stop_levels.drained(), DRAIN_TIMEOUT_S)
         await protector.close()
+        hot.gc.close()
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):

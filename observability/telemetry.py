@@ -89,6 +89,9 @@ class Metrics:
     iceberg_fill_quality: Histogram
     """An ended Iceberg's cost against the mid at slice time, in basis points (positive: worse
     than the mid; every negative one falls in the first bucket, ``le="0.0"``)."""
+    gc_pause: Histogram
+    """Seconds the cyclic garbage collector stopped the process; attribute ``generation``
+    (:mod:`observability.gc_pauses`)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ def make_metrics(meter: Meter) -> Metrics:
             "floor.broker.failover", SESSION_BOUNDS, "Failover or reconnect to orders flowing again"
         ),
         outage=seconds("floor.broker.outage", SESSION_BOUNDS, "Broker unreachable, disconnect to reconnect"),
+        gc_pause=seconds("floor.gc.pause", HOT_PATH_BOUNDS, "Garbage collector pause, by generation"),
         iceberg_fill_quality=meter.create_histogram(
             "floor.iceberg.fill_quality",
             unit="bp",

@@ -5,6 +5,7 @@ gateway. A failure here means ib_async changed: re-read its client.py before cha
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import struct
 from collections.abc import AsyncIterator
@@ -53,6 +54,8 @@ async def test_the_private_members_exist_with_the_expected_types_on_a_connected_
     # The socket handlers, moved onto the bound connection that replaced ib_async's own.
     assert isinstance(client.conn, BoundConnection)
     assert callable(client._onSocketHasData) and callable(client._onSocketDisconnected)
+    # parse: the decoder calls it on itself, so the planned one on the instance is used.
+    assert client.decoder.parse is ib_internals.parse_planned
 
 
 async def test_queued_orders_are_taken_out_of_the_throttle_queue_and_the_rest_keeps_its_place(
@@ -90,3 +93,38 @@ async def test_rtvolume_ticks_reach_the_hook_raw_and_ib_async_still_parses_them(
         ib.cancelMktData(contract)
     finally:
         await broker.close()
+
+
+_PARSED = (
+    ib_async.Order, ib_async.Contract, ib_async.Stock, ib_async.OrderState, ib_async.Execution,
+    ib_async.ContractDetails, ib_async.CommissionReport, ib_async.ScannerSubscription,
+)  # fmt: skip
+
+
+def _wire_value(default: object, i: int) -> object:
+    """A field's value as the decoder leaves it before parsing: a string from the wire (empty
+    every third field, to take the default's branch), or a non-string default unchanged."""
+    if isinstance(default, bool):
+        return "" if i % 3 == 0 else str(i % 2)
+    if isinstance(default, int | float):
+        return "" if i % 3 == 0 else (str(i * 7) if isinstance(default, int) else f"{i}.25")
+    if isinstance(default, str):
+        return f"text{i}"
+    return default
+
+
+@pytest.mark.parametrize("cls", _PARSED, ids=lambda c: c.__name__)
+def test_the_planned_parse_converts_every_field_as_ib_asyncs_own(cls: type) -> None:
+    decoder = ib_async.decoder.Decoder(wrapper=None, serverVersion=0)
+    theirs, ours = cls(), cls()
+    for i, f in enumerate(dataclasses.fields(cls)):
+        value = _wire_value(f.default, i)
+        setattr(theirs, f.name, value)
+        setattr(ours, f.name, value)
+    ib_async.decoder.Decoder.parse(decoder, theirs)
+    ib_internals.parse_planned(ours)
+    converted = [f.name for f in dataclasses.fields(cls) if type(f.default) in (int, float, bool)]
+    assert converted, "each class has numeric fields to convert"
+    for f in dataclasses.fields(cls):
+        assert getattr(ours, f.name) == getattr(theirs, f.name), f.name
+        assert type(getattr(ours, f.name)) is type(getattr(theirs, f.name)), f.name
