@@ -39,6 +39,14 @@ And on ``ib_async.Decoder`` (``Client.decoder``):
   need converting and converts exactly those, the same way (``tests/brokers/test_ib_internals``
   compares the two on every field of each class). The decoder calls ``self.parse``, so an
   attribute on the instance takes its place.
+* ``handlers[5]`` (``openOrder``) and, on the wrapper, ``trades``, ``permId2Trade`` and
+  ``_results``: the gateway sends an ``openOrder`` with every change of an order, and for an
+  order ib_async already knows its wrapper keeps only six fields of the ~150 the decoder built
+  (``permId``, ``totalQuantity``, ``lmtPrice``, ``auxPrice``, ``orderType``, ``orderRef``),
+  all in the message's first 26. :func:`decode_known_orders` reads those, does what the
+  wrapper does with them, and hands every other message (a new order, a what-if) to ib_async's
+  own decoder: a circuit breaker's hundreds of cancel acknowledgements are read without
+  building hundreds of orders.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from typing import Any
 
 from ib_async import IB, Client, Ticker
 from ib_async.connection import Connection
+from ib_async.util import UNSET_DOUBLE
 
 CHECKED_VERSION = "2.1.0"
 
@@ -148,3 +157,45 @@ def parse_planned(obj: Any) -> None:
 def plan_parsing(client: Client) -> None:
     """Make ``client``'s decoder convert fields by a plan made once per class."""
     client.decoder.parse = parse_planned  # type: ignore[method-assign]
+
+
+_OPEN_ORDER = 5
+
+
+def decode_known_orders(client: Client, wrapper: Any) -> None:
+    """Make ``client``'s decoder read an ``openOrder`` of an order ``wrapper`` (the client's
+    ``IB.wrapper``) already knows by its first 26 fields; any other goes to ib_async's own."""
+    decoder = client.decoder
+    full = decoder.handlers[_OPEN_ORDER]
+
+    def open_order(fields: list[str]) -> None:
+        # ib_async 2.1.0's layout, for every server version: msgId, orderId, 11 contract
+        # fields, action, totalQuantity, orderType, lmtPrice, auxPrice, tif, ocaGroup,
+        # account, openClose, origin, orderRef, clientId, permId, ...
+        try:
+            order_id = int(fields[1]) if fields[1] else 0
+            client_id = int(fields[24]) if fields[24] else 0
+            perm_id = int(fields[25]) if fields[25] else 0
+        except (IndexError, ValueError):
+            full(fields)  # ib_async's decoder reports what is wrong with it
+            return
+        trade = wrapper.trades.get(wrapper.orderKey(client_id, order_id, perm_id))
+        if trade is None or trade.order.whatIf:
+            full(fields)
+            return
+        order = trade.order
+        order.permId = perm_id
+        order.totalQuantity = float(fields[14]) if fields[14] else 0.0
+        order.lmtPrice = float(fields[16]) if fields[16] else UNSET_DOUBLE
+        order.auxPrice = float(fields[17]) if fields[17] else UNSET_DOUBLE
+        order.orderType = fields[15]
+        order.orderRef = fields[23]
+        wrapper.permId2Trade.setdefault(perm_id, trade)
+        results = wrapper._results.get("openOrders")
+        if results is None:
+            wrapper.ib.openOrderEvent.emit(trade)
+        else:
+            results.append(trade)  # a reqOpenOrders in progress
+        client.updateReqId(order_id + 1)
+
+    decoder.handlers[_OPEN_ORDER] = open_order

@@ -32,7 +32,7 @@ from ib_async import IB, Trade
 from ib_async.ib import StartupFetch, StartupFetchALL
 
 from brokers.base import ClientIdInUse, SessionRole, SourceAddressRefused
-from brokers.ib_internals import plan_parsing
+from brokers.ib_internals import decode_known_orders, plan_parsing
 from brokers.ib_liveness import LivenessRules
 from brokers.ib_transport import BoundConnection, OrderWriteHook, install
 
@@ -222,6 +222,7 @@ class GatewaySession:
         ib = IB()
         ib.client.MaxRequests = cfg.max_requests_per_s
         plan_parsing(ib.client)
+        decode_known_orders(ib.client, ib.wrapper)
         conn = install(ib, cfg.source_address, cfg.liveness)
         conn.on_order_write = self._on_order_write
         self.ib, self.conn = ib, conn

@@ -13,11 +13,13 @@ from decimal import Decimal
 
 import ib_async
 import pytest
-from ib_async import Client
+from ib_async import Client, util
 
 from brokers import ib_internals
 from brokers.ib_transport import BoundConnection
 from brokers.ibkr import IbkrBroker, IbkrConfig
+from paper.tws import outgoing
+from paper.venue.messages import ContractInfo, OrderSpec, OrderUpdate
 from tests.brokers.conftest import HOST, PaperStack
 from tests.helpers import eventually
 
@@ -128,3 +130,58 @@ def test_the_planned_parse_converts_every_field_as_ib_asyncs_own(cls: type) -> N
     for f in dataclasses.fields(cls):
         assert getattr(ours, f.name) == getattr(theirs, f.name), f.name
         assert type(getattr(ours, f.name)) is type(getattr(theirs, f.name)), f.name
+
+
+def _open_order_fields(u: OrderUpdate, sv: int) -> list[str]:
+    """The gateway's ``openOrder`` for ``u`` as ib_async's reader hands it to the decoder."""
+    contract = ContractInfo("MSFT", 272093, "SMART", "NASDAQ", "USD", Decimal("0.01"), 1, "Microsoft")
+    return outgoing.open_order(u, contract, sv)[4:].decode().split("\0")[:-1]
+
+
+def _update(**changes: object) -> OrderUpdate:
+    spec = OrderSpec("BUY", 100, "LMT", lmt_price=Decimal("410.25"), order_ref="cmd-1")
+    u = OrderUpdate(
+        "DU0000001", 7, 42, 9001, "MSFT", 272093, spec, "Submitted", 0, 100, None, None, 1
+    )  # fmt: skip
+    order = dataclasses.replace(spec, **{k: v for k, v in changes.items() if k != "status"})
+    return dataclasses.replace(u, order=order, status=str(changes.get("status", u.status)))
+
+
+@pytest.mark.parametrize("sv", [176, outgoing.SERVER_VERSION])
+def test_a_known_orders_open_order_read_by_its_head_leaves_the_trade_as_ib_asyncs_decoder_does(
+    sv: int,
+) -> None:
+    theirs, ours = ib_async.IB(), ib_async.IB()
+    ib_internals.decode_known_orders(ours.client, ours.wrapper)
+    events: dict[str, list[object]] = {"theirs": [], "ours": []}
+    for name, ib in (("theirs", theirs), ("ours", ours)):
+        ib.client.decoder.serverVersion = sv
+        ib.openOrderEvent += events[name].append
+    first = _open_order_fields(_update(), sv)
+    changed = _open_order_fields(
+        _update(total_qty=60, lmt_price=Decimal("409.5"), aux_price=Decimal("1.5"), order_ref="cmd-2"), sv
+    )
+    for ib in (theirs, ours):
+        ib.client.decoder.interpret(first)  # a new order: ib_async's own decoder, both
+    assert ours.wrapper.trades.keys() == theirs.wrapper.trades.keys() == {(7, 42)}
+    theirs.client.decoder.interpret(changed)
+    ours.client.decoder.interpret(changed)  # known: read by its head
+    t, o = theirs.wrapper.trades[(7, 42)], ours.wrapper.trades[(7, 42)]
+    assert o.order.totalQuantity == 60.0 and o.order.lmtPrice == 409.5 and o.order.orderRef == "cmd-2"
+    assert util.dataclassAsDict(o.order) == util.dataclassAsDict(t.order)
+    assert ours.wrapper.permId2Trade.keys() == theirs.wrapper.permId2Trade.keys() == {9001}
+    assert [e is o for e in events["ours"]] == [e is t for e in events["theirs"]] == [True, True]
+    assert ours.client._reqIdSeq == theirs.client._reqIdSeq == 43
+
+
+def test_an_open_order_ib_async_does_not_know_goes_to_its_own_decoder() -> None:
+    ib = ib_async.IB()
+    ib_internals.decode_known_orders(ib.client, ib.wrapper)
+    ib.client.decoder.serverVersion = outgoing.SERVER_VERSION
+    ib.client.decoder.interpret(_open_order_fields(_update(), outgoing.SERVER_VERSION))
+    trade = ib.wrapper.trades[(7, 42)]
+    assert (
+        trade.contract.symbol == "MSFT"
+        and trade.order.action == "BUY"
+        and trade.orderStatus.status == "Submitted"
+    )
