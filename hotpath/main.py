@@ -60,7 +60,7 @@ from hotpath.trades import TradePublisher
 from hotpath.trailing_restore import reattach_trailing_stops
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
 from ledger.db import Db, DedicatedConnection
-from ledger.span_store import SpanStore
+from ledger.span_store import QUIET_S, SpanStore
 from observability.flood import FloodSummary
 from observability.gc_pauses import GcPauses, IdleCollector, freeze_start_up
 from observability.logs import setup_logs
@@ -74,6 +74,8 @@ from trading.signing import KeyInvalid, private_key_from_pem
 from trading.trailing_pacing import ModifyBudget
 
 log = logging.getLogger("hotpath")
+
+SPAN_QUIET_NS = int(QUIET_S * 1e9)
 
 TIMINGS_KEPT = 10_000
 # FloorSettings.command_fetch_wait_ms sets the command fetch's wait. Tansu wakes no waiting
@@ -364,6 +366,8 @@ async def run(
     )
     intake.breaker_commands.sweep = sweep
     intake.exit_clearance = protector.clearance
+    # Spans are written between bursts, not during them (ledger.span_store).
+    span_store.quiet = lambda: time.perf_counter_ns() - intake.last_intake_ns >= SPAN_QUIET_NS
     hot = HotPath(intake, events, breaker, broker)
     hot.sweep = sweep
     depth = DepthPublisher(producer, MARKET_DEPTH)

@@ -11,6 +11,13 @@ yielding to the loop between slices. The inserts run with instrumentation suppre
 instrumented insert would make spans of its own, written in turn, forever) and do not wait for
 their WAL flush (:func:`~ledger.spans.insert_spans`).
 
+A process that says when it is busy (``quiet``, the hot path: no command for
+:data:`QUIET_S`) has its spans written only once it is quiet, or once the oldest has waited
+:data:`MAX_DELAY_S`, or past :data:`HIGH_WATER` of them. The inserts cost the database CPU that
+a burst's ledger commits need on the same machine (``bench.hotpath``: tracing on doubled the
+commits' p50 during a 200/s burst); deferred, they run after it, and a command's trace is in
+the store a few seconds after the burst instead of within one.
+
 Bounded: past :data:`MAX_PENDING` spans waiting (the database away), new ones are dropped and
 counted (:attr:`SpanStore.dropped`), as is a batch whose insert fails: spans are for looking,
 and holding them would grow the process without bound through an outage.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -39,11 +47,28 @@ SLICE = 32
 BATCH = 512
 """Rows per insert."""
 MAX_PENDING = 20_000
+QUIET_S = 0.25
+"""How long a busy process must have been quiet before its spans are written."""
+MAX_DELAY_S = 10.0
+"""The longest a span waits for quiet: under a long burst the store still fills."""
+HIGH_WATER = 8_000
+"""Spans waiting past which they are written, quiet or not (well under :data:`MAX_PENDING`)."""
 
 
 class SpanStore(SpanProcessor):
-    def __init__(self, db: Db | Any, loop: asyncio.AbstractEventLoop, *, every_s: float = EVERY_S) -> None:
+    def __init__(
+        self,
+        db: Db | Any,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        every_s: float = EVERY_S,
+        quiet: Callable[[], bool] | None = None,
+    ) -> None:
         self._db = db
+        self.quiet = quiet
+        """Whether the process is quiet now; ``None``: always (write every ``every_s``)."""
+        self._oldest = 0.0
+        """``loop.time()`` when the oldest span waiting was kept."""
         self._loop = loop
         self._thread = threading.get_ident()
         self._every_s = every_s
@@ -70,6 +95,8 @@ class SpanStore(SpanProcessor):
         if len(self._pending) >= MAX_PENDING:
             self.dropped += 1
             return
+        if not self._pending:
+            self._oldest = self._loop.time()
         self._pending.append(span)
 
     def shutdown(self) -> None:
@@ -82,10 +109,22 @@ class SpanStore(SpanProcessor):
     # --- writing ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Write what gathered, every ``every_s``, until cancelled."""
+        """Write what gathered, every ``every_s`` when it is time (:meth:`due`), until cancelled."""
         while True:
             await asyncio.sleep(self._every_s)
-            await self.flush()
+            if self.due():
+                await self.flush()
+
+    def due(self) -> bool:
+        """Whether the spans waiting should be written now."""
+        if not self._pending:
+            return False
+        return (
+            self.quiet is None
+            or self.quiet()
+            or len(self._pending) >= HIGH_WATER
+            or self._loop.time() - self._oldest >= MAX_DELAY_S
+        )
 
     async def flush(self) -> None:
         """Write every span ended so far (a process on its way out awaits it before its pool

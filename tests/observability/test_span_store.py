@@ -18,14 +18,17 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from config.settings import FloorSettings
 from ledger import roles
-from ledger.span_store import SpanStore
+from ledger.span_store import MAX_DELAY_S, SpanStore
 from ledger.spans import PostgresSpanExporter, SpanRow, insert_spans, prune_spans, spans_for_command
 from observability.tracing import ATTR_COMMAND_ID
+from tests.helpers import eventually
 from tests.ledger.conftest import make_owned_database, with_database
 
 RUN = uuid.uuid4().hex[:8]
 """The session's span store is shared: this module's command ids are its own."""
-CMD_1, CMD_2, CMD_3, OLD, NEW = (f"{name}-{RUN}" for name in ("cmd-1", "cmd-2", "cmd-3", "old", "new"))
+CMD_1, CMD_2, CMD_3, CMD_4, OLD, NEW = (
+    f"{name}-{RUN}" for name in ("cmd-1", "cmd-2", "cmd-3", "cmd-4", "old", "new")
+)
 
 
 def _row(trace_id: str, span_id: str, parent: str | None, command_id: str | None, start_ns: int) -> SpanRow:
@@ -81,6 +84,31 @@ async def test_the_stores_processor_writes_on_the_loop_what_ended_anywhere(ledge
     await store.flush()
     assert [r.name for r in await spans_for_command(ledger_pool, CMD_3)] == ["hotpath.intake", "broker.fill"]
     assert (store.written, store.dropped) == (2, 0)
+
+
+async def test_a_busy_processs_spans_wait_for_quiet_or_for_their_longest_delay(
+    ledger_pool: asyncpg.Pool,
+) -> None:
+    busy = [True]
+    store = SpanStore(ledger_pool, asyncio.get_running_loop(), every_s=0.01, quiet=lambda: not busy[0])
+    provider = TracerProvider(resource=Resource.create({"service.name": "hotpath"}))
+    provider.add_span_processor(store)
+    tracer = provider.get_tracer("test")
+    tracer.start_span("hotpath.intake", attributes={ATTR_COMMAND_ID: CMD_4}).end()
+    writing = asyncio.create_task(store.run())
+    try:
+        await asyncio.sleep(0.1)  # ten turns of the writer while busy: nothing written
+        assert store.written == 0 and not store.due()
+        store._oldest -= MAX_DELAY_S  # the span has now waited its longest: written, busy or not
+        assert store.due()
+        await eventually(lambda: store.written == 1, timeout=5.0)
+        tracer.start_span("broker.ack", attributes={ATTR_COMMAND_ID: CMD_4}).end()
+        assert not store.due()
+        busy[0] = False  # the burst is over
+        await eventually(lambda: store.written == 2, timeout=5.0)
+    finally:
+        writing.cancel()
+    assert [r.name for r in await spans_for_command(ledger_pool, CMD_4)] == ["hotpath.intake", "broker.ack"]
 
 
 async def test_prune_removes_only_spans_older_than_the_cut(ledger_pool: asyncpg.Pool) -> None:
