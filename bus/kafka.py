@@ -1,7 +1,9 @@
 """Every producer the floor owns is made here, so none can forget durability or add latency.
 
 aiokafka defaults to ``acks=1`` without idempotence and may batch; the floor wants each record
-on every in-sync replica, exactly once per producer session, and sent at once (``linger_ms=0``).
+on every in-sync replica, exactly once per producer session, and sent at once (``linger_ms=0``)
+unless its process asks for a short linger (the hot path's publishing of order events, depth
+and trades: ``FLOOR_HOTPATH_PUBLISH_LINGER_MS``).
 
 The embedded Tansu 0.6 broker answers aiokafka's InitProducerId (v0, the only version aiokafka
 speaks) with UNKNOWN_SERVER_ERROR, so against it :func:`start_producer` falls back to
@@ -27,19 +29,22 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_MS = 1000
 
 
-def producer(bootstrap: str, client_id: str = "floor", *, idempotent: bool = True) -> AIOKafkaProducer:
+def producer(
+    bootstrap: str, client_id: str = "floor", *, idempotent: bool = True, linger_ms: int = 0
+) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
         enable_idempotence=idempotent,
-        linger_ms=0,
+        linger_ms=linger_ms,
     )
 
 
-async def start_producer(bootstrap: str, client_id: str = "floor") -> AIOKafkaProducer:
-    """A started producer: idempotent where the broker supports it, ``acks='all'`` always."""
-    first = producer(bootstrap, client_id)
+async def start_producer(bootstrap: str, client_id: str = "floor", *, linger_ms: int = 0) -> AIOKafkaProducer:
+    """A started producer: idempotent where the broker supports it, ``acks='all'`` always.
+    ``linger_ms``: how long a record may wait for others to share its request (0: none)."""
+    first = producer(bootstrap, client_id, linger_ms=linger_ms)
     try:
         await first.start()
         return first
@@ -50,7 +55,7 @@ async def start_producer(bootstrap: str, client_id: str = "floor") -> AIOKafkaPr
         "(consumers and the ledger dedupe)",
         bootstrap,
     )
-    fallback = producer(bootstrap, client_id, idempotent=False)
+    fallback = producer(bootstrap, client_id, idempotent=False, linger_ms=linger_ms)
     await fallback.start()
     return fallback
 

@@ -59,7 +59,7 @@ from hotpath.streams import stream_symbols
 from hotpath.trades import TradePublisher
 from hotpath.trailing_restore import reattach_trailing_stops
 from ledger.checkpoints import CHECKPOINT_AGENT, CHECKPOINTS_FILE
-from ledger.db import Db, DedicatedConnection
+from ledger.db import Db, DedicatedConnection, keep_session
 from ledger.span_store import QUIET_S, SpanStore
 from observability.flood import FloodSummary
 from observability.gc_pauses import GcPauses, IdleCollector, freeze_start_up
@@ -244,7 +244,8 @@ async def run(
     telemetry = setup("hotpath")
     install_global(telemetry)
     dsn = settings.role_url("hotpath")  # its own role: fails here, naming what to set
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    # Its users keep no session state (ledger.db.keep_session): no reset round trip per query.
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, reset=keep_session)
     # Spans go to the span store through the pool, in batches on this loop, never on the
     # order's path (ledger.span_store).
     span_store = SpanStore(pool, asyncio.get_running_loop())
@@ -257,7 +258,9 @@ async def run(
     # round trip and queues behind the order and ops event writes.
     writer = DedicatedConnection(dsn)
     await writer.connect()
-    kafka_producer = await start_producer(settings.kafka, "hotpath")
+    kafka_producer = await start_producer(
+        settings.kafka, "hotpath", linger_ms=settings.hotpath_publish_linger_ms
+    )
     producer = SigningProducer(kafka_producer, record_key)
     await ensure_topics(settings.kafka, (SESSIONS_TOPIC,))
     broker = broker or make_broker(settings)
