@@ -15,12 +15,12 @@ from temporalio.worker import Worker
 from tests.workflows.sim import Controller, SimVenue, pause_at_slice
 from tests.workflows.test_iceberg import QUEUE, _inp
 from workflows.iceberg import (
-    QUOTE_OUTAGE_LIMIT,
     Iceberg,
     IcebergInput,
     IcebergResult,
     IcebergStatus,
 )
+from workflows.iceberg_policies import QUOTE_OUTAGE_LIMIT
 
 EXECUTION_TIMEOUT = timedelta(hours=1)
 CLOSE_TEST_TIMEOUT = timedelta(minutes=5)
