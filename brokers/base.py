@@ -12,10 +12,14 @@ so the contract is split by cost:
 * **Asynchronous** (session and queries): :meth:`Broker.connect`, :meth:`Broker.close`,
   account, order, execution and position queries, market-data subscriptions.
 
-Everything the broker reports arrives as one of the frozen :data:`BrokerEvent` classes, passed
-to the handler given to :meth:`Broker.set_event_handler`. The handler is a plain function,
-called on the event loop from the socket-read callback: it must not block; to do I/O
-(Kafka, Postgres, Temporal) it schedules a task or puts the event on a queue.
+Everything the broker reports arrives as one of the frozen :data:`BrokerEvent` classes
+(:mod:`brokers.events`), passed to the handler given to :meth:`Broker.set_event_handler`. The
+handler is a plain function, called on the event loop from the socket-read callback: it must not
+block; to do I/O (Kafka, Postgres, Temporal) it schedules a task or puts the event on a queue.
+Market data (:mod:`brokers.market_data`) reaches the handler of each subscription the same way.
+
+This module holds the interface, its errors and the orders it takes; every name the events and
+market-data modules define is importable from here too.
 
 Identity: ``order_ref`` is the command id that created the order. It is the idempotency key
 across the floor and is sent to the broker (IB ``orderRef``), so after a reconnect the floor can
@@ -31,13 +35,29 @@ Times: ``time`` fields are timezone-aware UTC ``datetime``; latency stamps are
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from brokers.events import (
+    BrokerEvent,
+    BrokerNotice,
+    BrokerOrderStatus,
+    CommissionReported,
+    EpochReconciled,
+    EventHandler,
+    Executed,
+    OpenOrder,
+    OrderAccepted,
+    OrderRejected,
+    OrderStatusChanged,
+    SessionChange,
+    SessionChanged,
+    SessionRole,
+)
+from brokers.market_data import DepthLevel, DepthSnapshot, Quote, Subscription, Trade
 from trading.commands import OrderType, Side, TimeInForce
 
 __all__ = [
@@ -207,208 +227,6 @@ BrokerOrderId = Placement
 """Older name of :class:`Placement`, kept so code written against it keeps working."""
 
 
-class BrokerOrderStatus(enum.StrEnum):
-    """The broker's order status, normalised from IB's status strings."""
-
-    PENDING_SUBMIT = "PendingSubmit"
-    """Written to the socket, not yet acknowledged."""
-    PRE_SUBMITTED = "PreSubmitted"
-    """Accepted, held by the broker until triggered (stops, trailing stops)."""
-    SUBMITTED = "Submitted"
-    """Accepted and working at the venue."""
-    PENDING_CANCEL = "PendingCancel"
-    CANCELLED = "Cancelled"
-    FILLED = "Filled"
-    INACTIVE = "Inactive"
-    """Rejected or expired by the broker."""
-    HELD = "Held"
-    """Held by the floor while no session is up; not at the broker yet."""
-
-    @property
-    def is_done(self) -> bool:
-        return self in (BrokerOrderStatus.CANCELLED, BrokerOrderStatus.FILLED, BrokerOrderStatus.INACTIVE)
-
-
-# --- events ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderAccepted:
-    """The broker acknowledged the order for the first time in this session (IB ``PreSubmitted``
-    or ``Submitted``). Emitted once per order_ref and session epoch."""
-
-    order_ref: str
-    status: BrokerOrderStatus
-    client_id: int
-    order_id: int
-    perm_id: int
-    time: datetime
-
-
-@dataclass(frozen=True)
-class OrderStatusChanged:
-    """Any change of an order's status or fill progress as the broker reports it.
-
-    ``avg_fill_price`` is None until something filled. ``filled + remaining`` equals the order
-    quantity while the order lives."""
-
-    order_ref: str
-    status: BrokerOrderStatus
-    filled: int
-    remaining: int
-    avg_fill_price: Decimal | None
-    client_id: int
-    order_id: int
-    perm_id: int
-    time: datetime
-
-
-@dataclass(frozen=True)
-class Executed:
-    """One fill. ``exec_id`` is the broker's and is unique: consumers dedupe on it (the same
-    execution may be reported again after a reconnect, by :meth:`Broker.executions`)."""
-
-    order_ref: str
-    exec_id: str
-    account: str
-    symbol: str
-    side: Side
-    quantity: int
-    price: Decimal
-    cum_quantity: int
-    avg_price: Decimal
-    time: datetime
-    perm_id: int
-    order_id: int
-    client_id: int
-
-
-@dataclass(frozen=True)
-class CommissionReported:
-    """The commission of one execution (reported after its :class:`Executed`)."""
-
-    exec_id: str
-    order_ref: str
-    commission: Decimal
-    currency: str
-    realized_pnl: Decimal | None
-    time: datetime
-
-
-@dataclass(frozen=True)
-class OrderRejected:
-    """The broker refused an order, a modify or a cancel.
-
-    ``code`` is the broker's numeric code (IB error code); ``category`` names the set it falls
-    in (see ``brokers.ib_codes``, e.g. ``"order_rejected"``, ``"cancel_refused"``,
-    ``"modify_refused"``). ``order_still_working`` is True when the refusal concerns a modify
-    or cancel and the original order is still live at the broker."""
-
-    order_ref: str
-    code: int
-    reason: str
-    category: str
-    order_still_working: bool
-    time: datetime
-
-
-@dataclass(frozen=True)
-class BrokerNotice:
-    """A broker message that is not about one of our orders (farm status, pacing, market-data
-    errors). ``req_id`` is the request it belongs to, -1 for session-wide."""
-
-    code: int
-    message: str
-    req_id: int
-    session: str
-    time: datetime
-
-
-class SessionChange(enum.StrEnum):
-    CONNECTED = "connected"
-    """First connection of this broker object (``connect()``)."""
-    DISCONNECTED = "disconnected"
-    """The active session went down and no standby could take over: orders are held."""
-    RECONNECTED = "reconnected"
-    """A session is up again after DISCONNECTED; held orders are being sent."""
-    FAILED_OVER = "failed_over"
-    """The active session went down and the hot standby took over without a gap."""
-    STANDBY_DOWN = "standby_down"
-    """The standby session went down (the active one is unaffected); it reconnects by itself."""
-    STANDBY_UP = "standby_up"
-    CLOSED = "closed"
-    """``close()`` was called."""
-
-
-class SessionRole(enum.StrEnum):
-    PRIMARY = "primary"
-    STANDBY = "standby"
-
-
-@dataclass(frozen=True)
-class SessionChanged:
-    """A change of broker connectivity; the hot path forwards these to the BrokerSession
-    workflow, which records the epoch and reconciles after every reconnect or failover.
-
-    ``epoch`` increases by one every time the session that carries orders changes (failover,
-    reconnect), so the workflow can order the changes and run one reconciliation per epoch.
-    ``gateway`` is ``host:port`` of the session concerned (for FAILED_OVER: the new active one;
-    ``previous_gateway`` the one that failed)."""
-
-    change: SessionChange
-    gateway: str
-    role: SessionRole
-    cause: str
-    epoch: int
-    time: datetime
-    previous_gateway: str | None = None
-    held_orders: int = 0
-    """Orders held in memory at the moment of the change (sent on reconnect)."""
-
-
-@dataclass(frozen=True)
-class OpenOrder:
-    """An order the broker reports as open (for reconciliation)."""
-
-    order_ref: str
-    account: str
-    symbol: str
-    side: Side
-    quantity: int
-    order_type: str
-    """The broker's order type string, e.g. ``LMT`` or ``STP LMT``."""
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    status: BrokerOrderStatus
-    filled: int
-    remaining: int
-    client_id: int
-    order_id: int
-    perm_id: int
-
-
-@dataclass(frozen=True)
-class EpochReconciled:
-    """What the broker listed when the session of epoch ``epoch`` was reconciled, after the
-    adapter brought its own orders in line (held orders sent, missed executions reported as
-    :class:`Executed`): the snapshot the owner of the ledger compares with its view of every
-    order (missed fills of orders the adapter does not know, orders the broker no longer
-    has, foreign orders). Emitted once per epoch, before orders flow again."""
-
-    epoch: int
-    gateway: str
-    open_orders: tuple[OpenOrder, ...]
-    """Every client's orders the broker lists as working on the account."""
-    executions: tuple[Executed, ...]
-    """Every execution the broker reports for this client (today's, at IB)."""
-    time: datetime
-    lost: tuple[str, ...] = ()
-    """The ``order_ref`` of every order the broker had acknowledged and, asked at this epoch,
-    lists nowhere (neither open, completed nor executed): it ended while the floor could not
-    hear. The adapter never sends it again and does not end it itself; the owner of the ledger
-    does, by its rules (:func:`trading.reconciliation.reconcile`, ``gone``)."""
-
-
 @dataclass(frozen=True)
 class Position:
     account: str
@@ -416,81 +234,6 @@ class Position:
     quantity: int
     """Signed: negative is short."""
     avg_cost: Decimal
-
-
-@dataclass(frozen=True)
-class Quote:
-    """Level 1 after a tick batch. Missing sides are None. ``recv_ns`` is the
-    ``time.perf_counter_ns()`` when the socket data carrying the tick arrived."""
-
-    symbol: str
-    bid: Decimal | None
-    bid_size: int | None
-    ask: Decimal | None
-    ask_size: int | None
-    last: Decimal | None
-    last_size: int | None
-    time: datetime
-    recv_ns: int
-
-
-@dataclass(frozen=True)
-class DepthLevel:
-    price: Decimal
-    size: int
-
-
-@dataclass(frozen=True)
-class DepthSnapshot:
-    """The whole L2 book of a symbol after a depth update batch, best level first."""
-
-    symbol: str
-    bids: tuple[DepthLevel, ...]
-    asks: tuple[DepthLevel, ...]
-    time: datetime
-    recv_ns: int
-    gap: bool = False
-    """The feed had a gap before this book (the session carrying it changed, the gateway lost
-    its market data, or reset the book): updates may have been missed, so whoever kept a copy
-    replaces it with this one and tells its own readers."""
-
-
-@dataclass(frozen=True)
-class Trade:
-    """One trade on the venue's tape (anyone's, not only ours), in the venue's order."""
-
-    symbol: str
-    price: Decimal
-    size: int
-    time: datetime
-    """The venue's time of the trade."""
-    venue_volume: int | None = None
-    """The symbol's session volume at the venue after this trade, when the broker says
-    (IB's RTVolume does): it grows with every trade, so it tells a trade seen twice from a
-    new one, and a jump bigger than ``size`` tells trades were missed."""
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """Handle of a market-data subscription; pass it to :meth:`Broker.unsubscribe`."""
-
-    kind: str
-    """``"quotes"``, ``"depth"`` or ``"trades"``."""
-    symbol: str
-    key: int = field(default=0)
-
-
-BrokerEvent = (
-    OrderAccepted
-    | OrderStatusChanged
-    | Executed
-    | CommissionReported
-    | OrderRejected
-    | BrokerNotice
-    | SessionChanged
-    | EpochReconciled
-)
-EventHandler = Callable[[BrokerEvent], None]
 
 
 # --- the interface --------------------------------------------------------------------------
