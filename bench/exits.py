@@ -72,7 +72,7 @@ class Run:
 
 
 def mark(quote: Quote) -> Decimal | None:
-    """The price the hot path trails by (:meth:`hotpath.main.HotPath.on_quote`)."""
+    """The price the hot path trails by (:meth:`hotpath.hot_path.HotPath.on_quote`)."""
     if quote.last is not None:
         return quote.last
     if quote.bid is not None and quote.ask is not None:

@@ -11,7 +11,7 @@ The rule, exactly:
   exact Decimal arithmetic, so with the default 10 a fall of exactly 10% trips and a fall of
   9.9% (or 9.99...%) never does, however long it lasts.
 - A single tick trips it. The price fed is the last trade, else the mid of bid and ask (see
-  :meth:`hotpath.main.HotPath.on_quote`); one print at -10% is enough. Waiting for a second
+  :meth:`hotpath.hot_path.HotPath.on_quote`); one print at -10% is enough. Waiting for a second
   tick to confirm would let a real crash run on for a tick interval with every order still
   working, while a false trip costs a re-arm and the orders sent again: a cancel never opens
   a position. So a bad tick halts the floor, and the operator (or an armed trader) re-arms it.
