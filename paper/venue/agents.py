@@ -1,0 +1,152 @@
+"""The agent order-flow model: noise, informed, momentum and market-making populations.
+
+Agent-based in the manner of ABIDES (Byrd, Hybinette & Balch 2019: value, noise, momentum and
+market-maker agents), but as one seeded random process per symbol with no I/O, a drop-in for
+the zero-intelligence model of :mod:`paper.venue.flow` whose clock, order sizes, limit-order
+distances and cancellations it keeps. What it adds, each part in its own module:
+
+- a **value** with stochastic volatility (:mod:`paper.venue.value`);
+- the **reference price** (where liquidity arrives, moved by scripted faults) is the value as
+  it was ``foresight_events`` events ago plus the takers' impact
+  (:mod:`paper.venue.market_maker`), which fades over ``impact_memory_events``;
+- **informed traders** take liquidity towards the value (:mod:`paper.venue.informed`);
+- **momentum traders** take liquidity along the trend (:mod:`paper.venue.momentum`);
+- **noise traders** take liquidity in long-memory runs of meta-orders
+  (:mod:`paper.venue.noise`);
+- **market makers** quote around the reference price, widening and skewing after being hit
+  (:mod:`paper.venue.market_maker`); stale quotes inside theirs are cancelled first.
+
+Every event is one of: a cancellation, an informed, momentum or noise market order (each taking
+at most the best queue, as in the zero-intelligence model), or a limit order. Takers of ours
+count too: the matcher reports every aggressive trade (:meth:`AgentFlow.on_take`), so a large
+order of ours moves the market and widens it as a model order would.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+
+from paper.venue.book import Book, Resting
+from paper.venue.flow import CANCEL, LIMIT, MARKET, NS_PER_SECOND, Action, FlowModel
+from paper.venue.informed import InformedTraders
+from paper.venue.market_maker import MarketMakers
+from paper.venue.messages import ASK, BID
+from paper.venue.momentum import MomentumTraders
+from paper.venue.noise import NoiseTraders
+from paper.venue.symbols import AgentParams, FlowParams
+from paper.venue.value import ValuePath
+
+NAME = "agents"
+
+
+class AgentFlow(FlowModel):
+    name = NAME
+
+    def __init__(
+        self,
+        params: FlowParams,
+        agents: AgentParams,
+        seed: int,
+        symbol: str,
+        price_ticks: int,
+        lot: int,
+        start_ns: int,
+    ) -> None:
+        self.agents = agents
+        self.makers = MarketMakers(agents, params.order_size, params.spread_ticks)
+        super().__init__(params, seed, symbol, price_ticks, lot, start_ns)
+        sigma_per_sqrt_s = self._sigma_per_sqrt_ns * math.sqrt(NS_PER_SECOND)
+        self.hidden = ValuePath(float(price_ticks), sigma_per_sqrt_s, agents)
+        self.impact = 0.0
+        """Ticks the takers have moved the reference price from the (lagged) value."""
+        self.informed = InformedTraders(agents)
+        self.momentum = MomentumTraders(float(price_ticks), agents)
+        self.noise = NoiseTraders(agents.meta_orders, agents.meta_tail)
+        self._impact_keep = math.exp(-1.0 / max(agents.impact_memory_events, 1e-9))
+        self._informed_size = agents.informed_size
+        self._touch_share = agents.touch_share
+
+    # ------------------------------------------------------------------ state
+
+    def move_reference(self, price_ticks: float) -> None:
+        """A scripted move takes the value with it: nobody trades the price back."""
+        self.reference = price_ticks
+        self.hidden.jump_to(price_ticks)
+        self.impact = 0.0
+        self.momentum.average = price_ticks
+        self.makers.reset()
+
+    def reference_quotes(self) -> tuple[int, int]:
+        return self.makers.quotes(self.reference)
+
+    def on_take(self, taker_side: int, qty: int) -> None:
+        if qty > 0:
+            move = self.makers.hit(taker_side, qty)
+            self.impact += move
+            self.reference = max(1.0, self.reference + move)
+
+    # ------------------------------------------------------------------ events
+
+    def step(self, book: Book) -> Action:
+        now = self.next_ns
+        rng = self.rng
+        dt_s = (now - self.last_ns) / NS_PER_SECOND
+        self.last_ns = now
+        hidden = self.hidden
+        self.impact *= self._impact_keep
+        self.reference = max(1.0, hidden.advance(dt_s, rng) + self.impact)
+        self.makers.decay()
+        self.momentum.observe(self.reference)
+        self._schedule(now)
+
+        reference = self.reference
+        bid_ref, ask_ref = self.makers.quotes(reference)
+        mispricing = hidden.value - (bid_ref + ask_ref) / 2
+        informed = self.informed.intensity(mispricing)
+        momentum = self.momentum.intensity(reference)
+        params = self.params
+        takers = informed + momentum + params.market_fraction
+        n = len(book.model)
+        u = rng.random()
+        cancel_share = max(0.0, 1.0 - takers) * n / (n + self.target_orders)
+        if n and u < cancel_share:
+            return (CANCEL, BID, 0, 0, self._pick_stale(book, bid_ref, ask_ref))
+        u -= cancel_share
+        if u < informed:
+            qty = self._sized(self._informed_size)
+            return (MARKET, InformedTraders.side(mispricing), 0, qty, None)
+        u -= informed
+        if u < momentum:
+            return (MARKET, self.momentum.side(reference), 0, self.size(), None)
+        u -= momentum
+        if u < params.market_fraction:
+            return (MARKET, self.noise.side(rng), 0, self.size(), None)
+        side = BID if rng.random() < 0.5 else ASK
+        if rng.random() < self._touch_share:
+            i = 0
+        else:
+            i = min(bisect_right(self._distance_cdf, rng.random()), params.depth_levels - 1)
+        price = bid_ref - i if side == BID else ask_ref + i
+        return (LIMIT, side, max(1, price), self.size(), None)
+
+    def _sized(self, multiple: float) -> int:
+        lots = math.ceil(self.rng.expovariate(1.0) * self.params.order_size * multiple / self.lot)
+        return max(1, lots) * self.lot
+
+    def _pick_stale(self, book: Book, bid_ref: int, ask_ref: int) -> Resting:
+        """A resting model order to cancel: quotes inside the makers' (they were pulled when
+        the makers widened or moved) and quotes far from them go ``stale_cancel_factor`` times
+        faster than the rest."""
+        model = book.model
+        rng = self.rng
+        factor = self.params.stale_cancel_factor
+        reach = self.params.depth_levels
+        while True:
+            order = model[int(rng.random() * len(model))]
+            if order.side == BID:
+                stale = order.price > bid_ref or order.price < bid_ref - reach
+            else:
+                stale = order.price < ask_ref or order.price > ask_ref + reach
+            if factor <= 1.0 or stale or rng.random() * factor < 1.0:
+                return order
