@@ -28,12 +28,13 @@ PROBE_CLIENT = 900
 @dataclass(frozen=True, slots=True)
 class Trade:
     """One taker event: its market time (ns from the start), aggressor sign (+1 buy, -1 sell),
-    shares and volume-weighted price in ticks."""
+    shares, volume-weighted price and the mid just before it, in ticks."""
 
     t_ns: int
     sign: int
     qty: int
     price: float
+    mid_before: float
 
 
 @dataclass(slots=True)
@@ -107,7 +108,8 @@ def observe(
                     sign = 1
                 elif bid is not None and price <= bid:
                     sign = -1
-                obs.trades.append(Trade(t - T0, sign, qty, price))
+                before = (bid + ask) / 2 if bid is not None and ask is not None else price
+                obs.trades.append(Trade(t - T0, sign, qty, price, before))
         venue.advance(end)
         last_mid = _sample(obs, book, last_mid)
         executions = venue.executions

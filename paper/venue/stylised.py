@@ -99,6 +99,20 @@ def trade_markouts(obs: Observation, horizon_s: int) -> tuple[Markout, Markout]:
     return taker, maker
 
 
+def price_response(obs: Observation, horizon_s: int) -> Markout:
+    """How far the mid moves with the taker within ``horizon_s`` seconds, from the mid just
+    before its trade, in bps (Bouchaud et al.'s response function ``R``): zero if trades carry
+    no information and have no impact, positive when they do."""
+    samples: list[float] = []
+    for t in obs.trades:
+        if t.sign == 0:
+            continue
+        later = _mid_at(obs.mids, t.t_ns + horizon_s * SECOND)
+        if later is not None:
+            samples.append(t.sign * (later - t.mid_before) / t.mid_before * 1e4)
+    return _markout(samples)
+
+
 def probe_markout(obs: Observation, horizon_s: int) -> Markout:
     """Markout of our probes' passive fills after ``horizon_s`` seconds."""
     samples: list[float] = []

@@ -96,7 +96,7 @@ class AgentParams:
     vol_memory_s: float = 900.0
     foresight_events: int = 200
     impact_memory_events: float = 400.0
-    informed_fraction: float = 0.06
+    informed_fraction: float = 0.08
     informed_threshold_ticks: float = 1.0
     informed_scale_ticks: float = 4.0
     informed_size: float = 1.5
@@ -105,12 +105,12 @@ class AgentParams:
     momentum_memory_events: float = 1200.0
     meta_orders: int = 3
     meta_tail: float = 1.5
-    touch_share: float = 0.3
-    impact_ticks: float = 0.25
-    widen_ticks: float = 0.3
-    skew_ticks: float = 0.2
+    touch_share: float = 0.4
+    impact_ticks: float = 0.1
+    widen_ticks: float = 0.05
+    skew_ticks: float = 0.1
     maker_memory_events: float = 100.0
-    max_widen_ticks: float = 4.0
+    max_widen_ticks: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
