@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,7 +74,7 @@ def _section(obs: Observation, rows: Rows) -> str:
     )
 
 
-def _plots(obs: Observation) -> list[tuple[str, object]]:
+def _plots(obs: Observation) -> list[tuple[str, Callable[[Axes], None]]]:
     def spread(ax: Axes) -> None:
         dist = st.spread_distribution(obs)
         ax.bar(list(dist), [100 * v for v in dist.values()], color="tab:blue")

@@ -101,8 +101,8 @@ def observe(
             if tape.pending:
                 prints = tape.drain()
                 qty = sum(p.size for p in prints)
-                value = sum(p.price * p.size for p in prints)
-                price = float(value / qty / s.tick)
+                value = sum(int(p.price / s.tick) * p.size for p in prints)
+                price = value / qty
                 sign = 0
                 if ask is not None and price >= ask:
                     sign = 1
