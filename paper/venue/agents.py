@@ -6,9 +6,10 @@ the zero-intelligence model of :mod:`paper.venue.flow` whose clock, order sizes,
 distances and cancellations it keeps. What it adds, each part in its own module:
 
 - a **value** with stochastic volatility (:mod:`paper.venue.value`);
-- the **reference price** (where liquidity arrives, moved by scripted faults) is the value as
-  it was ``foresight_events`` events ago plus the takers' impact
-  (:mod:`paper.venue.market_maker`), which fades over ``impact_memory_events``;
+- the **reference price** (where liquidity arrives, moved by scripted faults) moves with the
+  value as it was ``foresight_events`` events ago (news made public) and with every taker
+  (impact, :mod:`paper.venue.market_maker`): a ``permanent_impact`` share of it stays, the
+  rest fades over ``impact_memory_events``;
 - **informed traders** take liquidity towards the value (:mod:`paper.venue.informed`);
 - **momentum traders** take liquidity along the trend (:mod:`paper.venue.momentum`);
 - **noise traders** take liquidity in long-memory runs of meta-orders
@@ -59,7 +60,10 @@ class AgentFlow(FlowModel):
         sigma_per_sqrt_s = self._sigma_per_sqrt_ns * math.sqrt(NS_PER_SECOND)
         self.hidden = ValuePath(float(price_ticks), sigma_per_sqrt_s, agents)
         self.impact = 0.0
-        """Ticks the takers have moved the reference price from the (lagged) value."""
+        """The transient part of the takers' impact on the reference price, in ticks."""
+        self.public = float(price_ticks)
+        """The value as the market knows it (``foresight_events`` ago)."""
+        self._permanent = agents.permanent_impact
         self.informed = InformedTraders(agents)
         self.momentum = MomentumTraders(float(price_ticks), agents)
         self.noise = NoiseTraders(agents.meta_orders, agents.meta_tail)
@@ -73,6 +77,7 @@ class AgentFlow(FlowModel):
         """A scripted move takes the value with it: nobody trades the price back."""
         self.reference = price_ticks
         self.hidden.jump_to(price_ticks)
+        self.public = price_ticks
         self.impact = 0.0
         self.momentum.average = price_ticks
         self.makers.reset()
@@ -83,7 +88,7 @@ class AgentFlow(FlowModel):
     def on_take(self, taker_side: int, qty: int) -> None:
         if qty > 0:
             move = self.makers.hit(taker_side, qty)
-            self.impact += move
+            self.impact += move * (1.0 - self._permanent)
             self.reference = max(1.0, self.reference + move)
 
     # ------------------------------------------------------------------ events
@@ -94,13 +99,20 @@ class AgentFlow(FlowModel):
         dt_s = (now - self.last_ns) / NS_PER_SECOND
         self.last_ns = now
         hidden = self.hidden
-        self.impact *= self._impact_keep
-        self.reference = max(1.0, hidden.advance(dt_s, rng) + self.impact)
+        # News becomes public: the reference moves by the value's move of foresight_events
+        # ago; the transient part of the impact fades; the permanent part stays (the makers
+        # cannot tell an informed taker from a noise one), and informed traders trade the
+        # reference back towards the value.
+        public = hidden.advance(dt_s, rng)
+        fading = self.impact * (1.0 - self._impact_keep)
+        self.impact -= fading
+        reference = self.reference + (public - self.public) - fading
+        self.reference = reference = reference if reference > 1.0 else 1.0
+        self.public = public
         self.makers.decay()
         self.momentum.observe(self.reference)
         self._schedule(now)
 
-        reference = self.reference
         bid_ref, ask_ref = self.makers.quotes(reference)
         mispricing = hidden.value - (bid_ref + ask_ref) / 2
         informed = self.informed.intensity(mispricing)
@@ -109,7 +121,7 @@ class AgentFlow(FlowModel):
         takers = informed + momentum + params.market_fraction
         n = len(book.model)
         u = rng.random()
-        cancel_share = max(0.0, 1.0 - takers) * n / (n + self.target_orders)
+        cancel_share = (1.0 - takers) * n / (n + self.target_orders) if takers < 1.0 else 0.0
         if n and u < cancel_share:
             return (CANCEL, BID, 0, 0, self._pick_stale(book, bid_ref, ask_ref))
         u -= cancel_share
@@ -124,11 +136,23 @@ class AgentFlow(FlowModel):
             return (MARKET, self.noise.side(rng), 0, self.size(), None)
         side = BID if rng.random() < 0.5 else ASK
         if rng.random() < self._touch_share:
-            i = 0
-        else:
-            i = min(bisect_right(self._distance_cdf, rng.random()), params.depth_levels - 1)
+            return (LIMIT, side, self._touch_price(book, side, bid_ref, ask_ref), self.size(), None)
+        i = bisect_right(self._distance_cdf, rng.random())
+        if i >= params.depth_levels:
+            i = params.depth_levels - 1
         price = bid_ref - i if side == BID else ask_ref + i
-        return (LIMIT, side, max(1, price), self.size(), None)
+        return (LIMIT, side, price if price > 1 else 1, self.size(), None)
+
+    def _touch_price(self, book: Book, side: int, bid_ref: int, ask_ref: int) -> int:
+        """A maker's quote: at its reference quote, or closer to the other side's best price
+        if the book's spread is wider than the makers' (a gap left by a taker is closed from
+        the other side, so the mid moves with the taker)."""
+        spread = self.params.spread_ticks
+        if side == BID:
+            ask = book.best_ask()
+            return max(1, bid_ref if ask is None else max(bid_ref, ask - spread))
+        bid = book.best_bid()
+        return max(1, ask_ref if bid is None else min(ask_ref, bid + spread))
 
     def _sized(self, multiple: float) -> int:
         lots = math.ceil(self.rng.expovariate(1.0) * self.params.order_size * multiple / self.lot)

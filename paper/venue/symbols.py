@@ -55,12 +55,15 @@ class AgentParams:
     - ``vol_of_vol``: stationary standard deviation of the log-volatility (stochastic
       volatility: returns are a variance mixture, hence heavy tails and clustering);
     - ``vol_memory_s``: mean-reversion time of the log-volatility, in seconds;
-    - ``foresight_events``: the reference price (where liquidity arrives) is the value this
-      many model events ago plus the takers' fading impact; informed traders see the value
-      now, that is the reference price's next moves (200 events are 10 s at the usual 20
-      events a second);
-    - ``impact_memory_events``: how many events the takers' impact on the reference price
-      takes to fade (by a factor e).
+    - ``foresight_events``: the reference price (where liquidity arrives) moves with the value
+      as it was this many model events ago, and with the takers' impact; informed traders see
+      the value now, that is the reference price's next moves (200 events are 10 s at the
+      usual 20 events a second);
+    - ``permanent_impact``: the share of a taker's impact on the reference price that stays
+      (makers cannot tell an informed taker from a noise one; informed traders later trade a
+      price pushed away from the value back towards it);
+    - ``impact_memory_events``: how many events the rest of the impact takes to fade (by a
+      factor e).
 
     The agents' memories count model events, not seconds, so a symbol run at a higher event
     rate (a busy tape for a benchmark) is the same market, faster; only the value's
@@ -92,9 +95,10 @@ class AgentParams:
       widening is capped at ``max_widen_ticks``.
     """
 
-    vol_of_vol: float = 0.5
+    vol_of_vol: float = 0.6
     vol_memory_s: float = 900.0
     foresight_events: int = 200
+    permanent_impact: float = 0.25
     impact_memory_events: float = 400.0
     informed_fraction: float = 0.08
     informed_threshold_ticks: float = 1.0
@@ -105,9 +109,9 @@ class AgentParams:
     momentum_memory_events: float = 1200.0
     meta_orders: int = 3
     meta_tail: float = 1.5
-    touch_share: float = 0.4
+    touch_share: float = 0.5
     impact_ticks: float = 0.1
-    widen_ticks: float = 0.05
+    widen_ticks: float = 0.01
     skew_ticks: float = 0.1
     maker_memory_events: float = 100.0
     max_widen_ticks: float = 2.0

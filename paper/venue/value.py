@@ -25,9 +25,15 @@ from collections import deque
 
 from paper.venue.symbols import AgentParams
 
+VOL_STEP_S = 1.0
+"""The log-volatility moves once per second of market time (its memory is many minutes): one
+Gaussian draw per model event instead of two keeps the model cheap at high event rates."""
+
 
 class ValuePath:
-    __slots__ = ("value", "log_vol", "past", "_sigma_per_sqrt_s", "_s", "_memory_s")
+    __slots__ = (
+        "value", "log_vol", "past", "_sigma_per_sqrt_s", "_s", "_memory_s", "_scale", "_pending_s",
+    )  # fmt: skip
 
     def __init__(self, price_ticks: float, sigma_per_sqrt_s: float, params: AgentParams) -> None:
         self.value = price_ticks
@@ -37,17 +43,24 @@ class ValuePath:
         self._sigma_per_sqrt_s = sigma_per_sqrt_s
         self._s = params.vol_of_vol
         self._memory_s = params.vol_memory_s
+        self._scale = sigma_per_sqrt_s * math.exp(-self._s * self._s)
+        """``sigma_per_sqrt_s * exp(log_vol - s^2)``: the volatility now, per root second."""
+        self._pending_s = 0.0
 
     def advance(self, dt_s: float, rng: random.Random) -> float:
         """Move the value (and its volatility) on by ``dt_s`` seconds of market time; returns
         the value ``foresight_events`` events ago (what the market knows now)."""
         s = self._s
-        if s > 0 and dt_s > 0:
-            # Exact OU step: h <- a h + s sqrt(1 - a^2) N(0, 1).
-            a = math.exp(-dt_s / self._memory_s)
-            self.log_vol = a * self.log_vol + s * math.sqrt(1.0 - a * a) * rng.gauss(0.0, 1.0)
-        sigma = self._sigma_per_sqrt_s * math.exp(self.log_vol - s * s) * math.sqrt(dt_s)
-        if sigma > 0:
+        if s > 0:
+            self._pending_s += dt_s
+            if self._pending_s >= VOL_STEP_S:
+                # Exact OU step: h <- a h + s sqrt(1 - a^2) N(0, 1).
+                a = math.exp(-self._pending_s / self._memory_s)
+                self.log_vol = a * self.log_vol + s * math.sqrt(1.0 - a * a) * rng.gauss(0.0, 1.0)
+                self._scale = self._sigma_per_sqrt_s * math.exp(self.log_vol - s * s)
+                self._pending_s = 0.0
+        if dt_s > 0:
+            sigma = self._scale * math.sqrt(dt_s)
             self.value *= math.exp(sigma * rng.gauss(0.0, 1.0) - 0.5 * sigma * sigma)
         past = self.past
         past.append(self.value)

@@ -48,13 +48,13 @@ def test_a_resting_order_fills_less_often_the_further_it_rests_and_the_later_it_
 
 
 def test_passive_fills_are_adversely_selected(market: Observation) -> None:
-    _, passive = st.trade_markouts(market, 10)
-    assert passive.mean_bps < -3 * passive.stderr_bps < 0
-    probes = st.probe_markout(market, 10)
-    assert probes.mean_bps < -2 * probes.stderr_bps < 0
-    # A taker pays the spread first: at one second its markout is still negative.
-    aggressive, _ = st.trade_markouts(market, 1)
-    assert aggressive.mean_bps < 0
+    for horizon in (10, 60):
+        _, passive = st.trade_markouts(market, horizon)
+        assert passive.mean_bps < -2 * passive.stderr_bps < 0, horizon
+    # After one second the half spread a maker earned is already gone (zero intelligence keeps
+    # about +0.25 bps of it on AAPL: nothing moves the price after a market order there).
+    _, passive = st.trade_markouts(market, 1)
+    assert passive.mean_bps < 0.05
     # The mid moves with the taker, and further as time passes.
     assert 0 < st.price_response(market, 1).mean_bps < st.price_response(market, 10).mean_bps
 
