@@ -116,13 +116,15 @@ def report_lines(obs: Observation) -> list[tuple[str, str, Reference]]:
     for h in st.MARKOUT_HORIZONS_S:
         aggressive, passive = st.trade_markouts(obs, h)
         probes = st.probe_markout(obs, h)
+        touch = st.probe_markout(obs, h, distance=0)
         response = st.price_response(obs, h)
         rows.append(
             (
                 f"markout at {h} s, bps",
                 f"passive {_f(passive.mean_bps, 3)}  aggressive {_f(aggressive.mean_bps, 3)} "
                 f"(+-{_f(aggressive.stderr_bps, 3)}, n={aggressive.n}); our resting probes "
-                f"{_f(probes.mean_bps, 3)} (+-{_f(probes.stderr_bps, 3)}, n={probes.n}); "
+                f"{_f(probes.mean_bps, 3)} (+-{_f(probes.stderr_bps, 3)}, n={probes.n}), "
+                f"those joining the touch {_f(touch.mean_bps, 3)} (+-{_f(touch.stderr_bps, 3)}); "
                 f"response R {_f(response.mean_bps, 3)}",
                 REFERENCES["markout"],
             )

@@ -100,8 +100,10 @@ def _plots(obs: Observation) -> list[tuple[str, Callable[[Axes], None]]]:
         hs = list(st.MARKOUT_HORIZONS_S)
         passive = [st.trade_markouts(obs, h)[1].mean_bps for h in hs]
         probes = [st.probe_markout(obs, h).mean_bps for h in hs]
+        touch = [st.probe_markout(obs, h, distance=0).mean_bps for h in hs]
         ax.plot(hs, passive, marker="o", label="passive (model trades)")
-        ax.plot(hs, probes, marker="s", label="passive (our probes)")
+        ax.plot(hs, probes, marker="s", label="passive (our probes, 0-4 ticks behind)")
+        ax.plot(hs, touch, marker="^", label="passive (our probes joining the touch)")
         ax.axhline(0, color="0.6", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_title("passive markout", fontsize=10)

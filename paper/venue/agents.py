@@ -8,8 +8,9 @@ distances and cancellations it keeps. What it adds, each part in its own module:
 - a **value** with stochastic volatility (:mod:`paper.venue.value`);
 - the **reference price** (where liquidity arrives, moved by scripted faults) moves with the
   value as it was ``foresight_events`` events ago (news made public) and with every taker
-  (impact, :mod:`paper.venue.market_maker`): a ``permanent_impact`` share of it stays, the
-  rest fades over ``impact_memory_events``;
+  (impact, :mod:`paper.venue.market_maker`): a ``permanent_impact`` share of an uninformed
+  taker's stays, the rest fades over ``impact_memory_events``; an informed taker's fades as
+  the news it traded on is made public (it told the market early, not twice);
 - **informed traders** take liquidity towards the value (:mod:`paper.venue.informed`);
 - **momentum traders** take liquidity along the trend (:mod:`paper.venue.momentum`);
 - **noise traders** take liquidity in long-memory runs of meta-orders
@@ -61,13 +62,19 @@ class AgentFlow(FlowModel):
         self.hidden = ValuePath(float(price_ticks), sigma_per_sqrt_s, agents)
         self.impact = 0.0
         """The transient part of the takers' impact on the reference price, in ticks."""
+        self.revealed = 0.0
+        """Impact of informed takers: news told early, which fades as the news is made public
+        (or the reference would move twice for it)."""
+        self._informed_taking = False
         self.public = float(price_ticks)
         """The value as the market knows it (``foresight_events`` ago)."""
         self._permanent = agents.permanent_impact
+        self._noise_fraction = agents.noise_fraction
         self.informed = InformedTraders(agents)
         self.momentum = MomentumTraders(float(price_ticks), agents)
         self.noise = NoiseTraders(agents.meta_orders, agents.meta_tail)
         self._impact_keep = math.exp(-1.0 / max(agents.impact_memory_events, 1e-9))
+        self._revealed_keep = math.exp(-1.0 / max(agents.foresight_events, 1))
         self._informed_size = agents.informed_size
         self._touch_share = agents.touch_share
 
@@ -79,6 +86,7 @@ class AgentFlow(FlowModel):
         self.hidden.jump_to(price_ticks)
         self.public = price_ticks
         self.impact = 0.0
+        self.revealed = 0.0
         self.momentum.average = price_ticks
         self.makers.reset()
 
@@ -88,14 +96,19 @@ class AgentFlow(FlowModel):
     def on_take(self, taker_side: int, qty: int) -> None:
         if qty > 0:
             move = self.makers.hit(taker_side, qty)
-            self.impact += move * (1.0 - self._permanent)
+            if self._informed_taking:
+                self.revealed += move
+            else:
+                self.impact += move * (1.0 - self._permanent)
             self.reference = max(1.0, self.reference + move)
+        self._informed_taking = False
 
     # ------------------------------------------------------------------ events
 
     def step(self, book: Book) -> Action:
         now = self.next_ns
         rng = self.rng
+        self._informed_taking = False
         dt_s = (now - self.last_ns) / NS_PER_SECOND
         self.last_ns = now
         hidden = self.hidden
@@ -104,8 +117,9 @@ class AgentFlow(FlowModel):
         # cannot tell an informed taker from a noise one), and informed traders trade the
         # reference back towards the value.
         public = hidden.advance(dt_s, rng)
-        fading = self.impact * (1.0 - self._impact_keep)
-        self.impact -= fading
+        fading = self.impact * (1.0 - self._impact_keep) + self.revealed * (1.0 - self._revealed_keep)
+        self.impact *= self._impact_keep
+        self.revealed *= self._revealed_keep
         reference = self.reference + (public - self.public) - fading
         self.reference = reference = reference if reference > 1.0 else 1.0
         self.public = public
@@ -118,7 +132,8 @@ class AgentFlow(FlowModel):
         informed = self.informed.intensity(mispricing)
         momentum = self.momentum.intensity(reference)
         params = self.params
-        takers = informed + momentum + params.market_fraction
+        noise = self._noise_fraction
+        takers = informed + momentum + noise
         n = len(book.model)
         u = rng.random()
         cancel_share = (1.0 - takers) * n / (n + self.target_orders) if takers < 1.0 else 0.0
@@ -126,13 +141,14 @@ class AgentFlow(FlowModel):
             return (CANCEL, BID, 0, 0, self._pick_stale(book, bid_ref, ask_ref))
         u -= cancel_share
         if u < informed:
+            self._informed_taking = True
             qty = self._sized(self._informed_size)
             return (MARKET, InformedTraders.side(mispricing), 0, qty, None)
         u -= informed
         if u < momentum:
             return (MARKET, self.momentum.side(reference), 0, self.size(), None)
         u -= momentum
-        if u < params.market_fraction:
+        if u < noise:
             return (MARKET, self.noise.side(rng), 0, self.size(), None)
         side = BID if rng.random() < 0.5 else ASK
         if rng.random() < self._touch_share:

@@ -113,11 +113,12 @@ def price_response(obs: Observation, horizon_s: int) -> Markout:
     return _markout(samples)
 
 
-def probe_markout(obs: Observation, horizon_s: int) -> Markout:
-    """Markout of our probes' passive fills after ``horizon_s`` seconds."""
+def probe_markout(obs: Observation, horizon_s: int, distance: int | None = None) -> Markout:
+    """Markout of our probes' passive fills after ``horizon_s`` seconds (those placed
+    ``distance`` ticks behind the touch only, if given)."""
     samples: list[float] = []
     for p in obs.probes:
-        if p.fill_ns is None or p.fill_price is None:
+        if p.fill_ns is None or p.fill_price is None or distance not in (None, p.distance):
             continue
         later = _mid_at(obs.mids, p.fill_ns + horizon_s * SECOND)
         if later is not None:

@@ -79,6 +79,8 @@ class AgentParams:
     - ``momentum_fraction`` / ``momentum_scale_ticks`` / ``momentum_memory_s``: the same for
       trend followers, whose signal is the reference price less its moving average over
       ``momentum_memory_events``;
+    - ``noise_fraction``: share of events that are noise traders' market orders (the
+      zero-intelligence model's ``market_fraction``);
     - ``meta_orders`` / ``meta_tail``: noise traders split their orders; this many
       concurrent meta-orders, each of a Pareto-distributed number of child orders with tail
       exponent ``meta_tail`` (Lillo, Mike & Farmer 2005: trade signs with long memory).
@@ -100,13 +102,14 @@ class AgentParams:
     foresight_events: int = 200
     permanent_impact: float = 0.25
     impact_memory_events: float = 400.0
-    informed_fraction: float = 0.08
-    informed_threshold_ticks: float = 1.0
+    informed_fraction: float = 0.1
+    informed_threshold_ticks: float = 0.5
     informed_scale_ticks: float = 4.0
     informed_size: float = 1.5
     momentum_fraction: float = 0.03
     momentum_scale_ticks: float = 6.0
     momentum_memory_events: float = 1200.0
+    noise_fraction: float = 0.05
     meta_orders: int = 3
     meta_tail: float = 1.5
     touch_share: float = 0.5
