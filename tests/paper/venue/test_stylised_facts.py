@@ -5,18 +5,20 @@ are wide on purpose: they catch a model that lost a fact (no heavy tails, no clu
 adverse selection, an empty touch), not a calibration that drifted a little. The zero-
 intelligence model fails the heavy-tail and clustering bands (excess kurtosis of 10 s returns
 about 0.1-0.5, autocorrelation of |10 s returns| about 0.03), which is what they are for.
-``python -m bench.venue_facts`` prints the same facts beside their sources.
+``python -m bench.venue_facts`` prints the same facts beside their sources; a simulated day of
+every symbol, with its volatility against the symbol's setting, is a ``long`` test.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
 
 from paper.venue import stylised as st
 from paper.venue.observation import Observation, observe
-from paper.venue.symbols import DEFAULT_SYMBOLS
+from paper.venue.symbols import DEFAULT_SYMBOLS, SymbolConfig
 
 AAPL = DEFAULT_SYMBOLS[0]
 
@@ -75,3 +77,20 @@ def test_trade_signs_are_positively_autocorrelated_with_long_memory(market: Obse
     assert 0.05 < signs[1] < 0.8
     assert signs[10] > 0.02
     assert signs[20] > 0
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("cfg", DEFAULT_SYMBOLS, ids=lambda c: c.contract.symbol)
+def test_a_simulated_day_of_each_symbol_keeps_its_facts_and_its_volatility(cfg: SymbolConfig) -> None:
+    day = observe(cfg, flow="agents", seconds=int(6.5 * 3600), seed=7)
+    five_minutes = st.returns(day, 300)
+    annual = statistics.pstdev(five_minutes) * math.sqrt(252 * 78)
+    assert 0.6 * cfg.flow.volatility < annual < 1.6 * cfg.flow.volatility
+    assert st.spread_distribution(day).get(cfg.flow.spread_ticks, 0.0) > 0.2
+    for horizon in (10, 60):
+        _, passive = st.trade_markouts(day, horizon)
+        assert passive.mean_bps < -2 * passive.stderr_bps < 0, horizon
+    assert st.excess_kurtosis(st.returns(day, 60)) > 0.5
+    assert statistics.fmean(st.abs_return_autocorrelation(day, 10, range(1, 6)).values()) > 0.05
+    signs = st.trade_sign_autocorrelation(day.trades, (1, 20))
+    assert 0.05 < signs[1] < 0.8 and signs[20] > 0
