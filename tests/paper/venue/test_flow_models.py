@@ -16,6 +16,7 @@ from paper.venue.flow import FlowModel
 from paper.venue.flow_models import make_flow
 from paper.venue.messages import ExecutionFilter, OrderSpec, PlaceOrder
 from paper.venue.symbols import DEFAULT_SYMBOLS, with_event_rate
+from tests.paper.venue.conftest import VenueProcess
 from tests.paper.venue.support import MS, SECOND, T0
 
 
@@ -106,3 +107,7 @@ def test_the_agent_model_costs_at_most_about_twice_zero_intelligence_per_event()
     zi = max(_events_per_second("zi") for _ in range(3))
     agents = max(_events_per_second("agents") for _ in range(3))
     assert agents > zi / 2.5, f"agents {agents:,.0f} events/s against zi {zi:,.0f}"
+
+
+def test_the_venue_process_reports_the_model_it_runs(venue_process: VenueProcess) -> None:
+    assert venue_process.control("GET", "/status")["flow"] == "agents"
