@@ -84,33 +84,32 @@ def _markout(samples: list[float]) -> Markout:
     return Markout(statistics.fmean(samples), err, len(samples))
 
 
-def trade_markouts(obs: Observation, horizon_s: int) -> tuple[Markout, Markout]:
-    """(aggressive, passive) markouts of the model's trades after ``horizon_s`` seconds: the
-    taker's ``sign * (mid later - price)`` and the maker's, its negative."""
-    aggressive: list[float] = []
-    for t in obs.trades:
-        if t.sign == 0:
-            continue
-        later = _mid_at(obs.mids, t.t_ns + horizon_s * SECOND)
-        if later is not None:
-            aggressive.append(t.sign * (later - t.price) / t.price * 1e4)
-    taker = _markout(aggressive)
-    maker = Markout(-taker.mean_bps, taker.stderr_bps, taker.n)
-    return taker, maker
-
-
-def price_response(obs: Observation, horizon_s: int) -> Markout:
-    """How far the mid moves with the taker within ``horizon_s`` seconds, from the mid just
-    before its trade, in bps (Bouchaud et al.'s response function ``R``): zero if trades carry
-    no information and have no impact, positive when they do."""
+def _taker_moves(obs: Observation, horizon_s: int, before_mid: bool) -> Markout:
+    """``sign * (mid later - reference) / reference`` over the model's trades, in bps; the
+    reference is the trade's price, or the mid just before it."""
     samples: list[float] = []
     for t in obs.trades:
         if t.sign == 0:
             continue
         later = _mid_at(obs.mids, t.t_ns + horizon_s * SECOND)
         if later is not None:
-            samples.append(t.sign * (later - t.mid_before) / t.mid_before * 1e4)
+            base = t.mid_before if before_mid else t.price
+            samples.append(t.sign * (later - base) / base * 1e4)
     return _markout(samples)
+
+
+def trade_markouts(obs: Observation, horizon_s: int) -> tuple[Markout, Markout]:
+    """(aggressive, passive) markouts of the model's trades after ``horizon_s`` seconds: the
+    taker's ``sign * (mid later - price)`` and the maker's, its negative."""
+    taker = _taker_moves(obs, horizon_s, before_mid=False)
+    return taker, Markout(-taker.mean_bps, taker.stderr_bps, taker.n)
+
+
+def price_response(obs: Observation, horizon_s: int) -> Markout:
+    """How far the mid moves with the taker within ``horizon_s`` seconds, from the mid just
+    before its trade, in bps (Bouchaud et al.'s response function ``R``): zero if trades carry
+    no information and have no impact, positive when they do."""
+    return _taker_moves(obs, horizon_s, before_mid=True)
 
 
 def probe_markout(obs: Observation, horizon_s: int, distance: int | None = None) -> Markout:
