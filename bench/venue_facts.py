@@ -95,24 +95,27 @@ def report_lines(obs: Observation) -> list[tuple[str, str, Reference]]:
     depth = st.depth_profile(obs)
     shares = " ".join(f"{x:.0f}" for x in depth) + " shares"
     rows.append(("depth by ticks from the touch", shares, REFERENCES["depth"]))
-    by_distance = st.fill_probability_by_distance(obs)
-    rows.append(
-        (
-            "fill probability in 60 s, by ticks behind the touch",
-            "  ".join(f"{d}: {_f(p)} (n={n})" for d, (p, n) in by_distance.items()),
-            REFERENCES["fill"],
+    for within in (10, None):
+        span = "60 s" if within is None else f"{within} s"
+        by_distance = st.fill_probability_by_distance(obs, within)
+        rows.append(
+            (
+                f"fill probability in {span}, by ticks behind the touch",
+                "  ".join(f"{d}: {_f(p)} (n={n})" for d, (p, n) in by_distance.items()),
+                REFERENCES["fill"],
+            )
         )
-    )
-    by_queue = st.fill_probability_by_queue(obs)
-    rows.append(
-        (
-            "fill probability at the touch, by queue ahead (model orders)",
-            "  ".join(
-                f"{lo}-{hi if hi < 1000 else ''}: {_f(p)} (n={n})" for (lo, hi), (p, n) in by_queue.items()
-            ),
-            REFERENCES["fill"],
+        by_queue = st.fill_probability_by_queue(obs, within)
+        rows.append(
+            (
+                f"fill probability in {span} at the touch, by queue ahead (model orders)",
+                "  ".join(
+                    f"{lo}-{hi if hi < 1000 else ''}: {_f(p)} (n={n})"
+                    for (lo, hi), (p, n) in by_queue.items()
+                ),
+                REFERENCES["fill"],
+            )
         )
-    )
     for h in st.MARKOUT_HORIZONS_S:
         aggressive, passive = st.trade_markouts(obs, h)
         probes = st.probe_markout(obs, h)

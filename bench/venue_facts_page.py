@@ -90,10 +90,13 @@ def _plots(obs: Observation) -> list[tuple[str, Callable[[Axes], None]]]:
         ax.set_ylabel("shares")
 
     def fills(ax: Axes) -> None:
-        by = st.fill_probability_by_distance(obs)
-        ax.plot(list(by), [p for p, _ in by.values()], marker="o", color="tab:orange")
+        for within in (10, None):
+            by = st.fill_probability_by_distance(obs, within)
+            label = "within 60 s" if within is None else f"within {within} s"
+            ax.plot(list(by), [p for p, _ in by.values()], marker="o", label=label)
         ax.set_ylim(0, 1)
-        ax.set_title("fill probability within 60 s", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.set_title("fill probability of a resting order", fontsize=10)
         ax.set_xlabel("ticks behind the touch")
 
     def markouts(ax: Axes) -> None:

@@ -77,6 +77,7 @@ class AgentFlow(FlowModel):
         self._revealed_keep = math.exp(-1.0 / max(agents.foresight_events, 1))
         self._informed_size = agents.informed_size
         self._touch_share = agents.touch_share
+        self._touch_size = agents.touch_size
 
     # ------------------------------------------------------------------ state
 
@@ -152,7 +153,8 @@ class AgentFlow(FlowModel):
             return (MARKET, self.noise.side(rng), 0, self.size(), None)
         side = BID if rng.random() < 0.5 else ASK
         if rng.random() < self._touch_share:
-            return (LIMIT, side, self._touch_price(book, side, bid_ref, ask_ref), self.size(), None)
+            price = self._touch_price(book, side, bid_ref, ask_ref)
+            return (LIMIT, side, price, self._sized(self._touch_size), None)
         i = bisect_right(self._distance_cdf, rng.random())
         if i >= params.depth_levels:
             i = params.depth_levels - 1

@@ -50,25 +50,35 @@ def depth_profile(obs: Observation) -> list[float]:
     return [(bids[k] + asks[k]) / (2 * n) for k in range(DEPTH_LEVELS)]
 
 
-def fill_probability_by_distance(obs: Observation) -> dict[int, tuple[float, int]]:
-    """Per distance from the touch (ticks): share of probes filled within their life, and n."""
-    return {d: _filled_share([p for p in obs.probes if p.distance == d]) for d in PROBE_DISTANCES}
+def fill_probability_by_distance(
+    obs: Observation, within_s: int | None = None
+) -> dict[int, tuple[float, int]]:
+    """Per distance from the touch (ticks): share of probes filled within ``within_s`` seconds
+    (default: their whole life), and n."""
+    return {
+        d: _filled_share([p for p in obs.probes if p.distance == d], within_s) for d in PROBE_DISTANCES
+    }
 
 
-def fill_probability_by_queue(obs: Observation) -> dict[tuple[int, int], tuple[float, int]]:
-    """For probes joining the touch: share filled by queue ahead (in model orders), and n."""
+def fill_probability_by_queue(
+    obs: Observation, within_s: int | None = None
+) -> dict[tuple[int, int], tuple[float, int]]:
+    """For probes joining the touch: share filled within ``within_s`` seconds (default: their
+    whole life) by queue ahead (in model orders), and n."""
     size = obs.order_size
     touch = [p for p in obs.probes if p.distance == 0]
     return {
-        (lo, hi): _filled_share([p for p in touch if lo * size <= p.queue_ahead < hi * size])
+        (lo, hi): _filled_share([p for p in touch if lo * size <= p.queue_ahead < hi * size], within_s)
         for lo, hi in QUEUE_BUCKETS
     }
 
 
-def _filled_share(probes: Sequence[Probe]) -> tuple[float, int]:
+def _filled_share(probes: Sequence[Probe], within_s: int | None) -> tuple[float, int]:
     if not probes:
         return math.nan, 0
-    return sum(p.fill_ns is not None for p in probes) / len(probes), len(probes)
+    limit = None if within_s is None else within_s * SECOND
+    filled = sum(p.fill_ns is not None and (limit is None or p.fill_ns - p.t_ns <= limit) for p in probes)
+    return filled / len(probes), len(probes)
 
 
 def _mid_at(mids: Sequence[float], t_ns: int) -> float | None:

@@ -4,7 +4,7 @@ Two hours of AAPL's market, in process, shared by the module (about three second
 are wide on purpose: they catch a model that lost a fact (no heavy tails, no clustering, no
 adverse selection, an empty touch), not a calibration that drifted a little. The zero-
 intelligence model fails the heavy-tail and clustering bands (excess kurtosis of 10 s returns
-about 0.1-0.5, autocorrelation of |10 s returns| about 0.03), which is what they are for.
+about 0.1-0.7, autocorrelation of |10 s returns| at most about 0.04), which is what they are for.
 ``python -m bench.venue_facts`` prints the same facts beside their sources; a simulated day of
 every symbol, with its volatility against the symbol's setting, is a ``long`` test.
 """
@@ -42,10 +42,10 @@ def test_depth_is_spread_over_the_levels_behind_the_touch(market: Observation) -
 def test_a_resting_order_fills_less_often_the_further_it_rests_and_the_later_it_queued(
     market: Observation,
 ) -> None:
-    by_distance = [p for p, _ in st.fill_probability_by_distance(market).values()]
+    by_distance = [p for p, _ in st.fill_probability_by_distance(market, within_s=10).values()]
     assert 0.5 < by_distance[0] < 1.0
     assert by_distance[0] > by_distance[-1] + 0.1
-    by_queue = [p for p, n in st.fill_probability_by_queue(market).values() if n >= 30]
+    by_queue = [p for p, n in st.fill_probability_by_queue(market, within_s=10).values() if n >= 30]
     assert by_queue[0] > by_queue[-1]
 
 
@@ -69,7 +69,7 @@ def test_short_horizon_returns_are_heavy_tailed(market: Observation) -> None:
 
 def test_volatility_clusters(market: Observation) -> None:
     lags = st.abs_return_autocorrelation(market, 10, range(1, 6))
-    assert statistics.fmean(lags.values()) > 0.08
+    assert statistics.fmean(lags.values()) > 0.05
 
 
 def test_trade_signs_are_positively_autocorrelated_with_long_memory(market: Observation) -> None:
