@@ -9,8 +9,11 @@ intake). The workflow's 3-7 s intervals are scaled by ``1 / time-scale`` (``inte
 so venue market time and workflow timers run on the same time base; the output says which.
 
 Baseline, in the same run: each parent also goes once as a single marketable limit (the far
-touch plus ``--baseline-ticks`` ticks) for the whole quantity. Both are measured the same way:
-side-adjusted (average fill - mid at send) in basis points, positive = worse than the mid.
+touch plus ``--baseline-ticks`` ticks) for the whole quantity. Costs are side-adjusted (average
+fill - mid) in basis points, positive = worse than the mid. The iceberg's is shown twice: as the
+workflow reports it (each fill against the mid when its slice was sent, which cannot see the
+price running away from unfilled slices) and against the mid when the parent started, the
+baseline's measure (arrival price), which can.
 Icebergs alternate BUY and SELL across the two symbols so the account stays near flat.
 """
 
@@ -38,7 +41,7 @@ from activities.commands import CancelCommandRequest, OrderCommandRequest, Publi
 from activities.iceberg_parent import ParentCheck, ParentCheckRequest
 from activities.market import MarketActivities
 from activities.quotes import StreamingQuotes
-from activities.record_writers import RecordWriter
+from activities.record_writers import RecordWriter, Writers, WritersRequest
 from bench.figures import percentile
 from brokers.base import (
     BrokerEvent,
@@ -67,6 +70,9 @@ from workflows.iceberg import Iceberg, IcebergInput, IcebergStatus
 from workflows.signed_events import SignedOrderEvent
 
 ACCOUNT = "DU1234567"
+MARKOUT_HORIZONS_S = (1, 10, 60)
+PASSIVE_AFTER_S = 0.05
+"""Real seconds after placing after which a slice's fill counts as passive."""
 SYMBOLS = ("AAPL", "MSFT")
 TICK = Decimal("0.01")
 GOAL_BPS = Decimal(5)
@@ -85,15 +91,56 @@ class Working:
     exec_ids: set[str] = field(default_factory=set)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     seq: itertools.count[int] = field(default_factory=itertools.count)
+    placed_at: float = field(default_factory=time.monotonic)
+
+
+class SliceMarkouts:
+    """Markouts of passive slice fills: the mid ``MARKOUT_HORIZONS_S`` seconds of market time
+    after each fill, against the fill price, side-adjusted, in bps (positive = good for us)."""
+
+    def __init__(self, quotes: StreamingQuotes, time_scale: float) -> None:
+        self.quotes = quotes
+        self.time_scale = time_scale
+        self.samples: dict[int, list[Decimal]] = {h: [] for h in MARKOUT_HORIZONS_S}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def fill(self, symbol: str, side: Side, price: Decimal) -> None:
+        task = asyncio.get_running_loop().create_task(self._follow(symbol, side, price))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, symbol: str, side: Side, price: Decimal) -> None:
+        waited = 0
+        for h in MARKOUT_HORIZONS_S:
+            # Market time passes at the venue's pace; nothing to await but the clock.
+            await asyncio.sleep((h - waited) / self.time_scale)
+            waited = h
+            q = await self.quotes.quote(symbol)
+            self.samples[h].append(((q.bid + q.ask) / 2 - price) * side.sign * BPS / price)
+
+    async def settle(self) -> None:
+        """Wait (bounded) for the markouts of the last fills."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=max(MARKOUT_HORIZONS_S) / self.time_scale + 10)
+
+    def describe(self) -> str:
+        cells = []
+        for h, xs in self.samples.items():
+            mean = f"{statistics.fmean(float(x) for x in xs):.3f}" if xs else "n/a"
+            cells.append(f"{h} s {mean} (n={len(xs)})")
+        return "passive slice fills, markout bps (mid later - fill, side-adjusted; < 0 = adverse): " + (
+            "  ".join(cells)
+        )
 
 
 class PaperDesk:
     """Places orders on the gateway and reports what happens to them as ``orders.events``
     records, signalled to the parent iceberg as the bridge would."""
 
-    def __init__(self, broker: IbkrBroker, client: Client) -> None:
+    def __init__(self, broker: IbkrBroker, client: Client, markouts: SliceMarkouts | None = None) -> None:
         self.broker = broker
         self.client = client
+        self.markouts = markouts
         self.orders: dict[str, Working] = {}
         self.writer_key = generate_private_key()
         """Signs the desk's slice records, as the hot path's key signs the floor's."""
@@ -128,6 +175,9 @@ class PaperDesk:
                 w.filled += qty
                 w.notional += qty * event.price
                 fill = Fill(event.exec_id, qty, event.price)
+                passive = time.monotonic() - w.placed_at > PASSIVE_AFTER_S
+                if self.markouts is not None and w.parent_id is not None and passive:
+                    self.markouts.fill(w.symbol, w.side, event.price)
                 kind = EventKind.FILLED if w.filled == w.quantity else EventKind.PARTIALLY_FILLED
         elif isinstance(event, OrderStatusChanged) and event.status in (
             BrokerOrderStatus.CANCELLED,
@@ -172,6 +222,13 @@ class PaperDesk:
         key = self.writer_key
         writer = RecordWriter(key_id(key), HOTPATH_WRITER, public_key_bytes(key).hex())
         return ParentCheck(activity.info().workflow_id or "", None, writers=[writer])
+
+    @activity.defn(name="record_writers")
+    async def record_writers(self, _: WritersRequest) -> Writers:
+        """The desk's key again when a long iceberg re-reads its writers (they go stale after
+        a few seconds of workflow time)."""
+        key = self.writer_key
+        return Writers([RecordWriter(key_id(key), HOTPATH_WRITER, public_key_bytes(key).hex())])
 
     @activity.defn(name="publish_order")
     async def publish_order(self, req: OrderCommandRequest) -> PublishResult:
@@ -237,7 +294,7 @@ async def bench(args: argparse.Namespace) -> None:
     )
     supervisor = Supervisor(settings.log_dir)
     try:
-        supervisor.start(venue_spec(settings, time_scale=args.time_scale))
+        supervisor.start(venue_spec(settings, time_scale=args.time_scale, flow=args.flow))
         supervisor.start(gateway_spec(settings, "primary", settings.ib_port, pacing=False, prefix="bench"))
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(venv_bin("temporal")), data_converter=DATA_CONVERTER
@@ -257,8 +314,9 @@ async def bench(args: argparse.Namespace) -> None:
 
 
 async def run(args: argparse.Namespace, client: Client, broker: IbkrBroker) -> None:
-    desk = PaperDesk(broker, client)
     quotes = StreamingQuotes(broker, tick=TICK, first_quote_timeout=10.0)
+    markouts = SliceMarkouts(quotes, args.time_scale)
+    desk = PaperDesk(broker, client, markouts)
     market = MarketActivities(quotes)
     scale = Decimal(repr(1 / args.time_scale))
     queue = "bench-sniper"
@@ -268,6 +326,7 @@ async def run(args: argparse.Namespace, client: Client, broker: IbkrBroker) -> N
         + (" (real time)" if args.time_scale == 1 else f" (scaled by {args.time_scale:g})")
     )
     iceberg_costs: list[Decimal] = []
+    arrival_costs: list[Decimal] = []
     naive_costs: list[Decimal] = []
     statuses: dict[str, int] = {}
     started = time.monotonic()
@@ -298,6 +357,7 @@ async def run(args: argparse.Namespace, client: Client, broker: IbkrBroker) -> N
             statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
             if result.status is IcebergStatus.COMPLETED and result.quality is not None:
                 iceberg_costs.append(result.quality.cost_bps)
+                arrival_costs.append(cost_bps(side, result.quality.vwap, mid).quantize(Decimal("0.01")))
             naive = await run_baseline(
                 desk,
                 quotes,
@@ -319,16 +379,31 @@ async def run(args: argparse.Namespace, client: Client, broker: IbkrBroker) -> N
         client,
         task_queue=queue,
         workflows=[Iceberg],
-        activities=[market.get_quote, desk.publish_order, desk.publish_cancel, desk.check_iceberg_parent],
+        activities=[
+            market.get_quote,
+            desk.publish_order,
+            desk.publish_cancel,
+            desk.check_iceberg_parent,
+            desk.record_writers,
+        ],
         max_concurrent_activities=64,
     ):
         await asyncio.gather(*(one(i) for i in range(args.icebergs)))
+    await markouts.settle()
+    print(f"venue order flow: {args.flow}")
     print(
         f"{args.icebergs} parents of {args.qty} shares, display {args.display}, "
         f"in {time.monotonic() - started:.0f} s"
     )
     print(f"iceberg outcomes: {statuses}")
-    print(describe("iceberg (Sniper)", iceberg_costs, args.icebergs))
+    print(describe("iceberg (Sniper), each fill against its slice's mid", iceberg_costs, args.icebergs))
+    print(
+        describe(
+            "iceberg (Sniper), against the mid when the parent started (as the baseline)",
+            arrival_costs,
+            args.icebergs,
+        )
+    )
     print(
         describe(
             f"naive (one marketable limit, far touch + {args.baseline_ticks} ticks)",
@@ -336,6 +411,7 @@ async def run(args: argparse.Namespace, client: Client, broker: IbkrBroker) -> N
             args.icebergs,
         )
     )
+    print(markouts.describe())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -350,9 +426,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-scale", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--baseline-ticks", type=int, default=5)
+    parser.add_argument(
+        "--flow", choices=("agents", "zi"), default=None, help="venue order flow (default: FLOOR_PAPER_FLOW)"
+    )
     args = parser.parse_args(argv)
     if args.time_scale <= 0:
         parser.error("--time-scale must be positive")
+    args.flow = args.flow or FloorSettings().paper_flow
     asyncio.run(bench(args))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, model_validator
@@ -68,6 +68,10 @@ class FloorSettings(BaseSettings):
     ib_heartbeat_misses: int = Field(default=3, ge=1)
     """Missed answers in a row after which the session is dead and the standby takes over."""
     paper_seed: int = 7
+    paper_flow: Literal["agents", "zi"] = "agents"
+    """The paper venue's order-flow model: ``agents`` (informed, momentum and noise traders and
+    market makers who react to being hit: passive fills meet adverse selection) or ``zi`` (zero
+    intelligence: symmetric flow with no impact, for tests that rely on its simplicity)."""
     paper_trusted_ips: str = "127.0.0.1"
     """Client addresses the paper gateways accept (comma-separated), like IB Gateway's Trusted IPs."""
     hotpath_health_port: int = 8010

@@ -49,10 +49,12 @@ def venue_spec(
     paused: bool = False,
     name: str = VENUE_SERVICE,
     counters_file: Path | None = None,
+    flow: str | None = None,
 ) -> ServiceSpec:
     """Supervisor spec for ``python -m paper.venue`` on the settings' venue ports.
 
-    ``depth_rates`` maps a symbol (or ``"*"`` for all) to model events per second. permIds and
+    ``depth_rates`` maps a symbol (or ``"*"`` for all) to model events per second; ``flow``
+    names the order-flow model (default: the settings' ``paper_flow``). permIds and
     order-id high-water marks persist in ``counters_file`` (default under ``var_dir``), so they
     keep increasing across venue restarts.
     """
@@ -73,6 +75,8 @@ def venue_spec(
         str(settings.paper_seed if seed is None else seed),
         "--time-scale",
         repr(time_scale),
+        "--flow",
+        settings.paper_flow if flow is None else flow,
     ]
     for symbol, rate in (depth_rates or {}).items():
         argv += ["--depth-rate", repr(rate) if symbol == "*" else f"{symbol}={rate!r}"]
@@ -296,6 +300,7 @@ def venue(
         "--token-file", str(control_token_path(settings)),
         "--seed", str(settings.paper_seed if seed is None else seed),
         "--time-scale", repr(time_scale),
+        "--flow", settings.paper_flow,
     ]  # fmt: skip
     for value in depth_rate or []:
         argv = [*argv, "--depth-rate", value]

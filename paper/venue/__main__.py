@@ -1,7 +1,8 @@
 """``python -m paper.venue --port P --control-port C --token-file F --seed S [--time-scale F] ...``
 
-Runs the venue until SIGTERM/SIGINT. ``--depth-rate`` sets the model's event rate (book updates
-per second) for every symbol (``5000``) or one (``AAPL=5000``); repeat it for several. The
+Runs the venue until SIGTERM/SIGINT. ``--flow`` picks the order-flow model (``agents``, the
+default, or ``zi``: :mod:`paper.venue.flow_models`). ``--depth-rate`` sets the model's event
+rate (book updates per second) for every symbol (``5000``) or one (``AAPL=5000``); repeat it for several. The
 control API answers only requests carrying the token in ``--token-file`` (made, 0600, if absent;
 the venue refuses to start on one that others may read).
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from paper.venue.control import ControlApi
 from paper.venue.control_token import TokenFileError, ensure_token
 from paper.venue.engine import VenueConfig
+from paper.venue.flow_models import DEFAULT_FLOW, FLOW_MODELS
 from paper.venue.server import VenueServer
 from paper.venue.symbols import DEFAULT_SYMBOLS, with_event_rate
 
@@ -49,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--time-scale", type=float, default=1.0, help="market seconds per real second")
     parser.add_argument("--depth-rate", action="append", default=[], metavar="[SYMBOL=]RATE")
+    parser.add_argument("--flow", choices=FLOW_MODELS, default=DEFAULT_FLOW, help="order-flow model")
     parser.add_argument("--account", default="DU1234567")
     parser.add_argument("--cash", default="1000000.00", help="initial cash (USD)")
     parser.add_argument("--paused", action="store_true", help="start with the market clock stopped")
@@ -76,7 +79,9 @@ async def run(args: argparse.Namespace) -> None:
     unknown = set(args.rates) - {"*"} - {s.contract.symbol for s in symbols}
     if unknown:
         raise SystemExit(f"--depth-rate names unknown symbols: {', '.join(sorted(unknown))}")
-    config = VenueConfig(symbols=symbols, account=args.account, initial_cash=Decimal(args.cash))
+    config = VenueConfig(
+        symbols=symbols, account=args.account, initial_cash=Decimal(args.cash), flow=args.flow
+    )
     venue = VenueServer(
         config,
         args.seed,
@@ -92,8 +97,8 @@ async def run(args: argparse.Namespace) -> None:
     port = await venue.start(args.host, args.port)
     control_port = await control.start(args.host, args.control_port)
     logging.getLogger("paper.venue").info(
-        "venue listening on %s:%d (control %d), seed %d, time scale %g",
-        args.host, port, control_port, args.seed, args.time_scale,
+        "venue listening on %s:%d (control %d), seed %d, time scale %g, %s order flow",
+        args.host, port, control_port, args.seed, args.time_scale, args.flow,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

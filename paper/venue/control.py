@@ -1,9 +1,9 @@
 """The venue's control API: small JSON-over-HTTP on 127.0.0.1 for scripted scenarios.
 
 ==========================================  ==================================================
-``GET  /status``                            seed, clock, symbols (bid/ask/mid/last), open
-                                            orders, steps of scripted moves still to run,
-                                            connected gateways
+``GET  /status``                            seed, order-flow model, clock, symbols
+                                            (bid/ask/mid/last), open orders, steps of scripted
+                                            moves still to run, connected gateways
 ``GET  /symbols/{SYM}/tape``                the symbol's newest prints (trades), oldest first:
                                             seq, price, size, time_ns, session volume, vwap
 ``GET  /symbols/{SYM}/depth``               the symbol's whole book now: seq, time_ns, every

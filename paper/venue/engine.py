@@ -9,7 +9,7 @@ position and account changes) collect in an :class:`~paper.venue.outbox.Outbox` 
 Given the same seed, start time and inputs, two venues produce identical outputs, which is
 what makes a paper run replayable.
 
-Where each duty lives: the order-flow model in :mod:`paper.venue.flow`, the book in
+Where each duty lives: the order-flow model in :mod:`paper.venue.flow_models`, the book in
 :mod:`paper.venue.book`, matching and fills in :mod:`paper.venue.matching`, stops in
 :mod:`paper.venue.stops`, order checks and buying power in :mod:`paper.venue.validation`,
 flash crashes and other scripted moves in :mod:`paper.venue.faults`, cash and P&L in
@@ -27,6 +27,7 @@ from paper.venue import snapshots
 from paper.venue.account import Account
 from paper.venue.faults import PriceMoves
 from paper.venue.flow import NEVER
+from paper.venue.flow_models import DEFAULT_FLOW
 from paper.venue.matching import Matcher
 from paper.venue.messages import (
     CODE_ORDER_CANCELLED,
@@ -67,13 +68,15 @@ from paper.venue.validation import (
 @dataclass(frozen=True, slots=True)
 class VenueConfig:
     """Venue settings. ``increasing_order_ids`` is IB's rule (a reused or lower id for a client
-    is refused with 103); ``check_buying_power`` refuses orders whose value exceeds it."""
+    is refused with 103); ``check_buying_power`` refuses orders whose value exceeds it;
+    ``flow`` names the order-flow model (:mod:`paper.venue.flow_models`)."""
 
     symbols: tuple[SymbolConfig, ...] = DEFAULT_SYMBOLS
     account: str = "DU1234567"
     initial_cash: Decimal = Decimal("1000000.00")
     increasing_order_ids: bool = True
     check_buying_power: bool = True
+    flow: str = DEFAULT_FLOW
 
 
 class Venue:
@@ -93,7 +96,9 @@ class Venue:
         self.epoch = epoch
         self.start_ns = start_ns
         self.now_ns = start_ns
-        self.states = [SymbolState(cfg, seed, start_ns, i) for i, cfg in enumerate(config.symbols)]
+        self.states = [
+            SymbolState(cfg, seed, start_ns, i, config.flow) for i, cfg in enumerate(config.symbols)
+        ]
         self.by_symbol = {s.symbol: s for s in self.states}
         self.by_con_id = {s.contract.con_id: s for s in self.states}
         self.account = Account(config.account, config.initial_cash)

@@ -54,6 +54,10 @@ Action = tuple[int, int, int, int, Resting | None]
 
 
 class FlowModel:
+    """The zero-intelligence model (``FLOOR_PAPER_FLOW=zi``); the agent model extends it."""
+
+    name = "zi"
+
     def __init__(self, params: FlowParams, seed: int, symbol: str, price_ticks: int, lot: int, start_ns: int):
         self.params = params
         self.lot = lot
@@ -89,6 +93,9 @@ class FlowModel:
     def reference_quotes(self) -> tuple[int, int]:
         bid = round(self.reference - self.params.spread_ticks / 2)
         return bid, bid + self.params.spread_ticks
+
+    def on_take(self, taker_side: int, qty: int) -> None:
+        """A taker (the model's or ours) traded ``qty`` on ``taker_side``: nobody here minds."""
 
     # ------------------------------------------------------------------ events
 

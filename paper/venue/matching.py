@@ -1,10 +1,12 @@
 """Matching: orders against a symbol's book in price-time priority, and what a fill does.
 
 The model's orders (one :class:`~paper.venue.flow.FlowModel` step at a time) and ours meet
-the same book (:meth:`paper.venue.book.Book.take`). A fill of one of ours updates the order,
-the account and the :class:`~paper.venue.outbox.Outbox`; an order that has nothing left, or
-that cannot rest (market, IOC), ends here. Trades may trigger stops: after each match that
-traded, :attr:`Matcher.on_trade` runs (the venue wires the stop triggers to it).
+the same book (:meth:`paper.venue.book.Book.take`); every aggressive trade but a scripted
+move's sweep is reported to the model (``on_take``), whose market makers may react to it. A
+fill of one of ours updates the order, the account and the :class:`~paper.venue.outbox.Outbox`;
+an order that has nothing left, or that cannot rest (market, IOC), ends here. Trades may
+trigger stops: after each match that traded, :attr:`Matcher.on_trade` runs (the venue wires
+the stop triggers to it).
 """
 
 from __future__ import annotations
@@ -46,11 +48,14 @@ class Matcher:
             # walked by limit orders priced through it and by scripted moves.
             best = book.best_ask() if side == BID else book.best_bid()
             if best is not None:
-                self.model_take(s, side, min(qty, book.size_at(1 - side, best)), best)
+                qty = min(qty, book.size_at(1 - side, best))
+                s.flow.on_take(side, qty - self.model_take(s, side, qty, best))
         else:
             opposite = book.best_ask() if side == BID else book.best_bid()
             if opposite is not None and (price >= opposite if side == BID else price <= opposite):
-                qty = self.model_take(s, side, qty, price)
+                left = self.model_take(s, side, qty, price)
+                s.flow.on_take(side, qty - left)
+                qty = left
             if qty > 0:
                 book.insert(Resting(side, price, qty))
 
@@ -105,8 +110,11 @@ class Matcher:
             if maker.owner is not None:
                 self._fill(maker.owner, q, price, ADDED)
             self._fill(wo, q, price, REMOVED)
-        if fills and s.stops:
-            self.on_trade(s)
+        if fills:
+            # Our takers move the model's market as its own do (zero intelligence ignores it).
+            s.flow.on_take(wo.side, sum(q for _, q, _ in fills))
+            if s.stops:
+                self.on_trade(s)
 
     def _fill(self, wo: WorkingOrder, qty: int, price: int, liquidity: int) -> None:
         s = wo.sym

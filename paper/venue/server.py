@@ -504,6 +504,7 @@ class VenueServer:
             )
         return {
             "seed": venue.seed,
+            "flow": self.config.flow,
             "epoch": self.epoch,
             "time_ns": self.clock.now_ns(),
             "time_scale": self.clock.scale,

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from paper.venue.book import Book, Resting
 from paper.venue.flow import FlowModel
+from paper.venue.flow_models import make_flow
 from paper.venue.messages import ASK, BID, PlaceOrder
 from paper.venue.symbols import SymbolConfig
 from paper.venue.tape import Tape
@@ -34,7 +35,7 @@ class SymbolState:
         "volume", "close", "stops", "_prices", "index", "tape",
     )  # fmt: skip
 
-    def __init__(self, cfg: SymbolConfig, seed: int, start_ns: int, index: int) -> None:
+    def __init__(self, cfg: SymbolConfig, seed: int, start_ns: int, index: int, flow: str) -> None:
         self.cfg = cfg
         self.contract = cfg.contract
         self.symbol = cfg.contract.symbol
@@ -43,7 +44,7 @@ class SymbolState:
         self.index = index
         price = to_ticks(cfg.initial_price, self.tick)
         self.book = Book()
-        self.flow = FlowModel(cfg.flow, seed, self.symbol, price, self.lot, start_ns)
+        self.flow: FlowModel = make_flow(flow, cfg, seed, price, self.lot, start_ns)
         self.last: int | None = price
         self.last_size = 0
         self.volume = 0
