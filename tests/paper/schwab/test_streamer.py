@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -14,6 +15,7 @@ from schwab.client import AsyncClient
 from schwab.orders.equities import equity_buy_market
 from schwab.streaming import StreamClient, UnexpectedResponseCode
 from schwab.utils import Utils
+from websockets.exceptions import ConnectionClosed
 
 from tests.fixtures.schwab import SchwabApi
 from tests.paper.schwab.conftest import schwab_client
@@ -119,5 +121,46 @@ async def test_a_second_login_for_the_customer_is_refused(
         with pytest.raises(UnexpectedResponseCode) as refused:
             await second.login()
         assert refused.value.response["response"][0]["content"]["code"] == 12
+    finally:
+        await client.close_async_session()
+
+
+async def test_after_the_streamer_drops_a_new_login_resubscribes_and_gets_a_whole_book(
+    private_schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    api = private_schwab_api
+    client = schwab_client(api, api.new_token_file(tmp_path))
+    stream = StreamClient(client)
+    got = Received()
+    stream.add_nasdaq_book_handler(got.handler("BOOK"))
+    try:
+        await stream.login()
+        await stream.nasdaq_book_subs(["MSFT"])
+        await got.until(lambda: got.rows("BOOK"), stream)
+        assert (await api.stream_fault(drop=True))["dropped"] == 1
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(WAIT_S):
+                while True:
+                    await stream.handle_message()
+        before = len(got.rows("BOOK"))
+        await stream.login()  # a new socket; the handlers stay registered
+        await stream.nasdaq_book_subs(["MSFT"])
+        book = (await got.until(lambda: got.rows("BOOK")[before:], stream))[0]
+        assert book["key"] == "MSFT" and book["BIDS"] and book["ASKS"]
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.logout()
+        await client.close_async_session()
+
+
+async def test_an_invalid_token_cannot_log_in(schwab_api: SchwabApi, tmp_path: Path) -> None:
+    client = schwab_client(schwab_api, schwab_api.new_token_file(tmp_path))
+    stream = StreamClient(client)
+    try:
+        await client.get_user_preferences()  # resolves the streamer's address and ids
+        client.token_metadata.token["access_token"] = "not-a-token"
+        with pytest.raises(UnexpectedResponseCode) as refused:
+            await stream.login()
+        assert refused.value.response["response"][0]["content"]["code"] == 3
     finally:
         await client.close_async_session()
