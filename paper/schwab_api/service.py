@@ -45,6 +45,7 @@ class EmulatorConfig:
     app_secret: str
     order_rate_per_min: int = 120
     heartbeat_s: float = 10.0
+    venue_client_id: int = VENUE_CLIENT_ID
 
     @property
     def stream_url(self) -> str:
@@ -58,7 +59,8 @@ class Emulator:
         self.config = config
         self.tokens = TokenIssuer(config.app_key, config.app_secret)
         self.limiter = OrderRateLimiter(config.order_rate_per_min)
-        self.book = OrderBook()
+        self.client_id = config.venue_client_id
+        self.book = OrderBook(config.venue_client_id)
         self.by_hash = {account_hash(a): a for a in config.accounts}
         self.contracts: dict[str, ContractInfo] = {}
         self.ticks: dict[str, Decimal] = {}
@@ -99,11 +101,11 @@ class Emulator:
         venue.add_listener(self._dispatch)
         self.contracts = {c.symbol: c for c in await venue.contracts()}
         self.ticks = {s: c.tick_size for s, c in self.contracts.items()}
-        open_orders = await venue.open_orders(VENUE_CLIENT_ID)
-        done = await venue.completed_orders(VENUE_CLIENT_ID)
-        reports = await venue.executions(ExecutionFilter(client_id=VENUE_CLIENT_ID))
+        open_orders = await venue.open_orders(self.client_id)
+        done = await venue.completed_orders(self.client_id)
+        reports = await venue.executions(ExecutionFilter(client_id=self.client_id))
         adopted = self.book.adopt((*done, *open_orders), tuple(r.execution for r in reports))
-        self._next_id = max(self._next_id, FIRST_ORDER_ID, await venue.next_valid_id(VENUE_CLIENT_ID))
+        self._next_id = max(self._next_id, FIRST_ORDER_ID, await venue.next_valid_id(self.client_id))
         self._venue = venue
         if adopted:
             log.info("adopted %d orders from the venue", adopted)
@@ -269,7 +271,7 @@ class Emulator:
         try:
             reply = await venue.place_order(
                 PlaceOrder(
-                    VENUE_CLIENT_ID,
+                    self.client_id,
                     order.order_id,
                     order.spec,
                     symbol=order.symbol,
@@ -290,7 +292,7 @@ class Emulator:
             raise not_cancelable(order.order_id, order.status)
         venue = self.venue()
         order.cancel_requested = True
-        result = await venue.cancel_order(VENUE_CLIENT_ID, order.order_id)
+        result = await venue.cancel_order(self.client_id, order.order_id)
         if not result.ok and order.is_open:
             order.cancel_requested = False
             raise not_cancelable(order.order_id, order.status)
@@ -306,7 +308,7 @@ class Emulator:
         venue = self.venue()
         order.replacing = True
         order.status = "PENDING_REPLACE"
-        result = await venue.cancel_order(VENUE_CLIENT_ID, order.order_id)
+        result = await venue.cancel_order(self.client_id, order.order_id)
         if not result.ok:
             order.replacing = False
             if order.status == "PENDING_REPLACE":

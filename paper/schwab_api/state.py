@@ -1,9 +1,10 @@
 """The emulator's orders: Schwab order ids over venue orders, kept current from venue events.
 
 Every Schwab order is one venue order placed under the emulator's own venue client id
-(:data:`VENUE_CLIENT_ID`) with the Schwab order id as the venue order id, so the venue's
-per-client order-id high-water mark is also the emulator's id counter: ids keep increasing
-across emulator restarts with nothing stored here. The venue order's ``order_ref`` carries
+(:data:`VENUE_CLIENT_ID` unless told otherwise: two emulators over one venue need two), with
+the Schwab order id as the venue order id, so the venue's per-client order-id high-water mark
+is also the emulator's id counter: ids keep increasing across emulator restarts with nothing
+stored here. The venue order's ``order_ref`` carries
 what the venue does not know (the Schwab account, the instruction, the order a replace
 superseded, the entry time), so :meth:`OrderBook.adopt` rebuilds every order from the venue
 after a restart.
@@ -36,8 +37,8 @@ from paper.venue.messages import (
 )
 
 VENUE_CLIENT_ID = 7000
-"""The venue client id of every order the emulator places (the TWS gateways' clients use
-their own; this one is no TWS client's)."""
+"""The venue client id of the orders an emulator places, by default (the TWS gateways'
+clients use their own; this one is no TWS client's)."""
 FIRST_ORDER_ID = 1_000_000_000_001
 """Schwab order ids are int64s in the trillions; the emulator's start here."""
 
@@ -179,7 +180,8 @@ def _echo_from_spec(spec: OrderSpec) -> dict[str, Any]:
 class OrderBook:
     """Every Schwab order of the emulator, by id; fed by the venue's events."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_id: int = VENUE_CLIENT_ID) -> None:
+        self.client_id = client_id
         self.orders: dict[int, SchwabOrder] = {}
         self.listeners: list[ActivityListener] = []
 
@@ -201,10 +203,10 @@ class OrderBook:
 
     def on_venue_event(self, event: VenueEvent) -> None:
         if isinstance(event, OrderEvent):
-            if event.update.client_id == VENUE_CLIENT_ID:
+            if event.update.client_id == self.client_id:
                 self._on_update(event.update)
         elif isinstance(event, ExecutionEvent):
-            if event.execution.client_id == VENUE_CLIENT_ID:
+            if event.execution.client_id == self.client_id:
                 self._on_execution(event.execution)
         elif isinstance(event, VenueReset):
             self._on_reset()
@@ -268,7 +270,7 @@ class OrderBook:
         completed orders and executions; returns how many."""
         adopted: set[int] = set()
         for update in updates:
-            if update.client_id != VENUE_CLIENT_ID or update.order_id in self.orders:
+            if update.client_id != self.client_id or update.order_id in self.orders:
                 continue
             parts = update.order.order_ref.split("|")
             if len(parts) != 5 or parts[0] != REF_PREFIX:

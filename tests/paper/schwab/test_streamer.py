@@ -95,6 +95,7 @@ async def test_account_activity_reports_an_order_and_its_fill(
     assert subscribed["MESSAGE_TYPE"] == "SUBSCRIBED" and subscribed["ACCOUNT"] == schwab_api.account_number
 
     placed = await client.place_order(schwab_api.account_hash, equity_buy_market("JPM", 1))
+    assert placed.status_code == 201, placed.text
     order_id = Utils(client, schwab_api.account_hash).extract_order_id(placed)
 
     def of_order(kind: str) -> list[dict[str, Any]]:
