@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 import uuid
 from typing import Annotated, Any
@@ -36,6 +37,8 @@ from paper.schwab_api.errors import (
 from paper.schwab_api.orders import parse_schwab_time
 from paper.schwab_api.service import Emulator
 from paper.schwab_api.stream import StreamHub
+
+log = logging.getLogger("paper.schwab_api.app")
 
 LOCATION_BASE = "https://api.schwabapi.com/trader/v1/accounts"
 MAX_RESULTS = 3000
@@ -90,10 +93,13 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        # Every refusal is in the emulator's log, with what the client was told.
+        log.info("%s %s refused: %s", request.method, request.url.path, exc)
         return service_error_response(exc)
 
     @app.exception_handler(MarketDataError)
     async def on_market_data_error(request: Request, exc: MarketDataError) -> JSONResponse:
+        log.info("%s %s refused: %s", request.method, request.url.path, exc)
         return market_data_error_response(exc)
 
     @app.middleware("http")

@@ -104,11 +104,16 @@ class Emulator:
         open_orders = await venue.open_orders(self.client_id)
         done = await venue.completed_orders(self.client_id)
         reports = await venue.executions(ExecutionFilter(client_id=self.client_id))
-        adopted = self.book.adopt((*done, *open_orders), tuple(r.execution for r in reports))
+        executions = tuple(r.execution for r in reports)
+        adopted = self.book.adopt((*done, *open_orders), executions)
+        # Orders known from before a venue outage: what happened to them meanwhile.
+        lost = self.book.catch_up((*done, *open_orders), executions)
         self._next_id = max(self._next_id, FIRST_ORDER_ID, await venue.next_valid_id(self.client_id))
         self._venue = venue
         if adopted:
             log.info("adopted %d orders from the venue", adopted)
+        if lost:
+            log.warning("the venue no longer has %d working orders (restarted?): they are CANCELED", lost)
 
     def _dispatch(self, event: VenueEvent) -> None:
         for listener in tuple(self.venue_listeners):

@@ -218,6 +218,8 @@ class OrderBook:
         if order is None:
             return
         order.filled = max(order.filled, update.filled)
+        if not order.is_open:
+            return  # already ended: a repeated report (after a reconnect) changes nothing
         if update.status in ("PreSubmitted", "Submitted"):
             if order.status == "PENDING_ACKNOWLEDGEMENT":
                 order.status = "WORKING"
@@ -264,6 +266,24 @@ class OrderBook:
             order.description = description
 
     # ------------------------------------------------------------------ restart
+
+    def catch_up(self, updates: tuple[OrderUpdate, ...], executions: tuple[Execution, ...]) -> int:
+        """After the venue connection came back: apply what the venue reports for the orders
+        known before (fills, ends), in its order, and close every working order the venue no
+        longer has (a restarted venue starts empty). Returns how many were closed so."""
+        for execution in executions:
+            if execution.client_id == self.client_id:
+                self._on_execution(execution)
+        present: set[int] = set()
+        for update in updates:
+            if update.client_id == self.client_id:
+                present.add(update.order_id)
+                self._on_update(update)
+        lost = [o for o in self.orders.values() if o.is_open and o.order_id not in present]
+        for order in lost:
+            self._close(order, "CANCELED", "The paper venue no longer has this order (it restarted)")
+            self.emit(order, "OrderUROutCompleted")
+        return len(lost)
 
     def adopt(self, updates: tuple[OrderUpdate, ...], executions: tuple[Execution, ...]) -> int:
         """Rebuild the orders the emulator placed before a restart from the venue's open and
