@@ -141,12 +141,12 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
     @app.get("/trader/v1/accounts")
     async def accounts(_: Trader, fields: str | None = None) -> list[dict[str, Any]]:
         positions = _positions_field(fields)
-        return [await emulator.account_json(a, positions) for a in emulator.config.accounts]
+        return [emulator.account_json(a, positions) for a in emulator.config.accounts]
 
     @app.get("/trader/v1/accounts/{hash_value}")
     async def account(hash_value: str, _: Trader, fields: str | None = None) -> dict[str, Any]:
         number = emulator.account_number(hash_value)
-        return await emulator.account_json(number, _positions_field(fields))
+        return emulator.account_json(number, _positions_field(fields))
 
     @app.get("/trader/v1/userPreference")
     async def user_preference(_: Trader) -> dict[str, Any]:
@@ -222,19 +222,18 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
             raise MarketDataError(
                 400, "Bad Request", "symbols is required, e.g. symbols=AAPL,MSFT", "symbols"
             )
-        return {s: await _quote(s) for s in wanted if s in emulator.contracts}
+        return {s: _quote(s) for s in wanted if s in emulator.quotes}
 
     @app.get("/marketdata/v1/{symbol}/quotes")
     async def quote(symbol: str, _: Market) -> dict[str, Any]:
         symbol = symbol.upper()
-        if symbol not in emulator.contracts:
+        if symbol not in emulator.quotes:
             raise MarketDataError(404, "Not Found", f"no quote for {symbol!r}", "symbol")
-        return {symbol: await _quote(symbol)}
+        return {symbol: _quote(symbol)}
 
-    async def _quote(symbol: str) -> dict[str, Any]:
-        venue = emulator.venue()
-        tick = await venue.subscribe_ticks(symbol)
-        await venue.unsubscribe_ticks(symbol) if symbol not in hub.level_one_symbols() else None
+    def _quote(symbol: str) -> dict[str, Any]:
+        emulator.venue()  # 503 while the venue is away: the quote would be stale
+        tick = emulator.quotes[symbol]
         mark = tick.last or tick.bid or tick.ask or tick.close
         if tick.bid is not None and tick.ask is not None:
             mark = (tick.bid + tick.ask) / 2

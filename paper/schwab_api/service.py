@@ -16,13 +16,23 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from paper.schwab_api.accounts import AccountBook, account_json
 from paper.schwab_api.errors import ServiceError, bad_request, not_found
 from paper.schwab_api.limits import OrderRateLimiter, retry_after_header
 from paper.schwab_api.orders import ParsedOrder, not_cancelable, parse_order
-from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, OrderBook, SchwabOrder
+from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, Fill, OrderBook, SchwabOrder
 from paper.schwab_api.tokens import TokenIssuer
 from paper.venue.client import VenueClient, VenueDisconnected, VenueError
-from paper.venue.messages import ContractInfo, ExecutionFilter, OrderReject, OrderSpec, PlaceOrder, VenueEvent
+from paper.venue.messages import (
+    ContractInfo,
+    ExecutionFilter,
+    OrderReject,
+    OrderSpec,
+    PlaceOrder,
+    Tick,
+    TickEvent,
+    VenueEvent,
+)
 
 log = logging.getLogger("paper.schwab_api")
 
@@ -61,15 +71,21 @@ class Emulator:
         self.limiter = OrderRateLimiter(config.order_rate_per_min)
         self.client_id = config.venue_client_id
         self.book = OrderBook(config.venue_client_id)
+        self.account_books = {a: AccountBook() for a in config.accounts}
+        self.book.fill_listeners.append(self._on_fill)
         self.by_hash = {account_hash(a): a for a in config.accounts}
         self.contracts: dict[str, ContractInfo] = {}
         self.ticks: dict[str, Decimal] = {}
+        """Tick size per symbol."""
+        self.quotes: dict[str, Tick] = {}
+        """Every symbol's latest L1 (the emulator keeps all of them subscribed: quotes, marks and
+        the streamer's LEVELONE_EQUITIES read them here without a venue round trip)."""
         self.venue_account = ""
         self.customer_id = hashlib.sha256(f"paper-schwab-customer:{config.app_key}".encode()).hexdigest()
         self._venue: VenueClient | None = None
         self._next_id = FIRST_ORDER_ID
         self._id_lock = asyncio.Lock()
-        self.venue_listeners: list[Callable[[VenueEvent], None]] = [self.book.on_venue_event]
+        self.venue_listeners: list[Callable[[VenueEvent], None]] = [self._on_quote, self.book.on_venue_event]
         self.on_venue_restored: list[Callable[[VenueClient], Any]] = []
         self._watcher: asyncio.Task[None] | None = None
 
@@ -101,6 +117,8 @@ class Emulator:
         venue.add_listener(self._dispatch)
         self.contracts = {c.symbol: c for c in await venue.contracts()}
         self.ticks = {s: c.tick_size for s, c in self.contracts.items()}
+        for symbol in self.contracts:
+            self.quotes[symbol] = await venue.subscribe_ticks(symbol)
         open_orders = await venue.open_orders(self.client_id)
         done = await venue.completed_orders(self.client_id)
         reports = await venue.executions(ExecutionFilter(client_id=self.client_id))
@@ -114,6 +132,16 @@ class Emulator:
             log.info("adopted %d orders from the venue", adopted)
         if lost:
             log.warning("the venue no longer has %d working orders (restarted?): they are CANCELED", lost)
+
+    def _on_fill(self, order: SchwabOrder, fill: Fill) -> None:
+        book = self.account_books.get(order.account_number)
+        if book is None:  # an order of an account no longer configured (adopted after a restart)
+            return
+        book.apply(order.symbol, fill.quantity if order.spec.action == "BUY" else -fill.quantity, fill.price)
+
+    def _on_quote(self, event: VenueEvent) -> None:
+        if isinstance(event, TickEvent):
+            self.quotes[event.tick.symbol] = event.tick
 
     def _dispatch(self, event: VenueEvent) -> None:
         for listener in tuple(self.venue_listeners):
@@ -175,55 +203,20 @@ class Emulator:
     def account_numbers(self) -> list[dict[str, str]]:
         return [{"accountNumber": a, "hashValue": account_hash(a)} for a in self.config.accounts]
 
-    async def account_json(self, number: str, positions: bool) -> dict[str, Any]:
-        venue = self.venue()
-        snapshot = await venue.account_values(self.venue_account)
-        values = {v.key: Decimal(v.value) for v in snapshot.values if _is_number(v.value)}
-        net_liq = float(values.get("NetLiquidation", Decimal(0)))
-        cash = float(values.get("TotalCashValue", Decimal(0)))
-        buying_power = float(values.get("BuyingPower", Decimal(0)))
-        account: dict[str, Any] = {
-            "type": "MARGIN",
-            "accountNumber": number,
-            "roundTrips": 0,
-            "isDayTrader": False,
-            "isClosingOnlyRestricted": False,
-            "pfcbFlag": False,
-            "initialBalances": {
-                "liquidationValue": net_liq, "cashBalance": cash, "buyingPower": buying_power,
-            },
-            "currentBalances": {
-                "availableFunds": cash, "buyingPower": buying_power, "equity": net_liq,
-                "liquidationValue": net_liq, "cashBalance": cash,
-            },
-            "projectedBalances": {"availableFunds": cash, "buyingPower": buying_power},
-        }  # fmt: skip
-        if positions:
-            account["positions"] = [
-                {
-                    "shortQuantity": float(max(-p.position, 0)),
-                    "longQuantity": float(max(p.position, 0)),
-                    "averagePrice": float(p.avg_cost),
-                    "averageLongPrice": float(p.avg_cost) if p.position > 0 else 0.0,
-                    "averageShortPrice": float(p.avg_cost) if p.position < 0 else 0.0,
-                    "marketValue": float(p.market_value),
-                    "longOpenProfitLoss": float(p.unrealized_pnl) if p.position > 0 else 0.0,
-                    "shortOpenProfitLoss": float(p.unrealized_pnl) if p.position < 0 else 0.0,
-                    "currentDayProfitLoss": float(p.unrealized_pnl + p.realized_pnl),
-                    "instrument": {
-                        "assetType": "EQUITY",
-                        "type": "EQUITY",
-                        "symbol": p.symbol,
-                        "instrumentId": p.con_id,
-                    },  # fmt: skip
-                }
-                for p in await venue.positions(self.venue_account)
-                if p.position != 0
-            ]
-        return {
-            "securitiesAccount": account,
-            "aggregatedBalance": {"currentLiquidationValue": net_liq, "liquidationValue": net_liq},
-        }
+    def marks(self) -> dict[str, Decimal]:
+        """Each symbol's mark: the mid of the venue's quote, else its last trade, else close."""
+        marks: dict[str, Decimal] = {}
+        for symbol, tick in self.quotes.items():
+            if tick.bid is not None and tick.ask is not None:
+                marks[symbol] = (tick.bid + tick.ask) / 2
+            else:
+                marks[symbol] = tick.last or tick.bid or tick.ask or tick.close
+        return marks
+
+    def account_json(self, number: str, positions: bool) -> dict[str, Any]:
+        self.venue()  # 503 while the venue is away: the marks would be stale
+        con_ids = {s: c.con_id for s, c in self.contracts.items()}
+        return account_json(number, self.account_books[number], self.marks(), con_ids, positions)
 
     # ------------------------------------------------------------------ orders
 
@@ -343,11 +336,3 @@ class Emulator:
 
 def _with_ref(parsed: ParsedOrder, ref: str) -> OrderSpec:
     return replace(parsed.spec, order_ref=ref)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        Decimal(text)
-    except ArithmeticError:
-        return False
-    return True

@@ -184,11 +184,18 @@ class OrderBook:
         self.client_id = client_id
         self.orders: dict[int, SchwabOrder] = {}
         self.listeners: list[ActivityListener] = []
+        self.fill_listeners: list[Callable[[SchwabOrder, Fill], None]] = []
+        """Called once per fill of one of the emulator's orders (also for those adopted)."""
 
     def emit(self, order: SchwabOrder, message_type: str, **detail: Any) -> None:
         data = activity_message(order, message_type, **detail)
         for listener in tuple(self.listeners):
             listener(order.account_number, message_type, data)
+
+    def _record_fill(self, order: SchwabOrder, fill: Fill) -> None:
+        order.fills.append(fill)
+        for listener in tuple(self.fill_listeners):
+            listener(order, fill)
 
     def add(self, order: SchwabOrder) -> None:
         self.orders[order.order_id] = order
@@ -246,7 +253,7 @@ class OrderBook:
             return
         remaining = max(order.spec.total_qty - execution.cum_qty, 0)
         fill = Fill(execution.exec_id, execution.shares, execution.price, execution.time_ns, remaining)
-        order.fills.append(fill)
+        self._record_fill(order, fill)
         order.filled = max(order.filled, execution.cum_qty)
         self.emit(order, "ExecutionCreated", fill=fill)
         if remaining == 0:
@@ -318,9 +325,10 @@ class OrderBook:
             owner = self.orders.get(execution.order_id)
             if owner is not None and owner.order_id in adopted:
                 remaining = max(owner.spec.total_qty - execution.cum_qty, 0)
-                owner.fills.append(
-                    Fill(execution.exec_id, execution.shares, execution.price, execution.time_ns, remaining)
+                fill = Fill(
+                    execution.exec_id, execution.shares, execution.price, execution.time_ns, remaining
                 )
+                self._record_fill(owner, fill)
         for update in updates:
             adopted_order = self.orders.get(update.order_id)
             if adopted_order is not None and adopted_order.order_id in adopted:
