@@ -70,6 +70,21 @@ class FloorSettings(BaseSettings):
     paper_seed: int = 7
     paper_trusted_ips: str = "127.0.0.1"
     """Client addresses the paper gateways accept (comma-separated), like IB Gateway's Trusted IPs."""
+    schwab_api_port: int = 4102
+    """The paper Schwab Trader API emulator (``python -m paper.schwab_api``): REST, OAuth token
+    endpoint and the streamer's WebSocket (``/ws``) on this one port, 127.0.0.1 only."""
+    schwab_accounts: str = "SCHW0001"
+    """Comma-separated Schwab account numbers the emulator serves, each in front of the paper
+    venue's account; each has a stable ``hashValue`` (``GET /trader/v1/accounts/accountNumbers``)."""
+    schwab_app_key: str = "paper-schwab-app-key"
+    """The Schwab app's key (client id). The default is the paper emulator's; a real app's key
+    comes from Schwab's developer portal."""
+    schwab_app_secret: str = "paper-schwab-app-secret"
+    """The Schwab app's secret. The default is the paper emulator's only."""
+    schwab_order_rate_per_min: int = Field(default=120, ge=0)
+    """Order requests (place, replace, cancel) per account per sliding minute the emulator
+    accepts, the app's "order limit" at Schwab (120 is what schwab-py advises asking for);
+    past it, 429. 0: no limit."""
     hotpath_health_port: int = 8010
     hotpath_symbols: str = "AAPL,MSFT,NVDA,AMZN,JPM"
     """Comma-separated symbols the floor trades: the hot path streams them (L1 for risk, breaker
