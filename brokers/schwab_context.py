@@ -46,7 +46,7 @@ class SchwabConfig:
             "accounts": accounts,
             "base_url": settings.schwab_base_url,
             "poll_s": settings.schwab_poll_s,
-            "order_limit_per_min": settings.schwab_order_limit_per_min,
+            "order_limit_per_min": settings.schwab_order_rate_per_min,
             "token_warn_age_s": settings.schwab_token_warn_age_s,
         }
         values.update(overrides)

@@ -20,7 +20,8 @@ from decimal import Decimal
 
 from brokers.base import BrokerOrder, BrokerOrderStatus
 
-WINDOW_S = 60.0
+WINDOW_S = 60.25
+"""A minute, and a margin: Schwab counts a request when it arrives, the budget when it leaves."""
 
 
 class RequestBudget:

@@ -107,7 +107,7 @@ def child_env(settings: FloorSettings, database: str | None = None) -> dict[str,
         "FLOOR_SCHWAB_APP_SECRET": settings.schwab_app_secret,
         "FLOOR_SCHWAB_BASE_URL": settings.schwab_base_url,
         "FLOOR_SCHWAB_POLL_S": str(settings.schwab_poll_s),
-        "FLOOR_SCHWAB_ORDER_LIMIT_PER_MIN": str(settings.schwab_order_limit_per_min),
+        "FLOOR_SCHWAB_ORDER_RATE_PER_MIN": str(settings.schwab_order_rate_per_min),
         # Resolved here: the child always gets KAFKA_BOOTSTRAP, so it cannot tell embedded apart.
         "FLOOR_KAFKA_FETCH_WAIT_MS": str(settings.command_fetch_wait_ms),
         # The worker's and the bridge's metrics ports: a worker or bridge started for this

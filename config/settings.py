@@ -84,7 +84,8 @@ class FloorSettings(BaseSettings):
     schwab_order_rate_per_min: int = Field(default=120, ge=0)
     """Order requests (place, replace, cancel) per account per sliding minute the emulator
     accepts, the app's "order limit" at Schwab (120 is what schwab-py advises asking for);
-    past it, 429. 0: no limit."""
+    past it, 429. 0: no limit. The Schwab adapter paces its own order requests under it (beyond
+    it they wait, cancels first, nearest the market first): set it to the app's limit."""
     hotpath_health_port: int = 8010
     hotpath_symbols: str = "AAPL,MSFT,NVDA,AMZN,JPM"
     """Comma-separated symbols the floor trades: the hot path streams them (L1 for risk, breaker
@@ -104,19 +105,12 @@ class FloorSettings(BaseSettings):
     """The schwab-py token file (``creation_timestamp`` + ``token``) a person made once by logging
     in (``schwab-generate-token.py``); the floor refreshes its access token and rewrites it.
     Unset: ``<var>/schwab-token.json``."""
-    schwab_app_key: str = "floor-paper-app-key"
-    """The Schwab app's key (paper default: the emulator's)."""
-    schwab_app_secret: str = "floor-paper-app-secret"
     schwab_base_url: str | None = None
     """Where Schwab's API is reached instead of ``https://api.schwabapi.com`` (the paper
     emulator, ``http://127.0.0.1:PORT``). Unset in production."""
     schwab_poll_s: float = Field(default=2.0, gt=0)
     """How often the Schwab adapter asks for its open orders' state, besides the account
     activity stream (the safety net for an event the stream did not carry)."""
-    schwab_order_limit_per_min: int = Field(default=120, ge=0)
-    """Order requests (place, replace, cancel) the Schwab adapter sends per account per minute
-    at most: the app's "Order Limit" set at its creation with Schwab (0: unpaced). Beyond it
-    requests wait, cancels first (nearest the market first)."""
     schwab_token_warn_age_s: int = Field(default=6 * 86400, ge=0)
     """Age of the token file's first login beyond which the adapter warns (``schwab.token_aging``):
     Schwab's refresh token lasts about seven days from the login, then a person must log in again."""
