@@ -46,7 +46,15 @@ from brokers.base import (
     Subscription,
     Trade,
 )
-from brokers.schwab_auth import LOGIN_REQUIRED, TOKEN_AGING, LoginRequired, build_client, is_login_error
+from brokers.schwab_auth import (
+    LOGIN_REQUIRED,
+    TOKEN_AGING,
+    LoginRequired,
+    Unauthorized,
+    build_client,
+    is_login_error,
+    refresh_now,
+)
 from brokers.schwab_context import SchwabConfig, SchwabContext, log
 from brokers.schwab_market import MarketData
 from brokers.schwab_order_path import OrderPath
@@ -81,6 +89,9 @@ class SchwabBroker:
         self._poller: asyncio.Task[None] | None = None
         self._closing = False
         self._ready_event = asyncio.Event()
+        self._refreshing = False
+        self._up = False
+        """An epoch is open and its end not yet reported."""
 
     def _emit(self, event: BrokerEvent) -> None:
         try:
@@ -162,11 +173,10 @@ class SchwabBroker:
             return
         error = exc if isinstance(exc, LoginRequired) else self._login_error(exc)
         self.ctx.login_required = str(error)
-        was_ready, self.ctx.ready = self.ctx.ready, False
+        self.ctx.ready = False
         log.critical("%s", error)
         self.ctx.notice(401, str(error), ops_kind=LOGIN_REQUIRED, severity="critical")
-        if was_ready:
-            self._session_event(SessionChange.DISCONNECTED, f"{LOGIN_REQUIRED}: {error.detail}")
+        self._down(f"{LOGIN_REQUIRED}: {error.detail}")
 
     def _warn_token_age(self) -> None:
         age = int(self.ctx.client.token_age())
@@ -225,14 +235,19 @@ class SchwabBroker:
                 return
             self._emit(listing)
         self.ctx.ready = True
+        self._up = True
         self._ready_event.set()
         self.orders.resume()
 
     def _stream_down(self, cause: str) -> None:
-        if self._closing:
-            return
         self.ctx.ready = False
-        self._session_event(SessionChange.DISCONNECTED, cause)
+        self._down(cause)
+
+    def _down(self, cause: str) -> None:
+        """The session that carried orders is gone: said once, until the next epoch."""
+        if self._up and not self._closing:
+            self._up = False
+            self._session_event(SessionChange.DISCONNECTED, cause)
 
     async def _stream_up(self) -> None:
         try:
@@ -247,8 +262,35 @@ class SchwabBroker:
     def _request_failed(self, exc: BaseException) -> None:
         if is_login_error(exc):
             self._login_refused(exc)
+        elif isinstance(exc, Unauthorized):
+            self._refresh_access(str(exc))
         else:
-            log.warning("schwab: order request failed: %s", exc)
+            log.warning("schwab: request failed: %s", exc)
+
+    def _refresh_access(self, why: str) -> None:
+        """Schwab refused the access token before its time: orders wait while it is refreshed."""
+        if self._refreshing or self.ctx.login_required is not None or self.ctx.client is None:
+            return
+        self._refreshing = True
+        was_ready, self.ctx.ready = self.ctx.ready, False
+        log.warning("schwab: access token refused (%s); refreshing it", why)
+
+        async def refresh() -> None:
+            try:
+                await refresh_now(self.ctx.client)
+            except Exception as exc:  # noqa: BLE001 - sorted: a refused refresh needs a login
+                if is_login_error(exc):
+                    self._login_refused(exc)
+                    return
+                log.warning("schwab: token refresh failed: %s; tried again at the next refusal", exc)
+            finally:
+                self._refreshing = False
+            if was_ready and self.ctx.login_required is None and self.stream.up:
+                self.ctx.ready = True
+                self._ready_event.set()
+                self.orders.resume()
+
+        self._spawn(refresh())
 
     def _activity(self, order_ids: list[int]) -> None:
         for order_id in order_ids:

@@ -59,6 +59,17 @@ def is_login_error(exc: BaseException) -> bool:
     return isinstance(exc, OAuthError)
 
 
+class Unauthorized(ConnectionError):
+    """Schwab answered 401: the access token is no longer good (refresh it, then retry)."""
+
+
+async def refresh_now(client: AsyncClient) -> None:
+    """Refresh the access token now (Schwab refused the current one before its time); raises
+    authlib's OAuthError when the refresh token is refused too."""
+    session = client.session
+    await session.refresh_token(TOKEN_ENDPOINT, refresh_token=session.token.get("refresh_token"))
+
+
 class RewriteTransport(httpx.AsyncBaseTransport):
     """Sends every request to ``base_url``'s scheme, host and port, path unchanged."""
 

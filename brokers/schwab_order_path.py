@@ -47,7 +47,7 @@ from brokers.base import (
     Placement,
     UnknownOrderRef,
 )
-from brokers.schwab_auth import is_login_error
+from brokers.schwab_auth import Unauthorized, is_login_error
 from brokers.schwab_context import SESSION_LABEL, SchwabContext, log
 from brokers.schwab_orders import Tracked
 from brokers.schwab_wire import error_text, instruction, order_spec
@@ -305,7 +305,7 @@ class OrderPath:
                 return None
             self._requeue(order_ref, kind, CANCEL if kind == "cancel" else PLACE)
             if status == httpx.codes.UNAUTHORIZED:
-                self._on_failure(ConnectionError(error_text(status, resp.content)))
+                self._on_failure(Unauthorized(error_text(status, resp.content)))
             return None
         return resp
 

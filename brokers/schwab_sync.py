@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+
 from brokers.base import (
     BrokerOrderStatus,
     EpochReconciled,
@@ -22,6 +24,7 @@ from brokers.base import (
     OrderAccepted,
     OrderStatusChanged,
 )
+from brokers.schwab_auth import Unauthorized
 from brokers.schwab_context import SchwabContext, log
 from brokers.schwab_orders import Tracked
 from brokers.schwab_wire import OPEN_STATUSES, SchwabOrder, error_text, loads, matches, parse_order
@@ -44,9 +47,8 @@ async def list_orders(
             account_hash, from_entered_datetime=start, to_entered_datetime=now + timedelta(minutes=1)
         )
         if resp.is_error:
-            raise ConnectionError(
-                f"listing orders of {account}: {error_text(resp.status_code, resp.content)}"
-            )
+            error = Unauthorized if resp.status_code == httpx.codes.UNAUTHORIZED else ConnectionError
+            raise error(f"listing orders of {account}: {error_text(resp.status_code, resp.content)}")
         for raw in loads(resp.content):
             order = parse_order(raw)
             order = order if order.account else _with_account(order, account)
@@ -72,6 +74,8 @@ class OrderSync:
             return
         client = self._ctx.require_client()
         resp = await client.get_order(tracked.order_id, tracked.account_hash)
+        if resp.status_code == httpx.codes.UNAUTHORIZED:
+            raise Unauthorized(f"order {tracked.order_id}: {error_text(resp.status_code, resp.content)}")
         if resp.is_error:
             log.warning(
                 "schwab: order %s (%s): %s",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from brokers.base import (
     Broker,
     BrokerOrderStatus,
