@@ -348,6 +348,11 @@ class FloorSettings(BaseSettings):
         return self.temporal_address or f"{self.host}:{self.temporal_port}"
 
     @property
+    def schwab_paper_url(self) -> str:
+        """The paper Schwab Trader API emulator's base URL (``floor up`` starts it)."""
+        return f"http://{self.host}:{self.schwab_api_port}"
+
+    @property
     def ib_gateway_host(self) -> str:
         return self.ib_host or self.host
 

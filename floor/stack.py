@@ -120,7 +120,7 @@ def urls(settings: FloorSettings) -> dict[str, str]:
         "Metrics (hot path)": f"{local}:{settings.hotpath_health_port}/metrics",
         "Metrics (worker)": f"{local}:{settings.worker_health_port}/metrics",
         "Metrics (bridge)": f"{local}:{settings.bridge_health_port}/metrics",
-    }
+    } | ({} if settings.ib_host else {"Schwab API (paper)": settings.schwab_paper_url})
 
 
 def host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -131,7 +131,8 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
 def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
     """The floor's own processes, started after the infrastructure, each needing the ones before.
 
-    With ``IB_HOST`` set the broker is a real IB Gateway / TWS: no paper venue is started.
+    With ``IB_HOST`` set the broker is a real IB Gateway / TWS: no paper venue is started (nor
+    the paper Schwab API in front of it).
     """
     from api.service import api_spec
     from floor.paper_cmd import venue_spec
@@ -143,6 +144,8 @@ def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
             venue_spec(settings),
             services.gateway_spec(settings, "primary", settings.ib_port),
             services.gateway_spec(settings, "standby", settings.ib_standby_port),
+            # The paper Schwab Trader API over the same venue: accounts routed to Schwab trade here.
+            services.schwab_api_spec(settings),
         ]
     specs += [
         hotpath_spec(settings),

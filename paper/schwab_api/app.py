@@ -17,6 +17,7 @@ import binascii
 import time
 import uuid
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -110,7 +111,8 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
             return oauth_error_response(
                 401, "invalid_client", "client authentication failed: wrong app key or secret"
             )
-        form = await request.form()
+        # A form body (application/x-www-form-urlencoded), as OAuth clients send it.
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
         grant = form.get("grant_type")
         if grant != "refresh_token":
             return oauth_error_response(

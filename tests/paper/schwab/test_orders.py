@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from schwab.client import AsyncClient
 from schwab.orders.equities import equity_buy_limit, equity_buy_market
 from schwab.utils import Utils
@@ -74,3 +75,70 @@ async def test_market_order_fills_and_shows_its_executions(
     listed = await client.get_orders_for_account(account)
     assert listed.status_code == 200
     assert order_id in [o["orderId"] for o in listed.json()]
+
+
+def _order(order_type: str, instruction: str, symbol: str, **prices: str) -> dict[str, Any]:
+    """An order as schwab-py's OrderBuilder makes it (prices as strings)."""
+    return {
+        "session": "NORMAL",
+        "duration": "GOOD_TILL_CANCEL",
+        "orderType": order_type,
+        "orderStrategyType": "SINGLE",
+        "orderLegCollection": [
+            {
+                "instruction": instruction,
+                "instrument": {"assetType": "EQUITY", "symbol": symbol},
+                "quantity": 1,
+            }
+        ],
+        **prices,
+    }
+
+
+@pytest.mark.parametrize(
+    ("order_type", "extra", "echoed"),
+    [
+        ("STOP", {"stopPrice": "{far}"}, {"stopPrice": "{far}"}),
+        (
+            "STOP_LIMIT",
+            {"stopPrice": "{far}", "price": "{farther}"},
+            {"stopPrice": "{far}", "price": "{farther}"},
+        ),
+        (
+            "TRAILING_STOP",
+            {"stopPriceLinkBasis": "LAST", "stopPriceLinkType": "VALUE", "stopPriceOffset": "25.00"},
+            {"stopPriceLinkType": "VALUE", "stopPriceOffset": "25.00"},
+        ),
+        (
+            "TRAILING_STOP",
+            {"stopPriceLinkBasis": "LAST", "stopPriceLinkType": "PERCENT", "stopPriceOffset": "20"},
+            {"stopPriceLinkType": "PERCENT", "stopPriceOffset": "20"},
+        ),
+    ],
+    ids=["stop", "stop-limit", "trailing-amount", "trailing-percent"],
+)
+async def test_each_stop_type_works_until_cancelled_and_reads_back_as_sent(
+    client: AsyncClient,
+    schwab_api: SchwabApi,
+    paper: PaperStack,
+    order_type: str,
+    extra: dict[str, str],
+    echoed: dict[str, str],
+) -> None:
+    account = schwab_api.account_hash
+    bid, _ = await paper.quote("JPM")
+    values = {
+        "{far}": str((bid * Decimal("0.7")).quantize(Decimal("0.01"))),
+        "{farther}": str((bid * Decimal("0.69")).quantize(Decimal("0.01"))),
+    }
+    fields = {k: values.get(v, v) for k, v in extra.items()}
+    placed = await client.place_order(account, _order(order_type, "SELL", "JPM", **fields))
+    assert placed.status_code == 201, placed.text
+    order_id = Utils(client, account).extract_order_id(placed)
+    order = (await client.get_order(order_id, account)).json()
+    assert order["status"] == "WORKING" and order["orderType"] == order_type
+    for key, value in echoed.items():
+        expected = values.get(value, value)
+        assert order[key] == (float(expected) if expected[0].isdigit() else expected), key
+    assert (await client.cancel_order(order_id, account)).status_code == 200
+    assert (await client.get_order(order_id, account)).json()["status"] == "CANCELED"

@@ -1,0 +1,54 @@
+"""The emulator as a process: started by `floor up` beside the gateways, and restartable
+without losing an order (its orders are the venue's)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from schwab.orders.equities import equity_sell_limit
+from schwab.utils import Utils
+
+from config.settings import FloorSettings
+from floor.stack import floor_process_specs, urls
+from tests.fixtures.paper import PaperStack
+from tests.fixtures.schwab import SchwabApi
+from tests.paper.schwab.conftest import schwab_client
+
+
+def test_floor_up_starts_the_paper_schwab_api_only_in_front_of_the_paper_venue(tmp_path: Path) -> None:
+    roles = {
+        f"{r}_database_url": "postgresql://floor@db.internal/floor" for r in ("hotpath", "api", "worker")
+    }
+    paper = FloorSettings.model_validate({"var_dir": tmp_path, **roles})
+    names = [spec.name for spec in floor_process_specs(paper)]
+    assert names.index("paper-schwab-api") > names.index("paper-venue")
+    assert urls(paper)["Schwab API (paper)"] == f"http://127.0.0.1:{paper.schwab_api_port}"
+    real = paper.model_copy(update={"ib_host": "ib.internal"})
+    assert "paper-schwab-api" not in [spec.name for spec in floor_process_specs(real)]
+    assert "Schwab API (paper)" not in urls(real)
+
+
+async def test_a_restarted_emulator_keeps_its_orders_and_its_ids_keep_increasing(
+    private_schwab_api: SchwabApi, paper: PaperStack, tmp_path: Path
+) -> None:
+    api = private_schwab_api
+    account = api.account_hash
+    _, ask = await paper.quote("AMZN")
+    high = str((ask * Decimal("1.3")).quantize(Decimal("0.01")))
+    client = schwab_client(api, api.new_token_file(tmp_path))
+    try:
+        placed = await client.place_order(account, equity_sell_limit("AMZN", 1, high))
+        assert placed.status_code == 201, placed.text
+        order_id = Utils(client, account).extract_order_id(placed)
+        api.kill()
+        api.restart()
+        order = (await client.get_order(order_id, account)).json()
+        assert order["status"] == "WORKING" and order["price"] == float(high)
+        assert order["orderLegCollection"][0]["instruction"] == "SELL"
+        again = await client.place_order(account, equity_sell_limit("AMZN", 1, high))
+        assert Utils(client, account).extract_order_id(again) > order_id
+        for done in (order_id, Utils(client, account).extract_order_id(again)):
+            assert (await client.cancel_order(done, account)).status_code == 200
+    finally:
+        await client.close_async_session()
