@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from schwab.streaming import StreamClient
@@ -75,6 +75,11 @@ class Streamer:
         self._subscribed: set[str] = set()
         """Services subscribed on the current socket (the first symbol SUBS, the next ADD)."""
         self.logins = 0
+        self._read: asyncio.Task[None] | None = None
+        self._paused_read: asyncio.Task[None] | None = None
+        self._not_paused = asyncio.Event()
+        self._not_paused.set()
+        self._pause_lock = asyncio.Lock()
 
     @property
     def up(self) -> bool:
@@ -128,6 +133,24 @@ class Streamer:
             raise
         self.logins += 1
 
+    @contextlib.asynccontextmanager
+    async def _paused(self) -> AsyncIterator[None]:
+        """The read loop stopped for a request of ours. schwab-py holds its lock while it waits
+        for the next message, and a request needs that lock: with nothing subscribed yet the
+        next message is the heartbeat, seconds away. Cancelling a websockets ``recv`` loses no
+        message, so the read is cancelled, the request made, and the reading resumed."""
+        async with self._pause_lock:
+            self._not_paused.clear()
+            read = self._read
+            if read is not None and not read.done():
+                self._paused_read = read
+                read.cancel()
+                await asyncio.wait([read])
+            try:
+                yield
+            finally:
+                self._not_paused.set()
+
     async def subscribe(self, kind: str, symbol: str) -> None:
         client = self.client
         if client is None:
@@ -137,17 +160,32 @@ class Streamer:
             call = client.level_one_equity_add if service == "LEVELONE_EQUITIES" else client.nasdaq_book_add
         else:
             call = client.level_one_equity_subs if service == "LEVELONE_EQUITIES" else client.nasdaq_book_subs
-        await asyncio.wait_for(call([symbol]), LOGIN_TIMEOUT_S)
+        async with self._paused():
+            await asyncio.wait_for(call([symbol]), LOGIN_TIMEOUT_S)
         self._subscribed.add(service)
 
     async def unsubscribe(self, kind: str, symbol: str) -> None:
         client = self.client
         if client is None:
             return
-        if kind == "depth":
-            await asyncio.wait_for(client.nasdaq_book_unsubs([symbol]), LOGIN_TIMEOUT_S)
-        else:
-            await asyncio.wait_for(client.level_one_equity_unsubs([symbol]), LOGIN_TIMEOUT_S)
+        call = client.nasdaq_book_unsubs if kind == "depth" else client.level_one_equity_unsubs
+        async with self._paused():
+            await asyncio.wait_for(call([symbol]), LOGIN_TIMEOUT_S)
+
+    async def _read_until_drop(self, client: StreamClient) -> str:
+        """Hand every message to its handlers until the socket fails; returns why."""
+        while True:
+            await self._not_paused.wait()
+            read = self._read = asyncio.get_running_loop().create_task(client.handle_message())
+            try:
+                await read
+            except asyncio.CancelledError:
+                if read is self._paused_read and not self._closing:
+                    continue  # stopped for a request of ours (see _paused)
+                read.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - any end of the socket is a drop
+                return f"streamer lost: {type(exc).__name__}: {exc}"
 
     def _activity(self, message: dict[str, Any]) -> None:
         ids = activity_order_ids(message)
@@ -159,13 +197,7 @@ class Streamer:
         while not self._closing:
             client = self.client
             if client is not None:
-                try:
-                    while True:
-                        await client.handle_message()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any end of the socket is a drop
-                    cause = f"streamer lost: {type(exc).__name__}: {exc}"
+                cause = await self._read_until_drop(client)
                 await self._drop()
                 if self._closing:
                     return
