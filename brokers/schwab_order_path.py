@@ -141,8 +141,8 @@ class OrderPath:
             return 0
         tracked.cancel_wanted = True
         tracked.wanted = None
-        if tracked.order_id is None:
-            return 0  # sent after the place's answer (or once the sync found it)
+        if tracked.order_id is None or tracked.in_flight:
+            return 0  # sent after the place's (or replace's) answer, to the id it names
         return self._submit(CANCEL, order_ref, "cancel")
 
     def cancel_all(self) -> int:
@@ -170,8 +170,8 @@ class OrderPath:
             tracked.order = desired  # not sent yet: what will be sent changes
             return 0
         tracked.wanted = desired
-        if tracked.order_id is None:
-            return 0  # replaced once the place's answer names the id
+        if tracked.order_id is None or tracked.in_flight:
+            return 0  # replaced once the answer in flight names the id to replace
         return self._submit(PLACE, order_ref, "replace")
 
     def last_write_ns(self, order_ref: str) -> int:
@@ -245,6 +245,8 @@ class OrderPath:
 
     def _start(self, order_ref: str, kind: str) -> int:
         tracked = self._known(order_ref)
+        if kind == "replace" and tracked.in_flight:
+            return 0  # one replace at a time: the one in flight sends the newest wanted after it
         now = time.perf_counter_ns()
         tracked.last_write_ns = now
         run = {"place": self._place, "cancel": self._cancel, "replace": self._replace}[kind]

@@ -12,12 +12,14 @@ starts with the same listing (:meth:`OrderSync.reconcile`).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from brokers.base import (
     BrokerOrderStatus,
+    CommissionReported,
     EpochReconciled,
     Executed,
     OpenOrder,
@@ -178,6 +180,8 @@ class OrderSync:
                     client_id=0,
                 )
             )
+            # Schwab reports no commission per execution; online equity trades are commission-free.
+            self._ctx.emit(CommissionReported(fill.exec_id, ref, Decimal(0), "USD", None, fill.time))
         if view.order_id != tracked.order_id:
             return  # an earlier incarnation: only its fills are the order's still
         status = view.floor_status
