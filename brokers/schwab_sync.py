@@ -153,6 +153,13 @@ class OrderSync:
         if view.order_id == tracked.order_id and view.replaced_by is not None and view.status == "REPLACED":
             # Replaced by someone else (or our replace's answer is still on its way): follow it.
             self._ctx.book.bind(ref, view.replaced_by)
+        current = view.order_id == tracked.order_id and view.status != "REPLACED"
+        if current and tracked.accepted_id != view.order_id and view.status != "PENDING_ACKNOWLEDGEMENT":
+            # Acknowledged before any of its fills is reported (a marketable order may already be
+            # filled when first asked), as a broker's acknowledgement comes before its fills.
+            tracked.accepted_id = view.order_id
+            acked = BrokerOrderStatus.SUBMITTED if view.floor_status.is_done else view.floor_status
+            self._ctx.emit(OrderAccepted(ref, acked, 0, view.order_id, view.order_id, now))
         for fill in view.fills:
             if fill.exec_id in tracked.exec_ids:
                 continue
@@ -187,9 +194,6 @@ class OrderSync:
         status = view.floor_status
         if view.status == "REPLACED":
             return  # the successor carries the status on
-        if tracked.accepted_id != view.order_id and status is not BrokerOrderStatus.PENDING_SUBMIT:
-            tracked.accepted_id = view.order_id
-            self._ctx.emit(OrderAccepted(ref, status, 0, view.order_id, view.order_id, now))
         tracked.schwab_status = view.status
         if tracked.filled >= order.quantity:
             status = BrokerOrderStatus.FILLED
