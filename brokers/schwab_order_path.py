@@ -1,0 +1,473 @@
+"""Place, cancel, cancel all and modify at Schwab: synchronous calls that hand each request to
+schwab-py and return.
+
+Schwab's order path is HTTP, not a socket the floor writes: a call starts the request (a task on
+the loop) and returns, so the hot path never waits for Schwab's answer. ``write_ns`` and
+:meth:`last_write_ns` are the moment the request was handed to the HTTP client.
+
+Every order request counts against the account's order limit (:class:`RequestBudget`). One
+that fits goes at once; the others wait in one queue, cancels first (and among a cancel-all's,
+nearest the market first), then places and replaces in arrival order. A modify waiting there is
+replaced by a newer modify of the same order (a trailing stop moved three times while the budget
+is spent costs one replace, at its newest level).
+
+Differences from IB, by design:
+
+* no global cancel: :meth:`cancel_all` cancels each open order (the ones this adapter placed,
+  then the ones Schwab lists that it did not), and ends the ones not yet sent locally;
+* a replace is Schwab's cancel-and-new: the order gets a new id, reported as a second
+  :class:`~brokers.base.OrderAccepted` carrying it;
+* a place whose answer never came (timeout, connection lost) may or may not be at Schwab, which
+  has no client order id: it is never sent again blindly; the next sync looks for it by its
+  fields (:mod:`brokers.schwab_sync`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from brokers.base import (
+    BrokerOrder,
+    BrokerOrderStatus,
+    DuplicateOrderRef,
+    OrderInvalid,
+    OrderRejected,
+    OrderStatusChanged,
+    Placement,
+    UnknownOrderRef,
+)
+from brokers.schwab_auth import Unauthorized, is_login_error
+from brokers.schwab_context import SESSION_LABEL, SchwabContext, log
+from brokers.schwab_orders import Tracked
+from brokers.schwab_wire import error_text, instruction, order_spec
+from trading.commands import OrderType
+
+LOCATION = re.compile(r"/accounts/(\w+)/orders/(\d+)")
+CANCEL, PLACE = 0, 1
+"""Queue priorities: cancels before places and replaces."""
+RATE_LIMITED_CODE = 429
+Refresh = Callable[[str], Awaitable[None]]
+
+
+class OrderPath:
+    def __init__(
+        self, ctx: SchwabContext, refresh: Refresh, on_failure: Callable[[BaseException], None]
+    ) -> None:
+        self._ctx = ctx
+        self._refresh = refresh
+        """GET the order and report what changed (brokers.schwab_sync)."""
+        self._on_failure = on_failure
+        """A request failed for the session's sake (login refused, Schwab unreachable)."""
+        self._queue: list[tuple[int, Decimal, int, str, str]] = []
+        self._queued: set[tuple[str, str]] = set()
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self.last_cancel_all_ns = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(), name="schwab-orders")
+
+    async def close(self) -> None:
+        tasks = [*self._tasks, *([self._dispatcher] if self._dispatcher else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._dispatcher = None
+
+    def resume(self) -> None:
+        """The session is ready again: what waited goes out."""
+        self._wake.set()
+
+    def held(self) -> int:
+        return sum(1 for _, t in self._ctx.book.live() if t.order_id is None and not t.in_flight)
+
+    # --- the calls ------------------------------------------------------------------------
+
+    def place(self, order: BrokerOrder) -> Placement:
+        book = self._ctx.book
+        known = book.get(order.order_ref)
+        if known is not None:
+            if known.order != order and not known.ids:
+                raise DuplicateOrderRef(f"order_ref {order.order_ref} is known with other fields")
+            if (
+                known.order_id is None
+                and not known.in_flight
+                and known.unknown_since is None
+                and not known.done
+            ):
+                self._submit(PLACE, order.order_ref, "place")  # adopted, never acknowledged: send it now
+            return Placement(order.order_ref, sent=False, session=SESSION_LABEL, duplicate=True)
+        order_spec(order)  # raises OrderInvalid before anything is kept
+        tracked = Tracked(order, self._ctx.hash_of(order.account))
+        book.add(order.order_ref, tracked)
+        write_ns = self._submit(PLACE, order.order_ref, "place")
+        return Placement(
+            order.order_ref, sent=write_ns > 0, write_ns=write_ns, session=SESSION_LABEL, client_id=0
+        )
+
+    def adopt(self, order: BrokerOrder, filled: int, acknowledged: bool, order_id: int | None) -> None:
+        if self._ctx.book.get(order.order_ref) is not None:
+            return
+        tracked = Tracked(order, self._ctx.hash_of(order.account), filled=filled, acknowledged=acknowledged)
+        tracked.status = BrokerOrderStatus.SUBMITTED if acknowledged else BrokerOrderStatus.HELD
+        self._ctx.book.add(order.order_ref, tracked)
+        if order_id is not None:
+            self._ctx.book.bind(order.order_ref, order_id)
+        elif acknowledged:
+            tracked.unknown_since = datetime.now(UTC)  # placed by an earlier process: find it
+
+    def cancel(self, order_ref: str) -> int:
+        tracked = self._known(order_ref)
+        if tracked.done:
+            return 0
+        if tracked.order_id is None and not tracked.in_flight and tracked.unknown_since is None:
+            self._end_locally(order_ref, tracked)
+            return 0
+        tracked.cancel_wanted = True
+        tracked.wanted = None
+        if tracked.order_id is None or tracked.in_flight:
+            return 0  # sent after the place's (or replace's) answer, to the id it names
+        return self._submit(CANCEL, order_ref, "cancel")
+
+    def cancel_all(self) -> int:
+        """Every order this adapter knows ends: unsent ones here, the others by one cancel each,
+        nearest the market first; Schwab's own list is asked next for orders it did not place."""
+        first = 0
+        live = self._ctx.book.live()
+        for ref, _ in sorted(live, key=lambda item: self._distance(item[1].order)):
+            written = self.cancel(ref)
+            first = first or written
+        self._drop_queued_places()
+        self.last_cancel_all_ns = first or time.perf_counter_ns()
+        self._spawn(self._cancel_foreign(), "schwab-cancel-foreign")
+        return self.last_cancel_all_ns
+
+    def modify(self, order_ref: str, **changes: Any) -> int:
+        tracked = self._known(order_ref)
+        if tracked.done:
+            raise OrderInvalid("order_ref", f"{order_ref} is done ({tracked.status})")
+        base = tracked.wanted or tracked.order
+        fields = {k: v for k, v in changes.items() if v is not None}
+        desired = replace(base, **fields)
+        order_spec(desired)
+        if tracked.order_id is None and not tracked.in_flight:
+            tracked.order = desired  # not sent yet: what will be sent changes
+            return 0
+        tracked.wanted = desired
+        if tracked.order_id is None or tracked.in_flight:
+            return 0  # replaced once the answer in flight names the id to replace
+        return self._submit(PLACE, order_ref, "replace")
+
+    def last_write_ns(self, order_ref: str) -> int:
+        tracked = self._ctx.book.get(order_ref)
+        return tracked.last_write_ns if tracked is not None else 0
+
+    # --- queue and budget ---------------------------------------------------------------
+
+    def _known(self, order_ref: str) -> Tracked:
+        tracked = self._ctx.book.get(order_ref)
+        if tracked is None:
+            raise UnknownOrderRef(order_ref)
+        return tracked
+
+    def _distance(self, order: BrokerOrder) -> Decimal:
+        """How far the order rests from the market: 0 for a market order or without a quote."""
+        price = (
+            order.stop_price if order.order_type in (OrderType.STP, OrderType.STP_LMT) else order.limit_price
+        )
+        mid = self._ctx.mids(order.symbol)
+        if price is None or mid is None:
+            return Decimal(0)
+        return abs(price - mid)
+
+    def _submit(self, priority: int, order_ref: str, kind: str) -> int:
+        """Start the request now if the session and the budget allow (returns the hand-off
+        ``perf_counter_ns()``), else queue it (returns 0)."""
+        tracked = self._known(order_ref)
+        if (order_ref, kind) in self._queued:
+            return 0  # already waiting; a replace sends the newest wanted order when it goes
+        if self._ctx.ready and not self._queue and self._ctx.budget(tracked.account_hash).try_take():
+            return self._start(order_ref, kind)
+        distance = self._distance(tracked.order) if priority == CANCEL else Decimal(0)
+        heapq.heappush(self._queue, (priority, distance, next(self._seq), order_ref, kind))
+        self._queued.add((order_ref, kind))
+        self._wake.set()
+        return 0
+
+    def _drop_queued_places(self) -> None:
+        kept = []
+        for item in self._queue:
+            _, _, _, ref, kind = item
+            if kind == "place":
+                self._queued.discard((ref, kind))
+                tracked = self._ctx.book.get(ref)
+                if tracked is not None and not tracked.done:
+                    self._end_locally(ref, tracked)
+            else:
+                kept.append(item)
+        heapq.heapify(kept)
+        self._queue = kept
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue and self._ctx.ready:
+                _, _, _, ref, kind = self._queue[0]
+                tracked = self._ctx.book.get(ref)
+                if tracked is None or tracked.done:
+                    heapq.heappop(self._queue)
+                    self._queued.discard((ref, kind))
+                    continue
+                budget = self._ctx.budget(tracked.account_hash)
+                if not budget.try_take():
+                    await asyncio.sleep(max(0.01, budget.wait_s()))
+                    continue
+                heapq.heappop(self._queue)
+                self._queued.discard((ref, kind))
+                self._start(ref, kind)
+
+    def _start(self, order_ref: str, kind: str) -> int:
+        tracked = self._known(order_ref)
+        if kind == "replace" and tracked.in_flight:
+            return 0  # one replace at a time: the one in flight sends the newest wanted after it
+        now = time.perf_counter_ns()
+        tracked.last_write_ns = now
+        run = {"place": self._place, "cancel": self._cancel, "replace": self._replace}[kind]
+        if kind != "cancel":
+            tracked.in_flight = True
+        self._spawn(run(order_ref, tracked), f"schwab-{kind}")
+        return now
+
+    def _spawn(self, work: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _requeue(self, order_ref: str, kind: str, priority: int) -> None:
+        heapq.heappush(self._queue, (priority, Decimal(0), next(self._seq), order_ref, kind))
+        self._queued.add((order_ref, kind))
+        self._wake.set()
+
+    # --- the requests -------------------------------------------------------------------
+
+    async def _call(self, order_ref: str, tracked: Tracked, kind: str, request: Awaitable[Any]) -> Any:
+        """The response, or None when the request failed for the session's sake (then the
+        order waits: re-queued, or marked unknown for a place that may have arrived)."""
+        try:
+            resp = await request
+        except Exception as exc:  # noqa: BLE001 - every failure is sorted below
+            tracked.in_flight = False
+            if is_login_error(exc) or isinstance(exc, (httpx.TransportError, OSError)):
+                if kind == "place" and not is_login_error(exc):
+                    tracked.unknown_since = datetime.now(UTC)  # it may be at Schwab
+                elif kind == "place":
+                    self._requeue(order_ref, kind, PLACE)
+                else:
+                    self._requeue(order_ref, kind, CANCEL if kind == "cancel" else PLACE)
+                self._on_failure(exc)
+                return None
+            raise
+        status = resp.status_code
+        if status == RATE_LIMITED_CODE or status == httpx.codes.UNAUTHORIZED or status >= 500:
+            tracked.in_flight = False
+            if status == RATE_LIMITED_CODE:
+                retry = _retry_after(resp)
+                self._ctx.budget(tracked.account_hash).block(retry)
+                self._ctx.notice(
+                    status,
+                    f"order limit reached at Schwab: {error_text(status, resp.content)}; "
+                    f"waiting {retry:.1f}s",
+                    severity="warning",
+                )
+            elif status >= 500 and kind == "place":
+                tracked.unknown_since = datetime.now(UTC)
+                self._ctx.notice(
+                    status,
+                    f"place of {order_ref} answered {error_text(status, resp.content)}: "
+                    "looked for at the next sync",
+                    severity="warning",
+                )
+                return None
+            self._requeue(order_ref, kind, CANCEL if kind == "cancel" else PLACE)
+            if status == httpx.codes.UNAUTHORIZED:
+                self._on_failure(Unauthorized(error_text(status, resp.content)))
+            return None
+        return resp
+
+    async def _place(self, order_ref: str, tracked: Tracked) -> None:
+        order = tracked.order
+        position = self._ctx.positions.get((order.account, order.symbol), 0)
+        tracked.instruction = instruction(order.side, position, order.quantity)
+        tracked.account_hash = self._ctx.hash_of(order.account)
+        spec = order_spec(order, position)
+        client = self._ctx.require_client()
+        tracked.status = BrokerOrderStatus.PENDING_SUBMIT
+        resp = await self._call(order_ref, tracked, "place", client.place_order(tracked.account_hash, spec))
+        if resp is None:
+            return
+        tracked.in_flight = False
+        if resp.is_error:
+            self._rejected(order_ref, tracked, resp, "order_rejected", still_working=False)
+            return
+        order_id = _order_id(resp)
+        if order_id is None:
+            tracked.unknown_since = datetime.now(UTC)
+            self._ctx.notice(
+                0,
+                f"place of {order_ref} answered {resp.status_code} without a Location: "
+                "looked for at the next sync",
+                severity="warning",
+            )
+            return
+        self._ctx.book.bind(order_ref, order_id)
+        await self._after_answer(order_ref, tracked)
+
+    async def _after_answer(self, order_ref: str, tracked: Tracked) -> None:
+        """The order has its id: report it, then what waited on it (a cancel, a modify)."""
+        await self._refresh(order_ref)
+        if tracked.done:
+            return
+        if tracked.cancel_wanted:
+            self._submit(CANCEL, order_ref, "cancel")
+        elif tracked.wanted is not None:
+            self._submit(PLACE, order_ref, "replace")
+
+    async def _cancel(self, order_ref: str, tracked: Tracked) -> None:
+        if tracked.order_id is None or tracked.done:
+            return
+        client = self._ctx.require_client()
+        resp = await self._call(
+            order_ref, tracked, "cancel", client.cancel_order(tracked.order_id, tracked.account_hash)
+        )
+        if resp is None:
+            return
+        if resp.is_error:
+            self._rejected(order_ref, tracked, resp, "cancel_refused", still_working=True)
+        await self._refresh(order_ref)
+
+    async def _replace(self, order_ref: str, tracked: Tracked) -> None:
+        desired, old_id = tracked.wanted, tracked.order_id
+        if desired is None or old_id is None or tracked.done:
+            tracked.in_flight = False
+            return
+        tracked.wanted = None
+        # The rest of the order at the new price: fills so far stay on the old id.
+        spec = order_spec(replace(desired, quantity=max(1, desired.quantity - tracked.filled)))
+        spec["orderLegCollection"][0]["instruction"] = (
+            tracked.instruction or spec["orderLegCollection"][0]["instruction"]
+        )
+        client = self._ctx.require_client()
+        call = client.replace_order(tracked.account_hash, old_id, spec)
+        resp = await self._call(order_ref, tracked, "replace", call)
+        if resp is None:
+            tracked.wanted = tracked.wanted or desired
+            return
+        tracked.in_flight = False
+        if resp.is_error:
+            self._rejected(order_ref, tracked, resp, "modify_refused", still_working=True)
+            await self._refresh(order_ref)
+            return
+        new_id = _order_id(resp)
+        tracked.order = desired
+        if new_id is not None:
+            self._ctx.book.bind(order_ref, new_id)
+            log.info("schwab: %s replaced, order id %s -> %s", order_ref, old_id, new_id)
+        await self._after_answer(order_ref, tracked)
+
+    def _rejected(
+        self, order_ref: str, tracked: Tracked, resp: Any, category: str, still_working: bool
+    ) -> None:
+        if not still_working:
+            tracked.done = True
+            tracked.status = BrokerOrderStatus.INACTIVE
+        self._ctx.emit(
+            OrderRejected(
+                order_ref=order_ref,
+                code=resp.status_code,
+                reason=error_text(resp.status_code, resp.content),
+                category=category,
+                order_still_working=still_working,
+                time=datetime.now(UTC),
+            )
+        )
+
+    def _end_locally(self, order_ref: str, tracked: Tracked) -> None:
+        tracked.done = True
+        tracked.status = BrokerOrderStatus.CANCELLED
+        self._ctx.emit(
+            OrderStatusChanged(
+                order_ref=order_ref,
+                status=BrokerOrderStatus.CANCELLED,
+                filled=tracked.filled,
+                remaining=tracked.remaining,
+                avg_fill_price=tracked.avg_price,
+                client_id=0,
+                order_id=0,
+                perm_id=0,
+                time=datetime.now(UTC),
+            )
+        )
+
+    async def _cancel_foreign(self) -> None:
+        """Open orders Schwab lists on the accounts that this adapter did not place (another
+        app's, or an earlier process's it could not match): cancelled too, nearest first."""
+        from brokers.schwab_sync import list_orders  # noqa: PLC0415 - the two modules call each other
+
+        try:
+            listed = await list_orders(self._ctx, open_only=True)
+        except Exception as exc:  # noqa: BLE001 - the known orders' cancels are out already
+            self._ctx.notice(
+                0,
+                f"cancel all: Schwab's open orders not listed ({exc}); only the floor's were cancelled",
+                severity="warning",
+            )
+            return
+        client = self._ctx.require_client()
+        foreign = [o for o in listed if self._ctx.book.ref_of(o.order_id) is None]
+        mids = self._ctx.mids
+
+        def distance(o: Any) -> Decimal:
+            price, mid = (o.stop_price or o.limit_price), mids(o.symbol)
+            return abs(price - mid) if price is not None and mid is not None else Decimal(0)
+
+        for listed_order in sorted(foreign, key=distance):
+            account_hash = self._ctx.hash_of(listed_order.account)
+            budget = self._ctx.budget(account_hash)
+            while not budget.try_take():  # noqa: ASYNC110 - the budget frees with time, not an event
+                await asyncio.sleep(max(0.01, budget.wait_s()))
+            resp = await client.cancel_order(listed_order.order_id, account_hash)
+            if resp.is_error:
+                self._ctx.notice(
+                    resp.status_code,
+                    f"cancel of foreign order {listed_order.order_id}: "
+                    f"{error_text(resp.status_code, resp.content)}",
+                )
+
+
+def _order_id(resp: Any) -> int | None:
+    match = LOCATION.search(resp.headers.get("Location", ""))
+    return int(match.group(2)) if match else None
+
+
+def _retry_after(resp: Any) -> float:
+    try:
+        return max(0.05, float(resp.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
