@@ -42,6 +42,15 @@ log = logging.getLogger("paper.schwab_api.app")
 
 LOCATION_BASE = "https://api.schwabapi.com/trader/v1/accounts"
 MAX_RESULTS = 3000
+ORDER_STATUSES = frozenset(
+    {
+        "AWAITING_PARENT_ORDER", "AWAITING_CONDITION", "AWAITING_STOP_CONDITION", "AWAITING_MANUAL_REVIEW",
+        "ACCEPTED", "AWAITING_UR_OUT", "PENDING_ACTIVATION", "QUEUED", "WORKING", "REJECTED",
+        "PENDING_CANCEL", "CANCELED", "PENDING_REPLACE", "REPLACED", "FILLED", "EXPIRED", "NEW",
+        "AWAITING_RELEASE_TIME", "PENDING_ACKNOWLEDGEMENT", "PENDING_RECALL", "UNKNOWN",
+    }
+)  # fmt: skip
+"""Schwab's order statuses (``status`` of an order query takes one)."""
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -322,10 +331,16 @@ def _order_query(request: Request) -> tuple[float, float, str | None, int]:
     if until - since > 366 * 86400:
         raise bad_request("Invalid request", "the range may span a year at most")
     status = params.get("status")
+    if status is not None and status not in ORDER_STATUSES:
+        raise bad_request(
+            "Invalid request", f"status {status!r} is not one of {', '.join(sorted(ORDER_STATUSES))}"
+        )
     try:
         max_results = int(params.get("maxResults", MAX_RESULTS))
     except ValueError:
-        raise bad_request("Invalid request", "maxResults must be a whole number") from None
+        max_results = 0
+    if max_results < 1:
+        raise bad_request("Invalid request", "maxResults must be a whole number above zero")
     return since, until, status, max_results
 
 

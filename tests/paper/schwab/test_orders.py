@@ -140,5 +140,14 @@ async def test_each_stop_type_works_until_cancelled_and_reads_back_as_sent(
     for key, value in echoed.items():
         expected = values.get(value, value)
         assert order[key] == (float(expected) if expected[0].isdigit() else expected), key
-    assert (await client.cancel_order(order_id, account)).status_code == 200
-    assert (await client.get_order(order_id, account)).json()["status"] == "CANCELED"
+    # A replace (how a stop is moved at Schwab) makes a new order; the old one is REPLACED.
+    replaced = await client.replace_order(account, order_id, _order(order_type, "SELL", "JPM", **fields))
+    assert replaced.status_code == 201, replaced.text
+    new_id = Utils(client, account).extract_order_id(replaced)
+    assert (await client.get_order(order_id, account)).json()["status"] == "REPLACED"
+    working = await client.get_orders_for_account(account, status=AsyncClient.Order.Status.WORKING)
+    assert new_id in [o["orderId"] for o in working.json()] and order_id not in [
+        o["orderId"] for o in working.json()
+    ]
+    assert (await client.cancel_order(new_id, account)).status_code == 200
+    assert (await client.get_order(new_id, account)).json()["status"] == "CANCELED"
