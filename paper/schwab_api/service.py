@@ -24,6 +24,7 @@ from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, Fill, OrderB
 from paper.schwab_api.tokens import TokenIssuer
 from paper.venue.client import VenueClient, VenueDisconnected, VenueError
 from paper.venue.messages import (
+    CancelResult,
     ContractInfo,
     ExecutionFilter,
     OrderReject,
@@ -290,14 +291,16 @@ class Emulator:
             raise not_cancelable(order.order_id, order.status)
         venue = self.venue()
         order.cancel_requested = True
-        result = await venue.cancel_order(self.client_id, order.order_id)
+        result = await self._cancel_at_venue(venue, order)
         if not result.ok and order.is_open:
             order.cancel_requested = False
             raise not_cancelable(order.order_id, order.status)
 
     async def replace(self, number: str, order: SchwabOrder, body: bytes) -> SchwabOrder:
         """Schwab's replace: the old order is cancelled (REPLACED) and a new one, with a new id,
-        takes its place. The new order is checked first, so a bad body changes nothing."""
+        takes its place. The new order is checked first, so a bad body changes nothing; if the
+        venue then refuses the new one (buying power), the old one stays cancelled (CANCELED,
+        ``statusDescription`` says why) and the 400 says so."""
         parsed = self.parse(body)
         if parsed.symbol != order.symbol:
             raise bad_request("Invalid order", f"a replace must keep the symbol {order.symbol}")
@@ -306,7 +309,13 @@ class Emulator:
         venue = self.venue()
         order.replacing = True
         order.status = "PENDING_REPLACE"
-        result = await venue.cancel_order(self.client_id, order.order_id)
+        try:
+            result = await self._cancel_at_venue(venue, order)
+        except ServiceError:
+            order.replacing = False
+            if order.status == "PENDING_REPLACE":
+                order.status = "WORKING"
+            raise
         if not result.ok:
             order.replacing = False
             if order.status == "PENDING_REPLACE":
@@ -315,11 +324,24 @@ class Emulator:
         try:
             successor = await self._send(number, parsed, order)
         except ServiceError as refused:
+            # The old order is gone and nothing replaced it: it ends CANCELED, saying why.
+            order.replacing = False
+            order.status = "CANCELED"
             order.description = f"Replacement refused: {'; '.join(refused.errors) or refused.message}"
+            self.book.emit(order, "OrderUROutCompleted")
+            refused.errors.append(f"order {order.order_id} was cancelled and nothing replaced it")
             raise
         order.replaced_by = successor.order_id
         self.book.emit(successor, "ChangeCreated")
         return successor
+
+    async def _cancel_at_venue(self, venue: VenueClient, order: SchwabOrder) -> CancelResult:
+        try:
+            return await venue.cancel_order(self.client_id, order.order_id)
+        except (VenueDisconnected, VenueError) as exc:
+            raise ServiceError(
+                503, "Service temporarily unavailable", [f"the paper venue failed: {exc}; retry"]
+            ) from None
 
     def orders_between(
         self, number: str | None, since: float, until: float, status: str | None, max_results: int

@@ -181,12 +181,18 @@ class StreamHub:
         heartbeat = asyncio.create_task(self._heartbeat(conn))
         try:
             while not conn.closing:
-                reader = asyncio.ensure_future(ws.receive_text())
+                reader = asyncio.ensure_future(ws.receive())
                 done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
                 if reader not in done:
                     reader.cancel()
                     break
-                await self._handle(conn, reader.result())
+                message = reader.result()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:  # a binary frame: Schwab's requests are JSON text
+                    text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+                await self._handle(conn, text)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:

@@ -151,3 +151,19 @@ async def test_each_stop_type_works_until_cancelled_and_reads_back_as_sent(
     ]
     assert (await client.cancel_order(new_id, account)).status_code == 200
     assert (await client.get_order(new_id, account)).json()["status"] == "CANCELED"
+
+
+async def test_a_replacement_the_venue_refuses_leaves_the_old_order_cancelled_and_says_so(
+    client: AsyncClient, schwab_api: SchwabApi, paper: PaperStack
+) -> None:
+    account = schwab_api.account_hash
+    bid, _ = await paper.quote("MSFT")
+    low = str((bid * Decimal("0.8")).quantize(Decimal("0.01")))
+    placed = await client.place_order(account, equity_buy_limit("MSFT", 1, low))
+    order_id = Utils(client, account).extract_order_id(placed)
+    too_big = await client.replace_order(account, order_id, equity_buy_limit("MSFT", 10_000_000, low))
+    assert too_big.status_code == 400
+    assert too_big.json()["errors"][-1] == f"order {order_id} was cancelled and nothing replaced it"
+    old = (await client.get_order(order_id, account)).json()
+    assert old["status"] == "CANCELED" and old["statusDescription"].startswith("Replacement refused")
+    assert "replacingOrderCollection" not in old
