@@ -22,6 +22,9 @@ from tests.fixtures.schwab import SchwabApi, start_schwab_api
 from tests.helpers import eventually
 from tests.paper.schwab.conftest import schwab_client
 
+# A venue of its own, killed and started again: seconds, so left to `make test-long`.
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture(scope="module")
 def venue_and_emulator(floor_settings: FloorSettings) -> Iterator[tuple[PaperStack, SchwabApi]]:

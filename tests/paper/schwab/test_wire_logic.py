@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paper.schwab_api.accounts import AccountBook
@@ -135,6 +135,7 @@ def test_schwab_times_parse_in_each_form_seen() -> None:
         parse_schwab_time("yesterday", "t")
 
 
+@settings(max_examples=40)
 @given(st.decimals(min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=6))
 def test_fixed_point_numbers_hold_the_value_times_a_million(value: Decimal) -> None:
     number = fixed(value)
