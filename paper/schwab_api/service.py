@@ -33,6 +33,7 @@ from paper.venue.messages import (
     Tick,
     TickEvent,
     VenueEvent,
+    VenueReset,
 )
 
 log = logging.getLogger("paper.schwab_api")
@@ -143,6 +144,9 @@ class Emulator:
     def _on_quote(self, event: VenueEvent) -> None:
         if isinstance(event, TickEvent):
             self.quotes[event.tick.symbol] = event.tick
+        elif isinstance(event, VenueReset):
+            # A reset venue starts every account afresh (and forgets its executions): so do these.
+            self.account_books = {a: AccountBook() for a in self.config.accounts}
 
     def _dispatch(self, event: VenueEvent) -> None:
         for listener in tuple(self.venue_listeners):

@@ -1,4 +1,4 @@
-"""The venue behind the emulator goes away and comes back: 503 meanwhile, then the orders it
+"""The venue behind the emulator goes away and comes back, or is reset: 503 meanwhile, then the orders it
 no longer has are CANCELED (a restarted venue starts empty) and trading goes on."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from schwab.orders.equities import equity_buy_limit
+from schwab.client import AsyncClient
+from schwab.orders.equities import equity_buy_limit, equity_buy_market
 from schwab.utils import Utils
 
 from config.ports import free_port
@@ -76,5 +77,38 @@ async def test_while_the_venue_is_down_orders_get_503_and_after_its_restart_lost
         again = await client.place_order(account, equity_buy_limit("AAPL", 1, low))
         assert again.status_code == 201, again.text
         assert Utils(client, account).extract_order_id(again) > order_id
+    finally:
+        await client.close_async_session()
+
+
+async def test_a_venue_reset_ends_working_orders_and_starts_the_accounts_afresh(
+    venue_and_emulator: tuple[PaperStack, SchwabApi], tmp_path: Path
+) -> None:
+    stack, api = venue_and_emulator
+    account = api.account_hash
+    client = schwab_client(api, api.new_token_file(tmp_path))
+    fields = [AsyncClient.Account.Fields.POSITIONS]
+    try:
+        bought = await client.place_order(account, equity_buy_market("MSFT", 4))
+        assert bought.status_code == 201, bought.text
+
+        async def holding() -> bool:
+            rows = (await client.get_account(account, fields=fields)).json()["securitiesAccount"]["positions"]
+            return any(p["instrument"]["symbol"] == "MSFT" for p in rows)
+
+        await eventually(holding, timeout=10)
+        bid, _ = await stack.quote("MSFT")
+        low = str((bid * Decimal("0.8")).quantize(Decimal("0.01")))
+        working = Utils(client, account).extract_order_id(
+            await client.place_order(account, equity_buy_limit("MSFT", 1, low))
+        )
+        await stack.acontrol("POST", "/reset", {"seed": 11})
+
+        async def canceled() -> bool:
+            return bool((await client.get_order(working, account)).json()["status"] == "CANCELED")
+
+        await eventually(canceled, timeout=10)
+        after = (await client.get_account(account, fields=fields)).json()["securitiesAccount"]
+        assert after["positions"] == [] and after["currentBalances"]["cashBalance"] == 1_000_000.0
     finally:
         await client.close_async_session()
