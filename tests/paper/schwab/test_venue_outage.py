@@ -1,5 +1,5 @@
-"""The venue behind the emulator goes away and comes back, or is reset: 503 meanwhile, then the orders it
-no longer has are CANCELED (a restarted venue starts empty) and trading goes on."""
+"""The venue behind the emulator goes away and comes back, or is reset: 503 meanwhile, then
+the orders it no longer has are CANCELED (a restarted venue starts empty) and trading goes on."""
 
 from __future__ import annotations
 
