@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from paper.gateway import RECONNECT_BACKOFF, connect_venue
 from paper.schwab_api.accounts import AccountBook, account_json
 from paper.schwab_api.errors import ServiceError, bad_request, not_found
 from paper.schwab_api.limits import OrderRateLimiter, retry_after_header
@@ -38,7 +39,7 @@ from paper.venue.messages import (
 
 log = logging.getLogger("paper.schwab_api")
 
-RECONNECT_BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+VENUE_CONNECTION_NAME = "schwab-api"
 
 
 def account_hash(account_number: str) -> str:
@@ -94,22 +95,10 @@ class Emulator:
     # ------------------------------------------------------------------ venue connection
 
     async def start(self, within: float = 15.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        attempt = 0
-        while True:
-            try:
-                venue = await VenueClient.connect(
-                    self.config.venue_host, self.config.venue_port, "schwab-api"
-                )
-                break
-            except (OSError, TimeoutError) as exc:
-                if loop.time() > deadline:
-                    raise ConnectionError(
-                        f"venue at {self.config.venue_host}:{self.config.venue_port} unreachable: {exc}"
-                    ) from exc
-                await asyncio.sleep(RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)])
-                attempt += 1
+        """Connect to the venue (retrying for ``within`` s: it may still be starting) and keep
+        the connection up from then on."""
+        config = self.config
+        venue = await connect_venue(config.venue_host, config.venue_port, VENUE_CONNECTION_NAME, within)
         await self._use(venue)
         self._watcher = asyncio.create_task(self._keep_venue())
 
@@ -168,7 +157,7 @@ class Emulator:
                 attempt += 1
                 try:
                     fresh = await VenueClient.connect(
-                        self.config.venue_host, self.config.venue_port, "schwab-api"
+                        self.config.venue_host, self.config.venue_port, VENUE_CONNECTION_NAME
                     )
                     await self._use(fresh)
                 except Exception as exc:  # whatever the failure, keep trying: clients wait on it
