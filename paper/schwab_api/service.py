@@ -20,8 +20,9 @@ from paper.gateway import RECONNECT_BACKOFF, connect_venue
 from paper.schwab_api.accounts import AccountBook, account_json
 from paper.schwab_api.errors import ServiceError, bad_request, not_found
 from paper.schwab_api.limits import OrderRateLimiter, retry_after_header
+from paper.schwab_api.order_model import Fill, SchwabOrder
 from paper.schwab_api.orders import ParsedOrder, not_cancelable, parse_order
-from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, Fill, OrderBook, SchwabOrder
+from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, OrderBook
 from paper.schwab_api.tokens import TokenIssuer
 from paper.venue.client import VenueClient, VenueDisconnected, VenueError
 from paper.venue.messages import (
