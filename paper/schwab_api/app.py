@@ -22,6 +22,8 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paper.schwab_api.errors import (
     CORREL_HEADER,
@@ -96,6 +98,28 @@ Market = Annotated[None, Depends(market_token)]
 Control = Annotated[None, Depends(app_credentials)]
 
 
+class CorrelIdMiddleware:
+    """Adds ``Schwab-Client-CorrelId`` to every HTTP response that has none (plain ASGI: the
+    request path pays no extra task, unlike a ``BaseHTTPMiddleware``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_correl(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if CORREL_HEADER not in headers:
+                    headers.append(CORREL_HEADER, correl_id())
+            await send(message)
+
+        await self.app(scope, receive, with_correl)
+
+
 def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
     app = FastAPI(title="paper Schwab Trader API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emulator
@@ -111,11 +135,7 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
         log.info("%s %s refused: %s", request.method, request.url.path, exc)
         return market_data_error_response(exc)
 
-    @app.middleware("http")
-    async def correl(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault(CORREL_HEADER, correl_id())
-        return response
+    app.add_middleware(CorrelIdMiddleware)
 
     # ------------------------------------------------------------------ OAuth
 
