@@ -33,7 +33,7 @@ async def test_limit_order_is_placed_replaced_with_a_new_id_and_cancelled(
     low = str((bid * Decimal("0.8")).quantize(Decimal("0.01")))
     placed = await client.place_order(account, equity_buy_limit("MSFT", 3, low))
     assert placed.status_code == 201, placed.text
-    assert placed.content == b""
+    assert placed.content == b"" and placed.headers["Schwab-Client-CorrelId"]
     order_id = Utils(client, account).extract_order_id(placed)
     assert order_id is not None
     order = (await client.get_order(order_id, account)).json()
