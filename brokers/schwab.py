@@ -374,6 +374,11 @@ class SchwabBroker:
     def last_cancel_all_ns(self) -> int:
         return self.orders.last_cancel_all_ns
 
+    def set_order_limit(self, per_min: int) -> None:
+        """The app's order limit changed (0: unpaced): each account's window starts empty."""
+        self.ctx.order_limit_per_min = per_min
+        self.ctx.budgets.clear()
+
     # --- queries --------------------------------------------------------------------------
 
     async def _account(self, account: str, positions: bool = False) -> dict[str, Any]:
