@@ -23,6 +23,7 @@ from hotpath.ledger_store import LedgerStore
 from hotpath.sessions import SESSIONS_TOPIC
 from observability.telemetry import setup
 from temporal.session_records import decode
+from tests.factories import cancel_command
 from tests.fixtures.hotpath import RecordWriters, read_until
 from tests.fixtures.schwab import SchwabApi
 from tests.helpers import eventually
@@ -49,6 +50,8 @@ async def test_a_streamer_drop_is_an_epoch_of_the_schwab_account_and_a_held_orde
     # workflow of the Schwab account (not the venue account's) hears of it.
     assert {json.loads(r["detail"])["gateway"] for r in reconnected} == {schwab_api.base_url}
     await read_until(live.bootstrap, SESSIONS_TOPIC, _reconnected(SCHWAB_ACCOUNT))
+    await live.submit(cancel_command(live.agent.agent_id, held.command.command_id, account=SCHWAB_ACCOUNT))
+    await live.event(held.command.command_id, EventKind.CANCELLED)
 
 
 def _reconnected(account: str) -> Callable[[bytes], bool]:
