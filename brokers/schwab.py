@@ -82,6 +82,7 @@ class SchwabBroker:
         self.ctx.mids = self.market.mid
         self.sync = OrderSync(self.ctx)
         self.orders = OrderPath(self.ctx, self.sync.refresh, self._request_failed)
+        self.sync.resend = self.orders.resend
         self.stream = Streamer(
             self.ctx, self.market, self._activity, self._stream_down, self._stream_up, self._login_refused
         )
