@@ -82,6 +82,7 @@ class SchwabBroker:
         self.ctx.mids = self.market.mid
         self.sync = OrderSync(self.ctx)
         self.orders = OrderPath(self.ctx, self.sync.refresh, self._request_failed)
+        self.sync.resend = self.orders.resend
         self.stream = Streamer(
             self.ctx, self.market, self._activity, self._stream_down, self._stream_up, self._login_refused
         )
@@ -373,6 +374,11 @@ class SchwabBroker:
     @property
     def last_cancel_all_ns(self) -> int:
         return self.orders.last_cancel_all_ns
+
+    def set_order_limit(self, per_min: int) -> None:
+        """The app's order limit changed (0: unpaced): each account's window starts empty."""
+        self.ctx.order_limit_per_min = per_min
+        self.ctx.budgets.clear()
 
     # --- queries --------------------------------------------------------------------------
 

@@ -74,11 +74,15 @@ class SchwabContext:
     login_required: str | None = None
     """Why Schwab refused the refresh token; set once, and nothing is retried after it."""
     epoch: int = 0
+    order_limit_per_min: int | None = None
+    """Overrides the configuration's (:meth:`brokers.schwab.SchwabBroker.set_order_limit`)."""
 
     def budget(self, account_hash: str) -> RequestBudget:
         budget = self.budgets.get(account_hash)
         if budget is None:
-            budget = self.budgets[account_hash] = RequestBudget(self.config.order_limit_per_min)
+            limit = self.order_limit_per_min
+            limit = self.config.order_limit_per_min if limit is None else limit
+            budget = self.budgets[account_hash] = RequestBudget(limit)
         return budget
 
     def hash_of(self, account: str) -> str:

@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -129,8 +129,17 @@ class OrderPath:
         self._ctx.book.add(order.order_ref, tracked)
         if order_id is not None:
             self._ctx.book.bind(order.order_ref, order_id)
-        elif acknowledged:
-            tracked.unknown_since = datetime.now(UTC)  # placed by an earlier process: find it
+        else:
+            # Perhaps placed by an earlier process (Schwab keeps no order_ref): looked for by
+            # its fields among the day's orders at the first reconciliation.
+            tracked.unknown_since = datetime.now(UTC) - timedelta(days=1)
+            tracked.resend_if_missing = False
+
+    def resend(self, order_ref: str) -> None:
+        """Place again an order whose place went unanswered and that Schwab does not list."""
+        tracked = self._known(order_ref)
+        if not tracked.done and tracked.order_id is None:
+            self._submit(PLACE, order_ref, "place")
 
     def cancel(self, order_ref: str) -> int:
         tracked = self._known(order_ref)

@@ -96,6 +96,9 @@ class Tracked:
     wanted: BrokerOrder | None = None
     """A modify waiting to go out as a replace (the newest one wins)."""
     cancel_wanted: bool = False
+    resend_if_missing: bool = True
+    """Send it again when the sync finds no order of it at Schwab (a place this process wrote);
+    False for one adopted unacknowledged, which waits for the floor to place it again."""
     last_write_ns: int = 0
     done: bool = False
     acknowledged: bool = False

@@ -11,6 +11,7 @@ starts with the same listing (:meth:`OrderSync.reconcile`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -68,6 +69,11 @@ def _with_account(order: SchwabOrder, account: str) -> SchwabOrder:
 class OrderSync:
     def __init__(self, ctx: SchwabContext) -> None:
         self._ctx = ctx
+        self.resend: Callable[[str], None] = lambda _ref: None
+        """Send an order again that Schwab never got (set by the adapter to its order path)."""
+        self.unfound: set[str] = set()
+        """Acknowledged orders without a known id (adopted after a restart) that no listed
+        order matched: the next reconciliation reports them lost."""
 
     async def refresh(self, order_ref: str) -> None:
         """Ask Schwab for the order's current incarnation and report what changed."""
@@ -134,16 +140,20 @@ class OrderSync:
             and matches(tracked.order, o)
             and (o.entered is None or o.entered >= after)
         ]
-        tracked.unknown_since = None
+        sent_at, tracked.unknown_since = tracked.unknown_since, None
         if candidates:
             book.bind(ref, candidates[0].order_id)
             log.info("schwab: %s found at Schwab as order %s", ref, candidates[0].order_id)
             self.apply(ref, tracked, candidates[0])
         elif tracked.acknowledged:
-            tracked.acknowledged = False  # listed nowhere: reported lost by the reconciliation
-            tracked.unknown_since = datetime.now(UTC)
+            self.unfound.add(ref)  # acknowledged once, listed nowhere: lost (see reconcile)
+        elif not tracked.resend_if_missing:
+            pass  # held: sent when the floor places it again
+        elif datetime.now(UTC) - sent_at < timedelta(seconds=self._ctx.config.request_timeout_s):
+            tracked.unknown_since = sent_at  # the request may still be on its way: look again
         else:
-            tracked.order_id = None  # never at Schwab: the order path sends it when asked again
+            log.warning("schwab: %s is not at Schwab after its place went unanswered: sending it", ref)
+            self.resend(ref)
 
     def apply(self, ref: str, tracked: Tracked, view: SchwabOrder) -> None:
         """Report the difference between ``view`` (one incarnation of the order) and what was
@@ -225,8 +235,9 @@ class OrderSync:
         lost = tuple(
             ref
             for ref, t in self._ctx.book.live()
-            if t.acknowledged and t.ids and not (set(t.ids) & listed_ids)
+            if t.acknowledged and ((t.ids and not (set(t.ids) & listed_ids)) or ref in self.unfound)
         )
+        self.unfound.clear()
         for ref in lost:
             tracked = self._ctx.book.get(ref)
             if tracked is not None:

@@ -237,10 +237,24 @@ async def live(
 
 
 @pytest.fixture(params=["ibkr", "schwab"])
-def on_broker(request: pytest.FixtureRequest, live: LiveFloor) -> LiveFloor:
+async def on_broker(request: pytest.FixtureRequest, live: LiveFloor) -> AsyncIterator[LiveFloor]:
     """The package's hot path end to end, trading an account of each broker in turn: the venue's
-    through IB, the paper Schwab API's through the Schwab adapter (same venue, same book)."""
-    return dataclasses.replace(live, account=BROKER_ACCOUNTS[request.param], broker=request.param)
+    through IB, the paper Schwab API's through the Schwab adapter (same venue, same book).
+
+    Afterwards the Schwab account's working orders (the floor's protective stops on what its
+    entries bought, say) are cancelled: the package's other tests trade the venue's account
+    and count the venue's working orders."""
+    yield dataclasses.replace(live, account=BROKER_ACCOUNTS[request.param], broker=request.param)
+    if request.param == "schwab":
+        closer = live.agent.sign(cancel_all_command(live.agent.agent_id, account=SCHWAB_ACCOUNT))
+        await live.send(closer)
+        await eventually(lambda: _none_working(live.hotpath, SCHWAB_ACCOUNT), timeout=10.0)
+
+
+async def _none_working(hotpath: HotPathProcess, account: str) -> bool:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        stats = (await client.get(f"{hotpath.control_url}/stats")).json()
+    return not stats["open_orders"].get(account)
 
 
 @pytest.fixture(scope="session")

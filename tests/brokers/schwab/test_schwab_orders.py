@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from brokers.base import (
     Broker,
     BrokerOrderStatus,
@@ -12,8 +14,11 @@ from brokers.base import (
     SessionChange,
     SessionChanged,
 )
-from tests.brokers.schwab.conftest import Adapter, below
+from brokers.schwab import SchwabBroker
+from tests.brokers.recorder import Recorder
+from tests.brokers.schwab.conftest import Adapter, below, config_for
 from tests.fixtures.paper import PaperStack
+from tests.fixtures.schwab import SchwabApi
 
 
 async def test_adapter_is_a_broker_and_opens_a_reconciled_epoch(adapter: Adapter) -> None:
@@ -78,3 +83,33 @@ async def test_modify_is_a_replace_whose_new_id_is_reported_and_followed(
         where=lambda e: e.order_id == second.order_id,
     )
     assert not adapter.events.of(Executed, order_ref=order.order_ref)
+
+
+async def test_an_order_of_an_earlier_process_is_found_by_its_fields_and_a_missing_one_is_lost(
+    schwab_api: SchwabApi, paper: PaperStack, tmp_path: Path
+) -> None:
+    bid, _ = await paper.quote("MSFT")
+    earlier = SchwabBroker(config_for(schwab_api, schwab_api.new_token_file(tmp_path)))
+    earlier_events = Recorder()
+    earlier.set_event_handler(earlier_events)
+    await earlier.connect()
+    working = Adapter(earlier, earlier_events, schwab_api.account_number).limit(below(bid, "0.61"), qty=3)
+    earlier.place(working)
+    accepted = await earlier_events.next(OrderAccepted, order_ref=working.order_ref)
+    await earlier.close()  # as a hot path that stopped: the order works on at Schwab
+
+    gone = Adapter(earlier, earlier_events, schwab_api.account_number).limit(below(bid, "0.59"), qty=4)
+    later = SchwabBroker(config_for(schwab_api, schwab_api.new_token_file(tmp_path)))
+    events = Recorder()
+    later.set_event_handler(events)
+    later.adopt(working)
+    later.adopt(gone)  # acknowledged once, but Schwab has no such order
+    await later.connect()
+    try:
+        listing = await events.next(EpochReconciled)
+        assert listing.lost == (gone.order_ref,)
+        assert {o.order_ref: o.order_id for o in listing.open_orders}[working.order_ref] == accepted.order_id
+        later.cancel(working.order_ref)
+        await events.next(OrderStatusChanged, order_ref=working.order_ref, status=BrokerOrderStatus.CANCELLED)
+    finally:
+        await later.close()
