@@ -21,8 +21,10 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paper.schwab_api.errors import (
@@ -134,6 +136,24 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
     async def on_market_data_error(request: Request, exc: MarketDataError) -> JSONResponse:
         log.info("%s %s refused: %s", request.method, request.url.path, exc)
         return market_data_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
+        return await on_service_error(request, ServiceError(400, "Invalid request", problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and methods answer in Schwab's shape too.
+        return await on_service_error(request, ServiceError(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        error = ServiceError(
+            500, "Unexpected server error", [f"{type(exc).__name__}: {exc}; see the emulator's log"]
+        )
+        return service_error_response(error)
 
     app.add_middleware(CorrelIdMiddleware)
 

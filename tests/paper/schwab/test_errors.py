@@ -110,3 +110,12 @@ async def test_quotes_answer_for_known_symbols(client: AsyncClient) -> None:
     body = response.json()
     assert set(body) == {"AAPL", "MSFT"}
     assert body["AAPL"]["quote"]["bidPrice"] < body["AAPL"]["quote"]["askPrice"]
+
+
+async def test_a_malformed_path_or_an_unknown_route_answers_in_the_service_error_shape(
+    client: AsyncClient, schwab_api: SchwabApi
+) -> None:
+    orders = f"{API}/trader/v1/accounts/{schwab_api.account_hash}/orders"
+    body = assert_service_error(await client.session.get(f"{orders}/not-a-number"), 400, "Invalid request")
+    assert "orderId" in body["errors"][0] or "order_id" in body["errors"][0]
+    assert_service_error(await client.session.get(f"{API}/trader/v1/no-such-thing"), 404, "Not Found")
