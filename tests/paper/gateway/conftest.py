@@ -130,4 +130,3 @@ def raw_factory() -> Iterator[RawFactory]:
     yield make
     for client in clients:
         client.close()
-
