@@ -130,3 +130,4 @@ def raw_factory() -> Iterator[RawFactory]:
     yield make
     for client in clients:
         client.close()
+

@@ -60,7 +60,9 @@ changes = st.lists(
 def test_clients_of_both_kinds_see_the_top_rows_after_any_changes(
     steps: list[tuple[int, int, int]], num_rows: int
 ) -> None:
-    snapshot = DepthSnapshot("AAPL", 0, (Level(Decimal("99.99"), 100),), (Level(Decimal("100.05"), 100),), 0)
+    snapshot = DepthSnapshot(
+        "AAPL", 0, (Level(Decimal("99.99"), 100),), (Level(Decimal("100.05"), 100),), 0
+    )
     book = GatewayBook(snapshot)
     clients = (DictClient(), ShiftingClient())
     for row in book.snapshot_rows(num_rows):
@@ -83,7 +85,9 @@ def test_clients_of_both_kinds_see_the_top_rows_after_any_changes(
 
 
 def test_insert_at_the_top_rewrites_rows_below_and_appends() -> None:
-    book = GatewayBook(DepthSnapshot("X", 0, (Level(Decimal("10.00"), 1), Level(Decimal("9.99"), 2)), (), 0))
+    book = GatewayBook(
+        DepthSnapshot("X", 0, (Level(Decimal("10.00"), 1), Level(Decimal("9.99"), 2)), (), 0)
+    )
     moved = apply_change(book, LevelChange(1, BID, Decimal("10.01"), 5))
     assert moved == (0, 2, 3)
     rows = rows_for_change(book.bids, BID, *moved, 5)
