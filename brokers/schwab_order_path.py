@@ -25,6 +25,7 @@ Differences from IB, by design:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import re
@@ -49,11 +50,13 @@ from brokers.base import (
 )
 from brokers.schwab_auth import Unauthorized, is_login_error
 from brokers.schwab_context import SESSION_LABEL, SchwabContext, log
-from brokers.schwab_orders import Tracked
+from brokers.schwab_orders import RequestBudget, Tracked
 from brokers.schwab_wire import error_text, instruction, order_spec
 from trading.commands import OrderType
 
 LOCATION = re.compile(r"/accounts/(\w+)/orders/(\d+)")
+REPLACE_INTERVAL_S = 1.0
+"""One replace per order per second at most: the newest wanted level goes when it is up."""
 CANCEL, PLACE = 0, 1
 """Queue priorities: cancels before places and replaces."""
 RATE_LIMITED_CODE = 429
@@ -211,13 +214,38 @@ class OrderPath:
         tracked = self._known(order_ref)
         if (order_ref, kind) in self._queued:
             return 0  # already waiting; a replace sends the newest wanted order when it goes
-        if self._ctx.ready and not self._queue and self._ctx.budget(tracked.account_hash).try_take():
+        if kind == "replace" and self._too_soon(order_ref, tracked):
+            return 0
+        budget = self._ctx.budget(tracked.account_hash)
+        if self._ctx.ready and not self._queue and budget.try_take(self._reserve(kind, budget)):
             return self._start(order_ref, kind)
         distance = self._distance(tracked.order) if priority == CANCEL else Decimal(0)
         heapq.heappush(self._queue, (priority, distance, next(self._seq), order_ref, kind))
         self._queued.add((order_ref, kind))
         self._wake.set()
         return 0
+
+    @staticmethod
+    def _reserve(kind: str, budget: RequestBudget) -> int:
+        return 0 if kind == "cancel" else budget.reserve_for_cancels()
+
+    def _too_soon(self, order_ref: str, tracked: Tracked) -> bool:
+        """A replace within REPLACE_INTERVAL_S of the order's last one waits out the rest (once,
+        then sends the newest wanted level): a trailing stop moved tick by tick would spend the
+        minute's order limit in seconds, since every replace counts."""
+        wait = tracked.last_replace + REPLACE_INTERVAL_S - time.monotonic()
+        if wait <= 0:
+            return False
+        if not tracked.replace_timer:
+            tracked.replace_timer = True
+
+            def again() -> None:
+                tracked.replace_timer = False
+                if tracked.wanted is not None and not tracked.done and not tracked.in_flight:
+                    self._submit(PLACE, order_ref, "replace")
+
+            asyncio.get_running_loop().call_later(wait, again)
+        return True
 
     def _drop_queued_places(self) -> None:
         kept = []
@@ -245,8 +273,12 @@ class OrderPath:
                     self._queued.discard((ref, kind))
                     continue
                 budget = self._ctx.budget(tracked.account_hash)
-                if not budget.try_take():
-                    await asyncio.sleep(max(0.01, budget.wait_s()))
+                reserve = self._reserve(kind, budget)
+                if not budget.try_take(reserve):
+                    # Until the budget frees, or a request of a higher rank (a cancel) arrives.
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), max(0.01, budget.wait_s(reserve)))
                     continue
                 heapq.heappop(self._queue)
                 self._queued.discard((ref, kind))
@@ -261,6 +293,8 @@ class OrderPath:
         run = {"place": self._place, "cancel": self._cancel, "replace": self._replace}[kind]
         if kind != "cancel":
             tracked.in_flight = True
+        if kind == "replace":
+            tracked.last_replace = time.monotonic()
         self._spawn(run(order_ref, tracked), f"schwab-{kind}")
         return now
 
