@@ -257,10 +257,16 @@ def gateway_spec(
 
 
 def schwab_api_spec(
-    settings: FloorSettings, *, port: int | None = None, prefix: str = "paper", heartbeat_s: float = 10.0
+    settings: FloorSettings,
+    *,
+    port: int | None = None,
+    prefix: str = "paper",
+    heartbeat_s: float = 10.0,
+    venue_client_id: int | None = None,
 ) -> ServiceSpec:
     """The paper Schwab Trader API (``python -m paper.schwab_api``) fronting the settings' venue:
-    REST, OAuth and the streamer on ``schwab_api_port`` (or ``port``)."""
+    REST, OAuth and the streamer on ``schwab_api_port`` (or ``port``). A second emulator on the
+    same venue needs a ``venue_client_id`` of its own (its orders are told apart by it)."""
     port = settings.schwab_api_port if port is None else port
     argv = [
         sys.executable, "-m", "paper.schwab_api",
@@ -272,6 +278,8 @@ def schwab_api_spec(
         "--order-rate-per-min", str(settings.schwab_order_rate_per_min),
         "--heartbeat-s", str(heartbeat_s),
     ]  # fmt: skip
+    if venue_client_id is not None:
+        argv += ["--venue-client-id", str(venue_client_id)]
     return ServiceSpec(
         name=f"{prefix}-schwab-api",
         argv=argv,

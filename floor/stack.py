@@ -21,6 +21,7 @@ from config.processes import ServiceSpec
 from config.settings import DatabaseUrlMissing, FloorSettings
 from floor import services
 from floor.database import prepare_database
+from floor.paper_schwab import prepare_paper_schwab
 from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
 from floor.restart_policy import Exit, RestartPolicy
 from floor.supervisor import RunningService, ServiceFailed, Supervisor
@@ -261,6 +262,8 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
             external("temporal", settings.temporal_address, 7233)
         else:
             run(services.temporal_spec(settings, ui=True))
+        # Paper: the Schwab adapter trades the paper Schwab API, with a token file made for it.
+        settings = prepare_paper_schwab(settings, progress)
         progress("creating topics, applying migrations, provisioning keys")
         for line in asyncio.run(_prepare_data(settings)):
             progress(line)

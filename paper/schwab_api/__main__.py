@@ -21,6 +21,7 @@ import uvicorn
 
 from paper.schwab_api.app import create_app
 from paper.schwab_api.service import Emulator, EmulatorConfig
+from paper.schwab_api.state import VENUE_CLIENT_ID
 from paper.schwab_api.stream import StreamHub
 
 log = logging.getLogger("paper.schwab_api")
@@ -40,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--order-rate-per-min", type=int, default=120, help="0: no limit")
     parser.add_argument("--heartbeat-s", type=float, default=10.0)
+    parser.add_argument(
+        "--venue-client-id",
+        type=int,
+        default=VENUE_CLIENT_ID,
+        help="the venue client id of this emulator's orders (a second emulator on one venue needs another)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -58,6 +65,7 @@ async def serve(args: argparse.Namespace) -> None:
         app_secret=args.app_secret,
         order_rate_per_min=args.order_rate_per_min,
         heartbeat_s=args.heartbeat_s,
+        venue_client_id=args.venue_client_id,
     )
     emulator = Emulator(config)
     await emulator.start()

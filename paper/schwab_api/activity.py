@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from paper.schwab_api.state import Fill, SchwabOrder
+    from paper.schwab_api.order_model import Fill, SchwabOrder
 
 SCALE = Decimal(10) ** 6
 

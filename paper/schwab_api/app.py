@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 import uuid
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paper.schwab_api.errors import (
     CORREL_HEADER,
@@ -37,8 +42,19 @@ from paper.schwab_api.orders import parse_schwab_time
 from paper.schwab_api.service import Emulator
 from paper.schwab_api.stream import StreamHub
 
+log = logging.getLogger("paper.schwab_api.app")
+
 LOCATION_BASE = "https://api.schwabapi.com/trader/v1/accounts"
 MAX_RESULTS = 3000
+ORDER_STATUSES = frozenset(
+    {
+        "AWAITING_PARENT_ORDER", "AWAITING_CONDITION", "AWAITING_STOP_CONDITION", "AWAITING_MANUAL_REVIEW",
+        "ACCEPTED", "AWAITING_UR_OUT", "PENDING_ACTIVATION", "QUEUED", "WORKING", "REJECTED",
+        "PENDING_CANCEL", "CANCELED", "PENDING_REPLACE", "REPLACED", "FILLED", "EXPIRED", "NEW",
+        "AWAITING_RELEASE_TIME", "PENDING_ACKNOWLEDGEMENT", "PENDING_RECALL", "UNKNOWN",
+    }
+)  # fmt: skip
+"""Schwab's order statuses (``status`` of an order query takes one)."""
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -84,23 +100,62 @@ Market = Annotated[None, Depends(market_token)]
 Control = Annotated[None, Depends(app_credentials)]
 
 
+class CorrelIdMiddleware:
+    """Adds ``Schwab-Client-CorrelId`` to every HTTP response that has none (plain ASGI: the
+    request path pays no extra task, unlike a ``BaseHTTPMiddleware``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_correl(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if CORREL_HEADER not in headers:
+                    headers.append(CORREL_HEADER, correl_id())
+            await send(message)
+
+        await self.app(scope, receive, with_correl)
+
+
 def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
     app = FastAPI(title="paper Schwab Trader API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emulator
 
     @app.exception_handler(ServiceError)
     async def on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        # Every refusal is in the emulator's log, with what the client was told.
+        log.info("%s %s refused: %s", request.method, request.url.path, exc)
         return service_error_response(exc)
 
     @app.exception_handler(MarketDataError)
     async def on_market_data_error(request: Request, exc: MarketDataError) -> JSONResponse:
+        log.info("%s %s refused: %s", request.method, request.url.path, exc)
         return market_data_error_response(exc)
 
-    @app.middleware("http")
-    async def correl(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault(CORREL_HEADER, correl_id())
-        return response
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
+        return await on_service_error(request, ServiceError(400, "Invalid request", problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and methods answer in Schwab's shape too.
+        return await on_service_error(request, ServiceError(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        error = ServiceError(
+            500, "Unexpected server error", [f"{type(exc).__name__}: {exc}; see the emulator's log"]
+        )
+        return service_error_response(error)
+
+    app.add_middleware(CorrelIdMiddleware)
 
     # ------------------------------------------------------------------ OAuth
 
@@ -135,12 +190,12 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
     @app.get("/trader/v1/accounts")
     async def accounts(_: Trader, fields: str | None = None) -> list[dict[str, Any]]:
         positions = _positions_field(fields)
-        return [await emulator.account_json(a, positions) for a in emulator.config.accounts]
+        return [emulator.account_json(a, positions) for a in emulator.config.accounts]
 
     @app.get("/trader/v1/accounts/{hash_value}")
     async def account(hash_value: str, _: Trader, fields: str | None = None) -> dict[str, Any]:
         number = emulator.account_number(hash_value)
-        return await emulator.account_json(number, _positions_field(fields))
+        return emulator.account_json(number, _positions_field(fields))
 
     @app.get("/trader/v1/userPreference")
     async def user_preference(_: Trader) -> dict[str, Any]:
@@ -216,19 +271,18 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
             raise MarketDataError(
                 400, "Bad Request", "symbols is required, e.g. symbols=AAPL,MSFT", "symbols"
             )
-        return {s: await _quote(s) for s in wanted if s in emulator.contracts}
+        return {s: _quote(s) for s in wanted if s in emulator.quotes}
 
     @app.get("/marketdata/v1/{symbol}/quotes")
     async def quote(symbol: str, _: Market) -> dict[str, Any]:
         symbol = symbol.upper()
-        if symbol not in emulator.contracts:
+        if symbol not in emulator.quotes:
             raise MarketDataError(404, "Not Found", f"no quote for {symbol!r}", "symbol")
-        return {symbol: await _quote(symbol)}
+        return {symbol: _quote(symbol)}
 
-    async def _quote(symbol: str) -> dict[str, Any]:
-        venue = emulator.venue()
-        tick = await venue.subscribe_ticks(symbol)
-        await venue.unsubscribe_ticks(symbol) if symbol not in hub.level_one_symbols() else None
+    def _quote(symbol: str) -> dict[str, Any]:
+        emulator.venue()  # 503 while the venue is away: the quote would be stale
+        tick = emulator.quotes[symbol]
         mark = tick.last or tick.bid or tick.ask or tick.close
         if tick.bid is not None and tick.ask is not None:
             mark = (tick.bid + tick.ask) / 2
@@ -317,10 +371,16 @@ def _order_query(request: Request) -> tuple[float, float, str | None, int]:
     if until - since > 366 * 86400:
         raise bad_request("Invalid request", "the range may span a year at most")
     status = params.get("status")
+    if status is not None and status not in ORDER_STATUSES:
+        raise bad_request(
+            "Invalid request", f"status {status!r} is not one of {', '.join(sorted(ORDER_STATUSES))}"
+        )
     try:
         max_results = int(params.get("maxResults", MAX_RESULTS))
     except ValueError:
-        raise bad_request("Invalid request", "maxResults must be a whole number") from None
+        max_results = 0
+    if max_results < 1:
+        raise bad_request("Invalid request", "maxResults must be a whole number above zero")
     return since, until, status, max_results
 
 

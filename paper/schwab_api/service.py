@@ -16,17 +16,31 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from paper.gateway import RECONNECT_BACKOFF, connect_venue
+from paper.schwab_api.accounts import AccountBook, account_json
 from paper.schwab_api.errors import ServiceError, bad_request, not_found
 from paper.schwab_api.limits import OrderRateLimiter, retry_after_header
+from paper.schwab_api.order_model import Fill, SchwabOrder
 from paper.schwab_api.orders import ParsedOrder, not_cancelable, parse_order
-from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, OrderBook, SchwabOrder
+from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, OrderBook
 from paper.schwab_api.tokens import TokenIssuer
 from paper.venue.client import VenueClient, VenueDisconnected, VenueError
-from paper.venue.messages import ContractInfo, ExecutionFilter, OrderReject, OrderSpec, PlaceOrder, VenueEvent
+from paper.venue.messages import (
+    CancelResult,
+    ContractInfo,
+    ExecutionFilter,
+    OrderReject,
+    OrderSpec,
+    PlaceOrder,
+    Tick,
+    TickEvent,
+    VenueEvent,
+    VenueReset,
+)
 
 log = logging.getLogger("paper.schwab_api")
 
-RECONNECT_BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+VENUE_CONNECTION_NAME = "schwab-api"
 
 
 def account_hash(account_number: str) -> str:
@@ -45,6 +59,7 @@ class EmulatorConfig:
     app_secret: str
     order_rate_per_min: int = 120
     heartbeat_s: float = 10.0
+    venue_client_id: int = VENUE_CLIENT_ID
 
     @property
     def stream_url(self) -> str:
@@ -58,38 +73,33 @@ class Emulator:
         self.config = config
         self.tokens = TokenIssuer(config.app_key, config.app_secret)
         self.limiter = OrderRateLimiter(config.order_rate_per_min)
-        self.book = OrderBook()
+        self.client_id = config.venue_client_id
+        self.book = OrderBook(config.venue_client_id)
+        self.account_books = {a: AccountBook() for a in config.accounts}
+        self.book.fill_listeners.append(self._on_fill)
         self.by_hash = {account_hash(a): a for a in config.accounts}
         self.contracts: dict[str, ContractInfo] = {}
         self.ticks: dict[str, Decimal] = {}
+        """Tick size per symbol."""
+        self.quotes: dict[str, Tick] = {}
+        """Every symbol's latest L1 (the emulator keeps all of them subscribed: quotes, marks and
+        the streamer's LEVELONE_EQUITIES read them here without a venue round trip)."""
         self.venue_account = ""
         self.customer_id = hashlib.sha256(f"paper-schwab-customer:{config.app_key}".encode()).hexdigest()
         self._venue: VenueClient | None = None
         self._next_id = FIRST_ORDER_ID
         self._id_lock = asyncio.Lock()
-        self.venue_listeners: list[Callable[[VenueEvent], None]] = [self.book.on_venue_event]
+        self.venue_listeners: list[Callable[[VenueEvent], None]] = [self._on_quote, self.book.on_venue_event]
         self.on_venue_restored: list[Callable[[VenueClient], Any]] = []
         self._watcher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ venue connection
 
     async def start(self, within: float = 15.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        attempt = 0
-        while True:
-            try:
-                venue = await VenueClient.connect(
-                    self.config.venue_host, self.config.venue_port, "schwab-api"
-                )
-                break
-            except (OSError, TimeoutError) as exc:
-                if loop.time() > deadline:
-                    raise ConnectionError(
-                        f"venue at {self.config.venue_host}:{self.config.venue_port} unreachable: {exc}"
-                    ) from exc
-                await asyncio.sleep(RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)])
-                attempt += 1
+        """Connect to the venue (retrying for ``within`` s: it may still be starting) and keep
+        the connection up from then on."""
+        config = self.config
+        venue = await connect_venue(config.venue_host, config.venue_port, VENUE_CONNECTION_NAME, within)
         await self._use(venue)
         self._watcher = asyncio.create_task(self._keep_venue())
 
@@ -99,14 +109,34 @@ class Emulator:
         venue.add_listener(self._dispatch)
         self.contracts = {c.symbol: c for c in await venue.contracts()}
         self.ticks = {s: c.tick_size for s, c in self.contracts.items()}
-        open_orders = await venue.open_orders(VENUE_CLIENT_ID)
-        done = await venue.completed_orders(VENUE_CLIENT_ID)
-        reports = await venue.executions(ExecutionFilter(client_id=VENUE_CLIENT_ID))
-        adopted = self.book.adopt((*done, *open_orders), tuple(r.execution for r in reports))
-        self._next_id = max(self._next_id, FIRST_ORDER_ID, await venue.next_valid_id(VENUE_CLIENT_ID))
+        for symbol in self.contracts:
+            self.quotes[symbol] = await venue.subscribe_ticks(symbol)
+        open_orders = await venue.open_orders(self.client_id)
+        done = await venue.completed_orders(self.client_id)
+        reports = await venue.executions(ExecutionFilter(client_id=self.client_id))
+        executions = tuple(r.execution for r in reports)
+        adopted = self.book.adopt((*done, *open_orders), executions)
+        # Orders known from before a venue outage: what happened to them meanwhile.
+        lost = self.book.catch_up((*done, *open_orders), executions)
+        self._next_id = max(self._next_id, FIRST_ORDER_ID, await venue.next_valid_id(self.client_id))
         self._venue = venue
         if adopted:
             log.info("adopted %d orders from the venue", adopted)
+        if lost:
+            log.warning("the venue no longer has %d working orders (restarted?): they are CANCELED", lost)
+
+    def _on_fill(self, order: SchwabOrder, fill: Fill) -> None:
+        book = self.account_books.get(order.account_number)
+        if book is None:  # an order of an account no longer configured (adopted after a restart)
+            return
+        book.apply(order.symbol, fill.quantity if order.spec.action == "BUY" else -fill.quantity, fill.price)
+
+    def _on_quote(self, event: VenueEvent) -> None:
+        if isinstance(event, TickEvent):
+            self.quotes[event.tick.symbol] = event.tick
+        elif isinstance(event, VenueReset):
+            # A reset venue starts every account afresh (and forgets its executions): so do these.
+            self.account_books = {a: AccountBook() for a in self.config.accounts}
 
     def _dispatch(self, event: VenueEvent) -> None:
         for listener in tuple(self.venue_listeners):
@@ -128,7 +158,7 @@ class Emulator:
                 attempt += 1
                 try:
                     fresh = await VenueClient.connect(
-                        self.config.venue_host, self.config.venue_port, "schwab-api"
+                        self.config.venue_host, self.config.venue_port, VENUE_CONNECTION_NAME
                     )
                     await self._use(fresh)
                 except Exception as exc:  # whatever the failure, keep trying: clients wait on it
@@ -168,55 +198,20 @@ class Emulator:
     def account_numbers(self) -> list[dict[str, str]]:
         return [{"accountNumber": a, "hashValue": account_hash(a)} for a in self.config.accounts]
 
-    async def account_json(self, number: str, positions: bool) -> dict[str, Any]:
-        venue = self.venue()
-        snapshot = await venue.account_values(self.venue_account)
-        values = {v.key: Decimal(v.value) for v in snapshot.values if _is_number(v.value)}
-        net_liq = float(values.get("NetLiquidation", Decimal(0)))
-        cash = float(values.get("TotalCashValue", Decimal(0)))
-        buying_power = float(values.get("BuyingPower", Decimal(0)))
-        account: dict[str, Any] = {
-            "type": "MARGIN",
-            "accountNumber": number,
-            "roundTrips": 0,
-            "isDayTrader": False,
-            "isClosingOnlyRestricted": False,
-            "pfcbFlag": False,
-            "initialBalances": {
-                "liquidationValue": net_liq, "cashBalance": cash, "buyingPower": buying_power,
-            },
-            "currentBalances": {
-                "availableFunds": cash, "buyingPower": buying_power, "equity": net_liq,
-                "liquidationValue": net_liq, "cashBalance": cash,
-            },
-            "projectedBalances": {"availableFunds": cash, "buyingPower": buying_power},
-        }  # fmt: skip
-        if positions:
-            account["positions"] = [
-                {
-                    "shortQuantity": float(max(-p.position, 0)),
-                    "longQuantity": float(max(p.position, 0)),
-                    "averagePrice": float(p.avg_cost),
-                    "averageLongPrice": float(p.avg_cost) if p.position > 0 else 0.0,
-                    "averageShortPrice": float(p.avg_cost) if p.position < 0 else 0.0,
-                    "marketValue": float(p.market_value),
-                    "longOpenProfitLoss": float(p.unrealized_pnl) if p.position > 0 else 0.0,
-                    "shortOpenProfitLoss": float(p.unrealized_pnl) if p.position < 0 else 0.0,
-                    "currentDayProfitLoss": float(p.unrealized_pnl + p.realized_pnl),
-                    "instrument": {
-                        "assetType": "EQUITY",
-                        "type": "EQUITY",
-                        "symbol": p.symbol,
-                        "instrumentId": p.con_id,
-                    },  # fmt: skip
-                }
-                for p in await venue.positions(self.venue_account)
-                if p.position != 0
-            ]
-        return {
-            "securitiesAccount": account,
-            "aggregatedBalance": {"currentLiquidationValue": net_liq, "liquidationValue": net_liq},
-        }
+    def marks(self) -> dict[str, Decimal]:
+        """Each symbol's mark: the mid of the venue's quote, else its last trade, else close."""
+        marks: dict[str, Decimal] = {}
+        for symbol, tick in self.quotes.items():
+            if tick.bid is not None and tick.ask is not None:
+                marks[symbol] = (tick.bid + tick.ask) / 2
+            else:
+                marks[symbol] = tick.last or tick.bid or tick.ask or tick.close
+        return marks
+
+    def account_json(self, number: str, positions: bool) -> dict[str, Any]:
+        self.venue()  # 503 while the venue is away: the marks would be stale
+        con_ids = {s: c.con_id for s, c in self.contracts.items()}
+        return account_json(number, self.account_books[number], self.marks(), con_ids, positions)
 
     # ------------------------------------------------------------------ orders
 
@@ -269,7 +264,7 @@ class Emulator:
         try:
             reply = await venue.place_order(
                 PlaceOrder(
-                    VENUE_CLIENT_ID,
+                    self.client_id,
                     order.order_id,
                     order.spec,
                     symbol=order.symbol,
@@ -290,14 +285,16 @@ class Emulator:
             raise not_cancelable(order.order_id, order.status)
         venue = self.venue()
         order.cancel_requested = True
-        result = await venue.cancel_order(VENUE_CLIENT_ID, order.order_id)
+        result = await self._cancel_at_venue(venue, order)
         if not result.ok and order.is_open:
             order.cancel_requested = False
             raise not_cancelable(order.order_id, order.status)
 
     async def replace(self, number: str, order: SchwabOrder, body: bytes) -> SchwabOrder:
         """Schwab's replace: the old order is cancelled (REPLACED) and a new one, with a new id,
-        takes its place. The new order is checked first, so a bad body changes nothing."""
+        takes its place. The new order is checked first, so a bad body changes nothing; if the
+        venue then refuses the new one (buying power), the old one stays cancelled (CANCELED,
+        ``statusDescription`` says why) and the 400 says so."""
         parsed = self.parse(body)
         if parsed.symbol != order.symbol:
             raise bad_request("Invalid order", f"a replace must keep the symbol {order.symbol}")
@@ -306,7 +303,13 @@ class Emulator:
         venue = self.venue()
         order.replacing = True
         order.status = "PENDING_REPLACE"
-        result = await venue.cancel_order(VENUE_CLIENT_ID, order.order_id)
+        try:
+            result = await self._cancel_at_venue(venue, order)
+        except ServiceError:
+            order.replacing = False
+            if order.status == "PENDING_REPLACE":
+                order.status = "WORKING"
+            raise
         if not result.ok:
             order.replacing = False
             if order.status == "PENDING_REPLACE":
@@ -315,11 +318,24 @@ class Emulator:
         try:
             successor = await self._send(number, parsed, order)
         except ServiceError as refused:
+            # The old order is gone and nothing replaced it: it ends CANCELED, saying why.
+            order.replacing = False
+            order.status = "CANCELED"
             order.description = f"Replacement refused: {'; '.join(refused.errors) or refused.message}"
+            self.book.emit(order, "OrderUROutCompleted")
+            refused.errors.append(f"order {order.order_id} was cancelled and nothing replaced it")
             raise
         order.replaced_by = successor.order_id
         self.book.emit(successor, "ChangeCreated")
         return successor
+
+    async def _cancel_at_venue(self, venue: VenueClient, order: SchwabOrder) -> CancelResult:
+        try:
+            return await venue.cancel_order(self.client_id, order.order_id)
+        except (VenueDisconnected, VenueError) as exc:
+            raise ServiceError(
+                503, "Service temporarily unavailable", [f"the paper venue failed: {exc}; retry"]
+            ) from None
 
     def orders_between(
         self, number: str | None, since: float, until: float, status: str | None, max_results: int
@@ -336,11 +352,3 @@ class Emulator:
 
 def _with_ref(parsed: ParsedOrder, ref: str) -> OrderSpec:
     return replace(parsed.spec, order_ref=ref)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        Decimal(text)
-    except ArithmeticError:
-        return False
-    return True

@@ -1,9 +1,10 @@
 """The emulator's orders: Schwab order ids over venue orders, kept current from venue events.
 
 Every Schwab order is one venue order placed under the emulator's own venue client id
-(:data:`VENUE_CLIENT_ID`) with the Schwab order id as the venue order id, so the venue's
-per-client order-id high-water mark is also the emulator's id counter: ids keep increasing
-across emulator restarts with nothing stored here. The venue order's ``order_ref`` carries
+(:data:`VENUE_CLIENT_ID` unless told otherwise: two emulators over one venue need two), with
+the Schwab order id as the venue order id, so the venue's per-client order-id high-water mark
+is also the emulator's id counter: ids keep increasing across emulator restarts with nothing
+stored here. The venue order's ``order_ref`` carries
 what the venue does not know (the Schwab account, the instruction, the order a replace
 superseded, the entry time), so :meth:`OrderBook.adopt` rebuilds every order from the venue
 after a restart.
@@ -18,12 +19,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from paper.schwab_api.activity import activity_message
-from paper.schwab_api.orders import DURATIONS, ORDER_TYPES, account_number_json, schwab_time
+from paper.schwab_api.order_model import REF_PREFIX, Fill, SchwabOrder
+from paper.schwab_api.orders import DURATIONS, ORDER_TYPES
 from paper.venue.messages import (
     CommissionEvent,
     Execution,
@@ -36,120 +36,13 @@ from paper.venue.messages import (
 )
 
 VENUE_CLIENT_ID = 7000
-"""The venue client id of every order the emulator places (the TWS gateways' clients use
-their own; this one is no TWS client's)."""
+"""The venue client id of the orders an emulator places, by default (the TWS gateways'
+clients use their own; this one is no TWS client's)."""
 FIRST_ORDER_ID = 1_000_000_000_001
 """Schwab order ids are int64s in the trillions; the emulator's start here."""
 
-OPEN_STATUSES = frozenset({"PENDING_ACKNOWLEDGEMENT", "WORKING", "PENDING_CANCEL", "PENDING_REPLACE"})
-REF_PREFIX = "schwab"
-
 ActivityListener = Callable[[str, str, dict[str, Any]], None]
 """``(account_number, message_type, message_data)``."""
-
-
-@dataclass(slots=True)
-class Fill:
-    exec_id: str
-    quantity: int
-    price: Decimal
-    time_ns: int
-    remaining: int
-
-
-@dataclass
-class SchwabOrder:
-    order_id: int
-    account_number: str
-    symbol: str
-    con_id: int
-    instruction: str
-    spec: OrderSpec
-    echo: dict[str, Any]
-    entered: float
-    parent_id: int | None = None
-    status: str = "PENDING_ACKNOWLEDGEMENT"
-    filled: int = 0
-    fills: list[Fill] = field(default_factory=list)
-    closed: float | None = None
-    description: str = ""
-    replaced_by: int | None = None
-    cancel_requested: bool = False
-    replacing: bool = False
-    accepted_sent: bool = False
-
-    @property
-    def remaining(self) -> int:
-        return (
-            0
-            if self.status in ("CANCELED", "REPLACED", "REJECTED", "EXPIRED")
-            else max(self.spec.total_qty - self.filled, 0)
-        )
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-    def order_ref(self) -> str:
-        parent = "" if self.parent_id is None else str(self.parent_id)
-        return f"{REF_PREFIX}|{self.account_number}|{self.instruction}|{parent}|{self.entered:.3f}"
-
-    def to_json(self, successor: SchwabOrder | None = None) -> dict[str, Any]:
-        """The ``Order`` object of ``GET .../orders/{id}``."""
-        body: dict[str, Any] = {**self.echo}
-        body.update(
-            quantity=self.spec.total_qty,
-            filledQuantity=self.filled,
-            remainingQuantity=self.remaining,
-            requestedDestination="AUTO",
-            destinationLinkName="PAPR",
-            orderLegCollection=[
-                {
-                    "orderLegType": "EQUITY",
-                    "legId": 1,
-                    "instrument": {"assetType": "EQUITY", "symbol": self.symbol, "instrumentId": self.con_id},
-                    "instruction": self.instruction,
-                    "positionEffect": "CLOSING"
-                    if self.instruction in ("SELL", "BUY_TO_COVER")
-                    else "OPENING",
-                    "quantity": self.spec.total_qty,
-                }
-            ],
-            orderId=self.order_id,
-            cancelable=self.is_open,
-            editable=self.is_open,
-            status=self.status,
-            enteredTime=schwab_time(self.entered),
-            tag="API_PAPER",
-            accountNumber=account_number_json(self.account_number),
-        )
-        if self.closed is not None:
-            body["closeTime"] = schwab_time(self.closed)
-        if self.description:
-            body["statusDescription"] = self.description
-        if self.fills:
-            body["orderActivityCollection"] = [
-                {
-                    "activityType": "EXECUTION",
-                    "executionType": "FILL",
-                    "quantity": f.quantity,
-                    "orderRemainingQuantity": f.remaining,
-                    "executionLegs": [
-                        {
-                            "legId": 1,
-                            "price": float(f.price),
-                            "quantity": f.quantity,
-                            "mismarkedQuantity": 0,
-                            "instrumentId": self.con_id,
-                            "time": schwab_time(f.time_ns / 1e9),
-                        }
-                    ],
-                }
-                for f in self.fills
-            ]
-        if successor is not None:
-            body["replacingOrderCollection"] = [successor.to_json()]
-        return body
 
 
 def _echo_from_spec(spec: OrderSpec) -> dict[str, Any]:
@@ -179,14 +72,22 @@ def _echo_from_spec(spec: OrderSpec) -> dict[str, Any]:
 class OrderBook:
     """Every Schwab order of the emulator, by id; fed by the venue's events."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_id: int = VENUE_CLIENT_ID) -> None:
+        self.client_id = client_id
         self.orders: dict[int, SchwabOrder] = {}
         self.listeners: list[ActivityListener] = []
+        self.fill_listeners: list[Callable[[SchwabOrder, Fill], None]] = []
+        """Called once per fill of one of the emulator's orders (also for those adopted)."""
 
     def emit(self, order: SchwabOrder, message_type: str, **detail: Any) -> None:
         data = activity_message(order, message_type, **detail)
         for listener in tuple(self.listeners):
             listener(order.account_number, message_type, data)
+
+    def _record_fill(self, order: SchwabOrder, fill: Fill) -> None:
+        order.fills.append(fill)
+        for listener in tuple(self.fill_listeners):
+            listener(order, fill)
 
     def add(self, order: SchwabOrder) -> None:
         self.orders[order.order_id] = order
@@ -201,10 +102,10 @@ class OrderBook:
 
     def on_venue_event(self, event: VenueEvent) -> None:
         if isinstance(event, OrderEvent):
-            if event.update.client_id == VENUE_CLIENT_ID:
+            if event.update.client_id == self.client_id:
                 self._on_update(event.update)
         elif isinstance(event, ExecutionEvent):
-            if event.execution.client_id == VENUE_CLIENT_ID:
+            if event.execution.client_id == self.client_id:
                 self._on_execution(event.execution)
         elif isinstance(event, VenueReset):
             self._on_reset()
@@ -216,6 +117,8 @@ class OrderBook:
         if order is None:
             return
         order.filled = max(order.filled, update.filled)
+        if not order.is_open:
+            return  # already ended: a repeated report (after a reconnect) changes nothing
         if update.status in ("PreSubmitted", "Submitted"):
             if order.status == "PENDING_ACKNOWLEDGEMENT":
                 order.status = "WORKING"
@@ -242,7 +145,7 @@ class OrderBook:
             return
         remaining = max(order.spec.total_qty - execution.cum_qty, 0)
         fill = Fill(execution.exec_id, execution.shares, execution.price, execution.time_ns, remaining)
-        order.fills.append(fill)
+        self._record_fill(order, fill)
         order.filled = max(order.filled, execution.cum_qty)
         self.emit(order, "ExecutionCreated", fill=fill)
         if remaining == 0:
@@ -263,12 +166,30 @@ class OrderBook:
 
     # ------------------------------------------------------------------ restart
 
+    def catch_up(self, updates: tuple[OrderUpdate, ...], executions: tuple[Execution, ...]) -> int:
+        """After the venue connection came back: apply what the venue reports for the orders
+        known before (fills, ends), in its order, and close every working order the venue no
+        longer has (a restarted venue starts empty). Returns how many were closed so."""
+        for execution in executions:
+            if execution.client_id == self.client_id:
+                self._on_execution(execution)
+        present: set[int] = set()
+        for update in updates:
+            if update.client_id == self.client_id:
+                present.add(update.order_id)
+                self._on_update(update)
+        lost = [o for o in self.orders.values() if o.is_open and o.order_id not in present]
+        for order in lost:
+            self._close(order, "CANCELED", "The paper venue no longer has this order (it restarted)")
+            self.emit(order, "OrderUROutCompleted")
+        return len(lost)
+
     def adopt(self, updates: tuple[OrderUpdate, ...], executions: tuple[Execution, ...]) -> int:
         """Rebuild the orders the emulator placed before a restart from the venue's open and
         completed orders and executions; returns how many."""
         adopted: set[int] = set()
         for update in updates:
-            if update.client_id != VENUE_CLIENT_ID or update.order_id in self.orders:
+            if update.client_id != self.client_id or update.order_id in self.orders:
                 continue
             parts = update.order.order_ref.split("|")
             if len(parts) != 5 or parts[0] != REF_PREFIX:
@@ -296,9 +217,10 @@ class OrderBook:
             owner = self.orders.get(execution.order_id)
             if owner is not None and owner.order_id in adopted:
                 remaining = max(owner.spec.total_qty - execution.cum_qty, 0)
-                owner.fills.append(
-                    Fill(execution.exec_id, execution.shares, execution.price, execution.time_ns, remaining)
+                fill = Fill(
+                    execution.exec_id, execution.shares, execution.price, execution.time_ns, remaining
                 )
+                self._record_fill(owner, fill)
         for update in updates:
             adopted_order = self.orders.get(update.order_id)
             if adopted_order is not None and adopted_order.order_id in adopted:

@@ -158,7 +158,6 @@ class StreamHub:
         self.emulator = emulator
         self.heartbeat_s = heartbeat_s
         self.connections: set[Connection] = set()
-        self.ticks: dict[str, Tick] = {}
         self.books: dict[str, Book] = {}
         self.frozen_until = 0.0
         self.refuse_until = 0.0
@@ -172,9 +171,6 @@ class StreamHub:
     def connection_count(self) -> int:
         return len(self.connections)
 
-    def level_one_symbols(self) -> set[str]:
-        return {s for c in self.connections for s in c.level_one}
-
     # ------------------------------------------------------------------ socket
 
     async def serve(self, ws: WebSocket) -> None:
@@ -185,12 +181,18 @@ class StreamHub:
         heartbeat = asyncio.create_task(self._heartbeat(conn))
         try:
             while not conn.closing:
-                reader = asyncio.ensure_future(ws.receive_text())
+                reader = asyncio.ensure_future(ws.receive())
                 done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
                 if reader not in done:
                     reader.cancel()
                     break
-                await self._handle(conn, reader.result())
+                message = reader.result()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:  # a binary frame: Schwab's requests are JSON text
+                    text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+                await self._handle(conn, text)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -325,21 +327,15 @@ class StreamHub:
         fresh = [s for s in symbols if s not in conn.level_one]
         for s in fresh:
             conn.level_one[s] = {}
-        rows = [r for r in [await self._tick_row(conn, s) for s in fresh] if r is not None]
+        rows = [r for r in [self._tick_row(conn, s) for s in fresh] if r is not None]
         conn.send(_response(request, CODE_OK, f"{command} command succeeded"))
         if rows:
             conn.data(L1, rows)
         self._release(conn)
 
-    async def _tick_row(self, conn: Connection, symbol: str) -> dict[str, Any] | None:
-        tick = self.ticks.get(symbol)
-        if tick is None:
-            venue = self._venue()
-            if venue is None:
-                return None
-            tick = await venue.subscribe_ticks(symbol)
-            self.ticks.setdefault(symbol, tick)
-        if symbol not in conn.level_one:
+    def _tick_row(self, conn: Connection, symbol: str) -> dict[str, Any] | None:
+        tick = self.emulator.quotes.get(symbol)
+        if tick is None or symbol not in conn.level_one:
             return None
         fields = level_one_row(tick)
         conn.level_one[symbol] = fields
@@ -390,14 +386,9 @@ class StreamHub:
         return seq
 
     def _release(self, conn: Connection) -> None:
-        """Stop the venue's feeds no connection wants any more."""
+        """Stop the venue's books no connection wants any more (L1 stays: the emulator keeps it)."""
         venue = self._venue()
-        wanted_ticks = self.level_one_symbols()
         wanted_books = {s for c in self.connections for s in c.books}
-        for symbol in [s for s in self.ticks if s not in wanted_ticks]:
-            del self.ticks[symbol]
-            if venue is not None:
-                asyncio.ensure_future(venue.unsubscribe_ticks(symbol))
         for symbol in [s for s in self.books if s not in wanted_books]:
             book = self.books.pop(symbol)
             if book.pending is not None:
@@ -421,9 +412,6 @@ class StreamHub:
                 self._schedule_book(event.snapshot.symbol, self.books[event.snapshot.symbol])
 
     def _on_tick(self, tick: Tick) -> None:
-        if tick.symbol not in self.ticks:
-            return
-        self.ticks[tick.symbol] = tick
         fields = level_one_row(tick)
         for conn in self.connections:
             sent = conn.level_one.get(tick.symbol)
@@ -460,10 +448,9 @@ class StreamHub:
                 conn.data(ACTIVITY, [row])
 
     async def resubscribe(self, venue: VenueClient) -> None:
-        """After the venue came back: renew its feeds and send fresh books."""
-        for symbol in list(self.ticks):
-            self.ticks[symbol] = await venue.subscribe_ticks(symbol)
-            self._on_tick(self.ticks[symbol])
+        """After the venue came back: the quotes as they are now, and fresh books."""
+        for tick in list(self.emulator.quotes.values()):
+            self._on_tick(tick)
         for symbol in list(self.books):
             self.books[symbol] = Book(await venue.subscribe_depth(symbol))
             self._send_book(symbol, self.books[symbol])

@@ -80,6 +80,12 @@ async def test_listing_orders_without_both_times_is_400(client: AsyncClient, sch
     response = await client.session.get(f"{API}/trader/v1/accounts/{schwab_api.account_hash}/orders")
     body = assert_service_error(response, 400, "Invalid request")
     assert "fromEnteredTime and toEnteredTime" in body["errors"][0]
+    times = {"fromEnteredTime": "2026-01-01T00:00:00Z", "toEnteredTime": "2026-01-02T00:00:00Z"}
+    for bad, says in (({"status": "DONE"}, "status 'DONE'"), ({"maxResults": "0"}, "maxResults")):
+        response = await client.session.get(
+            f"{API}/trader/v1/accounts/{schwab_api.account_hash}/orders", params={**times, **bad}
+        )
+        assert says in assert_service_error(response, 400, "Invalid request")["errors"][0]
 
 
 async def test_a_bad_token_is_401_in_each_api_shape(schwab_api: SchwabApi) -> None:
@@ -104,3 +110,12 @@ async def test_quotes_answer_for_known_symbols(client: AsyncClient) -> None:
     body = response.json()
     assert set(body) == {"AAPL", "MSFT"}
     assert body["AAPL"]["quote"]["bidPrice"] < body["AAPL"]["quote"]["askPrice"]
+
+
+async def test_a_malformed_path_or_an_unknown_route_answers_in_the_service_error_shape(
+    client: AsyncClient, schwab_api: SchwabApi
+) -> None:
+    orders = f"{API}/trader/v1/accounts/{schwab_api.account_hash}/orders"
+    body = assert_service_error(await client.session.get(f"{orders}/not-a-number"), 400, "Invalid request")
+    assert "orderId" in body["errors"][0] or "order_id" in body["errors"][0]
+    assert_service_error(await client.session.get(f"{API}/trader/v1/no-such-thing"), 404, "Not Found")

@@ -33,7 +33,7 @@ async def test_limit_order_is_placed_replaced_with_a_new_id_and_cancelled(
     low = str((bid * Decimal("0.8")).quantize(Decimal("0.01")))
     placed = await client.place_order(account, equity_buy_limit("MSFT", 3, low))
     assert placed.status_code == 201, placed.text
-    assert placed.content == b""
+    assert placed.content == b"" and placed.headers["Schwab-Client-CorrelId"]
     order_id = Utils(client, account).extract_order_id(placed)
     assert order_id is not None
     order = (await client.get_order(order_id, account)).json()
@@ -140,5 +140,30 @@ async def test_each_stop_type_works_until_cancelled_and_reads_back_as_sent(
     for key, value in echoed.items():
         expected = values.get(value, value)
         assert order[key] == (float(expected) if expected[0].isdigit() else expected), key
-    assert (await client.cancel_order(order_id, account)).status_code == 200
-    assert (await client.get_order(order_id, account)).json()["status"] == "CANCELED"
+    # A replace (how a stop is moved at Schwab) makes a new order; the old one is REPLACED.
+    replaced = await client.replace_order(account, order_id, _order(order_type, "SELL", "JPM", **fields))
+    assert replaced.status_code == 201, replaced.text
+    new_id = Utils(client, account).extract_order_id(replaced)
+    assert (await client.get_order(order_id, account)).json()["status"] == "REPLACED"
+    working = await client.get_orders_for_account(account, status=AsyncClient.Order.Status.WORKING)
+    assert new_id in [o["orderId"] for o in working.json()] and order_id not in [
+        o["orderId"] for o in working.json()
+    ]
+    assert (await client.cancel_order(new_id, account)).status_code == 200
+    assert (await client.get_order(new_id, account)).json()["status"] == "CANCELED"
+
+
+async def test_a_replacement_the_venue_refuses_leaves_the_old_order_cancelled_and_says_so(
+    client: AsyncClient, schwab_api: SchwabApi, paper: PaperStack
+) -> None:
+    account = schwab_api.account_hash
+    bid, _ = await paper.quote("MSFT")
+    low = str((bid * Decimal("0.8")).quantize(Decimal("0.01")))
+    placed = await client.place_order(account, equity_buy_limit("MSFT", 1, low))
+    order_id = Utils(client, account).extract_order_id(placed)
+    too_big = await client.replace_order(account, order_id, equity_buy_limit("MSFT", 10_000_000, low))
+    assert too_big.status_code == 400
+    assert too_big.json()["errors"][-1] == f"order {order_id} was cancelled and nothing replaced it"
+    old = (await client.get_order(order_id, account)).json()
+    assert old["status"] == "CANCELED" and old["statusDescription"].startswith("Replacement refused")
+    assert "replacingOrderCollection" not in old

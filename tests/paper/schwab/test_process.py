@@ -3,6 +3,7 @@ without losing an order (its orders are the venue's)."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from schwab.orders.equities import equity_sell_limit
 from schwab.utils import Utils
 
 from config.settings import FloorSettings
+from floor.paper_schwab import paper_token_usable, prepare_paper_schwab
 from floor.stack import floor_process_specs, urls
+from paper.schwab_api.tokens import write_token_file
 from tests.fixtures.paper import PaperStack
 from tests.fixtures.schwab import SchwabApi
 from tests.paper.schwab.conftest import schwab_client
@@ -52,3 +55,30 @@ async def test_a_restarted_emulator_keeps_its_orders_and_its_ids_keep_increasing
             assert (await client.cancel_order(done, account)).status_code == 200
     finally:
         await client.close_async_session()
+
+
+def test_floor_up_in_paper_points_schwab_at_the_emulator_with_a_token_file_it_accepts(tmp_path: Path) -> None:
+    said: list[str] = []
+    paper = FloorSettings(var_dir=tmp_path)
+    ready = prepare_paper_schwab(paper, said.append)
+    assert ready.schwab_base_url == paper.schwab_paper_url
+    assert paper_token_usable(ready) and said == [
+        f"wrote a paper Schwab token file at {ready.schwab_token_file}"
+    ]
+    written = ready.schwab_token_file.read_text()
+    prepare_paper_schwab(paper, said.append)
+    assert ready.schwab_token_file.read_text() == written and len(said) == 1  # still usable: kept
+
+    # A login that ends within a day, or another app's file, is written again.
+    write_token_file(ready.schwab_token_file, paper.schwab_app_key, paper.schwab_app_secret,
+                     login_time=time.time() - 6.5 * 86400)  # fmt: skip
+    prepare_paper_schwab(paper, said.append)
+    assert paper_token_usable(ready) and len(said) == 2
+
+    real = paper.model_copy(
+        update={"schwab_base_url": "https://api.schwabapi.com", "var_dir": tmp_path / "real"}
+    )
+    assert prepare_paper_schwab(real, said.append) == real and not real.schwab_token_file.exists()
+    with_ib = paper.model_copy(update={"ib_host": "ib.internal", "var_dir": tmp_path / "ib"})
+    assert prepare_paper_schwab(with_ib, said.append).schwab_base_url is None
+    assert not with_ib.schwab_token_file.exists()

@@ -10,14 +10,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from schwab.client import AsyncClient
 from schwab.orders.equities import equity_buy_market
 from schwab.streaming import StreamClient, UnexpectedResponseCode
 from schwab.utils import Utils
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.fixtures.schwab import SchwabApi
+from tests.helpers import eventually
 from tests.paper.schwab.conftest import schwab_client
 
 WAIT_S = 10.0
@@ -95,6 +98,7 @@ async def test_account_activity_reports_an_order_and_its_fill(
     assert subscribed["MESSAGE_TYPE"] == "SUBSCRIBED" and subscribed["ACCOUNT"] == schwab_api.account_number
 
     placed = await client.place_order(schwab_api.account_hash, equity_buy_market("JPM", 1))
+    assert placed.status_code == 201, placed.text
     order_id = Utils(client, schwab_api.account_hash).extract_order_id(placed)
 
     def of_order(kind: str) -> list[dict[str, Any]]:
@@ -163,4 +167,74 @@ async def test_an_invalid_token_cannot_log_in(schwab_api: SchwabApi, tmp_path: P
             await stream.login()
         assert refused.value.response["response"][0]["content"]["code"] == 3
     finally:
+        await client.close_async_session()
+
+
+async def test_the_raw_protocol_answers_bad_requests_with_schwab_codes_and_sends_heartbeats(
+    private_schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    api = private_schwab_api
+    token = json.loads(api.new_token_file(tmp_path).read_text())["token"]["access_token"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        prefs = (await http.get(f"{api.base_url}/trader/v1/userPreference")).json()
+    info = prefs["streamerInfo"][0]
+    assert info["streamerSocketUrl"] == api.stream_url
+
+    def request(rid: int, service: str, command: str, **parameters: Any) -> str:
+        body = {"service": service, "requestid": str(rid), "command": command,
+                "SchwabClientCustomerId": info["schwabClientCustomerId"],
+                "SchwabClientCorrelId": info["schwabClientCorrelId"], "parameters": parameters}  # fmt: skip
+        return json.dumps({"requests": [body]})
+
+    async def code(ws: Any) -> int:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                frame = json.loads(await ws.recv())
+                if "response" in frame:
+                    return int(frame["response"][0]["content"]["code"])
+
+    await api.stream_fault(heartbeat_s=0.05)
+    try:
+        async with connect(api.stream_url) as ws:
+            await ws.send(request(0, "LEVELONE_EQUITIES", "SUBS", keys="AAPL", fields="0,1"))
+            assert await code(ws) == 20  # not logged in
+            await ws.send(request(1, "ADMIN", "LOGIN", Authorization=token, SchwabClientChannel="N9",
+                                  SchwabClientFunctionId="APIAPP"))  # fmt: skip
+            assert await code(ws) == 0
+            await ws.send("{not json")
+            assert await code(ws) == 21
+            await ws.send(request(2, "CHART_EQUITY", "SUBS", keys="AAPL", fields="0,1"))
+            assert await code(ws) == 11
+            await ws.send(request(3, "NYSE_BOOK", "SUBS", keys="AAPL", fields="0,1,2,3"))
+            assert await code(ws) == 11
+            async with asyncio.timeout(WAIT_S):
+                while "notify" not in (frame := json.loads(await ws.recv())):
+                    pass
+            assert int(frame["notify"][0]["heartbeat"]) > 0
+    finally:
+        await api.stream_fault(heartbeat_s=10)
+
+
+async def test_logins_refused_for_a_while_close_the_socket_then_succeed(
+    private_schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    api = private_schwab_api
+    client = schwab_client(api, api.new_token_file(tmp_path))
+    stream = StreamClient(client)
+    try:
+        await api.stream_fault(refuse_logins_s=0.3)
+        with pytest.raises(ConnectionClosed):
+            await stream.login()
+
+        async def logged_in() -> bool:
+            try:
+                await stream.login()
+            except ConnectionClosed:
+                return False
+            return True
+
+        await eventually(logged_in, timeout=WAIT_S, interval=0.1)
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.logout()
         await client.close_async_session()

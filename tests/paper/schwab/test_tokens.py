@@ -61,3 +61,18 @@ async def test_a_token_of_another_app_secret_is_refused(schwab_api: SchwabApi, t
     finally:
         await client.close_async_session()
     assert response.status_code == 401
+
+
+async def test_a_refresh_with_the_wrong_app_secret_is_refused_as_invalid_client(
+    schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    path = schwab_api.new_token_file(tmp_path, access_ttl_s=-1)
+    wrong = SchwabApi(**{**schwab_api.__dict__, "settings": schwab_api.settings.model_copy(
+        update={"schwab_app_secret": "not-the-secret"})})  # fmt: skip
+    client = schwab_client(wrong, path)
+    try:
+        with pytest.raises(OAuthError) as refused:
+            await client.get_account_numbers()
+    finally:
+        await client.close_async_session()
+    assert refused.value.error == "invalid_client"
