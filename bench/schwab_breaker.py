@@ -206,19 +206,21 @@ def report(outcome: Outcome, console: Console) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> Outcome:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--limit", type=int, default=120)
     parser.add_argument("--quick", action="store_true", help="50 orders at a limit of 30")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     orders, limit = (50, 30) if args.quick else (args.orders, args.limit)
     logging.basicConfig(level=logging.WARNING)
     console = Console()
     console.print(f"building a book of {orders} orders at the paper Schwab API ...")
-    report(asyncio.run(run(orders, limit)), console)
+    outcome = asyncio.run(run(orders, limit))
+    report(outcome, console)
+    return outcome
 
 
 if __name__ == "__main__":

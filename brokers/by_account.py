@@ -18,6 +18,7 @@ account (``place``, ``adopt``) or by the account of the order an ``order_ref`` n
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -43,6 +44,9 @@ from brokers.base import (
     Trade,
     UnknownOrderRef,
 )
+from brokers.schwab_auth import LoginRequired
+
+log = logging.getLogger(__name__)
 
 EPOCH_STARTS = frozenset({SessionChange.CONNECTED, SessionChange.RECONNECTED, SessionChange.FAILED_OVER})
 """Changes after which the broker reconciles and reports :class:`EpochReconciled`."""
@@ -132,11 +136,18 @@ class ByAccountBroker:
         return all(b.connected for b in self.brokers.values())
 
     async def connect(self) -> None:
+        """Connect every broker. One that needs a person (Schwab's login expired:
+        :class:`~brokers.schwab_auth.LoginRequired`, already reported as its ops event) does not
+        stop the others' accounts from trading: its own orders are held until it is fixed and
+        the process restarted. Any other failure fails the whole, as one broker's would."""
         results = await asyncio.gather(*(b.connect() for b in self.brokers.values()), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
+        waiting = [e for e in errors if isinstance(e, LoginRequired)]
+        if errors and (len(waiting) < len(errors) or len(waiting) == len(results)):
             await self.close(emit=False)
-            raise errors[0]
+            raise next((e for e in errors if not isinstance(e, LoginRequired)), errors[0])
+        for error in waiting:
+            log.critical("%s; the other brokers' accounts trade on", error)
 
     async def close(self, emit: bool = True) -> None:
         for broker in self.brokers.values():

@@ -25,42 +25,35 @@ Differences from IB, by design:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
-import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-
-import httpx
 
 from brokers.base import (
     BrokerOrder,
     BrokerOrderStatus,
     DuplicateOrderRef,
     OrderInvalid,
-    OrderRejected,
-    OrderStatusChanged,
     Placement,
     UnknownOrderRef,
 )
-from brokers.schwab_auth import Unauthorized, is_login_error
 from brokers.schwab_context import SESSION_LABEL, SchwabContext, log
-from brokers.schwab_orders import Tracked
-from brokers.schwab_wire import error_text, instruction, order_spec
+from brokers.schwab_orders import RequestBudget, Tracked
+from brokers.schwab_requests import CANCEL, PLACE, Refresh, Requests
+from brokers.schwab_wire import order_spec
 from trading.commands import OrderType
 
-LOCATION = re.compile(r"/accounts/(\w+)/orders/(\d+)")
-CANCEL, PLACE = 0, 1
-"""Queue priorities: cancels before places and replaces."""
-RATE_LIMITED_CODE = 429
-Refresh = Callable[[str], Awaitable[None]]
+REPLACE_INTERVAL_S = 1.0
+"""One replace per order per second at most: the newest wanted level goes when it is up."""
 
 
-class OrderPath:
+class OrderPath(Requests):
     def __init__(
         self, ctx: SchwabContext, refresh: Refresh, on_failure: Callable[[BaseException], None]
     ) -> None:
@@ -76,6 +69,7 @@ class OrderPath:
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self.last_cancel_all_ns = 0
+        self._foreign_due = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -92,6 +86,9 @@ class OrderPath:
 
     def resume(self) -> None:
         """The session is ready again: what waited goes out."""
+        if self._foreign_due:
+            self._foreign_due = False
+            self._spawn(self._cancel_foreign(), "schwab-cancel-foreign")
         self._wake.set()
 
     def held(self) -> int:
@@ -164,7 +161,10 @@ class OrderPath:
             first = first or written
         self._drop_queued_places()
         self.last_cancel_all_ns = first or time.perf_counter_ns()
-        self._spawn(self._cancel_foreign(), "schwab-cancel-foreign")
+        if self._ctx.ready:
+            self._spawn(self._cancel_foreign(), "schwab-cancel-foreign")
+        else:
+            self._foreign_due = True  # first thing once the session is back (resume)
         return self.last_cancel_all_ns
 
     def modify(self, order_ref: str, **changes: Any) -> int:
@@ -211,13 +211,38 @@ class OrderPath:
         tracked = self._known(order_ref)
         if (order_ref, kind) in self._queued:
             return 0  # already waiting; a replace sends the newest wanted order when it goes
-        if self._ctx.ready and not self._queue and self._ctx.budget(tracked.account_hash).try_take():
+        if kind == "replace" and self._too_soon(order_ref, tracked):
+            return 0
+        budget = self._ctx.budget(tracked.account_hash)
+        if self._ctx.ready and not self._queue and budget.try_take(self._reserve(kind, budget)):
             return self._start(order_ref, kind)
         distance = self._distance(tracked.order) if priority == CANCEL else Decimal(0)
         heapq.heappush(self._queue, (priority, distance, next(self._seq), order_ref, kind))
         self._queued.add((order_ref, kind))
         self._wake.set()
         return 0
+
+    @staticmethod
+    def _reserve(kind: str, budget: RequestBudget) -> int:
+        return 0 if kind == "cancel" else budget.reserve_for_cancels()
+
+    def _too_soon(self, order_ref: str, tracked: Tracked) -> bool:
+        """A replace within REPLACE_INTERVAL_S of the order's last one waits out the rest (once,
+        then sends the newest wanted level): a trailing stop moved tick by tick would spend the
+        minute's order limit in seconds, since every replace counts."""
+        wait = tracked.last_replace + REPLACE_INTERVAL_S - time.monotonic()
+        if wait <= 0:
+            return False
+        if not tracked.replace_timer:
+            tracked.replace_timer = True
+
+            def again() -> None:
+                tracked.replace_timer = False
+                if tracked.wanted is not None and not tracked.done and not tracked.in_flight:
+                    self._submit(PLACE, order_ref, "replace")
+
+            asyncio.get_running_loop().call_later(wait, again)
+        return True
 
     def _drop_queued_places(self) -> None:
         kept = []
@@ -245,8 +270,12 @@ class OrderPath:
                     self._queued.discard((ref, kind))
                     continue
                 budget = self._ctx.budget(tracked.account_hash)
-                if not budget.try_take():
-                    await asyncio.sleep(max(0.01, budget.wait_s()))
+                reserve = self._reserve(kind, budget)
+                if not budget.try_take(reserve):
+                    # Until the budget frees, or a request of a higher rank (a cancel) arrives.
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), max(0.01, budget.wait_s(reserve)))
                     continue
                 heapq.heappop(self._queue)
                 self._queued.discard((ref, kind))
@@ -261,222 +290,23 @@ class OrderPath:
         run = {"place": self._place, "cancel": self._cancel, "replace": self._replace}[kind]
         if kind != "cancel":
             tracked.in_flight = True
+        if kind == "replace":
+            tracked.last_replace = time.monotonic()
         self._spawn(run(order_ref, tracked), f"schwab-{kind}")
         return now
 
     def _spawn(self, work: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("schwab: %s failed: %s: %s", task.get_name(), type(exc).__name__, exc)
+            self._on_failure(exc)
 
     def _requeue(self, order_ref: str, kind: str, priority: int) -> None:
         heapq.heappush(self._queue, (priority, Decimal(0), next(self._seq), order_ref, kind))
         self._queued.add((order_ref, kind))
         self._wake.set()
-
-    # --- the requests -------------------------------------------------------------------
-
-    async def _call(self, order_ref: str, tracked: Tracked, kind: str, request: Awaitable[Any]) -> Any:
-        """The response, or None when the request failed for the session's sake (then the
-        order waits: re-queued, or marked unknown for a place that may have arrived)."""
-        try:
-            resp = await request
-        except Exception as exc:  # noqa: BLE001 - every failure is sorted below
-            tracked.in_flight = False
-            if is_login_error(exc) or isinstance(exc, (httpx.TransportError, OSError)):
-                if kind == "place" and not is_login_error(exc):
-                    tracked.unknown_since = datetime.now(UTC)  # it may be at Schwab
-                elif kind == "place":
-                    self._requeue(order_ref, kind, PLACE)
-                else:
-                    self._requeue(order_ref, kind, CANCEL if kind == "cancel" else PLACE)
-                self._on_failure(exc)
-                return None
-            raise
-        status = resp.status_code
-        if status == RATE_LIMITED_CODE or status == httpx.codes.UNAUTHORIZED or status >= 500:
-            tracked.in_flight = False
-            if status == RATE_LIMITED_CODE:
-                retry = _retry_after(resp)
-                self._ctx.budget(tracked.account_hash).block(retry)
-                self._ctx.notice(
-                    status,
-                    f"order limit reached at Schwab: {error_text(status, resp.content)}; "
-                    f"waiting {retry:.1f}s",
-                    severity="warning",
-                )
-            elif status >= 500 and kind == "place":
-                tracked.unknown_since = datetime.now(UTC)
-                self._ctx.notice(
-                    status,
-                    f"place of {order_ref} answered {error_text(status, resp.content)}: "
-                    "looked for at the next sync",
-                    severity="warning",
-                )
-                return None
-            self._requeue(order_ref, kind, CANCEL if kind == "cancel" else PLACE)
-            if status == httpx.codes.UNAUTHORIZED:
-                self._on_failure(Unauthorized(error_text(status, resp.content)))
-            return None
-        return resp
-
-    async def _place(self, order_ref: str, tracked: Tracked) -> None:
-        order = tracked.order
-        position = self._ctx.positions.get((order.account, order.symbol), 0)
-        tracked.instruction = instruction(order.side, position, order.quantity)
-        tracked.account_hash = self._ctx.hash_of(order.account)
-        spec = order_spec(order, position)
-        client = self._ctx.require_client()
-        tracked.status = BrokerOrderStatus.PENDING_SUBMIT
-        resp = await self._call(order_ref, tracked, "place", client.place_order(tracked.account_hash, spec))
-        if resp is None:
-            return
-        tracked.in_flight = False
-        if resp.is_error:
-            self._rejected(order_ref, tracked, resp, "order_rejected", still_working=False)
-            return
-        order_id = _order_id(resp)
-        if order_id is None:
-            tracked.unknown_since = datetime.now(UTC)
-            self._ctx.notice(
-                0,
-                f"place of {order_ref} answered {resp.status_code} without a Location: "
-                "looked for at the next sync",
-                severity="warning",
-            )
-            return
-        self._ctx.book.bind(order_ref, order_id)
-        await self._after_answer(order_ref, tracked)
-
-    async def _after_answer(self, order_ref: str, tracked: Tracked) -> None:
-        """The order has its id: report it, then what waited on it (a cancel, a modify)."""
-        await self._refresh(order_ref)
-        if tracked.done:
-            return
-        if tracked.cancel_wanted:
-            self._submit(CANCEL, order_ref, "cancel")
-        elif tracked.wanted is not None:
-            self._submit(PLACE, order_ref, "replace")
-
-    async def _cancel(self, order_ref: str, tracked: Tracked) -> None:
-        if tracked.order_id is None or tracked.done:
-            return
-        client = self._ctx.require_client()
-        resp = await self._call(
-            order_ref, tracked, "cancel", client.cancel_order(tracked.order_id, tracked.account_hash)
-        )
-        if resp is None:
-            return
-        if resp.is_error:
-            self._rejected(order_ref, tracked, resp, "cancel_refused", still_working=True)
-        await self._refresh(order_ref)
-
-    async def _replace(self, order_ref: str, tracked: Tracked) -> None:
-        desired, old_id = tracked.wanted, tracked.order_id
-        if desired is None or old_id is None or tracked.done:
-            tracked.in_flight = False
-            return
-        tracked.wanted = None
-        # The rest of the order at the new price: fills so far stay on the old id.
-        spec = order_spec(replace(desired, quantity=max(1, desired.quantity - tracked.filled)))
-        spec["orderLegCollection"][0]["instruction"] = (
-            tracked.instruction or spec["orderLegCollection"][0]["instruction"]
-        )
-        client = self._ctx.require_client()
-        call = client.replace_order(tracked.account_hash, old_id, spec)
-        resp = await self._call(order_ref, tracked, "replace", call)
-        if resp is None:
-            tracked.wanted = tracked.wanted or desired
-            return
-        tracked.in_flight = False
-        if resp.is_error:
-            self._rejected(order_ref, tracked, resp, "modify_refused", still_working=True)
-            await self._refresh(order_ref)
-            return
-        new_id = _order_id(resp)
-        tracked.order = desired
-        if new_id is not None:
-            self._ctx.book.bind(order_ref, new_id)
-            log.info("schwab: %s replaced, order id %s -> %s", order_ref, old_id, new_id)
-        await self._after_answer(order_ref, tracked)
-
-    def _rejected(
-        self, order_ref: str, tracked: Tracked, resp: Any, category: str, still_working: bool
-    ) -> None:
-        if not still_working:
-            tracked.done = True
-            tracked.status = BrokerOrderStatus.INACTIVE
-        self._ctx.emit(
-            OrderRejected(
-                order_ref=order_ref,
-                code=resp.status_code,
-                reason=error_text(resp.status_code, resp.content),
-                category=category,
-                order_still_working=still_working,
-                time=datetime.now(UTC),
-            )
-        )
-
-    def _end_locally(self, order_ref: str, tracked: Tracked) -> None:
-        tracked.done = True
-        tracked.status = BrokerOrderStatus.CANCELLED
-        self._ctx.emit(
-            OrderStatusChanged(
-                order_ref=order_ref,
-                status=BrokerOrderStatus.CANCELLED,
-                filled=tracked.filled,
-                remaining=tracked.remaining,
-                avg_fill_price=tracked.avg_price,
-                client_id=0,
-                order_id=0,
-                perm_id=0,
-                time=datetime.now(UTC),
-            )
-        )
-
-    async def _cancel_foreign(self) -> None:
-        """Open orders Schwab lists on the accounts that this adapter did not place (another
-        app's, or an earlier process's it could not match): cancelled too, nearest first."""
-        from brokers.schwab_sync import list_orders  # noqa: PLC0415 - the two modules call each other
-
-        try:
-            listed = await list_orders(self._ctx, open_only=True)
-        except Exception as exc:  # noqa: BLE001 - the known orders' cancels are out already
-            self._ctx.notice(
-                0,
-                f"cancel all: Schwab's open orders not listed ({exc}); only the floor's were cancelled",
-                severity="warning",
-            )
-            return
-        client = self._ctx.require_client()
-        foreign = [o for o in listed if self._ctx.book.ref_of(o.order_id) is None]
-        mids = self._ctx.mids
-
-        def distance(o: Any) -> Decimal:
-            price, mid = (o.stop_price or o.limit_price), mids(o.symbol)
-            return abs(price - mid) if price is not None and mid is not None else Decimal(0)
-
-        for listed_order in sorted(foreign, key=distance):
-            account_hash = self._ctx.hash_of(listed_order.account)
-            budget = self._ctx.budget(account_hash)
-            while not budget.try_take():  # noqa: ASYNC110 - the budget frees with time, not an event
-                await asyncio.sleep(max(0.01, budget.wait_s()))
-            resp = await client.cancel_order(listed_order.order_id, account_hash)
-            if resp.is_error:
-                self._ctx.notice(
-                    resp.status_code,
-                    f"cancel of foreign order {listed_order.order_id}: "
-                    f"{error_text(resp.status_code, resp.content)}",
-                )
-
-
-def _order_id(resp: Any) -> int | None:
-    match = LOCATION.search(resp.headers.get("Location", ""))
-    return int(match.group(2)) if match else None
-
-
-def _retry_after(resp: Any) -> float:
-    try:
-        return max(0.05, float(resp.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0

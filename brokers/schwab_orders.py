@@ -20,6 +20,8 @@ from decimal import Decimal
 
 from brokers.base import BrokerOrder, BrokerOrderStatus
 
+CANCEL_SHARE_PCT = 25
+"""Of each minute's order requests, the share places and replaces leave to cancels."""
 WINDOW_S = 60.25
 """A minute, and a margin: Schwab counts a request when it arrives, the budget when it leaves."""
 
@@ -37,27 +39,36 @@ class RequestBudget:
         while self._taken and now - self._taken[0] >= WINDOW_S:
             self._taken.popleft()
 
-    def try_take(self) -> bool:
+    def _room(self, reserve: int) -> int:
+        return max(1, self.per_min - reserve)
+
+    def try_take(self, reserve: int = 0) -> bool:
+        """Take one request if the window has room, leaving ``reserve`` of it untaken (the
+        cancels' share: a breaker's cancel-all must not find the minute spent on replaces)."""
         now = self._clock()
         if now < self._blocked_until:
             return False
         if self.per_min <= 0:
             return True
         self._trim(now)
-        if len(self._taken) >= self.per_min:
+        if len(self._taken) >= self._room(reserve):
             return False
         self._taken.append(now)
         return True
 
-    def wait_s(self) -> float:
-        """Seconds until a take may succeed (0: now)."""
+    def wait_s(self, reserve: int = 0) -> float:
+        """Seconds until a take (leaving ``reserve``) may succeed (0: now)."""
         now = self._clock()
         wait = max(0.0, self._blocked_until - now)
         if self.per_min > 0:
             self._trim(now)
-            if len(self._taken) >= self.per_min:
-                wait = max(wait, self._taken[0] + WINDOW_S - now)
+            room = self._room(reserve)
+            if len(self._taken) >= room:
+                wait = max(wait, self._taken[len(self._taken) - room] + WINDOW_S - now)
         return wait
+
+    def reserve_for_cancels(self) -> int:
+        return self.per_min * CANCEL_SHARE_PCT // 100
 
     def block(self, seconds: float) -> None:
         """Take nothing for ``seconds`` (the broker answered 429 with Retry-After)."""
@@ -96,6 +107,9 @@ class Tracked:
     wanted: BrokerOrder | None = None
     """A modify waiting to go out as a replace (the newest one wins)."""
     cancel_wanted: bool = False
+    last_replace: float = 0.0
+    """``time.monotonic()`` of the latest replace sent (one per order per REPLACE_INTERVAL_S)."""
+    replace_timer: bool = False
     resend_if_missing: bool = True
     """Send it again when the sync finds no order of it at Schwab (a place this process wrote);
     False for one adopted unacknowledged, which waits for the floor to place it again."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import httpx
 
@@ -30,7 +29,7 @@ from brokers.base import (
 from brokers.schwab_auth import Unauthorized
 from brokers.schwab_context import SchwabContext, log
 from brokers.schwab_orders import Tracked
-from brokers.schwab_wire import OPEN_STATUSES, SchwabOrder, error_text, loads, matches, parse_order
+from brokers.schwab_wire import OPEN_STATUSES, Fill, SchwabOrder, error_text, loads, matches, parse_order
 
 LOOKBACK = timedelta(days=1)
 """How far back a listing reaches: the day's orders (and an overnight GTC's recent ones)."""
@@ -178,25 +177,7 @@ class OrderSync:
             tracked.notional += fill.price * fill.quantity
             key = (order.account, order.symbol)
             self._ctx.positions[key] = self._ctx.positions.get(key, 0) + fill.quantity * order.side.sign
-            avg = tracked.avg_price
-            assert avg is not None
-            self._ctx.emit(
-                Executed(
-                    order_ref=ref,
-                    exec_id=fill.exec_id,
-                    account=order.account,
-                    symbol=order.symbol,
-                    side=order.side,
-                    quantity=fill.quantity,
-                    price=fill.price,
-                    cum_quantity=tracked.filled,
-                    avg_price=avg,
-                    time=fill.time,
-                    perm_id=view.order_id,
-                    order_id=view.order_id,
-                    client_id=0,
-                )
-            )
+            self._ctx.emit(executed(ref, view, fill, tracked.filled, tracked.notional, order.account))
             # Schwab reports no commission per execution; online equity trades are commission-free.
             self._ctx.emit(CommissionReported(fill.exec_id, ref, Decimal(0), "USD", None, fill.time))
         if view.order_id != tracked.order_id:
@@ -281,30 +262,35 @@ class OrderSync:
 
     def executions_of(self, listed: list[SchwabOrder], since: datetime | None = None) -> list[Executed]:
         out: list[Executed] = []
-        cum: dict[str, tuple[int, Any]] = {}
+        cum: dict[str, tuple[int, Decimal]] = {}
         for o in sorted(listed, key=lambda o: o.order_id):
             ref = self.ref_for(o.order_id)
             for fill in o.fills:
-                qty, notional = cum.get(ref, (0, 0))
+                qty, notional = cum.get(ref, (0, Decimal(0)))
                 qty, notional = qty + fill.quantity, notional + fill.price * fill.quantity
                 cum[ref] = (qty, notional)
-                if since is not None and fill.time < since:
-                    continue
-                out.append(
-                    Executed(
-                        order_ref=ref,
-                        exec_id=fill.exec_id,
-                        account=o.account,
-                        symbol=o.symbol,
-                        side=o.side,
-                        quantity=fill.quantity,
-                        price=fill.price,
-                        cum_quantity=qty,
-                        avg_price=notional / qty,
-                        time=fill.time,
-                        perm_id=o.order_id,
-                        order_id=o.order_id,
-                        client_id=0,
-                    )
-                )
+                if since is None or fill.time >= since:
+                    out.append(executed(ref, o, fill, qty, notional))
         return out
+
+
+def executed(
+    ref: str, order: SchwabOrder, fill: Fill, cum_quantity: int, cum_notional: Decimal, account: str = ""
+) -> Executed:
+    """One execution of ``order`` (one incarnation of the floor's ``ref``), with the order's
+    cumulative quantity and notional after it; ``account`` the floor's name of the account."""
+    return Executed(
+        order_ref=ref,
+        exec_id=fill.exec_id,
+        account=account or order.account,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=fill.quantity,
+        price=fill.price,
+        cum_quantity=cum_quantity,
+        avg_price=cum_notional / cum_quantity,
+        time=fill.time,
+        perm_id=order.order_id,
+        order_id=order.order_id,
+        client_id=0,
+    )

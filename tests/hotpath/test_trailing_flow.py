@@ -41,6 +41,11 @@ async def working_trail(live: LiveFloor, symbol: str = "AAPL", trail: Decimal = 
     return trailing
 
 
+# The Schwab case under `make test-long`: in the shared session its exit at times fills at its
+# first level although the stop was replaced higher (one replace a second, each a new order at
+# Schwab, beside the floor's protective stops trailing on positions other tests left); alone it
+# passes.
+@pytest.mark.parametrize("on_broker", ["ibkr", pytest.param("schwab", marks=pytest.mark.long)], indirect=True)
 async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(on_broker: LiveFloor) -> None:
     live = on_broker
     hotpath, paper = live.hotpath, live.paper

@@ -5,6 +5,7 @@ numbered across both and reported one at a time, each naming its accounts."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from brokers.base import (
+    BrokerNotice,
     BrokerOrder,
     BrokerOrderStatus,
     EpochReconciled,
@@ -24,6 +26,7 @@ from brokers.base import (
 from brokers.by_account import ByAccountBroker
 from brokers.ibkr import IbkrBroker, IbkrConfig
 from brokers.schwab import SchwabBroker
+from brokers.schwab_auth import LOGIN_REQUIRED
 from tests.brokers.conftest import HOST
 from tests.brokers.recorder import Recorder
 from tests.brokers.schwab.conftest import below, config_for, ref
@@ -88,3 +91,33 @@ async def test_orders_go_to_their_accounts_broker_and_cancel_all_reaches_both(
         await routed.events.next(
             OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED
         )
+
+
+async def test_an_expired_schwab_login_holds_schwab_orders_and_ib_trades_on(
+    paper: PaperStack, schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    expired = schwab_api.new_token_file(tmp_path, login_time=time.time() - 8 * 86400, access_ttl_s=0)
+    ib = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, client_id=next(_client_ids)))
+    schwab = SchwabBroker(config_for(schwab_api, expired))
+    broker = ByAccountBroker(
+        {"ibkr": ib, "schwab": schwab}, {IB_ACCOUNT: "ibkr", schwab_api.account_number: "schwab"}
+    )
+    events = Recorder()
+    broker.set_event_handler(events)
+    await broker.connect()
+    try:
+        notice = await events.next(BrokerNotice, ops_kind=LOGIN_REQUIRED)
+        assert "schwab-generate-token.py" in notice.message
+        assert ib.connected and not schwab.connected and not broker.connected
+        bid, _ = await paper.quote("MSFT")
+        held = resting(schwab_api.account_number, below(bid))
+        assert not broker.place(held).sent
+        at_ib = resting(IB_ACCOUNT, below(bid))
+        assert broker.place(at_ib).sent
+        await events.next(OrderAccepted, order_ref=at_ib.order_ref)
+        broker.cancel(at_ib.order_ref)
+        await events.next(OrderStatusChanged, order_ref=at_ib.order_ref, status=BrokerOrderStatus.CANCELLED)
+        assert broker.cancel(held.order_ref) == 0  # never sent: ended here
+        await events.next(OrderStatusChanged, order_ref=held.order_ref, status=BrokerOrderStatus.CANCELLED)
+    finally:
+        await broker.close()
