@@ -230,6 +230,8 @@ class Hub:
             self.market.on_trades(event.symbol, event.prints)
         elif isinstance(event, vm.OrderEvent):
             u = event.update
+            if u.account not in self.accounts:
+                return  # a sub-account's order (the paper Schwab API's): another broker's
             for session in self._order_targets(u.client_id):
                 frames = self._order_frames(u, session.server_version)
                 if u.status == "Cancelled" and session.client_id == u.client_id:
@@ -237,6 +239,8 @@ class Hub:
                 session.send_many(frames)
         elif isinstance(event, vm.ExecutionEvent):
             e = event.execution
+            if e.account not in self.accounts:
+                return  # its commission report then finds no route either
             self.exec_route[e.exec_id] = e.client_id
             contract = self.contract_for(e.symbol, e.con_id)
             for session in self._order_targets(e.client_id):
@@ -415,7 +419,8 @@ class Hub:
         orders = await self.venue.open_orders(client_id)
         frames: list[bytes] = []
         for u in orders:
-            frames += self._order_frames(u, session.server_version)
+            if u.account in self.accounts:
+                frames += self._order_frames(u, session.server_version)
         frames.append(outgoing.open_order_end())
         session.send_many(frames)
 
@@ -434,6 +439,7 @@ class Hub:
         frames = [
             outgoing.completed_order(u, self.contract_for(u.symbol, u.con_id), session.server_version)
             for u in done
+            if u.account in self.accounts
         ]
         frames.append(outgoing.completed_orders_end())
         session.send_many(frames)
@@ -464,6 +470,8 @@ class Hub:
         for report in reports:
             e = report.execution
             if msg.sec_type not in ("", "STK") or msg.exchange not in ("", e.exchange):
+                continue
+            if e.account not in self.accounts:
                 continue
             contract = self.contract_for(e.symbol, e.con_id)
             frames.append(outgoing.exec_details(msg.req_id, e, contract, session.server_version))
