@@ -510,6 +510,7 @@ class VenueServer:
             "time_scale": self.clock.scale,
             "paused": self.clock.paused,
             "account": self.config.account,
+            "sub_accounts": list(self.config.sub_accounts),
             "symbols": symbols,
             "open_orders": len(venue.open),
             "moves_pending": len(venue.moves.pending),

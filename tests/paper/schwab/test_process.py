@@ -37,6 +37,7 @@ async def test_a_restarted_emulator_keeps_its_orders_and_its_ids_keep_increasing
 ) -> None:
     api = private_schwab_api
     account = api.account_hash
+    assert api.account_number in (await paper.acontrol("GET", "/status"))["sub_accounts"]
     _, ask = await paper.quote("AMZN")
     high = str((ask * Decimal("1.3")).quantize(Decimal("0.01")))
     client = schwab_client(api, api.new_token_file(tmp_path))
