@@ -157,6 +157,10 @@ class Emulator:
                         self.config.venue_host, self.config.venue_port, VENUE_CONNECTION_NAME
                     )
                     await self._use(fresh)
+                except MissingVenueAccounts as exc:
+                    await fresh.close()
+                    log.warning("venue back but unusable: %s", exc)
+                    continue
                 except Exception as exc:  # whatever the failure, keep trying: clients wait on it
                     log.info("venue still unreachable: %s", exc)
                     continue
