@@ -3,6 +3,8 @@ without losing an order (its orders are the venue's)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from schwab.orders.equities import equity_sell_limit
 from schwab.utils import Utils
 
+from config.ports import free_port
 from config.settings import FloorSettings
 from floor.paper_schwab import paper_token_usable, prepare_paper_schwab
 from floor.stack import floor_process_specs, urls
@@ -83,3 +86,15 @@ def test_floor_up_in_paper_points_schwab_at_the_emulator_with_a_token_file_it_ac
     with_ib = paper.model_copy(update={"ib_host": "ib.internal", "var_dir": tmp_path / "ib"})
     assert prepare_paper_schwab(with_ib, said.append).schwab_base_url is None
     assert not with_ib.schwab_token_file.exists()
+
+
+def test_the_emulator_will_not_start_on_a_venue_without_its_accounts(paper: PaperStack) -> None:
+    settings = paper.settings
+    argv = [
+        sys.executable, "-m", "paper.schwab_api", "--port", str(free_port()),
+        "--venue", f"{settings.host}:{settings.venue_port}", "--accounts", "NOPE0001",
+        "--app-key", settings.schwab_app_key, "--app-secret", settings.schwab_app_secret,
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "the venue has no account NOPE0001: start it with --sub-accounts NOPE0001" in done.stderr
