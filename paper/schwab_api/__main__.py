@@ -20,7 +20,7 @@ import sys
 import uvicorn
 
 from paper.schwab_api.app import create_app
-from paper.schwab_api.service import Emulator, EmulatorConfig
+from paper.schwab_api.service import Emulator, EmulatorConfig, MissingVenueAccounts
 from paper.schwab_api.state import VENUE_CLIENT_ID
 from paper.schwab_api.stream import StreamHub
 
@@ -68,7 +68,10 @@ async def serve(args: argparse.Namespace) -> None:
         venue_client_id=args.venue_client_id,
     )
     emulator = Emulator(config)
-    await emulator.start()
+    try:
+        await emulator.start()
+    except MissingVenueAccounts as exc:
+        raise SystemExit(f"paper Schwab API: {exc}") from None
     hub = StreamHub(emulator, config.heartbeat_s)
     app = create_app(emulator, hub)
     server = uvicorn.Server(

@@ -1,93 +1,36 @@
-"""Each Schwab account's own positions and cash, from the fills of its own orders.
+"""A Schwab account's JSON from the paper venue's account of the same number.
 
-The paper venue keeps one account, which the TWS gateways' IBKR account is. The emulator's
-accounts front it for trading, but what ``GET /trader/v1/accounts/{hash}`` reports is the
-account's own: positions and cash made only by the orders placed through this account, valued
-at the venue's marks (mid, else last). Commissions are 0 (Schwab's equity trades are
-commission-free). Buying power follows Reg T margin: twice the equity less the gross value of
-the positions, never below zero.
+Each Schwab account is a venue sub-account (``python -m paper.venue --sub-accounts``, which
+`floor up` passes): it trades the same books as the TWS gateways' account, but its cash,
+positions and values are its own and it pays no commission, as at Schwab. What
+``GET /trader/v1/accounts/{hash}`` reports is the venue's view of it: positions at the venue's
+marks, net liquidation, cash and buying power.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-CENT = Decimal("0.01")
-PRICE_QUANTUM = Decimal("0.000001")
-INITIAL_CASH = Decimal("1000000.00")
+from paper.venue.messages import AccountSnapshot, Position
 
 
-@dataclass
-class Holding:
-    quantity: int = 0
-    """Signed: long above zero, short below."""
-    average: Decimal = Decimal(0)
-    """The average opening price of what is held."""
-    realized: Decimal = Decimal(0)
-
-
-@dataclass
-class AccountBook:
-    """One Schwab account's cash and holdings."""
-
-    cash: Decimal = INITIAL_CASH
-    holdings: dict[str, Holding] = field(default_factory=dict)
-
-    def apply(self, symbol: str, signed_quantity: int, price: Decimal) -> None:
-        """One fill: ``signed_quantity`` above zero bought, below zero sold, at ``price``."""
-        self.cash -= signed_quantity * price
-        holding = self.holdings.setdefault(symbol, Holding())
-        before = holding.quantity
-        after = before + signed_quantity
-        if before == 0 or (before > 0) == (signed_quantity > 0):
-            # Opening or adding: the average moves towards this price.
-            total = abs(before) * holding.average + abs(signed_quantity) * price
-            holding.average = (total / abs(after)).quantize(PRICE_QUANTUM)
-        else:
-            closed = min(abs(signed_quantity), abs(before))
-            direction = 1 if before > 0 else -1
-            holding.realized += (price - holding.average) * closed * direction
-            if after == 0:
-                holding.average = Decimal(0)
-            elif (after > 0) != (before > 0):
-                holding.average = price  # flipped: what is left opened at this price
-        holding.quantity = after
-
-    def market_value(self, marks: dict[str, Decimal]) -> tuple[Decimal, Decimal]:
-        """Net and gross value of the holdings at ``marks``."""
-        net = gross = Decimal(0)
-        for symbol, holding in self.holdings.items():
-            value = holding.quantity * marks.get(symbol, holding.average)
-            net += value
-            gross += abs(value)
-        return net, gross
-
-    def balances(self, marks: dict[str, Decimal]) -> dict[str, Decimal]:
-        net, gross = self.market_value(marks)
-        equity = self.cash + net
-        buying_power = max(2 * equity - gross, Decimal(0))
-        return {
-            "cash": self.cash.quantize(CENT),
-            "equity": equity.quantize(CENT),
-            "long_value": sum(
-                (h.quantity * marks.get(s, h.average) for s, h in self.holdings.items() if h.quantity > 0),
-                Decimal(0),
-            ).quantize(CENT),
-            "short_value": sum(
-                (h.quantity * marks.get(s, h.average) for s, h in self.holdings.items() if h.quantity < 0),
-                Decimal(0),
-            ).quantize(CENT),
-            "buying_power": buying_power.quantize(CENT),
-        }
+def _number(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        return Decimal(0)
 
 
 def account_json(
-    number: str, book: AccountBook, marks: dict[str, Decimal], con_ids: dict[str, int], positions: bool
+    number: str, snapshot: AccountSnapshot, positions: tuple[Position, ...] | None
 ) -> dict[str, Any]:
-    """``GET /trader/v1/accounts/{hash}``'s body (``positions`` with ``fields=positions``)."""
-    b = {k: float(v) for k, v in book.balances(marks).items()}
+    """``GET /trader/v1/accounts/{hash}``'s body; ``positions`` only with ``fields=positions``."""
+    values = {v.key: float(_number(v.value)) for v in snapshot.values}
+    equity = values.get("NetLiquidation", 0.0)
+    cash = values.get("TotalCashValue", 0.0)
+    buying_power = values.get("BuyingPower", 0.0)
+    available = values.get("AvailableFunds", 0.0)
     account: dict[str, Any] = {
         "type": "MARGIN",
         "accountNumber": number,
@@ -96,39 +39,36 @@ def account_json(
         "isClosingOnlyRestricted": False,
         "pfcbFlag": False,
         "initialBalances": {
-            "liquidationValue": b["equity"], "cashBalance": b["cash"], "buyingPower": b["buying_power"],
-            "accountValue": b["equity"],
+            "liquidationValue": equity, "cashBalance": cash, "buyingPower": buying_power,
+            "accountValue": equity,
         },
         "currentBalances": {
-            "availableFunds": b["cash"], "buyingPower": b["buying_power"], "equity": b["equity"],
-            "liquidationValue": b["equity"], "cashBalance": b["cash"], "longMarketValue": b["long_value"],
-            "shortMarketValue": b["short_value"],
+            "availableFunds": available, "buyingPower": buying_power, "equity": equity,
+            "liquidationValue": equity, "cashBalance": cash,
+            "longMarketValue": sum(float(p.market_value) for p in positions or () if p.position > 0),
+            "shortMarketValue": sum(float(p.market_value) for p in positions or () if p.position < 0),
         },
-        "projectedBalances": {"availableFunds": b["cash"], "buyingPower": b["buying_power"]},
+        "projectedBalances": {"availableFunds": available, "buyingPower": buying_power},
     }  # fmt: skip
-    if positions:
-        account["positions"] = [
-            _position(symbol, h, marks.get(symbol, h.average), con_ids.get(symbol, 0))
-            for symbol, h in sorted(book.holdings.items())
-            if h.quantity != 0
-        ]
+    if positions is not None:
+        account["positions"] = [_position(p) for p in positions if p.position != 0]
     return {
         "securitiesAccount": account,
-        "aggregatedBalance": {"currentLiquidationValue": b["equity"], "liquidationValue": b["equity"]},
+        "aggregatedBalance": {"currentLiquidationValue": equity, "liquidationValue": equity},
     }
 
 
-def _position(symbol: str, h: Holding, mark: Decimal, con_id: int) -> dict[str, Any]:
-    long = h.quantity > 0
-    unrealized = float((mark - h.average) * h.quantity)
+def _position(p: Position) -> dict[str, Any]:
+    long = p.position > 0
+    unrealized = float(p.unrealized_pnl)
     return {
-        "shortQuantity": float(max(-h.quantity, 0)),
-        "longQuantity": float(max(h.quantity, 0)),
-        "averagePrice": float(h.average),
-        "averageLongPrice": float(h.average) if long else 0.0,
-        "averageShortPrice": 0.0 if long else float(h.average),
-        "marketValue": float(h.quantity * mark),
+        "shortQuantity": float(max(-p.position, 0)),
+        "longQuantity": float(max(p.position, 0)),
+        "averagePrice": float(p.avg_cost),
+        "averageLongPrice": float(p.avg_cost) if long else 0.0,
+        "averageShortPrice": 0.0 if long else float(p.avg_cost),
+        "marketValue": float(p.market_value),
         "longOpenProfitLoss": unrealized if long else 0.0,
         "shortOpenProfitLoss": 0.0 if long else unrealized,
-        "instrument": {"assetType": "EQUITY", "type": "EQUITY", "symbol": symbol, "instrumentId": con_id},
+        "instrument": {"assetType": "EQUITY", "type": "EQUITY", "symbol": p.symbol, "instrumentId": p.con_id},
     }

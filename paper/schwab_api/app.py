@@ -190,12 +190,12 @@ def create_app(emulator: Emulator, hub: StreamHub) -> FastAPI:
     @app.get("/trader/v1/accounts")
     async def accounts(_: Trader, fields: str | None = None) -> list[dict[str, Any]]:
         positions = _positions_field(fields)
-        return [emulator.account_json(a, positions) for a in emulator.config.accounts]
+        return [await emulator.account_json(a, positions) for a in emulator.config.accounts]
 
     @app.get("/trader/v1/accounts/{hash_value}")
     async def account(hash_value: str, _: Trader, fields: str | None = None) -> dict[str, Any]:
         number = emulator.account_number(hash_value)
-        return emulator.account_json(number, _positions_field(fields))
+        return await emulator.account_json(number, _positions_field(fields))
 
     @app.get("/trader/v1/userPreference")
     async def user_preference(_: Trader) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 from paper.gateway import RECONNECT_BACKOFF, connect_venue
-from paper.schwab_api.accounts import AccountBook, account_json
+from paper.schwab_api.accounts import account_json
 from paper.schwab_api.errors import ServiceError, bad_request, not_found
 from paper.schwab_api.limits import OrderRateLimiter, retry_after_header
-from paper.schwab_api.order_model import Fill, SchwabOrder
+from paper.schwab_api.order_model import SchwabOrder
 from paper.schwab_api.orders import ParsedOrder, not_cancelable, parse_order
 from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, OrderBook
 from paper.schwab_api.tokens import TokenIssuer
@@ -35,12 +35,15 @@ from paper.venue.messages import (
     Tick,
     TickEvent,
     VenueEvent,
-    VenueReset,
 )
 
 log = logging.getLogger("paper.schwab_api")
 
 VENUE_CONNECTION_NAME = "schwab-api"
+
+
+class MissingVenueAccounts(RuntimeError):
+    """The venue was started without the Schwab accounts as sub-accounts; the message says how."""
 
 
 def account_hash(account_number: str) -> str:
@@ -75,8 +78,6 @@ class Emulator:
         self.limiter = OrderRateLimiter(config.order_rate_per_min)
         self.client_id = config.venue_client_id
         self.book = OrderBook(config.venue_client_id)
-        self.account_books = {a: AccountBook() for a in config.accounts}
-        self.book.fill_listeners.append(self._on_fill)
         self.by_hash = {account_hash(a): a for a in config.accounts}
         self.contracts: dict[str, ContractInfo] = {}
         self.ticks: dict[str, Decimal] = {}
@@ -84,7 +85,6 @@ class Emulator:
         self.quotes: dict[str, Tick] = {}
         """Every symbol's latest L1 (the emulator keeps all of them subscribed: quotes, marks and
         the streamer's LEVELONE_EQUITIES read them here without a venue round trip)."""
-        self.venue_account = ""
         self.customer_id = hashlib.sha256(f"paper-schwab-customer:{config.app_key}".encode()).hexdigest()
         self._venue: VenueClient | None = None
         self._next_id = FIRST_ORDER_ID
@@ -105,7 +105,12 @@ class Emulator:
 
     async def _use(self, venue: VenueClient) -> None:
         assert venue.welcome is not None
-        self.venue_account = venue.welcome.accounts[0]
+        missing = set(self.config.accounts) - {*venue.welcome.accounts, *venue.welcome.sub_accounts}
+        if missing:
+            raise MissingVenueAccounts(
+                f"the venue has no account {', '.join(sorted(missing))}: start it with "
+                f"--sub-accounts {','.join(self.config.accounts)} (floor up does)"
+            )
         venue.add_listener(self._dispatch)
         self.contracts = {c.symbol: c for c in await venue.contracts()}
         self.ticks = {s: c.tick_size for s, c in self.contracts.items()}
@@ -125,18 +130,9 @@ class Emulator:
         if lost:
             log.warning("the venue no longer has %d working orders (restarted?): they are CANCELED", lost)
 
-    def _on_fill(self, order: SchwabOrder, fill: Fill) -> None:
-        book = self.account_books.get(order.account_number)
-        if book is None:  # an order of an account no longer configured (adopted after a restart)
-            return
-        book.apply(order.symbol, fill.quantity if order.spec.action == "BUY" else -fill.quantity, fill.price)
-
     def _on_quote(self, event: VenueEvent) -> None:
         if isinstance(event, TickEvent):
             self.quotes[event.tick.symbol] = event.tick
-        elif isinstance(event, VenueReset):
-            # A reset venue starts every account afresh (and forgets its executions): so do these.
-            self.account_books = {a: AccountBook() for a in self.config.accounts}
 
     def _dispatch(self, event: VenueEvent) -> None:
         for listener in tuple(self.venue_listeners):
@@ -198,20 +194,12 @@ class Emulator:
     def account_numbers(self) -> list[dict[str, str]]:
         return [{"accountNumber": a, "hashValue": account_hash(a)} for a in self.config.accounts]
 
-    def marks(self) -> dict[str, Decimal]:
-        """Each symbol's mark: the mid of the venue's quote, else its last trade, else close."""
-        marks: dict[str, Decimal] = {}
-        for symbol, tick in self.quotes.items():
-            if tick.bid is not None and tick.ask is not None:
-                marks[symbol] = (tick.bid + tick.ask) / 2
-            else:
-                marks[symbol] = tick.last or tick.bid or tick.ask or tick.close
-        return marks
-
-    def account_json(self, number: str, positions: bool) -> dict[str, Any]:
-        self.venue()  # 503 while the venue is away: the marks would be stale
-        con_ids = {s: c.con_id for s, c in self.contracts.items()}
-        return account_json(number, self.account_books[number], self.marks(), con_ids, positions)
+    async def account_json(self, number: str, positions: bool) -> dict[str, Any]:
+        """The venue's view of the account of the same number (a sub-account of its own)."""
+        venue = self.venue()
+        snapshot = await venue.account_values(number)
+        held = await venue.positions(number) if positions else None
+        return account_json(number, snapshot, held)
 
     # ------------------------------------------------------------------ orders
 
@@ -268,7 +256,7 @@ class Emulator:
                     order.order_id,
                     order.spec,
                     symbol=order.symbol,
-                    account=self.venue_account,
+                    account=number,
                 )
             )
         except (VenueDisconnected, VenueError) as exc:

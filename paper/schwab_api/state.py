@@ -76,18 +76,15 @@ class OrderBook:
         self.client_id = client_id
         self.orders: dict[int, SchwabOrder] = {}
         self.listeners: list[ActivityListener] = []
-        self.fill_listeners: list[Callable[[SchwabOrder, Fill], None]] = []
-        """Called once per fill of one of the emulator's orders (also for those adopted)."""
 
     def emit(self, order: SchwabOrder, message_type: str, **detail: Any) -> None:
         data = activity_message(order, message_type, **detail)
         for listener in tuple(self.listeners):
             listener(order.account_number, message_type, data)
 
-    def _record_fill(self, order: SchwabOrder, fill: Fill) -> None:
+    @staticmethod
+    def _record_fill(order: SchwabOrder, fill: Fill) -> None:
         order.fills.append(fill)
-        for listener in tuple(self.fill_listeners):
-            listener(order, fill)
 
     def add(self, order: SchwabOrder) -> None:
         self.orders[order.order_id] = order

@@ -260,6 +260,8 @@ class Hub:
             log.warning("venue reset to seed %d", event.seed)
 
     def _on_position(self, p: vm.Position) -> None:
+        if p.account not in self.accounts:
+            return  # a sub-account's (the paper Schwab API's): no IB client's business
         contract = self.contract_for(p.symbol, p.con_id)
         if self.position_subs:
             frame = outgoing.position(p, contract)
@@ -271,6 +273,8 @@ class Hub:
                 session.send(frame)
 
     def _on_account(self, snap: vm.AccountSnapshot) -> None:
+        if snap.account not in self.accounts:
+            return
         if self.account_subs:
             frames = _account_value_frames(snap)
             for session in self.account_subs:
@@ -403,7 +407,8 @@ class Hub:
             session.send(outgoing.error(msg.order_id, result.code, result.message))
 
     async def _global_cancel(self, session: Client, msg: im.ReqGlobalCancel) -> None:
-        count = await self.venue.global_cancel()
+        # This gateway's accounts only, as at IB: a sub-account's orders are another broker's.
+        count = sum([await self.venue.global_cancel(account) for account in self.accounts])
         log.info("%r: global cancel cancelled %d order(s)", session, count)
 
     async def _send_open_orders(self, session: Client, client_id: int | None) -> None:

@@ -281,6 +281,7 @@ class VenueServer:
                 seed=self.venue.seed,
                 time_scale=self.clock.scale,
                 time_ns=self.clock.now_ns(),
+                sub_accounts=self.config.sub_accounts,
             )
         if conn.gateway is None:
             return RequestFailed(ERR_BAD_REQUEST, "Hello first")

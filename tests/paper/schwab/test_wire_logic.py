@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paper.schwab_api.accounts import AccountBook
 from paper.schwab_api.activity import fixed
 from paper.schwab_api.errors import ServiceError
 from paper.schwab_api.limits import OrderRateLimiter
@@ -168,19 +167,3 @@ def test_tokens_expire_by_their_lifetimes_and_a_refresh_does_not_extend_the_logi
     assert not TokenIssuer("key", "other").access_valid(access, 1001.0)
     assert not issuer.access_valid(refresh, 1001.0) and not issuer.refresh_valid(access, 1001.0)
     assert not issuer.access_valid(access[:-3] + "xx@", 1001.0)
-
-
-def test_an_account_book_averages_opens_realizes_closes_and_flips() -> None:
-    book = AccountBook(cash=Decimal(1000))
-    book.apply("AAPL", 10, Decimal("100"))
-    book.apply("AAPL", 10, Decimal("110"))
-    assert (book.holdings["AAPL"].quantity, book.holdings["AAPL"].average) == (20, Decimal("105"))
-    book.apply("AAPL", -5, Decimal("120"))
-    assert book.holdings["AAPL"].realized == Decimal("75")
-    book.apply("AAPL", -20, Decimal("90"))  # closes 15 at a loss, then 5 short opened at 90
-    holding = book.holdings["AAPL"]
-    assert (holding.quantity, holding.average, holding.realized) == (-5, Decimal("90"), Decimal("-150"))
-    assert book.cash == Decimal(1000) - 2100 + 600 + 1800
-    balances = book.balances({"AAPL": Decimal("80")})
-    assert balances["equity"] == book.cash - 400 and balances["short_value"] == Decimal("-400.00")
-    assert balances["buying_power"] == 2 * balances["equity"] - 400
