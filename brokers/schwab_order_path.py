@@ -9,7 +9,10 @@ Every order request counts against the account's order limit (:class:`RequestBud
 that fits goes at once; the others wait in one queue, cancels first (and among a cancel-all's,
 nearest the market first), then places and replaces in arrival order. A modify waiting there is
 replaced by a newer modify of the same order (a trailing stop moved three times while the budget
-is spent costs one replace, at its newest level).
+is spent costs one replace, at its newest level). An order is replaced once a second at most, and
+places and replaces leave a quarter of each minute's limit to cancels, so stop moves cannot
+spend what the breaker's cancel-all needs. What each request does with the answer:
+:mod:`brokers.schwab_requests`.
 
 Differences from IB, by design:
 

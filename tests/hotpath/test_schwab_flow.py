@@ -1,6 +1,8 @@
 """What only the Schwab adapter brings to the hot path: its streamer dropped and logged in again
 is an epoch of the Schwab account alone, with an order decided meanwhile sent once it is
-reconciled; a login Schwab refuses is an ops event a person sees."""
+reconciled; an order working at Schwab when the hot path was killed is found again (Schwab
+keeps no client order id: by its fields) and cancelled by a signed cancel; a login Schwab
+refuses is an ops event a person sees."""
 
 from __future__ import annotations
 
@@ -94,3 +96,22 @@ async def test_a_broker_notice_naming_an_ops_kind_is_recorded_as_that_ops_event(
     # A notice naming no ops kind (IB's farm status, say) stays in the log, as before.
     others = await ledger_pool.fetch("SELECT detail FROM ops_events WHERE id > $1", since)
     assert not [r for r in others if "farm" in r["detail"]]
+
+
+async def test_an_order_working_at_schwab_across_a_kill_9_restart_is_cancelled_by_a_signed_cancel(
+    live: LiveFloor,
+) -> None:
+    live = dataclasses.replace(live, account=SCHWAB_ACCOUNT, broker="schwab")
+    working = await live.resting_buy(2, Decimal("0.63"))
+    before = await live.open_orders()
+    await live.hotpath.restart(kill=True)
+    assert await live.open_orders() == before  # still working at the venue, through Schwab
+    command_id = working.command.command_id
+    await live.submit(cancel_command(live.agent.agent_id, command_id, account=SCHWAB_ACCOUNT))
+    cancelled = await live.event(command_id, EventKind.CANCELLED)
+    assert cancelled.filled_qty == 0
+    await eventually(lambda: _open_orders_are(live, before - 1), timeout=10.0)
+
+
+async def _open_orders_are(live: LiveFloor, expected: int) -> bool:
+    return await live.open_orders() == expected

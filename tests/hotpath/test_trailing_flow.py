@@ -41,10 +41,10 @@ async def working_trail(live: LiveFloor, symbol: str = "AAPL", trail: Decimal = 
     return trailing
 
 
-# The Schwab case under `make test-long`: in the shared session its exit at times fills at its
-# first level although the stop was replaced higher (one replace a second, each a new order at
-# Schwab, beside the floor's protective stops trailing on positions other tests left); alone it
-# passes.
+# The Schwab case under `make test-long`: in the shared session its exit at times fills near its
+# first level. A protective stop the IB case left working on the shared venue sells into the move
+# and its print triggers the exit's first stop before the next replace (one a second per order at
+# Schwab, where each counts against the order limit) raised it; alone it passes.
 @pytest.mark.parametrize("on_broker", ["ibkr", pytest.param("schwab", marks=pytest.mark.long)], indirect=True)
 async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(on_broker: LiveFloor) -> None:
     live = on_broker

@@ -7,18 +7,22 @@ from pathlib import Path
 from brokers.base import (
     Broker,
     BrokerOrderStatus,
+    DepthSnapshot,
     EpochReconciled,
     Executed,
     OrderAccepted,
     OrderStatusChanged,
+    Quote,
     SessionChange,
     SessionChanged,
+    Trade,
 )
 from brokers.schwab import SchwabBroker
 from tests.brokers.recorder import Recorder
 from tests.brokers.schwab.conftest import Adapter, below, config_for
 from tests.fixtures.paper import PaperStack
 from tests.fixtures.schwab import SchwabApi
+from tests.helpers import eventually
 
 
 async def test_adapter_is_a_broker_and_opens_a_reconciled_epoch(adapter: Adapter) -> None:
@@ -113,3 +117,18 @@ async def test_an_order_of_an_earlier_process_is_found_by_its_fields_and_a_missi
         await events.next(OrderStatusChanged, order_ref=working.order_ref, status=BrokerOrderStatus.CANCELLED)
     finally:
         await later.close()
+
+
+async def test_quotes_books_and_trades_stream_from_the_streamer(adapter: Adapter) -> None:
+    quotes: list[Quote] = []
+    books: list[DepthSnapshot] = []
+    trades: list[Trade] = []
+    await adapter.broker.subscribe_quotes("AAPL", quotes.append)
+    await adapter.broker.subscribe_depth("AAPL", books.append)
+    await adapter.broker.subscribe_trades("AAPL", trades.append)
+    await eventually(lambda: quotes and books and trades, timeout=10.0)
+    quote = quotes[-1]
+    assert quote.bid is not None and quote.ask is not None and quote.bid < quote.ask
+    book = books[-1]
+    assert book.bids and book.asks and book.bids[0].price < book.asks[0].price
+    assert all(t.size > 0 and t.price > 0 and t.venue_volume for t in trades)
