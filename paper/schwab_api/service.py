@@ -1,8 +1,9 @@
 """What the emulator does for each Trader API call, over one venue connection.
 
 The HTTP layer (:mod:`paper.schwab_api.app`) checks tokens and shapes responses; this module
-holds the state (accounts, orders, limiter) and talks to the venue. A lost venue connection is
-retried in the background; meanwhile every call that needs the venue answers 503.
+holds the state (accounts, orders, limiter) and talks to the venue, where each Schwab account
+is the sub-account of the same number. A lost venue connection is retried in the background;
+meanwhile every call that needs the venue answers 503.
 """
 
 from __future__ import annotations

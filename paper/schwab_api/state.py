@@ -4,10 +4,10 @@ Every Schwab order is one venue order placed under the emulator's own venue clie
 (:data:`VENUE_CLIENT_ID` unless told otherwise: two emulators over one venue need two), with
 the Schwab order id as the venue order id, so the venue's per-client order-id high-water mark
 is also the emulator's id counter: ids keep increasing across emulator restarts with nothing
-stored here. The venue order's ``order_ref`` carries
-what the venue does not know (the Schwab account, the instruction, the order a replace
-superseded, the entry time), so :meth:`OrderBook.adopt` rebuilds every order from the venue
-after a restart.
+stored here. The order is placed in the venue sub-account named as the Schwab account; its
+``order_ref`` carries what the venue does not know (the Schwab account, the instruction, the
+order a replace superseded, the entry time), so :meth:`OrderBook.adopt` rebuilds every order
+from the venue after a restart.
 
 Each change is also an account-activity message (the streamer's ACCT_ACTIVITY) handed to the
 listeners: ``OrderAccepted``, ``ExecutionCreated`` per fill, ``OrderFillCompleted``,

@@ -1,5 +1,6 @@
 """An account's positions and balances are its own: the fills of the orders placed through it,
-valued at the venue's marks, whatever else trades on the venue's account."""
+valued at the venue's marks (the venue sub-account of its number), whatever the venue's primary
+account trades."""
 
 from __future__ import annotations
 
