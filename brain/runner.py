@@ -148,7 +148,7 @@ class DemoBrain:
         self.agents = list(agents) if agents is not None else load_agents(settings)
         if not self.agents:
             raise ValueError("the brain needs at least one agent")
-        self.account = account or settings.broker_accounts.split(",")[0].strip()
+        self.account = account or settings.accounts[0]
         symbols = list(symbols) if symbols is not None else parse_symbols(settings.hotpath_symbols)
         self._slots = {
             symbol: _Slot(self.agents[i % len(self.agents)], PriceWindow(window), Position(symbol))

@@ -61,7 +61,9 @@ class BrokerOrderStatus(enum.StrEnum):
 @dataclass(frozen=True)
 class OrderAccepted:
     """The broker acknowledged the order for the first time in this session (IB ``PreSubmitted``
-    or ``Submitted``). Emitted once per order_ref and session epoch."""
+    or ``Submitted``). Emitted once per order_ref and session epoch, and again with the new
+    ``order_id`` when the broker replaced the order by one of a new id (Schwab's replace is a
+    cancel and a new order): the floor's ``order_ref`` stays, its broker id follows."""
 
     order_ref: str
     status: BrokerOrderStatus
@@ -148,6 +150,10 @@ class BrokerNotice:
     req_id: int
     session: str
     time: datetime
+    ops_kind: str | None = None
+    """Set when the notice needs a person (e.g. ``schwab.login_required``): the hot path
+    records it as an ops event of this kind."""
+    severity: str = "info"
 
 
 class SessionChange(enum.StrEnum):
@@ -190,6 +196,9 @@ class SessionChanged:
     previous_gateway: str | None = None
     held_orders: int = 0
     """Orders held in memory at the moment of the change (sent on reconnect)."""
+    accounts: tuple[str, ...] = ()
+    """The accounts this session serves when the floor has more than one broker connection
+    (:mod:`brokers.by_account`); empty: every account the floor serves."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,9 @@ class EpochReconciled:
     lists nowhere (neither open, completed nor executed): it ended while the floor could not
     hear. The adapter never sends it again and does not end it itself; the owner of the ledger
     does, by its rules (:func:`trading.reconciliation.reconcile`, ``gone``)."""
+    accounts: tuple[str, ...] = ()
+    """The accounts this listing covers (as :attr:`SessionChanged.accounts`); empty: all. The
+    orders of other accounts are another connection's to reconcile."""
 
 
 BrokerEvent = (

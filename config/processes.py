@@ -101,6 +101,13 @@ def child_env(settings: FloorSettings, database: str | None = None) -> dict[str,
         "IB_CLIENT_ID": str(settings.ib_client_id),
         "IB_SOURCE_ADDRESS": settings.ib_source_address,
         "FLOOR_BROKER_ACCOUNTS": settings.broker_accounts,
+        # The Schwab adapter's: where its token file is and whom it talks to.
+        "FLOOR_SCHWAB_TOKEN_PATH": str(settings.schwab_token_file.resolve()),
+        "FLOOR_SCHWAB_APP_KEY": settings.schwab_app_key,
+        "FLOOR_SCHWAB_APP_SECRET": settings.schwab_app_secret,
+        "FLOOR_SCHWAB_BASE_URL": settings.schwab_base_url,
+        "FLOOR_SCHWAB_POLL_S": str(settings.schwab_poll_s),
+        "FLOOR_SCHWAB_ORDER_RATE_PER_MIN": str(settings.schwab_order_rate_per_min),
         # Resolved here: the child always gets KAFKA_BOOTSTRAP, so it cannot tell embedded apart.
         "FLOOR_KAFKA_FETCH_WAIT_MS": str(settings.command_fetch_wait_ms),
         # The worker's and the bridge's metrics ports: a worker or bridge started for this

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import quote, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_FETCH_WAIT_MS = 5
@@ -74,6 +74,22 @@ class FloorSettings(BaseSettings):
     intelligence: symmetric flow with no impact, for tests that rely on its simplicity)."""
     paper_trusted_ips: str = "127.0.0.1"
     """Client addresses the paper gateways accept (comma-separated), like IB Gateway's Trusted IPs."""
+    schwab_api_port: int = 4102
+    """The paper Schwab Trader API emulator (``python -m paper.schwab_api``): REST, OAuth token
+    endpoint and the streamer's WebSocket (``/ws``) on this one port, 127.0.0.1 only."""
+    schwab_accounts: str = "SCHW0001"
+    """Comma-separated Schwab account numbers the emulator serves, each in front of the paper
+    venue's account; each has a stable ``hashValue`` (``GET /trader/v1/accounts/accountNumbers``)."""
+    schwab_app_key: str = "paper-schwab-app-key"
+    """The Schwab app's key (client id). The default is the paper emulator's; a real app's key
+    comes from Schwab's developer portal."""
+    schwab_app_secret: str = "paper-schwab-app-secret"
+    """The Schwab app's secret. The default is the paper emulator's only."""
+    schwab_order_rate_per_min: int = Field(default=120, ge=0)
+    """Order requests (place, replace, cancel) per account per sliding minute the emulator
+    accepts, the app's "order limit" at Schwab (120 is what schwab-py advises asking for);
+    past it, 429. 0: no limit. The Schwab adapter paces its own order requests under it (beyond
+    it they wait, cancels first, nearest the market first): set it to the app's limit."""
     hotpath_health_port: int = 8010
     hotpath_symbols: str = "AAPL,MSFT,NVDA,AMZN,JPM"
     """Comma-separated symbols the floor trades: the hot path streams them (L1 for risk, breaker
@@ -85,8 +101,23 @@ class FloorSettings(BaseSettings):
     a LMT or STP LMT at that limit and sized at it. Wider fills more of a thin book; narrower
     sizes closer to the touch. Exits are sent as signed."""
     broker_accounts: str = "DU1234567"
-    """Comma-separated accounts the broker connection serves (the paper venue's by default):
-    each gets the connection's session changes for its BrokerSession workflow."""
+    """Comma-separated accounts the floor trades (the paper venue's by default), each
+    ``ACCOUNT`` or ``ACCOUNT=BROKER`` with BROKER ``ibkr`` (the default) or ``schwab``, e.g.
+    ``DU1234567,SCHW0001=schwab``: the broker an account's orders go to (:attr:`account_brokers`).
+    Each account gets its broker connection's session changes for its BrokerSession workflow."""
+    schwab_token_path: Path | None = None
+    """The schwab-py token file (``creation_timestamp`` + ``token``) a person made once by logging
+    in (``schwab-generate-token.py``); the floor refreshes its access token and rewrites it.
+    Unset: ``<var>/schwab-token.json``."""
+    schwab_base_url: str | None = None
+    """Where Schwab's API is reached instead of ``https://api.schwabapi.com`` (the paper
+    emulator, ``http://127.0.0.1:PORT``). Unset in production."""
+    schwab_poll_s: float = Field(default=2.0, gt=0)
+    """How often the Schwab adapter asks for its open orders' state, besides the account
+    activity stream (the safety net for an event the stream did not carry)."""
+    schwab_token_warn_age_s: int = Field(default=6 * 86400, ge=0)
+    """Age of the token file's first login beyond which the adapter warns (``schwab.token_aging``):
+    Schwab's refresh token lasts about seven days from the login, then a person must log in again."""
     worker_health_port: int = 8011
     """The Temporal worker's own port: ``GET /metrics`` (Prometheus text)."""
     bridge_health_port: int = 8012
@@ -201,6 +232,12 @@ class FloorSettings(BaseSettings):
     def trader_keys_dir(self) -> Path:
         """Traders' signing keys, apart from the floor's own: the API reads only this folder."""
         return self.keys_dir / "traders"
+
+    @field_validator("broker_accounts")
+    @classmethod
+    def _known_brokers(cls, value: str) -> str:
+        parse_account_brokers(value)  # a typo fails at start-up, not at the first order
+        return value
 
     @model_validator(mode="after")
     def _derive_webauthn_origin(self) -> Self:
@@ -320,8 +357,48 @@ class FloorSettings(BaseSettings):
         return self.temporal_address or f"{self.host}:{self.temporal_port}"
 
     @property
+    def schwab_paper_url(self) -> str:
+        """The paper Schwab Trader API emulator's base URL (``floor up`` starts it)."""
+        return f"http://{self.host}:{self.schwab_api_port}"
+
+    @property
     def ib_gateway_host(self) -> str:
         return self.ib_host or self.host
+
+    @property
+    def account_brokers(self) -> dict[str, str]:
+        """Each account of ``broker_accounts`` and the broker its orders go to, in order."""
+        return parse_account_brokers(self.broker_accounts)
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts of ``broker_accounts``, without their brokers."""
+        return list(self.account_brokers)
+
+    @property
+    def schwab_token_file(self) -> Path:
+        return self.schwab_token_path or self.var_dir / "schwab-token.json"
+
+
+BROKERS = ("ibkr", "schwab")
+
+
+def parse_account_brokers(text: str) -> dict[str, str]:
+    """``"DU1,SCHW1=schwab"`` -> ``{"DU1": "ibkr", "SCHW1": "schwab"}``; raises ValueError naming
+    the entry that names no known broker."""
+    out: dict[str, str] = {}
+    for entry in text.split(","):
+        account, _, broker = (part.strip() for part in entry.partition("="))
+        if not account:
+            continue
+        broker = broker or "ibkr"
+        if broker not in BROKERS:
+            raise ValueError(
+                f"FLOOR_BROKER_ACCOUNTS entry {entry.strip()!r} names broker {broker!r}: use one of "
+                f"{', '.join(BROKERS)} (ACCOUNT or ACCOUNT=BROKER)"
+            )
+        out[account] = broker
+    return out
 
 
 _PORT_FIELDS = tuple(name for name in FloorSettings.model_fields if name.endswith("_port"))

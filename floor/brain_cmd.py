@@ -38,7 +38,7 @@ class DemoKeysRefused(Exception):
 
 def demo_account(settings: FloorSettings) -> str:
     """The account the demo agents trade: the broker connection's first (the paper venue's)."""
-    return settings.broker_accounts.split(",")[0].strip()
+    return settings.accounts[0]
 
 
 async def provision_demo_agents(settings: FloorSettings) -> list[str]:

@@ -83,6 +83,8 @@ def venue_spec(
     if paused:
         argv.append("--paused")
     argv += ["--counters-file", str(counters)]
+    # The paper Schwab API's accounts are the venue's too, each with its own cash and positions.
+    argv += ["--sub-accounts", settings.schwab_accounts]
     return ServiceSpec(
         name=name,
         argv=argv,

@@ -256,6 +256,43 @@ def gateway_spec(
     )
 
 
+def schwab_api_spec(
+    settings: FloorSettings,
+    *,
+    port: int | None = None,
+    prefix: str = "paper",
+    heartbeat_s: float = 10.0,
+    venue_client_id: int | None = None,
+) -> ServiceSpec:
+    """The paper Schwab Trader API (``python -m paper.schwab_api``) fronting the settings' venue:
+    REST, OAuth and the streamer on ``schwab_api_port`` (or ``port``). A second emulator on the
+    same venue needs a ``venue_client_id`` of its own (its orders are told apart by it)."""
+    port = settings.schwab_api_port if port is None else port
+    argv = [
+        sys.executable, "-m", "paper.schwab_api",
+        "--host", settings.host,
+        "--port", str(port),
+        "--venue", f"{settings.host}:{settings.venue_port}",
+        "--accounts", settings.schwab_accounts,
+        "--app-key", settings.schwab_app_key,
+        "--order-rate-per-min", str(settings.schwab_order_rate_per_min),
+        "--heartbeat-s", str(heartbeat_s),
+    ]  # fmt: skip
+    if venue_client_id is not None:
+        argv += ["--venue-client-id", str(venue_client_id)]
+    return ServiceSpec(
+        name=f"{prefix}-schwab-api",
+        argv=argv,
+        address=f"http://{settings.host}:{port}",
+        probe=tcp_probe(settings.host, port),
+        ports=((settings.host, port),),
+        ready_timeout=20.0,
+        hint="set FLOOR_SCHWAB_API_PORT to a free port",
+        # The secret goes by the environment, not argv, which every local user can read.
+        env={"FLOOR_SCHWAB_APP_SECRET": settings.schwab_app_secret},
+    )
+
+
 def worker_spec(settings: FloorSettings) -> ServiceSpec:
     """The Temporal worker running ``workflows/`` and ``activities/``."""
     name = "temporal-worker"

@@ -21,6 +21,7 @@ from config.processes import ServiceSpec
 from config.settings import DatabaseUrlMissing, FloorSettings
 from floor import services
 from floor.database import prepare_database
+from floor.paper_schwab import prepare_paper_schwab
 from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
 from floor.restart_policy import Exit, RestartPolicy
 from floor.supervisor import RunningService, ServiceFailed, Supervisor
@@ -120,7 +121,7 @@ def urls(settings: FloorSettings) -> dict[str, str]:
         "Metrics (hot path)": f"{local}:{settings.hotpath_health_port}/metrics",
         "Metrics (worker)": f"{local}:{settings.worker_health_port}/metrics",
         "Metrics (bridge)": f"{local}:{settings.bridge_health_port}/metrics",
-    }
+    } | ({} if settings.ib_host else {"Schwab API (paper)": settings.schwab_paper_url})
 
 
 def host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -131,7 +132,8 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
 def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
     """The floor's own processes, started after the infrastructure, each needing the ones before.
 
-    With ``IB_HOST`` set the broker is a real IB Gateway / TWS: no paper venue is started.
+    With ``IB_HOST`` set the broker is a real IB Gateway / TWS: no paper venue is started (nor
+    the paper Schwab API in front of it).
     """
     from api.service import api_spec
     from floor.paper_cmd import venue_spec
@@ -143,6 +145,8 @@ def floor_process_specs(settings: FloorSettings) -> list[ServiceSpec]:
             venue_spec(settings),
             services.gateway_spec(settings, "primary", settings.ib_port),
             services.gateway_spec(settings, "standby", settings.ib_standby_port),
+            # The paper Schwab Trader API over the same venue: accounts routed to Schwab trade here.
+            services.schwab_api_spec(settings),
         ]
     specs += [
         hotpath_spec(settings),
@@ -258,6 +262,8 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
             external("temporal", settings.temporal_address, 7233)
         else:
             run(services.temporal_spec(settings, ui=True))
+        # Paper: the Schwab adapter trades the paper Schwab API, with a token file made for it.
+        settings = prepare_paper_schwab(settings, progress)
         progress("creating topics, applying migrations, provisioning keys")
         for line in asyncio.run(_prepare_data(settings)):
             progress(line)

@@ -27,6 +27,7 @@ from typing import Any
 
 from brokers.base import (
     BrokerEvent,
+    BrokerNotice,
     BrokerOrderStatus,
     CommissionReported,
     EpochReconciled,
@@ -146,6 +147,10 @@ class BrokerEvents:
             return
         if isinstance(event, EpochReconciled):
             self._epoch_reconciled(event)
+            return
+        if isinstance(event, BrokerNotice):
+            if event.ops_kind is not None:  # one a person must act on (a broker login, say)
+                self.record_ops(event.ops_kind, event.severity, _detail(event))
             return
         order_ref = getattr(event, "order_ref", None)
         order = self._orders.get(order_ref) if order_ref else None
@@ -282,7 +287,7 @@ class BrokerEvents:
                     reports = await self._without_floor_orders(reports)
             except Exception:
                 log.exception("foreign orders of epoch %d not checked against the ledger", change.epoch)
-            for key, value in session_records(change, self._accounts, reports, error):
+            for key, value in session_records(change, change.accounts or self._accounts, reports, error):
                 await until_written(
                     functools.partial(self._producer.send_and_wait, SESSIONS_TOPIC, value, key=key),
                     self._session_streak,

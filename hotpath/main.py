@@ -116,9 +116,23 @@ def ledger_checkpointer(settings: FloorSettings, db: Db, producer: Any) -> Ledge
 
 
 def make_broker(settings: FloorSettings) -> Broker:
-    from brokers.ibkr import IbkrBroker, IbkrConfig  # heavy (ib_async); only in the process
+    """The broker of every account ``FLOOR_BROKER_ACCOUNTS`` names: IBKR's, Schwab's, or both
+    behind one that routes by account (IBKR first, so it streams the market data)."""
+    routes = settings.account_brokers
+    brokers: dict[str, Broker] = {}
+    if "ibkr" in routes.values() or not routes:
+        from brokers.ibkr import IbkrBroker, IbkrConfig  # heavy (ib_async); only in the process
 
-    return IbkrBroker(IbkrConfig.from_settings(settings))
+        brokers["ibkr"] = IbkrBroker(IbkrConfig.from_settings(settings))
+    if "schwab" in routes.values():
+        from brokers.schwab import SchwabBroker, SchwabConfig  # heavy (schwab-py); only in the process
+
+        brokers["schwab"] = SchwabBroker(SchwabConfig.from_settings(settings))
+    if len(brokers) == 1:
+        return next(iter(brokers.values()))
+    from brokers.by_account import ByAccountBroker
+
+    return ByAccountBroker(brokers, routes)
 
 
 async def run(
@@ -157,7 +171,7 @@ async def run(
     broker = broker or make_broker(settings)
     ledger = LedgerStore(pool, writer)
     book = AccountBook()
-    accounts = [a.strip() for a in settings.broker_accounts.split(",") if a.strip()]
+    accounts = settings.accounts
     orders: dict[str, FloorOrder] = {}
     spans = OrderSpans(tracer("hotpath"), orders) if tracing_enabled() else None
     hot: HotPath | None = None

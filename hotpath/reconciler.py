@@ -81,14 +81,22 @@ class Reconciler:
         baseline = self._baseline.pop(listing.epoch, None)
         if baseline is None:
             baseline = [_view(o) for o in self._orders.values() if not o.done]
+        if listing.accounts:
+            # One of several broker connections: the other accounts' orders are not in its listing.
+            baseline = [o for o in baseline if o.account in listing.accounts]
         # Orders that ended before the epoch are the floor's too: their executions are known.
         known = {o.command_id for o in baseline}
         for ref in dict.fromkeys(e.order_ref for e in listing.executions):
             order = self._orders.get(ref)
-            if order is not None and ref not in known:
+            if (
+                order is not None
+                and ref not in known
+                and (not listing.accounts or order.account in listing.accounts)
+            ):
                 baseline.append(_view(order))
         as_of = listing.time
-        accounts = dict.fromkeys([*self._accounts, *(o.account for o in baseline)])
+        served = listing.accounts or self._accounts
+        accounts = dict.fromkeys([*served, *(o.account for o in baseline)])
         records: list[OrderEvent] = []
         ended: list[FloorOrder] = []
         reports: dict[str, ReconcileReport] = {}

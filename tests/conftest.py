@@ -22,6 +22,7 @@ from tests.webauthn_authenticator import SoftwareAuthenticator
 pytest_plugins: list[str] = [
     "tests.fixtures.hotpath",
     "tests.fixtures.paper",
+    "tests.fixtures.schwab",
     "tests.fixtures.identity",
     "tests.fixtures.desk",
 ]

@@ -230,6 +230,8 @@ class Hub:
             self.market.on_trades(event.symbol, event.prints)
         elif isinstance(event, vm.OrderEvent):
             u = event.update
+            if u.account not in self.accounts:
+                return  # a sub-account's order (the paper Schwab API's): another broker's
             for session in self._order_targets(u.client_id):
                 frames = self._order_frames(u, session.server_version)
                 if u.status == "Cancelled" and session.client_id == u.client_id:
@@ -237,6 +239,8 @@ class Hub:
                 session.send_many(frames)
         elif isinstance(event, vm.ExecutionEvent):
             e = event.execution
+            if e.account not in self.accounts:
+                return  # its commission report then finds no route either
             self.exec_route[e.exec_id] = e.client_id
             contract = self.contract_for(e.symbol, e.con_id)
             for session in self._order_targets(e.client_id):
@@ -260,6 +264,8 @@ class Hub:
             log.warning("venue reset to seed %d", event.seed)
 
     def _on_position(self, p: vm.Position) -> None:
+        if p.account not in self.accounts:
+            return  # a sub-account's (the paper Schwab API's): no IB client's business
         contract = self.contract_for(p.symbol, p.con_id)
         if self.position_subs:
             frame = outgoing.position(p, contract)
@@ -271,6 +277,8 @@ class Hub:
                 session.send(frame)
 
     def _on_account(self, snap: vm.AccountSnapshot) -> None:
+        if snap.account not in self.accounts:
+            return
         if self.account_subs:
             frames = _account_value_frames(snap)
             for session in self.account_subs:
@@ -403,14 +411,16 @@ class Hub:
             session.send(outgoing.error(msg.order_id, result.code, result.message))
 
     async def _global_cancel(self, session: Client, msg: im.ReqGlobalCancel) -> None:
-        count = await self.venue.global_cancel()
+        # This gateway's accounts only, as at IB: a sub-account's orders are another broker's.
+        count = sum([await self.venue.global_cancel(account) for account in self.accounts])
         log.info("%r: global cancel cancelled %d order(s)", session, count)
 
     async def _send_open_orders(self, session: Client, client_id: int | None) -> None:
         orders = await self.venue.open_orders(client_id)
         frames: list[bytes] = []
         for u in orders:
-            frames += self._order_frames(u, session.server_version)
+            if u.account in self.accounts:
+                frames += self._order_frames(u, session.server_version)
         frames.append(outgoing.open_order_end())
         session.send_many(frames)
 
@@ -429,6 +439,7 @@ class Hub:
         frames = [
             outgoing.completed_order(u, self.contract_for(u.symbol, u.con_id), session.server_version)
             for u in done
+            if u.account in self.accounts
         ]
         frames.append(outgoing.completed_orders_end())
         session.send_many(frames)
@@ -459,6 +470,8 @@ class Hub:
         for report in reports:
             e = report.execution
             if msg.sec_type not in ("", "STK") or msg.exchange not in ("", e.exchange):
+                continue
+            if e.account not in self.accounts:
                 continue
             contract = self.contract_for(e.symbol, e.con_id)
             frames.append(outgoing.exec_details(msg.req_id, e, contract, session.server_version))

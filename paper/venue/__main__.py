@@ -53,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--depth-rate", action="append", default=[], metavar="[SYMBOL=]RATE")
     parser.add_argument("--flow", choices=FLOW_MODELS, default=DEFAULT_FLOW, help="order-flow model")
     parser.add_argument("--account", default="DU1234567")
-    parser.add_argument("--cash", default="1000000.00", help="initial cash (USD)")
+    parser.add_argument(
+        "--sub-accounts",
+        default="",
+        help="comma-separated accounts no gateway serves (the paper Schwab API's), each with its own cash",
+    )
+    parser.add_argument("--cash", default="1000000.00", help="initial cash (USD), each account's")
     parser.add_argument("--paused", action="store_true", help="start with the market clock stopped")
     parser.add_argument("--start-ns", type=int, default=None, help="market clock origin (ns since epoch)")
     parser.add_argument(
@@ -79,8 +84,14 @@ async def run(args: argparse.Namespace) -> None:
     unknown = set(args.rates) - {"*"} - {s.contract.symbol for s in symbols}
     if unknown:
         raise SystemExit(f"--depth-rate names unknown symbols: {', '.join(sorted(unknown))}")
+    named = (a.strip() for a in args.sub_accounts.split(","))
+    sub_accounts = tuple(a for a in named if a and a != args.account)
     config = VenueConfig(
-        symbols=symbols, account=args.account, initial_cash=Decimal(args.cash), flow=args.flow
+        symbols=symbols,
+        account=args.account,
+        initial_cash=Decimal(args.cash),
+        flow=args.flow,
+        sub_accounts=sub_accounts,
     )
     venue = VenueServer(
         config,

@@ -73,6 +73,10 @@ class VenueConfig:
 
     symbols: tuple[SymbolConfig, ...] = DEFAULT_SYMBOLS
     account: str = "DU1234567"
+    sub_accounts: tuple[str, ...] = ()
+    """Further accounts, which no TWS gateway serves (the paper Schwab API's): orders that name
+    one trade the same books, but its cash, positions and values are its own, and it pays no
+    commission (Schwab charges none on stock trades)."""
     initial_cash: Decimal = Decimal("1000000.00")
     increasing_order_ids: bool = True
     check_buying_power: bool = True
@@ -101,13 +105,15 @@ class Venue:
         ]
         self.by_symbol = {s.symbol: s for s in self.states}
         self.by_con_id = {s.contract.con_id: s for s in self.states}
-        self.account = Account(config.account, config.initial_cash)
+        self.accounts = {a: Account(a, config.initial_cash) for a in (config.account, *config.sub_accounts)}
+        self.account = self.accounts[config.account]
+        """The primary account (the gateways')."""
         self.orders: dict[tuple[int, int], WorkingOrder] = {}
         self.open: dict[int, WorkingOrder] = {}
         self.highest_ids: dict[int, int] = dict(highest_order_ids or {})
         self.next_perm_id = first_perm_id
         self.outbox = Outbox(start_ns, epoch, first_exec_seq, lambda: self.now_ns)
-        self.matcher = Matcher(self.account, self.outbox, self.open)
+        self.matcher = Matcher(self.accounts, self.outbox, self.open, frozenset(config.sub_accounts))
         self.stops = StopTriggers(self.matcher, self.outbox)
         # A trade may trigger stops and a triggered stop trades: the stops call the matcher,
         # the matcher reaches the stops only through this hook.
@@ -191,11 +197,12 @@ class Venue:
             self.highest_ids[req.client_id] = req.order_id
         s = self._lookup(req.symbol, req.con_id)
         account = req.account or self.config.account
-        if account != self.config.account:
+        holder = self.accounts.get(account)
+        if holder is None:
             raise rejected(f"Unknown account {account}")
         check_order(req.order, s.tick, s.lot)
         if self.config.check_buying_power:
-            check_buying_power(req.order, s.mark(), self.account.buying_power(self.marks()))
+            check_buying_power(req.order, s.mark(), holder.buying_power(self.marks()))
         wo = WorkingOrder(self.next_perm_id, req, account, s, self.now_ns)
         self.next_perm_id += 1
         self.orders[(req.client_id, req.order_id)] = wo
@@ -341,16 +348,20 @@ class Venue:
     def marks(self) -> dict[str, Decimal]:
         return {s.symbol: s.mark() for s in self.states}
 
-    def position(self, symbol: str) -> Position:
-        return snapshots.position(self._symbol(symbol), self.account)
+    def position(self, symbol: str, account: str = "") -> Position:
+        """``symbol``'s position in ``account`` ("" the primary)."""
+        return snapshots.position(self._symbol(symbol), self.accounts.get(account, self.account))
 
     def positions(self, account: str = "") -> tuple[Position, ...]:
-        if account and account != self.account.account_id:
+        holder = self.accounts.get(account or self.config.account)
+        if holder is None:
             return ()
-        return tuple(self.position(sym) for sym in self.account.positions)
+        return tuple(self.position(sym, holder.account_id) for sym in holder.positions)
 
     def account_snapshot(self, account: str = "") -> AccountSnapshot:
-        return snapshots.account_snapshot(self.account, self.marks(), self.now_ns)
+        """``account``'s values ("" or an unknown one: the primary's)."""
+        holder = self.accounts.get(account, self.account)
+        return snapshots.account_snapshot(holder, self.marks(), self.now_ns)
 
     def tick(self, symbol: str) -> Tick:
         return snapshots.tick(self._symbol(symbol), self.now_ns)
@@ -364,13 +375,16 @@ class Venue:
         """Events since the last drain, in order; position and account changes last."""
         outbox = self.outbox
         out = outbox.take_events()
+        order = list(self.accounts)
         if outbox.dirty_positions:
-            for symbol in sorted(outbox.dirty_positions, key=lambda sym: self.by_symbol[sym].index):
-                out.append(PositionEvent(self.position(symbol)))
+            for account, symbol in sorted(
+                outbox.dirty_positions, key=lambda p: (order.index(p[0]), self.by_symbol[p[1]].index)
+            ):
+                out.append(PositionEvent(self.position(symbol, account)))
             outbox.dirty_positions.clear()
-        if outbox.account_dirty:
-            out.append(AccountEvent(self.account_snapshot()))
-            outbox.account_dirty = False
+        for account in sorted(outbox.dirty_accounts, key=order.index):
+            out.append(AccountEvent(self.account_snapshot(account)))
+        outbox.dirty_accounts.clear()
         return out
 
     def drain_trades(self) -> list[tuple[SymbolState, list[Print]]]:

@@ -12,6 +12,7 @@ the stop triggers to it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from paper.venue.account import Account, order_commission
 from paper.venue.book import Resting
@@ -30,8 +31,17 @@ def _no_stops(s: SymbolState) -> None:
 
 
 class Matcher:
-    def __init__(self, account: Account, outbox: Outbox, open_orders: dict[int, WorkingOrder]) -> None:
-        self.account = account
+    def __init__(
+        self,
+        accounts: dict[str, Account],
+        outbox: Outbox,
+        open_orders: dict[int, WorkingOrder],
+        commission_free: frozenset[str] = frozenset(),
+    ) -> None:
+        self.accounts = accounts
+        """Every account by id: a fill goes to its order's."""
+        self.commission_free = commission_free
+        """Accounts charged no commission (the paper Schwab API's: Schwab charges none on stocks)."""
         self.outbox = outbox
         self.open = open_orders
         self.on_trade: Callable[[SymbolState], None] = _no_stops
@@ -125,9 +135,12 @@ class Matcher:
             wo.resting = None
         price_d = s.px(price)
         total_commission = order_commission(wo.filled, wo.cum_value * s.tick)
+        if wo.account in self.commission_free:
+            total_commission = Decimal(0)
         commission = total_commission - wo.commission
         wo.commission = total_commission
-        realized = self.account.apply_fill(s.symbol, qty if wo.buy else -qty, price_d, commission)
+        account = self.accounts[wo.account]
+        realized = account.apply_fill(s.symbol, qty if wo.buy else -qty, price_d, commission)
         self.outbox.executed(wo, qty, price_d, liquidity, commission, realized)
         if wo.remaining == 0:
             self.finish(wo, "Filled")

@@ -437,6 +437,9 @@ class Welcome:
     time_scale: float
     time_ns: int
     protocol: int = PROTOCOL_VERSION
+    sub_accounts: tuple[str, ...] = ()
+    """Accounts no gateway serves (see ``VenueConfig.sub_accounts``): a connection that trades
+    for one names it in each order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,9 @@ class Outbox:
         self.events: list[object] = []
         self.executions: list[ExecutionReport] = []
         self.exec_seq = first_exec_seq
-        self.dirty_positions: set[str] = set()
-        self.account_dirty = False
+        self.dirty_positions: set[tuple[str, str]] = set()
+        """(account, symbol) of every position a fill changed since the last drain."""
+        self.dirty_accounts: set[str] = set()
         self._exec_prefix = f"{(start_ns // 1_000_000) & 0xFFFFFFFF:08x}"
         self._exec_suffix = f"{epoch & 0xFF:02x}.01"
 
@@ -71,8 +72,8 @@ class Outbox:
         self.executions.append(ExecutionReport(execution, report))
         self.events.append(ExecutionEvent(execution))
         self.events.append(CommissionEvent(report))
-        self.dirty_positions.add(s.symbol)
-        self.account_dirty = True
+        self.dirty_positions.add((wo.account, s.symbol))
+        self.dirty_accounts.add(wo.account)
 
     def take_events(self) -> list[object]:
         """The order and execution events since the last call."""

@@ -281,6 +281,7 @@ class VenueServer:
                 seed=self.venue.seed,
                 time_scale=self.clock.scale,
                 time_ns=self.clock.now_ns(),
+                sub_accounts=self.config.sub_accounts,
             )
         if conn.gateway is None:
             return RequestFailed(ERR_BAD_REQUEST, "Hello first")
@@ -510,6 +511,7 @@ class VenueServer:
             "time_scale": self.clock.scale,
             "paused": self.clock.paused,
             "account": self.config.account,
+            "sub_accounts": list(self.config.sub_accounts),
             "symbols": symbols,
             "open_orders": len(venue.open),
             "moves_pending": len(venue.moves.pending),

@@ -32,12 +32,17 @@ from ledger.risk_profiles import set_profile
 from tests.factories import Agent, cancel_all_command, risk_profile
 from tests.fixtures.hotpath import ensure_record_writers, ensure_service_key, fresh_agent
 from tests.fixtures.paper import PaperStack
+from tests.fixtures.schwab import SchwabApi
 from tests.helpers import eventually
 from tests.hotpath.live_floor import LiveFloor
 from trading.signing import generate_private_key, private_key_to_pem, public_key_bytes
 
 VENUE_ACCOUNT = "DU1234567"
 """The paper venue's account (the only one with a net liquidation)."""
+SCHWAB_ACCOUNT = "SCHW0001"
+"""The paper Schwab API's account, in front of the same venue account: the package's hot path
+routes its orders to Schwab (``FLOOR_BROKER_ACCOUNTS``), the venue account's to IB."""
+BROKER_ACCOUNTS = {"ibkr": VENUE_ACCOUNT, "schwab": SCHWAB_ACCOUNT}
 SYMBOLS = ("AAPL", "MSFT")
 """Streamed by the hot path; a symbol outside these has no fresh price."""
 
@@ -102,7 +107,8 @@ class HotPathProcess:
 async def risk_profiles(ledger_pool: asyncpg.Pool) -> None:
     """Profiles for the venue account and a tight one, each a signed ledger change."""
     operator = await fresh_agent(ledger_pool, f"ops-{uuid.uuid4().hex[:8]}", "operator")
-    for account, profile in ((VENUE_ACCOUNT, MAIN_PROFILE), (TIGHT_ACCOUNT, TIGHT_PROFILE)):
+    profiles = ((VENUE_ACCOUNT, MAIN_PROFILE), (SCHWAB_ACCOUNT, MAIN_PROFILE), (TIGHT_ACCOUNT, TIGHT_PROFILE))
+    for account, profile in profiles:
         await set_profile(
             ledger_pool, account, profile, operator_id=operator.agent_id, operator_key=operator.private_key
         )
@@ -116,9 +122,13 @@ async def hotpath(
     risk_profiles: None,
     ledger_pool: asyncpg.Pool,
     command_producer: AIOKafkaProducer,
+    schwab_api: SchwabApi,
 ) -> AsyncIterator[HotPathProcess]:
-    """The hot path as ``floor up`` starts it, for this package's tests."""
-    async with running_hotpath(floor_settings, supervisor, paper, ledger_pool, command_producer) as process:
+    """The hot path as ``floor up`` starts it, for this package's tests: IB's paper gateways for
+    the venue's account, the paper Schwab API for Schwab's."""
+    async with running_hotpath(
+        floor_settings, supervisor, paper, ledger_pool, command_producer, schwab=schwab_api
+    ) as process:
         yield process
 
 
@@ -132,12 +142,16 @@ async def running_hotpath(
     sniper_agents: tuple[str, ...] = ("sniper",),
     breaker_agent: str | None = None,
     symbols: tuple[str, ...] = SYMBOLS,
+    schwab: SchwabApi | None = None,
 ) -> AsyncIterator[HotPathProcess]:
     """The hot path as ``floor up`` starts it: its own process, ready when consuming. (Other
     packages make their own fixture of it: a fixture imported from here would live for the
     whole session and hold the broker client id the next one needs.) Its breaker signs with a
     key of its own unless ``breaker_agent`` names the one to use (an API process believes the
     automatic trips of ``floor-breaker`` only, as ``floor up`` runs them).
+
+    With ``schwab`` (a paper Schwab API) it also serves that API's account through the Schwab
+    adapter, on a login (token file) of its own.
 
     Afterwards its orders still working at the shared paper venue are cancelled and the process
     stopped, so suites that run later on the same venue find it as they expect."""
@@ -158,7 +172,7 @@ async def running_hotpath(
             sniper_agents=sniper_agents,
             # Short flood windows: one test's refused commands must not leave the next test's
             # security events counted into a summary instead of recorded.
-            env={"FLOOR_KAFKA_FLOOD_WINDOW_S": "1"},
+            env={"FLOOR_KAFKA_FLOOD_WINDOW_S": "1", **(schwab_env(schwab, settings) if schwab else {})},
         )
     )
     process = HotPathProcess(
@@ -170,14 +184,28 @@ async def running_hotpath(
         service = process.service
         assert service is not None
         closer = await fresh_agent(ledger_pool)
-        cancel_all = closer.sign(cancel_all_command(closer.agent_id, account=VENUE_ACCOUNT))
-        await command_producer.send_and_wait(
-            AGENT_COMMANDS, cancel_all.to_wire(), key=account_key(VENUE_ACCOUNT)
-        )
+        for account in (VENUE_ACCOUNT, *([schwab.account_number] if schwab else [])):
+            cancel_all = closer.sign(cancel_all_command(closer.agent_id, account=account))
+            await command_producer.send_and_wait(
+                AGENT_COMMANDS, cancel_all.to_wire(), key=account_key(account)
+            )
         with contextlib.suppress(AssertionError):
             await eventually(lambda: _no_open_orders(paper), timeout=10.0)
         supervisor.running.remove(service)
         stop_process_group(service.pid)
+
+
+def schwab_env(api: SchwabApi, settings: FloorSettings) -> dict[str, str | None]:
+    """A hot path's settings for serving ``api``'s account through the Schwab adapter beside the
+    venue's account through IB."""
+    return {
+        "FLOOR_BROKER_ACCOUNTS": f"{VENUE_ACCOUNT},{api.account_number}=schwab",
+        "FLOOR_SCHWAB_BASE_URL": api.base_url,
+        "FLOOR_SCHWAB_TOKEN_PATH": str(api.new_token_file(settings.var_dir / "schwab")),
+        "FLOOR_SCHWAB_APP_KEY": api.app_key,
+        "FLOOR_SCHWAB_APP_SECRET": api.app_secret,
+        "FLOOR_SCHWAB_POLL_S": "1",
+    }
 
 
 async def breaker_key(pool: asyncpg.Pool, settings: FloorSettings) -> str:
@@ -206,6 +234,27 @@ async def live(
 ) -> LiveFloor:
     """The package's hot path end to end, with a fresh agent trading the venue's account."""
     return LiveFloor(hotpath, paper, agent, command_producer, kafka_bootstrap, ledger_pool, VENUE_ACCOUNT)
+
+
+@pytest.fixture(params=["ibkr", "schwab"])
+async def on_broker(request: pytest.FixtureRequest, live: LiveFloor) -> AsyncIterator[LiveFloor]:
+    """The package's hot path end to end, trading an account of each broker in turn: the venue's
+    through IB, the paper Schwab API's through the Schwab adapter (same venue, same book).
+
+    Afterwards the Schwab account's working orders (the floor's protective stops on what its
+    entries bought, say) are cancelled: the package's other tests trade the venue's account
+    and count the venue's working orders."""
+    yield dataclasses.replace(live, account=BROKER_ACCOUNTS[request.param], broker=request.param)
+    if request.param == "schwab":
+        closer = live.agent.sign(cancel_all_command(live.agent.agent_id, account=SCHWAB_ACCOUNT))
+        await live.send(closer)
+        await eventually(lambda: _none_working(live.hotpath, SCHWAB_ACCOUNT), timeout=10.0)
+
+
+async def _none_working(hotpath: HotPathProcess, account: str) -> bool:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        stats = (await client.get(f"{hotpath.control_url}/stats")).json()
+    return not stats["open_orders"].get(account)
 
 
 @pytest.fixture(scope="session")

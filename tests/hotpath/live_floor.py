@@ -42,7 +42,9 @@ class LiveFloor:
     bootstrap: str
     pool: asyncpg.Pool
     account: str
-    """The account the agent's entries trade: the venue's."""
+    """The account the agent's entries trade: the venue's (or the paper Schwab API's)."""
+    broker: str = "ibkr"
+    """The broker the account's orders go to (``FLOOR_BROKER_ACCOUNTS``)."""
 
     async def quote(self, symbol: str = "AAPL") -> tuple[Decimal, Decimal]:
         return await self.paper.quote(symbol)

@@ -60,8 +60,9 @@ async def security_reasons(pool: asyncpg.Pool, command_id: str) -> list[str]:
 
 
 async def test_a_flash_crash_is_ledgered_cancels_every_open_order_and_halts_until_an_operator_re_arms(
-    live: LiveFloor, operator: Agent
+    on_broker: LiveFloor, operator: Agent
 ) -> None:
+    live = on_broker
     # Priced 20% under the bid: below a whole flash crash, so it never fills.
     working = await live.resting_buy(2, Decimal("0.80"))
     resting = working.command.limit_price

@@ -41,7 +41,13 @@ async def working_trail(live: LiveFloor, symbol: str = "AAPL", trail: Decimal = 
     return trailing
 
 
-async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(live: LiveFloor) -> None:
+# The Schwab case under `make test-long`: in the shared session its exit at times fills near its
+# first level. A protective stop the IB case left working on the shared venue sells into the move
+# and its print triggers the exit's first stop before the next replace (one a second per order at
+# Schwab, where each counts against the order limit) raised it; alone it passes.
+@pytest.mark.parametrize("on_broker", ["ibkr", pytest.param("schwab", marks=pytest.mark.long)], indirect=True)
+async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(on_broker: LiveFloor) -> None:
+    live = on_broker
     hotpath, paper = live.hotpath, live.paper
     trail = await working_trail(live)
 
@@ -55,9 +61,14 @@ async def test_a_trailing_stop_follows_the_price_up_and_exits_on_the_way_down(li
         ) from exc
     stops = [Decimal(m["new_stop"]) for m in moves]
     assert stops == sorted(stops), "a trailing stop never moves back"
-    slow = [m for m in moves if m["tick_to_write_us"] is None or m["tick_to_write_us"] >= 1_000_000]
-    detail = [(m["delayed"], m["tick_to_write_us"]) for m in slow]
-    assert not slow, f"slow (delayed, tick_to_write_us): {detail} of {len(moves)}, {await _pacing(hotpath)}"
+    if live.broker == "ibkr":
+        slow = [m for m in moves if m["tick_to_write_us"] is None or m["tick_to_write_us"] >= 1_000_000]
+        detail = [(m["delayed"], m["tick_to_write_us"]) for m in slow]
+        pacing = await _pacing(hotpath)
+        assert not slow, f"slow (delayed, tick_to_write_us): {detail} of {len(moves)}, {pacing}"
+    # At Schwab each move is a replace (a new order id, one request of the order limit): a move
+    # made while the previous replace is out goes with the next one, at the newest level, so
+    # only the exit below shows the stop followed.
 
     # A slower fall leaves the book time to refill: the triggered stop is a market order, and the
     # venue cancels what a market order cannot fill at once.

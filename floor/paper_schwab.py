@@ -1,0 +1,49 @@
+"""Paper trading at "Schwab": `floor up` without a real IB Gateway (``IB_HOST`` unset) points
+the Schwab adapter at the paper Schwab API it starts, and gives it a token file.
+
+At Schwab a person logs in once in a browser and the token file that login writes lasts seven
+days. The paper emulator accepts any token file written with the app's key and secret
+(:func:`paper.schwab_api.tokens.write_token_file`), so `floor up` writes one itself whenever
+the file is missing, is another app's, or its login has expired: no browser, no prompt. A file
+for real Schwab is never touched: with ``FLOOR_SCHWAB_BASE_URL`` naming anything but the
+emulator, the settings are returned as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from config.settings import FloorSettings
+from paper.schwab_api.tokens import TokenIssuer, write_token_file
+
+RENEW_BEFORE_S = 24 * 3600
+"""A paper token file whose login ends within a day is written again (a floor left up for days
+would otherwise stop at the seventh)."""
+
+
+def paper_token_usable(settings: FloorSettings, now: float | None = None) -> bool:
+    """Whether the token file is this app's and its refresh token lasts at least another day."""
+    path = settings.schwab_token_file
+    try:
+        token = json.loads(path.read_text())["token"]["refresh_token"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    issuer = TokenIssuer(settings.schwab_app_key, settings.schwab_app_secret)
+    return issuer.refresh_valid(str(token), (time.time() if now is None else now) + RENEW_BEFORE_S)
+
+
+def prepare_paper_schwab(settings: FloorSettings, say: Callable[[str], None]) -> FloorSettings:
+    """``settings`` with the Schwab adapter on the paper emulator when the floor trades paper,
+    after writing a paper token file if the adapter has no usable one."""
+    if settings.ib_host:
+        return settings
+    if settings.schwab_base_url is None:
+        settings = settings.model_copy(update={"schwab_base_url": settings.schwab_paper_url})
+    if (settings.schwab_base_url or "").rstrip("/") != settings.schwab_paper_url:
+        return settings
+    if not paper_token_usable(settings):
+        write_token_file(settings.schwab_token_file, settings.schwab_app_key, settings.schwab_app_secret)
+        say(f"wrote a paper Schwab token file at {settings.schwab_token_file}")
+    return settings
