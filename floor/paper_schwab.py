@@ -34,6 +34,12 @@ def paper_token_usable(settings: FloorSettings, now: float | None = None) -> boo
     return issuer.refresh_valid(str(token), (time.time() if now is None else now) + RENEW_BEFORE_S)
 
 
+def paper_schwab_accounts(settings: FloorSettings) -> list[str]:
+    """The paper Schwab API's accounts the floor routes to Schwab (``FLOOR_BROKER_ACCOUNTS``)."""
+    served = {a.strip() for a in settings.schwab_accounts.split(",") if a.strip()}
+    return [a for a, broker in settings.account_brokers.items() if broker == "schwab" and a in served]
+
+
 def prepare_paper_schwab(settings: FloorSettings, say: Callable[[str], None]) -> FloorSettings:
     """``settings`` with the Schwab adapter on the paper emulator when the floor trades paper,
     after writing a paper token file if the adapter has no usable one."""

@@ -21,7 +21,7 @@ from config.processes import ServiceSpec
 from config.settings import DatabaseUrlMissing, FloorSettings
 from floor import services
 from floor.database import prepare_database
-from floor.paper_schwab import prepare_paper_schwab
+from floor.paper_schwab import paper_schwab_accounts, prepare_paper_schwab
 from floor.provision import PAPER_ACCOUNT, ProvisionError, provision
 from floor.restart_policy import Exit, RestartPolicy
 from floor.supervisor import RunningService, ServiceFailed, Supervisor
@@ -286,7 +286,14 @@ def start_floor(settings: FloorSettings, supervisor: Supervisor, progress: Progr
 async def _prepare_data(settings: FloorSettings) -> list[str]:
     await ensure_floor_topics(settings.kafka, settings.command_partitions)
     done = await prepare_database(settings)
-    return done + await provision(settings, paper_account=None if settings.ib_host else PAPER_ACCOUNT)
+    if settings.ib_host:
+        return done + await provision(settings, paper_account=None)
+    done += await provision(settings, paper_account=PAPER_ACCOUNT)
+    # A paper Schwab account the floor trades (FLOOR_BROKER_ACCOUNTS=...,SCHW0001=schwab) gets
+    # the same conservative profile, so its first order is not refused for having none.
+    for account in paper_schwab_accounts(settings):
+        done += await provision(settings, paper_account=account)
+    return done
 
 
 def redact(url: str) -> str:
