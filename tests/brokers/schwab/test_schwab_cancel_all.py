@@ -56,6 +56,6 @@ async def test_a_foreign_orders_cancel_refused_with_429_is_sent_again_not_droppe
             still_open = {o.order_id for o in await later.open_orders()}
             return not still_open & set(ids)
 
-        assert await eventually(all_cancelled, timeout=10.0, interval=0.2)  # type: ignore[arg-type]
+        assert await eventually(all_cancelled, timeout=10.0, interval=0.2)
     finally:
         await later.close()
