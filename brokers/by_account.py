@@ -196,9 +196,12 @@ class ByAccountBroker:
         *,
         acknowledged: bool = True,
         listed: OpenOrder | None = None,
+        broker_order_id: int | None = None,
     ) -> None:
         name = self._name_for(order.account)
-        self.brokers[name].adopt(order, filled, acknowledged=acknowledged, listed=listed)
+        self.brokers[name].adopt(
+            order, filled, acknowledged=acknowledged, listed=listed, broker_order_id=broker_order_id
+        )
         self._refs[order.order_ref] = name
 
     def modify(

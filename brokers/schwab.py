@@ -345,8 +345,9 @@ class SchwabBroker:
         *,
         acknowledged: bool = True,
         listed: OpenOrder | None = None,
+        broker_order_id: int | None = None,
     ) -> None:
-        order_id = listed.order_id if listed is not None else None
+        order_id = listed.order_id if listed is not None else broker_order_id
         self._writable().adopt(order, filled, acknowledged, order_id)
 
     def modify(

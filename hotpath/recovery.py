@@ -97,6 +97,8 @@ class Adopted:
     """The order as it was placed (from its verified ledger entry when there is one)."""
     filled: int
     """What the floor has recorded as filled."""
+    broker_order_id: int | None = None
+    """The broker's id of it as last recorded (Schwab's current one after a replace)."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ async def restore_orders(
         book.order_working(order)
         if state.kind is not EventKind.ACCEPTED:
             working += 1
-            adopted.append(Adopted(await _placed_order(db, order), order.filled_qty))
+            adopted.append(Adopted(await _placed_order(db, order), order.filled_qty, order.broker_order_id))
         elif not await _is_ledgered(db, state.command_id):
             # Write-ahead: what the ledger does not hold never goes to the broker.
             order.end(Rejected(NOT_LEDGERED))
@@ -418,7 +420,7 @@ async def connect_and_resend(
     """
     for known in adopted:
         try:
-            broker.adopt(known.order, known.filled)
+            broker.adopt(known.order, known.filled, broker_order_id=known.broker_order_id)
         except OrderInvalid as exc:
             log.error(
                 "working order %s cannot be adopted (%s): the broker's reports of it are not matched",
