@@ -346,9 +346,10 @@ class SchwabBroker:
         acknowledged: bool = True,
         listed: OpenOrder | None = None,
         broker_order_id: int | None = None,
+        sent_after: datetime | None = None,
     ) -> None:
         order_id = listed.order_id if listed is not None else broker_order_id
-        self._writable().adopt(order, filled, acknowledged, order_id)
+        self._writable().adopt(order, filled, acknowledged, order_id, sent_after)
 
     def modify(
         self,

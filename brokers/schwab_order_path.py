@@ -52,6 +52,8 @@ from brokers.schwab_requests import CANCEL, PLACE, Refresh, Requests
 from brokers.schwab_wire import order_spec
 from trading.commands import OrderType
 
+ENTERED_TIME_SLACK = timedelta(seconds=2)
+"""Schwab's entered time is whole seconds (truncated), on Schwab's clock, not the floor's."""
 REPLACE_INTERVAL_S = 1.0
 """One replace per order per second at most: the newest wanted level goes when it is up."""
 
@@ -121,7 +123,14 @@ class OrderPath(Requests):
             order.order_ref, sent=write_ns > 0, write_ns=write_ns, session=SESSION_LABEL, client_id=0
         )
 
-    def adopt(self, order: BrokerOrder, filled: int, acknowledged: bool, order_id: int | None) -> None:
+    def adopt(
+        self,
+        order: BrokerOrder,
+        filled: int,
+        acknowledged: bool,
+        order_id: int | None,
+        sent_after: datetime | None = None,
+    ) -> None:
         if self._ctx.book.get(order.order_ref) is not None:
             return
         tracked = Tracked(order, self._ctx.hash_of(order.account), filled=filled, acknowledged=acknowledged)
@@ -131,8 +140,11 @@ class OrderPath(Requests):
             self._ctx.book.bind(order.order_ref, order_id)
         else:
             # Perhaps placed by an earlier process (Schwab keeps no order_ref): looked for by
-            # its fields among the day's orders at the first reconciliation.
-            tracked.unknown_since = datetime.now(UTC) - timedelta(days=1)
+            # its fields at the first reconciliation, among the orders entered since it was
+            # ledgered (an identical one the floor ended before is not it), else the day's.
+            tracked.unknown_since = sent_after or datetime.now(UTC) - timedelta(days=1)
+            if sent_after is not None:
+                tracked.entered_after = sent_after - ENTERED_TIME_SLACK
             tracked.resend_if_missing = False
 
     def resend(self, order_ref: str) -> None:

@@ -130,7 +130,7 @@ class OrderSync:
         """A place whose answer was lost: bind it to the one unclaimed order that matches it,
         entered after it was sent; none matching: Schwab never got it, so it is sent again."""
         assert tracked.unknown_since is not None
-        after = tracked.unknown_since - UNKNOWN_MATCH_SLACK
+        after = tracked.entered_after or tracked.unknown_since - UNKNOWN_MATCH_SLACK
         book = self._ctx.book
         candidates = [
             o
