@@ -52,8 +52,10 @@ from brokers.schwab_requests import CANCEL, PLACE, Refresh, Requests
 from brokers.schwab_wire import order_spec
 from trading.commands import OrderType
 
-ENTERED_TIME_SLACK = timedelta(seconds=2)
-"""Schwab's entered time is whole seconds (truncated), on Schwab's clock, not the floor's."""
+ENTERED_TIME_SLACK = timedelta(seconds=5)
+"""Schwab's entered time is whole seconds (truncated), on Schwab's clock, not the floor's: an
+order Schwab has must not be missed (it would be sent again), so a few seconds of leeway; two
+identical orders ledgered closer than that are told apart by nothing."""
 REPLACE_INTERVAL_S = 1.0
 """One replace per order per second at most: the newest wanted level goes when it is up."""
 

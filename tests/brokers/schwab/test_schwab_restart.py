@@ -21,7 +21,7 @@ from tests.fixtures.schwab import SchwabApi
 from trading.commands import OrderType, Side
 
 
-@pytest.mark.long  # waits out the clock slack between the two orders (about 8 s)
+@pytest.mark.long  # waits out the clock slack between the two orders (about 12 s)
 async def test_an_unacknowledged_order_is_not_taken_for_an_identical_one_filled_before_it(
     schwab_api: SchwabApi, paper: PaperStack, tmp_path: Path
 ) -> None:
@@ -49,7 +49,7 @@ async def test_an_unacknowledged_order_is_not_taken_for_an_identical_one_filled_
     # The same order again, a little later (past the sentry's 5 s of clock skew and Schwab's
     # whole-second entered times: no event marks that, only the clock), ledgered, and the
     # process stopped before it reached Schwab.
-    await asyncio.sleep(max(0.0, filled_at + 8.5 - time.monotonic()))
+    await asyncio.sleep(max(0.0, filled_at + 12 - time.monotonic()))
     command = enter_command("agent-x", account=account, symbol="MSFT", limit=limit, quantity=3)
     unsent = order(command.command_id)
     later = SchwabBroker(config_for(schwab_api, schwab_api.new_token_file(tmp_path)))
