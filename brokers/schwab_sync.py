@@ -29,7 +29,16 @@ from brokers.base import (
 from brokers.schwab_auth import Unauthorized
 from brokers.schwab_context import SchwabContext, log
 from brokers.schwab_orders import Tracked
-from brokers.schwab_wire import OPEN_STATUSES, Fill, SchwabOrder, error_text, loads, matches, parse_order
+from brokers.schwab_wire import (
+    OPEN_STATUSES,
+    Fill,
+    SchwabOrder,
+    error_text,
+    loads,
+    matches,
+    parse_order,
+    same_order,
+)
 
 LOOKBACK = timedelta(days=1)
 """How far back a listing reaches: the day's orders (and an overnight GTC's recent ones)."""
@@ -132,6 +141,14 @@ class OrderSync:
         assert tracked.unknown_since is not None
         after = tracked.entered_after or tracked.unknown_since - UNKNOWN_MATCH_SLACK
         book = self._ctx.book
+        if any(
+            other is not tracked and other.in_flight and same_order(other.order, tracked.order)
+            for _, other in book.live()
+        ):
+            # An identical order's place (or replace) is still to be answered: the order listed
+            # may be that one's, and taking it would leave two refs on one id (its fills
+            # counted twice, this one's own order nobody's). Looked for again at the next sync.
+            return
         candidates = [
             o
             for o in listed

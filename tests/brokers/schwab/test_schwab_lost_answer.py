@@ -1,0 +1,88 @@
+"""A place whose answer is lost on the way back (Schwab has the order, the adapter has no id):
+found again by its fields, never sent twice, and never taken for another of the floor's orders
+whose answer is still on its way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from brokers.base import OrderAccepted
+from brokers.schwab import SchwabBroker
+from tests.brokers.recorder import Recorder
+from tests.brokers.schwab.conftest import Adapter, below, config_for
+from tests.fixtures.paper import PaperStack
+from tests.fixtures.schwab import SchwabApi
+
+
+class LosingAnswers(httpx.AsyncBaseTransport):
+    """The adapter's HTTP hop to the emulator, where a place's answer can be lost (the request
+    done at Schwab, a read timeout here) or held back until the test lets it go."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+        self.lose = 0
+        self.hold: asyncio.Event | None = None
+        self.holding = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/orders"):
+            if self.lose:
+                self.lose -= 1
+                await response.aread()
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+            if self.hold is not None:
+                hold, self.hold = self.hold, None
+                self.holding.set()
+                await hold.wait()
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.fixture
+async def lossy(schwab_api: SchwabApi, tmp_path: Path) -> AsyncIterator[tuple[Adapter, LosingAnswers]]:
+    broker = SchwabBroker(config_for(schwab_api, schwab_api.new_token_file(tmp_path), request_timeout_s=1.0))
+    events = Recorder()
+    broker.set_event_handler(events)
+    await broker.connect()
+    session = broker.ctx.client.session
+    transport = LosingAnswers(session._transport)
+    session._transport = transport
+    try:
+        yield Adapter(broker, events, schwab_api.account_number), transport
+    finally:
+        broker.cancel_all()
+        await broker.close()
+
+
+async def test_a_lost_place_is_not_taken_for_an_identical_one_whose_answer_is_on_its_way(
+    lossy: tuple[Adapter, LosingAnswers], paper: PaperStack
+) -> None:
+    adapter, transport = lossy
+    bid, _ = await paper.quote("MSFT")
+    price = below(bid, "0.57")
+    lost = adapter.limit(price, qty=6)
+    later = adapter.limit(price, qty=6)  # the same order again, another of the floor's
+    transport.lose = 1
+    adapter.broker.place(lost)
+    release = transport.hold = asyncio.Event()
+    adapter.broker.place(later)
+    await asyncio.wait_for(transport.holding.wait(), 10.0)
+    # Polls run while the later order's answer is held: both orders are at Schwab, neither bound.
+    polled = adapter.broker.sync.poll
+    await polled()
+    await polled()
+    release.set()
+    first = await adapter.events.next(OrderAccepted, order_ref=later.order_ref)
+    found = await adapter.events.next(OrderAccepted, order_ref=lost.order_ref)
+    assert found.order_id != first.order_id
+    # Schwab has the two orders, each once, each the floor's under its own ref.
+    listed = [o for o in await adapter.broker.open_orders() if o.symbol == "MSFT" and o.limit_price == price]
+    assert sorted(o.order_ref for o in listed) == sorted((lost.order_ref, later.order_ref))
