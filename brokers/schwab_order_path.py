@@ -48,7 +48,7 @@ from brokers.base import (
 )
 from brokers.schwab_context import SESSION_LABEL, SchwabContext, log
 from brokers.schwab_orders import RequestBudget, Tracked
-from brokers.schwab_requests import CANCEL, PLACE, Refresh, Requests
+from brokers.schwab_requests import CANCEL, CANCEL_FAILED, PLACE, Refresh, Requests
 from brokers.schwab_wire import order_spec
 from trading.commands import OrderType
 
@@ -180,6 +180,16 @@ class OrderPath(Requests):
         self.last_cancel_all_ns = first or time.perf_counter_ns()
         if self._ctx.ready:
             self._spawn(self._cancel_foreign(), "schwab-cancel-foreign")
+        elif self._ctx.login_required is not None:
+            # No session comes back without a person: Schwab's open orders cannot even be
+            # listed, so say so (the floor's own are reported by the breaker's sweep).
+            self._ctx.notice(
+                0,
+                f"cancel all: nothing can be cancelled at Schwab until someone logs in "
+                f"({self._ctx.login_required}); cancel its open orders at Schwab (its site or app)",
+                ops_kind=CANCEL_FAILED,
+                severity="critical",
+            )
         else:
             self._foreign_due = True  # first thing once the session is back (resume)
         return self.last_cancel_all_ns

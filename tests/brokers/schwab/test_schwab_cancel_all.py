@@ -3,13 +3,15 @@ the adapter did not place, through the order limit's 429s."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from brokers.base import BrokerNotice, OrderAccepted
-from brokers.schwab import SchwabBroker
+from brokers.schwab import LoginRequired, SchwabBroker
+from brokers.schwab_requests import CANCEL_FAILED
 from tests.brokers.recorder import Recorder
 from tests.brokers.schwab.conftest import Adapter, below, config_for
 from tests.fixtures.paper import PaperStack
@@ -59,3 +61,21 @@ async def test_a_foreign_orders_cancel_refused_with_429_is_sent_again_not_droppe
         assert await eventually(all_cancelled, timeout=10.0, interval=0.2)
     finally:
         await later.close()
+
+
+async def test_a_cancel_all_without_a_login_says_schwabs_orders_are_not_cancelled(
+    schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    token = schwab_api.new_token_file(tmp_path, login_time=time.time() - 8 * 86400, access_ttl_s=0)
+    broker = SchwabBroker(config_for(schwab_api, token))
+    events = Recorder()
+    broker.set_event_handler(events)
+    with pytest.raises(LoginRequired):
+        await broker.connect()
+    try:
+        broker.cancel_all()  # the breaker trips while Schwab wants a person to log in
+        failed = events.of(BrokerNotice, ops_kind=CANCEL_FAILED)
+        assert len(failed) == 1 and failed[0].severity == "critical"
+        assert "log in" in failed[0].message
+    finally:
+        await broker.close()
