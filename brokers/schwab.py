@@ -83,6 +83,7 @@ class SchwabBroker:
         self.sync = OrderSync(self.ctx)
         self.orders = OrderPath(self.ctx, self.sync.refresh, self._request_failed)
         self.sync.resend = self.orders.resend
+        self.sync.found = self.orders.found
         self.stream = Streamer(
             self.ctx, self.market, self._activity, self._stream_down, self._stream_up, self._login_refused
         )

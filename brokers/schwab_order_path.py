@@ -150,10 +150,26 @@ class OrderPath(Requests):
             tracked.resend_if_missing = False
 
     def resend(self, order_ref: str) -> None:
-        """Place again an order whose place went unanswered and that Schwab does not list."""
+        """Place again an order whose place went unanswered and that Schwab does not list; one
+        cancelled meanwhile is not sent, it ends here."""
         tracked = self._known(order_ref)
-        if not tracked.done and tracked.order_id is None:
+        if tracked.done or tracked.order_id is not None:
+            return
+        if tracked.cancel_wanted:
+            self._end_locally(order_ref, tracked)
+        else:
             self._submit(PLACE, order_ref, "place")
+
+    def found(self, order_ref: str) -> None:
+        """An order whose place went unanswered was found at Schwab: what waited for its id (a
+        cancel, a modify) goes now."""
+        tracked = self._known(order_ref)
+        if tracked.done or tracked.order_id is None:
+            return
+        if tracked.cancel_wanted:
+            self._submit(CANCEL, order_ref, "cancel")
+        elif tracked.wanted is not None:
+            self._submit(PLACE, order_ref, "replace")
 
     def cancel(self, order_ref: str) -> int:
         tracked = self._known(order_ref)

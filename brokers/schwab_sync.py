@@ -79,6 +79,9 @@ class OrderSync:
         self._ctx = ctx
         self.resend: Callable[[str], None] = lambda _ref: None
         """Send an order again that Schwab never got (set by the adapter to its order path)."""
+        self.found: Callable[[str], None] = lambda _ref: None
+        """An order found by its fields now has its id: send what waited on it (a cancel, a
+        modify), as the answer of its place would have (set by the adapter to its order path)."""
         self.unfound: set[str] = set()
         """Acknowledged orders without a known id (adopted after a restart) that no listed
         order matched: the next reconciliation reports them lost."""
@@ -161,6 +164,7 @@ class OrderSync:
             book.bind(ref, candidates[0].order_id)
             log.info("schwab: %s found at Schwab as order %s", ref, candidates[0].order_id)
             self.apply(ref, tracked, candidates[0])
+            self.found(ref)
         elif tracked.acknowledged:
             self.unfound.add(ref)  # acknowledged once, listed nowhere: lost (see reconcile)
         elif not tracked.resend_if_missing:

@@ -11,12 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from brokers.base import OrderAccepted
+from brokers.base import BrokerOrderStatus, OrderAccepted, OrderStatusChanged
 from brokers.schwab import SchwabBroker
+from brokers.schwab_sync import list_orders
 from tests.brokers.recorder import Recorder
 from tests.brokers.schwab.conftest import Adapter, below, config_for
 from tests.fixtures.paper import PaperStack
 from tests.fixtures.schwab import SchwabApi
+from tests.helpers import eventually
 
 
 class LosingAnswers(httpx.AsyncBaseTransport):
@@ -26,10 +28,15 @@ class LosingAnswers(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self._inner = inner
         self.lose = 0
+        self.drop = 0
+        """Places lost before they reach Schwab (a connection that failed on the way)."""
         self.hold: asyncio.Event | None = None
         self.holding = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.drop and request.method == "POST" and request.url.path.endswith("/orders"):
+            self.drop -= 1
+            raise httpx.ConnectError("the place never reached Schwab", request=request)
         response = await self._inner.handle_async_request(request)
         if request.method == "POST" and request.url.path.endswith("/orders"):
             if self.lose:
@@ -86,3 +93,36 @@ async def test_a_lost_place_is_not_taken_for_an_identical_one_whose_answer_is_on
     # Schwab has the two orders, each once, each the floor's under its own ref.
     listed = [o for o in await adapter.broker.open_orders() if o.symbol == "MSFT" and o.limit_price == price]
     assert sorted(o.order_ref for o in listed) == sorted((lost.order_ref, later.order_ref))
+
+
+async def test_a_lost_place_cancelled_meanwhile_is_cancelled_once_found(
+    lossy: tuple[Adapter, LosingAnswers], paper: PaperStack
+) -> None:
+    adapter, transport = lossy
+    bid, _ = await paper.quote("MSFT")
+    order = adapter.limit(below(bid, "0.56"), qty=7)
+    transport.lose = 1
+    adapter.broker.place(order)
+    await eventually(lambda: adapter.broker.ctx.book.by_ref[order.order_ref].unknown_since is not None)
+    adapter.broker.cancel(order.order_ref)  # the floor (or its breaker) cancels it meanwhile
+    await adapter.events.next(
+        OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED, timeout=10.0
+    )
+    assert [o for o in await adapter.broker.open_orders() if o.order_ref == order.order_ref] == []
+
+
+async def test_a_place_that_never_arrived_cancelled_meanwhile_is_not_sent(
+    lossy: tuple[Adapter, LosingAnswers], paper: PaperStack
+) -> None:
+    adapter, transport = lossy
+    bid, _ = await paper.quote("MSFT")
+    order = adapter.limit(below(bid, "0.55"), qty=8)
+    transport.drop = 1
+    adapter.broker.place(order)
+    await eventually(lambda: adapter.broker.ctx.book.by_ref[order.order_ref].unknown_since is not None)
+    adapter.broker.cancel(order.order_ref)
+    await adapter.events.next(
+        OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED, timeout=10.0
+    )
+    sent = [o for o in await list_orders(adapter.broker.ctx) if o.limit_price == order.limit_price]
+    assert sent == []  # never sent after the cancel, not even to be cancelled at once
