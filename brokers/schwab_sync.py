@@ -123,8 +123,28 @@ class OrderSync:
     async def poll(self) -> list[SchwabOrder]:
         """One pass over the day's orders: every known one's changes reported, unknown places
         looked for. Returns the listing."""
-        listed = await list_orders(self._ctx)
+        listed = await self._listing()
         self.apply_listing(listed)
+        return listed
+
+    async def _listing(self) -> list[SchwabOrder]:
+        """The day's orders, and each of the floor's working orders entered before that (a GTC
+        stop placed days ago) asked for by its id: the listing's reach is not an order's age."""
+        listed = await list_orders(self._ctx)
+        ids = {o.order_id for o in listed}
+        client = self._ctx.require_client()
+        for _, tracked in self._ctx.book.live():
+            if tracked.order_id is None or tracked.order_id in ids:
+                continue
+            resp = await client.get_order(tracked.order_id, tracked.account_hash)
+            if resp.status_code == httpx.codes.NOT_FOUND:
+                continue  # Schwab does not know it: lost (see reconcile)
+            if resp.is_error:
+                error = Unauthorized if resp.status_code == httpx.codes.UNAUTHORIZED else ConnectionError
+                raise error(f"order {tracked.order_id}: {error_text(resp.status_code, resp.content)}")
+            order = parse_order(loads(resp.content))
+            listed.append(order if order.account else _with_account(order, tracked.order.account))
+            ids.add(order.order_id)
         return listed
 
     def apply_listing(self, listed: list[SchwabOrder]) -> None:
@@ -231,7 +251,7 @@ class OrderSync:
 
     async def reconcile(self, epoch: int) -> EpochReconciled:
         """The epoch's listing, after the order map was brought in line with it."""
-        listed = await list_orders(self._ctx)
+        listed = await self._listing()
         self.apply_listing(listed)
         listed_ids = {o.order_id for o in listed}
         lost = tuple(
