@@ -34,7 +34,7 @@ FOREIGN_CANCEL_TRIES = 5
 FOREIGN_CANCEL_BACKOFF_S = 0.5
 CANCEL_FAILED = "breaker.cancel_failed"
 """Ops event kind (the breaker sweep's): an open order a cancel-all could not cancel."""
-Refresh = Callable[[str], Awaitable[None]]
+Refresh = Callable[[str], Awaitable[bool]]
 
 
 class Requests:
@@ -156,7 +156,13 @@ class Requests:
             tracked.in_flight = False
             return
         tracked.wanted = None
-        # The rest of the order at the new price: fills so far stay on the old id.
+        if not await self._heard_fills(order_ref) or tracked.done or tracked.order_id != old_id:
+            # Not known what is left (or the order ended, or has another id now): not sent now.
+            self._replace_later(order_ref, tracked, desired)
+            return
+        # The rest of the order at the new price: fills so far stay on the old id. Schwab's
+        # replace is a new order of the quantity it names, so "so far" is what Schwab says now,
+        # not what the adapter last heard (a fill it had not heard of would be bought again).
         spec = order_spec(replace(desired, quantity=max(1, desired.quantity - tracked.filled)))
         spec["orderLegCollection"][0]["instruction"] = (
             tracked.instruction or spec["orderLegCollection"][0]["instruction"]
@@ -178,6 +184,27 @@ class Requests:
             self._ctx.book.bind(order_ref, new_id)
             log.info("schwab: %s replaced, order id %s -> %s", order_ref, old_id, new_id)
         await self._after_answer(order_ref, tracked)
+
+    def _replace_later(self, order_ref: str, tracked: Tracked, desired: Any) -> None:
+        """The replace did not go: a cancel asked for meanwhile goes instead; else the newest
+        level is replaced once REPLACE_INTERVAL_S has passed (an order that ended, nothing)."""
+        tracked.in_flight = False
+        if tracked.done:
+            return
+        if tracked.cancel_wanted:
+            self._submit(CANCEL, order_ref, "cancel")
+            return
+        tracked.wanted = tracked.wanted or desired
+        self._submit(PLACE, order_ref, "replace")
+
+    async def _heard_fills(self, order_ref: str) -> bool:
+        """Read the order at Schwab and report what changed (its fills above all); False when
+        the read failed."""
+        try:
+            return await self._refresh(order_ref)
+        except Exception as exc:  # noqa: BLE001 - the session's sake is sorted by on_failure
+            self._on_failure(exc)
+            return False
 
     def _rejected(
         self, order_ref: str, tracked: Tracked, resp: Any, category: str, still_working: bool

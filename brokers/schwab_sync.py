@@ -86,11 +86,12 @@ class OrderSync:
         """Acknowledged orders without a known id (adopted after a restart) that no listed
         order matched: the next reconciliation reports them lost."""
 
-    async def refresh(self, order_ref: str) -> None:
-        """Ask Schwab for the order's current incarnation and report what changed."""
+    async def refresh(self, order_ref: str) -> bool:
+        """Ask Schwab for the order's current incarnation and report what changed; False when
+        Schwab did not answer with it."""
         tracked = self._ctx.book.get(order_ref)
         if tracked is None or tracked.order_id is None:
-            return
+            return False
         client = self._ctx.require_client()
         resp = await client.get_order(tracked.order_id, tracked.account_hash)
         if resp.status_code == httpx.codes.UNAUTHORIZED:
@@ -102,8 +103,9 @@ class OrderSync:
                 tracked.order_id,
                 error_text(resp.status_code, resp.content),
             )
-            return
+            return False
         self.apply(order_ref, tracked, parse_order(loads(resp.content)))
+        return True
 
     async def refresh_id(self, order_id: int) -> None:
         """An account-activity prompt for ``order_id`` (which may be a replace's new id)."""

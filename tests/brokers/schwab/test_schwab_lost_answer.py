@@ -1,11 +1,13 @@
 """A place whose answer is lost on the way back (Schwab has the order, the adapter has no id):
 found again by its fields, never sent twice, and never taken for another of the floor's orders
-whose answer is still on its way."""
+whose answer is still on its way. And a replace sent while the adapter had not heard of the
+order's fills: it replaces what is left, not the whole."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -14,11 +16,13 @@ import pytest
 from brokers.base import BrokerOrderStatus, OrderAccepted, OrderStatusChanged
 from brokers.schwab import SchwabBroker
 from brokers.schwab_sync import list_orders
+from brokers.schwab_wire import parse_order
 from tests.brokers.recorder import Recorder
 from tests.brokers.schwab.conftest import Adapter, below, config_for
 from tests.fixtures.paper import PaperStack
 from tests.fixtures.schwab import SchwabApi
 from tests.helpers import eventually
+from trading.commands import Side
 
 
 class LosingAnswers(httpx.AsyncBaseTransport):
@@ -29,11 +33,15 @@ class LosingAnswers(httpx.AsyncBaseTransport):
         self._inner = inner
         self.lose = 0
         self.drop = 0
+        self.block_reads = False
+        """Every read of orders answered 503 (the adapter hears of no fill)."""
         """Places lost before they reach Schwab (a connection that failed on the way)."""
         self.hold: asyncio.Event | None = None
         self.holding = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.block_reads and request.method == "GET" and "/orders" in request.url.path:
+            return httpx.Response(503, json={"message": "Service temporarily unavailable", "errors": []})
         if self.drop and request.method == "POST" and request.url.path.endswith("/orders"):
             self.drop -= 1
             raise httpx.ConnectError("the place never reached Schwab", request=request)
@@ -126,3 +134,40 @@ async def test_a_place_that_never_arrived_cancelled_meanwhile_is_not_sent(
     )
     sent = [o for o in await list_orders(adapter.broker.ctx) if o.limit_price == order.limit_price]
     assert sent == []  # never sent after the cancel, not even to be cancelled at once
+
+
+async def test_a_replace_leaves_out_the_fills_the_adapter_had_not_heard_of(
+    lossy: tuple[Adapter, LosingAnswers], paper: PaperStack
+) -> None:
+    adapter, transport = lossy
+    broker = adapter.broker
+    _, ask = await paper.quote("NVDA")
+    transport.block_reads = True  # the fills at the place are not heard of
+    order = adapter.limit(ask, qty=3000, symbol="NVDA")  # takes what the ask has, rests the rest
+    broker.place(order)
+    first = await eventually(lambda: broker.ctx.book.by_ref[order.order_ref].order_id)
+    broker.modify(order.order_ref, limit_price=ask - Decimal("5"))  # a new level, resting
+    try:
+        transport.block_reads = False
+        moved = await adapter.events.next(
+            OrderAccepted, order_ref=order.order_ref, where=lambda e: e.order_id != first, timeout=10.0
+        )
+        client = broker.ctx.client
+        old = parse_order((await client.get_order(first, broker.ctx.hash_of(adapter.account))).json())
+        new = parse_order(
+            (await client.get_order(moved.order_id, broker.ctx.hash_of(adapter.account))).json()
+        )
+        assert old.filled > 0
+        assert old.filled + new.quantity <= order.quantity  # never more than the order at Schwab
+    finally:
+        broker.cancel(order.order_ref)
+        await adapter.events.next(
+            OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED
+        )
+        tracked = broker.ctx.book.by_ref[order.order_ref]
+        if tracked.filled:  # the account flat again for the tests after
+            flat = adapter.market(qty=tracked.filled, side=Side.SELL, symbol="NVDA")
+            broker.place(flat)
+            await adapter.events.next(
+                OrderStatusChanged, order_ref=flat.order_ref, status=BrokerOrderStatus.FILLED
+            )
