@@ -93,7 +93,7 @@ class SchwabBroker:
         self._ready_event = asyncio.Event()
         self._refreshing = False
         self._up = False
-        """An epoch is open and its end not yet reported."""
+        """An epoch was announced and its end not yet reported."""
 
     def _emit(self, event: BrokerEvent) -> None:
         try:
@@ -231,6 +231,9 @@ class SchwabBroker:
         self.ctx.epoch += 1
         epoch = self.ctx.epoch
         self._session_event(change, cause)
+        # Open from its announcement: one that fails before its reconciliation is ended
+        # (DISCONNECTED) by the drop that follows, never left open under the next one.
+        self._up = True
         if not self.config.readonly:
             listing = await self.sync.reconcile(epoch)
             if epoch != self.ctx.epoch or self._closing:
