@@ -310,6 +310,8 @@ class Broker(Protocol):
         *,
         acknowledged: bool = True,
         listed: OpenOrder | None = None,
+        broker_order_id: int | None = None,
+        sent_after: datetime | None = None,
     ) -> None:
         """Know an order an earlier process of the floor placed, by its ``order_ref``, so
         :meth:`cancel`, :meth:`modify` and the events of this session reach it. Never sends
@@ -327,7 +329,17 @@ class Broker(Protocol):
 
         ``listed``: the order as :meth:`open_orders` lists it now, for one adopted after
         :meth:`connect` (found at the broker, not in the floor's records): bound to that broker
-        order at once when it is this session's client's."""
+        order at once when it is this session's client's.
+
+        ``broker_order_id``: the broker's id of the order as the floor last recorded it, for a
+        broker that keeps no client order id (Schwab): the order is bound to that id (and, at
+        Schwab, followed through the replaces since), not looked for by its fields, which an
+        earlier order with the same fields also has. A broker matching by ``order_ref`` (IB)
+        ignores it.
+
+        ``sent_after``: when the floor ledgered it (it reached the broker after that, if at
+        all): a broker that finds an order without an id by its fields (Schwab) looks only at
+        orders entered since, not at an identical one the floor placed and ended before."""
         ...
 
     def modify(

@@ -196,9 +196,18 @@ class ByAccountBroker:
         *,
         acknowledged: bool = True,
         listed: OpenOrder | None = None,
+        broker_order_id: int | None = None,
+        sent_after: datetime | None = None,
     ) -> None:
         name = self._name_for(order.account)
-        self.brokers[name].adopt(order, filled, acknowledged=acknowledged, listed=listed)
+        self.brokers[name].adopt(
+            order,
+            filled,
+            acknowledged=acknowledged,
+            listed=listed,
+            broker_order_id=broker_order_id,
+            sent_after=sent_after,
+        )
         self._refs[order.order_ref] = name
 
     def modify(

@@ -207,7 +207,10 @@ class IbkrBroker:
         *,
         acknowledged: bool = True,
         listed: OpenOrder | None = None,
+        broker_order_id: int | None = None,
+        sent_after: datetime | None = None,
     ) -> None:
+        # IB knows the order by its orderRef: broker_order_id and sent_after are not needed.
         self._writable().adopt(order, filled, acknowledged=acknowledged, listed=listed)
 
     def cancel_all(self) -> int:

@@ -83,6 +83,7 @@ class SchwabBroker:
         self.sync = OrderSync(self.ctx)
         self.orders = OrderPath(self.ctx, self.sync.refresh, self._request_failed)
         self.sync.resend = self.orders.resend
+        self.sync.found = self.orders.found
         self.stream = Streamer(
             self.ctx, self.market, self._activity, self._stream_down, self._stream_up, self._login_refused
         )
@@ -92,7 +93,7 @@ class SchwabBroker:
         self._ready_event = asyncio.Event()
         self._refreshing = False
         self._up = False
-        """An epoch is open and its end not yet reported."""
+        """An epoch was announced and its end not yet reported."""
 
     def _emit(self, event: BrokerEvent) -> None:
         try:
@@ -230,6 +231,9 @@ class SchwabBroker:
         self.ctx.epoch += 1
         epoch = self.ctx.epoch
         self._session_event(change, cause)
+        # Open from its announcement: one that fails before its reconciliation is ended
+        # (DISCONNECTED) by the drop that follows, never left open under the next one.
+        self._up = True
         if not self.config.readonly:
             listing = await self.sync.reconcile(epoch)
             if epoch != self.ctx.epoch or self._closing:
@@ -345,9 +349,11 @@ class SchwabBroker:
         *,
         acknowledged: bool = True,
         listed: OpenOrder | None = None,
+        broker_order_id: int | None = None,
+        sent_after: datetime | None = None,
     ) -> None:
-        order_id = listed.order_id if listed is not None else None
-        self._writable().adopt(order, filled, acknowledged, order_id)
+        order_id = listed.order_id if listed is not None else broker_order_id
+        self._writable().adopt(order, filled, acknowledged, order_id, sent_after)
 
     def modify(
         self,

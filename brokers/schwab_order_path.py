@@ -48,10 +48,14 @@ from brokers.base import (
 )
 from brokers.schwab_context import SESSION_LABEL, SchwabContext, log
 from brokers.schwab_orders import RequestBudget, Tracked
-from brokers.schwab_requests import CANCEL, PLACE, Refresh, Requests
+from brokers.schwab_requests import CANCEL, CANCEL_FAILED, PLACE, Refresh, Requests
 from brokers.schwab_wire import order_spec
 from trading.commands import OrderType
 
+ENTERED_TIME_SLACK = timedelta(seconds=5)
+"""Schwab's entered time is whole seconds (truncated), on Schwab's clock, not the floor's: an
+order Schwab has must not be missed (it would be sent again), so a few seconds of leeway; two
+identical orders ledgered closer than that are told apart by nothing."""
 REPLACE_INTERVAL_S = 1.0
 """One replace per order per second at most: the newest wanted level goes when it is up."""
 
@@ -121,7 +125,14 @@ class OrderPath(Requests):
             order.order_ref, sent=write_ns > 0, write_ns=write_ns, session=SESSION_LABEL, client_id=0
         )
 
-    def adopt(self, order: BrokerOrder, filled: int, acknowledged: bool, order_id: int | None) -> None:
+    def adopt(
+        self,
+        order: BrokerOrder,
+        filled: int,
+        acknowledged: bool,
+        order_id: int | None,
+        sent_after: datetime | None = None,
+    ) -> None:
         if self._ctx.book.get(order.order_ref) is not None:
             return
         tracked = Tracked(order, self._ctx.hash_of(order.account), filled=filled, acknowledged=acknowledged)
@@ -131,15 +142,34 @@ class OrderPath(Requests):
             self._ctx.book.bind(order.order_ref, order_id)
         else:
             # Perhaps placed by an earlier process (Schwab keeps no order_ref): looked for by
-            # its fields among the day's orders at the first reconciliation.
-            tracked.unknown_since = datetime.now(UTC) - timedelta(days=1)
+            # its fields at the first reconciliation, among the orders entered since it was
+            # ledgered (an identical one the floor ended before is not it), else the day's.
+            tracked.unknown_since = sent_after or datetime.now(UTC) - timedelta(days=1)
+            if sent_after is not None:
+                tracked.entered_after = sent_after - ENTERED_TIME_SLACK
             tracked.resend_if_missing = False
 
     def resend(self, order_ref: str) -> None:
-        """Place again an order whose place went unanswered and that Schwab does not list."""
+        """Place again an order whose place went unanswered and that Schwab does not list; one
+        cancelled meanwhile is not sent, it ends here."""
         tracked = self._known(order_ref)
-        if not tracked.done and tracked.order_id is None:
+        if tracked.done or tracked.order_id is not None:
+            return
+        if tracked.cancel_wanted:
+            self._end_locally(order_ref, tracked)
+        else:
             self._submit(PLACE, order_ref, "place")
+
+    def found(self, order_ref: str) -> None:
+        """An order whose place went unanswered was found at Schwab: what waited for its id (a
+        cancel, a modify) goes now."""
+        tracked = self._known(order_ref)
+        if tracked.done or tracked.order_id is None:
+            return
+        if tracked.cancel_wanted:
+            self._submit(CANCEL, order_ref, "cancel")
+        elif tracked.wanted is not None:
+            self._submit(PLACE, order_ref, "replace")
 
     def cancel(self, order_ref: str) -> int:
         tracked = self._known(order_ref)
@@ -166,6 +196,16 @@ class OrderPath(Requests):
         self.last_cancel_all_ns = first or time.perf_counter_ns()
         if self._ctx.ready:
             self._spawn(self._cancel_foreign(), "schwab-cancel-foreign")
+        elif self._ctx.login_required is not None:
+            # No session comes back without a person: Schwab's open orders cannot even be
+            # listed, so say so (the floor's own are reported by the breaker's sweep).
+            self._ctx.notice(
+                0,
+                f"cancel all: nothing can be cancelled at Schwab until someone logs in "
+                f"({self._ctx.login_required}); cancel its open orders at Schwab (its site or app)",
+                ops_kind=CANCEL_FAILED,
+                severity="critical",
+            )
         else:
             self._foreign_due = True  # first thing once the session is back (resume)
         return self.last_cancel_all_ns

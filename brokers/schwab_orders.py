@@ -104,6 +104,9 @@ class Tracked:
     """A place (or replace) request is out and its answer not in."""
     unknown_since: datetime | None = None
     """A place whose answer never came: Schwab may have it; found by matching, never re-sent blind."""
+    entered_after: datetime | None = None
+    """For an order adopted after a restart: Schwab entered it after this, if at all (it was
+    ledgered then), so an identical order entered before is another."""
     wanted: BrokerOrder | None = None
     """A modify waiting to go out as a replace (the newest one wins)."""
     cancel_wanted: bool = False

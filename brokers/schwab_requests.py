@@ -29,7 +29,12 @@ LOCATION = re.compile(r"/accounts/(\w+)/orders/(\d+)")
 CANCEL, PLACE = 0, 1
 """Queue priorities: cancels before places and replaces."""
 RATE_LIMITED_CODE = 429
-Refresh = Callable[[str], Awaitable[None]]
+FOREIGN_CANCEL_TRIES = 5
+"""A foreign order's cancel that fails for the session's sake (not a 429) is sent this often."""
+FOREIGN_CANCEL_BACKOFF_S = 0.5
+CANCEL_FAILED = "breaker.cancel_failed"
+"""Ops event kind (the breaker sweep's): an open order a cancel-all could not cancel."""
+Refresh = Callable[[str], Awaitable[bool]]
 
 
 class Requests:
@@ -151,7 +156,13 @@ class Requests:
             tracked.in_flight = False
             return
         tracked.wanted = None
-        # The rest of the order at the new price: fills so far stay on the old id.
+        if not await self._heard_fills(order_ref) or tracked.done or tracked.order_id != old_id:
+            # Not known what is left (or the order ended, or has another id now): not sent now.
+            self._replace_later(order_ref, tracked, desired)
+            return
+        # The rest of the order at the new price: fills so far stay on the old id. Schwab's
+        # replace is a new order of the quantity it names, so "so far" is what Schwab says now,
+        # not what the adapter last heard (a fill it had not heard of would be bought again).
         spec = order_spec(replace(desired, quantity=max(1, desired.quantity - tracked.filled)))
         spec["orderLegCollection"][0]["instruction"] = (
             tracked.instruction or spec["orderLegCollection"][0]["instruction"]
@@ -173,6 +184,27 @@ class Requests:
             self._ctx.book.bind(order_ref, new_id)
             log.info("schwab: %s replaced, order id %s -> %s", order_ref, old_id, new_id)
         await self._after_answer(order_ref, tracked)
+
+    def _replace_later(self, order_ref: str, tracked: Tracked, desired: Any) -> None:
+        """The replace did not go: a cancel asked for meanwhile goes instead; else the newest
+        level is replaced once REPLACE_INTERVAL_S has passed (an order that ended, nothing)."""
+        tracked.in_flight = False
+        if tracked.done:
+            return
+        if tracked.cancel_wanted:
+            self._submit(CANCEL, order_ref, "cancel")
+            return
+        tracked.wanted = tracked.wanted or desired
+        self._submit(PLACE, order_ref, "replace")
+
+    async def _heard_fills(self, order_ref: str) -> bool:
+        """Read the order at Schwab and report what changed (its fills above all); False when
+        the read failed."""
+        try:
+            return await self._refresh(order_ref)
+        except Exception as exc:  # noqa: BLE001 - the session's sake is sorted by on_failure
+            self._on_failure(exc)
+            return False
 
     def _rejected(
         self, order_ref: str, tracked: Tracked, resp: Any, category: str, still_working: bool
@@ -218,8 +250,10 @@ class Requests:
         except Exception as exc:  # noqa: BLE001 - the known orders' cancels are out already
             self._ctx.notice(
                 0,
-                f"cancel all: Schwab's open orders not listed ({exc}); only the floor's were cancelled",
-                severity="warning",
+                f"cancel all: Schwab's open orders not listed ({exc}); only the floor's were "
+                "cancelled: look for others at Schwab (its site or app) and cancel them",
+                ops_kind=CANCEL_FAILED,
+                severity="critical",
             )
             return
         client = self._ctx.require_client()
@@ -231,17 +265,65 @@ class Requests:
             return abs(price - mid) if price is not None and mid is not None else Decimal(0)
 
         for listed_order in sorted(foreign, key=distance):
-            account_hash = self._ctx.hash_of(listed_order.account)
-            budget = self._ctx.budget(account_hash)
-            while not budget.try_take():  # noqa: ASYNC110 - the budget frees with time, not an event
-                await asyncio.sleep(max(0.01, budget.wait_s()))
-            resp = await client.cancel_order(listed_order.order_id, account_hash)
-            if resp.is_error:
+            await self._cancel_foreign_one(client, listed_order.account, listed_order.order_id)
+
+    async def _cancel_foreign_one(self, client: Any, account: str, order_id: int) -> None:
+        """One foreign order's cancel, sent again after a 429 (once its Retry-After has passed)
+        or a failure of the session's (up to FOREIGN_CANCEL_TRIES); one that never goes is
+        reported as :data:`CANCEL_FAILED`, as the breaker's sweep reports the floor's own."""
+        account_hash = self._ctx.hash_of(account)
+        problem = ""
+        tries = 0
+        while tries < FOREIGN_CANCEL_TRIES:
+            await self._take(account_hash)
+            try:
+                resp = await client.cancel_order(order_id, account_hash)
+            except Exception as exc:  # noqa: BLE001 - sorted: login refused, or tried again
+                problem = f"{type(exc).__name__}: {exc}"
+                if is_login_error(exc):
+                    self._on_failure(exc)
+                    break
+                tries += 1
+                await asyncio.sleep(FOREIGN_CANCEL_BACKOFF_S * tries)
+                continue
+            status = resp.status_code
+            if status == RATE_LIMITED_CODE:
+                retry = _retry_after(resp)
+                self._ctx.budget(account_hash).block(retry)
                 self._ctx.notice(
-                    resp.status_code,
-                    f"cancel of foreign order {listed_order.order_id}: "
-                    f"{error_text(resp.status_code, resp.content)}",
+                    status,
+                    f"cancel of foreign order {order_id}: {error_text(status, resp.content)}; "
+                    f"sent again in {retry:.1f}s",
+                    severity="warning",
                 )
+                continue  # not a failure: the order limit paces it
+            if status == httpx.codes.UNAUTHORIZED or status >= 500:
+                problem = error_text(status, resp.content)
+                if status == httpx.codes.UNAUTHORIZED:
+                    self._on_failure(Unauthorized(problem))
+                tries += 1
+                await asyncio.sleep(FOREIGN_CANCEL_BACKOFF_S * tries)
+                continue
+            if resp.is_error:  # refused for the order's sake (it filled or ended meanwhile)
+                self._ctx.notice(
+                    status,
+                    f"cancel of foreign order {order_id}: {error_text(status, resp.content)}",
+                    severity="warning",
+                )
+            return
+        self._ctx.notice(
+            0,
+            f"cancel all: foreign order {order_id} of {account} could not be cancelled ({problem}): "
+            "cancel it at Schwab (its site or app)",
+            ops_kind=CANCEL_FAILED,
+            severity="critical",
+        )
+
+    async def _take(self, account_hash: str) -> None:
+        """One request of the account's order limit, waiting while it is spent (the budget is
+        looked up again each time: a new order limit replaces it)."""
+        while not (budget := self._ctx.budget(account_hash)).try_take():  # noqa: ASYNC110 - frees with time
+            await asyncio.sleep(min(1.0, max(0.01, budget.wait_s())))
 
 
 def _order_id(resp: Any) -> int | None:

@@ -29,7 +29,16 @@ from brokers.base import (
 from brokers.schwab_auth import Unauthorized
 from brokers.schwab_context import SchwabContext, log
 from brokers.schwab_orders import Tracked
-from brokers.schwab_wire import OPEN_STATUSES, Fill, SchwabOrder, error_text, loads, matches, parse_order
+from brokers.schwab_wire import (
+    OPEN_STATUSES,
+    Fill,
+    SchwabOrder,
+    error_text,
+    loads,
+    matches,
+    parse_order,
+    same_order,
+)
 
 LOOKBACK = timedelta(days=1)
 """How far back a listing reaches: the day's orders (and an overnight GTC's recent ones)."""
@@ -70,15 +79,19 @@ class OrderSync:
         self._ctx = ctx
         self.resend: Callable[[str], None] = lambda _ref: None
         """Send an order again that Schwab never got (set by the adapter to its order path)."""
+        self.found: Callable[[str], None] = lambda _ref: None
+        """An order found by its fields now has its id: send what waited on it (a cancel, a
+        modify), as the answer of its place would have (set by the adapter to its order path)."""
         self.unfound: set[str] = set()
         """Acknowledged orders without a known id (adopted after a restart) that no listed
         order matched: the next reconciliation reports them lost."""
 
-    async def refresh(self, order_ref: str) -> None:
-        """Ask Schwab for the order's current incarnation and report what changed."""
+    async def refresh(self, order_ref: str) -> bool:
+        """Ask Schwab for the order's current incarnation and report what changed; False when
+        Schwab did not answer with it."""
         tracked = self._ctx.book.get(order_ref)
         if tracked is None or tracked.order_id is None:
-            return
+            return False
         client = self._ctx.require_client()
         resp = await client.get_order(tracked.order_id, tracked.account_hash)
         if resp.status_code == httpx.codes.UNAUTHORIZED:
@@ -90,8 +103,9 @@ class OrderSync:
                 tracked.order_id,
                 error_text(resp.status_code, resp.content),
             )
-            return
+            return False
         self.apply(order_ref, tracked, parse_order(loads(resp.content)))
+        return True
 
     async def refresh_id(self, order_id: int) -> None:
         """An account-activity prompt for ``order_id`` (which may be a replace's new id)."""
@@ -111,8 +125,28 @@ class OrderSync:
     async def poll(self) -> list[SchwabOrder]:
         """One pass over the day's orders: every known one's changes reported, unknown places
         looked for. Returns the listing."""
-        listed = await list_orders(self._ctx)
+        listed = await self._listing()
         self.apply_listing(listed)
+        return listed
+
+    async def _listing(self) -> list[SchwabOrder]:
+        """The day's orders, and each of the floor's working orders entered before that (a GTC
+        stop placed days ago) asked for by its id: the listing's reach is not an order's age."""
+        listed = await list_orders(self._ctx)
+        ids = {o.order_id for o in listed}
+        client = self._ctx.require_client()
+        for _, tracked in self._ctx.book.live():
+            if tracked.order_id is None or tracked.order_id in ids:
+                continue
+            resp = await client.get_order(tracked.order_id, tracked.account_hash)
+            if resp.status_code == httpx.codes.NOT_FOUND:
+                continue  # Schwab does not know it: lost (see reconcile)
+            if resp.is_error:
+                error = Unauthorized if resp.status_code == httpx.codes.UNAUTHORIZED else ConnectionError
+                raise error(f"order {tracked.order_id}: {error_text(resp.status_code, resp.content)}")
+            order = parse_order(loads(resp.content))
+            listed.append(order if order.account else _with_account(order, tracked.order.account))
+            ids.add(order.order_id)
         return listed
 
     def apply_listing(self, listed: list[SchwabOrder]) -> None:
@@ -130,8 +164,16 @@ class OrderSync:
         """A place whose answer was lost: bind it to the one unclaimed order that matches it,
         entered after it was sent; none matching: Schwab never got it, so it is sent again."""
         assert tracked.unknown_since is not None
-        after = tracked.unknown_since - UNKNOWN_MATCH_SLACK
+        after = tracked.entered_after or tracked.unknown_since - UNKNOWN_MATCH_SLACK
         book = self._ctx.book
+        if any(
+            other is not tracked and other.in_flight and same_order(other.order, tracked.order)
+            for _, other in book.live()
+        ):
+            # An identical order's place (or replace) is still to be answered: the order listed
+            # may be that one's, and taking it would leave two refs on one id (its fills
+            # counted twice, this one's own order nobody's). Looked for again at the next sync.
+            return
         candidates = [
             o
             for o in listed
@@ -144,6 +186,7 @@ class OrderSync:
             book.bind(ref, candidates[0].order_id)
             log.info("schwab: %s found at Schwab as order %s", ref, candidates[0].order_id)
             self.apply(ref, tracked, candidates[0])
+            self.found(ref)
         elif tracked.acknowledged:
             self.unfound.add(ref)  # acknowledged once, listed nowhere: lost (see reconcile)
         elif not tracked.resend_if_missing:
@@ -210,7 +253,7 @@ class OrderSync:
 
     async def reconcile(self, epoch: int) -> EpochReconciled:
         """The epoch's listing, after the order map was brought in line with it."""
-        listed = await list_orders(self._ctx)
+        listed = await self._listing()
         self.apply_listing(listed)
         listed_ids = {o.order_id for o in listed}
         lost = tuple(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -241,6 +241,11 @@ def matches(order: BrokerOrder, listed: SchwabOrder) -> bool:
         and listed.limit_price == order.limit_price
         and (order.order_type is OrderType.TRAIL or listed.stop_price == order.stop_price)
     )
+
+
+def same_order(a: BrokerOrder, b: BrokerOrder) -> bool:
+    """Two of the floor's orders Schwab could not tell apart (every field but the order_ref)."""
+    return replace(a, order_ref=b.order_ref) == b
 
 
 def error_text(status: int, content: bytes) -> str:

@@ -56,7 +56,7 @@ from trading.ledger_trust import LedgerRow, check_entry
 from trading.order_events import EventKind, OrderEvent
 from trading.order_state import order_state
 from trading.orders import Expired, Rejected
-from trading.sentry import STALE
+from trading.sentry import DEFAULT_MAX_SKEW, STALE
 from trading.session_calendar import SessionCalendar
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,10 @@ class Adopted:
     """The order as it was placed (from its verified ledger entry when there is one)."""
     filled: int
     """What the floor has recorded as filled."""
+    broker_order_id: int | None = None
+    """The broker's id of it as last recorded (Schwab's current one after a replace)."""
+    sent_after: datetime | None = None
+    """When it was accepted (it reached the broker after that)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ class Parked:
     :data:`RESEND_HORIZON`: kept working if the broker has it, else ended ``rejected``."""
     problem: str = ""
     """Why its entry does not verify (for :data:`NOT_VERIFIED`)."""
+    sent_after: datetime | None = None
+    """When it was accepted (it reached the broker after that, if at all)."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,8 @@ async def restore_orders(
         book.order_working(order)
         if state.kind is not EventKind.ACCEPTED:
             working += 1
-            adopted.append(Adopted(await _placed_order(db, order), order.filled_qty))
+            placed = await _placed_order(db, order)
+            adopted.append(Adopted(placed, order.filled_qty, order.broker_order_id, order.accepted_at))
         elif not await _is_ledgered(db, state.command_id):
             # Write-ahead: what the ledger does not hold never goes to the broker.
             order.end(Rejected(NOT_LEDGERED))
@@ -191,7 +198,8 @@ async def restore_orders(
             if held is not None and not held.done:
                 # Its accepted row says it may have been written to the broker: not ended
                 # before the broker is asked (a resting order would be left out of reach).
-                parked.append(Parked(await _placed_order(db, held), NOT_VERIFIED, resend))
+                placed = await _placed_order(db, held)
+                parked.append(Parked(placed, NOT_VERIFIED, resend, held.accepted_at))
             continue
         command = resend.command
         held = orders.get(command.command_id)
@@ -219,7 +227,7 @@ async def restore_orders(
         # Its key revoked since: cancelled if the broker has it, like an unverified entry.
         problem = await _entry_problem_now(db, order.command_id)
         reason = STALE if problem is None else NOT_VERIFIED
-        parked.append(Parked(ledgered.broker_order(order.quantity), reason, problem or ""))
+        parked.append(Parked(ledgered.broker_order(order.quantity), reason, problem or "", order.accepted_at))
     return Restored(
         working,
         tuple(to_send),
@@ -418,7 +426,12 @@ async def connect_and_resend(
     """
     for known in adopted:
         try:
-            broker.adopt(known.order, known.filled)
+            broker.adopt(
+                known.order,
+                known.filled,
+                broker_order_id=known.broker_order_id,
+                sent_after=known.sent_after,
+            )
         except OrderInvalid as exc:
             log.error(
                 "working order %s cannot be adopted (%s): the broker's reports of it are not matched",
@@ -427,8 +440,12 @@ async def connect_and_resend(
             )
     unacknowledged: list[Resend | Parked] = [*to_send, *parked]
     for resend in unacknowledged:
+        # A command may be issued up to the sentry's skew ahead of the floor's clock.
+        sent_after = (
+            resend.command.issued_at - DEFAULT_MAX_SKEW if isinstance(resend, Resend) else resend.sent_after
+        )
         try:
-            broker.adopt(resend.order, acknowledged=False)
+            broker.adopt(resend.order, acknowledged=False, sent_after=sent_after)
         except OrderInvalid as exc:
             log.error(
                 "held order %s cannot be adopted (%s); it is refused when released",

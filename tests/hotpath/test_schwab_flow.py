@@ -115,3 +115,27 @@ async def test_an_order_working_at_schwab_across_a_kill_9_restart_is_cancelled_b
 
 async def _open_orders_are(live: LiveFloor, expected: int) -> bool:
     return await live.open_orders() == expected
+
+
+@pytest.mark.long  # a kill -9 restart of the hot path: seconds more than make test can spend
+async def test_an_order_found_again_after_a_restart_is_not_taken_for_an_identical_ended_one(
+    live: LiveFloor,
+) -> None:
+    """Schwab lists the day's orders, newest first: an order with the same fields that the
+    floor placed later and cancelled must not be taken for the one still working."""
+    live = dataclasses.replace(live, account=SCHWAB_ACCOUNT, broker="schwab")
+    limit = await live.below_bid(Decimal("0.64"))
+    working = await live.submit(live.enter(symbol="AAPL", limit=limit, stop=limit - 5, quantity=2))
+    working_id = working.command.command_id
+    await live.event(working_id, EventKind.SUBMITTED)
+    ended = await live.submit(live.enter(symbol="AAPL", limit=limit, stop=limit - 5, quantity=2))
+    ended_id = ended.command.command_id
+    await live.event(ended_id, EventKind.SUBMITTED)
+    await live.submit(cancel_command(live.agent.agent_id, ended_id, account=SCHWAB_ACCOUNT))
+    await live.event(ended_id, EventKind.CANCELLED)
+    before = await live.open_orders()
+    await live.hotpath.restart(kill=True)
+    assert await live.open_orders() == before
+    await live.submit(cancel_command(live.agent.agent_id, working_id, account=SCHWAB_ACCOUNT))
+    await live.event(working_id, EventKind.CANCELLED)
+    await eventually(lambda: _open_orders_are(live, before - 1), timeout=10.0)

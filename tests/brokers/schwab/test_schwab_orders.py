@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from brokers import schwab_sync
 from brokers.base import (
     Broker,
     BrokerOrderStatus,
@@ -23,6 +29,7 @@ from tests.brokers.schwab.conftest import Adapter, below, config_for
 from tests.fixtures.paper import PaperStack
 from tests.fixtures.schwab import SchwabApi
 from tests.helpers import eventually
+from trading.commands import TimeInForce
 
 
 async def test_adapter_is_a_broker_and_opens_a_reconciled_epoch(adapter: Adapter) -> None:
@@ -132,3 +139,23 @@ async def test_quotes_books_and_trades_stream_from_the_streamer(adapter: Adapter
     book = books[-1]
     assert book.bids and book.asks and book.bids[0].price < book.asks[0].price
     assert all(t.size > 0 and t.price > 0 and t.venue_volume for t in trades)
+
+
+async def test_an_order_entered_before_the_listings_reach_is_not_lost(
+    adapter: Adapter, paper: PaperStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GTC order (a protective stop) works at Schwab for days; the listing reaches back one
+    day. Here the reach is shortened to a second, as the order's age is what matters."""
+    bid, _ = await paper.quote("MSFT")
+    order = dataclasses.replace(adapter.limit(below(bid, "0.58"), qty=4), tif=TimeInForce.GTC)
+    adapter.broker.place(order)
+    accepted = await adapter.events.next(OrderAccepted, order_ref=order.order_ref)
+    monkeypatch.setattr(schwab_sync, "LOOKBACK", timedelta(seconds=1))
+    await asyncio.sleep(2.1)  # the order's age passes the listing's reach: only the clock marks it
+    listing = await adapter.broker.sync.reconcile(adapter.broker.epoch)
+    assert order.order_ref not in listing.lost
+    assert accepted.order_id in {o.order_id for o in listing.open_orders}
+    adapter.broker.cancel(order.order_ref)
+    await adapter.events.next(
+        OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED
+    )

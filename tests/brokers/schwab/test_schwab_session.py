@@ -23,6 +23,7 @@ from brokers.schwab import SchwabBroker
 from brokers.schwab_orders import RequestBudget
 from tests.brokers.recorder import Recorder
 from tests.brokers.schwab.conftest import Adapter, below, config_for
+from tests.brokers.schwab.test_schwab_lost_answer import LosingAnswers
 from tests.fixtures.paper import PaperStack
 from tests.fixtures.schwab import SchwabApi
 from tests.helpers import eventually
@@ -110,3 +111,30 @@ def test_request_budget_holds_a_sliding_minute() -> None:
     budget.block(5.0)
     assert not budget.try_take() and budget.wait_s() == pytest.approx(5.0)
     assert Decimal(budget.per_min) == 3
+
+
+async def test_an_epoch_whose_reconciliation_failed_is_ended_before_the_next_starts(
+    private_schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    """The by-account broker passes one broker's epoch on whole, start to reconciliation or
+    end, before another's: an epoch left open would hold every other broker's back."""
+    api = private_schwab_api
+    broker = SchwabBroker(config_for(api, api.new_token_file(tmp_path)))
+    events = Recorder()
+    broker.set_event_handler(events)
+    await broker.connect()
+    session = broker.ctx.client.session
+    transport = LosingAnswers(session._transport)
+    session._transport = transport
+    try:
+        transport.block_reads = True  # the listing of a new epoch fails
+        await api.stream_fault(drop=True)
+        opened = await events.next(SessionChanged, change=SessionChange.RECONNECTED, timeout=10.0)
+        after = await events.next(
+            SessionChanged, timeout=10.0, where=lambda e: e.time > opened.time and e is not opened
+        )
+        assert after.change is SessionChange.DISCONNECTED and after.epoch == opened.epoch
+        transport.block_reads = False
+        await events.next(EpochReconciled, timeout=15.0, where=lambda e: e.epoch > opened.epoch)
+    finally:
+        await broker.close()
