@@ -100,9 +100,15 @@ def hud_origin(hud_apis: ApiProcesses, hud_api_env: dict[str, str]) -> str:
 @pytest.fixture(scope="package")
 def hud_paper(floor_settings: FloorSettings) -> Iterator[PaperStack]:
     """A paper venue and its gateways for the HUD suites alone: a test may crash, move, pause
-    and fill that market without another suite seeing it."""
+    and fill that market without another suite seeing it.
+
+    Its order flow is zero intelligence (``zi``): the desk's checks catch the ladder's mid and
+    the floor's mark between two changes of the book, which needs a book that changes every few
+    reads, as zi's two-tick spread does; the agent model's touch sits still at one tick most of
+    the time, and the checks would wait out their timeouts for a move."""
     settings = floor_settings.model_copy(
         update={
+            "paper_flow": "zi",
             "venue_port": free_port(),
             "venue_control_port": free_port(),
             "ib_port": free_port(),
