@@ -12,7 +12,9 @@ distances and cancellations it keeps. What it adds, each part in its own module:
   taker's is long-lived, fading only as the market discovers the value (over
   ``discovery_events``), the rest fades over ``impact_memory_events``; an informed taker's
   fades as the news it traded on is made public (it told the market early, not twice);
-- **informed traders** take liquidity towards the value (:mod:`paper.venue.informed`);
+- **informed traders** take liquidity towards the value when it is beyond the book's best
+  price (:mod:`paper.venue.informed`): a resting order at the touch is taken when the price
+  is about to move through it (adverse selection);
 - **momentum traders** take liquidity along the trend (:mod:`paper.venue.momentum`);
 - **noise traders** take liquidity in long-memory runs of meta-orders
   (:mod:`paper.venue.noise`);
