@@ -123,12 +123,14 @@ def report_lines(obs: Observation) -> list[tuple[str, str, Reference]]:
         response = st.price_response(obs, h)
         rows.append(
             (
-                f"markout at {h} s, bps",
-                f"passive {_f(passive.mean_bps, 3)}  aggressive {_f(aggressive.mean_bps, 3)} "
-                f"(+-{_f(aggressive.stderr_bps, 3)}, n={aggressive.n}); our resting probes "
-                f"{_f(probes.mean_bps, 3)} (+-{_f(probes.stderr_bps, 3)}, n={probes.n}), "
-                f"those joining the touch {_f(touch.mean_bps, 3)} (+-{_f(touch.stderr_bps, 3)}); "
-                f"response R {_f(response.mean_bps, 3)}",
+                f"markout at {h} s, bps (mid {h} s later - fill price, side-adjusted, half spread "
+                "included; < 0: the price went on through the order)",
+                f"the market's passive fills {_f(passive.mean_bps, 3)}, aggressive "
+                f"{_f(aggressive.mean_bps, 3)} (+-{_f(aggressive.stderr_bps, 3)}, n={aggressive.n}); "
+                f"our one-share probes resting 0-4 ticks behind the best {_f(probes.mean_bps, 3)} "
+                f"(+-{_f(probes.stderr_bps, 3)}, n={probes.n}), those joining the back of the touch "
+                f"queue {_f(touch.mean_bps, 3)} (+-{_f(touch.stderr_bps, 3)}, n={touch.n}); "
+                f"price response to a trade R {_f(response.mean_bps, 3)}",
                 REFERENCES["markout"],
             )
         )

@@ -9,9 +9,12 @@ distances and cancellations it keeps. What it adds, each part in its own module:
 - the **reference price** (where liquidity arrives, moved by scripted faults) moves with the
   value as it was ``foresight_events`` events ago (news made public) and with every taker
   (impact, :mod:`paper.venue.market_maker`): a ``permanent_impact`` share of an uninformed
-  taker's stays, the rest fades over ``impact_memory_events``; an informed taker's fades as
-  the news it traded on is made public (it told the market early, not twice);
-- **informed traders** take liquidity towards the value (:mod:`paper.venue.informed`);
+  taker's is long-lived, fading only as the market discovers the value (over
+  ``discovery_events``), the rest fades over ``impact_memory_events``; an informed taker's
+  fades as the news it traded on is made public (it told the market early, not twice);
+- **informed traders** take liquidity towards the value when it is beyond the book's best
+  price (:mod:`paper.venue.informed`): a resting order at the touch is taken when the price
+  is about to move through it (adverse selection);
 - **momentum traders** take liquidity along the trend (:mod:`paper.venue.momentum`);
 - **noise traders** take liquidity in long-memory runs of meta-orders
   (:mod:`paper.venue.noise`);
@@ -62,6 +65,11 @@ class AgentFlow(FlowModel):
         self.hidden = ValuePath(float(price_ticks), sigma_per_sqrt_s, agents)
         self.impact = 0.0
         """The transient part of the takers' impact on the reference price, in ticks."""
+        self.lasting = 0.0
+        """The long-lived part of uninformed takers' impact (``permanent_impact``), in ticks:
+        a pricing error the market corrects only as it learns the value (price discovery,
+        over ``discovery_events``); kept forever, it would let the reference wander away from
+        the value for good and informed traders would lean on one side for hours."""
         self.revealed = 0.0
         """Impact of informed takers: news told early, which fades as the news is made public
         (or the reference would move twice for it)."""
@@ -75,6 +83,7 @@ class AgentFlow(FlowModel):
         self.noise = NoiseTraders(agents.meta_orders, agents.meta_tail)
         self._impact_keep = math.exp(-1.0 / max(agents.impact_memory_events, 1e-9))
         self._revealed_keep = math.exp(-1.0 / max(agents.foresight_events, 1))
+        self._lasting_keep = math.exp(-1.0 / max(agents.discovery_events, 1e-9))
         self._informed_size = agents.informed_size
         self._touch_share = agents.touch_share
         self._touch_size = agents.touch_size
@@ -87,6 +96,7 @@ class AgentFlow(FlowModel):
         self.hidden.jump_to(price_ticks)
         self.public = price_ticks
         self.impact = 0.0
+        self.lasting = 0.0
         self.revealed = 0.0
         self.momentum.average = price_ticks
         self.makers.reset()
@@ -101,6 +111,7 @@ class AgentFlow(FlowModel):
                 self.revealed += move
             else:
                 self.impact += move * (1.0 - self._permanent)
+                self.lasting += move * self._permanent
             self.reference = max(1.0, self.reference + move)
         self._informed_taking = False
 
@@ -114,13 +125,18 @@ class AgentFlow(FlowModel):
         self.last_ns = now
         hidden = self.hidden
         # News becomes public: the reference moves by the value's move of foresight_events
-        # ago; the transient part of the impact fades; the permanent part stays (the makers
-        # cannot tell an informed taker from a noise one), and informed traders trade the
-        # reference back towards the value.
+        # ago; the transient part of the impact fades; the long-lived part (the makers cannot
+        # tell an informed taker from a noise one) fades only as the market discovers the
+        # value, so the reference stays within a few ticks of the value.
         public = hidden.advance(dt_s, rng)
-        fading = self.impact * (1.0 - self._impact_keep) + self.revealed * (1.0 - self._revealed_keep)
+        fading = (
+            self.impact * (1.0 - self._impact_keep)
+            + self.revealed * (1.0 - self._revealed_keep)
+            + self.lasting * (1.0 - self._lasting_keep)
+        )
         self.impact *= self._impact_keep
         self.revealed *= self._revealed_keep
+        self.lasting *= self._lasting_keep
         reference = self.reference + (public - self.public) - fading
         self.reference = reference = reference if reference > 1.0 else 1.0
         self.public = public
@@ -129,7 +145,7 @@ class AgentFlow(FlowModel):
         self._schedule(now)
 
         bid_ref, ask_ref = self.makers.quotes(reference)
-        mispricing = hidden.value - (bid_ref + ask_ref) / 2
+        mispricing = InformedTraders.edge(hidden.value, book.best_bid(), book.best_ask(), bid_ref, ask_ref)
         informed = self.informed.intensity(mispricing)
         momentum = self.momentum.intensity(reference)
         params = self.params

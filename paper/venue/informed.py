@@ -2,10 +2,16 @@
 
 The reference price (where liquidity arrives) follows the hidden value with a lag
 (:mod:`paper.venue.agents`), so the value is the reference price's next move seen in advance.
-When the mispricing ``m = value - quote centre`` is at least ``informed_threshold_ticks``, a
-model event is an informed market order with probability
-``informed_fraction * min(1, |m| / informed_scale_ticks)``, buying if the value is above and
-selling if below; its size is exponential with mean ``informed_size`` model orders.
+They trade against the book, not against the makers' reference quotes: their edge is how far
+the value is beyond the book's best ask (they buy) or below its best bid (they sell), zero
+inside the spread (:meth:`InformedTraders.edge`). The book follows the reference only as fast
+as the makers' orders arrive, so after a move the two can differ by several ticks; an edge
+measured against the reference would have them sell below the value into a book still
+catching up with it, and their fills would be followed by the price moving their way, not
+against the resting orders they took. When the edge ``m`` is at least
+``informed_threshold_ticks``, a model event is an informed market order with probability
+``informed_fraction * min(1, |m| / informed_scale_ticks)``; its size is exponential with mean
+``informed_size`` model orders.
 
 This is the adverse selection of Glosten & Milgrom (1985) and Kyle (1985): a resting order is
 more likely to be filled when the price is about to move through it, so passive fills are
@@ -32,6 +38,21 @@ class InformedTraders:
         if gap < self._threshold:
             return 0.0
         return self._fraction * min(1.0, gap / self._scale)
+
+    @staticmethod
+    def edge(value: float, bid: int | None, ask: int | None, bid_ref: int, ask_ref: int) -> float:
+        """How far the value is beyond the price an informed order would trade at: above the
+        book's best ask (positive: buy) or below its best bid (negative: sell); zero inside
+        the spread. A side of the book that is empty counts at the makers' quote."""
+        if ask is None:
+            ask = ask_ref
+        if value > ask:
+            return value - ask
+        if bid is None:
+            bid = bid_ref
+        if value < bid:
+            return value - bid
+        return 0.0
 
     @staticmethod
     def side(mispricing: float) -> int:

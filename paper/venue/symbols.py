@@ -59,11 +59,14 @@ class AgentParams:
       as it was this many model events ago, and with the takers' impact; informed traders see
       the value now, that is the reference price's next moves (200 events are 10 s at the
       usual 20 events a second);
-    - ``permanent_impact``: the share of a taker's impact on the reference price that stays
-      (makers cannot tell an informed taker from a noise one; informed traders later trade a
-      price pushed away from the value back towards it);
+    - ``permanent_impact``: the share of an uninformed taker's impact on the reference price
+      that is long-lived (makers cannot tell an informed taker from a noise one);
     - ``impact_memory_events``: how many events the rest of the impact takes to fade (by a
-      factor e).
+      factor e);
+    - ``discovery_events``: how many events the long-lived part takes to fade (price
+      discovery: the market learns the value). Without it the reference would wander away
+      from the value for good (tens of ticks within an hour on AAPL), informed traders would
+      lean on one side all day, and their fills would carry no news about the next move.
 
     The agents' memories count model events, not seconds, so a symbol run at a higher event
     rate (a busy tape for a benchmark) is the same market, faster; only the value's
@@ -106,6 +109,7 @@ class AgentParams:
     foresight_events: int = 200
     permanent_impact: float = 0.25
     impact_memory_events: float = 400.0
+    discovery_events: float = 2400.0
     informed_fraction: float = 0.1
     informed_threshold_ticks: float = 0.5
     informed_scale_ticks: float = 4.0
