@@ -307,7 +307,7 @@ async def _fills_through_the_hot_path_and_survives_a_worker_restart(
 
 # --- an agent's iceberg command through intake -----------------------------------------------
 
-PARENT_TOTAL = 300
+PARENT_TOTAL = 200
 
 
 def _iceberg_command(agent_id: str, side: Side, **overrides: object) -> Command:
