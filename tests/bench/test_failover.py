@@ -4,9 +4,14 @@ inside the bounds a regression would break."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.failover import main
 
 
+# A benchmark run (8 s): make test-long. Failover is tested in tests/brokers and the chaos
+# suite; this checks the benchmark program still runs end to end.
+@pytest.mark.long
 def test_a_short_failover_run_loses_and_doubles_nothing_and_the_standby_takes_orders_quickly() -> None:
     outcome = main(
         ["--kills", "2", "--freezes", "2", "--baseline-connects", "2", "--settle-s", "0.5", "--freeze-s", "1"]

@@ -3,9 +3,14 @@ into the ladder in headless Chromium, painting on and off."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.hud_render import main
 
 
+# A whole floor and Chromium for one benchmark run (20 s): make test-long. The ladder's paint
+# path is tested in tests/hud; this checks the benchmark program still runs end to end.
+@pytest.mark.long
 def test_a_short_run_from_the_venue_to_the_ladder_times_every_message_and_ends_on_the_venues_book() -> None:
     result = main(["--seconds", "3", "--rate", "200", "--drain", "20"])
     assert result.source.startswith("paper venue"), "the venue, not the synthetic writer, drove it"

@@ -3,6 +3,8 @@ real API's GraphQL ``orderBook``, the hub alone)."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.subscriptions import latencies_ns, main
 
 
@@ -15,6 +17,9 @@ def test_an_update_is_timed_to_the_first_frame_that_carries_it_and_uncarried_one
     assert uncarried == 1  # 400 never arrived
 
 
+# A benchmark run (10 s): make test-long. The subscriptions' order and losslessness are tested
+# in tests/api; this checks the benchmark program still runs end to end.
+@pytest.mark.long
 def test_a_short_run_loses_nothing_keeps_order_and_builds_the_venues_book() -> None:
     results = main(
         [

@@ -13,6 +13,8 @@ import json
 import uuid
 from decimal import Decimal
 
+import pytest
+
 from brain.agents import BrainAgent
 from brain.runner import DemoBrain
 from config.settings import FloorSettings
@@ -77,6 +79,9 @@ def checked(run: PaperLoopRun, output: str, trades: int) -> AuditResult:
     return result
 
 
+# Fifty trades (30 s): make test-long; the capped run below is the loop's representative in
+# make test, and `floor paper-loop --trades 1000` the full one.
+@pytest.mark.long
 async def test_fifty_demo_trades_through_the_floor_audit_clean(loop_floor: ChaosFloor) -> None:
     run, output = await loop(loop_floor, 50, caps_binding_share="0.2")
     result = checked(run, output, 50)

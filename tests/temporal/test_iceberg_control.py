@@ -74,7 +74,7 @@ async def _resting_iceberg(
     producer: AIOKafkaProducer, agent: Agent, client: Client
 ) -> WorkflowHandle[Iceberg, IcebergResult]:
     """An author's iceberg through intake, started by the bridge, with a slice resting."""
-    command = _iceberg_command(agent.agent_id, Side.BUY, limit_price=RESTING_LIMIT, edge=EDGE)
+    command = _iceberg_command(agent.agent_id, Side.BUY, limit_price=RESTING_LIMIT, edge=EDGE, quantity=300)
     await _send(producer, agent, command)
     workflow_id = parents.parent_workflow_id(command.command_id)
     await eventually(_pred(lambda: workflow_exists(client, workflow_id)), timeout=30)
