@@ -84,7 +84,8 @@ class FloorSettings(BaseSettings):
     """The Schwab app's key (client id). The default is the paper emulator's; a real app's key
     comes from Schwab's developer portal."""
     schwab_app_secret: str = "paper-schwab-app-secret"
-    """The Schwab app's secret. The default is the paper emulator's only."""
+    """The Schwab app's secret. With this public default, `floor up` in paper gives the emulator
+    and the hot path a secret it generates once (``var/schwab/app-secret``, mode 0600)."""
     schwab_order_rate_per_min: int = Field(default=120, ge=0)
     """Order requests (place, replace, cancel) per account per sliding minute the emulator
     accepts, the app's "order limit" at Schwab (120 is what schwab-py advises asking for);

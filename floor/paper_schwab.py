@@ -7,6 +7,12 @@ days. The paper emulator accepts any token file written with the app's key and s
 the file is missing, is another app's, or its login has expired: no browser, no prompt. A file
 for real Schwab is never touched: with ``FLOOR_SCHWAB_BASE_URL`` naming anything but the
 emulator, the settings are returned as they are.
+
+The emulator places orders at the paper venue for whoever presents the app's key and secret,
+and its ``/emulator/v1`` routes can expire logins and drop the streamer. So a paper floor left
+on the public default secret gets one of its own instead: made once under ``var/`` (0600, as
+the venue's control token is, :func:`paper.venue.control_token.ensure_token`) and handed to the
+emulator and the hot path alike. A secret set in ``FLOOR_SCHWAB_APP_SECRET`` is kept.
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from config.settings import FloorSettings
 from paper.schwab_api.tokens import TokenIssuer, write_token_file
+from paper.venue.control_token import ensure_token
 
+PUBLIC_APP_SECRET: str = FloorSettings.model_fields["schwab_app_secret"].default
+"""The settings' default secret: printed in this project's source, so it guards nothing."""
 RENEW_BEFORE_S = 24 * 3600
 """A paper token file whose login ends within a day is written again (a floor left up for days
 would otherwise stop at the seventh)."""
@@ -32,6 +42,11 @@ def paper_token_usable(settings: FloorSettings, now: float | None = None) -> boo
         return False
     issuer = TokenIssuer(settings.schwab_app_key, settings.schwab_app_secret)
     return issuer.refresh_valid(str(token), (time.time() if now is None else now) + RENEW_BEFORE_S)
+
+
+def paper_app_secret_path(settings: FloorSettings) -> Path:
+    """Where `floor up` keeps the paper emulator's generated app secret."""
+    return settings.var_dir / "schwab" / "app-secret"
 
 
 def paper_schwab_accounts(settings: FloorSettings) -> list[str]:
@@ -49,6 +64,9 @@ def prepare_paper_schwab(settings: FloorSettings, say: Callable[[str], None]) ->
         settings = settings.model_copy(update={"schwab_base_url": settings.schwab_paper_url})
     if (settings.schwab_base_url or "").rstrip("/") != settings.schwab_paper_url:
         return settings
+    if settings.schwab_app_secret == PUBLIC_APP_SECRET:
+        secret = ensure_token(paper_app_secret_path(settings))
+        settings = settings.model_copy(update={"schwab_app_secret": secret})
     if not paper_token_usable(settings):
         write_token_file(settings.schwab_token_file, settings.schwab_app_key, settings.schwab_app_secret)
         say(f"wrote a paper Schwab token file at {settings.schwab_token_file}")

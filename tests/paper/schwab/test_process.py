@@ -3,6 +3,7 @@ without losing an order (its orders are the venue's)."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 import time
@@ -14,7 +15,12 @@ from schwab.utils import Utils
 
 from config.ports import free_port
 from config.settings import FloorSettings
-from floor.paper_schwab import paper_token_usable, prepare_paper_schwab
+from floor.paper_schwab import (
+    PUBLIC_APP_SECRET,
+    paper_app_secret_path,
+    paper_token_usable,
+    prepare_paper_schwab,
+)
 from floor.stack import floor_process_specs, urls
 from paper.schwab_api.tokens import write_token_file
 from tests.fixtures.paper import PaperStack
@@ -69,12 +75,29 @@ def test_floor_up_in_paper_points_schwab_at_the_emulator_with_a_token_file_it_ac
     assert paper_token_usable(ready) and said == [
         f"wrote a paper Schwab token file at {ready.schwab_token_file}"
     ]
+    # The public default secret is replaced by one made for this floor, kept from then on.
+    secret_file = paper_app_secret_path(paper)
+    assert ready.schwab_app_secret == secret_file.read_text().strip() != PUBLIC_APP_SECRET
+    assert len(ready.schwab_app_secret) >= 40 and stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert not paper_token_usable(paper), "the token file is the generated secret's, not the public one's"
+    roles = {
+        f"{r}_database_url": "postgresql://floor@db.internal/floor" for r in ("hotpath", "api", "worker")
+    }
+    specs = floor_process_specs(ready.model_copy(update=roles))
+    given = {spec.name: (spec.env or {}).get("FLOOR_SCHWAB_APP_SECRET") for spec in specs}
+    assert given["paper-schwab-api"] == given["hotpath"] == ready.schwab_app_secret, "both sides have it"
+    assert not any(ready.schwab_app_secret in " ".join(spec.argv) for spec in specs), "never in argv"
     written = ready.schwab_token_file.read_text()
-    prepare_paper_schwab(paper, said.append)
+    again = prepare_paper_schwab(paper, said.append)
+    assert again.schwab_app_secret == ready.schwab_app_secret
     assert ready.schwab_token_file.read_text() == written and len(said) == 1  # still usable: kept
+    own = paper.model_copy(update={"schwab_app_secret": "the-desks-own-secret", "var_dir": tmp_path / "own"})
+    assert prepare_paper_schwab(own, said.append).schwab_app_secret == "the-desks-own-secret"
+    assert not paper_app_secret_path(own).exists()
+    said.pop()
 
     # A login that ends within a day, or another app's file, is written again.
-    write_token_file(ready.schwab_token_file, paper.schwab_app_key, paper.schwab_app_secret,
+    write_token_file(ready.schwab_token_file, paper.schwab_app_key, ready.schwab_app_secret,
                      login_time=time.time() - 6.5 * 86400)  # fmt: skip
     prepare_paper_schwab(paper, said.append)
     assert paper_token_usable(ready) and len(said) == 2
