@@ -9,17 +9,23 @@ earlier date than the tape's is not counted (``stale``).
 
 A trade is counted once however many records bring it: a second hot path publishing the same
 venue, or a record read twice, repeats ``venue_volume`` (the symbol's session volume at the
-venue after the trade, which grows with every trade). A trade whose ``venue_volume`` is not
-above the highest counted, and whose time is not after the newest counted, is a repeat
-(``duplicate``); one with a lower volume but a later time means the venue's count started
-again (a new session or a restarted venue) and is counted.
+venue after the trade, which grows with every trade), and a trade covers the venue's volume from
+``venue_volume - size`` (exclusive) to ``venue_volume``. One above the highest counted is new.
+One not above it, and whose time is not after the newest counted, is a repeat (``duplicate``)
+unless it covers part of a hole (below); one with a lower volume but a later time means the
+venue's count started again (a new session or a restarted venue) and is counted.
 
 ``venue_volume`` also reveals every hole: a counted trade whose volume is above the highest
 counted by more than its own size (or, as the session's first or after the venue's count started
 again, above its size) follows trades the tape never got (dropped under backpressure, traded
 while the hot path had no broker session, refused by the producer, or before the hot path
-subscribed). The tape is then ``complete = False`` for the rest of the session: its volume is
-the sum of what it counted, the venue's own figure is ``venue_volume``. A trade without
+subscribed). The tape is then ``complete = False``: its volume is the sum of what it counted,
+the venue's own figure is ``venue_volume``. A hole may yet be filled. Hot paths of a group each
+publish the venue's trades, and one that subscribes while another's record is still lingering
+reaches the tape first with a later trade; the trades the other brings then fall inside the
+hole and are counted when they arrive, out of the venue's order (their ``venue_volume`` says
+where they belong; the tape's ``last`` stays the newest at the venue). The tape is complete
+again once no hole is left. The newest :data:`MAX_GAPS` holes are remembered. A trade without
 ``venue_volume`` can be neither deduplicated nor checked for a hole before it; it is counted,
 and the tape is not complete either. (The hot path sends the figure for every trade of the
 paper venue and of IB's RTVolume; only a broker reporting none would lead here.)
@@ -36,6 +42,8 @@ from typing import Any
 MAX_SYMBOL_CHARS = 32
 MAX_TRADES = 1000
 """Trades a record may carry (the hot path writes at most 500)."""
+MAX_GAPS = 256
+"""Holes a session's tape remembers for late trades to fill; past it the oldest is given up."""
 MAX_SIZE = 2**31 - 1
 """A trade's size travels as a GraphQL ``Int``."""
 
@@ -151,6 +159,11 @@ class SymbolTape:
     """Holes seen (every session), and records that could not be judged (:meth:`hole`)."""
     _high: int | None = None
     """The highest ``venue_volume`` counted this session."""
+    _gaps: list[list[int]] = field(default_factory=list)
+    """The holes a late trade may still fill: ``[low, high]`` of the venue's volume, traded
+    after ``low`` up to ``high`` and not counted, lowest first."""
+    _lost: bool = False
+    """Trades are missing that no late trade can make up (see :meth:`hole`)."""
     _snapshot: TapeSnapshot | None = None
 
     def add(self, trade: TapeTrade) -> tuple[CountedTrade | None, bool]:
@@ -164,34 +177,63 @@ class SymbolTape:
         elif session < self.session:
             self.stale += 1
             return None, False
-        if trade.venue_volume is not None and self._high is not None and trade.venue_volume <= self._high:
+        volume = trade.venue_volume
+        late = False
+        if volume is not None and self._high is not None and volume <= self._high:
             if self.last is not None and trade.venue_ts <= self.last.venue_ts:
-                self.duplicates += 1
-                return None, new_session
-        if trade.venue_volume is None:
-            self._mark_incomplete()  # a repeat or a hole could not be told
-        else:
-            before = self._high if self._high is not None and trade.venue_volume > self._high else 0
-            if trade.venue_volume - before > trade.size:
-                self.hole()
-            self._high = trade.venue_volume
+                late = self._fill(volume - trade.size, volume)
+                if not late:
+                    self.duplicates += 1
+                    return None, new_session
+            elif self._gaps:  # the venue counts again: the old count's holes stay unfilled
+                self._gaps.clear()
+                self._lost = True
+        if volume is None:
+            self._lost = True  # a repeat or a hole could not be told
+        elif not late:
+            before = self._high if self._high is not None and volume > self._high else 0
+            if volume - before > trade.size:
+                self._gap(before, volume - trade.size)
+            self._high = volume
+        self.complete = not self._lost and not self._gaps
         self.volume += trade.size
         self.at_price[trade.price] = self.at_price.get(trade.price, 0) + trade.size
-        self.last = CountedTrade(
-            trade.symbol, trade.price, trade.size, trade.venue_ts, self.volume, self.complete, self._high
-        )
+        counted = CountedTrade(
+            trade.symbol, trade.price, trade.size, trade.venue_ts, self.volume, self.complete,
+            volume if late else self._high,
+        )  # fmt: skip
+        if not late:
+            self.last = counted
         self._snapshot = None
-        return self.last, new_session
+        return counted, new_session
 
     def hole(self) -> None:
-        """Trades of this session are known to be missing (a jump in ``venue_volume``, or a
-        record that could be neither believed nor refused)."""
+        """Trades of this session are known to be missing and cannot be told apart (a record
+        that could be neither believed nor refused): the tape stays incomplete."""
         self.holes += 1
-        self._mark_incomplete()
+        self._lost = True
+        self._set_complete(False)
 
-    def _mark_incomplete(self) -> None:
-        if self.complete:
-            self.complete = False
+    def _gap(self, low: int, high: int) -> None:
+        """The venue's volumes ``low`` (exclusive) to ``high`` were traded and not counted."""
+        self.holes += 1
+        self._gaps.append([low, high])
+        if len(self._gaps) > MAX_GAPS:
+            self._gaps.pop(0)
+            self._lost = True
+
+    def _fill(self, low: int, high: int) -> bool:
+        """Whether a trade covering the venue's volumes ``low`` (exclusive) to ``high`` belongs
+        in a hole (then the hole shrinks by it) rather than repeating a counted trade."""
+        for i, (start, end) in enumerate(self._gaps):
+            if start <= low and high <= end:
+                self._gaps[i : i + 1] = [g for g in ([start, low], [high, end]) if g[0] < g[1]]
+                return True
+        return False
+
+    def _set_complete(self, complete: bool) -> None:
+        if self.complete != complete:
+            self.complete = complete
             self._snapshot = None
 
     def _start(self, session: date) -> None:
@@ -201,6 +243,8 @@ class SymbolTape:
         self.at_price = {}
         self.complete = True
         self._high = None
+        self._gaps = []
+        self._lost = False
         self._snapshot = None
 
     def snapshot(self, today: date | None = None) -> TapeSnapshot:

@@ -25,9 +25,10 @@ class Trade(SharedEvent):
         description="The volume this session the floor counted, this trade included."
     )
     complete: bool = strawberry.field(
-        description="False once the session's tape has a known hole (the venue's volume jumped by "
+        description="False while the session's tape has a known hole (the venue's volume jumped by "
         "more than a trade, a record could not be verified, or the venue gave no volume to check): "
-        "sessionVolume and the volume at price then miss trades."
+        "sessionVolume and the volume at price then miss trades. A jump closes again if its trades "
+        "arrive late, from another hot path."
     )
     venue_volume: Long | None = strawberry.field(
         description="The venue's own session volume after this trade (null: not reported)."
@@ -63,7 +64,7 @@ class TradeTape(SharedEvent):
     session_volume: Long = strawberry.field(description="The volume this session the floor counted.")
     volume_at_price: list[PriceVolume]
     complete: bool = strawberry.field(
-        description="False once the session's tape has a known hole: the volumes then miss trades."
+        description="False while the session's tape has a known hole: the volumes then miss trades."
     )
     venue_volume: Long | None = strawberry.field(
         description="The venue's own session volume as last reported (null: not reported)."

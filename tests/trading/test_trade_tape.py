@@ -177,3 +177,53 @@ def test_a_record_reads_to_exact_decimals_in_utc() -> None:
 def test_a_bad_record_is_refused_naming_the_field(changes: dict[str, Any], named: str) -> None:
     with pytest.raises(TradeRecordError, match=named):
         trades_record(record(**changes))
+
+
+def test_a_late_trade_from_a_second_writer_fills_the_hole_its_partner_seemed_to_leave() -> None:
+    """Two hot paths of a group publish the same venue. One that subscribes while the other's
+    record is still lingering reaches the tape first with a later trade: the tape sees a hole,
+    and the trades the other then brings fill it rather than being taken for repeats."""
+    tape = SymbolTape("AAPL")
+    tape.add(trade("229.90", 100, 0, 100))
+    tape.add(trade("229.90", 50, 1, 150))
+    ahead, _ = tape.add(trade("229.92", 30, 4, 230))  # the new writer's first: 150 .. 200 not here yet
+    assert ahead is not None and not ahead.complete and tape.holes == 1
+    late, _ = tape.add(trade("229.91", 30, 2, 180))
+    assert late is not None and late.venue_volume == 180 and not late.complete
+    last, _ = tape.add(trade("229.91", 20, 3, 200))
+    assert last is not None and last.complete and last.session_volume == 230
+    snap = tape.snapshot()
+    assert (snap.complete, snap.session_volume, snap.venue_volume) == (True, 230, 230)
+    assert snap.last is ahead, "the newest trade at the venue stays the tape's last"
+    at_price = {Decimal("229.90"): 150, Decimal("229.91"): 50, Decimal("229.92"): 30}
+    assert dict(snap.volume_at_price) == at_price
+    # Every one of them again, from the other writer: repeats, nothing counted twice.
+    for volume, size, ms in ((100, 100, 0), (150, 50, 1), (180, 30, 2), (200, 20, 3), (230, 30, 4)):
+        assert tape.add(trade("229.90", size, ms, volume))[0] is None
+    assert tape.duplicates == 5 and tape.snapshot().session_volume == 230
+
+
+@given(st.lists(st.integers(1, 500), min_size=1, max_size=40), st.data())
+def test_two_writers_interleaved_count_every_trade_once_and_leave_no_hole(
+    sizes: list[int], data: st.DataObject
+) -> None:
+    """A venue's prints from the session open, written by one writer from the first and by a
+    second from any later one, each in order, their records interleaved any way."""
+    trades, volume = [], 0
+    for i, size in enumerate(sizes):
+        volume += size
+        trades.append(trade(f"{Decimal(22900 + i % 7) / 100}", size, i // 3, volume))
+    first, second = list(trades), trades[data.draw(st.integers(0, len(trades) - 1)) :]
+    delivered: list[TapeTrade] = []
+    while first or second:
+        take = first if first and (not second or data.draw(st.booleans())) else second
+        delivered.append(take.pop(0))
+    tape = SymbolTape("AAPL")
+    counted = [c for t in delivered if (c := tape.add(t)[0]) is not None]
+    assert sorted(c.venue_volume or 0 for c in counted) == [t.venue_volume for t in trades]
+    snap = tape.snapshot()
+    assert snap.complete and snap.session_volume == volume and snap.venue_volume == volume
+    expected: dict[Decimal, int] = {}
+    for t in trades:
+        expected[t.price] = expected.get(t.price, 0) + t.size
+    assert dict(snap.volume_at_price) == expected

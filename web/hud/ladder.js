@@ -209,7 +209,8 @@ export function mountLadder(pane) {
       mine.lastPrice = u.last ? u.last.price : null;
       mine.complete = u.complete !== false; // a snapshot replaces everything, its verdict too
     } else {
-      if (u.complete === false) mine.complete = false; // a hole stays until a snapshot says otherwise
+      // Each trade carries the tape's verdict after it: a hole closes when its trades arrive late.
+      mine.complete = u.complete !== false;
       mine.lastPrice = u.price;
       try {
         const t = book.ticks(u.price);
