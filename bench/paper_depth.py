@@ -32,7 +32,8 @@ from bench.figures import percentile
 from bench.paper_stack import HOST, paper_stack
 from paper.tws.depth import GatewayBook, Row, apply_change, rows_for_change
 from paper.venue.client import VenueClient
-from paper.venue.messages import DepthEvent, DepthSnapshot, VenueEvent
+from paper.venue.events import DepthEvent, VenueEvent
+from paper.venue.messages import DepthSnapshot
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "JPM")
 

@@ -26,6 +26,7 @@ from paper.schwab_api.orders import ParsedOrder, not_cancelable, parse_order
 from paper.schwab_api.state import FIRST_ORDER_ID, VENUE_CLIENT_ID, OrderBook
 from paper.schwab_api.tokens import TokenIssuer
 from paper.venue.client import VenueClient, VenueDisconnected, VenueError
+from paper.venue.events import TickEvent, VenueEvent
 from paper.venue.messages import (
     CancelResult,
     ContractInfo,
@@ -34,8 +35,6 @@ from paper.venue.messages import (
     OrderSpec,
     PlaceOrder,
     Tick,
-    TickEvent,
-    VenueEvent,
 )
 
 log = logging.getLogger("paper.schwab_api")

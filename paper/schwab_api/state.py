@@ -24,16 +24,8 @@ from typing import Any
 from paper.schwab_api.activity import activity_message
 from paper.schwab_api.order_model import REF_PREFIX, Fill, SchwabOrder
 from paper.schwab_api.orders import DURATIONS, ORDER_TYPES
-from paper.venue.messages import (
-    CommissionEvent,
-    Execution,
-    ExecutionEvent,
-    OrderEvent,
-    OrderSpec,
-    OrderUpdate,
-    VenueEvent,
-    VenueReset,
-)
+from paper.venue.events import CommissionEvent, ExecutionEvent, OrderEvent, VenueEvent, VenueReset
+from paper.venue.messages import Execution, OrderSpec, OrderUpdate
 
 VENUE_CLIENT_ID = 7000
 """The venue client id of the orders an emulator places, by default (the TWS gateways'

@@ -32,16 +32,8 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from paper.schwab_api.service import Emulator
 from paper.venue.client import VenueClient
-from paper.venue.messages import (
-    ASK,
-    BID,
-    DepthEvent,
-    DepthSnapshot,
-    DepthSnapshotEvent,
-    Tick,
-    TickEvent,
-    VenueEvent,
-)
+from paper.venue.events import DepthEvent, DepthSnapshotEvent, TickEvent, VenueEvent
+from paper.venue.messages import ASK, BID, DepthSnapshot, Tick
 
 log = logging.getLogger("paper.schwab_api.stream")
 

@@ -24,6 +24,7 @@ from paper.tws.market import MarketData
 from paper.tws.orders import Refusal, to_venue
 from paper.tws.ports import Client
 from paper.tws.what_if import estimate
+from paper.venue import events as ve
 from paper.venue import messages as vm
 from paper.venue.client import UnknownSymbol, VenueClient, VenueDisconnected, VenueError
 
@@ -221,14 +222,14 @@ class Hub:
         contract = self.contract_for(u.symbol, u.con_id)
         return [outgoing.open_order(u, contract, sv), outgoing.order_status(u)]
 
-    def on_venue_event(self, event: vm.VenueEvent) -> None:
-        if isinstance(event, vm.DepthEvent):
+    def on_venue_event(self, event: ve.VenueEvent) -> None:
+        if isinstance(event, ve.DepthEvent):
             self.market.on_depth(event)
-        elif isinstance(event, vm.TickEvent):
+        elif isinstance(event, ve.TickEvent):
             self.market.on_tick(event.tick)
-        elif isinstance(event, vm.TradeEvent):
+        elif isinstance(event, ve.TradeEvent):
             self.market.on_trades(event.symbol, event.prints)
-        elif isinstance(event, vm.OrderEvent):
+        elif isinstance(event, ve.OrderEvent):
             u = event.update
             if u.account not in self.accounts:
                 return  # a sub-account's order (the paper Schwab API's): another broker's
@@ -237,7 +238,7 @@ class Hub:
                 if u.status == "Cancelled" and session.client_id == u.client_id:
                     frames.append(outgoing.error(u.order_id, ERR_CANCELLED, "Order Canceled - reason:"))
                 session.send_many(frames)
-        elif isinstance(event, vm.ExecutionEvent):
+        elif isinstance(event, ve.ExecutionEvent):
             e = event.execution
             if e.account not in self.accounts:
                 return  # its commission report then finds no route either
@@ -245,22 +246,22 @@ class Hub:
             contract = self.contract_for(e.symbol, e.con_id)
             for session in self._order_targets(e.client_id):
                 session.send(outgoing.exec_details(-1, e, contract, session.server_version))
-        elif isinstance(event, vm.CommissionEvent):
+        elif isinstance(event, ve.CommissionEvent):
             client_id = self.exec_route.pop(event.report.exec_id, None)
             if client_id is not None:
                 frame = outgoing.commission_report(event.report)
                 for session in self._order_targets(client_id):
                     session.send(frame)
-        elif isinstance(event, vm.PositionEvent):
+        elif isinstance(event, ve.PositionEvent):
             self._on_position(event.position)
-        elif isinstance(event, vm.AccountEvent):
+        elif isinstance(event, ve.AccountEvent):
             self._on_account(event.snapshot)
-        elif isinstance(event, vm.DepthSnapshotEvent):
+        elif isinstance(event, ve.DepthSnapshotEvent):
             self.market.on_depth_snapshot(event.snapshot)
-        elif isinstance(event, (vm.DropClients, vm.FreezeGateway, vm.KillGateway, vm.LoseUpstream)):
+        elif isinstance(event, (ve.DropClients, ve.FreezeGateway, ve.KillGateway, ve.LoseUpstream)):
             if event.gateway == self.name:
                 self._on_control(event)
-        elif isinstance(event, vm.VenueReset):
+        elif isinstance(event, ve.VenueReset):
             log.warning("venue reset to seed %d", event.seed)
 
     def _on_position(self, p: vm.Position) -> None:
@@ -291,14 +292,14 @@ class Hub:
                 )
 
     def _on_control(
-        self, event: vm.DropClients | vm.FreezeGateway | vm.KillGateway | vm.LoseUpstream
+        self, event: ve.DropClients | ve.FreezeGateway | ve.KillGateway | ve.LoseUpstream
     ) -> None:
-        if isinstance(event, vm.LoseUpstream):
+        if isinstance(event, ve.LoseUpstream):
             self._lose_upstream(event)
-        elif isinstance(event, vm.KillGateway):
+        elif isinstance(event, ve.KillGateway):
             log.warning("control: kill")
             os.kill(os.getpid(), signal.SIGKILL)
-        elif isinstance(event, vm.DropClients):
+        elif isinstance(event, ve.DropClients):
             log.warning("control: dropping %d client connection(s)", len(self.sessions))
             for session in list(self.sessions):
                 session.close()
@@ -309,7 +310,7 @@ class Hub:
             for session in list(self.sessions):
                 session.freeze(event.seconds)
 
-    def _lose_upstream(self, event: vm.LoseUpstream) -> None:
+    def _lose_upstream(self, event: ve.LoseUpstream) -> None:
         log.warning(
             "control: upstream lost for %.3f s (market data %s)",
             event.seconds,

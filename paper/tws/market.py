@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from paper.tws import outgoing
 from paper.tws.depth import GatewayBook, apply_change, rows_for_change
 from paper.tws.ports import Client
-from paper.venue.messages import ContractInfo, DepthEvent, DepthSnapshot, Print, Tick
+from paper.venue.events import DepthEvent
+from paper.venue.messages import ContractInfo, DepthSnapshot, Print, Tick
 
 if TYPE_CHECKING:
     from paper.venue.client import VenueClient

@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from paper.venue import codec, wire
+from paper.venue.events import VenueEvent
 from paper.venue.messages import (
     ERR_NO_SECURITY_DEFINITION,
     AccountSnapshot,
@@ -74,7 +75,6 @@ from paper.venue.messages import (
     RequestFailed,
     Tick,
     TimeRequest,
-    VenueEvent,
     VenueTime,
     Welcome,
 )

@@ -13,13 +13,14 @@ list comprehension (the depth stream moves tens of thousands of these per second
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from paper.venue import messages
+from paper.venue import events, messages
 
 Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
@@ -113,7 +114,7 @@ _STRUCTS: dict[type, tuple[Encoder, Decoder]] = {}
 def _struct(cls: type) -> tuple[Encoder, Decoder]:
     if cls in _STRUCTS:
         return _STRUCTS[cls]
-    hints = typing.get_type_hints(cls, vars(messages))
+    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
     fields = dataclasses.fields(cls)
     names = [f.name for f in fields]
     convs = [_converters(hints[f.name]) for f in fields]
@@ -139,9 +140,10 @@ def _struct(cls: type) -> tuple[Encoder, Decoder]:
 
 def _message_classes() -> dict[str, type]:
     found: dict[str, type] = {}
-    for name, obj in vars(messages).items():
-        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == messages.__name__:
-            found[name] = obj
+    for module in (messages, events):
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__:
+                found[name] = obj
     return found
 
 

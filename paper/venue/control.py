@@ -53,15 +53,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from paper.venue import control_token
-from paper.venue.messages import (
-    DropClients,
-    ExecutionReport,
-    FreezeGateway,
-    KillGateway,
-    Level,
-    LoseUpstream,
-    OrderUpdate,
-)
+from paper.venue.events import DropClients, FreezeGateway, KillGateway, LoseUpstream
+from paper.venue.messages import ExecutionReport, Level, OrderUpdate
 from paper.venue.server import UnknownGateway, VenueServer
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from paper.venue import snapshots
 from paper.venue.account import Account
+from paper.venue.events import AccountEvent, PositionEvent
 from paper.venue.faults import PriceMoves
 from paper.venue.flow import NEVER
 from paper.venue.flow_models import DEFAULT_FLOW
@@ -35,7 +36,6 @@ from paper.venue.messages import (
     ERR_CANCEL_NOT_FOUND,
     ERR_DUPLICATE_ORDER_ID,
     ERR_NO_SECURITY_DEFINITION,
-    AccountEvent,
     AccountSnapshot,
     CancelResult,
     ContractInfo,
@@ -47,7 +47,6 @@ from paper.venue.messages import (
     OrderUpdate,
     PlaceOrder,
     Position,
-    PositionEvent,
     Print,
     Tick,
 )

@@ -11,14 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-from paper.venue.messages import (
-    CommissionEvent,
-    CommissionReport,
-    Execution,
-    ExecutionEvent,
-    ExecutionReport,
-    OrderEvent,
-)
+from paper.venue.events import CommissionEvent, ExecutionEvent, OrderEvent
+from paper.venue.messages import CommissionReport, Execution, ExecutionReport
 from paper.venue.snapshots import average_price, order_update
 from paper.venue.state import WorkingOrder
 

@@ -23,11 +23,21 @@ from paper.venue import codec, counters, wire
 from paper.venue.clock import MarketClock
 from paper.venue.counters import Counters
 from paper.venue.engine import Venue, VenueConfig
+from paper.venue.events import (
+    AccountEvent,
+    DepthSnapshotEvent,
+    DropClients,
+    FreezeGateway,
+    KillGateway,
+    LoseUpstream,
+    TickEvent,
+    TradeEvent,
+    VenueReset,
+)
 from paper.venue.flow import NEVER
 from paper.venue.messages import (
     ERR_BAD_REQUEST,
     ERR_NO_SECURITY_DEFINITION,
-    AccountEvent,
     AccountValuesRequest,
     CancelOrder,
     CompletedOrdersRequest,
@@ -35,16 +45,11 @@ from paper.venue.messages import (
     ContractRequest,
     ContractsRequest,
     DepthRequest,
-    DepthSnapshotEvent,
-    DropClients,
     ExecutionList,
     ExecutionsRequest,
-    FreezeGateway,
     GlobalCancel,
     GlobalCancelResult,
     Hello,
-    KillGateway,
-    LoseUpstream,
     MarketDataRequest,
     NextId,
     NextIdRequest,
@@ -55,10 +60,7 @@ from paper.venue.messages import (
     PositionsRequest,
     RequestFailed,
     Tick,
-    TickEvent,
     TimeRequest,
-    TradeEvent,
-    VenueReset,
     VenueTime,
     Welcome,
 )

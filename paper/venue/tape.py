@@ -3,7 +3,7 @@
 Each print carries the symbol's session volume after it and the session's volume-weighted
 average price, as TWS's RTVolume tick does (``price;size;epochMillis;totalVolume;vwap;single``),
 so a client can tell a missed print from the jump in volume. :meth:`Tape.drain` hands the
-prints since the last drain to the server (one :class:`~paper.venue.messages.TradeEvent` per
+prints since the last drain to the server (one :class:`~paper.venue.events.TradeEvent` per
 symbol and flush); the newest :data:`KEPT` stay readable (:meth:`Tape.recent`) for whoever
 checks what a client was sent against what traded.
 """

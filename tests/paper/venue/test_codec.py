@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paper.venue import codec, messages, wire
+from paper.venue import codec, events, messages, wire
 from paper.venue.engine import Venue, VenueConfig
 from paper.venue.server import VenueServer
 from tests.paper.venue.support import T0
@@ -106,6 +106,6 @@ def test_server_depth_rows_decode_to_the_same_changes_as_the_codec() -> None:
     ((s, changes), *_) = venue.drain_depth()
     rows = server._depth_rows(s, changes)
     event = codec.decode_message(["DepthEvent", s.symbol, rows, 5])
-    assert event == messages.DepthEvent(
+    assert event == events.DepthEvent(
         s.symbol, tuple(messages.LevelChange(q, side, s.px(p), n) for q, side, p, n in changes), 5
     )

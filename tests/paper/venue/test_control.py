@@ -15,18 +15,8 @@ from typer.testing import CliRunner
 from floor.paper_cmd import PaperControlError, app
 from paper.venue.client import VenueClient
 from paper.venue.control_token import authorization
-from paper.venue.messages import (
-    DropClients,
-    ExecutionFilter,
-    FreezeGateway,
-    KillGateway,
-    OrderAck,
-    OrderSpec,
-    PlaceOrder,
-    TickEvent,
-    VenueEvent,
-    VenueReset,
-)
+from paper.venue.events import DropClients, FreezeGateway, KillGateway, TickEvent, VenueEvent, VenueReset
+from paper.venue.messages import ExecutionFilter, OrderAck, OrderSpec, PlaceOrder
 from tests.helpers import eventually
 from tests.paper.venue.conftest import VenueProcess
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from paper.venue.engine import Venue
+from paper.venue.events import ExecutionEvent, OrderEvent
 from paper.venue.messages import (
     ASK,
     BID,
@@ -18,10 +19,8 @@ from paper.venue.messages import (
     ERR_NO_SECURITY_DEFINITION,
     ERR_ORDER_REJECTED,
     ERR_PRICE_INCREMENT,
-    ExecutionEvent,
     ExecutionFilter,
     OrderAck,
-    OrderEvent,
     OrderReject,
     OrderSpec,
     PlaceOrder,

@@ -10,6 +10,16 @@ from decimal import Decimal
 import pytest
 
 from paper.venue.client import UnknownSymbol, VenueClient, VenueError
+from paper.venue.events import (
+    AccountEvent,
+    CommissionEvent,
+    DepthEvent,
+    ExecutionEvent,
+    OrderEvent,
+    PositionEvent,
+    TickEvent,
+    VenueEvent,
+)
 from paper.venue.messages import (
     ASK,
     BID,
@@ -18,19 +28,11 @@ from paper.venue.messages import (
     ERR_CANCEL_NOT_CANCELLABLE,
     ERR_CANCEL_NOT_FOUND,
     ERR_DUPLICATE_ORDER_ID,
-    AccountEvent,
-    CommissionEvent,
-    DepthEvent,
-    ExecutionEvent,
     ExecutionFilter,
     OrderAck,
-    OrderEvent,
     OrderReject,
     OrderSpec,
     PlaceOrder,
-    PositionEvent,
-    TickEvent,
-    VenueEvent,
     Welcome,
 )
 from tests.helpers import eventually

@@ -6,15 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from paper.venue.engine import Venue
-from paper.venue.messages import (
-    AccountEvent,
-    ExecutionEvent,
-    OrderAck,
-    OrderReject,
-    OrderSpec,
-    PlaceOrder,
-    PositionEvent,
-)
+from paper.venue.events import AccountEvent, ExecutionEvent, PositionEvent
+from paper.venue.messages import OrderAck, OrderReject, OrderSpec, PlaceOrder
 from tests.paper.venue.support import ask, bid, quiet_venue
 
 SUB = "SCHW0001"
