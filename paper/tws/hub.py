@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from paper.tws import incoming as im
 from paper.tws import outgoing
+from paper.tws.accounts import AccountFeeds
 from paper.tws.market import MarketData
 from paper.tws.orders import Refusal, to_venue
 from paper.tws.ports import Client
@@ -73,14 +74,13 @@ class Hub:
         self.contracts: dict[str, vm.ContractInfo] = {}
         self.by_con_id: dict[int, vm.ContractInfo] = {}
         self.market = MarketData(venue)
-        self.position_subs: set[Client] = set()
-        self.account_subs: set[Client] = set()
-        self.account_multi_subs: dict[tuple[Client, int], str] = {}
+        self.account_feeds = AccountFeeds(venue, self.accounts, self.contract_for)
         self.exec_route: dict[str, int] = {}
         self.frozen_until = 0.0
         self.venue_up = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._remove_listener = venue.add_listener(self.on_venue_event)
+        feeds = self.account_feeds
         self._handlers: dict[type, Handler] = {
             im.PlaceOrder: self._place_order,
             im.CancelOrder: self._cancel_order,
@@ -95,14 +95,14 @@ class Hub:
             im.ReqCurrentTime: self._current_time,
             im.ReqMarketDataType: _ignore,
             im.ReqContractDetails: self._contract_details,
-            im.ReqPositions: self._positions,
-            im.CancelPositions: self._cancel_positions,
-            im.ReqPositionsMulti: self._positions_multi,
+            im.ReqPositions: feeds.positions,
+            im.CancelPositions: feeds.cancel_positions,
+            im.ReqPositionsMulti: feeds.positions_multi,
             im.CancelPositionsMulti: _ignore,
-            im.ReqAccountUpdates: self._account_updates,
-            im.ReqAccountUpdatesMulti: self._account_updates_multi,
-            im.CancelAccountUpdatesMulti: self._cancel_account_updates_multi,
-            im.ReqAccountSummary: self._account_summary,
+            im.ReqAccountUpdates: feeds.account_updates,
+            im.ReqAccountUpdatesMulti: feeds.account_updates_multi,
+            im.CancelAccountUpdatesMulti: feeds.cancel_account_updates_multi,
+            im.ReqAccountSummary: feeds.account_summary,
             im.CancelAccountSummary: _ignore,
             im.ReqMktData: self._mkt_data,
             im.CancelMktData: self._cancel_mkt_data,
@@ -136,10 +136,7 @@ class Hub:
         self.sessions.discard(session)
         if self.by_client.get(session.client_id) is session:
             del self.by_client[session.client_id]
-        self.position_subs.discard(session)
-        self.account_subs.discard(session)
-        for key in [k for k in self.account_multi_subs if k[0] is session]:
-            del self.account_multi_subs[key]
+        self.account_feeds.drop_session(session)
         self.market.drop_session(session)
 
     def claim_client_id(self, session: Client) -> bool:
@@ -253,9 +250,9 @@ class Hub:
                 for session in self._order_targets(client_id):
                     session.send(frame)
         elif isinstance(event, ve.PositionEvent):
-            self._on_position(event.position)
+            self.account_feeds.on_position(event.position)
         elif isinstance(event, ve.AccountEvent):
-            self._on_account(event.snapshot)
+            self.account_feeds.on_account(event.snapshot)
         elif isinstance(event, ve.DepthSnapshotEvent):
             self.market.on_depth_snapshot(event.snapshot)
         elif isinstance(event, (ve.DropClients, ve.FreezeGateway, ve.KillGateway, ve.LoseUpstream)):
@@ -263,33 +260,6 @@ class Hub:
                 self._on_control(event)
         elif isinstance(event, ve.VenueReset):
             log.warning("venue reset to seed %d", event.seed)
-
-    def _on_position(self, p: vm.Position) -> None:
-        if p.account not in self.accounts:
-            return  # a sub-account's (the paper Schwab API's): no IB client's business
-        contract = self.contract_for(p.symbol, p.con_id)
-        if self.position_subs:
-            frame = outgoing.position(p, contract)
-            for session in self.position_subs:
-                session.send(frame)
-        if self.account_subs:
-            frame = outgoing.update_portfolio(p, contract)
-            for session in self.account_subs:
-                session.send(frame)
-
-    def _on_account(self, snap: vm.AccountSnapshot) -> None:
-        if snap.account not in self.accounts:
-            return
-        if self.account_subs:
-            frames = _account_value_frames(snap)
-            for session in self.account_subs:
-                session.send_many(frames)
-        for (session, req_id), account in self.account_multi_subs.items():
-            if account in ("", snap.account):
-                session.send_many(
-                    outgoing.account_update_multi(req_id, snap.account, v.key, v.value, v.currency)
-                    for v in snap.values
-                )
 
     def _on_control(
         self, event: ve.DropClients | ve.FreezeGateway | ve.KillGateway | ve.LoseUpstream
@@ -523,69 +493,6 @@ class Hub:
     def _second_start_api(self, session: Client, msg: im.StartApi) -> None:
         session.send(outgoing.error(-1, ERR_NOT_SUPPORTED, "Error processing request: already started"))
 
-    # ------------------------------------------------------------------ positions and account
-
-    async def _positions(self, session: Client, msg: im.ReqPositions) -> None:
-        self.position_subs.add(session)
-        positions = await self.venue.positions()
-        frames = [outgoing.position(p, self.contract_for(p.symbol, p.con_id)) for p in positions]
-        frames.append(outgoing.position_end())
-        session.send_many(frames)
-
-    def _cancel_positions(self, session: Client, msg: im.CancelPositions) -> None:
-        self.position_subs.discard(session)
-
-    async def _positions_multi(self, session: Client, msg: im.ReqPositionsMulti) -> None:
-        positions = await self.venue.positions(msg.account)
-        frames = [
-            outgoing.position_multi(msg.req_id, p, self.contract_for(p.symbol, p.con_id))
-            for p in positions
-        ]
-        frames.append(outgoing.position_multi_end(msg.req_id))
-        session.send_many(frames)
-
-    async def _account_updates(self, session: Client, msg: im.ReqAccountUpdates) -> None:
-        if not msg.subscribe:
-            self.account_subs.discard(session)
-            return
-        account = msg.account or self.accounts[0]
-        snap = await self.venue.account_values(account)
-        positions = await self.venue.positions(account)
-        frames = _account_value_frames(snap)
-        frames += [outgoing.update_portfolio(p, self.contract_for(p.symbol, p.con_id)) for p in positions]
-        frames.append(outgoing.update_account_time(snap.time_ns))
-        frames.append(outgoing.account_download_end(account))
-        session.send_many(frames)
-        self.account_subs.add(session)
-
-    async def _account_updates_multi(
-        self, session: Client, msg: im.ReqAccountUpdatesMulti
-    ) -> None:
-        snap = await self.venue.account_values(msg.account)
-        frames = [
-            outgoing.account_update_multi(msg.req_id, snap.account, v.key, v.value, v.currency)
-            for v in snap.values
-        ]
-        frames.append(outgoing.account_update_multi_end(msg.req_id))
-        session.send_many(frames)
-        self.account_multi_subs[(session, msg.req_id)] = msg.account
-
-    def _cancel_account_updates_multi(
-        self, session: Client, msg: im.CancelAccountUpdatesMulti
-    ) -> None:
-        self.account_multi_subs.pop((session, msg.req_id), None)
-
-    async def _account_summary(self, session: Client, msg: im.ReqAccountSummary) -> None:
-        tags = {t.strip() for t in msg.tags.split(",") if t.strip()}
-        snap = await self.venue.account_values()
-        frames = [
-            outgoing.account_summary(msg.req_id, snap.account, v.key, v.value, v.currency)
-            for v in snap.values
-            if v.key in tags and v.currency != "BASE"
-        ]
-        frames.append(outgoing.account_summary_end(msg.req_id))
-        session.send_many(frames)
-
     # ------------------------------------------------------------------ market data
 
     async def _mkt_data(self, session: Client, msg: im.ReqMktData) -> None:
@@ -622,10 +529,6 @@ def _request_id(message: im.ClientMessage) -> int:
         if isinstance(value, int):
             return value
     return -1
-
-
-def _account_value_frames(snap: vm.AccountSnapshot) -> list[bytes]:
-    return [outgoing.update_account_value(v.key, v.value, v.currency, snap.account) for v in snap.values]
 
 
 def parse_filter_time(text: str) -> int | None:
