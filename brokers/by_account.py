@@ -186,8 +186,20 @@ class ByAccountBroker:
 
     def cancel_all(self) -> int:
         """Every broker's; the latest of their writes (IB's global cancel is one write, Schwab's
-        is a cancel per order, started or queued within its order limit)."""
-        return max(broker.cancel_all() for broker in self.brokers.values())
+        is a cancel per order, started or queued within its order limit). This is the breaker's
+        kill switch, so a broker that raises does not keep the others' orders working: each is
+        tried, and the first error is raised after the last."""
+        written: list[int] = []
+        failed: list[Exception] = []
+        for name, broker in self.brokers.items():
+            try:
+                written.append(broker.cancel_all())
+            except Exception as exc:
+                log.error("%s did not cancel its orders: %s", name, exc)
+                failed.append(exc)
+        if failed:
+            raise failed[0]
+        return max(written)
 
     def adopt(
         self,

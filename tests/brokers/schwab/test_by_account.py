@@ -20,6 +20,7 @@ from brokers.base import (
     OrderAccepted,
     OrderStatusChanged,
     OrderType,
+    ReadOnlySession,
     SessionChanged,
     Side,
 )
@@ -91,6 +92,33 @@ async def test_orders_go_to_their_accounts_broker_and_cancel_all_reaches_both(
         await routed.events.next(
             OrderStatusChanged, order_ref=order.order_ref, status=BrokerOrderStatus.CANCELLED
         )
+
+
+async def test_cancel_all_reaches_every_broker_though_one_refuses(
+    paper: PaperStack, schwab_api: SchwabApi, tmp_path: Path
+) -> None:
+    """The breaker's kill switch: an IB connection that may not write (market data only) raises
+    on cancel_all, and Schwab's orders are cancelled all the same before the error is raised."""
+    ib = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, client_id=next(_client_ids), readonly=True))
+    schwab = SchwabBroker(config_for(schwab_api, schwab_api.new_token_file(tmp_path)))
+    broker = ByAccountBroker(
+        {"ibkr": ib, "schwab": schwab}, {IB_ACCOUNT: "ibkr", schwab_api.account_number: "schwab"}
+    )
+    events = Recorder()
+    broker.set_event_handler(events)
+    await broker.connect()
+    try:
+        bid, _ = await paper.quote("MSFT")
+        at_schwab = resting(schwab_api.account_number, below(bid, "0.85"))
+        broker.place(at_schwab)
+        await events.next(OrderAccepted, order_ref=at_schwab.order_ref)
+        with pytest.raises(ReadOnlySession):
+            broker.cancel_all()
+        await events.next(
+            OrderStatusChanged, order_ref=at_schwab.order_ref, status=BrokerOrderStatus.CANCELLED
+        )
+    finally:
+        await broker.close()
 
 
 async def test_an_expired_schwab_login_holds_schwab_orders_and_ib_trades_on(
