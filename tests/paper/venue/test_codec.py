@@ -43,16 +43,18 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
 
 
 def message_strategy(cls: type) -> st.SearchStrategy[Any]:
-    hints = typing.get_type_hints(cls, vars(messages))
+    hints = typing.get_type_hints(cls)
     fields = {f.name: strategy_for(hints[f.name]) for f in dataclasses.fields(cls)}
     return st.builds(cls, **fields)
 
 
 MESSAGE_CLASSES = [
     obj
-    for obj in vars(messages).values()
-    if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == messages.__name__
+    for module in (messages, events)
+    for obj in vars(module).values()
+    if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__
 ]
+"""Every class of the venue connection: requests, replies and what they carry, and events."""
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=lambda c: c.__name__)
