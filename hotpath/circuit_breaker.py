@@ -130,7 +130,7 @@ class CircuitBreaker:
     def trip(self, symbol: str, signal: CrashSignal, recv_ns: int) -> Trip:
         # Halt first: a command processed between the cancel and the halt would slip through.
         self.state = TradingState.HALTED
-        self._cancel_all()
+        self._cancel_everything()
         self.trips += 1
         trip = Trip(symbol, signal, recv_ns, time.perf_counter_ns(), datetime.now(UTC))
         self.last_trip = trip
@@ -148,8 +148,20 @@ class CircuitBreaker:
         """Halt intake and cancel every open order, with no crash behind it: an operator's
         ``breaker_trip``, or a hot path starting while the ledger says the floor is halted."""
         self.state = TradingState.HALTED
-        self._cancel_all()
+        self._cancel_everything()
         log.critical("circuit breaker halted: every open order cancelled, intake halted")
+
+    def _cancel_everything(self) -> None:
+        # A broker that raises (a market-data-only connection, say) must not keep the trip from
+        # being ledgered and reported: intake is halted either way.
+        try:
+            self._cancel_all()
+        except Exception as exc:
+            log.critical(
+                "the breaker's global cancel failed (%s): orders at that broker may still be working;"
+                " check its open orders and cancel them there",
+                exc,
+            )
 
     def arm(self) -> bool:
         """Re-arm after a trip; returns whether the breaker was halted."""

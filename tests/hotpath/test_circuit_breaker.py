@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
+import pytest
+
+from brokers.base import ReadOnlySession
 from hotpath.circuit_breaker import CircuitBreaker, Trip
 from tests.factories import risk_profile
 from trading.circuit_breaker import BreakerRule
@@ -30,6 +33,24 @@ def test_a_ten_percent_drop_inside_the_window_cancels_everything_once_and_halts(
     # Further crashing ticks, on any symbol, do not cancel again.
     breaker.on_price("AAPL", 950, Decimal("80"), 4)
     assert calls == ["cancel_all"]
+
+
+def test_a_cancel_all_that_raises_still_halts_and_records_the_trip(caplog: pytest.LogCaptureFixture) -> None:
+    """A broker that refuses the global cancel (or one of several that does) must not keep the
+    trip from being ledgered and reported, nor an operator's halt from taking hold."""
+
+    def refuse() -> None:
+        raise ReadOnlySession("this IB connection is for market data only")
+
+    trips: list[Trip] = []
+    breaker = CircuitBreaker(refuse, trips.append, Decimal(10), 1_000)
+    breaker.on_price("AAPL", 0, Decimal("100"), 1)
+    trip = breaker.on_price("AAPL", 900, Decimal("90"), 2)
+    assert trip is not None and trips == [trip] and breaker.halted and breaker.trips == 1
+    assert "market data only" in caplog.text and "may still be working" in caplog.text
+    breaker.arm()
+    breaker.halt()
+    assert breaker.halted
 
 
 def test_a_slow_decline_outside_the_window_does_not_trip() -> None:
