@@ -4,6 +4,7 @@ numbered across both and reported one at a time, each naming its accounts."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -43,12 +44,18 @@ class Routed:
     broker: ByAccountBroker
     events: Recorder
     schwab_account: str
+    ib: IbkrBroker
+    schwab: SchwabBroker
 
 
-@pytest.fixture
-async def routed(paper: PaperStack, schwab_api: SchwabApi, tmp_path: Path) -> AsyncIterator[Routed]:
-    ib = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, client_id=next(_client_ids)))
-    schwab = SchwabBroker(config_for(schwab_api, schwab_api.new_token_file(tmp_path)))
+@contextlib.asynccontextmanager
+async def routed_over(
+    paper: PaperStack, schwab_api: SchwabApi, token_file: Path, *, ib_readonly: bool = False
+) -> AsyncIterator[Routed]:
+    """The venue's IB account through the paper gateway and the emulator's Schwab account, on
+    the Schwab login ``token_file`` holds, behind one connected by-account broker."""
+    ib = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, client_id=next(_client_ids), readonly=ib_readonly))
+    schwab = SchwabBroker(config_for(schwab_api, token_file))
     broker = ByAccountBroker(
         {"ibkr": ib, "schwab": schwab}, {IB_ACCOUNT: "ibkr", schwab_api.account_number: "schwab"}
     )
@@ -56,9 +63,15 @@ async def routed(paper: PaperStack, schwab_api: SchwabApi, tmp_path: Path) -> As
     broker.set_event_handler(events)
     await broker.connect()
     try:
-        yield Routed(broker, events, schwab_api.account_number)
+        yield Routed(broker, events, schwab_api.account_number, ib, schwab)
     finally:
         await broker.close()
+
+
+@pytest.fixture
+async def routed(paper: PaperStack, schwab_api: SchwabApi, tmp_path: Path) -> AsyncIterator[Routed]:
+    async with routed_over(paper, schwab_api, schwab_api.new_token_file(tmp_path)) as routed:
+        yield routed
 
 
 def resting(account: str, price: object) -> BrokerOrder:
@@ -99,46 +112,30 @@ async def test_cancel_all_reaches_every_broker_though_one_refuses(
 ) -> None:
     """The breaker's kill switch: an IB connection that may not write (market data only) raises
     on cancel_all, and Schwab's orders are cancelled all the same before the error is raised."""
-    ib = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, client_id=next(_client_ids), readonly=True))
-    schwab = SchwabBroker(config_for(schwab_api, schwab_api.new_token_file(tmp_path)))
-    broker = ByAccountBroker(
-        {"ibkr": ib, "schwab": schwab}, {IB_ACCOUNT: "ibkr", schwab_api.account_number: "schwab"}
-    )
-    events = Recorder()
-    broker.set_event_handler(events)
-    await broker.connect()
-    try:
+    token_file = schwab_api.new_token_file(tmp_path)
+    async with routed_over(paper, schwab_api, token_file, ib_readonly=True) as routed:
         bid, _ = await paper.quote("MSFT")
-        at_schwab = resting(schwab_api.account_number, below(bid, "0.85"))
-        broker.place(at_schwab)
-        await events.next(OrderAccepted, order_ref=at_schwab.order_ref)
+        at_schwab = resting(routed.schwab_account, below(bid, "0.85"))
+        routed.broker.place(at_schwab)
+        await routed.events.next(OrderAccepted, order_ref=at_schwab.order_ref)
         with pytest.raises(ReadOnlySession):
-            broker.cancel_all()
-        await events.next(
+            routed.broker.cancel_all()
+        await routed.events.next(
             OrderStatusChanged, order_ref=at_schwab.order_ref, status=BrokerOrderStatus.CANCELLED
         )
-    finally:
-        await broker.close()
 
 
 async def test_an_expired_schwab_login_holds_schwab_orders_and_ib_trades_on(
     paper: PaperStack, schwab_api: SchwabApi, tmp_path: Path
 ) -> None:
     expired = schwab_api.new_token_file(tmp_path, login_time=time.time() - 8 * 86400, access_ttl_s=0)
-    ib = IbkrBroker(IbkrConfig(HOST, paper.gateway_port, client_id=next(_client_ids)))
-    schwab = SchwabBroker(config_for(schwab_api, expired))
-    broker = ByAccountBroker(
-        {"ibkr": ib, "schwab": schwab}, {IB_ACCOUNT: "ibkr", schwab_api.account_number: "schwab"}
-    )
-    events = Recorder()
-    broker.set_event_handler(events)
-    await broker.connect()
-    try:
+    async with routed_over(paper, schwab_api, expired) as routed:
+        broker, events = routed.broker, routed.events
         notice = await events.next(BrokerNotice, ops_kind=LOGIN_REQUIRED)
         assert "schwab-generate-token.py" in notice.message
-        assert ib.connected and not schwab.connected and not broker.connected
+        assert routed.ib.connected and not routed.schwab.connected and not broker.connected
         bid, _ = await paper.quote("MSFT")
-        held = resting(schwab_api.account_number, below(bid))
+        held = resting(routed.schwab_account, below(bid))
         assert not broker.place(held).sent
         at_ib = resting(IB_ACCOUNT, below(bid))
         assert broker.place(at_ib).sent
@@ -147,5 +144,3 @@ async def test_an_expired_schwab_login_holds_schwab_orders_and_ib_trades_on(
         await events.next(OrderStatusChanged, order_ref=at_ib.order_ref, status=BrokerOrderStatus.CANCELLED)
         assert broker.cancel(held.order_ref) == 0  # never sent: ended here
         await events.next(OrderStatusChanged, order_ref=held.order_ref, status=BrokerOrderStatus.CANCELLED)
-    finally:
-        await broker.close()
