@@ -7,7 +7,7 @@ and values are another broker's business.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from paper.tws import incoming as im
 from paper.tws import outgoing
@@ -15,14 +15,20 @@ from paper.tws.ports import Client
 from paper.venue import messages as vm
 from paper.venue.client import VenueClient
 
-ContractFor = Callable[[str, int], vm.ContractInfo]
+
+class Upstream(Protocol):
+    """The gateway's hub, read at each call: a venue that comes back is a new connection, and
+    its accounts may be others."""
+
+    venue: VenueClient
+    accounts: tuple[str, ...]
+
+    def contract_for(self, symbol: str, con_id: int) -> vm.ContractInfo: ...
 
 
 class AccountFeeds:
-    def __init__(self, venue: VenueClient, accounts: tuple[str, ...], contract_for: ContractFor) -> None:
-        self.venue = venue
-        self.accounts = accounts
-        self.contract_for = contract_for
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
         self.position_subs: set[Client] = set()
         self.account_subs: set[Client] = set()
         self.account_multi_subs: dict[tuple[Client, int], str] = {}
@@ -36,9 +42,9 @@ class AccountFeeds:
     # ------------------------------------------------------------------ venue events
 
     def on_position(self, p: vm.Position) -> None:
-        if p.account not in self.accounts:
+        if p.account not in self.upstream.accounts:
             return
-        contract = self.contract_for(p.symbol, p.con_id)
+        contract = self.upstream.contract_for(p.symbol, p.con_id)
         if self.position_subs:
             frame = outgoing.position(p, contract)
             for session in self.position_subs:
@@ -49,7 +55,7 @@ class AccountFeeds:
                 session.send(frame)
 
     def on_account(self, snap: vm.AccountSnapshot) -> None:
-        if snap.account not in self.accounts:
+        if snap.account not in self.upstream.accounts:
             return
         if self.account_subs:
             frames = _account_value_frames(snap)
@@ -66,8 +72,8 @@ class AccountFeeds:
 
     async def positions(self, session: Client, msg: im.ReqPositions) -> None:
         self.position_subs.add(session)
-        positions = await self.venue.positions()
-        frames = [outgoing.position(p, self.contract_for(p.symbol, p.con_id)) for p in positions]
+        positions = await self.upstream.venue.positions()
+        frames = [outgoing.position(p, self.upstream.contract_for(p.symbol, p.con_id)) for p in positions]
         frames.append(outgoing.position_end())
         session.send_many(frames)
 
@@ -75,9 +81,10 @@ class AccountFeeds:
         self.position_subs.discard(session)
 
     async def positions_multi(self, session: Client, msg: im.ReqPositionsMulti) -> None:
-        positions = await self.venue.positions(msg.account)
+        positions = await self.upstream.venue.positions(msg.account)
         frames = [
-            outgoing.position_multi(msg.req_id, p, self.contract_for(p.symbol, p.con_id)) for p in positions
+            outgoing.position_multi(msg.req_id, p, self.upstream.contract_for(p.symbol, p.con_id))
+            for p in positions
         ]
         frames.append(outgoing.position_multi_end(msg.req_id))
         session.send_many(frames)
@@ -86,18 +93,20 @@ class AccountFeeds:
         if not msg.subscribe:
             self.account_subs.discard(session)
             return
-        account = msg.account or self.accounts[0]
-        snap = await self.venue.account_values(account)
-        positions = await self.venue.positions(account)
+        account = msg.account or self.upstream.accounts[0]
+        snap = await self.upstream.venue.account_values(account)
+        positions = await self.upstream.venue.positions(account)
         frames = _account_value_frames(snap)
-        frames += [outgoing.update_portfolio(p, self.contract_for(p.symbol, p.con_id)) for p in positions]
+        frames += [
+            outgoing.update_portfolio(p, self.upstream.contract_for(p.symbol, p.con_id)) for p in positions
+        ]
         frames.append(outgoing.update_account_time(snap.time_ns))
         frames.append(outgoing.account_download_end(account))
         session.send_many(frames)
         self.account_subs.add(session)
 
     async def account_updates_multi(self, session: Client, msg: im.ReqAccountUpdatesMulti) -> None:
-        snap = await self.venue.account_values(msg.account)
+        snap = await self.upstream.venue.account_values(msg.account)
         frames = [
             outgoing.account_update_multi(msg.req_id, snap.account, v.key, v.value, v.currency)
             for v in snap.values
@@ -111,7 +120,7 @@ class AccountFeeds:
 
     async def account_summary(self, session: Client, msg: im.ReqAccountSummary) -> None:
         tags = {t.strip() for t in msg.tags.split(",") if t.strip()}
-        snap = await self.venue.account_values()
+        snap = await self.upstream.venue.account_values()
         frames = [
             outgoing.account_summary(msg.req_id, snap.account, v.key, v.value, v.currency)
             for v in snap.values

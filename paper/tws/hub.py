@@ -74,7 +74,7 @@ class Hub:
         self.contracts: dict[str, vm.ContractInfo] = {}
         self.by_con_id: dict[int, vm.ContractInfo] = {}
         self.market = MarketData(venue)
-        self.account_feeds = AccountFeeds(venue, self.accounts, self.contract_for)
+        self.account_feeds = AccountFeeds(self)
         self.exec_route: dict[str, int] = {}
         self.frozen_until = 0.0
         self.venue_up = True
