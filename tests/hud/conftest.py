@@ -1,5 +1,5 @@
-"""The HUD's browser tests: the whole floor (the session's Postgres and Kafka; a paper venue and a
-hot path of the HUD suites' own; an API process the browser opens at ``http://localhost:<port>``)
+"""The HUD's browser tests: the whole floor (the session's Postgres; a Kafka broker, a paper venue
+and a hot path of the HUD suites' own; an API process the browser opens at ``http://localhost:<port>``)
 and one headless Chromium, started once for all of tests/hud (each costs seconds to start); per
 test, a fresh browser context with a CDP virtual authenticator and a fresh trader enrolled
 through the enrolment page and signed in on the HUD (the fixture ``hud``), and ``venue`` to drive
@@ -22,16 +22,17 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, async_playwright
 
+from bus.kafka import start_producer
 from config.ports import free_port
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from hotpath.circuit_breaker_log import BREAKER_AGENT
 from tests.api.http import api_process
 from tests.factories import Agent
+from tests.fixtures.kafka import PrivateKafka, private_kafka
 from tests.fixtures.paper import PaperStack, start_paper_stack
 from tests.hotpath.conftest import (  # noqa: F401 - fixtures used by name
     HotPathProcess,
-    command_producer,
     risk_profiles,
     running_hotpath,
 )
@@ -83,10 +84,34 @@ class ApiProcesses:
 
 
 @pytest.fixture(scope="package")
+async def hud_kafka(supervisor: Supervisor, floor_settings: FloorSettings) -> AsyncIterator[PrivateKafka]:
+    """The HUD suites' own Kafka broker. The session's embedded Tansu holds every record the
+    suites before them published, its fetches slow with each, and the HUD checks a book that
+    must change within seconds: on the shared broker the ladder went stale after the hot path
+    suites had run (their hot paths publish every book change), on a broker of its own it does
+    not."""
+    async with private_kafka(supervisor, floor_settings) as kafka:
+        yield kafka
+
+
+@pytest.fixture(scope="package")
+def hud_settings(hud_kafka: PrivateKafka) -> FloorSettings:
+    """The floor's settings with the HUD's broker: its hot path, API processes and commands."""
+    return hud_kafka.settings
+
+
+@pytest.fixture(scope="package")
+async def hud_command_producer(hud_settings: FloorSettings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = await start_producer(hud_settings.kafka, "hud-under-test")
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture(scope="package")
 def hud_apis(
-    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
+    hud_settings: FloorSettings, supervisor: Supervisor, postgres_url: str
 ) -> Iterator[ApiProcesses]:
-    processes = ApiProcesses(floor_settings, supervisor)
+    processes = ApiProcesses(hud_settings, supervisor)
     with processes.stack:
         yield processes
 
@@ -98,7 +123,7 @@ def hud_origin(hud_apis: ApiProcesses, hud_api_env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="package")
-def hud_paper(floor_settings: FloorSettings) -> Iterator[PaperStack]:
+def hud_paper(hud_settings: FloorSettings) -> Iterator[PaperStack]:
     """A paper venue and its gateways for the HUD suites alone: a test may crash, move, pause
     and fill that market without another suite seeing it.
 
@@ -106,7 +131,7 @@ def hud_paper(floor_settings: FloorSettings) -> Iterator[PaperStack]:
     the floor's mark between two changes of the book, which needs a book that changes every few
     reads, as zi's two-tick spread does; the agent model's touch sits still at one tick most of
     the time, and the checks would wait out their timeouts for a move."""
-    settings = floor_settings.model_copy(
+    settings = hud_settings.model_copy(
         update={
             "paper_flow": "zi",
             "venue_port": free_port(),
@@ -115,7 +140,7 @@ def hud_paper(floor_settings: FloorSettings) -> Iterator[PaperStack]:
             "ib_standby_port": free_port(),
         }
     )
-    supervisor = Supervisor(Path(floor_settings.log_dir) / "hud")
+    supervisor = Supervisor(Path(hud_settings.log_dir) / "hud")
     try:
         yield start_paper_stack(supervisor, settings, prefix="hud")
     finally:
@@ -128,16 +153,16 @@ async def hud_hotpath(
     hud_paper: PaperStack,
     risk_profiles: None,  # noqa: F811
     ledger_pool: asyncpg.Pool,
-    command_producer: AIOKafkaProducer,  # noqa: F811
+    hud_command_producer: AIOKafkaProducer,
 ) -> AsyncIterator[HotPathProcess]:
-    """The HUD suites' hot path, trading their venue. Its breaker signs as the floor's
-    ``floor-breaker``, whose automatic trips the API believes (and shows what they did)."""
+    """The HUD suites' hot path, trading their venue on their broker. Its breaker signs as the
+    floor's ``floor-breaker``, whose automatic trips the API believes (and shows what they did)."""
     async with running_hotpath(
         hud_paper.settings,
         supervisor,
         hud_paper,
         ledger_pool,
-        command_producer,
+        hud_command_producer,
         breaker_agent=BREAKER_AGENT,
     ) as process:
         yield process
@@ -146,14 +171,14 @@ async def hud_hotpath(
 @pytest.fixture
 async def hud_floor(
     hud_hotpath: HotPathProcess,
-    command_producer: AIOKafkaProducer,  # noqa: F811
+    hud_command_producer: AIOKafkaProducer,
     operator: Agent,
 ) -> AsyncIterator[HotPathProcess]:
     """The hot path, ACTIVE before and after each test (a test that trips the breaker does not
     halt the next one: the halt is durable and shared by every hot path)."""
-    await rearm(hud_hotpath, command_producer, operator)
+    await rearm(hud_hotpath, hud_command_producer, operator)
     yield hud_hotpath
-    await rearm(hud_hotpath, command_producer, operator)
+    await rearm(hud_hotpath, hud_command_producer, operator)
 
 
 @pytest.fixture
