@@ -30,23 +30,11 @@ pytest_plugins: list[str] = [
 ROOT = Path(__file__).resolve().parent.parent
 
 
-FIRST = ("workflows", "hud")
-"""Packages run before the rest, in this order (see :func:`pytest_collection_modifyitems`)."""
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The time-skipping workflow tests go first, before the end-to-end suites have started
     their processes: the Java test server answers within fixed RPC deadlines that a loaded
-    2-core machine can miss. The HUD's browser tests come next: they check a book that must
-    change within seconds and a paint under a second, and later in a run the session's
-    processes (an API following the session's embedded Tansu, which slows with every record the
-    suites publish) keep a third of the two cores busy. Within a package the order is kept."""
-
-    def rank(item: pytest.Item) -> int:
-        top = item.path.relative_to(ROOT / "tests").parts[0]
-        return FIRST.index(top) if top in FIRST else len(FIRST)
-
-    items.sort(key=rank)
+    2-core machine can miss."""
+    items.sort(key=lambda item: 0 if item.path.parent.name == "workflows" else 1)
 
 
 @pytest.fixture(scope="session")
