@@ -88,8 +88,9 @@ async def hud_kafka(supervisor: Supervisor, floor_settings: FloorSettings) -> As
     """The HUD suites' own Kafka broker. The session's embedded Tansu holds every record the
     suites before them published, its fetches slow with each, and the HUD checks a book that
     must change within seconds: on the shared broker the ladder went stale after the hot path
-    suites had run (their hot paths publish every book change), on a broker of its own it does
-    not."""
+    suites had run (their hot paths publish every book change). On a broker of its own the
+    desk's checks pass in a whole run; on a loaded 2-core machine the ladder's can still time
+    out late in one, which the session's long-lived processes explain only in part."""
     async with private_kafka(supervisor, floor_settings) as kafka:
         yield kafka
 
