@@ -2,9 +2,10 @@
 
 The broker calls :meth:`DepthPublisher.on_depth` on the event loop for every book update; it
 only keeps the newest snapshot per symbol and wakes the sender. The sender publishes whatever
-is newest when it gets to run, at most one record a symbol every :data:`MIN_INTERVAL_S`
-(books that came meanwhile are merged into the newest, never a backlog), so the order path
-never waits for Kafka and the topic grows at a bounded rate whatever the venue's.
+is newest when it gets to run, at most one record a symbol every ``interval_s`` (the setting
+``FLOOR_DEPTH_INTERVAL_MS``: 20 ms on a real Kafka, 100 ms on the embedded Tansu; books that
+came meanwhile are merged into the newest, never a backlog), so the order path never waits for
+Kafka and the topic grows at a bounded rate whatever the venue's.
 
 Why bounded: every record stays on the topic, and the embedded Tansu's fetch work grows with
 the records it holds. Unpaced, a venue changing a book 1,000 times a second made ~400 records
@@ -12,8 +13,10 @@ a second; within a minute the API's fetches of ``market.depth`` cost Tansu a who
 returned a record or two a second, and the HUD's book fell tens of seconds behind for good
 (``python -m bench.hud_render --seconds 30``, its second phase). A book is a whole state and
 the HUD paints at most 60 a second, so books faster than that were never shown anyway. Pacing
-slows the growth, it does not end it: Tansu keeps every record of every topic, so at that load
-(with ``market.trades``) its fetches grow costly again after a few minutes of trading.
+slows the growth, it does not end it: Tansu keeps every record of every topic and lists every
+batch of a partition on each fetch that finds data, so a reader's cost grows with the rate
+times the topic's length. At 50 books a second per symbol the HUD's API fell behind again after
+about four minutes of trading, hence the embedded broker's slower default.
 
 Record (key = symbol, UTF-8 JSON; prices are decimal strings)::
 
@@ -45,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MIN_INTERVAL_S = 0.02
-"""At most one record a symbol this often (50 a second): the newest book when it is due."""
+"""The default ``interval_s`` (a real Kafka's: 50 records a second per symbol at most)."""
 
 
 def to_dict(snapshot: DepthSnapshot, gap: bool = False) -> dict[str, Any]:
@@ -66,9 +69,10 @@ def encode(snapshot: DepthSnapshot, gap: bool = False) -> bytes:
 
 
 class DepthPublisher:
-    def __init__(self, producer: EventProducer, topic: str) -> None:
+    def __init__(self, producer: EventProducer, topic: str, interval_s: float = MIN_INTERVAL_S) -> None:
         self._producer = producer
         self._topic = topic
+        self._interval_s = interval_s
         self._latest: dict[str, DepthSnapshot] = {}
         self._gaps: set[str] = set()
         """Symbols whose next record must say it follows a gap."""
@@ -99,4 +103,4 @@ class DepthPublisher:
                         self._gaps.add(symbol)  # the next book of the symbol carries it
                     log.exception("depth of %s not published", symbol)
             # Books that come meanwhile replace each other in _latest: the newest goes next.
-            await asyncio.sleep(max(0.0, began + MIN_INTERVAL_S - loop.time()))
+            await asyncio.sleep(max(0.0, began + self._interval_s - loop.time()))

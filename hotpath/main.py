@@ -278,7 +278,7 @@ async def run(
     span_store.quiet = lambda: time.perf_counter_ns() - intake.last_intake_ns >= SPAN_QUIET_NS
     hot = HotPath(intake, events, breaker, broker)
     hot.sweep = sweep
-    depth = DepthPublisher(producer, MARKET_DEPTH)
+    depth = DepthPublisher(producer, MARKET_DEPTH, settings.depth_publish_interval_ms / 1000)
     tape = TradePublisher(producer, MARKET_TRADES)
     intake.on_timing = hot.timings.append
     hot.reader = telemetry.reader
