@@ -177,7 +177,7 @@ class Hub:
         """Read the breaker's state, open the consumer (positioned: a record produced after
         this returns is seen) and start the feeds."""
         self._breaker = await self._ledger.start()
-        wait_ms = self._settings.command_fetch_wait_ms
+        wait_ms = self._settings.api_feed_fetch_wait_ms
         self._consumer = await start_consumer(
             self._settings.kafka, fetch_wait_ms=wait_ms, topics=(MARKET_DEPTH, ORDERS_EVENTS)
         )

@@ -7,8 +7,9 @@
   back on ``market.depth`` (each record is a symbol's whole book, so the last few hundred fill
   the books an API that just started can show) and at the start of the current session on
   ``market.trades`` (the session's volume at each price is the sum of all of them;
-  :mod:`api.hub_trades`). Their fetch waits as briefly as the hot path's command fetch: against
-  the embedded Tansu a fetch is answered only when its wait runs out.
+  :mod:`api.hub_trades`). Their fetch waits ``FLOOR_API_FETCH_WAIT_MS`` (20 ms against the
+  embedded Tansu, which answers a fetch only when its wait runs out: longer than the hot path's
+  5 ms command fetch, since an idle API polling that often cost 40% of a core).
 - **orders.events** and **market.depth** records are verified
   (:class:`~bus.signed_records.RecordVerifier`, one key registry copy for both) before anything
   is done with them: the desk checks a trader's arming limits at the book's prices, so a forged

@@ -337,7 +337,7 @@ def _start_server(
     args: tuple[Any, ...] = (settings.model_dump_json(), port, ready)
     if path == "relay":
         target = relay_main
-        args = (settings.kafka, settings.host, port, settings.command_fetch_wait_ms, ready, stop, hop_out)
+        args = (settings.kafka, settings.host, port, settings.api_feed_fetch_wait_ms, ready, stop, hop_out)
     process = ctx.Process(target=target, args=args, daemon=True)
     process.start()
     return f"ws://{settings.host}:{port}", process.pid, (process, ready)

@@ -111,6 +111,7 @@ def child_env(settings: FloorSettings, database: str | None = None) -> dict[str,
         # Resolved here: the child always gets KAFKA_BOOTSTRAP, so it cannot tell embedded apart.
         "FLOOR_KAFKA_FETCH_WAIT_MS": str(settings.command_fetch_wait_ms),
         "FLOOR_DEPTH_INTERVAL_MS": str(settings.depth_publish_interval_ms),
+        "FLOOR_API_FETCH_WAIT_MS": str(settings.api_feed_fetch_wait_ms),
         # The worker's and the bridge's metrics ports: a worker or bridge started for this
         # floor serves /metrics where `floor status` says, not on another floor's default port.
         "FLOOR_WORKER_HEALTH_PORT": str(settings.worker_health_port),

@@ -16,6 +16,7 @@ import pytest
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from tests.api.http import api_process
+from tests.fixtures.hotpath import floor_api
 from tests.fixtures.otlp import OtlpCollector
 from trading.symbols import parse_symbols
 
@@ -133,3 +134,12 @@ def graphql_api(
     }
     with api_process(floor_settings, supervisor, "api-graphql", env) as (url, _):
         yield GraphQLApi(url)
+
+
+@pytest.fixture(scope="package")
+def api_url(
+    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
+) -> Iterator[str]:
+    """The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
+    with floor_api(floor_settings, supervisor) as url:
+        yield url

@@ -10,7 +10,12 @@ from pydantic import ValidationError
 
 from bus import kafka
 from config.processes import child_env
-from config.settings import EMBEDDED_FETCH_WAIT_MS, EXTERNAL_FETCH_WAIT_MS, FloorSettings
+from config.settings import (
+    EMBEDDED_API_FETCH_WAIT_MS,
+    EMBEDDED_FETCH_WAIT_MS,
+    EXTERNAL_FETCH_WAIT_MS,
+    FloorSettings,
+)
 
 
 def test_a_zero_fetch_wait_is_refused() -> None:
@@ -59,6 +64,26 @@ def test_the_hot_path_waits_briefly_on_the_embedded_broker_only(tmp_path: object
         env = child_env(settings)
         assert env["KAFKA_BOOTSTRAP"] == settings.kafka
         assert env["FLOOR_KAFKA_FETCH_WAIT_MS"] == str(settings.command_fetch_wait_ms)
+
+
+def test_the_apis_feeds_wait_longer_than_the_hot_path_on_the_embedded_broker(tmp_path: object) -> None:
+    embedded = FloorSettings(
+        var_dir=tmp_path, kafka_bootstrap=None, api_fetch_wait_ms=None, kafka_fetch_wait_ms=None
+    )
+    external = FloorSettings(var_dir=tmp_path, kafka_bootstrap="kafka.internal:9092", api_fetch_wait_ms=None)
+    chosen = FloorSettings(var_dir=tmp_path, kafka_bootstrap=None, api_fetch_wait_ms=7)
+    # The API is not the order path: polling every 5 ms it kept Tansu and itself busy for nothing.
+    assert embedded.api_feed_fetch_wait_ms == EMBEDDED_API_FETCH_WAIT_MS > embedded.command_fetch_wait_ms
+    assert external.api_feed_fetch_wait_ms == EXTERNAL_FETCH_WAIT_MS
+    assert chosen.api_feed_fetch_wait_ms == 7
+    for settings in (embedded, external, chosen):
+        env = child_env(settings, "api")
+        child = FloorSettings(
+            var_dir=tmp_path,
+            kafka_bootstrap=env["KAFKA_BOOTSTRAP"],
+            api_fetch_wait_ms=int(env["FLOOR_API_FETCH_WAIT_MS"] or 0),
+        )
+        assert child.api_feed_fetch_wait_ms == settings.api_feed_fetch_wait_ms
 
 
 def test_a_fetch_wait_below_one_ms_is_refused_when_the_floor_reads_its_settings(tmp_path: object) -> None:

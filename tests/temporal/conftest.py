@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -21,6 +21,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import SECURITY_EVENTS
+from config.settings import FloorSettings
+from floor.supervisor import Supervisor
 from ledger.access import LedgerAccess
 from ledger.append import Decision, append_command
 from ledger.keys import get_key
@@ -31,7 +33,7 @@ from temporal.client import connect
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from tests.factories import Agent
-from tests.fixtures.hotpath import RecordWriters, register
+from tests.fixtures.hotpath import RecordWriters, floor_api, register
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 
 
@@ -169,3 +171,12 @@ async def summaries(handle: WorkflowHandle, kind: EventType.ValueType) -> list[s
         for e in history.events
         if e.event_type == kind and e.user_metadata.HasField("summary")
     ]
+
+
+@pytest.fixture(scope="package")
+def api_url(
+    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
+) -> Iterator[str]:
+    """The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
+    with floor_api(floor_settings, supervisor) as url:
+        yield url
