@@ -77,7 +77,7 @@ def test_the_apis_feeds_wait_longer_than_the_hot_path_on_the_embedded_broker(tmp
     assert external.api_feed_fetch_wait_ms == EXTERNAL_FETCH_WAIT_MS
     assert chosen.api_feed_fetch_wait_ms == 7
     for settings in (embedded, external, chosen):
-        env = child_env(settings, "api")
+        env = child_env(settings)
         child = FloorSettings(
             var_dir=tmp_path,
             kafka_bootstrap=env["KAFKA_BOOTSTRAP"],
