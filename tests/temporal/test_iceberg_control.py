@@ -175,9 +175,15 @@ async def test_revoking_the_authors_key_pulls_the_working_slice_and_ledgers_the_
     temporal_client: Client,
 ) -> None:
     handle = await _resting_iceberg(command_producer, agent, temporal_client)
-    working = await ledger_pool.fetch(
-        "SELECT DISTINCT command_id FROM order_events WHERE parent_id = $1 AND kind = 'submitted'", handle.id
-    )
+
+    async def submitted() -> list[asyncpg.Record]:
+        # The iceberg counts a slice working before its `submitted` record is in the ledger.
+        return await ledger_pool.fetch(
+            "SELECT DISTINCT command_id FROM order_events WHERE parent_id = $1 AND kind = 'submitted'",
+            handle.id,
+        )
+
+    working: list[asyncpg.Record] = await eventually(submitted, timeout=20, interval=0.1)
     assert working
 
     await revoke_agent(ledger_pool, agent.agent_id)
