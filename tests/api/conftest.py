@@ -16,7 +16,7 @@ import pytest
 from config.settings import FloorSettings
 from floor.supervisor import Supervisor
 from tests.api.http import api_process
-from tests.fixtures.hotpath import floor_api
+from tests.fixtures.hotpath import package_api_url
 from tests.fixtures.otlp import OtlpCollector
 from trading.symbols import parse_symbols
 
@@ -136,10 +136,5 @@ def graphql_api(
         yield GraphQLApi(url)
 
 
-@pytest.fixture(scope="package")
-def api_url(
-    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
-) -> Iterator[str]:
-    """The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
-    with floor_api(floor_settings, supervisor) as url:
-        yield url
+api_url = pytest.fixture(scope="package", name="api_url")(package_api_url)
+"""The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""

@@ -9,7 +9,7 @@ import itertools
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -30,7 +30,7 @@ from hotpath.service import hotpath_spec
 from ledger.keys import ROLE_SERVICE, register_key
 from ledger.risk_profiles import set_profile
 from tests.factories import Agent, cancel_all_command, risk_profile
-from tests.fixtures.hotpath import ensure_record_writers, ensure_service_key, floor_api, fresh_agent
+from tests.fixtures.hotpath import ensure_record_writers, ensure_service_key, fresh_agent, package_api_url
 from tests.fixtures.paper import PaperStack
 from tests.fixtures.schwab import SchwabApi
 from tests.helpers import eventually
@@ -303,10 +303,5 @@ async def the_dead_hotpaths_client(settings: FloorSettings) -> IbkrBroker:
     return await eventually(attempt, timeout=15.0, interval=0.2)
 
 
-@pytest.fixture(scope="package")
-def api_url(
-    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
-) -> Iterator[str]:
-    """The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
-    with floor_api(floor_settings, supervisor) as url:
-        yield url
+api_url = pytest.fixture(scope="package", name="api_url")(package_api_url)
+"""The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""

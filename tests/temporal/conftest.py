@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -21,8 +21,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from bus.kafka import ensure_topics, start_producer
 from bus.signed_records import SigningProducer
 from bus.topics import SECURITY_EVENTS
-from config.settings import FloorSettings
-from floor.supervisor import Supervisor
 from ledger.access import LedgerAccess
 from ledger.append import Decision, append_command
 from ledger.keys import get_key
@@ -33,7 +31,7 @@ from temporal.client import connect
 from temporal.config import DATA_CONVERTER
 from temporal.search_attributes import ensure_search_attributes
 from tests.factories import Agent
-from tests.fixtures.hotpath import RecordWriters, floor_api, register
+from tests.fixtures.hotpath import RecordWriters, package_api_url, register
 from trading.commands import Command, CommandKind, Edge, Side, TimeInForce, utc_now_ms
 
 
@@ -173,10 +171,5 @@ async def summaries(handle: WorkflowHandle, kind: EventType.ValueType) -> list[s
     ]
 
 
-@pytest.fixture(scope="package")
-def api_url(
-    floor_settings: FloorSettings, supervisor: Supervisor, postgres_url: str, kafka_bootstrap: str
-) -> Iterator[str]:
-    """The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
-    with floor_api(floor_settings, supervisor) as url:
-        yield url
+api_url = pytest.fixture(scope="package", name="api_url")(package_api_url)
+"""The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
