@@ -137,4 +137,4 @@ def graphql_api(
 
 
 api_url = pytest.fixture(scope="package", name="api_url")(package_api_url)
-"""The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
+"""The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.package_api_url`)."""

@@ -304,4 +304,4 @@ async def the_dead_hotpaths_client(settings: FloorSettings) -> IbkrBroker:
 
 
 api_url = pytest.fixture(scope="package", name="api_url")(package_api_url)
-"""The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.floor_api`)."""
+"""The floor's API process for this package's tests (:func:`tests.fixtures.hotpath.package_api_url`)."""

@@ -89,8 +89,8 @@ async def hud_kafka(supervisor: Supervisor, floor_settings: FloorSettings) -> As
     suites before them published, its fetches slow with each, and the HUD checks a book that
     must change within seconds: on the shared broker the ladder went stale after the hot path
     suites had run (their hot paths publish every book change). On a broker of its own the
-    desk's checks pass in a whole run; on a loaded 2-core machine the ladder's can still time
-    out late in one, which the session's long-lived processes explain only in part."""
+    other suites' books do not reach the HUD's API. (The ladder's later staleness in whole runs
+    was the hot path's depth rate against Tansu's fetch cost: ``FLOOR_DEPTH_INTERVAL_MS``.)"""
     async with private_kafka(supervisor, floor_settings) as kafka:
         yield kafka
 
